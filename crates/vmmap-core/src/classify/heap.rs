@@ -1,0 +1,273 @@
+//! Pass 3: glibc non-main arenas.
+//!
+//! glibc gives each non-main arena "heaps" of `HEAP_MAX_SIZE` (64 MiB on
+//! 64-bit, 1 MiB on 32-bit) address space, aligned to that size so that
+//! `heap_for_ptr(p) = p & ~(HEAP_MAX_SIZE - 1)`. The committed head is
+//! `rw-p` and the rest a `---p` reservation. Every heap starts with
+//!
+//! ```c
+//! typedef struct _heap_info {
+//!   mstate ar_ptr;          /* arena of this heap */
+//!   struct _heap_info *prev;/* previous heap of the same arena */
+//!   size_t size;            /* current size in bytes */
+//!   size_t mprotect_size;   /* size that is mprotected read/write */
+//!   ...
+//! } heap_info;
+//! ```
+//!
+//! The alignment is only a hint; the header, read from the target, confirms
+//! the heap, and `ar_ptr` says which arena it belongs to. Heaps of one arena
+//! share a Heap ID; arenas are numbered from 1 in address order of their
+//! `malloc_state` (0 is the brk heap of the main arena).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use super::{is_plain_anon, Context, Inspector};
+use crate::model::{MemoryType, Region};
+
+/// A confirmed or presumed arena heap: indices into the region list.
+struct HeapRun {
+    committed: usize,
+    reserved: Option<usize>,
+    ar_ptr: Option<u64>,
+}
+
+pub(super) fn find_arenas(
+    regions: Vec<Region>,
+    ctx: &Context<'_>,
+    inspector: &mut dyn Inspector,
+) -> Vec<Region> {
+    let heap_max: u64 = if ctx.pointer_width == 4 {
+        1 << 20
+    } else {
+        64 << 20
+    };
+    let mut runs = Vec::new();
+    for (i, r) in regions.iter().enumerate() {
+        let candidate_type = r.memory_type == MemoryType::PrivateData
+            || (r.memory_type == MemoryType::Heap && r.path.contains("glibc: malloc arena"));
+        if !candidate_type
+            || !(is_plain_anon(r) || r.path.contains("glibc: malloc arena"))
+            || &r.perms.0 != b"rw-p"
+            || r.start % heap_max != 0
+            || r.size() > heap_max
+        {
+            continue;
+        }
+        let reserved = regions
+            .get(i + 1)
+            .filter(|n| n.start == r.end && n.perms.none() && !n.perms.shared() && n.inode == 0)
+            .map(|_| i + 1);
+        let span = reserved.map_or(r.size(), |j| regions[j].end - r.start);
+        match read_heap_info(r.start, ctx.pointer_width, inspector) {
+            Some(h) if plausible(&h, r, heap_max, ctx.page_size) => {
+                runs.push(HeapRun {
+                    committed: i,
+                    reserved,
+                    ar_ptr: Some(h.ar_ptr),
+                });
+            }
+            Some(_) => {}
+            // Memory unreadable (a captured /proc, or no ptrace access): the
+            // exact HEAP_MAX_SIZE layout alone is strong enough to call it a
+            // heap, and the evidence says it is unconfirmed.
+            None if span == heap_max && reserved.is_some() => {
+                runs.push(HeapRun {
+                    committed: i,
+                    reserved,
+                    ar_ptr: None,
+                });
+            }
+            None => {}
+        }
+    }
+    if runs.is_empty() {
+        return regions;
+    }
+    // Arena ids: each distinct ar_ptr, in address order, from 1; unconfirmed
+    // heaps each get their own id after those.
+    let mut arenas: BTreeMap<u64, u32> = BTreeMap::new();
+    for run in &runs {
+        if let Some(a) = run.ar_ptr {
+            arenas.insert(a, 0);
+        }
+    }
+    for (n, id) in arenas.values_mut().enumerate() {
+        *id = n as u32 + 1;
+    }
+    let mut next_unconfirmed = arenas.len() as u32 + 1;
+    let mut by_start: BTreeMap<usize, (HeapRun, u32)> = BTreeMap::new();
+    for run in runs {
+        let id = match run.ar_ptr {
+            Some(a) => arenas[&a],
+            None => {
+                next_unconfirmed += 1;
+                next_unconfirmed - 1
+            }
+        };
+        by_start.insert(run.committed, (run, id));
+    }
+    let mut out = Vec::with_capacity(regions.len());
+    let mut it = regions.into_iter().enumerate().peekable();
+    while let Some((i, mut r)) = it.next() {
+        let Some((run, id)) = by_start.remove(&i) else {
+            out.push(r);
+            continue;
+        };
+        let (details, evidence): (String, Cow<'static, str>) = match run.ar_ptr {
+            Some(a) => (
+                format!("Heap ID: {id} (glibc arena at {a:#x})"),
+                Cow::Borrowed("HEAP_MAX_SIZE-aligned heap whose heap_info header, read from the process, names its arena"),
+            ),
+            None => (
+                format!("Heap ID: {id} (glibc arena heap, unconfirmed)"),
+                Cow::Borrowed("HEAP_MAX_SIZE-aligned rw-p + ---p reservation of exactly HEAP_MAX_SIZE; header unreadable, so unconfirmed"),
+            ),
+        };
+        r.memory_type = MemoryType::Heap;
+        r.details = "committed".into();
+        r.evidence = evidence.clone();
+        let mut subs = vec![r];
+        if run.reserved.is_some() {
+            if let Some((_, mut res)) = it.next() {
+                res.memory_type = MemoryType::Heap;
+                res.details = "reserved".into();
+                res.evidence = Cow::Borrowed(
+                    "the PROT_NONE rest of the arena heap's HEAP_MAX_SIZE reservation",
+                );
+                subs.push(res);
+            }
+        }
+        let mut g = Region::group(subs, MemoryType::Heap, details, evidence);
+        g.heap_id = Some(id);
+        out.push(g);
+    }
+    out
+}
+
+struct HeapInfo {
+    ar_ptr: u64,
+    prev: u64,
+    size: u64,
+    mprotect_size: u64,
+}
+
+fn read_heap_info(addr: u64, width: usize, inspector: &mut dyn Inspector) -> Option<HeapInfo> {
+    let mut buf = [0u8; 32];
+    let buf = &mut buf[..4 * width];
+    if !inspector.read_memory(addr, buf) {
+        return None;
+    }
+    let word = |i: usize| -> u64 {
+        let b = &buf[i * width..(i + 1) * width];
+        if width == 4 {
+            u64::from(u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        } else {
+            u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        }
+    };
+    Some(HeapInfo {
+        ar_ptr: word(0),
+        prev: word(1),
+        size: word(2),
+        mprotect_size: word(3),
+    })
+}
+
+/// Checks the header against the mapping, as glibc's own invariants have
+/// it: sizes within HEAP_MAX_SIZE, the mprotected part page-aligned and no
+/// larger than the rw-p mapping, `prev` another aligned heap.
+fn plausible(h: &HeapInfo, r: &Region, heap_max: u64, page: u64) -> bool {
+    h.ar_ptr != 0
+        && h.size > 0
+        && h.size <= heap_max
+        && h.mprotect_size <= heap_max
+        && h.mprotect_size % page == 0
+        && h.mprotect_size <= r.size()
+        && h.size <= r.size().max(h.mprotect_size)
+        && (h.prev == 0 || (h.prev % heap_max == 0 && h.prev != r.start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::FakeInspector;
+    use super::super::{classify, Context};
+    use super::*;
+    use crate::proc::smaps::Mapping;
+
+    const MB64: u64 = 64 << 20;
+
+    fn anon(start: u64, end: u64, perms: &[u8; 4]) -> Mapping {
+        Mapping {
+            start,
+            end,
+            perms: *perms,
+            ..Mapping::default()
+        }
+    }
+
+    fn header(ar: u64, prev: u64, size: u64, mp: u64) -> Vec<u8> {
+        [ar, prev, size, mp]
+            .iter()
+            .flat_map(|w| w.to_ne_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn two_arenas_get_their_own_ids() {
+        let a = 0x7f00_0000_0000u64; // 64 MiB aligned
+        let b = a + 2 * MB64;
+        let c = a + 4 * MB64;
+        let maps = vec![
+            anon(a, a + 0x21000, b"rw-p"),
+            anon(a + 0x21000, a + MB64, b"---p"),
+            anon(b, b + 0x1000, b"rw-p"),
+            anon(b + 0x1000, b + MB64, b"---p"),
+            anon(c, c + 0x2000, b"rw-p"), // aligned, but header is garbage
+        ];
+        let mut fake = FakeInspector::default();
+        fake.memory.push((a, header(b + 0x20, 0, 0x21000, 0x21000))); // second heap of arena at b
+        fake.memory.push((b, header(b + 0x20, 0, 0x1000, 0x1000)));
+        fake.memory.push((c, header(0, 0, 0, 0)));
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(r.len(), 3);
+        assert_eq!(
+            (r[0].memory_type, r[0].heap_id),
+            (MemoryType::Heap, Some(1))
+        );
+        assert_eq!(r[0].sub_blocks.len(), 2);
+        assert_eq!(r[0].size(), MB64);
+        assert_eq!(
+            (r[1].memory_type, r[1].heap_id),
+            (MemoryType::Heap, Some(1)),
+            "same ar_ptr, same arena"
+        );
+        assert_eq!(r[2].memory_type, MemoryType::PrivateData);
+    }
+
+    #[test]
+    fn unreadable_memory_needs_the_exact_layout() {
+        let a = 0x7f00_0000_0000u64;
+        let maps = vec![
+            anon(a, a + 0x21000, b"rw-p"),
+            anon(a + 0x21000, a + MB64, b"---p"),
+        ];
+        let mut fake = FakeInspector::default();
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(r[0].memory_type, MemoryType::Heap);
+        assert!(r[0].details.contains("unconfirmed"));
+    }
+}

@@ -1,0 +1,123 @@
+//! The [`Inspector`] over the live system: mapped files are read through
+//! the target's root (`/proc/PID/root/…`, right across mount namespaces and
+//! containers) or `map_files/` (right for deleted files), and target memory
+//! through `process_vm_readv` with `/proc/PID/mem` as the fallback.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use super::procdir::ProcDir;
+use crate::classify::{FileProbe, Inspector};
+use crate::elf;
+use crate::model::Region;
+use crate::proc::mountinfo;
+
+/// Reads what classification needs from a live (or captured) process.
+pub struct LiveInspector<'a> {
+    dir: &'a ProcDir,
+    fs_types: HashMap<(u32, u32), String>,
+    mem: Option<Option<File>>,
+    /// Whether target memory may be read at all.
+    pub read_memory: bool,
+}
+
+impl<'a> LiveInspector<'a> {
+    /// An inspector for `dir`'s process; reads its mountinfo now.
+    pub fn new(dir: &'a ProcDir, read_memory: bool) -> Self {
+        let fs_types = dir
+            .read("mountinfo")
+            .map(|b| mountinfo::parse(&b))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| ((m.major, m.minor), m.fs_type))
+            .collect();
+        LiveInspector {
+            dir,
+            fs_types,
+            mem: None,
+            read_memory,
+        }
+    }
+
+    fn open_mapped_file(&self, r: &Region) -> Result<File, String> {
+        let path = r.path.strip_suffix(" (deleted)").unwrap_or(&r.path);
+        let mut last_err = String::from("no way to open it");
+        if !r.path.ends_with(" (deleted)") {
+            let p = self.dir.path("root").join(path.trim_start_matches('/'));
+            match File::open(&p) {
+                // The path may now name another file than the one mapped
+                // (replaced by a package upgrade): check the inode.
+                Ok(f) if f.metadata().map(|m| m.ino() == r.inode).unwrap_or(false) => return Ok(f),
+                Ok(_) => last_err = "the file at that path was replaced since it was mapped".into(),
+                Err(e) => last_err = e.to_string(),
+            }
+        }
+        let p = self
+            .dir
+            .path(&format!("map_files/{:x}-{:x}", r.start, r.end));
+        File::open(&p).map_err(|e| format!("{last_err}; map_files: {e}"))
+    }
+}
+
+impl Inspector for LiveInspector<'_> {
+    fn probe_file(&mut self, r: &Region) -> FileProbe {
+        let f = match self.open_mapped_file(r) {
+            Ok(f) => f,
+            Err(e) => return FileProbe::Unreadable(e),
+        };
+        let mut buf = vec![0u8; 4096];
+        let mut n = 0;
+        while n < buf.len() {
+            match f.read_at(&mut buf[n..], n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return FileProbe::Unreadable(e.to_string()),
+            }
+        }
+        match elf::parse(&buf[..n]) {
+            Ok(info) => FileProbe::Elf(info),
+            Err(_) => FileProbe::NotElf,
+        }
+    }
+
+    fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        if !self.read_memory {
+            return false;
+        }
+        if self.dir.is_live() && vm_readv(self.dir.pid, addr, buf) {
+            return true;
+        }
+        let mem = self
+            .mem
+            .get_or_insert_with(|| File::open(self.dir.path("mem")).ok());
+        match mem {
+            Some(f) => f.read_exact_at(buf, addr).is_ok(),
+            None => false,
+        }
+    }
+
+    fn fs_type(&self, major: u32, minor: u32) -> Option<&str> {
+        self.fs_types.get(&(major, minor)).map(String::as_str)
+    }
+}
+
+fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` describes `buf`, valid for writes of its length for the
+    // duration of the call; `remote` is only an address in the other
+    // process, which the kernel checks.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    n == buf.len() as isize
+}

@@ -1,0 +1,299 @@
+//! Collection: reads one process's `/proc` files once each, classifies the
+//! mappings and returns a [`Snapshot`]. Also the cheap process listing
+//! behind `vmmap ps` and lookup by name.
+//!
+//! The proc root is a parameter so that a captured copy of `/proc/PID`
+//! (for a bug report, or a test of an old kernel's format) reads exactly
+//! like the live one.
+
+mod inspector;
+pub mod privilege;
+mod procdir;
+mod processes;
+mod threads;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use procdir::ProcDir;
+pub use processes::{find_by_name, list_processes, Access, ProcessEntry};
+pub use threads::StackPointerPolicy;
+
+use crate::classify::{self, Context};
+use crate::elf;
+use crate::error::{Error, Result};
+use crate::model::{KernelInfo, ProcessInfo, Snapshot, StackPointerSource};
+use crate::proc::smaps::{Field, Mapping, SmapsParser};
+use crate::proc::{cmdline, rollup, stat, status};
+
+/// How to take a snapshot.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Where `/proc` is (a captured tree works too).
+    pub proc_root: PathBuf,
+    /// Whether to interrupt running threads with ptrace for their stack
+    /// pointers.
+    pub ptrace: bool,
+    /// Whether to read target memory (glibc arena headers).
+    pub read_memory: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            proc_root: PathBuf::from("/proc"),
+            ptrace: true,
+            read_memory: true,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the proc root.
+    pub fn proc_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.proc_root = root.into();
+        self
+    }
+    /// Allows or forbids ptrace.
+    pub fn ptrace(mut self, yes: bool) -> Self {
+        self.ptrace = yes;
+        self
+    }
+    /// Allows or forbids reading target memory.
+    pub fn read_memory(mut self, yes: bool) -> Self {
+        self.read_memory = yes;
+        self
+    }
+}
+
+/// Fields every kernel since 2.6.26 prints; without `Size` and `Rss` there
+/// is nothing to show.
+const REQUIRED: [Field; 2] = [Field::Size, Field::Rss];
+
+/// Takes a snapshot of process `pid`.
+pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
+    let dir = ProcDir::open(&opts.proc_root, pid)?;
+    let st = stat::parse(&dir.read("stat")?).map_err(|e| Error::Parse {
+        path: dir.path("stat"),
+        source: e,
+    })?;
+    if st.is_kernel_thread() {
+        return Err(Error::KernelThread { pid, name: st.comm });
+    }
+    if st.state == 'Z' || st.state == 'X' {
+        return Err(Error::ProcessExited { pid });
+    }
+    let status = status::parse(&dir.read("status")?).map_err(|e| Error::Parse {
+        path: dir.path("status"),
+        source: e,
+    })?;
+    let cmdline = cmdline::parse(&dir.read("cmdline").unwrap_or_default());
+    let exe = std::fs::read_link(dir.path("exe"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    let elf = read_head(&dir.path("exe")).and_then(|b| elf::parse(&b).ok());
+    let uid = status.uids().map_or(0, |u| u[0]);
+
+    let policy = StackPointerPolicy {
+        retries: 3,
+        ptrace: opts.ptrace,
+    };
+    let threads = threads::threads(&dir, policy)?;
+
+    let mappings = read_smaps(&dir)?;
+    if mappings.is_empty() {
+        // Only a process without an address space prints an empty smaps:
+        // by now it must have exited (kernel threads were caught above).
+        return Err(Error::ProcessExited { pid });
+    }
+    let present = mappings.iter().fold(0u32, |m, x| m | x.fields.present);
+    for f in REQUIRED {
+        if present & (1 << f as u32) == 0 {
+            return Err(Error::Unsupported {
+                what: format!("the {} field in /proc/PID/smaps", f.kernel_name()),
+                hint: "vmmap needs Linux 2.6.26 or later".into(),
+            });
+        }
+    }
+    let missing_fields: Vec<String> = Field::ALL[..22]
+        .iter()
+        .filter(|f| present & (1 << **f as u32) == 0)
+        .map(|f| f.kernel_name().to_string())
+        .collect();
+    let rollup = match dir.read_optional("smaps_rollup")? {
+        Some(b) => rollup::parse(&b).map_err(|e| Error::Parse {
+            path: dir.path("smaps_rollup"),
+            source: e,
+        })?,
+        None => None,
+    };
+    // The PID may have been reused while we read: same start time, same
+    // process.
+    match dir.read("stat").ok().and_then(|b| stat::parse(&b).ok()) {
+        Some(s) if s.start_time == st.start_time && s.state != 'Z' => {}
+        _ => return Err(Error::ProcessExited { pid }),
+    }
+
+    let page_size = page_size();
+    let kernel = KernelInfo {
+        release: read_sys(&opts.proc_root, "sys/kernel/osrelease").unwrap_or_else(uname_release),
+        page_size,
+        mmap_min_addr: read_sys(&opts.proc_root, "sys/vm/mmap_min_addr")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(65536),
+        user_address_limit: user_address_limit(elf.as_ref(), &mappings, page_size),
+        missing_fields,
+    };
+
+    let process = ProcessInfo {
+        pid,
+        name: status
+            .name()
+            .map_or_else(|| st.comm.clone(), str::to_string),
+        cmdline,
+        exe,
+        uid,
+        user: privilege::user_name(uid),
+        elf,
+        start_time_ticks: st.start_time,
+        threads,
+    };
+    let mut warnings = Vec::new();
+    for t in &process.threads {
+        if t.stack_pointer_source == StackPointerSource::Unavailable {
+            warnings.push(format!(
+                "thread {} ({}) kept running and could not be interrupted (ptrace {}): its stack is shown as Private Data",
+                t.tid,
+                t.name,
+                if opts.ptrace { "refused" } else { "disabled" }
+            ));
+        }
+    }
+    let ctx = Context {
+        pid,
+        pointer_width: process.pointer_width(),
+        page_size,
+        threads: &process.threads,
+    };
+    let mut inspector = inspector::LiveInspector::new(&dir, opts.read_memory);
+    let (regions, mut class_warnings) = classify::classify(mappings, &ctx, &mut inspector);
+    warnings.append(&mut class_warnings);
+    Ok(Snapshot {
+        process,
+        taken_at_unix_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        kernel,
+        regions,
+        rollup,
+        status,
+        warnings,
+    })
+}
+
+/// Reads and parses smaps in one pass through a fixed buffer, so the text
+/// (44 MB for 60,000 mappings) is never held whole.
+fn read_smaps(dir: &ProcDir) -> Result<Vec<Mapping>> {
+    let path = dir.path("smaps");
+    let mut f = match dir.open_file("smaps") {
+        Err(Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound && dir.alive() =>
+        {
+            return Err(Error::Unsupported {
+                what: "/proc/PID/smaps".into(),
+                hint: "the kernel was built without CONFIG_PROC_PAGE_MONITOR; vmmap needs it"
+                    .into(),
+            })
+        }
+        r => r?,
+    };
+    // One read() of the seq_file fills the whole buffer with records, so a
+    // large buffer means few system calls.
+    let mut buf = vec![0u8; 1 << 18];
+    let mut out = Vec::new();
+    let mut parser = SmapsParser::new();
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(dir.error(path, e)),
+        };
+        parser.feed(&buf[..n], &mut out).map_err(|e| Error::Parse {
+            path: path.clone(),
+            source: e,
+        })?;
+    }
+    parser
+        .finish(&mut out)
+        .map_err(|e| Error::Parse { path, source: e })?;
+    Ok(out)
+}
+
+fn read_head(path: &Path) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    buf.truncate(n);
+    Some(buf)
+}
+
+fn read_sys(root: &Path, rel: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(rel))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn uname_release() -> String {
+    // SAFETY: utsname is plain data; uname fills it in.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "unknown".into();
+    }
+    // SAFETY: uname NUL-terminates `release` within the array.
+    unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The base page size.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)
+}
+
+/// One past the highest user address, from the architecture and, where
+/// the kernel can use larger address spaces on request (x86-64 5-level
+/// paging, arm64 52-bit), from where the mappings actually are.
+fn user_address_limit(elf: Option<&elf::ElfInfo>, maps: &[Mapping], page: u64) -> u64 {
+    // The vsyscall page sits in the kernel half and bounds nothing.
+    let top = maps
+        .iter()
+        .filter(|m| m.start < 1 << 63)
+        .map(|m| m.end)
+        .max()
+        .unwrap_or(0);
+    let base = match elf.map(|e| (e.class, e.machine)) {
+        Some((32, _)) => 1u64 << 32,
+        Some((_, 183)) => 1 << 48,
+        _ => (1 << 47) - page,
+    };
+    if top <= base {
+        base
+    } else if top <= 1 << 52 {
+        1 << 52
+    } else {
+        (1 << 56) - page
+    }
+}

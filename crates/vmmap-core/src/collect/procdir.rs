@@ -1,0 +1,99 @@
+//! Thin reader of one process's `/proc/PID` directory: opens files and
+//! turns OS errors into [`Error`]s that say what happened to the process.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// One process's directory under a proc root (`/proc`, or a captured copy).
+#[derive(Clone, Debug)]
+pub struct ProcDir {
+    /// The proc root.
+    pub root: PathBuf,
+    /// The PID.
+    pub pid: u32,
+    dir: PathBuf,
+}
+
+impl ProcDir {
+    /// The directory of `pid` under `root`; fails if there is none.
+    pub fn open(root: &Path, pid: u32) -> Result<ProcDir> {
+        let dir = root.join(pid.to_string());
+        match std::fs::metadata(&dir) {
+            Ok(_) => Ok(ProcDir {
+                root: root.to_path_buf(),
+                pid,
+                dir,
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NoSuchProcess { pid }),
+            Err(e) => Err(Error::Io {
+                path: dir,
+                source: e,
+            }),
+        }
+    }
+
+    /// Whether this reads the live system rather than a captured tree.
+    pub fn is_live(&self) -> bool {
+        self.root == Path::new("/proc")
+    }
+
+    /// Path of a file in the process directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Opens a file, mapping errors.
+    pub fn open_file(&self, name: &str) -> Result<File> {
+        let p = self.path(name);
+        File::open(&p).map_err(|e| self.error(p, e))
+    }
+
+    /// Reads a whole (small) file.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let mut f = self.open_file(name)?;
+        let mut buf = Vec::with_capacity(4096);
+        f.read_to_end(&mut buf)
+            .map_err(|e| self.error(self.path(name), e))?;
+        Ok(buf)
+    }
+
+    /// Reads a file that may not exist on this kernel.
+    pub fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self.read(name) {
+            Ok(b) => Ok(Some(b)),
+            Err(Error::Io { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && self.alive() =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the process directory still exists.
+    pub fn alive(&self) -> bool {
+        self.dir.join("stat").exists()
+    }
+
+    /// Turns an OS error on `path` into the error the user should see.
+    pub fn error(&self, path: PathBuf, e: io::Error) -> Error {
+        match e.raw_os_error() {
+            Some(libc::ESRCH) => return Error::ProcessExited { pid: self.pid },
+            Some(libc::EACCES | libc::EPERM) => {
+                return Error::PermissionDenied {
+                    pid: self.pid,
+                    path,
+                    hint: super::privilege::hint(self),
+                }
+            }
+            _ => {}
+        }
+        if e.kind() == io::ErrorKind::NotFound && !self.alive() {
+            return Error::ProcessExited { pid: self.pid };
+        }
+        Error::Io { path, source: e }
+    }
+}

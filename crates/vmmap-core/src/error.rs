@@ -1,0 +1,91 @@
+//! Errors of collection. Each variant is a situation the user can act on,
+//! so the command line can give each its own message and exit code.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::proc::ParseError;
+
+/// What went wrong while taking a snapshot or listing processes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No process has that PID.
+    #[error("no process with PID {pid}; `vmmap ps` lists the running processes")]
+    NoSuchProcess {
+        /// The PID asked for.
+        pid: u32,
+    },
+    /// No process has that name.
+    #[error("no process named {name:?}; `vmmap ps` lists the running processes")]
+    NoProcessNamed {
+        /// The name asked for.
+        name: String,
+    },
+    /// A name matches more than one process.
+    #[error("{name:?} matches {} processes; give a PID instead:\n{}", matches.len(), list(matches))]
+    AmbiguousName {
+        /// The name asked for.
+        name: String,
+        /// PID and command line of each match.
+        matches: Vec<(u32, String)>,
+    },
+    /// The kernel refused access.
+    #[error("permission denied reading {}: {hint}", path.display())]
+    PermissionDenied {
+        /// The PID.
+        pid: u32,
+        /// The file refused.
+        path: PathBuf,
+        /// Which privilege is missing and how to get it.
+        hint: String,
+    },
+    /// The process went away while it was being read.
+    #[error("process {pid} exited while vmmap was reading it; run vmmap again (on a new PID if it was restarted)")]
+    ProcessExited {
+        /// The PID.
+        pid: u32,
+    },
+    /// A kernel thread has no user address space to show.
+    #[error("PID {pid} ({name}) is a kernel thread: it has no user address space to show; pick a user process (`vmmap ps`)")]
+    KernelThread {
+        /// The PID.
+        pid: u32,
+        /// Its name.
+        name: String,
+    },
+    /// The kernel lacks a /proc file or field vmmap cannot do without.
+    #[error("this kernel does not provide {what}: {hint}")]
+    Unsupported {
+        /// What is missing.
+        what: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A /proc file had content vmmap does not understand.
+    #[error("unexpected content in {}: {source}; please report this with the output of `uname -r`", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        source: ParseError,
+    },
+    /// Any other I/O failure.
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+fn list(m: &[(u32, String)]) -> String {
+    m.iter()
+        .map(|(pid, cmd)| format!("  {pid:>7}  {cmd}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Result of collection.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

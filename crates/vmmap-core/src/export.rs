@@ -1,0 +1,341 @@
+//! JSON and CSV exports of a snapshot, with a versioned schema documented
+//! in `docs/output-formats.md`. Addresses are hex strings (JSON numbers
+//! lose precision above 2^53); sizes are numbers of bytes; a figure the
+//! kernel cannot give is `null` in JSON and empty in CSV.
+
+use std::io::{self, Write};
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::figures::{Column, Figures};
+use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
+use crate::proc::smaps::Field;
+use crate::summary::{free_blocks, FreeBlock, Summary};
+
+/// The JSON schema name.
+pub const JSON_SCHEMA: &str = "vmmap.snapshot";
+/// The JSON schema version; bumped on any incompatible change.
+pub const JSON_VERSION: u32 = 1;
+/// The CSV schema version (see the docs for the column list).
+pub const CSV_VERSION: u32 = 1;
+
+/// What to include in an export.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExportOptions {
+    /// Include the free gaps.
+    pub free: bool,
+    /// Leave out the region list.
+    pub summary_only: bool,
+}
+
+#[derive(Serialize)]
+struct JsonSnapshot<'a> {
+    schema: &'static str,
+    version: u32,
+    taken_at_unix_ns: u64,
+    process: &'a ProcessInfo,
+    kernel: &'a KernelInfo,
+    summary: Vec<JsonSummaryRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regions: Option<Vec<JsonRegion<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    free: Option<Vec<JsonFree>>,
+    rollup: Option<FieldsView>,
+    page_table_bytes: Option<u64>,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct JsonSummaryRow {
+    #[serde(rename = "type")]
+    memory_type: &'static str,
+    #[serde(flatten)]
+    figures: FiguresView,
+}
+
+#[derive(Serialize)]
+struct JsonFree {
+    start: Hex,
+    end: Hex,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct JsonRegion<'a> {
+    start: Hex,
+    end: Hex,
+    #[serde(rename = "type")]
+    memory_type: &'static str,
+    perms: &'a str,
+    max_protection: Option<String>,
+    offset: Hex,
+    device: String,
+    inode: u64,
+    path: &'a str,
+    details: &'a str,
+    evidence: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heap_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<u32>,
+    figures: FiguresView,
+    smaps: FieldsView,
+    vm_flags: &'a str,
+    thp_eligible: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protection_key: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unknown_fields: Vec<(&'a str, &'a str)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sub_blocks: Vec<JsonRegion<'a>>,
+}
+
+struct Hex(u64);
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:#x}", self.0))
+    }
+}
+
+/// Figures as `{column_id: value | null}`.
+struct FiguresView {
+    f: Figures,
+    summary: bool,
+}
+
+impl Serialize for FiguresView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for c in Column::ALL {
+            if !self.summary && c.summary_only() {
+                continue;
+            }
+            m.serialize_entry(c.id(), &self.f.get(c))?;
+        }
+        m.end()
+    }
+}
+
+/// Raw smaps fields as `{KernelName: bytes}`, present fields only.
+struct FieldsView(crate::proc::smaps::SmapsFields);
+
+impl Serialize for FieldsView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for f in Field::ALL {
+            if let Some(v) = self.0.get(f) {
+                m.serialize_entry(f.kernel_name(), &v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+fn json_region(r: &Region) -> JsonRegion<'_> {
+    let is_group = !r.sub_blocks.is_empty();
+    JsonRegion {
+        start: Hex(r.start),
+        end: Hex(r.end),
+        memory_type: r.memory_type.id(),
+        perms: r.perms.as_str(),
+        max_protection: r.max_protection(),
+        offset: Hex(r.offset),
+        device: format!("{:02x}:{:02x}", r.dev_major, r.dev_minor),
+        inode: r.inode,
+        path: &r.path,
+        details: &r.details,
+        evidence: &r.evidence,
+        heap_id: r.heap_id,
+        tid: r.tid,
+        figures: FiguresView {
+            f: if is_group {
+                Figures::of_region(r)
+            } else {
+                Figures::of_vma(r)
+            },
+            summary: false,
+        },
+        smaps: FieldsView(r.fields),
+        vm_flags: &r.vm_flags,
+        thp_eligible: r.thp_eligible,
+        protection_key: r.protection_key,
+        unknown_fields: r
+            .unknown_fields
+            .iter()
+            .map(|u| (&*u.name, &*u.value))
+            .collect(),
+        sub_blocks: r.sub_blocks.iter().map(json_region).collect(),
+    }
+}
+
+/// Writes the snapshot as one JSON document.
+pub fn write_json<W: Write>(
+    snap: &Snapshot,
+    summary: &Summary,
+    opts: ExportOptions,
+    w: W,
+) -> io::Result<()> {
+    let mut rows: Vec<JsonSummaryRow> = summary
+        .rows
+        .iter()
+        .map(|r| JsonSummaryRow {
+            memory_type: r.memory_type.map_or("total", |t| t.id()),
+            figures: FiguresView {
+                f: r.figures,
+                summary: true,
+            },
+        })
+        .collect();
+    rows.push(JsonSummaryRow {
+        memory_type: "total",
+        figures: FiguresView {
+            f: summary.total.figures,
+            summary: true,
+        },
+    });
+    let doc = JsonSnapshot {
+        schema: JSON_SCHEMA,
+        version: JSON_VERSION,
+        taken_at_unix_ns: snap.taken_at_unix_ns,
+        process: &snap.process,
+        kernel: &snap.kernel,
+        summary: rows,
+        regions: (!opts.summary_only).then(|| snap.regions.iter().map(json_region).collect()),
+        free: opts.free.then(|| {
+            free_blocks(snap)
+                .iter()
+                .map(|f: &FreeBlock| JsonFree {
+                    start: Hex(f.start),
+                    end: Hex(f.end),
+                    size: f.size(),
+                })
+                .collect()
+        }),
+        rollup: snap.rollup.map(FieldsView),
+        page_table_bytes: snap.page_table_bytes(),
+        warnings: &snap.warnings,
+    };
+    let mut w = io::BufWriter::with_capacity(1 << 16, w);
+    serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;
+    w.write_all(b"\n")?;
+    w.flush()
+}
+
+/// The CSV region columns before the figures.
+const CSV_LEAD: [&str; 12] = [
+    "depth",
+    "start",
+    "end",
+    "type",
+    "perms",
+    "max_protection",
+    "offset",
+    "device",
+    "inode",
+    "heap_id",
+    "tid",
+    "thp_eligible",
+];
+
+/// Writes one CSV row per region and sub-block (`depth` 0 and 1), or with
+/// `summary_only`, one row per memory type plus `total`.
+pub fn write_csv<W: Write>(
+    snap: &Snapshot,
+    summary: &Summary,
+    opts: ExportOptions,
+    w: W,
+) -> io::Result<()> {
+    let mut w = io::BufWriter::with_capacity(1 << 16, w);
+    if opts.summary_only {
+        write!(w, "type")?;
+        for c in Column::ALL {
+            write!(w, ",{}", c.id())?;
+        }
+        writeln!(w)?;
+        for r in summary.rows.iter().chain(std::iter::once(&summary.total)) {
+            write!(w, "{}", r.memory_type.map_or("total", |t| t.id()))?;
+            csv_figures(&mut w, &r.figures, true)?;
+            writeln!(w)?;
+        }
+        return w.flush();
+    }
+    w.write_all(CSV_LEAD.join(",").as_bytes())?;
+    for c in Column::ALL.iter().filter(|c| !c.summary_only()) {
+        write!(w, ",{}", c.id())?;
+    }
+    writeln!(w, ",path,details")?;
+    for r in &snap.regions {
+        csv_region(&mut w, r, 0)?;
+        for s in &r.sub_blocks {
+            csv_region(&mut w, s, 1)?;
+        }
+    }
+    if opts.free {
+        for f in free_blocks(snap) {
+            write!(w, "0,{:#x},{:#x},free,,,,,,,,", f.start, f.end)?;
+            write!(w, ",{}", f.size())?;
+            for _ in Column::ALL.iter().filter(|c| !c.summary_only()).skip(1) {
+                write!(w, ",")?;
+            }
+            writeln!(w, ",,")?;
+        }
+    }
+    w.flush()
+}
+
+fn csv_region<W: Write>(w: &mut W, r: &Region, depth: u8) -> io::Result<()> {
+    let opt = |v: Option<u32>| v.map(|x| x.to_string()).unwrap_or_default();
+    write!(
+        w,
+        "{depth},{:#x},{:#x},{},{},{},{:#x},{:02x}:{:02x},{},{},{},{}",
+        r.start,
+        r.end,
+        r.memory_type.id(),
+        r.perms.as_str(),
+        r.max_protection().unwrap_or_default(),
+        r.offset,
+        r.dev_major,
+        r.dev_minor,
+        r.inode,
+        opt(r.heap_id),
+        opt(r.tid),
+        r.thp_eligible
+            .map(|b| if b { "1" } else { "0" })
+            .unwrap_or("")
+    )?;
+    let f = if r.sub_blocks.is_empty() {
+        Figures::of_vma(r)
+    } else {
+        Figures::of_region(r)
+    };
+    csv_figures(w, &f, false)?;
+    write!(w, ",")?;
+    csv_text(w, &r.path)?;
+    write!(w, ",")?;
+    csv_text(w, &r.details)?;
+    writeln!(w)
+}
+
+fn csv_figures<W: Write>(w: &mut W, f: &Figures, summary: bool) -> io::Result<()> {
+    for c in Column::ALL {
+        if !summary && c.summary_only() {
+            continue;
+        }
+        match f.get(c) {
+            Some(v) => write!(w, ",{v}")?,
+            None => write!(w, ",")?,
+        }
+    }
+    Ok(())
+}
+
+/// RFC 4180 quoting: quote when needed, double inner quotes.
+fn csv_text<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    if s.contains([',', '"', '\n', '\r']) {
+        write!(w, "\"{}\"", s.replace('"', "\"\""))
+    } else {
+        w.write_all(s.as_bytes())
+    }
+}

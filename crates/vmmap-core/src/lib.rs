@@ -1,0 +1,39 @@
+/*!
+The engine of vmmap: how a Linux process uses its address space, by type,
+in figures that reconcile with the kernel's own accounting.
+
+# Overview
+
+- [`proc`]: sans-IO parsers, one module per `/proc` file (bytes in, typed
+  values out).
+- [`collect`]: the thin reader on top: [`collect::snapshot`] reads a
+  process's files once each and returns a [`Snapshot`];
+  [`collect::list_processes`] and [`collect::find_by_name`] serve `ps` and
+  name lookup.
+- [`classify`]: the rules that give each region a [`MemoryType`], with the
+  evidence that decided it. I/O goes through the [`classify::Inspector`]
+  trait.
+- [`figures`] and [`summary`]: VMMap's columns (and the Linux ones it
+  lacks) derived from smaps fields, and the per-type Summary.
+- [`export`]: JSON and CSV with versioned schemas.
+
+This crate knows nothing of terminals or argument parsing; front ends sit on
+top of it.
+*/
+
+#![warn(missing_docs)]
+
+pub mod classify;
+pub mod collect;
+pub mod elf;
+pub mod error;
+pub mod export;
+pub mod figures;
+pub mod model;
+pub mod proc;
+pub mod summary;
+
+pub use error::{Error, Result};
+pub use figures::{Column, Figures};
+pub use model::{MemoryType, Region, Snapshot};
+pub use summary::Summary;

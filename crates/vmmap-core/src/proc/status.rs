@@ -1,0 +1,93 @@
+//! Sans-IO parser for `/proc/PID/status`: `Key:\tvalue` lines. Every line
+//! is kept; accessors give the typed values a snapshot needs.
+
+use serde::{Deserialize, Serialize};
+
+use super::ParseError;
+
+/// The lines of a status file, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `(key, value)` pairs, value trimmed.
+    pub entries: Vec<(Box<str>, Box<str>)>,
+}
+
+impl Status {
+    /// The raw value of a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// A `N kB` value, in bytes.
+    pub fn bytes(&self, key: &str) -> Option<u64> {
+        let v = self.get(key)?;
+        let n = v.strip_suffix("kB").unwrap_or(v).trim();
+        n.parse::<u64>().ok().map(|k| k.saturating_mul(1024))
+    }
+
+    /// A plain number.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.get(key)?.split_whitespace().next()?.parse().ok()
+    }
+
+    /// `Name:`, the command name (comm), as the kernel escapes it.
+    pub fn name(&self) -> Option<&str> {
+        self.get("Name")
+    }
+
+    /// Real, effective, saved and filesystem uids.
+    pub fn uids(&self) -> Option<[u32; 4]> {
+        Self::four(self.get("Uid")?)
+    }
+
+    /// Real, effective, saved and filesystem gids.
+    pub fn gids(&self) -> Option<[u32; 4]> {
+        Self::four(self.get("Gid")?)
+    }
+
+    fn four(v: &str) -> Option<[u32; 4]> {
+        let mut out = [0u32; 4];
+        let mut it = v.split_whitespace();
+        for o in &mut out {
+            *o = it.next()?.parse().ok()?;
+        }
+        Some(out)
+    }
+}
+
+/// Parses status text.
+pub fn parse(text: &[u8]) -> Result<Status, ParseError> {
+    let text = String::from_utf8_lossy(text);
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let (k, v) = line
+            .split_once(':')
+            .ok_or_else(|| ParseError::new("status", i as u64 + 1, "line has no ':'"))?;
+        entries.push((k.into(), v.trim().into()));
+    }
+    Ok(Status { entries })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_accessors() {
+        let s =
+            parse(b"Name:\tbash\nUid:\t1000\t1000\t1000\t1000\nVmPTE:\t      52 kB\nThreads:\t1\n")
+                .unwrap();
+        assert_eq!(s.name(), Some("bash"));
+        assert_eq!(s.uids(), Some([1000; 4]));
+        assert_eq!(s.bytes("VmPTE"), Some(52 * 1024));
+        assert_eq!(s.number("Threads"), Some(1));
+        assert_eq!(s.bytes("VmSwap"), None);
+        assert!(parse(b"garbage\n").is_err());
+    }
+}

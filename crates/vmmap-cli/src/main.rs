@@ -1,1 +1,420 @@
-fn main() {}
+//! `vmmap`: the command-line front end. Parses arguments, calls the
+//! library, prints, and maps every failure to its own exit code.
+
+mod cli;
+mod render;
+mod units;
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use vmmap_core::collect::{self, Access, Options, ProcessEntry};
+use vmmap_core::export::{self, ExportOptions};
+use vmmap_core::figures::Column;
+use vmmap_core::model::MemoryType;
+use vmmap_core::{Error, Summary};
+
+use cli::{Cli, Command, PsArgs, SnapshotArgs};
+use render::{SortKey, TextOptions};
+
+/// Exit codes, documented in `--help` and the README.
+mod exit {
+    pub const OTHER: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NO_PROCESS: u8 = 3;
+    pub const PERMISSION: u8 = 4;
+    pub const EXITED: u8 = 5;
+    pub const KERNEL_THREAD: u8 = 6;
+    pub const UNSUPPORTED: u8 = 7;
+    pub const AMBIGUOUS: u8 = 8;
+    pub const PARSE: u8 = 9;
+    pub const OUTPUT: u8 = 10;
+}
+
+/// A failure with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        let code = match &e {
+            Error::NoSuchProcess { .. } | Error::NoProcessNamed { .. } => exit::NO_PROCESS,
+            Error::PermissionDenied { .. } => exit::PERMISSION,
+            Error::ProcessExited { .. } => exit::EXITED,
+            Error::KernelThread { .. } => exit::KERNEL_THREAD,
+            Error::Unsupported { .. } => exit::UNSUPPORTED,
+            Error::AmbiguousName { .. } => exit::AMBIGUOUS,
+            Error::Parse { .. } => exit::PARSE,
+            _ => exit::OTHER,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Output errors: a reader that went away (`vmmap … | head`) is success.
+fn output_error(e: io::Error, what: &str) -> Failure {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Failure {
+            code: 0,
+            message: String::new(),
+        }
+    } else {
+        Failure {
+            code: exit::OUTPUT,
+            message: format!("cannot write {what}: {e}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // --help and --version go to stdout and exit 0; a closed pipe
+            // there is no error either.
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("vmmap: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Some(Command::Ps(a)) => ps(&a),
+        Some(Command::Explain { topic }) => explain(topic.as_deref()),
+        None => snapshot(&cli.snapshot),
+    }
+}
+
+enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+fn snapshot(a: &SnapshotArgs) -> Result<(), Failure> {
+    let pid = match (a.pid, &a.name, &a.target) {
+        (Some(p), _, _) => p,
+        (None, Some(n), _) => collect::find_by_name(&a.proc_root, n)?,
+        (None, None, Some(t)) => match t.parse::<u32>() {
+            Ok(p) => p,
+            Err(_) => collect::find_by_name(&a.proc_root, t)?,
+        },
+        (None, None, None) => return no_target(&a.proc_root),
+    };
+    let format = match (a.json, a.csv, &a.output) {
+        (true, _, _) => Format::Json,
+        (_, true, _) => Format::Csv,
+        (_, _, Some(path)) => match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            Some("txt" | "text") => Format::Text,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "cannot tell the format of {} from its extension: use .json, .csv or .txt, or give --json or --csv",
+                    path.display()
+                )))
+            }
+        },
+        _ => Format::Text,
+    };
+    let text = text_options(a)?;
+    let opts = Options::default()
+        .proc_root(&a.proc_root)
+        .ptrace(!a.no_ptrace)
+        .read_memory(!a.no_read_memory);
+    let snap = collect::snapshot(pid, &opts)?;
+    let summary = Summary::of(&snap);
+    let export_opts = ExportOptions {
+        free: a.free,
+        summary_only: a.summary,
+    };
+    let write = |w: &mut dyn Write| -> io::Result<()> {
+        match format {
+            Format::Json => export::write_json(&snap, &summary, export_opts, w),
+            Format::Csv => export::write_csv(&snap, &summary, export_opts, w),
+            Format::Text => {
+                let mut w = io::BufWriter::with_capacity(1 << 16, w);
+                render::write_text(&snap, &summary, &text, &mut w)?;
+                w.flush()
+            }
+        }
+    };
+    match &a.output {
+        Some(path) => write_file(path, write),
+        None => {
+            let out = io::stdout();
+            let mut lock = out.lock();
+            write(&mut lock).map_err(|e| output_error(e, "standard output"))
+        }
+    }
+}
+
+/// Writes to a temporary file beside `path` and renames it into place, so
+/// an existing file is never left half-written.
+fn write_file(
+    path: &Path,
+    write: impl Fn(&mut dyn Write) -> io::Result<()>,
+) -> Result<(), Failure> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.vmmap-tmp"));
+    let what = path.display().to_string();
+    let result = File::create(&tmp).and_then(|mut f| {
+        write(&mut f)?;
+        f.sync_all()
+    });
+    match result.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Failure {
+                code: exit::OUTPUT,
+                message: format!("cannot write {what}: {e}"),
+            })
+        }
+    }
+}
+
+fn text_options(a: &SnapshotArgs) -> Result<TextOptions, Failure> {
+    let mut types = Vec::new();
+    for t in a.r#type.iter().filter(|t| !t.is_empty()) {
+        let parsed = MemoryType::parse(t).ok_or_else(|| {
+            Failure::usage(format!(
+                "unknown memory type {t:?}; types are: {}",
+                MemoryType::ALL
+                    .iter()
+                    .map(|t| t.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        types.push(parsed);
+    }
+    let sort = SortKey::parse(&a.sort).ok_or_else(|| {
+        Failure::usage(format!(
+            "cannot sort by {:?}; use address, type, details, protection or a column: {}",
+            a.sort,
+            Column::ALL
+                .iter()
+                .map(|c| c.id())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    Ok(TextOptions {
+        summary_only: a.summary,
+        free: a.free,
+        types,
+        sort,
+        reverse: a.reverse,
+        columns: parse_columns(&a.columns)?,
+        sub_blocks: !a.no_sub_blocks,
+        exact: a.bytes,
+    })
+}
+
+fn parse_columns(spec: &str) -> Result<Vec<Column>, Failure> {
+    let linux = [
+        Column::Pss,
+        Column::Swap,
+        Column::SwapPss,
+        Column::Dirty,
+        Column::Uss,
+        Column::Thp,
+        Column::Ksm,
+        Column::LazyFree,
+    ];
+    let mut out: Vec<Column> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.to_ascii_lowercase().as_str() {
+            "default" => {
+                out.extend(
+                    Column::VMMAP
+                        .iter()
+                        .chain(&[Column::Pss, Column::Swap, Column::Dirty]),
+                )
+            }
+            "vmmap" => out.extend(Column::VMMAP),
+            "linux" => out.extend(linux),
+            "all" => out.extend(Column::ALL),
+            _ => out.push(Column::parse(part).ok_or_else(|| {
+                Failure::usage(format!(
+                    "unknown column {part:?}; use default, vmmap, linux, all or: {}",
+                    Column::ALL
+                        .iter()
+                        .map(|c| c.id())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?),
+        }
+    }
+    let mut seen = Vec::new();
+    out.retain(|c| {
+        let new = !seen.contains(c);
+        seen.push(*c);
+        new
+    });
+    if out.is_empty() {
+        return Err(Failure::usage("no columns chosen"));
+    }
+    Ok(out)
+}
+
+/// `vmmap` alone: there is no terminal UI yet, so teach the usage and show
+/// what there is to look at.
+fn no_target(root: &Path) -> Result<(), Failure> {
+    let out = io::stdout();
+    let mut w = out.lock();
+    let r = (|| -> io::Result<()> {
+        writeln!(
+            w,
+            "usage: vmmap <PID|NAME> [options]   (vmmap --help for all options)\n"
+        )?;
+        let list = collect::list_processes(root).map_err(|e| io::Error::other(e.to_string()))?;
+        write_ps(&list, false, &mut w)
+    })();
+    r.map_err(|e| output_error(e, "standard output"))
+}
+
+fn ps(a: &PsArgs) -> Result<(), Failure> {
+    let mut list = collect::list_processes(&a.proc_root)?;
+    let key = a.sort.to_ascii_lowercase();
+    match key.as_str() {
+        "pid" => list.sort_by_key(|p| p.pid),
+        "user" => list.sort_by(|x, y| x.user.cmp(&y.user).then(x.pid.cmp(&y.pid))),
+        "name" => list.sort_by(|x, y| x.name.cmp(&y.name).then(x.pid.cmp(&y.pid))),
+        "private" | "private_bytes" => list.sort_by(|x, y| {
+            render::cmp_opt(y.private_bytes, x.private_bytes).then(x.pid.cmp(&y.pid))
+        }),
+        "ws" | "working_set" | "rss" => list
+            .sort_by(|x, y| render::cmp_opt(y.working_set, x.working_set).then(x.pid.cmp(&y.pid))),
+        "arch" | "architecture" => list.sort_by(|x, y| x.arch.cmp(&y.arch).then(x.pid.cmp(&y.pid))),
+        _ => {
+            return Err(Failure::usage(format!(
+                "cannot sort by {:?}; use pid, user, name, private, ws or arch",
+                a.sort
+            )))
+        }
+    }
+    if a.reverse {
+        list.reverse();
+    }
+    let out = io::stdout();
+    let mut w = io::BufWriter::new(out.lock());
+    let r = if a.json {
+        serde_json::to_writer_pretty(&mut w, &list)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(w))
+    } else {
+        write_ps(&list, a.bytes, &mut w)
+    };
+    r.and_then(|()| w.flush())
+        .map_err(|e| output_error(e, "standard output"))
+}
+
+fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Result<()> {
+    let width = if exact { 13 } else { 8 };
+    writeln!(
+        w,
+        "{:>7}  {:<10}  {:<16}  {:>width$}  {:>width$}  {:<16}  COMMAND",
+        "PID", "USER", "NAME", "PRIVATE", "WS", "ARCH"
+    )?;
+    let mut denied = 0;
+    for p in list {
+        let size = |v: Option<u64>| v.map_or_else(|| "n/a".into(), |v| units::size(v, exact));
+        let arch = match (&p.arch, &p.access) {
+            (_, Access::Denied(_)) => {
+                denied += 1;
+                "(no access)".to_string()
+            }
+            (Some(a), _) => a.clone(),
+            (None, _) => "?".into(),
+        };
+        writeln!(
+            w,
+            "{:>7}  {:<10}  {:<16}  {:>width$}  {:>width$}  {:<16}  {}",
+            p.pid,
+            p.user,
+            p.name,
+            size(p.private_bytes),
+            size(p.working_set),
+            arch,
+            p.cmdline
+        )?;
+    }
+    if denied > 0 {
+        writeln!(
+            w,
+            "\n{denied} process(es) marked (no access) belong to other users: run vmmap as their owner, as root, or with CAP_SYS_PTRACE to inspect them."
+        )?;
+    }
+    Ok(())
+}
+
+fn explain(topic: Option<&str>) -> Result<(), Failure> {
+    let mut text = String::new();
+    match topic {
+        None => {
+            text.push_str("MEMORY TYPES\n\n");
+            for t in MemoryType::ALL {
+                text.push_str(&format!("{}\n    {}\n\n", t.name(), t.definition()));
+            }
+            text.push_str("COLUMNS (all figures in bytes, from /proc/PID/smaps)\n\n");
+            for c in Column::ALL {
+                text.push_str(&format!("{}\n    {}\n\n", c.header(), c.definition()));
+            }
+        }
+        Some(t) => {
+            if let Some(m) = MemoryType::parse(t) {
+                text.push_str(&format!("{} (type)\n    {}\n", m.name(), m.definition()));
+            } else if let Some(c) = Column::parse(t) {
+                text.push_str(&format!(
+                    "{} (column)\n    {}\n",
+                    c.header(),
+                    c.definition()
+                ));
+            } else {
+                return Err(Failure::usage(format!(
+                    "nothing called {t:?} to explain; topics are the types ({}) and the columns ({})",
+                    MemoryType::ALL.iter().map(|t| t.id()).collect::<Vec<_>>().join(", "),
+                    Column::ALL.iter().map(|c| c.id()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+    }
+    io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| output_error(e, "standard output"))
+}

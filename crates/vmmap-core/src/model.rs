@@ -248,9 +248,9 @@ impl Region {
         let mut perms = *b"---p";
         for s in &sub_blocks {
             fields.add(&s.fields);
-            for i in 0..3 {
-                if s.perms.0[i] != b'-' {
-                    perms[i] = s.perms.0[i];
+            for (p, &c) in perms.iter_mut().zip(&s.perms.0[..3]) {
+                if c != b'-' {
+                    *p = c;
                 }
             }
             if s.perms.shared() {

@@ -34,7 +34,7 @@ pub(super) fn classify_each(
         r.evidence = evidence;
         if t == MemoryType::MappedFile && r.inode != 0 && r.path.starts_with('/') {
             let key = file_key(r);
-            if !probes.contains_key(&key) {
+            probes.entry(key).or_insert_with(|| {
                 let p = inspector.probe_file(r);
                 if let FileProbe::Unreadable(why) = &p {
                     warnings.push(format!(
@@ -42,8 +42,8 @@ pub(super) fn classify_each(
                         r.path
                     ));
                 }
-                probes.insert(key, p);
-            }
+                p
+            });
         }
         if t == MemoryType::Heap && &*r.path == "[heap]" {
             r.heap_id = Some(0);

@@ -78,9 +78,8 @@ pub(super) fn find_stacks(
     }
     let mut out: Vec<Region> = Vec::with_capacity(regions.len());
     let n = regions.len();
-    let mut it = regions.into_iter().enumerate();
     let mut pending: Option<Region> = None;
-    while let Some((i, r)) = it.next() {
+    for (i, r) in regions.into_iter().enumerate() {
         if i + 1 < n && take_guard[i + 1] {
             if let Some(p) = pending.replace(r) {
                 out.push(p);
@@ -113,7 +112,6 @@ pub(super) fn find_stacks(
     if let Some(p) = pending {
         out.push(p);
     }
-    let _ = &mut it;
     out
 }
 

@@ -1,0 +1,173 @@
+//! Command-line definitions (clap derive). Only argument shapes live here;
+//! [`crate::main`] validates and dispatches.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+EXAMPLES:
+  vmmap $$                      the shell you are typing in
+  vmmap firefox -s              Summary only, for the one process named firefox
+  vmmap 1234 -t heap,stack      Details of the heaps and stacks only
+  vmmap 1234 --sort private     largest private regions first
+  vmmap 1234 -c all             every column, the Linux ones too
+  vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
+  vmmap ps --sort ws            processes by working set
+  vmmap explain 'shareable ws'  what a column means, from kernel fields
+
+EXIT STATUS:
+  0 success (also when the reader of the output goes away)
+  1 other error           2 bad usage
+  3 no such process       4 permission denied
+  5 process exited while being read
+  6 kernel thread (no address space)
+  7 kernel lacks a needed /proc file or field
+  8 name matches several processes
+  9 unexpected /proc content
+ 10 cannot write the output
+
+Figures reconcile with the kernel: per-region sums equal /proc/PID/smaps_rollup.
+`vmmap explain` prints every definition.";
+
+/// VMMap for Linux: how a process uses its address space, by memory type.
+///
+/// Shows what Sysinternals VMMap shows (Image, Mapped File, Shareable, Heap,
+/// Managed Heap, Stack, Private Data, Page Table, Free; Size, Committed,
+/// Private and working-set figures) for a Linux process, plus the Linux
+/// figures VMMap lacks (PSS, Swap, Dirty, THP, maximum protection...).
+#[derive(Debug, Parser)]
+#[command(name = "vmmap", version, after_help = AFTER_HELP, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List processes with private bytes, working set and architecture.
+    ///
+    /// Reads only /proc/PID/status and cmdline (as cheap as ps), so it is
+    /// fast with thousands of processes. Private = RssAnon + VmSwap,
+    /// WS = VmRSS.
+    Ps(PsArgs),
+    /// Print the definition of a memory type or column (all without an
+    /// argument).
+    Explain {
+        /// A type (heap, "mapped file", ...) or a column (pss, "total ws", ...).
+        topic: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Sort by pid, user, name, private, ws or arch.
+    #[arg(long, default_value = "pid", value_name = "COLUMN")]
+    pub sort: String,
+    /// Reverse the order.
+    #[arg(short, long)]
+    pub reverse: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exact byte counts instead of K/M/G.
+    #[arg(long)]
+    pub bytes: bool,
+    /// Read a captured /proc tree instead of the live one.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/proc",
+        hide_default_value = true
+    )]
+    pub proc_root: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The process: a PID, or a name (command name, argv[0] or executable
+    /// file name) that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: Option<String>,
+
+    /// The process, by PID (when its name could be mistaken for a command).
+    #[arg(short, long, conflicts_with_all = ["target", "name"])]
+    pub pid: Option<u32>,
+
+    /// The process, by name (when it is called `ps` or `explain`).
+    #[arg(short, long, conflicts_with = "target")]
+    pub name: Option<String>,
+
+    /// Print the Summary only, not the Details.
+    #[arg(short, long)]
+    pub summary: bool,
+
+    /// Show free address-space gaps in the Details (and their row in JSON/CSV).
+    #[arg(short, long)]
+    pub free: bool,
+
+    /// Show only regions of these types in the Details (comma-separated:
+    /// image, mapped_file, shareable, heap, managed_heap, stack,
+    /// private_data, free).
+    #[arg(short, long, value_name = "TYPES", value_delimiter = ',')]
+    pub r#type: Vec<String>,
+
+    /// Sort the Details by a column (any figure, or address, type, details,
+    /// protection). Figures sort largest first.
+    #[arg(long, value_name = "COLUMN", default_value = "address")]
+    pub sort: String,
+
+    /// Reverse the sort order.
+    #[arg(short, long)]
+    pub reverse: bool,
+
+    /// Columns to show: `vmmap` (VMMap's own), `linux` (PSS, Swap, Dirty,
+    /// ...), `all`, or a comma-separated list of column names.
+    #[arg(short, long, value_name = "COLUMNS", default_value = "default")]
+    pub columns: String,
+
+    /// Show sub-blocks (image segments, stack guards) folded into their
+    /// region.
+    #[arg(long)]
+    pub no_sub_blocks: bool,
+
+    /// Exact byte counts instead of K/M/G.
+    #[arg(long)]
+    pub bytes: bool,
+
+    /// Print JSON (schema `vmmap.snapshot`, version 1; see docs/output-formats.md).
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+
+    /// Print CSV: one row per region and sub-block (with --summary, per type).
+    #[arg(long)]
+    pub csv: bool,
+
+    /// Write to FILE instead of standard output; the format follows the
+    /// extension (.json, .csv, .txt) unless --json or --csv is given.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Never stop a running thread with ptrace to find its stack (its stack
+    /// then shows as Private Data).
+    #[arg(long)]
+    pub no_ptrace: bool,
+
+    /// Never read the target's memory (glibc arena headers are then
+    /// recognised by layout alone).
+    #[arg(long)]
+    pub no_read_memory: bool,
+
+    /// Read a captured /proc tree instead of the live one (for bug reports
+    /// and offline analysis).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/proc",
+        hide_default_value = true
+    )]
+    pub proc_root: PathBuf,
+}

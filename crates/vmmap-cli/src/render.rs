@@ -1,0 +1,370 @@
+//! The text report: header, Summary table and Details table, as `pmap`
+//! prints for scripts and quick looks.
+
+use std::cmp::Ordering;
+use std::io::{self, Write};
+
+use vmmap_core::figures::{Column, Figures};
+use vmmap_core::model::{MemoryType, Region, Snapshot};
+use vmmap_core::summary::{free_blocks, FreeBlock, Summary};
+
+use crate::units::push_size;
+
+/// How the Details table is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Address,
+    Type,
+    Details,
+    Protection,
+    Figure(Column),
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<SortKey> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "address" | "addr" | "start" => SortKey::Address,
+            "type" => SortKey::Type,
+            "details" | "path" => SortKey::Details,
+            "protection" | "prot" | "perms" => SortKey::Protection,
+            _ => SortKey::Figure(Column::parse(s)?),
+        })
+    }
+}
+
+/// What to print and how.
+pub struct TextOptions {
+    pub summary_only: bool,
+    pub free: bool,
+    pub types: Vec<MemoryType>,
+    pub sort: SortKey,
+    pub reverse: bool,
+    pub columns: Vec<Column>,
+    pub sub_blocks: bool,
+    pub exact: bool,
+}
+
+/// Writes the whole report.
+pub fn write_text<W: Write>(
+    snap: &Snapshot,
+    summary: &Summary,
+    o: &TextOptions,
+    w: &mut W,
+) -> io::Result<()> {
+    write_header(snap, w)?;
+    writeln!(w)?;
+    write_summary(summary, o, w)?;
+    if !o.summary_only {
+        writeln!(w)?;
+        write_details(snap, o, w)?;
+    }
+    Ok(())
+}
+
+fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
+    let p = &snap.process;
+    writeln!(w, "Process:       {} ({})", p.pid, p.name)?;
+    let cmd = if p.cmdline.is_empty() {
+        "(none)".to_string()
+    } else {
+        p.cmdline.join(" ")
+    };
+    writeln!(w, "Command line:  {cmd}")?;
+    if let Some(exe) = &p.exe {
+        writeln!(w, "Executable:    {exe}")?;
+    }
+    match &p.user {
+        Some(u) => writeln!(w, "User:          {u} (uid {})", p.uid)?,
+        None => writeln!(w, "User:          uid {}", p.uid)?,
+    }
+    writeln!(w, "Architecture:  {}", p.arch())?;
+    writeln!(
+        w,
+        "Kernel:        {} (page size {})",
+        snap.kernel.release,
+        crate::units::size(snap.kernel.page_size, false)
+    )?;
+    writeln!(w, "Threads:       {}", p.threads.len())?;
+    writeln!(
+        w,
+        "Taken:         {}",
+        utc(snap.taken_at_unix_ns / 1_000_000_000)
+    )?;
+    if !snap.kernel.missing_fields.is_empty() {
+        writeln!(
+            w,
+            "Note:          this kernel does not print {} (figures that need them read n/a)",
+            snap.kernel.missing_fields.join(", ")
+        )?;
+    }
+    if snap.rollup.is_none() {
+        writeln!(
+            w,
+            "Note:          no smaps_rollup on this kernel (before 4.14); totals are sums of smaps"
+        )?;
+    }
+    for warning in &snap.warnings {
+        writeln!(w, "Warning:       {warning}")?;
+    }
+    Ok(())
+}
+
+fn num_width(c: Column, exact: bool) -> usize {
+    c.header().len().max(if exact { 13 } else { 6 })
+}
+
+fn push_figure(line: &mut String, f: &Figures, c: Column, exact: bool) {
+    let width = num_width(c, exact);
+    let start = line.len();
+    match f.get(c) {
+        None => line.push_str("n/a"),
+        Some(v) if c.is_count() => {
+            if v != 0 {
+                use std::fmt::Write as _;
+                let _ = write!(line, "{v}");
+            }
+        }
+        Some(v) => push_size(line, v, exact),
+    }
+    let len = line.len() - start;
+    if len < width {
+        line.insert_str(start, &" ".repeat(width - len));
+    }
+}
+
+fn write_summary<W: Write>(summary: &Summary, o: &TextOptions, w: &mut W) -> io::Result<()> {
+    let cols: Vec<Column> = o.columns.clone();
+    let mut line = String::with_capacity(256);
+    line.push_str(&format!("{:<13}", "Type"));
+    for &c in &cols {
+        line.push_str(&format!(
+            "  {:>width$}",
+            c.header(),
+            width = num_width(c, o.exact)
+        ));
+    }
+    writeln!(w, "{}", line.trim_end())?;
+    let rows = summary.rows.iter().filter(|r| {
+        let t = r.memory_type.unwrap_or(MemoryType::Free);
+        (t != MemoryType::Free || o.free) && r.figures.value(Column::Size) != 0
+    });
+    for r in rows.chain(std::iter::once(&summary.total)) {
+        line.clear();
+        let name = r.memory_type.map_or("Total", MemoryType::name);
+        line.push_str(&format!("{name:<13}"));
+        for &c in &cols {
+            line.push_str("  ");
+            push_figure(&mut line, &r.figures, c, o.exact);
+        }
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+enum Row<'a> {
+    Region(&'a Region, Figures),
+    Free(FreeBlock),
+}
+
+impl Row<'_> {
+    fn start(&self) -> u64 {
+        match self {
+            Row::Region(r, _) => r.start,
+            Row::Free(f) => f.start,
+        }
+    }
+    fn memory_type(&self) -> MemoryType {
+        match self {
+            Row::Region(r, _) => r.memory_type,
+            Row::Free(_) => MemoryType::Free,
+        }
+    }
+    fn figure(&self, c: Column) -> u64 {
+        match self {
+            Row::Region(_, f) => f.value(c),
+            Row::Free(f) if c == Column::Size => f.size(),
+            Row::Free(_) => 0,
+        }
+    }
+}
+
+fn write_details<W: Write>(snap: &Snapshot, o: &TextOptions, w: &mut W) -> io::Result<()> {
+    let wanted = |t: MemoryType| o.types.is_empty() || o.types.contains(&t);
+    let mut rows: Vec<Row<'_>> = snap
+        .regions
+        .iter()
+        .filter(|r| wanted(r.memory_type))
+        .map(|r| Row::Region(r, Figures::of_region(r)))
+        .collect();
+    if o.free || o.types.contains(&MemoryType::Free) {
+        rows.extend(free_blocks(snap).into_iter().map(Row::Free));
+    }
+    let by_address = |a: &Row<'_>, b: &Row<'_>| a.start().cmp(&b.start());
+    match o.sort {
+        SortKey::Address => rows.sort_by(by_address),
+        SortKey::Type => rows.sort_by(|a, b| {
+            a.memory_type()
+                .cmp(&b.memory_type())
+                .then_with(|| by_address(a, b))
+        }),
+        SortKey::Details => {
+            rows.sort_by(|a, b| details(a).cmp(details(b)).then_with(|| by_address(a, b)))
+        }
+        SortKey::Protection => {
+            rows.sort_by(|a, b| perms(a).cmp(perms(b)).then_with(|| by_address(a, b)))
+        }
+        SortKey::Figure(c) => {
+            rows.sort_by(|a, b| b.figure(c).cmp(&a.figure(c)).then_with(|| by_address(a, b)))
+        }
+    }
+    if o.reverse {
+        rows.reverse();
+    }
+    let cols: Vec<Column> = o
+        .columns
+        .iter()
+        .copied()
+        .filter(|c| !c.summary_only())
+        .collect();
+    let addr_w = snap
+        .regions
+        .iter()
+        .map(|r| hex_len(r.end))
+        .max()
+        .unwrap_or(12)
+        .max(12);
+    let mut line = String::with_capacity(512);
+    line.push_str(&format!(
+        "{:<aw$}  {:<12}",
+        "Address",
+        "Type",
+        aw = addr_w + 2
+    ));
+    for &c in &cols {
+        line.push_str(&format!(
+            "  {:>width$}",
+            c.header(),
+            width = num_width(c, o.exact)
+        ));
+    }
+    line.push_str("  Prot  Max   Details");
+    writeln!(w, "{line}")?;
+    for row in &rows {
+        match row {
+            Row::Region(r, f) => {
+                region_line(&mut line, r, f, &cols, addr_w, 0, o.exact);
+                w.write_all(line.as_bytes())?;
+                if o.sub_blocks && !r.sub_blocks.is_empty() {
+                    for s in &r.sub_blocks {
+                        region_line(&mut line, s, &Figures::of_vma(s), &cols, addr_w, 2, o.exact);
+                        w.write_all(line.as_bytes())?;
+                    }
+                }
+            }
+            Row::Free(fb) => {
+                line.clear();
+                push_hex(&mut line, fb.start, addr_w + 2);
+                line.push_str("  Free        ");
+                for &c in &cols {
+                    line.push_str("  ");
+                    let mut fig = Figures::default();
+                    fig.set(Column::Size, fb.size());
+                    push_figure(&mut line, &fig, c, o.exact);
+                }
+                line.push('\n');
+                w.write_all(line.as_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn details<'a>(r: &'a Row<'_>) -> &'a str {
+    match r {
+        Row::Region(r, _) => &r.details,
+        Row::Free(_) => "",
+    }
+}
+
+fn perms<'a>(r: &'a Row<'_>) -> &'a str {
+    match r {
+        Row::Region(r, _) => r.perms.as_str(),
+        Row::Free(_) => "",
+    }
+}
+
+fn hex_len(v: u64) -> usize {
+    (64 - v.leading_zeros() as usize).div_ceil(4).max(1)
+}
+
+fn push_hex(line: &mut String, v: u64, width: usize) {
+    use std::fmt::Write as _;
+    let _ = write!(line, "{v:<width$x}");
+}
+
+fn region_line(
+    line: &mut String,
+    r: &Region,
+    f: &Figures,
+    cols: &[Column],
+    addr_w: usize,
+    indent: usize,
+    exact: bool,
+) {
+    line.clear();
+    line.push_str(&"  "[..indent]);
+    push_hex(line, r.start, addr_w + 2 - indent);
+    line.push_str("  ");
+    let name = r.memory_type.name();
+    line.push_str(name);
+    line.push_str(&"            "[..12usize.saturating_sub(name.len())]);
+    for &c in cols {
+        line.push_str("  ");
+        push_figure(line, f, c, exact);
+    }
+    line.push_str("  ");
+    line.push_str(r.perms.as_str());
+    line.push_str("  ");
+    match r.max_protection() {
+        Some(m) => line.push_str(&m),
+        None => line.push_str("    "),
+    }
+    line.push_str("  ");
+    line.push_str(&r.details);
+    line.push('\n');
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Orders figures for `ps`.
+pub fn cmp_opt(a: Option<u64>, b: Option<u64>) -> Ordering {
+    a.unwrap_or(0).cmp(&b.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_574_400), "2026-11-25 00:00:00 UTC");
+    }
+}

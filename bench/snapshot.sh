@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# bench/snapshot.sh [N ...]
+#
+# Cost of one full typed snapshot (`vmmap PID`: Summary + Details) of a process
+# with many mappings, against the references, as ratios (machines are noisy:
+# ratios, not absolute times, are what to compare).
+#
+# For each case N (default: 100 60000) it starts maps_fixture with N
+# non-mergeable mappings and times, with hyperfine (-N, output discarded):
+#   cat /proc/PID/smaps   the floor: reading the kernel text once
+#   pmap -XX PID          the closest existing tool
+#   vmmap PID             full typed text output (Summary plus Details)
+#   vmmap PID --json      extra row
+# and prints median ms and the ratio of each median to the floor's median.
+# It also measures vmmap's peak RSS and prints it as a ratio to the size of
+# the smaps text, saves the 60,000-mapping smaps to target/bench/smaps-60k.txt
+# for the criterion benchmark (smaps_parse), and ends with one line per case:
+#   RATIO n=60000 pmap=6.20 vmmap=1.31 vmmap_json=1.40 vmmap_peak_rss_over_smaps=0.55
+# Cases of 10,000 mappings or more are checked against the targets (vmmap at
+# most 1.5x cat smaps, peak RSS at most 2x the smaps text): a miss prints a
+# WARNING line but does not change the exit status (0 unless something broke).
+#
+# Environment:
+#   RUNS=10           hyperfine runs per command (after 2 warm-up runs)
+#   SHARED_BENCH=DIR  where maps_fixture.c is (default: ROOT/../shared/bench;
+#                     only read, never built in)
+#   INSTALL=1         as root, apt-get install missing hyperfine/procps
+#   TIME_BIN=PATH     GNU time for peak RSS (default /usr/bin/time; when it is
+#                     missing, a python3 getrusage wrapper is used)
+#
+# A case may also be N:MIB, which adds a fully touched MIB MiB anonymous
+# region to the fixture (maps_fixture's third argument).
+# Kills only the fixture processes it started, by PID.
+set -euo pipefail
+
+die() { printf 'snapshot.sh: error: %s\n' "$*" >&2; exit 1; }
+note() { printf '== %s\n' "$*"; }
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
+FIXTURE_SRC=$SHARED_BENCH/maps_fixture.c
+OUT=$ROOT/target/bench
+FIXTURE=$OUT/maps_fixture
+VMMAP=$ROOT/target/release/vmmap
+SMAPS_CAPTURE=$OUT/smaps-60k.txt
+CAPTURE_N=60000
+TARGET_MIN_N=10000  # cases this large are checked against the 1.5x / 2x targets
+RUNS=${RUNS:-10}
+
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer (got '$RUNS')"
+CASES=("$@")
+[[ ${#CASES[@]} -gt 0 ]] || CASES=(100 60000)
+for c in "${CASES[@]}"; do
+    [[ $c =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || die "bad case '$c': expected N or N:MIB (e.g. 60000 or 100:512)"
+done
+[[ -r $FIXTURE_SRC ]] || die "fixture source not found: $FIXTURE_SRC (set SHARED_BENCH to the directory holding maps_fixture.c)"
+
+# --- tools ----------------------------------------------------------------
+missing=()
+command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+command -v pmap >/dev/null 2>&1 || missing+=(procps)
+if [[ ${#missing[@]} -gt 0 ]]; then
+    if [[ ${INSTALL:-0} == 1 && $(id -u) == 0 ]]; then
+        note "installing ${missing[*]} (INSTALL=1)"
+        apt-get update
+        apt-get install -y hyperfine procps
+    else
+        printf 'snapshot.sh: error: missing %s (needed: hyperfine, and pmap from procps).\n' "${missing[*]}" >&2
+        printf 'Install them with:\n    apt-get install -y hyperfine procps\n' >&2
+        printf '(or, as root, rerun with INSTALL=1 to install them automatically)\n' >&2
+        exit 1
+    fi
+    command -v hyperfine >/dev/null 2>&1 && command -v pmap >/dev/null 2>&1 ||
+        die "hyperfine or pmap still missing after apt-get install"
+fi
+for t in gcc cargo python3; do
+    command -v "$t" >/dev/null 2>&1 || die "$t not found (needed to build the fixture / vmmap, or to read hyperfine's JSON)"
+done
+
+# --- cleanup: only what this script started ---------------------------------
+FX_PIDS=()
+TMPDIR_BENCH=$(mktemp -d "${TMPDIR:-/tmp}/vmmap-bench.XXXXXX")
+cleanup() {
+    local p
+    for p in "${FX_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${FX_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    FX_PIDS=()
+    rm -rf "$TMPDIR_BENCH"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- build ----------------------------------------------------------------
+mkdir -p "$OUT"
+note "building $FIXTURE from $FIXTURE_SRC"
+gcc -O2 -o "$FIXTURE" "$FIXTURE_SRC" || die "gcc failed on $FIXTURE_SRC"
+note "building vmmap (cargo build --release -p vmmap)"
+(cd "$ROOT" && cargo build --release -p vmmap) || die "cargo build --release -p vmmap failed"
+[[ -x $VMMAP ]] || die "vmmap binary not found at $VMMAP after the build"
+
+# --- helpers --------------------------------------------------------------
+# start_fixture N MIB -> sets FX_PID and FX_MADE (waits for "READY pid n")
+start_fixture() {
+    local n=$1 mib=$2 ready=$TMPDIR_BENCH/ready.$1 line="" i
+    : >"$ready" # exists before the first grep below, whoever runs first
+    "$FIXTURE" "$n" - "$mib" >"$ready" 2>&1 &
+    FX_PID=$!
+    FX_PIDS+=("$FX_PID")
+    for ((i = 0; i < 1200; i++)); do
+        line=$(grep -m1 '^READY ' "$ready" || true)
+        [[ -n $line ]] && break
+        kill -0 "$FX_PID" 2>/dev/null || { cat "$ready" >&2; die "maps_fixture $n exited before READY"; }
+        sleep 0.1
+    done
+    [[ -n $line ]] || die "maps_fixture $n did not print READY within 120 s"
+    read -r _ ready_pid FX_MADE <<<"$line"
+    [[ $ready_pid == "$FX_PID" ]] || die "maps_fixture printed pid $ready_pid, expected $FX_PID"
+    [[ $FX_MADE -ge $n ]] || die "maps_fixture made only $FX_MADE of $n mappings (vm.max_map_count is $(cat /proc/sys/vm/max_map_count))"
+}
+
+stop_fixture() {
+    local pid=$1 keep=() p
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${FX_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    FX_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# Peak RSS: GNU time's %M where it exists, else python3's
+# getrusage(RUSAGE_CHILDREN).  The latter can read high: the kernel carries a
+# forked child's high-water mark across exec, so its floor is the python
+# process's own RSS (measured below with `true` and printed).
+TIME_BIN=${TIME_BIN:-/usr/bin/time}
+if [[ -x $TIME_BIN ]] && "$TIME_BIN" -f %M -o /dev/null true >/dev/null 2>&1; then
+    RSS_TOOL="$TIME_BIN -f %M"
+else
+    RSS_TOOL="python3 resource.getrusage(RUSAGE_CHILDREN)"
+fi
+
+# rss_once CMD... -> peak RSS of one run of CMD in KiB, output discarded
+rss_once() {
+    local f=$TMPDIR_BENCH/rss k
+    if [[ $RSS_TOOL != python3* ]]; then
+        "$TIME_BIN" -f %M -o "$f" "$@" >/dev/null || die "failed: $*"
+        k=$(tail -n1 "$f")
+    else
+        k=$(python3 -c '
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' "$@") || die "failed: $*"
+    fi
+    [[ $k =~ ^[0-9]+$ ]] || die "could not read the peak RSS of $* (got '$k')"
+    echo "$k"
+}
+
+# peak_rss_kib CMD... -> largest of 3 runs
+peak_rss_kib() {
+    local best=0 k i
+    for i in 1 2 3; do
+        k=$(rss_once "$@")
+        if ((k > best)); then best=$k; fi
+    done
+    echo "$best"
+}
+
+if [[ $RSS_TOOL == python3* ]]; then
+    RSS_TOOL="$RSS_TOOL (floor: $(rss_once true) KiB, the wrapper's own RSS; figures near it mean little)"
+fi
+
+# --- cases ----------------------------------------------------------------
+SUMMARY=()
+WARNINGS=()
+captured=0
+note "RUNS=$RUNS cases: ${CASES[*]} ($(nproc) CPUs, kernel $(uname -r))"
+
+for c in "${CASES[@]}"; do
+    n=${c%%:*}
+    mib=0
+    [[ $c == *:* ]] && mib=${c#*:}
+    start_fixture "$n" "$mib"
+    pid=$FX_PID
+    maps_lines=$(wc -l <"/proc/$pid/maps")
+    smaps_bytes=$(wc -c <"/proc/$pid/smaps")
+    echo
+    note "case n=$n touch_mib=$mib: fixture pid $pid, $FX_MADE mappings created, $maps_lines in /proc/$pid/maps, smaps $smaps_bytes bytes"
+    if [[ $n == "$CAPTURE_N" && $mib == 0 ]]; then
+        cat "/proc/$pid/smaps" >"$SMAPS_CAPTURE"
+        captured=1
+        note "saved smaps to $SMAPS_CAPTURE ($(wc -c <"$SMAPS_CAPTURE") bytes)"
+    fi
+
+    # fail clearly (not inside hyperfine) when vmmap cannot read the fixture
+    "$VMMAP" "$pid" >/dev/null || die "'vmmap $pid' exited with status $?"
+    "$VMMAP" "$pid" --json >/dev/null || die "'vmmap $pid --json' exited with status $?"
+
+    json=$OUT/hyperfine-$c.json
+    log=$OUT/hyperfine-$c.log
+    if ! hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$json" --style basic \
+        --command-name 'cat smaps' "cat /proc/$pid/smaps" \
+        --command-name 'pmap -XX' "pmap -XX $pid" \
+        --command-name 'vmmap' "$VMMAP $pid" \
+        --command-name 'vmmap --json' "$VMMAP $pid --json" \
+        >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "hyperfine failed for case $c (log: $log)"
+    fi
+
+    rss_kib=$(peak_rss_kib "$VMMAP" "$pid")
+    table=$(python3 - "$json" "$n" "$rss_kib" "$smaps_bytes" <<'EOF'
+import json, sys
+path, n, rss_kib, smaps_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+res = json.load(open(path))["results"]
+med = {r["command"]: r["median"] for r in res}
+floor = med["cat smaps"]
+print(f"{'command':<16} {'median ms':>10} {'stddev ms':>10} {'min ms':>9} {'ratio':>7}")
+for r in res:
+    print(f"{r['command']:<16} {r['median']*1e3:>10.2f} {(r.get('stddev') or 0)*1e3:>10.2f} "
+          f"{r['min']*1e3:>9.2f} {r['median']/floor:>6.2f}x")
+rss_ratio = rss_kib * 1024 / smaps_bytes
+print(f"vmmap peak RSS {rss_kib} KiB = {rss_ratio:.2f}x the smaps text ({smaps_bytes} bytes)")
+print(f"RATIO n={n} pmap={med['pmap -XX']/floor:.2f} vmmap={med['vmmap']/floor:.2f} "
+      f"vmmap_json={med['vmmap --json']/floor:.2f} vmmap_peak_rss_over_smaps={rss_ratio:.2f}")
+EOF
+    )
+    stop_fixture "$pid"
+    printf '%s\n' "$table" | grep -v '^RATIO '
+    ratio_line=$(printf '%s\n' "$table" | grep '^RATIO ')
+    SUMMARY+=("$ratio_line")
+    # flag the targets: vmmap within 1.5x of cat smaps, peak RSS within 2x the
+    # smaps text; they apply to large cases only (with a few hundred mappings
+    # process start-up and the binary's own ~3 MiB RSS dominate both ratios)
+    ((n >= TARGET_MIN_N)) || continue
+    v=$(sed -n 's/.* vmmap=\([0-9.]*\) .*/\1/p' <<<"$ratio_line")
+    r=$(sed -n 's/.*vmmap_peak_rss_over_smaps=\([0-9.]*\).*/\1/p' <<<"$ratio_line")
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 1.5 else 1)' "$v"; then
+        WARNINGS+=("n=$n: vmmap takes ${v}x cat smaps (target: at most 1.5x)")
+    fi
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 2 else 1)' "$r"; then
+        WARNINGS+=("n=$n: vmmap peak RSS is ${r}x the smaps text (target: at most 2x)")
+    fi
+done
+
+if [[ $captured == 0 ]]; then
+    echo
+    note "capturing a $CAPTURE_N-mapping smaps for the criterion benchmark"
+    start_fixture "$CAPTURE_N" 0
+    cat "/proc/$FX_PID/smaps" >"$SMAPS_CAPTURE"
+    stop_fixture "$FX_PID"
+    note "saved smaps to $SMAPS_CAPTURE ($(wc -c <"$SMAPS_CAPTURE") bytes)"
+fi
+
+echo
+note "peak RSS measured with $RSS_TOOL; hyperfine JSON and logs in $OUT"
+note "parser throughput on the captured file (criterion; cargo runs the bench in crates/vmmap-core,"
+note "so give the file as an absolute path: a relative one is not found from there):"
+echo "    cd $ROOT && VMMAP_SMAPS_FIXTURE=$SMAPS_CAPTURE cargo bench -p vmmap-core --bench smaps_parse"
+for w in "${WARNINGS[@]+"${WARNINGS[@]}"}"; do
+    echo "WARNING: $w"
+done
+echo
+printf '%s\n' "${SUMMARY[@]}"

@@ -1,0 +1,256 @@
+//! Every failure gets a one-line message that says what to do, and its own
+//! exit code; nothing panics; a closed pipe is not an error.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::util::*;
+
+fn fails(args: &[&str], code: i32, needle: &str) -> String {
+    let o = vmmap(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "vmmap {args:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "vmmap {args:?}: stderr {err:?} lacks {needle:?}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn free_pid() -> u32 {
+    let max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .map_or(32768, |s| s.trim().parse().unwrap_or(32768));
+    (300..max)
+        .rev()
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .expect("a free pid")
+}
+
+#[test]
+fn no_such_process() {
+    fails(&[&free_pid().to_string()], 3, "no process with PID");
+    fails(&["no-such-process-name-xyz"], 3, "no process named");
+}
+
+#[test]
+fn name_matching_several_processes() {
+    let dir = TempDir::new("amb");
+    let name = format!("amb{}", std::process::id() % 100_000);
+    let a = Fixture::start_as(&name, dir.path());
+    let b = Fixture::start_as(&name, dir.path());
+    let o = vmmap(&[&name]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(8), "{err}");
+    assert!(err.contains("matches 2 processes"), "{err}");
+    assert!(
+        err.contains(&a.pid.to_string()) && err.contains(&b.pid.to_string()),
+        "lists both: {err}"
+    );
+}
+
+#[test]
+fn kernel_thread() {
+    // Any process with PF_KTHREAD in its flags (kthreadd is PID 2 on most
+    // systems; in a container none may be visible).
+    let kthread = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let flags = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(6))
+                .and_then(|f| f.parse::<u64>().ok());
+            flags.is_some_and(|f| f & 0x0020_0000 != 0)
+        });
+    let Some(pid) = kthread else {
+        eprintln!("SKIPPED: no kernel thread is visible in this PID namespace");
+        return;
+    };
+    fails(&[&pid.to_string()], 6, "kernel thread");
+}
+
+#[test]
+fn process_that_exited() {
+    // A zombie has exited and has no address space left.
+    let _g = starting_processes();
+    let mut child = Command::new("sh").args(["-c", "exit 0"]).spawn().unwrap();
+    let pid = child.id();
+    for _ in 0..200 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next())
+            == Some("Z")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    fails(&[&pid.to_string()], 5, "exited");
+    child.wait().unwrap();
+}
+
+#[test]
+fn permission_denied_names_the_missing_privilege() {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Run vmmap as nobody against a root-owned process.
+        let fx = Fixture::start(false);
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                VMMAP,
+                &fx.pid.to_string(),
+            ])
+            .output()
+            .expect("setpriv (util-linux)");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(4), "{err}");
+        assert!(
+            err.contains("permission denied")
+                && err.contains("CAP_SYS_PTRACE")
+                && err.contains("uid 0"),
+            "{err}"
+        );
+    } else {
+        fails(&["1"], 4, "CAP_SYS_PTRACE");
+    }
+}
+
+/// Lays out a fake proc root with one process whose smaps is `smaps`
+/// (or absent), to play kernels this machine does not run.
+fn fake_proc(smaps: Option<&str>) -> TempDir {
+    let dir = TempDir::new("proc");
+    let p = dir.path().join("4242");
+    std::fs::create_dir_all(p.join("task/4242")).unwrap();
+    std::fs::write(
+        p.join("stat"),
+        "4242 (old) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("status"),
+        "Name:\told\nUid:\t0\t0\t0\t0\nVmPTE:\t      8 kB\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("cmdline"), "old\0").unwrap();
+    std::fs::write(p.join("task/4242/comm"), "old\n").unwrap();
+    std::fs::write(p.join("task/4242/syscall"), "running\n").unwrap();
+    if let Some(s) = smaps {
+        std::fs::write(p.join("smaps"), s).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn kernel_without_smaps_or_needed_fields() {
+    let no_smaps = fake_proc(None);
+    fails(
+        &["--proc-root", no_smaps.path().to_str().unwrap(), "4242"],
+        7,
+        "CONFIG_PROC_PAGE_MONITOR",
+    );
+    // A smaps from before Rss was printed per mapping (hypothetical, but
+    // what a stripped-down kernel or a foreign format gives).
+    let no_rss = fake_proc(Some(
+        "00400000-00401000 r-xp 00000000 08:01 12 /bin/old\nSize:                  4 kB\n",
+    ));
+    fails(
+        &["--proc-root", no_rss.path().to_str().unwrap(), "4242"],
+        7,
+        "Rss",
+    );
+}
+
+#[test]
+fn old_kernel_fields_read_as_unavailable() {
+    // 4.4-era smaps: no Pss_Dirty, KSM, LazyFree, THPeligible, no rollup.
+    let smaps = "00400000-00402000 r-xp 00000000 08:01 12 /bin/old\nSize:                  8 kB\nRss:                   8 kB\nPss:                   8 kB\nShared_Clean:          0 kB\nShared_Dirty:          0 kB\nPrivate_Clean:         8 kB\nPrivate_Dirty:         0 kB\nReferenced:            8 kB\nAnonymous:             0 kB\nAnonHugePages:         0 kB\nSwap:                  0 kB\nSwapPss:               0 kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\nLocked:                0 kB\nVmFlags: rd ex mr mw me dw\n";
+    let dir = fake_proc(Some(smaps));
+    let root = dir.path().to_str().unwrap();
+    let text = vmmap_ok(&["--proc-root", root, "4242", "-c", "all"]);
+    assert!(
+        text.contains("does not print") && text.contains("Pss_Dirty"),
+        "{text}"
+    );
+    assert!(text.contains("n/a"));
+    assert!(text.contains("no smaps_rollup"));
+    let json: serde_json::Value =
+        serde_json::from_str(&vmmap_ok(&["--proc-root", root, "4242", "--json"])).unwrap();
+    let r = &json["regions"][0];
+    assert!(r["figures"]["pss_dirty"].is_null(), "unavailable, not zero");
+    assert_eq!(r["figures"]["total_ws"], 8192);
+    assert!(r["smaps"].get("KSM").is_none());
+}
+
+#[test]
+fn corrupt_proc_content() {
+    let dir = fake_proc(Some(
+        "00400000-00401000 r-xp 00000000 08:01 12 /bin/old\nRss: many kB\n",
+    ));
+    fails(
+        &["--proc-root", dir.path().to_str().unwrap(), "4242"],
+        9,
+        "smaps line 2",
+    );
+}
+
+#[test]
+fn usage_errors() {
+    fails(&["1", "-c", "bogus"], 2, "unknown column");
+    fails(&["1", "--sort", "bogus"], 2, "cannot sort by");
+    fails(&["1", "-t", "bogus"], 2, "unknown memory type");
+    fails(&["1", "-o", "/tmp/x.weird"], 2, "extension");
+    fails(&["explain", "bogus"], 2, "nothing called");
+}
+
+#[test]
+fn unwritable_output_file() {
+    let fx = Fixture::start(false);
+    fails(
+        &[&fx.pid.to_string(), "-o", "/nonexistent-dir/x.json"],
+        10,
+        "cannot write",
+    );
+}
+
+#[test]
+fn closed_pipe_exits_quietly() {
+    let fx = Fixture::start(false);
+    let mut child = Command::new(VMMAP)
+        .args([&fx.pid.to_string(), "-c", "all", "--bytes"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,5 @@
+//! One integration binary: real fixture processes, the real `vmmap`.
+
+mod errors;
+mod snapshot;
+mod util;

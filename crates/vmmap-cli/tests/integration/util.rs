@@ -1,0 +1,325 @@
+//! Test helpers: the fixture program, compiled from C at test time, and a
+//! runner for the real `vmmap` binary.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde_json::Value;
+
+pub const VMMAP: &str = env!("CARGO_BIN_EXE_vmmap");
+
+fn tmp() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// Compiles `tests/fixtures/NAME.c` once per test run and returns the
+/// binary's path.
+pub fn compile(name: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.c"));
+    let out = tmp().join(format!("fixture-{name}"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(&cc)
+        .args(["-O1", "-g", "-Wall", "-pthread", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cc} to build the test fixture: {e}"));
+    assert!(st.success(), "compiling {} failed", src.display());
+    built.insert(name.to_string(), out.clone());
+    out
+}
+
+static PROCESSES: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// 0: no guard; >0: this thread holds that many shared guards; -1: it
+    /// holds the exclusive one. std's RwLock lets a waiting writer block
+    /// new readers, so a thread must never take a second read guard.
+    static HELD: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Held while a test has processes of its own running.
+pub struct Shared(#[allow(dead_code)] Option<RwLockReadGuard<'static, ()>>);
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            HELD.with(|h| h.set(h.get() - 1));
+        }
+    }
+}
+
+/// Held by tests that start processes. Pss (and the shared/private split)
+/// of a page depends on how many processes map it, so a test that compares
+/// two reads of them takes [`quiet_system`] and runs alone.
+pub fn starting_processes() -> Shared {
+    if HELD.with(|h| h.get()) != 0 {
+        return Shared(None);
+    }
+    let g = PROCESSES.read().unwrap_or_else(|e| e.into_inner());
+    HELD.with(|h| h.set(1));
+    Shared(Some(g))
+}
+
+/// Exclusive use of the machine's process table for one test.
+pub struct Quiet(#[allow(dead_code)] RwLockWriteGuard<'static, ()>);
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(0));
+    }
+}
+
+/// Waits until no other test has processes running, and keeps it so.
+pub fn quiet_system() -> Quiet {
+    assert_eq!(
+        HELD.with(|h| h.get()),
+        0,
+        "take quiet_system before anything else"
+    );
+    let g = PROCESSES.write().unwrap_or_else(|e| e.into_inner());
+    HELD.with(|h| h.set(-1));
+    Quiet(g)
+}
+
+/// A running fixture process, killed on drop.
+pub struct Fixture {
+    _guard: Option<Shared>,
+    pub child: Child,
+    pub pid: u32,
+    /// The `key=value` pairs of its READY line.
+    pub info: HashMap<String, String>,
+    _dir: tempdir::TempDir,
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory removed on drop.
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(tag: &str) -> TempDir {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+                "{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).expect("create temp dir");
+            TempDir(p)
+        }
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub use tempdir::TempDir;
+
+impl Fixture {
+    /// Starts the `target` fixture and waits for its READY line.
+    pub fn start(spin: bool) -> Fixture {
+        let bin = compile("target");
+        let guard = starting_processes();
+        let mut f = Fixture::start_bin(bin, spin);
+        f._guard = Some(guard);
+        f
+    }
+
+    /// Starts the fixture in a test that holds [`quiet_system`].
+    pub fn start_alone() -> Fixture {
+        Fixture::start_bin(compile("target"), false)
+    }
+
+    /// Starts the fixture under another executable name (a copy in `dir`),
+    /// for tests that look processes up by name.
+    pub fn start_as(name: &str, dir: &Path) -> Fixture {
+        let bin = dir.join(name);
+        if !bin.exists() {
+            std::fs::copy(compile("target"), &bin).expect("copy fixture");
+        }
+        let guard = starting_processes();
+        let mut f = Fixture::start_bin(bin, false);
+        f._guard = Some(guard);
+        f
+    }
+
+    fn start_bin(bin: PathBuf, spin: bool) -> Fixture {
+        let dir = TempDir::new("target");
+        let mut cmd = Command::new(bin);
+        cmd.arg(dir.path());
+        if spin {
+            cmd.arg("spin");
+        }
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start fixture");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read READY");
+        assert!(line.starts_with("READY"), "fixture said {line:?}");
+        let info: HashMap<String, String> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        let pid = child.id();
+        Fixture {
+            _guard: None,
+            child,
+            pid,
+            info,
+            _dir: dir,
+        }
+    }
+
+    /// An address from the READY line.
+    pub fn addr(&self, key: &str) -> u64 {
+        let v = &self.info[key];
+        u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("{key}={v}"))
+    }
+
+    /// A thread id from the READY line.
+    pub fn tid(&self, name: &str) -> u64 {
+        self.info[&format!("tid_{name}")].parse().expect("tid")
+    }
+
+    /// Stops the process (SIGSTOP) and waits until the kernel says so, so
+    /// that its memory cannot change between two reads.
+    pub fn stop(&self) {
+        signal(self.pid, libc_sig::SIGSTOP);
+        for _ in 0..200 {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or("");
+            if state == "T" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("fixture did not stop");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub mod libc_sig {
+    pub const SIGSTOP: i32 = 19;
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
+    assert!(st.success());
+}
+
+/// Runs vmmap with arguments.
+pub fn vmmap(args: &[&str]) -> Output {
+    let _g = starting_processes();
+    Command::new(VMMAP)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vmmap")
+}
+
+/// Runs vmmap and expects success.
+pub fn vmmap_ok(args: &[&str]) -> String {
+    let o = vmmap(args);
+    assert!(
+        o.status.success(),
+        "vmmap {args:?} failed: {:?}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf-8 output")
+}
+
+/// `vmmap PID --json`, parsed.
+pub fn snapshot_json(pid: u32, extra: &[&str]) -> Value {
+    let p = pid.to_string();
+    let mut args = vec![p.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&vmmap_ok(&args)).expect("valid JSON")
+}
+
+pub fn hex(v: &Value) -> u64 {
+    let s = v.as_str().expect("hex string");
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex")
+}
+
+/// The top-level region containing `addr`.
+pub fn region_at(snap: &Value, addr: u64) -> &Value {
+    snap["regions"]
+        .as_array()
+        .expect("regions")
+        .iter()
+        .find(|r| hex(&r["start"]) <= addr && addr < hex(&r["end"]))
+        .unwrap_or_else(|| panic!("no region holds {addr:#x}"))
+}
+
+/// Every kernel VMA: sub-blocks of groups, and plain regions.
+pub fn leaves(snap: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for r in snap["regions"].as_array().expect("regions") {
+        match r.get("sub_blocks").and_then(Value::as_array) {
+            Some(subs) => out.extend(subs.iter()),
+            None => out.push(r),
+        }
+    }
+    out
+}
+
+pub fn size(r: &Value) -> u64 {
+    hex(&r["end"]) - hex(&r["start"])
+}
+
+pub fn fig(r: &Value, col: &str) -> u64 {
+    r["figures"][col]
+        .as_u64()
+        .unwrap_or_else(|| panic!("figure {col} missing in {r}"))
+}
+
+/// A kB field of a /proc file, in bytes.
+pub fn kb_field(text: &str, key: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        * 1024
+}

@@ -126,9 +126,15 @@ fn push_figure(line: &mut String, f: &Figures, c: Column, exact: bool) {
         }
         Some(v) => push_size(line, v, exact),
     }
+    // Right-align in place: pad at the end, then rotate the padding to
+    // the front of the cell, without allocating.
     let len = line.len() - start;
     if len < width {
-        line.insert_str(start, &" ".repeat(width - len));
+        const SPACES: &str = "                                ";
+        line.push_str(&SPACES[..(width - len).min(SPACES.len())]);
+        // SAFETY: the cell holds only ASCII (digits, units, '.', "n/a" and
+        // spaces), so rotating its bytes keeps the String valid UTF-8.
+        unsafe { line.as_bytes_mut()[start..].rotate_right(width - len) };
     }
 }
 
@@ -326,7 +332,7 @@ fn region_line(
     line.push_str(r.perms.as_str());
     line.push_str("  ");
     match r.max_protection() {
-        Some(m) => line.push_str(&m),
+        Some(m) => line.push_str(std::str::from_utf8(&m).unwrap_or("????")),
         None => line.push_str("    "),
     }
     line.push_str("  ");
@@ -365,6 +371,6 @@ mod tests {
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(1_795_574_400), "2026-11-25 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_564_800), "2026-11-25 00:00:00 UTC");
     }
 }

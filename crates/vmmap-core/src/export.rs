@@ -140,7 +140,7 @@ fn json_region(r: &Region) -> JsonRegion<'_> {
         end: Hex(r.end),
         memory_type: r.memory_type.id(),
         perms: r.perms.as_str(),
-        max_protection: r.max_protection(),
+        max_protection: r.max_protection_str(),
         offset: Hex(r.offset),
         device: format!("{:02x}:{:02x}", r.dev_major, r.dev_minor),
         inode: r.inode,
@@ -218,7 +218,7 @@ pub fn write_json<W: Write>(
         warnings: &snap.warnings,
     };
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
-    serde_json::to_writer_pretty(&mut w, &doc).map_err(io::Error::from)?;
+    serde_json::to_writer(&mut w, &doc).map_err(io::Error::from)?;
     w.write_all(b"\n")?;
     w.flush()
 }
@@ -275,9 +275,11 @@ pub fn write_csv<W: Write>(
     if opts.free {
         for f in free_blocks(snap) {
             write!(w, "0,{:#x},{:#x},free,,,,,,,,", f.start, f.end)?;
+            // Free space has a size and nothing else: the figures are 0,
+            // not unavailable (empty).
             write!(w, ",{}", f.size())?;
             for _ in Column::ALL.iter().filter(|c| !c.summary_only()).skip(1) {
-                write!(w, ",")?;
+                write!(w, ",0")?;
             }
             writeln!(w, ",,")?;
         }
@@ -294,7 +296,7 @@ fn csv_region<W: Write>(w: &mut W, r: &Region, depth: u8) -> io::Result<()> {
         r.end,
         r.memory_type.id(),
         r.perms.as_str(),
-        r.max_protection().unwrap_or_default(),
+        r.max_protection_str().unwrap_or_default(),
         r.offset,
         r.dev_major,
         r.dev_minor,

@@ -163,7 +163,7 @@ impl Column {
 
     /// The kernel fields the column needs; if any is missing on this
     /// kernel, the column reads "n/a".
-    pub fn needs(self) -> &'static [Field] {
+    pub const fn needs(self) -> &'static [Field] {
         match self {
             Column::Size | Column::Committed | Column::Blocks | Column::Largest => &[],
             Column::Private => &[Field::Anonymous, Field::Swap],
@@ -194,10 +194,10 @@ impl Column {
             Column::Committed => "Size of every VMA that allows any access (r, w or x). PROT_NONE VMAs are reservations and count 0, as reserved memory does in VMMap. Linux overcommits, so this is address space the process may touch, not memory it has; the kernel's own charge is the `ac` VmFlag (Committed_AS).",
             Column::Private => "Anonymous + Swap of MAP_PRIVATE VMAs: private memory the process has materialised, in RAM or in swap. Windows counts committed private pages whether touched or not; Linux allocates on first touch, so untouched private memory counts 0 here.",
             Column::TotalWs => "Rss: resident pages mapped by this process (hugetlb pages excluded, as the kernel does).",
-            Column::PrivateWs => "Anonymous: resident anonymous pages (including copy-on-write copies inside file mappings). These can only be this process's (or its fork family's).",
+            Column::PrivateWs => "Anonymous: resident anonymous pages (including copy-on-write copies inside file mappings). Apart from KSM-merged pages, these belong to this process alone or to its fork family.",
             Column::ShareableWs => "Rss - Anonymous: resident file and shmem pages, which another process could map. Total WS = Private WS + Shareable WS, as in VMMap.",
             Column::SharedWs => "Shared_Clean + Shared_Dirty: resident pages mapped by more than one process right now (kernel mapcount > 1).",
-            Column::LockedWs => "Locked: resident pages of mlock()ed VMAs (VmFlags lo).",
+            Column::LockedWs => "Locked: resident pages of mlock()ed VMAs (VmFlags lo). The kernel counts them proportionally, like Pss: a locked page mapped by two processes counts half in each, so only private locked pages count in full.",
             Column::Blocks => "Summary only: number of top-level regions of the type (an image, a stack with its guard, an arena counts once); for Free, the number of gaps.",
             Column::Largest => "Summary only: size of the largest top-level region of the type; for Free, the largest free block.",
             Column::Pss => "Pss: proportional set size, each resident page divided by the number of processes mapping it. The kernel prints it truncated to whole kB per VMA.",
@@ -313,14 +313,39 @@ impl Figures {
             Column::Hugetlb,
             b(Field::SharedHugetlb) + b(Field::PrivateHugetlb),
         );
-        for c in Column::ALL {
-            if c.needs().iter().any(|&n| !k.has(n)) {
-                f.unavailable |= 1 << c as u32;
-            }
-        }
+        f.unavailable = unavailable_columns(k.present);
         f
     }
 }
+
+/// The columns that cannot be computed from the smaps fields in `present`
+/// (a bit mask by `Field`), as a bit mask by `Column`.
+pub fn unavailable_columns(present: u32) -> u32 {
+    let mut out = 0;
+    for (c, needs) in Column::ALL.iter().zip(NEEDS_MASKS.iter()) {
+        if needs & !present != 0 {
+            out |= 1 << *c as u32;
+        }
+    }
+    out
+}
+
+/// `Column::needs` as field bit masks, computed at compile time: this runs
+/// for every VMA.
+const NEEDS_MASKS: [u32; NCOLUMNS] = {
+    let mut m = [0u32; NCOLUMNS];
+    let mut i = 0;
+    while i < NCOLUMNS {
+        let needs = Column::ALL[i].needs();
+        let mut j = 0;
+        while j < needs.len() {
+            m[i] |= 1 << needs[j] as u32;
+            j += 1;
+        }
+        i += 1;
+    }
+    m
+};
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::elf::ElfInfo;
-use crate::proc::smaps::{Mapping, SmapsFields, UnknownField};
+use crate::proc::smaps::{Field, Mapping, SmapsFields, UnknownField};
 use crate::proc::status::Status;
 
 /// VMMap's memory types, with Linux meanings (see `docs/metrics.md`).
@@ -257,6 +257,13 @@ impl Region {
                 perms[3] = b's';
             }
         }
+        // Page sizes are properties, not amounts: a group has its parts'
+        // largest rather than their sum.
+        for f in [Field::KernelPageSize, Field::MmuPageSize] {
+            if let Some(max) = sub_blocks.iter().filter_map(|s| s.fields.get(f)).max() {
+                fields.set(f, max);
+            }
+        }
         Region {
             start: first.start,
             end: sub_blocks.last().map_or(first.end, |l| l.end),
@@ -307,21 +314,28 @@ impl Region {
     /// The maximum protection the mapping may ever get, from the `mr`, `mw`,
     /// `me` and `ms` VmFlags (what mprotect could still grant), as `rwxs`.
     /// `None` for a group or a kernel without VmFlags.
-    pub fn max_protection(&self) -> Option<String> {
+    pub fn max_protection(&self) -> Option<[u8; 4]> {
         if self.vm_flags.is_empty() {
             return None;
         }
-        let f = |flag: &str, c: char| if self.has_vm_flag(flag) { c } else { '-' };
-        Some(
-            [
-                f("mr", 'r'),
-                f("mw", 'w'),
-                f("me", 'x'),
-                if self.has_vm_flag("ms") { 's' } else { 'p' },
-            ]
-            .iter()
-            .collect(),
-        )
+        let mut out = *b"---p";
+        // One pass over the flags: this runs for every row of a table.
+        for f in self.vm_flags.as_bytes().split(|&c| c == b' ') {
+            match f {
+                b"mr" => out[0] = b'r',
+                b"mw" => out[1] = b'w',
+                b"me" => out[2] = b'x',
+                b"ms" => out[3] = b's',
+                _ => {}
+            }
+        }
+        Some(out)
+    }
+
+    /// [`Region::max_protection`] as text.
+    pub fn max_protection_str(&self) -> Option<String> {
+        self.max_protection()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 }
 
@@ -332,7 +346,9 @@ pub struct ThreadInfo {
     pub tid: u32,
     /// Thread name (`comm`).
     pub name: String,
-    /// User stack pointer, when it could be read.
+    /// User stack pointer, when it could be read (a hex string in JSON,
+    /// like every address).
+    #[serde(with = "hex_opt")]
     pub stack_pointer: Option<u64>,
     /// How the stack pointer was found, or why it was not.
     pub stack_pointer_source: StackPointerSource,
@@ -445,5 +461,30 @@ impl Snapshot {
     pub fn region_at(&self, addr: u64) -> Option<&Region> {
         let i = self.regions.partition_point(|r| r.end <= addr);
         self.regions.get(i).filter(|r| r.contains(addr))
+    }
+}
+
+/// Serde for optional addresses as `"0x…"` strings: JSON numbers lose
+/// precision above 2^53, and addresses read better in hex.
+mod hex_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.collect_str(&format_args!("{a:#x}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let Some(s) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let digits = s
+            .strip_prefix("0x")
+            .ok_or_else(|| serde::de::Error::custom("address must start with 0x"))?;
+        u64::from_str_radix(digits, 16)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }

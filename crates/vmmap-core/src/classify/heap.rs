@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::{is_plain_anon, Context, Inspector};
+use super::{is_plain_anon, Context, Inspector, Plan};
 use crate::model::{MemoryType, Region};
 
 /// A confirmed or presumed arena heap: indices into the region list.
@@ -33,11 +33,12 @@ struct HeapRun {
     ar_ptr: Option<u64>,
 }
 
-pub(super) fn find_arenas(
-    regions: Vec<Region>,
+pub(super) fn plan_arenas(
+    regions: &mut [Region],
     ctx: &Context<'_>,
     inspector: &mut dyn Inspector,
-) -> Vec<Region> {
+    plan: &mut Plan,
+) {
     let heap_max: u64 = if ctx.pointer_width == 4 {
         1 << 20
     } else {
@@ -48,6 +49,7 @@ pub(super) fn find_arenas(
         let candidate_type = r.memory_type == MemoryType::PrivateData
             || (r.memory_type == MemoryType::Heap && r.path.contains("glibc: malloc arena"));
         if !candidate_type
+            || plan.is_grouped(i)
             || !(is_plain_anon(r) || r.path.contains("glibc: malloc arena"))
             || &r.perms.0 != b"rw-p"
             || r.start % heap_max != 0
@@ -57,7 +59,13 @@ pub(super) fn find_arenas(
         }
         let reserved = regions
             .get(i + 1)
-            .filter(|n| n.start == r.end && n.perms.none() && !n.perms.shared() && n.inode == 0)
+            .filter(|n| {
+                n.start == r.end
+                    && n.perms.none()
+                    && !n.perms.shared()
+                    && n.inode == 0
+                    && !plan.is_grouped(i + 1)
+            })
             .map(|_| i + 1);
         let span = reserved.map_or(r.size(), |j| regions[j].end - r.start);
         match read_heap_info(r.start, ctx.pointer_width, inspector) {
@@ -83,7 +91,7 @@ pub(super) fn find_arenas(
         }
     }
     if runs.is_empty() {
-        return regions;
+        return;
     }
     // Arena ids: each distinct ar_ptr, in address order, from 1; unconfirmed
     // heaps each get their own id after those.
@@ -97,7 +105,6 @@ pub(super) fn find_arenas(
         *id = n as u32 + 1;
     }
     let mut next_unconfirmed = arenas.len() as u32 + 1;
-    let mut by_start: BTreeMap<usize, (HeapRun, u32)> = BTreeMap::new();
     for run in runs {
         let id = match run.ar_ptr {
             Some(a) => arenas[&a],
@@ -105,15 +112,6 @@ pub(super) fn find_arenas(
                 next_unconfirmed += 1;
                 next_unconfirmed - 1
             }
-        };
-        by_start.insert(run.committed, (run, id));
-    }
-    let mut out = Vec::with_capacity(regions.len());
-    let mut it = regions.into_iter().enumerate().peekable();
-    while let Some((i, mut r)) = it.next() {
-        let Some((run, id)) = by_start.remove(&i) else {
-            out.push(r);
-            continue;
         };
         let (details, evidence): (String, Cow<'static, str>) = match run.ar_ptr {
             Some(a) => (
@@ -125,25 +123,28 @@ pub(super) fn find_arenas(
                 Cow::Borrowed("HEAP_MAX_SIZE-aligned rw-p + ---p reservation of exactly HEAP_MAX_SIZE; header unreadable, so unconfirmed"),
             ),
         };
+        let r = &mut regions[run.committed];
         r.memory_type = MemoryType::Heap;
         r.details = "committed".into();
         r.evidence = evidence.clone();
-        let mut subs = vec![r];
-        if run.reserved.is_some() {
-            if let Some((_, mut res)) = it.next() {
-                res.memory_type = MemoryType::Heap;
-                res.details = "reserved".into();
-                res.evidence = Cow::Borrowed(
-                    "the PROT_NONE rest of the arena heap's HEAP_MAX_SIZE reservation",
-                );
-                subs.push(res);
-            }
+        if let Some(j) = run.reserved {
+            let res = &mut regions[j];
+            res.memory_type = MemoryType::Heap;
+            res.details = "reserved".into();
+            res.evidence =
+                Cow::Borrowed("the PROT_NONE rest of the arena heap's HEAP_MAX_SIZE reservation");
         }
-        let mut g = Region::group(subs, MemoryType::Heap, details, evidence);
-        g.heap_id = Some(id);
-        out.push(g);
+        let len = if run.reserved.is_some() { 2 } else { 1 };
+        plan.add(
+            run.committed,
+            len,
+            MemoryType::Heap,
+            details,
+            evidence,
+            Some(id),
+            None,
+        );
     }
-    out
 }
 
 struct HeapInfo {

@@ -7,37 +7,31 @@
 use std::borrow::Cow;
 
 use super::basic::{file_key, Probes};
-use super::{is_plain_anon, FileProbe};
+use super::{is_plain_anon, FileProbe, Plan};
 use crate::elf::ElfInfo;
 use crate::model::{MemoryType, Region};
 
-pub(super) fn group_images(regions: Vec<Region>, probes: &Probes) -> Vec<Region> {
-    let mut out = Vec::with_capacity(regions.len());
-    let mut it = regions.into_iter().peekable();
-    while let Some(r) = it.next() {
-        let probe = (r.memory_type == MemoryType::MappedFile)
-            .then(|| probes.get(&file_key(&r)))
+pub(super) fn plan_images(regions: &mut [Region], probes: &Probes, plan: &mut Plan) {
+    let n = regions.len();
+    let mut i = 0;
+    while i < n {
+        let probe = (regions[i].memory_type == MemoryType::MappedFile)
+            .then(|| probes.get(&file_key(&regions[i])))
             .flatten();
-        let Some(probe) = probe else {
-            out.push(r);
+        let Some(probe) = probe.filter(|p| !matches!(p, FileProbe::NotElf)) else {
+            i += 1;
             continue;
         };
-        if matches!(probe, FileProbe::NotElf) {
-            out.push(r);
-            continue;
+        let key = file_key(&regions[i]);
+        let mut j = i + 1;
+        while j < n
+            && regions[j].memory_type == MemoryType::MappedFile
+            && file_key(&regions[j]) == key
+            && regions[j].path == regions[i].path
+        {
+            j += 1;
         }
-        let key = file_key(&r);
-        let mut run = vec![r];
-        while let Some(next) = it.peek() {
-            if next.memory_type == MemoryType::MappedFile
-                && file_key(next) == key
-                && next.path == run[0].path
-            {
-                run.push(it.next().unwrap_or_else(|| unreachable!("peeked")));
-            } else {
-                break;
-            }
-        }
+        let run = &mut regions[i..j];
         let has_exec = run.iter().any(|m| m.perms.exec());
         let (is_image, evidence): (bool, Cow<'static, str>) = match probe {
             FileProbe::Elf(e) if has_exec || run.len() > 1 => (
@@ -62,34 +56,30 @@ pub(super) fn group_images(regions: Vec<Region>, probes: &Probes) -> Vec<Region>
             _ => (false, Cow::Borrowed("file unreadable and not executable")),
         };
         if !is_image {
-            for mut m in run {
+            for m in run {
                 m.evidence = evidence.clone();
-                out.push(m);
             }
+            i = j;
             continue;
         }
-        let elf = match probe {
-            FileProbe::Elf(e) => Some(e),
-            _ => None,
-        };
-        for m in &mut run {
+        for m in run.iter_mut() {
             m.memory_type = MemoryType::Image;
             m.details = segment_label(m).to_string();
             m.evidence = Cow::Borrowed("segment of an ELF image");
         }
-        if let Some(next) = it.peek() {
-            if let Some(note) = elf.and_then(|e| bss_of(e, &run, next)) {
-                let mut bss = it.next().unwrap_or_else(|| unreachable!("peeked"));
+        if let (FileProbe::Elf(elf), Some(next)) = (probe, regions.get(j)) {
+            if let Some(note) = bss_of(elf, &regions[i..j], next) {
+                let bss = &mut regions[j];
                 bss.memory_type = MemoryType::Image;
                 bss.details = ".bss (anonymous)".to_string();
                 bss.evidence = Cow::Owned(note);
-                run.push(bss);
+                j += 1;
             }
         }
-        let details = run[0].path.to_string();
-        out.push(Region::group(run, MemoryType::Image, details, evidence));
+        let details = regions[i].path.to_string();
+        plan.add(i, j - i, MemoryType::Image, details, evidence, None, None);
+        i = j;
     }
-    out
 }
 
 fn segment_label(m: &Region) -> &'static str {

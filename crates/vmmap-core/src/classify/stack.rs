@@ -9,110 +9,88 @@
 
 use std::borrow::Cow;
 
-use super::{is_plain_anon, Context};
+use super::{is_plain_anon, Context, Plan};
 use crate::model::{MemoryType, Region, ThreadInfo};
 
-pub(super) fn find_stacks(
-    mut regions: Vec<Region>,
+pub(super) fn plan_stacks(
+    regions: &mut [Region],
     ctx: &Context<'_>,
+    plan: &mut Plan,
     warnings: &mut Vec<String>,
-) -> Vec<Region> {
-    // Which thread's stack each region holds; the lowest TID wins if two
+) {
+    // Which thread's stack each VMA holds; the lowest TID wins if two
     // threads point into one mapping (a user-supplied stack shared by
     // accident, or a thread that switched stacks).
-    let mut owner: Vec<Option<&ThreadInfo>> = vec![None; regions.len()];
+    let mut owner: Vec<(usize, &ThreadInfo)> = Vec::new();
     for t in ctx.threads {
         let Some(sp) = t.stack_pointer else {
             continue;
         };
         let i = regions.partition_point(|r| r.end <= sp);
-        match regions.get(i).filter(|r| r.contains(sp)) {
-            Some(_) => {
-                if owner[i].is_none_or(|o| o.tid > t.tid) {
-                    owner[i] = Some(t);
-                }
-            }
-            None => warnings.push(format!(
+        if !regions.get(i).is_some_and(|r| r.contains(sp)) {
+            warnings.push(format!(
                 "thread {} ({}): stack pointer {sp:#x} is in no mapping",
                 t.tid, t.name
-            )),
+            ));
+            continue;
+        }
+        match owner.iter_mut().find(|(j, _)| *j == i) {
+            Some(o) if o.1.tid > t.tid => o.1 = t,
+            Some(_) => {}
+            None => owner.push((i, t)),
         }
     }
-    let mut take_guard = vec![false; regions.len()];
-    for (i, o) in owner.iter().enumerate() {
-        let Some(t) = o else { continue };
-        let r = &mut regions[i];
+    for (i, t) in owner {
         let label = format!("Thread {} ({})", t.tid, t.name);
+        let grouped = plan.is_grouped(i);
+        let r = &mut regions[i];
         match r.memory_type {
-            MemoryType::Stack => {
+            MemoryType::Stack if !grouped => {
                 r.tid = Some(t.tid);
                 r.details = label;
             }
-            MemoryType::PrivateData if is_plain_anon(r) && !r.perms.shared() => {
+            MemoryType::PrivateData if !grouped && is_plain_anon(r) && !r.perms.shared() => {
                 r.memory_type = MemoryType::Stack;
                 r.tid = Some(t.tid);
-                r.details = label;
+                r.details = label.clone();
                 r.evidence = Cow::Borrowed("holds the thread's stack pointer");
-                take_guard[i] = i > 0 && {
+                let start = r.start;
+                let has_guard = i > 0 && !plan.is_grouped(i - 1) && {
                     let g = &regions[i - 1];
-                    g.end == regions[i].start
+                    g.end == start
                         && g.perms.none()
                         && !g.perms.shared()
                         && is_plain_anon(g)
                         && g.memory_type == MemoryType::PrivateData
                 };
+                if has_guard {
+                    let g = &mut regions[i - 1];
+                    g.memory_type = MemoryType::Stack;
+                    g.details = "guard page".into();
+                    g.evidence = Cow::Borrowed("PROT_NONE mapping directly below a thread stack");
+                    plan.add(
+                        i - 1,
+                        2,
+                        MemoryType::Stack,
+                        label,
+                        Cow::Borrowed("thread stack and its guard"),
+                        None,
+                        Some(t.tid),
+                    );
+                }
             }
             _ => {
                 // The stack lives inside memory of another type (a stack
                 // malloc()ed from an arena, say): keep that type, say so.
-                r.details = format!(
-                    "{} (holds the stack of thread {} ({}))",
-                    r.details, t.tid, t.name
-                );
-                r.details = r.details.trim_start().to_string();
+                let note = format!("holds the stack of thread {} ({})", t.tid, t.name);
+                r.details = if r.details.is_empty() {
+                    note
+                } else {
+                    format!("{}; {note}", r.details)
+                };
             }
         }
     }
-    if !take_guard.contains(&true) {
-        return regions;
-    }
-    let mut out: Vec<Region> = Vec::with_capacity(regions.len());
-    let n = regions.len();
-    let mut pending: Option<Region> = None;
-    for (i, r) in regions.into_iter().enumerate() {
-        if i + 1 < n && take_guard[i + 1] {
-            if let Some(p) = pending.replace(r) {
-                out.push(p);
-            }
-            continue;
-        }
-        if take_guard[i] {
-            let mut guard = pending
-                .take()
-                .unwrap_or_else(|| unreachable!("guard held for the next stack"));
-            guard.memory_type = MemoryType::Stack;
-            guard.details = "guard page".into();
-            guard.evidence = Cow::Borrowed("PROT_NONE mapping directly below a thread stack");
-            let (tid, details) = (r.tid, r.details.clone());
-            let mut g = Region::group(
-                vec![guard, r],
-                MemoryType::Stack,
-                details,
-                Cow::Borrowed("thread stack and its guard"),
-            );
-            g.tid = tid;
-            out.push(g);
-            continue;
-        }
-        if let Some(p) = pending.take() {
-            out.push(p);
-        }
-        out.push(r);
-    }
-    if let Some(p) = pending {
-        out.push(p);
-    }
-    out
 }
 
 #[cfg(test)]

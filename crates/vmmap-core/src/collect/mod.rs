@@ -23,8 +23,8 @@ pub use threads::StackPointerPolicy;
 use crate::classify::{self, Context};
 use crate::elf;
 use crate::error::{Error, Result};
-use crate::model::{KernelInfo, ProcessInfo, Snapshot, StackPointerSource};
-use crate::proc::smaps::{Field, Mapping, SmapsParser};
+use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot, StackPointerSource};
+use crate::proc::smaps::{Field, SmapsParser};
 use crate::proc::{cmdline, rollup, stat, status};
 
 /// How to take a snapshot.
@@ -102,13 +102,16 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     };
     let threads = threads::threads(&dir, policy)?;
 
-    let mappings = read_smaps(&dir)?;
-    if mappings.is_empty() {
+    let SmapsRead {
+        regions,
+        present,
+        rollup,
+    } = read_smaps(&dir)?;
+    if regions.is_empty() {
         // Only a process without an address space prints an empty smaps:
         // by now it must have exited (kernel threads were caught above).
         return Err(Error::ProcessExited { pid });
     }
-    let present = mappings.iter().fold(0u32, |m, x| m | x.fields.present);
     for f in REQUIRED {
         if present & (1 << f as u32) == 0 {
             return Err(Error::Unsupported {
@@ -122,7 +125,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         .filter(|f| present & (1 << **f as u32) == 0)
         .map(|f| f.kernel_name().to_string())
         .collect();
-    let rollup = match dir.read_optional("smaps_rollup")? {
+    let rollup = match rollup {
         Some(b) => rollup::parse(&b).map_err(|e| Error::Parse {
             path: dir.path("smaps_rollup"),
             source: e,
@@ -143,7 +146,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         mmap_min_addr: read_sys(&opts.proc_root, "sys/vm/mmap_min_addr")
             .and_then(|s| s.parse().ok())
             .unwrap_or(65536),
-        user_address_limit: user_address_limit(elf.as_ref(), &mappings, page_size),
+        user_address_limit: user_address_limit(elf.as_ref(), &regions, page_size),
         missing_fields,
     };
 
@@ -178,7 +181,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         threads: &process.threads,
     };
     let mut inspector = inspector::LiveInspector::new(&dir, opts.read_memory);
-    let (regions, mut class_warnings) = classify::classify(mappings, &ctx, &mut inspector);
+    let (regions, mut class_warnings) = classify::classify_regions(regions, &ctx, &mut inspector);
     warnings.append(&mut class_warnings);
     Ok(Snapshot {
         process,
@@ -193,11 +196,25 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     })
 }
 
-/// Reads and parses smaps in one pass through a fixed buffer, so the text
-/// (44 MB for 60,000 mappings) is never held whole.
-fn read_smaps(dir: &ProcDir) -> Result<Vec<Mapping>> {
+/// What one pass over smaps gives: the VMAs as untyped regions, and the
+/// smaps_rollup read while the kernel was producing them.
+struct SmapsRead {
+    regions: Vec<Region>,
+    present: u32,
+    rollup: Option<Vec<u8>>,
+}
+
+/// Bytes handed from the reading thread to the parser at a time.
+const CHUNK: usize = 1 << 16;
+
+/// Reads smaps on a second thread while this one parses it and reads
+/// smaps_rollup: the kernel's work of generating smaps (about 3 µs per VMA)
+/// is the floor of a snapshot, and the parse, the rollup and the
+/// conversion hide behind it on the other core. The text (44 MB for 60,000
+/// mappings) is never held whole: 64 KiB chunks are recycled.
+fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
     let path = dir.path("smaps");
-    let mut f = match dir.open_file("smaps") {
+    let f = match dir.open_file("smaps") {
         Err(Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound && dir.alive() =>
         {
@@ -209,27 +226,71 @@ fn read_smaps(dir: &ProcDir) -> Result<Vec<Mapping>> {
         }
         r => r?,
     };
-    // One read() of the seq_file fills the whole buffer with records, so a
-    // large buffer means few system calls.
-    let mut buf = vec![0u8; 1 << 18];
-    let mut out = Vec::new();
-    let mut parser = SmapsParser::new();
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(dir.error(path, e)),
-        };
-        parser.feed(&buf[..n], &mut out).map_err(|e| Error::Parse {
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(8);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let reader = scope.spawn(move || -> std::io::Result<()> {
+            let mut f = f;
+            loop {
+                let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+                let mut len = 0;
+                // seq_file returns about one page per read(): gather a chunk.
+                while len + 4096 <= buf.len() {
+                    match f.read(&mut buf[len..]) {
+                        Ok(0) => break,
+                        Ok(n) => len += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                if len == 0 || full_tx.send((buf, len)).is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        let rollup = dir.read_optional("smaps_rollup");
+        let mut regions = Vec::new();
+        let mut batch = Vec::new();
+        let mut present = 0u32;
+        let mut parser = SmapsParser::new();
+        let mut parse_error = None;
+        for (buf, len) in full_rx {
+            if parse_error.is_none() {
+                match parser.feed(&buf[..len], &mut batch) {
+                    Ok(()) => {
+                        for m in batch.drain(..) {
+                            present |= m.fields.present;
+                            regions.push(Region::from_mapping(m));
+                        }
+                    }
+                    Err(e) => parse_error = Some(e),
+                }
+            }
+            let _ = empty_tx.send(buf);
+        }
+        if let Err(e) = reader
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("smaps reader thread panicked")))
+        {
+            return Err(dir.error(path, e));
+        }
+        if let Some(e) = parse_error {
+            return Err(Error::Parse { path, source: e });
+        }
+        parser.finish(&mut batch).map_err(|e| Error::Parse {
             path: path.clone(),
             source: e,
         })?;
-    }
-    parser
-        .finish(&mut out)
-        .map_err(|e| Error::Parse { path, source: e })?;
-    Ok(out)
+        for m in batch.drain(..) {
+            present |= m.fields.present;
+            regions.push(Region::from_mapping(m));
+        }
+        Ok(SmapsRead {
+            regions,
+            present,
+            rollup: rollup?,
+        })
+    })
 }
 
 fn read_head(path: &Path) -> Option<Vec<u8>> {
@@ -276,7 +337,7 @@ pub fn page_size() -> u64 {
 /// One past the highest user address, from the architecture and, where
 /// the kernel can use larger address spaces on request (x86-64 5-level
 /// paging, arm64 52-bit), from where the mappings actually are.
-fn user_address_limit(elf: Option<&elf::ElfInfo>, maps: &[Mapping], page: u64) -> u64 {
+fn user_address_limit(elf: Option<&elf::ElfInfo>, maps: &[Region], page: u64) -> u64 {
     // The vsyscall page sits in the kernel half and bounds nothing.
     let top = maps
         .iter()

@@ -416,11 +416,26 @@ fn parse_hex(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-/// `"   1234 kB"` → 1234.
+/// `"   1234 kB"` → 1234. One pass, no trimming: 1.3 million calls for
+/// 60,000 mappings.
 fn parse_kb(rest: &[u8]) -> Option<u64> {
-    let t = trim(rest);
-    let digits = t.strip_suffix(b" kB").unwrap_or(t);
-    parse_u64(trim(digits))
+    let mut i = 0;
+    while rest.get(i) == Some(&b' ') {
+        i += 1;
+    }
+    let start = i;
+    let mut v: u64 = 0;
+    while let Some(&c) = rest.get(i).filter(|c| c.is_ascii_digit()) {
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    match rest[i..].trim_ascii() {
+        b"" | b"kB" => Some(v),
+        _ => None,
+    }
 }
 
 /// Parses `start-end perms offset major:minor inode   path`.

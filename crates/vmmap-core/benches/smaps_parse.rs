@@ -28,7 +28,15 @@ fn synthetic(n: usize) -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let text = match std::env::var_os("VMMAP_SMAPS_FIXTURE") {
-        Some(p) => std::fs::read(p).expect("read VMMAP_SMAPS_FIXTURE"),
+        Some(p) => {
+            // cargo runs benches from the crate directory; a path relative
+            // to the workspace root (as the README gives it) works too.
+            let p = std::path::PathBuf::from(p);
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let p = if p.exists() { p } else { root.join(p) };
+            std::fs::read(&p)
+                .unwrap_or_else(|e| panic!("read VMMAP_SMAPS_FIXTURE {}: {e}", p.display()))
+        }
         None => synthetic(60_000),
     };
     let mut g = c.benchmark_group("smaps");

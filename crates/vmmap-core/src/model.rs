@@ -208,6 +208,13 @@ pub struct Region {
     pub sub_blocks: Vec<Region>,
 }
 
+impl Default for Region {
+    /// An empty placeholder (used when regions are moved into groups).
+    fn default() -> Region {
+        Region::from_mapping(Mapping::default())
+    }
+}
+
 impl Region {
     /// A region for one kernel mapping, typed Private Data until the
     /// classifier says otherwise.

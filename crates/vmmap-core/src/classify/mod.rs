@@ -149,27 +149,37 @@ impl Plan {
     }
 
     /// Moves the VMAs into the top-level list, groups holding their parts.
-    fn build(mut self, flat: Vec<Region>) -> Vec<Region> {
+    /// Compacts in place: a group only ever shrinks the list, and a new
+    /// 24 MB vector (at 60,000 VMAs) would cost more in page faults than
+    /// the whole classification.
+    fn build(mut self, mut flat: Vec<Region>) -> Vec<Region> {
         if self.groups.is_empty() {
             return flat;
         }
-        let parts: usize = self.groups.values().map(|g| g.len).sum();
-        let mut out = Vec::with_capacity(flat.len() - parts + self.groups.len());
-        let mut it = flat.into_iter().enumerate();
-        while let Some((i, r)) = it.next() {
-            let Some(g) = self.groups.remove(&i) else {
-                out.push(r);
-                continue;
-            };
-            let mut subs = Vec::with_capacity(g.len);
-            subs.push(r);
-            subs.extend(it.by_ref().take(g.len - 1).map(|(_, r)| r));
-            let mut region = Region::group(subs, g.memory_type, g.details, g.evidence);
-            region.heap_id = g.heap_id;
-            region.tid = g.tid;
-            out.push(region);
+        let n = flat.len();
+        let (mut read, mut write) = (0, 0);
+        while read < n {
+            match self.groups.remove(&read) {
+                None => {
+                    flat.swap(write, read);
+                    read += 1;
+                }
+                Some(g) => {
+                    let subs: Vec<Region> = flat[read..read + g.len]
+                        .iter_mut()
+                        .map(std::mem::take)
+                        .collect();
+                    read += g.len;
+                    let mut region = Region::group(subs, g.memory_type, g.details, g.evidence);
+                    region.heap_id = g.heap_id;
+                    region.tid = g.tid;
+                    flat[write] = region;
+                }
+            }
+            write += 1;
         }
-        out
+        flat.truncate(write);
+        flat
     }
 }
 

@@ -250,20 +250,17 @@ fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
         });
         let rollup = dir.read_optional("smaps_rollup");
         let mut regions = Vec::new();
-        let mut batch = Vec::new();
         let mut present = 0u32;
+        let mut sink = |m: crate::proc::smaps::Mapping| {
+            present |= m.fields.present;
+            regions.push(Region::from_mapping(m));
+        };
         let mut parser = SmapsParser::new();
         let mut parse_error = None;
         for (buf, len) in full_rx {
             if parse_error.is_none() {
-                match parser.feed(&buf[..len], &mut batch) {
-                    Ok(()) => {
-                        for m in batch.drain(..) {
-                            present |= m.fields.present;
-                            regions.push(Region::from_mapping(m));
-                        }
-                    }
-                    Err(e) => parse_error = Some(e),
+                if let Err(e) = parser.feed_with(&buf[..len], &mut sink) {
+                    parse_error = Some(e);
                 }
             }
             let _ = empty_tx.send(buf);
@@ -277,14 +274,10 @@ fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
         if let Some(e) = parse_error {
             return Err(Error::Parse { path, source: e });
         }
-        parser.finish(&mut batch).map_err(|e| Error::Parse {
+        parser.finish_with(&mut sink).map_err(|e| Error::Parse {
             path: path.clone(),
             source: e,
         })?;
-        for m in batch.drain(..) {
-            present |= m.fields.present;
-            regions.push(Region::from_mapping(m));
-        }
         Ok(SmapsRead {
             regions,
             present,

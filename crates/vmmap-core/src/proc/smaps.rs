@@ -245,6 +245,18 @@ impl Mapping {
     }
 }
 
+/// Receives parsed mappings.
+pub trait Sink {
+    /// One finished mapping.
+    fn mapping(&mut self, m: Mapping);
+}
+
+impl<F: FnMut(Mapping)> Sink for F {
+    fn mapping(&mut self, m: Mapping) {
+        self(m)
+    }
+}
+
 /// Incremental smaps/maps parser: feed it bytes with [`SmapsParser::feed`],
 /// collect mappings, and call [`SmapsParser::finish`] at end of input.
 #[derive(Debug, Default)]
@@ -263,7 +275,12 @@ impl SmapsParser {
 
     /// Parses every complete line in `chunk`, pushing each finished mapping
     /// into `out`. A partial line at the end is kept for the next call.
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<Mapping>) -> Result<(), ParseError> {
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<Mapping>) -> Result<(), ParseError> {
+        self.feed_with(chunk, &mut |m| out.push(m))
+    }
+
+    /// [`SmapsParser::feed`] handing each finished mapping to `out`.
+    pub fn feed_with(&mut self, mut chunk: &[u8], out: &mut impl Sink) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
             match memchr::memchr(b'\n', chunk) {
                 None => {
@@ -291,18 +308,23 @@ impl SmapsParser {
 
     /// Ends the input: parses a last line without newline and emits the
     /// last mapping.
-    pub fn finish(mut self, out: &mut Vec<Mapping>) -> Result<(), ParseError> {
+    pub fn finish(self, out: &mut Vec<Mapping>) -> Result<(), ParseError> {
+        self.finish_with(&mut |m| out.push(m))
+    }
+
+    /// [`SmapsParser::finish`] handing the mapping to `sink`.
+    pub fn finish_with(mut self, out: &mut impl Sink) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
             let line = std::mem::take(&mut self.carry);
             self.line(&line, out)?;
         }
         if let Some(m) = self.current.take() {
-            out.push(m);
+            out.mapping(m);
         }
         Ok(())
     }
 
-    fn line(&mut self, line: &[u8], out: &mut Vec<Mapping>) -> Result<(), ParseError> {
+    fn line(&mut self, line: &[u8], out: &mut impl Sink) -> Result<(), ParseError> {
         self.line_no += 1;
         if line.is_empty() {
             return Ok(());
@@ -314,7 +336,7 @@ impl SmapsParser {
         if first.is_ascii_digit() || (b'a'..=b'f').contains(&first) {
             let m = parse_header(line).map_err(|msg| self.err(msg))?;
             if let Some(done) = self.current.replace(m) {
-                out.push(done);
+                out.mapping(done);
             }
             return Ok(());
         }

@@ -273,6 +273,7 @@ impl Figures {
     pub fn of_vma(r: &Region) -> Figures {
         let k = &r.fields;
         let b = |field| k.bytes(field);
+        // smaps values come from outside: add without overflow.
         let mut f = Figures::default();
         let size = r.size();
         let anon = b(Field::Anonymous);
@@ -284,7 +285,7 @@ impl Figures {
             if r.perms.shared() {
                 anon
             } else {
-                anon + b(Field::Swap)
+                anon.saturating_add(b(Field::Swap))
             },
         );
         f.set(Column::TotalWs, rss);
@@ -292,7 +293,7 @@ impl Figures {
         f.set(Column::ShareableWs, rss.saturating_sub(anon));
         f.set(
             Column::SharedWs,
-            b(Field::SharedClean) + b(Field::SharedDirty),
+            b(Field::SharedClean).saturating_add(b(Field::SharedDirty)),
         );
         f.set(Column::LockedWs, b(Field::Locked));
         f.set(Column::Pss, b(Field::Pss));
@@ -301,9 +302,12 @@ impl Figures {
         f.set(Column::SwapPss, b(Field::SwapPss));
         f.set(
             Column::Dirty,
-            b(Field::PrivateDirty) + b(Field::SharedDirty),
+            b(Field::PrivateDirty).saturating_add(b(Field::SharedDirty)),
         );
-        f.set(Column::Uss, b(Field::PrivateClean) + b(Field::PrivateDirty));
+        f.set(
+            Column::Uss,
+            b(Field::PrivateClean).saturating_add(b(Field::PrivateDirty)),
+        );
         f.set(Column::Anonymous, anon);
         f.set(Column::Thp, b(Field::AnonHugePages));
         f.set(Column::Ksm, b(Field::Ksm));
@@ -311,7 +315,7 @@ impl Figures {
         f.set(Column::Referenced, b(Field::Referenced));
         f.set(
             Column::Hugetlb,
-            b(Field::SharedHugetlb) + b(Field::PrivateHugetlb),
+            b(Field::SharedHugetlb).saturating_add(b(Field::PrivateHugetlb)),
         );
         f.unavailable = unavailable_columns(k.present);
         f

@@ -442,7 +442,7 @@ fn parse_hex(b: &[u8]) -> Option<u64> {
 /// 60,000 mappings.
 fn parse_kb(rest: &[u8]) -> Option<u64> {
     let mut i = 0;
-    while rest.get(i) == Some(&b' ') {
+    while matches!(rest.get(i), Some(b' ' | b'\t')) {
         i += 1;
     }
     let start = i;

@@ -1,0 +1,14 @@
+//! ELF header and program header reader.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use vmmap_core::elf;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(e) = elf::parse(data) {
+        assert!(matches!(e.class, 32 | 64));
+        let _ = (e.arch(), e.type_name());
+        // Every PT_LOAD entry read lies inside the input.
+        assert!(e.loads.len() * 32 <= data.len());
+    }
+});

@@ -535,3 +535,13 @@ fn explain_defines_types_and_columns() {
     let one = vmmap_ok(&["explain", "private ws"]);
     assert!(one.contains("Anonymous"), "{one}");
 }
+
+#[test]
+fn no_argument_prints_usage_and_the_process_list() {
+    let fx = Fixture::start(false);
+    let out = vmmap_ok(&[]);
+    assert!(out.starts_with("usage: vmmap <PID|NAME>"), "{out}");
+    assert!(out
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(&fx.pid.to_string())));
+}

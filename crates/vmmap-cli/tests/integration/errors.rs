@@ -254,3 +254,37 @@ fn closed_pipe_exits_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The process vanishes while its smaps is being read. A FIFO stands in
+/// for smaps so the test decides when: vmmap gets the first mapping, the
+/// process directory loses its files (as /proc does when a process is
+/// reaped), then the read ends.
+#[test]
+fn process_exits_while_smaps_is_read() {
+    let dir = fake_proc(None);
+    let p = dir.path().join("4242");
+    let fifo = p.join("smaps");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path for the call.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let _g = starting_processes();
+    let child = Command::new(VMMAP)
+        .args(["--proc-root", dir.path().to_str().unwrap(), "4242"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the writer end waits for vmmap to open the reader end.
+    let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    use std::io::Write as _;
+    w.write_all(b"00400000-00401000 r-xp 00000000 08:01 12 /bin/old\nSize: 4 kB\nRss: 4 kB\n")
+        .unwrap();
+    for f in ["stat", "status", "cmdline"] {
+        std::fs::remove_file(p.join(f)).unwrap();
+    }
+    drop(w);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("exited while vmmap was reading"), "{err}");
+}

@@ -44,6 +44,17 @@ pub struct Cli {
 
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
+
+    /// Read a captured /proc tree instead of the live one (for bug reports
+    /// and offline analysis).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/proc",
+        hide_default_value = true
+    )]
+    pub proc_root: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,14 +87,6 @@ pub struct PsArgs {
     /// Exact byte counts instead of K/M/G.
     #[arg(long)]
     pub bytes: bool,
-    /// Read a captured /proc tree instead of the live one.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/proc",
-        hide_default_value = true
-    )]
-    pub proc_root: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -160,14 +163,4 @@ pub struct SnapshotArgs {
     /// recognised by layout alone).
     #[arg(long)]
     pub no_read_memory: bool,
-
-    /// Read a captured /proc tree instead of the live one (for bug reports
-    /// and offline analysis).
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/proc",
-        hide_default_value = true
-    )]
-    pub proc_root: PathBuf,
 }

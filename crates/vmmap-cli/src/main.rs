@@ -107,9 +107,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Some(Command::Ps(a)) => ps(&a),
+        Some(Command::Ps(a)) => ps(&a, &cli.proc_root),
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
-        None => snapshot(&cli.snapshot),
+        None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
 
@@ -119,15 +119,15 @@ enum Format {
     Csv,
 }
 
-fn snapshot(a: &SnapshotArgs) -> Result<(), Failure> {
+fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     let pid = match (a.pid, &a.name, &a.target) {
         (Some(p), _, _) => p,
-        (None, Some(n), _) => collect::find_by_name(&a.proc_root, n)?,
+        (None, Some(n), _) => collect::find_by_name(proc_root, n)?,
         (None, None, Some(t)) => match t.parse::<u32>() {
             Ok(p) => p,
-            Err(_) => collect::find_by_name(&a.proc_root, t)?,
+            Err(_) => collect::find_by_name(proc_root, t)?,
         },
-        (None, None, None) => return no_target(&a.proc_root),
+        (None, None, None) => return no_target(proc_root),
     };
     let format = match (a.json, a.csv, &a.output) {
         (true, _, _) => Format::Json,
@@ -147,7 +147,7 @@ fn snapshot(a: &SnapshotArgs) -> Result<(), Failure> {
     };
     let text = text_options(a)?;
     let opts = Options::default()
-        .proc_root(&a.proc_root)
+        .proc_root(proc_root)
         .ptrace(!a.no_ptrace)
         .read_memory(!a.no_read_memory);
     let snap = collect::snapshot(pid, &opts)?;
@@ -312,8 +312,8 @@ fn no_target(root: &Path) -> Result<(), Failure> {
     r.map_err(|e| output_error(e, "standard output"))
 }
 
-fn ps(a: &PsArgs) -> Result<(), Failure> {
-    let mut list = collect::list_processes(&a.proc_root)?;
+fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
+    let mut list = collect::list_processes(proc_root)?;
     let key = a.sort.to_ascii_lowercase();
     match key.as_str() {
         "pid" => list.sort_by_key(|p| p.pid),

@@ -25,30 +25,7 @@ use vmmap_core::proc::{cmdline, mountinfo, rollup, stat, status, syscall};
 use vmmap_core::{Column, Error, Figures, MemoryType, Snapshot, Summary};
 
 /// The per-VMA fields, in slot order (the last three are rollup-only).
-const VMA_FIELDS: &[Field] = &[
-    Field::Size,
-    Field::KernelPageSize,
-    Field::MmuPageSize,
-    Field::Rss,
-    Field::Pss,
-    Field::PssDirty,
-    Field::SharedClean,
-    Field::SharedDirty,
-    Field::PrivateClean,
-    Field::PrivateDirty,
-    Field::Referenced,
-    Field::Anonymous,
-    Field::Ksm,
-    Field::LazyFree,
-    Field::AnonHugePages,
-    Field::ShmemPmdMapped,
-    Field::FilePmdMapped,
-    Field::SharedHugetlb,
-    Field::PrivateHugetlb,
-    Field::Swap,
-    Field::SwapPss,
-    Field::Locked,
-];
+const VMA_FIELDS: &[Field] = Field::PER_VMA;
 
 const ROLLUP_ONLY: [Field; 3] = [Field::PssAnon, Field::PssFile, Field::PssShmem];
 

@@ -18,7 +18,7 @@ use vmmap_core::{Column, Figures, MemoryType, Region, Snapshot, Summary};
 
 /// The per-VMA smaps fields (everything but the rollup-only Pss split).
 fn vma_fields() -> Vec<Field> {
-    Field::ALL[..22].to_vec()
+    Field::PER_VMA.to_vec()
 }
 
 /// Names the parser treats specially besides the kB fields.
@@ -570,7 +570,7 @@ fn no_panic(b: &[u8], cut: usize) {
 fn figures_of_vma_saturate_on_huge_fields() {
     let kb = u64::MAX / 1024;
     let mut t = String::from("00400000-00401000 rw-p 00000000 00:00 0 \n");
-    for f in &Field::ALL[..22] {
+    for f in Field::PER_VMA {
         writeln!(t, "{}: {kb} kB", f.kernel_name()).unwrap();
     }
     let m = smaps::parse(t.as_bytes()).unwrap().remove(0);

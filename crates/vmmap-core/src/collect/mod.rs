@@ -120,7 +120,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
             });
         }
     }
-    let missing_fields: Vec<String> = Field::ALL[..22]
+    let missing_fields: Vec<String> = Field::PER_VMA
         .iter()
         .filter(|f| present & (1 << **f as u32) == 0)
         .map(|f| f.kernel_name().to_string())

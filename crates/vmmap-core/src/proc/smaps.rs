@@ -81,6 +81,9 @@ impl Field {
         Field::PssShmem,
     ];
 
+    /// The fields smaps prints per VMA (all but the rollup-only three).
+    pub const PER_VMA: &'static [Field] = Field::ALL.split_at(22).0;
+
     /// The kernel's name for the field, as it appears before the colon.
     pub fn kernel_name(self) -> &'static str {
         match self {

@@ -393,16 +393,16 @@ fn explain(topic: Option<&str>) -> Result<(), Failure> {
         None => {
             text.push_str("MEMORY TYPES\n\n");
             for t in MemoryType::ALL {
-                text.push_str(&format!("{}\n    {}\n\n", t.name(), t.definition()));
+                text.push_str(&format!("{}\n{}\n", t.name(), wrap(t.definition())));
             }
             text.push_str("COLUMNS (all figures in bytes, from /proc/PID/smaps)\n\n");
             for c in Column::ALL {
-                text.push_str(&format!("{}\n    {}\n\n", c.header(), c.definition()));
+                text.push_str(&format!("{}\n{}\n", c.header(), wrap(c.definition())));
             }
         }
         Some(t) => {
             if let Some(m) = MemoryType::parse(t) {
-                text.push_str(&format!("{} (type)\n    {}\n", m.name(), m.definition()));
+                text.push_str(&format!("{} (type)\n{}", m.name(), wrap(m.definition())));
             } else if let Some(c) = Column::parse(t) {
                 text.push_str(&format!(
                     "{} (column)\n    {}\n",
@@ -422,4 +422,22 @@ fn explain(topic: Option<&str>) -> Result<(), Failure> {
         .lock()
         .write_all(text.as_bytes())
         .map_err(|e| output_error(e, "standard output"))
+}
+
+/// Wraps a definition at 76 columns, indented by four spaces.
+fn wrap(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::from("   ");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 80 && line.len() > 4 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("   ");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
 }

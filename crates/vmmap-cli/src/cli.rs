@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 EXAMPLES:
-  vmmap $$                      the shell you are typing in
+  vmmap                         interactive: pick a process, browse its map
+  vmmap -i $$                   interactive view of the shell you are typing in
+  vmmap $$                      print the shell's map, as pmap does
   vmmap firefox -s              Summary only, for the one process named firefox
   vmmap 1234 -t heap,stack      Details of the heaps and stacks only
   vmmap 1234 --sort private     largest private regions first
@@ -65,6 +67,12 @@ pub enum Command {
     /// fast with thousands of processes. Private = RssAnon + VmSwap,
     /// WS = VmRSS.
     Ps(PsArgs),
+    /// Show or reset the terminal UI's settings (colours, columns, units).
+    Config {
+        /// `show` (default), `path`, or `reset` to restore the defaults.
+        #[arg(default_value = "show")]
+        action: String,
+    },
     /// Print the definition of a memory type or column (all without an
     /// argument).
     Explain {
@@ -103,6 +111,11 @@ pub struct SnapshotArgs {
     /// The process, by name (when it is called `ps` or `explain`).
     #[arg(short, long, conflicts_with = "target")]
     pub name: Option<String>,
+
+    /// Open the interactive view (the process picker without a PID or
+    /// name). `vmmap` alone on a terminal does the same.
+    #[arg(short, long)]
+    pub interactive: bool,
 
     /// Print the Summary only, not the Details.
     #[arg(short, long)]

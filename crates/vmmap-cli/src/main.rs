@@ -3,7 +3,6 @@
 
 mod cli;
 mod render;
-mod units;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -109,6 +108,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Ps(a)) => ps(&a, &cli.proc_root),
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
+        Some(Command::Config { action }) => config(&action),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
@@ -127,8 +127,23 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             Ok(p) => p,
             Err(_) => collect::find_by_name(proc_root, t)?,
         },
+        (None, None, None) if a.interactive || interactive_terminal() => {
+            return tui(vmmap_tui::Start::Picker, proc_root)
+        }
         (None, None, None) => return no_target(proc_root),
     };
+    if a.interactive {
+        let opts = Options::default()
+            .proc_root(proc_root)
+            .ptrace(!a.no_ptrace)
+            .read_memory(!a.no_read_memory);
+        let t = std::time::Instant::now();
+        let snap = collect::snapshot(pid, &opts)?;
+        return tui(
+            vmmap_tui::Start::Snapshot(std::sync::Arc::new(snap), t.elapsed()),
+            proc_root,
+        );
+    }
     let format = match (a.json, a.csv, &a.output) {
         (true, _, _) => Format::Json,
         (_, true, _) => Format::Csv,
@@ -296,8 +311,56 @@ fn parse_columns(spec: &str) -> Result<Vec<Column>, Failure> {
     Ok(out)
 }
 
-/// `vmmap` alone: there is no terminal UI yet, so teach the usage and show
-/// what there is to look at.
+/// Whether both ends are a terminal, so that `vmmap` alone may take it over.
+fn interactive_terminal() -> bool {
+    use std::io::IsTerminal;
+    io::stdin().is_terminal() && io::stdout().is_terminal()
+}
+
+fn tui(start: vmmap_tui::Start, proc_root: &Path) -> Result<(), Failure> {
+    vmmap_tui::run(start, proc_root.to_path_buf()).map_err(|e| Failure {
+        code: exit::OTHER,
+        message: format!("terminal UI: {e}"),
+    })
+}
+
+fn config(action: &str) -> Result<(), Failure> {
+    let path = vmmap_tui::Settings::path();
+    let shown = path.as_ref().map_or_else(
+        || "(no HOME or XDG_CONFIG_HOME)".to_string(),
+        |p| p.display().to_string(),
+    );
+    match action {
+        "path" => println!("{shown}"),
+        "show" => {
+            let (s, warning) = vmmap_tui::Settings::load();
+            if let Some(w) = warning {
+                eprintln!("vmmap: {w}");
+            }
+            println!("# {shown}");
+            print!("{}", vmmap_tui::settings::to_toml(&s));
+        }
+        "reset" => match vmmap_tui::Settings::reset() {
+            Ok(Some(p)) => println!("removed {}: defaults restored", p.display()),
+            Ok(None) => println!("no settings file at {shown}: already the defaults"),
+            Err(e) => {
+                return Err(Failure {
+                    code: exit::OUTPUT,
+                    message: format!("cannot remove {shown}: {e}"),
+                })
+            }
+        },
+        other => {
+            return Err(Failure::usage(format!(
+                "unknown config action {other:?}; use show, path or reset"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `vmmap` alone without a terminal: teach the usage and show what there
+/// is to look at.
 fn no_target(root: &Path) -> Result<(), Failure> {
     let out = io::stdout();
     let mut w = out.lock();
@@ -357,7 +420,8 @@ fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Resul
     )?;
     let mut denied = 0;
     for p in list {
-        let size = |v: Option<u64>| v.map_or_else(|| "n/a".into(), |v| units::size(v, exact));
+        let size =
+            |v: Option<u64>| v.map_or_else(|| "n/a".into(), |v| vmmap_core::units::size(v, exact));
         let arch = match (&p.arch, &p.access) {
             (_, Access::Denied(_)) => {
                 denied += 1;

@@ -8,7 +8,7 @@ use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock, Summary};
 
-use crate::units::push_size;
+use vmmap_core::units::push_size;
 
 /// How the Details table is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
         w,
         "Kernel:        {} (page size {})",
         snap.kernel.release,
-        crate::units::size(snap.kernel.page_size, false)
+        vmmap_core::units::size(snap.kernel.page_size, false)
     )?;
     writeln!(w, "Threads:       {}", p.threads.len())?;
     writeln!(

@@ -136,6 +136,35 @@ impl Column {
         }
     }
 
+    /// A header of at most 8 characters, for narrow tables (the terminal
+    /// UI at 80 columns).
+    pub fn short_header(self) -> &'static str {
+        match self {
+            Column::Size => "Size",
+            Column::Committed => "Commit",
+            Column::Private => "Private",
+            Column::TotalWs => "Total WS",
+            Column::PrivateWs => "Priv WS",
+            Column::ShareableWs => "Shrbl WS",
+            Column::SharedWs => "Shrd WS",
+            Column::LockedWs => "Lock WS",
+            Column::Blocks => "Blocks",
+            Column::Largest => "Largest",
+            Column::Pss => "PSS",
+            Column::PssDirty => "PSS Drty",
+            Column::Swap => "Swap",
+            Column::SwapPss => "SwapPSS",
+            Column::Dirty => "Dirty",
+            Column::Uss => "USS",
+            Column::Anonymous => "Anon",
+            Column::Thp => "THP",
+            Column::Ksm => "KSM",
+            Column::LazyFree => "LazyFree",
+            Column::Referenced => "Refd",
+            Column::Hugetlb => "Hugetlb",
+        }
+    }
+
     /// Parses an id or header, case-insensitively, ignoring `-`, `_` and
     /// spaces (`total-ws`, `TotalWS` and `Total WS` all work).
     pub fn parse(s: &str) -> Option<Column> {

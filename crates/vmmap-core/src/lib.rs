@@ -32,6 +32,7 @@ pub mod figures;
 pub mod model;
 pub mod proc;
 pub mod summary;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use figures::{Column, Figures};

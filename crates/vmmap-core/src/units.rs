@@ -1,6 +1,6 @@
-//! Human-readable sizes, written straight into a buffer: the Details table
+//! Human-readable sizes, written straight into a buffer: a Details table
 //! of a 60,000-region process formats 800,000 numbers, so this avoids
-//! `format!` and its allocations.
+//! `format!` and its allocations. Shared by every front end.
 
 use std::fmt::Write;
 

@@ -1,0 +1,748 @@
+//! The application: screens, input modes, key and mouse handling, and the
+//! event loop that ties the collection thread to drawing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{
+    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, Paragraph};
+use ratatui::Frame;
+use vmmap_core::figures::Column;
+use vmmap_core::model::Snapshot;
+
+use crate::collector::{Collector, Request, Response};
+use crate::details::{row_region, row_text, Row, SortKey};
+use crate::main_view::{Focus, MainView};
+use crate::picker::{PickColumn, Picker};
+use crate::settings::Settings;
+use crate::{clipboard, help};
+
+/// Which screen is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Screen {
+    /// The process picker.
+    Picker,
+    /// The main view of a process.
+    Main,
+}
+
+/// An overlay or prompt that takes the keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Plain navigation.
+    Normal,
+    /// Typing a search.
+    Find(String),
+    /// The help screen, scrolled.
+    Help(u16),
+    /// The column chooser, with its selection.
+    Columns(usize),
+}
+
+/// The whole UI state.
+pub struct App {
+    /// Current screen.
+    pub screen: Screen,
+    /// Picker state.
+    pub picker: Picker,
+    /// Main view, once a process is open.
+    pub main: Option<MainView>,
+    /// Persistent settings.
+    pub settings: Settings,
+    /// Input mode.
+    pub mode: Mode,
+    /// Last search.
+    pub last_find: String,
+    /// A message for the status line.
+    pub message: Option<String>,
+    /// A snapshot being collected.
+    pub loading: Option<u32>,
+    /// Set when the user quits.
+    pub quit: bool,
+    /// Text waiting to go to the terminal's clipboard (OSC 52).
+    pub clipboard: Option<String>,
+    last_click: Option<(u16, u16)>,
+}
+
+impl App {
+    /// A new app on the picker, or on a snapshot already taken.
+    pub fn new(settings: Settings, first: Option<(Arc<Snapshot>, Duration)>) -> App {
+        let mut app = App {
+            screen: Screen::Picker,
+            picker: Picker::default(),
+            main: None,
+            settings,
+            mode: Mode::Normal,
+            last_find: String::new(),
+            message: None,
+            loading: None,
+            quit: false,
+            clipboard: None,
+            last_click: None,
+        };
+        if let Some((snap, t)) = first {
+            app.main = Some(MainView::new(snap, t));
+            app.screen = Screen::Main;
+        }
+        app
+    }
+
+    /// Handles a collection result.
+    pub fn on_response(&mut self, r: Response) {
+        match r {
+            Response::Processes(Ok(list)) => self.picker.set(list),
+            Response::Processes(Err(e)) => self.picker.error = Some(e),
+            Response::Snapshot(pid, result) => {
+                if self.loading == Some(pid) {
+                    self.loading = None;
+                }
+                match result {
+                    Ok((snap, t)) => {
+                        match &mut self.main {
+                            Some(m)
+                                if m.snap.process.pid == pid
+                                    && m.snap.process.start_time_ticks
+                                        == snap.process.start_time_ticks =>
+                            {
+                                m.replace(snap, t);
+                                self.message = Some(format!(
+                                    "New snapshot: {} regions in {} ms",
+                                    m.snap.regions.len(),
+                                    t.as_millis()
+                                ));
+                            }
+                            _ => {
+                                self.main = Some(MainView::new(snap, t));
+                                self.message = None;
+                            }
+                        }
+                        self.screen = Screen::Main;
+                    }
+                    Err(e) => self.message = Some(e),
+                }
+            }
+        }
+    }
+
+    /// Handles one input event; returns requests for the collector.
+    pub fn on_event(&mut self, ev: Event) -> Vec<Request> {
+        match ev {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.on_key(k),
+            Event::Mouse(m) => {
+                match m.kind {
+                    MouseEventKind::Down(MouseButton::Left) => {
+                        return self.on_click(m.column, m.row)
+                    }
+                    MouseEventKind::ScrollDown => self.scroll(3),
+                    MouseEventKind::ScrollUp => self.scroll(-3),
+                    _ => {}
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_key(&mut self, k: KeyEvent) -> Vec<Request> {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && k.code == KeyCode::Char('c') {
+            self.quit = true;
+            return Vec::new();
+        }
+        match self.mode.clone() {
+            Mode::Help(s) => {
+                self.mode = match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::F(1) => {
+                        Mode::Normal
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => Mode::Help(s.saturating_add(1)),
+                    KeyCode::Up | KeyCode::Char('k') => Mode::Help(s.saturating_sub(1)),
+                    KeyCode::PageDown | KeyCode::Char(' ') => Mode::Help(s.saturating_add(20)),
+                    KeyCode::PageUp => Mode::Help(s.saturating_sub(20)),
+                    KeyCode::Home => Mode::Help(0),
+                    _ => Mode::Help(s),
+                };
+                return Vec::new();
+            }
+            Mode::Find(mut q) => {
+                match k.code {
+                    KeyCode::Esc => self.mode = Mode::Normal,
+                    KeyCode::Enter => {
+                        self.mode = Mode::Normal;
+                        self.last_find = q;
+                        self.find_next(false);
+                    }
+                    KeyCode::Backspace => {
+                        q.pop();
+                        self.mode = Mode::Find(q);
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        q.push(c);
+                        self.mode = Mode::Find(q);
+                    }
+                    _ => {}
+                }
+                return Vec::new();
+            }
+            Mode::Columns(sel) => {
+                self.on_columns_key(k, sel);
+                return Vec::new();
+            }
+            Mode::Normal => {}
+        }
+        if k.code == KeyCode::F(1) {
+            self.mode = Mode::Help(0);
+            return Vec::new();
+        }
+        match self.screen {
+            Screen::Picker => self.on_picker_key(k, ctrl),
+            Screen::Main => self.on_main_key(k, ctrl),
+        }
+    }
+
+    fn on_picker_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
+        let p = &mut self.picker;
+        let page = p.body_area.height.max(1) as isize;
+        let mv = |p: &mut Picker, d: isize| {
+            let last = p.rows.len().saturating_sub(1) as isize;
+            p.selected = (p.selected as isize + d).clamp(0, last.max(0)) as usize;
+        };
+        match k.code {
+            KeyCode::Char('r') if ctrl => return vec![Request::Processes],
+            KeyCode::F(5) => return vec![Request::Processes],
+            KeyCode::Char(c) if !ctrl => {
+                p.filter.push(c);
+                p.refilter(p.selected_pid());
+            }
+            KeyCode::Backspace => {
+                p.filter.pop();
+                p.refilter(p.selected_pid());
+            }
+            KeyCode::Esc if !p.filter.is_empty() => {
+                p.filter.clear();
+                p.refilter(p.selected_pid());
+            }
+            KeyCode::Esc if self.main.is_some() => self.screen = Screen::Main,
+            KeyCode::Esc => self.quit = true,
+            KeyCode::Down => mv(p, 1),
+            KeyCode::Up => mv(p, -1),
+            KeyCode::PageDown => mv(p, page),
+            KeyCode::PageUp => mv(p, -page),
+            KeyCode::Home => p.selected = 0,
+            KeyCode::End => p.selected = p.rows.len().saturating_sub(1),
+            KeyCode::Tab => {
+                let i = PickColumn::ALL
+                    .iter()
+                    .position(|c| *c == p.sort)
+                    .unwrap_or(0);
+                p.sort = PickColumn::ALL[(i + 1) % PickColumn::ALL.len()];
+                p.reverse = false;
+                p.refilter(p.selected_pid());
+            }
+            KeyCode::BackTab => {
+                p.reverse = !p.reverse;
+                p.refilter(p.selected_pid());
+            }
+            KeyCode::Enter => return self.open_selected(),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn open_selected(&mut self) -> Vec<Request> {
+        match self.picker.selected_entry() {
+            Some(e) if matches!(e.access, vmmap_core::collect::Access::Denied(_)) => {
+                if let vmmap_core::collect::Access::Denied(r) = &e.access {
+                    self.message = Some(format!("Cannot open {} ({}): {r}", e.pid, e.name));
+                }
+                Vec::new()
+            }
+            Some(e) => {
+                self.loading = Some(e.pid);
+                self.message = Some(format!("Collecting {} ({})…", e.pid, e.name));
+                vec![Request::Snapshot(e.pid)]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    fn on_main_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
+        let Some(m) = self.main.as_mut() else {
+            self.screen = Screen::Picker;
+            return Vec::new();
+        };
+        let page = m.areas.details_body.height.max(1) as isize;
+        match k.code {
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('p') if ctrl => {
+                self.screen = Screen::Picker;
+                return vec![Request::Processes];
+            }
+            KeyCode::Char('f') if ctrl => self.mode = Mode::Find(String::new()),
+            KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
+            KeyCode::Char('n') => self.find_next(false),
+            KeyCode::Char('N') => self.find_next(true),
+            KeyCode::Char('?') => self.mode = Mode::Help(0),
+            KeyCode::F(5) => {
+                let pid = m.snap.process.pid;
+                self.loading = Some(pid);
+                self.message = Some(format!("Collecting {pid}…"));
+                return vec![Request::Snapshot(pid)];
+            }
+            KeyCode::Tab | KeyCode::BackTab => {
+                m.focus = if m.focus == Focus::Summary {
+                    Focus::Details
+                } else {
+                    Focus::Summary
+                }
+            }
+            KeyCode::Char('f') => m.toggle_free(),
+            KeyCode::Char('E') => {
+                m.details.set_all_expanded(&m.snap, &m.data, true);
+            }
+            KeyCode::Char('C') => {
+                m.details.set_all_expanded(&m.snap, &m.data, false);
+            }
+            KeyCode::Char('s') | KeyCode::Char('S') => {
+                let back = k.code == KeyCode::Char('S');
+                let cols = self.settings.visible_columns();
+                match m.focus {
+                    Focus::Summary => {
+                        let keys: Vec<Option<Column>> = std::iter::once(None)
+                            .chain(cols.into_iter().map(Some))
+                            .collect();
+                        let i = keys.iter().position(|c| *c == m.summary_sort).unwrap_or(0);
+                        let next = keys[(i + if back { keys.len() - 1 } else { 1 }) % keys.len()];
+                        m.summary_sort = next;
+                        m.summary_reverse = false;
+                        m.resort_summary();
+                    }
+                    Focus::Details => {
+                        let mut keys = vec![SortKey::Address, SortKey::Type];
+                        keys.extend(
+                            cols.into_iter()
+                                .filter(|c| !c.summary_only())
+                                .map(SortKey::Figure),
+                        );
+                        keys.extend([SortKey::Protection, SortKey::Details]);
+                        let i = keys.iter().position(|c| *c == m.details.sort).unwrap_or(0);
+                        m.details.sort =
+                            keys[(i + if back { keys.len() - 1 } else { 1 }) % keys.len()];
+                        m.details.reverse = false;
+                        m.details.rebuild(&m.snap, &m.data);
+                    }
+                }
+            }
+            KeyCode::Char('r') => match m.focus {
+                Focus::Summary => {
+                    m.summary_reverse = !m.summary_reverse;
+                    m.resort_summary();
+                }
+                Focus::Details => {
+                    m.details.reverse = !m.details.reverse;
+                    m.details.rebuild(&m.snap, &m.data);
+                }
+            },
+            KeyCode::Char('y') => {
+                let addr = m
+                    .details
+                    .rows
+                    .get(m.details.selected)
+                    .map(|&r| crate::details::row_start(&m.snap, &m.data, r));
+                if let Some(a) = addr {
+                    self.clipboard = Some(format!("{a:#x}"));
+                    self.message = Some(format!("Copied {a:#x} (OSC 52)"));
+                }
+            }
+            KeyCode::Char('Y') => {
+                let text = table_text(m);
+                if text.len() <= clipboard::OSC52_LIMIT {
+                    self.message = Some(format!(
+                        "Copied the Details table, {} rows (OSC 52)",
+                        m.details.rows.len()
+                    ));
+                    self.clipboard = Some(text);
+                } else {
+                    self.message = Some(match clipboard::save(&text, m.snap.process.pid) {
+                        Ok(p) => format!(
+                            "Table too large for the clipboard; saved to {}",
+                            p.display()
+                        ),
+                        Err(e) => {
+                            format!("Table too large for the clipboard, and saving failed: {e}")
+                        }
+                    });
+                }
+            }
+            KeyCode::Char('w') => {
+                let text = table_text(m);
+                self.message = Some(match clipboard::save(&text, m.snap.process.pid) {
+                    Ok(p) => format!("Saved the Details table to {}", p.display()),
+                    Err(e) => format!("Cannot save the table: {e}"),
+                });
+            }
+            KeyCode::Char('c') => self.mode = Mode::Columns(0),
+            KeyCode::Char('u') => {
+                self.settings.units = self.settings.units.next();
+                self.message = Some(format!(
+                    "Units: {}{}",
+                    self.settings.units.name(),
+                    save_note(&self.settings)
+                ));
+            }
+            code => move_key(m, code, page),
+        }
+        Vec::new()
+    }
+
+    fn on_columns_key(&mut self, k: KeyEvent, sel: usize) {
+        let n = Column::ALL.len();
+        match k.code {
+            KeyCode::Esc | KeyCode::Enter | KeyCode::Char('c') | KeyCode::Char('q') => {
+                self.mode = Mode::Normal;
+                self.message = Some(format!("Columns saved{}", save_note(&self.settings)));
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.mode = Mode::Columns((sel + 1) % n),
+            KeyCode::Up | KeyCode::Char('k') => self.mode = Mode::Columns((sel + n - 1) % n),
+            KeyCode::Char(' ') => {
+                let id = Column::ALL[sel].id().to_string();
+                let mut cols: Vec<String> = self
+                    .settings
+                    .visible_columns()
+                    .iter()
+                    .map(|c| c.id().to_string())
+                    .collect();
+                if let Some(p) = cols.iter().position(|c| *c == id) {
+                    if cols.len() > 1 {
+                        cols.remove(p);
+                    }
+                } else {
+                    // Keep the canonical column order.
+                    cols.push(id);
+                    cols.sort_by_key(|c| Column::ALL.iter().position(|x| x.id() == c));
+                }
+                self.settings.columns = cols;
+            }
+            _ => {}
+        }
+    }
+
+    fn find_next(&mut self, backwards: bool) {
+        let Some(m) = self.main.as_mut() else { return };
+        if self.last_find.is_empty() {
+            return;
+        }
+        m.focus = Focus::Details;
+        self.message = Some(
+            if m.details.find(&m.snap, &m.data, &self.last_find, backwards) {
+                format!("Found {:?} (n: next, N: previous)", self.last_find)
+            } else {
+                format!("{:?} not found in the Details", self.last_find)
+            },
+        );
+    }
+
+    fn scroll(&mut self, delta: isize) {
+        match self.screen {
+            Screen::Picker => {
+                let last = self.picker.rows.len().saturating_sub(1) as isize;
+                self.picker.selected =
+                    (self.picker.selected as isize + delta).clamp(0, last.max(0)) as usize;
+            }
+            Screen::Main => {
+                if let Some(m) = self.main.as_mut() {
+                    m.details.move_by(delta);
+                }
+            }
+        }
+    }
+
+    fn on_click(&mut self, x: u16, y: u16) -> Vec<Request> {
+        let double = self.last_click == Some((x, y));
+        self.last_click = Some((x, y));
+        let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
+        match self.screen {
+            Screen::Picker => {
+                let p = &mut self.picker;
+                if inside(p.header_area) {
+                    if let Some(c) = p.column_at(x) {
+                        p.sort_by(c);
+                    }
+                } else if inside(p.body_area) {
+                    let i = p.offset + (y - p.body_area.y) as usize;
+                    if i < p.rows.len() {
+                        let again = p.selected == i;
+                        p.selected = i;
+                        if again && double {
+                            return self.open_selected();
+                        }
+                    }
+                }
+            }
+            Screen::Main => {
+                let Some(m) = self.main.as_mut() else {
+                    return Vec::new();
+                };
+                if inside(m.areas.summary_header) {
+                    if let Some(&(_, _, c)) = m
+                        .areas
+                        .summary_cols
+                        .iter()
+                        .find(|(cx, w, _)| x >= *cx && x < cx + w)
+                    {
+                        m.sort_summary(c);
+                    }
+                } else if inside(m.areas.summary_body) {
+                    m.focus = Focus::Summary;
+                    let i = (y - m.areas.summary_body.y) as usize;
+                    if i < m.summary_rows.len() {
+                        m.select_summary(i);
+                    }
+                } else if inside(m.areas.details_header) {
+                    if let Some(&(_, _, k)) = m
+                        .areas
+                        .details_cols
+                        .iter()
+                        .find(|(cx, w, _)| x >= *cx && x < cx + w)
+                    {
+                        m.sort_details(k);
+                    }
+                } else if inside(m.areas.details_body) {
+                    m.focus = Focus::Details;
+                    let i = m.details.offset + (y - m.areas.details_body.y) as usize;
+                    if i < m.details.rows.len() {
+                        let again = m.details.selected == i;
+                        m.details.selected = i;
+                        if again && double {
+                            m.details.set_expanded(&m.snap, &m.data, None);
+                        }
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Draws the current screen and overlays.
+    pub fn draw(&mut self, f: &mut Frame<'_>) {
+        let area = f.area();
+        match (self.screen, self.main.as_mut()) {
+            (Screen::Main, Some(m)) => {
+                let status = match (&self.mode, &self.message) {
+                    (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
+                    (_, Some(msg)) => format!(" {msg}"),
+                    _ => format!(
+                        " ?:help  Tab:focus  Enter:expand  s:sort  /:find  f:free  c:columns  u:units({})  F5:refresh  ^P:processes  q:quit",
+                        self.settings.units.name()
+                    ),
+                };
+                m.draw(f, area, &self.settings, &status);
+            }
+            _ => {
+                let h = area.height.saturating_sub(1);
+                self.picker
+                    .draw(f, Rect { height: h, ..area }, self.settings.units);
+                let status = match (&self.loading, &self.message) {
+                    (_, Some(m)) => format!(" {m}"),
+                    _ => " F1:help  Enter:open  Tab:sort  F5:refresh  Esc:quit".to_string(),
+                };
+                f.render_widget(
+                    Paragraph::new(status).style(Style::default().add_modifier(Modifier::REVERSED)),
+                    Rect {
+                        y: area.y + h,
+                        height: 1,
+                        ..area
+                    },
+                );
+            }
+        }
+        match self.mode {
+            Mode::Help(s) => help::draw(f, inset(area, 2, 1), s),
+            Mode::Columns(sel) => self.draw_columns(f, area, sel),
+            _ => {}
+        }
+    }
+
+    fn draw_columns(&self, f: &mut Frame<'_>, area: Rect, sel: usize) {
+        let w = 44.min(area.width);
+        let h = (Column::ALL.len() as u16 + 2).min(area.height);
+        let r = Rect {
+            x: area.x + (area.width - w) / 2,
+            y: area.y + (area.height - h) / 2,
+            width: w,
+            height: h,
+        };
+        let visible = self.settings.visible_columns();
+        let items: Vec<ListItem<'_>> = Column::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mark = if visible.contains(c) { "[x]" } else { "[ ]" };
+                let style = if i == sel {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
+                ListItem::new(format!("{mark} {}", c.header())).style(style)
+            })
+            .collect();
+        f.render_widget(Clear, r);
+        f.render_widget(
+            List::new(items).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .title(" Columns: Space toggles, Esc done "),
+            ),
+            r,
+        );
+    }
+}
+
+fn inset(a: Rect, dx: u16, dy: u16) -> Rect {
+    Rect {
+        x: a.x + dx.min(a.width / 4),
+        y: a.y + dy.min(a.height / 4),
+        width: a.width.saturating_sub(2 * dx.min(a.width / 4)),
+        height: a.height.saturating_sub(2 * dy.min(a.height / 4)),
+    }
+}
+
+fn save_note(s: &Settings) -> String {
+    match s.save() {
+        Ok(p) => format!(" (saved in {})", p.display()),
+        Err(e) => format!(" (not saved: {e})"),
+    }
+}
+
+fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
+    match m.focus {
+        Focus::Summary => {
+            let last = m.summary_rows.len() - 1;
+            let i = match code {
+                KeyCode::Down | KeyCode::Char('j') => (m.summary_selected + 1).min(last),
+                KeyCode::Up | KeyCode::Char('k') => m.summary_selected.saturating_sub(1),
+                KeyCode::Home => 0,
+                KeyCode::End => last,
+                KeyCode::Enter => {
+                    m.focus = Focus::Details;
+                    m.summary_selected
+                }
+                _ => return,
+            };
+            if i != m.summary_selected {
+                m.select_summary(i);
+            }
+        }
+        Focus::Details => match code {
+            KeyCode::Down | KeyCode::Char('j') => m.details.move_by(1),
+            KeyCode::Up | KeyCode::Char('k') => m.details.move_by(-1),
+            KeyCode::PageDown => m.details.move_by(page),
+            KeyCode::PageUp => m.details.move_by(-page),
+            KeyCode::Home => m.details.selected = 0,
+            KeyCode::End => m.details.selected = m.details.rows.len().saturating_sub(1),
+            KeyCode::Enter => m.details.set_expanded(&m.snap, &m.data, None),
+            KeyCode::Char('+') | KeyCode::Right => {
+                m.details.set_expanded(&m.snap, &m.data, Some(true))
+            }
+            KeyCode::Char('-') | KeyCode::Left => {
+                m.details.set_expanded(&m.snap, &m.data, Some(false))
+            }
+            _ => {}
+        },
+    }
+}
+
+/// The Details table as tab-separated text, for copying and saving.
+fn table_text(m: &MainView) -> String {
+    let cols: Vec<Column> = Column::ALL
+        .iter()
+        .copied()
+        .filter(|c| !c.summary_only())
+        .collect();
+    let mut out = String::from("address\ttype");
+    for c in &cols {
+        out.push('\t');
+        out.push_str(c.id());
+    }
+    out.push_str("\tperms\tdetails\n");
+    for &row in &m.details.rows {
+        match row_region(&m.snap, row) {
+            Some(r) => {
+                let f = match row {
+                    Row::Region(i) => m.data.figures[i],
+                    _ => vmmap_core::figures::Figures::of_vma(r),
+                };
+                let indent = if matches!(row, Row::Sub(..)) {
+                    "  "
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{indent}{:#x}\t{}", r.start, r.memory_type.name()));
+                for &c in &cols {
+                    out.push('\t');
+                    if let Some(v) = f.get(c) {
+                        out.push_str(&v.to_string());
+                    }
+                }
+                out.push_str(&format!(
+                    "\t{}\t{}\n",
+                    r.perms.as_str(),
+                    if r.details.is_empty() {
+                        &*r.path
+                    } else {
+                        &r.details
+                    }
+                ));
+            }
+            None => {
+                out.push_str(&row_text(&m.snap, &m.data, row));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Runs the event loop until the user quits or a stop signal arrives.
+pub fn run_loop(
+    term: &mut crate::terminal::Term,
+    app: &mut App,
+    collector: &mut Collector,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    loop {
+        while let Ok(r) = collector.rx.try_recv() {
+            collector.pending = collector.pending.saturating_sub(1);
+            app.on_response(r);
+        }
+        term.draw(|f| app.draw(f))?;
+        if let Some(text) = app.clipboard.take() {
+            let out = term.backend_mut();
+            if let Err(e) = clipboard::osc52(out, &text) {
+                app.message = Some(format!("Copy failed: {e}"));
+            }
+        }
+        if app.quit || crate::terminal::stopped(stop) {
+            return Ok(());
+        }
+        // Wake often while collection runs, to show its result at once.
+        let wait = if collector.pending > 0 {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_millis(250)
+        };
+        if event::poll(wait)? {
+            let ev = event::read()?;
+            if matches!(ev, Event::Key(_)) && app.mode == Mode::Normal {
+                app.message = None;
+            }
+            for req in app.on_event(ev) {
+                collector.request(req);
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Collection off the UI thread: the UI sends requests and keeps drawing;
+//! snapshots and process lists come back over a channel as they finish.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vmmap_core::collect::{self, Options, ProcessEntry};
+use vmmap_core::model::Snapshot;
+
+/// What the UI asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// The process list.
+    Processes,
+    /// A snapshot of a process.
+    Snapshot(u32),
+}
+
+/// What comes back.
+pub enum Response {
+    /// The process list, or why it failed.
+    Processes(Result<Vec<ProcessEntry>, String>),
+    /// A snapshot (and how long it took), or why it failed.
+    Snapshot(u32, Result<(Arc<Snapshot>, Duration), String>),
+}
+
+/// The collection thread's handle.
+pub struct Collector {
+    tx: Sender<Request>,
+    /// Responses, in completion order.
+    pub rx: Receiver<Response>,
+    /// Requests not yet answered.
+    pub pending: usize,
+}
+
+impl Collector {
+    /// Starts the thread.
+    pub fn start(proc_root: PathBuf) -> Collector {
+        let (tx, req_rx) = channel::<Request>();
+        let (resp_tx, rx) = channel::<Response>();
+        std::thread::Builder::new()
+            .name("vmmap-collect".into())
+            .spawn(move || {
+                let opts = Options::default().proc_root(proc_root.clone());
+                for req in req_rx {
+                    let resp = match req {
+                        Request::Processes => Response::Processes(
+                            collect::list_processes(&proc_root).map_err(|e| e.to_string()),
+                        ),
+                        Request::Snapshot(pid) => {
+                            let t = Instant::now();
+                            let r =
+                                collect::snapshot(pid, &opts).map(|s| (Arc::new(s), t.elapsed()));
+                            Response::Snapshot(pid, r.map_err(|e| e.to_string()))
+                        }
+                    };
+                    if resp_tx.send(resp).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("spawn the collection thread");
+        Collector { tx, rx, pending: 0 }
+    }
+
+    /// Queues a request.
+    pub fn request(&mut self, r: Request) {
+        if self.tx.send(r).is_ok() {
+            self.pending += 1;
+        }
+    }
+}

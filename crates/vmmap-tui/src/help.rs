@@ -1,0 +1,104 @@
+//! The help screen: keys, then the definition of every type and column
+//! (the same text as `vmmap explain`).
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+use vmmap_core::figures::Column;
+use vmmap_core::model::MemoryType;
+
+const KEYS: &[(&str, &str)] = &[
+    ("Process picker", ""),
+    ("  type", "filter by name, command line, user or PID"),
+    ("  Up/Down PgUp/PgDn Home/End", "move"),
+    ("  Enter, click twice", "open the selected process"),
+    (
+        "  Tab / Shift+Tab, click a header",
+        "sort by the next column / reverse",
+    ),
+    ("  F5, Ctrl+R", "refresh the list"),
+    (
+        "  Esc",
+        "clear the filter, then quit (or back to the process)",
+    ),
+    ("Main view", ""),
+    ("  Tab", "switch between Summary and Details"),
+    (
+        "  Up/Down j/k PgUp/PgDn Home/End",
+        "move; in the Summary this filters the Details by type",
+    ),
+    (
+        "  Enter, +/-, Right/Left",
+        "expand or collapse a group (image, stack, arena)",
+    ),
+    ("  E / C", "expand all / collapse all"),
+    (
+        "  s / S, click a header",
+        "sort by the next / previous column; again reverses",
+    ),
+    ("  r", "reverse the sort"),
+    ("  f", "show or hide free regions"),
+    (
+        "  F5",
+        "take a new snapshot (selection and expansion are kept)",
+    ),
+    (
+        "  / or Ctrl+F, then n / N",
+        "find text in the Details; next / previous",
+    ),
+    (
+        "  y / Y",
+        "copy the selected address / the Details table (OSC 52)",
+    ),
+    ("  w", "save the Details table to a file"),
+    ("  c", "choose columns (saved in the config file)"),
+    ("  u", "units: human, KiB, bytes (saved)"),
+    ("  Ctrl+P", "back to the process picker"),
+    ("  ? or F1", "this help; Esc closes it"),
+    ("  q, Ctrl+C", "quit"),
+];
+
+/// All help lines.
+pub fn lines() -> Vec<Line<'static>> {
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut out = vec![Line::styled("KEYS", bold), Line::raw("")];
+    for (k, v) in KEYS {
+        if v.is_empty() {
+            out.push(Line::styled(k.to_string(), bold));
+        } else {
+            out.push(Line::raw(format!("{k:<36} {v}")));
+        }
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled("MEMORY TYPES", bold));
+    for t in MemoryType::ALL {
+        out.push(Line::raw(""));
+        out.push(Line::styled(t.name().to_string(), bold));
+        out.push(Line::raw(format!("  {}", t.definition())));
+    }
+    out.push(Line::raw(""));
+    out.push(Line::styled("COLUMNS (bytes, from /proc/PID/smaps)", bold));
+    for c in Column::ALL {
+        out.push(Line::raw(""));
+        out.push(Line::styled(c.header().to_string(), bold));
+        out.push(Line::raw(format!("  {}", c.definition())));
+    }
+    out
+}
+
+/// Draws the help over `area`, scrolled by `scroll` lines.
+pub fn draw(f: &mut Frame<'_>, area: Rect, scroll: u16) {
+    f.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Help — Up/Down/PgUp/PgDn scroll, Esc closes ");
+    f.render_widget(
+        Paragraph::new(lines())
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}

@@ -1,0 +1,598 @@
+//! VMMap's main window: the three bar graphs, the Summary table (also the
+//! colour key, and the filter of the Details) and the Details table.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row as TableRow, Table};
+use ratatui::Frame;
+use vmmap_core::figures::{Column, Figures};
+use vmmap_core::model::{MemoryType, Snapshot};
+use vmmap_core::summary::Summary;
+
+use crate::details::{row_region, DetailsData, DetailsView, Row, SortKey};
+use crate::settings::{Settings, Units};
+
+/// Which table has the keyboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Focus {
+    /// The Summary table.
+    Summary,
+    /// The Details table.
+    Details,
+}
+
+/// Screen areas remembered from the last draw, for the mouse.
+#[derive(Clone, Debug, Default)]
+pub struct Areas {
+    /// Summary header row.
+    pub summary_header: Rect,
+    /// Summary body.
+    pub summary_body: Rect,
+    /// Details header row.
+    pub details_header: Rect,
+    /// Details body.
+    pub details_body: Rect,
+    /// Summary column spans (x, width, column; None for the Type column).
+    pub summary_cols: Vec<(u16, u16, Option<Column>)>,
+    /// Details column spans (x, width, sort key).
+    pub details_cols: Vec<(u16, u16, SortKey)>,
+}
+
+/// The main view of one process.
+pub struct MainView {
+    /// The snapshot shown.
+    pub snap: Arc<Snapshot>,
+    /// Its Summary.
+    pub summary: Summary,
+    /// Its per-region figures and gaps.
+    pub data: DetailsData,
+    /// Details view state.
+    pub details: DetailsView,
+    /// The Summary rows in display order (None = Total, always last).
+    pub summary_rows: Vec<Option<MemoryType>>,
+    /// Selected Summary row.
+    pub summary_selected: usize,
+    /// Summary sort column (None: VMMap's type order).
+    pub summary_sort: Option<Column>,
+    /// Reverse the Summary sort.
+    pub summary_reverse: bool,
+    /// Keyboard focus.
+    pub focus: Focus,
+    /// How long the last snapshot took to collect.
+    pub collect_time: Duration,
+    /// Areas of the last draw.
+    pub areas: Areas,
+}
+
+impl MainView {
+    /// A view of a new snapshot with default state.
+    pub fn new(snap: Arc<Snapshot>, collect_time: Duration) -> MainView {
+        let summary = Summary::of(&snap);
+        let data = DetailsData::new(&snap);
+        let mut v = MainView {
+            snap,
+            summary,
+            data,
+            details: DetailsView::default(),
+            summary_rows: Vec::new(),
+            summary_selected: 0,
+            summary_sort: None,
+            summary_reverse: false,
+            focus: Focus::Details,
+            collect_time,
+            areas: Areas::default(),
+        };
+        v.resort_summary();
+        v.summary_selected = v.summary_rows.len() - 1; // Total
+        v.details.rebuild(&v.snap, &v.data);
+        v
+    }
+
+    /// Replaces the snapshot (F5), keeping filter, sort, expansion and the
+    /// selected region where it still exists.
+    pub fn replace(&mut self, snap: Arc<Snapshot>, collect_time: Duration) {
+        let keep = self.details.selected_key(&self.snap, &self.data);
+        let selected_type = self
+            .summary_rows
+            .get(self.summary_selected)
+            .copied()
+            .flatten();
+        self.snap = snap;
+        self.summary = Summary::of(&self.snap);
+        self.data = DetailsData::new(&self.snap);
+        self.collect_time = collect_time;
+        self.resort_summary();
+        self.summary_selected = self
+            .summary_rows
+            .iter()
+            .position(|t| *t == selected_type)
+            .unwrap_or(self.summary_rows.len() - 1);
+        self.details.filter = self.summary_rows[self.summary_selected];
+        self.details.rebuild_keeping(&self.snap, &self.data, keep);
+    }
+
+    /// Orders the Summary rows: types with a non-zero size (Free only when
+    /// free regions are shown), by the sort column, Total last.
+    pub fn resort_summary(&mut self) {
+        let keep = self.summary_rows.get(self.summary_selected).copied();
+        let mut types: Vec<MemoryType> = MemoryType::ALL
+            .into_iter()
+            .filter(|&t| self.summary.row(t).figures.value(Column::Size) > 0)
+            .filter(|&t| t != MemoryType::Free || self.details.show_free)
+            .collect();
+        if let Some(c) = self.summary_sort {
+            types.sort_by(|a, b| {
+                self.summary
+                    .row(*b)
+                    .figures
+                    .value(c)
+                    .cmp(&self.summary.row(*a).figures.value(c))
+                    .then(a.cmp(b))
+            });
+        }
+        if self.summary_reverse {
+            types.reverse();
+        }
+        self.summary_rows = types
+            .into_iter()
+            .map(Some)
+            .chain(std::iter::once(None))
+            .collect();
+        if let Some(k) = keep {
+            self.summary_selected = self
+                .summary_rows
+                .iter()
+                .position(|t| *t == k)
+                .unwrap_or(self.summary_rows.len() - 1);
+        }
+    }
+
+    /// Selects a Summary row and filters the Details by its type.
+    pub fn select_summary(&mut self, i: usize) {
+        self.summary_selected = i.min(self.summary_rows.len() - 1);
+        self.details.filter = self.summary_rows[self.summary_selected];
+        self.details.selected = 0;
+        self.details.offset = 0;
+        self.details.rebuild_keeping(&self.snap, &self.data, None);
+    }
+
+    /// Sorts the Summary by a column; again reverses; on the Type column
+    /// goes back to VMMap's order.
+    pub fn sort_summary(&mut self, c: Option<Column>) {
+        if self.summary_sort == c {
+            self.summary_reverse = !self.summary_reverse;
+        } else {
+            self.summary_sort = c;
+            self.summary_reverse = false;
+        }
+        self.resort_summary();
+    }
+
+    /// Sorts the Details; the same key again reverses.
+    pub fn sort_details(&mut self, k: SortKey) {
+        if self.details.sort == k {
+            self.details.reverse = !self.details.reverse;
+        } else {
+            self.details.sort = k;
+            self.details.reverse = false;
+        }
+        self.details.rebuild(&self.snap, &self.data);
+    }
+
+    /// Shows or hides free regions.
+    pub fn toggle_free(&mut self) {
+        self.details.show_free = !self.details.show_free;
+        self.resort_summary();
+        self.details.filter = self.summary_rows[self.summary_selected];
+        self.details.rebuild(&self.snap, &self.data);
+    }
+
+    /// Draws the whole view.
+    pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, settings: &Settings, status: &str) {
+        let cols = settings.visible_columns();
+        let units = settings.units;
+        let summary_h = (self.summary_rows.len() as u16 + 1).min(area.height.saturating_sub(8));
+        let mut y = area.y;
+        let line = |y: &mut u16, h: u16| {
+            let r = Rect {
+                x: area.x,
+                y: *y,
+                width: area.width,
+                height: h.min(area.y + area.height - (*y).min(area.y + area.height)),
+            };
+            *y = (*y + h).min(area.y + area.height);
+            r
+        };
+        let header = line(&mut y, 1);
+        self.draw_header(f, header);
+        let bars = line(&mut y, 3);
+        self.draw_bars(f, bars, settings);
+        let _gap = line(&mut y, 1);
+        let summary = line(&mut y, summary_h);
+        self.draw_summary(f, summary, &cols, settings);
+        let _gap = line(&mut y, 1);
+        let status_h = 1;
+        let details_h = (area.y + area.height).saturating_sub(y + status_h);
+        let details = line(&mut y, details_h);
+        self.draw_details(f, details, &cols, units, settings);
+        let st = line(&mut y, status_h);
+        f.render_widget(
+            Paragraph::new(status.to_string())
+                .style(Style::default().add_modifier(Modifier::REVERSED)),
+            st,
+        );
+    }
+
+    fn draw_header(&self, f: &mut Frame<'_>, area: Rect) {
+        let p = &self.snap.process;
+        let cmd = if p.cmdline.is_empty() {
+            p.name.clone()
+        } else {
+            p.cmdline.join(" ")
+        };
+        let text = format!(
+            " {} ({})  {}  {}  kernel {}  {} threads  collected in {} ms",
+            p.pid,
+            p.name,
+            cmd,
+            p.arch(),
+            self.snap.kernel.release,
+            p.threads.len(),
+            self.collect_time.as_millis()
+        );
+        f.render_widget(
+            Paragraph::new(text).style(Style::default().add_modifier(Modifier::BOLD)),
+            area,
+        );
+    }
+
+    /// Three bars as VMMap draws them: Committed spans the width, Private
+    /// and Working Set extend to their share of it; each is split by type
+    /// in the Summary's order and colours.
+    fn draw_bars(&self, f: &mut Frame<'_>, area: Rect, settings: &Settings) {
+        let total = &self.summary.total.figures;
+        let basis = total.value(Column::Committed).max(1);
+        let label_w = 24u16;
+        let bar_w = area.width.saturating_sub(label_w + 1);
+        let types: Vec<MemoryType> = self
+            .summary_rows
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|t| *t != MemoryType::Free)
+            .collect();
+        for (k, (name, col)) in [
+            ("Committed", Column::Committed),
+            ("Private Bytes", Column::Private),
+            ("Working Set", Column::TotalWs),
+        ]
+        .iter()
+        .enumerate()
+        {
+            if k as u16 >= area.height {
+                break;
+            }
+            let value = total.value(*col);
+            let width = ((u128::from(value) * u128::from(bar_w)) / u128::from(basis))
+                .min(u128::from(bar_w)) as u16;
+            let mut spans = vec![Span::raw(format!(
+                "{:<13}{:>10} ",
+                name,
+                settings.units.format(value)
+            ))];
+            // Largest-remainder split of `width` cells among the types.
+            let parts: Vec<(MemoryType, u64)> = types
+                .iter()
+                .map(|&t| (t, self.summary.row(t).figures.value(*col)))
+                .filter(|(_, v)| *v > 0)
+                .collect();
+            let sum: u64 = parts.iter().map(|p| p.1).sum::<u64>().max(1);
+            let mut cells: Vec<(MemoryType, u16, u128)> = parts
+                .iter()
+                .map(|&(t, v)| {
+                    let exact = u128::from(v) * u128::from(width);
+                    (t, (exact / u128::from(sum)) as u16, exact % u128::from(sum))
+                })
+                .collect();
+            let mut left = width.saturating_sub(cells.iter().map(|c| c.1).sum());
+            let mut order: Vec<usize> = (0..cells.len()).collect();
+            order.sort_by(|a, b| cells[*b].2.cmp(&cells[*a].2));
+            for i in order {
+                if left == 0 {
+                    break;
+                }
+                cells[i].1 += 1;
+                left -= 1;
+            }
+            for (t, n, _) in cells {
+                if n > 0 {
+                    spans.push(Span::styled(
+                        " ".repeat(n as usize),
+                        Style::default().bg(settings.colour(t)),
+                    ));
+                }
+            }
+            f.render_widget(
+                Paragraph::new(Line::from(spans)),
+                Rect {
+                    y: area.y + k as u16,
+                    height: 1,
+                    ..area
+                },
+            );
+        }
+    }
+
+    fn draw_summary(
+        &mut self,
+        f: &mut Frame<'_>,
+        area: Rect,
+        cols: &[Column],
+        settings: &Settings,
+    ) {
+        if area.height == 0 {
+            return;
+        }
+        let focus = self.focus == Focus::Summary;
+        let w = num_width(settings.units);
+        let fit = (area.width.saturating_sub(16) / (w + 1)) as usize;
+        let cols = &cols[..cols.len().min(fit)];
+        let mut widths = vec![Constraint::Length(15)];
+        let mut spans = vec![(area.x, 15u16, None)];
+        let mut x = area.x + 16;
+        for &c in cols {
+            widths.push(Constraint::Length(w));
+            spans.push((x, w, Some(c)));
+            x += w + 1;
+        }
+        let nw = w as usize;
+        self.areas.summary_cols = spans;
+        self.areas.summary_header = Rect { height: 1, ..area };
+        self.areas.summary_body = Rect {
+            y: area.y + 1,
+            height: area.height - 1,
+            ..area
+        };
+        let mark = |c: Option<Column>| {
+            if self.summary_sort == c {
+                if self.summary_reverse {
+                    "▲"
+                } else {
+                    "▼"
+                }
+            } else {
+                ""
+            }
+        };
+        let header =
+            TableRow::new(
+                std::iter::once(format!("Type{}", mark(None)))
+                    .chain(cols.iter().map(|&c| {
+                        format!("{:>nw$}", format!("{}{}", mark(Some(c)), c.short_header()))
+                    }))
+                    .collect::<Vec<_>>(),
+            )
+            .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+        let height = area.height.saturating_sub(1) as usize;
+        let rows = self
+            .summary_rows
+            .iter()
+            .enumerate()
+            .take(height)
+            .map(|(i, t)| {
+                let fig = match t {
+                    Some(t) => &self.summary.row(*t).figures,
+                    None => &self.summary.total.figures,
+                };
+                let name = t.map_or("Total", |t| t.name());
+                let key = match t {
+                    Some(t) => Span::styled("██ ", Style::default().fg(settings.colour(*t))),
+                    None => Span::raw("   "),
+                };
+                let mut cells = vec![ratatui::widgets::Cell::from(Line::from(vec![
+                    key,
+                    Span::raw(name),
+                ]))];
+                for &c in cols {
+                    cells.push(ratatui::widgets::Cell::from(format!(
+                        "{:>nw$}",
+                        cell(fig, c, settings.units)
+                    )));
+                }
+                let mut style = Style::default();
+                if i == self.summary_selected {
+                    style = style.add_modifier(if focus {
+                        Modifier::REVERSED
+                    } else {
+                        Modifier::BOLD | Modifier::UNDERLINED
+                    });
+                }
+                if t.is_none() {
+                    style = style.add_modifier(Modifier::BOLD);
+                }
+                TableRow::new(cells).style(style)
+            });
+        f.render_widget(
+            Table::new(rows, widths).header(header).column_spacing(1),
+            area,
+        );
+    }
+
+    fn draw_details(
+        &mut self,
+        f: &mut Frame<'_>,
+        area: Rect,
+        cols: &[Column],
+        units: Units,
+        settings: &Settings,
+    ) {
+        if area.height < 2 {
+            return;
+        }
+        let focus = self.focus == Focus::Details;
+        let num_w = num_width(units);
+        let nw = num_w as usize;
+        // Address 16, Type 12, Prot 4, Details at least 12, and spacing.
+        let fit = (area.width.saturating_sub(16 + 12 + 4 + 12 + 4) / (num_w + 1)) as usize;
+        let cols: Vec<Column> = cols
+            .iter()
+            .copied()
+            .filter(|c| !c.summary_only())
+            .take(fit)
+            .collect();
+        let mut widths = vec![Constraint::Length(16), Constraint::Length(12)];
+        let mut spans = vec![
+            (area.x, 16u16, SortKey::Address),
+            (area.x + 17, 12, SortKey::Type),
+        ];
+        let mut x = area.x + 30;
+        for &c in &cols {
+            widths.push(Constraint::Length(num_w));
+            spans.push((x, num_w, SortKey::Figure(c)));
+            x += num_w + 1;
+        }
+        widths.push(Constraint::Length(4));
+        spans.push((x, 4, SortKey::Protection));
+        x += 5;
+        widths.push(Constraint::Min(10));
+        spans.push((x, area.width.saturating_sub(x - area.x), SortKey::Details));
+        self.areas.details_cols = spans;
+        self.areas.details_header = Rect { height: 1, ..area };
+        self.areas.details_body = Rect {
+            y: area.y + 1,
+            height: area.height - 1,
+            ..area
+        };
+        let height = (area.height - 1) as usize;
+        self.details.scroll_into_view(height);
+        let sort = self.details.sort;
+        let mark = |k: SortKey| {
+            if sort == k {
+                if self.details.reverse {
+                    "▲"
+                } else {
+                    "▼"
+                }
+            } else {
+                ""
+            }
+        };
+        let mut head = vec![
+            format!("Address{}", mark(SortKey::Address)),
+            format!("Type{}", mark(SortKey::Type)),
+        ];
+        head.extend(cols.iter().map(|&c| {
+            format!(
+                "{:>nw$}",
+                format!("{}{}", mark(SortKey::Figure(c)), c.short_header())
+            )
+        }));
+        head.push(format!("Prot{}", mark(SortKey::Protection)));
+        head.push(format!("Details{}", mark(SortKey::Details)));
+        let header = TableRow::new(head)
+            .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+        let snap = Arc::clone(&self.snap);
+        let rows = self
+            .details
+            .rows
+            .iter()
+            .enumerate()
+            .skip(self.details.offset)
+            .take(height)
+            .map(|(k, &row)| {
+                let mut style = Style::default();
+                if k == self.details.selected {
+                    style = style.add_modifier(if focus {
+                        Modifier::REVERSED
+                    } else {
+                        Modifier::UNDERLINED
+                    });
+                }
+                let mut cells: Vec<ratatui::widgets::Cell<'_>> = Vec::with_capacity(cols.len() + 4);
+                match row {
+                    Row::Free(i) => {
+                        let fb = self.data.free[i];
+                        cells.push(format!("  {:x}", fb.start).into());
+                        cells.push(
+                            Span::styled(
+                                "Free",
+                                Style::default().fg(settings.colour(MemoryType::Free)),
+                            )
+                            .into(),
+                        );
+                        for &c in &cols {
+                            let v = if c == Column::Size {
+                                units.format(fb.size())
+                            } else {
+                                String::new()
+                            };
+                            cells.push(format!("{v:>nw$}").into());
+                        }
+                        cells.push("".into());
+                        cells.push("".into());
+                    }
+                    _ => {
+                        let Some(r) = row_region(&snap, row) else {
+                            return TableRow::new(cells);
+                        };
+                        let (prefix, fig) = match row {
+                            Row::Region(i) if !r.sub_blocks.is_empty() => (
+                                if self.details.expanded.contains(&r.start) {
+                                    "- "
+                                } else {
+                                    "+ "
+                                },
+                                self.data.figures[i],
+                            ),
+                            Row::Region(i) => ("  ", self.data.figures[i]),
+                            _ => ("    ", Figures::of_vma(r)),
+                        };
+                        cells.push(format!("{prefix}{:x}", r.start).into());
+                        cells.push(
+                            Span::styled(
+                                r.memory_type.name(),
+                                Style::default().fg(settings.colour(r.memory_type)),
+                            )
+                            .into(),
+                        );
+                        for &c in &cols {
+                            cells.push(format!("{:>nw$}", cell(&fig, c, units)).into());
+                        }
+                        cells.push(r.perms.as_str().to_string().into());
+                        let mut d = r.details.clone();
+                        if d.is_empty() && !r.path.is_empty() {
+                            d = r.path.to_string();
+                        }
+                        cells.push(d.into());
+                    }
+                }
+                TableRow::new(cells).style(style)
+            });
+        f.render_widget(
+            Table::new(rows, widths).header(header).column_spacing(1),
+            area,
+        );
+    }
+}
+
+/// Width of a figure cell: `1023K`, `32768 K` or 13 digits of bytes.
+fn num_width(units: Units) -> u16 {
+    if units == Units::Bytes {
+        13
+    } else {
+        8
+    }
+}
+
+fn cell(f: &Figures, c: Column, units: Units) -> String {
+    match f.get(c) {
+        None => "n/a".into(),
+        Some(0) => String::new(),
+        Some(v) if c.is_count() => v.to_string(),
+        Some(v) => units.format(v),
+    }
+}

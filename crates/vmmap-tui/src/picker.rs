@@ -1,0 +1,328 @@
+//! The process picker: every user process with its private bytes, working
+//! set and architecture; type to filter, sort by any column.
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
+use ratatui::Frame;
+use vmmap_core::collect::{Access, ProcessEntry};
+
+use crate::settings::Units;
+
+/// A picker column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickColumn {
+    /// PID.
+    Pid,
+    /// User name.
+    User,
+    /// Command name.
+    Name,
+    /// Private bytes.
+    Private,
+    /// Working set.
+    Ws,
+    /// Architecture.
+    Arch,
+}
+
+impl PickColumn {
+    /// All, in display order.
+    pub const ALL: [PickColumn; 6] = [
+        PickColumn::Pid,
+        PickColumn::User,
+        PickColumn::Name,
+        PickColumn::Private,
+        PickColumn::Ws,
+        PickColumn::Arch,
+    ];
+
+    fn header(self) -> &'static str {
+        match self {
+            PickColumn::Pid => "PID",
+            PickColumn::User => "User",
+            PickColumn::Name => "Name",
+            PickColumn::Private => "Private",
+            PickColumn::Ws => "Working Set",
+            PickColumn::Arch => "Architecture",
+        }
+    }
+
+    fn width(self) -> u16 {
+        match self {
+            PickColumn::Pid => 8,
+            PickColumn::User => 10,
+            PickColumn::Name => 16,
+            PickColumn::Private => 11,
+            PickColumn::Ws => 11,
+            PickColumn::Arch => 16,
+        }
+    }
+}
+
+/// Picker view state.
+pub struct Picker {
+    /// Every process, as last listed.
+    pub all: Vec<ProcessEntry>,
+    /// The filter typed so far.
+    pub filter: String,
+    /// Sort column.
+    pub sort: PickColumn,
+    /// Reverse order.
+    pub reverse: bool,
+    /// Indices into `all` that pass the filter, sorted.
+    pub rows: Vec<usize>,
+    /// Selected index into `rows`.
+    pub selected: usize,
+    /// First row drawn.
+    pub offset: usize,
+    /// Where the header row was drawn (for mouse clicks).
+    pub header_area: Rect,
+    /// Where the body rows were drawn.
+    pub body_area: Rect,
+    /// The list failed to load.
+    pub error: Option<String>,
+}
+
+impl Default for Picker {
+    fn default() -> Self {
+        Picker {
+            all: Vec::new(),
+            filter: String::new(),
+            sort: PickColumn::Private,
+            reverse: false,
+            rows: Vec::new(),
+            selected: 0,
+            offset: 0,
+            header_area: Rect::default(),
+            body_area: Rect::default(),
+            error: None,
+        }
+    }
+}
+
+impl Picker {
+    /// New process list: keeps the selected PID when it is still there.
+    pub fn set(&mut self, list: Vec<ProcessEntry>) {
+        let keep = self.selected_pid();
+        self.all = list;
+        self.error = None;
+        self.refilter(keep);
+    }
+
+    /// The selected process.
+    pub fn selected_pid(&self) -> Option<u32> {
+        self.rows.get(self.selected).map(|&i| self.all[i].pid)
+    }
+
+    /// The selected entry.
+    pub fn selected_entry(&self) -> Option<&ProcessEntry> {
+        self.rows.get(self.selected).map(|&i| &self.all[i])
+    }
+
+    /// Applies the filter and sort, keeping `keep` selected if visible.
+    pub fn refilter(&mut self, keep: Option<u32>) {
+        let f = self.filter.to_lowercase();
+        let mut rows: Vec<usize> = (0..self.all.len())
+            .filter(|&i| {
+                let p = &self.all[i];
+                f.is_empty()
+                    || p.name.to_lowercase().contains(&f)
+                    || p.cmdline.to_lowercase().contains(&f)
+                    || p.pid.to_string().starts_with(&f)
+                    || p.user.to_lowercase().contains(&f)
+            })
+            .collect();
+        let all = &self.all;
+        let key_num = |i: &usize, c: PickColumn| match c {
+            PickColumn::Private => all[*i].private_bytes.unwrap_or(0),
+            PickColumn::Ws => all[*i].working_set.unwrap_or(0),
+            _ => u64::from(all[*i].pid),
+        };
+        match self.sort {
+            PickColumn::Pid => rows.sort_by_key(|i| all[*i].pid),
+            PickColumn::User => rows.sort_by(|a, b| {
+                all[*a]
+                    .user
+                    .cmp(&all[*b].user)
+                    .then(all[*a].pid.cmp(&all[*b].pid))
+            }),
+            PickColumn::Name => rows.sort_by(|a, b| {
+                all[*a]
+                    .name
+                    .to_lowercase()
+                    .cmp(&all[*b].name.to_lowercase())
+                    .then(all[*a].pid.cmp(&all[*b].pid))
+            }),
+            PickColumn::Arch => rows.sort_by(|a, b| {
+                all[*a]
+                    .arch
+                    .cmp(&all[*b].arch)
+                    .then(all[*a].pid.cmp(&all[*b].pid))
+            }),
+            c @ (PickColumn::Private | PickColumn::Ws) => rows.sort_by(|a, b| {
+                key_num(b, c)
+                    .cmp(&key_num(a, c))
+                    .then(all[*a].pid.cmp(&all[*b].pid))
+            }),
+        }
+        if self.reverse {
+            rows.reverse();
+        }
+        self.rows = rows;
+        self.selected = keep
+            .and_then(|pid| self.rows.iter().position(|&i| self.all[i].pid == pid))
+            .unwrap_or(0);
+    }
+
+    /// Sorts by a column; the same column again reverses.
+    pub fn sort_by(&mut self, c: PickColumn) {
+        if self.sort == c {
+            self.reverse = !self.reverse;
+        } else {
+            self.sort = c;
+            self.reverse = false;
+        }
+        self.refilter(self.selected_pid());
+    }
+
+    /// The column under screen column `x` of the header.
+    pub fn column_at(&self, x: u16) -> Option<PickColumn> {
+        let mut left = self.header_area.x;
+        for c in PickColumn::ALL {
+            if x >= left && x < left + c.width() + 1 {
+                return Some(c);
+            }
+            left += c.width() + 1;
+        }
+        None
+    }
+
+    /// Draws the picker.
+    pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, units: Units) {
+        let title = format!(
+            " vmmap: select a process ({} of {}) — type to filter, Enter opens, Tab sorts, F5 refreshes, Esc quits ",
+            self.rows.len(),
+            self.all.len()
+        );
+        let block = Block::default().borders(Borders::ALL).title(title);
+        let inner = block.inner(area);
+        f.render_widget(block, area);
+        if inner.height < 3 {
+            return;
+        }
+        let filter_line = Line::from(vec![
+            Span::styled("Filter: ", Style::default().add_modifier(Modifier::BOLD)),
+            Span::raw(self.filter.clone()),
+            Span::styled("▏", Style::default().fg(Color::Gray)),
+        ]);
+        f.render_widget(Paragraph::new(filter_line), Rect { height: 1, ..inner });
+        let denied = self
+            .all
+            .iter()
+            .filter(|p| matches!(p.access, Access::Denied(_)))
+            .count();
+        let footer_h = u16::from(denied > 0 || self.error.is_some()) * 2;
+        let table_area = Rect {
+            y: inner.y + 1,
+            height: inner.height.saturating_sub(1 + footer_h),
+            ..inner
+        };
+        self.header_area = Rect {
+            height: 1,
+            ..table_area
+        };
+        self.body_area = Rect {
+            y: table_area.y + 1,
+            height: table_area.height.saturating_sub(1),
+            ..table_area
+        };
+        let height = self.body_area.height as usize;
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if height > 0 && self.selected >= self.offset + height {
+            self.offset = self.selected + 1 - height;
+        }
+        let header = Row::new(PickColumn::ALL.iter().map(|&c| {
+            let mark = if c == self.sort {
+                if self.reverse {
+                    " ▲"
+                } else {
+                    " ▼"
+                }
+            } else {
+                ""
+            };
+            format!("{}{mark}", c.header())
+        }))
+        .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+        let rows = self
+            .rows
+            .iter()
+            .enumerate()
+            .skip(self.offset)
+            .take(height)
+            .map(|(k, &i)| {
+                let p = &self.all[i];
+                let size =
+                    |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| units.format(v));
+                let arch = match &p.access {
+                    Access::Denied(_) => "(no access)".to_string(),
+                    Access::Ok => p.arch.clone().unwrap_or_else(|| "?".into()),
+                };
+                let mut style = Style::default();
+                if matches!(p.access, Access::Denied(_)) {
+                    style = style.fg(Color::DarkGray);
+                }
+                if k == self.selected {
+                    style = style.add_modifier(Modifier::REVERSED);
+                }
+                Row::new(vec![
+                    format!("{:>7}", p.pid),
+                    p.user.clone(),
+                    p.name.clone(),
+                    format!("{:>10}", size(p.private_bytes)),
+                    format!("{:>10}", size(p.working_set)),
+                    arch,
+                ])
+                .style(style)
+            });
+        let widths: Vec<Constraint> = PickColumn::ALL
+            .iter()
+            .map(|c| Constraint::Length(c.width()))
+            .collect();
+        f.render_widget(
+            Table::new(rows, widths).header(header).column_spacing(1),
+            table_area,
+        );
+        if footer_h > 0 {
+            let text = if let Some(e) = &self.error {
+                format!("Cannot list processes: {e}")
+            } else {
+                let reason = self
+                    .selected_entry()
+                    .and_then(|p| match &p.access {
+                        Access::Denied(r) => Some(r.clone()),
+                        Access::Ok => None,
+                    })
+                    .unwrap_or_else(|| {
+                        "run vmmap as their owner, as root, or with CAP_SYS_PTRACE to inspect them"
+                            .to_string()
+                    });
+                format!("{denied} process(es) marked (no access): {reason}")
+            };
+            let area = Rect {
+                y: inner.y + inner.height - footer_h,
+                height: footer_h,
+                ..inner
+            };
+            f.render_widget(
+                Paragraph::new(text)
+                    .style(Style::default().fg(Color::Yellow))
+                    .wrap(ratatui::widgets::Wrap { trim: true }),
+                area,
+            );
+        }
+    }
+}

@@ -388,7 +388,7 @@ mod tests {
         v.set_expanded(&snap, &data, Some(true));
         assert_eq!(v.rows.len(), 5);
         assert_eq!(v.rows[1], Row::Sub(0, 0));
-        v.selected = 4; // the heap
+        v.selected = 3; // the heap: after the image and its two parts
         v.sort = SortKey::Figure(Column::Size);
         v.rebuild(&snap, &data);
         assert_eq!(v.rows[0], Row::Region(1), "largest first");

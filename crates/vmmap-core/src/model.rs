@@ -209,7 +209,7 @@ pub struct Region {
 }
 
 impl Default for Region {
-    /// An empty placeholder (used when regions are moved into groups).
+    /// An empty region: what is left behind when regions move into groups.
     fn default() -> Region {
         Region::from_mapping(Mapping::default())
     }

@@ -351,12 +351,7 @@ impl MainView {
         }
         let nw = w as usize;
         self.areas.summary_cols = spans;
-        self.areas.summary_header = Rect { height: 1, ..area };
-        self.areas.summary_body = Rect {
-            y: area.y + 1,
-            height: area.height - 1,
-            ..area
-        };
+        (self.areas.summary_header, self.areas.summary_body) = header_and_body(area);
         let mark = |c: Option<Column>| {
             if self.summary_sort == c {
                 if self.summary_reverse {
@@ -461,12 +456,7 @@ impl MainView {
         widths.push(Constraint::Min(10));
         spans.push((x, area.width.saturating_sub(x - area.x), SortKey::Details));
         self.areas.details_cols = spans;
-        self.areas.details_header = Rect { height: 1, ..area };
-        self.areas.details_body = Rect {
-            y: area.y + 1,
-            height: area.height - 1,
-            ..area
-        };
+        (self.areas.details_header, self.areas.details_body) = header_and_body(area);
         let height = (area.height - 1) as usize;
         self.details.scroll_into_view(height);
         let sort = self.details.sort;
@@ -577,6 +567,22 @@ impl MainView {
             area,
         );
     }
+}
+
+/// Splits a table's area into its header row and its body.
+fn header_and_body(area: Rect) -> (Rect, Rect) {
+    let body = Rect {
+        y: area.y + 1,
+        height: area.height.saturating_sub(1),
+        ..area
+    };
+    (
+        Rect {
+            height: 1.min(area.height),
+            ..area
+        },
+        body,
+    )
 }
 
 /// Width of a figure cell: `1023K`, `32768 K` or 13 digits of bytes.

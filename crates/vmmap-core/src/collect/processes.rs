@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::privilege::user_name;
 use super::procdir::ProcDir;
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::proc::{cmdline, stat, status};
 
 /// Whether vmmap can inspect a process.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "status", content = "reason")]
 pub enum Access {
     /// Its smaps can be opened.
@@ -24,7 +24,7 @@ pub enum Access {
 }
 
 /// One row of `vmmap ps`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProcessEntry {
     /// PID.
     pub pid: u32,

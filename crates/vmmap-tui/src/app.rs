@@ -9,7 +9,7 @@ use ratatui::crossterm::event::{
 };
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
-use ratatui::widgets::{Block, Borders, Clear, List, ListItem, Paragraph};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
 use ratatui::Frame;
 use vmmap_core::figures::Column;
 use vmmap_core::model::Snapshot;
@@ -530,15 +530,16 @@ impl App {
     /// Draws the current screen and overlays.
     pub fn draw(&mut self, f: &mut Frame<'_>) {
         let area = f.area();
+        if area.height == 0 || area.width == 0 {
+            return;
+        }
         match (self.screen, self.main.as_mut()) {
             (Screen::Main, Some(m)) => {
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (_, Some(msg)) => format!(" {msg}"),
-                    _ => format!(
-                        " ?:help  Tab:focus  Enter:expand  s:sort  /:find  f:free  c:columns  u:units({})  F5:refresh  ^P:processes  q:quit",
-                        self.settings.units.name()
-                    ),
+                    _ => " ?:help Tab:focus Enter:expand s:sort /:find f:free c:cols u:units F5:refresh q:quit"
+                        .to_string(),
                 };
                 m.draw(f, area, &self.settings, &status);
             }
@@ -561,7 +562,7 @@ impl App {
             }
         }
         match self.mode {
-            Mode::Help(s) => help::draw(f, inset(area, 2, 1), s),
+            Mode::Help(s) => self.mode = Mode::Help(help::draw(f, inset(area, 2, 1), s)),
             Mode::Columns(sel) => self.draw_columns(f, area, sel),
             _ => {}
         }
@@ -591,14 +592,14 @@ impl App {
             })
             .collect();
         f.render_widget(Clear, r);
-        f.render_widget(
-            List::new(items).block(
-                Block::default()
-                    .borders(Borders::ALL)
-                    .title(" Columns: Space toggles, Esc done "),
-            ),
-            r,
+        // A stateful list scrolls to keep the selection visible.
+        let mut state = ListState::default().with_selected(Some(sel));
+        let list = List::new(items).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" Columns: Space toggles, Esc done "),
         );
+        f.render_stateful_widget(list, r, &mut state);
     }
 }
 

@@ -88,17 +88,18 @@ pub fn lines() -> Vec<Line<'static>> {
     out
 }
 
-/// Draws the help over `area`, scrolled by `scroll` lines.
-pub fn draw(f: &mut Frame<'_>, area: Rect, scroll: u16) {
+/// Draws the help over `area`, scrolled by `scroll` lines but never past
+/// the last page; returns the scroll used.
+pub fn draw(f: &mut Frame<'_>, area: Rect, scroll: u16) -> u16 {
     f.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
         .title(" Help — Up/Down/PgUp/PgDn scroll, Esc closes ");
-    f.render_widget(
-        Paragraph::new(lines())
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
+    let text = Paragraph::new(lines()).wrap(Wrap { trim: false });
+    let inner = block.inner(area);
+    // Never past the last page.
+    let total = u16::try_from(text.line_count(inner.width)).unwrap_or(u16::MAX);
+    let scroll = scroll.min(total.saturating_sub(inner.height));
+    f.render_widget(text.block(block).scroll((scroll, 0)), area);
+    scroll
 }

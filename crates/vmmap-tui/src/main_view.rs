@@ -234,15 +234,16 @@ impl MainView {
         } else {
             p.cmdline.join(" ")
         };
+        // The command line last: it is the part that may be cut.
         let text = format!(
-            " {} ({})  {}  {}  kernel {}  {} threads  collected in {} ms",
+            " {} ({})  {}  {} threads  kernel {}  {} ms  {}",
             p.pid,
             p.name,
-            cmd,
             p.arch(),
-            self.snap.kernel.release,
             p.threads.len(),
-            self.collect_time.as_millis()
+            self.snap.kernel.release,
+            self.collect_time.as_millis(),
+            cmd
         );
         f.render_widget(
             Paragraph::new(text).style(Style::default().add_modifier(Modifier::BOLD)),
@@ -431,20 +432,34 @@ impl MainView {
         let focus = self.focus == Focus::Details;
         let num_w = num_width(units);
         let nw = num_w as usize;
-        // Address 16, Type 12, Prot 4, Details at least 12, and spacing.
-        let fit = (area.width.saturating_sub(16 + 12 + 4 + 12 + 4) / (num_w + 1)) as usize;
+        // The address column holds the widest address (12 hex digits, 16
+        // for the vsyscall page) after a 4-column tree prefix.
+        let hex = self
+            .snap
+            .regions
+            .iter()
+            .map(|r| hex_digits(r.start))
+            .max()
+            .unwrap_or(12)
+            .max(12);
+        let addr_w = hex + 4;
+        // Details keep a quarter of the width (16 to 48 columns) for paths
+        // and thread names; figures take what is left.
+        let details_min = (area.width / 4).clamp(16, 48);
+        let fixed = addr_w + 12 + 4 + details_min + 4;
+        let fit = (area.width.saturating_sub(fixed) / (num_w + 1)) as usize;
         let cols: Vec<Column> = cols
             .iter()
             .copied()
             .filter(|c| !c.summary_only())
             .take(fit)
             .collect();
-        let mut widths = vec![Constraint::Length(16), Constraint::Length(12)];
+        let mut widths = vec![Constraint::Length(addr_w), Constraint::Length(12)];
         let mut spans = vec![
-            (area.x, 16u16, SortKey::Address),
-            (area.x + 17, 12, SortKey::Type),
+            (area.x, addr_w, SortKey::Address),
+            (area.x + addr_w + 1, 12, SortKey::Type),
         ];
-        let mut x = area.x + 30;
+        let mut x = area.x + addr_w + 14;
         for &c in &cols {
             widths.push(Constraint::Length(num_w));
             spans.push((x, num_w, SortKey::Figure(c)));
@@ -567,6 +582,10 @@ impl MainView {
             area,
         );
     }
+}
+
+fn hex_digits(v: u64) -> u16 {
+    ((64 - v.leading_zeros()).div_ceil(4)).max(1) as u16
 }
 
 /// Splits a table's area into its header row and its body.

@@ -54,7 +54,7 @@ impl PickColumn {
             PickColumn::Pid => 8,
             PickColumn::User => 10,
             PickColumn::Name => 16,
-            PickColumn::Private => 11,
+            PickColumn::Private => 10,
             PickColumn::Ws => 11,
             PickColumn::Arch => 16,
         }
@@ -83,6 +83,8 @@ pub struct Picker {
     pub body_area: Rect,
     /// The list failed to load.
     pub error: Option<String>,
+    /// The columns drawn last time (narrow windows drop some).
+    pub shown: Vec<PickColumn>,
 }
 
 impl Default for Picker {
@@ -98,6 +100,7 @@ impl Default for Picker {
             header_area: Rect::default(),
             body_area: Rect::default(),
             error: None,
+            shown: PickColumn::ALL.to_vec(),
         }
     }
 }
@@ -190,7 +193,7 @@ impl Picker {
     /// The column under screen column `x` of the header.
     pub fn column_at(&self, x: u16) -> Option<PickColumn> {
         let mut left = self.header_area.x;
-        for c in PickColumn::ALL {
+        for &c in &self.shown {
             if x >= left && x < left + c.width() + 1 {
                 return Some(c);
             }
@@ -202,7 +205,7 @@ impl Picker {
     /// Draws the picker.
     pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, units: Units) {
         let title = format!(
-            " vmmap: select a process ({} of {}) — type to filter, Enter opens, Tab sorts, F5 refreshes, Esc quits ",
+            " vmmap: select a process ({} of {}) ",
             self.rows.len(),
             self.all.len()
         );
@@ -244,7 +247,16 @@ impl Picker {
         } else if height > 0 && self.selected >= self.offset + height {
             self.offset = self.selected + 1 - height;
         }
-        let header = Row::new(PickColumn::ALL.iter().map(|&c| {
+        // Drop the architecture, then the user, when the window is narrow,
+        // rather than squeezing every column.
+        let mut shown: Vec<PickColumn> = PickColumn::ALL.to_vec();
+        for drop in [PickColumn::Arch, PickColumn::User] {
+            if shown.iter().map(|c| c.width() + 1).sum::<u16>() > table_area.width {
+                shown.retain(|c| *c != drop);
+            }
+        }
+        self.shown = shown.clone();
+        let header = Row::new(shown.iter().map(|&c| {
             let mark = if c == self.sort {
                 if self.reverse {
                     " ▲"
@@ -278,17 +290,17 @@ impl Picker {
                 if k == self.selected {
                     style = style.add_modifier(Modifier::REVERSED);
                 }
-                Row::new(vec![
-                    format!("{:>7}", p.pid),
-                    p.user.clone(),
-                    p.name.clone(),
-                    format!("{:>10}", size(p.private_bytes)),
-                    format!("{:>10}", size(p.working_set)),
-                    arch,
-                ])
+                Row::new(shown.iter().map(|c| match c {
+                    PickColumn::Pid => format!("{:>7}", p.pid),
+                    PickColumn::User => p.user.clone(),
+                    PickColumn::Name => p.name.clone(),
+                    PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
+                    PickColumn::Ws => format!("{:>10}", size(p.working_set)),
+                    PickColumn::Arch => arch.clone(),
+                }))
                 .style(style)
             });
-        let widths: Vec<Constraint> = PickColumn::ALL
+        let widths: Vec<Constraint> = shown
             .iter()
             .map(|c| Constraint::Length(c.width()))
             .collect();

@@ -30,16 +30,10 @@ pub fn restore() {
 }
 
 /// Enters raw mode and the alternate screen, installs the panic hook and
-/// the signal flags. Returns the terminal and the "stop now" flag.
+/// the watchdog. Returns the terminal and the "stop now" flag.
 pub fn init() -> io::Result<(Term, Arc<AtomicBool>)> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
+    watchdog(Arc::clone(&stop))?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore();
@@ -57,6 +51,43 @@ pub fn init() -> io::Result<(Term, Arc<AtomicBool>)> {
             Err(e)
         }
     }
+}
+
+/// A thread that ends the UI on SIGTERM, SIGHUP or SIGINT, or when the
+/// terminal hangs up. It sets `stop` for the event loop; if the loop does
+/// not exit within half a second it restores the terminal and exits the
+/// process itself. That second step is needed: when the terminal goes
+/// away, crossterm's event reader spins on end-of-file and never returns
+/// to the loop (crossterm issue 793).
+fn watchdog(stop: Arc<AtomicBool>) -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT])?;
+    std::thread::Builder::new()
+        .name("vmmap-watchdog".into())
+        .spawn(move || loop {
+            let signalled = signals.pending().next().is_some();
+            if signalled || hung_up() {
+                stop.store(true, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                restore();
+                std::process::exit(0);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        })?;
+    Ok(())
+}
+
+/// Whether the terminal on standard input has hung up.
+fn hung_up() -> bool {
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: `fd` is a valid pollfd for the duration of the call, and a
+    // zero timeout makes poll return at once.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & (libc::POLLHUP | libc::POLLNVAL) != 0
 }
 
 /// Whether a stop signal arrived.

@@ -2,4 +2,5 @@
 
 mod errors;
 mod snapshot;
+mod tui;
 mod util;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
@@ -100,6 +100,8 @@ pub struct Fixture {
     pub pid: u32,
     /// The `key=value` pairs of its READY line.
     pub info: HashMap<String, String>,
+    /// The rest of its stdout, for [`Fixture::next_line`].
+    stdout: Option<BufReader<ChildStdout>>,
     _dir: tempdir::TempDir,
 }
 
@@ -172,9 +174,8 @@ impl Fixture {
         }
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start fixture");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read READY");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("read READY");
         assert!(line.starts_with("READY"), "fixture said {line:?}");
         let info: HashMap<String, String> = line
             .split_whitespace()
@@ -190,8 +191,33 @@ impl Fixture {
             child,
             pid,
             info,
+            stdout: Some(stdout),
             _dir: dir,
         }
+    }
+
+    /// The next line the fixture prints after READY (such as its answer to
+    /// SIGUSR1), waiting at most `timeout`.
+    pub fn next_line(&mut self, timeout: std::time::Duration) -> String {
+        let mut out = self
+            .stdout
+            .take()
+            .expect("the fixture's stdout was lost to an earlier timeout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A thread, so that a fixture that never answers fails the test
+        // instead of hanging it; it ends when the fixture is killed.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let r = out.read_line(&mut line).map(|_| line);
+            let _ = tx.send((r, out));
+        });
+        let (line, out) = rx
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("the fixture printed nothing in {timeout:?}"));
+        self.stdout = Some(out);
+        let line = line.expect("read the fixture's stdout");
+        assert!(!line.is_empty(), "the fixture exited");
+        line
     }
 
     /// An address from the READY line.
@@ -234,6 +260,8 @@ impl Drop for Fixture {
 }
 
 pub mod libc_sig {
+    pub const SIGUSR1: i32 = 10;
+    pub const SIGTERM: i32 = 15;
     pub const SIGSTOP: i32 = 19;
 }
 

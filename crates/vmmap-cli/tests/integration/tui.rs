@@ -1,0 +1,586 @@
+//! The interactive view end to end: the real binary in a real terminal
+//! (tmux), driven by keys and read back from the screen.
+//!
+//! Each test runs its own tmux server (`tmux -L NAME`, no config file) with
+//! one fixed-size pane running `vmmap` under `sh`, which prints
+//! `EXITED-<status>` and the tty mode when vmmap ends, so a crash shows on
+//! the screen and the restored terminal can be checked. HOME and
+//! XDG_CONFIG_HOME point at a temporary directory: the user's settings
+//! never leak in. Every wait polls the screen (every 50 ms, up to 10 s).
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+const WIDTH: u16 = 200;
+const HEIGHT: u16 = 50;
+const POLL: Duration = Duration::from_millis(50);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A tmux server of our own with one pane running vmmap; killed on drop,
+/// with everything the pane started.
+struct Tmux {
+    socket: String,
+    socket_path: String,
+    server_pid: Option<u32>,
+    pane_pid: Option<u32>,
+    _home: TempDir,
+}
+
+/// Whether tmux can run here; without it the test is skipped, except on CI.
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tmux is missing on CI: .ci/run must install it"
+        );
+        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
+    }
+    ok
+}
+
+impl Tmux {
+    /// Starts `vmmap ARGS` in a new pane.
+    fn start(args: &[&str]) -> Tmux {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let home = TempDir::new("tui-home");
+        let socket = format!(
+            "vmmap-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        // $0 is vmmap, "$@" its arguments. After vmmap: its exit status,
+        // whether the tty is still raw, then time to look at the screen.
+        let script = r#""$0" "$@"; st=$?
+if stty -a | grep -qE -- '(^| )-(icanon|echo)( |$)'; then tty=raw; else tty=cooked; fi
+echo "EXITED-$st TTY-$tty"
+exec sleep 60"#;
+        let mut cmd = Command::new("tmux");
+        cmd.args([
+            "-f",
+            "/dev/null",
+            "-L",
+            &socket,
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+        ])
+        .args(["-x", &WIDTH.to_string(), "-y", &HEIGHT.to_string()])
+        .args(["sh", "-c", script, VMMAP])
+        .args(args)
+        // The server, and so the pane, inherits this environment.
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("TMUX");
+        let mut t = Tmux {
+            socket,
+            socket_path: String::new(),
+            server_pid: None,
+            pane_pid: None,
+            _home: home,
+        };
+        let out = cmd.output().expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.socket_path = t.display("#{socket_path}");
+        t.server_pid = t.display("#{pid}").parse().ok();
+        t.pane_pid = t.display("#{pane_pid}").parse().ok();
+        assert_eq!(
+            t.display("#{window_width}x#{window_height}"),
+            format!("{WIDTH}x{HEIGHT}")
+        );
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("run tmux");
+        assert!(
+            out.status.success(),
+            "tmux {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// A tmux format (`#{...}`) evaluated for the pane.
+    fn display(&self, format: &str) -> String {
+        let out = self.tmux(&["display-message", "-p", "-t", "t", format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The text on the screen now.
+    fn screen(&self) -> String {
+        let out = self.tmux(&["capture-pane", "-p", "-t", "t"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends keys by tmux name (`Enter`, `Tab`, `F5`, `Down`, ...).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "t", "-l", text]);
+    }
+
+    /// Polls the screen until `ok` holds on two polls in a row that show
+    /// the same screen (a capture can catch a frame half written); returns
+    /// that screen, or fails with the last one after the timeout.
+    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let t0 = Instant::now();
+        let mut last_ok: Option<String> = None;
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                if last_ok.as_deref() == Some(s.as_str()) {
+                    return s;
+                }
+                last_ok = Some(s);
+                std::thread::sleep(POLL);
+                continue;
+            }
+            last_ok = None;
+            if t0.elapsed() > TIMEOUT {
+                panic!("timed out after {TIMEOUT:?} waiting for {what}; the screen:\n{s}");
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Polls until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        self.wait(&format!("{text:?}"), |s| s.contains(text))
+    }
+
+    /// Waits for the main view of `pid` (its header line).
+    fn wait_main_view(&self, pid: u32) -> String {
+        let head = format!("{pid} (");
+        self.wait(&format!("the main view of {pid}"), |s| {
+            s.lines()
+                .next()
+                .is_some_and(|l| l.trim_start().starts_with(&head))
+                && s.lines().any(|l| l.starts_with("Address"))
+        })
+    }
+
+    /// The pid of the vmmap process in the pane.
+    fn vmmap_pid(&self) -> u32 {
+        let sh = self.pane_pid.expect("pane pid");
+        descendants(sh)
+            .into_iter()
+            .find(|&p| comm(p).as_deref() == Some("vmmap"))
+            .expect("vmmap runs in the pane")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // vmmap first, by SIGTERM while its terminal is still there: once
+        // the pty is gone crossterm 0.28 spins reading EOF forever
+        // (crossterm-rs/crossterm#793), and SIGHUP cannot stop it.
+        let pane: Vec<u32> = self.pane_pid.map_or_else(Vec::new, |p| {
+            std::iter::once(p).chain(descendants(p)).collect()
+        });
+        let vmmap: Vec<u32> = pane
+            .iter()
+            .copied()
+            .filter(|&p| comm(p).as_deref() == Some("vmmap"))
+            .collect();
+        kill_quietly(&vmmap, "TERM");
+        wait_gone(&vmmap, Duration::from_secs(2));
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+        // Everything this test started is gone before the next test that
+        // wants a quiet system runs.
+        let all: Vec<u32> = pane.iter().copied().chain(self.server_pid).collect();
+        if !wait_gone(&all, Duration::from_secs(2)) {
+            kill_quietly(&all, "KILL");
+            wait_gone(&all, Duration::from_secs(2));
+        }
+        if !self.socket_path.is_empty() {
+            let _ = std::fs::remove_file(&self.socket_path);
+        }
+    }
+}
+
+/// Sends a signal to those of `pids` still alive; never fails (for Drop).
+fn kill_quietly(pids: &[u32], sig: &str) {
+    let alive: Vec<String> = pids
+        .iter()
+        .filter(|&&p| alive(p))
+        .map(|p| p.to_string())
+        .collect();
+    if !alive.is_empty() {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .args(&alive)
+            .output();
+    }
+}
+
+/// Waits until none of `pids` is alive; says whether that happened.
+fn wait_gone(pids: &[u32], timeout: Duration) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if !pids.iter().any(|&p| alive(p)) {
+            return true;
+        }
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stat_fields(pid: u32) -> Option<(String, char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+fn comm(pid: u32) -> Option<String> {
+    stat_fields(pid).map(|f| f.0)
+}
+
+fn alive(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|f| f.1 != 'Z' && f.1 != 'X')
+}
+
+/// Every process below `pid`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all: Vec<(u32, u32)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) {
+                if let Some((_, _, ppid)) = stat_fields(p) {
+                    all.push((p, ppid));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for &(c, pp) in &all {
+            if pp == p && !out.contains(&c) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// One row of the Details table as drawn: the fold mark (`+`, `-`, or
+/// blank; sub-blocks are indented further), the address, the type, and
+/// the whole line.
+struct DetailsRow<'a> {
+    mark: char,
+    sub: bool,
+    addr: u64,
+    typ: String,
+    line: &'a str,
+}
+
+/// The memory types as the tables name them.
+const TYPES: [&str; 9] = [
+    "Image",
+    "Mapped File",
+    "Shareable",
+    "Heap",
+    "Managed Heap",
+    "Stack",
+    "Private Data",
+    "Page Table",
+    "Free",
+];
+
+/// The Details rows on a main-view screen: the lines between the header
+/// (`Address ...`) and the status line. The columns are found from the
+/// header, so that a change of widths does not matter.
+fn details_rows(screen: &str) -> Vec<DetailsRow<'_>> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(head) = lines.iter().position(|l| l.starts_with("Address")) else {
+        return Vec::new();
+    };
+    let Some(type_col) = lines[head]
+        .find("Type")
+        .map(|b| lines[head][..b].chars().count())
+    else {
+        return Vec::new();
+    };
+    lines[head + 1..]
+        .iter()
+        .filter_map(|&line| {
+            let first: String = line.chars().take(type_col).collect();
+            let addr =
+                u64::from_str_radix(first.trim_start_matches(['+', '-', ' ']).trim(), 16).ok()?;
+            let rest: String = line.chars().skip(type_col).collect();
+            let typ = TYPES
+                .iter()
+                .find(|t| {
+                    rest.starts_with(*t) && !rest[t.len()..].starts_with(char::is_alphanumeric)
+                })
+                .map_or_else(|| rest.trim().to_string(), |t| t.to_string());
+            Some(DetailsRow {
+                mark: first.chars().next().unwrap_or(' '),
+                sub: first.starts_with("    "),
+                addr,
+                typ,
+                line,
+            })
+        })
+        .collect()
+}
+
+/// The type names of the Summary rows, in order (Total excluded).
+fn summary_types(screen: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(head) = lines.iter().position(|l| l.starts_with("Type")) else {
+        return Vec::new();
+    };
+    lines[head + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with("Total") && !l.trim().is_empty())
+        // Each row: a colour key of two cells and a space, then the name.
+        .map(|l| {
+            l.chars()
+                .skip(3)
+                .take(13)
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// A short process name nothing else on the machine has.
+fn unique_name(tag: &str) -> String {
+    let name = format!("{tag}{}", std::process::id());
+    assert!(name.len() <= 15, "{name} would be cut in comm");
+    name
+}
+
+#[test]
+fn picker_opens_a_process_typed_by_name() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let dir = TempDir::new("tui-picker");
+    let name = unique_name("vmpick");
+    let fx = Fixture::start_as(&name, dir.path());
+    let t = Tmux::start(&[]);
+    t.wait("the picker's process list", |s| {
+        s.contains("select a process") && !s.contains("(0 of 0)")
+    });
+    t.type_text(&name);
+    let pid = fx.pid.to_string();
+    // All typed, and one row left: the fixture's.
+    t.wait(&format!("{name} as the only row"), |s| {
+        s.contains(&format!("Filter: {name}"))
+            && s.contains("select a process (1 of ")
+            && s.lines().any(|l| {
+                let mut w = l.trim_matches(|c| c == '│' || c == ' ').split_whitespace();
+                w.next() == Some(pid.as_str()) && l.contains(&name)
+            })
+    });
+    t.keys(&["Enter"]);
+    let s = t.wait_main_view(fx.pid);
+    let head = s.lines().next().unwrap();
+    assert!(
+        head.trim_start()
+            .starts_with(&format!("{} ({name})", fx.pid)),
+        "{head}"
+    );
+}
+
+#[test]
+fn stack_type_shows_exactly_the_thread_stacks() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    let s = t.wait_main_view(fx.pid);
+    let types = summary_types(&s);
+    let downs = types
+        .iter()
+        .position(|n| n == "Stack")
+        .unwrap_or_else(|| panic!("no Stack row in the Summary {types:?}:\n{s}"));
+    t.keys(&["Tab", "Home"]);
+    for _ in 0..downs {
+        t.keys(&["Down"]);
+    }
+    let expected: Vec<String> = ["stk256", "stk512", "stk1024", "userstk", "spinner"]
+        .iter()
+        .map(|n| format!("Thread {} ({n})", fx.tid(n)))
+        .chain(std::iter::once(format!(
+            "Thread {} (fixture-target)",
+            fx.pid
+        )))
+        .collect();
+    let s = t.wait("the Details of the Stack type only", |s| {
+        let rows = details_rows(s);
+        rows.len() == expected.len() && rows.iter().all(|r| r.typ == "Stack")
+    });
+    let rows = details_rows(&s);
+    for label in &expected {
+        let n = rows
+            .iter()
+            .filter(|r| r.line.trim_end().ends_with(label.as_str()))
+            .count();
+        assert_eq!(n, 1, "{label:?} should be in one row:\n{s}");
+    }
+    assert!(rows.iter().all(|r| !r.sub), "groups stay folded:\n{s}");
+}
+
+#[test]
+fn enter_expands_the_executable_into_its_segments() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    let s = t.wait_main_view(fx.pid);
+    // The executable: the last image that starts at or below its .bss.
+    let bss = fx.addr("bss");
+    let exe_row = |s: &str| {
+        details_rows(s)
+            .into_iter()
+            .filter(|r| r.typ == "Image" && !r.sub && r.addr <= bss)
+            .max_by_key(|r| r.addr)
+            .map(|r| (r.addr, r.mark))
+    };
+    let (exe, mark) = exe_row(&s).unwrap_or_else(|| panic!("no executable row:\n{s}"));
+    assert_eq!(mark, '+', "the executable is a folded group:\n{s}");
+    assert!(
+        !s.contains(".bss (anonymous)"),
+        "nothing expanded yet:\n{s}"
+    );
+
+    t.keys(&["/"]);
+    t.wait_for("Find: ");
+    t.type_text("/fixture-target");
+    t.keys(&["Enter"]);
+    t.wait_for("Found \"/fixture-target\"");
+    t.keys(&["Enter"]);
+    let s = t.wait("the executable's sub-blocks", |s| {
+        exe_row(s).is_some_and(|r| r == (exe, '-'))
+    });
+    let rows = details_rows(&s);
+    let at = rows.iter().position(|r| r.addr == exe && !r.sub).unwrap();
+    let subs: Vec<&DetailsRow<'_>> = rows[at + 1..].iter().take_while(|r| r.sub).collect();
+    assert!(subs.iter().all(|r| r.typ == "Image"), "{s}");
+    assert_eq!(subs.first().map(|r| r.addr), Some(exe), "{s}");
+    for label in ["code (r-x)", ".bss (anonymous)"] {
+        assert!(
+            subs.iter().any(|r| r.line.trim_end().ends_with(label)),
+            "no {label:?} sub-block under the executable:\n{s}"
+        );
+    }
+}
+
+#[test]
+fn f5_shows_a_region_mapped_since() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let mut fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    let s = t.wait_main_view(fx.pid);
+    let has = |s: &str, addr: u64| details_rows(s).iter().any(|r| r.addr == addr);
+    let slot8 = fx.addr("ustack");
+    let slot9 = 0x3000_9000_0000;
+    assert!(has(&s, slot8), "its neighbour is on the screen:\n{s}");
+    assert!(!has(&s, slot9), "not mapped yet:\n{s}");
+
+    signal(fx.pid, libc_sig::SIGUSR1);
+    let line = fx.next_line(TIMEOUT);
+    assert_eq!(line.trim(), "MAPPED slot9=0x300090000000");
+    t.keys(&["F5"]);
+    let s = t.wait("the new region after F5", |s| {
+        has(s, slot9) && s.contains("New snapshot:")
+    });
+    let rows = details_rows(&s);
+    let r = rows.iter().find(|r| r.addr == slot9).unwrap();
+    assert_eq!(r.typ, "Private Data", "{s}");
+    assert!(r.line.contains(" 512K "), "512K mapped: {}", r.line);
+}
+
+/// The terminal state vmmap must leave behind: the normal screen, no
+/// mouse reporting, a visible cursor, and a cooked tty.
+fn assert_restored(t: &Tmux, how: &str) {
+    let s = t.wait(&format!("the shell after {how}"), |s| s.contains("EXITED-"));
+    assert!(
+        s.contains("TTY-cooked"),
+        "the tty is still raw after {how}:\n{s}"
+    );
+    assert_eq!(t.display("#{alternate_on}"), "0", "alternate screen");
+    assert_eq!(t.display("#{mouse_any_flag}"), "0", "mouse reporting");
+    assert_eq!(t.display("#{cursor_flag}"), "1", "cursor shown");
+}
+
+#[test]
+fn q_quits_and_restores_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    assert_eq!(
+        t.display("#{alternate_on}"),
+        "1",
+        "vmmap draws on the alternate screen"
+    );
+    t.keys(&["q"]);
+    assert_restored(&t, "q");
+    assert!(t.screen().contains("EXITED-0 "), "{}", t.screen());
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    assert_eq!(t.display("#{alternate_on}"), "1");
+    signal(t.vmmap_pid(), libc_sig::SIGTERM);
+    assert_restored(&t, "SIGTERM");
+}

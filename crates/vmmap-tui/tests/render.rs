@@ -1,0 +1,425 @@
+//! Render tests: the picker, the main view and the overlays drawn at fixed
+//! sizes on ratatui's `TestBackend`, over snapshots captured from real
+//! processes (`tests/fixtures/`, made by `tests/capture.rs`), compared with
+//! insta snapshots in `tests/snapshots/`. The snapshots hold the text of
+//! the screen only, not colours or styles.
+//!
+//! Settings are always `Settings::default()`, never the user's file.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use vmmap_core::collect::{Access, ProcessEntry};
+use vmmap_core::model::{MemoryType, Snapshot};
+use vmmap_tui::app::{App, Mode, Screen};
+use vmmap_tui::details::{row_region, Row};
+use vmmap_tui::main_view::MainView;
+use vmmap_tui::Settings;
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn target() -> Snapshot {
+    serde_json::from_str(&fixture("target.json")).expect("target.json is a Snapshot")
+}
+
+fn processes() -> Vec<ProcessEntry> {
+    serde_json::from_str(&fixture("processes.json")).expect("processes.json is a process list")
+}
+
+/// The main view of the target, as `vmmap PID` opens it.
+fn main_app() -> App {
+    App::new(
+        Settings::default(),
+        Some((Arc::new(target()), Duration::from_millis(12))),
+    )
+}
+
+/// The picker over the captured process list.
+fn picker_app() -> App {
+    let mut app = App::new(Settings::default(), None);
+    app.picker.set(processes());
+    app.screen = Screen::Picker;
+    app
+}
+
+fn main_view(app: &mut App) -> &mut MainView {
+    app.main.as_mut().expect("a snapshot is open")
+}
+
+/// Selects the Summary row of type `t`, which filters the Details by it.
+fn select_type(app: &mut App, t: MemoryType) {
+    let m = main_view(app);
+    let i = m
+        .summary_rows
+        .iter()
+        .position(|r| *r == Some(t))
+        .unwrap_or_else(|| panic!("no {t:?} row in the Summary"));
+    m.select_summary(i);
+}
+
+/// Selects the Details row of the executable's image group and expands it.
+fn expand_executable(app: &mut App) {
+    let m = main_view(app);
+    let exe = m.snap.process.exe.clone().expect("the fixture has its exe");
+    let i = m
+        .details
+        .rows
+        .iter()
+        .position(|&r| {
+            matches!(r, Row::Region(_))
+                && row_region(&m.snap, r)
+                    .is_some_and(|g| g.memory_type == MemoryType::Image && *g.path == *exe)
+        })
+        .expect("the executable's image is a Details row");
+    m.details.selected = i;
+    m.details.set_expanded(&m.snap, &m.data, Some(true));
+    assert!(
+        matches!(m.details.rows[i + 1], Row::Sub(..)),
+        "expanding shows the sub-blocks"
+    );
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    let requests = app.on_event(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    assert!(requests.is_empty(), "no collection expected from {code:?}");
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| app.draw(f)).unwrap();
+    terminal
+}
+
+/// The screen as text (quoted lines, as in the snapshots).
+fn screen_text(t: &Terminal<TestBackend>) -> String {
+    t.backend().to_string()
+}
+
+#[test]
+fn fixtures_load() {
+    let snap = target();
+    assert_eq!(snap.process.name, "target");
+    assert!(snap.process.threads.len() >= 6);
+    let list = processes();
+    assert!((8..=12).contains(&list.len()));
+    assert_eq!(
+        list.iter()
+            .filter(|p| matches!(p.access, Access::Denied(_)))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn picker_100x30() {
+    let mut app = picker_app();
+    let t = draw(&mut app, 100, 30);
+    let text = screen_text(&t);
+    assert!(text.contains("(9 of 9)"));
+    assert!(text.contains("(no access)"));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn picker_100x30_filtered() {
+    let mut app = picker_app();
+    type_text(&mut app, "sleep");
+    assert_eq!(app.picker.filter, "sleep");
+    let t = draw(&mut app, 100, 30);
+    let text = screen_text(&t);
+    assert!(text.contains("(3 of 9)"));
+    assert!(text.contains("Filter: sleep"));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn picker_100x30_denied_selected() {
+    let mut app = picker_app();
+    let i = app
+        .picker
+        .rows
+        .iter()
+        .position(|&i| matches!(app.picker.all[i].access, Access::Denied(_)))
+        .unwrap();
+    for _ in 0..i {
+        key(&mut app, KeyCode::Down);
+    }
+    key(&mut app, KeyCode::Enter);
+    assert!(app.message.as_deref().unwrap().starts_with("Cannot open"));
+    let t = draw(&mut app, 100, 30);
+    assert!(screen_text(&t).contains("security module"));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn main_80x24() {
+    let mut app = main_app();
+    let t = draw(&mut app, 80, 24);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn main_160x48() {
+    let mut app = main_app();
+    let t = draw(&mut app, 160, 48);
+    insta::assert_snapshot!(t.backend());
+}
+
+/// The main view with the Stack row of the Summary selected: the Details
+/// list only the thread stacks, one per thread, each with its thread id
+/// (and, when `names`, the thread's name).
+fn stack_filter(w: u16, h: u16, names: bool) -> Terminal<TestBackend> {
+    let mut app = main_app();
+    select_type(&mut app, MemoryType::Stack);
+    let m = main_view(&mut app);
+    assert_eq!(
+        m.details.rows.len(),
+        m.snap.process.threads.len(),
+        "one stack per thread"
+    );
+    assert!(m.details.rows.iter().all(|&r| {
+        matches!(r, Row::Region(_))
+            && row_region(&m.snap, r).unwrap().memory_type == MemoryType::Stack
+    }));
+    let t = draw(&mut app, w, h);
+    let text = screen_text(&t);
+    for th in &main_view(&mut app).snap.process.threads {
+        let want = if names {
+            format!("Thread {} ({})", th.tid, th.name)
+        } else {
+            format!("Thread {}", th.tid)
+        };
+        assert!(text.contains(&want), "{want:?} at {w}x{h}");
+    }
+    t
+}
+
+#[test]
+fn details_stack_filter_160x40() {
+    let t = stack_filter(160, 40, true);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn details_stack_filter_120x32() {
+    let t = stack_filter(120, 32, false);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn details_stack_filter_80x24() {
+    let t = stack_filter(80, 24, false);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn details_image_expanded_120x40() {
+    let mut app = main_app();
+    expand_executable(&mut app);
+    let t = draw(&mut app, 120, 40);
+    let text = screen_text(&t);
+    let m = main_view(&mut app);
+    let g = row_region(&m.snap, m.details.rows[m.details.selected]).unwrap();
+    // The group row carries "- " before its address; each sub-block is
+    // indented by four columns; both show the Image type.
+    let has_line = |prefix: String| {
+        text.lines()
+            .any(|l| l.contains(&prefix) && l.contains("Image"))
+    };
+    assert!(has_line(format!("\"- {:x} ", g.start)), "group row");
+    assert!(g.sub_blocks.len() > 2);
+    for s in &g.sub_blocks {
+        assert!(
+            has_line(format!("\"    {:x} ", s.start)),
+            "sub-block {:x} indented",
+            s.start
+        );
+    }
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn help_overlay_100x30() {
+    let mut app = main_app();
+    app.mode = Mode::Help(0);
+    let t = draw(&mut app, 100, 30);
+    let text = screen_text(&t);
+    assert!(text.contains("KEYS"));
+    assert!(text.contains("Process picker"));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn help_overlay_scrolled_100x30() {
+    let mut app = main_app();
+    app.mode = Mode::Help(40);
+    let t = draw(&mut app, 100, 30);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn column_chooser_80x24() {
+    let mut app = main_app();
+    app.mode = Mode::Columns(0);
+    let t = draw(&mut app, 80, 24);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn find_prompt_80x24() {
+    let mut app = main_app();
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "stk512");
+    let t = draw(&mut app, 80, 24);
+    assert!(screen_text(&t).contains("Find: stk512"));
+    key(&mut app, KeyCode::Enter);
+    let m = main_view(&mut app);
+    let r = row_region(&m.snap, m.details.rows[m.details.selected]).unwrap();
+    assert_eq!(r.memory_type, MemoryType::Stack);
+}
+
+/// Every screen and overlay in every state above, drawn at sizes down to
+/// nothing and resized in between: drawing must never panic.
+#[test]
+fn tiny_sizes_never_panic() {
+    type Make = fn() -> App;
+    type Setup = fn(&mut App);
+    let states: [(&str, Make, Setup); 14] = [
+        ("picker", picker_app, |_| {}),
+        ("picker filtered", picker_app, |a| type_text(a, "sleep")),
+        ("picker no match", picker_app, |a| type_text(a, "zzz")),
+        ("picker last", picker_app, |a| key(a, KeyCode::End)),
+        (
+            "picker empty",
+            || App::new(Settings::default(), None),
+            |_| {},
+        ),
+        ("picker help", picker_app, |a| a.mode = Mode::Help(0)),
+        ("main", main_app, |_| {}),
+        ("main stack", main_app, |a| {
+            select_type(a, MemoryType::Stack)
+        }),
+        ("main expanded", main_app, expand_executable),
+        ("main last row", main_app, |a| {
+            let m = main_view(a);
+            m.details.set_all_expanded(&m.snap, &m.data, true);
+            m.toggle_free();
+            m.details.selected = m.details.rows.len() - 1;
+        }),
+        ("main help", main_app, |a| a.mode = Mode::Help(0)),
+        ("main help scrolled", main_app, |a| a.mode = Mode::Help(500)),
+        ("main columns", main_app, |a| a.mode = Mode::Columns(21)),
+        ("main find", main_app, |a| a.mode = Mode::Find("x".into())),
+    ];
+    let widths = [0, 1, 3, 10, 17, 20, 31, 45, 80];
+    let heights = [0, 1, 2, 3, 5, 8, 9, 13, 24];
+    let mut failures = Vec::new();
+    for (name, make, setup) in states {
+        let mut app = make();
+        setup(&mut app);
+        // One terminal, resized: offsets and areas carry over, as they do
+        // when the user resizes the window.
+        let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        for w in widths {
+            for h in heights {
+                if h == 0 && w > 0 && app.screen == Screen::Picker {
+                    continue; // a known panic: zero_height_picker_status_line
+                }
+                let r = catch_unwind(AssertUnwindSafe(|| {
+                    t.backend_mut().resize(w, h);
+                    t.autoresize().unwrap();
+                    t.draw(|f| app.draw(f)).unwrap();
+                }));
+                if let Err(e) = r {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    failures.push(format!("{name} at {w}x{h}: {msg}"));
+                    t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "panics:\n{}", failures.join("\n"));
+}
+
+// Known rendering problems, reported and left to be fixed in src/: each
+// test states the behaviour wanted. Run them with `-- --ignored`.
+
+#[test]
+
+fn zero_height_picker_status_line() {
+    let mut app = picker_app();
+    draw(&mut app, 80, 0);
+}
+
+#[test]
+
+fn vsyscall_address_is_whole() {
+    let mut app = main_app();
+    let text = screen_text(&draw(&mut app, 160, 48));
+    assert!(
+        text.contains("ffffffffff600000"),
+        "[vsyscall] is shown as ffffffffff6000"
+    );
+}
+
+#[test]
+
+fn library_names_visible_at_160() {
+    let mut app = main_app();
+    let text = screen_text(&draw(&mut app, 160, 48));
+    for name in ["libc.so.6", "ld-linux-x86-64.so.2"] {
+        assert!(text.contains(name), "{name} not visible");
+    }
+}
+
+#[test]
+
+fn column_chooser_shows_selection_at_80x16() {
+    let mut app = main_app();
+    app.mode = Mode::Columns(21);
+    let text = screen_text(&draw(&mut app, 80, 16));
+    assert!(
+        text.contains("Hugetlb"),
+        "the selected column is off screen"
+    );
+}
+
+#[test]
+
+fn picker_sizes_keep_their_unit_at_60() {
+    let mut app = picker_app();
+    let text = screen_text(&draw(&mut app, 60, 12));
+    assert!(text.contains("92M"), "perl's private bytes lost their unit");
+}
+
+#[test]
+
+fn help_scroll_stops_at_the_end() {
+    let mut app = main_app();
+    app.mode = Mode::Help(500);
+    let text = screen_text(&draw(&mut app, 60, 12));
+    assert!(
+        text.contains("Hugetlb"),
+        "the last page of the help is empty"
+    );
+}

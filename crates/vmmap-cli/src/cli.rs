@@ -15,6 +15,7 @@ EXAMPLES:
   vmmap 1234 --sort private     largest private regions first
   vmmap 1234 -c all             every column, the Linux ones too
   vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
+  vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
 
@@ -28,6 +29,7 @@ EXIT STATUS:
   8 name matches several processes
   9 unexpected /proc content
  10 cannot write the output
+ 11 not a vmmap file, a newer format, or no complete snapshot in it
 
 Figures reconcile with the kernel: per-region sums equal /proc/PID/smaps_rollup.
 `vmmap explain` prints every definition.";
@@ -67,6 +69,8 @@ pub enum Command {
     /// fast with thousands of processes. Private = RssAnon + VmSwap,
     /// WS = VmRSS.
     Ps(PsArgs),
+    /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
+    Open(OpenArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -117,6 +121,23 @@ pub struct SnapshotArgs {
     #[arg(short, long)]
     pub interactive: bool,
 
+    #[command(flatten)]
+    pub display: DisplayArgs,
+
+    /// Never stop a running thread with ptrace to find its stack (its stack
+    /// then shows as Private Data).
+    #[arg(long)]
+    pub no_ptrace: bool,
+
+    /// Never read the target's memory (glibc arena headers are then
+    /// recognised by layout alone).
+    #[arg(long)]
+    pub no_read_memory: bool,
+}
+
+/// How a snapshot is shown, live or loaded from a file.
+#[derive(Debug, Args)]
+pub struct DisplayArgs {
     /// Print the Summary only, not the Details.
     #[arg(short, long)]
     pub summary: bool,
@@ -163,17 +184,25 @@ pub struct SnapshotArgs {
     pub csv: bool,
 
     /// Write to FILE instead of standard output; the format follows the
-    /// extension (.json, .csv, .txt) unless --json or --csv is given.
+    /// extension (.vmmap native, .json, .csv, .txt) unless --json or --csv
+    /// is given.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
 
-    /// Never stop a running thread with ptrace to find its stack (its stack
-    /// then shows as Private Data).
-    #[arg(long)]
-    pub no_ptrace: bool,
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// A file saved with `-o FILE.vmmap` (the native format, docs/format.md).
+    pub file: PathBuf,
 
-    /// Never read the target's memory (glibc arena headers are then
-    /// recognised by layout alone).
-    #[arg(long)]
-    pub no_read_memory: bool,
+    /// Which snapshot of the file, from 1 (default: the last).
+    #[arg(long, value_name = "N")]
+    pub snapshot: Option<usize>,
+
+    /// Open it in the interactive view.
+    #[arg(short, long)]
+    pub interactive: bool,
+
+    #[command(flatten)]
+    pub display: DisplayArgs,
 }

@@ -14,9 +14,9 @@ use vmmap_core::collect::{self, Access, Options, ProcessEntry};
 use vmmap_core::export::{self, ExportOptions};
 use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
-use vmmap_core::{Error, Summary};
+use vmmap_core::{Error, Snapshot, Summary};
 
-use cli::{Cli, Command, PsArgs, SnapshotArgs};
+use cli::{Cli, Command, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
 use render::{SortKey, TextOptions};
 
 /// Exit codes, documented in `--help` and the README.
@@ -31,6 +31,7 @@ mod exit {
     pub const AMBIGUOUS: u8 = 8;
     pub const PARSE: u8 = 9;
     pub const OUTPUT: u8 = 10;
+    pub const BAD_FILE: u8 = 11;
 }
 
 /// A failure with the exit code it maps to.
@@ -109,6 +110,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Ps(a)) => ps(&a, &cli.proc_root),
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
         Some(Command::Config { action }) => config(&action),
+        Some(Command::Open(a)) => open(&a, &cli.proc_root),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
@@ -117,6 +119,7 @@ enum Format {
     Text,
     Json,
     Csv,
+    Native,
 }
 
 fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -144,37 +147,53 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             proc_root,
         );
     }
-    let format = match (a.json, a.csv, &a.output) {
+    // Check the display options before the (possibly long) collection.
+    let format = output_format(&a.display)?;
+    let text = text_options(&a.display)?;
+    let opts = Options::default()
+        .proc_root(proc_root)
+        .ptrace(!a.no_ptrace)
+        .read_memory(!a.no_read_memory);
+    let snap = collect::snapshot(pid, &opts)?;
+    show(snap, &a.display, format, text)
+}
+
+fn output_format(d: &DisplayArgs) -> Result<Format, Failure> {
+    Ok(match (d.json, d.csv, &d.output) {
         (true, _, _) => Format::Json,
         (_, true, _) => Format::Csv,
         (_, _, Some(path)) => match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("json") => Format::Json,
             Some("csv") => Format::Csv,
             Some("txt" | "text") => Format::Text,
+            Some("vmmap") => Format::Native,
             _ => {
                 return Err(Failure::usage(format!(
-                    "cannot tell the format of {} from its extension: use .json, .csv or .txt, or give --json or --csv",
+                    "cannot tell the format of {} from its extension: use .vmmap, .json, .csv or .txt, or give --json or --csv",
                     path.display()
                 )))
             }
         },
         _ => Format::Text,
-    };
-    let text = text_options(a)?;
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(!a.no_ptrace)
-        .read_memory(!a.no_read_memory);
-    let snap = collect::snapshot(pid, &opts)?;
+    })
+}
+
+/// Prints or saves one snapshot, live or loaded.
+fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> Result<(), Failure> {
     let summary = Summary::of(&snap);
     let export_opts = ExportOptions {
-        free: a.free,
-        summary_only: a.summary,
+        free: d.free,
+        summary_only: d.summary,
     };
     let write = |w: &mut dyn Write| -> io::Result<()> {
         match format {
             Format::Json => export::write_json(&snap, &summary, export_opts, w),
             Format::Csv => export::write_csv(&snap, &summary, export_opts, w),
+            Format::Native => {
+                let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
+                f.append(&snap)?;
+                f.finish()?.flush()
+            }
             Format::Text => {
                 let mut w = io::BufWriter::with_capacity(1 << 16, w);
                 render::write_text(&snap, &summary, &text, &mut w)?;
@@ -182,7 +201,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             }
         }
     };
-    let result = match &a.output {
+    let result = match &d.output {
         Some(path) => write_file(path, write),
         None => {
             let out = io::stdout();
@@ -195,6 +214,67 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     std::mem::forget(summary);
     std::mem::forget(snap);
     result
+}
+
+/// `vmmap open FILE`: a saved snapshot, shown as a live one.
+fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
+    let format = output_format(&a.display)?;
+    let text = text_options(&a.display)?;
+    let what = a.file.display();
+    let loaded = match vmmap_core::format::load_file(&a.file) {
+        Ok(l) => l,
+        Err(vmmap_core::format::FormatError::Io(e)) => {
+            let code = if e.kind() == io::ErrorKind::NotFound {
+                exit::NO_PROCESS
+            } else {
+                exit::OTHER
+            };
+            return Err(Failure {
+                code,
+                message: format!("cannot read {what}: {e}"),
+            });
+        }
+        Err(e) => {
+            return Err(Failure {
+                code: exit::BAD_FILE,
+                message: format!("{what}: {e}"),
+            })
+        }
+    };
+    if let Some(p) = &loaded.problem {
+        eprintln!(
+            "vmmap: warning: {what}: {p}; {} intact snapshot(s) before it were loaded",
+            loaded.snapshots.len()
+        );
+    }
+    let n = loaded.snapshots.len();
+    if n == 0 {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!("{what} holds no complete snapshot"),
+        });
+    }
+    let i = match a.snapshot {
+        None => n,
+        Some(k) if (1..=n).contains(&k) => k,
+        Some(k) => {
+            return Err(Failure::usage(format!(
+                "{what} has snapshots 1 to {n}; there is no snapshot {k}"
+            )));
+        }
+    };
+    let snap = loaded
+        .snapshots
+        .into_iter()
+        .nth(i - 1)
+        .unwrap_or_else(|| unreachable!("index checked"));
+    if a.interactive {
+        return tui(
+            vmmap_tui::Start::Snapshot(std::sync::Arc::new(snap), std::time::Duration::ZERO),
+            proc_root,
+        );
+    }
+    show(snap, &a.display, format, text)
 }
 
 /// Writes to a temporary file beside `path` and renames it into place, so
@@ -225,7 +305,7 @@ fn write_file(
     }
 }
 
-fn text_options(a: &SnapshotArgs) -> Result<TextOptions, Failure> {
+fn text_options(a: &DisplayArgs) -> Result<TextOptions, Failure> {
     let mut types = Vec::new();
     for t in a.r#type.iter().filter(|t| !t.is_empty()) {
         let parsed = MemoryType::parse(t).ok_or_else(|| {

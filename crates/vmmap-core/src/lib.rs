@@ -16,6 +16,7 @@ in figures that reconcile with the kernel's own accounting.
 - [`figures`] and [`summary`]: VMMap's columns (and the Linux ones it
   lacks) derived from smaps fields, and the per-type Summary.
 - [`export`]: JSON and CSV with versioned schemas.
+- [`format`]: the native file format (append-only, self-checking chunks).
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -29,6 +30,7 @@ pub mod elf;
 pub mod error;
 pub mod export;
 pub mod figures;
+pub mod format;
 pub mod model;
 pub mod proc;
 pub mod summary;

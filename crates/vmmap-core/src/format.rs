@@ -1,0 +1,406 @@
+//! The native file format: one or more snapshots of one process, written
+//! append-only in self-checking chunks, so that a recording cut off by a
+//! crash, a full disk or SIGKILL still loads up to its last complete
+//! snapshot. `docs/format.md` is the specification; this module is its
+//! reference implementation.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! file   = header chunk*
+//! header = magic "VMMAPSNP" (8) | version u16 | flags u16 | reserved u32
+//! chunk  = kind u32 | stored_len u32 | raw_len u32 | crc32 u32 | payload
+//! ```
+//!
+//! `crc32` (IEEE) covers `kind`, `stored_len`, `raw_len` and the payload,
+//! so a torn or flipped chunk is detected. A snapshot chunk's payload is
+//! the [`Snapshot`] in MessagePack with named fields, zstd-compressed.
+//! Chunk kinds with the high bit clear can be skipped by a reader that does
+//! not know them; an unknown kind with the high bit set stops the load.
+
+use std::io::{self, Read, Write};
+
+use crate::model::Snapshot;
+
+/// The 8 magic bytes at the start of every file.
+pub const MAGIC: [u8; 8] = *b"VMMAPSNP";
+/// The format version this code writes and the newest it reads.
+pub const VERSION: u16 = 1;
+
+/// Chunk kind: one snapshot.
+pub const CHUNK_SNAPSHOT: u32 = 1;
+/// Chunk kind: the writer closed the file cleanly (empty payload).
+pub const CHUNK_END: u32 = 2;
+/// Chunk kinds with this bit set must be understood to load the file.
+pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
+
+/// Largest raw payload accepted (4 GiB would be a 60,000-region snapshot
+/// fifty times over): guards allocation against a corrupt length.
+const MAX_RAW: u32 = 1 << 31;
+
+/// Why a file could not be read, or where reading stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Not a vmmap file at all.
+    #[error("not a vmmap file (no VMMAPSNP magic at the start)")]
+    NotVmmap,
+    /// Written by a newer vmmap.
+    #[error("file format version {found} is newer than this vmmap reads (up to {supported}); upgrade vmmap")]
+    NewerVersion {
+        /// Version in the file.
+        found: u16,
+        /// Newest version this build reads.
+        supported: u16,
+    },
+    /// The file ends inside a chunk (a recording cut off).
+    #[error("the file ends inside a chunk at byte {offset} (the recording was cut off)")]
+    Truncated {
+        /// Where the incomplete chunk starts.
+        offset: u64,
+    },
+    /// A chunk fails its checksum or does not decode.
+    #[error("chunk at byte {offset} is corrupt: {reason}")]
+    Corrupt {
+        /// Where the chunk starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A required chunk kind this build does not know.
+    #[error(
+        "chunk at byte {offset} has kind {kind:#x}, which this vmmap does not know; upgrade vmmap"
+    )]
+    UnknownRequired {
+        /// Where the chunk starts.
+        offset: u64,
+        /// Its kind.
+        kind: u32,
+    },
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// What a load recovered.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Every intact snapshot, in file order.
+    pub snapshots: Vec<Snapshot>,
+    /// Whether the writer closed the file cleanly.
+    pub complete: bool,
+    /// Where and why reading stopped early, if it did; the snapshots
+    /// before that point are all there.
+    pub problem: Option<FormatError>,
+}
+
+/// Writes snapshots to a file, one self-checking chunk each.
+pub struct Writer<W: Write> {
+    out: W,
+    written: u64,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the header.
+    pub fn new(mut out: W) -> io::Result<Writer<W>> {
+        let mut h = [0u8; 16];
+        h[..8].copy_from_slice(&MAGIC);
+        h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        out.write_all(&h)?;
+        out.flush()?;
+        Ok(Writer { out, written: 16 })
+    }
+
+    /// Appends one snapshot and flushes it, so that it survives a crash of
+    /// the writer from here on.
+    pub fn append(&mut self, snap: &Snapshot) -> io::Result<()> {
+        let raw = rmp_serde::to_vec_named(snap).map_err(io::Error::other)?;
+        let packed = zstd::bulk::compress(&raw, 3)?;
+        self.chunk(CHUNK_SNAPSHOT, &packed, raw.len())
+    }
+
+    /// Marks the file as cleanly closed and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.chunk(CHUNK_END, &[], 0)?;
+        Ok(self.out)
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    fn chunk(&mut self, kind: u32, payload: &[u8], raw_len: usize) -> io::Result<()> {
+        let stored = u32::try_from(payload.len())
+            .map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+        let raw =
+            u32::try_from(raw_len).map_err(|_| io::Error::other("snapshot larger than 4 GiB"))?;
+        let mut h = [0u8; 16];
+        h[..4].copy_from_slice(&kind.to_le_bytes());
+        h[4..8].copy_from_slice(&stored.to_le_bytes());
+        h[8..12].copy_from_slice(&raw.to_le_bytes());
+        let crc = checksum(&h[..12], payload);
+        h[12..16].copy_from_slice(&crc.to_le_bytes());
+        // One write of header and payload together, then flush: a reader
+        // never sees a header without its payload unless the writer died.
+        let mut buf = Vec::with_capacity(16 + payload.len());
+        buf.extend_from_slice(&h);
+        buf.extend_from_slice(payload);
+        self.out.write_all(&buf)?;
+        self.out.flush()?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+}
+
+fn checksum(head: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(head);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Loads every intact snapshot from `bytes` (sans-IO: the caller reads the
+/// file). Fails only if the file is not a vmmap file or is from a newer
+/// version; any later problem is reported in [`Loaded::problem`] with all
+/// snapshots before it.
+pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
+    if bytes.len() < 8 || bytes[..8] != MAGIC {
+        return Err(FormatError::NotVmmap);
+    }
+    if bytes.len() < 16 {
+        return Ok(Loaded {
+            snapshots: Vec::new(),
+            complete: false,
+            problem: Some(FormatError::Truncated { offset: 0 }),
+        });
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version > VERSION {
+        return Err(FormatError::NewerVersion {
+            found: version,
+            supported: VERSION,
+        });
+    }
+    let mut out = Loaded {
+        snapshots: Vec::new(),
+        complete: false,
+        problem: None,
+    };
+    let mut pos = 16usize;
+    while pos < bytes.len() {
+        let offset = pos as u64;
+        let Some(h) = bytes.get(pos..pos + 16) else {
+            out.problem = Some(FormatError::Truncated { offset });
+            break;
+        };
+        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (kind, stored, raw, crc) = (word(0), word(4), word(8), word(12));
+        let end = pos + 16 + stored as usize;
+        let Some(payload) = bytes.get(pos + 16..end) else {
+            out.problem = Some(FormatError::Truncated { offset });
+            break;
+        };
+        if checksum(&h[..12], payload) != crc {
+            out.problem = Some(FormatError::Corrupt {
+                offset,
+                reason: "checksum mismatch".into(),
+            });
+            break;
+        }
+        pos = end;
+        match kind {
+            CHUNK_SNAPSHOT => match decode(payload, raw) {
+                Ok(s) => out.snapshots.push(s),
+                Err(reason) => {
+                    out.problem = Some(FormatError::Corrupt { offset, reason });
+                    break;
+                }
+            },
+            CHUNK_END => out.complete = true,
+            k if k & CHUNK_REQUIRED != 0 => {
+                out.problem = Some(FormatError::UnknownRequired { offset, kind: k });
+                break;
+            }
+            _ => {} // an optional chunk from a newer writer
+        }
+    }
+    Ok(out)
+}
+
+fn decode(payload: &[u8], raw_len: u32) -> Result<Snapshot, String> {
+    if raw_len > MAX_RAW {
+        return Err(format!("declared size {raw_len} is implausible"));
+    }
+    let raw =
+        zstd::bulk::decompress(payload, raw_len as usize).map_err(|e| format!("zstd: {e}"))?;
+    if raw.len() != raw_len as usize {
+        return Err("decompressed size differs from the declared size".into());
+    }
+    rmp_serde::from_slice(&raw).map_err(|e| format!("snapshot does not decode: {e}"))
+}
+
+/// Reads a whole file and loads it.
+pub fn load_file(path: &std::path::Path) -> Result<Loaded, FormatError> {
+    let mut f = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    load(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::testutil::FakeInspector;
+    use crate::classify::{classify, Context};
+    use crate::collect::{self, Options};
+    use crate::proc::smaps::{Field, Mapping};
+    use proptest::prelude::*;
+
+    fn own_snapshot() -> Snapshot {
+        collect::snapshot(std::process::id(), &Options::default())
+            .expect("snapshot of the test process")
+    }
+
+    fn file(snaps: &[&Snapshot], finish: bool) -> (Vec<u8>, Vec<usize>) {
+        let mut w = Writer::new(Vec::new()).unwrap();
+        let mut ends = Vec::new();
+        for s in snaps {
+            w.append(s).unwrap();
+            ends.push(w.bytes_written() as usize);
+        }
+        let bytes = if finish { w.finish().unwrap() } else { w.out };
+        (bytes, ends)
+    }
+
+    #[test]
+    fn real_snapshot_round_trips() {
+        let a = own_snapshot();
+        let b = own_snapshot();
+        let (bytes, _) = file(&[&a, &b], true);
+        let l = load(&bytes).unwrap();
+        assert!(l.complete && l.problem.is_none());
+        assert_eq!(l.snapshots, vec![a, b]);
+    }
+
+    #[test]
+    fn every_truncation_keeps_the_complete_snapshots() {
+        let a = own_snapshot();
+        let (bytes, ends) = file(&[&a, &a, &a], true);
+        // Every byte near a chunk boundary, and a stride elsewhere.
+        let near = |c: usize| {
+            std::iter::once(16)
+                .chain(ends.iter().copied())
+                .any(|e| c.abs_diff(e) <= 24)
+        };
+        for cut in (0..bytes.len()).filter(|&c| c < 40 || near(c) || c % 97 == 0) {
+            match load(&bytes[..cut]) {
+                Err(FormatError::NotVmmap) => assert!(cut < 8),
+                Err(e) => panic!("cut {cut}: {e}"),
+                Ok(l) => {
+                    let whole = ends.iter().filter(|&&e| e <= cut).count();
+                    assert_eq!(l.snapshots.len(), whole, "cut at {cut}");
+                    assert!(!l.complete);
+                    assert_eq!(
+                        l.problem.is_some(),
+                        !ends.contains(&cut) && cut != 16,
+                        "cut at {cut}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flipped_bytes_are_caught_and_never_panic() {
+        let a = own_snapshot();
+        let (bytes, ends) = file(&[&a, &a], true);
+        let step = (bytes.len() / 500).max(1);
+        for i in (16..bytes.len()).step_by(step) {
+            let mut b = bytes.clone();
+            b[i] ^= 0x5a;
+            let l = load(&b).unwrap();
+            let first_bad = ends.iter().filter(|&&e| e <= i).count();
+            assert_eq!(l.snapshots.len(), first_bad, "flip at {i}");
+            assert!(
+                l.problem.is_some() || i >= *ends.last().unwrap(),
+                "flip at {i} unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn header_errors() {
+        assert!(matches!(load(b"#!/bin/sh\n"), Err(FormatError::NotVmmap)));
+        let mut h = MAGIC.to_vec();
+        h.extend_from_slice(&(VERSION + 1).to_le_bytes());
+        h.extend_from_slice(&[0; 6]);
+        assert!(
+            matches!(load(&h), Err(FormatError::NewerVersion { found, .. }) if found == VERSION + 1)
+        );
+        // An unknown optional chunk is skipped; an unknown required one stops.
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.chunk(0x77, b"future", 6).unwrap();
+        w.append(&own_snapshot()).unwrap();
+        w.chunk(CHUNK_REQUIRED | 9, b"", 0).unwrap();
+        let l = load(&w.out).unwrap();
+        assert_eq!(l.snapshots.len(), 1);
+        assert!(
+            matches!(l.problem, Some(FormatError::UnknownRequired { kind, .. }) if kind == CHUNK_REQUIRED | 9)
+        );
+    }
+
+    fn mapping() -> impl Strategy<Value = Mapping> {
+        (
+            0u64..1 << 20,
+            1u64..64,
+            prop::sample::select(vec![*b"rw-p", *b"r-xp", *b"---p", *b"rw-s", *b"r--p"]),
+            prop::sample::select(vec![
+                "",
+                "[heap]",
+                "[stack]",
+                "/usr/lib/libx.so",
+                "[anon:name]",
+                "/memfd:m (deleted)",
+            ]),
+            prop::collection::vec(0u64..1 << 30, 22),
+            "[a-z ]{0,12}",
+        )
+            .prop_map(|(page, pages, perms, path, vals, flags)| {
+                let mut m = Mapping {
+                    start: page << 12,
+                    end: (page + pages) << 12,
+                    perms,
+                    inode: u64::from(path.starts_with('/')),
+                    path: path.into(),
+                    vm_flags: flags.trim().into(),
+                    thp_eligible: Some(page % 2 == 0),
+                    ..Mapping::default()
+                };
+                for (f, v) in Field::PER_VMA.iter().zip(vals) {
+                    if v % 7 != 0 {
+                        m.fields.set(*f, v * 1024);
+                    }
+                }
+                m
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn classified_snapshots_round_trip(mut maps in prop::collection::vec(mapping(), 0..40)) {
+            maps.sort_by_key(|m| m.start);
+            let mut cursor = 0;
+            maps.retain(|m| { let ok = m.start >= cursor; if ok { cursor = m.end; } ok });
+            let mut snap = own_snapshot();
+            let ctx = Context { pid: 1, pointer_width: 8, page_size: 4096, threads: &snap.process.threads };
+            let (regions, warnings) = classify(maps, &ctx, &mut FakeInspector::default());
+            snap.regions = regions;
+            snap.warnings = warnings;
+            let (bytes, _) = file(&[&snap], true);
+            let l = load(&bytes).unwrap();
+            prop_assert_eq!(l.snapshots, vec![snap]);
+        }
+    }
+}

@@ -1,0 +1,25 @@
+#![no_main]
+//! The native file loader on arbitrary bytes: it must never panic, and
+//! whatever it recovers must be a prefix of what it recovers from a longer
+//! input.
+
+use libfuzzer_sys::fuzz_target;
+use vmmap_core::format;
+
+fuzz_target!(|data: &[u8]| {
+    // Start most inputs with a valid header so the fuzzer reaches chunks.
+    let mut bytes = Vec::with_capacity(data.len() + 16);
+    if data.first().is_some_and(|b| b & 1 == 0) {
+        bytes.extend_from_slice(&format::MAGIC);
+        bytes.extend_from_slice(&format::VERSION.to_le_bytes());
+        bytes.extend_from_slice(&[0; 6]);
+    }
+    bytes.extend_from_slice(data);
+    if let Ok(whole) = format::load(&bytes) {
+        let cut = bytes.len() / 2;
+        if let Ok(half) = format::load(&bytes[..cut]) {
+            assert!(half.snapshots.len() <= whole.snapshots.len());
+            assert_eq!(half.snapshots[..], whole.snapshots[..half.snapshots.len()]);
+        }
+    }
+});

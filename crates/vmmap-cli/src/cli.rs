@@ -69,6 +69,16 @@ pub enum Command {
     /// fast with thousands of processes. Private = RssAnon + VmSwap,
     /// WS = VmRSS.
     Ps(PsArgs),
+    /// Record snapshots of a process over time into a .vmmap file.
+    ///
+    /// Every interval vmmap reads /proc/PID/maps (cheap) and compares it
+    /// with the last full snapshot: if the mappings changed, or every Nth
+    /// interval (--full-every), it records a full snapshot; otherwise only
+    /// the totals from smaps_rollup and VmPTE. Ctrl+C (or SIGTERM) ends the
+    /// file cleanly; so does the process exiting.
+    Watch(WatchArgs),
+    /// Print the totals of every snapshot and sample in a recording.
+    Timeline(TimelineArgs),
     /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
     Open(OpenArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
@@ -205,4 +215,54 @@ pub struct OpenArgs {
 
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// Time between records: 500ms, 1s, 2m, … (a bare number is seconds).
+    #[arg(long, default_value = "1s", value_name = "TIME")]
+    pub interval: String,
+
+    /// Stop after N records.
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub count: Option<u64>,
+
+    /// Stop after this long (500ms, 30s, 5m, 1h).
+    #[arg(long, value_name = "TIME")]
+    pub duration: Option<String>,
+
+    /// Take a full snapshot at least every N records even if the mappings
+    /// did not change (1: always full).
+    #[arg(long, default_value = "10", value_name = "N")]
+    pub full_every: u64,
+
+    /// The recording (native format; `vmmap open`, `vmmap timeline` read it).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Never stop a running thread with ptrace to find its stack.
+    #[arg(long)]
+    pub no_ptrace: bool,
+
+    /// Never read the target's memory.
+    #[arg(long)]
+    pub no_read_memory: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TimelineArgs {
+    /// A recording made by `vmmap watch` (or any .vmmap file).
+    pub file: PathBuf,
+
+    /// Print CSV (one row per record).
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+
+    /// Print JSON (schema vmmap.timeline, version 1).
+    #[arg(long)]
+    pub json: bool,
 }

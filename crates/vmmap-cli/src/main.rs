@@ -2,6 +2,7 @@
 //! library, prints, and maps every failure to its own exit code.
 
 mod cli;
+mod record;
 mod render;
 
 use std::fs::File;
@@ -20,7 +21,7 @@ use cli::{Cli, Command, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
 use render::{SortKey, TextOptions};
 
 /// Exit codes, documented in `--help` and the README.
-mod exit {
+pub(crate) mod exit {
     pub const OTHER: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const NO_PROCESS: u8 = 3;
@@ -35,13 +36,13 @@ mod exit {
 }
 
 /// A failure with the exit code it maps to.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     message: String,
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
         Failure {
             code: exit::USAGE,
             message: message.into(),
@@ -69,7 +70,7 @@ impl From<Error> for Failure {
 }
 
 /// Output errors: a reader that went away (`vmmap … | head`) is success.
-fn output_error(e: io::Error, what: &str) -> Failure {
+pub(crate) fn output_error(e: io::Error, what: &str) -> Failure {
     if e.kind() == io::ErrorKind::BrokenPipe {
         Failure {
             code: 0,
@@ -111,6 +112,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
+        Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
+        Some(Command::Timeline(a)) => record::timeline(&a),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
@@ -126,10 +129,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     let pid = match (a.pid, &a.name, &a.target) {
         (Some(p), _, _) => p,
         (None, Some(n), _) => collect::find_by_name(proc_root, n)?,
-        (None, None, Some(t)) => match t.parse::<u32>() {
-            Ok(p) => p,
-            Err(_) => collect::find_by_name(proc_root, t)?,
-        },
+        (None, None, Some(t)) => resolve(t, proc_root)?,
         (None, None, None) if a.interactive || interactive_terminal() => {
             return tui(vmmap_tui::Start::Picker, proc_root)
         }
@@ -216,21 +216,23 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
     result
 }
 
-/// `vmmap open FILE`: a saved snapshot, shown as a live one.
-fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
-    let format = output_format(&a.display)?;
-    let text = text_options(&a.display)?;
-    let what = a.file.display();
-    let loaded = match vmmap_core::format::load_file(&a.file) {
+/// A PID, or the name of exactly one process.
+pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
+    match target.parse::<u32>() {
+        Ok(p) => Ok(p),
+        Err(_) => Ok(collect::find_by_name(proc_root, target)?),
+    }
+}
+
+/// Loads a .vmmap file; a damaged tail is a warning, with what was
+/// recovered before it.
+pub(crate) fn load(path: &Path) -> Result<vmmap_core::format::Loaded, Failure> {
+    let what = path.display();
+    let loaded = match vmmap_core::format::load_file(path) {
         Ok(l) => l,
         Err(vmmap_core::format::FormatError::Io(e)) => {
-            let code = if e.kind() == io::ErrorKind::NotFound {
-                exit::NO_PROCESS
-            } else {
-                exit::OTHER
-            };
             return Err(Failure {
-                code,
+                code: exit::OTHER,
                 message: format!("cannot read {what}: {e}"),
             });
         }
@@ -243,10 +245,21 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
     };
     if let Some(p) = &loaded.problem {
         eprintln!(
-            "vmmap: warning: {what}: {p}; {} intact snapshot(s) before it were loaded",
-            loaded.snapshots.len()
+            "vmmap: warning: {what}: {p}; the {} snapshot(s) and {} sample(s) before it are loaded",
+            loaded.snapshots.len(),
+            loaded.samples.len()
         );
     }
+    Ok(loaded)
+}
+
+/// `vmmap open FILE`: a saved snapshot, shown as a live one.
+fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
+    let format = output_format(&a.display)?;
+    let text = text_options(&a.display)?;
+    let what = a.file.display();
+    let loaded = load(&a.file)?;
+    record::require_snapshots(&loaded, &what.to_string())?;
     let n = loaded.snapshots.len();
     if n == 0 {
         return Err(Failure {

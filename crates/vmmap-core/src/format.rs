@@ -20,7 +20,22 @@
 
 use std::io::{self, Read, Write};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::Snapshot;
+use crate::proc::smaps::SmapsFields;
+
+/// The process-wide totals at one instant, without the region list: what
+/// `vmmap watch` records between full snapshots, cheaply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When, in nanoseconds since the Unix epoch.
+    pub taken_at_unix_ns: u64,
+    /// `smaps_rollup`.
+    pub rollup: SmapsFields,
+    /// `VmPTE`, when the kernel gives it.
+    pub page_table_bytes: Option<u64>,
+}
 
 /// The 8 magic bytes at the start of every file.
 pub const MAGIC: [u8; 8] = *b"VMMAPSNP";
@@ -31,6 +46,9 @@ pub const VERSION: u16 = 1;
 pub const CHUNK_SNAPSHOT: u32 = 1;
 /// Chunk kind: the writer closed the file cleanly (empty payload).
 pub const CHUNK_END: u32 = 2;
+/// Chunk kind: a totals-only sample (smaps_rollup and VmPTE) taken by
+/// `vmmap watch` between full snapshots.
+pub const CHUNK_SAMPLE: u32 = 3;
 /// Chunk kinds with this bit set must be understood to load the file.
 pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
 
@@ -87,6 +105,8 @@ pub enum FormatError {
 pub struct Loaded {
     /// Every intact snapshot, in file order.
     pub snapshots: Vec<Snapshot>,
+    /// Every intact totals-only sample, in file order.
+    pub samples: Vec<Sample>,
     /// Whether the writer closed the file cleanly.
     pub complete: bool,
     /// Where and why reading stopped early, if it did; the snapshots
@@ -117,6 +137,13 @@ impl<W: Write> Writer<W> {
         let raw = rmp_serde::to_vec_named(snap).map_err(io::Error::other)?;
         let packed = zstd::bulk::compress(&raw, 3)?;
         self.chunk(CHUNK_SNAPSHOT, &packed, raw.len())
+    }
+
+    /// Appends a totals-only sample.
+    pub fn append_sample(&mut self, sample: &Sample) -> io::Result<()> {
+        let raw = rmp_serde::to_vec_named(sample).map_err(io::Error::other)?;
+        let packed = zstd::bulk::compress(&raw, 3)?;
+        self.chunk(CHUNK_SAMPLE, &packed, raw.len())
     }
 
     /// Marks the file as cleanly closed and returns the writer.
@@ -171,6 +198,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
     if bytes.len() < 16 {
         return Ok(Loaded {
             snapshots: Vec::new(),
+            samples: Vec::new(),
             complete: false,
             problem: Some(FormatError::Truncated { offset: 0 }),
         });
@@ -184,6 +212,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
     }
     let mut out = Loaded {
         snapshots: Vec::new(),
+        samples: Vec::new(),
         complete: false,
         problem: None,
     };
@@ -210,7 +239,14 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
         }
         pos = end;
         match kind {
-            CHUNK_SNAPSHOT => match decode(payload, raw) {
+            CHUNK_SAMPLE => match decode::<Sample>(payload, raw) {
+                Ok(s) => out.samples.push(s),
+                Err(reason) => {
+                    out.problem = Some(FormatError::Corrupt { offset, reason });
+                    break;
+                }
+            },
+            CHUNK_SNAPSHOT => match decode::<Snapshot>(payload, raw) {
                 Ok(s) => out.snapshots.push(s),
                 Err(reason) => {
                     out.problem = Some(FormatError::Corrupt { offset, reason });
@@ -228,7 +264,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
     Ok(out)
 }
 
-fn decode(payload: &[u8], raw_len: u32) -> Result<Snapshot, String> {
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Result<T, String> {
     if raw_len > MAX_RAW {
         return Err(format!("declared size {raw_len} is implausible"));
     }
@@ -237,7 +273,7 @@ fn decode(payload: &[u8], raw_len: u32) -> Result<Snapshot, String> {
     if raw.len() != raw_len as usize {
         return Err("decompressed size differs from the declared size".into());
     }
-    rmp_serde::from_slice(&raw).map_err(|e| format!("snapshot does not decode: {e}"))
+    rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
 }
 
 /// Reads a whole file and loads it.

@@ -16,7 +16,8 @@ in figures that reconcile with the kernel's own accounting.
 - [`figures`] and [`summary`]: VMMap's columns (and the Linux ones it
   lacks) derived from smaps fields, and the per-type Summary.
 - [`export`]: JSON and CSV with versioned schemas.
-- [`format`]: the native file format (append-only, self-checking chunks).
+- [`format`]: the native file format (append-only, self-checking chunks),
+  and [`timeline`]: totals over time from a recording.
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -34,6 +35,7 @@ pub mod format;
 pub mod model;
 pub mod proc;
 pub mod summary;
+pub mod timeline;
 pub mod units;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! One integration binary: real fixture processes, the real `vmmap`.
 
 mod errors;
+mod record;
 mod snapshot;
 mod tui;
 mod util;

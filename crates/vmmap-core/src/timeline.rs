@@ -1,0 +1,131 @@
+//! The timeline of a recording: process totals at every snapshot and
+//! sample, in time order, with the per-type breakdown where a full
+//! snapshot has it.
+
+use serde::Serialize;
+
+use crate::figures::Column;
+use crate::format::Loaded;
+use crate::model::MemoryType;
+use crate::proc::smaps::{Field, SmapsFields};
+use crate::summary::Summary;
+
+/// One point of the timeline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    /// When, nanoseconds since the Unix epoch.
+    pub taken_at_unix_ns: u64,
+    /// The snapshot's index in the file (from 1), or None for a
+    /// totals-only sample.
+    pub snapshot: Option<usize>,
+    /// Rss from smaps_rollup.
+    pub rss: Option<u64>,
+    /// Pss from smaps_rollup.
+    pub pss: Option<u64>,
+    /// Swap from smaps_rollup.
+    pub swap: Option<u64>,
+    /// Anonymous from smaps_rollup.
+    pub anonymous: Option<u64>,
+    /// VmPTE.
+    pub page_table: Option<u64>,
+    /// For full snapshots: per type, (committed, working set, private).
+    pub by_type: Option<Vec<TypeTotals>>,
+}
+
+/// A type's totals at one point.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TypeTotals {
+    /// The type.
+    #[serde(rename = "type", serialize_with = "type_id")]
+    pub memory_type: MemoryType,
+    /// Committed bytes.
+    pub committed: u64,
+    /// Working set (Rss) bytes.
+    pub working_set: u64,
+    /// Private bytes.
+    pub private: u64,
+}
+
+fn type_id<S: serde::Serializer>(t: &MemoryType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.id())
+}
+
+/// The types a timeline breaks totals down by (Free is not memory).
+pub const TYPES: [MemoryType; 8] = [
+    MemoryType::Image,
+    MemoryType::MappedFile,
+    MemoryType::Shareable,
+    MemoryType::Heap,
+    MemoryType::ManagedHeap,
+    MemoryType::Stack,
+    MemoryType::PrivateData,
+    MemoryType::PageTable,
+];
+
+fn totals(r: &SmapsFields) -> [Option<u64>; 4] {
+    [
+        r.get(Field::Rss),
+        r.get(Field::Pss),
+        r.get(Field::Swap),
+        r.get(Field::Anonymous),
+    ]
+}
+
+/// Builds the timeline of a loaded recording, ordered by time.
+pub fn timeline(loaded: &Loaded) -> Vec<Point> {
+    let mut points = Vec::with_capacity(loaded.snapshots.len() + loaded.samples.len());
+    for (i, s) in loaded.snapshots.iter().enumerate() {
+        let summary = Summary::of(s);
+        // Totals from the kernel's own rollup; before Linux 4.14, from the
+        // sum of the regions.
+        let [rss, pss, swap, anonymous] = match &s.rollup {
+            Some(r) => totals(r),
+            None => {
+                let t = &summary.total.figures;
+                [
+                    t.get(Column::TotalWs),
+                    t.get(Column::Pss),
+                    t.get(Column::Swap),
+                    t.get(Column::Anonymous),
+                ]
+            }
+        };
+        let by_type = TYPES
+            .iter()
+            .map(|&t| {
+                let f = &summary.row(t).figures;
+                TypeTotals {
+                    memory_type: t,
+                    committed: f.value(Column::Committed),
+                    working_set: f.value(Column::TotalWs),
+                    private: f.value(Column::Private),
+                }
+            })
+            .collect();
+        points.push(Point {
+            taken_at_unix_ns: s.taken_at_unix_ns,
+            snapshot: Some(i + 1),
+            rss,
+            pss,
+            swap,
+            anonymous,
+            page_table: s.page_table_bytes(),
+            by_type: Some(by_type),
+        });
+    }
+    for s in &loaded.samples {
+        let [rss, pss, swap, anonymous] = totals(&s.rollup);
+        points.push(Point {
+            taken_at_unix_ns: s.taken_at_unix_ns,
+            snapshot: None,
+            rss,
+            pss,
+            swap,
+            anonymous,
+            page_table: s.page_table_bytes,
+            by_type: None,
+        });
+    }
+    points.sort_by_key(|p| p.taken_at_unix_ns);
+    points
+}

@@ -79,6 +79,14 @@ pub enum Command {
     Watch(WatchArgs),
     /// Print the totals of every snapshot and sample in a recording.
     Timeline(TimelineArgs),
+    /// Compare two snapshots: by type (every column's delta) and by region
+    /// (new, removed, grown, shrunk, moved, protection changed).
+    ///
+    /// A and B are each a .vmmap file (its last snapshot), FILE:N (its Nth
+    /// snapshot), or a live PID or name. One file alone compares its first
+    /// and last snapshots; one live process alone is snapshotted now and
+    /// again after --after.
+    Diff(DiffArgs),
     /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
     Open(OpenArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
@@ -265,4 +273,29 @@ pub struct TimelineArgs {
     /// Print JSON (schema vmmap.timeline, version 1).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier snapshot: FILE, FILE:N, PID or NAME.
+    pub a: String,
+
+    /// The later snapshot: FILE, FILE:N, PID or NAME.
+    pub b: Option<String>,
+
+    /// With one live process: how long to wait between the two snapshots.
+    #[arg(long, default_value = "5s", value_name = "TIME")]
+    pub after: String,
+
+    /// Print JSON (schema vmmap.diff, version 1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exact byte counts instead of K/M/G.
+    #[arg(long)]
+    pub bytes: bool,
+
+    /// Write to FILE (.json or .txt) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

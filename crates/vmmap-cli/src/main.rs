@@ -114,6 +114,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
+        Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
@@ -292,7 +293,7 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
 
 /// Writes to a temporary file beside `path` and renames it into place, so
 /// an existing file is never left half-written.
-fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     write: impl Fn(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), Failure> {

@@ -14,7 +14,7 @@ use vmmap_core::timeline::{self, Point, TYPES};
 use vmmap_core::units::size;
 use vmmap_core::Error;
 
-use crate::cli::{TimelineArgs, WatchArgs};
+use crate::cli::{DiffArgs, TimelineArgs, WatchArgs};
 use crate::{exit, resolve, Failure};
 
 /// `500ms`, `1s`, `2m`, `1h`, or a bare number of seconds.
@@ -287,5 +287,125 @@ mod tests {
         assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_duration("3 weeks"), None);
         assert_eq!(parse_duration("-1s"), None);
+    }
+}
+
+/// One side of a diff, as the user named it.
+enum Side {
+    /// A snapshot of a file (None: the last).
+    File(std::path::PathBuf, Option<usize>),
+    /// A live process.
+    Live(u32),
+}
+
+fn side(arg: &str, proc_root: &Path) -> Result<Side, Failure> {
+    let p = Path::new(arg);
+    if p.is_file() {
+        return Ok(Side::File(p.to_path_buf(), None));
+    }
+    if let Some((file, n)) = arg.rsplit_once(':') {
+        if Path::new(file).is_file() {
+            let n = n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Failure::usage(format!(
+                    "{arg:?}: after the colon comes a snapshot number from 1"
+                ))
+            })?;
+            return Ok(Side::File(file.into(), Some(n)));
+        }
+    }
+    Ok(Side::Live(resolve(arg, proc_root)?))
+}
+
+fn nth(
+    loaded: &format::Loaded,
+    n: Option<usize>,
+    what: &str,
+) -> Result<vmmap_core::Snapshot, Failure> {
+    require_snapshots(loaded, what)?;
+    let count = loaded.snapshots.len();
+    let i = n.unwrap_or(count);
+    loaded
+        .snapshots
+        .get(i.wrapping_sub(1))
+        .cloned()
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "{what} has snapshots 1 to {count}; there is no snapshot {i}"
+            ))
+        })
+}
+
+fn take(s: &Side, opts: &Options) -> Result<vmmap_core::Snapshot, Failure> {
+    match s {
+        Side::Live(pid) => Ok(collect::snapshot(*pid, opts)?),
+        Side::File(path, n) => nth(&crate::load(path)?, *n, &path.display().to_string()),
+    }
+}
+
+pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
+    let json = a.json
+        || match a
+            .output
+            .as_ref()
+            .and_then(|p| p.extension())
+            .and_then(|e| e.to_str())
+        {
+            Some("json") => true,
+            Some("txt" | "text") | None => false,
+            Some(other) => {
+                return Err(Failure::usage(format!(
+                    "cannot write a diff as .{other}: use .json or .txt"
+                )))
+            }
+        };
+    let opts = Options::default().proc_root(proc_root);
+    let first = side(&a.a, proc_root)?;
+    let (before, after) = match (&first, &a.b) {
+        (_, Some(b)) => {
+            let second = side(b, proc_root)?;
+            (take(&first, &opts)?, take(&second, &opts)?)
+        }
+        (Side::File(path, None), None) => {
+            let loaded = crate::load(path)?;
+            let what = path.display().to_string();
+            (nth(&loaded, Some(1), &what)?, nth(&loaded, None, &what)?)
+        }
+        (Side::File(..), None) => {
+            return Err(Failure::usage(
+                "give a second snapshot to compare FILE:N with",
+            ));
+        }
+        (Side::Live(pid), None) => {
+            let wait = parse_duration(&a.after).ok_or_else(|| {
+                Failure::usage(format!("--after {:?} is not a time such as 5s", a.after))
+            })?;
+            let before = collect::snapshot(*pid, &opts)?;
+            if io::stderr().is_terminal() {
+                eprintln!(
+                    "vmmap: second snapshot of {pid} in {:.1} s…",
+                    wait.as_secs_f64()
+                );
+            }
+            std::thread::sleep(wait);
+            (before, collect::snapshot(*pid, &opts)?)
+        }
+    };
+    let d = vmmap_core::diff::diff(&before, &after);
+    let write = |w: &mut dyn Write| -> io::Result<()> {
+        if json {
+            vmmap_core::diff::write_json(&d, &mut *w)
+        } else {
+            vmmap_core::diff::write_text(&d, &mut *w, a.bytes)
+        }
+    };
+    match &a.output {
+        Some(p) => crate::write_file(p, write),
+        None => {
+            let out = io::stdout();
+            let mut lock = out.lock();
+            write(&mut lock)
+                .and_then(|()| lock.flush())
+                .map_err(|e| crate::output_error(e, "standard output"))
+        }
     }
 }

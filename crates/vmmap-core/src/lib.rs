@@ -15,6 +15,8 @@ in figures that reconcile with the kernel's own accounting.
   trait.
 - [`figures`] and [`summary`]: VMMap's columns (and the Linux ones it
   lacks) derived from smaps fields, and the per-type Summary.
+- [`diff`]: the changes between two snapshots of one process, by type and
+  by region (VMMap's Show Changes).
 - [`export`]: JSON and CSV with versioned schemas.
 - [`format`]: the native file format (append-only, self-checking chunks),
   and [`timeline`]: totals over time from a recording.
@@ -27,6 +29,7 @@ top of it.
 
 pub mod classify;
 pub mod collect;
+pub mod diff;
 pub mod elf;
 pub mod error;
 pub mod export;

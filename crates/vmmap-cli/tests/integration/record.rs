@@ -194,3 +194,86 @@ fn open_rejects_what_is_not_a_recording() {
     assert_eq!(o.status.code(), Some(11));
     assert!(String::from_utf8_lossy(&o.stderr).contains("newer than this vmmap reads"));
 }
+
+/// The fixture grows, unmaps, mprotects and shrinks known regions between
+/// two snapshots: the diff reports exactly those changes and nothing else.
+#[test]
+fn diff_reports_exactly_the_changes() {
+    let mut fx = Fixture::start(false);
+    let dir = TempDir::new("diff");
+    let (a, b) = (dir.path().join("a.vmmap"), dir.path().join("b.vmmap"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let pid = fx.pid.to_string();
+    // Warm the fixture's output path (stdio buffers, stack) first.
+    signal(fx.pid, libc_sig::SIGUSR1);
+    assert!(fx.next_line(Duration::from_secs(10)).starts_with("MAPPED"));
+    fx.stop();
+    vmmap_ok(&[&pid, "-o", a]);
+    signal(fx.pid, libc_sig::SIGUSR2);
+    signal(fx.pid, 18); // SIGCONT
+    assert_eq!(fx.next_line(Duration::from_secs(10)).trim(), "CHANGED");
+    fx.stop();
+    vmmap_ok(&[&pid, "-o", b]);
+    let d: Value = serde_json::from_str(&vmmap_ok(&["diff", a, b, "--json"])).unwrap();
+    assert_eq!(d["schema"], "vmmap.diff");
+    let mut got: Vec<(String, Vec<String>)> = d["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let side = if c["after"].is_null() {
+                &c["before"]
+            } else {
+                &c["after"]
+            };
+            let kinds = c["kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap().to_string())
+                .collect();
+            (side["start"].as_str().unwrap().to_string(), kinds)
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, Vec<String>)> = vec![
+        ("0x300010000000".into(), vec!["removed".into()]),
+        ("0x300030000000".into(), vec!["protection_changed".into()]),
+        ("0x300060000000".into(), vec!["shrunk".into()]),
+        (
+            "0x300070000000".into(),
+            vec!["grown".into(), "figures_changed".into()],
+        ),
+    ];
+    assert_eq!(
+        got,
+        want,
+        "{}",
+        serde_json::to_string_pretty(&d["regions"]).unwrap()
+    );
+    let total = d["by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "total")
+        .unwrap();
+    let mb = 1024 * 1024;
+    let pt = d["by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "page_table")
+        .unwrap();
+    // +16M grown, -64K file, -8M reservation; the Total also counts the
+    // page tables (VmPTE), which changed with the mappings.
+    assert_eq!(
+        total["size"].as_i64().unwrap() - pt["size"].as_i64().unwrap(),
+        16 * mb - 64 * 1024 - 8 * mb
+    );
+    let text = vmmap_ok(&["diff", a, b]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('-') && l.contains("300010000000")),
+        "{text}"
+    );
+}

@@ -261,6 +261,7 @@ impl Drop for Fixture {
 
 pub mod libc_sig {
     pub const SIGUSR1: i32 = 10;
+    pub const SIGUSR2: i32 = 12;
     pub const SIGTERM: i32 = 15;
     pub const SIGSTOP: i32 = 19;
 }

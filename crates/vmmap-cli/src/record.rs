@@ -274,22 +274,6 @@ pub fn require_snapshots(loaded: &format::Loaded, what: &str) -> Result<(), Fail
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("3 weeks"), None);
-        assert_eq!(parse_duration("-1s"), None);
-    }
-}
-
 /// One side of a diff, as the user named it.
 enum Side {
     /// A snapshot of a file (None: the last).
@@ -407,5 +391,21 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
                 .and_then(|()| lock.flush())
                 .map_err(|e| crate::output_error(e, "standard output"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("3 weeks"), None);
+        assert_eq!(parse_duration("-1s"), None);
     }
 }

@@ -834,7 +834,6 @@ fn notes(c: &RegionChange) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{KernelInfo, ProcessInfo};
     use crate::proc::smaps::{Field, Mapping, SmapsFields};
     use crate::proc::status::Status;
     use proptest::prelude::*;
@@ -904,33 +903,10 @@ mod tests {
     }
 
     fn snap(pid: u32, ns: u64, regions: Vec<Region>) -> Snapshot {
-        Snapshot {
-            process: ProcessInfo {
-                pid,
-                name: "t".into(),
-                cmdline: vec![],
-                exe: None,
-                uid: 0,
-                user: None,
-                elf: None,
-                start_time_ticks: 0,
-                threads: vec![],
-            },
-            taken_at_unix_ns: ns,
-            kernel: KernelInfo {
-                release: "6.18".into(),
-                page_size: 4096,
-                mmap_min_addr: 0x1000,
-                user_address_limit: 0x1_0000_0000,
-                missing_fields: vec![],
-            },
-            regions,
-            rollup: None,
-            status: Status {
-                entries: vec![("VmPTE".into(), "8 kB".into())],
-            },
-            warnings: vec![],
-        }
+        let mut s = Snapshot::from_regions(pid, ns, regions);
+        s.kernel.user_address_limit = 0x1_0000_0000;
+        s.status.entries.push(("VmPTE".into(), "8 kB".into()));
+        s
     }
 
     fn pair() -> (Snapshot, Snapshot) {

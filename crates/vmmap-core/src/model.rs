@@ -454,6 +454,37 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of the given regions with a minimal identity (pid, an
+    /// x86-64 kernel with 4 KiB pages, no threads, no rollup), for tests
+    /// and for tools that build snapshots from other sources.
+    pub fn from_regions(pid: u32, taken_at_unix_ns: u64, regions: Vec<Region>) -> Snapshot {
+        Snapshot {
+            process: ProcessInfo {
+                pid,
+                name: String::new(),
+                cmdline: Vec::new(),
+                exe: None,
+                uid: 0,
+                user: None,
+                elf: None,
+                start_time_ticks: 0,
+                threads: Vec::new(),
+            },
+            taken_at_unix_ns,
+            kernel: KernelInfo {
+                release: String::new(),
+                page_size: 4096,
+                mmap_min_addr: 0x1000,
+                user_address_limit: (1 << 47) - 4096,
+                missing_fields: Vec::new(),
+            },
+            regions,
+            rollup: None,
+            status: Status::default(),
+            warnings: Vec::new(),
+        }
+    }
+
     /// Page table bytes (`VmPTE`), when the kernel reports it.
     pub fn page_table_bytes(&self) -> Option<u64> {
         self.status.bytes("VmPTE")

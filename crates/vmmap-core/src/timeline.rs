@@ -50,17 +50,9 @@ fn type_id<S: serde::Serializer>(t: &MemoryType, s: S) -> Result<S::Ok, S::Error
     s.serialize_str(t.id())
 }
 
-/// The types a timeline breaks totals down by (Free is not memory).
-pub const TYPES: [MemoryType; 8] = [
-    MemoryType::Image,
-    MemoryType::MappedFile,
-    MemoryType::Shareable,
-    MemoryType::Heap,
-    MemoryType::ManagedHeap,
-    MemoryType::Stack,
-    MemoryType::PrivateData,
-    MemoryType::PageTable,
-];
+/// The types a timeline breaks totals down by: all but Free, which is not
+/// memory.
+pub const TYPES: &[MemoryType] = MemoryType::ALL.split_at(8).0;
 
 fn totals(r: &SmapsFields) -> [Option<u64>; 4] {
     [

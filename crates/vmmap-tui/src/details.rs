@@ -323,9 +323,8 @@ pub fn row_text(snap: &Snapshot, data: &DetailsData, row: Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vmmap_core::model::{KernelInfo, Perms, ProcessInfo};
+    use vmmap_core::model::Perms;
     use vmmap_core::proc::smaps::Mapping;
-    use vmmap_core::proc::status::Status;
 
     pub(crate) fn snapshot() -> Snapshot {
         let m = |start: u64, end: u64, path: &str| {
@@ -351,31 +350,9 @@ mod tests {
         heap.memory_type = MemoryType::Heap;
         heap.details = "Heap ID: 0".into();
         let anon = m(0x40000, 0x41000, "");
-        Snapshot {
-            process: ProcessInfo {
-                pid: 1,
-                name: "t".into(),
-                cmdline: vec![],
-                exe: None,
-                uid: 0,
-                user: None,
-                elf: None,
-                start_time_ticks: 0,
-                threads: vec![],
-            },
-            taken_at_unix_ns: 0,
-            kernel: KernelInfo {
-                release: "6.18".into(),
-                page_size: 4096,
-                mmap_min_addr: 0x1000,
-                user_address_limit: 0x100000,
-                missing_fields: vec![],
-            },
-            regions: vec![img, heap, anon],
-            rollup: None,
-            status: Status::default(),
-            warnings: vec![],
-        }
+        let mut s = Snapshot::from_regions(1, 0, vec![img, heap, anon]);
+        s.kernel.user_address_limit = 0x100000;
+        s
     }
 
     #[test]

@@ -283,10 +283,7 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
         .nth(i - 1)
         .unwrap_or_else(|| unreachable!("index checked"));
     if a.interactive {
-        return tui(
-            vmmap_tui::Start::Snapshot(std::sync::Arc::new(snap), std::time::Duration::ZERO),
-            proc_root,
-        );
+        return tui(vmmap_tui::Start::File(std::sync::Arc::new(snap)), proc_root);
     }
     show(snap, &a.display, format, text)
 }

@@ -65,6 +65,9 @@ pub struct App {
     pub quit: bool,
     /// Text waiting to go to the terminal's clipboard (OSC 52).
     pub clipboard: Option<String>,
+    /// The main view shows a snapshot loaded from a file, not a live
+    /// process.
+    pub from_file: bool,
     last_click: Option<(u16, u16)>,
 }
 
@@ -82,6 +85,7 @@ impl App {
             loading: None,
             quit: false,
             clipboard: None,
+            from_file: false,
             last_click: None,
         };
         if let Some((snap, t)) = first {
@@ -102,6 +106,7 @@ impl App {
                 }
                 match result {
                     Ok((snap, t)) => {
+                        self.from_file = false;
                         match &mut self.main {
                             Some(m)
                                 if m.snap.process.pid == pid
@@ -287,6 +292,9 @@ impl App {
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
+            KeyCode::F(5) if self.from_file => {
+                self.message = Some("This snapshot was loaded from a file; F5 takes new snapshots of live processes only (Ctrl+P to pick one)".into());
+            }
             KeyCode::F(5) => {
                 let pid = m.snap.process.pid;
                 self.loading = Some(pid);

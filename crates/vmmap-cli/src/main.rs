@@ -277,14 +277,19 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
             )));
         }
     };
+    if a.interactive {
+        let snaps = loaded
+            .snapshots
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect();
+        return tui(vmmap_tui::Start::File(snaps, i - 1), proc_root);
+    }
     let snap = loaded
         .snapshots
         .into_iter()
         .nth(i - 1)
         .unwrap_or_else(|| unreachable!("index checked"));
-    if a.interactive {
-        return tui(vmmap_tui::Start::File(std::sync::Arc::new(snap)), proc_root);
-    }
     show(snap, &a.display, format, text)
 }
 

@@ -15,6 +15,10 @@ use vmmap_core::figures::Column;
 use vmmap_core::model::Snapshot;
 
 use crate::collector::{Collector, Request, Response};
+
+/// Snapshots kept in a session's history (a 60,000-region snapshot takes
+/// about 25 MB, so the oldest go first).
+pub const HISTORY_LIMIT: usize = 64;
 use crate::details::{row_region, row_text, Row, SortKey};
 use crate::main_view::{Focus, MainView};
 use crate::picker::{PickColumn, Picker};
@@ -41,6 +45,10 @@ pub enum Mode {
     Help(u16),
     /// The column chooser, with its selection.
     Columns(usize),
+    /// The changes from the previous snapshot of the history, scrolled.
+    Diff(u16),
+    /// Typing the path of a file to open.
+    Open(String),
 }
 
 /// The whole UI state.
@@ -68,6 +76,15 @@ pub struct App {
     /// The main view shows a snapshot loaded from a file, not a live
     /// process.
     pub from_file: bool,
+    /// The snapshots of the current process taken (or loaded) this
+    /// session, oldest first; F5 appends. At most [`HISTORY_LIMIT`].
+    pub history: Vec<Arc<Snapshot>>,
+    /// Which snapshot of the history the main view shows.
+    pub history_index: usize,
+    /// Automatic snapshots: the interval and when the next is due.
+    pub auto: Option<(Duration, std::time::Instant)>,
+    /// The text of the changes overlay, made when it opens.
+    pub diff_text: Vec<String>,
     last_click: Option<(u16, u16)>,
 }
 
@@ -86,13 +103,55 @@ impl App {
             quit: false,
             clipboard: None,
             from_file: false,
+            history: Vec::new(),
+            history_index: 0,
+            auto: None,
+            diff_text: Vec::new(),
             last_click: None,
         };
         if let Some((snap, t)) = first {
+            app.history.push(Arc::clone(&snap));
             app.main = Some(MainView::new(snap, t));
             app.screen = Screen::Main;
         }
         app
+    }
+
+    /// Starts on a loaded recording: every snapshot is in the history and
+    /// snapshot `index` is shown.
+    pub fn with_history(settings: Settings, snaps: Vec<Arc<Snapshot>>, index: usize) -> App {
+        let index = index.min(snaps.len().saturating_sub(1));
+        let mut app = App::new(
+            settings,
+            snaps.get(index).map(|s| (Arc::clone(s), Duration::ZERO)),
+        );
+        app.history = snaps;
+        app.history_index = index;
+        app.from_file = true;
+        app
+    }
+
+    /// Shows snapshot `i` of the history, keeping the view state.
+    fn show_history(&mut self, i: usize) {
+        let Some(snap) = self.history.get(i).cloned() else {
+            return;
+        };
+        self.history_index = i;
+        if let Some(m) = self.main.as_mut() {
+            m.replace(snap, Duration::ZERO);
+        }
+        self.message = Some(self.history_status());
+    }
+
+    fn history_status(&self) -> String {
+        let n = self.history.len();
+        let i = self.history_index;
+        let t0 = self.history.first().map_or(0, |s| s.taken_at_unix_ns);
+        let at = self
+            .history
+            .get(i)
+            .map_or(0.0, |s| s.taken_at_unix_ns.saturating_sub(t0) as f64 / 1e9);
+        format!("Snapshot {} of {n} (+{at:.1} s)  [ ] step through the history, d shows the changes from the one before", i + 1)
     }
 
     /// Handles a collection result.
@@ -113,14 +172,23 @@ impl App {
                                     && m.snap.process.start_time_ticks
                                         == snap.process.start_time_ticks =>
                             {
+                                if self.history.len() >= HISTORY_LIMIT {
+                                    self.history.remove(0);
+                                }
+                                self.history.push(Arc::clone(&snap));
+                                self.history_index = self.history.len() - 1;
                                 m.replace(snap, t);
                                 self.message = Some(format!(
-                                    "New snapshot: {} regions in {} ms",
+                                    "Snapshot {} of the history: {} regions in {} ms",
+                                    self.history.len(),
                                     m.snap.regions.len(),
                                     t.as_millis()
                                 ));
                             }
                             _ => {
+                                self.history = vec![Arc::clone(&snap)];
+                                self.history_index = 0;
+                                self.auto = None;
                                 self.main = Some(MainView::new(snap, t));
                                 self.message = None;
                             }
@@ -195,6 +263,37 @@ impl App {
             }
             Mode::Columns(sel) => {
                 self.on_columns_key(k, sel);
+                return Vec::new();
+            }
+            Mode::Diff(s) => {
+                self.mode = match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('d') => Mode::Normal,
+                    KeyCode::Down | KeyCode::Char('j') => Mode::Diff(s.saturating_add(1)),
+                    KeyCode::Up | KeyCode::Char('k') => Mode::Diff(s.saturating_sub(1)),
+                    KeyCode::PageDown | KeyCode::Char(' ') => Mode::Diff(s.saturating_add(20)),
+                    KeyCode::PageUp => Mode::Diff(s.saturating_sub(20)),
+                    KeyCode::Home => Mode::Diff(0),
+                    _ => Mode::Diff(s),
+                };
+                return Vec::new();
+            }
+            Mode::Open(mut path) => {
+                match k.code {
+                    KeyCode::Esc => self.mode = Mode::Normal,
+                    KeyCode::Enter => {
+                        self.mode = Mode::Normal;
+                        self.open_file(&path);
+                    }
+                    KeyCode::Backspace => {
+                        path.pop();
+                        self.mode = Mode::Open(path);
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        path.push(c);
+                        self.mode = Mode::Open(path);
+                    }
+                    _ => {}
+                }
                 return Vec::new();
             }
             Mode::Normal => {}
@@ -292,6 +391,42 @@ impl App {
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
+            KeyCode::Char('[') => {
+                if self.history_index > 0 {
+                    let i = self.history_index - 1;
+                    self.show_history(i);
+                } else {
+                    self.message = Some(format!(
+                        "This is the first snapshot of {}",
+                        self.history.len()
+                    ));
+                }
+            }
+            KeyCode::Char(']') => {
+                if self.history_index + 1 < self.history.len() {
+                    let i = self.history_index + 1;
+                    self.show_history(i);
+                } else {
+                    self.message = Some(format!(
+                        "This is the last snapshot of {}; F5 takes a new one",
+                        self.history.len()
+                    ));
+                }
+            }
+            KeyCode::Char('d') => self.open_diff(),
+            KeyCode::Char('s') if ctrl => self.save_history(),
+            KeyCode::Char('o') if ctrl => self.mode = Mode::Open(String::new()),
+            KeyCode::Char(' ') | KeyCode::Null if ctrl || k.code == KeyCode::Null => {
+                if self.from_file {
+                    self.message = Some("Automatic snapshots need a live process".into());
+                } else if self.auto.take().is_some() {
+                    self.message = Some("Automatic snapshots paused".into());
+                } else {
+                    let every = Duration::from_secs(1);
+                    self.auto = Some((every, std::time::Instant::now() + every));
+                    self.message = Some("A snapshot every second (Ctrl+Space pauses)".into());
+                }
+            }
             KeyCode::F(5) if self.from_file => {
                 self.message = Some("This snapshot was loaded from a file; F5 takes new snapshots of live processes only (Ctrl+P to pick one)".into());
             }
@@ -439,6 +574,94 @@ impl App {
         }
     }
 
+    fn open_diff(&mut self) {
+        if self.history_index == 0 {
+            self.message =
+                Some("No earlier snapshot to compare with: press F5 to take another".into());
+            return;
+        }
+        let (a, b) = (
+            &self.history[self.history_index - 1],
+            &self.history[self.history_index],
+        );
+        let d = vmmap_core::diff::diff(a, b);
+        let mut out = Vec::new();
+        let units_exact = self.settings.units == crate::settings::Units::Bytes;
+        if vmmap_core::diff::write_text(&d, &mut out, units_exact).is_ok() {
+            self.diff_text = String::from_utf8_lossy(&out)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            self.mode = Mode::Diff(0);
+        }
+    }
+
+    fn save_history(&mut self) {
+        let Some(first) = self.history.first() else {
+            return;
+        };
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = format!("vmmap-{}-{secs}.vmmap", first.process.pid);
+        let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+        let write = |path: &std::path::Path| -> std::io::Result<()> {
+            let f = std::io::BufWriter::new(std::fs::File::create(path)?);
+            let mut w = vmmap_core::format::Writer::new(f)?;
+            for s in &self.history {
+                w.append(s)?;
+            }
+            w.finish()?
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()
+        };
+        let target = cwd.join(&name);
+        let result = write(&target).map(|()| target).or_else(|_| {
+            let t = std::env::temp_dir().join(&name);
+            write(&t).map(|()| t)
+        });
+        self.message = Some(match result {
+            Ok(p) => format!(
+                "Saved {} snapshot(s) to {} (vmmap open, Ctrl+O)",
+                self.history.len(),
+                p.display()
+            ),
+            Err(e) => format!("Cannot save the history: {e}"),
+        });
+    }
+
+    fn open_file(&mut self, path: &str) {
+        let loaded = match vmmap_core::format::load_file(std::path::Path::new(path.trim())) {
+            Ok(l) => l,
+            Err(e) => {
+                self.message = Some(format!("Cannot open {path}: {e}"));
+                return;
+            }
+        };
+        if loaded.snapshots.is_empty() {
+            self.message = Some(format!("{path} holds no complete snapshot"));
+            return;
+        }
+        let problem = loaded
+            .problem
+            .map(|p| format!(" ({p}; the intact part was loaded)"))
+            .unwrap_or_default();
+        self.history = loaded.snapshots.into_iter().map(Arc::new).collect();
+        self.history_index = self.history.len() - 1;
+        self.main = Some(MainView::new(
+            Arc::clone(&self.history[self.history_index]),
+            Duration::ZERO,
+        ));
+        self.from_file = true;
+        self.auto = None;
+        self.screen = Screen::Main;
+        self.message = Some(format!(
+            "Opened {path}: {} snapshot(s){problem}",
+            self.history.len()
+        ));
+    }
+
     fn find_next(&mut self, backwards: bool) {
         let Some(m) = self.main.as_mut() else { return };
         if self.last_find.is_empty() {
@@ -545,6 +768,7 @@ impl App {
             (Screen::Main, Some(m)) => {
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
+                    (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
                     (_, Some(msg)) => format!(" {msg}"),
                     _ => " ?:help Tab:focus Enter:expand s:sort /:find f:free c:cols u:units F5:refresh q:quit"
                         .to_string(),
@@ -572,6 +796,24 @@ impl App {
         match self.mode {
             Mode::Help(s) => self.mode = Mode::Help(help::draw(f, inset(area, 2, 1), s)),
             Mode::Columns(sel) => self.draw_columns(f, area, sel),
+            Mode::Diff(s) => {
+                let r = inset(area, 2, 1);
+                f.render_widget(Clear, r);
+                let block = Block::default().borders(Borders::ALL).title(format!(
+                    " Changes from snapshot {} to {} — Up/Down scroll, Esc closes ",
+                    self.history_index,
+                    self.history_index + 1
+                ));
+                let max = (self.diff_text.len() as u16).saturating_sub(r.height.saturating_sub(2));
+                let s = s.min(max);
+                self.mode = Mode::Diff(s);
+                let lines: Vec<ratatui::text::Line<'_>> = self
+                    .diff_text
+                    .iter()
+                    .map(|l| ratatui::text::Line::raw(l.as_str()))
+                    .collect();
+                f.render_widget(Paragraph::new(lines).block(block).scroll((s, 0)), r);
+            }
             _ => {}
         }
     }
@@ -738,11 +980,19 @@ pub fn run_loop(
         if app.quit || crate::terminal::stopped(stop) {
             return Ok(());
         }
+        if let (Some((every, due)), Some(m)) = (app.auto, app.main.as_ref()) {
+            if std::time::Instant::now() >= due && collector.pending == 0 {
+                collector.request(Request::Snapshot(m.snap.process.pid));
+                app.auto = Some((every, std::time::Instant::now() + every));
+            }
+        }
         // Wake often while collection runs, to show its result at once.
-        let wait = if collector.pending > 0 {
-            Duration::from_millis(20)
-        } else {
-            Duration::from_millis(250)
+        let wait = match app.auto {
+            _ if collector.pending > 0 => Duration::from_millis(20),
+            Some((_, due)) => due
+                .saturating_duration_since(std::time::Instant::now())
+                .clamp(Duration::from_millis(10), Duration::from_millis(250)),
+            None => Duration::from_millis(250),
         };
         if event::poll(wait)? {
             let ev = event::read()?;

@@ -36,9 +36,10 @@ pub enum Start {
     /// The main view of a snapshot already taken (so that errors such as
     /// permission denied are reported before the terminal is taken over).
     Snapshot(Arc<Snapshot>, Duration),
-    /// The main view of a snapshot loaded from a file: F5 cannot refresh
-    /// it (its PID may belong to another process by now).
-    File(Arc<Snapshot>),
+    /// Snapshots loaded from a file, showing the one at the index: F5
+    /// cannot refresh them (their PID may belong to another process by
+    /// now), but `[` and `]` step through them.
+    File(Vec<Arc<Snapshot>>, usize),
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every
@@ -47,14 +48,11 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     let (settings, warning) = Settings::load();
     let mut collector = collector::Collector::start(proc_root);
     collector.request(collector::Request::Processes);
-    let from_file = matches!(start, Start::File(_));
-    let first = match start {
-        Start::Picker => None,
-        Start::Snapshot(s, t) => Some((s, t)),
-        Start::File(s) => Some((s, Duration::ZERO)),
+    let mut app = match start {
+        Start::Picker => app::App::new(settings, None),
+        Start::Snapshot(s, t) => app::App::new(settings, Some((s, t))),
+        Start::File(snaps, index) => app::App::with_history(settings, snaps, index),
     };
-    let mut app = app::App::new(settings, first);
-    app.from_file = from_file;
     app.message = warning;
     let (mut term, stop) = terminal::init()?;
     let result = app::run_loop(&mut term, &mut app, &mut collector, &stop);

@@ -78,7 +78,9 @@ exec sleep 60"#;
         // The server, and so the pane, inherits this environment.
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path())
-        .env_remove("TMUX");
+        .env_remove("TMUX")
+        // Files vmmap saves (Ctrl+S, w) land in the temporary home.
+        .current_dir(home.path());
         let mut t = Tmux {
             socket,
             socket_path: String::new(),
@@ -529,7 +531,7 @@ fn f5_shows_a_region_mapped_since() {
     assert_eq!(line.trim(), "MAPPED slot9=0x300090000000");
     t.keys(&["F5"]);
     let s = t.wait("the new region after F5", |s| {
-        has(s, slot9) && s.contains("New snapshot:")
+        has(s, slot9) && s.contains("Snapshot 2 of the history")
     });
     let rows = details_rows(&s);
     let r = rows.iter().find(|r| r.addr == slot9).unwrap();
@@ -583,4 +585,56 @@ fn sigterm_restores_the_terminal() {
     assert_eq!(t.display("#{alternate_on}"), "1");
     signal(t.vmmap_pid(), libc_sig::SIGTERM);
     assert_restored(&t, "SIGTERM");
+}
+
+/// F5 keeps a history: after the fixture changes known regions, `d` shows
+/// exactly those changes, `[` steps back, and Ctrl+S saves both snapshots
+/// to a file that `vmmap timeline` reads.
+#[test]
+fn history_diff_and_save() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let mut fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    signal(fx.pid, libc_sig::SIGUSR2);
+    assert_eq!(fx.next_line(TIMEOUT).trim(), "CHANGED");
+    t.keys(&["F5"]);
+    t.wait_for("Snapshot 2 of the history");
+    t.keys(&["d"]);
+    let s = t.wait_for("Changes from snapshot 1 to 2");
+    for (mark, addr) in [
+        ("-", "300010000000"),
+        ("~", "300030000000"),
+        ("<", "300060000000"),
+        (">", "300070000000"),
+    ] {
+        assert!(
+            s.lines().any(|l| l.contains(&format!("{mark} {addr}-"))),
+            "{mark} {addr} missing:\n{s}"
+        );
+    }
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(100));
+    t.keys(&["["]);
+    t.wait_for("Snapshot 1 of 2");
+    t.keys(&["C-s"]);
+    let s = t.wait_for("Saved 2 snapshot(s) to ");
+    let line = s
+        .lines()
+        .find(|l| l.contains("Saved 2 snapshot(s) to "))
+        .unwrap();
+    let path = line
+        .split(" to ")
+        .nth(1)
+        .unwrap()
+        .split(" (")
+        .next()
+        .unwrap()
+        .trim();
+    let csv = vmmap_ok(&["timeline", path, "--csv"]);
+    assert_eq!(csv.lines().count(), 3, "header and two snapshots:\n{csv}");
 }

@@ -49,6 +49,8 @@ pub enum Mode {
     Diff(u16),
     /// Typing the path of a file to open.
     Open(String),
+    /// The timeline of the history.
+    Timeline(crate::timeline_view::TimelineState),
 }
 
 /// The whole UI state.
@@ -85,6 +87,10 @@ pub struct App {
     pub auto: Option<(Duration, std::time::Instant)>,
     /// The text of the changes overlay, made when it opens.
     pub diff_text: Vec<String>,
+    /// The history indices the changes overlay compares.
+    pub diff_pair: (usize, usize),
+    /// Per-type totals of each snapshot of the history, for the timeline.
+    pub history_totals: Vec<crate::timeline_view::Totals>,
     last_click: Option<(u16, u16)>,
 }
 
@@ -107,9 +113,13 @@ impl App {
             history_index: 0,
             auto: None,
             diff_text: Vec::new(),
+            history_totals: Vec::new(),
+            diff_pair: (0, 0),
             last_click: None,
         };
         if let Some((snap, t)) = first {
+            app.history_totals
+                .push(crate::timeline_view::Totals::of(&snap));
             app.history.push(Arc::clone(&snap));
             app.main = Some(MainView::new(snap, t));
             app.screen = Screen::Main;
@@ -125,6 +135,10 @@ impl App {
             settings,
             snaps.get(index).map(|s| (Arc::clone(s), Duration::ZERO)),
         );
+        app.history_totals = snaps
+            .iter()
+            .map(|s| crate::timeline_view::Totals::of(s))
+            .collect();
         app.history = snaps;
         app.history_index = index;
         app.from_file = true;
@@ -174,7 +188,10 @@ impl App {
                             {
                                 if self.history.len() >= HISTORY_LIMIT {
                                     self.history.remove(0);
+                                    self.history_totals.remove(0);
                                 }
+                                self.history_totals
+                                    .push(crate::timeline_view::Totals::of(&snap));
                                 self.history.push(Arc::clone(&snap));
                                 self.history_index = self.history.len() - 1;
                                 m.replace(snap, t);
@@ -186,6 +203,7 @@ impl App {
                                 ));
                             }
                             _ => {
+                                self.history_totals = vec![crate::timeline_view::Totals::of(&snap)];
                                 self.history = vec![Arc::clone(&snap)];
                                 self.history_index = 0;
                                 self.auto = None;
@@ -275,6 +293,51 @@ impl App {
                     KeyCode::Home => Mode::Diff(0),
                     _ => Mode::Diff(s),
                 };
+                return Vec::new();
+            }
+            Mode::Timeline(mut st) => {
+                let n = self.history.len();
+                match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('t') => {
+                        self.mode = Mode::Normal
+                    }
+                    KeyCode::Left | KeyCode::Char('h') => {
+                        st.selected = st.selected.saturating_sub(1)
+                    }
+                    KeyCode::Right | KeyCode::Char('l') => {
+                        st.selected = (st.selected + 1).min(n.saturating_sub(1))
+                    }
+                    KeyCode::Home => st.selected = 0,
+                    KeyCode::End => st.selected = n.saturating_sub(1),
+                    KeyCode::Char('m') => {
+                        st.mark = if st.mark == Some(st.selected) {
+                            None
+                        } else {
+                            Some(st.selected)
+                        }
+                    }
+                    KeyCode::Char('c') => st.committed = !st.committed,
+                    KeyCode::Enter => {
+                        self.mode = Mode::Normal;
+                        self.show_history(st.selected);
+                        return Vec::new();
+                    }
+                    KeyCode::Char('d') => {
+                        let from = st.mark.unwrap_or(st.selected.saturating_sub(1));
+                        let (a, b) = (from.min(st.selected), from.max(st.selected));
+                        if a == b {
+                            self.message = Some("Mark another snapshot with m to compare".into());
+                        } else {
+                            self.show_history(b);
+                            self.open_diff_between(a, b);
+                            return Vec::new();
+                        }
+                    }
+                    _ => {}
+                }
+                if matches!(self.mode, Mode::Timeline(_)) {
+                    self.mode = Mode::Timeline(st);
+                }
                 return Vec::new();
             }
             Mode::Open(mut path) => {
@@ -414,6 +477,13 @@ impl App {
                 }
             }
             KeyCode::Char('d') => self.open_diff(),
+            KeyCode::Char('t') => {
+                self.mode = Mode::Timeline(crate::timeline_view::TimelineState {
+                    selected: self.history_index,
+                    mark: None,
+                    committed: false,
+                })
+            }
             KeyCode::Char('s') if ctrl => self.save_history(),
             KeyCode::Char('o') if ctrl => self.mode = Mode::Open(String::new()),
             KeyCode::Char(' ') | KeyCode::Null if ctrl || k.code == KeyCode::Null => {
@@ -580,11 +650,15 @@ impl App {
                 Some("No earlier snapshot to compare with: press F5 to take another".into());
             return;
         }
-        let (a, b) = (
-            &self.history[self.history_index - 1],
-            &self.history[self.history_index],
-        );
-        let d = vmmap_core::diff::diff(a, b);
+        self.open_diff_between(self.history_index - 1, self.history_index);
+    }
+
+    /// Opens the changes overlay for snapshots `a` and `b` of the history.
+    fn open_diff_between(&mut self, a: usize, b: usize) {
+        let (Some(sa), Some(sb)) = (self.history.get(a), self.history.get(b)) else {
+            return;
+        };
+        let d = vmmap_core::diff::diff(sa, sb);
         let mut out = Vec::new();
         let units_exact = self.settings.units == crate::settings::Units::Bytes;
         if vmmap_core::diff::write_text(&d, &mut out, units_exact).is_ok() {
@@ -592,6 +666,7 @@ impl App {
                 .lines()
                 .map(str::to_string)
                 .collect();
+            self.diff_pair = (a, b);
             self.mode = Mode::Diff(0);
         }
     }
@@ -648,6 +723,11 @@ impl App {
             .map(|p| format!(" ({p}; the intact part was loaded)"))
             .unwrap_or_default();
         self.history = loaded.snapshots.into_iter().map(Arc::new).collect();
+        self.history_totals = self
+            .history
+            .iter()
+            .map(|s| crate::timeline_view::Totals::of(s))
+            .collect();
         self.history_index = self.history.len() - 1;
         self.main = Some(MainView::new(
             Arc::clone(&self.history[self.history_index]),
@@ -796,13 +876,23 @@ impl App {
         match self.mode {
             Mode::Help(s) => self.mode = Mode::Help(help::draw(f, inset(area, 2, 1), s)),
             Mode::Columns(sel) => self.draw_columns(f, area, sel),
+            Mode::Timeline(st) => {
+                let h = (area.height / 2).max(8).min(area.height);
+                let r = Rect {
+                    x: area.x,
+                    y: area.y + area.height - h,
+                    width: area.width,
+                    height: h,
+                };
+                crate::timeline_view::draw(f, r, &self.history_totals, st, &self.settings);
+            }
             Mode::Diff(s) => {
                 let r = inset(area, 2, 1);
                 f.render_widget(Clear, r);
                 let block = Block::default().borders(Borders::ALL).title(format!(
                     " Changes from snapshot {} to {} — Up/Down scroll, Esc closes ",
-                    self.history_index,
-                    self.history_index + 1
+                    self.diff_pair.0 + 1,
+                    self.diff_pair.1 + 1
                 ));
                 let max = (self.diff_text.len() as u16).saturating_sub(r.height.saturating_sub(2));
                 let s = s.min(max);

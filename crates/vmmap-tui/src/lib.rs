@@ -20,6 +20,7 @@ pub mod main_view;
 pub mod picker;
 pub mod settings;
 pub mod terminal;
+pub mod timeline_view;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -423,3 +423,55 @@ fn help_scroll_stops_at_the_end() {
         "the last page of the help is empty"
     );
 }
+
+/// A history of two snapshots: the captured one, and the same with its
+/// largest region removed and one region grown.
+fn history_app() -> App {
+    let a = target();
+    let mut b = a.clone();
+    b.taken_at_unix_ns += 2_000_000_000;
+    let biggest = (0..b.regions.len())
+        .max_by_key(|&i| b.regions[i].size())
+        .unwrap();
+    b.regions.remove(biggest);
+    App::with_history(Settings::default(), vec![Arc::new(a), Arc::new(b)], 1)
+}
+
+#[test]
+fn timeline_and_changes_of_a_history() {
+    let mut app = history_app();
+    app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('t'),
+        KeyModifiers::NONE,
+    )));
+    assert!(matches!(app.mode, Mode::Timeline(_)));
+    let text = screen_text(&draw(&mut app, 100, 30));
+    assert!(text.contains("Working set over 2 snapshot(s)"), "{text}");
+    assert!(text.contains("snapshot 2 of 2 at +2.0 s"), "{text}");
+    // Left selects the first; d compares it with the second.
+    for k in [
+        KeyCode::Left,
+        KeyCode::Char('m'),
+        KeyCode::Right,
+        KeyCode::Char('d'),
+    ] {
+        app.on_event(Event::Key(KeyEvent::new(k, KeyModifiers::NONE)));
+    }
+    assert!(matches!(app.mode, Mode::Diff(_)), "{:?}", app.mode);
+    let text = screen_text(&draw(&mut app, 120, 40));
+    assert!(text.contains("Changes from snapshot 1 to 2"), "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("│- 7")),
+        "the removed region is listed:\n{text}"
+    );
+    // Tiny sizes never panic with the overlays open.
+    for (w, h) in [(1, 1), (20, 5), (80, 3)] {
+        draw(&mut app, w, h);
+        app.mode = Mode::Timeline(vmmap_tui::timeline_view::TimelineState {
+            selected: 0,
+            mark: None,
+            committed: true,
+        });
+        draw(&mut app, w, h);
+    }
+}

@@ -287,6 +287,14 @@ pub struct DiffArgs {
     #[arg(long, default_value = "5s", value_name = "TIME")]
     pub after: String,
 
+    /// With one live process: also report which regions had pages written
+    /// in between, from the kernel's soft-dirty bits. This clears the
+    /// process's soft-dirty bits (echo 4 > /proc/PID/clear_refs), which
+    /// costs it one extra page fault per page it then writes, and resets
+    /// what any other soft-dirty user (CRIU) tracks.
+    #[arg(long)]
+    pub written: bool,
+
     /// Print JSON (schema vmmap.diff, version 1).
     #[arg(long)]
     pub json: bool,

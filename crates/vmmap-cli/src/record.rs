@@ -344,6 +344,12 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
         };
     let opts = Options::default().proc_root(proc_root);
     let first = side(&a.a, proc_root)?;
+    if a.written && (a.b.is_some() || !matches!(first, Side::Live(_))) {
+        return Err(Failure::usage(
+            "--written needs one live process: vmmap diff PID --after TIME --written",
+        ));
+    }
+    let mut written: Option<Vec<u64>> = None;
     let (before, after) = match (&first, &a.b) {
         (_, Some(b)) => {
             let second = side(b, proc_root)?;
@@ -364,6 +370,20 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
                 Failure::usage(format!("--after {:?} is not a time such as 5s", a.after))
             })?;
             let before = collect::snapshot(*pid, &opts)?;
+            if a.written {
+                // The kernel marks new mappings soft-dirty (VmFlags "sd")
+                // only when built with CONFIG_MEM_SOFT_DIRTY; without it
+                // the bits never change and every region would read as
+                // unwritten.
+                if !before.vmas().any(|r| r.has_vm_flag("sd")) {
+                    return Err(Error::Unsupported {
+                        what: "soft-dirty page tracking (no mapping carries the \"sd\" VmFlag)".into(),
+                        hint: "the kernel was built without CONFIG_MEM_SOFT_DIRTY, so vmmap cannot tell which pages were written; drop --written".into(),
+                    }
+                    .into());
+                }
+                collect::clear_soft_dirty(*pid, &opts)?;
+            }
             if io::stderr().is_terminal() {
                 eprintln!(
                     "vmmap: second snapshot of {pid} in {:.1} s…",
@@ -371,10 +391,22 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
                 );
             }
             std::thread::sleep(wait);
-            (before, collect::snapshot(*pid, &opts)?)
+            let after = collect::snapshot(*pid, &opts)?;
+            if a.written {
+                written = Some(collect::soft_dirty_bytes(
+                    *pid,
+                    &opts,
+                    &after.regions,
+                    after.kernel.page_size,
+                )?);
+            }
+            (before, after)
         }
     };
-    let d = vmmap_core::diff::diff(&before, &after);
+    let mut d = vmmap_core::diff::diff(&before, &after);
+    if let Some(w) = &written {
+        d.set_written(&after, w);
+    }
     let write = |w: &mut dyn Write| -> io::Result<()> {
         if json {
             vmmap_core::diff::write_json(&d, &mut *w)

@@ -89,9 +89,40 @@ pub struct Diff {
     /// The regions that appeared, disappeared or changed, by address (the
     /// second snapshot's address when the region is in both).
     pub regions: Vec<RegionChange>,
+    /// With `--written`: the regions of the second snapshot with pages
+    /// written (soft-dirty) since the first, by address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<Vec<Written>>,
+}
+
+/// Bytes written in one region between the two snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Written {
+    /// The region (in the second snapshot).
+    #[serde(flatten)]
+    pub region: RegionSummary,
+    /// Bytes of its pages that are soft-dirty.
+    pub written_bytes: u64,
 }
 
 impl Diff {
+    /// Records the written bytes of each top-level region of `after`
+    /// (`bytes[i]` for `after.regions[i]`); regions with none are left out.
+    pub fn set_written(&mut self, after: &Snapshot, bytes: &[u64]) {
+        self.written = Some(
+            after
+                .regions
+                .iter()
+                .zip(bytes)
+                .filter(|(_, &b)| b > 0)
+                .map(|(r, &b)| Written {
+                    region: RegionSummary::of(r),
+                    written_bytes: b,
+                })
+                .collect(),
+        );
+    }
+
     /// The change of one type, or of Total for `None`.
     pub fn row(&self, t: Option<MemoryType>) -> &TypeDelta {
         match t {
@@ -368,6 +399,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Diff {
         after: SnapshotId::of(after),
         by_type,
         regions,
+        written: None,
     }
 }
 
@@ -726,6 +758,36 @@ pub fn write_text(diff: &Diff, w: impl Write, exact: bool) -> io::Result<()> {
     }
     writeln!(w)?;
 
+    if let Some(written) = &diff.written {
+        let total: u64 = written.iter().map(|x| x.written_bytes).sum();
+        writeln!(
+            w,
+            "Written since the first snapshot (soft-dirty pages): {} in {} region(s)",
+            if total == 0 {
+                "0 bytes".to_string()
+            } else {
+                units::size(total, exact)
+            },
+            written.len()
+        )?;
+        for x in written {
+            let r = &x.region;
+            let d = if r.details.is_empty() {
+                &r.path
+            } else {
+                &r.details
+            };
+            writeln!(
+                w,
+                "  {:x}-{:x}  {:<12} {:>9}  {d}",
+                r.start,
+                r.end,
+                r.memory_type.name(),
+                units::size(x.written_bytes, exact)
+            )?;
+        }
+        writeln!(w)?;
+    }
     if diff.regions.is_empty() {
         writeln!(w, "No region changed.")?;
         return w.flush();

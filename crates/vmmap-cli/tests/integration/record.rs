@@ -277,3 +277,56 @@ fn diff_reports_exactly_the_changes() {
         "{text}"
     );
 }
+
+/// `--written` reports the region the fixture maps and writes between the
+/// two snapshots, with exactly its size, and not the idle regions. On a
+/// kernel without soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY, as this
+/// project's development machines) it must refuse, saying why.
+#[test]
+fn written_since_reports_the_written_region() {
+    let soft_dirty = std::fs::read_to_string("/proc/self/smaps")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("VmFlags:") && l.split_whitespace().any(|f| f == "sd"));
+    let mut fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    if !soft_dirty {
+        let o = vmmap(&["diff", &pid, "--after", "10ms", "--written"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(7), "{err}");
+        assert!(err.contains("CONFIG_MEM_SOFT_DIRTY"), "{err}");
+        eprintln!("this kernel has no soft-dirty tracking: checked the refusal only");
+        return;
+    }
+    let child = Command::new(VMMAP)
+        .args(["diff", &pid, "--after", "1500ms", "--written", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first snapshot and the clearing take milliseconds.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(fx.pid, libc_sig::SIGUSR1);
+    assert!(fx.next_line(Duration::from_secs(10)).starts_with("MAPPED"));
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let written = d["written"].as_array().expect("a written list");
+    let at = |a: &str| written.iter().find(|w| w["start"] == a);
+    assert_eq!(
+        at("0x300090000000").map(|w| w["written_bytes"].as_u64()),
+        Some(Some(512 * 1024))
+    );
+    for idle in [
+        "0x300010000000",
+        "0x300050000000",
+        "0x300070000000",
+        "0x300080000000",
+    ] {
+        assert!(at(idle).is_none(), "{idle} was not written: {written:?}");
+    }
+}

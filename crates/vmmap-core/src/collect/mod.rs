@@ -11,6 +11,7 @@ pub mod privilege;
 mod procdir;
 mod processes;
 mod threads;
+mod written;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use procdir::ProcDir;
 pub use processes::{find_by_name, list_processes, Access, ProcessEntry};
 pub use threads::StackPointerPolicy;
+pub use written::{clear_soft_dirty, soft_dirty_bytes};
 
 use crate::classify::{self, Context};
 use crate::elf;

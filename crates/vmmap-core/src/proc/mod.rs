@@ -4,6 +4,7 @@
 
 pub mod cmdline;
 pub mod mountinfo;
+pub mod pagemap;
 pub mod rollup;
 pub mod smaps;
 pub mod stat;

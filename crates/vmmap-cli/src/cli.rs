@@ -296,14 +296,18 @@ pub struct DiffArgs {
     pub written: bool,
 
     /// Print JSON (schema vmmap.diff, version 1).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+
+    /// Print CSV: a row per type, then a row per region change.
+    #[arg(long)]
+    pub csv: bool,
 
     /// Exact byte counts instead of K/M/G.
     #[arg(long)]
     pub bytes: bool,
 
-    /// Write to FILE (.json or .txt) instead of standard output.
+    /// Write to FILE (.json, .csv or .txt) instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }

@@ -327,21 +327,22 @@ fn take(s: &Side, opts: &Options) -> Result<vmmap_core::Snapshot, Failure> {
 }
 
 pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
-    let json = a.json
-        || match a
-            .output
-            .as_ref()
-            .and_then(|p| p.extension())
-            .and_then(|e| e.to_str())
-        {
-            Some("json") => true,
-            Some("txt" | "text") | None => false,
-            Some(other) => {
-                return Err(Failure::usage(format!(
-                    "cannot write a diff as .{other}: use .json or .txt"
-                )))
-            }
-        };
+    // 0 text, 1 JSON, 2 CSV.
+    let ext = a
+        .output
+        .as_ref()
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str());
+    let kind = match (a.json, a.csv, ext) {
+        (true, _, _) | (_, _, Some("json")) => 1,
+        (_, true, _) | (_, _, Some("csv")) => 2,
+        (_, _, Some("txt" | "text") | None) => 0,
+        (_, _, Some(other)) => {
+            return Err(Failure::usage(format!(
+                "cannot write a diff as .{other}: use .json, .csv or .txt"
+            )))
+        }
+    };
     let opts = Options::default().proc_root(proc_root);
     let first = side(&a.a, proc_root)?;
     if a.written && (a.b.is_some() || !matches!(first, Side::Live(_))) {
@@ -408,10 +409,10 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
         d.set_written(&after, w);
     }
     let write = |w: &mut dyn Write| -> io::Result<()> {
-        if json {
-            vmmap_core::diff::write_json(&d, &mut *w)
-        } else {
-            vmmap_core::diff::write_text(&d, &mut *w, a.bytes)
+        match kind {
+            1 => vmmap_core::diff::write_json(&d, &mut *w),
+            2 => vmmap_core::diff::write_csv(&d, &mut *w),
+            _ => vmmap_core::diff::write_text(&d, &mut *w, a.bytes),
         }
     };
     match &a.output {

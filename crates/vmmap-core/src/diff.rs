@@ -674,6 +674,76 @@ pub fn write_json(diff: &Diff, w: impl Write) -> io::Result<()> {
     w.flush()
 }
 
+/// Writes the diff as CSV (version 1): a `type` row per memory type and
+/// Total with the deltas of Size, Committed, Private, Total WS and Swap,
+/// then a `region` row per region change. Empty cells: not applicable or
+/// unavailable.
+pub fn write_csv(diff: &Diff, w: impl Write) -> io::Result<()> {
+    let mut w = io::BufWriter::new(w);
+    writeln!(
+        w,
+        "row,type,kinds,before_start,before_end,after_start,after_end,perms,size_delta,committed_delta,private_delta,total_ws_delta,swap_delta,details"
+    )?;
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for t in &diff.by_type {
+        let d = &t.deltas;
+        writeln!(
+            w,
+            "type,{},,,,,,,{},{},{},{},{},",
+            t.memory_type.map_or("total", |t| t.id()),
+            opt(d.get(Column::Size)),
+            opt(d.get(Column::Committed)),
+            opt(d.get(Column::Private)),
+            opt(d.get(Column::TotalWs)),
+            opt(d.get(Column::Swap)),
+        )?;
+    }
+    let hex = |r: Option<&RegionSummary>, end: bool| {
+        r.map(|r| format!("{:#x}", if end { r.end } else { r.start }))
+            .unwrap_or_default()
+    };
+    for c in &diff.regions {
+        let kinds: Vec<String> = c
+            .kinds
+            .iter()
+            .map(|k| {
+                serde_json::to_string(k)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect();
+        let cur = c.current();
+        let details = if cur.details.is_empty() {
+            &cur.path
+        } else {
+            &cur.details
+        };
+        let details = if details.contains([',', '"', '\n']) {
+            format!("\"{}\"", details.replace('"', "\"\""))
+        } else {
+            details.to_string()
+        };
+        writeln!(
+            w,
+            "region,{},{},{},{},{},{},{},{},{},{},{},{},{details}",
+            cur.memory_type.id(),
+            kinds.join("|"),
+            hex(c.before.as_ref(), false),
+            hex(c.before.as_ref(), true),
+            hex(c.after.as_ref(), false),
+            hex(c.after.as_ref(), true),
+            cur.perms.as_str(),
+            c.size_delta,
+            c.committed_delta,
+            opt(c.private_delta),
+            opt(c.ws_delta),
+            opt(c.swap_delta),
+        )?;
+    }
+    w.flush()
+}
+
 /// `+1.2M`, `-64K`, `+3` (a count), blank for 0, `n/a` when unavailable.
 fn signed(d: Option<i64>, count: bool, exact: bool) -> String {
     let Some(d) = d else {

@@ -286,6 +286,15 @@ impl App {
             Mode::Diff(s) => {
                 self.mode = match k.code {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('d') => Mode::Normal,
+                    KeyCode::Char('w') => {
+                        let pid = self.main.as_ref().map_or(0, |m| m.snap.process.pid);
+                        let text = self.diff_text.join("\n") + "\n";
+                        self.message = Some(match clipboard::save(&text, pid) {
+                            Ok(p) => format!("Saved the changes to {}", p.display()),
+                            Err(e) => format!("Cannot save the changes: {e}"),
+                        });
+                        Mode::Normal
+                    }
                     KeyCode::Down | KeyCode::Char('j') => Mode::Diff(s.saturating_add(1)),
                     KeyCode::Up | KeyCode::Char('k') => Mode::Diff(s.saturating_sub(1)),
                     KeyCode::PageDown | KeyCode::Char(' ') => Mode::Diff(s.saturating_add(20)),
@@ -890,7 +899,7 @@ impl App {
                 let r = inset(area, 2, 1);
                 f.render_widget(Clear, r);
                 let block = Block::default().borders(Borders::ALL).title(format!(
-                    " Changes from snapshot {} to {} — Up/Down scroll, Esc closes ",
+                    " Changes from snapshot {} to {} — Up/Down scroll, w saves, Esc closes ",
                     self.diff_pair.0 + 1,
                     self.diff_pair.1 + 1
                 ));

@@ -270,6 +270,18 @@ fn diff_reports_exactly_the_changes() {
         total["size"].as_i64().unwrap() - pt["size"].as_i64().unwrap(),
         16 * mb - 64 * 1024 - 8 * mb
     );
+    let csv = vmmap_ok(&["diff", a, b, "--csv"]);
+    assert!(csv.starts_with("row,type,kinds,before_start"));
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("region,")).count(),
+        4,
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("region,private_data,grown|figures_changed,0x300070000000,")),
+        "{csv}"
+    );
     let text = vmmap_ok(&["diff", a, b]);
     assert!(
         text.lines()

@@ -154,7 +154,22 @@ impl App {
         if let Some(m) = self.main.as_mut() {
             m.replace(snap, Duration::ZERO);
         }
+        self.refresh_compare();
         self.message = Some(self.history_status());
+    }
+
+    /// Recomputes compare mode against the snapshot before the shown one.
+    fn refresh_compare(&mut self) {
+        let Some(m) = self.main.as_mut() else { return };
+        if m.compare.is_some() {
+            m.compare = (self.history_index > 0).then(|| {
+                crate::main_view::Compare::new(
+                    &self.history[self.history_index - 1],
+                    &m.snap,
+                    self.history_index,
+                )
+            });
+        }
     }
 
     fn history_status(&self) -> String {
@@ -195,6 +210,13 @@ impl App {
                                 self.history.push(Arc::clone(&snap));
                                 self.history_index = self.history.len() - 1;
                                 m.replace(snap, t);
+                                if m.compare.is_some() {
+                                    m.compare = Some(crate::main_view::Compare::new(
+                                        &self.history[self.history_index - 1],
+                                        &m.snap,
+                                        self.history_index,
+                                    ));
+                                }
                                 self.message = Some(format!(
                                     "Snapshot {} of the history: {} regions in {} ms",
                                     self.history.len(),
@@ -486,6 +508,26 @@ impl App {
                 }
             }
             KeyCode::Char('d') => self.open_diff(),
+            KeyCode::Char('D') => {
+                if m.compare.take().is_some() {
+                    self.message = Some("Compare mode off".into());
+                } else if self.history_index == 0 {
+                    self.message = Some(
+                        "No earlier snapshot to compare with: press F5 to take another".into(),
+                    );
+                } else {
+                    let base = self.history_index - 1;
+                    m.compare = Some(crate::main_view::Compare::new(
+                        &self.history[base],
+                        &m.snap,
+                        base + 1,
+                    ));
+                    self.message = Some(format!(
+                        "Compare mode: the Summary shows changes since snapshot {}, the Details mark changed regions (D turns it off)",
+                        base + 1
+                    ));
+                }
+            }
             KeyCode::Char('t') => {
                 self.mode = Mode::Timeline(crate::timeline_view::TimelineState {
                     selected: self.history_index,

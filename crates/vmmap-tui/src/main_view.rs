@@ -16,6 +16,47 @@ use vmmap_core::summary::Summary;
 use crate::details::{row_region, DetailsData, DetailsView, Row, SortKey};
 use crate::settings::{Settings, Units};
 
+/// What compare mode shows: the earlier snapshot's Summary, and a mark
+/// for every region of the shown snapshot that the diff reports.
+pub struct Compare {
+    /// Which history snapshot the view is compared with (from 1).
+    pub base_number: usize,
+    /// Its Summary.
+    pub base: Summary,
+    /// Start address of a changed region → its mark (`new`, `grown`, …).
+    pub marks: std::collections::HashMap<u64, &'static str>,
+}
+
+impl Compare {
+    /// Compares `after` with `before`.
+    pub fn new(before: &Snapshot, after: &Snapshot, base_number: usize) -> Compare {
+        use vmmap_core::diff::ChangeKind;
+        let d = vmmap_core::diff::diff(before, after);
+        let marks = d
+            .regions
+            .iter()
+            .filter_map(|c| {
+                let a = c.after.as_ref()?;
+                let mark = if c.has(ChangeKind::New) {
+                    "new"
+                } else if c.has(ChangeKind::Grown) {
+                    "grown"
+                } else if c.has(ChangeKind::Shrunk) {
+                    "shrunk"
+                } else {
+                    "changed"
+                };
+                Some((a.start, mark))
+            })
+            .collect();
+        Compare {
+            base_number,
+            base: Summary::of(before),
+            marks,
+        }
+    }
+}
+
 /// Which table has the keyboard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Focus {
@@ -64,6 +105,9 @@ pub struct MainView {
     pub focus: Focus,
     /// How long the last snapshot took to collect.
     pub collect_time: Duration,
+    /// Compare mode: the Summary shows changes from an earlier snapshot
+    /// and the Details mark the regions that changed.
+    pub compare: Option<Compare>,
     /// Areas of the last draw.
     pub areas: Areas,
 }
@@ -84,6 +128,7 @@ impl MainView {
             summary_reverse: false,
             focus: Focus::Details,
             collect_time,
+            compare: None,
             areas: Areas::default(),
         };
         v.resort_summary();
@@ -394,10 +439,17 @@ impl MainView {
                     Span::raw(name),
                 ]))];
                 for &c in cols {
-                    cells.push(ratatui::widgets::Cell::from(format!(
-                        "{:>nw$}",
-                        cell(fig, c, settings.units)
-                    )));
+                    let text = match &self.compare {
+                        Some(cmp) => {
+                            let base = match t {
+                                Some(t) => &cmp.base.row(*t).figures,
+                                None => &cmp.base.total.figures,
+                            };
+                            delta(fig, base, c, settings.units)
+                        }
+                        None => cell(fig, c, settings.units),
+                    };
+                    cells.push(ratatui::widgets::Cell::from(format!("{text:>nw$}")));
                 }
                 let mut style = Style::default();
                 if i == self.summary_selected {
@@ -572,7 +624,23 @@ impl MainView {
                         if d.is_empty() && !r.path.is_empty() {
                             d = r.path.to_string();
                         }
-                        cells.push(d.into());
+                        let mark = match (&self.compare, row) {
+                            (Some(cmp), Row::Region(_)) => cmp.marks.get(&r.start).copied(),
+                            _ => None,
+                        };
+                        match mark {
+                            Some(m) => cells.push(
+                                Line::from(vec![
+                                    Span::styled(
+                                        format!("[{m}] "),
+                                        Style::default().add_modifier(Modifier::BOLD),
+                                    ),
+                                    Span::raw(d),
+                                ])
+                                .into(),
+                            ),
+                            None => cells.push(d.into()),
+                        }
                     }
                 }
                 TableRow::new(cells).style(style)
@@ -602,6 +670,22 @@ fn header_and_body(area: Rect) -> (Rect, Rect) {
         },
         body,
     )
+}
+
+/// A signed change of one figure: `+1.2M`, `-64K`, blank when none.
+fn delta(now: &Figures, base: &Figures, c: Column, units: Units) -> String {
+    match (now.get(c), base.get(c)) {
+        (Some(a), Some(b)) if a == b => String::new(),
+        (Some(a), Some(b)) => {
+            let (sign, v) = if a > b { ('+', a - b) } else { ('-', b - a) };
+            if c.is_count() {
+                format!("{sign}{v}")
+            } else {
+                format!("{sign}{}", units.format(v))
+            }
+        }
+        _ => "n/a".into(),
+    }
 }
 
 /// Width of a figure cell: `1023K`, `32768 K` or 13 digits of bytes.

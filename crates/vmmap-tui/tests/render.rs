@@ -475,3 +475,27 @@ fn timeline_and_changes_of_a_history() {
         draw(&mut app, w, h);
     }
 }
+
+#[test]
+fn compare_mode_shows_deltas_and_marks() {
+    let mut app = history_app();
+    app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('D'),
+        KeyModifiers::SHIFT,
+    )));
+    let m = main_view(&mut app);
+    assert!(m.compare.is_some());
+    let text = screen_text(&draw(&mut app, 160, 48));
+    // The second snapshot lost a 64M arena: the Heap row shows -64M.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("Heap") && l.contains("-64M")),
+        "{text}"
+    );
+    // Stepping back to the first snapshot: nothing earlier, compare ends.
+    app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('['),
+        KeyModifiers::NONE,
+    )));
+    assert!(main_view(&mut app).compare.is_none());
+}

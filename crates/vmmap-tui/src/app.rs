@@ -1,6 +1,7 @@
 //! The application: screens, input modes, key and mouse handling, and the
 //! event loop that ties the collection thread to drawing.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,9 @@ pub enum Mode {
     Diff(u16),
     /// Typing the path of a file to open.
     Open(String),
+    /// Typing the file to save the shown snapshot (`false`) or the changes
+    /// (`true`) to; the extension picks the format.
+    Save(bool, String),
     /// The timeline of the history.
     Timeline(crate::timeline_view::TimelineState),
 }
@@ -310,12 +314,7 @@ impl App {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('d') => Mode::Normal,
                     KeyCode::Char('w') => {
                         let pid = self.main.as_ref().map_or(0, |m| m.snap.process.pid);
-                        let text = self.diff_text.join("\n") + "\n";
-                        self.message = Some(match clipboard::save(&text, pid) {
-                            Ok(p) => format!("Saved the changes to {}", p.display()),
-                            Err(e) => format!("Cannot save the changes: {e}"),
-                        });
-                        Mode::Normal
+                        Mode::Save(true, format!("vmmap-{pid}-changes.txt"))
                     }
                     KeyCode::Down | KeyCode::Char('j') => Mode::Diff(s.saturating_add(1)),
                     KeyCode::Up | KeyCode::Char('k') => Mode::Diff(s.saturating_sub(1)),
@@ -368,6 +367,28 @@ impl App {
                 }
                 if matches!(self.mode, Mode::Timeline(_)) {
                     self.mode = Mode::Timeline(st);
+                }
+                return Vec::new();
+            }
+            Mode::Save(changes, mut path) => {
+                match k.code {
+                    KeyCode::Esc => self.mode = Mode::Normal,
+                    KeyCode::Enter => {
+                        self.mode = Mode::Normal;
+                        self.message = Some(match self.save_as(changes, path.trim()) {
+                            Ok(()) => format!("Saved to {}", path.trim()),
+                            Err(e) => format!("Cannot save {}: {e}", path.trim()),
+                        });
+                    }
+                    KeyCode::Backspace => {
+                        path.pop();
+                        self.mode = Mode::Save(changes, path);
+                    }
+                    KeyCode::Char(c) if !ctrl => {
+                        path.push(c);
+                        self.mode = Mode::Save(changes, path);
+                    }
+                    _ => {}
                 }
                 return Vec::new();
             }
@@ -643,11 +664,7 @@ impl App {
                 }
             }
             KeyCode::Char('w') => {
-                let text = table_text(m);
-                self.message = Some(match clipboard::save(&text, m.snap.process.pid) {
-                    Ok(p) => format!("Saved the Details table to {}", p.display()),
-                    Err(e) => format!("Cannot save the table: {e}"),
-                });
+                self.mode = Mode::Save(false, format!("vmmap-{}.txt", m.snap.process.pid));
             }
             KeyCode::Char('c') => self.mode = Mode::Columns(0),
             KeyCode::Char('u') => {
@@ -720,6 +737,50 @@ impl App {
             self.diff_pair = (a, b);
             self.mode = Mode::Diff(0);
         }
+    }
+
+    /// Saves the shown snapshot (Details table as text, or the whole
+    /// snapshot as JSON, CSV or .vmmap) or the changes (text, JSON, CSV),
+    /// by the file's extension.
+    fn save_as(&self, changes: bool, path: &str) -> std::io::Result<()> {
+        let Some(m) = self.main.as_ref() else {
+            return Ok(());
+        };
+        let ext = std::path::Path::new(path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("txt");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let exact = self.settings.units == crate::settings::Units::Bytes;
+        if changes {
+            let (a, b) = self.diff_pair;
+            let (Some(sa), Some(sb)) = (self.history.get(a), self.history.get(b)) else {
+                return Ok(());
+            };
+            let d = vmmap_core::diff::diff(sa, sb);
+            match ext {
+                "json" => vmmap_core::diff::write_json(&d, &mut out)?,
+                "csv" => vmmap_core::diff::write_csv(&d, &mut out)?,
+                _ => vmmap_core::diff::write_text(&d, &mut out, exact)?,
+            }
+        } else {
+            let summary = vmmap_core::Summary::of(&m.snap);
+            let opts = vmmap_core::export::ExportOptions {
+                free: m.details.show_free,
+                summary_only: false,
+            };
+            match ext {
+                "json" => vmmap_core::export::write_json(&m.snap, &summary, opts, &mut out)?,
+                "csv" => vmmap_core::export::write_csv(&m.snap, &summary, opts, &mut out)?,
+                "vmmap" => {
+                    let mut w = vmmap_core::format::Writer::new(&mut out)?;
+                    w.append(&m.snap)?;
+                    w.finish()?;
+                }
+                _ => out.write_all(table_text(m).as_bytes())?,
+            }
+        }
+        out.flush()
     }
 
     fn save_history(&mut self) {
@@ -900,6 +961,9 @@ impl App {
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
+                    (Mode::Save(_, p), _) => {
+                        format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
+                    }
                     (_, Some(msg)) => format!(" {msg}"),
                     _ => " ?:help Tab:focus Enter:expand s:sort /:find f:free c:cols u:units F5:refresh q:quit"
                         .to_string(),

@@ -52,7 +52,7 @@ const KEYS: &[(&str, &str)] = &[
         "  y / Y",
         "copy the selected address / the Details table (OSC 52)",
     ),
-    ("  w", "save the Details table to a file"),
+    ("  w", "save: the Details table (.txt), the snapshot (.json .csv .vmmap); in the changes, the diff (.txt .json .csv)"),
     ("  c", "choose columns (saved in the config file)"),
     ("  u", "units: human, KiB, bytes (saved)"),
     ("  Ctrl+P", "back to the process picker"),

@@ -499,3 +499,44 @@ fn compare_mode_shows_deltas_and_marks() {
     )));
     assert!(main_view(&mut app).compare.is_none());
 }
+
+/// `w` saves the shown snapshot or, in the changes overlay, the diff, in
+/// the format of the extension typed.
+#[test]
+fn save_snapshot_and_changes_by_extension() {
+    let dir = std::env::temp_dir().join(format!("vmmap-tui-save-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key =
+        |app: &mut App, k: KeyCode| app.on_event(Event::Key(KeyEvent::new(k, KeyModifiers::NONE)));
+    let mut app = history_app();
+    key(&mut app, KeyCode::Char('d'));
+    key(&mut app, KeyCode::Char('w'));
+    assert!(matches!(app.mode, Mode::Save(true, _)), "{:?}", app.mode);
+    let diff_path = dir.join("changes.json");
+    app.mode = Mode::Save(true, diff_path.to_str().unwrap().to_string());
+    key(&mut app, KeyCode::Enter);
+    let text = std::fs::read_to_string(&diff_path).unwrap();
+    assert!(text.starts_with("{\"schema\":\"vmmap.diff\""), "{text}");
+    for (name, starts) in [
+        ("snap.csv", "depth,start,end"),
+        ("snap.json", "{\"schema\":\"vmmap.snapshot\""),
+        ("snap.txt", "address\ttype"),
+    ] {
+        let p = dir.join(name);
+        app.mode = Mode::Save(false, p.to_str().unwrap().to_string());
+        key(&mut app, KeyCode::Enter);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with(starts),
+            "{name}: {}",
+            &text[..text.len().min(80)]
+        );
+    }
+    let p = dir.join("snap.vmmap");
+    app.mode = Mode::Save(false, p.to_str().unwrap().to_string());
+    key(&mut app, KeyCode::Enter);
+    let loaded = vmmap_core::format::load_file(&p).unwrap();
+    assert_eq!(loaded.snapshots.len(), 1);
+    assert!(loaded.complete);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,8 +42,14 @@ const KEYS: &[(&str, &str)] = &[
     ("  f", "show or hide free regions"),
     (
         "  F5",
-        "take a new snapshot (selection and expansion are kept)",
+        "take a new snapshot, added to the history (selection and expansion are kept)",
     ),
+    ("  Ctrl+Space", "take a snapshot every second / pause"),
+    ("  [ / ]", "previous / next snapshot of the history"),
+    ("  t", "timeline of the history: Left/Right select, Enter view, m mark, d compare"),
+    ("  d", "changes from the previous snapshot (by type and by region)"),
+    ("  D", "compare mode: Summary deltas, changed regions marked in the Details"),
+    ("  Ctrl+S / Ctrl+O", "save the history to a .vmmap file / open one"),
     (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",

@@ -343,17 +343,28 @@ impl RegionChange {
     /// The first character of its text line: `+` new, `-` removed, `>`
     /// grown, `<` shrunk, `~` any other change.
     pub fn marker(&self) -> char {
-        if self.has(ChangeKind::New) {
-            '+'
-        } else if self.has(ChangeKind::Removed) {
-            '-'
-        } else if self.has(ChangeKind::Grown) {
-            '>'
-        } else if self.has(ChangeKind::Shrunk) {
-            '<'
-        } else {
-            '~'
+        match self.label() {
+            "new" => '+',
+            "removed" => '-',
+            "grown" => '>',
+            "shrunk" => '<',
+            _ => '~',
         }
+    }
+
+    /// The main change in a word: `new`, `removed`, `grown`, `shrunk` or
+    /// `changed` (the order decides when several apply).
+    pub fn label(&self) -> &'static str {
+        [
+            ChangeKind::New,
+            ChangeKind::Removed,
+            ChangeKind::Grown,
+            ChangeKind::Shrunk,
+        ]
+        .into_iter()
+        .zip(["new", "removed", "grown", "shrunk"])
+        .find(|(k, _)| self.has(*k))
+        .map_or("changed", |(_, l)| l)
     }
 }
 

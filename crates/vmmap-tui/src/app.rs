@@ -286,22 +286,14 @@ impl App {
                 return Vec::new();
             }
             Mode::Find(mut q) => {
-                match k.code {
-                    KeyCode::Esc => self.mode = Mode::Normal,
-                    KeyCode::Enter => {
+                match edit_line(&mut q, k.code, ctrl) {
+                    Edit::Cancel => self.mode = Mode::Normal,
+                    Edit::Done => {
                         self.mode = Mode::Normal;
                         self.last_find = q;
                         self.find_next(false);
                     }
-                    KeyCode::Backspace => {
-                        q.pop();
-                        self.mode = Mode::Find(q);
-                    }
-                    KeyCode::Char(c) if !ctrl => {
-                        q.push(c);
-                        self.mode = Mode::Find(q);
-                    }
-                    _ => {}
+                    Edit::Typing => self.mode = Mode::Find(q),
                 }
                 return Vec::new();
             }
@@ -371,43 +363,27 @@ impl App {
                 return Vec::new();
             }
             Mode::Save(changes, mut path) => {
-                match k.code {
-                    KeyCode::Esc => self.mode = Mode::Normal,
-                    KeyCode::Enter => {
+                match edit_line(&mut path, k.code, ctrl) {
+                    Edit::Cancel => self.mode = Mode::Normal,
+                    Edit::Done => {
                         self.mode = Mode::Normal;
                         self.message = Some(match self.save_as(changes, path.trim()) {
                             Ok(()) => format!("Saved to {}", path.trim()),
                             Err(e) => format!("Cannot save {}: {e}", path.trim()),
                         });
                     }
-                    KeyCode::Backspace => {
-                        path.pop();
-                        self.mode = Mode::Save(changes, path);
-                    }
-                    KeyCode::Char(c) if !ctrl => {
-                        path.push(c);
-                        self.mode = Mode::Save(changes, path);
-                    }
-                    _ => {}
+                    Edit::Typing => self.mode = Mode::Save(changes, path),
                 }
                 return Vec::new();
             }
             Mode::Open(mut path) => {
-                match k.code {
-                    KeyCode::Esc => self.mode = Mode::Normal,
-                    KeyCode::Enter => {
+                match edit_line(&mut path, k.code, ctrl) {
+                    Edit::Cancel => self.mode = Mode::Normal,
+                    Edit::Done => {
                         self.mode = Mode::Normal;
                         self.open_file(&path);
                     }
-                    KeyCode::Backspace => {
-                        path.pop();
-                        self.mode = Mode::Open(path);
-                    }
-                    KeyCode::Char(c) if !ctrl => {
-                        path.push(c);
-                        self.mode = Mode::Open(path);
-                    }
-                    _ => {}
+                    Edit::Typing => self.mode = Mode::Open(path),
                 }
                 return Vec::new();
             }
@@ -1056,6 +1032,30 @@ impl App {
         );
         f.render_stateful_widget(list, r, &mut state);
     }
+}
+
+/// What a key did to a one-line prompt.
+enum Edit {
+    /// Esc: give up.
+    Cancel,
+    /// Enter: use the text.
+    Done,
+    /// The text changed, or the key meant nothing here.
+    Typing,
+}
+
+/// The line editing shared by the find, open and save prompts.
+fn edit_line(text: &mut String, code: KeyCode, ctrl: bool) -> Edit {
+    match code {
+        KeyCode::Esc => return Edit::Cancel,
+        KeyCode::Enter => return Edit::Done,
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        KeyCode::Char(c) if !ctrl => text.push(c),
+        _ => {}
+    }
+    Edit::Typing
 }
 
 fn inset(a: Rect, dx: u16, dy: u16) -> Rect {

@@ -30,24 +30,11 @@ pub struct Compare {
 impl Compare {
     /// Compares `after` with `before`.
     pub fn new(before: &Snapshot, after: &Snapshot, base_number: usize) -> Compare {
-        use vmmap_core::diff::ChangeKind;
         let d = vmmap_core::diff::diff(before, after);
         let marks = d
             .regions
             .iter()
-            .filter_map(|c| {
-                let a = c.after.as_ref()?;
-                let mark = if c.has(ChangeKind::New) {
-                    "new"
-                } else if c.has(ChangeKind::Grown) {
-                    "grown"
-                } else if c.has(ChangeKind::Shrunk) {
-                    "shrunk"
-                } else {
-                    "changed"
-                };
-                Some((a.start, mark))
-            })
+            .filter_map(|c| Some((c.after.as_ref()?.start, c.label())))
             .collect();
         Compare {
             base_number,

@@ -30,6 +30,7 @@ EXIT STATUS:
   9 unexpected /proc content
  10 cannot write the output
  11 not a vmmap file, a newer format, or no complete snapshot in it
+ 12 the program cannot be traced (static, setuid, own malloc, no agent)
 
 Figures reconcile with the kernel: per-region sums equal /proc/PID/smaps_rollup.
 `vmmap explain` prints every definition.";
@@ -89,6 +90,27 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
     Open(OpenArgs),
+    /// Start a program with the tracing agent preloaded: every allocation
+    /// and mapping call is recorded with its call stack, and the process's
+    /// map is snapshotted every --interval, all into one .vmmap file.
+    ///
+    /// The agent (libvmmap_agent.so) interposes the malloc family, mmap,
+    /// munmap, mremap, mprotect, madvise, brk/sbrk, pthread_create,
+    /// dlopen/dlclose, fork and exec. Children made by fork are not traced
+    /// unless --follow-forks; a program that execs another keeps being
+    /// traced in the same file. vmmap exits with the program's status.
+    ///
+    /// Static binaries, setuid/setgid or file-capability programs and
+    /// programs that define their own malloc cannot be traced through
+    /// LD_PRELOAD: vmmap refuses them and --snapshot-only records the
+    /// snapshots alone.
+    #[command(
+        after_help = "EXAMPLES:\n  vmmap run -- ./server --port 8080\n  vmmap run -o build.vmmap --interval 500ms -- make -j2\n  vmmap run --snapshot-only -- ./static-binary\n  vmmap trace build.vmmap             what the run recorded"
+    )]
+    Run(RunArgs),
+    /// Show what a traced run (`vmmap run`) recorded: totals, or every
+    /// operation in time order.
+    Trace(TraceArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -310,4 +332,81 @@ pub struct DiffArgs {
     /// Write to FILE (.json, .csv or .txt) instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The trace file (default: PROGRAM.YYYYMMDD-HHMMSS.vmmap here).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Time between snapshots of the process's map during the run (500ms,
+    /// 1s, 2m; 0 for none).
+    #[arg(short, long, default_value = "1s", value_name = "TIME")]
+    pub interval: String,
+
+    /// How call stacks are captured: `dwarf` (from .eh_frame; right for any
+    /// code) or `fp` (frame pointers; faster, but only right when the
+    /// program and its libraries all keep frame pointers).
+    #[arg(long, default_value = "dwarf", value_parser = ["dwarf", "fp"])]
+    pub unwind: String,
+
+    /// Also trace children made by fork, each into FILE-STEM.PID.vmmap.
+    #[arg(long)]
+    pub follow_forks: bool,
+
+    /// Do not preload the agent: record the interval snapshots only.
+    #[arg(long)]
+    pub snapshot_only: bool,
+
+    /// The agent library (default: $VMMAP_AGENT, or libvmmap_agent.so next
+    /// to the vmmap binary or in ../lib/vmmap/).
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
+
+    /// Run the program in this directory.
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Print no summary at the end.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The program and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// A file written by `vmmap run`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// `summary` (operation counts, bytes, peak, what is still allocated)
+    /// or `history` (every operation in time order).
+    #[arg(default_value = "summary", value_parser = ["summary", "history"])]
+    pub view: String,
+
+    /// History: only these operations (comma-separated: malloc, free,
+    /// mmap, ...).
+    #[arg(long, value_name = "OPS", value_delimiter = ',')]
+    pub op: Vec<String>,
+
+    /// History: only this thread.
+    #[arg(long, value_name = "TID")]
+    pub tid: Option<i32>,
+
+    /// History: print each operation's call stack (raw return addresses).
+    #[arg(long)]
+    pub stacks: bool,
+
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -4,6 +4,7 @@
 mod cli;
 mod record;
 mod render;
+mod trace_cmd;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -33,12 +34,13 @@ pub(crate) mod exit {
     pub const PARSE: u8 = 9;
     pub const OUTPUT: u8 = 10;
     pub const BAD_FILE: u8 = 11;
+    pub const CANNOT_TRACE: u8 = 12;
 }
 
 /// A failure with the exit code it maps to.
 pub(crate) struct Failure {
-    code: u8,
-    message: String,
+    pub(crate) code: u8,
+    pub(crate) message: String,
 }
 
 impl Failure {
@@ -115,6 +117,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
+        Some(Command::Run(a)) => trace_cmd::run(&a, &cli.proc_root),
+        Some(Command::Trace(a)) => trace_cmd::trace(&a),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }

@@ -265,3 +265,128 @@ mod tests {
         assert!(!e.loads.is_empty());
     }
 }
+
+/// The GNU build id in a block of ELF notes (a PT_NOTE segment or a
+/// `.note.gnu.build-id` section), if there is one.
+pub fn find_build_id_note(mut notes: &[u8]) -> Option<&[u8]> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let word = |b: &[u8], i: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
+    };
+    let align4 = |n: usize| (n + 3) & !3;
+    while notes.len() >= 12 {
+        let namesz = word(notes, 0)? as usize;
+        let descsz = word(notes, 4)? as usize;
+        let kind = word(notes, 8)?;
+        let name_end = 12usize.checked_add(align4(namesz))?;
+        let desc_end = name_end.checked_add(descsz)?;
+        let name = notes.get(12..12 + namesz)?;
+        let desc = notes.get(name_end..desc_end)?;
+        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
+            return Some(desc);
+        }
+        notes = notes.get(align4(desc_end).min(notes.len())..)?;
+    }
+    None
+}
+
+/// What `vmmap run` must know about a program before preloading the agent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramFacts {
+    /// The dynamic loader it asks for (`PT_INTERP`); None for a static
+    /// binary, which ignores `LD_PRELOAD`.
+    pub interp: Option<String>,
+    /// The executable defines `malloc` itself (a statically linked
+    /// jemalloc, mimalloc or tcmalloc): its own calls never reach the agent.
+    pub defines_malloc: bool,
+}
+
+/// Reads [`ProgramFacts`] from a whole 64-bit little-endian ELF file
+/// (None for anything else).
+pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
+    let info = parse(bytes).ok()?;
+    if info.class != 64 || !info.little_endian {
+        return None;
+    }
+    let r = Reader { b: bytes, le: true };
+    let mut facts = ProgramFacts::default();
+    let (phoff, phentsize, phnum) = (r.u64(32)?, usize::from(r.u16(54)?), usize::from(r.u16(56)?));
+    for i in 0..phnum {
+        let base = usize::try_from(phoff)
+            .ok()?
+            .checked_add(i.checked_mul(phentsize)?)?;
+        if r.u32(base)? == 3 {
+            // PT_INTERP: a NUL-terminated path.
+            let off = usize::try_from(r.u64(base + 8)?).ok()?;
+            let len = usize::try_from(r.u64(base + 32)?).ok()?;
+            let s = bytes.get(off..off.checked_add(len)?)?;
+            let s = s.split(|&c| c == 0).next().unwrap_or_default();
+            facts.interp = Some(String::from_utf8_lossy(s).into_owned());
+        }
+    }
+    // Section headers: look for a defined function named malloc in the
+    // dynamic and the static symbol tables.
+    let (shoff, shentsize, shnum) = (r.u64(40)?, usize::from(r.u16(58)?), usize::from(r.u16(60)?));
+    if shentsize < 64 {
+        return Some(facts);
+    }
+    let section = |i: usize| -> Option<(u32, u64, u64, u32, u64)> {
+        let base = usize::try_from(shoff)
+            .ok()?
+            .checked_add(i.checked_mul(shentsize)?)?;
+        // (type, offset, size, link, entsize)
+        Some((
+            r.u32(base + 4)?,
+            r.u64(base + 24)?,
+            r.u64(base + 32)?,
+            r.u32(base + 40)?,
+            r.u64(base + 56)?,
+        ))
+    };
+    for i in 0..shnum.min(65536) {
+        let Some((kind, off, size, link, entsize)) = section(i) else {
+            break;
+        };
+        if kind != 2 && kind != 11 {
+            continue; // SHT_SYMTAB, SHT_DYNSYM
+        }
+        let Some((_, str_off, str_size, _, _)) = section(link as usize) else {
+            continue;
+        };
+        let (Ok(off), Ok(size), Ok(entsize)) = (
+            usize::try_from(off),
+            usize::try_from(size),
+            usize::try_from(entsize),
+        ) else {
+            continue;
+        };
+        let Some(strtab) = usize::try_from(str_off)
+            .ok()
+            .and_then(|o| bytes.get(o..o.checked_add(usize::try_from(str_size).ok()?)?))
+        else {
+            continue;
+        };
+        if entsize < 24 {
+            continue;
+        }
+        for s in 0..size / entsize {
+            let Some(base) = off.checked_add(s * entsize) else {
+                break;
+            };
+            let (Some(name), Some(st_info), Some(shndx)) =
+                (r.u32(base), bytes.get(base + 4), r.u16(base + 6))
+            else {
+                break;
+            };
+            if shndx == 0 || st_info & 0xf != 2 {
+                continue; // undefined, or not STT_FUNC
+            }
+            let n = name as usize;
+            if strtab.get(n..n + 7) == Some(b"malloc\0") {
+                facts.defines_malloc = true;
+                return Some(facts);
+            }
+        }
+    }
+    Some(facts)
+}

@@ -49,6 +49,9 @@ pub const CHUNK_END: u32 = 2;
 /// Chunk kind: a totals-only sample (smaps_rollup and VmPTE) taken by
 /// `vmmap watch` between full snapshots.
 pub const CHUNK_SAMPLE: u32 = 3;
+/// Chunk kind: one message of a traced run (see [`crate::trace::wire`]),
+/// written by the preload agent; optional, so snapshot readers skip it.
+pub const CHUNK_TRACE: u32 = 4;
 /// Chunk kinds with this bit set must be understood to load the file.
 pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
 
@@ -107,6 +110,8 @@ pub struct Loaded {
     pub snapshots: Vec<Snapshot>,
     /// Every intact totals-only sample, in file order.
     pub samples: Vec<Sample>,
+    /// The payloads of the trace chunks, in file order.
+    pub trace: Vec<Vec<u8>>,
     /// Whether the writer closed the file cleanly.
     pub complete: bool,
     /// Where and why reading stopped early, if it did; the snapshots
@@ -123,10 +128,7 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// Writes the header.
     pub fn new(mut out: W) -> io::Result<Writer<W>> {
-        let mut h = [0u8; 16];
-        h[..8].copy_from_slice(&MAGIC);
-        h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-        out.write_all(&h)?;
+        out.write_all(&file_header())?;
         out.flush()?;
         Ok(Writer { out, written: 16 })
     }
@@ -157,27 +159,47 @@ impl<W: Write> Writer<W> {
         self.written
     }
 
+    /// Appends one trace message as a [`CHUNK_TRACE`] chunk.
+    pub fn append_trace(&mut self, message: &[u8]) -> io::Result<()> {
+        self.chunk(CHUNK_TRACE, message, message.len())
+    }
+
     fn chunk(&mut self, kind: u32, payload: &[u8], raw_len: usize) -> io::Result<()> {
-        let stored = u32::try_from(payload.len())
-            .map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
-        let raw =
-            u32::try_from(raw_len).map_err(|_| io::Error::other("snapshot larger than 4 GiB"))?;
-        let mut h = [0u8; 16];
-        h[..4].copy_from_slice(&kind.to_le_bytes());
-        h[4..8].copy_from_slice(&stored.to_le_bytes());
-        h[8..12].copy_from_slice(&raw.to_le_bytes());
-        let crc = checksum(&h[..12], payload);
-        h[12..16].copy_from_slice(&crc.to_le_bytes());
         // One write of header and payload together, then flush: a reader
         // never sees a header without its payload unless the writer died.
-        let mut buf = Vec::with_capacity(16 + payload.len());
-        buf.extend_from_slice(&h);
-        buf.extend_from_slice(payload);
+        let buf = chunk_bytes(kind, payload, raw_len)?;
         self.out.write_all(&buf)?;
         self.out.flush()?;
         self.written += buf.len() as u64;
         Ok(())
     }
+}
+
+/// The 16-byte file header.
+pub fn file_header() -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// One chunk, header and payload, ready for a single `write`: the agent
+/// appends these to a file the launcher also appends to (`O_APPEND` keeps
+/// whole writes apart).
+pub fn chunk_bytes(kind: u32, payload: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
+    let stored =
+        u32::try_from(payload.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+    let raw = u32::try_from(raw_len).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+    let mut h = [0u8; 16];
+    h[..4].copy_from_slice(&kind.to_le_bytes());
+    h[4..8].copy_from_slice(&stored.to_le_bytes());
+    h[8..12].copy_from_slice(&raw.to_le_bytes());
+    let crc = checksum(&h[..12], payload);
+    h[12..16].copy_from_slice(&crc.to_le_bytes());
+    let mut buf = Vec::with_capacity(16 + payload.len());
+    buf.extend_from_slice(&h);
+    buf.extend_from_slice(payload);
+    Ok(buf)
 }
 
 fn checksum(head: &[u8], payload: &[u8]) -> u32 {
@@ -199,6 +221,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
         return Ok(Loaded {
             snapshots: Vec::new(),
             samples: Vec::new(),
+            trace: Vec::new(),
             complete: false,
             problem: Some(FormatError::Truncated { offset: 0 }),
         });
@@ -213,6 +236,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
     let mut out = Loaded {
         snapshots: Vec::new(),
         samples: Vec::new(),
+        trace: Vec::new(),
         complete: false,
         problem: None,
     };
@@ -253,6 +277,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
                     break;
                 }
             },
+            CHUNK_TRACE => out.trace.push(payload.to_vec()),
             CHUNK_END => out.complete = true,
             k if k & CHUNK_REQUIRED != 0 => {
                 out.problem = Some(FormatError::UnknownRequired { offset, kind: k });

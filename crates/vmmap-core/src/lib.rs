@@ -20,6 +20,8 @@ in figures that reconcile with the kernel's own accounting.
 - [`export`]: JSON and CSV with versioned schemas.
 - [`format`]: the native file format (append-only, self-checking chunks),
   and [`timeline`]: totals over time from a recording.
+- [`trace`]: the events a traced run (`vmmap run`) records: the wire
+  format the preload agent writes and its decoder.
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -45,3 +47,4 @@ pub use error::{Error, Result};
 pub use figures::{Column, Figures};
 pub use model::{MemoryType, Region, Snapshot};
 pub use summary::Summary;
+pub mod trace;

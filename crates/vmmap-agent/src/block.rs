@@ -1,0 +1,347 @@
+//! Per-thread state and the event buffers.
+//!
+//! Each thread gets a [`Block`], mapped with a raw syscall and reached
+//! through a pthread key: Rust's `thread_local!` compiles to
+//! `__tls_get_addr`, which may call `malloc` after a `dlopen` and would
+//! re-enter the hooks before the guard is readable (bytehound #131).
+//! glibc serves keys below 32 from the thread descriptor without
+//! allocating.
+//!
+//! Events go into the block's current [`Buf`]. A full buffer is pushed onto
+//! a lock-free list for the writer thread and replaced from a pool; the
+//! writer also copies the committed part of every current buffer every
+//! 100 ms, so a killed process loses at most that much.
+
+use core::ptr::null_mut;
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
+};
+
+use crate::sys::{self, SpinLock};
+use crate::unwind::RuleCache;
+
+/// Bytes of event data per buffer.
+pub const BUF_DATA: usize = 128 * 1024;
+/// Room always left for one record (the largest is a 128-frame stack).
+pub const MAX_RECORD: usize = 16 + vmmap_core::trace::wire::MAX_FRAMES * 10;
+/// Buffers the producers may hold before they wait for the writer
+/// (256 MiB); beyond that a thread yields until the writer catches up.
+const MAX_BUFFERS: usize = 2048;
+
+/// Slots in the per-thread "stack already defined" cache.
+pub const STACK_SLOTS: usize = 4096;
+
+/// One buffer of a thread's event stream.
+#[repr(C)]
+pub struct Buf {
+    /// Position of this buffer in its block's stream (1, 2, ...).
+    pub seq: u64,
+    /// The block whose events these are.
+    pub owner: *mut Block,
+    /// Bytes committed by the owner (Release after each record).
+    pub len: AtomicUsize,
+    /// Bytes already taken by the writer (writer only).
+    pub copied: usize,
+    /// Link in the full list or the pool.
+    pub next: *mut Buf,
+    /// The records.
+    pub data: [u8; BUF_DATA],
+}
+
+/// Thread block states.
+pub const LIVE: u8 = 1;
+/// The key destructor ran; the writer recycles the block once drained.
+pub const EXITED: u8 = 2;
+/// Free for a new thread.
+pub const FREE: u8 = 3;
+
+/// A slot of the stack-definition cache.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct StackSlot {
+    /// The stack's hash (0 = empty).
+    pub hash: u64,
+    /// Its id in this block's stream.
+    pub id: u32,
+}
+
+/// Everything one thread needs to record events.
+#[repr(C)]
+pub struct Block {
+    /// Set while the thread is inside a hook (or is the writer): nested
+    /// calls pass straight through.
+    pub in_hook: AtomicBool,
+    /// Lifecycle: [`LIVE`], [`EXITED`], [`FREE`].
+    pub state: AtomicU8,
+    /// Stream id, unique for the life of the process.
+    pub id: u32,
+    /// Kernel thread id.
+    pub tid: i32,
+    /// The thread's stack bounds, for safe unwinding.
+    pub stack_lo: usize,
+    /// See `stack_lo`.
+    pub stack_hi: usize,
+    /// The buffer being filled (owner writes, writer reads).
+    pub buf: AtomicPtr<Buf>,
+    /// Write position in `buf` (owner only).
+    pub pos: usize,
+    /// Sequence number of the last buffer this block started.
+    pub last_seq: AtomicU64,
+    /// Last tick and address written, for delta coding (owner only).
+    pub last_tick: u64,
+    /// See `last_tick`.
+    pub last_addr: u64,
+    /// Next stack id to hand out (owner only).
+    pub next_stack: u32,
+    /// Stack definitions already in this stream.
+    pub stacks: *mut [StackSlot; STACK_SLOTS],
+    /// Unwind rules by return address.
+    pub rules: *mut RuleCache,
+    /// Scratch frames for one unwind.
+    pub frames: [u64; vmmap_core::trace::wire::MAX_FRAMES],
+    /// Calls not recorded because a signal handler re-entered a hook.
+    pub reentered: u64,
+    /// Writer only: the last buffer sequence fully written.
+    pub w_done: u64,
+    /// Registry link (never changes once set).
+    pub next: *mut Block,
+}
+
+static REGISTRY: AtomicPtr<Block> = AtomicPtr::new(null_mut());
+static REGISTRY_LOCK: SpinLock = SpinLock::new();
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+
+static FULL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
+static POOL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
+static POOL_LOCK: SpinLock = SpinLock::new();
+static BUFFERS: AtomicUsize = AtomicUsize::new(0);
+/// How many times a thread waited for the writer to free a buffer.
+pub static STALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The first block of the registry (every block ever made).
+pub fn registry() -> *mut Block {
+    REGISTRY.load(Acquire)
+}
+
+/// Takes a free block or maps a new one, for the calling thread.
+/// Returns null if the kernel refuses memory.
+pub fn new_block(tid: i32) -> *mut Block {
+    let mut b = registry();
+    while !b.is_null() {
+        // SAFETY: registry blocks are never unmapped.
+        let blk = unsafe { &*b };
+        if blk.state.load(Relaxed) == FREE
+            && blk
+                .state
+                .compare_exchange(FREE, LIVE, Acquire, Relaxed)
+                .is_ok()
+        {
+            // SAFETY: we own the block now; the writer recycled it fully.
+            unsafe { reset(b, tid) };
+            return b;
+        }
+        b = blk.next;
+    }
+    let size = core::mem::size_of::<Block>();
+    let b = sys::map_anon(size) as *mut Block;
+    if b.is_null() {
+        return b;
+    }
+    let stacks = sys::map_anon(core::mem::size_of::<[StackSlot; STACK_SLOTS]>())
+        as *mut [StackSlot; STACK_SLOTS];
+    let rules = sys::map_anon(core::mem::size_of::<RuleCache>()) as *mut RuleCache;
+    if stacks.is_null() || rules.is_null() {
+        return null_mut();
+    }
+    // SAFETY: fresh zeroed mappings of the right sizes; all-zero is a valid
+    // Block except for the fields set here.
+    unsafe {
+        (*b).stacks = stacks;
+        (*b).rules = rules;
+        (*b).state.store(LIVE, Relaxed);
+        reset(b, tid);
+        let _g = REGISTRY_LOCK.lock();
+        (*b).next = REGISTRY.load(Relaxed);
+        REGISTRY.store(b, Release);
+    }
+    b
+}
+
+/// Starts a new stream in a block that stays with its thread (the child of
+/// a followed `fork`), keeping its guard.
+pub fn restart(b: &mut Block, tid: i32) {
+    let (guard, lo, hi) = (b.in_hook.load(Relaxed), b.stack_lo, b.stack_hi);
+    // SAFETY: the caller's thread owns b.
+    unsafe { reset(b, tid) };
+    b.stack_lo = lo;
+    b.stack_hi = hi;
+    b.state.store(LIVE, Relaxed);
+    b.in_hook.store(guard, Relaxed);
+}
+
+/// Prepares a block for a new thread.
+///
+/// # Safety
+/// The caller owns `b` exclusively.
+unsafe fn reset(b: *mut Block, tid: i32) {
+    // SAFETY: exclusive access per the contract.
+    let blk = unsafe { &mut *b };
+    blk.in_hook.store(true, Relaxed);
+    blk.id = NEXT_ID.fetch_add(1, Relaxed);
+    blk.tid = tid;
+    blk.stack_lo = 0;
+    blk.stack_hi = 0;
+    blk.buf.store(null_mut(), Relaxed);
+    blk.pos = 0;
+    blk.last_seq.store(0, Relaxed);
+    blk.last_tick = 0;
+    blk.last_addr = 0;
+    blk.next_stack = 1;
+    blk.reentered = 0;
+    blk.w_done = 0;
+    // SAFETY: the caches are this block's own mappings.
+    unsafe {
+        core::ptr::write_bytes(blk.stacks, 0, 1);
+        (*blk.rules).clear();
+    }
+}
+
+/// Makes sure the current buffer has room for one record, switching to a
+/// fresh buffer if needed. Returns false if no memory could be had.
+#[inline(always)]
+pub fn reserve(b: &mut Block) -> bool {
+    let cur = b.buf.load(Relaxed);
+    if !cur.is_null() && b.pos + MAX_RECORD <= BUF_DATA {
+        return true;
+    }
+    switch_buffer(b)
+}
+
+#[cold]
+fn switch_buffer(b: &mut Block) -> bool {
+    let cur = b.buf.load(Relaxed);
+    if !cur.is_null() {
+        push_full(cur);
+    }
+    let fresh = take_buffer();
+    if fresh.is_null() {
+        b.buf.store(null_mut(), Release);
+        return false;
+    }
+    let seq = b.last_seq.load(Relaxed) + 1;
+    // SAFETY: a buffer from the pool belongs to nobody.
+    unsafe {
+        (*fresh).seq = seq;
+        (*fresh).owner = b;
+        (*fresh).len.store(0, Relaxed);
+        (*fresh).copied = 0;
+        (*fresh).next = null_mut();
+    }
+    b.last_seq.store(seq, Release);
+    b.pos = 0;
+    b.buf.store(fresh, Release);
+    true
+}
+
+/// The writable tail of the current buffer. Call after [`reserve`].
+#[inline(always)]
+pub fn tail(b: &mut Block) -> &mut [u8] {
+    let cur = b.buf.load(Relaxed);
+    // SAFETY: reserve() made cur non-null and owned by this thread; the
+    // writer only reads bytes below `len`.
+    unsafe { &mut (&mut (*cur).data)[b.pos..] }
+}
+
+/// Publishes `n` more bytes written through [`tail`].
+#[inline(always)]
+pub fn commit(b: &mut Block, n: usize) {
+    b.pos += n;
+    let cur = b.buf.load(Relaxed);
+    // SAFETY: cur is the owned current buffer.
+    unsafe { (*cur).len.store(b.pos, Release) };
+}
+
+/// Hands the block's buffer to the writer for good (thread exit).
+pub fn retire(b: &mut Block) {
+    let cur = b.buf.swap(null_mut(), AcqRel);
+    if !cur.is_null() {
+        push_full(cur);
+    }
+    b.state.store(EXITED, Release);
+}
+
+fn push_full(buf: *mut Buf) {
+    let mut head = FULL.load(Relaxed);
+    loop {
+        // SAFETY: we own buf until the CAS publishes it.
+        unsafe { (*buf).next = head };
+        match FULL.compare_exchange_weak(head, buf, Release, Relaxed) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}
+
+/// Takes every full buffer, oldest first (writer only).
+pub fn take_full() -> Vec<*mut Buf> {
+    let mut p = FULL.swap(null_mut(), Acquire);
+    let mut v = Vec::new();
+    while !p.is_null() {
+        v.push(p);
+        // SAFETY: the list is ours after the swap.
+        p = unsafe { (*p).next };
+    }
+    v.reverse();
+    v
+}
+
+fn take_buffer() -> *mut Buf {
+    loop {
+        {
+            let _g = POOL_LOCK.lock();
+            let p = POOL.load(Relaxed);
+            if !p.is_null() {
+                // SAFETY: pool buffers are linked through `next` under the lock.
+                POOL.store(unsafe { (*p).next }, Relaxed);
+                return p;
+            }
+        }
+        if BUFFERS.fetch_add(1, Relaxed) < MAX_BUFFERS || !crate::writer_running() {
+            let p = sys::map_anon(core::mem::size_of::<Buf>()) as *mut Buf;
+            if p.is_null() {
+                BUFFERS.fetch_sub(1, Relaxed);
+            }
+            return p;
+        }
+        BUFFERS.fetch_sub(1, Relaxed);
+        STALLS.fetch_add(1, Relaxed);
+        sys::sleep_ms(1);
+    }
+}
+
+/// Returns a drained buffer to the pool (writer only).
+pub fn give_back(buf: *mut Buf) {
+    let _g = POOL_LOCK.lock();
+    // SAFETY: the writer owns drained buffers.
+    unsafe { (*buf).next = POOL.load(Relaxed) };
+    POOL.store(buf, Relaxed);
+}
+
+/// After `fork`, in the child: only `keep` (the forking thread's block)
+/// lives on; every other block and every buffer in flight belonged to
+/// threads that do not exist here.
+pub fn after_fork_child(keep: *mut Block) {
+    REGISTRY_LOCK.force_unlock();
+    POOL_LOCK.force_unlock();
+    FULL.store(null_mut(), Relaxed);
+    let mut b = registry();
+    while !b.is_null() {
+        // SAFETY: single-threaded child.
+        let blk = unsafe { &mut *b };
+        if b != keep {
+            blk.buf.store(null_mut(), Relaxed);
+            blk.state.store(FREE, Relaxed);
+        }
+        b = blk.next;
+    }
+}

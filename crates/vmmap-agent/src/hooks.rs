@@ -1,0 +1,728 @@
+//! The interposed functions.
+//!
+//! Allocation calls reach glibc through its public `__libc_*` names (no
+//! `dlsym` bootstrap, which itself calls `calloc`); everything else through
+//! `dlsym(RTLD_NEXT)`, resolved on first use. Each hook takes its
+//! timestamp where the operation takes effect for other threads: before the
+//! call for `free` and `realloc` (the old block may be reused at once),
+//! after it for allocations.
+
+use core::ffi::{c_char, c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering::*};
+
+use libc::{off_t, pthread_attr_t, pthread_t, size_t};
+use vmmap_core::trace::wire::*;
+
+use crate::{enter, leave, record, sys, writer};
+
+extern "C" {
+    fn __libc_malloc(size: size_t) -> *mut c_void;
+    fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
+    fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
+    fn __libc_free(p: *mut c_void);
+    fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
+    fn __libc_valloc(size: size_t) -> *mut c_void;
+    fn __libc_pvalloc(size: size_t) -> *mut c_void;
+}
+
+/// Allocations at least this large probably made a new mapping inside
+/// glibc (its mmap threshold starts at 128 KiB): look at the maps soon.
+const LARGE: usize = 64 * 1024;
+
+macro_rules! real {
+    ($slot:ident, $name:literal, $ty:ty) => {{
+        static $slot: AtomicUsize = AtomicUsize::new(0);
+        let mut f = $slot.load(Relaxed);
+        if f == 0 {
+            // SAFETY: dlsym with a NUL-terminated name.
+            f = unsafe {
+                libc::dlsym(
+                    libc::RTLD_NEXT,
+                    concat!($name, "\0").as_ptr() as *const c_char,
+                )
+            } as usize;
+            $slot.store(f, Relaxed);
+        }
+        if f == 0 {
+            None
+        } else {
+            // SAFETY: the symbol has this C signature.
+            Some(unsafe { core::mem::transmute::<usize, $ty>(f) })
+        }
+    }};
+}
+
+#[inline(always)]
+fn large(size: usize) {
+    if size >= LARGE {
+        writer::MAPS_DIRTY.store(true, Relaxed);
+    }
+}
+
+/// # Safety
+/// As C `malloc`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
+    let b = enter();
+    // SAFETY: forwarding.
+    let p = unsafe { __libc_malloc(size) };
+    if let Some(b) = b {
+        if !p.is_null() {
+            record::alloc(b, EV_MALLOC, sys::ticks(), p as u64, size as u64, 0);
+            large(size);
+        }
+        leave(b);
+    }
+    p
+}
+
+/// # Safety
+/// As C `calloc`.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
+    let b = enter();
+    // SAFETY: forwarding.
+    let p = unsafe { __libc_calloc(n, size) };
+    if let Some(b) = b {
+        if !p.is_null() {
+            let total = n.wrapping_mul(size);
+            record::alloc(b, EV_CALLOC, sys::ticks(), p as u64, total as u64, 0);
+            large(total);
+        }
+        leave(b);
+    }
+    p
+}
+
+/// # Safety
+/// As C `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(old: *mut c_void, size: size_t) -> *mut c_void {
+    let b = enter();
+    let tick = sys::ticks();
+    // SAFETY: forwarding.
+    let p = unsafe { __libc_realloc(old, size) };
+    if let Some(b) = b {
+        // Failure leaves the old block alone: nothing happened. realloc(p, 0)
+        // frees p and returns null: recorded with new = 0.
+        if !p.is_null() || (size == 0 && !old.is_null()) {
+            record::realloc(b, tick, old as u64, p as u64, size as u64);
+            large(size);
+        }
+        leave(b);
+    }
+    p
+}
+
+/// # Safety
+/// As C `reallocarray`.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(old: *mut c_void, n: size_t, size: size_t) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        crate::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    // SAFETY: realloc's contract.
+    unsafe { realloc(old, total) }
+}
+
+/// # Safety
+/// As C `free`.
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    if let Some(b) = enter() {
+        record::free(b, sys::ticks(), p as u64);
+        leave(b);
+    }
+    // SAFETY: forwarding.
+    unsafe { __libc_free(p) }
+}
+
+/// # Safety
+/// As C `cfree` (an old alias of free).
+#[no_mangle]
+pub unsafe extern "C" fn cfree(p: *mut c_void) {
+    // SAFETY: same contract.
+    unsafe { free(p) }
+}
+
+fn aligned(align: usize, size: usize, f: impl FnOnce() -> *mut c_void) -> *mut c_void {
+    let b = enter();
+    let p = f();
+    if let Some(b) = b {
+        if !p.is_null() {
+            record::alloc(
+                b,
+                EV_MEMALIGN,
+                sys::ticks(),
+                p as u64,
+                size as u64,
+                align as u64,
+            );
+            large(size);
+        }
+        leave(b);
+    }
+    p
+}
+
+/// # Safety
+/// As C `memalign`.
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
+    // SAFETY: forwarding.
+    aligned(align, size, || unsafe { __libc_memalign(align, size) })
+}
+
+/// # Safety
+/// As C `aligned_alloc`.
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
+    if !align.is_power_of_two() {
+        crate::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarding.
+    aligned(align, size, || unsafe { __libc_memalign(align, size) })
+}
+
+/// # Safety
+/// As C `posix_memalign`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let saved = crate::errno();
+    // SAFETY: forwarding.
+    let p = aligned(align, size, || unsafe { __libc_memalign(align, size) });
+    if p.is_null() {
+        crate::set_errno(saved);
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a valid out-pointer.
+    unsafe { *out = p };
+    0
+}
+
+/// # Safety
+/// As C `valloc`.
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    // SAFETY: forwarding.
+    aligned(page, size, || unsafe { __libc_valloc(size) })
+}
+
+/// # Safety
+/// As C `pvalloc`.
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    // SAFETY: forwarding.
+    aligned(page, size, || unsafe { __libc_pvalloc(size) })
+}
+
+type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
+
+/// # Safety
+/// As C `mmap`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    let b = enter();
+    let r = match real!(MMAP, "mmap", MmapFn) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(addr, len, prot, flags, fd, off) },
+        // SAFETY: the raw system call has the same contract.
+        None => unsafe {
+            libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void
+        },
+    };
+    if let Some(b) = b {
+        if r != libc::MAP_FAILED {
+            let saved = crate::errno();
+            record::mapping(
+                b,
+                EV_MMAP,
+                r as u64,
+                &[
+                    len as u64,
+                    prot as u64,
+                    flags as u32 as u64,
+                    zigzag(i64::from(fd)),
+                    off as u64,
+                ],
+            );
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+/// # Safety
+/// As C `mmap64` (the same call on 64-bit).
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: size_t,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: off_t,
+) -> *mut c_void {
+    // SAFETY: same contract.
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// # Safety
+/// As C `munmap`.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
+    type F = unsafe extern "C" fn(*mut c_void, size_t) -> c_int;
+    let b = enter();
+    let r = match real!(MUNMAP, "munmap", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(addr, len) },
+        // SAFETY: same contract.
+        None => unsafe { libc::syscall(libc::SYS_munmap, addr, len) as c_int },
+    };
+    if let Some(b) = b {
+        if r == 0 {
+            let saved = crate::errno();
+            record::mapping(b, EV_MUNMAP, addr as u64, &[len as u64]);
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+/// # Safety
+/// As C `mremap`. Declared with five fixed arguments: on x86_64 a variadic
+/// caller passes the optional new address in the same register.
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: size_t,
+    new_len: size_t,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    type F = unsafe extern "C" fn(*mut c_void, size_t, size_t, c_int, *mut c_void) -> *mut c_void;
+    let b = enter();
+    let r = match real!(MREMAP, "mremap", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(old, old_len, new_len, flags, new_addr) },
+        // SAFETY: same contract.
+        None => unsafe {
+            libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
+        },
+    };
+    if let Some(b) = b {
+        if r != libc::MAP_FAILED {
+            let saved = crate::errno();
+            record::mapping(
+                b,
+                EV_MREMAP,
+                old as u64,
+                &[
+                    old_len as u64,
+                    r as u64,
+                    new_len as u64,
+                    flags as u32 as u64,
+                ],
+            );
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+/// # Safety
+/// As C `mprotect`.
+#[no_mangle]
+pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
+    type F = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
+    let b = enter();
+    let r = match real!(MPROTECT, "mprotect", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(addr, len, prot) },
+        // SAFETY: same contract.
+        None => unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as c_int },
+    };
+    if let Some(b) = b {
+        if r == 0 {
+            let saved = crate::errno();
+            record::mapping(b, EV_MPROTECT, addr as u64, &[len as u64, prot as u64]);
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+/// # Safety
+/// As C `madvise`.
+#[no_mangle]
+pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int {
+    type F = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
+    let b = enter();
+    let r = match real!(MADVISE, "madvise", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(addr, len, advice) },
+        // SAFETY: same contract.
+        None => unsafe { libc::syscall(libc::SYS_madvise, addr, len, advice) as c_int },
+    };
+    if let Some(b) = b {
+        if r == 0 {
+            let saved = crate::errno();
+            record::mapping(
+                b,
+                EV_MADVISE,
+                addr as u64,
+                &[len as u64, advice as u32 as u64],
+            );
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+type SbrkFn = unsafe extern "C" fn(libc::intptr_t) -> *mut c_void;
+
+/// # Safety
+/// As C `sbrk`.
+#[no_mangle]
+pub unsafe extern "C" fn sbrk(incr: libc::intptr_t) -> *mut c_void {
+    let Some(real) = real!(SBRK, "sbrk", SbrkFn) else {
+        crate::set_errno(libc::ENOMEM);
+        return usize::MAX as *mut c_void;
+    };
+    let b = if incr != 0 { enter() } else { None };
+    // SAFETY: forwarding.
+    let r = unsafe { real(incr) };
+    if let Some(b) = b {
+        if r as isize != -1 {
+            let saved = crate::errno();
+            record::mapping(
+                b,
+                EV_BRK,
+                r as u64,
+                &[(r as u64).wrapping_add(incr as u64), 1],
+            );
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+/// # Safety
+/// As C `brk`.
+#[no_mangle]
+pub unsafe extern "C" fn brk(addr: *mut c_void) -> c_int {
+    type F = unsafe extern "C" fn(*mut c_void) -> c_int;
+    let (Some(real), Some(sb)) = (real!(BRK, "brk", F), real!(SBRK, "sbrk", SbrkFn)) else {
+        crate::set_errno(libc::ENOMEM);
+        return -1;
+    };
+    let b = enter();
+    // SAFETY: sbrk(0) only reads the break.
+    let old = unsafe { sb(0) } as u64;
+    // SAFETY: forwarding.
+    let r = unsafe { real(addr) };
+    if let Some(b) = b {
+        if r == 0 && old != addr as u64 {
+            let saved = crate::errno();
+            record::mapping(b, EV_BRK, old, &[addr as u64, 0]);
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
+
+struct Start {
+    f: StartFn,
+    arg: *mut c_void,
+}
+
+/// Runs first in every thread the program creates: starts the thread's
+/// stream (tid, stack bounds) before its own code runs.
+extern "C" fn thread_trampoline(p: *mut c_void) -> *mut c_void {
+    // SAFETY: pthread_create below passes a leaked Box<Start>.
+    let s = unsafe { Box::from_raw(p as *mut Start) };
+    if let Some(b) = enter() {
+        leave(b);
+    }
+    (s.f)(s.arg)
+}
+
+/// # Safety
+/// As C `pthread_create`.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    t: *mut pthread_t,
+    attr: *const pthread_attr_t,
+    f: StartFn,
+    arg: *mut c_void,
+) -> c_int {
+    type F =
+        unsafe extern "C" fn(*mut pthread_t, *const pthread_attr_t, StartFn, *mut c_void) -> c_int;
+    let Some(real) = real!(PTHREAD_CREATE, "pthread_create", F) else {
+        return libc::EAGAIN;
+    };
+    let Some(b) = enter() else {
+        // SAFETY: forwarding.
+        return unsafe { real(t, attr, f, arg) };
+    };
+    let s = Box::into_raw(Box::new(Start { f, arg }));
+    // SAFETY: forwarding with our trampoline, which takes ownership of s.
+    let r = unsafe { real(t, attr, thread_trampoline, s as *mut c_void) };
+    if r == 0 {
+        // SAFETY: t was filled in by a successful pthread_create.
+        let handle: u64 = unsafe { *t };
+        record::plain(b, EV_THREAD_CREATE, &[handle], &[], true);
+        writer::MAPS_DIRTY.store(true, Relaxed);
+    } else {
+        // SAFETY: the thread was not created; s is still ours.
+        drop(unsafe { Box::from_raw(s) });
+    }
+    leave(b);
+    r
+}
+
+/// # Safety
+/// As C `pthread_setname_np`.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_setname_np(t: pthread_t, name: *const c_char) -> c_int {
+    type F = unsafe extern "C" fn(pthread_t, *const c_char) -> c_int;
+    let Some(real) = real!(SETNAME, "pthread_setname_np", F) else {
+        return libc::ENOSYS;
+    };
+    // SAFETY: forwarding.
+    let r = unsafe { real(t, name) };
+    if r == 0 && !name.is_null() {
+        if let Some(b) = enter() {
+            // SAFETY: name is a C string (the call succeeded with it).
+            let n = unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes();
+            record::plain(b, EV_THREAD_NAME, &[t], n, false);
+            leave(b);
+        }
+    }
+    r
+}
+
+/// # Safety
+/// As C `dlopen`. `RTLD_DEEPBIND` is dropped: a deep-bound library would
+/// call glibc's malloc directly and bypass the agent.
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(path: *const c_char, flags: c_int) -> *mut c_void {
+    type F = unsafe extern "C" fn(*const c_char, c_int) -> *mut c_void;
+    let Some(real) = real!(DLOPEN, "dlopen", F) else {
+        return core::ptr::null_mut();
+    };
+    let flags = flags & !libc::RTLD_DEEPBIND;
+    let b = enter();
+    // SAFETY: forwarding.
+    let h = unsafe { real(path, flags) };
+    if let Some(b) = b {
+        if !h.is_null() {
+            crate::unwind::rebuild_modules();
+            let name = if path.is_null() {
+                &[][..]
+            } else {
+                // SAFETY: path is a C string.
+                unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()
+            };
+            record::plain(b, EV_DLOPEN, &[h as u64, flags as u32 as u64], name, true);
+            writer::MAPS_DIRTY.store(true, Relaxed);
+        }
+        leave(b);
+    }
+    h
+}
+
+/// # Safety
+/// As C `dlclose`.
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
+    type F = unsafe extern "C" fn(*mut c_void) -> c_int;
+    let Some(real) = real!(DLCLOSE, "dlclose", F) else {
+        return -1;
+    };
+    let b = enter();
+    // SAFETY: forwarding.
+    let r = unsafe { real(h) };
+    if let Some(b) = b {
+        if r == 0 {
+            crate::unwind::rebuild_modules();
+            record::plain(b, EV_DLCLOSE, &[h as u64], &[], true);
+            writer::MAPS_DIRTY.store(true, Relaxed);
+        }
+        leave(b);
+    }
+    r
+}
+
+/// # Safety
+/// As C `fork`. The child is handled by the agent's `pthread_atfork`
+/// handler (untraced, or a file of its own with --follow-forks).
+#[no_mangle]
+pub unsafe extern "C" fn fork() -> libc::pid_t {
+    type F = unsafe extern "C" fn() -> libc::pid_t;
+    let Some(real) = real!(FORK, "fork", F) else {
+        crate::set_errno(libc::ENOSYS);
+        return -1;
+    };
+    let b = enter();
+    // SAFETY: forwarding.
+    let pid = unsafe { real() };
+    if let Some(b) = b {
+        if pid > 0 {
+            let saved = crate::errno();
+            record::plain(b, EV_FORK, &[pid as u64], &[], true);
+            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    pid
+}
+
+/// Before the image is replaced: record the exec and write everything out
+/// (exec runs no atexit handlers). A `vfork` child shares our memory and
+/// must not touch it: it passes straight through.
+fn before_exec(path: *const c_char) {
+    if !crate::same_process() {
+        return;
+    }
+    if let Some(b) = enter() {
+        let name = if path.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: path is a C string.
+            unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()
+        };
+        record::plain(b, EV_EXEC, &[], name, true);
+        leave(b);
+        writer::flush(2000);
+    }
+}
+
+type ExecveFn =
+    unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
+type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
+
+/// # Safety
+/// As C `execve`.
+#[no_mangle]
+pub unsafe extern "C" fn execve(
+    path: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    before_exec(path);
+    match real!(EXECVE, "execve", ExecveFn) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(path, argv, envp) },
+        None => -1,
+    }
+}
+
+/// # Safety
+/// As C `execv`.
+#[no_mangle]
+pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
+    before_exec(path);
+    match real!(EXECV, "execv", ExecvFn) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(path, argv) },
+        None => -1,
+    }
+}
+
+/// # Safety
+/// As C `execvp`.
+#[no_mangle]
+pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+    before_exec(file);
+    match real!(EXECVP, "execvp", ExecvFn) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(file, argv) },
+        None => -1,
+    }
+}
+
+/// # Safety
+/// As C `execvpe`.
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(
+    file: *const c_char,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    before_exec(file);
+    match real!(EXECVPE, "execvpe", ExecveFn) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(file, argv, envp) },
+        None => -1,
+    }
+}
+
+/// # Safety
+/// As C `fexecve`.
+#[no_mangle]
+pub unsafe extern "C" fn fexecve(
+    fd: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> c_int {
+    type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
+    before_exec(core::ptr::null());
+    match real!(FEXECVE, "fexecve", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(fd, argv, envp) },
+        None => -1,
+    }
+}
+
+/// # Safety
+/// As C `_exit`: flushes the trace first (no atexit handlers run).
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    crate::shutdown();
+    // SAFETY: exit_group ends the process.
+    unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// # Safety
+/// As C `_Exit`.
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    // SAFETY: same contract.
+    unsafe { _exit(status) }
+}

@@ -1,0 +1,341 @@
+//! The LD_PRELOAD agent of `vmmap run`.
+//!
+//! It interposes the malloc family, the mapping calls, thread creation,
+//! `dlopen`/`dlclose`, `fork`, the `exec` family and `_exit`, records each
+//! call with a timestamp, the thread and (for allocations and mappings) the
+//! call stack, and appends the records to the trace file as native-format
+//! chunks from one writer thread. Design and pitfalls: `docs/tracing.md`.
+//!
+//! Rules every hook follows: no Rust `thread_local!` (see [`block`]), no
+//! lock and no system call on the common path, never call the exported
+//! `malloc`/`mmap` for the agent's own needs, and pass nested calls (from
+//! the agent itself, or a signal handler that interrupts a hook) straight
+//! through without recording.
+
+#![cfg(all(target_os = "linux", target_arch = "x86_64"))]
+
+mod block;
+mod hooks;
+mod record;
+mod sys;
+mod unwind;
+mod writer;
+
+use core::ffi::c_void;
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicU32, Ordering::*};
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::OnceLock;
+
+use block::Block;
+
+extern "C" {
+    fn __libc_malloc(size: usize) -> *mut c_void;
+    fn __libc_free(p: *mut c_void);
+    fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
+    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+}
+
+/// The agent's own heap: glibc's allocator called by its internal names,
+/// so agent code never enters its own hooks.
+struct LibcHeap;
+
+// SAFETY: forwards to glibc's allocator, which meets GlobalAlloc's contract
+// for alignments up to 16 with malloc and any power of two with memalign.
+unsafe impl GlobalAlloc for LibcHeap {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: plain allocator calls.
+        unsafe {
+            if l.align() <= 16 {
+                __libc_malloc(l.size()) as *mut u8
+            } else {
+                __libc_memalign(l.align(), l.size()) as *mut u8
+            }
+        }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+        // SAFETY: p came from alloc above.
+        unsafe { __libc_free(p as *mut c_void) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        if l.align() <= 16 {
+            // SAFETY: p came from __libc_malloc.
+            unsafe { __libc_realloc(p as *mut c_void, new) as *mut u8 }
+        } else {
+            // SAFETY: the default copy-based realloc over our alloc/dealloc.
+            unsafe {
+                let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
+                if !q.is_null() {
+                    core::ptr::copy_nonoverlapping(p, q, l.size().min(new));
+                    self.dealloc(p, l);
+                }
+                q
+            }
+        }
+    }
+}
+
+#[global_allocator]
+static HEAP: LibcHeap = LibcHeap;
+
+/// Hooks record only while this is set: after a successful start, and not
+/// in an untraced child.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The pthread key of the per-thread blocks.
+static KEY: AtomicU32 = AtomicU32::new(0);
+/// Frame-pointer unwinding was asked for.
+static FP: AtomicBool = AtomicBool::new(false);
+/// The process this agent instance started in (the kernel's pid: a
+/// `vfork` child shares our memory and must not touch our state).
+static PID: AtomicI32 = AtomicI32::new(0);
+
+/// What the environment asked for.
+pub(crate) struct Config {
+    /// The trace file of this process.
+    pub path: std::path::PathBuf,
+    /// Trace the children of `fork` into files of their own.
+    pub follow_forks: bool,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+pub(crate) fn config() -> Option<&'static Config> {
+    CONFIG.get()
+}
+
+#[inline(always)]
+pub(crate) fn fp_mode() -> bool {
+    FP.load(Relaxed)
+}
+
+pub(crate) fn writer_running() -> bool {
+    writer::running()
+}
+
+/// Enters a hook: returns the thread's block with the guard set, or None if
+/// this call must not be recorded (agent inactive, nested call, no memory).
+#[inline(always)]
+pub(crate) fn enter() -> Option<&'static mut Block> {
+    if !ACTIVE.load(Relaxed) {
+        return None;
+    }
+    // SAFETY: the key was created before ACTIVE was set.
+    let p = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Block;
+    if p.is_null() {
+        return new_thread_block();
+    }
+    // SAFETY: blocks are never unmapped and this one is the thread's own.
+    let b = unsafe { &mut *p };
+    if b.in_hook.load(Relaxed) {
+        return None;
+    }
+    b.in_hook.store(true, Relaxed);
+    compiler_fence(SeqCst);
+    Some(b)
+}
+
+/// Leaves a hook entered with [`enter`].
+#[inline(always)]
+pub(crate) fn leave(b: &mut Block) {
+    compiler_fence(SeqCst);
+    b.in_hook.store(false, Relaxed);
+}
+
+/// The calling thread has no block yet: make one (guard already set in it,
+/// so the allocations made here pass through) and start its stream.
+#[cold]
+fn new_thread_block() -> Option<&'static mut Block> {
+    let saved = errno();
+    let tid = sys::gettid();
+    let p = block::new_block(tid);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: pthread_setspecific on a key below 32 does not allocate.
+    unsafe { libc::pthread_setspecific(KEY.load(Relaxed), p as *const c_void) };
+    // SAFETY: the block is ours.
+    let b = unsafe { &mut *p };
+    let (lo, hi) = stack_bounds();
+    b.stack_lo = lo;
+    b.stack_hi = hi;
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as u64;
+    record::thread_start(b, me);
+    set_errno(saved);
+    Some(b)
+}
+
+/// The calling thread's stack bounds. For the main thread glibc reads
+/// /proc/self/maps and allocates: the guard is set, so that passes through.
+fn stack_bounds() -> (usize, usize) {
+    // SAFETY: attr is initialised by pthread_getattr_np before use and
+    // destroyed after.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut addr: *mut c_void = core::ptr::null_mut();
+        let mut size = 0usize;
+        let r = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 {
+            return (0, 0);
+        }
+        (addr as usize, addr as usize + size)
+    }
+}
+
+pub(crate) fn errno() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+pub(crate) fn set_errno(v: i32) {
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = v };
+}
+
+/// Key destructor: the thread is exiting. Its last events go to the writer
+/// and the block is recycled once drained.
+unsafe extern "C" fn thread_exit(p: *mut c_void) {
+    // SAFETY: the key only ever holds our blocks.
+    let b = unsafe { &mut *(p as *mut Block) };
+    if writer::is_writer_block(b) {
+        return;
+    }
+    b.in_hook.store(true, Relaxed);
+    record::plain(b, vmmap_core::trace::wire::EV_THREAD_EXIT, &[], &[], false);
+    block::retire(b);
+}
+
+/// Runs before the program's own constructors (preloaded objects are
+/// initialised first): reads the environment, opens the trace and starts
+/// the writer.
+extern "C" fn init() {
+    let Some(cfg) = read_config() else { return };
+    if !writer::open(&cfg.path) {
+        return;
+    }
+    let _ = CONFIG.set(cfg);
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: thread_exit has the destructor signature.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } != 0 {
+        return;
+    }
+    KEY.store(key, Relaxed);
+    PID.store(sys::getpid(), Relaxed);
+    unwind::rebuild_modules();
+    writer::hello();
+    // SAFETY: the handlers are plain functions that stay loaded (nobody
+    // dlcloses a preloaded object).
+    unsafe {
+        libc::pthread_atfork(None, None, Some(fork_child));
+        libc::atexit(at_exit);
+    }
+    if writer::start() {
+        ACTIVE.store(true, Release);
+    }
+}
+
+fn read_config() -> Option<Config> {
+    let path = std::env::var_os("VMMAP_TRACE_FILE")?;
+    let follow_forks = std::env::var_os("VMMAP_TRACE_FOLLOW_FORKS").is_some_and(|v| v == "1");
+    FP.store(
+        std::env::var_os("VMMAP_TRACE_UNWIND").is_some_and(|v| v == "fp"),
+        Relaxed,
+    );
+    let mut path = std::path::PathBuf::from(path);
+    // The launcher's direct child (and whatever it execs) writes the main
+    // file; any other descendant is traced only with --follow-forks, into
+    // a file of its own.
+    if let Some(launcher) = std::env::var_os("VMMAP_TRACE_LAUNCHER") {
+        // SAFETY: getppid has no preconditions.
+        let ppid = unsafe { libc::getppid() };
+        if launcher.to_str().and_then(|s| s.parse::<i32>().ok()) != Some(ppid) {
+            if !follow_forks {
+                return None;
+            }
+            path = child_path(&path, sys::getpid());
+        }
+    }
+    Some(Config { path, follow_forks })
+}
+
+/// `trace.vmmap` → `trace.PID.vmmap` for a followed child.
+pub(crate) fn child_path(path: &std::path::Path, pid: i32) -> std::path::PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.{pid}.vmmap"))
+}
+
+/// In the child of `fork`: only this thread survives. Untraced by default;
+/// with --follow-forks, the child starts a trace file of its own.
+extern "C" fn fork_child() {
+    let was = ACTIVE.swap(false, SeqCst);
+    writer::after_fork_child();
+    if !was {
+        return;
+    }
+    // SAFETY: the key is valid (ACTIVE was set).
+    let me = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Block;
+    block::after_fork_child(me);
+    PID.store(sys::getpid(), Relaxed);
+    let Some(cfg) = config() else { return };
+    if !cfg.follow_forks {
+        return;
+    }
+    let path = child_path(&cfg.path, sys::getpid());
+    if !writer::open(&path) {
+        return;
+    }
+    writer::hello();
+    if !writer::start() {
+        return;
+    }
+    if !me.is_null() {
+        // The parent's buffers are not ours to write: this thread starts a
+        // fresh stream in the new file. Its guard stays as it is (the fork
+        // hook clears it on return).
+        // SAFETY: single-threaded child; the block is ours.
+        let b = unsafe { &mut *me };
+        block::restart(b, sys::gettid());
+        // SAFETY: pthread_self has no preconditions.
+        record::thread_start(b, unsafe { libc::pthread_self() } as u64);
+    }
+    ACTIVE.store(true, Release);
+}
+
+/// Whether the caller is the process this agent started in (false in a
+/// `vfork` child, which shares our memory).
+pub(crate) fn same_process() -> bool {
+    sys::getpid() == PID.load(Relaxed)
+}
+
+extern "C" fn at_exit() {
+    if ACTIVE.load(Relaxed) && same_process() {
+        writer::flush(2000);
+    }
+}
+
+extern "C" fn fini() {
+    if ACTIVE.swap(false, SeqCst) && same_process() {
+        writer::stop(2000);
+    }
+}
+
+/// Stops tracing for good and writes the end record (`_exit`, `_Exit`).
+pub(crate) fn shutdown() {
+    if ACTIVE.swap(false, SeqCst) && same_process() {
+        writer::stop(2000);
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = fini;

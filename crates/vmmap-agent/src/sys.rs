@@ -1,0 +1,144 @@
+//! Raw system calls and clocks. The agent never calls the libc wrappers it
+//! interposes (`mmap`, `munmap`...) for its own needs: those would come back
+//! into its hooks.
+
+use core::ffi::c_void;
+
+/// The calling thread's id, from the kernel (glibc's cached copy is not
+/// reachable without TLS access).
+pub fn gettid() -> i32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// The process id from the kernel, not glibc's cache: after `vfork` the
+/// child shares the parent's memory and the cache would lie.
+pub fn getpid() -> i32 {
+    // SAFETY: getpid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+/// Anonymous private read-write memory straight from the kernel.
+pub fn map_anon(len: usize) -> *mut u8 {
+    // SAFETY: an anonymous mapping at a kernel-chosen address touches no
+    // existing memory.
+    let p = unsafe {
+        libc::syscall(
+            libc::SYS_mmap,
+            0usize,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1i32,
+            0usize,
+        )
+    };
+    if p < 0 {
+        core::ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// The time-stamp counter, shifted to the trace's tick unit. `rdtsc` costs
+/// a few nanoseconds where `clock_gettime` costs twenty, on every event;
+/// the writer records (tick, nanosecond) pairs to convert later.
+#[inline(always)]
+pub fn ticks() -> u64 {
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    (unsafe { core::arch::x86_64::_rdtsc() }) >> vmmap_core::trace::wire::TICK_SHIFT
+}
+
+/// CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // SAFETY: ts is valid; a null remainder is allowed.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}
+
+/// Whether thread `tid` of this process still exists.
+pub fn thread_alive(tid: i32) -> bool {
+    // SAFETY: signal 0 only checks existence.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+/// Writes all of `buf` to `fd`, retrying on interruption and short writes.
+pub fn write_all(fd: i32, mut buf: &[u8]) -> bool {
+    while !buf.is_empty() {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr() as *const c_void, buf.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return false;
+        }
+        buf = &buf[n as usize..];
+    }
+    true
+}
+
+/// A tiny spin lock for the slow paths (buffer pool, block registry). It
+/// never sleeps in the kernel, so it is safe in code that signal handlers
+/// may interrupt as long as a handler never takes it, which the reentrancy
+/// guard ensures.
+pub struct SpinLock(core::sync::atomic::AtomicBool);
+
+impl SpinLock {
+    /// An unlocked lock.
+    pub const fn new() -> SpinLock {
+        SpinLock(core::sync::atomic::AtomicBool::new(false))
+    }
+
+    /// Takes the lock, yielding the CPU while another thread holds it.
+    pub fn lock(&self) -> SpinGuard<'_> {
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        let mut spins = 0u32;
+        while self
+            .0
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins > 64 {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            } else {
+                core::hint::spin_loop();
+            }
+        }
+        SpinGuard(self)
+    }
+
+    /// Forgets any holder: the child of `fork` has only the forking thread,
+    /// and a lock another thread held stays held forever otherwise.
+    pub fn force_unlock(&self) {
+        self.0.store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Releases a [`SpinLock`] on drop.
+pub struct SpinGuard<'a>(&'a SpinLock);
+
+impl Drop for SpinGuard<'_> {
+    fn drop(&mut self) {
+        (self.0)
+            .0
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+}

@@ -1,0 +1,421 @@
+//! Call stacks from `.eh_frame`, with a per-thread cache of unwind rules.
+//!
+//! Written by hand rather than with framehop: the hot path here is one
+//! hash probe and two loads per frame, the design libunwind's x86_64
+//! "fast trace" uses, because the budget is a few nanoseconds a frame
+//! (see `bench/trace.sh`). A cache miss parses the rule from the module's
+//! `.eh_frame_hdr` with gimli, once per return address per thread; frames
+//! whose rules are not a register plus an offset (signal trampolines, PLT
+//! stubs) end the walk, which is then marked truncated.
+
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
+
+use gimli::{
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, NativeEndian, ParsedEhFrameHdr, RegisterRule,
+    UnwindContext, UnwindSection, X86_64,
+};
+use vmmap_core::trace::wire::MAX_FRAMES;
+
+use crate::block::Block;
+
+type Slice = gimli::EndianSlice<'static, NativeEndian>;
+
+/// Slots in the rule cache (a power of two).
+const RULE_SLOTS: usize = 4096;
+
+/// One cached rule: the return address it is for and the packed rule.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct RuleSlot {
+    addr: u64,
+    rule: u64,
+}
+
+/// A direct-mapped cache from return address to unwind rule.
+#[repr(C)]
+pub struct RuleCache {
+    generation: u64,
+    slots: [RuleSlot; RULE_SLOTS],
+}
+
+impl RuleCache {
+    /// Empties the cache.
+    pub fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            *s = RuleSlot { addr: 0, rule: 0 };
+        }
+        self.generation = MODULE_GENERATION.load(Relaxed);
+    }
+}
+
+// Packed rule: CFA offset (i32, bits 0-31), saved-rbp offset from the CFA
+// (i16, bits 32-47; 0 = rbp unchanged), return-address offset from the CFA
+// (i8, bits 48-55), flags (bits 56-63).
+const R_VALID: u64 = 1 << 56;
+const R_CFA_RBP: u64 = 1 << 57;
+const R_END: u64 = 1 << 58;
+/// No caller: the return address is undefined (`_start`, `clone3`), so
+/// the walk is complete.
+const R_ROOT: u64 = 1 << 59;
+
+fn pack(cfa_rbp: bool, cfa_off: i32, rbp_off: i16, ra_off: i8) -> u64 {
+    R_VALID
+        | if cfa_rbp { R_CFA_RBP } else { 0 }
+        | (cfa_off as u32 as u64)
+        | ((rbp_off as u16 as u64) << 32)
+        | ((ra_off as u8 as u64) << 48)
+}
+
+/// One loaded object with unwind information.
+pub struct Module {
+    /// Executable range (absolute).
+    pub text_lo: u64,
+    /// See `text_lo`.
+    pub text_hi: u64,
+    bases: BaseAddresses,
+    eh_frame: EhFrame<Slice>,
+    hdr: ParsedEhFrameHdr<Slice>,
+}
+
+/// The modules at one moment, sorted by `text_lo`.
+pub struct ModuleList {
+    /// Bumped on every rebuild.
+    pub generation: u64,
+    /// `dl_iterate_phdr`'s adds and subs counters when it was built.
+    pub adds: u64,
+    /// See `adds`.
+    pub subs: u64,
+    /// The modules.
+    pub modules: Vec<Module>,
+}
+
+static MODULES: AtomicPtr<ModuleList> = AtomicPtr::new(core::ptr::null_mut());
+/// Generation of the current module list.
+pub static MODULE_GENERATION: AtomicU64 = AtomicU64::new(0);
+static AGENT_LO: AtomicU64 = AtomicU64::new(0);
+static AGENT_HI: AtomicU64 = AtomicU64::new(0);
+
+/// The current module list (null before the first build).
+pub fn modules() -> *const ModuleList {
+    MODULES.load(Acquire)
+}
+
+/// `dl_iterate_phdr`'s (adds, subs) now.
+pub fn dl_counters() -> (u64, u64) {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
+        let out = data as *mut (u64, u64);
+        if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+            // SAFETY: the loader passes a valid info of at least `size` bytes.
+            unsafe { *out = ((*info).dlpi_adds, (*info).dlpi_subs) };
+        }
+        1
+    }
+    let mut out = (0u64, 0u64);
+    // SAFETY: the callback only writes to `out`.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut out as *mut _ as *mut libc::c_void) };
+    out
+}
+
+/// Rebuilds the module list from `dl_iterate_phdr` and publishes it. Old
+/// lists are leaked on purpose: another thread may be reading one, and
+/// they change only on `dlopen`/`dlclose`.
+pub fn rebuild_modules() {
+    struct Acc {
+        modules: Vec<Module>,
+        adds: u64,
+        subs: u64,
+    }
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
+        // SAFETY: data is our Acc; info is valid for the call.
+        let (acc, info) = unsafe { (&mut *(data as *mut Acc), &*info) };
+        if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+            acc.adds = info.dlpi_adds;
+            acc.subs = info.dlpi_subs;
+        }
+        // SAFETY: as above.
+        if let Some(m) = unsafe { module_from(info) } {
+            acc.modules.push(m);
+        }
+        0
+    }
+    let mut acc = Acc {
+        modules: Vec::new(),
+        adds: 0,
+        subs: 0,
+    };
+    // SAFETY: the callback reads loader-provided data only.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut _ as *mut libc::c_void) };
+    acc.modules.sort_by_key(|m| m.text_lo);
+    let generation = MODULE_GENERATION.load(Relaxed) + 1;
+    let list = Box::new(ModuleList {
+        generation,
+        adds: acc.adds,
+        subs: acc.subs,
+        modules: acc.modules,
+    });
+    let here = rebuild_modules as *const () as usize as u64;
+    if let Some(m) = list
+        .modules
+        .iter()
+        .find(|m| m.text_lo <= here && here < m.text_hi)
+    {
+        AGENT_LO.store(m.text_lo, Relaxed);
+        AGENT_HI.store(m.text_hi, Relaxed);
+    }
+    MODULES.store(Box::into_raw(list), Release);
+    MODULE_GENERATION.store(generation, Release);
+}
+
+/// Builds a module from its program headers, if it has `.eh_frame_hdr`
+/// with a search table.
+///
+/// # Safety
+/// `info` must describe a loaded object (its headers and segments mapped).
+unsafe fn module_from(info: &libc::dl_phdr_info) -> Option<Module> {
+    if info.dlpi_phdr.is_null() {
+        return None;
+    }
+    // SAFETY: the loader guarantees dlpi_phnum headers at dlpi_phdr.
+    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+    let base = info.dlpi_addr;
+    let text = phdrs
+        .iter()
+        .filter(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
+        .map(|p| (base + p.p_vaddr, base + p.p_vaddr + p.p_memsz))
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))?;
+    let hdr_ph = phdrs.iter().find(|p| p.p_type == libc::PT_GNU_EH_FRAME)?;
+    let hdr_addr = base + hdr_ph.p_vaddr;
+    // SAFETY: PT_GNU_EH_FRAME lies inside a mapped PT_LOAD.
+    let hdr_bytes: &'static [u8] =
+        unsafe { core::slice::from_raw_parts(hdr_addr as *const u8, hdr_ph.p_memsz as usize) };
+    let bases = BaseAddresses::default()
+        .set_eh_frame_hdr(hdr_addr)
+        .set_text(text.0);
+    let hdr = EhFrameHdr::new(hdr_bytes, NativeEndian)
+        .parse(&bases, 8)
+        .ok()?;
+    let eh_frame_addr = match hdr.eh_frame_ptr() {
+        gimli::Pointer::Direct(a) => a,
+        gimli::Pointer::Indirect(_) => return None,
+    };
+    hdr.table()?;
+    // .eh_frame runs to the end of the segment that holds it at most.
+    let seg_end = phdrs
+        .iter()
+        .filter(|p| p.p_type == libc::PT_LOAD)
+        .map(|p| (base + p.p_vaddr, base + p.p_vaddr + p.p_memsz))
+        .find(|(lo, hi)| *lo <= eh_frame_addr && eh_frame_addr < *hi)?
+        .1;
+    // SAFETY: the range lies inside a mapped segment of a loaded object.
+    let eh_bytes: &'static [u8] = unsafe {
+        core::slice::from_raw_parts(
+            eh_frame_addr as *const u8,
+            (seg_end - eh_frame_addr) as usize,
+        )
+    };
+    let bases = bases.set_eh_frame(eh_frame_addr);
+    Some(Module {
+        text_lo: text.0,
+        text_hi: text.1,
+        bases,
+        eh_frame: EhFrame::new(eh_bytes, NativeEndian),
+        hdr,
+    })
+}
+
+fn find_module(list: &ModuleList, addr: u64) -> Option<&Module> {
+    let i = list.modules.partition_point(|m| m.text_lo <= addr);
+    let m = list.modules.get(i.checked_sub(1)?)?;
+    (addr < m.text_hi).then_some(m)
+}
+
+/// Computes the packed rule for `addr` (already adjusted to lie inside the
+/// call instruction for caller frames). Allocates (gimli's context): only
+/// ever called with the reentrancy guard held.
+#[cold]
+fn compute_rule(addr: u64) -> u64 {
+    let mut list = modules();
+    if list.is_null() || {
+        // SAFETY: published lists are never freed.
+        let l = unsafe { &*list };
+        find_module(l, addr).is_none() && dl_counters() != (l.adds, l.subs)
+    } {
+        rebuild_modules();
+        list = modules();
+    }
+    // SAFETY: published lists are never freed.
+    let Some(m) = find_module(unsafe { &*list }, addr) else {
+        return R_END;
+    };
+    let mut ctx = UnwindContext::new();
+    let Some(table) = m.hdr.table() else {
+        return R_END;
+    };
+    let Ok(row) =
+        table.unwind_info_for_address(&m.eh_frame, &m.bases, &mut ctx, addr, |s, b, o| {
+            s.cie_from_offset(b, o)
+        })
+    else {
+        return R_END;
+    };
+    let (cfa_rbp, cfa_off) = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } if *register == X86_64::RSP => {
+            (false, *offset)
+        }
+        CfaRule::RegisterAndOffset { register, offset } if *register == X86_64::RBP => {
+            (true, *offset)
+        }
+        _ => return R_END,
+    };
+    let ra_off = match row.register(X86_64::RA) {
+        RegisterRule::Offset(o) if (-128..0).contains(&o) => o as i8,
+        RegisterRule::Undefined => return R_ROOT,
+        _ => return R_END,
+    };
+    let rbp_off = match row.register(X86_64::RBP) {
+        RegisterRule::Offset(o) if (i16::MIN as i64..0).contains(&o) => o as i16,
+        RegisterRule::Undefined | RegisterRule::SameValue => 0,
+        _ => return R_END,
+    };
+    let Ok(cfa_off) = i32::try_from(cfa_off) else {
+        return R_END;
+    };
+    pack(cfa_rbp, cfa_off, rbp_off, ra_off)
+}
+
+#[inline(always)]
+fn slot_of(addr: u64) -> usize {
+    ((addr.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> (64 - 12)) as usize
+}
+
+/// Reads one aligned word of the thread's stack, or None outside it.
+#[inline(always)]
+fn read(b: &Block, addr: u64) -> Option<u64> {
+    if addr & 7 != 0 || addr < b.stack_lo as u64 || addr + 8 > b.stack_hi as u64 {
+        return None;
+    }
+    // SAFETY: the address is aligned and inside this thread's own stack.
+    Some(unsafe { core::ptr::read(addr as *const u64) })
+}
+
+/// Mixes one frame into a stack hash (never 0 for a non-empty stack).
+#[inline(always)]
+fn mix(h: u64, ip: u64) -> u64 {
+    (h ^ ip).wrapping_mul(0x0100_0000_01b3).rotate_left(29) | 1
+}
+
+/// Result of one unwind: frames are in `b.frames[..n]`.
+pub struct Stack {
+    /// Frame count.
+    pub n: usize,
+    /// Hash of the frames.
+    pub hash: u64,
+    /// The walk stopped early.
+    pub truncated: bool,
+}
+
+/// Unwinds the calling thread's stack from the given registers, skipping
+/// the agent's own frames. Frames are return addresses as found (the
+/// symboliser looks up `addr - 1`).
+#[inline(always)]
+pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> Stack {
+    // SAFETY: the rule cache is this block's own mapping.
+    let rules = unsafe { &mut *b.rules };
+    if rules.generation != MODULE_GENERATION.load(Relaxed) {
+        rules.clear();
+    }
+    let (alo, ahi) = (AGENT_LO.load(Relaxed), AGENT_HI.load(Relaxed));
+    let mut n = 0usize;
+    let mut h = 0u64;
+    let mut first = true;
+    let truncated = loop {
+        if ip < alo || ip >= ahi {
+            if n == MAX_FRAMES {
+                break true;
+            }
+            b.frames[n] = ip;
+            h = mix(h, ip);
+            n += 1;
+            if fp {
+                // Out of the agent (whose frames the rules unwound): follow
+                // the frame pointers from here.
+                return walk_fp(b, n, h, bp);
+            }
+        }
+        let key = if first { ip } else { ip - 1 };
+        first = false;
+        let slot = &mut rules.slots[slot_of(key)];
+        let rule = if slot.addr == key {
+            slot.rule
+        } else {
+            let r = compute_rule(key);
+            *slot = RuleSlot { addr: key, rule: r };
+            r
+        };
+        if rule & R_VALID == 0 {
+            break rule & R_ROOT == 0;
+        }
+        let base = if rule & R_CFA_RBP != 0 { bp } else { sp };
+        let cfa = base.wrapping_add(rule as u32 as i32 as i64 as u64);
+        let ra_at = cfa.wrapping_add((rule >> 48) as u8 as i8 as i64 as u64);
+        let Some(ra) = read(b, ra_at) else { break true };
+        let rbp_off = (rule >> 32) as u16 as i16;
+        if rbp_off != 0 {
+            match read(b, cfa.wrapping_add(rbp_off as i64 as u64)) {
+                Some(v) => bp = v,
+                None => break true,
+            }
+        }
+        if cfa <= sp {
+            break true;
+        }
+        sp = cfa;
+        ip = ra;
+        if ip == 0 {
+            // The outermost frame (_start's caller is 0).
+            break false;
+        }
+    };
+    Stack {
+        n,
+        hash: h,
+        truncated,
+    }
+}
+
+/// Frame-pointer walk (`--unwind fp`), continuing after `n` frames: follows
+/// the rbp chain. Only right when every function on the stack keeps a frame
+/// pointer; each link must move up the stack.
+fn walk_fp(b: &mut Block, mut n: usize, mut h: u64, mut bp: u64) -> Stack {
+    let truncated = loop {
+        let (Some(next_bp), Some(ra)) = (read(b, bp), read(b, bp.wrapping_add(8))) else {
+            break false;
+        };
+        if ra == 0 {
+            break false;
+        }
+        if n == MAX_FRAMES {
+            break true;
+        }
+        b.frames[n] = ra;
+        h = mix(h, ra);
+        n += 1;
+        if next_bp <= bp {
+            break false;
+        }
+        bp = next_bp;
+    };
+    Stack {
+        n,
+        hash: h,
+        truncated,
+    }
+}

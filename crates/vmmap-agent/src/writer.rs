@@ -1,0 +1,478 @@
+//! The writer thread: drains the threads' buffers, compresses them and
+//! appends trace chunks to the file; also records module lists, clock
+//! anchors and `/proc/self/maps` whenever it changes (which is how mappings
+//! made inside glibc, invisible to any hook, get an owner later).
+
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering::*};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use vmmap_core::format::{chunk_bytes, file_header, CHUNK_TRACE};
+use vmmap_core::trace::wire::*;
+
+use crate::block::{self, Block, Buf, EXITED, FREE, LIVE};
+use crate::sys;
+
+static FD: AtomicI32 = AtomicI32::new(-1);
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static STOP: AtomicBool = AtomicBool::new(false);
+static STOPPED: AtomicBool = AtomicBool::new(false);
+static FLUSH_REQ: AtomicU64 = AtomicU64::new(0);
+static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
+static WRITER: AtomicPtr<Block> = AtomicPtr::new(core::ptr::null_mut());
+/// A hook saw something that probably changed the mappings (a large
+/// allocation, a new thread, a dlopen): read /proc/self/maps soon.
+pub static MAPS_DIRTY: AtomicBool = AtomicBool::new(false);
+
+/// How long a committed event may wait before it reaches the file.
+const FLUSH_MS: u64 = 50;
+/// Compress once this much is staged, whatever the time.
+const STAGE_BYTES: usize = 8 << 20;
+
+pub fn running() -> bool {
+    RUNNING.load(Relaxed)
+}
+
+pub fn is_writer_block(b: &Block) -> bool {
+    core::ptr::eq(WRITER.load(Relaxed), b)
+}
+
+/// Opens (creating if needed) the trace file for appending.
+pub fn open(path: &std::path::Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: c is a valid C string.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        eprintln!(
+            "vmmap agent: cannot open {}: {e}; not tracing",
+            path.display()
+        );
+        return false;
+    }
+    // SAFETY: stat buffer is a valid out-pointer.
+    let size = unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        libc::fstat(fd, &mut st);
+        st.st_size
+    };
+    if size == 0 && !sys::write_all(fd, &file_header()) {
+        return false;
+    }
+    FD.store(fd, Relaxed);
+    true
+}
+
+fn write_msg(msg: &[u8]) {
+    if let Ok(chunk) = chunk_bytes(CHUNK_TRACE, msg, msg.len()) {
+        sys::write_all(FD.load(Relaxed), &chunk);
+    }
+}
+
+/// Writes the HELLO message: who we are and the clock anchor.
+pub fn hello() {
+    let mut m = vec![MSG_HELLO];
+    push_uvarint(&mut m, u64::from(TRACE_VERSION));
+    push_uvarint(&mut m, sys::getpid() as u64);
+    // SAFETY: getppid has no preconditions.
+    push_uvarint(&mut m, unsafe { libc::getppid() } as u64);
+    // SAFETY: sysconf has no preconditions.
+    push_uvarint(&mut m, unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64);
+    push_uvarint(&mut m, u64::from(crate::fp_mode()));
+    clock_fields(&mut m);
+    let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
+    push_bytes(&mut m, exe.as_os_str().as_bytes());
+    push_bytes(
+        &mut m,
+        &std::fs::read("/proc/self/cmdline").unwrap_or_default(),
+    );
+    write_msg(&m);
+}
+
+fn clock_fields(m: &mut Vec<u8>) {
+    push_uvarint(m, sys::ticks());
+    push_uvarint(m, sys::clock_ns(libc::CLOCK_MONOTONIC));
+    push_uvarint(m, sys::clock_ns(libc::CLOCK_REALTIME));
+}
+
+/// Starts the writer thread with every signal blocked (the program's
+/// signals must go to its own threads).
+pub fn start() -> bool {
+    STOP.store(false, Relaxed);
+    STOPPED.store(false, Relaxed);
+    // SAFETY: sigset operations on local sets.
+    let old = unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        old
+    };
+    let ok = std::thread::Builder::new()
+        .name("vmmap-agent".into())
+        .stack_size(256 * 1024)
+        .spawn(main)
+        .is_ok();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
+    if !ok {
+        return false;
+    }
+    // Recording starts only once the writer has its guarded block: the
+    // thread's own start-up (naming itself, allocating) must not be traced.
+    for _ in 0..2000 {
+        if !WRITER.load(Acquire).is_null() {
+            RUNNING.store(true, Release);
+            return true;
+        }
+        sys::sleep_ms(1);
+    }
+    false
+}
+
+/// In the child of `fork`: the writer thread does not exist there.
+pub fn after_fork_child() {
+    RUNNING.store(false, Relaxed);
+    WRITER.store(core::ptr::null_mut(), Relaxed);
+    let fd = FD.swap(-1, Relaxed);
+    if fd >= 0 {
+        // SAFETY: the child's copy of our descriptor; the parent keeps its own.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Asks the writer to write everything committed so far and waits for it
+/// (at most `ms`).
+pub fn flush(ms: u64) {
+    if !RUNNING.load(Relaxed) {
+        return;
+    }
+    let want = FLUSH_REQ.fetch_add(1, SeqCst) + 1;
+    for _ in 0..ms {
+        if FLUSH_DONE.load(Acquire) >= want || !RUNNING.load(Relaxed) {
+            return;
+        }
+        sys::sleep_ms(1);
+    }
+}
+
+/// Writes everything, then the END message, and stops the writer.
+pub fn stop(ms: u64) {
+    if !RUNNING.load(Relaxed) {
+        return;
+    }
+    STOP.store(true, SeqCst);
+    for _ in 0..ms {
+        if STOPPED.load(Acquire) {
+            return;
+        }
+        sys::sleep_ms(1);
+    }
+}
+
+struct State {
+    stage: Vec<u8>,
+    compressor: zstd::bulk::Compressor<'static>,
+    maps: Vec<u8>,
+    module_gen: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    pass_tick: u64,
+}
+
+fn main() {
+    let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
+        eprintln!("vmmap agent: cannot set up compression; not tracing");
+        return;
+    };
+    let tid = sys::gettid();
+    let b = block::new_block(tid);
+    if b.is_null() {
+        return;
+    }
+    // SAFETY: the key exists; the block stays guarded forever, so every
+    // allocation this thread makes passes through untraced.
+    unsafe { libc::pthread_setspecific(crate::KEY.load(Relaxed), b as *const libc::c_void) };
+    WRITER.store(b, Release);
+    let mut st = State {
+        stage: Vec::with_capacity(STAGE_BYTES + block::BUF_DATA),
+        compressor,
+        maps: Vec::new(),
+        module_gen: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        pass_tick: 0,
+    };
+    let mut last_write = sys::clock_ns(libc::CLOCK_MONOTONIC);
+    let mut last_maps = 0u64;
+    let mut last_second = last_write;
+    loop {
+        sys::sleep_ms(5);
+        let stop = STOP.load(Acquire);
+        let flush_req = FLUSH_REQ.load(Acquire);
+        let flushing = flush_req > FLUSH_DONE.load(Relaxed) || stop;
+        let now = sys::clock_ns(libc::CLOCK_MONOTONIC);
+        st.pass_tick = sys::ticks();
+        drain_full(&mut st);
+        let due = now - last_write >= FLUSH_MS * 1_000_000;
+        if due || flushing {
+            drain_partials(&mut st);
+        }
+        if !st.stage.is_empty() && (due || flushing || st.stage.len() >= STAGE_BYTES) {
+            write_events(&mut st);
+            last_write = now;
+        } else if due {
+            last_write = now;
+        }
+        if crate::unwind::MODULE_GENERATION.load(Acquire) != st.module_gen {
+            write_modules(&mut st);
+        }
+        let dirty = MAPS_DIRTY.load(Relaxed) && now - last_maps >= 20_000_000;
+        if dirty || now - last_maps >= 1_000_000_000 || flushing {
+            MAPS_DIRTY.store(false, Relaxed);
+            write_maps(&mut st);
+            last_maps = now;
+        }
+        if now - last_second >= 1_000_000_000 {
+            let mut m = vec![MSG_CLOCK];
+            clock_fields(&mut m);
+            write_msg(&m);
+            collect_dead_threads();
+            last_second = now;
+        }
+        recycle_exited();
+        if flushing {
+            FLUSH_DONE.store(flush_req, Release);
+        }
+        if stop {
+            let mut m = vec![MSG_END];
+            clock_fields(&mut m);
+            push_uvarint(&mut m, block::STALLS.load(Relaxed));
+            push_uvarint(&mut m, st.bytes_in);
+            push_uvarint(&mut m, st.bytes_out);
+            write_msg(&m);
+            RUNNING.store(false, Relaxed);
+            STOPPED.store(true, Release);
+            return;
+        }
+    }
+}
+
+fn segment(st: &mut State, b: &Block, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    st.stage.extend_from_slice(&b.id.to_le_bytes());
+    st.stage
+        .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    st.stage.extend_from_slice(bytes);
+}
+
+fn drain_full(st: &mut State) {
+    for buf in block::take_full() {
+        // SAFETY: a full buffer belongs to the writer until given back; its
+        // owner block is never unmapped.
+        let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
+        let len = bf.len.load(Acquire);
+        segment(st, owner, &bf.data[bf.copied.min(len)..len]);
+        owner.w_done = bf.seq;
+        block::give_back(buf);
+    }
+}
+
+/// Copies the committed part of every thread's current buffer, so that
+/// quiet threads' events reach the file too.
+fn drain_partials(st: &mut State) {
+    let mut p = block::registry();
+    while !p.is_null() {
+        // SAFETY: registry blocks are never unmapped; the writer only reads
+        // the owner's fields that are atomic or written before publication.
+        let b = unsafe { &mut *p };
+        p = b.next;
+        let s = b.state.load(Acquire);
+        if (s != LIVE && s != EXITED) || is_writer_block(b) {
+            continue;
+        }
+        let cur: *mut Buf = b.buf.load(Acquire);
+        if cur.is_null() {
+            continue;
+        }
+        // SAFETY: the buffer cannot be recycled before the writer (this
+        // thread) has drained it from the full list.
+        let bf = unsafe { &mut *cur };
+        if bf.seq != b.w_done + 1 {
+            continue; // an older buffer of this thread is still in flight
+        }
+        let len = bf.len.load(Acquire);
+        if len > bf.copied {
+            let from = bf.copied;
+            bf.copied = len;
+            segment(st, b, &bf.data[from..len]);
+        }
+    }
+}
+
+fn write_events(st: &mut State) {
+    let raw = st.stage.len();
+    match st.compressor.compress(&st.stage) {
+        Ok(z) => {
+            let mut m = Vec::with_capacity(z.len() + 12);
+            m.push(MSG_EVENTS);
+            push_uvarint(&mut m, st.pass_tick);
+            push_uvarint(&mut m, raw as u64);
+            m.extend_from_slice(&z);
+            write_msg(&m);
+            st.bytes_in += raw as u64;
+            st.bytes_out += m.len() as u64;
+        }
+        Err(e) => eprintln!("vmmap agent: compression failed ({e}); events lost"),
+    }
+    st.stage.clear();
+}
+
+fn write_maps(st: &mut State) {
+    let Ok(maps) = std::fs::read("/proc/self/maps") else {
+        return;
+    };
+    if maps == st.maps {
+        return;
+    }
+    let mut m = vec![MSG_MAPS];
+    push_uvarint(&mut m, sys::ticks());
+    match zstd::bulk::compress(&maps, 1) {
+        Ok(z) => {
+            push_uvarint(&mut m, maps.len() as u64);
+            m.extend_from_slice(&z);
+            write_msg(&m);
+        }
+        Err(_) => return,
+    }
+    st.maps = maps;
+}
+
+fn write_modules(st: &mut State) {
+    let list = crate::unwind::modules();
+    if list.is_null() {
+        return;
+    }
+    // SAFETY: published lists are never freed.
+    st.module_gen = unsafe { (*list).generation };
+    let mut m = vec![MSG_MODULES];
+    push_uvarint(&mut m, sys::ticks());
+    describe_modules(&mut m);
+    write_msg(&m);
+}
+
+/// For every loaded object: load bias, path, build id and PT_LOAD
+/// segments (vaddr, memsz, file offset, flags).
+fn describe_modules(m: &mut Vec<u8>) {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
+        // SAFETY: the loader passes a valid info; data is our Vec.
+        let (out, info) = unsafe { (&mut *(data as *mut Vec<Vec<u8>>), &*info) };
+        let mut rec = Vec::new();
+        push_uvarint(&mut rec, info.dlpi_addr);
+        let name = if info.dlpi_name.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: dlpi_name is a C string.
+            unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }.to_bytes()
+        };
+        let exe;
+        let name = if name.is_empty() && out.is_empty() {
+            exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
+            exe.as_os_str().as_bytes()
+        } else {
+            name
+        };
+        push_bytes(&mut rec, name);
+        let phdrs = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: dlpi_phnum headers at dlpi_phdr.
+            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
+        };
+        // SAFETY: note segments are mapped.
+        push_bytes(&mut rec, &unsafe { build_id(info.dlpi_addr, phdrs) });
+        let loads: Vec<_> = phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD).collect();
+        push_uvarint(&mut rec, loads.len() as u64);
+        for p in loads {
+            push_uvarint(&mut rec, p.p_vaddr);
+            push_uvarint(&mut rec, p.p_memsz);
+            push_uvarint(&mut rec, p.p_offset);
+            push_uvarint(&mut rec, u64::from(p.p_flags));
+        }
+        out.push(rec);
+        0
+    }
+    let mut recs: Vec<Vec<u8>> = Vec::new();
+    // SAFETY: the callback only reads loader data.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut recs as *mut _ as *mut libc::c_void) };
+    push_uvarint(m, recs.len() as u64);
+    for r in recs {
+        m.extend_from_slice(&r);
+    }
+}
+
+/// The GNU build id from the PT_NOTE segments, or empty.
+///
+/// # Safety
+/// The segments must be mapped at `base + p_vaddr`.
+unsafe fn build_id(base: u64, phdrs: &[libc::Elf64_Phdr]) -> Vec<u8> {
+    for p in phdrs.iter().filter(|p| p.p_type == libc::PT_NOTE) {
+        // SAFETY: per the contract.
+        let notes = unsafe {
+            core::slice::from_raw_parts((base + p.p_vaddr) as *const u8, p.p_memsz as usize)
+        };
+        if let Some(id) = vmmap_core::elf::find_build_id_note(notes) {
+            return id.to_vec();
+        }
+    }
+    Vec::new()
+}
+
+/// Threads whose key destructor never ran (they were created after their
+/// destructor round, or died in an odd way): drained and recycled once
+/// the kernel says they are gone.
+fn collect_dead_threads() {
+    let mut p = block::registry();
+    while !p.is_null() {
+        // SAFETY: registry blocks are never unmapped.
+        let b = unsafe { &mut *p };
+        p = b.next;
+        if b.state.load(Acquire) == LIVE
+            && !is_writer_block(b)
+            && b.tid > 0
+            && !sys::thread_alive(b.tid)
+        {
+            block::retire(b);
+        }
+    }
+}
+
+/// Exited blocks whose last buffer is written become free for new threads.
+fn recycle_exited() {
+    let mut p = block::registry();
+    while !p.is_null() {
+        // SAFETY: registry blocks are never unmapped.
+        let b = unsafe { &mut *p };
+        p = b.next;
+        if b.state.load(Acquire) == EXITED
+            && b.buf.load(Acquire).is_null()
+            && b.w_done == b.last_seq.load(Acquire)
+        {
+            b.state.store(FREE, Release);
+        }
+    }
+}

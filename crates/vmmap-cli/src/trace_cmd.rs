@@ -1,0 +1,581 @@
+//! `vmmap run` (launch a program with the tracing agent) and `vmmap trace`
+//! (read what it recorded).
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vmmap_core::collect::{self, Options};
+use vmmap_core::format::Writer;
+use vmmap_core::trace::decode::{Decoder, Event};
+use vmmap_core::trace::summary::Summarizer;
+use vmmap_core::units::size;
+use vmmap_core::Error;
+
+use crate::cli::{RunArgs, TraceArgs};
+use crate::record::parse_duration;
+use crate::{exit, output_error, Failure};
+
+fn cannot_trace(message: String) -> Failure {
+    Failure {
+        code: exit::CANNOT_TRACE,
+        message,
+    }
+}
+
+/// Finds PROGRAM as the shell would: a path if it has a slash, else the
+/// first executable of that name on $PATH.
+fn find_program(name: &OsString) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.components().count() > 1 {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).map(|d| d.join(p)).find(|c| {
+            c.is_file()
+                && c.metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// Why LD_PRELOAD would not work on this program, if it would not.
+fn untraceable(program: &Path) -> Option<String> {
+    let meta = program.metadata().ok()?;
+    let mode = meta.permissions().mode();
+    if mode & 0o6000 != 0 {
+        return Some(format!(
+            "{} is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it",
+            program.display()
+        ));
+    }
+    if has_capabilities(program) {
+        return Some(format!(
+            "{} has file capabilities: the loader runs it in secure mode and ignores LD_PRELOAD",
+            program.display()
+        ));
+    }
+    let bytes = std::fs::read(program).ok()?;
+    let facts = vmmap_core::elf::program_facts(&bytes)?;
+    if facts.interp.is_none() {
+        return Some(format!(
+            "{} is statically linked: there is no dynamic loader to preload the agent",
+            program.display()
+        ));
+    }
+    if facts.defines_malloc {
+        return Some(format!(
+            "{} defines its own malloc (a statically linked allocator): its allocations would never reach the agent",
+            program.display()
+        ));
+    }
+    None
+}
+
+fn has_capabilities(program: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(program.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: valid C strings; a null buffer with size 0 asks for the size.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    n > 0
+}
+
+/// The agent library: --agent, $VMMAP_AGENT, next to this binary, or in
+/// ../lib/vmmap/ from it (an installed layout).
+fn find_agent(given: Option<&Path>) -> Result<PathBuf, Failure> {
+    const NAME: &str = "libvmmap_agent.so";
+    let mut tried = Vec::new();
+    let candidates: Vec<PathBuf> = if let Some(g) = given {
+        vec![g.to_path_buf()]
+    } else if let Some(e) = std::env::var_os("VMMAP_AGENT") {
+        vec![PathBuf::from(e)]
+    } else {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut v = vec![dir.join(NAME), dir.join("../lib/vmmap").join(NAME)];
+        // `cargo test` puts test binaries in target/*/deps.
+        if dir.ends_with("deps") {
+            v.push(dir.join("..").join(NAME));
+        }
+        v
+    };
+    for c in candidates {
+        if c.is_file() {
+            return c
+                .canonicalize()
+                .map_err(|e| cannot_trace(format!("{}: {e}", c.display())));
+        }
+        tried.push(c.display().to_string());
+    }
+    Err(cannot_trace(format!(
+        "the tracing agent {NAME} was not found (looked at {}); build it with `cargo build --release -p vmmap-agent`, or point --agent or $VMMAP_AGENT at it",
+        tried.join(", ")
+    )))
+}
+
+fn default_output(program: &Path) -> PathBuf {
+    let stem = program
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trace".into());
+    // SAFETY: time and localtime_r with valid pointers.
+    let stamp = unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        format!(
+            "{:04}{:02}{:02}-{:02}{:02}{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    };
+    let mut p = PathBuf::from(format!("{stem}.{stamp}.vmmap"));
+    let mut n = 2;
+    while p.exists() {
+        p = PathBuf::from(format!("{stem}.{stamp}-{n}.vmmap"));
+        n += 1;
+    }
+    p
+}
+
+/// `vmmap run [OPTIONS] -- PROGRAM ARGS…`
+pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
+    let interval = parse_duration(&a.interval).ok_or_else(|| {
+        Failure::usage(format!(
+            "--interval {:?} is not a time such as 500ms, 1s or 2m",
+            a.interval
+        ))
+    })?;
+    let name = &a.command[0];
+    let program = find_program(name).ok_or_else(|| Failure {
+        code: exit::NO_PROCESS,
+        message: format!(
+            "{}: no such program (not a file, nor on $PATH)",
+            Path::new(name).display()
+        ),
+    })?;
+    let agent = if a.snapshot_only {
+        None
+    } else {
+        if let Some(why) = untraceable(&program) {
+            return Err(cannot_trace(format!(
+                "cannot trace: {why}. `vmmap run --snapshot-only -- …` records its snapshots without the agent"
+            )));
+        }
+        Some(find_agent(a.agent.as_deref())?)
+    };
+    let output = a.output.clone().unwrap_or_else(|| default_output(&program));
+    let what = output.display().to_string();
+    let out_err = |e: io::Error| Failure {
+        code: exit::OUTPUT,
+        message: format!("cannot write {what}: {e}"),
+    };
+    // The agent appends its chunks to the same file; O_APPEND keeps each
+    // whole write of either side together.
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&output)
+        .and_then(|f| {
+            drop(f);
+            OpenOptions::new().append(true).open(&output)
+        })
+        .map_err(|e| Failure {
+            code: exit::OUTPUT,
+            message: format!("cannot create {what}: {e}"),
+        })?;
+    let mut w = Writer::new(file).map_err(out_err)?;
+    let abs = std::path::absolute(&output).map_err(out_err)?;
+
+    let mut cmd = Command::new(&program);
+    cmd.arg0(name).args(&a.command[1..]);
+    if let Some(dir) = &a.cwd {
+        cmd.current_dir(dir);
+    }
+    if let Some(agent) = &agent {
+        let mut preload = agent.as_os_str().to_os_string();
+        if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+            preload.push(":");
+            preload.push(old);
+        }
+        cmd.env("LD_PRELOAD", preload)
+            .env("VMMAP_TRACE_FILE", &abs)
+            .env("VMMAP_TRACE_LAUNCHER", std::process::id().to_string())
+            .env("VMMAP_TRACE_UNWIND", &a.unwind);
+        if a.follow_forks {
+            cmd.env("VMMAP_TRACE_FOLLOW_FORKS", "1");
+        } else {
+            cmd.env_remove("VMMAP_TRACE_FOLLOW_FORKS");
+        }
+    }
+    // Ctrl+C reaches the program (same process group); vmmap waits for it
+    // to end and closes the file.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| Failure {
+        code: exit::OTHER,
+        message: format!("cannot start {}: {e}", program.display()),
+    })?;
+    let pid = child.id();
+    let opts = Options::default()
+        .proc_root(proc_root)
+        .ptrace(false)
+        .read_memory(true);
+    let mut snapshots = 0u64;
+    let mut next = start + interval;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| Failure {
+            code: exit::OTHER,
+            message: format!("waiting for {}: {e}", program.display()),
+        })? {
+            break st;
+        }
+        if interrupted.swap(false, Ordering::Relaxed) {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        if !interval.is_zero() && Instant::now() >= next {
+            next += interval;
+            match collect::snapshot(pid, &opts) {
+                Ok(s) => {
+                    w.append(&s).map_err(out_err)?;
+                    snapshots += 1;
+                }
+                Err(
+                    Error::ProcessExited { .. } | Error::NoSuchProcess { .. } | Error::Parse { .. },
+                ) => {}
+                Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    let total = w.bytes_written();
+    w.finish().map_err(out_err)?.sync_all().map_err(out_err)?;
+    if !a.quiet {
+        let loaded = crate::load(&output)?;
+        let mut err = io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "vmmap: {} (pid {pid}) ran {:.2} s and {}; {snapshots} snapshot(s)",
+            program.display(),
+            elapsed.as_secs_f64(),
+            describe_status(&status)
+        );
+        if agent.is_some() {
+            let _ = write_summary(&mut err, &loaded.trace);
+        }
+        let size_now = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(total);
+        let _ = writeln!(
+            err,
+            "vmmap: wrote {what} ({}); `vmmap trace {what}` shows it",
+            size(size_now, false)
+        );
+    }
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(c), _) => Err(Failure {
+            code: c.clamp(0, 255) as u8,
+            message: String::new(),
+        }),
+        (None, Some(s)) => Err(Failure {
+            code: (128 + s).clamp(0, 255) as u8,
+            message: String::new(),
+        }),
+        _ => Err(Failure {
+            code: exit::OTHER,
+            message: String::new(),
+        }),
+    }
+}
+
+fn describe_status(s: &std::process::ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig}{}",
+            if s.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => "ended".into(),
+    }
+}
+
+fn write_summary(w: &mut impl Write, messages: &[Vec<u8>]) -> io::Result<()> {
+    let (s, info, problem) = vmmap_core::trace::summarize(messages.iter().map(Vec::as_slice));
+    let ops: u64 = s.calls.values().sum();
+    let calls = s
+        .calls
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(w, "vmmap: {ops} operations recorded ({calls})")?;
+    let img = info.images.first();
+    let peak_at = img
+        .map(|_| info.tick_ns(0, s.peak_tick) as f64 / 1e9)
+        .unwrap_or(0.0);
+    writeln!(
+        w,
+        "vmmap: {} allocations, {} bytes requested; heap peak {} at {:.2} s; {} blocks ({}) never freed; {} threads, {} call stacks",
+        s.allocations,
+        s.bytes_allocated,
+        size(s.peak_bytes, false),
+        peak_at,
+        s.live_blocks,
+        size(s.live_bytes, false),
+        s.threads,
+        s.stacks
+    )?;
+    for (i, img) in info.images.iter().enumerate() {
+        if !img.ended {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) did not stop cleanly (killed, crashed or exec'd): its last ~100 ms of events may be missing",
+                img.exe
+            )?;
+        }
+        if img.stalls > 0 {
+            writeln!(
+                w,
+                "vmmap: note: threads waited {} times for the agent's writer",
+                img.stalls
+            )?;
+        }
+    }
+    if let Some(p) = problem {
+        writeln!(
+            w,
+            "vmmap: warning: {p}; the totals cover what came before it"
+        )?;
+    }
+    Ok(())
+}
+
+/// `vmmap trace FILE [summary|history]`
+pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
+    let loaded = crate::load(&a.file)?;
+    if loaded.trace.is_empty() {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{}: no trace in this file (it was not written by `vmmap run`, or the agent never started)",
+                a.file.display()
+            ),
+        });
+    }
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let res = match a.view.as_str() {
+        "history" => history(a, &loaded.trace, &mut out),
+        _ => summary(a, &loaded.trace, &mut out),
+    };
+    res.and_then(|_| out.flush())
+        .map_err(|e| output_error(e, "the trace"))
+}
+
+fn summary(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Result<()> {
+    if !a.json {
+        return write_summary(out, messages);
+    }
+    let (s, info, problem) = vmmap_core::trace::summarize(messages.iter().map(Vec::as_slice));
+    let v = serde_json::json!({
+        "schema": "vmmap.trace-summary",
+        "version": 1,
+        "images": info.images.iter().map(|i| serde_json::json!({
+            "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended,
+            "stalls": i.stalls, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
+        })).collect::<Vec<_>>(),
+        "calls": s.calls,
+        "allocations": s.allocations,
+        "frees": s.frees,
+        "bytes_allocated": s.bytes_allocated,
+        "peak_bytes": s.peak_bytes,
+        "live_blocks": s.live_blocks,
+        "live_bytes": s.live_bytes,
+        "unknown_frees": s.unknown_frees,
+        "mapped_bytes": s.mapped_bytes,
+        "threads": s.threads,
+        "stacks": s.stacks,
+        "truncated_stacks": s.truncated_stacks,
+        "modules": info.modules.last().map(|m| m.2.len()).unwrap_or(0),
+        "maps_records": info.maps.len(),
+        "problem": problem.map(|p| p.to_string()),
+    });
+    serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Result<()> {
+    let mut d = Decoder::new();
+    let mut err: Option<io::Error> = None;
+    let mut t0: Option<u64> = None;
+    let mut acc = Summarizer::default();
+    let mut print = |r: &vmmap_core::trace::Record, info: &vmmap_core::trace::TraceInfo| {
+        acc.add(r);
+        if err.is_some() {
+            return;
+        }
+        if !a.op.is_empty() && !a.op.iter().any(|o| o == r.event.name()) {
+            return;
+        }
+        if a.tid.is_some_and(|t| t != r.tid) {
+            return;
+        }
+        let ns = info.tick_ns(r.image, r.tick);
+        let t = ns.saturating_sub(*t0.get_or_insert(ns));
+        let (detail, stack) = describe(&r.event);
+        let line = format!(
+            "{:>12.6} {:>7} {:<14} {detail}",
+            t as f64 / 1e9,
+            r.tid,
+            r.event.name()
+        );
+        let mut res = writeln!(out, "{line}");
+        if a.stacks && stack != 0 {
+            if let Some(s) = info.stacks.get(stack as usize) {
+                for f in &s.frames {
+                    res = res.and_then(|_| writeln!(out, "{:>36}{f:#x}", ""));
+                }
+                if s.truncated {
+                    res = res.and_then(|_| writeln!(out, "{:>36}(truncated)", ""));
+                }
+            }
+        }
+        if let Err(e) = res {
+            err = Some(e);
+        }
+    };
+    for m in messages {
+        if let Err(e) = d.feed(m, &mut print) {
+            eprintln!("vmmap: warning: {e}; the history stops there");
+            break;
+        }
+    }
+    d.finish(&mut print);
+    err.map_or(Ok(()), Err)
+}
+
+/// One line of detail for an operation, and its stack id.
+fn describe(e: &Event) -> (String, u32) {
+    match e {
+        Event::Alloc {
+            ptr,
+            size,
+            align,
+            stack,
+            ..
+        } if *align != 0 => (format!("{ptr:#x} size {size} align {align}"), *stack),
+        Event::Alloc {
+            ptr, size, stack, ..
+        } => (format!("{ptr:#x} size {size}"), *stack),
+        Event::Realloc {
+            old,
+            new,
+            size,
+            stack,
+        } => (format!("{old:#x} -> {new:#x} size {size}"), *stack),
+        Event::Free { ptr } => (format!("{ptr:#x}"), 0),
+        Event::Mmap {
+            addr,
+            len,
+            prot,
+            flags,
+            fd,
+            offset,
+            stack,
+        } => (
+            format!(
+                "{addr:#x} len {len} prot {} flags {flags:#x} fd {fd} off {offset}",
+                prot_str(*prot)
+            ),
+            *stack,
+        ),
+        Event::Munmap { addr, len, stack } => (format!("{addr:#x} len {len}"), *stack),
+        Event::Mremap {
+            old,
+            old_len,
+            new,
+            new_len,
+            stack,
+            ..
+        } => (
+            format!("{old:#x} len {old_len} -> {new:#x} len {new_len}"),
+            *stack,
+        ),
+        Event::Mprotect {
+            addr,
+            len,
+            prot,
+            stack,
+        } => (
+            format!("{addr:#x} len {len} prot {}", prot_str(*prot)),
+            *stack,
+        ),
+        Event::Madvise {
+            addr,
+            len,
+            advice,
+            stack,
+        } => (format!("{addr:#x} len {len} advice {advice}"), *stack),
+        Event::Brk {
+            old, new, stack, ..
+        } => (format!("{old:#x} -> {new:#x}"), *stack),
+        Event::ThreadStart {
+            pthread,
+            stack_lo,
+            stack_hi,
+        } => (
+            format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
+            0,
+        ),
+        Event::ThreadExit => (String::new(), 0),
+        Event::ThreadName { pthread, name } => (format!("pthread {pthread:#x} {name:?}"), 0),
+        Event::ThreadCreate { pthread, stack } => (format!("pthread {pthread:#x}"), *stack),
+        Event::Dlopen {
+            handle,
+            path,
+            stack,
+            ..
+        } => (format!("{path} handle {handle:#x}"), *stack),
+        Event::Dlclose { handle, stack } => (format!("handle {handle:#x}"), *stack),
+        Event::Fork { pid, stack } => (format!("child {pid}"), *stack),
+        Event::Exec { path, stack } => (path.clone(), *stack),
+    }
+}
+
+fn prot_str(p: u32) -> String {
+    let f = |bit: u32, c: char| if p & bit != 0 { c } else { '-' };
+    [f(1, 'r'), f(2, 'w'), f(4, 'x')].iter().collect()
+}

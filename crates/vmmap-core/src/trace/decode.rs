@@ -1,0 +1,770 @@
+//! Decoding a traced run: messages in, time-ordered [`Record`]s out.
+//!
+//! Sans-IO: [`Decoder::feed`] takes one trace chunk's payload at a time.
+//! Each thread's events arrive in order, but different threads' buffers
+//! reach the file at different times, so records wait in a heap until no
+//! earlier record can still come: the agent stamps every event chunk with
+//! the tick its writer pass started, and everything older than the
+//! previous chunk's stamp is already in the file.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use super::wire::*;
+
+/// What went wrong reading trace data. Decoding stops at the bad message;
+/// everything before it stays usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TraceError {
+    /// A message is cut short or inconsistent.
+    #[error("trace message {index} is damaged: {reason}")]
+    Corrupt {
+        /// Message number, from 0.
+        index: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Written by a newer agent.
+    #[error("trace version {0} is newer than this vmmap understands; upgrade vmmap")]
+    NewerVersion(u64),
+}
+
+/// One recorded operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `malloc` (kind [`EV_MALLOC`]), `calloc` ([`EV_CALLOC`]) or an aligned
+    /// allocation ([`EV_MEMALIGN`], with its alignment).
+    Alloc {
+        /// Which call.
+        kind: u8,
+        /// The block.
+        ptr: u64,
+        /// Bytes requested.
+        size: u64,
+        /// Alignment asked for (0 = none).
+        align: u64,
+        /// Call stack id (0 = none).
+        stack: u32,
+    },
+    /// `realloc`/`reallocarray`; `old` 0 is an allocation, `new` 0 a free.
+    Realloc {
+        /// The block before.
+        old: u64,
+        /// The block after.
+        new: u64,
+        /// Bytes requested.
+        size: u64,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `free`.
+    Free {
+        /// The block.
+        ptr: u64,
+    },
+    /// `mmap`.
+    Mmap {
+        /// Where it landed.
+        addr: u64,
+        /// Length asked for.
+        len: u64,
+        /// PROT_* bits.
+        prot: u32,
+        /// MAP_* bits.
+        flags: u32,
+        /// File descriptor (-1 for anonymous).
+        fd: i32,
+        /// File offset.
+        offset: u64,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `munmap`.
+    Munmap {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `mremap`.
+    Mremap {
+        /// Old start.
+        old: u64,
+        /// Old length.
+        old_len: u64,
+        /// New start.
+        new: u64,
+        /// New length.
+        new_len: u64,
+        /// MREMAP_* bits.
+        flags: u32,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `mprotect`.
+    Mprotect {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+        /// PROT_* bits.
+        prot: u32,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `madvise`.
+    Madvise {
+        /// Start.
+        addr: u64,
+        /// Length.
+        len: u64,
+        /// MADV_* value.
+        advice: u32,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `brk` or `sbrk` moved the program break.
+    Brk {
+        /// Break before.
+        old: u64,
+        /// Break after.
+        new: u64,
+        /// Made by `sbrk` (else `brk`).
+        sbrk: bool,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// A thread's first record.
+    ThreadStart {
+        /// Its pthread handle.
+        pthread: u64,
+        /// Its stack's low end.
+        stack_lo: u64,
+        /// Its stack's high end.
+        stack_hi: u64,
+    },
+    /// The thread exited.
+    ThreadExit,
+    /// `pthread_setname_np`.
+    ThreadName {
+        /// The renamed thread's pthread handle.
+        pthread: u64,
+        /// The name.
+        name: String,
+    },
+    /// `pthread_create` made a thread.
+    ThreadCreate {
+        /// The new thread's pthread handle.
+        pthread: u64,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `dlopen`.
+    Dlopen {
+        /// The handle returned.
+        handle: u64,
+        /// RTLD_* flags (without RTLD_DEEPBIND, which the agent drops).
+        flags: u32,
+        /// The path asked for.
+        path: String,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `dlclose`.
+    Dlclose {
+        /// The handle.
+        handle: u64,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// `fork` returned in the parent.
+    Fork {
+        /// The child.
+        pid: u32,
+        /// Call stack id.
+        stack: u32,
+    },
+    /// An `exec*` call was about to replace the image.
+    Exec {
+        /// The program.
+        path: String,
+        /// Call stack id.
+        stack: u32,
+    },
+}
+
+impl Event {
+    /// The operation's name, as the history shows it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Alloc {
+                kind: EV_CALLOC, ..
+            } => "calloc",
+            Event::Alloc {
+                kind: EV_MEMALIGN, ..
+            } => "memalign",
+            Event::Alloc { .. } => "malloc",
+            Event::Realloc { .. } => "realloc",
+            Event::Free { .. } => "free",
+            Event::Mmap { .. } => "mmap",
+            Event::Munmap { .. } => "munmap",
+            Event::Mremap { .. } => "mremap",
+            Event::Mprotect { .. } => "mprotect",
+            Event::Madvise { .. } => "madvise",
+            Event::Brk { sbrk: true, .. } => "sbrk",
+            Event::Brk { .. } => "brk",
+            Event::ThreadStart { .. } => "thread-start",
+            Event::ThreadExit => "thread-exit",
+            Event::ThreadName { .. } => "thread-name",
+            Event::ThreadCreate { .. } => "pthread_create",
+            Event::Dlopen { .. } => "dlopen",
+            Event::Dlclose { .. } => "dlclose",
+            Event::Fork { .. } => "fork",
+            Event::Exec { .. } => "exec",
+        }
+    }
+}
+
+/// An event with its time and thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Agent ticks (see [`TraceInfo::tick_ns`]).
+    pub tick: u64,
+    /// Which process image (a HELLO message starts one; `exec` starts the
+    /// next), from 0.
+    pub image: u32,
+    /// The thread's kernel id.
+    pub tid: i32,
+    /// What happened.
+    pub event: Event,
+}
+
+/// A process image's start facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Page size.
+    pub page_size: u64,
+    /// Stacks came from frame pointers, not `.eh_frame`.
+    pub frame_pointers: bool,
+    /// Executable path.
+    pub exe: String,
+    /// Command line, arguments separated by spaces.
+    pub cmdline: String,
+    /// Clock anchors: (tick, CLOCK_MONOTONIC ns, CLOCK_REALTIME ns).
+    pub clocks: Vec<(u64, u64, u64)>,
+    /// The agent stopped cleanly (else the process was killed or crashed,
+    /// and the trace ends at its last flush).
+    pub ended: bool,
+    /// Times a thread waited for the writer (from the END message).
+    pub stalls: u64,
+    /// Event bytes before and after compression (from the END message).
+    pub event_bytes: (u64, u64),
+}
+
+/// A loaded object, for symbolisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleInfo {
+    /// Load bias (runtime address minus link-time address).
+    pub base: u64,
+    /// Path.
+    pub path: String,
+    /// GNU build id (may be empty).
+    pub build_id: Vec<u8>,
+    /// PT_LOAD segments: (vaddr, memsz, file offset, flags).
+    pub segments: Vec<(u64, u64, u64, u32)>,
+}
+
+/// A call stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StackInfo {
+    /// Return addresses, innermost first.
+    pub frames: Vec<u64>,
+    /// The unwind stopped early.
+    pub truncated: bool,
+}
+
+/// Everything but the events.
+#[derive(Debug, Clone, Default)]
+pub struct TraceInfo {
+    /// Process images in order.
+    pub images: Vec<ImageInfo>,
+    /// Module lists: (image, tick, modules).
+    pub modules: Vec<(u32, u64, Vec<ModuleInfo>)>,
+    /// `/proc/self/maps` as the agent saw it: (image, tick, text).
+    pub maps: Vec<(u32, u64, String)>,
+    /// Stack table; index 0 is the empty stack.
+    pub stacks: Vec<StackInfo>,
+    /// Trace messages read.
+    pub messages: usize,
+}
+
+impl TraceInfo {
+    /// Nanoseconds since the image started, for a tick (linear between the
+    /// first and last clock anchors).
+    pub fn tick_ns(&self, image: u32, tick: u64) -> u64 {
+        let Some(img) = self.images.get(image as usize) else {
+            return 0;
+        };
+        let (Some(a), Some(b)) = (img.clocks.first(), img.clocks.last()) else {
+            return 0;
+        };
+        if b.0 <= a.0 {
+            return 0;
+        }
+        let rate = (b.1 - a.1) as f64 / (b.0 - a.0) as f64;
+        let ns = (tick as f64 - a.0 as f64) * rate;
+        ns.max(0.0) as u64
+    }
+}
+
+#[derive(Default)]
+struct Stream {
+    tid: i32,
+    last_tick: u64,
+    last_addr: u64,
+    stacks: Vec<u32>,
+}
+
+struct Pending {
+    key: (u64, u64),
+    record: Record,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+/// Turns trace messages into time-ordered records.
+#[derive(Default)]
+pub struct Decoder {
+    /// Everything but the events, as read so far.
+    pub info: TraceInfo,
+    streams: HashMap<(u32, u32), Stream>,
+    stack_ids: HashMap<StackInfo, u32>,
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    chunk_ticks: [u64; 2],
+}
+
+fn bad(index: usize, reason: &str) -> TraceError {
+    TraceError::Corrupt {
+        index,
+        reason: reason.to_string(),
+    }
+}
+
+impl Decoder {
+    /// An empty decoder.
+    pub fn new() -> Decoder {
+        let mut d = Decoder::default();
+        d.info.stacks.push(StackInfo {
+            frames: Vec::new(),
+            truncated: false,
+        });
+        d
+    }
+
+    /// Decodes one trace chunk's payload; records that can no longer be
+    /// preceded by another go to `out`, oldest first.
+    pub fn feed(
+        &mut self,
+        msg: &[u8],
+        out: &mut impl FnMut(&Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
+        let index = self.info.messages;
+        self.info.messages += 1;
+        let mut c = Cursor::new(msg);
+        let kind = c.u8().ok_or_else(|| bad(index, "empty message"))?;
+        let image = self.info.images.len().saturating_sub(1) as u32;
+        match kind {
+            MSG_HELLO => {
+                self.release_all(out);
+                let hello = parse_hello(&mut c).ok_or_else(|| bad(index, "HELLO cut short"))?;
+                if hello.0 > u64::from(TRACE_VERSION) {
+                    return Err(TraceError::NewerVersion(hello.0));
+                }
+                self.info.images.push(hello.1);
+                self.chunk_ticks = [0, 0];
+            }
+            MSG_CLOCK | MSG_END => {
+                let img = self
+                    .info
+                    .images
+                    .last_mut()
+                    .ok_or_else(|| bad(index, "clock before HELLO"))?;
+                let t = (c.uvarint(), c.uvarint(), c.uvarint());
+                let (Some(a), Some(b), Some(r)) = t else {
+                    return Err(bad(index, "clock cut short"));
+                };
+                img.clocks.push((a, b, r));
+                if kind == MSG_END {
+                    img.ended = true;
+                    img.stalls = c.uvarint().unwrap_or(0);
+                    img.event_bytes = (c.uvarint().unwrap_or(0), c.uvarint().unwrap_or(0));
+                    self.release_all(out);
+                }
+            }
+            MSG_MODULES => {
+                let tick = c.uvarint().ok_or_else(|| bad(index, "MODULES cut short"))?;
+                let mods = parse_modules(&mut c).ok_or_else(|| bad(index, "MODULES cut short"))?;
+                self.info.modules.push((image, tick, mods));
+            }
+            MSG_MAPS => {
+                let tick = c.uvarint();
+                let raw = c.uvarint();
+                let (Some(tick), Some(raw)) = (tick, raw) else {
+                    return Err(bad(index, "MAPS cut short"));
+                };
+                let text = inflate(c.take(c.remaining()).unwrap_or_default(), raw)
+                    .map_err(|e| bad(index, &e))?;
+                self.info
+                    .maps
+                    .push((image, tick, String::from_utf8_lossy(&text).into_owned()));
+            }
+            MSG_EVENTS => {
+                let tick = c.uvarint();
+                let raw = c.uvarint();
+                let (Some(tick), Some(raw)) = (tick, raw) else {
+                    return Err(bad(index, "EVENTS cut short"));
+                };
+                let data = inflate(c.take(c.remaining()).unwrap_or_default(), raw)
+                    .map_err(|e| bad(index, &e))?;
+                self.segments(index, image, &data)?;
+                // Everything older than the previous chunk's stamp is in.
+                let watermark = self.chunk_ticks[1];
+                self.chunk_ticks = [self.chunk_ticks[1], tick];
+                self.release(watermark, out);
+            }
+            _ => {} // a message type from a newer agent
+        }
+        Ok(())
+    }
+
+    /// Releases every record still held (end of file).
+    pub fn finish(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) {
+        self.release_all(out);
+    }
+
+    fn release(&mut self, below: u64, out: &mut impl FnMut(&Record, &TraceInfo)) {
+        while let Some(Reverse(p)) = self.heap.peek() {
+            if p.key.0 >= below {
+                break;
+            }
+            let Some(Reverse(p)) = self.heap.pop() else {
+                break;
+            };
+            out(&p.record, &self.info);
+        }
+    }
+
+    fn release_all(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) {
+        self.release(u64::MAX, out);
+    }
+
+    fn segments(&mut self, index: usize, image: u32, data: &[u8]) -> Result<(), TraceError> {
+        let mut c = Cursor::new(data);
+        while c.remaining() > 0 {
+            let (Some(stream), Some(len)) = (c.u32(), c.u32()) else {
+                return Err(bad(index, "segment header cut short"));
+            };
+            let bytes = c
+                .take(len as usize)
+                .ok_or_else(|| bad(index, "segment cut short"))?;
+            self.records(index, image, stream, bytes)?;
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, s: StackInfo) -> u32 {
+        if let Some(&id) = self.stack_ids.get(&s) {
+            return id;
+        }
+        let id = self.info.stacks.len() as u32;
+        self.info.stacks.push(s.clone());
+        self.stack_ids.insert(s, id);
+        id
+    }
+
+    fn records(
+        &mut self,
+        index: usize,
+        image: u32,
+        stream: u32,
+        bytes: &[u8],
+    ) -> Result<(), TraceError> {
+        let mut c = Cursor::new(bytes);
+        let cut = || bad(index, "event cut short");
+        while c.remaining() > 0 {
+            let tag = c.u8().ok_or_else(cut)?;
+            if tag == EV_STACK {
+                let id = c.uvarint().ok_or_else(cut)? as usize;
+                let flags = c.u8().ok_or_else(cut)?;
+                let n = c.uvarint().ok_or_else(cut)? as usize;
+                if n > MAX_FRAMES {
+                    return Err(bad(index, "stack deeper than the agent records"));
+                }
+                let mut frames = Vec::with_capacity(n);
+                let mut prev = 0u64;
+                for _ in 0..n {
+                    prev = prev.wrapping_add(c.ivarint().ok_or_else(cut)? as u64);
+                    frames.push(prev);
+                }
+                let g = self.intern(StackInfo {
+                    frames,
+                    truncated: flags & STACK_TRUNCATED != 0,
+                });
+                let st = self.streams.entry((image, stream)).or_default();
+                if id >= st.stacks.len() {
+                    if id > 1 << 24 {
+                        return Err(bad(index, "implausible stack id"));
+                    }
+                    st.stacks.resize(id + 1, 0);
+                }
+                st.stacks[id] = g;
+                continue;
+            }
+            let st = self.streams.entry((image, stream)).or_default();
+            let tick = if tag == EV_THREAD_START {
+                let t = c.u64().ok_or_else(cut)?;
+                st.tid = c.uvarint().ok_or_else(cut)? as i32;
+                t
+            } else {
+                let d = c.ivarint().ok_or_else(cut)?;
+                st.last_tick.wrapping_add(d as u64)
+            };
+            st.last_tick = tick;
+            let event = decode_event(tag, &mut c, st)
+                .ok_or_else(|| bad(index, &format!("event with tag {tag} cut short or unknown")))?;
+            let record = Record {
+                tick,
+                image,
+                tid: st.tid,
+                event,
+            };
+            self.seq += 1;
+            self.heap.push(Reverse(Pending {
+                key: (tick, self.seq),
+                record,
+            }));
+        }
+        Ok(())
+    }
+}
+
+fn addr(c: &mut Cursor<'_>, st: &mut Stream) -> Option<u64> {
+    let v = st.last_addr.wrapping_add(c.ivarint()? as u64);
+    st.last_addr = v;
+    Some(v)
+}
+
+fn stack(c: &mut Cursor<'_>, st: &Stream) -> Option<u32> {
+    let local = c.uvarint()? as usize;
+    if local == 0 {
+        return Some(0);
+    }
+    st.stacks.get(local).copied()
+}
+
+fn text(c: &mut Cursor<'_>) -> Option<String> {
+    Some(String::from_utf8_lossy(c.bytes()?).into_owned())
+}
+
+fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
+    Some(match tag {
+        EV_MALLOC | EV_CALLOC | EV_MEMALIGN => {
+            let ptr = addr(c, st)?;
+            let size = c.uvarint()?;
+            let stack = stack(c, st)?;
+            let align = if tag == EV_MEMALIGN { c.uvarint()? } else { 0 };
+            Event::Alloc {
+                kind: tag,
+                ptr,
+                size,
+                align,
+                stack,
+            }
+        }
+        EV_REALLOC => Event::Realloc {
+            old: addr(c, st)?,
+            new: addr(c, st)?,
+            size: c.uvarint()?,
+            stack: stack(c, st)?,
+        },
+        EV_FREE => Event::Free { ptr: addr(c, st)? },
+        EV_MMAP => Event::Mmap {
+            addr: addr(c, st)?,
+            len: c.uvarint()?,
+            prot: c.uvarint()? as u32,
+            flags: c.uvarint()? as u32,
+            fd: unzigzag(c.uvarint()?) as i32,
+            offset: c.uvarint()?,
+            stack: stack(c, st)?,
+        },
+        EV_MUNMAP => Event::Munmap {
+            addr: addr(c, st)?,
+            len: c.uvarint()?,
+            stack: stack(c, st)?,
+        },
+        EV_MREMAP => Event::Mremap {
+            old: addr(c, st)?,
+            old_len: c.uvarint()?,
+            new: c.uvarint()?,
+            new_len: c.uvarint()?,
+            flags: c.uvarint()? as u32,
+            stack: stack(c, st)?,
+        },
+        EV_MPROTECT => Event::Mprotect {
+            addr: addr(c, st)?,
+            len: c.uvarint()?,
+            prot: c.uvarint()? as u32,
+            stack: stack(c, st)?,
+        },
+        EV_MADVISE => Event::Madvise {
+            addr: addr(c, st)?,
+            len: c.uvarint()?,
+            advice: c.uvarint()? as u32,
+            stack: stack(c, st)?,
+        },
+        EV_BRK => Event::Brk {
+            old: addr(c, st)?,
+            new: c.uvarint()?,
+            sbrk: c.uvarint()? == 1,
+            stack: stack(c, st)?,
+        },
+        EV_THREAD_START => Event::ThreadStart {
+            pthread: c.uvarint()?,
+            stack_lo: c.uvarint()?,
+            stack_hi: c.uvarint()?,
+        },
+        EV_THREAD_EXIT => {
+            c.bytes()?;
+            Event::ThreadExit
+        }
+        EV_THREAD_NAME => Event::ThreadName {
+            pthread: c.uvarint()?,
+            name: text(c)?,
+        },
+        EV_THREAD_CREATE => {
+            let pthread = c.uvarint()?;
+            c.bytes()?;
+            Event::ThreadCreate {
+                pthread,
+                stack: stack(c, st)?,
+            }
+        }
+        EV_DLOPEN => Event::Dlopen {
+            handle: c.uvarint()?,
+            flags: c.uvarint()? as u32,
+            path: text(c)?,
+            stack: stack(c, st)?,
+        },
+        EV_DLCLOSE => {
+            let handle = c.uvarint()?;
+            c.bytes()?;
+            Event::Dlclose {
+                handle,
+                stack: stack(c, st)?,
+            }
+        }
+        EV_FORK => {
+            let pid = c.uvarint()? as u32;
+            c.bytes()?;
+            Event::Fork {
+                pid,
+                stack: stack(c, st)?,
+            }
+        }
+        EV_EXEC => Event::Exec {
+            path: text(c)?,
+            stack: stack(c, st)?,
+        },
+        _ => return None,
+    })
+}
+
+fn inflate(z: &[u8], raw: u64) -> Result<Vec<u8>, String> {
+    if raw > 1 << 31 {
+        return Err(format!("declared size {raw} is implausible"));
+    }
+    let out = zstd::bulk::decompress(z, raw as usize).map_err(|e| format!("zstd: {e}"))?;
+    if out.len() as u64 != raw {
+        return Err("decompressed size differs from the declared size".into());
+    }
+    Ok(out)
+}
+
+fn parse_hello(c: &mut Cursor<'_>) -> Option<(u64, ImageInfo)> {
+    let version = c.uvarint()?;
+    let pid = c.uvarint()? as u32;
+    let ppid = c.uvarint()? as u32;
+    let page_size = c.uvarint()?;
+    let frame_pointers = c.uvarint()? & 1 == 1;
+    let clock = (c.uvarint()?, c.uvarint()?, c.uvarint()?);
+    let exe = text(c)?;
+    let cmd = c.bytes()?;
+    let cmdline = cmd
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some((
+        version,
+        ImageInfo {
+            pid,
+            ppid,
+            page_size,
+            frame_pointers,
+            exe,
+            cmdline,
+            clocks: vec![clock],
+            ..ImageInfo::default()
+        },
+    ))
+}
+
+fn parse_modules(c: &mut Cursor<'_>) -> Option<Vec<ModuleInfo>> {
+    let n = c.uvarint()? as usize;
+    let mut v = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let base = c.uvarint()?;
+        let path = text(c)?;
+        let build_id = c.bytes()?.to_vec();
+        let ns = c.uvarint()? as usize;
+        let mut segments = Vec::with_capacity(ns.min(64));
+        for _ in 0..ns {
+            segments.push((
+                c.uvarint()?,
+                c.uvarint()?,
+                c.uvarint()?,
+                c.uvarint()? as u32,
+            ));
+        }
+        v.push(ModuleInfo {
+            base,
+            path,
+            build_id,
+            segments,
+        });
+    }
+    Some(v)
+}

@@ -1,0 +1,9 @@
+//! Traced runs: what the preload agent of `vmmap run` records, and the
+//! decoder that turns a file's trace chunks back into events.
+
+pub mod decode;
+pub mod summary;
+pub mod wire;
+
+pub use decode::{Decoder, Event, Record, TraceError, TraceInfo};
+pub use summary::{summarize, Summary};

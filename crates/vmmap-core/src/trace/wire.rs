@@ -1,0 +1,239 @@
+//! The trace wire format shared by the preload agent (which encodes) and the
+//! decoder in [`super::decode`]. Documented in `docs/trace-format.md`.
+//!
+//! A traced run writes ordinary native-format chunks of kind
+//! [`crate::format::CHUNK_TRACE`]; the first byte of each payload is one of
+//! the `MSG_*` message types below. Event messages hold a zstd frame of
+//! *segments*; a segment is a slice of one thread's event stream, and each
+//! thread's segments arrive in order. Records are variable-length:
+//! integers are LEB128 varints, signed ones zigzag-coded, and addresses are
+//! coded as the difference from the previous address in the same stream,
+//! which keeps heap pointers to two or three bytes.
+
+/// Version of the messages below; the agent writes it in [`MSG_HELLO`].
+pub const TRACE_VERSION: u32 = 1;
+
+/// Process facts at agent start: version, pid, ppid, page size, clock
+/// anchor, flags, executable and command line.
+pub const MSG_HELLO: u8 = 1;
+/// The loaded modules (path, load bias, build id, PT_LOAD segments), sent
+/// whenever the set changes, for symbolisation later and elsewhere.
+pub const MSG_MODULES: u8 = 2;
+/// A zstd frame of event segments.
+pub const MSG_EVENTS: u8 = 3;
+/// `/proc/self/maps` as the agent saw it (zstd), when it changed: the
+/// mappings glibc made through calls no hook sees.
+pub const MSG_MAPS: u8 = 4;
+/// A (tick, CLOCK_MONOTONIC ns, CLOCK_REALTIME ns) triple, to turn event
+/// ticks into times.
+pub const MSG_CLOCK: u8 = 5;
+/// The agent stopped cleanly: its counters.
+pub const MSG_END: u8 = 6;
+
+/// Event tags. The allocation tags share one record layout.
+pub const EV_MALLOC: u8 = 1;
+/// `calloc(n, size)`; the size recorded is `n * size`.
+pub const EV_CALLOC: u8 = 2;
+/// `realloc` and `reallocarray`: old pointer, new pointer, size.
+pub const EV_REALLOC: u8 = 3;
+/// `memalign`, `posix_memalign`, `aligned_alloc`, `valloc`, `pvalloc`:
+/// an allocation record plus its alignment.
+pub const EV_MEMALIGN: u8 = 4;
+/// `free` (and `realloc`'s implicit free is in [`EV_REALLOC`]).
+pub const EV_FREE: u8 = 5;
+/// `mmap`/`mmap64` that succeeded.
+pub const EV_MMAP: u8 = 6;
+/// `munmap`.
+pub const EV_MUNMAP: u8 = 7;
+/// `mremap` that succeeded.
+pub const EV_MREMAP: u8 = 8;
+/// `mprotect`.
+pub const EV_MPROTECT: u8 = 9;
+/// `madvise`.
+pub const EV_MADVISE: u8 = 10;
+/// `brk` or `sbrk` that moved the break: old and new break.
+pub const EV_BRK: u8 = 11;
+/// First record of every stream: absolute tick, tid, stack bounds.
+pub const EV_THREAD_START: u8 = 12;
+/// The thread's key destructor ran.
+pub const EV_THREAD_EXIT: u8 = 13;
+/// `pthread_setname_np` on this or another thread.
+pub const EV_THREAD_NAME: u8 = 14;
+/// `dlopen` that returned a handle.
+pub const EV_DLOPEN: u8 = 15;
+/// `dlclose`.
+pub const EV_DLCLOSE: u8 = 16;
+/// A call stack's definition: stream-local id, flags, frames.
+pub const EV_STACK: u8 = 17;
+/// `pthread_create` returned: the new thread's pthread handle.
+pub const EV_THREAD_CREATE: u8 = 18;
+/// `fork()` returned in the parent: child pid.
+pub const EV_FORK: u8 = 19;
+/// An `exec*` call is about to replace the image.
+pub const EV_EXEC: u8 = 20;
+
+/// [`EV_STACK`] flag: the unwind stopped at the depth cap or on a frame it
+/// could not unwind, so outer frames are missing.
+pub const STACK_TRUNCATED: u8 = 1;
+
+/// The deepest stack the agent records.
+pub const MAX_FRAMES: usize = 128;
+
+/// Event ticks are the CPU's time-stamp counter shifted right by this much
+/// (about 85 ns per unit on a 3 GHz TSC: fine enough to order
+/// a free before the allocation that reuses its block, coarse enough that
+/// the deltas of a busy thread are mostly 0 or 1).
+pub const TICK_SHIFT: u32 = 8;
+
+/// Writes `v` as a LEB128 varint at `buf[pos..]`; returns the new position.
+/// The caller guarantees 10 free bytes.
+#[inline(always)]
+pub fn put_uvarint(buf: &mut [u8], mut pos: usize, mut v: u64) -> usize {
+    while v >= 0x80 {
+        buf[pos] = (v as u8) | 0x80;
+        v >>= 7;
+        pos += 1;
+    }
+    buf[pos] = v as u8;
+    pos + 1
+}
+
+/// Zigzag-codes a signed value so small magnitudes stay short.
+#[inline(always)]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Undoes [`zigzag`].
+#[inline(always)]
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// A bounds-checked reader over a byte slice; every read fails cleanly at
+/// the end instead of panicking, since the bytes come from a file.
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Starts at the beginning of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor { bytes, pos: 0 }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// The read position.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// One byte.
+    pub fn u8(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.pos)?;
+        self.pos += 1;
+        Some(b)
+    }
+
+    /// A little-endian u32.
+    pub fn u32(&mut self) -> Option<u32> {
+        let s = self.take(4)?;
+        Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+
+    /// A little-endian u64.
+    pub fn u64(&mut self) -> Option<u64> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Some(u64::from_le_bytes(a))
+    }
+
+    /// A LEB128 varint of at most 10 bytes.
+    pub fn uvarint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// A zigzag varint.
+    pub fn ivarint(&mut self) -> Option<i64> {
+        self.uvarint().map(unzigzag)
+    }
+
+    /// `n` raw bytes.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+
+    /// A varint length followed by that many bytes.
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.uvarint()?).ok()?;
+        self.take(n)
+    }
+}
+
+/// Appends a varint to a growable buffer (the agent's writer thread and
+/// tests; the hooks use [`put_uvarint`] on a reserved slice).
+pub fn push_uvarint(out: &mut Vec<u8>, v: u64) {
+    let mut tmp = [0u8; 10];
+    let n = put_uvarint(&mut tmp, 0, v);
+    out.extend_from_slice(&tmp[..n]);
+}
+
+/// Appends a varint length and the bytes.
+pub fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    push_uvarint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn varints_round_trip(v: u64, s: i64) {
+            let mut out = Vec::new();
+            push_uvarint(&mut out, v);
+            push_uvarint(&mut out, zigzag(s));
+            let mut c = Cursor::new(&out);
+            prop_assert_eq!(c.uvarint(), Some(v));
+            prop_assert_eq!(c.ivarint(), Some(s));
+            prop_assert_eq!(c.remaining(), 0);
+        }
+    }
+
+    #[test]
+    fn truncated_and_overlong_varints_fail() {
+        assert_eq!(Cursor::new(&[0x80]).uvarint(), None);
+        assert_eq!(Cursor::new(&[0xff; 11]).uvarint(), None);
+        assert_eq!(
+            Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]).uvarint(),
+            None
+        );
+        assert_eq!(
+            Cursor::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).uvarint(),
+            Some(u64::MAX)
+        );
+    }
+}

@@ -2,7 +2,9 @@
  * __execve, which a preloaded library cannot interpose, so the agent would
  * not see the image being replaced and would lose its unwritten events.
  * These build argv on the stack and call execv/execvp/execve through the
- * PLT, which resolves to the agent's Rust hooks (they flush first). */
+ * PLT, which resolves to the agent's Rust hooks (they flush first).
+ * A Rust cdylib exports only Rust symbols, so the exported execl* are
+ * naked Rust functions that jump here with the arguments untouched. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -20,17 +22,17 @@
     envp_out;                                                              \
     va_end(ap);
 
-int execl(const char *path, const char *arg, ...) {
+int vmmap_agent_execl(const char *path, const char *arg, ...) {
     COLLECT_ARGV(arg, argv, (void)0)
     return execv(path, (char *const *)argv);
 }
 
-int execlp(const char *file, const char *arg, ...) {
+int vmmap_agent_execlp(const char *file, const char *arg, ...) {
     COLLECT_ARGV(arg, argv, (void)0)
     return execvp(file, (char *const *)argv);
 }
 
-int execle(const char *path, const char *arg, ...) {
+int vmmap_agent_execle(const char *path, const char *arg, ...) {
     char *const *envp;
     COLLECT_ARGV(arg, argv, envp = va_arg(ap, char *const *))
     return execve(path, (char *const *)argv, envp);

@@ -707,6 +707,35 @@ pub unsafe extern "C" fn fexecve(
     }
 }
 
+extern "C" {
+    fn vmmap_agent_execl();
+    fn vmmap_agent_execlp();
+    fn vmmap_agent_execle();
+}
+
+/// `execl`, variadic: a jump to the C version (src/execl.c), which builds
+/// argv and calls the `execv` hook. Stable Rust cannot define a variadic
+/// function, and a jump leaves registers and stack as the caller set them.
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn execl() {
+    core::arch::naked_asm!("jmp {}", sym vmmap_agent_execl)
+}
+
+/// `execlp`, as [`execl`].
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn execlp() {
+    core::arch::naked_asm!("jmp {}", sym vmmap_agent_execlp)
+}
+
+/// `execle`, as [`execl`].
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn execle() {
+    core::arch::naked_asm!("jmp {}", sym vmmap_agent_execle)
+}
+
 /// # Safety
 /// As C `_exit`: flushes the trace first (no atexit handlers run).
 #[no_mangle]
@@ -714,6 +743,29 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     crate::shutdown();
     // SAFETY: exit_group ends the process.
     unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+/// As C `abort`: the trace is written out first, so an aborting program
+/// keeps its last events. (glibc's own aborts on heap corruption do not
+/// come through here; like a crash, they lose the last ~50 ms.)
+#[no_mangle]
+pub extern "C" fn abort() -> ! {
+    type F = unsafe extern "C" fn() -> !;
+    if crate::same_process() {
+        writer::flush(2000);
+    }
+    if let Some(f) = real!(ABORT, "abort", F) {
+        // SAFETY: forwarding.
+        unsafe { f() }
+    }
+    // SAFETY: as abort would, if glibc's could not be found.
+    unsafe {
+        libc::raise(libc::SIGABRT);
+        libc::syscall(libc::SYS_exit_group, 134);
+    }
     loop {
         core::hint::spin_loop();
     }

@@ -164,25 +164,42 @@ fn new_thread_block() -> Option<&'static mut Block> {
     Some(b)
 }
 
-/// The calling thread's stack bounds. For the main thread glibc reads
-/// /proc/self/maps and allocates: the guard is set, so that passes through.
+extern "C" {
+    /// Set by the dynamic loader: the stack pointer at process entry, above
+    /// every frame of the main thread.
+    static __libc_stack_end: *mut c_void;
+}
+
+/// The calling thread's stack bounds (low end 0 when unknown), found
+/// without locks or allocation. `pthread_getattr_np` is no use here: it
+/// holds the thread's lock while it allocates (for the main thread it
+/// reads /proc/self/maps through fopen), and that allocation lands in a
+/// hook that would ask again.
 fn stack_bounds() -> (usize, usize) {
-    // SAFETY: attr is initialised by pthread_getattr_np before use and
-    // destroyed after.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return (0, 0);
-        }
-        let mut addr: *mut c_void = core::ptr::null_mut();
-        let mut size = 0usize;
-        let r = libc::pthread_attr_getstack(&attr, &mut addr, &mut size);
-        libc::pthread_attr_destroy(&mut attr);
-        if r != 0 {
-            return (0, 0);
-        }
-        (addr as usize, addr as usize + size)
+    let page = 4096usize;
+    if sys::gettid() == sys::getpid() {
+        // SAFETY: the loader sets __libc_stack_end before any code runs.
+        let end = unsafe { __libc_stack_end } as usize;
+        let hi = (end + page - 1) & !(page - 1);
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: rl is a valid out-pointer.
+        let lo = if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut rl) } == 0
+            && rl.rlim_cur != libc::RLIM_INFINITY
+        {
+            hi.saturating_sub(rl.rlim_cur as usize)
+        } else {
+            0
+        };
+        return (lo, hi);
     }
+    // glibc on x86_64 keeps the thread descriptor (what pthread_self points
+    // to) at the top of the thread's stack block: every frame lies below.
+    // SAFETY: pthread_self has no preconditions.
+    let tcb = unsafe { libc::pthread_self() } as usize;
+    (0, tcb)
 }
 
 pub(crate) fn errno() -> i32 {

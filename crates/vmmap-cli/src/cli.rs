@@ -406,7 +406,7 @@ pub struct TraceArgs {
     #[arg(long)]
     pub stacks: bool,
 
-    /// Print JSON.
+    /// Print JSON (the history as one object per line, with stacks).
     #[arg(long)]
     pub json: bool,
 }

@@ -348,7 +348,7 @@ fn write_summary(w: &mut impl Write, messages: &[Vec<u8>]) -> io::Result<()> {
         .unwrap_or(0.0);
     writeln!(
         w,
-        "vmmap: {} allocations, {} bytes requested; heap peak {} at {:.2} s; {} blocks ({}) never freed; {} threads, {} call stacks",
+        "vmmap: {} allocations, {} bytes requested; heap peak {} at {:.2} s; {} blocks ({}) never freed; {} thread(s), {} call stacks",
         s.allocations,
         s.bytes_allocated,
         size(s.peak_bytes, false),
@@ -455,6 +455,12 @@ fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Res
         }
         let ns = info.tick_ns(r.image, r.tick);
         let t = ns.saturating_sub(*t0.get_or_insert(ns));
+        if a.json {
+            if let Err(e) = write_json_record(out, r, t, info) {
+                err = Some(e);
+            }
+            return;
+        }
         let (detail, stack) = describe(&r.event);
         let line = format!(
             "{:>12.6} {:>7} {:<14} {detail}",
@@ -485,6 +491,88 @@ fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Res
     }
     d.finish(&mut print);
     err.map_or(Ok(()), Err)
+}
+
+/// One JSON object per line: time (ns from the first record), thread,
+/// image, operation, its fields, and its stack's frames.
+fn write_json_record(
+    out: &mut impl Write,
+    r: &vmmap_core::trace::Record,
+    t: u64,
+    info: &vmmap_core::trace::TraceInfo,
+) -> io::Result<()> {
+    use serde_json::json;
+    let hex = |v: u64| format!("{v:#x}");
+    let mut o = match &r.event {
+        Event::Alloc {
+            ptr, size, align, ..
+        } => json!({"ptr": hex(*ptr), "size": size, "align": align}),
+        Event::Realloc { old, new, size, .. } => {
+            json!({"old": hex(*old), "new": hex(*new), "size": size})
+        }
+        Event::Free { ptr } => json!({"ptr": hex(*ptr)}),
+        Event::Mmap {
+            addr,
+            len,
+            prot,
+            flags,
+            fd,
+            offset,
+            ..
+        } => {
+            json!({"addr": hex(*addr), "len": len, "prot": prot, "flags": flags, "fd": fd, "offset": offset})
+        }
+        Event::Munmap { addr, len, .. } => json!({"addr": hex(*addr), "len": len}),
+        Event::Mremap {
+            old,
+            old_len,
+            new,
+            new_len,
+            flags,
+            ..
+        } => {
+            json!({"old": hex(*old), "old_len": old_len, "new": hex(*new), "new_len": new_len, "flags": flags})
+        }
+        Event::Mprotect {
+            addr, len, prot, ..
+        } => json!({"addr": hex(*addr), "len": len, "prot": prot}),
+        Event::Madvise {
+            addr, len, advice, ..
+        } => json!({"addr": hex(*addr), "len": len, "advice": advice}),
+        Event::Brk { old, new, .. } => json!({"old": hex(*old), "new": hex(*new)}),
+        Event::ThreadStart {
+            pthread,
+            stack_lo,
+            stack_hi,
+        } => {
+            json!({"pthread": hex(*pthread), "stack_lo": hex(*stack_lo), "stack_hi": hex(*stack_hi)})
+        }
+        Event::ThreadExit => json!({}),
+        Event::ThreadName { pthread, name } => json!({"pthread": hex(*pthread), "name": name}),
+        Event::ThreadCreate { pthread, .. } => json!({"pthread": hex(*pthread)}),
+        Event::Dlopen {
+            handle,
+            flags,
+            path,
+            ..
+        } => json!({"handle": hex(*handle), "flags": flags, "path": path}),
+        Event::Dlclose { handle, .. } => json!({"handle": hex(*handle)}),
+        Event::Fork { pid, .. } => json!({"child": pid}),
+        Event::Exec { path, .. } => json!({"path": path}),
+    };
+    o["t_ns"] = json!(t);
+    o["tid"] = json!(r.tid);
+    o["image"] = json!(r.image);
+    o["op"] = json!(r.event.name());
+    let (_, stack) = describe(&r.event);
+    if stack != 0 {
+        if let Some(s) = info.stacks.get(stack as usize) {
+            o["stack"] = json!(s.frames.iter().map(|f| hex(*f)).collect::<Vec<_>>());
+            o["truncated"] = json!(s.truncated);
+        }
+    }
+    serde_json::to_writer(&mut *out, &o).map_err(io::Error::other)?;
+    writeln!(out)
 }
 
 /// One line of detail for an operation, and its stack id.

@@ -3,5 +3,6 @@
 mod errors;
 mod record;
 mod snapshot;
+mod trace;
 mod tui;
 mod util;

@@ -18,6 +18,8 @@ EXAMPLES:
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
+  vmmap completions bash        shell completions (bash, zsh, fish, ...)
+  vmmap manpage | man -l -      the man page
 
 EXIT STATUS:
   0 success (also when the reader of the output goes away)
@@ -100,6 +102,25 @@ pub enum Command {
     Explain {
         /// A type (heap, "mapped file", ...) or a column (pss, "total ws", ...).
         topic: Option<String>,
+    },
+    /// Print a shell completion script to standard output.
+    ///
+    /// bash: `vmmap completions bash > ~/.local/share/bash-completion/completions/vmmap`;
+    /// zsh: `vmmap completions zsh > ~/.zfunc/_vmmap` (with ~/.zfunc in
+    /// fpath); fish: `vmmap completions fish > ~/.config/fish/completions/vmmap.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or with --dir write
+    /// vmmap.1 and one page per subcommand (vmmap-ps.1, ...) into DIR.
+    ///
+    /// `vmmap manpage | man -l -` shows it without installing it.
+    Manpage {
+        /// Write every page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 

@@ -115,6 +115,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Manpage { dir }) => manpage(dir.as_deref()),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
@@ -545,6 +547,42 @@ fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Resul
         )?;
     }
     Ok(())
+}
+
+/// `vmmap completions SHELL`: the completion script, generated from the
+/// clap definitions so it never lags behind them.
+fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "vmmap", &mut out);
+    io::stdout()
+        .lock()
+        .write_all(&out)
+        .map_err(|e| output_error(e, "standard output"))
+}
+
+/// `vmmap manpage [--dir DIR]`: the man page in roff, from the clap
+/// definitions.
+fn manpage(dir: Option<&Path>) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    match dir {
+        Some(dir) => clap_mangen::generate_to(cmd, dir).map_err(|e| Failure {
+            code: exit::OUTPUT,
+            message: format!("cannot write the man pages into {}: {e}", dir.display()),
+        }),
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .map_err(|e| output_error(e, "the man page"))?;
+            io::stdout()
+                .lock()
+                .write_all(&out)
+                .map_err(|e| output_error(e, "standard output"))
+        }
+    }
 }
 
 fn explain(topic: Option<&str>) -> Result<(), Failure> {

@@ -2,6 +2,7 @@
 
 mod errors;
 mod record;
+mod shell;
 mod snapshot;
 mod tui;
 mod util;

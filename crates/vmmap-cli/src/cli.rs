@@ -103,6 +103,19 @@ pub enum Command {
         /// A type (heap, "mapped file", ...) or a column (pss, "total ws", ...).
         topic: Option<String>,
     },
+    /// Print OpenMetrics text (Prometheus) of processes: per type, Size,
+    /// Committed, Private, working set, PSS and Swap in bytes.
+    ///
+    /// For node_exporter's textfile collector: `vmmap metrics --all -o
+    /// /var/lib/node_exporter/vmmap.prom` (written to a temporary file and
+    /// renamed, so the collector never reads half a file). Processes that
+    /// exit or cannot be read are counted in
+    /// vmmap_scrape_skipped_processes, never an error.
+    /// docs/metrics-export.md lists the metric names.
+    Metrics(MetricsArgs),
+    /// Serve the metrics over HTTP at /metrics for Prometheus to scrape,
+    /// collecting on demand, one scrape at a time, within --budget-ms.
+    Serve(ServeArgs),
     /// Print a shell completion script to standard output.
     ///
     /// bash: `vmmap completions bash > ~/.local/share/bash-completion/completions/vmmap`;
@@ -122,6 +135,62 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// Which processes `metrics` and `serve` collect, and how.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Processes: PIDs or names (a name matching several processes
+    /// selects them all).
+    #[arg(value_name = "PID|NAME", required_unless_present = "all")]
+    pub targets: Vec<String>,
+
+    /// Every process vmmap may read, largest working set first (processes
+    /// of other users count as skipped `permission` without root).
+    #[arg(long, conflicts_with = "targets")]
+    pub all: bool,
+
+    /// Collect at most N processes; the rest (with --all, the smallest by
+    /// working set) count as skipped `limit`. Bounds the label
+    /// cardinality: each process is 6 metrics x 8 types.
+    #[arg(long, default_value = "100", value_name = "N")]
+    pub max_processes: usize,
+
+    /// Start no process after this many milliseconds; those left count as
+    /// skipped `budget` (serve: 5000 by default; metrics: no limit).
+    #[arg(long, value_name = "MS")]
+    pub budget_ms: Option<u64>,
+
+    /// Never stop a running thread with ptrace to find its stack (its
+    /// stack then counts as Private Data).
+    #[arg(long)]
+    pub no_ptrace: bool,
+
+    /// Never read the targets' memory.
+    #[arg(long)]
+    pub no_read_memory: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Write to FILE (atomically: a temporary file renamed into place)
+    /// instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port; the address
+    /// is printed on standard error).
+    #[arg(long, default_value = "127.0.0.1:9897", value_name = "ADDR:PORT")]
+    pub listen: String,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 mod cli;
 mod record;
 mod render;
+mod serve;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -115,6 +116,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
+        Some(Command::Metrics(a)) => serve::metrics(&a, &cli.proc_root),
+        Some(Command::Serve(a)) => serve::serve(&a, &cli.proc_root),
         Some(Command::Completions { shell }) => completions(shell),
         Some(Command::Manpage { dir }) => manpage(dir.as_deref()),
         None => snapshot(&cli.snapshot, &cli.proc_root),

@@ -17,7 +17,8 @@ in figures that reconcile with the kernel's own accounting.
   lacks) derived from smaps fields, and the per-type Summary.
 - [`diff`]: the changes between two snapshots of one process, by type and
   by region (VMMap's Show Changes).
-- [`export`]: JSON and CSV with versioned schemas.
+- [`export`]: JSON and CSV with versioned schemas; [`metrics`]: OpenMetrics
+  text for Prometheus.
 - [`format`]: the native file format (append-only, self-checking chunks),
   and [`timeline`]: totals over time from a recording.
 
@@ -35,6 +36,7 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod metrics;
 pub mod model;
 pub mod proc;
 pub mod summary;

@@ -1,6 +1,7 @@
 //! One integration binary: real fixture processes, the real `vmmap`.
 
 mod errors;
+mod metrics;
 mod record;
 mod shell;
 mod snapshot;

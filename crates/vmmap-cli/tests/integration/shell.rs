@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use crate::util::{vmmap, vmmap_ok, TempDir};
 
 /// Every subcommand, as the user types it.
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 12] = [
     "ps",
     "watch",
     "timeline",
@@ -14,6 +14,8 @@ const SUBCOMMANDS: [&str; 10] = [
     "open",
     "config",
     "explain",
+    "metrics",
+    "serve",
     "completions",
     "manpage",
     "help",

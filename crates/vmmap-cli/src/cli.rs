@@ -16,6 +16,7 @@ EXAMPLES:
   vmmap 1234 -c all             every column, the Linux ones too
   vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
+  vmmap open app.mmp            a Sysinternals VMMap file; `vmmap convert app.mmp a.json`
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
   vmmap completions bash        shell completions (bash, zsh, fish, ...)
@@ -31,7 +32,8 @@ EXIT STATUS:
   8 name matches several processes
   9 unexpected /proc content
  10 cannot write the output
- 11 not a vmmap file, a newer format, or no complete snapshot in it
+ 11 not a vmmap or VMMap .mmp file (or a malformed one), a newer
+    format, or no complete snapshot in it
 
 Figures reconcile with the kernel: per-region sums equal /proc/PID/smaps_rollup.
 `vmmap explain` prints every definition.";
@@ -89,8 +91,20 @@ pub enum Command {
     /// and last snapshots; one live process alone is snapshotted now and
     /// again after --after.
     Diff(DiffArgs),
-    /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
+    /// Show a saved file as a live process is shown: the native format
+    /// (`-o FILE.vmmap`) or a Sysinternals VMMap `.mmp` file (told apart by
+    /// their content, not the extension).
     Open(OpenArgs),
+    /// Convert a saved file to another format, chosen by OUT's extension:
+    /// .vmmap, .mmp, .json, .csv or .txt.
+    ///
+    /// IN is a .vmmap or VMMap .mmp file (JSON and CSV are export formats
+    /// and cannot be read back). .vmmap and .mmp outputs get every
+    /// snapshot of IN (or the one --snapshot picks; a recording's
+    /// totals-only samples are not converted); the others get the last
+    /// one. docs/mmp.md says what does not survive a conversion to or from
+    /// .mmp.
+    Convert(ConvertArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -292,15 +306,16 @@ pub struct DisplayArgs {
     pub csv: bool,
 
     /// Write to FILE instead of standard output; the format follows the
-    /// extension (.vmmap native, .json, .csv, .txt) unless --json or --csv
-    /// is given.
+    /// extension (.vmmap native, .mmp VMMap's XML, .json, .csv, .txt)
+    /// unless --json or --csv is given.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// A file saved with `-o FILE.vmmap` (the native format, docs/format.md).
+    /// A file saved with `-o FILE.vmmap` (the native format,
+    /// docs/format.md), or a VMMap .mmp file (docs/mmp.md).
     pub file: PathBuf,
 
     /// Which snapshot of the file, from 1 (default: the last).
@@ -313,6 +328,21 @@ pub struct OpenArgs {
 
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The input: a .vmmap or .mmp file.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+
+    /// The output; its extension picks the format.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Convert only this snapshot of IN, from 1.
+    #[arg(long, value_name = "N")]
+    pub snapshot: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@ use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
 use vmmap_core::{Error, Snapshot, Summary};
 
-use cli::{Cli, Command, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
+use cli::{Cli, Command, ConvertArgs, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
 use render::{SortKey, TextOptions};
 
 /// Exit codes, documented in `--help` and the README.
@@ -113,6 +113,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
+        Some(Command::Convert(a)) => convert(&a),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
@@ -124,11 +125,32 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Format {
     Text,
     Json,
     Csv,
     Native,
+    Mmp,
+}
+
+/// The format an output file's extension names.
+fn format_of(path: &Path) -> Option<Format> {
+    Some(
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            Some("txt" | "text") => Format::Text,
+            Some("vmmap") => Format::Native,
+            Some("mmp") => Format::Mmp,
+            _ => return None,
+        },
+    )
 }
 
 fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -168,14 +190,11 @@ fn output_format(d: &DisplayArgs) -> Result<Format, Failure> {
     Ok(match (d.json, d.csv, &d.output) {
         (true, _, _) => Format::Json,
         (_, true, _) => Format::Csv,
-        (_, _, Some(path)) => match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("json") => Format::Json,
-            Some("csv") => Format::Csv,
-            Some("txt" | "text") => Format::Text,
-            Some("vmmap") => Format::Native,
-            _ => {
+        (_, _, Some(path)) => match format_of(path) {
+            Some(f) => f,
+            None => {
                 return Err(Failure::usage(format!(
-                    "cannot tell the format of {} from its extension: use .vmmap, .json, .csv or .txt, or give --json or --csv",
+                    "cannot tell the format of {} from its extension: use .vmmap, .mmp, .json, .csv or .txt, or give --json or --csv",
                     path.display()
                 )))
             }
@@ -200,6 +219,7 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
                 f.append(&snap)?;
                 f.finish()?.flush()
             }
+            Format::Mmp => vmmap_core::mmp::write(&[&snap], w),
             Format::Text => {
                 let mut w = io::BufWriter::with_capacity(1 << 16, w);
                 render::write_text(&snap, &summary, &text, &mut w)?;
@@ -296,6 +316,67 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
         .nth(i - 1)
         .unwrap_or_else(|| unreachable!("index checked"));
     show(snap, &a.display, format, text)
+}
+
+/// `vmmap convert IN OUT`: a saved file in another format.
+fn convert(a: &ConvertArgs) -> Result<(), Failure> {
+    let format = format_of(&a.output).ok_or_else(|| {
+        Failure::usage(format!(
+            "cannot tell the format of {} from its extension: use .vmmap, .mmp, .json, .csv or .txt",
+            a.output.display()
+        ))
+    })?;
+    let what = a.input.display().to_string();
+    if matches!(
+        format_of(&a.input),
+        Some(Format::Json | Format::Csv | Format::Text)
+    ) {
+        return Err(Failure::usage(format!(
+            "{what}: JSON, CSV and text are export formats that vmmap cannot read back; convert a .vmmap or .mmp file"
+        )));
+    }
+    let loaded = load(&a.input)?;
+    record::require_snapshots(&loaded, &what)?;
+    let mut snaps = loaded.snapshots;
+    let n = snaps.len();
+    if let Some(k) = a.snapshot {
+        if !(1..=n).contains(&k) {
+            return Err(Failure::usage(format!(
+                "{what} has snapshots 1 to {n}; there is no snapshot {k}"
+            )));
+        }
+        snaps = vec![snaps.swap_remove(k - 1)];
+    }
+    let last = snaps
+        .last()
+        .unwrap_or_else(|| unreachable!("checked above"));
+    write_file(&a.output, |w| match format {
+        Format::Native => {
+            let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
+            for s in &snaps {
+                f.append(s)?;
+            }
+            f.finish()?.flush()
+        }
+        Format::Mmp => vmmap_core::mmp::write(&snaps.iter().collect::<Vec<_>>(), w),
+        Format::Json => export::write_json(last, &Summary::of(last), ExportOptions::default(), w),
+        Format::Csv => export::write_csv(last, &Summary::of(last), ExportOptions::default(), w),
+        Format::Text => {
+            let text = TextOptions {
+                summary_only: false,
+                free: false,
+                types: Vec::new(),
+                sort: SortKey::parse("address").unwrap_or_else(|| unreachable!("a sort key")),
+                reverse: false,
+                columns: parse_columns("default").map_err(|f| io::Error::other(f.message))?,
+                sub_blocks: true,
+                exact: false,
+            };
+            let mut w = io::BufWriter::new(w);
+            render::write_text(last, &Summary::of(last), &text, &mut w)?;
+            w.flush()
+        }
+    })
 }
 
 /// Writes to a temporary file beside `path` and renames it into place, so

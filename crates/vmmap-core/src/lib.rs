@@ -19,7 +19,8 @@ in figures that reconcile with the kernel's own accounting.
   by region (VMMap's Show Changes).
 - [`export`]: JSON and CSV with versioned schemas; [`metrics`]: OpenMetrics
   text for Prometheus.
-- [`format`]: the native file format (append-only, self-checking chunks),
+- [`format`]: the native file format (append-only, self-checking chunks);
+  [`mmp`]: Sysinternals VMMap's `.mmp` XML, both ways;
   and [`timeline`]: totals over time from a recording.
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
@@ -37,6 +38,7 @@ pub mod export;
 pub mod figures;
 pub mod format;
 pub mod metrics;
+pub mod mmp;
 pub mod model;
 pub mod proc;
 pub mod summary;

@@ -2,6 +2,7 @@
 
 mod errors;
 mod metrics;
+mod mmp;
 mod record;
 mod shell;
 mod snapshot;

@@ -16,8 +16,11 @@ EXAMPLES:
   vmmap 1234 -c all             every column, the Linux ones too
   vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
+  vmmap open app.mmp            a Sysinternals VMMap file; `vmmap convert app.mmp a.json`
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
+  vmmap completions bash        shell completions (bash, zsh, fish, ...)
+  vmmap manpage | man -l -      the man page
 
 EXIT STATUS:
   0 success (also when the reader of the output goes away)
@@ -29,7 +32,8 @@ EXIT STATUS:
   8 name matches several processes
   9 unexpected /proc content
  10 cannot write the output
- 11 not a vmmap file, a newer format, or no complete snapshot in it
+ 11 not a vmmap or VMMap .mmp file (or a malformed one), a newer
+    format, or no complete snapshot in it
  12 the program cannot be traced (static, setuid, own malloc, no agent)
 
 Figures reconcile with the kernel: per-region sums equal /proc/PID/smaps_rollup.
@@ -88,7 +92,9 @@ pub enum Command {
     /// and last snapshots; one live process alone is snapshotted now and
     /// again after --after.
     Diff(DiffArgs),
-    /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
+    /// Show a saved file as a live process is shown: the native format
+    /// (`-o FILE.vmmap`) or a Sysinternals VMMap `.mmp` file (told apart by
+    /// their content, not the extension).
     Open(OpenArgs),
     /// Start a program with the tracing agent preloaded: every allocation
     /// and mapping call is recorded with its call stack, and the process's
@@ -111,6 +117,16 @@ pub enum Command {
     /// Show what a traced run (`vmmap run`) recorded: totals, or every
     /// operation in time order.
     Trace(TraceArgs),
+    /// Convert a saved file to another format, chosen by OUT's extension:
+    /// .vmmap, .mmp, .json, .csv or .txt.
+    ///
+    /// IN is a .vmmap or VMMap .mmp file (JSON and CSV are export formats
+    /// and cannot be read back). .vmmap and .mmp outputs get every
+    /// snapshot of IN (or the one --snapshot picks; a recording's
+    /// totals-only samples are not converted); the others get the last
+    /// one. docs/mmp.md says what does not survive a conversion to or from
+    /// .mmp.
+    Convert(ConvertArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -123,6 +139,94 @@ pub enum Command {
         /// A type (heap, "mapped file", ...) or a column (pss, "total ws", ...).
         topic: Option<String>,
     },
+    /// Print OpenMetrics text (Prometheus) of processes: per type, Size,
+    /// Committed, Private, working set, PSS and Swap in bytes.
+    ///
+    /// For node_exporter's textfile collector: `vmmap metrics --all -o
+    /// /var/lib/node_exporter/vmmap.prom` (written to a temporary file and
+    /// renamed, so the collector never reads half a file). Processes that
+    /// exit or cannot be read are counted in
+    /// vmmap_scrape_skipped_processes, never an error.
+    /// docs/metrics-export.md lists the metric names.
+    Metrics(MetricsArgs),
+    /// Serve the metrics over HTTP at /metrics for Prometheus to scrape,
+    /// collecting on demand, one scrape at a time, within --budget-ms.
+    Serve(ServeArgs),
+    /// Print a shell completion script to standard output.
+    ///
+    /// bash: `vmmap completions bash > ~/.local/share/bash-completion/completions/vmmap`;
+    /// zsh: `vmmap completions zsh > ~/.zfunc/_vmmap` (with ~/.zfunc in
+    /// fpath); fish: `vmmap completions fish > ~/.config/fish/completions/vmmap.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, or with --dir write
+    /// vmmap.1 and one page per subcommand (vmmap-ps.1, ...) into DIR.
+    ///
+    /// `vmmap manpage | man -l -` shows it without installing it.
+    Manpage {
+        /// Write every page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Which processes `metrics` and `serve` collect, and how.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Processes: PIDs or names (a name matching several processes
+    /// selects them all).
+    #[arg(value_name = "PID|NAME", required_unless_present = "all")]
+    pub targets: Vec<String>,
+
+    /// Every process vmmap may read, largest working set first (processes
+    /// of other users count as skipped `permission` without root).
+    #[arg(long, conflicts_with = "targets")]
+    pub all: bool,
+
+    /// Collect at most N processes; the rest (with --all, the smallest by
+    /// working set) count as skipped `limit`. Bounds the label
+    /// cardinality: each process is 6 metrics x 8 types.
+    #[arg(long, default_value = "100", value_name = "N")]
+    pub max_processes: usize,
+
+    /// Start no process after this many milliseconds; those left count as
+    /// skipped `budget` (serve: 5000 by default; metrics: no limit).
+    #[arg(long, value_name = "MS")]
+    pub budget_ms: Option<u64>,
+
+    /// Never stop a running thread with ptrace to find its stack (its
+    /// stack then counts as Private Data).
+    #[arg(long)]
+    pub no_ptrace: bool,
+
+    /// Never read the targets' memory.
+    #[arg(long)]
+    pub no_read_memory: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Write to FILE (atomically: a temporary file renamed into place)
+    /// instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port; the address
+    /// is printed on standard error).
+    #[arg(long, default_value = "127.0.0.1:9897", value_name = "ADDR:PORT")]
+    pub listen: String,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -224,15 +328,16 @@ pub struct DisplayArgs {
     pub csv: bool,
 
     /// Write to FILE instead of standard output; the format follows the
-    /// extension (.vmmap native, .json, .csv, .txt) unless --json or --csv
-    /// is given.
+    /// extension (.vmmap native, .mmp VMMap's XML, .json, .csv, .txt)
+    /// unless --json or --csv is given.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// A file saved with `-o FILE.vmmap` (the native format, docs/format.md).
+    /// A file saved with `-o FILE.vmmap` (the native format,
+    /// docs/format.md), or a VMMap .mmp file (docs/mmp.md).
     pub file: PathBuf,
 
     /// Which snapshot of the file, from 1 (default: the last).
@@ -245,6 +350,21 @@ pub struct OpenArgs {
 
     #[command(flatten)]
     pub display: DisplayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The input: a .vmmap or .mmp file.
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+
+    /// The output; its extension picks the format.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Convert only this snapshot of IN, from 1.
+    #[arg(long, value_name = "N")]
+    pub snapshot: Option<usize>,
 }
 
 #[derive(Debug, Args)]

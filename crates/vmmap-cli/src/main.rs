@@ -4,6 +4,7 @@
 mod cli;
 mod record;
 mod render;
+mod serve;
 mod trace_cmd;
 
 use std::fs::File;
@@ -18,7 +19,7 @@ use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
 use vmmap_core::{Error, Snapshot, Summary};
 
-use cli::{Cli, Command, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
+use cli::{Cli, Command, ConvertArgs, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
 use render::{SortKey, TextOptions};
 
 /// Exit codes, documented in `--help` and the README.
@@ -114,20 +115,46 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
+        Some(Command::Convert(a)) => convert(&a),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
         Some(Command::Run(a)) => trace_cmd::run(&a, &cli.proc_root),
         Some(Command::Trace(a)) => trace_cmd::trace(&a),
+        Some(Command::Metrics(a)) => serve::metrics(&a, &cli.proc_root),
+        Some(Command::Serve(a)) => serve::serve(&a, &cli.proc_root),
+        Some(Command::Completions { shell }) => completions(shell),
+        Some(Command::Manpage { dir }) => manpage(dir.as_deref()),
         None => snapshot(&cli.snapshot, &cli.proc_root),
     }
 }
 
+#[derive(Clone, Copy)]
 enum Format {
     Text,
     Json,
     Csv,
     Native,
+    Mmp,
+}
+
+/// The format an output file's extension names.
+fn format_of(path: &Path) -> Option<Format> {
+    Some(
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("json") => Format::Json,
+            Some("csv") => Format::Csv,
+            Some("txt" | "text") => Format::Text,
+            Some("vmmap") => Format::Native,
+            Some("mmp") => Format::Mmp,
+            _ => return None,
+        },
+    )
 }
 
 fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -167,14 +194,11 @@ fn output_format(d: &DisplayArgs) -> Result<Format, Failure> {
     Ok(match (d.json, d.csv, &d.output) {
         (true, _, _) => Format::Json,
         (_, true, _) => Format::Csv,
-        (_, _, Some(path)) => match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("json") => Format::Json,
-            Some("csv") => Format::Csv,
-            Some("txt" | "text") => Format::Text,
-            Some("vmmap") => Format::Native,
-            _ => {
+        (_, _, Some(path)) => match format_of(path) {
+            Some(f) => f,
+            None => {
                 return Err(Failure::usage(format!(
-                    "cannot tell the format of {} from its extension: use .vmmap, .json, .csv or .txt, or give --json or --csv",
+                    "cannot tell the format of {} from its extension: use .vmmap, .mmp, .json, .csv or .txt, or give --json or --csv",
                     path.display()
                 )))
             }
@@ -199,6 +223,7 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
                 f.append(&snap)?;
                 f.finish()?.flush()
             }
+            Format::Mmp => vmmap_core::mmp::write(&[&snap], w),
             Format::Text => {
                 let mut w = io::BufWriter::with_capacity(1 << 16, w);
                 render::write_text(&snap, &summary, &text, &mut w)?;
@@ -295,6 +320,67 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
         .nth(i - 1)
         .unwrap_or_else(|| unreachable!("index checked"));
     show(snap, &a.display, format, text)
+}
+
+/// `vmmap convert IN OUT`: a saved file in another format.
+fn convert(a: &ConvertArgs) -> Result<(), Failure> {
+    let format = format_of(&a.output).ok_or_else(|| {
+        Failure::usage(format!(
+            "cannot tell the format of {} from its extension: use .vmmap, .mmp, .json, .csv or .txt",
+            a.output.display()
+        ))
+    })?;
+    let what = a.input.display().to_string();
+    if matches!(
+        format_of(&a.input),
+        Some(Format::Json | Format::Csv | Format::Text)
+    ) {
+        return Err(Failure::usage(format!(
+            "{what}: JSON, CSV and text are export formats that vmmap cannot read back; convert a .vmmap or .mmp file"
+        )));
+    }
+    let loaded = load(&a.input)?;
+    record::require_snapshots(&loaded, &what)?;
+    let mut snaps = loaded.snapshots;
+    let n = snaps.len();
+    if let Some(k) = a.snapshot {
+        if !(1..=n).contains(&k) {
+            return Err(Failure::usage(format!(
+                "{what} has snapshots 1 to {n}; there is no snapshot {k}"
+            )));
+        }
+        snaps = vec![snaps.swap_remove(k - 1)];
+    }
+    let last = snaps
+        .last()
+        .unwrap_or_else(|| unreachable!("checked above"));
+    write_file(&a.output, |w| match format {
+        Format::Native => {
+            let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
+            for s in &snaps {
+                f.append(s)?;
+            }
+            f.finish()?.flush()
+        }
+        Format::Mmp => vmmap_core::mmp::write(&snaps.iter().collect::<Vec<_>>(), w),
+        Format::Json => export::write_json(last, &Summary::of(last), ExportOptions::default(), w),
+        Format::Csv => export::write_csv(last, &Summary::of(last), ExportOptions::default(), w),
+        Format::Text => {
+            let text = TextOptions {
+                summary_only: false,
+                free: false,
+                types: Vec::new(),
+                sort: SortKey::parse("address").unwrap_or_else(|| unreachable!("a sort key")),
+                reverse: false,
+                columns: parse_columns("default").map_err(|f| io::Error::other(f.message))?,
+                sub_blocks: true,
+                exact: false,
+            };
+            let mut w = io::BufWriter::new(w);
+            render::write_text(last, &Summary::of(last), &text, &mut w)?;
+            w.flush()
+        }
+    })
 }
 
 /// Writes to a temporary file beside `path` and renames it into place, so
@@ -549,6 +635,42 @@ fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Resul
         )?;
     }
     Ok(())
+}
+
+/// `vmmap completions SHELL`: the completion script, generated from the
+/// clap definitions so it never lags behind them.
+fn completions(shell: clap_complete::Shell) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "vmmap", &mut out);
+    io::stdout()
+        .lock()
+        .write_all(&out)
+        .map_err(|e| output_error(e, "standard output"))
+}
+
+/// `vmmap manpage [--dir DIR]`: the man page in roff, from the clap
+/// definitions.
+fn manpage(dir: Option<&Path>) -> Result<(), Failure> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    match dir {
+        Some(dir) => clap_mangen::generate_to(cmd, dir).map_err(|e| Failure {
+            code: exit::OUTPUT,
+            message: format!("cannot write the man pages into {}: {e}", dir.display()),
+        }),
+        None => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut out)
+                .map_err(|e| output_error(e, "the man page"))?;
+            io::stdout()
+                .lock()
+                .write_all(&out)
+                .map_err(|e| output_error(e, "standard output"))
+        }
+    }
 }
 
 fn explain(topic: Option<&str>) -> Result<(), Failure> {

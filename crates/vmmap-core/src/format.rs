@@ -64,8 +64,11 @@ const MAX_RAW: u32 = 1 << 31;
 #[non_exhaustive]
 pub enum FormatError {
     /// Not a vmmap file at all.
-    #[error("not a vmmap file (no VMMAPSNP magic at the start)")]
+    #[error("not a vmmap file (neither the native format's VMMAPSNP magic nor VMMap .mmp XML at the start)")]
     NotVmmap,
+    /// A VMMap `.mmp` file that cannot be read.
+    #[error(transparent)]
+    Mmp(#[from] crate::mmp::MmpError),
     /// Written by a newer vmmap.
     #[error("file format version {found} is newer than this vmmap reads (up to {supported}); upgrade vmmap")]
     NewerVersion {
@@ -301,12 +304,29 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Resul
     rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
 }
 
-/// Reads a whole file and loads it.
+/// Loads the native format or, when the bytes are XML, a VMMap `.mmp`
+/// file (every snapshot in it; an `.mmp` file has no samples and is
+/// complete or an error).
+pub fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
+    if !bytes.starts_with(&MAGIC) && crate::mmp::sniff(bytes) {
+        return Ok(Loaded {
+            snapshots: crate::mmp::parse(bytes)?,
+            samples: Vec::new(),
+            trace: Vec::new(),
+            complete: true,
+            problem: None,
+        });
+    }
+    load(bytes)
+}
+
+/// Reads a whole file and loads it: the native format or VMMap `.mmp`
+/// ([`load_any`]).
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, FormatError> {
     let mut f = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)?;
-    load(&bytes)
+    load_any(&bytes)
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ in figures that reconcile with the kernel's own accounting.
   lacks) derived from smaps fields, and the per-type Summary.
 - [`diff`]: the changes between two snapshots of one process, by type and
   by region (VMMap's Show Changes).
-- [`export`]: JSON and CSV with versioned schemas.
-- [`format`]: the native file format (append-only, self-checking chunks),
+- [`export`]: JSON and CSV with versioned schemas; [`metrics`]: OpenMetrics
+  text for Prometheus.
+- [`format`]: the native file format (append-only, self-checking chunks);
+  [`mmp`]: Sysinternals VMMap's `.mmp` XML, both ways;
   and [`timeline`]: totals over time from a recording.
 - [`trace`]: the events a traced run (`vmmap run`) records: the wire
   format the preload agent writes and its decoder.
@@ -37,6 +39,8 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod metrics;
+pub mod mmp;
 pub mod model;
 pub mod proc;
 pub mod summary;

@@ -16,6 +16,7 @@ EXAMPLES:
   vmmap 1234 -c all             every column, the Linux ones too
   vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
+  vmmap 1234 -a 0x7ffd0000      which region holds an address, and its neighbours
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
 
@@ -151,6 +152,12 @@ pub struct SnapshotArgs {
     /// recognised by layout alone).
     #[arg(long)]
     pub no_read_memory: bool,
+
+    /// Show the region that holds this address (hex, `0x` optional): its
+    /// type, protection, path, figures and the offset within it, with the
+    /// regions before and after it (or the free gap it falls in).
+    #[arg(short, long, value_name = "ADDR", conflicts_with = "interactive")]
+    pub address: Option<String>,
 }
 
 /// How a snapshot is shown, live or loaded from a file.

@@ -1,6 +1,7 @@
 //! `vmmap`: the command-line front end. Parses arguments, calls the
 //! library, prints, and maps every failure to its own exit code.
 
+mod address;
 mod cli;
 mod record;
 mod render;
@@ -147,6 +148,28 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             vmmap_tui::Start::Snapshot(std::sync::Arc::new(snap), t.elapsed()),
             proc_root,
         );
+    }
+    if let Some(text) = &a.address {
+        let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
+            Failure::usage(format!(
+                "{text:?} is not an address: give it in hex, as vmmap prints it (0x7f12ab340000)"
+            ))
+        })?;
+        let opts = Options::default()
+            .proc_root(proc_root)
+            .ptrace(!a.no_ptrace)
+            .read_memory(!a.no_read_memory);
+        let snap = collect::snapshot(pid, &opts)?;
+        let out = io::stdout();
+        let mut w = out.lock();
+        let r = if a.display.json {
+            serde_json::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(w))
+        } else {
+            address::write_text(&snap, addr, a.display.bytes, &mut w)
+        };
+        return r.map_err(|e| output_error(e, "standard output"));
     }
     // Check the display options before the (possibly long) collection.
     let format = output_format(&a.display)?;

@@ -20,6 +20,7 @@ in figures that reconcile with the kernel's own accounting.
 - [`export`]: JSON and CSV with versioned schemas.
 - [`format`]: the native file format (append-only, self-checking chunks),
   and [`timeline`]: totals over time from a recording.
+- [`lookup`]: which region holds an address, and its neighbours.
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod lookup;
 pub mod model;
 pub mod proc;
 pub mod summary;

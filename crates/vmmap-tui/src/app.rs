@@ -55,6 +55,8 @@ pub enum Mode {
     Save(bool, String),
     /// The timeline of the history.
     Timeline(crate::timeline_view::TimelineState),
+    /// Typing an address to jump to.
+    Goto(String),
 }
 
 /// The whole UI state.
@@ -376,6 +378,23 @@ impl App {
                 }
                 return Vec::new();
             }
+            Mode::Goto(mut text) => {
+                match edit_line(&mut text, k.code, ctrl) {
+                    Edit::Cancel => self.mode = Mode::Normal,
+                    Edit::Done => {
+                        self.mode = Mode::Normal;
+                        self.message = Some(
+                            match (vmmap_core::lookup::parse_address(&text), self.main.as_mut()) {
+                                (Some(a), Some(m)) => m.goto_address(a),
+                                (None, _) => format!("{text:?} is not a hex address"),
+                                (_, None) => "No process is open".into(),
+                            },
+                        );
+                    }
+                    Edit::Typing => self.mode = Mode::Goto(text),
+                }
+                return Vec::new();
+            }
             Mode::Open(mut path) => {
                 match edit_line(&mut path, k.code, ctrl) {
                     Edit::Cancel => self.mode = Mode::Normal,
@@ -479,6 +498,7 @@ impl App {
             }
             KeyCode::Char('f') if ctrl => self.mode = Mode::Find(String::new()),
             KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
+            KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
@@ -937,6 +957,7 @@ impl App {
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
+                    (Mode::Goto(a), _) => format!(" Go to address: {a}▏  (hex; Enter jumps, Esc cancels)"),
                     (Mode::Save(_, p), _) => {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
                     }

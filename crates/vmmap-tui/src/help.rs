@@ -51,6 +51,10 @@ const KEYS: &[(&str, &str)] = &[
     ("  D", "compare mode: Summary deltas, changed regions marked in the Details"),
     ("  Ctrl+S / Ctrl+O", "save the history to a .vmmap file / open one"),
     (
+        "  g",
+        "go to an address: selects the region (or free gap) holding it",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

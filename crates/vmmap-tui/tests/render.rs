@@ -540,3 +540,68 @@ fn save_snapshot_and_changes_by_extension() {
     assert!(loaded.complete);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn goto_address_selects_the_sub_block_or_the_gap() {
+    let mut app = main_app();
+    // Filtered to stacks first: the jump must show every type again.
+    select_type(&mut app, MemoryType::Stack);
+    let (group_start, vma) = {
+        let m = main_view(&mut app);
+        let exe = m.snap.process.exe.clone().expect("exe");
+        let g = m
+            .snap
+            .regions
+            .iter()
+            .find(|r| *r.path == *exe && r.sub_blocks.len() > 1)
+            .expect("the executable is a group");
+        (g.start, g.sub_blocks[1].clone())
+    };
+    let addr = vma.start + 0x10;
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, &format!("{addr:x}"));
+    let t = draw(&mut app, 100, 30);
+    assert!(screen_text(&t).contains(&format!("Go to address: {addr:x}")));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    let m = main_view(&mut app);
+    assert_eq!(m.details.filter, None);
+    let row = m.details.rows[m.details.selected];
+    assert!(matches!(row, Row::Sub(_, 1)), "{row:?}");
+    let r = row_region(&m.snap, row).expect("a region row");
+    assert_eq!((r.start, r.end), (vma.start, vma.end));
+    assert!(m.details.expanded.contains(&group_start));
+    let msg = app.message.clone().expect("a status message");
+    assert!(
+        msg.starts_with(&format!("{addr:#x}: Image {group_start:#x}-")),
+        "{msg}"
+    );
+
+    // An address in a gap turns on the free regions and selects the gap.
+    let gap_addr = {
+        let m = main_view(&mut app);
+        let last = m
+            .snap
+            .regions
+            .iter()
+            .rfind(|r| r.end < 1 << 47)
+            .expect("regions");
+        last.end + 0x1000
+    };
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, &format!("0x{gap_addr:x}"));
+    key(&mut app, KeyCode::Enter);
+    let m = main_view(&mut app);
+    assert!(m.details.show_free);
+    assert!(matches!(m.details.rows[m.details.selected], Row::Free(_)));
+    assert!(app
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("is free: gap"));
+
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, "zz");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.message.as_deref(), Some("\"zz\" is not a hex address"));
+}

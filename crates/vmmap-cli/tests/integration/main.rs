@@ -1,5 +1,6 @@
 //! One integration binary: real fixture processes, the real `vmmap`.
 
+mod address;
 mod errors;
 mod record;
 mod snapshot;

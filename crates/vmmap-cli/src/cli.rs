@@ -17,6 +17,7 @@ EXAMPLES:
   vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
   vmmap 1234 -a 0x7ffd0000      which region holds an address, and its neighbours
+  vmmap strings 1234 --min 8    text in the process's memory (may show secrets)
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
 
@@ -90,6 +91,15 @@ pub enum Command {
     Diff(DiffArgs),
     /// Show a saved file (`-o FILE.vmmap`) as a live process is shown.
     Open(OpenArgs),
+    /// Print the text strings in a process's memory, with their address
+    /// and the type of their region.
+    ///
+    /// This reads the process's memory, which may hold passwords, keys and
+    /// tokens: the output can contain them. Needs ptrace access to the
+    /// process (same user and a dumpable process, or CAP_SYS_PTRACE).
+    /// Unreadable mappings, device (I/O, PFN) mappings, the kernel's vvar
+    /// pages and untouched anonymous memory are skipped.
+    Strings(StringsArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -102,6 +112,27 @@ pub enum Command {
         /// A type (heap, "mapped file", ...) or a column (pss, "total ws", ...).
         topic: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct StringsArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// Shortest string reported, in characters.
+    #[arg(short = 'n', long, default_value = "4", value_name = "N")]
+    pub min: usize,
+
+    /// ascii (7-bit only, as strings), utf8 (ASCII and multi-byte UTF-8),
+    /// utf16le (as strings -el, at any alignment) or all (utf8 and
+    /// utf16le).
+    #[arg(short, long, default_value = "all", value_name = "ENCODING")]
+    pub encoding: String,
+
+    /// Only the region holding this address (hex), as in the Details.
+    #[arg(long, value_name = "ADDR")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod address;
 mod cli;
+mod memory;
 mod record;
 mod render;
 
@@ -113,6 +114,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Explain { topic }) => explain(topic.as_deref()),
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
+        Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),

@@ -21,6 +21,8 @@ in figures that reconcile with the kernel's own accounting.
 - [`format`]: the native file format (append-only, self-checking chunks),
   and [`timeline`]: totals over time from a recording.
 - [`lookup`]: which region holds an address, and its neighbours.
+- [`memory`]: strings and pattern search in the target's memory, read in
+  bounded chunks (only on explicit request: it exposes secrets).
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -37,6 +39,7 @@ pub mod export;
 pub mod figures;
 pub mod format;
 pub mod lookup;
+pub mod memory;
 pub mod model;
 pub mod proc;
 pub mod summary;

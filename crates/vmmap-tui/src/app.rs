@@ -57,6 +57,8 @@ pub enum Mode {
     Timeline(crate::timeline_view::TimelineState),
     /// Typing an address to jump to.
     Goto(String),
+    /// The Strings view or memory search results ([`App::memory_list`]).
+    MemoryList,
 }
 
 /// The whole UI state.
@@ -97,6 +99,10 @@ pub struct App {
     pub diff_pair: (usize, usize),
     /// Per-type totals of each snapshot of the history, for the timeline.
     pub history_totals: Vec<crate::timeline_view::Totals>,
+    /// The Strings view or the memory search results, while open.
+    pub memory_list: Option<crate::memory_view::MemoryList>,
+    /// Where `/proc` is, for reading process memory.
+    pub proc_root: std::path::PathBuf,
     last_click: Option<(u16, u16)>,
 }
 
@@ -121,6 +127,8 @@ impl App {
             diff_text: Vec::new(),
             history_totals: Vec::new(),
             diff_pair: (0, 0),
+            memory_list: None,
+            proc_root: std::path::PathBuf::from("/proc"),
             last_click: None,
         };
         if let Some((snap, t)) = first {
@@ -378,6 +386,10 @@ impl App {
                 }
                 return Vec::new();
             }
+            Mode::MemoryList => {
+                self.on_memory_list_key(k, ctrl);
+                return Vec::new();
+            }
             Mode::Goto(mut text) => {
                 match edit_line(&mut text, k.code, ctrl) {
                     Edit::Cancel => self.mode = Mode::Normal,
@@ -499,6 +511,7 @@ impl App {
             KeyCode::Char('f') if ctrl => self.mode = Mode::Find(String::new()),
             KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
             KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
+            KeyCode::Char('t') if ctrl => self.open_strings(),
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
@@ -674,6 +687,84 @@ impl App {
             code => move_key(m, code, page),
         }
         Vec::new()
+    }
+
+    /// Ctrl+T: the strings of the selected region, read now.
+    fn open_strings(&mut self) {
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message = Some(
+                "Strings are read from a live process's memory; this snapshot was loaded from a file"
+                    .into(),
+            );
+            return;
+        }
+        let Some(&row) = m.details.rows.get(m.details.selected) else {
+            return;
+        };
+        let Some(region) = row_region(&m.snap, row) else {
+            self.message = Some("A free gap holds no strings: select a region".into());
+            return;
+        };
+        match crate::memory_view::read_strings(&m.snap, &self.proc_root, region.start, 4) {
+            Ok(list) => {
+                self.memory_list = Some(list);
+                self.mode = Mode::MemoryList;
+            }
+            Err(e) => self.message = Some(e),
+        }
+    }
+
+    fn on_memory_list_key(&mut self, k: KeyEvent, ctrl: bool) {
+        let Some(l) = self.memory_list.as_mut() else {
+            self.mode = Mode::Normal;
+            return;
+        };
+        if l.editing {
+            match edit_line(&mut l.filter, k.code, ctrl) {
+                Edit::Cancel => {
+                    l.filter.clear();
+                    l.editing = false;
+                }
+                Edit::Done => l.editing = false,
+                Edit::Typing => {}
+            }
+            l.refilter();
+            return;
+        }
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') => {
+                self.mode = Mode::Normal;
+                self.memory_list = None;
+            }
+            KeyCode::Char('t') if ctrl => {
+                self.mode = Mode::Normal;
+                self.memory_list = None;
+            }
+            KeyCode::Char('/') => {
+                l.editing = true;
+            }
+            KeyCode::Down | KeyCode::Char('j') => l.move_by(1),
+            KeyCode::Up | KeyCode::Char('k') => l.move_by(-1),
+            KeyCode::PageDown | KeyCode::Char(' ') => l.move_by(20),
+            KeyCode::PageUp => l.move_by(-20),
+            KeyCode::Home => l.selected = 0,
+            KeyCode::End => l.move_by(isize::MAX / 2),
+            KeyCode::Char('y') => {
+                if let Some(it) = l.selected_item() {
+                    self.message = Some(format!("Copied the text at {:#x} (OSC 52)", it.address));
+                    self.clipboard = Some(it.text.clone());
+                }
+            }
+            KeyCode::Enter => {
+                if let (Some(it), Some(m)) = (l.selected_item(), self.main.as_mut()) {
+                    self.message = Some(m.goto_address(it.address));
+                    self.mode = Mode::Normal;
+                    self.memory_list = None;
+                }
+            }
+            _ => {}
+        }
     }
 
     fn on_columns_key(&mut self, k: KeyEvent, sel: usize) {
@@ -988,6 +1079,11 @@ impl App {
         match self.mode {
             Mode::Help(s) => self.mode = Mode::Help(help::draw(f, inset(area, 2, 1), s)),
             Mode::Columns(sel) => self.draw_columns(f, area, sel),
+            Mode::MemoryList => {
+                if let Some(l) = self.memory_list.as_mut() {
+                    l.draw(f, inset(area, 2, 1));
+                }
+            }
             Mode::Timeline(st) => {
                 let h = (area.height / 2).max(8).min(area.height);
                 let r = Rect {

@@ -55,6 +55,10 @@ const KEYS: &[(&str, &str)] = &[
         "go to an address: selects the region (or free gap) holding it",
     ),
     (
+        "  Ctrl+T",
+        "strings in the selected region's memory (reads it: may show secrets); / filters, Enter goes to one",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

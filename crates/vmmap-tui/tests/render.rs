@@ -605,3 +605,40 @@ fn goto_address_selects_the_sub_block_or_the_gap() {
     key(&mut app, KeyCode::Enter);
     assert_eq!(app.message.as_deref(), Some("\"zz\" is not a hex address"));
 }
+
+#[test]
+fn strings_view_100x20() {
+    use vmmap_tui::memory_view::{Item, MemoryList};
+    let mut app = main_app();
+    let items = [
+        (0x55d0c0a012a0, "ascii", "GLIBC_2.34"),
+        (0x55d0c0a012c0, "utf16le", "C:\\Windows\\wide"),
+        (0x55d0c0a01300, "utf8", "naïve café"),
+        (0x55d0c0a01340, "ascii", "PATH=/usr/bin:/bin"),
+    ]
+    .into_iter()
+    .map(|(a, t, s)| Item {
+        address: a,
+        tag: t.into(),
+        text: s.into(),
+    })
+    .collect();
+    app.memory_list = Some(MemoryList::new(
+        "Strings in Heap 0x55d0c0a00000-0x55d0c0a21000 Heap ID: 0 (brk heap)".into(),
+        "read 132K".into(),
+        items,
+    ));
+    app.mode = Mode::MemoryList;
+    key(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(draw(&mut app, 100, 20).backend());
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "BIN");
+    insta::assert_snapshot!(
+        "strings_view_filtered_100x20",
+        draw(&mut app, 100, 20).backend()
+    );
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.memory_list.is_none());
+}

@@ -2,6 +2,7 @@
 
 mod address;
 mod errors;
+mod memory;
 mod record;
 mod snapshot;
 mod tui;

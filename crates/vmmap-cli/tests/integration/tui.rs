@@ -638,3 +638,47 @@ fn history_diff_and_save() {
     let csv = vmmap_ok(&["timeline", path, "--csv"]);
     assert_eq!(csv.lines().count(), 3, "header and two snapshots:\n{csv}");
 }
+
+#[test]
+fn goto_address_then_strings_of_the_region() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    let file = fx.addr("file_utf16");
+    t.keys(&["g"]);
+    t.wait_for("Go to address: ");
+    t.type_text(&format!("{file:x}"));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!(
+        "{file:#x}: Mapped File 0x310000000000-0x310000002000 +0x10c8 r--p"
+    ));
+    t.keys(&["C-t"]);
+    let s = t.wait_for("Strings in Mapped File 0x310000000000-0x310000002000");
+    let line = |addr: u64, enc: &str, text: &str| format!("{addr:#014x}  {enc:<12}  {text}");
+    assert!(
+        s.contains(&line(
+            fx.addr("file_ascii"),
+            "ascii",
+            "VMMAP-FILE-ASCII-d00d"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&line(file, "utf16le", "VMMAP-FILE-UTF16-d00d")),
+        "{s}"
+    );
+    t.keys(&["/"]);
+    t.wait_for("Filter: ");
+    t.type_text("utf16-d00d");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("— 1 of 2 shown");
+    assert!(!s.contains("VMMAP-FILE-ASCII"), "{s}");
+    // Enter goes to the string's address in the Details.
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("{file:#x}: Mapped File 0x310000000000-"));
+}

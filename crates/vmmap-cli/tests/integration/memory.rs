@@ -1,0 +1,160 @@
+//! `vmmap strings` and `vmmap find` on the memtext fixture, which puts
+//! known text at known addresses (heap, stack, a mapped file, across a page
+//! boundary and across vmmap's 1 MiB read chunks) and hides one string in a
+//! PROT_NONE page.
+
+use crate::util::*;
+
+/// One line of `vmmap strings`: address, type, encoding, text.
+fn parse_strings(out: &str) -> Vec<(u64, String, String, String)> {
+    out.lines()
+        .map(|l| {
+            let (addr, rest) = l.split_once("  ").expect("address column");
+            let rest = rest.trim_start();
+            // The type is one or two words, padded to 12 columns.
+            let (typ, rest) = rest.split_at(12);
+            let (enc, text) = rest.trim_start().split_at(7);
+            (
+                u64::from_str_radix(addr.trim_start_matches("0x"), 16).expect("hex address"),
+                typ.trim().to_string(),
+                enc.trim().to_string(),
+                text[2..].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The readable mappings of a process, from /proc/PID/maps.
+fn readable(pid: u32) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("maps")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (a, b) = f.next()?.split_once('-')?;
+            let perms = f.next()?;
+            perms.starts_with('r').then(|| {
+                (
+                    u64::from_str_radix(a, 16).unwrap(),
+                    u64::from_str_radix(b, 16).unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+const KNOWN: [(&str, &str, &str, &str); 9] = [
+    ("heap_ascii", "Heap", "ascii", "VMMAP-HEAP-ASCII-7f3a"),
+    ("heap_utf16", "Heap", "utf16le", "VMMAP-HEAP-UTF16-7f3a"),
+    ("stack_ascii", "Stack", "ascii", "VMMAP-STACK-ASCII-91c2"),
+    ("stack_utf16", "Stack", "utf16le", "VMMAP-STACK-UTF16-91c2"),
+    (
+        "file_ascii",
+        "Mapped File",
+        "ascii",
+        "VMMAP-FILE-ASCII-d00d",
+    ),
+    (
+        "file_utf16",
+        "Mapped File",
+        "utf16le",
+        "VMMAP-FILE-UTF16-d00d",
+    ),
+    ("span", "Private Data", "ascii", "VMMAP-SPAN-0123456789-END"),
+    (
+        "chunk_ascii",
+        "Private Data",
+        "ascii",
+        "VMMAP-CHUNK-BOUNDARY-LITERAL",
+    ),
+    (
+        "chunk_utf16",
+        "Private Data",
+        "utf16le",
+        "VMMAP-CHUNK-UTF16-ODD",
+    ),
+];
+
+#[test]
+fn strings_are_found_at_their_addresses_and_only_in_readable_memory() {
+    let fx = Fixture::start_named("memtext");
+    let out = vmmap_ok(&["strings", &fx.pid.to_string(), "--min", "6"]);
+    let found = parse_strings(&out);
+    for (key, typ, enc, text) in KNOWN {
+        let addr = fx.addr(key);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.0 == addr && f.1 == typ && f.2 == enc && f.3 == text),
+            "{text} ({enc}, {typ}) not reported at {addr:#x}"
+        );
+    }
+    assert!(
+        !out.contains("VMMAP-HIDDEN"),
+        "a string in a PROT_NONE page was reported"
+    );
+    let maps = readable(fx.pid);
+    for (addr, _, enc, text) in &found {
+        let len = if enc == "utf16le" {
+            2 * text.chars().count() as u64
+        } else {
+            text.len() as u64
+        };
+        assert!(
+            maps.iter().any(|&(s, e)| s <= *addr && addr + len <= e),
+            "{text:?} at {addr:#x} is not inside one readable mapping"
+        );
+    }
+}
+
+#[test]
+fn strings_of_one_region_and_one_encoding() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let file = fx.addr("file_ascii");
+    let region = format!("{:#x}", file + 0x10);
+    let found = parse_strings(&vmmap_ok(&["strings", &pid, "--region", &region]));
+    let base = file - 100;
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|f| base <= f.0 && f.0 < base + 8192));
+    assert!(found
+        .iter()
+        .any(|f| f.0 == file && f.3 == "VMMAP-FILE-ASCII-d00d"));
+    assert!(found
+        .iter()
+        .any(|f| f.0 == fx.addr("file_utf16") && f.3 == "VMMAP-FILE-UTF16-d00d"));
+
+    let ascii = parse_strings(&vmmap_ok(&[
+        "strings", &pid, "--region", &region, "-e", "ascii",
+    ]));
+    assert!(ascii.iter().all(|f| f.2 == "ascii"));
+    assert!(!ascii.iter().any(|f| f.3.contains("UTF16")));
+
+    let wide = parse_strings(&vmmap_ok(&[
+        "strings", &pid, "--region", &region, "-e", "utf16le", "--min", "21",
+    ]));
+    assert_eq!(
+        wide,
+        vec![(
+            fx.addr("file_utf16"),
+            "Mapped File".to_string(),
+            "utf16le".to_string(),
+            "VMMAP-FILE-UTF16-d00d".to_string()
+        )]
+    );
+}
+
+#[test]
+fn strings_refuses_unreadable_or_unmapped_regions() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let hidden = format!("{:#x}", fx.addr("hidden"));
+    let o = vmmap(&["strings", &pid, "--region", &hidden]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot be read: not readable"), "{err}");
+    let o = vmmap(&["strings", &pid, "--region", "0x10"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = vmmap(&["strings", &pid, "--encoding", "ebcdic"]);
+    assert_eq!(o.status.code(), Some(2));
+}

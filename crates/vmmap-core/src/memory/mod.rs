@@ -1,0 +1,72 @@
+//! The contents of a process's memory: text strings ([`strings`]) and
+//! pattern search ([`search`]), over a bounded-memory chunked reader
+//! ([`reader`]). The scanners are sans-IO; only [`reader`] touches the
+//! process.
+//!
+//! Reading another process's memory exposes whatever it holds (keys,
+//! passwords, tokens). vmmap does it only when asked: `vmmap strings`,
+//! `vmmap find`, the interactive Strings view, and the few bytes of glibc
+//! arena headers read during classification (`--no-read-memory` stops
+//! those).
+
+pub mod reader;
+pub mod strings;
+
+use std::ops::ControlFlow;
+
+pub use reader::{scan_ranges, skip_reason, ProcessMemory, ReadStats, ScanRange};
+use strings::{Encodings, Found, StringScanner};
+
+use crate::error::Result;
+
+/// Bytes read at a time: the buffer is this plus the overlap, whatever the
+/// size of the process.
+pub const CHUNK: usize = 1 << 20;
+
+/// A string found in a process, with the top-level region that holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StringHit {
+    /// The string.
+    pub found: Found,
+    /// Index of its region in `Snapshot::regions`.
+    pub region: usize,
+}
+
+/// Finds the strings in `ranges`, reading `chunk` bytes at a time. Each
+/// range is scanned on its own (a string never spans two mappings).
+#[allow(clippy::too_many_arguments)]
+pub fn strings(
+    mem: &mut ProcessMemory,
+    ranges: &[ScanRange],
+    min: usize,
+    encodings: Encodings,
+    chunk: usize,
+    page_size: u64,
+    progress: &mut dyn FnMut(u64),
+    out: &mut dyn FnMut(StringHit) -> ControlFlow<()>,
+) -> Result<ReadStats> {
+    let mut scanner = StringScanner::new(min, encodings);
+    // The range being scanned (its start) and its region.
+    let mut current: Option<(u64, usize)> = None;
+    let mut flow = ControlFlow::Continue(());
+    let mut send = |flow: &mut ControlFlow<()>, f: Found, region: usize| {
+        if flow.is_continue() {
+            *flow = out(StringHit { found: f, region });
+        }
+    };
+    let stats = reader::walk(mem, ranges, chunk, 0, page_size, progress, &mut |c| {
+        if current.map(|(s, _)| s) != Some(c.range.start) {
+            if let Some((_, region)) = current {
+                scanner.finish(&mut |f| send(&mut flow, f, region));
+            }
+            current = Some((c.range.start, c.range.region));
+        }
+        let region = c.range.region;
+        scanner.feed(c.address, c.data, &mut |f| send(&mut flow, f, region));
+        flow
+    })?;
+    if let Some((_, region)) = current {
+        scanner.finish(&mut |f| send(&mut flow, f, region));
+    }
+    Ok(stats)
+}

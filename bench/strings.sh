@@ -26,7 +26,7 @@ cat "$DUMP" > /dev/null
 N_REF=$(strings -a -n 4 "$DUMP" | wc -l)
 N_VM=$("$VMMAP" strings "$FX" --region "$ADDR" -e ascii | wc -l)
 echo "strings found: GNU strings $N_REF, vmmap $N_VM"
-hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$ROOT/target/bench/strings.json" \
+hyperfine -N --output=pipe --warmup 1 --runs "$RUNS" --export-json "$ROOT/target/bench/strings.json" \
     -n "strings -a" "strings -a -n 4 $DUMP" \
     -n "vmmap ascii" "$VMMAP strings $FX --region $ADDR -e ascii" \
     -n "strings -a + -el" "sh -c 'strings -a -n 4 $DUMP; strings -a -n 4 -el $DUMP'" \

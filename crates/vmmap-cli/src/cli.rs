@@ -18,6 +18,7 @@ EXAMPLES:
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
   vmmap 1234 -a 0x7ffd0000      which region holds an address, and its neighbours
   vmmap strings 1234 --min 8    text in the process's memory (may show secrets)
+  vmmap find 1234 -E 'id=[0-9]+'  search its memory (text, --regex or --hex bytes)
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
 
@@ -100,6 +101,18 @@ pub enum Command {
     /// Unreadable mappings, device (I/O, PFN) mappings, the kernel's vvar
     /// pages and untouched anonymous memory are skipped.
     Strings(StringsArgs),
+    /// Search a process's memory for text, a regular expression or bytes,
+    /// printing each match's address, region and type.
+    ///
+    /// The pattern is literal text by default (its UTF-8 bytes); --regex
+    /// makes it a regular expression (Rust regex syntax, over bytes), and
+    /// --hex gives bytes instead. Matches that cross a page or read-chunk
+    /// boundary are found; a regex match longer than 4096 bytes that crosses
+    /// a 1 MiB chunk boundary is reported cut there. Memory is read 1 MiB
+    /// at a time, whatever the size of the process; on a terminal a
+    /// progress line shows on standard error. Like `strings`, this reads
+    /// the process's memory, secrets included.
+    Find(FindArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -133,6 +146,43 @@ pub struct StringsArgs {
     /// Only the region holding this address (hex), as in the Details.
     #[arg(long, value_name = "ADDR")]
     pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// What to look for: text (default) or, with --regex, a regular
+    /// expression.
+    #[arg(value_name = "PATTERN", required_unless_present = "hex")]
+    pub pattern: Option<String>,
+
+    /// PATTERN is a regular expression (`(?-u)` for raw bytes: `\xff`).
+    #[arg(short = 'E', long)]
+    pub regex: bool,
+
+    /// Look for these bytes instead: hex pairs, spaces optional
+    /// ("de ad be ef").
+    #[arg(short = 'x', long, value_name = "BYTES", conflicts_with_all = ["pattern", "regex"])]
+    pub hex: Option<String>,
+
+    /// Ignore ASCII and Unicode case (text and regex).
+    #[arg(short, long, conflicts_with = "hex")]
+    pub ignore_case: bool,
+
+    /// Only the region holding this address (hex).
+    #[arg(long, value_name = "ADDR")]
+    pub region: Option<String>,
+
+    /// Print only the number of matches.
+    #[arg(short, long)]
+    pub count: bool,
+
+    /// Stop after N matches.
+    #[arg(short, long, value_name = "N")]
+    pub max: Option<u64>,
 }
 
 #[derive(Debug, Args)]

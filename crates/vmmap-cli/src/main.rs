@@ -115,6 +115,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
         Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
+        Some(Command::Find(a)) => memory::find(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),

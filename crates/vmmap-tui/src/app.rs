@@ -59,6 +59,8 @@ pub enum Mode {
     Goto(String),
     /// The Strings view or memory search results ([`App::memory_list`]).
     MemoryList,
+    /// Typing what to search the process's memory for.
+    MemSearch(String),
 }
 
 /// The whole UI state.
@@ -390,6 +392,20 @@ impl App {
                 self.on_memory_list_key(k, ctrl);
                 return Vec::new();
             }
+            Mode::MemSearch(mut text) => {
+                match edit_line(&mut text, k.code, ctrl) {
+                    Edit::Cancel => {
+                        self.mode = if self.memory_list.is_some() {
+                            Mode::MemoryList
+                        } else {
+                            Mode::Normal
+                        }
+                    }
+                    Edit::Done => self.search_memory(&text),
+                    Edit::Typing => self.mode = Mode::MemSearch(text),
+                }
+                return Vec::new();
+            }
             Mode::Goto(mut text) => {
                 match edit_line(&mut text, k.code, ctrl) {
                     Edit::Cancel => self.mode = Mode::Normal,
@@ -512,6 +528,7 @@ impl App {
             KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
             KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
             KeyCode::Char('t') if ctrl => self.open_strings(),
+            KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
@@ -715,6 +732,31 @@ impl App {
         }
     }
 
+    /// Searches the whole memory of the process (F), showing the matches
+    /// in the list view.
+    fn search_memory(&mut self, query: &str) {
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message = Some(
+                "Searching memory needs a live process; this snapshot was loaded from a file"
+                    .into(),
+            );
+            self.mode = Mode::Normal;
+            return;
+        }
+        match crate::memory_view::search_memory(&m.snap, &self.proc_root, query) {
+            Ok(list) => {
+                self.memory_list = Some(list);
+                self.mode = Mode::MemoryList;
+            }
+            Err(e) => {
+                self.message = Some(e);
+                self.mode = Mode::Normal;
+                self.memory_list = None;
+            }
+        }
+    }
+
     fn on_memory_list_key(&mut self, k: KeyEvent, ctrl: bool) {
         let Some(l) = self.memory_list.as_mut() else {
             self.mode = Mode::Normal;
@@ -744,6 +786,7 @@ impl App {
             KeyCode::Char('/') => {
                 l.editing = true;
             }
+            KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
             KeyCode::Down | KeyCode::Char('j') => l.move_by(1),
             KeyCode::Up | KeyCode::Char('k') => l.move_by(-1),
             KeyCode::PageDown | KeyCode::Char(' ') => l.move_by(20),
@@ -1049,6 +1092,7 @@ impl App {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
                     (Mode::Goto(a), _) => format!(" Go to address: {a}▏  (hex; Enter jumps, Esc cancels)"),
+                    (Mode::MemSearch(q), _) => format!(" Search memory for: {q}▏  (text, re:REGEX or hex:de ad; Enter searches, Esc cancels)"),
                     (Mode::Save(_, p), _) => {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
                     }
@@ -1082,6 +1126,17 @@ impl App {
             Mode::MemoryList => {
                 if let Some(l) = self.memory_list.as_mut() {
                     l.draw(f, inset(area, 2, 1));
+                }
+            }
+            Mode::MemSearch(ref q) => {
+                if let Some(l) = self.memory_list.as_mut() {
+                    l.draw(f, inset(area, 2, 1));
+                    let y = area.y + area.height.saturating_sub(1);
+                    f.render_widget(
+                        Paragraph::new(format!(" Search memory for: {q}▏  (text, re:REGEX or hex:de ad; Enter searches, Esc cancels)"))
+                            .style(Style::default().add_modifier(Modifier::REVERSED)),
+                        Rect { y, height: 1, ..area },
+                    );
                 }
             }
             Mode::Timeline(st) => {

@@ -59,6 +59,10 @@ const KEYS: &[(&str, &str)] = &[
         "strings in the selected region's memory (reads it: may show secrets); / filters, Enter goes to one",
     ),
     (
+        "  F",
+        "search the process's memory: text, re:REGEX or hex:de ad be ef (also from the Strings view)",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

@@ -267,6 +267,61 @@ pub fn read_strings(
     Ok(MemoryList::new(title.trim_end().to_string(), note, items))
 }
 
+/// The most matches a search in the view collects.
+pub const MATCH_LIMIT: usize = 10_000;
+
+/// Searches every readable region for `query`: literal text, or
+/// `re:REGEX`, or `hex:de ad be ef`.
+pub fn search_memory(
+    snap: &Snapshot,
+    proc_root: &std::path::Path,
+    query: &str,
+) -> Result<MemoryList, String> {
+    use memory::search::{escape, parse_hex, Searcher};
+    let mut searcher = if let Some(re) = query.strip_prefix("re:") {
+        Searcher::regex(re, false)
+    } else if let Some(h) = query.strip_prefix("hex:") {
+        parse_hex(h).and_then(|b| Searcher::literal(&b))
+    } else {
+        Searcher::literal(query.as_bytes())
+    }
+    .map_err(|e| format!("Bad pattern: {e}"))?;
+    let ranges = memory::scan_ranges(snap, None).unwrap_or_default();
+    let dir = ProcDir::open(proc_root, snap.process.pid).map_err(|e| e.to_string())?;
+    let mut mem = ProcessMemory::new(dir);
+    let mut items = Vec::new();
+    let stats = memory::search(
+        &mut mem,
+        &ranges,
+        &mut searcher,
+        memory::CHUNK,
+        snap.kernel.page_size,
+        &mut |_| {},
+        &mut |hit| {
+            items.push(Item {
+                address: hit.found.address,
+                tag: snap.regions[hit.region].memory_type.name().to_string(),
+                text: escape(&hit.found.bytes),
+            });
+            if items.len() >= MATCH_LIMIT {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut note = format!("read {}", vmmap_core::units::size(stats.read, false).trim());
+    if items.len() >= MATCH_LIMIT {
+        note.push_str(&format!(", first {MATCH_LIMIT} matches"));
+    }
+    Ok(MemoryList::new(
+        format!("Matches of {query:?} in memory"),
+        note,
+        items,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

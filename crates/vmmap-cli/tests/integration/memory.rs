@@ -158,3 +158,115 @@ fn strings_refuses_unreadable_or_unmapped_regions() {
     let o = vmmap(&["strings", &pid, "--encoding", "ebcdic"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// `vmmap find` lines: address, type, region start and end, the match.
+fn parse_find(out: &str) -> Vec<(u64, String, u64, u64, String)> {
+    out.lines()
+        .map(|l| {
+            let (addr, rest) = l.split_once("  ").expect("address column");
+            let (typ, rest) = rest.split_at(12);
+            let rest = rest.trim_start();
+            let (range, rest) = rest.split_once("  ").expect("region column");
+            let (s, e) = range.split_once('-').expect("start-end");
+            let text = rest.split('"').nth(1).expect("quoted match").to_string();
+            let h = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16).expect("hex");
+            (h(addr), typ.trim().to_string(), h(s), h(e), text)
+        })
+        .collect()
+}
+
+#[test]
+fn find_regex_across_a_page_boundary() {
+    let fx = Fixture::start_named("memtext");
+    let span = fx.addr("span");
+    let out = vmmap_ok(&[
+        "find",
+        &fx.pid.to_string(),
+        "--regex",
+        "VMMAP-SPAN-[0-9]+-END",
+    ]);
+    let found = parse_find(&out);
+    // Only the copy in the anonymous mapping: the program builds the text
+    // with immediate stores, so no other copy exists.
+    assert_eq!(
+        found,
+        vec![(
+            span,
+            "Private Data".to_string(),
+            0x3100_1000_0000,
+            0x3100_1000_2000,
+            "VMMAP-SPAN-0123456789-END".to_string()
+        )],
+        "{out}"
+    );
+    assert_eq!((span + 12) % 4096, 0, "the match crosses the page boundary");
+}
+
+#[test]
+fn find_literal_and_hex_across_read_chunks() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let chunk = fx.addr("chunk_ascii");
+    let found = parse_find(&vmmap_ok(&["find", &pid, "VMMAP-CHUNK-BOUNDARY-LITERAL"]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, chunk);
+    assert_eq!(found[0].2, 0x3100_2000_0000);
+    // The UTF-16 text across the 2 MiB boundary, as bytes.
+    let wide: Vec<String> = "VMMAP-CHUNK-UTF16-ODD"
+        .bytes()
+        .flat_map(|b| [format!("{b:02x}"), "00".to_string()])
+        .collect();
+    let found = parse_find(&vmmap_ok(&["find", &pid, "--hex", &wide.join(" ")]));
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![fx.addr("chunk_utf16")]
+    );
+    // Case-insensitive text, the heap and the stack copy of the file's
+    // text, and --count.
+    let found = parse_find(&vmmap_ok(&["find", &pid, "-i", "vmmap-heap-ascii-7F3A"]));
+    assert!(found
+        .iter()
+        .any(|f| f.0 == fx.addr("heap_ascii") && f.1 == "Heap"));
+    let n = vmmap_ok(&["find", &pid, "--count", "VMMAP-STACK-ASCII-91c2"]);
+    let stack = parse_find(&vmmap_ok(&["find", &pid, "VMMAP-STACK-ASCII-91c2"]));
+    assert_eq!(n.trim(), stack.len().to_string());
+    assert!(stack
+        .iter()
+        .any(|f| f.0 == fx.addr("stack_ascii") && f.1 == "Stack"));
+    // --max stops early; --region limits to one region.
+    assert_eq!(
+        vmmap_ok(&["find", &pid, "--max", "1", "VMMAP"])
+            .lines()
+            .count(),
+        1
+    );
+    let region = format!("{:#x}", fx.addr("file_ascii"));
+    let found = parse_find(&vmmap_ok(&["find", &pid, "--region", &region, "VMMAP"]));
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![fx.addr("file_ascii")]
+    );
+}
+
+#[test]
+fn find_never_reads_unreadable_memory_and_rejects_bad_patterns() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let hidden = fx.addr("hidden");
+    let found = parse_find(&vmmap_ok(&["find", &pid, "HIDDEN-SECRET"]));
+    assert!(
+        found
+            .iter()
+            .all(|f| f.0 < hidden - 64 || f.0 >= hidden + 4096),
+        "{found:?}"
+    );
+    for args in [
+        vec!["find", &pid, "--regex", "("],
+        vec!["find", &pid, "--hex", "abc"],
+        vec!["find", &pid, ""],
+    ] {
+        let o = vmmap(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("bad pattern"));
+    }
+}

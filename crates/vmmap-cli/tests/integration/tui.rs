@@ -681,4 +681,24 @@ fn goto_address_then_strings_of_the_region() {
     // Enter goes to the string's address in the Details.
     t.keys(&["Enter"]);
     t.wait_for(&format!("{file:#x}: Mapped File 0x310000000000-"));
+
+    // F searches the whole memory; a regex across a page boundary.
+    t.keys(&["F"]);
+    t.wait_for("Search memory for: ");
+    t.type_text("re:VMMAP-SPAN-[0-9]+-END");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Matches of \"re:VMMAP-SPAN-[0-9]+-END\" in memory — 1 of 1 shown");
+    assert!(
+        s.contains(&line(
+            fx.addr("span"),
+            "Private Data",
+            "VMMAP-SPAN-0123456789-END"
+        )),
+        "{s}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_for(&format!(
+        "{:#x}: Private Data 0x310010000000-",
+        fx.addr("span")
+    ));
 }

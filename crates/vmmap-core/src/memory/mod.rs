@@ -10,6 +10,7 @@
 //! those).
 
 pub mod reader;
+pub mod search;
 pub mod strings;
 
 use std::ops::ControlFlow;
@@ -67,6 +68,54 @@ pub fn strings(
     })?;
     if let Some((_, region)) = current {
         scanner.finish(&mut |f| send(&mut flow, f, region));
+    }
+    Ok(stats)
+}
+
+/// A match in a process, with the top-level region that holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchHit {
+    /// The match.
+    pub found: search::Match,
+    /// Index of its region in `Snapshot::regions`.
+    pub region: usize,
+}
+
+/// Searches `ranges` with `searcher`, reading `chunk` new bytes at a time
+/// into one buffer of `chunk + searcher.overlap()` bytes. A match never
+/// spans two mappings.
+pub fn search(
+    mem: &mut ProcessMemory,
+    ranges: &[ScanRange],
+    searcher: &mut search::Searcher,
+    chunk: usize,
+    page_size: u64,
+    progress: &mut dyn FnMut(u64),
+    out: &mut dyn FnMut(MatchHit) -> ControlFlow<()>,
+) -> Result<ReadStats> {
+    let overlap = searcher.overlap();
+    let mut current: Option<(u64, usize)> = None;
+    let mut flow = ControlFlow::Continue(());
+    let mut send = |flow: &mut ControlFlow<()>, m: search::Match, region: usize| {
+        if flow.is_continue() {
+            *flow = out(MatchHit { found: m, region });
+        }
+    };
+    let stats = reader::walk(mem, ranges, chunk, overlap, page_size, progress, &mut |c| {
+        if current.map(|(s, _)| s) != Some(c.range.start) {
+            if let Some((_, region)) = current {
+                searcher.finish(&mut |m| send(&mut flow, m, region));
+            }
+            current = Some((c.range.start, c.range.region));
+        }
+        let region = c.range.region;
+        searcher.feed(c.address, c.data, c.new_from, &mut |m| {
+            send(&mut flow, m, region)
+        });
+        flow
+    })?;
+    if let Some((_, region)) = current {
+        searcher.finish(&mut |m| send(&mut flow, m, region));
     }
     Ok(stats)
 }

@@ -19,6 +19,7 @@ EXAMPLES:
   vmmap 1234 -a 0x7ffd0000      which region holds an address, and its neighbours
   vmmap strings 1234 --min 8    text in the process's memory (may show secrets)
   vmmap find 1234 -E 'id=[0-9]+'  search its memory (text, --regex or --hex bytes)
+  vmmap map 1234 -o map.svg     the fragmentation map, as a picture
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
 
@@ -113,6 +114,16 @@ pub enum Command {
     /// progress line shows on standard error. Like `strings`, this reads
     /// the process's memory, secrets included.
     Find(FindArgs),
+    /// The fragmentation map: the whole address space, regions and free
+    /// gaps, on a compressed axis, with the gap count and the largest free
+    /// block.
+    ///
+    /// Without -o it prints the figures and every region and gap with its
+    /// place on the axis; `-o FILE.svg` draws it (coloured by type, a
+    /// tooltip per region); --json gives the layout as data. The axis gives
+    /// each region and gap 16 units per doubling of its size, so a 4 KiB
+    /// page stays visible beside a 100 TiB gap (docs/memory-tools.md).
+    Map(MapArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -183,6 +194,25 @@ pub struct FindArgs {
     /// Stop after N matches.
     #[arg(short, long, value_name = "N")]
     pub max: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// Write the picture to FILE (.svg).
+    #[arg(short, long, value_name = "FILE", conflicts_with = "json")]
+    pub output: Option<PathBuf>,
+
+    /// Print the layout as JSON (schema vmmap.layout, version 1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exact byte counts instead of K/M/G.
+    #[arg(long)]
+    pub bytes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
         Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
         Some(Command::Find(a)) => memory::find(&a, &cli.proc_root),
+        Some(Command::Map(a)) => map(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
@@ -241,6 +242,103 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
     std::mem::forget(summary);
     std::mem::forget(snap);
     result
+}
+
+/// `vmmap map PID`: the fragmentation map as text, JSON or SVG.
+fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
+    use vmmap_core::layout::Layout;
+    if let Some(p) = &a.output {
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if ext.as_deref() != Some("svg") {
+            return Err(Failure::usage(format!(
+                "cannot draw {}: the map is written as SVG (.svg); PNG is not supported (convert the SVG, e.g. with rsvg-convert)",
+                p.display()
+            )));
+        }
+    }
+    let pid = resolve(&a.target, proc_root)?;
+    let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
+    let layout = Layout::of(&snap);
+    if let Some(p) = &a.output {
+        let svg = layout.to_svg(&snap);
+        return write_file(p, |w| w.write_all(svg.as_bytes()));
+    }
+    let out = io::stdout();
+    let mut w = io::BufWriter::new(out.lock());
+    let r = if a.json {
+        let v = serde_json::json!({
+            "schema": "vmmap.layout",
+            "version": 1,
+            "pid": pid,
+            "layout": layout,
+        });
+        serde_json::to_writer_pretty(&mut w, &v)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(w))
+    } else {
+        write_layout(&snap, &layout, a.bytes, &mut w)
+    };
+    r.and_then(|()| w.flush())
+        .map_err(|e| output_error(e, "standard output"))
+}
+
+fn write_layout(
+    snap: &Snapshot,
+    l: &vmmap_core::layout::Layout,
+    exact: bool,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let size = |v| vmmap_core::units::size(v, exact);
+    writeln!(
+        w,
+        "Process:         {} ({})",
+        snap.process.pid, snap.process.name
+    )?;
+    writeln!(w, "Regions:         {}", l.region_count)?;
+    writeln!(w, "Free gaps:       {}", l.gap_count)?;
+    writeln!(w, "Free:            {}", size(l.free_bytes))?;
+    match l.largest_free {
+        Some(f) => writeln!(
+            w,
+            "Largest free:    {} at {:#x}-{:#x}",
+            size(f.size()),
+            f.start,
+            f.end
+        )?,
+        None => writeln!(w, "Largest free:    none")?,
+    }
+    writeln!(
+        w,
+        "Reserved:        {} (PROT_NONE regions)",
+        size(l.reserved_bytes)
+    )?;
+    writeln!(
+        w,
+        "Axis:            {} units (16 per doubling of size; a page is 16)\n",
+        l.total_units
+    )?;
+    writeln!(
+        w,
+        "{:<29}  {:<12}  {:>8}  {:>7}  {:>5}",
+        "Address", "Type", "Size", "At", "Units"
+    )?;
+    for s in &l.segments {
+        writeln!(
+            w,
+            "{:#014x}-{:#014x}  {:<12}  {:>8}  {:>7}  {:>5}{}",
+            s.start,
+            s.end,
+            s.memory_type.name(),
+            size(s.end - s.start),
+            s.pos,
+            s.units,
+            if s.reserved { "  reserved" } else { "" }
+        )?;
+    }
+    Ok(())
 }
 
 /// A PID, or the name of exactly one process.

@@ -21,6 +21,8 @@ in figures that reconcile with the kernel's own accounting.
 - [`format`]: the native file format (append-only, self-checking chunks),
   and [`timeline`]: totals over time from a recording.
 - [`lookup`]: which region holds an address, and its neighbours.
+- [`layout`]: the fragmentation map (regions and gaps on a compressed
+  axis) and its SVG picture.
 - [`memory`]: strings and pattern search in the target's memory, read in
   bounded chunks (only on explicit request: it exposes secrets).
 
@@ -38,6 +40,7 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod layout;
 pub mod lookup;
 pub mod memory;
 pub mod model;

@@ -61,6 +61,8 @@ pub enum Mode {
     MemoryList,
     /// Typing what to search the process's memory for.
     MemSearch(String),
+    /// The fragmentation map ([`App::map`]).
+    Map,
 }
 
 /// The whole UI state.
@@ -103,6 +105,8 @@ pub struct App {
     pub history_totals: Vec<crate::timeline_view::Totals>,
     /// The Strings view or the memory search results, while open.
     pub memory_list: Option<crate::memory_view::MemoryList>,
+    /// The fragmentation map, while open.
+    pub map: Option<crate::map_view::MapView>,
     /// Where `/proc` is, for reading process memory.
     pub proc_root: std::path::PathBuf,
     last_click: Option<(u16, u16)>,
@@ -130,6 +134,7 @@ impl App {
             history_totals: Vec::new(),
             diff_pair: (0, 0),
             memory_list: None,
+            map: None,
             proc_root: std::path::PathBuf::from("/proc"),
             last_click: None,
         };
@@ -392,6 +397,10 @@ impl App {
                 self.on_memory_list_key(k, ctrl);
                 return Vec::new();
             }
+            Mode::Map => {
+                self.on_map_key(k);
+                return Vec::new();
+            }
             Mode::MemSearch(mut text) => {
                 match edit_line(&mut text, k.code, ctrl) {
                     Edit::Cancel => {
@@ -529,6 +538,10 @@ impl App {
             KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
             KeyCode::Char('t') if ctrl => self.open_strings(),
             KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
+            KeyCode::Char('m') => {
+                self.map = Some(crate::map_view::MapView::new(&m.snap));
+                self.mode = Mode::Map;
+            }
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
@@ -754,6 +767,37 @@ impl App {
                 self.mode = Mode::Normal;
                 self.memory_list = None;
             }
+        }
+    }
+
+    fn on_map_key(&mut self, k: KeyEvent) {
+        let Some(v) = self.map.as_mut() else {
+            self.mode = Mode::Normal;
+            return;
+        };
+        let w = v.width.max(1) as isize;
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('m') => {
+                self.mode = Mode::Normal;
+                self.map = None;
+            }
+            KeyCode::Right | KeyCode::Char('l') => v.move_by(1),
+            KeyCode::Left | KeyCode::Char('h') => v.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => v.move_by(w),
+            KeyCode::Up | KeyCode::Char('k') => v.move_by(-w),
+            KeyCode::Home => v.cursor = 0,
+            KeyCode::End => v.move_by(isize::MAX / 2),
+            KeyCode::Char('n') | KeyCode::Tab => v.jump(true),
+            KeyCode::Char('N') | KeyCode::BackTab => v.jump(false),
+            KeyCode::Enter => {
+                let start = v.segment().map(|s| s.start);
+                if let (Some(a), Some(m)) = (start, self.main.as_mut()) {
+                    self.message = Some(m.goto_address(a));
+                    self.mode = Mode::Normal;
+                    self.map = None;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -1126,6 +1170,11 @@ impl App {
             Mode::MemoryList => {
                 if let Some(l) = self.memory_list.as_mut() {
                     l.draw(f, inset(area, 2, 1));
+                }
+            }
+            Mode::Map => {
+                if let (Some(v), Some(m)) = (self.map.as_mut(), self.main.as_ref()) {
+                    v.draw(f, area, &m.snap, &self.settings);
                 }
             }
             Mode::MemSearch(ref q) => {

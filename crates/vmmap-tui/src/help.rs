@@ -63,6 +63,10 @@ const KEYS: &[(&str, &str)] = &[
         "search the process's memory: text, re:REGEX or hex:de ad be ef (also from the Strings view)",
     ),
     (
+        "  m",
+        "fragmentation map: arrows and n/N move the cursor over regions and gaps, Enter goes to one",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

@@ -17,6 +17,7 @@ pub mod collector;
 pub mod details;
 pub mod help;
 pub mod main_view;
+pub mod map_view;
 pub mod memory_view;
 pub mod picker;
 pub mod settings;

@@ -642,3 +642,33 @@ fn strings_view_100x20() {
     assert_eq!(app.mode, Mode::Normal);
     assert!(app.memory_list.is_none());
 }
+
+#[test]
+fn fragmentation_map_100x30() {
+    let mut app = main_app();
+    key(&mut app, KeyCode::Char('m'));
+    assert_eq!(app.mode, Mode::Map);
+    // The first draw lays out the cells; then the cursor moves to the
+    // third segment shown.
+    draw(&mut app, 100, 30);
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Char('n'));
+    let t = draw(&mut app, 100, 30);
+    let screen = screen_text(&t);
+    let (seg_start, title) = {
+        let v = app.map.as_ref().expect("the map is open");
+        let seg = v.segment().expect("a segment under the cursor").clone();
+        let snap = &app.main.as_ref().unwrap().snap;
+        (seg.start, v.layout.title(snap, &seg))
+    };
+    assert!(screen.contains(&title), "{title}\n{screen}");
+    insta::assert_snapshot!(t.backend());
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.map.is_none());
+    let m = main_view(&mut app);
+    assert_eq!(
+        vmmap_tui::details::row_start(&m.snap, &m.data, m.details.rows[m.details.selected]),
+        seg_start
+    );
+}

@@ -270,3 +270,114 @@ fn find_never_reads_unreadable_memory_and_rejects_bad_patterns() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("bad pattern"));
     }
 }
+
+/// Every mapping of a process, from /proc/PID/maps.
+fn mappings(pid: u32) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("maps")
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn map_gaps_and_largest_free_block_are_exact() {
+    const K: u64 = 1024;
+    let fx = Fixture::start_named("memtext");
+    let base = fx.addr("map_base");
+    let v: serde_json::Value =
+        serde_json::from_str(&vmmap_ok(&["map", &fx.pid.to_string(), "--json"])).unwrap();
+    assert_eq!(v["schema"], "vmmap.layout");
+    let l = &v["layout"];
+    let segs = l["segments"].as_array().unwrap();
+    // The fixture's window: regions and holes exactly as it maps them.
+    let window: Vec<(u64, u64, &str, bool)> = segs
+        .iter()
+        .filter(|s| hex(&s["start"]) >= base && hex(&s["end"]) <= base + 1132 * K)
+        .map(|s| {
+            (
+                hex(&s["start"]) - base,
+                hex(&s["end"]) - hex(&s["start"]),
+                s["type"].as_str().unwrap(),
+                s["reserved"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        window,
+        vec![
+            (0, 4 * K, "private_data", false),
+            (4 * K, 12 * K, "free", false),
+            (16 * K, 64 * K, "private_data", false),
+            (80 * K, 1024 * K, "free", false),
+            (1104 * K, 8 * K, "private_data", true),
+            (1112 * K, 4 * K, "free", false),
+            (1116 * K, 16 * K, "shareable", false),
+        ]
+    );
+    // Segments tile the axis in order.
+    let mut pos = 0;
+    for s in segs {
+        assert_eq!(s["pos"].as_u64().unwrap(), pos);
+        pos += s["units"].as_u64().unwrap();
+    }
+    assert_eq!(l["total_units"].as_u64().unwrap(), pos);
+
+    // Gaps and the largest free block, from /proc/PID/maps independently.
+    let lo: u64 = std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if cfg!(target_arch = "x86_64") {
+        let hi = (1u64 << 47) - 4096;
+        let mut gaps = Vec::new();
+        let mut cursor = lo;
+        for (s, e) in mappings(fx.pid).into_iter().filter(|m| m.0 < hi) {
+            if s > cursor {
+                gaps.push((cursor, s));
+            }
+            cursor = cursor.max(e);
+        }
+        if hi > cursor {
+            gaps.push((cursor, hi));
+        }
+        assert_eq!(l["gap_count"].as_u64().unwrap(), gaps.len() as u64);
+        let largest = gaps
+            .iter()
+            .max_by_key(|g| (g.1 - g.0, std::cmp::Reverse(g.0)))
+            .unwrap();
+        assert_eq!(hex(&l["largest_free"]["start"]), largest.0);
+        assert_eq!(hex(&l["largest_free"]["end"]), largest.1);
+        assert_eq!(
+            l["free_bytes"].as_u64().unwrap(),
+            gaps.iter().map(|g| g.1 - g.0).sum::<u64>()
+        );
+    }
+}
+
+#[test]
+fn map_svg_file_and_bad_extension() {
+    let fx = Fixture::start_named("memtext");
+    let dir = TempDir::new("map");
+    let svg = dir.path().join("map.svg");
+    vmmap_ok(&["map", &fx.pid.to_string(), "-o", svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(text.trim_end().ends_with("</svg>"));
+    let base = fx.addr("map_base");
+    assert!(text.contains(&format!(
+        "<title>{:#x}-{:#x} Free 1M</title>",
+        base + 80 * 1024,
+        base + 1104 * 1024
+    )));
+    let o = vmmap(&["map", &fx.pid.to_string(), "-o", "map.png"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SVG"));
+}

@@ -20,6 +20,7 @@ EXAMPLES:
   vmmap strings 1234 --min 8    text in the process's memory (may show secrets)
   vmmap find 1234 -E 'id=[0-9]+'  search its memory (text, --regex or --hex bytes)
   vmmap map 1234 -o map.svg     the fragmentation map, as a picture
+  vmmap 1234 --empty-working-set   page it out, then watch its working set come back
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
 
@@ -269,6 +270,26 @@ pub struct SnapshotArgs {
     /// regions before and after it (or the free gap it falls in).
     #[arg(short, long, value_name = "ADDR", conflicts_with = "interactive")]
     pub address: Option<String>,
+
+    /// Empty the process's working set (VMMap's Empty Working Set): page
+    /// out every mapping the kernel allows with process_madvise
+    /// MADV_PAGEOUT, then print the working set (Rss) once a second for
+    /// --samples seconds as it comes back. Clean file pages are dropped;
+    /// anonymous pages go to swap (and stay without swap). Needs
+    /// CAP_SYS_NICE and Linux 5.10+. This slows the process down while it
+    /// faults its pages back in.
+    #[arg(long, conflicts_with_all = ["interactive", "address"])]
+    pub empty_working_set: bool,
+
+    /// With --empty-working-set: how many one-second samples to print
+    /// after paging out.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "5",
+        requires = "empty_working_set"
+    )]
+    pub samples: u32,
 }
 
 /// How a snapshot is shown, live or loaded from a file.

@@ -153,6 +153,9 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             proc_root,
         );
     }
+    if a.empty_working_set {
+        return empty_working_set(pid, a.samples, a.display.bytes, proc_root);
+    }
     if let Some(text) = &a.address {
         let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
             Failure::usage(format!(
@@ -242,6 +245,78 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
     std::mem::forget(summary);
     std::mem::forget(snap);
     result
+}
+
+/// `vmmap PID --empty-working-set`: page out, then watch Rss come back.
+fn empty_working_set(pid: u32, samples: u32, exact: bool, proc_root: &Path) -> Result<(), Failure> {
+    use vmmap_core::proc::smaps::Field;
+    if proc_root != Path::new("/proc") {
+        return Err(Failure::usage(
+            "--empty-working-set acts on a live process; it cannot use --proc-root",
+        ));
+    }
+    let opts = Options::default().proc_root(proc_root);
+    let snap = collect::snapshot(pid, &opts)?;
+    let rss = |pid| -> Result<u64, Failure> {
+        let s = collect::sample(pid, &opts)?;
+        Ok(s.rollup.get(Field::Rss).unwrap_or(0))
+    };
+    let size = |v: u64| {
+        if v == 0 {
+            "0".to_string()
+        } else {
+            vmmap_core::units::size(v, exact)
+        }
+    };
+    let before = rss(pid)?;
+    let r = collect::reclaim::page_out(&snap)?;
+    let after = rss(pid)?;
+    let out = io::stdout();
+    let mut w = out.lock();
+    let mut print = |text: String| -> Result<(), Failure> {
+        writeln!(w, "{text}")
+            .and_then(|()| w.flush())
+            .map_err(|e| output_error(e, "standard output"))
+    };
+    print(format!(
+        "Process {pid} ({}): working set {} before",
+        snap.process.name,
+        size(before)
+    ))?;
+    print(format!(
+        "Paged out {} mapping(s) ({}); {} skipped (locked, PFN, hugetlb, or unmapped since)",
+        r.advised,
+        size(r.advised_bytes),
+        r.skipped
+    ))?;
+    print(format!(
+        "Working set after: {} ({} paged out)",
+        size(after),
+        size(before.saturating_sub(after))
+    ))?;
+    let t0 = std::time::Instant::now();
+    for i in 1..=samples {
+        let due = std::time::Duration::from_secs(u64::from(i));
+        std::thread::sleep(due.saturating_sub(t0.elapsed()));
+        let now = match rss(pid) {
+            Ok(v) => v,
+            Err(f) if f.code == exit::EXITED || f.code == exit::NO_PROCESS => {
+                print(format!(
+                    "+{:.1}s  the process exited",
+                    t0.elapsed().as_secs_f64()
+                ))?;
+                return Ok(());
+            }
+            Err(f) => return Err(f),
+        };
+        print(format!(
+            "+{:.1}s  working set {} ({} back)",
+            t0.elapsed().as_secs_f64(),
+            size(now),
+            size(now.saturating_sub(after))
+        ))?;
+    }
+    Ok(())
 }
 
 /// `vmmap map PID`: the fragmentation map as text, JSON or SVG.

@@ -63,6 +63,8 @@ pub enum Mode {
     MemSearch(String),
     /// The fragmentation map ([`App::map`]).
     Map,
+    /// Asking whether to empty the process's working set.
+    ConfirmEmpty,
 }
 
 /// The whole UI state.
@@ -105,6 +107,9 @@ pub struct App {
     pub history_totals: Vec<crate::timeline_view::Totals>,
     /// The Strings view or the memory search results, while open.
     pub memory_list: Option<crate::memory_view::MemoryList>,
+    /// The working set before an Empty Working Set, while the snapshots
+    /// that follow it show it coming back.
+    pub emptied: Option<u64>,
     /// The fragmentation map, while open.
     pub map: Option<crate::map_view::MapView>,
     /// Where `/proc` is, for reading process memory.
@@ -135,6 +140,7 @@ impl App {
             diff_pair: (0, 0),
             memory_list: None,
             map: None,
+            emptied: None,
             proc_root: std::path::PathBuf::from("/proc"),
             last_click: None,
         };
@@ -238,12 +244,23 @@ impl App {
                                         self.history_index,
                                     ));
                                 }
-                                self.message = Some(format!(
-                                    "Snapshot {} of the history: {} regions in {} ms",
-                                    self.history.len(),
-                                    m.snap.regions.len(),
-                                    t.as_millis()
-                                ));
+                                if self.auto.is_none() {
+                                    self.emptied = None;
+                                }
+                                self.message = Some(match self.emptied {
+                                    Some(before) => format!(
+                                        "After Empty Working Set: working set {} (was {}), snapshot {} of the history, one a second (Ctrl+Space stops, t: timeline)",
+                                        vmmap_core::units::size(m.summary.total.figures.value(Column::TotalWs), false),
+                                        vmmap_core::units::size(before, false),
+                                        self.history.len()
+                                    ),
+                                    None => format!(
+                                        "Snapshot {} of the history: {} regions in {} ms",
+                                        self.history.len(),
+                                        m.snap.regions.len(),
+                                        t.as_millis()
+                                    ),
+                                });
                             }
                             _ => {
                                 self.history_totals = vec![crate::timeline_view::Totals::of(&snap)];
@@ -401,6 +418,14 @@ impl App {
                 self.on_map_key(k);
                 return Vec::new();
             }
+            Mode::ConfirmEmpty => {
+                self.mode = Mode::Normal;
+                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                    return self.empty_working_set();
+                }
+                self.message = Some("Working set left alone".into());
+                return Vec::new();
+            }
             Mode::MemSearch(mut text) => {
                 match edit_line(&mut text, k.code, ctrl) {
                     Edit::Cancel => {
@@ -542,6 +567,10 @@ impl App {
                 self.map = Some(crate::map_view::MapView::new(&m.snap));
                 self.mode = Mode::Map;
             }
+            KeyCode::Char('W') if self.from_file => {
+                self.message = Some("Emptying the working set needs a live process".into());
+            }
+            KeyCode::Char('W') => self.mode = Mode::ConfirmEmpty,
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
@@ -766,6 +795,36 @@ impl App {
                 self.message = Some(e);
                 self.mode = Mode::Normal;
                 self.memory_list = None;
+            }
+        }
+    }
+
+    /// Pages the process out (after the confirmation), then takes a
+    /// snapshot every second so that the working set can be seen coming
+    /// back (Ctrl+Space stops them, `t` shows the timeline).
+    fn empty_working_set(&mut self) -> Vec<Request> {
+        let Some(m) = self.main.as_ref() else {
+            return Vec::new();
+        };
+        let before = m.summary.total.figures.value(Column::TotalWs);
+        match vmmap_core::collect::reclaim::page_out(&m.snap) {
+            Ok(r) => {
+                let pid = m.snap.process.pid;
+                self.message = Some(format!(
+                    "Paged out {} mapping(s) ({} skipped); working set was {}: a snapshot every second shows it come back (Ctrl+Space stops, t: timeline)",
+                    r.advised,
+                    r.skipped,
+                    vmmap_core::units::size(before, false)
+                ));
+                let every = Duration::from_secs(1);
+                self.auto = Some((every, std::time::Instant::now() + every));
+                self.emptied = Some(before);
+                self.loading = Some(pid);
+                vec![Request::Snapshot(pid)]
+            }
+            Err(e) => {
+                self.message = Some(format!("Cannot empty the working set: {e}"));
+                Vec::new()
             }
         }
     }
@@ -1136,6 +1195,7 @@ impl App {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
                     (Mode::Goto(a), _) => format!(" Go to address: {a}▏  (hex; Enter jumps, Esc cancels)"),
+                    (Mode::ConfirmEmpty, _) => format!(" Empty the working set of {} (page out all it can; it slows down while it faults pages back)? y/n", m.snap.process.pid),
                     (Mode::MemSearch(q), _) => format!(" Search memory for: {q}▏  (text, re:REGEX or hex:de ad; Enter searches, Esc cancels)"),
                     (Mode::Save(_, p), _) => {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })

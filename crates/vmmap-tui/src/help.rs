@@ -67,6 +67,10 @@ const KEYS: &[(&str, &str)] = &[
         "fragmentation map: arrows and n/N move the cursor over regions and gaps, Enter goes to one",
     ),
     (
+        "  W",
+        "empty the working set (asks first), then a snapshot every second shows it come back",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

@@ -3,6 +3,7 @@
 mod address;
 mod errors;
 mod memory;
+mod reclaim;
 mod record;
 mod snapshot;
 mod tui;

@@ -702,3 +702,44 @@ fn goto_address_then_strings_of_the_region() {
         fx.addr("span")
     ));
 }
+
+#[test]
+fn w_empties_the_working_set_after_asking() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let file = fx.addr("file_ascii") - 100;
+    let rss = || {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+        let head = format!("{file:x}-");
+        let block: Vec<&str> = smaps
+            .lines()
+            .skip_while(|l| !l.starts_with(&head))
+            .take_while(|l| !l.starts_with("VmFlags"))
+            .collect();
+        kb_field(&block.join("\n"), "Rss")
+    };
+    assert_eq!(rss(), 8192);
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    t.keys(&["W"]);
+    t.wait_for(&format!("Empty the working set of {pid}"));
+    t.keys(&["n"]);
+    t.wait_for("Working set left alone");
+    assert_eq!(rss(), 8192, "n leaves it alone");
+    t.keys(&["W"]);
+    t.wait_for(&format!("Empty the working set of {pid}"));
+    t.keys(&["y"]);
+    let s = t.wait_for("After Empty Working Set: working set ");
+    assert_eq!(rss(), 0, "the data file's clean pages were paged out");
+    // The Mapped File row (the data file alone) has no working set left.
+    let row = s
+        .lines()
+        .find(|l| l.contains("Mapped File "))
+        .unwrap_or_else(|| panic!("no Mapped File row:\n{s}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[3..], ["8K", "8K", "1", "8K"], "{row}");
+}

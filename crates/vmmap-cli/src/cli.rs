@@ -214,6 +214,12 @@ pub struct MapArgs {
     /// Exact byte counts instead of K/M/G.
     #[arg(long)]
     pub bytes: bool,
+
+    /// Also the allocator fragmentation of each glibc heap (brk heap and
+    /// arenas): in-use and free chunks against resident memory, and
+    /// macOS's %FRAG. Reads the heaps' memory (ptrace access needed).
+    #[arg(long, conflicts_with = "output")]
+    pub heaps: bool,
 }
 
 #[derive(Debug, Args)]

@@ -337,6 +337,13 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
     let pid = resolve(&a.target, proc_root)?;
     let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
     let layout = Layout::of(&snap);
+    let heaps = if a.heaps {
+        let dir = collect::ProcDir::open(proc_root, pid)?;
+        let mut mem = vmmap_core::memory::ProcessMemory::new(dir);
+        Some(vmmap_core::memory::malloc::heaps(&mut mem, &snap)?)
+    } else {
+        None
+    };
     if let Some(p) = &a.output {
         let svg = layout.to_svg(&snap);
         return write_file(p, |w| w.write_all(svg.as_bytes()));
@@ -349,12 +356,27 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
             "version": 1,
             "pid": pid,
             "layout": layout,
+            "heaps": heaps.as_ref().map(|hs| hs.iter().map(|h| {
+                let mut v = serde_json::to_value(h).unwrap_or_default();
+                match &h.chunks {
+                    Ok(c) => v["chunks"] = serde_json::to_value(c).unwrap_or_default(),
+                    Err(e) => {
+                        v["chunks"] = serde_json::Value::Null;
+                        v["error"] = e.as_str().into();
+                    }
+                }
+                v["frag_percent"] = h.frag_percent().into();
+                v
+            }).collect::<Vec<_>>()),
         });
         serde_json::to_writer_pretty(&mut w, &v)
             .map_err(io::Error::from)
             .and_then(|()| writeln!(w))
     } else {
-        write_layout(&snap, &layout, a.bytes, &mut w)
+        write_layout(&snap, &layout, a.bytes, &mut w).and_then(|()| match &heaps {
+            Some(hs) => write_heaps(hs, a.bytes, &mut w),
+            None => Ok(()),
+        })
     };
     r.and_then(|()| w.flush())
         .map_err(|e| output_error(e, "standard output"))
@@ -412,6 +434,48 @@ fn write_layout(
             s.units,
             if s.reserved { "  reserved" } else { "" }
         )?;
+    }
+    Ok(())
+}
+
+fn write_heaps(
+    hs: &[vmmap_core::memory::malloc::HeapFragmentation],
+    exact: bool,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let size = |v: u64| {
+        if v == 0 {
+            "0".to_string()
+        } else {
+            vmmap_core::units::size(v, exact)
+        }
+    };
+    writeln!(
+        w,
+        "\nHeap fragmentation (glibc chunks; tcache and fastbin chunks count as in use)"
+    )?;
+    if hs.is_empty() {
+        writeln!(w, "  no glibc heap")?;
+    }
+    for h in hs {
+        let id = h.heap_id.map_or_else(|| "?".into(), |i| i.to_string());
+        match &h.chunks {
+            Ok(c) => writeln!(
+                w,
+                "  Heap ID {id:<3} {:#014x}  resident {:>7}  swap {:>5}  in use {:>7} in {} chunks  free {:>7} in {} chunks (largest {})  top {:>7}  %FRAG {:.1}",
+                h.start,
+                size(h.resident),
+                size(h.swap),
+                size(c.in_use_bytes),
+                c.in_use_chunks,
+                size(c.free_bytes),
+                c.free_chunks,
+                size(c.largest_free),
+                size(c.top_bytes),
+                h.frag_percent().unwrap_or(0.0)
+            )?,
+            Err(e) => writeln!(w, "  Heap ID {id:<3} {:#014x}  not walkable: {e}", h.start)?,
+        }
     }
     Ok(())
 }

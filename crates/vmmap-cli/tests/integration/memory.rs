@@ -381,3 +381,63 @@ fn map_svg_file_and_bad_extension() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("SVG"));
 }
+
+#[test]
+fn heap_fragmentation_of_the_brk_heap() {
+    let fx = Fixture::start_named("memtext");
+    let v: serde_json::Value = serde_json::from_str(&vmmap_ok(&[
+        "map",
+        &fx.pid.to_string(),
+        "--heaps",
+        "--json",
+    ]))
+    .unwrap();
+    let heaps = v["heaps"].as_array().expect("heaps");
+    assert_eq!(heaps.len(), 1, "{heaps:?}");
+    let h = &heaps[0];
+    assert_eq!(h["heap_id"], 0);
+    let c = &h["chunks"];
+    assert_eq!(c["free_chunks"], 5, "{h}");
+    assert_eq!(c["free_bytes"], 5 * 4016, "{h}");
+    assert_eq!(c["largest_free"], 4016, "{h}");
+    // Every chunk from the heap's start to its end is counted once.
+    let total = c["in_use_bytes"].as_u64().unwrap()
+        + c["free_bytes"].as_u64().unwrap()
+        + c["top_bytes"].as_u64().unwrap();
+    assert_eq!(total, hex(&h["end"]) - hex(&h["start"]));
+    let region = region_at(&snapshot_json(fx.pid, &[]), fx.addr("heap_ascii")).clone();
+    assert_eq!(hex(&h["start"]), hex(&region["start"]));
+    assert!(h["frag_percent"].as_f64().is_some());
+
+    let text = vmmap_ok(&["map", &fx.pid.to_string(), "--heaps"]);
+    assert!(
+        text.contains("free     20K in 5 chunks (largest 3.9K)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn heap_fragmentation_of_arena_heaps() {
+    let fx = Fixture::start(false);
+    let v: serde_json::Value = serde_json::from_str(&vmmap_ok(&[
+        "map",
+        &fx.pid.to_string(),
+        "--heaps",
+        "--json",
+    ]))
+    .unwrap();
+    let heaps = v["heaps"].as_array().expect("heaps");
+    let arenas: Vec<&serde_json::Value> = heaps.iter().filter(|h| h["heap_id"] != 0).collect();
+    assert_eq!(arenas.len(), 2, "two threads' arenas: {heaps:?}");
+    for h in arenas {
+        // Each thread allocated eight 48 KiB blocks (49,168-byte chunks)
+        // and freed none.
+        let c = &h["chunks"];
+        assert!(!c.is_null(), "arena heap not walkable: {h}");
+        assert_eq!(c["free_chunks"], 0, "{h}");
+        let big = 8 * (48 * 1024 + 16);
+        let in_use = c["in_use_bytes"].as_u64().unwrap();
+        assert!(in_use >= big && in_use < big + 4096, "{h}");
+        assert!(hex(&h["start"]) % (64 << 20) == 0, "{h}");
+    }
+}

@@ -9,6 +9,7 @@
 //! arena headers read during classification (`--no-read-memory` stops
 //! those).
 
+pub mod malloc;
 pub mod reader;
 pub mod search;
 pub mod strings;

@@ -30,6 +30,11 @@ fn prepare(
         })?),
         None => None,
     };
+    if proc_root != Path::new("/proc") {
+        return Err(Failure::usage(
+            "strings and find read a live process's memory; a captured /proc tree (--proc-root) has none",
+        ));
+    }
     let pid = resolve(target, proc_root)?;
     let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
     let ranges = match vmmap_core::memory::scan_ranges(&snap, only) {

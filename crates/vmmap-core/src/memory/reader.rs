@@ -244,3 +244,134 @@ pub fn walk(
     }
     Ok(stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three pages of this process, the middle one PROT_NONE, with text
+    /// in the first and last; unmapped on drop.
+    struct Pages(*mut u8, usize);
+
+    impl Pages {
+        fn new() -> Pages {
+            let page = crate::collect::page_size() as usize;
+            // SAFETY: an anonymous private mapping at an address the kernel
+            // picks; no existing memory is touched.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    3 * page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            let p = p.cast::<u8>();
+            // SAFETY: the mapping is 3 pages long and writable; the writes
+            // stay inside its first and last page.
+            unsafe {
+                std::ptr::copy_nonoverlapping(b"first-page".as_ptr(), p.add(page - 10), 10);
+                std::ptr::copy_nonoverlapping(b"last".as_ptr(), p.add(2 * page), 4);
+                assert_eq!(libc::mprotect(p.add(page).cast(), page, libc::PROT_NONE), 0);
+            }
+            Pages(p, page)
+        }
+    }
+
+    impl Drop for Pages {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly the mapping made in `new`.
+            unsafe { libc::munmap(self.0.cast(), 3 * self.1) };
+        }
+    }
+
+    #[test]
+    fn walk_skips_an_unreadable_page_and_carries_the_overlap() {
+        let pages = Pages::new();
+        let (start, page) = (pages.0 as u64, pages.1 as u64);
+        let dir = ProcDir::open(std::path::Path::new("/proc"), std::process::id()).unwrap();
+        let mut mem = ProcessMemory::new(dir);
+        let range = ScanRange {
+            start,
+            end: start + 3 * page,
+            region: 7,
+        };
+        let mut seen = Vec::new();
+        let mut progress = Vec::new();
+        let stats = walk(
+            &mut mem,
+            &[range],
+            1024,
+            16,
+            page,
+            &mut |d| progress.push(d),
+            &mut |c| {
+                seen.push((c.address, c.data.len(), c.new_from, c.data.to_vec()));
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        assert_eq!(stats.read, 2 * page);
+        assert_eq!(stats.unreadable, page);
+        assert_eq!(progress.last(), Some(&(3 * page)));
+        // Within the first page, each chunk after the first starts with
+        // the 16 bytes before it.
+        assert_eq!(seen[0].0, start);
+        assert_eq!(seen[0].2, 0);
+        assert_eq!(seen[1].0, start + 1024 - 16);
+        assert_eq!(seen[1].2, 16);
+        // The text at the end of the first page arrives whole.
+        let last_of_first = seen
+            .iter()
+            .rfind(|s| s.0 < start + page)
+            .expect("chunks of the first page");
+        assert!(last_of_first.3.ends_with(b"first-page"));
+        // After the hole, a new stretch: no overlap carried across it.
+        let after = seen
+            .iter()
+            .find(|s| s.0 >= start + page)
+            .expect("chunks of the last page");
+        assert_eq!((after.0, after.2), (start + 2 * page, 0));
+        assert!(after.3.starts_with(b"last"));
+    }
+
+    #[test]
+    fn scan_ranges_skip_unreadable_and_kernel_pages() {
+        use crate::proc::smaps::Mapping;
+        let m = |start: u64, perms: &[u8; 4], path: &str, flags: &str| {
+            let mut r = Region::from_mapping(Mapping {
+                start,
+                end: start + 0x1000,
+                perms: *perms,
+                path: path.into(),
+                inode: u64::from(path.starts_with('/')),
+                vm_flags: flags.into(),
+                ..Mapping::default()
+            });
+            r.fields.set(crate::proc::smaps::Field::Rss, 4096);
+            r
+        };
+        let snap = Snapshot::from_regions(
+            1,
+            0,
+            vec![
+                m(0x1000, b"r--p", "/lib/x.so", "rd mr"),
+                m(0x3000, b"---p", "", ""),
+                m(0x5000, b"rw-s", "/dev/mem", "rd wr sh io pf"),
+                m(0x7000, b"r--p", "[vvar]", "rd"),
+                m(0x9000, b"rw-p", "", "rd wr"),
+            ],
+        );
+        let r = scan_ranges(&snap, None).unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.start).collect::<Vec<_>>(),
+            vec![0x1000, 0x9000]
+        );
+        assert_eq!(scan_ranges(&snap, Some(0x3010)), Some(vec![]));
+        assert_eq!(scan_ranges(&snap, Some(0x2000)), None);
+        assert_eq!(scan_ranges(&snap, Some(0x9fff)).unwrap()[0].region, 4);
+    }
+}

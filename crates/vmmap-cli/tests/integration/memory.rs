@@ -441,3 +441,29 @@ fn heap_fragmentation_of_arena_heaps() {
         assert!(hex(&h["start"]) % (64 << 20) == 0, "{h}");
     }
 }
+
+#[test]
+fn pages_past_the_end_of_a_file_are_skipped_not_fatal() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let at = fx.addr("short_file");
+    let region = format!("{:#x}", at - 4000);
+    let found = parse_strings(&vmmap_ok(&["strings", &pid, "--region", &region]));
+    assert_eq!(
+        found,
+        vec![(
+            at,
+            "Mapped File".to_string(),
+            "ascii".to_string(),
+            "VMMAP-SHORT-FILE-ASCII".to_string()
+        )]
+    );
+    let found = parse_find(&vmmap_ok(&[
+        "find",
+        &pid,
+        "--region",
+        &region,
+        "SHORT-FILE",
+    ]));
+    assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![at + 6]);
+}

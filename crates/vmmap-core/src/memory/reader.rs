@@ -112,7 +112,10 @@ impl ProcessMemory {
             match vm_readv(self.dir.pid, addr, buf) {
                 Ok(n) => return Ok(n),
                 Err(e) => match e.raw_os_error() {
-                    Some(libc::EFAULT) => return Ok(0),
+                    // Nothing read: the first page, or (if the kernel does
+                    // not split a transfer) a later one, cannot be read.
+                    // Page by page, to keep what comes before the hole.
+                    Some(libc::EFAULT) => return Ok(self.read_pages(addr, buf)),
                     Some(libc::ESRCH) => return Err(Error::ProcessExited { pid: self.dir.pid }),
                     // EPERM (no ptrace access: the mem file gives the same
                     // answer with a better message), ENOSYS, seccomp:
@@ -142,6 +145,29 @@ impl ProcessMemory {
             }
         }
         Ok(n)
+    }
+}
+
+impl ProcessMemory {
+    /// Reads page by page up to the first page that cannot be read.
+    fn read_pages(&mut self, addr: u64, buf: &mut [u8]) -> usize {
+        let page = crate::collect::page_size();
+        let mut n = 0usize;
+        while n < buf.len() {
+            let at = addr + n as u64;
+            let len = usize::try_from(page - at % page)
+                .unwrap_or(buf.len())
+                .min(buf.len() - n);
+            if n == 0 && len == buf.len() {
+                // One page or less: the failed read was exactly this.
+                return 0;
+            }
+            match vm_readv(self.dir.pid, at, &mut buf[n..n + len]) {
+                Ok(k) if k > 0 => n += k,
+                _ => break,
+            }
+        }
+        n
     }
 }
 

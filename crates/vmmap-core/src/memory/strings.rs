@@ -130,6 +130,14 @@ pub struct StringScanner {
     next: Option<u64>,
 }
 
+/// Whether a multi-byte character may be part of a string: not a control
+/// character, and not a bidirectional override or isolate, which could
+/// make a terminal show the text in another order than it is.
+fn shown(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Printable ASCII as `strings` takes it: 0x20–0x7e and tab.
 fn printable_ascii(b: u8) -> bool {
     (0x20..0x7f).contains(&b) || b == b'\t'
@@ -194,7 +202,7 @@ impl StringScanner {
                         let ok = std::str::from_utf8(&l.partial[..l.plen])
                             .ok()
                             .and_then(|s| s.chars().next())
-                            .is_some_and(|c| !c.is_control());
+                            .is_some_and(shown);
                         if ok {
                             let p = l.plen;
                             l.buf.extend_from_slice(&l.partial[..p]);
@@ -453,6 +461,15 @@ mod tests {
                 (MAX_CHARS as u64, MAX_CHARS),
                 (2 * MAX_CHARS as u64, 10)
             ]
+        );
+    }
+
+    #[test]
+    fn bidi_overrides_end_a_string() {
+        let f = scan(0, "abcd\u{202e}efgh".as_bytes(), 4, Encodings::ALL);
+        assert_eq!(
+            texts(&f),
+            vec![(0, Encoding::Ascii, "abcd"), (7, Encoding::Ascii, "efgh")]
         );
     }
 

@@ -51,24 +51,32 @@ pub fn strings(
     // The range being scanned (its start) and its region.
     let mut current: Option<(u64, usize)> = None;
     let mut flow = ControlFlow::Continue(());
-    let mut send = |flow: &mut ControlFlow<()>, f: Found, region: usize| {
-        if flow.is_continue() {
-            *flow = out(StringHit { found: f, region });
+    // The strings whose runs ended in one read, sent in address order (the
+    // UTF-8 and UTF-16 lanes end their runs independently).
+    let mut batch: Vec<Found> = Vec::new();
+    let mut send = |flow: &mut ControlFlow<()>, batch: &mut Vec<Found>, region: usize| {
+        batch.sort_by_key(|f| f.address);
+        for f in batch.drain(..) {
+            if flow.is_continue() {
+                *flow = out(StringHit { found: f, region });
+            }
         }
     };
     let stats = reader::walk(mem, ranges, chunk, 0, page_size, progress, &mut |c| {
         if current.map(|(s, _)| s) != Some(c.range.start) {
             if let Some((_, region)) = current {
-                scanner.finish(&mut |f| send(&mut flow, f, region));
+                scanner.finish(&mut |f| batch.push(f));
+                send(&mut flow, &mut batch, region);
             }
             current = Some((c.range.start, c.range.region));
         }
-        let region = c.range.region;
-        scanner.feed(c.address, c.data, &mut |f| send(&mut flow, f, region));
+        scanner.feed(c.address, c.data, &mut |f| batch.push(f));
+        send(&mut flow, &mut batch, c.range.region);
         flow
     })?;
     if let Some((_, region)) = current {
-        scanner.finish(&mut |f| send(&mut flow, f, region));
+        scanner.finish(&mut |f| batch.push(f));
+        send(&mut flow, &mut batch, region);
     }
     Ok(stats)
 }

@@ -137,7 +137,10 @@ pub fn strings(a: &StringsArgs, proc_root: &Path) -> Result<(), Failure> {
         encodings,
         mem::CHUNK,
         snap.kernel.page_size,
-        &mut |d| progress.update(d),
+        &mut |d| {
+            progress.update(d);
+            ControlFlow::Continue(())
+        },
         &mut |hit| {
             count += 1;
             let r = &snap.regions[hit.region];
@@ -193,7 +196,10 @@ pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
         &mut searcher,
         mem::CHUNK,
         snap.kernel.page_size,
-        &mut |d| progress.update(d),
+        &mut |d| {
+            progress.update(d);
+            ControlFlow::Continue(())
+        },
         &mut |hit| {
             count += 1;
             if !a.count {

@@ -112,6 +112,8 @@ pub struct App {
     pub emptied: Option<u64>,
     /// The fragmentation map, while open.
     pub map: Option<crate::map_view::MapView>,
+    /// A memory search running in the background.
+    pub search_job: Option<crate::memory_view::SearchJob>,
     /// Where `/proc` is, for reading process memory.
     pub proc_root: std::path::PathBuf,
     last_click: Option<(u16, u16)>,
@@ -140,6 +142,7 @@ impl App {
             diff_pair: (0, 0),
             memory_list: None,
             map: None,
+            search_job: None,
             emptied: None,
             proc_root: std::path::PathBuf::from("/proc"),
             last_click: None,
@@ -553,6 +556,11 @@ impl App {
         };
         let page = m.areas.details_body.height.max(1) as isize;
         match k.code {
+            KeyCode::Esc if self.search_job.is_some() => {
+                if let Some(j) = self.search_job.as_ref() {
+                    j.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('p') if ctrl => {
                 self.screen = Screen::Picker;
@@ -774,27 +782,63 @@ impl App {
         }
     }
 
-    /// Searches the whole memory of the process (F), showing the matches
-    /// in the list view.
+    /// Starts searching the whole memory of the process (F) on a thread;
+    /// [`App::poll_search`] shows the progress and then the matches.
     fn search_memory(&mut self, query: &str) {
+        self.mode = Mode::Normal;
+        self.memory_list = None;
         let Some(m) = self.main.as_ref() else { return };
         if self.from_file {
             self.message = Some(
                 "Searching memory needs a live process; this snapshot was loaded from a file"
                     .into(),
             );
-            self.mode = Mode::Normal;
             return;
         }
-        match crate::memory_view::search_memory(&m.snap, &self.proc_root, query) {
-            Ok(list) => {
-                self.memory_list = Some(list);
-                self.mode = Mode::MemoryList;
+        if let Some(j) = self.search_job.take() {
+            j.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        match crate::memory_view::start_search(Arc::clone(&m.snap), self.proc_root.clone(), query) {
+            Ok(job) => {
+                self.message = Some(job.status());
+                self.search_job = Some(job);
             }
-            Err(e) => {
-                self.message = Some(e);
-                self.mode = Mode::Normal;
-                self.memory_list = None;
+            Err(e) => self.message = Some(e),
+        }
+    }
+
+    /// Takes in the running search's progress, and its matches when it
+    /// ends. Returns whether a search is still running.
+    pub fn poll_search(&mut self) -> bool {
+        use crate::memory_view::JobMessage;
+        let Some(job) = self.search_job.as_mut() else {
+            return false;
+        };
+        let mut result = None;
+        while let Ok(msg) = job.rx.try_recv() {
+            match msg {
+                JobMessage::Progress(d) => job.done = d,
+                JobMessage::Done(r) => result = Some(r),
+            }
+        }
+        match result {
+            None => {
+                if self.mode == Mode::Normal {
+                    self.message = Some(job.status());
+                }
+                true
+            }
+            Some(r) => {
+                self.search_job = None;
+                match r {
+                    Ok(list) => {
+                        self.message = None;
+                        self.memory_list = Some(list);
+                        self.mode = Mode::MemoryList;
+                    }
+                    Err(e) => self.message = Some(e),
+                }
+                false
             }
         }
     }
@@ -1456,6 +1500,7 @@ pub fn run_loop(
             collector.pending = collector.pending.saturating_sub(1);
             app.on_response(r);
         }
+        let searching = app.poll_search();
         term.draw(|f| app.draw(f))?;
         if let Some(text) = app.clipboard.take() {
             let out = term.backend_mut();
@@ -1474,7 +1519,7 @@ pub fn run_loop(
         }
         // Wake often while collection runs, to show its result at once.
         let wait = match app.auto {
-            _ if collector.pending > 0 => Duration::from_millis(20),
+            _ if collector.pending > 0 || searching => Duration::from_millis(20),
             Some((_, due)) => due
                 .saturating_duration_since(std::time::Instant::now())
                 .clamp(Duration::from_millis(10), Duration::from_millis(250)),

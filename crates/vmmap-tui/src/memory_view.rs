@@ -4,6 +4,9 @@
 //! view state and drawing only.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Arc;
 
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -221,7 +224,7 @@ pub fn read_strings(
         memory::strings::Encodings::ALL,
         memory::CHUNK,
         snap.kernel.page_size,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
         &mut |hit| {
             items.push(Item {
                 address: hit.found.address,
@@ -270,13 +273,36 @@ pub fn read_strings(
 /// The most matches a search in the view collects.
 pub const MATCH_LIMIT: usize = 10_000;
 
-/// Searches every readable region for `query`: literal text, or
-/// `re:REGEX`, or `hex:de ad be ef`.
-pub fn search_memory(
-    snap: &Snapshot,
-    proc_root: &std::path::Path,
+/// A memory search running on its own thread, so that the view keeps
+/// drawing (and can be cancelled) while gigabytes are read.
+pub struct SearchJob {
+    /// What is searched for.
+    pub query: String,
+    /// Bytes read so far and in all.
+    pub done: u64,
+    /// Bytes to read.
+    pub total: u64,
+    /// Set to stop the search.
+    pub cancel: Arc<AtomicBool>,
+    /// Progress and the result.
+    pub rx: Receiver<JobMessage>,
+}
+
+/// What the search thread reports.
+pub enum JobMessage {
+    /// Bytes read so far.
+    Progress(u64),
+    /// The matches, or why there are none.
+    Done(Result<MemoryList, String>),
+}
+
+/// Compiles `query` (literal text, `re:REGEX` or `hex:de ad be ef`) and
+/// starts searching every readable region of `snap` on a new thread.
+pub fn start_search(
+    snap: Arc<Snapshot>,
+    proc_root: std::path::PathBuf,
     query: &str,
-) -> Result<MemoryList, String> {
+) -> Result<SearchJob, String> {
     use memory::search::{escape, parse_hex, Searcher};
     let mut searcher = if let Some(re) = query.strip_prefix("re:") {
         Searcher::regex(re, false)
@@ -286,40 +312,86 @@ pub fn search_memory(
         Searcher::literal(query.as_bytes())
     }
     .map_err(|e| format!("Bad pattern: {e}"))?;
-    let ranges = memory::scan_ranges(snap, None).unwrap_or_default();
-    let dir = ProcDir::open(proc_root, snap.process.pid).map_err(|e| e.to_string())?;
-    let mut mem = ProcessMemory::new(dir);
-    let mut items = Vec::new();
-    let stats = memory::search(
-        &mut mem,
-        &ranges,
-        &mut searcher,
-        memory::CHUNK,
-        snap.kernel.page_size,
-        &mut |_| {},
-        &mut |hit| {
-            items.push(Item {
-                address: hit.found.address,
-                tag: snap.regions[hit.region].memory_type.name().to_string(),
-                text: escape(&hit.found.bytes),
-            });
-            if items.len() >= MATCH_LIMIT {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
+    let ranges = memory::scan_ranges(&snap, None).unwrap_or_default();
+    let total = ranges.iter().map(|r| r.end - r.start).sum();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = channel();
+    let stop = Arc::clone(&cancel);
+    let q = query.to_string();
+    std::thread::spawn(move || {
+        let mut run = || -> Result<MemoryList, String> {
+            let dir = ProcDir::open(&proc_root, snap.process.pid).map_err(|e| e.to_string())?;
+            let mut mem = ProcessMemory::new(dir);
+            let mut items = Vec::new();
+            let mut last = 0u64;
+            let stats = memory::search(
+                &mut mem,
+                &ranges,
+                &mut searcher,
+                memory::CHUNK,
+                snap.kernel.page_size,
+                &mut |d| {
+                    if d >= last + (16 << 20) {
+                        last = d;
+                        let _ = tx.send(JobMessage::Progress(d));
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+                &mut |hit| {
+                    items.push(Item {
+                        address: hit.found.address,
+                        tag: snap.regions[hit.region].memory_type.name().to_string(),
+                        text: escape(&hit.found.bytes),
+                    });
+                    if items.len() >= MATCH_LIMIT {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            if stop.load(Ordering::Relaxed) {
+                return Err(format!("Search for {q:?} cancelled"));
             }
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let mut note = format!("read {}", vmmap_core::units::size(stats.read, false).trim());
-    if items.len() >= MATCH_LIMIT {
-        note.push_str(&format!(", first {MATCH_LIMIT} matches"));
+            let mut note = format!("read {}", vmmap_core::units::size(stats.read, false).trim());
+            if items.len() >= MATCH_LIMIT {
+                note.push_str(&format!(", first {MATCH_LIMIT} matches"));
+            }
+            Ok(MemoryList::new(
+                format!("Matches of {q:?} in memory"),
+                note,
+                items,
+            ))
+        };
+        let _ = tx.send(JobMessage::Done(run()));
+    });
+    Ok(SearchJob {
+        query: query.to_string(),
+        done: 0,
+        total,
+        cancel,
+        rx,
+    })
+}
+
+impl SearchJob {
+    /// The status line while it runs.
+    pub fn status(&self) -> String {
+        let pct = (self.done.saturating_mul(100))
+            .checked_div(self.total)
+            .unwrap_or(0);
+        format!(
+            "Searching memory for {:?}: {} of {} ({pct}%), Esc cancels",
+            self.query,
+            vmmap_core::units::size(self.done, false),
+            vmmap_core::units::size(self.total, false)
+        )
     }
-    Ok(MemoryList::new(
-        format!("Matches of {query:?} in memory"),
-        note,
-        items,
-    ))
 }
 
 #[cfg(test)]

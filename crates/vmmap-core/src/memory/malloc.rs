@@ -251,7 +251,7 @@ fn walk(
         super::CHUNK,
         0,
         page,
-        &mut |_| {},
+        &mut |_| ControlFlow::Continue(()),
         &mut |c| {
             if c.address != expect {
                 gap = true;

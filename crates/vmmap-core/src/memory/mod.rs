@@ -44,7 +44,7 @@ pub fn strings(
     encodings: Encodings,
     chunk: usize,
     page_size: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
     out: &mut dyn FnMut(StringHit) -> ControlFlow<()>,
 ) -> Result<ReadStats> {
     let mut scanner = StringScanner::new(min, encodings);
@@ -99,7 +99,7 @@ pub fn search(
     searcher: &mut search::Searcher,
     chunk: usize,
     page_size: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
     out: &mut dyn FnMut(MatchHit) -> ControlFlow<()>,
 ) -> Result<ReadStats> {
     let overlap = searcher.overlap();

@@ -218,15 +218,16 @@ pub struct ReadStats {
 /// `chunk + overlap` bytes. Each chunk after the first of a contiguous
 /// stretch starts with the last `overlap` bytes of the one before, so that
 /// a pattern up to `overlap + 1` bytes long is seen whole somewhere.
-/// `progress` gets the bytes of the ranges done so far. The consumer may
-/// stop the walk with `ControlFlow::Break`.
+/// `progress` gets the bytes of the ranges done so far. Either may stop the
+/// walk with `ControlFlow::Break` (a consumer that has seen enough, a user
+/// who cancelled).
 pub fn walk(
     mem: &mut ProcessMemory,
     ranges: &[ScanRange],
     chunk: usize,
     overlap: usize,
     page_size: u64,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
     consume: &mut dyn FnMut(&Chunk<'_>) -> ControlFlow<()>,
 ) -> Result<ReadStats> {
     let chunk = chunk.max(1);
@@ -244,7 +245,9 @@ pub fn walk(
                 // Skip the unreadable page; the stretch ends here.
                 let next = ((addr / page) + 1).saturating_mul(page).min(range.end);
                 stats.unreadable += next - addr;
-                progress(done + (next - range.start));
+                if progress(done + (next - range.start)).is_break() {
+                    return Ok(stats);
+                }
                 addr = next;
                 kept = 0;
                 continue;
@@ -260,7 +263,9 @@ pub fn walk(
                 return Ok(stats);
             }
             addr += n as u64;
-            progress(done + (addr - range.start));
+            if progress(done + (addr - range.start)).is_break() {
+                return Ok(stats);
+            }
             let total = kept + n;
             let keep = overlap.min(total);
             buf.copy_within(total - keep..total, 0);
@@ -333,7 +338,10 @@ mod tests {
             1024,
             16,
             page,
-            &mut |d| progress.push(d),
+            &mut |d| {
+                progress.push(d);
+                ControlFlow::Continue(())
+            },
             &mut |c| {
                 seen.push((c.address, c.data.len(), c.new_from, c.data.to_vec()));
                 ControlFlow::Continue(())

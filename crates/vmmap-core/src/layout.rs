@@ -509,6 +509,55 @@ mod tests {
     }
 
     #[test]
+    fn svg_rows_wrap_and_split_segments() {
+        // 40 regions of 64 pages with one-page gaps: 40 * (112 + 16) units
+        // and a final gap, several 960-unit rows.
+        let regions = (0..40u64)
+            .map(|i| {
+                region(
+                    0x10_0000 + i * 65 * 4096,
+                    64 * 4096,
+                    b"rw-p",
+                    MemoryType::Heap,
+                    "",
+                )
+            })
+            .collect();
+        let mut snap = Snapshot::from_regions(1, 0, regions);
+        snap.kernel.mmap_min_addr = 0x10_0000;
+        snap.kernel.user_address_limit = 0x10_0000 + 40 * 65 * 4096;
+        let l = Layout::of(&snap);
+        let svg = l.to_svg(&snap);
+        let widths: u64 = svg
+            .lines()
+            .filter(|line| line.starts_with("<rect") && line.contains("<title>"))
+            .map(|line| {
+                let w = line.split("width=\"").nth(1).unwrap();
+                w[..w.find('"').unwrap()].parse::<u64>().unwrap()
+            })
+            .sum();
+        assert_eq!(widths, l.total_units, "every unit drawn once");
+        let rows = l.total_units.div_ceil(960);
+        assert!(rows >= 5);
+        assert_eq!(
+            svg.lines()
+                .filter(|line| line.starts_with("<text x=\"10\" y=") && line.contains(">0x"))
+                .count() as u64,
+            rows,
+            "each row is labelled with its first address"
+        );
+        // A segment that crosses a row end is drawn as two rectangles with
+        // the same tooltip.
+        let crossing = l
+            .segments
+            .iter()
+            .find(|s| s.pos / 960 != (s.pos + s.units - 1) / 960)
+            .expect("a segment crosses a row end");
+        let title = l.title(&snap, crossing);
+        assert_eq!(svg.matches(&format!("<title>{title}</title>")).count(), 2);
+    }
+
+    #[test]
     fn svg_snapshot() {
         let snap = pattern();
         let svg = Layout::of(&snap).to_svg(&snap);

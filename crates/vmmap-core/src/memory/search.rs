@@ -154,9 +154,15 @@ impl Searcher {
         match &self.kind {
             Kind::Literal(f) => {
                 let n = f.needle().len();
-                for s in f.find_iter(data) {
+                // From the end of the last match reported (which may lie in
+                // the overlap), so that matches never overlap whatever the
+                // chunking.
+                let from = usize::try_from(self.reported_until.saturating_sub(address))
+                    .map_or(data.len(), |f| f.min(data.len()));
+                for s in f.find_iter(&data[from..]).map(|s| s + from) {
                     // Only the chunk where it ends among the new bytes.
                     if s + n > new_from {
+                        self.reported_until = address + (s + n) as u64;
                         out(make(s, s + n));
                     }
                 }
@@ -304,6 +310,35 @@ mod tests {
         s.feed(0x5000, b"cdxx", 0, &mut |m| out.push(m.address));
         s.finish(&mut |m| out.push(m.address));
         assert!(out.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Any chunking finds exactly the occurrences a naive scan finds
+        /// (non-overlapping, left to right), and a regex finds what one
+        /// pass over the whole buffer finds.
+        #[test]
+        fn chunking_never_changes_the_matches(
+            data in proptest::collection::vec(proptest::sample::select(b"ab\x00".to_vec()), 0..300),
+            needle in proptest::collection::vec(proptest::sample::select(b"ab".to_vec()), 1..5),
+            chunk in 1usize..40,
+        ) {
+            let mut naive = Vec::new();
+            let mut i = 0;
+            while i + needle.len() <= data.len() {
+                if data[i..i + needle.len()] == needle[..] {
+                    naive.push((i as u64, needle.len()));
+                    i += needle.len();
+                } else {
+                    i += 1;
+                }
+            }
+            let mut s = Searcher::literal(&needle).unwrap();
+            proptest::prop_assert_eq!(chunked(&mut s, &data, 0, chunk), naive);
+            let mut whole = Searcher::regex("a+b?", false).unwrap();
+            let one = chunked(&mut whole, &data, 0, data.len().max(1));
+            let mut parts = Searcher::regex("a+b?", false).unwrap();
+            proptest::prop_assert_eq!(chunked(&mut parts, &data, 0, chunk), one);
+        }
     }
 
     #[test]

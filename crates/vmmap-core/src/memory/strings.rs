@@ -139,8 +139,19 @@ fn shown(c: char) -> bool {
 }
 
 /// Printable ASCII as `strings` takes it: 0x20–0x7e and tab.
+const PRINTABLE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'\t' as usize] = true;
+    t
+};
+
 fn printable_ascii(b: u8) -> bool {
-    (0x20..0x7f).contains(&b) || b == b'\t'
+    PRINTABLE[usize::from(b)]
 }
 
 impl StringScanner {
@@ -261,10 +272,19 @@ impl StringScanner {
                 l.partial[0] = b;
                 l.plen = 1;
                 l.need = need;
+                i += 1;
             } else {
-                end_utf8(l, min, out);
+                if l.chars > 0 {
+                    end_utf8(l, min, out);
+                }
+                // Skip what cannot start a character (most of binary data).
+                let starts =
+                    |c: u8| printable_ascii(c) || (!ascii_only && (0xC2..=0xF4).contains(&c));
+                i = bytes[i + 1..]
+                    .iter()
+                    .position(|&c| starts(c))
+                    .map_or(bytes.len(), |p| i + 1 + p);
             }
-            i += 1;
         }
     }
 
@@ -299,8 +319,9 @@ impl StringScanner {
 
 fn end_utf8(l: &mut Utf8Lane, min: usize, out: &mut impl FnMut(Found)) {
     if l.chars >= min {
-        let text = String::from_utf8(std::mem::take(&mut l.buf))
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        // A copy of exactly the text's size; the run buffer keeps its
+        // capacity for the next run.
+        let text = String::from_utf8_lossy(&l.buf).into_owned();
         out(Found {
             address: l.start,
             encoding: if l.multibyte {

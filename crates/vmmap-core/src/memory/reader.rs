@@ -125,7 +125,7 @@ impl ProcessMemory {
             }
         }
         if self.mem.is_none() {
-            self.mem = Some(self.dir.open_file("mem")?);
+            self.mem = Some(self.dir.open_file("mem").map_err(memory_hint)?);
         }
         let Some(f) = self.mem.as_ref() else {
             return Ok(0);
@@ -168,6 +168,26 @@ impl ProcessMemory {
             }
         }
         n
+    }
+}
+
+/// Reading memory needs ptrace *attach* access, more than the *read*
+/// access smaps needs: Yama's ptrace_scope 1 or 2 can refuse it for a
+/// process whose smaps was readable. Says so.
+fn memory_hint(e: Error) -> Error {
+    match e {
+        Error::PermissionDenied { pid, path, hint } => {
+            let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            let hint = match yama {
+                Some(1) => format!("reading memory needs ptrace attach rights, and kernel.yama.ptrace_scope is 1 (only a parent may attach without CAP_SYS_PTRACE): run vmmap as root or with CAP_SYS_PTRACE, or lower the setting (sysctl kernel.yama.ptrace_scope=0); {hint}"),
+                Some(2) => format!("reading memory needs ptrace attach rights, and kernel.yama.ptrace_scope is 2 (admin only): run vmmap as root or with CAP_SYS_PTRACE; {hint}"),
+                _ => hint,
+            };
+            Error::PermissionDenied { pid, path, hint }
+        }
+        e => e,
     }
 }
 

@@ -31,6 +31,9 @@ hyperfine -N --output=pipe --warmup 1 --runs "$RUNS" --export-json "$ROOT/target
     -n "vmmap find -E" "$VMMAP find $FX --region $ADDR -E '$RE' -c" \
     -n "grep -c -F" "env LC_ALL=C grep -c -a -F '$LIT' $DUMP" \
     -n "vmmap find" "$VMMAP find $FX --region $ADDR '$LIT' -c" > /dev/null
+# The memory budget: vmmap's peak RSS while it searches SIZE MiB.
+PEAK=$( { /usr/bin/time -f "%M" "$VMMAP" find "$FX" --region "$ADDR" -E "$RE" -c > /dev/null; } 2>&1 | tail -1)
+echo "vmmap find peak RSS: $((PEAK / 1024)) MiB while searching $SIZE MiB"
 python3 - "$ROOT/target/bench/find.json" "$SIZE" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}

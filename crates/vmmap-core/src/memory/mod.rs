@@ -1,5 +1,5 @@
-//! The contents of a process's memory: text strings ([`strings`]) and
-//! pattern search ([`search`]), over a bounded-memory chunked reader
+//! The contents of a process's memory: text strings ([`mod@strings`]) and
+//! pattern search ([`mod@search`]), over a bounded-memory chunked reader
 //! ([`reader`]). The scanners are sans-IO; only [`reader`] touches the
 //! process.
 //!

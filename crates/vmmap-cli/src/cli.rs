@@ -17,6 +17,11 @@ EXAMPLES:
   vmmap 1234 -o snap.json       JSON (schema vmmap.snapshot v1), by extension
   vmmap 1234 -o snap.vmmap      the native format; `vmmap open snap.vmmap` shows it
   vmmap open app.mmp            a Sysinternals VMMap file; `vmmap convert app.mmp a.json`
+  vmmap 1234 -a 0x7ffd0000      which region holds an address, and its neighbours
+  vmmap strings 1234 --min 8    text in the process's memory (may show secrets)
+  vmmap find 1234 -E 'id=[0-9]+'  search its memory (text, --regex or --hex bytes)
+  vmmap map 1234 -o map.svg     the fragmentation map, as a picture
+  vmmap 1234 --empty-working-set   page it out, then watch its working set come back
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
   vmmap completions bash        shell completions (bash, zsh, fish, ...)
@@ -127,6 +132,37 @@ pub enum Command {
     /// one. docs/mmp.md says what does not survive a conversion to or from
     /// .mmp.
     Convert(ConvertArgs),
+    /// Print the text strings in a process's memory, with their address
+    /// and the type of their region.
+    ///
+    /// This reads the process's memory, which may hold passwords, keys and
+    /// tokens: the output can contain them. Needs ptrace access to the
+    /// process (same user and a dumpable process, or CAP_SYS_PTRACE).
+    /// Unreadable mappings, device (I/O, PFN) mappings, the kernel's vvar
+    /// pages and untouched anonymous memory are skipped.
+    Strings(StringsArgs),
+    /// Search a process's memory for text, a regular expression or bytes,
+    /// printing each match's address, region and type.
+    ///
+    /// The pattern is literal text by default (its UTF-8 bytes); --regex
+    /// makes it a regular expression (Rust regex syntax, over bytes), and
+    /// --hex gives bytes instead. Matches that cross a page or read-chunk
+    /// boundary are found; a regex match longer than 4096 bytes that crosses
+    /// a 1 MiB chunk boundary is reported cut there. Memory is read 1 MiB
+    /// at a time, whatever the size of the process; on a terminal a
+    /// progress line shows on standard error. Like `strings`, this reads
+    /// the process's memory, secrets included.
+    Find(FindArgs),
+    /// The fragmentation map: the whole address space, regions and free
+    /// gaps, on a compressed axis, with the gap count and the largest free
+    /// block.
+    ///
+    /// Without -o it prints the figures and every region and gap with its
+    /// place on the axis; `-o FILE.svg` draws it (coloured by type, a
+    /// tooltip per region); --json gives the layout as data. The axis gives
+    /// each region and gap 16 units per doubling of its size, so a 4 KiB
+    /// page stays visible beside a 100 TiB gap (docs/memory-tools.md).
+    Map(MapArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -230,6 +266,89 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StringsArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// Shortest string reported, in characters.
+    #[arg(short = 'n', long, default_value = "4", value_name = "N")]
+    pub min: usize,
+
+    /// ascii (7-bit only, as strings), utf8 (ASCII and multi-byte UTF-8),
+    /// utf16le (as strings -el, at any alignment) or all (utf8 and
+    /// utf16le).
+    #[arg(short, long, default_value = "all", value_name = "ENCODING")]
+    pub encoding: String,
+
+    /// Only the region holding this address (hex), as in the Details.
+    #[arg(long, value_name = "ADDR")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// What to look for: text (default) or, with --regex, a regular
+    /// expression.
+    #[arg(value_name = "PATTERN", required_unless_present = "hex")]
+    pub pattern: Option<String>,
+
+    /// PATTERN is a regular expression (`(?-u)` for raw bytes: `\xff`).
+    #[arg(short = 'E', long)]
+    pub regex: bool,
+
+    /// Look for these bytes instead: hex pairs, spaces optional
+    /// ("de ad be ef").
+    #[arg(short = 'x', long, value_name = "BYTES", conflicts_with_all = ["pattern", "regex"])]
+    pub hex: Option<String>,
+
+    /// Ignore ASCII and Unicode case (text and regex).
+    #[arg(short, long, conflicts_with = "hex")]
+    pub ignore_case: bool,
+
+    /// Only the region holding this address (hex).
+    #[arg(long, value_name = "ADDR")]
+    pub region: Option<String>,
+
+    /// Print only the number of matches.
+    #[arg(short, long)]
+    pub count: bool,
+
+    /// Stop after N matches.
+    #[arg(short, long, value_name = "N")]
+    pub max: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// The process: a PID, or a name that matches exactly one process.
+    #[arg(value_name = "PID|NAME")]
+    pub target: String,
+
+    /// Write the picture to FILE (.svg).
+    #[arg(short, long, value_name = "FILE", conflicts_with = "json")]
+    pub output: Option<PathBuf>,
+
+    /// Print the layout as JSON (schema vmmap.layout, version 1).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exact byte counts instead of K/M/G.
+    #[arg(long)]
+    pub bytes: bool,
+
+    /// Also the allocator fragmentation of each glibc heap (brk heap and
+    /// arenas): in-use and free chunks against resident memory, and
+    /// macOS's %FRAG. Reads the heaps' memory (ptrace access needed).
+    #[arg(long, conflicts_with = "output")]
+    pub heaps: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct PsArgs {
     /// Sort by pid, user, name, private, ws or arch.
     #[arg(long, default_value = "pid", value_name = "COLUMN")]
@@ -277,6 +396,32 @@ pub struct SnapshotArgs {
     /// recognised by layout alone).
     #[arg(long)]
     pub no_read_memory: bool,
+
+    /// Show the region that holds this address (hex, `0x` optional): its
+    /// type, protection, path, figures and the offset within it, with the
+    /// regions before and after it (or the free gap it falls in).
+    #[arg(short, long, value_name = "ADDR", conflicts_with = "interactive")]
+    pub address: Option<String>,
+
+    /// Empty the process's working set (VMMap's Empty Working Set): page
+    /// out every mapping the kernel allows with process_madvise
+    /// MADV_PAGEOUT, then print the working set (Rss) once a second for
+    /// --samples seconds as it comes back. Clean file pages are dropped;
+    /// anonymous pages go to swap (and stay without swap). Needs
+    /// CAP_SYS_NICE and Linux 5.10+. This slows the process down while it
+    /// faults its pages back in.
+    #[arg(long, conflicts_with_all = ["interactive", "address"])]
+    pub empty_working_set: bool,
+
+    /// With --empty-working-set: how many one-second samples to print
+    /// after paging out.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "5",
+        requires = "empty_working_set"
+    )]
+    pub samples: u32,
 }
 
 /// How a snapshot is shown, live or loaded from a file.

@@ -1,7 +1,9 @@
 //! `vmmap`: the command-line front end. Parses arguments, calls the
 //! library, prints, and maps every failure to its own exit code.
 
+mod address;
 mod cli;
+mod memory;
 mod record;
 mod render;
 mod serve;
@@ -116,6 +118,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
         Some(Command::Convert(a)) => convert(&a),
+        Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
+        Some(Command::Find(a)) => memory::find(&a, &cli.proc_root),
+        Some(Command::Map(a)) => map(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
@@ -178,6 +183,31 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             vmmap_tui::Start::Snapshot(std::sync::Arc::new(snap), t.elapsed()),
             proc_root,
         );
+    }
+    if a.empty_working_set {
+        return empty_working_set(pid, a.samples, a.display.bytes, proc_root);
+    }
+    if let Some(text) = &a.address {
+        let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
+            Failure::usage(format!(
+                "{text:?} is not an address: give it in hex, as vmmap prints it (0x7f12ab340000)"
+            ))
+        })?;
+        let opts = Options::default()
+            .proc_root(proc_root)
+            .ptrace(!a.no_ptrace)
+            .read_memory(!a.no_read_memory);
+        let snap = collect::snapshot(pid, &opts)?;
+        let out = io::stdout();
+        let mut w = out.lock();
+        let r = if a.display.json {
+            serde_json::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(w))
+        } else {
+            address::write_text(&snap, addr, a.display.bytes, &mut w)
+        };
+        return r.map_err(|e| output_error(e, "standard output"));
     }
     // Check the display options before the (possibly long) collection.
     let format = output_format(&a.display)?;
@@ -244,6 +274,239 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
     std::mem::forget(summary);
     std::mem::forget(snap);
     result
+}
+
+/// `vmmap PID --empty-working-set`: page out, then watch Rss come back.
+fn empty_working_set(pid: u32, samples: u32, exact: bool, proc_root: &Path) -> Result<(), Failure> {
+    use vmmap_core::proc::smaps::Field;
+    if proc_root != Path::new("/proc") {
+        return Err(Failure::usage(
+            "--empty-working-set acts on a live process; it cannot use --proc-root",
+        ));
+    }
+    let opts = Options::default().proc_root(proc_root);
+    let snap = collect::snapshot(pid, &opts)?;
+    let rss = |pid| -> Result<u64, Failure> {
+        let s = collect::sample(pid, &opts)?;
+        Ok(s.rollup.get(Field::Rss).unwrap_or(0))
+    };
+    let size = |v: u64| {
+        if v == 0 {
+            "0".to_string()
+        } else {
+            vmmap_core::units::size(v, exact)
+        }
+    };
+    let before = rss(pid)?;
+    let r = collect::reclaim::page_out(&snap)?;
+    let after = rss(pid)?;
+    let out = io::stdout();
+    let mut w = out.lock();
+    let mut print = |text: String| -> Result<(), Failure> {
+        writeln!(w, "{text}")
+            .and_then(|()| w.flush())
+            .map_err(|e| output_error(e, "standard output"))
+    };
+    print(format!(
+        "Process {pid} ({}): working set {} before",
+        snap.process.name,
+        size(before)
+    ))?;
+    print(format!(
+        "Paged out {} mapping(s) ({}); {} skipped (locked, PFN, hugetlb, or unmapped since)",
+        r.advised,
+        size(r.advised_bytes),
+        r.skipped
+    ))?;
+    print(format!(
+        "Working set after: {} ({} paged out)",
+        size(after),
+        size(before.saturating_sub(after))
+    ))?;
+    let t0 = std::time::Instant::now();
+    for i in 1..=samples {
+        let due = std::time::Duration::from_secs(u64::from(i));
+        std::thread::sleep(due.saturating_sub(t0.elapsed()));
+        let now = match rss(pid) {
+            Ok(v) => v,
+            Err(f) if f.code == exit::EXITED || f.code == exit::NO_PROCESS => {
+                print(format!(
+                    "+{:.1}s  the process exited",
+                    t0.elapsed().as_secs_f64()
+                ))?;
+                return Ok(());
+            }
+            Err(f) => return Err(f),
+        };
+        print(format!(
+            "+{:.1}s  working set {} ({} back)",
+            t0.elapsed().as_secs_f64(),
+            size(now),
+            size(now.saturating_sub(after))
+        ))?;
+    }
+    Ok(())
+}
+
+/// `vmmap map PID`: the fragmentation map as text, JSON or SVG.
+fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
+    use vmmap_core::layout::Layout;
+    if let Some(p) = &a.output {
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if ext.as_deref() != Some("svg") {
+            return Err(Failure::usage(format!(
+                "cannot draw {}: the map is written as SVG (.svg); PNG is not supported (convert the SVG, e.g. with rsvg-convert)",
+                p.display()
+            )));
+        }
+    }
+    let pid = resolve(&a.target, proc_root)?;
+    let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
+    let layout = Layout::of(&snap);
+    let heaps = if a.heaps {
+        let dir = collect::ProcDir::open(proc_root, pid)?;
+        let mut mem = vmmap_core::memory::ProcessMemory::new(dir);
+        Some(vmmap_core::memory::malloc::heaps(&mut mem, &snap)?)
+    } else {
+        None
+    };
+    if let Some(p) = &a.output {
+        let svg = layout.to_svg(&snap);
+        return write_file(p, |w| w.write_all(svg.as_bytes()));
+    }
+    let out = io::stdout();
+    let mut w = io::BufWriter::new(out.lock());
+    let r = if a.json {
+        let v = serde_json::json!({
+            "schema": "vmmap.layout",
+            "version": 1,
+            "pid": pid,
+            "layout": layout,
+            "heaps": heaps.as_ref().map(|hs| hs.iter().map(|h| {
+                let mut v = serde_json::to_value(h).unwrap_or_default();
+                match &h.chunks {
+                    Ok(c) => v["chunks"] = serde_json::to_value(c).unwrap_or_default(),
+                    Err(e) => {
+                        v["chunks"] = serde_json::Value::Null;
+                        v["error"] = e.as_str().into();
+                    }
+                }
+                v["frag_percent"] = h.frag_percent().into();
+                v
+            }).collect::<Vec<_>>()),
+        });
+        serde_json::to_writer_pretty(&mut w, &v)
+            .map_err(io::Error::from)
+            .and_then(|()| writeln!(w))
+    } else {
+        write_layout(&snap, &layout, a.bytes, &mut w).and_then(|()| match &heaps {
+            Some(hs) => write_heaps(hs, a.bytes, &mut w),
+            None => Ok(()),
+        })
+    };
+    r.and_then(|()| w.flush())
+        .map_err(|e| output_error(e, "standard output"))
+}
+
+fn write_layout(
+    snap: &Snapshot,
+    l: &vmmap_core::layout::Layout,
+    exact: bool,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let size = |v| vmmap_core::units::size(v, exact);
+    writeln!(
+        w,
+        "Process:         {} ({})",
+        snap.process.pid, snap.process.name
+    )?;
+    writeln!(w, "Regions:         {}", l.region_count)?;
+    writeln!(w, "Free gaps:       {}", l.gap_count)?;
+    writeln!(w, "Free:            {}", size(l.free_bytes))?;
+    match l.largest_free {
+        Some(f) => writeln!(
+            w,
+            "Largest free:    {} at {:#x}-{:#x}",
+            size(f.size()),
+            f.start,
+            f.end
+        )?,
+        None => writeln!(w, "Largest free:    none")?,
+    }
+    writeln!(
+        w,
+        "Reserved:        {} (PROT_NONE regions)",
+        size(l.reserved_bytes)
+    )?;
+    writeln!(
+        w,
+        "Axis:            {} units (16 per doubling of size; a page is 16)\n",
+        l.total_units
+    )?;
+    writeln!(
+        w,
+        "{:<29}  {:<12}  {:>8}  {:>7}  {:>5}",
+        "Address", "Type", "Size", "At", "Units"
+    )?;
+    for s in &l.segments {
+        writeln!(
+            w,
+            "{:#014x}-{:#014x}  {:<12}  {:>8}  {:>7}  {:>5}{}",
+            s.start,
+            s.end,
+            s.memory_type.name(),
+            size(s.end - s.start),
+            s.pos,
+            s.units,
+            if s.reserved { "  reserved" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
+fn write_heaps(
+    hs: &[vmmap_core::memory::malloc::HeapFragmentation],
+    exact: bool,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let size = |v: u64| {
+        if v == 0 {
+            "0".to_string()
+        } else {
+            vmmap_core::units::size(v, exact)
+        }
+    };
+    writeln!(
+        w,
+        "\nHeap fragmentation (glibc chunks; tcache and fastbin chunks count as in use)"
+    )?;
+    if hs.is_empty() {
+        writeln!(w, "  no glibc heap")?;
+    }
+    for h in hs {
+        let id = h.heap_id.map_or_else(|| "?".into(), |i| i.to_string());
+        match &h.chunks {
+            Ok(c) => writeln!(
+                w,
+                "  Heap ID {id:<3} {:#014x}  resident {:>7}  swap {:>5}  in use {:>7} in {} chunks  free {:>7} in {} chunks (largest {})  top {:>7}  %FRAG {:.1}",
+                h.start,
+                size(h.resident),
+                size(h.swap),
+                size(c.in_use_bytes),
+                c.in_use_chunks,
+                size(c.free_bytes),
+                c.free_chunks,
+                size(c.largest_free),
+                size(c.top_bytes),
+                h.frag_percent().unwrap_or(0.0)
+            )?,
+            Err(e) => writeln!(w, "  Heap ID {id:<3} {:#014x}  not walkable: {e}", h.start)?,
+        }
+    }
+    Ok(())
 }
 
 /// A PID, or the name of exactly one process.

@@ -24,6 +24,11 @@ in figures that reconcile with the kernel's own accounting.
   and [`timeline`]: totals over time from a recording.
 - [`trace`]: the events a traced run (`vmmap run`) records: the wire
   format the preload agent writes and its decoder.
+- [`lookup`]: which region holds an address, and its neighbours.
+- [`layout`]: the fragmentation map (regions and gaps on a compressed
+  axis) and its SVG picture.
+- [`memory`]: strings and pattern search in the target's memory, read in
+  bounded chunks (only on explicit request: it exposes secrets).
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -39,6 +44,9 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod layout;
+pub mod lookup;
+pub mod memory;
 pub mod metrics;
 pub mod mmp;
 pub mod model;

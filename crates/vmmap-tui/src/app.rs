@@ -55,6 +55,16 @@ pub enum Mode {
     Save(bool, String),
     /// The timeline of the history.
     Timeline(crate::timeline_view::TimelineState),
+    /// Typing an address to jump to.
+    Goto(String),
+    /// The Strings view or memory search results ([`App::memory_list`]).
+    MemoryList,
+    /// Typing what to search the process's memory for.
+    MemSearch(String),
+    /// The fragmentation map ([`App::map`]).
+    Map,
+    /// Asking whether to empty the process's working set.
+    ConfirmEmpty,
 }
 
 /// The whole UI state.
@@ -95,6 +105,17 @@ pub struct App {
     pub diff_pair: (usize, usize),
     /// Per-type totals of each snapshot of the history, for the timeline.
     pub history_totals: Vec<crate::timeline_view::Totals>,
+    /// The Strings view or the memory search results, while open.
+    pub memory_list: Option<crate::memory_view::MemoryList>,
+    /// The working set before an Empty Working Set, while the snapshots
+    /// that follow it show it coming back.
+    pub emptied: Option<u64>,
+    /// The fragmentation map, while open.
+    pub map: Option<crate::map_view::MapView>,
+    /// A memory search running in the background.
+    pub search_job: Option<crate::memory_view::SearchJob>,
+    /// Where `/proc` is, for reading process memory.
+    pub proc_root: std::path::PathBuf,
     last_click: Option<(u16, u16)>,
 }
 
@@ -119,6 +140,11 @@ impl App {
             diff_text: Vec::new(),
             history_totals: Vec::new(),
             diff_pair: (0, 0),
+            memory_list: None,
+            map: None,
+            search_job: None,
+            emptied: None,
+            proc_root: std::path::PathBuf::from("/proc"),
             last_click: None,
         };
         if let Some((snap, t)) = first {
@@ -221,12 +247,23 @@ impl App {
                                         self.history_index,
                                     ));
                                 }
-                                self.message = Some(format!(
-                                    "Snapshot {} of the history: {} regions in {} ms",
-                                    self.history.len(),
-                                    m.snap.regions.len(),
-                                    t.as_millis()
-                                ));
+                                if self.auto.is_none() {
+                                    self.emptied = None;
+                                }
+                                self.message = Some(match self.emptied {
+                                    Some(before) => format!(
+                                        "After Empty Working Set: working set {} (was {}), snapshot {} of the history, one a second (Ctrl+Space stops, t: timeline)",
+                                        vmmap_core::units::size(m.summary.total.figures.value(Column::TotalWs), false),
+                                        vmmap_core::units::size(before, false),
+                                        self.history.len()
+                                    ),
+                                    None => format!(
+                                        "Snapshot {} of the history: {} regions in {} ms",
+                                        self.history.len(),
+                                        m.snap.regions.len(),
+                                        t.as_millis()
+                                    ),
+                                });
                             }
                             _ => {
                                 self.history_totals = vec![crate::timeline_view::Totals::of(&snap)];
@@ -376,6 +413,53 @@ impl App {
                 }
                 return Vec::new();
             }
+            Mode::MemoryList => {
+                self.on_memory_list_key(k, ctrl);
+                return Vec::new();
+            }
+            Mode::Map => {
+                self.on_map_key(k);
+                return Vec::new();
+            }
+            Mode::ConfirmEmpty => {
+                self.mode = Mode::Normal;
+                if matches!(k.code, KeyCode::Char('y') | KeyCode::Char('Y')) {
+                    return self.empty_working_set();
+                }
+                self.message = Some("Working set left alone".into());
+                return Vec::new();
+            }
+            Mode::MemSearch(mut text) => {
+                match edit_line(&mut text, k.code, ctrl) {
+                    Edit::Cancel => {
+                        self.mode = if self.memory_list.is_some() {
+                            Mode::MemoryList
+                        } else {
+                            Mode::Normal
+                        }
+                    }
+                    Edit::Done => self.search_memory(&text),
+                    Edit::Typing => self.mode = Mode::MemSearch(text),
+                }
+                return Vec::new();
+            }
+            Mode::Goto(mut text) => {
+                match edit_line(&mut text, k.code, ctrl) {
+                    Edit::Cancel => self.mode = Mode::Normal,
+                    Edit::Done => {
+                        self.mode = Mode::Normal;
+                        self.message = Some(
+                            match (vmmap_core::lookup::parse_address(&text), self.main.as_mut()) {
+                                (Some(a), Some(m)) => m.goto_address(a),
+                                (None, _) => format!("{text:?} is not a hex address"),
+                                (_, None) => "No process is open".into(),
+                            },
+                        );
+                    }
+                    Edit::Typing => self.mode = Mode::Goto(text),
+                }
+                return Vec::new();
+            }
             Mode::Open(mut path) => {
                 match edit_line(&mut path, k.code, ctrl) {
                     Edit::Cancel => self.mode = Mode::Normal,
@@ -472,6 +556,11 @@ impl App {
         };
         let page = m.areas.details_body.height.max(1) as isize;
         match k.code {
+            KeyCode::Esc if self.search_job.is_some() => {
+                if let Some(j) = self.search_job.as_ref() {
+                    j.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             KeyCode::Char('q') => self.quit = true,
             KeyCode::Char('p') if ctrl => {
                 self.screen = Screen::Picker;
@@ -479,6 +568,17 @@ impl App {
             }
             KeyCode::Char('f') if ctrl => self.mode = Mode::Find(String::new()),
             KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
+            KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
+            KeyCode::Char('t') if ctrl => self.open_strings(),
+            KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
+            KeyCode::Char('m') => {
+                self.map = Some(crate::map_view::MapView::new(&m.snap));
+                self.mode = Mode::Map;
+            }
+            KeyCode::Char('W') if self.from_file => {
+                self.message = Some("Emptying the working set needs a live process".into());
+            }
+            KeyCode::Char('W') => self.mode = Mode::ConfirmEmpty,
             KeyCode::Char('n') => self.find_next(false),
             KeyCode::Char('N') => self.find_next(true),
             KeyCode::Char('?') => self.mode = Mode::Help(0),
@@ -654,6 +754,207 @@ impl App {
             code => move_key(m, code, page),
         }
         Vec::new()
+    }
+
+    /// Ctrl+T: the strings of the selected region, read now.
+    fn open_strings(&mut self) {
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message = Some(
+                "Strings are read from a live process's memory; this snapshot was loaded from a file"
+                    .into(),
+            );
+            return;
+        }
+        let Some(&row) = m.details.rows.get(m.details.selected) else {
+            return;
+        };
+        let Some(region) = row_region(&m.snap, row) else {
+            self.message = Some("A free gap holds no strings: select a region".into());
+            return;
+        };
+        match crate::memory_view::read_strings(&m.snap, &self.proc_root, region.start, 4) {
+            Ok(list) => {
+                self.memory_list = Some(list);
+                self.mode = Mode::MemoryList;
+            }
+            Err(e) => self.message = Some(e),
+        }
+    }
+
+    /// Starts searching the whole memory of the process (F) on a thread;
+    /// [`App::poll_search`] shows the progress and then the matches.
+    fn search_memory(&mut self, query: &str) {
+        self.mode = Mode::Normal;
+        self.memory_list = None;
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message = Some(
+                "Searching memory needs a live process; this snapshot was loaded from a file"
+                    .into(),
+            );
+            return;
+        }
+        if let Some(j) = self.search_job.take() {
+            j.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        match crate::memory_view::start_search(Arc::clone(&m.snap), self.proc_root.clone(), query) {
+            Ok(job) => {
+                self.message = Some(job.status());
+                self.search_job = Some(job);
+            }
+            Err(e) => self.message = Some(e),
+        }
+    }
+
+    /// Takes in the running search's progress, and its matches when it
+    /// ends. Returns whether a search is still running.
+    pub fn poll_search(&mut self) -> bool {
+        use crate::memory_view::JobMessage;
+        let Some(job) = self.search_job.as_mut() else {
+            return false;
+        };
+        let mut result = None;
+        while let Ok(msg) = job.rx.try_recv() {
+            match msg {
+                JobMessage::Progress(d) => job.done = d,
+                JobMessage::Done(r) => result = Some(r),
+            }
+        }
+        match result {
+            None => {
+                if self.mode == Mode::Normal {
+                    self.message = Some(job.status());
+                }
+                true
+            }
+            Some(r) => {
+                self.search_job = None;
+                match r {
+                    Ok(list) => {
+                        self.message = None;
+                        self.memory_list = Some(list);
+                        self.mode = Mode::MemoryList;
+                    }
+                    Err(e) => self.message = Some(e),
+                }
+                false
+            }
+        }
+    }
+
+    /// Pages the process out (after the confirmation), then takes a
+    /// snapshot every second so that the working set can be seen coming
+    /// back (Ctrl+Space stops them, `t` shows the timeline).
+    fn empty_working_set(&mut self) -> Vec<Request> {
+        let Some(m) = self.main.as_ref() else {
+            return Vec::new();
+        };
+        let before = m.summary.total.figures.value(Column::TotalWs);
+        match vmmap_core::collect::reclaim::page_out(&m.snap) {
+            Ok(r) => {
+                let pid = m.snap.process.pid;
+                self.message = Some(format!(
+                    "Paged out {} mapping(s) ({} skipped); working set was {}: a snapshot every second shows it come back (Ctrl+Space stops, t: timeline)",
+                    r.advised,
+                    r.skipped,
+                    vmmap_core::units::size(before, false)
+                ));
+                let every = Duration::from_secs(1);
+                self.auto = Some((every, std::time::Instant::now() + every));
+                self.emptied = Some(before);
+                self.loading = Some(pid);
+                vec![Request::Snapshot(pid)]
+            }
+            Err(e) => {
+                self.message = Some(format!("Cannot empty the working set: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_map_key(&mut self, k: KeyEvent) {
+        let Some(v) = self.map.as_mut() else {
+            self.mode = Mode::Normal;
+            return;
+        };
+        let w = v.width.max(1) as isize;
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('m') => {
+                self.mode = Mode::Normal;
+                self.map = None;
+            }
+            KeyCode::Right | KeyCode::Char('l') => v.move_by(1),
+            KeyCode::Left | KeyCode::Char('h') => v.move_by(-1),
+            KeyCode::Down | KeyCode::Char('j') => v.move_by(w),
+            KeyCode::Up | KeyCode::Char('k') => v.move_by(-w),
+            KeyCode::Home => v.cursor = 0,
+            KeyCode::End => v.move_by(isize::MAX / 2),
+            KeyCode::Char('n') | KeyCode::Tab => v.jump(true),
+            KeyCode::Char('N') | KeyCode::BackTab => v.jump(false),
+            KeyCode::Enter => {
+                let start = v.segment().map(|s| s.start);
+                if let (Some(a), Some(m)) = (start, self.main.as_mut()) {
+                    self.message = Some(m.goto_address(a));
+                    self.mode = Mode::Normal;
+                    self.map = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_memory_list_key(&mut self, k: KeyEvent, ctrl: bool) {
+        let Some(l) = self.memory_list.as_mut() else {
+            self.mode = Mode::Normal;
+            return;
+        };
+        if l.editing {
+            match edit_line(&mut l.filter, k.code, ctrl) {
+                Edit::Cancel => {
+                    l.filter.clear();
+                    l.editing = false;
+                }
+                Edit::Done => l.editing = false,
+                Edit::Typing => {}
+            }
+            l.refilter();
+            return;
+        }
+        match k.code {
+            KeyCode::Esc | KeyCode::Char('q') => {
+                self.mode = Mode::Normal;
+                self.memory_list = None;
+            }
+            KeyCode::Char('t') if ctrl => {
+                self.mode = Mode::Normal;
+                self.memory_list = None;
+            }
+            KeyCode::Char('/') => {
+                l.editing = true;
+            }
+            KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
+            KeyCode::Down | KeyCode::Char('j') => l.move_by(1),
+            KeyCode::Up | KeyCode::Char('k') => l.move_by(-1),
+            KeyCode::PageDown | KeyCode::Char(' ') => l.move_by(20),
+            KeyCode::PageUp => l.move_by(-20),
+            KeyCode::Home => l.selected = 0,
+            KeyCode::End => l.move_by(isize::MAX / 2),
+            KeyCode::Char('y') => {
+                if let Some(it) = l.selected_item() {
+                    self.message = Some(format!("Copied the text at {:#x} (OSC 52)", it.address));
+                    self.clipboard = Some(it.text.clone());
+                }
+            }
+            KeyCode::Enter => {
+                if let (Some(it), Some(m)) = (l.selected_item(), self.main.as_mut()) {
+                    self.message = Some(m.goto_address(it.address));
+                    self.mode = Mode::Normal;
+                    self.memory_list = None;
+                }
+            }
+            _ => {}
+        }
     }
 
     fn on_columns_key(&mut self, k: KeyEvent, sel: usize) {
@@ -937,6 +1238,9 @@ impl App {
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
+                    (Mode::Goto(a), _) => format!(" Go to address: {a}▏  (hex; Enter jumps, Esc cancels)"),
+                    (Mode::ConfirmEmpty, _) => format!(" Empty the working set of {} (page out all it can; it slows down while it faults pages back)? y/n", m.snap.process.pid),
+                    (Mode::MemSearch(q), _) => format!(" Search memory for: {q}▏  (text, re:REGEX or hex:de ad; Enter searches, Esc cancels)"),
                     (Mode::Save(_, p), _) => {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
                     }
@@ -967,6 +1271,27 @@ impl App {
         match self.mode {
             Mode::Help(s) => self.mode = Mode::Help(help::draw(f, inset(area, 2, 1), s)),
             Mode::Columns(sel) => self.draw_columns(f, area, sel),
+            Mode::MemoryList => {
+                if let Some(l) = self.memory_list.as_mut() {
+                    l.draw(f, inset(area, 2, 1));
+                }
+            }
+            Mode::Map => {
+                if let (Some(v), Some(m)) = (self.map.as_mut(), self.main.as_ref()) {
+                    v.draw(f, area, &m.snap, &self.settings);
+                }
+            }
+            Mode::MemSearch(ref q) => {
+                if let Some(l) = self.memory_list.as_mut() {
+                    l.draw(f, inset(area, 2, 1));
+                    let y = area.y + area.height.saturating_sub(1);
+                    f.render_widget(
+                        Paragraph::new(format!(" Search memory for: {q}▏  (text, re:REGEX or hex:de ad; Enter searches, Esc cancels)"))
+                            .style(Style::default().add_modifier(Modifier::REVERSED)),
+                        Rect { y, height: 1, ..area },
+                    );
+                }
+            }
             Mode::Timeline(st) => {
                 let h = (area.height / 2).max(8).min(area.height);
                 let r = Rect {
@@ -1175,6 +1500,7 @@ pub fn run_loop(
             collector.pending = collector.pending.saturating_sub(1);
             app.on_response(r);
         }
+        let searching = app.poll_search();
         term.draw(|f| app.draw(f))?;
         if let Some(text) = app.clipboard.take() {
             let out = term.backend_mut();
@@ -1193,7 +1519,7 @@ pub fn run_loop(
         }
         // Wake often while collection runs, to show its result at once.
         let wait = match app.auto {
-            _ if collector.pending > 0 => Duration::from_millis(20),
+            _ if collector.pending > 0 || searching => Duration::from_millis(20),
             Some((_, due)) => due
                 .saturating_duration_since(std::time::Instant::now())
                 .clamp(Duration::from_millis(10), Duration::from_millis(250)),

@@ -51,6 +51,26 @@ const KEYS: &[(&str, &str)] = &[
     ("  D", "compare mode: Summary deltas, changed regions marked in the Details"),
     ("  Ctrl+S / Ctrl+O", "save the history to a .vmmap file / open one"),
     (
+        "  g",
+        "go to an address: selects the region (or free gap) holding it",
+    ),
+    (
+        "  Ctrl+T",
+        "strings in the selected region's memory (reads it: may show secrets); / filters, Enter goes to one",
+    ),
+    (
+        "  F",
+        "search the process's memory: text, re:REGEX or hex:de ad be ef (also from the Strings view)",
+    ),
+    (
+        "  m",
+        "fragmentation map: arrows and n/N move the cursor over regions and gaps, Enter goes to one",
+    ),
+    (
+        "  W",
+        "empty the working set (asks first), then a snapshot every second shows it come back",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

@@ -17,6 +17,8 @@ pub mod collector;
 pub mod details;
 pub mod help;
 pub mod main_view;
+pub mod map_view;
+pub mod memory_view;
 pub mod picker;
 pub mod settings;
 pub mod terminal;
@@ -47,7 +49,7 @@ pub enum Start {
 /// way out, including panics and SIGTERM.
 pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     let (settings, warning) = Settings::load();
-    let mut collector = collector::Collector::start(proc_root);
+    let mut collector = collector::Collector::start(proc_root.clone());
     collector.request(collector::Request::Processes);
     let mut app = match start {
         Start::Picker => app::App::new(settings, None),
@@ -55,6 +57,7 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
         Start::File(snaps, index) => app::App::with_history(settings, snaps, index),
     };
     app.message = warning;
+    app.proc_root = proc_root;
     let (mut term, stop) = terminal::init()?;
     let result = app::run_loop(&mut term, &mut app, &mut collector, &stop);
     terminal::restore();

@@ -223,6 +223,77 @@ impl MainView {
         self.details.rebuild(&self.snap, &self.data);
     }
 
+    /// Moves the Details selection to the row holding `addr` (the
+    /// sub-block of an expanded group when a group holds it, the free gap
+    /// when nothing does), showing every type. Returns what was found, for
+    /// the status line.
+    pub fn goto_address(&mut self, addr: u64) -> String {
+        use crate::details::Row;
+        use vmmap_core::lookup::{lookup, Hit};
+        let l = lookup(&self.snap, addr);
+        let (target, text) = match l.hit {
+            Hit::Region { region, vma } => {
+                let i = self.snap.regions.partition_point(|r| r.end <= addr);
+                let row = match region.sub_blocks.iter().position(|s| std::ptr::eq(s, vma)) {
+                    Some(j) => {
+                        self.details.expanded.insert(region.start);
+                        Row::Sub(i, j)
+                    }
+                    None => Row::Region(i),
+                };
+                let text = format!(
+                    "{addr:#x}: {} {:#x}-{:#x} +{:#x} {} {}",
+                    region.memory_type.name(),
+                    region.start,
+                    region.end,
+                    addr - region.start,
+                    vma.perms.as_str(),
+                    if region.details.is_empty() {
+                        &*region.path
+                    } else {
+                        &region.details
+                    }
+                );
+                (row, text)
+            }
+            Hit::Gap(g) => {
+                if !self.details.show_free {
+                    self.toggle_free();
+                }
+                let Some(k) = self.data.free.iter().position(|f| f.start == g.start) else {
+                    return format!("{addr:#x} is free, in the gap {:#x}-{:#x}", g.start, g.end);
+                };
+                (
+                    Row::Free(k),
+                    format!(
+                        "{addr:#x} is free: gap {:#x}-{:#x} ({}), {:#x} past its start",
+                        g.start,
+                        g.end,
+                        vmmap_core::units::size(g.size(), false),
+                        addr - g.start
+                    ),
+                )
+            }
+            Hit::Outside => {
+                return format!(
+                    "{addr:#x} is outside the user address space ({:#x}-{:#x})",
+                    self.snap.kernel.mmap_min_addr, self.snap.kernel.user_address_limit
+                )
+            }
+        };
+        // Show every type, so that the row is in the table.
+        if self.details.filter.is_some() {
+            self.summary_selected = self.summary_rows.len() - 1;
+            self.details.filter = None;
+        }
+        self.details.rebuild_keeping(&self.snap, &self.data, None);
+        if let Some(p) = self.details.rows.iter().position(|&r| r == target) {
+            self.details.selected = p;
+        }
+        self.focus = Focus::Details;
+        text
+    }
+
     /// Draws the whole view.
     pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, settings: &Settings, status: &str) {
         let cols = settings.visible_columns();

@@ -540,3 +540,135 @@ fn save_snapshot_and_changes_by_extension() {
     assert!(loaded.complete);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn goto_address_selects_the_sub_block_or_the_gap() {
+    let mut app = main_app();
+    // Filtered to stacks first: the jump must show every type again.
+    select_type(&mut app, MemoryType::Stack);
+    let (group_start, vma) = {
+        let m = main_view(&mut app);
+        let exe = m.snap.process.exe.clone().expect("exe");
+        let g = m
+            .snap
+            .regions
+            .iter()
+            .find(|r| *r.path == *exe && r.sub_blocks.len() > 1)
+            .expect("the executable is a group");
+        (g.start, g.sub_blocks[1].clone())
+    };
+    let addr = vma.start + 0x10;
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, &format!("{addr:x}"));
+    let t = draw(&mut app, 100, 30);
+    assert!(screen_text(&t).contains(&format!("Go to address: {addr:x}")));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    let m = main_view(&mut app);
+    assert_eq!(m.details.filter, None);
+    let row = m.details.rows[m.details.selected];
+    assert!(matches!(row, Row::Sub(_, 1)), "{row:?}");
+    let r = row_region(&m.snap, row).expect("a region row");
+    assert_eq!((r.start, r.end), (vma.start, vma.end));
+    assert!(m.details.expanded.contains(&group_start));
+    let msg = app.message.clone().expect("a status message");
+    assert!(
+        msg.starts_with(&format!("{addr:#x}: Image {group_start:#x}-")),
+        "{msg}"
+    );
+
+    // An address in a gap turns on the free regions and selects the gap.
+    let gap_addr = {
+        let m = main_view(&mut app);
+        let last = m
+            .snap
+            .regions
+            .iter()
+            .rfind(|r| r.end < 1 << 47)
+            .expect("regions");
+        last.end + 0x1000
+    };
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, &format!("0x{gap_addr:x}"));
+    key(&mut app, KeyCode::Enter);
+    let m = main_view(&mut app);
+    assert!(m.details.show_free);
+    assert!(matches!(m.details.rows[m.details.selected], Row::Free(_)));
+    assert!(app
+        .message
+        .as_deref()
+        .unwrap_or("")
+        .contains("is free: gap"));
+
+    key(&mut app, KeyCode::Char('g'));
+    type_text(&mut app, "zz");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.message.as_deref(), Some("\"zz\" is not a hex address"));
+}
+
+#[test]
+fn strings_view_100x20() {
+    use vmmap_tui::memory_view::{Item, MemoryList};
+    let mut app = main_app();
+    let items = [
+        (0x55d0c0a012a0, "ascii", "GLIBC_2.34"),
+        (0x55d0c0a012c0, "utf16le", "C:\\Windows\\wide"),
+        (0x55d0c0a01300, "utf8", "naïve café"),
+        (0x55d0c0a01340, "ascii", "PATH=/usr/bin:/bin"),
+    ]
+    .into_iter()
+    .map(|(a, t, s)| Item {
+        address: a,
+        tag: t.into(),
+        text: s.into(),
+    })
+    .collect();
+    app.memory_list = Some(MemoryList::new(
+        "Strings in Heap 0x55d0c0a00000-0x55d0c0a21000 Heap ID: 0 (brk heap)".into(),
+        "read 132K".into(),
+        items,
+    ));
+    app.mode = Mode::MemoryList;
+    key(&mut app, KeyCode::Down);
+    insta::assert_snapshot!(draw(&mut app, 100, 20).backend());
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "BIN");
+    insta::assert_snapshot!(
+        "strings_view_filtered_100x20",
+        draw(&mut app, 100, 20).backend()
+    );
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.memory_list.is_none());
+}
+
+#[test]
+fn fragmentation_map_100x30() {
+    let mut app = main_app();
+    key(&mut app, KeyCode::Char('m'));
+    assert_eq!(app.mode, Mode::Map);
+    // The first draw lays out the cells; then the cursor moves to the
+    // third segment shown.
+    draw(&mut app, 100, 30);
+    key(&mut app, KeyCode::Char('n'));
+    key(&mut app, KeyCode::Char('n'));
+    let t = draw(&mut app, 100, 30);
+    let screen = screen_text(&t);
+    let (seg_start, title) = {
+        let v = app.map.as_ref().expect("the map is open");
+        let seg = v.segment().expect("a segment under the cursor").clone();
+        let snap = &app.main.as_ref().unwrap().snap;
+        (seg.start, v.layout.title(snap, &seg))
+    };
+    assert!(screen.contains(&title), "{title}\n{screen}");
+    insta::assert_snapshot!(t.backend());
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.map.is_none());
+    let m = main_view(&mut app);
+    assert_eq!(
+        vmmap_tui::details::row_start(&m.snap, &m.data, m.details.rows[m.details.selected]),
+        seg_start
+    );
+}

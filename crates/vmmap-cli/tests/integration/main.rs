@@ -1,8 +1,11 @@
 //! One integration binary: real fixture processes, the real `vmmap`.
 
+mod address;
 mod errors;
+mod memory;
 mod metrics;
 mod mmp;
+mod reclaim;
 mod record;
 mod shell;
 mod snapshot;

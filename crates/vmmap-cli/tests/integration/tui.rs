@@ -638,3 +638,109 @@ fn history_diff_and_save() {
     let csv = vmmap_ok(&["timeline", path, "--csv"]);
     assert_eq!(csv.lines().count(), 3, "header and two snapshots:\n{csv}");
 }
+
+#[test]
+fn goto_address_then_strings_of_the_region() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    let file = fx.addr("file_utf16");
+    t.keys(&["g"]);
+    t.wait_for("Go to address: ");
+    t.type_text(&format!("{file:x}"));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!(
+        "{file:#x}: Mapped File 0x310000000000-0x310000002000 +0x10c8 r--p"
+    ));
+    t.keys(&["C-t"]);
+    let s = t.wait_for("Strings in Mapped File 0x310000000000-0x310000002000");
+    let line = |addr: u64, enc: &str, text: &str| format!("{addr:#014x}  {enc:<12}  {text}");
+    assert!(
+        s.contains(&line(
+            fx.addr("file_ascii"),
+            "ascii",
+            "VMMAP-FILE-ASCII-d00d"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains(&line(file, "utf16le", "VMMAP-FILE-UTF16-d00d")),
+        "{s}"
+    );
+    t.keys(&["/"]);
+    t.wait_for("Filter: ");
+    t.type_text("utf16-d00d");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("— 1 of 2 shown");
+    assert!(!s.contains("VMMAP-FILE-ASCII"), "{s}");
+    // Enter goes to the string's address in the Details.
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("{file:#x}: Mapped File 0x310000000000-"));
+
+    // F searches the whole memory; a regex across a page boundary.
+    t.keys(&["F"]);
+    t.wait_for("Search memory for: ");
+    t.type_text("re:VMMAP-SPAN-[0-9]+-END");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Matches of \"re:VMMAP-SPAN-[0-9]+-END\" in memory — 1 of 1 shown");
+    assert!(
+        s.contains(&line(
+            fx.addr("span"),
+            "Private Data",
+            "VMMAP-SPAN-0123456789-END"
+        )),
+        "{s}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_for(&format!(
+        "{:#x}: Private Data 0x310010000000-",
+        fx.addr("span")
+    ));
+}
+
+#[test]
+fn w_empties_the_working_set_after_asking() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let file = fx.addr("file_ascii") - 100;
+    let rss = || {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+        let head = format!("{file:x}-");
+        let block: Vec<&str> = smaps
+            .lines()
+            .skip_while(|l| !l.starts_with(&head))
+            .take_while(|l| !l.starts_with("VmFlags"))
+            .collect();
+        kb_field(&block.join("\n"), "Rss")
+    };
+    assert_eq!(rss(), 8192);
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    t.keys(&["W"]);
+    t.wait_for(&format!("Empty the working set of {pid}"));
+    t.keys(&["n"]);
+    t.wait_for("Working set left alone");
+    assert_eq!(rss(), 8192, "n leaves it alone");
+    t.keys(&["W"]);
+    t.wait_for(&format!("Empty the working set of {pid}"));
+    t.keys(&["y"]);
+    let s = t.wait_for("After Empty Working Set: working set ");
+    assert_eq!(rss(), 0, "the data file's clean pages were paged out");
+    // The Mapped File row (the 8K data file, and the 12K mapping of the
+    // short file, never touched) has no working set left.
+    let row = s
+        .lines()
+        .find(|l| l.contains("Mapped File "))
+        .unwrap_or_else(|| panic!("no Mapped File row:\n{s}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[3..], ["20K", "20K", "2", "12K"], "{row}");
+}

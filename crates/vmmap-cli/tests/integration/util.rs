@@ -147,6 +147,16 @@ impl Fixture {
         f
     }
 
+    /// Starts another fixture, `tests/fixtures/NAME.c` (same protocol: a
+    /// directory argument, then a READY line).
+    pub fn start_named(name: &str) -> Fixture {
+        let bin = compile(name);
+        let guard = starting_processes();
+        let mut f = Fixture::start_bin(bin, false);
+        f._guard = Some(guard);
+        f
+    }
+
     /// Starts the fixture in a test that holds [`quiet_system`].
     pub fn start_alone() -> Fixture {
         Fixture::start_bin(compile("target"), false)

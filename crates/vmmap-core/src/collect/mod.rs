@@ -10,6 +10,7 @@ mod inspector;
 pub mod privilege;
 mod procdir;
 mod processes;
+pub mod reclaim;
 mod threads;
 mod written;
 

@@ -1,0 +1,469 @@
+//! `vmmap strings` and `vmmap find` on the memtext fixture, which puts
+//! known text at known addresses (heap, stack, a mapped file, across a page
+//! boundary and across vmmap's 1 MiB read chunks) and hides one string in a
+//! PROT_NONE page.
+
+use crate::util::*;
+
+/// One line of `vmmap strings`: address, type, encoding, text.
+fn parse_strings(out: &str) -> Vec<(u64, String, String, String)> {
+    out.lines()
+        .map(|l| {
+            let (addr, rest) = l.split_once("  ").expect("address column");
+            let rest = rest.trim_start();
+            // The type is one or two words, padded to 12 columns.
+            let (typ, rest) = rest.split_at(12);
+            let (enc, text) = rest.trim_start().split_at(7);
+            (
+                u64::from_str_radix(addr.trim_start_matches("0x"), 16).expect("hex address"),
+                typ.trim().to_string(),
+                enc.trim().to_string(),
+                text[2..].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The readable mappings of a process, from /proc/PID/maps.
+fn readable(pid: u32) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("maps")
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (a, b) = f.next()?.split_once('-')?;
+            let perms = f.next()?;
+            perms.starts_with('r').then(|| {
+                (
+                    u64::from_str_radix(a, 16).unwrap(),
+                    u64::from_str_radix(b, 16).unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+const KNOWN: [(&str, &str, &str, &str); 9] = [
+    ("heap_ascii", "Heap", "ascii", "VMMAP-HEAP-ASCII-7f3a"),
+    ("heap_utf16", "Heap", "utf16le", "VMMAP-HEAP-UTF16-7f3a"),
+    ("stack_ascii", "Stack", "ascii", "VMMAP-STACK-ASCII-91c2"),
+    ("stack_utf16", "Stack", "utf16le", "VMMAP-STACK-UTF16-91c2"),
+    (
+        "file_ascii",
+        "Mapped File",
+        "ascii",
+        "VMMAP-FILE-ASCII-d00d",
+    ),
+    (
+        "file_utf16",
+        "Mapped File",
+        "utf16le",
+        "VMMAP-FILE-UTF16-d00d",
+    ),
+    ("span", "Private Data", "ascii", "VMMAP-SPAN-0123456789-END"),
+    (
+        "chunk_ascii",
+        "Private Data",
+        "ascii",
+        "VMMAP-CHUNK-BOUNDARY-LITERAL",
+    ),
+    (
+        "chunk_utf16",
+        "Private Data",
+        "utf16le",
+        "VMMAP-CHUNK-UTF16-ODD",
+    ),
+];
+
+#[test]
+fn strings_are_found_at_their_addresses_and_only_in_readable_memory() {
+    let fx = Fixture::start_named("memtext");
+    let out = vmmap_ok(&["strings", &fx.pid.to_string(), "--min", "6"]);
+    let found = parse_strings(&out);
+    for (key, typ, enc, text) in KNOWN {
+        let addr = fx.addr(key);
+        assert!(
+            found
+                .iter()
+                .any(|f| f.0 == addr && f.1 == typ && f.2 == enc && f.3 == text),
+            "{text} ({enc}, {typ}) not reported at {addr:#x}"
+        );
+    }
+    assert!(
+        !out.contains("VMMAP-HIDDEN"),
+        "a string in a PROT_NONE page was reported"
+    );
+    let maps = readable(fx.pid);
+    for (addr, _, enc, text) in &found {
+        let len = if enc == "utf16le" {
+            2 * text.chars().count() as u64
+        } else {
+            text.len() as u64
+        };
+        assert!(
+            maps.iter().any(|&(s, e)| s <= *addr && addr + len <= e),
+            "{text:?} at {addr:#x} is not inside one readable mapping"
+        );
+    }
+}
+
+#[test]
+fn strings_of_one_region_and_one_encoding() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let file = fx.addr("file_ascii");
+    let region = format!("{:#x}", file + 0x10);
+    let found = parse_strings(&vmmap_ok(&["strings", &pid, "--region", &region]));
+    let base = file - 100;
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|f| base <= f.0 && f.0 < base + 8192));
+    assert!(found
+        .iter()
+        .any(|f| f.0 == file && f.3 == "VMMAP-FILE-ASCII-d00d"));
+    assert!(found
+        .iter()
+        .any(|f| f.0 == fx.addr("file_utf16") && f.3 == "VMMAP-FILE-UTF16-d00d"));
+
+    let ascii = parse_strings(&vmmap_ok(&[
+        "strings", &pid, "--region", &region, "-e", "ascii",
+    ]));
+    assert!(ascii.iter().all(|f| f.2 == "ascii"));
+    assert!(!ascii.iter().any(|f| f.3.contains("UTF16")));
+
+    let wide = parse_strings(&vmmap_ok(&[
+        "strings", &pid, "--region", &region, "-e", "utf16le", "--min", "21",
+    ]));
+    assert_eq!(
+        wide,
+        vec![(
+            fx.addr("file_utf16"),
+            "Mapped File".to_string(),
+            "utf16le".to_string(),
+            "VMMAP-FILE-UTF16-d00d".to_string()
+        )]
+    );
+}
+
+#[test]
+fn strings_refuses_unreadable_or_unmapped_regions() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let hidden = format!("{:#x}", fx.addr("hidden"));
+    let o = vmmap(&["strings", &pid, "--region", &hidden]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot be read: not readable"), "{err}");
+    let o = vmmap(&["strings", &pid, "--region", "0x10"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = vmmap(&["strings", &pid, "--encoding", "ebcdic"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+/// `vmmap find` lines: address, type, region start and end, the match.
+fn parse_find(out: &str) -> Vec<(u64, String, u64, u64, String)> {
+    out.lines()
+        .map(|l| {
+            let (addr, rest) = l.split_once("  ").expect("address column");
+            let (typ, rest) = rest.split_at(12);
+            let rest = rest.trim_start();
+            let (range, rest) = rest.split_once("  ").expect("region column");
+            let (s, e) = range.split_once('-').expect("start-end");
+            let text = rest.split('"').nth(1).expect("quoted match").to_string();
+            let h = |t: &str| u64::from_str_radix(t.trim_start_matches("0x"), 16).expect("hex");
+            (h(addr), typ.trim().to_string(), h(s), h(e), text)
+        })
+        .collect()
+}
+
+#[test]
+fn find_regex_across_a_page_boundary() {
+    let fx = Fixture::start_named("memtext");
+    let span = fx.addr("span");
+    let out = vmmap_ok(&[
+        "find",
+        &fx.pid.to_string(),
+        "--regex",
+        "VMMAP-SPAN-[0-9]+-END",
+    ]);
+    let found = parse_find(&out);
+    // Only the copy in the anonymous mapping: the program builds the text
+    // with immediate stores, so no other copy exists.
+    assert_eq!(
+        found,
+        vec![(
+            span,
+            "Private Data".to_string(),
+            0x3100_1000_0000,
+            0x3100_1000_2000,
+            "VMMAP-SPAN-0123456789-END".to_string()
+        )],
+        "{out}"
+    );
+    assert_eq!((span + 12) % 4096, 0, "the match crosses the page boundary");
+}
+
+#[test]
+fn find_literal_and_hex_across_read_chunks() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let chunk = fx.addr("chunk_ascii");
+    let found = parse_find(&vmmap_ok(&["find", &pid, "VMMAP-CHUNK-BOUNDARY-LITERAL"]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, chunk);
+    assert_eq!(found[0].2, 0x3100_2000_0000);
+    // The UTF-16 text across the 2 MiB boundary, as bytes.
+    let wide: Vec<String> = "VMMAP-CHUNK-UTF16-ODD"
+        .bytes()
+        .flat_map(|b| [format!("{b:02x}"), "00".to_string()])
+        .collect();
+    let found = parse_find(&vmmap_ok(&["find", &pid, "--hex", &wide.join(" ")]));
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![fx.addr("chunk_utf16")]
+    );
+    // Case-insensitive text, the heap and the stack copy of the file's
+    // text, and --count.
+    let found = parse_find(&vmmap_ok(&["find", &pid, "-i", "vmmap-heap-ascii-7F3A"]));
+    assert!(found
+        .iter()
+        .any(|f| f.0 == fx.addr("heap_ascii") && f.1 == "Heap"));
+    let n = vmmap_ok(&["find", &pid, "--count", "VMMAP-STACK-ASCII-91c2"]);
+    let stack = parse_find(&vmmap_ok(&["find", &pid, "VMMAP-STACK-ASCII-91c2"]));
+    assert_eq!(n.trim(), stack.len().to_string());
+    assert!(stack
+        .iter()
+        .any(|f| f.0 == fx.addr("stack_ascii") && f.1 == "Stack"));
+    // --max stops early; --region limits to one region.
+    assert_eq!(
+        vmmap_ok(&["find", &pid, "--max", "1", "VMMAP"])
+            .lines()
+            .count(),
+        1
+    );
+    let region = format!("{:#x}", fx.addr("file_ascii"));
+    let found = parse_find(&vmmap_ok(&["find", &pid, "--region", &region, "VMMAP"]));
+    assert_eq!(
+        found.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![fx.addr("file_ascii")]
+    );
+}
+
+#[test]
+fn find_never_reads_unreadable_memory_and_rejects_bad_patterns() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let hidden = fx.addr("hidden");
+    let found = parse_find(&vmmap_ok(&["find", &pid, "HIDDEN-SECRET"]));
+    assert!(
+        found
+            .iter()
+            .all(|f| f.0 < hidden - 64 || f.0 >= hidden + 4096),
+        "{found:?}"
+    );
+    for args in [
+        vec!["find", &pid, "--regex", "("],
+        vec!["find", &pid, "--hex", "abc"],
+        vec!["find", &pid, ""],
+    ] {
+        let o = vmmap(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("bad pattern"));
+    }
+}
+
+/// Every mapping of a process, from /proc/PID/maps.
+fn mappings(pid: u32) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("maps")
+        .lines()
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn map_gaps_and_largest_free_block_are_exact() {
+    const K: u64 = 1024;
+    let fx = Fixture::start_named("memtext");
+    let base = fx.addr("map_base");
+    let v: serde_json::Value =
+        serde_json::from_str(&vmmap_ok(&["map", &fx.pid.to_string(), "--json"])).unwrap();
+    assert_eq!(v["schema"], "vmmap.layout");
+    let l = &v["layout"];
+    let segs = l["segments"].as_array().unwrap();
+    // The fixture's window: regions and holes exactly as it maps them.
+    let window: Vec<(u64, u64, &str, bool)> = segs
+        .iter()
+        .filter(|s| hex(&s["start"]) >= base && hex(&s["end"]) <= base + 1132 * K)
+        .map(|s| {
+            (
+                hex(&s["start"]) - base,
+                hex(&s["end"]) - hex(&s["start"]),
+                s["type"].as_str().unwrap(),
+                s["reserved"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        window,
+        vec![
+            (0, 4 * K, "private_data", false),
+            (4 * K, 12 * K, "free", false),
+            (16 * K, 64 * K, "private_data", false),
+            (80 * K, 1024 * K, "free", false),
+            (1104 * K, 8 * K, "private_data", true),
+            (1112 * K, 4 * K, "free", false),
+            (1116 * K, 16 * K, "shareable", false),
+        ]
+    );
+    // Segments tile the axis in order.
+    let mut pos = 0;
+    for s in segs {
+        assert_eq!(s["pos"].as_u64().unwrap(), pos);
+        pos += s["units"].as_u64().unwrap();
+    }
+    assert_eq!(l["total_units"].as_u64().unwrap(), pos);
+
+    // Gaps and the largest free block, from /proc/PID/maps independently.
+    let lo: u64 = std::fs::read_to_string("/proc/sys/vm/mmap_min_addr")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    if cfg!(target_arch = "x86_64") {
+        let hi = (1u64 << 47) - 4096;
+        let mut gaps = Vec::new();
+        let mut cursor = lo;
+        for (s, e) in mappings(fx.pid).into_iter().filter(|m| m.0 < hi) {
+            if s > cursor {
+                gaps.push((cursor, s));
+            }
+            cursor = cursor.max(e);
+        }
+        if hi > cursor {
+            gaps.push((cursor, hi));
+        }
+        assert_eq!(l["gap_count"].as_u64().unwrap(), gaps.len() as u64);
+        let largest = gaps
+            .iter()
+            .max_by_key(|g| (g.1 - g.0, std::cmp::Reverse(g.0)))
+            .unwrap();
+        assert_eq!(hex(&l["largest_free"]["start"]), largest.0);
+        assert_eq!(hex(&l["largest_free"]["end"]), largest.1);
+        assert_eq!(
+            l["free_bytes"].as_u64().unwrap(),
+            gaps.iter().map(|g| g.1 - g.0).sum::<u64>()
+        );
+    }
+}
+
+#[test]
+fn map_svg_file_and_bad_extension() {
+    let fx = Fixture::start_named("memtext");
+    let dir = TempDir::new("map");
+    let svg = dir.path().join("map.svg");
+    vmmap_ok(&["map", &fx.pid.to_string(), "-o", svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(text.trim_end().ends_with("</svg>"));
+    let base = fx.addr("map_base");
+    assert!(text.contains(&format!(
+        "<title>{:#x}-{:#x} Free 1M</title>",
+        base + 80 * 1024,
+        base + 1104 * 1024
+    )));
+    let o = vmmap(&["map", &fx.pid.to_string(), "-o", "map.png"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SVG"));
+}
+
+#[test]
+fn heap_fragmentation_of_the_brk_heap() {
+    let fx = Fixture::start_named("memtext");
+    let v: serde_json::Value = serde_json::from_str(&vmmap_ok(&[
+        "map",
+        &fx.pid.to_string(),
+        "--heaps",
+        "--json",
+    ]))
+    .unwrap();
+    let heaps = v["heaps"].as_array().expect("heaps");
+    assert_eq!(heaps.len(), 1, "{heaps:?}");
+    let h = &heaps[0];
+    assert_eq!(h["heap_id"], 0);
+    let c = &h["chunks"];
+    assert_eq!(c["free_chunks"], 5, "{h}");
+    assert_eq!(c["free_bytes"], 5 * 4016, "{h}");
+    assert_eq!(c["largest_free"], 4016, "{h}");
+    // Every chunk from the heap's start to its end is counted once.
+    let total = c["in_use_bytes"].as_u64().unwrap()
+        + c["free_bytes"].as_u64().unwrap()
+        + c["top_bytes"].as_u64().unwrap();
+    assert_eq!(total, hex(&h["end"]) - hex(&h["start"]));
+    let region = region_at(&snapshot_json(fx.pid, &[]), fx.addr("heap_ascii")).clone();
+    assert_eq!(hex(&h["start"]), hex(&region["start"]));
+    assert!(h["frag_percent"].as_f64().is_some());
+
+    let text = vmmap_ok(&["map", &fx.pid.to_string(), "--heaps"]);
+    assert!(
+        text.contains("free     20K in 5 chunks (largest 3.9K)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn heap_fragmentation_of_arena_heaps() {
+    let fx = Fixture::start(false);
+    let v: serde_json::Value = serde_json::from_str(&vmmap_ok(&[
+        "map",
+        &fx.pid.to_string(),
+        "--heaps",
+        "--json",
+    ]))
+    .unwrap();
+    let heaps = v["heaps"].as_array().expect("heaps");
+    let arenas: Vec<&serde_json::Value> = heaps.iter().filter(|h| h["heap_id"] != 0).collect();
+    assert_eq!(arenas.len(), 2, "two threads' arenas: {heaps:?}");
+    for h in arenas {
+        // Each thread allocated eight 48 KiB blocks (49,168-byte chunks)
+        // and freed none.
+        let c = &h["chunks"];
+        assert!(!c.is_null(), "arena heap not walkable: {h}");
+        assert_eq!(c["free_chunks"], 0, "{h}");
+        let big = 8 * (48 * 1024 + 16);
+        let in_use = c["in_use_bytes"].as_u64().unwrap();
+        assert!(in_use >= big && in_use < big + 4096, "{h}");
+        assert!(hex(&h["start"]) % (64 << 20) == 0, "{h}");
+    }
+}
+
+#[test]
+fn pages_past_the_end_of_a_file_are_skipped_not_fatal() {
+    let fx = Fixture::start_named("memtext");
+    let pid = fx.pid.to_string();
+    let at = fx.addr("short_file");
+    let region = format!("{:#x}", at - 4000);
+    let found = parse_strings(&vmmap_ok(&["strings", &pid, "--region", &region]));
+    assert_eq!(
+        found,
+        vec![(
+            at,
+            "Mapped File".to_string(),
+            "ascii".to_string(),
+            "VMMAP-SHORT-FILE-ASCII".to_string()
+        )]
+    );
+    let found = parse_find(&vmmap_ok(&[
+        "find",
+        &pid,
+        "--region",
+        &region,
+        "SHORT-FILE",
+    ]));
+    assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![at + 6]);
+}

@@ -1,20 +1,16 @@
 //! `vmmap run` (launch a program with the tracing agent) and `vmmap trace`
 //! (read what it recorded).
 
-use std::ffi::OsString;
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::{self, Options};
-use vmmap_core::format::Writer;
 use vmmap_core::trace::decode::{Decoder, Event};
+use vmmap_core::trace::launch;
 use vmmap_core::trace::summary::Summarizer;
 use vmmap_core::units::size;
 use vmmap_core::Error;
@@ -30,134 +26,6 @@ fn cannot_trace(message: String) -> Failure {
     }
 }
 
-/// Finds PROGRAM as the shell would: a path if it has a slash, else the
-/// first executable of that name on $PATH.
-fn find_program(name: &OsString) -> Option<PathBuf> {
-    let p = Path::new(name);
-    if p.components().count() > 1 {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).map(|d| d.join(p)).find(|c| {
-            c.is_file()
-                && c.metadata()
-                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-        })
-    })
-}
-
-/// Why LD_PRELOAD would not work on this program, if it would not.
-fn untraceable(program: &Path) -> Option<String> {
-    let meta = program.metadata().ok()?;
-    let mode = meta.permissions().mode();
-    if mode & 0o6000 != 0 {
-        return Some(format!(
-            "{} is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it",
-            program.display()
-        ));
-    }
-    if has_capabilities(program) {
-        return Some(format!(
-            "{} has file capabilities: the loader runs it in secure mode and ignores LD_PRELOAD",
-            program.display()
-        ));
-    }
-    let bytes = std::fs::read(program).ok()?;
-    let facts = vmmap_core::elf::program_facts(&bytes)?;
-    if facts.interp.is_none() {
-        return Some(format!(
-            "{} is statically linked: there is no dynamic loader to preload the agent",
-            program.display()
-        ));
-    }
-    if facts.defines_malloc {
-        return Some(format!(
-            "{} defines its own malloc (a statically linked allocator): its allocations would never reach the agent",
-            program.display()
-        ));
-    }
-    None
-}
-
-fn has_capabilities(program: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(program.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: valid C strings; a null buffer with size 0 asks for the size.
-    let n = unsafe {
-        libc::getxattr(
-            c.as_ptr(),
-            c"security.capability".as_ptr(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    n > 0
-}
-
-/// The agent library: --agent, $VMMAP_AGENT, next to this binary, or in
-/// ../lib/vmmap/ from it (an installed layout).
-fn find_agent(given: Option<&Path>) -> Result<PathBuf, Failure> {
-    const NAME: &str = "libvmmap_agent.so";
-    let mut tried = Vec::new();
-    let candidates: Vec<PathBuf> = if let Some(g) = given {
-        vec![g.to_path_buf()]
-    } else if let Some(e) = std::env::var_os("VMMAP_AGENT") {
-        vec![PathBuf::from(e)]
-    } else {
-        let exe = std::env::current_exe().unwrap_or_default();
-        let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-        let mut v = vec![dir.join(NAME), dir.join("../lib/vmmap").join(NAME)];
-        // `cargo test` puts test binaries in target/*/deps.
-        if dir.ends_with("deps") {
-            v.push(dir.join("..").join(NAME));
-        }
-        v
-    };
-    for c in candidates {
-        if c.is_file() {
-            return c
-                .canonicalize()
-                .map_err(|e| cannot_trace(format!("{}: {e}", c.display())));
-        }
-        tried.push(c.display().to_string());
-    }
-    Err(cannot_trace(format!(
-        "the tracing agent {NAME} was not found (looked at {}); build it with `cargo build --release -p vmmap-agent`, or point --agent or $VMMAP_AGENT at it",
-        tried.join(", ")
-    )))
-}
-
-fn default_output(program: &Path) -> PathBuf {
-    let stem = program
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "trace".into());
-    // SAFETY: time and localtime_r with valid pointers.
-    let stamp = unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        format!(
-            "{:04}{:02}{:02}-{:02}{:02}{:02}",
-            tm.tm_year + 1900,
-            tm.tm_mon + 1,
-            tm.tm_mday,
-            tm.tm_hour,
-            tm.tm_min,
-            tm.tm_sec
-        )
-    };
-    let mut p = PathBuf::from(format!("{stem}.{stamp}.vmmap"));
-    let mut n = 2;
-    while p.exists() {
-        p = PathBuf::from(format!("{stem}.{stamp}-{n}.vmmap"));
-        n += 1;
-    }
-    p
-}
-
 /// `vmmap run [OPTIONS] -- PROGRAM ARGS…`
 pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     let interval = parse_duration(&a.interval).ok_or_else(|| {
@@ -167,7 +35,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         ))
     })?;
     let name = &a.command[0];
-    let program = find_program(name).ok_or_else(|| Failure {
+    let program = launch::find_program(name).ok_or_else(|| Failure {
         code: exit::NO_PROCESS,
         message: format!(
             "{}: no such program (not a file, nor on $PATH)",
@@ -177,58 +45,33 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     let agent = if a.snapshot_only {
         None
     } else {
-        if let Some(why) = untraceable(&program) {
+        if let Some(why) = launch::untraceable(&program) {
             return Err(cannot_trace(format!(
                 "cannot trace: {why}. `vmmap run --snapshot-only -- …` records its snapshots without the agent"
             )));
         }
-        Some(find_agent(a.agent.as_deref())?)
+        Some(launch::find_agent(a.agent.as_deref()).map_err(cannot_trace)?)
     };
-    let output = a.output.clone().unwrap_or_else(|| default_output(&program));
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| launch::default_output(&program));
     let what = output.display().to_string();
     let out_err = |e: io::Error| Failure {
         code: exit::OUTPUT,
         message: format!("cannot write {what}: {e}"),
     };
-    // The agent appends its chunks to the same file; O_APPEND keeps each
-    // whole write of either side together.
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&output)
-        .and_then(|f| {
-            drop(f);
-            OpenOptions::new().append(true).open(&output)
-        })
-        .map_err(|e| Failure {
-            code: exit::OUTPUT,
-            message: format!("cannot create {what}: {e}"),
-        })?;
-    let mut w = Writer::new(file).map_err(out_err)?;
-    let abs = std::path::absolute(&output).map_err(out_err)?;
-
-    let mut cmd = Command::new(&program);
-    cmd.arg0(name).args(&a.command[1..]);
-    if let Some(dir) = &a.cwd {
-        cmd.current_dir(dir);
-    }
-    if let Some(agent) = &agent {
-        let mut preload = agent.as_os_str().to_os_string();
-        if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
-            preload.push(":");
-            preload.push(old);
-        }
-        cmd.env("LD_PRELOAD", preload)
-            .env("VMMAP_TRACE_FILE", &abs)
-            .env("VMMAP_TRACE_LAUNCHER", std::process::id().to_string())
-            .env("VMMAP_TRACE_UNWIND", &a.unwind);
-        if a.follow_forks {
-            cmd.env("VMMAP_TRACE_FOLLOW_FORKS", "1");
-        } else {
-            cmd.env_remove("VMMAP_TRACE_FOLLOW_FORKS");
-        }
-    }
+    let spec = launch::Launch {
+        program: program.clone(),
+        argv0: name.clone(),
+        args: a.command[1..].to_vec(),
+        cwd: a.cwd.clone(),
+        output: output.clone(),
+        agent: agent.clone(),
+        frame_pointers: a.unwind == "fp",
+        follow_forks: a.follow_forks,
+        quiet_stdio: false,
+    };
     // Ctrl+C reaches the program (same process group); vmmap waits for it
     // to end and closes the file.
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -240,9 +83,15 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
     }
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| Failure {
-        code: exit::OTHER,
-        message: format!("cannot start {}: {e}", program.display()),
+    let (mut child, mut w) = launch::start(&spec).map_err(|e| match e {
+        launch::LaunchError::Output(e) => Failure {
+            code: exit::OUTPUT,
+            message: format!("cannot create {what}: {e}"),
+        },
+        launch::LaunchError::Spawn(e) => Failure {
+            code: exit::OTHER,
+            message: format!("cannot start {}: {e}", program.display()),
+        },
     })?;
     let pid = child.id();
     let opts = Options::default()

@@ -6,8 +6,13 @@ use std::process::{Command, Stdio};
 use crate::util::{vmmap, vmmap_ok, TempDir};
 
 /// Every subcommand, as the user types it.
-const SUBCOMMANDS: [&str; 13] = [
+const SUBCOMMANDS: [&str; 18] = [
     "ps",
+    "run",
+    "trace",
+    "strings",
+    "find",
+    "map",
     "watch",
     "timeline",
     "diff",

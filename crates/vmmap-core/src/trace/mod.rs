@@ -2,6 +2,7 @@
 //! decoder that turns a file's trace chunks back into events.
 
 pub mod decode;
+pub mod launch;
 pub mod summary;
 pub mod wire;
 

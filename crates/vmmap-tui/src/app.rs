@@ -21,9 +21,11 @@ use crate::collector::{Collector, Request, Response};
 /// about 25 MB, so the oldest go first).
 pub const HISTORY_LIMIT: usize = 64;
 use crate::details::{row_region, row_text, Row, SortKey};
+use crate::launch_form::Field;
 use crate::main_view::{Focus, MainView};
-use crate::picker::{PickColumn, Picker};
+use crate::picker::{PickColumn, Picker, PickerTab};
 use crate::settings::Settings;
+use crate::trace_session::TraceSession;
 use crate::{clipboard, help};
 
 /// Which screen is shown.
@@ -116,6 +118,8 @@ pub struct App {
     pub search_job: Option<crate::memory_view::SearchJob>,
     /// Where `/proc` is, for reading process memory.
     pub proc_root: std::path::PathBuf,
+    /// Programs started from the Launch tab that still run.
+    pub traces: Vec<TraceSession>,
     last_click: Option<(u16, u16)>,
 }
 
@@ -145,6 +149,7 @@ impl App {
             search_job: None,
             emptied: None,
             proc_root: std::path::PathBuf::from("/proc"),
+            traces: Vec::new(),
             last_click: None,
         };
         if let Some((snap, t)) = first {
@@ -271,7 +276,13 @@ impl App {
                                 self.history_index = 0;
                                 self.auto = None;
                                 self.main = Some(MainView::new(snap, t));
-                                self.message = None;
+                                self.message = self.traces.iter().find(|s| s.pid == pid).map(|s| {
+                                    format!(
+                                        "Tracing {} (pid {pid}) into {}: a snapshot every second goes to the file; quitting vmmap leaves it running",
+                                        s.program,
+                                        s.output.display()
+                                    )
+                                });
                             }
                         }
                         self.screen = Screen::Main;
@@ -484,6 +495,9 @@ impl App {
     }
 
     fn on_picker_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
+        if self.picker.tab == PickerTab::Launch {
+            return self.on_launch_key(k, ctrl);
+        }
         let p = &mut self.picker;
         let page = p.body_area.height.max(1) as isize;
         let mv = |p: &mut Picker, d: isize| {
@@ -493,6 +507,7 @@ impl App {
         match k.code {
             KeyCode::Char('r') if ctrl => return vec![Request::Processes],
             KeyCode::F(5) => return vec![Request::Processes],
+            KeyCode::F(2) => p.toggle_tab(),
             KeyCode::Char(c) if !ctrl => {
                 p.filter.push(c);
                 p.refilter(p.selected_pid());
@@ -530,6 +545,104 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// Keys of the Launch tab: Tab/Down and Shift+Tab/Up move between the
+    /// fields, Space toggles "Snapshot only", Enter launches, Esc or F2
+    /// goes back to the process list.
+    fn on_launch_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
+        let form = &mut self.picker.launch;
+        match k.code {
+            KeyCode::F(2) | KeyCode::Esc => self.picker.tab = PickerTab::Processes,
+            KeyCode::Tab | KeyCode::Down => form.move_field(false),
+            KeyCode::BackTab | KeyCode::Up => form.move_field(true),
+            KeyCode::Enter => return self.launch(),
+            KeyCode::Char(' ') if form.field == Field::SnapshotOnly => {
+                form.snapshot_only = !form.snapshot_only;
+                form.error = None;
+            }
+            KeyCode::Char('u') if ctrl => {
+                if let Some(t) = form.text_mut(form.field) {
+                    t.clear();
+                }
+            }
+            code => {
+                if let Some(t) = form.text_mut(form.field) {
+                    // Esc and Enter were handled above.
+                    let _ = edit_line(t, code, ctrl);
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Enter in the Launch tab: starts the program under the agent (or
+    /// for snapshots only), watches it on a thread that appends a
+    /// snapshot every second, and opens its live view.
+    fn launch(&mut self) -> Vec<Request> {
+        let form = &mut self.picker.launch;
+        let spec = match form.prepare() {
+            Ok(s) => s,
+            Err(e) => {
+                form.error = Some(e);
+                return Vec::new();
+            }
+        };
+        let output = std::path::absolute(&spec.output).unwrap_or_else(|_| spec.output.clone());
+        let (child, w) = match vmmap_core::trace::launch::start(&spec) {
+            Ok(cw) => cw,
+            Err(vmmap_core::trace::launch::LaunchError::Output(e)) => {
+                form.error = Some(format!("Cannot create {}: {e}", output.display()));
+                return Vec::new();
+            }
+            Err(vmmap_core::trace::launch::LaunchError::Spawn(e)) => {
+                form.error = Some(format!("Cannot start {}: {e}", spec.program.display()));
+                return Vec::new();
+            }
+        };
+        let pid = child.id();
+        let program = form.program.trim().to_string();
+        form.error = None;
+        match TraceSession::start(
+            child,
+            w,
+            program.clone(),
+            output.clone(),
+            &self.proc_root,
+            Duration::from_secs(1),
+        ) {
+            Ok(t) => self.traces.push(t),
+            Err(e) => {
+                // The child was moved into the failed thread's closure and
+                // dropped: it runs on unwatched (reparented when vmmap
+                // exits), and the file lacks its end marker.
+                self.message = Some(format!(
+                    "Started {program} (pid {pid}) but cannot watch it: {e}; {} is incomplete",
+                    output.display()
+                ));
+                return Vec::new();
+            }
+        }
+        self.picker.tab = PickerTab::Processes;
+        self.loading = Some(pid);
+        self.message = Some(format!(
+            "Started {program} (pid {pid}), tracing into {}; collecting…",
+            output.display()
+        ));
+        vec![Request::Snapshot(pid), Request::Processes]
+    }
+
+    /// Reports traced programs that have exited (and were reaped).
+    pub fn poll_traces(&mut self) {
+        let mut i = 0;
+        while i < self.traces.len() {
+            if let Some(msg) = self.traces[i].poll() {
+                self.traces.remove(i);
+                self.message = Some(msg);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     fn open_selected(&mut self) -> Vec<Request> {
@@ -1166,6 +1279,7 @@ impl App {
         self.last_click = Some((x, y));
         let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
         match self.screen {
+            Screen::Picker if self.picker.tab == PickerTab::Launch => {}
             Screen::Picker => {
                 let p = &mut self.picker;
                 if inside(p.header_area) {
@@ -1254,9 +1368,14 @@ impl App {
                 let h = area.height.saturating_sub(1);
                 self.picker
                     .draw(f, Rect { height: h, ..area }, self.settings.units);
-                let status = match (&self.loading, &self.message) {
-                    (_, Some(m)) => format!(" {m}"),
-                    _ => " F1:help  Enter:open  Tab:sort  F5:refresh  Esc:quit".to_string(),
+                let status = match (&self.loading, &self.message, self.picker.tab) {
+                    (_, Some(m), _) => format!(" {m}"),
+                    (_, None, PickerTab::Launch) => {
+                        " F1:help  Tab/Up/Down:field  Space:toggle  Enter:launch  F2/Esc:processes"
+                            .to_string()
+                    }
+                    _ => " F1:help  Enter:open  Tab:sort  F2:launch  F5:refresh  Esc:quit"
+                        .to_string(),
                 };
                 f.render_widget(
                     Paragraph::new(status).style(Style::default().add_modifier(Modifier::REVERSED)),
@@ -1501,6 +1620,7 @@ pub fn run_loop(
             app.on_response(r);
         }
         let searching = app.poll_search();
+        app.poll_traces();
         term.draw(|f| app.draw(f))?;
         if let Some(text) = app.clipboard.take() {
             let out = term.backend_mut();

@@ -23,6 +23,22 @@ const KEYS: &[(&str, &str)] = &[
         "  Esc",
         "clear the filter, then quit (or back to the process)",
     ),
+    ("  F2", "switch to the Launch tab (launch and trace a new process)"),
+    ("Launch tab (picker, F2)", ""),
+    (
+        "  type, Backspace, Ctrl+U",
+        "edit the field (Arguments: '...' and \"...\" quote)",
+    ),
+    ("  Tab/Down, Shift+Tab/Up", "next / previous field"),
+    ("  Space", "toggle Snapshot only (no agent, snapshots only)"),
+    (
+        "  Enter",
+        "start it traced and open its live view; a snapshot a second goes to the file",
+    ),
+    (
+        "  Esc, F2",
+        "back to the process list (quitting leaves a traced program running)",
+    ),
     ("Main view", ""),
     ("  Tab", "switch between Summary and Details"),
     (

@@ -16,6 +16,7 @@ pub mod clipboard;
 pub mod collector;
 pub mod details;
 pub mod help;
+pub mod launch_form;
 pub mod main_view;
 pub mod map_view;
 pub mod memory_view;
@@ -23,6 +24,7 @@ pub mod picker;
 pub mod settings;
 pub mod terminal;
 pub mod timeline_view;
+pub mod trace_session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,5 +63,10 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     let (mut term, stop) = terminal::init()?;
     let result = app::run_loop(&mut term, &mut app, &mut collector, &stop);
     terminal::restore();
+    // Programs launched from the Launch tab keep running; their files are
+    // finished now, and the user is told where they are.
+    for t in app.traces.drain(..) {
+        eprintln!("vmmap: {}", t.stop());
+    }
     result
 }

@@ -1,5 +1,6 @@
 //! The process picker: every user process with its private bytes, working
-//! set and architecture; type to filter, sort by any column.
+//! set and architecture; type to filter, sort by any column. A second tab
+//! launches a new program under the tracing agent ([`crate::launch_form`]).
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -8,7 +9,17 @@ use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 use vmmap_core::collect::{Access, ProcessEntry};
 
+use crate::launch_form::LaunchForm;
 use crate::settings::Units;
+
+/// The picker's tabs (F2 switches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickerTab {
+    /// The running processes.
+    Processes,
+    /// Launch and trace a new process.
+    Launch,
+}
 
 /// A picker column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +96,10 @@ pub struct Picker {
     pub error: Option<String>,
     /// The columns drawn last time (narrow windows drop some).
     pub shown: Vec<PickColumn>,
+    /// The tab shown.
+    pub tab: PickerTab,
+    /// The Launch tab's form.
+    pub launch: LaunchForm,
 }
 
 impl Default for Picker {
@@ -101,6 +116,8 @@ impl Default for Picker {
             body_area: Rect::default(),
             error: None,
             shown: PickColumn::ALL.to_vec(),
+            tab: PickerTab::Processes,
+            launch: LaunchForm::default(),
         }
     }
 }
@@ -202,14 +219,58 @@ impl Picker {
         None
     }
 
+    /// Switches between the Processes and Launch tabs.
+    pub fn toggle_tab(&mut self) {
+        self.tab = match self.tab {
+            PickerTab::Processes => PickerTab::Launch,
+            PickerTab::Launch => PickerTab::Processes,
+        };
+    }
+
+    /// The tab names for the title, the shown one marked.
+    fn tabs(&self) -> Vec<Span<'static>> {
+        let on = Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED);
+        let (p, l) = match self.tab {
+            PickerTab::Processes => (on, Style::default()),
+            PickerTab::Launch => (Style::default(), on),
+        };
+        let name = |n: &str, on: bool| {
+            if on {
+                format!("[{n}]")
+            } else {
+                format!(" {n} ")
+            }
+        };
+        vec![
+            Span::raw(" "),
+            Span::styled(name("Processes", self.tab == PickerTab::Processes), p),
+            Span::raw(" "),
+            Span::styled(name("Launch", self.tab == PickerTab::Launch), l),
+            Span::raw(" (F2)  "),
+        ]
+    }
+
     /// Draws the picker.
     pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, units: Units) {
-        let title = format!(
-            " vmmap: select a process ({} of {}) ",
+        let mut title = self.tabs();
+        if self.tab == PickerTab::Launch {
+            title.push(Span::raw("vmmap: launch and trace a program "));
+            let block = Block::default()
+                .borders(Borders::ALL)
+                .title(Line::from(title));
+            let inner = block.inner(area);
+            f.render_widget(block, area);
+            self.launch.draw(f, inner);
+            return;
+        }
+        title.push(Span::raw(format!(
+            "vmmap: select a process ({} of {}) ",
             self.rows.len(),
             self.all.len()
-        );
-        let block = Block::default().borders(Borders::ALL).title(title);
+        )));
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .title(Line::from(title));
         let inner = block.inner(area);
         f.render_widget(block, area);
         if inner.height < 3 {

@@ -19,6 +19,7 @@ use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_tui::app::{App, Mode, Screen};
 use vmmap_tui::details::{row_region, Row};
 use vmmap_tui::main_view::MainView;
+use vmmap_tui::picker::PickerTab;
 use vmmap_tui::Settings;
 
 fn fixture(name: &str) -> String {
@@ -273,6 +274,72 @@ fn help_overlay_scrolled_100x30() {
     insta::assert_snapshot!(t.backend());
 }
 
+/// The picker switched to its Launch tab (F2), with a fixed working
+/// directory so that the screen does not depend on where tests run.
+fn launch_app() -> App {
+    let mut app = picker_app();
+    key(&mut app, KeyCode::F(2));
+    assert_eq!(app.picker.tab, PickerTab::Launch);
+    app.picker.launch.cwd = "/srv/work".into();
+    app
+}
+
+#[test]
+fn launch_form_empty_100x30() {
+    let mut app = launch_app();
+    let t = draw(&mut app, 100, 30);
+    let text = screen_text(&t);
+    assert!(text.contains("Launch and trace a new process"));
+    assert!(text.contains("Enter:launch"));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn launch_form_filled_100x30() {
+    let mut app = launch_app();
+    type_text(&mut app, "/bin/sleep");
+    key(&mut app, KeyCode::Tab);
+    type_text(&mut app, "5 'two words'");
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "/tmp");
+    key(&mut app, KeyCode::Down);
+    type_text(&mut app, "sleep.vmmap");
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char(' '));
+    let f = &app.picker.launch;
+    assert_eq!(f.program, "/bin/sleep");
+    assert_eq!(f.args, "5 'two words'");
+    assert_eq!(f.cwd, "/srv/wor/tmp");
+    assert_eq!(f.output, "sleep.vmmap");
+    assert!(f.snapshot_only);
+    assert!(app.picker.filter.is_empty(), "typing went to the form");
+    let t = draw(&mut app, 100, 30);
+    let text = screen_text(&t);
+    assert!(text.contains("[x]"));
+    insta::assert_snapshot!(t.backend());
+    // Esc goes back to the process list, the form kept.
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.picker.tab, PickerTab::Processes);
+    assert_eq!(app.picker.launch.program, "/bin/sleep");
+    assert!(!app.quit);
+}
+
+#[test]
+fn launch_form_error_100x30() {
+    let mut app = launch_app();
+    type_text(&mut app, "/nonexistent/vmmap-test-program");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.traces.is_empty());
+    let t = draw(&mut app, 100, 30);
+    let text = screen_text(&t);
+    assert!(
+        text.contains("/nonexistent/vmmap-test-program: no such program"),
+        "{text}"
+    );
+    insta::assert_snapshot!(t.backend());
+}
+
 #[test]
 fn column_chooser_80x24() {
     let mut app = main_app();
@@ -300,8 +367,12 @@ fn find_prompt_80x24() {
 fn tiny_sizes_never_panic() {
     type Make = fn() -> App;
     type Setup = fn(&mut App);
-    let states: [(&str, Make, Setup); 14] = [
+    let states: [(&str, Make, Setup); 16] = [
         ("picker", picker_app, |_| {}),
+        ("launch form", launch_app, |_| {}),
+        ("launch form error", launch_app, |a| {
+            a.picker.launch.error = Some("x ".repeat(200));
+        }),
         ("picker filtered", picker_app, |a| type_text(a, "sleep")),
         ("picker no match", picker_app, |a| type_text(a, "zzz")),
         ("picker last", picker_app, |a| key(a, KeyCode::End)),

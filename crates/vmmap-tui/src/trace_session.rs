@@ -1,0 +1,183 @@
+//! A program started from the Launch tab, watched on a thread of its own:
+//! a snapshot of it goes to the trace file every interval while it runs;
+//! when it exits the thread reaps it and finishes the file. Ending the
+//! session early (vmmap quits) finishes the file and leaves the program
+//! running: the agent keeps appending its events to the file until the
+//! program ends (the file loads the same either way).
+
+use std::fs::File;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use vmmap_core::collect::{self, Options};
+use vmmap_core::format::Writer;
+
+/// How a session ended.
+enum Ended {
+    /// The program exited (and was reaped).
+    Exited(ExitStatus),
+    /// vmmap stopped watching; the program still runs.
+    Left,
+    /// Waiting for the program failed.
+    WaitFailed(String),
+}
+
+struct Outcome {
+    ended: Ended,
+    snapshots: u64,
+    /// The first write error, if any (snapshots stop at it).
+    write_error: Option<String>,
+}
+
+/// One traced program.
+pub struct TraceSession {
+    /// Its PID.
+    pub pid: u32,
+    /// The program as typed.
+    pub program: String,
+    /// The trace file (absolute).
+    pub output: PathBuf,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Outcome>>,
+}
+
+impl TraceSession {
+    /// Starts watching `child`, appending a snapshot to `w` every
+    /// `interval`.
+    pub fn start(
+        mut child: Child,
+        mut w: Writer<File>,
+        program: String,
+        output: PathBuf,
+        proc_root: &Path,
+        interval: Duration,
+    ) -> std::io::Result<TraceSession> {
+        let pid = child.id();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let opts = Options::default()
+            .proc_root(proc_root)
+            .ptrace(false)
+            .read_memory(true);
+        let handle = std::thread::Builder::new()
+            .name(format!("vmmap-trace-{pid}"))
+            .spawn(move || {
+                let mut snapshots = 0u64;
+                let mut write_error: Option<String> = None;
+                let mut next = Instant::now() + interval;
+                let ended = loop {
+                    match child.try_wait() {
+                        Ok(Some(st)) => break Ended::Exited(st),
+                        Ok(None) => {}
+                        Err(e) => break Ended::WaitFailed(e.to_string()),
+                    }
+                    if flag.load(Ordering::Relaxed) {
+                        break Ended::Left;
+                    }
+                    if write_error.is_none() && Instant::now() >= next {
+                        next = Instant::now() + interval;
+                        // A snapshot can fail as the process exits: the
+                        // next try_wait sees that.
+                        if let Ok(s) = collect::snapshot(pid, &opts) {
+                            match w.append(&s) {
+                                Ok(()) => snapshots += 1,
+                                Err(e) => write_error = Some(e.to_string()),
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                if let Err(e) = w.finish().and_then(|f| f.sync_all()) {
+                    write_error.get_or_insert(e.to_string());
+                }
+                Outcome {
+                    ended,
+                    snapshots,
+                    write_error,
+                }
+            })?;
+        Ok(TraceSession {
+            pid,
+            program,
+            output,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Once the program has exited: the message saying so (the session
+    /// is over). None while it runs.
+    pub fn poll(&mut self) -> Option<String> {
+        if !self.handle.as_ref().is_some_and(|h| h.is_finished()) {
+            return None;
+        }
+        Some(self.join())
+    }
+
+    /// Stops watching (the program keeps running), finishes the file and
+    /// says what happened.
+    pub fn stop(mut self) -> String {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    fn join(&mut self) -> String {
+        let what = format!("traced {} (pid {})", self.program, self.pid);
+        let file = self.output.display();
+        let Some(h) = self.handle.take() else {
+            return format!("{what}: already ended");
+        };
+        let o = match h.join() {
+            Ok(o) => o,
+            Err(_) => {
+                return format!("{what}: the tracing thread failed; {file} may be incomplete")
+            }
+        };
+        let snaps = format!("{} snapshot(s)", o.snapshots);
+        let mut msg = match &o.ended {
+            Ended::Exited(st) => format!(
+                "{what} {}; trace written to {file} ({snaps}) — `vmmap trace {file}`",
+                describe_status(st)
+            ),
+            Ended::Left => format!(
+                "{what} is still running, no longer watched by vmmap; {file} is finished ({snaps}) and the agent keeps adding its events until the program ends — `vmmap trace {file}`"
+            ),
+            Ended::WaitFailed(e) => format!(
+                "{what}: waiting for it failed ({e}); {file} is finished ({snaps})"
+            ),
+        };
+        if let Some(e) = o.write_error {
+            msg.push_str(&format!(" (writing the file failed: {e})"));
+        }
+        msg
+    }
+}
+
+impl Drop for TraceSession {
+    fn drop(&mut self) {
+        if self.handle.is_some() {
+            self.stop.store(true, Ordering::Relaxed);
+            let _ = self.join();
+        }
+    }
+}
+
+fn describe_status(s: &ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig}{}",
+            if s.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => "ended".into(),
+    }
+}

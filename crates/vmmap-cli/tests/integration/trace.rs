@@ -53,7 +53,7 @@ fn torture() -> PathBuf {
 
 /// The agent library, built next to the vmmap binary under test (cargo test
 /// does not build cdylib targets by itself).
-fn agent() -> PathBuf {
+pub(crate) fn agent() -> PathBuf {
     static AGENT: OnceLock<PathBuf> = OnceLock::new();
     AGENT
         .get_or_init(|| {

@@ -47,6 +47,11 @@ fn have_tmux() -> bool {
 impl Tmux {
     /// Starts `vmmap ARGS` in a new pane.
     fn start(args: &[&str]) -> Tmux {
+        Tmux::start_env(args, &[])
+    }
+
+    /// Starts `vmmap ARGS` in a new pane with more environment variables.
+    fn start_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Tmux {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let home = TempDir::new("tui-home");
@@ -79,6 +84,7 @@ exec sleep 60"#;
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.path())
         .env_remove("TMUX")
+        .envs(env.iter().copied())
         // Files vmmap saves (Ctrl+S, w) land in the temporary home.
         .current_dir(home.path());
         let mut t = Tmux {
@@ -743,4 +749,124 @@ fn w_empties_the_working_set_after_asking() {
         .unwrap_or_else(|| panic!("no Mapped File row:\n{s}"));
     let cells: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cells[3..], ["20K", "20K", "2", "12K"], "{row}");
+}
+
+/// The pid of the first process below vmmap named `name`, waiting for it.
+fn child_named(t: &Tmux, name: &str) -> u32 {
+    let vm = t.vmmap_pid();
+    let t0 = Instant::now();
+    loop {
+        if let Some(p) = descendants(vm)
+            .into_iter()
+            .find(|&p| comm(p).as_deref() == Some(name))
+        {
+            return p;
+        }
+        assert!(t0.elapsed() < TIMEOUT, "no {name} started below vmmap");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Types a program and its arguments in the picker's Launch tab and
+/// presses Enter.
+fn launch_from_picker(t: &Tmux, program: &str, args: &str) {
+    t.wait("the picker's process list", |s| {
+        s.contains("select a process") && !s.contains("(0 of 0)")
+    });
+    t.keys(&["F2"]);
+    t.wait_for("Launch and trace a new process");
+    t.type_text(program);
+    t.keys(&["Tab"]);
+    t.type_text(args);
+    let typed = format!(" {args}▏");
+    t.wait("the arguments typed", |s| {
+        s.lines()
+            .any(|l| l.contains("Arguments") && l.contains(&typed))
+    });
+    t.keys(&["Enter"]);
+}
+
+/// The Launch tab starts a program under the agent, shows its live view,
+/// and when it exits says where the trace is; the file holds its
+/// operations and the program was reaped.
+#[test]
+fn launch_tab_traces_a_new_process() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let agent = crate::trace::agent();
+    let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
+    launch_from_picker(&t, "/bin/sleep", "3");
+    let pid = child_named(&t, "sleep");
+    let s = t.wait_main_view(pid);
+    assert!(
+        s.contains(&format!("Tracing /bin/sleep (pid {pid}) into ")),
+        "{s}"
+    );
+    let s = t.wait_for(&format!(
+        "traced /bin/sleep (pid {pid}) exited with status 0; trace written to "
+    ));
+    let line = s.lines().find(|l| l.contains("trace written to ")).unwrap();
+    let file = line
+        .split("trace written to ")
+        .nth(1)
+        .and_then(|r| r.split(" (").next())
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(std::path::Path::new(&file).is_file(), "{file} missing");
+    assert!(stat_fields(pid).is_none(), "{pid} was not reaped");
+    let out = vmmap_ok(&["trace", &file, "summary", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ops: u64 = v["calls"]
+        .as_object()
+        .expect("calls")
+        .values()
+        .filter_map(|n| n.as_u64())
+        .sum();
+    assert!(ops > 0, "no operations recorded:\n{out}");
+    assert_eq!(v["images"][0]["pid"], pid, "{out}");
+    assert_eq!(v["images"][0]["ended"], true, "{out}");
+    let text = vmmap_ok(&["trace", &file]);
+    assert!(text.contains("operations recorded"), "{text}");
+    // At least one snapshot of its memory went to the file too.
+    let tl = vmmap_ok(&["timeline", &file, "--csv"]);
+    assert!(tl.lines().count() >= 2, "no snapshot in {file}:\n{tl}");
+}
+
+/// Quitting vmmap while a traced program runs leaves it running and says
+/// so; the file is finished and loads.
+#[test]
+fn quitting_leaves_a_traced_program_running() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let agent = crate::trace::agent();
+    let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
+    launch_from_picker(&t, "sleep", "30");
+    let pid = child_named(&t, "sleep");
+    t.wait_main_view(pid);
+    t.keys(&["q"]);
+    let s = t.wait("vmmap to exit", |s| s.contains("EXITED-"));
+    let running = alive(pid);
+    kill_quietly(&[pid], "KILL");
+    assert!(s.contains("EXITED-0"), "{s}");
+    // The message wraps at the pane's width.
+    let line = s.replace('\n', "");
+    assert!(
+        line.contains(&format!("traced sleep (pid {pid}) is still running")),
+        "{s}"
+    );
+    assert!(running, "the traced program was stopped with vmmap");
+    let file = line
+        .split("`vmmap trace ")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .expect("the file is named")
+        .trim()
+        .to_string();
+    let out = vmmap_ok(&["trace", &file, "summary", "--json"]);
+    assert!(out.contains("\"calls\""), "{out}");
 }

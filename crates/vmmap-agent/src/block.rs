@@ -44,6 +44,8 @@ pub struct Buf {
     pub copied: usize,
     /// Link in the full list or the pool.
     pub next: *mut Buf,
+    /// Link in the list of every buffer ever made (never changes once set).
+    pub all: *mut Buf,
     /// The records.
     pub data: [u8; BUF_DATA],
 }
@@ -115,6 +117,7 @@ static FULL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
 static POOL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
 static POOL_LOCK: SpinLock = SpinLock::new();
 static BUFFERS: AtomicUsize = AtomicUsize::new(0);
+static ALL_BUFFERS: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
 /// How many times a thread waited for the writer to free a buffer.
 pub static STALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -310,8 +313,17 @@ fn take_buffer() -> *mut Buf {
             let p = sys::map_anon(core::mem::size_of::<Buf>()) as *mut Buf;
             if p.is_null() {
                 BUFFERS.fetch_sub(1, Relaxed);
+                return p;
             }
-            return p;
+            let mut head = ALL_BUFFERS.load(Relaxed);
+            loop {
+                // SAFETY: the fresh buffer is ours until published.
+                unsafe { (*p).all = head };
+                match ALL_BUFFERS.compare_exchange_weak(head, p, Release, Relaxed) {
+                    Ok(_) => return p,
+                    Err(h) => head = h,
+                }
+            }
         }
         BUFFERS.fetch_sub(1, Relaxed);
         STALLS.fetch_add(1, Relaxed);
@@ -343,5 +355,29 @@ pub fn after_fork_child(keep: *mut Block) {
             blk.state.store(FREE, Relaxed);
         }
         b = blk.next;
+    }
+}
+
+/// Every mapping the agent made for itself: blocks, their caches and all
+/// buffers, as (start, length).
+pub fn own_memory(out: &mut Vec<(u64, u64)>) {
+    let mut b = registry();
+    while !b.is_null() {
+        // SAFETY: registry blocks are never unmapped; these fields are set
+        // before publication and never change.
+        let blk = unsafe { &*b };
+        out.push((b as u64, core::mem::size_of::<Block>() as u64));
+        out.push((
+            blk.stacks as u64,
+            core::mem::size_of::<[StackSlot; STACK_SLOTS]>() as u64,
+        ));
+        out.push((blk.rules as u64, core::mem::size_of::<RuleCache>() as u64));
+        b = blk.next;
+    }
+    let mut p = ALL_BUFFERS.load(Acquire);
+    while !p.is_null() {
+        out.push((p as u64, core::mem::size_of::<Buf>() as u64));
+        // SAFETY: buffers are never unmapped; `all` never changes.
+        p = unsafe { (*p).all };
     }
 }

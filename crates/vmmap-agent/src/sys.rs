@@ -36,7 +36,25 @@ pub fn map_anon(len: usize) -> *mut u8 {
     if p < 0 {
         core::ptr::null_mut()
     } else {
+        name_agent_memory(p as usize, len);
         p as *mut u8
+    }
+}
+
+/// Names a mapping `[anon:vmmap-agent]` (Linux 5.17+; ignored elsewhere)
+/// so that vmmap can tell the agent's own memory from the program's.
+pub fn name_agent_memory(addr: usize, len: usize) {
+    const PR_SET_VMA: i32 = 0x5356_4d41;
+    const PR_SET_VMA_ANON_NAME: usize = 0;
+    // SAFETY: the name is a static C string; the kernel copies it.
+    unsafe {
+        libc::prctl(
+            PR_SET_VMA,
+            PR_SET_VMA_ANON_NAME,
+            addr,
+            len,
+            c"vmmap-agent".as_ptr(),
+        );
     }
 }
 

@@ -24,6 +24,21 @@ static WRITER: AtomicPtr<Block> = AtomicPtr::new(core::ptr::null_mut());
 /// allocation, a new thread, a dlopen): read /proc/self/maps soon.
 pub static MAPS_DIRTY: AtomicBool = AtomicBool::new(false);
 
+static MAPS_BEFORE: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// The anonymous mappings now, as (start, length).
+fn anon_ranges() -> Vec<(u64, u64)> {
+    let Ok(maps) = std::fs::read("/proc/self/maps") else {
+        return Vec::new();
+    };
+    vmmap_core::proc::smaps::parse(&maps)
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.inode == 0 && !m.path.starts_with('['))
+        .map(|m| (m.start, m.size()))
+        .collect()
+}
+
 /// How long a committed event may wait before it reaches the file.
 const FLUSH_MS: u64 = 50;
 /// Compress once this much is staged, whatever the time.
@@ -108,6 +123,9 @@ fn clock_fields(m: &mut Vec<u8>) {
 pub fn start() -> bool {
     STOP.store(false, Relaxed);
     STOPPED.store(false, Relaxed);
+    // The mappings before the writer exists: whatever appears by the end
+    // of its set-up (its stack, its malloc arena, its buffers) is ours.
+    *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()) = anon_ranges();
     // SAFETY: sigset operations on local sets.
     let old = unsafe {
         let mut all: libc::sigset_t = core::mem::zeroed();
@@ -186,6 +204,8 @@ struct State {
     bytes_in: u64,
     bytes_out: u64,
     pass_tick: u64,
+    /// Mappings that appeared while the writer set itself up.
+    own: Vec<(u64, u64)>,
 }
 
 fn main() {
@@ -210,7 +230,16 @@ fn main() {
         bytes_in: 0,
         bytes_out: 0,
         pass_tick: 0,
+        own: Vec::new(),
     };
+    // The staging buffer and the compressor exist by now, and so does
+    // this thread's malloc arena: everything new since start() is ours.
+    let before = std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
+    st.own = anon_ranges()
+        .into_iter()
+        .filter(|r| !before.contains(r))
+        .collect();
+    name_own_stack();
     let mut last_write = sys::clock_ns(libc::CLOCK_MONOTONIC);
     let mut last_maps = 0u64;
     let mut last_second = last_write;
@@ -263,6 +292,23 @@ fn main() {
             STOPPED.store(true, Release);
             return;
         }
+    }
+}
+
+/// Names the writer thread's stack mapping, as the agent's other memory.
+fn name_own_stack() {
+    let here = &0u8 as *const u8 as u64;
+    let Ok(maps) = std::fs::read("/proc/self/maps") else {
+        return;
+    };
+    let Ok(list) = vmmap_core::proc::smaps::parse(&maps) else {
+        return;
+    };
+    if let Some(m) = list
+        .iter()
+        .find(|m| m.start <= here && here < m.end && m.inode == 0)
+    {
+        sys::name_agent_memory(m.start as usize, m.size() as usize);
     }
 }
 
@@ -345,8 +391,19 @@ fn write_maps(st: &mut State) {
     if maps == st.maps {
         return;
     }
+    let tick = sys::ticks();
+    let mut own = st.own.clone();
+    block::own_memory(&mut own);
+    let mut a = vec![MSG_AGENT_MEMORY];
+    push_uvarint(&mut a, tick);
+    push_uvarint(&mut a, own.len() as u64);
+    for (s, l) in own {
+        push_uvarint(&mut a, s);
+        push_uvarint(&mut a, l);
+    }
+    write_msg(&a);
     let mut m = vec![MSG_MAPS];
-    push_uvarint(&mut m, sys::ticks());
+    push_uvarint(&mut m, tick);
     match zstd::bulk::compress(&maps, 1) {
         Ok(z) => {
             push_uvarint(&mut m, maps.len() as u64);
@@ -389,13 +446,15 @@ fn describe_modules(m: &mut Vec<u8>) {
             // SAFETY: dlpi_name is a C string.
             unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }.to_bytes()
         };
-        let exe;
-        let name = if name.is_empty() && out.is_empty() {
-            exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
-            exe.as_os_str().as_bytes()
+        // The path as /proc/self/maps prints it (links resolved), so that
+        // mappings and modules can be matched later.
+        let resolved = if name.is_empty() && out.is_empty() {
+            std::fs::read_link("/proc/self/exe").unwrap_or_default()
         } else {
-            name
+            let p = std::path::Path::new(std::ffi::OsStr::from_bytes(name));
+            std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
         };
+        let name = resolved.as_os_str().as_bytes();
         push_bytes(&mut rec, name);
         let phdrs = if info.dlpi_phdr.is_null() {
             &[][..]

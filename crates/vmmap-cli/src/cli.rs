@@ -653,9 +653,12 @@ pub struct TraceArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// `summary` (operation counts, bytes, peak, what is still allocated)
-    /// or `history` (every operation in time order).
-    #[arg(default_value = "summary", value_parser = ["summary", "history"])]
+    /// `summary` (operation counts, bytes, peak, what is still allocated),
+    /// `history` (every operation in time order) or `regions` (every
+    /// mapping of the process's last recorded map, with the call that made
+    /// it; mappings glibc made internally are tied to the allocation that
+    /// caused them).
+    #[arg(default_value = "summary", value_parser = ["summary", "history", "regions"])]
     pub view: String,
 
     /// History: only these operations (comma-separated: malloc, free,
@@ -667,7 +670,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "TID")]
     pub tid: Option<i32>,
 
-    /// History: print each operation's call stack (raw return addresses).
+    /// History and regions: print each call stack (raw return addresses).
     #[arg(long)]
     pub stacks: bool,
 

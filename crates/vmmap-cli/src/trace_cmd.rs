@@ -248,6 +248,7 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
     let mut out = io::BufWriter::new(stdout.lock());
     let res = match a.view.as_str() {
         "history" => history(a, &loaded.trace, &mut out),
+        "regions" => regions(a, &loaded.trace, &mut out),
         _ => summary(a, &loaded.trace, &mut out),
     };
     res.and_then(|_| out.flush())
@@ -340,6 +341,87 @@ fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Res
     }
     d.finish(&mut print);
     err.map_or(Ok(()), Err)
+}
+
+/// `regions`: the last map the agent recorded, each mapping with its owner.
+fn regions(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Result<()> {
+    use vmmap_core::trace::owners::owners;
+    let mut d = Decoder::new();
+    let mut records = Vec::new();
+    for m in messages {
+        if let Err(e) = d.feed(m, &mut |r, _| records.push(r.clone())) {
+            eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
+            break;
+        }
+    }
+    d.finish(&mut |r, _| records.push(r.clone()));
+    let info = &d.info;
+    let Some(last) = info.maps.len().checked_sub(1) else {
+        return writeln!(
+            out,
+            "no map was recorded (the process ended before the agent's first flush)"
+        );
+    };
+    let list = owners(&records, info, last);
+    let hex = |v: u64| format!("{v:#x}");
+    if a.json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|r| {
+                let m = &r.mapping;
+                let st = info.stacks.get(r.owner.stack() as usize).map(|s| s.frames.iter().map(|f| hex(*f)).collect::<Vec<_>>());
+                serde_json::json!({
+                    "start": hex(m.start), "end": hex(m.end), "size": m.size(),
+                    "perms": String::from_utf8_lossy(&m.perms), "path": &*m.path,
+                    "owner": owner_kind(&r.owner), "description": r.owner.describe(),
+                    "stack": st.filter(|s| !s.is_empty()),
+                    "first_use": match &r.owner {
+                        vmmap_core::trace::owners::Owner::Unobserved { first_use: Some((op, _, tid, _, size, ptr)) } =>
+                            serde_json::json!({"op": op, "tid": tid, "size": size, "ptr": hex(*ptr)}),
+                        _ => serde_json::Value::Null,
+                    },
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::other)?;
+        return writeln!(out);
+    }
+    for r in &list {
+        let m = &r.mapping;
+        writeln!(
+            out,
+            "{:>16x}-{:<16x} {} {:>8} {:<40} {}",
+            m.start,
+            m.end,
+            String::from_utf8_lossy(&m.perms),
+            size(m.size(), false),
+            if m.path.is_empty() { "[anon]" } else { &m.path },
+            r.owner.describe()
+        )?;
+        if a.stacks {
+            if let Some(s) = info.stacks.get(r.owner.stack() as usize) {
+                for f in &s.frames {
+                    writeln!(out, "{:>36}{f:#x}", "")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn owner_kind(o: &vmmap_core::trace::owners::Owner) -> &'static str {
+    use vmmap_core::trace::owners::Owner;
+    match o {
+        Owner::Call { .. } => "call",
+        Owner::Unobserved { first_use: Some(_) } => "glibc-internal",
+        Owner::Unobserved { first_use: None } => "unobserved",
+        Owner::ThreadStack { .. } => "thread-stack",
+        Owner::Image { .. } => "image",
+        Owner::BeforeStart => "before-start",
+        Owner::MainStack => "main-stack",
+        Owner::Kernel => "kernel",
+        Owner::Agent => "agent",
+    }
 }
 
 /// One JSON object per line: time (ns from the first record), thread,

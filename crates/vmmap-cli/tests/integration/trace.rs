@@ -752,3 +752,58 @@ fn vmmap_core_load(file: &Path) -> usize {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     v["points"].as_array().map(Vec::len).unwrap_or(0)
 }
+
+#[test]
+fn every_region_has_an_owner() {
+    let prog = torture();
+    let (o, file) = run_traced(&[], &prog, &["regions"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let w: Vec<&str> = out.split_whitespace().collect();
+    let addr = |i: usize| u64::from_str_radix(w[i].trim_start_matches("0x"), 16).unwrap();
+    let (big, m, arena) = (addr(1), addr(3), addr(5));
+    let o = Command::new(VMMAP)
+        .arg("trace")
+        .arg(&file)
+        .args(["regions", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let regions: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let regions = regions.as_array().unwrap();
+    for r in regions {
+        assert_ne!(r["owner"], "unobserved", "a region without an owner: {r}");
+    }
+    let holding = |a: u64| {
+        regions
+            .iter()
+            .find(|r| hexv(&r["start"]) <= a && a < hexv(&r["end"]))
+            .unwrap_or_else(|| panic!("no region holds {a:#x}"))
+    };
+    // glibc mapped the 1 MiB block itself: tied to the malloc that caused it.
+    let b = holding(big);
+    assert_eq!(b["owner"], "glibc-internal", "{b}");
+    assert_eq!(
+        (
+            b["first_use"]["op"].as_str(),
+            b["first_use"]["size"].as_u64()
+        ),
+        (Some("malloc"), Some(1 << 20))
+    );
+    assert!(b["stack"].as_array().is_some_and(|s| !s.is_empty()));
+    let r = holding(m);
+    assert_eq!(r["owner"], "call", "{r}");
+    assert!(r["description"].as_str().unwrap().starts_with("mmap"));
+    // The thread's arena is tied to its first allocation, in that thread.
+    let a = holding(arena);
+    assert_eq!(a["owner"], "glibc-internal", "{a}");
+    let tid = a["first_use"]["tid"].as_i64().unwrap();
+    assert!(regions
+        .iter()
+        .any(|r| r["owner"] == "thread-stack"
+            && r["description"] == format!("stack of thread {tid}")));
+    assert!(
+        regions.iter().any(|r| r["owner"] == "agent"),
+        "the agent's own memory is told apart"
+    );
+}

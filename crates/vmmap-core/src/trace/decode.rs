@@ -298,6 +298,8 @@ pub struct TraceInfo {
     pub modules: Vec<(u32, u64, Vec<ModuleInfo>)>,
     /// `/proc/self/maps` as the agent saw it: (image, tick, text).
     pub maps: Vec<(u32, u64, String)>,
+    /// The agent's own memory: (image, tick, (start, length) ranges).
+    pub agent_memory: Vec<(u32, u64, Vec<(u64, u64)>)>,
     /// Stack table; index 0 is the empty stack.
     pub stacks: Vec<StackInfo>,
     /// Trace messages read.
@@ -439,6 +441,23 @@ impl Decoder {
                 self.info
                     .maps
                     .push((image, tick, String::from_utf8_lossy(&text).into_owned()));
+            }
+            MSG_AGENT_MEMORY => {
+                let tick = c
+                    .uvarint()
+                    .ok_or_else(|| bad(index, "AGENT_MEMORY cut short"))?;
+                let n = c
+                    .uvarint()
+                    .ok_or_else(|| bad(index, "AGENT_MEMORY cut short"))?
+                    as usize;
+                let mut v = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    let (Some(a), Some(l)) = (c.uvarint(), c.uvarint()) else {
+                        return Err(bad(index, "AGENT_MEMORY cut short"));
+                    };
+                    v.push((a, l));
+                }
+                self.info.agent_memory.push((image, tick, v));
             }
             MSG_EVENTS => {
                 let tick = c.uvarint();

@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod launch;
+pub mod owners;
 pub mod summary;
 pub mod wire;
 

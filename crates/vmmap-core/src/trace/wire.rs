@@ -29,6 +29,10 @@ pub const MSG_MAPS: u8 = 4;
 pub const MSG_CLOCK: u8 = 5;
 /// The agent stopped cleanly: its counters.
 pub const MSG_END: u8 = 6;
+/// The agent's own memory: (start, length) ranges, sent with each MAPS
+/// message so its buffers and its writer thread's heap are not taken for
+/// the program's.
+pub const MSG_AGENT_MEMORY: u8 = 7;
 
 /// Event tags. The allocation tags share one record layout.
 pub const EV_MALLOC: u8 = 1;

@@ -289,6 +289,9 @@ pub struct StackInfo {
     pub truncated: bool,
 }
 
+/// (start, length) pairs.
+pub type AddressRanges = Vec<(u64, u64)>;
+
 /// Everything but the events.
 #[derive(Debug, Clone, Default)]
 pub struct TraceInfo {
@@ -299,7 +302,7 @@ pub struct TraceInfo {
     /// `/proc/self/maps` as the agent saw it: (image, tick, text).
     pub maps: Vec<(u32, u64, String)>,
     /// The agent's own memory: (image, tick, (start, length) ranges).
-    pub agent_memory: Vec<(u32, u64, Vec<(u64, u64)>)>,
+    pub agent_memory: Vec<(u32, u64, AddressRanges)>,
     /// Stack table; index 0 is the empty stack.
     pub stacks: Vec<StackInfo>,
     /// Trace messages read.

@@ -146,15 +146,13 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
     let modules: Vec<&str> = info
         .modules
         .iter()
-        .filter(|(img, t, _)| *img == image && *t <= tick)
-        .next_back()
+        .rfind(|(img, t, _)| *img == image && *t <= tick)
         .map(|(_, _, m)| m.iter().map(|m| m.path.as_str()).collect())
         .unwrap_or_default();
     let agent: Vec<(u64, u64)> = info
         .agent_memory
         .iter()
-        .filter(|(img, t, _)| *img == image && *t <= tick)
-        .next_back()
+        .rfind(|(img, t, _)| *img == image && *t <= tick)
         .map(|(_, _, v)| merge(v))
         .unwrap_or_default();
     let mut out: Vec<RegionOwner> = mappings

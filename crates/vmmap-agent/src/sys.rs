@@ -111,6 +111,44 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> bool {
     true
 }
 
+/// Writes several buffers with one `writev` (one write keeps them together
+/// in an O_APPEND file); finishes a short write with plain writes.
+pub fn write_parts(fd: i32, parts: &[&[u8]]) -> bool {
+    let iov: Vec<libc::iovec> = parts
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let n = loop {
+        // SAFETY: every iovec points into a live slice.
+        let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) };
+        if n >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break n;
+        }
+    };
+    if n < 0 {
+        return false;
+    }
+    let mut done = n as usize;
+    if done == total {
+        return true;
+    }
+    for p in parts {
+        if done >= p.len() {
+            done -= p.len();
+            continue;
+        }
+        if !write_all(fd, &p[done..]) {
+            return false;
+        }
+        done = 0;
+    }
+    true
+}
+
 /// A tiny spin lock for the slow paths (buffer pool, block registry). It
 /// never sleeps in the kernel, so it is safe in code that signal handlers
 /// may interrupt as long as a handler never takes it, which the reentrancy

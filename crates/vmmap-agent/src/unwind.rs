@@ -28,7 +28,28 @@ const RULE_SLOTS: usize = 4096;
 #[repr(C)]
 struct RuleSlot {
     addr: u64,
-    rule: u64,
+    cfa_off: i32,
+    rbp_off: i16,
+    ra_off: i8,
+    flags: u8,
+}
+
+const F_VALID: u8 = 1;
+const F_CFA_RBP: u8 = 2;
+const F_ROOT: u8 = 8;
+
+impl RuleSlot {
+    /// Unpacks a rule from [`compute_rule`] into the form the walk reads
+    /// with plain loads.
+    fn new(addr: u64, rule: u64) -> RuleSlot {
+        RuleSlot {
+            addr,
+            cfa_off: rule as u32 as i32,
+            rbp_off: (rule >> 32) as u16 as i16,
+            ra_off: (rule >> 48) as u8 as i8,
+            flags: (rule >> 56) as u8,
+        }
+    }
 }
 
 /// A direct-mapped cache from return address to unwind rule.
@@ -42,8 +63,9 @@ impl RuleCache {
     /// Empties the cache.
     pub fn clear(&mut self) {
         for s in self.slots.iter_mut() {
-            *s = RuleSlot { addr: 0, rule: 0 };
+            *s = RuleSlot::new(0, 0);
         }
+
         self.generation = MODULE_GENERATION.load(Relaxed);
     }
 }
@@ -291,9 +313,13 @@ fn compute_rule(addr: u64) -> u64 {
     pack(cfa_rbp, cfa_off, rbp_off, ra_off)
 }
 
+/// The slot for a return address: a shift and an xor, not a multiply,
+/// because this sits on the walk's critical path (load return address,
+/// find its rule, load the next return address). Return addresses differ
+/// in their low bits, which this keeps.
 #[inline(always)]
 fn slot_of(addr: u64) -> usize {
-    ((addr.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> (64 - 12)) as usize
+    ((addr ^ (addr >> 12)) as usize) & (RULE_SLOTS - 1)
 }
 
 /// Reads one aligned word of the thread's stack, or None outside it.
@@ -306,10 +332,18 @@ fn read(b: &Block, addr: u64) -> Option<u64> {
     Some(unsafe { core::ptr::read(addr as *const u64) })
 }
 
-/// Mixes one frame into a stack hash (never 0 for a non-empty stack).
+/// Mixes one frame into a stack hash.
 #[inline(always)]
 fn mix(h: u64, ip: u64) -> u64 {
-    (h ^ ip).wrapping_mul(0x0100_0000_01b3).rotate_left(29) | 1
+    // Two cycles per frame; [`finish`] mixes the bits once at the end.
+    h.rotate_left(7) ^ ip
+}
+
+/// Final avalanche of a stack hash (never 0 for a stack).
+#[inline(always)]
+fn finish(h: u64, n: usize) -> u64 {
+    let h = (h ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h ^ (h >> 29)) | 1
 }
 
 /// Result of one unwind: frames are in `b.frames[..n]`.
@@ -333,9 +367,23 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
         rules.clear();
     }
     let (alo, ahi) = (AGENT_LO.load(Relaxed), AGENT_HI.load(Relaxed));
+    let hi = b.stack_hi as u64;
+    if sp >= hi {
+        // On an alternate signal stack, or bounds unknown: no safe walk.
+        return Stack {
+            n: 0,
+            hash: finish(0, 0),
+            truncated: true,
+        };
+    }
+    if fp {
+        return walk_fp_after_agent(b, ip, sp, bp, hi, alo, ahi);
+    }
     let mut n = 0usize;
     let mut h = 0u64;
-    let mut first = true;
+    // The first frame's rule is for its exact address; a caller's for the
+    // call instruction, just before the return address.
+    let mut key = ip;
     let truncated = loop {
         if ip < alo || ip >= ahi {
             if n == MAX_FRAMES {
@@ -344,38 +392,36 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
             b.frames[n] = ip;
             h = mix(h, ip);
             n += 1;
-            if fp {
-                // Out of the agent (whose frames the rules unwound): follow
-                // the frame pointers from here.
-                return walk_fp(b, n, h, bp);
-            }
         }
-        let key = if first { ip } else { ip - 1 };
-        first = false;
         let slot = &mut rules.slots[slot_of(key)];
-        let rule = if slot.addr == key {
-            slot.rule
-        } else {
-            let r = compute_rule(key);
-            *slot = RuleSlot { addr: key, rule: r };
-            r
-        };
-        if rule & R_VALID == 0 {
-            break rule & R_ROOT == 0;
+        if slot.addr != key {
+            *slot = RuleSlot::new(key, compute_rule(key));
         }
-        let base = if rule & R_CFA_RBP != 0 { bp } else { sp };
-        let cfa = base.wrapping_add(rule as u32 as i32 as i64 as u64);
-        let ra_at = cfa.wrapping_add((rule >> 48) as u8 as i8 as i64 as u64);
-        let Some(ra) = read(b, ra_at) else { break true };
-        let rbp_off = (rule >> 32) as u16 as i16;
-        if rbp_off != 0 {
-            match read(b, cfa.wrapping_add(rbp_off as i64 as u64)) {
-                Some(v) => bp = v,
-                None => break true,
-            }
+        let r = *slot;
+        if r.flags & F_VALID == 0 {
+            break r.flags & F_ROOT == 0;
         }
-        if cfa <= sp {
+        let base = if r.flags & F_CFA_RBP != 0 { bp } else { sp };
+        let cfa = base.wrapping_add(r.cfa_off as i64 as u64);
+        // sp < cfa <= hi (one compare): the caller's frame is above ours
+        // and inside the stack, so every read below lies in [sp, hi).
+        let room = hi - sp;
+        if cfa.wrapping_sub(sp).wrapping_sub(1) >= room {
             break true;
+        }
+        let ra_at = cfa.wrapping_add(r.ra_off as i64 as u64);
+        if ra_at.wrapping_sub(sp) > room - 8 {
+            break true;
+        }
+        // SAFETY: inside this thread's own stack, checked above.
+        let ra = unsafe { core::ptr::read_unaligned(ra_at as *const u64) };
+        if r.rbp_off != 0 {
+            let at = cfa.wrapping_add(r.rbp_off as i64 as u64);
+            if at.wrapping_sub(sp) > room - 8 {
+                break true;
+            }
+            // SAFETY: as above.
+            bp = unsafe { core::ptr::read_unaligned(at as *const u64) };
         }
         sp = cfa;
         ip = ra;
@@ -383,11 +429,67 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
             // The outermost frame (_start's caller is 0).
             break false;
         }
+        key = ip - 1;
     };
     Stack {
         n,
-        hash: h,
+        hash: finish(h, n),
         truncated,
+    }
+}
+
+/// Frame-pointer mode: the agent's own frames by rules (the agent is not
+/// built with frame pointers), then the rbp chain.
+fn walk_fp_after_agent(
+    b: &mut Block,
+    mut ip: u64,
+    mut sp: u64,
+    mut bp: u64,
+    hi: u64,
+    alo: u64,
+    ahi: u64,
+) -> Stack {
+    // SAFETY: the rule cache is this block's own mapping.
+    let rules = unsafe { &mut *b.rules };
+    let mut key = ip;
+    for _ in 0..16 {
+        if ip < alo || ip >= ahi {
+            b.frames[0] = ip;
+            return walk_fp(b, 1, mix(0, ip), bp);
+        }
+        let slot = &mut rules.slots[slot_of(key)];
+        if slot.addr != key {
+            *slot = RuleSlot::new(key, compute_rule(key));
+        }
+        let r = *slot;
+        if r.flags & F_VALID == 0 {
+            break;
+        }
+        let base = if r.flags & F_CFA_RBP != 0 { bp } else { sp };
+        let cfa = base.wrapping_add(r.cfa_off as i64 as u64);
+        let room = hi - sp;
+        let ra_at = cfa.wrapping_add(r.ra_off as i64 as u64);
+        if cfa.wrapping_sub(sp).wrapping_sub(1) >= room || ra_at.wrapping_sub(sp) > room - 8 {
+            break;
+        }
+        // SAFETY: inside this thread's own stack, checked above.
+        let ra = unsafe { core::ptr::read_unaligned(ra_at as *const u64) };
+        if r.rbp_off != 0 {
+            let at = cfa.wrapping_add(r.rbp_off as i64 as u64);
+            if at.wrapping_sub(sp) > room - 8 {
+                break;
+            }
+            // SAFETY: as above.
+            bp = unsafe { core::ptr::read_unaligned(at as *const u64) };
+        }
+        sp = cfa;
+        ip = ra;
+        key = ip.wrapping_sub(1);
+    }
+    Stack {
+        n: 0,
+        hash: finish(0, 0),
+        truncated: true,
     }
 }
 
@@ -415,7 +517,7 @@ fn walk_fp(b: &mut Block, mut n: usize, mut h: u64, mut bp: u64) -> Stack {
     };
     Stack {
         n,
-        hash: h,
+        hash: finish(h, n),
         truncated,
     }
 }

@@ -204,6 +204,8 @@ struct State {
     bytes_in: u64,
     bytes_out: u64,
     pass_tick: u64,
+    /// Compressed output, reused.
+    zbuf: Vec<u8>,
     /// Mappings that appeared while the writer set itself up.
     own: Vec<(u64, u64)>,
 }
@@ -230,6 +232,9 @@ fn main() {
         bytes_in: 0,
         bytes_out: 0,
         pass_tick: 0,
+        zbuf: Vec::with_capacity(zstd::zstd_safe::compress_bound(
+            STAGE_BYTES + block::BUF_DATA,
+        )),
         own: Vec::new(),
     };
     // The staging buffer and the compressor exist by now, and so does
@@ -366,21 +371,27 @@ fn drain_partials(st: &mut State) {
     }
 }
 
+/// Compresses the staged segments into a buffer kept across calls (a fresh
+/// multi-megabyte buffer each time would cost page faults) and writes the
+/// chunk with one `writev`, header and payload uncopied.
 fn write_events(st: &mut State) {
     let raw = st.stage.len();
-    match st.compressor.compress(&st.stage) {
-        Ok(z) => {
-            let mut m = Vec::with_capacity(z.len() + 12);
-            m.push(MSG_EVENTS);
-            push_uvarint(&mut m, st.pass_tick);
-            push_uvarint(&mut m, raw as u64);
-            m.extend_from_slice(&z);
-            write_msg(&m);
-            st.bytes_in += raw as u64;
-            st.bytes_out += m.len() as u64;
-        }
-        Err(e) => eprintln!("vmmap agent: compression failed ({e}); events lost"),
+    st.zbuf.clear();
+    st.zbuf.reserve(zstd::zstd_safe::compress_bound(raw));
+    if let Err(e) = st.compressor.compress_to_buffer(&st.stage, &mut st.zbuf) {
+        eprintln!("vmmap agent: compression failed ({e}); events lost");
+        st.stage.clear();
+        return;
     }
+    let mut prefix = vec![MSG_EVENTS];
+    push_uvarint(&mut prefix, st.pass_tick);
+    push_uvarint(&mut prefix, raw as u64);
+    let total = prefix.len() + st.zbuf.len();
+    if let Ok(h) = vmmap_core::format::chunk_header(CHUNK_TRACE, &[&prefix, &st.zbuf], total) {
+        sys::write_parts(FD.load(Relaxed), &[&h, &prefix, &st.zbuf]);
+    }
+    st.bytes_in += raw as u64;
+    st.bytes_out += total as u64;
     st.stage.clear();
 }
 

@@ -190,19 +190,30 @@ pub fn file_header() -> [u8; 16] {
 /// appends these to a file the launcher also appends to (`O_APPEND` keeps
 /// whole writes apart).
 pub fn chunk_bytes(kind: u32, payload: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
-    let stored =
-        u32::try_from(payload.len()).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
+    let h = chunk_header(kind, &[payload], raw_len)?;
+    let mut buf = Vec::with_capacity(16 + payload.len());
+    buf.extend_from_slice(&h);
+    buf.extend_from_slice(payload);
+    Ok(buf)
+}
+
+/// The 16-byte header of a chunk whose payload is `parts` concatenated,
+/// for writers that send header and parts in one `writev` without copying.
+pub fn chunk_header(kind: u32, parts: &[&[u8]], raw_len: usize) -> io::Result<[u8; 16]> {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let stored = u32::try_from(len).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
     let raw = u32::try_from(raw_len).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
     let mut h = [0u8; 16];
     h[..4].copy_from_slice(&kind.to_le_bytes());
     h[4..8].copy_from_slice(&stored.to_le_bytes());
     h[8..12].copy_from_slice(&raw.to_le_bytes());
-    let crc = checksum(&h[..12], payload);
-    h[12..16].copy_from_slice(&crc.to_le_bytes());
-    let mut buf = Vec::with_capacity(16 + payload.len());
-    buf.extend_from_slice(&h);
-    buf.extend_from_slice(payload);
-    Ok(buf)
+    let mut c = crc32fast::Hasher::new();
+    c.update(&h[..12]);
+    for p in parts {
+        c.update(p);
+    }
+    h[12..16].copy_from_slice(&c.finalize().to_le_bytes());
+    Ok(h)
 }
 
 fn checksum(head: &[u8], payload: &[u8]) -> u32 {

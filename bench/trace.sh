@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/trace.sh [WORKLOAD ...]
+#
+# Overhead of tracing with vmmap's agent against the references, on the same
+# workloads in one run, as ratios to the plain (untraced) run. Workloads:
+#   stress   alloc_bench 10000000 2 4096 c   10M allocations, continuous sizes,
+#                                            25-frame stacks on average
+#   stressq  alloc_bench 10000000 2 4096 q   the same with 32 size classes
+#   typical  typical_mix 6000000 2           compute-bound word counting
+# Commands per workload (hyperfine, median wall; CPU is user+system):
+#   plain                    the workload alone
+#   LD_PRELOAD nop           preload_nop.so forwarding to glibc: the floor
+#   vmmap run                `vmmap run -q -i 1s` (agent + 1 s snapshots)
+#   heaptrack -r             heaptrack's raw recording (no interpreter)
+# It prints, per command, median wall seconds, wall ratio and CPU ratio to
+# plain, and for the tracers the file size per million allocations (each
+# paired with a free), then one line per workload:
+#   RATIO workload=stress vmmap_wall=1.9 vmmap_cpu=2.1 vmmap_mb_per_m=11.7 heaptrack_wall=7.8 ...
+# Targets (issue 6): wall <= 2.0x on stress, <= 1.10x on typical, <= 3 MB per
+# million allocations; a miss prints WARNING (exit status stays 0).
+#
+# Environment:
+#   RUNS=3            hyperfine runs per command (after 1 warm-up run)
+#   SHARED_BENCH=DIR  where alloc_bench.c, typical_mix.c and preload_shim.c
+#                     are (default: ROOT/../shared/bench; only read)
+#   OUT=DIR           trace files and builds (default: ROOT/target/bench-trace)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
+OUT=${OUT:-$ROOT/target/bench-trace}
+RUNS=${RUNS:-3}
+WORKLOADS=${*:-stress stressq typical}
+mkdir -p "$OUT"
+for f in alloc_bench.c typical_mix.c preload_shim.c; do
+    [ -f "$SHARED_BENCH/$f" ] || { echo "missing $SHARED_BENCH/$f (set SHARED_BENCH)" >&2; exit 1; }
+done
+command -v hyperfine >/dev/null || { echo "hyperfine not found (apt-get install hyperfine)" >&2; exit 1; }
+gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$SHARED_BENCH/alloc_bench.c"
+gcc -O2 -g -Wall -pthread -o "$OUT/typical_mix" "$SHARED_BENCH/typical_mix.c"
+gcc -O2 -Wall -fPIC -shared -DMODE=0 -o "$OUT/preload_nop.so" "$SHARED_BENCH/preload_shim.c"
+(cd "$ROOT" && cargo build --release -q -p vmmap -p vmmap-agent)
+VMMAP=$ROOT/target/release/vmmap
+HEAPTRACK=$(command -v heaptrack || true)
+
+for w in $WORKLOADS; do
+    case $w in
+    stress) app="$OUT/alloc_bench 10000000 2 4096 c" ;;
+    stressq) app="$OUT/alloc_bench 10000000 2 4096 q" ;;
+    typical) app="$OUT/typical_mix 6000000 2" ;;
+    *) echo "unknown workload $w" >&2; exit 2 ;;
+    esac
+    rm -f "$OUT/$w".* "$OUT"/ht_"$w"*
+    cmds=(-n plain "$app"
+          -n nop "env LD_PRELOAD=$OUT/preload_nop.so $app"
+          -n vmmap "$VMMAP run -q -i 1s -o $OUT/$w.vmmap -- $app")
+    [ -n "$HEAPTRACK" ] && cmds+=(-n heaptrack "$HEAPTRACK -r -o $OUT/ht_$w $app")
+    echo "== $w: $app"
+    hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$OUT/$w.json" --output null "${cmds[@]}" >/dev/null
+    allocs=$("$VMMAP" trace "$OUT/$w.vmmap" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["allocations"])')
+    vsize=$(stat -c %s "$OUT/$w.vmmap")
+    hsize=$(cat "$OUT"/ht_"$w"* 2>/dev/null | wc -c)
+    python3 - "$OUT/$w.json" "$w" "$allocs" "$vsize" "$hsize" <<'PY'
+import json, statistics, sys
+path, w, allocs, vsize, hsize = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+res = {r["command"]: r for r in json.load(open(path))["results"]}
+def med(r): return statistics.median(r["times"])
+def cpu(r): return r["user"] + r["system"]  # hyperfine reports their means
+p = res["plain"]
+out = {}
+for name, r in res.items():
+    wall, c = med(r) / med(p), cpu(r) / cpu(p)
+    size = {"vmmap": vsize, "heaptrack": hsize}.get(name)
+    per_m = f"{size / 1e6 / (allocs / 1e6):6.2f} MB per M allocations" if size else ""
+    print(f"  {name:<10} {med(r):8.3f} s  wall x{wall:5.2f}  cpu x{c:5.2f}  {per_m}")
+    out[name] = (wall, c, size / 1e6 / (allocs / 1e6) if size else 0)
+v = out["vmmap"]
+line = f"RATIO workload={w} allocations={allocs} vmmap_wall={v[0]:.2f} vmmap_cpu={v[1]:.2f} vmmap_mb_per_m={v[2]:.2f} nop_wall={out['nop'][0]:.2f}"
+if "heaptrack" in out:
+    h = out["heaptrack"]
+    line += f" heaptrack_wall={h[0]:.2f} heaptrack_cpu={h[1]:.2f} heaptrack_mb_per_m={h[2]:.2f}"
+print(line)
+target = {"stress": 2.0, "typical": 1.10}.get(w)
+if target and v[0] > target:
+    print(f"WARNING: {w}: vmmap wall x{v[0]:.2f} over the x{target} target")
+if v[2] > 3.0:
+    print(f"WARNING: {w}: {v[2]:.2f} MB per million allocations, over the 3 MB target")
+PY
+done

@@ -670,6 +670,12 @@ pub struct TraceArgs {
     #[arg(long, value_name = "TID")]
     pub tid: Option<i32>,
 
+    /// History: only operations on memory holding this address (hex): the
+    /// allocation that covers it and its free, the mapping calls on its
+    /// range. With --stacks, who allocated it.
+    #[arg(short, long, value_name = "ADDR")]
+    pub address: Option<String>,
+
     /// History and regions: print each call stack (raw return addresses).
     #[arg(long)]
     pub stacks: bool,

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use vmmap_core::collect::{self, Options};
 use vmmap_core::trace::decode::{Decoder, Event};
 use vmmap_core::trace::launch;
-use vmmap_core::trace::summary::Summarizer;
 use vmmap_core::units::size;
 use vmmap_core::Error;
 
@@ -234,6 +233,13 @@ fn write_summary(w: &mut impl Write, messages: &[Vec<u8>]) -> io::Result<()> {
 
 /// `vmmap trace FILE [summary|history]`
 pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
+    if let Some(s) = &a.address {
+        if u64::from_str_radix(s.trim_start_matches("0x"), 16).is_err() {
+            return Err(Failure::usage(format!(
+                "--address {s:?} is not a hexadecimal address such as 0x7f12ab345678"
+            )));
+        }
+    }
     let loaded = crate::load(&a.file)?;
     if loaded.trace.is_empty() {
         return Err(Failure {
@@ -291,11 +297,18 @@ fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Res
     let mut d = Decoder::new();
     let mut err: Option<io::Error> = None;
     let mut t0: Option<u64> = None;
-    let mut acc = Summarizer::default();
+    let mut at = a.address.as_ref().map(|s| {
+        let v = u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(u64::MAX);
+        vmmap_core::trace::address::AddressFilter::new(v)
+    });
     let mut print = |r: &vmmap_core::trace::Record, info: &vmmap_core::trace::TraceInfo| {
-        acc.add(r);
         if err.is_some() {
             return;
+        }
+        if let Some(f) = at.as_mut() {
+            if !f.matches(r) {
+                return;
+            }
         }
         if !a.op.is_empty() && !a.op.iter().any(|o| o == r.event.name()) {
             return;

@@ -248,6 +248,35 @@ fn basic_allocations_are_counted_exactly() {
         assert_eq!(hexv(&m[0]["ptr"]) % align, 0);
         assert_eq!(freed(&h, m[0]), 1);
     }
+    // Address lookup in the trace: the block holding an address inside
+    // malloc(1010), with its stack.
+    let p9 = hexv(&ops(&h, "malloc", 1010)[0]["ptr"]);
+    let o = Command::new(VMMAP)
+        .arg("trace")
+        .arg(&file)
+        .args([
+            "history",
+            "--json",
+            "--address",
+            &format!("{:#x}", p9 + 1009),
+        ])
+        .output()
+        .unwrap();
+    let hits: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !hits.is_empty() && hits[0]["op"] == "malloc" && hits[0]["size"] == 1010,
+        "{hits:?}"
+    );
+    assert!(hits[0]["stack"].is_array());
+    assert!(
+        hits.iter()
+            .all(|e| e["op"] != "malloc" || hexv(&e["ptr"]) <= p9 + 1009),
+        "{hits:?}"
+    );
     let s = summary(&file);
     assert_eq!(s["images"][0]["ended"], true, "the agent stopped cleanly");
     assert!(

@@ -1,6 +1,7 @@
 //! Traced runs: what the preload agent of `vmmap run` records, and the
 //! decoder that turns a file's trace chunks back into events.
 
+pub mod address;
 pub mod decode;
 pub mod launch;
 pub mod owners;

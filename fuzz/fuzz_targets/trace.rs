@@ -1,0 +1,61 @@
+#![no_main]
+//! The trace decoder (`vmmap trace`), the region owners and the summary on
+//! arbitrary messages: none of them may panic. Event and
+//! maps bodies are compressed here, so the fuzzer reaches the record parser
+//! instead of fighting zstd.
+
+use libfuzzer_sys::fuzz_target;
+use vmmap_core::trace::wire::*;
+use vmmap_core::trace::{owners::owners, summarize, Decoder, Record};
+
+fn hello() -> Vec<u8> {
+    let mut m = vec![MSG_HELLO];
+    for v in [u64::from(TRACE_VERSION), 1, 0, 4096, 0, 1000, 5_000, 7_000] {
+        push_uvarint(&mut m, v);
+    }
+    push_bytes(&mut m, b"/bin/x");
+    push_bytes(&mut m, b"x\0");
+    m
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut msgs = vec![hello()];
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        let kind = data[i];
+        let len = u16::from_le_bytes([data[i + 1], data[i + 2]]) as usize;
+        let body = &data[i + 3..(i + 3 + len).min(data.len())];
+        i += 3 + len;
+        let msg = match kind % 9 {
+            k @ (3 | 4) => {
+                let mut m = vec![if k == 3 { MSG_EVENTS } else { MSG_MAPS }];
+                push_uvarint(&mut m, (i as u64) << 4);
+                push_uvarint(&mut m, body.len() as u64);
+                m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap_or_default());
+                m
+            }
+            k => {
+                let mut m = vec![k];
+                m.extend_from_slice(body);
+                m
+            }
+        };
+        msgs.push(msg);
+    }
+    let mut d = Decoder::new();
+    let mut records: Vec<Record> = Vec::new();
+    for m in &msgs {
+        if d.feed(m, &mut |r, _| records.push(r.clone())).is_err() {
+            break;
+        }
+    }
+    d.finish(&mut |r, _| records.push(r.clone()));
+    for r in &records {
+        let _ = d.info.tick_ns(r.image, r.tick);
+        let _ = r.event.name();
+    }
+    if !d.info.maps.is_empty() {
+        let _ = owners(&records, &d.info, d.info.maps.len() - 1);
+    }
+    let _ = summarize(msgs.iter().map(Vec::as_slice));
+});

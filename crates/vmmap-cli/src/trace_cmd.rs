@@ -129,7 +129,6 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     let total = w.bytes_written();
     w.finish().map_err(out_err)?.sync_all().map_err(out_err)?;
     if !a.quiet {
-        let loaded = crate::load(&output)?;
         let mut err = io::stderr().lock();
         let _ = writeln!(
             err,
@@ -139,7 +138,9 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             describe_status(&status)
         );
         if agent.is_some() {
-            let _ = write_summary(&mut err, &loaded.trace);
+            if let Err(e) = write_summary(&mut err, &output) {
+                let _ = writeln!(err, "vmmap: {e}");
+            }
         }
         let size_now = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(total);
         let _ = writeln!(
@@ -180,8 +181,65 @@ fn describe_status(s: &std::process::ExitStatus) -> String {
     }
 }
 
-fn write_summary(w: &mut impl Write, messages: &[Vec<u8>]) -> io::Result<()> {
-    let (s, info, problem) = vmmap_core::trace::summarize(messages.iter().map(Vec::as_slice));
+/// Calls `f` with each trace message of the file, one at a time.
+fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
+    use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+    let what = path.display();
+    let mut s = ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
+        FormatError::Io(e) => Failure {
+            code: exit::OTHER,
+            message: format!("cannot read {what}: {e}"),
+        },
+        e => Failure {
+            code: exit::BAD_FILE,
+            message: format!("{what}: {e}"),
+        },
+    })?;
+    let mut any = false;
+    while let Some(m) = s.next_payload() {
+        any = true;
+        f(m);
+    }
+    if let Some(p) = &s.problem {
+        eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
+    }
+    if !any {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn summarize_file(
+    path: &Path,
+) -> Result<
+    (
+        vmmap_core::trace::Summary,
+        vmmap_core::trace::TraceInfo,
+        Option<vmmap_core::trace::TraceError>,
+    ),
+    Failure,
+> {
+    let mut b = vmmap_core::trace::summary::SummaryBuilder::default();
+    stream(path, |m| b.feed(m))?;
+    Ok(b.finish())
+}
+
+fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
+    let (s, info, problem) = summarize_file(path).map_err(|f| io::Error::other(f.message))?;
+    print_summary(w, &s, &info, problem)
+}
+
+fn print_summary(
+    w: &mut impl Write,
+    s: &vmmap_core::trace::Summary,
+    info: &vmmap_core::trace::TraceInfo,
+    problem: Option<vmmap_core::trace::TraceError>,
+) -> io::Result<()> {
     let ops: u64 = s.calls.values().sum();
     let calls = s
         .calls
@@ -240,32 +298,22 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
             )));
         }
     }
-    let loaded = crate::load(&a.file)?;
-    if loaded.trace.is_empty() {
-        return Err(Failure {
-            code: exit::BAD_FILE,
-            message: format!(
-                "{}: no trace in this file (it was not written by `vmmap run`, or the agent never started)",
-                a.file.display()
-            ),
-        });
-    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let res = match a.view.as_str() {
-        "history" => history(a, &loaded.trace, &mut out),
-        "regions" => regions(a, &loaded.trace, &mut out),
-        _ => summary(a, &loaded.trace, &mut out),
-    };
+        "history" => history(a, &mut out),
+        "regions" => regions(a, &mut out),
+        _ => summary(a, &mut out),
+    }?;
     res.and_then(|_| out.flush())
         .map_err(|e| output_error(e, "the trace"))
 }
 
-fn summary(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Result<()> {
+fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
+    let (s, info, problem) = summarize_file(&a.file)?;
     if !a.json {
-        return write_summary(out, messages);
+        return Ok(print_summary(out, &s, &info, problem));
     }
-    let (s, info, problem) = vmmap_core::trace::summarize(messages.iter().map(Vec::as_slice));
     let v = serde_json::json!({
         "schema": "vmmap.trace-summary",
         "version": 1,
@@ -289,11 +337,12 @@ fn summary(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Res
         "maps_records": info.maps.len(),
         "problem": problem.map(|p| p.to_string()),
     });
-    serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::other)?;
-    writeln!(out)
+    Ok(serde_json::to_writer_pretty(&mut *out, &v)
+        .map_err(io::Error::other)
+        .and_then(|_| writeln!(out)))
 }
 
-fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Result<()> {
+fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
     let mut d = Decoder::new();
     let mut err: Option<io::Error> = None;
     let mut t0: Option<u64> = None;
@@ -346,36 +395,50 @@ fn history(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Res
             err = Some(e);
         }
     };
-    for m in messages {
-        if let Err(e) = d.feed(m, &mut print) {
-            eprintln!("vmmap: warning: {e}; the history stops there");
-            break;
+    let mut failed = false;
+    stream(&a.file, |m| {
+        if !failed {
+            if let Err(e) = d.feed(m, &mut print) {
+                eprintln!("vmmap: warning: {e}; the history stops there");
+                failed = true;
+            }
         }
-    }
+    })?;
     d.finish(&mut print);
-    err.map_or(Ok(()), Err)
+    Ok(err.map_or(Ok(()), Err))
 }
 
 /// `regions`: the last map the agent recorded, each mapping with its owner.
-fn regions(a: &TraceArgs, messages: &[Vec<u8>], out: &mut impl Write) -> io::Result<()> {
-    use vmmap_core::trace::owners::owners;
+fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
     let mut d = Decoder::new();
     let mut records = Vec::new();
-    for m in messages {
-        if let Err(e) = d.feed(m, &mut |r, _| records.push(r.clone())) {
-            eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
-            break;
+    let mut failed = false;
+    stream(&a.file, |m| {
+        if !failed {
+            if let Err(e) = d.feed(m, &mut |r, _| records.push(r.clone())) {
+                eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
+                failed = true;
+            }
         }
-    }
+    })?;
     d.finish(&mut |r, _| records.push(r.clone()));
-    let info = &d.info;
+    Ok(write_regions(a, &records, &d.info, out))
+}
+
+fn write_regions(
+    a: &TraceArgs,
+    records: &[vmmap_core::trace::Record],
+    info: &vmmap_core::trace::TraceInfo,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    use vmmap_core::trace::owners::owners;
     let Some(last) = info.maps.len().checked_sub(1) else {
         return writeln!(
             out,
             "no map was recorded (the process ended before the agent's first flush)"
         );
     };
-    let list = owners(&records, info, last);
+    let list = owners(records, info, last);
     let hex = |v: u64| format!("{v:#x}");
     if a.json {
         let v: Vec<_> = list

@@ -178,6 +178,106 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// Reads a file's chunks of one kind one at a time, with memory for one
+/// chunk: `vmmap trace` on a multi-gigabyte trace must not load it whole.
+pub struct ChunkStream<R: Read> {
+    r: R,
+    kind: u32,
+    buf: Vec<u8>,
+    offset: u64,
+    /// Why reading stopped early, if it did (everything before is good).
+    pub problem: Option<FormatError>,
+}
+
+impl ChunkStream<std::io::BufReader<std::fs::File>> {
+    /// Opens `path` and checks its header.
+    pub fn open(path: &std::path::Path, kind: u32) -> Result<Self, FormatError> {
+        let f = std::fs::File::open(path)?;
+        ChunkStream::new(std::io::BufReader::with_capacity(1 << 20, f), kind)
+    }
+}
+
+impl<R: Read> ChunkStream<R> {
+    /// Reads and checks the file header from `r`.
+    pub fn new(mut r: R, kind: u32) -> Result<Self, FormatError> {
+        let mut h = [0u8; 16];
+        let mut got = 0;
+        while got < 16 {
+            match r.read(&mut h[got..])? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        if got < 8 || h[..8] != MAGIC {
+            return Err(FormatError::NotVmmap);
+        }
+        let version = u16::from_le_bytes([h[8], h[9]]);
+        if version > VERSION {
+            return Err(FormatError::NewerVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let problem = (got < 16).then_some(FormatError::Truncated { offset: 0 });
+        Ok(ChunkStream {
+            r,
+            kind,
+            buf: Vec::new(),
+            offset: 16,
+            problem,
+        })
+    }
+
+    /// The next payload of the chosen kind, or None at the end (or at the
+    /// first damage, recorded in [`ChunkStream::problem`]).
+    pub fn next_payload(&mut self) -> Option<&[u8]> {
+        loop {
+            if self.problem.is_some() {
+                return None;
+            }
+            let offset = self.offset;
+            let mut h = [0u8; 16];
+            match self.r.read(&mut h[..1]) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    self.problem = Some(FormatError::Io(e));
+                    return None;
+                }
+            }
+            if self.r.read_exact(&mut h[1..]).is_err() {
+                self.problem = Some(FormatError::Truncated { offset });
+                return None;
+            }
+            let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+            let (kind, stored, crc) = (word(0), word(4) as usize, word(12));
+            if stored > MAX_RAW as usize {
+                self.problem = Some(FormatError::Corrupt {
+                    offset,
+                    reason: format!("declared size {stored} is implausible"),
+                });
+                return None;
+            }
+            self.buf.resize(stored, 0);
+            if self.r.read_exact(&mut self.buf).is_err() {
+                self.problem = Some(FormatError::Truncated { offset });
+                return None;
+            }
+            self.offset += 16 + stored as u64;
+            if checksum(&h[..12], &self.buf) != crc {
+                self.problem = Some(FormatError::Corrupt {
+                    offset,
+                    reason: "checksum mismatch".into(),
+                });
+                return None;
+            }
+            if kind == self.kind {
+                return Some(&self.buf);
+            }
+        }
+    }
+}
+
 /// The 16-byte file header.
 pub fn file_header() -> [u8; 16] {
     let mut h = [0u8; 16];

@@ -8,7 +8,7 @@
 //! previous chunk's stamp is already in the file.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use super::wire::*;
 
@@ -334,29 +334,12 @@ struct Stream {
     last_tick: u64,
     last_addr: u64,
     stacks: Vec<u32>,
+    /// Decoded records not released yet, in stream order.
+    queue: VecDeque<(u64, Record)>,
 }
 
-struct Pending {
-    key: (u64, u64),
-    record: Record,
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, o: &Self) -> bool {
-        self.key == o.key
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.key.cmp(&o.key)
-    }
-}
+/// A stream's first waiting record: (tick, arrival number, (image, stream)).
+type Head = (u64, u64, (u32, u32));
 
 /// Turns trace messages into time-ordered records.
 #[derive(Default)]
@@ -365,7 +348,10 @@ pub struct Decoder {
     pub info: TraceInfo,
     streams: HashMap<(u32, u32), Stream>,
     stack_ids: HashMap<StackInfo, u32>,
-    heap: BinaryHeap<Reverse<Pending>>,
+    /// The head of every stream with records waiting: (tick, arrival
+    /// number, stream). A k-way merge: each stream is already in order, so
+    /// the heap holds one entry per thread, not one per record.
+    heads: BinaryHeap<Reverse<Head>>,
     seq: u64,
     chunk_ticks: [u64; 2],
 }
@@ -487,14 +473,21 @@ impl Decoder {
     }
 
     fn release(&mut self, below: u64, out: &mut impl FnMut(&Record, &TraceInfo)) {
-        while let Some(Reverse(p)) = self.heap.peek() {
-            if p.key.0 >= below {
+        while let Some(&Reverse((tick, _, key))) = self.heads.peek() {
+            if tick >= below {
                 break;
             }
-            let Some(Reverse(p)) = self.heap.pop() else {
-                break;
+            self.heads.pop();
+            let Some(st) = self.streams.get_mut(&key) else {
+                continue;
             };
-            out(&p.record, &self.info);
+            let Some((_, record)) = st.queue.pop_front() else {
+                continue;
+            };
+            if let Some((seq, next)) = st.queue.front() {
+                self.heads.push(Reverse((next.tick, *seq, key)));
+            }
+            out(&record, &self.info);
         }
     }
 
@@ -583,10 +576,10 @@ impl Decoder {
                 event,
             };
             self.seq += 1;
-            self.heap.push(Reverse(Pending {
-                key: (tick, self.seq),
-                record,
-            }));
+            if st.queue.is_empty() {
+                self.heads.push(Reverse((tick, self.seq, (image, stream))));
+            }
+            st.queue.push_back((self.seq, record));
         }
         Ok(())
     }

@@ -112,22 +112,53 @@ impl Summarizer {
     }
 }
 
+/// Feeds messages one at a time to a decoder and a [`Summarizer`].
+pub struct SummaryBuilder {
+    d: Decoder,
+    acc: Summarizer,
+    problem: Option<TraceError>,
+}
+
+impl Default for SummaryBuilder {
+    fn default() -> Self {
+        SummaryBuilder {
+            d: Decoder::new(),
+            acc: Summarizer::default(),
+            problem: None,
+        }
+    }
+}
+
+impl SummaryBuilder {
+    /// Adds one message; after a damaged one, the rest are ignored.
+    pub fn feed(&mut self, msg: &[u8]) {
+        if self.problem.is_some() {
+            return;
+        }
+        let acc = &mut self.acc;
+        if let Err(e) = self.d.feed(msg, &mut |r, _| acc.add(r)) {
+            self.problem = Some(e);
+        }
+    }
+
+    /// The totals, the trace's facts and the first damage met.
+    pub fn finish(mut self) -> (Summary, TraceInfo, Option<TraceError>) {
+        let acc = &mut self.acc;
+        self.d.finish(&mut |r, _| acc.add(r));
+        let info = self.d.info;
+        (self.acc.finish(&info), info, self.problem)
+    }
+}
+
 /// Summarises trace messages (the payloads of a file's trace chunks).
 /// On a damaged message the totals cover everything before it, and the
 /// error says where it stopped.
 pub fn summarize<'a>(
     messages: impl IntoIterator<Item = &'a [u8]>,
 ) -> (Summary, TraceInfo, Option<TraceError>) {
-    let mut d = Decoder::new();
-    let mut acc = Summarizer::default();
-    let mut problem = None;
+    let mut b = SummaryBuilder::default();
     for m in messages {
-        if let Err(e) = d.feed(m, &mut |r, _| acc.add(r)) {
-            problem = Some(e);
-            break;
-        }
+        b.feed(m);
     }
-    d.finish(&mut |r, _| acc.add(r));
-    let info = d.info;
-    (acc.finish(&info), info, problem)
+    b.finish()
 }

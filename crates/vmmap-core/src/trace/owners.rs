@@ -93,10 +93,11 @@ impl Owner {
     }
 }
 
-/// A mapping and its owner.
+/// A mapping, or the part of one that a single call made, and its owner.
 #[derive(Debug, Clone)]
 pub struct RegionOwner {
-    /// The mapping as the agent saw it.
+    /// The mapping as the agent saw it, cut to this part (the kernel merges
+    /// neighbouring mappings made by different calls).
     pub mapping: Mapping,
     /// Why it exists.
     pub owner: Owner,
@@ -114,10 +115,6 @@ fn merge(v: &[(u64, u64)]) -> Vec<(u64, u64)> {
         }
     }
     out.into_iter().map(|(a, b)| (a, b - a)).collect()
-}
-
-fn overlaps(a: u64, b: u64, m: &Mapping) -> bool {
-    a < m.end && b > m.start
 }
 
 /// Owners of every mapping in `info.maps[maps_index]`, from the records
@@ -155,24 +152,46 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
         .rfind(|(img, t, _)| *img == image && *t <= tick)
         .map(|(_, _, v)| merge(v))
         .unwrap_or_default();
-    let mut out: Vec<RegionOwner> = mappings
-        .into_iter()
-        .map(|m| {
-            let covered: u64 = agent
-                .iter()
-                .map(|&(a, l)| (a + l).min(m.end).saturating_sub(a.max(m.start)))
-                .sum();
-            // A program's own call wins: the kernel may have merged its
-            // mapping with an agent buffer next to it.
-            let owner = match owner_of(&m, &calls, &seen, &modules) {
-                Owner::Unobserved { first_use: None } if covered >= m.size() && m.inode == 0 => {
-                    Owner::Agent
+    let mut out: Vec<RegionOwner> = Vec::new();
+    for m in mappings {
+        // The kernel merges neighbouring mappings that look alike, so one
+        // mapping may hold what several calls made: each part gets its own
+        // owner, the latest call that made or unmapped it deciding.
+        for (part, made_by) in split(&m, &calls) {
+            let owner = match made_by {
+                Some(r) => Owner::Call {
+                    op: r.event.name(),
+                    tick: r.tick,
+                    tid: r.tid,
+                    stack: match &r.event {
+                        Event::Mmap { stack, .. }
+                        | Event::Mremap { stack, .. }
+                        | Event::Brk { stack, .. } => *stack,
+                        _ => 0,
+                    },
+                },
+                None => {
+                    // The agent's own memory may be merged in too.
+                    for (sub, agent_part) in cut_by(&part, &agent) {
+                        let owner = if agent_part && sub.inode == 0 {
+                            Owner::Agent
+                        } else {
+                            owner_of(&sub, &seen, &modules)
+                        };
+                        out.push(RegionOwner {
+                            mapping: sub,
+                            owner,
+                        });
+                    }
+                    continue;
                 }
-                o => o,
             };
-            RegionOwner { mapping: m, owner }
-        })
-        .collect();
+            out.push(RegionOwner {
+                mapping: part,
+                owner,
+            });
+        }
+    }
     // Mappings no hook saw: the first allocation inside each.
     let mut order: Vec<usize> = (0..out.len()).collect();
     order.sort_by_key(|&i| out[i].mapping.start);
@@ -258,7 +277,7 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
         if matches!(r.owner, Owner::Unobserved { first_use: None })
             && first
                 .iter()
-                .any(|f| f.start == r.mapping.start && f.end == r.mapping.end)
+                .any(|f| f.start <= r.mapping.start && r.mapping.end <= f.end)
         {
             r.owner = Owner::BeforeStart;
         }
@@ -266,12 +285,94 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
     out
 }
 
-fn owner_of(
+/// Cuts a mapping at the edges of sorted, disjoint `ranges`: (part, inside
+/// one of them).
+fn cut_by(m: &Mapping, ranges: &[(u64, u64)]) -> Vec<(Mapping, bool)> {
+    let mut out = Vec::new();
+    let mut pos = m.start;
+    let mut push = |s: u64, e: u64, inside: bool| {
+        if s < e {
+            let mut part = m.clone();
+            part.offset += s - m.start;
+            part.start = s;
+            part.end = e;
+            out.push((part, inside));
+        }
+    };
+    for &(a, l) in ranges {
+        let (x, y) = (a.max(m.start), (a + l).min(m.end));
+        if x >= y {
+            continue;
+        }
+        push(pos, x, false);
+        push(x, y, true);
+        pos = y;
+    }
+    push(pos, m.end, false);
+    out
+}
+
+/// Cuts a mapping into the parts the recorded calls made (Some) and the
+/// rest (None), in address order.
+fn split<'a>(
     m: &Mapping,
-    calls: &[(&Record, u64, u64, bool)],
-    seen: &[&Record],
-    modules: &[&str],
-) -> Owner {
+    calls: &[(&'a Record, u64, u64, bool)],
+) -> Vec<(Mapping, Option<&'a Record>)> {
+    let mut free = vec![(m.start, m.end)];
+    let mut parts: Vec<(u64, u64, Option<&'a Record>)> = Vec::new();
+    for &(r, a, b, create) in calls.iter().rev() {
+        if free.is_empty() {
+            break;
+        }
+        let mut rest = Vec::with_capacity(free.len() + 1);
+        for (s, e) in free {
+            let (x, y) = (s.max(a), e.min(b));
+            if x >= y {
+                rest.push((s, e));
+                continue;
+            }
+            if s < x {
+                rest.push((s, x));
+            }
+            if y < e {
+                rest.push((y, e));
+            }
+            // An unmap means what is there now came from elsewhere.
+            parts.push((x, y, create.then_some(r)));
+        }
+        free = rest;
+    }
+    parts.extend(free.into_iter().map(|(s, e)| (s, e, None)));
+    parts.sort_by_key(|p| p.0);
+    // Neighbouring parts with the same maker are one part.
+    let mut merged: Vec<(u64, u64, Option<&'a Record>)> = Vec::with_capacity(parts.len());
+    for p in parts {
+        match merged.last_mut() {
+            Some(last) if last.1 == p.0 && same_maker(last.2, p.2) => last.1 = p.1,
+            _ => merged.push(p),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(s, e, r)| {
+            let mut part = m.clone();
+            part.offset += s - m.start;
+            part.start = s;
+            part.end = e;
+            (part, r)
+        })
+        .collect()
+}
+
+fn same_maker(a: Option<&Record>, b: Option<&Record>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(x), Some(y)) => std::ptr::eq(x, y),
+        _ => false,
+    }
+}
+
+fn owner_of(m: &Mapping, seen: &[&Record], modules: &[&str]) -> Owner {
     let path = &*m.path;
     if path.starts_with("[anon:vmmap-agent") {
         return Owner::Agent;
@@ -280,23 +381,6 @@ fn owner_of(
         "[vdso]" | "[vvar]" | "[vvar_vclock]" | "[vsyscall]" => return Owner::Kernel,
         "[stack]" => return Owner::MainStack,
         _ => {}
-    }
-    // The latest call that touched this range decides: a creation owns
-    // it, an unmap means whatever is there now came from elsewhere.
-    if let Some((r, _, _, create)) = calls.iter().rev().find(|(_, a, b, _)| overlaps(*a, *b, m)) {
-        if *create {
-            return Owner::Call {
-                op: r.event.name(),
-                tick: r.tick,
-                tid: r.tid,
-                stack: match &r.event {
-                    Event::Mmap { stack, .. }
-                    | Event::Mremap { stack, .. }
-                    | Event::Brk { stack, .. } => *stack,
-                    _ => 0,
-                },
-            };
-        }
     }
     let base = |p: &str| p.rsplit('/').next().map(str::to_string);
     if m.inode != 0
@@ -331,4 +415,72 @@ fn owner_of(
         }
     }
     Owner::Unobserved { first_use: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mmap(addr: u64, len: u64, tick: u64) -> Record {
+        Record {
+            tick,
+            image: 0,
+            tid: 1,
+            event: Event::Mmap {
+                addr,
+                len,
+                prot: 3,
+                flags: 0x22,
+                fd: -1,
+                offset: 0,
+                stack: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn a_merged_mapping_is_cut_into_the_parts_each_call_made() {
+        let m = Mapping {
+            start: 0x1000,
+            end: 0x6000,
+            ..Mapping::default()
+        };
+        let (a, b) = (mmap(0x2000, 0x1000, 1), mmap(0x2800, 0x2000, 2));
+        let unmap = Record {
+            tick: 3,
+            image: 0,
+            tid: 1,
+            event: Event::Munmap {
+                addr: 0x4000,
+                len: 0x800,
+                stack: 0,
+            },
+        };
+        let calls = vec![
+            (&a, 0x2000, 0x3000, true),
+            (&b, 0x2800, 0x4800, true),
+            (&unmap, 0x4000, 0x4800, false),
+        ];
+        let parts: Vec<(u64, u64, Option<u64>)> = split(&m, &calls)
+            .into_iter()
+            .map(|(p, r)| (p.start, p.end, r.map(|r| r.tick)))
+            .collect();
+        assert_eq!(
+            parts,
+            vec![
+                (0x1000, 0x2000, None),
+                (0x2000, 0x2800, Some(1)),
+                (0x2800, 0x4000, Some(2)),
+                (0x4000, 0x6000, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn merging_keeps_sorted_disjoint_ranges() {
+        assert_eq!(
+            merge(&[(0x3000, 0x1000), (0x1000, 0x1000), (0x1800, 0x1000)]),
+            vec![(0x1000, 0x1800), (0x3000, 0x1000)]
+        );
+    }
 }

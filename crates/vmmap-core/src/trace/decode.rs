@@ -783,3 +783,112 @@ fn parse_modules(c: &mut Cursor<'_>) -> Option<Vec<ModuleInfo>> {
     }
     Some(v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Vec<u8> {
+        let mut m = vec![MSG_HELLO];
+        for v in [u64::from(TRACE_VERSION), 42, 1, 4096, 0, 0, 1_000, 2_000] {
+            push_uvarint(&mut m, v);
+        }
+        push_bytes(&mut m, b"/bin/prog");
+        push_bytes(&mut m, b"prog\0-x\0");
+        m
+    }
+
+    /// A stream segment: thread start at `t0`, then mallocs at the given
+    /// tick offsets.
+    fn segment(stream: u32, tid: u64, t0: u64, mallocs: &[(u64, u64, u64)]) -> Vec<u8> {
+        let mut r = vec![EV_THREAD_START];
+        r.extend_from_slice(&t0.to_le_bytes());
+        for v in [tid, 0x1000, 0, 0x8000] {
+            push_uvarint(&mut r, v);
+        }
+        let (mut last_t, mut last_a) = (t0, 0u64);
+        for &(t, ptr, size) in mallocs {
+            r.push(EV_MALLOC);
+            push_uvarint(&mut r, zigzag((t - last_t) as i64));
+            push_uvarint(&mut r, zigzag(ptr.wrapping_sub(last_a) as i64));
+            push_uvarint(&mut r, size);
+            push_uvarint(&mut r, 0);
+            last_t = t;
+            last_a = ptr;
+        }
+        let mut s = stream.to_le_bytes().to_vec();
+        s.extend_from_slice(&(r.len() as u32).to_le_bytes());
+        s.extend_from_slice(&r);
+        s
+    }
+
+    fn events(pass_tick: u64, segs: &[Vec<u8>]) -> Vec<u8> {
+        let raw: Vec<u8> = segs.concat();
+        let mut m = vec![MSG_EVENTS];
+        push_uvarint(&mut m, pass_tick);
+        push_uvarint(&mut m, raw.len() as u64);
+        m.extend_from_slice(&zstd::bulk::compress(&raw, 1).unwrap());
+        m
+    }
+
+    #[test]
+    fn threads_are_merged_in_time_order_across_chunks() {
+        // Thread 2's early records reach the file one chunk after thread
+        // 1's later ones, as a quiet thread's partial buffer does.
+        let msgs = [
+            hello(),
+            events(
+                100,
+                &[segment(1, 11, 10, &[(20, 0x5000, 1), (40, 0x5100, 2)])],
+            ),
+            events(200, &[segment(2, 12, 15, &[(30, 0x7000, 3)])]),
+            events(300, &[]),
+        ];
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        for m in &msgs {
+            d.feed(m, &mut |r, _| {
+                if let Event::Alloc { size, ptr, .. } = r.event {
+                    got.push((r.tick, r.tid, size, ptr));
+                }
+            })
+            .unwrap();
+        }
+        d.finish(&mut |r, _| {
+            if let Event::Alloc { size, ptr, .. } = r.event {
+                got.push((r.tick, r.tid, size, ptr));
+            }
+        });
+        assert_eq!(
+            got,
+            vec![
+                (20, 11, 1, 0x5000),
+                (30, 12, 3, 0x7000),
+                (40, 11, 2, 0x5100)
+            ]
+        );
+        let img = &d.info.images[0];
+        assert_eq!((img.pid, img.cmdline.as_str()), (42, "prog -x"));
+    }
+
+    #[test]
+    fn damage_is_reported_not_panicked() {
+        let mut d = Decoder::new();
+        d.feed(&hello(), &mut |_, _| {}).unwrap();
+        let mut bad = events(100, &[segment(1, 11, 10, &[(20, 0x5000, 1)])]);
+        let n = bad.len();
+        bad.truncate(n - 3);
+        assert!(matches!(
+            d.feed(&bad, &mut |_, _| {}),
+            Err(TraceError::Corrupt { .. })
+        ));
+        let mut newer = vec![MSG_HELLO];
+        push_uvarint(&mut newer, 99);
+        let mut d = Decoder::new();
+        assert!(d.feed(&newer, &mut |_, _| {}).is_err());
+        assert!(matches!(
+            Decoder::new().feed(&[], &mut |_, _| {}),
+            Err(TraceError::Corrupt { .. })
+        ));
+    }
+}

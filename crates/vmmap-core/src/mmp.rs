@@ -256,10 +256,32 @@ fn write_region(w: &mut impl Write, r: &Region, top: bool, indent: usize) -> io:
         return w.write_all(b"/>\n");
     }
     w.write_all(b">\n")?;
+    let mut cursor = r.start;
     for s in &r.sub_blocks {
+        // A hole inside a region (an image's segments need not touch):
+        // written as Unusable, so that import knows it is no reservation.
+        if s.start > cursor {
+            write_hole(w, cursor, s.start - cursor, indent + 2)?;
+        }
         write_region(w, s, false, indent + 2)?;
+        cursor = cursor.max(s.end);
+    }
+    if r.end > cursor {
+        write_hole(w, cursor, r.end - cursor, indent + 2)?;
     }
     writeln!(w, "{:indent$}</Region>", "")
+}
+
+fn write_hole(w: &mut impl Write, start: u64, size: u64, indent: usize) -> io::Result<()> {
+    write!(w, "{:indent$}<Region", "")?;
+    num(w, "Address", start)?;
+    num(w, "Size", size)?;
+    num(w, "Commit", 0)?;
+    num(w, "Protection", u64::from(page::NOACCESS))?;
+    num(w, "Storage", u64::from(storage::FREE))?;
+    num(w, "UseType", u64::from(use_type::UNUSABLE))?;
+    attr(w, "Type", "Unusable")?;
+    w.write_all(b"/>\n")
 }
 
 /// Writes snapshots as one `.mmp` document: each top-level region with
@@ -648,6 +670,14 @@ fn set_id(r: &mut Region, id: Option<u64>) {
 }
 
 fn assemble(raw: RawSnapshot) -> Result<Snapshot, MmpError> {
+    // Unusable space inside a region is a hole, not a reservation: no
+    // filler is made for it.
+    let holes: Vec<(u64, u64)> = raw
+        .records
+        .iter()
+        .filter(|r| r.use_type == Some(use_type::UNUSABLE))
+        .map(|r| (r.start, r.end))
+        .collect();
     let mut recs: Vec<(usize, Record)> = raw
         .records
         .into_iter()
@@ -735,7 +765,7 @@ fn assemble(raw: RawSnapshot) -> Result<Snapshot, MmpError> {
                     ),
                 });
             }
-            if r.start > cursor {
+            if r.start > cursor && !holes.contains(&(cursor, r.start)) {
                 subs.push(filler(cursor, r.start, &top_leaf));
             }
             subs.push(leaf(
@@ -746,7 +776,7 @@ fn assemble(raw: RawSnapshot) -> Result<Snapshot, MmpError> {
             ));
             cursor = r.end;
         }
-        if cursor < top.end {
+        if cursor < top.end && !holes.contains(&(cursor, top.end)) {
             subs.push(filler(cursor, top.end, &top_leaf));
         }
         let mut g = Region::group(
@@ -900,6 +930,37 @@ mod tests {
             String::from_utf8(export(b)).unwrap(),
             String::from_utf8(export(&s)).unwrap()
         );
+    }
+
+    #[test]
+    fn a_hole_between_sub_blocks_stays_a_hole() {
+        let vma = |start: u64, end: u64, perms: &[u8; 4]| {
+            let mut fields = crate::proc::smaps::SmapsFields::default();
+            fields.set(Field::Size, end - start);
+            Region::from_mapping(Mapping {
+                start,
+                end,
+                perms: *perms,
+                inode: 7,
+                path: "/bin/x".into(),
+                fields,
+                ..Mapping::default()
+            })
+        };
+        let g = Region::group(
+            vec![
+                vma(0x10000, 0x12000, b"r--p"),
+                vma(0x13000, 0x14000, b"rw-p"),
+            ],
+            MemoryType::Image,
+            "/bin/x".into(),
+            Cow::Borrowed("test"),
+        );
+        let s = Snapshot::from_regions(1, 0, vec![g]);
+        let back = parse(&export(&s)).unwrap();
+        let r = &back[0].regions[0];
+        assert_eq!((r.start, r.end, r.sub_blocks.len()), (0x10000, 0x14000, 2));
+        assert_eq!(key(r), key(&s.regions[0]));
     }
 
     #[test]

@@ -101,8 +101,6 @@ pub struct Block {
     pub rules: *mut RuleCache,
     /// Scratch frames for one unwind.
     pub frames: [u64; vmmap_core::trace::wire::MAX_FRAMES],
-    /// Calls not recorded because a signal handler re-entered a hook.
-    pub reentered: u64,
     /// Writer only: the last buffer sequence fully written.
     pub w_done: u64,
     /// Registry link (never changes once set).
@@ -200,7 +198,6 @@ unsafe fn reset(b: *mut Block, tid: i32) {
     blk.last_tick = 0;
     blk.last_addr = 0;
     blk.next_stack = 1;
-    blk.reentered = 0;
     blk.w_done = 0;
     // SAFETY: the caches are this block's own mappings.
     unsafe {
@@ -309,7 +306,7 @@ fn take_buffer() -> *mut Buf {
                 return p;
             }
         }
-        if BUFFERS.fetch_add(1, Relaxed) < MAX_BUFFERS || !crate::writer_running() {
+        if BUFFERS.fetch_add(1, Relaxed) < MAX_BUFFERS || !crate::writer::running() {
             let p = sys::map_anon(core::mem::size_of::<Buf>()) as *mut Buf;
             if p.is_null() {
                 BUFFERS.fetch_sub(1, Relaxed);

@@ -256,7 +256,6 @@ pub unsafe extern "C" fn mmap(
     };
     if let Some(b) = b {
         if r != libc::MAP_FAILED {
-            let saved = crate::errno();
             record::mapping(
                 b,
                 EV_MMAP,
@@ -269,7 +268,6 @@ pub unsafe extern "C" fn mmap(
                     off as u64,
                 ],
             );
-            crate::set_errno(saved);
         }
         leave(b);
     }
@@ -305,9 +303,7 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     };
     if let Some(b) = b {
         if r == 0 {
-            let saved = crate::errno();
             record::mapping(b, EV_MUNMAP, addr as u64, &[len as u64]);
-            crate::set_errno(saved);
         }
         leave(b);
     }
@@ -337,7 +333,6 @@ pub unsafe extern "C" fn mremap(
     };
     if let Some(b) = b {
         if r != libc::MAP_FAILED {
-            let saved = crate::errno();
             record::mapping(
                 b,
                 EV_MREMAP,
@@ -349,7 +344,37 @@ pub unsafe extern "C" fn mremap(
                     flags as u32 as u64,
                 ],
             );
-            crate::set_errno(saved);
+        }
+        leave(b);
+    }
+    r
+}
+
+type AddrLenIntFn = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
+
+/// `mprotect` and `madvise`: (address, length, one int), 0 on success,
+/// recorded with the int.
+///
+/// # Safety
+/// As the C call `real` (or system call `sysno`) is.
+unsafe fn addr_len_int(
+    real: Option<AddrLenIntFn>,
+    sysno: libc::c_long,
+    tag: u8,
+    addr: *mut c_void,
+    len: size_t,
+    v: c_int,
+) -> c_int {
+    let b = enter();
+    let r = match real {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(addr, len, v) },
+        // SAFETY: the raw system call has the same contract.
+        None => unsafe { libc::syscall(sysno, addr, len, v) as c_int },
+    };
+    if let Some(b) = b {
+        if r == 0 {
+            record::mapping(b, tag, addr as u64, &[len as u64, v as u32 as u64]);
         }
         leave(b);
     }
@@ -360,51 +385,18 @@ pub unsafe extern "C" fn mremap(
 /// As C `mprotect`.
 #[no_mangle]
 pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
-    type F = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
-    let b = enter();
-    let r = match real!(MPROTECT, "mprotect", F) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(addr, len, prot) },
-        // SAFETY: same contract.
-        None => unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as c_int },
-    };
-    if let Some(b) = b {
-        if r == 0 {
-            let saved = crate::errno();
-            record::mapping(b, EV_MPROTECT, addr as u64, &[len as u64, prot as u64]);
-            crate::set_errno(saved);
-        }
-        leave(b);
-    }
-    r
+    let real = real!(MPROTECT, "mprotect", AddrLenIntFn);
+    // SAFETY: the caller's contract is mprotect's.
+    unsafe { addr_len_int(real, libc::SYS_mprotect, EV_MPROTECT, addr, len, prot) }
 }
 
 /// # Safety
 /// As C `madvise`.
 #[no_mangle]
 pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int {
-    type F = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
-    let b = enter();
-    let r = match real!(MADVISE, "madvise", F) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(addr, len, advice) },
-        // SAFETY: same contract.
-        None => unsafe { libc::syscall(libc::SYS_madvise, addr, len, advice) as c_int },
-    };
-    if let Some(b) = b {
-        if r == 0 {
-            let saved = crate::errno();
-            record::mapping(
-                b,
-                EV_MADVISE,
-                addr as u64,
-                &[len as u64, advice as u32 as u64],
-            );
-            crate::set_errno(saved);
-        }
-        leave(b);
-    }
-    r
+    let real = real!(MADVISE, "madvise", AddrLenIntFn);
+    // SAFETY: the caller's contract is madvise's.
+    unsafe { addr_len_int(real, libc::SYS_madvise, EV_MADVISE, addr, len, advice) }
 }
 
 type SbrkFn = unsafe extern "C" fn(libc::intptr_t) -> *mut c_void;
@@ -422,14 +414,12 @@ pub unsafe extern "C" fn sbrk(incr: libc::intptr_t) -> *mut c_void {
     let r = unsafe { real(incr) };
     if let Some(b) = b {
         if r as isize != -1 {
-            let saved = crate::errno();
             record::mapping(
                 b,
                 EV_BRK,
                 r as u64,
                 &[(r as u64).wrapping_add(incr as u64), 1],
             );
-            crate::set_errno(saved);
         }
         leave(b);
     }
@@ -452,9 +442,7 @@ pub unsafe extern "C" fn brk(addr: *mut c_void) -> c_int {
     let r = unsafe { real(addr) };
     if let Some(b) = b {
         if r == 0 && old != addr as u64 {
-            let saved = crate::errno();
             record::mapping(b, EV_BRK, old, &[addr as u64, 0]);
-            crate::set_errno(saved);
         }
         leave(b);
     }
@@ -601,9 +589,7 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     let pid = unsafe { real() };
     if let Some(b) = b {
         if pid > 0 {
-            let saved = crate::errno();
             record::plain(b, EV_FORK, &[pid as u64], &[], true);
-            crate::set_errno(saved);
         }
         leave(b);
     }

@@ -107,10 +107,6 @@ pub(crate) fn fp_mode() -> bool {
     FP.load(Relaxed)
 }
 
-pub(crate) fn writer_running() -> bool {
-    writer::running()
-}
-
 /// Enters a hook: returns the thread's block with the guard set, or None if
 /// this call must not be recorded (agent inactive, nested call, no memory).
 #[inline(always)]

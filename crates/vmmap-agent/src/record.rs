@@ -123,8 +123,16 @@ pub fn free(b: &mut Block, tick: u64, ptr: u64) {
 }
 
 /// A mapping call: tag, address, then up to four more integers, then the
-/// stack. Layouts per tag are listed in `docs/trace-format.md`.
+/// stack. Layouts per tag are listed in `docs/trace-format.md`. The call
+/// being recorded has already set errno, which recording (a rule lookup,
+/// a new buffer) must not change.
 pub fn mapping(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
+    let saved = crate::errno();
+    mapping_inner(b, tag, a, rest);
+    crate::set_errno(saved);
+}
+
+fn mapping_inner(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
     let stack = stack_id(b);
     let Some(mut p) = start(b, tag, crate::sys::ticks()) else {
         return;
@@ -137,8 +145,15 @@ pub fn mapping(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
     block::commit(b, p);
 }
 
-/// A record with integers and an optional string, no stack.
+/// A record with integers, a string and optionally the stack; errno is
+/// kept as the recorded call left it.
 pub fn plain(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
+    let saved = crate::errno();
+    plain_inner(b, tag, ints, text, with_stack);
+    crate::set_errno(saved);
+}
+
+fn plain_inner(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
     let stack = if with_stack { stack_id(b) } else { 0 };
     let Some(mut p) = start(b, tag, crate::sys::ticks()) else {
         return;

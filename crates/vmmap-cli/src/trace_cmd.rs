@@ -373,7 +373,7 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             }
             return;
         }
-        let (detail, stack) = describe(&r.event);
+        let (detail, stack) = (describe(&r.event), r.event.stack());
         let line = format!(
             "{:>12.6} {:>7} {:<14} {detail}",
             t as f64 / 1e9,
@@ -571,7 +571,7 @@ fn write_json_record(
     o["tid"] = json!(r.tid);
     o["image"] = json!(r.image);
     o["op"] = json!(r.event.name());
-    let (_, stack) = describe(&r.event);
+    let stack = r.event.stack();
     if stack != 0 {
         if let Some(s) = info.stacks.get(stack as usize) {
             o["stack"] = json!(s.frames.iter().map(|f| hex(*f)).collect::<Vec<_>>());
@@ -583,25 +583,14 @@ fn write_json_record(
 }
 
 /// One line of detail for an operation, and its stack id.
-fn describe(e: &Event) -> (String, u32) {
+fn describe(e: &Event) -> String {
     match e {
         Event::Alloc {
-            ptr,
-            size,
-            align,
-            stack,
-            ..
-        } if *align != 0 => (format!("{ptr:#x} size {size} align {align}"), *stack),
-        Event::Alloc {
-            ptr, size, stack, ..
-        } => (format!("{ptr:#x} size {size}"), *stack),
-        Event::Realloc {
-            old,
-            new,
-            size,
-            stack,
-        } => (format!("{old:#x} -> {new:#x} size {size}"), *stack),
-        Event::Free { ptr } => (format!("{ptr:#x}"), 0),
+            ptr, size, align, ..
+        } if *align != 0 => format!("{ptr:#x} size {size} align {align}"),
+        Event::Alloc { ptr, size, .. } => format!("{ptr:#x} size {size}"),
+        Event::Realloc { old, new, size, .. } => format!("{old:#x} -> {new:#x} size {size}"),
+        Event::Free { ptr } => format!("{ptr:#x}"),
         Event::Mmap {
             addr,
             len,
@@ -609,64 +598,40 @@ fn describe(e: &Event) -> (String, u32) {
             flags,
             fd,
             offset,
-            stack,
-        } => (
+            ..
+        } => {
             format!(
                 "{addr:#x} len {len} prot {} flags {flags:#x} fd {fd} off {offset}",
                 prot_str(*prot)
-            ),
-            *stack,
-        ),
-        Event::Munmap { addr, len, stack } => (format!("{addr:#x} len {len}"), *stack),
+            )
+        }
+        Event::Munmap { addr, len, .. } => format!("{addr:#x} len {len}"),
         Event::Mremap {
             old,
             old_len,
             new,
             new_len,
-            stack,
             ..
-        } => (
-            format!("{old:#x} len {old_len} -> {new:#x} len {new_len}"),
-            *stack,
-        ),
+        } => format!("{old:#x} len {old_len} -> {new:#x} len {new_len}"),
         Event::Mprotect {
-            addr,
-            len,
-            prot,
-            stack,
-        } => (
-            format!("{addr:#x} len {len} prot {}", prot_str(*prot)),
-            *stack,
-        ),
+            addr, len, prot, ..
+        } => format!("{addr:#x} len {len} prot {}", prot_str(*prot)),
         Event::Madvise {
-            addr,
-            len,
-            advice,
-            stack,
-        } => (format!("{addr:#x} len {len} advice {advice}"), *stack),
-        Event::Brk {
-            old, new, stack, ..
-        } => (format!("{old:#x} -> {new:#x}"), *stack),
+            addr, len, advice, ..
+        } => format!("{addr:#x} len {len} advice {advice}"),
+        Event::Brk { old, new, .. } => format!("{old:#x} -> {new:#x}"),
         Event::ThreadStart {
             pthread,
             stack_lo,
             stack_hi,
-        } => (
-            format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
-            0,
-        ),
-        Event::ThreadExit => (String::new(), 0),
-        Event::ThreadName { pthread, name } => (format!("pthread {pthread:#x} {name:?}"), 0),
-        Event::ThreadCreate { pthread, stack } => (format!("pthread {pthread:#x}"), *stack),
-        Event::Dlopen {
-            handle,
-            path,
-            stack,
-            ..
-        } => (format!("{path} handle {handle:#x}"), *stack),
-        Event::Dlclose { handle, stack } => (format!("handle {handle:#x}"), *stack),
-        Event::Fork { pid, stack } => (format!("child {pid}"), *stack),
-        Event::Exec { path, stack } => (path.clone(), *stack),
+        } => format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
+        Event::ThreadExit => String::new(),
+        Event::ThreadName { pthread, name } => format!("pthread {pthread:#x} {name:?}"),
+        Event::ThreadCreate { pthread, .. } => format!("pthread {pthread:#x}"),
+        Event::Dlopen { handle, path, .. } => format!("{path} handle {handle:#x}"),
+        Event::Dlclose { handle, .. } => format!("handle {handle:#x}"),
+        Event::Fork { pid, .. } => format!("child {pid}"),
+        Event::Exec { path, .. } => path.clone(),
     }
 }
 

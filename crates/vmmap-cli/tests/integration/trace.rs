@@ -140,38 +140,37 @@ fn same_behaviour(plain: &Output, traced: &Output) {
     );
 }
 
-fn history(file: &Path) -> Vec<Value> {
+/// `vmmap SUB FILE ARGS…`, which must succeed; its output.
+fn on_file(sub: &str, file: &Path, args: &[&str]) -> Vec<u8> {
     let o = Command::new(VMMAP)
-        .args(["trace"])
+        .arg(sub)
         .arg(file)
-        .args(["history", "--json"])
+        .args(args)
         .output()
-        .expect("vmmap trace");
+        .expect("run vmmap");
     assert!(
         o.status.success(),
-        "vmmap trace failed: {}",
+        "vmmap {sub} {args:?} failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    String::from_utf8(o.stdout)
+    o.stdout
+}
+
+/// One JSON object per line.
+fn json_lines(out: Vec<u8>) -> Vec<Value> {
+    String::from_utf8(out)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect()
 }
 
+fn history(file: &Path) -> Vec<Value> {
+    json_lines(on_file("trace", file, &["history", "--json"]))
+}
+
 fn summary(file: &Path) -> Value {
-    let o = Command::new(VMMAP)
-        .args(["trace"])
-        .arg(file)
-        .args(["summary", "--json"])
-        .output()
-        .expect("vmmap trace");
-    assert!(
-        o.status.success(),
-        "vmmap trace failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
+    serde_json::from_slice(&on_file("trace", file, &["summary", "--json"])).unwrap()
 }
 
 fn ops<'a>(h: &'a [Value], op: &str, size: u64) -> Vec<&'a Value> {
@@ -251,22 +250,12 @@ fn basic_allocations_are_counted_exactly() {
     // Address lookup in the trace: the block holding an address inside
     // malloc(1010), with its stack.
     let p9 = hexv(&ops(&h, "malloc", 1010)[0]["ptr"]);
-    let o = Command::new(VMMAP)
-        .arg("trace")
-        .arg(&file)
-        .args([
-            "history",
-            "--json",
-            "--address",
-            &format!("{:#x}", p9 + 1009),
-        ])
-        .output()
-        .unwrap();
-    let hits: Vec<Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let at = format!("{:#x}", p9 + 1009);
+    let hits = json_lines(on_file(
+        "trace",
+        &file,
+        &["history", "--json", "--address", &at],
+    ));
     assert!(
         !hits.is_empty() && hits[0]["op"] == "malloc" && hits[0]["size"] == 1010,
         "{hits:?}"
@@ -771,14 +760,7 @@ fn untraceable_programs_are_refused_with_a_way_out() {
 
 /// Snapshots in a file, counted through `vmmap timeline --json`.
 fn vmmap_core_load(file: &Path) -> usize {
-    let o = Command::new(VMMAP)
-        .arg("timeline")
-        .arg(file)
-        .arg("--json")
-        .output()
-        .expect("vmmap timeline");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: Value = serde_json::from_slice(&on_file("timeline", file, &["--json"])).unwrap();
     v["points"].as_array().map(Vec::len).unwrap_or(0)
 }
 
@@ -791,14 +773,8 @@ fn every_region_has_an_owner() {
     let w: Vec<&str> = out.split_whitespace().collect();
     let addr = |i: usize| u64::from_str_radix(w[i].trim_start_matches("0x"), 16).unwrap();
     let (big, m, arena) = (addr(1), addr(3), addr(5));
-    let o = Command::new(VMMAP)
-        .arg("trace")
-        .arg(&file)
-        .args(["regions", "--json"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let regions: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let regions: Value =
+        serde_json::from_slice(&on_file("trace", &file, &["regions", "--json"])).unwrap();
     let regions = regions.as_array().unwrap();
     for r in regions {
         assert_ne!(r["owner"], "unobserved", "a region without an owner: {r}");

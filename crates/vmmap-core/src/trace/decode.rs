@@ -196,6 +196,30 @@ pub enum Event {
 }
 
 impl Event {
+    /// The id of the call stack recorded with it (0: none; frees and thread
+    /// records carry none).
+    pub fn stack(&self) -> u32 {
+        match self {
+            Event::Alloc { stack, .. }
+            | Event::Realloc { stack, .. }
+            | Event::Mmap { stack, .. }
+            | Event::Munmap { stack, .. }
+            | Event::Mremap { stack, .. }
+            | Event::Mprotect { stack, .. }
+            | Event::Madvise { stack, .. }
+            | Event::Brk { stack, .. }
+            | Event::ThreadCreate { stack, .. }
+            | Event::Dlopen { stack, .. }
+            | Event::Dlclose { stack, .. }
+            | Event::Fork { stack, .. }
+            | Event::Exec { stack, .. } => *stack,
+            Event::Free { .. }
+            | Event::ThreadStart { .. }
+            | Event::ThreadExit
+            | Event::ThreadName { .. } => 0,
+        }
+    }
+
     /// The operation's name, as the history shows it.
     pub fn name(&self) -> &'static str {
         match self {

@@ -163,12 +163,7 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
                     op: r.event.name(),
                     tick: r.tick,
                     tid: r.tid,
-                    stack: match &r.event {
-                        Event::Mmap { stack, .. }
-                        | Event::Mremap { stack, .. }
-                        | Event::Brk { stack, .. } => *stack,
-                        _ => 0,
-                    },
+                    stack: r.event.stack(),
                 },
                 None => {
                     // The agent's own memory may be merged in too.

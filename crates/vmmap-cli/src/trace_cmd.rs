@@ -214,6 +214,39 @@ fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads every record of the file's trace on a second thread, calling
+/// `each` in time order; warns about damage, fails when there is no trace.
+fn scan_file(
+    path: &Path,
+    each: impl FnMut(&vmmap_core::trace::Record),
+) -> Result<vmmap_core::trace::scan::Scan, Failure> {
+    use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+    let what = path.display();
+    let s = ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
+        FormatError::Io(e) => Failure {
+            code: exit::OTHER,
+            message: format!("cannot read {what}: {e}"),
+        },
+        e => Failure {
+            code: exit::BAD_FILE,
+            message: format!("{what}: {e}"),
+        },
+    })?;
+    let scan = vmmap_core::trace::scan::scan(s, each);
+    if let Some(p) = &scan.file_problem {
+        eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
+    }
+    if scan.messages == 0 {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
+            ),
+        });
+    }
+    Ok(scan)
+}
+
 fn summarize_file(
     path: &Path,
 ) -> Result<
@@ -224,9 +257,9 @@ fn summarize_file(
     ),
     Failure,
 > {
-    let mut b = vmmap_core::trace::summary::SummaryBuilder::default();
-    stream(path, |m| b.feed(m))?;
-    Ok(b.finish())
+    let mut acc = vmmap_core::trace::summary::Summarizer::default();
+    let scan = scan_file(path, |r| acc.add(r))?;
+    Ok((acc.finish(&scan.info), scan.info, scan.damage))
 }
 
 fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
@@ -303,6 +336,12 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
     let res = match a.view.as_str() {
         "history" => history(a, &mut out),
         "regions" => regions(a, &mut out),
+        "calltree" => crate::trace_views::calltree(a, &mut out),
+        "leaks" => crate::trace_views::leaks(a, &mut out),
+        "allocations" => crate::trace_views::allocations(a, &mut out),
+        "folded" | "flamegraph" | "pprof" | "speedscope" => {
+            return crate::trace_views::export(a);
+        }
         _ => summary(a, &mut out),
     }?;
     res.and_then(|_| out.flush())
@@ -404,7 +443,9 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             }
         }
     })?;
-    d.finish(&mut print);
+    if let Err(e) = d.finish(&mut print) {
+        eprintln!("vmmap: warning: {e}; the history stops there");
+    }
     Ok(err.map_or(Ok(()), Err))
 }
 
@@ -421,7 +462,9 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             }
         }
     })?;
-    d.finish(&mut |r, _| records.push(r.clone()));
+    if let Err(e) = d.finish(&mut |r, _| records.push(r.clone())) {
+        eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
+    }
     Ok(write_regions(a, &records, &d.info, out))
 }
 
@@ -440,6 +483,16 @@ fn write_regions(
     };
     let list = owners(records, info, last);
     let hex = |v: u64| format!("{v:#x}");
+    // Symbolise the owners' stacks (a few hundred addresses at most).
+    let image = info.maps[last].0;
+    let mut syms = vmmap_core::trace::symbols::Symbols::default();
+    let addrs: Vec<(u32, u64)> = list
+        .iter()
+        .filter_map(|r| info.stacks.get(r.owner.stack() as usize))
+        .flat_map(|s| s.frames.iter().map(|f| (image, *f)))
+        .collect();
+    syms.resolve(info, &addrs, &crate::trace_views::symbol_options(a));
+    let frames = |stack: u32| vmmap_core::trace::calltree::stack_frames(info, &syms, image, stack);
     if a.json {
         let v: Vec<_> = list
             .iter()
@@ -451,6 +504,9 @@ fn write_regions(
                     "perms": String::from_utf8_lossy(&m.perms), "path": &*m.path,
                     "owner": owner_kind(&r.owner), "description": r.owner.describe(),
                     "stack": st.filter(|s| !s.is_empty()),
+                    "frames": frames(r.owner.stack()).iter().map(|f| serde_json::json!({
+                        "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined,
+                    })).collect::<Vec<_>>(),
                     "first_use": match &r.owner {
                         vmmap_core::trace::owners::Owner::Unobserved { first_use: Some((op, _, tid, _, size, ptr)) } =>
                             serde_json::json!({"op": op, "tid": tid, "size": size, "ptr": hex(*ptr)}),
@@ -475,10 +531,8 @@ fn write_regions(
             r.owner.describe()
         )?;
         if a.stacks {
-            if let Some(s) = info.stacks.get(r.owner.stack() as usize) {
-                for f in &s.frames {
-                    writeln!(out, "{:>36}{f:#x}", "")?;
-                }
+            for f in frames(r.owner.stack()) {
+                writeln!(out, "{:>36}{}", "", f.label(true))?;
             }
         }
     }

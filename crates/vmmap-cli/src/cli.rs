@@ -653,13 +653,79 @@ pub struct TraceArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// `summary` (operation counts, bytes, peak, what is still allocated),
-    /// `history` (every operation in time order) or `regions` (every
-    /// mapping of the process's last recorded map, with the call that made
-    /// it; mappings glibc made internally are tied to the allocation that
-    /// caused them).
-    #[arg(default_value = "summary", value_parser = ["summary", "history", "regions"])]
+    /// What to show:
+    /// `summary` (operation counts, bytes, peak, what is still allocated);
+    /// `history` (every operation in time order);
+    /// `regions` (every mapping of the last recorded map with the call that
+    /// made it; glibc's internal mappings tied to the allocation behind them);
+    /// `calltree` (bytes, calls, live and peak bytes and temporary
+    /// allocations per function, callers first, or allocation sites first
+    /// with --bottom-up);
+    /// `leaks` (blocks never freed, grouped by call stack);
+    /// `allocations` (with --region: the blocks inside one region and the
+    /// stacks that made them);
+    /// `folded`, `flamegraph`, `pprof`, `speedscope` (exports for other
+    /// tools; -o chooses the file).
+    #[arg(
+        default_value = "summary",
+        value_parser = [
+            "summary", "history", "regions", "calltree", "leaks", "allocations",
+            "folded", "flamegraph", "pprof", "speedscope",
+        ]
+    )]
     pub view: String,
+
+    /// The figure that ranks the call tree and weighs exports: allocated
+    /// (bytes requested), count (calls), live (bytes not freed), peak
+    /// (bytes live at the heap's peak) or temporary.
+    #[arg(long, value_name = "FIGURE", value_parser = ["allocated", "count", "live", "peak", "temporary"])]
+    pub metric: Option<String>,
+
+    /// Call tree: allocation sites at the top, their callers below.
+    #[arg(long)]
+    pub bottom_up: bool,
+
+    /// Call tree and exports: one entry per source line, not per function.
+    #[arg(long)]
+    pub lines: bool,
+
+    /// Call tree: levels to show (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub depth: usize,
+
+    /// Call tree: hide entries below this share of the total (percent).
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub min_percent: f64,
+
+    /// Leaks and allocations: call stacks to list (0: all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// Allocations: the region holding this address (hex), from the last
+    /// map the agent recorded.
+    #[arg(long, value_name = "ADDR")]
+    pub region: Option<String>,
+
+    /// Analyse the run up to this many seconds after it started (live
+    /// bytes and leaks as of then).
+    #[arg(long, value_name = "SECONDS")]
+    pub at: Option<f64>,
+
+    /// A directory to look for symbols in (debug files by build id under
+    /// .build-id/, or files of the module's name); repeatable. Also
+    /// $VMMAP_SYMBOL_PATH (colon-separated). /usr/lib/debug is always used.
+    #[arg(long = "symbols", value_name = "DIR")]
+    pub symbol_dirs: Vec<PathBuf>,
+
+    /// Do not store resolved symbols in the trace file (by default they
+    /// are appended to it, so the next analysis needs no debug files).
+    #[arg(long)]
+    pub no_symbol_cache: bool,
+
+    /// Exports: the file to write (default: FILE's name with the
+    /// export's extension; `-` for standard output).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
 
     /// History: only these operations (comma-separated: malloc, free,
     /// mmap, ...).

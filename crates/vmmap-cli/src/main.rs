@@ -8,6 +8,7 @@ mod record;
 mod render;
 mod serve;
 mod trace_cmd;
+mod trace_views;
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -10,5 +10,6 @@ mod record;
 mod shell;
 mod snapshot;
 mod trace;
+mod trace_analysis;
 mod tui;
 mod util;

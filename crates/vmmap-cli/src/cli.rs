@@ -664,12 +664,14 @@ pub struct TraceArgs {
     /// `leaks` (blocks never freed, grouped by call stack);
     /// `allocations` (with --region: the blocks inside one region and the
     /// stacks that made them);
+    /// `heap` (per region at the last recorded snapshot: live bytes,
+    /// malloc overhead, free space, resident and untouched pages);
     /// `folded`, `flamegraph`, `pprof`, `speedscope` (exports for other
     /// tools; -o chooses the file).
     #[arg(
         default_value = "summary",
         value_parser = [
-            "summary", "history", "regions", "calltree", "leaks", "allocations",
+            "summary", "history", "regions", "calltree", "leaks", "allocations", "heap",
             "folded", "flamegraph", "pprof", "speedscope",
         ]
     )]

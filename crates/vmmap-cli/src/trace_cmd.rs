@@ -338,6 +338,7 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
         "regions" => regions(a, &mut out),
         "calltree" => crate::trace_views::calltree(a, &mut out),
         "leaks" => crate::trace_views::leaks(a, &mut out),
+        "heap" => crate::trace_views::heap(a, &mut out),
         "allocations" => crate::trace_views::allocations(a, &mut out),
         "folded" | "flamegraph" | "pprof" | "speedscope" => {
             return crate::trace_views::export(a);

@@ -48,7 +48,7 @@ pub fn analyse(a: &TraceArgs, range: Option<(u64, u64)>) -> Result<Analysis, Fai
                 "--at {s} is not a time: give seconds since the program started, such as 2.5"
             )))
         }
-        Some(s) => scan::ticks_at(open(&a.file)?, s),
+        Some(s) => scan::ticks_at(&scan::facts(open(&a.file)?), s),
         None => Vec::new(),
     };
     let mut acc = match range {
@@ -386,16 +386,7 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
     })?;
     // The region comes from the maps the agent recorded; one cheap pass
     // over the facts finds it before the costed pass.
-    let facts = {
-        let mut d = vmmap_core::trace::Decoder::new();
-        let mut s = open(&a.file)?;
-        while let Some(m) = s.next_payload() {
-            if m.first() != Some(&vmmap_core::trace::wire::MSG_EVENTS) {
-                let _ = d.feed(m, &mut |_, _| {});
-            }
-        }
-        d.info
-    };
+    let facts = scan::facts(open(&a.file)?);
     let Some((lo, hi, line)) = region_of(&facts, addr) else {
         return Err(Failure {
             code: exit::NO_PROCESS,
@@ -515,4 +506,104 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
         vmmap_core::trace::export::metric_title(m)
     );
     Ok(())
+}
+
+/// `heap`: live bytes, malloc overhead, free space and resident pages of
+/// every region holding live blocks, at the time of a snapshot the run
+/// recorded (the last one, or the last before --at).
+pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
+    use vmmap_core::trace::heap::heap_regions;
+    let facts = scan::facts(open(&a.file)?);
+    let limit = a.at.and_then(|s| {
+        let t0 = facts.images.first()?.clocks.first()?.2;
+        Some(t0 + (s.max(0.0) * 1e9) as u64)
+    });
+    let mut snap = None;
+    let mut s =
+        ChunkStream::open(&a.file, vmmap_core::format::CHUNK_SNAPSHOT).map_err(|e| Failure {
+            code: exit::BAD_FILE,
+            message: format!("{}: {e}", a.file.display()),
+        })?;
+    while let Some(p) = s.next_payload() {
+        if let Ok(sn) = vmmap_core::format::snapshot_from_payload(p) {
+            if limit.is_none_or(|l| sn.taken_at_unix_ns <= l) {
+                snap = Some(sn);
+            }
+        }
+    }
+    let Some(snap) = snap else {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{}: no snapshot of the process was recorded{} (run with a snapshot interval, `vmmap run -i 1s`, the default)",
+                a.file.display(),
+                if limit.is_some() { " before that time" } else { "" }
+            ),
+        });
+    };
+    let seconds = scan::seconds_at_unix(&facts, snap.taken_at_unix_ns).unwrap_or(f64::MAX);
+    let until = scan::ticks_at(&facts, seconds);
+    let mut acc = Summarizer::default();
+    let sc = scan::scan_until(open(&a.file)?, until, |r| acc.add(r));
+    if let Some(d) = &sc.damage {
+        eprintln!("vmmap: warning: {d}; the analysis covers what came before it");
+    }
+    let rows = heap_regions(&snap, acc.live_blocks().map(|(p, n, _)| (p, n)));
+    let sum =
+        |f: &dyn Fn(&vmmap_core::trace::heap::HeapRegion) -> u64| rows.iter().map(f).sum::<u64>();
+    if a.json {
+        let doc = serde_json::json!({
+            "schema": "vmmap.trace-heap",
+            "version": 1,
+            "seconds": seconds,
+            "live_bytes_total": acc.live_bytes(),
+            "regions": rows.iter().map(|h| serde_json::json!({
+                "start": format!("{:#x}", h.start), "end": format!("{:#x}", h.end),
+                "type": h.memory_type.name(), "path": h.path,
+                "size": h.size, "rss": h.rss, "blocks": h.blocks, "live": h.live,
+                "overhead": h.overhead, "free": h.free,
+                "resident_not_live": h.resident_not_live(), "untouched": h.untouched(),
+            })).collect::<Vec<_>>(),
+        });
+        return Ok(serde_json::to_writer_pretty(&mut *out, &doc)
+            .map_err(io::Error::other)
+            .and_then(|_| writeln!(out)));
+    }
+    Ok((|| {
+        writeln!(
+            out,
+            "Heap at {seconds:.2} s (the snapshot then): live bytes vs pages, per region"
+        )?;
+        writeln!(
+            out,
+            "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+            "REGION", "TYPE", "SIZE", "RSS", "BLOCKS", "LIVE", "OVERHEAD", "FREE", "UNTOUCHED"
+        )?;
+        for h in &rows {
+            writeln!(
+                out,
+                "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+                format!("{:x}-{:x}", h.start, h.end),
+                h.memory_type.name(),
+                size(h.size, false),
+                size(h.rss, false),
+                h.blocks,
+                size(h.live, false),
+                size(h.overhead, false),
+                size(h.free, false),
+                size(h.untouched(), false)
+            )?;
+        }
+        writeln!(
+            out,
+            "total: {} live in {} blocks + {} malloc overhead; {} resident of {} mapped; {} resident holds no live block",
+            size(sum(&|h| h.live), false),
+            sum(&|h| h.blocks),
+            size(sum(&|h| h.overhead), false),
+            size(sum(&|h| h.rss), false),
+            size(sum(&|h| h.size), false),
+            size(rows.iter().map(|h| h.resident_not_live().max(0) as u64).sum(), false),
+        )?;
+        writeln!(out, "Size = live + overhead + free; RSS - (live + overhead) is resident memory with no live block in it (docs/metrics.md).")
+    })())
 }

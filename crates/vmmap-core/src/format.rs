@@ -434,6 +434,13 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Resul
     rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
 }
 
+/// Decodes one [`CHUNK_SNAPSHOT`] payload met by a [`ChunkStream`] (whose
+/// raw length is not at hand: the zstd frame carries it).
+pub fn snapshot_from_payload(payload: &[u8]) -> Result<Snapshot, String> {
+    let raw = zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?;
+    rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
+}
+
 /// Loads the native format or, when the bytes are XML, a VMMap `.mmp`
 /// file (every snapshot in it; an `.mmp` file has no samples and is
 /// complete or an error).

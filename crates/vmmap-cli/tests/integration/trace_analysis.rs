@@ -587,3 +587,45 @@ fn totals_agree_with_heaptrack() {
         );
     }
 }
+
+#[test]
+fn heap_bytes_against_pages_add_up() {
+    let src = fixture("heapfill.c");
+    let prog = build("heapfill", &["cc", "-O0", "-g", src.to_str().unwrap()]);
+    let (o, file) = run_traced(&["-i", "100ms"], &prog, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h = json(&file, &["heap", "--json"]);
+    let rows = h["regions"].as_array().unwrap();
+    let arena = rows
+        .iter()
+        .find(|r| r["type"] == "Heap")
+        .unwrap_or_else(|| panic!("no Heap region: {h:#}"));
+    // 250 blocks of 1000 bytes, 50 freed: 200 live, 8 bytes of chunk
+    // header and rounding each.
+    assert_eq!(arena["blocks"], 200, "{h:#}");
+    assert_eq!(arena["live"], 200_000);
+    assert_eq!(arena["overhead"], 1_600);
+    // The 300,000-byte block has its own mmap: a 16-byte header, pages.
+    let big = rows
+        .iter()
+        .find(|r| r["live"] == 300_000)
+        .unwrap_or_else(|| panic!("no mmapped block: {h:#}"));
+    assert_eq!(big["blocks"], 1);
+    let page = 4096;
+    assert_eq!(
+        big["overhead"],
+        (300_016u64).div_ceil(page) * page - 300_000
+    );
+    for r in rows {
+        let f = |k: &str| r[k].as_i64().unwrap();
+        assert_eq!(f("size"), f("live") + f("overhead") + f("free"), "{r:#}");
+        assert_eq!(f("untouched"), f("size") - f("rss"));
+        assert_eq!(f("resident_not_live"), f("rss") - f("live") - f("overhead"));
+    }
+    // Every live block was written, so its pages are resident.
+    assert!(
+        arena["resident_not_live"].as_i64().unwrap() >= 0,
+        "{arena:#}"
+    );
+    assert!(big["resident_not_live"].as_i64().unwrap() >= 0, "{big:#}");
+}

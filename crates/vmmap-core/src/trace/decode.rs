@@ -395,6 +395,57 @@ type Fast = foldhash::fast::FixedState;
 /// A stream's head in the merge: (tick, stream order, stream index).
 type Head = (u64, u64, usize);
 
+/// The streams' next ticks, earliest first. Most programs have a handful
+/// of threads with records waiting at once: a sorted vector (earliest at
+/// the end) beats a binary heap there, and the merge touches it once per
+/// record on an allocation-heavy trace. Past [`SMALL_HEADS`] streams it
+/// turns into a heap for good.
+#[derive(Debug)]
+enum Heads {
+    Sorted(Vec<Head>),
+    Heap(BinaryHeap<Reverse<Head>>),
+}
+
+const SMALL_HEADS: usize = 16;
+
+impl Default for Heads {
+    fn default() -> Self {
+        Heads::Sorted(Vec::new())
+    }
+}
+
+impl Heads {
+    fn peek(&self) -> Option<Head> {
+        match self {
+            Heads::Sorted(v) => v.last().copied(),
+            Heads::Heap(h) => h.peek().map(|r| r.0),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Head> {
+        match self {
+            Heads::Sorted(v) => v.pop(),
+            Heads::Heap(h) => h.pop().map(|r| r.0),
+        }
+    }
+
+    fn push(&mut self, head: Head) {
+        match self {
+            Heads::Sorted(v) if v.len() < SMALL_HEADS => {
+                // Descending order: find the first entry not after `head`.
+                let at = v.iter().rposition(|e| *e > head).map_or(0, |i| i + 1);
+                v.insert(at, head);
+            }
+            Heads::Sorted(v) => {
+                let mut h: BinaryHeap<Reverse<Head>> = v.drain(..).map(Reverse).collect();
+                h.push(Reverse(head));
+                *self = Heads::Heap(h);
+            }
+            Heads::Heap(h) => h.push(Reverse(head)),
+        }
+    }
+}
+
 /// Turns trace messages into time-ordered records.
 #[derive(Default)]
 pub struct Decoder {
@@ -406,7 +457,7 @@ pub struct Decoder {
     /// The head of every stream with records waiting. A k-way merge: each
     /// stream is already in order, so the heap holds one entry per thread,
     /// not one per record.
-    heads: BinaryHeap<Reverse<Head>>,
+    heads: Heads,
     chunk_ticks: [u64; 2],
     /// Damage met while decoding a stream lazily, not reported yet.
     failed: Option<TraceError>,
@@ -438,6 +489,16 @@ impl Decoder {
         &mut self,
         msg: &[u8],
         out: &mut impl FnMut(&Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
+        self.feed_owned(msg, &mut |r, i| out(&r, i))
+    }
+
+    /// [`Decoder::feed`], handing over each record (no copy for callers
+    /// that keep them).
+    pub fn feed_owned(
+        &mut self,
+        msg: &[u8],
+        out: &mut impl FnMut(Record, &TraceInfo),
     ) -> Result<(), TraceError> {
         let index = self.info.messages;
         self.info.messages += 1;
@@ -528,11 +589,19 @@ impl Decoder {
     /// Releases every record still held (end of file). Returns the damage
     /// met in records decoded since the last call, if any.
     pub fn finish(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) -> Result<(), TraceError> {
+        self.finish_owned(&mut |r, i| out(&r, i))
+    }
+
+    /// [`Decoder::finish`], handing over each record.
+    pub fn finish_owned(
+        &mut self,
+        out: &mut impl FnMut(Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
         self.release_all(out);
         self.failed.take().map_or(Ok(()), Err)
     }
 
-    fn release(&mut self, below: u64, out: &mut impl FnMut(&Record, &TraceInfo)) {
+    fn release(&mut self, below: u64, out: &mut impl FnMut(Record, &TraceInfo)) {
         let Decoder {
             info,
             streams,
@@ -548,19 +617,17 @@ impl Decoder {
         // Take the earliest stream out of the heap and release its records
         // until another stream's head comes first: a busy thread's records
         // go out in runs, with one heap operation per run, not per record.
-        while let Some(Reverse((tick, order, si))) = heads.peek().copied() {
+        while let Some((tick, order, si)) = heads.peek() {
             if tick >= below {
                 break;
             }
             heads.pop();
-            let (next_tick, next_order) = heads
-                .peek()
-                .map_or((u64::MAX, u64::MAX), |h| (h.0 .0, h.0 .1));
+            let (next_tick, next_order) = heads.peek().map_or((u64::MAX, u64::MAX), |h| (h.0, h.1));
             let limit = next_tick.min(below);
             let st = &mut streams[si];
             loop {
                 if let Some(record) = st.head.take() {
-                    out(&record, info);
+                    out(record, info);
                 }
                 match advance(st, info, stack_ids) {
                     Ok(true) => {
@@ -568,7 +635,7 @@ impl Decoder {
                         if t < limit || (t == next_tick && t < below && order < next_order) {
                             continue;
                         }
-                        heads.push(Reverse((t, order, si)));
+                        heads.push((t, order, si));
                         break;
                     }
                     Ok(false) => break,
@@ -582,7 +649,7 @@ impl Decoder {
         }
     }
 
-    fn release_all(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) {
+    fn release_all(&mut self, out: &mut impl FnMut(Record, &TraceInfo)) {
         self.release(u64::MAX, out);
     }
 
@@ -617,7 +684,7 @@ impl Decoder {
                 // merge a tick.
                 if advance(st, &mut self.info, &mut self.stack_ids)? {
                     let tick = st.head.as_ref().map_or(u64::MAX, |r| r.tick);
-                    self.heads.push(Reverse((tick, st.order, si)));
+                    self.heads.push((tick, st.order, si));
                 }
             }
         }

@@ -5,6 +5,7 @@ pub mod address;
 pub mod calltree;
 pub mod decode;
 pub mod export;
+pub mod heap;
 pub mod launch;
 pub mod owners;
 pub mod scan;

@@ -84,11 +84,11 @@ pub fn scan_until<R: Read + Send + 'static>(
                 continue;
             }
             messages += 1;
-            let r = d.feed(m, &mut |r, _| {
+            let r = d.feed_owned(m, &mut |r, _| {
                 if until.get(r.image as usize).is_some_and(|&u| r.tick > u) {
                     return;
                 }
-                batch.push(r.clone());
+                batch.push(r);
                 if batch.len() == BATCH {
                     alive &= hand_over(&mut batch);
                 }
@@ -102,11 +102,11 @@ pub fn scan_until<R: Read + Send + 'static>(
             }
         }
         if damage.is_none() {
-            let r = d.finish(&mut |r, _| {
+            let r = d.finish_owned(&mut |r, _| {
                 if until.get(r.image as usize).is_some_and(|&u| r.tick > u) {
                     return;
                 }
-                batch.push(r.clone());
+                batch.push(r);
                 if batch.len() == BATCH {
                     alive &= hand_over(&mut batch);
                 }
@@ -138,29 +138,31 @@ pub fn scan_until<R: Read + Send + 'static>(
     }
 }
 
-/// The tick of each process image at `seconds` after the first image
-/// started, from the clock anchors alone (HELLO, CLOCK and END messages;
-/// event chunks are skipped undecoded). An image that started later than
-/// that gets tick 0; an image with a single anchor is not cut.
-pub fn ticks_at<R: Read>(mut stream: ChunkStream<R>, seconds: f64) -> Vec<u64> {
-    use super::wire::{MSG_CLOCK, MSG_END, MSG_HELLO};
+/// The trace's facts without its events: images with their clock
+/// anchors, module lists, maps records (event chunks are skipped
+/// undecoded, so this costs a read of the file).
+pub fn facts<R: Read>(mut stream: ChunkStream<R>) -> TraceInfo {
+    use super::wire::MSG_EVENTS;
     let mut d = Decoder::new();
     while let Some(m) = stream.next_payload() {
-        if matches!(m.first(), Some(&k) if k == MSG_HELLO || k == MSG_CLOCK || k == MSG_END)
-            && d.feed(m, &mut |_, _| {}).is_err()
-        {
+        if m.first() != Some(&MSG_EVENTS) && d.feed(m, &mut |_, _| {}).is_err() {
             break;
         }
     }
-    let origin = d
-        .info
+    d.info
+}
+
+/// The tick of each process image at `seconds` after the first image
+/// started, from the clock anchors. An image that started later than that
+/// gets tick 0; an image with a single anchor is not cut.
+pub fn ticks_at(info: &TraceInfo, seconds: f64) -> Vec<u64> {
+    let origin = info
         .images
         .first()
         .and_then(|i| i.clocks.first())
         .map_or(0, |c| c.1);
     let target = origin as f64 + seconds * 1e9;
-    d.info
-        .images
+    info.images
         .iter()
         .map(|img| {
             let (Some(a), Some(b)) = (img.clocks.first(), img.clocks.last()) else {
@@ -178,6 +180,13 @@ pub fn ticks_at<R: Read>(mut stream: ChunkStream<R>, seconds: f64) -> Vec<u64> {
             }
         })
         .collect()
+}
+
+/// Seconds since the first image started at wall-clock time `unix_ns`
+/// (a snapshot's time), from the first clock anchor.
+pub fn seconds_at_unix(info: &TraceInfo, unix_ns: u64) -> Option<f64> {
+    let a = info.images.first()?.clocks.first()?;
+    Some((unix_ns as f64 - a.2 as f64) / 1e9)
 }
 
 #[cfg(test)]

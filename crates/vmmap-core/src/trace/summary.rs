@@ -288,6 +288,16 @@ impl Summarizer {
         }
     }
 
+    /// The blocks live now: (address, bytes requested, stack id).
+    pub fn live_blocks(&self) -> impl Iterator<Item = (u64, u64, u32)> + '_ {
+        self.live.iter().map(|(p, b)| (*p, b.size, b.stack))
+    }
+
+    /// Bytes live now.
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
     /// Closes the totals with the decoder's stack table.
     pub fn finish(self, info: &TraceInfo) -> Summary {
         self.finish_costs(info).0

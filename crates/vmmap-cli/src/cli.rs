@@ -734,6 +734,15 @@ pub struct TraceArgs {
     #[arg(long, value_name = "OPS", value_delimiter = ',')]
     pub op: Vec<String>,
 
+    /// History: only operations at or after this many seconds (from the
+    /// first operation).
+    #[arg(long, value_name = "SECONDS")]
+    pub from: Option<f64>,
+
+    /// History: only operations before this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub to: Option<f64>,
+
     /// History: only this thread.
     #[arg(long, value_name = "TID")]
     pub tid: Option<i32>,

@@ -383,6 +383,11 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 }
 
 fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
+    let clocks =
+        match vmmap_core::format::ChunkStream::open(&a.file, vmmap_core::format::CHUNK_TRACE) {
+            Ok(s) => vmmap_core::trace::scan::facts(s),
+            Err(_) => vmmap_core::trace::TraceInfo::default(),
+        };
     let mut d = Decoder::new();
     let mut err: Option<io::Error> = None;
     let mut t0: Option<u64> = None;
@@ -405,8 +410,14 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         if a.tid.is_some_and(|t| t != r.tid) {
             return;
         }
-        let ns = info.tick_ns(r.image, r.tick);
+        // Ticks convert to time with the whole run's clock anchors: while
+        // streaming, only the first has been read.
+        let ns = clocks.tick_ns(r.image, r.tick);
         let t = ns.saturating_sub(*t0.get_or_insert(ns));
+        let secs = t as f64 / 1e9;
+        if a.from.is_some_and(|f| secs < f) || a.to.is_some_and(|to| secs >= to) {
+            return;
+        }
         if a.json {
             if let Err(e) = write_json_record(out, r, t, info) {
                 err = Some(e);

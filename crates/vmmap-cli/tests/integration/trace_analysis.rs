@@ -622,6 +622,23 @@ fn heap_bytes_against_pages_add_up() {
         assert_eq!(f("untouched"), f("size") - f("rss"));
         assert_eq!(f("resident_not_live"), f("rss") - f("live") - f("overhead"));
     }
+    // The timeline puts the live heap next to the kernel's totals: the
+    // pause comes after every allocation, so the last point has them all.
+    let t: Value = serde_json::from_slice(&on_file("timeline", &file, &["--json"])).unwrap();
+    let last = t["points"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["live_heap"], 500_000, "{t:#}");
+    assert_eq!(h["live_bytes_total"], 500_000);
+    // The history's time filter: every malloc came before the pause.
+    let mallocs = |args: &[&str]| {
+        let mut v = vec!["history", "--json", "--op", "malloc"];
+        v.extend_from_slice(args);
+        String::from_utf8(on_file("trace", &file, &v))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(mallocs(&["--to", "0.3"]), 251);
+    assert_eq!(mallocs(&["--from", "0.3"]), 0);
     // Every live block was written, so its pages are resident.
     assert!(
         arena["resident_not_live"].as_i64().unwrap() >= 0,

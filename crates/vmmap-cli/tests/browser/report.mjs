@@ -206,8 +206,9 @@ async function tree(ctx) {
   const idx = frames.findIndex((f) => f.title.startsWith(target));
   check(idx > 0 && frames[idx].width < full, `tree: frame ${target} is narrower than the root before zooming`);
   await page.locator("#flame .fr").nth(idx).click();
-  const zoomed = await page.$$eval("#flame .fr", (f) => f.map((e) => ({ title: e.getAttribute("title"), width: parseFloat(e.style.width) })));
+  const zoomed = await page.$$eval("#flame .fr:not(.anc)", (f) => f.map((e) => ({ title: e.getAttribute("title"), width: parseFloat(e.style.width) })));
   check(zoomed[0].title.startsWith(target) && Math.abs(zoomed[0].width - full) < 1, `tree: after a click ${target} fills the width`);
+  out.tree_callers = await page.$$eval("#flame .fr.anc", (f) => f.map((e) => e.textContent));
   out.tree_zoom_path = await page.textContent("#flame-path");
   await shot(page, "tree-2-zoomed");
   // Call tree: expand the root and its first child by keyboard.

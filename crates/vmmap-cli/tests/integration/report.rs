@@ -341,7 +341,7 @@ fn reports_work_in_a_browser() {
             let want = match row[*c].as_u64() {
                 None => "n/a".to_string(),
                 Some(0) => String::new(),
-                Some(v) if *c == "blocks" => v.to_string(),
+                Some(v) if *c == "blocks" => fmt_thousands(v as usize),
                 Some(v) => vmmap_core::units::size(v, false),
             };
             assert_eq!(page["cells"][i + 1], want.as_str(), "Summary {ty} {c}");
@@ -475,6 +475,7 @@ fn reports_work_in_a_browser() {
         );
     }
     assert_eq!(seen["tree_zoom_path"], "Zoomed into serve");
+    assert_eq!(seen["tree_callers"], serde_json::json!(["all", "main"]));
     let rows = seen["tree_rows"].as_array().unwrap();
     // all, main, load_config, serve: the root and main expanded.
     assert_eq!(rows.len(), 4, "{rows:?}");

@@ -167,7 +167,7 @@
       const tr = el("tr", { tabindex: "0", "data-type": t < T.length ? T[t].id : "total" });
       if (t === T.length) tr.className = "total";
       tr.append(el("td", { class: "l" }, t < T.length ? swatch(t) : null, t < T.length ? T[t].name : "Total"));
-      D.sum_cols.forEach((c, k) => tr.append(el("td", { class: "n", text: c === "blocks" ? (vals[k] === null ? "n/a" : vals[k] ? String(vals[k]) : "") : size(vals[k]) })));
+      D.sum_cols.forEach((c, k) => tr.append(el("td", { class: "n", text: c === "blocks" ? (vals[k] === null ? "n/a" : vals[k] ? vals[k].toLocaleString("en") : "") : size(vals[k]) })));
       const pick = () => setType(t === T.length || st.type === t ? null : t);
       tr.addEventListener("click", pick);
       tr.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(); } });
@@ -210,7 +210,7 @@
     return cols;
   }
   const COLS = detailColumns();
-  const WIDTH = { addr: 150, type: 108, prot: 80, details: 300, blocks: 52 };
+  const WIDTH = { addr: 150, type: 120, prot: 80, blocks: 52 };
 
   function sortValue(v, key, i) {
     const r = v.S.r;
@@ -259,7 +259,8 @@
     const tab = $("details-table");
     tab.replaceChildren();
     const cg = el("colgroup");
-    for (const c of COLS) cg.append(el("col", { style: "width:" + (WIDTH[c.key] || 74) + "px" }));
+    // Details takes what the fixed columns leave.
+    for (const c of COLS) cg.append(c.key === "details" ? el("col") : el("col", { style: "width:" + (WIDTH[c.key] || 74) + "px" }));
     const hr = el("tr");
     for (const c of COLS) {
       const th = el("th", { scope: "col", class: c.l ? "l" : "", "aria-sort": "none", "data-key": c.key });
@@ -674,7 +675,23 @@
         cx += cw;
       }
     };
-    draw(root, 0, W, 0);
+    // Above a zoomed frame, its callers, full width: a click goes back up.
+    const path = [];
+    const find = (n) => {
+      if (n === root) return true;
+      for (const c of n[5]) if (find(c)) { path.unshift(c); return true; }
+      return false;
+    };
+    if (root !== D.tree) { find(D.tree); path.unshift(D.tree); path.pop(); }
+    path.forEach((n, d) => {
+      depth = d + 1;
+      const div = el("div", { class: "fr anc", role: "treeitem", tabindex: "0", "aria-level": String(d + 1), style: "left:0;width:" + W + "px;top:" + d * ROWH + "px", title: label(n) + "\n" + measure(n, metric), text: label(n) });
+      const up = () => { flameRoot = n === D.tree ? null : n; flame(); };
+      div.addEventListener("click", up);
+      div.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); up(); } });
+      frag.append(div);
+    });
+    draw(root, 0, W, path.length);
     box.style.height = depth * ROWH + "px";
     box.replaceChildren(frag);
     $("flame-path").textContent = flameRoot ? "Zoomed into " + label(flameRoot) : "";

@@ -210,7 +210,7 @@
     return cols;
   }
   const COLS = detailColumns();
-  const WIDTH = { addr: 150, type: 120, prot: 80, blocks: 52 };
+  const WIDTH = { addr: 150, type: 120, committed: 86, shareable_ws: 84, prot: 96, blocks: 60 };
 
   function sortValue(v, key, i) {
     const r = v.S.r;
@@ -260,7 +260,7 @@
     tab.replaceChildren();
     const cg = el("colgroup");
     // Details takes what the fixed columns leave.
-    for (const c of COLS) cg.append(c.key === "details" ? el("col") : el("col", { style: "width:" + (WIDTH[c.key] || 74) + "px" }));
+    for (const c of COLS) cg.append(c.key === "details" ? el("col") : el("col", { style: "width:" + (WIDTH[c.key] || 72) + "px" }));
     const hr = el("tr");
     for (const c of COLS) {
       const th = el("th", { scope: "col", class: c.l ? "l" : "", "aria-sort": "none", "data-key": c.key });
@@ -282,13 +282,18 @@
   }
 
   const ROW = 24;
+  /** The sticky header's height: rows start below it. */
+  function headHeight() {
+    const h = $("details-table").tHead;
+    return h ? h.offsetHeight : 28;
+  }
   let lastWindow = "";
   function drawDetails(force) {
     const box = $("details-scroll");
     const body = $("details-body");
     const v = snap(st.snap), S = v.S;
     const n = st.view.length;
-    const headH = 28;
+    const headH = headHeight();
     const first = Math.max(0, Math.floor((box.scrollTop - headH) / ROW) - 10);
     // Before the first rows exist the box has no height yet: the window's
     // height bounds what it can show.
@@ -362,8 +367,9 @@
     }
     e.preventDefault();
     st.cursor = Math.max(0, Math.min(n - 1, c));
-    const top = 28 + st.cursor * ROW;
-    if (top < box.scrollTop + 28) box.scrollTop = top - 28;
+    const head = headHeight();
+    const top = head + st.cursor * ROW;
+    if (top < box.scrollTop + head) box.scrollTop = top - head;
     else if (top + ROW > box.scrollTop + box.clientHeight) box.scrollTop = top + ROW - box.clientHeight;
     drawDetails(true);
   }

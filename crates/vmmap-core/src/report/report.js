@@ -596,7 +596,11 @@
     const canvas = $("frag-canvas");
     const W = Math.max(600, Math.min(1400, $("fragmentation").clientWidth || 1100));
     const ROWH = 18, GAP = 6;
-    const perRow = 1024;
+    // 1024 units a row, as the SVG of `vmmap map`; a map of tens of
+    // thousands of regions gets longer rows instead of a canvas taller than
+    // browsers draw (every region still at least a pixel wide).
+    const MAXROWS = 48;
+    const perRow = Math.max(1024, Math.ceil(pos / MAXROWS));
     const rows = Math.max(1, Math.ceil(pos / perRow));
     const H = rows * (ROWH + GAP);
     const dpr = window.devicePixelRatio || 1;
@@ -612,18 +616,27 @@
     hg.strokeStyle = "rgba(0,0,0,0.45)";
     hg.beginPath(); hg.moveTo(0, 6); hg.lineTo(6, 0); hg.stroke();
     const pattern = g.createPattern(hatch, "repeat");
+    // One path per colour (and one for the hatching): 60,000 separate
+    // fills with a style change each took half a second.
+    const paths = T.map(() => new Path2D());
+    const hatched = new Path2D();
     for (const s of segs) {
       let p = s.pos, left = s.u;
       while (left > 0) {
         const row = Math.floor(p / perRow), off = p - row * perRow;
         const w = Math.min(left, perRow - off);
         const x0 = off * sx, y0 = row * (ROWH + GAP);
-        g.fillStyle = T[s.type].colour;
-        g.fillRect(x0, y0, Math.max(1, w * sx - (s.idx >= 0 ? 0.5 : 0)), ROWH);
-        if (s.reserved) { g.fillStyle = pattern; g.fillRect(x0, y0, Math.max(1, w * sx), ROWH); }
+        paths[s.type].rect(x0, y0, Math.max(1, w * sx - (s.idx >= 0 ? 0.5 : 0)), ROWH);
+        if (s.reserved) hatched.rect(x0, y0, Math.max(1, w * sx), ROWH);
         p += w; left -= w;
       }
     }
+    // Free first, so that a region drawn over a gap's edge stays on top.
+    g.fillStyle = T[FREE].colour;
+    g.fill(paths[FREE]);
+    paths.forEach((path, t) => { if (t !== FREE) { g.fillStyle = T[t].colour; g.fill(path); } });
+    g.fillStyle = pattern;
+    g.fill(hatched);
     canvas.onmousemove = (e) => {
       const rect = canvas.getBoundingClientRect();
       const mx = e.clientX - rect.left, my = e.clientY - rect.top;

@@ -94,6 +94,35 @@ fn report_wants_an_html_file_and_a_snapshot() {
     assert!(!html.exists());
 }
 
+#[test]
+fn report_of_a_vmmap_mmp_file() {
+    let dir = TempDir::new("report-mmp");
+    let mmp = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mmp/nested.mmp");
+    let html = dir.path().join("mmp.html");
+    vmmap_ok(&[
+        "report",
+        mmp.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    let d = embedded(&std::fs::read_to_string(&html).unwrap());
+    let snap: Value =
+        serde_json::from_str(&vmmap_ok(&["open", mmp.to_str().unwrap(), "--json"])).unwrap();
+    let want: Vec<u64> = snap["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| hex(&r["start"]))
+        .collect();
+    assert_eq!(want.len(), 9);
+    assert_eq!(starts(&d["snaps"][0], d["au"].as_u64().unwrap()), want);
+    assert_eq!(d["source"], "nested.mmp");
+    let strings = d["strings"].as_array().unwrap();
+    assert!(strings
+        .iter()
+        .any(|s| s == "C:\\Windows\\System32\\ntdll.dll"));
+}
+
 /// Node and Chromium, or a failure that says what to install.
 fn browser_tools() -> (PathBuf, PathBuf) {
     let chromium = std::env::var_os("VMMAP_CHROMIUM")

@@ -210,7 +210,7 @@
     return cols;
   }
   const COLS = detailColumns();
-  const WIDTH = { addr: 150, type: 120, committed: 86, shareable_ws: 84, prot: 96, blocks: 60 };
+  const WIDTH = { addr: 150, type: 128, committed: 86, shareable_ws: 84, prot: 96, blocks: 60 };
 
   function sortValue(v, key, i) {
     const r = v.S.r;

@@ -462,7 +462,10 @@
     fillSnapSelect(b);
     a.value = "0";
     b.value = String(D.snaps.length - 1);
-    $("diff-run").addEventListener("click", () => compare(Number(a.value), Number(b.value)));
+    const run = () => compare(Number(a.value), Number(b.value));
+    $("diff-run").addEventListener("click", run);
+    a.addEventListener("change", run);
+    b.addEventListener("change", run);
   }
   function regionAt(v, i) {
     const r = v.S.r;

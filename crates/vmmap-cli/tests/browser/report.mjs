@@ -161,6 +161,12 @@ async function recording(ctx) {
   check(out.diff_types.length > 0, `recording: snapshots ${a + 1} and ${b + 1} compared (${out.diff_regions.length} region changes)`);
   await page.locator("#compare").scrollIntoViewIfNeeded();
   await shot(page, "recording-3-diff");
+  // Every snapshot's Details (most rows copied from the one before).
+  out.rec_rows = [];
+  for (let i = 0; i < out.rec_dots.length; i++) {
+    await page.selectOption("#snap-select", String(i));
+    out.rec_rows.push((await drawnRows(page)).map((r) => r.start));
+  }
   closeCheck("recording", o);
   await page.close();
 }

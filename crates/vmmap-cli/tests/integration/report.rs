@@ -411,6 +411,17 @@ fn reports_work_in_a_browser() {
         seen["rec_dots"],
         serde_json::json!((0..n).collect::<Vec<_>>())
     );
+    // Every snapshot's Details rows are its regions (the page rebuilds
+    // later snapshots from the rows they share with the one before).
+    for (i, s) in loaded.snapshots.iter().enumerate() {
+        let want: Vec<String> = s.regions.iter().map(|r| addr(r.start)).collect();
+        assert_eq!(
+            seen["rec_rows"][i],
+            serde_json::json!(want),
+            "snapshot {}",
+            i + 1
+        );
+    }
     let d: Value = serde_json::from_str(&vmmap_ok(&[
         "diff",
         &format!("{}:{k}", rec.display()),

@@ -64,10 +64,7 @@ pub struct ReportData {
 impl ReportData {
     /// Region rows (top-level and sub-blocks) over all snapshots.
     pub fn rows(&self) -> u64 {
-        self.snaps
-            .iter()
-            .map(|s| (s.r.z.len() + s.s.z.len()) as u64)
-            .sum()
+        self.snaps.iter().map(|s| s.rows).sum()
     }
 }
 
@@ -107,6 +104,15 @@ struct Snap {
     r: Table,
     /// Sub-blocks, group after group (`r.k` says how many each has).
     s: Table,
+    /// When some regions are unchanged since the previous snapshot: how
+    /// the rows are made, as runs (n > 0: the next n rows of `r`; -n, j:
+    /// n rows of the previous snapshot from its row j). `r` then holds only
+    /// the other rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<Vec<i64>>,
+    /// Regions and sub-blocks shown (copied or not).
+    #[serde(skip)]
+    rows: u64,
     /// Collection warnings.
     warnings: Vec<String>,
 }
@@ -211,17 +217,20 @@ fn details_text(r: &Region) -> &str {
     }
 }
 
-/// Tracks of every snapshot's top-level regions (see the module docs).
-fn tracks(snaps: &[Snapshot]) -> Vec<Vec<u32>> {
+/// Tracks of every snapshot's top-level regions (see the module docs), and
+/// for each region its match in the previous snapshot.
+fn tracks(snaps: &[Snapshot]) -> (Vec<Vec<u32>>, Vec<Vec<Option<usize>>>) {
     let mut out: Vec<Vec<u32>> = Vec::with_capacity(snaps.len());
+    let mut prevs = Vec::with_capacity(snaps.len());
     let mut next = 0u32;
     for (i, s) in snaps.iter().enumerate() {
         let mut m = vec![u32::MAX; s.regions.len()];
+        let mut prev = vec![None; s.regions.len()];
         if i > 0 {
-            let prev = &snaps[i - 1];
-            for p in match_regions(&prev.regions, &s.regions) {
+            for p in match_regions(&snaps[i - 1].regions, &s.regions) {
                 if let (Some(b), Some(a)) = (p.before, p.after) {
                     m[a] = out[i - 1][b];
+                    prev[a] = Some(b);
                 }
             }
         }
@@ -232,8 +241,29 @@ fn tracks(snaps: &[Snapshot]) -> Vec<Vec<u32>> {
             }
         }
         out.push(m);
+        prevs.push(prev);
     }
-    out
+    (out, prevs)
+}
+
+/// Whether two regions write the same row (and sub-blocks): an unchanged
+/// region of a recording is then copied from the previous snapshot rather
+/// than written again.
+fn same_row(a: &Region, b: &Region) -> bool {
+    let one = |a: &Region, b: &Region, fa: &Figures, fb: &Figures| {
+        a.start == b.start
+            && a.end == b.end
+            && a.memory_type == b.memory_type
+            && perms_bits(a) == perms_bits(b)
+            && details_text(a) == details_text(b)
+            && DETAIL_COLUMNS.iter().all(|&c| fa.value(c) == fb.value(c))
+    };
+    one(a, b, &Figures::of_region(a), &Figures::of_region(b))
+        && a.sub_blocks.len() == b.sub_blocks.len()
+        && a.sub_blocks
+            .iter()
+            .zip(&b.sub_blocks)
+            .all(|(x, y)| one(x, y, &Figures::of_vma(x), &Figures::of_vma(y)))
 }
 
 struct Units {
@@ -259,7 +289,15 @@ impl Table {
     }
 }
 
-fn snap(s: &Snapshot, track: &[u32], u: &Units, strings: &mut Strings) -> Snap {
+/// One snapshot; with `prev` (the previous snapshot and each region's
+/// match in it), unchanged regions are copied from it (`x`).
+fn snap(
+    s: &Snapshot,
+    track: &[u32],
+    prev: Option<(&Snapshot, &[Option<usize>])>,
+    u: &Units,
+    strings: &mut Strings,
+) -> Snap {
     let summary = Summary::of(s);
     let sum = summary
         .rows
@@ -271,6 +309,13 @@ fn snap(s: &Snapshot, track: &[u32], u: &Units, strings: &mut Strings) -> Snap {
     let mut r = Table::default();
     let mut sub = Table::default();
     let mut cursor = 0;
+    // Runs: n > 0 takes n rows of `r`; -n, j copies n rows of the previous
+    // snapshot from its row j.
+    let mut runs: Vec<i64> = Vec::new();
+    let mut copied = 0usize;
+    // The last run: literal, or copying and the previous row it would
+    // copy next.
+    let mut last: Option<Option<usize>> = None;
     for (i, reg) in s.regions.iter().enumerate() {
         let f = Figures::of_region(reg);
         for (bit, c) in DETAIL_COLUMNS.iter().enumerate() {
@@ -278,13 +323,33 @@ fn snap(s: &Snapshot, track: &[u32], u: &Units, strings: &mut Strings) -> Snap {
                 na |= 1 << bit;
             }
         }
-        r.push(reg, cursor, u, strings, &f);
-        r.m.push(track[i]);
-        r.k.push(reg.sub_blocks.len() as u32);
-        let mut sc = reg.start;
-        for b in &reg.sub_blocks {
-            sub.push(b, sc, u, strings, &Figures::of_vma(b));
-            sc = b.end;
+        let copy = prev.and_then(|(p, m)| m[i].filter(|&j| same_row(&p.regions[j], reg)));
+        match copy {
+            Some(j) => {
+                copied += 1;
+                let n = runs.len();
+                if last == Some(Some(j)) {
+                    runs[n - 2] -= 1;
+                } else {
+                    runs.extend([-1, j as i64]);
+                }
+                last = Some(Some(j + 1));
+            }
+            None => {
+                match (last, runs.last_mut()) {
+                    (Some(None), Some(l)) => *l += 1,
+                    _ => runs.push(1),
+                }
+                last = Some(None);
+                r.push(reg, cursor, u, strings, &f);
+                r.m.push(track[i]);
+                r.k.push(reg.sub_blocks.len() as u32);
+                let mut sc = reg.start;
+                for b in &reg.sub_blocks {
+                    sub.push(b, sc, u, strings, &Figures::of_vma(b));
+                    sc = b.end;
+                }
+            }
         }
         cursor = reg.end;
     }
@@ -304,6 +369,12 @@ fn snap(s: &Snapshot, track: &[u32], u: &Units, strings: &mut Strings) -> Snap {
         },
         r,
         s: sub,
+        x: if copied > 0 { Some(runs) } else { None },
+        rows: s
+            .regions
+            .iter()
+            .map(|r| 1 + r.sub_blocks.len() as u64)
+            .sum(),
         warnings: s.warnings.clone(),
     }
 }
@@ -357,12 +428,17 @@ fn tree(n: &CallTreeNode, strings: &mut Strings) -> serde_json::Value {
 pub fn data(input: &ReportInput<'_>) -> ReportData {
     let u = units_of(input);
     let mut strings = Strings::new();
-    let tracks = tracks(input.snapshots);
+    let (tracks, prevs) = tracks(input.snapshots);
     let snaps = input
         .snapshots
         .iter()
-        .zip(&tracks)
-        .map(|(s, t)| snap(s, t, &u, &mut strings))
+        .enumerate()
+        .map(|(i, s)| {
+            let prev = i
+                .checked_sub(1)
+                .map(|p| (&input.snapshots[p], prevs[i].as_slice()));
+            snap(s, &tracks[i], prev, &u, &mut strings)
+        })
         .collect();
     let points = timeline::points(input.snapshots, input.samples)
         .into_iter()

@@ -19,7 +19,9 @@ array per column, short keys), addresses and sizes are counted in
 `addr_unit` (the page, normally) with each start written as the distance
 from the previous row's end (0 for touching regions), figures are counted
 in `fig_unit` (1 KiB, the unit of smaps), and details strings are indices
-into one string table. `docs/report.md` describes every key.
+into one string table; in a recording, the regions a snapshot shares
+unchanged with the one before are not written again but copied by
+reference. `docs/report.md` describes every key.
 
 Regions are matched across snapshots once, here, by
 [`crate::diff::match_regions`] between neighbouring snapshots: each region
@@ -78,7 +80,8 @@ pub struct ReportStats {
     pub bytes: u64,
     /// Bytes of the embedded data alone.
     pub data_bytes: u64,
-    /// Top-level regions and sub-blocks in every snapshot.
+    /// Top-level regions and sub-blocks shown, over every snapshot
+    /// (copied ones included).
     pub rows: u64,
 }
 

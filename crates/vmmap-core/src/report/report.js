@@ -59,27 +59,57 @@
 
   // ---- decoding -----------------------------------------------------
   const cache = new Map();
-  /** A snapshot's regions with absolute starts (in address units). */
+  const DET_IDS = D.det_cols;
+  /** A column table to fill. */
+  function table(top) {
+    const t = { start: [], z: [], y: [], p: [], d: [], f: DET_IDS.map(() => []) };
+    if (top) { t.k = []; t.m = []; }
+    return t;
+  }
+  function copyRow(to, from, i, start) {
+    to.start.push(start);
+    to.z.push(from.z[i]); to.y.push(from.y[i]); to.p.push(from.p[i]); to.d.push(from.d[i]);
+    for (let c = 0; c < to.f.length; c++) to.f[c].push(from.f[c][i]);
+    if (to.k) { to.k.push(from.k[i]); to.m.push(from.m[i]); }
+  }
+  /** A snapshot's regions, decoded: absolute starts (in address units),
+   * and the rows it copies from the previous snapshot put in place. */
   function snap(i) {
     if (cache.has(i)) return cache.get(i);
-    const S = D.snaps[i], r = S.r, s = S.s, n = r.z.length;
-    const start = new Float64Array(n), subOff = new Int32Array(n + 1);
-    const sstart = new Float64Array(s.z.length);
-    let cur = 0, off = 0;
-    for (let k = 0; k < n; k++) {
-      const st = cur + r.a[k];
-      start[k] = st;
-      cur = st + r.z[k];
-      subOff[k] = off;
-      let c = st;
-      for (let j = off; j < off + r.k[k]; j++) {
-        sstart[j] = c + s.a[j];
-        c = sstart[j] + s.z[j];
+    const S = D.snaps[i], R = S.r, SB = S.s;
+    const r = table(true), s = table(false), subOff = [];
+    let cur = 0, li = 0, ls = 0;
+    const literal = (count) => {
+      for (let q = 0; q < count; q++, li++) {
+        const st = cur + R.a[li];
+        copyRow(r, R, li, st);
+        subOff.push(s.z.length);
+        let c = st;
+        for (let j = 0; j < R.k[li]; j++, ls++) {
+          const sst = c + SB.a[ls];
+          copyRow(s, SB, ls, sst);
+          c = sst + SB.z[ls];
+        }
+        cur = st + R.z[li];
       }
-      off += r.k[k];
+    };
+    const copy = (count, from) => {
+      const P = snap(i - 1);
+      for (let q = 0; q < count; q++) {
+        const j = from + q;
+        copyRow(r, P.r, j, P.r.start[j]);
+        subOff.push(s.z.length);
+        for (let b = P.subOff[j]; b < P.subOff[j + 1]; b++) copyRow(s, P.s, b, P.s.start[b]);
+        cur = P.r.start[j] + P.r.z[j];
+      }
+    };
+    if (!S.x) literal(R.z.length);
+    else for (let q = 0; q < S.x.length; q++) {
+      if (S.x[q] > 0) literal(S.x[q]);
+      else { copy(-S.x[q], S.x[q + 1]); q++; }
     }
-    subOff[n] = off;
-    const v = { S, n, start, subOff, sstart };
+    subOff.push(s.z.length);
+    const v = { S, n: r.z.length, r, s, start: r.start, subOff, sstart: s.start };
     cache.set(i, v);
     return v;
   }
@@ -213,7 +243,7 @@
   const WIDTH = { addr: 150, type: 128, committed: 86, shareable_ws: 84, prot: 96, blocks: 60 };
 
   function sortValue(v, key, i) {
-    const r = v.S.r;
+    const r = v.r;
     switch (key) {
       case "addr": return v.start[i];
       case "type": return T[r.y[i]].name;
@@ -226,7 +256,7 @@
   }
 
   function rebuild() {
-    const v = snap(st.snap), r = v.S.r;
+    const v = snap(st.snap), r = v.r;
     const q = st.search.trim().toLowerCase();
     let rows = [];
     for (let i = 0; i < v.n; i++) {
@@ -310,13 +340,13 @@
       const e = st.view[k];
       const sub = e < 0;
       const j = sub ? ~e : e;
-      const t = sub ? S.s : S.r;
+      const t = sub ? v.s : v.r;
       const start = sub ? v.sstart[j] : v.start[j];
       const tr = el("tr", { "data-row": String(k), "data-start": hex(start) });
       if (sub) tr.className = "sub";
       if (k === st.cursor) tr.className += " cur";
       const ac = el("td", { class: "addr l" });
-      if (!sub && S.r.k[j]) {
+      if (!sub && v.r.k[j]) {
         const open = st.open.has(j);
         tr.setAttribute("aria-expanded", String(open));
         ac.append(el("button", { type: "button", class: "tog", tabindex: "-1", "aria-label": open ? "Collapse" : "Expand", text: open ? "\u25BE" : "\u25B8", onclick: (ev) => { ev.stopPropagation(); st.cursor = k; toggle(j); } }));
@@ -326,7 +356,7 @@
       tr.append(el("td", { class: "l" }, swatch(t.y[j]), T[t.y[j]].name));
       tr.append(el("td", { class: "n", text: size(t.z[j] * D.au) }));
       DET.forEach((id, c) => tr.append(el("td", { class: "n", text: na & (1 << c) ? "n/a" : size(t.f[c][j] * D.fu) })));
-      tr.append(el("td", { class: "n", text: sub ? "" : S.r.k[j] ? String(S.r.k[j]) : "" }));
+      tr.append(el("td", { class: "n", text: sub ? "" : v.r.k[j] ? String(v.r.k[j]) : "" }));
       tr.append(el("td", { class: "l addr", text: perms(t.p[j]) }));
       const det = D.strings[t.d[j]];
       tr.append(el("td", { class: "l", text: det, title: det }));
@@ -355,7 +385,7 @@
       case "Home": c = 0; break;
       case "End": c = n - 1; break;
       case "Enter": case " ": case "ArrowRight": case "ArrowLeft":
-        if (e0 >= 0 && snap(st.snap).S.r.k[e0]) {
+        if (e0 >= 0 && snap(st.snap).r.k[e0]) {
           const open = st.open.has(e0);
           if (e.key === "ArrowRight" && open) return;
           if (e.key === "ArrowLeft" && !open) return;
@@ -468,7 +498,7 @@
     b.addEventListener("change", run);
   }
   function regionAt(v, i) {
-    const r = v.S.r;
+    const r = v.r;
     return { start: v.start[i], size: r.z[i], type: r.y[i], p: r.p[i], d: r.d[i], f: DET.map((_, c) => r.f[c][i]) };
   }
   function compare(ia, ib) {
@@ -499,12 +529,12 @@
     out.append(el("div", { class: "scroll-x" }, bt));
     // By region: regions matched by track.
     const byTrack = new Map();
-    for (let i = 0; i < A.n; i++) byTrack.set(A.S.r.m[i], i);
+    for (let i = 0; i < A.n; i++) byTrack.set(A.r.m[i], i);
     const changes = [];
     const seen = new Set();
     const ci = figCol("committed"), wi = figCol("total_ws"), pi = figCol("private"), si = figCol("swap");
     for (let j = 0; j < B.n; j++) {
-      const i = byTrack.get(B.S.r.m[j]);
+      const i = byTrack.get(B.r.m[j]);
       const b = regionAt(B, j);
       if (i === undefined) { changes.push({ kinds: ["new"], a: null, b }); continue; }
       seen.add(i);
@@ -566,9 +596,9 @@
   }
   let fragSegs = [];
   function fragmentation() {
-    const v = snap(st.snap), S = v.S, r = S.r;
+    const v = snap(st.snap), S = v.S, r = v.r;
     const f = S.frag;
-    $("frag-figures").textContent = S.r.z.length.toLocaleString("en") + " regions, " + f.gaps.toLocaleString("en") + " free gaps holding " + size(f.free) + "; largest free block " + size(f.largest) + (f.largest_at ? " at " + f.largest_at : "") + "; reserved (PROT_NONE) " + (size(f.reserved) || "0") + ".";
+    $("frag-figures").textContent = v.n.toLocaleString("en") + " regions, " + f.gaps.toLocaleString("en") + " free gaps holding " + size(f.free) + "; largest free block " + size(f.largest) + (f.largest_at ? " at " + f.largest_at : "") + "; reserved (PROT_NONE) " + (size(f.reserved) || "0") + ".";
     // Regions and gaps in address order.
     const segs = [];
     let cur = S.lo;
@@ -651,7 +681,7 @@
       const tip = $("frag-tip");
       if (!s || my % (ROWH + GAP) > ROWH) { tip.hidden = true; return; }
       const name = s.idx >= 0 ? T[s.type].name + (s.reserved ? " (reserved)" : "") : "Free";
-      tip.textContent = hex(s.start) + "\u2013" + hex(s.start + s.len) + "\n" + name + ", " + size(s.len * D.au) + (s.idx >= 0 && D.strings[S.r.d[s.idx]] ? "\n" + D.strings[S.r.d[s.idx]] : "");
+      tip.textContent = hex(s.start) + "\u2013" + hex(s.start + s.len) + "\n" + name + ", " + size(s.len * D.au) + (s.idx >= 0 && D.strings[r.d[s.idx]] ? "\n" + D.strings[r.d[s.idx]] : "");
       tip.hidden = false;
       tip.style.left = Math.min(mx + 12, W - 260) + "px";
       tip.style.top = (my + 14) + "px";
@@ -766,9 +796,8 @@
     timeline();
   }
   function footer() {
-    const rows = D.snaps.reduce((a, s) => a + s.r.z.length + s.s.z.length, 0);
     const warn = D.snaps[D.snaps.length - 1].warnings;
-    $("footer").textContent = "Made by " + D.generator + ". " + rows.toLocaleString("en") + " region rows in " + D.snaps.length + " snapshot(s); this file is self-contained and loads nothing from the network." + (warn.length ? " Warnings: " + warn.join("; ") : "");
+    $("footer").textContent = "Made by " + D.generator + " from " + D.source + ": " + D.snaps.length + (D.snaps.length === 1 ? " snapshot" : " snapshots") + ". This file is self-contained and loads nothing from the network." + (warn.length ? " Warnings: " + warn.join("; ") : "");
   }
 
   if (D.v !== 1) {
@@ -780,7 +809,7 @@
   $("details-scroll").addEventListener("scroll", () => drawDetails(false), { passive: true });
   $("details-scroll").addEventListener("keydown", detailsKeys);
   $("details-search").addEventListener("input", (e) => { st.search = e.target.value; st.cursor = 0; rebuild(); });
-  $("expand-all").addEventListener("click", () => { const v = snap(st.snap); for (let i = 0; i < v.n; i++) if (v.S.r.k[i]) st.open.add(i); rebuild(); });
+  $("expand-all").addEventListener("click", () => { const v = snap(st.snap); for (let i = 0; i < v.n; i++) if (v.r.k[i]) st.open.add(i); rebuild(); });
   $("collapse-all").addEventListener("click", () => { st.open.clear(); rebuild(); });
   $("timeline-metric").addEventListener("change", timeline);
   $("flame-metric").addEventListener("change", flame);

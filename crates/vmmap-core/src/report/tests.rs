@@ -133,6 +133,51 @@ fn starts(snap: &Value, au: u64) -> (Vec<u64>, Vec<u64>) {
     (top, sub)
 }
 
+/// Every snapshot's top-level rows as (start, size, track), decoded as the
+/// page decodes them, copies from the previous snapshot included.
+fn decode(d: &Value) -> Vec<Vec<(u64, u64, u64)>> {
+    let au = d["au"].as_u64().unwrap();
+    let mut out: Vec<Vec<(u64, u64, u64)>> = Vec::new();
+    for snap in d["snaps"].as_array().unwrap() {
+        let r = &snap["r"];
+        let n = r["z"].as_array().unwrap().len();
+        let runs: Vec<i64> = match snap.get("x") {
+            Some(x) => x
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect(),
+            None => vec![n as i64],
+        };
+        let mut rows = Vec::new();
+        let (mut cur, mut li, mut q) = (0u64, 0usize, 0usize);
+        while q < runs.len() {
+            if runs[q] > 0 {
+                for _ in 0..runs[q] {
+                    let st = (cur as i64 + r["a"][li].as_i64().unwrap()) as u64;
+                    let z = r["z"][li].as_u64().unwrap();
+                    rows.push((st * au, z * au, r["m"][li].as_u64().unwrap()));
+                    cur = st + z;
+                    li += 1;
+                }
+                q += 1;
+            } else {
+                let prev = out.last().expect("a copy needs a previous snapshot");
+                let from = runs[q + 1] as usize;
+                for &row in &prev[from..from + (-runs[q]) as usize] {
+                    rows.push(row);
+                    cur = (row.0 + row.1) / au;
+                }
+                q += 2;
+            }
+        }
+        assert_eq!(li, n, "every literal row is used");
+        out.push(rows);
+    }
+    out
+}
+
 #[test]
 fn embedded_data_decodes_to_the_snapshot() {
     let snaps = [sample_snapshot(1_700_000_000_000_000_000)];
@@ -229,11 +274,57 @@ fn tracks_follow_a_region_across_snapshots() {
     let snaps = [a, b, c];
     let d = data(&input(&snaps, None));
     let v = serde_json::to_value(&d).unwrap();
-    let m = |s: usize| v["snaps"][s]["r"]["m"].clone();
-    assert_eq!(m(0), serde_json::json!([0, 1, 2, 3]));
-    assert_eq!(m(1), serde_json::json!([0, 1, 2, 4]));
+    let rows = decode(&v);
+    let m = |s: usize| rows[s].iter().map(|r| r.2).collect::<Vec<_>>();
+    assert_eq!(m(0), [0, 1, 2, 3]);
+    assert_eq!(m(1), [0, 1, 2, 4]);
     assert_eq!(m(2), m(1));
+    for (s, snap) in snaps.iter().enumerate() {
+        let want: Vec<(u64, u64)> = snap.regions.iter().map(|r| (r.start, r.size())).collect();
+        let got: Vec<(u64, u64)> = rows[s].iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(got, want, "snapshot {s}");
+    }
+    // The second snapshot writes only the grown heap and the new region;
+    // the image and the reservation are copied. The third copies all.
+    assert_eq!(v["snaps"][1]["x"], serde_json::json!([1, -2, 1, 1]));
+    assert_eq!(v["snaps"][1]["r"]["z"].as_array().unwrap().len(), 2);
+    assert_eq!(v["snaps"][1]["s"]["z"].as_array().unwrap().len(), 0);
+    assert_eq!(v["snaps"][2]["x"], serde_json::json!([-4, 0]));
     assert_eq!(d.rows(), 24);
+}
+
+#[test]
+fn a_recording_writes_unchanged_regions_once() {
+    let regions: Vec<Region> = (0..20_000u64)
+        .map(|i| {
+            region(
+                BASE + i * 8192,
+                4096,
+                b"rw-p",
+                MemoryType::PrivateData,
+                "",
+                4 * K,
+            )
+        })
+        .collect();
+    let first = Snapshot::from_regions(1, 0, regions);
+    let mut second = first.clone();
+    second.taken_at_unix_ns = 1;
+    // One region in the middle grows a page.
+    second.regions[10_000].end += 4096;
+    let snaps = [first, second];
+    let (page, stats) = html(&input(&snaps, None));
+    let d = embedded(&page);
+    assert_eq!(stats.rows, 40_000);
+    assert_eq!(
+        d["snaps"][1]["x"],
+        serde_json::json!([-10_000, 0, 1, -9_999, 10_001])
+    );
+    let rows = decode(&d);
+    assert_eq!(rows[1][10_000].1, 8192);
+    assert_eq!(rows[1][19_999].0, BASE + 19_999 * 8192);
+    let per = stats.bytes_per_row();
+    assert!(per < 25.0, "{per} bytes per region");
 }
 
 #[test]

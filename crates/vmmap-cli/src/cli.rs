@@ -163,6 +163,18 @@ pub enum Command {
     /// each region and gap 16 units per doubling of its size, so a 4 KiB
     /// page stays visible beside a 100 TiB gap (docs/memory-tools.md).
     Map(MapArgs),
+    /// Write a single-file HTML report: bar graphs, Summary, Details, the
+    /// timeline and a diff of any two snapshots (for a recording), and the
+    /// fragmentation map.
+    ///
+    /// TARGET is a .vmmap recording or VMMap .mmp file (every snapshot and
+    /// sample in it), or a live PID or process name (snapshotted now). The
+    /// file opens in any browser and loads nothing from the network
+    /// (docs/report.md).
+    #[command(
+        after_help = "EXAMPLES:\n  vmmap report 1234 -o report.html\n  vmmap report recording.vmmap -o recording.html"
+    )]
+    Report(ReportArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -477,6 +489,16 @@ pub struct DisplayArgs {
     /// unless --json or --csv is given.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A .vmmap or .mmp file, or a live PID or process name.
+    pub target: String,
+
+    /// The report to write (.html).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod cli;
 mod memory;
 mod record;
 mod render;
+mod report;
 mod serve;
 mod trace_cmd;
 mod trace_views;
@@ -122,6 +123,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
         Some(Command::Find(a)) => memory::find(&a, &cli.proc_root),
         Some(Command::Map(a)) => map(&a, &cli.proc_root),
+        Some(Command::Report(a)) => report::report(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),

@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::figures::Column;
-use crate::format::Loaded;
-use crate::model::MemoryType;
+use crate::format::{Loaded, Sample};
+use crate::model::{MemoryType, Snapshot};
 use crate::proc::smaps::{Field, SmapsFields};
 use crate::summary::Summary;
 
@@ -69,8 +69,13 @@ fn totals(r: &SmapsFields) -> [Option<u64>; 4] {
 
 /// Builds the timeline of a loaded recording, ordered by time.
 pub fn timeline(loaded: &Loaded) -> Vec<Point> {
-    let mut points = Vec::with_capacity(loaded.snapshots.len() + loaded.samples.len());
-    for (i, s) in loaded.snapshots.iter().enumerate() {
+    points(&loaded.snapshots, &loaded.samples)
+}
+
+/// Builds the timeline of snapshots and samples, ordered by time.
+pub fn points(snapshots: &[Snapshot], samples: &[Sample]) -> Vec<Point> {
+    let mut points = Vec::with_capacity(snapshots.len() + samples.len());
+    for (i, s) in snapshots.iter().enumerate() {
         let summary = Summary::of(s);
         // Totals from the kernel's own rollup; before Linux 4.14, from the
         // sum of the regions.
@@ -110,7 +115,7 @@ pub fn timeline(loaded: &Loaded) -> Vec<Point> {
             live_heap: None,
         });
     }
-    for s in &loaded.samples {
+    for s in samples {
         let [rss, pss, swap, anonymous] = totals(&s.rollup);
         points.push(Point {
             taken_at_unix_ns: s.taken_at_unix_ns,

@@ -42,11 +42,15 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
         };
         (loaded, format!("live process {pid}"))
     };
+    let tree = if loaded.trace.is_empty() {
+        None
+    } else {
+        crate::trace_views::report_call_tree(path)?
+    };
     let input = ReportInput {
         snapshots: &loaded.snapshots,
         samples: &loaded.samples,
-        // Traced runs get their call tree here once trace call trees exist.
-        call_tree: None,
+        call_tree: tree.as_ref(),
         source: &source,
     };
     let stats = std::cell::Cell::new(None);

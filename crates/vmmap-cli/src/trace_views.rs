@@ -41,21 +41,32 @@ fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failur
 /// Reads the whole trace once (up to `--at`), counting only blocks inside
 /// `range` when given, then symbolises the stacks that cost something.
 pub fn analyse(a: &TraceArgs, range: Option<(u64, u64)>) -> Result<Analysis, Failure> {
-    let what = a.file.display();
-    let until = match a.at {
+    analyse_file(&a.file, a.at, range, &symbol_options(a), !a.no_symbol_cache)
+}
+
+/// [`analyse`] with explicit settings.
+pub fn analyse_file(
+    file: &Path,
+    at: Option<f64>,
+    range: Option<(u64, u64)>,
+    symbols: &SymbolOptions,
+    cache: bool,
+) -> Result<Analysis, Failure> {
+    let what = file.display();
+    let until = match at {
         Some(s) if s.is_nan() || s < 0.0 => {
             return Err(Failure::usage(format!(
                 "--at {s} is not a time: give seconds since the program started, such as 2.5"
             )))
         }
-        Some(s) => scan::ticks_at(&scan::facts(open(&a.file)?), s),
+        Some(s) => scan::ticks_at(&scan::facts(open(file)?), s),
         None => Vec::new(),
     };
     let mut acc = match range {
         Some((lo, hi)) => Summarizer::with_range(lo, hi),
         None => Summarizer::default(),
     };
-    let s = scan::scan_until(open(&a.file)?, until, |r| acc.add(r));
+    let s = scan::scan_until(open(file)?, until, |r| acc.add(r));
     if let Some(p) = &s.file_problem {
         eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
     }
@@ -73,12 +84,12 @@ pub fn analyse(a: &TraceArgs, range: Option<(u64, u64)>) -> Result<Analysis, Fai
     let (summary, costs, images) = acc.finish_costs(&s.info);
     let mut syms = Symbols::from_cache(s.symbol_cache);
     let addrs = calltree::addresses(&s.info, &costs, &images);
-    syms.resolve(&s.info, &addrs, &symbol_options(a));
+    syms.resolve(&s.info, &addrs, symbols);
     for n in &syms.notes {
         eprintln!("vmmap: note: no symbols for {n}; its frames show as module+offset");
     }
-    if !a.no_symbol_cache {
-        cache_symbols(&a.file, &syms);
+    if cache {
+        cache_symbols(file, &syms);
     }
     Ok(Analysis {
         summary,
@@ -606,4 +617,50 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
         )?;
         writeln!(out, "Size = live + overhead + free; RSS - (live + overhead) is resident memory with no live block in it (docs/metrics.md).")
     })())
+}
+
+/// The top-down call tree of a traced file for the HTML report, or None
+/// when the file holds no trace. Entries under 0.1% of the bytes are
+/// folded away to keep the page small.
+pub fn report_call_tree(file: &Path) -> Result<Option<vmmap_core::report::CallTreeNode>, Failure> {
+    let mut dirs = Vec::new();
+    if let Some(p) = std::env::var_os("VMMAP_SYMBOL_PATH") {
+        dirs.extend(std::env::split_paths(&p).filter(|p| !p.as_os_str().is_empty()));
+    }
+    let opts = SymbolOptions {
+        dirs,
+        no_system_dirs: false,
+    };
+    let an = analyse_file(file, None, None, &opts, true)?;
+    let mut t = CallTree::build(
+        &an.info,
+        &an.syms,
+        &an.costs,
+        &an.images,
+        TreeOptions::default(),
+    );
+    t.sort(Metric::Allocated);
+    let min = t.nodes[0].total.bytes / 1000;
+    fn convert(t: &CallTree, n: usize, min: u64) -> vmmap_core::report::CallTreeNode {
+        let node = &t.nodes[n];
+        let f = &node.frame;
+        vmmap_core::report::CallTreeNode {
+            name: f.function.clone(),
+            location: match (&f.file, f.line) {
+                (Some(file), Some(l)) => Some(format!("{}:{l}", short_path(file))),
+                (Some(file), None) => Some(short_path(file).to_string()),
+                _ => None,
+            },
+            bytes: node.total.bytes,
+            count: node.total.allocations,
+            live_bytes: node.total.live_bytes,
+            children: node
+                .children
+                .iter()
+                .filter(|&&c| t.nodes[c].total.bytes >= min.max(1))
+                .map(|&c| convert(t, c, min))
+                .collect(),
+        }
+    }
+    Ok((an.summary.allocations > 0).then(|| convert(&t, 0, min)))
 }

@@ -639,6 +639,21 @@ fn heap_bytes_against_pages_add_up() {
     };
     assert_eq!(mallocs(&["--to", "0.3"]), 251);
     assert_eq!(mallocs(&["--from", "0.3"]), 0);
+    // The HTML report of a traced run carries its call tree.
+    let html = tmp().join(format!("heapfill-{}.html", std::process::id()));
+    let o = Command::new(VMMAP)
+        .arg("report")
+        .arg(&file)
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("\"main\"") && page.contains("trace/heapfill.c"),
+        "no call tree in the report"
+    );
     // Every live block was written, so its pages are resident.
     assert!(
         arena["resident_not_live"].as_i64().unwrap() >= 0,

@@ -574,6 +574,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
                 "size": h.size, "rss": h.rss, "blocks": h.blocks, "live": h.live,
                 "overhead": h.overhead, "free": h.free,
                 "resident_not_live": h.resident_not_live(), "untouched": h.untouched(),
+                "swap": h.swap, "frag_percent": h.frag_percent(),
             })).collect::<Vec<_>>(),
         });
         return Ok(serde_json::to_writer_pretty(&mut *out, &doc)
@@ -587,13 +588,22 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
         )?;
         writeln!(
             out,
-            "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
-            "REGION", "TYPE", "SIZE", "RSS", "BLOCKS", "LIVE", "OVERHEAD", "FREE", "UNTOUCHED"
+            "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
+            "REGION",
+            "TYPE",
+            "SIZE",
+            "RSS",
+            "BLOCKS",
+            "LIVE",
+            "OVERHEAD",
+            "FREE",
+            "UNTOUCHED",
+            "%FRAG"
         )?;
         for h in &rows {
             writeln!(
                 out,
-                "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+                "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
                 format!("{:x}-{:x}", h.start, h.end),
                 h.memory_type.name(),
                 size(h.size, false),
@@ -602,7 +612,8 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
                 size(h.live, false),
                 size(h.overhead, false),
                 size(h.free, false),
-                size(h.untouched(), false)
+                size(h.untouched(), false),
+                h.frag_percent().map_or("-".into(), |f| format!("{f:.1}"))
             )?;
         }
         writeln!(

@@ -621,6 +621,11 @@ fn heap_bytes_against_pages_add_up() {
         assert_eq!(f("size"), f("live") + f("overhead") + f("free"), "{r:#}");
         assert_eq!(f("untouched"), f("size") - f("rss"));
         assert_eq!(f("resident_not_live"), f("rss") - f("live") - f("overhead"));
+        let frag = r["frag_percent"].as_f64().unwrap();
+        let want = (100.0
+            - 100.0 * (f("live") + f("overhead")) as f64 / (f("rss") + f("swap")) as f64)
+            .max(0.0);
+        assert!((frag - want).abs() < 1e-9, "{r:#}");
     }
     // The timeline puts the live heap next to the kernel's totals: the
     // pause comes after every allocation, so the last point has them all.

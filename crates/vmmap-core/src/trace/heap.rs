@@ -32,6 +32,8 @@ pub struct HeapRegion {
     pub size: u64,
     /// Resident bytes (smaps Rss).
     pub rss: u64,
+    /// Swapped-out bytes (smaps Swap).
+    pub swap: u64,
 }
 
 impl HeapRegion {
@@ -40,6 +42,16 @@ impl HeapRegion {
     /// touched (a large calloc'd block the program has not written).
     pub fn resident_not_live(&self) -> i64 {
         self.rss as i64 - (self.live + self.overhead) as i64
+    }
+
+    /// macOS's `%FRAG`, as `vmmap map --heaps` gives it for a live heap:
+    /// the share of the region's resident and swapped memory that holds no
+    /// live block, `100 − 100 · (live + overhead) / (Rss + Swap)`, at
+    /// least 0; here from the trace rather than from glibc's headers.
+    pub fn frag_percent(&self) -> Option<f64> {
+        let mem = self.rss + self.swap;
+        (mem > 0)
+            .then(|| (100.0 - 100.0 * (self.live + self.overhead) as f64 / mem as f64).max(0.0))
     }
 
     /// Mapped but never touched (size minus Rss).
@@ -82,6 +94,7 @@ pub fn heap_regions(
             path: r.path.to_string(),
             size: r.size(),
             rss: r.fields.get(Field::Rss).unwrap_or(0),
+            swap: r.fields.get(Field::Swap).unwrap_or(0),
             blocks: 0,
             live: 0,
             overhead: 0,

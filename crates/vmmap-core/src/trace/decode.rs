@@ -370,8 +370,10 @@ struct Stream {
     /// bytes of its encoding, and two writer passes of a busy program are
     /// tens of megabytes of encoding.
     pending: VecDeque<Pending>,
-    /// The next record, decoded ahead so the merge can compare ticks.
-    head: Option<Record>,
+    /// The next record's tag and tick, read ahead so the merge can compare
+    /// ticks; its body is decoded only when it is released, straight into
+    /// the caller's hands.
+    next: Option<(u8, u64)>,
     /// Arrival order of the stream, to break tick ties the same way
     /// every time.
     order: u64,
@@ -626,19 +628,24 @@ impl Decoder {
             let limit = next_tick.min(below);
             let st = &mut streams[si];
             loop {
-                if let Some(record) = st.head.take() {
-                    out(record, info);
+                match emit(st) {
+                    Ok(Some(record)) => out(record, info),
+                    Ok(None) => {}
+                    Err(e) => {
+                        *failed = Some(e);
+                        *dead = true;
+                        return;
+                    }
                 }
-                match advance(st, info, stack_ids) {
-                    Ok(true) => {
-                        let t = st.head.as_ref().map_or(u64::MAX, |r| r.tick);
+                match peek(st, info, stack_ids) {
+                    Ok(Some(t)) => {
                         if t < limit || (t == next_tick && t < below && order < next_order) {
                             continue;
                         }
                         heads.push((t, order, si));
                         break;
                     }
-                    Ok(false) => break,
+                    Ok(None) => break,
                     Err(e) => {
                         *failed = Some(e);
                         *dead = true;
@@ -679,11 +686,9 @@ impl Decoder {
                 pos,
                 end: pos + len as usize,
             });
-            if st.head.is_none() && st.pending.len() == 1 {
-                // The stream was idle: decode its first record to give the
-                // merge a tick.
-                if advance(st, &mut self.info, &mut self.stack_ids)? {
-                    let tick = st.head.as_ref().map_or(u64::MAX, |r| r.tick);
+            if st.next.is_none() {
+                // The stream was idle: read its first tick for the merge.
+                if let Some(tick) = peek(st, &mut self.info, &mut self.stack_ids)? {
                     self.heads.push((tick, st.order, si));
                 }
             }
@@ -692,27 +697,25 @@ impl Decoder {
     }
 }
 
-/// Decodes a stream's next record into its head; false when its bytes are
-/// used up.
-fn advance(
+/// Reads a stream's next record's tag and tick (taking in the stack
+/// definitions before it); None when its bytes are used up.
+fn peek(
     st: &mut Stream,
     info: &mut TraceInfo,
     stack_ids: &mut HashMap<StackInfo, u32, Fast>,
-) -> Result<bool, TraceError> {
+) -> Result<Option<u64>, TraceError> {
     let Stream {
-        image,
         tid,
         last_tick,
-        last_addr,
         stacks,
         pending,
-        head,
-        order,
+        next,
+        ..
     } = st;
     loop {
         let Some(p) = pending.front_mut() else {
-            *head = None;
-            return Ok(false);
+            *next = None;
+            return Ok(None);
         };
         if p.pos >= p.end {
             pending.pop_front();
@@ -762,18 +765,45 @@ fn advance(
             last_tick.wrapping_add(d as u64)
         };
         *last_tick = tick;
-        let event = decode_event(tag, &mut c, last_addr, stacks)
-            .ok_or_else(|| bad(index, &format!("event with tag {tag} cut short or unknown")))?;
         p.pos += c.position();
-        *head = Some(Record {
-            tick,
-            image: *image,
-            tid: *tid,
-            stream: *order as u32,
-            event,
-        });
-        return Ok(true);
+        *next = Some((tag, tick));
+        return Ok(Some(tick));
     }
+}
+
+/// Decodes the body of the record [`peek`] read the tick of.
+fn emit(st: &mut Stream) -> Result<Option<Record>, TraceError> {
+    let Stream {
+        image,
+        tid,
+        last_addr,
+        stacks,
+        pending,
+        next,
+        order,
+        ..
+    } = st;
+    let Some((tag, tick)) = next.take() else {
+        return Ok(None);
+    };
+    let Some(p) = pending.front_mut() else {
+        return Ok(None);
+    };
+    let mut c = Cursor::new(&p.data[p.pos..p.end]);
+    let event = decode_event(tag, &mut c, last_addr, stacks).ok_or_else(|| {
+        bad(
+            p.index,
+            &format!("event with tag {tag} cut short or unknown"),
+        )
+    })?;
+    p.pos += c.position();
+    Ok(Some(Record {
+        tick,
+        image: *image,
+        tid: *tid,
+        stream: *order as u32,
+        event,
+    }))
 }
 
 fn intern(info: &mut TraceInfo, ids: &mut HashMap<StackInfo, u32, Fast>, s: StackInfo) -> u32 {

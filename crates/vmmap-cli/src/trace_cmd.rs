@@ -462,22 +462,61 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 }
 
 /// `regions`: the last map the agent recorded, each mapping with its owner.
+/// Two passes with memory bounded by the mapping calls, not by the
+/// allocations: the first keeps every record but allocations and frees,
+/// which is enough to cut the map into parts and find the parts no call
+/// made; the second keeps only the first allocation inside each of those.
 fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
-    let mut d = Decoder::new();
-    let mut records = Vec::new();
-    let mut failed = false;
-    stream(&a.file, |m| {
-        if !failed {
-            if let Err(e) = d.feed(m, &mut |r, _| records.push(r.clone())) {
-                eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
-                failed = true;
-            }
+    use vmmap_core::trace::owners::{owners, Owner};
+    let is_heap_op = |e: &Event| {
+        matches!(
+            e,
+            Event::Alloc { .. } | Event::Realloc { .. } | Event::Free { .. }
+        )
+    };
+    let mut kept = Vec::new();
+    let scan = scan_file(&a.file, |r| {
+        if !is_heap_op(&r.event) {
+            kept.push(r.clone());
         }
     })?;
-    if let Err(e) = d.finish(&mut |r, _| records.push(r.clone())) {
+    if let Some(e) = &scan.damage {
         eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
     }
-    Ok(write_regions(a, &records, &d.info, out))
+    let info = scan.info;
+    if let Some(last) = info.maps.len().checked_sub(1) {
+        let (image, tick) = (info.maps[last].0, info.maps[last].1);
+        let mut unowned: Vec<(u64, u64)> = owners(&kept, &info, last)
+            .iter()
+            // "Before start" is decided only for parts no allocation used.
+            .filter(|p| {
+                matches!(
+                    p.owner,
+                    Owner::Unobserved { first_use: None } | Owner::BeforeStart
+                )
+            })
+            .map(|p| (p.mapping.start, p.mapping.end))
+            .collect();
+        unowned.sort_unstable();
+        let mut first: Vec<Option<vmmap_core::trace::Record>> = vec![None; unowned.len()];
+        scan_file(&a.file, |r| {
+            if r.image != image || r.tick > tick {
+                return;
+            }
+            let ptr = match r.event {
+                Event::Alloc { ptr, .. } => ptr,
+                Event::Realloc { new, .. } if new != 0 => new,
+                _ => return,
+            };
+            let k = unowned.partition_point(|u| u.0 <= ptr);
+            if k > 0 && ptr < unowned[k - 1].1 && first[k - 1].is_none() {
+                first[k - 1] = Some(r.clone());
+            }
+        })?;
+        kept.extend(first.into_iter().flatten());
+        kept.sort_by_key(|r| r.tick);
+    }
+    Ok(write_regions(a, &kept, &info, out))
 }
 
 fn write_regions(

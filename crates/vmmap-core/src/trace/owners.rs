@@ -150,7 +150,26 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
         .agent_memory
         .iter()
         .rfind(|(img, t, _)| *img == image && *t <= tick)
-        .map(|(_, _, v)| merge(v))
+        .map(|(_, _, v)| {
+            // A page-aligned range is one of the agent's mmaps: the kernel
+            // gave it whole pages, so the tail of its last page is the
+            // agent's too (else that slack shows as a mapping no call made).
+            let page = info
+                .images
+                .get(image as usize)
+                .map_or(4096, |i| i.page_size.max(1));
+            let whole: Vec<(u64, u64)> = v
+                .iter()
+                .map(|&(a, l)| {
+                    if a % page == 0 {
+                        (a, l.div_ceil(page) * page)
+                    } else {
+                        (a, l)
+                    }
+                })
+                .collect();
+            merge(&whole)
+        })
         .unwrap_or_default();
     let mut out: Vec<RegionOwner> = Vec::new();
     for m in mappings {

@@ -425,6 +425,19 @@ pub struct SnapshotArgs {
     #[arg(long, conflicts_with_all = ["interactive", "address"])]
     pub empty_working_set: bool,
 
+    /// With --empty-working-set: `madvise` pages out this process's own
+    /// mappings (process_madvise, the default); `cgroup` writes to its cgroup
+    /// v2 memory.reclaim (Linux 5.19+), which reclaims from every process in
+    /// that cgroup and its page cache.
+    #[arg(
+        long,
+        value_name = "METHOD",
+        default_value = "madvise",
+        value_parser = ["madvise", "cgroup"],
+        requires = "empty_working_set"
+    )]
+    pub reclaim: String,
+
     /// With --empty-working-set: how many one-second samples to print
     /// after paging out.
     #[arg(

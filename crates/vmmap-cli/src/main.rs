@@ -188,7 +188,13 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         );
     }
     if a.empty_working_set {
-        return empty_working_set(pid, a.samples, a.display.bytes, proc_root);
+        return empty_working_set(
+            pid,
+            a.samples,
+            a.display.bytes,
+            a.reclaim == "cgroup",
+            proc_root,
+        );
     }
     if let Some(text) = &a.address {
         let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
@@ -280,7 +286,13 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
 }
 
 /// `vmmap PID --empty-working-set`: page out, then watch Rss come back.
-fn empty_working_set(pid: u32, samples: u32, exact: bool, proc_root: &Path) -> Result<(), Failure> {
+fn empty_working_set(
+    pid: u32,
+    samples: u32,
+    exact: bool,
+    by_cgroup: bool,
+    proc_root: &Path,
+) -> Result<(), Failure> {
     use vmmap_core::proc::smaps::Field;
     if proc_root != Path::new("/proc") {
         return Err(Failure::usage(
@@ -301,7 +313,28 @@ fn empty_working_set(pid: u32, samples: u32, exact: bool, proc_root: &Path) -> R
         }
     };
     let before = rss(pid)?;
-    let r = collect::reclaim::page_out(&snap)?;
+    let done = if by_cgroup {
+        let c = collect::reclaim::reclaim_cgroup(pid, proc_root)?;
+        format!(
+            "Reclaimed from cgroup {} (every process in it, and its page cache): charged memory {} -> {}{}",
+            c.cgroup.display(),
+            size(c.before),
+            size(c.after),
+            if c.partial {
+                " (the kernel could not reclaim all it was asked for)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        let r = collect::reclaim::page_out(&snap)?;
+        format!(
+            "Paged out {} mapping(s) ({}); {} skipped (locked, PFN, hugetlb, or unmapped since)",
+            r.advised,
+            size(r.advised_bytes),
+            r.skipped
+        )
+    };
     let after = rss(pid)?;
     let out = io::stdout();
     let mut w = out.lock();
@@ -315,12 +348,7 @@ fn empty_working_set(pid: u32, samples: u32, exact: bool, proc_root: &Path) -> R
         snap.process.name,
         size(before)
     ))?;
-    print(format!(
-        "Paged out {} mapping(s) ({}); {} skipped (locked, PFN, hugetlb, or unmapped since)",
-        r.advised,
-        size(r.advised_bytes),
-        r.skipped
-    ))?;
+    print(done)?;
     print(format!(
         "Working set after: {} ({} paged out)",
         size(after),

@@ -67,3 +67,62 @@ fn empty_working_set_without_cap_sys_nice_is_refused_clearly() {
     let file = fx.addr("file_ascii") - 100;
     assert_eq!(rss_of(fx.pid, file), 8192, "nothing was paged out");
 }
+
+/// `--reclaim cgroup` writes the fixture's cgroup v2 `memory.reclaim`.
+/// Where the kernel or the mount lacks it (this machine binds the memory
+/// controller to cgroup v1), it must be refused with exit code 7 and the
+/// reason; where it exists, the file pages leave the working set.
+#[test]
+fn empty_working_set_by_cgroup_reclaims_or_says_why_not() {
+    let fx = Fixture::start_named("memtext");
+    let file = fx.addr("file_ascii") - 100;
+    let _g = starting_processes();
+    let o = Command::new(VMMAP)
+        .args([
+            &fx.pid.to_string(),
+            "--empty-working-set",
+            "--reclaim",
+            "cgroup",
+            "--samples",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let cgroup_file = std::fs::read_to_string(format!("/proc/{}/cgroup", fx.pid)).unwrap();
+    let v2 = cgroup_file
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|rel| {
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            mounts
+                .lines()
+                .filter(|l| l.contains(" - cgroup2 "))
+                .map(|l| l.split(' ').nth(4).unwrap().to_string())
+                .map(|m| format!("{m}/{}", rel.trim_start_matches('/')))
+                .find(|d| std::path::Path::new(&format!("{d}/memory.reclaim")).exists())
+        })
+        .flatten();
+    match v2 {
+        None => {
+            assert_eq!(o.status.code(), Some(7), "{err}");
+            assert!(
+                err.contains("memory.reclaim") && err.contains("use --reclaim madvise"),
+                "{err}"
+            );
+        }
+        Some(dir) => {
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(o.status.success(), "{err}");
+            assert!(
+                out.contains(&format!("Reclaimed from cgroup {dir}")),
+                "{out}"
+            );
+            assert_eq!(
+                rss_of(fx.pid, file),
+                0,
+                "clean file pages are reclaimed:\n{out}"
+            );
+        }
+    }
+}

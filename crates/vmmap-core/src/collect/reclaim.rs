@@ -110,3 +110,112 @@ pub fn page_out(snap: &Snapshot) -> Result<PageOut> {
     }
     Ok(out)
 }
+
+/// What a cgroup reclaim did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupReclaim {
+    /// The cgroup's directory.
+    pub cgroup: std::path::PathBuf,
+    /// Its `memory.current` before.
+    pub before: u64,
+    /// Its `memory.current` after.
+    pub after: u64,
+    /// The kernel could not reclaim all it was asked for (EAGAIN).
+    pub partial: bool,
+}
+
+/// The cgroup v2 path of a process (`0::/path` in `/proc/PID/cgroup`).
+pub fn cgroup_of(cgroup_file: &str) -> Option<&str> {
+    cgroup_file.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
+/// Empty Working Set by cgroup: writes the cgroup's `memory.current` to
+/// its `memory.reclaim` (cgroup v2, Linux 5.19+), which pages out memory
+/// charged to the cgroup: every process in it, and its page cache, not
+/// only `pid`. Refused with a reason when the kernel or the mount does
+/// not offer it.
+pub fn reclaim_cgroup(pid: u32, proc_root: &std::path::Path) -> Result<CgroupReclaim> {
+    use std::path::PathBuf;
+    let unsupported = |hint: String| Error::Unsupported {
+        what: "cgroup memory.reclaim".into(),
+        hint,
+    };
+    let read = |p: PathBuf| -> Result<String> {
+        std::fs::read_to_string(&p).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ESRCH) => Error::ProcessExited { pid },
+            _ => Error::Io { path: p, source: e },
+        })
+    };
+    let text = read(proc_root.join(pid.to_string()).join("cgroup"))?;
+    let Some(rel) = cgroup_of(&text) else {
+        return Err(unsupported(format!(
+            "process {pid} is in no cgroup v2 hierarchy (no 0:: line in /proc/{pid}/cgroup); use --reclaim madvise"
+        )));
+    };
+    let mounts = std::fs::read("/proc/self/mountinfo").unwrap_or_default();
+    let Some(root) = crate::proc::mountinfo::parse(&mounts)
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup2")
+    else {
+        return Err(unsupported(
+            "no cgroup v2 hierarchy is mounted here; use --reclaim madvise".into(),
+        ));
+    };
+    let dir = PathBuf::from(&root.mount_point).join(rel.trim_start_matches('/'));
+    let file = dir.join("memory.reclaim");
+    if !file.exists() {
+        let controllers =
+            std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let hint = if !controllers.split_whitespace().any(|c| c == "memory") {
+            format!(
+                "the memory controller is not enabled for cgroup {} (on this machine it may be bound to the cgroup v1 hierarchy); use --reclaim madvise",
+                dir.display()
+            )
+        } else {
+            format!(
+                "{} is missing: memory.reclaim needs Linux 5.19 or later; use --reclaim madvise",
+                file.display()
+            )
+        };
+        return Err(unsupported(hint));
+    }
+    let current = |d: &PathBuf| -> Result<u64> {
+        let t = read(d.join("memory.current"))?;
+        t.trim().parse().map_err(|_| Error::Io {
+            path: d.join("memory.current"),
+            source: std::io::Error::other("not a number"),
+        })
+    };
+    let before = current(&dir)?;
+    let partial = match std::fs::write(&file, format!("{before}\n")) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => true,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+            return Err(Error::PermissionDenied {
+                pid,
+                path: file,
+                hint: "writing memory.reclaim needs write access to the cgroup (root, or a delegated cgroup)".into(),
+            })
+        }
+        Err(e) => return Err(Error::Io { path: file, source: e }),
+    };
+    let after = current(&dir)?;
+    Ok(CgroupReclaim {
+        cgroup: dir,
+        before,
+        after,
+        partial,
+    })
+}
+
+#[cfg(test)]
+mod cgroup_tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_line_names_the_cgroup() {
+        let t = "4:memory:/x\n0::/user.slice/app.scope\n";
+        assert_eq!(cgroup_of(t), Some("/user.slice/app.scope"));
+        assert_eq!(cgroup_of("4:memory:/x\n"), None);
+    }
+}

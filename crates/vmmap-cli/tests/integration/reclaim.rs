@@ -93,7 +93,7 @@ fn empty_working_set_by_cgroup_reclaims_or_says_why_not() {
     let v2 = cgroup_file
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .map(|rel| {
+        .and_then(|rel| {
             let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
             mounts
                 .lines()
@@ -101,8 +101,7 @@ fn empty_working_set_by_cgroup_reclaims_or_says_why_not() {
                 .map(|l| l.split(' ').nth(4).unwrap().to_string())
                 .map(|m| format!("{m}/{}", rel.trim_start_matches('/')))
                 .find(|d| std::path::Path::new(&format!("{d}/memory.reclaim")).exists())
-        })
-        .flatten();
+        });
     match v2 {
         None => {
             assert_eq!(o.status.code(), Some(7), "{err}");

@@ -360,6 +360,7 @@ fn snapshot_of(gens: &[Gen], sps: &[usize]) -> Snapshot {
         // No VmPTE: the Page Table row adds nothing to the total.
         status: Status::default(),
         warnings,
+        sharing: None,
     }
 }
 

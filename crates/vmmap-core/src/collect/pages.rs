@@ -1,0 +1,402 @@
+//! Exact sharing (`--sharing exact`): reads each VMA's pagemap entries and,
+//! with root, the kpagecount of every shareable page's frame, and stores
+//! the per-page figures in the snapshot's VMAs.
+//!
+//! Cost: one pread per 64 Ki pages of pagemap, then the frames of the
+//! shareable pages gathered into runs of consecutive frames, sorted, and
+//! read from kpagecount a window at a time (at most 128 Ki frames, 1 MiB,
+//! per pread), never one read per page.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::procdir::ProcDir;
+use super::Options;
+use crate::error::{Error, Result};
+use crate::model::{Region, Snapshot};
+use crate::proc::kpage::{self, Run, RunBuilder};
+use crate::proc::pagemap;
+use crate::sharing::{
+    precision_from_config, release_predates_no_page_mapcount, shared_by_exclusive_bit, FrameTag,
+    MapcountPrecision, PageSharing, SharingMethod, SharingSource,
+};
+
+/// pagemap entries read per pread (512 KiB).
+const PAGEMAP_CHUNK: usize = 1 << 16;
+/// Frames closer than this share one kpagecount read.
+const MAX_GAP: u64 = 64;
+/// Frames per kpagecount read at most (1 MiB of counts).
+const MAX_WINDOW: u64 = 1 << 17;
+
+/// What [`exact_sharing`] found besides the per-VMA figures.
+#[derive(Debug, Default)]
+pub struct PageScan {
+    /// Every present page's frame, as runs, when frames were asked for and
+    /// readable (root); `None` otherwise.
+    pub frames: Option<Vec<Run<FrameTag>>>,
+}
+
+/// Whether this process can read page frame numbers and kpagecount
+/// (CAP_SYS_ADMIN), found by trying to open it.
+pub fn can_read_frames(proc_root: &Path) -> bool {
+    File::open(proc_root.join("kpagecount")).is_ok()
+}
+
+/// Reads the page tables of `snap`'s process and fills in every VMA's
+/// [`Region::pages`] and [`Snapshot::sharing`]. With `keep_frames` (and
+/// root) also returns every present page's frame, for multi-process
+/// accounting.
+pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> Result<PageScan> {
+    let pid = snap.process.pid;
+    let dir = ProcDir::open(&opts.proc_root, pid)?;
+    let path = dir.path("pagemap");
+    let pm = File::open(&path).map_err(|e| dir.error(path.clone(), e))?;
+    let kpagecount = File::open(opts.proc_root.join("kpagecount")).ok();
+    let precision = mapcount_precision(&opts.proc_root, &snap.kernel.release);
+    let kpageflags = match (&kpagecount, precision) {
+        (Some(_), MapcountPrecision::Exact) => None,
+        (Some(_), _) => File::open(opts.proc_root.join("kpageflags")).ok(),
+        (None, _) => None,
+    };
+    let page = snap.kernel.page_size;
+    let limit = snap.kernel.user_address_limit;
+    let use_counts = kpagecount.is_some();
+
+    let mut per_vma: Vec<PageSharing> = Vec::new();
+    let mut shareable_frames = RunBuilder::<u32>::new();
+    let mut all_frames = (keep_frames && use_counts).then(RunBuilder::<FrameTag>::new);
+    let mut buf = vec![0u8; PAGEMAP_CHUNK * 8];
+    for r in &snap.regions {
+        for vma in r.vmas() {
+            let g = per_vma.len() as u32;
+            let mut acc = PageSharing::default();
+            // hugetlb pages are not in Rss (smaps counts them apart), and
+            // vsyscall lies above the user address space.
+            if !vma.has_vm_flag("ht") && vma.end <= limit && !vma.perms.none() {
+                let file_vma = vma.inode != 0;
+                let (mut at, end) = (vma.start / page, vma.end / page);
+                while at < end {
+                    let n = ((end - at) as usize).min(PAGEMAP_CHUNK);
+                    let chunk = &mut buf[..n * 8];
+                    let got = match pm.read_at(chunk, at * 8) {
+                        Ok(0) => break,
+                        Ok(got) => got,
+                        Err(e) => return Err(dir.error(path.clone(), e)),
+                    };
+                    for e in pagemap::entries(&chunk[..got]) {
+                        let shared = (!use_counts).then(|| shared_by_exclusive_bit(e));
+                        acc.tally(e, file_vma, shared, page);
+                        if let Some(pfn) = pagemap::pfn(e) {
+                            let shareable = e & pagemap::FILE_OR_SHARED != 0;
+                            if shareable && use_counts {
+                                shareable_frames.push(pfn, g);
+                            }
+                            if let Some(all) = &mut all_frames {
+                                all.push(
+                                    pfn,
+                                    FrameTag {
+                                        memory_type: r.memory_type,
+                                        shareable,
+                                    },
+                                );
+                            }
+                        }
+                    }
+                    at += (got / 8) as u64;
+                }
+            }
+            per_vma.push(acc);
+        }
+    }
+
+    let mut large = use_counts.then_some(0u64);
+    if let Some(kc) = &kpagecount {
+        let mut runs = shareable_frames.finish();
+        let windows = kpage::plan(&mut runs, MAX_GAP, MAX_WINDOW);
+        let mut counts = vec![0u8; (MAX_WINDOW * 8) as usize];
+        let mut flags = vec![
+            0u8;
+            if kpageflags.is_some() {
+                counts.len()
+            } else {
+                0
+            }
+        ];
+        for w in &windows {
+            let kpath = opts.proc_root.join("kpagecount");
+            let got = read_window(kc, w, &mut counts).map_err(|e| Error::Io {
+                path: kpath,
+                source: e,
+            })?;
+            let fgot = match &kpageflags {
+                Some(kf) => read_window(kf, w, &mut flags).map_err(|e| Error::Io {
+                    path: opts.proc_root.join("kpageflags"),
+                    source: e,
+                })?,
+                None => 0,
+            };
+            for run in &runs[w.runs.clone()] {
+                let acc = &mut per_vma[run.tag as usize];
+                for pfn in run.first..run.end() {
+                    if kpage::value_at(w, &counts[..got], pfn).is_some_and(|c| c > 1) {
+                        acc.shared += page;
+                    }
+                    let f = kpage::value_at(w, &flags[..fgot], pfn).unwrap_or(0);
+                    if f & (kpage::COMPOUND_HEAD | kpage::COMPOUND_TAIL | kpage::THP) != 0 {
+                        if let Some(l) = &mut large {
+                            *l += page;
+                        }
+                    }
+                }
+            }
+        }
+        if kpageflags.is_none() && precision != MapcountPrecision::Exact {
+            large = None;
+        }
+    }
+
+    let mut it = per_vma.into_iter();
+    for r in &mut snap.regions {
+        let vmas: &mut [Region] = if r.sub_blocks.is_empty() {
+            std::slice::from_mut(r)
+        } else {
+            &mut r.sub_blocks
+        };
+        for vma in vmas {
+            vma.pages = it.next();
+        }
+    }
+    snap.sharing = Some(SharingMethod {
+        source: if use_counts {
+            SharingSource::Kpagecount
+        } else {
+            SharingSource::ExclusiveBit
+        },
+        mapcount: precision,
+        large_folio_bytes: large,
+    });
+    Ok(PageScan {
+        frames: all_frames.map(RunBuilder::finish),
+    })
+}
+
+/// Reads window `w` of kpagecount or kpageflags; returns the bytes read.
+fn read_window(f: &File, w: &kpage::Window, buf: &mut [u8]) -> std::io::Result<usize> {
+    let want = (w.len * 8) as usize;
+    let buf = &mut buf[..want];
+    let mut got = 0;
+    while got < want {
+        match f.read_at(&mut buf[got..], w.first * 8 + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Whether this kernel keeps per-page mapcounts for large folios: its
+/// configuration (`/boot/config-RELEASE`) says, or it predates the option.
+/// `/proc/config.gz` is compressed and not read.
+fn mapcount_precision(proc_root: &Path, release: &str) -> MapcountPrecision {
+    if release_predates_no_page_mapcount(release) {
+        return MapcountPrecision::Exact;
+    }
+    let boot = Path::new("/boot").join(format!("config-{release}"));
+    if proc_root == Path::new("/proc") {
+        if let Some(p) = std::fs::read_to_string(boot)
+            .ok()
+            .and_then(|c| precision_from_config(&c))
+        {
+            return p;
+        }
+    }
+    MapcountPrecision::Unknown
+}
+
+/// Another process that maps some of the same page frames.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SharedWith {
+    /// Its PID.
+    pub pid: u32,
+    /// Its command name.
+    pub name: String,
+    /// How many of the region's frames it maps (each counted once).
+    pub pages: u64,
+    /// Its mappings that hold them (path, or `[anonymous]`), deduplicated.
+    pub mappings: Vec<String>,
+}
+
+/// Which other processes map the frames of `region` (a top-level region
+/// of `snap`, from the live process): a join on page frame number over
+/// every process's pagemap (root only). Only mappings that can hold the
+/// same frames are read: those of the same file or shmem object (device
+/// and inode), and for anonymous memory every anonymous mapping
+/// (copy-on-write after fork, KSM). Returns the region's own resident
+/// frame count and the sharers, most pages first.
+pub fn shared_with(
+    snap: &Snapshot,
+    region: &Region,
+    opts: &Options,
+) -> Result<(u64, Vec<SharedWith>)> {
+    if !can_read_frames(&opts.proc_root) {
+        return Err(Error::PermissionDenied {
+            pid: snap.process.pid,
+            path: opts.proc_root.join("kpagecount"),
+            hint: "finding the processes that share a page joins page frame numbers across processes, which the kernel shows only to root (CAP_SYS_ADMIN)".into(),
+        });
+    }
+    let page = snap.kernel.page_size;
+    let dir = ProcDir::open(&opts.proc_root, snap.process.pid)?;
+    let mut own = Vec::new();
+    let mut buf = vec![0u8; PAGEMAP_CHUNK * 8];
+    for vma in region.vmas() {
+        read_frames(&dir, vma.start, vma.end, page, &mut buf, &mut |pfn| {
+            own.push(pfn)
+        })?;
+    }
+    own.sort_unstable();
+    own.dedup();
+    drop_zero_pages(&mut own, &opts.proc_root)?;
+    let keys: Vec<(u32, u32, u64)> = region
+        .vmas()
+        .iter()
+        .map(|v| (v.dev_major, v.dev_minor, v.inode))
+        .collect();
+    let anon = keys.iter().any(|k| k.2 == 0);
+    let rd = std::fs::read_dir(&opts.proc_root).map_err(|e| Error::Io {
+        path: opts.proc_root.clone(),
+        source: e,
+    })?;
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == snap.process.pid || own.is_empty() {
+            continue;
+        }
+        // Processes that exit or refuse meanwhile are skipped: this is a
+        // survey of the system, not of one target.
+        let Ok(other) = ProcDir::open(&opts.proc_root, pid) else {
+            continue;
+        };
+        let Ok(maps) = other.read("maps") else {
+            continue;
+        };
+        let Ok(maps) = crate::proc::smaps::parse(&maps) else {
+            continue;
+        };
+        seen.clear();
+        let mut mappings: Vec<String> = Vec::new();
+        for m in maps.iter().filter(|m| {
+            let prot_none = m.perms[..3] == *b"---";
+            let k = (m.dev_major, m.dev_minor, m.inode);
+            !prot_none && (keys.contains(&k) || (anon && m.inode == 0))
+        }) {
+            let before = seen.len();
+            let r = read_frames(&other, m.start, m.end, page, &mut buf, &mut |pfn| {
+                if own.binary_search(&pfn).is_ok() {
+                    seen.push(pfn);
+                }
+            });
+            if r.is_err() {
+                break;
+            }
+            if seen.len() > before {
+                let name = if m.path.is_empty() {
+                    "[anonymous]".to_string()
+                } else {
+                    m.path.to_string()
+                };
+                if !mappings.contains(&name) {
+                    mappings.push(name);
+                }
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        if !seen.is_empty() {
+            let name = other
+                .read("comm")
+                .map(|c| String::from_utf8_lossy(&c).trim_end().to_string())
+                .unwrap_or_default();
+            out.push(SharedWith {
+                pid,
+                name,
+                pages: seen.len() as u64,
+                mappings,
+            });
+        }
+    }
+    out.sort_by(|a, b| b.pages.cmp(&a.pages).then(a.pid.cmp(&b.pid)));
+    Ok((own.len() as u64, out))
+}
+
+/// Removes the shared zero page (and huge zero page) from sorted frames:
+/// every process that read untouched anonymous memory maps it, which says
+/// nothing about sharing.
+fn drop_zero_pages(frames: &mut Vec<u64>, proc_root: &Path) -> Result<()> {
+    let path = proc_root.join("kpageflags");
+    let f = File::open(&path).map_err(|e| Error::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let mut b = RunBuilder::new();
+    for &pfn in frames.iter() {
+        b.push(pfn, ());
+    }
+    let mut runs = b.finish();
+    let windows = kpage::plan(&mut runs, MAX_GAP, MAX_WINDOW);
+    let mut buf = vec![0u8; (MAX_WINDOW * 8) as usize];
+    let mut zero = Vec::new();
+    for w in &windows {
+        let got = read_window(&f, w, &mut buf).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        for run in &runs[w.runs.clone()] {
+            for pfn in run.first..run.end() {
+                if kpage::value_at(w, &buf[..got], pfn).is_some_and(|v| v & kpage::ZERO_PAGE != 0) {
+                    zero.push(pfn);
+                }
+            }
+        }
+    }
+    frames.retain(|p| zero.binary_search(p).is_err());
+    Ok(())
+}
+
+/// Calls `each` with the frame of every present page in `start..end` of
+/// the process in `dir`.
+fn read_frames(
+    dir: &ProcDir,
+    start: u64,
+    end: u64,
+    page: u64,
+    buf: &mut [u8],
+    each: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let path = dir.path("pagemap");
+    let pm = File::open(&path).map_err(|e| dir.error(path.clone(), e))?;
+    let (mut at, end) = (start / page, end / page);
+    while at < end {
+        let n = ((end - at) as usize).min(buf.len() / 8);
+        let chunk = &mut buf[..n * 8];
+        let got = match pm.read_at(chunk, at * 8) {
+            Ok(0) => break,
+            Ok(g) => g,
+            Err(e) => return Err(dir.error(path.clone(), e)),
+        };
+        for e in pagemap::entries(&chunk[..got]) {
+            if let Some(pfn) = pagemap::pfn(e) {
+                each(pfn);
+            }
+        }
+        at += (got / 8) as u64;
+    }
+    Ok(())
+}

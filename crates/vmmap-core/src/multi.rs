@@ -1,0 +1,274 @@
+//! Several processes at once (`vmmap PID PID…`, `--children`,
+//! `--cgroup`): a combined Summary in which a page that several of the
+//! processes map counts once, plus each process's own totals, as macOS
+//! `footprint` does for several targets.
+//!
+//! With root, "once" is exact: the union of the page frames every process
+//! maps ([`crate::sharing::union`]). Without root the frame numbers are
+//! hidden, and the sum of PSS stands in for it: PSS divides each page
+//! among *all* the processes that map it, so it equals the union when the
+//! shared pages are shared only within the set, and is lower when
+//! processes outside the set map them too.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::figures::Column;
+use crate::model::{MemoryType, Snapshot};
+use crate::proc::kpage::Run;
+use crate::proc::stat;
+use crate::sharing::{union, FrameTag};
+use crate::summary::Summary;
+
+/// How the combined working set counts a page mapped by several processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CountedOnce {
+    /// Distinct page frames (root): exact.
+    FrameUnion,
+    /// The sum of PSS: an estimate (frame numbers need root).
+    PssSum,
+}
+
+/// One type's (or the total's) combined figures, in bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CombinedRow {
+    /// The type; `None` for the Total row.
+    pub memory_type: Option<MemoryType>,
+    /// Sum of Size.
+    pub size: u64,
+    /// Sum of Committed.
+    pub committed: u64,
+    /// Sum of Private.
+    pub private: u64,
+    /// Sum of every process's Total WS: shared pages counted once per
+    /// process that maps them.
+    pub total_ws_sum: u64,
+    /// Sum of PSS.
+    pub pss: u64,
+    /// The working set with every page counted once.
+    pub total_ws_once: u64,
+    /// Of that, anonymous pages (root only).
+    pub private_ws_once: Option<u64>,
+    /// Of that, file and shmem pages (root only).
+    pub shareable_ws_once: Option<u64>,
+}
+
+/// One process's own totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessLine {
+    /// PID.
+    pub pid: u32,
+    /// Command name.
+    pub name: String,
+    /// Size.
+    pub size: u64,
+    /// Committed.
+    pub committed: u64,
+    /// Private.
+    pub private: u64,
+    /// Total WS.
+    pub total_ws: u64,
+    /// Shared WS.
+    pub shared_ws: u64,
+    /// PSS.
+    pub pss: u64,
+}
+
+/// The combined report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Combined {
+    /// How pages mapped by several processes are counted once.
+    pub counted_once: CountedOnce,
+    /// One row per type (Free left out: address space is per process).
+    pub rows: Vec<CombinedRow>,
+    /// Every type added up.
+    pub total: CombinedRow,
+    /// Each process's own totals, in the order given.
+    pub processes: Vec<ProcessLine>,
+}
+
+impl Combined {
+    /// Combines the snapshots; `frames` is every process's present frames
+    /// (from [`crate::collect::pages::exact_sharing`] with root), or `None`
+    /// to estimate with PSS.
+    pub fn of(snaps: &[Snapshot], frames: Option<Vec<Run<FrameTag>>>, page_size: u64) -> Combined {
+        let counted_once = if frames.is_some() {
+            CountedOnce::FrameUnion
+        } else {
+            CountedOnce::PssSum
+        };
+        let u = frames.map(union);
+        let summaries: Vec<Summary> = snaps.iter().map(Summary::of).collect();
+        let mut rows = Vec::new();
+        let mut total = CombinedRow {
+            memory_type: None,
+            size: 0,
+            committed: 0,
+            private: 0,
+            total_ws_sum: 0,
+            pss: 0,
+            total_ws_once: 0,
+            private_ws_once: u.as_ref().map(|_| 0),
+            shareable_ws_once: u.as_ref().map(|_| 0),
+        };
+        for t in MemoryType::ALL {
+            if t == MemoryType::Free {
+                continue;
+            }
+            let sum = |c: Column| -> u64 {
+                summaries
+                    .iter()
+                    .map(|s| s.rows[t as usize].figures.value(c))
+                    .sum()
+            };
+            let pss = sum(Column::Pss);
+            let (once, private, shareable) = match &u {
+                Some(u) => {
+                    let all = u.total[t as usize] * page_size;
+                    let sh = u.shareable[t as usize] * page_size;
+                    (all, Some(all - sh), Some(sh))
+                }
+                None => (pss, None, None),
+            };
+            let row = CombinedRow {
+                memory_type: Some(t),
+                size: sum(Column::Size),
+                committed: sum(Column::Committed),
+                private: sum(Column::Private),
+                total_ws_sum: sum(Column::TotalWs),
+                pss,
+                total_ws_once: once,
+                private_ws_once: private,
+                shareable_ws_once: shareable,
+            };
+            total.size += row.size;
+            total.committed += row.committed;
+            total.private += row.private;
+            total.total_ws_sum += row.total_ws_sum;
+            total.pss += row.pss;
+            total.total_ws_once += row.total_ws_once;
+            if let (Some(a), Some(b)) = (&mut total.private_ws_once, row.private_ws_once) {
+                *a += b;
+            }
+            if let (Some(a), Some(b)) = (&mut total.shareable_ws_once, row.shareable_ws_once) {
+                *a += b;
+            }
+            rows.push(row);
+        }
+        let processes = snaps
+            .iter()
+            .zip(&summaries)
+            .map(|(s, sum)| {
+                let f = &sum.total.figures;
+                ProcessLine {
+                    pid: s.process.pid,
+                    name: s.process.name.clone(),
+                    size: f.value(Column::Size),
+                    committed: f.value(Column::Committed),
+                    private: f.value(Column::Private),
+                    total_ws: f.value(Column::TotalWs),
+                    shared_ws: f.value(Column::SharedWs),
+                    pss: f.value(Column::Pss),
+                }
+            })
+            .collect();
+        Combined {
+            counted_once,
+            rows,
+            total,
+            processes,
+        }
+    }
+}
+
+/// `pid` and all its descendants, `pid` first, the rest by PID: every
+/// process whose chain of parents (from `/proc/PID/stat`) reaches `pid`.
+pub fn with_descendants(proc_root: &Path, pid: u32) -> Result<Vec<u32>> {
+    let rd = std::fs::read_dir(proc_root).map_err(|e| Error::Io {
+        path: proc_root.to_path_buf(),
+        source: e,
+    })?;
+    let mut parent = std::collections::HashMap::new();
+    for e in rd.flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(st) = std::fs::read(e.path().join("stat"))
+            .ok()
+            .and_then(|b| stat::parse(&b).ok())
+        {
+            if !st.is_kernel_thread() {
+                parent.insert(p, st.ppid);
+            }
+        }
+    }
+    if !parent.contains_key(&pid) {
+        return Err(Error::NoSuchProcess { pid });
+    }
+    let mut out: Vec<u32> = parent
+        .keys()
+        .copied()
+        .filter(|&p| {
+            let mut at = p;
+            // A chain longer than the process count would be a loop.
+            for _ in 0..=parent.len() {
+                match parent.get(&at) {
+                    Some(&pp) if pp == pid => return p != pid,
+                    Some(&pp) if pp != 0 && pp != at => at = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect();
+    out.sort_unstable();
+    out.insert(0, pid);
+    Ok(out)
+}
+
+/// The processes of a cgroup, from its `cgroup.procs` (cgroup v2, or a v1
+/// hierarchy). `path` is a directory of a cgroup file system, or a path
+/// relative to `/sys/fs/cgroup` (`system.slice/sshd.service`).
+pub fn cgroup_members(path: &Path) -> Result<Vec<u32>> {
+    let dir = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        Path::new("/sys/fs/cgroup").join(path)
+    };
+    let procs = dir.join("cgroup.procs");
+    let text = std::fs::read_to_string(&procs).map_err(|e| Error::Io {
+        path: procs.clone(),
+        source: e,
+    })?;
+    let mut pids: Vec<u32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descendants_of_this_process_include_a_child() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let got = with_descendants(Path::new("/proc"), me).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(got[0], me);
+        assert!(got.contains(&child.id()), "{got:?}");
+    }
+
+    #[test]
+    fn cgroup_of_a_missing_dir_is_an_error() {
+        assert!(cgroup_members(Path::new("/nonexistent/cgroup")).is_err());
+    }
+}

@@ -62,6 +62,7 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
     let page = snap.kernel.page_size;
     let limit = snap.kernel.user_address_limit;
     let use_counts = kpagecount.is_some();
+    let zero = if use_counts { zero_page_frame() } else { None };
 
     let mut per_vma: Vec<PageSharing> = Vec::new();
     let mut shareable_frames = RunBuilder::<u32>::new();
@@ -71,9 +72,11 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
         for vma in r.vmas() {
             let g = per_vma.len() as u32;
             let mut acc = PageSharing::default();
-            // hugetlb pages are not in Rss (smaps counts them apart), and
+            // hugetlb pages are not in Rss (smaps counts them apart), nor
+            // are raw frame mappings (vvar, device memory: `pf`, `io`);
             // vsyscall lies above the user address space.
-            if !vma.has_vm_flag("ht") && vma.end <= limit && !vma.perms.none() {
+            let counted = !["ht", "pf", "io"].iter().any(|f| vma.has_vm_flag(f));
+            if counted && vma.end <= limit && !vma.perms.none() {
                 let file_vma = vma.inode != 0;
                 let (mut at, end) = (vma.start / page, vma.end / page);
                 while at < end {
@@ -85,6 +88,11 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
                         Err(e) => return Err(dir.error(path.clone(), e)),
                     };
                     for e in pagemap::entries(&chunk[..got]) {
+                        // The shared zero page is no resident memory of
+                        // anyone's (smaps leaves it out of Rss too).
+                        if zero.is_some() && pagemap::pfn(e) == zero {
+                            continue;
+                        }
                         let shared = (!use_counts).then(|| shared_by_exclusive_bit(e));
                         acc.tally(e, file_vma, shared, page);
                         if let Some(pfn) = pagemap::pfn(e) {
@@ -179,6 +187,41 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
     Ok(PageScan {
         frames: all_frames.map(RunBuilder::finish),
     })
+}
+
+/// The frame of the shared zero page, found by reading a fresh anonymous
+/// page of our own (a read fault maps the zero page) and looking it up in
+/// our own pagemap; `None` without root or if the kernel did otherwise.
+pub fn zero_page_frame() -> Option<u64> {
+    let page = super::page_size() as usize;
+    // SAFETY: a fresh private anonymous mapping; no existing memory is
+    // touched, and it is unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            page,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: `p` is a readable mapping of `page` bytes; the volatile
+    // read makes the kernel fault the zero page in.
+    let _ = unsafe { std::ptr::read_volatile(p.cast::<u8>()) };
+    let entry = File::open("/proc/self/pagemap").ok().and_then(|f| {
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, (p as u64 / page as u64) * 8).ok()?;
+        Some(u64::from_le_bytes(b))
+    });
+    // SAFETY: unmaps exactly the mapping made above.
+    unsafe { libc::munmap(p, page) };
+    let entry = entry?;
+    // The zero page is present but belongs to no one: not exclusive.
+    (entry & pagemap::EXCLUSIVE == 0).then(|| pagemap::pfn(entry))?
 }
 
 /// Reads window `w` of kpagecount or kpageflags; returns the bytes read.

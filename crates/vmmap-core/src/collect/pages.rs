@@ -1,11 +1,14 @@
 //! Exact sharing (`--sharing exact`): reads each VMA's pagemap entries and,
-//! with root, the kpagecount of every shareable page's frame, and stores
-//! the per-page figures in the snapshot's VMAs.
+//! with root, the kpagecount of the shareable pages the kernel does not
+//! mark exclusive, and stores the per-page figures in the snapshot's VMAs.
 //!
-//! Cost: one pread per 64 Ki pages of pagemap, then the frames of the
-//! shareable pages gathered into runs of consecutive frames, sorted, and
-//! read from kpagecount a window at a time (at most 128 Ki frames, 1 MiB,
-//! per pread), never one read per page.
+//! Cost: one pread per 64 Ki pages of pagemap. A page with bit 56 set has
+//! mapcount 1 and needs no lookup; the frames of the others are gathered
+//! into runs of consecutive frames, sorted, and read from kpagecount a
+//! window at a time (at most 128 Ki frames, 1 MiB, per pread), never one
+//! read per page. The kernel spends about 150 ns per frame read, about
+//! what smaps spends per page, so the lookups cost what the shared pages
+//! are worth.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -14,7 +17,7 @@ use std::path::Path;
 use super::procdir::ProcDir;
 use super::Options;
 use crate::error::{Error, Result};
-use crate::model::{Region, Snapshot};
+use crate::model::{MemoryType, Region, Snapshot};
 use crate::proc::kpage::{self, Run, RunBuilder};
 use crate::proc::pagemap;
 use crate::sharing::{
@@ -25,7 +28,7 @@ use crate::sharing::{
 /// pagemap entries read per pread (512 KiB).
 const PAGEMAP_CHUNK: usize = 1 << 16;
 /// Frames closer than this share one kpagecount read.
-const MAX_GAP: u64 = 64;
+const MAX_GAP: u64 = 8;
 /// Frames per kpagecount read at most (1 MiB of counts).
 const MAX_WINDOW: u64 = 1 << 17;
 
@@ -47,6 +50,10 @@ pub fn can_read_frames(proc_root: &Path) -> bool {
 /// [`Region::pages`] and [`Snapshot::sharing`]. With `keep_frames` (and
 /// root) also returns every present page's frame, for multi-process
 /// accounting.
+///
+/// The work is split in two halves by pages, read on two threads: the
+/// kernel's page-table walk for pagemap and its per-frame lookups for
+/// kpagecount are the whole cost, and they parallelise.
 pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> Result<PageScan> {
     let pid = snap.process.pid;
     let dir = ProcDir::open(&opts.proc_root, pid)?;
@@ -64,99 +71,110 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
     let use_counts = kpagecount.is_some();
     let zero = if use_counts { zero_page_frame() } else { None };
 
-    let mut per_vma: Vec<PageSharing> = Vec::new();
-    let mut shareable_frames = RunBuilder::<u32>::new();
-    let mut all_frames = (keep_frames && use_counts).then(RunBuilder::<FrameTag>::new);
-    let mut buf = vec![0u8; PAGEMAP_CHUNK * 8];
+    // Every VMA to read, with its index in address order.
+    let mut work: Vec<(&Region, MemoryType)> = Vec::new();
+    let mut pages_total = 0u64;
     for r in &snap.regions {
         for vma in r.vmas() {
-            let g = per_vma.len() as u32;
-            let mut acc = PageSharing::default();
-            // hugetlb pages are not in Rss (smaps counts them apart), nor
-            // are raw frame mappings (vvar, device memory: `pf`, `io`);
-            // vsyscall lies above the user address space.
-            let counted = !["ht", "pf", "io"].iter().any(|f| vma.has_vm_flag(f));
-            if counted && vma.end <= limit && !vma.perms.none() {
-                let file_vma = vma.inode != 0;
-                let (mut at, end) = (vma.start / page, vma.end / page);
-                while at < end {
-                    let n = ((end - at) as usize).min(PAGEMAP_CHUNK);
-                    let chunk = &mut buf[..n * 8];
-                    let got = match pm.read_at(chunk, at * 8) {
-                        Ok(0) => break,
-                        Ok(got) => got,
-                        Err(e) => return Err(dir.error(path.clone(), e)),
-                    };
-                    for e in pagemap::entries(&chunk[..got]) {
-                        // The shared zero page is no resident memory of
-                        // anyone's (smaps leaves it out of Rss too).
-                        if zero.is_some() && pagemap::pfn(e) == zero {
-                            continue;
-                        }
-                        let shared = (!use_counts).then(|| shared_by_exclusive_bit(e));
-                        acc.tally(e, file_vma, shared, page);
-                        if let Some(pfn) = pagemap::pfn(e) {
-                            let shareable = e & pagemap::FILE_OR_SHARED != 0;
-                            if shareable && use_counts {
-                                shareable_frames.push(pfn, g);
-                            }
-                            if let Some(all) = &mut all_frames {
-                                all.push(
-                                    pfn,
-                                    FrameTag {
-                                        memory_type: r.memory_type,
-                                        shareable,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                    at += (got / 8) as u64;
-                }
-            }
-            per_vma.push(acc);
+            work.push((vma, r.memory_type));
+            pages_total += vma.size() / page;
         }
     }
+    let nvmas = work.len();
+    // Split where half of the pages have been passed.
+    let mut split = 0;
+    let mut seen = 0u64;
+    while split < work.len() && seen < pages_total / 2 {
+        seen += work[split].0.size() / page;
+        split += 1;
+    }
+    let scan = ScanParams {
+        page,
+        limit,
+        zero,
+        use_counts,
+        keep_frames: keep_frames && use_counts,
+    };
+    let (a, b) = std::thread::scope(|sc| {
+        let (first, second) = work.split_at(split);
+        let h = sc.spawn(|| scan_vmas(&pm, second, split, &scan));
+        let a = scan_vmas(&pm, first, 0, &scan);
+        let b = h
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("pagemap reader thread panicked")));
+        (a, b)
+    });
+    let (a, b) = (
+        a.map_err(|e| dir.error(path.clone(), e))?,
+        b.map_err(|e| dir.error(path.clone(), e))?,
+    );
+    let mut per_vma = a.per_vma;
+    per_vma.extend(b.per_vma);
+    debug_assert_eq!(per_vma.len(), nvmas);
+    let mut candidates = a.candidates;
+    candidates.extend(b.candidates);
+    let frames = scan.keep_frames.then(|| {
+        let mut f = a.frames;
+        f.extend(b.frames);
+        f
+    });
 
     let mut large = use_counts.then_some(0u64);
     if let Some(kc) = &kpagecount {
-        let mut runs = shareable_frames.finish();
-        let windows = kpage::plan(&mut runs, MAX_GAP, MAX_WINDOW);
-        let mut counts = vec![0u8; (MAX_WINDOW * 8) as usize];
-        let mut flags = vec![
-            0u8;
-            if kpageflags.is_some() {
-                counts.len()
-            } else {
-                0
-            }
-        ];
-        for w in &windows {
-            let kpath = opts.proc_root.join("kpagecount");
-            let got = read_window(kc, w, &mut counts).map_err(|e| Error::Io {
-                path: kpath,
-                source: e,
-            })?;
-            let fgot = match &kpageflags {
-                Some(kf) => read_window(kf, w, &mut flags).map_err(|e| Error::Io {
-                    path: opts.proc_root.join("kpageflags"),
-                    source: e,
-                })?,
-                None => 0,
-            };
-            for run in &runs[w.runs.clone()] {
-                let acc = &mut per_vma[run.tag as usize];
-                for pfn in run.first..run.end() {
-                    if kpage::value_at(w, &counts[..got], pfn).is_some_and(|c| c > 1) {
-                        acc.shared += page;
-                    }
-                    let f = kpage::value_at(w, &flags[..fgot], pfn).unwrap_or(0);
-                    if f & (kpage::COMPOUND_HEAD | kpage::COMPOUND_TAIL | kpage::THP) != 0 {
-                        if let Some(l) = &mut large {
-                            *l += page;
+        let windows = kpage::plan(&mut candidates, MAX_GAP, MAX_WINDOW);
+        let half = windows.len() / 2;
+        let lookup = |ws: &[kpage::Window]| -> std::io::Result<(Vec<u64>, u64)> {
+            let mut shared = vec![0u64; nvmas];
+            let mut large = 0u64;
+            let mut counts = vec![0u8; (MAX_WINDOW * 8) as usize];
+            let mut flags = vec![
+                0u8;
+                if kpageflags.is_some() {
+                    counts.len()
+                } else {
+                    0
+                }
+            ];
+            for w in ws {
+                let got = read_window(kc, w, &mut counts)?;
+                let fgot = match &kpageflags {
+                    Some(kf) => read_window(kf, w, &mut flags)?,
+                    None => 0,
+                };
+                for run in &candidates[w.runs.clone()] {
+                    for pfn in run.first..run.end() {
+                        if kpage::value_at(w, &counts[..got], pfn).is_some_and(|c| c > 1) {
+                            shared[run.tag as usize] += page;
+                        }
+                        let f = kpage::value_at(w, &flags[..fgot], pfn).unwrap_or(0);
+                        if f & (kpage::COMPOUND_HEAD | kpage::COMPOUND_TAIL | kpage::THP) != 0 {
+                            large += page;
                         }
                     }
                 }
+            }
+            Ok((shared, large))
+        };
+        let (x, y) = std::thread::scope(|sc| {
+            let (first, second) = windows.split_at(half);
+            let h = sc.spawn(|| lookup(second));
+            let x = lookup(first);
+            let y = h.join().unwrap_or_else(|_| {
+                Err(std::io::Error::other("kpagecount reader thread panicked"))
+            });
+            (x, y)
+        });
+        let kpath = opts.proc_root.join("kpagecount");
+        for part in [x, y] {
+            let (shared, l) = part.map_err(|e| Error::Io {
+                path: kpath.clone(),
+                source: e,
+            })?;
+            for (acc, s) in per_vma.iter_mut().zip(shared) {
+                acc.shared += s;
+            }
+            if let Some(t) = &mut large {
+                *t += l;
             }
         }
         if kpageflags.is_none() && precision != MapcountPrecision::Exact {
@@ -184,8 +202,94 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
         mapcount: precision,
         large_folio_bytes: large,
     });
-    Ok(PageScan {
-        frames: all_frames.map(RunBuilder::finish),
+    Ok(PageScan { frames })
+}
+
+/// What every pagemap reader needs to know.
+struct ScanParams {
+    page: u64,
+    limit: u64,
+    zero: Option<u64>,
+    use_counts: bool,
+    keep_frames: bool,
+}
+
+/// One reader's results.
+struct ScanPart {
+    per_vma: Vec<PageSharing>,
+    /// Frames of shareable pages not marked exclusive, tagged with their
+    /// VMA's index: the kpagecount lookups to make.
+    candidates: Vec<Run<u32>>,
+    frames: Vec<Run<FrameTag>>,
+}
+
+/// Reads the pagemap entries of `vmas` (whose first has index `first`).
+fn scan_vmas(
+    pm: &File,
+    vmas: &[(&Region, MemoryType)],
+    first: usize,
+    p: &ScanParams,
+) -> std::io::Result<ScanPart> {
+    let page = p.page;
+    let mut per_vma = Vec::with_capacity(vmas.len());
+    let mut candidates = RunBuilder::<u32>::new();
+    let mut frames = RunBuilder::<FrameTag>::new();
+    let mut buf = vec![0u8; PAGEMAP_CHUNK * 8];
+    for (i, &(vma, memory_type)) in vmas.iter().enumerate() {
+        let g = (first + i) as u32;
+        let mut acc = PageSharing::default();
+        // hugetlb pages are not in Rss (smaps counts them apart), nor are
+        // raw frame mappings (vvar, device memory: `pf`, `io`); vsyscall
+        // lies above the user address space.
+        let counted = !["ht", "pf", "io"].iter().any(|f| vma.has_vm_flag(f));
+        if counted && vma.end <= p.limit && !vma.perms.none() {
+            let file_vma = vma.inode != 0;
+            let (mut at, end) = (vma.start / page, vma.end / page);
+            while at < end {
+                let n = ((end - at) as usize).min(PAGEMAP_CHUNK);
+                let chunk = &mut buf[..n * 8];
+                let got = match pm.read_at(chunk, at * 8) {
+                    Ok(0) => break,
+                    Ok(got) => got,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                for e in pagemap::entries(&chunk[..got]) {
+                    let pfn = pagemap::pfn(e);
+                    // The shared zero page is no resident memory of
+                    // anyone's (smaps leaves it out of Rss too).
+                    if p.zero.is_some() && pfn == p.zero {
+                        continue;
+                    }
+                    // A page the kernel marks exclusive has mapcount 1:
+                    // only the others need a kpagecount lookup.
+                    let shareable = e & pagemap::FILE_OR_SHARED != 0;
+                    let candidate = p.use_counts && shareable && shared_by_exclusive_bit(e);
+                    let shared = (!candidate).then(|| shared_by_exclusive_bit(e));
+                    acc.tally(e, file_vma, shared, page);
+                    let Some(pfn) = pfn else { continue };
+                    if candidate {
+                        candidates.push(pfn, g);
+                    }
+                    if p.keep_frames {
+                        frames.push(
+                            pfn,
+                            FrameTag {
+                                memory_type,
+                                shareable,
+                            },
+                        );
+                    }
+                }
+                at += (got / 8) as u64;
+            }
+        }
+        per_vma.push(acc);
+    }
+    Ok(ScanPart {
+        per_vma,
+        candidates: candidates.finish(),
+        frames: frames.finish(),
     })
 }
 
@@ -240,23 +344,33 @@ fn read_window(f: &File, w: &kpage::Window, buf: &mut [u8]) -> std::io::Result<u
     Ok(got)
 }
 
-/// Whether this kernel keeps per-page mapcounts for large folios: its
-/// configuration (`/boot/config-RELEASE`) says, or it predates the option.
-/// `/proc/config.gz` is compressed and not read.
-fn mapcount_precision(proc_root: &Path, release: &str) -> MapcountPrecision {
+/// Whether this kernel keeps per-page mapcounts for large folios: it
+/// predates the option, or its configuration says (`/proc/config.gz`,
+/// else `/boot/config-RELEASE`).
+pub fn mapcount_precision(proc_root: &Path, release: &str) -> MapcountPrecision {
+    use std::io::Read;
     if release_predates_no_page_mapcount(release) {
         return MapcountPrecision::Exact;
     }
-    let boot = Path::new("/boot").join(format!("config-{release}"));
-    if proc_root == Path::new("/proc") {
-        if let Some(p) = std::fs::read_to_string(boot)
-            .ok()
-            .and_then(|c| precision_from_config(&c))
-        {
-            return p;
-        }
-    }
-    MapcountPrecision::Unknown
+    let gz = std::fs::File::open(proc_root.join("config.gz"))
+        .ok()
+        .and_then(|f| {
+            let mut text = String::new();
+            // The configuration is about 200 KB unpacked; cap it anyway.
+            flate2::read::GzDecoder::new(f)
+                .take(16 << 20)
+                .read_to_string(&mut text)
+                .ok()?;
+            Some(text)
+        });
+    let boot = || {
+        (proc_root == Path::new("/proc"))
+            .then(|| std::fs::read_to_string(format!("/boot/config-{release}")).ok())
+            .flatten()
+    };
+    gz.or_else(boot)
+        .and_then(|c| precision_from_config(&c))
+        .unwrap_or(MapcountPrecision::Unknown)
 }
 
 /// Another process that maps some of the same page frames.

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use vmmap_core::collect::{self, pages, sections, Options};
-use vmmap_core::multi::{self, Combined, CombinedRow, CountedOnce};
+use vmmap_core::multi::{self, Combined};
 use vmmap_core::Snapshot;
 
 use crate::cli::{SharingMode, SnapshotArgs};
@@ -63,32 +63,10 @@ pub fn combined(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         .proc_root(proc_root)
         .ptrace(!a.no_ptrace)
         .read_memory(!a.no_read_memory);
-    // Frames are only visible to root; without them PSS stands in.
-    let frames_readable = pages::can_read_frames(proc_root);
-    let mut snaps = Vec::new();
-    let mut frames = frames_readable.then(Vec::new);
-    let mut skipped = Vec::new();
-    for &pid in &pids {
-        let mut snap = match collect::snapshot(pid, &opts) {
-            Ok(s) => s,
-            // With a tree or a cgroup, a member may exit or be a kernel
-            // thread; a PID the user named must work.
-            Err(e) if a.children || a.cgroup.is_some() => {
-                skipped.push(format!("{pid}: {e}"));
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if frames.is_some() || a.sharing == SharingMode::Exact {
-            let scan = pages::exact_sharing(&mut snap, &opts, frames.is_some())?;
-            if let (Some(all), Some(mine)) = (&mut frames, scan.frames) {
-                all.extend(mine);
-            }
-        }
-        snaps.push(snap);
-    }
-    let page = snaps.first().map_or(4096, |s| s.kernel.page_size);
-    let c = Combined::of(&snaps, frames, page);
+    // With a tree or a cgroup, a member may exit or be a kernel thread
+    // meanwhile; a PID the user named must work.
+    let tolerate = a.children || a.cgroup.is_some();
+    let (c, skipped) = multi::collect(&pids, &opts, a.sharing == SharingMode::Exact, tolerate)?;
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.display.json {
@@ -114,77 +92,8 @@ fn write_combined(
     exact: bool,
     w: &mut impl Write,
 ) -> io::Result<()> {
-    let size = |v: u64| vmmap_core::units::size(v, exact);
-    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), size);
-    writeln!(w, "Processes:     {}", c.processes.len())?;
-    writeln!(
-        w,
-        "Counted once:  {}",
-        match c.counted_once {
-            CountedOnce::FrameUnion =>
-                "exact: distinct physical pages (page frame union over every process's pagemap)",
-            CountedOnce::PssSum =>
-                "estimated as the sum of PSS (page frames need root); lower than exact when processes outside the set share the pages",
-        }
-    )?;
-    for s in skipped {
-        writeln!(w, "Skipped:       {s}")?;
-    }
-    writeln!(w)?;
-    let nw = if exact { 14 } else { 9 };
-    writeln!(
-        w,
-        "{:<14}{:>nw$}{:>nw$}{:>nw$}{:>13}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
-        "Type",
-        "Size",
-        "Committed",
-        "Private",
-        "WS (once)",
-        "Priv WS",
-        "Shrbl WS",
-        "Sum of WS",
-        "PSS",
-        nw = nw.max(10)
-    )?;
-    let nw = nw.max(10);
-    let row = |r: &CombinedRow, w: &mut dyn Write| -> io::Result<()> {
-        writeln!(
-            w,
-            "{:<14}{:>nw$}{:>nw$}{:>nw$}{:>13}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
-            r.memory_type.map_or("Total", |t| t.name()),
-            size(r.size),
-            size(r.committed),
-            size(r.private),
-            size(r.total_ws_once),
-            opt(r.private_ws_once),
-            opt(r.shareable_ws_once),
-            size(r.total_ws_sum),
-            size(r.pss),
-        )
-    };
-    for r in &c.rows {
-        row(r, w)?;
-    }
-    row(&c.total, w)?;
-    writeln!(w)?;
-    writeln!(
-        w,
-        "{:>8}  {:<16}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
-        "PID", "Name", "Size", "Committed", "Private", "Total WS", "Shared WS", "PSS"
-    )?;
-    for p in &c.processes {
-        writeln!(
-            w,
-            "{:>8}  {:<16}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
-            p.pid,
-            p.name,
-            size(p.size),
-            size(p.committed),
-            size(p.private),
-            size(p.total_ws),
-            size(p.shared_ws),
-            size(p.pss),
-        )?;
+    for line in c.to_lines(skipped, exact) {
+        writeln!(w, "{line}")?;
     }
     Ok(())
 }

@@ -184,6 +184,119 @@ impl Combined {
     }
 }
 
+/// Snapshots every process of `pids` and combines them. As root each
+/// snapshot's page tables are read for the frame union (which also gives
+/// exact sharing figures); otherwise only when `exact` asks for them.
+/// With `tolerate`, processes that cannot be read (exited, kernel
+/// threads, denied) are skipped and listed; otherwise the first failure
+/// is the result.
+pub fn collect(
+    pids: &[u32],
+    opts: &crate::collect::Options,
+    exact: bool,
+    tolerate: bool,
+) -> Result<(Combined, Vec<String>)> {
+    use crate::collect::{pages, snapshot};
+    let frames_readable = pages::can_read_frames(&opts.proc_root);
+    let mut snaps = Vec::new();
+    let mut frames = frames_readable.then(Vec::new);
+    let mut skipped = Vec::new();
+    for &pid in pids {
+        let mut snap = match snapshot(pid, opts) {
+            Ok(s) => s,
+            Err(e) if tolerate => {
+                skipped.push(format!("{pid}: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if frames.is_some() || exact {
+            let scan = pages::exact_sharing(&mut snap, opts, frames.is_some())?;
+            if let (Some(all), Some(mine)) = (&mut frames, scan.frames) {
+                all.extend(mine);
+            }
+        }
+        snaps.push(snap);
+    }
+    let page = snaps.first().map_or(4096, |s| s.kernel.page_size);
+    Ok((Combined::of(&snaps, frames, page), skipped))
+}
+
+impl Combined {
+    /// The report as plain text lines (no terminal codes): how pages were
+    /// counted once, the per-type table, then each process's totals.
+    pub fn to_lines(&self, skipped: &[String], exact: bool) -> Vec<String> {
+        let size = |v: u64| {
+            if v == 0 {
+                "0".to_string()
+            } else {
+                crate::units::size(v, exact)
+            }
+        };
+        let opt = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), size);
+        let mut out = vec![
+            format!("Processes:     {}", self.processes.len()),
+            format!(
+                "Counted once:  {}",
+                match self.counted_once {
+                    CountedOnce::FrameUnion => "exact: distinct physical pages (page frame union over every process's pagemap)",
+                    CountedOnce::PssSum => "estimated as the sum of PSS (page frames need root); lower than exact when processes outside the set share the pages",
+                }
+            ),
+        ];
+        for s in skipped {
+            out.push(format!("Skipped:       {s}"));
+        }
+        out.push(String::new());
+        let nw = if exact { 14 } else { 10 };
+        out.push(format!(
+            "{:<14}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
+            "Type",
+            "Size",
+            "Committed",
+            "Private",
+            "WS (once)",
+            "Priv WS",
+            "Shrbl WS",
+            "Sum of WS",
+            "PSS"
+        ));
+        for r in self.rows.iter().chain(std::iter::once(&self.total)) {
+            out.push(format!(
+                "{:<14}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
+                r.memory_type.map_or("Total", |t| t.name()),
+                size(r.size),
+                size(r.committed),
+                size(r.private),
+                size(r.total_ws_once),
+                opt(r.private_ws_once),
+                opt(r.shareable_ws_once),
+                size(r.total_ws_sum),
+                size(r.pss),
+            ));
+        }
+        out.push(String::new());
+        out.push(format!(
+            "{:>8}  {:<16}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
+            "PID", "Name", "Size", "Committed", "Private", "Total WS", "Shared WS", "PSS"
+        ));
+        for p in &self.processes {
+            out.push(format!(
+                "{:>8}  {:<16}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
+                p.pid,
+                p.name,
+                size(p.size),
+                size(p.committed),
+                size(p.private),
+                size(p.total_ws),
+                size(p.shared_ws),
+                size(p.pss),
+            ));
+        }
+        out
+    }
+}
+
 /// `pid` and all its descendants, `pid` first, the rest by PID: every
 /// process whose chain of parents (from `/proc/PID/stat`) reaches `pid`.
 pub fn with_descendants(proc_root: &Path, pid: u32) -> Result<Vec<u32>> {

@@ -126,32 +126,30 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
         let lookup = |ws: &[kpage::Window]| -> std::io::Result<(Vec<u64>, u64)> {
             let mut shared = vec![0u64; nvmas];
             let mut large = 0u64;
-            let mut counts = vec![0u8; (MAX_WINDOW * 8) as usize];
-            let mut flags = vec![
-                0u8;
-                if kpageflags.is_some() {
-                    counts.len()
-                } else {
-                    0
-                }
-            ];
-            for w in ws {
-                let got = read_window(kc, w, &mut counts)?;
-                let fgot = match &kpageflags {
-                    Some(kf) => read_window(kf, w, &mut flags)?,
-                    None => 0,
-                };
-                for run in &candidates[w.runs.clone()] {
-                    for pfn in run.first..run.end() {
-                        if kpage::value_at(w, &counts[..got], pfn).is_some_and(|c| c > 1) {
-                            shared[run.tag as usize] += page;
-                        }
-                        let f = kpage::value_at(w, &flags[..fgot], pfn).unwrap_or(0);
-                        if f & (kpage::COMPOUND_HEAD | kpage::COMPOUND_TAIL | kpage::THP) != 0 {
+            let mut buf = vec![0u8; (MAX_WINDOW * 8) as usize];
+            kpage::lookup(
+                &candidates,
+                ws,
+                &mut buf,
+                &mut |w, b| read_window(kc, w, b),
+                &mut |tag, count| {
+                    if count > 1 {
+                        shared[tag as usize] += page;
+                    }
+                },
+            )?;
+            if let Some(kf) = &kpageflags {
+                kpage::lookup(
+                    &candidates,
+                    ws,
+                    &mut buf,
+                    &mut |w, b| read_window(kf, w, b),
+                    &mut |_, flags| {
+                        if flags & (kpage::COMPOUND_HEAD | kpage::COMPOUND_TAIL | kpage::THP) != 0 {
                             large += page;
                         }
-                    }
-                }
+                    },
+                )?;
             }
             Ok((shared, large))
         };
@@ -330,8 +328,7 @@ pub fn zero_page_frame() -> Option<u64> {
 
 /// Reads window `w` of kpagecount or kpageflags; returns the bytes read.
 fn read_window(f: &File, w: &kpage::Window, buf: &mut [u8]) -> std::io::Result<usize> {
-    let want = (w.len * 8) as usize;
-    let buf = &mut buf[..want];
+    let want = buf.len();
     let mut got = 0;
     while got < want {
         match f.read_at(&mut buf[got..], w.first * 8 + got as u64) {
@@ -509,20 +506,29 @@ fn drop_zero_pages(frames: &mut Vec<u64>, proc_root: &Path) -> Result<()> {
     let mut runs = b.finish();
     let windows = kpage::plan(&mut runs, MAX_GAP, MAX_WINDOW);
     let mut buf = vec![0u8; (MAX_WINDOW * 8) as usize];
-    let mut zero = Vec::new();
-    for w in &windows {
-        let got = read_window(&f, w, &mut buf).map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-        for run in &runs[w.runs.clone()] {
-            for pfn in run.first..run.end() {
-                if kpage::value_at(w, &buf[..got], pfn).is_some_and(|v| v & kpage::ZERO_PAGE != 0) {
-                    zero.push(pfn);
-                }
-            }
-        }
+    let mut flags = Vec::with_capacity(frames.len());
+    kpage::lookup(
+        &runs,
+        &windows,
+        &mut buf,
+        &mut |w, b| read_window(&f, w, b),
+        &mut |(), v| flags.push(v),
+    )
+    .map_err(|e| Error::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    // Runs of single-tag frames come back in frame order, one value each,
+    // unless a read fell short (past the end of memory): keep those.
+    if flags.len() != frames.len() {
+        return Ok(());
     }
+    let zero: Vec<u64> = frames
+        .iter()
+        .zip(&flags)
+        .filter(|(_, f)| *f & kpage::ZERO_PAGE != 0)
+        .map(|(p, _)| *p)
+        .collect();
     frames.retain(|p| zero.binary_search(p).is_err());
     Ok(())
 }

@@ -139,6 +139,34 @@ pub fn value_at(w: &Window, bytes: &[u8], pfn: u64) -> Option<u64> {
     Some(u64::from_le_bytes(b.try_into().ok()?))
 }
 
+/// Reads the value of every frame of `runs` through the planned
+/// `windows`: `read(window, buf)` fills `buf` with the window's 8-byte
+/// values and returns how many bytes it read (a short read leaves the
+/// frames past it out), then `each(tag, value)` is called once per frame,
+/// in frame order. `buf` must hold the largest window.
+pub fn lookup<T: Copy>(
+    runs: &[Run<T>],
+    windows: &[Window],
+    buf: &mut [u8],
+    read: &mut dyn FnMut(&Window, &mut [u8]) -> std::io::Result<usize>,
+    each: &mut dyn FnMut(T, u64),
+) -> std::io::Result<()> {
+    for w in windows {
+        let want = usize::try_from(w.len.saturating_mul(8))
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let got = read(w, &mut buf[..want])?;
+        for run in &runs[w.runs.clone()] {
+            for pfn in run.first..run.end() {
+                if let Some(v) = value_at(w, &buf[..got], pfn) {
+                    each(run.tag, v);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +214,85 @@ mod tests {
         assert_eq!(spans, [(0, 2), (100, 8), (1000, 10), (1010, 10), (1020, 5)]);
         assert_eq!(w[1].runs, 1..3, "100..104 and 106..108 share one read");
         assert!(w.iter().all(|w| w.len <= 10));
+    }
+
+    /// A kpagecount file image: frame i has count `counts[i]`.
+    fn file(counts: &[u64]) -> Vec<u8> {
+        counts.iter().flat_map(|c| c.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn lookup_reads_windows_from_a_file_image() {
+        // Frames 0..40 with count = frame % 3.
+        let image = file(&(0..40).map(|i| i % 3).collect::<Vec<u64>>());
+        // Two "VMAs" (tags 0 and 1) met in a page walk in this order.
+        let mut b = RunBuilder::new();
+        for (pfn, tag) in [
+            (30, 0),
+            (31, 0),
+            (32, 0),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (38, 1),
+            (39, 1),
+        ] {
+            b.push(pfn, tag);
+        }
+        let mut runs = b.finish();
+        let windows = plan(&mut runs, 8, 16);
+        let mut reads = 0;
+        let mut shared = [0u64; 2];
+        let mut buf = vec![0u8; 16 * 8];
+        lookup(
+            &runs,
+            &windows,
+            &mut buf,
+            &mut |w, out| {
+                reads += 1;
+                let from = (w.first * 8) as usize;
+                let n = out.len().min(image.len().saturating_sub(from));
+                out[..n].copy_from_slice(&image[from..from + n]);
+                Ok(n)
+            },
+            &mut |tag, count| {
+                if count > 1 {
+                    shared[tag as usize] += 1;
+                }
+            },
+        )
+        .unwrap();
+        // 30..33 has counts 0,1,2 (one > 1); 2..5 has 2,0,1; 38,39 have 2,0.
+        assert_eq!(shared, [1, 2]);
+        assert_eq!(reads, 2, "2..5 alone, 30..33 and 38..40 in one read");
+    }
+
+    #[test]
+    fn lookup_survives_a_short_read() {
+        let image = file(&[5, 5, 5]);
+        let mut runs = vec![Run {
+            first: 1,
+            len: 4,
+            tag: (),
+        }];
+        let windows = plan(&mut runs, 0, 8);
+        let mut seen = 0;
+        let mut buf = vec![0u8; 64];
+        lookup(
+            &runs,
+            &windows,
+            &mut buf,
+            &mut |_, out| {
+                out[..16].copy_from_slice(&image[8..24]);
+                Ok(16)
+            },
+            &mut |_, v| {
+                assert_eq!(v, 5);
+                seen += 1;
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 2, "frames 3 and 4 lie past the end of memory");
     }
 
     #[test]

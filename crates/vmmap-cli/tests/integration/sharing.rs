@@ -288,3 +288,104 @@ fn shared_with_names_the_child_and_its_page_count() {
         .unwrap()
         .ends_with("shared.dat"));
 }
+
+/// A process started as `nobody` (uid 65534), killed on drop.
+struct Nobody {
+    child: std::process::Child,
+    info: std::collections::HashMap<String, String>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nobody {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const AS_NOBODY: [&str; 4] = [
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+    "--inh-caps=-all",
+];
+
+/// Runs vmmap as nobody.
+fn vmmap_as_nobody(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(AS_NOBODY)
+        .arg(VMMAP)
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn without_root_sharing_uses_the_exclusive_bit_and_pss() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        // Already unprivileged: the other tests take this path.
+        return;
+    }
+    let _g = starting_processes();
+    let dir = std::env::temp_dir().join(format!("vmmap-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut child = std::process::Command::new("setpriv")
+        .args(AS_NOBODY)
+        .arg(compile("sharing"))
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv (util-linux)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let p = Nobody { child, info, dir };
+    assert!(line.starts_with("READY"), "{line:?}");
+    let num = |k: &str| -> u64 { p.info[k].parse().unwrap() };
+    let file = u64::from_str_radix(p.info["file"].trim_start_matches("0x"), 16).unwrap();
+    let (pid, kid) = (p.child.id().to_string(), p.info["child"].clone());
+
+    let o = vmmap_as_nobody(&[&pid, "--json", "--sharing", "exact"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snap: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(snap["sharing"]["source"], "exclusive_bit");
+    let r = region_at(&snap, file);
+    assert_eq!(fig(r, "shareable_ws"), num("file_pages") * PAGE);
+    assert_eq!(fig(r, "shared_ws"), num("child_file") * PAGE);
+
+    let o = vmmap_as_nobody(&[&pid, &kid, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["combined"];
+    assert_eq!(c["counted_once"], "pss_sum");
+    let row = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["memory_type"] == "mapped_file")
+        .unwrap();
+    assert_eq!(
+        row["total_ws_once"].as_u64(),
+        Some(num("file_pages") * PAGE)
+    );
+    assert_eq!(row["shareable_ws_once"], Value::Null, "needs frames");
+
+    // Frame numbers are root's: --shared-with says so (exit 4).
+    let o = vmmap_as_nobody(&[&pid, "-a", &format!("{file:#x}"), "--shared-with"]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -181,7 +181,10 @@ fn cgroup_option_reads_the_members() {
     }
     let _ = std::fs::remove_dir(&dir);
     if !moved {
-        eprintln!("cgroup test skipped: cannot move processes into {}", dir.display());
+        eprintln!(
+            "cgroup test skipped: cannot move processes into {}",
+            dir.display()
+        );
         return;
     }
     let out = out.unwrap();

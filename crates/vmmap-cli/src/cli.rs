@@ -388,8 +388,9 @@ pub struct SnapshotArgs {
     pub cgroup: Option<PathBuf>,
 
     /// How Shareable and Shared WS are computed: `fast` from smaps
-    /// (default), or `exact` from the page tables, page by page (pagemap,
-    /// and kpagecount as root); docs/sharing.md gives the cost.
+    /// (default); `exact` from the page tables, page by page (pagemap);
+    /// `kpagecount` like exact but each shared page's mapcount read from
+    /// /proc/kpagecount (root). docs/sharing.md gives the cost.
     #[arg(long, value_enum, value_name = "HOW", default_value = "fast")]
     pub sharing: SharingMode,
 
@@ -462,8 +463,10 @@ pub struct SnapshotArgs {
 pub enum SharingMode {
     /// From smaps fields: as cheap as the snapshot itself.
     Fast,
-    /// From pagemap page by page (kpagecount with root).
+    /// From pagemap page by page (bits 56, 61, 62, 63).
     Exact,
+    /// As exact, Shared WS from kpagecount (root only).
+    Kpagecount,
 }
 
 /// How a snapshot is shown, live or loaded from a file.

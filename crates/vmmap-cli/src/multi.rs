@@ -15,8 +15,12 @@ use crate::{output_error, resolve, Failure};
 /// Adds what the options ask for beyond smaps: exact sharing figures and
 /// image sections.
 pub fn enrich(snap: &mut Snapshot, a: &SnapshotArgs, opts: &Options) -> Result<(), Failure> {
-    if a.sharing == SharingMode::Exact {
-        pages::exact_sharing(snap, opts, false)?;
+    if a.sharing != SharingMode::Fast {
+        let how = pages::PageOptions {
+            kpagecount: a.sharing == SharingMode::Kpagecount,
+            keep_frames: false,
+        };
+        pages::exact_sharing(snap, opts, how)?;
     }
     if a.sections {
         sections::image_sections(snap, opts)?;
@@ -66,7 +70,7 @@ pub fn combined(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     // With a tree or a cgroup, a member may exit or be a kernel thread
     // meanwhile; a PID the user named must work.
     let tolerate = a.children || a.cgroup.is_some();
-    let (c, skipped) = multi::collect(&pids, &opts, a.sharing == SharingMode::Exact, tolerate)?;
+    let (c, skipped) = multi::collect(&pids, &opts, a.sharing != SharingMode::Fast, tolerate)?;
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.display.json {

@@ -211,7 +211,11 @@ pub fn collect(
             Err(e) => return Err(e),
         };
         if frames.is_some() || exact {
-            let scan = pages::exact_sharing(&mut snap, opts, frames.is_some())?;
+            let how = pages::PageOptions {
+                kpagecount: false,
+                keep_frames: frames.is_some(),
+            };
+            let scan = pages::exact_sharing(&mut snap, opts, how)?;
             if let (Some(all), Some(mine)) = (&mut frames, scan.frames) {
                 all.extend(mine);
             }

@@ -160,10 +160,10 @@ impl SharingMethod {
     pub fn describe(&self) -> String {
         let mut s = match self.source {
             SharingSource::Kpagecount => {
-                "Shareable and Shared WS are exact: pagemap per page, Shared = kpagecount > 1"
+                "from the page tables: Shareable = file/shmem pages (pagemap bit 61), Shared = those with kpagecount > 1"
                     .to_string()
             }
-            SharingSource::ExclusiveBit => "Shareable and Shared WS from pagemap per page; Shared = not exclusively mapped (bit 56), as vmmap is not root (kpagecount needs CAP_SYS_ADMIN)".to_string(),
+            SharingSource::ExclusiveBit => "from the page tables: Shareable = file/shmem pages (pagemap bit 61), Shared = those not mapped exclusively (bit 56: mapcount > 1)".to_string(),
         };
         if self.approximate() {
             s.push_str(match self.mapcount {

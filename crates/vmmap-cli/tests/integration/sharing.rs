@@ -35,13 +35,18 @@ fn exact_shared_ws_is_the_pages_both_processes_map() {
     );
     let parent = snapshot_json(f.pid, &["--sharing", "exact"]);
     let kid = snapshot_json(child, &["--sharing", "exact"]);
-    let source = if is_root() {
-        "kpagecount"
-    } else {
-        "exclusive_bit"
-    };
-    assert_eq!(parent["sharing"]["source"], source);
-    for (snap, file_ws, shm_ws) in [(&parent, fp, sp), (&kid, cf, cs)] {
+    assert_eq!(parent["sharing"]["source"], "exclusive_bit");
+    let mut snaps = vec![(parent.clone(), fp, sp), (kid, cf, cs)];
+    if is_root() {
+        // The cross-check: each shared page's mapcount from kpagecount.
+        let parent = snapshot_json(f.pid, &["--sharing", "kpagecount"]);
+        assert_eq!(parent["sharing"]["source"], "kpagecount");
+        let kid = snapshot_json(child, &["--sharing", "kpagecount"]);
+        snaps.push((parent, fp, sp));
+        snaps.push((kid, cf, cs));
+    }
+    for (snap, file_ws, shm_ws) in &snaps {
+        let (snap, file_ws, shm_ws) = (snap, *file_ws, *shm_ws);
         let r = region_at(snap, file);
         assert_eq!(fig(r, "shareable_ws"), file_ws * PAGE, "{r}");
         assert_eq!(fig(r, "shared_ws"), cf * PAGE, "{r}");
@@ -389,6 +394,15 @@ fn without_root_sharing_uses_the_exclusive_bit_and_pss() {
         Some(num("file_pages") * PAGE)
     );
     assert_eq!(row["shareable_ws_once"], Value::Null, "needs frames");
+
+    // kpagecount is root's: asking for it is refused (exit 4).
+    let o = vmmap_as_nobody(&[&pid, "--sharing", "kpagecount"]);
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // Frame numbers are root's: --shared-with says so (exit 4).
     let o = vmmap_as_nobody(&[&pid, "-a", &format!("{file:#x}"), "--shared-with"]);

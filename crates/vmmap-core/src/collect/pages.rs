@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::model::{MemoryType, Region, Snapshot};
 use crate::proc::kpage::{self, Run, RunBuilder};
 use crate::proc::pagemap;
+use crate::proc::smaps::Field;
 use crate::sharing::{
     precision_from_config, release_predates_no_page_mapcount, shared_by_exclusive_bit, FrameTag,
     MapcountPrecision, PageSharing, SharingMethod, SharingSource,
@@ -46,30 +47,58 @@ pub fn can_read_frames(proc_root: &Path) -> bool {
     File::open(proc_root.join("kpagecount")).is_ok()
 }
 
+/// What [`exact_sharing`] reads besides pagemap.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PageOptions {
+    /// Decide Shared WS from kpagecount (root) instead of pagemap bit 56.
+    /// Both read the same per-page mapcount on kernels that keep one, so
+    /// this is a cross-check that costs a read per shared frame.
+    pub kpagecount: bool,
+    /// Return every present page's frame (root), for multi-process
+    /// accounting.
+    pub keep_frames: bool,
+}
+
 /// Reads the page tables of `snap`'s process and fills in every VMA's
-/// [`Region::pages`] and [`Snapshot::sharing`]. With `keep_frames` (and
-/// root) also returns every present page's frame, for multi-process
-/// accounting.
+/// [`Region::pages`] and [`Snapshot::sharing`].
+///
+/// Shared WS comes from pagemap bit 56 (the kernel's "mapcount is 1"
+/// test for the page), or with [`PageOptions::kpagecount`] from the
+/// frames' kpagecount. As root, on a kernel that may lack per-page
+/// mapcounts, kpageflags says whether shared pages lie in large folios
+/// (where the kernel's answer is approximate).
 ///
 /// The work is split in two halves by pages, read on two threads: the
-/// kernel's page-table walk for pagemap and its per-frame lookups for
-/// kpagecount are the whole cost, and they parallelise.
-pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> Result<PageScan> {
+/// kernel's page-table walk for pagemap and its per-frame lookups are the
+/// whole cost, and they parallelise.
+pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, how: PageOptions) -> Result<PageScan> {
     let pid = snap.process.pid;
     let dir = ProcDir::open(&opts.proc_root, pid)?;
     let path = dir.path("pagemap");
     let pm = File::open(&path).map_err(|e| dir.error(path.clone(), e))?;
-    let kpagecount = File::open(opts.proc_root.join("kpagecount")).ok();
+    let root = can_read_frames(&opts.proc_root);
+    let kpath = opts.proc_root.join("kpagecount");
+    let kpagecount = match (how.kpagecount, File::open(&kpath)) {
+        (false, _) => None,
+        (true, Ok(f)) => Some(f),
+        (true, Err(e)) => {
+            return Err(Error::PermissionDenied {
+                pid,
+                path: kpath,
+                hint: format!("{e}: kpagecount is readable by root (CAP_SYS_ADMIN) only; --sharing exact needs no privilege"),
+            })
+        }
+    };
     let precision = mapcount_precision(&opts.proc_root, &snap.kernel.release);
-    let kpageflags = match (&kpagecount, precision) {
-        (Some(_), MapcountPrecision::Exact) => None,
-        (Some(_), _) => File::open(opts.proc_root.join("kpageflags")).ok(),
-        (None, _) => None,
+    let kpageflags = match precision {
+        MapcountPrecision::Exact => None,
+        _ => File::open(opts.proc_root.join("kpageflags")).ok(),
     };
     let page = snap.kernel.page_size;
     let limit = snap.kernel.user_address_limit;
     let use_counts = kpagecount.is_some();
-    let zero = if use_counts { zero_page_frame() } else { None };
+    let zero = if root { zero_page_frame() } else { None };
+    let keep_frames = how.keep_frames && root;
 
     // Every VMA to read, with its index in address order.
     let mut work: Vec<(&Region, MemoryType)> = Vec::new();
@@ -93,7 +122,8 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
         limit,
         zero,
         use_counts,
-        keep_frames: keep_frames && use_counts,
+        lookups: use_counts || kpageflags.is_some(),
+        keep_frames,
     };
     let (a, b) = std::thread::scope(|sc| {
         let (first, second) = work.split_at(split);
@@ -119,25 +149,27 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
         f
     });
 
-    let mut large = use_counts.then_some(0u64);
-    if let Some(kc) = &kpagecount {
+    let mut large = kpageflags.as_ref().map(|_| 0u64);
+    if scan.lookups {
         let windows = kpage::plan(&mut candidates, MAX_GAP, MAX_WINDOW);
         let half = windows.len() / 2;
         let lookup = |ws: &[kpage::Window]| -> std::io::Result<(Vec<u64>, u64)> {
             let mut shared = vec![0u64; nvmas];
             let mut large = 0u64;
             let mut buf = vec![0u8; (MAX_WINDOW * 8) as usize];
-            kpage::lookup(
-                &candidates,
-                ws,
-                &mut buf,
-                &mut |w, b| read_window(kc, w, b),
-                &mut |tag, count| {
-                    if count > 1 {
-                        shared[tag as usize] += page;
-                    }
-                },
-            )?;
+            if let Some(kc) = &kpagecount {
+                kpage::lookup(
+                    &candidates,
+                    ws,
+                    &mut buf,
+                    &mut |w, b| read_window(kc, w, b),
+                    &mut |tag, count| {
+                        if count > 1 {
+                            shared[tag as usize] += page;
+                        }
+                    },
+                )?;
+            }
             if let Some(kf) = &kpageflags {
                 kpage::lookup(
                     &candidates,
@@ -162,7 +194,11 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
             });
             (x, y)
         });
-        let kpath = opts.proc_root.join("kpagecount");
+        let kpath = opts.proc_root.join(if use_counts {
+            "kpagecount"
+        } else {
+            "kpageflags"
+        });
         for part in [x, y] {
             let (shared, l) = part.map_err(|e| Error::Io {
                 path: kpath.clone(),
@@ -174,9 +210,6 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, keep_frames: bool) -> 
             if let Some(t) = &mut large {
                 *t += l;
             }
-        }
-        if kpageflags.is_none() && precision != MapcountPrecision::Exact {
-            large = None;
         }
     }
 
@@ -209,6 +242,7 @@ struct ScanParams {
     limit: u64,
     zero: Option<u64>,
     use_counts: bool,
+    lookups: bool,
     keep_frames: bool,
 }
 
@@ -240,6 +274,15 @@ fn scan_vmas(
         // raw frame mappings (vvar, device memory: `pf`, `io`); vsyscall
         // lies above the user address space.
         let counted = !["ht", "pf", "io"].iter().any(|f| vma.has_vm_flag(f));
+        // Private anonymous memory holds no file or shmem page, so its
+        // Shareable and Shared WS are 0 without reading a page: unless its
+        // frames are wanted, smaps' figures stand for it.
+        if counted && !p.keep_frames && vma.inode == 0 && !vma.perms.shared() {
+            acc.resident = vma.fields.bytes(Field::Rss);
+            acc.swapped = vma.fields.bytes(Field::Swap);
+            per_vma.push(acc);
+            continue;
+        }
         if counted && vma.end <= p.limit && !vma.perms.none() {
             let file_vma = vma.inode != 0;
             let (mut at, end) = (vma.start / page, vma.end / page);
@@ -260,10 +303,10 @@ fn scan_vmas(
                         continue;
                     }
                     // A page the kernel marks exclusive has mapcount 1:
-                    // only the others need a kpagecount lookup.
+                    // only the others need a lookup.
                     let shareable = e & pagemap::FILE_OR_SHARED != 0;
-                    let candidate = p.use_counts && shareable && shared_by_exclusive_bit(e);
-                    let shared = (!candidate).then(|| shared_by_exclusive_bit(e));
+                    let candidate = p.lookups && shareable && shared_by_exclusive_bit(e);
+                    let shared = (!(candidate && p.use_counts)).then(|| shared_by_exclusive_bit(e));
                     acc.tally(e, file_vma, shared, page);
                     let Some(pfn) = pfn else { continue };
                     if candidate {

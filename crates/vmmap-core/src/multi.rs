@@ -369,6 +369,85 @@ pub fn cgroup_members(path: &Path) -> Result<Vec<u32>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Region;
+    use crate::proc::smaps::{Field, Mapping};
+
+    /// A snapshot with one file VMA of `rss` and `pss` bytes.
+    fn snap(pid: u32, rss: u64, pss: u64) -> Snapshot {
+        let mut m = Mapping {
+            start: 0x10000,
+            end: 0x10000 + 64 * 4096,
+            perms: *b"rw-s",
+            inode: 7,
+            path: "/data".into(),
+            ..Mapping::default()
+        };
+        for &f in Field::PER_VMA {
+            m.fields.set(f, 0);
+        }
+        m.fields.set(Field::Size, 64 * 4096);
+        m.fields.set(Field::Rss, rss);
+        m.fields.set(Field::Pss, pss);
+        let mut r = Region::from_mapping(m);
+        r.memory_type = MemoryType::MappedFile;
+        Snapshot::from_regions(pid, 0, vec![r])
+    }
+
+    #[test]
+    fn combined_rows_sum_per_process_and_count_frames_once() {
+        let page = 4096;
+        // A maps 64 pages, B 24 of the same: PSS 52 and 12 pages.
+        let snaps = [snap(1, 64 * page, 52 * page), snap(2, 24 * page, 12 * page)];
+        let tag = FrameTag {
+            memory_type: MemoryType::MappedFile,
+            shareable: true,
+        };
+        let frames = vec![
+            Run {
+                first: 1000,
+                len: 64,
+                tag,
+            },
+            Run {
+                first: 1000,
+                len: 24,
+                tag,
+            },
+        ];
+        let c = Combined::of(&snaps, Some(frames), page);
+        let row = |c: &Combined| {
+            c.rows
+                .iter()
+                .find(|r| r.memory_type == Some(MemoryType::MappedFile))
+                .cloned()
+                .unwrap()
+        };
+        let r = row(&c);
+        assert_eq!(c.counted_once, CountedOnce::FrameUnion);
+        assert_eq!(r.total_ws_sum, 88 * page);
+        assert_eq!(r.total_ws_once, 64 * page);
+        assert_eq!(r.pss, 64 * page);
+        assert_eq!(
+            (r.shareable_ws_once, r.private_ws_once),
+            (Some(64 * page), Some(0))
+        );
+        assert_eq!(c.total.total_ws_once, 64 * page);
+        assert_eq!(c.total.size, 2 * 64 * page);
+        assert_eq!(c.processes.len(), 2);
+        assert_eq!(c.processes[1].total_ws, 24 * page);
+        assert!(c
+            .rows
+            .iter()
+            .all(|r| r.memory_type != Some(MemoryType::Free)));
+        // Without frames the sum of PSS stands in.
+        let est = Combined::of(&snaps, None, page);
+        let r = row(&est);
+        assert_eq!(est.counted_once, CountedOnce::PssSum);
+        assert_eq!(r.total_ws_once, 64 * page);
+        assert_eq!(r.shareable_ws_once, None);
+        let text = est.to_lines(&[], true).join("\n");
+        assert!(text.contains("sum of PSS"), "{text}");
+    }
 
     #[test]
     fn descendants_of_this_process_include_a_child() {

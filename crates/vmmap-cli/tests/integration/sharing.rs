@@ -267,6 +267,13 @@ fn image_sections_have_per_section_figures() {
         );
     }
     assert!(sections.iter().any(|s| s["name"] == ".text"));
+    // The text report marks the derived rows.
+    let text = vmmap_ok(&[&f.pid.to_string(), "--sections", "-t", "image"]);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\u{a7} .data") && l.contains("private")),
+        "{text}"
+    );
     // Sections are derived rows: the image's own figures are unchanged.
     // (Figures that other processes cannot change: PSS and Shared WS of the
     // fixture binary move when other tests start it.)

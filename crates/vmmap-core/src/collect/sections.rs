@@ -53,16 +53,7 @@ pub fn image_sections(snap: &mut Snapshot, opts: &Options) -> Result<()> {
                     private += page;
                 }
             }
-            // Edge pages that another section also touches.
-            let others = |pg: u64| {
-                secs.iter().any(|(_, s, e)| {
-                    (s, e) != (start, end) && s / page <= pg && pg < e.div_ceil(page)
-                })
-            };
-            let mut boundary = u64::from(others(first));
-            if last - 1 != first && others(last - 1) {
-                boundary += 1;
-            }
+            let boundary = boundary_pages(&secs, *start, *end, page);
             out.push(SectionFigures {
                 name: name.clone(),
                 start: *start,
@@ -77,6 +68,21 @@ pub fn image_sections(snap: &mut Snapshot, opts: &Options) -> Result<()> {
         r.sections = out;
     }
     Ok(())
+}
+
+/// How many of the edge pages of section `start..end` another section of
+/// `secs` also touches (0, 1 or 2): pages counted in both.
+fn boundary_pages(secs: &[(String, u64, u64)], start: u64, end: u64, page: u64) -> u64 {
+    let (first, last) = (start / page, end.div_ceil(page));
+    let others = |pg: u64| {
+        secs.iter()
+            .any(|&(_, s, e)| (s, e) != (start, end) && s / page <= pg && pg < e.div_ceil(page))
+    };
+    let mut n = u64::from(others(first));
+    if last - 1 != first && others(last - 1) {
+        n += 1;
+    }
+    n
 }
 
 /// The loaded sections of image `r` as (name, start, end) at run-time
@@ -121,4 +127,27 @@ fn load_sections(dir: &ProcDir, r: &Region, page: u64) -> Option<Vec<(String, u6
         .collect();
     out.sort_by_key(|s| s.1);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::boundary_pages;
+
+    #[test]
+    fn edge_pages_shared_with_neighbours() {
+        let p = 0x1000;
+        let secs: Vec<(String, u64, u64)> = [
+            (".got", 0x3fe8, 0x4000),  // ends exactly at a page boundary
+            (".data", 0x4000, 0x6010), // its last page holds the start of .bss
+            (".bss", 0x6010, 0x9000),
+            (".tiny", 0xa100, 0xa200), // alone in its page
+        ]
+        .iter()
+        .map(|&(n, s, e)| (n.to_string(), s, e))
+        .collect();
+        assert_eq!(boundary_pages(&secs, 0x3fe8, 0x4000, p), 0);
+        assert_eq!(boundary_pages(&secs, 0x4000, 0x6010, p), 1);
+        assert_eq!(boundary_pages(&secs, 0x6010, 0x9000, p), 1);
+        assert_eq!(boundary_pages(&secs, 0xa100, 0xa200, p), 0);
+    }
 }

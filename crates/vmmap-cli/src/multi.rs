@@ -135,33 +135,9 @@ pub fn shared_with(
             .map_err(io::Error::from)
             .and_then(|()| writeln!(w))
     } else {
-        (|| -> io::Result<()> {
-            writeln!(
-                w,
-                "Region {:#x}-{:#x} ({}, {}) of process {}: {} resident page(s), not counting the zero page",
-                region.start,
-                region.end,
-                region.memory_type.name(),
-                region.details,
-                snap.process.pid,
-                own
-            )?;
-            if others.is_empty() {
-                writeln!(w, "No other process maps any of these pages.")?;
-            }
-            for o in &others {
-                writeln!(
-                    w,
-                    "{:>8}  {:<16}{:>8} page(s) {:>9}  {}",
-                    o.pid,
-                    o.name,
-                    o.pages,
-                    vmmap_core::units::size(o.pages * page, exact),
-                    o.mappings.join(", ")
-                )?;
-            }
-            Ok(())
-        })()
+        pages::shared_with_lines(snap, region, own, &others, exact)
+            .iter()
+            .try_for_each(|l| writeln!(w, "{l}"))
     };
     r.map_err(|e| output_error(e, "standard output"))
 }

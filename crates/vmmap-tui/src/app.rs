@@ -106,8 +106,11 @@ pub struct App {
     pub auto: Option<(Duration, std::time::Instant)>,
     /// The text of the changes overlay, made when it opens.
     pub diff_text: Vec<String>,
-    /// The combined report of the processes marked in the picker.
+    /// The combined report of the processes marked in the picker, or the
+    /// processes sharing the selected region's pages (`H`).
     pub combined: Vec<String>,
+    /// The title of that overlay.
+    pub combined_title: String,
     /// The history indices the changes overlay compares.
     pub diff_pair: (usize, usize),
     /// Per-type totals of each snapshot of the history, for the timeline.
@@ -148,6 +151,7 @@ impl App {
             auto: None,
             diff_text: Vec::new(),
             combined: Vec::new(),
+            combined_title: String::new(),
             history_totals: Vec::new(),
             diff_pair: (0, 0),
             memory_list: None,
@@ -234,6 +238,7 @@ impl App {
                 match r {
                     Ok(lines) => {
                         self.combined = lines;
+                        self.combined_title = " Combined: pages mapped by several processes counted once — Up/Down scroll, Esc closes ".into();
                         self.mode = Mode::Combined(0);
                     }
                     Err(e) => self.message = Some(format!("Cannot combine: {e}")),
@@ -720,6 +725,7 @@ impl App {
             KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
             KeyCode::Char('t') if ctrl => self.open_strings(),
             KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
+            KeyCode::Char('H') => self.open_shared_with(),
             KeyCode::Char('m') => {
                 self.map = Some(crate::map_view::MapView::new(&m.snap));
                 self.mode = Mode::Map;
@@ -906,6 +912,41 @@ impl App {
     }
 
     /// Ctrl+T: the strings of the selected region, read now.
+    /// `H`: which other processes map the physical pages of the selected
+    /// region (a frame join over every process's pagemap; root only).
+    fn open_shared_with(&mut self) {
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message = Some(
+                "Sharing is read from live page tables; this snapshot was loaded from a file"
+                    .into(),
+            );
+            return;
+        }
+        let Some(&row) = m.details.rows.get(m.details.selected) else {
+            return;
+        };
+        let Some(region) = row_region(&m.snap, row) else {
+            self.message = Some("A free gap maps no pages: select a region".into());
+            return;
+        };
+        let Some(top) = m.snap.region_at(region.start) else {
+            return;
+        };
+        let opts = vmmap_core::collect::Options::default().proc_root(&self.proc_root);
+        match vmmap_core::collect::pages::shared_with(&m.snap, top, &opts) {
+            Ok((own, others)) => {
+                self.combined = vmmap_core::collect::pages::shared_with_lines(
+                    &m.snap, top, own, &others, false,
+                );
+                self.combined_title =
+                    " Processes mapping the same pages — Up/Down scroll, Esc closes ".into();
+                self.mode = Mode::Combined(0);
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
     fn open_strings(&mut self) {
         let Some(m) = self.main.as_ref() else { return };
         if self.from_file {
@@ -1460,9 +1501,9 @@ impl App {
             Mode::Combined(s) => {
                 let r = inset(area, 2, 1);
                 f.render_widget(Clear, r);
-                let block = Block::default().borders(Borders::ALL).title(
-                    " Combined: pages mapped by several processes counted once — Up/Down scroll, Esc closes ",
-                );
+                let block = Block::default()
+                    .borders(Borders::ALL)
+                    .title(self.combined_title.as_str());
                 let max = (self.combined.len() as u16).saturating_sub(r.height.saturating_sub(2));
                 let s = s.min(max);
                 self.mode = Mode::Combined(s);

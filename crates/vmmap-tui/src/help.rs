@@ -91,6 +91,10 @@ const KEYS: &[(&str, &str)] = &[
         "empty the working set (asks first), then a snapshot every second shows it come back",
     ),
     (
+        "  H",
+        "processes mapping the same pages as this region (root)",
+    ),
+    (
         "  / or Ctrl+F, then n / N",
         "find text in the Details; next / previous",
     ),

@@ -533,6 +533,40 @@ pub fn shared_with(
     Ok((own.len() as u64, out))
 }
 
+/// The report of [`shared_with`] as plain text lines: the region, its
+/// resident page count, then one line per other process.
+pub fn shared_with_lines(
+    snap: &Snapshot,
+    region: &Region,
+    own: u64,
+    others: &[SharedWith],
+    exact: bool,
+) -> Vec<String> {
+    let mut out = vec![format!(
+        "Region {:#x}-{:#x} ({}, {}) of process {}: {} resident page(s), not counting the zero page",
+        region.start,
+        region.end,
+        region.memory_type.name(),
+        region.details,
+        snap.process.pid,
+        own
+    )];
+    if others.is_empty() {
+        out.push("No other process maps any of these pages.".into());
+    }
+    for o in others {
+        out.push(format!(
+            "{:>8}  {:<16}{:>8} page(s) {:>9}  {}",
+            o.pid,
+            o.name,
+            o.pages,
+            crate::units::size(o.pages * snap.kernel.page_size, exact),
+            o.mappings.join(", ")
+        ));
+    }
+    out
+}
+
 /// Removes the shared zero page (and huge zero page) from sorted frames:
 /// every process that read untouched anonymous memory maps it, which says
 /// nothing about sharing.

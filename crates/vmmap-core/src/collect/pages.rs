@@ -100,21 +100,27 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, how: PageOptions) -> R
     let zero = if root { zero_page_frame() } else { None };
     let keep_frames = how.keep_frames && root;
 
-    // Every VMA to read, with its index in address order.
+    // Every VMA, with its index in address order.
     let mut work: Vec<(&Region, MemoryType)> = Vec::new();
-    let mut pages_total = 0u64;
     for r in &snap.regions {
         for vma in r.vmas() {
             work.push((vma, r.memory_type));
-            pages_total += vma.size() / page;
         }
     }
     let nvmas = work.len();
-    // Split where half of the pages have been passed.
+    // Split where half of the pages to read have been passed.
+    let weight = |v: &Region| {
+        if reads_pagemap(v, keep_frames, limit) {
+            v.size() / page
+        } else {
+            0
+        }
+    };
+    let pages_total: u64 = work.iter().map(|(v, _)| weight(v)).sum();
     let mut split = 0;
     let mut seen = 0u64;
     while split < work.len() && seen < pages_total / 2 {
-        seen += work[split].0.size() / page;
+        seen += weight(work[split].0);
         split += 1;
     }
     let scan = ScanParams {
@@ -255,6 +261,21 @@ struct ScanPart {
     frames: Vec<Run<FrameTag>>,
 }
 
+/// Pages the kernel leaves out of Rss: hugetlb (smaps counts it apart)
+/// and raw frame mappings (`pf`, `io`: vvar, device memory).
+fn not_in_rss(vma: &Region) -> bool {
+    ["ht", "pf", "io"].iter().any(|f| vma.has_vm_flag(f))
+}
+
+/// Whether a VMA's pagemap entries are read: it can hold resident pages
+/// that count (not PROT_NONE, not above the user address space, where
+/// vsyscall lies), and it is a file or shared mapping or its frames are
+/// wanted.
+fn reads_pagemap(vma: &Region, keep_frames: bool, limit: u64) -> bool {
+    let private_anon = vma.inode == 0 && !vma.perms.shared();
+    !not_in_rss(vma) && vma.end <= limit && !vma.perms.none() && (keep_frames || !private_anon)
+}
+
 /// Reads the pagemap entries of `vmas` (whose first has index `first`).
 fn scan_vmas(
     pm: &File,
@@ -270,10 +291,7 @@ fn scan_vmas(
     for (i, &(vma, memory_type)) in vmas.iter().enumerate() {
         let g = (first + i) as u32;
         let mut acc = PageSharing::default();
-        // hugetlb pages are not in Rss (smaps counts them apart), nor are
-        // raw frame mappings (vvar, device memory: `pf`, `io`); vsyscall
-        // lies above the user address space.
-        let counted = !["ht", "pf", "io"].iter().any(|f| vma.has_vm_flag(f));
+        let counted = !not_in_rss(vma);
         // Private anonymous memory holds no file or shmem page, so its
         // Shareable and Shared WS are 0 without reading a page: unless its
         // frames are wanted, smaps' figures stand for it.
@@ -283,7 +301,7 @@ fn scan_vmas(
             per_vma.push(acc);
             continue;
         }
-        if counted && vma.end <= p.limit && !vma.perms.none() {
+        if reads_pagemap(vma, p.keep_frames, p.limit) {
             let file_vma = vma.inode != 0;
             let (mut at, end) = (vma.start / page, vma.end / page);
             while at < end {

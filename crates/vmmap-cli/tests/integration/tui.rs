@@ -901,10 +901,15 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
             line.contains("24 page(s)") && line.contains("shared.dat"),
             "{line}"
         );
+        // Esc closes the overlay (wait for it: tmux would read Esc and the
+        // next key sent at once as Alt+key).
+        t.keys(&["Escape"]);
+        t.wait("the overlay to close", |s| {
+            !s.contains("Processes mapping the same pages")
+        });
     } else {
         t.wait_for("permission denied");
     }
-    t.keys(&["Escape"]);
 
     // Ctrl+P back to the picker; filter to the fixture, mark parent and
     // child with Space, Enter combines them.

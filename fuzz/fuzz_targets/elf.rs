@@ -13,4 +13,17 @@ fuzz_target!(|data: &[u8]| {
     }
     // The launcher's checks (PT_INTERP, a defined malloc) never panic.
     let _ = elf::program_facts(data);
+    // Section headers, read through offsets as from a file: never panics,
+    // and no read asks for an absurd length.
+    let mut read = |off: u64, len: usize| -> Option<Vec<u8>> {
+        assert!(len <= 4 << 20);
+        let off = usize::try_from(off).ok()?;
+        let end = off.checked_add(len)?.min(data.len());
+        Some(data.get(off..end)?.to_vec())
+    };
+    if let Ok(sections) = elf::sections(&mut read) {
+        for s in sections {
+            let _ = s.is_loaded();
+        }
+    }
 });

@@ -383,6 +383,40 @@ pub struct SnapshotArgs {
     #[arg(value_name = "PID|NAME")]
     pub target: Option<String>,
 
+    /// More processes (PIDs or names): with them vmmap prints a combined
+    /// Summary, pages mapped by several of the processes counted once,
+    /// and each process's own totals (docs/sharing.md).
+    #[arg(value_name = "PID|NAME", conflicts_with_all = ["interactive", "address"])]
+    pub more: Vec<String>,
+
+    /// With the process: also its descendants, combined as with several
+    /// PIDs.
+    #[arg(long, conflicts_with_all = ["interactive", "address"])]
+    pub children: bool,
+
+    /// The processes of a cgroup (a directory with cgroup.procs, absolute
+    /// or relative to /sys/fs/cgroup), combined as with several PIDs.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["interactive", "address"])]
+    pub cgroup: Option<PathBuf>,
+
+    /// How Shareable and Shared WS are computed: `fast` from smaps
+    /// (default); `exact` from the page tables, page by page (pagemap);
+    /// `kpagecount` like exact but each shared page's mapcount read from
+    /// /proc/kpagecount (root). docs/sharing.md gives the cost.
+    #[arg(long, value_enum, value_name = "HOW", default_value = "fast")]
+    pub sharing: SharingMode,
+
+    /// Expand each image into its ELF sections (.text, .rodata, .data,
+    /// .bss, ...) with per-section resident and private figures from
+    /// pagemap.
+    #[arg(long)]
+    pub sections: bool,
+
+    /// With --address: list the other processes that map the same physical
+    /// pages as the region there, with page counts (root only).
+    #[arg(long, requires = "address")]
+    pub shared_with: bool,
+
     /// The process, by PID (when its name could be mistaken for a command).
     #[arg(short, long, conflicts_with_all = ["target", "name"])]
     pub pid: Option<u32>,
@@ -447,6 +481,17 @@ pub struct SnapshotArgs {
         requires = "empty_working_set"
     )]
     pub samples: u32,
+}
+
+/// How Shareable and Shared WS are computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SharingMode {
+    /// From smaps fields: as cheap as the snapshot itself.
+    Fast,
+    /// From pagemap page by page (bits 56, 61, 62, 63).
+    Exact,
+    /// As exact, Shared WS from kpagecount (root only).
+    Kpagecount,
 }
 
 /// How a snapshot is shown, live or loaded from a file.

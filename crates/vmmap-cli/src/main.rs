@@ -4,6 +4,7 @@
 mod address;
 mod cli;
 mod memory;
+mod multi;
 mod record;
 mod render;
 mod report;
@@ -166,6 +167,9 @@ fn format_of(path: &Path) -> Option<Format> {
 }
 
 fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
+    if multi::is_multi(a) {
+        return multi::combined(a, proc_root);
+    }
     let pid = match (a.pid, &a.name, &a.target) {
         (Some(p), _, _) => p,
         (None, Some(n), _) => collect::find_by_name(proc_root, n)?,
@@ -206,7 +210,11 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             .proc_root(proc_root)
             .ptrace(!a.no_ptrace)
             .read_memory(!a.no_read_memory);
-        let snap = collect::snapshot(pid, &opts)?;
+        let mut snap = collect::snapshot(pid, &opts)?;
+        if a.shared_with {
+            return multi::shared_with(&snap, addr, &opts, a.display.json, a.display.bytes);
+        }
+        multi::enrich(&mut snap, a, &opts)?;
         let out = io::stdout();
         let mut w = out.lock();
         let r = if a.display.json {
@@ -225,7 +233,8 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         .proc_root(proc_root)
         .ptrace(!a.no_ptrace)
         .read_memory(!a.no_read_memory);
-    let snap = collect::snapshot(pid, &opts)?;
+    let mut snap = collect::snapshot(pid, &opts)?;
+    multi::enrich(&mut snap, a, &opts)?;
     show(snap, &a.display, format, text)
 }
 

@@ -103,6 +103,9 @@ fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
             "Note:          no smaps_rollup on this kernel (before 4.14); totals are sums of smaps"
         )?;
     }
+    if let Some(m) = &snap.sharing {
+        writeln!(w, "Sharing:       {}", m.describe())?;
+    }
     for warning in &snap.warnings {
         writeln!(w, "Warning:       {warning}")?;
     }
@@ -266,6 +269,10 @@ fn write_details<W: Write>(snap: &Snapshot, o: &TextOptions, w: &mut W) -> io::R
                         w.write_all(line.as_bytes())?;
                     }
                 }
+                for s in &r.sections {
+                    section_line(&mut line, s, addr_w, o.exact);
+                    w.write_all(line.as_bytes())?;
+                }
             }
             Row::Free(fb) => {
                 line.clear();
@@ -337,6 +344,44 @@ fn region_line(
     }
     line.push_str("  ");
     line.push_str(&r.details);
+    line.push('\n');
+}
+
+/// One ELF section of an image (`--sections`): a derived row, marked `§`,
+/// with its own figures from the page tables.
+fn section_line(
+    line: &mut String,
+    s: &vmmap_core::sharing::SectionFigures,
+    addr_w: usize,
+    exact: bool,
+) {
+    line.clear();
+    line.push_str("  ");
+    push_hex(line, s.start, addr_w);
+    line.push_str("  \u{a7} ");
+    line.push_str(&format!("{:<20}", s.name));
+    for (label, v) in [
+        ("size", s.end - s.start),
+        ("resident", s.resident),
+        ("private", s.private),
+        ("shareable", s.shareable),
+        ("shared", s.shared),
+    ] {
+        line.push_str("  ");
+        line.push_str(label);
+        line.push(' ');
+        if exact || v == 0 {
+            line.push_str(&v.to_string());
+        } else {
+            line.push_str(&vmmap_core::units::size(v, false));
+        }
+    }
+    if s.boundary_pages > 0 {
+        line.push_str(&format!(
+            "  ({} page(s) shared with a neighbouring section)",
+            s.boundary_pages
+        ));
+    }
     line.push('\n');
 }
 

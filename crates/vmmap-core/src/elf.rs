@@ -178,6 +178,131 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, NotElf> {
     })
 }
 
+/// `sh_flags` bit: the section occupies memory at run time.
+pub const SHF_ALLOC: u64 = 2;
+/// `sh_type` of a section with no bytes in the file (`.bss`, `.tbss`).
+pub const SHT_NOBITS: u32 = 8;
+/// `sh_flags` bit: thread-local storage (a template, not the live copy).
+pub const SHF_TLS: u64 = 0x400;
+
+/// One section header, with its name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// Name from the section header string table (`.text`, …).
+    pub name: String,
+    /// `sh_type`.
+    pub kind: u32,
+    /// `sh_flags`.
+    pub flags: u64,
+    /// `sh_addr`: the link-time address (before the load bias).
+    pub addr: u64,
+    /// `sh_offset`.
+    pub offset: u64,
+    /// `sh_size`.
+    pub size: u64,
+}
+
+impl Section {
+    /// Whether it is in memory at run time as itself: allocated, not a
+    /// thread-local template, not empty.
+    pub fn is_loaded(&self) -> bool {
+        self.flags & SHF_ALLOC != 0 && self.flags & SHF_TLS == 0 && self.size > 0
+    }
+}
+
+/// Section tables larger than this are taken as damage, not read.
+const MAX_SECTION_TABLE: usize = 4 << 20;
+/// Section names beyond this many bytes of the string table are not read.
+const MAX_SECTION_NAMES: usize = 1 << 20;
+
+/// Reads the section headers of an ELF file through `read(offset, len)`,
+/// which returns the file's bytes there (fewer at the end of the file,
+/// `None` on failure): the headers sit at the end of the file, so only
+/// the header, the table and its names are read, never the whole file.
+/// Sections whose name or header cannot be read are left out.
+pub fn sections(
+    read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
+) -> Result<Vec<Section>, NotElf> {
+    let head = read(0, 64).ok_or(NotElf::Truncated)?;
+    let info = parse(&head)?;
+    let r = Reader {
+        b: &head,
+        le: info.little_endian,
+    };
+    let (shoff, shentsize, shnum, shstrndx) = if info.class == 64 {
+        (r.u64(40), r.u16(58), r.u16(60), r.u16(62))
+    } else {
+        (r.u32(32).map(u64::from), r.u16(46), r.u16(48), r.u16(50))
+    };
+    let (Some(shoff), Some(entsize), Some(num), Some(strndx)) = (shoff, shentsize, shnum, shstrndx)
+    else {
+        return Err(NotElf::Truncated);
+    };
+    let (entsize, num, strndx) = (usize::from(entsize), usize::from(num), usize::from(strndx));
+    let min_ent = if info.class == 64 { 64 } else { 40 };
+    if shoff == 0 || num == 0 || entsize < min_ent {
+        return Ok(Vec::new()); // stripped of section headers
+    }
+    let len = num.checked_mul(entsize).ok_or(NotElf::Truncated)?;
+    if len > MAX_SECTION_TABLE {
+        return Err(NotElf::Truncated);
+    }
+    let table = read(shoff, len).ok_or(NotElf::Truncated)?;
+    let t = Reader {
+        b: &table,
+        le: info.little_endian,
+    };
+    // (name, type, flags, addr, offset, size) of entry i
+    let header = |i: usize| -> Option<(u32, u32, u64, u64, u64, u64)> {
+        let b = i.checked_mul(entsize)?;
+        if info.class == 64 {
+            Some((
+                t.u32(b)?,
+                t.u32(b + 4)?,
+                t.u64(b + 8)?,
+                t.u64(b + 16)?,
+                t.u64(b + 24)?,
+                t.u64(b + 32)?,
+            ))
+        } else {
+            Some((
+                t.u32(b)?,
+                t.u32(b + 4)?,
+                u64::from(t.u32(b + 8)?),
+                u64::from(t.u32(b + 12)?),
+                u64::from(t.u32(b + 16)?),
+                u64::from(t.u32(b + 20)?),
+            ))
+        }
+    };
+    let names = header(strndx)
+        .filter(|h| h.1 != SHT_NOBITS)
+        .and_then(|(_, _, _, _, off, size)| {
+            read(off, usize::try_from(size).ok()?.min(MAX_SECTION_NAMES))
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for i in 1..num {
+        let Some((name, kind, flags, addr, offset, size)) = header(i) else {
+            break;
+        };
+        let name = names
+            .get(name as usize..)
+            .and_then(|n| n.split(|&c| c == 0).next())
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        out.push(Section {
+            name,
+            kind,
+            flags,
+            addr,
+            offset,
+            size,
+        });
+    }
+    Ok(out)
+}
+
 struct Reader<'a> {
     b: &'a [u8],
     le: bool,
@@ -256,6 +381,62 @@ mod tests {
         let mut b = elf64(62);
         b.truncate(80); // program header cut off: header still reads
         assert_eq!(parse(&b).unwrap().loads.len(), 0);
+    }
+
+    /// Reads `b` the way a file would be read.
+    fn reader(b: &[u8]) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
+        move |off, len| {
+            let off = usize::try_from(off).ok()?;
+            let end = off.checked_add(len)?.min(b.len());
+            Some(b.get(off..end)?.to_vec())
+        }
+    }
+
+    #[test]
+    fn section_headers_of_a_built_object() {
+        // ELF64 header + two sections (null, .data) + names.
+        let mut b = elf64(62);
+        let names = b"\0.data\0.shstrtab\0";
+        let names_off = b.len() as u64;
+        b.extend_from_slice(names);
+        let shoff = b.len() as u64;
+        b[40..48].copy_from_slice(&shoff.to_le_bytes());
+        b[58..60].copy_from_slice(&64u16.to_le_bytes());
+        b[60..62].copy_from_slice(&3u16.to_le_bytes());
+        b[62..64].copy_from_slice(&2u16.to_le_bytes());
+        let mut sh = |name: u32, kind: u32, flags: u64, addr: u64, off: u64, size: u64| {
+            let mut e = vec![0u8; 64];
+            e[0..4].copy_from_slice(&name.to_le_bytes());
+            e[4..8].copy_from_slice(&kind.to_le_bytes());
+            e[8..16].copy_from_slice(&flags.to_le_bytes());
+            e[16..24].copy_from_slice(&addr.to_le_bytes());
+            e[24..32].copy_from_slice(&off.to_le_bytes());
+            e[32..40].copy_from_slice(&size.to_le_bytes());
+            b.extend_from_slice(&e);
+        };
+        sh(0, 0, 0, 0, 0, 0);
+        sh(1, 1, SHF_ALLOC | 1, 0x4000, 0x3000, 0x800);
+        sh(7, 3, 0, 0, names_off, names.len() as u64);
+        let s = sections(&mut reader(&b)).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0].name.as_str(), s[0].addr, s[0].size),
+            (".data", 0x4000, 0x800)
+        );
+        assert!(s[0].is_loaded());
+        assert_eq!(s[1].name, ".shstrtab");
+        assert!(!s[1].is_loaded());
+        // A table cut short: the sections that fit are kept.
+        let cut = &b[..b.len() - 40];
+        assert_eq!(sections(&mut reader(cut)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sections_of_this_test_binary() {
+        let b = std::fs::read("/proc/self/exe").unwrap();
+        let s = sections(&mut reader(&b)).unwrap();
+        assert!(s.iter().any(|s| s.name == ".text" && s.is_loaded()));
+        assert!(s.iter().any(|s| s.name == ".bss" && s.kind == SHT_NOBITS));
     }
 
     #[test]

@@ -44,6 +44,8 @@ struct JsonSnapshot<'a> {
     rollup: Option<FieldsView>,
     page_table_bytes: Option<u64>,
     warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sharing: Option<&'a crate::sharing::SharingMethod>,
 }
 
 #[derive(Serialize)]
@@ -89,6 +91,10 @@ struct JsonRegion<'a> {
     unknown_fields: Vec<(&'a str, &'a str)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sub_blocks: Vec<JsonRegion<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pages: Option<&'a crate::sharing::PageSharing>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    sections: &'a [crate::sharing::SectionFigures],
 }
 
 struct Hex(u64);
@@ -167,6 +173,8 @@ fn json_region(r: &Region) -> JsonRegion<'_> {
             .map(|u| (&*u.name, &*u.value))
             .collect(),
         sub_blocks: r.sub_blocks.iter().map(json_region).collect(),
+        pages: r.pages.as_ref(),
+        sections: &r.sections,
     }
 }
 
@@ -216,6 +224,7 @@ pub fn write_json<W: Write>(
         rollup: snap.rollup.map(FieldsView),
         page_table_bytes: snap.page_table_bytes(),
         warnings: &snap.warnings,
+        sharing: snap.sharing.as_ref(),
     };
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
     serde_json::to_writer(&mut w, &doc).map_err(io::Error::from)?;

@@ -347,6 +347,16 @@ impl Figures {
             b(Field::SharedHugetlb).saturating_add(b(Field::PrivateHugetlb)),
         );
         f.unavailable = unavailable_columns(k.present);
+        if let Some(p) = &r.pages {
+            // Exact sharing (`--sharing exact`): the page tables say which
+            // resident pages are file or shmem pages and which of those
+            // are mapped more than once. Private WS is what is left of Rss,
+            // so Total WS = Private WS + Shareable WS still holds.
+            f.set(Column::ShareableWs, p.shareable);
+            f.set(Column::SharedWs, p.shared);
+            f.set(Column::PrivateWs, rss.saturating_sub(p.shareable));
+            f.unavailable &= !(1 << Column::SharedWs as u32 | 1 << Column::PrivateWs as u32);
+        }
         f
     }
 }

@@ -206,6 +206,15 @@ pub struct Region {
     /// The VMAs this region groups, in address order; empty for a plain VMA.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_blocks: Vec<Region>,
+    /// Per-page residency and sharing from pagemap, when exact sharing was
+    /// asked for (`--sharing exact`); replaces the smaps-based Shareable
+    /// and Shared WS of this VMA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<crate::sharing::PageSharing>,
+    /// An image's ELF sections with their per-page figures (`--sections`):
+    /// derived rows, not kernel VMAs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<crate::sharing::SectionFigures>,
 }
 
 impl Default for Region {
@@ -239,6 +248,8 @@ impl Region {
             heap_id: None,
             tid: None,
             sub_blocks: Vec::new(),
+            pages: None,
+            sections: Vec::new(),
         }
     }
 
@@ -291,6 +302,8 @@ impl Region {
             heap_id: None,
             tid: None,
             sub_blocks,
+            pages: None,
+            sections: Vec::new(),
         }
     }
 
@@ -451,6 +464,10 @@ pub struct Snapshot {
     /// Things the user should know about this snapshot: a thread whose
     /// stack could not be located, a file that could not be read.
     pub warnings: Vec<String>,
+    /// How the exact (pagemap) sharing figures were computed, when they
+    /// were; `None` means Shareable and Shared WS come from smaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<crate::sharing::SharingMethod>,
 }
 
 impl Snapshot {
@@ -482,6 +499,7 @@ impl Snapshot {
             rollup: None,
             status: Status::default(),
             warnings: Vec::new(),
+            sharing: None,
         }
     }
 

@@ -360,6 +360,7 @@ fn snapshot_of(gens: &[Gen], sps: &[usize]) -> Snapshot {
         // No VmPTE: the Page Table row adds nothing to the total.
         status: Status::default(),
         warnings,
+        sharing: None,
     }
 }
 
@@ -535,6 +536,39 @@ proptest! {
         if let Ok(e) = elf::parse(&b) {
             prop_assert!(e.loads.len() <= usize::from(phnum));
             prop_assert!(matches!(e.class, 32 | 64));
+        }
+    }
+
+    /// Section headers read through offsets, as from a file: any table
+    /// offset, entry size, count and name index, any bytes; never a panic,
+    /// never a read longer than the table cap.
+    #[test]
+    fn elf_sections_never_panic(
+        class in 1u8..3,
+        shoff in prop_oneof![64u64..512, any::<u64>()],
+        shentsize in prop_oneof![Just(64u16), Just(40u16), any::<u16>()],
+        shnum in prop_oneof![0u16..12, any::<u16>()],
+        shstrndx in prop_oneof![0u16..12, any::<u16>()],
+        tail in proptest::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = class;
+        b[5] = 1;
+        b[40..48].copy_from_slice(&shoff.to_le_bytes());
+        b[32..36].copy_from_slice(&(shoff as u32).to_le_bytes());
+        for (at, v) in [(58, shentsize), (60, shnum), (62, shstrndx), (46, shentsize), (48, shnum), (50, shstrndx)] {
+            b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&tail);
+        let mut read = |off: u64, len: usize| -> Option<Vec<u8>> {
+            assert!(len <= 4 << 20);
+            let off = usize::try_from(off).ok()?;
+            let end = off.checked_add(len)?.min(b.len());
+            Some(b.get(off..end)?.to_vec())
+        };
+        if let Ok(secs) = elf::sections(&mut read) {
+            prop_assert!(secs.len() < usize::from(shnum).max(1));
         }
     }
 }

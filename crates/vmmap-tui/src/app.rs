@@ -67,6 +67,9 @@ pub enum Mode {
     Map,
     /// Asking whether to empty the process's working set.
     ConfirmEmpty,
+    /// The combined report of the marked processes ([`App::combined`]),
+    /// scrolled.
+    Combined(u16),
 }
 
 /// The whole UI state.
@@ -103,6 +106,11 @@ pub struct App {
     pub auto: Option<(Duration, std::time::Instant)>,
     /// The text of the changes overlay, made when it opens.
     pub diff_text: Vec<String>,
+    /// The combined report of the processes marked in the picker, or the
+    /// processes sharing the selected region's pages (`H`).
+    pub combined: Vec<String>,
+    /// The title of that overlay.
+    pub combined_title: String,
     /// The history indices the changes overlay compares.
     pub diff_pair: (usize, usize),
     /// Per-type totals of each snapshot of the history, for the timeline.
@@ -142,6 +150,8 @@ impl App {
             history_index: 0,
             auto: None,
             diff_text: Vec::new(),
+            combined: Vec::new(),
+            combined_title: String::new(),
             history_totals: Vec::new(),
             diff_pair: (0, 0),
             memory_list: None,
@@ -223,6 +233,17 @@ impl App {
         match r {
             Response::Processes(Ok(list)) => self.picker.set(list),
             Response::Processes(Err(e)) => self.picker.error = Some(e),
+            Response::Combined(r) => {
+                self.message = None;
+                match r {
+                    Ok(lines) => {
+                        self.combined = lines;
+                        self.combined_title = " Combined: pages mapped by several processes counted once — Up/Down scroll, Esc closes ".into();
+                        self.mode = Mode::Combined(0);
+                    }
+                    Err(e) => self.message = Some(format!("Cannot combine: {e}")),
+                }
+            }
             Response::Snapshot(pid, result) => {
                 if self.loading == Some(pid) {
                     self.loading = None;
@@ -347,6 +368,18 @@ impl App {
             }
             Mode::Columns(sel) => {
                 self.on_columns_key(k, sel);
+                return Vec::new();
+            }
+            Mode::Combined(s) => {
+                self.mode = match k.code {
+                    KeyCode::Esc | KeyCode::Char('q') => Mode::Normal,
+                    KeyCode::Down | KeyCode::Char('j') => Mode::Combined(s.saturating_add(1)),
+                    KeyCode::Up | KeyCode::Char('k') => Mode::Combined(s.saturating_sub(1)),
+                    KeyCode::PageDown | KeyCode::Char(' ') => Mode::Combined(s.saturating_add(20)),
+                    KeyCode::PageUp => Mode::Combined(s.saturating_sub(20)),
+                    KeyCode::Home => Mode::Combined(0),
+                    _ => Mode::Combined(s),
+                };
                 return Vec::new();
             }
             Mode::Diff(s) => {
@@ -508,7 +541,7 @@ impl App {
             KeyCode::Char('r') if ctrl => return vec![Request::Processes],
             KeyCode::F(5) => return vec![Request::Processes],
             KeyCode::F(2) => p.toggle_tab(),
-            KeyCode::Char(c) if !ctrl => {
+            KeyCode::Char(c) if !ctrl && c != ' ' => {
                 p.filter.push(c);
                 p.refilter(p.selected_pid());
             }
@@ -540,6 +573,14 @@ impl App {
             KeyCode::BackTab => {
                 p.reverse = !p.reverse;
                 p.refilter(p.selected_pid());
+            }
+            // Space marks processes for a combined view (a filter has no
+            // use for spaces: names and PIDs have none).
+            KeyCode::Char(' ') => p.toggle_mark(),
+            KeyCode::Enter if p.marked.len() > 1 => {
+                let pids = p.marked.clone();
+                self.message = Some(format!("Combining {} processes…", pids.len()));
+                return vec![Request::Combined(pids)];
             }
             KeyCode::Enter => return self.open_selected(),
             _ => {}
@@ -684,6 +725,7 @@ impl App {
             KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
             KeyCode::Char('t') if ctrl => self.open_strings(),
             KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
+            KeyCode::Char('H') => self.open_shared_with(),
             KeyCode::Char('m') => {
                 self.map = Some(crate::map_view::MapView::new(&m.snap));
                 self.mode = Mode::Map;
@@ -870,6 +912,41 @@ impl App {
     }
 
     /// Ctrl+T: the strings of the selected region, read now.
+    /// `H`: which other processes map the physical pages of the selected
+    /// region (a frame join over every process's pagemap; root only).
+    fn open_shared_with(&mut self) {
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message = Some(
+                "Sharing is read from live page tables; this snapshot was loaded from a file"
+                    .into(),
+            );
+            return;
+        }
+        let Some(&row) = m.details.rows.get(m.details.selected) else {
+            return;
+        };
+        let Some(region) = row_region(&m.snap, row) else {
+            self.message = Some("A free gap maps no pages: select a region".into());
+            return;
+        };
+        let Some(top) = m.snap.region_at(region.start) else {
+            return;
+        };
+        let opts = vmmap_core::collect::Options::default().proc_root(&self.proc_root);
+        match vmmap_core::collect::pages::shared_with(&m.snap, top, &opts) {
+            Ok((own, others)) => {
+                self.combined = vmmap_core::collect::pages::shared_with_lines(
+                    &m.snap, top, own, &others, false,
+                );
+                self.combined_title =
+                    " Processes mapping the same pages — Up/Down scroll, Esc closes ".into();
+                self.mode = Mode::Combined(0);
+            }
+            Err(e) => self.message = Some(e.to_string()),
+        }
+    }
+
     fn open_strings(&mut self) {
         let Some(m) = self.main.as_ref() else { return };
         if self.from_file {
@@ -1420,6 +1497,22 @@ impl App {
                     height: h,
                 };
                 crate::timeline_view::draw(f, r, &self.history_totals, st, &self.settings);
+            }
+            Mode::Combined(s) => {
+                let r = inset(area, 2, 1);
+                f.render_widget(Clear, r);
+                let block = Block::default()
+                    .borders(Borders::ALL)
+                    .title(self.combined_title.as_str());
+                let max = (self.combined.len() as u16).saturating_sub(r.height.saturating_sub(2));
+                let s = s.min(max);
+                self.mode = Mode::Combined(s);
+                let lines: Vec<ratatui::text::Line<'_>> = self
+                    .combined
+                    .iter()
+                    .map(|l| ratatui::text::Line::raw(l.as_str()))
+                    .collect();
+                f.render_widget(Paragraph::new(lines).block(block).scroll((s, 0)), r);
             }
             Mode::Diff(s) => {
                 let r = inset(area, 2, 1);

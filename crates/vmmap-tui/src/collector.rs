@@ -16,6 +16,8 @@ pub enum Request {
     Processes,
     /// A snapshot of a process.
     Snapshot(u32),
+    /// The combined report of several processes (marked in the picker).
+    Combined(Vec<u32>),
 }
 
 /// What comes back.
@@ -24,6 +26,8 @@ pub enum Response {
     Processes(Result<Vec<ProcessEntry>, String>),
     /// A snapshot (and how long it took), or why it failed.
     Snapshot(u32, Result<(Arc<Snapshot>, Duration), String>),
+    /// The combined report as text lines, or why it failed.
+    Combined(Result<Vec<String>, String>),
 }
 
 /// The collection thread's handle.
@@ -55,6 +59,11 @@ impl Collector {
                                 collect::snapshot(pid, &opts).map(|s| (Arc::new(s), t.elapsed()));
                             Response::Snapshot(pid, r.map_err(|e| e.to_string()))
                         }
+                        Request::Combined(pids) => Response::Combined(
+                            vmmap_core::multi::collect(&pids, &opts, false, true)
+                                .map(|(c, skipped)| c.to_lines(&skipped, false))
+                                .map_err(|e| e.to_string()),
+                        ),
                     };
                     if resp_tx.send(resp).is_err() {
                         return;

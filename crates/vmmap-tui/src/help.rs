@@ -15,6 +15,10 @@ const KEYS: &[(&str, &str)] = &[
     ("  Up/Down PgUp/PgDn Home/End", "move"),
     ("  Enter, click twice", "open the selected process"),
     (
+        "  Space, then Enter",
+        "mark processes; Enter combines them (shared pages once)",
+    ),
+    (
         "  Tab / Shift+Tab, click a header",
         "sort by the next column / reverse",
     ),
@@ -85,6 +89,10 @@ const KEYS: &[(&str, &str)] = &[
     (
         "  W",
         "empty the working set (asks first), then a snapshot every second shows it come back",
+    ),
+    (
+        "  H",
+        "processes mapping the same pages as this region (root)",
     ),
     (
         "  / or Ctrl+F, then n / N",

@@ -100,6 +100,8 @@ pub struct Picker {
     pub tab: PickerTab,
     /// The Launch tab's form.
     pub launch: LaunchForm,
+    /// PIDs marked with Space for a combined view, in marking order.
+    pub marked: Vec<u32>,
 }
 
 impl Default for Picker {
@@ -118,6 +120,7 @@ impl Default for Picker {
             shown: PickColumn::ALL.to_vec(),
             tab: PickerTab::Processes,
             launch: LaunchForm::default(),
+            marked: Vec::new(),
         }
     }
 }
@@ -196,6 +199,18 @@ impl Picker {
             .unwrap_or(0);
     }
 
+    /// Marks the selected process for a combined view, or unmarks it.
+    pub fn toggle_mark(&mut self) {
+        if let Some(pid) = self.selected_pid() {
+            match self.marked.iter().position(|&p| p == pid) {
+                Some(i) => {
+                    self.marked.remove(i);
+                }
+                None => self.marked.push(pid),
+            }
+        }
+    }
+
     /// Sorts by a column; the same column again reverses.
     pub fn sort_by(&mut self, c: PickColumn) {
         if self.sort == c {
@@ -268,6 +283,12 @@ impl Picker {
             self.rows.len(),
             self.all.len()
         )));
+        if !self.marked.is_empty() {
+            title.push(Span::styled(
+                format!("{} marked: Enter combines ", self.marked.len()),
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+        }
         let block = Block::default()
             .borders(Borders::ALL)
             .title(Line::from(title));
@@ -352,6 +373,7 @@ impl Picker {
                     style = style.add_modifier(Modifier::REVERSED);
                 }
                 Row::new(shown.iter().map(|c| match c {
+                    PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
                     PickColumn::Pid => format!("{:>7}", p.pid),
                     PickColumn::User => p.user.clone(),
                     PickColumn::Name => p.name.clone(),

@@ -17,6 +17,7 @@ use ratatui::Terminal;
 use vmmap_core::collect::{Access, ProcessEntry};
 use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_tui::app::{App, Mode, Screen};
+use vmmap_tui::collector::{Request, Response};
 use vmmap_tui::details::{row_region, Row};
 use vmmap_tui::main_view::MainView;
 use vmmap_tui::picker::PickerTab;
@@ -742,4 +743,39 @@ fn fragmentation_map_100x30() {
         vmmap_tui::details::row_start(&m.snap, &m.data, m.details.rows[m.details.selected]),
         seg_start
     );
+}
+
+#[test]
+fn picker_marks_processes_for_a_combined_view() {
+    let mut app = picker_app();
+    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.picker.marked.len(), 2);
+    assert!(
+        app.picker.filter.is_empty(),
+        "Space marks, it does not filter"
+    );
+    let text = screen_text(&draw(&mut app, 100, 30));
+    assert!(text.contains("2 marked: Enter combines"), "{text}");
+    assert_eq!(text.matches('*').count(), 2, "{text}");
+    // Enter with two marked asks for the combined report, and the answer
+    // opens the overlay.
+    let reqs = app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    assert!(
+        matches!(reqs.as_slice(), [Request::Combined(p)] if p.len() == 2),
+        "{reqs:?}"
+    );
+    app.on_response(Response::Combined(Ok(vec!["Processes:     2".into()])));
+    assert_eq!(app.mode, Mode::Combined(0));
+    let text = screen_text(&draw(&mut app, 100, 30));
+    assert!(text.contains("Processes:     2"), "{text}");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+    // Space again unmarks.
+    key(&mut app, KeyCode::Char(' '));
+    assert_eq!(app.picker.marked.len(), 1);
 }

@@ -8,6 +8,7 @@ mod mmp;
 mod reclaim;
 mod record;
 mod report;
+mod sharing;
 mod shell;
 mod snapshot;
 mod trace;

@@ -870,3 +870,57 @@ fn quitting_leaves_a_traced_program_running() {
     let out = vmmap_ok(&["trace", &file, "summary", "--json"]);
     assert!(out.contains("\"calls\""), "{out}");
 }
+
+#[test]
+fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
+    if !have_tmux() {
+        return;
+    }
+    let _busy = starting_processes();
+    let fx = Fixture::start_named("sharing");
+    let child = &fx.info["child"];
+    let file = fx.addr("file");
+    let root = std::fs::File::open("/proc/kpagecount").is_ok();
+
+    // H on the data file's region: the forked child maps 24 of its pages.
+    let t = Tmux::start(&["-i", &fx.pid.to_string()]);
+    t.wait_main_view(fx.pid);
+    t.keys(&["g"]);
+    t.wait_for("Go to address: ");
+    t.type_text(&format!("{file:x}"));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("{file:#x}: Mapped File"));
+    t.keys(&["H"]);
+    if root {
+        let s = t.wait_for("Processes mapping the same pages");
+        let line = s
+            .lines()
+            .find(|l| l.contains(&format!(" {child} ")))
+            .unwrap_or_else(|| panic!("no line for the child {child}:\n{s}"));
+        assert!(
+            line.contains("24 page(s)") && line.contains("shared.dat"),
+            "{line}"
+        );
+        // Esc closes the overlay (wait for it: tmux would read Esc and the
+        // next key sent at once as Alt+key).
+        t.keys(&["Escape"]);
+        t.wait("the overlay to close", |s| {
+            !s.contains("Processes mapping the same pages")
+        });
+    } else {
+        t.wait_for("permission denied");
+    }
+
+    // Ctrl+P back to the picker; filter to the fixture, mark parent and
+    // child with Space, Enter combines them.
+    t.keys(&["C-p"]);
+    t.wait_for("select a process");
+    t.type_text("fixture-sharing");
+    t.wait_for("select a process (2 of");
+    t.keys(&["Space", "Down", "Space"]);
+    t.wait_for("2 marked: Enter combines");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Processes:     2");
+    assert!(s.contains("Counted once:"), "{s}");
+    assert!(s.contains("Mapped File"), "{s}");
+}

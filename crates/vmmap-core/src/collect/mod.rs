@@ -7,10 +7,12 @@
 //! like the live one.
 
 mod inspector;
+pub mod pages;
 pub mod privilege;
 mod procdir;
 mod processes;
 pub mod reclaim;
+pub mod sections;
 mod threads;
 mod written;
 
@@ -194,6 +196,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         rollup,
         status,
         warnings,
+        sharing: None,
     })
 }
 

@@ -576,7 +576,10 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
             .into_iter()
             .map(std::sync::Arc::new)
             .collect();
-        return tui(vmmap_tui::Start::File(snaps, i - 1), proc_root);
+        return tui(
+            vmmap_tui::Start::File(snaps, i - 1, a.file.clone()),
+            proc_root,
+        );
     }
     let snap = loaded
         .snapshots

@@ -97,9 +97,35 @@ const KEYS: &[(&str, &str)] = &[
     ("  w", "save: the Details table (.txt), the snapshot (.json .csv .vmmap); in the changes, the diff (.txt .json .csv)"),
     ("  c", "choose columns (saved in the config file)"),
     ("  u", "units: human, KiB, bytes (saved)"),
+    (
+        "  T",
+        "Trace view of the file's trace (vmmap run, Launch tab); with a region selected in the Details, also its allocations",
+    ),
     ("  Ctrl+P", "back to the process picker"),
     ("  ? or F1", "this help; Esc closes it"),
     ("  q, Ctrl+C", "quit"),
+    ("Trace view (T)", ""),
+    (
+        "  Tab / Shift+Tab, 1-4",
+        "Call tree, Leaks, History, Allocations of the region",
+    ),
+    ("  Up/Down j/k PgUp/PgDn Home/End", "move"),
+    (
+        "  Enter, Right / Left",
+        "call tree: expand or collapse a node (Left goes to the caller)",
+    ),
+    ("  b", "call tree: bottom-up (allocation sites first) / top-down"),
+    ("  l", "call tree: one node per source line / per function"),
+    (
+        "  s",
+        "call tree: sort by allocated, calls, live, peak, temporary",
+    ),
+    (
+        "  f or /",
+        "history: show only some operations (malloc,free,mmap...; empty: all)",
+    ),
+    ("  Enter (history)", "the call stack of the selected operation"),
+    ("  Esc, q, T", "back to the main view (T shows it again at once)"),
 ];
 
 /// All help lines.

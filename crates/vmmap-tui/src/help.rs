@@ -99,7 +99,7 @@ const KEYS: &[(&str, &str)] = &[
     ("  u", "units: human, KiB, bytes (saved)"),
     (
         "  T",
-        "Trace view of the file's trace (vmmap run, Launch tab); with a region selected in the Details, also its allocations",
+        "Trace view: call tree, leaks, history of the traced run",
     ),
     ("  Ctrl+P", "back to the process picker"),
     ("  ? or F1", "this help; Esc closes it"),
@@ -112,20 +112,20 @@ const KEYS: &[(&str, &str)] = &[
     ("  Up/Down j/k PgUp/PgDn Home/End", "move"),
     (
         "  Enter, Right / Left",
-        "call tree: expand or collapse a node (Left goes to the caller)",
+        "call tree: expand / collapse (Left: to the caller)",
     ),
     ("  b", "call tree: bottom-up (allocation sites first) / top-down"),
     ("  l", "call tree: one node per source line / per function"),
     (
         "  s",
-        "call tree: sort by allocated, calls, live, peak, temporary",
+        "call tree: sort by the next figure",
     ),
     (
         "  f or /",
-        "history: show only some operations (malloc,free,mmap...; empty: all)",
+        "history: only some operations (malloc,mmap...)",
     ),
     ("  Enter (history)", "the call stack of the selected operation"),
-    ("  Esc, q, T", "back to the main view (T shows it again at once)"),
+    ("  Esc, q, T", "back to the main view (T: back again)"),
 ];
 
 /// All help lines.

@@ -870,3 +870,59 @@ fn quitting_leaves_a_traced_program_running() {
     let out = vmmap_ok(&["trace", &file, "summary", "--json"]);
     assert!(out.contains("\"calls\""), "{out}");
 }
+
+/// `T` on a file written by `vmmap run` opens the Trace view: the call
+/// tree (analysed in the background) shows the fixture's functions with
+/// their exact calls, the Leaks and History tabs theirs; Esc goes back.
+#[test]
+fn t_shows_the_call_tree_of_a_traced_run() {
+    if !have_tmux() {
+        return;
+    }
+    let src = crate::trace::fixture("calls.c");
+    let linger = crate::trace::fixture("linger.c");
+    let prog = crate::trace::build(
+        "calls-linger",
+        &[
+            "cc",
+            "-O0",
+            "-g",
+            src.to_str().unwrap(),
+            linger.to_str().unwrap(),
+        ],
+    );
+    let (o, file) = crate::trace::run_traced(&["-i", "100ms"], &prog, &[]);
+    assert!(o.status.success(), "{o:?}");
+    let _busy = starting_processes();
+    let t = Tmux::start(&["open", file.to_str().unwrap(), "-i"]);
+    t.wait("the main view", |s| {
+        s.lines().any(|l| l.starts_with("Address"))
+    });
+    t.keys(&["T"]);
+    // The heaviest path is open: main -> churn -> make_big (10 calls of
+    // 3,000 bytes), and main's own make_big (one of 5,000).
+    let s = t.wait_for("make_big");
+    assert!(s.contains("1 Call tree"), "{s}");
+    assert!(s.contains("in 14 calls"), "{s}");
+    let churn = s
+        .lines()
+        .find(|l| l.contains("churn"))
+        .unwrap_or_else(|| panic!("no churn:\n{s}"));
+    assert_eq!(churn.split_whitespace().nth(1), Some("10"), "{s}");
+    t.keys(&["2"]);
+    let s = t.wait_for("never freed, from 3 call stacks");
+    assert!(s.contains("make_small"), "{s}");
+    t.keys(&["3"]);
+    let s = t.wait_for("operations, in time order");
+    assert_eq!(
+        s.lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some("calloc"))
+            .count(),
+        11,
+        "{s}"
+    );
+    t.keys(&["Escape"]);
+    t.wait("the main view again", |s| {
+        !s.contains("Call tree") && s.lines().any(|l| l.starts_with("Address"))
+    });
+}

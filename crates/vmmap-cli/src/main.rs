@@ -571,7 +571,9 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
         }
     };
     if a.interactive {
-        let snaps = loaded
+        // The trace messages are not kept: the Trace view (`T`) streams
+        // them from the file, and a long run's trace is large.
+        let snaps = { loaded }
             .snapshots
             .into_iter()
             .map(std::sync::Arc::new)

@@ -192,6 +192,17 @@ impl TraceView {
         }
     }
 
+    /// The history window in memory: the index of its first operation
+    /// among the matches, and its length (never more than [`WINDOW`]).
+    pub fn history_window(&self) -> (u64, usize) {
+        (self.history.first, self.history.rows.len())
+    }
+
+    /// The selected operation of the history, if its window is loaded.
+    pub fn selected_operation(&self) -> Option<&OpRow> {
+        self.selected_op()
+    }
+
     fn set_analysis(&mut self, a: Analysis) {
         let ranked = |costs: &[StackCost], m: Metric| {
             let mut v: Vec<(usize, StackCost)> = costs

@@ -90,6 +90,12 @@ impl Stream {
 
 /// Writes the trace described at the top to a file of its own.
 fn synthetic_trace() -> PathBuf {
+    synthetic_trace_with(0)
+}
+
+/// The trace described at the top, then `extra` more mallocs from stack 1
+/// (the `i`th: `i + 1` bytes at 0x100000 + 16 i, tick 60 + i).
+fn synthetic_trace_with(extra: u64) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -149,11 +155,14 @@ fn synthetic_trace() -> PathBuf {
     for v in [65536, 3, 0x22, zigzag(-1), 0, 2] {
         push_uvarint(&mut s.bytes, v);
     }
+    for i in 0..extra {
+        s.malloc(60 + i, 0x100000 + 16 * i, i + 1, 1);
+    }
     let mut seg = 0u32.to_le_bytes().to_vec();
     seg.extend_from_slice(&(s.bytes.len() as u32).to_le_bytes());
     seg.extend_from_slice(&s.bytes);
     let mut events = vec![MSG_EVENTS];
-    push_uvarint(&mut events, 60);
+    push_uvarint(&mut events, 60 + extra);
     push_uvarint(&mut events, seg.len() as u64);
     events.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
 
@@ -401,4 +410,48 @@ fn t_opens_the_trace_view_of_the_file() {
     assert_eq!(app.mode, Mode::Trace);
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
+}
+
+/// A history longer than the window: only a window is in memory, End
+/// reads the last one, Home the first again, and the operations are the
+/// right ones at both ends.
+#[test]
+fn history_pages_through_more_than_a_window() {
+    use vmmap_tui::trace_jobs::WINDOW;
+    let extra = 3 * WINDOW as u64 + 7;
+    let mut v = TraceView::new(synthetic_trace_with(extra), None);
+    v.wait();
+    assert_eq!(v.analysis.as_ref().unwrap().operations, 6 + extra);
+    key(&mut v, KeyCode::Char('3'));
+    v.wait_history();
+    assert_eq!(v.history_window(), (0, WINDOW));
+    key(&mut v, KeyCode::End);
+    v.wait_history();
+    let (first, len) = v.history_window();
+    assert!(len <= WINDOW, "{len} rows in memory");
+    let last = v.selected_operation().expect("the last window is loaded");
+    assert_eq!((last.op, last.size), ("malloc", Some(extra)));
+    assert_eq!(first + len as u64, 6 + extra);
+    let s = text(&draw(&mut v, 100, 12));
+    assert!(
+        s.contains(&format!("{} operations, in time order", 6 + extra)),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{:#x}", 0x100000 + 16 * (extra - 1))),
+        "{s}"
+    );
+    key(&mut v, KeyCode::Home);
+    v.wait_history();
+    assert_eq!(v.history_window().0, 0);
+    assert_eq!(v.selected_operation().unwrap().op, "thread-start");
+    // PageDown one screen at a time through the first window boundary.
+    for _ in 0..(WINDOW / 5 + 1) {
+        key(&mut v, KeyCode::PageDown);
+    }
+    v.wait_history();
+    let op = v
+        .selected_operation()
+        .expect("the window around the selection");
+    assert_eq!(op.op, "malloc");
 }

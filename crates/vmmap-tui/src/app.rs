@@ -1361,6 +1361,19 @@ impl App {
     }
 
     fn scroll(&mut self, delta: isize) {
+        if self.mode == Mode::Trace {
+            if let Some(t) = self.trace.as_mut() {
+                let code = if delta > 0 {
+                    KeyCode::Down
+                } else {
+                    KeyCode::Up
+                };
+                for _ in 0..delta.unsigned_abs() {
+                    t.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+                }
+            }
+            return;
+        }
         match self.screen {
             Screen::Picker => {
                 let last = self.picker.rows.len().saturating_sub(1) as isize;
@@ -1376,6 +1389,10 @@ impl App {
     }
 
     fn on_click(&mut self, x: u16, y: u16) -> Vec<Request> {
+        if self.mode == Mode::Trace {
+            // The tables under the full-screen view are hidden.
+            return Vec::new();
+        }
         let double = self.last_click == Some((x, y));
         self.last_click = Some((x, y));
         let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;

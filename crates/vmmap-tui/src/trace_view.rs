@@ -621,8 +621,11 @@ impl TraceView {
         let totals = match (&self.analysis, &self.error) {
             (Some(a), _) => {
                 let s = &a.summary;
+                // What went wrong (damage, missing symbols) follows the
+                // figures it qualifies.
+                let notes: String = a.notes.iter().map(|n| format!("; {n}")).collect();
                 format!(
-                    " {} operations: {} allocated in {} calls, peak {}, {} live in {} blocks, {} temporary",
+                    " {} operations: {} allocated in {} calls, peak {}, {} live in {} blocks, {} temporary{notes}",
                     a.operations,
                     amount(units, s.bytes_allocated),
                     s.allocations,
@@ -657,13 +660,11 @@ impl TraceView {
             }
         }
         // Last line: the prompt, the notes or the keys.
-        let notes = self.analysis.as_ref().and_then(|a| a.notes.first());
-        let status = match (&self.prompt, notes) {
-            (Some(p), _) => format!(
+        let status = match &self.prompt {
+            Some(p) => format!(
                 " Show operations: {p}▏  (names such as malloc,free,mmap; empty shows all; Enter applies, Esc cancels)"
             ),
-            (None, Some(n)) if self.tab != Tab::History => format!(" Note: {n}"),
-            _ => match self.tab {
+            None => match self.tab {
                 Tab::CallTree => format!(
                     " Enter/→/←:expand  b:{}  l:{}  s:sort ({})  Tab:next tab  ?:help  Esc:back",
                     if self.bottom_up { "top-down" } else { "bottom-up" },

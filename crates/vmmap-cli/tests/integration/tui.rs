@@ -817,6 +817,17 @@ fn launch_tab_traces_a_new_process() {
         .to_string();
     assert!(std::path::Path::new(&file).is_file(), "{file} missing");
     assert!(stat_fields(pid).is_none(), "{pid} was not reaped");
+    // T analyses the session's file: its thread started, and it is named.
+    t.keys(&["T"]);
+    let name = std::path::Path::new(&file)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let s = t.wait_for(" operations: ");
+    assert!(s.contains(&format!("Trace {name}")), "{s}");
+    t.keys(&["3"]);
+    t.wait_for("thread-start");
     let out = vmmap_ok(&["trace", &file, "summary", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ops: u64 = v["calls"]

@@ -173,20 +173,24 @@ impl TraceView {
         self.poll_history();
     }
 
-    /// Waits for the analysis to end (tests, which need a settled view).
+    /// Waits (a minute at most) for the analysis to end (tests, which
+    /// need a settled view).
     pub fn wait(&mut self) {
-        while self.job.is_some() {
+        let t0 = std::time::Instant::now();
+        while self.job.is_some() && t0.elapsed().as_secs() < 60 {
             self.poll();
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
-    /// Waits for the history window asked for (tests).
+    /// Waits (a minute at most) for the history window asked for and the
+    /// count of operations (tests).
     pub fn wait_history(&mut self) {
-        while self.history.pending.is_some() || self.history.total.is_none() {
-            if self.history.reader.is_none() {
-                return;
-            }
+        let t0 = std::time::Instant::now();
+        while (self.history.pending.is_some() || self.history.total.is_none())
+            && self.history.reader.is_some()
+            && t0.elapsed().as_secs() < 60
+        {
             self.poll_history();
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
@@ -325,7 +329,17 @@ impl TraceView {
     fn poll_history(&mut self) {
         let h = &mut self.history;
         let Some(r) = h.reader.as_ref() else { return };
-        while let Ok(reply) = r.rx.try_recv() {
+        loop {
+            let reply = match r.rx.try_recv() {
+                Ok(reply) => reply,
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    h.error = Some("the history reader stopped".into());
+                    h.pending = None;
+                    h.reader = None;
+                    break;
+                }
+            };
             match reply {
                 Reply::Rows {
                     generation,

@@ -932,8 +932,26 @@ fn t_shows_the_call_tree_of_a_traced_run() {
         11,
         "{s}"
     );
+    // The block main keeps (calloc of 5,000 bytes): its address leads to
+    // the heap region, whose allocations are all 14 blocks.
+    let kept = s
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("calloc"))
+        .last()
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("no calloc address:\n{s}"))
+        .to_string();
     t.keys(&["Escape"]);
     t.wait("the main view again", |s| {
         !s.contains("Call tree") && s.lines().any(|l| l.starts_with("Address"))
     });
+    t.keys(&["g"]);
+    t.wait_for("Go to address:");
+    t.type_text(kept.trim_start_matches("0x"));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("{kept}: Heap "));
+    t.keys(&["T"]);
+    let s = t.wait_for("14 blocks allocated inside it");
+    assert!(s.contains("4 Allocations of the region"), "{s}");
+    assert!(s.contains("3 still live"), "{s}");
 }

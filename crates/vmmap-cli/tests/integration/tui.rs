@@ -936,8 +936,7 @@ fn t_shows_the_call_tree_of_a_traced_run() {
     // the heap region, whose allocations are all 14 blocks.
     let kept = s
         .lines()
-        .filter(|l| l.split_whitespace().nth(2) == Some("calloc"))
-        .last()
+        .rfind(|l| l.split_whitespace().nth(2) == Some("calloc"))
         .and_then(|l| l.split_whitespace().nth(3))
         .unwrap_or_else(|| panic!("no calloc address:\n{s}"))
         .to_string();

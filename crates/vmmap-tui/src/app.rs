@@ -949,6 +949,7 @@ impl App {
             t.path == path
                 && t.region.as_ref().map(|r| (r.0, r.1)) == region.as_ref().map(|r| (r.0, r.1))
                 && t.error.is_none()
+                && std::fs::metadata(&t.path).is_ok_and(|m| m.len() == t.file_len)
         });
         if !same {
             self.trace = Some(crate::trace_view::TraceView::new(path, region));

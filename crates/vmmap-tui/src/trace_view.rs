@@ -90,6 +90,9 @@ struct History {
 pub struct TraceView {
     /// The trace file.
     pub path: PathBuf,
+    /// The file's length when the analysis started (a running program's
+    /// file grows: a longer one is analysed again).
+    pub file_len: u64,
     /// The region the user came from: start, end, description.
     pub region: Option<(u64, u64, String)>,
     /// The tab shown.
@@ -125,9 +128,11 @@ pub struct TraceView {
 impl TraceView {
     /// Starts analysing `path` (and the allocations inside `region`).
     pub fn new(path: PathBuf, region: Option<(u64, u64, String)>) -> TraceView {
+        let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
         let job = AnalysisJob::start(path.clone(), region.as_ref().map(|r| (r.0, r.1)));
         TraceView {
             path,
+            file_len,
             tab: if region.is_some() {
                 Tab::Region
             } else {

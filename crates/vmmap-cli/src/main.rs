@@ -610,12 +610,17 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
         }
     };
     if a.interactive {
-        let snaps = loaded
+        // The trace messages are not kept: the Trace view (`T`) streams
+        // them from the file, and a long run's trace is large.
+        let snaps = { loaded }
             .snapshots
             .into_iter()
             .map(std::sync::Arc::new)
             .collect();
-        return tui(vmmap_tui::Start::File(snaps, i - 1), proc_root);
+        return tui(
+            vmmap_tui::Start::File(snaps, i - 1, a.file.clone()),
+            proc_root,
+        );
     }
     let snap = loaded
         .snapshots

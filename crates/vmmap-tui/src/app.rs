@@ -70,6 +70,8 @@ pub enum Mode {
     /// The combined report of the marked processes ([`App::combined`]),
     /// scrolled.
     Combined(u16),
+    /// The Trace view ([`App::trace`]).
+    Trace,
 }
 
 /// The whole UI state.
@@ -128,6 +130,16 @@ pub struct App {
     pub proc_root: std::path::PathBuf,
     /// Programs started from the Launch tab that still run.
     pub traces: Vec<TraceSession>,
+    /// The file the shown snapshots were loaded from (it may hold a
+    /// trace: `T` analyses it).
+    pub file: Option<std::path::PathBuf>,
+    /// Trace files of programs started from the Launch tab, by PID (kept
+    /// after they exit, for `T`).
+    pub trace_files: Vec<(u32, std::path::PathBuf)>,
+    /// The Trace view, kept when closed so that `T` shows it again at once.
+    pub trace: Option<crate::trace_view::TraceView>,
+    /// The help screen was opened from the Trace view (Esc goes back there).
+    help_over_trace: bool,
     last_click: Option<(u16, u16)>,
 }
 
@@ -160,6 +172,10 @@ impl App {
             emptied: None,
             proc_root: std::path::PathBuf::from("/proc"),
             traces: Vec::new(),
+            file: None,
+            trace_files: Vec::new(),
+            trace: None,
+            help_over_trace: false,
             last_click: None,
         };
         if let Some((snap, t)) = first {
@@ -343,7 +359,11 @@ impl App {
             Mode::Help(s) => {
                 self.mode = match k.code {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::F(1) => {
-                        Mode::Normal
+                        if std::mem::take(&mut self.help_over_trace) && self.trace.is_some() {
+                            Mode::Trace
+                        } else {
+                            Mode::Normal
+                        }
                     }
                     KeyCode::Down | KeyCode::Char('j') => Mode::Help(s.saturating_add(1)),
                     KeyCode::Up | KeyCode::Char('k') => Mode::Help(s.saturating_sub(1)),
@@ -515,6 +535,18 @@ impl App {
                 }
                 return Vec::new();
             }
+            Mode::Trace => {
+                use crate::trace_view::Action;
+                match self.trace.as_mut().map(|t| t.on_key(k)) {
+                    Some(Action::None) => {}
+                    Some(Action::Help) => {
+                        self.help_over_trace = true;
+                        self.mode = Mode::Help(0);
+                    }
+                    Some(Action::Close) | None => self.mode = Mode::Normal,
+                }
+                return Vec::new();
+            }
             Mode::Normal => {}
         }
         if k.code == KeyCode::F(1) {
@@ -642,6 +674,7 @@ impl App {
             }
         };
         let pid = child.id();
+        self.trace_files.push((pid, output.clone()));
         let program = form.program.trim().to_string();
         form.error = None;
         match TraceSession::start(
@@ -724,6 +757,7 @@ impl App {
             KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
             KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
             KeyCode::Char('t') if ctrl => self.open_strings(),
+            KeyCode::Char('T') => self.open_trace(),
             KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
             KeyCode::Char('H') => self.open_shared_with(),
             KeyCode::Char('m') => {
@@ -909,6 +943,72 @@ impl App {
             code => move_key(m, code, page),
         }
         Vec::new()
+    }
+
+    /// `T`: the Trace view of the shown process's trace file (the file it
+    /// was loaded from, or the one its Launch-tab session writes). With a
+    /// region selected in the Details, it also lists the allocations
+    /// inside that region.
+    fn open_trace(&mut self) {
+        let Some(m) = self.main.as_ref() else { return };
+        let pid = m.snap.process.pid;
+        let path = if self.from_file {
+            self.file.clone()
+        } else {
+            self.trace_files
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == pid)
+                .map(|(_, f)| f.clone())
+        };
+        let Some(path) = path else {
+            self.message = Some(if self.from_file {
+                "The trace of this snapshot's file is not known: open the file with `vmmap open FILE -i` or Ctrl+O".into()
+            } else {
+                format!("No trace of {pid}: start a program from the Launch tab (Ctrl+P, F2) or with `vmmap run`, then press T")
+            });
+            return;
+        };
+        let region = (m.focus == Focus::Details)
+            .then(|| m.details.rows.get(m.details.selected))
+            .flatten()
+            .and_then(|&row| row_region(&m.snap, row))
+            .map(|r| {
+                let what = if r.details.is_empty() {
+                    r.path.to_string()
+                } else {
+                    r.details.clone()
+                };
+                (
+                    r.start,
+                    r.end,
+                    format!("{} {what}", r.memory_type.name())
+                        .trim_end()
+                        .to_string(),
+                )
+            });
+        let same = self.trace.as_ref().is_some_and(|t| {
+            t.path == path
+                && t.region.as_ref().map(|r| (r.0, r.1)) == region.as_ref().map(|r| (r.0, r.1))
+                && t.error.is_none()
+                && std::fs::metadata(&t.path).is_ok_and(|m| m.len() == t.file_len)
+        });
+        if !same {
+            self.trace = Some(crate::trace_view::TraceView::new(path, region));
+        }
+        self.mode = Mode::Trace;
+    }
+
+    /// Takes in the Trace view's background results; returns whether it
+    /// still waits for some.
+    pub fn poll_trace(&mut self) -> bool {
+        match self.trace.as_mut() {
+            Some(t) => {
+                t.poll();
+                t.busy()
+            }
+            None => false,
+        }
     }
 
     /// Ctrl+T: the strings of the selected region, read now.
@@ -1313,6 +1413,8 @@ impl App {
             Duration::ZERO,
         ));
         self.from_file = true;
+        self.file = Some(std::path::PathBuf::from(path.trim()));
+        self.trace = None;
         self.auto = None;
         self.screen = Screen::Main;
         self.message = Some(format!(
@@ -1337,6 +1439,19 @@ impl App {
     }
 
     fn scroll(&mut self, delta: isize) {
+        if self.mode == Mode::Trace {
+            if let Some(t) = self.trace.as_mut() {
+                let code = if delta > 0 {
+                    KeyCode::Down
+                } else {
+                    KeyCode::Up
+                };
+                for _ in 0..delta.unsigned_abs() {
+                    t.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+                }
+            }
+            return;
+        }
         match self.screen {
             Screen::Picker => {
                 let last = self.picker.rows.len().saturating_sub(1) as isize;
@@ -1352,6 +1467,10 @@ impl App {
     }
 
     fn on_click(&mut self, x: u16, y: u16) -> Vec<Request> {
+        if self.mode == Mode::Trace {
+            // The tables under the full-screen view are hidden.
+            return Vec::new();
+        }
         let double = self.last_click == Some((x, y));
         self.last_click = Some((x, y));
         let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
@@ -1462,6 +1581,13 @@ impl App {
                         ..area
                     },
                 );
+            }
+        }
+        if matches!(self.mode, Mode::Trace)
+            || (matches!(self.mode, Mode::Help(_)) && self.help_over_trace)
+        {
+            if let Some(t) = self.trace.as_mut() {
+                t.draw(f, area, self.settings.units);
             }
         }
         match self.mode {
@@ -1712,7 +1838,7 @@ pub fn run_loop(
             collector.pending = collector.pending.saturating_sub(1);
             app.on_response(r);
         }
-        let searching = app.poll_search();
+        let searching = app.poll_search() | app.poll_trace();
         app.poll_traces();
         term.draw(|f| app.draw(f))?;
         if let Some(text) = app.clipboard.take() {

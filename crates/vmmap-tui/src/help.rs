@@ -105,9 +105,35 @@ const KEYS: &[(&str, &str)] = &[
     ("  w", "save: the Details table (.txt), the snapshot (.json .csv .vmmap); in the changes, the diff (.txt .json .csv)"),
     ("  c", "choose columns (saved in the config file)"),
     ("  u", "units: human, KiB, bytes (saved)"),
+    (
+        "  T",
+        "Trace view: call tree, leaks, history of the traced run",
+    ),
     ("  Ctrl+P", "back to the process picker"),
     ("  ? or F1", "this help; Esc closes it"),
     ("  q, Ctrl+C", "quit"),
+    ("Trace view (T)", ""),
+    (
+        "  Tab / Shift+Tab, 1-4",
+        "Call tree, Leaks, History, Allocations of the region",
+    ),
+    ("  Up/Down j/k PgUp/PgDn Home/End", "move"),
+    (
+        "  Enter, Right / Left",
+        "call tree: expand / collapse (Left: to the caller)",
+    ),
+    ("  b", "call tree: bottom-up (allocation sites first) / top-down"),
+    ("  l", "call tree: one node per source line / per function"),
+    (
+        "  s",
+        "call tree: sort by the next figure",
+    ),
+    (
+        "  f or /",
+        "history: only some operations (malloc,mmap...)",
+    ),
+    ("  Enter (history)", "the call stack of the selected operation"),
+    ("  Esc, q, T", "back to the main view (T: back again)"),
 ];
 
 /// All help lines.

@@ -24,7 +24,9 @@ pub mod picker;
 pub mod settings;
 pub mod terminal;
 pub mod timeline_view;
+pub mod trace_jobs;
 pub mod trace_session;
+pub mod trace_view;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,8 +45,9 @@ pub enum Start {
     Snapshot(Arc<Snapshot>, Duration),
     /// Snapshots loaded from a file, showing the one at the index: F5
     /// cannot refresh them (their PID may belong to another process by
-    /// now), but `[` and `]` step through them.
-    File(Vec<Arc<Snapshot>>, usize),
+    /// now), but `[` and `]` step through them. The file's path lets `T`
+    /// analyse the trace it may hold.
+    File(Vec<Arc<Snapshot>>, usize, PathBuf),
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every
@@ -56,7 +59,11 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     let mut app = match start {
         Start::Picker => app::App::new(settings, None),
         Start::Snapshot(s, t) => app::App::new(settings, Some((s, t))),
-        Start::File(snaps, index) => app::App::with_history(settings, snaps, index),
+        Start::File(snaps, index, path) => {
+            let mut a = app::App::with_history(settings, snaps, index);
+            a.file = Some(path);
+            a
+        }
     };
     app.message = warning;
     app.proc_root = proc_root;

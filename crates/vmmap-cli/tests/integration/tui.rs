@@ -817,6 +817,17 @@ fn launch_tab_traces_a_new_process() {
         .to_string();
     assert!(std::path::Path::new(&file).is_file(), "{file} missing");
     assert!(stat_fields(pid).is_none(), "{pid} was not reaped");
+    // T analyses the session's file: its thread started, and it is named.
+    t.keys(&["T"]);
+    let name = std::path::Path::new(&file)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let s = t.wait_for(" operations: ");
+    assert!(s.contains(&format!("Trace {name}")), "{s}");
+    t.keys(&["3"]);
+    t.wait_for("thread-start");
     let out = vmmap_ok(&["trace", &file, "summary", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ops: u64 = v["calls"]
@@ -923,4 +934,76 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     let s = t.wait_for("Processes:     2");
     assert!(s.contains("Counted once:"), "{s}");
     assert!(s.contains("Mapped File"), "{s}");
+
+/// `T` on a file written by `vmmap run` opens the Trace view: the call
+/// tree (analysed in the background) shows the fixture's functions with
+/// their exact calls, the Leaks and History tabs theirs; Esc goes back.
+#[test]
+fn t_shows_the_call_tree_of_a_traced_run() {
+    if !have_tmux() {
+        return;
+    }
+    let src = crate::trace::fixture("calls.c");
+    let linger = crate::trace::fixture("linger.c");
+    let prog = crate::trace::build(
+        "calls-linger",
+        &[
+            "cc",
+            "-O0",
+            "-g",
+            src.to_str().unwrap(),
+            linger.to_str().unwrap(),
+        ],
+    );
+    let (o, file) = crate::trace::run_traced(&["-i", "100ms"], &prog, &[]);
+    assert!(o.status.success(), "{o:?}");
+    let _busy = starting_processes();
+    let t = Tmux::start(&["open", file.to_str().unwrap(), "-i"]);
+    t.wait("the main view", |s| {
+        s.lines().any(|l| l.starts_with("Address"))
+    });
+    t.keys(&["T"]);
+    // The heaviest path is open: main -> churn -> make_big (10 calls of
+    // 3,000 bytes), and main's own make_big (one of 5,000).
+    let s = t.wait_for("make_big");
+    assert!(s.contains("1 Call tree"), "{s}");
+    assert!(s.contains("in 14 calls"), "{s}");
+    let churn = s
+        .lines()
+        .find(|l| l.contains("churn"))
+        .unwrap_or_else(|| panic!("no churn:\n{s}"));
+    assert_eq!(churn.split_whitespace().nth(1), Some("10"), "{s}");
+    t.keys(&["2"]);
+    let s = t.wait_for("never freed, from 3 call stacks");
+    assert!(s.contains("make_small"), "{s}");
+    t.keys(&["3"]);
+    let s = t.wait_for("operations, in time order");
+    assert_eq!(
+        s.lines()
+            .filter(|l| l.split_whitespace().nth(2) == Some("calloc"))
+            .count(),
+        11,
+        "{s}"
+    );
+    // The block main keeps (calloc of 5,000 bytes): its address leads to
+    // the heap region, whose allocations are all 14 blocks.
+    let kept = s
+        .lines()
+        .rfind(|l| l.split_whitespace().nth(2) == Some("calloc"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .unwrap_or_else(|| panic!("no calloc address:\n{s}"))
+        .to_string();
+    t.keys(&["Escape"]);
+    t.wait("the main view again", |s| {
+        !s.contains("Call tree") && s.lines().any(|l| l.starts_with("Address"))
+    });
+    t.keys(&["g"]);
+    t.wait_for("Go to address:");
+    t.type_text(kept.trim_start_matches("0x"));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("{kept}: Heap "));
+    t.keys(&["T"]);
+    let s = t.wait_for("14 blocks allocated inside it");
+    assert!(s.contains("4 Allocations of the region"), "{s}");
+    assert!(s.contains("3 still live"), "{s}");
 }

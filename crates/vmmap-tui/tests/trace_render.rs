@@ -1,0 +1,457 @@
+//! The Trace view drawn on ratatui's `TestBackend` over a trace file built
+//! here, message by message, in the agent's wire format: one thread that
+//! allocates from two call stacks (main → work → leaf, main → leaf), frees
+//! one block and maps 64 KiB, with its symbols in the file's cache so no
+//! binary is read. Every figure on the screens follows from those events:
+//!
+//! | tick | operation                       | stack |
+//! |------|---------------------------------|-------|
+//! | 0    | thread-start (tid 100)          |       |
+//! | 10   | malloc 0x10000, 300 bytes       | 1     |
+//! | 20   | malloc 0x10200, 50 bytes        | 2     |
+//! | 30   | free 0x10000                    |       |
+//! | 40   | malloc 0x10400, 100 bytes       | 1     |
+//! | 50   | mmap 0x70000000, 64 KiB         | 2     |
+//!
+//! One tick is a microsecond (the clock anchors say so).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
+use vmmap_core::model::Snapshot;
+use vmmap_core::trace::scan::encode_symbols;
+use vmmap_core::trace::symbols::{CachedModule, Frame};
+use vmmap_core::trace::wire::*;
+use vmmap_tui::app::{App, Mode};
+use vmmap_tui::settings::Units;
+use vmmap_tui::trace_view::{Tab, TraceView};
+use vmmap_tui::Settings;
+
+const BASE: u64 = 0x400000;
+
+fn frame(function: &str, line: u32) -> Vec<Frame> {
+    vec![Frame {
+        function: function.into(),
+        file: Some("/src/app/a.c".into()),
+        line: Some(line),
+        inlined: false,
+    }]
+}
+
+/// Event records of one stream, with the stream's running tick and
+/// address (both are coded as differences).
+struct Stream {
+    bytes: Vec<u8>,
+    tick: u64,
+    addr: u64,
+}
+
+impl Stream {
+    fn head(&mut self, tag: u8, tick: u64) {
+        self.bytes.push(tag);
+        push_uvarint(&mut self.bytes, zigzag(tick as i64 - self.tick as i64));
+        self.tick = tick;
+    }
+
+    fn addr(&mut self, a: u64) {
+        push_uvarint(&mut self.bytes, zigzag(a as i64 - self.addr as i64));
+        self.addr = a;
+    }
+
+    fn stack(&mut self, id: u64, frames: &[u64]) {
+        self.bytes.push(EV_STACK);
+        push_uvarint(&mut self.bytes, id);
+        self.bytes.push(0);
+        push_uvarint(&mut self.bytes, frames.len() as u64);
+        let mut prev = 0u64;
+        for &f in frames {
+            push_uvarint(&mut self.bytes, zigzag(f as i64 - prev as i64));
+            prev = f;
+        }
+    }
+
+    fn malloc(&mut self, tick: u64, ptr: u64, size: u64, stack: u64) {
+        self.head(EV_MALLOC, tick);
+        self.addr(ptr);
+        push_uvarint(&mut self.bytes, size);
+        push_uvarint(&mut self.bytes, stack);
+    }
+
+    fn free(&mut self, tick: u64, ptr: u64) {
+        self.head(EV_FREE, tick);
+        self.addr(ptr);
+    }
+}
+
+/// Writes the trace described at the top to a file of its own.
+fn synthetic_trace() -> PathBuf {
+    synthetic_trace_with(0)
+}
+
+/// The trace described at the top, then `extra` more mallocs from stack 1
+/// (the `i`th: `i + 1` bytes at 0x100000 + 16 i, tick 60 + i).
+fn synthetic_trace_with(extra: u64) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vmmap-tui-trace-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("synthetic.vmmap");
+
+    let mut hello = vec![MSG_HELLO];
+    // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
+    for v in [
+        u64::from(TRACE_VERSION),
+        42,
+        1,
+        4096,
+        1,
+        0,
+        1_000_000,
+        2_000_000,
+    ] {
+        push_uvarint(&mut hello, v);
+    }
+    push_bytes(&mut hello, b"/bin/app");
+    push_bytes(&mut hello, b"app\0");
+
+    let mut modules = vec![MSG_MODULES];
+    push_uvarint(&mut modules, 0);
+    push_uvarint(&mut modules, 1);
+    push_uvarint(&mut modules, BASE);
+    push_bytes(&mut modules, b"/bin/app");
+    push_bytes(&mut modules, &[0xab, 0xcd]);
+    push_uvarint(&mut modules, 1);
+    for v in [0, 0x10000, 0, 5] {
+        push_uvarint(&mut modules, v);
+    }
+
+    let mut s = Stream {
+        bytes: vec![EV_THREAD_START],
+        tick: 0,
+        addr: 0,
+    };
+    s.bytes.extend_from_slice(&0u64.to_le_bytes());
+    for v in [100u64, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000] {
+        push_uvarint(&mut s.bytes, v);
+    }
+    // Return addresses, innermost first: leaf, work, main.
+    s.stack(1, &[BASE + 0x301, BASE + 0x201, BASE + 0x101]);
+    s.stack(2, &[BASE + 0x311, BASE + 0x111]);
+    s.malloc(10, 0x10000, 300, 1);
+    s.malloc(20, 0x10200, 50, 2);
+    s.free(30, 0x10000);
+    s.malloc(40, 0x10400, 100, 1);
+    s.head(EV_MMAP, 50);
+    s.addr(0x7000_0000);
+    for v in [65536, 3, 0x22, zigzag(-1), 0, 2] {
+        push_uvarint(&mut s.bytes, v);
+    }
+    for i in 0..extra {
+        s.malloc(60 + i, 0x100000 + 16 * i, i + 1, 1);
+    }
+    let mut seg = 0u32.to_le_bytes().to_vec();
+    seg.extend_from_slice(&(s.bytes.len() as u32).to_le_bytes());
+    seg.extend_from_slice(&s.bytes);
+    let mut events = vec![MSG_EVENTS];
+    push_uvarint(&mut events, 60 + extra);
+    push_uvarint(&mut events, seg.len() as u64);
+    events.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
+
+    // 1000 ticks = 1 ms: a tick is a microsecond.
+    let mut end = vec![MSG_END];
+    for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
+        push_uvarint(&mut end, v);
+    }
+
+    let f = std::fs::File::create(&path).unwrap();
+    let mut w = Writer::new(f).unwrap();
+    for m in [&hello, &modules, &events, &end] {
+        w.append_trace(m).unwrap();
+    }
+    let mut f = w.finish().unwrap();
+    let cache = [CachedModule {
+        key: "abcd".into(),
+        entries: vec![
+            (0x100, frame("main", 10)),
+            (0x110, frame("main", 11)),
+            (0x200, frame("work", 20)),
+            (0x300, frame("leaf", 30)),
+            (0x310, frame("leaf", 31)),
+        ],
+    }];
+    let (payload, raw) = encode_symbols(&cache).unwrap();
+    use std::io::Write;
+    f.write_all(&chunk_bytes(CHUNK_SYMBOLS, &payload, raw).unwrap())
+        .unwrap();
+    path
+}
+
+fn key(v: &mut TraceView, code: KeyCode) {
+    v.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+}
+
+fn draw(v: &mut TraceView, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| v.draw(f, f.area(), Units::Human)).unwrap();
+    t
+}
+
+fn text(t: &Terminal<TestBackend>) -> String {
+    t.backend().to_string()
+}
+
+fn ready(region: Option<(u64, u64, String)>) -> TraceView {
+    let mut v = TraceView::new(synthetic_trace(), region);
+    v.wait();
+    assert!(v.error.is_none(), "{:?}", v.error);
+    v
+}
+
+#[test]
+fn analysis_figures_follow_from_the_events() {
+    let v = ready(None);
+    let a = v.analysis.as_ref().unwrap();
+    assert_eq!(a.operations, 6);
+    let s = &a.summary;
+    assert_eq!(
+        (s.allocations, s.bytes_allocated, s.peak_bytes),
+        (3, 450, 350)
+    );
+    assert_eq!((s.live_blocks, s.live_bytes, s.frees), (1 + 1, 150, 1));
+    assert_eq!(a.costs[1].bytes, 400);
+    assert_eq!(a.costs[2].live_bytes, 50);
+    assert!(a.notes.is_empty(), "{:?}", a.notes);
+}
+
+#[test]
+fn call_tree_top_down_100x20() {
+    let mut v = ready(None);
+    assert_eq!(v.tab, Tab::CallTree);
+    let t = draw(&mut v, 100, 20);
+    let s = text(&t);
+    assert!(s.contains("6 operations: 450B allocated in 3 calls, peak 350B"));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn call_tree_keys_bottom_up_lines_sort_and_collapse() {
+    let mut v = ready(None);
+    // The heaviest path is open: [all], main, work, leaf; then main's
+    // second child, leaf.
+    let t = draw(&mut v, 100, 20);
+    assert!(text(&t).contains("▾ work"), "{}", text(&t));
+    // Down to main, Left collapses it: only [all] and main remain.
+    key(&mut v, KeyCode::Down);
+    key(&mut v, KeyCode::Left);
+    let s = text(&draw(&mut v, 100, 20));
+    assert!(s.contains("▸ main") && !s.contains("work"), "{s}");
+    // Enter opens it again.
+    key(&mut v, KeyCode::Enter);
+    assert!(text(&draw(&mut v, 100, 20)).contains("▾ main"));
+    // Bottom-up, by line: allocation sites with their lines first.
+    key(&mut v, KeyCode::Char('b'));
+    key(&mut v, KeyCode::Char('l'));
+    assert!(v.bottom_up && v.lines);
+    key(&mut v, KeyCode::Char('s'));
+    key(&mut v, KeyCode::Char('s'));
+    let t = draw(&mut v, 100, 20);
+    assert!(text(&t).contains("sorted by live"));
+    insta::assert_snapshot!("call_tree_bottom_up_by_line_live_100x20", t.backend());
+}
+
+#[test]
+fn leaks_100x24() {
+    let mut v = ready(None);
+    key(&mut v, KeyCode::Tab);
+    assert_eq!(v.tab, Tab::Leaks);
+    let t = draw(&mut v, 100, 24);
+    let s = text(&t);
+    assert!(s.contains("2 blocks (150B) never freed, from 2 call stacks"));
+    insta::assert_snapshot!(t.backend());
+    // The second stack's frames below.
+    key(&mut v, KeyCode::Down);
+    let s = text(&draw(&mut v, 100, 24));
+    assert!(s.contains("leaf  app/a.c:31"), "{s}");
+}
+
+#[test]
+fn history_filter_and_call_stack_100x20() {
+    let mut v = ready(None);
+    key(&mut v, KeyCode::Char('3'));
+    assert_eq!(v.tab, Tab::History);
+    v.wait_history();
+    let t = draw(&mut v, 100, 20);
+    insta::assert_snapshot!("history_100x20", t.backend());
+    // Only the mallocs and the mmap.
+    key(&mut v, KeyCode::Char('f'));
+    for c in "malloc,mmap".chars() {
+        key(&mut v, KeyCode::Char(c));
+    }
+    key(&mut v, KeyCode::Enter);
+    v.wait_history();
+    let s = text(&draw(&mut v, 100, 20));
+    assert!(s.contains("4 operations (malloc, mmap)"), "{s}");
+    assert!(!s.contains("free "), "{s}");
+    // The mmap's call stack.
+    key(&mut v, KeyCode::End);
+    key(&mut v, KeyCode::Enter);
+    let t = draw(&mut v, 100, 20);
+    insta::assert_snapshot!("history_filtered_stack_100x20", t.backend());
+    let (title, lines, _) = v.popup.as_ref().unwrap();
+    assert!(title.contains("mmap 0x70000000 at +0.000050 s, thread 100"));
+    assert_eq!(lines, &["leaf  app/a.c:31", "main  app/a.c:11"]);
+    key(&mut v, KeyCode::Esc);
+    assert!(v.popup.is_none());
+}
+
+#[test]
+fn history_names_unknown_operations() {
+    let mut v = ready(None);
+    key(&mut v, KeyCode::Char('3'));
+    v.set_filter(vec!["mallco".into()]);
+    v.wait_history();
+    let s = text(&draw(&mut v, 200, 10));
+    assert!(
+        s.contains("0 operations (mallco), in time order; no operation is called mallco"),
+        "{s}"
+    );
+}
+
+#[test]
+fn allocations_of_a_region_100x20() {
+    let mut v = ready(Some((0x10000, 0x10300, "Heap".into())));
+    assert_eq!(v.tab, Tab::Region);
+    let r = v.analysis.as_ref().unwrap().region.as_ref().unwrap();
+    assert_eq!(
+        (
+            r.summary.allocations,
+            r.summary.bytes_allocated,
+            r.summary.live_bytes
+        ),
+        (2, 350, 50)
+    );
+    let t = draw(&mut v, 100, 20);
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn a_region_without_allocations_opens_on_the_call_tree() {
+    let v = ready(Some((0x7000_0000, 0x7001_0000, "Private Data".into())));
+    assert_eq!(v.tab, Tab::CallTree);
+}
+
+#[test]
+fn not_a_trace_says_so() {
+    let dir = std::env::temp_dir().join(format!("vmmap-tui-notrace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("empty.vmmap");
+    let w = Writer::new(std::fs::File::create(&path).unwrap()).unwrap();
+    w.finish().unwrap();
+    let mut v = TraceView::new(path, None);
+    v.wait();
+    assert!(
+        v.error
+            .as_deref()
+            .unwrap()
+            .contains("no trace in this file"),
+        "{:?}",
+        v.error
+    );
+    let s = text(&draw(&mut v, 200, 10));
+    assert!(s.contains("no trace in this file"), "{s}");
+}
+
+/// `T` in the main view of a loaded file opens the view; `?` shows the
+/// help over it and Esc comes back to it; Esc closes it.
+#[test]
+fn t_opens_the_trace_view_of_the_file() {
+    let snap: Snapshot = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut app = App::with_history(Settings::default(), vec![Arc::new(snap)], 0);
+    let press = |app: &mut App, c: KeyCode| {
+        let r = app.on_event(Event::Key(KeyEvent::new(c, KeyModifiers::NONE)));
+        assert!(r.is_empty());
+    };
+    // No file known: a message, no view.
+    press(&mut app, KeyCode::Char('T'));
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("vmmap open FILE -i"));
+    app.file = Some(synthetic_trace());
+    press(&mut app, KeyCode::Char('T'));
+    assert_eq!(app.mode, Mode::Trace);
+    let t0 = std::time::Instant::now();
+    while app.poll_trace() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut term = Terminal::new(TestBackend::new(100, 20)).unwrap();
+    term.draw(|f| app.draw(f)).unwrap();
+    assert!(text(&term).contains("▾ work"), "{}", text(&term));
+    press(&mut app, KeyCode::Char('?'));
+    assert!(matches!(app.mode, Mode::Help(_)));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Trace);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+/// A history longer than the window: only a window is in memory, End
+/// reads the last one, Home the first again, and the operations are the
+/// right ones at both ends.
+#[test]
+fn history_pages_through_more_than_a_window() {
+    use vmmap_tui::trace_jobs::WINDOW;
+    let extra = 3 * WINDOW as u64 + 7;
+    let mut v = TraceView::new(synthetic_trace_with(extra), None);
+    v.wait();
+    assert_eq!(v.analysis.as_ref().unwrap().operations, 6 + extra);
+    key(&mut v, KeyCode::Char('3'));
+    v.wait_history();
+    assert_eq!(v.history_window(), (0, WINDOW));
+    key(&mut v, KeyCode::End);
+    v.wait_history();
+    let (first, len) = v.history_window();
+    assert!(len <= WINDOW, "{len} rows in memory");
+    let last = v.selected_operation().expect("the last window is loaded");
+    assert_eq!((last.op, last.size), ("malloc", Some(extra)));
+    assert_eq!(first + len as u64, 6 + extra);
+    let s = text(&draw(&mut v, 100, 12));
+    assert!(
+        s.contains(&format!("{} operations, in time order", 6 + extra)),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!("{:#x}", 0x100000 + 16 * (extra - 1))),
+        "{s}"
+    );
+    key(&mut v, KeyCode::Home);
+    v.wait_history();
+    assert_eq!(v.history_window().0, 0);
+    assert_eq!(v.selected_operation().unwrap().op, "thread-start");
+    // PageDown one screen at a time through the first window boundary.
+    for _ in 0..(WINDOW / 5 + 1) {
+        key(&mut v, KeyCode::PageDown);
+    }
+    v.wait_history();
+    let op = v
+        .selected_operation()
+        .expect("the window around the selection");
+    assert_eq!(op.op, "malloc");
+}

@@ -934,6 +934,7 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     let s = t.wait_for("Processes:     2");
     assert!(s.contains("Counted once:"), "{s}");
     assert!(s.contains("Mapped File"), "{s}");
+}
 
 /// `T` on a file written by `vmmap run` opens the Trace view: the call
 /// tree (analysed in the background) shows the fixture's functions with

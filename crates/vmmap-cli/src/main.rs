@@ -396,9 +396,9 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        if ext.as_deref() != Some("svg") {
+        if !matches!(ext.as_deref(), Some("svg" | "png")) {
             return Err(Failure::usage(format!(
-                "cannot draw {}: the map is written as SVG (.svg); PNG is not supported (convert the SVG, e.g. with rsvg-convert)",
+                "cannot draw {}: the map is written as SVG (.svg) or PNG (.png)",
                 p.display()
             )));
         }
@@ -414,6 +414,14 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
         None
     };
     if let Some(p) = &a.output {
+        let png = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if png {
+            let bytes = layout.to_png(&snap).map_err(|e| Failure {
+                code: exit::OTHER,
+                message: format!("cannot draw {}: {e}", p.display()),
+            })?;
+            return write_file(p, |w| w.write_all(&bytes));
+        }
         let svg = layout.to_svg(&snap);
         return write_file(p, |w| w.write_all(svg.as_bytes()));
     }

@@ -191,6 +191,36 @@ impl Layout {
         out
     }
 
+    /// The same picture as a PNG (the SVG rasterised with resvg; labels
+    /// use the system's fonts, and are left out where it has none).
+    pub fn to_png(&self, snap: &Snapshot) -> Result<Vec<u8>, String> {
+        use resvg::{tiny_skia, usvg};
+        let svg = self.to_svg(snap);
+        let mut opt = usvg::Options::default();
+        let db = opt.fontdb_mut();
+        db.load_system_fonts();
+        // The SVG asks for the generic `monospace` and `sans-serif`, which
+        // fontdb maps to Windows fonts: point them at what is installed.
+        let family = |db: &resvg::usvg::fontdb::Database, mono: bool| {
+            db.faces()
+                .find(|f| f.monospaced == mono)
+                .and_then(|f| f.families.first().map(|n| n.0.clone()))
+        };
+        if let Some(f) = family(db, true) {
+            db.set_monospace_family(f);
+        }
+        if let Some(f) = family(db, false) {
+            db.set_sans_serif_family(f);
+        }
+        let tree = usvg::Tree::from_str(&svg, &opt).map_err(|e| format!("SVG: {e}"))?;
+        let size = tree.size().to_int_size();
+        let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+            .ok_or_else(|| format!("a {}x{} picture is too large", size.width(), size.height()))?;
+        pixmap.fill(tiny_skia::Color::WHITE);
+        resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        pixmap.encode_png().map_err(|e| format!("PNG: {e}"))
+    }
+
     /// The SVG picture: the axis wrapped into rows, a rectangle per
     /// segment (a tooltip with its addresses, type, size and Details), the
     /// start address of each row, the figures and a legend. Deterministic:
@@ -555,6 +585,40 @@ mod tests {
             .expect("a segment crosses a row end");
         let title = l.title(&snap, crossing);
         assert_eq!(svg.matches(&format!("<title>{title}</title>")).count(), 2);
+    }
+
+    #[test]
+    fn png_draws_the_same_picture() {
+        use resvg::tiny_skia::Pixmap;
+        let snap = pattern();
+        let l = Layout::of(&snap);
+        let png = l.to_png(&snap).unwrap();
+        let pix = Pixmap::decode_png(&png).unwrap();
+        let svg = l.to_svg(&snap);
+        let attr = |name: &str| -> u32 {
+            let at = svg.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            svg[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        assert_eq!((pix.width(), pix.height()), (attr("width"), attr("height")));
+        // Every type in the snapshot is painted in its colour; Stack, which
+        // it lacks, appears only as the legend's swatch.
+        let count = |t: MemoryType| {
+            let c = colour(t);
+            let rgb = |i: usize| u8::from_str_radix(&c[i..i + 2], 16).unwrap();
+            pix.pixels()
+                .iter()
+                .filter(|p| (p.red(), p.green(), p.blue()) == (rgb(1), rgb(3), rgb(5)))
+                .count()
+        };
+        let legend = count(MemoryType::Stack);
+        assert!(legend > 0);
+        for t in [
+            MemoryType::Heap,
+            MemoryType::PrivateData,
+            MemoryType::Shareable,
+        ] {
+            assert!(count(t) > legend, "{t:?} is not drawn");
+        }
     }
 
     #[test]

@@ -377,9 +377,14 @@ fn map_svg_file_and_bad_extension() {
         base + 80 * 1024,
         base + 1104 * 1024
     )));
-    let o = vmmap(&["map", &fx.pid.to_string(), "-o", "map.png"]);
+    // The same picture as PNG.
+    let png = svg.with_extension("png");
+    vmmap_ok(&["map", &fx.pid.to_string(), "-o", png.to_str().unwrap()]);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(bytes[..8], *b"\x89PNG\r\n\x1a\n");
+    let o = vmmap(&["map", &fx.pid.to_string(), "-o", "map.gif"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("SVG"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SVG (.svg) or PNG (.png)"));
 }
 
 #[test]

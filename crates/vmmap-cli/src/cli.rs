@@ -789,7 +789,7 @@ pub struct TraceArgs {
     pub region: Option<String>,
 
     /// Analyse the run up to this many seconds after it started (live
-    /// bytes and leaks as of then).
+    /// bytes and leaks as of then; for regions, the map recorded by then).
     #[arg(long, value_name = "SECONDS")]
     pub at: Option<f64>,
 

@@ -484,7 +484,8 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
     }
     let info = scan.info;
-    if let Some(last) = info.maps.len().checked_sub(1) {
+    let chosen = maps_index(&info, a.at);
+    if let Some(last) = chosen {
         let (image, tick) = (info.maps[last].0, info.maps[last].1);
         let mut unowned: Vec<(u64, u64)> = owners(&kept, &info, last)
             .iter()
@@ -516,20 +517,34 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         kept.extend(first.into_iter().flatten());
         kept.sort_by_key(|r| r.tick);
     }
-    Ok(write_regions(a, &kept, &info, out))
+    Ok(write_regions(a, &kept, &info, chosen, out))
+}
+
+/// The maps record the regions view shows: the last one, or with --at the
+/// last one recorded by then.
+fn maps_index(info: &vmmap_core::trace::TraceInfo, at: Option<f64>) -> Option<usize> {
+    let Some(s) = at else {
+        return info.maps.len().checked_sub(1);
+    };
+    let ticks = vmmap_core::trace::scan::ticks_at(info, s.max(0.0));
+    info.maps
+        .iter()
+        .rposition(|(img, tick, _)| ticks.get(*img as usize).is_none_or(|&t| *tick <= t))
 }
 
 fn write_regions(
     a: &TraceArgs,
     records: &[vmmap_core::trace::Record],
     info: &vmmap_core::trace::TraceInfo,
+    chosen: Option<usize>,
     out: &mut impl Write,
 ) -> io::Result<()> {
     use vmmap_core::trace::owners::owners;
-    let Some(last) = info.maps.len().checked_sub(1) else {
+    let Some(last) = chosen else {
         return writeln!(
             out,
-            "no map was recorded (the process ended before the agent's first flush)"
+            "no map was recorded{} (the process ended before the agent's first flush)",
+            if a.at.is_some() { " by then" } else { "" }
         );
     };
     let list = owners(records, info, last);

@@ -644,6 +644,19 @@ fn heap_bytes_against_pages_add_up() {
     };
     assert_eq!(mallocs(&["--to", "0.3"]), 251);
     assert_eq!(mallocs(&["--from", "0.3"]), 0);
+    // Owners of the map as recorded at a chosen time: at 0.3 s the big
+    // block's mapping exists and is tied to its malloc; at 0 no map was
+    // recorded yet.
+    let r = json(&file, &["regions", "--json", "--at", "0.3"]);
+    assert!(
+        r.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["first_use"]["size"] == 300_000),
+        "{r:#}"
+    );
+    let none = String::from_utf8(on_file("trace", &file, &["regions", "--at", "0"])).unwrap();
+    assert!(none.starts_with("no map was recorded by then"), "{none}");
     // The HTML report of a traced run carries its call tree.
     let html = tmp().join(format!("heapfill-{}.html", std::process::id()));
     let o = Command::new(VMMAP)

@@ -183,18 +183,8 @@ fn describe_status(s: &std::process::ExitStatus) -> String {
 
 /// Calls `f` with each trace message of the file, one at a time.
 fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
-    use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
     let what = path.display();
-    let mut s = ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
-        FormatError::Io(e) => Failure {
-            code: exit::OTHER,
-            message: format!("cannot read {what}: {e}"),
-        },
-        e => Failure {
-            code: exit::BAD_FILE,
-            message: format!("{what}: {e}"),
-        },
-    })?;
+    let mut s = crate::trace_views::open(path)?;
     let mut any = false;
     while let Some(m) = s.next_payload() {
         any = true;
@@ -220,31 +210,7 @@ fn scan_file(
     path: &Path,
     each: impl FnMut(&vmmap_core::trace::Record),
 ) -> Result<vmmap_core::trace::scan::Scan, Failure> {
-    use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
-    let what = path.display();
-    let s = ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
-        FormatError::Io(e) => Failure {
-            code: exit::OTHER,
-            message: format!("cannot read {what}: {e}"),
-        },
-        e => Failure {
-            code: exit::BAD_FILE,
-            message: format!("{what}: {e}"),
-        },
-    })?;
-    let scan = vmmap_core::trace::scan::scan(s, each);
-    if let Some(p) = &scan.file_problem {
-        eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
-    }
-    if scan.messages == 0 {
-        return Err(Failure {
-            code: exit::BAD_FILE,
-            message: format!(
-                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
-            ),
-        });
-    }
-    Ok(scan)
+    crate::trace_views::scan_file(path, Vec::new(), each)
 }
 
 fn summarize_file(

@@ -24,7 +24,8 @@ pub struct Analysis {
     pub syms: Symbols,
 }
 
-fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failure> {
+/// Opens a trace file's trace chunks, with the exit code its error needs.
+pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failure> {
     let what = path.display();
     ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
         FormatError::Io(e) => Failure {
@@ -36,6 +37,36 @@ fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failur
             message: format!("{what}: {e}"),
         },
     })
+}
+
+/// Reads every record of the file's trace (up to `until`, see
+/// [`scan::scan_until`]) on a second thread, calling `each` in time order;
+/// warns about a damaged file, fails when it holds no trace.
+pub fn scan_file(
+    path: &Path,
+    until: Vec<u64>,
+    each: impl FnMut(&vmmap_core::trace::Record),
+) -> Result<scan::Scan, Failure> {
+    let what = path.display();
+    let s = scan::scan_until(open(path)?, until, each);
+    if let Some(p) = &s.file_problem {
+        eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
+    }
+    if s.messages == 0 {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
+            ),
+        });
+    }
+    Ok(s)
+}
+
+/// Pretty JSON and a newline.
+pub fn write_json(out: &mut impl Write, doc: &serde_json::Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc).map_err(io::Error::other)?;
+    writeln!(out)
 }
 
 /// Reads the whole trace once (up to `--at`), counting only blocks inside
@@ -52,7 +83,6 @@ pub fn analyse_file(
     symbols: &SymbolOptions,
     cache: bool,
 ) -> Result<Analysis, Failure> {
-    let what = file.display();
     let until = match at {
         Some(s) if s.is_nan() || s < 0.0 => {
             return Err(Failure::usage(format!(
@@ -66,18 +96,7 @@ pub fn analyse_file(
         Some((lo, hi)) => Summarizer::with_range(lo, hi),
         None => Summarizer::default(),
     };
-    let s = scan::scan_until(open(file)?, until, |r| acc.add(r));
-    if let Some(p) = &s.file_problem {
-        eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
-    }
-    if s.messages == 0 {
-        return Err(Failure {
-            code: exit::BAD_FILE,
-            message: format!(
-                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
-            ),
-        });
-    }
+    let s = scan_file(file, until, |r| acc.add(r))?;
     if let Some(d) = &s.damage {
         eprintln!("vmmap: warning: {d}; the analysis covers what came before it");
     }
@@ -171,9 +190,7 @@ pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, F
             "metric": a.metric.as_deref().unwrap_or("allocated"),
             "tree": v,
         });
-        return Ok(serde_json::to_writer_pretty(&mut *out, &doc)
-            .map_err(io::Error::other)
-            .and_then(|_| writeln!(out)));
+        return Ok(write_json(out, &doc));
     }
     Ok((|| {
         writeln!(
@@ -330,9 +347,7 @@ pub fn leaks(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Fail
                 "frames": frames_json(&an, *id),
             })).collect::<Vec<_>>(),
         });
-        return Ok(serde_json::to_writer_pretty(&mut *out, &doc)
-            .map_err(io::Error::other)
-            .and_then(|_| writeln!(out)));
+        return Ok(write_json(out, &doc));
     }
     Ok((|| {
         let what = if exited {
@@ -425,9 +440,7 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
                 "frames": frames_json(&an, *id),
             })).collect::<Vec<_>>(),
         });
-        return Ok(serde_json::to_writer_pretty(&mut *out, &doc)
-            .map_err(io::Error::other)
-            .and_then(|_| writeln!(out)));
+        return Ok(write_json(out, &doc));
     }
     Ok((|| {
         writeln!(out, "Region {lo:#x}-{hi:#x} ({})", size(hi - lo, false))?;
@@ -555,7 +568,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
     let seconds = scan::seconds_at_unix(&facts, snap.taken_at_unix_ns).unwrap_or(f64::MAX);
     let until = scan::ticks_at(&facts, seconds);
     let mut acc = Summarizer::default();
-    let sc = scan::scan_until(open(&a.file)?, until, |r| acc.add(r));
+    let sc = scan_file(&a.file, until, |r| acc.add(r))?;
     if let Some(d) = &sc.damage {
         eprintln!("vmmap: warning: {d}; the analysis covers what came before it");
     }
@@ -577,9 +590,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
                 "swap": h.swap, "frag_percent": h.frag_percent(),
             })).collect::<Vec<_>>(),
         });
-        return Ok(serde_json::to_writer_pretty(&mut *out, &doc)
-            .map_err(io::Error::other)
-            .and_then(|_| writeln!(out)));
+        return Ok(write_json(out, &doc));
     }
     Ok((|| {
         writeln!(

@@ -911,7 +911,7 @@ impl TraceView {
                     .ops
                     .iter()
                     .map(String::as_str)
-                    .filter(|o| !OPERATIONS.contains(o))
+                    .filter(|o| !vmmap_core::trace::summary::OPERATIONS.contains(o))
                     .collect();
                 format!(
                     " {t} operations{}, in time order{}",
@@ -926,7 +926,7 @@ impl TraceView {
                         format!(
                             "; no operation is called {}: the names are {}",
                             unknown.join(", "),
-                            OPERATIONS.join(" ")
+                            vmmap_core::trace::summary::OPERATIONS.join(" ")
                         )
                     }
                 )
@@ -984,30 +984,6 @@ fn amount(units: Units, v: u64) -> String {
         units.format(v)
     }
 }
-
-/// The operation names the history knows ([`vmmap_core::trace::Event::name`]).
-const OPERATIONS: [&str; 20] = [
-    "malloc",
-    "calloc",
-    "memalign",
-    "realloc",
-    "free",
-    "mmap",
-    "munmap",
-    "mremap",
-    "mprotect",
-    "madvise",
-    "brk",
-    "sbrk",
-    "thread-start",
-    "thread-exit",
-    "thread-name",
-    "pthread_create",
-    "dlopen",
-    "dlclose",
-    "fork",
-    "exec",
-];
 
 fn metric_name(m: Metric) -> &'static str {
     match m {

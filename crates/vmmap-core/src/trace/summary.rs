@@ -100,7 +100,7 @@ struct PeakMark {
 pub struct Summarizer {
     /// The totals so far.
     pub summary: Summary,
-    calls: [u64; OPS.len()],
+    calls: [u64; OPERATIONS.len()],
     live: HashMap<u64, Block, Fast>,
     live_bytes: u64,
     costs: Vec<StackCost>,
@@ -116,8 +116,9 @@ pub struct Summarizer {
     range: Option<(u64, u64)>,
 }
 
-/// Operation names in [`Event::name`] order of [`op_index`].
-const OPS: [&str; 20] = [
+/// Every operation name [`Event::name`] gives, in the order of
+/// `op_index` (for filters that check a user's list).
+pub const OPERATIONS: [&str; 20] = [
     "malloc",
     "calloc",
     "memalign",
@@ -315,7 +316,7 @@ impl Summarizer {
             };
         }
         let s = &mut self.summary;
-        s.calls = OPS
+        s.calls = OPERATIONS
             .iter()
             .zip(self.calls)
             .filter(|(_, n)| *n > 0)

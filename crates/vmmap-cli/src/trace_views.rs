@@ -120,14 +120,7 @@ pub fn analyse_file(
 }
 
 pub fn symbol_options(a: &TraceArgs) -> SymbolOptions {
-    let mut dirs = a.symbol_dirs.clone();
-    if let Some(p) = std::env::var_os("VMMAP_SYMBOL_PATH") {
-        dirs.extend(std::env::split_paths(&p).filter(|p| !p.as_os_str().is_empty()));
-    }
-    SymbolOptions {
-        dirs,
-        no_system_dirs: false,
-    }
+    SymbolOptions::with_env(a.symbol_dirs.clone())
 }
 
 /// Appends newly resolved symbols to the trace file, so that the next
@@ -645,14 +638,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
 /// when the file holds no trace. Entries under 0.1% of the bytes are
 /// folded away to keep the page small.
 pub fn report_call_tree(file: &Path) -> Result<Option<vmmap_core::report::CallTreeNode>, Failure> {
-    let mut dirs = Vec::new();
-    if let Some(p) = std::env::var_os("VMMAP_SYMBOL_PATH") {
-        dirs.extend(std::env::split_paths(&p).filter(|p| !p.as_os_str().is_empty()));
-    }
-    let opts = SymbolOptions {
-        dirs,
-        no_system_dirs: false,
-    };
+    let opts = SymbolOptions::with_env(Vec::new());
     let an = analyse_file(file, None, None, &opts, true)?;
     let mut t = CallTree::build(
         &an.info,

@@ -105,17 +105,7 @@ impl Drop for AnalysisJob {
 
 /// Where to look for debug files: `VMMAP_SYMBOL_PATH`, as the command line.
 fn symbol_options() -> SymbolOptions {
-    let dirs = std::env::var_os("VMMAP_SYMBOL_PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    SymbolOptions {
-        dirs,
-        no_system_dirs: false,
-    }
+    SymbolOptions::with_env(Vec::new())
 }
 
 fn open(path: &Path) -> Result<ChunkStream<std::io::BufReader<std::fs::File>>, String> {

@@ -62,6 +62,20 @@ pub struct SymbolOptions {
     pub no_system_dirs: bool,
 }
 
+impl SymbolOptions {
+    /// The user's directories `dirs`, then those of `$VMMAP_SYMBOL_PATH`
+    /// (colon-separated), as every front end reads them.
+    pub fn with_env(mut dirs: Vec<PathBuf>) -> SymbolOptions {
+        if let Some(p) = std::env::var_os("VMMAP_SYMBOL_PATH") {
+            dirs.extend(std::env::split_paths(&p).filter(|p| !p.as_os_str().is_empty()));
+        }
+        SymbolOptions {
+            dirs,
+            no_system_dirs: false,
+        }
+    }
+}
+
 /// Cached frames of one module, keyed by its build id (or path when it
 /// has none), as stored in the trace file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -99,6 +99,9 @@ pub struct Block {
     pub stacks: *mut [StackSlot; STACK_SLOTS],
     /// Unwind rules by return address.
     pub rules: *mut RuleCache,
+    /// gimli's context for computing a missing rule (no heap: see
+    /// [`crate::unwind::FixedStorage`]).
+    pub unwind: *mut crate::unwind::Context,
     /// Scratch frames for one unwind.
     pub frames: [u64; vmmap_core::trace::wire::MAX_FRAMES],
     /// Writer only: the last buffer sequence fully written.
@@ -151,7 +154,9 @@ pub fn new_block(tid: i32) -> *mut Block {
     let stacks = sys::map_anon(core::mem::size_of::<[StackSlot; STACK_SLOTS]>())
         as *mut [StackSlot; STACK_SLOTS];
     let rules = sys::map_anon(core::mem::size_of::<RuleCache>()) as *mut RuleCache;
-    if stacks.is_null() || rules.is_null() {
+    let unwind = sys::map_anon(core::mem::size_of::<crate::unwind::Context>())
+        as *mut crate::unwind::Context;
+    if stacks.is_null() || rules.is_null() || unwind.is_null() {
         return null_mut();
     }
     // SAFETY: fresh zeroed mappings of the right sizes; all-zero is a valid
@@ -159,6 +164,8 @@ pub fn new_block(tid: i32) -> *mut Block {
     unsafe {
         (*b).stacks = stacks;
         (*b).rules = rules;
+        crate::unwind::init_context(unwind);
+        (*b).unwind = unwind;
         (*b).state.store(LIVE, Relaxed);
         reset(b, tid);
         let _g = REGISTRY_LOCK.lock();

@@ -11,8 +11,8 @@
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 
 use gimli::{
-    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, NativeEndian, ParsedEhFrameHdr, RegisterRule,
-    UnwindContext, UnwindSection, X86_64,
+    BaseAddresses, CfaRule, EhFrame, EhFrameHdr, NativeEndian, ParsedEhFrameHdr, Register,
+    RegisterRule, UnwindContext, UnwindContextStorage, UnwindSection, UnwindTableRow, X86_64,
 };
 use vmmap_core::trace::wire::MAX_FRAMES;
 
@@ -253,6 +253,31 @@ unsafe fn module_from(info: &libc::dl_phdr_info) -> Option<Module> {
     })
 }
 
+/// Storage for gimli's unwind context inside the agent's own per-thread
+/// mapping. gimli's default keeps it on the heap and allocates on every
+/// rule-cache miss: a signal handler's `mmap` that missed the cache called
+/// malloc while the thread it interrupted held glibc's arena lock inside
+/// `free`, and the process hung. 32 rules cover x86-64's registers; a
+/// frame description with more ends the walk (the stack is truncated).
+pub struct FixedStorage;
+
+impl UnwindContextStorage<usize> for FixedStorage {
+    type Rules = [(Register, RegisterRule<usize>); 32];
+    type Stack = [UnwindTableRow<usize, Self>; 4];
+}
+
+/// The unwind context each thread's block owns.
+pub type Context = UnwindContext<usize, FixedStorage>;
+
+/// A fresh context, written into `at` (the block's mapping for it).
+///
+/// # Safety
+/// `at` must be valid for writing a `Context` and not in use.
+pub unsafe fn init_context(at: *mut Context) {
+    // SAFETY: per the contract.
+    unsafe { at.write(Context::new_in()) };
+}
+
 fn find_module(list: &ModuleList, addr: u64) -> Option<&Module> {
     let i = list.modules.partition_point(|m| m.text_lo <= addr);
     let m = list.modules.get(i.checked_sub(1)?)?;
@@ -260,10 +285,11 @@ fn find_module(list: &ModuleList, addr: u64) -> Option<&Module> {
 }
 
 /// Computes the packed rule for `addr` (already adjusted to lie inside the
-/// call instruction for caller frames). Allocates (gimli's context): only
-/// ever called with the reentrancy guard held.
+/// call instruction for caller frames), with the thread's own context: no
+/// allocation unless the module list must be rebuilt (after a dlopen).
+/// Only ever called with the reentrancy guard held.
 #[cold]
-fn compute_rule(addr: u64) -> u64 {
+fn compute_rule(addr: u64, ctx: &mut Context) -> u64 {
     let mut list = modules();
     if list.is_null() || {
         // SAFETY: published lists are never freed.
@@ -277,15 +303,12 @@ fn compute_rule(addr: u64) -> u64 {
     let Some(m) = find_module(unsafe { &*list }, addr) else {
         return R_END;
     };
-    let mut ctx = UnwindContext::new();
     let Some(table) = m.hdr.table() else {
         return R_END;
     };
-    let Ok(row) =
-        table.unwind_info_for_address(&m.eh_frame, &m.bases, &mut ctx, addr, |s, b, o| {
-            s.cie_from_offset(b, o)
-        })
-    else {
+    let Ok(row) = table.unwind_info_for_address(&m.eh_frame, &m.bases, ctx, addr, |s, b, o| {
+        s.cie_from_offset(b, o)
+    }) else {
         return R_END;
     };
     let (cfa_rbp, cfa_off) = match row.cfa() {
@@ -395,7 +418,9 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
         }
         let slot = &mut rules.slots[slot_of(key)];
         if slot.addr != key {
-            *slot = RuleSlot::new(key, compute_rule(key));
+            // SAFETY: the context is this block's own mapping, used only
+            // by its thread inside the reentrancy guard.
+            *slot = RuleSlot::new(key, compute_rule(key, unsafe { &mut *b.unwind }));
         }
         let r = *slot;
         if r.flags & F_VALID == 0 {
@@ -459,7 +484,9 @@ fn walk_fp_after_agent(
         }
         let slot = &mut rules.slots[slot_of(key)];
         if slot.addr != key {
-            *slot = RuleSlot::new(key, compute_rule(key));
+            // SAFETY: the context is this block's own mapping, used only
+            // by its thread inside the reentrancy guard.
+            *slot = RuleSlot::new(key, compute_rule(key, unsafe { &mut *b.unwind }));
         }
         let r = *slot;
         if r.flags & F_VALID == 0 {

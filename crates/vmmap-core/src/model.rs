@@ -109,6 +109,41 @@ impl MemoryType {
     }
 }
 
+/// How sure a classification rule is of the type it gave.
+///
+/// `Certain` rules read a fact the kernel or the runtime states (a kernel
+/// name, an ELF header, a header read from the process); `High` rules match
+/// a runtime's documented layout exactly; `Medium` rules match a layout
+/// that other memory could share by chance; `Low` rules only know that the
+/// runtime owns most memory of that kind.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Owned by the runtime in all likelihood, not proven.
+    Low,
+    /// A layout match that could be chance.
+    Medium,
+    /// An exact match with the runtime's layout or counters.
+    High,
+    /// A stated fact.
+    #[default]
+    Certain,
+}
+
+impl Confidence {
+    /// The identifier used in JSON and text.
+    pub fn id(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+            Confidence::Certain => "certain",
+        }
+    }
+}
+
 /// The page permissions of a mapping, `rwxp` / `rwxs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Perms(pub [u8; 4]);
@@ -197,6 +232,10 @@ pub struct Region {
     pub details: String,
     /// Why the region got its type, in words.
     pub evidence: Cow<'static, str>,
+    /// How sure the rule that gave the type is (files written before
+    /// confidences existed load as certain, as their rules all were).
+    #[serde(default)]
+    pub confidence: Confidence,
     /// Heap ID for Heap regions (0 is the brk heap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap_id: Option<u32>,
@@ -236,6 +275,7 @@ impl Region {
             memory_type: MemoryType::PrivateData,
             details: String::new(),
             evidence: Cow::Borrowed(""),
+            confidence: Confidence::Certain,
             heap_id: None,
             tid: None,
             sub_blocks: Vec::new(),
@@ -288,6 +328,7 @@ impl Region {
             memory_type,
             details,
             evidence,
+            confidence: Confidence::Certain,
             heap_id: None,
             tid: None,
             sub_blocks,

@@ -1,0 +1,123 @@
+//! glibc malloc's mmapped chunks: requests above `M_MMAP_THRESHOLD`
+//! (128 KiB to 32 MiB, dynamic) get a mapping of their own, which starts
+//! with the chunk header
+//!
+//! ```c
+//! size_t mchunk_prev_size;  /* 0: no alignment correction */
+//! size_t mchunk_size;       /* page multiple | IS_MMAPPED (0x2) */
+//! ```
+//!
+//! The kernel merges neighbouring anonymous mappings, so one VMA may hold
+//! several chunks back to back; a VMA is claimed only when a chain of such
+//! headers covers it exactly, which chance does not do.
+
+use std::borrow::Cow;
+
+use super::Claimer;
+use crate::classify::Inspector;
+use crate::model::{Confidence, MemoryType};
+
+/// The most chunks followed in one VMA: a VMA of more would be a heap of
+/// its own, and reading must stay cheap.
+const MAX_CHAIN: usize = 4096;
+
+/// The size of the mmapped chunk whose header is at `addr`, if one is
+/// there and ends at or before `limit`.
+pub(crate) fn mmapped_chunk(
+    inspector: &mut dyn Inspector,
+    addr: u64,
+    limit: u64,
+    page: u64,
+) -> Option<u64> {
+    let mut b = [0u8; 16];
+    if !inspector.read_memory(addr, &mut b) {
+        return None;
+    }
+    let prev = u64::from_ne_bytes(b[..8].try_into().ok()?);
+    let head = u64::from_ne_bytes(b[8..].try_into().ok()?);
+    let size = head & !7;
+    (prev == 0
+        && head & 7 == 2
+        && size >= page
+        && size % page == 0
+        && addr.checked_add(size).is_some_and(|e| e <= limit))
+    .then_some(size)
+}
+
+pub(super) fn plan_chunks(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
+    for i in 0..c.regions.len() {
+        if !c.free(i) || &c.regions[i].perms.0 != b"rw-p" {
+            continue;
+        }
+        let (start, end) = (c.regions[i].start, c.regions[i].end);
+        let mut at = start;
+        let mut n = 0;
+        while at < end && n < MAX_CHAIN {
+            match mmapped_chunk(inspector, at, end, c.page) {
+                Some(size) => {
+                    at += size;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        if at != end || n == 0 {
+            continue;
+        }
+        let details = if n == 1 {
+            "glibc mmapped chunk".to_string()
+        } else {
+            format!("glibc mmapped chunks ({n})")
+        };
+        c.claim(
+            i,
+            1,
+            MemoryType::Heap,
+            details,
+            Cow::Borrowed("malloc()ed block with a mapping of its own: chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover the mapping exactly"),
+            Confidence::High,
+            None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::anon;
+    use crate::classify::testutil::FakeInspector;
+    use crate::classify::{classify, Context};
+    use crate::model::{Confidence, MemoryType};
+
+    fn header(size: u64) -> Vec<u8> {
+        let mut v = 0u64.to_ne_bytes().to_vec();
+        v.extend_from_slice(&(size | 2).to_ne_bytes());
+        v
+    }
+
+    #[test]
+    fn chains_must_cover_the_mapping() {
+        let a = 0x7f00_0010_0000u64;
+        let b = 0x7f00_0040_0000u64;
+        let maps = vec![
+            anon(a, a + 0x42000, b"rw-p", 0x42000),
+            anon(b, b + 0x21000, b"rw-p", 0x1000),
+        ];
+        let mut fake = FakeInspector::default();
+        // Two chunks merged into one VMA.
+        fake.memory.push((a, header(0x21000)));
+        fake.memory.push((a + 0x21000, header(0x21000)));
+        // A header claiming less than the mapping, then garbage.
+        fake.memory.push((b, header(0x20000)));
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(r[0].memory_type, MemoryType::Heap);
+        assert_eq!(r[0].details, "glibc mmapped chunks (2)");
+        assert_eq!(r[0].confidence, Confidence::High);
+        assert_eq!(r[1].memory_type, MemoryType::PrivateData);
+    }
+}

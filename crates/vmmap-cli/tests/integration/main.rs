@@ -7,6 +7,7 @@ mod metrics;
 mod mmp;
 mod reclaim;
 mod record;
+mod runtimes;
 mod shell;
 mod snapshot;
 mod trace;

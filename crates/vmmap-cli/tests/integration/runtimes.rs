@@ -360,11 +360,22 @@ fn v8_pages_add_up_to_the_heap_v8_reports() {
         r#"const v8 = require('v8');
 const keep = [];
 for (let i = 0; i < 200000; i++) keep.push({ a: i, b: 'x' + i });
-const s = v8.getHeapStatistics();
-const code = v8.getHeapSpaceStatistics()
-  .filter(x => x.space_name.startsWith('code'))
-  .reduce((n, x) => n + x.space_size, 0);
-console.log(`ready total_heap_size=${s.total_heap_size} code=${code} limit=${s.heap_size_limit}`);
+// Concurrent sweeping and a late scavenge may still add a page: report
+// once two reads 200 ms apart agree.
+function stats() {
+  const s = v8.getHeapStatistics();
+  const code = v8.getHeapSpaceStatistics()
+    .filter(x => x.space_name.startsWith('code'))
+    .reduce((n, x) => n + x.space_size, 0);
+  return `total_heap_size=${s.total_heap_size} code=${code} limit=${s.heap_size_limit}`;
+}
+let last = '';
+function settle() {
+  const now = stats();
+  if (now === last) console.log('ready ' + now);
+  else { last = now; setTimeout(settle, 200); }
+}
+settle();
 setInterval(() => keep.length, 3600000);
 "#,
     )

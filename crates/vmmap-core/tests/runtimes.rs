@@ -168,3 +168,19 @@ fn node_20_pages_from_its_smaps() {
         .filter(|r| r.size() == 8 * MB && r.start >= 1 << 46)
         .all(|r| r.memory_type == MemoryType::PrivateData));
 }
+
+/// Files written before regions had a confidence load, as certain.
+#[test]
+fn regions_without_a_confidence_load_as_certain() {
+    let mut r = Region::default();
+    r.confidence = Confidence::Low;
+    let mut v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["confidence"], "low");
+    v.as_object_mut().unwrap().remove("confidence");
+    let old = rmp_serde::to_vec_named(&v).unwrap();
+    let back: Region = rmp_serde::from_slice(&old).unwrap();
+    assert_eq!(back.confidence, Confidence::Certain);
+    let new = rmp_serde::to_vec_named(&r).unwrap();
+    let back: Region = rmp_serde::from_slice(&new).unwrap();
+    assert_eq!(back.confidence, Confidence::Low);
+}

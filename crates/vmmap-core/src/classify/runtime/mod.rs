@@ -169,9 +169,24 @@ fn loaded_libc(regions: &[Region]) -> bool {
     })
 }
 
-/// .NET: without a runtime to test against, only what its layout states
-/// for sure is claimed; the GC's reservation is found by the rest rule.
+/// .NET CoreCLR, from its documented layout (no runtime to test against
+/// here, so from fixtures only): the regions GC reserves one range of at
+/// least 256 GiB (`GCRegionRange`) at start and commits regions inside it;
+/// the JIT writes code through a second, writable view of a memfd named
+/// `doublemapper` and runs it from an executable one.
 fn dotnet_rest(c: &mut Claimer<'_>) {
+    for r in c.regions.iter_mut() {
+        if r.path.starts_with("/memfd:doublemapper") && r.memory_type == MemoryType::Shareable {
+            r.memory_type = MemoryType::ManagedHeap;
+            r.details = if r.perms.exec() {
+                ".NET JIT code (doublemapper, executable view)".into()
+            } else {
+                ".NET JIT code (doublemapper, writable view)".into()
+            };
+            r.evidence = Cow::Borrowed("libcoreclr.so is loaded and this is a view of the memfd its JIT double-maps executable code through");
+            r.confidence = Confidence::High;
+        }
+    }
     let mut i = 0;
     while i < c.regions.len() {
         let Some(len) = c.free_run(i, |_| true) else {
@@ -179,14 +194,13 @@ fn dotnet_rest(c: &mut Claimer<'_>) {
             continue;
         };
         let span = c.span(i, len);
-        // The GC reserves 256 GiB for its regions (GCRegionRange) at start.
         if span >= 256 << 30 {
             c.claim(
                 i,
                 len,
                 MemoryType::ManagedHeap,
                 format!(".NET GC regions reservation ({})", gib(span)),
-                Cow::Borrowed("libcoreclr.so is loaded and this is the 256 GiB range the regions GC reserves at start"),
+                Cow::Borrowed("libcoreclr.so is loaded and this is the range of 256 GiB or more the regions GC reserves at start"),
                 Confidence::Medium,
                 None,
             );
@@ -330,6 +344,77 @@ fn gib(bytes: u64) -> String {
         format!("{} GiB", bytes >> 30)
     } else {
         mib(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{anon, file};
+    use crate::classify::testutil::FakeInspector;
+    use crate::classify::{classify, Context, FileProbe};
+    use crate::elf::ElfInfo;
+    use crate::model::{Confidence, MemoryType};
+
+    /// The layout .NET 8 documents for its regions GC and W^X JIT, as a
+    /// fixture: no .NET runtime is installed on the test machines.
+    #[test]
+    fn dotnet_gc_range_and_doublemapper() {
+        let gc = 0x7e00_0000_0000u64;
+        let maps = vec![
+            file(
+                0x7f00_0000_0000,
+                0x7f00_0040_0000,
+                b"r-xp",
+                4,
+                "/usr/share/dotnet/shared/Microsoft.NETCore.App/8.0.0/libcoreclr.so",
+            ),
+            anon(gc, gc + (4 << 20), b"rw-p", 3 << 20),
+            anon(gc + (4 << 20), gc + (256 << 30), b"---p", 0),
+            file(
+                0x7f10_0000_0000,
+                0x7f10_0001_0000,
+                b"rw-s",
+                5,
+                "/memfd:doublemapper (deleted)",
+            ),
+            file(
+                0x7f10_0010_0000,
+                0x7f10_0011_0000,
+                b"r-xs",
+                5,
+                "/memfd:doublemapper (deleted)",
+            ),
+        ];
+        let mut fake = FakeInspector::default();
+        fake.files.insert(
+            "/usr/share/dotnet/shared/Microsoft.NETCore.App/8.0.0/libcoreclr.so".into(),
+            FileProbe::Elf(ElfInfo {
+                class: 64,
+                little_endian: true,
+                machine: 62,
+                file_type: 3,
+                loads: vec![],
+            }),
+        );
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(r[0].memory_type, MemoryType::Image);
+        assert_eq!(
+            (r[1].memory_type, r[1].details.as_str(), r[1].confidence),
+            (
+                MemoryType::ManagedHeap,
+                ".NET GC regions reservation (256 GiB)",
+                Confidence::Medium
+            )
+        );
+        assert_eq!(r[2].memory_type, MemoryType::ManagedHeap);
+        assert!(r[2].details.contains("writable view"));
+        assert!(r[3].details.contains("executable view"));
     }
 }
 

@@ -172,8 +172,10 @@ fn node_20_pages_from_its_smaps() {
 /// Files written before regions had a confidence load, as certain.
 #[test]
 fn regions_without_a_confidence_load_as_certain() {
-    let mut r = Region::default();
-    r.confidence = Confidence::Low;
+    let r = Region {
+        confidence: Confidence::Low,
+        ..Region::default()
+    };
     let mut v = serde_json::to_value(&r).unwrap();
     assert_eq!(v["confidence"], "low");
     v.as_object_mut().unwrap().remove("confidence");

@@ -17,6 +17,13 @@ use super::Claimer;
 use crate::classify::Inspector;
 use crate::model::{Confidence, MemoryType};
 
+/// The smallest mapping looked at: malloc's default `M_MMAP_THRESHOLD`
+/// is 128 KiB, so its chunks are larger. Reading a header from each of the
+/// tens of thousands of small mappings some processes have would cost more
+/// than the rest of the snapshot; a program that lowers the threshold below
+/// this keeps its small mmapped blocks as Private Data.
+const MIN_CHUNK_VMA: u64 = 128 << 10;
+
 /// The most chunks followed in one VMA: a VMA of more would be a heap of
 /// its own, and reading must stay cheap.
 const MAX_CHAIN: usize = 4096;
@@ -46,7 +53,7 @@ pub(crate) fn mmapped_chunk(
 
 pub(super) fn plan_chunks(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
     for i in 0..c.regions.len() {
-        if !c.free(i) || &c.regions[i].perms.0 != b"rw-p" {
+        if !c.free(i) || &c.regions[i].perms.0 != b"rw-p" || c.regions[i].size() < MIN_CHUNK_VMA {
             continue;
         }
         let (start, end) = (c.regions[i].start, c.regions[i].end);
@@ -83,9 +90,10 @@ pub(super) fn plan_chunks(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::anon;
+    use super::super::testutil::{anon, file};
     use crate::classify::testutil::FakeInspector;
-    use crate::classify::{classify, Context};
+    use crate::classify::{classify, Context, FileProbe};
+    use crate::elf::ElfInfo;
     use crate::model::{Confidence, MemoryType};
 
     fn header(size: u64) -> Vec<u8> {
@@ -94,15 +102,30 @@ mod tests {
         v
     }
 
+    /// Two chunks merged into one VMA are Heap; a header that covers only
+    /// part of its VMA is not. Without libc there is no glibc malloc: the
+    /// same memory stays Private Data.
     #[test]
     fn chains_must_cover_the_mapping() {
         let a = 0x7f00_0010_0000u64;
         let b = 0x7f00_0040_0000u64;
+        let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
         let maps = vec![
             anon(a, a + 0x42000, b"rw-p", 0x42000),
             anon(b, b + 0x21000, b"rw-p", 0x1000),
+            file(0x7f10_0000_0000, 0x7f10_0010_0000, b"r-xp", 7, libc),
         ];
         let mut fake = FakeInspector::default();
+        fake.files.insert(
+            libc.into(),
+            FileProbe::Elf(ElfInfo {
+                class: 64,
+                little_endian: true,
+                machine: 62,
+                file_type: 3,
+                loads: vec![],
+            }),
+        );
         // Two chunks merged into one VMA.
         fake.memory.push((a, header(0x21000)));
         fake.memory.push((a + 0x21000, header(0x21000)));
@@ -119,5 +142,11 @@ mod tests {
         assert_eq!(r[0].details, "glibc mmapped chunks (2)");
         assert_eq!(r[0].confidence, Confidence::High);
         assert_eq!(r[1].memory_type, MemoryType::PrivateData);
+        let (no_libc, _) = classify(
+            vec![anon(a, a + 0x42000, b"rw-p", 0x42000)],
+            &ctx,
+            &mut fake,
+        );
+        assert_eq!(no_libc[0].memory_type, MemoryType::PrivateData);
     }
 }

@@ -92,15 +92,18 @@ pub(super) fn plan_rest(
     inspector: &mut dyn Inspector,
     plan: &mut Plan,
 ) {
-    let cgo = loaded_libc(regions);
+    let libc = loaded_libc(regions);
     let mut c = Claimer::new(regions, plan, ctx);
-    chunks::plan_chunks(&mut c, inspector);
     let l = &found.loaded;
+    // glibc's chunks exist where glibc's malloc is the one in use.
+    if libc && l.allocator.is_none() {
+        chunks::plan_chunks(&mut c, inspector);
+    }
     if let Some(j) = &found.jvm {
         jvm::plan_rest(&mut c, j);
     }
     if let Some(version) = &l.go {
-        go::plan_rest(&mut c, version, cgo);
+        go::plan_rest(&mut c, version, libc);
     }
     if let Some(kind) = l.allocator {
         allocator::plan_rest(&mut c, kind, found.next_heap_id);

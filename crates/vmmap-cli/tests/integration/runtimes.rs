@@ -521,3 +521,49 @@ fn explain_an_address_shows_rule_and_confidence() {
     // One argument keeps its old meaning.
     assert!(vmmap_ok(&["explain", "heap"]).contains("Heap (type)"));
 }
+
+#[test]
+fn jemalloc_linked_in_statically_is_found_by_its_symbols() {
+    let lib = need_lib("libjemalloc.a", "libjemalloc-dev");
+    let dir = TempDir::new("static-je");
+    let bin = dir.path().join("allocator-static-jemalloc");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allocator.c");
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .arg(&lib)
+        .args(["-lpthread", "-lm", "-ldl", "-lstdc++"])
+        .status()
+        .expect("run cc");
+    assert!(
+        st.success(),
+        "linking the fixture with {} failed",
+        lib.display()
+    );
+    let rt = Runtime::start(Command::new(&bin), dir, "the static jemalloc fixture");
+    rt.stop();
+    let asked = rt.num("small") + rt.num("big");
+    let snap = snapshot_json(rt.pid, &[]);
+    assert!(
+        !snap["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"].as_str().unwrap_or("").contains("libjemalloc")),
+        "no libjemalloc image: the allocator is inside the executable"
+    );
+    let (resident, ids) = allocator_heap(&snap, "jemalloc");
+    assert_eq!(ids, [1]);
+    assert!(resident >= asked, "{resident} resident < {asked} allocated");
+    let heap = regions(&snap, "heap", "Heap ID: 1 (jemalloc")[0];
+    assert!(
+        heap["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("linked into the executable (it defines mallocx)"),
+        "{}",
+        heap["evidence"]
+    );
+    assert_covered(&snap, "static jemalloc");
+}

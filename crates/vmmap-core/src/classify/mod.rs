@@ -51,6 +51,12 @@ pub trait Inspector {
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool;
     /// The filesystem type of a device, from the target's mountinfo.
     fn fs_type(&self, major: u32, minor: u32) -> Option<&str>;
+    /// Reads `buf.len()` bytes at `offset` of the file behind a mapping;
+    /// false if it cannot (the default: an inspector without files).
+    fn read_file_at(&mut self, mapping: &Region, offset: u64, buf: &mut [u8]) -> bool {
+        let _ = (mapping, offset, buf);
+        false
+    }
 }
 
 /// What the classifier knows about the process.

@@ -41,7 +41,16 @@ impl Kind {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// Its shared object, as named in the evidence.
+    pub(super) fn library(self) -> &'static str {
+        match self {
+            Kind::Jemalloc => "libjemalloc",
+            Kind::Tcmalloc => "libtcmalloc",
+            Kind::Mimalloc => "libmimalloc",
+        }
+    }
+
+    pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Jemalloc => "jemalloc",
             Kind::Tcmalloc => "tcmalloc",
@@ -50,13 +59,13 @@ impl Kind {
     }
 }
 
-pub(super) fn plan_exact(c: &mut Claimer<'_>, kind: Kind, id: u32) {
+pub(super) fn plan_exact(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32) {
     if kind == Kind::Tcmalloc {
         if let Some(h) = c.regions.iter_mut().find(|r| &*r.path == "[heap]") {
             h.details = "Heap ID: 0 (brk heap, grown by tcmalloc)".into();
-            h.evidence = Cow::Borrowed(
-                "kernel-named [heap]; libtcmalloc is loaded and takes its memory from sbrk first",
-            );
+            h.evidence = Cow::Owned(format!(
+                "kernel-named [heap]; {source} and takes its memory from sbrk first"
+            ));
         }
     }
     if kind != Kind::Mimalloc {
@@ -78,7 +87,9 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, kind: Kind, id: u32) {
             len,
             MemoryType::Heap,
             format!("Heap ID: {id} (mimalloc segments, {})", mib(span)),
-            Cow::Borrowed("libmimalloc is loaded and the mapping starts segment-aligned in mimalloc's 2-6 TiB hint area"),
+            Cow::Owned(format!(
+                "{source} and the mapping starts segment-aligned in mimalloc's 2-6 TiB hint area"
+            )),
             Confidence::High,
             Some(id),
         );
@@ -86,7 +97,7 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, kind: Kind, id: u32) {
     }
 }
 
-pub(super) fn plan_rest(c: &mut Claimer<'_>, kind: Kind, id: u32) {
+pub(super) fn plan_rest(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32) {
     let mut i = 0;
     while i < c.regions.len() {
         let Some(len) = c.free_run(i, |_| true) else {
@@ -97,9 +108,9 @@ pub(super) fn plan_rest(c: &mut Claimer<'_>, kind: Kind, id: u32) {
         let span = c.span(i, len);
         let aligned = kind == Kind::Jemalloc && start % HUGE_PAGE == 0 && span % HUGE_PAGE == 0;
         let (confidence, evidence) = if aligned {
-            (Confidence::Medium, Cow::Borrowed("libjemalloc is loaded and the mapping is huge-page aligned and sized, as jemalloc maps its extents; glibc's chunks and arenas were ruled out by their headers"))
+            (Confidence::Medium, Cow::Owned(format!("{source} and the mapping is huge-page aligned and sized, as jemalloc maps its extents; glibc's chunks and arenas were ruled out by their headers")))
         } else {
-            (Confidence::Low, Cow::Owned(format!("lib{} is loaded and replaces malloc: anonymous memory that is no stack, runtime heap or glibc chunk is presumed the allocator's", kind.name())))
+            (Confidence::Low, Cow::Owned(format!("{source} and replaces malloc: anonymous memory that is no stack, runtime heap or glibc chunk is presumed the allocator's")))
         };
         c.claim(
             i,

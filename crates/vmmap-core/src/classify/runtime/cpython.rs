@@ -71,6 +71,9 @@ fn pool_header_ok(inspector: &mut dyn Inspector, addr: u64, l: Layout) -> bool {
         && (freeblock == 0 || (freeblock >= addr + OVERHEAD && freeblock < addr + l.pool))
 }
 
+const EXACT: &str = "CPython is loaded and the mapping is covered exactly by pymalloc arenas, each confirmed by a pool header read from the process (size class and offsets agree), and malloc's mmapped chunks";
+const PARTLY: &str = "CPython is loaded and most of the mapping is pymalloc arenas, each confirmed by a pool header read from the process, next to memory that is neither an arena nor a malloc chunk";
+
 pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
     let mut layout: Option<Layout> = None;
     for i in 0..c.regions.len() {
@@ -102,7 +105,30 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
                 None => break,
             }
         }
-        if at != end || arenas == 0 {
+        // Something else may sit between arenas (the kernel merges any
+        // anonymous neighbour): walk back from the end too, arena by arena,
+        // down to where the forward walk stopped.
+        let mut back = end;
+        while at < back {
+            let candidates: &[Layout] = match &layout {
+                Some(l) => std::slice::from_ref(l),
+                None => &LAYOUTS,
+            };
+            let found = candidates.iter().copied().find(|l| {
+                back >= at + l.arena
+                    && pool_header_ok(inspector, (back - l.arena).next_multiple_of(l.pool), *l)
+            });
+            match found {
+                Some(l) => {
+                    layout = Some(l);
+                    arenas += 1;
+                    back -= l.arena;
+                }
+                None => break,
+            }
+        }
+        let unknown = back - at;
+        if arenas == 0 || unknown * 2 > end - start {
             continue;
         }
         let l = layout.unwrap_or(LAYOUTS[0]);
@@ -110,18 +136,26 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
         if chunk_bytes > 0 {
             details.push_str(&format!(" and glibc mmapped chunks ({})", mib(chunk_bytes)));
         }
+        if unknown > 0 {
+            details.push_str(&format!(" and {} not identified", mib(unknown)));
+        }
         let memory_type = if arenas * l.arena >= chunk_bytes {
             MemoryType::ManagedHeap
         } else {
             MemoryType::Heap
+        };
+        let (evidence, confidence) = if unknown == 0 {
+            (EXACT, Confidence::High)
+        } else {
+            (PARTLY, Confidence::Medium)
         };
         c.claim(
             i,
             1,
             memory_type,
             details,
-            Cow::Borrowed("CPython is loaded and the mapping is covered exactly by pymalloc arenas, each confirmed by a pool header read from the process (size class and offsets agree), and malloc's mmapped chunks"),
-            Confidence::High,
+            Cow::Borrowed(evidence),
+            confidence,
             None,
         );
     }
@@ -140,6 +174,44 @@ mod tests {
         b[40..44].copy_from_slice(&((48 + 4 * size) as u32).to_ne_bytes());
         b[44..48].copy_from_slice(&((pool_size - size) as u32).to_ne_bytes());
         b
+    }
+
+    /// Two arenas with 276 KiB of something else between them, merged into
+    /// one VMA (seen with Python 3.11): the walk from the end finds the
+    /// second; the VMA is claimed with medium confidence.
+    #[test]
+    fn arenas_around_unknown_memory() {
+        use super::super::testutil::anon;
+        use crate::classify::{Context, Plan};
+        let a = 0x7efd_d848_2000u64;
+        let x = a + (1 << 20);
+        let b = x + 0x4_5000;
+        let mut fake = FakeInspector::default();
+        fake.memory
+            .push((a.next_multiple_of(16 << 10), pool(3, 16 << 10)));
+        fake.memory
+            .push((b.next_multiple_of(16 << 10), pool(7, 16 << 10)));
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let maps = vec![anon(a, b + (1 << 20), b"rw-p", 0)];
+        let mut regions: Vec<_> = maps
+            .into_iter()
+            .map(crate::model::Region::from_mapping)
+            .collect();
+        let mut plan = Plan::new(regions.len());
+        let mut claimer = super::super::Claimer::new(&mut regions, &mut plan, &ctx);
+        plan_arenas(&mut claimer, &mut fake);
+        let r = &regions[0];
+        assert_eq!(r.memory_type, MemoryType::ManagedHeap);
+        assert_eq!(
+            r.details,
+            "CPython pymalloc arenas (2 x 1 MiB) and 276 KiB not identified"
+        );
+        assert_eq!(r.confidence, Confidence::Medium);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod chunks;
 mod cpython;
 mod go;
 mod jvm;
+mod symbols;
 mod v8;
 
 use std::borrow::Cow;
@@ -33,6 +34,8 @@ pub(super) struct Loaded {
     go: Option<String>,
     dotnet: bool,
     allocator: Option<allocator::Kind>,
+    /// How the allocator was found, for the evidence.
+    allocator_source: String,
 }
 
 /// What the exact round found, for the rest round.
@@ -71,7 +74,7 @@ pub(super) fn plan_exact(
         v8::plan_pages(&mut c, ctx);
     }
     if let Some(kind) = loaded.allocator {
-        allocator::plan_exact(&mut c, kind, next_heap_id);
+        allocator::plan_exact(&mut c, kind, &loaded.allocator_source, next_heap_id);
     }
     if loaded.python {
         cpython::plan_arenas(&mut c, inspector);
@@ -106,7 +109,7 @@ pub(super) fn plan_rest(
         go::plan_rest(&mut c, version, libc);
     }
     if let Some(kind) = l.allocator {
-        allocator::plan_rest(&mut c, kind, found.next_heap_id);
+        allocator::plan_rest(&mut c, kind, &l.allocator_source, found.next_heap_id);
     }
     if l.dotnet {
         dotnet_rest(&mut c);
@@ -136,10 +139,23 @@ fn detect(regions: &[Region], inspector: &mut dyn Inspector) -> Loaded {
         }
         if l.allocator.is_none() {
             l.allocator = allocator::Kind::from_image(name);
+            if let Some(k) = l.allocator {
+                l.allocator_source = format!("{} is loaded", k.library());
+            }
         }
     }
     // Go writes `.go.buildinfo` at the start of the executable's data
     // segment: read the first writable file mapping of the first image.
+    if let (None, Some(exe)) = (l.allocator, first_image) {
+        let mut read = |offset: u64, buf: &mut [u8]| inspector.read_file_at(exe, offset, buf);
+        if let Some((kind, symbol)) = symbols::linked_allocator(&mut read) {
+            l.allocator = Some(kind);
+            l.allocator_source = format!(
+                "{} is linked into the executable (it defines {symbol})",
+                kind.name()
+            );
+        }
+    }
     if let Some(exe) = first_image {
         let data = regions.iter().find(|r| {
             r.inode == exe.inode

@@ -1,0 +1,191 @@
+//! Allocators linked statically into the executable: no shared object of
+//! theirs is mapped, but their entry points are in its symbol tables
+//! (`.dynsym` when exported, `.symtab` when not stripped). The string
+//! tables those symbol tables link to are read from the file in chunks and
+//! their names compared with each allocator's own API (`mallocx` is
+//! jemalloc's, `tc_malloc` tcmalloc's, `mi_malloc` mimalloc's), which no
+//! other allocator defines.
+
+use super::allocator::Kind;
+
+const SHT_SYMTAB: u32 = 2;
+const SHT_DYNSYM: u32 = 11;
+/// Bytes of string table read at most per table: an unstripped binary's
+/// `.strtab` can be tens of MiB, and this runs on every snapshot.
+const MAX_TABLE: u64 = 32 << 20;
+const CHUNK: usize = 1 << 20;
+const MAX_SECTIONS: usize = 4096;
+
+/// The allocator API names, with their allocator. jemalloc may carry a
+/// prefix (`je_` in some builds, `_rjem_` in Rust's tikv-jemallocator).
+const NAMES: [(&[u8], Kind); 8] = [
+    (b"mallocx", Kind::Jemalloc),
+    (b"je_mallocx", Kind::Jemalloc),
+    (b"_rjem_mallocx", Kind::Jemalloc),
+    (b"tc_malloc", Kind::Tcmalloc),
+    (b"tc_malloc_size", Kind::Tcmalloc),
+    (b"mi_malloc", Kind::Mimalloc),
+    (b"mi_heap_malloc", Kind::Mimalloc),
+    (b"_mi_heap_malloc", Kind::Mimalloc),
+];
+
+/// The allocator an ELF64 little-endian file defines, and the name that
+/// showed it, reading the file through `read(offset, buf)`.
+pub(super) fn linked_allocator(
+    read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+) -> Option<(Kind, &'static str)> {
+    let mut h = [0u8; 64];
+    if !read(0, &mut h) || &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return None;
+    }
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u64_at = |b: &[u8], o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    let (shoff, entsize, count) = (u64_at(&h, 0x28), u16_at(&h, 0x3a), u16_at(&h, 0x3c));
+    if shoff == 0 || entsize != 64 || count == 0 || usize::from(count) > MAX_SECTIONS {
+        return None;
+    }
+    let mut sh = vec![0u8; usize::from(count) * 64];
+    if !read(shoff, &mut sh) {
+        return None;
+    }
+    let section = |i: usize| sh.get(i * 64..(i + 1) * 64);
+    for i in 0..usize::from(count) {
+        let Some(s) = section(i) else { break };
+        if !matches!(u32_at(s, 4), SHT_SYMTAB | SHT_DYNSYM) {
+            continue;
+        }
+        let Some(strtab) = section(u32_at(s, 40) as usize) else {
+            continue;
+        };
+        let (offset, size) = (u64_at(strtab, 24), u64_at(strtab, 32).min(MAX_TABLE));
+        if let Some(found) = scan_table(read, offset, size) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Looks for the names in a NUL-separated string table, chunk by chunk,
+/// carrying a name cut at a chunk's end over to the next.
+fn scan_table(
+    read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    offset: u64,
+    size: u64,
+) -> Option<(Kind, &'static str)> {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut at = 0u64;
+    while at < size {
+        let n = (size - at).min(CHUNK as u64) as usize;
+        if !read(offset + at, &mut buf[..n]) {
+            return None;
+        }
+        at += n as u64;
+        let chunk = &buf[..n];
+        let Some(last) = chunk.iter().rposition(|&c| c == 0) else {
+            // No name ends here: the carried name only grows, and past the
+            // longest name it can match nothing, so a bounded prefix will do.
+            let room = 64usize.saturating_sub(carry.len());
+            carry.extend_from_slice(&chunk[..chunk.len().min(room.max(1))]);
+            continue;
+        };
+        let (whole, tail) = (&chunk[..last], &chunk[last + 1..]);
+        let mut names = whole.split(|&c| c == 0);
+        if let Some(first) = names.next() {
+            carry.extend_from_slice(first);
+            if let Some(hit) = lookup(&carry) {
+                return Some(hit);
+            }
+        }
+        for name in names {
+            if let Some(hit) = lookup(name) {
+                return Some(hit);
+            }
+        }
+        carry.clear();
+        carry.extend_from_slice(tail);
+    }
+    lookup(&carry)
+}
+
+fn lookup(name: &[u8]) -> Option<(Kind, &'static str)> {
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, k)| (*k, std::str::from_utf8(n).unwrap_or("?")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64: header, one string table, one symbol table linked
+    /// to it, and the section headers at the end.
+    fn elf(strings: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 64];
+        f[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        let str_off = f.len() as u64;
+        f.extend_from_slice(strings);
+        let shoff = f.len() as u64;
+        let mut null = [0u8; 64];
+        let mut strtab = [0u8; 64];
+        strtab[4..8].copy_from_slice(&3u32.to_le_bytes());
+        strtab[24..32].copy_from_slice(&str_off.to_le_bytes());
+        strtab[32..40].copy_from_slice(&(strings.len() as u64).to_le_bytes());
+        let mut symtab = [0u8; 64];
+        symtab[4..8].copy_from_slice(&SHT_SYMTAB.to_le_bytes());
+        symtab[40..44].copy_from_slice(&1u32.to_le_bytes());
+        null[0] = 0;
+        for s in [null, strtab, symtab] {
+            f.extend_from_slice(&s);
+        }
+        f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        f
+    }
+
+    fn scan(file: &[u8]) -> Option<(Kind, &'static str)> {
+        let mut read = |o: u64, b: &mut [u8]| {
+            let o = o as usize;
+            match file.get(o..o + b.len()) {
+                Some(s) => {
+                    b.copy_from_slice(s);
+                    true
+                }
+                None => false,
+            }
+        };
+        linked_allocator(&mut read)
+    }
+
+    #[test]
+    fn names_in_the_symbol_strings() {
+        assert_eq!(
+            scan(&elf(b"\0main\0mallocx\0free\0")),
+            Some((Kind::Jemalloc, "mallocx"))
+        );
+        assert_eq!(
+            scan(&elf(b"\0mi_malloc\0")),
+            Some((Kind::Mimalloc, "mi_malloc"))
+        );
+        assert_eq!(scan(&elf(b"\0malloc\0free\0my_mallocx\0")), None);
+        assert_eq!(scan(b"not elf"), None);
+        let mut cut = elf(b"\0mallocx\0");
+        cut.truncate(70);
+        assert_eq!(scan(&cut), None, "section headers cut off");
+    }
+
+    #[test]
+    fn a_name_cut_by_a_chunk_boundary_is_found() {
+        let mut strings = vec![b'x'; CHUNK - 4];
+        strings[0] = 0;
+        strings.extend_from_slice(b"\0tc_malloc\0");
+        assert_eq!(scan(&elf(&strings)), Some((Kind::Tcmalloc, "tc_malloc")));
+    }
+}

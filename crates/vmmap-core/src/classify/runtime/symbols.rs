@@ -1,15 +1,22 @@
 //! Allocators linked statically into the executable: no shared object of
-//! theirs is mapped, but their entry points are in its symbol tables
-//! (`.dynsym` when exported, `.symtab` when not stripped). The string
-//! tables those symbol tables link to are read from the file in chunks and
-//! their names compared with each allocator's own API (`mallocx` is
-//! jemalloc's, `tc_malloc` tcmalloc's, `mi_malloc` mimalloc's), which no
-//! other allocator defines.
+//! theirs is mapped, but their entry points are in its symbol tables.
+//!
+//! This runs on every snapshot, and an executable's string tables can be
+//! tens of MiB (node's are 12), so the file is asked cheaply first: its
+//! GNU hash table says in a few small reads whether it exports one of the
+//! allocators' own API names (`mallocx` is jemalloc's, `tc_malloc`
+//! tcmalloc's, `mi_malloc` mimalloc's) or defines `malloc` itself, which a
+//! program using glibc's malloc never does (the linker exports it so that
+//! it interposes libc's). Only then, or for a static executable without
+//! dynamic symbols, are the `.symtab` strings read, in chunks, to say
+//! which allocator it is.
 
 use super::allocator::Kind;
 
 const SHT_SYMTAB: u32 = 2;
-const SHT_DYNSYM: u32 = 11;
+const SHT_GNU_HASH: u32 = 0x6fff_fff6;
+/// Most hash-chain entries followed for one name.
+const MAX_CHAIN: u32 = 4096;
 /// Bytes of string table read at most per table: an unstripped binary's
 /// `.strtab` can be tens of MiB, and this runs on every snapshot.
 const MAX_TABLE: u64 = 32 << 20;
@@ -54,20 +61,104 @@ pub(super) fn linked_allocator(
         return None;
     }
     let section = |i: usize| sh.get(i * 64..(i + 1) * 64);
-    for i in 0..usize::from(count) {
-        let Some(s) = section(i) else { break };
-        if !matches!(u32_at(s, 4), SHT_SYMTAB | SHT_DYNSYM) {
-            continue;
-        }
-        let Some(strtab) = section(u32_at(s, 40) as usize) else {
-            continue;
+    let find =
+        |t: u32| (0..usize::from(count)).find(|&i| section(i).is_some_and(|s| u32_at(s, 4) == t));
+    if let Some(g) = find(SHT_GNU_HASH) {
+        let table = || -> Option<DynTable> {
+            let gnu = section(g)?;
+            let dynsym = section(u32_at(gnu, 40) as usize)?;
+            let dynstr = section(u32_at(dynsym, 40) as usize)?;
+            Some(DynTable {
+                hash: u64_at(gnu, 24),
+                syms: u64_at(dynsym, 24),
+                strs: u64_at(dynstr, 24),
+            })
         };
-        let (offset, size) = (u64_at(strtab, 24), u64_at(strtab, 32).min(MAX_TABLE));
-        if let Some(found) = scan_table(read, offset, size) {
-            return Some(found);
+        let t = table()?;
+        for (name, kind) in NAMES {
+            if t.defines(read, name) {
+                return Some((kind, std::str::from_utf8(name).unwrap_or("?")));
+            }
+        }
+        if !t.defines(read, b"malloc") {
+            return None;
         }
     }
-    None
+    let symtab = section(find(SHT_SYMTAB)?)?;
+    let strtab = section(u32_at(symtab, 40) as usize)?;
+    let (offset, size) = (u64_at(strtab, 24), u64_at(strtab, 32).min(MAX_TABLE));
+    scan_table(read, offset, size)
+}
+
+/// Where the dynamic symbols' GNU hash table, symbols and names are.
+struct DynTable {
+    hash: u64,
+    syms: u64,
+    strs: u64,
+}
+
+impl DynTable {
+    /// Whether the executable defines (not merely imports) `name`, by a
+    /// GNU hash lookup: `buckets[h % n]` gives the first symbol of the
+    /// chain; chain entries hold each symbol's hash with bit 0 marking the
+    /// chain's end.
+    fn defines(&self, read: &mut dyn FnMut(u64, &mut [u8]) -> bool, name: &[u8]) -> bool {
+        let h = name.iter().fold(5381u32, |h, &c| {
+            h.wrapping_mul(33).wrapping_add(u32::from(c))
+        });
+        let mut head = [0u8; 16];
+        if !read(self.hash, &mut head) {
+            return false;
+        }
+        let word = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        let (nbuckets, symoffset, bloom_words) = (word(&head, 0), word(&head, 4), word(&head, 8));
+        if nbuckets == 0 {
+            return false;
+        }
+        let buckets = self.hash + 16 + u64::from(bloom_words) * 8;
+        let chains = buckets + u64::from(nbuckets) * 4;
+        let mut b = [0u8; 4];
+        if !read(buckets + u64::from(h % nbuckets) * 4, &mut b) {
+            return false;
+        }
+        let first = word(&b, 0);
+        if first < symoffset {
+            return false;
+        }
+        for i in first..first.saturating_add(MAX_CHAIN) {
+            if !read(chains + u64::from(i - symoffset) * 4, &mut b) {
+                return false;
+            }
+            let ch = word(&b, 0);
+            if ch | 1 == h | 1 && self.is_defined(read, i, name) {
+                return true;
+            }
+            if ch & 1 == 1 {
+                break;
+            }
+        }
+        false
+    }
+
+    /// Whether dynamic symbol `i` is `name` and defined in this file.
+    fn is_defined(
+        &self,
+        read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+        i: u32,
+        name: &[u8],
+    ) -> bool {
+        let mut sym = [0u8; 24];
+        if !read(self.syms + u64::from(i) * 24, &mut sym) {
+            return false;
+        }
+        let st_name = u32::from_le_bytes([sym[0], sym[1], sym[2], sym[3]]);
+        let shndx = u16::from_le_bytes([sym[6], sym[7]]);
+        let mut got = vec![0u8; name.len() + 1];
+        shndx != 0
+            && read(self.strs + u64::from(st_name), &mut got)
+            && got[..name.len()] == *name
+            && got[name.len()] == 0
+    }
 }
 
 /// Looks for the names in a NUL-separated string table, chunk by chunk,

@@ -186,8 +186,9 @@ fn assert_covered(snap: &Value, what: &str) {
     );
 }
 
-#[test]
-fn java_heap_is_managed_heap_of_exactly_xmx() {
+/// `java -Xms64m -Xmx256m GC Hold.java`: a heap of 300 arrays of 100 KB
+/// and three sleeping threads named worker-0..2.
+fn start_java(gc: &str) -> Runtime {
     let java = need("java", "default-jdk-headless");
     let dir = TempDir::new("java");
     std::fs::write(
@@ -212,14 +213,14 @@ public class Hold {
     )
     .expect("write Hold.java");
     let mut cmd = Command::new(java);
-    cmd.current_dir(dir.path()).args([
-        "-Xms64m",
-        "-Xmx256m",
-        "-XX:+UseG1GC",
-        "-XX:+UsePerfData",
-        "Hold.java",
-    ]);
-    let rt = Runtime::start(cmd, dir, "java");
+    cmd.current_dir(dir.path())
+        .args(["-Xms64m", "-Xmx256m", gc, "-XX:+UsePerfData", "Hold.java"]);
+    Runtime::start(cmd, dir, "java")
+}
+
+#[test]
+fn java_heap_is_managed_heap_of_exactly_xmx() {
+    let rt = start_java("-XX:+UseG1GC");
     rt.stop();
     let snap = snapshot_json(rt.pid, &[]);
     let heaps = regions(&snap, "managed_heap", "Java heap");
@@ -262,6 +263,38 @@ public class Hold {
     assert!(why.contains("Type:        Managed Heap"), "{why}");
     assert!(why.contains("hsperfdata"), "{why}");
     assert!(why.contains("Confidence:  high"), "{why}");
+}
+
+#[test]
+fn zgc_heap_views_are_the_managed_heap() {
+    let rt = start_java("-XX:+UseZGC");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let views = regions(&snap, "managed_heap", "Java heap (ZGC view");
+    assert_eq!(
+        views.len(),
+        3,
+        "JDK 17 ZGC maps its heap in three colour views"
+    );
+    for v in &views {
+        let mapped: u64 = v["sub_blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["path"].as_str().unwrap().starts_with("/memfd:java_heap"))
+            .map(size)
+            .sum();
+        assert!(
+            mapped >= 64 * MB,
+            "-Xms64m is mapped in every view: {mapped}"
+        );
+        assert_eq!(v["confidence"], "high");
+    }
+    assert!(
+        regions(&snap, "managed_heap", "Java heap (").len() == 3,
+        "no -Xmx window besides"
+    );
+    assert_covered(&snap, "java -XX:+UseZGC");
 }
 
 #[test]

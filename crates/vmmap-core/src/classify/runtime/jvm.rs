@@ -35,8 +35,9 @@ pub(super) struct Jvm {
 
 pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> Jvm {
     let perf = read_perf(c, inspector);
+    plan_code_cache(c);
+    let zgc = plan_zgc_views(c);
     let Some(p) = &perf else {
-        plan_code_cache(c);
         return Jvm { perf };
     };
     let gc = p
@@ -44,7 +45,7 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         .unwrap_or("unknown GC")
         .to_string();
     let mut heap_found = None;
-    for size in heap_sizes(p, &gc, c.page) {
+    for size in heap_sizes(p, &gc, c.page).into_iter().filter(|_| !zgc) {
         let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
         if let Some((i, len)) = c.exact_run(size, 64 << 10, jsa) {
             heap_found = Some((i, len, size));
@@ -85,8 +86,50 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         }
     }
     plan_metaspace(c, p);
-    plan_code_cache(c);
     Jvm { perf }
+}
+
+/// ZGC maps its heap through a memfd named `java_heap`, once per colour
+/// view (three on JDK 17), each followed by the reserved rest of that
+/// view's range. Returns whether it found any.
+fn plan_zgc_views(c: &mut Claimer<'_>) -> bool {
+    let is_view = |r: &Region| r.path.starts_with("/memfd:java_heap") && r.perms.shared();
+    let mut found = false;
+    let mut i = 0;
+    while i < c.regions.len() {
+        if !is_view(&c.regions[i]) || c.plan.is_grouped(i) {
+            i += 1;
+            continue;
+        }
+        // ZGC maps the memfd page by page: a view is the run of its
+        // mappings and the reserved gaps between and after them.
+        let mut j = i + 1;
+        while j < c.regions.len()
+            && c.regions[j].start == c.regions[j - 1].end
+            && !c.plan.is_grouped(j)
+            && (is_view(&c.regions[j]) || (c.free(j) && c.regions[j].perms.none()))
+        {
+            j += 1;
+        }
+        let (start, span) = (c.regions[i].start, c.span(i, j - i));
+        for r in &mut c.regions[i..j] {
+            if is_view(r) {
+                r.details = "committed (memfd java_heap)".into();
+            }
+        }
+        c.claim(
+            i,
+            j - i,
+            MemoryType::ManagedHeap,
+            format!("Java heap (ZGC view at {start:#x}, {} reserved)", gib(span)),
+            Cow::Borrowed("libjvm.so is loaded and this is a view of the memfd ZGC names java_heap, with the reserved rest of the view's range"),
+            Confidence::High,
+            None,
+        );
+        found = true;
+        i = j;
+    }
+    found
 }
 
 /// The hsperfdata file, read through the mapping the JVM keeps of it.

@@ -285,8 +285,11 @@ impl<'a> Claimer<'a> {
         extra: impl Fn(&Region) -> bool,
     ) -> Option<(usize, usize)> {
         let n = self.regions.len();
-        let usable =
-            |k: usize| self.free(k) || (!self.plan.is_grouped(k) && extra(&self.regions[k]));
+        // No heap is executable: a window over code is never a match.
+        let usable = |k: usize| {
+            !self.regions[k].perms.exec()
+                && (self.free(k) || (!self.plan.is_grouped(k) && extra(&self.regions[k])))
+        };
         for i in 0..n {
             if !usable(i) || self.regions[i].start % align.max(1) != 0 {
                 continue;

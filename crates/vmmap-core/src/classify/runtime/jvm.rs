@@ -40,8 +40,13 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
     let Some(p) = &perf else {
         return Jvm { perf };
     };
+    // Shenandoah and ZGC publish no policy name, only their collectors'.
     let gc = p
         .text("sun.gc.policy.name")
+        .or_else(|| {
+            p.text("sun.gc.collector.0.name")
+                .and_then(|c| c.split_whitespace().next())
+        })
         .unwrap_or("unknown GC")
         .to_string();
     let mut heap_found = None;

@@ -383,6 +383,83 @@ func main() {
     assert_covered(&snap, "go");
 }
 
+/// A Go program with cgo: linked by gcc, `.go.buildinfo` is no longer at
+/// the start of the data segment (found through the section table), and
+/// C's malloc memory sits next to Go's.
+#[test]
+fn go_with_cgo_keeps_arenas_and_c_heap_apart() {
+    let go = need("go", "golang-go");
+    let dir = TempDir::new("cgo");
+    let src = dir.path();
+    std::fs::write(src.join("go.mod"), "module cgohold\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        r#"package main
+
+/*
+#include <stdlib.h>
+static void *grab(size_t n) { char *p = malloc(n); for (size_t i = 0; i < n; i += 4096) p[i] = 1; return p; }
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+var keep [][]byte
+
+func main() {
+	for i := 0; i < 16; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		keep = append(keep, b)
+	}
+	for i := 0; i < 4; i++ {
+		C.grab(4 << 20)
+	}
+	fmt.Println("ready c_bytes=16777216")
+	os.Stdout.Sync()
+	time.Sleep(time.Hour)
+}
+"#,
+    )
+    .unwrap();
+    let build = Command::new(&go)
+        .current_dir(src)
+        .args(["build", "-o", "cgohold", "."])
+        .env("GOCACHE", src.join("cache"))
+        .env("GOPATH", src.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "1")
+        .output()
+        .expect("run go build");
+    assert!(
+        build.status.success(),
+        "go build (cgo) failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let rt = Runtime::start(Command::new(src.join("cgohold")), dir, "the cgo program");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let arenas = regions(&snap, "managed_heap", "Go heap arenas");
+    assert_eq!(arenas.len(), 1, "{arenas:#?}");
+    assert!(rss(arenas[0]) >= 16 * MB, "the 16 MiB Go touched");
+    let c_heap: u64 = regions(&snap, "heap", "glibc mmapped chunk")
+        .iter()
+        .map(|r| rss(r))
+        .sum();
+    assert!(
+        c_heap >= rt.num("c_bytes"),
+        "C's 4 x 4 MiB mallocs are Heap: {c_heap}"
+    );
+    assert_covered(&snap, "go with cgo");
+}
+
 #[test]
 fn v8_pages_add_up_to_the_heap_v8_reports() {
     let node = need("node", "nodejs");

@@ -156,7 +156,20 @@ fn detect(regions: &[Region], inspector: &mut dyn Inspector) -> Loaded {
             );
         }
     }
+    // Go names the section; the file says where it is without touching
+    // the target's memory.
     if let Some(exe) = first_image {
+        let mut read = |offset: u64, buf: &mut [u8]| inspector.read_file_at(exe, offset, buf);
+        if let Some((offset, _)) = symbols::section_named(&mut read, b".go.buildinfo") {
+            let mut buf = [0u8; 64];
+            if read(offset, &mut buf) {
+                l.go = go::buildinfo_version(&buf);
+            }
+        }
+    }
+    // Without the file (a captured /proc): Go's internal linker puts it at
+    // the start of the data segment.
+    if let (None, Some(exe)) = (&l.go, first_image) {
         let data = regions.iter().find(|r| {
             r.inode == exe.inode
                 && r.dev_major == exe.dev_major

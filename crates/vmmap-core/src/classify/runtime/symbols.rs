@@ -41,25 +41,8 @@ const NAMES: [(&[u8], Kind); 8] = [
 pub(super) fn linked_allocator(
     read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
 ) -> Option<(Kind, &'static str)> {
-    let mut h = [0u8; 64];
-    if !read(0, &mut h) || &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return None;
-    }
-    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let u64_at = |b: &[u8], o: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[o..o + 8]);
-        u64::from_le_bytes(w)
-    };
-    let (shoff, entsize, count) = (u64_at(&h, 0x28), u16_at(&h, 0x3a), u16_at(&h, 0x3c));
-    if shoff == 0 || entsize != 64 || count == 0 || usize::from(count) > MAX_SECTIONS {
-        return None;
-    }
-    let mut sh = vec![0u8; usize::from(count) * 64];
-    if !read(shoff, &mut sh) {
-        return None;
-    }
+    let (sh, _) = section_headers(read)?;
+    let count = u16::try_from(sh.len() / 64).ok()?;
     let section = |i: usize| sh.get(i * 64..(i + 1) * 64);
     let find =
         |t: u32| (0..usize::from(count)).find(|&i| section(i).is_some_and(|s| u32_at(s, 4) == t));
@@ -88,6 +71,53 @@ pub(super) fn linked_allocator(
     let strtab = section(u32_at(symtab, 40) as usize)?;
     let (offset, size) = (u64_at(strtab, 24), u64_at(strtab, 32).min(MAX_TABLE));
     scan_table(read, offset, size)
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The section header table of an ELF64 little-endian file and the index
+/// of its section-name table.
+fn section_headers(read: &mut dyn FnMut(u64, &mut [u8]) -> bool) -> Option<(Vec<u8>, usize)> {
+    let mut h = [0u8; 64];
+    if !read(0, &mut h) || &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
+    let (shoff, entsize, count, names) =
+        (u64_at(&h, 0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    if shoff == 0 || entsize != 64 || count == 0 || usize::from(count) > MAX_SECTIONS {
+        return None;
+    }
+    let mut sh = vec![0u8; usize::from(count) * 64];
+    read(shoff, &mut sh).then_some((sh, usize::from(names)))
+}
+
+/// The file offset and size of the section called `name`.
+pub(super) fn section_named(
+    read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    name: &[u8],
+) -> Option<(u64, u64)> {
+    let (sh, names) = section_headers(read)?;
+    let strtab = sh.get(names * 64..(names + 1) * 64)?;
+    let size = usize::try_from(u64_at(strtab, 32)).ok()?.min(1 << 16);
+    let mut strs = vec![0u8; size];
+    if !read(u64_at(strtab, 24), &mut strs) {
+        return None;
+    }
+    sh.chunks_exact(64).find_map(|s| {
+        let at = u32_at(s, 0) as usize;
+        let found = strs.get(at..at + name.len() + 1)?;
+        (found[..name.len()] == *name && found[name.len()] == 0)
+            .then(|| (u64_at(s, 24), u64_at(s, 32)))
+    })
 }
 
 /// Where the dynamic symbols' GNU hash table, symbols and names are.
@@ -239,6 +269,25 @@ mod tests {
         f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
         f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
         f
+    }
+
+    #[test]
+    fn sections_by_name() {
+        // The string table doubles as the section-name table: section 2
+        // (the symbol table) is called ".go.buildinfo" here.
+        let mut f = elf(b"\0.go.buildinfo\0mallocx\0");
+        let shoff = u64_at(&f, 0x28) as usize;
+        f[shoff + 2 * 64..shoff + 2 * 64 + 4].copy_from_slice(&1u32.to_le_bytes());
+        f[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        let mut read = |o: u64, b: &mut [u8]| {
+            let o = o as usize;
+            f.get(o..o + b.len())
+                .map(|s| b.copy_from_slice(s))
+                .is_some()
+        };
+        assert_eq!(section_named(&mut read, b".go.buildinfo"), Some((0, 0)));
+        assert_eq!(section_named(&mut read, b".go"), None, "whole names only");
+        assert_eq!(section_named(&mut read, b".data"), None);
     }
 
     fn scan(file: &[u8]) -> Option<(Kind, &'static str)> {

@@ -34,7 +34,8 @@ pub(super) fn buildinfo_version(b: &[u8]) -> Option<String> {
         return Some("go (before 1.18)".into());
     }
     let (len, n) = uvarint(&b[32..])?;
-    let s = b.get(32 + n..32 + n + usize::try_from(len).ok()?)?;
+    let from = 32 + n;
+    let s = b.get(from..from.checked_add(usize::try_from(len).ok()?)?)?;
     let v = std::str::from_utf8(s).ok()?;
     v.starts_with("go").then(|| v.to_string())
 }

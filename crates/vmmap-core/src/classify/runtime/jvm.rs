@@ -166,7 +166,7 @@ fn heap_sizes(p: &PerfData, gc: &str, page: u64) -> Vec<u64> {
     if gc == "GarbageFirst" {
         sizes.extend(gens.iter().max());
     } else if !gens.is_empty() {
-        sizes.push(gens.iter().sum());
+        sizes.push(gens.iter().fold(0u64, |a, &g| a.saturating_add(g)));
     }
     if let Some(x) = p
         .text("java.rt.vmArgs")

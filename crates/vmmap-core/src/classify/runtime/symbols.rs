@@ -145,10 +145,12 @@ impl DynTable {
         if nbuckets == 0 {
             return false;
         }
-        let buckets = self.hash + 16 + u64::from(bloom_words) * 8;
-        let chains = buckets + u64::from(nbuckets) * 4;
+        // Offsets come from the file: wrap rather than overflow; a wrong
+        // offset only makes a read fail or compare other bytes.
+        let buckets = self.hash.wrapping_add(16 + u64::from(bloom_words) * 8);
+        let chains = buckets.wrapping_add(u64::from(nbuckets) * 4);
         let mut b = [0u8; 4];
-        if !read(buckets + u64::from(h % nbuckets) * 4, &mut b) {
+        if !read(buckets.wrapping_add(u64::from(h % nbuckets) * 4), &mut b) {
             return false;
         }
         let first = word(&b, 0);
@@ -156,7 +158,7 @@ impl DynTable {
             return false;
         }
         for i in first..first.saturating_add(MAX_CHAIN) {
-            if !read(chains + u64::from(i - symoffset) * 4, &mut b) {
+            if !read(chains.wrapping_add(u64::from(i - symoffset) * 4), &mut b) {
                 return false;
             }
             let ch = word(&b, 0);
@@ -178,14 +180,14 @@ impl DynTable {
         name: &[u8],
     ) -> bool {
         let mut sym = [0u8; 24];
-        if !read(self.syms + u64::from(i) * 24, &mut sym) {
+        if !read(self.syms.wrapping_add(u64::from(i) * 24), &mut sym) {
             return false;
         }
         let st_name = u32::from_le_bytes([sym[0], sym[1], sym[2], sym[3]]);
         let shndx = u16::from_le_bytes([sym[6], sym[7]]);
         let mut got = vec![0u8; name.len() + 1];
         shndx != 0
-            && read(self.strs + u64::from(st_name), &mut got)
+            && read(self.strs.wrapping_add(u64::from(st_name)), &mut got)
             && got[..name.len()] == *name
             && got[name.len()] == 0
     }
@@ -203,7 +205,7 @@ fn scan_table(
     let mut at = 0u64;
     while at < size {
         let n = (size - at).min(CHUNK as u64) as usize;
-        if !read(offset + at, &mut buf[..n]) {
+        if !read(offset.wrapping_add(at), &mut buf[..n]) {
             return None;
         }
         at += n as u64;
@@ -271,6 +273,26 @@ mod tests {
         f
     }
 
+    /// The file is the target's: any damage is a "not found", never a panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        let f = elf(b"\0main\0mallocx\0");
+        for i in 0..f.len() {
+            for x in [0x01u8, 0x80, 0xff] {
+                let mut d = f.clone();
+                d[i] ^= x;
+                let _ = scan(&d);
+                let mut read = |o: u64, b: &mut [u8]| {
+                    let o = o as usize;
+                    d.get(o..o.saturating_add(b.len()))
+                        .map(|s| b.copy_from_slice(s))
+                        .is_some()
+                };
+                let _ = section_named(&mut read, b".go.buildinfo");
+            }
+        }
+    }
+
     #[test]
     fn sections_by_name() {
         // The string table doubles as the section-name table: section 2
@@ -293,7 +315,7 @@ mod tests {
     fn scan(file: &[u8]) -> Option<(Kind, &'static str)> {
         let mut read = |o: u64, b: &mut [u8]| {
             let o = o as usize;
-            match file.get(o..o + b.len()) {
+            match file.get(o..o.saturating_add(b.len())) {
                 Some(s) => {
                     b.copy_from_slice(s);
                     true

@@ -6,6 +6,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use vmmap_core::trace::wire::*;
+use vmmap_core::trace::calltree::{CallTree, Metric, TreeOptions};
+use vmmap_core::trace::summary::Summarizer;
+use vmmap_core::trace::symbols::Symbols;
+use vmmap_core::trace::{export, scan};
 use vmmap_core::trace::{owners::owners, summarize, Decoder, Record};
 
 fn hello() -> Vec<u8> {
@@ -49,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
-    d.finish(&mut |r, _| records.push(r.clone()));
+    let _ = d.finish(&mut |r, _| records.push(r.clone()));
     for r in &records {
         let _ = d.info.tick_ns(r.image, r.tick);
         let _ = r.event.name();
@@ -58,4 +62,19 @@ fuzz_target!(|data: &[u8]| {
         let _ = owners(&records, &d.info, d.info.maps.len() - 1);
     }
     let _ = summarize(msgs.iter().map(Vec::as_slice));
+    // The costs per stack, the call tree and the exports built on them
+    // (symbols from an empty cache: no file named by the data is read).
+    let mut acc = Summarizer::default();
+    for r in &records {
+        acc.add(r);
+    }
+    let (_, costs, images) = acc.finish_costs(&d.info);
+    let syms = Symbols::default();
+    let mut t = CallTree::build(&d.info, &syms, &costs, &images, TreeOptions::default());
+    t.sort(Metric::Peak);
+    let _ = t.folded(true);
+    let _ = export::Profile::new(&d.info, &syms, &costs, &images).speedscope(false);
+    let _ = export::pprof(&d.info, &syms, &costs, &images, 0, std::io::sink());
+    // The symbol cache chunk's decoder on the raw data.
+    let _ = scan::decode_symbols(data);
 });

@@ -164,6 +164,18 @@ pub enum Command {
     /// each region and gap 16 units per doubling of its size, so a 4 KiB
     /// page stays visible beside a 100 TiB gap (docs/memory-tools.md).
     Map(MapArgs),
+    /// Write a single-file HTML report: bar graphs, Summary, Details, the
+    /// timeline and a diff of any two snapshots (for a recording), and the
+    /// fragmentation map.
+    ///
+    /// TARGET is a .vmmap recording or VMMap .mmp file (every snapshot and
+    /// sample in it), or a live PID or process name (snapshotted now). The
+    /// file opens in any browser and loads nothing from the network
+    /// (docs/report.md).
+    #[command(
+        after_help = "EXAMPLES:\n  vmmap report 1234 -o report.html\n  vmmap report recording.vmmap -o recording.html"
+    )]
+    Report(ReportArgs),
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
@@ -486,6 +498,16 @@ pub struct DisplayArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A .vmmap or .mmp file, or a live PID or process name.
+    pub target: String,
+
+    /// The report to write (.html).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
 pub struct OpenArgs {
     /// A file saved with `-o FILE.vmmap` (the native format,
     /// docs/format.md), or a VMMap .mmp file (docs/mmp.md).
@@ -659,18 +681,95 @@ pub struct TraceArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
-    /// `summary` (operation counts, bytes, peak, what is still allocated),
-    /// `history` (every operation in time order) or `regions` (every
-    /// mapping of the process's last recorded map, with the call that made
-    /// it; mappings glibc made internally are tied to the allocation that
-    /// caused them).
-    #[arg(default_value = "summary", value_parser = ["summary", "history", "regions"])]
+    /// What to show:
+    /// `summary` (operation counts, bytes, peak, what is still allocated);
+    /// `history` (every operation in time order);
+    /// `regions` (every mapping of the last recorded map with the call that
+    /// made it; glibc's internal mappings tied to the allocation behind them);
+    /// `calltree` (bytes, calls, live and peak bytes and temporary
+    /// allocations per function, callers first, or allocation sites first
+    /// with --bottom-up);
+    /// `leaks` (blocks never freed, grouped by call stack);
+    /// `allocations` (with --region: the blocks inside one region and the
+    /// stacks that made them);
+    /// `heap` (per region at the last recorded snapshot: live bytes,
+    /// malloc overhead, free space, resident and untouched pages);
+    /// `folded`, `flamegraph`, `pprof`, `speedscope` (exports for other
+    /// tools; -o chooses the file).
+    #[arg(
+        default_value = "summary",
+        value_parser = [
+            "summary", "history", "regions", "calltree", "leaks", "allocations", "heap",
+            "folded", "flamegraph", "pprof", "speedscope",
+        ]
+    )]
     pub view: String,
+
+    /// The figure that ranks the call tree and weighs exports: allocated
+    /// (bytes requested), count (calls), live (bytes not freed), peak
+    /// (bytes live at the heap's peak) or temporary.
+    #[arg(long, value_name = "FIGURE", value_parser = ["allocated", "count", "live", "peak", "temporary"])]
+    pub metric: Option<String>,
+
+    /// Call tree: allocation sites at the top, their callers below.
+    #[arg(long)]
+    pub bottom_up: bool,
+
+    /// Call tree and exports: one entry per source line, not per function.
+    #[arg(long)]
+    pub lines: bool,
+
+    /// Call tree: levels to show (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub depth: usize,
+
+    /// Call tree: hide entries below this share of the total (percent).
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub min_percent: f64,
+
+    /// Leaks and allocations: call stacks to list (0: all).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// Allocations: the region holding this address (hex), from the last
+    /// map the agent recorded.
+    #[arg(long, value_name = "ADDR")]
+    pub region: Option<String>,
+
+    /// Analyse the run up to this many seconds after it started (live
+    /// bytes and leaks as of then).
+    #[arg(long, value_name = "SECONDS")]
+    pub at: Option<f64>,
+
+    /// A directory to look for symbols in (debug files by build id under
+    /// .build-id/, or files of the module's name); repeatable. Also
+    /// $VMMAP_SYMBOL_PATH (colon-separated). /usr/lib/debug is always used.
+    #[arg(long = "symbols", value_name = "DIR")]
+    pub symbol_dirs: Vec<PathBuf>,
+
+    /// Do not store resolved symbols in the trace file (by default they
+    /// are appended to it, so the next analysis needs no debug files).
+    #[arg(long)]
+    pub no_symbol_cache: bool,
+
+    /// Exports: the file to write (default: FILE's name with the
+    /// export's extension; `-` for standard output).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
 
     /// History: only these operations (comma-separated: malloc, free,
     /// mmap, ...).
     #[arg(long, value_name = "OPS", value_delimiter = ',')]
     pub op: Vec<String>,
+
+    /// History: only operations at or after this many seconds (from the
+    /// first operation).
+    #[arg(long, value_name = "SECONDS")]
+    pub from: Option<f64>,
+
+    /// History: only operations before this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub to: Option<f64>,
 
     /// History: only this thread.
     #[arg(long, value_name = "TID")]

@@ -6,8 +6,10 @@ mod cli;
 mod memory;
 mod record;
 mod render;
+mod report;
 mod serve;
 mod trace_cmd;
+mod trace_views;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -125,6 +127,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
         Some(Command::Find(a)) => memory::find(&a, &cli.proc_root),
         Some(Command::Map(a)) => map(&a, &cli.proc_root),
+        Some(Command::Report(a)) => report::report(&a, &cli.proc_root),
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),

@@ -159,7 +159,8 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
 
 pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
     let loaded = crate::load(&a.file)?;
-    let points = timeline::timeline(&loaded);
+    let mut points = timeline::timeline(&loaded);
+    timeline::add_live_heap(&mut points, &loaded.trace);
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.json {
@@ -184,7 +185,7 @@ fn opt(v: Option<u64>) -> String {
 fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
     write!(
         w,
-        "time_s,taken_at_unix_ns,snapshot,rss,pss,swap,anonymous,page_table"
+        "time_s,taken_at_unix_ns,snapshot,rss,pss,swap,anonymous,page_table,live_heap"
     )?;
     for what in ["committed", "ws", "private"] {
         for t in TYPES {
@@ -196,7 +197,7 @@ fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
     for p in points {
         write!(
             w,
-            "{:.3},{},{},{},{},{},{},{}",
+            "{:.3},{},{},{},{},{},{},{},{}",
             secs(p, t0),
             p.taken_at_unix_ns,
             p.snapshot.map(|s| s.to_string()).unwrap_or_default(),
@@ -204,7 +205,8 @@ fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
             opt(p.pss),
             opt(p.swap),
             opt(p.anonymous),
-            opt(p.page_table)
+            opt(p.page_table),
+            opt(p.live_heap)
         )?;
         for pick in [0, 1, 2] {
             for (i, _) in TYPES.iter().enumerate() {
@@ -237,6 +239,10 @@ fn write_text(points: &[Point], w: &mut impl Write) -> io::Result<()> {
         let name = t.name();
         write!(w, " {:>8}", &name[..name.len().min(8)])?;
     }
+    let traced = points.iter().any(|p| p.live_heap.is_some());
+    if traced {
+        write!(w, " {:>9}", "Live heap")?;
+    }
     writeln!(w, "   (per type: working set; full snapshots only)")?;
     let t0 = points.first().map_or(0, |p| p.taken_at_unix_ns);
     for p in points {
@@ -257,6 +263,9 @@ fn write_text(points: &[Point], w: &mut impl Write) -> io::Result<()> {
                 " {:>8}",
                 cell(p.by_type.as_ref().map(|b| b[i].working_set))
             )?;
+        }
+        if traced {
+            write!(w, " {:>9}", cell(p.live_heap))?;
         }
         writeln!(w)?;
     }

@@ -214,6 +214,39 @@ fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Reads every record of the file's trace on a second thread, calling
+/// `each` in time order; warns about damage, fails when there is no trace.
+fn scan_file(
+    path: &Path,
+    each: impl FnMut(&vmmap_core::trace::Record),
+) -> Result<vmmap_core::trace::scan::Scan, Failure> {
+    use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+    let what = path.display();
+    let s = ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
+        FormatError::Io(e) => Failure {
+            code: exit::OTHER,
+            message: format!("cannot read {what}: {e}"),
+        },
+        e => Failure {
+            code: exit::BAD_FILE,
+            message: format!("{what}: {e}"),
+        },
+    })?;
+    let scan = vmmap_core::trace::scan::scan(s, each);
+    if let Some(p) = &scan.file_problem {
+        eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
+    }
+    if scan.messages == 0 {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
+            ),
+        });
+    }
+    Ok(scan)
+}
+
 fn summarize_file(
     path: &Path,
 ) -> Result<
@@ -224,9 +257,9 @@ fn summarize_file(
     ),
     Failure,
 > {
-    let mut b = vmmap_core::trace::summary::SummaryBuilder::default();
-    stream(path, |m| b.feed(m))?;
-    Ok(b.finish())
+    let mut acc = vmmap_core::trace::summary::Summarizer::default();
+    let scan = scan_file(path, |r| acc.add(r))?;
+    Ok((acc.finish(&scan.info), scan.info, scan.damage))
 }
 
 fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
@@ -303,6 +336,13 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
     let res = match a.view.as_str() {
         "history" => history(a, &mut out),
         "regions" => regions(a, &mut out),
+        "calltree" => crate::trace_views::calltree(a, &mut out),
+        "leaks" => crate::trace_views::leaks(a, &mut out),
+        "heap" => crate::trace_views::heap(a, &mut out),
+        "allocations" => crate::trace_views::allocations(a, &mut out),
+        "folded" | "flamegraph" | "pprof" | "speedscope" => {
+            return crate::trace_views::export(a);
+        }
         _ => summary(a, &mut out),
     }?;
     res.and_then(|_| out.flush())
@@ -343,6 +383,11 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 }
 
 fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
+    let clocks =
+        match vmmap_core::format::ChunkStream::open(&a.file, vmmap_core::format::CHUNK_TRACE) {
+            Ok(s) => vmmap_core::trace::scan::facts(s),
+            Err(_) => vmmap_core::trace::TraceInfo::default(),
+        };
     let mut d = Decoder::new();
     let mut err: Option<io::Error> = None;
     let mut t0: Option<u64> = None;
@@ -365,8 +410,14 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         if a.tid.is_some_and(|t| t != r.tid) {
             return;
         }
-        let ns = info.tick_ns(r.image, r.tick);
+        // Ticks convert to time with the whole run's clock anchors: while
+        // streaming, only the first has been read.
+        let ns = clocks.tick_ns(r.image, r.tick);
         let t = ns.saturating_sub(*t0.get_or_insert(ns));
+        let secs = t as f64 / 1e9;
+        if a.from.is_some_and(|f| secs < f) || a.to.is_some_and(|to| secs >= to) {
+            return;
+        }
         if a.json {
             if let Err(e) = write_json_record(out, r, t, info) {
                 err = Some(e);
@@ -404,7 +455,9 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             }
         }
     })?;
-    d.finish(&mut print);
+    if let Err(e) = d.finish(&mut print) {
+        eprintln!("vmmap: warning: {e}; the history stops there");
+    }
     Ok(err.map_or(Ok(()), Err))
 }
 
@@ -421,7 +474,9 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             }
         }
     })?;
-    d.finish(&mut |r, _| records.push(r.clone()));
+    if let Err(e) = d.finish(&mut |r, _| records.push(r.clone())) {
+        eprintln!("vmmap: warning: {e}; the regions are as of the last good message");
+    }
     Ok(write_regions(a, &records, &d.info, out))
 }
 
@@ -440,6 +495,16 @@ fn write_regions(
     };
     let list = owners(records, info, last);
     let hex = |v: u64| format!("{v:#x}");
+    // Symbolise the owners' stacks (a few hundred addresses at most).
+    let image = info.maps[last].0;
+    let mut syms = vmmap_core::trace::symbols::Symbols::default();
+    let addrs: Vec<(u32, u64)> = list
+        .iter()
+        .filter_map(|r| info.stacks.get(r.owner.stack() as usize))
+        .flat_map(|s| s.frames.iter().map(|f| (image, *f)))
+        .collect();
+    syms.resolve(info, &addrs, &crate::trace_views::symbol_options(a));
+    let frames = |stack: u32| vmmap_core::trace::calltree::stack_frames(info, &syms, image, stack);
     if a.json {
         let v: Vec<_> = list
             .iter()
@@ -451,6 +516,9 @@ fn write_regions(
                     "perms": String::from_utf8_lossy(&m.perms), "path": &*m.path,
                     "owner": owner_kind(&r.owner), "description": r.owner.describe(),
                     "stack": st.filter(|s| !s.is_empty()),
+                    "frames": frames(r.owner.stack()).iter().map(|f| serde_json::json!({
+                        "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined,
+                    })).collect::<Vec<_>>(),
                     "first_use": match &r.owner {
                         vmmap_core::trace::owners::Owner::Unobserved { first_use: Some((op, _, tid, _, size, ptr)) } =>
                             serde_json::json!({"op": op, "tid": tid, "size": size, "ptr": hex(*ptr)}),
@@ -475,10 +543,8 @@ fn write_regions(
             r.owner.describe()
         )?;
         if a.stacks {
-            if let Some(s) = info.stacks.get(r.owner.stack() as usize) {
-                for f in &s.frames {
-                    writeln!(out, "{:>36}{f:#x}", "")?;
-                }
+            for f in frames(r.owner.stack()) {
+                writeln!(out, "{:>36}{}", "", f.label(true))?;
             }
         }
     }

@@ -52,6 +52,11 @@ pub const CHUNK_SAMPLE: u32 = 3;
 /// Chunk kind: one message of a traced run (see [`crate::trace::wire`]),
 /// written by the preload agent; optional, so snapshot readers skip it.
 pub const CHUNK_TRACE: u32 = 4;
+/// Chunk kind: symbols resolved for a traced run's return addresses,
+/// appended by `vmmap trace` so that the next open needs no debug files
+/// (zstd-compressed MessagePack of `[CachedModule]`, see
+/// [`crate::trace::symbols`]); optional.
+pub const CHUNK_SYMBOLS: u32 = 5;
 /// Chunk kinds with this bit set must be understood to load the file.
 pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
 
@@ -183,6 +188,8 @@ impl<W: Write> Writer<W> {
 pub struct ChunkStream<R: Read> {
     r: R,
     kind: u32,
+    /// A second kind to return (0: none).
+    extra_kind: u32,
     buf: Vec<u8>,
     offset: u64,
     /// Why reading stopped early, if it did (everything before is good).
@@ -222,15 +229,27 @@ impl<R: Read> ChunkStream<R> {
         Ok(ChunkStream {
             r,
             kind,
+            extra_kind: 0,
             buf: Vec::new(),
             offset: 16,
             problem,
         })
     }
 
+    /// Also returns chunks of kind `kind` (see [`ChunkStream::next_chunk`]).
+    pub fn with_extra_kind(mut self, kind: u32) -> Self {
+        self.extra_kind = kind;
+        self
+    }
+
     /// The next payload of the chosen kind, or None at the end (or at the
     /// first damage, recorded in [`ChunkStream::problem`]).
     pub fn next_payload(&mut self) -> Option<&[u8]> {
+        self.next_chunk().map(|c| c.1)
+    }
+
+    /// The next chunk of the chosen kind or the extra kind, with its kind.
+    pub fn next_chunk(&mut self) -> Option<(u32, &[u8])> {
         loop {
             if self.problem.is_some() {
                 return None;
@@ -271,8 +290,8 @@ impl<R: Read> ChunkStream<R> {
                 });
                 return None;
             }
-            if kind == self.kind {
-                return Some(&self.buf);
+            if kind == self.kind || (kind == self.extra_kind && kind != 0) {
+                return Some((kind, &self.buf));
             }
         }
     }
@@ -412,6 +431,13 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Resul
     if raw.len() != raw_len as usize {
         return Err("decompressed size differs from the declared size".into());
     }
+    rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
+}
+
+/// Decodes one [`CHUNK_SNAPSHOT`] payload met by a [`ChunkStream`] (whose
+/// raw length is not at hand: the zstd frame carries it).
+pub fn snapshot_from_payload(payload: &[u8]) -> Result<Snapshot, String> {
+    let raw = zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?;
     rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
 }
 

@@ -27,6 +27,8 @@ in figures that reconcile with the kernel's own accounting.
 - [`lookup`]: which region holds an address, and its neighbours.
 - [`layout`]: the fragmentation map (regions and gaps on a compressed
   axis) and its SVG picture.
+- [`report`]: the single-file HTML report (bar graphs, Summary, Details,
+  timeline, diff, fragmentation map, flame graph) with its data inline.
 - [`memory`]: strings and pattern search in the target's memory, read in
   bounded chunks (only on explicit request: it exposes secrets).
 
@@ -52,6 +54,7 @@ pub mod metrics;
 pub mod mmp;
 pub mod model;
 pub mod proc;
+pub mod report;
 pub mod summary;
 pub mod timeline;
 pub mod units;

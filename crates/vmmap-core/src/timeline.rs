@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::figures::Column;
-use crate::format::Loaded;
-use crate::model::MemoryType;
+use crate::format::{Loaded, Sample};
+use crate::model::{MemoryType, Snapshot};
 use crate::proc::smaps::{Field, SmapsFields};
 use crate::summary::Summary;
 
@@ -30,6 +30,10 @@ pub struct Point {
     pub page_table: Option<u64>,
     /// For full snapshots: per type, (committed, working set, private).
     pub by_type: Option<Vec<TypeTotals>>,
+    /// In a traced run: bytes the program had allocated and not freed at
+    /// this time (from the trace), next to what the kernel counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_heap: Option<u64>,
 }
 
 /// A type's totals at one point.
@@ -65,8 +69,13 @@ fn totals(r: &SmapsFields) -> [Option<u64>; 4] {
 
 /// Builds the timeline of a loaded recording, ordered by time.
 pub fn timeline(loaded: &Loaded) -> Vec<Point> {
-    let mut points = Vec::with_capacity(loaded.snapshots.len() + loaded.samples.len());
-    for (i, s) in loaded.snapshots.iter().enumerate() {
+    points(&loaded.snapshots, &loaded.samples)
+}
+
+/// Builds the timeline of snapshots and samples, ordered by time.
+pub fn points(snapshots: &[Snapshot], samples: &[Sample]) -> Vec<Point> {
+    let mut points = Vec::with_capacity(snapshots.len() + samples.len());
+    for (i, s) in snapshots.iter().enumerate() {
         let summary = Summary::of(s);
         // Totals from the kernel's own rollup; before Linux 4.14, from the
         // sum of the regions.
@@ -103,9 +112,10 @@ pub fn timeline(loaded: &Loaded) -> Vec<Point> {
             anonymous,
             page_table: s.page_table_bytes(),
             by_type: Some(by_type),
+            live_heap: None,
         });
     }
-    for s in &loaded.samples {
+    for s in samples {
         let [rss, pss, swap, anonymous] = totals(&s.rollup);
         points.push(Point {
             taken_at_unix_ns: s.taken_at_unix_ns,
@@ -116,8 +126,59 @@ pub fn timeline(loaded: &Loaded) -> Vec<Point> {
             anonymous,
             page_table: s.page_table_bytes,
             by_type: None,
+            live_heap: None,
         });
     }
     points.sort_by_key(|p| p.taken_at_unix_ns);
     points
+}
+
+/// Fills [`Point::live_heap`] from the trace messages of a traced run
+/// (`points` in time order): the live requested bytes at each point's
+/// time, from one pass over the events.
+pub fn add_live_heap(points: &mut [Point], trace: &[Vec<u8>]) {
+    use crate::trace::decode::Decoder;
+    use crate::trace::scan::{seconds_at_unix, ticks_at};
+    use crate::trace::summary::Summarizer;
+    if trace.is_empty() || points.is_empty() {
+        return;
+    }
+    let mut facts = Decoder::new();
+    for m in trace {
+        if m.first() != Some(&crate::trace::wire::MSG_EVENTS) {
+            let _ = facts.feed(m, &mut |_, _| {});
+        }
+    }
+    let cuts: Vec<Vec<u64>> = points
+        .iter()
+        .map(|p| {
+            seconds_at_unix(&facts.info, p.taken_at_unix_ns)
+                .map(|s| ticks_at(&facts.info, s))
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut acc = Summarizer::default();
+    let mut next = 0;
+    let mut d = Decoder::new();
+    let mut step = |r: &crate::trace::Record, points: &mut [Point]| {
+        while next < points.len()
+            && cuts[next]
+                .get(r.image as usize)
+                .is_some_and(|&cut| r.tick > cut)
+        {
+            points[next].live_heap = Some(acc.live_bytes());
+            next += 1;
+        }
+        acc.add(r);
+    };
+    for m in trace {
+        if d.feed(m, &mut |r, _| step(r, points)).is_err() {
+            return;
+        }
+    }
+    let _ = d.finish(&mut |r, _| step(r, points));
+    // Points after the last event see the final state.
+    for p in &mut points[next..] {
+        p.live_heap = Some(acc.live_bytes());
+    }
 }

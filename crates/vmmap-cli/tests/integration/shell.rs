@@ -6,13 +6,14 @@ use std::process::{Command, Stdio};
 use crate::util::{vmmap, vmmap_ok, TempDir};
 
 /// Every subcommand, as the user types it.
-const SUBCOMMANDS: [&str; 18] = [
+const SUBCOMMANDS: [&str; 19] = [
     "ps",
     "run",
     "trace",
     "strings",
     "find",
     "map",
+    "report",
     "watch",
     "timeline",
     "diff",

@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use crate::util::{starting_processes, VMMAP};
 
-fn tmp() -> &'static Path {
+pub(crate) fn tmp() -> &'static Path {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/trace")
         .join(name)
@@ -22,7 +22,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Builds once per test run with `cmd` (the output path is appended after
 /// `-o`), returning the output path.
-fn build(out_name: &str, cmd: &[&str]) -> PathBuf {
+pub(crate) fn build(out_name: &str, cmd: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(Default::default)
@@ -84,7 +84,7 @@ fn trace_path(tag: &str) -> PathBuf {
 }
 
 /// `vmmap run -q -i 0 [extra] -o FILE -- prog args`.
-fn run_traced(extra: &[&str], prog: &Path, args: &[&str]) -> (Output, PathBuf) {
+pub(crate) fn run_traced(extra: &[&str], prog: &Path, args: &[&str]) -> (Output, PathBuf) {
     let out = trace_path(prog.file_name().unwrap().to_str().unwrap());
     let _g = starting_processes();
     let o = Command::new(VMMAP)
@@ -108,7 +108,7 @@ fn run_traced(extra: &[&str], prog: &Path, args: &[&str]) -> (Output, PathBuf) {
     (o, out)
 }
 
-fn run_plain(prog: &Path, args: &[&str]) -> Output {
+pub(crate) fn run_plain(prog: &Path, args: &[&str]) -> Output {
     let _g = starting_processes();
     Command::new(prog)
         .args(args)
@@ -119,7 +119,7 @@ fn run_plain(prog: &Path, args: &[&str]) -> Output {
 
 /// The program behaves the same traced and plain: same stdout (after
 /// dropping addresses, which ASLR changes) and same exit status.
-fn same_behaviour(plain: &Output, traced: &Output) {
+pub(crate) fn same_behaviour(plain: &Output, traced: &Output) {
     let norm = |b: &[u8]| {
         String::from_utf8_lossy(b)
             .split_whitespace()
@@ -141,7 +141,7 @@ fn same_behaviour(plain: &Output, traced: &Output) {
 }
 
 /// `vmmap SUB FILE ARGS…`, which must succeed; its output.
-fn on_file(sub: &str, file: &Path, args: &[&str]) -> Vec<u8> {
+pub(crate) fn on_file(sub: &str, file: &Path, args: &[&str]) -> Vec<u8> {
     let o = Command::new(VMMAP)
         .arg(sub)
         .arg(file)

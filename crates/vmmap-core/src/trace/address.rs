@@ -73,6 +73,7 @@ mod tests {
 
     fn rec(event: Event) -> Record {
         Record {
+            stream: 0,
             tick: 0,
             image: 0,
             tid: 1,

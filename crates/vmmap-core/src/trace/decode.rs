@@ -9,6 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::rc::Rc;
 
 use super::wire::*;
 
@@ -261,6 +262,9 @@ pub struct Record {
     pub image: u32,
     /// The thread's kernel id.
     pub tid: i32,
+    /// The thread's stream: a dense number (from 0, one per thread of
+    /// each image) for per-thread state in analyses.
+    pub stream: u32,
     /// What happened.
     pub event: Event,
 }
@@ -352,32 +356,113 @@ impl TraceInfo {
     }
 }
 
+/// One thread's (or the agent's) event stream within a process image.
 #[derive(Default)]
 struct Stream {
+    image: u32,
     tid: i32,
     last_tick: u64,
     last_addr: u64,
+    /// Stream-local stack ids to global ones.
     stacks: Vec<u32>,
-    /// Decoded records not released yet, in stream order.
-    queue: VecDeque<(u64, Record)>,
+    /// Bytes not decoded yet, in stream order. Records are decoded only
+    /// when the merge reaches them: a decoded record takes three times the
+    /// bytes of its encoding, and two writer passes of a busy program are
+    /// tens of megabytes of encoding.
+    pending: VecDeque<Pending>,
+    /// The next record, decoded ahead so the merge can compare ticks.
+    head: Option<Record>,
+    /// Arrival order of the stream, to break tick ties the same way
+    /// every time.
+    order: u64,
 }
 
-/// A stream's first waiting record: (tick, arrival number, (image, stream)).
-type Head = (u64, u64, (u32, u32));
+/// A stream segment not fully decoded.
+struct Pending {
+    /// The trace message it came in (for error reports).
+    index: usize,
+    /// The message's decompressed events, shared by its segments.
+    data: Rc<[u8]>,
+    /// Read position and end within `data`.
+    pos: usize,
+    end: usize,
+}
+
+/// Stack interning hashes whole frame lists; SipHash made it a visible
+/// share of decoding.
+type Fast = foldhash::fast::FixedState;
+
+/// A stream's head in the merge: (tick, stream order, stream index).
+type Head = (u64, u64, usize);
+
+/// The streams' next ticks, earliest first. Most programs have a handful
+/// of threads with records waiting at once: a sorted vector (earliest at
+/// the end) beats a binary heap there, and the merge touches it once per
+/// record on an allocation-heavy trace. Past [`SMALL_HEADS`] streams it
+/// turns into a heap for good.
+#[derive(Debug)]
+enum Heads {
+    Sorted(Vec<Head>),
+    Heap(BinaryHeap<Reverse<Head>>),
+}
+
+const SMALL_HEADS: usize = 16;
+
+impl Default for Heads {
+    fn default() -> Self {
+        Heads::Sorted(Vec::new())
+    }
+}
+
+impl Heads {
+    fn peek(&self) -> Option<Head> {
+        match self {
+            Heads::Sorted(v) => v.last().copied(),
+            Heads::Heap(h) => h.peek().map(|r| r.0),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Head> {
+        match self {
+            Heads::Sorted(v) => v.pop(),
+            Heads::Heap(h) => h.pop().map(|r| r.0),
+        }
+    }
+
+    fn push(&mut self, head: Head) {
+        match self {
+            Heads::Sorted(v) if v.len() < SMALL_HEADS => {
+                // Descending order: find the first entry not after `head`.
+                let at = v.iter().rposition(|e| *e > head).map_or(0, |i| i + 1);
+                v.insert(at, head);
+            }
+            Heads::Sorted(v) => {
+                let mut h: BinaryHeap<Reverse<Head>> = v.drain(..).map(Reverse).collect();
+                h.push(Reverse(head));
+                *self = Heads::Heap(h);
+            }
+            Heads::Heap(h) => h.push(Reverse(head)),
+        }
+    }
+}
 
 /// Turns trace messages into time-ordered records.
 #[derive(Default)]
 pub struct Decoder {
     /// Everything but the events, as read so far.
     pub info: TraceInfo,
-    streams: HashMap<(u32, u32), Stream>,
-    stack_ids: HashMap<StackInfo, u32>,
-    /// The head of every stream with records waiting: (tick, arrival
-    /// number, stream). A k-way merge: each stream is already in order, so
-    /// the heap holds one entry per thread, not one per record.
-    heads: BinaryHeap<Reverse<Head>>,
-    seq: u64,
+    streams: Vec<Stream>,
+    stream_index: HashMap<(u32, u32), usize>,
+    stack_ids: HashMap<StackInfo, u32, Fast>,
+    /// The head of every stream with records waiting. A k-way merge: each
+    /// stream is already in order, so the heap holds one entry per thread,
+    /// not one per record.
+    heads: Heads,
     chunk_ticks: [u64; 2],
+    /// Damage met while decoding a stream lazily, not reported yet.
+    failed: Option<TraceError>,
+    /// Damage was met: no record is released after it.
+    dead: bool,
 }
 
 fn bad(index: usize, reason: &str) -> TraceError {
@@ -404,6 +489,16 @@ impl Decoder {
         &mut self,
         msg: &[u8],
         out: &mut impl FnMut(&Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
+        self.feed_owned(msg, &mut |r, i| out(&r, i))
+    }
+
+    /// [`Decoder::feed`], handing over each record (no copy for callers
+    /// that keep them).
+    pub fn feed_owned(
+        &mut self,
+        msg: &[u8],
+        out: &mut impl FnMut(Record, &TraceInfo),
     ) -> Result<(), TraceError> {
         let index = self.info.messages;
         self.info.messages += 1;
@@ -480,7 +575,7 @@ impl Decoder {
                 };
                 let data = inflate(c.take(c.remaining()).unwrap_or_default(), raw)
                     .map_err(|e| bad(index, &e))?;
-                self.segments(index, image, &data)?;
+                self.segments(index, image, data)?;
                 // Everything older than the previous chunk's stamp is in.
                 let watermark = self.chunk_ticks[1];
                 self.chunk_ticks = [self.chunk_ticks[1], tick];
@@ -488,151 +583,233 @@ impl Decoder {
             }
             _ => {} // a message type from a newer agent
         }
-        Ok(())
+        self.failed.take().map_or(Ok(()), Err)
     }
 
-    /// Releases every record still held (end of file).
-    pub fn finish(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) {
+    /// Releases every record still held (end of file). Returns the damage
+    /// met in records decoded since the last call, if any.
+    pub fn finish(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) -> Result<(), TraceError> {
+        self.finish_owned(&mut |r, i| out(&r, i))
+    }
+
+    /// [`Decoder::finish`], handing over each record.
+    pub fn finish_owned(
+        &mut self,
+        out: &mut impl FnMut(Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
         self.release_all(out);
+        self.failed.take().map_or(Ok(()), Err)
     }
 
-    fn release(&mut self, below: u64, out: &mut impl FnMut(&Record, &TraceInfo)) {
-        while let Some(&Reverse((tick, _, key))) = self.heads.peek() {
+    fn release(&mut self, below: u64, out: &mut impl FnMut(Record, &TraceInfo)) {
+        let Decoder {
+            info,
+            streams,
+            heads,
+            stack_ids,
+            failed,
+            dead,
+            ..
+        } = self;
+        if *dead {
+            return;
+        }
+        // Take the earliest stream out of the heap and release its records
+        // until another stream's head comes first: a busy thread's records
+        // go out in runs, with one heap operation per run, not per record.
+        while let Some((tick, order, si)) = heads.peek() {
             if tick >= below {
                 break;
             }
-            self.heads.pop();
-            let Some(st) = self.streams.get_mut(&key) else {
-                continue;
-            };
-            let Some((_, record)) = st.queue.pop_front() else {
-                continue;
-            };
-            if let Some((seq, next)) = st.queue.front() {
-                self.heads.push(Reverse((next.tick, *seq, key)));
+            heads.pop();
+            let (next_tick, next_order) = heads.peek().map_or((u64::MAX, u64::MAX), |h| (h.0, h.1));
+            let limit = next_tick.min(below);
+            let st = &mut streams[si];
+            loop {
+                if let Some(record) = st.head.take() {
+                    out(record, info);
+                }
+                match advance(st, info, stack_ids) {
+                    Ok(true) => {
+                        let t = st.head.as_ref().map_or(u64::MAX, |r| r.tick);
+                        if t < limit || (t == next_tick && t < below && order < next_order) {
+                            continue;
+                        }
+                        heads.push((t, order, si));
+                        break;
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        *failed = Some(e);
+                        *dead = true;
+                        return;
+                    }
+                }
             }
-            out(&record, &self.info);
         }
     }
 
-    fn release_all(&mut self, out: &mut impl FnMut(&Record, &TraceInfo)) {
+    fn release_all(&mut self, out: &mut impl FnMut(Record, &TraceInfo)) {
         self.release(u64::MAX, out);
     }
 
-    fn segments(&mut self, index: usize, image: u32, data: &[u8]) -> Result<(), TraceError> {
-        let mut c = Cursor::new(data);
+    fn segments(&mut self, index: usize, image: u32, data: Vec<u8>) -> Result<(), TraceError> {
+        let data: Rc<[u8]> = data.into();
+        let mut c = Cursor::new(&data);
         while c.remaining() > 0 {
             let (Some(stream), Some(len)) = (c.u32(), c.u32()) else {
                 return Err(bad(index, "segment header cut short"));
             };
-            let bytes = c
-                .take(len as usize)
+            let pos = c.position();
+            c.take(len as usize)
                 .ok_or_else(|| bad(index, "segment cut short"))?;
-            self.records(index, image, stream, bytes)?;
-        }
-        Ok(())
-    }
-
-    fn intern(&mut self, s: StackInfo) -> u32 {
-        if let Some(&id) = self.stack_ids.get(&s) {
-            return id;
-        }
-        let id = self.info.stacks.len() as u32;
-        self.info.stacks.push(s.clone());
-        self.stack_ids.insert(s, id);
-        id
-    }
-
-    fn records(
-        &mut self,
-        index: usize,
-        image: u32,
-        stream: u32,
-        bytes: &[u8],
-    ) -> Result<(), TraceError> {
-        let mut c = Cursor::new(bytes);
-        let cut = || bad(index, "event cut short");
-        while c.remaining() > 0 {
-            let tag = c.u8().ok_or_else(cut)?;
-            if tag == EV_STACK {
-                let id = c.uvarint().ok_or_else(cut)? as usize;
-                let flags = c.u8().ok_or_else(cut)?;
-                let n = c.uvarint().ok_or_else(cut)? as usize;
-                if n > MAX_FRAMES {
-                    return Err(bad(index, "stack deeper than the agent records"));
-                }
-                let mut frames = Vec::with_capacity(n);
-                let mut prev = 0u64;
-                for _ in 0..n {
-                    prev = prev.wrapping_add(c.ivarint().ok_or_else(cut)? as u64);
-                    frames.push(prev);
-                }
-                let g = self.intern(StackInfo {
-                    frames,
-                    truncated: flags & STACK_TRUNCATED != 0,
+            let next = self.streams.len();
+            let si = *self.stream_index.entry((image, stream)).or_insert(next);
+            if si == next {
+                self.streams.push(Stream {
+                    image,
+                    order: next as u64,
+                    ..Stream::default()
                 });
-                let st = self.streams.entry((image, stream)).or_default();
-                if id >= st.stacks.len() {
-                    if id > 1 << 24 {
-                        return Err(bad(index, "implausible stack id"));
-                    }
-                    st.stacks.resize(id + 1, 0);
+            }
+            let st = &mut self.streams[si];
+            st.pending.push_back(Pending {
+                index,
+                data: data.clone(),
+                pos,
+                end: pos + len as usize,
+            });
+            if st.head.is_none() && st.pending.len() == 1 {
+                // The stream was idle: decode its first record to give the
+                // merge a tick.
+                if advance(st, &mut self.info, &mut self.stack_ids)? {
+                    let tick = st.head.as_ref().map_or(u64::MAX, |r| r.tick);
+                    self.heads.push((tick, st.order, si));
                 }
-                st.stacks[id] = g;
-                continue;
             }
-            let st = self.streams.entry((image, stream)).or_default();
-            let tick = if tag == EV_THREAD_START {
-                let t = c.u64().ok_or_else(cut)?;
-                st.tid = c.uvarint().ok_or_else(cut)? as i32;
-                t
-            } else {
-                let d = c.ivarint().ok_or_else(cut)?;
-                st.last_tick.wrapping_add(d as u64)
-            };
-            st.last_tick = tick;
-            let event = decode_event(tag, &mut c, st)
-                .ok_or_else(|| bad(index, &format!("event with tag {tag} cut short or unknown")))?;
-            let record = Record {
-                tick,
-                image,
-                tid: st.tid,
-                event,
-            };
-            self.seq += 1;
-            if st.queue.is_empty() {
-                self.heads.push(Reverse((tick, self.seq, (image, stream))));
-            }
-            st.queue.push_back((self.seq, record));
         }
         Ok(())
     }
 }
 
-fn addr(c: &mut Cursor<'_>, st: &mut Stream) -> Option<u64> {
-    let v = st.last_addr.wrapping_add(c.ivarint()? as u64);
-    st.last_addr = v;
+/// Decodes a stream's next record into its head; false when its bytes are
+/// used up.
+fn advance(
+    st: &mut Stream,
+    info: &mut TraceInfo,
+    stack_ids: &mut HashMap<StackInfo, u32, Fast>,
+) -> Result<bool, TraceError> {
+    let Stream {
+        image,
+        tid,
+        last_tick,
+        last_addr,
+        stacks,
+        pending,
+        head,
+        order,
+    } = st;
+    loop {
+        let Some(p) = pending.front_mut() else {
+            *head = None;
+            return Ok(false);
+        };
+        if p.pos >= p.end {
+            pending.pop_front();
+            continue;
+        }
+        let index = p.index;
+        let mut c = Cursor::new(&p.data[p.pos..p.end]);
+        let cut = || bad(index, "event cut short");
+        let tag = c.u8().ok_or_else(cut)?;
+        if tag == EV_STACK {
+            let id = c.uvarint().ok_or_else(cut)? as usize;
+            let flags = c.u8().ok_or_else(cut)?;
+            let n = c.uvarint().ok_or_else(cut)? as usize;
+            if n > MAX_FRAMES {
+                return Err(bad(index, "stack deeper than the agent records"));
+            }
+            let mut frames = Vec::with_capacity(n);
+            let mut prev = 0u64;
+            for _ in 0..n {
+                prev = prev.wrapping_add(c.ivarint().ok_or_else(cut)? as u64);
+                frames.push(prev);
+            }
+            p.pos += c.position();
+            let g = intern(
+                info,
+                stack_ids,
+                StackInfo {
+                    frames,
+                    truncated: flags & STACK_TRUNCATED != 0,
+                },
+            );
+            if id >= stacks.len() {
+                if id > 1 << 24 {
+                    return Err(bad(index, "implausible stack id"));
+                }
+                stacks.resize(id + 1, 0);
+            }
+            stacks[id] = g;
+            continue;
+        }
+        let tick = if tag == EV_THREAD_START {
+            let t = c.u64().ok_or_else(cut)?;
+            *tid = c.uvarint().ok_or_else(cut)? as i32;
+            t
+        } else {
+            let d = c.ivarint().ok_or_else(cut)?;
+            last_tick.wrapping_add(d as u64)
+        };
+        *last_tick = tick;
+        let event = decode_event(tag, &mut c, last_addr, stacks)
+            .ok_or_else(|| bad(index, &format!("event with tag {tag} cut short or unknown")))?;
+        p.pos += c.position();
+        *head = Some(Record {
+            tick,
+            image: *image,
+            tid: *tid,
+            stream: *order as u32,
+            event,
+        });
+        return Ok(true);
+    }
+}
+
+fn intern(info: &mut TraceInfo, ids: &mut HashMap<StackInfo, u32, Fast>, s: StackInfo) -> u32 {
+    if let Some(&id) = ids.get(&s) {
+        return id;
+    }
+    let id = info.stacks.len() as u32;
+    info.stacks.push(s.clone());
+    ids.insert(s, id);
+    id
+}
+
+fn addr(c: &mut Cursor<'_>, last: &mut u64) -> Option<u64> {
+    let v = last.wrapping_add(c.ivarint()? as u64);
+    *last = v;
     Some(v)
 }
 
-fn stack(c: &mut Cursor<'_>, st: &Stream) -> Option<u32> {
+fn stack(c: &mut Cursor<'_>, stacks: &[u32]) -> Option<u32> {
     let local = c.uvarint()? as usize;
     if local == 0 {
         return Some(0);
     }
-    st.stacks.get(local).copied()
+    stacks.get(local).copied()
 }
 
 fn text(c: &mut Cursor<'_>) -> Option<String> {
     Some(String::from_utf8_lossy(c.bytes()?).into_owned())
 }
 
-fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
+fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
     Some(match tag {
         EV_MALLOC | EV_CALLOC | EV_MEMALIGN => {
             let ptr = addr(c, st)?;
             let size = c.uvarint()?;
-            let stack = stack(c, st)?;
+            let stack = stack(c, stacks)?;
             let align = if tag == EV_MEMALIGN { c.uvarint()? } else { 0 };
             Event::Alloc {
                 kind: tag,
@@ -646,7 +823,7 @@ fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
             old: addr(c, st)?,
             new: addr(c, st)?,
             size: c.uvarint()?,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_FREE => Event::Free { ptr: addr(c, st)? },
         EV_MMAP => Event::Mmap {
@@ -656,12 +833,12 @@ fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
             flags: c.uvarint()? as u32,
             fd: unzigzag(c.uvarint()?) as i32,
             offset: c.uvarint()?,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_MUNMAP => Event::Munmap {
             addr: addr(c, st)?,
             len: c.uvarint()?,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_MREMAP => Event::Mremap {
             old: addr(c, st)?,
@@ -669,25 +846,25 @@ fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
             new: c.uvarint()?,
             new_len: c.uvarint()?,
             flags: c.uvarint()? as u32,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_MPROTECT => Event::Mprotect {
             addr: addr(c, st)?,
             len: c.uvarint()?,
             prot: c.uvarint()? as u32,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_MADVISE => Event::Madvise {
             addr: addr(c, st)?,
             len: c.uvarint()?,
             advice: c.uvarint()? as u32,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_BRK => Event::Brk {
             old: addr(c, st)?,
             new: c.uvarint()?,
             sbrk: c.uvarint()? == 1,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_THREAD_START => Event::ThreadStart {
             pthread: c.uvarint()?,
@@ -707,21 +884,21 @@ fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
             c.bytes()?;
             Event::ThreadCreate {
                 pthread,
-                stack: stack(c, st)?,
+                stack: stack(c, stacks)?,
             }
         }
         EV_DLOPEN => Event::Dlopen {
             handle: c.uvarint()?,
             flags: c.uvarint()? as u32,
             path: text(c)?,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         EV_DLCLOSE => {
             let handle = c.uvarint()?;
             c.bytes()?;
             Event::Dlclose {
                 handle,
-                stack: stack(c, st)?,
+                stack: stack(c, stacks)?,
             }
         }
         EV_FORK => {
@@ -729,12 +906,12 @@ fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut Stream) -> Option<Event> {
             c.bytes()?;
             Event::Fork {
                 pid,
-                stack: stack(c, st)?,
+                stack: stack(c, stacks)?,
             }
         }
         EV_EXEC => Event::Exec {
             path: text(c)?,
-            stack: stack(c, st)?,
+            stack: stack(c, stacks)?,
         },
         _ => return None,
     })
@@ -882,7 +1059,8 @@ mod tests {
             if let Event::Alloc { size, ptr, .. } = r.event {
                 got.push((r.tick, r.tid, size, ptr));
             }
-        });
+        })
+        .unwrap();
         assert_eq!(
             got,
             vec![

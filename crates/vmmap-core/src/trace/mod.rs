@@ -2,10 +2,15 @@
 //! decoder that turns a file's trace chunks back into events.
 
 pub mod address;
+pub mod calltree;
 pub mod decode;
+pub mod export;
+pub mod heap;
 pub mod launch;
 pub mod owners;
+pub mod scan;
 pub mod summary;
+pub mod symbols;
 pub mod wire;
 
 pub use decode::{Decoder, Event, Record, TraceError, TraceInfo};

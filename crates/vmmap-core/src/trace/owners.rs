@@ -418,6 +418,7 @@ mod tests {
 
     fn mmap(addr: u64, len: u64, tick: u64) -> Record {
         Record {
+            stream: 0,
             tick,
             image: 0,
             tid: 1,
@@ -442,6 +443,7 @@ mod tests {
         };
         let (a, b) = (mmap(0x2000, 0x1000, 1), mmap(0x2800, 0x2000, 2));
         let unmap = Record {
+            stream: 0,
             tick: 3,
             image: 0,
             tid: 1,

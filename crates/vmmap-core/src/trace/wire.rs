@@ -161,6 +161,13 @@ impl<'a> Cursor<'a> {
 
     /// A LEB128 varint of at most 10 bytes.
     pub fn uvarint(&mut self) -> Option<u64> {
+        // Most values (deltas, sizes, stack ids) fit in one byte.
+        if let Some(&b) = self.bytes.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Some(u64::from(b));
+            }
+        }
         let mut v = 0u64;
         for shift in (0..70).step_by(7) {
             let b = self.u8()?;

@@ -1,0 +1,78 @@
+//! `vmmap report TARGET -o FILE.html`: the single-file HTML report of a
+//! live process or of a saved file (every snapshot and sample in it).
+
+use std::path::Path;
+
+use vmmap_core::collect::{self, Options};
+use vmmap_core::format::Loaded;
+use vmmap_core::report::{write_html, ReportInput};
+
+use crate::cli::ReportArgs;
+use crate::{exit, load, record, resolve, write_file, Failure};
+
+pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
+    let ext = a
+        .output
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if !matches!(ext.as_deref(), Some("html" | "htm")) {
+        return Err(Failure::usage(format!(
+            "cannot write {}: the report is an HTML file (.html)",
+            a.output.display()
+        )));
+    }
+    let path = Path::new(&a.target);
+    let (loaded, source) = if path.is_file() {
+        let loaded = load(path)?;
+        record::require_snapshots(&loaded, &a.target)?;
+        let name = path
+            .file_name()
+            .map_or_else(|| a.target.clone(), |n| n.to_string_lossy().into_owned());
+        (loaded, name)
+    } else {
+        let pid = resolve(&a.target, proc_root)?;
+        let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
+        let loaded = Loaded {
+            snapshots: vec![snap],
+            samples: Vec::new(),
+            trace: Vec::new(),
+            complete: true,
+            problem: None,
+        };
+        (loaded, format!("live process {pid}"))
+    };
+    let tree = if loaded.trace.is_empty() {
+        None
+    } else {
+        crate::trace_views::report_call_tree(path)?
+    };
+    let input = ReportInput {
+        snapshots: &loaded.snapshots,
+        samples: &loaded.samples,
+        call_tree: tree.as_ref(),
+        source: &source,
+    };
+    let stats = std::cell::Cell::new(None);
+    write_file(&a.output, |w| {
+        stats.set(Some(write_html(&input, w)?));
+        Ok(())
+    })?;
+    let Some(s) = stats.get() else {
+        return Err(Failure {
+            code: exit::OTHER,
+            message: "the report was not written".into(),
+        });
+    };
+    let snaps = loaded.snapshots.len();
+    println!(
+        "wrote {}: {} bytes, {:.1} bytes per region ({} region rows in {snaps} snapshot{}; embedded data {} bytes)",
+        a.output.display(),
+        s.bytes,
+        s.bytes_per_row(),
+        s.rows,
+        if snaps == 1 { "" } else { "s" },
+        s.data_bytes
+    );
+    Ok(())
+}

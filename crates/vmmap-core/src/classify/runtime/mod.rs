@@ -1,16 +1,17 @@
-//! Pass 5: heaps of managed runtimes and of native allocators other than
+//! Passes 4 and 6: heaps of managed runtimes and of native allocators other than
 //! glibc's, found from outside the process: which runtime is loaded (its
 //! images, Go's build info), then the layout of the anonymous memory it
 //! reserves (sizes, alignment, hint addresses) and the counters or headers
 //! it leaves readable (hsperfdata, pymalloc pool headers, glibc chunk
 //! headers).
 //!
-//! It runs in two rounds. The first claims what a runtime's layout
-//! identifies exactly (a Java heap of exactly `-Xmx`, Go's arenas at their
-//! hint addresses, V8 pages); glibc's mmapped chunks are then found by
-//! their headers; the second round gives the runtime (or allocator) what
-//! is left of plain anonymous memory, with a lower confidence, since in
-//! such a process almost nothing else maps anonymous memory.
+//! It runs in two rounds around the stack pass. The first claims what a
+//! runtime's layout identifies exactly (a Java heap of exactly `-Xmx`, Go's
+//! arenas at their hint addresses, V8 pages, pymalloc arenas). The second
+//! finds glibc's mmapped chunks by their headers, then gives the runtime
+//! (or allocator) what is left of plain anonymous memory, with a lower
+//! confidence, since in such a process almost nothing else maps anonymous
+//! memory. `docs/runtimes.md` lists every rule.
 
 mod allocator;
 mod chunks;

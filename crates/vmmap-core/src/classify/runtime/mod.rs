@@ -1,9 +1,9 @@
-//! Passes 4 and 6: heaps of managed runtimes and of native allocators other than
-//! glibc's, found from outside the process: which runtime is loaded (its
-//! images, Go's build info), then the layout of the anonymous memory it
-//! reserves (sizes, alignment, hint addresses) and the counters or headers
-//! it leaves readable (hsperfdata, pymalloc pool headers, glibc chunk
-//! headers).
+//! Passes 4 and 6: heaps of managed runtimes and of native allocators
+//! other than glibc's, found from outside the process: which runtime is
+//! loaded (its images, Go's build info), then the layout of the anonymous
+//! memory it reserves (sizes, alignment, hint addresses) and the counters
+//! or headers it leaves readable (hsperfdata, pymalloc pool headers, glibc
+//! chunk headers).
 //!
 //! It runs in two rounds around the stack pass. The first claims what a
 //! runtime's layout identifies exactly (a Java heap of exactly `-Xmx`, Go's

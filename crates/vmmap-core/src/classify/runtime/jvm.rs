@@ -145,7 +145,9 @@ fn read_perf(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> Option<PerfD
         .position(|r| r.path.contains("/hsperfdata_") && r.perms.shared())?;
     let r = &c.regions[i];
     let mut buf = vec![0u8; r.size().min(PERF_MAX) as usize];
-    if !inspector.read_memory(r.start, &mut buf) {
+    // The mapping is the file, shared: without memory access (or with
+    // --no-read-memory) the file itself says the same.
+    if !inspector.read_memory(r.start, &mut buf) && !inspector.read_file_at(r, r.offset, &mut buf) {
         return None;
     }
     let p = hsperfdata::parse(&buf).ok()?;

@@ -254,6 +254,13 @@ fn java_heap_is_managed_heap_of_exactly_xmx() {
         );
     }
     assert_covered(&snap, "java");
+    // Without memory access the counters come from the hsperfdata file.
+    let blind = snapshot_json(rt.pid, &["--no-read-memory"]);
+    let heaps = regions(&blind, "managed_heap", "Java heap");
+    assert_eq!(
+        heaps.iter().map(|h| size(h)).collect::<Vec<_>>(),
+        [256 * MB]
+    );
 
     let why = vmmap_ok(&[
         "explain",

@@ -68,25 +68,38 @@ pub(super) fn plan_chunks(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
                 None => break,
             }
         }
-        if at != end || n == 0 {
+        // The kernel also merges a chunk with any anonymous neighbour
+        // mapped above it later in time (mmap grows down): chunks that
+        // make up most of the VMA still make it Heap, less surely.
+        let rest = end - at;
+        if n == 0 || rest * 2 > end - start {
             continue;
         }
-        let details = if n == 1 {
+        let mut details = if n == 1 {
             "glibc mmapped chunk".to_string()
         } else {
             format!("glibc mmapped chunks ({n})")
+        };
+        let (evidence, confidence) = if rest == 0 {
+            (EXACT, Confidence::High)
+        } else {
+            details.push_str(&format!(" and {} not identified", super::mib(rest)));
+            (MOSTLY, Confidence::Medium)
         };
         c.claim(
             i,
             1,
             MemoryType::Heap,
             details,
-            Cow::Borrowed("malloc()ed block with a mapping of its own: chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover the mapping exactly"),
-            Confidence::High,
+            Cow::Borrowed(evidence),
+            confidence,
             None,
         );
     }
 }
+
+const EXACT: &str = "malloc()ed block with a mapping of its own: chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover the mapping exactly";
+const MOSTLY: &str = "malloc()ed blocks with mappings of their own: chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover most of the mapping, the kernel having merged it with a neighbour";
 
 #[cfg(test)]
 mod tests {
@@ -102,17 +115,20 @@ mod tests {
         v
     }
 
-    /// Two chunks merged into one VMA are Heap; a header that covers only
-    /// part of its VMA is not. Without libc there is no glibc malloc: the
-    /// same memory stays Private Data.
+    /// Two chunks merged into one VMA are Heap; chunks covering most of a
+    /// VMA make it Heap with medium confidence, a chunk covering less than
+    /// half does not. Without libc there is no glibc malloc: the same
+    /// memory stays Private Data.
     #[test]
     fn chains_must_cover_the_mapping() {
         let a = 0x7f00_0010_0000u64;
         let b = 0x7f00_0040_0000u64;
+        let c = 0x7f00_0080_0000u64;
         let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
         let maps = vec![
             anon(a, a + 0x42000, b"rw-p", 0x42000),
             anon(b, b + 0x21000, b"rw-p", 0x1000),
+            anon(c, c + 0x61000, b"rw-p", 0x1000),
             file(0x7f10_0000_0000, 0x7f10_0010_0000, b"r-xp", 7, libc),
         ];
         let mut fake = FakeInspector::default();
@@ -129,8 +145,10 @@ mod tests {
         // Two chunks merged into one VMA.
         fake.memory.push((a, header(0x21000)));
         fake.memory.push((a + 0x21000, header(0x21000)));
-        // A header claiming less than the mapping, then garbage.
+        // A chunk, then 4 KiB of something else.
         fake.memory.push((b, header(0x20000)));
+        // A chunk of a third of the mapping.
+        fake.memory.push((c, header(0x20000)));
         let ctx = Context {
             pid: 1,
             pointer_width: 8,
@@ -141,7 +159,15 @@ mod tests {
         assert_eq!(r[0].memory_type, MemoryType::Heap);
         assert_eq!(r[0].details, "glibc mmapped chunks (2)");
         assert_eq!(r[0].confidence, Confidence::High);
-        assert_eq!(r[1].memory_type, MemoryType::PrivateData);
+        assert_eq!(
+            (r[1].memory_type, r[1].confidence, r[1].details.as_str()),
+            (
+                MemoryType::Heap,
+                Confidence::Medium,
+                "glibc mmapped chunk and 4 KiB not identified"
+            )
+        );
+        assert_eq!(r[2].memory_type, MemoryType::PrivateData);
         let (no_libc, _) = classify(
             vec![anon(a, a + 0x42000, b"rw-p", 0x42000)],
             &ctx,

@@ -81,6 +81,7 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
             writeln!(w, "{line}")?;
             if !region.evidence.is_empty() {
                 writeln!(w, "Evidence:    {}", region.evidence)?;
+                writeln!(w, "Confidence:  {}", region.confidence.id())?;
             }
         }
         Hit::Gap(g) => {
@@ -104,6 +105,81 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
     writeln!(w)?;
     neighbour(w, "Previous:", l.previous, exact)?;
     neighbour(w, "Next:", l.next, exact)
+}
+
+/// Writes why the region holding `addr` has its type: the region's rule
+/// and, for a group, the rule of the mapping inside it, each with its
+/// evidence and confidence, then what the type means.
+pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        w,
+        "Process {} ({}), address {addr:#x}",
+        snap.process.pid, snap.process.name
+    )?;
+    let (region, vma) = match lookup(snap, addr).hit {
+        Hit::Region { region, vma } => (region, vma),
+        Hit::Gap(g) => {
+            return writeln!(
+                w,
+                "Free: no region holds it (free gap {:#x}-{:#x}); nothing was classified there",
+                g.start, g.end
+            )
+        }
+        Hit::Outside => {
+            return writeln!(
+                w,
+                "Outside the user address space: nothing can be mapped there"
+            )
+        }
+    };
+    writeln!(
+        w,
+        "Region:      {:#x}-{:#x} {} ({}){}",
+        region.start,
+        region.end,
+        region.perms.as_str(),
+        size(region.size(), false),
+        if region.path.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", region.path)
+        }
+    )?;
+    writeln!(w, "Type:        {}", region.memory_type.name())?;
+    if !region.details.is_empty() {
+        writeln!(w, "Details:     {}", region.details)?;
+    }
+    writeln!(w, "Rule:        {}", or_none(&region.evidence))?;
+    writeln!(w, "Confidence:  {}", region.confidence.id())?;
+    if !std::ptr::eq(region, vma) {
+        writeln!(
+            w,
+            "Mapping:     {:#x}-{:#x} {} ({}), a sub-block typed {}{}",
+            vma.start,
+            vma.end,
+            vma.perms.as_str(),
+            size(vma.size(), false),
+            vma.memory_type.name(),
+            if vma.details.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", vma.details)
+            }
+        )?;
+        if vma.evidence != region.evidence || vma.confidence != region.confidence {
+            writeln!(w, "  its rule:  {}", or_none(&vma.evidence))?;
+            writeln!(w, "  confidence: {}", vma.confidence.id())?;
+        }
+    }
+    writeln!(w, "Meaning:     {}", region.memory_type.definition())
+}
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() {
+        "(none recorded)"
+    } else {
+        s
+    }
 }
 
 fn value(v: u64, exact: bool) -> String {
@@ -153,6 +229,8 @@ fn region_json(r: &Region) -> Value {
         "perms": r.perms.as_str(),
         "details": r.details,
         "path": &*r.path,
+        "evidence": &*r.evidence,
+        "confidence": r.confidence.id(),
         "figures": figures,
     })
 }

@@ -24,6 +24,7 @@ EXAMPLES:
   vmmap 1234 --empty-working-set   page it out, then watch its working set come back
   vmmap ps --sort ws            processes by working set
   vmmap explain 'shareable ws'  what a column means, from kernel fields
+  vmmap explain 1234 0xc000010000  why the region at that address has its type
   vmmap completions bash        shell completions (bash, zsh, fish, ...)
   vmmap manpage | man -l -      the man page
 
@@ -182,10 +183,15 @@ pub enum Command {
         action: String,
     },
     /// Print the definition of a memory type or column (all without an
-    /// argument).
+    /// argument), or with a process and an address, why the region holding
+    /// that address has its type: the rules that fired, their evidence and
+    /// confidence.
     Explain {
-        /// A type (heap, "mapped file", ...) or a column (pss, "total ws", ...).
+        /// A type (heap, "mapped file", ...) or a column (pss, "total ws",
+        /// ...); with ADDRESS, the process (a PID or a name).
         topic: Option<String>,
+        /// An address in the process (hex, `0x` optional).
+        address: Option<String>,
     },
     /// Print OpenMetrics text (Prometheus) of processes: per type, Size,
     /// Committed, Private, working set, PSS and Swap in bytes.

@@ -117,7 +117,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Ps(a)) => ps(&a, &cli.proc_root),
-        Some(Command::Explain { topic }) => explain(topic.as_deref()),
+        Some(Command::Explain {
+            topic: Some(target),
+            address: Some(addr),
+        }) => explain_address(&target, &addr, &cli.proc_root),
+        Some(Command::Explain { topic, .. }) => explain(topic.as_deref()),
         Some(Command::Config { action }) => config(&action),
         Some(Command::Open(a)) => open(&a, &cli.proc_root),
         Some(Command::Convert(a)) => convert(&a),
@@ -987,6 +991,20 @@ fn manpage(dir: Option<&Path>) -> Result<(), Failure> {
                 .map_err(|e| output_error(e, "standard output"))
         }
     }
+}
+
+/// `vmmap explain PID ADDRESS`: why the region at an address has its type.
+fn explain_address(target: &str, text: &str, proc_root: &Path) -> Result<(), Failure> {
+    let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
+        Failure::usage(format!(
+            "{text:?} is not an address: give it in hex, as vmmap prints it (0x7f12ab340000)"
+        ))
+    })?;
+    let pid = resolve(target, proc_root)?;
+    let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
+    let out = io::stdout();
+    let mut w = out.lock();
+    address::write_why(&snap, addr, &mut w).map_err(|e| output_error(e, "standard output"))
 }
 
 fn explain(topic: Option<&str>) -> Result<(), Failure> {

@@ -77,6 +77,7 @@ struct JsonRegion<'a> {
     path: &'a str,
     details: &'a str,
     evidence: &'a str,
+    confidence: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     heap_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,6 +154,7 @@ fn json_region(r: &Region) -> JsonRegion<'_> {
         path: &r.path,
         details: &r.details,
         evidence: &r.evidence,
+        confidence: r.confidence.id(),
         heap_id: r.heap_id,
         tid: r.tid,
         figures: FiguresView {

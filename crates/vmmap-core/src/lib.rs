@@ -46,6 +46,7 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod hsperfdata;
 pub mod layout;
 pub mod lookup;
 pub mod memory;

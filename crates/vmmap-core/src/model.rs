@@ -99,12 +99,47 @@ impl MemoryType {
             MemoryType::Image => "ELF executables and shared objects mapped by the kernel or the dynamic loader, recognised by the ELF header of the mapped file (never by its name). All segments of one object, the PROT_NONE gaps between them and the anonymous .bss mapping after the last segment form one block; the segments are its sub-blocks. The vDSO and vsyscall pages count here too.",
             MemoryType::MappedFile => "File mappings that are not images: data files, fonts, locale archives, devices, anon_inode mappings, and ELF files mapped as plain data.",
             MemoryType::Shareable => "Memory that can be shared with other processes and is not a file on disk: MAP_SHARED|MAP_ANONYMOUS (/dev/zero (deleted)), [anon_shmem:NAME], System V shared memory (/SYSV…), memfd files, tmpfs/hugetlbfs files mapped shared (/dev/shm), and the kernel's vvar data pages.",
-            MemoryType::Heap => "Native heap memory: the brk heap ([heap], Heap ID 0) and every glibc non-main arena (a HEAP_MAX_SIZE-aligned reservation whose heap_info header is read from the process to confirm it; each arena gets its own Heap ID), plus regions glibc or other allocators name ([anon: glibc: malloc…], [anon:libc_malloc], [anon:scudo:…]).",
-            MemoryType::ManagedHeap => "Heaps of managed runtimes that name their mappings: Go 1.25+ ([anon: Go: …]), Android ART/dalvik, and any [anon:…] name that says it belongs to a runtime heap. Runtime-specific detectors for JVM, V8, .NET and CPython come later.",
+            MemoryType::Heap => "Native heap memory: the brk heap ([heap], Heap ID 0) and every glibc non-main arena (a HEAP_MAX_SIZE-aligned reservation whose heap_info header is read from the process to confirm it; each arena gets its own Heap ID), malloc's mmapped chunks (a chain of chunk headers with IS_MMAPPED covering the mapping), the memory of jemalloc, tcmalloc and mimalloc when one of them is loaded (a Heap ID of its own; mimalloc's segments by their 2-6 TiB hint addresses), plus regions glibc or other allocators name ([anon: glibc: malloc…], [anon:libc_malloc], [anon:scudo:…]).",
+            MemoryType::ManagedHeap => "Heaps of managed runtimes, found from outside the process: mappings runtimes name (Go 1.25+ [anon: Go: …], Android ART/dalvik); the JVM's Java heap (the range of exactly the maximum heap size its hsperfdata counters give, with generation sizes), compressed class space, metaspace nodes, JIT code cache and, with low confidence, its other anonymous memory (GC card tables and bitmaps); Go's 64 MiB heap arenas at their hint addresses (0xc000000000) and its runtime metadata; V8's 256 KiB-aligned heap pages, code range and Wasm reservations; CPython's pymalloc arenas, each confirmed by a pool header read from the process. Every region says how sure its rule is (certain, high, medium, low): `vmmap explain PID ADDRESS` shows it.",
             MemoryType::Stack => "Thread stacks. The main thread's [stack], and every other thread's stack found from its stack pointer (task/TID/syscall, or a short ptrace interrupt for running threads), with the PROT_NONE guard page below it. Details show the thread id and name.",
-            MemoryType::PrivateData => "Private anonymous memory that is no heap, stack or runtime heap: mmap(MAP_PRIVATE|MAP_ANONYMOUS) allocations, malloc's large mmapped chunks, PROT_NONE reservations (counted in Size but not in Committed).",
+            MemoryType::PrivateData => "Private anonymous memory that is no heap, stack or runtime heap: mmap(MAP_PRIVATE|MAP_ANONYMOUS) allocations no allocator or runtime owns, PROT_NONE reservations (counted in Size but not in Committed).",
             MemoryType::PageTable => "Kernel memory for the process's page tables: VmPTE from /proc/PID/status. Summary only.",
             MemoryType::Free => "Unmapped address space between regions, from mmap_min_addr to the top of the user address space (47-bit or 57-bit on x86-64, 48-bit on arm64). Shown on request; Largest is the largest free block.",
+        }
+    }
+}
+
+/// How sure a classification rule is of the type it gave.
+///
+/// `Certain` rules read a fact the kernel or the runtime states (a kernel
+/// name, an ELF header, a header read from the process); `High` rules match
+/// a runtime's documented layout exactly; `Medium` rules match a layout
+/// that other memory could share by chance; `Low` rules only know that the
+/// runtime owns most memory of that kind.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Owned by the runtime in all likelihood, not proven.
+    Low,
+    /// A layout match that could be chance.
+    Medium,
+    /// An exact match with the runtime's layout or counters.
+    High,
+    /// A stated fact.
+    #[default]
+    Certain,
+}
+
+impl Confidence {
+    /// The identifier used in JSON and text.
+    pub fn id(self) -> &'static str {
+        match self {
+            Confidence::Low => "low",
+            Confidence::Medium => "medium",
+            Confidence::High => "high",
+            Confidence::Certain => "certain",
         }
     }
 }
@@ -197,6 +232,10 @@ pub struct Region {
     pub details: String,
     /// Why the region got its type, in words.
     pub evidence: Cow<'static, str>,
+    /// How sure the rule that gave the type is (files written before
+    /// confidences existed load as certain, as their rules all were).
+    #[serde(default)]
+    pub confidence: Confidence,
     /// Heap ID for Heap regions (0 is the brk heap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heap_id: Option<u32>,
@@ -245,6 +284,7 @@ impl Region {
             memory_type: MemoryType::PrivateData,
             details: String::new(),
             evidence: Cow::Borrowed(""),
+            confidence: Confidence::Certain,
             heap_id: None,
             tid: None,
             sub_blocks: Vec::new(),
@@ -299,6 +339,7 @@ impl Region {
             memory_type,
             details,
             evidence,
+            confidence: Confidence::Certain,
             heap_id: None,
             tid: None,
             sub_blocks,

@@ -8,6 +8,7 @@ mod mmp;
 mod reclaim;
 mod record;
 mod report;
+mod runtimes;
 mod sharing;
 mod shell;
 mod snapshot;

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::{Context, FileProbe, Inspector};
-use crate::model::{MemoryType, Region};
+use crate::model::{Confidence, MemoryType, Region};
 
 /// Identifies a mapped file.
 pub(super) type FileKey = (u32, u32, u64);
@@ -31,6 +31,7 @@ pub(super) fn classify_each(
         let (t, details, evidence) = rule(r, ctx, inspector);
         r.memory_type = t;
         r.details = details;
+        r.confidence = confidence_of(&evidence);
         r.evidence = evidence;
         if t == MemoryType::MappedFile && r.inode != 0 && r.path.starts_with('/') {
             let key = file_key(r);
@@ -56,6 +57,20 @@ pub(super) fn classify_each(
 }
 
 type Rule = (MemoryType, String, Cow<'static, str>);
+
+/// Names chosen by a program are weaker than names the kernel or glibc
+/// gives: a word in a name is only a hint of what the memory is.
+const NAMED_RUNTIME: &str = "mapping named by a managed runtime";
+const NAMED_ALLOCATOR: &str = "allocator-named mapping";
+const NAMED_STACK: &str = "mapping named as a stack";
+
+fn confidence_of(evidence: &str) -> Confidence {
+    match evidence {
+        NAMED_RUNTIME | NAMED_ALLOCATOR => Confidence::High,
+        NAMED_STACK => Confidence::Medium,
+        _ => Confidence::Certain,
+    }
+}
 
 fn rule(r: &Region, _ctx: &Context<'_>, inspector: &mut dyn Inspector) -> Rule {
     use MemoryType::*;
@@ -223,17 +238,17 @@ fn anon_name(name: &str, shared: bool) -> Rule {
         || name.contains("mimalloc")
         || name.contains("tcmalloc")
     {
-        return own(Heap, "allocator-named mapping");
+        return own(Heap, NAMED_ALLOCATOR);
     }
     let lower = name.to_ascii_lowercase();
     let managed = [
         "dalvik", "art ", "java", "jvm", "v8", "wasm", ".net", "gc heap", "managed", "pymalloc",
     ];
     if managed.iter().any(|m| lower.contains(m)) {
-        return own(ManagedHeap, "mapping named by a managed runtime");
+        return own(ManagedHeap, NAMED_RUNTIME);
     }
     if lower.contains("stack") {
-        return own(Stack, "mapping named as a stack");
+        return own(Stack, NAMED_STACK);
     }
     if shared {
         own(Shareable, "named shared anonymous mapping")

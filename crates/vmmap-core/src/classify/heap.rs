@@ -24,7 +24,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::{is_plain_anon, Context, Inspector, Plan};
-use crate::model::{MemoryType, Region};
+use crate::model::{Confidence, MemoryType, Region};
 
 /// A confirmed or presumed arena heap: indices into the region list.
 struct HeapRun {
@@ -134,6 +134,15 @@ pub(super) fn plan_arenas(
             res.evidence =
                 Cow::Borrowed("the PROT_NONE rest of the arena heap's HEAP_MAX_SIZE reservation");
         }
+        let confidence = if run.ar_ptr.is_some() {
+            Confidence::Certain
+        } else {
+            Confidence::Medium
+        };
+        regions[run.committed].confidence = confidence;
+        if let Some(j) = run.reserved {
+            regions[j].confidence = confidence;
+        }
         let len = if run.reserved.is_some() { 2 } else { 1 };
         plan.add(
             run.committed,
@@ -144,6 +153,7 @@ pub(super) fn plan_arenas(
             Some(id),
             None,
         );
+        plan.rate(run.committed, confidence);
     }
 }
 

@@ -13,18 +13,23 @@
 //! 1. each mapping on its own, by name, device and sharing ([`basic`]);
 //! 2. ELF objects grouped into images with their `.bss` ([`image`]);
 //! 3. glibc arenas confirmed from their `heap_info` ([`heap`]);
-//! 4. thread stacks found from stack pointers ([`stack`]).
+//! 4. heaps of managed runtimes and other allocators that their layout
+//!    identifies exactly ([`runtime`]);
+//! 5. thread stacks found from stack pointers ([`stack`]);
+//! 6. glibc's mmapped chunks, then the rest of a runtime's or allocator's
+//!    anonymous memory ([`runtime`]).
 
 mod basic;
 mod heap;
 mod image;
+mod runtime;
 mod stack;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::elf::ElfInfo;
-use crate::model::{MemoryType, Region, ThreadInfo};
+use crate::model::{Confidence, MemoryType, Region, ThreadInfo};
 use crate::proc::smaps::Mapping;
 
 /// What the file behind a mapping turned out to be.
@@ -46,6 +51,12 @@ pub trait Inspector {
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool;
     /// The filesystem type of a device, from the target's mountinfo.
     fn fs_type(&self, major: u32, minor: u32) -> Option<&str>;
+    /// Reads `buf.len()` bytes at `offset` of the file behind a mapping;
+    /// false if it cannot (the default: an inspector without files).
+    fn read_file_at(&mut self, mapping: &Region, offset: u64, buf: &mut [u8]) -> bool {
+        let _ = (mapping, offset, buf);
+        false
+    }
 }
 
 /// What the classifier knows about the process.
@@ -87,7 +98,9 @@ pub fn classify_regions(
     let probes = basic::classify_each(&mut regions, ctx, inspector, &mut warnings);
     image::plan_images(&mut regions, &probes, &mut plan);
     heap::plan_arenas(&mut regions, ctx, inspector, &mut plan);
+    let runtimes = runtime::plan_exact(&mut regions, ctx, inspector, &mut plan);
     stack::plan_stacks(&mut regions, ctx, &mut plan, &mut warnings);
+    runtime::plan_rest(runtimes, &mut regions, ctx, inspector, &mut plan);
     (plan.build(regions), warnings)
 }
 
@@ -97,6 +110,7 @@ pub(crate) struct Group {
     memory_type: MemoryType,
     details: String,
     evidence: Cow<'static, str>,
+    confidence: Confidence,
     heap_id: Option<u32>,
     tid: Option<u32>,
 }
@@ -142,10 +156,23 @@ impl Plan {
                 memory_type,
                 details,
                 evidence,
+                confidence: Confidence::Certain,
                 heap_id,
                 tid,
             },
         );
+    }
+
+    /// The largest Heap ID given to a group so far.
+    fn max_heap_id(&self) -> Option<u32> {
+        self.groups.values().filter_map(|g| g.heap_id).max()
+    }
+
+    /// Sets how sure the rule was that made the group at `start`.
+    fn rate(&mut self, start: usize, confidence: Confidence) {
+        if let Some(g) = self.groups.get_mut(&start) {
+            g.confidence = confidence;
+        }
     }
 
     /// Moves the VMAs into the top-level list, groups holding their parts.
@@ -172,6 +199,7 @@ impl Plan {
                     read += g.len;
                     let mut region = Region::group(subs, g.memory_type, g.details, g.evidence);
                     region.heap_id = g.heap_id;
+                    region.confidence = g.confidence;
                     region.tid = g.tid;
                     flat[write] = region;
                 }

@@ -101,6 +101,11 @@ impl Inspector for LiveInspector<'_> {
     fn fs_type(&self, major: u32, minor: u32) -> Option<&str> {
         self.fs_types.get(&(major, minor)).map(String::as_str)
     }
+
+    fn read_file_at(&mut self, r: &Region, offset: u64, buf: &mut [u8]) -> bool {
+        self.open_mapped_file(r)
+            .is_ok_and(|f| f.read_exact_at(buf, offset).is_ok())
+    }
 }
 
 fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> bool {

@@ -1,0 +1,69 @@
+#!/bin/bash
+# bench/coverage.sh — how much of a real program's resident memory vmmap
+# gives a specific type: the share of resident bytes (Rss, summed over
+# every mapping) that is not Private Data, for a shell, python3, java,
+# node, a Go program and a C++ program (sources in bench/coverage/). One
+# "COVERAGE name percent" line each; the target is >= 99% for every one,
+# and the script exits 1 if one misses it. Needs bash, python3, java
+# (default-jdk-headless), node (nodejs), go (golang-go) and g++.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SRC=$ROOT/bench/coverage
+WORK=$(mktemp -d /tmp/vmmap-coverage.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+(cd "$ROOT" && cargo build --release -q -p vmmap)
+VMMAP=$ROOT/target/release/vmmap
+
+g++ -O1 -pthread -o "$WORK/hold-cxx" "$SRC/hold.cpp"
+cp "$SRC/main.go" "$SRC/go.mod" "$WORK/"
+(cd "$WORK" && GOCACHE=$WORK/gocache GOPATH=$WORK/gopath GOTOOLCHAIN=local CGO_ENABLED=0 go build -o hold-go .)
+
+# start NAME COMMAND...: runs it with stdout to a file, waits for "ready".
+start() {
+    local name=$1
+    shift
+    "$@" > "$WORK/$name.out" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 600); do grep -q ready "$WORK/$name.out" && return; sleep 0.1; done
+    echo "$name never got ready: $(cat "$WORK/$name.out")" >&2
+    exit 1
+}
+
+start shell bash -c 'x=$(seq 1 100000); y=${x//1/one}; echo ready ${#y}; read -r _ < /dev/zero; sleep 3600'
+start python3 python3 "$SRC/hold.py"
+start java java -Xms64m -Xmx256m "$SRC/Hold.java"
+start node node "$SRC/hold.js"
+start go "$WORK/hold-go"
+start cxx "$WORK/hold-cxx"
+
+fail=0
+names=(shell python3 java node go cxx)
+for i in "${!names[@]}"; do
+    pid=${PIDS[$i]}
+    # The shell's pid is bash's own (its children are elsewhere).
+    "$VMMAP" "$pid" --json > "$WORK/${names[$i]}.json"
+    python3 - "$WORK/${names[$i]}.json" "${names[$i]}" <<'PY' || fail=1
+import json, sys
+snap = json.load(open(sys.argv[1]))
+total = private = 0
+left = []
+for r in snap["regions"]:
+    for v in r.get("sub_blocks") or [r]:
+        rss = v["smaps"].get("Rss", 0)
+        total += rss
+        if v["type"] == "private_data":
+            private += rss
+            if rss:
+                left.append((rss, v["start"], v["perms"], v["path"]))
+share = 100.0 * (1 - private / total) if total else 100.0
+print(f"COVERAGE {sys.argv[2]:8} {share:6.2f}%  of {total >> 10} KiB resident; Private Data {private >> 10} KiB"
+      + (f" (largest: {sorted(left)[-1][0] >> 10} KiB at {sorted(left)[-1][1]})" if left else ""))
+sys.exit(0 if share >= 99.0 else 1)
+PY
+done
+exit $fail

@@ -1,0 +1,686 @@
+//! Managed runtimes and native allocators, against the real thing: a JVM,
+//! a Go program, node, CPython, and a C program with jemalloc, tcmalloc
+//! and mimalloc preloaded. Each test checks that the runtime's heap is
+//! found with the size the runtime itself reports or was configured with,
+//! and that its anonymous memory is not left as Private Data. A missing
+//! runtime fails the test with the package to install (.ci/run installs
+//! them).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+const MB: u64 = 1 << 20;
+
+/// A runtime process, killed on drop.
+struct Runtime {
+    child: Child,
+    pid: u32,
+    /// Its `ready ...` line.
+    ready: String,
+    _dir: TempDir,
+    _guard: Shared,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Runtime {
+    /// Starts `cmd` (its stdout piped) and waits up to two minutes for the
+    /// line starting with `ready`.
+    fn start(mut cmd: Command, dir: TempDir, what: &str) -> Runtime {
+        let guard = starting_processes();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let out = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if line.to_ascii_lowercase().starts_with("ready") {
+                    let _ = tx.send(line);
+                    break;
+                }
+            }
+        });
+        let ready = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let st = child.wait();
+                panic!("{what} never printed its ready line (exit: {st:?})");
+            }
+        };
+        let pid = child.id();
+        Runtime {
+            child,
+            pid,
+            ready,
+            _dir: dir,
+            _guard: guard,
+        }
+    }
+
+    /// A `key=value` number of the ready line.
+    fn num(&self, key: &str) -> u64 {
+        self.ready
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in {:?}", self.ready))
+    }
+
+    /// Stops the process so its memory holds still while it is read.
+    fn stop(&self) {
+        signal(self.pid, libc_sig::SIGSTOP);
+        for _ in 0..400 {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+            if stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("T")
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("{} did not stop", self.pid);
+    }
+}
+
+/// The path of a program, or a failure that says what to install.
+fn need(program: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{program} is not installed: this test runs a real {program}; install the {package} package (.ci/run does)")
+        })
+}
+
+/// A shared library of the distribution, or a failure naming its package.
+fn need_lib(file: &str, package: &str) -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(file))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| panic!("{file} is missing: install the {package} package (.ci/run does)"))
+}
+
+fn typ(r: &Value) -> &str {
+    r["type"].as_str().unwrap_or_default()
+}
+
+fn details(r: &Value) -> &str {
+    r["details"].as_str().unwrap_or_default()
+}
+
+fn rss(r: &Value) -> u64 {
+    r["smaps"]["Rss"].as_u64().unwrap_or(0)
+}
+
+/// Top-level regions of a type whose details start with `prefix`.
+fn regions<'a>(snap: &'a Value, t: &str, prefix: &str) -> Vec<&'a Value> {
+    snap["regions"]
+        .as_array()
+        .expect("regions")
+        .iter()
+        .filter(|r| typ(r) == t && details(r).starts_with(prefix))
+        .collect()
+}
+
+/// The share of resident bytes typed something other than Private Data,
+/// and the anonymous Private Data mappings of 1 MiB or more resident.
+fn coverage(snap: &Value) -> (f64, Vec<String>) {
+    let (mut total, mut private) = (0u64, 0u64);
+    let mut large = Vec::new();
+    for l in leaves(snap) {
+        total += rss(l);
+        if typ(l) == "private_data" {
+            private += rss(l);
+            if rss(l) >= MB && l["inode"] == 0 {
+                large.push(format!(
+                    "{}-{} {} rss {}",
+                    l["start"],
+                    l["end"],
+                    l["perms"],
+                    rss(l)
+                ));
+            }
+        }
+    }
+    (1.0 - private as f64 / total.max(1) as f64, large)
+}
+
+fn assert_covered(snap: &Value, what: &str) {
+    let (share, large) = coverage(snap);
+    assert!(
+        large.is_empty(),
+        "{what}: large anonymous regions left as Private Data: {large:?}"
+    );
+    assert!(
+        share >= 0.99,
+        "{what}: only {:.2}% of resident bytes have a specific type",
+        share * 100.0
+    );
+}
+
+/// `java -Xms64m -Xmx256m GC Hold.java`: a heap of 300 arrays of 100 KB
+/// and three sleeping threads named worker-0..2.
+fn start_java(gc: &str) -> Runtime {
+    let java = need("java", "default-jdk-headless");
+    let dir = TempDir::new("java");
+    std::fs::write(
+        dir.path().join("Hold.java"),
+        r#"import java.util.*;
+public class Hold {
+    public static void main(String[] a) throws Exception {
+        List<byte[]> keep = new ArrayList<>();
+        for (int i = 0; i < 300; i++) keep.add(new byte[100_000]);
+        for (int i = 0; i < 3; i++) {
+            Thread t = new Thread(() -> { try { Thread.sleep(3_600_000); } catch (Exception e) {} }, "worker-" + i);
+            t.setDaemon(true);
+            t.start();
+        }
+        Thread.sleep(500);
+        System.out.println("ready kept=" + keep.size());
+        System.out.flush();
+        Thread.sleep(3_600_000);
+    }
+}
+"#,
+    )
+    .expect("write Hold.java");
+    let mut cmd = Command::new(java);
+    cmd.current_dir(dir.path())
+        .args(["-Xms64m", "-Xmx256m", gc, "-XX:+UsePerfData", "Hold.java"]);
+    Runtime::start(cmd, dir, "java")
+}
+
+#[test]
+fn java_heap_is_managed_heap_of_exactly_xmx() {
+    let rt = start_java("-XX:+UseG1GC");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let heaps = regions(&snap, "managed_heap", "Java heap");
+    assert_eq!(heaps.len(), 1, "one Java heap: {heaps:#?}");
+    let heap = heaps[0];
+    assert_eq!(size(heap), 256 * MB, "the heap reservation is -Xmx");
+    assert!(fig(heap, "committed") >= 64 * MB, "-Xms64m is committed");
+    assert_eq!(heap["confidence"], "high");
+    assert!(details(heap).contains("GarbageFirst"), "{}", details(heap));
+    let class = regions(&snap, "managed_heap", "compressed class space");
+    assert_eq!(
+        class.iter().map(|r| size(r)).collect::<Vec<_>>(),
+        [1024 * MB]
+    );
+    assert!(
+        !regions(&snap, "managed_heap", "code cache").is_empty(),
+        "the JIT code cache"
+    );
+    assert!(
+        !regions(&snap, "managed_heap", "metaspace").is_empty(),
+        "metaspace"
+    );
+    for w in ["worker-0", "worker-1", "worker-2"] {
+        assert!(
+            snap["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| typ(r) == "stack" && details(r).contains(&format!("({w})"))),
+            "the stack of Java thread {w}"
+        );
+    }
+    assert_covered(&snap, "java");
+    // Without memory access the counters come from the hsperfdata file.
+    let blind = snapshot_json(rt.pid, &["--no-read-memory"]);
+    let heaps = regions(&blind, "managed_heap", "Java heap");
+    assert_eq!(
+        heaps.iter().map(|h| size(h)).collect::<Vec<_>>(),
+        [256 * MB]
+    );
+
+    let why = vmmap_ok(&[
+        "explain",
+        &rt.pid.to_string(),
+        heap["start"].as_str().unwrap(),
+    ]);
+    assert!(why.contains("Type:        Managed Heap"), "{why}");
+    assert!(why.contains("hsperfdata"), "{why}");
+    assert!(why.contains("Confidence:  high"), "{why}");
+}
+
+#[test]
+fn zgc_heap_views_are_the_managed_heap() {
+    let rt = start_java("-XX:+UseZGC");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let views = regions(&snap, "managed_heap", "Java heap (ZGC view");
+    assert_eq!(
+        views.len(),
+        3,
+        "JDK 17 ZGC maps its heap in three colour views"
+    );
+    for v in &views {
+        let mapped: u64 = v["sub_blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["path"].as_str().unwrap().starts_with("/memfd:java_heap"))
+            .map(size)
+            .sum();
+        assert!(
+            mapped >= 64 * MB,
+            "-Xms64m is mapped in every view: {mapped}"
+        );
+        assert_eq!(v["confidence"], "high");
+    }
+    assert!(
+        regions(&snap, "managed_heap", "Java heap (").len() == 3,
+        "no -Xmx window besides"
+    );
+    assert_covered(&snap, "java -XX:+UseZGC");
+}
+
+#[test]
+fn go_arenas_hold_exactly_the_heap_and_stacks() {
+    let go = need("go", "golang-go");
+    let dir = TempDir::new("go");
+    let src = dir.path();
+    std::fs::write(src.join("go.mod"), "module hold\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        r#"package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+)
+
+var keep [][]byte
+
+func main() {
+	for i := 0; i < 48; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		keep = append(keep, b)
+	}
+	done := make(chan bool)
+	for i := 0; i < 8; i++ {
+		go func() { <-done }()
+	}
+	time.Sleep(100 * time.Millisecond)
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Printf("ready heap_sys=%d heap_alloc=%d stack_inuse=%d version=%s\n", m.HeapSys, m.HeapAlloc, m.StackInuse, runtime.Version())
+	os.Stdout.Sync()
+	time.Sleep(time.Hour)
+}
+"#,
+    )
+    .unwrap();
+    let build = Command::new(&go)
+        .current_dir(src)
+        .args(["build", "-o", "hold", "."])
+        .env("GOCACHE", src.join("cache"))
+        .env("GOPATH", src.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .output()
+        .expect("run go build");
+    assert!(
+        build.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let bin = src.join("hold");
+    // GOGC=off: no collection between the figures and the snapshot.
+    let mut cmd = Command::new(bin);
+    cmd.env("GOGC", "off");
+    let rt = Runtime::start(cmd, dir, "the Go program");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let arenas = regions(&snap, "managed_heap", "Go heap arenas");
+    assert_eq!(arenas.len(), 1, "{arenas:#?}");
+    let a = arenas[0];
+    assert_eq!(hex(&a["start"]), 0xc0_0000_0000, "the first arena hint");
+    assert_eq!(size(a) % (64 * MB), 0, "whole 64 MiB arenas");
+    let version = rt.ready.rsplit("version=").next().unwrap().trim();
+    assert!(
+        details(a).contains(version),
+        "{} lacks {version}",
+        details(a)
+    );
+    // The runtime maps arena pages for the heap and for goroutine stacks:
+    // what it reports is exactly what the arenas have committed.
+    assert_eq!(
+        fig(a, "committed"),
+        rt.num("heap_sys") + rt.num("stack_inuse"),
+        "arena rw-p bytes = HeapSys + StackInuse"
+    );
+    assert!(rss(a) >= 48 * MB, "the 48 MiB the program touched");
+    assert_eq!(a["confidence"], "high");
+    assert_covered(&snap, "go");
+}
+
+/// A Go program with cgo: linked by gcc, `.go.buildinfo` is no longer at
+/// the start of the data segment (found through the section table), and
+/// C's malloc memory sits next to Go's.
+#[test]
+fn go_with_cgo_keeps_arenas_and_c_heap_apart() {
+    let go = need("go", "golang-go");
+    let dir = TempDir::new("cgo");
+    let src = dir.path();
+    std::fs::write(src.join("go.mod"), "module cgohold\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        r#"package main
+
+/*
+#include <stdlib.h>
+static void *grab(size_t n) { char *p = malloc(n); for (size_t i = 0; i < n; i += 4096) p[i] = 1; return p; }
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+var keep [][]byte
+
+func main() {
+	for i := 0; i < 16; i++ {
+		b := make([]byte, 1<<20)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1
+		}
+		keep = append(keep, b)
+	}
+	for i := 0; i < 4; i++ {
+		C.grab(4 << 20)
+	}
+	fmt.Println("ready c_bytes=16777216")
+	os.Stdout.Sync()
+	time.Sleep(time.Hour)
+}
+"#,
+    )
+    .unwrap();
+    let build = Command::new(&go)
+        .current_dir(src)
+        .args(["build", "-o", "cgohold", "."])
+        .env("GOCACHE", src.join("cache"))
+        .env("GOPATH", src.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "1")
+        .output()
+        .expect("run go build");
+    assert!(
+        build.status.success(),
+        "go build (cgo) failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let rt = Runtime::start(Command::new(src.join("cgohold")), dir, "the cgo program");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let arenas = regions(&snap, "managed_heap", "Go heap arenas");
+    assert_eq!(arenas.len(), 1, "{arenas:#?}");
+    assert!(rss(arenas[0]) >= 16 * MB, "the 16 MiB Go touched");
+    let c_heap: u64 = regions(&snap, "heap", "glibc mmapped chunk")
+        .iter()
+        .map(|r| rss(r))
+        .sum();
+    assert!(
+        c_heap >= rt.num("c_bytes"),
+        "C's 4 x 4 MiB mallocs are Heap: {c_heap}"
+    );
+    assert_covered(&snap, "go with cgo");
+}
+
+#[test]
+fn v8_pages_add_up_to_the_heap_v8_reports() {
+    let node = need("node", "nodejs");
+    let dir = TempDir::new("node");
+    let script = dir.path().join("hold.js");
+    std::fs::write(
+        &script,
+        r#"const v8 = require('v8');
+const keep = [];
+for (let i = 0; i < 200000; i++) keep.push({ a: i, b: 'x' + i });
+// Concurrent sweeping and a late scavenge may still add a page: report
+// once two reads 200 ms apart agree.
+function stats() {
+  const s = v8.getHeapStatistics();
+  const code = v8.getHeapSpaceStatistics()
+    .filter(x => x.space_name.startsWith('code'))
+    .reduce((n, x) => n + x.space_size, 0);
+  return `total_heap_size=${s.total_heap_size} code=${code} limit=${s.heap_size_limit}`;
+}
+let last = '';
+function settle() {
+  const now = stats();
+  if (now === last) console.log('ready ' + now);
+  else { last = now; setTimeout(settle, 200); }
+}
+settle();
+setInterval(() => keep.length, 3600000);
+"#,
+    )
+    .unwrap();
+    let mut cmd = Command::new(node);
+    cmd.arg("--max-old-space-size=64").arg(&script);
+    let rt = Runtime::start(cmd, dir, "node");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let pages: Vec<&Value> = regions(&snap, "managed_heap", "V8")
+        .into_iter()
+        .filter(|r| !details(r).starts_with("V8 code range") && r["perms"] == "rw-p")
+        .collect();
+    let committed: u64 = pages.iter().map(|r| fig(r, "committed")).sum();
+    // Code pages live in the code range; the rest of the heap is pages.
+    assert_eq!(
+        committed,
+        rt.num("total_heap_size") - rt.num("code"),
+        "V8 pages against v8.getHeapStatistics()"
+    );
+    assert!(
+        rt.num("limit") < 128 * MB,
+        "--max-old-space-size=64 took effect"
+    );
+    assert_eq!(regions(&snap, "managed_heap", "V8 code range").len(), 1);
+    assert_covered(&snap, "node");
+}
+
+#[test]
+fn pymalloc_arenas_are_counted_like_cpython_counts_them() {
+    let python = need("python3", "python3");
+    let dir = TempDir::new("python");
+    let stats = dir.path().join("stats.txt");
+    let script = r#"
+import sys, time
+keep = [(i, str(i)) for i in range(300000)]
+sys._debugmallocstats()
+sys.stderr.flush()
+print("ready", flush=True)
+time.sleep(3600)
+"#;
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script])
+        .env("PYTHONMALLOC", "pymalloc")
+        .stderr(std::fs::File::create(&stats).unwrap());
+    let rt = Runtime::start(cmd, dir, "python3");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let text = std::fs::read_to_string(&stats).unwrap();
+    let current: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# arenas allocated current"))
+        .and_then(|v| v.trim().trim_start_matches('=').trim().parse().ok())
+        .unwrap_or_else(|| panic!("no arena count in {text}"));
+    let found: u64 = snap["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let d = details(r).strip_prefix("CPython pymalloc arenas (")?;
+            d.split(" x ").next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert_eq!(
+        found, current,
+        "arenas found against sys._debugmallocstats()"
+    );
+    assert!(current >= 40, "300,000 tuples fill tens of 1 MiB arenas");
+    assert_covered(&snap, "python3");
+}
+
+/// The allocator fixture with `lib` preloaded, stopped, and its snapshot.
+fn with_allocator(lib: &Path) -> (Value, u64) {
+    let bin = compile("allocator");
+    let mut cmd = Command::new(bin);
+    cmd.env("LD_PRELOAD", lib);
+    let rt = Runtime::start(cmd, TempDir::new("alloc"), "the allocator fixture");
+    rt.stop();
+    let asked = rt.num("small") + rt.num("big");
+    (snapshot_json(rt.pid, &[]), asked)
+}
+
+/// The Heap regions of the allocator: its own id, its name in the details.
+fn allocator_heap(snap: &Value, name: &str) -> (u64, Vec<u64>) {
+    let mut resident = 0;
+    let mut ids = Vec::new();
+    for r in snap["regions"].as_array().unwrap() {
+        if typ(r) == "heap" && details(r).contains(name) {
+            resident += rss(r);
+            ids.extend(r["heap_id"].as_u64());
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    (resident, ids)
+}
+
+#[test]
+fn jemalloc_memory_is_a_heap_with_its_own_id() {
+    let (snap, asked) = with_allocator(&need_lib("libjemalloc.so.2", "libjemalloc2"));
+    let (resident, ids) = allocator_heap(&snap, "jemalloc");
+    assert_eq!(ids, [1], "one Heap ID after the brk heap");
+    assert!(resident >= asked, "{resident} resident < {asked} allocated");
+    assert_covered(&snap, "jemalloc");
+}
+
+#[test]
+fn tcmalloc_memory_is_a_heap() {
+    let (snap, asked) = with_allocator(&need_lib("libtcmalloc.so.4", "libgoogle-perftools4"));
+    let (resident, ids) = allocator_heap(&snap, "tcmalloc");
+    assert!(ids.contains(&0), "tcmalloc grows the brk heap: {ids:?}");
+    assert!(resident >= asked, "{resident} resident < {asked} allocated");
+    assert_covered(&snap, "tcmalloc");
+}
+
+#[test]
+fn mimalloc_segments_are_a_heap_by_their_hint_addresses() {
+    let (snap, asked) = with_allocator(&need_lib("libmimalloc.so.2", "libmimalloc2.0"));
+    let segments = regions(&snap, "heap", "Heap ID: 1 (mimalloc segments");
+    assert!(!segments.is_empty(), "mimalloc segments");
+    for s in &segments {
+        let start = hex(&s["start"]);
+        assert!((2u64 << 40..6u64 << 40).contains(&start), "{start:#x}");
+        assert_eq!(s["confidence"], "high");
+    }
+    let (resident, _) = allocator_heap(&snap, "mimalloc");
+    assert!(resident >= asked, "{resident} resident < {asked} allocated");
+    assert_covered(&snap, "mimalloc");
+}
+
+#[test]
+fn explain_an_address_shows_rule_and_confidence() {
+    let fx = Fixture::start(false);
+    fx.stop();
+    let pid = fx.pid.to_string();
+    let stack = fx.addr("ustack");
+    let out = vmmap_ok(&["explain", &pid, &format!("{stack:#x}")]);
+    assert!(out.contains("Type:        Stack"), "{out}");
+    assert!(out.contains("Rule:        "), "{out}");
+    assert!(out.contains("Confidence:  certain"), "{out}");
+    let bad = vmmap(&["explain", &pid, "zz"]);
+    assert_eq!(bad.status.code(), Some(2), "a bad address is a usage error");
+    // One argument keeps its old meaning.
+    assert!(vmmap_ok(&["explain", "heap"]).contains("Heap (type)"));
+}
+
+#[test]
+fn jemalloc_linked_in_statically_is_found_by_its_symbols() {
+    let lib = need_lib("libjemalloc.a", "libjemalloc-dev");
+    let dir = TempDir::new("static-je");
+    let bin = dir.path().join("allocator-static-jemalloc");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allocator.c");
+    let st = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O1", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .arg(&lib)
+        .args(["-lpthread", "-lm", "-ldl", "-lstdc++"])
+        .status()
+        .expect("run cc");
+    assert!(
+        st.success(),
+        "linking the fixture with {} failed",
+        lib.display()
+    );
+    let rt = Runtime::start(Command::new(&bin), dir, "the static jemalloc fixture");
+    rt.stop();
+    let asked = rt.num("small") + rt.num("big");
+    let snap = snapshot_json(rt.pid, &[]);
+    assert!(
+        !snap["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["path"].as_str().unwrap_or("").contains("libjemalloc")),
+        "no libjemalloc image: the allocator is inside the executable"
+    );
+    let (resident, ids) = allocator_heap(&snap, "jemalloc");
+    assert_eq!(ids, [1]);
+    assert!(resident >= asked, "{resident} resident < {asked} allocated");
+    let heap = regions(&snap, "heap", "Heap ID: 1 (jemalloc")[0];
+    assert!(
+        heap["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("linked into the executable (it defines mallocx)"),
+        "{}",
+        heap["evidence"]
+    );
+    assert_covered(&snap, "static jemalloc");
+}

@@ -1,0 +1,457 @@
+//! HotSpot (libjvm.so). The JVM reserves each of its spaces as one
+//! anonymous range of a size it knows and publishes in its performance
+//! counters (hsperfdata, a file it maps shared into itself):
+//! - the Java heap: `MaxHeapSize` bytes, committed in regions or
+//!   generations inside (`sun.gc.generation.*` give their sizes); with CDS
+//!   the archived heap objects are file mappings of `classes.jsa` inside it;
+//! - the compressed class space: `CompressedClassSpaceSize` (1 GiB),
+//!   `sun.gc.compressedclassspace.maxCapacity`;
+//! - metaspace: nodes of 64 MiB (`sun.gc.metaspace.maxCapacity` is the
+//!   class space plus the nodes reserved);
+//! - the code cache: `ReservedCodeCacheSize` (240 MiB tiered), the only
+//!   anonymous memory a JVM makes executable.
+//!
+//! What remains (GC card tables and mark bitmaps, HotSpot's arenas and
+//! other reservations) is the VM's own memory; it is claimed last, with a
+//! low confidence, after glibc's chunks have been told apart.
+
+use std::borrow::Cow;
+
+use super::{gib, mib, Claimer};
+use crate::classify::Inspector;
+use crate::hsperfdata::{self, PerfData};
+use crate::model::{Confidence, MemoryType, Region};
+
+/// The most of the hsperfdata mapping read (HotSpot's default is 32 KiB).
+const PERF_MAX: u64 = 1 << 20;
+/// Metaspace's virtual space node size on 64-bit (16 root chunks of 4 MiB).
+const METASPACE_NODE: u64 = 64 << 20;
+
+/// What the exact round learnt, for the rest round.
+#[derive(Debug, Default)]
+pub(super) struct Jvm {
+    perf: Option<PerfData>,
+}
+
+pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> Jvm {
+    let perf = read_perf(c, inspector);
+    plan_code_cache(c);
+    let zgc = plan_zgc_views(c);
+    let Some(p) = &perf else {
+        return Jvm { perf };
+    };
+    // Shenandoah and ZGC publish no policy name, only their collectors'.
+    let gc = p
+        .text("sun.gc.policy.name")
+        .or_else(|| {
+            p.text("sun.gc.collector.0.name")
+                .and_then(|c| c.split_whitespace().next())
+        })
+        .unwrap_or("unknown GC")
+        .to_string();
+    let mut heap_found = None;
+    for size in heap_sizes(p, &gc, c.page).into_iter().filter(|_| !zgc) {
+        let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
+        if let Some((i, len)) = c.exact_run(size, 64 << 10, jsa) {
+            heap_found = Some((i, len, size));
+            break;
+        }
+    }
+    if let Some((i, len, size)) = heap_found {
+        for r in &mut c.regions[i..i + len] {
+            if r.inode != 0 {
+                r.details = "archived heap objects (CDS, classes.jsa)".into();
+            }
+        }
+        c.claim(
+            i,
+            len,
+            MemoryType::ManagedHeap,
+            format!("Java heap ({gc}, max {}){}", gib(size), generations(p)),
+            Cow::Owned(format!("libjvm.so is loaded and this range spans exactly the maximum heap size ({size} bytes) its hsperfdata counters give")),
+            Confidence::High,
+            None,
+        );
+    }
+    if let Some(ccs) = p
+        .bytes("sun.gc.compressedclassspace.maxCapacity")
+        .filter(|&v| v > 0)
+    {
+        if let Some((i, len)) = c.exact_run(ccs, 64 << 10, |_| false) {
+            let used = p.bytes("sun.gc.compressedclassspace.capacity").unwrap_or(0);
+            c.claim(
+                i,
+                len,
+                MemoryType::ManagedHeap,
+                format!("compressed class space ({} reserved, {} committed)", gib(ccs), mib(used)),
+                Cow::Owned(format!("libjvm.so is loaded and this range spans exactly the compressed class space size ({ccs} bytes) of sun.gc.compressedclassspace.maxCapacity")),
+                Confidence::High,
+                None,
+            );
+        }
+    }
+    plan_metaspace(c, p);
+    Jvm { perf }
+}
+
+/// ZGC maps its heap through a memfd named `java_heap`, once per colour
+/// view (three on JDK 17), each followed by the reserved rest of that
+/// view's range. Returns whether it found any.
+fn plan_zgc_views(c: &mut Claimer<'_>) -> bool {
+    let is_view = |r: &Region| r.path.starts_with("/memfd:java_heap") && r.perms.shared();
+    let mut found = false;
+    let mut i = 0;
+    while i < c.regions.len() {
+        if !is_view(&c.regions[i]) || c.plan.is_grouped(i) {
+            i += 1;
+            continue;
+        }
+        // ZGC maps the memfd page by page: a view is the run of its
+        // mappings and the reserved gaps between and after them.
+        let mut j = i + 1;
+        while j < c.regions.len()
+            && c.regions[j].start == c.regions[j - 1].end
+            && !c.plan.is_grouped(j)
+            && (is_view(&c.regions[j]) || (c.free(j) && c.regions[j].perms.none()))
+        {
+            j += 1;
+        }
+        let (start, span) = (c.regions[i].start, c.span(i, j - i));
+        for r in &mut c.regions[i..j] {
+            if is_view(r) {
+                r.details = "committed (memfd java_heap)".into();
+            }
+        }
+        c.claim(
+            i,
+            j - i,
+            MemoryType::ManagedHeap,
+            format!("Java heap (ZGC view at {start:#x}, {} reserved)", gib(span)),
+            Cow::Borrowed("libjvm.so is loaded and this is a view of the memfd ZGC names java_heap, with the reserved rest of the view's range"),
+            Confidence::High,
+            None,
+        );
+        found = true;
+        i = j;
+    }
+    found
+}
+
+/// The hsperfdata file, read through the mapping the JVM keeps of it.
+fn read_perf(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> Option<PerfData> {
+    let i = c
+        .regions
+        .iter()
+        .position(|r| r.path.contains("/hsperfdata_") && r.perms.shared())?;
+    let r = &c.regions[i];
+    let mut buf = vec![0u8; r.size().min(PERF_MAX) as usize];
+    // The mapping is the file, shared: without memory access (or with
+    // --no-read-memory) the file itself says the same.
+    if !inspector.read_memory(r.start, &mut buf) && !inspector.read_file_at(r, r.offset, &mut buf) {
+        return None;
+    }
+    let p = hsperfdata::parse(&buf).ok()?;
+    c.regions[i].details = "JVM performance counters (hsperfdata)".into();
+    Some(p)
+}
+
+/// The sizes the heap reservation could have: G1 gives every generation
+/// the whole heap as its maximum, the generational collectors split it;
+/// `-Xmx` in the VM arguments is the fallback. Counters carry a few bytes
+/// of padding, hence the rounding down to pages.
+fn heap_sizes(p: &PerfData, gc: &str, page: u64) -> Vec<u64> {
+    let gens: Vec<u64> = (0..4)
+        .filter_map(|g| p.bytes(&format!("sun.gc.generation.{g}.maxCapacity")))
+        .map(|v| v / page * page)
+        .collect();
+    let mut sizes = Vec::new();
+    if gc == "GarbageFirst" {
+        sizes.extend(gens.iter().max());
+    } else if !gens.is_empty() {
+        sizes.push(gens.iter().fold(0u64, |a, &g| a.saturating_add(g)));
+    }
+    if let Some(x) = p
+        .text("java.rt.vmArgs")
+        .and_then(|a| {
+            a.split_whitespace()
+                .rev()
+                .find_map(|w| w.strip_prefix("-Xmx"))
+        })
+        .and_then(parse_size)
+    {
+        sizes.push(x);
+    }
+    sizes.retain(|&s| s > 0);
+    sizes.dedup();
+    sizes
+}
+
+/// `-Xmx` syntax: a number with an optional k/m/g/t suffix.
+fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.chars().last()?.to_ascii_lowercase() {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// `: eden 26 MiB, s1 2 MiB, old 39 MiB committed` from the counters.
+fn generations(p: &PerfData) -> String {
+    let mut parts = Vec::new();
+    for g in 0..4 {
+        for s in 0..4 {
+            let key = format!("sun.gc.generation.{g}.space.{s}");
+            let (Some(name), Some(cap)) = (
+                p.text(&format!("{key}.name")),
+                p.bytes(&format!("{key}.capacity")),
+            ) else {
+                continue;
+            };
+            // G1 reports 8 bytes of padding for spaces it does not have.
+            if cap >= 4096 {
+                let name = if name == "space" {
+                    p.text(&format!("sun.gc.generation.{g}.name"))
+                        .unwrap_or(name)
+                } else {
+                    name
+                };
+                parts.push(format!("{name} {}", mib(cap / 4096 * 4096)));
+            }
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {} committed", parts.join(", "))
+    }
+}
+
+/// Metaspace nodes: the non-class part of `sun.gc.metaspace.maxCapacity`,
+/// found as 64 MiB ranges aligned to the 4 MiB root chunk.
+fn plan_metaspace(c: &mut Claimer<'_>, p: &PerfData) {
+    let Some(total) = p.bytes("sun.gc.metaspace.maxCapacity") else {
+        return;
+    };
+    let class = p
+        .bytes("sun.gc.compressedclassspace.maxCapacity")
+        .unwrap_or(0);
+    let mut left = total.saturating_sub(class);
+    while left >= METASPACE_NODE {
+        let Some((i, len)) = c.exact_run(METASPACE_NODE, 4 << 20, |_| false) else {
+            break;
+        };
+        c.claim(
+            i,
+            len,
+            MemoryType::ManagedHeap,
+            "metaspace (64 MiB node)".into(),
+            Cow::Owned(format!("libjvm.so is loaded; a 64 MiB range aligned to metaspace's 4 MiB root chunks, within the {total} bytes sun.gc.metaspace.maxCapacity reports")),
+            Confidence::High,
+            None,
+        );
+        left -= METASPACE_NODE;
+    }
+}
+
+/// The code cache: a range whose committed parts are executable.
+fn plan_code_cache(c: &mut Claimer<'_>) {
+    let mut i = 0;
+    while i < c.regions.len() {
+        let starts_rwx = c.regions[i].perms.exec() && c.regions[i].perms.write();
+        let run = starts_rwx
+            .then(|| c.free_run(i, |r| r.perms.none() || (r.perms.exec() && r.perms.write())))
+            .flatten();
+        let Some(len) = run else {
+            i += 1;
+            continue;
+        };
+        let span = c.span(i, len);
+        c.claim(
+            i,
+            len,
+            MemoryType::ManagedHeap,
+            format!("code cache ({} reserved)", mib(span)),
+            Cow::Borrowed("libjvm.so is loaded and the range is anonymous memory made executable and writable: HotSpot's JIT code cache"),
+            Confidence::High,
+            None,
+        );
+        i += len;
+    }
+}
+
+pub(super) fn plan_rest(c: &mut Claimer<'_>, jvm: &Jvm) {
+    let evidence = if jvm.perf.is_some() {
+        "libjvm.so is loaded and this anonymous memory is none of the heap, class space, metaspace, code cache, stacks or malloc memory found: HotSpot's own (GC card tables and mark bitmaps, arenas, other reservations)"
+    } else {
+        "libjvm.so is loaded but its hsperfdata counters could not be read (-XX:-UsePerfData, or no memory access): anonymous memory that is no stack or malloc memory is presumed HotSpot's"
+    };
+    let mut i = 0;
+    while i < c.regions.len() {
+        let Some(len) = c.free_run(i, |_| true) else {
+            i += 1;
+            continue;
+        };
+        c.claim(
+            i,
+            len,
+            MemoryType::ManagedHeap,
+            "JVM internal (GC data structures, VM reservations)".into(),
+            Cow::Borrowed(evidence),
+            Confidence::Low,
+            None,
+        );
+        i += len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{anon, file};
+    use crate::classify::testutil::FakeInspector;
+    use crate::classify::{classify, Context, FileProbe};
+    use crate::elf::ElfInfo;
+    use crate::hsperfdata::tests::build;
+    use crate::hsperfdata::Value;
+    use crate::model::{Confidence, MemoryType};
+
+    const MB: u64 = 1 << 20;
+
+    /// The layout of `java -Xms64m -Xmx256m` (JDK 17, G1, CDS) as seen in
+    /// /proc/PID/smaps, shortened.
+    #[test]
+    fn jdk17_g1_layout() {
+        let jvm = 0x7f00_0000_0000u64;
+        let perf_at = 0x7f10_0000_0000u64;
+        let meta = 0x7efe_3f00_0000u64;
+        let ccs = 0x7efe_4400_0000u64;
+        let code = 0x7efe_a140_0000u64;
+        let maps = vec![
+            anon(0xf000_0000, 0xf400_0000, b"rw-p", 26 * MB),
+            anon(0xf400_0000, 0xffe0_0000, b"---p", 0),
+            file(
+                0xffe0_0000,
+                0xffe7_5000,
+                b"rw-p",
+                5,
+                "/jdk/lib/server/classes.jsa",
+            ),
+            anon(0xffe7_5000, 0x1_0000_0000, b"rw-p", 0),
+            anon(meta, meta + 0x1b_0000, b"rw-p", 0x1b_0000),
+            anon(meta + 0x1b_0000, meta + 0x40_0000, b"---p", 0),
+            anon(meta + 0x40_0000, meta + 64 * MB, b"---p", 0),
+            anon(ccs, ccs + 0x4_0000, b"rw-p", 0x4_0000),
+            anon(ccs + 0x4_0000, ccs + 1024 * MB, b"---p", 0),
+            anon(code, code + 0x27_0000, b"rwxp", 0x20_0000),
+            anon(code + 0x27_0000, code + 240 * MB, b"---p", 0),
+            anon(code + 250 * MB, code + 251 * MB, b"rw-p", 0x1000),
+            file(
+                jvm,
+                jvm + 0x10_0000,
+                b"r-xp",
+                9,
+                "/jdk/lib/server/libjvm.so",
+            ),
+            file(
+                perf_at,
+                perf_at + 0x8000,
+                b"rw-s",
+                11,
+                "/tmp/hsperfdata_u/42",
+            ),
+        ];
+        let perf = build(&[
+            ("sun.gc.policy.name", Value::Text("GarbageFirst".into())),
+            ("sun.gc.generation.0.name", Value::Text("young".into())),
+            ("sun.gc.generation.0.maxCapacity", Value::Long(268_435_480)),
+            (
+                "sun.gc.generation.0.space.0.name",
+                Value::Text("eden".into()),
+            ),
+            (
+                "sun.gc.generation.0.space.0.capacity",
+                Value::Long(26_214_408),
+            ),
+            ("sun.gc.generation.1.name", Value::Text("old".into())),
+            ("sun.gc.generation.1.maxCapacity", Value::Long(268_435_464)),
+            (
+                "sun.gc.generation.1.space.0.name",
+                Value::Text("space".into()),
+            ),
+            (
+                "sun.gc.generation.1.space.0.capacity",
+                Value::Long(40_894_472),
+            ),
+            ("sun.gc.metaspace.maxCapacity", Value::Long(1_140_850_688)),
+            (
+                "sun.gc.compressedclassspace.maxCapacity",
+                Value::Long(1_073_741_824),
+            ),
+            (
+                "sun.gc.compressedclassspace.capacity",
+                Value::Long(1_245_184),
+            ),
+        ]);
+        let mut fake = FakeInspector::default();
+        let elf = FileProbe::Elf(ElfInfo {
+            class: 64,
+            little_endian: true,
+            machine: 62,
+            file_type: 3,
+            loads: vec![],
+        });
+        fake.files.insert("/jdk/lib/server/libjvm.so".into(), elf);
+        let mut perf = perf;
+        perf.resize(0x8000, 0);
+        fake.memory.push((perf_at, perf));
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        let heap = &r[0];
+        assert_eq!(
+            (heap.memory_type, heap.size()),
+            (MemoryType::ManagedHeap, 256 * MB)
+        );
+        assert_eq!(heap.sub_blocks.len(), 4);
+        assert_eq!(heap.confidence, Confidence::High);
+        assert!(
+            heap.details
+                .starts_with("Java heap (GarbageFirst, max 256 MiB): eden 25 MiB, old 39 MiB"),
+            "{}",
+            heap.details
+        );
+        assert_eq!(
+            heap.sub_blocks[2].details,
+            "archived heap objects (CDS, classes.jsa)"
+        );
+        let meta_r = &r[1];
+        assert_eq!(
+            (meta_r.size(), meta_r.details.as_str()),
+            (64 * MB, "metaspace (64 MiB node)")
+        );
+        assert_eq!(r[2].size(), 1024 * MB);
+        assert!(r[2]
+            .details
+            .starts_with("compressed class space (1 GiB reserved"));
+        assert_eq!(r[3].details, "code cache (240 MiB reserved)");
+        assert_eq!(
+            (r[4].memory_type, r[4].confidence),
+            (MemoryType::ManagedHeap, Confidence::Low)
+        );
+        assert_eq!(r[6].details, "JVM performance counters (hsperfdata)");
+    }
+
+    #[test]
+    fn xmx_suffixes() {
+        assert_eq!(super::parse_size("256m"), Some(256 * MB));
+        assert_eq!(super::parse_size("2G"), Some(2048 * MB));
+        assert_eq!(super::parse_size("1048576"), Some(MB));
+        assert_eq!(super::parse_size("x"), None);
+    }
+}

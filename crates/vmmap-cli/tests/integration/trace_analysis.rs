@@ -598,8 +598,8 @@ fn heap_bytes_against_pages_add_up() {
     let rows = h["regions"].as_array().unwrap();
     let arena = rows
         .iter()
-        .find(|r| r["type"] == "Heap")
-        .unwrap_or_else(|| panic!("no Heap region: {h:#}"));
+        .find(|r| r["type"] == "Heap" && r["path"] == "[heap]")
+        .unwrap_or_else(|| panic!("no brk heap: {h:#}"));
     // 250 blocks of 1000 bytes, 50 freed: 200 live, 8 bytes of chunk
     // header and rounding each.
     assert_eq!(arena["blocks"], 200, "{h:#}");

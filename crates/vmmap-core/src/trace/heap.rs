@@ -101,8 +101,10 @@ pub fn heap_regions(
             free: 0,
         });
         // glibc serves a block from its own mapping when it is over the
-        // mmap threshold; such a block is the only one in its region.
-        let mmapped = r.memory_type != MemoryType::Heap;
+        // mmap threshold: the classifier names such regions (Heap since
+        // it reads their chunk headers; Private Data when it cannot).
+        let mmapped = r.memory_type != MemoryType::Heap
+            || r.details.starts_with("glibc mmapped chunk");
         e.blocks += 1;
         e.live += req;
         e.overhead += chunk_bytes(req, mmapped, page) - req;

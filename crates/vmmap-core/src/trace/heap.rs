@@ -103,8 +103,8 @@ pub fn heap_regions(
         // glibc serves a block from its own mapping when it is over the
         // mmap threshold: the classifier names such regions (Heap since
         // it reads their chunk headers; Private Data when it cannot).
-        let mmapped = r.memory_type != MemoryType::Heap
-            || r.details.starts_with("glibc mmapped chunk");
+        let mmapped =
+            r.memory_type != MemoryType::Heap || r.details.starts_with("glibc mmapped chunk");
         e.blocks += 1;
         e.live += req;
         e.overhead += chunk_bytes(req, mmapped, page) - req;

@@ -87,24 +87,25 @@ fn trace_path(tag: &str) -> PathBuf {
 pub(crate) fn run_traced(extra: &[&str], prog: &Path, args: &[&str]) -> (Output, PathBuf) {
     let out = trace_path(prog.file_name().unwrap().to_str().unwrap());
     let _g = starting_processes();
-    let o = Command::new(VMMAP)
-        .arg("run")
-        .args(if extra.contains(&"-i") {
-            &["-q"][..]
-        } else {
-            &["-q", "-i", "0"][..]
-        })
-        .arg("--agent")
-        .arg(agent())
-        .args(extra)
-        .arg("-o")
-        .arg(&out)
-        .arg("--")
-        .arg(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run vmmap run");
+    let o = crate::util::output_within(
+        Command::new(VMMAP)
+            .arg("run")
+            .args(if extra.contains(&"-i") {
+                &["-q"][..]
+            } else {
+                &["-q", "-i", "0"][..]
+            })
+            .arg("--agent")
+            .arg(agent())
+            .args(extra)
+            .arg("-o")
+            .arg(&out)
+            .arg("--")
+            .arg(prog)
+            .args(args)
+            .stdin(Stdio::null()),
+        180,
+    );
     (o, out)
 }
 

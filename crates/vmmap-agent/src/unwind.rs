@@ -122,6 +122,24 @@ pub fn modules() -> *const ModuleList {
     MODULES.load(Acquire)
 }
 
+/// A walk met an address in no known module: the writer thread checks
+/// whether modules were loaded and rebuilds the list.
+pub static REBUILD_WANTED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Called by the writer thread (never from a hook): rebuilds the module
+/// list if a walk asked and the loader's counters moved.
+pub fn rebuild_if_wanted() {
+    if !REBUILD_WANTED.swap(false, Relaxed) {
+        return;
+    }
+    let list = modules();
+    // SAFETY: published lists are never freed.
+    if list.is_null() || dl_counters() != unsafe { ((*list).adds, (*list).subs) } {
+        rebuild_modules();
+    }
+}
+
 /// `dl_iterate_phdr`'s (adds, subs) now.
 pub fn dl_counters() -> (u64, u64) {
     unsafe extern "C" fn cb(
@@ -286,21 +304,24 @@ fn find_module(list: &ModuleList, addr: u64) -> Option<&Module> {
 
 /// Computes the packed rule for `addr` (already adjusted to lie inside the
 /// call instruction for caller frames), with the thread's own context: no
-/// allocation unless the module list must be rebuilt (after a dlopen).
+/// allocation and no loader lock (except building the very first module
+/// list).
 /// Only ever called with the reentrancy guard held.
 #[cold]
 fn compute_rule(addr: u64, ctx: &mut Context) -> u64 {
     let mut list = modules();
-    if list.is_null() || {
-        // SAFETY: published lists are never freed.
-        let l = unsafe { &*list };
-        find_module(l, addr).is_none() && dl_counters() != (l.adds, l.subs)
-    } {
+    if list.is_null() {
         rebuild_modules();
         list = modules();
     }
     // SAFETY: published lists are never freed.
     let Some(m) = find_module(unsafe { &*list }, addr) else {
+        // Perhaps a module loaded without the hooked dlopen (glibc's own
+        // NSS or iconv loads). Checking means dl_iterate_phdr, which takes
+        // the loader's lock, and rebuilding allocates: neither is safe in
+        // a signal handler, so the writer thread does it, and the new
+        // generation clears the rule caches (this walk stops here).
+        REBUILD_WANTED.store(true, Relaxed);
         return R_END;
     };
     let Some(table) = m.hdr.table() else {

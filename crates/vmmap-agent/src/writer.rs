@@ -266,6 +266,7 @@ fn main() {
         } else if due {
             last_write = now;
         }
+        crate::unwind::rebuild_if_wanted();
         if crate::unwind::MODULE_GENERATION.load(Acquire) != st.module_gen {
             write_modules(&mut st);
         }

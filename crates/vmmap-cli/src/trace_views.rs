@@ -157,6 +157,16 @@ fn metric(a: &TraceArgs, default: Metric) -> Metric {
         .unwrap_or(default)
 }
 
+/// A size for a table cell: `0` rather than the blank `size` gives for
+/// nothing, so a column of figures has no holes.
+fn bytes(v: u64) -> String {
+    if v == 0 {
+        "0".into()
+    } else {
+        size(v, false)
+    }
+}
+
 /// `calltree`
 pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
     let an = analyse(a, None)?;
@@ -211,10 +221,10 @@ pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, F
             writeln!(
                 out,
                 "{:>10} {:>10} {:>10} {:>10} {:>10}  {}{label}{inl}",
-                size(c.bytes, false),
+                bytes(c.bytes),
                 c.allocations,
-                size(c.live_bytes, false),
-                size(c.peak_bytes, false),
+                bytes(c.live_bytes),
+                bytes(c.peak_bytes),
                 c.temporary,
                 "  ".repeat(depth),
             )?;
@@ -610,13 +620,13 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
                 "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
                 format!("{:x}-{:x}", h.start, h.end),
                 h.memory_type.name(),
-                size(h.size, false),
-                size(h.rss, false),
+                bytes(h.size),
+                bytes(h.rss),
                 h.blocks,
-                size(h.live, false),
-                size(h.overhead, false),
-                size(h.free, false),
-                size(h.untouched(), false),
+                bytes(h.live),
+                bytes(h.overhead),
+                bytes(h.free),
+                bytes(h.untouched()),
                 h.frag_percent().map_or("-".into(), |f| format!("{f:.1}"))
             )?;
         }

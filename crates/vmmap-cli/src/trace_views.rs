@@ -48,6 +48,7 @@ pub fn scan_file(
     each: impl FnMut(&vmmap_core::trace::Record),
 ) -> Result<scan::Scan, Failure> {
     let what = path.display();
+    keep_large_buffers_mapped();
     let s = scan::scan_until(open(path)?, until, each);
     if let Some(p) = &s.file_problem {
         eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
@@ -61,6 +62,18 @@ pub fn scan_file(
         });
     }
     Ok(s)
+}
+
+/// Makes glibc serve every buffer of 1 MiB or more from its own mapping
+/// and give it back when freed. By default glibc raises that threshold to
+/// the size of the largest buffer freed so far, after which the
+/// decompressed trace chunks (several megabytes each, one or two alive at
+/// a time) come from the arena and stay resident: 64-70 MB peak instead
+/// of 45 on a 10-million-operation trace.
+fn keep_large_buffers_mapped() {
+    // SAFETY: mallopt only changes an allocator setting; any value is
+    // accepted or refused with 0.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
 }
 
 /// Pretty JSON and a newline.

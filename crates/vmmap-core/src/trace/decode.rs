@@ -384,7 +384,7 @@ struct Pending {
     /// The trace message it came in (for error reports).
     index: usize,
     /// The message's decompressed events, shared by its segments.
-    data: Rc<[u8]>,
+    data: Rc<Vec<u8>>,
     /// Read position and end within `data`.
     pos: usize,
     end: usize,
@@ -661,7 +661,7 @@ impl Decoder {
     }
 
     fn segments(&mut self, index: usize, image: u32, data: Vec<u8>) -> Result<(), TraceError> {
-        let data: Rc<[u8]> = data.into();
+        let data = Rc::new(data);
         let mut c = Cursor::new(&data);
         while c.remaining() > 0 {
             let (Some(stream), Some(len)) = (c.u32(), c.u32()) else {

@@ -232,7 +232,7 @@ impl LaunchForm {
             };
             let mut spans = vec![Span::styled(format!("{:<18}", field.label()), label_style)];
             spans.push(Span::raw(" "));
-            let (value, placeholder) = match field {
+            let (value, hint) = match field {
                 Field::Program => (&self.program, "a path, or a name on $PATH"),
                 Field::Arguments => (&self.args, "split on spaces; '...' and \"...\" quote"),
                 Field::Cwd => (&self.cwd, "vmmap's working directory"),
@@ -252,14 +252,14 @@ impl LaunchForm {
                 }
             };
             if value.is_empty() && !on {
-                spans.push(Span::styled(format!("({placeholder})"), dim));
+                spans.push(Span::styled(format!("({hint})"), dim));
             } else {
                 spans.push(Span::raw(value.clone()));
             }
             if on {
                 spans.push(Span::styled("▏", Style::default().fg(Color::Gray)));
                 if value.is_empty() {
-                    spans.push(Span::styled(format!(" ({placeholder})"), dim));
+                    spans.push(Span::styled(format!(" ({hint})"), dim));
                 }
             }
             lines.push(Line::from(spans));

@@ -37,6 +37,12 @@ fn json(file: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&on_file("trace", file, args)).expect("JSON output")
 }
 
+/// The whole call tree, allocation sites first, one node per line.
+fn bottom_up_by_line(file: &Path) -> Value {
+    let args = ["calltree", "--json", "--bottom-up", "--lines"];
+    json(file, &[&args[..], &["--min-percent", "0"]].concat())
+}
+
 /// Sum of a figure over every node named `function` with no ancestor of
 /// that name.
 fn total(node: &Value, function: &str, key: &str) -> u64 {
@@ -89,17 +95,7 @@ fn call_tree_attributes_exact_bytes_to_functions_and_lines() {
 
     // Bottom-up by line: the allocation sites are the lines that call the
     // allocator.
-    let t = json(
-        &file,
-        &[
-            "calltree",
-            "--json",
-            "--bottom-up",
-            "--lines",
-            "--min-percent",
-            "0",
-        ],
-    );
+    let t = bottom_up_by_line(&file);
     let sites: Vec<(String, u64, u64)> = t["tree"]["children"]
         .as_array()
         .unwrap()
@@ -245,17 +241,7 @@ fn cxx_inlined_frames_are_expanded_with_their_lines() {
     let prog = build("inline", &["c++", "-O2", "-g", src.to_str().unwrap()]);
     let (o, file) = run_traced(&[], &prog, &[]);
     assert!(o.status.success());
-    let t = json(
-        &file,
-        &[
-            "calltree",
-            "--json",
-            "--bottom-up",
-            "--lines",
-            "--min-percent",
-            "0",
-        ],
-    );
+    let t = bottom_up_by_line(&file);
     let mut grow = Vec::new();
     find(
         &t["tree"],

@@ -230,6 +230,27 @@ pub(crate) mod testutil {
         pub fs: HashMap<(u32, u32), String>,
     }
 
+    /// What probing an x86-64 shared object gives (no segments needed).
+    pub fn shared_object() -> FileProbe {
+        FileProbe::Elf(ElfInfo {
+            class: 64,
+            little_endian: true,
+            machine: 62,
+            file_type: 3,
+            loads: vec![],
+        })
+    }
+
+    /// A 64-bit process with 4 KiB pages and no threads.
+    pub fn context() -> Context<'static> {
+        Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        }
+    }
+
     impl Inspector for FakeInspector {
         fn probe_file(&mut self, m: &Region) -> FileProbe {
             self.files

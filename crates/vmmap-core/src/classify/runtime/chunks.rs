@@ -104,9 +104,9 @@ const MOSTLY: &str = "malloc()ed blocks with mappings of their own: chunk header
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{anon, file};
+    use crate::classify::classify;
     use crate::classify::testutil::FakeInspector;
-    use crate::classify::{classify, Context, FileProbe};
-    use crate::elf::ElfInfo;
+
     use crate::model::{Confidence, MemoryType};
 
     fn header(size: u64) -> Vec<u8> {
@@ -132,16 +132,8 @@ mod tests {
             file(0x7f10_0000_0000, 0x7f10_0010_0000, b"r-xp", 7, libc),
         ];
         let mut fake = FakeInspector::default();
-        fake.files.insert(
-            libc.into(),
-            FileProbe::Elf(ElfInfo {
-                class: 64,
-                little_endian: true,
-                machine: 62,
-                file_type: 3,
-                loads: vec![],
-            }),
-        );
+        fake.files
+            .insert(libc.into(), crate::classify::testutil::shared_object());
         // Two chunks merged into one VMA.
         fake.memory.push((a, header(0x21000)));
         fake.memory.push((a + 0x21000, header(0x21000)));
@@ -149,12 +141,7 @@ mod tests {
         fake.memory.push((b, header(0x20000)));
         // A chunk of a third of the mapping.
         fake.memory.push((c, header(0x20000)));
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r[0].memory_type, MemoryType::Heap);
         assert_eq!(r[0].details, "glibc mmapped chunks (2)");

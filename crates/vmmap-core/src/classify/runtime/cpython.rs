@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn arenas_around_unknown_memory() {
         use super::super::testutil::anon;
-        use crate::classify::{Context, Plan};
+        use crate::classify::Plan;
         let a = 0x7efd_d848_2000u64;
         let x = a + (1 << 20);
         let b = x + 0x4_5000;
@@ -191,12 +191,7 @@ mod tests {
             .push((a.next_multiple_of(16 << 10), pool(3, 16 << 10)));
         fake.memory
             .push((b.next_multiple_of(16 << 10), pool(7, 16 << 10)));
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let maps = vec![anon(a, b + (1 << 20), b"rw-p", 0)];
         let mut regions: Vec<_> = maps
             .into_iter()

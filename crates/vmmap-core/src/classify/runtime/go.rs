@@ -100,23 +100,12 @@ pub(super) fn plan_rest(c: &mut Claimer<'_>, version: &str, cgo: bool) {
     } else {
         (Cow::Owned(format!("{version} executable without libc: only the Go runtime maps anonymous memory, and this is not in the arenas, so it is runtime metadata")), Confidence::Medium)
     };
-    let mut i = 0;
-    while i < c.regions.len() {
-        let Some(len) = c.free_run(i, |_| true) else {
-            i += 1;
-            continue;
-        };
-        c.claim(
-            i,
-            len,
-            MemoryType::ManagedHeap,
-            "Go runtime metadata (heap bitmaps, spans, page summaries)".into(),
-            evidence.clone(),
-            confidence,
-            None,
-        );
-        i += len;
-    }
+    c.claim_free_runs(
+        MemoryType::ManagedHeap,
+        "Go runtime metadata (heap bitmaps, spans, page summaries)",
+        evidence,
+        confidence,
+    );
 }
 
 #[cfg(test)]

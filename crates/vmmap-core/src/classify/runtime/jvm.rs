@@ -288,31 +288,19 @@ pub(super) fn plan_rest(c: &mut Claimer<'_>, jvm: &Jvm) {
     } else {
         "libjvm.so is loaded but its hsperfdata counters could not be read (-XX:-UsePerfData, or no memory access): anonymous memory that is no stack or malloc memory is presumed HotSpot's"
     };
-    let mut i = 0;
-    while i < c.regions.len() {
-        let Some(len) = c.free_run(i, |_| true) else {
-            i += 1;
-            continue;
-        };
-        c.claim(
-            i,
-            len,
-            MemoryType::ManagedHeap,
-            "JVM internal (GC data structures, VM reservations)".into(),
-            Cow::Borrowed(evidence),
-            Confidence::Low,
-            None,
-        );
-        i += len;
-    }
+    c.claim_free_runs(
+        MemoryType::ManagedHeap,
+        "JVM internal (GC data structures, VM reservations)",
+        Cow::Borrowed(evidence),
+        Confidence::Low,
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{anon, file};
+    use crate::classify::classify;
     use crate::classify::testutil::FakeInspector;
-    use crate::classify::{classify, Context, FileProbe};
-    use crate::elf::ElfInfo;
     use crate::hsperfdata::tests::build;
     use crate::hsperfdata::Value;
     use crate::model::{Confidence, MemoryType};
@@ -395,23 +383,12 @@ mod tests {
             ),
         ]);
         let mut fake = FakeInspector::default();
-        let elf = FileProbe::Elf(ElfInfo {
-            class: 64,
-            little_endian: true,
-            machine: 62,
-            file_type: 3,
-            loads: vec![],
-        });
+        let elf = crate::classify::testutil::shared_object();
         fake.files.insert("/jdk/lib/server/libjvm.so".into(), elf);
         let mut perf = perf;
         perf.resize(0x8000, 0);
         fake.memory.push((perf_at, perf));
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         let heap = &r[0];
         assert_eq!(

@@ -284,6 +284,27 @@ impl<'a> Claimer<'a> {
         Some(j - i)
     }
 
+    /// Claims every run of free VMAs left, each the same way: what a
+    /// runtime that owns all other anonymous memory does last.
+    fn claim_free_runs(
+        &mut self,
+        memory_type: MemoryType,
+        details: &str,
+        evidence: Cow<'static, str>,
+        confidence: Confidence,
+    ) {
+        let mut i = 0;
+        while i < self.regions.len() {
+            let Some(len) = self.free_run(i, |_| true) else {
+                i += 1;
+                continue;
+            };
+            let ev = evidence.clone();
+            self.claim(i, len, memory_type, details.into(), ev, confidence, None);
+            i += len;
+        }
+    }
+
     /// Bytes from the start of VMA `i` to the end of VMA `i + len - 1`.
     fn span(&self, i: usize, len: usize) -> u64 {
         self.regions[i + len - 1].end - self.regions[i].start
@@ -386,9 +407,9 @@ fn gib(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::testutil::{anon, file};
+    use crate::classify::classify;
     use crate::classify::testutil::FakeInspector;
-    use crate::classify::{classify, Context, FileProbe};
-    use crate::elf::ElfInfo;
+
     use crate::model::{Confidence, MemoryType};
 
     /// The layout .NET 8 documents for its regions GC and W^X JIT, as a
@@ -424,20 +445,9 @@ mod tests {
         let mut fake = FakeInspector::default();
         fake.files.insert(
             "/usr/share/dotnet/shared/Microsoft.NETCore.App/8.0.0/libcoreclr.so".into(),
-            FileProbe::Elf(ElfInfo {
-                class: 64,
-                little_endian: true,
-                machine: 62,
-                file_type: 3,
-                loads: vec![],
-            }),
+            crate::classify::testutil::shared_object(),
         );
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r[0].memory_type, MemoryType::Image);
         assert_eq!(

@@ -119,9 +119,9 @@ fn plan_reservations(c: &mut Claimer<'_>) {
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{anon, file};
+    use crate::classify::classify;
     use crate::classify::testutil::FakeInspector;
-    use crate::classify::{classify, Context, FileProbe};
-    use crate::elf::ElfInfo;
+
     use crate::model::{Confidence, MemoryType};
 
     /// Shortened from `node --max-old-space-size=128` (Debian's node 20,
@@ -143,20 +143,9 @@ mod tests {
         let mut fake = FakeInspector::default();
         fake.files.insert(
             "/usr/bin/node".into(),
-            FileProbe::Elf(ElfInfo {
-                class: 64,
-                little_endian: true,
-                machine: 62,
-                file_type: 3,
-                loads: vec![],
-            }),
+            crate::classify::testutil::shared_object(),
         );
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r[1].details, "V8 heap page");
         assert_eq!(r[1].confidence, Confidence::High);

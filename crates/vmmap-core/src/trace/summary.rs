@@ -93,6 +93,16 @@ struct PeakMark {
     epoch: u64,
 }
 
+/// Everything kept per call stack, together so that one record touches
+/// one place.
+#[derive(Clone, Copy, Default)]
+struct PerStack {
+    cost: StackCost,
+    mark: PeakMark,
+    /// The process image the stack was seen in (for symbolisation).
+    image: u32,
+}
+
 /// Accumulates a [`Summary`] and the cost of every call stack from
 /// records in time order. Memory is bounded by the live blocks and the
 /// distinct stacks, not by the trace's length.
@@ -103,10 +113,7 @@ pub struct Summarizer {
     calls: [u64; OPERATIONS.len()],
     live: HashMap<u64, Block, Fast>,
     live_bytes: u64,
-    costs: Vec<StackCost>,
-    /// The process image each stack was seen in (for symbolisation).
-    images: Vec<u32>,
-    marks: Vec<PeakMark>,
+    stacks: Vec<PerStack>,
     /// Times the heap reached a new peak.
     epoch: u64,
     /// Each thread's last allocation, by stream (for temporary
@@ -217,23 +224,21 @@ impl Summarizer {
     }
 
     /// Brings a stack's peak mark up to date before its live bytes change.
-    fn touch(&mut self, stack: u32) -> &mut StackCost {
+    fn touch(&mut self, stack: u32) -> &mut PerStack {
         let i = stack as usize;
-        if i >= self.costs.len() {
-            self.costs.resize(i + 1, StackCost::default());
-            self.images.resize(i + 1, 0);
-            self.marks.resize(i + 1, PeakMark::default());
+        if i >= self.stacks.len() {
+            self.stacks.resize(i + 1, PerStack::default());
         }
-        let m = &mut self.marks[i];
-        if m.epoch != self.epoch {
+        let s = &mut self.stacks[i];
+        if s.mark.epoch != self.epoch {
             // The heap peaked since this stack last changed, so its live
             // bytes then were what they are now.
-            *m = PeakMark {
-                bytes: self.costs[i].live_bytes,
+            s.mark = PeakMark {
+                bytes: s.cost.live_bytes,
                 epoch: self.epoch,
             };
         }
-        &mut self.costs[i]
+        s
     }
 
     fn alloc(&mut self, r: &Record, ptr: u64, size: u64, stack: u32) {
@@ -247,7 +252,7 @@ impl Summarizer {
         // freed it internally): drop the stale one.
         if let Some(old) = self.live.insert(ptr, Block { size, stack }) {
             self.live_bytes -= old.size;
-            let c = self.touch(old.stack);
+            let c = &mut self.touch(old.stack).cost;
             c.live_blocks -= 1;
             c.live_bytes -= old.size;
         }
@@ -257,9 +262,9 @@ impl Summarizer {
         }
         self.last_alloc[t] = ptr;
         self.live_bytes += size;
-        self.touch(stack);
-        self.images[stack as usize] = r.image;
-        let c = &mut self.costs[stack as usize];
+        let s = self.touch(stack);
+        s.image = r.image;
+        let c = &mut s.cost;
         c.allocations += 1;
         c.bytes += size;
         c.live_blocks += 1;
@@ -280,7 +285,7 @@ impl Summarizer {
                 self.live_bytes -= b.size;
                 self.summary.frees += 1;
                 let temporary = self.last_alloc.get(r.stream as usize) == Some(&ptr);
-                let c = self.touch(b.stack);
+                let c = &mut self.touch(b.stack).cost;
                 c.live_blocks -= 1;
                 c.live_bytes -= b.size;
                 c.temporary += u64::from(temporary);
@@ -307,13 +312,17 @@ impl Summarizer {
     /// [`Summarizer::finish`], with the cost of every stack and the
     /// process image it belongs to (both indexed by stack id).
     pub fn finish_costs(mut self, info: &TraceInfo) -> (Summary, Vec<StackCost>, Vec<u32>) {
-        for (i, c) in self.costs.iter_mut().enumerate() {
-            let m = self.marks[i];
-            c.peak_bytes = if m.epoch == self.epoch {
-                m.bytes
+        let mut costs = Vec::with_capacity(self.stacks.len());
+        let mut images = Vec::with_capacity(self.stacks.len());
+        for s in &self.stacks {
+            let mut c = s.cost;
+            c.peak_bytes = if s.mark.epoch == self.epoch {
+                s.mark.bytes
             } else {
                 c.live_bytes
             };
+            costs.push(c);
+            images.push(s.image);
         }
         let s = &mut self.summary;
         s.calls = OPERATIONS
@@ -326,7 +335,7 @@ impl Summarizer {
         s.live_bytes = self.live_bytes;
         s.stacks = info.stacks.len().saturating_sub(1) as u64;
         s.truncated_stacks = info.stacks.iter().filter(|s| s.truncated).count() as u64;
-        (self.summary, self.costs, self.images)
+        (self.summary, costs, images)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use vmmap_core::trace::wire::*;
 
-use crate::block::{self, Block, StackSlot, STACK_SLOTS};
+use crate::block::{self, Block, StackSlot, STACK_SLOTS, STACK_WAYS};
 use crate::unwind::{self, Stack};
 
 /// Captures the caller's stack and returns its id in this stream, writing
@@ -31,16 +31,21 @@ pub fn stack_id(b: &mut Block) -> u32 {
 fn intern(b: &mut Block, st: &Stack) -> u32 {
     // SAFETY: the cache is this block's own mapping.
     let slots = unsafe { &mut *b.stacks };
-    let slot = &mut slots[(st.hash as usize) & (STACK_SLOTS - 1)];
-    if slot.hash == st.hash {
-        return slot.id;
+    // Bit 0 of a stack hash is always set: the set comes from the bits
+    // above it.
+    let set = ((st.hash >> 1) as usize) & (STACK_SLOTS / STACK_WAYS - 1);
+    let ways = &mut slots[set * STACK_WAYS..(set + 1) * STACK_WAYS];
+    if let Some(w) = ways.iter().find(|w| w.hash == st.hash) {
+        return w.id;
     }
     if !block::reserve(b) {
         return 0;
     }
     let id = b.next_stack;
     b.next_stack += 1;
-    *slot = StackSlot { hash: st.hash, id };
+    // First in, first out: the newest stack goes in front.
+    ways.copy_within(0..STACK_WAYS - 1, 1);
+    ways[0] = StackSlot { hash: st.hash, id };
     let frames = b.frames; // a new stack: rare, so the copy is cheap overall
     let buf = block::tail(b);
     buf[0] = EV_STACK;

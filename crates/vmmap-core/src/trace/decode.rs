@@ -434,9 +434,15 @@ impl Heads {
     fn push(&mut self, head: Head) {
         match self {
             Heads::Sorted(v) if v.len() < SMALL_HEADS => {
-                // Descending order: find the first entry not after `head`.
-                let at = v.iter().rposition(|e| *e > head).map_or(0, |i| i + 1);
-                v.insert(at, head);
+                // Descending order: the new head sinks from the end past
+                // every earlier one (usually none or one, with no call to
+                // memmove as `insert` makes).
+                v.push(head);
+                let mut i = v.len() - 1;
+                while i > 0 && v[i - 1] < head {
+                    v.swap(i - 1, i);
+                    i -= 1;
+                }
             }
             Heads::Sorted(v) => {
                 let mut h: BinaryHeap<Reverse<Head>> = v.drain(..).map(Reverse).collect();

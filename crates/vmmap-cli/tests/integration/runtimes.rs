@@ -189,6 +189,11 @@ fn assert_covered(snap: &Value, what: &str) {
 /// `java -Xms64m -Xmx256m GC Hold.java`: a heap of 300 arrays of 100 KB
 /// and three sleeping threads named worker-0..2.
 fn start_java(gc: &str) -> Runtime {
+    start_java_with(&["-Xms64m", "-Xmx256m", gc, "-XX:+UsePerfData"])
+}
+
+/// [`start_java`] with the JVM options `opts`.
+fn start_java_with(opts: &[&str]) -> Runtime {
     let java = need("java", "default-jdk-headless");
     let dir = TempDir::new("java");
     std::fs::write(
@@ -213,8 +218,7 @@ public class Hold {
     )
     .expect("write Hold.java");
     let mut cmd = Command::new(java);
-    cmd.current_dir(dir.path())
-        .args(["-Xms64m", "-Xmx256m", gc, "-XX:+UsePerfData", "Hold.java"]);
+    cmd.current_dir(dir.path()).args(opts).arg("Hold.java");
     Runtime::start(cmd, dir, "java")
 }
 
@@ -270,6 +274,219 @@ fn java_heap_is_managed_heap_of_exactly_xmx() {
     assert!(why.contains("Type:        Managed Heap"), "{why}");
     assert!(why.contains("hsperfdata"), "{why}");
     assert!(why.contains("Confidence:  high"), "{why}");
+}
+
+/// The GC reservations NMT (`-XX:NativeMemoryTracking=detail`) made for
+/// the side tables, as (start, size): the frames below
+/// `ReservedSpace::reserve` name who reserved each.
+fn nmt_gc_tables(pid: u32) -> Vec<(u64, u64)> {
+    let jcmd = need("jcmd", "default-jdk-headless");
+    let out = Command::new(jcmd)
+        .args([&pid.to_string(), "VM.native_memory", "detail"])
+        .output()
+        .expect("run jcmd");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("for Java Heap"), "no NMT detail: {text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut tables = Vec::new();
+    for (k, l) in lines.iter().enumerate() {
+        let Some(range) = l.strip_prefix('[').filter(|_| l.contains(" for GC from")) else {
+            continue;
+        };
+        let frames = lines[k + 1..]
+            .iter()
+            .take(4)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let is_table = [
+            "create_aux_memory_mapper",
+            "CardTable::initialize",
+            "ObjectStartArray::initialize",
+            "BlockOffsetSharedArray::BlockOffsetSharedArray",
+        ]
+        .iter()
+        .any(|f| frames.contains(f));
+        if !is_table {
+            continue;
+        }
+        let mut ends = range.split(']').next().unwrap().split(" - ");
+        let start = u64::from_str_radix(ends.next().unwrap().trim_start_matches("0x"), 16).unwrap();
+        let end = u64::from_str_radix(ends.next().unwrap().trim_start_matches("0x"), 16).unwrap();
+        tables.push((start, end - start));
+    }
+    tables.sort_unstable();
+    tables
+}
+
+/// `name at 0x… (N KiB)` pairs of a "GC tables" region's details.
+fn tables_in(details: &str) -> Vec<(String, u64, u64)> {
+    let body = details.split_once(": ").map_or("", |(_, b)| b);
+    body.split(", ")
+        .map(|t| {
+            let (name, rest) = t.split_once(" at 0x").expect("name at address");
+            let (addr, size) = rest.split_once(" (").expect("size");
+            let (n, unit) = size.trim_end_matches(')').split_once(' ').expect("unit");
+            let mult = if unit == "MiB" { MB } else { 1024 };
+            let n: f64 = n.parse().expect("number");
+            (
+                name.to_string(),
+                u64::from_str_radix(addr, 16).expect("address"),
+                (n * mult as f64) as u64,
+            )
+        })
+        .collect()
+}
+
+/// Card tables, block offset tables and mark bitmaps of G1, Parallel and
+/// Serial are found where HotSpot reserved them, with their exact sizes:
+/// the oracle is the JVM's own native memory tracking. G1's three tables
+/// of 512 KiB are adjacent in some runs and scattered in others; alone,
+/// only the card table can be told from its contents (clean cards).
+#[test]
+fn jvm_gc_tables_are_where_nmt_says() {
+    let kib = 1024;
+    let g1_small = [
+        "card counts table",
+        "card table",
+        "block offset table",
+        "block offset table or card counts table",
+    ];
+    let g1_bitmaps = ["next mark bitmap", "previous mark bitmap", "mark bitmap"];
+    let cases: [(&str, Vec<(&str, u64)>); 3] = [
+        (
+            "-XX:+UseG1GC",
+            vec![(g1_small[0], 512 * kib), (g1_bitmaps[0], 4 * MB)],
+        ),
+        (
+            "-XX:+UseParallelGC",
+            vec![
+                ("object start array (old generation)", 344 * kib),
+                ("card table", 516 * kib),
+            ],
+        ),
+        (
+            "-XX:+UseSerialGC",
+            vec![
+                ("block offset table (old generation)", 344 * kib),
+                ("card table", 516 * kib),
+            ],
+        ),
+    ];
+    for (gc, want) in cases {
+        let rt = start_java_with(&[
+            "-Xms64m",
+            "-Xmx256m",
+            gc,
+            "-XX:+UsePerfData",
+            "-XX:NativeMemoryTracking=detail",
+        ]);
+        let nmt = nmt_gc_tables(rt.pid);
+        rt.stop();
+        let snap = snapshot_json(rt.pid, &[]);
+        let mut found: Vec<(String, u64, u64)> = Vec::new();
+        for b in snap["regions"].as_array().unwrap() {
+            if typ(b) != "managed_heap" || !details(b).contains(" GC tables: ") {
+                continue;
+            }
+            let tables = tables_in(details(b));
+            // High when the whole layout is adjacent, medium per table.
+            assert!(
+                b["confidence"] == "high" || b["confidence"] == "medium",
+                "{gc}: {b:#}"
+            );
+            let (lo, hi) = (tables[0].1, tables.iter().map(|t| t.1 + t.2).max().unwrap());
+            // Only VMAs inside the tables' reservations are claimed.
+            assert!(
+                hex(&b["start"]) >= lo && hex(&b["end"]) <= hi,
+                "{gc}: {b:#}"
+            );
+            found.extend(tables);
+        }
+        let mut at: Vec<(u64, u64)> = found.iter().map(|(_, a, s)| (*a, *s)).collect();
+        at.sort_unstable();
+        assert_eq!(
+            at, nmt,
+            "{gc}: the tables are NMT's GC reservations: {found:?}"
+        );
+        if gc == "-XX:+UseG1GC" {
+            let sizes = |names: &[&str]| -> Vec<u64> {
+                found
+                    .iter()
+                    .filter(|t| names.contains(&t.0.as_str()))
+                    .map(|t| t.2)
+                    .collect()
+            };
+            assert_eq!(sizes(&g1_small), [512 * kib; 3], "{found:?}");
+            assert_eq!(sizes(&g1_bitmaps), [4 * MB; 2], "{found:?}");
+            let cards = found.iter().filter(|t| t.0 == "card table").count();
+            assert_eq!(cards, 1, "the card table is named: {found:?}");
+        } else {
+            let mut names: Vec<(&str, u64)> =
+                found.iter().map(|(n, _, s)| (n.as_str(), *s)).collect();
+            names.sort_unstable();
+            let mut want = want.clone();
+            want.sort_unstable();
+            assert_eq!(names, want, "{gc}: the tables and their sizes");
+        }
+        assert_covered(&snap, gc);
+    }
+}
+
+/// `-XX:-UsePerfData`: no counters, so the heap is the range of exactly
+/// the command line's `-Xmx` (medium confidence). With `-Xms` below it the
+/// GC tables still mirror the heap and are found without counters.
+#[test]
+fn java_heap_without_hsperfdata_is_found_from_xmx() {
+    for (opts, tables) in [
+        (&["-XX:-UsePerfData", "-Xmx256m"][..], false),
+        (
+            &["-XX:-UsePerfData", "-Xms64m", "-Xmx256m", "-XX:+UseG1GC"][..],
+            true,
+        ),
+    ] {
+        let rt = start_java_with(opts);
+        rt.stop();
+        let snap = snapshot_json(rt.pid, &[]);
+        assert!(
+            !snap["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["path"].as_str().unwrap_or("").contains("hsperfdata")),
+            "{opts:?}: no hsperfdata mapping"
+        );
+        let heaps = regions(&snap, "managed_heap", "Java heap");
+        assert_eq!(
+            heaps.iter().map(|h| size(h)).collect::<Vec<_>>(),
+            [256 * MB],
+            "{opts:?}: one heap of exactly -Xmx"
+        );
+        let heap = heaps[0];
+        assert_eq!(heap["confidence"], "medium");
+        let ev = heap["evidence"].as_str().unwrap();
+        assert!(
+            ev.contains("-XX:-UsePerfData") && ev.contains("-Xmx (268435456 bytes)"),
+            "{ev}"
+        );
+        if tables {
+            let found: Vec<(String, u64, u64)> = snap["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| typ(r) == "managed_heap" && details(r).contains(" GC tables: "))
+                .flat_map(|r| tables_in(details(r)))
+                .collect();
+            let mut sizes: Vec<u64> = found.iter().map(|t| t.2).collect();
+            sizes.sort_unstable();
+            assert_eq!(
+                sizes,
+                [512 << 10, 512 << 10, 512 << 10, 4 * MB, 4 * MB],
+                "G1's tables without counters: {found:?}"
+            );
+        }
+        assert_covered(&snap, "java -XX:-UsePerfData");
+    }
 }
 
 #[test]

@@ -11,12 +11,16 @@
 //! - the code cache: `ReservedCodeCacheSize` (240 MiB tiered), the only
 //!   anonymous memory a JVM makes executable.
 //!
-//! What remains (GC card tables and mark bitmaps, HotSpot's arenas and
+//! The GC's card tables, block offset tables and mark bitmaps mirror the
+//! heap's commit pattern at a fixed ratio (`jvm_gc`). Without counters
+//! (`-XX:-UsePerfData`) the heap is the range of exactly the `-Xmx` of the
+//! command line. What remains (the G1 mark stack, HotSpot's arenas and
 //! other reservations) is the VM's own memory; it is claimed last, with a
 //! low confidence, after glibc's chunks have been told apart.
 
 use std::borrow::Cow;
 
+use super::jvm_gc::{self, Gc, Heap};
 use super::{gib, mib, Claimer};
 use crate::classify::Inspector;
 use crate::hsperfdata::{self, PerfData};
@@ -37,7 +41,29 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
     let perf = read_perf(c, inspector);
     plan_code_cache(c);
     let zgc = plan_zgc_views(c);
+    let args = command_line(inspector);
     let Some(p) = &perf else {
+        // Without counters: the -Xmx of the command line, if it has one.
+        let gc = Gc::from_args(args.iter().map(String::as_str));
+        let xmx = last_xmx(args.iter().map(String::as_str));
+        if let (Some(x), false) = (xmx, zgc || gc == Gc::Other) {
+            if let Some((i, len, size)) = find_heap(c, &rounded_sizes(x)) {
+                let gc_name = match gc {
+                    Gc::Unknown => "collector unknown".to_string(),
+                    g => format!("{g:?}"),
+                };
+                c.claim(
+                    i,
+                    len,
+                    MemoryType::ManagedHeap,
+                    format!("Java heap ({gc_name}, max {})", gib(size)),
+                    Cow::Owned(format!("libjvm.so is loaded without hsperfdata counters (-XX:-UsePerfData); this range spans exactly the maximum heap size ({size} bytes) that -Xmx ({x} bytes) on its command line gives, rounded as HotSpot aligns the heap")),
+                    Confidence::Medium,
+                    None,
+                );
+                plan_gc_tables(c, inspector, i, len, gc, None);
+            }
+        }
         return Jvm { perf };
     };
     // Shenandoah and ZGC publish no policy name, only their collectors'.
@@ -49,20 +75,13 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         })
         .unwrap_or("unknown GC")
         .to_string();
-    let mut heap_found = None;
-    for size in heap_sizes(p, &gc, c.page).into_iter().filter(|_| !zgc) {
-        let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
-        if let Some((i, len)) = c.exact_run(size, 64 << 10, jsa) {
-            heap_found = Some((i, len, size));
-            break;
-        }
-    }
-    if let Some((i, len, size)) = heap_found {
-        for r in &mut c.regions[i..i + len] {
-            if r.inode != 0 {
-                r.details = "archived heap objects (CDS, classes.jsa)".into();
-            }
-        }
+    let sizes: Vec<u64> = if zgc {
+        Vec::new()
+    } else {
+        heap_sizes(p, &gc, c.page)
+    };
+    let heap = find_heap(c, &sizes);
+    if let Some((i, len, size)) = heap {
         c.claim(
             i,
             len,
@@ -91,6 +110,13 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         }
     }
     plan_metaspace(c, p);
+    // Last: the tables' patterns are searched in what no other rule took.
+    if let Some((i, len, _)) = heap {
+        let old = p
+            .bytes("sun.gc.generation.1.maxCapacity")
+            .map(|v| v / c.page * c.page);
+        plan_gc_tables(c, inspector, i, len, Gc::from_policy(&gc), old);
+    }
     Jvm { perf }
 }
 
@@ -135,6 +161,93 @@ fn plan_zgc_views(c: &mut Claimer<'_>) -> bool {
         i = j;
     }
     found
+}
+
+/// The first run of free VMAs (with CDS archive mappings) that spans one
+/// of `sizes` exactly from a 64 KiB boundary; archive mappings are named.
+fn find_heap(c: &mut Claimer<'_>, sizes: &[u64]) -> Option<(usize, usize, u64)> {
+    let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
+    let (i, len, size) = sizes
+        .iter()
+        .find_map(|&s| c.exact_run(s, 64 << 10, jsa).map(|(i, len)| (i, len, s)))?;
+    for r in &mut c.regions[i..i + len] {
+        if r.inode != 0 {
+            r.details = "archived heap objects (CDS, classes.jsa)".into();
+        }
+    }
+    Some((i, len, size))
+}
+
+/// The GC's side tables of the heap claimed at VMAs `i..i + len`.
+fn plan_gc_tables(
+    c: &mut Claimer<'_>,
+    inspector: &mut dyn Inspector,
+    i: usize,
+    len: usize,
+    gc: Gc,
+    old: Option<u64>,
+) {
+    let base = c.regions[i].start;
+    let mut committed: Vec<(u64, u64)> = Vec::new();
+    for r in c.regions[i..i + len].iter().filter(|r| !r.perms.none()) {
+        match committed.last_mut() {
+            Some(last) if last.1 == r.start - base => last.1 = r.end - base,
+            _ => committed.push((r.start - base, r.end - base)),
+        }
+    }
+    let heap = Heap {
+        size: c.span(i, len),
+        committed,
+        old,
+    };
+    jvm_gc::plan_tables(c, inspector, gc, &heap);
+}
+
+/// The JVM's arguments from `/proc/PID/cmdline`.
+fn command_line(inspector: &mut dyn Inspector) -> Vec<String> {
+    inspector
+        .proc_file("cmdline")
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The maximum heap size the arguments set: the last `-Xmx` or
+/// `-XX:MaxHeapSize=` wins, as in HotSpot. Arguments after the main class
+/// or `-jar` file are the program's, not the JVM's.
+fn last_xmx<'a>(args: impl Iterator<Item = &'a str>) -> Option<u64> {
+    let mut found = None;
+    for a in args.skip(1) {
+        if !a.starts_with('-') || a == "-jar" {
+            break;
+        }
+        if let Some(v) = a
+            .strip_prefix("-Xmx")
+            .or_else(|| a.strip_prefix("-XX:MaxHeapSize="))
+        {
+            found = parse_size(v).or(found);
+        }
+    }
+    found
+}
+
+/// `-Xmx` and the sizes HotSpot may have rounded it up to: the heap is
+/// aligned to the G1 region size or the generations' alignment, a power
+/// of two from 64 KiB to 32 MiB.
+fn rounded_sizes(x: u64) -> Vec<u64> {
+    let mut out = vec![x];
+    for shift in 16..=25 {
+        let a = 1u64 << shift;
+        let r = x.div_ceil(a) * a;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// The hsperfdata file, read through the mapping the JVM keeps of it.
@@ -284,7 +397,7 @@ fn plan_code_cache(c: &mut Claimer<'_>) {
 
 pub(super) fn plan_rest(c: &mut Claimer<'_>, jvm: &Jvm) {
     let evidence = if jvm.perf.is_some() {
-        "libjvm.so is loaded and this anonymous memory is none of the heap, class space, metaspace, code cache, stacks or malloc memory found: HotSpot's own (GC card tables and mark bitmaps, arenas, other reservations)"
+        "libjvm.so is loaded and this anonymous memory is none of the heap, class space, metaspace, code cache, GC tables, stacks or malloc memory found: HotSpot's own (the GC's other structures, arenas, other reservations)"
     } else {
         "libjvm.so is loaded but its hsperfdata counters could not be read (-XX:-UsePerfData, or no memory access): anonymous memory that is no stack or malloc memory is presumed HotSpot's"
     };

@@ -18,6 +18,7 @@ mod chunks;
 mod cpython;
 mod go;
 mod jvm;
+mod jvm_gc;
 mod symbols;
 mod v8;
 

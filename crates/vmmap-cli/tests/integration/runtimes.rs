@@ -607,6 +607,164 @@ func main() {
     assert_covered(&snap, "go");
 }
 
+/// Builds `main.go` in `dir` with `go build` and extra flags.
+fn go_build(dir: &Path, out: &str, flags: &[&str]) -> PathBuf {
+    let go = need("go", "golang-go");
+    let build = Command::new(&go)
+        .current_dir(dir)
+        .arg("build")
+        .args(flags)
+        .args(["-o", out, "."])
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .output()
+        .expect("run go build");
+    assert!(
+        build.status.success(),
+        "go build failed: {}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    dir.join(out)
+}
+
+/// Goroutine stacks inside the arenas, read from `runtime.allgs`: every
+/// goroutine `runtime.Stack` lists has its stack marked, with
+/// its id, as a power-of-two range of at least 2 KiB (`_StackMin`) in an
+/// arena. A stripped binary and `--no-read-memory` keep the arenas and say
+/// why the stacks are not marked.
+#[test]
+fn goroutine_stacks_are_parts_of_the_go_arenas() {
+    let dir = TempDir::new("gostacks");
+    let src = dir.path().to_path_buf();
+    std::fs::write(src.join("go.mod"), "module gostacks\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        r#"package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func main() {
+	done := make(chan bool)
+	for i := 0; i < 20; i++ {
+		go func() { <-done }()
+	}
+	time.Sleep(100 * time.Millisecond)
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	var ids []string
+	for _, m := range regexp.MustCompile(`(?m)^goroutine (\d+) \[`).FindAllStringSubmatch(string(buf[:n]), -1) {
+		ids = append(ids, m[1])
+	}
+	fmt.Printf("ready ids=%s\n", strings.Join(ids, ","))
+	os.Stdout.Sync()
+	time.Sleep(time.Hour)
+}
+"#,
+    )
+    .unwrap();
+    let bin = go_build(&src, "gostacks", &[]);
+    let stripped_dir = TempDir::new("gostripped");
+    let stripped = stripped_dir.path().join("gostacks-stripped");
+    std::fs::copy(
+        go_build(&src, "gostacks-stripped", &["-ldflags=-s -w"]),
+        &stripped,
+    )
+    .expect("copy the stripped binary");
+    let mut cmd = Command::new(&bin);
+    cmd.env("GOGC", "off");
+    let rt = Runtime::start(cmd, dir, "the Go program");
+    rt.stop();
+    let mut want: Vec<u64> = rt
+        .ready
+        .split("ids=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    want.sort_unstable();
+    assert!(want.len() >= 21, "main and 20 blocked goroutines: {want:?}");
+    let snap = snapshot_json(rt.pid, &[]);
+    let arenas = regions(&snap, "managed_heap", "Go heap arenas");
+    assert_eq!(arenas.len(), 1);
+    let a = arenas[0];
+    let (lo, hi) = (hex(&a["start"]), hex(&a["end"]));
+    let mut ids = Vec::new();
+    for sub in a["sub_blocks"].as_array().unwrap() {
+        for p in sub["parts"].as_array().into_iter().flatten() {
+            let (s, e) = (hex(&p["start"]), hex(&p["end"]));
+            assert!(hex(&sub["start"]) <= s && e <= hex(&sub["end"]), "{p}");
+            assert!(lo <= s && e <= hi, "inside the arenas: {p}");
+            let size = e - s;
+            assert!(size >= 2048 && size.is_power_of_two(), "{p}");
+            let d = p["details"].as_str().unwrap();
+            let id = d
+                .strip_prefix("goroutine ")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no goroutine id in {d}"));
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    // runtime.Stack leaves out the runtime's own goroutines (forcegc,
+    // bgsweep, bgscavenge, the finalizer goroutine): a few more ids.
+    let extra: Vec<u64> = ids.iter().filter(|i| !want.contains(i)).copied().collect();
+    assert!(
+        want.iter().all(|w| ids.contains(w)) && extra.len() <= 8,
+        "the goroutines the runtime lists: {ids:?} against {want:?}"
+    );
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique, ids, "one stack per goroutine");
+    assert!(
+        details(a).contains(&format!(", {} goroutine stacks (", ids.len())),
+        "{}",
+        details(a)
+    );
+    let why = vmmap_ok(&[
+        "explain",
+        &rt.pid.to_string(),
+        &format!("{:#x}", hex(&a["sub_blocks"][0]["parts"][1]["start"]) + 8),
+    ]);
+    assert!(why.contains("Part:        0x"), "{why}");
+    assert!(why.contains(" stack (waiting)"), "{why}");
+
+    let blind = snapshot_json(rt.pid, &["--no-read-memory"]);
+    let a = regions(&blind, "managed_heap", "Go heap arenas")[0];
+    assert!(
+        a["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("memory cannot be read"),
+        "{a:#}"
+    );
+    drop(rt);
+
+    let mut cmd = Command::new(&stripped);
+    cmd.env("GOGC", "off");
+    let rt = Runtime::start(cmd, stripped_dir, "the stripped Go program");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let a = regions(&snap, "managed_heap", "Go heap arenas")[0];
+    assert!(
+        a["evidence"].as_str().unwrap().contains("stripped"),
+        "{a:#}"
+    );
+    assert!(!details(a).contains("goroutine stacks"), "{}", details(a));
+    assert_covered(&snap, "stripped go");
+}
+
 /// A Go program with cgo: linked by gcc, `.go.buildinfo` is no longer at
 /// the start of the data segment (found through the section table), and
 /// C's malloc memory sits next to Go's.

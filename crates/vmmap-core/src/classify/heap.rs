@@ -79,8 +79,10 @@ pub(super) fn plan_arenas(
             Some(_) => {}
             // Memory unreadable (a captured /proc, or no ptrace access): the
             // exact HEAP_MAX_SIZE layout alone is strong enough to call it a
-            // heap, and the evidence says it is unconfirmed.
-            None if span == heap_max && reserved.is_some() => {
+            // heap, and the evidence says it is unconfirmed. Go's first heap
+            // arena has that layout too, at its hint address 0xc000000000:
+            // the runtime pass takes those.
+            None if span == heap_max && reserved.is_some() && !at_go_arena_hint(r.start) => {
                 runs.push(HeapRun {
                     committed: i,
                     reserved,
@@ -184,6 +186,12 @@ fn read_heap_info(addr: u64, width: usize, inspector: &mut dyn Inspector) -> Opt
         size: word(2),
         mprotect_size: word(3),
     })
+}
+
+/// Whether `start` is one of the addresses Go's allocator asks for its
+/// heap arenas (`i<<40 | 0xc0<<32` on 64-bit).
+fn at_go_arena_hint(start: u64) -> bool {
+    start & ((1 << 40) - 1) == 0xc0 << 32
 }
 
 /// Checks the header against the mapping, as glibc's own invariants have

@@ -170,6 +170,17 @@ impl Plan {
         );
     }
 
+    /// Undoes a group of one VMA at `i` (a later pass that knows better
+    /// takes the VMA into a larger group); false if `i` starts no such group.
+    fn ungroup_single(&mut self, i: usize) -> bool {
+        if self.groups.get(&i).is_some_and(|g| g.len == 1) {
+            self.groups.remove(&i);
+            self.grouped[i] = false;
+            return true;
+        }
+        false
+    }
+
     /// The largest Heap ID given to a group so far.
     fn max_heap_id(&self) -> Option<u32> {
         self.groups.values().filter_map(|g| g.heap_id).max()

@@ -44,8 +44,9 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
     let args = command_line(inspector);
     let Some(p) = &perf else {
         // Without counters: the -Xmx of the command line, if it has one.
-        let gc = Gc::from_args(args.iter().map(String::as_str));
-        let xmx = last_xmx(args.iter().map(String::as_str));
+        let options = jvm_options(&args);
+        let gc = Gc::from_args(options.iter().copied());
+        let xmx = last_xmx(&options);
         if let (Some(x), false) = (xmx, zgc || gc == Gc::Other) {
             if let Some((i, len, size)) = find_heap(c, &rounded_sizes(x)) {
                 let gc_name = match gc {
@@ -216,23 +217,53 @@ fn command_line(inspector: &mut dyn Inspector) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The maximum heap size the arguments set: the last `-Xmx` or
-/// `-XX:MaxHeapSize=` wins, as in HotSpot. Arguments after the main class
-/// or `-jar` file are the program's, not the JVM's.
-fn last_xmx<'a>(args: impl Iterator<Item = &'a str>) -> Option<u64> {
-    let mut found = None;
-    for a in args.skip(1) {
-        if !a.starts_with('-') || a == "-jar" {
+/// The launcher's options that take their value as the next argument.
+const TAKES_VALUE: [&str; 13] = [
+    "-cp",
+    "-classpath",
+    "--class-path",
+    "-p",
+    "--module-path",
+    "--upgrade-module-path",
+    "--add-modules",
+    "--add-exports",
+    "--add-opens",
+    "--add-reads",
+    "--patch-module",
+    "--limit-modules",
+    "--source",
+];
+
+/// The JVM's own options among the launcher's arguments: those before the
+/// main class, the `-jar` file or the `-m` module (the rest are the
+/// program's).
+fn jvm_options(args: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut value_next = false;
+    for a in args.iter().skip(1).map(String::as_str) {
+        if std::mem::take(&mut value_next) {
+            continue;
+        }
+        if !a.starts_with('-') || matches!(a, "-jar" | "-m" | "--module") {
             break;
         }
-        if let Some(v) = a
-            .strip_prefix("-Xmx")
-            .or_else(|| a.strip_prefix("-XX:MaxHeapSize="))
-        {
-            found = parse_size(v).or(found);
-        }
+        value_next = TAKES_VALUE.contains(&a);
+        out.push(a);
     }
-    found
+    out
+}
+
+/// The maximum heap size the options set: the last `-Xmx` or
+/// `-XX:MaxHeapSize=` wins, as in HotSpot.
+fn last_xmx(options: &[&str]) -> Option<u64> {
+    options
+        .iter()
+        .filter_map(|a| {
+            a.strip_prefix("-Xmx")
+                .or_else(|| a.strip_prefix("-XX:MaxHeapSize="))
+                .and_then(parse_size)
+        })
+        .next_back()
 }
 
 /// `-Xmx` and the sizes HotSpot may have rounded it up to: the heap is
@@ -535,6 +566,25 @@ mod tests {
             (MemoryType::ManagedHeap, Confidence::Low)
         );
         assert_eq!(r[6].details, "JVM performance counters (hsperfdata)");
+    }
+
+    #[test]
+    fn xmx_of_the_command_line() {
+        let x = |line: &str| {
+            let args: Vec<String> = line.split(' ').map(String::from).collect();
+            super::last_xmx(&super::jvm_options(&args))
+        };
+        assert_eq!(x("java -Xmx1g -cp . -Xmx256m Main -Xmx4g"), Some(256 * MB));
+        assert_eq!(
+            x("java -XX:MaxHeapSize=512m -jar app.jar -Xmx1g"),
+            Some(512 * MB)
+        );
+        assert_eq!(x("java -m mod/Main -Xmx1g"), None);
+        assert_eq!(x("java Main"), None);
+        assert_eq!(
+            super::rounded_sizes(255 * MB + 1)[..2],
+            [255 * MB + 1, 255 * MB + (64 << 10)]
+        );
     }
 
     #[test]

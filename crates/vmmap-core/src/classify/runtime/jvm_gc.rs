@@ -475,10 +475,122 @@ fn claim_block(c: &mut Claimer<'_>, block: &Block, start: u64) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::anon;
     use super::*;
+    use crate::classify::testutil::{context, FakeInspector};
+    use crate::classify::Plan;
+    use crate::model::Region;
 
     const K: u64 = 1 << 10;
     const M: u64 = 1 << 20;
+
+    /// `java -Xms64m -Xmx256m` with CDS: the first 64 MiB and the last
+    /// 2 MiB of the heap committed.
+    fn g1_heap() -> Heap {
+        Heap {
+            size: 256 * M,
+            committed: vec![(0, 64 * M), (254 * M, 256 * M)],
+            old: None,
+        }
+    }
+
+    /// VMAs from `(start, end, committed)` triples.
+    fn vmas(spec: &[(u64, u64, bool)]) -> Vec<Region> {
+        spec.iter()
+            .map(|&(a, b, rw)| {
+                Region::from_mapping(anon(a, b, if rw { b"rw-p" } else { b"---p" }, 0))
+            })
+            .collect()
+    }
+
+    fn run(regions: &mut [Region], inspector: &mut FakeInspector) -> Vec<Region> {
+        let mut plan = Plan::new(regions.len());
+        let ctx = context();
+        let mut c = Claimer::new(regions, &mut plan, &ctx);
+        plan_tables(&mut c, inspector, Gc::G1, &g1_heap());
+        plan.build(regions.to_vec())
+    }
+
+    /// G1's three 512 KiB tables side by side, the kernel having merged
+    /// each table's last page with the next one's first, and the last with
+    /// 2 MiB of something else; the bitmaps elsewhere.
+    #[test]
+    fn adjacent_g1_tables_named_by_position() {
+        let t = 0x7f00_0000_0000u64;
+        let b = 0x7f10_0000_0000u64;
+        let mut regions = vmas(&[
+            (t, t + 128 * K, true),
+            (t + 128 * K, t + 508 * K, false),
+            (t + 508 * K, t + 640 * K, true),
+            (t + 640 * K, t + 1020 * K, false),
+            (t + 1020 * K, t + 1152 * K, true),
+            (t + 1152 * K, t + 1532 * K, false),
+            (t + 1532 * K, t + 1536 * K + 2 * M, true),
+            (b, b + M, true),
+            (b + M, b + 4 * M - 32 * K, false),
+            (b + 4 * M - 32 * K, b + 5 * M, true),
+            (b + 5 * M, b + 8 * M - 32 * K, false),
+            (b + 8 * M - 32 * K, b + 8 * M, true),
+        ]);
+        let r = run(&mut regions, &mut FakeInspector::default());
+        assert_eq!(r[0].details, "G1 GC tables: card counts table at 0x7f0000000000 (512 KiB), card table at 0x7f0000080000 (512 KiB), block offset table at 0x7f0000100000 (512 KiB)");
+        assert_eq!(r[0].confidence, Confidence::High);
+        assert_eq!(
+            r[0].sub_blocks.len(),
+            6,
+            "the VMA reaching past the tables is left out"
+        );
+        assert_eq!(
+            r[0].sub_blocks[2].details,
+            "committed: card counts table + card table"
+        );
+        assert_eq!(r[1].memory_type, MemoryType::PrivateData);
+        assert_eq!(
+            r[2].details,
+            "G1 GC tables: next mark bitmap at 0x7f1000000000 (4 MiB), previous mark bitmap at 0x7f1000400000 (4 MiB)"
+        );
+        assert_eq!(
+            r[2].sub_blocks[2].details,
+            "committed: next mark bitmap + previous mark bitmap"
+        );
+    }
+
+    /// The tables in three holes: each found alone; the card table by its
+    /// clean cards, the other two only as "one of".
+    #[test]
+    fn scattered_g1_tables_named_by_contents() {
+        let bases = [0x7f00_0000_0000u64, 0x7f01_0000_0000, 0x7f02_0000_0000];
+        let mut spec = Vec::new();
+        for t in bases {
+            spec.extend([
+                (t, t + 128 * K, true),
+                (t + 128 * K, t + 508 * K, false),
+                (t + 508 * K, t + 512 * K, true),
+            ]);
+        }
+        // A reservation with a committed prefix only is no G1 table.
+        let d = 0x7f03_0000_0000u64;
+        spec.extend([(d, d + 128 * K, true), (d + 128 * K, d + 64 * M, false)]);
+        let mut regions = vmas(&spec);
+        let mut fake = FakeInspector::default();
+        fake.memory.push((bases[1], vec![0xff; 4096]));
+        fake.memory.push((bases[0], vec![0; 4096]));
+        fake.memory.push((bases[2], vec![0; 4096]));
+        let r = run(&mut regions, &mut fake);
+        let names: Vec<&str> = r.iter().map(|r| r.details.as_str()).collect();
+        assert_eq!(
+            names[..3],
+            [
+                "G1 GC tables: block offset table or card counts table at 0x7f0000000000 (512 KiB)",
+                "G1 GC tables: card table at 0x7f0100000000 (512 KiB)",
+                "G1 GC tables: block offset table or card counts table at 0x7f0200000000 (512 KiB)",
+            ]
+        );
+        assert!(r[..3].iter().all(|r| r.confidence == Confidence::Medium));
+        assert!(r[3..]
+            .iter()
+            .all(|r| r.memory_type == MemoryType::PrivateData));
+    }
 
     #[test]
     fn g1_tables_mirror_the_heap() {

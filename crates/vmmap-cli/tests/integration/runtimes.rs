@@ -437,18 +437,48 @@ fn jvm_gc_tables_are_where_nmt_says() {
     }
 }
 
+/// What `java OPTIONS -XX:+PrintFlagsFinal -version` says of a flag: the
+/// JVM's own ergonomics on this machine.
+fn java_flag(opts: &[&str], flag: &str) -> String {
+    let out = Command::new(need("java", "default-jdk-headless"))
+        .args(opts)
+        .args(["-XX:+PrintFlagsFinal", "-version"])
+        .output()
+        .expect("run java -XX:+PrintFlagsFinal");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            let (_, name, eq, value) = (w.next()?, w.next()?, w.next()?, w.next()?);
+            (name == flag && eq == "=").then(|| value.to_string())
+        })
+        .unwrap_or_else(|| panic!("java prints no {flag}"))
+}
+
 /// `-XX:-UsePerfData`: no counters, so the heap is the range of exactly
 /// the command line's `-Xmx` (medium confidence). With `-Xms` below it the
-/// GC tables still mirror the heap and are found without counters.
+/// GC tables still mirror the heap and are found without counters. With
+/// no `-Xmx` either, the heap is the reservation below 32 GiB that
+/// compressed oops put there, of the MaxHeapSize the JVM's ergonomics
+/// chose (asked of `java -XX:+PrintFlagsFinal`).
 #[test]
 fn java_heap_without_hsperfdata_is_found_from_xmx() {
-    for (opts, tables) in [
-        (&["-XX:-UsePerfData", "-Xmx256m"][..], false),
+    let ergonomic = ["-XX:-UsePerfData", "-XX:+UseG1GC"];
+    let default_max: u64 = java_flag(&ergonomic, "MaxHeapSize").parse().unwrap();
+    let low = java_flag(&ergonomic, "UseCompressedOops") == "true";
+    for (opts, max, tables) in [
+        (&["-XX:-UsePerfData", "-Xmx256m"][..], 256 * MB, false),
         (
             &["-XX:-UsePerfData", "-Xms64m", "-Xmx256m", "-XX:+UseG1GC"][..],
+            256 * MB,
             true,
         ),
+        (&ergonomic[..], default_max, false),
     ] {
+        if !opts.iter().any(|o| o.starts_with("-Xmx")) && !low {
+            eprintln!("MaxHeapSize {default_max} is too large for compressed oops here: no low heap to find");
+            continue;
+        }
         let rt = start_java_with(opts);
         rt.stop();
         let snap = snapshot_json(rt.pid, &[]);
@@ -463,16 +493,21 @@ fn java_heap_without_hsperfdata_is_found_from_xmx() {
         let heaps = regions(&snap, "managed_heap", "Java heap");
         assert_eq!(
             heaps.iter().map(|h| size(h)).collect::<Vec<_>>(),
-            [256 * MB],
-            "{opts:?}: one heap of exactly -Xmx"
+            [max],
+            "{opts:?}: one heap of exactly the maximum heap size"
         );
         let heap = heaps[0];
         assert_eq!(heap["confidence"], "medium");
         let ev = heap["evidence"].as_str().unwrap();
-        assert!(
-            ev.contains("-XX:-UsePerfData") && ev.contains("-Xmx (268435456 bytes)"),
-            "{ev}"
-        );
+        assert!(ev.contains("-XX:-UsePerfData"), "{ev}");
+        if max == 256 * MB {
+            assert!(ev.contains("-Xmx (268435456 bytes)"), "{ev}");
+        } else {
+            assert!(
+                ev.contains("below 32 GiB") && hex(&heap["end"]) <= 32 << 30,
+                "{ev}"
+            );
+        }
         if tables {
             let found: Vec<(String, u64, u64)> = snap["regions"]
                 .as_array()

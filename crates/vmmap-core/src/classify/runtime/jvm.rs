@@ -47,23 +47,34 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         let options = jvm_options(&args);
         let gc = Gc::from_args(options.iter().copied());
         let xmx = last_xmx(&options);
-        if let (Some(x), false) = (xmx, zgc || gc == Gc::Other) {
-            if let Some((i, len, size)) = find_heap(c, &rounded_sizes(x)) {
-                let gc_name = match gc {
-                    Gc::Unknown => "collector unknown".to_string(),
-                    g => format!("{g:?}"),
-                };
-                c.claim(
-                    i,
-                    len,
-                    MemoryType::ManagedHeap,
-                    format!("Java heap ({gc_name}, max {})", gib(size)),
-                    Cow::Owned(format!("libjvm.so is loaded without hsperfdata counters (-XX:-UsePerfData); this range spans exactly the maximum heap size ({size} bytes) that -Xmx ({x} bytes) on its command line gives, rounded as HotSpot aligns the heap")),
-                    Confidence::Medium,
-                    None,
-                );
-                plan_gc_tables(c, inspector, i, len, gc, None);
-            }
+        if zgc || gc == Gc::Other {
+            return Jvm { perf };
+        }
+        let found = match xmx {
+            Some(x) => find_heap(c, &rounded_sizes(x)).map(|(i, len, size)| {
+                (i, len, size, format!("this range spans exactly the maximum heap size ({size} bytes) that -Xmx ({x} bytes) on its command line gives, rounded as HotSpot aligns the heap"))
+            }),
+            None => find_low_heap(c).map(|(i, len, size)| {
+                (i, len, size, format!("no -Xmx on its command line, and this is the reservation of {size} bytes below 32 GiB where HotSpot places a heap for compressed oops (nothing else maps anonymous memory that low in a JVM)"))
+            }),
+        };
+        if let Some((i, len, size, why)) = found {
+            let gc_name = match gc {
+                Gc::Unknown => "collector unknown".to_string(),
+                g => format!("{g:?}"),
+            };
+            c.claim(
+                i,
+                len,
+                MemoryType::ManagedHeap,
+                format!("Java heap ({gc_name}, max {})", gib(size)),
+                Cow::Owned(format!(
+                    "libjvm.so is loaded without hsperfdata counters (-XX:-UsePerfData); {why}"
+                )),
+                Confidence::Medium,
+                None,
+            );
+            plan_gc_tables(c, inspector, i, len, gc, None);
         }
         return Jvm { perf };
     };
@@ -171,6 +182,53 @@ fn find_heap(c: &mut Claimer<'_>, sizes: &[u64]) -> Option<(usize, usize, u64)> 
     let (i, len, size) = sizes
         .iter()
         .find_map(|&s| c.exact_run(s, 64 << 10, jsa).map(|(i, len)| (i, len, s)))?;
+    for r in &mut c.regions[i..i + len] {
+        if r.inode != 0 {
+            r.details = "archived heap objects (CDS, classes.jsa)".into();
+        }
+    }
+    Some((i, len, size))
+}
+
+/// Compressed oops' limit: a heap that ends at or below 32 GiB can use
+/// zero-based compressed pointers, and HotSpot places it there if it can.
+const COMPRESSED_OOPS_END: u64 = 32 << 30;
+
+/// The heap without its size: the largest run of free VMAs (with CDS
+/// archive mappings) that ends at or below 32 GiB, from a 64 KiB
+/// boundary, of at least 2 MiB. The launcher is position-independent, so
+/// only the heap is mapped that low.
+fn find_low_heap(c: &mut Claimer<'_>) -> Option<(usize, usize, u64)> {
+    let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
+    let usable = |c: &Claimer<'_>, k: usize| {
+        let r = &c.regions[k];
+        !r.perms.exec() && (c.free(k) || (!c.plan.is_grouped(k) && jsa(r)))
+    };
+    let mut best: Option<(usize, usize, u64)> = None;
+    let mut i = 0;
+    while i < c.regions.len() && c.regions[i].end <= COMPRESSED_OOPS_END {
+        if !usable(c, i) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < c.regions.len()
+            && c.regions[j].end <= COMPRESSED_OOPS_END
+            && c.regions[j].start == c.regions[j - 1].end
+            && usable(c, j)
+        {
+            j += 1;
+        }
+        let span = c.span(i, j - i);
+        if c.regions[i].start % (64 << 10) == 0
+            && span >= 2 << 20
+            && best.is_none_or(|b| span > b.2)
+        {
+            best = Some((i, j - i, span));
+        }
+        i = j;
+    }
+    let (i, len, size) = best?;
     for r in &mut c.regions[i..i + len] {
         if r.inode != 0 {
             r.details = "archived heap objects (CDS, classes.jsa)".into();

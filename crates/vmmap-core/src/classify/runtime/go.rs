@@ -124,14 +124,46 @@ pub(super) fn read_goroutines(
     if !inspector.read_memory(ptr, &mut ptrs) {
         return Err(unreadable);
     }
-    let mut gs: Vec<[u8; G_READ]> = Vec::with_capacity(len as usize);
-    for p in ptrs.chunks_exact(8) {
-        let mut g = [0u8; G_READ];
-        if inspector.read_memory(word(p, 0), &mut g) {
-            gs.push(g);
+    let ptrs: Vec<u64> = ptrs.chunks_exact(8).map(|p| word(p, 0)).collect();
+    Ok(goroutines(&read_gs(inspector, &ptrs)))
+}
+
+/// The `g` structs at `ptrs`, in that order (those that cannot be read
+/// are left out). The runtime allocates them side by side in spans, so
+/// nearby ones are read together: one read per 64 KiB rather than one per
+/// goroutine, which matters with a million goroutines.
+fn read_gs(inspector: &mut dyn Inspector, ptrs: &[u64]) -> Vec<[u8; G_READ]> {
+    const BATCH: u64 = 64 << 10;
+    let mut sorted: Vec<u64> = ptrs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut found: std::collections::HashMap<u64, [u8; G_READ]> = std::collections::HashMap::new();
+    let mut buf = Vec::new();
+    let mut k = 0;
+    while k < sorted.len() {
+        let first = sorted[k];
+        let mut last = k;
+        while last + 1 < sorted.len()
+            && sorted[last + 1].saturating_sub(first) + G_READ as u64 <= BATCH
+        {
+            last += 1;
         }
+        let span = (sorted[last] - first) as usize + G_READ;
+        buf.resize(span, 0);
+        let batch_ok = inspector.read_memory(first, &mut buf);
+        for &p in &sorted[k..=last] {
+            let mut g = [0u8; G_READ];
+            let at = (p - first) as usize;
+            if batch_ok {
+                g.copy_from_slice(&buf[at..at + G_READ]);
+            } else if !inspector.read_memory(p, &mut g) {
+                continue;
+            }
+            found.insert(p, g);
+        }
+        k = last + 1;
     }
-    Ok(goroutines(&gs))
+    ptrs.iter().filter_map(|p| found.get(p).copied()).collect()
 }
 
 /// The stacks of the live goroutines in raw `g` structs (the first is the

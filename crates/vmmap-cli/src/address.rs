@@ -171,6 +171,16 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
             writeln!(w, "  confidence: {}", vma.confidence.id())?;
         }
     }
+    if let Some(p) = vma.parts.iter().find(|p| (p.start..p.end).contains(&addr)) {
+        writeln!(
+            w,
+            "Part:        {:#x}-{:#x} ({}): {}",
+            p.start,
+            p.end,
+            size(p.end - p.start, false),
+            p.details
+        )?;
+    }
     writeln!(w, "Meaning:     {}", region.memory_type.definition())
 }
 

@@ -267,6 +267,10 @@ fn write_details<W: Write>(snap: &Snapshot, o: &TextOptions, w: &mut W) -> io::R
                     for s in &r.sub_blocks {
                         region_line(&mut line, s, &Figures::of_vma(s), &cols, addr_w, 2, o.exact);
                         w.write_all(line.as_bytes())?;
+                        for p in &s.parts {
+                            part_line(&mut line, p, addr_w);
+                            w.write_all(line.as_bytes())?;
+                        }
                     }
                 }
                 for s in &r.sections {
@@ -344,6 +348,19 @@ fn region_line(
     }
     line.push_str("  ");
     line.push_str(&r.details);
+    line.push('\n');
+}
+
+/// A named range inside a sub-block (a goroutine stack): a derived row,
+/// marked `·`, with its size only (the kernel accounts for whole VMAs).
+fn part_line(line: &mut String, p: &vmmap_core::model::Part, addr_w: usize) {
+    line.clear();
+    line.push_str("    ");
+    push_hex(line, p.start, addr_w);
+    line.push_str("  \u{b7} size ");
+    line.push_str(&vmmap_core::units::size(p.end - p.start, false));
+    line.push_str("  ");
+    line.push_str(&p.details);
     line.push('\n');
 }
 

@@ -96,6 +96,16 @@ struct JsonRegion<'a> {
     pages: Option<&'a crate::sharing::PageSharing>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     sections: &'a [crate::sharing::SectionFigures],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<JsonPart<'a>>,
+}
+
+/// A named range inside a VMA, addresses as `"0x…"` like every address.
+#[derive(Serialize)]
+struct JsonPart<'a> {
+    start: Hex,
+    end: Hex,
+    details: &'a str,
 }
 
 struct Hex(u64);
@@ -177,6 +187,15 @@ fn json_region(r: &Region) -> JsonRegion<'_> {
         sub_blocks: r.sub_blocks.iter().map(json_region).collect(),
         pages: r.pages.as_ref(),
         sections: &r.sections,
+        parts: r
+            .parts
+            .iter()
+            .map(|p| JsonPart {
+                start: Hex(p.start),
+                end: Hex(p.end),
+                details: &p.details,
+            })
+            .collect(),
     }
 }
 

@@ -254,6 +254,22 @@ pub struct Region {
     /// derived rows, not kernel VMAs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sections: Vec<crate::sharing::SectionFigures>,
+    /// Ranges inside this VMA that a runtime names (a goroutine's stack in
+    /// a Go heap arena): derived rows without figures of their own, since
+    /// the kernel accounts for whole VMAs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// A named range inside one VMA ([`Region::parts`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// First address.
+    pub start: u64,
+    /// One past the last address.
+    pub end: u64,
+    /// What it is, e.g. `goroutine 18 stack (status waiting)`.
+    pub details: String,
 }
 
 impl Default for Region {
@@ -290,6 +306,7 @@ impl Region {
             sub_blocks: Vec::new(),
             pages: None,
             sections: Vec::new(),
+            parts: Vec::new(),
         }
     }
 
@@ -345,6 +362,7 @@ impl Region {
             sub_blocks,
             pages: None,
             sections: Vec::new(),
+            parts: Vec::new(),
         }
     }
 

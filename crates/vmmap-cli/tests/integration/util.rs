@@ -273,6 +273,7 @@ pub mod libc_sig {
     pub const SIGUSR1: i32 = 10;
     pub const SIGUSR2: i32 = 12;
     pub const SIGTERM: i32 = 15;
+    pub const SIGCONT: i32 = 18;
     pub const SIGSTOP: i32 = 19;
 }
 

@@ -29,6 +29,9 @@ use crate::model::{Confidence, MemoryType, Region};
 /// A confirmed or presumed arena heap: indices into the region list.
 struct HeapRun {
     committed: usize,
+    /// How many VMAs the committed part spans (more than one when the
+    /// kernel did not merge the parts the heap grew by).
+    committed_len: usize,
     reserved: Option<usize>,
     ar_ptr: Option<u64>,
 }
@@ -57,21 +60,47 @@ pub(super) fn plan_arenas(
         {
             continue;
         }
+        let header = read_heap_info(r.start, ctx.pointer_width, inspector);
+        // The committed part is `mprotect_size` bytes: it may span several
+        // rw-p VMAs when the kernel did not merge what the heap grew by.
+        let mut committed_len = 1;
+        if let Some(h) = &header {
+            let mut end = r.end;
+            while end - r.start < h.mprotect_size {
+                let Some(n) = regions.get(i + committed_len).filter(|n| {
+                    n.start == end
+                        && &n.perms.0 == b"rw-p"
+                        && is_plain_anon(n)
+                        && n.memory_type == MemoryType::PrivateData
+                        && !plan.is_grouped(i + committed_len)
+                }) else {
+                    break;
+                };
+                end = n.end;
+                committed_len += 1;
+            }
+            if end - r.start != h.mprotect_size {
+                committed_len = 1;
+            }
+        }
+        let last = i + committed_len - 1;
+        let committed_size = regions[last].end - r.start;
         let reserved = regions
-            .get(i + 1)
+            .get(last + 1)
             .filter(|n| {
-                n.start == r.end
+                n.start == regions[last].end
                     && n.perms.none()
                     && !n.perms.shared()
                     && n.inode == 0
-                    && !plan.is_grouped(i + 1)
+                    && !plan.is_grouped(last + 1)
             })
-            .map(|_| i + 1);
-        let span = reserved.map_or(r.size(), |j| regions[j].end - r.start);
-        match read_heap_info(r.start, ctx.pointer_width, inspector) {
-            Some(h) if plausible(&h, r, heap_max, ctx.page_size) => {
+            .map(|_| last + 1);
+        let span = reserved.map_or(committed_size, |j| regions[j].end - r.start);
+        match header {
+            Some(h) if plausible(&h, r.start, committed_size, heap_max, ctx.page_size) => {
                 runs.push(HeapRun {
                     committed: i,
+                    committed_len,
                     reserved,
                     ar_ptr: Some(h.ar_ptr),
                 });
@@ -79,10 +108,13 @@ pub(super) fn plan_arenas(
             Some(_) => {}
             // Memory unreadable (a captured /proc, or no ptrace access): the
             // exact HEAP_MAX_SIZE layout alone is strong enough to call it a
-            // heap, and the evidence says it is unconfirmed.
-            None if span == heap_max && reserved.is_some() => {
+            // heap, and the evidence says it is unconfirmed. Go's first heap
+            // arena has that layout too, at its hint address 0xc000000000:
+            // the runtime pass takes those.
+            None if span == heap_max && reserved.is_some() && !at_go_arena_hint(r.start) => {
                 runs.push(HeapRun {
                     committed: i,
+                    committed_len: 1,
                     reserved,
                     ar_ptr: None,
                 });
@@ -123,10 +155,17 @@ pub(super) fn plan_arenas(
                 Cow::Borrowed("HEAP_MAX_SIZE-aligned rw-p + ---p reservation of exactly HEAP_MAX_SIZE; header unreadable, so unconfirmed"),
             ),
         };
-        let r = &mut regions[run.committed];
-        r.memory_type = MemoryType::Heap;
-        r.details = "committed".into();
-        r.evidence = evidence.clone();
+        let confidence = if run.ar_ptr.is_some() {
+            Confidence::Certain
+        } else {
+            Confidence::Medium
+        };
+        for r in &mut regions[run.committed..run.committed + run.committed_len] {
+            r.memory_type = MemoryType::Heap;
+            r.details = "committed".into();
+            r.evidence = evidence.clone();
+            r.confidence = confidence;
+        }
         if let Some(j) = run.reserved {
             let res = &mut regions[j];
             res.memory_type = MemoryType::Heap;
@@ -134,16 +173,10 @@ pub(super) fn plan_arenas(
             res.evidence =
                 Cow::Borrowed("the PROT_NONE rest of the arena heap's HEAP_MAX_SIZE reservation");
         }
-        let confidence = if run.ar_ptr.is_some() {
-            Confidence::Certain
-        } else {
-            Confidence::Medium
-        };
-        regions[run.committed].confidence = confidence;
         if let Some(j) = run.reserved {
             regions[j].confidence = confidence;
         }
-        let len = if run.reserved.is_some() { 2 } else { 1 };
+        let len = run.committed_len + usize::from(run.reserved.is_some());
         plan.add(
             run.committed,
             len,
@@ -186,18 +219,24 @@ fn read_heap_info(addr: u64, width: usize, inspector: &mut dyn Inspector) -> Opt
     })
 }
 
+/// Whether `start` is one of the addresses Go's allocator asks for its
+/// heap arenas (`i<<40 | 0xc0<<32` on 64-bit).
+fn at_go_arena_hint(start: u64) -> bool {
+    start & ((1 << 40) - 1) == 0xc0 << 32
+}
+
 /// Checks the header against the mapping, as glibc's own invariants have
 /// it: sizes within HEAP_MAX_SIZE, the mprotected part page-aligned and no
 /// larger than the rw-p mapping, `prev` another aligned heap.
-fn plausible(h: &HeapInfo, r: &Region, heap_max: u64, page: u64) -> bool {
+fn plausible(h: &HeapInfo, start: u64, size: u64, heap_max: u64, page: u64) -> bool {
     h.ar_ptr != 0
         && h.size > 0
         && h.size <= heap_max
         && h.mprotect_size <= heap_max
         && h.mprotect_size % page == 0
-        && h.mprotect_size <= r.size()
-        && h.size <= r.size().max(h.mprotect_size)
-        && (h.prev == 0 || (h.prev % heap_max == 0 && h.prev != r.start))
+        && h.mprotect_size <= size
+        && h.size <= size.max(h.mprotect_size)
+        && (h.prev == 0 || (h.prev % heap_max == 0 && h.prev != start))
 }
 
 #[cfg(test)]
@@ -261,6 +300,31 @@ mod tests {
             "same ar_ptr, same arena"
         );
         assert_eq!(r[2].memory_type, MemoryType::PrivateData);
+    }
+
+    /// A heap whose committed part the kernel left in two VMAs: the
+    /// header's `mprotect_size` covers both, and both join the heap.
+    #[test]
+    fn committed_part_in_two_vmas() {
+        let a = 0x7f00_0000_0000u64;
+        let maps = vec![
+            anon(a, a + 0x21000, b"rw-p"),
+            anon(a + 0x21000, a + 0x80000, b"rw-p"),
+            anon(a + 0x80000, a + MB64, b"---p"),
+        ];
+        let mut fake = FakeInspector::default();
+        fake.memory.push((a, header(a + 0x20, 0, 0x7f000, 0x80000)));
+        let ctx = Context {
+            pid: 1,
+            pointer_width: 8,
+            page_size: 4096,
+            threads: &[],
+        };
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
+        assert_eq!(r[0].sub_blocks.len(), 3);
+        assert_eq!(r[0].sub_blocks[1].details, "committed");
     }
 
     #[test]

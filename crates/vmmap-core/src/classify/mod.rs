@@ -57,6 +57,13 @@ pub trait Inspector {
         let _ = (mapping, offset, buf);
         false
     }
+    /// A file of the target's `/proc/PID` directory (`cmdline`), for the
+    /// rules that need the process's arguments; `None` if it cannot be
+    /// read (the default: an inspector without a process).
+    fn proc_file(&mut self, name: &str) -> Option<Vec<u8>> {
+        let _ = name;
+        None
+    }
 }
 
 /// What the classifier knows about the process.
@@ -163,6 +170,17 @@ impl Plan {
         );
     }
 
+    /// Undoes a group of one VMA at `i` (a later pass that knows better
+    /// takes the VMA into a larger group); false if `i` starts no such group.
+    fn ungroup_single(&mut self, i: usize) -> bool {
+        if self.groups.get(&i).is_some_and(|g| g.len == 1) {
+            self.groups.remove(&i);
+            self.grouped[i] = false;
+            return true;
+        }
+        false
+    }
+
     /// The largest Heap ID given to a group so far.
     fn max_heap_id(&self) -> Option<u32> {
         self.groups.values().filter_map(|g| g.heap_id).max()
@@ -228,6 +246,7 @@ pub(crate) mod testutil {
         pub files: HashMap<String, FileProbe>,
         pub memory: Vec<(u64, Vec<u8>)>,
         pub fs: HashMap<(u32, u32), String>,
+        pub proc_files: HashMap<String, Vec<u8>>,
     }
 
     /// What probing an x86-64 shared object gives (no segments needed).
@@ -270,6 +289,9 @@ pub(crate) mod testutil {
         }
         fn fs_type(&self, major: u32, minor: u32) -> Option<&str> {
             self.fs.get(&(major, minor)).map(String::as_str)
+        }
+        fn proc_file(&mut self, name: &str) -> Option<Vec<u8>> {
+            self.proc_files.get(name).cloned()
         }
     }
 }

@@ -106,6 +106,10 @@ impl Inspector for LiveInspector<'_> {
         self.open_mapped_file(r)
             .is_ok_and(|f| f.read_exact_at(buf, offset).is_ok())
     }
+
+    fn proc_file(&mut self, name: &str) -> Option<Vec<u8>> {
+        self.dir.read_optional(name).ok().flatten()
+    }
 }
 
 fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> bool {

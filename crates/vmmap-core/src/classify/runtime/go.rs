@@ -12,11 +12,32 @@
 //! summaries and scavenger index, persistentalloc chunks) comes from
 //! `sysAlloc`/`sysReserve` anywhere; Go 1.25+ names them
 //! (`[anon: Go: …]`), older runtimes leave them plain.
+//!
+//! Goroutine stacks are found in the runtime's own list: `runtime.allgs`
+//! (a slice of `*g`, its address from the executable's `.symtab`) read
+//! from the target's memory; every `g` starts with its `stack{lo, hi}`.
+//! The goroutine id (`goid`) and status sit at an offset that changed
+//! with Go 1.23 (`syscallbp` was added before them); the offset is taken
+//! only when it gives the main goroutine id 1 and every goroutine a
+//! distinct id.
 
 use std::borrow::Cow;
 
-use super::{mib, Claimer};
-use crate::model::{Confidence, MemoryType};
+use super::{mib, symbols, Claimer};
+use crate::classify::Inspector;
+use crate::model::{Confidence, MemoryType, Part};
+
+/// Go's smallest goroutine stack (`_StackMin`).
+const STACK_MIN: u64 = 2048;
+/// Most goroutines read (the list is read from another process).
+const MAX_GS: u64 = 1 << 22;
+/// Bytes of a `g` read: up to `goid` at its latest offset.
+const G_READ: usize = 168;
+/// Offsets of `goid` on 64-bit: Go 1.17-1.22, then Go 1.23+. The status
+/// (`atomicstatus`, a uint32) is 8 bytes before.
+const GOID_AT: [usize; 2] = [152, 160];
+/// `_Gdead`: an unused `g` kept for reuse.
+const DEAD: u32 = 6;
 
 const MAGIC: &[u8] = b"\xff Go buildinf:";
 const ARENA: u64 = 64 << 20;
@@ -51,7 +72,176 @@ fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str) {
+/// A goroutine's stack, from its `g`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Goroutine {
+    lo: u64,
+    hi: u64,
+    id: Option<u64>,
+    status: Option<u32>,
+}
+
+/// The goroutines read, or why there are none.
+pub(super) type Goroutines = Result<Vec<Goroutine>, &'static str>;
+
+/// Reads every live goroutine's stack through `runtime.allgs`. `exe` is
+/// the executable's first mapping.
+pub(super) fn read_goroutines(
+    c: &Claimer<'_>,
+    exe: usize,
+    inspector: &mut dyn Inspector,
+) -> Goroutines {
+    let r = &c.regions[exe];
+    let mut read = |offset: u64, buf: &mut [u8]| inspector.read_file_at(r, offset, buf);
+    let values = symbols::symbol_values(&mut read, &[b"runtime.allgs"])
+        .ok_or("the executable has no symbol table (stripped), so runtime.allgs cannot be found")?;
+    let allgs = values[0].ok_or("the executable defines no runtime.allgs")?;
+    // A position-independent executable is linked at 0: its first
+    // mapping says where it was loaded.
+    let bias = if symbols::elf_type(&mut read) == Some(3) {
+        c.regions
+            .iter()
+            .find(|m| m.inode == r.inode && m.dev_major == r.dev_major && m.offset == 0)
+            .map_or(0, |m| m.start)
+    } else {
+        0
+    };
+    let unreadable = "the target's memory cannot be read (--no-read-memory, or no ptrace access)";
+    let mut slice = [0u8; 24];
+    if !inspector.read_memory(allgs.wrapping_add(bias), &mut slice) {
+        return Err(unreadable);
+    }
+    let word = |b: &[u8], o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    let (ptr, len, cap) = (word(&slice, 0), word(&slice, 8), word(&slice, 16));
+    if len > cap || len > MAX_GS {
+        return Err("runtime.allgs does not hold a plausible slice");
+    }
+    let mut ptrs = vec![0u8; len as usize * 8];
+    if !inspector.read_memory(ptr, &mut ptrs) {
+        return Err(unreadable);
+    }
+    let ptrs: Vec<u64> = ptrs.chunks_exact(8).map(|p| word(p, 0)).collect();
+    Ok(goroutines(&read_gs(inspector, &ptrs)))
+}
+
+/// The `g` structs at `ptrs`, in that order (those that cannot be read
+/// are left out). The runtime allocates them side by side in spans, so
+/// nearby ones are read together: one read per 64 KiB rather than one per
+/// goroutine, which matters with a million goroutines.
+fn read_gs(inspector: &mut dyn Inspector, ptrs: &[u64]) -> Vec<[u8; G_READ]> {
+    const BATCH: u64 = 64 << 10;
+    let mut sorted: Vec<u64> = ptrs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut found: std::collections::HashMap<u64, [u8; G_READ]> = std::collections::HashMap::new();
+    let mut buf = Vec::new();
+    let mut k = 0;
+    while k < sorted.len() {
+        let first = sorted[k];
+        let mut last = k;
+        while last + 1 < sorted.len()
+            && sorted[last + 1].saturating_sub(first) + G_READ as u64 <= BATCH
+        {
+            last += 1;
+        }
+        let span = (sorted[last] - first) as usize + G_READ;
+        buf.resize(span, 0);
+        let batch_ok = inspector.read_memory(first, &mut buf);
+        for &p in &sorted[k..=last] {
+            let mut g = [0u8; G_READ];
+            let at = (p - first) as usize;
+            if batch_ok {
+                g.copy_from_slice(&buf[at..at + G_READ]);
+            } else if !inspector.read_memory(p, &mut g) {
+                continue;
+            }
+            found.insert(p, g);
+        }
+        k = last + 1;
+    }
+    ptrs.iter().filter_map(|p| found.get(p).copied()).collect()
+}
+
+/// The stacks of the live goroutines in raw `g` structs (the first is the
+/// main goroutine), with ids and statuses when their offset is certain.
+fn goroutines(gs: &[[u8; G_READ]]) -> Vec<Goroutine> {
+    let word = |b: &[u8], o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    let goid_at = GOID_AT.into_iter().find(|&o| {
+        let mut ids: Vec<u64> = gs.iter().map(|g| word(g, o)).collect();
+        let main_is_1 = ids.first() == Some(&1);
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        main_is_1 && ids.len() == n && ids.iter().all(|&id| id > 0 && id < 1 << 40)
+    });
+    gs.iter()
+        .filter_map(|g| {
+            let (lo, hi) = (word(g, 0), word(g, 8));
+            let size = hi.checked_sub(lo)?;
+            let status = goid_at
+                .map(|o| u32::from_le_bytes([g[o - 8], g[o - 7], g[o - 6], g[o - 5]]) & !0x1000);
+            let plausible = size >= STACK_MIN && size.is_power_of_two() && size <= 1 << 30;
+            (plausible && status != Some(DEAD)).then(|| Goroutine {
+                lo,
+                hi,
+                id: goid_at.map(|o| word(g, o)),
+                status,
+            })
+        })
+        .collect()
+}
+
+/// `goroutine 18 stack (waiting)`.
+fn describe(g: &Goroutine) -> String {
+    let state = match g.status {
+        Some(0) => " (idle)",
+        Some(1) => " (runnable)",
+        Some(2) => " (running)",
+        Some(3) => " (in a system call)",
+        Some(4) => " (waiting)",
+        Some(8) => " (copying its stack)",
+        Some(9) => " (preempted)",
+        _ => "",
+    };
+    match g.id {
+        Some(id) => format!("goroutine {id} stack{state}"),
+        None => "goroutine stack".to_string(),
+    }
+}
+
+/// Marks the stacks inside VMAs `i..i + len` as their parts; returns how
+/// many and their bytes.
+fn mark_stacks(c: &mut Claimer<'_>, i: usize, len: usize, gs: &[Goroutine]) -> (usize, u64) {
+    let (mut n, mut bytes) = (0, 0);
+    let vmas = &mut c.regions[i..i + len];
+    for g in gs {
+        let k = vmas.partition_point(|r| r.end <= g.lo);
+        let Some(r) = vmas.get_mut(k) else { continue };
+        if r.start <= g.lo && g.hi <= r.end && !r.perms.none() {
+            r.parts.push(Part {
+                start: g.lo,
+                end: g.hi,
+                details: describe(g),
+            });
+            n += 1;
+            bytes += g.hi - g.lo;
+        }
+    }
+    for r in vmas.iter_mut() {
+        r.parts.sort_by_key(|p| p.start);
+    }
+    (n, bytes)
+}
+
+pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str, goroutines: &Goroutines) {
     let mut i = 0;
     while i < c.regions.len() {
         let start = c.regions[i].start;
@@ -77,16 +267,29 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str) {
             .filter(|r| !r.perms.none())
             .map(|r| r.size())
             .sum();
+        let (stacks, why) = match goroutines {
+            Ok(gs) => {
+                let (n, bytes) = mark_stacks(c, i, len, gs);
+                (
+                    format!(", {n} goroutine stacks ({})", mib(bytes)),
+                    String::new(),
+                )
+            }
+            Err(why) => (
+                String::new(),
+                format!("; goroutine stacks not marked: {why}"),
+            ),
+        };
         c.claim(
             i,
             len,
             MemoryType::ManagedHeap,
             format!(
-                "Go heap arenas ({} x 64 MiB, {} committed; {version})",
+                "Go heap arenas ({} x 64 MiB, {} committed{stacks}; {version})",
                 span / ARENA,
                 mib(committed)
             ),
-            Cow::Owned(format!("{version} executable (.go.buildinfo); anonymous memory from the arena hint address {start:#x} in whole 64 MiB heap arenas")),
+            Cow::Owned(format!("{version} executable (.go.buildinfo); anonymous memory from the arena hint address {start:#x} in whole 64 MiB heap arenas{why}")),
             Confidence::High,
             None,
         );
@@ -111,6 +314,40 @@ pub(super) fn plan_rest(c: &mut Claimer<'_>, version: &str, cgo: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A raw `g` with its stack and, at `goid_at`, its id and status.
+    fn g(lo: u64, size: u64, goid_at: usize, id: u64, status: u32) -> [u8; G_READ] {
+        let mut b = [0u8; G_READ];
+        b[0..8].copy_from_slice(&lo.to_le_bytes());
+        b[8..16].copy_from_slice(&(lo + size).to_le_bytes());
+        b[goid_at - 8..goid_at - 4].copy_from_slice(&status.to_le_bytes());
+        b[goid_at..goid_at + 8].copy_from_slice(&id.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn goroutine_ids_at_either_layout() {
+        for at in GOID_AT {
+            let gs = [
+                g(0xc000086000, 4096, at, 1, 2),
+                g(0xc000038800, 2048, at, 2, 4 | 0x1000),
+                g(0xc000039000, 2048, at, 3, DEAD),
+                g(0xc000039800, 3000, at, 4, 4),
+            ];
+            let found = goroutines(&gs);
+            assert_eq!(found.len(), 2, "dead and odd-sized stacks are left out");
+            assert_eq!(describe(&found[0]), "goroutine 1 stack (running)");
+            assert_eq!(describe(&found[1]), "goroutine 2 stack (waiting)");
+        }
+        // No offset gives main id 1 and distinct ids: stacks without ids.
+        let gs = [
+            g(0xc000086000, 4096, 152, 7, 2),
+            g(0xc000038800, 2048, 152, 7, 4),
+        ];
+        let found = goroutines(&gs);
+        assert_eq!(found.len(), 2);
+        assert_eq!(describe(&found[0]), "goroutine stack");
+    }
 
     #[test]
     fn version_from_go_1_19_buildinfo() {

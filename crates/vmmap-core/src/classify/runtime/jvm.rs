@@ -11,12 +11,16 @@
 //! - the code cache: `ReservedCodeCacheSize` (240 MiB tiered), the only
 //!   anonymous memory a JVM makes executable.
 //!
-//! What remains (GC card tables and mark bitmaps, HotSpot's arenas and
+//! The GC's card tables, block offset tables and mark bitmaps mirror the
+//! heap's commit pattern at a fixed ratio (`jvm_gc`). Without counters
+//! (`-XX:-UsePerfData`) the heap is the range of exactly the `-Xmx` of the
+//! command line. What remains (the G1 mark stack, HotSpot's arenas and
 //! other reservations) is the VM's own memory; it is claimed last, with a
 //! low confidence, after glibc's chunks have been told apart.
 
 use std::borrow::Cow;
 
+use super::jvm_gc::{self, Gc, Heap};
 use super::{gib, mib, Claimer};
 use crate::classify::Inspector;
 use crate::hsperfdata::{self, PerfData};
@@ -37,7 +41,41 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
     let perf = read_perf(c, inspector);
     plan_code_cache(c);
     let zgc = plan_zgc_views(c);
+    let args = command_line(inspector);
     let Some(p) = &perf else {
+        // Without counters: the -Xmx of the command line, if it has one.
+        let options = jvm_options(&args);
+        let gc = Gc::from_args(options.iter().copied());
+        let xmx = last_xmx(&options);
+        if zgc || gc == Gc::Other {
+            return Jvm { perf };
+        }
+        let found = match xmx {
+            Some(x) => find_heap(c, &rounded_sizes(x)).map(|(i, len, size)| {
+                (i, len, size, format!("this range spans exactly the maximum heap size ({size} bytes) that -Xmx ({x} bytes) on its command line gives, rounded as HotSpot aligns the heap"))
+            }),
+            None => find_low_heap(c).map(|(i, len, size)| {
+                (i, len, size, format!("no -Xmx on its command line, and this is the reservation of {size} bytes below 32 GiB where HotSpot places a heap for compressed oops (nothing else maps anonymous memory that low in a JVM)"))
+            }),
+        };
+        if let Some((i, len, size, why)) = found {
+            let gc_name = match gc {
+                Gc::Unknown => "collector unknown".to_string(),
+                g => format!("{g:?}"),
+            };
+            c.claim(
+                i,
+                len,
+                MemoryType::ManagedHeap,
+                format!("Java heap ({gc_name}, max {})", gib(size)),
+                Cow::Owned(format!(
+                    "libjvm.so is loaded without hsperfdata counters (-XX:-UsePerfData); {why}"
+                )),
+                Confidence::Medium,
+                None,
+            );
+            plan_gc_tables(c, inspector, i, len, gc, None);
+        }
         return Jvm { perf };
     };
     // Shenandoah and ZGC publish no policy name, only their collectors'.
@@ -49,20 +87,13 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         })
         .unwrap_or("unknown GC")
         .to_string();
-    let mut heap_found = None;
-    for size in heap_sizes(p, &gc, c.page).into_iter().filter(|_| !zgc) {
-        let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
-        if let Some((i, len)) = c.exact_run(size, 64 << 10, jsa) {
-            heap_found = Some((i, len, size));
-            break;
-        }
-    }
-    if let Some((i, len, size)) = heap_found {
-        for r in &mut c.regions[i..i + len] {
-            if r.inode != 0 {
-                r.details = "archived heap objects (CDS, classes.jsa)".into();
-            }
-        }
+    let sizes: Vec<u64> = if zgc {
+        Vec::new()
+    } else {
+        heap_sizes(p, &gc, c.page)
+    };
+    let heap = find_heap(c, &sizes);
+    if let Some((i, len, size)) = heap {
         c.claim(
             i,
             len,
@@ -91,6 +122,13 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         }
     }
     plan_metaspace(c, p);
+    // Last: the tables' patterns are searched in what no other rule took.
+    if let Some((i, len, _)) = heap {
+        let old = p
+            .bytes("sun.gc.generation.1.maxCapacity")
+            .map(|v| v / c.page * c.page);
+        plan_gc_tables(c, inspector, i, len, Gc::from_policy(&gc), old);
+    }
     Jvm { perf }
 }
 
@@ -135,6 +173,170 @@ fn plan_zgc_views(c: &mut Claimer<'_>) -> bool {
         i = j;
     }
     found
+}
+
+/// The first run of free VMAs (with CDS archive mappings) that spans one
+/// of `sizes` exactly from a 64 KiB boundary; archive mappings are named.
+fn find_heap(c: &mut Claimer<'_>, sizes: &[u64]) -> Option<(usize, usize, u64)> {
+    let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
+    let (i, len, size) = sizes
+        .iter()
+        .find_map(|&s| c.exact_run(s, 64 << 10, jsa).map(|(i, len)| (i, len, s)))?;
+    for r in &mut c.regions[i..i + len] {
+        if r.inode != 0 {
+            r.details = "archived heap objects (CDS, classes.jsa)".into();
+        }
+    }
+    Some((i, len, size))
+}
+
+/// Compressed oops' limit: a heap that ends at or below 32 GiB can use
+/// zero-based compressed pointers, and HotSpot places it there if it can.
+const COMPRESSED_OOPS_END: u64 = 32 << 30;
+
+/// The heap without its size: the largest run of free VMAs (with CDS
+/// archive mappings) that ends at or below 32 GiB, from a 64 KiB
+/// boundary, of at least 2 MiB. The launcher is position-independent, so
+/// only the heap is mapped that low.
+fn find_low_heap(c: &mut Claimer<'_>) -> Option<(usize, usize, u64)> {
+    let jsa = |r: &Region| r.inode != 0 && r.path.ends_with(".jsa") && !r.perms.shared();
+    let usable = |c: &Claimer<'_>, k: usize| {
+        let r = &c.regions[k];
+        !r.perms.exec() && (c.free(k) || (!c.plan.is_grouped(k) && jsa(r)))
+    };
+    let mut best: Option<(usize, usize, u64)> = None;
+    let mut i = 0;
+    while i < c.regions.len() && c.regions[i].end <= COMPRESSED_OOPS_END {
+        if !usable(c, i) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < c.regions.len()
+            && c.regions[j].end <= COMPRESSED_OOPS_END
+            && c.regions[j].start == c.regions[j - 1].end
+            && usable(c, j)
+        {
+            j += 1;
+        }
+        let span = c.span(i, j - i);
+        if c.regions[i].start % (64 << 10) == 0
+            && span >= 2 << 20
+            && best.is_none_or(|b| span > b.2)
+        {
+            best = Some((i, j - i, span));
+        }
+        i = j;
+    }
+    let (i, len, size) = best?;
+    for r in &mut c.regions[i..i + len] {
+        if r.inode != 0 {
+            r.details = "archived heap objects (CDS, classes.jsa)".into();
+        }
+    }
+    Some((i, len, size))
+}
+
+/// The GC's side tables of the heap claimed at VMAs `i..i + len`.
+fn plan_gc_tables(
+    c: &mut Claimer<'_>,
+    inspector: &mut dyn Inspector,
+    i: usize,
+    len: usize,
+    gc: Gc,
+    old: Option<u64>,
+) {
+    let base = c.regions[i].start;
+    let mut committed: Vec<(u64, u64)> = Vec::new();
+    for r in c.regions[i..i + len].iter().filter(|r| !r.perms.none()) {
+        match committed.last_mut() {
+            Some(last) if last.1 == r.start - base => last.1 = r.end - base,
+            _ => committed.push((r.start - base, r.end - base)),
+        }
+    }
+    let heap = Heap {
+        size: c.span(i, len),
+        committed,
+        old,
+    };
+    jvm_gc::plan_tables(c, inspector, gc, &heap);
+}
+
+/// The JVM's arguments from `/proc/PID/cmdline`.
+fn command_line(inspector: &mut dyn Inspector) -> Vec<String> {
+    inspector
+        .proc_file("cmdline")
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The launcher's options that take their value as the next argument.
+const TAKES_VALUE: [&str; 13] = [
+    "-cp",
+    "-classpath",
+    "--class-path",
+    "-p",
+    "--module-path",
+    "--upgrade-module-path",
+    "--add-modules",
+    "--add-exports",
+    "--add-opens",
+    "--add-reads",
+    "--patch-module",
+    "--limit-modules",
+    "--source",
+];
+
+/// The JVM's own options among the launcher's arguments: those before the
+/// main class, the `-jar` file or the `-m` module (the rest are the
+/// program's).
+fn jvm_options(args: &[String]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut value_next = false;
+    for a in args.iter().skip(1).map(String::as_str) {
+        if std::mem::take(&mut value_next) {
+            continue;
+        }
+        if !a.starts_with('-') || matches!(a, "-jar" | "-m" | "--module") {
+            break;
+        }
+        value_next = TAKES_VALUE.contains(&a);
+        out.push(a);
+    }
+    out
+}
+
+/// The maximum heap size the options set: the last `-Xmx` or
+/// `-XX:MaxHeapSize=` wins, as in HotSpot.
+fn last_xmx(options: &[&str]) -> Option<u64> {
+    options
+        .iter()
+        .filter_map(|a| {
+            a.strip_prefix("-Xmx")
+                .or_else(|| a.strip_prefix("-XX:MaxHeapSize="))
+                .and_then(parse_size)
+        })
+        .next_back()
+}
+
+/// `-Xmx` and the sizes HotSpot may have rounded it up to: the heap is
+/// aligned to the G1 region size or the generations' alignment, a power
+/// of two from 64 KiB to 32 MiB.
+fn rounded_sizes(x: u64) -> Vec<u64> {
+    let mut out = vec![x];
+    for shift in 16..=25 {
+        let a = 1u64 << shift;
+        let r = x.div_ceil(a) * a;
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// The hsperfdata file, read through the mapping the JVM keeps of it.
@@ -284,7 +486,7 @@ fn plan_code_cache(c: &mut Claimer<'_>) {
 
 pub(super) fn plan_rest(c: &mut Claimer<'_>, jvm: &Jvm) {
     let evidence = if jvm.perf.is_some() {
-        "libjvm.so is loaded and this anonymous memory is none of the heap, class space, metaspace, code cache, stacks or malloc memory found: HotSpot's own (GC card tables and mark bitmaps, arenas, other reservations)"
+        "libjvm.so is loaded and this anonymous memory is none of the heap, class space, metaspace, code cache, GC tables, stacks or malloc memory found: HotSpot's own (the GC's other structures, arenas, other reservations)"
     } else {
         "libjvm.so is loaded but its hsperfdata counters could not be read (-XX:-UsePerfData, or no memory access): anonymous memory that is no stack or malloc memory is presumed HotSpot's"
     };
@@ -422,6 +624,25 @@ mod tests {
             (MemoryType::ManagedHeap, Confidence::Low)
         );
         assert_eq!(r[6].details, "JVM performance counters (hsperfdata)");
+    }
+
+    #[test]
+    fn xmx_of_the_command_line() {
+        let x = |line: &str| {
+            let args: Vec<String> = line.split(' ').map(String::from).collect();
+            super::last_xmx(&super::jvm_options(&args))
+        };
+        assert_eq!(x("java -Xmx1g -cp . -Xmx256m Main -Xmx4g"), Some(256 * MB));
+        assert_eq!(
+            x("java -XX:MaxHeapSize=512m -jar app.jar -Xmx1g"),
+            Some(512 * MB)
+        );
+        assert_eq!(x("java -m mod/Main -Xmx1g"), None);
+        assert_eq!(x("java Main"), None);
+        assert_eq!(
+            super::rounded_sizes(255 * MB + 1)[..2],
+            [255 * MB + 1, 255 * MB + (64 << 10)]
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod chunks;
 mod cpython;
 mod go;
 mod jvm;
+mod jvm_gc;
 mod symbols;
 mod v8;
 
@@ -33,6 +34,8 @@ pub(super) struct Loaded {
     node: bool,
     python: bool,
     go: Option<String>,
+    /// The index of the executable's first mapping.
+    exe: Option<usize>,
     dotnet: bool,
     allocator: Option<allocator::Kind>,
     /// How the allocator was found, for the evidence.
@@ -68,8 +71,9 @@ pub(super) fn plan_exact(
     if loaded.jvm {
         jvm = Some(jvm::plan_exact(&mut c, inspector));
     }
-    if let Some(version) = &loaded.go {
-        go::plan_arenas(&mut c, version);
+    if let (Some(version), Some(exe)) = (&loaded.go, loaded.exe) {
+        let goroutines = go::read_goroutines(&c, exe, inspector);
+        go::plan_arenas(&mut c, version, &goroutines);
     }
     if loaded.node {
         v8::plan_pages(&mut c, ctx);
@@ -122,13 +126,14 @@ pub(super) fn plan_rest(
 fn detect(regions: &[Region], inspector: &mut dyn Inspector) -> Loaded {
     let mut l = Loaded::default();
     let mut first_image: Option<&Region> = None;
-    for r in regions {
+    for (i, r) in regions.iter().enumerate() {
         if r.memory_type != MemoryType::Image || !r.path.starts_with('/') {
             continue;
         }
         let name = r.path.rsplit('/').next().unwrap_or_default();
         if first_image.is_none() {
             first_image = Some(r);
+            l.exe = Some(i);
         }
         match name {
             "libjvm.so" => l.jvm = true,

@@ -120,6 +120,45 @@ pub(super) fn section_named(
     })
 }
 
+/// The values (addresses as linked) of the `.symtab` symbols called
+/// `names`, in that order; `None` for each one missing, and `None` for the
+/// whole when the file has no symbol table (stripped) or is not ELF64 LE.
+/// The tables are read whole, up to [`MAX_TABLE`] bytes each: this runs
+/// only for executables that are known to need it (Go programs).
+pub(super) fn symbol_values(
+    read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
+    names: &[&[u8]],
+) -> Option<Vec<Option<u64>>> {
+    let (sh, _) = section_headers(read)?;
+    let section = |i: usize| sh.get(i * 64..(i + 1) * 64);
+    let symtab = sh.chunks_exact(64).find(|s| u32_at(s, 4) == SHT_SYMTAB)?;
+    let strtab = section(u32_at(symtab, 40) as usize)?;
+    let load = |read: &mut dyn FnMut(u64, &mut [u8]) -> bool, s: &[u8]| -> Option<Vec<u8>> {
+        let size = usize::try_from(u64_at(s, 32).min(MAX_TABLE)).ok()?;
+        let mut b = vec![0u8; size];
+        read(u64_at(s, 24), &mut b).then_some(b)
+    };
+    let syms = load(read, symtab)?;
+    let strs = load(read, strtab)?;
+    let mut out = vec![None; names.len()];
+    for sym in syms.chunks_exact(24) {
+        let at = u32_at(sym, 0) as usize;
+        let Some(name) = strs.get(at..).and_then(|n| n.split(|&c| c == 0).next()) else {
+            continue;
+        };
+        if let Some(k) = names.iter().position(|n| *n == name) {
+            out[k] = Some(u64_at(sym, 8));
+        }
+    }
+    Some(out)
+}
+
+/// The ELF type (`e_type`: 2 executable, 3 shared object or PIE).
+pub(super) fn elf_type(read: &mut dyn FnMut(u64, &mut [u8]) -> bool) -> Option<u16> {
+    let mut h = [0u8; 18];
+    (read(0, &mut h) && &h[..4] == b"\x7fELF").then(|| u16::from_le_bytes([h[16], h[17]]))
+}
+
 /// Where the dynamic symbols' GNU hash table, symbols and names are.
 struct DynTable {
     hash: u64,
@@ -289,6 +328,7 @@ mod tests {
                         .is_some()
                 };
                 let _ = section_named(&mut read, b".go.buildinfo");
+                let _ = symbol_values(&mut read, &[b"runtime.allgs"]);
             }
         }
     }
@@ -310,6 +350,31 @@ mod tests {
         assert_eq!(section_named(&mut read, b".go.buildinfo"), Some((0, 0)));
         assert_eq!(section_named(&mut read, b".go"), None, "whole names only");
         assert_eq!(section_named(&mut read, b".data"), None);
+    }
+
+    #[test]
+    fn symbol_values_by_name() {
+        // One symbol, named at offset 1 of the string table, value 0x529430.
+        let mut f = elf(b"\0runtime.allgs\0");
+        let shoff = u64_at(&f, 0x28) as usize;
+        let syms_at = f.len() as u64;
+        let mut sym = [0u8; 24];
+        sym[0..4].copy_from_slice(&1u32.to_le_bytes());
+        sym[8..16].copy_from_slice(&0x529430u64.to_le_bytes());
+        f.extend_from_slice(&sym);
+        let symtab = shoff + 2 * 64;
+        f[symtab + 24..symtab + 32].copy_from_slice(&syms_at.to_le_bytes());
+        f[symtab + 32..symtab + 40].copy_from_slice(&24u64.to_le_bytes());
+        let mut read = |o: u64, b: &mut [u8]| {
+            let o = o as usize;
+            f.get(o..o + b.len())
+                .map(|s| b.copy_from_slice(s))
+                .is_some()
+        };
+        assert_eq!(
+            symbol_values(&mut read, &[b"runtime.allglen", b"runtime.allgs"]),
+            Some(vec![None, Some(0x529430)])
+        );
     }
 
     fn scan(file: &[u8]) -> Option<(Kind, &'static str)> {

@@ -23,31 +23,58 @@ type Slice = gimli::EndianSlice<'static, NativeEndian>;
 /// Slots in the rule cache (a power of two).
 const RULE_SLOTS: usize = 4096;
 
-/// One cached rule: the return address it is for and the packed rule.
+/// One cached rule, for a return address (the rule itself is the call
+/// instruction's, one byte before) or for the walk's first, exact address
+/// (which no return address can equal: it follows no call). Offsets are
+/// from the base register, not from the CFA, so that finding the return
+/// address is one add after the rule's load: the walk is bound by the
+/// latency of that chain (load a return address, load its rule, load the
+/// next return address), not by its instruction count.
 #[derive(Clone, Copy)]
-#[repr(C)]
+#[repr(C, align(32))]
 struct RuleSlot {
     addr: u64,
+    /// CFA = base + `cfa_off`.
     cfa_off: i32,
-    rbp_off: i16,
-    ra_off: i8,
-    flags: u8,
+    /// The return address is at base + `ra_off`.
+    ra_off: i32,
+    /// The caller's rbp is at base + `rbp_off` ([`F_RBP`]).
+    rbp_off: i32,
+    flags: u32,
 }
 
-const F_VALID: u8 = 1;
-const F_CFA_RBP: u8 = 2;
-const F_ROOT: u8 = 8;
+const F_VALID: u32 = 1;
+const F_CFA_RBP: u32 = 2;
+const F_RBP: u32 = 16;
+const F_ROOT: u32 = 8;
 
 impl RuleSlot {
     /// Unpacks a rule from [`compute_rule`] into the form the walk reads
     /// with plain loads.
     fn new(addr: u64, rule: u64) -> RuleSlot {
+        let cfa_off = rule as u32 as i32;
+        let rbp_rel = (rule >> 32) as u16 as i16;
+        let ra_rel = (rule >> 48) as u8 as i8;
+        let flags = (rule >> 56) as u8 as u32;
+        let (Some(ra_off), Some(rbp_off)) = (
+            cfa_off.checked_add(i32::from(ra_rel)),
+            cfa_off.checked_add(i32::from(rbp_rel)),
+        ) else {
+            // Offsets past i32: no such frame is walked.
+            return RuleSlot {
+                addr,
+                cfa_off: 0,
+                ra_off: 0,
+                rbp_off: 0,
+                flags: 0,
+            };
+        };
         RuleSlot {
             addr,
-            cfa_off: rule as u32 as i32,
-            rbp_off: (rule >> 32) as u16 as i16,
-            ra_off: (rule >> 48) as u8 as i8,
-            flags: (rule >> 56) as u8,
+            cfa_off,
+            ra_off,
+            rbp_off,
+            flags: flags | if rbp_rel != 0 { F_RBP } else { 0 },
         }
     }
 }
@@ -357,13 +384,13 @@ fn compute_rule(addr: u64, ctx: &mut Context) -> u64 {
     pack(cfa_rbp, cfa_off, rbp_off, ra_off)
 }
 
-/// The slot for a return address: a shift and an xor, not a multiply,
-/// because this sits on the walk's critical path (load return address,
-/// find its rule, load the next return address). Return addresses differ
-/// in their low bits, which this keeps.
+/// The slot for a return address: its low bits, with no hashing, because
+/// this sits on the walk's critical path (load a return address, find its
+/// rule, load the next return address). Return addresses differ in their
+/// low bits.
 #[inline(always)]
 fn slot_of(addr: u64) -> usize {
-    ((addr ^ (addr >> 12)) as usize) & (RULE_SLOTS - 1)
+    (addr as usize) & (RULE_SLOTS - 1)
 }
 
 /// Reads one aligned word of the thread's stack, or None outside it.
@@ -427,7 +454,7 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
     let mut h = 0u64;
     // The first frame's rule is for its exact address; a caller's for the
     // call instruction, just before the return address.
-    let mut key = ip;
+    let mut before = 0;
     let truncated = loop {
         if ip < alo || ip >= ahi {
             if n == MAX_FRAMES {
@@ -437,11 +464,12 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
             h = mix(h, ip);
             n += 1;
         }
-        let slot = &mut rules.slots[slot_of(key)];
-        if slot.addr != key {
+        let slot = &mut rules.slots[slot_of(ip)];
+        if slot.addr != ip {
             // SAFETY: the context is this block's own mapping, used only
             // by its thread inside the reentrancy guard.
-            *slot = RuleSlot::new(key, compute_rule(key, unsafe { &mut *b.unwind }));
+            let rule = compute_rule(ip - before, unsafe { &mut *b.unwind });
+            *slot = RuleSlot::new(ip, rule);
         }
         let r = *slot;
         if r.flags & F_VALID == 0 {
@@ -455,14 +483,14 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
         if cfa.wrapping_sub(sp).wrapping_sub(1) >= room {
             break true;
         }
-        let ra_at = cfa.wrapping_add(r.ra_off as i64 as u64);
+        let ra_at = base.wrapping_add(r.ra_off as i64 as u64);
         if ra_at.wrapping_sub(sp) > room - 8 {
             break true;
         }
         // SAFETY: inside this thread's own stack, checked above.
         let ra = unsafe { core::ptr::read_unaligned(ra_at as *const u64) };
-        if r.rbp_off != 0 {
-            let at = cfa.wrapping_add(r.rbp_off as i64 as u64);
+        if r.flags & F_RBP != 0 {
+            let at = base.wrapping_add(r.rbp_off as i64 as u64);
             if at.wrapping_sub(sp) > room - 8 {
                 break true;
             }
@@ -475,7 +503,7 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
             // The outermost frame (_start's caller is 0).
             break false;
         }
-        key = ip - 1;
+        before = 1;
     };
     Stack {
         n,
@@ -497,17 +525,18 @@ fn walk_fp_after_agent(
 ) -> Stack {
     // SAFETY: the rule cache is this block's own mapping.
     let rules = unsafe { &mut *b.rules };
-    let mut key = ip;
+    let mut before = 0;
     for _ in 0..16 {
         if ip < alo || ip >= ahi {
             b.frames[0] = ip;
             return walk_fp(b, 1, mix(0, ip), bp);
         }
-        let slot = &mut rules.slots[slot_of(key)];
-        if slot.addr != key {
+        let slot = &mut rules.slots[slot_of(ip)];
+        if slot.addr != ip {
             // SAFETY: the context is this block's own mapping, used only
             // by its thread inside the reentrancy guard.
-            *slot = RuleSlot::new(key, compute_rule(key, unsafe { &mut *b.unwind }));
+            let rule = compute_rule(ip.wrapping_sub(before), unsafe { &mut *b.unwind });
+            *slot = RuleSlot::new(ip, rule);
         }
         let r = *slot;
         if r.flags & F_VALID == 0 {
@@ -516,14 +545,14 @@ fn walk_fp_after_agent(
         let base = if r.flags & F_CFA_RBP != 0 { bp } else { sp };
         let cfa = base.wrapping_add(r.cfa_off as i64 as u64);
         let room = hi - sp;
-        let ra_at = cfa.wrapping_add(r.ra_off as i64 as u64);
+        let ra_at = base.wrapping_add(r.ra_off as i64 as u64);
         if cfa.wrapping_sub(sp).wrapping_sub(1) >= room || ra_at.wrapping_sub(sp) > room - 8 {
             break;
         }
         // SAFETY: inside this thread's own stack, checked above.
         let ra = unsafe { core::ptr::read_unaligned(ra_at as *const u64) };
-        if r.rbp_off != 0 {
-            let at = cfa.wrapping_add(r.rbp_off as i64 as u64);
+        if r.flags & F_RBP != 0 {
+            let at = base.wrapping_add(r.rbp_off as i64 as u64);
             if at.wrapping_sub(sp) > room - 8 {
                 break;
             }
@@ -532,7 +561,7 @@ fn walk_fp_after_agent(
         }
         sp = cfa;
         ip = ra;
-        key = ip.wrapping_sub(1);
+        before = 1;
     }
     Stack {
         n: 0,

@@ -417,6 +417,7 @@ impl Default for Heads {
 }
 
 impl Heads {
+    #[inline(always)]
     fn peek(&self) -> Option<Head> {
         match self {
             Heads::Sorted(v) => v.last().copied(),
@@ -424,6 +425,7 @@ impl Heads {
         }
     }
 
+    #[inline(always)]
     fn pop(&mut self) -> Option<Head> {
         match self {
             Heads::Sorted(v) => v.pop(),
@@ -431,18 +433,21 @@ impl Heads {
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, head: Head) {
         match self {
             Heads::Sorted(v) if v.len() < SMALL_HEADS => {
                 // Descending order: the new head sinks from the end past
                 // every earlier one (usually none or one, with no call to
-                // memmove as `insert` makes).
+                // memmove as `insert` makes, and no swap that reloads the
+                // entry just stored).
+                let mut i = v.len();
                 v.push(head);
-                let mut i = v.len() - 1;
                 while i > 0 && v[i - 1] < head {
-                    v.swap(i - 1, i);
+                    v[i] = v[i - 1];
                     i -= 1;
                 }
+                v[i] = head;
             }
             Heads::Sorted(v) => {
                 let mut h: BinaryHeap<Reverse<Head>> = v.drain(..).map(Reverse).collect();
@@ -742,22 +747,34 @@ fn run(
             };
             let mut c = Cursor::new(&p.data[p.pos..p.end]);
             loop {
-                let Some(event) = decode_hot(tag, &mut c, last_addr, stacks) else {
+                let record = |event| Record {
+                    tick,
+                    image: *image,
+                    tid: *tid,
+                    stream: *order as u32,
+                    event,
+                };
+                // One hand-over per kind of record, so that each builds its
+                // record where it goes: a hand-over shared by every kind
+                // copied the record through memory that the kinds had
+                // written in different widths, and stalled on it.
+                let done =
+                    match tag {
+                        EV_FREE => addr(&mut c, last_addr)
+                            .map(|ptr| out(record(Event::Free { ptr }), info)),
+                        EV_MALLOC | EV_CALLOC => hot_alloc(tag, &mut c, last_addr, stacks)
+                            .map(|event| out(record(event), info)),
+                        EV_REALLOC => hot_realloc(&mut c, last_addr, stacks)
+                            .map(|event| out(record(event), info)),
+                        _ => decode_event(tag, &mut c, last_addr, stacks)
+                            .map(|event| out(record(event), info)),
+                    };
+                if done.is_none() {
                     return Err(bad(
                         p.index,
                         &format!("event with tag {tag} cut short or unknown"),
                     ));
-                };
-                out(
-                    Record {
-                        tick,
-                        image: *image,
-                        tid: *tid,
-                        stream: *order as u32,
-                        event,
-                    },
-                    info,
-                );
+                }
                 let Some(next_tag) = c.peek_u8() else {
                     break;
                 };
@@ -895,33 +912,32 @@ fn text(c: &mut Cursor<'_>) -> Option<String> {
     Some(String::from_utf8_lossy(c.bytes()?).into_owned())
 }
 
-/// [`decode_event`] with the heap operations, nine records in ten, decoded
-/// inline: a call that returns an [`Event`] through memory cost a third of
-/// the decoding thread's time in store-forwarding stalls.
+/// `malloc` and `calloc`, decoded inline in [`run`] (nine records in ten
+/// are heap operations; a call returning an [`Event`] through memory cost
+/// a third of the decoding thread's time in store-forwarding stalls).
 #[inline(always)]
-fn decode_hot(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
-    match tag {
-        EV_FREE => Some(Event::Free { ptr: addr(c, st)? }),
-        EV_MALLOC | EV_CALLOC => {
-            let ptr = addr(c, st)?;
-            let size = c.uvarint()?;
-            let stack = stack(c, stacks)?;
-            Some(Event::Alloc {
-                kind: tag,
-                ptr,
-                size,
-                align: 0,
-                stack,
-            })
-        }
-        EV_REALLOC => Some(Event::Realloc {
-            old: addr(c, st)?,
-            new: addr(c, st)?,
-            size: c.uvarint()?,
-            stack: stack(c, stacks)?,
-        }),
-        _ => decode_event(tag, c, st, stacks),
-    }
+fn hot_alloc(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+    let ptr = addr(c, st)?;
+    let size = c.uvarint()?;
+    let stack = stack(c, stacks)?;
+    Some(Event::Alloc {
+        kind: tag,
+        ptr,
+        size,
+        align: 0,
+        stack,
+    })
+}
+
+/// `realloc`, decoded inline in [`run`].
+#[inline(always)]
+fn hot_realloc(c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+    Some(Event::Realloc {
+        old: addr(c, st)?,
+        new: addr(c, st)?,
+        size: c.uvarint()?,
+        stack: stack(c, stacks)?,
+    })
 }
 
 #[inline(never)]

@@ -172,3 +172,79 @@ fn exports_of_a_traced_snapshot_carry_the_owner() {
     assert_eq!(owner(&first), owner(&second));
     assert_eq!(owner(&second).unwrap()["function"], "hold");
 }
+
+/// Symbols cached in a trace file (`CHUNK_SYMBOLS` chunks).
+fn cached_functions(file: &Path) -> Vec<String> {
+    use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
+    let s = vmmap_core::trace::scan::scan(ChunkStream::open(file, CHUNK_TRACE).unwrap(), |_| {});
+    s.symbol_cache
+        .iter()
+        .flat_map(|m| m.entries.iter().flat_map(|(_, f)| f.iter()))
+        .map(|f| f.function.clone())
+        .collect()
+}
+
+/// What the TUI runs when it opens a traced file (the Owner column's job)
+/// and when `T` opens the Trace view (the analysis) writes the symbols it
+/// resolved into the file: a second open names the functions of a
+/// program that no longer exists.
+#[test]
+fn the_tui_caches_the_symbols_it_resolves_in_the_file() {
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+    use vmmap_core::trace::symbol_cache::CacheWrite;
+    use vmmap_tui::{owners_job, trace_jobs};
+    let prog = tmp().join(format!("owned-tui-{}", std::process::id()));
+    std::fs::copy(owned_program(), &prog).unwrap();
+    let (o, traced) = run_traced(&["-i", "100ms"], &prog, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let for_owners = tmp().join(format!("owned-tui-owners-{}.vmmap", std::process::id()));
+    let for_trace = tmp().join(format!("owned-tui-trace-{}.vmmap", std::process::id()));
+    std::fs::copy(&traced, &for_owners).unwrap();
+    std::fs::copy(&traced, &for_trace).unwrap();
+    assert!(cached_functions(&for_owners).is_empty());
+    let snap = vmmap_core::format::load_file(&for_owners)
+        .unwrap()
+        .snapshots
+        .pop()
+        .unwrap();
+    let heap = snap
+        .regions
+        .iter()
+        .position(|r| &*r.path == "[heap]")
+        .unwrap();
+    let no = AtomicBool::new(false);
+    let owner_of_heap = || {
+        let o = owners_job::compute(&for_owners, &snap, &no)
+            .unwrap()
+            .expect("owners");
+        (o.region(heap).cloned().unwrap(), o.cache.clone())
+    };
+    let (first, cache) = owner_of_heap();
+    assert!(
+        matches!(cache, CacheWrite::Appended(n) if n > 0),
+        "{cache:?}"
+    );
+    assert!(cached_functions(&for_owners).contains(&"hold".to_string()));
+    let analysis = || trace_jobs::analyse(&for_trace, None, &AtomicU64::new(0), &no).unwrap();
+    let a = analysis();
+    assert!(
+        matches!(a.cache, CacheWrite::Appended(n) if n > 0),
+        "{:?}",
+        a.cache
+    );
+    assert!(cached_functions(&for_trace).contains(&"hold".to_string()));
+
+    std::fs::remove_file(&prog).unwrap();
+    // Second opens: the program is gone, its names come from the cache.
+    let (second, cache) = owner_of_heap();
+    assert_eq!(cache, CacheWrite::UpToDate);
+    assert_eq!(first, second);
+    assert_eq!(second.frame.as_ref().unwrap().function, "hold");
+    let a = analysis();
+    assert_eq!(a.cache, CacheWrite::UpToDate);
+    // The stack that allocated 20 x 1500 bytes is hold's.
+    let id = a.costs.iter().position(|c| c.bytes == 30_000).unwrap();
+    let frames =
+        vmmap_core::trace::calltree::stack_frames(&a.info, &a.syms, a.images[id], id as u32);
+    assert_eq!(frames[0].function, "hold", "{:?}", a.notes);
+}

@@ -685,6 +685,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     }
     let loaded = load(&a.input)?;
     record::require_snapshots(&loaded, &what)?;
+    let traced = !loaded.trace.is_empty();
     let mut snaps = loaded.snapshots;
     let n = snaps.len();
     if let Some(k) = a.snapshot {
@@ -698,6 +699,11 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     let last = snaps
         .last()
         .unwrap_or_else(|| unreachable!("checked above"));
+    // A traced run's snapshot exported as a table carries its owners.
+    let owners = (traced && matches!(format, Format::Json | Format::Csv | Format::Text))
+        .then(|| owners::of_snapshot(&a.input, last))
+        .flatten();
+    let owners = owners.as_ref();
     write_file(&a.output, |w| match format {
         Format::Native => {
             let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
@@ -707,8 +713,20 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
             f.finish()?.flush()
         }
         Format::Mmp => vmmap_core::mmp::write(&snaps.iter().collect::<Vec<_>>(), w),
-        Format::Json => export::write_json(last, &Summary::of(last), ExportOptions::default(), w),
-        Format::Csv => export::write_csv(last, &Summary::of(last), ExportOptions::default(), w),
+        Format::Json => export::write_json_owned(
+            last,
+            &Summary::of(last),
+            ExportOptions::default(),
+            owners,
+            w,
+        ),
+        Format::Csv => export::write_csv_owned(
+            last,
+            &Summary::of(last),
+            ExportOptions::default(),
+            owners,
+            w,
+        ),
         Format::Text => {
             let text = TextOptions {
                 summary_only: false,
@@ -721,7 +739,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
                 exact: false,
             };
             let mut w = io::BufWriter::new(w);
-            render::write_text(last, &Summary::of(last), &text, &mut w)?;
+            render::write_text_owned(last, &Summary::of(last), &text, owners, &mut w)?;
             w.flush()
         }
     })

@@ -45,18 +45,8 @@ pub struct TextOptions {
     pub exact: bool,
 }
 
-/// Writes the whole report.
-pub fn write_text<W: Write>(
-    snap: &Snapshot,
-    summary: &Summary,
-    o: &TextOptions,
-    w: &mut W,
-) -> io::Result<()> {
-    write_text_owned(snap, summary, o, None, w)
-}
-
-/// [`write_text`], the Details with an Owner column when `owners` (of
-/// this snapshot of a traced run) are given.
+/// Writes the whole report; the Details have an Owner column when
+/// `owners` (of this snapshot of a traced run) are given.
 pub fn write_text_owned<W: Write>(
     snap: &Snapshot,
     summary: &Summary,

@@ -149,6 +149,19 @@ fn exports_of_a_traced_snapshot_carry_the_owner() {
         heap.ends_with(&format!(",hold (trace/owned.c:{hold_line}) +22K live")),
         "{heap}"
     );
+    // `convert` to JSON carries them too.
+    let out = tmp().join(format!("owned-{}.json", std::process::id()));
+    let o = Command::new(VMMAP)
+        .arg("convert")
+        .arg(&file)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let h = brk_heap(&doc).unwrap();
+    assert_eq!(h["owner"]["function"], "hold");
+    assert_eq!(h["owner"]["live_bytes"], 15 * 1500);
     // A file of the same program without the agent: no trace, so the
     // exports are those of any snapshot (no owner field, no column).
     let (o, plain) = run_traced(&["--snapshot-only", "-i", "100ms"], &owned_program(), &[]);

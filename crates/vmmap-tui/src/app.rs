@@ -1401,8 +1401,20 @@ impl App {
                 summary_only: false,
             };
             match ext {
-                "json" => vmmap_core::export::write_json(&m.snap, &summary, opts, &mut out)?,
-                "csv" => vmmap_core::export::write_csv(&m.snap, &summary, opts, &mut out)?,
+                "json" => vmmap_core::export::write_json_owned(
+                    &m.snap,
+                    &summary,
+                    opts,
+                    m.owners.as_deref(),
+                    &mut out,
+                )?,
+                "csv" => vmmap_core::export::write_csv_owned(
+                    &m.snap,
+                    &summary,
+                    opts,
+                    m.owners.as_deref(),
+                    &mut out,
+                )?,
                 "vmmap" => {
                     let mut w = vmmap_core::format::Writer::new(&mut out)?;
                     w.append(&m.snap)?;
@@ -1851,7 +1863,11 @@ fn table_text(m: &MainView) -> String {
         out.push('\t');
         out.push_str(c.id());
     }
-    out.push_str("\tperms\tdetails\n");
+    out.push_str("\tperms");
+    if m.owners.is_some() {
+        out.push_str("\towner");
+    }
+    out.push_str("\tdetails\n");
     for &row in &m.details.rows {
         match row_region(&m.snap, row) {
             Some(r) => {
@@ -1871,9 +1887,14 @@ fn table_text(m: &MainView) -> String {
                         out.push_str(&v.to_string());
                     }
                 }
+                out.push('\t');
+                out.push_str(r.perms.as_str());
+                if m.owners.is_some() {
+                    out.push('\t');
+                    out.push_str(m.owner_of(row).map_or("", |c| c.text.as_str()));
+                }
                 out.push_str(&format!(
-                    "\t{}\t{}\n",
-                    r.perms.as_str(),
+                    "\t{}\n",
                     if r.details.is_empty() {
                         &*r.path
                     } else {

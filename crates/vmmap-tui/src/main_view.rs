@@ -128,6 +128,16 @@ impl MainView {
         v
     }
 
+    /// The Owner cell of a Details row, when owners are known.
+    pub fn owner_of(&self, row: Row) -> Option<&vmmap_core::trace::region_owners::OwnerCell> {
+        let o = self.owners.as_ref()?;
+        match row {
+            Row::Region(i) => o.region(i),
+            Row::Sub(i, j) => o.sub_block(i, j),
+            Row::Free(_) => None,
+        }
+    }
+
     /// Replaces the snapshot (F5), keeping filter, sort, expansion and the
     /// selected region where it still exists.
     pub fn replace(&mut self, snap: Arc<Snapshot>, collect_time: Duration) {
@@ -708,12 +718,8 @@ impl MainView {
                             cells.push(format!("{:>nw$}", cell(&fig, c, units)).into());
                         }
                         cells.push(r.perms.as_str().to_string().into());
-                        if let Some(o) = owners.as_ref() {
-                            let cell = match row {
-                                Row::Region(i) => o.region(i),
-                                Row::Sub(i, j) => o.sub_block(i, j),
-                                Row::Free(_) => None,
-                            };
+                        if owner_w.is_some() {
+                            let cell = self.owner_of(row);
                             cells.push(cell.map_or(String::new(), |c| c.text.clone()).into());
                         }
                         let mut d = r.details.clone();

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
 use vmmap_core::model::{MemoryType, Perms, Region, Snapshot};
@@ -262,6 +263,22 @@ fn the_details_of_a_traced_file_have_an_owner_column_120x20() {
     );
     assert!(line_with(&t, "70000000").contains("leaf (app/a.c:31)"));
     insta::assert_snapshot!(t.backend());
+    // `Y` copies the table with the column.
+    let r = app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('Y'),
+        KeyModifiers::NONE,
+    )));
+    assert!(r.is_empty());
+    let copied = app.clipboard.take().unwrap();
+    let mut lines = copied.lines();
+    assert!(lines.next().unwrap().ends_with("\tperms\towner\tdetails"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .ends_with("\trw-p\tleaf (app/a.c:30) +100B live\tHeap ID: 0 (brk heap)"),
+        "{copied}"
+    );
 }
 
 #[test]

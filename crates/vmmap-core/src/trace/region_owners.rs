@@ -97,7 +97,12 @@ pub fn snapshot_owners(
     opts: &OwnerOptions,
     cancel: &AtomicBool,
 ) -> Result<Option<SnapshotOwners>, FormatError> {
-    let facts = scan::facts(ChunkStream::open(path, CHUNK_TRACE)?);
+    let facts = match ChunkStream::open(path, CHUNK_TRACE) {
+        Ok(s) => scan::facts(s),
+        // A VMMap .mmp file holds no trace.
+        Err(FormatError::NotVmmap) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let taken = snap.taken_at_unix_ns;
     let Some(image) = facts
         .images

@@ -649,6 +649,9 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
         );
     }
     let traced = !loaded.trace.is_empty();
+    // The owners stream the trace from the file again.
+    let mut loaded = loaded;
+    loaded.trace = Vec::new();
     let snap = loaded
         .snapshots
         .into_iter()

@@ -1049,6 +1049,9 @@ impl App {
             {
                 self.message = Some(crate::trace_jobs::cache_note(&job.key.0, e));
             }
+            if self.message.as_deref() == Some(OWNERS_PENDING) {
+                self.message = None;
+            }
             self.owners.insert(job.key.clone(), owners);
         }
         let (true, Some(path), Some(m)) = (self.from_file, self.file.as_ref(), self.main.as_mut())
@@ -1069,6 +1072,9 @@ impl App {
             }
             None if self.owners_job.as_ref().is_none_or(|j| j.key != k) => {
                 self.owners_job = Some(OwnersJob::start(path.clone(), Arc::clone(&m.snap)));
+                if self.message.is_none() {
+                    self.message = Some(OWNERS_PENDING.into());
+                }
             }
             None => {}
         }
@@ -1910,6 +1916,10 @@ fn table_text(m: &MainView) -> String {
     }
     out
 }
+
+/// The status line while the Owner column is computed.
+const OWNERS_PENDING: &str =
+    "Reading the trace for the Owner column (who made each region); the view stays usable";
 
 /// Runs the event loop until the user quits or a stop signal arrives.
 pub fn run_loop(

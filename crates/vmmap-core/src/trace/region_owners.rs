@@ -5,13 +5,15 @@
 //!
 //! The snapshot's own regions are given owners by the rules of
 //! [`super::owners`], cut at the snapshot's time (its wall-clock time
-//! mapped to each process image's ticks through the clock anchors). Two
-//! streaming passes over the trace, memory bounded by the mapping calls
-//! and the live blocks, never by the trace's length: the first keeps every
-//! record but allocations and frees (enough to cut the map into the parts
-//! each call made) and the live blocks; the second keeps only the first
-//! allocation inside each part no call made (the call that made glibc
-//! create it).
+//! mapped to each process image's ticks through the clock anchors). One
+//! streaming pass over the trace, memory bounded by the mapping calls, the
+//! live blocks and the regions, never by the trace's length: it keeps
+//! every record but allocations and frees (enough to cut the map into the
+//! parts each call made), the live blocks, and the first allocation inside
+//! each of the snapshot's VMAs (the call that made glibc create a VMA no
+//! call made). Only when a part no call made does not hold its VMA's first
+//! allocation (a VMA several calls made parts of) does a second pass look
+//! for that part's own first allocation.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -119,12 +121,20 @@ pub fn snapshot_owners(
     let cut = until.get(image as usize).copied().unwrap_or(u64::MAX);
     drop(facts);
 
-    // Pass 1: the mapping calls and thread events; the live blocks.
+    // Pass 1: the mapping calls and thread events; the live blocks; the
+    // first allocation inside each VMA.
+    let mappings = leaf_mappings(snap);
+    let mut first_in: Vec<Option<Record>> = vec![None; mappings.len()];
     let mut kept: Vec<Record> = Vec::new();
     let mut live: HashMap<u64, (u64, u32), foldhash::fast::FixedState> = HashMap::default();
     let first = scan::scan_until(ChunkStream::open(path, CHUNK_TRACE)?, until.clone(), |r| {
         if r.image != image || cancel.load(Ordering::Relaxed) {
             return;
+        }
+        if let Some(ptr) = allocated(r) {
+            if let Some(k) = vma_of(&mappings, ptr) {
+                first_in[k].get_or_insert_with(|| r.clone());
+            }
         }
         match &r.event {
             Event::Alloc {
@@ -162,41 +172,51 @@ pub fn snapshot_owners(
         notes.push(format!("{d}; the owners are as of the last good message"));
     }
     let info = first.info;
-    let mappings = leaf_mappings(snap);
     let mut parts = owners_of(&kept, &info, image, cut, mappings.clone());
 
-    // Pass 2: the first allocation inside each part no call made.
-    let mut unowned: Vec<(u64, u64)> = parts
-        .iter()
-        .filter(|p| {
-            matches!(
-                p.owner,
-                Owner::Unobserved { first_use: None } | Owner::BeforeStart
-            )
-        })
-        .map(|p| (p.mapping.start, p.mapping.end))
-        .collect();
-    if !unowned.is_empty() {
-        unowned.sort_unstable();
-        let mut firsts: Vec<Option<Record>> = vec![None; unowned.len()];
+    // The first allocation inside each part no call made: its VMA's first
+    // when that lies in it (the earliest of the whole VMA is the earliest
+    // of any part holding it), none when its VMA has none; else a second
+    // pass finds it.
+    let mut firsts: Vec<Record> = Vec::new();
+    let mut unknown: Vec<(u64, u64)> = Vec::new();
+    for p in parts.iter().filter(|p| {
+        matches!(
+            p.owner,
+            Owner::Unobserved { first_use: None } | Owner::BeforeStart
+        )
+    }) {
+        let (a, b) = (p.mapping.start, p.mapping.end);
+        let vma_first = vma_of(&mappings, a).and_then(|k| first_in[k].as_ref());
+        match vma_first {
+            None => {}
+            Some(r) if allocated(r).is_some_and(|ptr| a <= ptr && ptr < b) => {
+                firsts.push(r.clone())
+            }
+            Some(_) => unknown.push((a, b)),
+        }
+    }
+    drop(first_in);
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        let mut found: Vec<Option<Record>> = vec![None; unknown.len()];
         scan::scan_until(ChunkStream::open(path, CHUNK_TRACE)?, until, |r| {
             if r.image != image || cancel.load(Ordering::Relaxed) {
                 return;
             }
-            let ptr = match r.event {
-                Event::Alloc { ptr, .. } => ptr,
-                Event::Realloc { new, .. } if new != 0 => new,
-                _ => return,
-            };
-            let k = unowned.partition_point(|u| u.0 <= ptr);
-            if k > 0 && ptr < unowned[k - 1].1 && firsts[k - 1].is_none() {
-                firsts[k - 1] = Some(r.clone());
+            let Some(ptr) = allocated(r) else { return };
+            let k = unknown.partition_point(|u| u.0 <= ptr);
+            if k > 0 && ptr < unknown[k - 1].1 && found[k - 1].is_none() {
+                found[k - 1] = Some(r.clone());
             }
         });
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        kept.extend(firsts.into_iter().flatten());
+        firsts.extend(found.into_iter().flatten());
+    }
+    if !firsts.is_empty() {
+        kept.extend(firsts);
         kept.sort_by_key(|r| r.tick);
         parts = owners_of(&kept, &info, image, cut, mappings);
     }
@@ -289,6 +309,23 @@ pub fn snapshot_owners(
         cache,
         notes,
     }))
+}
+
+/// The block an allocation record hands out, if it hands one out.
+fn allocated(r: &Record) -> Option<u64> {
+    match r.event {
+        Event::Alloc { ptr, .. } => Some(ptr),
+        Event::Realloc { new, .. } if new != 0 => Some(new),
+        _ => None,
+    }
+}
+
+/// The index of the VMA (of sorted, disjoint `mappings`) holding `addr`.
+fn vma_of(mappings: &[Mapping], addr: u64) -> Option<usize> {
+    let k = mappings
+        .partition_point(|m| m.start <= addr)
+        .checked_sub(1)?;
+    (addr < mappings[k].end).then_some(k)
 }
 
 /// One key for (region, sub-block).
@@ -509,6 +546,120 @@ mod tests {
             Some(1)
         );
         assert_eq!(tick(&region(0x6000, 0x8000, MemoryType::PrivateData)), None);
+    }
+
+    /// A trace file of pid 42 (one thread; a tick is a microsecond from
+    /// unix time 2 ms): mmap 0x20000+4K (stack 3) at tick 1, then mallocs
+    /// at 0x20100 (stack 1, tick 5), 0x1f100 (stack 1, tick 10) and
+    /// 0x21100 (stack 2, tick 20), and a snapshot taken at 2.5 ms whose
+    /// only region 0x1f000-0x24000 holds them all: the kernel merged the
+    /// mmap'd page with memory no call made on both sides.
+    fn merged_trace() -> std::path::PathBuf {
+        use crate::format::Writer;
+        use crate::trace::wire::*;
+        let mut hello = vec![MSG_HELLO];
+        for v in [
+            u64::from(TRACE_VERSION),
+            42,
+            1,
+            4096,
+            1,
+            0,
+            1_000_000,
+            2_000_000,
+        ] {
+            push_uvarint(&mut hello, v);
+        }
+        push_bytes(&mut hello, b"/bin/app");
+        push_bytes(&mut hello, b"app\0");
+        let mut ev = vec![EV_THREAD_START];
+        ev.extend_from_slice(&0u64.to_le_bytes());
+        for v in [100u64, 0, 0x7ffd_0000_0000, 0x7ffd_0080_0000] {
+            push_uvarint(&mut ev, v);
+        }
+        for (id, ret) in [(1u64, 0x401u64), (2, 0x501), (3, 0x601)] {
+            ev.push(EV_STACK);
+            push_uvarint(&mut ev, id);
+            ev.push(0);
+            push_uvarint(&mut ev, 1);
+            push_uvarint(&mut ev, zigzag(ret as i64));
+        }
+        let (mut tick, mut addr) = (0i64, 0i64);
+        let mut head = |ev: &mut Vec<u8>, tag: u8, t: i64, a: i64| {
+            ev.push(tag);
+            push_uvarint(ev, zigzag(t - tick));
+            push_uvarint(ev, zigzag(a - addr));
+            (tick, addr) = (t, a);
+        };
+        head(&mut ev, EV_MMAP, 1, 0x20000);
+        for v in [4096, 3, 0x22, zigzag(-1), 0, 3] {
+            push_uvarint(&mut ev, v);
+        }
+        for (t, a, stack) in [(5, 0x20100, 1), (10, 0x1f100, 1), (20, 0x21100, 2)] {
+            head(&mut ev, EV_MALLOC, t, a);
+            push_uvarint(&mut ev, 16);
+            push_uvarint(&mut ev, stack);
+        }
+        let mut seg = 0u32.to_le_bytes().to_vec();
+        seg.extend_from_slice(&(ev.len() as u32).to_le_bytes());
+        seg.extend_from_slice(&ev);
+        let mut events = vec![MSG_EVENTS];
+        push_uvarint(&mut events, 20);
+        push_uvarint(&mut events, seg.len() as u64);
+        events.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
+        let mut end = vec![MSG_END];
+        for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
+            push_uvarint(&mut end, v);
+        }
+        let path = std::env::temp_dir().join(format!("vmmap-owners-{}.vmmap", std::process::id()));
+        let mut w = Writer::new(std::fs::File::create(&path).unwrap()).unwrap();
+        for m in [&hello, &events, &end] {
+            w.append_trace(m).unwrap();
+        }
+        w.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_part_no_call_made_is_owned_by_its_own_first_allocation() {
+        let path = merged_trace();
+        let mut snap =
+            crate::collect::snapshot(std::process::id(), &crate::collect::Options::default())
+                .unwrap();
+        snap.process.pid = 42;
+        snap.taken_at_unix_ns = 2_500_000;
+        let mut r = region(0x1f000, 0x24000, MemoryType::PrivateData);
+        r.perms = crate::model::Perms(*b"rw-p");
+        snap.regions = vec![r];
+        let opts = OwnerOptions {
+            symbols: SymbolOptions {
+                dirs: Vec::new(),
+                no_system_dirs: true,
+            },
+            write_cache: false,
+        };
+        let o = snapshot_owners(&path, &snap, &opts, &AtomicBool::new(false))
+            .unwrap()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // The largest part, 0x21000-0x24000, holds neither the mmap'd page
+        // nor the region's first allocation (0x20100, inside that page):
+        // its owner is the first allocation inside it, from stack 2.
+        let c = o.region(0).unwrap();
+        assert_eq!(
+            (c.kind, c.op, c.stack),
+            ("glibc-internal", Some("malloc"), 2)
+        );
+        assert_eq!(c.frame.as_ref().unwrap().function, "0x501");
+        // Before the mallocs (1 ms is tick 1000; 2.000005 ms is tick 5),
+        // the same part had no allocation in it.
+        snap.taken_at_unix_ns = 2_000_003;
+        let path = merged_trace();
+        let o = snapshot_owners(&path, &snap, &opts, &AtomicBool::new(false))
+            .unwrap()
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(o.region(0).unwrap().kind, "unobserved");
     }
 
     #[test]

@@ -580,7 +580,7 @@ pub struct OpenArgs {
     pub interactive: bool,
 
     /// On a traced run's file, leave out the Owner column (who made each
-    /// region), which costs two reads of the trace.
+    /// region), which costs a read of the whole trace.
     #[arg(long)]
     pub no_owners: bool,
 

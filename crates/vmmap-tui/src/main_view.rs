@@ -574,8 +574,7 @@ impl MainView {
         let details_min = (area.width / 4).clamp(16, 48);
         // The Owner column (a traced run's snapshot): as wide as its
         // longest cell, at most a quarter of the width.
-        let owners = self.owners.clone();
-        let owner_w: Option<u16> = owners.as_ref().map(|o| {
+        let owner_w: Option<u16> = self.owners.as_ref().map(|o| {
             let longest = o
                 .regions
                 .iter()

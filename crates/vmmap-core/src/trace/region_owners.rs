@@ -244,7 +244,7 @@ pub fn snapshot_owners(
             r.sub_blocks
                 .iter()
                 .enumerate()
-                .map(move |(j, s)| (s, pack(i, j)))
+                .map(move |(j, s)| (s, (i, j)))
         }),
         &live,
     );
@@ -297,7 +297,7 @@ pub fn snapshot_owners(
         .map(|(i, subs)| {
             subs.iter()
                 .enumerate()
-                .map(|(j, p)| ctx.cell(*p, sub_live.get(&pack(i, j)).copied()))
+                .map(|(j, p)| ctx.cell(*p, sub_live.get(&(i, j)).copied()))
                 .collect()
         })
         .collect();
@@ -326,11 +326,6 @@ fn vma_of(mappings: &[Mapping], addr: u64) -> Option<usize> {
         .partition_point(|m| m.start <= addr)
         .checked_sub(1)?;
     (addr < mappings[k].end).then_some(k)
-}
-
-/// One key for (region, sub-block).
-fn pack(i: usize, j: usize) -> usize {
-    (i << 20) | j
 }
 
 /// The snapshot's VMAs (a group's sub-blocks in its place), in address
@@ -386,16 +381,16 @@ fn largest_part<'a>(parts: &'a [RegionOwner], r: &Region) -> Option<&'a RegionOw
 /// For each heap region of `units` (disjoint, each with a key): the stack
 /// with the most live bytes inside it, and those bytes (ties go to the
 /// lower stack id, so the answer does not depend on hashing).
-fn top_live_stacks<'a>(
-    units: impl Iterator<Item = (&'a Region, usize)>,
+fn top_live_stacks<'a, K: Copy + Ord + std::hash::Hash>(
+    units: impl Iterator<Item = (&'a Region, K)>,
     live: &HashMap<u64, (u64, u32), foldhash::fast::FixedState>,
-) -> HashMap<usize, (u32, u64)> {
-    let mut heaps: Vec<(u64, u64, usize)> = units
+) -> HashMap<K, (u32, u64)> {
+    let mut heaps: Vec<(u64, u64, K)> = units
         .filter(|(r, _)| r.memory_type == MemoryType::Heap)
         .map(|(r, k)| (r.start, r.end, k))
         .collect();
     heaps.sort_unstable();
-    let mut per: HashMap<usize, HashMap<u32, u64>> = HashMap::new();
+    let mut per: HashMap<K, HashMap<u32, u64>> = HashMap::new();
     for (&ptr, &(size, stack)) in live {
         let k = heaps.partition_point(|h| h.0 <= ptr);
         let Some(&(_, end, key)) = k.checked_sub(1).and_then(|k| heaps.get(k)) else {

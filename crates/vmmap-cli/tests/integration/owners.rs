@@ -95,6 +95,26 @@ fn the_details_of_a_traced_snapshot_name_the_line_that_made_each_region() {
     );
     assert_eq!(o["live_bytes"], 15 * 1500);
 
+    // libm, which the program dlopen'ed: the line of that call, on the
+    // image and each of its segments.
+    let libm = regions(&last)
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().ends_with("/libm.so.6"))
+        .unwrap_or_else(|| panic!("libm not loaded: {last:#}"));
+    for o in std::iter::once(&libm["owner"]).chain(
+        libm["sub_blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| &s["owner"]),
+    ) {
+        assert_eq!((&o["kind"], &o["op"]), (&"image".into(), &"dlopen".into()));
+        assert_eq!(
+            (&o["function"], &o["line"]),
+            (&"load_libm".into(), &line_of("DLOPEN_LINE").into())
+        );
+    }
+
     // The text Details: the Owner column on those two rows.
     let text = String::from_utf8(on_file("open", &file, &[])).unwrap();
     let row = |start: &Value| {
@@ -118,19 +138,32 @@ fn the_details_of_a_traced_snapshot_name_the_line_that_made_each_region() {
     let plain = String::from_utf8(on_file("open", &file, &["--no-owners"])).unwrap();
     assert!(!plain.contains("Owner"), "{plain}");
 
-    // Each snapshot's owners are as of its own time: before the free and
-    // the mmap, all 20 of hold's blocks were live and map_area had made
-    // nothing; every snapshot after has 15 and the mapping.
+    // Each snapshot's owners are as of its own time: before the free, the
+    // mmap and the dlopen, all 20 of hold's blocks were live and neither
+    // map_area nor load_libm had made anything; every snapshot after has
+    // 15, the mapping and libm.
     let n = snapshots(&file);
     let (mut before, mut after) = (0, 0);
     for k in 1..=n {
         let doc = open_json(&file, &["--snapshot", &k.to_string()]);
         let Some(h) = brk_heap(&doc) else { continue };
-        match (mapped(&doc), h["owner"]["live_bytes"].as_u64()) {
-            (None, Some(30_000)) => before += 1,
-            (Some(_), Some(22_500)) => after += 1,
-            other => panic!("snapshot {k} of {n}: {other:?}"),
-        }
+        let live = h["owner"]["live_bytes"].as_u64();
+        let map = mapped(&doc).is_some();
+        let libm = regions(&doc).iter().any(|r| r["owner"]["op"] == "dlopen");
+        // In program order: frees, mmap, dlopen (a snapshot may fall
+        // between two of them).
+        let state = (live, map, libm);
+        assert!(
+            matches!(
+                state,
+                (Some(30_000), false, false)
+                    | (Some(22_500), false, false)
+                    | (Some(22_500), true, _)
+            ),
+            "snapshot {k} of {n}: {state:?}"
+        );
+        before += usize::from(state == (Some(30_000), false, false));
+        after += usize::from(state == (Some(22_500), true, true));
     }
     assert!(before >= 1 && after >= 1, "{before} before, {after} after");
 }

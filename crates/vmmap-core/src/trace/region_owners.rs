@@ -220,6 +220,26 @@ pub fn snapshot_owners(
         kept.sort_by_key(|r| r.tick);
         parts = owners_of(&kept, &info, image, cut, mappings);
     }
+    // A module the program loaded itself: the first dlopen that asked for
+    // it (the loader maps modules through calls no hook sees). Modules
+    // there when tracing started were loaded before any dlopen.
+    let at_start: Vec<&str> = info
+        .modules
+        .iter()
+        .find(|(img, _, _)| *img == image)
+        .map(|(_, _, m)| m.iter().map(|m| base_name(&m.path)).collect())
+        .unwrap_or_default();
+    let mut dlopens: Vec<(String, u32)> = Vec::new();
+    for r in &kept {
+        if let Event::Dlopen { path, stack, .. } = &r.event {
+            let name = base_name(path);
+            if !name.is_empty() && !at_start.contains(&name) && !dlopens.iter().any(|d| d.0 == name)
+            {
+                dlopens.push((name.to_string(), *stack));
+            }
+        }
+    }
+    drop(at_start);
     drop(kept);
 
     // Who made each region, and who holds most of each heap region.
@@ -257,6 +277,7 @@ pub fn snapshot_owners(
         .flatten()
         .map(|p| p.owner.stack())
         .chain(top_live.values().chain(sub_live.values()).map(|t| t.0))
+        .chain(dlopens.iter().map(|d| d.1))
         .filter(|&s| s != 0)
         .collect();
     stacks.sort_unstable();
@@ -285,19 +306,23 @@ pub fn snapshot_owners(
         info: &info,
         syms: &syms,
         image,
+        dlopens: &dlopens,
     };
     let regions = made
         .iter()
+        .zip(&snap.regions)
         .enumerate()
-        .map(|(i, p)| ctx.cell(*p, top_live.get(&i).copied()))
+        .map(|(i, (p, r))| ctx.cell(r, *p, top_live.get(&i).copied()))
         .collect();
     let sub_blocks = made_sub
         .iter()
+        .zip(&snap.regions)
         .enumerate()
-        .map(|(i, subs)| {
+        .map(|(i, (subs, r))| {
             subs.iter()
+                .zip(&r.sub_blocks)
                 .enumerate()
-                .map(|(j, p)| ctx.cell(*p, sub_live.get(&(i, j)).copied()))
+                .map(|(j, (p, s))| ctx.cell(s, *p, sub_live.get(&(i, j)).copied()))
                 .collect()
         })
         .collect();
@@ -410,11 +435,19 @@ fn top_live_stacks<'a, K: Copy + Ord + std::hash::Hash>(
         .collect()
 }
 
+/// The last component of a path.
+fn base_name(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
 /// What the cells are made from.
 struct Cells<'a> {
     info: &'a TraceInfo,
     syms: &'a Symbols,
     image: u32,
+    /// (file name, stack) of the dlopen that loaded each module the
+    /// program loaded itself.
+    dlopens: &'a [(String, u32)],
 }
 
 impl Cells<'_> {
@@ -427,10 +460,15 @@ impl Cells<'_> {
             .map(|f| (*f).clone())
     }
 
-    /// The cell of a region made as `made` says, holding `live` (the top
+    /// The cell of region `r` made as `made` says, holding `live` (the top
     /// stack and its live bytes) if it is a heap region with live blocks.
-    fn cell(&self, made: Option<&RegionOwner>, live: Option<(u32, u64)>) -> Option<OwnerCell> {
-        let made = made.map(|p| self.made_cell(&p.owner));
+    fn cell(
+        &self,
+        r: &Region,
+        made: Option<&RegionOwner>,
+        live: Option<(u32, u64)>,
+    ) -> Option<OwnerCell> {
+        let made = made.map(|p| self.made_cell(r, &p.owner));
         let Some((stack, bytes)) = live else {
             return made;
         };
@@ -449,7 +487,31 @@ impl Cells<'_> {
         })
     }
 
-    fn made_cell(&self, o: &Owner) -> OwnerCell {
+    fn made_cell(&self, r: &Region, o: &Owner) -> OwnerCell {
+        // A file the program dlopen'ed (by path or by a name the loader
+        // searched for), whether or not the agent's module list had caught
+        // up with it by then.
+        let loaded = matches!(
+            o,
+            Owner::Image { .. } | Owner::Unobserved { first_use: None } | Owner::BeforeStart
+        );
+        if loaded && r.inode != 0 {
+            let name = base_name(r.path.trim_end_matches(" (deleted)"));
+            if let Some(&(_, stack)) = self.dlopens.iter().find(|d| d.0 == name) {
+                let frame = self.top_frame(stack);
+                return OwnerCell {
+                    kind: "image",
+                    op: Some("dlopen"),
+                    stack,
+                    text: frame
+                        .as_ref()
+                        .map_or_else(|| "dlopen (no stack)".into(), |f| f.label(true)),
+                    frame,
+                    live_bytes: None,
+                    made_by: None,
+                };
+            }
+        }
         let stack = o.stack();
         let frame = self.top_frame(stack);
         let label = frame.as_ref().map(|f| f.label(true));

@@ -579,6 +579,11 @@ pub struct OpenArgs {
     #[arg(short, long)]
     pub interactive: bool,
 
+    /// On a traced run's file, leave out the Owner column (who made each
+    /// region), which costs a read of the whole trace.
+    #[arg(long)]
+    pub no_owners: bool,
+
     #[command(flatten)]
     pub display: DisplayArgs,
 }

@@ -5,6 +5,7 @@ mod address;
 mod cli;
 mod memory;
 mod multi;
+mod owners;
 mod record;
 mod render;
 mod report;
@@ -261,6 +262,19 @@ fn output_format(d: &DisplayArgs) -> Result<Format, Failure> {
 
 /// Prints or saves one snapshot, live or loaded.
 fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> Result<(), Failure> {
+    show_owned(snap, d, format, text, None)
+}
+
+/// [`show`], with the Owner of each region when the snapshot is of a
+/// traced run (text, JSON and CSV).
+fn show_owned(
+    snap: Snapshot,
+    d: &DisplayArgs,
+    format: Format,
+    text: TextOptions,
+    owners: Option<vmmap_core::trace::region_owners::SnapshotOwners>,
+) -> Result<(), Failure> {
+    let owners = owners.as_ref();
     let summary = Summary::of(&snap);
     let export_opts = ExportOptions {
         free: d.free,
@@ -268,8 +282,8 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
     };
     let write = |w: &mut dyn Write| -> io::Result<()> {
         match format {
-            Format::Json => export::write_json(&snap, &summary, export_opts, w),
-            Format::Csv => export::write_csv(&snap, &summary, export_opts, w),
+            Format::Json => export::write_json_owned(&snap, &summary, export_opts, owners, w),
+            Format::Csv => export::write_csv_owned(&snap, &summary, export_opts, owners, w),
             Format::Native => {
                 let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
                 f.append(&snap)?;
@@ -278,7 +292,7 @@ fn show(snap: Snapshot, d: &DisplayArgs, format: Format, text: TextOptions) -> R
             Format::Mmp => vmmap_core::mmp::write(&[&snap], w),
             Format::Text => {
                 let mut w = io::BufWriter::with_capacity(1 << 16, w);
-                render::write_text(&snap, &summary, &text, &mut w)?;
+                render::write_text_owned(&snap, &summary, &text, owners, &mut w)?;
                 w.flush()
             }
         }
@@ -634,12 +648,25 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
             proc_root,
         );
     }
+    let traced = !loaded.trace.is_empty();
+    // The owners stream the trace from the file again.
+    let mut loaded = loaded;
+    loaded.trace = Vec::new();
     let snap = loaded
         .snapshots
         .into_iter()
         .nth(i - 1)
         .unwrap_or_else(|| unreachable!("index checked"));
-    show(snap, &a.display, format, text)
+    let wants_owners = traced
+        && !a.no_owners
+        && !a.display.summary
+        && matches!(format, Format::Text | Format::Json | Format::Csv);
+    let owners = if wants_owners {
+        owners::of_snapshot(&a.file, &snap)
+    } else {
+        None
+    };
+    show_owned(snap, &a.display, format, text, owners)
 }
 
 /// `vmmap convert IN OUT`: a saved file in another format.
@@ -661,6 +688,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     }
     let loaded = load(&a.input)?;
     record::require_snapshots(&loaded, &what)?;
+    let traced = !loaded.trace.is_empty();
     let mut snaps = loaded.snapshots;
     let n = snaps.len();
     if let Some(k) = a.snapshot {
@@ -674,6 +702,11 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     let last = snaps
         .last()
         .unwrap_or_else(|| unreachable!("checked above"));
+    // A traced run's snapshot exported as a table carries its owners.
+    let owners = (traced && matches!(format, Format::Json | Format::Csv | Format::Text))
+        .then(|| owners::of_snapshot(&a.input, last))
+        .flatten();
+    let owners = owners.as_ref();
     write_file(&a.output, |w| match format {
         Format::Native => {
             let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
@@ -683,8 +716,20 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
             f.finish()?.flush()
         }
         Format::Mmp => vmmap_core::mmp::write(&snaps.iter().collect::<Vec<_>>(), w),
-        Format::Json => export::write_json(last, &Summary::of(last), ExportOptions::default(), w),
-        Format::Csv => export::write_csv(last, &Summary::of(last), ExportOptions::default(), w),
+        Format::Json => export::write_json_owned(
+            last,
+            &Summary::of(last),
+            ExportOptions::default(),
+            owners,
+            w,
+        ),
+        Format::Csv => export::write_csv_owned(
+            last,
+            &Summary::of(last),
+            ExportOptions::default(),
+            owners,
+            w,
+        ),
         Format::Text => {
             let text = TextOptions {
                 summary_only: false,
@@ -697,7 +742,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
                 exact: false,
             };
             let mut w = io::BufWriter::new(w);
-            render::write_text(last, &Summary::of(last), &text, &mut w)?;
+            render::write_text_owned(last, &Summary::of(last), &text, owners, &mut w)?;
             w.flush()
         }
     })

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock, Summary};
+use vmmap_core::trace::region_owners::{OwnerCell, SnapshotOwners};
 
 use vmmap_core::units::push_size;
 
@@ -44,19 +45,28 @@ pub struct TextOptions {
     pub exact: bool,
 }
 
-/// Writes the whole report.
-pub fn write_text<W: Write>(
+/// Writes the whole report; the Details have an Owner column when
+/// `owners` (of this snapshot of a traced run) are given.
+pub fn write_text_owned<W: Write>(
     snap: &Snapshot,
     summary: &Summary,
     o: &TextOptions,
+    owners: Option<&SnapshotOwners>,
     w: &mut W,
 ) -> io::Result<()> {
     write_header(snap, w)?;
+    if let Some(ow) = owners {
+        writeln!(
+            w,
+            "Owners:        as of {:.2} s into the traced run (who made each region; for a heap, who holds most of it)",
+            ow.seconds
+        )?;
+    }
     writeln!(w)?;
     write_summary(summary, o, w)?;
     if !o.summary_only {
         writeln!(w)?;
-        write_details(snap, o, w)?;
+        write_details(snap, o, owners, w)?;
     }
     Ok(())
 }
@@ -171,39 +181,46 @@ fn write_summary<W: Write>(summary: &Summary, o: &TextOptions, w: &mut W) -> io:
 }
 
 enum Row<'a> {
-    Region(&'a Region, Figures),
+    /// A region, its figures and its index in the snapshot.
+    Region(&'a Region, Figures, usize),
     Free(FreeBlock),
 }
 
 impl Row<'_> {
     fn start(&self) -> u64 {
         match self {
-            Row::Region(r, _) => r.start,
+            Row::Region(r, ..) => r.start,
             Row::Free(f) => f.start,
         }
     }
     fn memory_type(&self) -> MemoryType {
         match self {
-            Row::Region(r, _) => r.memory_type,
+            Row::Region(r, ..) => r.memory_type,
             Row::Free(_) => MemoryType::Free,
         }
     }
     fn figure(&self, c: Column) -> u64 {
         match self {
-            Row::Region(_, f) => f.value(c),
+            Row::Region(_, f, _) => f.value(c),
             Row::Free(f) if c == Column::Size => f.size(),
             Row::Free(_) => 0,
         }
     }
 }
 
-fn write_details<W: Write>(snap: &Snapshot, o: &TextOptions, w: &mut W) -> io::Result<()> {
+fn write_details<W: Write>(
+    snap: &Snapshot,
+    o: &TextOptions,
+    owners: Option<&SnapshotOwners>,
+    w: &mut W,
+) -> io::Result<()> {
     let wanted = |t: MemoryType| o.types.is_empty() || o.types.contains(&t);
     let mut rows: Vec<Row<'_>> = snap
         .regions
         .iter()
-        .filter(|r| wanted(r.memory_type))
-        .map(|r| Row::Region(r, Figures::of_region(r)))
+        .enumerate()
+        .filter(|(_, r)| wanted(r.memory_type))
+        .map(|(i, r)| Row::Region(r, Figures::of_region(r), i))
         .collect();
     if o.free || o.types.contains(&MemoryType::Free) {
         rows.extend(free_blocks(snap).into_iter().map(Row::Free));
@@ -256,16 +273,37 @@ fn write_details<W: Write>(snap: &Snapshot, o: &TextOptions, w: &mut W) -> io::R
             width = num_width(c, o.exact)
         ));
     }
-    line.push_str("  Prot  Max   Details");
+    // The Owner column is as wide as its longest cell.
+    let owner_w = owners.map(|ow| {
+        ow.regions
+            .iter()
+            .chain(ow.sub_blocks.iter().flatten())
+            .flatten()
+            .map(|c| c.text.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5)
+    });
+    line.push_str("  Prot  Max   ");
+    if let Some(ow) = owner_w {
+        line.push_str(&format!("{:<ow$}  ", "Owner"));
+    }
+    line.push_str("Details");
     writeln!(w, "{line}")?;
+    fn owner(cell: Option<&OwnerCell>, width: Option<usize>) -> Option<(&str, usize)> {
+        width.map(|w| (cell.map_or("", |c| c.text.as_str()), w))
+    }
     for row in &rows {
         match row {
-            Row::Region(r, f) => {
-                region_line(&mut line, r, f, &cols, addr_w, 0, o.exact);
+            Row::Region(r, f, i) => {
+                let cell = owner(owners.and_then(|ow| ow.region(*i)), owner_w);
+                region_line(&mut line, r, f, &cols, addr_w, 0, o.exact, cell);
                 w.write_all(line.as_bytes())?;
                 if o.sub_blocks && !r.sub_blocks.is_empty() {
-                    for s in &r.sub_blocks {
-                        region_line(&mut line, s, &Figures::of_vma(s), &cols, addr_w, 2, o.exact);
+                    for (j, s) in r.sub_blocks.iter().enumerate() {
+                        let cell = owner(owners.and_then(|ow| ow.sub_block(*i, j)), owner_w);
+                        let f = Figures::of_vma(s);
+                        region_line(&mut line, s, &f, &cols, addr_w, 2, o.exact, cell);
                         w.write_all(line.as_bytes())?;
                         for p in &s.parts {
                             part_line(&mut line, p, addr_w);
@@ -298,14 +336,14 @@ fn write_details<W: Write>(snap: &Snapshot, o: &TextOptions, w: &mut W) -> io::R
 
 fn details<'a>(r: &'a Row<'_>) -> &'a str {
     match r {
-        Row::Region(r, _) => &r.details,
+        Row::Region(r, ..) => &r.details,
         Row::Free(_) => "",
     }
 }
 
 fn perms<'a>(r: &'a Row<'_>) -> &'a str {
     match r {
-        Row::Region(r, _) => r.perms.as_str(),
+        Row::Region(r, ..) => r.perms.as_str(),
         Row::Free(_) => "",
     }
 }
@@ -319,6 +357,9 @@ fn push_hex(line: &mut String, v: u64, width: usize) {
     let _ = write!(line, "{v:<width$x}");
 }
 
+/// One row; `owner` is the Owner cell and the column's width, when the
+/// snapshot is of a traced run.
+#[allow(clippy::too_many_arguments)]
 fn region_line(
     line: &mut String,
     r: &Region,
@@ -327,6 +368,7 @@ fn region_line(
     addr_w: usize,
     indent: usize,
     exact: bool,
+    owner: Option<(&str, usize)>,
 ) {
     line.clear();
     line.push_str(&"  "[..indent]);
@@ -347,6 +389,10 @@ fn region_line(
         None => line.push_str("    "),
     }
     line.push_str("  ");
+    if let Some((text, width)) = owner {
+        use std::fmt::Write as _;
+        let _ = write!(line, "{text:<width$}  ");
+    }
     line.push_str(&r.details);
     line.push('\n');
 }

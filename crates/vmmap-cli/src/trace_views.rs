@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use vmmap_core::format::{ChunkStream, FormatError, CHUNK_SYMBOLS, CHUNK_TRACE};
+use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
 use vmmap_core::trace::calltree::{self, CallTree, Metric, TreeOptions};
 use vmmap_core::trace::scan;
 use vmmap_core::trace::summary::{StackCost, Summarizer, Summary};
@@ -140,27 +140,7 @@ pub fn symbol_options(a: &TraceArgs) -> SymbolOptions {
 /// analysis needs neither the binaries nor their debug files. A file that
 /// cannot be written (read-only, someone else's) simply is not cached.
 fn cache_symbols(path: &Path, syms: &Symbols) {
-    let fresh = syms.new_cache_entries();
-    if fresh.is_empty() {
-        return;
-    }
-    let Ok((payload, raw)) = scan::encode_symbols(&fresh) else {
-        return;
-    };
-    let Ok(bytes) = vmmap_core::format::chunk_bytes(CHUNK_SYMBOLS, &payload, raw) else {
-        return;
-    };
-    let f = std::fs::OpenOptions::new().append(true).open(path);
-    // One write on an O_APPEND file: a concurrent agent's chunks and this
-    // one never interleave.
-    if let Ok(mut f) = f {
-        if let Err(e) = f.write_all(&bytes) {
-            eprintln!(
-                "vmmap: note: could not cache symbols in {}: {e}",
-                path.display()
-            );
-        }
-    }
+    let _ = vmmap_core::trace::symbol_cache::append(path, syms);
 }
 
 fn metric(a: &TraceArgs, default: Metric) -> Metric {

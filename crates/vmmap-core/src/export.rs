@@ -12,6 +12,7 @@ use crate::figures::{Column, Figures};
 use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
 use crate::proc::smaps::Field;
 use crate::summary::{free_blocks, FreeBlock, Summary};
+use crate::trace::region_owners::{OwnerCell, SnapshotOwners};
 
 /// The JSON schema name.
 pub const JSON_SCHEMA: &str = "vmmap.snapshot";
@@ -98,6 +99,9 @@ struct JsonRegion<'a> {
     sections: &'a [crate::sharing::SectionFigures],
     #[serde(skip_serializing_if = "Vec::is_empty")]
     parts: Vec<JsonPart<'a>>,
+    /// Only in snapshots of a traced run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<JsonOwner<'a>>,
 }
 
 /// A named range inside a VMA, addresses as `"0x…"` like every address.
@@ -106,6 +110,34 @@ struct JsonPart<'a> {
     start: Hex,
     end: Hex,
     details: &'a str,
+}
+
+/// Who made a region (and for a heap region, who holds most of it).
+#[derive(Serialize)]
+struct JsonOwner<'a> {
+    kind: &'static str,
+    op: Option<&'static str>,
+    function: Option<&'a str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    made_by: Option<&'a str>,
+    text: &'a str,
+}
+
+fn json_owner(c: &OwnerCell) -> JsonOwner<'_> {
+    JsonOwner {
+        kind: c.kind,
+        op: c.op,
+        function: c.frame.as_ref().map(|f| f.function.as_str()),
+        file: c.frame.as_ref().and_then(|f| f.file.as_deref()),
+        line: c.frame.as_ref().and_then(|f| f.line),
+        live_bytes: c.live_bytes,
+        made_by: c.made_by.as_deref(),
+        text: &c.text,
+    }
 }
 
 struct Hex(u64);
@@ -150,7 +182,13 @@ impl Serialize for FieldsView {
     }
 }
 
-fn json_region(r: &Region) -> JsonRegion<'_> {
+/// A region and its sub-blocks, with their owners when the snapshot is of
+/// a traced run.
+fn json_region<'a>(
+    r: &'a Region,
+    owner: Option<&'a OwnerCell>,
+    sub_owners: &'a [Option<OwnerCell>],
+) -> JsonRegion<'a> {
     let is_group = !r.sub_blocks.is_empty();
     JsonRegion {
         start: Hex(r.start),
@@ -184,7 +222,12 @@ fn json_region(r: &Region) -> JsonRegion<'_> {
             .iter()
             .map(|u| (&*u.name, &*u.value))
             .collect(),
-        sub_blocks: r.sub_blocks.iter().map(json_region).collect(),
+        sub_blocks: r
+            .sub_blocks
+            .iter()
+            .enumerate()
+            .map(|(j, s)| json_region(s, sub_owners.get(j).and_then(Option::as_ref), &[]))
+            .collect(),
         pages: r.pages.as_ref(),
         sections: &r.sections,
         parts: r
@@ -196,6 +239,7 @@ fn json_region(r: &Region) -> JsonRegion<'_> {
                 details: &p.details,
             })
             .collect(),
+        owner: owner.map(json_owner),
     }
 }
 
@@ -204,6 +248,18 @@ pub fn write_json<W: Write>(
     snap: &Snapshot,
     summary: &Summary,
     opts: ExportOptions,
+    w: W,
+) -> io::Result<()> {
+    write_json_owned(snap, summary, opts, None, w)
+}
+
+/// [`write_json`], each region with an `owner` object when `owners` (of
+/// this snapshot of a traced run) are given.
+pub fn write_json_owned<W: Write>(
+    snap: &Snapshot,
+    summary: &Summary,
+    opts: ExportOptions,
+    owners: Option<&SnapshotOwners>,
     w: W,
 ) -> io::Result<()> {
     let mut rows: Vec<JsonSummaryRow> = summary
@@ -231,7 +287,21 @@ pub fn write_json<W: Write>(
         process: &snap.process,
         kernel: &snap.kernel,
         summary: rows,
-        regions: (!opts.summary_only).then(|| snap.regions.iter().map(json_region).collect()),
+        regions: (!opts.summary_only).then(|| {
+            snap.regions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    json_region(
+                        r,
+                        owners.and_then(|o| o.region(i)),
+                        owners
+                            .and_then(|o| o.sub_blocks.get(i))
+                            .map_or(&[][..], Vec::as_slice),
+                    )
+                })
+                .collect()
+        }),
         free: opts.free.then(|| {
             free_blocks(snap)
                 .iter()
@@ -277,6 +347,18 @@ pub fn write_csv<W: Write>(
     opts: ExportOptions,
     w: W,
 ) -> io::Result<()> {
+    write_csv_owned(snap, summary, opts, None, w)
+}
+
+/// [`write_csv`] with a last `owner` column (the Owner cell's text) when
+/// `owners` (of this snapshot of a traced run) are given.
+pub fn write_csv_owned<W: Write>(
+    snap: &Snapshot,
+    summary: &Summary,
+    opts: ExportOptions,
+    owners: Option<&SnapshotOwners>,
+    w: W,
+) -> io::Result<()> {
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
     if opts.summary_only {
         write!(w, "type")?;
@@ -295,11 +377,28 @@ pub fn write_csv<W: Write>(
     for c in Column::ALL.iter().filter(|c| !c.summary_only()) {
         write!(w, ",{}", c.id())?;
     }
-    writeln!(w, ",path,details")?;
-    for r in &snap.regions {
-        csv_region(&mut w, r, 0)?;
-        for s in &r.sub_blocks {
-            csv_region(&mut w, s, 1)?;
+    write!(w, ",path,details")?;
+    if owners.is_some() {
+        write!(w, ",owner")?;
+    }
+    writeln!(w)?;
+    fn cell(owners: Option<&SnapshotOwners>, c: Option<&OwnerCell>) -> Option<String> {
+        owners.map(|_| c.map_or(String::new(), |c| c.text.clone()))
+    }
+    for (i, r) in snap.regions.iter().enumerate() {
+        csv_region(
+            &mut w,
+            r,
+            0,
+            cell(owners, owners.and_then(|o| o.region(i))).as_deref(),
+        )?;
+        for (j, s) in r.sub_blocks.iter().enumerate() {
+            csv_region(
+                &mut w,
+                s,
+                1,
+                cell(owners, owners.and_then(|o| o.sub_block(i, j))).as_deref(),
+            )?;
         }
     }
     if opts.free {
@@ -311,13 +410,17 @@ pub fn write_csv<W: Write>(
             for _ in Column::ALL.iter().filter(|c| !c.summary_only()).skip(1) {
                 write!(w, ",0")?;
             }
-            writeln!(w, ",,")?;
+            write!(w, ",,")?;
+            if owners.is_some() {
+                write!(w, ",")?;
+            }
+            writeln!(w)?;
         }
     }
     w.flush()
 }
 
-fn csv_region<W: Write>(w: &mut W, r: &Region, depth: u8) -> io::Result<()> {
+fn csv_region<W: Write>(w: &mut W, r: &Region, depth: u8, owner: Option<&str>) -> io::Result<()> {
     let opt = |v: Option<u32>| v.map(|x| x.to_string()).unwrap_or_default();
     write!(
         w,
@@ -347,6 +450,10 @@ fn csv_region<W: Write>(w: &mut W, r: &Region, depth: u8) -> io::Result<()> {
     csv_text(w, &r.path)?;
     write!(w, ",")?;
     csv_text(w, &r.details)?;
+    if let Some(o) = owner {
+        write!(w, ",")?;
+        csv_text(w, o)?;
+    }
     writeln!(w)
 }
 

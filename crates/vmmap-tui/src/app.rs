@@ -138,6 +138,15 @@ pub struct App {
     pub trace_files: Vec<(u32, std::path::PathBuf)>,
     /// The Trace view, kept when closed so that `T` shows it again at once.
     pub trace: Option<crate::trace_view::TraceView>,
+    /// The Owner column of the shown snapshot of a traced file, being
+    /// computed.
+    pub owners_job: Option<crate::owners_job::OwnersJob>,
+    /// Owner columns computed so far (None: the file holds no trace of
+    /// that snapshot's process).
+    pub owners: std::collections::HashMap<
+        crate::owners_job::OwnersKey,
+        Option<Arc<vmmap_core::trace::region_owners::SnapshotOwners>>,
+    >,
     /// The help screen was opened from the Trace view (Esc goes back there).
     help_over_trace: bool,
     last_click: Option<(u16, u16)>,
@@ -175,6 +184,8 @@ impl App {
             file: None,
             trace_files: Vec::new(),
             trace: None,
+            owners_job: None,
+            owners: std::collections::HashMap::new(),
             help_over_trace: false,
             last_click: None,
         };
@@ -1004,11 +1015,70 @@ impl App {
     pub fn poll_trace(&mut self) -> bool {
         match self.trace.as_mut() {
             Some(t) => {
+                let waiting = t.analysis.is_none();
                 t.poll();
+                if let (true, Some(a)) = (waiting, t.analysis.as_ref()) {
+                    if let vmmap_core::trace::symbol_cache::CacheWrite::Failed(e) = &a.cache {
+                        self.message = Some(crate::trace_jobs::cache_note(&t.path, e));
+                    }
+                }
                 t.busy()
             }
             None => false,
         }
+    }
+
+    /// Gives the shown snapshot of a traced file its Owner column: takes
+    /// in a finished computation, and starts one (on its own thread) for a
+    /// snapshot not computed yet. Returns whether one is running.
+    pub fn poll_owners(&mut self) -> bool {
+        use crate::owners_job::{key, OwnersJob};
+        if let Some(r) = self.owners_job.as_ref().and_then(|j| j.poll()) {
+            let Some(job) = self.owners_job.take() else {
+                return false;
+            };
+            let owners = match r {
+                Ok(o) => o,
+                Err(e) => {
+                    self.message = Some(format!("No Owner column: {e}"));
+                    None
+                }
+            };
+            if let Some(vmmap_core::trace::symbol_cache::CacheWrite::Failed(e)) =
+                owners.as_ref().map(|o| &o.cache)
+            {
+                self.message = Some(crate::trace_jobs::cache_note(&job.key.0, e));
+            }
+            if self.message.as_deref() == Some(OWNERS_PENDING) {
+                self.message = None;
+            }
+            self.owners.insert(job.key.clone(), owners);
+        }
+        let (true, Some(path), Some(m)) = (self.from_file, self.file.as_ref(), self.main.as_mut())
+        else {
+            return self.owners_job.is_some();
+        };
+        let k = key(path, &m.snap);
+        match self.owners.get(&k) {
+            Some(o) => {
+                let same = match (&m.owners, o) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same {
+                    m.owners = o.clone();
+                }
+            }
+            None if self.owners_job.as_ref().is_none_or(|j| j.key != k) => {
+                self.owners_job = Some(OwnersJob::start(path.clone(), Arc::clone(&m.snap)));
+                if self.message.is_none() {
+                    self.message = Some(OWNERS_PENDING.into());
+                }
+            }
+            None => {}
+        }
+        self.owners_job.is_some()
     }
 
     /// Ctrl+T: the strings of the selected region, read now.
@@ -1337,8 +1407,20 @@ impl App {
                 summary_only: false,
             };
             match ext {
-                "json" => vmmap_core::export::write_json(&m.snap, &summary, opts, &mut out)?,
-                "csv" => vmmap_core::export::write_csv(&m.snap, &summary, opts, &mut out)?,
+                "json" => vmmap_core::export::write_json_owned(
+                    &m.snap,
+                    &summary,
+                    opts,
+                    m.owners.as_deref(),
+                    &mut out,
+                )?,
+                "csv" => vmmap_core::export::write_csv_owned(
+                    &m.snap,
+                    &summary,
+                    opts,
+                    m.owners.as_deref(),
+                    &mut out,
+                )?,
                 "vmmap" => {
                     let mut w = vmmap_core::format::Writer::new(&mut out)?;
                     w.append(&m.snap)?;
@@ -1787,7 +1869,11 @@ fn table_text(m: &MainView) -> String {
         out.push('\t');
         out.push_str(c.id());
     }
-    out.push_str("\tperms\tdetails\n");
+    out.push_str("\tperms");
+    if m.owners.is_some() {
+        out.push_str("\towner");
+    }
+    out.push_str("\tdetails\n");
     for &row in &m.details.rows {
         match row_region(&m.snap, row) {
             Some(r) => {
@@ -1807,9 +1893,14 @@ fn table_text(m: &MainView) -> String {
                         out.push_str(&v.to_string());
                     }
                 }
+                out.push('\t');
+                out.push_str(r.perms.as_str());
+                if m.owners.is_some() {
+                    out.push('\t');
+                    out.push_str(m.owner_of(row).map_or("", |c| c.text.as_str()));
+                }
                 out.push_str(&format!(
-                    "\t{}\t{}\n",
-                    r.perms.as_str(),
+                    "\t{}\n",
                     if r.details.is_empty() {
                         &*r.path
                     } else {
@@ -1826,6 +1917,10 @@ fn table_text(m: &MainView) -> String {
     out
 }
 
+/// The status line while the Owner column is computed.
+const OWNERS_PENDING: &str =
+    "Reading the trace for the Owner column (who made each region); the view stays usable";
+
 /// Runs the event loop until the user quits or a stop signal arrives.
 pub fn run_loop(
     term: &mut crate::terminal::Term,
@@ -1838,7 +1933,7 @@ pub fn run_loop(
             collector.pending = collector.pending.saturating_sub(1);
             app.on_response(r);
         }
-        let searching = app.poll_search() | app.poll_trace();
+        let searching = app.poll_search() | app.poll_trace() | app.poll_owners();
         app.poll_traces();
         term.draw(|f| app.draw(f))?;
         if let Some(text) = app.clipboard.take() {

@@ -20,6 +20,7 @@ pub mod launch_form;
 pub mod main_view;
 pub mod map_view;
 pub mod memory_view;
+pub mod owners_job;
 pub mod picker;
 pub mod settings;
 pub mod terminal;

@@ -97,6 +97,9 @@ pub struct MainView {
     pub compare: Option<Compare>,
     /// Areas of the last draw.
     pub areas: Areas,
+    /// Who made each region, when the snapshot is of a traced run and
+    /// they are known (the Details then have an Owner column).
+    pub owners: Option<Arc<vmmap_core::trace::region_owners::SnapshotOwners>>,
 }
 
 impl MainView {
@@ -117,11 +120,22 @@ impl MainView {
             collect_time,
             compare: None,
             areas: Areas::default(),
+            owners: None,
         };
         v.resort_summary();
         v.summary_selected = v.summary_rows.len() - 1; // Total
         v.details.rebuild(&v.snap, &v.data);
         v
+    }
+
+    /// The Owner cell of a Details row, when owners are known.
+    pub fn owner_of(&self, row: Row) -> Option<&vmmap_core::trace::region_owners::OwnerCell> {
+        let o = self.owners.as_ref()?;
+        match row {
+            Row::Region(i) => o.region(i),
+            Row::Sub(i, j) => o.sub_block(i, j),
+            Row::Free(_) => None,
+        }
     }
 
     /// Replaces the snapshot (F5), keeping filter, sort, expansion and the
@@ -134,6 +148,8 @@ impl MainView {
             .copied()
             .flatten();
         self.snap = snap;
+        // Owners belong to one snapshot: the app gives the new one its own.
+        self.owners = None;
         self.summary = Summary::of(&self.snap);
         self.data = DetailsData::new(&self.snap);
         self.collect_time = collect_time;
@@ -556,7 +572,20 @@ impl MainView {
         // Details keep a quarter of the width (16 to 48 columns) for paths
         // and thread names; figures take what is left.
         let details_min = (area.width / 4).clamp(16, 48);
-        let fixed = addr_w + 12 + 4 + details_min + 4;
+        // The Owner column (a traced run's snapshot): as wide as its
+        // longest cell, at most a quarter of the width.
+        let owner_w: Option<u16> = self.owners.as_ref().map(|o| {
+            let longest = o
+                .regions
+                .iter()
+                .chain(o.sub_blocks.iter().flatten())
+                .flatten()
+                .map(|c| c.text.chars().count())
+                .max()
+                .unwrap_or(0);
+            (longest.min(u16::MAX as usize) as u16).clamp(5, (area.width / 4).max(5))
+        });
+        let fixed = addr_w + 12 + 4 + details_min + 4 + owner_w.map_or(0, |w| w + 1);
         let fit = (area.width.saturating_sub(fixed) / (num_w + 1)) as usize;
         let cols: Vec<Column> = cols
             .iter()
@@ -578,6 +607,10 @@ impl MainView {
         widths.push(Constraint::Length(4));
         spans.push((x, 4, SortKey::Protection));
         x += 5;
+        if let Some(w) = owner_w {
+            widths.push(Constraint::Length(w));
+            x += w + 1;
+        }
         widths.push(Constraint::Min(10));
         spans.push((x, area.width.saturating_sub(x - area.x), SortKey::Details));
         self.areas.details_cols = spans;
@@ -607,6 +640,9 @@ impl MainView {
             )
         }));
         head.push(format!("Prot{}", mark(SortKey::Protection)));
+        if owner_w.is_some() {
+            head.push("Owner".into());
+        }
         head.push(format!("Details{}", mark(SortKey::Details)));
         let header = TableRow::new(head)
             .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
@@ -648,6 +684,9 @@ impl MainView {
                             cells.push(format!("{v:>nw$}").into());
                         }
                         cells.push("".into());
+                        if owner_w.is_some() {
+                            cells.push("".into());
+                        }
                         cells.push("".into());
                     }
                     _ => {
@@ -678,6 +717,10 @@ impl MainView {
                             cells.push(format!("{:>nw$}", cell(&fig, c, units)).into());
                         }
                         cells.push(r.perms.as_str().to_string().into());
+                        if owner_w.is_some() {
+                            let cell = self.owner_of(row);
+                            cells.push(cell.map_or(String::new(), |c| c.text.clone()).into());
+                        }
                         let mut d = r.details.clone();
                         if d.is_empty() && !r.path.is_empty() {
                             d = r.path.to_string();

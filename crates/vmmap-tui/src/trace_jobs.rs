@@ -12,6 +12,7 @@ use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
 use vmmap_core::trace::decode::{Decoder, Event, ImageInfo, Record};
 use vmmap_core::trace::scan;
 use vmmap_core::trace::summary::{StackCost, Summarizer, Summary};
+use vmmap_core::trace::symbol_cache::{self, CacheWrite};
 use vmmap_core::trace::symbols::{SymbolOptions, Symbols};
 use vmmap_core::trace::TraceInfo;
 
@@ -35,6 +36,8 @@ pub struct Analysis {
     /// What went wrong on the way (damage, truncation, missing symbols):
     /// the analysis covers what could be read.
     pub notes: Vec<String>,
+    /// What writing the newly resolved symbols back into the file did.
+    pub cache: CacheWrite,
 }
 
 /// The allocations inside one region (`Summarizer::with_range`).
@@ -191,6 +194,12 @@ pub fn analyse(
             .iter()
             .map(|n| format!("no symbols for {n}; its frames show as module+offset")),
     );
+    // As the command line does: the next open of the file needs neither
+    // the binaries nor their debug files.
+    let cache = symbol_cache::append(path, &syms);
+    if let CacheWrite::Failed(e) = &cache {
+        notes.push(cache_note(path, e));
+    }
     Ok(Analysis {
         summary,
         costs,
@@ -200,7 +209,16 @@ pub fn analyse(
         region,
         operations: n,
         notes,
+        cache,
     })
+}
+
+/// Why resolved symbols are not in the file, for the status line.
+pub fn cache_note(path: &Path, e: &str) -> String {
+    format!(
+        "symbols not cached in {} ({e}): the next open resolves them again",
+        path.display()
+    )
 }
 
 /// Operations kept in memory at a time.

@@ -5,6 +5,7 @@ mod errors;
 mod memory;
 mod metrics;
 mod mmp;
+mod owners;
 mod reclaim;
 mod record;
 mod report;

@@ -8,8 +8,10 @@ pub mod export;
 pub mod heap;
 pub mod launch;
 pub mod owners;
+pub mod region_owners;
 pub mod scan;
 pub mod summary;
+pub mod symbol_cache;
 pub mod symbols;
 pub mod wire;
 

@@ -123,8 +123,20 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
     let Some((image, tick, text)) = info.maps.get(maps_index) else {
         return Vec::new();
     };
-    let (image, tick) = (*image, *tick);
     let mappings = crate::proc::smaps::parse(text.as_bytes()).unwrap_or_default();
+    owners_of(records, info, *image, *tick, mappings)
+}
+
+/// Owners of `mappings` (in address order) of process image `image` as of
+/// `tick`: the same rules as [`owners`] applied to any map, such as the
+/// regions of a snapshot vmmap took of the traced process.
+pub fn owners_of(
+    records: &[Record],
+    info: &TraceInfo,
+    image: u32,
+    tick: u64,
+    mappings: Vec<Mapping>,
+) -> Vec<RegionOwner> {
     let seen: Vec<&Record> = records
         .iter()
         .filter(|r| r.image == image && r.tick <= tick)

@@ -1,0 +1,41 @@
+//! The Owner column of `vmmap open` on a traced run's file: who made each
+//! region of the snapshot shown, as of the time it was taken.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use vmmap_core::trace::region_owners::{snapshot_owners, OwnerOptions, SnapshotOwners};
+use vmmap_core::trace::symbol_cache::CacheWrite;
+use vmmap_core::trace::symbols::SymbolOptions;
+
+/// The owners of `snap` (a snapshot of the file at `path`), or None when
+/// the trace does not cover its process. Problems are notes on stderr,
+/// never a failure: the snapshot is shown either way.
+pub fn of_snapshot(path: &Path, snap: &vmmap_core::model::Snapshot) -> Option<SnapshotOwners> {
+    let opts = OwnerOptions {
+        symbols: SymbolOptions::with_env(Vec::new()),
+        write_cache: true,
+    };
+    match snapshot_owners(path, snap, &opts, &AtomicBool::new(false)) {
+        Ok(Some(o)) => {
+            for n in &o.notes {
+                eprintln!("vmmap: note: {n}");
+            }
+            if let CacheWrite::Failed(e) = &o.cache {
+                eprintln!(
+                    "vmmap: note: could not cache symbols in {}: {e}",
+                    path.display()
+                );
+            }
+            Some(o)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!(
+                "vmmap: note: {}: {e}; the Owner column is left out",
+                path.display()
+            );
+            None
+        }
+    }
+}

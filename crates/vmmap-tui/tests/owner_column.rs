@@ -1,0 +1,291 @@
+//! The Owner column of the Details, drawn on ratatui's `TestBackend` over
+//! a file built here: a trace in the agent's wire format, a snapshot of
+//! the traced process taken after it, and the symbols in the file's cache
+//! (so no binary is read). One thread (tid 100 of pid 42):
+//!
+//! | tick | operation                 | stack                |
+//! |------|---------------------------|----------------------|
+//! | 10   | malloc 0x10000, 300 bytes | 1: leaf:30 work main |
+//! | 20   | malloc 0x10200, 50 bytes  | 2: leaf:31 main      |
+//! | 30   | free 0x10000              |                      |
+//! | 40   | malloc 0x10400, 100 bytes | 1                    |
+//! | 50   | mmap 0x70000000, 64 KiB   | 2                    |
+//!
+//! A tick is a microsecond; the snapshot is taken 500 µs after the start.
+//! Its heap region 0x10000-0x11000 holds 100 live bytes from stack 1 and
+//! 50 from stack 2, so stack 1 (leaf, line 30) owns it with 100 bytes;
+//! the mapping was made by stack 2 (leaf, line 31).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
+use vmmap_core::model::{MemoryType, Perms, Region, Snapshot};
+use vmmap_core::trace::scan::encode_symbols;
+use vmmap_core::trace::symbols::{CachedModule, Frame};
+use vmmap_core::trace::wire::*;
+use vmmap_tui::app::App;
+use vmmap_tui::Settings;
+
+const BASE: u64 = 0x400000;
+
+/// Event records of one stream, with its running tick and address.
+struct Stream {
+    bytes: Vec<u8>,
+    tick: u64,
+    addr: u64,
+}
+
+impl Stream {
+    fn head(&mut self, tag: u8, tick: u64) {
+        self.bytes.push(tag);
+        push_uvarint(&mut self.bytes, zigzag(tick as i64 - self.tick as i64));
+        self.tick = tick;
+    }
+
+    fn addr(&mut self, a: u64) {
+        push_uvarint(&mut self.bytes, zigzag(a as i64 - self.addr as i64));
+        self.addr = a;
+    }
+
+    fn stack(&mut self, id: u64, frames: &[u64]) {
+        self.bytes.push(EV_STACK);
+        push_uvarint(&mut self.bytes, id);
+        self.bytes.push(0);
+        push_uvarint(&mut self.bytes, frames.len() as u64);
+        let mut prev = 0u64;
+        for &f in frames {
+            push_uvarint(&mut self.bytes, zigzag(f as i64 - prev as i64));
+            prev = f;
+        }
+    }
+
+    fn malloc(&mut self, tick: u64, ptr: u64, size: u64, stack: u64) {
+        self.head(EV_MALLOC, tick);
+        self.addr(ptr);
+        push_uvarint(&mut self.bytes, size);
+        push_uvarint(&mut self.bytes, stack);
+    }
+}
+
+fn frame(function: &str, line: u32) -> Vec<Frame> {
+    vec![Frame {
+        function: function.into(),
+        file: Some("/src/app/a.c".into()),
+        line: Some(line),
+        inlined: false,
+    }]
+}
+
+fn region(start: u64, end: u64, t: MemoryType, path: &str, details: &str) -> Region {
+    Region {
+        start,
+        end,
+        perms: Perms(*b"rw-p"),
+        memory_type: t,
+        path: path.into(),
+        details: details.into(),
+        ..Region::default()
+    }
+}
+
+/// The snapshot of pid `pid` in the file: a heap and the mapping.
+fn snapshot(pid: u32) -> Snapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target.json");
+    let mut s: Snapshot = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    s.process.pid = pid;
+    s.taken_at_unix_ns = 2_500_000;
+    s.rollup = None;
+    s.regions = vec![
+        region(
+            0x10000,
+            0x11000,
+            MemoryType::Heap,
+            "[heap]",
+            "Heap ID: 0 (brk heap)",
+        ),
+        region(0x7000_0000, 0x7001_0000, MemoryType::PrivateData, "", ""),
+    ];
+    s
+}
+
+/// Writes the trace, a snapshot of pid `pid` and the symbol cache to a
+/// file of its own.
+fn traced_file(pid: u32) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vmmap-tui-owners-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("owned.vmmap");
+
+    let mut hello = vec![MSG_HELLO];
+    // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
+    for v in [
+        u64::from(TRACE_VERSION),
+        42,
+        1,
+        4096,
+        1,
+        0,
+        1_000_000,
+        2_000_000,
+    ] {
+        push_uvarint(&mut hello, v);
+    }
+    push_bytes(&mut hello, b"/bin/app");
+    push_bytes(&mut hello, b"app\0");
+
+    let mut modules = vec![MSG_MODULES];
+    push_uvarint(&mut modules, 0);
+    push_uvarint(&mut modules, 1);
+    push_uvarint(&mut modules, BASE);
+    push_bytes(&mut modules, b"/bin/app");
+    push_bytes(&mut modules, &[0xab, 0xcd]);
+    push_uvarint(&mut modules, 1);
+    for v in [0, 0x10000, 0, 5] {
+        push_uvarint(&mut modules, v);
+    }
+
+    let mut s = Stream {
+        bytes: vec![EV_THREAD_START],
+        tick: 0,
+        addr: 0,
+    };
+    s.bytes.extend_from_slice(&0u64.to_le_bytes());
+    for v in [100u64, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000] {
+        push_uvarint(&mut s.bytes, v);
+    }
+    s.stack(1, &[BASE + 0x301, BASE + 0x201, BASE + 0x101]);
+    s.stack(2, &[BASE + 0x311, BASE + 0x111]);
+    s.malloc(10, 0x10000, 300, 1);
+    s.malloc(20, 0x10200, 50, 2);
+    s.head(EV_FREE, 30);
+    s.addr(0x10000);
+    s.malloc(40, 0x10400, 100, 1);
+    s.head(EV_MMAP, 50);
+    s.addr(0x7000_0000);
+    for v in [65536, 3, 0x22, zigzag(-1), 0, 2] {
+        push_uvarint(&mut s.bytes, v);
+    }
+    let mut seg = 0u32.to_le_bytes().to_vec();
+    seg.extend_from_slice(&(s.bytes.len() as u32).to_le_bytes());
+    seg.extend_from_slice(&s.bytes);
+    let mut events = vec![MSG_EVENTS];
+    push_uvarint(&mut events, 60);
+    push_uvarint(&mut events, seg.len() as u64);
+    events.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
+
+    // 1000 ticks = 1 ms.
+    let mut end = vec![MSG_END];
+    for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
+        push_uvarint(&mut end, v);
+    }
+
+    let mut w = Writer::new(std::fs::File::create(&path).unwrap()).unwrap();
+    for m in [&hello, &modules, &events, &end] {
+        w.append_trace(m).unwrap();
+    }
+    w.append(&snapshot(pid)).unwrap();
+    let mut f = w.finish().unwrap();
+    let cache = [CachedModule {
+        key: "abcd".into(),
+        entries: vec![
+            (0x100, frame("main", 10)),
+            (0x110, frame("main", 11)),
+            (0x200, frame("work", 20)),
+            (0x300, frame("leaf", 30)),
+            (0x310, frame("leaf", 31)),
+        ],
+    }];
+    let (payload, raw) = encode_symbols(&cache).unwrap();
+    use std::io::Write;
+    f.write_all(&chunk_bytes(CHUNK_SYMBOLS, &payload, raw).unwrap())
+        .unwrap();
+    path
+}
+
+/// The app on the file's snapshot, as `vmmap open FILE -i` starts it,
+/// once its owners are computed (or known to be absent).
+fn opened(pid: u32) -> App {
+    let path = traced_file(pid);
+    let snap = vmmap_core::format::load_file(&path)
+        .unwrap()
+        .snapshots
+        .remove(0);
+    let mut app = App::with_history(Settings::default(), vec![Arc::new(snap)], 0);
+    app.file = Some(path);
+    let t0 = std::time::Instant::now();
+    while app.poll_owners() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // One more poll gives the view the result.
+    app.poll_owners();
+    app
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| app.draw(f)).unwrap();
+    t
+}
+
+/// The screen line holding `needle`.
+fn line_with(t: &Terminal<TestBackend>, needle: &str) -> String {
+    let s = t.backend().to_string();
+    s.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?}:\n{s}"))
+        .to_string()
+}
+
+#[test]
+fn the_details_of_a_traced_file_have_an_owner_column_120x20() {
+    let mut app = opened(42);
+    let o = app.main.as_ref().unwrap().owners.clone().expect("owners");
+    let heap = o.region(0).unwrap();
+    assert_eq!((heap.kind, heap.live_bytes), ("live-heap", Some(100)));
+    assert_eq!(heap.frame.as_ref().unwrap().line, Some(30));
+    let map = o.region(1).unwrap();
+    assert_eq!((map.kind, map.op), ("call", Some("mmap")));
+    let t = draw(&mut app, 120, 20);
+    assert!(line_with(&t, "Address").contains("Owner"));
+    let h = line_with(&t, "10000");
+    assert!(
+        h.contains("leaf (app/a.c:30) +100B live") && h.contains("Heap ID: 0"),
+        "{h}"
+    );
+    assert!(line_with(&t, "70000000").contains("leaf (app/a.c:31)"));
+    insta::assert_snapshot!(t.backend());
+    // `Y` copies the table with the column.
+    let r = app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('Y'),
+        KeyModifiers::NONE,
+    )));
+    assert!(r.is_empty());
+    let copied = app.clipboard.take().unwrap();
+    let mut lines = copied.lines();
+    assert!(lines.next().unwrap().ends_with("\tperms\towner\tdetails"));
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .ends_with("\trw-p\tleaf (app/a.c:30) +100B live\tHeap ID: 0 (brk heap)"),
+        "{copied}"
+    );
+}
+
+#[test]
+fn no_owner_column_without_a_trace_of_the_process() {
+    // The trace is of pid 42; this snapshot is of another process.
+    let mut app = opened(7);
+    assert!(app.owners_job.is_none());
+    assert!(app.main.as_ref().unwrap().owners.is_none());
+    assert!(!line_with(&draw(&mut app, 120, 20), "Address").contains("Owner"));
+}

@@ -583,11 +583,24 @@ pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
     }
 }
 
-/// Loads a .vmmap file; a damaged tail is a warning, with what was
+/// Loads a .vmmap file's snapshots (not its trace, which the trace views
+/// stream from the file); a damaged tail is a warning, with what was
 /// recovered before it.
 pub(crate) fn load(path: &Path) -> Result<vmmap_core::format::Loaded, Failure> {
+    load_with(path, vmmap_core::format::load_file_snapshots)
+}
+
+/// [`load`], keeping the trace chunks in memory too.
+pub(crate) fn load_with_trace(path: &Path) -> Result<vmmap_core::format::Loaded, Failure> {
+    load_with(path, vmmap_core::format::load_file)
+}
+
+fn load_with(
+    path: &Path,
+    loader: fn(&Path) -> Result<vmmap_core::format::Loaded, vmmap_core::format::FormatError>,
+) -> Result<vmmap_core::format::Loaded, Failure> {
     let what = path.display();
-    let loaded = match vmmap_core::format::load_file(path) {
+    let loaded = match loader(path) {
         Ok(l) => l,
         Err(vmmap_core::format::FormatError::Io(e)) => {
             return Err(Failure {
@@ -648,10 +661,8 @@ fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
             proc_root,
         );
     }
-    let traced = !loaded.trace.is_empty();
     // The owners stream the trace from the file again.
-    let mut loaded = loaded;
-    loaded.trace = Vec::new();
+    let traced = loaded.traced;
     let snap = loaded
         .snapshots
         .into_iter()
@@ -688,7 +699,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     }
     let loaded = load(&a.input)?;
     record::require_snapshots(&loaded, &what)?;
-    let traced = !loaded.trace.is_empty();
+    let traced = loaded.traced;
     let mut snaps = loaded.snapshots;
     let n = snaps.len();
     if let Some(k) = a.snapshot {

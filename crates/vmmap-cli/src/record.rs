@@ -158,7 +158,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
 }
 
 pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
-    let loaded = crate::load(&a.file)?;
+    let loaded = crate::load_with_trace(&a.file)?;
     let mut points = timeline::timeline(&loaded);
     timeline::add_live_heap(&mut points, &loaded.trace);
     let out = io::stdout();

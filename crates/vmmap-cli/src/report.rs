@@ -35,14 +35,12 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
         let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
         let loaded = Loaded {
             snapshots: vec![snap],
-            samples: Vec::new(),
-            trace: Vec::new(),
             complete: true,
-            problem: None,
+            ..Loaded::default()
         };
         (loaded, format!("live process {pid}"))
     };
-    let tree = if loaded.trace.is_empty() {
+    let tree = if !loaded.traced {
         None
     } else {
         crate::trace_views::report_call_tree(path)?

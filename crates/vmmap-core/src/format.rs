@@ -112,14 +112,17 @@ pub enum FormatError {
 }
 
 /// What a load recovered.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Loaded {
     /// Every intact snapshot, in file order.
     pub snapshots: Vec<Snapshot>,
     /// Every intact totals-only sample, in file order.
     pub samples: Vec<Sample>,
-    /// The payloads of the trace chunks, in file order.
+    /// The payloads of the trace chunks, in file order (empty when the
+    /// loader was asked not to keep them: see [`Loaded::traced`]).
     pub trace: Vec<Vec<u8>>,
+    /// The file holds trace chunks (a traced run), kept or not.
+    pub traced: bool,
     /// Whether the writer closed the file cleanly.
     pub complete: bool,
     /// Where and why reading stopped early, if it did; the snapshots
@@ -352,27 +355,12 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
     }
     if bytes.len() < 16 {
         return Ok(Loaded {
-            snapshots: Vec::new(),
-            samples: Vec::new(),
-            trace: Vec::new(),
-            complete: false,
             problem: Some(FormatError::Truncated { offset: 0 }),
+            ..Loaded::default()
         });
     }
-    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version > VERSION {
-        return Err(FormatError::NewerVersion {
-            found: version,
-            supported: VERSION,
-        });
-    }
-    let mut out = Loaded {
-        snapshots: Vec::new(),
-        samples: Vec::new(),
-        trace: Vec::new(),
-        complete: false,
-        problem: None,
-    };
+    check_version(bytes)?;
+    let mut out = Loaded::default();
     let mut pos = 16usize;
     while pos < bytes.len() {
         let offset = pos as u64;
@@ -380,46 +368,76 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
             out.problem = Some(FormatError::Truncated { offset });
             break;
         };
-        let word = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let (kind, stored, raw, crc) = (word(0), word(4), word(8), word(12));
-        let end = pos + 16 + stored as usize;
+        let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let end = pos + 16 + stored;
         let Some(payload) = bytes.get(pos + 16..end) else {
             out.problem = Some(FormatError::Truncated { offset });
             break;
         };
-        if checksum(&h[..12], payload) != crc {
-            out.problem = Some(FormatError::Corrupt {
-                offset,
-                reason: "checksum mismatch".into(),
-            });
-            break;
-        }
         pos = end;
-        match kind {
-            CHUNK_SAMPLE => match decode::<Sample>(payload, raw) {
-                Ok(s) => out.samples.push(s),
-                Err(reason) => {
-                    out.problem = Some(FormatError::Corrupt { offset, reason });
-                    break;
-                }
-            },
-            CHUNK_SNAPSHOT => match decode::<Snapshot>(payload, raw) {
-                Ok(s) => out.snapshots.push(s),
-                Err(reason) => {
-                    out.problem = Some(FormatError::Corrupt { offset, reason });
-                    break;
-                }
-            },
-            CHUNK_TRACE => out.trace.push(payload.to_vec()),
-            CHUNK_END => out.complete = true,
-            k if k & CHUNK_REQUIRED != 0 => {
-                out.problem = Some(FormatError::UnknownRequired { offset, kind: k });
-                break;
-            }
-            _ => {} // an optional chunk from a newer writer
+        if !take_chunk(&mut out, offset, h, payload, true) {
+            break;
         }
     }
     Ok(out)
+}
+
+fn check_version(head: &[u8]) -> Result<(), FormatError> {
+    let version = u16::from_le_bytes([head[8], head[9]]);
+    if version > VERSION {
+        return Err(FormatError::NewerVersion {
+            found: version,
+            supported: VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Checks one chunk (`head` is its 16-byte header) and adds what it holds
+/// to `out`; false when reading must stop ([`Loaded::problem`] says why).
+fn take_chunk(
+    out: &mut Loaded,
+    offset: u64,
+    head: &[u8],
+    payload: &[u8],
+    keep_trace: bool,
+) -> bool {
+    let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let (kind, raw, crc) = (word(0), word(8), word(12));
+    if checksum(&head[..12], payload) != crc {
+        out.problem = Some(FormatError::Corrupt {
+            offset,
+            reason: "checksum mismatch".into(),
+        });
+        return false;
+    }
+    let corrupt = |out: &mut Loaded, reason| {
+        out.problem = Some(FormatError::Corrupt { offset, reason });
+        false
+    };
+    match kind {
+        CHUNK_SAMPLE => match decode::<Sample>(payload, raw) {
+            Ok(s) => out.samples.push(s),
+            Err(reason) => return corrupt(out, reason),
+        },
+        CHUNK_SNAPSHOT => match decode::<Snapshot>(payload, raw) {
+            Ok(s) => out.snapshots.push(s),
+            Err(reason) => return corrupt(out, reason),
+        },
+        CHUNK_TRACE => {
+            out.traced = true;
+            if keep_trace {
+                out.trace.push(payload.to_vec());
+            }
+        }
+        CHUNK_END => out.complete = true,
+        k if k & CHUNK_REQUIRED != 0 => {
+            out.problem = Some(FormatError::UnknownRequired { offset, kind: k });
+            return false;
+        }
+        _ => {} // an optional chunk from a newer writer
+    }
+    true
 }
 
 fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Result<T, String> {
@@ -448,22 +466,90 @@ pub fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
     if !bytes.starts_with(&MAGIC) && crate::mmp::sniff(bytes) {
         return Ok(Loaded {
             snapshots: crate::mmp::parse(bytes)?,
-            samples: Vec::new(),
-            trace: Vec::new(),
             complete: true,
-            problem: None,
+            ..Loaded::default()
         });
     }
     load(bytes)
 }
 
-/// Reads a whole file and loads it: the native format or VMMap `.mmp`
-/// ([`load_any`]).
+/// Loads a file: the native format or VMMap `.mmp` ([`load_any`]), with
+/// its trace chunks.
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, FormatError> {
-    let mut f = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes)?;
-    load_any(&bytes)
+    read_file(path, true)
+}
+
+/// [`load_file`] without keeping the trace chunks ([`Loaded::traced`]
+/// still tells whether there were some): what every view that streams the
+/// trace from the file again wants, since a traced run's trace is most of
+/// its file.
+pub fn load_file_snapshots(path: &std::path::Path) -> Result<Loaded, FormatError> {
+    read_file(path, false)
+}
+
+/// Reads a native file chunk by chunk (memory: what is kept, plus the
+/// largest chunk), or a whole `.mmp` file.
+fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatError> {
+    let mut r = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut head = [0u8; 16];
+    let got = read_full(&mut r, &mut head)?;
+    if got < 16 || head[..8] != MAGIC {
+        // Not a whole native header: an .mmp file, or something to refuse
+        // with load_any's own errors.
+        let mut bytes = head[..got].to_vec();
+        r.read_to_end(&mut bytes)?;
+        return load_any(&bytes);
+    }
+    check_version(&head)?;
+    let mut out = Loaded::default();
+    let mut offset = 16u64;
+    let mut payload = Vec::new();
+    loop {
+        let mut h = [0u8; 16];
+        match read_full(&mut r, &mut h)? {
+            0 => break,
+            16 => {}
+            _ => {
+                out.problem = Some(FormatError::Truncated { offset });
+                break;
+            }
+        }
+        let stored = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if stored > MAX_RAW as usize {
+            out.problem = Some(FormatError::Corrupt {
+                offset,
+                reason: format!("chunk length {stored} is implausible"),
+            });
+            break;
+        }
+        let kind = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        payload.clear();
+        payload.resize(stored, 0);
+        if read_full(&mut r, &mut payload)? < stored {
+            out.problem = Some(FormatError::Truncated { offset });
+            break;
+        }
+        let keep = keep_trace || kind != CHUNK_TRACE;
+        if !take_chunk(&mut out, offset, &h, &payload, keep) {
+            break;
+        }
+        offset += 16 + stored as u64;
+    }
+    Ok(out)
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 #[cfg(test)]
@@ -527,6 +613,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Reading from a file chunk by chunk recovers exactly what loading the
+    /// same bytes does, at every cut and with trace chunks kept or not.
+    #[test]
+    fn reading_a_file_by_chunks_matches_loading_its_bytes() {
+        let a = own_snapshot();
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.append(&a).unwrap();
+        w.append_trace(b"trace message one").unwrap();
+        w.append(&a).unwrap();
+        w.append_trace(b"two").unwrap();
+        let bytes = w.finish().unwrap();
+        let path = std::env::temp_dir().join(format!("vmmap-read-{}.vmmap", std::process::id()));
+        let step = (bytes.len() / 300).max(1);
+        for cut in (0..=bytes.len()).filter(|&c| c < 48 || c % step == 0 || c == bytes.len()) {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let whole = load_any(&bytes[..cut]);
+            for keep in [true, false] {
+                let read = read_file(&path, keep);
+                match (&whole, &read) {
+                    (Ok(x), Ok(y)) => {
+                        assert_eq!(x.snapshots, y.snapshots, "cut {cut}");
+                        assert_eq!(x.complete, y.complete, "cut {cut}");
+                        assert_eq!(x.traced, y.traced, "cut {cut}");
+                        assert_eq!(
+                            x.problem.as_ref().map(|p| p.to_string()),
+                            y.problem.as_ref().map(|p| p.to_string()),
+                            "cut {cut}"
+                        );
+                        if keep {
+                            assert_eq!(x.trace, y.trace, "cut {cut}");
+                        } else {
+                            assert!(y.trace.is_empty());
+                        }
+                    }
+                    (Err(x), Err(y)) => assert_eq!(x.to_string(), y.to_string(), "cut {cut}"),
+                    _ => panic!("cut {cut}: {whole:?} vs {read:?}"),
+                }
+            }
+        }
+        let full = load_file_snapshots(&path).unwrap();
+        assert!(full.traced && full.trace.is_empty() && full.complete);
+        assert_eq!(load_file(&path).unwrap().trace.len(), 2);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

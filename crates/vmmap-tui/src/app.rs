@@ -1468,13 +1468,14 @@ impl App {
     }
 
     fn open_file(&mut self, path: &str) {
-        let loaded = match vmmap_core::format::load_file(std::path::Path::new(path.trim())) {
-            Ok(l) => l,
-            Err(e) => {
-                self.message = Some(format!("Cannot open {path}: {e}"));
-                return;
-            }
-        };
+        let loaded =
+            match vmmap_core::format::load_file_snapshots(std::path::Path::new(path.trim())) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.message = Some(format!("Cannot open {path}: {e}"));
+                    return;
+                }
+            };
         if loaded.snapshots.is_empty() {
             self.message = Some(format!("{path} holds no complete snapshot"));
             return;

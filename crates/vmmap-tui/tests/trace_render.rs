@@ -26,7 +26,7 @@ use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
 use vmmap_core::model::Snapshot;
 use vmmap_core::trace::scan::encode_symbols;
 use vmmap_core::trace::symbols::{CachedModule, Frame};
-use vmmap_core::trace::wire::*;
+use vmmap_core::trace::synthetic::*;
 use vmmap_tui::app::{App, Mode};
 use vmmap_tui::settings::Units;
 use vmmap_tui::trace_view::{Tab, TraceView};
@@ -41,51 +41,6 @@ fn frame(function: &str, line: u32) -> Vec<Frame> {
         line: Some(line),
         inlined: false,
     }]
-}
-
-/// Event records of one stream, with the stream's running tick and
-/// address (both are coded as differences).
-struct Stream {
-    bytes: Vec<u8>,
-    tick: u64,
-    addr: u64,
-}
-
-impl Stream {
-    fn head(&mut self, tag: u8, tick: u64) {
-        self.bytes.push(tag);
-        push_uvarint(&mut self.bytes, zigzag(tick as i64 - self.tick as i64));
-        self.tick = tick;
-    }
-
-    fn addr(&mut self, a: u64) {
-        push_uvarint(&mut self.bytes, zigzag(a as i64 - self.addr as i64));
-        self.addr = a;
-    }
-
-    fn stack(&mut self, id: u64, frames: &[u64]) {
-        self.bytes.push(EV_STACK);
-        push_uvarint(&mut self.bytes, id);
-        self.bytes.push(0);
-        push_uvarint(&mut self.bytes, frames.len() as u64);
-        let mut prev = 0u64;
-        for &f in frames {
-            push_uvarint(&mut self.bytes, zigzag(f as i64 - prev as i64));
-            prev = f;
-        }
-    }
-
-    fn malloc(&mut self, tick: u64, ptr: u64, size: u64, stack: u64) {
-        self.head(EV_MALLOC, tick);
-        self.addr(ptr);
-        push_uvarint(&mut self.bytes, size);
-        push_uvarint(&mut self.bytes, stack);
-    }
-
-    fn free(&mut self, tick: u64, ptr: u64) {
-        self.head(EV_FREE, tick);
-        self.addr(ptr);
-    }
 }
 
 /// Writes the trace described at the top to a file of its own.
@@ -106,43 +61,9 @@ fn synthetic_trace_with(extra: u64) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("synthetic.vmmap");
 
-    let mut hello = vec![MSG_HELLO];
-    // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
-    for v in [
-        u64::from(TRACE_VERSION),
-        42,
-        1,
-        4096,
-        1,
-        0,
-        1_000_000,
-        2_000_000,
-    ] {
-        push_uvarint(&mut hello, v);
-    }
-    push_bytes(&mut hello, b"/bin/app");
-    push_bytes(&mut hello, b"app\0");
-
-    let mut modules = vec![MSG_MODULES];
-    push_uvarint(&mut modules, 0);
-    push_uvarint(&mut modules, 1);
-    push_uvarint(&mut modules, BASE);
-    push_bytes(&mut modules, b"/bin/app");
-    push_bytes(&mut modules, &[0xab, 0xcd]);
-    push_uvarint(&mut modules, 1);
-    for v in [0, 0x10000, 0, 5] {
-        push_uvarint(&mut modules, v);
-    }
-
-    let mut s = Stream {
-        bytes: vec![EV_THREAD_START],
-        tick: 0,
-        addr: 0,
-    };
-    s.bytes.extend_from_slice(&0u64.to_le_bytes());
-    for v in [100u64, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000] {
-        push_uvarint(&mut s.bytes, v);
-    }
+    let hello = hello(42, "/bin/app", b"app\0");
+    let modules = one_module(BASE, "/bin/app", &[0xab, 0xcd], 0x10000);
+    let mut s = StreamBuilder::new(100, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
     // Return addresses, innermost first: leaf, work, main.
     s.stack(1, &[BASE + 0x301, BASE + 0x201, BASE + 0x101]);
     s.stack(2, &[BASE + 0x311, BASE + 0x111]);
@@ -150,27 +71,13 @@ fn synthetic_trace_with(extra: u64) -> PathBuf {
     s.malloc(20, 0x10200, 50, 2);
     s.free(30, 0x10000);
     s.malloc(40, 0x10400, 100, 1);
-    s.head(EV_MMAP, 50);
-    s.addr(0x7000_0000);
-    for v in [65536, 3, 0x22, zigzag(-1), 0, 2] {
-        push_uvarint(&mut s.bytes, v);
-    }
+    s.mmap_anon(50, 0x7000_0000, 65536, 2);
     for i in 0..extra {
         s.malloc(60 + i, 0x100000 + 16 * i, i + 1, 1);
     }
-    let mut seg = 0u32.to_le_bytes().to_vec();
-    seg.extend_from_slice(&(s.bytes.len() as u32).to_le_bytes());
-    seg.extend_from_slice(&s.bytes);
-    let mut events = vec![MSG_EVENTS];
-    push_uvarint(&mut events, 60 + extra);
-    push_uvarint(&mut events, seg.len() as u64);
-    events.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
-
+    let events = events(60 + extra, &s);
     // 1000 ticks = 1 ms: a tick is a microsecond.
-    let mut end = vec![MSG_END];
-    for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
-        push_uvarint(&mut end, v);
-    }
+    let end = end();
 
     let f = std::fs::File::create(&path).unwrap();
     let mut w = Writer::new(f).unwrap();

@@ -13,6 +13,7 @@ pub mod scan;
 pub mod summary;
 pub mod symbol_cache;
 pub mod symbols;
+pub mod synthetic;
 pub mod wire;
 
 pub use decode::{Decoder, Event, Record, TraceError, TraceInfo};

@@ -613,61 +613,18 @@ mod tests {
     /// mmap'd page with memory no call made on both sides.
     fn merged_trace() -> std::path::PathBuf {
         use crate::format::Writer;
-        use crate::trace::wire::*;
-        let mut hello = vec![MSG_HELLO];
-        for v in [
-            u64::from(TRACE_VERSION),
-            42,
-            1,
-            4096,
-            1,
-            0,
-            1_000_000,
-            2_000_000,
-        ] {
-            push_uvarint(&mut hello, v);
-        }
-        push_bytes(&mut hello, b"/bin/app");
-        push_bytes(&mut hello, b"app\0");
-        let mut ev = vec![EV_THREAD_START];
-        ev.extend_from_slice(&0u64.to_le_bytes());
-        for v in [100u64, 0, 0x7ffd_0000_0000, 0x7ffd_0080_0000] {
-            push_uvarint(&mut ev, v);
-        }
+        use crate::trace::synthetic::*;
+        let hello = hello(42, "/bin/app", b"app\0");
+        let mut s = StreamBuilder::new(100, 0, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
         for (id, ret) in [(1u64, 0x401u64), (2, 0x501), (3, 0x601)] {
-            ev.push(EV_STACK);
-            push_uvarint(&mut ev, id);
-            ev.push(0);
-            push_uvarint(&mut ev, 1);
-            push_uvarint(&mut ev, zigzag(ret as i64));
+            s.stack(id, &[ret]);
         }
-        let (mut tick, mut addr) = (0i64, 0i64);
-        let mut head = |ev: &mut Vec<u8>, tag: u8, t: i64, a: i64| {
-            ev.push(tag);
-            push_uvarint(ev, zigzag(t - tick));
-            push_uvarint(ev, zigzag(a - addr));
-            (tick, addr) = (t, a);
-        };
-        head(&mut ev, EV_MMAP, 1, 0x20000);
-        for v in [4096, 3, 0x22, zigzag(-1), 0, 3] {
-            push_uvarint(&mut ev, v);
-        }
+        s.mmap_anon(1, 0x20000, 4096, 3);
         for (t, a, stack) in [(5, 0x20100, 1), (10, 0x1f100, 1), (20, 0x21100, 2)] {
-            head(&mut ev, EV_MALLOC, t, a);
-            push_uvarint(&mut ev, 16);
-            push_uvarint(&mut ev, stack);
+            s.malloc(t, a, 16, stack);
         }
-        let mut seg = 0u32.to_le_bytes().to_vec();
-        seg.extend_from_slice(&(ev.len() as u32).to_le_bytes());
-        seg.extend_from_slice(&ev);
-        let mut events = vec![MSG_EVENTS];
-        push_uvarint(&mut events, 20);
-        push_uvarint(&mut events, seg.len() as u64);
-        events.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
-        let mut end = vec![MSG_END];
-        for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
-            push_uvarint(&mut end, v);
-        }
+        let events = events(20, &s);
+        let end = end();
         let path = std::env::temp_dir().join(format!("vmmap-owners-{}.vmmap", std::process::id()));
         let mut w = Writer::new(std::fs::File::create(&path).unwrap()).unwrap();
         for m in [&hello, &events, &end] {

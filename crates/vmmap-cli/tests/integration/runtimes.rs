@@ -562,7 +562,6 @@ fn zgc_heap_views_are_the_managed_heap() {
 
 #[test]
 fn go_arenas_hold_exactly_the_heap_and_stacks() {
-    let go = need("go", "golang-go");
     let dir = TempDir::new("go");
     let src = dir.path();
     std::fs::write(src.join("go.mod"), "module hold\n\ngo 1.19\n").unwrap();
@@ -601,22 +600,7 @@ func main() {
 "#,
     )
     .unwrap();
-    let build = Command::new(&go)
-        .current_dir(src)
-        .args(["build", "-o", "hold", "."])
-        .env("GOCACHE", src.join("cache"))
-        .env("GOPATH", src.join("gopath"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
-        .output()
-        .expect("run go build");
-    assert!(
-        build.status.success(),
-        "go build failed: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let bin = src.join("hold");
+    let bin = go_build(src, "hold", &[]);
     // GOGC=off: no collection between the figures and the snapshot.
     let mut cmd = Command::new(bin);
     cmd.env("GOGC", "off");

@@ -382,6 +382,10 @@ pub fn own_memory(out: &mut Vec<(u64, u64)>) {
             core::mem::size_of::<[StackSlot; STACK_SLOTS]>() as u64,
         ));
         out.push((blk.rules as u64, core::mem::size_of::<RuleCache>() as u64));
+        out.push((
+            blk.unwind as u64,
+            core::mem::size_of::<crate::unwind::Context>() as u64,
+        ));
         b = blk.next;
     }
     let mut p = ALL_BUFFERS.load(Acquire);

@@ -1876,6 +1876,22 @@ fn table_text(m: &MainView) -> String {
     }
     out.push_str("\tdetails\n");
     for &row in &m.details.rows {
+        if let Some(p) = crate::details::row_part(&m.snap, row) {
+            // A part: its address, its size and its name.
+            out.push_str(&format!("    {:#x}\t", p.start));
+            for &c in &cols {
+                out.push('\t');
+                if c == Column::Size {
+                    out.push_str(&(p.end - p.start).to_string());
+                }
+            }
+            out.push('\t');
+            if m.owners.is_some() {
+                out.push('\t');
+            }
+            out.push_str(&format!("\t{}\n", p.details));
+            continue;
+        }
         match row_region(&m.snap, row) {
             Some(r) => {
                 let f = match row {

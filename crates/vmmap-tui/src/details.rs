@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use vmmap_core::figures::{Column, Figures};
-use vmmap_core::model::{MemoryType, Region, Snapshot};
+use vmmap_core::model::{MemoryType, Part, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
 
 /// One row of the Details table.
@@ -16,6 +16,10 @@ pub enum Row {
     Region(usize),
     /// A sub-block: (region index, sub-block index).
     Sub(usize, usize),
+    /// A named range inside a sub-block, such as a goroutine's stack:
+    /// (region index, sub-block index, part index). It has a size but no
+    /// figures of its own (the kernel accounts for whole mappings).
+    Part(usize, usize, usize),
     /// A free gap, by index into the free list.
     Free(usize),
 }
@@ -94,15 +98,17 @@ pub fn row_start(snap: &Snapshot, data: &DetailsData, row: Row) -> u64 {
     match row {
         Row::Region(i) => snap.regions[i].start,
         Row::Sub(i, j) => snap.regions[i].sub_blocks[j].start,
+        Row::Part(i, j, k) => snap.regions[i].sub_blocks[j].parts[k].start,
         Row::Free(i) => data.free[i].start,
     }
 }
 
-/// The region of a row (None for free gaps).
+/// The region of a row (None for free gaps; a part's is the sub-block
+/// holding it, which actions such as strings work on).
 pub fn row_region(snap: &Snapshot, row: Row) -> Option<&Region> {
     match row {
         Row::Region(i) => snap.regions.get(i),
-        Row::Sub(i, j) => snap.regions.get(i)?.sub_blocks.get(j),
+        Row::Sub(i, j) | Row::Part(i, j, _) => snap.regions.get(i)?.sub_blocks.get(j),
         Row::Free(_) => None,
     }
 }
@@ -169,7 +175,10 @@ impl DetailsView {
             if let Row::Region(i) = r {
                 let g = &snap.regions[i];
                 if !g.sub_blocks.is_empty() && self.expanded.contains(&g.start) {
-                    rows.extend((0..g.sub_blocks.len()).map(|j| Row::Sub(i, j)));
+                    for (j, sub) in g.sub_blocks.iter().enumerate() {
+                        rows.push(Row::Sub(i, j));
+                        rows.extend((0..sub.parts.len()).map(|k| Row::Part(i, j, k)));
+                    }
                 }
             }
         }
@@ -193,7 +202,7 @@ impl DetailsView {
             return;
         };
         let i = match row {
-            Row::Region(i) | Row::Sub(i, _) => i,
+            Row::Region(i) | Row::Sub(i, _) | Row::Part(i, ..) => i,
             Row::Free(_) => return,
         };
         let g = &snap.regions[i];
@@ -210,7 +219,7 @@ impl DetailsView {
         } else {
             self.expanded.remove(&g.start);
             // Collapsing from a sub-block moves the selection to its group.
-            if let Row::Sub(..) = row {
+            if let Row::Sub(..) | Row::Part(..) = row {
                 if let Some(p) = self.rows.iter().position(|&r| r == Row::Region(i)) {
                     self.selected = p;
                 }
@@ -291,19 +300,31 @@ fn row_key(snap: &Snapshot, data: &DetailsData, r: Row) -> Option<(u64, u8)> {
         Row::Region(i) => snap.regions.get(i).map(|g| (g.start, 0)),
         Row::Sub(i, j) => snap.regions.get(i)?.sub_blocks.get(j).map(|s| (s.start, 1)),
         Row::Free(i) => data.free.get(i).map(|f| (f.start, 2)),
+        Row::Part(..) => row_part(snap, r).map(|p| (p.start, 3)),
     }
 }
 
 fn row_type(snap: &Snapshot, r: Row) -> MemoryType {
     match r {
         Row::Region(i) => snap.regions[i].memory_type,
-        Row::Sub(i, j) => snap.regions[i].sub_blocks[j].memory_type,
+        Row::Sub(i, j) | Row::Part(i, j, _) => snap.regions[i].sub_blocks[j].memory_type,
         Row::Free(_) => MemoryType::Free,
+    }
+}
+
+/// The part a `Row::Part` names.
+pub fn row_part(snap: &Snapshot, row: Row) -> Option<&Part> {
+    match row {
+        Row::Part(i, j, k) => snap.regions.get(i)?.sub_blocks.get(j)?.parts.get(k),
+        _ => None,
     }
 }
 
 /// The searchable and copyable text of a row.
 pub fn row_text(snap: &Snapshot, data: &DetailsData, row: Row) -> String {
+    if let Some(p) = row_part(snap, row) {
+        return format!("{:x} {}", p.start, p.details);
+    }
     match row_region(snap, row) {
         Some(r) => format!(
             "{:x} {} {} {} {}",
@@ -391,5 +412,51 @@ mod tests {
         assert!(!v.find(&snap, &data, "nothing like this", false));
         v.set_all_expanded(&snap, &data, false);
         assert!(!v.rows.iter().any(|r| matches!(r, Row::Sub(..))));
+    }
+
+    #[test]
+    fn parts_follow_their_sub_block_and_are_found_and_collapsed() {
+        let mut snap = snapshot();
+        let part = |start: u64, end: u64, details: &str| Part {
+            start,
+            end,
+            details: details.into(),
+        };
+        snap.regions[0].sub_blocks[1].parts = vec![
+            part(0x2000, 0x2800, "goroutine 1 stack (running)"),
+            part(0x3000, 0x4000, "goroutine 18 stack (waiting)"),
+        ];
+        let data = DetailsData::new(&snap);
+        let mut v = DetailsView::default();
+        v.rebuild(&snap, &data);
+        v.set_expanded(&snap, &data, Some(true));
+        assert_eq!(
+            &v.rows[..5],
+            [
+                Row::Region(0),
+                Row::Sub(0, 0),
+                Row::Sub(0, 1),
+                Row::Part(0, 1, 0),
+                Row::Part(0, 1, 1)
+            ]
+        );
+        assert_eq!(row_start(&snap, &data, Row::Part(0, 1, 1)), 0x3000);
+        assert_eq!(
+            row_type(&snap, Row::Part(0, 1, 1)),
+            snap.regions[0].sub_blocks[1].memory_type
+        );
+        assert_eq!(
+            row_region(&snap, Row::Part(0, 1, 1)).map(|r| r.start),
+            Some(0x2000),
+            "actions on a part work on its mapping"
+        );
+        assert!(v.find(&snap, &data, "goroutine 18", false));
+        assert_eq!(v.rows[v.selected], Row::Part(0, 1, 1));
+        // The selection stays on the part across a rebuild.
+        v.rebuild(&snap, &data);
+        assert_eq!(v.rows[v.selected], Row::Part(0, 1, 1));
+        v.set_expanded(&snap, &data, Some(false));
+        assert_eq!(v.rows[v.selected], Row::Region(0));
+        assert!(!v.rows.iter().any(|r| matches!(r, Row::Part(..))));
     }
 }

@@ -13,7 +13,7 @@ use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::summary::Summary;
 
-use crate::details::{row_region, DetailsData, DetailsView, Row, SortKey};
+use crate::details::{row_part, row_region, DetailsData, DetailsView, Row, SortKey};
 use crate::settings::{Settings, Units};
 
 /// What compare mode shows: the earlier snapshot's Summary, and a mark
@@ -134,7 +134,7 @@ impl MainView {
         match row {
             Row::Region(i) => o.region(i),
             Row::Sub(i, j) => o.sub_block(i, j),
-            Row::Free(_) => None,
+            Row::Part(..) | Row::Free(_) => None,
         }
     }
 
@@ -253,7 +253,14 @@ impl MainView {
                 let row = match region.sub_blocks.iter().position(|s| std::ptr::eq(s, vma)) {
                     Some(j) => {
                         self.details.expanded.insert(region.start);
-                        Row::Sub(i, j)
+                        match vma
+                            .parts
+                            .iter()
+                            .position(|p| (p.start..p.end).contains(&addr))
+                        {
+                            Some(k) => Row::Part(i, j, k),
+                            None => Row::Sub(i, j),
+                        }
                     }
                     None => Row::Region(i),
                 };
@@ -688,6 +695,35 @@ impl MainView {
                             cells.push("".into());
                         }
                         cells.push("".into());
+                    }
+                    Row::Part(..) => {
+                        // A derived row, marked `·` as in the text view: its
+                        // size and name only.
+                        let (Some(r), Some(p)) = (row_region(&snap, row), row_part(&snap, row))
+                        else {
+                            return TableRow::new(cells);
+                        };
+                        cells.push(format!("    \u{b7} {:x}", p.start).into());
+                        cells.push(
+                            Span::styled(
+                                r.memory_type.name(),
+                                Style::default().fg(settings.colour(r.memory_type)),
+                            )
+                            .into(),
+                        );
+                        for &c in &cols {
+                            let v = if c == Column::Size {
+                                units.format(p.end - p.start)
+                            } else {
+                                String::new()
+                            };
+                            cells.push(format!("{v:>nw$}").into());
+                        }
+                        cells.push("".into());
+                        if owner_w.is_some() {
+                            cells.push("".into());
+                        }
+                        cells.push(p.details.clone().into());
                     }
                     _ => {
                         let Some(r) = row_region(&snap, row) else {

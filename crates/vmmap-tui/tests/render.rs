@@ -230,6 +230,64 @@ fn details_stack_filter_80x24() {
     insta::assert_snapshot!(t.backend());
 }
 
+/// Parts (here two made-up goroutine stacks inside the executable's
+/// second mapping) show under their sub-block, marked `·`, with their size
+/// and name, and can be searched for.
+#[test]
+fn details_parts_under_their_sub_block_120x40() {
+    let mut snap = target();
+    let exe = snap.process.exe.clone().expect("the fixture has its exe");
+    let g = snap
+        .regions
+        .iter_mut()
+        .find(|g| g.memory_type == MemoryType::Image && *g.path == *exe)
+        .unwrap();
+    let s = &mut g.sub_blocks[1];
+    let (a, b) = (s.start, s.start + 0x800);
+    s.parts = vec![
+        vmmap_core::model::Part {
+            start: a,
+            end: a + 0x800,
+            details: "goroutine 1 stack (running)".into(),
+        },
+        vmmap_core::model::Part {
+            start: b,
+            end: b + 0x2000.min(s.end - b),
+            details: "goroutine 18 stack (waiting)".into(),
+        },
+    ];
+    let mut app = App::new(
+        Settings::default(),
+        Some((Arc::new(snap), Duration::from_millis(12))),
+    );
+    expand_executable(&mut app);
+    let text = screen_text(&draw(&mut app, 120, 40));
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle}:\n{text}"))
+            .to_string()
+    };
+    let first = line("goroutine 1 stack (running)");
+    assert!(first.contains(&format!("\u{b7} {a:x}")), "{first}");
+    assert!(first.contains(" 2K "), "the part's size: {first}");
+    assert!(line("goroutine 18 stack").contains(&format!("\u{b7} {b:x}")));
+    key(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "goroutine 18");
+    key(&mut app, KeyCode::Enter);
+    let m = main_view(&mut app);
+    assert!(matches!(
+        m.details.rows[m.details.selected],
+        Row::Part(_, 1, 1)
+    ));
+    // Going to an address inside a part selects the part.
+    m.goto_address(a + 0x10);
+    assert!(matches!(
+        m.details.rows[m.details.selected],
+        Row::Part(_, 1, 0)
+    ));
+}
+
 #[test]
 fn details_image_expanded_120x40() {
     let mut app = main_app();

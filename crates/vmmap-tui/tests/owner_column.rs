@@ -22,24 +22,11 @@ use std::sync::Arc;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
-use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
 use vmmap_core::model::{MemoryType, Perms, Region, Snapshot};
-use vmmap_core::trace::scan::encode_symbols;
-use vmmap_core::trace::symbols::{CachedModule, Frame};
-use vmmap_core::trace::synthetic::*;
 use vmmap_tui::app::App;
 use vmmap_tui::Settings;
 
-const BASE: u64 = 0x400000;
-
-fn frame(function: &str, line: u32) -> Vec<Frame> {
-    vec![Frame {
-        function: function.into(),
-        file: Some("/src/app/a.c".into()),
-        line: Some(line),
-        inlined: false,
-    }]
-}
+mod common;
 
 fn region(start: u64, end: u64, t: MemoryType, path: &str, details: &str) -> Region {
     Region {
@@ -73,53 +60,11 @@ fn snapshot(pid: u32) -> Snapshot {
     s
 }
 
-/// Writes the trace, a snapshot of pid `pid` and the symbol cache to a
-/// file of its own.
+/// Writes the trace (see `common`), a snapshot of pid `pid` and the
+/// symbol cache to a file of its own.
 fn traced_file(pid: u32) -> PathBuf {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "vmmap-tui-owners-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("owned.vmmap");
-
-    let hello = hello(42, "/bin/app", b"app\0");
-    let modules = one_module(BASE, "/bin/app", &[0xab, 0xcd], 0x10000);
-    let mut s = StreamBuilder::new(100, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
-    s.stack(1, &[BASE + 0x301, BASE + 0x201, BASE + 0x101]);
-    s.stack(2, &[BASE + 0x311, BASE + 0x111]);
-    s.malloc(10, 0x10000, 300, 1);
-    s.malloc(20, 0x10200, 50, 2);
-    s.free(30, 0x10000);
-    s.malloc(40, 0x10400, 100, 1);
-    s.mmap_anon(50, 0x7000_0000, 65536, 2);
-    let events = events(60, &s);
-    // 1000 ticks = 1 ms.
-    let end = end();
-
-    let mut w = Writer::new(std::fs::File::create(&path).unwrap()).unwrap();
-    for m in [&hello, &modules, &events, &end] {
-        w.append_trace(m).unwrap();
-    }
-    w.append(&snapshot(pid)).unwrap();
-    let mut f = w.finish().unwrap();
-    let cache = [CachedModule {
-        key: "abcd".into(),
-        entries: vec![
-            (0x100, frame("main", 10)),
-            (0x110, frame("main", 11)),
-            (0x200, frame("work", 20)),
-            (0x300, frame("leaf", 30)),
-            (0x310, frame("leaf", 31)),
-        ],
-    }];
-    let (payload, raw) = encode_symbols(&cache).unwrap();
-    use std::io::Write;
-    f.write_all(&chunk_bytes(CHUNK_SYMBOLS, &payload, raw).unwrap())
-        .unwrap();
+    let path = common::temp_dir("owners").join("owned.vmmap");
+    common::write_traced_run(&path, 0, Some(&snapshot(pid)));
     path
 }
 

@@ -630,8 +630,13 @@ func main() {
     assert_covered(&snap, "go");
 }
 
-/// Builds `main.go` in `dir` with `go build` and extra flags.
+/// Builds `main.go` in `dir` with `go build` and extra flags, without cgo.
 fn go_build(dir: &Path, out: &str, flags: &[&str]) -> PathBuf {
+    go_build_with(dir, out, flags, false)
+}
+
+/// [`go_build`], with cgo when `cgo`.
+fn go_build_with(dir: &Path, out: &str, flags: &[&str], cgo: bool) -> PathBuf {
     let go = need("go", "golang-go");
     let build = Command::new(&go)
         .current_dir(dir)
@@ -642,12 +647,13 @@ fn go_build(dir: &Path, out: &str, flags: &[&str]) -> PathBuf {
         .env("GOPATH", dir.join("gopath"))
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0")
+        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
         .output()
         .expect("run go build");
     assert!(
         build.status.success(),
-        "go build failed: {}",
+        "go build{} failed: {}",
+        if cgo { " (cgo)" } else { "" },
         String::from_utf8_lossy(&build.stderr)
     );
     dir.join(out)
@@ -793,7 +799,6 @@ func main() {
 /// C's malloc memory sits next to Go's.
 #[test]
 fn go_with_cgo_keeps_arenas_and_c_heap_apart() {
-    let go = need("go", "golang-go");
     let dir = TempDir::new("cgo");
     let src = dir.path();
     std::fs::write(src.join("go.mod"), "module cgohold\n\ngo 1.19\n").unwrap();
@@ -833,22 +838,8 @@ func main() {
 "#,
     )
     .unwrap();
-    let build = Command::new(&go)
-        .current_dir(src)
-        .args(["build", "-o", "cgohold", "."])
-        .env("GOCACHE", src.join("cache"))
-        .env("GOPATH", src.join("gopath"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "1")
-        .output()
-        .expect("run go build");
-    assert!(
-        build.status.success(),
-        "go build (cgo) failed: {}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let rt = Runtime::start(Command::new(src.join("cgohold")), dir, "the cgo program");
+    let bin = go_build_with(src, "cgohold", &[], true);
+    let rt = Runtime::start(Command::new(bin), dir, "the cgo program");
     rt.stop();
     let snap = snapshot_json(rt.pid, &[]);
     let arenas = regions(&snap, "managed_heap", "Go heap arenas");

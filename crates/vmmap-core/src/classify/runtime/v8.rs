@@ -289,6 +289,17 @@ mod tests {
     use crate::classify::classify;
     use crate::classify::testutil::FakeInspector;
 
+    /// Classifies `maps` of a process whose executable is `/usr/bin/node`.
+    fn classify_node(maps: Vec<crate::proc::smaps::Mapping>) -> Vec<crate::model::Region> {
+        let mut fake = FakeInspector::default();
+        fake.files.insert(
+            "/usr/bin/node".into(),
+            crate::classify::testutil::shared_object(),
+        );
+        let ctx = crate::classify::testutil::context();
+        classify(maps, &ctx, &mut fake).0
+    }
+
     use crate::model::{Confidence, MemoryType};
 
     /// Shortened from `node --max-old-space-size=128` (Debian's node 20,
@@ -307,13 +318,7 @@ mod tests {
             anon(code + 0x3000, code + 0x3f000, b"rwxp", 0x4000),
             anon(code + 0x3f000, code + (512 << 20), b"---p", 0),
         ];
-        let mut fake = FakeInspector::default();
-        fake.files.insert(
-            "/usr/bin/node".into(),
-            crate::classify::testutil::shared_object(),
-        );
-        let ctx = crate::classify::testutil::context();
-        let (r, _) = classify(maps, &ctx, &mut fake);
+        let r = classify_node(maps);
         assert_eq!(r[1].details, "V8 heap page");
         assert_eq!(r[1].confidence, Confidence::High);
         assert_eq!(r[2].details, "V8 pages reserved for reuse (256 KiB)");
@@ -358,13 +363,7 @@ mod tests {
             ),
             anon(code + 0x1ffd_2000, code + (512 << 20), b"---p", 0),
         ];
-        let mut fake = FakeInspector::default();
-        fake.files.insert(
-            "/usr/bin/node".into(),
-            crate::classify::testutil::shared_object(),
-        );
-        let ctx = crate::classify::testutil::context();
-        let (r, _) = classify(maps, &ctx, &mut fake);
+        let r = classify_node(maps);
         assert_eq!(r[1].details, "V8 pointer compression cage (4 GiB)");
         assert_eq!(r[1].size(), 4 * G);
         assert_eq!(

@@ -22,8 +22,14 @@ use crate::unwind::RuleCache;
 
 /// Bytes of event data per buffer.
 pub const BUF_DATA: usize = 128 * 1024;
+/// The first part of a buffer holds the records without their addresses;
+/// the rest holds the addresses (trace format 2, `docs/trace-format.md`):
+/// apart, each compresses far better than the two interleaved.
+pub const MAIN_CAP: usize = 64 * 1024;
 /// Room always left for one record (the largest is a 128-frame stack).
 pub const MAX_RECORD: usize = 16 + vmmap_core::trace::wire::MAX_FRAMES * 10;
+/// Room always left for one record's addresses (realloc has two).
+pub const MAX_ADDRS: usize = 20;
 /// Buffers the producers may hold before they wait for the writer
 /// (256 MiB); beyond that a thread yields until the writer catches up.
 const MAX_BUFFERS: usize = 2048;
@@ -44,9 +50,10 @@ pub struct Buf {
     pub seq: u64,
     /// The block whose events these are.
     pub owner: *mut Block,
-    /// Bytes committed by the owner (Release after each record).
+    /// Bytes committed by the owner (Release after each record), both
+    /// parts in one word: see [`pack`].
     pub len: AtomicUsize,
-    /// Bytes already taken by the writer (writer only).
+    /// Bytes already taken by the writer (writer only), packed the same.
     pub copied: usize,
     /// Link in the full list or the pool.
     pub next: *mut Buf,
@@ -91,8 +98,10 @@ pub struct Block {
     pub stack_hi: usize,
     /// The buffer being filled (owner writes, writer reads).
     pub buf: AtomicPtr<Buf>,
-    /// Write position in `buf` (owner only).
+    /// Write position in `buf`'s record part (owner only).
     pub pos: usize,
+    /// Write position in `buf`'s address part (owner only).
+    pub apos: usize,
     /// Sequence number of the last buffer this block started.
     pub last_seq: AtomicU64,
     /// Last tick and address written, for delta coding (owner only).
@@ -207,6 +216,7 @@ unsafe fn reset(b: *mut Block, tid: i32) {
     blk.stack_hi = 0;
     blk.buf.store(null_mut(), Relaxed);
     blk.pos = 0;
+    blk.apos = 0;
     blk.last_seq.store(0, Relaxed);
     blk.last_tick = 0;
     blk.last_addr = 0;
@@ -224,7 +234,8 @@ unsafe fn reset(b: *mut Block, tid: i32) {
 #[inline(always)]
 pub fn reserve(b: &mut Block) -> bool {
     let cur = b.buf.load(Relaxed);
-    if !cur.is_null() && b.pos + MAX_RECORD <= BUF_DATA {
+    if !cur.is_null() && b.pos + MAX_RECORD <= MAIN_CAP && b.apos + MAX_ADDRS <= BUF_DATA - MAIN_CAP
+    {
         return true;
     }
     switch_buffer(b)
@@ -252,26 +263,52 @@ fn switch_buffer(b: &mut Block) -> bool {
     }
     b.last_seq.store(seq, Release);
     b.pos = 0;
+    b.apos = 0;
     b.buf.store(fresh, Release);
     true
 }
 
-/// The writable tail of the current buffer. Call after [`reserve`].
+/// The writable tail of the current buffer's record part. Call after
+/// [`reserve`].
 #[inline(always)]
 pub fn tail(b: &mut Block) -> &mut [u8] {
     let cur = b.buf.load(Relaxed);
     // SAFETY: reserve() made cur non-null and owned by this thread; the
     // writer only reads bytes below `len`.
-    unsafe { &mut (&mut (*cur).data)[b.pos..] }
+    unsafe { &mut (&mut (*cur).data)[b.pos..MAIN_CAP] }
 }
 
-/// Publishes `n` more bytes written through [`tail`].
+/// The writable tail of the current buffer's address part. Call after
+/// [`reserve`].
 #[inline(always)]
-pub fn commit(b: &mut Block, n: usize) {
+pub fn addr_tail(b: &mut Block) -> &mut [u8] {
+    let cur = b.buf.load(Relaxed);
+    // SAFETY: as in tail().
+    unsafe { &mut (&mut (*cur).data)[MAIN_CAP + b.apos..] }
+}
+
+/// Both parts' lengths in one word, so that the writer reads a consistent
+/// pair with one atomic load.
+#[inline(always)]
+pub fn pack(main: usize, addrs: usize) -> usize {
+    main | addrs << 32
+}
+
+/// Undoes [`pack`]: (record bytes, address bytes).
+#[inline(always)]
+pub fn unpack(len: usize) -> (usize, usize) {
+    (len & 0xffff_ffff, len >> 32)
+}
+
+/// Publishes `n` more record bytes written through [`tail`] and `an` more
+/// address bytes written through [`addr_tail`].
+#[inline(always)]
+pub fn commit(b: &mut Block, n: usize, an: usize) {
     b.pos += n;
+    b.apos += an;
     let cur = b.buf.load(Relaxed);
     // SAFETY: cur is the owned current buffer.
-    unsafe { (*cur).len.store(b.pos, Release) };
+    unsafe { (*cur).len.store(pack(b.pos, b.apos), Release) };
 }
 
 /// Hands the block's buffer to the writer for good (thread exit).

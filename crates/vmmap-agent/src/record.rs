@@ -57,7 +57,7 @@ fn intern(b: &mut Block, st: &Stack) -> u32 {
         p = put_uvarint(buf, p, zigzag(f.wrapping_sub(prev) as i64));
         prev = f;
     }
-    block::commit(b, p);
+    block::commit(b, p, 0);
     id
 }
 
@@ -75,11 +75,13 @@ fn start(b: &mut Block, tag: u8, tick: u64) -> Option<usize> {
     Some(put_uvarint(buf, 1, zigzag(d)))
 }
 
+/// Writes an address at `ap` in the buffer's address part; returns the
+/// new position there.
 #[inline(always)]
-fn addr(b: &mut Block, p: usize, a: u64) -> usize {
+fn addr(b: &mut Block, ap: usize, a: u64) -> usize {
     let d = a.wrapping_sub(b.last_addr) as i64;
     b.last_addr = a;
-    put_uvarint(block::tail(b), p, zigzag(d))
+    put_uvarint(block::addr_tail(b), ap, zigzag(d))
 }
 
 #[inline(always)]
@@ -94,13 +96,13 @@ pub fn alloc(b: &mut Block, tag: u8, tick: u64, ptr: u64, size: u64, align: u64)
     let Some(mut p) = start(b, tag, tick) else {
         return;
     };
-    p = addr(b, p, ptr);
+    let ap = addr(b, 0, ptr);
     p = u(b, p, size);
     p = u(b, p, u64::from(stack));
     if tag == EV_MEMALIGN {
         p = u(b, p, align);
     }
-    block::commit(b, p);
+    block::commit(b, p, ap);
 }
 
 /// `realloc` and `reallocarray`.
@@ -110,21 +112,21 @@ pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64) {
     let Some(mut p) = start(b, EV_REALLOC, tick) else {
         return;
     };
-    p = addr(b, p, old);
-    p = addr(b, p, new);
+    let mut ap = addr(b, 0, old);
+    ap = addr(b, ap, new);
     p = u(b, p, size);
     p = u(b, p, u64::from(stack));
-    block::commit(b, p);
+    block::commit(b, p, ap);
 }
 
 /// `free`: no stack (as heaptrack; stacks on free cost about 20 %).
 #[inline(always)]
 pub fn free(b: &mut Block, tick: u64, ptr: u64) {
-    let Some(mut p) = start(b, EV_FREE, tick) else {
+    let Some(p) = start(b, EV_FREE, tick) else {
         return;
     };
-    p = addr(b, p, ptr);
-    block::commit(b, p);
+    let ap = addr(b, 0, ptr);
+    block::commit(b, p, ap);
 }
 
 /// A mapping call: tag, address, then up to four more integers, then the
@@ -142,12 +144,12 @@ fn mapping_inner(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
     let Some(mut p) = start(b, tag, crate::sys::ticks()) else {
         return;
     };
-    p = addr(b, p, a);
+    let ap = addr(b, 0, a);
     for &v in rest {
         p = u(b, p, v);
     }
     p = u(b, p, u64::from(stack));
-    block::commit(b, p);
+    block::commit(b, p, ap);
 }
 
 /// A record with integers, a string and optionally the stack; errno is
@@ -173,7 +175,7 @@ fn plain_inner(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bo
     if with_stack {
         p = u(b, p, u64::from(stack));
     }
-    block::commit(b, p);
+    block::commit(b, p, 0);
 }
 
 /// The first record of a stream: absolute tick, tid, pthread handle and
@@ -192,5 +194,5 @@ pub fn thread_start(b: &mut Block, pthread: u64) {
     p = put_uvarint(buf, p, pthread);
     p = put_uvarint(buf, p, lo);
     p = put_uvarint(buf, p, hi);
-    block::commit(b, p);
+    block::commit(b, p, 0);
 }

@@ -318,14 +318,24 @@ fn name_own_stack() {
     }
 }
 
-fn segment(st: &mut State, b: &Block, bytes: &[u8]) {
-    if bytes.is_empty() {
+/// Stages the records of `bf` committed since the writer last took some
+/// (up to the packed length `len`): stream id, length, the length of the
+/// record part, the records, then their addresses.
+fn segment(st: &mut State, b: &Block, bf: &Buf, len: usize) {
+    let (main, addrs) = block::unpack(len);
+    let (from, afrom) = block::unpack(bf.copied);
+    let records = &bf.data[from.min(main)..main];
+    let addrs = &bf.data[block::MAIN_CAP + afrom.min(addrs)..block::MAIN_CAP + addrs];
+    if records.is_empty() && addrs.is_empty() {
         return;
     }
     st.stage.extend_from_slice(&b.id.to_le_bytes());
+    let total = 4 + records.len() + addrs.len();
+    st.stage.extend_from_slice(&(total as u32).to_le_bytes());
     st.stage
-        .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    st.stage.extend_from_slice(bytes);
+        .extend_from_slice(&(records.len() as u32).to_le_bytes());
+    st.stage.extend_from_slice(records);
+    st.stage.extend_from_slice(addrs);
 }
 
 fn drain_full(st: &mut State) {
@@ -334,7 +344,7 @@ fn drain_full(st: &mut State) {
         // owner block is never unmapped.
         let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
         let len = bf.len.load(Acquire);
-        segment(st, owner, &bf.data[bf.copied.min(len)..len]);
+        segment(st, owner, bf, len);
         owner.w_done = bf.seq;
         block::give_back(buf);
     }
@@ -364,10 +374,9 @@ fn drain_partials(st: &mut State) {
             continue; // an older buffer of this thread is still in flight
         }
         let len = bf.len.load(Acquire);
-        if len > bf.copied {
-            let from = bf.copied;
+        if len != bf.copied {
+            segment(st, b, bf, len);
             bf.copied = len;
-            segment(st, b, &bf.data[from..len]);
         }
     }
 }

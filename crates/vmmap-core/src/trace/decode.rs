@@ -293,6 +293,8 @@ pub struct ImageInfo {
     pub stalls: u64,
     /// Event bytes before and after compression (from the END message).
     pub event_bytes: (u64, u64),
+    /// Version of the agent's messages ([`TRACE_VERSION`] when written).
+    pub version: u32,
 }
 
 /// A loaded object, for symbolisation.
@@ -385,9 +387,14 @@ struct Pending {
     index: usize,
     /// The message's decompressed events, shared by its segments.
     data: Rc<Vec<u8>>,
-    /// Read position and end within `data`.
+    /// Read position and end within `data` of the records...
     pos: usize,
     end: usize,
+    /// ...and of their addresses, kept apart in version 2 segments (in
+    /// version 1, interleaved: `split` is false and these are unused).
+    apos: usize,
+    aend: usize,
+    split: bool,
 }
 
 /// Stack interning hashes whole frame lists; SipHash made it a visible
@@ -529,7 +536,9 @@ impl Decoder {
                 if hello.0 > u64::from(TRACE_VERSION) {
                     return Err(TraceError::NewerVersion(hello.0));
                 }
-                self.info.images.push(hello.1);
+                let mut image = hello.1;
+                image.version = hello.0 as u32;
+                self.info.images.push(image);
                 self.chunk_ticks = [0, 0];
             }
             MSG_CLOCK | MSG_END => {
@@ -663,15 +672,36 @@ impl Decoder {
     }
 
     fn segments(&mut self, index: usize, image: u32, data: Vec<u8>) -> Result<(), TraceError> {
+        let split = self
+            .info
+            .images
+            .get(image as usize)
+            .is_some_and(|i| i.version >= 2);
         let data = Rc::new(data);
         let mut c = Cursor::new(&data);
         while c.remaining() > 0 {
             let (Some(stream), Some(len)) = (c.u32(), c.u32()) else {
                 return Err(bad(index, "segment header cut short"));
             };
-            let pos = c.position();
+            let start = c.position();
             c.take(len as usize)
                 .ok_or_else(|| bad(index, "segment cut short"))?;
+            let seg_end = start + len as usize;
+            // Version 2: the length of the records, the records, then their
+            // addresses.
+            let (pos, end, apos) = if split {
+                let mut h = Cursor::new(&data[start..seg_end]);
+                let main = h
+                    .u32()
+                    .ok_or_else(|| bad(index, "segment header cut short"))?
+                    as usize;
+                if main > len as usize - 4 {
+                    return Err(bad(index, "segment's record part overruns it"));
+                }
+                (start + 4, start + 4 + main, start + 4 + main)
+            } else {
+                (start, seg_end, seg_end)
+            };
             let next = self.streams.len();
             let si = *self.stream_index.entry((image, stream)).or_insert(next);
             if si == next {
@@ -686,7 +716,10 @@ impl Decoder {
                 index,
                 data: data.clone(),
                 pos,
-                end: pos + len as usize,
+                end,
+                apos,
+                aend: seg_end,
+                split,
             });
             if st.next.is_none() {
                 // The stream was idle: read its first tick for the merge.
@@ -745,7 +778,11 @@ fn run(
             let Some(p) = pending.front_mut() else {
                 return Ok(None);
             };
-            let mut c = Cursor::new(&p.data[p.pos..p.end]);
+            let mut f = Fields {
+                main: Cursor::new(&p.data[p.pos..p.end]),
+                addrs: Cursor::new(&p.data[p.apos..p.aend]),
+                split: p.split,
+            };
             loop {
                 let record = |event| Record {
                     tick,
@@ -758,43 +795,46 @@ fn run(
                 // record where it goes: a hand-over shared by every kind
                 // copied the record through memory that the kinds had
                 // written in different widths, and stalled on it.
-                let done =
-                    match tag {
-                        EV_FREE => addr(&mut c, last_addr)
-                            .map(|ptr| out(record(Event::Free { ptr }), info)),
-                        EV_MALLOC | EV_CALLOC => hot_alloc(tag, &mut c, last_addr, stacks)
-                            .map(|event| out(record(event), info)),
-                        EV_REALLOC => hot_realloc(&mut c, last_addr, stacks)
-                            .map(|event| out(record(event), info)),
-                        _ => decode_event(tag, &mut c, last_addr, stacks)
-                            .map(|event| out(record(event), info)),
-                    };
+                let done = match tag {
+                    EV_FREE => f
+                        .addr(last_addr)
+                        .map(|ptr| out(record(Event::Free { ptr }), info)),
+                    EV_MALLOC | EV_CALLOC => hot_alloc(tag, &mut f, last_addr, stacks)
+                        .map(|event| out(record(event), info)),
+                    EV_REALLOC => {
+                        hot_realloc(&mut f, last_addr, stacks).map(|event| out(record(event), info))
+                    }
+                    _ => decode_event(tag, &mut f, last_addr, stacks)
+                        .map(|event| out(record(event), info)),
+                };
                 if done.is_none() {
                     return Err(bad(
                         p.index,
                         &format!("event with tag {tag} cut short or unknown"),
                     ));
                 }
-                let Some(next_tag) = c.peek_u8() else {
+                let Some(next_tag) = f.main.peek_u8() else {
                     break;
                 };
                 if next_tag == EV_STACK || next_tag == EV_THREAD_START {
                     break;
                 }
-                c.u8();
-                let Some(d) = c.ivarint() else {
+                f.main.u8();
+                let Some(d) = f.main.ivarint() else {
                     return Err(bad(p.index, "event cut short"));
                 };
                 let next_tick = last_tick.wrapping_add(d as u64);
                 *last_tick = next_tick;
                 if !limit.admits(next_tick) {
-                    p.pos += c.position();
+                    p.pos += f.main.position();
+                    p.apos += f.addrs.position();
                     st.next = Some((next_tag, next_tick));
                     return Ok(Some(next_tick));
                 }
                 (tag, tick) = (next_tag, next_tick);
             }
-            p.pos += c.position();
+            p.pos += f.main.position();
+            p.apos += f.addrs.position();
         }
         match peek(st, info, stack_ids, spare)? {
             Some(t) if limit.admits(t) => continue,
@@ -892,11 +932,27 @@ fn intern(info: &mut TraceInfo, ids: &mut HashMap<StackInfo, u32, Fast>, s: Stac
     id
 }
 
-#[inline(always)]
-fn addr(c: &mut Cursor<'_>, last: &mut u64) -> Option<u64> {
-    let v = last.wrapping_add(c.ivarint()? as u64);
-    *last = v;
-    Some(v)
+/// A record's fields: the record bytes, and the addresses, which version 2
+/// keeps apart (in version 1 they are in `main`, interleaved).
+struct Fields<'a> {
+    main: Cursor<'a>,
+    addrs: Cursor<'a>,
+    split: bool,
+}
+
+impl Fields<'_> {
+    /// The next address (coded as the difference from the last one).
+    #[inline(always)]
+    fn addr(&mut self, last: &mut u64) -> Option<u64> {
+        let d = if self.split {
+            self.addrs.ivarint()?
+        } else {
+            self.main.ivarint()?
+        };
+        let v = last.wrapping_add(d as u64);
+        *last = v;
+        Some(v)
+    }
 }
 
 #[inline(always)]
@@ -916,10 +972,10 @@ fn text(c: &mut Cursor<'_>) -> Option<String> {
 /// are heap operations; a call returning an [`Event`] through memory cost
 /// a third of the decoding thread's time in store-forwarding stalls).
 #[inline(always)]
-fn hot_alloc(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
-    let ptr = addr(c, st)?;
-    let size = c.uvarint()?;
-    let stack = stack(c, stacks)?;
+fn hot_alloc(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+    let ptr = f.addr(st)?;
+    let size = f.main.uvarint()?;
+    let stack = stack(&mut f.main, stacks)?;
     Some(Event::Alloc {
         kind: tag,
         ptr,
@@ -931,23 +987,27 @@ fn hot_alloc(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Optio
 
 /// `realloc`, decoded inline in [`run`].
 #[inline(always)]
-fn hot_realloc(c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+fn hot_realloc(f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
     Some(Event::Realloc {
-        old: addr(c, st)?,
-        new: addr(c, st)?,
-        size: c.uvarint()?,
-        stack: stack(c, stacks)?,
+        old: f.addr(st)?,
+        new: f.addr(st)?,
+        size: f.main.uvarint()?,
+        stack: stack(&mut f.main, stacks)?,
     })
 }
 
 #[inline(never)]
-fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+fn decode_event(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
     Some(match tag {
         EV_MALLOC | EV_CALLOC | EV_MEMALIGN => {
-            let ptr = addr(c, st)?;
-            let size = c.uvarint()?;
-            let stack = stack(c, stacks)?;
-            let align = if tag == EV_MEMALIGN { c.uvarint()? } else { 0 };
+            let ptr = f.addr(st)?;
+            let size = f.main.uvarint()?;
+            let stack = stack(&mut f.main, stacks)?;
+            let align = if tag == EV_MEMALIGN {
+                f.main.uvarint()?
+            } else {
+                0
+            };
             Event::Alloc {
                 kind: tag,
                 ptr,
@@ -957,98 +1017,98 @@ fn decode_event(tag: u8, c: &mut Cursor<'_>, st: &mut u64, stacks: &[u32]) -> Op
             }
         }
         EV_REALLOC => Event::Realloc {
-            old: addr(c, st)?,
-            new: addr(c, st)?,
-            size: c.uvarint()?,
-            stack: stack(c, stacks)?,
+            old: f.addr(st)?,
+            new: f.addr(st)?,
+            size: f.main.uvarint()?,
+            stack: stack(&mut f.main, stacks)?,
         },
-        EV_FREE => Event::Free { ptr: addr(c, st)? },
+        EV_FREE => Event::Free { ptr: f.addr(st)? },
         EV_MMAP => Event::Mmap {
-            addr: addr(c, st)?,
-            len: c.uvarint()?,
-            prot: c.uvarint()? as u32,
-            flags: c.uvarint()? as u32,
-            fd: unzigzag(c.uvarint()?) as i32,
-            offset: c.uvarint()?,
-            stack: stack(c, stacks)?,
+            addr: f.addr(st)?,
+            len: f.main.uvarint()?,
+            prot: f.main.uvarint()? as u32,
+            flags: f.main.uvarint()? as u32,
+            fd: unzigzag(f.main.uvarint()?) as i32,
+            offset: f.main.uvarint()?,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_MUNMAP => Event::Munmap {
-            addr: addr(c, st)?,
-            len: c.uvarint()?,
-            stack: stack(c, stacks)?,
+            addr: f.addr(st)?,
+            len: f.main.uvarint()?,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_MREMAP => Event::Mremap {
-            old: addr(c, st)?,
-            old_len: c.uvarint()?,
-            new: c.uvarint()?,
-            new_len: c.uvarint()?,
-            flags: c.uvarint()? as u32,
-            stack: stack(c, stacks)?,
+            old: f.addr(st)?,
+            old_len: f.main.uvarint()?,
+            new: f.main.uvarint()?,
+            new_len: f.main.uvarint()?,
+            flags: f.main.uvarint()? as u32,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_MPROTECT => Event::Mprotect {
-            addr: addr(c, st)?,
-            len: c.uvarint()?,
-            prot: c.uvarint()? as u32,
-            stack: stack(c, stacks)?,
+            addr: f.addr(st)?,
+            len: f.main.uvarint()?,
+            prot: f.main.uvarint()? as u32,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_MADVISE => Event::Madvise {
-            addr: addr(c, st)?,
-            len: c.uvarint()?,
-            advice: c.uvarint()? as u32,
-            stack: stack(c, stacks)?,
+            addr: f.addr(st)?,
+            len: f.main.uvarint()?,
+            advice: f.main.uvarint()? as u32,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_BRK => Event::Brk {
-            old: addr(c, st)?,
-            new: c.uvarint()?,
-            sbrk: c.uvarint()? == 1,
-            stack: stack(c, stacks)?,
+            old: f.addr(st)?,
+            new: f.main.uvarint()?,
+            sbrk: f.main.uvarint()? == 1,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_THREAD_START => Event::ThreadStart {
-            pthread: c.uvarint()?,
-            stack_lo: c.uvarint()?,
-            stack_hi: c.uvarint()?,
+            pthread: f.main.uvarint()?,
+            stack_lo: f.main.uvarint()?,
+            stack_hi: f.main.uvarint()?,
         },
         EV_THREAD_EXIT => {
-            c.bytes()?;
+            f.main.bytes()?;
             Event::ThreadExit
         }
         EV_THREAD_NAME => Event::ThreadName {
-            pthread: c.uvarint()?,
-            name: text(c)?,
+            pthread: f.main.uvarint()?,
+            name: text(&mut f.main)?,
         },
         EV_THREAD_CREATE => {
-            let pthread = c.uvarint()?;
-            c.bytes()?;
+            let pthread = f.main.uvarint()?;
+            f.main.bytes()?;
             Event::ThreadCreate {
                 pthread,
-                stack: stack(c, stacks)?,
+                stack: stack(&mut f.main, stacks)?,
             }
         }
         EV_DLOPEN => Event::Dlopen {
-            handle: c.uvarint()?,
-            flags: c.uvarint()? as u32,
-            path: text(c)?,
-            stack: stack(c, stacks)?,
+            handle: f.main.uvarint()?,
+            flags: f.main.uvarint()? as u32,
+            path: text(&mut f.main)?,
+            stack: stack(&mut f.main, stacks)?,
         },
         EV_DLCLOSE => {
-            let handle = c.uvarint()?;
-            c.bytes()?;
+            let handle = f.main.uvarint()?;
+            f.main.bytes()?;
             Event::Dlclose {
                 handle,
-                stack: stack(c, stacks)?,
+                stack: stack(&mut f.main, stacks)?,
             }
         }
         EV_FORK => {
-            let pid = c.uvarint()? as u32;
-            c.bytes()?;
+            let pid = f.main.uvarint()? as u32;
+            f.main.bytes()?;
             Event::Fork {
                 pid,
-                stack: stack(c, stacks)?,
+                stack: stack(&mut f.main, stacks)?,
             }
         }
         EV_EXEC => Event::Exec {
-            path: text(c)?,
-            stack: stack(c, stacks)?,
+            path: text(&mut f.main)?,
+            stack: stack(&mut f.main, stacks)?,
         },
         _ => return None,
     })
@@ -1137,7 +1197,8 @@ mod tests {
 
     fn hello() -> Vec<u8> {
         let mut m = vec![MSG_HELLO];
-        for v in [u64::from(TRACE_VERSION), 42, 1, 4096, 0, 0, 1_000, 2_000] {
+        // Version 1: records with their addresses interleaved.
+        for v in [1, 42, 1, 4096, 0, 0, 1_000, 2_000] {
             push_uvarint(&mut m, v);
         }
         push_bytes(&mut m, b"/bin/prog");
@@ -1236,6 +1297,81 @@ mod tests {
         assert!(d.feed(&newer, &mut |_, _| {}).is_err());
         assert!(matches!(
             Decoder::new().feed(&[], &mut |_, _| {}),
+            Err(TraceError::Corrupt { .. })
+        ));
+    }
+
+    /// Version 2 keeps addresses apart from the records: every kind of
+    /// record with addresses (two for a realloc) decodes to what version 1
+    /// gives for the same calls.
+    #[test]
+    fn version_2_segments_decode_like_version_1() {
+        use crate::trace::synthetic::{self as syn, StreamBuilder};
+        let mut s = StreamBuilder::new(11, 0, 0, 0);
+        s.stack(1, &[0x401]);
+        s.malloc(10, 0x5000, 24, 1);
+        s.head(EV_REALLOC, 12);
+        s.addr(0x5000);
+        s.addr(0x9000);
+        s.ints(&[4000, 1]);
+        s.mmap_anon(14, 0x7000_0000, 8192, 1);
+        s.free(16, 0x9000);
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
+            .unwrap();
+        d.feed(&syn::events(20, &s), &mut |r, _| got.push(r.event.clone()))
+            .unwrap();
+        d.finish(&mut |r, _| got.push(r.event.clone())).unwrap();
+        assert_eq!(d.info.images[0].version, TRACE_VERSION);
+        let stack = got
+            .iter()
+            .find_map(|e| match e {
+                Event::Alloc { stack, .. } => Some(*stack),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            got[1..],
+            [
+                Event::Alloc {
+                    kind: EV_MALLOC,
+                    ptr: 0x5000,
+                    size: 24,
+                    align: 0,
+                    stack
+                },
+                Event::Realloc {
+                    old: 0x5000,
+                    new: 0x9000,
+                    size: 4000,
+                    stack
+                },
+                Event::Mmap {
+                    addr: 0x7000_0000,
+                    len: 8192,
+                    prot: 3,
+                    flags: 0x22,
+                    fd: -1,
+                    offset: 0,
+                    stack
+                },
+                Event::Free { ptr: 0x9000 },
+            ]
+        );
+        // A record part longer than its segment is damage, not a panic.
+        let mut seg = 0u32.to_le_bytes().to_vec();
+        seg.extend_from_slice(&4u32.to_le_bytes());
+        seg.extend_from_slice(&100u32.to_le_bytes());
+        let mut bad = vec![MSG_EVENTS];
+        push_uvarint(&mut bad, 30);
+        push_uvarint(&mut bad, seg.len() as u64);
+        bad.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
+        let mut d = Decoder::new();
+        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
+            .unwrap();
+        assert!(matches!(
+            d.feed(&bad, &mut |_, _| {}),
             Err(TraceError::Corrupt { .. })
         ));
     }

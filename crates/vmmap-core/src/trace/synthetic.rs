@@ -7,9 +7,11 @@
 use super::wire::*;
 
 /// One thread's records, with the running tick and address the format
-/// codes differences from. Starts with the thread-start record at tick 0.
+/// codes differences from, the addresses apart ([`TRACE_VERSION`] 2).
+/// Starts with the thread-start record at tick 0.
 pub struct StreamBuilder {
     bytes: Vec<u8>,
+    addrs: Vec<u8>,
     tick: u64,
     addr: u64,
 }
@@ -24,6 +26,7 @@ impl StreamBuilder {
         }
         StreamBuilder {
             bytes,
+            addrs: Vec::new(),
             tick: 0,
             addr: 0,
         }
@@ -36,9 +39,9 @@ impl StreamBuilder {
         self.tick = tick;
     }
 
-    /// An address field.
+    /// An address field (it goes to the addresses part).
     pub fn addr(&mut self, a: u64) {
-        push_uvarint(&mut self.bytes, zigzag(a as i64 - self.addr as i64));
+        push_uvarint(&mut self.addrs, zigzag(a as i64 - self.addr as i64));
         self.addr = a;
     }
 
@@ -83,9 +86,13 @@ impl StreamBuilder {
         self.ints(&[len, 3, 0x22, zigzag(-1), 0, stack]);
     }
 
-    /// The records so far.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The segment of the records so far: the records' length, the
+    /// records, their addresses.
+    pub fn segment(&self) -> Vec<u8> {
+        let mut seg = (self.bytes.len() as u32).to_le_bytes().to_vec();
+        seg.extend_from_slice(&self.bytes);
+        seg.extend_from_slice(&self.addrs);
+        seg
     }
 }
 
@@ -129,9 +136,10 @@ pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
 
 /// An EVENTS message holding `stream` (as stream 0) whole, stamped `tick`.
 pub fn events(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
+    let body = stream.segment();
     let mut seg = 0u32.to_le_bytes().to_vec();
-    seg.extend_from_slice(&(stream.bytes.len() as u32).to_le_bytes());
-    seg.extend_from_slice(&stream.bytes);
+    seg.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    seg.extend_from_slice(&body);
     let mut m = vec![MSG_EVENTS];
     push_uvarint(&mut m, tick);
     push_uvarint(&mut m, seg.len() as u64);

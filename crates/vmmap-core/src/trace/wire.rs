@@ -11,7 +11,10 @@
 //! which keeps heap pointers to two or three bytes.
 
 /// Version of the messages below; the agent writes it in [`MSG_HELLO`].
-pub const TRACE_VERSION: u32 = 1;
+/// Version 2 segments keep the records' addresses apart from the rest of
+/// the records (see [`super::decode`] and `docs/trace-format.md`); version
+/// 1 segments, interleaved, are still read.
+pub const TRACE_VERSION: u32 = 2;
 
 /// Process facts at agent start: version, pid, ppid, page size, clock
 /// anchor, flags, executable and command line.

@@ -7,20 +7,22 @@
 #                                            25-frame stacks on average
 #   stressq  alloc_bench 10000000 2 4096 q   the same with 32 size classes
 #   typical  typical_mix 6000000 2           compute-bound word counting
-# Commands per workload (hyperfine, median wall; CPU is user+system):
+# Commands per workload, run in rounds (hyperfine, one run of each command
+# per round, after a warm-up round; CPU is user+system):
 #   plain                    the workload alone
 #   LD_PRELOAD nop           preload_nop.so forwarding to glibc: the floor
 #   vmmap run                `vmmap run -q -i 1s` (agent + 1 s snapshots)
 #   heaptrack -r             heaptrack's raw recording (no interpreter)
-# It prints, per command, median wall seconds, wall ratio and CPU ratio to
-# plain, and for the tracers the file size per million allocations (each
-# paired with a free), then one line per workload:
+# It prints, per command, its median wall seconds, the median over rounds
+# of its wall ratio to the plain run of the same round (with their range),
+# the same for CPU, and for the tracers the file size per million
+# allocations (each paired with a free), then one line per workload:
 #   RATIO workload=stress vmmap_wall=1.9 vmmap_cpu=2.1 vmmap_mb_per_m=11.7 heaptrack_wall=7.8 ...
 # Targets (issue 6): wall <= 2.0x on stress, <= 1.10x on typical, <= 3 MB per
 # million allocations; a miss prints WARNING (exit status stays 0).
 #
 # Environment:
-#   RUNS=3            hyperfine runs per command (after 1 warm-up run)
+#   RUNS=3            rounds (after 1 warm-up round)
 #   SHARED_BENCH=DIR  where alloc_bench.c, typical_mix.c and preload_shim.c
 #                     are (default: ROOT/../shared/bench; only read)
 #   OUT=DIR           trace files and builds (default: ROOT/target/bench-trace)
@@ -55,24 +57,35 @@ for w in $WORKLOADS; do
           -n vmmap "$VMMAP run -q -i 1s -o $OUT/$w.vmmap -- $app")
     [ -n "$HEAPTRACK" ] && cmds+=(-n heaptrack "$HEAPTRACK -r -o $OUT/ht_$w $app")
     echo "== $w: $app"
-    hyperfine -N --runs "$RUNS" --warmup 1 --export-json "$OUT/$w.json" --output null "${cmds[@]}" >/dev/null
+    rm -f "$OUT/$w".round*.json
+    # A warm-up round, then RUNS rounds of one run of each command: each
+    # tracer is compared with the plain run beside it in time. The speed of
+    # a shared machine drifts (here by a third within minutes), and blocks
+    # of runs of one command at a time took that drift for overhead.
+    hyperfine -N --runs 1 --output null "${cmds[@]}" >/dev/null 2>&1
+    for r in $(seq 1 "$RUNS"); do
+        hyperfine -N --runs 1 --export-json "$OUT/$w.round$r.json" --output null "${cmds[@]}" >/dev/null 2>&1
+    done
     allocs=$("$VMMAP" trace "$OUT/$w.vmmap" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["allocations"])')
     vsize=$(stat -c %s "$OUT/$w.vmmap")
     hsize=$(cat "$OUT"/ht_"$w"* 2>/dev/null | wc -c)
-    python3 - "$OUT/$w.json" "$w" "$allocs" "$vsize" "$hsize" <<'PY'
+    python3 - "$OUT" "$w" "$allocs" "$vsize" "$hsize" "$RUNS" <<'PY'
 import json, statistics, sys
-path, w, allocs, vsize, hsize = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-res = {r["command"]: r for r in json.load(open(path))["results"]}
-def med(r): return statistics.median(r["times"])
-def cpu(r): return r["user"] + r["system"]  # hyperfine reports their means
-p = res["plain"]
+out_dir, w, allocs, vsize, hsize, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+rounds = []
+for r in range(1, runs + 1):
+    res = json.load(open(f"{out_dir}/{w}.round{r}.json"))["results"]
+    rounds.append({x["command"]: (x["times"][0], x["user"] + x["system"]) for x in res})
 out = {}
-for name, r in res.items():
-    wall, c = med(r) / med(p), cpu(r) / cpu(p)
+for name in rounds[0]:
+    wall = [x[name][0] / x["plain"][0] for x in rounds]
+    c = statistics.median(x[name][1] / x["plain"][1] for x in rounds)
+    secs = statistics.median(x[name][0] for x in rounds)
     size = {"vmmap": vsize, "heaptrack": hsize}.get(name)
     per_m = f"{size / 1e6 / (allocs / 1e6):6.2f} MB per M allocations" if size else ""
-    print(f"  {name:<10} {med(r):8.3f} s  wall x{wall:5.2f}  cpu x{c:5.2f}  {per_m}")
-    out[name] = (wall, c, size / 1e6 / (allocs / 1e6) if size else 0)
+    spread = f"[{min(wall):.2f}-{max(wall):.2f}]"
+    print(f"  {name:<10} {secs:8.3f} s  wall x{statistics.median(wall):5.2f} {spread:<12} cpu x{c:5.2f}  {per_m}")
+    out[name] = (statistics.median(wall), c, size / 1e6 / (allocs / 1e6) if size else 0)
 v = out["vmmap"]
 line = f"RATIO workload={w} allocations={allocs} vmmap_wall={v[0]:.2f} vmmap_cpu={v[1]:.2f} vmmap_mb_per_m={v[2]:.2f} nop_wall={out['nop'][0]:.2f}"
 if "heaptrack" in out:

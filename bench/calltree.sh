@@ -11,7 +11,7 @@
 # every run symbolises from scratch, as a first open does.
 #
 # Environment:
-#   RUNS=5            hyperfine runs per command (after 1 warm-up run)
+#   RUNS=5            rounds of one run of each command (after a warm-up round)
 #   SHARED_BENCH=DIR  where alloc_bench.c is (default: ROOT/../shared/bench)
 #   OUT=DIR           traces and builds (default: ROOT/target/bench-calltree)
 set -euo pipefail

@@ -751,8 +751,9 @@ impl Limit {
 /// Releases the stream's records, starting with the one [`peek`] read the
 /// tick of, while their ticks stay within `limit`; returns the tick of
 /// the record it stopped at (None when the stream ran dry). This is the
-/// decoder's hot loop: ordinary records inside one segment are decoded
-/// with one cursor, header and body, without going back to the merge;
+/// decoder's hot loop: ordinary records inside one segment are decoded,
+/// header and body, with one cursor over the records (and one over their
+/// addresses), without going back to the merge;
 /// segment ends, stack definitions and thread starts take [`peek`]'s
 /// general path.
 fn run(

@@ -1081,26 +1081,37 @@ impl App {
         self.owners_job.is_some()
     }
 
-    /// Ctrl+T: the strings of the selected region, read now.
+    /// The start of the selected region, for actions that read the live
+    /// process: None, with the reason on the status line (`live` when the
+    /// snapshot came from a file, `gap` when a free gap is selected), when
+    /// there is none.
+    fn live_selected_start(&mut self, live: &str, gap: &str) -> Option<u64> {
+        let m = self.main.as_ref()?;
+        if self.from_file {
+            self.message = Some(format!("{live}; this snapshot was loaded from a file"));
+            return None;
+        }
+        let &row = m.details.rows.get(m.details.selected)?;
+        match row_region(&m.snap, row) {
+            Some(region) => Some(region.start),
+            None => {
+                self.message = Some(format!("{gap}: select a region"));
+                None
+            }
+        }
+    }
+
     /// `H`: which other processes map the physical pages of the selected
     /// region (a frame join over every process's pagemap; root only).
     fn open_shared_with(&mut self) {
+        let Some(start) = self.live_selected_start(
+            "Sharing is read from live page tables",
+            "A free gap maps no pages",
+        ) else {
+            return;
+        };
         let Some(m) = self.main.as_ref() else { return };
-        if self.from_file {
-            self.message = Some(
-                "Sharing is read from live page tables; this snapshot was loaded from a file"
-                    .into(),
-            );
-            return;
-        }
-        let Some(&row) = m.details.rows.get(m.details.selected) else {
-            return;
-        };
-        let Some(region) = row_region(&m.snap, row) else {
-            self.message = Some("A free gap maps no pages: select a region".into());
-            return;
-        };
-        let Some(top) = m.snap.region_at(region.start) else {
+        let Some(top) = m.snap.region_at(start) else {
             return;
         };
         let opts = vmmap_core::collect::Options::default().proc_root(&self.proc_root);
@@ -1117,23 +1128,16 @@ impl App {
         }
     }
 
+    /// Ctrl+T: the strings of the selected region, read now.
     fn open_strings(&mut self) {
+        let Some(start) = self.live_selected_start(
+            "Strings are read from a live process's memory",
+            "A free gap holds no strings",
+        ) else {
+            return;
+        };
         let Some(m) = self.main.as_ref() else { return };
-        if self.from_file {
-            self.message = Some(
-                "Strings are read from a live process's memory; this snapshot was loaded from a file"
-                    .into(),
-            );
-            return;
-        }
-        let Some(&row) = m.details.rows.get(m.details.selected) else {
-            return;
-        };
-        let Some(region) = row_region(&m.snap, row) else {
-            self.message = Some("A free gap holds no strings: select a region".into());
-            return;
-        };
-        match crate::memory_view::read_strings(&m.snap, &self.proc_root, region.start, 4) {
+        match crate::memory_view::read_strings(&m.snap, &self.proc_root, start, 4) {
             Ok(list) => {
                 self.memory_list = Some(list);
                 self.mode = Mode::MemoryList;

@@ -71,39 +71,29 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32)
     if kind != Kind::Mimalloc {
         return;
     }
-    let mut i = 0;
-    while i < c.regions.len() {
-        let start = c.regions[i].start;
-        let run = (MI_HINT.contains(&start) && start % MI_SEGMENT_ALIGN == 0)
-            .then(|| c.free_run(i, |_| true))
-            .flatten();
-        let Some(len) = run else {
-            i += 1;
-            continue;
-        };
-        let span = c.span(i, len);
-        c.claim(
-            i,
-            len,
-            MemoryType::Heap,
-            format!("Heap ID: {id} (mimalloc segments, {})", mib(span)),
-            Cow::Owned(format!(
-                "{source} and the mapping starts segment-aligned in mimalloc's 2-6 TiB hint area"
-            )),
-            Confidence::High,
-            Some(id),
-        );
-        i += len;
-    }
+    c.scan_free_runs(
+        |r| MI_HINT.contains(&r.start) && r.start % MI_SEGMENT_ALIGN == 0,
+        |_| true,
+        |c, i, len| {
+            let span = c.span(i, len);
+            c.claim(
+                i,
+                len,
+                MemoryType::Heap,
+                format!("Heap ID: {id} (mimalloc segments, {})", mib(span)),
+                Cow::Owned(format!(
+                    "{source} and the mapping starts segment-aligned in mimalloc's 2-6 TiB hint area"
+                )),
+                Confidence::High,
+                Some(id),
+            );
+            len
+        },
+    );
 }
 
 pub(super) fn plan_rest(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32) {
-    let mut i = 0;
-    while i < c.regions.len() {
-        let Some(len) = c.free_run(i, |_| true) else {
-            i += 1;
-            continue;
-        };
+    c.scan_free_runs(|_| true, |_| true, |c, i, len| {
         let start = c.regions[i].start;
         let span = c.span(i, len);
         let aligned = kind == Kind::Jemalloc && start % HUGE_PAGE == 0 && span % HUGE_PAGE == 0;
@@ -121,6 +111,6 @@ pub(super) fn plan_rest(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32) 
             confidence,
             Some(id),
         );
-        i += len;
-    }
+        len
+    });
 }

@@ -242,15 +242,9 @@ fn mark_stacks(c: &mut Claimer<'_>, i: usize, len: usize, gs: &[Goroutine]) -> (
 }
 
 pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str, goroutines: &Goroutines) {
-    let mut i = 0;
-    while i < c.regions.len() {
+    let at_hint = |r: &crate::model::Region| r.start & ((1 << 40) - 1) == HINT_LOW;
+    c.scan_free_runs(at_hint, |_| true, |c, i, len| {
         let start = c.regions[i].start;
-        let at_hint = start & ((1 << 40) - 1) == HINT_LOW;
-        let run = at_hint.then(|| c.free_run(i, |_| true)).flatten();
-        let Some(len) = run else {
-            i += 1;
-            continue;
-        };
         // The kernel may have merged the last arena with a neighbour:
         // claim whole arenas only.
         let mut len = len;
@@ -258,8 +252,7 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str, goroutines: &Gorou
             len -= 1;
         }
         if len == 0 {
-            i += 1;
-            continue;
+            return 1;
         }
         let span = c.span(i, len);
         let committed: u64 = c.regions[i..i + len]
@@ -293,8 +286,8 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str, goroutines: &Gorou
             Confidence::High,
             None,
         );
-        i += len;
-    }
+        len
+    });
 }
 
 pub(super) fn plan_rest(c: &mut Claimer<'_>, version: &str, cgo: bool) {

@@ -460,16 +460,8 @@ fn plan_metaspace(c: &mut Claimer<'_>, p: &PerfData) {
 
 /// The code cache: a range whose committed parts are executable.
 fn plan_code_cache(c: &mut Claimer<'_>) {
-    let mut i = 0;
-    while i < c.regions.len() {
-        let starts_rwx = c.regions[i].perms.exec() && c.regions[i].perms.write();
-        let run = starts_rwx
-            .then(|| c.free_run(i, |r| r.perms.none() || (r.perms.exec() && r.perms.write())))
-            .flatten();
-        let Some(len) = run else {
-            i += 1;
-            continue;
-        };
+    let rwx = |r: &Region| r.perms.exec() && r.perms.write();
+    c.scan_free_runs(rwx, |r| r.perms.none() || rwx(r), |c, i, len| {
         let span = c.span(i, len);
         c.claim(
             i,
@@ -480,8 +472,8 @@ fn plan_code_cache(c: &mut Claimer<'_>) {
             Confidence::High,
             None,
         );
-        i += len;
-    }
+        len
+    });
 }
 
 pub(super) fn plan_rest(c: &mut Claimer<'_>, jvm: &Jvm) {

@@ -225,26 +225,25 @@ fn dotnet_rest(c: &mut Claimer<'_>) {
             r.confidence = Confidence::High;
         }
     }
-    let mut i = 0;
-    while i < c.regions.len() {
-        let Some(len) = c.free_run(i, |_| true) else {
-            i += 1;
-            continue;
-        };
-        let span = c.span(i, len);
-        if span >= 256 << 30 {
-            c.claim(
-                i,
-                len,
-                MemoryType::ManagedHeap,
-                format!(".NET GC regions reservation ({})", gib(span)),
-                Cow::Borrowed("libcoreclr.so is loaded and this is the range of 256 GiB or more the regions GC reserves at start"),
-                Confidence::Medium,
-                None,
-            );
-        }
-        i += len;
-    }
+    c.scan_free_runs(
+        |_| true,
+        |_| true,
+        |c, i, len| {
+            let span = c.span(i, len);
+            if span >= 256 << 30 {
+                c.claim(
+                    i,
+                    len,
+                    MemoryType::ManagedHeap,
+                    format!(".NET GC regions reservation ({})", gib(span)),
+                    Cow::Borrowed("libcoreclr.so is loaded and this is the range of 256 GiB or more the regions GC reserves at start"),
+                    Confidence::Medium,
+                    None,
+                );
+            }
+            len
+        },
+    );
 }
 
 /// Claims regions for a runtime and reads the layout of the flat list.
@@ -298,15 +297,38 @@ impl<'a> Claimer<'a> {
         evidence: Cow<'static, str>,
         confidence: Confidence,
     ) {
+        self.scan_free_runs(
+            |_| true,
+            |_| true,
+            |c, i, len| {
+                let ev = evidence.clone();
+                c.claim(i, len, memory_type, details.into(), ev, confidence, None);
+                len
+            },
+        );
+    }
+
+    /// Visits every run of free VMAs, each accepted by `member`, that starts
+    /// at a VMA accepted by `starts`, in address order: `each(self, i,
+    /// len)` claims what it recognises there and returns how many VMAs to
+    /// move on by (the whole run, unless it took less).
+    fn scan_free_runs(
+        &mut self,
+        starts: impl Fn(&Region) -> bool,
+        member: impl Fn(&Region) -> bool,
+        mut each: impl FnMut(&mut Self, usize, usize) -> usize,
+    ) {
         let mut i = 0;
         while i < self.regions.len() {
-            let Some(len) = self.free_run(i, |_| true) else {
-                i += 1;
-                continue;
+            let run = if starts(&self.regions[i]) {
+                self.free_run(i, &member)
+            } else {
+                None
             };
-            let ev = evidence.clone();
-            self.claim(i, len, memory_type, details.into(), ev, confidence, None);
-            i += len;
+            i += match run {
+                Some(len) => each(self, i, len).max(1),
+                None => 1,
+            };
         }
     }
 

@@ -244,12 +244,7 @@ fn plan_wasm(c: &mut Claimer<'_>) {
 fn plan_reservations(c: &mut Claimer<'_>) {
     plan_code_range(c);
     plan_wasm(c);
-    let mut i = 0;
-    while i < c.regions.len() {
-        let Some(len) = c.free_run(i, |_| true) else {
-            i += 1;
-            continue;
-        };
+    c.scan_free_runs(|_| true, |_| true, |c, i, len| {
         let start = c.regions[i].start;
         let span = c.span(i, len);
         let all_reserved = c.regions[i..i + len].iter().all(|r| r.perms.none());
@@ -279,8 +274,8 @@ fn plan_reservations(c: &mut Claimer<'_>) {
                 None,
             );
         }
-        i += len;
-    }
+        len
+    });
 }
 
 #[cfg(test)]

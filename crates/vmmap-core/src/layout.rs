@@ -245,7 +245,7 @@ impl Layout {
             s,
             r#"<text x="10" y="20" style="font-size:15px;font-weight:bold">Fragmentation map of {} ({})</text>"#,
             snap.process.pid,
-            xml(&snap.process.name)
+            xml_text(&snap.process.name)
         );
         let largest = self.largest_free.map_or_else(
             || "none".to_string(),
@@ -343,7 +343,7 @@ impl Layout {
     pub fn title(&self, snap: &Snapshot, seg: &Segment) -> String {
         let size = crate::units::size(seg.end - seg.start, false);
         match seg.region.and_then(|i| snap.regions.get(i)) {
-            Some(r) => xml(&format!(
+            Some(r) => xml_text(&format!(
                 "{:#x}-{:#x} {} {size} {}{}",
                 seg.start,
                 seg.end,
@@ -388,7 +388,9 @@ pub fn colour(t: MemoryType) -> &'static str {
     }
 }
 
-fn xml(s: &str) -> String {
+/// Text made safe inside XML or HTML, in element content and in quoted
+/// attributes (control characters become spaces).
+pub(crate) fn xml_text(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

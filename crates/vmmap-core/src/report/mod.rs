@@ -106,7 +106,7 @@ pub fn write_html(input: &ReportInput<'_>, w: &mut dyn Write) -> io::Result<Repo
     let d = data(input);
     let json = serde_json::to_string(&d).map_err(io::Error::other)?;
     let json = script_safe(&json);
-    let title = html_text(&title(input));
+    let title = crate::layout::xml_text(&title(input));
     let mut out = CountingWriter { w, n: 0 };
     // The template has one marker per insertion, in this order.
     let mut rest = TEMPLATE;
@@ -159,21 +159,6 @@ fn script_safe(json: &str) -> String {
             '<' => o.push_str("\\u003c"),
             '\u{2028}' => o.push_str("\\u2028"),
             '\u{2029}' => o.push_str("\\u2029"),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// Text for an HTML element's content.
-fn html_text(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            c if c.is_control() => o.push(' '),
             c => o.push(c),
         }
     }

@@ -100,24 +100,21 @@ fn section_headers(read: &mut dyn FnMut(u64, &mut [u8]) -> bool) -> Option<(Vec<
     read(shoff, &mut sh).then_some((sh, usize::from(names)))
 }
 
-/// The file offset and size of the section called `name`.
+/// The file offset and size of the section called `name` ([`crate::elf::sections`]
+/// over the inspector's exact reads).
 pub(super) fn section_named(
     read: &mut dyn FnMut(u64, &mut [u8]) -> bool,
     name: &[u8],
 ) -> Option<(u64, u64)> {
-    let (sh, names) = section_headers(read)?;
-    let strtab = sh.get(names * 64..(names + 1) * 64)?;
-    let size = usize::try_from(u64_at(strtab, 32)).ok()?.min(1 << 16);
-    let mut strs = vec![0u8; size];
-    if !read(u64_at(strtab, 24), &mut strs) {
-        return None;
-    }
-    sh.chunks_exact(64).find_map(|s| {
-        let at = u32_at(s, 0) as usize;
-        let found = strs.get(at..at + name.len() + 1)?;
-        (found[..name.len()] == *name && found[name.len()] == 0)
-            .then(|| (u64_at(s, 24), u64_at(s, 32)))
-    })
+    let mut read_len = |offset: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        read(offset, &mut b).then_some(b)
+    };
+    crate::elf::sections(&mut read_len)
+        .ok()?
+        .into_iter()
+        .find(|s| s.name.as_bytes() == name)
+        .map(|s| (s.offset, s.size))
 }
 
 /// The values (addresses as linked) of the `.symtab` symbols called
@@ -155,8 +152,9 @@ pub(super) fn symbol_values(
 
 /// The ELF type (`e_type`: 2 executable, 3 shared object or PIE).
 pub(super) fn elf_type(read: &mut dyn FnMut(u64, &mut [u8]) -> bool) -> Option<u16> {
-    let mut h = [0u8; 18];
-    (read(0, &mut h) && &h[..4] == b"\x7fELF").then(|| u16::from_le_bytes([h[16], h[17]]))
+    let mut h = [0u8; 64];
+    read(0, &mut h).then_some(())?;
+    crate::elf::parse(&h).ok().map(|i| i.file_type)
 }
 
 /// Where the dynamic symbols' GNU hash table, symbols and names are.

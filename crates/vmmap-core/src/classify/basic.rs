@@ -275,12 +275,7 @@ mod tests {
     }
 
     fn type_of(perms: &[u8; 4], inode: u64, path: &str) -> MemoryType {
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let mut fake = FakeInspector::default();
         fake.fs.insert((0, 26), "tmpfs".into());
         let mut r = region(perms, inode, path);

@@ -241,8 +241,8 @@ fn plausible(h: &HeapInfo, start: u64, size: u64, heap_max: u64, page: u64) -> b
 
 #[cfg(test)]
 mod tests {
+    use super::super::classify;
     use super::super::testutil::FakeInspector;
-    use super::super::{classify, Context};
     use super::*;
     use crate::proc::smaps::Mapping;
 
@@ -280,12 +280,7 @@ mod tests {
         fake.memory.push((a, header(b + 0x20, 0, 0x21000, 0x21000))); // second heap of arena at b
         fake.memory.push((b, header(b + 0x20, 0, 0x1000, 0x1000)));
         fake.memory.push((c, header(0, 0, 0, 0)));
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r.len(), 3);
         assert_eq!(
@@ -314,12 +309,7 @@ mod tests {
         ];
         let mut fake = FakeInspector::default();
         fake.memory.push((a, header(a + 0x20, 0, 0x7f000, 0x80000)));
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r.len(), 1, "{r:#?}");
         assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
@@ -335,12 +325,7 @@ mod tests {
             anon(a + 0x21000, a + MB64, b"---p"),
         ];
         let mut fake = FakeInspector::default();
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r[0].memory_type, MemoryType::Heap);
         assert!(r[0].details.contains("unconfirmed"));

@@ -126,8 +126,8 @@ fn bss_of(elf: &ElfInfo, run: &[Region], next: &Region) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::classify;
     use super::super::testutil::FakeInspector;
-    use super::super::{classify, Context};
     use super::*;
     use crate::elf::LoadSegment;
     use crate::proc::smaps::Mapping;
@@ -181,12 +181,7 @@ mod tests {
         };
         let mut fake = FakeInspector::default();
         fake.files.insert(lib.into(), FileProbe::Elf(elf));
-        let ctx = Context {
-            pid: 1,
-            pointer_width: 8,
-            page_size: 4096,
-            threads: &[],
-        };
+        let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r.len(), 3, "{r:#?}");
         assert_eq!(r[0].memory_type, MemoryType::Image);

@@ -280,14 +280,7 @@ fn cost_json(c: &StackCost) -> serde_json::Value {
 
 /// Stacks ranked by a figure, with their symbolised frames.
 fn ranked(an: &Analysis, m: Metric, top: usize) -> Vec<(usize, StackCost)> {
-    let mut v: Vec<(usize, StackCost)> = an
-        .costs
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| m.of(c) > 0)
-        .map(|(i, c)| (i, *c))
-        .collect();
-    v.sort_by(|x, y| m.of(&y.1).cmp(&m.of(&x.1)).then(x.0.cmp(&y.0)));
+    let mut v = calltree::ranked_stacks(&an.costs, m);
     if top != 0 {
         v.truncate(top);
     }

@@ -213,16 +213,7 @@ impl TraceView {
     }
 
     fn set_analysis(&mut self, a: Analysis) {
-        let ranked = |costs: &[StackCost], m: Metric| {
-            let mut v: Vec<(usize, StackCost)> = costs
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| m.of(c) > 0)
-                .map(|(i, c)| (i, *c))
-                .collect();
-            v.sort_by(|x, y| m.of(&y.1).cmp(&m.of(&x.1)).then(x.0.cmp(&y.0)));
-            v
-        };
+        let ranked = vmmap_core::trace::calltree::ranked_stacks;
         self.leaks.items = ranked(&a.costs, Metric::Live);
         if let Some(r) = &a.region {
             self.allocations.items = ranked(&r.costs, Metric::Allocated);

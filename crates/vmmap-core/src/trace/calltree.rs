@@ -25,6 +25,19 @@ pub enum Metric {
     LiveBlocks,
 }
 
+/// The stacks (by id) with a figure above zero, largest first (ties by
+/// id): the leaks and allocations lists.
+pub fn ranked_stacks(costs: &[StackCost], m: Metric) -> Vec<(usize, StackCost)> {
+    let mut v: Vec<(usize, StackCost)> = costs
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| m.of(c) > 0)
+        .map(|(i, c)| (i, *c))
+        .collect();
+    v.sort_by(|x, y| m.of(&y.1).cmp(&m.of(&x.1)).then(x.0.cmp(&y.0)));
+    v
+}
+
 impl Metric {
     /// The figure of a cost.
     pub fn of(self, c: &StackCost) -> u64 {

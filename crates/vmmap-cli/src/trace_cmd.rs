@@ -470,10 +470,8 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             if r.image != image || r.tick > tick {
                 return;
             }
-            let ptr = match r.event {
-                Event::Alloc { ptr, .. } => ptr,
-                Event::Realloc { new, .. } if new != 0 => new,
-                _ => return,
+            let Some((ptr, ..)) = r.event.allocated() else {
+                return;
             };
             let k = unowned.partition_point(|u| u.0 <= ptr);
             if k > 0 && ptr < unowned[k - 1].1 && first[k - 1].is_none() {

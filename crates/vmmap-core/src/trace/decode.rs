@@ -197,6 +197,32 @@ pub enum Event {
 }
 
 impl Event {
+    /// The block a heap operation hands out: (address, bytes requested,
+    /// stack), for an allocation and a realloc that returned a block.
+    #[inline]
+    pub fn allocated(&self) -> Option<(u64, u64, u32)> {
+        match *self {
+            Event::Alloc {
+                ptr, size, stack, ..
+            } => Some((ptr, size, stack)),
+            Event::Realloc {
+                new, size, stack, ..
+            } if new != 0 => Some((new, size, stack)),
+            _ => None,
+        }
+    }
+
+    /// The block a heap operation gives back: a free's, or a realloc's old
+    /// block.
+    #[inline]
+    pub fn freed(&self) -> Option<u64> {
+        match *self {
+            Event::Free { ptr } => Some(ptr),
+            Event::Realloc { old, .. } if old != 0 => Some(old),
+            _ => None,
+        }
+    }
+
     /// The id of the call stack recorded with it (0: none; frees and thread
     /// records carry none).
     pub fn stack(&self) -> u32 {

@@ -222,15 +222,10 @@ pub fn owners_of(
     let mut order: Vec<usize> = (0..out.len()).collect();
     order.sort_by_key(|&i| out[i].mapping.start);
     for r in &seen {
-        let (op, ptr, size, stack) = match &r.event {
-            Event::Alloc {
-                ptr, size, stack, ..
-            } => (r.event.name(), *ptr, *size, *stack),
-            Event::Realloc {
-                new, size, stack, ..
-            } if *new != 0 => ("realloc", *new, *size, *stack),
-            _ => continue,
+        let Some((ptr, size, stack)) = r.event.allocated() else {
+            continue;
         };
+        let op = r.event.name();
         let k = order.partition_point(|&i| out[i].mapping.start <= ptr);
         let Some(&i) = k.checked_sub(1).and_then(|k| order.get(k)) else {
             continue;

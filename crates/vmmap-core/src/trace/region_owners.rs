@@ -131,34 +131,23 @@ pub fn snapshot_owners(
         if r.image != image || cancel.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(ptr) = allocated(r) {
+        let made = r.event.allocated();
+        if let Some((ptr, ..)) = made {
             if let Some(k) = vma_of(&mappings, ptr) {
                 first_in[k].get_or_insert_with(|| r.clone());
             }
         }
-        match &r.event {
-            Event::Alloc {
-                ptr, size, stack, ..
-            } => {
-                live.insert(*ptr, (*size, *stack));
-            }
-            Event::Realloc {
-                old,
-                new,
-                size,
-                stack,
-            } => {
-                if *old != 0 {
-                    live.remove(old);
-                }
-                if *new != 0 {
-                    live.insert(*new, (*size, *stack));
-                }
-            }
-            Event::Free { ptr } => {
-                live.remove(ptr);
-            }
-            _ => kept.push(r.clone()),
+        if let Some(ptr) = r.event.freed() {
+            live.remove(&ptr);
+        }
+        if let Some((ptr, size, stack)) = made {
+            live.insert(ptr, (size, stack));
+        }
+        if !matches!(
+            r.event,
+            Event::Alloc { .. } | Event::Realloc { .. } | Event::Free { .. }
+        ) {
+            kept.push(r.clone());
         }
     });
     if cancel.load(Ordering::Relaxed) {
@@ -190,7 +179,11 @@ pub fn snapshot_owners(
         let vma_first = vma_of(&mappings, a).and_then(|k| first_in[k].as_ref());
         match vma_first {
             None => {}
-            Some(r) if allocated(r).is_some_and(|ptr| a <= ptr && ptr < b) => {
+            Some(r)
+                if r.event
+                    .allocated()
+                    .is_some_and(|(ptr, ..)| a <= ptr && ptr < b) =>
+            {
                 firsts.push(r.clone())
             }
             Some(_) => unknown.push((a, b)),
@@ -204,7 +197,9 @@ pub fn snapshot_owners(
             if r.image != image || cancel.load(Ordering::Relaxed) {
                 return;
             }
-            let Some(ptr) = allocated(r) else { return };
+            let Some((ptr, ..)) = r.event.allocated() else {
+                return;
+            };
             let k = unknown.partition_point(|u| u.0 <= ptr);
             if k > 0 && ptr < unknown[k - 1].1 && found[k - 1].is_none() {
                 found[k - 1] = Some(r.clone());
@@ -334,15 +329,6 @@ pub fn snapshot_owners(
         cache,
         notes,
     }))
-}
-
-/// The block an allocation record hands out, if it hands one out.
-fn allocated(r: &Record) -> Option<u64> {
-    match r.event {
-        Event::Alloc { ptr, .. } => Some(ptr),
-        Event::Realloc { new, .. } if new != 0 => Some(new),
-        _ => None,
-    }
 }
 
 /// The index of the VMA (of sorted, disjoint `mappings`) holding `addr`.

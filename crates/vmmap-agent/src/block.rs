@@ -17,6 +17,7 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
 };
 
+use crate::memo::{FrameRecord, WalkMemo};
 use crate::sys::{self, SpinLock};
 use crate::unwind::RuleCache;
 
@@ -117,8 +118,12 @@ pub struct Block {
     /// gimli's context for computing a missing rule (no heap: see
     /// [`crate::unwind::FixedStorage`]).
     pub unwind: *mut crate::unwind::Context,
-    /// Scratch frames for one unwind.
+    /// The frames of a new stack, for its definition.
     pub frames: [u64; vmmap_core::trace::wire::MAX_FRAMES],
+    /// The frames one walk found before it met a stored walk.
+    pub scratch: [FrameRecord; crate::unwind::SCRATCH],
+    /// Recent walks (see [`crate::memo`]).
+    pub memo: *mut WalkMemo,
     /// Writer only: the last buffer sequence fully written.
     pub w_done: u64,
     /// Registry link (never changes once set).
@@ -171,7 +176,8 @@ pub fn new_block(tid: i32) -> *mut Block {
     let rules = sys::map_anon(core::mem::size_of::<RuleCache>()) as *mut RuleCache;
     let unwind = sys::map_anon(core::mem::size_of::<crate::unwind::Context>())
         as *mut crate::unwind::Context;
-    if stacks.is_null() || rules.is_null() || unwind.is_null() {
+    let memo = sys::map_anon(core::mem::size_of::<WalkMemo>()) as *mut WalkMemo;
+    if stacks.is_null() || rules.is_null() || unwind.is_null() || memo.is_null() {
         return null_mut();
     }
     // SAFETY: fresh zeroed mappings of the right sizes; all-zero is a valid
@@ -179,6 +185,7 @@ pub fn new_block(tid: i32) -> *mut Block {
     unsafe {
         (*b).stacks = stacks;
         (*b).rules = rules;
+        (*b).memo = memo;
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
         (*b).state.store(LIVE, Relaxed);
@@ -226,6 +233,7 @@ unsafe fn reset(b: *mut Block, tid: i32) {
     unsafe {
         core::ptr::write_bytes(blk.stacks, 0, 1);
         (*blk.rules).clear();
+        (*blk.memo).clear();
     }
 }
 
@@ -419,6 +427,7 @@ pub fn own_memory(out: &mut Vec<(u64, u64)>) {
             core::mem::size_of::<[StackSlot; STACK_SLOTS]>() as u64,
         ));
         out.push((blk.rules as u64, core::mem::size_of::<RuleCache>() as u64));
+        out.push((blk.memo as u64, core::mem::size_of::<WalkMemo>() as u64));
         out.push((
             blk.unwind as u64,
             core::mem::size_of::<crate::unwind::Context>() as u64,

@@ -16,6 +16,7 @@
 
 mod block;
 mod hooks;
+mod memo;
 mod record;
 mod sys;
 mod unwind;

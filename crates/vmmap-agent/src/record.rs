@@ -46,6 +46,7 @@ fn intern(b: &mut Block, st: &Stack) -> u32 {
     // First in, first out: the newest stack goes in front.
     ways.copy_within(0..STACK_WAYS - 1, 1);
     ways[0] = StackSlot { hash: st.hash, id };
+    crate::memo::materialize(b, st.src);
     let frames = b.frames; // a new stack: rare, so the copy is cheap overall
     let buf = block::tail(b);
     buf[0] = EV_STACK;

@@ -17,6 +17,9 @@ use gimli::{
 use vmmap_core::trace::wire::MAX_FRAMES;
 
 use crate::block::Block;
+use crate::memo::{
+    finish, mix, FrameRecord, Source, CFA_RBP, KEEP_AFTER, LOADS_BP, OWN, TRUNCATED,
+};
 
 type Slice = gimli::EndianSlice<'static, NativeEndian>;
 
@@ -403,21 +406,7 @@ fn read(b: &Block, addr: u64) -> Option<u64> {
     Some(unsafe { core::ptr::read(addr as *const u64) })
 }
 
-/// Mixes one frame into a stack hash.
-#[inline(always)]
-fn mix(h: u64, ip: u64) -> u64 {
-    // Two cycles per frame; [`finish`] mixes the bits once at the end.
-    h.rotate_left(7) ^ ip
-}
-
-/// Final avalanche of a stack hash (never 0 for a stack).
-#[inline(always)]
-fn finish(h: u64, n: usize) -> u64 {
-    let h = (h ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h ^ (h >> 29)) | 1
-}
-
-/// Result of one unwind: frames are in `b.frames[..n]`.
+/// Result of one unwind.
 pub struct Stack {
     /// Frame count.
     pub n: usize,
@@ -425,17 +414,26 @@ pub struct Stack {
     pub hash: u64,
     /// The walk stopped early.
     pub truncated: bool,
+    /// Where the frames are ([`memo::materialize`] copies them out).
+    pub src: Source,
 }
+
+/// Scratch records a walk may fill: every recorded frame plus a few of
+/// the agent's own further out (its thread-start trampoline).
+pub const SCRATCH: usize = MAX_FRAMES + 8;
 
 /// Unwinds the calling thread's stack from the given registers, skipping
 /// the agent's own frames. Frames are return addresses as found (the
-/// symboliser looks up `addr - 1`).
+/// symboliser looks up `addr - 1`). The walk stops at the first frame it
+/// shares with a stored walk (`memo`), and is stored itself when it found
+/// enough new frames.
 #[inline(always)]
 pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> Stack {
-    // SAFETY: the rule cache is this block's own mapping.
-    let rules = unsafe { &mut *b.rules };
+    // SAFETY: the rule cache and the memo are this block's own mappings.
+    let (rules, memo) = unsafe { (&mut *b.rules, &mut *b.memo) };
     if rules.generation != MODULE_GENERATION.load(Relaxed) {
         rules.clear();
+        memo.clear();
     }
     let (alo, ahi) = (AGENT_LO.load(Relaxed), AGENT_HI.load(Relaxed));
     let hi = b.stack_hi as u64;
@@ -445,24 +443,38 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
             n: 0,
             hash: finish(0, 0),
             truncated: true,
+            src: Source::Frames,
         };
     }
     if fp {
         return walk_fp_after_agent(b, ip, sp, bp, hi, alo, ahi);
     }
+    // Records from the first frame that is not the agent's: `m` of them,
+    // `n` recorded frames among them.
+    let mut m = 0usize;
     let mut n = 0usize;
-    let mut h = 0u64;
+    let mut found = None;
     // The first frame's rule is for its exact address; a caller's for the
     // call instruction, just before the return address.
     let mut before = 0;
-    let truncated = loop {
-        if ip < alo || ip >= ahi {
-            if n == MAX_FRAMES {
-                break true;
+    let ends = loop {
+        let own = ip >= alo && ip < ahi;
+        if !own || m > 0 {
+            if m == SCRATCH {
+                break TRUNCATED | MAX;
             }
-            b.frames[n] = ip;
-            h = mix(h, ip);
-            n += 1;
+            if !own {
+                if let Some(k) = memo.find(ip, sp, bp, MAX_FRAMES - n) {
+                    found = Some(k);
+                    break 0;
+                }
+                if n == MAX_FRAMES {
+                    break TRUNCATED | MAX;
+                }
+                n += 1;
+            }
+            b.scratch[m] = FrameRecord::new(ip, sp, bp, if own { OWN } else { 0 });
+            m += 1;
         }
         let slot = &mut rules.slots[slot_of(ip)];
         if slot.addr != ip {
@@ -473,7 +485,7 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
         }
         let r = *slot;
         if r.flags & F_VALID == 0 {
-            break r.flags & F_ROOT == 0;
+            break if r.flags & F_ROOT == 0 { TRUNCATED } else { 0 };
         }
         let base = if r.flags & F_CFA_RBP != 0 { bp } else { sp };
         let cfa = base.wrapping_add(r.cfa_off as i64 as u64);
@@ -481,36 +493,95 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
         // and inside the stack, so every read below lies in [sp, hi).
         let room = hi - sp;
         if cfa.wrapping_sub(sp).wrapping_sub(1) >= room {
-            break true;
+            break TRUNCATED;
         }
         let ra_at = base.wrapping_add(r.ra_off as i64 as u64);
         if ra_at.wrapping_sub(sp) > room - 8 {
-            break true;
+            break TRUNCATED;
         }
         // SAFETY: inside this thread's own stack, checked above.
         let ra = unsafe { core::ptr::read_unaligned(ra_at as *const u64) };
+        if let Some(rec) = m.checked_sub(1).map(|i| &mut b.scratch[i]) {
+            rec.ra_at = ra_at;
+            rec.ra = ra;
+            if r.flags & F_CFA_RBP != 0 {
+                rec.flags |= CFA_RBP;
+            }
+        }
         if r.flags & F_RBP != 0 {
             let at = base.wrapping_add(r.rbp_off as i64 as u64);
             if at.wrapping_sub(sp) > room - 8 {
-                break true;
+                break TRUNCATED;
             }
             // SAFETY: as above.
             bp = unsafe { core::ptr::read_unaligned(at as *const u64) };
+            if let Some(rec) = m.checked_sub(1).map(|i| &mut b.scratch[i]) {
+                rec.bp_at = at;
+                rec.bp_val = bp;
+                rec.flags |= LOADS_BP;
+            }
         }
         sp = cfa;
         ip = ra;
         if ip == 0 {
             // The outermost frame (_start's caller is 0).
-            break false;
+            break 0;
         }
         before = 1;
     };
+    let new = &b.scratch[..m];
+    if let Some(k) = found {
+        let out = *memo.record(k);
+        let (total, truncated) = (n + out.frames as usize, out.flags & TRUNCATED != 0);
+        if n >= KEEP_AFTER {
+            if let Some(pos) = memo.keep(new, Some(k), 0) {
+                return Stack {
+                    n: total,
+                    hash: finish(memo.record(pos).hash, total),
+                    truncated,
+                    src: Source::Stored { k: pos },
+                };
+            }
+        }
+        let mut h = out.hash;
+        for r in new.iter().rev() {
+            if r.flags & OWN == 0 {
+                h = mix(h, r.ip);
+            }
+        }
+        return Stack {
+            n: total,
+            hash: finish(h, total),
+            truncated,
+            src: Source::Walked { m, k: found },
+        };
+    }
+    if ends & MAX == 0 {
+        if let Some(pos) = memo.keep(new, None, ends) {
+            return Stack {
+                n,
+                hash: finish(memo.record(pos).hash, n),
+                truncated: ends & TRUNCATED != 0,
+                src: Source::Stored { k: pos },
+            };
+        }
+    }
+    let mut h = 0;
+    for r in new.iter().rev() {
+        if r.flags & OWN == 0 {
+            h = mix(h, r.ip);
+        }
+    }
     Stack {
         n,
         hash: finish(h, n),
-        truncated,
+        truncated: ends & TRUNCATED != 0,
+        src: Source::Walked { m, k: None },
     }
 }
+
+/// How a walk ended: at the frame limit (the walk is not stored).
+const MAX: u32 = 1 << 31;
 
 /// Frame-pointer mode: the agent's own frames by rules (the agent is not
 /// built with frame pointers), then the rbp chain.
@@ -567,6 +638,7 @@ fn walk_fp_after_agent(
         n: 0,
         hash: finish(0, 0),
         truncated: true,
+        src: Source::Frames,
     }
 }
 
@@ -596,5 +668,6 @@ fn walk_fp(b: &mut Block, mut n: usize, mut h: u64, mut bp: u64) -> Stack {
         n,
         hash: finish(h, n),
         truncated,
+        src: Source::Frames,
     }
 }

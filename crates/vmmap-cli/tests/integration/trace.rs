@@ -690,6 +690,60 @@ fn stacks_with_and_without_frame_pointers() {
     }
 }
 
+/// Every allocation of `paths` (thousands of stacks that meet at the same
+/// frames with different callers further out, some through a frame of
+/// variable size) has exactly the stack the program says it took: a walk
+/// that stops at a remembered stack must never take a wrong one. With and
+/// without frame pointers (then rbp is live across frames).
+#[test]
+fn remembered_stacks_are_exact() {
+    let src = fixture("paths.c");
+    let src = src.to_str().unwrap();
+    for (name, flags) in [
+        ("paths-nofp", "-fomit-frame-pointer"),
+        ("paths-fp", "-fno-omit-frame-pointer"),
+    ] {
+        let prog = build(name, &["cc", "-O2", "-g", flags, "-pthread", src]);
+        let (o, file) = run_traced(&[], &prog, &["3000"]);
+        assert!(o.status.success(), "{name}: {o:?}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        let mut lines = out.lines();
+        let leaf = lines.next().unwrap().split_whitespace().nth(1).unwrap();
+        let leaf = u64::from_str_radix(leaf.trim_start_matches("0x"), 16).unwrap();
+        let syms = symbols(&prog);
+        let bias = leaf - syms["leaf"].0;
+        let name_of = |pc: u64| {
+            syms.iter()
+                .find(|(_, &(lo, len))| pc >= lo && pc < lo + len)
+                .map(|(n, _)| n.as_str())
+        };
+        let expected: HashMap<u64, Vec<&str>> = lines
+            .map(|l| {
+                let mut w = l.split_whitespace();
+                let size = w.next().unwrap().parse().unwrap();
+                (size, w.collect())
+            })
+            .collect();
+        assert_eq!(expected.len(), 6000, "{name}");
+        let mut seen = 0;
+        for m in history(&file).iter().filter(|e| e["op"] == "malloc") {
+            let Some(want) = expected.get(&m["size"].as_u64().unwrap()) else {
+                continue;
+            };
+            let got: Vec<&str> = m["stack"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .take(want.len())
+                .map(|f| name_of(hexv(f).wrapping_sub(bias + 1)).unwrap_or("?"))
+                .collect();
+            assert_eq!(&got, want, "{name}: allocation of {}", m["size"]);
+            seen += 1;
+        }
+        assert_eq!(seen, 6000, "{name}: every allocation was recorded");
+    }
+}
+
 #[test]
 fn rust_program_allocations() {
     let src = fixture("rust_alloc.rs");

@@ -1,0 +1,327 @@
+//! Recent stack walks, so that a walk can stop at the first frame it
+//! shares with one of them.
+//!
+//! Unwinding is a chain of dependent loads (a return address, its rule,
+//! the next return address): about 13 cycles a frame however wide the
+//! processor. Consecutive allocations mostly share their outer frames
+//! (the main loop, a request handler, a thread's start), so every walk is
+//! kept here: for each frame its address, stack pointer and rbp, and the
+//! stack words the walk read to go on from it (the caller's return
+//! address and saved rbp) with the values it read. A later walk that
+//! reaches a frame with the same address and stack pointer (and rbp, when
+//! the rest of the walk uses it) checks that each of those words still
+//! holds the value read then. If so, the rest of the walk would read what
+//! the stored one read and find the same frames, so it is taken from
+//! here. The checks do not depend on each other, so the processor runs
+//! them side by side: a cycle or two a frame instead of thirteen.
+//!
+//! Why that is sound: from a frame on, the walk is a function of the
+//! frame's address (its rule), its stack pointer, its rbp (only if a rule
+//! further out takes the CFA from rbp before rbp is reloaded), the
+//! thread's stack top, and the stack words it loads, whose addresses
+//! follow from the same inputs. Equal inputs and equal loaded words give
+//! equal frames. Rules depend on the module list: a new list clears this
+//! memory with the rule cache.
+
+use crate::block::Block;
+
+/// Frame records in the ring (a walk's records are contiguous in it).
+pub const RECORDS: usize = 1024;
+/// Slots of the index from (address, stack pointer) to records.
+const INDEX: usize = 4096;
+/// Records kept per (address, stack pointer) set: frames of different
+/// walks meet at one address and stack pointer when their callers' frames
+/// have the same sizes (recursion, sibling handlers), and each keeps its
+/// own continuation.
+const WAYS: usize = 4;
+/// An index entry: the record's position in its low bits, bits of the
+/// key's hash above them (0 is empty).
+const RECORD_MASK: u32 = (RECORDS as u32) - 1;
+/// A walk longer than this is not kept (it would crowd out the rest).
+const MAX_KEPT: usize = RECORDS / 4;
+/// A walk that stopped at a stored one is kept too when it found at
+/// least this many frames of its own first (a new inner part that later
+/// walks may meet again); fewer, and keeping it would cost more than
+/// walking them again.
+pub const KEEP_AFTER: usize = 3;
+
+/// The frame is the agent's own: walked, not recorded.
+pub const OWN: u32 = 1;
+/// Its rule takes the CFA from rbp.
+pub const CFA_RBP: u32 = 2;
+/// Its rule reloads rbp (the caller's, saved on the stack).
+pub const LOADS_BP: u32 = 4;
+/// The rest of the walk from here reads this frame's rbp.
+const BP_LIVE: u32 = 8;
+/// The walk ended early (no rule, out of bounds).
+pub const TRUNCATED: u32 = 16;
+
+/// A word every check that reads nothing points at: always equal.
+static NOTHING: u64 = 0x6e6f_7468_696e_6721;
+
+/// One walked frame and the words read to go on from it.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct FrameRecord {
+    /// The frame's address (a return address).
+    pub ip: u64,
+    /// The stack pointer in the frame.
+    pub sp: u64,
+    /// rbp in the frame.
+    pub bp: u64,
+    /// Where the caller's return address was read, and what was read.
+    pub ra_at: u64,
+    /// See `ra_at`.
+    pub ra: u64,
+    /// Where the caller's rbp was read, and what (else `NOTHING` twice).
+    pub bp_at: u64,
+    /// See `bp_at`.
+    pub bp_val: u64,
+    /// Hash of the recorded frames from this one outwards (stored walks).
+    pub hash: u64,
+    /// Serial of the walk (stored walks).
+    pub walk: u32,
+    /// Records from this one to the walk's end, this one included.
+    pub left: u16,
+    /// Recorded (not the agent's) frames among them.
+    pub frames: u16,
+    /// [`OWN`], [`CFA_RBP`], [`LOADS_BP`], [`BP_LIVE`], [`TRUNCATED`].
+    pub flags: u32,
+}
+
+impl FrameRecord {
+    /// A frame that read nothing yet.
+    #[inline(always)]
+    pub fn new(ip: u64, sp: u64, bp: u64, flags: u32) -> FrameRecord {
+        let nothing = &NOTHING as *const u64 as u64;
+        FrameRecord {
+            ip,
+            sp,
+            bp,
+            ra_at: nothing,
+            ra: NOTHING,
+            bp_at: nothing,
+            bp_val: NOTHING,
+            hash: 0,
+            walk: 0,
+            left: 0,
+            frames: 0,
+            flags,
+        }
+    }
+}
+
+/// One thread's stored walks.
+#[repr(C)]
+pub struct WalkMemo {
+    next_walk: u32,
+    head: u32,
+    /// Record index + 1 by (address, stack pointer); 0 is empty.
+    index: [u32; INDEX],
+    records: [FrameRecord; RECORDS],
+}
+
+/// Mixes one frame into a stack hash (outermost frame first).
+#[inline(always)]
+pub fn mix(h: u64, ip: u64) -> u64 {
+    (h ^ ip).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+}
+
+/// Final avalanche of a stack hash (never 0 for a stack).
+#[inline(always)]
+pub fn finish(h: u64, n: usize) -> u64 {
+    let h = (h ^ n as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    (h ^ (h >> 32)) | 1
+}
+
+/// The index set of (ip, sp) and the tag its entries carry.
+#[inline(always)]
+fn set_and_tag(ip: u64, sp: u64) -> (usize, u32) {
+    let h = (ip ^ sp.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let set = (h >> (64 - (INDEX / WAYS).trailing_zeros())) as usize * WAYS;
+    (set, (h as u32 & !RECORD_MASK) | 1 << 31)
+}
+
+impl WalkMemo {
+    /// Forgets every walk.
+    pub fn clear(&mut self) {
+        self.index.fill(0);
+        self.head = 0;
+    }
+
+    /// A stored record whose frame is (ip, sp, bp) and whose stack words
+    /// all still hold what was read, with at most `room` recorded frames
+    /// from it outwards. Only called with a frame inside the thread's
+    /// stack, below `hi`.
+    #[inline(always)]
+    pub fn find(&self, ip: u64, sp: u64, bp: u64, room: usize) -> Option<usize> {
+        let (set, tag) = set_and_tag(ip, sp);
+        let ways = &self.index[set..set + WAYS];
+        for &e in ways {
+            if e & !RECORD_MASK != tag || e == 0 {
+                continue;
+            }
+            let k = (e & RECORD_MASK) as usize;
+            let r = &self.records[k];
+            if r.ip != ip || r.sp != sp || (r.flags & BP_LIVE != 0 && r.bp != bp) {
+                continue;
+            }
+            if r.frames as usize <= room && self.still_there(k) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// Whether every stack word the walk from record `k` read still holds
+    /// what it read. Checked from the outermost frame in, four frames at
+    /// a time: walks that meet at one frame with different callers mostly
+    /// part far out (the thread's main loop called another path), so a
+    /// stale candidate fails in a few checks. The records from `k` to the
+    /// end of its walk are all that walk's: walks are written in ring
+    /// order, so a newer one reaching past `k` would have overwritten `k`
+    /// first.
+    #[inline(always)]
+    fn still_there(&self, k: usize) -> bool {
+        let Some(rest) = self.records.get(k..k + self.records[k].left as usize) else {
+            return false;
+        };
+        let changed = |r: &FrameRecord| {
+            // SAFETY: the words were inside this thread's stack between the
+            // stored frame's stack pointer and the stack top when they were
+            // read, and the same frame is live now with the same stack
+            // pointer (or they are `NOTHING`): every one is mapped stack
+            // above the current stack pointer.
+            let (ra, bp) = unsafe {
+                (
+                    core::ptr::read_unaligned(r.ra_at as *const u64),
+                    core::ptr::read_unaligned(r.bp_at as *const u64),
+                )
+            };
+            (ra ^ r.ra) | (bp ^ r.bp_val)
+        };
+        let mut chunks = rest.rchunks_exact(4);
+        for c in &mut chunks {
+            if changed(&c[0]) | changed(&c[1]) | changed(&c[2]) | changed(&c[3]) != 0 {
+                return false;
+            }
+        }
+        chunks.remainder().iter().fold(0, |acc, r| acc | changed(r)) == 0
+    }
+
+    /// The stored record `k`.
+    #[inline(always)]
+    pub fn record(&self, k: usize) -> &FrameRecord {
+        &self.records[k]
+    }
+
+    /// The stored records of the walk from `k` to its end.
+    pub fn rest(&self, k: usize) -> &[FrameRecord] {
+        &self.records[k..k + self.records[k].left as usize]
+    }
+
+    /// Stores a walk: the frames `new` (innermost first; `ends` holds the
+    /// flags of how it ended when it has no stored part), then the stored
+    /// walk from record `k` if it stopped at one. Returns where it went,
+    /// or None if it is too long to keep.
+    pub fn keep(&mut self, new: &[FrameRecord], k: Option<usize>, ends: u32) -> Option<usize> {
+        let left = k.map_or(0, |k| self.records[k].left as usize);
+        let total = new.len() + left;
+        if total == 0 || total > MAX_KEPT {
+            return None;
+        }
+        let mut pos = self.head as usize;
+        if pos + total > RECORDS {
+            pos = 0;
+        }
+        self.next_walk = self.next_walk.wrapping_add(1);
+        let walk = self.next_walk;
+        let m = new.len();
+        if let Some(k) = k {
+            self.records.copy_within(k..k + left, pos + m);
+        }
+        self.records[pos..pos + m].copy_from_slice(new);
+        let (mut h, mut frames, mut live, trunc) = match self.records.get(pos + m) {
+            Some(out) if left > 0 => (
+                out.hash,
+                out.frames,
+                out.flags & BP_LIVE != 0,
+                out.flags & TRUNCATED,
+            ),
+            _ => (0, 0, false, ends & TRUNCATED),
+        };
+        for i in (pos..pos + m).rev() {
+            let r = &mut self.records[i];
+            if r.flags & OWN == 0 {
+                h = mix(h, r.ip);
+                frames += 1;
+            }
+            live = r.flags & CFA_RBP != 0 || (r.flags & LOADS_BP == 0 && live);
+            r.hash = h;
+            r.frames = frames;
+            r.left = (pos + total - i) as u16;
+            r.flags =
+                (r.flags & (OWN | CFA_RBP | LOADS_BP)) | if live { BP_LIVE } else { 0 } | trunc;
+        }
+        for i in pos..pos + total {
+            self.records[i].walk = walk;
+            let r = self.records[i];
+            if r.flags & OWN == 0 {
+                self.index_record(i, &r);
+            }
+        }
+        self.head = (pos + total) as u32;
+        Some(pos)
+    }
+}
+
+impl WalkMemo {
+    /// Enters record `i` in its set, first: in place of the entry for the
+    /// same frame with the same frames outwards if there is one (a newer
+    /// copy of it), else of the oldest.
+    fn index_record(&mut self, i: usize, r: &FrameRecord) {
+        let (set, tag) = set_and_tag(r.ip, r.sp);
+        let ways = &mut self.index[set..set + WAYS];
+        let same = ways.iter().position(|&e| {
+            let o = &self.records[(e & RECORD_MASK) as usize];
+            e & !RECORD_MASK == tag
+                && o.ip == r.ip
+                && o.sp == r.sp
+                && o.hash == r.hash
+                && o.frames == r.frames
+        });
+        let w = same.unwrap_or(WAYS - 1);
+        ways.copy_within(0..w, 1);
+        ways[0] = tag | i as u32;
+    }
+}
+
+/// Where the frames of a walk are: the block's scratch records (the
+/// first `m`), then stored records from `k` on, if any.
+#[derive(Clone, Copy)]
+pub enum Source {
+    /// `frames[..n]` of the block (frame-pointer walks).
+    Frames,
+    /// Scratch records `..m`, then the stored walk from `k`.
+    Walked { m: usize, k: Option<usize> },
+    /// The stored walk from record `k`.
+    Stored { k: usize },
+}
+
+/// Writes the walk's frames into `b.frames` (a new stack: rare).
+pub fn materialize(b: &mut Block, src: Source) {
+    // SAFETY: the memo is this block's own mapping.
+    let memo = unsafe { &*b.memo };
+    let (scratch, stored): (&[FrameRecord], &[FrameRecord]) = match src {
+        Source::Frames => return,
+        Source::Walked { m, k } => (&b.scratch[..m], k.map_or(&[][..], |k| memo.rest(k))),
+        Source::Stored { k } => (&[][..], memo.rest(k)),
+    };
+    let mut n = 0;
+    for r in scratch.iter().chain(stored) {
+        if r.flags & OWN == 0 && n < b.frames.len() {
+            b.frames[n] = r.ip;
+            n += 1;
+        }
+    }
+}

@@ -55,6 +55,11 @@ pub const LOADS_BP: u32 = 4;
 const BP_LIVE: u32 = 8;
 /// The walk ended early (no rule, out of bounds).
 pub const TRUNCATED: u32 = 16;
+/// A saved rbp read from here outwards matters (a frame further out takes
+/// its CFA from it): the checks include the saved rbp words. Code built
+/// without frame pointers rarely has one, and then only the return
+/// addresses are checked.
+const BP_CHECKS: u32 = 32;
 
 /// A word every check that reads nothing points at: always equal.
 static NOTHING: u64 = 0x6e6f_7468_696e_6721;
@@ -73,19 +78,19 @@ pub struct FrameRecord {
     pub ra_at: u64,
     /// See `ra_at`.
     pub ra: u64,
-    /// Where the caller's rbp was read, and what (else `NOTHING` twice).
+    /// Where the caller's rbp was read, and what (else, or when no frame
+    /// further out uses it, `NOTHING` twice).
     pub bp_at: u64,
     /// See `bp_at`.
     pub bp_val: u64,
     /// Hash of the recorded frames from this one outwards (stored walks).
     pub hash: u64,
-    /// Serial of the walk (stored walks).
-    pub walk: u32,
     /// Records from this one to the walk's end, this one included.
     pub left: u16,
     /// Recorded (not the agent's) frames among them.
     pub frames: u16,
-    /// [`OWN`], [`CFA_RBP`], [`LOADS_BP`], [`BP_LIVE`], [`TRUNCATED`].
+    /// [`OWN`], [`CFA_RBP`], [`LOADS_BP`], [`BP_LIVE`], [`TRUNCATED`],
+    /// [`BP_CHECKS`].
     pub flags: u32,
 }
 
@@ -103,7 +108,6 @@ impl FrameRecord {
             bp_at: nothing,
             bp_val: NOTHING,
             hash: 0,
-            walk: 0,
             left: 0,
             frames: 0,
             flags,
@@ -114,7 +118,6 @@ impl FrameRecord {
 /// One thread's stored walks.
 #[repr(C)]
 pub struct WalkMemo {
-    next_walk: u32,
     head: u32,
     /// Record index + 1 by (address, stack pointer); 0 is empty.
     index: [u32; INDEX],
@@ -186,12 +189,18 @@ impl WalkMemo {
         let Some(rest) = self.records.get(k..k + self.records[k].left as usize) else {
             return false;
         };
-        let changed = |r: &FrameRecord| {
-            // SAFETY: the words were inside this thread's stack between the
-            // stored frame's stack pointer and the stack top when they were
-            // read, and the same frame is live now with the same stack
-            // pointer (or they are `NOTHING`): every one is mapped stack
-            // above the current stack pointer.
+        if self.records[k].flags & BP_CHECKS == 0 {
+            return unchanged(rest, |r| {
+                // SAFETY: the word was inside this thread's stack between
+                // the stored frame's stack pointer and the stack top when
+                // it was read, and the same frame is live now with the same
+                // stack pointer (or it is `NOTHING`): it is mapped stack
+                // above the current stack pointer.
+                unsafe { core::ptr::read_unaligned(r.ra_at as *const u64) ^ r.ra }
+            });
+        }
+        unchanged(rest, |r| {
+            // SAFETY: as above, for both words.
             let (ra, bp) = unsafe {
                 (
                     core::ptr::read_unaligned(r.ra_at as *const u64),
@@ -199,14 +208,7 @@ impl WalkMemo {
                 )
             };
             (ra ^ r.ra) | (bp ^ r.bp_val)
-        };
-        let mut chunks = rest.rchunks_exact(4);
-        for c in &mut chunks {
-            if changed(&c[0]) | changed(&c[1]) | changed(&c[2]) | changed(&c[3]) != 0 {
-                return false;
-            }
-        }
-        chunks.remainder().iter().fold(0, |acc, r| acc | changed(r)) == 0
+        })
     }
 
     /// The stored record `k`.
@@ -234,37 +236,45 @@ impl WalkMemo {
         if pos + total > RECORDS {
             pos = 0;
         }
-        self.next_walk = self.next_walk.wrapping_add(1);
-        let walk = self.next_walk;
         let m = new.len();
         if let Some(k) = k {
             self.records.copy_within(k..k + left, pos + m);
         }
         self.records[pos..pos + m].copy_from_slice(new);
-        let (mut h, mut frames, mut live, trunc) = match self.records.get(pos + m) {
+        let (mut h, mut frames, mut live, mut bp_checks, trunc) = match self.records.get(pos + m) {
             Some(out) if left > 0 => (
                 out.hash,
                 out.frames,
                 out.flags & BP_LIVE != 0,
+                out.flags & BP_CHECKS != 0,
                 out.flags & TRUNCATED,
             ),
-            _ => (0, 0, false, ends & TRUNCATED),
+            _ => (0, 0, false, false, ends & TRUNCATED),
         };
+        let nothing = &NOTHING as *const u64 as u64;
         for i in (pos..pos + m).rev() {
             let r = &mut self.records[i];
             if r.flags & OWN == 0 {
                 h = mix(h, r.ip);
                 frames += 1;
             }
+            // The rbp this frame reloads is the next one's: `live` is
+            // still the next frame's here.
+            if r.flags & LOADS_BP != 0 && live {
+                bp_checks = true;
+            } else {
+                (r.bp_at, r.bp_val) = (nothing, NOTHING);
+            }
             live = r.flags & CFA_RBP != 0 || (r.flags & LOADS_BP == 0 && live);
             r.hash = h;
             r.frames = frames;
             r.left = (pos + total - i) as u16;
-            r.flags =
-                (r.flags & (OWN | CFA_RBP | LOADS_BP)) | if live { BP_LIVE } else { 0 } | trunc;
+            r.flags = (r.flags & (OWN | CFA_RBP | LOADS_BP))
+                | if live { BP_LIVE } else { 0 }
+                | if bp_checks { BP_CHECKS } else { 0 }
+                | trunc;
         }
         for i in pos..pos + total {
-            self.records[i].walk = walk;
             let r = self.records[i];
             if r.flags & OWN == 0 {
                 self.index_record(i, &r);
@@ -294,6 +304,19 @@ impl WalkMemo {
         ways.copy_within(0..w, 1);
         ways[0] = tag | i as u32;
     }
+}
+
+/// Whether `changed` is 0 for every record, from the last in, four at a
+/// time (one branch for four).
+#[inline(always)]
+fn unchanged(rest: &[FrameRecord], changed: impl Fn(&FrameRecord) -> u64) -> bool {
+    let mut chunks = rest.rchunks_exact(4);
+    for c in &mut chunks {
+        if changed(&c[0]) | changed(&c[1]) | changed(&c[2]) | changed(&c[3]) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().fold(0, |acc, r| acc | changed(r)) == 0
 }
 
 /// Where the frames of a walk are: the block's scratch records (the

@@ -23,8 +23,29 @@ pub fn stack_id(b: &mut Block) -> u32 {
             options(nomem, nostack, preserves_flags)
         );
     }
-    let st = unwind::walk(b, ip, sp, bp, crate::fp_mode());
+    let st = unwind::walk(b, ip, sp, bp, false, crate::fp_mode());
     intern(b, &st)
+}
+
+/// [`stack_id`] for a hook entered through a trampoline that passed its
+/// caller's return address, stack pointer and rbp: the walk starts in the
+/// caller, with no frame of the agent's to go through.
+#[inline(never)]
+pub fn caller_stack_id(b: &mut Block, at: Caller) -> u32 {
+    let st = unwind::walk(b, at.ra, at.sp, at.bp, true, crate::fp_mode());
+    intern(b, &st)
+}
+
+/// A hook's caller as its trampoline saw it on entry.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Caller {
+    /// The return address into the caller.
+    pub ra: u64,
+    /// The caller's stack pointer once the call returns.
+    pub sp: u64,
+    /// The caller's rbp.
+    pub bp: u64,
 }
 
 #[inline(always)]
@@ -90,10 +111,22 @@ fn u(b: &mut Block, p: usize, v: u64) -> usize {
     put_uvarint(block::tail(b), p, v)
 }
 
-/// `malloc`, `calloc` and the aligned family (align 0 = none).
+/// `malloc`, `calloc` and the aligned family (align 0 = none), called
+/// from `at` or, without it, from the hook's own caller.
 #[inline(always)]
-pub fn alloc(b: &mut Block, tag: u8, tick: u64, ptr: u64, size: u64, align: u64) {
-    let stack = stack_id(b);
+pub fn alloc(
+    b: &mut Block,
+    tag: u8,
+    tick: u64,
+    ptr: u64,
+    size: u64,
+    align: u64,
+    at: Option<Caller>,
+) {
+    let stack = match at {
+        Some(at) => caller_stack_id(b, at),
+        None => stack_id(b),
+    };
     let Some(mut p) = start(b, tag, tick) else {
         return;
     };
@@ -106,10 +139,13 @@ pub fn alloc(b: &mut Block, tag: u8, tick: u64, ptr: u64, size: u64, align: u64)
     block::commit(b, p, ap);
 }
 
-/// `realloc` and `reallocarray`.
+/// `realloc` and `reallocarray`, called from `at` or the hook's caller.
 #[inline(always)]
-pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64) {
-    let stack = stack_id(b);
+pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Option<Caller>) {
+    let stack = match at {
+        Some(at) => caller_stack_id(b, at),
+        None => stack_id(b),
+    };
     let Some(mut p) = start(b, EV_REALLOC, tick) else {
         return;
     };

@@ -423,12 +423,14 @@ pub struct Stack {
 pub const SCRATCH: usize = MAX_FRAMES + 8;
 
 /// Unwinds the calling thread's stack from the given registers, skipping
-/// the agent's own frames. Frames are return addresses as found (the
+/// the agent's own frames. `ip` is an exact address, or with `caller` a
+/// return address (a hook's caller, read at the hook's entry: no frame of
+/// the agent's to walk). Frames are return addresses as found (the
 /// symboliser looks up `addr - 1`). The walk stops at the first frame it
 /// shares with a stored walk (`memo`), and is stored itself when it found
 /// enough new frames.
 #[inline(always)]
-pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> Stack {
+pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, caller: bool, fp: bool) -> Stack {
     // SAFETY: the rule cache and the memo are this block's own mappings.
     let (rules, memo) = unsafe { (&mut *b.rules, &mut *b.memo) };
     if rules.generation != MODULE_GENERATION.load(Relaxed) {
@@ -447,6 +449,10 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
         };
     }
     if fp {
+        if caller {
+            b.frames[0] = ip;
+            return walk_fp(b, 1, mix(0, ip), bp);
+        }
         return walk_fp_after_agent(b, ip, sp, bp, hi, alo, ahi);
     }
     // Records from the first frame that is not the agent's: `m` of them,
@@ -456,7 +462,7 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, fp: bool) -> S
     let mut found = None;
     // The first frame's rule is for its exact address; a caller's for the
     // call instruction, just before the return address.
-    let mut before = 0;
+    let mut before = u64::from(caller);
     let ends = loop {
         let own = ip >= alo && ip < ahi;
         if !own || m > 0 {

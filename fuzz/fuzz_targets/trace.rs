@@ -12,9 +12,11 @@ use vmmap_core::trace::symbols::Symbols;
 use vmmap_core::trace::{export, scan};
 use vmmap_core::trace::{owners::owners, summarize, Decoder, Record};
 
-fn hello() -> Vec<u8> {
+/// A HELLO of format `version` (every format still read: 1 to
+/// TRACE_VERSION, picked by the data's first byte).
+fn hello(version: u64) -> Vec<u8> {
     let mut m = vec![MSG_HELLO];
-    for v in [u64::from(TRACE_VERSION), 1, 0, 4096, 0, 1000, 5_000, 7_000] {
+    for v in [version, 1, 0, 4096, 0, 1000, 5_000, 7_000] {
         push_uvarint(&mut m, v);
     }
     push_bytes(&mut m, b"/bin/x");
@@ -23,8 +25,11 @@ fn hello() -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut msgs = vec![hello()];
-    let mut i = 0;
+    let Some(&first) = data.first() else {
+        return;
+    };
+    let mut msgs = vec![hello(1 + u64::from(first) % u64::from(TRACE_VERSION))];
+    let mut i = 1;
     while i + 3 <= data.len() {
         let kind = data[i];
         let len = u16::from_le_bytes([data[i + 1], data[i + 2]]) as usize;

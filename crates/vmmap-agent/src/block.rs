@@ -17,20 +17,35 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
 };
 
+use crate::ages::Ages;
 use crate::memo::{FrameRecord, WalkMemo};
 use crate::sys::{self, SpinLock};
 use crate::unwind::RuleCache;
 
 /// Bytes of event data per buffer.
 pub const BUF_DATA: usize = 128 * 1024;
-/// The first part of a buffer holds the records without their addresses;
-/// the rest holds the addresses (trace format 2, `docs/trace-format.md`):
-/// apart, each compresses far better than the two interleaved.
-pub const MAIN_CAP: usize = 64 * 1024;
-/// Room always left for one record (the largest is a 128-frame stack).
-pub const MAX_RECORD: usize = 16 + vmmap_core::trace::wire::MAX_FRAMES * 10;
-/// Room always left for one record's addresses (realloc has two).
-pub const MAX_ADDRS: usize = 20;
+/// The parts of a buffer (trace format 3, `docs/trace-format.md`): each
+/// record's head (tag and tick), its other fields, and its addresses
+/// (heap addresses as references to recent ones when they can be). Kept
+/// apart, each kind of field compresses far better than all of them
+/// interleaved.
+pub const HEADS: usize = 0;
+/// See [`HEADS`].
+pub const REST: usize = 1;
+/// See [`HEADS`].
+pub const ADDRS: usize = 2;
+/// Parts in a buffer.
+pub const PARTS: usize = 3;
+/// Where each part starts in `data`, and its capacity (every part is
+/// under 64 KiB, so that the positions pack in one word).
+pub const PART_START: [usize; PARTS] = [0, 32 * 1024, 88 * 1024];
+/// See [`PART_START`].
+pub const PART_CAP: [usize; PARTS] = [32 * 1024, 56 * 1024, 40 * 1024];
+/// Room always left in each part for one record: a tag and a tick (eight
+/// bytes for a thread start); the largest other fields (a 128-frame stack
+/// definition, or a text of 1 KiB); two heap addresses, each written as
+/// eight bytes whatever its length.
+pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_core::trace::wire::MAX_FRAMES * 10, 26];
 /// Buffers the producers may hold before they wait for the writer
 /// (256 MiB); beyond that a thread yields until the writer catches up.
 const MAX_BUFFERS: usize = 2048;
@@ -51,8 +66,8 @@ pub struct Buf {
     pub seq: u64,
     /// The block whose events these are.
     pub owner: *mut Block,
-    /// Bytes committed by the owner (Release after each record), both
-    /// parts in one word: see [`pack`].
+    /// Bytes committed by the owner (Release after each record), every
+    /// part's in one word: see [`pack`].
     pub len: AtomicUsize,
     /// Bytes already taken by the writer (writer only), packed the same.
     pub copied: usize,
@@ -99,10 +114,8 @@ pub struct Block {
     pub stack_hi: usize,
     /// The buffer being filled (owner writes, writer reads).
     pub buf: AtomicPtr<Buf>,
-    /// Write position in `buf`'s record part (owner only).
-    pub pos: usize,
-    /// Write position in `buf`'s address part (owner only).
-    pub apos: usize,
+    /// Write positions in `buf`'s parts (owner only).
+    pub at: [usize; PARTS],
     /// Sequence number of the last buffer this block started.
     pub last_seq: AtomicU64,
     /// Last tick and address written, for delta coding (owner only).
@@ -124,6 +137,8 @@ pub struct Block {
     pub scratch: [FrameRecord; crate::unwind::SCRATCH],
     /// Recent walks (see [`crate::memo`]).
     pub memo: *mut WalkMemo,
+    /// Recent heap addresses, for age references (see [`crate::ages`]).
+    pub ages: *mut Ages,
     /// Writer only: the last buffer sequence fully written.
     pub w_done: u64,
     /// Registry link (never changes once set).
@@ -177,7 +192,8 @@ pub fn new_block(tid: i32) -> *mut Block {
     let unwind = sys::map_anon(core::mem::size_of::<crate::unwind::Context>())
         as *mut crate::unwind::Context;
     let memo = sys::map_anon(core::mem::size_of::<WalkMemo>()) as *mut WalkMemo;
-    if stacks.is_null() || rules.is_null() || unwind.is_null() || memo.is_null() {
+    let ages = sys::map_anon(core::mem::size_of::<Ages>()) as *mut Ages;
+    if stacks.is_null() || rules.is_null() || unwind.is_null() || memo.is_null() || ages.is_null() {
         return null_mut();
     }
     // SAFETY: fresh zeroed mappings of the right sizes; all-zero is a valid
@@ -186,6 +202,7 @@ pub fn new_block(tid: i32) -> *mut Block {
         (*b).stacks = stacks;
         (*b).rules = rules;
         (*b).memo = memo;
+        (*b).ages = ages;
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
         (*b).state.store(LIVE, Relaxed);
@@ -222,8 +239,7 @@ unsafe fn reset(b: *mut Block, tid: i32) {
     blk.stack_lo = 0;
     blk.stack_hi = 0;
     blk.buf.store(null_mut(), Relaxed);
-    blk.pos = 0;
-    blk.apos = 0;
+    blk.at = [0; PARTS];
     blk.last_seq.store(0, Relaxed);
     blk.last_tick = 0;
     blk.last_addr = 0;
@@ -234,6 +250,7 @@ unsafe fn reset(b: *mut Block, tid: i32) {
         core::ptr::write_bytes(blk.stacks, 0, 1);
         (*blk.rules).clear();
         (*blk.memo).clear();
+        (*blk.ages).clear();
     }
 }
 
@@ -242,8 +259,7 @@ unsafe fn reset(b: *mut Block, tid: i32) {
 #[inline(always)]
 pub fn reserve(b: &mut Block) -> bool {
     let cur = b.buf.load(Relaxed);
-    if !cur.is_null() && b.pos + MAX_RECORD <= MAIN_CAP && b.apos + MAX_ADDRS <= BUF_DATA - MAIN_CAP
-    {
+    if !cur.is_null() && (0..PARTS).all(|i| b.at[i] + MAX_RECORD[i] <= PART_CAP[i]) {
         return true;
     }
     switch_buffer(b)
@@ -270,53 +286,143 @@ fn switch_buffer(b: &mut Block) -> bool {
         (*fresh).next = null_mut();
     }
     b.last_seq.store(seq, Release);
-    b.pos = 0;
-    b.apos = 0;
+    b.at = [0; PARTS];
     b.buf.store(fresh, Release);
     true
 }
 
-/// The writable tail of the current buffer's record part. Call after
-/// [`reserve`].
+/// Write cursors into the current buffer's parts for one record, from
+/// [`open`] to [`Out::close`]: plain offsets and raw writes, checked once
+/// by [`reserve`] for the whole record instead of at every field.
+pub struct Out {
+    data: *mut u8,
+    at: [usize; PARTS],
+}
+
+/// Starts a record (or a stack definition) in the current buffer, making
+/// room first; None if no buffer could be had.
 #[inline(always)]
-pub fn tail(b: &mut Block) -> &mut [u8] {
+pub fn open(b: &mut Block) -> Option<Out> {
+    if !reserve(b) {
+        return None;
+    }
     let cur = b.buf.load(Relaxed);
-    // SAFETY: reserve() made cur non-null and owned by this thread; the
-    // writer only reads bytes below `len`.
-    unsafe { &mut (&mut (*cur).data)[b.pos..MAIN_CAP] }
+    // SAFETY: reserve() made cur non-null and owned by this thread.
+    let data = unsafe { (*cur).data.as_mut_ptr() };
+    Some(Out { data, at: b.at })
 }
 
-/// The writable tail of the current buffer's address part. Call after
-/// [`reserve`].
-#[inline(always)]
-pub fn addr_tail(b: &mut Block) -> &mut [u8] {
-    let cur = b.buf.load(Relaxed);
-    // SAFETY: as in tail().
-    unsafe { &mut (&mut (*cur).data)[MAIN_CAP + b.apos..] }
+impl Out {
+    /// Where the next byte of `part` goes.
+    #[inline(always)]
+    fn ptr(&mut self, part: usize) -> *mut u8 {
+        // SAFETY: inside the buffer: reserve() left MAX_RECORD[part] bytes
+        // of room in the part, and a record writes no more than that.
+        unsafe { self.data.add(PART_START[part] + self.at[part]) }
+    }
+
+    /// Appends one byte to a part.
+    #[inline(always)]
+    pub fn u8(&mut self, part: usize, v: u8) {
+        // SAFETY: see `ptr`.
+        unsafe { self.ptr(part).write(v) };
+        self.at[part] += 1;
+    }
+
+    /// Appends a varint to a part, byte by byte: for fields whose length
+    /// is predictable (ticks, sizes, stack ids).
+    #[inline(always)]
+    pub fn var(&mut self, part: usize, mut v: u64) {
+        let p = self.ptr(part);
+        let mut n = 0;
+        while v >= 0x80 {
+            // SAFETY: see `ptr`; a varint is at most ten bytes.
+            unsafe { p.add(n).write((v as u8) | 0x80) };
+            v >>= 7;
+            n += 1;
+        }
+        // SAFETY: as above.
+        unsafe { p.add(n).write(v as u8) };
+        self.at[part] += n + 1;
+    }
+
+    /// Appends a varint whose length is as random as a heap address's.
+    #[inline(always)]
+    pub fn var_random(&mut self, part: usize, v: u64) {
+        let n = self.var_ahead(part, v);
+        self.at[part] += n;
+    }
+
+    /// Writes a varint at the end of a part; returns its length. Up to 56 bits
+    /// (every tick difference, size and heap address difference in
+    /// practice) it is built without a branch: the length of a random
+    /// heap address's varint is as random as the address, and a loop over
+    /// its bytes mispredicted on most heap records.
+    #[inline(always)]
+    fn var_ahead(&mut self, part: usize, v: u64) -> usize {
+        let p = self.ptr(part);
+        if v >> 56 != 0 {
+            return var_slow(p, v);
+        }
+        let bits = 64 - (v | 1).leading_zeros() as usize;
+        let n = bits.div_ceil(7);
+        let mut x = 0u64;
+        for i in 0..8 {
+            x |= ((v >> (7 * i)) & 0x7f) << (8 * i);
+        }
+        // Continuation bits on every byte but the last.
+        x |= 0x8080_8080_8080_8080 & ((1u64 << (8 * (n - 1))) - 1);
+        // SAFETY: see `ptr`: eight bytes of room (a part keeps room for a
+        // whole record, which ends with at least that much left for its
+        // largest field); only the first `n` count.
+        unsafe { p.cast::<u64>().write_unaligned(x.to_le()) };
+        n
+    }
+
+    /// Appends bytes to a part (at most the room [`MAX_RECORD`] keeps).
+    #[inline(always)]
+    pub fn bytes(&mut self, part: usize, v: &[u8]) {
+        // SAFETY: see `ptr`; callers keep texts within MAX_RECORD.
+        unsafe { core::ptr::copy_nonoverlapping(v.as_ptr(), self.ptr(part), v.len()) };
+        self.at[part] += v.len();
+    }
+
+    /// Ends the record: publishes it to the writer.
+    #[inline(always)]
+    pub fn close(self, b: &mut Block) {
+        b.at = self.at;
+        let cur = b.buf.load(Relaxed);
+        // SAFETY: cur is the owned current buffer.
+        unsafe { (*cur).len.store(pack(b.at), Release) };
+    }
 }
 
-/// Both parts' lengths in one word, so that the writer reads a consistent
-/// pair with one atomic load.
-#[inline(always)]
-pub fn pack(main: usize, addrs: usize) -> usize {
-    main | addrs << 32
+/// A varint of more than 56 bits, byte by byte (ten at most).
+#[cold]
+fn var_slow(p: *mut u8, mut v: u64) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        // SAFETY: the caller's `ptr` has room for ten bytes.
+        unsafe { p.add(n).write((v as u8) | 0x80) };
+        v >>= 7;
+        n += 1;
+    }
+    // SAFETY: as above.
+    unsafe { p.add(n).write(v as u8) };
+    n + 1
 }
 
-/// Undoes [`pack`]: (record bytes, address bytes).
+/// The parts' lengths in one word (16 bits each), so that the writer
+/// reads a consistent set with one atomic load.
 #[inline(always)]
-pub fn unpack(len: usize) -> (usize, usize) {
-    (len & 0xffff_ffff, len >> 32)
+pub fn pack(at: [usize; PARTS]) -> usize {
+    at[0] | at[1] << 16 | at[2] << 32
 }
 
-/// Publishes `n` more record bytes written through [`tail`] and `an` more
-/// address bytes written through [`addr_tail`].
+/// Undoes [`pack`].
 #[inline(always)]
-pub fn commit(b: &mut Block, n: usize, an: usize) {
-    b.pos += n;
-    b.apos += an;
-    let cur = b.buf.load(Relaxed);
-    // SAFETY: cur is the owned current buffer.
-    unsafe { (*cur).len.store(pack(b.pos, b.apos), Release) };
+pub fn unpack(len: usize) -> [usize; PARTS] {
+    [len & 0xffff, len >> 16 & 0xffff, len >> 32 & 0xffff]
 }
 
 /// Hands the block's buffer to the writer for good (thread exit).
@@ -428,6 +534,7 @@ pub fn own_memory(out: &mut Vec<(u64, u64)>) {
         ));
         out.push((blk.rules as u64, core::mem::size_of::<RuleCache>() as u64));
         out.push((blk.memo as u64, core::mem::size_of::<WalkMemo>() as u64));
+        out.push((blk.ages as u64, core::mem::size_of::<Ages>() as u64));
         out.push((
             blk.unwind as u64,
             core::mem::size_of::<crate::unwind::Context>() as u64,

@@ -214,7 +214,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     if let Some(b) = enter() {
-        record::free(b, sys::ticks(), p as u64);
+        record::free(b, p as u64);
         leave(b);
     }
     // SAFETY: forwarding.

@@ -14,6 +14,7 @@
 
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
+mod ages;
 mod block;
 mod hooks;
 mod memo;

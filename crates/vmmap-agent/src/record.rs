@@ -2,7 +2,8 @@
 
 use vmmap_core::trace::wire::*;
 
-use crate::block::{self, Block, StackSlot, STACK_SLOTS, STACK_WAYS};
+use crate::ages::Class;
+use crate::block::{self, Block, Out, StackSlot, ADDRS, HEADS, REST, STACK_SLOTS, STACK_WAYS};
 use crate::unwind::{self, Stack};
 
 /// Captures the caller's stack and returns its id in this stream, writing
@@ -59,56 +60,79 @@ fn intern(b: &mut Block, st: &Stack) -> u32 {
     if let Some(w) = ways.iter().find(|w| w.hash == st.hash) {
         return w.id;
     }
-    if !block::reserve(b) {
+    let Some(mut o) = block::open(b) else {
         return 0;
-    }
+    };
     let id = b.next_stack;
     b.next_stack += 1;
     // First in, first out: the newest stack goes in front.
     ways.copy_within(0..STACK_WAYS - 1, 1);
     ways[0] = StackSlot { hash: st.hash, id };
     crate::memo::materialize(b, st.src);
-    let frames = b.frames; // a new stack: rare, so the copy is cheap overall
-    let buf = block::tail(b);
-    buf[0] = EV_STACK;
-    let mut p = put_uvarint(buf, 1, u64::from(id));
-    buf[p] = if st.truncated { STACK_TRUNCATED } else { 0 };
-    p = put_uvarint(buf, p + 1, st.n as u64);
+    o.u8(HEADS, EV_STACK);
+    o.var(REST, u64::from(id));
+    o.u8(REST, if st.truncated { STACK_TRUNCATED } else { 0 });
+    o.var(REST, st.n as u64);
     let mut prev = 0u64;
-    for &f in &frames[..st.n] {
-        p = put_uvarint(buf, p, zigzag(f.wrapping_sub(prev) as i64));
+    for &f in &b.frames[..st.n] {
+        o.var(REST, zigzag(f.wrapping_sub(prev) as i64));
         prev = f;
     }
-    block::commit(b, p, 0);
+    o.close(b);
     id
 }
 
-/// Starts a record: reserves room, writes the tag and the tick delta.
-/// Returns the write position, or None if no buffer could be had.
+/// Starts a record: makes room, writes the tag and the tick delta.
+/// None if no buffer could be had.
 #[inline(always)]
-fn start(b: &mut Block, tag: u8, tick: u64) -> Option<usize> {
-    if !block::reserve(b) {
-        return None;
-    }
+fn start(b: &mut Block, tag: u8, tick: u64) -> Option<Out> {
+    let mut o = block::open(b)?;
     let d = tick.wrapping_sub(b.last_tick) as i64;
     b.last_tick = tick;
-    let buf = block::tail(b);
-    buf[0] = tag;
-    Some(put_uvarint(buf, 1, zigzag(d)))
+    o.u8(HEADS, tag);
+    o.var(HEADS, zigzag(d));
+    Some(o)
 }
 
-/// Writes an address at `ap` in the buffer's address part; returns the
-/// new position there.
+/// Writes an address as the difference from the stream's previous one.
 #[inline(always)]
-fn addr(b: &mut Block, ap: usize, a: u64) -> usize {
+fn addr(b: &mut Block, o: &mut Out, a: u64) {
     let d = a.wrapping_sub(b.last_addr) as i64;
     b.last_addr = a;
-    put_uvarint(block::addr_tail(b), ap, zigzag(d))
+    o.var(ADDRS, zigzag(d));
+}
+
+/// A heap address and its age in the other class
+/// (`vmmap_core::trace::wire::HEAP_REF`), looked up before the record is
+/// written so that the lookup's cache miss overlaps the stack walk.
+#[derive(Clone, Copy)]
+struct HeapRef {
+    a: u64,
+    age: u32,
 }
 
 #[inline(always)]
-fn u(b: &mut Block, p: usize, v: u64) -> usize {
-    put_uvarint(block::tail(b), p, v)
+fn heap_ref(b: &mut Block, class: Class, a: u64) -> HeapRef {
+    let age = if a == 0 {
+        0
+    } else {
+        // SAFETY: the index is this block's own mapping.
+        unsafe { (*b.ages).note(class, a) }
+    };
+    HeapRef { a, age }
+}
+
+/// Writes a heap address: its age, or the address itself (as the
+/// difference from the last one written) when it went by too long ago.
+/// Which one is as random as the heap, so both are computed and one is
+/// chosen without a branch, and written as one varint.
+#[inline(always)]
+fn heap_addr(b: &mut Block, o: &mut Out, h: HeapRef) {
+    let reference = h.age != 0 || h.a == 0;
+    let explicit = zigzag(h.a.wrapping_sub(b.last_addr) as i64) << 1;
+    let age = u64::from(h.age) << 1 | HEAP_REF;
+    o.var_random(ADDRS, if reference { age } else { explicit });
+    b.last_addr = if reference { b.last_addr } else { h.a };
 }
 
 /// `malloc`, `calloc` and the aligned family (align 0 = none), called
@@ -123,47 +147,56 @@ pub fn alloc(
     align: u64,
     at: Option<Caller>,
 ) {
+    let h = heap_ref(b, Class::Allocated, ptr);
     let stack = match at {
         Some(at) => caller_stack_id(b, at),
         None => stack_id(b),
     };
-    let Some(mut p) = start(b, tag, tick) else {
+    let Some(mut o) = start(b, tag, tick) else {
         return;
     };
-    let ap = addr(b, 0, ptr);
-    p = u(b, p, size);
-    p = u(b, p, u64::from(stack));
+    heap_addr(b, &mut o, h);
+    o.var(REST, size);
+    o.var(REST, u64::from(stack));
     if tag == EV_MEMALIGN {
-        p = u(b, p, align);
+        o.var(REST, align);
     }
-    block::commit(b, p, ap);
+    o.close(b);
 }
 
 /// `realloc` and `reallocarray`, called from `at` or the hook's caller.
 #[inline(always)]
 pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Option<Caller>) {
+    let (h_old, h_new) = (
+        heap_ref(b, Class::Freed, old),
+        heap_ref(b, Class::Allocated, new),
+    );
     let stack = match at {
         Some(at) => caller_stack_id(b, at),
         None => stack_id(b),
     };
-    let Some(mut p) = start(b, EV_REALLOC, tick) else {
+    let Some(mut o) = start(b, EV_REALLOC, tick) else {
         return;
     };
-    let mut ap = addr(b, 0, old);
-    ap = addr(b, ap, new);
-    p = u(b, p, size);
-    p = u(b, p, u64::from(stack));
-    block::commit(b, p, ap);
+    heap_addr(b, &mut o, h_old);
+    heap_addr(b, &mut o, h_new);
+    o.var(REST, size);
+    o.var(REST, u64::from(stack));
+    o.close(b);
 }
 
-/// `free`: no stack (as heaptrack; stacks on free cost about 20 %).
+/// `free`: no stack (as heaptrack; stacks on free cost about 20 %). The
+/// block is looked up first, so that the lookup's cache miss overlaps
+/// reading the clock.
 #[inline(always)]
-pub fn free(b: &mut Block, tick: u64, ptr: u64) {
-    let Some(p) = start(b, EV_FREE, tick) else {
+pub fn free(b: &mut Block, ptr: u64) {
+    let h = heap_ref(b, Class::Freed, ptr);
+    let tick = crate::sys::ticks();
+    let Some(mut o) = start(b, EV_FREE, tick) else {
         return;
     };
-    let ap = addr(b, 0, ptr);
-    block::commit(b, p, ap);
+    heap_addr(b, &mut o, h);
+    o.close(b);
 }
 
 /// A mapping call: tag, address, then up to four more integers, then the
@@ -178,15 +211,15 @@ pub fn mapping(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
 
 fn mapping_inner(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
     let stack = stack_id(b);
-    let Some(mut p) = start(b, tag, crate::sys::ticks()) else {
+    let Some(mut o) = start(b, tag, crate::sys::ticks()) else {
         return;
     };
-    let ap = addr(b, 0, a);
+    addr(b, &mut o, a);
     for &v in rest {
-        p = u(b, p, v);
+        o.var(REST, v);
     }
-    p = u(b, p, u64::from(stack));
-    block::commit(b, p, ap);
+    o.var(REST, u64::from(stack));
+    o.close(b);
 }
 
 /// A record with integers, a string and optionally the stack; errno is
@@ -199,37 +232,33 @@ pub fn plain(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool
 
 fn plain_inner(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
     let stack = if with_stack { stack_id(b) } else { 0 };
-    let Some(mut p) = start(b, tag, crate::sys::ticks()) else {
+    let Some(mut o) = start(b, tag, crate::sys::ticks()) else {
         return;
     };
     for &v in ints {
-        p = u(b, p, v);
+        o.var(REST, v);
     }
     let text = &text[..text.len().min(1024)];
-    p = u(b, p, text.len() as u64);
-    block::tail(b)[p..p + text.len()].copy_from_slice(text);
-    p += text.len();
+    o.var(REST, text.len() as u64);
+    o.bytes(REST, text);
     if with_stack {
-        p = u(b, p, u64::from(stack));
+        o.var(REST, u64::from(stack));
     }
-    block::commit(b, p, 0);
+    o.close(b);
 }
 
-/// The first record of a stream: absolute tick, tid, pthread handle and
-/// stack bounds.
+/// The first record of a stream: absolute tick (eight bytes, in the tick
+/// part), then tid, pthread handle and stack bounds.
 pub fn thread_start(b: &mut Block, pthread: u64) {
-    if !block::reserve(b) {
+    let Some(mut o) = block::open(b) else {
         return;
-    }
+    };
     let tick = crate::sys::ticks();
     b.last_tick = tick;
-    let (tid, lo, hi) = (b.tid as u64, b.stack_lo as u64, b.stack_hi as u64);
-    let buf = block::tail(b);
-    buf[0] = EV_THREAD_START;
-    buf[1..9].copy_from_slice(&tick.to_le_bytes());
-    let mut p = put_uvarint(buf, 9, tid);
-    p = put_uvarint(buf, p, pthread);
-    p = put_uvarint(buf, p, lo);
-    p = put_uvarint(buf, p, hi);
-    block::commit(b, p, 0);
+    o.u8(HEADS, EV_THREAD_START);
+    o.bytes(HEADS, &tick.to_le_bytes());
+    for v in [b.tid as u64, pthread, b.stack_lo as u64, b.stack_hi as u64] {
+        o.var(REST, v);
+    }
+    o.close(b);
 }

@@ -319,23 +319,28 @@ fn name_own_stack() {
 }
 
 /// Stages the records of `bf` committed since the writer last took some
-/// (up to the packed length `len`): stream id, length, the length of the
-/// record part, the records, then their addresses.
+/// (up to the packed length `len`): stream id, length, the lengths of the
+/// heads and fields parts, then the three parts (trace format 3).
 fn segment(st: &mut State, b: &Block, bf: &Buf, len: usize) {
-    let (main, addrs) = block::unpack(len);
-    let (from, afrom) = block::unpack(bf.copied);
-    let records = &bf.data[from.min(main)..main];
-    let addrs = &bf.data[block::MAIN_CAP + afrom.min(addrs)..block::MAIN_CAP + addrs];
-    if records.is_empty() && addrs.is_empty() {
+    let (to, from) = (block::unpack(len), block::unpack(bf.copied));
+    let part = |i: usize| {
+        let start = block::PART_START[i];
+        &bf.data[start + from[i].min(to[i])..start + to[i]]
+    };
+    let parts = [part(0), part(1), part(2)];
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total == 0 {
         return;
     }
     st.stage.extend_from_slice(&b.id.to_le_bytes());
-    let total = 4 + records.len() + addrs.len();
-    st.stage.extend_from_slice(&(total as u32).to_le_bytes());
     st.stage
-        .extend_from_slice(&(records.len() as u32).to_le_bytes());
-    st.stage.extend_from_slice(records);
-    st.stage.extend_from_slice(addrs);
+        .extend_from_slice(&((8 + total) as u32).to_le_bytes());
+    for p in &parts[..2] {
+        st.stage.extend_from_slice(&(p.len() as u32).to_le_bytes());
+    }
+    for p in parts {
+        st.stage.extend_from_slice(p);
+    }
 }
 
 fn drain_full(st: &mut State) {

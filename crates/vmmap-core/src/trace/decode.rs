@@ -405,6 +405,37 @@ struct Stream {
     /// Arrival order of the stream, to break tick ties the same way
     /// every time.
     order: u64,
+    /// Its recent heap addresses (version 3 references).
+    ages: Ages,
+    /// How its image's segments are laid out.
+    layout: Layout,
+}
+
+/// A stream's recent heap addresses, as the agent keeps them
+/// ([`HEAP_REF`]): for each class (0 allocated, 1 freed) how many went
+/// by, and the last [`AGE_RING`] of them.
+#[derive(Default)]
+struct Ages {
+    seq: [u64; 2],
+    /// Both rings, made at the first heap address.
+    rings: Option<Box<[[u64; AGE_RING]; 2]>>,
+}
+
+const ALLOCATED: usize = 0;
+const FREED: usize = 1;
+const RING_MASK: u64 = AGE_RING as u64 - 1;
+
+impl Ages {
+    /// The counts, and the rings (made at the first use).
+    #[inline(always)]
+    fn state(&mut self) -> ([u64; 2], &mut [[u64; AGE_RING]; 2]) {
+        let seq = self.seq;
+        (
+            seq,
+            self.rings
+                .get_or_insert_with(|| Box::new([[0; AGE_RING]; 2])),
+        )
+    }
 }
 
 /// A stream segment not fully decoded.
@@ -417,10 +448,75 @@ struct Pending {
     pos: usize,
     end: usize,
     /// ...and of their addresses, kept apart in version 2 segments (in
-    /// version 1, interleaved: `split` is false and these are unused).
+    /// version 1, interleaved: `layout` says so and these are unused)...
     apos: usize,
     aend: usize,
-    split: bool,
+    /// ...and in version 3 of the heads (tags and ticks), also apart
+    /// (`pos` and `end` are then the other fields).
+    hpos: usize,
+    hend: usize,
+    layout: Layout,
+}
+
+/// [`Layout`]s as the decoding loop's compile-time parameter.
+const INTERLEAVED: u8 = 0;
+const SPLIT: u8 = 1;
+const COLUMNS: u8 = 2;
+
+/// Where a segment keeps the parts of its records.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum Layout {
+    #[default]
+    /// Version 1: everything interleaved, record by record.
+    Interleaved,
+    /// Version 2: the records, then their addresses.
+    Split,
+    /// Version 3: heads (tag and tick), other fields, and addresses (heap
+    /// addresses as references), each apart.
+    Columns,
+}
+
+impl Pending {
+    /// Cursors over what is left of each part, for a segment of layout
+    /// `L` (the layout is fixed at compile time in the decoding loop).
+    #[inline(always)]
+    fn fields<const L: u8>(&self) -> Fields<'_, L> {
+        let at = |a: usize, b: usize| Cursor::new(&self.data[a..b]);
+        match L {
+            COLUMNS => Fields {
+                main: at(self.pos, self.end),
+                addrs: at(self.apos, self.aend),
+                heads: at(self.hpos, self.hend),
+            },
+            SPLIT => Fields {
+                main: at(self.pos, self.end),
+                addrs: at(self.apos, self.aend),
+                heads: Cursor::new(&[]),
+            },
+            _ => Fields {
+                main: at(self.pos, self.end),
+                addrs: Cursor::new(&[]),
+                heads: Cursor::new(&[]),
+            },
+        }
+    }
+
+    /// Moves past what `f` (from [`Pending::fields`]) read.
+    #[inline(always)]
+    fn advance(&mut self, f: [usize; 3]) {
+        self.pos += f[0];
+        self.apos += f[1];
+        self.hpos += f[2];
+    }
+
+    /// Whether every record of the segment was read.
+    fn done(&self) -> bool {
+        if self.layout == Layout::Columns {
+            self.hpos >= self.hend
+        } else {
+            self.pos >= self.end
+        }
+    }
 }
 
 /// Stack interning hashes whole frame lists; SipHash made it a visible
@@ -620,19 +716,9 @@ impl Decoder {
                 self.info.agent_memory.push((image, tick, v));
             }
             MSG_EVENTS => {
-                let tick = c.uvarint();
-                let raw = c.uvarint();
-                let (Some(tick), Some(raw)) = (tick, raw) else {
-                    return Err(bad(index, "EVENTS cut short"));
-                };
                 let buf = self.spare.pop().unwrap_or_default();
-                let data = inflate_into(c.take(c.remaining()).unwrap_or_default(), raw, buf)
-                    .map_err(|e| bad(index, &e))?;
-                self.segments(index, image, data)?;
-                // Everything older than the previous chunk's stamp is in.
-                let watermark = self.chunk_ticks[1];
-                self.chunk_ticks = [self.chunk_ticks[1], tick];
-                self.release(watermark, out);
+                let (tick, data) = inflate_events(msg, buf).map_err(|e| bad(index, &e))?;
+                self.events(index, image, tick, data, out)?;
             }
             _ => {} // a message type from a newer agent
         }
@@ -652,6 +738,44 @@ impl Decoder {
     ) -> Result<(), TraceError> {
         self.release_all(out);
         self.failed.take().map_or(Ok(()), Err)
+    }
+
+    /// [`Decoder::feed_owned`] of an EVENTS message that
+    /// [`inflate_events`] already decompressed (on another thread, so that
+    /// decompression and decoding overlap): its pass tick and events, or
+    /// why it could not be decompressed.
+    pub fn feed_inflated(
+        &mut self,
+        inflated: Result<(u64, Vec<u8>), String>,
+        out: &mut impl FnMut(Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
+        let index = self.info.messages;
+        self.info.messages += 1;
+        let image = self.info.images.len().saturating_sub(1) as u32;
+        let (tick, data) = inflated.map_err(|e| bad(index, &e))?;
+        self.events(index, image, tick, data, out)?;
+        self.failed.take().map_or(Ok(()), Err)
+    }
+
+    /// A buffer whose records are all out, for the next [`inflate_events`].
+    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
+        self.spare.pop()
+    }
+
+    fn events(
+        &mut self,
+        index: usize,
+        image: u32,
+        tick: u64,
+        data: Vec<u8>,
+        out: &mut impl FnMut(Record, &TraceInfo),
+    ) -> Result<(), TraceError> {
+        self.segments(index, image, data)?;
+        // Everything older than the previous chunk's stamp is in.
+        let watermark = self.chunk_ticks[1];
+        self.chunk_ticks = [self.chunk_ticks[1], tick];
+        self.release(watermark, out);
+        Ok(())
     }
 
     fn release(&mut self, below: u64, out: &mut impl FnMut(Record, &TraceInfo)) {
@@ -681,7 +805,13 @@ impl Decoder {
                 before: next_tick.min(below),
                 tie: (next_tick < below && order < next_order).then_some(next_tick),
             };
-            match run(&mut streams[si], info, stack_ids, spare, limit, out) {
+            let st = &mut streams[si];
+            let ran = match st.layout {
+                Layout::Columns => run::<COLUMNS>(st, info, stack_ids, spare, limit, out),
+                Layout::Split => run::<SPLIT>(st, info, stack_ids, spare, limit, out),
+                Layout::Interleaved => run::<INTERLEAVED>(st, info, stack_ids, spare, limit, out),
+            };
+            match ran {
                 Ok(Some(t)) => heads.push((t, order, si)),
                 Ok(None) => {}
                 Err(e) => {
@@ -698,11 +828,16 @@ impl Decoder {
     }
 
     fn segments(&mut self, index: usize, image: u32, data: Vec<u8>) -> Result<(), TraceError> {
-        let split = self
+        let version = self
             .info
             .images
             .get(image as usize)
-            .is_some_and(|i| i.version >= 2);
+            .map_or(1, |i| i.version);
+        let layout = match version {
+            0 | 1 => Layout::Interleaved,
+            2 => Layout::Split,
+            _ => Layout::Columns,
+        };
         let data = Rc::new(data);
         let mut c = Cursor::new(&data);
         while c.remaining() > 0 {
@@ -713,20 +848,33 @@ impl Decoder {
             c.take(len as usize)
                 .ok_or_else(|| bad(index, "segment cut short"))?;
             let seg_end = start + len as usize;
-            // Version 2: the length of the records, the records, then their
-            // addresses.
-            let (pos, end, apos) = if split {
-                let mut h = Cursor::new(&data[start..seg_end]);
-                let main = h
-                    .u32()
-                    .ok_or_else(|| bad(index, "segment header cut short"))?
-                    as usize;
-                if main > len as usize - 4 {
-                    return Err(bad(index, "segment's record part overruns it"));
+            let mut h = Cursor::new(&data[start..seg_end]);
+            let mut part = || {
+                h.u32()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| bad(index, "segment header cut short"))
+            };
+            // Part lengths, then the parts; the last part takes the rest.
+            let lens = match layout {
+                Layout::Interleaved => vec![],
+                Layout::Split => vec![part()?],
+                Layout::Columns => vec![part()?, part()?],
+            };
+            let mut at = start + 4 * lens.len();
+            let mut bounds = Vec::with_capacity(4);
+            for n in lens {
+                if n > seg_end - at {
+                    return Err(bad(index, "segment's parts overrun it"));
                 }
-                (start + 4, start + 4 + main, start + 4 + main)
-            } else {
-                (start, seg_end, seg_end)
+                bounds.push((at, at + n));
+                at += n;
+            }
+            bounds.push((at, seg_end));
+            let empty = (seg_end, seg_end);
+            let [main, addrs, heads] = match layout {
+                Layout::Interleaved => [bounds[0], empty, empty],
+                Layout::Split => [bounds[0], bounds[1], empty],
+                Layout::Columns => [bounds[1], bounds[2], bounds[0]],
             };
             let next = self.streams.len();
             let si = *self.stream_index.entry((image, stream)).or_insert(next);
@@ -734,6 +882,7 @@ impl Decoder {
                 self.streams.push(Stream {
                     image,
                     order: next as u64,
+                    layout,
                     ..Stream::default()
                 });
             }
@@ -741,15 +890,18 @@ impl Decoder {
             st.pending.push_back(Pending {
                 index,
                 data: data.clone(),
-                pos,
-                end,
-                apos,
-                aend: seg_end,
-                split,
+                pos: main.0,
+                end: main.1,
+                apos: addrs.0,
+                aend: addrs.1,
+                hpos: heads.0,
+                hend: heads.1,
+                layout,
             });
             if st.next.is_none() {
                 // The stream was idle: read its first tick for the merge.
-                if let Some(tick) = peek(st, &mut self.info, &mut self.stack_ids, &mut self.spare)?
+                if let Some(tick) =
+                    peek_any(st, &mut self.info, &mut self.stack_ids, &mut self.spare)?
                 {
                     self.heads.push((tick, st.order, si));
                 }
@@ -782,7 +934,7 @@ impl Limit {
 /// addresses), without going back to the merge;
 /// segment ends, stack definitions and thread starts take [`peek`]'s
 /// general path.
-fn run(
+fn run<const L: u8>(
     st: &mut Stream,
     info: &mut TraceInfo,
     stack_ids: &mut HashMap<StackInfo, u32, Fast>,
@@ -800,15 +952,21 @@ fn run(
                 stacks,
                 pending,
                 order,
+                ages,
                 ..
             } = &mut *st;
             let Some(p) = pending.front_mut() else {
                 return Ok(None);
             };
-            let mut f = Fields {
-                main: Cursor::new(&p.data[p.pos..p.end]),
-                addrs: Cursor::new(&p.data[p.apos..p.aend]),
-                split: p.split,
+            let mut f = p.fields::<L>();
+            // The address state in locals for the run, written back when
+            // it stops: through the stream, every record's loads waited on
+            // the previous record's stores.
+            let (seq, rings) = ages.state();
+            let a = &mut Addrs {
+                last: *last_addr,
+                seq,
+                rings,
             };
             loop {
                 let record = |event| Record {
@@ -824,15 +982,15 @@ fn run(
                 // written in different widths, and stalled on it.
                 let done = match tag {
                     EV_FREE => f
-                        .addr(last_addr)
+                        .heap(a, FREED)
                         .map(|ptr| out(record(Event::Free { ptr }), info)),
-                    EV_MALLOC | EV_CALLOC => hot_alloc(tag, &mut f, last_addr, stacks)
-                        .map(|event| out(record(event), info)),
-                    EV_REALLOC => {
-                        hot_realloc(&mut f, last_addr, stacks).map(|event| out(record(event), info))
+                    EV_MALLOC | EV_CALLOC => {
+                        hot_alloc(tag, &mut f, a, stacks).map(|event| out(record(event), info))
                     }
-                    _ => decode_event(tag, &mut f, last_addr, stacks)
-                        .map(|event| out(record(event), info)),
+                    EV_REALLOC => {
+                        hot_realloc(&mut f, a, stacks).map(|event| out(record(event), info))
+                    }
+                    _ => decode_event(tag, &mut f, a, stacks).map(|event| out(record(event), info)),
                 };
                 if done.is_none() {
                     return Err(bad(
@@ -840,30 +998,30 @@ fn run(
                         &format!("event with tag {tag} cut short or unknown"),
                     ));
                 }
-                let Some(next_tag) = f.main.peek_u8() else {
+                let Some(next_tag) = f.peek_tag() else {
                     break;
                 };
                 if next_tag == EV_STACK || next_tag == EV_THREAD_START {
                     break;
                 }
-                f.main.u8();
-                let Some(d) = f.main.ivarint() else {
+                f.tag();
+                let Some(d) = f.tick_delta() else {
                     return Err(bad(p.index, "event cut short"));
                 };
                 let next_tick = last_tick.wrapping_add(d as u64);
                 *last_tick = next_tick;
                 if !limit.admits(next_tick) {
-                    p.pos += f.main.position();
-                    p.apos += f.addrs.position();
+                    p.advance(f.positions());
+                    (*last_addr, ages.seq) = (a.last, a.seq);
                     st.next = Some((next_tag, next_tick));
                     return Ok(Some(next_tick));
                 }
                 (tag, tick) = (next_tag, next_tick);
             }
-            p.pos += f.main.position();
-            p.apos += f.addrs.position();
+            p.advance(f.positions());
+            (*last_addr, ages.seq) = (a.last, a.seq);
         }
-        match peek(st, info, stack_ids, spare)? {
+        match peek::<L>(st, info, stack_ids, spare)? {
             Some(t) if limit.admits(t) => continue,
             other => return Ok(other),
         }
@@ -872,7 +1030,21 @@ fn run(
 
 /// Reads a stream's next record's tag and tick (taking in the stack
 /// definitions before it); None when its bytes are used up.
-fn peek(
+fn peek_any(
+    st: &mut Stream,
+    info: &mut TraceInfo,
+    stack_ids: &mut HashMap<StackInfo, u32, Fast>,
+    spare: &mut Vec<Vec<u8>>,
+) -> Result<Option<u64>, TraceError> {
+    match st.layout {
+        Layout::Columns => peek::<COLUMNS>(st, info, stack_ids, spare),
+        Layout::Split => peek::<SPLIT>(st, info, stack_ids, spare),
+        Layout::Interleaved => peek::<INTERLEAVED>(st, info, stack_ids, spare),
+    }
+}
+
+/// [`peek_any`] for a stream of layout `L`.
+fn peek<const L: u8>(
     st: &mut Stream,
     info: &mut TraceInfo,
     stack_ids: &mut HashMap<StackInfo, u32, Fast>,
@@ -891,7 +1063,7 @@ fn peek(
             *next = None;
             return Ok(None);
         };
-        if p.pos >= p.end {
+        if p.done() {
             if let Some(Ok(buf)) = pending.pop_front().map(|p| Rc::try_unwrap(p.data)) {
                 if spare.len() < 2 {
                     spare.push(buf);
@@ -900,10 +1072,11 @@ fn peek(
             continue;
         }
         let index = p.index;
-        let mut c = Cursor::new(&p.data[p.pos..p.end]);
+        let mut f = p.fields::<L>();
         let cut = || bad(index, "event cut short");
-        let tag = c.u8().ok_or_else(cut)?;
+        let tag = f.tag().ok_or_else(cut)?;
         if tag == EV_STACK {
+            let c = &mut f.main;
             let id = c.uvarint().ok_or_else(cut)? as usize;
             let flags = c.u8().ok_or_else(cut)?;
             let n = c.uvarint().ok_or_else(cut)? as usize;
@@ -916,7 +1089,7 @@ fn peek(
                 prev = prev.wrapping_add(c.ivarint().ok_or_else(cut)? as u64);
                 frames.push(prev);
             }
-            p.pos += c.position();
+            p.advance(f.positions());
             let g = intern(
                 info,
                 stack_ids,
@@ -935,15 +1108,15 @@ fn peek(
             continue;
         }
         let tick = if tag == EV_THREAD_START {
-            let t = c.u64().ok_or_else(cut)?;
-            *tid = c.uvarint().ok_or_else(cut)? as i32;
+            let t = f.tick_abs().ok_or_else(cut)?;
+            *tid = f.main.uvarint().ok_or_else(cut)? as i32;
             t
         } else {
-            let d = c.ivarint().ok_or_else(cut)?;
+            let d = f.tick_delta().ok_or_else(cut)?;
             last_tick.wrapping_add(d as u64)
         };
         *last_tick = tick;
-        p.pos += c.position();
+        p.advance(f.positions());
         *next = Some((tag, tick));
         return Ok(Some(tick));
     }
@@ -960,24 +1133,115 @@ fn intern(info: &mut TraceInfo, ids: &mut HashMap<StackInfo, u32, Fast>, s: Stac
 }
 
 /// A record's fields: the record bytes, and the addresses, which version 2
-/// keeps apart (in version 1 they are in `main`, interleaved).
-struct Fields<'a> {
+/// keeps apart (in version 1 they are in `main`, interleaved); version 3
+/// keeps the heads (tags and ticks) apart too (`main` then has the other
+/// fields).
+struct Fields<'a, const L: u8> {
     main: Cursor<'a>,
     addrs: Cursor<'a>,
-    split: bool,
+    heads: Cursor<'a>,
 }
 
-impl Fields<'_> {
+/// A stream's state for decoding addresses: the last one (differences are
+/// from it) and the recent heap addresses (references are to them).
+struct Addrs<'s> {
+    last: u64,
+    seq: [u64; 2],
+    rings: &'s mut [[u64; AGE_RING]; 2],
+}
+
+impl<const L: u8> Fields<'_, L> {
+    /// How far each cursor went, in [`Pending::advance`]'s order.
+    #[inline(always)]
+    fn positions(&self) -> [usize; 3] {
+        [
+            self.main.position(),
+            self.addrs.position(),
+            self.heads.position(),
+        ]
+    }
+
+    #[inline(always)]
+    fn peek_tag(&self) -> Option<u8> {
+        if L == COLUMNS {
+            self.heads.peek_u8()
+        } else {
+            self.main.peek_u8()
+        }
+    }
+
+    #[inline(always)]
+    fn tag(&mut self) -> Option<u8> {
+        if L == COLUMNS {
+            self.heads.u8()
+        } else {
+            self.main.u8()
+        }
+    }
+
+    /// A record's tick, as the difference from the stream's last one.
+    #[inline(always)]
+    fn tick_delta(&mut self) -> Option<i64> {
+        if L == COLUMNS {
+            self.heads.ivarint()
+        } else {
+            self.main.ivarint()
+        }
+    }
+
+    /// A thread start's absolute tick.
+    fn tick_abs(&mut self) -> Option<u64> {
+        if L == COLUMNS {
+            self.heads.u64()
+        } else {
+            self.main.u64()
+        }
+    }
+
     /// The next address (coded as the difference from the last one).
     #[inline(always)]
-    fn addr(&mut self, last: &mut u64) -> Option<u64> {
-        let d = if self.split {
-            self.addrs.ivarint()?
-        } else {
+    fn addr(&mut self, a: &mut Addrs<'_>) -> Option<u64> {
+        let d = if L == INTERLEAVED {
             self.main.ivarint()?
+        } else {
+            self.addrs.ivarint()?
         };
-        let v = last.wrapping_add(d as u64);
-        *last = v;
+        let v = a.last.wrapping_add(d as u64);
+        a.last = v;
+        Some(v)
+    }
+
+    /// The next heap address of `class` ([`ALLOCATED`] or [`FREED`]): in
+    /// version 3 a reference or the address ([`HEAP_REF`]). Which of the
+    /// two is as random as the heap, so both are worked out and one is
+    /// taken without a branch.
+    #[inline(always)]
+    fn heap(&mut self, a: &mut Addrs<'_>, class: usize) -> Option<u64> {
+        if L != COLUMNS {
+            return self.addr(a);
+        }
+        let h = self.addrs.uvarint_random()?;
+        let x = h >> 1;
+        let is_ref = h & HEAP_REF != 0;
+        let (class, other) = (class & 1, (1 - class) & 1);
+        let seq = a.seq[other];
+        // `&` and `|`, not `&&` and `||`: one branch, never taken.
+        if is_ref & ((x > AGE_RING as u64) | (x > seq)) {
+            return None;
+        }
+        let mine = a.seq[class];
+        let recent = a.rings[other][(seq.wrapping_sub(x) & RING_MASK) as usize];
+        let explicit = a.last.wrapping_add(unzigzag(x) as u64);
+        // Masks, not `if`s: the compiler kept branches for those.
+        let ref_mask = 0u64.wrapping_sub(u64::from(is_ref));
+        let recent = recent & 0u64.wrapping_sub(u64::from(x != 0));
+        let v = (recent & ref_mask) | (explicit & !ref_mask);
+        a.last = (a.last & ref_mask) | (explicit & !ref_mask);
+        // Null goes into no ring: the slot keeps its address.
+        let slot = &mut a.rings[class][(mine & RING_MASK) as usize];
+        let keep = 0u64.wrapping_sub(u64::from(v == 0));
+        *slot = (*slot & keep) | (v & !keep);
+        a.seq[class] = mine + u64::from(v != 0);
         Some(v)
     }
 }
@@ -999,8 +1263,13 @@ fn text(c: &mut Cursor<'_>) -> Option<String> {
 /// are heap operations; a call returning an [`Event`] through memory cost
 /// a third of the decoding thread's time in store-forwarding stalls).
 #[inline(always)]
-fn hot_alloc(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
-    let ptr = f.addr(st)?;
+fn hot_alloc<const L: u8>(
+    tag: u8,
+    f: &mut Fields<'_, L>,
+    a: &mut Addrs<'_>,
+    stacks: &[u32],
+) -> Option<Event> {
+    let ptr = f.heap(a, ALLOCATED)?;
     let size = f.main.uvarint()?;
     let stack = stack(&mut f.main, stacks)?;
     Some(Event::Alloc {
@@ -1014,20 +1283,29 @@ fn hot_alloc(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Optio
 
 /// `realloc`, decoded inline in [`run`].
 #[inline(always)]
-fn hot_realloc(f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+fn hot_realloc<const L: u8>(
+    f: &mut Fields<'_, L>,
+    a: &mut Addrs<'_>,
+    stacks: &[u32],
+) -> Option<Event> {
     Some(Event::Realloc {
-        old: f.addr(st)?,
-        new: f.addr(st)?,
+        old: f.heap(a, FREED)?,
+        new: f.heap(a, ALLOCATED)?,
         size: f.main.uvarint()?,
         stack: stack(&mut f.main, stacks)?,
     })
 }
 
 #[inline(never)]
-fn decode_event(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Option<Event> {
+fn decode_event<const L: u8>(
+    tag: u8,
+    f: &mut Fields<'_, L>,
+    st: &mut Addrs<'_>,
+    stacks: &[u32],
+) -> Option<Event> {
     Some(match tag {
         EV_MALLOC | EV_CALLOC | EV_MEMALIGN => {
-            let ptr = f.addr(st)?;
+            let ptr = f.heap(st, ALLOCATED)?;
             let size = f.main.uvarint()?;
             let stack = stack(&mut f.main, stacks)?;
             let align = if tag == EV_MEMALIGN {
@@ -1044,12 +1322,14 @@ fn decode_event(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Op
             }
         }
         EV_REALLOC => Event::Realloc {
-            old: f.addr(st)?,
-            new: f.addr(st)?,
+            old: f.heap(st, FREED)?,
+            new: f.heap(st, ALLOCATED)?,
             size: f.main.uvarint()?,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_FREE => Event::Free { ptr: f.addr(st)? },
+        EV_FREE => Event::Free {
+            ptr: f.heap(st, FREED)?,
+        },
         EV_MMAP => Event::Mmap {
             addr: f.addr(st)?,
             len: f.main.uvarint()?,
@@ -1139,6 +1419,22 @@ fn decode_event(tag: u8, f: &mut Fields<'_>, st: &mut u64, stacks: &[u32]) -> Op
         },
         _ => return None,
     })
+}
+
+/// Decompresses an EVENTS message (type byte included) into `buf`:
+/// returns its pass tick and events. Sans-IO and independent of the
+/// decoder's state, so that it may run on a thread of its own
+/// ([`Decoder::feed_inflated`]).
+pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String> {
+    let mut c = Cursor::new(msg);
+    if c.u8() != Some(MSG_EVENTS) {
+        return Err("not an EVENTS message".into());
+    }
+    let (Some(tick), Some(raw)) = (c.uvarint(), c.uvarint()) else {
+        return Err("EVENTS cut short".into());
+    };
+    let data = inflate_into(c.take(c.remaining()).unwrap_or_default(), raw, buf)?;
+    Ok((tick, data))
 }
 
 fn inflate(z: &[u8], raw: u64) -> Result<Vec<u8>, String> {
@@ -1328,11 +1624,12 @@ mod tests {
         ));
     }
 
-    /// Version 2 keeps addresses apart from the records: every kind of
-    /// record with addresses (two for a realloc) decodes to what version 1
-    /// gives for the same calls.
+    /// Version 2 keeps addresses apart from the records, version 3 every
+    /// kind of field and heap addresses as references to recent ones:
+    /// every kind of record with addresses (two for a realloc, null ones
+    /// too) decodes to the same calls from both.
     #[test]
-    fn version_2_segments_decode_like_version_1() {
+    fn versions_2_and_3_decode_the_same_calls() {
         use crate::trace::synthetic::{self as syn, StreamBuilder};
         let mut s = StreamBuilder::new(11, 0, 0, 0);
         s.stack(1, &[0x401]);
@@ -1343,14 +1640,31 @@ mod tests {
         s.ints(&[4000, 1]);
         s.mmap_anon(14, 0x7000_0000, 8192, 1);
         s.free(16, 0x9000);
-        let mut d = Decoder::new();
-        let mut got = Vec::new();
-        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
-            .unwrap();
-        d.feed(&syn::events(20, &s), &mut |r, _| got.push(r.event.clone()))
-            .unwrap();
-        d.finish(&mut |r, _| got.push(r.event.clone())).unwrap();
-        assert_eq!(d.info.images[0].version, TRACE_VERSION);
+        s.head(EV_REALLOC, 17);
+        s.addr(0);
+        s.addr(0x9000);
+        s.ints(&[64, 1]);
+        s.head(EV_REALLOC, 18);
+        s.addr(0x9000);
+        s.addr(0);
+        s.ints(&[0, 1]);
+        s.malloc(19, 0x5000, 8, 1);
+        let decode = |hello: Vec<u8>, events: Vec<u8>| {
+            let mut d = Decoder::new();
+            let mut got = Vec::new();
+            d.feed(&hello, &mut |_, _| {}).unwrap();
+            d.feed(&events, &mut |r, _| got.push(r.event.clone()))
+                .unwrap();
+            d.finish(&mut |r, _| got.push(r.event.clone())).unwrap();
+            (d.info.images[0].version, got)
+        };
+        let (v3, got) = decode(syn::hello(42, "/bin/x", b"x\0"), syn::events(20, &s));
+        let (v2, got2) = decode(
+            syn::hello_version(2, 42, "/bin/x", b"x\0"),
+            syn::events_v2(20, &s),
+        );
+        assert_eq!((v3, v2), (TRACE_VERSION, 2));
+        assert_eq!(got, got2);
         let stack = got
             .iter()
             .find_map(|e| match e {
@@ -1358,22 +1672,24 @@ mod tests {
                 _ => None,
             })
             .unwrap();
+        let alloc = |ptr, size| Event::Alloc {
+            kind: EV_MALLOC,
+            ptr,
+            size,
+            align: 0,
+            stack,
+        };
+        let realloc = |old, new, size| Event::Realloc {
+            old,
+            new,
+            size,
+            stack,
+        };
         assert_eq!(
             got[1..],
             [
-                Event::Alloc {
-                    kind: EV_MALLOC,
-                    ptr: 0x5000,
-                    size: 24,
-                    align: 0,
-                    stack
-                },
-                Event::Realloc {
-                    old: 0x5000,
-                    new: 0x9000,
-                    size: 4000,
-                    stack
-                },
+                alloc(0x5000, 24),
+                realloc(0x5000, 0x9000, 4000),
                 Event::Mmap {
                     addr: 0x7000_0000,
                     len: 8192,
@@ -1384,8 +1700,40 @@ mod tests {
                     stack
                 },
                 Event::Free { ptr: 0x9000 },
+                realloc(0, 0x9000, 64),
+                realloc(0x9000, 0, 0),
+                alloc(0x5000, 8),
             ]
         );
+        // A reference to more addresses than went by is damage.
+        let mut bad = StreamBuilder::new(11, 0, 0, 0);
+        bad.head(EV_FREE, 10);
+        bad.addr(0x5000);
+        let mut ev = syn::events(20, &bad);
+        // The free's address is the segment's last three bytes: make it a
+        // reference to 100 allocations back.
+        let seg = {
+            let mut seg = bad.segment();
+            let n = seg.len();
+            seg.truncate(n - 3);
+            push_uvarint(&mut seg, 100 << 1 | HEAP_REF);
+            seg
+        };
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&(seg.len() as u32).to_le_bytes());
+        body.extend_from_slice(&seg);
+        ev.truncate(1);
+        push_uvarint(&mut ev, 20);
+        push_uvarint(&mut ev, body.len() as u64);
+        ev.extend_from_slice(&zstd::bulk::compress(&body, 1).unwrap());
+        let mut d = Decoder::new();
+        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
+            .unwrap();
+        d.feed(&ev, &mut |_, _| {}).unwrap();
+        assert!(matches!(
+            d.finish(&mut |_, _| {}),
+            Err(TraceError::Corrupt { .. })
+        ));
         // A record part longer than its segment is damage, not a panic.
         let mut seg = 0u32.to_le_bytes().to_vec();
         seg.extend_from_slice(&4u32.to_le_bytes());

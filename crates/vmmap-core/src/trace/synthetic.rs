@@ -6,41 +6,96 @@
 
 use super::wire::*;
 
-/// One thread's records, with the running tick and address the format
-/// codes differences from, the addresses apart ([`TRACE_VERSION`] 2).
-/// Starts with the thread-start record at tick 0.
+/// One thread's records, in the current format ([`TRACE_VERSION`] 3:
+/// heads (tags and ticks), other fields and addresses apart, heap addresses as
+/// references to recent ones when they can be) and in version 2 (records,
+/// then their addresses), with the running tick and address the formats
+/// code differences from. Starts with the thread-start record at tick 0.
 pub struct StreamBuilder {
-    bytes: Vec<u8>,
+    heads: Vec<u8>,
+    rest: Vec<u8>,
     addrs: Vec<u8>,
+    /// Version 2: the records, and their addresses.
+    v2: Vec<u8>,
+    v2_addrs: Vec<u8>,
     tick: u64,
     addr: u64,
+    v2_addr: u64,
+    /// The record being written and how many addresses it has so far.
+    tag: u8,
+    addr_fields: usize,
+    /// Heap addresses allocated (0) and freed (1) so far.
+    pushed: [Vec<u64>; 2],
 }
 
 impl StreamBuilder {
     /// A stream of thread `tid` whose stack is `stack_lo..stack_hi`.
     pub fn new(tid: u64, pthread: u64, stack_lo: u64, stack_hi: u64) -> StreamBuilder {
-        let mut bytes = vec![EV_THREAD_START];
-        bytes.extend_from_slice(&0u64.to_le_bytes());
-        for v in [tid, pthread, stack_lo, stack_hi] {
-            push_uvarint(&mut bytes, v);
-        }
-        StreamBuilder {
-            bytes,
+        let mut b = StreamBuilder {
+            heads: [&[EV_THREAD_START][..], &0u64.to_le_bytes()].concat(),
+            rest: Vec::new(),
             addrs: Vec::new(),
+            v2: vec![EV_THREAD_START],
+            v2_addrs: Vec::new(),
             tick: 0,
             addr: 0,
-        }
+            v2_addr: 0,
+            tag: EV_THREAD_START,
+            addr_fields: 0,
+            pushed: [Vec::new(), Vec::new()],
+        };
+        b.v2.extend_from_slice(&0u64.to_le_bytes());
+        b.ints(&[tid, pthread, stack_lo, stack_hi]);
+        b
     }
 
     /// A record's tag and tick.
     pub fn head(&mut self, tag: u8, tick: u64) {
-        self.bytes.push(tag);
-        push_uvarint(&mut self.bytes, zigzag(tick as i64 - self.tick as i64));
+        let d = zigzag(tick as i64 - self.tick as i64);
+        self.heads.push(tag);
+        push_uvarint(&mut self.heads, d);
+        self.v2.push(tag);
+        push_uvarint(&mut self.v2, d);
         self.tick = tick;
+        (self.tag, self.addr_fields) = (tag, 0);
     }
 
-    /// An address field (it goes to the addresses part).
+    /// An address field (it goes to the addresses part; a heap address
+    /// of version 3 as a reference when the block went by recently).
     pub fn addr(&mut self, a: u64) {
+        let class = match (self.tag, self.addr_fields) {
+            (EV_MALLOC | EV_CALLOC | EV_MEMALIGN, 0) | (EV_REALLOC, 1) => Some(0),
+            (EV_FREE, 0) | (EV_REALLOC, 0) => Some(1),
+            _ => None,
+        };
+        self.addr_fields += 1;
+        push_uvarint(&mut self.v2_addrs, zigzag(a as i64 - self.v2_addr as i64));
+        self.v2_addr = a;
+        let Some(class) = class else {
+            self.plain_addr(a);
+            return;
+        };
+        if a == 0 {
+            push_uvarint(&mut self.addrs, HEAP_REF);
+            return;
+        }
+        let age = self.pushed[1 - class]
+            .iter()
+            .rev()
+            .take(AGE_RING)
+            .position(|&x| x == a);
+        match age {
+            Some(i) => push_uvarint(&mut self.addrs, (i as u64 + 1) << 1 | HEAP_REF),
+            None => {
+                push_uvarint(&mut self.addrs, zigzag(a as i64 - self.addr as i64) << 1);
+                self.addr = a;
+            }
+        }
+        self.pushed[class].push(a);
+    }
+
+    /// An address as the difference from the last one written.
+    fn plain_addr(&mut self, a: u64) {
         push_uvarint(&mut self.addrs, zigzag(a as i64 - self.addr as i64));
         self.addr = a;
     }
@@ -48,19 +103,19 @@ impl StreamBuilder {
     /// Plain integer fields.
     pub fn ints(&mut self, values: &[u64]) {
         for &v in values {
-            push_uvarint(&mut self.bytes, v);
+            push_uvarint(&mut self.rest, v);
+            push_uvarint(&mut self.v2, v);
         }
     }
 
     /// Defines stack `id` (return addresses, innermost first).
     pub fn stack(&mut self, id: u64, frames: &[u64]) {
-        self.bytes.push(EV_STACK);
-        push_uvarint(&mut self.bytes, id);
-        self.bytes.push(0);
-        push_uvarint(&mut self.bytes, frames.len() as u64);
+        self.heads.push(EV_STACK);
+        self.v2.push(EV_STACK);
+        self.ints(&[id, 0, frames.len() as u64]);
         let mut prev = 0u64;
         for &f in frames {
-            push_uvarint(&mut self.bytes, zigzag(f as i64 - prev as i64));
+            self.ints(&[zigzag(f as i64 - prev as i64)]);
             prev = f;
         }
     }
@@ -86,12 +141,26 @@ impl StreamBuilder {
         self.ints(&[len, 3, 0x22, zigzag(-1), 0, stack]);
     }
 
-    /// The segment of the records so far: the records' length, the
-    /// records, their addresses.
+    /// The body of a segment of the records so far (after its stream id
+    /// and length): the lengths of the heads and field parts, then the
+    /// three parts.
     pub fn segment(&self) -> Vec<u8> {
-        let mut seg = (self.bytes.len() as u32).to_le_bytes().to_vec();
-        seg.extend_from_slice(&self.bytes);
-        seg.extend_from_slice(&self.addrs);
+        let mut seg = Vec::new();
+        for part in [&self.heads, &self.rest] {
+            seg.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        }
+        for part in [&self.heads, &self.rest, &self.addrs] {
+            seg.extend_from_slice(part);
+        }
+        seg
+    }
+
+    /// [`StreamBuilder::segment`] in version 2: the records' length, the
+    /// records, their addresses.
+    pub fn segment_v2(&self) -> Vec<u8> {
+        let mut seg = (self.v2.len() as u32).to_le_bytes().to_vec();
+        seg.extend_from_slice(&self.v2);
+        seg.extend_from_slice(&self.v2_addrs);
         seg
     }
 }
@@ -100,18 +169,14 @@ impl StreamBuilder {
 /// clock and 2 ms after the Unix epoch, and with [`end`] a tick is a
 /// microsecond.
 pub fn hello(pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u8> {
+    hello_version(u64::from(TRACE_VERSION), pid, exe, cmdline)
+}
+
+/// [`hello`] of an agent writing format `version`.
+pub fn hello_version(version: u64, pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u8> {
     let mut m = vec![MSG_HELLO];
     // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
-    for v in [
-        u64::from(TRACE_VERSION),
-        pid,
-        1,
-        4096,
-        1,
-        0,
-        1_000_000,
-        2_000_000,
-    ] {
+    for v in [version, pid, 1, 4096, 1, 0, 1_000_000, 2_000_000] {
         push_uvarint(&mut m, v);
     }
     push_bytes(&mut m, exe.as_bytes());
@@ -136,7 +201,15 @@ pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
 
 /// An EVENTS message holding `stream` (as stream 0) whole, stamped `tick`.
 pub fn events(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
-    let body = stream.segment();
+    events_of(tick, stream.segment())
+}
+
+/// [`events`] in version 2.
+pub fn events_v2(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
+    events_of(tick, stream.segment_v2())
+}
+
+fn events_of(tick: u64, body: Vec<u8>) -> Vec<u8> {
     let mut seg = 0u32.to_le_bytes().to_vec();
     seg.extend_from_slice(&(body.len() as u32).to_le_bytes());
     seg.extend_from_slice(&body);

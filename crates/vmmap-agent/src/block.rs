@@ -366,10 +366,7 @@ impl Out {
         }
         let bits = 64 - (v | 1).leading_zeros() as usize;
         let n = bits.div_ceil(7);
-        let mut x = 0u64;
-        for i in 0..8 {
-            x |= ((v >> (7 * i)) & 0x7f) << (8 * i);
-        }
+        let mut x = spread7(v);
         // Continuation bits on every byte but the last.
         x |= 0x8080_8080_8080_8080 & ((1u64 << (8 * (n - 1))) - 1);
         // SAFETY: see `ptr`: eight bytes of room (a part keeps room for a
@@ -399,6 +396,16 @@ impl Out {
 
 /// A varint of more than 56 bits, byte by byte (ten at most).
 #[cold]
+/// The seven-bit groups of `v` (below 2^56) one to a byte, in three
+/// halving steps (28-bit halves into 32-bit lanes, 14 into 16, 7 into 8):
+/// twelve operations where a shift and a mask per byte took twenty-four.
+#[inline(always)]
+fn spread7(v: u64) -> u64 {
+    let x = (v & 0x0FFF_FFFF) | (v & 0x00FF_FFFF_F000_0000) << 4;
+    let x = (x & 0x0000_3FFF_0000_3FFF) | (x & 0x0FFF_C000_0FFF_C000) << 2;
+    (x & 0x007F_007F_007F_007F) | (x & 0x3F80_3F80_3F80_3F80) << 1
+}
+
 fn var_slow(p: *mut u8, mut v: u64) -> usize {
     let mut n = 0;
     while v >= 0x80 {
@@ -546,5 +553,27 @@ pub fn own_memory(out: &mut Vec<(u64, u64)>) {
         out.push((p as u64, core::mem::size_of::<Buf>() as u64));
         // SAFETY: buffers are never unmapped; `all` never changes.
         p = unsafe { (*p).all };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread7;
+
+    #[test]
+    fn spread7_puts_each_seven_bit_group_in_its_own_byte() {
+        let mut v = 0x2545_F491_4F6C_DD1Du64;
+        for shift in 0..56 {
+            for x in [1u64 << shift, (1u64 << shift) - 1, v >> 8] {
+                let mut want = 0u64;
+                for i in 0..8 {
+                    want |= ((x >> (7 * i)) & 0x7f) << (8 * i);
+                }
+                assert_eq!(spread7(x), want, "{x:#x}");
+            }
+            v ^= v << 13;
+            v ^= v >> 7;
+            v ^= v << 17;
+        }
     }
 }

@@ -44,6 +44,14 @@ const MAX_KEPT: usize = RECORDS / 4;
 /// walks may meet again); fewer, and keeping it would cost more than
 /// walking them again.
 pub const KEEP_AFTER: usize = 3;
+/// A walk that stopped at a stored one after fewer new frames is still
+/// kept if it is this short in all and its first frame went by before:
+/// a shallow program calls malloc from a handful of places in a loop one
+/// or two frames below its thread's start, and walking those frames again
+/// on every call cost more than all the rest of a hit.
+pub const KEEP_SHORT: usize = 8;
+/// Slots of the filter of first frames of walks not kept.
+const SEEN: usize = 1024;
 
 /// The frame is the agent's own: walked, not recorded.
 pub const OWN: u32 = 1;
@@ -121,6 +129,8 @@ pub struct WalkMemo {
     head: u32,
     /// Record index + 1 by (address, stack pointer); 0 is empty.
     index: [u32; INDEX],
+    /// Tags of the first frames of recent walks that were not kept.
+    seen: [u32; SEEN],
     records: [FrameRecord; RECORDS],
 }
 
@@ -149,7 +159,19 @@ impl WalkMemo {
     /// Forgets every walk.
     pub fn clear(&mut self) {
         self.index.fill(0);
+        self.seen.fill(0);
         self.head = 0;
+    }
+
+    /// Whether a walk from the frame (ip, sp) went by unkept recently;
+    /// notes that this one did.
+    #[inline(always)]
+    pub fn again(&mut self, ip: u64, sp: u64) -> bool {
+        let (set, tag) = set_and_tag(ip, sp);
+        let slot = &mut self.seen[(set / WAYS) % SEEN];
+        let again = *slot == tag;
+        *slot = tag;
+        again
     }
 
     /// A stored record whose frame is (ip, sp, bp) and whose stack words

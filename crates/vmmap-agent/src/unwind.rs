@@ -18,7 +18,7 @@ use vmmap_core::trace::wire::MAX_FRAMES;
 
 use crate::block::Block;
 use crate::memo::{
-    finish, mix, FrameRecord, Source, CFA_RBP, KEEP_AFTER, LOADS_BP, OWN, TRUNCATED,
+    finish, mix, FrameRecord, Source, CFA_RBP, KEEP_AFTER, KEEP_SHORT, LOADS_BP, OWN, TRUNCATED,
 };
 
 type Slice = gimli::EndianSlice<'static, NativeEndian>;
@@ -539,7 +539,9 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, caller: bool, 
     if let Some(k) = found {
         let out = *memo.record(k);
         let (total, truncated) = (n + out.frames as usize, out.flags & TRUNCATED != 0);
-        if n >= KEEP_AFTER {
+        if n >= KEEP_AFTER
+            || (n > 0 && n + out.left as usize <= KEEP_SHORT && memo.again(new[0].ip, new[0].sp))
+        {
             if let Some(pos) = memo.keep(new, Some(k), 0) {
                 return Stack {
                     n: total,

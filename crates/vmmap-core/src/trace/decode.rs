@@ -839,6 +839,9 @@ impl Decoder {
             _ => Layout::Columns,
         };
         let data = Rc::new(data);
+        if version >= 4 {
+            return self.columns(index, image, &data);
+        }
         let mut c = Cursor::new(&data);
         while c.remaining() > 0 {
             let (Some(stream), Some(len)) = (c.u32(), c.u32()) else {
@@ -876,35 +879,95 @@ impl Decoder {
                 Layout::Split => [bounds[0], bounds[1], empty],
                 Layout::Columns => [bounds[1], bounds[2], bounds[0]],
             };
-            let next = self.streams.len();
-            let si = *self.stream_index.entry((image, stream)).or_insert(next);
-            if si == next {
-                self.streams.push(Stream {
-                    image,
-                    order: next as u64,
-                    layout,
-                    ..Stream::default()
-                });
+            self.segment(index, image, stream, layout, &data, [main, addrs, heads])?;
+        }
+        Ok(())
+    }
+
+    /// Version 4 events: the directory of segments (their count, then
+    /// per segment its stream and the lengths of its heads, fields and
+    /// addresses, u32 LE each), then every segment's heads, every
+    /// segment's fields and every segment's addresses, each kind in
+    /// directory order. Each kind in one run compresses a third faster
+    /// and a little smaller than segments one after another.
+    fn columns(&mut self, index: usize, image: u32, data: &Rc<Vec<u8>>) -> Result<(), TraceError> {
+        let cut = || bad(index, "segment directory cut short");
+        let mut c = Cursor::new(data);
+        let n = c.u32().ok_or_else(cut)? as usize;
+        let dir_end = n
+            .checked_mul(16)
+            .and_then(|d| d.checked_add(4))
+            .filter(|&d| d <= data.len())
+            .ok_or_else(cut)?;
+        let entry = |c: &mut Cursor<'_>| -> Option<(u32, [usize; 3])> {
+            Some((
+                c.u32()?,
+                [c.u32()? as usize, c.u32()? as usize, c.u32()? as usize],
+            ))
+        };
+        let mut sums = [0usize; 3];
+        for _ in 0..n {
+            let (_, lens) = entry(&mut c).ok_or_else(cut)?;
+            for (s, l) in sums.iter_mut().zip(lens) {
+                *s = s.saturating_add(l);
             }
-            let st = &mut self.streams[si];
-            st.pending.push_back(Pending {
-                index,
-                data: data.clone(),
-                pos: main.0,
-                end: main.1,
-                apos: addrs.0,
-                aend: addrs.1,
-                hpos: heads.0,
-                hend: heads.1,
-                layout,
+        }
+        let total = sums.iter().fold(dir_end, |t, &s| t.saturating_add(s));
+        if total != data.len() {
+            return Err(bad(index, "segments' parts do not add up to the message"));
+        }
+        let mut at = [dir_end, dir_end + sums[0], dir_end + sums[0] + sums[1]];
+        let mut c = Cursor::new(data);
+        c.u32();
+        for _ in 0..n {
+            let (stream, lens) = entry(&mut c).ok_or_else(cut)?;
+            let [h, f, a] = [0, 1, 2].map(|i| {
+                at[i] += lens[i];
+                (at[i] - lens[i], at[i])
             });
-            if st.next.is_none() {
-                // The stream was idle: read its first tick for the merge.
-                if let Some(tick) =
-                    peek_any(st, &mut self.info, &mut self.stack_ids, &mut self.spare)?
-                {
-                    self.heads.push((tick, st.order, si));
-                }
+            self.segment(index, image, stream, Layout::Columns, data, [f, a, h])?;
+        }
+        Ok(())
+    }
+
+    /// Queues a segment of `stream`: where its records (or, in version 3
+    /// on, its fields), addresses and heads are in `data`.
+    fn segment(
+        &mut self,
+        index: usize,
+        image: u32,
+        stream: u32,
+        layout: Layout,
+        data: &Rc<Vec<u8>>,
+        [main, addrs, heads]: [(usize, usize); 3],
+    ) -> Result<(), TraceError> {
+        let next = self.streams.len();
+        let si = *self.stream_index.entry((image, stream)).or_insert(next);
+        if si == next {
+            self.streams.push(Stream {
+                image,
+                order: next as u64,
+                layout,
+                ..Stream::default()
+            });
+        }
+        let st = &mut self.streams[si];
+        st.pending.push_back(Pending {
+            index,
+            data: data.clone(),
+            pos: main.0,
+            end: main.1,
+            apos: addrs.0,
+            aend: addrs.1,
+            hpos: heads.0,
+            hend: heads.1,
+            layout,
+        });
+        if st.next.is_none() {
+            // The stream was idle: read its first tick for the merge.
+            if let Some(tick) = peek_any(st, &mut self.info, &mut self.stack_ids, &mut self.spare)?
+            {
+                self.heads.push((tick, st.order, si));
             }
         }
         Ok(())
@@ -1629,7 +1692,7 @@ mod tests {
     /// every kind of record with addresses (two for a realloc, null ones
     /// too) decodes to the same calls from both.
     #[test]
-    fn versions_2_and_3_decode_the_same_calls() {
+    fn versions_2_3_and_4_decode_the_same_calls() {
         use crate::trace::synthetic::{self as syn, StreamBuilder};
         let mut s = StreamBuilder::new(11, 0, 0, 0);
         s.stack(1, &[0x401]);
@@ -1658,12 +1721,17 @@ mod tests {
             d.finish(&mut |r, _| got.push(r.event.clone())).unwrap();
             (d.info.images[0].version, got)
         };
-        let (v3, got) = decode(syn::hello(42, "/bin/x", b"x\0"), syn::events(20, &s));
+        let (v4, got) = decode(syn::hello(42, "/bin/x", b"x\0"), syn::events(20, &s));
+        let (v3, got3) = decode(
+            syn::hello_version(3, 42, "/bin/x", b"x\0"),
+            syn::events_v3(20, &s),
+        );
         let (v2, got2) = decode(
             syn::hello_version(2, 42, "/bin/x", b"x\0"),
             syn::events_v2(20, &s),
         );
-        assert_eq!((v3, v2), (TRACE_VERSION, 2));
+        assert_eq!((v4, v3, v2), (TRACE_VERSION, 3, 2));
+        assert_eq!(got, got3);
         assert_eq!(got, got2);
         let stack = got
             .iter()
@@ -1705,7 +1773,8 @@ mod tests {
                 alloc(0x5000, 8),
             ]
         );
-        // A reference to more addresses than went by is damage.
+        // A reference to more addresses than went by is damage (in a
+        // version 3 segment, made by hand).
         let mut bad = StreamBuilder::new(11, 0, 0, 0);
         bad.head(EV_FREE, 10);
         bad.addr(0x5000);
@@ -1727,7 +1796,7 @@ mod tests {
         push_uvarint(&mut ev, body.len() as u64);
         ev.extend_from_slice(&zstd::bulk::compress(&body, 1).unwrap());
         let mut d = Decoder::new();
-        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
+        d.feed(&syn::hello_version(3, 42, "/bin/x", b"x\0"), &mut |_, _| {})
             .unwrap();
         d.feed(&ev, &mut |_, _| {}).unwrap();
         assert!(matches!(
@@ -1743,11 +1812,38 @@ mod tests {
         push_uvarint(&mut bad, seg.len() as u64);
         bad.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
         let mut d = Decoder::new();
-        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
+        d.feed(&syn::hello_version(3, 42, "/bin/x", b"x\0"), &mut |_, _| {})
             .unwrap();
         assert!(matches!(
             d.feed(&bad, &mut |_, _| {}),
             Err(TraceError::Corrupt { .. })
         ));
+        // Version 4: a directory that promises more than the message
+        // holds, or parts that do not add up to it, is damage.
+        let v4 = |body: &[u8]| {
+            let mut m = vec![MSG_EVENTS];
+            push_uvarint(&mut m, 30);
+            push_uvarint(&mut m, body.len() as u64);
+            m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap());
+            let mut d = Decoder::new();
+            d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
+                .unwrap();
+            d.feed(&m, &mut |_, _| {})
+        };
+        let dir = |n: u32, lens: [u32; 3]| {
+            let mut b = n.to_le_bytes().to_vec();
+            for v in [0, lens[0], lens[1], lens[2]] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b
+        };
+        for body in [
+            u32::MAX.to_le_bytes().to_vec(),
+            dir(1, [4, 0, 0]),
+            [dir(1, [1, 1, 1]), vec![0; 4]].concat(),
+            dir(1, [u32::MAX, u32::MAX, u32::MAX]),
+        ] {
+            assert!(matches!(v4(&body), Err(TraceError::Corrupt { .. })));
+        }
     }
 }

@@ -6,9 +6,10 @@
 
 use super::wire::*;
 
-/// One thread's records, in the current format ([`TRACE_VERSION`] 3:
-/// heads (tags and ticks), other fields and addresses apart, heap addresses as
-/// references to recent ones when they can be) and in version 2 (records,
+/// One thread's records, in the current format ([`TRACE_VERSION`] 4 and
+/// 3: heads (tags and ticks), other fields and addresses apart, heap
+/// addresses as references to recent ones when they can be) and in
+/// version 2 (records,
 /// then their addresses), with the running tick and address the formats
 /// code differences from. Starts with the thread-start record at tick 0.
 pub struct StreamBuilder {
@@ -199,8 +200,23 @@ pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
     m
 }
 
-/// An EVENTS message holding `stream` (as stream 0) whole, stamped `tick`.
+/// An EVENTS message holding `stream` (as stream 0) whole, stamped `tick`:
+/// in version 4, a directory of that one segment, then its heads, fields
+/// and addresses.
 pub fn events(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
+    let parts = [&stream.heads, &stream.rest, &stream.addrs];
+    let mut body = [1u32, 0].map(u32::to_le_bytes).concat();
+    for part in parts {
+        body.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    }
+    for part in parts {
+        body.extend_from_slice(part);
+    }
+    compressed_events(tick, &body)
+}
+
+/// [`events`] in version 3 (one segment with its three parts).
+pub fn events_v3(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
     events_of(tick, stream.segment())
 }
 
@@ -213,10 +229,14 @@ fn events_of(tick: u64, body: Vec<u8>) -> Vec<u8> {
     let mut seg = 0u32.to_le_bytes().to_vec();
     seg.extend_from_slice(&(body.len() as u32).to_le_bytes());
     seg.extend_from_slice(&body);
+    compressed_events(tick, &seg)
+}
+
+fn compressed_events(tick: u64, body: &[u8]) -> Vec<u8> {
     let mut m = vec![MSG_EVENTS];
     push_uvarint(&mut m, tick);
-    push_uvarint(&mut m, seg.len() as u64);
-    m.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap_or_default());
+    push_uvarint(&mut m, body.len() as u64);
+    m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap_or_default());
     m
 }
 

@@ -13,10 +13,12 @@
 /// Version of the messages below; the agent writes it in [`MSG_HELLO`].
 /// Version 3 segments keep each record's head (tag and tick), other fields
 /// and addresses in three parts, and write a heap address as a reference to a
-/// recent one when it can ([`HEAP_REF`]); version 2 segments (records,
-/// then their addresses) and version 1 (interleaved) are still read
-/// (see [`super::decode`] and `docs/trace-format.md`).
-pub const TRACE_VERSION: u32 = 3;
+/// recent one when it can ([`HEAP_REF`]); version 4 puts each kind of part
+/// of all the segments of an EVENTS message together, after a directory of
+/// the segments. Versions 3, 2 (records, then their addresses) and 1
+/// (interleaved) are still read (see [`super::decode`] and
+/// `docs/trace-format.md`).
+pub const TRACE_VERSION: u32 = 4;
 
 /// Version 3: how many of its recent heap addresses of each class (blocks
 /// allocated, blocks freed) a stream remembers for references.

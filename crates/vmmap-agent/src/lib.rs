@@ -18,6 +18,7 @@ mod ages;
 mod block;
 mod hooks;
 mod memo;
+mod placement;
 mod record;
 mod sys;
 mod unwind;

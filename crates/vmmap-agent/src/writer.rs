@@ -11,6 +11,7 @@ use vmmap_core::format::{chunk_bytes, file_header, CHUNK_TRACE};
 use vmmap_core::trace::wire::*;
 
 use crate::block::{self, Block, Buf, EXITED, FREE, LIVE};
+use crate::placement::{self, Placement};
 use crate::sys;
 
 static FD: AtomicI32 = AtomicI32::new(-1);
@@ -261,6 +262,7 @@ fn main() {
         .filter(|r| !before.contains(r))
         .collect();
     name_own_stack();
+    let mut placement = Placement::new(placement::allowed_cpus());
     let mut last_write = sys::clock_ns(libc::CLOCK_MONOTONIC);
     let mut last_maps = 0u64;
     let mut last_second = last_write;
@@ -278,7 +280,10 @@ fn main() {
         }
         let staged = st.dir.len() + st.cols.iter().map(Vec::len).sum::<usize>();
         if staged > 0 && (due || flushing || staged >= STAGE_BYTES) {
-            write_events(&mut st);
+            match placement.as_mut() {
+                Some(p) => p.run(|| write_events(&mut st)),
+                None => write_events(&mut st),
+            }
             last_write = now;
         } else if due {
             last_write = now;

@@ -377,7 +377,14 @@ fn jvm_gc_tables_are_where_nmt_says() {
             ],
         ),
     ];
-    for (gc, want) in cases {
+    // A table whose committed mapping the kernel merged with the mapping
+    // beside it (libjvm's .bss has the same protection) has lost the edge
+    // it is found by and stays "JVM internal" (docs/runtimes.md); whether
+    // that happens depends on where the JVM's mappings land, about one
+    // start in twenty here. Such a start is tried again, up to three in all.
+    let mut tries = cases.iter().flat_map(|c| [c, c, c]).peekable();
+    while let Some(&(gc, ref want)) = tries.next() {
+        let retry_left = tries.peek().is_some_and(|n| n.0 == gc);
         let rt = start_java_with(&[
             "-Xms64m",
             "-Xmx256m",
@@ -409,6 +416,13 @@ fn jvm_gc_tables_are_where_nmt_says() {
         }
         let mut at: Vec<(u64, u64)> = found.iter().map(|(_, a, s)| (*a, *s)).collect();
         at.sort_unstable();
+        if at != nmt && retry_left {
+            eprintln!("{gc}: tables {found:?}, NMT {nmt:?}: trying another start");
+            continue;
+        }
+        while tries.peek().is_some_and(|n| n.0 == gc) {
+            tries.next();
+        }
         assert_eq!(
             at, nmt,
             "{gc}: the tables are NMT's GC reservations: {found:?}"

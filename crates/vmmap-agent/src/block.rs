@@ -332,18 +332,9 @@ impl Out {
     /// Appends a varint to a part, byte by byte: for fields whose length
     /// is predictable (ticks, sizes, stack ids).
     #[inline(always)]
-    pub fn var(&mut self, part: usize, mut v: u64) {
-        let p = self.ptr(part);
-        let mut n = 0;
-        while v >= 0x80 {
-            // SAFETY: see `ptr`; a varint is at most ten bytes.
-            unsafe { p.add(n).write((v as u8) | 0x80) };
-            v >>= 7;
-            n += 1;
-        }
-        // SAFETY: as above.
-        unsafe { p.add(n).write(v as u8) };
-        self.at[part] += n + 1;
+    pub fn var(&mut self, part: usize, v: u64) {
+        let n = var_bytes(self.ptr(part), v);
+        self.at[part] += n;
     }
 
     /// Appends a varint whose length is as random as a heap address's.
@@ -362,7 +353,7 @@ impl Out {
     fn var_ahead(&mut self, part: usize, v: u64) -> usize {
         let p = self.ptr(part);
         if v >> 56 != 0 {
-            return var_slow(p, v);
+            return var_bytes(p, v);
         }
         let bits = 64 - (v | 1).leading_zeros() as usize;
         let n = bits.div_ceil(7);
@@ -394,8 +385,6 @@ impl Out {
     }
 }
 
-/// A varint of more than 56 bits, byte by byte (ten at most).
-#[cold]
 /// The seven-bit groups of `v` (below 2^56) one to a byte, in three
 /// halving steps (28-bit halves into 32-bit lanes, 14 into 16, 7 into 8):
 /// twelve operations where a shift and a mask per byte took twenty-four.
@@ -406,10 +395,13 @@ fn spread7(v: u64) -> u64 {
     (x & 0x007F_007F_007F_007F) | (x & 0x3F80_3F80_3F80_3F80) << 1
 }
 
-fn var_slow(p: *mut u8, mut v: u64) -> usize {
+/// Writes a varint byte by byte (ten at most) at `p`; returns its length.
+#[inline(always)]
+fn var_bytes(p: *mut u8, mut v: u64) -> usize {
     let mut n = 0;
     while v >= 0x80 {
-        // SAFETY: the caller's `ptr` has room for ten bytes.
+        // SAFETY: the caller's `ptr` has room for ten bytes (a part keeps
+        // room for a whole record).
         unsafe { p.add(n).write((v as u8) | 0x80) };
         v >>= 7;
         n += 1;

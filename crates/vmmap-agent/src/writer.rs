@@ -408,6 +408,8 @@ fn drain_partials(st: &mut State) {
 /// multi-megabyte buffer each time would cost page faults) and writes the
 /// chunk with one `writev`, header and payload uncopied.
 fn write_events(st: &mut State) {
+    // The previous pass's copy goes only now: cleared, a Vec keeps its
+    // memory.
     st.stage.clear();
     let count = (st.dir.len() / 16) as u32;
     st.stage.extend_from_slice(&count.to_le_bytes());
@@ -422,7 +424,6 @@ fn write_events(st: &mut State) {
     st.zbuf.reserve(zstd::zstd_safe::compress_bound(raw));
     if let Err(e) = st.compressor.compress_to_buffer(&st.stage, &mut st.zbuf) {
         eprintln!("vmmap agent: compression failed ({e}); events lost");
-        st.stage.clear();
         return;
     }
     let mut prefix = vec![MSG_EVENTS];
@@ -434,7 +435,6 @@ fn write_events(st: &mut State) {
     }
     st.bytes_in += raw as u64;
     st.bytes_out += total as u64;
-    st.stage.clear();
 }
 
 fn write_maps(st: &mut State) {

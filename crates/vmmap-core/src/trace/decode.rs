@@ -1213,7 +1213,28 @@ struct Addrs<'s> {
     rings: &'s mut [[u64; AGE_RING]; 2],
 }
 
-impl<const L: u8> Fields<'_, L> {
+impl<'a, const L: u8> Fields<'a, L> {
+    /// The cursor over tags and ticks: their own part from version 3 on,
+    /// else the records'.
+    #[inline(always)]
+    fn heads_mut(&mut self) -> &mut Cursor<'a> {
+        if L == COLUMNS {
+            &mut self.heads
+        } else {
+            &mut self.main
+        }
+    }
+
+    /// [`Fields::heads_mut`], to look at.
+    #[inline(always)]
+    fn heads_ref(&self) -> &Cursor<'a> {
+        if L == COLUMNS {
+            &self.heads
+        } else {
+            &self.main
+        }
+    }
+
     /// How far each cursor went, in [`Pending::advance`]'s order.
     #[inline(always)]
     fn positions(&self) -> [usize; 3] {
@@ -1226,39 +1247,23 @@ impl<const L: u8> Fields<'_, L> {
 
     #[inline(always)]
     fn peek_tag(&self) -> Option<u8> {
-        if L == COLUMNS {
-            self.heads.peek_u8()
-        } else {
-            self.main.peek_u8()
-        }
+        self.heads_ref().peek_u8()
     }
 
     #[inline(always)]
     fn tag(&mut self) -> Option<u8> {
-        if L == COLUMNS {
-            self.heads.u8()
-        } else {
-            self.main.u8()
-        }
+        self.heads_mut().u8()
     }
 
     /// A record's tick, as the difference from the stream's last one.
     #[inline(always)]
     fn tick_delta(&mut self) -> Option<i64> {
-        if L == COLUMNS {
-            self.heads.ivarint()
-        } else {
-            self.main.ivarint()
-        }
+        self.heads_mut().ivarint()
     }
 
     /// A thread start's absolute tick.
     fn tick_abs(&mut self) -> Option<u64> {
-        if L == COLUMNS {
-            self.heads.u64()
-        } else {
-            self.main.u64()
-        }
+        self.heads_mut().u64()
     }
 
     /// The next address (coded as the difference from the last one).

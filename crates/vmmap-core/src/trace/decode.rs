@@ -378,7 +378,8 @@ impl TraceInfo {
         if b.0 <= a.0 {
             return 0;
         }
-        let rate = (b.1 - a.1) as f64 / (b.0 - a.0) as f64;
+        // In f64: a damaged anchor may run the clock backwards.
+        let rate = (b.1 as f64 - a.1 as f64) / (b.0 - a.0) as f64;
         let ns = (tick as f64 - a.0 as f64) * rate;
         ns.max(0.0) as u64
     }
@@ -1514,6 +1515,15 @@ fn inflate_into(z: &[u8], raw: u64, mut out: Vec<u8>) -> Result<Vec<u8>, String>
     if raw > 1 << 31 {
         return Err(format!("declared size {raw} is implausible"));
     }
+    // A damaged size must not reserve memory for nothing: the frame's
+    // own content size, where the writer recorded it, has to agree first.
+    match zstd::zstd_safe::get_frame_content_size(z) {
+        Ok(Some(n)) if n != raw => {
+            return Err("decompressed size differs from the declared size".into())
+        }
+        Err(_) => return Err("zstd: not a zstd frame".into()),
+        _ => {}
+    }
     out.clear();
     out.reserve(raw as usize);
     zstd::bulk::Decompressor::new()
@@ -1628,6 +1638,31 @@ mod tests {
         push_uvarint(&mut m, raw.len() as u64);
         m.extend_from_slice(&zstd::bulk::compress(&raw, 1).unwrap());
         m
+    }
+
+    /// Found by the `trace` fuzz target: clock anchors whose monotonic
+    /// time runs backwards overflowed a subtraction.
+    #[test]
+    fn a_clock_running_backwards_gives_time_zero() {
+        let mut info = TraceInfo::default();
+        info.images.push(ImageInfo {
+            clocks: vec![(0, 5_000, 0), (10, 1_000, 0)],
+            ..ImageInfo::default()
+        });
+        assert_eq!(info.tick_ns(0, 5), 0);
+        info.images[0].clocks[1].1 = 15_000;
+        assert_eq!(info.tick_ns(0, 5), 5_000);
+    }
+
+    /// A symbol cache frame that claims more than the cap, or is not
+    /// zstd, is dropped rather than read or reserved for.
+    #[test]
+    fn damaged_symbol_caches_are_dropped() {
+        use crate::trace::scan::decode_symbols;
+        assert!(decode_symbols(b"not zstd").is_none());
+        let (z, _) = crate::trace::scan::encode_symbols(&[]).unwrap();
+        assert_eq!(decode_symbols(&z).map(|m| m.len()), Some(0));
+        assert!(decode_symbols(&z[..z.len() - 1]).is_none(), "cut short");
     }
 
     #[test]

@@ -47,9 +47,23 @@ pub struct Scan {
     pub symbol_cache: Vec<CachedModule>,
 }
 
-/// Decodes a [`crate::format::CHUNK_SYMBOLS`] payload.
+/// The largest symbol cache read back: far above any real one (a few
+/// megabytes), low enough that a damaged frame cannot claim the memory.
+const MAX_SYMBOLS_RAW: u64 = 1 << 28;
+
+/// Decodes a [`crate::format::CHUNK_SYMBOLS`] payload. Streamed, so that
+/// memory follows what the frame holds rather than the cap: a one-shot
+/// decompression reserves the whole cap up front for every chunk.
 pub fn decode_symbols(payload: &[u8]) -> Option<Vec<CachedModule>> {
-    let raw = zstd::bulk::decompress(payload, 1 << 28).ok()?;
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(payload)
+        .ok()?
+        .take(MAX_SYMBOLS_RAW + 1)
+        .read_to_end(&mut raw)
+        .ok()?;
+    if raw.len() as u64 > MAX_SYMBOLS_RAW {
+        return None;
+    }
     rmp_serde::from_slice(&raw).ok()
 }
 

@@ -264,10 +264,10 @@ fn print_summary(
         s.stacks
     )?;
     for (i, img) in info.images.iter().enumerate() {
-        if !img.ended {
+        if !img.complete() {
             writeln!(
                 w,
-                "vmmap: note: image {i} ({}) did not stop cleanly (killed, crashed or exec'd): its last ~100 ms of events may be missing",
+                "vmmap: note: image {i} ({}) did not stop cleanly (killed or crashed): its last ~100 ms of events may be missing",
                 img.exe
             )?;
         }
@@ -324,7 +324,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "schema": "vmmap.trace-summary",
         "version": 1,
         "images": info.images.iter().map(|i| serde_json::json!({
-            "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended,
+            "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended, "exec_replaced": i.exec_replaced,
             "stalls": i.stalls, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
         })).collect::<Vec<_>>(),
         "calls": s.calls,

@@ -320,7 +320,7 @@ fn write_frames(out: &mut impl Write, an: &Analysis, id: usize) -> io::Result<()
 pub fn leaks(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
     let an = analyse(a, None)?;
     let list = ranked(&an, Metric::Live, a.top);
-    let exited = an.info.images.iter().all(|i| i.ended) && a.at.is_none();
+    let exited = an.info.images.iter().all(|i| i.complete()) && a.at.is_none();
     let stacks = an.costs.iter().filter(|c| c.live_blocks > 0).count();
     if a.json {
         let doc = serde_json::json!({

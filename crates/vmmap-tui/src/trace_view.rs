@@ -799,7 +799,7 @@ impl TraceView {
                 _ => " No region".into(),
             }
         } else {
-            let exited = a.info.images.iter().all(|i| i.ended);
+            let exited = a.info.images.iter().all(|i| i.complete());
             format!(
                 " {} blocks ({}) {}, from {} call stacks",
                 a.summary.live_blocks,

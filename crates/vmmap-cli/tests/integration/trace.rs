@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::util::{starting_processes, VMMAP};
 
@@ -444,6 +444,19 @@ fn exec_flushes_and_the_new_image_continues_the_trace() {
     let imgs = s["images"].as_array().unwrap();
     assert_eq!(imgs.len(), 2);
     assert_eq!(imgs[0]["pid"], imgs[1]["pid"]);
+    // The first image wrote everything before its exec: no END, but
+    // nothing missing, so no warning about a killed process.
+    assert_eq!(
+        (&imgs[0]["ended"], &imgs[0]["exec_replaced"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(
+        (&imgs[1]["ended"], &imgs[1]["exec_replaced"]),
+        (&json!(true), &json!(false))
+    );
+    let text = String::from_utf8(on_file("trace", &file, &["summary"])).unwrap();
+    assert!(text.contains("operations recorded"), "{text}");
+    assert!(!text.contains("did not stop cleanly"), "{text}");
 }
 
 #[test]

@@ -315,12 +315,24 @@ pub struct ImageInfo {
     /// The agent stopped cleanly (else the process was killed or crashed,
     /// and the trace ends at its last flush).
     pub ended: bool,
+    /// The image was replaced by an exec: the next image in the file has
+    /// its pid. Nothing is missing (the agent writes everything before
+    /// the exec), but no END is written either.
+    pub exec_replaced: bool,
     /// Times a thread waited for the writer (from the END message).
     pub stalls: u64,
     /// Event bytes before and after compression (from the END message).
     pub event_bytes: (u64, u64),
     /// Version of the agent's messages ([`TRACE_VERSION`] when written).
     pub version: u32,
+}
+
+impl ImageInfo {
+    /// Every event of the image is in the file: it stopped cleanly or was
+    /// replaced by an exec.
+    pub fn complete(&self) -> bool {
+        self.ended || self.exec_replaced
+    }
 }
 
 /// A loaded object, for symbolisation.
@@ -661,6 +673,9 @@ impl Decoder {
                 }
                 let mut image = hello.1;
                 image.version = hello.0 as u32;
+                if let Some(last) = self.info.images.last_mut() {
+                    last.exec_replaced = !last.ended && last.pid == image.pid;
+                }
                 self.info.images.push(image);
                 self.chunk_ticks = [0, 0];
             }

@@ -1,0 +1,123 @@
+//! Writes seed inputs for the `trace` target: the harness's own framing
+//! (first byte: format version − 1; then kind, little-endian u16 length,
+//! body per message, EVENTS and MAPS bodies uncompressed) of small traces
+//! built with `trace::synthetic` in every format the decoder reads, and of
+//! any real trace files named on the command line (`vmmap run` output).
+//! Without seeds the fuzzer spends its time finding the framing and
+//! rarely reaches the segment directory or the record parser.
+//!
+//! `cargo run --example trace_seeds -- corpus/trace [FILE.vmmap ...]`
+
+use std::path::{Path, PathBuf};
+
+use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
+use vmmap_core::trace::synthetic::{self as syn, StreamBuilder};
+use vmmap_core::trace::wire::*;
+
+/// Turns whole wire messages into one harness input; messages whose body
+/// does not fit the harness's 16-bit length are left out.
+fn framed(version: u32, msgs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![(version - 1) as u8];
+    for m in msgs {
+        let Some((&kind, rest)) = m.split_first() else {
+            continue;
+        };
+        let body = match kind {
+            MSG_HELLO => continue, // the harness writes its own
+            MSG_EVENTS | MSG_MAPS => match inflate(rest) {
+                Some(raw) => raw,
+                None => continue,
+            },
+            _ => rest.to_vec(),
+        };
+        let Ok(len) = u16::try_from(body.len()) else {
+            continue;
+        };
+        out.push(kind);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// An EVENTS or MAPS body after its tag: tick, raw length, zstd frame.
+fn inflate(rest: &[u8]) -> Option<Vec<u8>> {
+    let mut c = rest;
+    for _ in 0..2 {
+        let n = c.iter().position(|b| b & 0x80 == 0)? + 1;
+        c = &c[n..];
+    }
+    zstd::stream::decode_all(c).ok()
+}
+
+/// A thread that allocates, frees, maps and defines stacks.
+fn stream(tid: u64) -> StreamBuilder {
+    let mut s = StreamBuilder::new(tid, 0x7f00_0000_0000 + tid, 0x7ffd_0000_0000, 0x7ffd_0010_0000);
+    s.stack(1, &[0x40_1000, 0x40_2000]);
+    s.stack(2, &[0x40_1100, 0x40_2000, 0x40_3000]);
+    let mut live = Vec::new();
+    for i in 0..40u64 {
+        let p = 0x5555_0000_0000 + i * 48;
+        s.malloc(10 + i * 3, p, 16 + (i % 7) * 8, 1 + i % 2);
+        live.push(p);
+        if i % 3 == 2 {
+            s.free(11 + i * 3, live.remove(0));
+        }
+    }
+    s.mmap_anon(200, 0x7f10_0000_0000, 1 << 20, 2);
+    s
+}
+
+fn synthetic() -> Vec<(String, u32, Vec<Vec<u8>>)> {
+    let module = syn::one_module(0x40_0000, "/bin/x", b"\x12\x34", 0x10_000);
+    let (a, b) = (stream(7), stream(8));
+    let mut out = Vec::new();
+    for version in [4u32, 3, 2] {
+        let ev = |s: &StreamBuilder| match version {
+            4 => syn::events(100, s),
+            3 => syn::events_v3(100, s),
+            _ => syn::events_v2(100, s),
+        };
+        out.push((
+            format!("synthetic-v{version}"),
+            version,
+            vec![module.clone(), ev(&a), ev(&b), syn::end()],
+        ));
+        // Cut short, as after a SIGKILL: no END.
+        out.push((format!("synthetic-v{version}-cut"), version, vec![module.clone(), ev(&a)]));
+    }
+    out
+}
+
+fn real(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let mut s = ChunkStream::open(path, CHUNK_TRACE).map_err(|e| e.to_string())?;
+    let mut msgs = Vec::new();
+    while let Some((_, m)) = s.next_chunk() {
+        msgs.push(m.to_vec());
+    }
+    Ok(msgs)
+}
+
+fn main() {
+    let mut args = std::env::args_os().skip(1).map(PathBuf::from);
+    let Some(dir) = args.next() else {
+        eprintln!("usage: trace_seeds CORPUS_DIR [TRACE.vmmap ...]");
+        std::process::exit(2);
+    };
+    std::fs::create_dir_all(&dir).expect("corpus directory");
+    let mut seeds = synthetic();
+    for path in args {
+        match real(&path) {
+            Ok(msgs) => {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                seeds.push((format!("real-{name}"), TRACE_VERSION, msgs));
+            }
+            Err(e) => eprintln!("{}: {e}", path.display()),
+        }
+    }
+    for (name, version, msgs) in seeds {
+        let input = framed(version, &msgs);
+        std::fs::write(dir.join(&name), &input).expect("write seed");
+        println!("{name}: {} bytes", input.len());
+    }
+}

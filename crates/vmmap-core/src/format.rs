@@ -444,6 +444,15 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Resul
     if raw_len > MAX_RAW {
         return Err(format!("declared size {raw_len} is implausible"));
     }
+    // The frame's own content size must agree before the buffer is
+    // reserved: a damaged length field must not claim gigabytes.
+    match zstd::zstd_safe::get_frame_content_size(payload) {
+        Ok(Some(n)) if n != u64::from(raw_len) => {
+            return Err("decompressed size differs from the declared size".into())
+        }
+        Err(_) => return Err("zstd: not a zstd frame".into()),
+        _ => {}
+    }
     let raw =
         zstd::bulk::decompress(payload, raw_len as usize).map_err(|e| format!("zstd: {e}"))?;
     if raw.len() != raw_len as usize {
@@ -676,6 +685,19 @@ mod tests {
                 "flip at {i} unnoticed"
             );
         }
+    }
+
+    /// A payload whose declared size disagrees with its zstd frame is
+    /// refused before anything is reserved for it.
+    #[test]
+    fn a_declared_size_must_match_the_frame() {
+        let raw = rmp_serde::to_vec(&7u32).unwrap();
+        let z = zstd::bulk::compress(&raw, 1).unwrap();
+        assert_eq!(decode::<u32>(&z, raw.len() as u32), Ok(7));
+        let e = decode::<u32>(&z, MAX_RAW).unwrap_err();
+        assert!(e.contains("differs"), "{e}");
+        let e = decode::<u32>(b"plain bytes", 11).unwrap_err();
+        assert!(e.contains("zstd"), "{e}");
     }
 
     #[test]

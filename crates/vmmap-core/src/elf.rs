@@ -362,6 +362,21 @@ mod tests {
         b
     }
 
+    /// Found by the `elf` fuzz target: a section table whose offset is
+    /// near the top of the address space overflowed `base + 4`.
+    #[test]
+    fn program_facts_with_a_section_table_at_the_end_of_memory() {
+        let crash = [
+            0x7f, 0x45, 0x4c, 0x46, 0x02, 0x01, 0x00, 0xff, 0xff, 0x3f, 0xff, 0x43, 0x43, 0x43,
+            0xff, 0xff, 0xff, 0xff, 0xf7, 0xff, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x61,
+            0xff, 0xff, 0x2c, 0x7f, 0x7f, 0x45, 0x4c, 0x46, 0x01, 0x01, 0x00, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x20, 0x34, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x27, 0x00, 0xfb, 0xff, 0xff, 0x01, 0x00, 0xff, 0xff, 0x34, 0x00,
+            0x00, 0xff, 0x02, 0x00, 0x00, 0xff,
+        ];
+        assert_eq!(program_facts(&crash).map(|f| f.defines_malloc), Some(false));
+    }
+
     #[test]
     fn reads_header_and_loads() {
         let e = parse(&elf64(62)).unwrap();
@@ -492,10 +507,14 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
     let r = Reader { b: bytes, le: true };
     let mut facts = ProgramFacts::default();
     let (phoff, phentsize, phnum) = (r.u64(32)?, usize::from(r.u16(54)?), usize::from(r.u16(56)?));
+    // Every entry offset below is checked to lie inside `bytes` first, so
+    // adding a field's offset to it cannot overflow.
+    let inside = |base: usize| (base < bytes.len()).then_some(base);
     for i in 0..phnum {
         let base = usize::try_from(phoff)
             .ok()?
-            .checked_add(i.checked_mul(phentsize)?)?;
+            .checked_add(i.checked_mul(phentsize)?)
+            .and_then(inside)?;
         if r.u32(base)? == 3 {
             // PT_INTERP: a NUL-terminated path.
             let off = usize::try_from(r.u64(base + 8)?).ok()?;
@@ -514,7 +533,8 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
     let section = |i: usize| -> Option<(u32, u64, u64, u32, u64)> {
         let base = usize::try_from(shoff)
             .ok()?
-            .checked_add(i.checked_mul(shentsize)?)?;
+            .checked_add(i.checked_mul(shentsize)?)
+            .and_then(inside)?;
         // (type, offset, size, link, entsize)
         Some((
             r.u32(base + 4)?,
@@ -551,7 +571,7 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
             continue;
         }
         for s in 0..size / entsize {
-            let Some(base) = off.checked_add(s * entsize) else {
+            let Some(base) = off.checked_add(s * entsize).and_then(inside) else {
                 break;
             };
             let (Some(name), Some(st_info), Some(shndx)) =
@@ -563,7 +583,7 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
                 continue; // undefined, or not STT_FUNC
             }
             let n = name as usize;
-            if strtab.get(n..n + 7) == Some(b"malloc\0") {
+            if strtab.get(n..n.saturating_add(7)) == Some(b"malloc\0") {
                 facts.defines_malloc = true;
                 return Some(facts);
             }

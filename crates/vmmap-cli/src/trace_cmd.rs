@@ -249,7 +249,7 @@ fn print_summary(
     writeln!(w, "vmmap: {ops} operations recorded ({calls})")?;
     let img = info.images.first();
     let peak_at = img
-        .map(|_| info.tick_ns(0, s.peak_tick) as f64 / 1e9)
+        .map(|_| info.trace_ns(s.peak_image, s.peak_tick) as f64 / 1e9)
         .unwrap_or(0.0);
     writeln!(
         w,
@@ -263,6 +263,14 @@ fn print_summary(
         s.threads,
         s.stacks
     )?;
+    if s.exec_released_blocks > 0 {
+        writeln!(
+            w,
+            "vmmap: {} blocks ({}) were live when an exec replaced their image: released with it, not counted as never freed",
+            s.exec_released_blocks,
+            size(s.exec_released_bytes, false)
+        )?;
+    }
     for (i, img) in info.images.iter().enumerate() {
         if !img.complete() {
             writeln!(
@@ -334,6 +342,8 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "peak_bytes": s.peak_bytes,
         "live_blocks": s.live_blocks,
         "live_bytes": s.live_bytes,
+        "exec_released_blocks": s.exec_released_blocks,
+        "exec_released_bytes": s.exec_released_bytes,
         "unknown_frees": s.unknown_frees,
         "mapped_bytes": s.mapped_bytes,
         "threads": s.threads,

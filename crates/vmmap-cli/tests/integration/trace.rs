@@ -457,6 +457,36 @@ fn exec_flushes_and_the_new_image_continues_the_trace() {
     let text = String::from_utf8(on_file("trace", &file, &["summary"])).unwrap();
     assert!(text.contains("operations recorded"), "{text}");
     assert!(!text.contains("did not stop cleanly"), "{text}");
+    // The first image's blocks live at the exec (stdio's buffer at least)
+    // went with it: released, not leaked. Replay each image's history.
+    let mut live = [HashMap::new(), HashMap::new()];
+    for e in &h {
+        let Some(img) = e["image"].as_u64().filter(|&i| i < 2) else {
+            continue;
+        };
+        let live = &mut live[img as usize];
+        match e["op"].as_str().unwrap() {
+            "malloc" | "calloc" | "memalign" => {
+                live.insert(hexv(&e["ptr"]), e["size"].as_u64().unwrap());
+            }
+            "realloc" => {
+                live.remove(&hexv(&e["old"]));
+                if hexv(&e["new"]) != 0 {
+                    live.insert(hexv(&e["new"]), e["size"].as_u64().unwrap());
+                }
+            }
+            "free" => {
+                live.remove(&hexv(&e["ptr"]));
+            }
+            _ => {}
+        }
+    }
+    let bytes = |m: &HashMap<u64, u64>| m.values().sum::<u64>();
+    assert!(!live[0].is_empty(), "stdout's buffer was live at the exec");
+    assert_eq!(s["exec_released_blocks"], live[0].len() as u64);
+    assert_eq!(s["exec_released_bytes"], bytes(&live[0]));
+    assert_eq!(s["live_blocks"], live[1].len() as u64);
+    assert_eq!(s["live_bytes"], bytes(&live[1]));
 }
 
 #[test]

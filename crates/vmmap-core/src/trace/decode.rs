@@ -378,6 +378,23 @@ pub struct TraceInfo {
 }
 
 impl TraceInfo {
+    /// Nanoseconds since the trace's first image started, for a tick of
+    /// `image`: images after an exec start later on the same monotonic
+    /// clock.
+    pub fn trace_ns(&self, image: u32, tick: u64) -> u64 {
+        let start = |i: usize| {
+            self.images
+                .get(i)
+                .and_then(|m| m.clocks.first())
+                .map(|c| c.1)
+        };
+        let offset = match (start(0), start(image as usize)) {
+            (Some(first), Some(this)) => this.saturating_sub(first),
+            _ => 0,
+        };
+        offset.saturating_add(self.tick_ns(image, tick))
+    }
+
     /// Nanoseconds since the image started, for a tick (linear between the
     /// first and last clock anchors).
     pub fn tick_ns(&self, image: u32, tick: u64) -> u64 {

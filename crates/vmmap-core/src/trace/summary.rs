@@ -26,6 +26,14 @@ pub struct Summary {
     pub live_blocks: u64,
     /// Their bytes.
     pub live_bytes: u64,
+    /// Blocks still live when their process image was replaced by an
+    /// exec: the kernel released them with the image, so they are
+    /// neither freed nor leaked.
+    pub exec_released_blocks: u64,
+    /// Their bytes.
+    pub exec_released_bytes: u64,
+    /// The process image the heap peaked in.
+    pub peak_image: u32,
     /// Frees of pointers the trace never saw allocated (allocated before
     /// the agent started, or by a path no hook sees).
     pub unknown_frees: u64,
@@ -121,6 +129,9 @@ pub struct Summarizer {
     last_alloc: Vec<u64>,
     /// Only blocks inside this address range count (`allocations --region`).
     range: Option<(u64, u64)>,
+    /// The process image of the records so far (images follow one
+    /// another in a file: each one after an exec).
+    image: u32,
 }
 
 /// Every operation name [`Event::name`] gives, in the order of
@@ -189,6 +200,10 @@ impl Summarizer {
 
     /// Adds one record.
     pub fn add(&mut self, r: &Record) {
+        if r.image != self.image {
+            self.release_image();
+            self.image = r.image;
+        }
         self.calls[op_index(&r.event)] += 1;
         let s = &mut self.summary;
         if s.span.0 == 0 || r.tick < s.span.0 {
@@ -217,6 +232,20 @@ impl Summarizer {
             Event::ThreadStart { .. } => self.summary.threads += 1,
             _ => {}
         }
+    }
+
+    /// The image was replaced by an exec: its live blocks went with it.
+    fn release_image(&mut self) {
+        let live = std::mem::take(&mut self.live);
+        for b in live.values() {
+            let c = &mut self.touch(b.stack).cost;
+            c.live_blocks -= 1;
+            c.live_bytes -= b.size;
+            self.summary.exec_released_blocks += 1;
+            self.summary.exec_released_bytes += b.size;
+        }
+        self.live_bytes = 0;
+        self.last_alloc.clear();
     }
 
     fn in_range(&self, ptr: u64) -> bool {
@@ -272,6 +301,7 @@ impl Summarizer {
         if self.live_bytes > self.summary.peak_bytes {
             self.summary.peak_bytes = self.live_bytes;
             self.summary.peak_tick = r.tick;
+            self.summary.peak_image = r.image;
             self.epoch += 1;
         }
     }

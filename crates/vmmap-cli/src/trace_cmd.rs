@@ -25,6 +25,30 @@ fn cannot_trace(message: String) -> Failure {
     }
 }
 
+/// Why `program` could not be started, with what to do about the usual
+/// causes.
+fn spawn_failure(program: &Path, e: &io::Error) -> Failure {
+    let p = program.display();
+    match e.raw_os_error() {
+        Some(libc::EACCES) => Failure {
+            code: exit::PERMISSION,
+            message: format!(
+                "cannot start {p}: permission denied (not executable, or on a noexec mount: `chmod +x {p}`, or run it through its interpreter)"
+            ),
+        },
+        Some(libc::ENOEXEC) => Failure {
+            code: exit::OTHER,
+            message: format!(
+                "cannot start {p}: not a program this machine runs (no #! line, or built for another architecture)"
+            ),
+        },
+        _ => Failure {
+            code: exit::OTHER,
+            message: format!("cannot start {p}: {e}"),
+        },
+    }
+}
+
 /// `vmmap run [OPTIONS] -- PROGRAM ARGS…`
 pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     let interval = parse_duration(&a.interval).ok_or_else(|| {
@@ -87,10 +111,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             code: exit::OUTPUT,
             message: format!("cannot create {what}: {e}"),
         },
-        launch::LaunchError::Spawn(e) => Failure {
-            code: exit::OTHER,
-            message: format!("cannot start {}: {e}", program.display()),
-        },
+        launch::LaunchError::Spawn(e) => spawn_failure(&program, &e),
     })?;
     let pid = child.id();
     let opts = Options::default()

@@ -183,6 +183,14 @@ pub fn default_output(program: &Path) -> PathBuf {
 /// snapshots; the agent appends its own chunks to the same file (both
 /// open it with O_APPEND, so whole writes never interleave).
 pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
+    // The usual reason a program cannot start, checked before the output
+    // file is created or an old one truncated.
+    let c = std::ffi::CString::new(l.program.as_os_str().as_encoded_bytes())
+        .map_err(|e| LaunchError::Spawn(std::io::Error::other(e)))?;
+    // SAFETY: a NUL-terminated path; access only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
+        return Err(LaunchError::Spawn(std::io::Error::last_os_error()));
+    }
     let file = OpenOptions::new()
         .create(true)
         .write(true)
@@ -224,6 +232,13 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             cmd.env_remove("VMMAP_TRACE_FOLLOW_FORKS");
         }
     }
-    let child = cmd.spawn().map_err(LaunchError::Spawn)?;
-    Ok((child, w))
+    match cmd.spawn() {
+        Ok(child) => Ok((child, w)),
+        Err(e) => {
+            // Nothing ran: leave no header-only file behind.
+            drop(w);
+            let _ = std::fs::remove_file(&l.output);
+            Err(LaunchError::Spawn(e))
+        }
+    }
 }

@@ -28,24 +28,14 @@ fn cannot_trace(message: String) -> Failure {
 /// Why `program` could not be started, with what to do about the usual
 /// causes.
 fn spawn_failure(program: &Path, e: &io::Error) -> Failure {
-    let p = program.display();
-    match e.raw_os_error() {
-        Some(libc::EACCES) => Failure {
-            code: exit::PERMISSION,
-            message: format!(
-                "cannot start {p}: permission denied (not executable, or on a noexec mount: `chmod +x {p}`, or run it through its interpreter)"
-            ),
-        },
-        Some(libc::ENOEXEC) => Failure {
-            code: exit::OTHER,
-            message: format!(
-                "cannot start {p}: not a program this machine runs (no #! line, or built for another architecture)"
-            ),
-        },
-        _ => Failure {
-            code: exit::OTHER,
-            message: format!("cannot start {p}: {e}"),
-        },
+    let code = match e.raw_os_error() {
+        Some(libc::EACCES) => exit::PERMISSION,
+        _ => exit::OTHER,
+    };
+    let why = launch::spawn_advice(e).map_or_else(|| e.to_string(), str::to_string);
+    Failure {
+        code,
+        message: format!("cannot start {}: {why}", program.display()),
     }
 }
 

@@ -680,7 +680,9 @@ impl App {
                 return Vec::new();
             }
             Err(vmmap_core::trace::launch::LaunchError::Spawn(e)) => {
-                form.error = Some(format!("Cannot start {}: {e}", spec.program.display()));
+                let why = vmmap_core::trace::launch::spawn_advice(&e)
+                    .map_or_else(|| e.to_string(), str::to_string);
+                form.error = Some(format!("Cannot start {}: {why}", spec.program.display()));
                 return Vec::new();
             }
         };

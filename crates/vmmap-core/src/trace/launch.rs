@@ -178,6 +178,21 @@ pub fn default_output(program: &Path) -> PathBuf {
     p
 }
 
+/// Why a program could not be started, and what to do, for the usual
+/// causes of [`LaunchError::Spawn`]; `None` when the system's own message
+/// says it best.
+pub fn spawn_advice(e: &std::io::Error) -> Option<&'static str> {
+    match e.raw_os_error() {
+        Some(libc::EACCES) => Some(
+            "permission denied: not executable, or on a noexec mount (chmod +x it, or run it through its interpreter)",
+        ),
+        Some(libc::ENOEXEC) => {
+            Some("not a program this machine runs (no #! line, or built for another architecture)")
+        }
+        _ => None,
+    }
+}
+
 /// Creates the trace file (header written) and starts the program with
 /// the agent's environment. The returned writer appends the launcher's
 /// snapshots; the agent appends its own chunks to the same file (both

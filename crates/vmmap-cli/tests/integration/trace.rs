@@ -859,26 +859,27 @@ fn untraceable_programs_are_refused_with_a_way_out() {
 #[test]
 fn programs_that_cannot_start_say_why() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tmp();
-    let pid = std::process::id();
-    let not_exec = dir.join(format!("not-executable-{pid}"));
-    std::fs::write(&not_exec, "#!/bin/sh\necho hi\n").unwrap();
-    std::fs::set_permissions(&not_exec, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let (o, file) = run_traced(&[], &not_exec, &[]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(4), "{err}");
-    assert!(err.contains("chmod +x"), "{err}");
-    assert!(!file.exists(), "no file is left behind");
-
-    let no_format = dir.join(format!("no-shebang-{pid}"));
-    std::fs::write(&no_format, "echo hi\n").unwrap();
-    std::fs::set_permissions(&no_format, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (o, _) = run_traced(&[], &no_format, &[]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("no #! line"), "{err}");
-    for f in [not_exec, no_format] {
-        let _ = std::fs::remove_file(f);
+    // (file name, contents, mode, exit code, what the message must say)
+    let cases = [
+        (
+            "not-executable",
+            "#!/bin/sh\necho hi\n",
+            0o644,
+            4,
+            "chmod +x",
+        ),
+        ("no-shebang", "echo hi\n", 0o755, 1, "no #! line"),
+    ];
+    for (name, text, mode, code, says) in cases {
+        let prog = tmp().join(format!("{name}-{}", std::process::id()));
+        std::fs::write(&prog, text).unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(mode)).unwrap();
+        let (o, file) = run_traced(&[], &prog, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(!file.exists(), "{name}: no file is left behind");
+        let _ = std::fs::remove_file(prog);
     }
 }
 

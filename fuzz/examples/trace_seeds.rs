@@ -42,17 +42,20 @@ fn framed(version: u32, msgs: &[Vec<u8>]) -> Vec<u8> {
 
 /// An EVENTS or MAPS body after its tag: tick, raw length, zstd frame.
 fn inflate(rest: &[u8]) -> Option<Vec<u8>> {
-    let mut c = rest;
-    for _ in 0..2 {
-        let n = c.iter().position(|b| b & 0x80 == 0)? + 1;
-        c = &c[n..];
-    }
-    zstd::stream::decode_all(c).ok()
+    let mut c = Cursor::new(rest);
+    c.uvarint()?;
+    c.uvarint()?;
+    zstd::stream::decode_all(c.take(c.remaining())?).ok()
 }
 
 /// A thread that allocates, frees, maps and defines stacks.
 fn stream(tid: u64) -> StreamBuilder {
-    let mut s = StreamBuilder::new(tid, 0x7f00_0000_0000 + tid, 0x7ffd_0000_0000, 0x7ffd_0010_0000);
+    let mut s = StreamBuilder::new(
+        tid,
+        0x7f00_0000_0000 + tid,
+        0x7ffd_0000_0000,
+        0x7ffd_0010_0000,
+    );
     s.stack(1, &[0x40_1000, 0x40_2000]);
     s.stack(2, &[0x40_1100, 0x40_2000, 0x40_3000]);
     let mut live = Vec::new();
@@ -84,7 +87,11 @@ fn synthetic() -> Vec<(String, u32, Vec<Vec<u8>>)> {
             vec![module.clone(), ev(&a), ev(&b), syn::end()],
         ));
         // Cut short, as after a SIGKILL: no END.
-        out.push((format!("synthetic-v{version}-cut"), version, vec![module.clone(), ev(&a)]));
+        out.push((
+            format!("synthetic-v{version}-cut"),
+            version,
+            vec![module.clone(), ev(&a)],
+        ));
     }
     out
 }

@@ -440,19 +440,24 @@ fn take_chunk(
     true
 }
 
+/// Checks a zstd frame's own content size, where its writer recorded it,
+/// against the size declared beside it: run before a buffer of the
+/// declared size is reserved, so a damaged length cannot claim gigabytes.
+pub(crate) fn frame_size_agrees(z: &[u8], declared: u64) -> Result<(), String> {
+    match zstd::zstd_safe::get_frame_content_size(z) {
+        Ok(Some(n)) if n != declared => {
+            Err("decompressed size differs from the declared size".into())
+        }
+        Err(_) => Err("zstd: not a zstd frame".into()),
+        _ => Ok(()),
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Result<T, String> {
     if raw_len > MAX_RAW {
         return Err(format!("declared size {raw_len} is implausible"));
     }
-    // The frame's own content size must agree before the buffer is
-    // reserved: a damaged length field must not claim gigabytes.
-    match zstd::zstd_safe::get_frame_content_size(payload) {
-        Ok(Some(n)) if n != u64::from(raw_len) => {
-            return Err("decompressed size differs from the declared size".into())
-        }
-        Err(_) => return Err("zstd: not a zstd frame".into()),
-        _ => {}
-    }
+    frame_size_agrees(payload, u64::from(raw_len))?;
     let raw =
         zstd::bulk::decompress(payload, raw_len as usize).map_err(|e| format!("zstd: {e}"))?;
     if raw.len() != raw_len as usize {

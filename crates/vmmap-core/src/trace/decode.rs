@@ -1547,15 +1547,7 @@ fn inflate_into(z: &[u8], raw: u64, mut out: Vec<u8>) -> Result<Vec<u8>, String>
     if raw > 1 << 31 {
         return Err(format!("declared size {raw} is implausible"));
     }
-    // A damaged size must not reserve memory for nothing: the frame's
-    // own content size, where the writer recorded it, has to agree first.
-    match zstd::zstd_safe::get_frame_content_size(z) {
-        Ok(Some(n)) if n != raw => {
-            return Err("decompressed size differs from the declared size".into())
-        }
-        Err(_) => return Err("zstd: not a zstd frame".into()),
-        _ => {}
-    }
+    crate::format::frame_size_agrees(z, raw)?;
     out.clear();
     out.reserve(raw as usize);
     zstd::bulk::Decompressor::new()

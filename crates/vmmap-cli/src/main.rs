@@ -13,7 +13,6 @@ mod serve;
 mod trace_cmd;
 mod trace_views;
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -247,6 +246,7 @@ fn output_format(d: &DisplayArgs) -> Result<Format, Failure> {
     Ok(match (d.json, d.csv, &d.output) {
         (true, _, _) => Format::Json,
         (_, true, _) => Format::Csv,
+        (_, _, Some(path)) if is_stdout(path) => Format::Text,
         (_, _, Some(path)) => match format_of(path) {
             Some(f) => f,
             None => {
@@ -414,9 +414,10 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        if !matches!(ext.as_deref(), Some("svg" | "png")) {
+        // `-o -`: SVG on standard output.
+        if !is_stdout(p) && !matches!(ext.as_deref(), Some("svg" | "png")) {
             return Err(Failure::usage(format!(
-                "cannot draw {}: the map is written as SVG (.svg) or PNG (.png)",
+                "cannot draw {}: the map is written as SVG (.svg) or PNG (.png), or as SVG to standard output with -o -",
                 p.display()
             )));
         }
@@ -759,32 +760,26 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     })
 }
 
-/// Writes to a temporary file beside `path` and renames it into place, so
-/// an existing file is never left half-written.
+/// Writes an output: `-` is standard output; anything else goes through
+/// [`vmmap_core::output::write`] (a regular file replaced atomically,
+/// keeping its owner and mode; a device or FIFO written in place; links
+/// followed only where the kernel allows).
 pub(crate) fn write_file(
     path: &Path,
-    write: impl Fn(&mut dyn Write) -> io::Result<()>,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<(), Failure> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.vmmap-tmp"));
-    let what = path.display().to_string();
-    let result = File::create(&tmp).and_then(|mut f| {
-        write(&mut f)?;
-        f.sync_all()
-    });
-    match result.and_then(|()| std::fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(Failure {
-                code: exit::OUTPUT,
-                message: format!("cannot write {what}: {e}"),
-            })
-        }
+    if is_stdout(path) {
+        let mut out = io::stdout().lock();
+        return write(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| output_error(e, "standard output"));
     }
+    vmmap_core::output::write(path, write).map_err(|e| output_error(e, &path.display().to_string()))
+}
+
+/// `-o -`: standard output.
+pub(crate) fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
 }
 
 fn text_options(a: &DisplayArgs) -> Result<TextOptions, Failure> {

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,8 +67,14 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
     // permission problem leaves nothing behind.
     let first = collect::snapshot(pid, &opts)?;
     let first_fp = collect::maps_fingerprint(pid, &opts).unwrap_or(0);
-    let what = a.output.display().to_string();
-    let file = File::create(&a.output).map_err(|e| Failure {
+    let (file, what) = if crate::is_stdout(&a.output) {
+        let out = io::stdout().as_fd().try_clone_to_owned().map(File::from);
+        (out, "standard output".to_string())
+    } else {
+        let out = vmmap_core::output::create(&a.output);
+        (out, a.output.display().to_string())
+    };
+    let file = file.map_err(|e| Failure {
         code: exit::OUTPUT,
         message: format!("cannot create {what}: {e}"),
     })?;
@@ -143,7 +150,8 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         records += 1;
     }
     let total = w.bytes_written();
-    w.finish().map_err(out_err)?.sync_all().map_err(out_err)?;
+    let file = w.finish().map_err(out_err)?;
+    vmmap_core::output::sync(&file).map_err(out_err)?;
     if progress {
         eprint!("\r\x1b[K");
     }

@@ -16,9 +16,9 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    if !matches!(ext.as_deref(), Some("html" | "htm")) {
+    if !crate::is_stdout(&a.output) && !matches!(ext.as_deref(), Some("html" | "htm")) {
         return Err(Failure::usage(format!(
-            "cannot write {}: the report is an HTML file (.html)",
+            "cannot write {}: the report is an HTML file (.html), or HTML on standard output with -o -",
             a.output.display()
         )));
     }
@@ -63,7 +63,7 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
         });
     };
     let snaps = loaded.snapshots.len();
-    println!(
+    let line = format!(
         "wrote {}: {} bytes, {:.1} bytes per region ({} region rows in {snaps} snapshot{}; embedded data {} bytes)",
         a.output.display(),
         s.bytes,
@@ -72,5 +72,11 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
         if snaps == 1 { "" } else { "s" },
         s.data_bytes
     );
+    // With `-o -` the report itself is on standard output.
+    if crate::is_stdout(&a.output) {
+        eprintln!("vmmap: {line}");
+    } else {
+        println!("{line}");
+    }
     Ok(())
 }

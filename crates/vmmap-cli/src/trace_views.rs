@@ -13,7 +13,7 @@ use vmmap_core::trace::TraceInfo;
 use vmmap_core::units::size;
 
 use crate::cli::TraceArgs;
-use crate::{exit, output_error, Failure};
+use crate::{exit, Failure};
 
 /// A whole-trace analysis: totals, the cost of each stack, symbols.
 pub struct Analysis {
@@ -504,14 +504,10 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
         code: exit::OTHER,
         message: format!("cannot build the {}: {e}", a.view),
     })?;
-    if path.as_os_str() == "-" {
-        let mut o = io::stdout().lock();
-        return o
-            .write_all(&buf)
-            .and_then(|_| o.flush())
-            .map_err(|e| output_error(e, "the export"));
+    crate::write_file(&path, |w| w.write_all(&buf))?;
+    if crate::is_stdout(&path) {
+        return Ok(());
     }
-    std::fs::write(&path, &buf).map_err(|e| output_error(e, &path.display().to_string()))?;
     eprintln!(
         "vmmap: wrote {} ({}, {})",
         path.display(),

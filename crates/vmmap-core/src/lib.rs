@@ -29,6 +29,8 @@ in figures that reconcile with the kernel's own accounting.
   axis) and its SVG picture.
 - [`report`]: the single-file HTML report (bar graphs, Summary, Details,
   timeline, diff, fragmentation map, flame graph) with its data inline.
+- [`output`]: writing an output file without harm (atomic replacement,
+  devices and FIFOs written in place, no planted links followed).
 - [`memory`]: strings and pattern search in the target's memory, read in
   bounded chunks (only on explicit request: it exposes secrets).
 
@@ -54,6 +56,7 @@ pub mod metrics;
 pub mod mmp;
 pub mod model;
 pub mod multi;
+pub mod output;
 pub mod proc;
 pub mod report;
 pub mod sharing;

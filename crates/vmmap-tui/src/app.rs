@@ -1,7 +1,6 @@
 //! The application: screens, input modes, key and mouse handling, and the
 //! event loop that ties the collection thread to drawing.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -1393,7 +1392,6 @@ impl App {
             .extension()
             .and_then(|e| e.to_str())
             .unwrap_or("txt");
-        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
         let exact = self.settings.units == crate::settings::Units::Bytes;
         if changes {
             let (a, b) = self.diff_pair;
@@ -1401,41 +1399,39 @@ impl App {
                 return Ok(());
             };
             let d = vmmap_core::diff::diff(sa, sb);
-            match ext {
-                "json" => vmmap_core::diff::write_json(&d, &mut out)?,
-                "csv" => vmmap_core::diff::write_csv(&d, &mut out)?,
-                _ => vmmap_core::diff::write_text(&d, &mut out, exact)?,
-            }
-        } else {
-            let summary = vmmap_core::Summary::of(&m.snap);
-            let opts = vmmap_core::export::ExportOptions {
-                free: m.details.show_free,
-                summary_only: false,
-            };
-            match ext {
-                "json" => vmmap_core::export::write_json_owned(
-                    &m.snap,
-                    &summary,
-                    opts,
-                    m.owners.as_deref(),
-                    &mut out,
-                )?,
-                "csv" => vmmap_core::export::write_csv_owned(
-                    &m.snap,
-                    &summary,
-                    opts,
-                    m.owners.as_deref(),
-                    &mut out,
-                )?,
-                "vmmap" => {
-                    let mut w = vmmap_core::format::Writer::new(&mut out)?;
-                    w.append(&m.snap)?;
-                    w.finish()?;
-                }
-                _ => out.write_all(table_text(m).as_bytes())?,
-            }
+            return vmmap_core::output::write(std::path::Path::new(path), |out| match ext {
+                "json" => vmmap_core::diff::write_json(&d, out),
+                "csv" => vmmap_core::diff::write_csv(&d, out),
+                _ => vmmap_core::diff::write_text(&d, out, exact),
+            });
         }
-        out.flush()
+        let summary = vmmap_core::Summary::of(&m.snap);
+        let opts = vmmap_core::export::ExportOptions {
+            free: m.details.show_free,
+            summary_only: false,
+        };
+        vmmap_core::output::write(std::path::Path::new(path), |out| match ext {
+            "json" => vmmap_core::export::write_json_owned(
+                &m.snap,
+                &summary,
+                opts,
+                m.owners.as_deref(),
+                out,
+            ),
+            "csv" => vmmap_core::export::write_csv_owned(
+                &m.snap,
+                &summary,
+                opts,
+                m.owners.as_deref(),
+                out,
+            ),
+            "vmmap" => {
+                let mut w = vmmap_core::format::Writer::new(out)?;
+                w.append(&m.snap)?;
+                w.finish().map(drop)
+            }
+            _ => out.write_all(table_text(m).as_bytes()),
+        })
     }
 
     fn save_history(&mut self) {
@@ -1448,15 +1444,13 @@ impl App {
         let name = format!("vmmap-{}-{secs}.vmmap", first.process.pid);
         let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
         let write = |path: &std::path::Path| -> std::io::Result<()> {
-            let f = std::io::BufWriter::new(std::fs::File::create(path)?);
-            let mut w = vmmap_core::format::Writer::new(f)?;
-            for s in &self.history {
-                w.append(s)?;
-            }
-            w.finish()?
-                .into_inner()
-                .map_err(|e| e.into_error())?
-                .sync_all()
+            vmmap_core::output::write(path, |out| {
+                let mut w = vmmap_core::format::Writer::new(out)?;
+                for s in &self.history {
+                    w.append(s)?;
+                }
+                w.finish().map(drop)
+            })
         };
         let target = cwd.join(&name);
         let result = write(&target).map(|()| target).or_else(|_| {

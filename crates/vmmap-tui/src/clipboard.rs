@@ -38,11 +38,13 @@ pub fn save(text: &str, pid: u32) -> std::io::Result<PathBuf> {
         .map_or(0, |d| d.as_secs());
     let name = format!("vmmap-{pid}-{secs}.txt");
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    match std::fs::write(cwd.join(&name), text) {
+    let write =
+        |p: &std::path::Path| vmmap_core::output::write(p, |w| w.write_all(text.as_bytes()));
+    match write(&cwd.join(&name)) {
         Ok(()) => Ok(cwd.join(name)),
         Err(_) => {
             let p = std::env::temp_dir().join(name);
-            std::fs::write(&p, text)?;
+            write(&p)?;
             Ok(p)
         }
     }

@@ -148,7 +148,7 @@ impl Settings {
             std::fs::create_dir_all(dir)?;
         }
         let text = toml::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&path, text)?;
+        vmmap_core::output::write(&path, |w| std::io::Write::write_all(w, text.as_bytes()))?;
         Ok(path)
     }
 

@@ -5,6 +5,7 @@ mod errors;
 mod memory;
 mod metrics;
 mod mmp;
+mod output;
 mod owners;
 mod reclaim;
 mod record;

@@ -266,8 +266,9 @@ pub struct MetricsArgs {
     #[command(flatten)]
     pub select: SelectArgs,
 
-    /// Write to FILE (atomically: a temporary file renamed into place)
-    /// instead of standard output.
+    /// Write to FILE (atomically: a temporary file renamed into place,
+    /// owner and mode kept; a device or FIFO written in place) instead of
+    /// standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -347,7 +348,7 @@ pub struct MapArgs {
     #[arg(value_name = "PID|NAME")]
     pub target: String,
 
-    /// Write the picture to FILE (.svg).
+    /// Write the picture to FILE (.svg or .png; `-`: SVG on standard output).
     #[arg(short, long, value_name = "FILE", conflicts_with = "json")]
     pub output: Option<PathBuf>,
 
@@ -550,7 +551,7 @@ pub struct DisplayArgs {
 
     /// Write to FILE instead of standard output; the format follows the
     /// extension (.vmmap native, .mmp VMMap's XML, .json, .csv, .txt)
-    /// unless --json or --csv is given.
+    /// unless --json or --csv is given; `-` for standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -560,7 +561,7 @@ pub struct ReportArgs {
     /// A .vmmap or .mmp file, or a live PID or process name.
     pub target: String,
 
-    /// The report to write (.html).
+    /// The report to write (.html; `-` for standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 }
@@ -626,7 +627,8 @@ pub struct WatchArgs {
     #[arg(long, default_value = "10", value_name = "N")]
     pub full_every: u64,
 
-    /// The recording (native format; `vmmap open`, `vmmap timeline` read it).
+    /// The recording (native format; `vmmap open`, `vmmap timeline` read it;
+    /// `-` for standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 

@@ -69,6 +69,11 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         .output
         .clone()
         .unwrap_or_else(|| launch::default_output(&program));
+    if crate::is_stdout(&output) {
+        return Err(Failure::usage(
+            "-o - is not possible for vmmap run: the traced program appends to the trace file by name; give a file name",
+        ));
+    }
     let what = output.display().to_string();
     let out_err = |e: io::Error| Failure {
         code: exit::OUTPUT,
@@ -138,7 +143,8 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     };
     let elapsed = start.elapsed();
     let total = w.bytes_written();
-    w.finish().map_err(out_err)?.sync_all().map_err(out_err)?;
+    let file = w.finish().map_err(out_err)?;
+    vmmap_core::output::sync(&file).map_err(out_err)?;
     if !a.quiet {
         let mut err = io::stderr().lock();
         let _ = writeln!(

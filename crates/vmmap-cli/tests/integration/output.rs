@@ -437,3 +437,37 @@ fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
     assert!(e.contains("protected_symlinks"), "unclear message: {e}");
     assert_eq!(fs::read_to_string(&victim).unwrap(), "root's\n");
 }
+
+#[test]
+fn run_writes_a_device_in_place_and_never_removes_it() {
+    let dir = TempDir::new("out-run");
+    let null = dir.path().join("null");
+    mknod(&null, "c", &["1", "3"]);
+    let run = |prog: &Path| {
+        let _g = starting_processes();
+        output_within(
+            Command::new(VMMAP)
+                .args(["run", "--snapshot-only", "-q", "-i", "0", "-o"])
+                .arg(&null)
+                .arg("--")
+                .arg(prog)
+                .stdin(Stdio::null()),
+            60,
+        )
+    };
+    let o = run(Path::new("/bin/true"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let is_null = || {
+        fs::symlink_metadata(&null)
+            .is_ok_and(|m| m.file_type().is_char_device() && m.rdev() == rdev(1, 3))
+    };
+    assert!(is_null(), "the device node was replaced");
+    // A program that passes the access check but cannot start: the
+    // header-only trace is removed when it is a file, never a device.
+    let prog = dir.path().join("no-shebang");
+    fs::write(&prog, "echo hi\n").unwrap();
+    fs::set_permissions(&prog, fs::Permissions::from_mode(0o755)).unwrap();
+    let o = run(&prog);
+    assert!(!o.status.success());
+    assert!(is_null(), "the device node was removed");
+}

@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -206,18 +207,21 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
     if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
         return Err(LaunchError::Spawn(std::io::Error::last_os_error()));
     }
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&l.output)
+    // Opened as every output is (crate::output), then reopened through
+    // the descriptor with O_APPEND; the agent gets the resolved name.
+    let (file, abs) = crate::output::create(&l.output)
         .and_then(|f| {
-            drop(f);
-            OpenOptions::new().append(true).open(&l.output)
+            let fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+            Ok((
+                OpenOptions::new().append(true).open(&fd)?,
+                std::fs::read_link(&fd)?,
+            ))
         })
         .map_err(LaunchError::Output)?;
+    // Only a regular file is removed again if the program cannot start:
+    // never a device or a FIFO.
+    let regular = file.metadata().map_err(LaunchError::Output)?.is_file();
     let w = Writer::new(file).map_err(LaunchError::Output)?;
-    let abs = std::path::absolute(&l.output).map_err(LaunchError::Output)?;
     let mut cmd = Command::new(&l.program);
     cmd.arg0(&l.argv0).args(&l.args);
     if let Some(dir) = &l.cwd {
@@ -252,7 +256,9 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
         Err(e) => {
             // Nothing ran: leave no header-only file behind.
             drop(w);
-            let _ = std::fs::remove_file(&l.output);
+            if regular {
+                let _ = std::fs::remove_file(&abs);
+            }
             Err(LaunchError::Spawn(e))
         }
     }

@@ -1008,3 +1008,94 @@ fn t_shows_the_call_tree_of_a_traced_run() {
     assert!(s.contains("4 Allocations of the region"), "{s}");
     assert!(s.contains("3 still live"), "{s}");
 }
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    fn mount(dir: std::path::PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "cannot mount a tmpfs on {}", dir.display());
+        SmallFs(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `w` (save as) writes like every `-o`: a device in place, a full one
+/// reported, a replaced file keeping its owner and mode, and a save that
+/// fails for lack of space leaving the old file whole.
+#[test]
+fn save_as_writes_devices_in_place_and_keeps_owner_and_mode() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    let home = t._home.path().to_path_buf();
+    for (name, minor) in [("null.txt", "3"), ("full.txt", "7")] {
+        let st = Command::new("mknod")
+            .arg(home.join(name))
+            .args(["c", "1", minor])
+            .status()
+            .expect("run mknod");
+        assert!(st.success());
+    }
+    let theirs = home.join("theirs.json");
+    std::fs::write(&theirs, "old\n").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let save = |name: &str| {
+        t.keys(&["w"]);
+        t.wait_for("Save as: vmmap-");
+        t.keys(&["BSpace"; 40]);
+        t.type_text(name);
+        t.keys(&["Enter"]);
+    };
+    save("null.txt");
+    t.wait_for("Saved to null.txt");
+    save("full.txt");
+    t.wait_for("Cannot save full.txt: No space left on device");
+    for (name, minor) in [("null.txt", 3), ("full.txt", 7)] {
+        let m = std::fs::symlink_metadata(home.join(name)).unwrap();
+        assert!(
+            m.file_type().is_char_device() && m.rdev() == libc::makedev(1, minor),
+            "{name} was replaced"
+        );
+    }
+    save("theirs.json");
+    t.wait_for("Saved to theirs.json");
+    let m = std::fs::metadata(&theirs).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o600);
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+    assert!(std::fs::read_to_string(&theirs)
+        .unwrap()
+        .contains("\"schema\""));
+
+    // A file system too small for the snapshot: the save fails and the
+    // old file is still there, whole.
+    let small = SmallFs::mount(home.join("small"), "16k");
+    let kept = small.0.join("kept.json");
+    std::fs::write(&kept, "old\n").unwrap();
+    save("small/kept.json");
+    t.wait_for("Cannot save small/kept.json: No space left on device");
+    assert!(
+        std::fs::read(&kept).unwrap() == b"old\n",
+        "the old file was overwritten by half a snapshot"
+    );
+    let names: Vec<_> = std::fs::read_dir(&small.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["kept.json"], "a temporary was left behind");
+}

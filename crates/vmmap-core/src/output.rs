@@ -58,7 +58,16 @@ pub fn write(path: &Path, fill: impl FnOnce(&mut dyn Write) -> io::Result<()>) -
         let f = tmp.as_file();
         let mine = f.metadata()?;
         if (mine.uid(), mine.gid()) != (m.uid(), m.gid()) {
-            std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid()))?;
+            std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid())).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot give the new file the old one's owner {}:{} ({e}); write it as that user or remove the old file first",
+                        m.uid(),
+                        m.gid()
+                    ),
+                )
+            })?;
         }
         // The permission bits only: set-id bits do not carry over to new
         // content.

@@ -329,6 +329,25 @@ fn writing_to_a_symlink_writes_the_file_it_points_to() {
     assert_eq!(fs::read_link(&link).unwrap(), Path::new("real.json"));
     let text = fs::read_to_string(&real).unwrap();
     assert!(text.contains("\"schema\""), "{text}");
+    // Every writer, the growing recording included.
+    for w in writers(fx.pid) {
+        let real = dir.path().join(format!("real-{}{}", w.name, w.ext));
+        fs::write(&real, "old\n").unwrap();
+        let link = dir.path().join(format!("link-{}{}", w.name, w.ext));
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let o = run_writer(&w, &link, dir.path());
+        assert!(o.status.success(), "{}: {}", w.name, stderr(&o));
+        assert!(
+            fs::symlink_metadata(&link).unwrap().is_symlink(),
+            "{}: the link was replaced",
+            w.name
+        );
+        assert!(
+            contains(&fs::read(&real).unwrap(), w.looks),
+            "{}: the file the link points to does not hold the output",
+            w.name
+        );
+    }
 
     // A link to nothing is refused: following it by hand would bypass the
     // kernel's protection of planted links.

@@ -161,8 +161,28 @@ impl ProcessMemory {
         let Some(r) = self.residency.as_mut() else {
             return Ok((false, end));
         };
-        r.at(addr, end)
-            .map_err(|e| self.dir.error(self.dir.path("pagemap"), e))
+        let answer = r
+            .at(addr, end)
+            .map_err(|e| self.dir.error(self.dir.path("pagemap"), e))?;
+        // An exited process has no resident pages: say it exited rather
+        // than that its memory was skipped.
+        if std::mem::take(&mut r.found_nothing) && !self.has_memory() {
+            return Err(Error::ProcessExited { pid: self.dir.pid });
+        }
+        Ok(answer)
+    }
+
+    /// Whether the process still has its address space (it is not gone,
+    /// nor a zombie).
+    fn has_memory(&self) -> bool {
+        let Ok(stat) = self.dir.read("stat") else {
+            return false;
+        };
+        let stat = String::from_utf8_lossy(&stat);
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, None | Some("Z" | "X"))
     }
 
     /// Reads pages known to be resident; as [`ProcessMemory::read`].
@@ -415,6 +435,29 @@ mod tests {
             // SAFETY: unmaps exactly the mapping made in `new`.
             unsafe { libc::munmap(self.0.cast(), 3 * self.1) };
         }
+    }
+
+    #[test]
+    fn a_process_whose_memory_is_gone_has_exited() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped yet: a zombie, with /proc/PID but no address space.
+        for _ in 0..400 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let dir = ProcDir::open(std::path::Path::new("/proc"), pid).unwrap();
+        let mut mem = ProcessMemory::new(dir);
+        let mut buf = [0u8; 64];
+        let r = mem.read(0x40_0000, &mut buf);
+        child.wait().unwrap();
+        assert!(matches!(r, Err(Error::ProcessExited { .. })), "{r:?}");
     }
 
     #[test]

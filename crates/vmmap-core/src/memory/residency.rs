@@ -76,6 +76,10 @@ pub struct Residency {
     hi: u64,
     /// The resident stretches in it, in order, merged.
     present: Vec<(u64, u64)>,
+    /// Set when a look-up found nothing resident in its whole window: what
+    /// a process whose memory is gone (it exited) also looks like, so the
+    /// caller checks for that.
+    pub found_nothing: bool,
     buf: Vec<u8>,
 }
 
@@ -90,6 +94,7 @@ impl Residency {
             lo: 0,
             hi: 0,
             present: Vec::new(),
+            found_nothing: false,
             buf: Vec::new(),
         }
     }
@@ -99,6 +104,7 @@ impl Residency {
     pub fn at(&mut self, addr: u64, end: u64) -> io::Result<(bool, u64)> {
         if !(self.lo <= addr && addr < self.hi) {
             self.load(addr, end)?;
+            self.found_nothing = self.present.is_empty();
         }
         let end = end.min(self.hi);
         let i = self.present.partition_point(|s| s.1 <= addr);
@@ -186,9 +192,9 @@ impl Residency {
         }
         let entries = got / 8;
         if entries == 0 {
-            // Past the end of the address space: nothing there is resident.
-            self.hi = end;
-            return Ok(());
+            // The end of the file, below the top of the address space: the
+            // process's memory is gone.
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
         for i in 0..entries {
             let e = u64::from_le_bytes(self.buf[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]));

@@ -119,7 +119,10 @@ impl Residency {
     fn load(&mut self, addr: u64, end: u64) -> io::Result<()> {
         let page = self.page;
         let lo = addr / page * page;
-        let end = end.max(addr + 1).div_ceil(page).saturating_mul(page);
+        let end = end
+            .max(addr.saturating_add(1))
+            .div_ceil(page)
+            .saturating_mul(page);
         self.present.clear();
         (self.lo, self.hi) = (lo, lo);
         if self.scan != Some(false) {
@@ -131,8 +134,7 @@ impl Residency {
                 }
                 // A kernel without the ioctl (before 6.7) or that does not
                 // take this argument: read the entries instead, from now on.
-                Err(e) if self.scan.is_none() => {
-                    let _ = e;
+                Err(_) if self.scan.is_none() => {
                     self.scan = Some(false);
                     self.present.clear();
                 }

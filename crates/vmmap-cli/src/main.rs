@@ -475,7 +475,11 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
         })
     };
     r.and_then(|()| w.flush())
-        .map_err(|e| output_error(e, "standard output"))
+        .map_err(|e| output_error(e, "standard output"))?;
+    if let Some(hs) = &heaps {
+        memory::not_resident_note(hs.iter().map(|h| h.not_resident).sum());
+    }
+    Ok(())
 }
 
 fn write_layout(

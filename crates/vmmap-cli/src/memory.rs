@@ -111,6 +111,19 @@ fn report(stats: &ReadStats, what: &str, n: u64) {
             vmmap_core::units::size(stats.unreadable, false),
         );
     }
+    // Always, terminal or not: the output leaves this memory out.
+    not_resident_note(stats.not_resident);
+}
+
+/// Says on standard error how much memory was left out because it was not
+/// resident in the target, if any.
+pub(crate) fn not_resident_note(bytes: u64) {
+    if bytes > 0 {
+        eprintln!(
+            "vmmap: skipped {} not resident in the target (reading it would fault it in)",
+            vmmap_core::units::size(bytes, false)
+        );
+    }
 }
 
 /// `vmmap strings PID`.

@@ -168,6 +168,24 @@ impl MemoryList {
     }
 }
 
+/// The start of a list's bottom line: what was read, and what was left out
+/// because it was not resident in the target (never read: reading it would
+/// fault it in).
+fn read_note(stats: &memory::ReadStats) -> String {
+    let size = |v: u64| match v {
+        0 => "nothing".to_string(),
+        v => vmmap_core::units::size(v, false),
+    };
+    let mut note = format!("read {}", size(stats.read));
+    if stats.not_resident > 0 {
+        note.push_str(&format!(
+            ", skipped {} not resident in the target",
+            size(stats.not_resident)
+        ));
+    }
+    note
+}
+
 /// Limits `ranges` to `limit` bytes in total, cutting the last one.
 fn limit_ranges(ranges: &mut Vec<ScanRange>, limit: u64) -> bool {
     let mut left = limit;
@@ -240,7 +258,7 @@ pub fn read_strings(
     )
     .map_err(|e| e.to_string())?;
     items.sort_by_key(|it| it.address);
-    let mut note = format!("read {}", vmmap_core::units::size(stats.read, false).trim());
+    let mut note = read_note(&stats);
     if stats.unreadable > 0 {
         note.push_str(&format!(
             ", {} unreadable",
@@ -358,7 +376,7 @@ pub fn start_search(
             if stop.load(Ordering::Relaxed) {
                 return Err(format!("Search for {q:?} cancelled"));
             }
-            let mut note = format!("read {}", vmmap_core::units::size(stats.read, false).trim());
+            let mut note = read_note(&stats);
             if items.len() >= MATCH_LIMIT {
                 note.push_str(&format!(", first {MATCH_LIMIT} matches"));
             }

@@ -472,3 +472,208 @@ fn pages_past_the_end_of_a_file_are_skipped_not_fatal() {
     ]));
     assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![at + 6]);
 }
+
+/// What the kernel says about a process's memory: every line of
+/// /proc/PID/smaps (every field of every mapping), and the VmRSS, RssAnon,
+/// RssFile, RssShmem and VmPTE lines of /proc/PID/status (VmPTE grows when
+/// a read faults a page in under a page table not allocated yet).
+pub(crate) fn memory_use(pid: u32) -> Vec<String> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("smaps");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    smaps
+        .lines()
+        .map(str::to_string)
+        .chain(
+            status
+                .lines()
+                .filter(|l| {
+                    ["VmRSS:", "RssAnon:", "RssFile:", "RssShmem:", "VmPTE:"]
+                        .iter()
+                        .any(|k| l.starts_with(k))
+                })
+                .map(str::to_string),
+        )
+        .collect()
+}
+
+/// Fails, naming the mapping and the field, unless two [`memory_use`]
+/// records are the same to the page.
+pub(crate) fn assert_memory_unchanged(before: &[String], after: &[String], what: &str) {
+    assert_eq!(before.len(), after.len(), "{what}: mappings came or went");
+    let mut mapping = "";
+    let mut diffs = Vec::new();
+    for (b, a) in before.iter().zip(after) {
+        // A mapping's header line: "start-end perms offset dev inode path".
+        if b.split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            mapping = b;
+        } else if b.contains(":\t") {
+            mapping = "/proc/PID/status";
+        }
+        if a != b {
+            diffs.push(format!("{mapping}\n    before: {b}\n    after:  {a}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what} changed the target's memory:\n{}",
+        diffs.join("\n")
+    );
+}
+
+/// Which of the `n` pages from `addr` are in the process's page tables
+/// (bit 63 of each /proc/PID/pagemap entry).
+fn present_pages(pid: u32, addr: u64, n: u64) -> Vec<u64> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/proc/{pid}/pagemap")).expect("pagemap");
+    let mut buf = vec![0u8; 8 * n as usize];
+    f.read_exact_at(&mut buf, addr / 4096 * 8)
+        .expect("read pagemap");
+    (0..n)
+        .filter(|&i| {
+            let e = u64::from_le_bytes(buf[8 * i as usize..8 * i as usize + 8].try_into().unwrap());
+            e >> 63 == 1
+        })
+        .collect()
+}
+
+/// A size as vmmap prints it (`96M`, `101.3M`, `4K`), in bytes.
+fn parse_size(text: &str) -> u64 {
+    let (num, unit) = text.split_at(text.len() - 1);
+    let mult = match unit {
+        "K" => 1u64 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => panic!("size {text:?}"),
+    };
+    (num.parse::<f64>()
+        .unwrap_or_else(|_| panic!("size {text:?}"))
+        * mult as f64) as u64
+}
+
+/// The figure of vmmap's "skipped SIZE not resident in the target" note.
+pub(crate) fn skipped_figure(text: &str) -> u64 {
+    let at = text
+        .find("skipped ")
+        .unwrap_or_else(|| panic!("no \"skipped\" note in {text:?}"));
+    let rest = &text[at + 8..];
+    let (size, tail) = rest.split_once(' ').expect("a size");
+    assert!(
+        tail.starts_with("not resident in the target"),
+        "note {rest:?}"
+    );
+    parse_size(size)
+}
+
+#[test]
+fn reading_memory_never_changes_the_target() {
+    let fx = Fixture::start_static("untouched");
+    fx.stop();
+    let pid = fx.pid.to_string();
+    let partial = fx.addr("partial");
+    let partial_present = present_pages(fx.pid, partial, 256);
+    assert!(
+        partial_present.contains(&0) && partial_present.contains(&128),
+        "the fixture's touched file pages: {partial_present:?}"
+    );
+    assert!(partial_present.len() < 256, "{partial_present:?}");
+    let before = memory_use(fx.pid);
+    let rss = |addr: u64| {
+        let head = format!("{addr:x}-");
+        let at = before.iter().position(|l| l.starts_with(&head)).unwrap();
+        before[at + 1..]
+            .iter()
+            .find(|l| l.starts_with("Rss:"))
+            .unwrap()
+            .clone()
+    };
+    for key in ["shared_anon", "memfd", "file"] {
+        assert!(
+            rss(fx.addr(key)).ends_with(" 0 kB"),
+            "{key} is untouched: {}",
+            rss(fx.addr(key))
+        );
+    }
+
+    let strings = vmmap(&["strings", &pid]);
+    assert!(strings.status.success(), "{strings:?}");
+    let marker = fx.addr("marker");
+    let hex: Vec<String> = b"VMMAP-RESIDENT-MARKER"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let find = vmmap(&["find", &pid, "VMMAP-RESIDENT-MARKER"]);
+    let find_hex = vmmap(&["find", &pid, "--hex", &hex.join(" ")]);
+    let heaps = vmmap(&["map", &pid, "--heaps"]);
+    let heaps_json = vmmap_ok(&["map", &pid, "--heaps", "--json"]);
+    vmmap_ok(&[&pid]);
+    let after = memory_use(fx.pid);
+    assert_memory_unchanged(
+        &before,
+        &after,
+        "vmmap strings, find, map --heaps and a snapshot",
+    );
+
+    // The reads happened: the text in a touched page is found.
+    let out = String::from_utf8_lossy(&strings.stdout);
+    let found = parse_strings(&out);
+    assert!(
+        found
+            .iter()
+            .any(|f| f.0 == marker && f.3 == "VMMAP-RESIDENT-MARKER"),
+        "the marker at {marker:#x} was not read"
+    );
+    for o in [&find, &find_hex] {
+        assert!(o.status.success(), "{o:?}");
+        let hits = parse_find(&String::from_utf8_lossy(&o.stdout));
+        assert!(hits.iter().any(|h| h.0 == marker), "{hits:?}");
+    }
+    // Nothing of the untouched mappings was read; of the partly touched
+    // file, exactly the pages that were present.
+    for (key, len) in [
+        ("shared_anon", 64u64 << 20),
+        ("memfd", 16 << 20),
+        ("file", 16 << 20),
+    ] {
+        let start = fx.addr(key);
+        let inside: Vec<_> = found
+            .iter()
+            .filter(|f| start <= f.0 && f.0 < start + len)
+            .collect();
+        assert!(inside.is_empty(), "{key} was read: {inside:?}");
+    }
+    let mut partial_read: Vec<u64> = found
+        .iter()
+        .filter(|f| partial <= f.0 && f.0 < partial + (1 << 20))
+        .map(|f| {
+            assert_eq!((f.0 - partial) % 4096, 0, "{f:?}");
+            assert_eq!(f.3, format!("VMMAP-PARTIAL-{:06}", (f.0 - partial) / 4096));
+            (f.0 - partial) / 4096
+        })
+        .collect();
+    partial_read.sort_unstable();
+    assert_eq!(partial_read, partial_present);
+
+    // Each says what it left out.
+    let untouched = (64 + 16 + 16) << 20;
+    for (what, o) in [
+        ("strings", &strings),
+        ("find", &find),
+        ("find --hex", &find_hex),
+    ] {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(skipped_figure(&err) >= untouched, "{what}: {err}");
+        assert!(
+            err.contains("(reading it would fault it in)"),
+            "{what}: {err}"
+        );
+    }
+    assert!(heaps.status.success(), "{heaps:?}");
+    let v: serde_json::Value = serde_json::from_str(&heaps_json).unwrap();
+    // (A static program's brk heap starts with its TLS block, not a
+    // chunk, so it is not walkable: only the figure is checked here.)
+    let h = &v["heaps"][0];
+    assert!(h["not_resident"].as_u64().is_some(), "{h}");
+}

@@ -709,6 +709,56 @@ fn goto_address_then_strings_of_the_region() {
     ));
 }
 
+/// The view's memory search and Strings read only what is resident: the
+/// fixture's untouched mappings stay untouched, to the page.
+#[test]
+fn search_and_strings_in_the_view_never_change_the_target() {
+    use crate::memory::{assert_memory_unchanged, memory_use, skipped_figure};
+    assert!(have_tmux(), "this test needs tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start_static("untouched");
+    fx.stop();
+    let before = memory_use(fx.pid);
+    let pid = fx.pid.to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    t.keys(&["F"]);
+    t.wait_for("Search memory for: ");
+    t.type_text("VMMAP-RESIDENT-MARKER");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("Matches of \"VMMAP-RESIDENT-MARKER\" in memory");
+    let line = |addr: u64, tag: &str, text: &str| format!("{addr:#014x}  {tag:<12}  {text}");
+    assert!(
+        s.contains(&line(
+            fx.addr("marker"),
+            "Private Data",
+            "VMMAP-RESIDENT-MARKER"
+        )),
+        "{s}"
+    );
+    assert!(skipped_figure(&s) >= (64 + 16 + 16) << 20, "{s}");
+    t.keys(&["Escape"]);
+    t.wait_main_view(fx.pid);
+    // The strings of the untouched memfd mapping: none, and it says why.
+    let memfd = fx.addr("memfd");
+    t.keys(&["g"]);
+    t.wait_for("Go to address: ");
+    t.type_text(&format!("{memfd:x}"));
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("{memfd:#x}: "));
+    t.keys(&["C-t"]);
+    let s = t.wait_for(&format!("Strings in Shareable {memfd:#x}-"));
+    assert!(!s.contains("VMMAP-MEMFD-UNTOUCHED"), "{s}");
+    assert_eq!(skipped_figure(&s), 16 << 20, "{s}");
+    t.keys(&["Escape"]);
+    drop(t);
+    assert_memory_unchanged(
+        &before,
+        &memory_use(fx.pid),
+        "the view's search and Strings",
+    );
+}
+
 #[test]
 fn w_empties_the_working_set_after_asking() {
     if !have_tmux() {

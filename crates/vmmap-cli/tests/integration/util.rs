@@ -18,25 +18,39 @@ fn tmp() -> &'static Path {
 /// Compiles `tests/fixtures/NAME.c` once per test run and returns the
 /// binary's path.
 pub fn compile(name: &str) -> PathBuf {
+    compile_with(name, &[])
+}
+
+/// Compiles `tests/fixtures/NAME.c` as a static executable, so that no page
+/// it maps is shared with other processes (whose coming and going would
+/// change its Pss).
+pub fn compile_static(name: &str) -> PathBuf {
+    compile_with(name, &["-static"])
+}
+
+fn compile_with(name: &str, flags: &[&str]) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(name) {
+    let key = format!("{name}{}", flags.concat());
+    if let Some(p) = built.get(&key) {
         return p.clone();
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.c"));
-    let out = tmp().join(format!("fixture-{name}"));
+    let out = tmp().join(format!("fixture-{key}"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let st = Command::new(&cc)
-        .args(["-O1", "-g", "-Wall", "-pthread", "-o"])
+        .args(["-O1", "-g", "-Wall", "-pthread"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&src)
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cc} to build the test fixture: {e}"));
     assert!(st.success(), "compiling {} failed", src.display());
-    built.insert(name.to_string(), out.clone());
+    built.insert(key, out.clone());
     out
 }
 
@@ -151,6 +165,15 @@ impl Fixture {
     /// directory argument, then a READY line).
     pub fn start_named(name: &str) -> Fixture {
         let bin = compile(name);
+        let guard = starting_processes();
+        let mut f = Fixture::start_bin(bin, false);
+        f._guard = Some(guard);
+        f
+    }
+
+    /// Starts a fixture built static ([`compile_static`]).
+    pub fn start_static(name: &str) -> Fixture {
+        let bin = compile_static(name);
         let guard = starting_processes();
         let mut f = Fixture::start_bin(bin, false);
         f._guard = Some(guard);

@@ -1,7 +1,8 @@
 //! The [`Inspector`] over the live system: mapped files are read through
 //! the target's root (`/proc/PID/root/…`, right across mount namespaces and
 //! containers) or `map_files/` (right for deleted files), and target memory
-//! through `process_vm_readv` with `/proc/PID/mem` as the fallback.
+//! through [`ProcessMemory`], which reads resident pages only (a read of
+//! any other page would fault it into the target).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -10,6 +11,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use super::procdir::ProcDir;
 use crate::classify::{FileProbe, Inspector};
 use crate::elf;
+use crate::memory::ProcessMemory;
 use crate::model::Region;
 use crate::proc::mountinfo;
 
@@ -17,7 +19,7 @@ use crate::proc::mountinfo;
 pub struct LiveInspector<'a> {
     dir: &'a ProcDir,
     fs_types: HashMap<(u32, u32), String>,
-    mem: Option<Option<File>>,
+    mem: Option<ProcessMemory>,
     /// Whether target memory may be read at all.
     pub read_memory: bool,
 }
@@ -86,16 +88,13 @@ impl Inspector for LiveInspector<'_> {
         if !self.read_memory {
             return false;
         }
-        if self.dir.is_live() && vm_readv(self.dir.pid, addr, buf) {
-            return true;
-        }
+        let dir = self.dir;
         let mem = self
             .mem
-            .get_or_insert_with(|| File::open(self.dir.path("mem")).ok());
-        match mem {
-            Some(f) => f.read_exact_at(buf, addr).is_ok(),
-            None => false,
-        }
+            .get_or_insert_with(|| ProcessMemory::new(dir.clone()));
+        // A page that is not resident, or an error (no pagemap, no access),
+        // is memory classification goes without.
+        matches!(mem.read(addr, buf), Ok(n) if n == buf.len())
     }
 
     fn fs_type(&self, major: u32, minor: u32) -> Option<&str> {
@@ -110,23 +109,4 @@ impl Inspector for LiveInspector<'_> {
     fn proc_file(&mut self, name: &str) -> Option<Vec<u8>> {
         self.dir.read_optional(name).ok().flatten()
     }
-}
-
-fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes `buf`, valid for writes of its length for the
-    // duration of the call; `remote` is only an address in the other
-    // process, which the kernel checks.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    n == buf.len() as isize
 }

@@ -210,6 +210,10 @@ pub struct HeapFragmentation {
     pub resident: u64,
     /// Swapped-out bytes.
     pub swap: u64,
+    /// Bytes of the heap the walk did not read because they were not
+    /// resident (reading them would have faulted them in). A chunk header
+    /// in them stops the walk; the inside of a chunk does not.
+    pub not_resident: u64,
     /// The walk's figures, or why it failed.
     pub chunks: std::result::Result<ChunkStats, String>,
 }
@@ -229,23 +233,24 @@ impl HeapFragmentation {
     }
 }
 
-/// Walks one heap: `first` chunk to `end`, reading `[first, end)`.
+/// Walks one heap: `first` chunk to `end`, reading `[first, end)`. The
+/// reader skips pages that are not resident (the inside of a large free
+/// chunk that glibc gave back with `MADV_DONTNEED`, say); the walker fails
+/// only when a chunk header lies in a skipped page.
 fn walk(
     mem: &mut ProcessMemory,
     first: u64,
     end: u64,
     word: u64,
     page: u64,
-) -> Result<std::result::Result<ChunkStats, String>> {
+) -> Result<(std::result::Result<ChunkStats, String>, u64)> {
     let mut w = ChunkWalker::new(first, end, word);
     let range = ScanRange {
         start: first,
         end,
         region: 0,
     };
-    let mut gap = false;
-    let mut expect = first;
-    reader::walk(
+    let stats = reader::walk(
         mem,
         std::slice::from_ref(&range),
         super::CHUNK,
@@ -253,12 +258,7 @@ fn walk(
         page,
         &mut |_| ControlFlow::Continue(()),
         &mut |c| {
-            if c.address != expect {
-                gap = true;
-                return ControlFlow::Break(());
-            }
             w.feed(c.address, c.data);
-            expect = c.address + c.data.len() as u64;
             if w.finished() {
                 ControlFlow::Break(())
             } else {
@@ -266,12 +266,14 @@ fn walk(
             }
         },
     )?;
-    if gap && !w.finished() {
-        return Ok(Err(format!(
-            "part of the heap could not be read (from {expect:#x})"
-        )));
-    }
-    Ok(w.finish())
+    let chunks = w.finish().map_err(|e| {
+        if stats.not_resident + stats.unreadable > 0 {
+            format!("{e} (part of the heap is not resident or cannot be read)")
+        } else {
+            e
+        }
+    });
+    Ok((chunks, stats.not_resident))
 }
 
 /// The first chunk candidates of a non-main arena heap: 16-aligned
@@ -328,11 +330,12 @@ pub fn heaps(mem: &mut ProcessMemory, snap: &Snapshot) -> Result<Vec<HeapFragmen
             end: rw.end,
             resident,
             swap,
+            not_resident: 0,
             chunks: Err(String::new()),
         };
         if &*r.path == "[heap]" || r.heap_id == Some(0) {
             // The brk heap: chunks from its first byte to the brk.
-            entry.chunks = walk(mem, rw.start, rw.end, word, page)?;
+            (entry.chunks, entry.not_resident) = walk(mem, rw.start, rw.end, word, page)?;
         } else {
             let mut head = vec![0u8; (64usize << 10).min((rw.end - rw.start) as usize)];
             let n = mem.read(rw.start, &mut head)?;
@@ -349,7 +352,11 @@ pub fn heaps(mem: &mut ProcessMemory, snap: &Snapshot) -> Result<Vec<HeapFragmen
             let (ar_ptr, size) = (rd(0), rd(2));
             let end = rw.start.saturating_add(size);
             if head.len() < 4 * w || size == 0 || end > rw.end {
-                entry.chunks = Err("its heap_info header could not be read".into());
+                entry.chunks = Err(if head.is_empty() {
+                    "its heap_info header is not resident or cannot be read".into()
+                } else {
+                    "its heap_info header could not be read".into()
+                });
                 out.push(entry);
                 continue;
             }
@@ -363,7 +370,7 @@ pub fn heaps(mem: &mut ProcessMemory, snap: &Snapshot) -> Result<Vec<HeapFragmen
             };
             entry.chunks = Err("no first chunk found after heap_info".into());
             for first in arena_candidates(&head, rw.start, min, word) {
-                entry.chunks = walk(mem, first, end, word, page)?;
+                (entry.chunks, entry.not_resident) = walk(mem, first, end, word, page)?;
                 if entry.chunks.is_ok() {
                     break;
                 }
@@ -457,6 +464,7 @@ mod tests {
             end: 0,
             resident: 1000,
             swap: 0,
+            not_resident: 0,
             chunks: Ok(ChunkStats {
                 in_use_bytes: 250,
                 ..ChunkStats::default()

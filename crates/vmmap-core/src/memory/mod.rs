@@ -7,10 +7,12 @@
 //! passwords, tokens). vmmap does it only when asked: `vmmap strings`,
 //! `vmmap find`, the interactive Strings view, and the few bytes of glibc
 //! arena headers read during classification (`--no-read-memory` stops
-//! those).
+//! those). It reads only pages resident in the process: reading any other
+//! would fault it in ([`reader`]).
 
 pub mod malloc;
 pub mod reader;
+pub mod residency;
 pub mod search;
 pub mod strings;
 

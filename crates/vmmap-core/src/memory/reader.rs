@@ -3,18 +3,31 @@
 //! buffer, handing each chunk (with an optional overlap carried over from
 //! the previous one) to a sans-IO consumer.
 //!
+//! **Only resident pages are read.** `process_vm_readv(2)` and
+//! `/proc/PID/mem` go through the kernel's `get_user_pages` on the target's
+//! address space, which faults in any page that is not in its page tables:
+//! an untouched page of shared anonymous memory, a memfd or tmpfs gets
+//! allocated, a file page gets mapped (raising the target's Rss), a swapped
+//! page gets swapped in. So every read, from the chunked scans and from the
+//! small reads of classification alike, first asks the target's pagemap
+//! ([`super::residency`]) which pages are present, and reads only those;
+//! the rest is counted in [`ReadStats::not_resident`] and ends the
+//! contiguous stretch. The one change a read of a resident page makes is
+//! the page's accessed bit (smaps' `Referenced`).
+//!
 //! Reads go through `process_vm_readv(2)`, with `pread` on
 //! `/proc/PID/mem` as the fallback (captured trees, kernels without the
 //! syscall, seccomp filters that refuse it). Both need ptrace access to the
 //! target (`PTRACE_MODE_ATTACH`). A page that cannot be read (unmapped
-//! since the snapshot, a file mapping past the end of its file, a guard
-//! page) is skipped and ends the contiguous stretch; it is never an error.
+//! since the snapshot, a guard page) is skipped and ends the contiguous
+//! stretch; it is never an error.
 
 use std::fs::File;
 use std::io;
 use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 
+use super::residency::Residency;
 use crate::collect::ProcDir;
 use crate::error::{Error, Result};
 use crate::model::{Region, Snapshot};
@@ -82,11 +95,12 @@ pub fn scan_ranges(snap: &Snapshot, only: Option<u64>) -> Option<Vec<ScanRange>>
     Some(out)
 }
 
-/// Reads one process's memory.
+/// Reads one process's memory: its resident pages only.
 pub struct ProcessMemory {
     dir: ProcDir,
     vm_readv: bool,
     mem: Option<File>,
+    residency: Option<Residency>,
 }
 
 impl ProcessMemory {
@@ -97,14 +111,82 @@ impl ProcessMemory {
             dir,
             vm_readv,
             mem: None,
+            residency: None,
         }
     }
 
-    /// Reads up to `buf.len()` bytes at `addr`. Returns how many bytes were
-    /// read from `addr` on: fewer than asked when a page in the middle
-    /// cannot be read, 0 when the first cannot. Errors only for what ends
-    /// the whole scan: the process exited, or access is refused.
+    /// Reads up to `buf.len()` bytes at `addr`, from resident pages only.
+    /// Returns how many bytes were read from `addr` on: fewer than asked
+    /// when a page in the middle is not resident or cannot be read, 0 when
+    /// the first is not or cannot. Errors only for what ends the whole
+    /// scan: the process exited, access is refused, or its pagemap cannot
+    /// say which pages are resident.
     pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize> {
+        let end = addr.saturating_add(buf.len() as u64);
+        let mut n = 0usize;
+        while n < buf.len() {
+            let at = addr + n as u64;
+            let (resident, until) = self.resident(at, end)?;
+            if !resident {
+                break;
+            }
+            let want = usize::try_from(until - at).map_or(buf.len() - n, |w| w.min(buf.len() - n));
+            let k = self.read_present(at, &mut buf[n..n + want])?;
+            n += k;
+            if k < want {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether the page holding `addr` is resident in the target, and
+    /// where (after `addr`, at most `end`) that answer ends.
+    pub fn resident(&mut self, addr: u64, end: u64) -> Result<(bool, u64)> {
+        if self.residency.is_none() {
+            let f = self.dir.open_file("pagemap").map_err(|e| match e {
+                Error::Io { path, source } if source.kind() == io::ErrorKind::NotFound => {
+                    Error::Unsupported {
+                        what: format!(
+                            "{} (which pages are resident; vmmap reads no other page, since reading it would fault it into the process)",
+                            path.display()
+                        ),
+                        hint: "use a kernel built with CONFIG_PROC_PAGE_MONITOR".into(),
+                    }
+                }
+                e => memory_hint(e),
+            })?;
+            self.residency = Some(Residency::new(f, crate::collect::page_size()));
+        }
+        let Some(r) = self.residency.as_mut() else {
+            return Ok((false, end));
+        };
+        let answer = r
+            .at(addr, end)
+            .map_err(|e| self.dir.error(self.dir.path("pagemap"), e))?;
+        // An exited process has no resident pages: say it exited rather
+        // than that its memory was skipped.
+        if std::mem::take(&mut r.found_nothing) && !self.has_memory() {
+            return Err(Error::ProcessExited { pid: self.dir.pid });
+        }
+        Ok(answer)
+    }
+
+    /// Whether the process still has its address space (it is not gone,
+    /// nor a zombie).
+    fn has_memory(&self) -> bool {
+        let Ok(stat) = self.dir.read("stat") else {
+            return false;
+        };
+        let stat = String::from_utf8_lossy(&stat);
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        !matches!(state, None | Some("Z" | "X"))
+    }
+
+    /// Reads pages known to be resident; as [`ProcessMemory::read`].
+    fn read_present(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
@@ -232,6 +314,10 @@ pub struct ReadStats {
     pub read: u64,
     /// Bytes of the ranges that could not be read.
     pub unreadable: u64,
+    /// Bytes of the ranges not read because they were not resident in the
+    /// target (never touched, not mapped yet, or swapped out): reading them
+    /// would have faulted them in.
+    pub not_resident: u64,
 }
 
 /// Walks `ranges` in chunks of `chunk` bytes with one buffer of
@@ -259,8 +345,20 @@ pub fn walk(
         let mut addr = range.start;
         let mut kept = 0usize;
         while addr < range.end {
-            let want = usize::try_from(range.end - addr).map_or(chunk, |r| r.min(chunk));
-            let n = mem.read(addr, &mut buf[kept..kept + want])?;
+            let (resident, until) = mem.resident(addr, range.end)?;
+            if !resident {
+                // Not in the target's page tables: skipped, and the
+                // stretch ends here.
+                stats.not_resident += until - addr;
+                if progress(done + (until - range.start)).is_break() {
+                    return Ok(stats);
+                }
+                addr = until;
+                kept = 0;
+                continue;
+            }
+            let want = usize::try_from(until - addr).map_or(chunk, |r| r.min(chunk));
+            let n = mem.read_present(addr, &mut buf[kept..kept + want])?;
             if n == 0 {
                 // Skip the unreadable page; the stretch ends here.
                 let next = ((addr / page) + 1).saturating_mul(page).min(range.end);
@@ -340,6 +438,29 @@ mod tests {
     }
 
     #[test]
+    fn a_process_whose_memory_is_gone_has_exited() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not reaped yet: a zombie, with /proc/PID but no address space.
+        for _ in 0..400 {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let dir = ProcDir::open(std::path::Path::new("/proc"), pid).unwrap();
+        let mut mem = ProcessMemory::new(dir);
+        let mut buf = [0u8; 64];
+        let r = mem.read(0x40_0000, &mut buf);
+        child.wait().unwrap();
+        assert!(matches!(r, Err(Error::ProcessExited { .. })), "{r:?}");
+    }
+
+    #[test]
     fn walk_skips_an_unreadable_page_and_carries_the_overlap() {
         let pages = Pages::new();
         let (start, page) = (pages.0 as u64, pages.1 as u64);
@@ -369,7 +490,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stats.read, 2 * page);
-        assert_eq!(stats.unreadable, page);
+        // The PROT_NONE page is unreadable, and pagemap may already say it
+        // is not present: either way it is skipped and counted once.
+        assert_eq!(stats.unreadable + stats.not_resident, page);
         assert_eq!(progress.last(), Some(&(3 * page)));
         // Within the first page, each chunk after the first starts with
         // the 16 bytes before it.

@@ -31,6 +31,8 @@ in figures that reconcile with the kernel's own accounting.
   timeline, diff, fragmentation map, flame graph) with its data inline.
 - [`memory`]: strings and pattern search in the target's memory, read in
   bounded chunks (only on explicit request: it exposes secrets).
+- [`text`]: untrusted text (names, paths, strings from memory) escaped
+  for showing, so that no control character reaches a terminal.
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -58,6 +60,7 @@ pub mod proc;
 pub mod report;
 pub mod sharing;
 pub mod summary;
+pub mod text;
 pub mod timeline;
 pub mod units;
 

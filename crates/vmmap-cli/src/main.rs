@@ -23,6 +23,7 @@ use vmmap_core::collect::{self, Access, Options, ProcessEntry};
 use vmmap_core::export::{self, ExportOptions};
 use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
+use vmmap_core::text::Escaped;
 use vmmap_core::{Error, Snapshot, Summary};
 
 use cli::{Cli, Command, ConvertArgs, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
@@ -108,7 +109,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("vmmap: {}", f.message);
+                // Messages quote names, paths and file contents: the last
+                // guard before the terminal.
+                eprintln!("vmmap: {}", vmmap_core::text::escape_lines(&f.message));
             }
             ExitCode::from(f.code)
         }
@@ -372,7 +375,7 @@ fn empty_working_set(
     };
     print(format!(
         "Process {pid} ({}): working set {} before",
-        snap.process.name,
+        Escaped(&snap.process.name),
         size(before)
     ))?;
     print(done)?;
@@ -487,7 +490,8 @@ fn write_layout(
     writeln!(
         w,
         "Process:         {} ({})",
-        snap.process.pid, snap.process.name
+        snap.process.pid,
+        Escaped(&snap.process.name)
     )?;
     writeln!(w, "Regions:         {}", l.region_count)?;
     writeln!(w, "Free gaps:       {}", l.gap_count)?;
@@ -575,6 +579,13 @@ fn write_heaps(
     Ok(())
 }
 
+/// A path for a message: file names may hold any byte, control
+/// characters included (`vmmap open *.vmmap`).
+pub(crate) fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    vmmap_core::text::escape_bytes(path.as_os_str().as_bytes())
+}
+
 /// A PID, or the name of exactly one process.
 pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
     match target.parse::<u32>() {
@@ -599,7 +610,7 @@ fn load_with(
     path: &Path,
     loader: fn(&Path) -> Result<vmmap_core::format::Loaded, vmmap_core::format::FormatError>,
 ) -> Result<vmmap_core::format::Loaded, Failure> {
-    let what = path.display();
+    let what = shown(path);
     let loaded = match loader(path) {
         Ok(l) => l,
         Err(vmmap_core::format::FormatError::Io(e)) => {
@@ -629,9 +640,9 @@ fn load_with(
 fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
     let format = output_format(&a.display)?;
     let text = text_options(&a.display)?;
-    let what = a.file.display();
+    let what = shown(&a.file);
     let loaded = load(&a.file)?;
-    record::require_snapshots(&loaded, &what.to_string())?;
+    record::require_snapshots(&loaded, &what)?;
     let n = loaded.snapshots.len();
     if n == 0 {
         return Err(Failure {
@@ -688,7 +699,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
             a.output.display()
         ))
     })?;
-    let what = a.input.display().to_string();
+    let what = shown(&a.input).into_owned();
     if matches!(
         format_of(&a.input),
         Some(Format::Json | Format::Csv | Format::Text)
@@ -770,7 +781,7 @@ pub(crate) fn write_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.vmmap-tmp"));
-    let what = path.display().to_string();
+    let what = shown(path);
     let result = File::create(&tmp).and_then(|mut f| {
         write(&mut f)?;
         f.sync_all()
@@ -996,12 +1007,12 @@ fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Resul
             w,
             "{:>7}  {:<10}  {:<16}  {:>width$}  {:>width$}  {:<16}  {}",
             p.pid,
-            p.user,
-            p.name,
+            Escaped(&p.user),
+            Escaped(&p.name),
             size(p.private_bytes),
             size(p.working_set),
             arch,
-            p.cmdline
+            Escaped(&p.cmdline)
         )?;
     }
     if denied > 0 {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::{self, Options};
+use vmmap_core::text::Escaped;
 use vmmap_core::trace::decode::{Decoder, Event};
 use vmmap_core::trace::launch;
 use vmmap_core::units::size;
@@ -287,7 +288,7 @@ fn print_summary(
             writeln!(
                 w,
                 "vmmap: note: image {i} ({}) did not stop cleanly (killed or crashed): its last ~100 ms of events may be missing",
-                img.exe
+                Escaped(&img.exe)
             )?;
         }
         if img.stalls > 0 {
@@ -413,10 +414,11 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         }
         let (detail, stack) = (describe(&r.event), r.event.stack());
         let line = format!(
-            "{:>12.6} {:>7} {:<14} {detail}",
+            "{:>12.6} {:>7} {:<14} {}",
             t as f64 / 1e9,
             r.tid,
-            r.event.name()
+            r.event.name(),
+            detail
         );
         let mut res = writeln!(out, "{line}");
         if a.stacks && stack != 0 {
@@ -578,12 +580,12 @@ fn write_regions(
             m.end,
             String::from_utf8_lossy(&m.perms),
             size(m.size(), false),
-            if m.path.is_empty() { "[anon]" } else { &m.path },
-            r.owner.describe()
+            Escaped(if m.path.is_empty() { "[anon]" } else { &m.path }),
+            Escaped(&r.owner.describe())
         )?;
         if a.stacks {
             for f in frames(r.owner.stack()) {
-                writeln!(out, "{:>36}{}", "", f.label(true))?;
+                writeln!(out, "{:>36}{}", "", Escaped(&f.label(true)))?;
             }
         }
     }
@@ -731,12 +733,12 @@ fn describe(e: &Event) -> String {
             stack_hi,
         } => format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
         Event::ThreadExit => String::new(),
-        Event::ThreadName { pthread, name } => format!("pthread {pthread:#x} {name:?}"),
+        Event::ThreadName { pthread, name } => format!("pthread {pthread:#x} {}", Escaped(name)),
         Event::ThreadCreate { pthread, .. } => format!("pthread {pthread:#x}"),
-        Event::Dlopen { handle, path, .. } => format!("{path} handle {handle:#x}"),
+        Event::Dlopen { handle, path, .. } => format!("{} handle {handle:#x}", Escaped(path)),
         Event::Dlclose { handle, .. } => format!("handle {handle:#x}"),
         Event::Fork { pid, .. } => format!("child {pid}"),
-        Event::Exec { path, .. } => path.clone(),
+        Event::Exec { path, .. } => Escaped(path).to_string(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+use vmmap_core::text::Escaped;
 use vmmap_core::trace::calltree::{self, CallTree, Metric, TreeOptions};
 use vmmap_core::trace::scan;
 use vmmap_core::trace::summary::{StackCost, Summarizer, Summary};
@@ -213,13 +214,14 @@ pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, F
             let inl = if node.frame.inlined { " [inlined]" } else { "" };
             writeln!(
                 out,
-                "{:>10} {:>10} {:>10} {:>10} {:>10}  {}{label}{inl}",
+                "{:>10} {:>10} {:>10} {:>10} {:>10}  {}{}{inl}",
                 bytes(c.bytes),
                 c.allocations,
                 bytes(c.live_bytes),
                 bytes(c.peak_bytes),
                 c.temporary,
                 "  ".repeat(depth),
+                Escaped(&label),
             )?;
             if a.depth != 0 && depth + 1 >= a.depth {
                 continue;
@@ -307,11 +309,11 @@ fn write_frames(out: &mut impl Write, an: &Analysis, id: usize) -> io::Result<()
     }
     for f in frames {
         let at = match (&f.file, f.line) {
-            (Some(file), Some(l)) => format!("  {}:{l}", short_path(file)),
+            (Some(file), Some(l)) => format!("  {}:{l}", Escaped(short_path(file))),
             _ => String::new(),
         };
         let inl = if f.inlined { " [inlined]" } else { "" };
-        writeln!(out, "      {}{inl}{at}", f.function)?;
+        writeln!(out, "      {}{inl}{at}", Escaped(&f.function))?;
     }
     Ok(())
 }
@@ -433,7 +435,7 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
     }
     Ok((|| {
         writeln!(out, "Region {lo:#x}-{hi:#x} ({})", size(hi - lo, false))?;
-        writeln!(out, "  {line}")?;
+        writeln!(out, "  {}", Escaped(&line))?;
         writeln!(
             out,
             "{} blocks allocated inside it ({}), {} still live ({}); peak {}",

@@ -70,6 +70,7 @@ use serde::Serialize;
 use crate::figures::{Column, Figures, NCOLUMNS};
 use crate::model::{MemoryType, Perms, Region, Snapshot};
 use crate::summary::Summary;
+use crate::text::{escape, Escaped};
 use crate::units;
 
 /// The JSON schema name.
@@ -860,11 +861,12 @@ pub fn write_text(diff: &Diff, w: impl Write, exact: bool) -> io::Result<()> {
             };
             writeln!(
                 w,
-                "  {:x}-{:x}  {:<12} {:>9}  {d}",
+                "  {:x}-{:x}  {:<12} {:>9}  {}",
                 r.start,
                 r.end,
                 r.memory_type.name(),
-                units::size(x.written_bytes, exact)
+                units::size(x.written_bytes, exact),
+                Escaped(d)
             )?;
         }
         writeln!(w)?;
@@ -921,13 +923,13 @@ pub fn write_text(diff: &Diff, w: impl Write, exact: bool) -> io::Result<()> {
         line.push_str("  ");
         line.push_str(r.perms.as_str());
         line.push_str("  ");
-        line.push_str(&r.details);
+        line.push_str(&escape(&r.details));
         let notes = notes(c);
         if !notes.is_empty() {
             if !r.details.is_empty() {
                 line.push(' ');
             }
-            line.push_str(&format!("({})", notes.join("; ")));
+            line.push_str(&format!("({})", escape(&notes.join("; "))));
         }
         writeln!(w, "{}", line.trim_end())?;
     }

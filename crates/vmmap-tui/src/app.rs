@@ -14,6 +14,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use ratatui::Frame;
 use vmmap_core::figures::Column;
 use vmmap_core::model::Snapshot;
+use vmmap_core::text::{escape, is_unsafe, Escaped};
 
 use crate::collector::{Collector, Request, Response};
 
@@ -736,13 +737,14 @@ impl App {
         match self.picker.selected_entry() {
             Some(e) if matches!(e.access, vmmap_core::collect::Access::Denied(_)) => {
                 if let vmmap_core::collect::Access::Denied(r) = &e.access {
-                    self.message = Some(format!("Cannot open {} ({}): {r}", e.pid, e.name));
+                    self.message =
+                        Some(format!("Cannot open {} ({}): {r}", e.pid, Escaped(&e.name)));
                 }
                 Vec::new()
             }
             Some(e) => {
                 self.loading = Some(e.pid);
-                self.message = Some(format!("Collecting {} ({})…", e.pid, e.name));
+                self.message = Some(format!("Collecting {} ({})…", e.pid, Escaped(&e.name)));
                 vec![Request::Snapshot(e.pid)]
             }
             None => Vec::new(),
@@ -987,11 +989,11 @@ impl App {
             .flatten()
             .and_then(|&row| row_region(&m.snap, row))
             .map(|r| {
-                let what = if r.details.is_empty() {
-                    r.path.to_string()
+                let what = escape(if r.details.is_empty() {
+                    &r.path
                 } else {
-                    r.details.clone()
-                };
+                    &r.details
+                });
                 (
                     r.start,
                     r.end,
@@ -1626,8 +1628,16 @@ impl App {
         Vec::new()
     }
 
-    /// Draws the current screen and overlays.
+    /// Draws the current screen and overlays. Every view escapes the
+    /// untrusted text it shows (vmmap_core::text); any cell that still
+    /// holds a control character after them is blanked to U+FFFD, since
+    /// crossterm would send it to the terminal as it is.
     pub fn draw(&mut self, f: &mut Frame<'_>) {
+        self.draw_views(f);
+        scrub(f.buffer_mut());
+    }
+
+    fn draw_views(&mut self, f: &mut Frame<'_>) {
         let area = f.area();
         if area.height == 0 || area.width == 0 {
             return;
@@ -1990,6 +2000,17 @@ pub fn run_loop(
             for req in app.on_event(ev) {
                 collector.request(req);
             }
+        }
+    }
+}
+
+/// Replaces every cell whose symbol holds a character a terminal would act
+/// on (see [`vmmap_core::text::is_unsafe`]) with U+FFFD: the last guard
+/// before crossterm, for text a view forgot to escape.
+fn scrub(buf: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buf.content {
+        if cell.symbol().chars().any(is_unsafe) {
+            cell.set_symbol("\u{fffd}");
         }
     }
 }

@@ -1,0 +1,112 @@
+//! Names, command lines and paths are chosen by whoever runs the process
+//! being looked at. A ratatui cell holding ESC would be sent to the
+//! terminal as it is by crossterm: every view shows such text escaped
+//! (vmmap_core::text), and no cell holds a control character.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use vmmap_core::collect::ProcessEntry;
+use vmmap_core::model::Snapshot;
+use vmmap_tui::app::{App, Mode, Screen};
+use vmmap_tui::Settings;
+
+const NAME: &str = "\x1b]0;PWN\x07x";
+const PATH: &str = "/tmp/map\x1b]0;T\x07\r\nFORGED\u{9b}2J\u{202e}";
+const ARG: &str = "\x1b]52;c;aGk=\x07";
+
+const SHOWN_NAME: &str = r#""\x1b]0;PWN\x07x""#;
+const SHOWN_PATH: &str = r#""/tmp/map\x1b]0;T\x07\r\nFORGED\u{9b}2J\u{202e}""#;
+const SHOWN_ARG: &str = r"\x1b]52;c;aGk=\x07";
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The captured target, renamed and with its first region's path hostile.
+fn hostile_snapshot() -> Snapshot {
+    let mut s: Snapshot =
+        serde_json::from_str(&fixture("target.json")).expect("target.json is a Snapshot");
+    s.process.name = NAME.into();
+    s.process.cmdline = vec!["target".into(), ARG.into()];
+    for t in &mut s.process.threads {
+        t.name = NAME.into();
+    }
+    let r = &mut s.regions[0];
+    r.path = PATH.into();
+    r.details = PATH.into();
+    s
+}
+
+fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| app.draw(f)).unwrap();
+    terminal
+}
+
+/// Every cell's symbol: none may hold a control character (C0, DEL, C1)
+/// or a bidirectional override.
+#[track_caller]
+fn assert_clean(what: &str, t: &Terminal<TestBackend>) {
+    for (i, cell) in t.backend().buffer().content.iter().enumerate() {
+        assert!(
+            !cell.symbol().chars().any(vmmap_core::text::is_unsafe),
+            "{what}: cell {i} holds {:?}",
+            cell.symbol()
+        );
+    }
+}
+
+/// The screen as one line per row.
+fn screen(t: &Terminal<TestBackend>) -> String {
+    let b = t.backend().buffer();
+    let w = b.area.width as usize;
+    b.content
+        .chunks(w)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_main_view_shows_hostile_names_escaped() {
+    let mut app = App::new(
+        Settings::default(),
+        Some((Arc::new(hostile_snapshot()), Duration::from_millis(1))),
+    );
+    let t = draw(&mut app, 200, 48);
+    assert_clean("main view", &t);
+    let text = screen(&t);
+    assert!(text.contains(SHOWN_NAME), "no {SHOWN_NAME} in:\n{text}");
+    assert!(text.contains(SHOWN_PATH), "no {SHOWN_PATH} in:\n{text}");
+    assert!(text.contains(SHOWN_ARG), "no {SHOWN_ARG} in:\n{text}");
+    // The status line names the selected region.
+    let _ = app.on_event(Event::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)));
+    app.mode = Mode::Normal;
+    assert_clean("main view, Details focused", &draw(&mut app, 120, 40));
+}
+
+#[test]
+fn the_picker_shows_hostile_processes_escaped() {
+    let mut list: Vec<ProcessEntry> =
+        serde_json::from_str(&fixture("processes.json")).expect("processes.json");
+    list[0].name = NAME.into();
+    list[0].user = NAME.into();
+    list[0].cmdline = format!("target {ARG} {PATH}");
+    let mut app = App::new(Settings::default(), None);
+    app.picker.set(list);
+    app.screen = Screen::Picker;
+    let t = draw(&mut app, 200, 30);
+    assert_clean("picker", &t);
+    // The Name column is 16 wide: the escaped name is cut, not its escapes.
+    let text = screen(&t);
+    let cut: String = SHOWN_NAME.chars().take(16).collect();
+    assert!(text.contains(&cut), "no {cut} in:\n{text}");
+}

@@ -226,8 +226,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         let out = io::stdout();
         let mut w = out.lock();
         let r = if a.display.json {
-            serde_json::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
-                .map_err(io::Error::from)
+            vmmap_core::export::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
                 .and_then(|()| writeln!(w))
         } else {
             address::write_text(&snap, addr, a.display.bytes, &mut w)
@@ -467,9 +466,7 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
                 v
             }).collect::<Vec<_>>()),
         });
-        serde_json::to_writer_pretty(&mut w, &v)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(w))
+        vmmap_core::export::to_writer_pretty(&mut w, &v).and_then(|()| writeln!(w))
     } else {
         write_layout(&snap, &layout, a.bytes, &mut w).and_then(|()| match &heaps {
             Some(hs) => write_heaps(hs, a.bytes, &mut w),
@@ -974,9 +971,7 @@ fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.json {
-        serde_json::to_writer_pretty(&mut w, &list)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(w))
+        vmmap_core::export::to_writer_pretty(&mut w, &list).and_then(|()| writeln!(w))
     } else {
         write_ps(&list, a.bytes, &mut w)
     };

@@ -224,7 +224,7 @@ fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
 
 fn write_json(points: &[Point], w: &mut impl Write) -> io::Result<()> {
     let doc = serde_json::json!({ "schema": "vmmap.timeline", "version": 1, "points": points });
-    serde_json::to_writer(&mut *w, &doc).map_err(io::Error::from)?;
+    vmmap_core::export::to_writer(&mut *w, &doc)?;
     writeln!(w)
 }
 

@@ -365,9 +365,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "maps_records": info.maps.len(),
         "problem": problem.map(|p| p.to_string()),
     });
-    Ok(serde_json::to_writer_pretty(&mut *out, &v)
-        .map_err(io::Error::other)
-        .and_then(|_| writeln!(out)))
+    Ok(vmmap_core::export::to_writer_pretty(&mut *out, &v).and_then(|_| writeln!(out)))
 }
 
 fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
@@ -568,7 +566,7 @@ fn write_regions(
                 })
             })
             .collect();
-        serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::other)?;
+        vmmap_core::export::to_writer_pretty(&mut *out, &v)?;
         return writeln!(out);
     }
     for r in &list {
@@ -685,7 +683,7 @@ fn write_json_record(
             o["truncated"] = json!(s.truncated);
         }
     }
-    serde_json::to_writer(&mut *out, &o).map_err(io::Error::other)?;
+    vmmap_core::export::to_writer(&mut *out, &o)?;
     writeln!(out)
 }
 

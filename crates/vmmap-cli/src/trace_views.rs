@@ -79,7 +79,7 @@ fn keep_large_buffers_mapped() {
 
 /// Pretty JSON and a newline.
 pub fn write_json(out: &mut impl Write, doc: &serde_json::Value) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, doc).map_err(io::Error::other)?;
+    vmmap_core::export::to_writer_pretty(&mut *out, doc)?;
     writeln!(out)
 }
 
@@ -498,9 +498,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
                 &an.info, &an.syms, &an.costs, &an.images, ns, &mut buf,
             )
         }
-        _ => {
-            serde_json::to_writer(&mut buf, &profile.speedscope(a.lines)).map_err(io::Error::other)
-        }
+        _ => vmmap_core::export::to_writer(&mut buf, &profile.speedscope(a.lines)),
     };
     res.map_err(|e| Failure {
         code: exit::OTHER,

@@ -681,7 +681,7 @@ pub fn write_json(diff: &Diff, w: impl Write) -> io::Result<()> {
         diff,
     };
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
-    serde_json::to_writer(&mut w, &doc).map_err(io::Error::from)?;
+    crate::export::to_writer(&mut w, &doc)?;
     w.write_all(b"\n")?;
     w.flush()
 }
@@ -731,7 +731,8 @@ pub fn write_csv(diff: &Diff, w: impl Write) -> io::Result<()> {
         } else {
             &cur.details
         };
-        let details = if details.contains([',', '"', '\n']) {
+        // RFC 4180, as export.rs quotes: a CR needs quoting as much as a LF.
+        let details = if details.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", details.replace('"', "\"\""))
         } else {
             details.to_string()

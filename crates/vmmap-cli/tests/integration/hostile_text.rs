@@ -154,7 +154,10 @@ fn a_hostile_process_is_shown_escaped_in_every_text_view() {
 #[test]
 fn json_keeps_the_real_characters() {
     let f = hostile();
-    let snap = snapshot_json(f.pid, &[]);
+    // The JSON escapes every control character (C1 and bidi controls as
+    // \u escapes too): it is as safe on a terminal as the text.
+    let snap: Value =
+        serde_json::from_slice(&run_ok(&[&f.pid.to_string(), "--json"])).expect("JSON");
     let p = &snap["process"];
     let cmdline: Vec<&str> = p["cmdline"]
         .as_array()
@@ -177,6 +180,48 @@ fn json_keeps_the_real_characters() {
         "{}",
         r["path"]
     );
+    // CSV has no escapes: the path is a quoted field holding the real
+    // characters (RFC 4180).
+    let csv = vmmap(&[&f.pid.to_string(), "--csv"]);
+    assert!(csv.status.success());
+    let rows = parse_csv(&String::from_utf8(csv.stdout).expect("utf-8"));
+    let path_col = rows[0]
+        .iter()
+        .position(|h| h == "path")
+        .expect("path column");
+    assert!(
+        rows.iter().any(|r| r
+            .get(path_col)
+            .is_some_and(|p| p.ends_with(&format!("/{want}")))),
+        "no row with the hostile path"
+    );
+}
+
+/// Rows of RFC 4180 CSV: quoted fields may hold commas, doubled quotes,
+/// CR and LF.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let (mut rows, mut row, mut field) = (Vec::new(), Vec::new(), String::new());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, '\r') => panic!("a CR outside quotes in CSV:\n{text}"),
+            (false, c) => field.push(c),
+        }
+    }
+    rows
 }
 
 #[test]
@@ -215,6 +260,7 @@ fn crafted_mmp(dir: &Path, name: &str, hostile_regions: bool) -> String {
     );
     if hostile_regions {
         xml.push_str("    <Region Address=\"8192000\" Size=\"4096\" Commit=\"4096\" PrivateBytes=\"0\" PrivateWS=\"0\" ShareableWS=\"4096\" SharedWS=\"4096\" Protection=\"2\" Storage=\"262144\" UseType=\"3\" Details=\"C:\\evil&#27;[2J&#13;&#10;FORGED&#x9b;&#x202e;\"/>\n");
+        xml.push_str("    <Region Address=\"12288000\" Size=\"4096\" Commit=\"4096\" PrivateBytes=\"4096\" PrivateWS=\"4096\" ShareableWS=\"0\" SharedWS=\"0\" Protection=\"4\" Storage=\"131072\" UseType=\"4\" Details=\"cr&#13;only\"/>\n");
     }
     xml.push_str("  </Snapshot>\n</root>\n");
     let p = dir.join(name);
@@ -233,6 +279,22 @@ fn a_crafted_mmp_file_is_shown_escaped() {
     assert_shows("vmmap open crafted.mmp", &out, &[name, details]);
     let out = run_ok(&["diff", &before, &after]);
     assert_shows("vmmap diff of crafted .mmp files", &out, &[details]);
+    let out = run_ok(&["diff", &before, &after, "--json"]);
+    let v: Value = serde_json::from_slice(&out).expect("diff JSON");
+    assert!(v.to_string().contains("FORGED"), "{v}");
+    let csv = vmmap(&["diff", &before, &after, "--csv"]);
+    let rows = parse_csv(&String::from_utf8(csv.stdout).expect("utf-8"));
+    assert!(
+        rows.iter().any(
+            |r| r.last().map(String::as_str) == Some("C:\\evil\x1b[2J\r\nFORGED\u{9b}\u{202e}")
+        ),
+        "the diff CSV lost the details: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.last().map(String::as_str) == Some("cr\ronly")),
+        "the diff CSV lost the details: {rows:?}"
+    );
     let txt = dir.path().join("crafted.txt");
     let txt = txt.to_str().expect("utf-8");
     run_ok(&["convert", &after, txt]);
@@ -240,8 +302,7 @@ fn a_crafted_mmp_file_is_shown_escaped() {
     assert_clean("convert crafted.mmp crafted.txt", &saved);
     assert_shows("convert crafted.mmp crafted.txt", &saved, &[name, details]);
     // JSON has the real characters.
-    let json = vmmap(&["open", &after, "--json"]);
-    let json: Value = serde_json::from_slice(&json.stdout).expect("json");
+    let json: Value = serde_json::from_slice(&run_ok(&["open", &after, "--json"])).expect("json");
     assert_eq!(json["process"]["name"], "\x1b]0;MMP\x07\r\nFORGED");
     assert_eq!(
         json["regions"][1]["details"],

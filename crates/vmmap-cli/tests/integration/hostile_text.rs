@@ -309,3 +309,40 @@ fn a_crafted_mmp_file_is_shown_escaped() {
         "C:\\evil\x1b[2J\r\nFORGED\u{9b}\u{202e}"
     );
 }
+
+/// A traced program's symbols come from its own binary: its source file's
+/// name (in the debug info) and its own name are the author's choice.
+#[test]
+fn trace_views_show_hostile_symbols_escaped() {
+    use crate::trace::{build, fixture, on_file, run_traced};
+    let dir = TempDir::new("hostile-trace");
+    let src = dir.path().join("ev\x1b]0;T\x07il\r\nFORGED.c");
+    std::fs::copy(fixture("calls.c"), &src).expect("copy calls.c");
+    let prog = build(
+        "calls\x1b[2J",
+        &["cc", "-O0", "-g", src.to_str().expect("utf-8")],
+    );
+    let (o, file) = run_traced(&[], &prog, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_clean("vmmap run's stderr", &o.stderr);
+    let shown = r"ev\x1b]0;T\x07il\r\nFORGED.c";
+    let f = file.to_str().expect("utf-8");
+    for args in [
+        &["trace", f][..],
+        &["trace", f, "calltree", "--lines"],
+        &["trace", f, "calltree", "--bottom-up", "--lines"],
+        &["trace", f, "leaks"],
+        &["trace", f, "regions", "--stacks"],
+    ] {
+        let out = run_ok(args);
+        if args.len() > 2 {
+            assert_shows(&format!("vmmap {args:?}"), &out, &[shown]);
+        }
+    }
+    let out = on_file("trace", &file, &["calltree", "--lines", "--json"]);
+    assert_clean("calltree --json", &out);
+    assert!(
+        String::from_utf8_lossy(&out).contains(r"ev\u001b]0;T\u0007il\r\nFORGED.c"),
+        "the JSON has the real file name"
+    );
+}

@@ -1653,7 +1653,7 @@ impl App {
                     (Mode::Save(_, p), _) => {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
                     }
-                    (_, Some(msg)) => format!(" {msg}"),
+                    (_, Some(msg)) => format!(" {}", Escaped(msg)),
                     _ => " ?:help Tab:focus Enter:expand s:sort /:find f:free c:cols u:units F5:refresh q:quit"
                         .to_string(),
                 };
@@ -1664,7 +1664,7 @@ impl App {
                 self.picker
                     .draw(f, Rect { height: h, ..area }, self.settings.units);
                 let status = match (&self.loading, &self.message, self.picker.tab) {
-                    (_, Some(m), _) => format!(" {m}"),
+                    (_, Some(m), _) => format!(" {}", Escaped(m)),
                     (_, None, PickerTab::Launch) => {
                         " F1:help  Tab/Up/Down:field  Space:toggle  Enter:launch  F2/Esc:processes"
                             .to_string()

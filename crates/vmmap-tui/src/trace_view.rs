@@ -635,7 +635,11 @@ impl TraceView {
                 let s = &a.summary;
                 // What went wrong (damage, missing symbols) follows the
                 // figures it qualifies.
-                let notes: String = a.notes.iter().map(|n| format!("; {n}")).collect();
+                let notes: String = a
+                    .notes
+                    .iter()
+                    .map(|n| format!("; {}", Escaped(n)))
+                    .collect();
                 format!(
                     " {} operations: {} allocated in {} calls, peak {}, {} live in {} blocks, {} temporary{notes}",
                     a.operations,
@@ -647,7 +651,7 @@ impl TraceView {
                     a.costs.iter().map(|c| c.temporary).sum::<u64>()
                 )
             }
-            (None, Some(e)) => format!(" {e}"),
+            (None, Some(e)) => format!(" {}", Escaped(e)),
             (None, None) => format!(
                 " Analysing {}… {} operations read",
                 escape(&self.path.display().to_string()),

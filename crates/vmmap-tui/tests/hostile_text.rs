@@ -110,3 +110,41 @@ fn the_picker_shows_hostile_processes_escaped() {
     let cut: String = SHOWN_NAME.chars().take(16).collect();
     assert!(text.contains(&cut), "no {cut} in:\n{text}");
 }
+
+#[test]
+fn the_strings_view_and_the_status_line_show_hostile_text_escaped() {
+    use vmmap_tui::memory_view::{Item, MemoryList};
+    let mut app = App::new(
+        Settings::default(),
+        Some((Arc::new(hostile_snapshot()), Duration::from_millis(1))),
+    );
+    // A string from memory (a tab is the only control the scanner keeps;
+    // a search match may be anything) and a message quoting a name.
+    let items = ["key\tvalue", "\"quoted\"", "\x1b]0;x\x07"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Item {
+            address: 0x1000 + i as u64,
+            tag: "ascii".into(),
+            text: (*s).into(),
+        })
+        .collect();
+    app.memory_list = Some(MemoryList::new(
+        format!("Strings in {PATH}"),
+        String::new(),
+        items,
+    ));
+    app.mode = Mode::MemoryList;
+    app.message = Some(format!("Cannot open 1 ({NAME})"));
+    let t = draw(&mut app, 200, 30);
+    assert_clean("strings view", &t);
+    let text = screen(&t);
+    for want in [
+        "key value",
+        r#""\"quoted\"""#,
+        r#""\x1b]0;x\x07""#,
+        r#""Cannot open 1 (\x1b]0;PWN\x07x)""#,
+    ] {
+        assert!(text.contains(want), "no {want} in:\n{text}");
+    }
+}

@@ -66,7 +66,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
     // permission problem leaves nothing behind.
     let first = collect::snapshot(pid, &opts)?;
     let first_fp = collect::maps_fingerprint(pid, &opts).unwrap_or(0);
-    let what = a.output.display().to_string();
+    let what = crate::shown(&a.output).into_owned();
     let file = File::create(&a.output).map_err(|e| Failure {
         code: exit::OUTPUT,
         message: format!("cannot create {what}: {e}"),
@@ -367,7 +367,7 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
         }
         (Side::File(path, None), None) => {
             let loaded = crate::load(path)?;
-            let what = path.display().to_string();
+            let what = crate::shown(path).into_owned();
             (nth(&loaded, Some(1), &what)?, nth(&loaded, None, &what)?)
         }
         (Side::File(..), None) => {

@@ -70,7 +70,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         .output
         .clone()
         .unwrap_or_else(|| launch::default_output(&program));
-    let what = output.display().to_string();
+    let what = crate::shown(&output).into_owned();
     let out_err = |e: io::Error| Failure {
         code: exit::OUTPUT,
         message: format!("cannot write {what}: {e}"),
@@ -145,7 +145,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         let _ = writeln!(
             err,
             "vmmap: {} (pid {pid}) ran {:.2} s and {}; {snapshots} snapshot(s)",
-            program.display(),
+            crate::shown(&program),
             elapsed.as_secs_f64(),
             describe_status(&status)
         );
@@ -195,7 +195,7 @@ fn describe_status(s: &std::process::ExitStatus) -> String {
 
 /// Calls `f` with each trace message of the file, one at a time.
 fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
-    let what = path.display();
+    let what = crate::shown(path);
     let mut s = crate::trace_views::open(path)?;
     let mut any = false;
     while let Some(m) = s.next_payload() {

@@ -27,7 +27,7 @@ pub struct Analysis {
 
 /// Opens a trace file's trace chunks, with the exit code its error needs.
 pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failure> {
-    let what = path.display();
+    let what = crate::shown(path);
     ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
         FormatError::Io(e) => Failure {
             code: exit::OTHER,
@@ -48,7 +48,7 @@ pub fn scan_file(
     until: Vec<u64>,
     each: impl FnMut(&vmmap_core::trace::Record),
 ) -> Result<scan::Scan, Failure> {
-    let what = path.display();
+    let what = crate::shown(path);
     keep_large_buffers_mapped();
     let s = scan::scan_until(open(path)?, until, each);
     if let Some(p) = &s.file_problem {
@@ -119,7 +119,10 @@ pub fn analyse_file(
     let addrs = calltree::addresses(&s.info, &costs, &images);
     syms.resolve(&s.info, &addrs, symbols);
     for n in &syms.notes {
-        eprintln!("vmmap: note: no symbols for {n}; its frames show as module+offset");
+        eprintln!(
+            "vmmap: note: no symbols for {}; its frames show as module+offset",
+            Escaped(n)
+        );
     }
     if cache {
         cache_symbols(file, &syms);

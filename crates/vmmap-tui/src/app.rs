@@ -1874,7 +1874,9 @@ fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
     }
 }
 
-/// The Details table as tab-separated text, for copying and saving.
+/// The Details table as tab-separated text, for copying and saving; names
+/// and paths escaped (vmmap_core::text), so that none holds a tab or a
+/// line break of its own.
 fn table_text(m: &MainView) -> String {
     let cols: Vec<Column> = Column::ALL
         .iter()
@@ -1905,7 +1907,7 @@ fn table_text(m: &MainView) -> String {
             if m.owners.is_some() {
                 out.push('\t');
             }
-            out.push_str(&format!("\t{}\n", p.details));
+            out.push_str(&format!("\t{}\n", Escaped(&p.details)));
             continue;
         }
         match row_region(&m.snap, row) {
@@ -1930,15 +1932,15 @@ fn table_text(m: &MainView) -> String {
                 out.push_str(r.perms.as_str());
                 if m.owners.is_some() {
                     out.push('\t');
-                    out.push_str(m.owner_of(row).map_or("", |c| c.text.as_str()));
+                    out.push_str(&escape(m.owner_of(row).map_or("", |c| c.text.as_str())));
                 }
                 out.push_str(&format!(
                     "\t{}\n",
-                    if r.details.is_empty() {
-                        &*r.path
+                    Escaped(if r.details.is_empty() {
+                        &r.path
                     } else {
                         &r.details
-                    }
+                    })
                 ));
             }
             None => {

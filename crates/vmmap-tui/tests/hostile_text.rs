@@ -148,3 +148,35 @@ fn the_strings_view_and_the_status_line_show_hostile_text_escaped() {
         assert!(text.contains(want), "no {want} in:\n{text}");
     }
 }
+
+/// `w` saves the Details as tab-separated text: a path's own tab, CR or
+/// line feed must neither reach the file raw nor break its rows.
+#[test]
+fn the_saved_table_escapes_hostile_paths() {
+    let mut snap = hostile_snapshot();
+    snap.regions[1].details = "tab\there".into();
+    let mut app = App::new(
+        Settings::default(),
+        Some((Arc::new(snap), Duration::from_millis(1))),
+    );
+    let file = std::env::temp_dir().join(format!("vmmap-hostile-{}.txt", std::process::id()));
+    app.mode = Mode::Save(false, file.to_str().expect("utf-8").into());
+    let _ = app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    )));
+    let text = std::fs::read_to_string(&file).expect("the table was saved");
+    let _ = std::fs::remove_file(&file);
+    let columns = text.lines().next().expect("a header").split('\t').count();
+    for line in text.lines() {
+        assert_eq!(line.split('\t').count(), columns, "a broken row: {line:?}");
+        assert!(
+            !line
+                .split('\t')
+                .any(|f| f.chars().any(vmmap_core::text::is_unsafe)),
+            "{line:?}"
+        );
+    }
+    assert!(text.contains(SHOWN_PATH), "{text}");
+    assert!(text.contains(r#""tab\there""#), "{text}");
+}

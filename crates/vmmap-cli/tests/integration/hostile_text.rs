@@ -180,6 +180,17 @@ fn json_keeps_the_real_characters() {
         "{}",
         r["path"]
     );
+    // A name that is not UTF-8 is read lossily, as docs/output-formats.md
+    // says: U+FFFD in place of each invalid byte.
+    let bad = region_at(&snap, f.addr("bad"));
+    assert!(
+        bad["path"]
+            .as_str()
+            .expect("path")
+            .ends_with("/bad\u{fffd}\u{fffd}name"),
+        "{}",
+        bad["path"]
+    );
     // CSV has no escapes: the path is a quoted field holding the real
     // characters (RFC 4180).
     let csv = vmmap(&[&f.pid.to_string(), "--csv"]);

@@ -95,13 +95,37 @@ pub(crate) fn output_error(e: io::Error, what: &str) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // clap quotes a bad argument as it is, and an argument may be a file
+    // name chosen by someone else (`vmmap open *`). With such arguments
+    // the message is rendered without colours, and each of them escaped.
+    let hostile: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| vmmap_core::text::needs_quoting(a))
+        .collect();
+    let parsed = if hostile.is_empty() {
+        Cli::try_parse()
+    } else {
+        use clap::{CommandFactory, FromArgMatches};
+        Cli::command()
+            .styles(clap::builder::Styles::plain())
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m))
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             // --help and --version go to stdout and exit 0; a closed pipe
             // there is no error either.
             let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
+            if e.use_stderr() && !hostile.is_empty() {
+                let mut text = e.render().ansi().to_string();
+                for a in &hostile {
+                    text = text.replace(a.as_str(), &vmmap_core::text::escape(a));
+                }
+                eprint!("{}", vmmap_core::text::escape_lines(&text));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(code);
         }
     };

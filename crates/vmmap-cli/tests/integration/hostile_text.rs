@@ -357,3 +357,33 @@ fn trace_views_show_hostile_symbols_escaped() {
         "the JSON has the real file name"
     );
 }
+
+/// On a terminal clap colours its messages and would quote a bad argument
+/// as it is; an argument may be a file name someone else chose
+/// (`vmmap open *`). Run under `script`, so that standard error is a
+/// terminal.
+#[test]
+fn a_bad_argument_is_not_echoed_raw_to_a_terminal() {
+    let hostile = "\x1b]0;pwned\x07\r\nFORGED";
+    let o = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!("{VMMAP} ps '{hostile}'"))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script(1) (util-linux) to give vmmap a terminal");
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(r#"unexpected argument '"\x1b]0;pwned\x07\r\nFORGED"' found"#),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\x1b') && !out.contains('\x07'),
+        "raw escape sequences on the terminal: {out:?}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("FORGED")),
+        "a forged line: {out:?}"
+    );
+}

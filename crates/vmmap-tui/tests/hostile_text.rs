@@ -180,3 +180,88 @@ fn the_saved_table_escapes_hostile_paths() {
     assert!(text.contains(SHOWN_PATH), "{text}");
     assert!(text.contains(r#""tab\there""#), "{text}");
 }
+
+/// A traced run whose symbols (from the traced binary, so its author's
+/// choice) hold escape sequences: stack 1 is leaf <- work <- main, stack 2
+/// leaf <- main, as in `common`, with hostile names.
+fn hostile_trace() -> std::path::PathBuf {
+    use std::io::Write;
+    use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
+    use vmmap_core::trace::scan::encode_symbols;
+    use vmmap_core::trace::symbols::{CachedModule, Frame};
+    use vmmap_core::trace::synthetic::*;
+    const BASE: u64 = 0x400000;
+    let dir = std::env::temp_dir().join(format!("vmmap-tui-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hostile.vmmap");
+    let mut s = StreamBuilder::new(100, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
+    s.stack(1, &[BASE + 0x301, BASE + 0x201, BASE + 0x101]);
+    s.stack(2, &[BASE + 0x311, BASE + 0x111]);
+    s.malloc(10, 0x10000, 300, 1);
+    s.malloc(20, 0x10200, 50, 2);
+    s.mmap_anon(50, 0x7000_0000, 65536, 2);
+    let mut w = Writer::new(std::fs::File::create(&path).unwrap()).unwrap();
+    for m in [
+        hello(42, "/bin/app", b"app\0"),
+        one_module(BASE, "/bin/app", &[0xab, 0xcd], 0x10000),
+        events(60, &s),
+        end(),
+    ] {
+        w.append_trace(&m).unwrap();
+    }
+    let mut f = w.finish().unwrap();
+    let frame = |function: &str, line: u32| {
+        vec![Frame {
+            function: function.into(),
+            file: Some(FILE.into()),
+            line: Some(line),
+            inlined: false,
+        }]
+    };
+    let cache = [CachedModule {
+        key: "abcd".into(),
+        entries: vec![
+            (0x100, frame("main", 10)),
+            (0x110, frame("main", 11)),
+            (0x200, frame(FUNCTION, 20)),
+            (0x300, frame(FUNCTION, 30)),
+            (0x310, frame(FUNCTION, 31)),
+        ],
+    }];
+    let (payload, raw) = encode_symbols(&cache).unwrap();
+    f.write_all(&chunk_bytes(CHUNK_SYMBOLS, &payload, raw).unwrap())
+        .unwrap();
+    path
+}
+
+const FUNCTION: &str = "work\x1b]0;x\x07";
+const FILE: &str = "/src/ev\x1b[2J.c";
+
+#[test]
+fn the_trace_view_shows_hostile_symbols_escaped() {
+    use vmmap_tui::settings::Units;
+    use vmmap_tui::trace_view::{Tab, TraceView};
+    let mut v = TraceView::new(hostile_trace(), None);
+    v.wait();
+    assert!(v.error.is_none(), "{:?}", v.error);
+    let draw_view = |v: &mut TraceView, what: &str| {
+        let mut t = Terminal::new(TestBackend::new(140, 24)).unwrap();
+        t.draw(|f| v.draw(f, f.area(), Units::Human)).unwrap();
+        assert_clean(what, &t);
+        screen(&t)
+    };
+    let key = |v: &mut TraceView, code| v.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    let text = draw_view(&mut v, "call tree");
+    assert!(text.contains(r"work\x1b]0;x\x07"), "{text}");
+    key(&mut v, KeyCode::Char('2'));
+    assert_eq!(v.tab, Tab::Leaks);
+    let text = draw_view(&mut v, "leaks");
+    assert!(text.contains(r"work\x1b]0;x\x07"), "{text}");
+    assert!(text.contains(r"ev\x1b[2J.c:"), "{text}");
+    key(&mut v, KeyCode::Char('3'));
+    v.wait_history();
+    key(&mut v, KeyCode::End);
+    key(&mut v, KeyCode::Enter);
+    let text = draw_view(&mut v, "history, a call stack");
+    assert!(text.contains(r"work\x1b]0;x\x07"), "{text}");
+}

@@ -1,12 +1,14 @@
 //! `vmmap PID --address ADDR`: the region holding an address, where in it,
 //! and its neighbours, as text or JSON.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde_json::{json, Value};
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::lookup::{lookup, Hit, Lookup};
 use vmmap_core::model::Region;
+use vmmap_core::text::{escape, Escaped};
 use vmmap_core::units::size;
 use vmmap_core::Snapshot;
 
@@ -16,7 +18,8 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
     writeln!(
         w,
         "Process {} ({}), address {addr:#x}",
-        snap.process.pid, snap.process.name
+        snap.process.pid,
+        Escaped(&snap.process.name)
     )?;
     writeln!(w)?;
     match l.hit {
@@ -37,10 +40,10 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
             )?;
             writeln!(w, "Protection:  {}", region.perms.as_str())?;
             if !region.details.is_empty() {
-                writeln!(w, "Details:     {}", region.details)?;
+                writeln!(w, "Details:     {}", Escaped(&region.details))?;
             }
             if !region.path.is_empty() {
-                writeln!(w, "Path:        {}", region.path)?;
+                writeln!(w, "Path:        {}", Escaped(&region.path))?;
             }
             if !std::ptr::eq(region, vma) {
                 writeln!(
@@ -80,7 +83,7 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
             line.pop();
             writeln!(w, "{line}")?;
             if !region.evidence.is_empty() {
-                writeln!(w, "Evidence:    {}", region.evidence)?;
+                writeln!(w, "Evidence:    {}", Escaped(&region.evidence))?;
                 writeln!(w, "Confidence:  {}", region.confidence.id())?;
             }
         }
@@ -114,7 +117,8 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
     writeln!(
         w,
         "Process {} ({}), address {addr:#x}",
-        snap.process.pid, snap.process.name
+        snap.process.pid,
+        Escaped(&snap.process.name)
     )?;
     let (region, vma) = match lookup(snap, addr).hit {
         Hit::Region { region, vma } => (region, vma),
@@ -142,12 +146,12 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
         if region.path.is_empty() {
             String::new()
         } else {
-            format!(" {}", region.path)
+            format!(" {}", Escaped(&region.path))
         }
     )?;
     writeln!(w, "Type:        {}", region.memory_type.name())?;
     if !region.details.is_empty() {
-        writeln!(w, "Details:     {}", region.details)?;
+        writeln!(w, "Details:     {}", Escaped(&region.details))?;
     }
     writeln!(w, "Rule:        {}", or_none(&region.evidence))?;
     writeln!(w, "Confidence:  {}", region.confidence.id())?;
@@ -163,7 +167,7 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
             if vma.details.is_empty() {
                 String::new()
             } else {
-                format!(": {}", vma.details)
+                format!(": {}", Escaped(&vma.details))
             }
         )?;
         if vma.evidence != region.evidence || vma.confidence != region.confidence {
@@ -178,17 +182,17 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
             p.start,
             p.end,
             size(p.end - p.start, false),
-            p.details
+            Escaped(&p.details)
         )?;
     }
     writeln!(w, "Meaning:     {}", region.memory_type.definition())
 }
 
-fn or_none(s: &str) -> &str {
+fn or_none(s: &str) -> Cow<'_, str> {
     if s.is_empty() {
-        "(none recorded)"
+        Cow::Borrowed("(none recorded)")
     } else {
-        s
+        escape(s)
     }
 }
 
@@ -210,11 +214,11 @@ fn neighbour(w: &mut dyn Write, label: &str, r: Option<&Region>, exact: bool) ->
             size(r.size(), exact),
             r.perms.as_str(),
             r.memory_type.name(),
-            if r.details.is_empty() {
-                &*r.path
+            Escaped(if r.details.is_empty() {
+                &r.path
             } else {
                 &r.details
-            }
+            })
         ),
         None => writeln!(w, "{label:<12} (none)"),
     }

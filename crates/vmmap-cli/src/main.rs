@@ -22,6 +22,7 @@ use vmmap_core::collect::{self, Access, Options, ProcessEntry};
 use vmmap_core::export::{self, ExportOptions};
 use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
+use vmmap_core::text::Escaped;
 use vmmap_core::{Error, Snapshot, Summary};
 
 use cli::{Cli, Command, ConvertArgs, DisplayArgs, OpenArgs, PsArgs, SnapshotArgs};
@@ -93,13 +94,37 @@ pub(crate) fn output_error(e: io::Error, what: &str) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // clap quotes a bad argument as it is, and an argument may be a file
+    // name chosen by someone else (`vmmap open *`). With such arguments
+    // the message is rendered without colours, and each of them escaped.
+    let hostile: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .filter(|a| vmmap_core::text::needs_quoting(a))
+        .collect();
+    let parsed = if hostile.is_empty() {
+        Cli::try_parse()
+    } else {
+        use clap::{CommandFactory, FromArgMatches};
+        Cli::command()
+            .styles(clap::builder::Styles::plain())
+            .try_get_matches()
+            .and_then(|m| Cli::from_arg_matches(&m))
+    };
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             // --help and --version go to stdout and exit 0; a closed pipe
             // there is no error either.
             let code = if e.use_stderr() { exit::USAGE } else { 0 };
-            let _ = e.print();
+            if e.use_stderr() && !hostile.is_empty() {
+                let mut text = e.render().ansi().to_string();
+                for a in &hostile {
+                    text = text.replace(a.as_str(), &vmmap_core::text::escape(a));
+                }
+                eprint!("{}", vmmap_core::text::escape_lines(&text));
+            } else {
+                let _ = e.print();
+            }
             return ExitCode::from(code);
         }
     };
@@ -107,7 +132,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("vmmap: {}", f.message);
+                // Messages quote names, paths and file contents: the last
+                // guard before the terminal.
+                eprintln!("vmmap: {}", vmmap_core::text::escape_lines(&f.message));
             }
             ExitCode::from(f.code)
         }
@@ -222,8 +249,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         let out = io::stdout();
         let mut w = out.lock();
         let r = if a.display.json {
-            serde_json::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
-                .map_err(io::Error::from)
+            vmmap_core::export::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
                 .and_then(|()| writeln!(w))
         } else {
             address::write_text(&snap, addr, a.display.bytes, &mut w)
@@ -372,7 +398,7 @@ fn empty_working_set(
     };
     print(format!(
         "Process {pid} ({}): working set {} before",
-        snap.process.name,
+        Escaped(&snap.process.name),
         size(before)
     ))?;
     print(done)?;
@@ -465,9 +491,7 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
                 v
             }).collect::<Vec<_>>()),
         });
-        serde_json::to_writer_pretty(&mut w, &v)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(w))
+        vmmap_core::export::to_writer_pretty(&mut w, &v).and_then(|()| writeln!(w))
     } else {
         write_layout(&snap, &layout, a.bytes, &mut w).and_then(|()| match &heaps {
             Some(hs) => write_heaps(hs, a.bytes, &mut w),
@@ -492,7 +516,8 @@ fn write_layout(
     writeln!(
         w,
         "Process:         {} ({})",
-        snap.process.pid, snap.process.name
+        snap.process.pid,
+        Escaped(&snap.process.name)
     )?;
     writeln!(w, "Regions:         {}", l.region_count)?;
     writeln!(w, "Free gaps:       {}", l.gap_count)?;
@@ -580,6 +605,13 @@ fn write_heaps(
     Ok(())
 }
 
+/// A path for a message: file names may hold any byte, control
+/// characters included (`vmmap open *.vmmap`).
+pub(crate) fn shown(path: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    vmmap_core::text::escape_bytes(path.as_os_str().as_bytes())
+}
+
 /// A PID, or the name of exactly one process.
 pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
     match target.parse::<u32>() {
@@ -604,7 +636,7 @@ fn load_with(
     path: &Path,
     loader: fn(&Path) -> Result<vmmap_core::format::Loaded, vmmap_core::format::FormatError>,
 ) -> Result<vmmap_core::format::Loaded, Failure> {
-    let what = path.display();
+    let what = shown(path);
     let loaded = match loader(path) {
         Ok(l) => l,
         Err(vmmap_core::format::FormatError::Io(e)) => {
@@ -634,9 +666,9 @@ fn load_with(
 fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
     let format = output_format(&a.display)?;
     let text = text_options(&a.display)?;
-    let what = a.file.display();
+    let what = shown(&a.file);
     let loaded = load(&a.file)?;
-    record::require_snapshots(&loaded, &what.to_string())?;
+    record::require_snapshots(&loaded, &what)?;
     let n = loaded.snapshots.len();
     if n == 0 {
         return Err(Failure {
@@ -693,7 +725,7 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
             a.output.display()
         ))
     })?;
-    let what = a.input.display().to_string();
+    let what = shown(&a.input).into_owned();
     if matches!(
         format_of(&a.input),
         Some(Format::Json | Format::Csv | Format::Text)
@@ -778,7 +810,7 @@ pub(crate) fn write_file(
             .and_then(|()| out.flush())
             .map_err(|e| output_error(e, "standard output"));
     }
-    vmmap_core::output::write(path, write).map_err(|e| output_error(e, &path.display().to_string()))
+    vmmap_core::output::write(path, write).map_err(|e| output_error(e, &shown(path)))
 }
 
 /// `-o -`: standard output.
@@ -962,9 +994,7 @@ fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.json {
-        serde_json::to_writer_pretty(&mut w, &list)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(w))
+        vmmap_core::export::to_writer_pretty(&mut w, &list).and_then(|()| writeln!(w))
     } else {
         write_ps(&list, a.bytes, &mut w)
     };
@@ -995,12 +1025,12 @@ fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Resul
             w,
             "{:>7}  {:<10}  {:<16}  {:>width$}  {:>width$}  {:<16}  {}",
             p.pid,
-            p.user,
-            p.name,
+            Escaped(&p.user),
+            Escaped(&p.name),
             size(p.private_bytes),
             size(p.working_set),
             arch,
-            p.cmdline
+            Escaped(&p.cmdline)
         )?;
     }
     if denied > 0 {

@@ -9,6 +9,7 @@ use std::path::Path;
 use vmmap_core::collect::{self, Options, ProcDir};
 use vmmap_core::memory::strings::Encodings;
 use vmmap_core::memory::{self as mem, ProcessMemory, ReadStats, ScanRange};
+use vmmap_core::text::{self, Escaped};
 use vmmap_core::Snapshot;
 
 use crate::cli::{FindArgs, StringsArgs};
@@ -163,7 +164,7 @@ pub fn strings(a: &StringsArgs, proc_root: &Path) -> Result<(), Failure> {
                 hit.found.address,
                 r.memory_type.name(),
                 hit.found.encoding.id(),
-                hit.found.text
+                Escaped(&hit.found.text)
             ) {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
@@ -222,11 +223,11 @@ pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
                 } else {
                     String::new()
                 };
-                let details = if r.details.is_empty() {
-                    &*r.path
+                let details = text::escape(if r.details.is_empty() {
+                    &r.path
                 } else {
                     &r.details
-                };
+                });
                 let line = writeln!(
                     w,
                     "{:#014x}  {:<12}  {:#x}-{:#x}  \"{}\"{more}{}{details}",

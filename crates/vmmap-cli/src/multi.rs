@@ -80,9 +80,7 @@ pub fn combined(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
             "combined": c,
             "skipped": skipped,
         });
-        serde_json::to_writer_pretty(&mut w, &v)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(w))
+        vmmap_core::export::to_writer_pretty(&mut w, &v).and_then(|()| writeln!(w))
     } else {
         write_combined(&c, &skipped, a.display.bytes, &mut w)
     };
@@ -131,9 +129,7 @@ pub fn shared_with(
             "resident_pages": own,
             "shared_with": others,
         });
-        serde_json::to_writer_pretty(&mut w, &v)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(w))
+        vmmap_core::export::to_writer_pretty(&mut w, &v).and_then(|()| writeln!(w))
     } else {
         pages::shared_with_lines(snap, region, own, &others, exact)
             .iter()

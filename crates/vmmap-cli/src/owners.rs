@@ -19,12 +19,12 @@ pub fn of_snapshot(path: &Path, snap: &vmmap_core::model::Snapshot) -> Option<Sn
     match snapshot_owners(path, snap, &opts, &AtomicBool::new(false)) {
         Ok(Some(o)) => {
             for n in &o.notes {
-                eprintln!("vmmap: note: {n}");
+                eprintln!("vmmap: note: {}", vmmap_core::text::Escaped(n));
             }
             if let CacheWrite::Failed(e) = &o.cache {
                 eprintln!(
                     "vmmap: note: could not cache symbols in {}: {e}",
-                    path.display()
+                    crate::shown(path)
                 );
             }
             Some(o)
@@ -33,7 +33,7 @@ pub fn of_snapshot(path: &Path, snap: &vmmap_core::model::Snapshot) -> Option<Sn
         Err(e) => {
             eprintln!(
                 "vmmap: note: {}: {e}; the Owner column is left out",
-                path.display()
+                crate::shown(path)
             );
             None
         }

@@ -72,7 +72,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         (out, "standard output".to_string())
     } else {
         let out = vmmap_core::output::create(&a.output);
-        (out, a.output.display().to_string())
+        (out, crate::shown(&a.output).into_owned())
     };
     let file = file.map_err(|e| Failure {
         code: exit::OUTPUT,
@@ -232,7 +232,7 @@ fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
 
 fn write_json(points: &[Point], w: &mut impl Write) -> io::Result<()> {
     let doc = serde_json::json!({ "schema": "vmmap.timeline", "version": 1, "points": points });
-    serde_json::to_writer(&mut *w, &doc).map_err(io::Error::from)?;
+    vmmap_core::export::to_writer(&mut *w, &doc)?;
     writeln!(w)
 }
 
@@ -375,7 +375,7 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
         }
         (Side::File(path, None), None) => {
             let loaded = crate::load(path)?;
-            let what = path.display().to_string();
+            let what = crate::shown(path).into_owned();
             (nth(&loaded, Some(1), &what)?, nth(&loaded, None, &what)?)
         }
         (Side::File(..), None) => {

@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock, Summary};
+use vmmap_core::text::{escape, Escaped};
 use vmmap_core::trace::region_owners::{OwnerCell, SnapshotOwners};
 
 use vmmap_core::units::push_size;
@@ -73,25 +74,31 @@ pub fn write_text_owned<W: Write>(
 
 fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
     let p = &snap.process;
-    writeln!(w, "Process:       {} ({})", p.pid, p.name)?;
+    writeln!(w, "Process:       {} ({})", p.pid, Escaped(&p.name))?;
     let cmd = if p.cmdline.is_empty() {
         "(none)".to_string()
     } else {
-        p.cmdline.join(" ")
+        // Each argument on its own, so that one holding a space still
+        // reads as one when it has to be quoted.
+        p.cmdline
+            .iter()
+            .map(|a| escape(a))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     writeln!(w, "Command line:  {cmd}")?;
     if let Some(exe) = &p.exe {
-        writeln!(w, "Executable:    {exe}")?;
+        writeln!(w, "Executable:    {}", Escaped(exe))?;
     }
     match &p.user {
-        Some(u) => writeln!(w, "User:          {u} (uid {})", p.uid)?,
+        Some(u) => writeln!(w, "User:          {} (uid {})", Escaped(u), p.uid)?,
         None => writeln!(w, "User:          uid {}", p.uid)?,
     }
     writeln!(w, "Architecture:  {}", p.arch())?;
     writeln!(
         w,
         "Kernel:        {} (page size {})",
-        snap.kernel.release,
+        Escaped(&snap.kernel.release),
         vmmap_core::units::size(snap.kernel.page_size, false)
     )?;
     writeln!(w, "Threads:       {}", p.threads.len())?;
@@ -104,7 +111,7 @@ fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
         writeln!(
             w,
             "Note:          this kernel does not print {} (figures that need them read n/a)",
-            snap.kernel.missing_fields.join(", ")
+            escape(&snap.kernel.missing_fields.join(", "))
         )?;
     }
     if snap.rollup.is_none() && snap.kernel.release != vmmap_core::mmp::IMPORTED_KERNEL {
@@ -117,7 +124,7 @@ fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
         writeln!(w, "Sharing:       {}", m.describe())?;
     }
     for warning in &snap.warnings {
-        writeln!(w, "Warning:       {warning}")?;
+        writeln!(w, "Warning:       {}", Escaped(warning))?;
     }
     Ok(())
 }
@@ -279,7 +286,7 @@ fn write_details<W: Write>(
             .iter()
             .chain(ow.sub_blocks.iter().flatten())
             .flatten()
-            .map(|c| c.text.chars().count())
+            .map(|c| escape(&c.text).chars().count())
             .max()
             .unwrap_or(0)
             .max(5)
@@ -391,9 +398,9 @@ fn region_line(
     line.push_str("  ");
     if let Some((text, width)) = owner {
         use std::fmt::Write as _;
-        let _ = write!(line, "{text:<width$}  ");
+        let _ = write!(line, "{:<width$}  ", Escaped(text));
     }
-    line.push_str(&r.details);
+    line.push_str(&escape(&r.details));
     line.push('\n');
 }
 
@@ -406,7 +413,7 @@ fn part_line(line: &mut String, p: &vmmap_core::model::Part, addr_w: usize) {
     line.push_str("  \u{b7} size ");
     line.push_str(&vmmap_core::units::size(p.end - p.start, false));
     line.push_str("  ");
-    line.push_str(&p.details);
+    line.push_str(&escape(&p.details));
     line.push('\n');
 }
 
@@ -422,7 +429,7 @@ fn section_line(
     line.push_str("  ");
     push_hex(line, s.start, addr_w);
     line.push_str("  \u{a7} ");
-    line.push_str(&format!("{:<20}", s.name));
+    line.push_str(&format!("{:<20}", Escaped(&s.name)));
     for (label, v) in [
         ("size", s.end - s.start),
         ("resident", s.resident),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::{self, Options};
+use vmmap_core::text::Escaped;
 use vmmap_core::trace::decode::{Decoder, Event};
 use vmmap_core::trace::launch;
 use vmmap_core::units::size;
@@ -74,7 +75,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             "-o - is not possible for vmmap run: the traced program appends to the trace file by name; give a file name",
         ));
     }
-    let what = output.display().to_string();
+    let what = crate::shown(&output).into_owned();
     let out_err = |e: io::Error| Failure {
         code: exit::OUTPUT,
         message: format!("cannot write {what}: {e}"),
@@ -150,7 +151,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         let _ = writeln!(
             err,
             "vmmap: {} (pid {pid}) ran {:.2} s and {}; {snapshots} snapshot(s)",
-            program.display(),
+            crate::shown(&program),
             elapsed.as_secs_f64(),
             describe_status(&status)
         );
@@ -200,7 +201,7 @@ fn describe_status(s: &std::process::ExitStatus) -> String {
 
 /// Calls `f` with each trace message of the file, one at a time.
 fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
-    let what = path.display();
+    let what = crate::shown(path);
     let mut s = crate::trace_views::open(path)?;
     let mut any = false;
     while let Some(m) = s.next_payload() {
@@ -293,7 +294,7 @@ fn print_summary(
             writeln!(
                 w,
                 "vmmap: note: image {i} ({}) did not stop cleanly (killed or crashed): its last ~100 ms of events may be missing",
-                img.exe
+                Escaped(&img.exe)
             )?;
         }
         if img.stalls > 0 {
@@ -370,9 +371,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "maps_records": info.maps.len(),
         "problem": problem.map(|p| p.to_string()),
     });
-    Ok(serde_json::to_writer_pretty(&mut *out, &v)
-        .map_err(io::Error::other)
-        .and_then(|_| writeln!(out)))
+    Ok(vmmap_core::export::to_writer_pretty(&mut *out, &v).and_then(|_| writeln!(out)))
 }
 
 fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
@@ -419,10 +418,11 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         }
         let (detail, stack) = (describe(&r.event), r.event.stack());
         let line = format!(
-            "{:>12.6} {:>7} {:<14} {detail}",
+            "{:>12.6} {:>7} {:<14} {}",
             t as f64 / 1e9,
             r.tid,
-            r.event.name()
+            r.event.name(),
+            detail
         );
         let mut res = writeln!(out, "{line}");
         if a.stacks && stack != 0 {
@@ -572,7 +572,7 @@ fn write_regions(
                 })
             })
             .collect();
-        serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::other)?;
+        vmmap_core::export::to_writer_pretty(&mut *out, &v)?;
         return writeln!(out);
     }
     for r in &list {
@@ -584,12 +584,12 @@ fn write_regions(
             m.end,
             String::from_utf8_lossy(&m.perms),
             size(m.size(), false),
-            if m.path.is_empty() { "[anon]" } else { &m.path },
-            r.owner.describe()
+            Escaped(if m.path.is_empty() { "[anon]" } else { &m.path }),
+            Escaped(&r.owner.describe())
         )?;
         if a.stacks {
             for f in frames(r.owner.stack()) {
-                writeln!(out, "{:>36}{}", "", f.label(true))?;
+                writeln!(out, "{:>36}{}", "", Escaped(&f.label(true)))?;
             }
         }
     }
@@ -689,7 +689,7 @@ fn write_json_record(
             o["truncated"] = json!(s.truncated);
         }
     }
-    serde_json::to_writer(&mut *out, &o).map_err(io::Error::other)?;
+    vmmap_core::export::to_writer(&mut *out, &o)?;
     writeln!(out)
 }
 
@@ -737,12 +737,12 @@ fn describe(e: &Event) -> String {
             stack_hi,
         } => format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
         Event::ThreadExit => String::new(),
-        Event::ThreadName { pthread, name } => format!("pthread {pthread:#x} {name:?}"),
+        Event::ThreadName { pthread, name } => format!("pthread {pthread:#x} {}", Escaped(name)),
         Event::ThreadCreate { pthread, .. } => format!("pthread {pthread:#x}"),
-        Event::Dlopen { handle, path, .. } => format!("{path} handle {handle:#x}"),
+        Event::Dlopen { handle, path, .. } => format!("{} handle {handle:#x}", Escaped(path)),
         Event::Dlclose { handle, .. } => format!("handle {handle:#x}"),
         Event::Fork { pid, .. } => format!("child {pid}"),
-        Event::Exec { path, .. } => path.clone(),
+        Event::Exec { path, .. } => Escaped(path).to_string(),
     }
 }
 

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+use vmmap_core::text::Escaped;
 use vmmap_core::trace::calltree::{self, CallTree, Metric, TreeOptions};
 use vmmap_core::trace::scan;
 use vmmap_core::trace::summary::{StackCost, Summarizer, Summary};
@@ -26,7 +27,7 @@ pub struct Analysis {
 
 /// Opens a trace file's trace chunks, with the exit code its error needs.
 pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failure> {
-    let what = path.display();
+    let what = crate::shown(path);
     ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
         FormatError::Io(e) => Failure {
             code: exit::OTHER,
@@ -47,7 +48,7 @@ pub fn scan_file(
     until: Vec<u64>,
     each: impl FnMut(&vmmap_core::trace::Record),
 ) -> Result<scan::Scan, Failure> {
-    let what = path.display();
+    let what = crate::shown(path);
     keep_large_buffers_mapped();
     let s = scan::scan_until(open(path)?, until, each);
     if let Some(p) = &s.file_problem {
@@ -78,7 +79,7 @@ fn keep_large_buffers_mapped() {
 
 /// Pretty JSON and a newline.
 pub fn write_json(out: &mut impl Write, doc: &serde_json::Value) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, doc).map_err(io::Error::other)?;
+    vmmap_core::export::to_writer_pretty(&mut *out, doc)?;
     writeln!(out)
 }
 
@@ -118,7 +119,10 @@ pub fn analyse_file(
     let addrs = calltree::addresses(&s.info, &costs, &images);
     syms.resolve(&s.info, &addrs, symbols);
     for n in &syms.notes {
-        eprintln!("vmmap: note: no symbols for {n}; its frames show as module+offset");
+        eprintln!(
+            "vmmap: note: no symbols for {}; its frames show as module+offset",
+            Escaped(n)
+        );
     }
     if cache {
         cache_symbols(file, &syms);
@@ -213,13 +217,14 @@ pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, F
             let inl = if node.frame.inlined { " [inlined]" } else { "" };
             writeln!(
                 out,
-                "{:>10} {:>10} {:>10} {:>10} {:>10}  {}{label}{inl}",
+                "{:>10} {:>10} {:>10} {:>10} {:>10}  {}{}{inl}",
                 bytes(c.bytes),
                 c.allocations,
                 bytes(c.live_bytes),
                 bytes(c.peak_bytes),
                 c.temporary,
                 "  ".repeat(depth),
+                Escaped(&label),
             )?;
             if a.depth != 0 && depth + 1 >= a.depth {
                 continue;
@@ -307,11 +312,11 @@ fn write_frames(out: &mut impl Write, an: &Analysis, id: usize) -> io::Result<()
     }
     for f in frames {
         let at = match (&f.file, f.line) {
-            (Some(file), Some(l)) => format!("  {}:{l}", short_path(file)),
+            (Some(file), Some(l)) => format!("  {}:{l}", Escaped(short_path(file))),
             _ => String::new(),
         };
         let inl = if f.inlined { " [inlined]" } else { "" };
-        writeln!(out, "      {}{inl}{at}", f.function)?;
+        writeln!(out, "      {}{inl}{at}", Escaped(&f.function))?;
     }
     Ok(())
 }
@@ -433,7 +438,7 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
     }
     Ok((|| {
         writeln!(out, "Region {lo:#x}-{hi:#x} ({})", size(hi - lo, false))?;
-        writeln!(out, "  {line}")?;
+        writeln!(out, "  {}", Escaped(&line))?;
         writeln!(
             out,
             "{} blocks allocated inside it ({}), {} still live ({}); peak {}",
@@ -496,9 +501,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
                 &an.info, &an.syms, &an.costs, &an.images, ns, &mut buf,
             )
         }
-        _ => {
-            serde_json::to_writer(&mut buf, &profile.speedscope(a.lines)).map_err(io::Error::other)
-        }
+        _ => vmmap_core::export::to_writer(&mut buf, &profile.speedscope(a.lines)),
     };
     res.map_err(|e| Failure {
         code: exit::OTHER,

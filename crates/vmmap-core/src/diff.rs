@@ -70,6 +70,7 @@ use serde::Serialize;
 use crate::figures::{Column, Figures, NCOLUMNS};
 use crate::model::{MemoryType, Perms, Region, Snapshot};
 use crate::summary::Summary;
+use crate::text::{escape, Escaped};
 use crate::units;
 
 /// The JSON schema name.
@@ -680,7 +681,7 @@ pub fn write_json(diff: &Diff, w: impl Write) -> io::Result<()> {
         diff,
     };
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
-    serde_json::to_writer(&mut w, &doc).map_err(io::Error::from)?;
+    crate::export::to_writer(&mut w, &doc)?;
     w.write_all(b"\n")?;
     w.flush()
 }
@@ -730,7 +731,8 @@ pub fn write_csv(diff: &Diff, w: impl Write) -> io::Result<()> {
         } else {
             &cur.details
         };
-        let details = if details.contains([',', '"', '\n']) {
+        // RFC 4180, as export.rs quotes: a CR needs quoting as much as a LF.
+        let details = if details.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", details.replace('"', "\"\""))
         } else {
             details.to_string()
@@ -860,11 +862,12 @@ pub fn write_text(diff: &Diff, w: impl Write, exact: bool) -> io::Result<()> {
             };
             writeln!(
                 w,
-                "  {:x}-{:x}  {:<12} {:>9}  {d}",
+                "  {:x}-{:x}  {:<12} {:>9}  {}",
                 r.start,
                 r.end,
                 r.memory_type.name(),
-                units::size(x.written_bytes, exact)
+                units::size(x.written_bytes, exact),
+                Escaped(d)
             )?;
         }
         writeln!(w)?;
@@ -921,13 +924,13 @@ pub fn write_text(diff: &Diff, w: impl Write, exact: bool) -> io::Result<()> {
         line.push_str("  ");
         line.push_str(r.perms.as_str());
         line.push_str("  ");
-        line.push_str(&r.details);
+        line.push_str(&escape(&r.details));
         let notes = notes(c);
         if !notes.is_empty() {
             if !r.details.is_empty() {
                 line.push(' ');
             }
-            line.push_str(&format!("({})", notes.join("; ")));
+            line.push_str(&format!("({})", escape(&notes.join("; "))));
         }
         writeln!(w, "{}", line.trim_end())?;
     }

@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::proc::ParseError;
+use crate::text::Escaped;
 
 /// What went wrong while taking a snapshot or listing processes.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +32,7 @@ pub enum Error {
         matches: Vec<(u32, String)>,
     },
     /// The kernel refused access.
-    #[error("permission denied reading {}: {hint}", path.display())]
+    #[error("permission denied reading {}: {hint}", shown(path))]
     PermissionDenied {
         /// The PID.
         pid: u32,
@@ -47,7 +48,7 @@ pub enum Error {
         pid: u32,
     },
     /// A kernel thread has no user address space to show.
-    #[error("PID {pid} ({name}) is a kernel thread: it has no user address space to show; pick a user process (`vmmap ps`)")]
+    #[error("PID {pid} ({}) is a kernel thread: it has no user address space to show; pick a user process (`vmmap ps`)", Escaped(name))]
     KernelThread {
         /// The PID.
         pid: u32,
@@ -63,7 +64,10 @@ pub enum Error {
         hint: String,
     },
     /// A /proc file had content vmmap does not understand.
-    #[error("unexpected content in {}: {source}; please report this with the output of `uname -r`", path.display())]
+    #[error(
+        "unexpected content in {}: {source}; please report this with the output of `uname -r`",
+        shown(path)
+    )]
     Parse {
         /// The file.
         path: PathBuf,
@@ -71,7 +75,7 @@ pub enum Error {
         source: ParseError,
     },
     /// Any other I/O failure.
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}: {source}", shown(path))]
     Io {
         /// The file.
         path: PathBuf,
@@ -80,11 +84,20 @@ pub enum Error {
     },
 }
 
+/// The processes a name matches, one a line; their command lines are
+/// chosen by whoever started them, so they are escaped.
 fn list(m: &[(u32, String)]) -> String {
     m.iter()
-        .map(|(pid, cmd)| format!("  {pid:>7}  {cmd}"))
+        .map(|(pid, cmd)| format!("  {pid:>7}  {}", Escaped(cmd)))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A path in a message, escaped: a `--proc-root` or a file name may hold
+/// any byte.
+fn shown(p: &std::path::Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    crate::text::escape_bytes(p.as_os_str().as_bytes())
 }
 
 /// Result of collection.

@@ -318,7 +318,7 @@ pub fn write_json_owned<W: Write>(
         sharing: snap.sharing.as_ref(),
     };
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
-    serde_json::to_writer(&mut w, &doc).map_err(io::Error::from)?;
+    to_writer(&mut w, &doc)?;
     w.write_all(b"\n")?;
     w.flush()
 }
@@ -476,5 +476,93 @@ fn csv_text<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
         write!(w, "\"{}\"", s.replace('"', "\"\""))
     } else {
         w.write_all(s.as_bytes())
+    }
+}
+
+/// A JSON formatter that writes every character a terminal would act on
+/// but serde_json leaves raw (DEL, the C1 controls, bidirectional
+/// controls, U+2028 and U+2029: [`crate::text::is_unsafe`]) as a `\uXXXX`
+/// escape. The document decodes to exactly the same strings; only its
+/// bytes change, so that `vmmap PID --json` on a terminal cannot be turned
+/// into terminal commands by a process's names or paths. serde_json
+/// already escapes the C0 controls itself.
+pub struct TerminalSafe<F>(pub F);
+
+macro_rules! forward {
+    ($($name:ident($($arg:ident: $t:ty),*);)*) => {$(
+        fn $name<W: ?Sized + Write>(&mut self, w: &mut W $(, $arg: $t)*) -> io::Result<()> {
+            self.0.$name(w $(, $arg)*)
+        }
+    )*};
+}
+
+impl<F: serde_json::ser::Formatter> serde_json::ser::Formatter for TerminalSafe<F> {
+    forward! {
+        begin_array();
+        end_array();
+        begin_array_value(first: bool);
+        end_array_value();
+        begin_object();
+        end_object();
+        begin_object_key(first: bool);
+        end_object_key();
+        begin_object_value();
+        end_object_value();
+    }
+
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        let mut rest = fragment;
+        while let Some((i, c)) = rest
+            .char_indices()
+            .find(|&(_, c)| crate::text::is_unsafe(c))
+        {
+            self.0.write_string_fragment(w, &rest[..i])?;
+            // Every such character is in the Basic Multilingual Plane.
+            write!(w, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.0.write_string_fragment(w, rest)
+    }
+}
+
+/// `serde_json::to_writer` with [`TerminalSafe`] escapes.
+pub fn to_writer<W: Write, T: ?Sized + Serialize>(w: W, value: &T) -> io::Result<()> {
+    let mut s =
+        serde_json::Serializer::with_formatter(w, TerminalSafe(serde_json::ser::CompactFormatter));
+    value.serialize(&mut s).map_err(io::Error::from)
+}
+
+/// `serde_json::to_writer_pretty` with [`TerminalSafe`] escapes.
+pub fn to_writer_pretty<W: Write, T: ?Sized + Serialize>(w: W, value: &T) -> io::Result<()> {
+    let mut s = serde_json::Serializer::with_formatter(
+        w,
+        TerminalSafe(serde_json::ser::PrettyFormatter::new()),
+    );
+    value.serialize(&mut s).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod terminal_safe_tests {
+    #[test]
+    fn json_escapes_what_a_terminal_acts_on_and_decodes_the_same() {
+        let s = "a\x1b]0;x\x07\r\n\u{9b}2J\u{202e}\u{7f}é\"\\";
+        let mut out = Vec::new();
+        super::to_writer(&mut out, &serde_json::json!({ s: [s] })).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(!text.chars().any(crate::text::is_unsafe), "{text}");
+        assert!(text.contains("\\u009b") && text.contains("\\u202e") && text.contains('é'));
+        let back: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back[s][0], s);
+        let mut pretty = Vec::new();
+        super::to_writer_pretty(&mut pretty, &serde_json::json!({ "k": [s, 1] })).unwrap();
+        let back: serde_json::Value = serde_json::from_slice(&pretty).unwrap();
+        assert_eq!(back["k"][0], s);
+        assert!(String::from_utf8(pretty)
+            .unwrap()
+            .contains("\n  \"k\": [\n"));
     }
 }

@@ -33,6 +33,8 @@ in figures that reconcile with the kernel's own accounting.
   devices and FIFOs written in place, no planted links followed).
 - [`memory`]: strings and pattern search in the target's memory, read in
   bounded chunks (only on explicit request: it exposes secrets).
+- [`text`]: untrusted text (names, paths, strings from memory) escaped
+  for showing, so that no control character reaches a terminal.
 
 This crate knows nothing of terminals or argument parsing; front ends sit on
 top of it.
@@ -61,6 +63,7 @@ pub mod proc;
 pub mod report;
 pub mod sharing;
 pub mod summary;
+pub mod text;
 pub mod timeline;
 pub mod units;
 

@@ -249,7 +249,7 @@ impl Combined {
             ),
         ];
         for s in skipped {
-            out.push(format!("Skipped:       {s}"));
+            out.push(format!("Skipped:       {}", crate::text::Escaped(s)));
         }
         out.push(String::new());
         let nw = if exact { 14 } else { 10 };
@@ -288,7 +288,7 @@ impl Combined {
             out.push(format!(
                 "{:>8}  {:<16}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}{:>nw$}",
                 p.pid,
-                p.name,
+                crate::text::Escaped(&p.name),
                 size(p.size),
                 size(p.committed),
                 size(p.private),

@@ -13,6 +13,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use ratatui::Frame;
 use vmmap_core::figures::Column;
 use vmmap_core::model::Snapshot;
+use vmmap_core::text::{escape, is_unsafe, Escaped};
 
 use crate::collector::{Collector, Request, Response};
 
@@ -735,13 +736,14 @@ impl App {
         match self.picker.selected_entry() {
             Some(e) if matches!(e.access, vmmap_core::collect::Access::Denied(_)) => {
                 if let vmmap_core::collect::Access::Denied(r) = &e.access {
-                    self.message = Some(format!("Cannot open {} ({}): {r}", e.pid, e.name));
+                    self.message =
+                        Some(format!("Cannot open {} ({}): {r}", e.pid, Escaped(&e.name)));
                 }
                 Vec::new()
             }
             Some(e) => {
                 self.loading = Some(e.pid);
-                self.message = Some(format!("Collecting {} ({})…", e.pid, e.name));
+                self.message = Some(format!("Collecting {} ({})…", e.pid, Escaped(&e.name)));
                 vec![Request::Snapshot(e.pid)]
             }
             None => Vec::new(),
@@ -986,11 +988,11 @@ impl App {
             .flatten()
             .and_then(|&row| row_region(&m.snap, row))
             .map(|r| {
-                let what = if r.details.is_empty() {
-                    r.path.to_string()
+                let what = escape(if r.details.is_empty() {
+                    &r.path
                 } else {
-                    r.details.clone()
-                };
+                    &r.details
+                });
                 (
                     r.start,
                     r.end,
@@ -1620,8 +1622,16 @@ impl App {
         Vec::new()
     }
 
-    /// Draws the current screen and overlays.
+    /// Draws the current screen and overlays. Every view escapes the
+    /// untrusted text it shows (vmmap_core::text); any cell that still
+    /// holds a control character after them is blanked to U+FFFD, since
+    /// crossterm would send it to the terminal as it is.
     pub fn draw(&mut self, f: &mut Frame<'_>) {
+        self.draw_views(f);
+        scrub(f.buffer_mut());
+    }
+
+    fn draw_views(&mut self, f: &mut Frame<'_>) {
         let area = f.area();
         if area.height == 0 || area.width == 0 {
             return;
@@ -1637,7 +1647,7 @@ impl App {
                     (Mode::Save(_, p), _) => {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
                     }
-                    (_, Some(msg)) => format!(" {msg}"),
+                    (_, Some(msg)) => format!(" {}", Escaped(msg)),
                     _ => " ?:help Tab:focus Enter:expand s:sort /:find f:free c:cols u:units F5:refresh q:quit"
                         .to_string(),
                 };
@@ -1648,7 +1658,7 @@ impl App {
                 self.picker
                     .draw(f, Rect { height: h, ..area }, self.settings.units);
                 let status = match (&self.loading, &self.message, self.picker.tab) {
-                    (_, Some(m), _) => format!(" {m}"),
+                    (_, Some(m), _) => format!(" {}", Escaped(m)),
                     (_, None, PickerTab::Launch) => {
                         " F1:help  Tab/Up/Down:field  Space:toggle  Enter:launch  F2/Esc:processes"
                             .to_string()
@@ -1858,7 +1868,9 @@ fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
     }
 }
 
-/// The Details table as tab-separated text, for copying and saving.
+/// The Details table as tab-separated text, for copying and saving; names
+/// and paths escaped (vmmap_core::text), so that none holds a tab or a
+/// line break of its own.
 fn table_text(m: &MainView) -> String {
     let cols: Vec<Column> = Column::ALL
         .iter()
@@ -1889,7 +1901,7 @@ fn table_text(m: &MainView) -> String {
             if m.owners.is_some() {
                 out.push('\t');
             }
-            out.push_str(&format!("\t{}\n", p.details));
+            out.push_str(&format!("\t{}\n", Escaped(&p.details)));
             continue;
         }
         match row_region(&m.snap, row) {
@@ -1914,15 +1926,15 @@ fn table_text(m: &MainView) -> String {
                 out.push_str(r.perms.as_str());
                 if m.owners.is_some() {
                     out.push('\t');
-                    out.push_str(m.owner_of(row).map_or("", |c| c.text.as_str()));
+                    out.push_str(&escape(m.owner_of(row).map_or("", |c| c.text.as_str())));
                 }
                 out.push_str(&format!(
                     "\t{}\n",
-                    if r.details.is_empty() {
-                        &*r.path
+                    Escaped(if r.details.is_empty() {
+                        &r.path
                     } else {
                         &r.details
-                    }
+                    })
                 ));
             }
             None => {
@@ -1984,6 +1996,17 @@ pub fn run_loop(
             for req in app.on_event(ev) {
                 collector.request(req);
             }
+        }
+    }
+}
+
+/// Replaces every cell whose symbol holds a character a terminal would act
+/// on (see [`vmmap_core::text::is_unsafe`]) with U+FFFD: the last guard
+/// before crossterm, for text a view forgot to escape.
+fn scrub(buf: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buf.content {
+        if cell.symbol().chars().any(is_unsafe) {
+            cell.set_symbol("\u{fffd}");
         }
     }
 }

@@ -12,6 +12,7 @@ use ratatui::Frame;
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::summary::Summary;
+use vmmap_core::text::{escape, Escaped};
 
 use crate::details::{row_part, row_region, DetailsData, DetailsView, Row, SortKey};
 use crate::settings::{Settings, Units};
@@ -271,11 +272,11 @@ impl MainView {
                     region.end,
                     addr - region.start,
                     vma.perms.as_str(),
-                    if region.details.is_empty() {
-                        &*region.path
+                    Escaped(if region.details.is_empty() {
+                        &region.path
                     } else {
                         &region.details
-                    }
+                    })
                 );
                 (row, text)
             }
@@ -356,18 +357,22 @@ impl MainView {
     fn draw_header(&self, f: &mut Frame<'_>, area: Rect) {
         let p = &self.snap.process;
         let cmd = if p.cmdline.is_empty() {
-            p.name.clone()
+            escape(&p.name).into_owned()
         } else {
-            p.cmdline.join(" ")
+            p.cmdline
+                .iter()
+                .map(|a| escape(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         // The command line last: it is the part that may be cut.
         let text = format!(
             " {} ({})  {}  {} threads  kernel {}  {} ms  {}",
             p.pid,
-            p.name,
+            Escaped(&p.name),
             p.arch(),
             p.threads.len(),
-            self.snap.kernel.release,
+            Escaped(&self.snap.kernel.release),
             self.collect_time.as_millis(),
             cmd
         );
@@ -587,7 +592,7 @@ impl MainView {
                 .iter()
                 .chain(o.sub_blocks.iter().flatten())
                 .flatten()
-                .map(|c| c.text.chars().count())
+                .map(|c| escape(&c.text).chars().count())
                 .max()
                 .unwrap_or(0);
             (longest.min(u16::MAX as usize) as u16).clamp(5, (area.width / 4).max(5))
@@ -723,7 +728,7 @@ impl MainView {
                         if owner_w.is_some() {
                             cells.push("".into());
                         }
-                        cells.push(p.details.clone().into());
+                        cells.push(escape(&p.details).into_owned().into());
                     }
                     _ => {
                         let Some(r) = row_region(&snap, row) else {
@@ -755,12 +760,17 @@ impl MainView {
                         cells.push(r.perms.as_str().to_string().into());
                         if owner_w.is_some() {
                             let cell = self.owner_of(row);
-                            cells.push(cell.map_or(String::new(), |c| c.text.clone()).into());
+                            cells.push(
+                                cell.map_or(String::new(), |c| escape(&c.text).into_owned())
+                                    .into(),
+                            );
                         }
-                        let mut d = r.details.clone();
-                        if d.is_empty() && !r.path.is_empty() {
-                            d = r.path.to_string();
-                        }
+                        let d = escape(if r.details.is_empty() {
+                            &r.path
+                        } else {
+                            &r.details
+                        })
+                        .into_owned();
                         let mark = match (&self.compare, row) {
                             (Some(cmp), Row::Region(_)) => cmp.marks.get(&r.start).copied(),
                             _ => None,

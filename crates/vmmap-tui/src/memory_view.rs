@@ -16,6 +16,7 @@ use ratatui::Frame;
 use vmmap_core::collect::ProcDir;
 use vmmap_core::memory::{self, ProcessMemory, ScanRange};
 use vmmap_core::model::Snapshot;
+use vmmap_core::text::Escaped;
 
 /// The most bytes the Strings view reads from one region, so that it
 /// opens quickly on a huge heap (the command line has no limit).
@@ -128,7 +129,9 @@ impl MemoryList {
                     "{:#014x}  {:<12}  {}",
                     it.address,
                     it.tag,
-                    it.text.replace('\t', " ")
+                    // Tabs as spaces, as always here; anything else a
+                    // terminal would act on, escaped.
+                    Escaped(&it.text.replace('\t', " "))
                 );
                 if k == self.selected {
                     Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
@@ -279,11 +282,11 @@ pub fn read_strings(
         region.memory_type.name(),
         region.start,
         region.end,
-        if region.details.is_empty() {
-            &*region.path
+        Escaped(if region.details.is_empty() {
+            &region.path
         } else {
             &region.details
-        }
+        })
     );
     Ok(MemoryList::new(title.trim_end().to_string(), note, items))
 }

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 use vmmap_core::collect::{Access, ProcessEntry};
+use vmmap_core::text::escape;
 
 use crate::launch_form::LaunchForm;
 use crate::settings::Units;
@@ -375,8 +376,8 @@ impl Picker {
                 Row::new(shown.iter().map(|c| match c {
                     PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
                     PickColumn::Pid => format!("{:>7}", p.pid),
-                    PickColumn::User => p.user.clone(),
-                    PickColumn::Name => p.name.clone(),
+                    PickColumn::User => escape(&p.user).into_owned(),
+                    PickColumn::Name => escape(&p.name).into_owned(),
                     PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
                     PickColumn::Ws => format!("{:>10}", size(p.working_set)),
                     PickColumn::Arch => arch.clone(),

@@ -16,6 +16,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
+use vmmap_core::text::{escape, Escaped};
 use vmmap_core::trace::calltree::{self, CallTree, Metric, TreeOptions};
 use vmmap_core::trace::summary::StackCost;
 use vmmap_core::trace::symbols::short_path;
@@ -402,11 +403,11 @@ impl TraceView {
             .iter()
             .map(|f| {
                 let at = match (&f.file, f.line) {
-                    (Some(file), Some(l)) => format!("  {}:{l}", short_path(file)),
+                    (Some(file), Some(l)) => format!("  {}:{l}", Escaped(short_path(file))),
                     _ => String::new(),
                 };
                 let inl = if f.inlined { " [inlined]" } else { "" };
-                format!("{}{inl}{at}", f.function)
+                format!("{}{inl}{at}", Escaped(&f.function))
             })
             .collect();
         if out.is_empty() {
@@ -606,10 +607,11 @@ impl TraceView {
         let rev = Style::default().add_modifier(Modifier::REVERSED);
         let bold = Style::default().add_modifier(Modifier::BOLD);
         // Line 1: file and tabs.
-        let name = self.path.file_name().map_or_else(
+        let name = escape(&self.path.file_name().map_or_else(
             || self.path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
-        );
+        ))
+        .into_owned();
         let mut spans = vec![ratatui::text::Span::styled(format!(" Trace {name} "), bold)];
         for (i, t) in self.tabs().into_iter().enumerate() {
             let label = match t {
@@ -633,7 +635,11 @@ impl TraceView {
                 let s = &a.summary;
                 // What went wrong (damage, missing symbols) follows the
                 // figures it qualifies.
-                let notes: String = a.notes.iter().map(|n| format!("; {n}")).collect();
+                let notes: String = a
+                    .notes
+                    .iter()
+                    .map(|n| format!("; {}", Escaped(n)))
+                    .collect();
                 format!(
                     " {} operations: {} allocated in {} calls, peak {}, {} live in {} blocks, {} temporary{notes}",
                     a.operations,
@@ -645,10 +651,10 @@ impl TraceView {
                     a.costs.iter().map(|c| c.temporary).sum::<u64>()
                 )
             }
-            (None, Some(e)) => format!(" {e}"),
+            (None, Some(e)) => format!(" {}", Escaped(e)),
             (None, None) => format!(
                 " Analysing {}… {} operations read",
-                self.path.display(),
+                escape(&self.path.display().to_string()),
                 self.job
                     .as_ref()
                     .map_or(0, |j| j.progress.load(Ordering::Relaxed))
@@ -771,7 +777,7 @@ impl TraceView {
                 units.format(c.peak_bytes),
                 c.temporary,
                 "  ".repeat(depth.min(40)),
-                node.frame.label(self.lines),
+                Escaped(&node.frame.label(self.lines)),
             );
             lines.push(styled_row(text, i == self.tree_selected));
         }
@@ -839,7 +845,10 @@ impl TraceView {
             let image = a.images.get(*id).copied().unwrap_or(0);
             let top = calltree::stack_frames(&a.info, &a.syms, image, *id as u32)
                 .first()
-                .map_or_else(|| "(no call stack)".to_string(), |f| f.label(true));
+                .map_or_else(
+                    || "(no call stack)".to_string(),
+                    |f| escape(&f.label(true)).into_owned(),
+                );
             let text = if region {
                 format!(
                     "{:>10} {:>8} {:>10} {:>8}  {top}",
@@ -956,7 +965,7 @@ impl TraceView {
                     r.op,
                     r.address.map(|a| format!("{a:#x}")).unwrap_or_default(),
                     r.size.map(|s| units.format(s)).unwrap_or_default(),
-                    r.detail
+                    Escaped(&r.detail)
                 ),
                 None if h.pending.is_some() => format!("{:>12}", "…"),
                 None => break,

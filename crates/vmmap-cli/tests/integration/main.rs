@@ -2,6 +2,7 @@
 
 mod address;
 mod errors;
+mod hostile_text;
 mod memory;
 mod metrics;
 mod mmp;

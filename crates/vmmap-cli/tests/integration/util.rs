@@ -198,13 +198,24 @@ impl Fixture {
         f
     }
 
+    /// Starts `tests/fixtures/NAME.c` with `args` after its directory.
+    pub fn start_named_with(name: &str, args: &[&str]) -> Fixture {
+        let bin = compile(name);
+        let guard = starting_processes();
+        let mut f = Fixture::start_bin_with(bin, args);
+        f._guard = Some(guard);
+        f
+    }
+
     fn start_bin(bin: PathBuf, spin: bool) -> Fixture {
+        Fixture::start_bin_with(bin, if spin { &["spin"] } else { &[] })
+    }
+
+    fn start_bin_with(bin: PathBuf, args: &[&str]) -> Fixture {
         let dir = TempDir::new("target");
         let mut cmd = Command::new(bin);
         cmd.arg(dir.path());
-        if spin {
-            cmd.arg("spin");
-        }
+        cmd.args(args);
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start fixture");
         let mut line = String::new();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));

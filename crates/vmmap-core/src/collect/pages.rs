@@ -565,7 +565,7 @@ pub fn shared_with_lines(
         region.start,
         region.end,
         region.memory_type.name(),
-        region.details,
+        crate::text::Escaped(&region.details),
         snap.process.pid,
         own
     )];
@@ -576,10 +576,14 @@ pub fn shared_with_lines(
         out.push(format!(
             "{:>8}  {:<16}{:>8} page(s) {:>9}  {}",
             o.pid,
-            o.name,
+            crate::text::Escaped(&o.name),
             o.pages,
             crate::units::size(o.pages * snap.kernel.page_size, exact),
-            o.mappings.join(", ")
+            o.mappings
+                .iter()
+                .map(|m| crate::text::escape(m))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     out

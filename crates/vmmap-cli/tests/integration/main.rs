@@ -10,6 +10,7 @@ mod reclaim;
 mod record;
 mod report;
 mod runtimes;
+mod serve;
 mod sharing;
 mod shell;
 mod snapshot;

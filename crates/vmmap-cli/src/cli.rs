@@ -246,8 +246,9 @@ pub struct SelectArgs {
     #[arg(long, default_value = "100", value_name = "N")]
     pub max_processes: usize,
 
-    /// Start no process after this many milliseconds; those left count as
-    /// skipped `budget` (serve: 5000 by default; metrics: no limit).
+    /// Answer after at most this many milliseconds with what was read;
+    /// the rest count as skipped `budget` and vmmap_scrape_truncated is 1
+    /// (serve: 5000 by default; metrics: no limit).
     #[arg(long, value_name = "MS")]
     pub budget_ms: Option<u64>,
 

@@ -633,3 +633,82 @@ fn a_root_server_drops_to_a_user_keeping_only_cap_sys_ptrace() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-user-q"));
 }
+
+/// contrib/systemd/vmmap-serve.service.
+fn unit_file() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/systemd/vmmap-serve.service");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn the_systemd_unit_is_valid_and_its_command_reads_root_processes() {
+    let unit = unit_file();
+    let setting = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(setting("AmbientCapabilities"), ["CAP_SYS_PTRACE"]);
+    assert_eq!(setting("CapabilityBoundingSet"), ["CAP_SYS_PTRACE"]);
+    assert_eq!(setting("NoNewPrivileges"), ["yes"]);
+    assert_eq!(setting("DynamicUser"), ["yes"]);
+    assert!(setting("SystemCallFilter").contains(&"~ptrace".to_string()));
+    let exec = setting("ExecStart");
+    assert_eq!(exec.len(), 1, "one active ExecStart: {exec:?}");
+    let words: Vec<&str> = exec[0].split_whitespace().collect();
+    assert_eq!(words[0], "/usr/local/bin/vmmap");
+
+    // systemd's own check, with the binary where the unit expects it.
+    let dir = TempDir::new("unit");
+    let copy = dir.path().join("vmmap-serve.service");
+    std::fs::write(&copy, unit.replace("/usr/local/bin/vmmap", VMMAP)).expect("write unit");
+    let o = output_within(Command::new("systemd-analyze").arg("verify").arg(&copy), 60);
+    assert!(
+        o.status.success(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Its command, run the way the unit runs it: an unprivileged user with
+    // CAP_SYS_PTRACE ambient and bounding, no new privileges (setpriv
+    // does what DynamicUser and the capability settings do), on a free
+    // port, and for --all the fixture, a root-owned process (some
+    // sandboxes' PID 1 refuses even root, so --all is not the check).
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let mut args: Vec<String> = words[1..].iter().map(|w| w.to_string()).collect();
+    let at = args.iter().position(|a| a == "--listen").expect("--listen");
+    args[at + 1] = "127.0.0.1:0".into();
+    let at = args.iter().position(|a| a == "--all").expect("--all");
+    args[at] = pid.clone();
+    let srv = Server::run(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["--inh-caps=+sys_ptrace", "--ambient-caps=+sys_ptrace"])
+            .args(["--bounding-set=-all,+sys_ptrace", "--no-new-privs", VMMAP])
+            .args(&args),
+    );
+    assert_eq!(status_field(srv.child.id(), "CapEff"), "0000000000080000");
+    let (status, body) = get(srv.addr(), "/metrics");
+    assert_eq!(status, "200 OK");
+    assert!(
+        body.contains("vmmap_scrape_skipped_processes{reason=\"permission\"} 0\n"),
+        "{body}"
+    );
+    assert!(body.contains("vmmap_scrape_processes 1\n"), "{body}");
+    assert!(body.contains(&format!("vmmap_working_set_bytes{{pid=\"{pid}\"")));
+    // The same command without the capability cannot read root's
+    // processes: the check above is not vacuous.
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", VMMAP])
+        .args(["metrics", &pid])
+        .output()
+        .expect("setpriv");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("vmmap_scrape_skipped_processes{reason=\"permission\"} 1\n"),
+        "{text}"
+    );
+}

@@ -514,12 +514,25 @@ fn serves_on_a_unix_socket_with_restrictive_permissions() {
         assert_eq!(unix_get(&sock).0, "200 OK", "the first still serves");
     }
     // Killed: its socket is left behind, stale, and the next server
-    // replaces it; --socket-mode sets the mode.
+    // replaces it; --socket-mode sets the mode, --socket-group the group.
     assert!(std::fs::symlink_metadata(&sock).is_ok());
     {
-        let srv = Server::start(&["--listen", &listen, "--socket-mode", "0600", &pid]);
+        let srv = Server::start(&[
+            "--listen",
+            &listen,
+            "--socket-mode",
+            "0600",
+            "--socket-group",
+            "nogroup",
+            &pid,
+        ]);
         let meta = std::fs::symlink_metadata(&sock).expect("socket file");
         assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::gid(&meta),
+            65534,
+            "group nogroup"
+        );
         assert_eq!(unix_get(&sock).0, "200 OK");
         // Unprivileged users cannot connect through a 0600 root socket.
         let o = curl_as_nobody(&sock);
@@ -550,9 +563,20 @@ fn serves_on_a_unix_socket_with_restrictive_permissions() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("not a socket"), "{err}");
     assert_eq!(std::fs::read_to_string(&sock).expect("file"), "precious\n");
-    // A bad mode is bad usage.
+    // A bad mode, or an unknown group, is bad usage.
+    std::fs::remove_file(&sock).expect("remove");
     let o = vmmap(&["serve", "--listen", &listen, "--socket-mode", "rw", &pid]);
     assert_eq!(o.status.code(), Some(2));
+    let o = vmmap(&[
+        "serve",
+        "--listen",
+        &listen,
+        "--socket-group",
+        "no-such-group-q",
+        &pid,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-group-q"));
 }
 
 /// `curl --unix-socket` as user nobody.

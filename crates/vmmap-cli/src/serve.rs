@@ -61,6 +61,11 @@ const WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// flood costs file descriptors and memory only up to this.
 const MAX_CONNECTIONS: usize = 64;
 
+/// Threads for scrapes and bcrypt checks (each scrape adds a collecting
+/// thread); more requests queue for them. Keeps the server well under a
+/// unit's TasksMax under a flood.
+const BLOCKING_THREADS: usize = 16;
+
 fn targets(a: &SelectArgs) -> Vec<Target> {
     if a.all {
         return vec![Target::All];
@@ -179,7 +184,7 @@ pub(crate) fn serve(a: &ServeArgs, proc_root: &Path) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .max_blocking_threads(MAX_CONNECTIONS)
+        .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .map_err(|e| Failure {
             code: exit::OTHER,

@@ -327,13 +327,26 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Scrape {
         }
         Some(_) => {
             let (targets, opts, stop) = (targets.to_vec(), opts.clone(), stop.clone());
-            std::thread::spawn(move || collect(&targets, &opts, &stop, &tx));
+            // A thread that cannot start (out of tasks) leaves `tx` dropped
+            // with it: the loop below sees no event and the scrape is
+            // empty, not a panic.
+            let _ = std::thread::Builder::new()
+                .name("vmmap-collect".into())
+                .spawn(move || collect(&targets, &opts, &stop, &tx));
         }
     }
     let deadline = opts.budget.map(|b| start + b);
     let mut out = Scrape::default();
     // Processes to read, once resolved.
     let mut todo: Option<usize> = None;
+    // Those not read yet. Before resolution the selection is unknown: the
+    // PIDs and names given count (an unread `All` counts none).
+    let left = |todo: Option<usize>, done: usize| {
+        todo.map_or_else(
+            || targets.iter().filter(|t| **t != Target::All).count(),
+            |n| n - done,
+        )
+    };
     let mut done = 0;
     loop {
         let event = match deadline {
@@ -355,17 +368,17 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Scrape {
                     Err(reason) => out.skipped.add(reason, 1),
                 }
             }
-            Err(RecvTimeoutError::Disconnected) => break,
+            // The collector ended: normally after the last process; early
+            // only if its thread could not start or panicked, and what it
+            // left is then counted as `error`.
+            Err(RecvTimeoutError::Disconnected) => {
+                out.skipped.add(SkipReason::Error, left(todo, done) as u64);
+                break;
+            }
             Err(RecvTimeoutError::Timeout) => {
                 stop.store(true, Ordering::Relaxed);
                 out.truncated = true;
-                // Before resolution the selection is unknown: count the
-                // PIDs and names given (an unread `All` counts none).
-                let left = todo.map_or_else(
-                    || targets.iter().filter(|t| **t != Target::All).count(),
-                    |n| n - done,
-                );
-                out.skipped.add(SkipReason::Budget, left as u64);
+                out.skipped.add(SkipReason::Budget, left(todo, done) as u64);
                 break;
             }
         }

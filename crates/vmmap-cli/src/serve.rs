@@ -146,18 +146,26 @@ pub(crate) fn serve(a: &ServeArgs, proc_root: &Path) -> Result<(), Failure> {
         Some(w) => (w.tls.map(TlsAcceptor::from), w.users),
         None => (None, BTreeMap::new()),
     };
+    let mut open_to_network = false;
     let shown = match &bound {
         listen::Bound::Tcp(l) => {
             let addr = l.local_addr().map_err(|e| Failure {
                 code: exit::OTHER,
                 message: format!("cannot listen on {}: {e}", a.listen),
             })?;
+            open_to_network = !addr.ip().is_loopback();
             let scheme = if tls.is_some() { "https" } else { "http" };
             format!("{scheme}://{addr}/metrics")
         }
         listen::Bound::Unix(_, path) => format!("unix:{}", path.display()),
     };
     eprintln!("vmmap: serving {shown}");
+    if open_to_network && users.is_empty() {
+        eprintln!(
+            "vmmap: warning: {} is reachable from the network without authentication: anyone who connects reads the memory figures of every process vmmap can read; use a loopback address, unix:PATH or --web-config with basic_auth_users",
+            a.listen
+        );
+    }
     if let Some(acct) = &account {
         eprintln!(
             "vmmap: running as {} with CAP_SYS_PTRACE only",
@@ -314,7 +322,12 @@ async fn authorized(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
+        // The scheme name is case-insensitive (RFC 9110).
+        .and_then(|v| {
+            v.get(..6)
+                .filter(|s| s.eq_ignore_ascii_case("basic "))
+                .map(|_| &v[6..])
+        })
         .and_then(|b| {
             base64::engine::general_purpose::STANDARD
                 .decode(b.trim())

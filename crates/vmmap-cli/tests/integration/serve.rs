@@ -4,6 +4,8 @@
 //! CAP_SYS_PTRACE, and neither `metrics` nor `serve` ever uses ptrace.
 
 use std::io::{BufRead, BufReader, Read, Write};
+
+use base64::Engine as _;
 use std::net::TcpStream;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -418,6 +420,25 @@ fn basic_auth_and_tls_follow_the_web_config_file() {
     assert_eq!(get(srv.addr(), "/metrics").0, "401 Unauthorized");
     let (code, _) = curl(&["-u", "prom:s3cret pass", &format!("{}/metrics", srv.url)]);
     assert_eq!(code, 200);
+    // The scheme name is case-insensitive.
+    let token = base64::engine::general_purpose::STANDARD.encode("prom:s3cret pass");
+    let (code, _) = curl(&[
+        "-H",
+        &format!("Authorization: bASIC {token}"),
+        &format!("{}/metrics", srv.url),
+    ]);
+    assert_eq!(code, 200);
+    assert!(!srv.log().contains("warning"), "{}", srv.log());
+
+    // Open to the network without authentication: said on start.
+    let srv = Server::start(&["--listen", "0.0.0.0:0", &pid]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        srv.log()
+            .contains("reachable from the network without authentication"),
+        "{}",
+        srv.log()
+    );
 }
 
 #[test]

@@ -173,6 +173,7 @@ fn a_slow_client_neither_delays_scrapes_nor_stays_connected() {
         let t = Instant::now();
         let (status, body) = get(&addr, "/metrics");
         let took = t.elapsed();
+        eprintln!("a scrape while a client drips: {took:?}");
         assert_eq!(status, "200 OK");
         assert!(body.ends_with("# EOF\n"), "{body}");
         assert!(
@@ -183,6 +184,7 @@ fn a_slow_client_neither_delays_scrapes_nor_stays_connected() {
     }
     let cut = slow.join().expect("slow client");
     let cut = cut.expect("the slow client dripped for 10 s and was never cut off");
+    eprintln!("the dripping client was cut off after {cut:?}");
     // The request deadline is 5 s; allow for a loaded machine.
     assert!(
         cut < Duration::from_secs(8),

@@ -246,13 +246,14 @@ pub struct SelectArgs {
     #[arg(long, default_value = "100", value_name = "N")]
     pub max_processes: usize,
 
-    /// Start no process after this many milliseconds; those left count as
-    /// skipped `budget` (serve: 5000 by default; metrics: no limit).
+    /// Answer after at most this many milliseconds with what was read;
+    /// the rest count as skipped `budget` and vmmap_scrape_truncated is 1
+    /// (serve: 5000 by default; metrics: no limit).
     #[arg(long, value_name = "MS")]
     pub budget_ms: Option<u64>,
 
-    /// Never stop a running thread with ptrace to find its stack (its
-    /// stack then counts as Private Data).
+    /// Accepted and ignored: metrics and serve never stop a thread with
+    /// ptrace (a running thread's stack may count as Private Data).
     #[arg(long)]
     pub no_ptrace: bool,
 
@@ -276,9 +277,35 @@ pub struct MetricsArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address and port to listen on (port 0: any free port; the address
-    /// is printed on standard error).
-    #[arg(long, default_value = "127.0.0.1:9897", value_name = "ADDR:PORT")]
+    /// is printed on standard error), or unix:PATH for a unix socket.
+    /// Anyone who can connect reads the figures of every process the
+    /// server can read (docs/metrics-export.md).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:9897",
+        value_name = "ADDR:PORT|unix:PATH"
+    )]
     pub listen: String,
+
+    /// File mode of the unix socket (octal): who may connect.
+    #[arg(long, default_value = "0660", value_name = "MODE", value_parser = crate::serve::parse_mode)]
+    pub socket_mode: u32,
+
+    /// Group of the unix socket (default: the group of the user starting
+    /// vmmap).
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
+
+    /// Prometheus exporter web configuration (YAML, as exporter-toolkit's
+    /// --web.config.file): tls_server_config (cert_file, key_file) and
+    /// basic_auth_users (user: bcrypt hash).
+    #[arg(long, value_name = "FILE")]
+    pub web_config: Option<PathBuf>,
+
+    /// When started as root: after binding, run as this user, keeping only
+    /// CAP_SYS_PTRACE (what reading other users' smaps needs).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
 
     #[command(flatten)]
     pub select: SelectArgs,

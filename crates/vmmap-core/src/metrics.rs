@@ -11,6 +11,9 @@
 //! `vmmap_scrape_skipped_processes` instead of failing the scrape.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::collect::{self, Options};
@@ -191,6 +194,8 @@ pub struct Scrape {
     pub skipped: Skipped,
     /// How long the collection took.
     pub duration: Duration,
+    /// The budget ran out before every selected process was read.
+    pub truncated: bool,
 }
 
 /// Which processes to collect.
@@ -213,9 +218,9 @@ pub struct ScrapeOptions {
     /// At most this many processes are collected; the rest (with `All`,
     /// those with the smallest working sets) count as skipped `limit`.
     pub max_processes: usize,
-    /// No process is started after this long; those left count as skipped
-    /// `budget`. A process already being read is finished, so a scrape can
-    /// overrun the budget by one process's collection time.
+    /// The scrape returns after at most this long (plus thread start-up),
+    /// with what it has: a process still being read is abandoned, and it
+    /// and those not started count as skipped `budget`.
     pub budget: Option<Duration>,
 }
 
@@ -260,35 +265,155 @@ pub fn resolve(targets: &[Target], opts: &Options, skipped: &mut Skipped) -> Vec
     pids
 }
 
-/// Collects the targets within the options' limits. Never fails: every
-/// process that cannot be read is counted in [`Scrape::skipped`].
-pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Scrape {
-    let start = Instant::now();
+/// What the collecting side of a scrape reports.
+enum Event {
+    /// The targets resolved: this many processes will be read, and these
+    /// were left out already.
+    Resolved(usize, Skipped),
+    /// One process read, or why not.
+    Read(std::result::Result<ProcessMetrics, SkipReason>),
+}
+
+/// Held by a scrape's collecting thread while it runs. A scrape cut by its
+/// budget leaves the thread to finish the process it is reading (a read of
+/// /proc cannot be interrupted); the next scrape waits for it here, inside
+/// its own budget, so abandoned reads never pile up.
+static COLLECTING: Mutex<()> = Mutex::new(());
+
+/// Resolves and reads the targets, reporting each step; stops before the
+/// next process once `stop` is set.
+fn collect(targets: &[Target], opts: &ScrapeOptions, stop: &AtomicBool, tx: &mpsc::Sender<Event>) {
+    let _one = COLLECTING.lock().unwrap_or_else(|e| e.into_inner());
+    if stop.load(Ordering::Relaxed) {
+        return;
+    }
     let mut skipped = Skipped::default();
     let pids = resolve(targets, &opts.collect, &mut skipped);
     let over = pids.len().saturating_sub(opts.max_processes);
     skipped.add(SkipReason::Limit, over as u64);
-    let mut processes = Vec::new();
     let todo = &pids[..pids.len() - over];
-    for (i, &pid) in todo.iter().enumerate() {
-        if opts.budget.is_some_and(|b| start.elapsed() >= b) {
-            skipped.add(SkipReason::Budget, (todo.len() - i) as u64);
-            break;
+    if tx.send(Event::Resolved(todo.len(), skipped)).is_err() {
+        return;
+    }
+    for &pid in todo {
+        if stop.load(Ordering::Relaxed) {
+            return;
         }
-        match collect::snapshot(pid, &opts.collect) {
-            Ok(snap) => processes.push(ProcessMetrics::of(&snap)),
-            Err(e) => skipped.add(SkipReason::of(&e), 1),
+        let read = collect::snapshot(pid, &opts.collect)
+            .map(|snap| ProcessMetrics::of(&snap))
+            .map_err(|e| SkipReason::of(&e));
+        if tx.send(Event::Read(read)).is_err() {
+            return;
         }
     }
-    Scrape {
-        processes,
-        skipped,
-        duration: start.elapsed(),
+}
+
+/// Collects the targets within the options' limits. Never fails: every
+/// process that cannot be read is counted in [`Scrape::skipped`].
+///
+/// With a budget, the processes are read on a separate thread and this
+/// one returns when the budget runs out, even in the middle of a process
+/// (reading one large process's smaps can take longer than any budget).
+pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Scrape {
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    match opts.budget {
+        None => {
+            // Inline, and `tx` dropped at the end so that the loop below
+            // ends when the events do.
+            let tx = tx;
+            collect(targets, opts, &stop, &tx);
+        }
+        Some(_) => {
+            let (targets, opts, stop) = (targets.to_vec(), opts.clone(), stop.clone());
+            // A thread that cannot start (out of tasks) leaves `tx` dropped
+            // with it: the loop below sees no event and the scrape is
+            // empty, not a panic.
+            let _ = std::thread::Builder::new()
+                .name("vmmap-collect".into())
+                .spawn(move || collect(&targets, &opts, &stop, &tx));
+        }
     }
+    let deadline = opts.budget.map(|b| start + b);
+    let mut out = Scrape::default();
+    // Processes to read, once resolved.
+    let mut todo: Option<usize> = None;
+    // Those not read yet. Before resolution the selection is unknown: the
+    // PIDs and names given count (an unread `All` counts none).
+    let left = |todo: Option<usize>, done: usize| {
+        todo.map_or_else(
+            || targets.iter().filter(|t| **t != Target::All).count(),
+            |n| n - done,
+        )
+    };
+    let mut done = 0;
+    loop {
+        let event = match deadline {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => rx.recv_timeout(left),
+                _ => Err(RecvTimeoutError::Timeout),
+            },
+        };
+        match event {
+            Ok(Event::Resolved(n, skipped)) => {
+                todo = Some(n);
+                out.skipped.add_all(&skipped);
+            }
+            Ok(Event::Read(r)) => {
+                done += 1;
+                match r {
+                    Ok(p) => out.processes.push(p),
+                    Err(reason) => out.skipped.add(reason, 1),
+                }
+            }
+            // The collector ended: normally after the last process; early
+            // only if its thread could not start or panicked, and what it
+            // left is then counted as `error`.
+            Err(RecvTimeoutError::Disconnected) => {
+                out.skipped.add(SkipReason::Error, left(todo, done) as u64);
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                stop.store(true, Ordering::Relaxed);
+                out.truncated = true;
+                out.skipped.add(SkipReason::Budget, left(todo, done) as u64);
+                break;
+            }
+        }
+    }
+    out.duration = start.elapsed();
+    out
 }
 
 /// The content type of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of [`render_as`]'s [`Format::PrometheusText`].
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// An exposition format. They differ only in how a counter family is
+/// named: OpenMetrics names it without `_total` (its samples have it), the
+/// Prometheus text format with it (else `promtool check metrics` and other
+/// 0.0.4 parsers see samples of an undeclared family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 ([`CONTENT_TYPE`]).
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]).
+    PrometheusText,
+}
+
+impl Format {
+    /// The content type to send with it.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::PrometheusText => TEXT_CONTENT_TYPE,
+        }
+    }
+}
 
 /// Writes a label value with OpenMetrics escapes (`\\`, `\"`, `\n`).
 fn label_value(w: &mut impl Write, s: &str) -> io::Result<()> {
@@ -318,6 +443,16 @@ fn family(w: &mut impl Write, name: &str, kind: &str, unit: &str, help: &str) ->
 /// `lifetime` (a server's running totals), the cumulative
 /// `vmmap_skipped_processes_total` counter is added.
 pub fn render(scrape: &Scrape, lifetime: Option<&Skipped>, w: &mut impl Write) -> io::Result<()> {
+    render_as(scrape, lifetime, Format::OpenMetrics, w)
+}
+
+/// [`render`] in either format.
+pub fn render_as(
+    scrape: &Scrape,
+    lifetime: Option<&Skipped>,
+    format: Format,
+    w: &mut impl Write,
+) -> io::Result<()> {
     for (i, m) in METRICS.iter().enumerate() {
         family(w, m.name, "gauge", "bytes", m.help)?;
         for p in &scrape.processes {
@@ -364,10 +499,21 @@ pub fn render(scrape: &Scrape, lifetime: Option<&Skipped>, w: &mut impl Write) -
         "vmmap_scrape_duration_seconds {}",
         scrape.duration.as_secs_f64()
     )?;
+    family(
+        w,
+        "vmmap_scrape_truncated",
+        "gauge",
+        "",
+        "1 if the time budget ran out during this scrape (the processes left count as skipped budget), else 0.",
+    )?;
+    writeln!(w, "vmmap_scrape_truncated {}", u8::from(scrape.truncated))?;
     if let Some(total) = lifetime {
         family(
             w,
-            "vmmap_skipped_processes",
+            match format {
+                Format::OpenMetrics => "vmmap_skipped_processes",
+                Format::PrometheusText => "vmmap_skipped_processes_total",
+            },
             "counter",
             "",
             "Selected processes left out of scrapes since the server started, by reason.",
@@ -436,6 +582,7 @@ mod tests {
             processes: vec![p],
             skipped: Skipped::default(),
             duration: Duration::from_millis(1500),
+            truncated: false,
         };
         let t = text(&scrape, None);
         let lbl = r#"pid="42",comm="a \"b\"\\c\nd""#;
@@ -517,6 +664,17 @@ mod tests {
         }
         assert!(t.contains("vmmap_skipped_processes_total{reason=\"budget\"} 6\n"));
         assert!(t.contains("# TYPE vmmap_skipped_processes counter\n"));
+        let mut text = Vec::new();
+        render_as(
+            &Scrape::default(),
+            Some(&life),
+            Format::PrometheusText,
+            &mut text,
+        )
+        .unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("# TYPE vmmap_skipped_processes_total counter\n"));
+        assert!(text.contains("vmmap_skipped_processes_total{reason=\"budget\"} 6\n"));
         assert!(t.contains("vmmap_scrape_processes 0\n"));
         assert_eq!(skipped.total(), 4);
     }
@@ -548,10 +706,23 @@ mod tests {
             &[Target::Pid(me)],
             &ScrapeOptions {
                 budget: Some(Duration::ZERO),
-                ..opts
+                ..opts.clone()
             },
         );
         assert!(none.processes.is_empty());
         assert_eq!(none.skipped.get(SkipReason::Budget), 1);
+        assert!(none.truncated);
+        assert!(!s.truncated);
+        // A budget that suffices: the same as none.
+        let within = scrape(
+            &[Target::Pid(me)],
+            &ScrapeOptions {
+                budget: Some(Duration::from_secs(60)),
+                ..opts
+            },
+        );
+        assert_eq!(within.processes.len(), 1);
+        assert!(!within.truncated);
+        assert_eq!(within.skipped.total(), 0);
     }
 }

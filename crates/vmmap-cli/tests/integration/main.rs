@@ -12,6 +12,7 @@ mod reclaim;
 mod record;
 mod report;
 mod runtimes;
+mod serve;
 mod sharing;
 mod shell;
 mod snapshot;

@@ -416,8 +416,13 @@ impl Format {
 }
 
 /// Writes a label value with OpenMetrics escapes (`\\`, `\"`, `\n`).
+/// Writes a label value. A process name is anyone's to choose, and this
+/// text is often read on a terminal: a name holding control characters
+/// is given in vmmap's escaped notation ([`crate::text::escape`]) first,
+/// then escaped as OpenMetrics requires.
 fn label_value(w: &mut impl Write, s: &str) -> io::Result<()> {
-    let mut rest = s;
+    let shown = crate::text::escape(s);
+    let mut rest: &str = &shown;
     while let Some(i) = rest.find(['\\', '"', '\n']) {
         w.write_all(&rest.as_bytes()[..i])?;
         let esc: &[u8] = match rest.as_bytes()[i] {
@@ -565,7 +570,7 @@ mod tests {
                 region(0x30000, 8, b"---p", MemoryType::PrivateData, 0),
             ],
         );
-        s.process.name = "a \"b\"\\c\nd".into();
+        s.process.name = "a \"b\"\\c".into();
         s
     }
 
@@ -573,6 +578,21 @@ mod tests {
         let mut out = Vec::new();
         render(s, life, &mut out).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_name_with_control_characters_is_shown_escaped() {
+        let mut s = snap();
+        s.process.name = "\u{1b}]0;x\u{7}\nz".into();
+        let scrape = Scrape {
+            processes: vec![ProcessMetrics::of(&s)],
+            skipped: Skipped::default(),
+            duration: Duration::from_millis(1),
+            truncated: false,
+        };
+        let t = text(&scrape, None);
+        assert!(!t.contains('\u{1b}') && !t.contains('\u{7}'), "{t}");
+        assert!(t.contains(r#"comm="\"\\x1b]0;x\\x07\\nz\"""#), "{t}");
     }
 
     #[test]
@@ -585,7 +605,7 @@ mod tests {
             truncated: false,
         };
         let t = text(&scrape, None);
-        let lbl = r#"pid="42",comm="a \"b\"\\c\nd""#;
+        let lbl = r#"pid="42",comm="a \"b\"\\c""#;
         assert!(
             t.contains(&format!("vmmap_size_bytes{{{lbl},type=\"heap\"}} 24576\n")),
             "{t}"

@@ -113,6 +113,17 @@ fn a_hostile_process_is_shown_escaped_in_every_text_view() {
         &out,
         &[SHOWN_ARGS.as_slice(), &[SHOWN_COMM]].concat(),
     );
+    // OpenMetrics labels carry the name escaped, then quoted as the
+    // format requires.
+    let out = run_ok(&["metrics", &pid]);
+    assert!(
+        String::from_utf8_lossy(&out).contains(&format!(
+            "comm=\"\\\"{}\\\"\"",
+            SHOWN_COMM.replace('\\', "\\\\")
+        )),
+        "vmmap metrics: the hostile comm is not shown escaped:\n{}",
+        String::from_utf8_lossy(&out)
+    );
     let out = run_ok(&["explain", &pid, &file]);
     assert_shows("vmmap explain PID ADDR", &out, &[SHOWN_FILE]);
     let out = run_ok(&["find", &pid, "VMMAP-HOSTILE-MEM"]);

@@ -60,6 +60,7 @@ pub mod sharing;
 pub mod summary;
 pub mod timeline;
 pub mod units;
+pub mod validate;
 
 pub use error::{Error, Result};
 pub use figures::{Column, Figures};

@@ -583,6 +583,13 @@ pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
     }
 }
 
+/// Whether a command-line target names a file to read rather than a
+/// process: anything but a directory, so that a device or FIFO is read
+/// (and refused at its first bytes) instead of looked up as a name.
+pub(crate) fn names_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_dir())
+}
+
 /// Loads a .vmmap file's snapshots (not its trace, which the trace views
 /// stream from the file); a damaged tail is a warning, with what was
 /// recovered before it.

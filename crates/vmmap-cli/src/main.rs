@@ -64,7 +64,7 @@ impl From<Error> for Failure {
         let code = match &e {
             Error::NoSuchProcess { .. } | Error::NoProcessNamed { .. } => exit::NO_PROCESS,
             Error::PermissionDenied { .. } => exit::PERMISSION,
-            Error::ProcessExited { .. } => exit::EXITED,
+            Error::ProcessExited { .. } | Error::Zombie { .. } => exit::EXITED,
             Error::KernelThread { .. } => exit::KERNEL_THREAD,
             Error::Unsupported { .. } => exit::UNSUPPORTED,
             Error::AmbiguousName { .. } => exit::AMBIGUOUS,

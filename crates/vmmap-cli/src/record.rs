@@ -113,7 +113,9 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         next += interval;
         let fp = match collect::maps_fingerprint(pid, &opts) {
             Ok(fp) => fp,
-            Err(Error::ProcessExited { .. } | Error::NoSuchProcess { .. }) => {
+            Err(
+                Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. },
+            ) => {
                 ended = Some("the process exited");
                 break;
             }
@@ -134,7 +136,9 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         };
         match result {
             Ok(written) => written.map_err(out_err)?,
-            Err(Error::ProcessExited { .. } | Error::NoSuchProcess { .. }) => {
+            Err(
+                Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. },
+            ) => {
                 ended = Some("the process exited");
                 break;
             }

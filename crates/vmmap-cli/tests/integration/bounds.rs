@@ -336,6 +336,18 @@ fn numbers_past_64_bits_are_refused() {
         &format!("{HEADER}Size: 4 kB\nRss: 99999999999999999999999 kB\n"),
         &["smaps line 3"],
     );
+    // status: VmPTE in kB past 64 bits (it saturated to 16E).
+    let tree = proc_tree(|w| w.write_all(format!("{HEADER}{FIELDS}").as_bytes()).unwrap());
+    std::fs::write(
+        tree.path().join("4242/status"),
+        "Name:\tcap\nUid:\t0\t0\t0\t0\nVmPTE:\t18014398509481984 kB\n",
+    )
+    .unwrap();
+    refused(
+        &["--proc-root", path(tree.path()), "4242"],
+        9,
+        &["status line 3", "64 bits"],
+    );
     let dir = TempDir::new("overflow");
     let d = dir.path();
     // .vmmap: two regions whose figures cannot be summed in 64 bits.

@@ -314,6 +314,12 @@ fn impossible_regions_are_refused_in_every_input_naming_where() {
         let line = ranges.len() * 3 - 2;
         proc_refused(&smaps, &[&format!("smaps line {line}"), why]);
     }
+    // A sub-block outside its region (.vmmap; an .mmp region nests by its
+    // address, so it cannot be outside).
+    let mut group = region(A, A + 0x2000);
+    group.sub_blocks = vec![region(A, A + 0x1000), region(A + 0x1000, A + 0x3000)];
+    let f = native_snapshot(d, "sub.vmmap", vec![group]);
+    refused(&["open", &f], 11, &["byte 16", "region 1.2", "outside"]);
     // .mmp: a size cannot be negative, and out-of-order or overlapping
     // regions are refused with the byte where the element starts.
     let f = mmp_file(d, "neg.mmp", &[(A, "-8192")]);

@@ -580,7 +580,15 @@ pub fn load_file_snapshots(path: &std::path::Path) -> Result<Loaded, FormatError
 /// The first bytes decide before the rest is read, so a device or a huge
 /// file of anything else is refused at once.
 fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatError> {
-    let mut r = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(path)?);
+    let file = std::fs::File::open(path)?;
+    // A regular file's length bounds every chunk before it is read; a
+    // device or FIFO has none, and is read as it comes.
+    let file_len = file
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
     let mut head = [0u8; 64];
     let got = read_full(&mut r, &mut head)?;
     let head = &head[..got];
@@ -619,9 +627,17 @@ fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatE
             break;
         }
         let kind = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        // Read as it comes rather than reserved from the header: a damaged
-        // length costs what the file holds, not what it claims.
+        if file_len.is_some_and(|len| offset + 16 + stored as u64 > len) {
+            out.problem = Some(FormatError::Truncated { offset });
+            break;
+        }
+        // Reserved only when the file is known to hold it, else read as it
+        // comes: a damaged length costs what the file holds, not what it
+        // claims.
         payload.clear();
+        if file_len.is_some() {
+            payload.reserve_exact(stored);
+        }
         if (&mut r).take(stored as u64).read_to_end(&mut payload)? < stored {
             out.problem = Some(FormatError::Truncated { offset });
             break;

@@ -583,7 +583,7 @@ fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatE
     let file = std::fs::File::open(path)?;
     // A regular file's length bounds every chunk before it is read; a
     // device or FIFO has none, and is read as it comes.
-    let file_len = file
+    let mut file_len = file
         .metadata()
         .ok()
         .filter(std::fs::Metadata::is_file)
@@ -627,9 +627,14 @@ fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatE
             break;
         }
         let kind = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        if file_len.is_some_and(|len| offset + 16 + stored as u64 > len) {
-            out.problem = Some(FormatError::Truncated { offset });
-            break;
+        let end = offset + 16 + stored as u64;
+        if file_len.is_some_and(|len| end > len) {
+            // A file still being written (a traced run) may have grown.
+            file_len = Some(r.get_ref().1.get_ref().metadata()?.len());
+            if file_len.is_some_and(|len| end > len) {
+                out.problem = Some(FormatError::Truncated { offset });
+                break;
+            }
         }
         // Reserved only when the file is known to hold it, else read as it
         // comes: a damaged length costs what the file holds, not what it

@@ -141,6 +141,7 @@ fn endless_or_huge_input_is_refused_at_its_first_bytes() {
             vec!["diff", input],
             vec!["timeline", input],
             vec!["report", input, "-o", path(&html)],
+            vec!["trace", input],
         ] {
             let (o, took) = limited(&cmd);
             let err = String::from_utf8_lossy(&o.stderr);

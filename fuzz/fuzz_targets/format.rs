@@ -1,7 +1,8 @@
 #![no_main]
-//! The native file loader on arbitrary bytes: it must never panic, and
+//! The native file loader on arbitrary bytes: it must never panic,
 //! whatever it recovers must be a prefix of what it recovers from a longer
-//! input.
+//! input, and every snapshot it returns has passed `validate::snapshot`
+//! (regions in order, none backwards or overlapping, sums in 64 bits).
 
 use libfuzzer_sys::fuzz_target;
 use vmmap_core::format;
@@ -16,6 +17,9 @@ fuzz_target!(|data: &[u8]| {
     }
     bytes.extend_from_slice(data);
     if let Ok(whole) = format::load(&bytes) {
+        for s in &whole.snapshots {
+            assert!(vmmap_core::validate::snapshot(s).is_ok());
+        }
         let cut = bytes.len() / 2;
         if let Ok(half) = format::load(&bytes[..cut]) {
             assert!(half.snapshots.len() <= whole.snapshots.len());

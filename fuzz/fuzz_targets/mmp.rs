@@ -1,6 +1,7 @@
 #![no_main]
-//! The VMMap `.mmp` reader on arbitrary bytes: it must never panic, and
-//! whatever it reads must write back as a file it reads again the same.
+//! The VMMap `.mmp` reader on arbitrary bytes: it must never panic, what
+//! it reads has passed `validate::snapshot` (as the native format's
+//! snapshots do), and it must write back as a file it reads again the same.
 
 use libfuzzer_sys::fuzz_target;
 use vmmap_core::mmp;
@@ -9,6 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(snaps) = mmp::parse(data) else {
         return;
     };
+    for s in &snaps {
+        assert!(vmmap_core::validate::snapshot(s).is_ok());
+    }
     let mut out = Vec::new();
     mmp::write(&snaps.iter().collect::<Vec<_>>(), &mut out).expect("write to memory");
     let again = mmp::parse(&out).expect("vmmap reads what it writes");

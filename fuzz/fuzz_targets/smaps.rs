@@ -25,9 +25,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = smaps::parse(text);
     if let Ok(maps) = &whole {
+        // validate::range ran on every header: non-empty, in order, apart.
         for m in maps {
-            assert!(m.start <= m.end);
+            assert!(m.start < m.end);
+            assert!(m.unknown.len() <= smaps::MAX_UNKNOWN);
             let _ = m.size();
+        }
+        for w in maps.windows(2) {
+            assert!(w[0].end <= w[1].start);
         }
     }
     let at = split % (text.len() + 1);

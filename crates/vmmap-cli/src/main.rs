@@ -64,7 +64,7 @@ impl From<Error> for Failure {
         let code = match &e {
             Error::NoSuchProcess { .. } | Error::NoProcessNamed { .. } => exit::NO_PROCESS,
             Error::PermissionDenied { .. } => exit::PERMISSION,
-            Error::ProcessExited { .. } => exit::EXITED,
+            Error::ProcessExited { .. } | Error::Zombie { .. } => exit::EXITED,
             Error::KernelThread { .. } => exit::KERNEL_THREAD,
             Error::Unsupported { .. } => exit::UNSUPPORTED,
             Error::AmbiguousName { .. } => exit::AMBIGUOUS,
@@ -618,6 +618,13 @@ pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
         Ok(p) => Ok(p),
         Err(_) => Ok(collect::find_by_name(proc_root, target)?),
     }
+}
+
+/// Whether a command-line target names a file to read rather than a
+/// process: anything but a directory, so that a device or FIFO is read
+/// (and refused at its first bytes) instead of looked up as a name.
+pub(crate) fn names_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.is_dir())
 }
 
 /// Loads a .vmmap file's snapshots (not its trace, which the trace views

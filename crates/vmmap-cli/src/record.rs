@@ -120,7 +120,9 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         next += interval;
         let fp = match collect::maps_fingerprint(pid, &opts) {
             Ok(fp) => fp,
-            Err(Error::ProcessExited { .. } | Error::NoSuchProcess { .. }) => {
+            Err(
+                Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. },
+            ) => {
                 ended = Some("the process exited");
                 break;
             }
@@ -141,7 +143,9 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         };
         match result {
             Ok(written) => written.map_err(out_err)?,
-            Err(Error::ProcessExited { .. } | Error::NoSuchProcess { .. }) => {
+            Err(
+                Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. },
+            ) => {
                 ended = Some("the process exited");
                 break;
             }
@@ -167,6 +171,15 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
 
 pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
     let loaded = crate::load_with_trace(&a.file)?;
+    if loaded.snapshots.is_empty() && loaded.samples.is_empty() && loaded.trace.is_empty() {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!(
+                "{} holds no complete snapshot, sample or trace to draw a timeline from",
+                a.file.display()
+            ),
+        });
+    }
     let mut points = timeline::timeline(&loaded);
     timeline::add_live_heap(&mut points, &loaded.trace);
     let out = io::stdout();
@@ -301,11 +314,11 @@ enum Side {
 
 fn side(arg: &str, proc_root: &Path) -> Result<Side, Failure> {
     let p = Path::new(arg);
-    if p.is_file() {
+    if crate::names_file(p) {
         return Ok(Side::File(p.to_path_buf(), None));
     }
     if let Some((file, n)) = arg.rsplit_once(':') {
-        if Path::new(file).is_file() {
+        if crate::names_file(Path::new(file)) {
             let n = n.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 Failure::usage(format!(
                     "{arg:?}: after the colon comes a snapshot number from 1"

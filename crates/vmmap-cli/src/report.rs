@@ -23,7 +23,7 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
         )));
     }
     let path = Path::new(&a.target);
-    let (loaded, source) = if path.is_file() {
+    let (loaded, source) = if crate::names_file(path) {
         let loaded = load(path)?;
         record::require_snapshots(&loaded, &a.target)?;
         let name = path

@@ -135,7 +135,10 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
                     snapshots += 1;
                 }
                 Err(
-                    Error::ProcessExited { .. } | Error::NoSuchProcess { .. } | Error::Parse { .. },
+                    Error::ProcessExited { .. }
+                    | Error::Zombie { .. }
+                    | Error::NoSuchProcess { .. }
+                    | Error::Parse { .. },
                 ) => {}
                 Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
             }

@@ -47,6 +47,15 @@ pub enum Error {
         /// The PID.
         pid: u32,
     },
+    /// The process has exited but its parent has not reaped it: the
+    /// kernel has already freed its address space.
+    #[error("process {pid} is a zombie: it has exited and has no address space left (its parent, PID {parent}, has not reaped it)")]
+    Zombie {
+        /// The PID.
+        pid: u32,
+        /// Its parent, which has not called wait().
+        parent: u32,
+    },
     /// A kernel thread has no user address space to show.
     #[error("PID {pid} ({}) is a kernel thread: it has no user address space to show; pick a user process (`vmmap ps`)", Escaped(name))]
     KernelThread {

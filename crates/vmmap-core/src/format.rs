@@ -60,9 +60,23 @@ pub const CHUNK_SYMBOLS: u32 = 5;
 /// Chunk kinds with this bit set must be understood to load the file.
 pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
 
-/// Largest raw payload accepted (4 GiB would be a 60,000-region snapshot
-/// fifty times over): guards allocation against a corrupt length.
-const MAX_RAW: u32 = 1 << 31;
+/// Largest raw (decompressed) payload of a snapshot or sample chunk, and
+/// largest stored chunk: a 60,000-region snapshot is 19 MB raw, so this is
+/// fifty such snapshots at once. A declared size is checked against it
+/// before anything is reserved (docs/format.md, "Limits").
+pub const MAX_RAW: u32 = 1 << 30;
+
+/// Largest ratio of a chunk's raw size to its stored size: the
+/// 60,000-region fixture compresses 131 to 1, and a zstd frame of zeros
+/// claims 30,000 to 1. With it, what a chunk decodes into is bounded by
+/// the file's own size, whatever its header claims.
+pub const MAX_RATIO: u64 = 1024;
+
+/// Largest `.mmp` file read: VMMap writes about 300 bytes per region (a
+/// 60,000-region export is 18 MB, twice that in UTF-16); the file is
+/// parsed in memory, so input that never ends (a device, a FIFO) stops
+/// here.
+pub const MAX_MMP: u64 = 64 << 20;
 
 /// Why a file could not be read, or where reading stopped.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +120,19 @@ pub enum FormatError {
         /// Its kind.
         kind: u32,
     },
+    /// A snapshot whose content no process can have (regions that end
+    /// before they start, overlap, or are out of order; figures past 64
+    /// bits): the file was crafted or written by a broken tool.
+    #[error("chunk at byte {offset} holds an impossible snapshot: {why}")]
+    Impossible {
+        /// Where the chunk starts.
+        offset: u64,
+        /// What is impossible, and in which region.
+        why: crate::validate::Impossible,
+    },
+    /// An `.mmp` input larger than [`MAX_MMP`].
+    #[error("the .mmp input is larger than {} MiB, the most vmmap reads (docs/mmp.md)", MAX_MMP >> 20)]
+    TooLarge,
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -280,10 +307,19 @@ impl<R: Read> ChunkStream<R> {
                 });
                 return None;
             }
-            self.buf.resize(stored, 0);
-            if self.r.read_exact(&mut self.buf).is_err() {
-                self.problem = Some(FormatError::Truncated { offset });
-                return None;
+            // Read as it comes rather than reserved from the header: a
+            // damaged length costs what the file holds, not what it claims.
+            self.buf.clear();
+            match (&mut self.r).take(stored as u64).read_to_end(&mut self.buf) {
+                Ok(n) if n == stored => {}
+                Ok(_) => {
+                    self.problem = Some(FormatError::Truncated { offset });
+                    return None;
+                }
+                Err(e) => {
+                    self.problem = Some(FormatError::Io(e));
+                    return None;
+                }
             }
             self.offset += 16 + stored as u64;
             if checksum(&h[..12], &self.buf) != crc {
@@ -375,7 +411,7 @@ pub fn load(bytes: &[u8]) -> Result<Loaded, FormatError> {
             break;
         };
         pos = end;
-        if !take_chunk(&mut out, offset, h, payload, true) {
+        if !take_chunk(&mut out, offset, h, payload, true)? {
             break;
         }
     }
@@ -395,13 +431,15 @@ fn check_version(head: &[u8]) -> Result<(), FormatError> {
 
 /// Checks one chunk (`head` is its 16-byte header) and adds what it holds
 /// to `out`; false when reading must stop ([`Loaded::problem`] says why).
+/// A snapshot with impossible content fails the whole load: no crash or
+/// full disk writes one with a good checksum.
 fn take_chunk(
     out: &mut Loaded,
     offset: u64,
     head: &[u8],
     payload: &[u8],
     keep_trace: bool,
-) -> bool {
+) -> Result<bool, FormatError> {
     let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
     let (kind, raw, crc) = (word(0), word(8), word(12));
     if checksum(&head[..12], payload) != crc {
@@ -409,11 +447,11 @@ fn take_chunk(
             offset,
             reason: "checksum mismatch".into(),
         });
-        return false;
+        return Ok(false);
     }
     let corrupt = |out: &mut Loaded, reason| {
         out.problem = Some(FormatError::Corrupt { offset, reason });
-        false
+        Ok(false)
     };
     match kind {
         CHUNK_SAMPLE => match decode::<Sample>(payload, raw) {
@@ -421,7 +459,11 @@ fn take_chunk(
             Err(reason) => return corrupt(out, reason),
         },
         CHUNK_SNAPSHOT => match decode::<Snapshot>(payload, raw) {
-            Ok(s) => out.snapshots.push(s),
+            Ok(s) => {
+                crate::validate::snapshot(&s)
+                    .map_err(|why| FormatError::Impossible { offset, why })?;
+                out.snapshots.push(s)
+            }
             Err(reason) => return corrupt(out, reason),
         },
         CHUNK_TRACE => {
@@ -433,11 +475,11 @@ fn take_chunk(
         CHUNK_END => out.complete = true,
         k if k & CHUNK_REQUIRED != 0 => {
             out.problem = Some(FormatError::UnknownRequired { offset, kind: k });
-            return false;
+            return Ok(false);
         }
         _ => {} // an optional chunk from a newer writer
     }
-    true
+    Ok(true)
 }
 
 /// Checks a zstd frame's own content size, where its writer recorded it,
@@ -453,10 +495,21 @@ pub(crate) fn frame_size_agrees(z: &[u8], declared: u64) -> Result<(), String> {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Result<T, String> {
-    if raw_len > MAX_RAW {
-        return Err(format!("declared size {raw_len} is implausible"));
+/// Checks a declared raw size against [`MAX_RAW`] and [`MAX_RATIO`] times
+/// the stored size, before anything is reserved for it.
+pub(crate) fn plausible_size(declared: u64, stored: usize) -> Result<(), String> {
+    let by_ratio = (stored as u64).saturating_mul(MAX_RATIO);
+    if declared > u64::from(MAX_RAW) || declared > by_ratio {
+        return Err(format!(
+            "declared size {declared} is implausible for {stored} stored bytes (at most {} MiB and {MAX_RATIO} times the stored size)",
+            MAX_RAW >> 20
+        ));
     }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Result<T, String> {
+    plausible_size(u64::from(raw_len), payload.len())?;
     frame_size_agrees(payload, u64::from(raw_len))?;
     let raw =
         zstd::bulk::decompress(payload, raw_len as usize).map_err(|e| format!("zstd: {e}"))?;
@@ -467,10 +520,28 @@ fn decode<T: serde::de::DeserializeOwned>(payload: &[u8], raw_len: u32) -> Resul
 }
 
 /// Decodes one [`CHUNK_SNAPSHOT`] payload met by a [`ChunkStream`] (whose
-/// raw length is not at hand: the zstd frame carries it).
+/// raw length is not at hand: the zstd frame carries it). Streamed, and
+/// stopped at the same caps as a declared size, so memory follows what
+/// the frame really holds; an impossible snapshot is refused.
 pub fn snapshot_from_payload(payload: &[u8]) -> Result<Snapshot, String> {
-    let raw = zstd::stream::decode_all(payload).map_err(|e| format!("zstd: {e}"))?;
-    rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))
+    let cap = u64::from(MAX_RAW).min((payload.len() as u64).saturating_mul(MAX_RATIO));
+    if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(payload) {
+        plausible_size(n, payload.len())?;
+    }
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(payload)
+        .and_then(|d| d.take(cap + 1).read_to_end(&mut raw))
+        .map_err(|e| format!("zstd: {e}"))?;
+    if raw.len() as u64 > cap {
+        return Err(format!(
+            "decompresses to more than {cap} bytes (at most {} MiB and {MAX_RATIO} times the stored size)",
+            MAX_RAW >> 20
+        ));
+    }
+    let snap: Snapshot =
+        rmp_serde::from_slice(&raw).map_err(|e| format!("payload does not decode: {e}"))?;
+    crate::validate::snapshot(&snap).map_err(|e| format!("impossible snapshot: {e}"))?;
+    Ok(snap)
 }
 
 /// Loads the native format or, when the bytes are XML, a VMMap `.mmp`
@@ -478,6 +549,9 @@ pub fn snapshot_from_payload(payload: &[u8]) -> Result<Snapshot, String> {
 /// complete or an error).
 pub fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
     if !bytes.starts_with(&MAGIC) && crate::mmp::sniff(bytes) {
+        if bytes.len() as u64 > MAX_MMP {
+            return Err(FormatError::TooLarge);
+        }
         return Ok(Loaded {
             snapshots: crate::mmp::parse(bytes)?,
             complete: true,
@@ -502,22 +576,38 @@ pub fn load_file_snapshots(path: &std::path::Path) -> Result<Loaded, FormatError
 }
 
 /// Reads a native file chunk by chunk (memory: what is kept, plus the
-/// largest chunk), or a whole `.mmp` file.
+/// largest chunk), or a whole `.mmp` file of at most [`MAX_MMP`] bytes.
+/// The first bytes decide before the rest is read, so a device or a huge
+/// file of anything else is refused at once.
 fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatError> {
-    let mut r = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
-    let mut head = [0u8; 16];
+    let file = std::fs::File::open(path)?;
+    // A regular file's length bounds every chunk before it is read; a
+    // device or FIFO has none, and is read as it comes.
+    let mut file_len = file
+        .metadata()
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; 64];
     let got = read_full(&mut r, &mut head)?;
+    let head = &head[..got];
     if got < 16 || head[..8] != MAGIC {
-        // Not a whole native header: an .mmp file, or something to refuse
-        // with load_any's own errors.
-        let mut bytes = head[..got].to_vec();
-        r.read_to_end(&mut bytes)?;
+        if head.starts_with(&MAGIC) || !crate::mmp::sniff(head) {
+            // A cut-off native header, or neither format: load_any's own
+            // errors.
+            return load_any(head);
+        }
+        let mut bytes = head.to_vec();
+        r.take(MAX_MMP + 1 - got as u64).read_to_end(&mut bytes)?;
         return load_any(&bytes);
     }
-    check_version(&head)?;
+    check_version(head)?;
     let mut out = Loaded::default();
     let mut offset = 16u64;
     let mut payload = Vec::new();
+    // The bytes read past the file header, then the rest of the file.
+    let mut r = std::io::Read::chain(&head[16..], r);
     loop {
         let mut h = [0u8; 16];
         match read_full(&mut r, &mut h)? {
@@ -537,14 +627,28 @@ fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatE
             break;
         }
         let kind = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let end = offset + 16 + stored as u64;
+        if file_len.is_some_and(|len| end > len) {
+            // A file still being written (a traced run) may have grown.
+            file_len = Some(r.get_ref().1.get_ref().metadata()?.len());
+            if file_len.is_some_and(|len| end > len) {
+                out.problem = Some(FormatError::Truncated { offset });
+                break;
+            }
+        }
+        // Reserved only when the file is known to hold it, else read as it
+        // comes: a damaged length costs what the file holds, not what it
+        // claims.
         payload.clear();
-        payload.resize(stored, 0);
-        if read_full(&mut r, &mut payload)? < stored {
+        if file_len.is_some() {
+            payload.reserve_exact(stored);
+        }
+        if (&mut r).take(stored as u64).read_to_end(&mut payload)? < stored {
             out.problem = Some(FormatError::Truncated { offset });
             break;
         }
         let keep = keep_trace || kind != CHUNK_TRACE;
-        if !take_chunk(&mut out, offset, &h, &payload, keep) {
+        if !take_chunk(&mut out, offset, &h, &payload, keep)? {
             break;
         }
         offset += 16 + stored as u64;
@@ -699,8 +803,10 @@ mod tests {
         let raw = rmp_serde::to_vec(&7u32).unwrap();
         let z = zstd::bulk::compress(&raw, 1).unwrap();
         assert_eq!(decode::<u32>(&z, raw.len() as u32), Ok(7));
-        let e = decode::<u32>(&z, MAX_RAW).unwrap_err();
+        let e = decode::<u32>(&z, z.len() as u32 * 2).unwrap_err();
         assert!(e.contains("differs"), "{e}");
+        let e = decode::<u32>(&z, MAX_RAW).unwrap_err();
+        assert!(e.contains("implausible"), "{e}");
         let e = decode::<u32>(b"plain bytes", 11).unwrap_err();
         assert!(e.contains("zstd"), "{e}");
     }

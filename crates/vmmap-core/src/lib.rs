@@ -66,6 +66,7 @@ pub mod summary;
 pub mod text;
 pub mod timeline;
 pub mod units;
+pub mod validate;
 
 pub use error::{Error, Result};
 pub use figures::{Column, Figures};

@@ -122,7 +122,7 @@ impl SkipReason {
     pub fn of(e: &Error) -> SkipReason {
         match e {
             Error::NoSuchProcess { .. } | Error::NoProcessNamed { .. } => SkipReason::Gone,
-            Error::ProcessExited { .. } => SkipReason::Gone,
+            Error::ProcessExited { .. } | Error::Zombie { .. } => SkipReason::Gone,
             Error::PermissionDenied { .. } => SkipReason::Permission,
             Error::KernelThread { .. } => SkipReason::KernelThread,
             _ => SkipReason::Error,

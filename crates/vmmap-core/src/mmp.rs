@@ -104,6 +104,15 @@ pub enum MmpError {
         /// What is wrong.
         reason: String,
     },
+    /// A `<Snapshot>` attribute cannot be read, or the snapshot its
+    /// regions make is impossible.
+    #[error("bad Snapshot at byte {offset} of the .mmp file: {reason}")]
+    Snapshot {
+        /// Where the element starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// The kernel release of an imported snapshot (the file does not say).
@@ -359,6 +368,8 @@ struct Record {
 /// A snapshot as read, before its regions are assembled.
 #[derive(Debug, Default)]
 struct RawSnapshot {
+    /// Where its element starts (or its first region, without one).
+    offset: u64,
     pid: u32,
     name: String,
     time: u64,
@@ -411,7 +422,7 @@ fn record(attrs: &[(String, String)], offset: u64) -> Result<Record, MmpError> {
             None => Ok(None),
             Some(v) => number(v)
                 .map(Some)
-                .ok_or_else(|| bad(format!("{name}={v:?} is not a number"))),
+                .ok_or_else(|| bad(format!("{name}={v:?} is not a number that fits in 64 bits"))),
         }
     };
     let n32 = |name: &str| -> Result<Option<u32>, MmpError> {
@@ -497,12 +508,16 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Snapshot>, MmpError> {
     let mut raws: Vec<RawSnapshot> = Vec::new();
     let mut elements = 0usize;
     let mut open = 0usize;
+    // The start address of the last Region in the current snapshot:
+    // VMMap writes them in address order, containers before contents.
+    let mut last_start: Option<(u64, u64)> = None;
     loop {
         let offset = reader.buffer_position();
         let ev = reader.read_event().map_err(|e| MmpError::Xml {
             offset: reader.error_position(),
             reason: e.to_string(),
         })?;
+        let root = open == 0;
         let e = match ev {
             Event::Start(e) => {
                 open += 1;
@@ -525,29 +540,70 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Snapshot>, MmpError> {
             }
             _ => continue,
         };
+        if root && elements > 0 {
+            return Err(MmpError::Xml {
+                offset,
+                reason: format!(
+                    "a second root element <{}>: an XML document has one",
+                    String::from_utf8_lossy(e.name().as_ref())
+                ),
+            });
+        }
         elements += 1;
         match e.local_name().as_ref() {
             b"Snapshot" => {
                 let attrs = attributes(&e, offset)?;
                 let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                // An attribute that is there must be read; one that is not
+                // takes its default.
+                let n = |k: &str| -> Result<Option<u64>, MmpError> {
+                    get(k)
+                        .map(|v| {
+                            number(v).ok_or_else(|| MmpError::Snapshot {
+                                offset,
+                                reason: format!("{k}={v:?} is not a number that fits in 64 bits"),
+                            })
+                        })
+                        .transpose()
+                };
+                let pid = n("Pid")?
+                    .map(|p| {
+                        u32::try_from(p).map_err(|_| MmpError::Snapshot {
+                            offset,
+                            reason: format!("Pid={p} is out of range (a PID fits in 32 bits)"),
+                        })
+                    })
+                    .transpose()?;
+                last_start = None;
                 raws.push(RawSnapshot {
-                    pid: get("Pid")
-                        .and_then(number)
-                        .and_then(|p| u32::try_from(p).ok())
-                        .unwrap_or(0),
+                    offset,
+                    pid: pid.unwrap_or(0),
                     name: get("Process").unwrap_or("").to_string(),
-                    time: get("Time").and_then(number).unwrap_or(0),
-                    page_table: get("PageTable").and_then(number),
-                    min_address: get("MinAddress").and_then(number),
-                    address_limit: get("AddressLimit").and_then(number),
+                    time: n("Time")?.unwrap_or(0),
+                    page_table: n("PageTable")?,
+                    min_address: n("MinAddress")?,
+                    address_limit: n("AddressLimit")?,
                     records: Vec::new(),
                 });
             }
             b"Region" => {
                 let rec = record(&attributes(&e, offset)?, offset)?;
+                if let Some((start, end)) = last_start.filter(|&(s, _)| rec.start < s) {
+                    return Err(MmpError::Region {
+                        offset,
+                        reason: format!(
+                            "{:#x}-{:#x} is out of address order (it comes after the region at {start:#x}-{end:#x})",
+                            rec.start, rec.end
+                        ),
+                    });
+                }
+                last_start = Some((rec.start, rec.end));
                 if raws.is_empty() {
                     // Regions without a Snapshot around them: one snapshot.
-                    raws.push(RawSnapshot::default());
+                    raws.push(RawSnapshot {
+                        offset,
+                        ..RawSnapshot::default()
+                    });
                 }
                 if let Some(last) = raws.last_mut() {
                     last.records.push(rec);
@@ -669,7 +725,19 @@ fn set_id(r: &mut Region, id: Option<u64>) {
     }
 }
 
+/// Builds a snapshot from its records, and refuses it if it is impossible
+/// ([`crate::validate::snapshot`], as for the native format).
 fn assemble(raw: RawSnapshot) -> Result<Snapshot, MmpError> {
+    let offset = raw.offset;
+    let snap = build(raw)?;
+    crate::validate::snapshot(&snap).map_err(|e| MmpError::Snapshot {
+        offset,
+        reason: e.to_string(),
+    })?;
+    Ok(snap)
+}
+
+fn build(raw: RawSnapshot) -> Result<Snapshot, MmpError> {
     // Unusable space inside a region is a hole, not a reservation: no
     // filler is made for it.
     let holes: Vec<(u64, u64)> = raw

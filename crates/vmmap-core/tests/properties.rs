@@ -415,12 +415,14 @@ proptest! {
         }
     }
 
-    /// A kB figure too large for bytes saturates instead of wrapping.
+    /// A kB figure too large for bytes is refused on its line, neither
+    /// wrapped nor saturated.
     #[test]
-    fn huge_values_saturate(kb in (u64::MAX / 1024 + 1)..=u64::MAX) {
+    fn huge_values_are_refused(kb in (u64::MAX / 1024 + 1)..=u64::MAX) {
         let t = format!("00400000-00401000 r--p 00000000 08:01 1 /x\nRss: {kb} kB\n");
-        let m = smaps::parse(t.as_bytes()).unwrap();
-        prop_assert_eq!(m[0].fields.get(Field::Rss), Some(u64::MAX));
+        let e = smaps::parse(t.as_bytes()).unwrap_err();
+        prop_assert_eq!(e.line, 2);
+        prop_assert!(e.message.contains("64 bits"), "{}", e);
     }
 
     /// Summing the per-VMA figures over every region gives the Summary's

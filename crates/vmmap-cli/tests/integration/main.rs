@@ -1,6 +1,7 @@
 //! One integration binary: real fixture processes, the real `vmmap`.
 
 mod address;
+mod bounds;
 mod errors;
 mod hostile_text;
 mod memory;

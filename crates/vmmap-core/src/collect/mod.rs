@@ -87,7 +87,13 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     if st.is_kernel_thread() {
         return Err(Error::KernelThread { pid, name: st.comm });
     }
-    if st.state == 'Z' || st.state == 'X' {
+    if st.state == 'Z' {
+        return Err(Error::Zombie {
+            pid,
+            parent: st.ppid,
+        });
+    }
+    if st.state == 'X' {
         return Err(Error::ProcessExited { pid });
     }
     let status = status::parse(&dir.read("status")?).map_err(|e| Error::Parse {

@@ -6,6 +6,11 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::proc::ParseError;
+
+/// Largest `/proc` file read whole (all but smaps): `maps` of 60,000
+/// mappings is 4.5 MB, `status` a few KiB.
+pub const MAX_FILE: u64 = 64 << 20;
 
 /// One process's directory under a proc root (`/proc`, or a captured copy).
 #[derive(Clone, Debug)]
@@ -51,12 +56,39 @@ impl ProcDir {
         File::open(&p).map_err(|e| self.error(p, e))
     }
 
-    /// Reads a whole (small) file.
+    /// Reads a whole (small) file, of at most [`MAX_FILE`] bytes: a
+    /// captured tree may hold anything, and smaps, the one large file, is
+    /// streamed instead.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let mut f = self.open_file(name)?;
+        let f = self.open_file(name)?;
         let mut buf = Vec::with_capacity(4096);
-        f.read_to_end(&mut buf)
+        f.take(MAX_FILE + 1)
+            .read_to_end(&mut buf)
             .map_err(|e| self.error(self.path(name), e))?;
+        if buf.len() as u64 > MAX_FILE {
+            let file = [
+                "stat",
+                "status",
+                "cmdline",
+                "maps",
+                "smaps_rollup",
+                "mountinfo",
+            ]
+            .into_iter()
+            .find(|f| *f == name)
+            .unwrap_or("file");
+            return Err(Error::Parse {
+                path: self.path(name),
+                source: ParseError::new(
+                    file,
+                    0,
+                    format!(
+                        "larger than {} MiB, which the kernel never prints",
+                        MAX_FILE >> 20
+                    ),
+                ),
+            });
+        }
         Ok(buf)
     }
 

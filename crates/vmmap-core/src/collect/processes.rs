@@ -115,6 +115,10 @@ pub fn find_by_name(root: &Path, name: &str) -> Result<u32> {
         source: e,
     })?;
     let mut matches = Vec::new();
+    // Kernel threads and zombies have no address space: never a match, but
+    // named when nothing else matches, so the error says why.
+    let mut kernel_thread = None;
+    let mut zombie = None;
     let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
     for pid in rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()) {
         if pid == me {
@@ -126,7 +130,16 @@ pub fn find_by_name(root: &Path, name: &str) -> Result<u32> {
         let Some(s) = dir.read("stat").ok().and_then(|b| stat::parse(&b).ok()) else {
             continue;
         };
-        if s.is_kernel_thread() || s.state == 'Z' {
+        if s.is_kernel_thread() {
+            if s.comm == name {
+                kernel_thread.get_or_insert((pid, s.comm));
+            }
+            continue;
+        }
+        if s.state == 'Z' {
+            if s.comm == name {
+                zombie.get_or_insert((pid, s.ppid));
+            }
             continue;
         }
         let args = cmdline::parse(&dir.read("cmdline").unwrap_or_default());
@@ -149,8 +162,12 @@ pub fn find_by_name(root: &Path, name: &str) -> Result<u32> {
     }
     matches.sort();
     match matches.len() {
-        0 => Err(Error::NoProcessNamed {
-            name: name.to_string(),
+        0 => Err(match (kernel_thread, zombie) {
+            (Some((pid, name)), _) => Error::KernelThread { pid, name },
+            (None, Some((pid, parent))) => Error::Zombie { pid, parent },
+            (None, None) => Error::NoProcessNamed {
+                name: name.to_string(),
+            },
         }),
         1 => Ok(matches[0].0),
         _ => Err(Error::AmbiguousName {

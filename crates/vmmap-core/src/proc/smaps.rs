@@ -260,6 +260,17 @@ impl<F: FnMut(Mapping)> Sink for F {
     }
 }
 
+/// Longest line accepted: a header line is at most about 100 bytes plus
+/// a path of at most `PATH_MAX` (4096) bytes, which the kernel may print
+/// with escapes (`\012` for a newline: four bytes for one). Longer input
+/// is not smaps, and is refused before it is held in memory.
+pub const MAX_LINE: usize = 64 << 10;
+
+/// Most field lines of one mapping that the parser does not know (kept in
+/// [`Mapping::unknown`]): Linux 6.18 prints 25 known ones; more unknown
+/// ones than this is not a newer kernel.
+pub const MAX_UNKNOWN: usize = 64;
+
 /// Incremental smaps/maps parser: feed it bytes with [`SmapsParser::feed`],
 /// collect mappings, and call [`SmapsParser::finish`] at end of input.
 #[derive(Debug, Default)]
@@ -267,6 +278,8 @@ pub struct SmapsParser {
     /// An incomplete trailing line from the previous chunk.
     carry: Vec<u8>,
     current: Option<Mapping>,
+    /// The address range of the last header, which the next must follow.
+    prev: Option<(u64, u64)>,
     line_no: u64,
 }
 
@@ -287,7 +300,7 @@ impl SmapsParser {
         if !self.carry.is_empty() {
             match memchr::memchr(b'\n', chunk) {
                 None => {
-                    self.carry.extend_from_slice(chunk);
+                    self.carry_over(chunk)?;
                     return Ok(());
                 }
                 Some(nl) => {
@@ -305,8 +318,24 @@ impl SmapsParser {
             self.line(&chunk[pos..nl], out)?;
             pos = nl + 1;
         }
-        self.carry.extend_from_slice(&chunk[pos..]);
+        self.carry_over(&chunk[pos..])
+    }
+
+    /// Keeps the start of a line for the next chunk, up to [`MAX_LINE`].
+    fn carry_over(&mut self, part: &[u8]) -> Result<(), ParseError> {
+        if self.carry.len() + part.len() > MAX_LINE {
+            return Err(self.too_long(self.line_no + 1));
+        }
+        self.carry.extend_from_slice(part);
         Ok(())
+    }
+
+    fn too_long(&self, line_no: u64) -> ParseError {
+        ParseError::new(
+            "smaps",
+            line_no,
+            format!("the line is longer than {MAX_LINE} bytes, which no kernel prints"),
+        )
     }
 
     /// Ends the input: parses a last line without newline and emits the
@@ -332,12 +361,18 @@ impl SmapsParser {
         if line.is_empty() {
             return Ok(());
         }
+        if line.len() > MAX_LINE {
+            return Err(self.too_long(self.line_no));
+        }
         // A header line starts with a hex address; a field line with a
         // capitalised name. Hex digits are lower case in /proc, so the first
         // byte tells them apart.
         let first = line[0];
         if first.is_ascii_digit() || (b'a'..=b'f').contains(&first) {
             let m = parse_header(line).map_err(|msg| self.err(msg))?;
+            crate::validate::range(self.prev, m.start, m.end)
+                .map_err(|e| ParseError::new("smaps", self.line_no, format!("mapping {e}")))?;
+            self.prev = Some((m.start, m.end));
             if let Some(done) = self.current.replace(m) {
                 out.mapping(done);
             }
@@ -360,18 +395,38 @@ impl SmapsParser {
         })?;
         let name = &line[..colon];
         let rest = &line[colon + 1..];
+        if name.is_empty() || !name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_') {
+            return Err(ParseError::new(
+                "smaps",
+                line_no,
+                format!(
+                    "field name {:?} holds characters no kernel prints in one",
+                    String::from_utf8_lossy(name)
+                ),
+            ));
+        }
         if let Some(f) = Field::from_kernel_name(name) {
             let kb = parse_kb(rest).ok_or_else(|| {
                 ParseError::new(
                     "smaps",
                     line_no,
                     format!(
-                        "field {} has no `N kB` value",
+                        "field {} has no `N kB` value that fits in 64 bits",
                         String::from_utf8_lossy(name)
                     ),
                 )
             })?;
-            cur.fields.set(f, kb.saturating_mul(1024));
+            let bytes = kb.checked_mul(1024).ok_or_else(|| {
+                ParseError::new(
+                    "smaps",
+                    line_no,
+                    format!(
+                        "field {}: {kb} kB is more bytes than fit in 64 bits",
+                        String::from_utf8_lossy(name)
+                    ),
+                )
+            })?;
+            cur.fields.set(f, bytes);
             return Ok(());
         }
         match name {
@@ -379,6 +434,15 @@ impl SmapsParser {
             b"THPeligible" => cur.thp_eligible = parse_u64(trim(rest)).map(|v| v != 0),
             b"ProtectionKey" => {
                 cur.protection_key = parse_u64(trim(rest)).and_then(|v| u32::try_from(v).ok())
+            }
+            _ if cur.unknown.len() >= MAX_UNKNOWN => {
+                return Err(ParseError::new(
+                    "smaps",
+                    line_no,
+                    format!(
+                        "more than {MAX_UNKNOWN} unknown field lines in one mapping, which no kernel prints"
+                    ),
+                ))
             }
             _ => cur.unknown.push(UnknownField {
                 name: lossy(name),
@@ -470,9 +534,6 @@ fn parse_header(line: &[u8]) -> Result<Mapping, &'static str> {
     let dash = memchr::memchr(b'-', range).ok_or("address range has no '-'")?;
     let start = parse_hex(&range[..dash]).ok_or("bad start address")?;
     let end = parse_hex(&range[dash + 1..]).ok_or("bad end address")?;
-    if end < start {
-        return Err("end address below start address");
-    }
     let perms_b = it.next().ok_or("missing permissions")?;
     if perms_b.len() != 4 {
         return Err("permissions are not 4 characters");
@@ -554,7 +615,7 @@ SwapPss:               0 kB
 Locked:                0 kB
 THPeligible:           0
 VmFlags: rd mr mw me 
-7ffd1000-7ffd3000 rw-p 00000000 00:00 0 
+7ffd11000000-7ffd11002000 rw-p 00000000 00:00 0 
 Size:                  8 kB
 Rss:                   4 kB
 ";
@@ -619,6 +680,54 @@ Rss:                   4 kB
         let m = parse(t.as_bytes()).unwrap();
         assert_eq!(&*m[0].path, "/dev/zero (deleted)");
         assert_eq!(&*m[1].path, "/tmp/my file (deleted)");
+    }
+
+    #[test]
+    fn impossible_or_unbounded_input_is_refused_with_its_line() {
+        let h = "00400000-00401000 r-xp 00000000 08:01 12 /bin/x\n";
+        let line_of = |t: &[u8]| parse(t).unwrap_err().line;
+        // Out of order, overlapping, backwards, empty.
+        let t = format!("{h}00300000-00301000 r--p 0 08:01 12\n");
+        let e = parse(t.as_bytes()).unwrap_err();
+        assert!(e.line == 2 && e.message.contains("address order"), "{e}");
+        let t = format!("{h}00400800-00402000 r--p 0 08:01 12\n");
+        assert!(parse(t.as_bytes())
+            .unwrap_err()
+            .message
+            .contains("overlaps"));
+        assert!(parse(b"00402000-00401000 r--p 0 08:01 12\n")
+            .unwrap_err()
+            .message
+            .contains("ends before it starts"));
+        assert!(parse(b"00402000-00402000 r--p 0 08:01 12\n")
+            .unwrap_err()
+            .message
+            .contains("empty"));
+        // A kB figure past 64 bits, a NUL in a field name.
+        let t = format!("{h}Rss: 18014398509481984 kB\n");
+        assert!(parse(t.as_bytes()).unwrap_err().message.contains("64 bits"));
+        let t = format!("{h}R\0ss: 4 kB\n");
+        assert_eq!(line_of(t.as_bytes()), 2);
+        // A line past the cap, whole or fed in pieces.
+        let mut long = h.as_bytes()[..h.len() - 1].to_vec();
+        long.resize(MAX_LINE + 1, b'x');
+        long.push(b'\n');
+        assert!(parse(&long).unwrap_err().message.contains("longer than"));
+        let mut p = SmapsParser::new();
+        let mut out = Vec::new();
+        let e = long
+            .chunks(4096)
+            .try_for_each(|c| p.feed(c, &mut out))
+            .unwrap_err();
+        assert_eq!(e.line, 1);
+        // Unknown fields past the cap.
+        let mut t = h.to_string();
+        for i in 0..=MAX_UNKNOWN {
+            t += &format!("Future{i}: 1 kB\n");
+        }
+        let e = parse(t.as_bytes()).unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+        assert_eq!(e.line, MAX_UNKNOWN as u64 + 2);
     }
 
     #[test]

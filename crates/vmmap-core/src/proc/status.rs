@@ -21,11 +21,10 @@ impl Status {
             .map(|(_, v)| &**v)
     }
 
-    /// A `N kB` value, in bytes.
+    /// A `N kB` value, in bytes; `None` when absent or past 64 bits
+    /// (never saturated: [`parse`] refuses such a line from `/proc`).
     pub fn bytes(&self, key: &str) -> Option<u64> {
-        let v = self.get(key)?;
-        let n = v.strip_suffix("kB").unwrap_or(v).trim();
-        n.parse::<u64>().ok().map(|k| k.saturating_mul(1024))
+        kb_bytes(self.get(key)?)
     }
 
     /// A plain number.
@@ -58,7 +57,13 @@ impl Status {
     }
 }
 
-/// Parses status text.
+fn kb_bytes(v: &str) -> Option<u64> {
+    let n = v.strip_suffix("kB").unwrap_or(v).trim();
+    n.parse::<u64>().ok()?.checked_mul(1024)
+}
+
+/// Parses status text. A `N kB` line whose bytes do not fit in 64 bits is
+/// refused with its line, as smaps's are.
 pub fn parse(text: &[u8]) -> Result<Status, ParseError> {
     let text = String::from_utf8_lossy(text);
     let mut entries = Vec::new();
@@ -69,7 +74,15 @@ pub fn parse(text: &[u8]) -> Result<Status, ParseError> {
         let (k, v) = line
             .split_once(':')
             .ok_or_else(|| ParseError::new("status", i as u64 + 1, "line has no ':'"))?;
-        entries.push((k.into(), v.trim().into()));
+        let v = v.trim();
+        if v.ends_with("kB") && kb_bytes(v).is_none() {
+            return Err(ParseError::new(
+                "status",
+                i as u64 + 1,
+                format!("{k}: {v:?} is not a number of kB whose bytes fit in 64 bits"),
+            ));
+        }
+        entries.push((k.into(), v.into()));
     }
     Ok(Status { entries })
 }
@@ -89,5 +102,8 @@ mod tests {
         assert_eq!(s.number("Threads"), Some(1));
         assert_eq!(s.bytes("VmSwap"), None);
         assert!(parse(b"garbage\n").is_err());
+        let e = parse(b"Name:\tx\nVmPTE:\t18014398509481984 kB\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("64 bits"), "{e}");
     }
 }

@@ -1542,17 +1542,30 @@ fn inflate(z: &[u8], raw: u64) -> Result<Vec<u8>, String> {
     inflate_into(z, raw, Vec::new())
 }
 
-/// [`inflate`] into a buffer that may be reused.
+/// [`inflate`] into a buffer that may be reused. The declared size is
+/// checked against [`crate::format::MAX_RAW`] and against the frame's own
+/// content size before anything is reserved; a frame that does not carry
+/// its size is streamed, so memory follows what it really holds.
 fn inflate_into(z: &[u8], raw: u64, mut out: Vec<u8>) -> Result<Vec<u8>, String> {
-    if raw > 1 << 31 {
-        return Err(format!("declared size {raw} is implausible"));
+    if raw > u64::from(crate::format::MAX_RAW) {
+        return Err(format!(
+            "declared size {raw} is implausible (at most {} MiB)",
+            crate::format::MAX_RAW >> 20
+        ));
     }
     crate::format::frame_size_agrees(z, raw)?;
     out.clear();
-    out.reserve(raw as usize);
-    zstd::bulk::Decompressor::new()
-        .and_then(|mut d| d.decompress_to_buffer(z, &mut out))
-        .map_err(|e| format!("zstd: {e}"))?;
+    if let Ok(Some(_)) = zstd::zstd_safe::get_frame_content_size(z) {
+        out.reserve(raw as usize);
+        zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress_to_buffer(z, &mut out))
+            .map_err(|e| format!("zstd: {e}"))?;
+    } else {
+        use std::io::Read;
+        zstd::stream::read::Decoder::new(z)
+            .and_then(|d| d.take(raw + 1).read_to_end(&mut out))
+            .map_err(|e| format!("zstd: {e}"))?;
+    }
     if out.len() as u64 != raw {
         return Err("decompressed size differs from the declared size".into());
     }

@@ -431,6 +431,12 @@ pub struct ThreadInfo {
     pub stack_pointer: Option<u64>,
     /// How the stack pointer was found, or why it was not.
     pub stack_pointer_source: StackPointerSource,
+    /// Where glibc's thread control block (`struct pthread`) of a running
+    /// thread was found, at the top of its stack mapping: how its stack is
+    /// known without stopping it (source `tcb`). Absent in recordings
+    /// made before it existed.
+    #[serde(default, with = "hex_opt")]
+    pub tcb: Option<u64>,
 }
 
 /// Where a thread's stack pointer came from.
@@ -442,7 +448,15 @@ pub enum StackPointerSource {
     /// A ptrace interrupt of a running thread (PTRACE_SEIZE, INTERRUPT,
     /// GETREGSET, DETACH).
     Ptrace,
-    /// The thread kept running and ptrace was refused or disabled.
+    /// The thread was running; its stack was found, without stopping it,
+    /// by its glibc thread control block at the top of the stack mapping,
+    /// which holds its TID (no stack pointer then).
+    Tcb,
+    /// The thread kept running, its TCB was not found, and the snapshot's
+    /// ptrace budget ran out before it was reached.
+    Deadline,
+    /// The thread kept running, its TCB was not found, and ptrace was
+    /// refused or disabled.
     Unavailable,
     /// The thread exited during collection.
     Exited,

@@ -13,6 +13,7 @@ mod runtimes;
 mod sharing;
 mod shell;
 mod snapshot;
+mod stacks;
 mod trace;
 mod trace_analysis;
 mod tui;

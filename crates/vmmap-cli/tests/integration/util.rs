@@ -175,12 +175,41 @@ impl Fixture {
         f
     }
 
+    /// [`Fixture::start_named`] in a session of its own, as a service
+    /// runs: the scheduler's autogroups then share the CPUs between its
+    /// busy threads and vmmap as between two programs, rather than giving
+    /// vmmap one share in hundreds.
+    pub fn start_named_in_session(name: &str) -> Fixture {
+        let bin = compile(name);
+        let guard = starting_processes();
+        let mut f = Fixture::spawn(bin, false, true);
+        f._guard = Some(guard);
+        f
+    }
+
     fn start_bin(bin: PathBuf, spin: bool) -> Fixture {
+        Fixture::spawn(bin, spin, false)
+    }
+
+    fn spawn(bin: PathBuf, spin: bool, session: bool) -> Fixture {
         let dir = TempDir::new("target");
         let mut cmd = Command::new(bin);
         cmd.arg(dir.path());
         if spin {
             cmd.arg("spin");
+        }
+        if session {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setsid is async-signal-safe and touches no memory of
+            // the parent; it runs in the child between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start fixture");
         let mut line = String::new();

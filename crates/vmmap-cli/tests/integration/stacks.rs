@@ -292,3 +292,35 @@ fn killing_vmmap_while_it_interrupts_threads_leaves_none_stopped() {
     );
     assert_all_running(fx.pid);
 }
+
+/// `vmmap ps` lists processes from their status files: it never stops a
+/// thread nor reads a process's memory, whatever runs (strace watches).
+#[test]
+fn ps_never_ptraces() {
+    let fx = spinners();
+    let _g = starting_processes();
+    let dir = TempDir::new("ps-strace");
+    let log = dir.path().join("strace.log");
+    let out = output_within(
+        Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=ptrace,process_vm_readv", "-o"])
+            .arg(&log)
+            .args([VMMAP, "ps"])
+            .stdin(Stdio::null()),
+        60,
+    );
+    assert!(
+        out.status.success(),
+        "strace vmmap ps: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {} ", fx.pid)),
+        "the spinning fixture is listed"
+    );
+    let calls = std::fs::read_to_string(&log).expect("strace log");
+    assert!(
+        !calls.contains("ptrace(") && !calls.contains("process_vm_readv("),
+        "{calls}"
+    );
+}

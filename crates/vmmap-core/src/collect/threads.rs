@@ -271,9 +271,19 @@ fn tracer(tids: &[u32], deadline: Instant) -> Vec<Interrupted> {
             }
             out[i] = if r == tid && libc::WIFSTOPPED(status) {
                 let sp = read_sp(tid);
+                // A signal arriving meanwhile stops the tracee before our
+                // interrupt does (a signal-delivery stop, no event in the
+                // status): detaching with it delivers it, as if we had
+                // never been there; with 0 it would be lost.
+                let sig = if status >> 16 == 0 {
+                    libc::WSTOPSIG(status)
+                } else {
+                    0
+                };
                 // SAFETY: `tid` is our tracee, in a ptrace stop; detaching
-                // takes no pointers and resumes it.
-                unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0usize, 0usize) };
+                // takes no pointers (the data argument is a signal number)
+                // and resumes it.
+                unsafe { libc::ptrace(libc::PTRACE_DETACH, tid, 0usize, sig as usize) };
                 sp.map_or(Interrupted::Refused, Interrupted::Sp)
             } else {
                 // It exited (or is no longer ours).

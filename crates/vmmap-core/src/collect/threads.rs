@@ -177,7 +177,7 @@ pub fn find_running_stacks(
     let (n, text) = list(StackPointerSource::Deadline);
     if n > 0 {
         warnings.push(format!(
-            "the ptrace budget ({} ms, --ptrace-budget-ms) ran out before {n} running {} {text} could be interrupted: their stacks are typed by shape alone, or shown as Private Data",
+            "the ptrace budget ({} ms, --ptrace-budget-ms) ran out before {n} running {} could be interrupted: {text}; their stacks are typed by shape alone, or shown as Private Data",
             opts.ptrace_budget.as_millis(),
             plural(n),
         ));
@@ -185,14 +185,18 @@ pub fn find_running_stacks(
     let (n, text) = list(StackPointerSource::Unavailable);
     if n > 0 {
         warnings.push(format!(
-            "{n} running {} {text} kept running, {} and could not be interrupted (ptrace {}): their stacks are typed by shape alone, or shown as Private Data",
+            "{n} running {} not placed: {text}; {} and ptrace {}: their stacks are typed by shape alone, or shown as Private Data",
             plural(n),
             if opts.read_memory {
                 "no thread control block named them"
             } else {
-                "their thread control blocks were not read (--no-read-memory)"
+                "thread control blocks were not read (--no-read-memory)"
             },
-            if opts.ptrace { "refused" } else { "disabled" }
+            if opts.ptrace {
+                "was refused"
+            } else {
+                "is disabled (--no-ptrace)"
+            }
         ));
     }
 }

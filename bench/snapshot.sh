@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/snapshot.sh [N ...]
+# bench/snapshot.sh [N ...]   (THREAD_CASES="MAPS:IDLE:BUSY ..." for thread cases)
 #
 # Cost of one full typed snapshot (`vmmap PID`: Summary + Details) of a process
 # with many mappings, against the references, as ratios (machines are noisy:
@@ -30,6 +30,18 @@
 #
 # A case may also be N:MIB, which adds a fully touched MIB MiB anonymous
 # region to the fixture (maps_fixture's third argument).
+#
+# Thread cases (THREAD_CASES, default "200:30:0 0:0:256") run
+# bench/threads_fixture.c with MAPS:IDLE:BUSY (extra mappings, threads blocked
+# in pause(), threads spinning in user space), in a session of its own as a
+# service runs (the scheduler's autogroups then share the CPUs between it and
+# vmmap, not one share per busy thread), and time
+#   cat /proc/PID/smaps, vmmap PID, vmmap PID --no-ptrace, vmmap PID --json
+# as ratios to cat smaps, ending with lines such as
+#   RATIO threads=0:0:256 vmmap=1.90 vmmap_no_ptrace=1.85 vmmap_json=2.10 vmmap_over_no_ptrace=1.03
+# A case with busy threads is checked against the target (vmmap at most 1.5x
+# vmmap --no-ptrace: running threads' stacks are found without stopping them).
+# THREAD_CASES="" skips them.
 # Kills only the fixture processes it started, by PID.
 set -euo pipefail
 
@@ -53,6 +65,13 @@ CASES=("$@")
 for c in "${CASES[@]}"; do
     [[ $c =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || die "bad case '$c': expected N or N:MIB (e.g. 60000 or 100:512)"
 done
+THREAD_CASES=${THREAD_CASES-200:30:0 0:0:256}
+read -r -a TCASES <<<"$THREAD_CASES"
+for c in "${TCASES[@]+"${TCASES[@]}"}"; do
+    [[ $c =~ ^[0-9]+:[0-9]+:[0-9]+$ ]] || die "bad thread case '$c': expected MAPS:IDLE:BUSY (e.g. 200:30:0)"
+done
+THREADS_SRC=$ROOT/bench/threads_fixture.c
+THREADS_FX=$OUT/threads_fixture
 [[ -r $FIXTURE_SRC ]] || die "fixture source not found: $FIXTURE_SRC (set SHARED_BENCH to the directory holding maps_fixture.c)"
 
 # --- tools ----------------------------------------------------------------
@@ -95,6 +114,7 @@ trap 'exit 143' TERM
 mkdir -p "$OUT"
 note "building $FIXTURE from $FIXTURE_SRC"
 gcc -O2 -o "$FIXTURE" "$FIXTURE_SRC" || die "gcc failed on $FIXTURE_SRC"
+gcc -O2 -pthread -o "$THREADS_FX" "$THREADS_SRC" || die "gcc failed on $THREADS_SRC"
 note "building vmmap (cargo build --release -p vmmap)"
 (cd "$ROOT" && cargo build --release -p vmmap) || die "cargo build --release -p vmmap failed"
 [[ -x $VMMAP ]] || die "vmmap binary not found at $VMMAP after the build"
@@ -238,6 +258,65 @@ EOF
     fi
     if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 2 else 1)' "$r"; then
         WARNINGS+=("n=$n: vmmap peak RSS is ${r}x the smaps text (target: at most 2x)")
+    fi
+done
+
+# --- thread cases -----------------------------------------------------------
+for c in "${TCASES[@]+"${TCASES[@]}"}"; do
+    IFS=: read -r tmaps tidle tbusy <<<"$c"
+    ready=$TMPDIR_BENCH/ready.threads
+    : >"$ready"
+    setsid "$THREADS_FX" "$tmaps" "$tidle" "$tbusy" >"$ready" 2>&1 &
+    pid=$!
+    FX_PIDS+=("$pid")
+    line=""
+    for ((i = 0; i < 600; i++)); do
+        line=$(grep -m1 '^READY ' "$ready" || true)
+        [[ -n $line ]] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$ready" >&2; die "threads_fixture $c exited before READY"; }
+        sleep 0.1
+    done
+    [[ -n $line ]] || die "threads_fixture $c did not print READY within 60 s"
+    read -r _ ready_pid _ <<<"$line"
+    [[ $ready_pid == "$pid" ]] || die "threads_fixture printed pid $ready_pid, expected $pid (setsid forked?)"
+    echo
+    note "thread case $c: pid $pid, $(ls "/proc/$pid/task" | wc -l) threads, $(wc -l <"/proc/$pid/maps") mappings"
+    "$VMMAP" "$pid" >/dev/null || die "'vmmap $pid' exited with status $?"
+    json=$OUT/hyperfine-threads-$c.json
+    log=$OUT/hyperfine-threads-$c.log
+    if ! hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$json" --style basic \
+        --command-name 'cat smaps' "cat /proc/$pid/smaps" \
+        --command-name 'vmmap' "$VMMAP $pid" \
+        --command-name 'vmmap --no-ptrace' "$VMMAP $pid --no-ptrace" \
+        --command-name 'vmmap --json' "$VMMAP $pid --json" \
+        >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "hyperfine failed for thread case $c (log: $log)"
+    fi
+    table=$(python3 - "$json" "$c" <<'EOF'
+import json, sys
+path, case = sys.argv[1], sys.argv[2]
+res = json.load(open(path))["results"]
+med = {r["command"]: r["median"] for r in res}
+floor = med["cat smaps"]
+print(f"{'command':<18} {'median ms':>10} {'stddev ms':>10} {'min ms':>9} {'ratio':>7}")
+for r in res:
+    print(f"{r['command']:<18} {r['median']*1e3:>10.2f} {(r.get('stddev') or 0)*1e3:>10.2f} "
+          f"{r['min']*1e3:>9.2f} {r['median']/floor:>6.2f}x")
+print(f"RATIO threads={case} vmmap={med['vmmap']/floor:.2f} "
+      f"vmmap_no_ptrace={med['vmmap --no-ptrace']/floor:.2f} "
+      f"vmmap_json={med['vmmap --json']/floor:.2f} "
+      f"vmmap_over_no_ptrace={med['vmmap']/med['vmmap --no-ptrace']:.2f}")
+EOF
+    )
+    stop_fixture "$pid"
+    printf '%s\n' "$table" | grep -v '^RATIO '
+    ratio_line=$(printf '%s\n' "$table" | grep '^RATIO ')
+    SUMMARY+=("$ratio_line")
+    ((tbusy > 0)) || continue
+    v=$(sed -n 's/.*vmmap_over_no_ptrace=\([0-9.]*\).*/\1/p' <<<"$ratio_line")
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 1.5 else 1)' "$v"; then
+        WARNINGS+=("threads=$c: vmmap takes ${v}x vmmap --no-ptrace (target: at most 1.5x)")
     fi
 done
 

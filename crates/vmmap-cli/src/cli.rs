@@ -467,13 +467,21 @@ pub struct SnapshotArgs {
     #[command(flatten)]
     pub display: DisplayArgs,
 
-    /// Never stop a running thread with ptrace to find its stack (its stack
-    /// then shows as Private Data).
+    /// Never stop a running thread with ptrace to find its stack. Stacks
+    /// of running threads are first found by their glibc thread control
+    /// block, which stops nothing; without it a stack is typed by shape
+    /// alone, or shows as Private Data.
     #[arg(long)]
     pub no_ptrace: bool,
 
+    /// At most this long in all for the ptrace interrupts of running
+    /// threads whose stacks were not found otherwise (0: none); threads not
+    /// reached by then are named in a warning, never waited for.
+    #[arg(long, value_name = "MS", default_value_t = vmmap_core::collect::DEFAULT_PTRACE_BUDGET_MS)]
+    pub ptrace_budget_ms: u64,
+
     /// Never read the target's memory (glibc arena headers are then
-    /// recognised by layout alone).
+    /// recognised by layout alone, thread stacks by their shape).
     #[arg(long)]
     pub no_read_memory: bool,
 
@@ -662,6 +670,11 @@ pub struct WatchArgs {
     /// Never stop a running thread with ptrace to find its stack.
     #[arg(long)]
     pub no_ptrace: bool,
+
+    /// At most this long in all, per snapshot, for ptrace interrupts of
+    /// running threads (0: none).
+    #[arg(long, value_name = "MS", default_value_t = vmmap_core::collect::DEFAULT_PTRACE_BUDGET_MS)]
+    pub ptrace_budget_ms: u64,
 
     /// Never read the target's memory.
     #[arg(long)]

@@ -214,6 +214,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         let opts = Options::default()
             .proc_root(proc_root)
             .ptrace(!a.no_ptrace)
+            .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
             .read_memory(!a.no_read_memory);
         let t = std::time::Instant::now();
         let snap = collect::snapshot(pid, &opts)?;
@@ -240,6 +241,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
         let opts = Options::default()
             .proc_root(proc_root)
             .ptrace(!a.no_ptrace)
+            .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
             .read_memory(!a.no_read_memory);
         let mut snap = collect::snapshot(pid, &opts)?;
         if a.shared_with {
@@ -262,6 +264,7 @@ fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     let opts = Options::default()
         .proc_root(proc_root)
         .ptrace(!a.no_ptrace)
+        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
         .read_memory(!a.no_read_memory);
     let mut snap = collect::snapshot(pid, &opts)?;
     multi::enrich(&mut snap, a, &opts)?;

@@ -66,6 +66,7 @@ pub fn combined(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     let opts = Options::default()
         .proc_root(proc_root)
         .ptrace(!a.no_ptrace)
+        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
         .read_memory(!a.no_read_memory);
     // With a tree or a cgroup, a member may exit or be a kernel thread
     // meanwhile; a PID the user named must work.

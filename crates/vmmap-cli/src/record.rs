@@ -62,6 +62,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
     let opts = Options::default()
         .proc_root(proc_root)
         .ptrace(!a.no_ptrace)
+        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
         .read_memory(!a.no_read_memory);
     // The first snapshot before the file exists: a wrong PID or a
     // permission problem leaves nothing behind.

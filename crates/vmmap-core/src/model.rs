@@ -101,7 +101,7 @@ impl MemoryType {
             MemoryType::Shareable => "Memory that can be shared with other processes and is not a file on disk: MAP_SHARED|MAP_ANONYMOUS (/dev/zero (deleted)), [anon_shmem:NAME], System V shared memory (/SYSV…), memfd files, tmpfs/hugetlbfs files mapped shared (/dev/shm), and the kernel's vvar data pages.",
             MemoryType::Heap => "Native heap memory: the brk heap ([heap], Heap ID 0) and every glibc non-main arena (a HEAP_MAX_SIZE-aligned reservation whose heap_info header is read from the process to confirm it; each arena gets its own Heap ID), malloc's mmapped chunks (a chain of chunk headers with IS_MMAPPED covering the mapping), the memory of jemalloc, tcmalloc and mimalloc when one of them is loaded (a Heap ID of its own; mimalloc's segments by their 2-6 TiB hint addresses), plus regions glibc or other allocators name ([anon: glibc: malloc…], [anon:libc_malloc], [anon:scudo:…]).",
             MemoryType::ManagedHeap => "Heaps of managed runtimes, found from outside the process: mappings runtimes name (Go 1.25+ [anon: Go: …], Android ART/dalvik); the JVM's Java heap (the range of exactly the maximum heap size its hsperfdata counters give, with generation sizes), compressed class space, metaspace nodes, JIT code cache and, with low confidence, its other anonymous memory (GC card tables and bitmaps); Go's 64 MiB heap arenas at their hint addresses (0xc000000000) and its runtime metadata; V8's 256 KiB-aligned heap pages, code range and Wasm reservations; CPython's pymalloc arenas, each confirmed by a pool header read from the process. Every region says how sure its rule is (certain, high, medium, low): `vmmap explain PID ADDRESS` shows it.",
-            MemoryType::Stack => "Thread stacks. The main thread's [stack], and every other thread's stack found from its stack pointer (task/TID/syscall, or a short ptrace interrupt for running threads), with the PROT_NONE guard page below it. Details show the thread id and name.",
+            MemoryType::Stack => "Thread stacks. The main thread's [stack], and every other thread's stack found from its stack pointer (task/TID/syscall) or, for a running thread, from glibc's thread control block at the top of the stack, which names the thread (a short ptrace interrupt, within a budget, only when neither works), with the PROT_NONE guard page below it. Details show the thread id and name; a stack with a glibc stack's shape whose thread is not known is typed with lower confidence, as TID unknown.",
             MemoryType::PrivateData => "Private anonymous memory that is no heap, stack or runtime heap: mmap(MAP_PRIVATE|MAP_ANONYMOUS) allocations no allocator or runtime owns, PROT_NONE reservations (counted in Size but not in Committed).",
             MemoryType::PageTable => "Kernel memory for the process's page tables: VmPTE from /proc/PID/status. Summary only.",
             MemoryType::Free => "Unmapped address space between regions, from mmap_min_addr to the top of the user address space (47-bit or 57-bit on x86-64, 48-bit on arm64). Shown on request; Largest is the largest free block.",
@@ -431,6 +431,12 @@ pub struct ThreadInfo {
     pub stack_pointer: Option<u64>,
     /// How the stack pointer was found, or why it was not.
     pub stack_pointer_source: StackPointerSource,
+    /// Where glibc's thread control block (`struct pthread`) of a running
+    /// thread was found, at the top of its stack mapping: how its stack is
+    /// known without stopping it (source `tcb`). Absent in recordings
+    /// made before it existed.
+    #[serde(default, with = "hex_opt")]
+    pub tcb: Option<u64>,
 }
 
 /// Where a thread's stack pointer came from.
@@ -442,7 +448,15 @@ pub enum StackPointerSource {
     /// A ptrace interrupt of a running thread (PTRACE_SEIZE, INTERRUPT,
     /// GETREGSET, DETACH).
     Ptrace,
-    /// The thread kept running and ptrace was refused or disabled.
+    /// The thread was running; its stack was found, without stopping it,
+    /// by its glibc thread control block at the top of the stack mapping,
+    /// which holds its TID (no stack pointer then).
+    Tcb,
+    /// The thread kept running, its TCB was not found, and the snapshot's
+    /// ptrace budget ran out before it was reached.
+    Deadline,
+    /// The thread kept running, its TCB was not found, and ptrace was
+    /// refused or disabled.
     Unavailable,
     /// The thread exited during collection.
     Exited,

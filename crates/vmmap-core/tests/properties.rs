@@ -325,6 +325,7 @@ fn snapshot_of(gens: &[Gen], sps: &[usize]) -> Snapshot {
                 name: format!("t{i}"),
                 stack_pointer: Some(g.end - 8),
                 stack_pointer_source: StackPointerSource::Syscall,
+                tcb: None,
             }
         })
         .collect();

@@ -17,6 +17,7 @@ mod serve;
 mod sharing;
 mod shell;
 mod snapshot;
+mod stacks;
 mod trace;
 mod trace_analysis;
 mod tui;

@@ -166,24 +166,42 @@ fn every_thread_stack_is_found_with_its_tid() {
 }
 
 #[test]
-fn a_running_thread_is_found_through_ptrace() {
+fn a_running_thread_is_found_by_its_tcb_or_through_ptrace() {
     let fx = Fixture::start(true);
     // Let the spinner get going.
     std::thread::sleep(std::time::Duration::from_millis(50));
+    let source = |snap: &Value| {
+        let threads = snap["process"]["threads"].as_array().unwrap();
+        let spinner = threads
+            .iter()
+            .find(|t| t["tid"].as_u64() == Some(fx.tid("spinner")))
+            .unwrap();
+        spinner["stack_pointer_source"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let has_stack = |snap: &Value| {
+        snap["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| typ(r) == "stack" && r["tid"].as_u64() == Some(fx.tid("spinner")))
+    };
+    // Its glibc TCB, at the top of its stack, names it: nothing is stopped.
     let snap = snapshot_json(fx.pid, &[]);
-    let threads = snap["process"]["threads"].as_array().unwrap();
-    let spinner = threads
-        .iter()
-        .find(|t| t["tid"].as_u64() == Some(fx.tid("spinner")))
-        .unwrap();
-    assert_eq!(spinner["stack_pointer_source"], "ptrace", "{spinner}");
-    let regions = snap["regions"].as_array().unwrap();
-    assert!(regions
-        .iter()
-        .any(|r| typ(r) == "stack" && r["tid"].as_u64() == Some(fx.tid("spinner"))));
+    assert_eq!(source(&snap), "tcb");
+    assert!(has_stack(&snap));
 
-    // Without ptrace the stack is not found, and the user is told why.
-    let snap = snapshot_json(fx.pid, &["--no-ptrace"]);
+    // Without reading memory, a ptrace interrupt (with a budget long
+    // enough for a loaded machine).
+    let snap = snapshot_json(fx.pid, &["--no-read-memory", "--ptrace-budget-ms", "5000"]);
+    assert_eq!(source(&snap), "ptrace");
+    assert!(has_stack(&snap));
+
+    // With neither, the user is told why.
+    let snap = snapshot_json(fx.pid, &["--no-ptrace", "--no-read-memory"]);
+    assert_eq!(source(&snap), "unavailable");
     let warnings = snap["warnings"].as_array().unwrap();
     assert!(
         warnings

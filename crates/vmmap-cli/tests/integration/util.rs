@@ -207,15 +207,44 @@ impl Fixture {
         f
     }
 
+    /// [`Fixture::start_named`] in a session of its own, as a service
+    /// runs: the scheduler's autogroups then share the CPUs between its
+    /// busy threads and vmmap as between two programs, rather than giving
+    /// vmmap one share in hundreds.
+    pub fn start_named_in_session(name: &str) -> Fixture {
+        let bin = compile(name);
+        let guard = starting_processes();
+        let mut f = Fixture::spawn(bin, &[], true);
+        f._guard = Some(guard);
+        f
+    }
+
     fn start_bin(bin: PathBuf, spin: bool) -> Fixture {
-        Fixture::start_bin_with(bin, if spin { &["spin"] } else { &[] })
+        Fixture::spawn(bin, if spin { &["spin"] } else { &[] }, false)
     }
 
     fn start_bin_with(bin: PathBuf, args: &[&str]) -> Fixture {
+        Fixture::spawn(bin, args, false)
+    }
+
+    fn spawn(bin: PathBuf, args: &[&str], session: bool) -> Fixture {
         let dir = TempDir::new("target");
         let mut cmd = Command::new(bin);
         cmd.arg(dir.path());
         cmd.args(args);
+        if session {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setsid is async-signal-safe and touches no memory of
+            // the parent; it runs in the child between fork and exec.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::setsid() < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.stdout(Stdio::piped()).spawn().expect("start fixture");
         let mut line = String::new();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));

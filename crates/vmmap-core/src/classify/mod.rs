@@ -23,7 +23,7 @@ mod basic;
 mod heap;
 mod image;
 mod runtime;
-mod stack;
+pub(crate) mod stack;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -106,7 +106,7 @@ pub fn classify_regions(
     image::plan_images(&mut regions, &probes, &mut plan);
     heap::plan_arenas(&mut regions, ctx, inspector, &mut plan);
     let runtimes = runtime::plan_exact(&mut regions, ctx, inspector, &mut plan);
-    stack::plan_stacks(&mut regions, ctx, &mut plan, &mut warnings);
+    stack::plan_stacks(&mut regions, ctx, inspector, &mut plan, &mut warnings);
     runtime::plan_rest(runtimes, &mut regions, ctx, inspector, &mut plan);
     (plan.build(regions), warnings)
 }

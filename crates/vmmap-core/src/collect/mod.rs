@@ -18,17 +18,16 @@ mod written;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use procdir::ProcDir;
 pub use processes::{find_by_name, list_processes, Access, ProcessEntry};
-pub use threads::StackPointerPolicy;
 pub use written::{clear_soft_dirty, soft_dirty_bytes};
 
 use crate::classify::{self, Context};
 use crate::elf;
 use crate::error::{Error, Result};
-use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot, StackPointerSource};
+use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
 use crate::proc::smaps::{Field, SmapsParser};
 use crate::proc::{cmdline, rollup, stat, status};
 
@@ -39,17 +38,29 @@ pub struct Options {
     /// Where `/proc` is (a captured tree works too).
     pub proc_root: PathBuf,
     /// Whether to interrupt running threads with ptrace for their stack
-    /// pointers.
+    /// pointers (only those whose stack was not found without stopping
+    /// them).
     pub ptrace: bool,
-    /// Whether to read target memory (glibc arena headers).
+    /// The time all ptrace interrupts of one snapshot may take together;
+    /// the threads not reached by then are reported, not waited for.
+    pub ptrace_budget: Duration,
+    /// Whether to read target memory (glibc arena headers, thread TCBs).
     pub read_memory: bool,
 }
+
+/// The default [`Options::ptrace_budget`] in milliseconds: a few scheduler
+/// ticks, enough for dozens of running threads to stop and resume, short
+/// enough for a metrics scrape of every process.
+pub const DEFAULT_PTRACE_BUDGET_MS: u64 = 100;
+/// [`DEFAULT_PTRACE_BUDGET_MS`] as a duration.
+pub const DEFAULT_PTRACE_BUDGET: Duration = Duration::from_millis(DEFAULT_PTRACE_BUDGET_MS);
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             proc_root: PathBuf::from("/proc"),
             ptrace: true,
+            ptrace_budget: DEFAULT_PTRACE_BUDGET,
             read_memory: true,
         }
     }
@@ -64,6 +75,11 @@ impl Options {
     /// Allows or forbids ptrace.
     pub fn ptrace(mut self, yes: bool) -> Self {
         self.ptrace = yes;
+        self
+    }
+    /// Sets the time all ptrace interrupts of one snapshot may take.
+    pub fn ptrace_budget(mut self, budget: Duration) -> Self {
+        self.ptrace_budget = budget;
         self
     }
     /// Allows or forbids reading target memory.
@@ -107,11 +123,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     let elf = read_head(&dir.path("exe")).and_then(|b| elf::parse(&b).ok());
     let uid = status.uids().map_or(0, |u| u[0]);
 
-    let policy = StackPointerPolicy {
-        retries: 3,
-        ptrace: opts.ptrace,
-    };
-    let threads = threads::threads(&dir, policy)?;
+    let mut threads = threads::threads(&dir, 3)?;
 
     let SmapsRead {
         regions,
@@ -161,6 +173,22 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         missing_fields,
     };
 
+    let pointer_width = match elf.as_ref().map(|e| e.class) {
+        Some(32) => 4,
+        _ => 8,
+    };
+    let mut inspector = inspector::LiveInspector::new(&dir, opts.read_memory);
+    let mut warnings = Vec::new();
+    threads::find_running_stacks(
+        &dir,
+        opts,
+        &regions,
+        &mut threads,
+        pointer_width,
+        &mut inspector,
+        &mut warnings,
+    );
+
     let process = ProcessInfo {
         pid,
         name: status
@@ -174,24 +202,12 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         start_time_ticks: st.start_time,
         threads,
     };
-    let mut warnings = Vec::new();
-    for t in &process.threads {
-        if t.stack_pointer_source == StackPointerSource::Unavailable {
-            warnings.push(format!(
-                "thread {} ({}) kept running and could not be interrupted (ptrace {}): its stack is shown as Private Data",
-                t.tid,
-                t.name,
-                if opts.ptrace { "refused" } else { "disabled" }
-            ));
-        }
-    }
     let ctx = Context {
         pid,
         pointer_width: process.pointer_width(),
         page_size,
         threads: &process.threads,
     };
-    let mut inspector = inspector::LiveInspector::new(&dir, opts.read_memory);
     let (regions, mut class_warnings) = classify::classify_regions(regions, &ctx, &mut inspector);
     warnings.append(&mut class_warnings);
     Ok(Snapshot {

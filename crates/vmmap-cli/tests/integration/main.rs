@@ -20,5 +20,6 @@ mod snapshot;
 mod stacks;
 mod trace;
 mod trace_analysis;
+mod trace_views;
 mod tui;
 mod util;

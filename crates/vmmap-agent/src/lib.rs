@@ -18,6 +18,7 @@ mod ages;
 mod block;
 mod hooks;
 mod memo;
+mod next;
 mod placement;
 mod record;
 mod sys;
@@ -228,6 +229,7 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
 /// initialised first): reads the environment, opens the trace and starts
 /// the writer.
 extern "C" fn init() {
+    next::resolve_now();
     let Some(cfg) = read_config() else { return };
     if !writer::open(&cfg.path) {
         return;

@@ -16,5 +16,6 @@ mod shell;
 mod snapshot;
 mod trace;
 mod trace_analysis;
+mod trace_harm;
 mod tui;
 mod util;

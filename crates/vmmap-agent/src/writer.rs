@@ -135,6 +135,7 @@ pub fn start() -> bool {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         old
     };
+    APART.store(0, Relaxed);
     let ok = std::thread::Builder::new()
         .name("vmmap-agent".into())
         .stack_size(256 * 1024)
@@ -148,6 +149,25 @@ pub fn start() -> bool {
     // Recording starts only once the writer has its guarded block: the
     // thread's own start-up (naming itself, allocating) must not be traced.
     for _ in 0..2000 {
+        match APART.load(Acquire) {
+            0 => sys::sleep_ms(1),
+            1 => {
+                // The writer has the trace in a table of its own: the
+                // program's table gets its number back before the program
+                // runs.
+                // SAFETY: our own descriptor, in the program's table.
+                unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
+                break;
+            }
+            _ => {
+                // SAFETY: as above; the writer gave up.
+                unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
+                FD.store(-1, Relaxed);
+                return false;
+            }
+        }
+    }
+    for _ in 0..2000 {
         if !WRITER.load(Acquire).is_null() {
             RUNNING.store(true, Release);
             return true;
@@ -157,15 +177,58 @@ pub fn start() -> bool {
     false
 }
 
-/// In the child of `fork`: the writer thread does not exist there.
+/// Whether the writer has its descriptor table apart: 0 not yet, 1 yes,
+/// 2 it could not.
+static APART: AtomicI32 = AtomicI32::new(0);
+
+/// Gives the calling thread (the writer) a descriptor table of its own
+/// holding only the trace file, `fd`. The program may then close, reuse
+/// or replace any descriptor (daemons close 3..1023, or call close_range,
+/// at start-up) without touching the trace, and the writer can never
+/// write into a file of the program's that took the trace's number. The
+/// writer's own reads (/proc/self/maps, /proc/stat) no longer take a
+/// number in the program's table either. Hooking close, dup2 and
+/// close_range instead would miss glibc's internal calls (closefrom) and
+/// raw system calls; checking the descriptor before each write leaves a
+/// window between the check and the write.
+fn descriptors_apart(fd: i32) -> bool {
+    // SAFETY: unshare(CLONE_FILES) copies the calling thread's table;
+    // nothing else changes.
+    if unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_FILES) } != 0 {
+        return false;
+    }
+    // The copy holds every descriptor of the program: closing them here
+    // (in this table only) keeps the program's closes effective, a pipe
+    // closed by the program reaching EOF.
+    // SAFETY: close_range on this thread's own table.
+    let ranged = unsafe {
+        (fd == 0 || libc::syscall(libc::SYS_close_range, 0u32, (fd - 1) as u32, 0u32) == 0)
+            && libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32) == 0
+    };
+    if !ranged {
+        // Before Linux 5.9: one by one, up to the table's size.
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: rl is a valid out-pointer.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+        let max = rl.rlim_cur.min(1 << 20) as i32;
+        for other in (0..max).filter(|&o| o != fd) {
+            // SAFETY: closing in this thread's own table.
+            unsafe { libc::syscall(libc::SYS_close, other) };
+        }
+    }
+    true
+}
+
+/// In the child of `fork`: the writer thread does not exist there, nor
+/// does its descriptor (it lived in the writer's own table; the number may
+/// be one of the program's in the child's).
 pub fn after_fork_child() {
     RUNNING.store(false, Relaxed);
     WRITER.store(core::ptr::null_mut(), Relaxed);
-    let fd = FD.swap(-1, Relaxed);
-    if fd >= 0 {
-        // SAFETY: the child's copy of our descriptor; the parent keeps its own.
-        unsafe { libc::close(fd) };
-    }
+    FD.store(-1, Relaxed);
 }
 
 /// Asks the writer to write everything committed so far and waits for it
@@ -222,6 +285,15 @@ struct State {
 }
 
 fn main() {
+    if !descriptors_apart(FD.load(Relaxed)) {
+        eprintln!(
+            "vmmap agent: cannot keep the trace apart from the program's descriptors ({}); not tracing",
+            std::io::Error::last_os_error()
+        );
+        APART.store(2, Release);
+        return;
+    }
+    APART.store(1, Release);
     let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
         eprintln!("vmmap agent: cannot set up compression; not tracing");
         return;

@@ -228,3 +228,30 @@ fn debians_redis_server_runs_and_is_traced() {
         "the stored values were allocated through the hooks"
     );
 }
+
+#[test]
+fn a_program_that_closes_every_descriptor_keeps_its_file_and_its_trace() {
+    let src = fixture("closefds.c");
+    let prog = build("closefds", &["cc", "-O1", "-g", src.to_str().unwrap()]);
+    let expected: String = (0..4)
+        .map(|i| format!("line {i} of the program's own file\n"))
+        .collect();
+    let plain_file = tmp().join(format!("closefds-plain-{}", std::process::id()));
+    let plain = run_plain(&prog, &[plain_file.to_str().unwrap()]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    assert_eq!(std::fs::read_to_string(&plain_file).unwrap(), expected);
+    let own = tmp().join(format!("closefds-traced-{}", std::process::id()));
+    let (o, file) = run_traced_env(&[], &prog, &[own.to_str().unwrap()]);
+    same_behaviour(&plain, &o);
+    assert_eq!(
+        String::from_utf8_lossy(&std::fs::read(&own).unwrap()),
+        expected,
+        "the program's own file holds exactly what it wrote"
+    );
+    let h = history(&file);
+    for size in 8001..8018u64 {
+        assert_eq!(ops(&h, "malloc", size).len(), 1, "malloc({size})");
+    }
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
+}

@@ -699,7 +699,8 @@ type ExecveFn =
 type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
 
 /// # Safety
-/// As C `execve`.
+/// As C `execve`. The traced process's own exec gets the agent's
+/// variables back ([`crate::env`]), so that its new image is traced.
 #[no_mangle]
 pub unsafe extern "C" fn execve(
     path: *const c_char,
@@ -707,6 +708,9 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     before_exec(path);
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp) };
+    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(EXECVE, "execve", ExecveFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(path, argv, envp) },
@@ -719,6 +723,14 @@ pub unsafe extern "C" fn execve(
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     before_exec(path);
+    // SAFETY: the process's environment array.
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current()) } {
+        return match real!(EXECVE, "execve", ExecveFn) {
+            // SAFETY: forwarding, as execv does, with the environment.
+            Some(f) => unsafe { f(path, argv, env.as_ptr()) },
+            None => -1,
+        };
+    }
     match real!(EXECV, "execv", ExecvFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(path, argv) },
@@ -731,6 +743,14 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     before_exec(file);
+    // SAFETY: the process's environment array.
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current()) } {
+        return match real!(EXECVPE, "execvpe", ExecveFn) {
+            // SAFETY: forwarding, as execvp does, with the environment.
+            Some(f) => unsafe { f(file, argv, env.as_ptr()) },
+            None => -1,
+        };
+    }
     match real!(EXECVP, "execvp", ExecvFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(file, argv) },
@@ -747,6 +767,9 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     before_exec(file);
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp) };
+    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(EXECVPE, "execvpe", ExecveFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(file, argv, envp) },
@@ -764,6 +787,9 @@ pub unsafe extern "C" fn fexecve(
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
     before_exec(core::ptr::null());
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp) };
+    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(FEXECVE, "fexecve", F) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(fd, argv, envp) },

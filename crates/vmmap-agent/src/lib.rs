@@ -16,6 +16,7 @@
 
 mod ages;
 mod block;
+mod env;
 mod hooks;
 mod memo;
 mod next;
@@ -230,7 +231,9 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
 /// the writer.
 extern "C" fn init() {
     next::resolve_now();
-    let Some(cfg) = read_config() else { return };
+    let cfg = read_config();
+    env::scrub();
+    let Some(cfg) = cfg else { return };
     if !writer::open(&cfg.path) {
         return;
     }
@@ -329,6 +332,11 @@ extern "C" fn fork_child() {
 /// `vfork` child, which shares our memory).
 pub(crate) fn same_process() -> bool {
     sys::getpid() == PID.load(Relaxed)
+}
+
+/// Whether this process is being traced now.
+pub(crate) fn tracing() -> bool {
+    ACTIVE.load(Relaxed) && same_process()
 }
 
 extern "C" fn at_exit() {

@@ -255,3 +255,34 @@ fn a_program_that_closes_every_descriptor_keeps_its_file_and_its_trace() {
     let s = summary(&file);
     assert_eq!(s["images"][0]["ended"], true, "{s}");
 }
+
+/// `env` under `vmmap run` prints what it prints plain: the same
+/// variables in the same order, the user's LD_PRELOAD kept.
+#[test]
+fn the_program_sees_its_own_environment() {
+    let env = need_program("env", "coreutils");
+    let lib = need_lib("libmimalloc.so.2", "libmimalloc2.0");
+    for set in [
+        vec![],
+        vec![("LD_PRELOAD", lib.to_str().unwrap())],
+        vec![("LD_PRELOAD", "")],
+    ] {
+        let plain = run_plain_env(&set, &env, &[]);
+        let (o, _) = run_traced_env(&set, &env, &[]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&plain.stdout),
+            "with {set:?}"
+        );
+    }
+    // A descendant that is not traced sees no trace of the tracer either.
+    let sh = need_program("sh", "dash");
+    let args = ["-c", "env; true"];
+    let plain = run_plain_env(&[], &sh, &args);
+    let (o, _) = run_traced_env(&[], &sh, &args);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}

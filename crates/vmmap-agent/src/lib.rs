@@ -345,15 +345,19 @@ extern "C" fn at_exit() {
     }
 }
 
+/// At exit. A `vfork` child that calls exit shares our memory: the test of
+/// the process comes first, or the child would turn tracing off in the
+/// parent, which then lost every later event and its end record.
 extern "C" fn fini() {
-    if ACTIVE.swap(false, SeqCst) && same_process() {
+    if same_process() && ACTIVE.swap(false, SeqCst) {
         writer::stop(2000);
     }
 }
 
-/// Stops tracing for good and writes the end record (`_exit`, `_Exit`).
+/// Stops tracing for good and writes the end record (`_exit`, `_Exit`);
+/// in a `vfork` child, touches nothing (see [`fini`]).
 pub(crate) fn shutdown() {
-    if ACTIVE.swap(false, SeqCst) && same_process() {
+    if same_process() && ACTIVE.swap(false, SeqCst) {
         writer::stop(2000);
     }
 }

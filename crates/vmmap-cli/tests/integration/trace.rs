@@ -43,7 +43,7 @@ pub(crate) fn build(out_name: &str, cmd: &[&str]) -> PathBuf {
     out
 }
 
-fn torture() -> PathBuf {
+pub(crate) fn torture() -> PathBuf {
     let src = fixture("torture.c");
     build(
         "torture",

@@ -9,7 +9,8 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::trace::{
-    agent, build, fixture, history, ops, run_plain, same_behaviour, summary, tmp, trace_path,
+    agent, build, fixture, history, ops, run_plain, same_behaviour, summary, tmp, torture,
+    trace_path,
 };
 use crate::util::{output_within, starting_processes, VMMAP};
 
@@ -285,4 +286,21 @@ fn the_program_sees_its_own_environment() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&plain.stdout)
     );
+}
+
+/// A vfork child that execs, then one that calls `_exit`: the parent's
+/// events after them are recorded and its trace ends cleanly.
+#[test]
+fn a_vfork_child_that_exits_leaves_the_parent_traced() {
+    let prog = torture();
+    let plain = run_plain(&prog, &["vfork_exit"]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&[], &prog, &["vfork_exit"]);
+    same_behaviour(&plain, &o);
+    let h = history(&file);
+    for (size, n) in [(3008, 1), (3009, 1), (3010, 3)] {
+        assert_eq!(ops(&h, "malloc", size).len(), n, "malloc({size})");
+    }
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
 }

@@ -90,16 +90,26 @@ pub fn scrub() {
     let _ = SAVED.set(Saved { agent, vars });
 }
 
-/// An environment for `execve`, owned: the strings and the array.
+/// An environment for `execve`: the array and the one string it needs
+/// (the agent's `LD_PRELOAD`) in a mapping of its own, the other strings
+/// the caller's or [`SAVED`]'s. Made without malloc: exec may be called
+/// from a signal handler that interrupted the allocator.
 pub struct ExecEnv {
-    _strings: Vec<CString>,
-    ptrs: Vec<*const c_char>,
+    mem: *mut u8,
+    len: usize,
 }
 
 impl ExecEnv {
     /// The NULL-terminated array to pass to `execve`.
     pub fn as_ptr(&self) -> *const *const c_char {
-        self.ptrs.as_ptr()
+        self.mem as *const *const c_char
+    }
+}
+
+impl Drop for ExecEnv {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unused once the exec failed.
+        unsafe { libc::syscall(libc::SYS_munmap, self.mem, self.len) };
     }
 }
 
@@ -114,46 +124,77 @@ pub unsafe fn for_exec(envp: *const *const c_char) -> Option<ExecEnv> {
     if !crate::tracing() {
         return None;
     }
-    let mut out: Vec<CString> = Vec::new();
-    let mut preload_at = None;
-    let mut i = 0;
-    while !envp.is_null() {
+    let entries = |i: usize| -> Option<&[u8]> {
+        if envp.is_null() {
+            return None;
+        }
         // SAFETY: per the contract, entries up to the NULL are readable.
         let e = unsafe { *envp.add(i) };
-        if e.is_null() {
-            break;
-        }
-        i += 1;
         // SAFETY: a C string, per the contract.
-        let kv = unsafe { CStr::from_ptr(e) }.to_bytes();
-        if kv.starts_with(b"VMMAP_TRACE_") {
-            continue;
+        (!e.is_null()).then(|| unsafe { CStr::from_ptr(e) }.to_bytes())
+    };
+    const PRELOAD: &[u8] = b"LD_PRELOAD=";
+    let (mut n, mut user) = (0, None);
+    while let Some(kv) = entries(n) {
+        if user.is_none() {
+            user = kv.strip_prefix(PRELOAD);
         }
-        if let Some(v) = kv.strip_prefix(b"LD_PRELOAD=") {
-            if !saved.agent.is_empty() && preload_at.is_none() {
-                let mut s = b"LD_PRELOAD=".to_vec();
-                s.extend_from_slice(&saved.agent);
-                s.push(b':');
-                s.extend_from_slice(v);
-                preload_at = Some(out.len());
-                out.extend(CString::new(s).ok());
+        n += 1;
+    }
+    let agent = !saved.agent.is_empty();
+    // LD_PRELOAD=AGENT[:USER'S]\0
+    let preload_len = PRELOAD.len() + saved.agent.len() + user.map_or(0, |u| 1 + u.len()) + 1;
+    let slots = n + 2 + saved.vars.len();
+    let len = slots * core::mem::size_of::<*const c_char>() + preload_len;
+    let mem = crate::sys::map_anon(len);
+    if mem.is_null() {
+        return None;
+    }
+    let env = ExecEnv { mem, len };
+    // SAFETY: the mapping holds `slots` pointers, then the string.
+    unsafe {
+        let ptrs = mem as *mut *const c_char;
+        let text = mem.add(slots * core::mem::size_of::<*const c_char>());
+        let mut w = text;
+        for part in [PRELOAD, &saved.agent[..]] {
+            core::ptr::copy_nonoverlapping(part.as_ptr(), w, part.len());
+            w = w.add(part.len());
+        }
+        if let Some(u) = user {
+            *w = b':';
+            core::ptr::copy_nonoverlapping(u.as_ptr(), w.add(1), u.len());
+        }
+        // The rest is zero (a fresh mapping): the string ends there.
+        let mut k = 0;
+        let mut placed = false;
+        for i in 0..n {
+            let e = *envp.add(i);
+            let kv = CStr::from_ptr(e).to_bytes();
+            if kv.starts_with(b"VMMAP_TRACE_") {
                 continue;
             }
+            if agent && kv.starts_with(PRELOAD) {
+                if placed {
+                    continue;
+                }
+                placed = true;
+                *ptrs.add(k) = text as *const c_char;
+            } else {
+                *ptrs.add(k) = e;
+            }
+            k += 1;
         }
-        out.extend(CString::new(kv).ok());
+        if agent && !placed {
+            *ptrs.add(k) = text as *const c_char;
+            k += 1;
+        }
+        for v in &saved.vars {
+            *ptrs.add(k) = v.as_ptr();
+            k += 1;
+        }
+        *ptrs.add(k) = core::ptr::null();
     }
-    if preload_at.is_none() && !saved.agent.is_empty() {
-        let mut s = b"LD_PRELOAD=".to_vec();
-        s.extend_from_slice(&saved.agent);
-        out.extend(CString::new(s).ok());
-    }
-    out.extend(saved.vars.iter().cloned());
-    let mut ptrs: Vec<*const c_char> = out.iter().map(|c| c.as_ptr()).collect();
-    ptrs.push(core::ptr::null());
-    Some(ExecEnv {
-        _strings: out,
-        ptrs,
-    })
+    Some(env)
 }
 
 /// The process's current environment, for the exec calls that take none.

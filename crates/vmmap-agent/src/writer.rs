@@ -146,27 +146,32 @@ pub fn start() -> bool {
     if !ok {
         return false;
     }
+    // The writer first takes the trace into a table of its own; then the
+    // program's table gets the number back, before the program runs. A
+    // writer that has not done so in time is abandoned (it will not
+    // write: the number may be the program's by then).
+    let mut state = APART.load(Acquire);
+    for _ in 0..2000 {
+        if state != 0 {
+            break;
+        }
+        sys::sleep_ms(1);
+        state = APART.load(Acquire);
+    }
+    if state == 0 {
+        state = match APART.compare_exchange(0, 3, AcqRel, Acquire) {
+            Ok(_) => 3,
+            Err(now) => now,
+        };
+    }
+    // SAFETY: our own descriptor, in the program's table.
+    unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
+    if state != 1 {
+        FD.store(-1, Relaxed);
+        return false;
+    }
     // Recording starts only once the writer has its guarded block: the
     // thread's own start-up (naming itself, allocating) must not be traced.
-    for _ in 0..2000 {
-        match APART.load(Acquire) {
-            0 => sys::sleep_ms(1),
-            1 => {
-                // The writer has the trace in a table of its own: the
-                // program's table gets its number back before the program
-                // runs.
-                // SAFETY: our own descriptor, in the program's table.
-                unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
-                break;
-            }
-            _ => {
-                // SAFETY: as above; the writer gave up.
-                unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
-                FD.store(-1, Relaxed);
-                return false;
-            }
-        }
-    }
     for _ in 0..2000 {
         if !WRITER.load(Acquire).is_null() {
             RUNNING.store(true, Release);
@@ -178,7 +183,7 @@ pub fn start() -> bool {
 }
 
 /// Whether the writer has its descriptor table apart: 0 not yet, 1 yes,
-/// 2 it could not.
+/// 2 it could not, 3 it was too late and must not write.
 static APART: AtomicI32 = AtomicI32::new(0);
 
 /// Gives the calling thread (the writer) a descriptor table of its own
@@ -285,15 +290,19 @@ struct State {
 }
 
 fn main() {
-    if !descriptors_apart(FD.load(Relaxed)) {
+    let apart = descriptors_apart(FD.load(Relaxed));
+    if !apart {
         eprintln!(
             "vmmap agent: cannot keep the trace apart from the program's descriptors ({}); not tracing",
             std::io::Error::last_os_error()
         );
-        APART.store(2, Release);
+    }
+    // From here on, messages go nowhere: the program's stderr is not in
+    // this table (kept, it would stay open after the program closed it).
+    let to = if apart { 1 } else { 2 };
+    if APART.compare_exchange(0, to, AcqRel, Acquire).is_err() || !apart {
         return;
     }
-    APART.store(1, Release);
     let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
         eprintln!("vmmap agent: cannot set up compression; not tracing");
         return;

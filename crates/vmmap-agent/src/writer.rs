@@ -197,32 +197,44 @@ static APART: AtomicI32 = AtomicI32::new(0);
 /// raw system calls; checking the descriptor before each write leaves a
 /// window between the check and the write.
 fn descriptors_apart(fd: i32) -> bool {
+    // close_range(CLOSE_RANGE_UNSHARE) copies this thread's table and
+    // closes a range in the copy in one call; unlike unshare(2), container
+    // seccomp profiles (Docker's default) allow it without CAP_SYS_ADMIN.
+    // The copy holds every descriptor of the program: closing them here
+    // (in this table only) keeps the program's closes effective, a pipe
+    // closed by the program reaching EOF.
+    const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
+    let close_range = |first: i32, last: u32, flags: u32| {
+        // SAFETY: close_range on this thread's own table (after the first
+        // call, a private one).
+        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, flags) == 0 }
+    };
+    let (below, above) = ((fd > 0).then(|| (0, (fd - 1) as u32)), (fd + 1, u32::MAX));
+    let ranged = match below {
+        Some((lo, hi)) => {
+            close_range(lo, hi, CLOSE_RANGE_UNSHARE) && close_range(above.0, above.1, 0)
+        }
+        None => close_range(above.0, above.1, CLOSE_RANGE_UNSHARE),
+    };
+    if ranged {
+        return true;
+    }
+    // Before Linux 5.9 (or where close_range is filtered out).
     // SAFETY: unshare(CLONE_FILES) copies the calling thread's table;
     // nothing else changes.
     if unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_FILES) } != 0 {
         return false;
     }
-    // The copy holds every descriptor of the program: closing them here
-    // (in this table only) keeps the program's closes effective, a pipe
-    // closed by the program reaching EOF.
-    // SAFETY: close_range on this thread's own table.
-    let ranged = unsafe {
-        (fd == 0 || libc::syscall(libc::SYS_close_range, 0u32, (fd - 1) as u32, 0u32) == 0)
-            && libc::syscall(libc::SYS_close_range, (fd + 1) as u32, u32::MAX, 0u32) == 0
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    if !ranged {
-        // Before Linux 5.9: one by one, up to the table's size.
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: rl is a valid out-pointer.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
-        let max = rl.rlim_cur.min(1 << 20) as i32;
-        for other in (0..max).filter(|&o| o != fd) {
-            // SAFETY: closing in this thread's own table.
-            unsafe { libc::syscall(libc::SYS_close, other) };
-        }
+    // SAFETY: rl is a valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    let max = rl.rlim_cur.min(1 << 20) as i32;
+    for other in (0..max).filter(|&o| o != fd) {
+        // SAFETY: closing in this thread's own table.
+        unsafe { libc::syscall(libc::SYS_close, other) };
     }
     true
 }

@@ -200,27 +200,51 @@ fn resolve() {
         return;
     }
     let pm = same(c"posix_memalign");
-    let memalign = same(c"memalign");
     let aligned_alloc = same(c"aligned_alloc");
-    let valloc = same(c"valloc");
-    let pvalloc = same(c"pvalloc");
     POSIX_MEMALIGN.store(pm, Release);
-    // The aligned calls the allocator lacks go through the one it has.
+    // An aligned call the allocator lacks goes through the aligned call it
+    // has; when it has none (a wrapper that defines only the four), to the
+    // next definition, as the program's own call would have.
+    let can_emulate = pm != 0 || aligned_alloc != 0;
+    let pick = |own: usize, name: &core::ffi::CStr, emulated: usize| {
+        if own != 0 {
+            own
+        } else if can_emulate {
+            emulated
+        } else {
+            next_sym(name)
+        }
+    };
+    let memalign = pick(
+        same(c"memalign"),
+        c"memalign",
+        emulated_memalign as MemalignFn as usize,
+    );
     MEMALIGN.store(
         if memalign != 0 {
             memalign
+        } else {
+            __libc_memalign as MemalignFn as usize
+        },
+        Release,
+    );
+    let aligned = pick(
+        aligned_alloc,
+        c"aligned_alloc",
+        emulated_memalign as MemalignFn as usize,
+    );
+    ALIGNED_ALLOC.store(
+        if aligned != 0 {
+            aligned
         } else {
             emulated_memalign as MemalignFn as usize
         },
         Release,
     );
-    ALIGNED_ALLOC.store(
-        if aligned_alloc != 0 {
-            aligned_alloc
-        } else {
-            emulated_memalign as MemalignFn as usize
-        },
-        Release,
+    let valloc = pick(
+        same(c"valloc"),
+        c"valloc",
+        emulated_valloc as MallocFn as usize,
     );
     VALLOC.store(
         if valloc != 0 {
@@ -229,6 +253,11 @@ fn resolve() {
             emulated_valloc as MallocFn as usize
         },
         Release,
+    );
+    let pvalloc = pick(
+        same(c"pvalloc"),
+        c"pvalloc",
+        emulated_pvalloc as MallocFn as usize,
     );
     PVALLOC.store(
         if pvalloc != 0 {

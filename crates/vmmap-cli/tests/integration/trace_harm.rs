@@ -304,3 +304,32 @@ fn a_vfork_child_that_exits_leaves_the_parent_traced() {
     let s = summary(&file);
     assert_eq!(s["images"][0]["ended"], true, "{s}");
 }
+
+/// A preloaded wrapper that defines only malloc, calloc, realloc and free:
+/// the aligned calls, which it lacks, still work and are recorded.
+#[test]
+fn a_wrapper_without_aligned_calls_keeps_them_working() {
+    let wrapper = build(
+        "libwrapmalloc.so",
+        &[
+            "cc",
+            "-O1",
+            "-shared",
+            "-fPIC",
+            fixture("wrapmalloc.c").to_str().unwrap(),
+        ],
+    );
+    let prog = build(
+        "aligned",
+        &["cc", "-O1", "-g", fixture("aligned.c").to_str().unwrap()],
+    );
+    let env = [("LD_PRELOAD", wrapper.to_str().unwrap())];
+    let plain = run_plain_env(&env, &prog, &[]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&env, &prog, &[]);
+    same_behaviour(&plain, &o);
+    let h = history(&file);
+    for size in 7101..=7105u64 {
+        assert_eq!(ops(&h, "memalign", size).len(), 1, "aligned({size})");
+    }
+}

@@ -202,8 +202,8 @@ pub fn spawn_advice(e: &std::io::Error) -> Option<&'static str> {
 /// `std::process::Command` would sort every variable once one is set.
 fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
     use std::os::unix::ffi::OsStrExt;
-    let kv = |k: &str, v: &std::ffi::OsStr| {
-        let mut s = OsString::from(k);
+    let kv = |k: &std::ffi::OsStr, v: &std::ffi::OsStr| {
+        let mut s = k.to_os_string();
         s.push("=");
         s.push(v);
         s
@@ -218,26 +218,26 @@ fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
             let mut p = agent.as_os_str().to_os_string();
             p.push(":");
             p.push(&v);
-            env.push(kv("LD_PRELOAD", &p));
+            env.push(kv(&k, &p));
             preloaded = true;
             continue;
         }
-        env.push(kv(&k.to_string_lossy(), &v));
+        env.push(kv(&k, &v));
     }
     if !preloaded {
-        env.push(kv("LD_PRELOAD", agent.as_os_str()));
+        env.push(kv("LD_PRELOAD".as_ref(), agent.as_os_str()));
     }
-    env.push(kv("VMMAP_TRACE_FILE", trace.as_os_str()));
+    env.push(kv("VMMAP_TRACE_FILE".as_ref(), trace.as_os_str()));
     env.push(kv(
-        "VMMAP_TRACE_LAUNCHER",
+        "VMMAP_TRACE_LAUNCHER".as_ref(),
         std::process::id().to_string().as_ref(),
     ));
     env.push(kv(
-        "VMMAP_TRACE_UNWIND",
+        "VMMAP_TRACE_UNWIND".as_ref(),
         if l.frame_pointers { "fp" } else { "dwarf" }.as_ref(),
     ));
     if l.follow_forks {
-        env.push(kv("VMMAP_TRACE_FOLLOW_FORKS", "1".as_ref()));
+        env.push(kv("VMMAP_TRACE_FOLLOW_FORKS".as_ref(), "1".as_ref()));
     }
     env
 }

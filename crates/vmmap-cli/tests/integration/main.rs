@@ -20,6 +20,7 @@ mod snapshot;
 mod stacks;
 mod trace;
 mod trace_analysis;
+mod trace_harm;
 mod trace_views;
 mod tui;
 mod util;

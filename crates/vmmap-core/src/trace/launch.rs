@@ -194,6 +194,112 @@ pub fn spawn_advice(e: &std::io::Error) -> Option<&'static str> {
     }
 }
 
+/// The program's environment under the agent: the launcher's own, in its
+/// order, with the agent first in `LD_PRELOAD` (in that variable's place,
+/// or at the end when the user has none) and the agent's settings at the
+/// end. The agent takes its part out again at start-up (unless children
+/// are followed), so the program sees the environment it would have had:
+/// `std::process::Command` would sort every variable once one is set.
+fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let kv = |k: &std::ffi::OsStr, v: &std::ffi::OsStr| {
+        let mut s = k.to_os_string();
+        s.push("=");
+        s.push(v);
+        s
+    };
+    let mut env = Vec::new();
+    let mut preloaded = false;
+    for (k, v) in std::env::vars_os() {
+        if k.as_bytes().starts_with(b"VMMAP_TRACE_") {
+            continue;
+        }
+        if k == "LD_PRELOAD" {
+            let mut p = agent.as_os_str().to_os_string();
+            p.push(":");
+            p.push(&v);
+            env.push(kv(&k, &p));
+            preloaded = true;
+            continue;
+        }
+        env.push(kv(&k, &v));
+    }
+    if !preloaded {
+        env.push(kv("LD_PRELOAD".as_ref(), agent.as_os_str()));
+    }
+    env.push(kv("VMMAP_TRACE_FILE".as_ref(), trace.as_os_str()));
+    env.push(kv(
+        "VMMAP_TRACE_LAUNCHER".as_ref(),
+        std::process::id().to_string().as_ref(),
+    ));
+    env.push(kv(
+        "VMMAP_TRACE_UNWIND".as_ref(),
+        if l.frame_pointers { "fp" } else { "dwarf" }.as_ref(),
+    ));
+    if l.follow_forks {
+        env.push(kv("VMMAP_TRACE_FOLLOW_FORKS".as_ref(), "1".as_ref()));
+    }
+    env
+}
+
+/// The C strings of an `execve` call, made before the fork: the child
+/// only calls `execve` with them.
+struct ExecArgs {
+    _strings: Vec<std::ffi::CString>,
+    path: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    /// Replaces the process's image; returns only on failure.
+    fn exec(&self) -> std::io::Error {
+        // SAFETY: NULL-terminated arrays of C strings owned by self.
+        unsafe { libc::execve(self.path, self.argv.as_ptr(), self.envp.as_ptr()) };
+        std::io::Error::last_os_error()
+    }
+}
+
+// SAFETY: the pointers point into `_strings`, owned alongside and never
+// changed; the child reads them once.
+unsafe impl Send for ExecArgs {}
+// SAFETY: as above: read-only.
+unsafe impl Sync for ExecArgs {}
+
+/// Makes `cmd` start the program with exactly `env`, in that order: its
+/// child runs `execve` itself once std has set up the descriptors and the
+/// working directory.
+fn exec_with_env(cmd: &mut Command, l: &Launch, env: &[OsString]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes()).map_err(std::io::Error::other);
+    let mut strings = vec![c(l.program.as_os_str())?, c(&l.argv0)?];
+    for a in &l.args {
+        strings.push(c(a)?);
+    }
+    let nargs = strings.len() - 1;
+    for e in env {
+        strings.push(c(e)?);
+    }
+    let ptr = |s: &std::ffi::CString| s.as_ptr();
+    let mut argv: Vec<_> = strings[1..=nargs].iter().map(ptr).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<_> = strings[nargs + 1..].iter().map(ptr).collect();
+    envp.push(std::ptr::null());
+    let args = ExecArgs {
+        path: strings[0].as_ptr(),
+        _strings: strings,
+        argv,
+        envp,
+    };
+    // SAFETY: the closure runs in the forked child and only calls execve,
+    // which is async-signal-safe, with memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || Err(args.exec()));
+    }
+    Ok(())
+}
+
 /// Creates the trace file (header written) and starts the program with
 /// the agent's environment. The returned writer appends the launcher's
 /// snapshots; the agent appends its own chunks to the same file (both
@@ -232,26 +338,12 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
     }
-    if let Some(agent) = &l.agent {
-        let mut preload = agent.as_os_str().to_os_string();
-        if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
-            preload.push(":");
-            preload.push(old);
-        }
-        cmd.env("LD_PRELOAD", preload)
-            .env("VMMAP_TRACE_FILE", &abs)
-            .env("VMMAP_TRACE_LAUNCHER", std::process::id().to_string())
-            .env(
-                "VMMAP_TRACE_UNWIND",
-                if l.frame_pointers { "fp" } else { "dwarf" },
-            );
-        if l.follow_forks {
-            cmd.env("VMMAP_TRACE_FOLLOW_FORKS", "1");
-        } else {
-            cmd.env_remove("VMMAP_TRACE_FOLLOW_FORKS");
-        }
+    let spawned = match &l.agent {
+        Some(agent) => exec_with_env(&mut cmd, l, &agent_env(l, agent, &abs)),
+        None => Ok(()),
     }
-    match cmd.spawn() {
+    .and_then(|()| cmd.spawn());
+    match spawned {
         Ok(child) => Ok((child, w)),
         Err(e) => {
             // Nothing ran: leave no header-only file behind.

@@ -198,7 +198,40 @@ pub fn spawn_advice(e: &std::io::Error) -> Option<&'static str> {
 /// the agent's environment. The returned writer appends the launcher's
 /// snapshots; the agent appends its own chunks to the same file (both
 /// open it with O_APPEND, so whole writes never interleave).
+/// [`crate::trace::supervise::start`] does the same and also records the
+/// program's map at start and at exit.
 pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
+    let out = create_output(l)?;
+    match command(l, &out.path).spawn() {
+        Ok(child) => Ok((child, out.writer)),
+        Err(e) => {
+            out.discard();
+            Err(LaunchError::Spawn(e))
+        }
+    }
+}
+
+/// The trace file, created with its header, before the program starts.
+pub(crate) struct Output {
+    pub(crate) writer: Writer<File>,
+    /// Its resolved name, given to the agent.
+    pub(crate) path: PathBuf,
+    /// A regular file (the only kind removed again).
+    pub(crate) regular: bool,
+}
+
+impl Output {
+    /// Nothing ran: leave no header-only file behind (only a regular
+    /// file, never a device or a FIFO).
+    pub(crate) fn discard(self) {
+        drop(self.writer);
+        if self.regular {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     // The usual reason a program cannot start, checked before the output
     // file is created or an old one truncated.
     let c = std::ffi::CString::new(l.program.as_os_str().as_encoded_bytes())
@@ -218,10 +251,18 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             ))
         })
         .map_err(LaunchError::Output)?;
-    // Only a regular file is removed again if the program cannot start:
-    // never a device or a FIFO.
     let regular = file.metadata().map_err(LaunchError::Output)?.is_file();
-    let w = Writer::new(file).map_err(LaunchError::Output)?;
+    let writer = Writer::new(file).map_err(LaunchError::Output)?;
+    Ok(Output {
+        writer,
+        path: abs,
+        regular,
+    })
+}
+
+/// The command that starts the program with the agent's environment,
+/// writing to the trace file `abs`.
+pub(crate) fn command(l: &Launch, abs: &Path) -> Command {
     let mut cmd = Command::new(&l.program);
     cmd.arg0(&l.argv0).args(&l.args);
     if let Some(dir) = &l.cwd {
@@ -239,7 +280,7 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             preload.push(old);
         }
         cmd.env("LD_PRELOAD", preload)
-            .env("VMMAP_TRACE_FILE", &abs)
+            .env("VMMAP_TRACE_FILE", abs)
             .env("VMMAP_TRACE_LAUNCHER", std::process::id().to_string())
             .env(
                 "VMMAP_TRACE_UNWIND",
@@ -251,15 +292,5 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             cmd.env_remove("VMMAP_TRACE_FOLLOW_FORKS");
         }
     }
-    match cmd.spawn() {
-        Ok(child) => Ok((child, w)),
-        Err(e) => {
-            // Nothing ran: leave no header-only file behind.
-            drop(w);
-            if regular {
-                let _ = std::fs::remove_file(&abs);
-            }
-            Err(LaunchError::Spawn(e))
-        }
-    }
+    cmd
 }

@@ -1,0 +1,178 @@
+//! `vmmap run` records the program's map right after exec and at exit,
+//! however short the run, without changing what the program does; and
+//! its snapshots type memory with what the trace knows.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::trace::{build, fixture, on_file, run_plain, run_traced, tmp};
+use crate::util::hex;
+
+/// The size `brief` maps right before it ends (LAST_BYTES).
+const LAST_BYTES: u64 = 3 * 1024 * 1024 + 5 * 4096;
+
+fn brief() -> PathBuf {
+    let src = fixture("brief.c");
+    build(
+        "brief",
+        &[
+            "cc",
+            "-O1",
+            "-g",
+            "-Wall",
+            "-pthread",
+            src.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The snapshots of a file, each as `vmmap open FILE --snapshot N --json`
+/// gives it.
+fn snapshots(file: &Path) -> Vec<Value> {
+    let t: Value = serde_json::from_slice(&on_file("timeline", file, &["--json"])).unwrap();
+    let n = t["points"].as_array().map_or(0, Vec::len);
+    (1..=n)
+        .map(|i| {
+            serde_json::from_slice(&on_file(
+                "open",
+                file,
+                &["--snapshot", &i.to_string(), "--json"],
+            ))
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The address the program printed after `key`.
+fn printed(o: &Output, key: &str) -> u64 {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v = out
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key:?} line in {out:?}"));
+    u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// The file is usable by every view: open (text), report, timeline with
+/// at least two rows.
+fn usable(file: &Path) {
+    let text = String::from_utf8(on_file("open", file, &[])).unwrap();
+    assert!(text.contains("Process:"), "{text}");
+    let html = tmp().join(format!(
+        "{}.html",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    on_file("report", file, &["-o", html.to_str().unwrap()]);
+    assert!(std::fs::metadata(&html).unwrap().len() > 0);
+    let timeline = String::from_utf8(on_file("timeline", file, &[])).unwrap();
+    let rows = timeline
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert!(rows >= 2, "timeline has {rows} rows:\n{timeline}");
+}
+
+#[test]
+fn a_short_run_has_its_map_at_start_and_at_exit() {
+    let prog = brief();
+    // No interval snapshot at all: only start and exit.
+    let (o, file) = run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snaps = snapshots(&file);
+    assert!(snaps.len() >= 2, "{} snapshot(s)", snaps.len());
+    usable(&file);
+    // The exit snapshot holds the region mapped right before the end,
+    // with its exact size; the start one does not.
+    let last = printed(&o, "last ");
+    let at_exit = snaps.last().unwrap();
+    let r = at_exit["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| hex(&r["start"]) == last)
+        .unwrap_or_else(|| panic!("no region at {last:#x} in the exit snapshot"));
+    assert_eq!(hex(&r["end"]) - hex(&r["start"]), LAST_BYTES);
+    assert!(!snaps[0]["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| hex(&r["start"]) <= last && last < hex(&r["end"])));
+}
+
+#[test]
+fn java_version_has_its_map_at_start_and_at_exit() {
+    let (o, file) = run_traced(&[], Path::new("java"), &["-version"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("version"),
+        "java printed no version: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let snaps = snapshots(&file);
+    assert!(snaps.len() >= 2, "{} snapshot(s)", snaps.len());
+    usable(&file);
+    // The exit snapshot is java's whole map (the JVM's images), not just
+    // the loader's.
+    let exe = snaps.last().unwrap()["process"]["exe"]
+        .as_str()
+        .unwrap_or("");
+    assert!(exe.contains("java"), "{exe}");
+    assert!(snaps.last().unwrap()["regions"].as_array().unwrap().len() > 50);
+}
+
+/// vmmap's exit status for a program's wait status, as documented:
+/// the code, or 128 + the signal.
+fn expected_code(plain: &std::process::ExitStatus) -> i32 {
+    plain
+        .code()
+        .unwrap_or_else(|| 128 + plain.signal().expect("a code or a signal"))
+}
+
+#[test]
+fn the_program_runs_unchanged_with_its_exit_watched() {
+    let prog = brief();
+    let cases: &[&[&str]] = &[
+        &["exit", "0"],
+        &["exit", "3"],
+        &["segv"],
+        &["abort"],
+        // A program that is itself a ptrace user.
+        &["tracer"],
+    ];
+    for args in cases {
+        let plain = run_plain(&prog, args);
+        let (traced, file) = run_traced(&[], &prog, args);
+        let norm = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .split_whitespace()
+                .map(|w| if w.starts_with("0x") { "ADDR" } else { w })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(norm(&plain.stdout), norm(&traced.stdout), "{args:?}");
+        assert_eq!(
+            traced.status.code(),
+            Some(expected_code(&plain.status)),
+            "{args:?}: plain {:?}, traced: {}",
+            plain.status,
+            String::from_utf8_lossy(&traced.stderr)
+        );
+        let n = snapshots(&file).len();
+        assert!(n >= 2, "{args:?}: {n} snapshot(s)");
+    }
+    let st = std::process::Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .expect("strace is installed (.ci/run installs it)");
+    assert!(st.success());
+    let (traced, file) = run_traced(&[], Path::new("strace"), &["-o", "/dev/null", "true"]);
+    assert!(
+        traced.status.success(),
+        "strace under vmmap run: {}",
+        String::from_utf8_lossy(&traced.stderr)
+    );
+    assert!(snapshots(&file).len() >= 2);
+}

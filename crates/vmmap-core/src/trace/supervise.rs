@@ -1,0 +1,420 @@
+//! Watching a launched program to its end, so that every traced run holds
+//! its memory map at start and at exit, however short it was.
+//!
+//! The launcher is the program's parent, so it may trace it. The child
+//! asks for it (`PTRACE_TRACEME`) before exec and so stops right after
+//! exec: the first snapshot. A tracer attached that way cannot keep job
+//! control right (a Ctrl+Z'd program would not stay stopped), so the
+//! launcher then detaches leaving the program stopped (SIGSTOP) and
+//! seizes it again (`PTRACE_SEIZE`, only the main thread, with
+//! `PTRACE_O_TRACEEXIT`), which reports group-stops as such and lets them
+//! stand (`PTRACE_LISTEN`), and resumes it (SIGCONT, which a program that
+//! has just exec'd has no handler for). Every signal the main thread stops
+//! for is delivered as it came; at the exit stop, which comes before the
+//! address space is torn down, the last snapshot is taken, then the
+//! program goes on to die and its wait status is the launcher's to
+//! report. Children of the program are not traced.
+//!
+//! When ptrace is refused (Yama's ptrace_scope 3, seccomp, the launcher
+//! already traced), the program runs as before, with a note saying that
+//! the exit snapshot is missing.
+//!
+//! The tracer is one thread of the launcher (ptrace requests must come
+//! from the thread that traces); the periodic snapshots may come from any.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::collect::{self, Options};
+use crate::format::Writer;
+use crate::trace::launch::{self, Launch, LaunchError};
+use crate::Error;
+
+/// A program started by [`start`], being watched.
+pub struct Supervised {
+    /// Its process id.
+    pub pid: u32,
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<io::Result<ExitStatus>>>,
+}
+
+/// Why a snapshot was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Collecting it failed (other than because the program ended).
+    #[error("{0}")]
+    Collect(Error),
+    /// The trace file could not be written.
+    #[error("{0}")]
+    Write(io::Error),
+}
+
+struct Shared {
+    /// None once finished: later snapshots are dropped.
+    writer: Mutex<Option<Writer<File>>>,
+    snapshots: AtomicU64,
+    /// The first failed write of a snapshot the tracer took.
+    write_error: Mutex<Option<io::Error>>,
+    notes: Mutex<Vec<String>>,
+    opts: Options,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Takes a snapshot of `pid` and appends it. A program that is gone
+    /// (or going) is not an error.
+    fn snapshot(&self, pid: u32) -> Result<(), SnapshotError> {
+        let s = match collect::snapshot(pid, &self.opts) {
+            Ok(s) => s,
+            Err(
+                Error::ProcessExited { .. }
+                | Error::Zombie { .. }
+                | Error::NoSuchProcess { .. }
+                | Error::Parse { .. },
+            ) => return Ok(()),
+            Err(e) => return Err(SnapshotError::Collect(e)),
+        };
+        if let Some(w) = lock(&self.writer).as_mut() {
+            w.append(&s).map_err(SnapshotError::Write)?;
+            self.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A snapshot the tracer takes: failures are kept for
+    /// [`Supervised::finish`] and the notes.
+    fn snapshot_here(&self, pid: u32, when: &str) {
+        match self.snapshot(pid) {
+            Ok(()) => {}
+            Err(SnapshotError::Write(e)) => {
+                lock(&self.write_error).get_or_insert(e);
+            }
+            Err(SnapshotError::Collect(e)) => self.note(format!("the snapshot {when} failed: {e}")),
+        }
+    }
+
+    fn note(&self, s: String) {
+        lock(&self.notes).push(s);
+    }
+}
+
+/// Creates the trace file and starts the program as [`launch::start`]
+/// does, watched: snapshots are taken right after exec and at exit (see
+/// the module's documentation), and [`Supervised::snapshot`] takes the
+/// periodic ones. `opts` is how every snapshot is collected.
+pub fn start(l: &Launch, opts: Options) -> Result<Supervised, LaunchError> {
+    let out = launch::create_output(l)?;
+    let mut cmd = launch::command(l, &out.path);
+    let (path, regular) = (out.path.clone(), out.regular);
+    // The writer is in place before the program starts: the tracer takes
+    // the first snapshot at once.
+    let shared = Arc::new(Shared {
+        writer: Mutex::new(Some(out.writer)),
+        snapshots: AtomicU64::new(0),
+        write_error: Mutex::new(None),
+        notes: Mutex::new(Vec::new()),
+        opts,
+    });
+    // Nothing ran: leave no header-only file behind.
+    let discard = |shared: &Shared| {
+        drop(lock(&shared.writer).take());
+        if regular {
+            let _ = std::fs::remove_file(&path);
+        }
+    };
+    let exec = Exec::new(&cmd, &l.argv0).map_err(LaunchError::Spawn)?;
+    // SAFETY: the closure runs in the forked child after the standard
+    // descriptors and the working directory are set up, and makes only
+    // system calls (async-signal-safe) on memory prepared before the fork.
+    // It execs the program itself: std's own exec (execvp) would run a
+    // file without a #! line through /bin/sh, where the program should
+    // fail with ENOEXEC as it does when started without ptrace. A failed
+    // TRACEME is found after exec from the child's TracerPid.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0usize, 0usize);
+            libc::execve(exec.path.as_ptr(), exec.argv(), exec.envp());
+            Err(io::Error::last_os_error())
+        });
+    }
+    // The thread that forks is the one the child's TRACEME makes its
+    // tracer, so the tracer thread spawns the program itself.
+    let (tx, rx) = mpsc::channel::<io::Result<u32>>();
+    let s = Arc::clone(&shared);
+    let handle = std::thread::Builder::new()
+        .name("vmmap-tracer".into())
+        .spawn(move || {
+            let child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    let kept = io::Error::new(e.kind(), e.to_string());
+                    let _ = tx.send(Err(e));
+                    return Err(kept);
+                }
+            };
+            let _ = tx.send(Ok(child.id()));
+            supervise(child, &s)
+        });
+    let handle = match handle {
+        Ok(h) => h,
+        Err(e) => {
+            discard(&shared);
+            return Err(LaunchError::Spawn(e));
+        }
+    };
+    match rx.recv() {
+        Ok(Ok(pid)) => Ok(Supervised {
+            pid,
+            shared,
+            handle: Some(handle),
+        }),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            discard(&shared);
+            Err(LaunchError::Spawn(e))
+        }
+        Err(_) => {
+            let _ = handle.join();
+            discard(&shared);
+            Err(LaunchError::Spawn(io::Error::other(
+                "the thread starting the program ended early",
+            )))
+        }
+    }
+}
+
+impl Supervised {
+    /// The exit status once the program has ended (and was reaped).
+    pub fn try_wait(&mut self) -> Option<io::Result<ExitStatus>> {
+        if !self.handle.as_ref()?.is_finished() {
+            return None;
+        }
+        let h = self.handle.take()?;
+        Some(
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the tracing thread failed"))),
+        )
+    }
+
+    /// Takes a snapshot now and appends it; nothing when the program has
+    /// just ended.
+    pub fn snapshot(&self) -> Result<(), SnapshotError> {
+        self.shared.snapshot(self.pid)
+    }
+
+    /// Snapshots appended so far (those at start and exit included).
+    pub fn snapshots(&self) -> u64 {
+        self.shared.snapshots.load(Ordering::Relaxed)
+    }
+
+    /// What the user should know about the recording (no exit snapshot,
+    /// and why).
+    pub fn notes(&self) -> Vec<String> {
+        lock(&self.shared.notes).clone()
+    }
+
+    /// Marks the file cleanly closed and returns it with the bytes the
+    /// launcher wrote. A program still running is no longer recorded (its
+    /// agent goes on appending its events). A failed write of a snapshot
+    /// taken at start or exit is returned here.
+    pub fn finish(&mut self) -> io::Result<(File, u64)> {
+        if let Some(e) = lock(&self.shared.write_error).take() {
+            return Err(e);
+        }
+        let w = lock(&self.shared.writer)
+            .take()
+            .ok_or_else(|| io::Error::other("the trace file was already finished"))?;
+        let n = w.bytes_written();
+        Ok((w.finish()?, n))
+    }
+}
+
+/// The tracer thread: snapshots at exec and at exit, signals passed on,
+/// the wait status returned.
+fn supervise(mut child: Child, s: &Shared) -> io::Result<ExitStatus> {
+    let pid = child.id();
+    // TracerPid names the tracing thread.
+    // SAFETY: gettid has no arguments and cannot fail.
+    let me = unsafe { libc::gettid() } as u32;
+    if tracer_of(pid) != Some(me) {
+        s.note(format!(
+            "cannot trace pid {pid} with ptrace ({}): no snapshot at exit, only at start and every interval",
+            ptrace_refusal()
+        ));
+        s.snapshot_here(pid, "at start");
+        return child.wait();
+    }
+    let p = pid as libc::pid_t;
+    // The stop right after exec (SIGTRAP); a signal that came first is
+    // delivered.
+    loop {
+        let st = wait(p, 0)?;
+        if !libc::WIFSTOPPED(st) {
+            return Ok(ExitStatus::from_raw(st));
+        }
+        let sig = libc::WSTOPSIG(st);
+        if sig == libc::SIGTRAP {
+            break;
+        }
+        resume(libc::PTRACE_CONT, p, sig);
+    }
+    s.snapshot_here(pid, "at start");
+    // Leave it stopped, then seize it.
+    resume(libc::PTRACE_DETACH, p, libc::SIGSTOP);
+    let st = wait(p, libc::WUNTRACED)?;
+    if !libc::WIFSTOPPED(st) {
+        return Ok(ExitStatus::from_raw(st));
+    }
+    // SAFETY: PTRACE_SEIZE takes no pointers; the options are flags.
+    let seized = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            p,
+            0usize,
+            libc::PTRACE_O_TRACEEXIT as usize,
+        )
+    } == 0;
+    if !seized {
+        s.note(format!(
+            "cannot keep tracing pid {pid} with ptrace ({}): no snapshot at exit",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: signalling our own child; it has no handler yet (just
+    // exec'd), so the SIGCONT only resumes it.
+    unsafe { libc::kill(p, libc::SIGCONT) };
+    if !seized {
+        return child.wait();
+    }
+    loop {
+        let st = wait(p, 0)?;
+        if !libc::WIFSTOPPED(st) {
+            return Ok(ExitStatus::from_raw(st));
+        }
+        let sig = libc::WSTOPSIG(st);
+        match st >> 16 {
+            libc::PTRACE_EVENT_EXIT => {
+                s.snapshot_here(pid, "at exit");
+                resume(libc::PTRACE_CONT, p, 0);
+            }
+            // A group-stop (SIGSTOP, Ctrl+Z...): it stands until SIGCONT.
+            libc::PTRACE_EVENT_STOP
+                if matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                ) =>
+            {
+                resume(libc::PTRACE_LISTEN, p, 0)
+            }
+            // A signal on its way: delivered as it came.
+            0 => resume(libc::PTRACE_CONT, p, sig),
+            _ => resume(libc::PTRACE_CONT, p, 0),
+        }
+    }
+}
+
+/// What `execve` needs, prepared before the fork (the child may not
+/// allocate): the program, argv and the environment `cmd` would give it.
+struct Exec {
+    path: CString,
+    _strings: Vec<CString>,
+    /// argv's pointers, a null, envp's pointers, a null.
+    ptrs: Vec<usize>,
+    envp_at: usize,
+}
+
+impl Exec {
+    fn new(cmd: &Command, argv0: &OsStr) -> io::Result<Exec> {
+        let c = |s: &OsStr| CString::new(s.as_bytes()).map_err(io::Error::other);
+        let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => env.insert(k.to_os_string(), v.to_os_string()),
+                None => env.remove(k),
+            };
+        }
+        let mut argv = vec![c(argv0)?];
+        for a in cmd.get_args() {
+            argv.push(c(a)?);
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in &env {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            envp.push(c(&kv)?);
+        }
+        let mut ptrs: Vec<usize> = argv.iter().map(|s| s.as_ptr() as usize).collect();
+        ptrs.push(0);
+        let envp_at = ptrs.len();
+        ptrs.extend(envp.iter().map(|s| s.as_ptr() as usize));
+        ptrs.push(0);
+        argv.append(&mut envp);
+        Ok(Exec {
+            path: c(cmd.get_program())?,
+            _strings: argv,
+            ptrs,
+            envp_at,
+        })
+    }
+
+    fn argv(&self) -> *const *const libc::c_char {
+        self.ptrs.as_ptr().cast()
+    }
+
+    fn envp(&self) -> *const *const libc::c_char {
+        self.ptrs[self.envp_at..].as_ptr().cast()
+    }
+}
+
+/// waitpid for `pid` (any thread kind, EINTR retried): its raw status.
+fn wait(pid: libc::pid_t, flags: libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        let mut st = 0;
+        // SAFETY: a valid pointer to an int.
+        let r = unsafe { libc::waitpid(pid, &mut st, flags | libc::__WALL) };
+        if r == pid {
+            return Ok(st);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// A ptrace request that restarts `pid` with `sig` (0: none). A failure
+/// (ESRCH: killed meanwhile) shows in the next wait.
+fn resume(req: libc::c_uint, pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: these requests take a signal number as data, no pointers.
+    unsafe { libc::ptrace(req, pid, 0usize, sig as usize) };
+}
+
+/// TracerPid of `pid`, from /proc/PID/status.
+fn tracer_of(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Why PTRACE_TRACEME likely failed, for the note.
+fn ptrace_refusal() -> String {
+    if tracer_of(std::process::id()).is_some_and(|t| t != 0) {
+        return "vmmap itself is being traced".into();
+    }
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(v) if v.trim() == "3" => "Yama's ptrace_scope is 3, which forbids ptrace".into(),
+        _ => "refused by the system, e.g. a seccomp filter".into(),
+    }
+}

@@ -176,3 +176,74 @@ fn the_program_runs_unchanged_with_its_exit_watched() {
     );
     assert!(snapshots(&file).len() >= 2);
 }
+
+/// The regions of a snapshot, with their sub-blocks.
+fn all_regions(snap: &Value) -> Vec<&Value> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        for r in v.as_array().into_iter().flatten() {
+            out.push(r);
+            walk(&r["sub_blocks"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&snap["regions"], &mut out);
+    out
+}
+
+#[test]
+fn traced_snapshots_type_thread_stacks_and_arenas() {
+    let prog = brief();
+    let (o, file) = run_traced(&["-i", "300ms"], &prog, &["threads", "4", "800"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let tids: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("tid "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(tids.len(), 5, "{out}");
+    let snaps = snapshots(&file);
+    assert!(snaps.len() >= 3, "{} snapshot(s)", snaps.len());
+    // The last is the one at exit: it holds the region mapped right
+    // before the end.
+    let last = printed(&o, "last ");
+    let at_exit = snaps.last().unwrap();
+    assert!(all_regions(at_exit)
+        .iter()
+        .any(|r| hex(&r["start"]) == last && hex(&r["end"]) - last == LAST_BYTES));
+    // Every snapshot after the one at exec: each thread's stack is Stack
+    // with its TID (at exit too, where the kernel lists the other threads
+    // no more), no warning about ptrace, and the workers' arenas are Heap.
+    for (i, s) in snaps.iter().enumerate().skip(1) {
+        let regions = all_regions(s);
+        for tid in &tids {
+            let name = format!("Thread {tid} ");
+            let r = regions
+                .iter()
+                .find(|r| r["details"].as_str().unwrap_or("").starts_with(&name))
+                .unwrap_or_else(|| panic!("snapshot {}: no stack of thread {tid}", i + 1));
+            assert_eq!(r["type"], "stack", "snapshot {}: {r}", i + 1);
+            assert!(
+                !r["details"].as_str().unwrap().ends_with("()"),
+                "snapshot {}: {}",
+                i + 1,
+                r["details"]
+            );
+        }
+        let warnings = s["warnings"].to_string();
+        assert!(
+            !warnings.contains("ptrace"),
+            "snapshot {}: {warnings}",
+            i + 1
+        );
+        let arenas = regions
+            .iter()
+            .filter(|r| {
+                r["type"] == "heap"
+                    && r["details"].as_str().unwrap_or("").contains("glibc arena")
+                    && r["owner"]["text"].as_str().unwrap_or("").contains("worker")
+            })
+            .count();
+        assert_eq!(arenas, 4, "snapshot {}: the workers' arenas", i + 1);
+    }
+}

@@ -22,19 +22,23 @@
 //! The tracer is one thread of the launcher (ptrace requests must come
 //! from the thread that traces); the periodic snapshots may come from any.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::collect::{self, Options};
-use crate::format::Writer;
+use crate::format::{ChunkStream, Writer, CHUNK_TRACE};
+use crate::model::{StackPointerSource, ThreadInfo};
 use crate::trace::launch::{self, Launch, LaunchError};
+use crate::trace::{scan, Event};
 use crate::Error;
 
 /// A program started by [`start`], being watched.
@@ -64,6 +68,8 @@ struct Shared {
     write_error: Mutex<Option<io::Error>>,
     notes: Mutex<Vec<String>>,
     opts: Options,
+    /// The trace file, for what the agent recorded.
+    path: PathBuf,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,7 +80,11 @@ impl Shared {
     /// Takes a snapshot of `pid` and appends it. A program that is gone
     /// (or going) is not an error.
     fn snapshot(&self, pid: u32) -> Result<(), SnapshotError> {
-        let s = match collect::snapshot(pid, &self.opts) {
+        self.snapshot_with(pid, &self.opts)
+    }
+
+    fn snapshot_with(&self, pid: u32, opts: &Options) -> Result<(), SnapshotError> {
+        let s = match collect::snapshot(pid, opts) {
             Ok(s) => s,
             Err(
                 Error::ProcessExited { .. }
@@ -94,7 +104,25 @@ impl Shared {
     /// A snapshot the tracer takes: failures are kept for
     /// [`Supervised::finish`] and the notes.
     fn snapshot_here(&self, pid: u32, when: &str) {
-        match self.snapshot(pid) {
+        self.snapshot_here_with(pid, when, &self.opts)
+    }
+
+    /// The snapshot at the exit stop. By then an `exit` has killed every
+    /// other thread, and the kernel lists them no more, while their stacks
+    /// are still mapped: the threads the trace says were alive at its end
+    /// are given to the classifier, so that their stacks are typed Stack
+    /// with their TIDs. The agent has written out everything by now
+    /// (it does before exit; after a crash, up to its last flush).
+    fn snapshot_at_exit(&self, pid: u32) {
+        let mut opts = self.opts.clone();
+        // Threads left unnamed are named as the process (as the kernel does).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        opts.known_threads = threads_at_end(&self.path, comm.trim_end());
+        self.snapshot_here_with(pid, "at exit", &opts)
+    }
+
+    fn snapshot_here_with(&self, pid: u32, when: &str, opts: &Options) {
+        match self.snapshot_with(pid, opts) {
             Ok(()) => {}
             Err(SnapshotError::Write(e)) => {
                 lock(&self.write_error).get_or_insert(e);
@@ -124,6 +152,7 @@ pub fn start(l: &Launch, opts: Options) -> Result<Supervised, LaunchError> {
         write_error: Mutex::new(None),
         notes: Mutex::new(Vec::new()),
         opts,
+        path: path.clone(),
     });
     // Nothing ran: leave no header-only file behind.
     let discard = |shared: &Shared| {
@@ -304,7 +333,7 @@ fn supervise(mut child: Child, s: &Shared) -> io::Result<ExitStatus> {
         let sig = libc::WSTOPSIG(st);
         match st >> 16 {
             libc::PTRACE_EVENT_EXIT => {
-                s.snapshot_here(pid, "at exit");
+                s.snapshot_at_exit(pid);
                 resume(libc::PTRACE_CONT, p, 0);
             }
             // A group-stop (SIGSTOP, Ctrl+Z...): it stands until SIGCONT.
@@ -321,6 +350,51 @@ fn supervise(mut child: Child, s: &Shared) -> io::Result<ExitStatus> {
             _ => resume(libc::PTRACE_CONT, p, 0),
         }
     }
+}
+
+/// The threads of the trace's last process image that had started and not
+/// exited by its end, with the stack ranges the agent recorded.
+fn threads_at_end(path: &Path, comm: &str) -> Vec<ThreadInfo> {
+    let Ok(stream) = ChunkStream::open(path, CHUNK_TRACE) else {
+        return Vec::new();
+    };
+    let mut image = 0;
+    let mut alive: HashMap<i32, (u64, u64)> = HashMap::new();
+    let mut names: HashMap<u64, String> = HashMap::new();
+    scan::scan(stream, |r| {
+        if r.image != image {
+            // An exec: the threads of the old image went with it.
+            image = r.image;
+            alive.clear();
+            names.clear();
+        }
+        match &r.event {
+            Event::ThreadStart {
+                pthread, stack_hi, ..
+            } => {
+                alive.insert(r.tid, (*pthread, *stack_hi));
+            }
+            Event::ThreadExit => {
+                alive.remove(&r.tid);
+            }
+            Event::ThreadName { pthread, name } => {
+                names.insert(*pthread, name.clone());
+            }
+            _ => {}
+        }
+    });
+    alive
+        .into_iter()
+        .filter(|&(tid, (_, hi))| tid > 0 && hi >= 64)
+        .map(|(tid, (pthread, hi))| ThreadInfo {
+            tid: tid as u32,
+            name: names.get(&pthread).cloned().unwrap_or_else(|| comm.into()),
+            // Inside the stack mapping, below its top.
+            stack_pointer: Some((hi - 64) & !15),
+            stack_pointer_source: StackPointerSource::Trace,
+            tcb: None,
+        })
+        .collect()
 }
 
 /// What `execve` needs, prepared before the fork (the child may not

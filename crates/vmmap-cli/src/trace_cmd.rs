@@ -115,6 +115,9 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     })?;
     let pid = run.pid;
     let mut next = start + interval;
+    // A snapshot once the agent is loaded and running (the one at exec
+    // precedes the loader), unless an interval's comes first.
+    let mut loaded_taken = agent.is_none();
     let status = loop {
         if let Some(st) = run.try_wait() {
             break st.map_err(|e| Failure {
@@ -126,8 +129,13 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
-        if !interval.is_zero() && Instant::now() >= next {
-            next += interval;
+        let loaded = !loaded_taken && run.agent_started();
+        let due = !interval.is_zero() && Instant::now() >= next;
+        if loaded || due {
+            loaded_taken = true;
+            if due {
+                next += interval;
+            }
             match run.snapshot() {
                 Ok(()) => {}
                 Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),

@@ -61,6 +61,9 @@ impl TraceSession {
             .spawn(move || {
                 let mut write_error: Option<String> = None;
                 let mut next = Instant::now() + interval;
+                // A snapshot once the agent runs (the one at exec precedes
+                // the loader), unless an interval's comes first.
+                let mut loaded_taken = false;
                 let ended = loop {
                     match run.try_wait() {
                         Some(Ok(st)) => break Ended::Exited(st),
@@ -70,7 +73,9 @@ impl TraceSession {
                     if flag.load(Ordering::Relaxed) {
                         break Ended::Left;
                     }
-                    if write_error.is_none() && Instant::now() >= next {
+                    let loaded = !loaded_taken && run.agent_started();
+                    if write_error.is_none() && (loaded || Instant::now() >= next) {
+                        loaded_taken = true;
                         next = Instant::now() + interval;
                         // A snapshot can fail as the process exits: the
                         // next try_wait sees that.

@@ -112,8 +112,17 @@ fn java_version_has_its_map_at_start_and_at_exit() {
         String::from_utf8_lossy(&o.stderr)
     );
     let snaps = snapshots(&file);
-    assert!(snaps.len() >= 2, "{} snapshot(s)", snaps.len());
+    assert!(snaps.len() >= 3, "{} snapshot(s)", snaps.len());
     usable(&file);
+    // Between the one at exec and the one at exit, one taken once the
+    // agent ran.
+    assert!(snaps[1..snaps.len() - 1]
+        .iter()
+        .any(
+            |s| s["regions"].as_array().unwrap().iter().any(|r| r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("libvmmap_agent.so")))
+        ));
     // The exit snapshot is java's whole map (the JVM's images), not just
     // the loader's.
     let exe = snaps.last().unwrap()["process"]["exe"]
@@ -211,10 +220,22 @@ fn traced_snapshots_type_thread_stacks_and_arenas() {
     assert!(all_regions(at_exit)
         .iter()
         .any(|r| hex(&r["start"]) == last && hex(&r["end"]) - last == LAST_BYTES));
-    // Every snapshot after the one at exec: each thread's stack is Stack
-    // with its TID (at exit too, where the kernel lists the other threads
-    // no more), no warning about ptrace, and the workers' arenas are Heap.
-    for (i, s) in snaps.iter().enumerate().skip(1) {
+    // Every snapshot taken while the threads were up (an interval's, and
+    // the one at exit, where the kernel lists the other threads no more):
+    // each thread's stack is Stack with its TID, no warning about ptrace,
+    // and the workers' arenas are Heap.
+    let mut checked = 0;
+    for (i, s) in snaps.iter().enumerate() {
+        let listed: Vec<u64> = s["process"]["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tid"].as_u64().unwrap())
+            .collect();
+        if !tids.iter().all(|t| listed.contains(t)) {
+            continue;
+        }
+        checked += 1;
         let regions = all_regions(s);
         for tid in &tids {
             let name = format!("Thread {tid} ");
@@ -241,9 +262,11 @@ fn traced_snapshots_type_thread_stacks_and_arenas() {
             .filter(|r| {
                 r["type"] == "heap"
                     && r["details"].as_str().unwrap_or("").contains("glibc arena")
-                    && r["owner"]["text"].as_str().unwrap_or("").contains("worker")
+                    && r["owner"]["kind"] != "agent"
             })
             .count();
         assert_eq!(arenas, 4, "snapshot {}: the workers' arenas", i + 1);
     }
+    // The one at exit and at least one interval's.
+    assert!(checked >= 2, "{checked} snapshot(s) with every thread");
 }

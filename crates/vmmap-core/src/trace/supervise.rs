@@ -241,6 +241,17 @@ impl Supervised {
         self.shared.snapshot(self.pid)
     }
 
+    /// Whether the agent has written to the trace file yet (it is loaded
+    /// and running): the snapshot at exec shows only the program's image
+    /// and the loader, so the launcher takes another once this holds.
+    pub fn agent_started(&self) -> bool {
+        let w = lock(&self.shared.writer);
+        let Some(w) = w.as_ref() else {
+            return false;
+        };
+        std::fs::metadata(&self.shared.path).is_ok_and(|m| m.len() > w.bytes_written())
+    }
+
     /// Snapshots appended so far (those at start and exit included).
     pub fn snapshots(&self) -> u64 {
         self.shared.snapshots.load(Ordering::Relaxed)

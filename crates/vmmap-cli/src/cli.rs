@@ -759,6 +759,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub snapshot_only: bool,
 
+    /// Take no snapshot at exit, so that the program is not traced with
+    /// ptrace while it runs (a debugger can attach to it; run as a user
+    /// other than root, a set-user-ID program it execs in place keeps its
+    /// privileges). The snapshot right after exec is still taken.
+    #[arg(long)]
+    pub no_exit_snapshot: bool,
+
     /// The agent library (default: $VMMAP_AGENT, or libvmmap_agent.so next
     /// to the vmmap binary or in ../lib/vmmap/).
     #[arg(long, value_name = "PATH")]

@@ -106,7 +106,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         .ptrace(false)
         .read_memory(true);
     // Snapshots at start and at exit come from the supervisor itself.
-    let mut run = supervise::start(&spec, opts).map_err(|e| match e {
+    let mut run = supervise::start(&spec, opts, !a.no_exit_snapshot).map_err(|e| match e {
         launch::LaunchError::Output(e) => Failure {
             code: exit::OUTPUT,
             message: format!("cannot create {what}: {e}"),

@@ -677,7 +677,7 @@ impl App {
             .proc_root(&self.proc_root)
             .ptrace(false)
             .read_memory(true);
-        let run = match vmmap_core::trace::supervise::start(&spec, opts) {
+        let run = match vmmap_core::trace::supervise::start(&spec, opts, true) {
             Ok(r) => r,
             Err(vmmap_core::trace::launch::LaunchError::Output(e)) => {
                 form.error = Some(format!("Cannot create {}: {e}", output.display()));

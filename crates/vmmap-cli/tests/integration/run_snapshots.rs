@@ -270,3 +270,17 @@ fn traced_snapshots_type_thread_stacks_and_arenas() {
     // The one at exit and at least one interval's.
     assert!(checked >= 2, "{checked} snapshot(s) with every thread");
 }
+
+#[test]
+fn no_exit_snapshot_leaves_the_program_untraced() {
+    let prog = brief();
+    let (o, file) = run_traced(&["--no-exit-snapshot"], &prog, &["tracerpid"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("tracerpid 0"), "{out}");
+    assert!(!snapshots(&file).is_empty());
+    // Without it, the launcher is its tracer until it exits.
+    let (o, _) = run_traced(&[], &prog, &["tracerpid"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("tracerpid 0"), "{out}");
+}

@@ -140,7 +140,11 @@ impl Shared {
 /// does, watched: snapshots are taken right after exec and at exit (see
 /// the module's documentation), and [`Supervised::snapshot`] takes the
 /// periodic ones. `opts` is how every snapshot is collected.
-pub fn start(l: &Launch, opts: Options) -> Result<Supervised, LaunchError> {
+///
+/// `at_exit` false detaches after the snapshot at exec: no exit snapshot,
+/// and the program is not traced while it runs (a debugger may attach, a
+/// set-user-ID program it execs keeps its privileges for any launcher).
+pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, LaunchError> {
     let out = launch::create_output(l)?;
     let mut cmd = launch::command(l, &out.path);
     let (path, regular) = (out.path.clone(), out.regular);
@@ -192,7 +196,7 @@ pub fn start(l: &Launch, opts: Options) -> Result<Supervised, LaunchError> {
                 }
             };
             let _ = tx.send(Ok(child.id()));
-            supervise(child, &s)
+            supervise(child, &s, at_exit)
         });
     let handle = match handle {
         Ok(h) => h,
@@ -281,7 +285,7 @@ impl Supervised {
 
 /// The tracer thread: snapshots at exec and at exit, signals passed on,
 /// the wait status returned.
-fn supervise(mut child: Child, s: &Shared) -> io::Result<ExitStatus> {
+fn supervise(mut child: Child, s: &Shared, at_exit: bool) -> io::Result<ExitStatus> {
     let pid = child.id();
     // TracerPid names the tracing thread.
     // SAFETY: gettid has no arguments and cannot fail.
@@ -309,6 +313,10 @@ fn supervise(mut child: Child, s: &Shared) -> io::Result<ExitStatus> {
         resume(libc::PTRACE_CONT, p, sig);
     }
     s.snapshot_here(pid, "at start");
+    if !at_exit {
+        resume(libc::PTRACE_DETACH, p, 0);
+        return child.wait();
+    }
     // Leave it stopped, then seize it.
     resume(libc::PTRACE_DETACH, p, libc::SIGSTOP);
     let st = wait(p, libc::WUNTRACED)?;

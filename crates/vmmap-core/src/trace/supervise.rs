@@ -22,23 +22,27 @@
 //! The tracer is one thread of the launcher (ptrace requests must come
 //! from the thread that traces); the periodic snapshots may come from any.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::collect::{self, Options};
-use crate::format::{ChunkStream, Writer, CHUNK_TRACE};
+use crate::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
 use crate::model::{StackPointerSource, ThreadInfo};
 use crate::trace::launch::{self, Launch, LaunchError};
-use crate::trace::{scan, Event};
+use crate::trace::{Decoder, Event, Record};
 use crate::Error;
 
 /// A program started by [`start`], being watched.
@@ -70,6 +74,12 @@ struct Shared {
     opts: Options,
     /// The trace file, for what the agent recorded.
     path: PathBuf,
+    /// Asks the follower thread (see [`Follower`]) for the threads alive
+    /// now, naming the unnamed ones as given; None without an agent.
+    follower: Mutex<Option<mpsc::Sender<Ask>>>,
+    /// The program reached its exit stop (or ended): no more periodic
+    /// snapshots.
+    ended: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,6 +90,9 @@ impl Shared {
     /// Takes a snapshot of `pid` and appends it. A program that is gone
     /// (or going) is not an error.
     fn snapshot(&self, pid: u32) -> Result<(), SnapshotError> {
+        if self.ended.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         self.snapshot_with(pid, &self.opts)
     }
 
@@ -114,10 +127,19 @@ impl Shared {
     /// with their TIDs. The agent has written out everything by now
     /// (it does before exit; after a crash, up to its last flush).
     fn snapshot_at_exit(&self, pid: u32) {
+        // Interval snapshots of a program stopped at its exit would only
+        // repeat this one.
+        self.ended.store(true, Ordering::Relaxed);
         let mut opts = self.opts.clone();
         // Threads left unnamed are named as the process (as the kernel does).
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        opts.known_threads = threads_at_end(&self.path, comm.trim_end());
+        // Ask the follower to catch up and say; it ends after that.
+        if let Some(ask) = lock(&self.follower).take() {
+            let (tx, rx) = mpsc::channel();
+            if ask.send((comm.trim_end().to_string(), tx)).is_ok() {
+                opts.known_threads = rx.recv().unwrap_or_default();
+            }
+        }
         self.snapshot_here_with(pid, "at exit", &opts)
     }
 
@@ -157,6 +179,8 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
         notes: Mutex::new(Vec::new()),
         opts,
         path: path.clone(),
+        follower: Mutex::new(None),
+        ended: AtomicBool::new(false),
     });
     // Nothing ran: leave no header-only file behind.
     let discard = |shared: &Shared| {
@@ -179,6 +203,17 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
             libc::execve(exec.path.as_ptr(), exec.argv(), exec.envp());
             Err(io::Error::last_os_error())
         });
+    }
+    if l.agent.is_some() && at_exit {
+        let (ask, asked) = mpsc::channel::<Ask>();
+        let followed = path.clone();
+        let started = std::thread::Builder::new()
+            .name("vmmap-follow".into())
+            .spawn(move || follow(&followed, &asked));
+        // Without it, the exit snapshot goes without the trace's threads.
+        if started.is_ok() {
+            *lock(&shared.follower) = Some(ask);
+        }
     }
     // The thread that forks is the one the child's TRACEME makes its
     // tracer, so the tracer thread spawns the program itself.
@@ -371,49 +406,175 @@ fn supervise(mut child: Child, s: &Shared, at_exit: bool) -> io::Result<ExitStat
     }
 }
 
-/// The threads of the trace's last process image that had started and not
-/// exited by its end, with the stack ranges the agent recorded.
-fn threads_at_end(path: &Path, comm: &str) -> Vec<ThreadInfo> {
-    let Ok(stream) = ChunkStream::open(path, CHUNK_TRACE) else {
-        return Vec::new();
-    };
-    let mut image = 0;
-    let mut alive: HashMap<i32, (u64, u64)> = HashMap::new();
-    let mut names: HashMap<u64, String> = HashMap::new();
-    scan::scan(stream, |r| {
-        if r.image != image {
-            // An exec: the threads of the old image went with it.
-            image = r.image;
-            alive.clear();
-            names.clear();
+/// Follows the trace file as the agent appends to it, decoding only what
+/// is new each time, to know which threads are alive and where their
+/// stacks are. Followed during the run (a thread of its own), so that the
+/// exit stop only decodes the last fraction of a second.
+#[derive(Default)]
+struct Follower {
+    /// File offset of the next chunk to read (0: not started).
+    offset: u64,
+    decoder: Decoder,
+    image: u32,
+    /// Thread id -> (pthread handle, stack top).
+    alive: HashMap<i32, (u64, u64)>,
+    names: HashMap<u64, String>,
+    /// The trace could not be decoded past some point: stop.
+    broken: bool,
+}
+
+/// A question to the follower: the process's name, where to answer.
+type Ask = (String, mpsc::Sender<Vec<ThreadInfo>>);
+
+/// The follower thread: decodes what the agent appended every quarter of
+/// a second, and answers a question at once (after catching up); ends when
+/// asked, or when the supervisor is gone.
+fn follow(path: &Path, asked: &mpsc::Receiver<Ask>) {
+    // Decoding takes CPU the traced program would use: only idle CPU
+    // while it runs (SCHED_IDLE), the usual share once it waits at its
+    // exit for the answer.
+    set_policy(libc::SCHED_IDLE);
+    let mut f = Follower::default();
+    loop {
+        match asked.recv_timeout(Duration::from_millis(250)) {
+            Ok((comm, answer)) => {
+                set_policy(libc::SCHED_OTHER);
+                f.poll(path);
+                let _ = answer.send(f.threads(&comm));
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => f.poll(path),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        match &r.event {
-            Event::ThreadStart {
-                pthread, stack_hi, ..
-            } => {
-                alive.insert(r.tid, (*pthread, *stack_hi));
-            }
-            Event::ThreadExit => {
-                alive.remove(&r.tid);
-            }
-            Event::ThreadName { pthread, name } => {
-                names.insert(*pthread, name.clone());
-            }
-            _ => {}
+    }
+}
+
+/// Sets the calling thread's scheduling policy (priority 0); a refusal
+/// leaves it as it was.
+fn set_policy(policy: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; a valid pointer to a
+    // sched_param that outlives the call.
+    unsafe { libc::sched_setscheduler(0, policy, &param) };
+}
+
+/// Counts what is read through it: where the last whole chunk ended.
+struct Counting<R> {
+    r: R,
+    n: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.r.read(buf)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
+}
+
+impl Follower {
+    /// Decodes the chunks appended since the last call (a chunk still
+    /// being written is left for the next).
+    fn poll(&mut self, path: &Path) {
+        if self.broken {
+            return;
         }
-    });
-    alive
-        .into_iter()
-        .filter(|&(tid, (_, hi))| tid > 0 && hi >= 64)
-        .map(|(tid, (pthread, hi))| ThreadInfo {
-            tid: tid as u32,
-            name: names.get(&pthread).cloned().unwrap_or_else(|| comm.into()),
-            // Inside the stack mapping, below its top.
-            stack_pointer: Some((hi - 64) & !15),
-            stack_pointer_source: StackPointerSource::Trace,
-            tcb: None,
-        })
-        .collect()
+        let header = crate::format::file_header().len() as u64;
+        if self.offset == 0 {
+            self.offset = header;
+        }
+        let Ok(mut f) = File::open(path) else {
+            return;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        // The stream checks a file header first: give it one, then the
+        // file from the saved offset.
+        let n = Rc::new(Cell::new(0u64));
+        let r = io::Cursor::new(crate::format::file_header()).chain(Counting {
+            r: f,
+            n: Rc::clone(&n),
+        });
+        let Ok(stream) = ChunkStream::new(r, CHUNK_TRACE) else {
+            self.broken = true;
+            return;
+        };
+        // Every chunk of the file during the run is one or the other, so
+        // each returned chunk ends where the next begins.
+        let mut stream = stream.with_extra_kind(CHUNK_SNAPSHOT);
+        let base = self.offset;
+        let (image, alive, names) = (&mut self.image, &mut self.alive, &mut self.names);
+        while let Some((kind, payload)) = stream.next_chunk() {
+            if kind == CHUNK_TRACE {
+                let fed = self.decoder.feed(payload, &mut |r, _| {
+                    book(r, image, alive, names);
+                });
+                if fed.is_err() {
+                    self.broken = true;
+                    return;
+                }
+            }
+            self.offset = base + n.get();
+        }
+        if matches!(stream.problem, Some(FormatError::Corrupt { .. })) {
+            self.broken = true;
+        }
+    }
+
+    /// The threads alive at the end of what was read, with the stack
+    /// ranges the agent recorded; `comm` names those left unnamed.
+    fn threads(&mut self, comm: &str) -> Vec<ThreadInfo> {
+        let (image, alive, names) = (&mut self.image, &mut self.alive, &mut self.names);
+        let _ = self
+            .decoder
+            .finish(&mut |r, _| book(r, image, alive, names));
+        self.alive
+            .iter()
+            .filter(|&(&tid, &(_, hi))| tid > 0 && hi >= 64)
+            .map(|(&tid, &(pthread, hi))| ThreadInfo {
+                tid: tid as u32,
+                name: self
+                    .names
+                    .get(&pthread)
+                    .cloned()
+                    .unwrap_or_else(|| comm.into()),
+                // Inside the stack mapping, below its top.
+                stack_pointer: Some((hi - 64) & !15),
+                stack_pointer_source: StackPointerSource::Trace,
+                tcb: None,
+            })
+            .collect()
+    }
+}
+
+/// Keeps the thread records of the last process image.
+fn book(
+    r: &Record,
+    image: &mut u32,
+    alive: &mut HashMap<i32, (u64, u64)>,
+    names: &mut HashMap<u64, String>,
+) {
+    if r.image != *image {
+        // An exec: the threads of the old image went with it.
+        *image = r.image;
+        alive.clear();
+        names.clear();
+    }
+    match &r.event {
+        Event::ThreadStart {
+            pthread, stack_hi, ..
+        } => {
+            alive.insert(r.tid, (*pthread, *stack_hi));
+        }
+        Event::ThreadExit => {
+            alive.remove(&r.tid);
+        }
+        Event::ThreadName { pthread, name } => {
+            names.insert(*pthread, name.clone());
+        }
+        _ => {}
+    }
 }
 
 /// What `execve` needs, prepared before the fork (the child may not

@@ -284,3 +284,59 @@ fn no_exit_snapshot_leaves_the_program_untraced() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("tracerpid 0"), "{out}");
 }
+
+#[test]
+fn arenas_growing_under_the_snapshots_are_heap() {
+    let prog = brief();
+    let (o, file) = run_traced(&["-i", "100ms"], &prog, &["grow", "4", "1500"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let tids: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("tid "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let mut checked = 0;
+    for (i, s) in all_snapshots_with(&file, &tids) {
+        checked += 1;
+        let arenas: Vec<String> = all_regions(&s)
+            .iter()
+            .filter(|r| {
+                r["details"].as_str().unwrap_or("").contains("glibc arena")
+                    && r["owner"]["kind"] != "agent"
+            })
+            .map(|r| format!("{} {}", r["start"], r["type"]))
+            .collect();
+        // Each worker's arena, while it grows under the snapshot.
+        assert_eq!(arenas.len(), 4, "snapshot {i}: {arenas:?}");
+        let private: Vec<String> = all_regions(&s)
+            .iter()
+            .filter(|r| {
+                r["type"] == "private_data"
+                    && hex(&r["start"]) % (64 << 20) == 0
+                    && r["owner"]["kind"] != "agent"
+            })
+            .map(|r| format!("{} {}", r["start"], r["owner"]["text"]))
+            .collect();
+        assert!(private.is_empty(), "snapshot {i}: {private:?}");
+    }
+    assert!(checked >= 5, "{checked} snapshot(s) with every thread");
+}
+
+/// The snapshots (numbered from 1) that list every one of `tids`.
+fn all_snapshots_with(file: &Path, tids: &[u64]) -> Vec<(usize, Value)> {
+    snapshots(file)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            let listed: Vec<u64> = s["process"]["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["tid"].as_u64().unwrap())
+                .collect();
+            tids.iter().all(|t| listed.contains(t))
+        })
+        .map(|(i, s)| (i + 1, s))
+        .collect()
+}

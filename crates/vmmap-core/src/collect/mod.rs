@@ -45,8 +45,9 @@ pub struct Options {
     /// the threads not reached by then are reported, not waited for.
     pub ptrace_budget: Duration,
     /// Threads known from elsewhere (a traced run's trace), added when
-    /// the kernel no longer lists them: at the exit of a program, the
-    /// other threads are gone before the address space is.
+    /// the kernel no longer lists them, or lists them without a stack
+    /// found (dying): at the exit of a program, the other threads go
+    /// before the address space does.
     pub known_threads: Vec<ThreadInfo>,
     /// Whether to read target memory (glibc arena headers, thread TCBs).
     pub read_memory: bool,
@@ -195,8 +196,14 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     );
 
     for k in &opts.known_threads {
-        if !threads.iter().any(|t| t.tid == k.tid) {
-            threads.push(k.clone());
+        match threads.iter_mut().find(|t| t.tid == k.tid) {
+            // Still listed while it dies: its stack was not found.
+            Some(t) if t.stack_pointer.is_none() && t.tcb.is_none() => {
+                t.stack_pointer = k.stack_pointer;
+                t.stack_pointer_source = k.stack_pointer_source;
+            }
+            Some(_) => {}
+            None => threads.push(k.clone()),
         }
     }
     let process = ProcessInfo {

@@ -242,7 +242,15 @@ fn traced_snapshots_type_thread_stacks_and_arenas() {
             let r = regions
                 .iter()
                 .find(|r| r["details"].as_str().unwrap_or("").starts_with(&name))
-                .unwrap_or_else(|| panic!("snapshot {}: no stack of thread {tid}", i + 1));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "snapshot {} of {}: no stack of thread {tid}; threads {}, warnings {}",
+                        i + 1,
+                        snaps.len(),
+                        s["process"]["threads"],
+                        s["warnings"]
+                    )
+                });
             assert_eq!(r["type"], "stack", "snapshot {}: {r}", i + 1);
             assert!(
                 !r["details"].as_str().unwrap().ends_with("()"),

@@ -21,6 +21,9 @@
 //!
 //! The tracer is one thread of the launcher (ptrace requests must come
 //! from the thread that traces); the periodic snapshots may come from any.
+//! Another follows the trace file at idle priority ([`Follower`]), so that
+//! the exit snapshot can type the stacks of the threads the `exit` killed
+//! from what the agent recorded, without decoding the whole trace then.
 
 use std::cell::Cell;
 use std::collections::HashMap;

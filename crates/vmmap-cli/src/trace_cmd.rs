@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmmap_core::collect::{self, Options};
+use vmmap_core::collect::Options;
 use vmmap_core::text::Escaped;
 use vmmap_core::trace::decode::{Decoder, Event};
-use vmmap_core::trace::launch;
+use vmmap_core::trace::{launch, supervise};
 use vmmap_core::units::size;
-use vmmap_core::Error;
 
 use crate::cli::{RunArgs, TraceArgs};
 use crate::record::parse_duration;
@@ -109,53 +108,58 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         Vec::new()
     };
     let start = Instant::now();
-    let (mut child, mut w) = launch::start(&spec).map_err(|e| match e {
+    let opts = Options::default()
+        .proc_root(proc_root)
+        .ptrace(false)
+        .read_memory(true);
+    // Snapshots at start and at exit come from the supervisor itself.
+    let mut run = supervise::start(&spec, opts, !a.no_exit_snapshot).map_err(|e| match e {
         launch::LaunchError::Output(e) => Failure {
             code: exit::OUTPUT,
             message: format!("cannot create {what}: {e}"),
         },
         launch::LaunchError::Spawn(e) => spawn_failure(&program, &e),
     })?;
-    let pid = child.id();
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(false)
-        .read_memory(true);
-    let mut snapshots = 0u64;
+    let pid = run.pid;
     let mut next = start + interval;
+    // A snapshot once the agent is loaded and running (the one at exec
+    // precedes the loader), unless an interval's comes first.
+    let mut loaded_taken = agent.is_none();
     let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| Failure {
-            code: exit::OTHER,
-            message: format!("waiting for {}: {e}", program.display()),
-        })? {
-            break st;
+        if let Some(st) = run.try_wait() {
+            break st.map_err(|e| Failure {
+                code: exit::OTHER,
+                message: format!("waiting for {}: {e}", program.display()),
+            })?;
         }
         if interrupted.swap(false, Ordering::Relaxed) {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
-        if !interval.is_zero() && Instant::now() >= next {
-            next += interval;
-            match collect::snapshot(pid, &opts) {
-                Ok(s) => {
-                    w.append(&s).map_err(out_err)?;
-                    snapshots += 1;
-                }
-                Err(
-                    Error::ProcessExited { .. }
-                    | Error::Zombie { .. }
-                    | Error::NoSuchProcess { .. }
-                    | Error::Parse { .. },
-                ) => {}
+        let loaded = !loaded_taken && run.agent_started();
+        let due = !interval.is_zero() && Instant::now() >= next;
+        if loaded || due {
+            loaded_taken = true;
+            if due {
+                next += interval;
+            }
+            match run.snapshot() {
+                Ok(()) => {}
+                Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),
                 Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = start.elapsed();
-    let total = w.bytes_written();
-    let file = w.finish().map_err(out_err)?;
+    let snapshots = run.snapshots();
+    let (file, total) = run.finish().map_err(out_err)?;
     vmmap_core::output::sync(&file).map_err(out_err)?;
+    if !a.quiet {
+        for n in run.notes() {
+            eprintln!("vmmap: note: {n}");
+        }
+    }
     if !a.quiet {
         let mut err = io::stderr().lock();
         let _ = writeln!(

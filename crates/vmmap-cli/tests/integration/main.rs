@@ -12,6 +12,7 @@ mod owners;
 mod reclaim;
 mod record;
 mod report;
+mod run_snapshots;
 mod runtimes;
 mod serve;
 mod sharing;

@@ -244,7 +244,7 @@ fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
 
 /// The C strings of an `execve` call, made before the fork: the child
 /// only calls `execve` with them.
-struct ExecArgs {
+pub(crate) struct ExecArgs {
     _strings: Vec<std::ffi::CString>,
     path: *const libc::c_char,
     argv: Vec<*const libc::c_char>,
@@ -252,8 +252,9 @@ struct ExecArgs {
 }
 
 impl ExecArgs {
-    /// Replaces the process's image; returns only on failure.
-    fn exec(&self) -> std::io::Error {
+    /// Replaces the process's image; returns only on failure. Only
+    /// async-signal-safe calls: it runs in the forked child.
+    pub(crate) fn exec(&self) -> std::io::Error {
         // SAFETY: NULL-terminated arrays of C strings owned by self.
         unsafe { libc::execve(self.path, self.argv.as_ptr(), self.envp.as_ptr()) };
         std::io::Error::last_os_error()
@@ -266,10 +267,9 @@ unsafe impl Send for ExecArgs {}
 // SAFETY: as above: read-only.
 unsafe impl Sync for ExecArgs {}
 
-/// Makes `cmd` start the program with exactly `env`, in that order: its
-/// child runs `execve` itself once std has set up the descriptors and the
-/// working directory.
-fn exec_with_env(cmd: &mut Command, l: &Launch, env: &[OsString]) -> std::io::Result<()> {
+/// The `execve` of the program with exactly `env`, in that order,
+/// prepared before the fork.
+fn exec_args(l: &Launch, env: &[OsString]) -> std::io::Result<ExecArgs> {
     use std::os::unix::ffi::OsStrExt;
     let c =
         |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes()).map_err(std::io::Error::other);
@@ -286,25 +286,61 @@ fn exec_with_env(cmd: &mut Command, l: &Launch, env: &[OsString]) -> std::io::Re
     argv.push(std::ptr::null());
     let mut envp: Vec<_> = strings[nargs + 1..].iter().map(ptr).collect();
     envp.push(std::ptr::null());
-    let args = ExecArgs {
+    Ok(ExecArgs {
         path: strings[0].as_ptr(),
         _strings: strings,
         argv,
         envp,
-    };
-    // SAFETY: the closure runs in the forked child and only calls execve,
-    // which is async-signal-safe, with memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || Err(args.exec()));
-    }
-    Ok(())
+    })
 }
 
 /// Creates the trace file (header written) and starts the program with
 /// the agent's environment. The returned writer appends the launcher's
 /// snapshots; the agent appends its own chunks to the same file (both
 /// open it with O_APPEND, so whole writes never interleave).
+/// [`crate::trace::supervise::start`] does the same and also records the
+/// program's map at start and at exit.
 pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
+    let out = create_output(l)?;
+    let spawned = command(l, &out.path).and_then(|(mut cmd, exec)| {
+        // SAFETY: the closure runs in the forked child and only calls
+        // execve, which is async-signal-safe, with memory prepared before
+        // the fork.
+        unsafe {
+            cmd.pre_exec(move || Err(exec.exec()));
+        }
+        cmd.spawn()
+    });
+    match spawned {
+        Ok(child) => Ok((child, out.writer)),
+        Err(e) => {
+            out.discard();
+            Err(LaunchError::Spawn(e))
+        }
+    }
+}
+
+/// The trace file, created with its header, before the program starts.
+pub(crate) struct Output {
+    pub(crate) writer: Writer<File>,
+    /// Its resolved name, given to the agent.
+    pub(crate) path: PathBuf,
+    /// A regular file (the only kind removed again).
+    pub(crate) regular: bool,
+}
+
+impl Output {
+    /// Nothing ran: leave no header-only file behind (only a regular
+    /// file, never a device or a FIFO).
+    pub(crate) fn discard(self) {
+        drop(self.writer);
+        if self.regular {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     // The usual reason a program cannot start, checked before the output
     // file is created or an old one truncated.
     let c = std::ffi::CString::new(l.program.as_os_str().as_encoded_bytes())
@@ -324,10 +360,22 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             ))
         })
         .map_err(LaunchError::Output)?;
-    // Only a regular file is removed again if the program cannot start:
-    // never a device or a FIFO.
     let regular = file.metadata().map_err(LaunchError::Output)?.is_file();
-    let w = Writer::new(file).map_err(LaunchError::Output)?;
+    let writer = Writer::new(file).map_err(LaunchError::Output)?;
+    Ok(Output {
+        writer,
+        path: abs,
+        regular,
+    })
+}
+
+/// The command that starts the program with the agent's environment,
+/// writing to the trace file `abs`, and the `execve` its child must end
+/// in: the caller's `pre_exec` runs it (after anything else the child must
+/// do first), so that the program gets exactly that environment, in that
+/// order, and a file without a `#!` line fails with ENOEXEC as it would
+/// without vmmap (std's own exec would run it through /bin/sh).
+pub(crate) fn command(l: &Launch, abs: &Path) -> std::io::Result<(Command, ExecArgs)> {
     let mut cmd = Command::new(&l.program);
     cmd.arg0(&l.argv0).args(&l.args);
     if let Some(dir) = &l.cwd {
@@ -338,20 +386,17 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
     }
-    let spawned = match &l.agent {
-        Some(agent) => exec_with_env(&mut cmd, l, &agent_env(l, agent, &abs)),
-        None => Ok(()),
-    }
-    .and_then(|()| cmd.spawn());
-    match spawned {
-        Ok(child) => Ok((child, w)),
-        Err(e) => {
-            // Nothing ran: leave no header-only file behind.
-            drop(w);
-            if regular {
-                let _ = std::fs::remove_file(&abs);
-            }
-            Err(LaunchError::Spawn(e))
-        }
-    }
+    let env = match &l.agent {
+        Some(agent) => agent_env(l, agent, abs),
+        None => std::env::vars_os()
+            .map(|(k, v)| {
+                let mut s = k;
+                s.push("=");
+                s.push(v);
+                s
+            })
+            .collect(),
+    };
+    let exec = exec_args(l, &env)?;
+    Ok((cmd, exec))
 }

@@ -201,8 +201,10 @@ pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
         .map_err(|e| crate::output_error(e, "standard output"))
 }
 
+/// Seconds from `t0`; negative for the snapshot a traced run takes at
+/// exec, before the agent's clock (the run's start) begins.
 fn secs(p: &Point, t0: u64) -> f64 {
-    p.taken_at_unix_ns.saturating_sub(t0) as f64 / 1e9
+    (i128::from(p.taken_at_unix_ns) - i128::from(t0)) as f64 / 1e9
 }
 
 fn opt(v: Option<u64>) -> String {

@@ -256,8 +256,10 @@ fn timeline_and_at_count_from_the_start_of_the_run() {
         .collect();
     assert!(times.len() >= 3, "{csv}");
     for t in times {
-        // The CSV rounds to milliseconds; snapshots are 100 ms apart.
-        let at = format!("{:.4}", t + 0.0006);
+        // The CSV rounds to milliseconds; snapshots are 100 ms apart. The
+        // one taken at exec, before the agent's clock starts, is a little
+        // below 0 s, and `--at 0` picks it.
+        let at = format!("{:.4}", (t + 0.0006).max(0.0));
         let h: Value =
             serde_json::from_slice(&on_file("trace", &file, &["heap", "--json", "--at", &at]))
                 .unwrap();

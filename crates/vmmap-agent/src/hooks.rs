@@ -1,8 +1,7 @@
 //! The interposed functions.
 //!
-//! Allocation calls reach glibc through its public `__libc_*` names (no
-//! `dlsym` bootstrap, which itself calls `calloc`); everything else through
-//! `dlsym(RTLD_NEXT)`, resolved on first use. Each hook takes its
+//! Allocation calls reach the program's own allocator ([`crate::next`]);
+//! everything else goes through `dlsym(RTLD_NEXT)`, resolved on first use. Each hook takes its
 //! timestamp where the operation takes effect for other threads: before the
 //! call for `free` and `realloc` (the old block may be reused at once),
 //! after it for allocations.
@@ -14,17 +13,7 @@ use libc::{off_t, pthread_attr_t, pthread_t, size_t};
 use vmmap_core::trace::wire::*;
 
 use crate::record::Caller;
-use crate::{enter, leave, record, sys, writer};
-
-extern "C" {
-    fn __libc_malloc(size: size_t) -> *mut c_void;
-    fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
-    fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
-    fn __libc_free(p: *mut c_void);
-    fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
-    fn __libc_valloc(size: size_t) -> *mut c_void;
-    fn __libc_pvalloc(size: size_t) -> *mut c_void;
-}
+use crate::{enter, leave, next, record, sys, writer};
 
 /// Allocations at least this large probably made a new mapping inside
 /// glibc (its mmap threshold starts at 128 KiB): look at the maps soon.
@@ -84,7 +73,7 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 unsafe extern "C" fn malloc_from(size: size_t, ra: u64, sp: u64, bp: u64) -> *mut c_void {
     let b = enter();
     // SAFETY: forwarding.
-    let p = unsafe { __libc_malloc(size) };
+    let p = unsafe { next::malloc()(size) };
     if let Some(b) = b {
         if !p.is_null() {
             let at = Caller { ra, sp, bp };
@@ -127,7 +116,7 @@ unsafe extern "C" fn calloc_from(
 ) -> *mut c_void {
     let b = enter();
     // SAFETY: forwarding.
-    let p = unsafe { __libc_calloc(n, size) };
+    let p = unsafe { next::calloc()(n, size) };
     if let Some(b) = b {
         if !p.is_null() {
             let total = n.wrapping_mul(size);
@@ -178,10 +167,16 @@ unsafe extern "C" fn realloc_from(
 /// # Safety
 /// As C `realloc`.
 unsafe fn realloc_at(old: *mut c_void, size: size_t, at: Option<Caller>) -> *mut c_void {
+    if next::is_boot(old) {
+        // A block handed out while the allocator was being resolved: it
+        // moves to the allocator, untraced like its allocation.
+        // SAFETY: old is a start-up block.
+        return unsafe { next::realloc_boot(old, size) };
+    }
     let b = enter();
     let tick = sys::ticks();
     // SAFETY: forwarding.
-    let p = unsafe { __libc_realloc(old, size) };
+    let p = unsafe { next::realloc()(old, size) };
     if let Some(b) = b {
         // Failure leaves the old block alone: nothing happened. realloc(p, 0)
         // frees p and returns null: recorded with new = 0.
@@ -210,7 +205,7 @@ pub unsafe extern "C" fn reallocarray(old: *mut c_void, n: size_t, size: size_t)
 /// As C `free`.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if p.is_null() {
+    if p.is_null() || next::is_boot(p) {
         return;
     }
     if let Some(b) = enter() {
@@ -218,7 +213,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         leave(b);
     }
     // SAFETY: forwarding.
-    unsafe { __libc_free(p) }
+    unsafe { next::free()(p) }
 }
 
 /// # Safety
@@ -255,7 +250,7 @@ fn aligned(align: usize, size: usize, f: impl FnOnce() -> *mut c_void) -> *mut c
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
     // SAFETY: forwarding.
-    aligned(align, size, || unsafe { __libc_memalign(align, size) })
+    aligned(align, size, || unsafe { next::memalign()(align, size) })
 }
 
 /// # Safety
@@ -267,7 +262,9 @@ pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_vo
         return core::ptr::null_mut();
     }
     // SAFETY: forwarding.
-    aligned(align, size, || unsafe { __libc_memalign(align, size) })
+    aligned(align, size, || unsafe {
+        next::aligned_alloc()(align, size)
+    })
 }
 
 /// # Safety
@@ -283,7 +280,7 @@ pub unsafe extern "C" fn posix_memalign(
     }
     let saved = crate::errno();
     // SAFETY: forwarding.
-    let p = aligned(align, size, || unsafe { __libc_memalign(align, size) });
+    let p = aligned(align, size, || unsafe { next::memalign()(align, size) });
     if p.is_null() {
         crate::set_errno(saved);
         return libc::ENOMEM;
@@ -300,7 +297,7 @@ pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     // SAFETY: forwarding.
-    aligned(page, size, || unsafe { __libc_valloc(size) })
+    aligned(page, size, || unsafe { next::valloc()(size) })
 }
 
 /// # Safety
@@ -310,7 +307,7 @@ pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     // SAFETY: forwarding.
-    aligned(page, size, || unsafe { __libc_pvalloc(size) })
+    aligned(page, size, || unsafe { next::pvalloc()(size) })
 }
 
 type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
@@ -702,7 +699,8 @@ type ExecveFn =
 type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
 
 /// # Safety
-/// As C `execve`.
+/// As C `execve`. The traced process's own exec gets the agent's
+/// variables back ([`crate::env`]), so that its new image is traced.
 #[no_mangle]
 pub unsafe extern "C" fn execve(
     path: *const c_char,
@@ -710,6 +708,9 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     before_exec(path);
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp) };
+    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(EXECVE, "execve", ExecveFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(path, argv, envp) },
@@ -722,6 +723,14 @@ pub unsafe extern "C" fn execve(
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     before_exec(path);
+    // SAFETY: the process's environment array.
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current()) } {
+        return match real!(EXECVE, "execve", ExecveFn) {
+            // SAFETY: forwarding, as execv does, with the environment.
+            Some(f) => unsafe { f(path, argv, env.as_ptr()) },
+            None => -1,
+        };
+    }
     match real!(EXECV, "execv", ExecvFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(path, argv) },
@@ -734,6 +743,14 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     before_exec(file);
+    // SAFETY: the process's environment array.
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current()) } {
+        return match real!(EXECVPE, "execvpe", ExecveFn) {
+            // SAFETY: forwarding, as execvp does, with the environment.
+            Some(f) => unsafe { f(file, argv, env.as_ptr()) },
+            None => -1,
+        };
+    }
     match real!(EXECVP, "execvp", ExecvFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(file, argv) },
@@ -750,6 +767,9 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     before_exec(file);
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp) };
+    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(EXECVPE, "execvpe", ExecveFn) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(file, argv, envp) },
@@ -767,6 +787,9 @@ pub unsafe extern "C" fn fexecve(
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
     before_exec(core::ptr::null());
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp) };
+    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(FEXECVE, "fexecve", F) {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(fd, argv, envp) },

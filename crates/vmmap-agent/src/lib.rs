@@ -16,8 +16,10 @@
 
 mod ages;
 mod block;
+mod env;
 mod hooks;
 mod memo;
+mod next;
 mod placement;
 mod record;
 mod sys;
@@ -228,7 +230,10 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
 /// initialised first): reads the environment, opens the trace and starts
 /// the writer.
 extern "C" fn init() {
-    let Some(cfg) = read_config() else { return };
+    next::resolve_now();
+    let cfg = read_config();
+    env::scrub();
+    let Some(cfg) = cfg else { return };
     if !writer::open(&cfg.path) {
         return;
     }
@@ -329,21 +334,30 @@ pub(crate) fn same_process() -> bool {
     sys::getpid() == PID.load(Relaxed)
 }
 
+/// Whether this process is being traced now.
+pub(crate) fn tracing() -> bool {
+    ACTIVE.load(Relaxed) && same_process()
+}
+
 extern "C" fn at_exit() {
     if ACTIVE.load(Relaxed) && same_process() {
         writer::flush(2000);
     }
 }
 
+/// At exit. A `vfork` child that calls exit shares our memory: the test of
+/// the process comes first, or the child would turn tracing off in the
+/// parent, which then lost every later event and its end record.
 extern "C" fn fini() {
-    if ACTIVE.swap(false, SeqCst) && same_process() {
+    if same_process() && ACTIVE.swap(false, SeqCst) {
         writer::stop(2000);
     }
 }
 
-/// Stops tracing for good and writes the end record (`_exit`, `_Exit`).
+/// Stops tracing for good and writes the end record (`_exit`, `_Exit`);
+/// in a `vfork` child, touches nothing (see [`fini`]).
 pub(crate) fn shutdown() {
-    if ACTIVE.swap(false, SeqCst) && same_process() {
+    if same_process() && ACTIVE.swap(false, SeqCst) {
         writer::stop(2000);
     }
 }

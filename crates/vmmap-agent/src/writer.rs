@@ -135,6 +135,7 @@ pub fn start() -> bool {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         old
     };
+    APART.store(0, Relaxed);
     let ok = std::thread::Builder::new()
         .name("vmmap-agent".into())
         .stack_size(256 * 1024)
@@ -143,6 +144,30 @@ pub fn start() -> bool {
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
     if !ok {
+        return false;
+    }
+    // The writer first takes the trace into a table of its own; then the
+    // program's table gets the number back, before the program runs. A
+    // writer that has not done so in time is abandoned (it will not
+    // write: the number may be the program's by then).
+    let mut state = APART.load(Acquire);
+    for _ in 0..2000 {
+        if state != 0 {
+            break;
+        }
+        sys::sleep_ms(1);
+        state = APART.load(Acquire);
+    }
+    if state == 0 {
+        state = match APART.compare_exchange(0, 3, AcqRel, Acquire) {
+            Ok(_) => 3,
+            Err(now) => now,
+        };
+    }
+    // SAFETY: our own descriptor, in the program's table.
+    unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
+    if state != 1 {
+        FD.store(-1, Relaxed);
         return false;
     }
     // Recording starts only once the writer has its guarded block: the
@@ -157,15 +182,70 @@ pub fn start() -> bool {
     false
 }
 
-/// In the child of `fork`: the writer thread does not exist there.
+/// Whether the writer has its descriptor table apart: 0 not yet, 1 yes,
+/// 2 it could not, 3 it was too late and must not write.
+static APART: AtomicI32 = AtomicI32::new(0);
+
+/// Gives the calling thread (the writer) a descriptor table of its own
+/// holding only the trace file, `fd`. The program may then close, reuse
+/// or replace any descriptor (daemons close 3..1023, or call close_range,
+/// at start-up) without touching the trace, and the writer can never
+/// write into a file of the program's that took the trace's number. The
+/// writer's own reads (/proc/self/maps, /proc/stat) no longer take a
+/// number in the program's table either. Hooking close, dup2 and
+/// close_range instead would miss glibc's internal calls (closefrom) and
+/// raw system calls; checking the descriptor before each write leaves a
+/// window between the check and the write.
+fn descriptors_apart(fd: i32) -> bool {
+    // close_range(CLOSE_RANGE_UNSHARE) copies this thread's table and
+    // closes a range in the copy in one call; unlike unshare(2), container
+    // seccomp profiles (Docker's default) allow it without CAP_SYS_ADMIN.
+    // The copy holds every descriptor of the program: closing them here
+    // (in this table only) keeps the program's closes effective, a pipe
+    // closed by the program reaching EOF.
+    const CLOSE_RANGE_UNSHARE: u32 = 1 << 1;
+    let close_range = |first: i32, last: u32, flags: u32| {
+        // SAFETY: close_range on this thread's own table (after the first
+        // call, a private one).
+        unsafe { libc::syscall(libc::SYS_close_range, first as u32, last, flags) == 0 }
+    };
+    let (below, above) = ((fd > 0).then(|| (0, (fd - 1) as u32)), (fd + 1, u32::MAX));
+    let ranged = match below {
+        Some((lo, hi)) => {
+            close_range(lo, hi, CLOSE_RANGE_UNSHARE) && close_range(above.0, above.1, 0)
+        }
+        None => close_range(above.0, above.1, CLOSE_RANGE_UNSHARE),
+    };
+    if ranged {
+        return true;
+    }
+    // Before Linux 5.9 (or where close_range is filtered out).
+    // SAFETY: unshare(CLONE_FILES) copies the calling thread's table;
+    // nothing else changes.
+    if unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_FILES) } != 0 {
+        return false;
+    }
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    let max = rl.rlim_cur.min(1 << 20) as i32;
+    for other in (0..max).filter(|&o| o != fd) {
+        // SAFETY: closing in this thread's own table.
+        unsafe { libc::syscall(libc::SYS_close, other) };
+    }
+    true
+}
+
+/// In the child of `fork`: the writer thread does not exist there, nor
+/// does its descriptor (it lived in the writer's own table; the number may
+/// be one of the program's in the child's).
 pub fn after_fork_child() {
     RUNNING.store(false, Relaxed);
     WRITER.store(core::ptr::null_mut(), Relaxed);
-    let fd = FD.swap(-1, Relaxed);
-    if fd >= 0 {
-        // SAFETY: the child's copy of our descriptor; the parent keeps its own.
-        unsafe { libc::close(fd) };
-    }
+    FD.store(-1, Relaxed);
 }
 
 /// Asks the writer to write everything committed so far and waits for it
@@ -222,6 +302,19 @@ struct State {
 }
 
 fn main() {
+    let apart = descriptors_apart(FD.load(Relaxed));
+    if !apart {
+        eprintln!(
+            "vmmap agent: cannot keep the trace apart from the program's descriptors ({}); not tracing",
+            std::io::Error::last_os_error()
+        );
+    }
+    // From here on, messages go nowhere: the program's stderr is not in
+    // this table (kept, it would stay open after the program closed it).
+    let to = if apart { 1 } else { 2 };
+    if APART.compare_exchange(0, to, AcqRel, Acquire).is_err() || !apart {
+        return;
+    }
     let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
         eprintln!("vmmap agent: cannot set up compression; not tracing");
         return;

@@ -104,7 +104,8 @@ pub enum Command {
     Open(OpenArgs),
     /// Start a program with the tracing agent preloaded: every allocation
     /// and mapping call is recorded with its call stack, and the process's
-    /// map is snapshotted every --interval, all into one .vmmap file.
+    /// map is snapshotted at start, every --interval and at exit, all into
+    /// one .vmmap file.
     ///
     /// The agent (libvmmap_agent.so) interposes the malloc family, mmap,
     /// munmap, mremap, mprotect, madvise, brk/sbrk, pthread_create,
@@ -739,7 +740,8 @@ pub struct RunArgs {
     pub output: Option<PathBuf>,
 
     /// Time between snapshots of the process's map during the run (500ms,
-    /// 1s, 2m; 0 for none).
+    /// 1s, 2m; 0 for none). One is also taken right after the program
+    /// starts and one at its exit, whatever this is.
     #[arg(short, long, default_value = "1s", value_name = "TIME")]
     pub interval: String,
 
@@ -756,6 +758,13 @@ pub struct RunArgs {
     /// Do not preload the agent: record the interval snapshots only.
     #[arg(long)]
     pub snapshot_only: bool,
+
+    /// Take no snapshot at exit, so that the program is not traced with
+    /// ptrace while it runs (a debugger can attach to it; run as a user
+    /// other than root, a set-user-ID program it execs in place keeps its
+    /// privileges). The snapshot right after exec is still taken.
+    #[arg(long)]
+    pub no_exit_snapshot: bool,
 
     /// The agent library (default: $VMMAP_AGENT, or libvmmap_agent.so next
     /// to the vmmap binary or in ../lib/vmmap/).

@@ -183,14 +183,19 @@ pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
     }
     let mut points = timeline::timeline(&loaded);
     timeline::add_live_heap(&mut points, &loaded.trace);
+    // A traced run's times count from its start, as `vmmap trace --at`
+    // does; a recording's from its first point.
+    let t0 = timeline::run_start_unix_ns(&loaded.trace)
+        .or_else(|| points.first().map(|p| p.taken_at_unix_ns))
+        .unwrap_or(0);
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.json {
         write_json(&points, &mut w)
     } else if a.csv {
-        write_csv(&points, &mut w)
+        write_csv(&points, t0, &mut w)
     } else {
-        write_text(&points, &mut w)
+        write_text(&points, t0, &mut w)
     };
     r.and_then(|()| w.flush())
         .map_err(|e| crate::output_error(e, "standard output"))
@@ -204,7 +209,7 @@ fn opt(v: Option<u64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
+fn write_csv(points: &[Point], t0: u64, w: &mut impl Write) -> io::Result<()> {
     write!(
         w,
         "time_s,taken_at_unix_ns,snapshot,rss,pss,swap,anonymous,page_table,live_heap"
@@ -215,7 +220,6 @@ fn write_csv(points: &[Point], w: &mut impl Write) -> io::Result<()> {
         }
     }
     writeln!(w)?;
-    let t0 = points.first().map_or(0, |p| p.taken_at_unix_ns);
     for p in points {
         write!(
             w,
@@ -250,7 +254,7 @@ fn write_json(points: &[Point], w: &mut impl Write) -> io::Result<()> {
     writeln!(w)
 }
 
-fn write_text(points: &[Point], w: &mut impl Write) -> io::Result<()> {
+fn write_text(points: &[Point], t0: u64, w: &mut impl Write) -> io::Result<()> {
     let cell = |v: Option<u64>| v.map(|v| size(v, false)).unwrap_or_else(|| "-".into());
     write!(
         w,
@@ -266,7 +270,6 @@ fn write_text(points: &[Point], w: &mut impl Write) -> io::Result<()> {
         write!(w, " {:>9}", "Live heap")?;
     }
     writeln!(w, "   (per type: working set; full snapshots only)")?;
-    let t0 = points.first().map_or(0, |p| p.taken_at_unix_ns);
     for p in points {
         write!(
             w,

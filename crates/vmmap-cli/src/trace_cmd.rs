@@ -8,12 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmmap_core::collect::{self, Options};
+use vmmap_core::collect::Options;
 use vmmap_core::text::Escaped;
 use vmmap_core::trace::decode::{Decoder, Event};
-use vmmap_core::trace::launch;
+use vmmap_core::trace::{launch, supervise};
 use vmmap_core::units::size;
-use vmmap_core::Error;
 
 use crate::cli::{RunArgs, TraceArgs};
 use crate::record::parse_duration;
@@ -101,54 +100,66 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     ] {
         let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
     }
+    // Followed children write files of their own next to the main one:
+    // what is there before the run is not theirs.
+    let before = if a.follow_forks {
+        child_files(&output)
+    } else {
+        Vec::new()
+    };
     let start = Instant::now();
-    let (mut child, mut w) = launch::start(&spec).map_err(|e| match e {
+    let opts = Options::default()
+        .proc_root(proc_root)
+        .ptrace(false)
+        .read_memory(true);
+    // Snapshots at start and at exit come from the supervisor itself.
+    let mut run = supervise::start(&spec, opts, !a.no_exit_snapshot).map_err(|e| match e {
         launch::LaunchError::Output(e) => Failure {
             code: exit::OUTPUT,
             message: format!("cannot create {what}: {e}"),
         },
         launch::LaunchError::Spawn(e) => spawn_failure(&program, &e),
     })?;
-    let pid = child.id();
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(false)
-        .read_memory(true);
-    let mut snapshots = 0u64;
+    let pid = run.pid;
     let mut next = start + interval;
+    // A snapshot once the agent is loaded and running (the one at exec
+    // precedes the loader), unless an interval's comes first.
+    let mut loaded_taken = agent.is_none();
     let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| Failure {
-            code: exit::OTHER,
-            message: format!("waiting for {}: {e}", program.display()),
-        })? {
-            break st;
+        if let Some(st) = run.try_wait() {
+            break st.map_err(|e| Failure {
+                code: exit::OTHER,
+                message: format!("waiting for {}: {e}", program.display()),
+            })?;
         }
         if interrupted.swap(false, Ordering::Relaxed) {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
-        if !interval.is_zero() && Instant::now() >= next {
-            next += interval;
-            match collect::snapshot(pid, &opts) {
-                Ok(s) => {
-                    w.append(&s).map_err(out_err)?;
-                    snapshots += 1;
-                }
-                Err(
-                    Error::ProcessExited { .. }
-                    | Error::Zombie { .. }
-                    | Error::NoSuchProcess { .. }
-                    | Error::Parse { .. },
-                ) => {}
+        let loaded = !loaded_taken && run.agent_started();
+        let due = !interval.is_zero() && Instant::now() >= next;
+        if loaded || due {
+            loaded_taken = true;
+            if due {
+                next += interval;
+            }
+            match run.snapshot() {
+                Ok(()) => {}
+                Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),
                 Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     let elapsed = start.elapsed();
-    let total = w.bytes_written();
-    let file = w.finish().map_err(out_err)?;
+    let snapshots = run.snapshots();
+    let (file, total) = run.finish().map_err(out_err)?;
     vmmap_core::output::sync(&file).map_err(out_err)?;
+    if !a.quiet {
+        for n in run.notes() {
+            eprintln!("vmmap: note: {n}");
+        }
+    }
     if !a.quiet {
         let mut err = io::stderr().lock();
         let _ = writeln!(
@@ -169,6 +180,24 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             "vmmap: wrote {what} ({}); `vmmap trace {what}` shows it",
             size(size_now, false)
         );
+        if a.follow_forks {
+            let children: Vec<_> = child_files(&output)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            for (path, _, len) in &children {
+                let _ = writeln!(
+                    err,
+                    "vmmap: wrote {} ({}), the trace of a followed child (pid {})",
+                    crate::shown(path),
+                    size(*len, false),
+                    child_pid(path).unwrap_or_default()
+                );
+            }
+            if children.is_empty() {
+                let _ = writeln!(err, "vmmap: no child was traced (none was started, or none kept the agent's environment)");
+            }
+        }
     }
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
@@ -185,6 +214,53 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             message: String::new(),
         }),
     }
+}
+
+/// The files of followed children next to `main` (`STEM.PID.vmmap`, and
+/// `STEM.PID.PID2.vmmap` for their own children), with their modification
+/// time and size, in name order.
+fn child_files(main: &Path) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)> {
+    let dir = match main.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(stem) = main.file_stem().and_then(|s| s.to_str()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let Some(pids) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(stem))
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_suffix(".vmmap"))
+            else {
+                return false;
+            };
+            pids.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((
+                main.with_file_name(e.file_name()),
+                m.modified().ok(),
+                m.len(),
+            ))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The pid in a child's file name: the last number of `STEM.PID.vmmap`.
+fn child_pid(path: &Path) -> Option<u32> {
+    path.file_stem()?.to_str()?.rsplit('.').next()?.parse().ok()
 }
 
 fn describe_status(s: &std::process::ExitStatus) -> String {
@@ -385,7 +461,6 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         };
     let mut d = Decoder::new();
     let mut err: Option<io::Error> = None;
-    let mut t0: Option<u64> = None;
     let mut at = a.address.as_ref().map(|s| {
         let v = u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(u64::MAX);
         vmmap_core::trace::address::AddressFilter::new(v)
@@ -405,10 +480,10 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         if a.tid.is_some_and(|t| t != r.tid) {
             return;
         }
-        // Ticks convert to time with the whole run's clock anchors: while
-        // streaming, only the first has been read.
-        let ns = clocks.tick_ns(r.image, r.tick);
-        let t = ns.saturating_sub(*t0.get_or_insert(ns));
+        // Ticks convert to time with the whole run's clock anchors (while
+        // streaming, only the first has been read), counted from the start
+        // of the run as --at and --from count, whatever the filters keep.
+        let t = clocks.trace_ns(r.image, r.tick);
         let secs = t as f64 / 1e9;
         if a.from.is_some_and(|f| secs < f) || a.to.is_some_and(|to| secs >= to) {
             return;
@@ -553,6 +628,28 @@ fn write_regions(
         .collect();
     syms.resolve(info, &addrs, &crate::trace_views::symbol_options(a));
     let frames = |stack: u32| vmmap_core::trace::calltree::stack_frames(info, &syms, image, stack);
+    // The function that made each mapping: the first frame of its stack
+    // outside the allocator, libc, the loader and the agent.
+    let mut spans: Vec<(u64, u64, &str)> = list
+        .iter()
+        .map(|r| (r.mapping.start, r.mapping.end, &*r.mapping.path))
+        .collect();
+    spans.sort_unstable_by_key(|s| s.0);
+    let maker = |stack: u32| -> Option<String> {
+        let s = info.stacks.get(stack as usize)?;
+        s.frames.iter().find_map(|&a| {
+            let k = spans.partition_point(|s| s.0 <= a);
+            let path = k
+                .checked_sub(1)
+                .map(|k| spans[k])
+                .filter(|s| a < s.1)
+                .map_or("", |s| s.2);
+            if is_runtime_library(path) {
+                return None;
+            }
+            syms.frames(image, a).first().map(|f| f.label(true))
+        })
+    };
     if a.json {
         let v: Vec<_> = list
             .iter()
@@ -563,6 +660,7 @@ fn write_regions(
                     "start": hex(m.start), "end": hex(m.end), "size": m.size(),
                     "perms": String::from_utf8_lossy(&m.perms), "path": &*m.path,
                     "owner": owner_kind(&r.owner), "description": r.owner.describe(),
+                    "made_by": maker(r.owner.stack()),
                     "stack": st.filter(|s| !s.is_empty()),
                     "frames": frames(r.owner.stack()).iter().map(|f| serde_json::json!({
                         "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined,
@@ -578,17 +676,22 @@ fn write_regions(
         vmmap_core::export::to_writer_pretty(&mut *out, &v)?;
         return writeln!(out);
     }
+    writeln!(
+        out,
+        "{:>33} {:<4} {:>8} {:<40} MADE BY",
+        "START-END", "PERM", "SIZE", "PATH"
+    )?;
     for r in &list {
         let m = &r.mapping;
         writeln!(
             out,
-            "{:>16x}-{:<16x} {} {:>8} {:<40} {}",
+            "{:>16x}-{:<16x} {:<4} {:>8} {:<40} {}",
             m.start,
             m.end,
             String::from_utf8_lossy(&m.perms),
             size(m.size(), false),
             Escaped(if m.path.is_empty() { "[anon]" } else { &m.path }),
-            Escaped(&r.owner.describe())
+            Escaped(&describe_owner(&r.owner, maker(r.owner.stack()).as_deref()))
         )?;
         if a.stacks {
             for f in frames(r.owner.stack()) {
@@ -597,6 +700,44 @@ fn write_regions(
         }
     }
     Ok(())
+}
+
+/// A library whose frames say how memory was obtained, not who wanted it:
+/// libc and its loader, the C++ runtime's `operator new`, the common
+/// malloc replacements, and the agent itself.
+fn is_runtime_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    [
+        "libc.so",
+        "libc-",
+        "ld-linux",
+        "ld-musl",
+        "libpthread",
+        "libstdc++",
+        "libjemalloc",
+        "libtcmalloc",
+        "libmimalloc",
+        "libvmmap_agent",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
+/// An owner in words, naming the function that made the mapping when its
+/// stack was recorded.
+fn describe_owner(o: &vmmap_core::trace::owners::Owner, maker: Option<&str>) -> String {
+    use vmmap_core::trace::owners::Owner;
+    let Some(f) = maker else {
+        return o.describe();
+    };
+    match o {
+        Owner::Call { op, tid, .. } => format!("{f}: {op} in thread {tid}"),
+        Owner::Unobserved {
+            first_use: Some((op, _, tid, _, size, _)),
+        } => format!("{f}: made inside glibc for {op}({size}) in thread {tid}"),
+        Owner::ThreadStack { tid, .. } => format!("{f}: stack of thread {tid}"),
+        _ => o.describe(),
+    }
 }
 
 fn owner_kind(o: &vmmap_core::trace::owners::Owner) -> &'static str {
@@ -614,7 +755,7 @@ fn owner_kind(o: &vmmap_core::trace::owners::Owner) -> &'static str {
     }
 }
 
-/// One JSON object per line: time (ns from the first record), thread,
+/// One JSON object per line: time (ns from the start of the run), thread,
 /// image, operation, its fields, and its stack's frames.
 fn write_json_record(
     out: &mut impl Write,

@@ -524,7 +524,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
 /// every region holding live blocks, at the time of a snapshot the run
 /// recorded (the last one, or the last before --at).
 pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
-    use vmmap_core::trace::heap::heap_regions;
+    use vmmap_core::trace::heap::{heap_regions, ArenaMaps};
     let facts = scan::facts(open(&a.file)?);
     let limit = a.at.and_then(|s| {
         let t0 = facts.images.first()?.clocks.first()?.2;
@@ -556,11 +556,19 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
     let seconds = scan::seconds_at_unix(&facts, snap.taken_at_unix_ns).unwrap_or(f64::MAX);
     let until = scan::ticks_at(&facts, seconds);
     let mut acc = Summarizer::default();
-    let sc = scan_file(&a.file, until, |r| acc.add(r))?;
+    let mut arenas = ArenaMaps::default();
+    let sc = scan_file(&a.file, until, |r| {
+        acc.add(r);
+        arenas.add(r);
+    })?;
     if let Some(d) = &sc.damage {
         eprintln!("vmmap: warning: {d}; the analysis covers what came before it");
     }
-    let rows = heap_regions(&snap, acc.live_blocks().map(|(p, n, _)| (p, n)));
+    let rows = heap_regions(
+        &snap,
+        acc.live_blocks().map(|(p, n, _)| (p, n)),
+        &arenas.ranges(),
+    );
     let sum =
         |f: &dyn Fn(&vmmap_core::trace::heap::HeapRegion) -> u64| rows.iter().map(f).sum::<u64>();
     if a.json {
@@ -574,6 +582,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
                 "type": h.memory_type.name(), "path": h.path,
                 "size": h.size, "rss": h.rss, "blocks": h.blocks, "live": h.live,
                 "overhead": h.overhead, "free": h.free,
+                "pymalloc_arenas": h.pymalloc_arenas, "pymalloc_bytes": h.pymalloc,
                 "resident_not_live": h.resident_not_live(), "untouched": h.untouched(),
                 "swap": h.swap, "frag_percent": h.frag_percent(),
             })).collect::<Vec<_>>(),
@@ -587,7 +596,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
         )?;
         writeln!(
             out,
-            "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
+            "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6}",
             "REGION",
             "TYPE",
             "SIZE",
@@ -596,13 +605,14 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
             "LIVE",
             "OVERHEAD",
             "FREE",
+            "PYMALLOC",
             "UNTOUCHED",
             "%FRAG"
         )?;
         for h in &rows {
             writeln!(
                 out,
-                "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
+                "{:<33} {:<13} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6}",
                 format!("{:x}-{:x}", h.start, h.end),
                 h.memory_type.name(),
                 bytes(h.size),
@@ -611,8 +621,17 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
                 bytes(h.live),
                 bytes(h.overhead),
                 bytes(h.free),
+                bytes(h.pymalloc),
                 bytes(h.untouched()),
                 h.frag_percent().map_or("-".into(), |f| format!("{f:.1}"))
+            )?;
+        }
+        let arenas: u64 = rows.iter().map(|h| h.pymalloc_arenas).sum();
+        if arenas > 0 {
+            writeln!(
+                out,
+                "{arenas} CPython pymalloc arenas ({}): Python's own object heap, apart from malloc's blocks and free space; %FRAG is not given for a region holding them (smaps has one Rss for the whole mapping)",
+                size(sum(&|h| h.pymalloc), false)
             )?;
         }
         writeln!(
@@ -625,7 +644,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
             size(sum(&|h| h.size), false),
             size(rows.iter().map(|h| h.resident_not_live().max(0) as u64).sum(), false),
         )?;
-        writeln!(out, "Size = live + overhead + free; RSS - (live + overhead) is resident memory with no live block in it (docs/metrics.md).")
+        writeln!(out, "Size = live + overhead + free + pymalloc; RSS - (live + overhead) is resident memory with no live block in it (docs/metrics.md).")
     })())
 }
 

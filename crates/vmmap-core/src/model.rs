@@ -460,6 +460,11 @@ pub enum StackPointerSource {
     Unavailable,
     /// The thread exited during collection.
     Exited,
+    /// No longer listed by the kernel, but alive at the end of a traced
+    /// run's trace (killed by the `exit` the snapshot was taken at): the
+    /// stack is the range the tracing agent recorded (the stack pointer
+    /// given is the top of that range).
+    Trace,
 }
 
 /// Who the process is.

@@ -133,6 +133,23 @@ pub fn points(snapshots: &[Snapshot], samples: &[Sample]) -> Vec<Point> {
     points
 }
 
+/// When a traced run started (the agent's first clock anchor), in
+/// nanoseconds since the Unix epoch; None for a file with no trace. Times
+/// in a traced file count from it, as `vmmap trace --at` does.
+pub fn run_start_unix_ns(trace: &[Vec<u8>]) -> Option<u64> {
+    use crate::trace::decode::Decoder;
+    let mut facts = Decoder::new();
+    for m in trace {
+        if m.first() != Some(&crate::trace::wire::MSG_EVENTS) {
+            let _ = facts.feed(m, &mut |_, _| {});
+        }
+        if let Some(c) = facts.info.images.first().and_then(|i| i.clocks.first()) {
+            return Some(c.2);
+        }
+    }
+    None
+}
+
 /// Fills [`Point::live_heap`] from the trace messages of a traced run
 /// (`points` in time order): the live requested bytes at each point's
 /// time, from one pass over the events.

@@ -683,7 +683,9 @@ fn snapshot_finds_thread_stacks_and_shared_memory() {
     let snap = take(case("kernel-4.9-pkeys"));
     assert_eq!(snap.process.threads[0].stack_pointer, None);
     assert!(
-        snap.warnings.iter().any(|w| w.contains("kept running")),
+        snap.warnings
+            .iter()
+            .any(|w| w.contains("running thread not placed")),
         "{:?}",
         snap.warnings
     );

@@ -673,8 +673,12 @@ impl App {
             }
         };
         let output = std::path::absolute(&spec.output).unwrap_or_else(|_| spec.output.clone());
-        let (child, w) = match vmmap_core::trace::launch::start(&spec) {
-            Ok(cw) => cw,
+        let opts = vmmap_core::collect::Options::default()
+            .proc_root(&self.proc_root)
+            .ptrace(false)
+            .read_memory(true);
+        let run = match vmmap_core::trace::supervise::start(&spec, opts, true) {
+            Ok(r) => r,
             Err(vmmap_core::trace::launch::LaunchError::Output(e)) => {
                 form.error = Some(format!("Cannot create {}: {e}", output.display()));
                 return Vec::new();
@@ -686,18 +690,11 @@ impl App {
                 return Vec::new();
             }
         };
-        let pid = child.id();
+        let pid = run.pid;
         self.trace_files.push((pid, output.clone()));
         let program = form.program.trim().to_string();
         form.error = None;
-        match TraceSession::start(
-            child,
-            w,
-            program.clone(),
-            output.clone(),
-            &self.proc_root,
-            Duration::from_secs(1),
-        ) {
+        match TraceSession::start(run, program.clone(), output.clone(), Duration::from_secs(1)) {
             Ok(t) => self.traces.push(t),
             Err(e) => {
                 // The child was moved into the failed thread's closure and

@@ -5,17 +5,15 @@
 //! running: the agent keeps appending its events to the file until the
 //! program ends (the file loads the same either way).
 
-use std::fs::File;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::path::PathBuf;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vmmap_core::collect::{self, Options};
-use vmmap_core::format::Writer;
+use vmmap_core::trace::supervise::{SnapshotError, Supervised};
 
 /// How a session ended.
 enum Ended {
@@ -47,52 +45,48 @@ pub struct TraceSession {
 }
 
 impl TraceSession {
-    /// Starts watching `child`, appending a snapshot to `w` every
-    /// `interval`.
+    /// Starts watching `run` (its snapshots at start and exit are the
+    /// supervisor's), appending a snapshot every `interval`.
     pub fn start(
-        mut child: Child,
-        mut w: Writer<File>,
+        mut run: Supervised,
         program: String,
         output: PathBuf,
-        proc_root: &Path,
         interval: Duration,
     ) -> std::io::Result<TraceSession> {
-        let pid = child.id();
+        let pid = run.pid;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let opts = Options::default()
-            .proc_root(proc_root)
-            .ptrace(false)
-            .read_memory(true);
         let handle = std::thread::Builder::new()
             .name(format!("vmmap-trace-{pid}"))
             .spawn(move || {
-                let mut snapshots = 0u64;
                 let mut write_error: Option<String> = None;
                 let mut next = Instant::now() + interval;
+                // A snapshot once the agent runs (the one at exec precedes
+                // the loader), unless an interval's comes first.
+                let mut loaded_taken = false;
                 let ended = loop {
-                    match child.try_wait() {
-                        Ok(Some(st)) => break Ended::Exited(st),
-                        Ok(None) => {}
-                        Err(e) => break Ended::WaitFailed(e.to_string()),
+                    match run.try_wait() {
+                        Some(Ok(st)) => break Ended::Exited(st),
+                        None => {}
+                        Some(Err(e)) => break Ended::WaitFailed(e.to_string()),
                     }
                     if flag.load(Ordering::Relaxed) {
                         break Ended::Left;
                     }
-                    if write_error.is_none() && Instant::now() >= next {
+                    let loaded = !loaded_taken && run.agent_started();
+                    if write_error.is_none() && (loaded || Instant::now() >= next) {
+                        loaded_taken = true;
                         next = Instant::now() + interval;
                         // A snapshot can fail as the process exits: the
                         // next try_wait sees that.
-                        if let Ok(s) = collect::snapshot(pid, &opts) {
-                            match w.append(&s) {
-                                Ok(()) => snapshots += 1,
-                                Err(e) => write_error = Some(e.to_string()),
-                            }
+                        if let Err(SnapshotError::Write(e)) = run.snapshot() {
+                            write_error = Some(e.to_string());
                         }
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 };
-                if let Err(e) = w.finish().and_then(|f| f.sync_all()) {
+                let snapshots = run.snapshots();
+                if let Err(e) = run.finish().and_then(|(f, _)| f.sync_all()) {
                     write_error.get_or_insert(e.to_string());
                 }
                 Outcome {

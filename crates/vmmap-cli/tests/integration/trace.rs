@@ -43,7 +43,7 @@ pub(crate) fn build(out_name: &str, cmd: &[&str]) -> PathBuf {
     out
 }
 
-fn torture() -> PathBuf {
+pub(crate) fn torture() -> PathBuf {
     let src = fixture("torture.c");
     build(
         "torture",
@@ -73,7 +73,7 @@ pub(crate) fn agent() -> PathBuf {
         .clone()
 }
 
-fn trace_path(tag: &str) -> PathBuf {
+pub(crate) fn trace_path(tag: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     tmp().join(format!(
@@ -166,15 +166,15 @@ fn json_lines(out: Vec<u8>) -> Vec<Value> {
         .collect()
 }
 
-fn history(file: &Path) -> Vec<Value> {
+pub(crate) fn history(file: &Path) -> Vec<Value> {
     json_lines(on_file("trace", file, &["history", "--json"]))
 }
 
-fn summary(file: &Path) -> Value {
+pub(crate) fn summary(file: &Path) -> Value {
     serde_json::from_slice(&on_file("trace", file, &["summary", "--json"])).unwrap()
 }
 
-fn ops<'a>(h: &'a [Value], op: &str, size: u64) -> Vec<&'a Value> {
+pub(crate) fn ops<'a>(h: &'a [Value], op: &str, size: u64) -> Vec<&'a Value> {
     h.iter()
         .filter(|e| e["op"] == op && e["size"] == size)
         .collect()

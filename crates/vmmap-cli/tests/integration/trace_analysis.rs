@@ -472,13 +472,21 @@ fn symbols_are_cached_in_the_file_and_missing_debug_info_degrades() {
 /// heaptrack's totals for a program, from `heaptrack_print`: (calls,
 /// bytes allocated, peak, leaked, temporary). Peak and leaked come rounded
 /// to units of 1000 with two decimals.
-fn heaptrack_totals(prog: &Path, tag: &str) -> [f64; 5] {
+pub(crate) fn heaptrack_totals(prog: &Path, tag: &str) -> [f64; 5] {
+    heaptrack_totals_with(prog, &[], tag)
+}
+
+/// [`heaptrack_totals`] of `prog args…` (standard input empty).
+pub(crate) fn heaptrack_totals_with(prog: &Path, args: &[&str], tag: &str) -> [f64; 5] {
     let dir = tmp().join(format!("heaptrack-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let st = Command::new("heaptrack")
         .arg("-o")
         .arg(dir.join("ht"))
         .arg(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("heaptrack is needed for this cross-check (apt-get install heaptrack)");
     assert!(

@@ -96,8 +96,18 @@ pub(super) fn plan_arenas(
             })
             .map(|_| last + 1);
         let span = reserved.map_or(committed_size, |j| regions[j].end - r.start);
+        // A heap whose thread is allocating grows (mprotect) between the
+        // read of smaps and that of its header: the header then claims
+        // more than the read-write part seen, and no more than the part
+        // and its reservation, which is what it grew into.
+        let seen = match &header {
+            Some(h) if reserved.is_some() && h.mprotect_size > committed_size => {
+                h.mprotect_size.min(span)
+            }
+            _ => committed_size,
+        };
         match header {
-            Some(h) if plausible(&h, r.start, committed_size, heap_max, ctx.page_size) => {
+            Some(h) if plausible(&h, r.start, seen, heap_max, ctx.page_size) => {
                 runs.push(HeapRun {
                     committed: i,
                     committed_len,
@@ -295,6 +305,32 @@ mod tests {
             "same ar_ptr, same arena"
         );
         assert_eq!(r[2].memory_type, MemoryType::PrivateData);
+    }
+
+    /// A heap that grew between the read of the maps and that of its
+    /// header (its thread allocating): the header claims more than the
+    /// read-write part seen, within its reservation. Still a heap; more
+    /// than the reservation is not.
+    #[test]
+    fn heap_that_grew_while_read() {
+        let a = 0x7f00_0000_0000u64;
+        let b = a + 2 * MB64;
+        let maps = vec![
+            anon(a, a + 0x21000, b"rw-p"),
+            anon(a + 0x21000, a + MB64, b"---p"),
+            anon(b, b + 0x21000, b"rw-p"),
+            anon(b + 0x21000, b + 0x40000, b"---p"),
+        ];
+        let mut fake = FakeInspector::default();
+        fake.memory.push((a, header(a + 0x20, 0, 0x50000, 0x52000)));
+        fake.memory.push((b, header(b + 0x20, 0, 0x50000, 0x52000)));
+        let ctx = crate::classify::testutil::context();
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
+        assert!(
+            r[1..].iter().all(|r| r.memory_type != MemoryType::Heap),
+            "{r:#?}"
+        );
     }
 
     /// A heap whose committed part the kernel left in two VMAs: the

@@ -27,7 +27,7 @@ pub use written::{clear_soft_dirty, soft_dirty_bytes};
 use crate::classify::{self, Context};
 use crate::elf;
 use crate::error::{Error, Result};
-use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
+use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot, ThreadInfo};
 use crate::proc::smaps::{Field, SmapsParser};
 use crate::proc::{cmdline, rollup, stat, status};
 
@@ -44,6 +44,11 @@ pub struct Options {
     /// The time all ptrace interrupts of one snapshot may take together;
     /// the threads not reached by then are reported, not waited for.
     pub ptrace_budget: Duration,
+    /// Threads known from elsewhere (a traced run's trace), added when
+    /// the kernel no longer lists them, or lists them without a stack
+    /// found (dying): at the exit of a program, the other threads go
+    /// before the address space does.
+    pub known_threads: Vec<ThreadInfo>,
     /// Whether to read target memory (glibc arena headers, thread TCBs).
     pub read_memory: bool,
 }
@@ -61,6 +66,7 @@ impl Default for Options {
             proc_root: PathBuf::from("/proc"),
             ptrace: true,
             ptrace_budget: DEFAULT_PTRACE_BUDGET,
+            known_threads: Vec::new(),
             read_memory: true,
         }
     }
@@ -189,6 +195,17 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         &mut warnings,
     );
 
+    for k in &opts.known_threads {
+        match threads.iter_mut().find(|t| t.tid == k.tid) {
+            // Still listed while it dies: its stack was not found.
+            Some(t) if t.stack_pointer.is_none() && t.tcb.is_none() => {
+                t.stack_pointer = k.stack_pointer;
+                t.stack_pointer_source = k.stack_pointer_source;
+            }
+            Some(_) => {}
+            None => threads.push(k.clone()),
+        }
+    }
     let process = ProcessInfo {
         pid,
         name: status

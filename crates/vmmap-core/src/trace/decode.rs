@@ -725,7 +725,7 @@ impl Decoder {
                 let (Some(tick), Some(raw)) = (tick, raw) else {
                     return Err(bad(index, "MAPS cut short"));
                 };
-                let text = inflate(c.take(c.remaining()).unwrap_or_default(), raw)
+                let text = inflate(c.take(c.remaining()).unwrap_or_default(), raw, MAX_MAPS_RAW)
                     .map_err(|e| bad(index, &e))?;
                 self.info
                     .maps
@@ -1534,23 +1534,39 @@ pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String
     let (Some(tick), Some(raw)) = (c.uvarint(), c.uvarint()) else {
         return Err("EVENTS cut short".into());
     };
-    let data = inflate_into(c.take(c.remaining()).unwrap_or_default(), raw, buf)?;
+    let data = inflate_into(
+        c.take(c.remaining()).unwrap_or_default(),
+        raw,
+        MAX_EVENTS_RAW,
+        buf,
+    )?;
     Ok((tick, data))
 }
 
-fn inflate(z: &[u8], raw: u64) -> Result<Vec<u8>, String> {
-    inflate_into(z, raw, Vec::new())
+/// The most an EVENTS message may hold decompressed. The agent compresses
+/// once 8 MiB are staged (plus at most one 128 KiB thread buffer), so a
+/// real message is below 9 MiB; the cap leaves room and bounds what a
+/// crafted message can make a reader reserve, whatever its frame declares
+/// (a frame of one repeated byte compresses too well for a ratio cap).
+pub const MAX_EVENTS_RAW: u64 = 64 << 20;
+/// The most a MAPS message (a `/proc/PID/maps` text) may hold
+/// decompressed: some 1.7 million mappings, far past the kernel's default
+/// `vm.max_map_count` of 65,530.
+pub const MAX_MAPS_RAW: u64 = 256 << 20;
+
+fn inflate(z: &[u8], raw: u64, cap: u64) -> Result<Vec<u8>, String> {
+    inflate_into(z, raw, cap, Vec::new())
 }
 
 /// [`inflate`] into a buffer that may be reused. The declared size is
-/// checked against [`crate::format::MAX_RAW`] and against the frame's own
+/// checked against the message kind's `cap` and against the frame's own
 /// content size before anything is reserved; a frame that does not carry
 /// its size is streamed, so memory follows what it really holds.
-fn inflate_into(z: &[u8], raw: u64, mut out: Vec<u8>) -> Result<Vec<u8>, String> {
-    if raw > u64::from(crate::format::MAX_RAW) {
+fn inflate_into(z: &[u8], raw: u64, cap: u64, mut out: Vec<u8>) -> Result<Vec<u8>, String> {
+    if raw > cap {
         return Err(format!(
             "declared size {raw} is implausible (at most {} MiB)",
-            crate::format::MAX_RAW >> 20
+            cap >> 20
         ));
     }
     crate::format::frame_size_agrees(z, raw)?;
@@ -1632,6 +1648,28 @@ fn parse_modules(c: &mut Cursor<'_>) -> Option<Vec<ModuleInfo>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_events_message_past_its_cap_is_refused_before_it_is_inflated() {
+        // 65 MiB of zeros: a frame whose declared size agrees with the
+        // message, each within the format's general limit.
+        let raw = MAX_EVENTS_RAW + (1 << 20);
+        let z = zstd::bulk::compress(&vec![0u8; raw as usize], 3).unwrap();
+        let mut m = vec![MSG_EVENTS];
+        push_uvarint(&mut m, 7);
+        push_uvarint(&mut m, raw);
+        m.extend_from_slice(&z);
+        let e = inflate_events(&m, Vec::new()).unwrap_err();
+        assert!(e.contains("implausible"), "{e}");
+        // The same at the cap goes through.
+        let z = zstd::bulk::compress(&vec![0u8; MAX_EVENTS_RAW as usize], 3).unwrap();
+        let mut m = vec![MSG_EVENTS];
+        push_uvarint(&mut m, 7);
+        push_uvarint(&mut m, MAX_EVENTS_RAW);
+        m.extend_from_slice(&z);
+        let (tick, data) = inflate_events(&m, Vec::new()).unwrap();
+        assert_eq!((tick, data.len() as u64), (7, MAX_EVENTS_RAW));
+    }
 
     fn hello() -> Vec<u8> {
         let mut m = vec![MSG_HELLO];

@@ -194,11 +194,153 @@ pub fn spawn_advice(e: &std::io::Error) -> Option<&'static str> {
     }
 }
 
+/// The program's environment under the agent: the launcher's own, in its
+/// order, with the agent first in `LD_PRELOAD` (in that variable's place,
+/// or at the end when the user has none) and the agent's settings at the
+/// end. The agent takes its part out again at start-up (unless children
+/// are followed), so the program sees the environment it would have had:
+/// `std::process::Command` would sort every variable once one is set.
+fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let kv = |k: &std::ffi::OsStr, v: &std::ffi::OsStr| {
+        let mut s = k.to_os_string();
+        s.push("=");
+        s.push(v);
+        s
+    };
+    let mut env = Vec::new();
+    let mut preloaded = false;
+    for (k, v) in std::env::vars_os() {
+        if k.as_bytes().starts_with(b"VMMAP_TRACE_") {
+            continue;
+        }
+        if k == "LD_PRELOAD" {
+            let mut p = agent.as_os_str().to_os_string();
+            p.push(":");
+            p.push(&v);
+            env.push(kv(&k, &p));
+            preloaded = true;
+            continue;
+        }
+        env.push(kv(&k, &v));
+    }
+    if !preloaded {
+        env.push(kv("LD_PRELOAD".as_ref(), agent.as_os_str()));
+    }
+    env.push(kv("VMMAP_TRACE_FILE".as_ref(), trace.as_os_str()));
+    env.push(kv(
+        "VMMAP_TRACE_LAUNCHER".as_ref(),
+        std::process::id().to_string().as_ref(),
+    ));
+    env.push(kv(
+        "VMMAP_TRACE_UNWIND".as_ref(),
+        if l.frame_pointers { "fp" } else { "dwarf" }.as_ref(),
+    ));
+    if l.follow_forks {
+        env.push(kv("VMMAP_TRACE_FOLLOW_FORKS".as_ref(), "1".as_ref()));
+    }
+    env
+}
+
+/// The C strings of an `execve` call, made before the fork: the child
+/// only calls `execve` with them.
+pub(crate) struct ExecArgs {
+    _strings: Vec<std::ffi::CString>,
+    path: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    /// Replaces the process's image; returns only on failure. Only
+    /// async-signal-safe calls: it runs in the forked child.
+    pub(crate) fn exec(&self) -> std::io::Error {
+        // SAFETY: NULL-terminated arrays of C strings owned by self.
+        unsafe { libc::execve(self.path, self.argv.as_ptr(), self.envp.as_ptr()) };
+        std::io::Error::last_os_error()
+    }
+}
+
+// SAFETY: the pointers point into `_strings`, owned alongside and never
+// changed; the child reads them once.
+unsafe impl Send for ExecArgs {}
+// SAFETY: as above: read-only.
+unsafe impl Sync for ExecArgs {}
+
+/// The `execve` of the program with exactly `env`, in that order,
+/// prepared before the fork.
+fn exec_args(l: &Launch, env: &[OsString]) -> std::io::Result<ExecArgs> {
+    use std::os::unix::ffi::OsStrExt;
+    let c =
+        |s: &std::ffi::OsStr| std::ffi::CString::new(s.as_bytes()).map_err(std::io::Error::other);
+    let mut strings = vec![c(l.program.as_os_str())?, c(&l.argv0)?];
+    for a in &l.args {
+        strings.push(c(a)?);
+    }
+    let nargs = strings.len() - 1;
+    for e in env {
+        strings.push(c(e)?);
+    }
+    let ptr = |s: &std::ffi::CString| s.as_ptr();
+    let mut argv: Vec<_> = strings[1..=nargs].iter().map(ptr).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<_> = strings[nargs + 1..].iter().map(ptr).collect();
+    envp.push(std::ptr::null());
+    Ok(ExecArgs {
+        path: strings[0].as_ptr(),
+        _strings: strings,
+        argv,
+        envp,
+    })
+}
+
 /// Creates the trace file (header written) and starts the program with
 /// the agent's environment. The returned writer appends the launcher's
 /// snapshots; the agent appends its own chunks to the same file (both
 /// open it with O_APPEND, so whole writes never interleave).
+/// [`crate::trace::supervise::start`] does the same and also records the
+/// program's map at start and at exit.
 pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
+    let out = create_output(l)?;
+    let spawned = command(l, &out.path).and_then(|(mut cmd, exec)| {
+        // SAFETY: the closure runs in the forked child and only calls
+        // execve, which is async-signal-safe, with memory prepared before
+        // the fork.
+        unsafe {
+            cmd.pre_exec(move || Err(exec.exec()));
+        }
+        cmd.spawn()
+    });
+    match spawned {
+        Ok(child) => Ok((child, out.writer)),
+        Err(e) => {
+            out.discard();
+            Err(LaunchError::Spawn(e))
+        }
+    }
+}
+
+/// The trace file, created with its header, before the program starts.
+pub(crate) struct Output {
+    pub(crate) writer: Writer<File>,
+    /// Its resolved name, given to the agent.
+    pub(crate) path: PathBuf,
+    /// A regular file (the only kind removed again).
+    pub(crate) regular: bool,
+}
+
+impl Output {
+    /// Nothing ran: leave no header-only file behind (only a regular
+    /// file, never a device or a FIFO).
+    pub(crate) fn discard(self) {
+        drop(self.writer);
+        if self.regular {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     // The usual reason a program cannot start, checked before the output
     // file is created or an old one truncated.
     let c = std::ffi::CString::new(l.program.as_os_str().as_encoded_bytes())
@@ -218,10 +360,22 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             ))
         })
         .map_err(LaunchError::Output)?;
-    // Only a regular file is removed again if the program cannot start:
-    // never a device or a FIFO.
     let regular = file.metadata().map_err(LaunchError::Output)?.is_file();
-    let w = Writer::new(file).map_err(LaunchError::Output)?;
+    let writer = Writer::new(file).map_err(LaunchError::Output)?;
+    Ok(Output {
+        writer,
+        path: abs,
+        regular,
+    })
+}
+
+/// The command that starts the program with the agent's environment,
+/// writing to the trace file `abs`, and the `execve` its child must end
+/// in: the caller's `pre_exec` runs it (after anything else the child must
+/// do first), so that the program gets exactly that environment, in that
+/// order, and a file without a `#!` line fails with ENOEXEC as it would
+/// without vmmap (std's own exec would run it through /bin/sh).
+pub(crate) fn command(l: &Launch, abs: &Path) -> std::io::Result<(Command, ExecArgs)> {
     let mut cmd = Command::new(&l.program);
     cmd.arg0(&l.argv0).args(&l.args);
     if let Some(dir) = &l.cwd {
@@ -232,34 +386,17 @@ pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
     }
-    if let Some(agent) = &l.agent {
-        let mut preload = agent.as_os_str().to_os_string();
-        if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
-            preload.push(":");
-            preload.push(old);
-        }
-        cmd.env("LD_PRELOAD", preload)
-            .env("VMMAP_TRACE_FILE", &abs)
-            .env("VMMAP_TRACE_LAUNCHER", std::process::id().to_string())
-            .env(
-                "VMMAP_TRACE_UNWIND",
-                if l.frame_pointers { "fp" } else { "dwarf" },
-            );
-        if l.follow_forks {
-            cmd.env("VMMAP_TRACE_FOLLOW_FORKS", "1");
-        } else {
-            cmd.env_remove("VMMAP_TRACE_FOLLOW_FORKS");
-        }
-    }
-    match cmd.spawn() {
-        Ok(child) => Ok((child, w)),
-        Err(e) => {
-            // Nothing ran: leave no header-only file behind.
-            drop(w);
-            if regular {
-                let _ = std::fs::remove_file(&abs);
-            }
-            Err(LaunchError::Spawn(e))
-        }
-    }
+    let env = match &l.agent {
+        Some(agent) => agent_env(l, agent, abs),
+        None => std::env::vars_os()
+            .map(|(k, v)| {
+                let mut s = k;
+                s.push("=");
+                s.push(v);
+                s
+            })
+            .collect(),
+    };
+    let exec = exec_args(l, &env)?;
+    Ok((cmd, exec))
 }

@@ -11,6 +11,7 @@ pub mod owners;
 pub mod region_owners;
 pub mod scan;
 pub mod summary;
+pub mod supervise;
 pub mod symbol_cache;
 pub mod symbols;
 pub mod synthetic;

@@ -141,14 +141,22 @@ pub fn owners_of(
         .iter()
         .filter(|r| r.image == image && r.tick <= tick)
         .collect();
+    // The kernel maps and unmaps whole pages: a call's range ends where
+    // the kernel rounded it to (mmap(5000) holds two pages), else the
+    // part past its last byte would look made by no call.
+    let page = info
+        .images
+        .get(image as usize)
+        .map_or(4096, |i| i.page_size.max(1));
+    let up = |end: u64| end.div_ceil(page).saturating_mul(page);
     // Calls that create or remove mappings, oldest first.
     let calls: Vec<(&Record, u64, u64, bool)> = seen
         .iter()
         .filter_map(|r| match &r.event {
-            Event::Mmap { addr, len, .. } => Some((*r, *addr, addr + len, true)),
-            Event::Mremap { new, new_len, .. } => Some((*r, *new, new + new_len, true)),
-            Event::Brk { old, new, .. } if new > old => Some((*r, *old, *new, true)),
-            Event::Munmap { addr, len, .. } => Some((*r, *addr, addr + len, false)),
+            Event::Mmap { addr, len, .. } => Some((*r, *addr, up(addr + len), true)),
+            Event::Mremap { new, new_len, .. } => Some((*r, *new, up(new + new_len), true)),
+            Event::Brk { old, new, .. } if new > old => Some((*r, up(*old), up(*new), true)),
+            Event::Munmap { addr, len, .. } => Some((*r, *addr, up(addr + len), false)),
             _ => None,
         })
         .collect();
@@ -166,10 +174,6 @@ pub fn owners_of(
             // A page-aligned range is one of the agent's mmaps: the kernel
             // gave it whole pages, so the tail of its last page is the
             // agent's too (else that slack shows as a mapping no call made).
-            let page = info
-                .images
-                .get(image as usize)
-                .map_or(4096, |i| i.page_size.max(1));
             let whole: Vec<(u64, u64)> = v
                 .iter()
                 .map(|&(a, l)| {

@@ -124,9 +124,10 @@ pub struct Summarizer {
     stacks: Vec<PerStack>,
     /// Times the heap reached a new peak.
     epoch: u64,
-    /// Each thread's last allocation, by stream (for temporary
-    /// allocations).
-    last_alloc: Vec<u64>,
+    /// The (size, stack) of the last allocation of any thread, until the
+    /// next free of a known block: heaptrack's key for temporary
+    /// allocations (see [`Summarizer::free`]).
+    last_alloc: Option<(u64, u32)>,
     /// Only blocks inside this address range count (`allocations --region`).
     range: Option<(u64, u64)>,
     /// The process image of the records so far (images follow one
@@ -221,13 +222,13 @@ impl Summarizer {
                 stack,
             } => {
                 if *old != 0 {
-                    self.free(r, *old);
+                    self.free(*old);
                 }
                 if *new != 0 {
                     self.alloc(r, *new, *size, *stack);
                 }
             }
-            Event::Free { ptr } => self.free(r, *ptr),
+            Event::Free { ptr } => self.free(*ptr),
             Event::Mmap { len, .. } => self.summary.mapped_bytes += len,
             Event::ThreadStart { .. } => self.summary.threads += 1,
             _ => {}
@@ -245,7 +246,7 @@ impl Summarizer {
             self.summary.exec_released_bytes += b.size;
         }
         self.live_bytes = 0;
-        self.last_alloc.clear();
+        self.last_alloc = None;
     }
 
     fn in_range(&self, ptr: u64) -> bool {
@@ -285,11 +286,7 @@ impl Summarizer {
             c.live_blocks -= 1;
             c.live_bytes -= old.size;
         }
-        let t = r.stream as usize;
-        if t >= self.last_alloc.len() {
-            self.last_alloc.resize(t + 1, 0);
-        }
-        self.last_alloc[t] = ptr;
+        self.last_alloc = Some((size, stack));
         self.live_bytes += size;
         let s = self.touch(stack);
         s.image = r.image;
@@ -306,7 +303,12 @@ impl Summarizer {
         }
     }
 
-    fn free(&mut self, r: &Record, ptr: u64) {
+    /// A free; temporary as heaptrack counts it (its analyser,
+    /// `AccumulatedTraceData::read`): the freed block has the same size and
+    /// call stack as the last allocation of the process, any thread, with
+    /// no free of a known block in between. A free of an unknown block
+    /// changes nothing (heaptrack drops those before the analysis).
+    fn free(&mut self, ptr: u64) {
         if !self.in_range(ptr) {
             return;
         }
@@ -314,7 +316,7 @@ impl Summarizer {
             Some(b) => {
                 self.live_bytes -= b.size;
                 self.summary.frees += 1;
-                let temporary = self.last_alloc.get(r.stream as usize) == Some(&ptr);
+                let temporary = self.last_alloc.take() == Some((b.size, b.stack));
                 let c = &mut self.touch(b.stack).cost;
                 c.live_blocks -= 1;
                 c.live_bytes -= b.size;
@@ -420,4 +422,68 @@ pub fn summarize<'a>(
         b.feed(m);
     }
     b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::wire::EV_MALLOC;
+
+    fn rec(tick: u64, stream: u32, event: Event) -> Record {
+        Record {
+            tick,
+            image: 0,
+            tid: 1 + stream as i32,
+            stream,
+            event,
+        }
+    }
+
+    fn malloc(ptr: u64, size: u64, stack: u32) -> Event {
+        Event::Alloc {
+            kind: EV_MALLOC,
+            ptr,
+            size,
+            align: 0,
+            stack,
+        }
+    }
+
+    fn temporary(events: Vec<(u32, Event)>) -> u64 {
+        let mut s = Summarizer::default();
+        for (i, (stream, e)) in events.into_iter().enumerate() {
+            s.add(&rec(i as u64 + 1, stream, e));
+        }
+        let (_, costs, _) = s.finish_costs(&TraceInfo::default());
+        costs.iter().map(|c| c.temporary).sum()
+    }
+
+    /// heaptrack's rule: the freed block's size and stack match the last
+    /// allocation of any thread, no known free in between.
+    #[test]
+    fn temporary_is_heaptracks_rule() {
+        // Same size and stack, another block: temporary for heaptrack.
+        let v = vec![
+            (0, malloc(0x10, 8, 1)),
+            (0, malloc(0x20, 8, 1)),
+            (0, Event::Free { ptr: 0x10 }),
+        ];
+        assert_eq!(temporary(v), 1);
+        // Another thread's allocation in between counts.
+        let v = vec![
+            (0, malloc(0x10, 8, 1)),
+            (1, malloc(0x20, 16, 2)),
+            (0, Event::Free { ptr: 0x10 }),
+        ];
+        assert_eq!(temporary(v), 0);
+        // A known free in between ends it; an unknown one does not.
+        let v = vec![
+            (0, malloc(0x10, 8, 1)),
+            (0, malloc(0x20, 8, 3)),
+            (0, Event::Free { ptr: 0x999 }),
+            (0, Event::Free { ptr: 0x20 }),
+            (0, Event::Free { ptr: 0x10 }),
+        ];
+        assert_eq!(temporary(v), 1);
+    }
 }

@@ -1,0 +1,350 @@
+//! `vmmap run` records the program's map right after exec and at exit,
+//! however short the run, without changing what the program does; and
+//! its snapshots type memory with what the trace knows.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::trace::{build, fixture, on_file, run_plain, run_traced, tmp};
+use crate::util::hex;
+
+/// The size `brief` maps right before it ends (LAST_BYTES).
+const LAST_BYTES: u64 = 3 * 1024 * 1024 + 5 * 4096;
+
+fn brief() -> PathBuf {
+    let src = fixture("brief.c");
+    build(
+        "brief",
+        &[
+            "cc",
+            "-O1",
+            "-g",
+            "-Wall",
+            "-pthread",
+            src.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The snapshots of a file, each as `vmmap open FILE --snapshot N --json`
+/// gives it.
+fn snapshots(file: &Path) -> Vec<Value> {
+    let t: Value = serde_json::from_slice(&on_file("timeline", file, &["--json"])).unwrap();
+    let n = t["points"].as_array().map_or(0, Vec::len);
+    (1..=n)
+        .map(|i| {
+            serde_json::from_slice(&on_file(
+                "open",
+                file,
+                &["--snapshot", &i.to_string(), "--json"],
+            ))
+            .unwrap()
+        })
+        .collect()
+}
+
+/// The address the program printed after `key`.
+fn printed(o: &Output, key: &str) -> u64 {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v = out
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key:?} line in {out:?}"));
+    u64::from_str_radix(v.trim().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// The file is usable by every view: open (text), report, timeline with
+/// at least two rows.
+fn usable(file: &Path) {
+    let text = String::from_utf8(on_file("open", file, &[])).unwrap();
+    assert!(text.contains("Process:"), "{text}");
+    let html = tmp().join(format!(
+        "{}.html",
+        file.file_name().unwrap().to_string_lossy()
+    ));
+    on_file("report", file, &["-o", html.to_str().unwrap()]);
+    assert!(std::fs::metadata(&html).unwrap().len() > 0);
+    let timeline = String::from_utf8(on_file("timeline", file, &[])).unwrap();
+    let rows = timeline
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert!(rows >= 2, "timeline has {rows} rows:\n{timeline}");
+}
+
+#[test]
+fn a_short_run_has_its_map_at_start_and_at_exit() {
+    let prog = brief();
+    // No interval snapshot at all: only start and exit.
+    let (o, file) = run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snaps = snapshots(&file);
+    assert!(snaps.len() >= 2, "{} snapshot(s)", snaps.len());
+    usable(&file);
+    // The exit snapshot holds the region mapped right before the end,
+    // with its exact size; the start one does not.
+    let last = printed(&o, "last ");
+    let at_exit = snaps.last().unwrap();
+    let r = at_exit["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| hex(&r["start"]) == last)
+        .unwrap_or_else(|| panic!("no region at {last:#x} in the exit snapshot"));
+    assert_eq!(hex(&r["end"]) - hex(&r["start"]), LAST_BYTES);
+    assert!(!snaps[0]["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| hex(&r["start"]) <= last && last < hex(&r["end"])));
+}
+
+#[test]
+fn java_version_has_its_map_at_start_and_at_exit() {
+    let (o, file) = run_traced(&[], Path::new("java"), &["-version"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("version"),
+        "java printed no version: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let snaps = snapshots(&file);
+    assert!(snaps.len() >= 3, "{} snapshot(s)", snaps.len());
+    usable(&file);
+    // Between the one at exec and the one at exit, one taken once the
+    // agent ran.
+    assert!(snaps[1..snaps.len() - 1]
+        .iter()
+        .any(
+            |s| s["regions"].as_array().unwrap().iter().any(|r| r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("libvmmap_agent.so")))
+        ));
+    // The exit snapshot is java's whole map (the JVM's images), not just
+    // the loader's.
+    let exe = snaps.last().unwrap()["process"]["exe"]
+        .as_str()
+        .unwrap_or("");
+    assert!(exe.contains("java"), "{exe}");
+    assert!(snaps.last().unwrap()["regions"].as_array().unwrap().len() > 50);
+}
+
+/// vmmap's exit status for a program's wait status, as documented:
+/// the code, or 128 + the signal.
+fn expected_code(plain: &std::process::ExitStatus) -> i32 {
+    plain
+        .code()
+        .unwrap_or_else(|| 128 + plain.signal().expect("a code or a signal"))
+}
+
+#[test]
+fn the_program_runs_unchanged_with_its_exit_watched() {
+    let prog = brief();
+    let cases: &[&[&str]] = &[
+        &["exit", "0"],
+        &["exit", "3"],
+        &["segv"],
+        &["abort"],
+        // A program that is itself a ptrace user.
+        &["tracer"],
+    ];
+    for args in cases {
+        let plain = run_plain(&prog, args);
+        let (traced, file) = run_traced(&[], &prog, args);
+        let norm = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .split_whitespace()
+                .map(|w| if w.starts_with("0x") { "ADDR" } else { w })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(norm(&plain.stdout), norm(&traced.stdout), "{args:?}");
+        assert_eq!(
+            traced.status.code(),
+            Some(expected_code(&plain.status)),
+            "{args:?}: plain {:?}, traced: {}",
+            plain.status,
+            String::from_utf8_lossy(&traced.stderr)
+        );
+        let n = snapshots(&file).len();
+        assert!(n >= 2, "{args:?}: {n} snapshot(s)");
+    }
+    let st = std::process::Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .status()
+        .expect("strace is installed (.ci/run installs it)");
+    assert!(st.success());
+    let (traced, file) = run_traced(&[], Path::new("strace"), &["-o", "/dev/null", "true"]);
+    assert!(
+        traced.status.success(),
+        "strace under vmmap run: {}",
+        String::from_utf8_lossy(&traced.stderr)
+    );
+    assert!(snapshots(&file).len() >= 2);
+}
+
+/// The regions of a snapshot, with their sub-blocks.
+fn all_regions(snap: &Value) -> Vec<&Value> {
+    fn walk<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        for r in v.as_array().into_iter().flatten() {
+            out.push(r);
+            walk(&r["sub_blocks"], out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&snap["regions"], &mut out);
+    out
+}
+
+#[test]
+fn traced_snapshots_type_thread_stacks_and_arenas() {
+    let prog = brief();
+    let (o, file) = run_traced(&["-i", "300ms"], &prog, &["threads", "4", "800"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let tids: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("tid "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(tids.len(), 5, "{out}");
+    let snaps = snapshots(&file);
+    assert!(snaps.len() >= 3, "{} snapshot(s)", snaps.len());
+    // The last is the one at exit: it holds the region mapped right
+    // before the end.
+    let last = printed(&o, "last ");
+    let at_exit = snaps.last().unwrap();
+    assert!(all_regions(at_exit)
+        .iter()
+        .any(|r| hex(&r["start"]) == last && hex(&r["end"]) - last == LAST_BYTES));
+    // Every snapshot taken while the threads were up (an interval's, and
+    // the one at exit, where the kernel lists the other threads no more):
+    // each thread's stack is Stack with its TID, no warning about ptrace,
+    // and the workers' arenas are Heap.
+    let mut checked = 0;
+    for (i, s) in snaps.iter().enumerate() {
+        let listed: Vec<u64> = s["process"]["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tid"].as_u64().unwrap())
+            .collect();
+        if !tids.iter().all(|t| listed.contains(t)) {
+            continue;
+        }
+        checked += 1;
+        let regions = all_regions(s);
+        for tid in &tids {
+            let name = format!("Thread {tid} ");
+            let r = regions
+                .iter()
+                .find(|r| r["details"].as_str().unwrap_or("").starts_with(&name))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "snapshot {} of {}: no stack of thread {tid}; threads {}, warnings {}",
+                        i + 1,
+                        snaps.len(),
+                        s["process"]["threads"],
+                        s["warnings"]
+                    )
+                });
+            assert_eq!(r["type"], "stack", "snapshot {}: {r}", i + 1);
+            assert!(
+                !r["details"].as_str().unwrap().ends_with("()"),
+                "snapshot {}: {}",
+                i + 1,
+                r["details"]
+            );
+        }
+        let warnings = s["warnings"].to_string();
+        assert!(
+            !warnings.contains("ptrace"),
+            "snapshot {}: {warnings}",
+            i + 1
+        );
+        let arenas = regions
+            .iter()
+            .filter(|r| {
+                r["type"] == "heap"
+                    && r["details"].as_str().unwrap_or("").contains("glibc arena")
+                    && r["owner"]["kind"] != "agent"
+            })
+            .count();
+        assert_eq!(arenas, 4, "snapshot {}: the workers' arenas", i + 1);
+    }
+    // The one at exit and at least one interval's.
+    assert!(checked >= 2, "{checked} snapshot(s) with every thread");
+}
+
+#[test]
+fn no_exit_snapshot_leaves_the_program_untraced() {
+    let prog = brief();
+    let (o, file) = run_traced(&["--no-exit-snapshot"], &prog, &["tracerpid"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("tracerpid 0"), "{out}");
+    assert!(!snapshots(&file).is_empty());
+    // Without it, the launcher is its tracer until it exits.
+    let (o, _) = run_traced(&[], &prog, &["tracerpid"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("tracerpid 0"), "{out}");
+}
+
+#[test]
+fn arenas_growing_under_the_snapshots_are_heap() {
+    let prog = brief();
+    let (o, file) = run_traced(&["-i", "100ms"], &prog, &["grow", "4", "1500"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let tids: Vec<u64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("tid "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let mut checked = 0;
+    for (i, s) in all_snapshots_with(&file, &tids) {
+        checked += 1;
+        let arenas: Vec<String> = all_regions(&s)
+            .iter()
+            .filter(|r| {
+                r["details"].as_str().unwrap_or("").contains("glibc arena")
+                    && r["owner"]["kind"] != "agent"
+            })
+            .map(|r| format!("{} {}", r["start"], r["type"]))
+            .collect();
+        // Each worker's arena, while it grows under the snapshot.
+        assert_eq!(arenas.len(), 4, "snapshot {i}: {arenas:?}");
+        let private: Vec<String> = all_regions(&s)
+            .iter()
+            .filter(|r| {
+                r["type"] == "private_data"
+                    && hex(&r["start"]) % (64 << 20) == 0
+                    && r["owner"]["kind"] != "agent"
+            })
+            .map(|r| format!("{} {}", r["start"], r["owner"]["text"]))
+            .collect();
+        assert!(private.is_empty(), "snapshot {i}: {private:?}");
+    }
+    assert!(checked >= 5, "{checked} snapshot(s) with every thread");
+}
+
+/// The snapshots (numbered from 1) that list every one of `tids`.
+fn all_snapshots_with(file: &Path, tids: &[u64]) -> Vec<(usize, Value)> {
+    snapshots(file)
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            let listed: Vec<u64> = s["process"]["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["tid"].as_u64().unwrap())
+                .collect();
+            tids.iter().all(|t| listed.contains(t))
+        })
+        .map(|(i, s)| (i + 1, s))
+        .collect()
+}

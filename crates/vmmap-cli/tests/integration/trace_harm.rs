@@ -1,0 +1,335 @@
+//! The tracer must never change what the program does: programs on
+//! another allocator, programs that close every descriptor, and what the
+//! program sees of its environment, each run plain and under `vmmap run`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::trace::{
+    agent, build, fixture, history, ops, run_plain, same_behaviour, summary, tmp, torture,
+    trace_path,
+};
+use crate::util::{output_within, starting_processes, VMMAP};
+
+/// A system library the test needs: its path, or a failure that says
+/// which package to install.
+fn need_lib(file: &str, package: &str) -> PathBuf {
+    ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
+        .iter()
+        .map(|d| Path::new(d).join(file))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("{file} is missing: install the {package} package (.ci/run does)")
+        })
+}
+
+fn need_program(name: &str, package: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is missing: install the {package} package (.ci/run does)")
+        })
+}
+
+/// `vmmap run -q -i 0 -o FILE -- prog args` with `env` set for vmmap (and
+/// so for the program, as the user's own settings).
+fn run_traced_env(env: &[(&str, &str)], prog: &Path, args: &[&str]) -> (Output, PathBuf) {
+    let out = trace_path(prog.file_name().unwrap().to_str().unwrap());
+    let _g = starting_processes();
+    let o = output_within(
+        Command::new(VMMAP)
+            .args(["run", "-q", "-i", "0", "--agent"])
+            .arg(agent())
+            .arg("-o")
+            .arg(&out)
+            .arg("--")
+            .arg(prog)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null()),
+        180,
+    );
+    (o, out)
+}
+
+fn run_plain_env(env: &[(&str, &str)], prog: &Path, args: &[&str]) -> Output {
+    let _g = starting_processes();
+    Command::new(prog)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the program")
+}
+
+fn allocators_fixture(name: &str, libs: &[&str]) -> PathBuf {
+    let src = fixture("allocators.c");
+    let mut cmd = vec!["cc", "-O1", "-g", src.to_str().unwrap()];
+    cmd.extend_from_slice(libs);
+    cmd.push("-ldl");
+    build(name, &cmd)
+}
+
+/// Every call of the allocators fixture is in the trace, once, with its
+/// size.
+fn check_allocator_trace(file: &Path, what: &str) {
+    let h = history(file);
+    for (op, size, n) in [
+        ("malloc", 7001, 1),
+        ("calloc", 7002, 1),
+        ("realloc", 7003, 1),
+        ("memalign", 7004, 1),
+        ("memalign", 7005, 1),
+        ("memalign", 7168, 1),
+        ("memalign", 7006, 1),
+        ("realloc", 7008, 1),
+        ("malloc", 7010, 1000),
+        ("realloc", 7009, 1000),
+    ] {
+        assert_eq!(ops(&h, op, size).len(), n, "{what}: {op}({size})");
+    }
+    let s = summary(file);
+    assert_eq!(s["images"][0]["ended"], true, "{what}: {s}");
+}
+
+#[test]
+fn a_program_linked_with_jemalloc_runs_on_jemalloc_and_is_traced() {
+    need_lib("libjemalloc.so", "libjemalloc-dev");
+    let prog = allocators_fixture("allocators-jemalloc", &["-ljemalloc"]);
+    let plain = run_plain(&prog, &["jemalloc"]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&[], &prog, &["jemalloc"]);
+    same_behaviour(&plain, &o);
+    check_allocator_trace(&file, "jemalloc");
+}
+
+#[test]
+fn programs_with_a_preloaded_allocator_run_on_it_and_are_traced() {
+    let prog = allocators_fixture("allocators", &[]);
+    for (name, lib, package) in [
+        ("tcmalloc", "libtcmalloc.so.4", "libgoogle-perftools4"),
+        ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+        ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+    ] {
+        let lib = need_lib(lib, package);
+        let env = [("LD_PRELOAD", lib.to_str().unwrap())];
+        let plain = run_plain_env(&env, &prog, &[name]);
+        assert_eq!(plain.status.code(), Some(0), "{name}: {plain:?}");
+        let (o, file) = run_traced_env(&env, &prog, &[name]);
+        same_behaviour(&plain, &o);
+        check_allocator_trace(&file, name);
+    }
+}
+
+/// Sends one command in RESP and reads the reply (one line is enough for
+/// the commands used here).
+fn redis(stream: &mut TcpStream, args: &[&str]) -> String {
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8];
+    while !reply.ends_with(b"\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => reply.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Starts redis-server with `cmd` on a free loopback port, stores a few
+/// values, shuts it down and returns its exit status and the replies.
+fn drive_redis(mut cmd: Command) -> (ExitStatus, Vec<String>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let dir = tmp().join(format!("redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _g = starting_processes();
+    let mut child = cmd
+        .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+        .args(["--appendonly", "no", "--daemonize", "no", "--dir"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stream = loop {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())) {
+            break s;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st, Vec::new());
+        }
+        assert!(Instant::now() < deadline, "redis-server did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let big = "v".repeat(100_000);
+    let mut replies = vec![redis(&mut stream, &["PING"])];
+    for i in 0..50 {
+        replies.push(redis(&mut stream, &["SET", &format!("key{i}"), &big]));
+    }
+    replies.push(redis(&mut stream, &["DBSIZE"]));
+    let _ = redis(&mut stream, &["SHUTDOWN", "NOSAVE"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("redis-server did not exit after SHUTDOWN");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, replies)
+}
+
+#[test]
+fn debians_redis_server_runs_and_is_traced() {
+    let server = need_program("redis-server", "redis-server");
+    let (plain, plain_replies) = drive_redis(Command::new(&server));
+    assert_eq!(plain.code(), Some(0), "plain redis-server");
+    assert_eq!(plain_replies.len(), 52);
+    let file = trace_path("redis");
+    let mut cmd = Command::new(VMMAP);
+    cmd.args(["run", "-q", "-i", "0", "--agent"])
+        .arg(agent())
+        .arg("-o")
+        .arg(&file)
+        .arg("--")
+        .arg(&server);
+    let (traced, replies) = drive_redis(cmd);
+    assert_eq!(traced.code(), plain.code(), "redis-server under vmmap run");
+    assert_eq!(replies, plain_replies);
+    let s = summary(&file);
+    assert!(
+        s["calls"]["malloc"].as_u64().unwrap_or(0) >= 50,
+        "redis-server's allocations are in the trace: {s}"
+    );
+    let h = history(&file);
+    assert!(
+        h.iter()
+            .any(|e| e["op"] == "malloc" && e["size"].as_u64().unwrap_or(0) >= 100_000),
+        "the stored values were allocated through the hooks"
+    );
+}
+
+#[test]
+fn a_program_that_closes_every_descriptor_keeps_its_file_and_its_trace() {
+    let src = fixture("closefds.c");
+    let prog = build("closefds", &["cc", "-O1", "-g", src.to_str().unwrap()]);
+    let expected: String = (0..4)
+        .map(|i| format!("line {i} of the program's own file\n"))
+        .collect();
+    let plain_file = tmp().join(format!("closefds-plain-{}", std::process::id()));
+    let plain = run_plain(&prog, &[plain_file.to_str().unwrap()]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    assert_eq!(std::fs::read_to_string(&plain_file).unwrap(), expected);
+    let own = tmp().join(format!("closefds-traced-{}", std::process::id()));
+    let (o, file) = run_traced_env(&[], &prog, &[own.to_str().unwrap()]);
+    same_behaviour(&plain, &o);
+    assert_eq!(
+        String::from_utf8_lossy(&std::fs::read(&own).unwrap()),
+        expected,
+        "the program's own file holds exactly what it wrote"
+    );
+    let h = history(&file);
+    for size in 8001..8018u64 {
+        assert_eq!(ops(&h, "malloc", size).len(), 1, "malloc({size})");
+    }
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
+}
+
+/// `env` under `vmmap run` prints what it prints plain: the same
+/// variables in the same order, the user's LD_PRELOAD kept.
+#[test]
+fn the_program_sees_its_own_environment() {
+    let env = need_program("env", "coreutils");
+    let lib = need_lib("libmimalloc.so.2", "libmimalloc2.0");
+    for set in [
+        vec![],
+        vec![("LD_PRELOAD", lib.to_str().unwrap())],
+        vec![("LD_PRELOAD", "")],
+    ] {
+        let plain = run_plain_env(&set, &env, &[]);
+        let (o, _) = run_traced_env(&set, &env, &[]);
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&plain.stdout),
+            "with {set:?}"
+        );
+    }
+    // A descendant that is not traced sees no trace of the tracer either.
+    let sh = need_program("sh", "dash");
+    let args = ["-c", "env; true"];
+    let plain = run_plain_env(&[], &sh, &args);
+    let (o, _) = run_traced_env(&[], &sh, &args);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&plain.stdout)
+    );
+}
+
+/// A vfork child that execs, then one that calls `_exit`: the parent's
+/// events after them are recorded and its trace ends cleanly.
+#[test]
+fn a_vfork_child_that_exits_leaves_the_parent_traced() {
+    let prog = torture();
+    let plain = run_plain(&prog, &["vfork_exit"]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&[], &prog, &["vfork_exit"]);
+    same_behaviour(&plain, &o);
+    let h = history(&file);
+    for (size, n) in [(3008, 1), (3009, 1), (3010, 3)] {
+        assert_eq!(ops(&h, "malloc", size).len(), n, "malloc({size})");
+    }
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
+}
+
+/// A preloaded wrapper that defines only malloc, calloc, realloc and free:
+/// the aligned calls, which it lacks, still work and are recorded.
+#[test]
+fn a_wrapper_without_aligned_calls_keeps_them_working() {
+    let wrapper = build(
+        "libwrapmalloc.so",
+        &[
+            "cc",
+            "-O1",
+            "-shared",
+            "-fPIC",
+            fixture("wrapmalloc.c").to_str().unwrap(),
+        ],
+    );
+    let prog = build(
+        "aligned",
+        &["cc", "-O1", "-g", fixture("aligned.c").to_str().unwrap()],
+    );
+    let env = [("LD_PRELOAD", wrapper.to_str().unwrap())];
+    let plain = run_plain_env(&env, &prog, &[]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&env, &prog, &[]);
+    same_behaviour(&plain, &o);
+    let h = history(&file);
+    for size in 7101..=7105u64 {
+        assert_eq!(ops(&h, "memalign", size).len(), 1, "aligned({size})");
+    }
+}

@@ -1,0 +1,625 @@
+//! Watching a launched program to its end, so that every traced run holds
+//! its memory map at start and at exit, however short it was.
+//!
+//! The launcher is the program's parent, so it may trace it. The child
+//! asks for it (`PTRACE_TRACEME`) before exec and so stops right after
+//! exec: the first snapshot. A tracer attached that way cannot keep job
+//! control right (a Ctrl+Z'd program would not stay stopped), so the
+//! launcher then detaches leaving the program stopped (SIGSTOP) and
+//! seizes it again (`PTRACE_SEIZE`, only the main thread, with
+//! `PTRACE_O_TRACEEXIT`), which reports group-stops as such and lets them
+//! stand (`PTRACE_LISTEN`), and resumes it (SIGCONT, which a program that
+//! has just exec'd has no handler for). Every signal the main thread stops
+//! for is delivered as it came; at the exit stop, which comes before the
+//! address space is torn down, the last snapshot is taken, then the
+//! program goes on to die and its wait status is the launcher's to
+//! report. Children of the program are not traced.
+//!
+//! When ptrace is refused (Yama's ptrace_scope 3, seccomp, the launcher
+//! already traced), the program runs as before, with a note saying that
+//! the exit snapshot is missing.
+//!
+//! The tracer is one thread of the launcher (ptrace requests must come
+//! from the thread that traces); the periodic snapshots may come from any.
+//! Another follows the trace file at idle priority ([`Follower`]), so that
+//! the exit snapshot can type the stacks of the threads the `exit` killed
+//! from what the agent recorded, without decoding the whole trace then.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::collect::{self, Options};
+use crate::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
+use crate::model::{StackPointerSource, ThreadInfo};
+use crate::trace::launch::{self, Launch, LaunchError};
+use crate::trace::{Decoder, Event, Record};
+use crate::Error;
+
+/// A program started by [`start`], being watched.
+pub struct Supervised {
+    /// Its process id.
+    pub pid: u32,
+    shared: Arc<Shared>,
+    handle: Option<JoinHandle<io::Result<ExitStatus>>>,
+}
+
+/// Why a snapshot was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Collecting it failed (other than because the program ended).
+    #[error("{0}")]
+    Collect(Error),
+    /// The trace file could not be written.
+    #[error("{0}")]
+    Write(io::Error),
+}
+
+struct Shared {
+    /// None once finished: later snapshots are dropped.
+    writer: Mutex<Option<Writer<File>>>,
+    snapshots: AtomicU64,
+    /// The first failed write of a snapshot the tracer took.
+    write_error: Mutex<Option<io::Error>>,
+    notes: Mutex<Vec<String>>,
+    opts: Options,
+    /// The trace file, for what the agent recorded.
+    path: PathBuf,
+    /// Asks the follower thread (see [`Follower`]) for the threads alive
+    /// now, naming the unnamed ones as given; None without an agent.
+    follower: Mutex<Option<mpsc::Sender<Ask>>>,
+    /// The program reached its exit stop (or ended): no more periodic
+    /// snapshots.
+    ended: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Takes a snapshot of `pid` and appends it. A program that is gone
+    /// (or going) is not an error.
+    fn snapshot(&self, pid: u32) -> Result<(), SnapshotError> {
+        if self.ended.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.snapshot_with(pid, &self.opts)
+    }
+
+    fn snapshot_with(&self, pid: u32, opts: &Options) -> Result<(), SnapshotError> {
+        let s = match collect::snapshot(pid, opts) {
+            Ok(s) => s,
+            Err(
+                Error::ProcessExited { .. }
+                | Error::Zombie { .. }
+                | Error::NoSuchProcess { .. }
+                | Error::Parse { .. },
+            ) => return Ok(()),
+            Err(e) => return Err(SnapshotError::Collect(e)),
+        };
+        if let Some(w) = lock(&self.writer).as_mut() {
+            w.append(&s).map_err(SnapshotError::Write)?;
+            self.snapshots.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// A snapshot the tracer takes: failures are kept for
+    /// [`Supervised::finish`] and the notes.
+    fn snapshot_here(&self, pid: u32, when: &str) {
+        self.snapshot_here_with(pid, when, &self.opts)
+    }
+
+    /// The snapshot at the exit stop. By then an `exit` has killed every
+    /// other thread, and the kernel lists them no more, while their stacks
+    /// are still mapped: the threads the trace says were alive at its end
+    /// are given to the classifier, so that their stacks are typed Stack
+    /// with their TIDs. The agent has written out everything by now
+    /// (it does before exit; after a crash, up to its last flush).
+    fn snapshot_at_exit(&self, pid: u32) {
+        // Interval snapshots of a program stopped at its exit would only
+        // repeat this one.
+        self.ended.store(true, Ordering::Relaxed);
+        let mut opts = self.opts.clone();
+        // Threads left unnamed are named as the process (as the kernel does).
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // Ask the follower to catch up and say; it ends after that.
+        if let Some(ask) = lock(&self.follower).take() {
+            let (tx, rx) = mpsc::channel();
+            if ask.send((comm.trim_end().to_string(), tx)).is_ok() {
+                opts.known_threads = rx.recv().unwrap_or_default();
+            }
+        }
+        self.snapshot_here_with(pid, "at exit", &opts)
+    }
+
+    fn snapshot_here_with(&self, pid: u32, when: &str, opts: &Options) {
+        match self.snapshot_with(pid, opts) {
+            Ok(()) => {}
+            Err(SnapshotError::Write(e)) => {
+                lock(&self.write_error).get_or_insert(e);
+            }
+            Err(SnapshotError::Collect(e)) => self.note(format!("the snapshot {when} failed: {e}")),
+        }
+    }
+
+    fn note(&self, s: String) {
+        lock(&self.notes).push(s);
+    }
+}
+
+/// Creates the trace file and starts the program as [`launch::start`]
+/// does, watched: snapshots are taken right after exec and at exit (see
+/// the module's documentation), and [`Supervised::snapshot`] takes the
+/// periodic ones. `opts` is how every snapshot is collected.
+///
+/// `at_exit` false detaches after the snapshot at exec: no exit snapshot,
+/// and the program is not traced while it runs (a debugger may attach, a
+/// set-user-ID program it execs keeps its privileges for any launcher).
+pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, LaunchError> {
+    let out = launch::create_output(l)?;
+    let (mut cmd, exec) = match launch::command(l, &out.path) {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            out.discard();
+            return Err(LaunchError::Spawn(e));
+        }
+    };
+    let (path, regular) = (out.path.clone(), out.regular);
+    // The writer is in place before the program starts: the tracer takes
+    // the first snapshot at once.
+    let shared = Arc::new(Shared {
+        writer: Mutex::new(Some(out.writer)),
+        snapshots: AtomicU64::new(0),
+        write_error: Mutex::new(None),
+        notes: Mutex::new(Vec::new()),
+        opts,
+        path: path.clone(),
+        follower: Mutex::new(None),
+        ended: AtomicBool::new(false),
+    });
+    // Nothing ran: leave no header-only file behind.
+    let discard = |shared: &Shared| {
+        drop(lock(&shared.writer).take());
+        if regular {
+            let _ = std::fs::remove_file(&path);
+        }
+    };
+    // SAFETY: the closure runs in the forked child after the standard
+    // descriptors and the working directory are set up, and makes only
+    // system calls (async-signal-safe) on memory prepared before the fork.
+    // It execs the program itself: std's own exec (execvp) would run a
+    // file without a #! line through /bin/sh, where the program should
+    // fail with ENOEXEC as it does when started without ptrace. A failed
+    // TRACEME is found after exec from the child's TracerPid.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::ptrace(libc::PTRACE_TRACEME, 0, 0usize, 0usize);
+            Err(exec.exec())
+        });
+    }
+    if l.agent.is_some() && at_exit {
+        let (ask, asked) = mpsc::channel::<Ask>();
+        let followed = path.clone();
+        let started = std::thread::Builder::new()
+            .name("vmmap-follow".into())
+            .spawn(move || follow(&followed, &asked));
+        // Without it, the exit snapshot goes without the trace's threads.
+        if started.is_ok() {
+            *lock(&shared.follower) = Some(ask);
+        }
+    }
+    // The thread that forks is the one the child's TRACEME makes its
+    // tracer, so the tracer thread spawns the program itself.
+    let (tx, rx) = mpsc::channel::<io::Result<u32>>();
+    let s = Arc::clone(&shared);
+    let handle = std::thread::Builder::new()
+        .name("vmmap-tracer".into())
+        .spawn(move || {
+            let child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    let kept = io::Error::new(e.kind(), e.to_string());
+                    let _ = tx.send(Err(e));
+                    return Err(kept);
+                }
+            };
+            let _ = tx.send(Ok(child.id()));
+            supervise(child, &s, at_exit)
+        });
+    let handle = match handle {
+        Ok(h) => h,
+        Err(e) => {
+            discard(&shared);
+            return Err(LaunchError::Spawn(e));
+        }
+    };
+    match rx.recv() {
+        Ok(Ok(pid)) => Ok(Supervised {
+            pid,
+            shared,
+            handle: Some(handle),
+        }),
+        Ok(Err(e)) => {
+            let _ = handle.join();
+            discard(&shared);
+            Err(LaunchError::Spawn(e))
+        }
+        Err(_) => {
+            let _ = handle.join();
+            discard(&shared);
+            Err(LaunchError::Spawn(io::Error::other(
+                "the thread starting the program ended early",
+            )))
+        }
+    }
+}
+
+impl Supervised {
+    /// The exit status once the program has ended (and was reaped).
+    pub fn try_wait(&mut self) -> Option<io::Result<ExitStatus>> {
+        if !self.handle.as_ref()?.is_finished() {
+            return None;
+        }
+        let h = self.handle.take()?;
+        Some(
+            h.join()
+                .unwrap_or_else(|_| Err(io::Error::other("the tracing thread failed"))),
+        )
+    }
+
+    /// Takes a snapshot now and appends it; nothing when the program has
+    /// just ended.
+    pub fn snapshot(&self) -> Result<(), SnapshotError> {
+        self.shared.snapshot(self.pid)
+    }
+
+    /// Whether the agent has written to the trace file yet (it is loaded
+    /// and running): the snapshot at exec shows only the program's image
+    /// and the loader, so the launcher takes another once this holds.
+    pub fn agent_started(&self) -> bool {
+        let w = lock(&self.shared.writer);
+        let Some(w) = w.as_ref() else {
+            return false;
+        };
+        std::fs::metadata(&self.shared.path).is_ok_and(|m| m.len() > w.bytes_written())
+    }
+
+    /// Snapshots appended so far (those at start and exit included).
+    pub fn snapshots(&self) -> u64 {
+        self.shared.snapshots.load(Ordering::Relaxed)
+    }
+
+    /// What the user should know about the recording (no exit snapshot,
+    /// and why).
+    pub fn notes(&self) -> Vec<String> {
+        lock(&self.shared.notes).clone()
+    }
+
+    /// Marks the file cleanly closed and returns it with the bytes the
+    /// launcher wrote. A program still running is no longer recorded (its
+    /// agent goes on appending its events). A failed write of a snapshot
+    /// taken at start or exit is returned here.
+    pub fn finish(&mut self) -> io::Result<(File, u64)> {
+        if let Some(e) = lock(&self.shared.write_error).take() {
+            return Err(e);
+        }
+        let w = lock(&self.shared.writer)
+            .take()
+            .ok_or_else(|| io::Error::other("the trace file was already finished"))?;
+        let n = w.bytes_written();
+        Ok((w.finish()?, n))
+    }
+}
+
+/// The tracer thread: snapshots at exec and at exit, signals passed on,
+/// the wait status returned.
+fn supervise(mut child: Child, s: &Shared, at_exit: bool) -> io::Result<ExitStatus> {
+    let pid = child.id();
+    // TracerPid names the tracing thread.
+    // SAFETY: gettid has no arguments and cannot fail.
+    let me = unsafe { libc::gettid() } as u32;
+    if tracer_of(pid) != Some(me) {
+        s.note(format!(
+            "cannot trace pid {pid} with ptrace ({}): no snapshot at exit, only at start and every interval",
+            ptrace_refusal()
+        ));
+        s.snapshot_here(pid, "at start");
+        return child.wait();
+    }
+    let p = pid as libc::pid_t;
+    // The stop right after exec (SIGTRAP); a signal that came first is
+    // delivered.
+    loop {
+        let st = wait(p, 0)?;
+        if !libc::WIFSTOPPED(st) {
+            return Ok(ExitStatus::from_raw(st));
+        }
+        let sig = libc::WSTOPSIG(st);
+        if sig == libc::SIGTRAP {
+            break;
+        }
+        resume(libc::PTRACE_CONT, p, sig);
+    }
+    s.snapshot_here(pid, "at start");
+    if !at_exit {
+        resume(libc::PTRACE_DETACH, p, 0);
+        return child.wait();
+    }
+    // Leave it stopped, then seize it.
+    resume(libc::PTRACE_DETACH, p, libc::SIGSTOP);
+    let st = wait(p, libc::WUNTRACED)?;
+    if !libc::WIFSTOPPED(st) {
+        return Ok(ExitStatus::from_raw(st));
+    }
+    // SAFETY: PTRACE_SEIZE takes no pointers; the options are flags.
+    let seized = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SEIZE,
+            p,
+            0usize,
+            libc::PTRACE_O_TRACEEXIT as usize,
+        )
+    } == 0;
+    if !seized {
+        s.note(format!(
+            "cannot keep tracing pid {pid} with ptrace ({}): no snapshot at exit",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: signalling our own child; it has no handler yet (just
+    // exec'd), so the SIGCONT only resumes it.
+    unsafe { libc::kill(p, libc::SIGCONT) };
+    if !seized {
+        return child.wait();
+    }
+    loop {
+        let st = wait(p, 0)?;
+        if !libc::WIFSTOPPED(st) {
+            return Ok(ExitStatus::from_raw(st));
+        }
+        let sig = libc::WSTOPSIG(st);
+        match st >> 16 {
+            libc::PTRACE_EVENT_EXIT => {
+                s.snapshot_at_exit(pid);
+                resume(libc::PTRACE_CONT, p, 0);
+            }
+            // A group-stop (SIGSTOP, Ctrl+Z...): it stands until SIGCONT.
+            libc::PTRACE_EVENT_STOP
+                if matches!(
+                    sig,
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+                ) =>
+            {
+                resume(libc::PTRACE_LISTEN, p, 0)
+            }
+            // A signal on its way: delivered as it came.
+            0 => resume(libc::PTRACE_CONT, p, sig),
+            _ => resume(libc::PTRACE_CONT, p, 0),
+        }
+    }
+}
+
+/// Follows the trace file as the agent appends to it, decoding only what
+/// is new each time, to know which threads are alive and where their
+/// stacks are. Followed during the run (a thread of its own), so that the
+/// exit stop only decodes the last fraction of a second.
+#[derive(Default)]
+struct Follower {
+    /// File offset of the next chunk to read (0: not started).
+    offset: u64,
+    decoder: Decoder,
+    image: u32,
+    /// Thread id -> (pthread handle, stack top).
+    alive: HashMap<i32, (u64, u64)>,
+    names: HashMap<u64, String>,
+    /// The trace could not be decoded past some point: stop.
+    broken: bool,
+}
+
+/// A question to the follower: the process's name, where to answer.
+type Ask = (String, mpsc::Sender<Vec<ThreadInfo>>);
+
+/// The follower thread: decodes what the agent appended every quarter of
+/// a second, and answers a question at once (after catching up); ends when
+/// asked, or when the supervisor is gone.
+fn follow(path: &Path, asked: &mpsc::Receiver<Ask>) {
+    // Decoding takes CPU the traced program would use: only idle CPU
+    // while it runs (SCHED_IDLE), the usual share once it waits at its
+    // exit for the answer.
+    set_policy(libc::SCHED_IDLE);
+    let mut f = Follower::default();
+    loop {
+        match asked.recv_timeout(Duration::from_millis(250)) {
+            Ok((comm, answer)) => {
+                set_policy(libc::SCHED_OTHER);
+                f.poll(path);
+                let _ = answer.send(f.threads(&comm));
+                return;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => f.poll(path),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Sets the calling thread's scheduling policy (priority 0); a refusal
+/// leaves it as it was.
+fn set_policy(policy: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; a valid pointer to a
+    // sched_param that outlives the call.
+    unsafe { libc::sched_setscheduler(0, policy, &param) };
+}
+
+/// Counts what is read through it: where the last whole chunk ended.
+struct Counting<R> {
+    r: R,
+    n: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.r.read(buf)?;
+        self.n.set(self.n.get() + k as u64);
+        Ok(k)
+    }
+}
+
+impl Follower {
+    /// Decodes the chunks appended since the last call (a chunk still
+    /// being written is left for the next).
+    fn poll(&mut self, path: &Path) {
+        if self.broken {
+            return;
+        }
+        let header = crate::format::file_header().len() as u64;
+        if self.offset == 0 {
+            self.offset = header;
+        }
+        let Ok(mut f) = File::open(path) else {
+            return;
+        };
+        if f.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        // The stream checks a file header first: give it one, then the
+        // file from the saved offset.
+        let n = Rc::new(Cell::new(0u64));
+        let r = io::Cursor::new(crate::format::file_header()).chain(Counting {
+            r: f,
+            n: Rc::clone(&n),
+        });
+        let Ok(stream) = ChunkStream::new(r, CHUNK_TRACE) else {
+            self.broken = true;
+            return;
+        };
+        // Every chunk of the file during the run is one or the other, so
+        // each returned chunk ends where the next begins.
+        let mut stream = stream.with_extra_kind(CHUNK_SNAPSHOT);
+        let base = self.offset;
+        let (image, alive, names) = (&mut self.image, &mut self.alive, &mut self.names);
+        while let Some((kind, payload)) = stream.next_chunk() {
+            if kind == CHUNK_TRACE {
+                let fed = self.decoder.feed(payload, &mut |r, _| {
+                    book(r, image, alive, names);
+                });
+                if fed.is_err() {
+                    self.broken = true;
+                    return;
+                }
+            }
+            self.offset = base + n.get();
+        }
+        if matches!(stream.problem, Some(FormatError::Corrupt { .. })) {
+            self.broken = true;
+        }
+    }
+
+    /// The threads alive at the end of what was read, with the stack
+    /// ranges the agent recorded; `comm` names those left unnamed.
+    fn threads(&mut self, comm: &str) -> Vec<ThreadInfo> {
+        let (image, alive, names) = (&mut self.image, &mut self.alive, &mut self.names);
+        let _ = self
+            .decoder
+            .finish(&mut |r, _| book(r, image, alive, names));
+        self.alive
+            .iter()
+            .filter(|&(&tid, &(_, hi))| tid > 0 && hi >= 64)
+            .map(|(&tid, &(pthread, hi))| ThreadInfo {
+                tid: tid as u32,
+                name: self
+                    .names
+                    .get(&pthread)
+                    .cloned()
+                    .unwrap_or_else(|| comm.into()),
+                // Inside the stack mapping, below its top.
+                stack_pointer: Some((hi - 64) & !15),
+                stack_pointer_source: StackPointerSource::Trace,
+                tcb: None,
+            })
+            .collect()
+    }
+}
+
+/// Keeps the thread records of the last process image.
+fn book(
+    r: &Record,
+    image: &mut u32,
+    alive: &mut HashMap<i32, (u64, u64)>,
+    names: &mut HashMap<u64, String>,
+) {
+    if r.image != *image {
+        // An exec: the threads of the old image went with it.
+        *image = r.image;
+        alive.clear();
+        names.clear();
+    }
+    match &r.event {
+        Event::ThreadStart {
+            pthread, stack_hi, ..
+        } => {
+            alive.insert(r.tid, (*pthread, *stack_hi));
+        }
+        Event::ThreadExit => {
+            alive.remove(&r.tid);
+        }
+        Event::ThreadName { pthread, name } => {
+            names.insert(*pthread, name.clone());
+        }
+        _ => {}
+    }
+}
+
+/// waitpid for `pid` (any thread kind, EINTR retried): its raw status.
+fn wait(pid: libc::pid_t, flags: libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        let mut st = 0;
+        // SAFETY: a valid pointer to an int.
+        let r = unsafe { libc::waitpid(pid, &mut st, flags | libc::__WALL) };
+        if r == pid {
+            return Ok(st);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// A ptrace request that restarts `pid` with `sig` (0: none). A failure
+/// (ESRCH: killed meanwhile) shows in the next wait.
+fn resume(req: libc::c_uint, pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: these requests take a signal number as data, no pointers.
+    unsafe { libc::ptrace(req, pid, 0usize, sig as usize) };
+}
+
+/// TracerPid of `pid`, from /proc/PID/status.
+fn tracer_of(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Why PTRACE_TRACEME likely failed, for the note.
+fn ptrace_refusal() -> String {
+    if tracer_of(std::process::id()).is_some_and(|t| t != 0) {
+        return "vmmap itself is being traced".into();
+    }
+    match std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") {
+        Ok(v) if v.trim() == "3" => "Yama's ptrace_scope is 3, which forbids ptrace".into(),
+        _ => "refused by the system, e.g. a seccomp filter".into(),
+    }
+}

@@ -9,6 +9,7 @@ mod metrics;
 mod mmp;
 mod output;
 mod owners;
+mod real_programs;
 mod reclaim;
 mod record;
 mod report;

@@ -206,65 +206,55 @@ fn resolve() {
     // has; when it has none (a wrapper that defines only the four), to the
     // next definition, as the program's own call would have.
     let can_emulate = pm != 0 || aligned_alloc != 0;
-    let pick = |own: usize, name: &core::ffi::CStr, emulated: usize| {
-        if own != 0 {
+    // When nothing defines it, `last`.
+    let pick = |own: usize, name: &core::ffi::CStr, emulated: usize, last: usize| {
+        let f = if own != 0 {
             own
         } else if can_emulate {
             emulated
         } else {
             next_sym(name)
+        };
+        if f != 0 {
+            f
+        } else {
+            last
         }
     };
-    let memalign = pick(
-        same(c"memalign"),
-        c"memalign",
-        emulated_memalign as MemalignFn as usize,
-    );
     MEMALIGN.store(
-        if memalign != 0 {
-            memalign
-        } else {
-            __libc_memalign as MemalignFn as usize
-        },
+        pick(
+            same(c"memalign"),
+            c"memalign",
+            emulated_memalign as MemalignFn as usize,
+            __libc_memalign as MemalignFn as usize,
+        ),
         Release,
-    );
-    let aligned = pick(
-        aligned_alloc,
-        c"aligned_alloc",
-        emulated_memalign as MemalignFn as usize,
     );
     ALIGNED_ALLOC.store(
-        if aligned != 0 {
-            aligned
-        } else {
-            emulated_memalign as MemalignFn as usize
-        },
+        pick(
+            aligned_alloc,
+            c"aligned_alloc",
+            emulated_memalign as MemalignFn as usize,
+            emulated_memalign as MemalignFn as usize,
+        ),
         Release,
-    );
-    let valloc = pick(
-        same(c"valloc"),
-        c"valloc",
-        emulated_valloc as MallocFn as usize,
     );
     VALLOC.store(
-        if valloc != 0 {
-            valloc
-        } else {
-            emulated_valloc as MallocFn as usize
-        },
+        pick(
+            same(c"valloc"),
+            c"valloc",
+            emulated_valloc as MallocFn as usize,
+            emulated_valloc as MallocFn as usize,
+        ),
         Release,
     );
-    let pvalloc = pick(
-        same(c"pvalloc"),
-        c"pvalloc",
-        emulated_pvalloc as MallocFn as usize,
-    );
     PVALLOC.store(
-        if pvalloc != 0 {
-            pvalloc
-        } else {
-            emulated_pvalloc as MallocFn as usize
-        },
+        pick(
+            same(c"pvalloc"),
+            c"pvalloc",
+            emulated_pvalloc as MallocFn as usize,
+            emulated_pvalloc as MallocFn as usize,
+        ),
         Release,
     );
     CALLOC.store(calloc, Release);

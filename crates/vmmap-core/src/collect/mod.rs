@@ -185,6 +185,19 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     };
     let mut inspector = inspector::LiveInspector::new(&dir, opts.read_memory);
     let mut warnings = Vec::new();
+    // What the trace knows first (the snapshot at exit): a thread still
+    // listed while it dies has no stack pointer of its own, and is then
+    // neither searched for nor reported as not placed.
+    for k in &opts.known_threads {
+        match threads.iter_mut().find(|t| t.tid == k.tid) {
+            Some(t) if t.stack_pointer.is_none() => {
+                t.stack_pointer = k.stack_pointer;
+                t.stack_pointer_source = k.stack_pointer_source;
+            }
+            Some(_) => {}
+            None => threads.push(k.clone()),
+        }
+    }
     threads::find_running_stacks(
         &dir,
         opts,
@@ -195,17 +208,6 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         &mut warnings,
     );
 
-    for k in &opts.known_threads {
-        match threads.iter_mut().find(|t| t.tid == k.tid) {
-            // Still listed while it dies: its stack was not found.
-            Some(t) if t.stack_pointer.is_none() && t.tcb.is_none() => {
-                t.stack_pointer = k.stack_pointer;
-                t.stack_pointer_source = k.stack_pointer_source;
-            }
-            Some(_) => {}
-            None => threads.push(k.clone()),
-        }
-    }
     let process = ProcessInfo {
         pid,
         name: status

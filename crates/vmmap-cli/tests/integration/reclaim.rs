@@ -40,10 +40,11 @@ fn empty_working_set_pages_out_and_the_pages_come_back() {
 #[test]
 fn empty_working_set_without_cap_sys_nice_is_refused_clearly() {
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root to drop CAP_SYS_NICE alone");
-        return;
-    }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "run the tests as root: this one drops CAP_SYS_NICE alone (as .ci/run does)"
+    );
     let fx = Fixture::start_named("memtext");
     let _g = starting_processes();
     let o = Command::new("setpriv")

@@ -28,20 +28,17 @@ struct Tmux {
     _home: TempDir,
 }
 
-/// Whether tmux can run here; without it the test is skipped, except on CI.
-fn have_tmux() -> bool {
+/// Fails the test when tmux cannot run here: these tests drive the
+/// interactive view in a real terminal and check nothing without it.
+fn need_tmux() {
     let ok = Command::new("tmux")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tmux is missing on CI: .ci/run must install it"
-        );
-        eprintln!("SKIPPED: tmux is not installed (apt-get install tmux)");
-    }
-    ok
+    assert!(
+        ok,
+        "tmux is not installed (apt-get install tmux; .ci/run installs it)"
+    );
 }
 
 impl Tmux {
@@ -394,9 +391,7 @@ fn unique_name(tag: &str) -> String {
 
 #[test]
 fn picker_opens_a_process_typed_by_name() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let dir = TempDir::new("tui-picker");
     let name = unique_name("vmpick");
@@ -428,9 +423,7 @@ fn picker_opens_a_process_typed_by_name() {
 
 #[test]
 fn stack_type_shows_exactly_the_thread_stacks() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -470,9 +463,7 @@ fn stack_type_shows_exactly_the_thread_stacks() {
 
 #[test]
 fn enter_expands_the_executable_into_its_segments() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -518,9 +509,7 @@ fn enter_expands_the_executable_into_its_segments() {
 
 #[test]
 fn f5_shows_a_region_mapped_since() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let mut fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -560,9 +549,7 @@ fn assert_restored(t: &Tmux, how: &str) {
 
 #[test]
 fn q_quits_and_restores_the_terminal() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -580,9 +567,7 @@ fn q_quits_and_restores_the_terminal() {
 
 #[test]
 fn sigterm_restores_the_terminal() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -598,9 +583,7 @@ fn sigterm_restores_the_terminal() {
 /// to a file that `vmmap timeline` reads.
 #[test]
 fn history_diff_and_save() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let mut fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -647,9 +630,7 @@ fn history_diff_and_save() {
 
 #[test]
 fn goto_address_then_strings_of_the_region() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start_named("memtext");
     let pid = fx.pid.to_string();
@@ -714,7 +695,7 @@ fn goto_address_then_strings_of_the_region() {
 #[test]
 fn search_and_strings_in_the_view_never_change_the_target() {
     use crate::memory::{assert_memory_unchanged, memory_use, skipped_figure};
-    assert!(have_tmux(), "this test needs tmux");
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start_static("untouched");
     fx.stop();
@@ -761,9 +742,7 @@ fn search_and_strings_in_the_view_never_change_the_target() {
 
 #[test]
 fn w_empties_the_working_set_after_asking() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start_named("memtext");
     let pid = fx.pid.to_string();
@@ -841,9 +820,7 @@ fn launch_from_picker(t: &Tmux, program: &str, args: &str) {
 /// operations and the program was reaped.
 #[test]
 fn launch_tab_traces_a_new_process() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let agent = crate::trace::agent();
     let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
@@ -900,9 +877,7 @@ fn launch_tab_traces_a_new_process() {
 /// so; the file is finished and loads.
 #[test]
 fn quitting_leaves_a_traced_program_running() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let agent = crate::trace::agent();
     let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
@@ -934,9 +909,7 @@ fn quitting_leaves_a_traced_program_running() {
 
 #[test]
 fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let _busy = starting_processes();
     let fx = Fixture::start_named("sharing");
     let child = &fx.info["child"];
@@ -991,9 +964,7 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
 /// their exact calls, the Leaks and History tabs theirs; Esc goes back.
 #[test]
 fn t_shows_the_call_tree_of_a_traced_run() {
-    if !have_tmux() {
-        return;
-    }
+    need_tmux();
     let src = crate::trace::fixture("calls.c");
     let linger = crate::trace::fixture("linger.c");
     let prog = crate::trace::build(

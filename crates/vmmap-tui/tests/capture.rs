@@ -91,15 +91,13 @@ fn capture_fixtures() {
         &["perl", "-e", "my @a = (1) x 2_000_000; sleep 600"],
         &["sleep", "infinity"],
     ] {
-        match Command::new(args[0])
+        let c = Command::new(args[0])
             .args(&args[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
-        {
-            Ok(c) => helpers.push(Kill(c)),
-            Err(e) => println!("skipping {}: {e}", args[0]),
-        }
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", args[0]));
+        helpers.push(Kill(c));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
     let mine: Vec<u32> = std::iter::once(pid)

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::trace::{build, fixture, on_file, run_plain, run_traced, tmp};
+use crate::trace::{build, fixture, on_file, run_plain, run_traced, tmp, without_addresses};
 use crate::util::hex;
 
 /// The size `brief` maps right before it ends (LAST_BYTES).
@@ -159,14 +159,11 @@ fn the_program_runs_unchanged_with_its_exit_watched() {
     for args in cases {
         let plain = run_plain(&prog, args);
         let (traced, file) = run_traced(&[], &prog, args);
-        let norm = |b: &[u8]| {
-            String::from_utf8_lossy(b)
-                .split_whitespace()
-                .map(|w| if w.starts_with("0x") { "ADDR" } else { w })
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        assert_eq!(norm(&plain.stdout), norm(&traced.stdout), "{args:?}");
+        assert_eq!(
+            without_addresses(&plain.stdout),
+            without_addresses(&traced.stdout),
+            "{args:?}"
+        );
         assert_eq!(
             traced.status.code(),
             Some(expected_code(&plain.status)),

@@ -118,19 +118,22 @@ pub(crate) fn run_plain(prog: &Path, args: &[&str]) -> Output {
         .expect("run the fixture")
 }
 
+/// A program's output with every `0x…` word (an address, which ASLR
+/// changes from run to run) replaced by `ADDR`.
+pub(crate) fn without_addresses(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .split_whitespace()
+        .map(|w| if w.starts_with("0x") { "ADDR" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The program behaves the same traced and plain: same stdout (after
 /// dropping addresses, which ASLR changes) and same exit status.
 pub(crate) fn same_behaviour(plain: &Output, traced: &Output) {
-    let norm = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .split_whitespace()
-            .map(|w| if w.starts_with("0x") { "ADDR" } else { w })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     assert_eq!(
-        norm(&plain.stdout),
-        norm(&traced.stdout),
+        without_addresses(&plain.stdout),
+        without_addresses(&traced.stdout),
         "stdout differs under the agent"
     );
     assert_eq!(

@@ -1,6 +1,3 @@
-//! The application: screens, input modes, key and mouse handling, and the
-//! event loop that ties the collection thread to drawing.
-
 use std::sync::Arc;
 use std::time::Duration;
 

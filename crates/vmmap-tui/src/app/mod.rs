@@ -1,6 +1,196 @@
 //! The application: screens, input modes, key and mouse handling, and the
 //! event loop that ties the collection thread to drawing.
+//!
+//! - `state`: the [`App`] and the operations on its data;
+//! - `modes`: the input modes (overlays and prompts) and their keys;
+//! - `actions`: the keys of the picker, the Launch tab and the main view;
+//! - `draw`: drawing the screens and overlays.
 
+mod actions;
+mod draw;
+mod modes;
 mod state;
 
-pub use state::*;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{
+    self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
+use ratatui::layout::Rect;
+
+use crate::clipboard;
+use crate::collector::{Collector, Request};
+use crate::main_view::Focus;
+use crate::picker::PickerTab;
+pub use modes::Mode;
+pub use state::{App, Screen, HISTORY_LIMIT};
+
+impl App {
+    /// Handles one input event; returns requests for the collector.
+    pub fn on_event(&mut self, ev: Event) -> Vec<Request> {
+        match ev {
+            Event::Key(k) if k.kind != KeyEventKind::Release => self.on_key(k),
+            Event::Mouse(m) => {
+                match m.kind {
+                    MouseEventKind::Down(MouseButton::Left) => {
+                        return self.on_click(m.column, m.row)
+                    }
+                    MouseEventKind::ScrollDown => self.scroll(3),
+                    MouseEventKind::ScrollUp => self.scroll(-3),
+                    _ => {}
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub(super) fn scroll(&mut self, delta: isize) {
+        if self.mode == Mode::Trace {
+            if let Some(t) = self.trace.as_mut() {
+                let code = if delta > 0 {
+                    KeyCode::Down
+                } else {
+                    KeyCode::Up
+                };
+                for _ in 0..delta.unsigned_abs() {
+                    t.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+                }
+            }
+            return;
+        }
+        match self.screen {
+            Screen::Picker => {
+                let last = self.picker.rows.len().saturating_sub(1) as isize;
+                self.picker.selected =
+                    (self.picker.selected as isize + delta).clamp(0, last.max(0)) as usize;
+            }
+            Screen::Main => {
+                if let Some(m) = self.main.as_mut() {
+                    m.details.move_by(delta);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_click(&mut self, x: u16, y: u16) -> Vec<Request> {
+        if self.mode == Mode::Trace {
+            // The tables under the full-screen view are hidden.
+            return Vec::new();
+        }
+        let double = self.last_click == Some((x, y));
+        self.last_click = Some((x, y));
+        let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
+        match self.screen {
+            Screen::Picker if self.picker.tab == PickerTab::Launch => {}
+            Screen::Picker => {
+                let p = &mut self.picker;
+                if inside(p.header_area) {
+                    if let Some(c) = p.column_at(x) {
+                        p.sort_by(c);
+                    }
+                } else if inside(p.body_area) {
+                    let i = p.offset + (y - p.body_area.y) as usize;
+                    if i < p.rows.len() {
+                        let again = p.selected == i;
+                        p.selected = i;
+                        if again && double {
+                            return self.open_selected();
+                        }
+                    }
+                }
+            }
+            Screen::Main => {
+                let Some(m) = self.main.as_mut() else {
+                    return Vec::new();
+                };
+                if inside(m.areas.summary_header) {
+                    if let Some(&(_, _, c)) = m
+                        .areas
+                        .summary_cols
+                        .iter()
+                        .find(|(cx, w, _)| x >= *cx && x < cx + w)
+                    {
+                        m.sort_summary(c);
+                    }
+                } else if inside(m.areas.summary_body) {
+                    m.focus = Focus::Summary;
+                    let i = (y - m.areas.summary_body.y) as usize;
+                    if i < m.summary_rows.len() {
+                        m.select_summary(i);
+                    }
+                } else if inside(m.areas.details_header) {
+                    if let Some(&(_, _, k)) = m
+                        .areas
+                        .details_cols
+                        .iter()
+                        .find(|(cx, w, _)| x >= *cx && x < cx + w)
+                    {
+                        m.sort_details(k);
+                    }
+                } else if inside(m.areas.details_body) {
+                    m.focus = Focus::Details;
+                    let i = m.details.offset + (y - m.areas.details_body.y) as usize;
+                    if i < m.details.rows.len() {
+                        let again = m.details.selected == i;
+                        m.details.selected = i;
+                        if again && double {
+                            m.details.set_expanded(&m.snap, &m.data, None);
+                        }
+                    }
+                }
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// Runs the event loop until the user quits or a stop signal arrives.
+pub fn run_loop(
+    term: &mut crate::terminal::Term,
+    app: &mut App,
+    collector: &mut Collector,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
+    loop {
+        while let Ok(r) = collector.rx.try_recv() {
+            collector.pending = collector.pending.saturating_sub(1);
+            app.on_response(r);
+        }
+        let searching = app.poll_search() | app.poll_trace() | app.poll_owners();
+        app.poll_traces();
+        term.draw(|f| app.draw(f))?;
+        if let Some(text) = app.clipboard.take() {
+            let out = term.backend_mut();
+            if let Err(e) = clipboard::osc52(out, &text) {
+                app.message = Some(format!("Copy failed: {e}"));
+            }
+        }
+        if app.quit || crate::terminal::stopped(stop) {
+            return Ok(());
+        }
+        if let (Some((every, due)), Some(m)) = (app.auto, app.main.as_ref()) {
+            if std::time::Instant::now() >= due && collector.pending == 0 {
+                collector.request(Request::Snapshot(m.snap.process.pid));
+                app.auto = Some((every, std::time::Instant::now() + every));
+            }
+        }
+        // Wake often while collection runs, to show its result at once.
+        let wait = match app.auto {
+            _ if collector.pending > 0 || searching => Duration::from_millis(20),
+            Some((_, due)) => due
+                .saturating_duration_since(std::time::Instant::now())
+                .clamp(Duration::from_millis(10), Duration::from_millis(250)),
+            None => Duration::from_millis(250),
+        };
+        if event::poll(wait)? {
+            let ev = event::read()?;
+            if matches!(ev, Event::Key(_)) && app.mode == Mode::Normal {
+                app.message = None;
+            }
+            for req in app.on_event(ev) {
+                collector.request(req);
+            }
+        }
+    }
+}

@@ -1,8 +1,12 @@
-//! The keys of the picker, the Launch tab and the main view.
+//! The keys of the picker, the Launch tab and the main view, in one table
+//! ([`TABLE`]): the key handling looks keys up in it and the help screen is
+//! drawn from it, so the two cannot disagree. The overlays and prompts
+//! ([`super::Mode`]) take their own keys, which their titles and status
+//! lines name.
 
 use std::time::Duration;
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use vmmap_core::figures::Column;
 
 use super::modes::{edit_line, Mode};
@@ -14,42 +18,708 @@ use crate::launch_form::Field;
 use crate::main_view::{Focus, MainView};
 use crate::picker::{PickColumn, Picker, PickerTab};
 
-impl App {
-    pub(super) fn on_picker_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
-        if self.picker.tab == PickerTab::Launch {
-            return self.on_launch_key(k, ctrl);
+/// Where a key is looked up: the screen (or tab) that takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The process list of the picker.
+    Picker,
+    /// The Launch tab of the picker.
+    Launch,
+    /// The main view of a process.
+    Main,
+}
+
+/// A key as the table names it. Shift is part of the character (`S` is
+/// Shift+S). A key pressed with Ctrl that has no `Ctrl` binding is looked
+/// up without it (Ctrl+Q quits like `q`), as the terminal may add Ctrl to
+/// keys the user did not mean it for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Key {
+    /// A key, with or without Ctrl.
+    Plain(KeyCode),
+    /// Ctrl and a character (`' '` for Ctrl+Space).
+    Ctrl(char),
+    /// Typing: any character without Ctrl but Space, and Backspace.
+    Typing,
+}
+
+impl Key {
+    /// Whether the key event `k` is this key (Ctrl fallback aside).
+    fn matches(self, k: &KeyEvent) -> bool {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match self {
+            Key::Plain(code) => k.code == code,
+            Key::Ctrl(c) => ctrl && k.code == KeyCode::Char(c),
+            Key::Typing => match k.code {
+                KeyCode::Char(c) => !ctrl && c != ' ',
+                KeyCode::Backspace => true,
+                _ => false,
+            },
         }
+    }
+
+    /// The key's name as the help writes it.
+    pub fn name(self) -> String {
+        match self {
+            Key::Typing => "type".into(),
+            Key::Ctrl(' ') | Key::Plain(KeyCode::Null) => "Ctrl+Space".into(),
+            Key::Ctrl(c) => format!("Ctrl+{}", c.to_ascii_uppercase()),
+            Key::Plain(KeyCode::Char(' ')) => "Space".into(),
+            Key::Plain(KeyCode::Char(c)) => c.to_string(),
+            Key::Plain(KeyCode::BackTab) => "Shift+Tab".into(),
+            Key::Plain(KeyCode::PageUp) => "PgUp".into(),
+            Key::Plain(KeyCode::PageDown) => "PgDn".into(),
+            Key::Plain(code) => code.to_string(),
+        }
+    }
+}
+
+/// What a key does, by the screen that takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Opens the help screen.
+    Help,
+    /// Quits vmmap.
+    Quit,
+    /// A key of the process list.
+    Picker(Pick),
+    /// A key of the Launch tab.
+    Launch(Launch),
+    /// A key of the main view.
+    Main(Main),
+}
+
+/// The process list's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pick {
+    /// Adds the character to the filter (Backspace: removes the last).
+    Filter,
+    /// Moves the selection by the key (Up, Down, a page, the ends).
+    Move,
+    /// Opens the selected process, or combines the marked ones.
+    Open,
+    /// Marks or unmarks the selected process.
+    Mark,
+    /// Sorts by the next column.
+    SortNext,
+    /// Reverses the sort.
+    Reverse,
+    /// Reads the list of processes again.
+    Refresh,
+    /// Clears the filter, else goes back to the main view, else quits.
+    Back,
+    /// Shows the Launch tab.
+    LaunchTab,
+}
+
+/// The Launch tab's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Launch {
+    /// Edits the field by the key (a character, Backspace).
+    Edit,
+    /// Empties the field.
+    Clear,
+    /// Goes to the next field.
+    NextField,
+    /// Goes to the previous field.
+    PreviousField,
+    /// Toggles Snapshot only on its field, types a space in the others.
+    Space,
+    /// Starts the program.
+    Start,
+    /// Goes back to the process list.
+    Processes,
+}
+
+/// The main view's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Main {
+    /// Switches the focus between the Summary and the Details.
+    Focus,
+    /// Moves the selection by the key.
+    Move,
+    /// Expands or collapses the selected group by the key.
+    Expand,
+    /// Expands every group.
+    ExpandAll,
+    /// Collapses every group.
+    CollapseAll,
+    /// Sorts by the next column.
+    SortNext,
+    /// Sorts by the previous column.
+    SortPrevious,
+    /// Reverses the sort.
+    Reverse,
+    /// Shows or hides the free regions.
+    Free,
+    /// Takes a new snapshot.
+    Snapshot,
+    /// Starts or pauses a snapshot every second.
+    Automatic,
+    /// Shows the snapshot before in the history.
+    Earlier,
+    /// Shows the snapshot after in the history.
+    Later,
+    /// Opens the timeline of the history.
+    Timeline,
+    /// Opens the changes from the snapshot before.
+    Changes,
+    /// Turns compare mode on or off.
+    Compare,
+    /// Saves the history to a file.
+    SaveHistory,
+    /// Asks for a file to open.
+    Open,
+    /// Asks for an address to go to.
+    Goto,
+    /// Opens the strings of the selected region.
+    Strings,
+    /// Asks what to search the process's memory for.
+    SearchMemory,
+    /// Opens the fragmentation map.
+    Map,
+    /// Asks whether to empty the working set.
+    EmptyWorkingSet,
+    /// Lists the processes mapping the selected region's pages.
+    SharedWith,
+    /// Asks for text to find in the Details.
+    Find,
+    /// Finds the next match.
+    FindNext,
+    /// Finds the previous match.
+    FindPrevious,
+    /// Copies the selected address.
+    CopyAddress,
+    /// Copies the Details table.
+    CopyTable,
+    /// Asks for a file to save the shown snapshot to.
+    Save,
+    /// Opens the column chooser.
+    Columns,
+    /// Switches to the next units.
+    Units,
+    /// Opens the Trace view.
+    Trace,
+    /// Goes back to the process picker.
+    Picker,
+}
+
+/// How far a binding reaches beyond the section that lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Only its section's screen.
+    Screen,
+    /// Every screen (not inside an overlay or a prompt).
+    EveryScreen,
+    /// Everywhere, overlays and prompts included.
+    AnyMode,
+}
+
+/// One key and what it does.
+#[derive(Clone, Copy, Debug)]
+pub struct Binding {
+    /// The key.
+    pub key: Key,
+    /// What it does.
+    pub action: Action,
+    /// Where it works.
+    pub reach: Reach,
+}
+
+/// One line of the help: its keys as written there, what they do, and the
+/// bindings behind them.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry {
+    /// The section (screen) that lists the line.
+    pub scope: Scope,
+    /// The keys, as the help writes them (it may add a mouse action).
+    pub keys: &'static str,
+    /// What they do.
+    pub what: &'static str,
+    /// The bindings behind the line.
+    pub bindings: &'static [Binding],
+}
+
+/// The help's title of each section, in the order shown.
+pub const SECTIONS: &[(Scope, &str)] = &[
+    (Scope::Picker, "Process picker"),
+    (Scope::Launch, "Launch tab (picker, F2)"),
+    (Scope::Main, "Main view"),
+];
+
+const fn on(key: Key, action: Action) -> Binding {
+    Binding {
+        key,
+        action,
+        reach: Reach::Screen,
+    }
+}
+
+const fn ch(c: char) -> Key {
+    Key::Plain(KeyCode::Char(c))
+}
+
+const fn code(c: KeyCode) -> Key {
+    Key::Plain(c)
+}
+
+const DOWN: Key = code(KeyCode::Down);
+const UP: Key = code(KeyCode::Up);
+const PG_DN: Key = code(KeyCode::PageDown);
+const PG_UP: Key = code(KeyCode::PageUp);
+const HOME: Key = code(KeyCode::Home);
+const END: Key = code(KeyCode::End);
+const ENTER: Key = code(KeyCode::Enter);
+const TAB: Key = code(KeyCode::Tab);
+const BACK_TAB: Key = code(KeyCode::BackTab);
+const ESC: Key = code(KeyCode::Esc);
+
+const fn pick(key: Key, a: Pick) -> Binding {
+    on(key, Action::Picker(a))
+}
+
+const fn launch(key: Key, a: Launch) -> Binding {
+    on(key, Action::Launch(a))
+}
+
+const fn main(key: Key, a: Main) -> Binding {
+    on(key, Action::Main(a))
+}
+
+const fn entry(
+    scope: Scope,
+    keys: &'static str,
+    what: &'static str,
+    bindings: &'static [Binding],
+) -> Entry {
+    Entry {
+        scope,
+        keys,
+        what,
+        bindings,
+    }
+}
+
+/// Every key of the picker, the Launch tab and the main view, in the order
+/// of the help.
+pub const TABLE: &[Entry] = &[
+    entry(
+        Scope::Picker,
+        "type",
+        "filter by name, command line, user or PID",
+        &[pick(Key::Typing, Pick::Filter)],
+    ),
+    entry(
+        Scope::Picker,
+        "Up/Down PgUp/PgDn Home/End",
+        "move",
+        &[
+            pick(UP, Pick::Move),
+            pick(DOWN, Pick::Move),
+            pick(PG_UP, Pick::Move),
+            pick(PG_DN, Pick::Move),
+            pick(HOME, Pick::Move),
+            pick(END, Pick::Move),
+        ],
+    ),
+    entry(
+        Scope::Picker,
+        "Enter, click twice",
+        "open the selected process",
+        &[pick(ENTER, Pick::Open)],
+    ),
+    entry(
+        Scope::Picker,
+        "Space, then Enter",
+        "mark processes; Enter combines them (shared pages once)",
+        &[pick(ch(' '), Pick::Mark)],
+    ),
+    entry(
+        Scope::Picker,
+        "Tab / Shift+Tab, click a header",
+        "sort by the next column / reverse",
+        &[pick(TAB, Pick::SortNext), pick(BACK_TAB, Pick::Reverse)],
+    ),
+    entry(
+        Scope::Picker,
+        "F5, Ctrl+R",
+        "refresh the list",
+        &[
+            pick(code(KeyCode::F(5)), Pick::Refresh),
+            pick(Key::Ctrl('r'), Pick::Refresh),
+        ],
+    ),
+    entry(
+        Scope::Picker,
+        "Esc",
+        "clear the filter, then quit (or back to the process)",
+        &[pick(ESC, Pick::Back)],
+    ),
+    entry(
+        Scope::Picker,
+        "F2",
+        "switch to the Launch tab (launch and trace a new process)",
+        &[pick(code(KeyCode::F(2)), Pick::LaunchTab)],
+    ),
+    entry(
+        Scope::Launch,
+        "type, Backspace, Ctrl+U",
+        "edit the field (Arguments: '...' and \"...\" quote)",
+        &[
+            launch(Key::Typing, Launch::Edit),
+            launch(Key::Ctrl('u'), Launch::Clear),
+        ],
+    ),
+    entry(
+        Scope::Launch,
+        "Tab/Down, Shift+Tab/Up",
+        "next / previous field",
+        &[
+            launch(TAB, Launch::NextField),
+            launch(DOWN, Launch::NextField),
+            launch(BACK_TAB, Launch::PreviousField),
+            launch(UP, Launch::PreviousField),
+        ],
+    ),
+    entry(
+        Scope::Launch,
+        "Space",
+        "toggle Snapshot only (no agent, snapshots only)",
+        &[launch(ch(' '), Launch::Space)],
+    ),
+    entry(
+        Scope::Launch,
+        "Enter",
+        "start it traced and open its live view; a snapshot a second goes to the file",
+        &[launch(ENTER, Launch::Start)],
+    ),
+    entry(
+        Scope::Launch,
+        "Esc, F2",
+        "back to the process list (quitting leaves a traced program running)",
+        &[
+            launch(ESC, Launch::Processes),
+            launch(code(KeyCode::F(2)), Launch::Processes),
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "Tab / Shift+Tab",
+        "switch between Summary and Details",
+        &[main(TAB, Main::Focus), main(BACK_TAB, Main::Focus)],
+    ),
+    entry(
+        Scope::Main,
+        "Up/Down j/k PgUp/PgDn Home/End",
+        "move; in the Summary this filters the Details by type",
+        &[
+            main(UP, Main::Move),
+            main(DOWN, Main::Move),
+            main(ch('j'), Main::Move),
+            main(ch('k'), Main::Move),
+            main(PG_UP, Main::Move),
+            main(PG_DN, Main::Move),
+            main(HOME, Main::Move),
+            main(END, Main::Move),
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "Enter, +/-, Right/Left",
+        "expand or collapse a group (image, stack, arena)",
+        &[
+            main(ENTER, Main::Expand),
+            main(ch('+'), Main::Expand),
+            main(ch('-'), Main::Expand),
+            main(code(KeyCode::Right), Main::Expand),
+            main(code(KeyCode::Left), Main::Expand),
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "E / C",
+        "expand all / collapse all",
+        &[main(ch('E'), Main::ExpandAll), main(ch('C'), Main::CollapseAll)],
+    ),
+    entry(
+        Scope::Main,
+        "s / S, click a header",
+        "sort by the next / previous column; again reverses",
+        &[main(ch('s'), Main::SortNext), main(ch('S'), Main::SortPrevious)],
+    ),
+    entry(
+        Scope::Main,
+        "r",
+        "reverse the sort",
+        &[main(ch('r'), Main::Reverse)],
+    ),
+    entry(
+        Scope::Main,
+        "f",
+        "show or hide free regions",
+        &[main(ch('f'), Main::Free)],
+    ),
+    entry(
+        Scope::Main,
+        "F5",
+        "take a new snapshot, added to the history (selection and expansion are kept)",
+        &[main(code(KeyCode::F(5)), Main::Snapshot)],
+    ),
+    entry(
+        Scope::Main,
+        "Ctrl+Space",
+        "take a snapshot every second / pause",
+        // Terminals send Ctrl+Space as NUL, crossterm as Null.
+        &[
+            main(Key::Ctrl(' '), Main::Automatic),
+            main(code(KeyCode::Null), Main::Automatic),
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "[ / ]",
+        "previous / next snapshot of the history",
+        &[main(ch('['), Main::Earlier), main(ch(']'), Main::Later)],
+    ),
+    entry(
+        Scope::Main,
+        "t",
+        "timeline of the history: Left/Right select, Enter view, m mark, d compare",
+        &[main(ch('t'), Main::Timeline)],
+    ),
+    entry(
+        Scope::Main,
+        "d",
+        "changes from the previous snapshot (by type and by region)",
+        &[main(ch('d'), Main::Changes)],
+    ),
+    entry(
+        Scope::Main,
+        "D",
+        "compare mode: Summary deltas, changed regions marked in the Details",
+        &[main(ch('D'), Main::Compare)],
+    ),
+    entry(
+        Scope::Main,
+        "Ctrl+S / Ctrl+O",
+        "save the history to a .vmmap file / open one",
+        &[
+            main(Key::Ctrl('s'), Main::SaveHistory),
+            main(Key::Ctrl('o'), Main::Open),
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "g",
+        "go to an address: selects the region (or free gap) holding it",
+        &[main(ch('g'), Main::Goto)],
+    ),
+    entry(
+        Scope::Main,
+        "Ctrl+T",
+        "strings in the selected region's memory (reads it: may show secrets); / filters, Enter goes to one",
+        &[main(Key::Ctrl('t'), Main::Strings)],
+    ),
+    entry(
+        Scope::Main,
+        "F",
+        "search the process's memory: text, re:REGEX or hex:de ad be ef (also from the Strings view)",
+        &[main(ch('F'), Main::SearchMemory)],
+    ),
+    entry(
+        Scope::Main,
+        "m",
+        "fragmentation map: arrows and n/N move the cursor over regions and gaps, Enter goes to one",
+        &[main(ch('m'), Main::Map)],
+    ),
+    entry(
+        Scope::Main,
+        "W",
+        "empty the working set (asks first), then a snapshot every second shows it come back",
+        &[main(ch('W'), Main::EmptyWorkingSet)],
+    ),
+    entry(
+        Scope::Main,
+        "H",
+        "processes mapping the same pages as this region (root)",
+        &[main(ch('H'), Main::SharedWith)],
+    ),
+    entry(
+        Scope::Main,
+        "/ or Ctrl+F, then n / N",
+        "find text in the Details; next / previous",
+        &[
+            main(ch('/'), Main::Find),
+            main(Key::Ctrl('f'), Main::Find),
+            main(ch('n'), Main::FindNext),
+            main(ch('N'), Main::FindPrevious),
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "y / Y",
+        "copy the selected address / the Details table (OSC 52)",
+        &[main(ch('y'), Main::CopyAddress), main(ch('Y'), Main::CopyTable)],
+    ),
+    entry(
+        Scope::Main,
+        "w",
+        "save: the Details table (.txt), the snapshot (.json .csv .vmmap); in the changes, the diff (.txt .json .csv)",
+        &[main(ch('w'), Main::Save)],
+    ),
+    entry(
+        Scope::Main,
+        "c",
+        "choose columns (saved in the config file)",
+        &[main(ch('c'), Main::Columns)],
+    ),
+    entry(
+        Scope::Main,
+        "u",
+        "units: human, KiB, bytes (saved)",
+        &[main(ch('u'), Main::Units)],
+    ),
+    entry(
+        Scope::Main,
+        "T",
+        "Trace view: call tree, leaks, history of the traced run",
+        &[main(ch('T'), Main::Trace)],
+    ),
+    entry(
+        Scope::Main,
+        "Ctrl+P",
+        "back to the process picker",
+        &[main(Key::Ctrl('p'), Main::Picker)],
+    ),
+    entry(
+        Scope::Main,
+        "? or F1",
+        "this help; Esc closes it",
+        &[
+            on(ch('?'), Action::Help),
+            Binding {
+                key: code(KeyCode::F(1)),
+                action: Action::Help,
+                reach: Reach::EveryScreen,
+            },
+        ],
+    ),
+    entry(
+        Scope::Main,
+        "q, Ctrl+C",
+        "quit",
+        &[
+            on(ch('q'), Action::Quit),
+            Binding {
+                key: Key::Ctrl('c'),
+                action: Action::Quit,
+                reach: Reach::AnyMode,
+            },
+        ],
+    ),
+];
+
+/// The bindings that work in `scope`: its own, then those of every screen.
+pub fn bindings(scope: Scope) -> impl Iterator<Item = &'static Binding> {
+    TABLE.iter().flat_map(move |e| {
+        e.bindings.iter().filter(move |b| {
+            (e.scope == scope && b.reach == Reach::Screen) || b.reach != Reach::Screen
+        })
+    })
+}
+
+/// What `k` does in `scope`: a `Ctrl` binding first, then the key without
+/// Ctrl.
+pub fn lookup(scope: Scope, k: &KeyEvent) -> Option<Action> {
+    let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+    let find = |want_ctrl: bool| {
+        bindings(scope)
+            .find(|b| matches!(b.key, Key::Ctrl(_)) == want_ctrl && b.key.matches(k))
+            .map(|b| b.action)
+    };
+    if ctrl {
+        find(true).or_else(|| find(false))
+    } else {
+        find(false)
+    }
+}
+
+/// What `k` does inside an overlay or a prompt, before they see it.
+pub fn lookup_any_mode(k: &KeyEvent) -> Option<Action> {
+    TABLE
+        .iter()
+        .flat_map(|e| e.bindings)
+        .find(|b| b.reach == Reach::AnyMode && b.key.matches(k))
+        .map(|b| b.action)
+}
+
+impl App {
+    /// The keys of the picker, the Launch tab and the main view, looked up
+    /// in [`TABLE`].
+    pub(super) fn on_screen_key(&mut self, k: KeyEvent) -> Vec<Request> {
+        let scope = match self.screen {
+            Screen::Picker if self.picker.tab == PickerTab::Launch => Scope::Launch,
+            Screen::Picker => Scope::Picker,
+            Screen::Main => Scope::Main,
+        };
+        // Esc stops a running memory search (its status line says so).
+        if scope == Scope::Main && k.code == KeyCode::Esc {
+            if let Some(j) = self.search_job.as_ref() {
+                j.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                return Vec::new();
+            }
+        }
+        match lookup(scope, &k) {
+            Some(a) => self.perform(a, k),
+            None => Vec::new(),
+        }
+    }
+
+    /// Does what `action` does, `k` being the key that asked for it.
+    pub(super) fn perform(&mut self, action: Action, k: KeyEvent) -> Vec<Request> {
+        match action {
+            Action::Help => self.mode = Mode::Help(0),
+            Action::Quit => self.quit = true,
+            Action::Picker(a) => return self.picker_action(a, k),
+            Action::Launch(a) => return self.launch_action(a, k),
+            Action::Main(a) => return self.main_action(a, k),
+        }
+        Vec::new()
+    }
+
+    fn picker_action(&mut self, action: Pick, k: KeyEvent) -> Vec<Request> {
         let p = &mut self.picker;
         let page = p.body_area.height.max(1) as isize;
         let mv = |p: &mut Picker, d: isize| {
             let last = p.rows.len().saturating_sub(1) as isize;
             p.selected = (p.selected as isize + d).clamp(0, last.max(0)) as usize;
         };
-        match k.code {
-            KeyCode::Char('r') if ctrl => return vec![Request::Processes],
-            KeyCode::F(5) => return vec![Request::Processes],
-            KeyCode::F(2) => p.toggle_tab(),
-            KeyCode::Char(c) if !ctrl && c != ' ' => {
-                p.filter.push(c);
+        match action {
+            Pick::Refresh => return vec![Request::Processes],
+            Pick::LaunchTab => p.toggle_tab(),
+            Pick::Filter => {
+                match k.code {
+                    KeyCode::Char(c) => p.filter.push(c),
+                    _ => drop(p.filter.pop()),
+                }
                 p.refilter(p.selected_pid());
             }
-            KeyCode::Backspace => {
-                p.filter.pop();
-                p.refilter(p.selected_pid());
-            }
-            KeyCode::Esc if !p.filter.is_empty() => {
+            Pick::Back if !p.filter.is_empty() => {
                 p.filter.clear();
                 p.refilter(p.selected_pid());
             }
-            KeyCode::Esc if self.main.is_some() => self.screen = Screen::Main,
-            KeyCode::Esc => self.quit = true,
-            KeyCode::Down => mv(p, 1),
-            KeyCode::Up => mv(p, -1),
-            KeyCode::PageDown => mv(p, page),
-            KeyCode::PageUp => mv(p, -page),
-            KeyCode::Home => p.selected = 0,
-            KeyCode::End => p.selected = p.rows.len().saturating_sub(1),
-            KeyCode::Tab => {
+            Pick::Back if self.main.is_some() => self.screen = Screen::Main,
+            Pick::Back => self.quit = true,
+            Pick::Move => match k.code {
+                KeyCode::Down => mv(p, 1),
+                KeyCode::Up => mv(p, -1),
+                KeyCode::PageDown => mv(p, page),
+                KeyCode::PageUp => mv(p, -page),
+                KeyCode::Home => p.selected = 0,
+                KeyCode::End => p.selected = p.rows.len().saturating_sub(1),
+                _ => {}
+            },
+            Pick::SortNext => {
                 let i = PickColumn::ALL
                     .iter()
                     .position(|c| *c == p.sort)
@@ -58,89 +728,79 @@ impl App {
                 p.reverse = false;
                 p.refilter(p.selected_pid());
             }
-            KeyCode::BackTab => {
+            Pick::Reverse => {
                 p.reverse = !p.reverse;
                 p.refilter(p.selected_pid());
             }
             // Space marks processes for a combined view (a filter has no
             // use for spaces: names and PIDs have none).
-            KeyCode::Char(' ') => p.toggle_mark(),
-            KeyCode::Enter if p.marked.len() > 1 => {
+            Pick::Mark => p.toggle_mark(),
+            Pick::Open if p.marked.len() > 1 => {
                 let pids = p.marked.clone();
                 self.message = Some(format!("Combining {} processes…", pids.len()));
                 return vec![Request::Combined(pids)];
             }
-            KeyCode::Enter => return self.open_selected(),
-            _ => {}
+            Pick::Open => return self.open_selected(),
         }
         Vec::new()
     }
 
-    /// Keys of the Launch tab: Tab/Down and Shift+Tab/Up move between the
-    /// fields, Space toggles "Snapshot only", Enter launches, Esc or F2
-    /// goes back to the process list.
-    pub(super) fn on_launch_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
+    fn launch_action(&mut self, action: Launch, k: KeyEvent) -> Vec<Request> {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let form = &mut self.picker.launch;
-        match k.code {
-            KeyCode::F(2) | KeyCode::Esc => self.picker.tab = PickerTab::Processes,
-            KeyCode::Tab | KeyCode::Down => form.move_field(false),
-            KeyCode::BackTab | KeyCode::Up => form.move_field(true),
-            KeyCode::Enter => return self.launch(),
-            KeyCode::Char(' ') if form.field == Field::SnapshotOnly => {
+        match action {
+            Launch::Processes => self.picker.tab = PickerTab::Processes,
+            Launch::NextField => form.move_field(false),
+            Launch::PreviousField => form.move_field(true),
+            Launch::Start => return self.launch(),
+            Launch::Space if form.field == Field::SnapshotOnly => {
                 form.snapshot_only = !form.snapshot_only;
                 form.error = None;
             }
-            KeyCode::Char('u') if ctrl => {
+            Launch::Clear => {
                 if let Some(t) = form.text_mut(form.field) {
                     t.clear();
                 }
             }
-            code => {
+            Launch::Space | Launch::Edit => {
                 if let Some(t) = form.text_mut(form.field) {
-                    // Esc and Enter were handled above.
-                    let _ = edit_line(t, code, ctrl);
+                    // Neither Esc nor Enter is bound to these.
+                    let _ = edit_line(t, k.code, ctrl);
                 }
             }
         }
         Vec::new()
     }
 
-    pub(super) fn on_main_key(&mut self, k: KeyEvent, ctrl: bool) -> Vec<Request> {
+    /// Does what `action`, bound to `k` in the main view, does.
+    fn main_action(&mut self, action: Main, k: KeyEvent) -> Vec<Request> {
         let Some(m) = self.main.as_mut() else {
             self.screen = Screen::Picker;
             return Vec::new();
         };
         let page = m.areas.details_body.height.max(1) as isize;
-        match k.code {
-            KeyCode::Esc if self.search_job.is_some() => {
-                if let Some(j) = self.search_job.as_ref() {
-                    j.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-            KeyCode::Char('q') => self.quit = true,
-            KeyCode::Char('p') if ctrl => {
+        match action {
+            Main::Picker => {
                 self.screen = Screen::Picker;
                 return vec![Request::Processes];
             }
-            KeyCode::Char('f') if ctrl => self.mode = Mode::Find(String::new()),
-            KeyCode::Char('/') => self.mode = Mode::Find(String::new()),
-            KeyCode::Char('g') => self.mode = Mode::Goto(String::new()),
-            KeyCode::Char('t') if ctrl => self.open_strings(),
-            KeyCode::Char('T') => self.open_trace(),
-            KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
-            KeyCode::Char('H') => self.open_shared_with(),
-            KeyCode::Char('m') => {
+            Main::Find => self.mode = Mode::Find(String::new()),
+            Main::Goto => self.mode = Mode::Goto(String::new()),
+            Main::Strings => self.open_strings(),
+            Main::Trace => self.open_trace(),
+            Main::SearchMemory => self.mode = Mode::MemSearch(String::new()),
+            Main::SharedWith => self.open_shared_with(),
+            Main::Map => {
                 self.map = Some(crate::map_view::MapView::new(&m.snap));
                 self.mode = Mode::Map;
             }
-            KeyCode::Char('W') if self.from_file => {
+            Main::EmptyWorkingSet if self.from_file => {
                 self.message = Some("Emptying the working set needs a live process".into());
             }
-            KeyCode::Char('W') => self.mode = Mode::ConfirmEmpty,
-            KeyCode::Char('n') => self.find_next(false),
-            KeyCode::Char('N') => self.find_next(true),
-            KeyCode::Char('?') => self.mode = Mode::Help(0),
-            KeyCode::Char('[') => {
+            Main::EmptyWorkingSet => self.mode = Mode::ConfirmEmpty,
+            Main::FindNext => self.find_next(false),
+            Main::FindPrevious => self.find_next(true),
+            Main::Earlier => {
                 if self.history_index > 0 {
                     let i = self.history_index - 1;
                     self.show_history(i);
@@ -151,7 +811,7 @@ impl App {
                     ));
                 }
             }
-            KeyCode::Char(']') => {
+            Main::Later => {
                 if self.history_index + 1 < self.history.len() {
                     let i = self.history_index + 1;
                     self.show_history(i);
@@ -162,8 +822,8 @@ impl App {
                     ));
                 }
             }
-            KeyCode::Char('d') => self.open_diff(),
-            KeyCode::Char('D') => {
+            Main::Changes => self.open_diff(),
+            Main::Compare => {
                 if m.compare.take().is_some() {
                     self.message = Some("Compare mode off".into());
                 } else if self.history_index == 0 {
@@ -183,16 +843,16 @@ impl App {
                     ));
                 }
             }
-            KeyCode::Char('t') => {
+            Main::Timeline => {
                 self.mode = Mode::Timeline(crate::timeline_view::TimelineState {
                     selected: self.history_index,
                     mark: None,
                     committed: false,
                 })
             }
-            KeyCode::Char('s') if ctrl => self.save_history(),
-            KeyCode::Char('o') if ctrl => self.mode = Mode::Open(String::new()),
-            KeyCode::Char(' ') | KeyCode::Null if ctrl || k.code == KeyCode::Null => {
+            Main::SaveHistory => self.save_history(),
+            Main::Open => self.mode = Mode::Open(String::new()),
+            Main::Automatic => {
                 if self.from_file {
                     self.message = Some("Automatic snapshots need a live process".into());
                 } else if self.auto.take().is_some() {
@@ -203,31 +863,31 @@ impl App {
                     self.message = Some("A snapshot every second (Ctrl+Space pauses)".into());
                 }
             }
-            KeyCode::F(5) if self.from_file => {
+            Main::Snapshot if self.from_file => {
                 self.message = Some("This snapshot was loaded from a file; F5 takes new snapshots of live processes only (Ctrl+P to pick one)".into());
             }
-            KeyCode::F(5) => {
+            Main::Snapshot => {
                 let pid = m.snap.process.pid;
                 self.loading = Some(pid);
                 self.message = Some(format!("Collecting {pid}…"));
                 return vec![Request::Snapshot(pid)];
             }
-            KeyCode::Tab | KeyCode::BackTab => {
+            Main::Focus => {
                 m.focus = if m.focus == Focus::Summary {
                     Focus::Details
                 } else {
                     Focus::Summary
                 }
             }
-            KeyCode::Char('f') => m.toggle_free(),
-            KeyCode::Char('E') => {
+            Main::Free => m.toggle_free(),
+            Main::ExpandAll => {
                 m.details.set_all_expanded(&m.snap, &m.data, true);
             }
-            KeyCode::Char('C') => {
+            Main::CollapseAll => {
                 m.details.set_all_expanded(&m.snap, &m.data, false);
             }
-            KeyCode::Char('s') | KeyCode::Char('S') => {
-                let back = k.code == KeyCode::Char('S');
+            Main::SortNext | Main::SortPrevious => {
+                let back = action == Main::SortPrevious;
                 let cols = self.settings.visible_columns();
                 match m.focus {
                     Focus::Summary => {
@@ -256,7 +916,7 @@ impl App {
                     }
                 }
             }
-            KeyCode::Char('r') => match m.focus {
+            Main::Reverse => match m.focus {
                 Focus::Summary => {
                     m.summary_reverse = !m.summary_reverse;
                     m.resort_summary();
@@ -266,7 +926,7 @@ impl App {
                     m.details.rebuild(&m.snap, &m.data);
                 }
             },
-            KeyCode::Char('y') => {
+            Main::CopyAddress => {
                 let addr = m
                     .details
                     .rows
@@ -277,7 +937,7 @@ impl App {
                     self.message = Some(format!("Copied {a:#x} (OSC 52)"));
                 }
             }
-            KeyCode::Char('Y') => {
+            Main::CopyTable => {
                 let text = table_text(m);
                 if text.len() <= clipboard::OSC52_LIMIT {
                     self.message = Some(format!(
@@ -297,11 +957,11 @@ impl App {
                     });
                 }
             }
-            KeyCode::Char('w') => {
+            Main::Save => {
                 self.mode = Mode::Save(false, format!("vmmap-{}.txt", m.snap.process.pid));
             }
-            KeyCode::Char('c') => self.mode = Mode::Columns(0),
-            KeyCode::Char('u') => {
+            Main::Columns => self.mode = Mode::Columns(0),
+            Main::Units => {
                 self.settings.units = self.settings.units.next();
                 self.message = Some(format!(
                     "Units: {}{}",
@@ -309,7 +969,7 @@ impl App {
                     save_note(&self.settings)
                 ));
             }
-            code => move_key(m, code, page),
+            Main::Move | Main::Expand => move_key(m, k.code, page),
         }
         Vec::new()
     }
@@ -350,5 +1010,118 @@ pub(super) fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
             }
             _ => {}
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key names of a line of the help: its words, each cut at `/`
+    /// (`Up/Down`, `+/-`), separators dropped.
+    fn named(keys: &str) -> Vec<&str> {
+        keys.split([' ', ','])
+            .filter(|w| !w.is_empty())
+            .flat_map(|w| {
+                if w == "/" {
+                    vec![w]
+                } else {
+                    w.split('/').collect()
+                }
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+
+    #[test]
+    fn every_key_of_the_table_is_named_in_the_help() {
+        let help: Vec<String> = crate::help::lines()
+            .iter()
+            .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        for e in TABLE {
+            let line = format!("  {}", e.keys);
+            assert!(
+                help.iter()
+                    .any(|h| h.starts_with(&line) && h.trim_end().ends_with(e.what)),
+                "the help has no line for {:?}",
+                e.keys
+            );
+            for b in e.bindings {
+                assert!(
+                    named(e.keys).contains(&b.key.name().as_str()),
+                    "{:?} ({:?}) is not named in the help's {:?}",
+                    b.key.name(),
+                    b.action,
+                    e.keys
+                );
+            }
+        }
+        // Every section is shown, under its title.
+        for (_, title) in SECTIONS {
+            assert!(help.iter().any(|h| h == title), "no section {title:?}");
+        }
+    }
+
+    /// Whether a key event could match both keys.
+    fn overlap(a: Key, b: Key) -> bool {
+        match (a, b) {
+            (Key::Typing, Key::Plain(KeyCode::Char(c)))
+            | (Key::Plain(KeyCode::Char(c)), Key::Typing) => c != ' ',
+            (Key::Typing, Key::Plain(KeyCode::Backspace))
+            | (Key::Plain(KeyCode::Backspace), Key::Typing) => true,
+            _ => a == b,
+        }
+    }
+
+    #[test]
+    fn no_two_actions_share_a_key_on_one_screen() {
+        for &(scope, title) in SECTIONS {
+            let all: Vec<&Binding> = bindings(scope).collect();
+            for (i, a) in all.iter().enumerate() {
+                for b in &all[i + 1..] {
+                    assert!(
+                        !overlap(a.key, b.key),
+                        "{title}: {} is bound twice ({:?} and {:?})",
+                        a.key.name(),
+                        a.action,
+                        b.action
+                    );
+                }
+            }
+        }
+    }
+
+    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn ctrl_bindings_come_first_then_the_key_without_ctrl() {
+        let ctrl = KeyModifiers::CONTROL;
+        let none = KeyModifiers::NONE;
+        let f = |c| KeyCode::Char(c);
+        assert_eq!(
+            lookup(Scope::Main, &key(f('f'), ctrl)),
+            Some(Action::Main(Main::Find))
+        );
+        assert_eq!(
+            lookup(Scope::Main, &key(f('f'), none)),
+            Some(Action::Main(Main::Free))
+        );
+        // No Ctrl+Q binding: Ctrl+Q is q.
+        assert_eq!(lookup(Scope::Main, &key(f('q'), ctrl)), Some(Action::Quit));
+        // Typing never takes a Ctrl key, nor Space.
+        assert_eq!(lookup(Scope::Picker, &key(f('x'), ctrl)), None);
+        assert_eq!(
+            lookup(Scope::Picker, &key(f(' '), none)),
+            Some(Action::Picker(Pick::Mark))
+        );
+        // F1 works on every screen, Ctrl+C in every mode.
+        for scope in [Scope::Picker, Scope::Launch, Scope::Main] {
+            assert_eq!(lookup(scope, &key(KeyCode::F(1), none)), Some(Action::Help));
+        }
+        assert_eq!(lookup_any_mode(&key(f('c'), ctrl)), Some(Action::Quit));
+        assert_eq!(lookup_any_mode(&key(f('c'), none)), None);
     }
 }

@@ -3,10 +3,11 @@
 //!
 //! - `state`: the [`App`] and the operations on its data;
 //! - `modes`: the input modes (overlays and prompts) and their keys;
-//! - `actions`: the keys of the picker, the Launch tab and the main view;
+//! - [`actions`]: the table of the keys of the picker, the Launch tab and
+//!   the main view, which the key handling and the help are drawn from;
 //! - `draw`: drawing the screens and overlays.
 
-mod actions;
+pub mod actions;
 mod draw;
 mod modes;
 mod state;

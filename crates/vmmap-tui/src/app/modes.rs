@@ -4,7 +4,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use vmmap_core::figures::Column;
 
-use super::state::{save_note, App, Screen};
+use super::state::{save_note, App};
 use crate::collector::Request;
 
 /// An overlay or prompt that takes the keys.
@@ -45,12 +45,13 @@ pub enum Mode {
 }
 
 impl App {
+    /// A key: the keys that work everywhere (Ctrl+C), then the mode's, then
+    /// the screen's ([`super::actions::TABLE`]).
     pub(super) fn on_key(&mut self, k: KeyEvent) -> Vec<Request> {
-        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl && k.code == KeyCode::Char('c') {
-            self.quit = true;
-            return Vec::new();
+        if let Some(a) = super::actions::lookup_any_mode(&k) {
+            return self.perform(a, k);
         }
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         match self.mode.clone() {
             Mode::Help(s) => {
                 self.mode = match k.code {
@@ -245,14 +246,7 @@ impl App {
             }
             Mode::Normal => {}
         }
-        if k.code == KeyCode::F(1) {
-            self.mode = Mode::Help(0);
-            return Vec::new();
-        }
-        match self.screen {
-            Screen::Picker => self.on_picker_key(k, ctrl),
-            Screen::Main => self.on_main_key(k, ctrl),
-        }
+        self.on_screen_key(k)
     }
 
     pub(super) fn on_map_key(&mut self, k: KeyEvent) {

@@ -37,10 +37,10 @@ pub enum Mode {
     Map,
     /// Asking whether to empty the process's working set.
     ConfirmEmpty,
-    /// The combined report of the marked processes ([`App::combined`]),
+    /// The combined report of the marked processes (`App::combined`),
     /// scrolled.
     Combined(u16),
-    /// The Trace view ([`App::trace`]).
+    /// The Trace view (`App::trace`).
     Trace,
 }
 

@@ -28,7 +28,8 @@ pub enum Screen {
     Main,
 }
 
-/// The whole UI state.
+/// The whole UI state. The public fields are those the front end
+/// ([`crate::run`]) and the tests set or read; the rest is the app's own.
 pub struct App {
     /// Current screen.
     pub screen: Screen,
@@ -37,51 +38,51 @@ pub struct App {
     /// Main view, once a process is open.
     pub main: Option<MainView>,
     /// Persistent settings.
-    pub settings: Settings,
+    pub(super) settings: Settings,
     /// Input mode.
     pub mode: Mode,
     /// Last search.
-    pub last_find: String,
+    pub(super) last_find: String,
     /// A message for the status line.
     pub message: Option<String>,
     /// A snapshot being collected.
-    pub loading: Option<u32>,
+    pub(super) loading: Option<u32>,
     /// Set when the user quits.
     pub quit: bool,
     /// Text waiting to go to the terminal's clipboard (OSC 52).
     pub clipboard: Option<String>,
     /// The main view shows a snapshot loaded from a file, not a live
     /// process.
-    pub from_file: bool,
+    pub(super) from_file: bool,
     /// The snapshots of the current process taken (or loaded) this
     /// session, oldest first; F5 appends. At most [`HISTORY_LIMIT`].
-    pub history: Vec<Arc<Snapshot>>,
+    pub(super) history: Vec<Arc<Snapshot>>,
     /// Which snapshot of the history the main view shows.
-    pub history_index: usize,
+    pub(super) history_index: usize,
     /// Automatic snapshots: the interval and when the next is due.
-    pub auto: Option<(Duration, std::time::Instant)>,
+    pub(super) auto: Option<(Duration, std::time::Instant)>,
     /// The text of the changes overlay, made when it opens.
-    pub diff_text: Vec<String>,
+    pub(super) diff_text: Vec<String>,
     /// The combined report of the processes marked in the picker, or the
     /// processes sharing the selected region's pages (`H`).
-    pub combined: Vec<String>,
+    pub(super) combined: Vec<String>,
     /// The title of that overlay.
-    pub combined_title: String,
+    pub(super) combined_title: String,
     /// The history indices the changes overlay compares.
-    pub diff_pair: (usize, usize),
+    pub(super) diff_pair: (usize, usize),
     /// Per-type totals of each snapshot of the history, for the timeline.
-    pub history_totals: Vec<crate::timeline_view::Totals>,
+    pub(super) history_totals: Vec<crate::timeline_view::Totals>,
     /// The Strings view or the memory search results, while open.
     pub memory_list: Option<crate::memory_view::MemoryList>,
     /// The working set before an Empty Working Set, while the snapshots
     /// that follow it show it coming back.
-    pub emptied: Option<u64>,
+    pub(super) emptied: Option<u64>,
     /// The fragmentation map, while open.
     pub map: Option<crate::map_view::MapView>,
     /// A memory search running in the background.
-    pub search_job: Option<crate::memory_view::SearchJob>,
+    pub(super) search_job: Option<crate::memory_view::SearchJob>,
     /// Where `/proc` is, for reading process memory.
-    pub proc_root: std::path::PathBuf,
+    pub(crate) proc_root: std::path::PathBuf,
     /// Programs started from the Launch tab that still run.
     pub traces: Vec<TraceSession>,
     /// The file the shown snapshots were loaded from (it may hold a
@@ -89,15 +90,15 @@ pub struct App {
     pub file: Option<std::path::PathBuf>,
     /// Trace files of programs started from the Launch tab, by PID (kept
     /// after they exit, for `T`).
-    pub trace_files: Vec<(u32, std::path::PathBuf)>,
+    pub(super) trace_files: Vec<(u32, std::path::PathBuf)>,
     /// The Trace view, kept when closed so that `T` shows it again at once.
-    pub trace: Option<crate::trace_view::TraceView>,
+    pub(super) trace: Option<crate::trace_view::TraceView>,
     /// The Owner column of the shown snapshot of a traced file, being
     /// computed.
     pub owners_job: Option<crate::owners_job::OwnersJob>,
     /// Owner columns computed so far (None: the file holds no trace of
     /// that snapshot's process).
-    pub owners: std::collections::HashMap<
+    pub(super) owners: std::collections::HashMap<
         crate::owners_job::OwnersKey,
         Option<Arc<vmmap_core::trace::region_owners::SnapshotOwners>>,
     >,

@@ -680,13 +680,7 @@ impl MainView {
                     Row::Free(i) => {
                         let fb = self.data.free[i];
                         cells.push(format!("  {:x}", fb.start).into());
-                        cells.push(
-                            Span::styled(
-                                "Free",
-                                Style::default().fg(settings.colour(MemoryType::Free)),
-                            )
-                            .into(),
-                        );
+                        cells.push(type_cell(settings, MemoryType::Free));
                         for &c in &cols {
                             let v = if c == Column::Size {
                                 units.format(fb.size())
@@ -709,13 +703,7 @@ impl MainView {
                             return TableRow::new(cells);
                         };
                         cells.push(format!("    \u{b7} {:x}", p.start).into());
-                        cells.push(
-                            Span::styled(
-                                r.memory_type.name(),
-                                Style::default().fg(settings.colour(r.memory_type)),
-                            )
-                            .into(),
-                        );
+                        cells.push(type_cell(settings, r.memory_type));
                         for &c in &cols {
                             let v = if c == Column::Size {
                                 units.format(p.end - p.start)
@@ -747,13 +735,7 @@ impl MainView {
                             _ => ("    ", Figures::of_vma(r)),
                         };
                         cells.push(format!("{prefix}{:x}", r.start).into());
-                        cells.push(
-                            Span::styled(
-                                r.memory_type.name(),
-                                Style::default().fg(settings.colour(r.memory_type)),
-                            )
-                            .into(),
-                        );
+                        cells.push(type_cell(settings, r.memory_type));
                         for &c in &cols {
                             cells.push(format!("{:>nw$}", cell(&fig, c, units)).into());
                         }
@@ -851,4 +833,9 @@ fn cell(f: &Figures, c: Column, units: Units) -> String {
         Some(v) if c.is_count() => v.to_string(),
         Some(v) => units.format(v),
     }
+}
+
+/// A type's name in its colour, as the Details' Type column shows it.
+fn type_cell(settings: &Settings, t: MemoryType) -> ratatui::widgets::Cell<'static> {
+    Span::styled(t.name(), Style::default().fg(settings.colour(t))).into()
 }

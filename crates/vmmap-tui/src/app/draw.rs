@@ -109,38 +109,17 @@ impl App {
                 crate::timeline_view::draw(f, r, &self.history_totals, st, &self.settings);
             }
             Mode::Combined(s) => {
-                let r = inset(area, 2, 1);
-                f.render_widget(Clear, r);
-                let block = Block::default()
-                    .borders(Borders::ALL)
-                    .title(self.combined_title.as_str());
-                let max = (self.combined.len() as u16).saturating_sub(r.height.saturating_sub(2));
-                let s = s.min(max);
+                let s = draw_text(f, area, &self.combined_title, &self.combined, s);
                 self.mode = Mode::Combined(s);
-                let lines: Vec<ratatui::text::Line<'_>> = self
-                    .combined
-                    .iter()
-                    .map(|l| ratatui::text::Line::raw(l.as_str()))
-                    .collect();
-                f.render_widget(Paragraph::new(lines).block(block).scroll((s, 0)), r);
             }
             Mode::Diff(s) => {
-                let r = inset(area, 2, 1);
-                f.render_widget(Clear, r);
-                let block = Block::default().borders(Borders::ALL).title(format!(
+                let title = format!(
                     " Changes from snapshot {} to {} — Up/Down scroll, w saves, Esc closes ",
                     self.diff_pair.0 + 1,
                     self.diff_pair.1 + 1
-                ));
-                let max = (self.diff_text.len() as u16).saturating_sub(r.height.saturating_sub(2));
-                let s = s.min(max);
+                );
+                let s = draw_text(f, area, &title, &self.diff_text, s);
                 self.mode = Mode::Diff(s);
-                let lines: Vec<ratatui::text::Line<'_>> = self
-                    .diff_text
-                    .iter()
-                    .map(|l| ratatui::text::Line::raw(l.as_str()))
-                    .collect();
-                f.render_widget(Paragraph::new(lines).block(block).scroll((s, 0)), r);
             }
             _ => {}
         }
@@ -179,6 +158,22 @@ impl App {
         );
         f.render_stateful_widget(list, r, &mut state);
     }
+}
+
+/// Draws a text overlay (the changes, the combined report) scrolled by
+/// `s` lines but never past the last page; returns the scroll used.
+fn draw_text(f: &mut Frame<'_>, area: Rect, title: &str, text: &[String], s: u16) -> u16 {
+    let r = inset(area, 2, 1);
+    f.render_widget(Clear, r);
+    let block = Block::default().borders(Borders::ALL).title(title);
+    let max = (text.len() as u16).saturating_sub(r.height.saturating_sub(2));
+    let s = s.min(max);
+    let lines: Vec<ratatui::text::Line<'_>> = text
+        .iter()
+        .map(|l| ratatui::text::Line::raw(l.as_str()))
+        .collect();
+    f.render_widget(Paragraph::new(lines).block(block).scroll((s, 0)), r);
+    s
 }
 
 pub(super) fn inset(a: Rect, dx: u16, dy: u16) -> Rect {

@@ -106,12 +106,7 @@ impl App {
                     return Vec::new();
                 };
                 if inside(m.areas.summary_header) {
-                    if let Some(&(_, _, c)) = m
-                        .areas
-                        .summary_cols
-                        .iter()
-                        .find(|(cx, w, _)| x >= *cx && x < cx + w)
-                    {
+                    if let Some(c) = column_at(&m.areas.summary_cols, x) {
                         m.sort_summary(c);
                     }
                 } else if inside(m.areas.summary_body) {
@@ -121,12 +116,7 @@ impl App {
                         m.select_summary(i);
                     }
                 } else if inside(m.areas.details_header) {
-                    if let Some(&(_, _, k)) = m
-                        .areas
-                        .details_cols
-                        .iter()
-                        .find(|(cx, w, _)| x >= *cx && x < cx + w)
-                    {
+                    if let Some(k) = column_at(&m.areas.details_cols, x) {
                         m.sort_details(k);
                     }
                 } else if inside(m.areas.details_body) {
@@ -144,6 +134,14 @@ impl App {
         }
         Vec::new()
     }
+}
+
+/// The column of a header drawn as `(x, width, column)` spans that holds
+/// the point `x`.
+fn column_at<T: Copy>(cols: &[(u16, u16, T)], x: u16) -> Option<T> {
+    cols.iter()
+        .find(|(cx, w, _)| x >= *cx && x < cx + w)
+        .map(|&(_, _, c)| c)
 }
 
 /// Runs the event loop until the user quits or a stop signal arrives.

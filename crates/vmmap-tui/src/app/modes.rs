@@ -62,12 +62,7 @@ impl App {
                             Mode::Normal
                         }
                     }
-                    KeyCode::Down | KeyCode::Char('j') => Mode::Help(s.saturating_add(1)),
-                    KeyCode::Up | KeyCode::Char('k') => Mode::Help(s.saturating_sub(1)),
-                    KeyCode::PageDown | KeyCode::Char(' ') => Mode::Help(s.saturating_add(20)),
-                    KeyCode::PageUp => Mode::Help(s.saturating_sub(20)),
-                    KeyCode::Home => Mode::Help(0),
-                    _ => Mode::Help(s),
+                    code => Mode::Help(scrolled(s, code)),
                 };
                 return Vec::new();
             }
@@ -90,12 +85,7 @@ impl App {
             Mode::Combined(s) => {
                 self.mode = match k.code {
                     KeyCode::Esc | KeyCode::Char('q') => Mode::Normal,
-                    KeyCode::Down | KeyCode::Char('j') => Mode::Combined(s.saturating_add(1)),
-                    KeyCode::Up | KeyCode::Char('k') => Mode::Combined(s.saturating_sub(1)),
-                    KeyCode::PageDown | KeyCode::Char(' ') => Mode::Combined(s.saturating_add(20)),
-                    KeyCode::PageUp => Mode::Combined(s.saturating_sub(20)),
-                    KeyCode::Home => Mode::Combined(0),
-                    _ => Mode::Combined(s),
+                    code => Mode::Combined(scrolled(s, code)),
                 };
                 return Vec::new();
             }
@@ -106,12 +96,7 @@ impl App {
                         let pid = self.main.as_ref().map_or(0, |m| m.snap.process.pid);
                         Mode::Save(true, format!("vmmap-{pid}-changes.txt"))
                     }
-                    KeyCode::Down | KeyCode::Char('j') => Mode::Diff(s.saturating_add(1)),
-                    KeyCode::Up | KeyCode::Char('k') => Mode::Diff(s.saturating_sub(1)),
-                    KeyCode::PageDown | KeyCode::Char(' ') => Mode::Diff(s.saturating_add(20)),
-                    KeyCode::PageUp => Mode::Diff(s.saturating_sub(20)),
-                    KeyCode::Home => Mode::Diff(0),
-                    _ => Mode::Diff(s),
+                    code => Mode::Diff(scrolled(s, code)),
                 };
                 return Vec::new();
             }
@@ -363,6 +348,19 @@ impl App {
             }
             _ => {}
         }
+    }
+}
+
+/// The scroll of a text overlay (the help, the changes, the combined
+/// report) after a key: the keys that scroll them all.
+fn scrolled(s: u16, code: KeyCode) -> u16 {
+    match code {
+        KeyCode::Down | KeyCode::Char('j') => s.saturating_add(1),
+        KeyCode::Up | KeyCode::Char('k') => s.saturating_sub(1),
+        KeyCode::PageDown | KeyCode::Char(' ') => s.saturating_add(20),
+        KeyCode::PageUp => s.saturating_sub(20),
+        KeyCode::Home => 0,
+        _ => s,
     }
 }
 

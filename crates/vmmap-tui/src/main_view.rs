@@ -681,18 +681,7 @@ impl MainView {
                         let fb = self.data.free[i];
                         cells.push(format!("  {:x}", fb.start).into());
                         cells.push(type_cell(settings, MemoryType::Free));
-                        for &c in &cols {
-                            let v = if c == Column::Size {
-                                units.format(fb.size())
-                            } else {
-                                String::new()
-                            };
-                            cells.push(format!("{v:>nw$}").into());
-                        }
-                        cells.push("".into());
-                        if owner_w.is_some() {
-                            cells.push("".into());
-                        }
+                        size_only(&mut cells, &cols, fb.size(), units, nw, owner_w.is_some());
                         cells.push("".into());
                     }
                     Row::Part(..) => {
@@ -704,18 +693,14 @@ impl MainView {
                         };
                         cells.push(format!("    \u{b7} {:x}", p.start).into());
                         cells.push(type_cell(settings, r.memory_type));
-                        for &c in &cols {
-                            let v = if c == Column::Size {
-                                units.format(p.end - p.start)
-                            } else {
-                                String::new()
-                            };
-                            cells.push(format!("{v:>nw$}").into());
-                        }
-                        cells.push("".into());
-                        if owner_w.is_some() {
-                            cells.push("".into());
-                        }
+                        size_only(
+                            &mut cells,
+                            &cols,
+                            p.end - p.start,
+                            units,
+                            nw,
+                            owner_w.is_some(),
+                        );
                         cells.push(escape(&p.details).into_owned().into());
                     }
                     _ => {
@@ -838,4 +823,28 @@ fn cell(f: &Figures, c: Column, units: Units) -> String {
 /// A type's name in its colour, as the Details' Type column shows it.
 fn type_cell(settings: &Settings, t: MemoryType) -> ratatui::widgets::Cell<'static> {
     Span::styled(t.name(), Style::default().fg(settings.colour(t))).into()
+}
+
+/// The figure cells of a row that has only a size (a free gap, a part of
+/// a region): the Size column, then empty Protection (and Owner) cells.
+fn size_only(
+    cells: &mut Vec<ratatui::widgets::Cell<'_>>,
+    cols: &[Column],
+    size: u64,
+    units: Units,
+    nw: usize,
+    owner: bool,
+) {
+    for &c in cols {
+        let v = if c == Column::Size {
+            units.format(size)
+        } else {
+            String::new()
+        };
+        cells.push(format!("{v:>nw$}").into());
+    }
+    cells.push("".into());
+    if owner {
+        cells.push("".into());
+    }
 }

@@ -12,32 +12,6 @@ use vmmap_core::model::MemoryType;
 
 use crate::app::actions::{SECTIONS, TABLE};
 
-/// The Trace view's keys (it handles them itself: [`crate::trace_view`]).
-const TRACE_KEYS: &[(&str, &str)] = &[
-    ("Trace view (T)", ""),
-    (
-        "  Tab / Shift+Tab, 1-4",
-        "Call tree, Leaks, History, Allocations of the region",
-    ),
-    ("  Up/Down j/k PgUp/PgDn Home/End", "move"),
-    (
-        "  Enter, Right / Left",
-        "call tree: expand / collapse (Left: to the caller)",
-    ),
-    (
-        "  b",
-        "call tree: bottom-up (allocation sites first) / top-down",
-    ),
-    ("  l", "call tree: one node per source line / per function"),
-    ("  s", "call tree: sort by the next figure"),
-    ("  f or /", "history: only some operations (malloc,mmap...)"),
-    (
-        "  Enter (history)",
-        "the call stack of the selected operation",
-    ),
-    ("  Esc, q, T", "back to the main view (T: back again)"),
-];
-
 /// All help lines.
 pub fn lines() -> Vec<Line<'static>> {
     let bold = Style::default().add_modifier(Modifier::BOLD);
@@ -48,7 +22,7 @@ pub fn lines() -> Vec<Line<'static>> {
             out.push(Line::raw(key_line(e.keys, e.what)));
         }
     }
-    for (k, v) in TRACE_KEYS {
+    for (k, v) in crate::trace_view::KEYS {
         if v.is_empty() {
             out.push(Line::styled(k.to_string(), bold));
         } else {

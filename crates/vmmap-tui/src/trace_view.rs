@@ -48,6 +48,34 @@ pub enum Action {
     Help,
 }
 
+/// The Trace view's keys for the help screen, kept beside
+/// [`TraceView::on_key`], which handles them (the view's keys depend on its
+/// tab, so they are not in the app's key table).
+pub const KEYS: &[(&str, &str)] = &[
+    ("Trace view (T)", ""),
+    (
+        "  Tab / Shift+Tab, 1-4",
+        "Call tree, Leaks, History, Allocations of the region",
+    ),
+    ("  Up/Down j/k PgUp/PgDn Home/End", "move"),
+    (
+        "  Enter, Right / Left",
+        "call tree: expand / collapse (Left: to the caller)",
+    ),
+    (
+        "  b",
+        "call tree: bottom-up (allocation sites first) / top-down",
+    ),
+    ("  l", "call tree: one node per source line / per function"),
+    ("  s", "call tree: sort by the next figure"),
+    ("  f or /", "history: only some operations (malloc,mmap...)"),
+    (
+        "  Enter (history)",
+        "the call stack of the selected operation",
+    ),
+    ("  Esc, q, T", "back to the main view (T: back again)"),
+];
+
 /// Metrics `s` cycles through in the call tree.
 const METRICS: [Metric; 5] = [
     Metric::Allocated,

@@ -413,7 +413,8 @@ pub const TABLE: &[Entry] = &[
         ]),
 ];
 
-/// The bindings that work in `scope`: its own, then those of every screen.
+/// The bindings that work in `scope`: its own and those that reach every
+/// screen or every mode.
 pub fn bindings(scope: Scope) -> impl Iterator<Item = &'static Binding> {
     TABLE.iter().flat_map(move |e| {
         e.bindings.iter().filter(move |b| {

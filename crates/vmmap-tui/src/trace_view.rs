@@ -877,23 +877,21 @@ impl TraceView {
                     || "(no call stack)".to_string(),
                     |f| escape(&f.label(true)).into_owned(),
                 );
-            let text = if region {
-                format!(
-                    "{:>10} {:>8} {:>10} {:>8}  {top}",
-                    units.format(c.bytes),
-                    c.allocations,
-                    units.format(c.live_bytes),
-                    c.live_blocks
-                )
+            // A region's list leads with what was allocated, the leaks with
+            // what is still live.
+            let (allocated, live) = ((c.bytes, c.allocations), (c.live_bytes, c.live_blocks));
+            let (first, second) = if region {
+                (allocated, live)
             } else {
-                format!(
-                    "{:>10} {:>8} {:>10} {:>8}  {top}",
-                    units.format(c.live_bytes),
-                    c.live_blocks,
-                    units.format(c.bytes),
-                    c.allocations
-                )
+                (live, allocated)
             };
+            let text = format!(
+                "{:>10} {:>8} {:>10} {:>8}  {top}",
+                units.format(first.0),
+                first.1,
+                units.format(second.0),
+                second.1
+            );
             lines.push(styled_row(text, i == list.selected));
         }
         if list.items.is_empty() {

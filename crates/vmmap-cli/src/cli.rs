@@ -180,8 +180,8 @@ pub enum Command {
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
-        #[arg(default_value = "show")]
-        action: String,
+        #[arg(value_enum, default_value = "show")]
+        action: ConfigAction,
     },
     /// Print the definition of a memory type or column (all without an
     /// argument), or with a process and an address, why the region holding
@@ -325,8 +325,15 @@ pub struct StringsArgs {
     /// ascii (7-bit only, as strings), utf8 (ASCII and multi-byte UTF-8),
     /// utf16le (as strings -el, at any alignment) or all (utf8 and
     /// utf16le).
-    #[arg(short, long, default_value = "all", value_name = "ENCODING")]
-    pub encoding: String,
+    #[arg(
+        short,
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "all",
+        value_name = "ENCODING"
+    )]
+    pub encoding: Encoding,
 
     /// Only the region holding this address (hex), as in the Details.
     #[arg(long, value_name = "ADDR")]
@@ -398,8 +405,14 @@ pub struct MapArgs {
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Sort by pid, user, name, private, ws or arch.
-    #[arg(long, default_value = "pid", value_name = "COLUMN")]
-    pub sort: String,
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "pid",
+        value_name = "COLUMN"
+    )]
+    pub sort: PsSort,
     /// Reverse the order.
     #[arg(short, long)]
     pub reverse: bool,
@@ -509,11 +522,11 @@ pub struct SnapshotArgs {
     #[arg(
         long,
         value_name = "METHOD",
+        value_enum,
         default_value = "madvise",
-        value_parser = ["madvise", "cgroup"],
         requires = "empty_working_set"
     )]
-    pub reclaim: String,
+    pub reclaim: Reclaim,
 
     /// With --empty-working-set: how many one-second samples to print
     /// after paging out.
@@ -524,6 +537,127 @@ pub struct SnapshotArgs {
         requires = "empty_working_set"
     )]
     pub samples: u32,
+}
+
+/// `vmmap config` actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigAction {
+    Show,
+    Path,
+    Reset,
+}
+
+/// `vmmap strings --encoding`: the spellings `strings(1)` users type are
+/// accepted too (`utf-8`, `utf16`, `unicode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    Ascii,
+    #[value(alias = "utf-8")]
+    Utf8,
+    #[value(
+        alias = "utf-16le",
+        alias = "utf16",
+        alias = "utf-16",
+        alias = "unicode"
+    )]
+    Utf16le,
+    All,
+}
+
+impl Encoding {
+    /// The lanes the scanner runs.
+    pub fn encodings(self) -> vmmap_core::memory::strings::Encodings {
+        use vmmap_core::memory::strings::Encodings;
+        let none = Encodings {
+            utf8: false,
+            ascii_only: false,
+            utf16le: false,
+        };
+        match self {
+            Encoding::Ascii => Encodings {
+                utf8: true,
+                ascii_only: true,
+                ..none
+            },
+            Encoding::Utf8 => Encodings { utf8: true, ..none },
+            Encoding::Utf16le => Encodings {
+                utf16le: true,
+                ..none
+            },
+            Encoding::All => Encodings::ALL,
+        }
+    }
+}
+
+/// `vmmap ps --sort`: a column, by its header or its JSON field name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PsSort {
+    Pid,
+    User,
+    Name,
+    #[value(alias = "private_bytes")]
+    Private,
+    #[value(alias = "working_set", alias = "rss")]
+    Ws,
+    #[value(alias = "architecture")]
+    Arch,
+}
+
+/// `--empty-working-set --reclaim`: how the memory is taken back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reclaim {
+    // (No doc comments on the values: the option's help says what each
+    // does, and clap would list them a second time.)
+    Madvise,
+    Cgroup,
+}
+
+/// `vmmap run --unwind`: how the agent captures call stacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Unwind {
+    Dwarf,
+    Fp,
+}
+
+/// `vmmap trace FILE VIEW`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceView {
+    Summary,
+    History,
+    Regions,
+    Calltree,
+    Leaks,
+    Allocations,
+    Heap,
+    Folded,
+    Flamegraph,
+    Pprof,
+    Speedscope,
+}
+
+impl TraceView {
+    /// The name on the command line, as messages and file names use it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceView::Summary => "summary",
+            TraceView::History => "history",
+            TraceView::Regions => "regions",
+            TraceView::Calltree => "calltree",
+            TraceView::Leaks => "leaks",
+            TraceView::Allocations => "allocations",
+            TraceView::Heap => "heap",
+            TraceView::Folded => "folded",
+            TraceView::Flamegraph => "flamegraph",
+            TraceView::Pprof => "pprof",
+            TraceView::Speedscope => "speedscope",
+        }
+    }
+}
+
+impl std::fmt::Display for TraceView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How Shareable and Shared WS are computed.
@@ -748,8 +882,8 @@ pub struct RunArgs {
     /// How call stacks are captured: `dwarf` (from .eh_frame; right for any
     /// code) or `fp` (frame pointers; faster, but only right when the
     /// program and its libraries all keep frame pointers).
-    #[arg(long, default_value = "dwarf", value_parser = ["dwarf", "fp"])]
-    pub unwind: String,
+    #[arg(long, value_enum, default_value = "dwarf")]
+    pub unwind: Unwind,
 
     /// Also trace children made by fork, each into FILE-STEM.PID.vmmap.
     #[arg(long)]
@@ -810,14 +944,8 @@ pub struct TraceArgs {
     /// malloc overhead, free space, resident and untouched pages);
     /// `folded`, `flamegraph`, `pprof`, `speedscope` (exports for other
     /// tools; -o chooses the file).
-    #[arg(
-        default_value = "summary",
-        value_parser = [
-            "summary", "history", "regions", "calltree", "leaks", "allocations", "heap",
-            "folded", "flamegraph", "pprof", "speedscope",
-        ]
-    )]
-    pub view: String,
+    #[arg(value_enum, default_value = "summary")]
+    pub view: TraceView,
 
     /// The figure that ranks the call tree and weighs exports: allocated
     /// (bytes requested), count (calls), live (bytes not freed), peak

@@ -92,7 +92,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             address: Some(addr),
         }) => explain::explain_address(&target, &addr, &cli.proc_root),
         Some(Command::Explain { topic, .. }) => explain::explain(topic.as_deref()),
-        Some(Command::Config { action }) => config::config(&action),
+        Some(Command::Config { action }) => config::config(action),
         Some(Command::Open(a)) => open::open(&a, &cli.proc_root),
         Some(Command::Convert(a)) => convert::convert(&a),
         Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),

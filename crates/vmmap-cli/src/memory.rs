@@ -7,7 +7,6 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use vmmap_core::collect::{self, Options, ProcDir};
-use vmmap_core::memory::strings::Encodings;
 use vmmap_core::memory::{self as mem, ProcessMemory, ReadStats, ScanRange};
 use vmmap_core::text::{self, Escaped};
 use vmmap_core::Snapshot;
@@ -129,12 +128,7 @@ pub(crate) fn not_resident_note(bytes: u64) {
 
 /// `vmmap strings PID`.
 pub fn strings(a: &StringsArgs, proc_root: &Path) -> Result<(), Failure> {
-    let encodings = Encodings::parse(&a.encoding).ok_or_else(|| {
-        Failure::usage(format!(
-            "unknown encoding {:?}; use ascii, utf8, utf16le or all",
-            a.encoding
-        ))
-    })?;
+    let encodings = a.encoding.encodings();
     if a.min == 0 {
         return Err(Failure::usage("--min must be at least 1"));
     }

@@ -6,30 +6,23 @@ use std::path::Path;
 use vmmap_core::collect::{self, Access, ProcessEntry};
 use vmmap_core::text::Escaped;
 
-use crate::cli::PsArgs;
+use crate::cli::{PsArgs, PsSort};
 use crate::render;
 
 use crate::{output_error, Failure};
 
 pub(crate) fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
     let mut list = collect::list_processes(proc_root)?;
-    let key = a.sort.to_ascii_lowercase();
-    match key.as_str() {
-        "pid" => list.sort_by_key(|p| p.pid),
-        "user" => list.sort_by(|x, y| x.user.cmp(&y.user).then(x.pid.cmp(&y.pid))),
-        "name" => list.sort_by(|x, y| x.name.cmp(&y.name).then(x.pid.cmp(&y.pid))),
-        "private" | "private_bytes" => list.sort_by(|x, y| {
+    match a.sort {
+        PsSort::Pid => list.sort_by_key(|p| p.pid),
+        PsSort::User => list.sort_by(|x, y| x.user.cmp(&y.user).then(x.pid.cmp(&y.pid))),
+        PsSort::Name => list.sort_by(|x, y| x.name.cmp(&y.name).then(x.pid.cmp(&y.pid))),
+        PsSort::Private => list.sort_by(|x, y| {
             render::cmp_opt(y.private_bytes, x.private_bytes).then(x.pid.cmp(&y.pid))
         }),
-        "ws" | "working_set" | "rss" => list
+        PsSort::Ws => list
             .sort_by(|x, y| render::cmp_opt(y.working_set, x.working_set).then(x.pid.cmp(&y.pid))),
-        "arch" | "architecture" => list.sort_by(|x, y| x.arch.cmp(&y.arch).then(x.pid.cmp(&y.pid))),
-        _ => {
-            return Err(Failure::usage(format!(
-                "cannot sort by {:?}; use pid, user, name, private, ws or arch",
-                a.sort
-            )))
-        }
+        PsSort::Arch => list.sort_by(|x, y| x.arch.cmp(&y.arch).then(x.pid.cmp(&y.pid))),
     }
     if a.reverse {
         list.reverse();

@@ -7,7 +7,7 @@ use std::path::Path;
 use vmmap_core::collect::{self, Options};
 use vmmap_core::text::Escaped;
 
-use crate::cli::SnapshotArgs;
+use crate::cli::{Reclaim, SnapshotArgs};
 use crate::show::{output_format, show, text_options};
 
 use crate::ps::write_ps;
@@ -44,7 +44,7 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
             pid,
             a.samples,
             a.display.bytes,
-            a.reclaim == "cgroup",
+            a.reclaim == Reclaim::Cgroup,
             proc_root,
         );
     }

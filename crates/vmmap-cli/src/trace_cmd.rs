@@ -14,7 +14,7 @@ use vmmap_core::trace::decode::{Decoder, Event};
 use vmmap_core::trace::{launch, supervise};
 use vmmap_core::units::size;
 
-use crate::cli::{RunArgs, TraceArgs};
+use crate::cli::{RunArgs, TraceArgs, TraceView, Unwind};
 use crate::record::parse_duration;
 use crate::{exit, output_error, Failure};
 
@@ -86,7 +86,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         cwd: a.cwd.clone(),
         output: output.clone(),
         agent: agent.clone(),
-        frame_pointers: a.unwind == "fp",
+        frame_pointers: a.unwind == Unwind::Fp,
         follow_forks: a.follow_forks,
         quiet_stdio: false,
     };
@@ -404,17 +404,17 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
     }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let res = match a.view.as_str() {
-        "history" => history(a, &mut out),
-        "regions" => regions(a, &mut out),
-        "calltree" => crate::trace_views::calltree(a, &mut out),
-        "leaks" => crate::trace_views::leaks(a, &mut out),
-        "heap" => crate::trace_views::heap(a, &mut out),
-        "allocations" => crate::trace_views::allocations(a, &mut out),
-        "folded" | "flamegraph" | "pprof" | "speedscope" => {
+    let res = match a.view {
+        TraceView::Summary => summary(a, &mut out),
+        TraceView::History => history(a, &mut out),
+        TraceView::Regions => regions(a, &mut out),
+        TraceView::Calltree => crate::trace_views::calltree(a, &mut out),
+        TraceView::Leaks => crate::trace_views::leaks(a, &mut out),
+        TraceView::Heap => crate::trace_views::heap(a, &mut out),
+        TraceView::Allocations => crate::trace_views::allocations(a, &mut out),
+        TraceView::Folded | TraceView::Flamegraph | TraceView::Pprof | TraceView::Speedscope => {
             return crate::trace_views::export(a);
         }
-        _ => summary(a, &mut out),
     }?;
     res.and_then(|_| out.flush())
         .map_err(|e| output_error(e, "the trace"))

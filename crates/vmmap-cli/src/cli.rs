@@ -2,6 +2,7 @@
 //! [`crate::main`] validates and dispatches.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -781,16 +782,16 @@ pub struct WatchArgs {
     pub target: String,
 
     /// Time between records: 500ms, 1s, 2m, … (a bare number is seconds).
-    #[arg(long, default_value = "1s", value_name = "TIME")]
-    pub interval: String,
+    #[arg(long, default_value = "1s", value_name = "TIME", value_parser = parse_duration)]
+    pub interval: Duration,
 
     /// Stop after N records.
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub count: Option<u64>,
 
     /// Stop after this long (500ms, 30s, 5m, 1h).
-    #[arg(long, value_name = "TIME")]
-    pub duration: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
 
     /// Take a full snapshot at least every N records even if the mappings
     /// did not change (1: always full).
@@ -839,8 +840,8 @@ pub struct DiffArgs {
     pub b: Option<String>,
 
     /// With one live process: how long to wait between the two snapshots.
-    #[arg(long, default_value = "5s", value_name = "TIME")]
-    pub after: String,
+    #[arg(long, default_value = "5s", value_name = "TIME", value_parser = parse_duration)]
+    pub after: Duration,
 
     /// With one live process: also report which regions had pages written
     /// in between, from the kernel's soft-dirty bits. This clears the
@@ -876,8 +877,8 @@ pub struct RunArgs {
     /// Time between snapshots of the process's map during the run (500ms,
     /// 1s, 2m; 0 for none). One is also taken right after the program
     /// starts and one at its exit, whatever this is.
-    #[arg(short, long, default_value = "1s", value_name = "TIME")]
-    pub interval: String,
+    #[arg(short, long, default_value = "1s", value_name = "TIME", value_parser = parse_duration)]
+    pub interval: Duration,
 
     /// How call stacks are captured: `dwarf` (from .eh_frame; right for any
     /// code) or `fp` (frame pointers; faster, but only right when the
@@ -980,7 +981,7 @@ pub struct TraceArgs {
 
     /// Analyse the run up to this many seconds after it started (live
     /// bytes and leaks as of then; for regions, the map recorded by then).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub at: Option<f64>,
 
     /// A directory to look for symbols in (debug files by build id under
@@ -1006,11 +1007,11 @@ pub struct TraceArgs {
 
     /// History: only operations at or after this many seconds (from the
     /// first operation).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub from: Option<f64>,
 
     /// History: only operations before this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub to: Option<f64>,
 
     /// History: only this thread.
@@ -1030,4 +1031,51 @@ pub struct TraceArgs {
     /// Print JSON (the history as one object per line, with stacks).
     #[arg(long)]
     pub json: bool,
+}
+
+/// A span of time on the command line: a bare number of seconds (`2`,
+/// `0.3`), or what jiff parses as a `SignedDuration`: its friendly format
+/// (`500ms`, `1.5s`, `2m`, `1h`, `1h 30m`, `2 minutes`) or ISO 8601
+/// (`PT5M`). Negative spans are refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let wrong = || "not a time such as 500ms, 1.5s, 2m or 1h".to_string();
+    let seconds = match s.parse::<f64>() {
+        // `f64` also takes `inf` and `NaN`: not times.
+        Ok(n) if n.is_finite() && n >= 0.0 => {
+            return Duration::try_from_secs_f64(n).map_err(|_| wrong())
+        }
+        Ok(_) => return Err(wrong()),
+        Err(_) => s.parse::<jiff::SignedDuration>().map_err(|_| wrong())?,
+    };
+    Duration::try_from(seconds).map_err(|_| wrong())
+}
+
+/// [`parse_duration`], in seconds (the trace's time options).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_duration(s).map(|d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = |s| parse_duration(s).unwrap();
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("2"), Duration::from_secs(2));
+        assert_eq!(ok("0.3"), Duration::from_millis(300));
+        assert_eq!(ok("0"), Duration::ZERO);
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("2min"), Duration::from_secs(120));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(ok("PT5M"), Duration::from_secs(300));
+        for bad in ["-1s", "-1", "inf", "NaN", "soon", "", "1 parsec"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_seconds("300ms"), Ok(0.3));
+    }
 }

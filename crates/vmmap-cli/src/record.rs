@@ -18,43 +18,14 @@ use vmmap_core::Error;
 use crate::cli::{DiffArgs, TimelineArgs, WatchArgs};
 use crate::{exit, resolve, Failure};
 
-/// `500ms`, `1s`, `2m`, `1h`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n: &f64| n.is_finite() && *n >= 0.0)?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
-
 pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
-    let interval = parse_duration(&a.interval)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Failure::usage(format!(
-                "--interval {:?} is not a time such as 500ms, 1s or 2m",
-                a.interval
-            ))
-        })?;
-    let duration = match &a.duration {
-        Some(d) => Some(parse_duration(d).ok_or_else(|| {
-            Failure::usage(format!("--duration {d:?} is not a time such as 30s or 5m"))
-        })?),
-        None => None,
-    };
+    let interval = a.interval;
+    if interval.is_zero() {
+        return Err(Failure::usage(
+            "--interval must be longer than 0, such as 500ms, 1s or 2m",
+        ));
+    }
+    let duration = a.duration;
     if a.full_every == 0 {
         return Err(Failure::usage("--full-every must be at least 1"));
     }
@@ -403,9 +374,7 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
             ));
         }
         (Side::Live(pid), None) => {
-            let wait = parse_duration(&a.after).ok_or_else(|| {
-                Failure::usage(format!("--after {:?} is not a time such as 5s", a.after))
-            })?;
+            let wait = a.after;
             let before = collect::snapshot(*pid, &opts)?;
             if a.written {
                 // The kernel marks new mappings soft-dirty (VmFlags "sd")
@@ -460,21 +429,5 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
                 .and_then(|()| lock.flush())
                 .map_err(|e| crate::output_error(e, "standard output"))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("3 weeks"), None);
-        assert_eq!(parse_duration("-1s"), None);
     }
 }

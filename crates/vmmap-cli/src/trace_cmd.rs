@@ -15,7 +15,6 @@ use vmmap_core::trace::{launch, supervise};
 use vmmap_core::units::size;
 
 use crate::cli::{RunArgs, TraceArgs, TraceView, Unwind};
-use crate::record::parse_duration;
 use crate::{exit, output_error, Failure};
 
 fn cannot_trace(message: String) -> Failure {
@@ -41,12 +40,7 @@ fn spawn_failure(program: &Path, e: &io::Error) -> Failure {
 
 /// `vmmap run [OPTIONS] -- PROGRAM ARGS…`
 pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
-    let interval = parse_duration(&a.interval).ok_or_else(|| {
-        Failure::usage(format!(
-            "--interval {:?} is not a time such as 500ms, 1s or 2m",
-            a.interval
-        ))
-    })?;
+    let interval = a.interval;
     let name = &a.command[0];
     let program = launch::find_program(name).ok_or_else(|| Failure {
         code: exit::NO_PROCESS,

@@ -258,6 +258,37 @@ fn option_choices_are_listed_and_checked() {
     }
 }
 
+/// Times are a bare number of seconds or a duration (`1.5s`, `1m 30s`,
+/// ISO 8601 `PT0.01S`); anything else, negative times included, is a
+/// usage error that says what a time looks like.
+#[test]
+fn times_are_seconds_or_durations() {
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    for after in ["0.01", "10ms", "PT0.01S", "0 s"] {
+        let o = vmmap(&["diff", &pid, "--after", after, "--json"]);
+        assert!(
+            o.status.success(),
+            "--after {after:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    for bad in ["soon", "1 parsec", "-1s", "inf", "3 weeks"] {
+        let o = vmmap(&["diff", &pid, &format!("--after={bad}")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "--after {bad:?}: {err}");
+        assert!(
+            err.contains("not a time such as 500ms"),
+            "--after {bad:?}: {err}"
+        );
+    }
+    fails(
+        &["watch", &pid, "--interval", "0", "-o", "/dev/null"],
+        2,
+        "--interval must be longer than 0",
+    );
+}
+
 #[test]
 fn unwritable_output_file() {
     let fx = Fixture::start(false);

@@ -290,7 +290,7 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// File mode of the unix socket (octal): who may connect.
-    #[arg(long, default_value = "0660", value_name = "MODE", value_parser = crate::serve::parse_mode)]
+    #[arg(long, default_value = "0660", value_name = "MODE", value_parser = parse_mode)]
     pub socket_mode: u32,
 
     /// Group of the unix socket (default: the group of the user starting
@@ -1049,6 +1049,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Err(_) => s.parse::<jiff::SignedDuration>().map_err(|_| wrong())?,
     };
     Duration::try_from(seconds).map_err(|_| wrong())
+}
+
+/// Parses a `--socket-mode` such as `0660`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode such as 0660"))
 }
 
 /// [`parse_duration`], in seconds (the trace's time options).

@@ -42,8 +42,6 @@ use vmmap_core::metrics::{self, ScrapeOptions, Skipped, Target};
 use crate::cli::{MetricsArgs, SelectArgs, ServeArgs};
 use crate::{exit, output_error, write_file, Failure};
 
-pub(crate) use listen::parse_mode;
-
 /// The serve default for --budget-ms: half Prometheus's default 10 s
 /// scrape timeout.
 const SERVE_BUDGET_MS: u64 = 5000;

@@ -1,5 +1,7 @@
-//! Command-line definitions (clap derive). Only argument shapes live here;
-//! [`crate::main`] validates and dispatches.
+//! Command-line definitions (clap derive): the argument shapes and the
+//! parsers of their values (enums, times, modes), so that a bad value is
+//! clap's usage error. `main.rs` dispatches each command to its module,
+//! which checks what depends on more than one argument.
 
 use std::path::PathBuf;
 use std::time::Duration;

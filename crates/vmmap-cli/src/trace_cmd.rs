@@ -179,13 +179,13 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
                 .into_iter()
                 .filter(|f| !before.contains(f))
                 .collect();
-            for (path, _, len) in &children {
+            for c in &children {
                 let _ = writeln!(
                     err,
                     "vmmap: wrote {} ({}), the trace of a followed child (pid {})",
-                    crate::shown(path),
-                    size(*len, false),
-                    child_pid(path).unwrap_or_default()
+                    crate::shown(&c.path),
+                    size(c.len, false),
+                    child_pid(&c.path).unwrap_or_default()
                 );
             }
             if children.is_empty() {
@@ -210,10 +210,18 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     }
 }
 
+/// A followed child's trace file, as found after the run. A file that was
+/// there before the run, unchanged, is not the child's.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct ChildFile {
+    path: std::path::PathBuf,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
 /// The files of followed children next to `main` (`STEM.PID.vmmap`, and
-/// `STEM.PID.PID2.vmmap` for their own children), with their modification
-/// time and size, in name order.
-fn child_files(main: &Path) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)> {
+/// `STEM.PID.PID2.vmmap` for their own children), in name order.
+fn child_files(main: &Path) -> Vec<ChildFile> {
     let dir = match main.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -241,11 +249,11 @@ fn child_files(main: &Path) -> Vec<(std::path::PathBuf, Option<std::time::System
         })
         .filter_map(|e| {
             let m = e.metadata().ok().filter(|m| m.is_file())?;
-            Some((
-                main.with_file_name(e.file_name()),
-                m.modified().ok(),
-                m.len(),
-            ))
+            Some(ChildFile {
+                path: main.with_file_name(e.file_name()),
+                modified: m.modified().ok(),
+                len: m.len(),
+            })
         })
         .collect();
     v.sort();
@@ -624,20 +632,29 @@ fn write_regions(
     let frames = |stack: u32| vmmap_core::trace::calltree::stack_frames(info, &syms, image, stack);
     // The function that made each mapping: the first frame of its stack
     // outside the allocator, libc, the loader and the agent.
-    let mut spans: Vec<(u64, u64, &str)> = list
+    struct Span<'a> {
+        start: u64,
+        end: u64,
+        path: &'a str,
+    }
+    let mut spans: Vec<Span<'_>> = list
         .iter()
-        .map(|r| (r.mapping.start, r.mapping.end, &*r.mapping.path))
+        .map(|r| Span {
+            start: r.mapping.start,
+            end: r.mapping.end,
+            path: &r.mapping.path,
+        })
         .collect();
-    spans.sort_unstable_by_key(|s| s.0);
+    spans.sort_unstable_by_key(|s| s.start);
     let maker = |stack: u32| -> Option<String> {
         let s = info.stacks.get(stack as usize)?;
         s.frames.iter().find_map(|&a| {
-            let k = spans.partition_point(|s| s.0 <= a);
+            let k = spans.partition_point(|s| s.start <= a);
             let path = k
                 .checked_sub(1)
-                .map(|k| spans[k])
-                .filter(|s| a < s.1)
-                .map_or("", |s| s.2);
+                .map(|k| &spans[k])
+                .filter(|s| a < s.end)
+                .map_or("", |s| s.path);
             if is_runtime_library(path) {
                 return None;
             }

@@ -24,7 +24,7 @@ mod serve;
 mod show;
 mod snapshot;
 mod target;
-mod trace_cmd;
+mod trace;
 mod trace_views;
 
 use std::process::ExitCode;
@@ -102,8 +102,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
         Some(Command::Timeline(a)) => record::timeline(&a),
         Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
-        Some(Command::Run(a)) => trace_cmd::run(&a, &cli.proc_root),
-        Some(Command::Trace(a)) => trace_cmd::trace(&a),
+        Some(Command::Run(a)) => trace::run(&a, &cli.proc_root),
+        Some(Command::Trace(a)) => trace::trace(&a),
         Some(Command::Metrics(a)) => serve::metrics(&a, &cli.proc_root),
         Some(Command::Serve(a)) => serve::serve(&a, &cli.proc_root),
         Some(Command::Completions { shell }) => completions::completions(shell),

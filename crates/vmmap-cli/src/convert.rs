@@ -8,7 +8,7 @@ use vmmap_core::Summary;
 use crate::cli::ConvertArgs;
 use crate::render::{self, SortKey, TextOptions};
 use crate::show::{format_of, parse_columns, Format};
-use crate::{load, owners, record, shown, write_file, Failure};
+use crate::{files, load, owners, shown, write_file, Failure};
 
 /// `vmmap convert IN OUT`: a saved file in another format.
 pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
@@ -28,7 +28,7 @@ pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
         )));
     }
     let loaded = load(&a.input)?;
-    record::require_snapshots(&loaded, &what)?;
+    files::require_snapshots(&loaded, &what)?;
     let traced = loaded.traced;
     let mut snaps = loaded.snapshots;
     let n = snaps.len();

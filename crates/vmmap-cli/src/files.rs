@@ -76,3 +76,17 @@ pub(crate) fn write_file(
 pub(crate) fn is_stdout(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
+
+/// Checks the CLI's view of a file before showing it.
+pub(crate) fn require_snapshots(
+    loaded: &vmmap_core::format::Loaded,
+    what: &str,
+) -> Result<(), Failure> {
+    if loaded.snapshots.is_empty() {
+        return Err(Failure {
+            code: exit::BAD_FILE,
+            message: format!("{what} holds no complete snapshot"),
+        });
+    }
+    Ok(())
+}

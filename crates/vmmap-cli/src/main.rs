@@ -7,25 +7,31 @@ mod cli;
 mod completions;
 mod config;
 mod convert;
+mod diff;
 mod exit;
 mod explain;
 mod files;
+mod find;
 mod manpage;
 mod map;
 mod memory;
+mod metrics;
 mod multi;
 mod open;
 mod owners;
 mod ps;
-mod record;
 mod render;
 mod report;
+mod run;
 mod serve;
 mod show;
 mod snapshot;
+mod strings;
 mod target;
+mod timeline;
 mod trace;
 mod trace_views;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -95,16 +101,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(Command::Config { action }) => config::config(action),
         Some(Command::Open(a)) => open::open(&a, &cli.proc_root),
         Some(Command::Convert(a)) => convert::convert(&a),
-        Some(Command::Strings(a)) => memory::strings(&a, &cli.proc_root),
-        Some(Command::Find(a)) => memory::find(&a, &cli.proc_root),
+        Some(Command::Strings(a)) => strings::strings(&a, &cli.proc_root),
+        Some(Command::Find(a)) => find::find(&a, &cli.proc_root),
         Some(Command::Map(a)) => map::map(&a, &cli.proc_root),
         Some(Command::Report(a)) => report::report(&a, &cli.proc_root),
-        Some(Command::Watch(a)) => record::watch(&a, &cli.proc_root),
-        Some(Command::Timeline(a)) => record::timeline(&a),
-        Some(Command::Diff(a)) => record::diff(&a, &cli.proc_root),
-        Some(Command::Run(a)) => trace::run(&a, &cli.proc_root),
+        Some(Command::Watch(a)) => watch::watch(&a, &cli.proc_root),
+        Some(Command::Timeline(a)) => timeline::timeline(&a),
+        Some(Command::Diff(a)) => diff::diff(&a, &cli.proc_root),
+        Some(Command::Run(a)) => run::run(&a, &cli.proc_root),
         Some(Command::Trace(a)) => trace::trace(&a),
-        Some(Command::Metrics(a)) => serve::metrics(&a, &cli.proc_root),
+        Some(Command::Metrics(a)) => metrics::metrics(&a, &cli.proc_root),
         Some(Command::Serve(a)) => serve::serve(&a, &cli.proc_root),
         Some(Command::Completions { shell }) => completions::completions(shell),
         Some(Command::Manpage { dir }) => manpage::manpage(dir.as_deref()),

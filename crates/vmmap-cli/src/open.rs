@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::cli::OpenArgs;
 use crate::show::{output_format, show_owned, text_options, Format};
 use crate::snapshot::tui;
-use crate::{exit, load, owners, record, shown, Failure};
+use crate::{exit, files, load, owners, shown, Failure};
 
 /// `vmmap open FILE`: a saved snapshot, shown as a live one.
 pub(crate) fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -13,7 +13,7 @@ pub(crate) fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
     let text = text_options(&a.display)?;
     let what = shown(&a.file);
     let loaded = load(&a.file)?;
-    record::require_snapshots(&loaded, &what)?;
+    files::require_snapshots(&loaded, &what)?;
     let n = loaded.snapshots.len();
     if n == 0 {
         return Err(Failure {

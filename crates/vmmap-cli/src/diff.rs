@@ -1,13 +1,15 @@
 //! `vmmap diff`: two snapshots compared, from files or live.
 
-use crate::cli::DiffArgs;
-use crate::files::require_snapshots;
-use crate::{resolve, Failure};
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
+
 use vmmap_core::collect::{self, Options};
 use vmmap_core::format;
 use vmmap_core::Error;
+
+use crate::cli::DiffArgs;
+use crate::files::require_snapshots;
+use crate::{resolve, Failure};
 
 /// One side of a diff, as the user named it.
 enum Side {

@@ -1,13 +1,15 @@
 //! `vmmap find`: text, a regular expression or bytes in a process's memory.
 
-use crate::cli::FindArgs;
-use crate::memory::{prepare, report, Progress};
-use crate::{output_error, Failure};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
-use vmmap_core::memory::{self as mem};
+
+use vmmap_core::memory as mem;
 use vmmap_core::text;
+
+use crate::cli::FindArgs;
+use crate::memory::{prepare, report, Progress};
+use crate::{output_error, Failure};
 
 /// `vmmap find PID PATTERN`.
 pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {

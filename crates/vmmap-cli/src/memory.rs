@@ -1,6 +1,6 @@
-//! `vmmap strings` and `vmmap find`: what the process's memory holds.
-//! The scanning is in `vmmap_core::memory`; this reads arguments, prints,
-//! and shows progress on a terminal.
+//! What `vmmap strings` and `vmmap find` share to read a process's memory:
+//! the ranges to read, a progress line on a terminal and the closing
+//! report. The scanning is in `vmmap_core::memory`.
 
 use std::io::{self, IsTerminal};
 use std::path::Path;

@@ -1,13 +1,15 @@
 //! `vmmap metrics`: one scrape of OpenMetrics text, printed or written
 //! atomically; what `serve` collects is chosen the same way.
 
-use crate::cli::{MetricsArgs, SelectArgs};
-use crate::{output_error, write_file, Failure};
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::Duration;
+
 use vmmap_core::collect::Options;
 use vmmap_core::metrics::{self, ScrapeOptions, Target};
+
+use crate::cli::{MetricsArgs, SelectArgs};
+use crate::{output_error, write_file, Failure};
 
 pub(crate) fn targets(a: &SelectArgs) -> Vec<Target> {
     if a.all {

@@ -8,7 +8,6 @@ use vmmap_core::text::Escaped;
 
 use crate::cli::{PsArgs, PsSort};
 use crate::render;
-
 use crate::{output_error, Failure};
 
 pub(crate) fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {

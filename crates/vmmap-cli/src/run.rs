@@ -1,17 +1,19 @@
 //! `vmmap run`: launch a program with the tracing agent preloaded.
 
-use crate::cli::{RunArgs, Unwind};
-use crate::trace::write_summary;
-use crate::{exit, Failure};
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
 use vmmap_core::collect::Options;
 use vmmap_core::trace::{launch, supervise};
 use vmmap_core::units::size;
+
+use crate::cli::{RunArgs, Unwind};
+use crate::trace::write_summary;
+use crate::{exit, Failure};
 
 fn cannot_trace(message: String) -> Failure {
     Failure {

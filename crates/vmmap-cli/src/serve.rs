@@ -1,5 +1,5 @@
-//! `vmmap metrics` and `vmmap serve`: the library's OpenMetrics rendering
-//! printed once, or served at `/metrics`.
+//! `vmmap serve`: the library's OpenMetrics rendering served at
+//! `/metrics` (`vmmap metrics` prints it once).
 //!
 //! The server is hyper 1.x on a current-thread tokio runtime: a
 //! maintained HTTP implementation, and the only one of the candidates

@@ -11,7 +11,6 @@ use vmmap_core::{Snapshot, Summary};
 
 use crate::cli::DisplayArgs;
 use crate::render::{self, SortKey, TextOptions};
-
 use crate::{is_stdout, output_error, write_file, Failure};
 
 #[derive(Clone, Copy)]

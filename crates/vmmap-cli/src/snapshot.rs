@@ -8,9 +8,8 @@ use vmmap_core::collect::{self, Options};
 use vmmap_core::text::Escaped;
 
 use crate::cli::{Reclaim, SnapshotArgs};
-use crate::show::{output_format, show, text_options};
-
 use crate::ps::write_ps;
+use crate::show::{output_format, show, text_options};
 use crate::{address, exit, multi, output_error, resolve, Failure};
 
 pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {

@@ -1,13 +1,15 @@
 //! `vmmap strings`: the text in a process's memory.
 
-use crate::cli::StringsArgs;
-use crate::memory::{prepare, report, Progress};
-use crate::{output_error, Failure};
 use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
-use vmmap_core::memory::{self as mem};
+
+use vmmap_core::memory as mem;
 use vmmap_core::text::Escaped;
+
+use crate::cli::StringsArgs;
+use crate::memory::{prepare, report, Progress};
+use crate::{output_error, Failure};
 
 /// `vmmap strings PID`.
 pub fn strings(a: &StringsArgs, proc_root: &Path) -> Result<(), Failure> {

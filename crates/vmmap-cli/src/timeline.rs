@@ -1,10 +1,12 @@
 //! `vmmap timeline`: the totals of every record of a recording.
 
-use crate::cli::TimelineArgs;
-use crate::{exit, Failure};
 use std::io::{self, Write};
+
 use vmmap_core::timeline::{self, Point, TYPES};
 use vmmap_core::units::size;
+
+use crate::cli::TimelineArgs;
+use crate::{exit, Failure};
 
 pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
     let loaded = crate::load_with_trace(&a.file)?;

@@ -1,5 +1,6 @@
-//! `vmmap run` (launch a program with the tracing agent) and `vmmap trace`
-//! (read what it recorded).
+//! `vmmap trace`: what a traced run (`vmmap run`) recorded: the summary,
+//! the history and the regions view here, the analyses in
+//! `trace_views.rs`.
 
 use std::io::{self, Write};
 use std::path::Path;

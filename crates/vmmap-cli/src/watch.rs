@@ -1,7 +1,5 @@
 //! `vmmap watch`: a process recorded over time into a .vmmap file.
 
-use crate::cli::WatchArgs;
-use crate::{exit, resolve, Failure};
 use std::fs::File;
 use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
@@ -9,10 +7,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
 use vmmap_core::collect::{self, Options};
 use vmmap_core::format::Writer;
 use vmmap_core::units::size;
 use vmmap_core::Error;
+
+use crate::cli::WatchArgs;
+use crate::{exit, resolve, Failure};
 
 pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
     let interval = a.interval;

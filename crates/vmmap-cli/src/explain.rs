@@ -8,15 +8,12 @@ use vmmap_core::collect::{self, Options};
 use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
 
+use crate::target::parse_address;
 use crate::{address, output_error, resolve, Failure};
 
 /// `vmmap explain PID ADDRESS`: why the region at an address has its type.
 pub(crate) fn explain_address(target: &str, text: &str, proc_root: &Path) -> Result<(), Failure> {
-    let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
-        Failure::usage(format!(
-            "{text:?} is not an address: give it in hex, as vmmap prints it (0x7f12ab340000)"
-        ))
-    })?;
+    let addr = parse_address(text)?;
     let pid = resolve(target, proc_root)?;
     let snap = collect::snapshot(pid, &Options::default().proc_root(proc_root))?;
     let out = io::stdout();

@@ -1,6 +1,5 @@
 //! `vmmap find`: text, a regular expression or bytes in a process's memory.
 
-use std::io::{self, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -8,8 +7,7 @@ use vmmap_core::memory as mem;
 use vmmap_core::text;
 
 use crate::cli::FindArgs;
-use crate::memory::{prepare, report, Progress};
-use crate::{output_error, Failure};
+use crate::{memory, Failure};
 
 /// `vmmap find PID PATTERN`.
 pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -25,24 +23,23 @@ pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
     if a.max == Some(0) {
         return Err(Failure::usage("--max must be at least 1"));
     }
-    let (snap, ranges, mut memory) = prepare(&a.target, a.region.as_deref(), proc_root)?;
-    let out = io::stdout();
-    let mut w = io::BufWriter::with_capacity(1 << 16, out.lock());
-    let mut write_error = None;
-    let mut count = 0u64;
-    let mut progress = Progress::new(&ranges);
-    let stats = mem::search(
-        &mut memory,
-        &ranges,
-        &mut searcher,
-        mem::CHUNK,
-        snap.kernel.page_size,
-        &mut |d| {
-            progress.update(d);
-            ControlFlow::Continue(())
+    memory::scan(
+        &a.target,
+        a.region.as_deref(),
+        proc_root,
+        "matches",
+        |m, ranges, page_size, (progress, out)| {
+            mem::search(
+                m,
+                ranges,
+                &mut searcher,
+                mem::CHUNK,
+                page_size,
+                progress,
+                out,
+            )
         },
-        &mut |hit| {
-            count += 1;
+        |snap, hit: &mem::MatchHit, count, w| {
             if !a.count {
                 let r = &snap.regions[hit.region];
                 let more = if hit.found.len > hit.found.bytes.len() {
@@ -55,7 +52,7 @@ pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
                 } else {
                     &r.details
                 });
-                let line = writeln!(
+                writeln!(
                     w,
                     "{:#014x}  {:<12}  {:#x}-{:#x}  \"{}\"{more}{}{details}",
                     hit.found.address,
@@ -64,30 +61,21 @@ pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
                     r.end,
                     escape(&hit.found.bytes),
                     if details.is_empty() { "" } else { "  " },
-                );
-                if let Err(e) = line {
-                    write_error = Some(e);
-                    return ControlFlow::Break(());
-                }
+                )?;
             }
-            if a.max.is_some_and(|m| count >= m) {
+            Ok(if a.max.is_some_and(|m| count >= m) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
-            }
+            })
         },
-    );
-    progress.done();
-    let stats = stats?;
-    if let Some(e) = write_error {
-        return Err(output_error(e, "standard output"));
-    }
-    if a.count {
-        writeln!(w, "{count}").map_err(|e| output_error(e, "standard output"))?;
-    }
-    w.flush().map_err(|e| output_error(e, "standard output"))?;
-    report(&stats, "matches", count);
-    Ok(())
+        |count, w| {
+            if a.count {
+                writeln!(w, "{count}")?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Escapes text for use as a literal inside a regular expression.

@@ -1,20 +1,21 @@
 //! What `vmmap strings` and `vmmap find` share to read a process's memory:
-//! the ranges to read, a progress line on a terminal and the closing
-//! report. The scanning is in `vmmap_core::memory`.
+//! the ranges to read, the output, a progress line on a terminal and the
+//! closing report ([`scan`]). The scanning is in `vmmap_core::memory`.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use vmmap_core::collect::{self, Options, ProcDir};
 use vmmap_core::memory::{ProcessMemory, ReadStats, ScanRange};
 use vmmap_core::Snapshot;
 
-use crate::{resolve, Failure};
+use crate::{output_error, resolve, Failure};
 
 /// The snapshot, and the ranges to read: every readable one, or those of
 /// the region holding `region` (an error if none does or none of it can
 /// be read).
-pub(crate) fn prepare(
+fn prepare(
     target: &str,
     region: Option<&str>,
     proc_root: &Path,
@@ -61,14 +62,14 @@ pub(crate) fn prepare(
 
 /// A progress line on standard error, only when it is a terminal, at most
 /// once per percent.
-pub(crate) struct Progress {
+struct Progress {
     total: u64,
     shown: Option<u64>,
     on: bool,
 }
 
 impl Progress {
-    pub(crate) fn new(ranges: &[ScanRange]) -> Progress {
+    fn new(ranges: &[ScanRange]) -> Progress {
         let total = ranges.iter().map(|r| r.end - r.start).sum();
         Progress {
             total,
@@ -78,7 +79,7 @@ impl Progress {
         }
     }
 
-    pub(crate) fn update(&mut self, done: u64) {
+    fn update(&mut self, done: u64) {
         if !self.on || self.total == 0 {
             return;
         }
@@ -93,14 +94,14 @@ impl Progress {
         }
     }
 
-    pub(crate) fn done(&self) {
+    fn done(&self) {
         if self.on && self.shown.is_some() {
             eprint!("\r\x1b[K");
         }
     }
 }
 
-pub(crate) fn report(stats: &ReadStats, what: &str, n: u64) {
+fn report(stats: &ReadStats, what: &str, n: u64) {
     if io::stderr().is_terminal() {
         eprintln!(
             "vmmap: {n} {what}; read {}, {} unreadable skipped",
@@ -121,4 +122,70 @@ pub(crate) fn not_resident_note(bytes: u64) {
             vmmap_core::units::size(bytes, false)
         );
     }
+}
+
+/// The callbacks a scan of `vmmap_core::memory` reports to: progress (bytes
+/// done) and each hit.
+type Callbacks<'a, H> = (
+    &'a mut dyn FnMut(u64) -> ControlFlow<()>,
+    &'a mut dyn FnMut(H) -> ControlFlow<()>,
+);
+
+/// Runs one scan of `target`'s memory (all of it, or the region holding
+/// `region`): `run` calls the library's scanner with the reader, the
+/// ranges, the page size and the callbacks; `print` writes each hit, given
+/// the count so far, and may stop the scan; `finish` writes after the last
+/// one. A progress line shows on a terminal, and standard error says what
+/// was read, as `what` (strings, matches).
+pub(crate) fn scan<H>(
+    target: &str,
+    region: Option<&str>,
+    proc_root: &Path,
+    what: &str,
+    run: impl FnOnce(
+        &mut ProcessMemory,
+        &[ScanRange],
+        u64,
+        Callbacks<'_, H>,
+    ) -> vmmap_core::Result<ReadStats>,
+    mut print: impl FnMut(&Snapshot, &H, u64, &mut dyn Write) -> io::Result<ControlFlow<()>>,
+    finish: impl FnOnce(u64, &mut dyn Write) -> io::Result<()>,
+) -> Result<(), Failure> {
+    let (snap, ranges, mut memory) = prepare(target, region, proc_root)?;
+    let out = io::stdout();
+    let mut w = io::BufWriter::with_capacity(1 << 16, out.lock());
+    let mut write_error = None;
+    let mut count = 0u64;
+    let mut progress = Progress::new(&ranges);
+    let stats = run(
+        &mut memory,
+        &ranges,
+        snap.kernel.page_size,
+        (
+            &mut |d| {
+                progress.update(d);
+                ControlFlow::Continue(())
+            },
+            &mut |hit| {
+                count += 1;
+                match print(&snap, &hit, count, &mut w) {
+                    Ok(flow) => flow,
+                    Err(e) => {
+                        write_error = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            },
+        ),
+    );
+    progress.done();
+    let stats = stats?;
+    if let Some(e) = write_error {
+        return Err(output_error(e, "standard output"));
+    }
+    finish(count, &mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| output_error(e, "standard output"))?;
+    report(&stats, what, count);
+    Ok(())
 }

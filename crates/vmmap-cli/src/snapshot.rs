@@ -10,6 +10,7 @@ use vmmap_core::text::Escaped;
 use crate::cli::{Reclaim, SnapshotArgs};
 use crate::ps::write_ps;
 use crate::show::{output_format, show, text_options};
+use crate::target::parse_address;
 use crate::{address, exit, multi, output_error, resolve, Failure};
 
 pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -26,11 +27,7 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
         (None, None, None) => return no_target(proc_root),
     };
     if a.interactive {
-        let opts = Options::default()
-            .proc_root(proc_root)
-            .ptrace(!a.no_ptrace)
-            .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
-            .read_memory(!a.no_read_memory);
+        let opts = collect_options(a, proc_root);
         let t = std::time::Instant::now();
         let snap = collect::snapshot(pid, &opts)?;
         return tui(
@@ -48,16 +45,8 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
         );
     }
     if let Some(text) = &a.address {
-        let addr = vmmap_core::lookup::parse_address(text).ok_or_else(|| {
-            Failure::usage(format!(
-                "{text:?} is not an address: give it in hex, as vmmap prints it (0x7f12ab340000)"
-            ))
-        })?;
-        let opts = Options::default()
-            .proc_root(proc_root)
-            .ptrace(!a.no_ptrace)
-            .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
-            .read_memory(!a.no_read_memory);
+        let addr = parse_address(text)?;
+        let opts = collect_options(a, proc_root);
         let mut snap = collect::snapshot(pid, &opts)?;
         if a.shared_with {
             return multi::shared_with(&snap, addr, &opts, a.display.json, a.display.bytes);
@@ -76,14 +65,19 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
     // Check the display options before the (possibly long) collection.
     let format = output_format(&a.display)?;
     let text = text_options(&a.display)?;
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(!a.no_ptrace)
-        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
-        .read_memory(!a.no_read_memory);
+    let opts = collect_options(a, proc_root);
     let mut snap = collect::snapshot(pid, &opts)?;
     multi::enrich(&mut snap, a, &opts)?;
     show(snap, &a.display, format, text)
+}
+
+/// How the snapshot options read the process.
+pub(crate) fn collect_options(a: &SnapshotArgs, proc_root: &Path) -> Options {
+    Options::default()
+        .proc_root(proc_root)
+        .ptrace(!a.no_ptrace)
+        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
+        .read_memory(!a.no_read_memory)
 }
 
 /// `vmmap PID --empty-working-set`: page out, then watch Rss come back.

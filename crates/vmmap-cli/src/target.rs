@@ -1,4 +1,4 @@
-//! What a command-line target names: a process or a file.
+//! What a command-line target names: a process, a file, an address.
 
 use std::path::Path;
 
@@ -19,4 +19,13 @@ pub(crate) fn resolve(target: &str, proc_root: &Path) -> Result<u32, Failure> {
 /// (and refused at its first bytes) instead of looked up as a name.
 pub(crate) fn names_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| !m.is_dir())
+}
+
+/// An address as vmmap prints it (hex, `0x` optional).
+pub(crate) fn parse_address(text: &str) -> Result<u64, Failure> {
+    vmmap_core::lookup::parse_address(text).ok_or_else(|| {
+        Failure::usage(format!(
+            "{text:?} is not an address: give it in hex, as vmmap prints it (0x7f12ab340000)"
+        ))
+    })
 }

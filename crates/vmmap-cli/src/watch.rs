@@ -90,9 +90,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         next += interval;
         let fp = match collect::maps_fingerprint(pid, &opts) {
             Ok(fp) => fp,
-            Err(
-                Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. },
-            ) => {
+            Err(e) if exited(&e) => {
                 ended = Some("the process exited");
                 break;
             }
@@ -113,9 +111,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         };
         match result {
             Ok(written) => written.map_err(out_err)?,
-            Err(
-                Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. },
-            ) => {
+            Err(e) if exited(&e) => {
                 ended = Some("the process exited");
                 break;
             }
@@ -137,4 +133,12 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         ended.map(|e| format!("; {e}")).unwrap_or_default()
     );
     Ok(())
+}
+
+/// Whether the recorded process is gone, which ends the recording.
+fn exited(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ProcessExited { .. } | Error::Zombie { .. } | Error::NoSuchProcess { .. }
+    )
 }

@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match run(cli) {
+    match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Failure> {
+fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Ps(a)) => ps::ps(&a, &cli.proc_root),
         Some(Command::Explain {

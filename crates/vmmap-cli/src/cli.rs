@@ -1,7 +1,10 @@
-//! Command-line definitions (clap derive). Only argument shapes live here;
-//! [`crate::main`] validates and dispatches.
+//! Command-line definitions (clap derive): the argument shapes and the
+//! parsers of their values (enums, times, modes), so that a bad value is
+//! clap's usage error. `main.rs` dispatches each command to its module,
+//! which checks what depends on more than one argument.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -180,8 +183,8 @@ pub enum Command {
     /// Show or reset the terminal UI's settings (colours, columns, units).
     Config {
         /// `show` (default), `path`, or `reset` to restore the defaults.
-        #[arg(default_value = "show")]
-        action: String,
+        #[arg(value_enum, default_value = "show")]
+        action: ConfigAction,
     },
     /// Print the definition of a memory type or column (all without an
     /// argument), or with a process and an address, why the region holding
@@ -289,7 +292,7 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// File mode of the unix socket (octal): who may connect.
-    #[arg(long, default_value = "0660", value_name = "MODE", value_parser = crate::serve::parse_mode)]
+    #[arg(long, default_value = "0660", value_name = "MODE", value_parser = parse_mode)]
     pub socket_mode: u32,
 
     /// Group of the unix socket (default: the group of the user starting
@@ -325,8 +328,15 @@ pub struct StringsArgs {
     /// ascii (7-bit only, as strings), utf8 (ASCII and multi-byte UTF-8),
     /// utf16le (as strings -el, at any alignment) or all (utf8 and
     /// utf16le).
-    #[arg(short, long, default_value = "all", value_name = "ENCODING")]
-    pub encoding: String,
+    #[arg(
+        short,
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "all",
+        value_name = "ENCODING"
+    )]
+    pub encoding: Encoding,
 
     /// Only the region holding this address (hex), as in the Details.
     #[arg(long, value_name = "ADDR")]
@@ -398,8 +408,14 @@ pub struct MapArgs {
 #[derive(Debug, Args)]
 pub struct PsArgs {
     /// Sort by pid, user, name, private, ws or arch.
-    #[arg(long, default_value = "pid", value_name = "COLUMN")]
-    pub sort: String,
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        default_value = "pid",
+        value_name = "COLUMN"
+    )]
+    pub sort: PsSort,
     /// Reverse the order.
     #[arg(short, long)]
     pub reverse: bool,
@@ -509,11 +525,11 @@ pub struct SnapshotArgs {
     #[arg(
         long,
         value_name = "METHOD",
+        value_enum,
         default_value = "madvise",
-        value_parser = ["madvise", "cgroup"],
         requires = "empty_working_set"
     )]
-    pub reclaim: String,
+    pub reclaim: Reclaim,
 
     /// With --empty-working-set: how many one-second samples to print
     /// after paging out.
@@ -524,6 +540,127 @@ pub struct SnapshotArgs {
         requires = "empty_working_set"
     )]
     pub samples: u32,
+}
+
+/// `vmmap config` actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigAction {
+    Show,
+    Path,
+    Reset,
+}
+
+/// `vmmap strings --encoding`: the spellings `strings(1)` users type are
+/// accepted too (`utf-8`, `utf16`, `unicode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Encoding {
+    Ascii,
+    #[value(alias = "utf-8")]
+    Utf8,
+    #[value(
+        alias = "utf-16le",
+        alias = "utf16",
+        alias = "utf-16",
+        alias = "unicode"
+    )]
+    Utf16le,
+    All,
+}
+
+impl Encoding {
+    /// The lanes the scanner runs.
+    pub fn encodings(self) -> vmmap_core::memory::strings::Encodings {
+        use vmmap_core::memory::strings::Encodings;
+        let none = Encodings {
+            utf8: false,
+            ascii_only: false,
+            utf16le: false,
+        };
+        match self {
+            Encoding::Ascii => Encodings {
+                utf8: true,
+                ascii_only: true,
+                ..none
+            },
+            Encoding::Utf8 => Encodings { utf8: true, ..none },
+            Encoding::Utf16le => Encodings {
+                utf16le: true,
+                ..none
+            },
+            Encoding::All => Encodings::ALL,
+        }
+    }
+}
+
+/// `vmmap ps --sort`: a column, by its header or its JSON field name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PsSort {
+    Pid,
+    User,
+    Name,
+    #[value(alias = "private_bytes")]
+    Private,
+    #[value(alias = "working_set", alias = "rss")]
+    Ws,
+    #[value(alias = "architecture")]
+    Arch,
+}
+
+/// `--empty-working-set --reclaim`: how the memory is taken back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reclaim {
+    // (No doc comments on the values: the option's help says what each
+    // does, and clap would list them a second time.)
+    Madvise,
+    Cgroup,
+}
+
+/// `vmmap run --unwind`: how the agent captures call stacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Unwind {
+    Dwarf,
+    Fp,
+}
+
+/// `vmmap trace FILE VIEW`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceView {
+    Summary,
+    History,
+    Regions,
+    Calltree,
+    Leaks,
+    Allocations,
+    Heap,
+    Folded,
+    Flamegraph,
+    Pprof,
+    Speedscope,
+}
+
+impl TraceView {
+    /// The name on the command line, as messages and file names use it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceView::Summary => "summary",
+            TraceView::History => "history",
+            TraceView::Regions => "regions",
+            TraceView::Calltree => "calltree",
+            TraceView::Leaks => "leaks",
+            TraceView::Allocations => "allocations",
+            TraceView::Heap => "heap",
+            TraceView::Folded => "folded",
+            TraceView::Flamegraph => "flamegraph",
+            TraceView::Pprof => "pprof",
+            TraceView::Speedscope => "speedscope",
+        }
+    }
+}
+
+impl std::fmt::Display for TraceView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How Shareable and Shared WS are computed.
@@ -647,16 +784,16 @@ pub struct WatchArgs {
     pub target: String,
 
     /// Time between records: 500ms, 1s, 2m, … (a bare number is seconds).
-    #[arg(long, default_value = "1s", value_name = "TIME")]
-    pub interval: String,
+    #[arg(long, default_value = "1s", value_name = "TIME", value_parser = parse_duration)]
+    pub interval: Duration,
 
     /// Stop after N records.
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub count: Option<u64>,
 
     /// Stop after this long (500ms, 30s, 5m, 1h).
-    #[arg(long, value_name = "TIME")]
-    pub duration: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
 
     /// Take a full snapshot at least every N records even if the mappings
     /// did not change (1: always full).
@@ -705,8 +842,8 @@ pub struct DiffArgs {
     pub b: Option<String>,
 
     /// With one live process: how long to wait between the two snapshots.
-    #[arg(long, default_value = "5s", value_name = "TIME")]
-    pub after: String,
+    #[arg(long, default_value = "5s", value_name = "TIME", value_parser = parse_duration)]
+    pub after: Duration,
 
     /// With one live process: also report which regions had pages written
     /// in between, from the kernel's soft-dirty bits. This clears the
@@ -742,14 +879,14 @@ pub struct RunArgs {
     /// Time between snapshots of the process's map during the run (500ms,
     /// 1s, 2m; 0 for none). One is also taken right after the program
     /// starts and one at its exit, whatever this is.
-    #[arg(short, long, default_value = "1s", value_name = "TIME")]
-    pub interval: String,
+    #[arg(short, long, default_value = "1s", value_name = "TIME", value_parser = parse_duration)]
+    pub interval: Duration,
 
     /// How call stacks are captured: `dwarf` (from .eh_frame; right for any
     /// code) or `fp` (frame pointers; faster, but only right when the
     /// program and its libraries all keep frame pointers).
-    #[arg(long, default_value = "dwarf", value_parser = ["dwarf", "fp"])]
-    pub unwind: String,
+    #[arg(long, value_enum, default_value = "dwarf")]
+    pub unwind: Unwind,
 
     /// Also trace children made by fork, each into FILE-STEM.PID.vmmap.
     #[arg(long)]
@@ -810,14 +947,8 @@ pub struct TraceArgs {
     /// malloc overhead, free space, resident and untouched pages);
     /// `folded`, `flamegraph`, `pprof`, `speedscope` (exports for other
     /// tools; -o chooses the file).
-    #[arg(
-        default_value = "summary",
-        value_parser = [
-            "summary", "history", "regions", "calltree", "leaks", "allocations", "heap",
-            "folded", "flamegraph", "pprof", "speedscope",
-        ]
-    )]
-    pub view: String,
+    #[arg(value_enum, default_value = "summary")]
+    pub view: TraceView,
 
     /// The figure that ranks the call tree and weighs exports: allocated
     /// (bytes requested), count (calls), live (bytes not freed), peak
@@ -852,7 +983,7 @@ pub struct TraceArgs {
 
     /// Analyse the run up to this many seconds after it started (live
     /// bytes and leaks as of then; for regions, the map recorded by then).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub at: Option<f64>,
 
     /// A directory to look for symbols in (debug files by build id under
@@ -878,11 +1009,11 @@ pub struct TraceArgs {
 
     /// History: only operations at or after this many seconds (from the
     /// first operation).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub from: Option<f64>,
 
     /// History: only operations before this many seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub to: Option<f64>,
 
     /// History: only this thread.
@@ -902,4 +1033,59 @@ pub struct TraceArgs {
     /// Print JSON (the history as one object per line, with stacks).
     #[arg(long)]
     pub json: bool,
+}
+
+/// A span of time on the command line: a bare number of seconds (`2`,
+/// `0.3`), or what jiff parses as a `SignedDuration`: its friendly format
+/// (`500ms`, `1.5s`, `2m`, `1h`, `1h 30m`, `2 minutes`) or ISO 8601
+/// (`PT5M`). Negative spans are refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let wrong = || "not a time such as 500ms, 1.5s, 2m or 1h".to_string();
+    let seconds = match s.parse::<f64>() {
+        // `f64` also takes `inf` and `NaN`: not times.
+        Ok(n) if n.is_finite() && n >= 0.0 => {
+            return Duration::try_from_secs_f64(n).map_err(|_| wrong())
+        }
+        Ok(_) => return Err(wrong()),
+        Err(_) => s.parse::<jiff::SignedDuration>().map_err(|_| wrong())?,
+    };
+    Duration::try_from(seconds).map_err(|_| wrong())
+}
+
+/// Parses a `--socket-mode` such as `0660`.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode such as 0660"))
+}
+
+/// [`parse_duration`], in seconds (the trace's time options).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    parse_duration(s).map(|d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = |s| parse_duration(s).unwrap();
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("2"), Duration::from_secs(2));
+        assert_eq!(ok("0.3"), Duration::from_millis(300));
+        assert_eq!(ok("0"), Duration::ZERO);
+        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
+        assert_eq!(ok("2m"), Duration::from_secs(120));
+        assert_eq!(ok("2min"), Duration::from_secs(120));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(ok("PT5M"), Duration::from_secs(300));
+        for bad in ["-1s", "-1", "inf", "NaN", "soon", "", "1 parsec"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_seconds("300ms"), Ok(0.3));
+    }
 }

@@ -1,18 +1,15 @@
-//! `vmmap strings` and `vmmap find`: what the process's memory holds.
-//! The scanning is in `vmmap_core::memory`; this reads arguments, prints,
-//! and shows progress on a terminal.
+//! What `vmmap strings` and `vmmap find` share to read a process's memory:
+//! the ranges to read, the output, a progress line on a terminal and the
+//! closing report ([`scan`]). The scanning is in `vmmap_core::memory`.
 
 use std::io::{self, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use vmmap_core::collect::{self, Options, ProcDir};
-use vmmap_core::memory::strings::Encodings;
-use vmmap_core::memory::{self as mem, ProcessMemory, ReadStats, ScanRange};
-use vmmap_core::text::{self, Escaped};
+use vmmap_core::memory::{ProcessMemory, ReadStats, ScanRange};
 use vmmap_core::Snapshot;
 
-use crate::cli::{FindArgs, StringsArgs};
 use crate::{output_error, resolve, Failure};
 
 /// The snapshot, and the ranges to read: every readable one, or those of
@@ -127,150 +124,68 @@ pub(crate) fn not_resident_note(bytes: u64) {
     }
 }
 
-/// `vmmap strings PID`.
-pub fn strings(a: &StringsArgs, proc_root: &Path) -> Result<(), Failure> {
-    let encodings = Encodings::parse(&a.encoding).ok_or_else(|| {
-        Failure::usage(format!(
-            "unknown encoding {:?}; use ascii, utf8, utf16le or all",
-            a.encoding
-        ))
-    })?;
-    if a.min == 0 {
-        return Err(Failure::usage("--min must be at least 1"));
-    }
-    let (snap, ranges, mut memory) = prepare(&a.target, a.region.as_deref(), proc_root)?;
-    let out = io::stdout();
-    let mut w = io::BufWriter::with_capacity(1 << 16, out.lock());
-    let mut write_error = None;
-    let mut count = 0u64;
-    let mut progress = Progress::new(&ranges);
-    let stats = mem::strings(
-        &mut memory,
-        &ranges,
-        a.min,
-        encodings,
-        mem::CHUNK,
-        snap.kernel.page_size,
-        &mut |d| {
-            progress.update(d);
-            ControlFlow::Continue(())
-        },
-        &mut |hit| {
-            count += 1;
-            let r = &snap.regions[hit.region];
-            match writeln!(
-                w,
-                "{:#014x}  {:<12}  {:<7}  {}",
-                hit.found.address,
-                r.memory_type.name(),
-                hit.found.encoding.id(),
-                Escaped(&hit.found.text)
-            ) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    write_error = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
-        },
-    );
-    progress.done();
-    let stats = stats?;
-    if let Some(e) = write_error {
-        return Err(output_error(e, "standard output"));
-    }
-    w.flush().map_err(|e| output_error(e, "standard output"))?;
-    report(&stats, "strings", count);
-    Ok(())
-}
+/// The callbacks a scan of `vmmap_core::memory` reports to: progress (bytes
+/// done) and each hit.
+type Callbacks<'a, H> = (
+    &'a mut dyn FnMut(u64) -> ControlFlow<()>,
+    &'a mut dyn FnMut(H) -> ControlFlow<()>,
+);
 
-/// `vmmap find PID PATTERN`.
-pub fn find(a: &FindArgs, proc_root: &Path) -> Result<(), Failure> {
-    use vmmap_core::memory::search::{escape, parse_hex, Searcher};
-    let mut searcher = match (&a.hex, &a.pattern) {
-        (Some(h), _) => parse_hex(h).and_then(|b| Searcher::literal(&b)),
-        (None, Some(p)) if a.regex => Searcher::regex(p, a.ignore_case),
-        (None, Some(p)) if a.ignore_case => Searcher::regex(&regex_escape(p), true),
-        (None, Some(p)) => Searcher::literal(p.as_bytes()),
-        (None, None) => Err("give a PATTERN or --hex BYTES".to_string()),
-    }
-    .map_err(|e| Failure::usage(format!("bad pattern: {e}")))?;
-    if a.max == Some(0) {
-        return Err(Failure::usage("--max must be at least 1"));
-    }
-    let (snap, ranges, mut memory) = prepare(&a.target, a.region.as_deref(), proc_root)?;
+/// Runs one scan of `target`'s memory (all of it, or the region holding
+/// `region`): `run` calls the library's scanner with the reader, the
+/// ranges, the page size and the callbacks; `print` writes each hit, given
+/// the count so far, and may stop the scan; `finish` writes after the last
+/// one. A progress line shows on a terminal, and standard error says what
+/// was read, as `what` (strings, matches).
+pub(crate) fn scan<H>(
+    target: &str,
+    region: Option<&str>,
+    proc_root: &Path,
+    what: &str,
+    run: impl FnOnce(
+        &mut ProcessMemory,
+        &[ScanRange],
+        u64,
+        Callbacks<'_, H>,
+    ) -> vmmap_core::Result<ReadStats>,
+    mut print: impl FnMut(&Snapshot, &H, u64, &mut dyn Write) -> io::Result<ControlFlow<()>>,
+    finish: impl FnOnce(u64, &mut dyn Write) -> io::Result<()>,
+) -> Result<(), Failure> {
+    let (snap, ranges, mut memory) = prepare(target, region, proc_root)?;
     let out = io::stdout();
     let mut w = io::BufWriter::with_capacity(1 << 16, out.lock());
     let mut write_error = None;
     let mut count = 0u64;
     let mut progress = Progress::new(&ranges);
-    let stats = mem::search(
+    let stats = run(
         &mut memory,
         &ranges,
-        &mut searcher,
-        mem::CHUNK,
         snap.kernel.page_size,
-        &mut |d| {
-            progress.update(d);
-            ControlFlow::Continue(())
-        },
-        &mut |hit| {
-            count += 1;
-            if !a.count {
-                let r = &snap.regions[hit.region];
-                let more = if hit.found.len > hit.found.bytes.len() {
-                    format!("… ({} bytes)", hit.found.len)
-                } else {
-                    String::new()
-                };
-                let details = text::escape(if r.details.is_empty() {
-                    &r.path
-                } else {
-                    &r.details
-                });
-                let line = writeln!(
-                    w,
-                    "{:#014x}  {:<12}  {:#x}-{:#x}  \"{}\"{more}{}{details}",
-                    hit.found.address,
-                    r.memory_type.name(),
-                    r.start,
-                    r.end,
-                    escape(&hit.found.bytes),
-                    if details.is_empty() { "" } else { "  " },
-                );
-                if let Err(e) = line {
-                    write_error = Some(e);
-                    return ControlFlow::Break(());
-                }
-            }
-            if a.max.is_some_and(|m| count >= m) {
-                ControlFlow::Break(())
-            } else {
+        (
+            &mut |d| {
+                progress.update(d);
                 ControlFlow::Continue(())
-            }
-        },
+            },
+            &mut |hit| {
+                count += 1;
+                match print(&snap, &hit, count, &mut w) {
+                    Ok(flow) => flow,
+                    Err(e) => {
+                        write_error = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            },
+        ),
     );
     progress.done();
     let stats = stats?;
     if let Some(e) = write_error {
         return Err(output_error(e, "standard output"));
     }
-    if a.count {
-        writeln!(w, "{count}").map_err(|e| output_error(e, "standard output"))?;
-    }
-    w.flush().map_err(|e| output_error(e, "standard output"))?;
-    report(&stats, "matches", count);
+    finish(count, &mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| output_error(e, "standard output"))?;
+    report(&stats, what, count);
     Ok(())
-}
-
-/// Escapes text for use as a literal inside a regular expression.
-fn regex_escape(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() * 2);
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s
 }

@@ -8,7 +8,7 @@ use vmmap_core::format::Loaded;
 use vmmap_core::report::{write_html, ReportInput};
 
 use crate::cli::ReportArgs;
-use crate::{exit, load, record, resolve, write_file, Failure};
+use crate::{exit, files, load, resolve, write_file, Failure};
 
 pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
     let ext = a
@@ -25,7 +25,7 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
     let path = Path::new(&a.target);
     let (loaded, source) = if crate::names_file(path) {
         let loaded = load(path)?;
-        record::require_snapshots(&loaded, &a.target)?;
+        files::require_snapshots(&loaded, &a.target)?;
         let name = path
             .file_name()
             .map_or_else(|| a.target.clone(), |n| n.to_string_lossy().into_owned());

@@ -1,5 +1,5 @@
-//! `vmmap metrics` and `vmmap serve`: the library's OpenMetrics rendering
-//! printed once, or served at `/metrics`.
+//! `vmmap serve`: the library's OpenMetrics rendering served at
+//! `/metrics` (`vmmap metrics` prints it once).
 //!
 //! The server is hyper 1.x on a current-thread tokio runtime: a
 //! maintained HTTP implementation, and the only one of the candidates
@@ -21,7 +21,7 @@ mod web_config;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,13 +36,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use vmmap_core::collect::Options;
 use vmmap_core::metrics::{self, ScrapeOptions, Skipped, Target};
 
-use crate::cli::{MetricsArgs, SelectArgs, ServeArgs};
-use crate::{exit, output_error, write_file, Failure};
-
-pub(crate) use listen::parse_mode;
+use crate::cli::ServeArgs;
+use crate::metrics::{scrape_options, targets};
+use crate::{exit, Failure};
 
 /// The serve default for --budget-ms: half Prometheus's default 10 s
 /// scrape timeout.
@@ -65,50 +63,6 @@ const MAX_CONNECTIONS: usize = 64;
 /// thread); more requests queue for them. Keeps the server well under a
 /// unit's TasksMax under a flood.
 const BLOCKING_THREADS: usize = 16;
-
-fn targets(a: &SelectArgs) -> Vec<Target> {
-    if a.all {
-        return vec![Target::All];
-    }
-    a.targets
-        .iter()
-        .map(|t| match t.parse::<u32>() {
-            Ok(p) => Target::Pid(p),
-            Err(_) => Target::Name(t.clone()),
-        })
-        .collect()
-}
-
-/// Metrics never stop a thread: a monitoring agent scraping every few
-/// seconds must not pause production processes (`--no-ptrace` is
-/// accepted and changes nothing).
-fn scrape_options(a: &SelectArgs, proc_root: &Path, default_budget: Option<u64>) -> ScrapeOptions {
-    ScrapeOptions {
-        collect: Options::default()
-            .proc_root(proc_root)
-            .ptrace(false)
-            .read_memory(!a.no_read_memory),
-        max_processes: a.max_processes,
-        budget: a.budget_ms.or(default_budget).map(Duration::from_millis),
-    }
-}
-
-/// `vmmap metrics`: one scrape, printed or written atomically.
-pub(crate) fn metrics(a: &MetricsArgs, proc_root: &Path) -> Result<(), Failure> {
-    let scrape = metrics::scrape(
-        &targets(&a.select),
-        &scrape_options(&a.select, proc_root, None),
-    );
-    let write = |w: &mut dyn Write| -> io::Result<()> {
-        let mut w = io::BufWriter::new(w);
-        metrics::render(&scrape, None, &mut w)?;
-        w.flush()
-    };
-    match &a.output {
-        Some(path) => write_file(path, write),
-        None => write(&mut io::stdout().lock()).map_err(|e| output_error(e, "standard output")),
-    }
-}
 
 /// What every connection shares.
 struct State {

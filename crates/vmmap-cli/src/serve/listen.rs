@@ -89,11 +89,3 @@ fn remove_stale(path: &Path) -> Result<(), (u8, String)> {
         },
     }
 }
-
-/// Parses a `--socket-mode` such as `0660`.
-pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| format!("{s:?} is not an octal file mode such as 0660"))
-}

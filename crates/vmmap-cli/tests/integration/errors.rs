@@ -206,6 +206,89 @@ fn usage_errors() {
     fails(&["explain", "bogus"], 2, "nothing called");
 }
 
+/// Options with a fixed set of values list them in `--help` and refuse
+/// anything else with the list (exit 2); the other spellings they always
+/// took (any case, `utf-8`, `rss`) still work.
+#[test]
+fn option_choices_are_listed_and_checked() {
+    for (args, choices) in [
+        (
+            &["ps", "--help"][..],
+            "[possible values: pid, user, name, private, ws, arch]",
+        ),
+        (
+            &["strings", "--help"][..],
+            "[possible values: ascii, utf8, utf16le, all]",
+        ),
+        (&["config", "--help"][..], "values: show, path, reset]"),
+        (&["run", "--help"][..], "[possible values: dwarf, fp]"),
+        (&["--help"][..], "[possible values: madvise, cgroup]"),
+    ] {
+        let o = vmmap(args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "vmmap {args:?}");
+        assert!(
+            out.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(choices),
+            "vmmap {args:?} lacks {choices:?}:\n{out}"
+        );
+    }
+    for args in [
+        &["ps", "--sort", "bogus"][..],
+        &["strings", "1", "--encoding", "ebcdic"][..],
+        &["config", "bogus"][..],
+        &["run", "--unwind", "bogus", "--", "true"][..],
+        &["1", "--empty-working-set", "--reclaim", "bogus"][..],
+    ] {
+        let o = vmmap(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "vmmap {args:?}: {err}");
+        assert!(err.contains("possible values"), "vmmap {args:?}: {err}");
+    }
+    for sort in ["WS", "rss", "private_bytes", "Architecture"] {
+        let o = vmmap(&["ps", "--sort", sort]);
+        assert!(o.status.success(), "ps --sort {sort}");
+    }
+    let me = std::process::id().to_string();
+    for enc in ["UTF-8", "utf-16le", "unicode", "Ascii"] {
+        let o = vmmap(&["strings", &me, "--encoding", enc, "--min", "64"]);
+        assert!(o.status.success(), "strings --encoding {enc}");
+    }
+}
+
+/// Times are a bare number of seconds or a duration (`1.5s`, `1m 30s`,
+/// ISO 8601 `PT0.01S`); anything else, negative times included, is a
+/// usage error that says what a time looks like.
+#[test]
+fn times_are_seconds_or_durations() {
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    for after in ["0.01", "10ms", "PT0.01S", "0 s"] {
+        let o = vmmap(&["diff", &pid, "--after", after, "--json"]);
+        assert!(
+            o.status.success(),
+            "--after {after:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    for bad in ["soon", "1 parsec", "-1s", "inf", "3 weeks"] {
+        let o = vmmap(&["diff", &pid, &format!("--after={bad}")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "--after {bad:?}: {err}");
+        assert!(
+            err.contains("not a time such as 500ms"),
+            "--after {bad:?}: {err}"
+        );
+    }
+    fails(
+        &["watch", &pid, "--interval", "0", "-o", "/dev/null"],
+        2,
+        "--interval must be longer than 0",
+    );
+}
+
 #[test]
 fn unwritable_output_file() {
     let fx = Fixture::start(false);

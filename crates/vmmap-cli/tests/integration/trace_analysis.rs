@@ -638,6 +638,9 @@ fn heap_bytes_against_pages_add_up() {
     };
     assert_eq!(mallocs(&["--to", "0.3"]), 251);
     assert_eq!(mallocs(&["--from", "0.3"]), 0);
+    // The same times as durations.
+    assert_eq!(mallocs(&["--to", "300ms"]), 251);
+    assert_eq!(mallocs(&["--from", "0.3s"]), 0);
     // Owners of the map as recorded at a chosen time: at 0.3 s the big
     // block's mapping exists and is tied to its malloc; at 0 no map was
     // recorded yet.
@@ -649,6 +652,7 @@ fn heap_bytes_against_pages_add_up() {
             .any(|m| m["first_use"]["size"] == 300_000),
         "{r:#}"
     );
+    assert_eq!(json(&file, &["regions", "--json", "--at", "300ms"]), r);
     let none = String::from_utf8(on_file("trace", &file, &["regions", "--at", "0"])).unwrap();
     assert!(none.starts_with("no map was recorded by then"), "{none}");
     // The HTML report of a traced run carries its call tree.

@@ -1,282 +1,16 @@
-//! `vmmap run` (launch a program with the tracing agent) and `vmmap trace`
-//! (read what it recorded).
+//! `vmmap trace`: what a traced run (`vmmap run`) recorded: the summary,
+//! the history and the regions view here, the analyses in
+//! `trace_views.rs`.
 
 use std::io::{self, Write};
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use vmmap_core::collect::Options;
 use vmmap_core::text::Escaped;
 use vmmap_core::trace::decode::{Decoder, Event};
-use vmmap_core::trace::{launch, supervise};
 use vmmap_core::units::size;
 
-use crate::cli::{RunArgs, TraceArgs};
-use crate::record::parse_duration;
+use crate::cli::{TraceArgs, TraceView};
 use crate::{exit, output_error, Failure};
-
-fn cannot_trace(message: String) -> Failure {
-    Failure {
-        code: exit::CANNOT_TRACE,
-        message,
-    }
-}
-
-/// Why `program` could not be started, with what to do about the usual
-/// causes.
-fn spawn_failure(program: &Path, e: &io::Error) -> Failure {
-    let code = match e.raw_os_error() {
-        Some(libc::EACCES) => exit::PERMISSION,
-        _ => exit::OTHER,
-    };
-    let why = launch::spawn_advice(e).map_or_else(|| e.to_string(), str::to_string);
-    Failure {
-        code,
-        message: format!("cannot start {}: {why}", program.display()),
-    }
-}
-
-/// `vmmap run [OPTIONS] -- PROGRAM ARGS…`
-pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
-    let interval = parse_duration(&a.interval).ok_or_else(|| {
-        Failure::usage(format!(
-            "--interval {:?} is not a time such as 500ms, 1s or 2m",
-            a.interval
-        ))
-    })?;
-    let name = &a.command[0];
-    let program = launch::find_program(name).ok_or_else(|| Failure {
-        code: exit::NO_PROCESS,
-        message: format!(
-            "{}: no such program (not a file, nor on $PATH)",
-            Path::new(name).display()
-        ),
-    })?;
-    let agent = if a.snapshot_only {
-        None
-    } else {
-        if let Some(why) = launch::untraceable(&program) {
-            return Err(cannot_trace(format!(
-                "cannot trace: {why}. `vmmap run --snapshot-only -- …` records its snapshots without the agent"
-            )));
-        }
-        Some(launch::find_agent(a.agent.as_deref()).map_err(cannot_trace)?)
-    };
-    let output = a
-        .output
-        .clone()
-        .unwrap_or_else(|| launch::default_output(&program));
-    if crate::is_stdout(&output) {
-        return Err(Failure::usage(
-            "-o - is not possible for vmmap run: the traced program appends to the trace file by name; give a file name",
-        ));
-    }
-    let what = crate::shown(&output).into_owned();
-    let out_err = |e: io::Error| Failure {
-        code: exit::OUTPUT,
-        message: format!("cannot write {what}: {e}"),
-    };
-    let spec = launch::Launch {
-        program: program.clone(),
-        argv0: name.clone(),
-        args: a.command[1..].to_vec(),
-        cwd: a.cwd.clone(),
-        output: output.clone(),
-        agent: agent.clone(),
-        frame_pointers: a.unwind == "fp",
-        follow_forks: a.follow_forks,
-        quiet_stdio: false,
-    };
-    // Ctrl+C reaches the program (same process group); vmmap waits for it
-    // to end and closes the file.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGQUIT,
-    ] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
-    }
-    // Followed children write files of their own next to the main one:
-    // what is there before the run is not theirs.
-    let before = if a.follow_forks {
-        child_files(&output)
-    } else {
-        Vec::new()
-    };
-    let start = Instant::now();
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(false)
-        .read_memory(true);
-    // Snapshots at start and at exit come from the supervisor itself.
-    let mut run = supervise::start(&spec, opts, !a.no_exit_snapshot).map_err(|e| match e {
-        launch::LaunchError::Output(e) => Failure {
-            code: exit::OUTPUT,
-            message: format!("cannot create {what}: {e}"),
-        },
-        launch::LaunchError::Spawn(e) => spawn_failure(&program, &e),
-    })?;
-    let pid = run.pid;
-    let mut next = start + interval;
-    // A snapshot once the agent is loaded and running (the one at exec
-    // precedes the loader), unless an interval's comes first.
-    let mut loaded_taken = agent.is_none();
-    let status = loop {
-        if let Some(st) = run.try_wait() {
-            break st.map_err(|e| Failure {
-                code: exit::OTHER,
-                message: format!("waiting for {}: {e}", program.display()),
-            })?;
-        }
-        if interrupted.swap(false, Ordering::Relaxed) {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
-        let loaded = !loaded_taken && run.agent_started();
-        let due = !interval.is_zero() && Instant::now() >= next;
-        if loaded || due {
-            loaded_taken = true;
-            if due {
-                next += interval;
-            }
-            match run.snapshot() {
-                Ok(()) => {}
-                Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),
-                Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
-            }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = start.elapsed();
-    let snapshots = run.snapshots();
-    let (file, total) = run.finish().map_err(out_err)?;
-    vmmap_core::output::sync(&file).map_err(out_err)?;
-    if !a.quiet {
-        for n in run.notes() {
-            eprintln!("vmmap: note: {n}");
-        }
-    }
-    if !a.quiet {
-        let mut err = io::stderr().lock();
-        let _ = writeln!(
-            err,
-            "vmmap: {} (pid {pid}) ran {:.2} s and {}; {snapshots} snapshot(s)",
-            crate::shown(&program),
-            elapsed.as_secs_f64(),
-            describe_status(&status)
-        );
-        if agent.is_some() {
-            if let Err(e) = write_summary(&mut err, &output) {
-                let _ = writeln!(err, "vmmap: {e}");
-            }
-        }
-        let size_now = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(total);
-        let _ = writeln!(
-            err,
-            "vmmap: wrote {what} ({}); `vmmap trace {what}` shows it",
-            size(size_now, false)
-        );
-        if a.follow_forks {
-            let children: Vec<_> = child_files(&output)
-                .into_iter()
-                .filter(|f| !before.contains(f))
-                .collect();
-            for (path, _, len) in &children {
-                let _ = writeln!(
-                    err,
-                    "vmmap: wrote {} ({}), the trace of a followed child (pid {})",
-                    crate::shown(path),
-                    size(*len, false),
-                    child_pid(path).unwrap_or_default()
-                );
-            }
-            if children.is_empty() {
-                let _ = writeln!(err, "vmmap: no child was traced (none was started, or none kept the agent's environment)");
-            }
-        }
-    }
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(()),
-        (Some(c), _) => Err(Failure {
-            code: c.clamp(0, 255) as u8,
-            message: String::new(),
-        }),
-        (None, Some(s)) => Err(Failure {
-            code: (128 + s).clamp(0, 255) as u8,
-            message: String::new(),
-        }),
-        _ => Err(Failure {
-            code: exit::OTHER,
-            message: String::new(),
-        }),
-    }
-}
-
-/// The files of followed children next to `main` (`STEM.PID.vmmap`, and
-/// `STEM.PID.PID2.vmmap` for their own children), with their modification
-/// time and size, in name order.
-fn child_files(main: &Path) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)> {
-    let dir = match main.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let Some(stem) = main.file_stem().and_then(|s| s.to_str()) else {
-        return Vec::new();
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<_> = entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name();
-            let Some(pids) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(stem))
-                .and_then(|n| n.strip_prefix('.'))
-                .and_then(|n| n.strip_suffix(".vmmap"))
-            else {
-                return false;
-            };
-            pids.split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .filter_map(|e| {
-            let m = e.metadata().ok().filter(|m| m.is_file())?;
-            Some((
-                main.with_file_name(e.file_name()),
-                m.modified().ok(),
-                m.len(),
-            ))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-/// The pid in a child's file name: the last number of `STEM.PID.vmmap`.
-fn child_pid(path: &Path) -> Option<u32> {
-    path.file_stem()?.to_str()?.rsplit('.').next()?.parse().ok()
-}
-
-fn describe_status(s: &std::process::ExitStatus) -> String {
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(sig)) => format!(
-            "was killed by signal {sig}{}",
-            if s.core_dumped() {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        ),
-        _ => "ended".into(),
-    }
-}
 
 /// Calls `f` with each trace message of the file, one at a time.
 fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
@@ -325,7 +59,7 @@ fn summarize_file(
     Ok((acc.finish(&scan.info), scan.info, scan.damage))
 }
 
-fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
+pub(crate) fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
     let (s, info, problem) = summarize_file(path).map_err(|f| io::Error::other(f.message))?;
     print_summary(w, &s, &info, problem)
 }
@@ -404,17 +138,17 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
     }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let res = match a.view.as_str() {
-        "history" => history(a, &mut out),
-        "regions" => regions(a, &mut out),
-        "calltree" => crate::trace_views::calltree(a, &mut out),
-        "leaks" => crate::trace_views::leaks(a, &mut out),
-        "heap" => crate::trace_views::heap(a, &mut out),
-        "allocations" => crate::trace_views::allocations(a, &mut out),
-        "folded" | "flamegraph" | "pprof" | "speedscope" => {
+    let res = match a.view {
+        TraceView::Summary => summary(a, &mut out),
+        TraceView::History => history(a, &mut out),
+        TraceView::Regions => regions(a, &mut out),
+        TraceView::Calltree => crate::trace_views::calltree(a, &mut out),
+        TraceView::Leaks => crate::trace_views::leaks(a, &mut out),
+        TraceView::Heap => crate::trace_views::heap(a, &mut out),
+        TraceView::Allocations => crate::trace_views::allocations(a, &mut out),
+        TraceView::Folded | TraceView::Flamegraph | TraceView::Pprof | TraceView::Speedscope => {
             return crate::trace_views::export(a);
         }
-        _ => summary(a, &mut out),
     }?;
     res.and_then(|_| out.flush())
         .map_err(|e| output_error(e, "the trace"))
@@ -630,20 +364,29 @@ fn write_regions(
     let frames = |stack: u32| vmmap_core::trace::calltree::stack_frames(info, &syms, image, stack);
     // The function that made each mapping: the first frame of its stack
     // outside the allocator, libc, the loader and the agent.
-    let mut spans: Vec<(u64, u64, &str)> = list
+    struct Span<'a> {
+        start: u64,
+        end: u64,
+        path: &'a str,
+    }
+    let mut spans: Vec<Span<'_>> = list
         .iter()
-        .map(|r| (r.mapping.start, r.mapping.end, &*r.mapping.path))
+        .map(|r| Span {
+            start: r.mapping.start,
+            end: r.mapping.end,
+            path: &r.mapping.path,
+        })
         .collect();
-    spans.sort_unstable_by_key(|s| s.0);
+    spans.sort_unstable_by_key(|s| s.start);
     let maker = |stack: u32| -> Option<String> {
         let s = info.stacks.get(stack as usize)?;
         s.frames.iter().find_map(|&a| {
-            let k = spans.partition_point(|s| s.0 <= a);
+            let k = spans.partition_point(|s| s.start <= a);
             let path = k
                 .checked_sub(1)
-                .map(|k| spans[k])
-                .filter(|s| a < s.1)
-                .map_or("", |s| s.2);
+                .map(|k| &spans[k])
+                .filter(|s| a < s.end)
+                .map_or("", |s| s.path);
             if is_runtime_library(path) {
                 return None;
             }

@@ -1,0 +1,279 @@
+//! `vmmap run`: launch a program with the tracing agent preloaded.
+
+use std::io::{self, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vmmap_core::collect::Options;
+use vmmap_core::trace::{launch, supervise};
+use vmmap_core::units::size;
+
+use crate::cli::{RunArgs, Unwind};
+use crate::trace::write_summary;
+use crate::{exit, Failure};
+
+fn cannot_trace(message: String) -> Failure {
+    Failure {
+        code: exit::CANNOT_TRACE,
+        message,
+    }
+}
+
+/// Why `program` could not be started, with what to do about the usual
+/// causes.
+fn spawn_failure(program: &Path, e: &io::Error) -> Failure {
+    let code = match e.raw_os_error() {
+        Some(libc::EACCES) => exit::PERMISSION,
+        _ => exit::OTHER,
+    };
+    let why = launch::spawn_advice(e).map_or_else(|| e.to_string(), str::to_string);
+    Failure {
+        code,
+        message: format!("cannot start {}: {why}", program.display()),
+    }
+}
+
+/// `vmmap run [OPTIONS] -- PROGRAM ARGS…`
+pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
+    let interval = a.interval;
+    let name = &a.command[0];
+    let program = launch::find_program(name).ok_or_else(|| Failure {
+        code: exit::NO_PROCESS,
+        message: format!(
+            "{}: no such program (not a file, nor on $PATH)",
+            Path::new(name).display()
+        ),
+    })?;
+    let agent = if a.snapshot_only {
+        None
+    } else {
+        if let Some(why) = launch::untraceable(&program) {
+            return Err(cannot_trace(format!(
+                "cannot trace: {why}. `vmmap run --snapshot-only -- …` records its snapshots without the agent"
+            )));
+        }
+        Some(launch::find_agent(a.agent.as_deref()).map_err(cannot_trace)?)
+    };
+    let output = a
+        .output
+        .clone()
+        .unwrap_or_else(|| launch::default_output(&program));
+    if crate::is_stdout(&output) {
+        return Err(Failure::usage(
+            "-o - is not possible for vmmap run: the traced program appends to the trace file by name; give a file name",
+        ));
+    }
+    let what = crate::shown(&output).into_owned();
+    let out_err = |e: io::Error| Failure {
+        code: exit::OUTPUT,
+        message: format!("cannot write {what}: {e}"),
+    };
+    let spec = launch::Launch {
+        program: program.clone(),
+        argv0: name.clone(),
+        args: a.command[1..].to_vec(),
+        cwd: a.cwd.clone(),
+        output: output.clone(),
+        agent: agent.clone(),
+        frame_pointers: a.unwind == Unwind::Fp,
+        follow_forks: a.follow_forks,
+        quiet_stdio: false,
+    };
+    // Ctrl+C reaches the program (same process group); vmmap waits for it
+    // to end and closes the file.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGQUIT,
+    ] {
+        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
+    }
+    // Followed children write files of their own next to the main one:
+    // what is there before the run is not theirs.
+    let before = if a.follow_forks {
+        child_files(&output)
+    } else {
+        Vec::new()
+    };
+    let start = Instant::now();
+    let opts = Options::default()
+        .proc_root(proc_root)
+        .ptrace(false)
+        .read_memory(true);
+    // Snapshots at start and at exit come from the supervisor itself.
+    let mut run = supervise::start(&spec, opts, !a.no_exit_snapshot).map_err(|e| match e {
+        launch::LaunchError::Output(e) => Failure {
+            code: exit::OUTPUT,
+            message: format!("cannot create {what}: {e}"),
+        },
+        launch::LaunchError::Spawn(e) => spawn_failure(&program, &e),
+    })?;
+    let pid = run.pid;
+    let mut next = start + interval;
+    // A snapshot once the agent is loaded and running (the one at exec
+    // precedes the loader), unless an interval's comes first.
+    let mut loaded_taken = agent.is_none();
+    let status = loop {
+        if let Some(st) = run.try_wait() {
+            break st.map_err(|e| Failure {
+                code: exit::OTHER,
+                message: format!("waiting for {}: {e}", program.display()),
+            })?;
+        }
+        if interrupted.swap(false, Ordering::Relaxed) {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let loaded = !loaded_taken && run.agent_started();
+        let due = !interval.is_zero() && Instant::now() >= next;
+        if loaded || due {
+            loaded_taken = true;
+            if due {
+                next += interval;
+            }
+            match run.snapshot() {
+                Ok(()) => {}
+                Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),
+                Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    let snapshots = run.snapshots();
+    let (file, total) = run.finish().map_err(out_err)?;
+    vmmap_core::output::sync(&file).map_err(out_err)?;
+    if !a.quiet {
+        for n in run.notes() {
+            eprintln!("vmmap: note: {n}");
+        }
+    }
+    if !a.quiet {
+        let mut err = io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "vmmap: {} (pid {pid}) ran {:.2} s and {}; {snapshots} snapshot(s)",
+            crate::shown(&program),
+            elapsed.as_secs_f64(),
+            describe_status(&status)
+        );
+        if agent.is_some() {
+            if let Err(e) = write_summary(&mut err, &output) {
+                let _ = writeln!(err, "vmmap: {e}");
+            }
+        }
+        let size_now = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(total);
+        let _ = writeln!(
+            err,
+            "vmmap: wrote {what} ({}); `vmmap trace {what}` shows it",
+            size(size_now, false)
+        );
+        if a.follow_forks {
+            let children: Vec<_> = child_files(&output)
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            for c in &children {
+                let _ = writeln!(
+                    err,
+                    "vmmap: wrote {} ({}), the trace of a followed child (pid {})",
+                    crate::shown(&c.path),
+                    size(c.len, false),
+                    child_pid(&c.path).unwrap_or_default()
+                );
+            }
+            if children.is_empty() {
+                let _ = writeln!(err, "vmmap: no child was traced (none was started, or none kept the agent's environment)");
+            }
+        }
+    }
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(c), _) => Err(Failure {
+            code: c.clamp(0, 255) as u8,
+            message: String::new(),
+        }),
+        (None, Some(s)) => Err(Failure {
+            code: (128 + s).clamp(0, 255) as u8,
+            message: String::new(),
+        }),
+        _ => Err(Failure {
+            code: exit::OTHER,
+            message: String::new(),
+        }),
+    }
+}
+
+/// A followed child's trace file, as found after the run. A file that was
+/// there before the run, unchanged, is not the child's.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct ChildFile {
+    path: std::path::PathBuf,
+    modified: Option<std::time::SystemTime>,
+    len: u64,
+}
+
+/// The files of followed children next to `main` (`STEM.PID.vmmap`, and
+/// `STEM.PID.PID2.vmmap` for their own children), in name order.
+fn child_files(main: &Path) -> Vec<ChildFile> {
+    let dir = match main.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(stem) = main.file_stem().and_then(|s| s.to_str()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let Some(pids) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(stem))
+                .and_then(|n| n.strip_prefix('.'))
+                .and_then(|n| n.strip_suffix(".vmmap"))
+            else {
+                return false;
+            };
+            pids.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok().filter(|m| m.is_file())?;
+            Some(ChildFile {
+                path: main.with_file_name(e.file_name()),
+                modified: m.modified().ok(),
+                len: m.len(),
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The pid in a child's file name: the last number of `STEM.PID.vmmap`.
+fn child_pid(path: &Path) -> Option<u32> {
+    path.file_stem()?.to_str()?.rsplit('.').next()?.parse().ok()
+}
+
+fn describe_status(s: &std::process::ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig}{}",
+            if s.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => "ended".into(),
+    }
+}

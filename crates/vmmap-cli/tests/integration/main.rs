@@ -3,6 +3,7 @@
 mod address;
 mod bounds;
 mod errors;
+mod golden;
 mod hostile_text;
 mod memory;
 mod metrics;

@@ -47,7 +47,7 @@ fn empty_working_set_without_cap_sys_nice_is_refused_clearly() {
     );
     let fx = Fixture::start_named("memtext");
     let _g = starting_processes();
-    let o = Command::new("setpriv")
+    let o = Command::new(require_tool("setpriv", "util-linux"))
         .args([
             "--bounding-set=-sys_nice",
             "--inh-caps=-sys_nice",

@@ -106,18 +106,6 @@ impl Runtime {
     }
 }
 
-/// The path of a program, or a failure that says what to install.
-fn need(program: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{program} is not installed: this test runs a real {program}; install the {package} package (.ci/run does)")
-        })
-}
-
 /// A shared library of the distribution, or a failure naming its package.
 fn need_lib(file: &str, package: &str) -> PathBuf {
     [
@@ -198,7 +186,7 @@ fn start_java(gc: &str) -> Runtime {
 
 /// [`start_java`] with the JVM options `opts`.
 fn start_java_with(opts: &[&str]) -> Runtime {
-    let java = need("java", "default-jdk-headless");
+    let java = require_tool("java", "default-jdk-headless");
     let dir = TempDir::new("java");
     std::fs::write(
         dir.path().join("Hold.java"),
@@ -284,7 +272,7 @@ fn java_heap_is_managed_heap_of_exactly_xmx() {
 /// the side tables, as (start, size): the frames below
 /// `ReservedSpace::reserve` name who reserved each.
 fn nmt_gc_tables(pid: u32) -> Vec<(u64, u64)> {
-    let jcmd = need("jcmd", "default-jdk-headless");
+    let jcmd = require_tool("jcmd", "default-jdk-headless");
     let out = Command::new(jcmd)
         .args([&pid.to_string(), "VM.native_memory", "detail"])
         .output()
@@ -454,7 +442,7 @@ fn jvm_gc_tables_are_where_nmt_says() {
 /// What `java OPTIONS -XX:+PrintFlagsFinal -version` says of a flag: the
 /// JVM's own ergonomics on this machine.
 fn java_flag(opts: &[&str], flag: &str) -> String {
-    let out = Command::new(need("java", "default-jdk-headless"))
+    let out = Command::new(require_tool("java", "default-jdk-headless"))
         .args(opts)
         .args(["-XX:+PrintFlagsFinal", "-version"])
         .output()
@@ -651,7 +639,7 @@ fn go_build(dir: &Path, out: &str, flags: &[&str]) -> PathBuf {
 
 /// [`go_build`], with cgo when `cgo`.
 fn go_build_with(dir: &Path, out: &str, flags: &[&str], cgo: bool) -> PathBuf {
-    let go = need("go", "golang-go");
+    let go = require_tool("go", "golang-go");
     let build = Command::new(&go)
         .current_dir(dir)
         .arg("build")
@@ -872,7 +860,7 @@ func main() {
 
 #[test]
 fn v8_pages_add_up_to_the_heap_v8_reports() {
-    let node = need("node", "nodejs");
+    let node = require_tool("node", "nodejs");
     let dir = TempDir::new("node");
     let script = dir.path().join("hold.js");
     std::fs::write(
@@ -960,7 +948,7 @@ setInterval(() => keep.length, 3600000);
 /// compression, so there is no cage to find (a unit test covers that rule).
 #[test]
 fn wasm_memory_reservation_is_found_in_node() {
-    let node = need("node", "nodejs");
+    let node = require_tool("node", "nodejs");
     let dir = TempDir::new("wasm");
     let script = dir.path().join("wasm.js");
     // (module (memory (import "m" "mem") 1)
@@ -1012,7 +1000,7 @@ setInterval(() => inst, 3600000);
 
 #[test]
 fn pymalloc_arenas_are_counted_like_cpython_counts_them() {
-    let python = need("python3", "python3");
+    let python = require_tool("python3", "python3");
     let dir = TempDir::new("python");
     let stats = dir.path().join("stats.txt");
     let script = r#"

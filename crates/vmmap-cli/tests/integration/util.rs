@@ -54,6 +54,25 @@ fn compile_with(name: &str, flags: &[&str]) -> PathBuf {
     out
 }
 
+/// The path of an external program a test needs: `name` looked up in
+/// PATH, or an absolute path taken as it is. A missing one fails the test
+/// with the Debian package to install; a test never passes without the
+/// tool it checks against. `./test.sh` installs every such package.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = if Path::new(name).is_absolute() {
+        Some(PathBuf::from(name)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    found.unwrap_or_else(|| {
+        panic!("{name} is not installed: this test needs it; install the Debian package {package} (./test.sh does)")
+    })
+}
+
 static PROCESSES: RwLock<()> = RwLock::new(());
 
 thread_local! {
@@ -472,13 +491,13 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
 /// Checks OpenMetrics or Prometheus text with `promtool check metrics`
 /// (Debian package prometheus); a missing promtool fails the test.
 pub fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(require_tool("promtool", "prometheus"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run promtool (Debian package prometheus; .ci/run installs it)");
+        .expect("run promtool");
     child
         .stdin
         .take()

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# CI: installs what the tests need on a fresh machine, then runs the same
-# checks a developer runs: format, lints, the README's test command, and a
-# build of the fuzz targets.
+# The test command (README, "Test"; CI's .ci/run calls it): on a fresh
+# Debian or Ubuntu machine with Rust, installs what the tests run (system
+# packages, the browser test's npm packages), then checks the format, the
+# lints, every test of the workspace and the fuzz targets' build. A test
+# whose tool is missing fails; no test fetches anything itself.
+#
+# Usage: ./test.sh [ARGS FOR cargo test...]   e.g. ./test.sh -- tui::
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")"
 
 export DEBIAN_FRONTEND=noninteractive
+# apt-get as root, or through sudo for a developer's account.
+if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
 need=()
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v c++ >/dev/null || need+=(g++)  # libfuzzer-sys builds libFuzzer; the agent's C++ test
@@ -41,16 +47,26 @@ for tool in redis-server:redis-server redis-benchmark:redis-tools redis-cli:redi
 done
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]}"
-    apt-get update -qq
-    apt-get install -y -qq "${need[@]}" >/dev/null
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-command -v cargo >/dev/null || { echo "cargo is missing: this machine has no Rust toolchain" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "cargo is missing: this machine has no Rust toolchain (https://rustup.rs)" >&2; exit 1; }
+
+# The HTML report's browser test drives chromium with playwright-core and
+# validates with html-validate, at the versions package-lock.json pins. The
+# test itself never installs them (a test must not touch the network).
+browser=crates/vmmap-cli/tests/browser
+if ! [ "$browser/node_modules/.installed" -nt "$browser/package-lock.json" ]; then
+    echo "== npm ci in $browser"
+    (cd "$browser" && npm ci --no-audit --no-fund --prefer-offline >/dev/null)
+    touch "$browser/node_modules/.installed"
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo test (the README's test command)"
-cargo test --workspace --locked
+echo "== cargo test"
+cargo test --workspace --locked "$@"
 echo "== fuzz targets build"
 (cd fuzz && cargo check --locked --quiet --bins --examples)

@@ -5,6 +5,7 @@ mod bounds;
 mod errors;
 mod golden;
 mod hostile_text;
+mod install;
 mod memory;
 mod metrics;
 mod mmp;

@@ -146,9 +146,17 @@ mod tempdir {
 
     impl TempDir {
         pub fn new(tag: &str) -> TempDir {
+            TempDir::under(Path::new(env!("CARGO_TARGET_TMPDIR")), tag)
+        }
+        /// In the system's temporary directory, outside the repository
+        /// (CARGO_TARGET_TMPDIR is inside its target/).
+        pub fn in_system_tmp(tag: &str) -> TempDir {
+            TempDir::under(&std::env::temp_dir(), &format!("vmmap-{tag}"))
+        }
+        fn under(parent: &Path, tag: &str) -> TempDir {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
-            let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            let p = parent.join(format!(
                 "{tag}-{}-{}",
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)

@@ -18,7 +18,7 @@
 //! `std::fs::canonicalize`, glibc's TLS for the agent's writer thread were
 //! such calls when this was written: the counter then counts more).
 //!
-//! Every tool is required: a missing one fails its test (`.ci/run` installs
+//! Every tool is required: a missing one fails its test (`./test.sh` installs
 //! them all).
 
 use std::fs::File;

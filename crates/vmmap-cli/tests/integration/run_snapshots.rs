@@ -177,7 +177,7 @@ fn the_program_runs_unchanged_with_its_exit_watched() {
     let st = std::process::Command::new(require_tool("strace", "strace"))
         .args(["-o", "/dev/null", "true"])
         .status()
-        .expect("strace is installed (.ci/run installs it)");
+        .expect("strace is installed (./test.sh installs it)");
     assert!(st.success());
     let (traced, file) = run_traced(&[], Path::new("strace"), &["-o", "/dev/null", "true"]);
     assert!(

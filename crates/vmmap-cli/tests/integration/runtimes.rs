@@ -3,7 +3,7 @@
 //! and mimalloc preloaded. Each test checks that the runtime's heap is
 //! found with the size the runtime itself reports or was configured with,
 //! and that its anonymous memory is not left as Private Data. A missing
-//! runtime fails the test with the package to install (.ci/run installs
+//! runtime fails the test with the package to install (./test.sh installs
 //! them).
 
 use std::io::{BufRead, BufReader};
@@ -104,20 +104,6 @@ impl Runtime {
         }
         panic!("{} did not stop", self.pid);
     }
-}
-
-/// A shared library of the distribution, or a failure naming its package.
-fn need_lib(file: &str, package: &str) -> PathBuf {
-    [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ]
-    .iter()
-    .map(|d| Path::new(d).join(file))
-    .find(|p| p.exists())
-    .unwrap_or_else(|| panic!("{file} is missing: install the {package} package (.ci/run does)"))
 }
 
 fn typ(r: &Value) -> &str {
@@ -1069,7 +1055,7 @@ fn allocator_heap(snap: &Value, name: &str) -> (u64, Vec<u64>) {
 
 #[test]
 fn jemalloc_memory_is_a_heap_with_its_own_id() {
-    let (snap, asked) = with_allocator(&need_lib("libjemalloc.so.2", "libjemalloc2"));
+    let (snap, asked) = with_allocator(&require_library("libjemalloc.so.2", "libjemalloc2"));
     let (resident, ids) = allocator_heap(&snap, "jemalloc");
     assert_eq!(ids, [1], "one Heap ID after the brk heap");
     assert!(resident >= asked, "{resident} resident < {asked} allocated");
@@ -1078,7 +1064,8 @@ fn jemalloc_memory_is_a_heap_with_its_own_id() {
 
 #[test]
 fn tcmalloc_memory_is_a_heap() {
-    let (snap, asked) = with_allocator(&need_lib("libtcmalloc.so.4", "libgoogle-perftools4"));
+    let (snap, asked) =
+        with_allocator(&require_library("libtcmalloc.so.4", "libgoogle-perftools4"));
     let (resident, ids) = allocator_heap(&snap, "tcmalloc");
     assert!(ids.contains(&0), "tcmalloc grows the brk heap: {ids:?}");
     assert!(resident >= asked, "{resident} resident < {asked} allocated");
@@ -1087,7 +1074,7 @@ fn tcmalloc_memory_is_a_heap() {
 
 #[test]
 fn mimalloc_segments_are_a_heap_by_their_hint_addresses() {
-    let (snap, asked) = with_allocator(&need_lib("libmimalloc.so.2", "libmimalloc2.0"));
+    let (snap, asked) = with_allocator(&require_library("libmimalloc.so.2", "libmimalloc2.0"));
     let segments = regions(&snap, "heap", "Heap ID: 1 (mimalloc segments");
     assert!(!segments.is_empty(), "mimalloc segments");
     for s in &segments {
@@ -1118,7 +1105,7 @@ fn explain_an_address_shows_rule_and_confidence() {
 
 #[test]
 fn jemalloc_linked_in_statically_is_found_by_its_symbols() {
-    let lib = need_lib("libjemalloc.a", "libjemalloc-dev");
+    let lib = require_library("libjemalloc.a", "libjemalloc-dev");
     let dir = TempDir::new("static-je");
     let bin = dir.path().join("allocator-static-jemalloc");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allocator.c");

@@ -73,6 +73,23 @@ pub fn require_tool(name: &str, package: &str) -> PathBuf {
     })
 }
 
+/// A shared library of the distribution (the allocators a test preloads
+/// or links), or a failure naming its Debian package, as [`require_tool`].
+pub fn require_library(file: &str, package: &str) -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(file))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| {
+        panic!("{file} is not installed: this test needs it; install the Debian package {package} (./test.sh does)")
+    })
+}
+
 static PROCESSES: RwLock<()> = RwLock::new(());
 
 thread_local! {

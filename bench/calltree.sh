@@ -12,18 +12,16 @@
 #
 # Environment:
 #   RUNS=5            rounds of one run of each command (after a warm-up round)
-#   SHARED_BENCH=DIR  where alloc_bench.c is (default: ROOT/../shared/bench)
 #   OUT=DIR           traces and builds (default: ROOT/target/bench-calltree)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=${OUT:-$ROOT/target/bench-calltree}
 RUNS=${RUNS:-5}
 mkdir -p "$OUT"
 for t in hyperfine heaptrack heaptrack_print; do
     command -v $t >/dev/null || { echo "$t not found (apt-get install hyperfine heaptrack)" >&2; exit 1; }
 done
-gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$SHARED_BENCH/alloc_bench.c"
+gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$ROOT/bench/alloc_bench.c"
 (cd "$ROOT" && cargo build --release -q -p vmmap -p vmmap-agent)
 VMMAP=$ROOT/target/release/vmmap
 APP="$OUT/alloc_bench 10000000 2 4096 q"

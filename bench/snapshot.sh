@@ -22,8 +22,6 @@
 #
 # Environment:
 #   RUNS=10           hyperfine runs per command (after 2 warm-up runs)
-#   SHARED_BENCH=DIR  where maps_fixture.c is (default: ROOT/../shared/bench;
-#                     only read, never built in)
 #   INSTALL=1         as root, apt-get install missing hyperfine/procps
 #   TIME_BIN=PATH     GNU time for peak RSS (default /usr/bin/time; when it is
 #                     missing, a python3 getrusage wrapper is used)
@@ -49,8 +47,7 @@ die() { printf 'snapshot.sh: error: %s\n' "$*" >&2; exit 1; }
 note() { printf '== %s\n' "$*"; }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
-FIXTURE_SRC=$SHARED_BENCH/maps_fixture.c
+FIXTURE_SRC=$ROOT/bench/maps_fixture.c
 OUT=$ROOT/target/bench
 FIXTURE=$OUT/maps_fixture
 VMMAP=$ROOT/target/release/vmmap
@@ -72,7 +69,6 @@ for c in "${TCASES[@]+"${TCASES[@]}"}"; do
 done
 THREADS_SRC=$ROOT/bench/threads_fixture.c
 THREADS_FX=$OUT/threads_fixture
-[[ -r $FIXTURE_SRC ]] || die "fixture source not found: $FIXTURE_SRC (set SHARED_BENCH to the directory holding maps_fixture.c)"
 
 # --- tools ----------------------------------------------------------------
 missing=()

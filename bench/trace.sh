@@ -24,23 +24,17 @@
 #
 # Environment:
 #   RUNS=3            rounds (after 1 warm-up round)
-#   SHARED_BENCH=DIR  where alloc_bench.c, typical_mix.c and preload_shim.c
-#                     are (default: ROOT/../shared/bench; only read)
 #   OUT=DIR           trace files and builds (default: ROOT/target/bench-trace)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 OUT=${OUT:-$ROOT/target/bench-trace}
 RUNS=${RUNS:-3}
 WORKLOADS=${*:-stress stressq typical}
 mkdir -p "$OUT"
-for f in alloc_bench.c typical_mix.c preload_shim.c; do
-    [ -f "$SHARED_BENCH/$f" ] || { echo "missing $SHARED_BENCH/$f (set SHARED_BENCH)" >&2; exit 1; }
-done
 command -v hyperfine >/dev/null || { echo "hyperfine not found (apt-get install hyperfine)" >&2; exit 1; }
-gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$SHARED_BENCH/alloc_bench.c"
-gcc -O2 -g -Wall -pthread -o "$OUT/typical_mix" "$SHARED_BENCH/typical_mix.c"
-gcc -O2 -Wall -fPIC -shared -DMODE=0 -o "$OUT/preload_nop.so" "$SHARED_BENCH/preload_shim.c"
+gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$ROOT/bench/alloc_bench.c"
+gcc -O2 -g -Wall -pthread -o "$OUT/typical_mix" "$ROOT/bench/typical_mix.c"
+gcc -O2 -Wall -fPIC -shared -DMODE=0 -o "$OUT/preload_nop.so" "$ROOT/bench/preload_shim.c"
 (cd "$ROOT" && cargo build --release -q -p vmmap -p vmmap-agent)
 VMMAP=$ROOT/target/release/vmmap
 HEAPTRACK=$(command -v heaptrack || true)

@@ -9,8 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=${1:-60000}
 COUNT=${COUNT:-10}
-SRC=${SHARED_BENCH:-$ROOT/../shared/bench}/maps_fixture.c
-[ -f "$SRC" ] || { echo "fixture source $SRC not found (set SHARED_BENCH)" >&2; exit 1; }
+SRC=$ROOT/bench/maps_fixture.c
 mkdir -p "$ROOT/target/bench"
 gcc -O2 -o "$ROOT/target/bench/maps_fixture" "$SRC"
 (cd "$ROOT" && cargo build --release -q -p vmmap)

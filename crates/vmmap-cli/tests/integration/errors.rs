@@ -95,7 +95,7 @@ fn permission_denied_names_the_missing_privilege() {
     if root {
         // Run vmmap as nobody against a root-owned process.
         let fx = Fixture::start(false);
-        let o = Command::new("setpriv")
+        let o = Command::new(require_tool("setpriv", "util-linux"))
             .args([
                 "--reuid=65534",
                 "--regid=65534",

@@ -376,7 +376,7 @@ fn trace_views_show_hostile_symbols_escaped() {
 #[test]
 fn a_bad_argument_is_not_echoed_raw_to_a_terminal() {
     let hostile = "\x1b]0;pwned\x07\r\nFORGED";
-    let o = std::process::Command::new("script")
+    let o = std::process::Command::new(require_tool("script", "util-linux"))
         .args(["-qec"])
         .arg(format!("{VMMAP} ps '{hostile}'"))
         .arg("/dev/null")

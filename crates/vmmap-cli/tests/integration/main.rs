@@ -3,7 +3,9 @@
 mod address;
 mod bounds;
 mod errors;
+mod golden;
 mod hostile_text;
+mod install;
 mod memory;
 mod metrics;
 mod mmp;

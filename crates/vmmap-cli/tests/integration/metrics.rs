@@ -22,14 +22,6 @@ const FIGURES: [(&str, &str); 6] = [
     ("vmmap_swap_bytes", "swap"),
 ];
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// `(metric, pid, type) -> value` from OpenMetrics text.
 fn parse(text: &str) -> BTreeMap<(String, String, String), u64> {
     let mut out = BTreeMap::new();
@@ -275,7 +267,7 @@ impl Prometheus {
             .expect("free port")
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new("prometheus")
+        let child = Command::new(require_tool("prometheus", "prometheus"))
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
@@ -334,10 +326,7 @@ impl Prometheus {
 
 #[test]
 fn prometheus_scrapes_serve_and_stores_the_snapshot_figures() {
-    assert!(
-        have("prometheus"),
-        "prometheus is not installed (Debian package prometheus; .ci/run installs it)"
-    );
+    require_tool("prometheus", "prometheus");
     let _alone = quiet_system();
     let fx = Fixture::start_alone();
     fx.stop();

@@ -430,7 +430,7 @@ fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
     let victim = dir.path().join("root-owned");
     fs::write(&victim, "root's\n").unwrap();
     let link = sticky.join("out.json");
-    let st = Command::new("setpriv")
+    let st = Command::new(require_tool("setpriv", "util-linux"))
         .args([
             "--reuid=65534",
             "--regid=65534",

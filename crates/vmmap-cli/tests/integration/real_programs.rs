@@ -18,7 +18,7 @@
 //! `std::fs::canonicalize`, glibc's TLS for the agent's writer thread were
 //! such calls when this was written: the counter then counts more).
 //!
-//! Every tool is required: a missing one fails its test (`.ci/run` installs
+//! Every tool is required: a missing one fails its test (`./test.sh` installs
 //! them all).
 
 use std::fs::File;
@@ -28,7 +28,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 use crate::trace::{agent, build, on_file};
-use crate::util::{output_within, starting_processes, TempDir, VMMAP};
+use crate::util::{output_within, require_tool, starting_processes, TempDir, VMMAP};
 
 /// The counter, built once per test run.
 fn counter() -> PathBuf {
@@ -45,18 +45,6 @@ fn counter() -> PathBuf {
             "-ldl",
         ],
     )
-}
-
-/// `/usr/bin/NAME` (the Debian package's binary, not whatever else is first
-/// in PATH), which must exist.
-fn tool(name: &str, package: &str) -> PathBuf {
-    let p = Path::new("/usr/bin").join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: install the Debian package {package} (.ci/run does)",
-        p.display()
-    );
-    p
 }
 
 /// One program to run twice.
@@ -394,7 +382,7 @@ fn real_sqlite3_transaction_and_index_counted_exactly() {
 }
 
 fn real_sqlite3_transaction_and_index_with(exact: bool) {
-    let sqlite = tool("sqlite3", "sqlite3");
+    let sqlite = require_tool("/usr/bin/sqlite3", "sqlite3");
     let dir = TempDir::new("sqlite");
     let sql = dir.path().join("load.sql");
     std::fs::write(
@@ -444,7 +432,7 @@ fn real_python3_json_dump_and_load_counted_exactly() {
 }
 
 fn real_python3_json_dump_and_load_with(exact: bool) {
-    let py = tool("python3", "python3");
+    let py = require_tool("/usr/bin/python3", "python3");
     let p = Prog::new(
         py,
         &[
@@ -471,7 +459,7 @@ fn real_git_log_patches_counted_exactly() {
 }
 
 fn real_git_log_patches_with(exact: bool) {
-    let git = tool("git", "git");
+    let git = require_tool("/usr/bin/git", "git");
     let dir = TempDir::new("gitrepo");
     let repo = dir.path();
     let g = |args: &[&str]| {
@@ -526,7 +514,7 @@ fn real_gcc_compiles_with_its_children_followed_counted_exactly() {
 }
 
 fn real_gcc_compiles_with_its_children_followed_with(exact: bool) {
-    let gcc = tool("gcc", "gcc");
+    let gcc = require_tool("/usr/bin/gcc", "gcc");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manymaps.c");
     let dir = TempDir::new("gcc");
     let run = |name: &str| {
@@ -574,7 +562,7 @@ fn real_node_objects_and_buffers_counted_exactly() {
 }
 
 fn real_node_objects_and_buffers_with(exact: bool) {
-    let node = tool("node", "nodejs");
+    let node = require_tool("/usr/bin/node", "nodejs");
     let p = Prog::new(
         node,
         &[
@@ -600,7 +588,7 @@ fn real_perl_counts_words_counted_exactly() {
 }
 
 fn real_perl_counts_words_with(exact: bool) {
-    let perl = tool("perl", "perl");
+    let perl = require_tool("/usr/bin/perl", "perl");
     let dir = TempDir::new("perl");
     let input = dir.path().join("words.txt");
     words_file(&input, 300_000);
@@ -628,7 +616,7 @@ fn real_xz_9_counted_exactly() {
 }
 
 fn real_xz_9_with(exact: bool) {
-    let xz = tool("xz", "xz-utils");
+    let xz = require_tool("/usr/bin/xz", "xz-utils");
     let dir = TempDir::new("xz");
     let input = dir.path().join("words.txt");
     words_file(&input, 120_000);
@@ -677,7 +665,7 @@ fn real_java_version_counted_exactly() {
 }
 
 fn real_java_version_with(exact: bool) {
-    let java = tool("java", "default-jdk-headless");
+    let java = require_tool("/usr/bin/java", "default-jdk-headless");
     let t = simple(exact, "java -version", &Prog::new(java, &["-version"]));
     assert!(
         String::from_utf8_lossy(&t.out.stderr).contains("version"),
@@ -710,9 +698,9 @@ fn real_redis_server_under_benchmark_counted_exactly() {
 }
 
 fn real_redis_server_under_benchmark_with(exact: bool) {
-    let server = tool("redis-server", "redis-server");
-    let bench = tool("redis-benchmark", "redis-tools");
-    let cli = tool("redis-cli", "redis-tools");
+    let server = require_tool("/usr/bin/redis-server", "redis-server");
+    let bench = require_tool("/usr/bin/redis-benchmark", "redis-tools");
+    let cli = require_tool("/usr/bin/redis-cli", "redis-tools");
     // One server run: started (plain or traced), loaded, read, shut down.
     let serve = |traced: bool| -> (Output, String, Option<Traced>) {
         let port = free_port().to_string();

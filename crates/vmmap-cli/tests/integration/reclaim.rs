@@ -43,11 +43,11 @@ fn empty_working_set_without_cap_sys_nice_is_refused_clearly() {
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
         euid, 0,
-        "run the tests as root: this one drops CAP_SYS_NICE alone (as .ci/run does)"
+        "run the tests as root: this one drops CAP_SYS_NICE alone (CI runs them as root)"
     );
     let fx = Fixture::start_named("memtext");
     let _g = starting_processes();
-    let o = Command::new("setpriv")
+    let o = Command::new(require_tool("setpriv", "util-linux"))
         .args([
             "--bounding-set=-sys_nice",
             "--inh-caps=-sys_nice",

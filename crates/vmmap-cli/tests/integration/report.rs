@@ -123,31 +123,27 @@ fn report_of_a_vmmap_mmp_file() {
         .any(|s| s == "C:\\Windows\\System32\\ntdll.dll"));
 }
 
-/// Node and Chromium, or a failure that says what to install.
+/// Node, Chromium and the browser test's npm packages, or a failure that
+/// says what to install. The test never installs anything itself (a test
+/// must not touch the network): `./test.sh` runs `npm ci` in tests/browser
+/// when it installs the system packages.
 fn browser_tools() -> (PathBuf, PathBuf) {
-    let chromium = std::env::var_os("VMMAP_CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        chromium.is_file(),
-        "{} is missing: the HTML report's browser test needs Debian's chromium (apt-get install chromium)",
-        chromium.display()
-    );
-    let node = Command::new("node").arg("--version").output();
+    let chromium = std::env::var("VMMAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium = require_tool(&chromium, "chromium");
+    let node = Command::new(require_tool("node", "nodejs"))
+        .arg("--version")
+        .output();
     assert!(
         node.as_ref().is_ok_and(|o| o.status.success()),
-        "node is missing: the HTML report's browser test needs Node.js 20 or later and npm (apt-get install nodejs npm)"
+        "node does not run: the HTML report's browser test needs Node.js 18 or later"
     );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if !dir.join("node_modules/playwright-core").is_dir()
-        || !dir.join("node_modules/html-validate").is_dir()
-    {
-        let st = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm is missing: apt-get install npm");
-        assert!(st.success(), "npm ci in {} failed", dir.display());
+    for package in ["playwright-core", "html-validate"] {
+        assert!(
+            dir.join("node_modules").join(package).is_dir(),
+            "{package} is not installed in {}: run `npm ci` there (./test.sh does)",
+            dir.display()
+        );
     }
     (dir, chromium)
 }
@@ -329,7 +325,7 @@ fn reports_work_in_a_browser() {
         "zoom_frame": "serve",
     });
     std::fs::write(p("cfg.json"), cfg.to_string()).unwrap();
-    let o = Command::new("node")
+    let o = Command::new(require_tool("node", "nodejs"))
         .arg(browser_dir.join("report.mjs"))
         .arg(p("cfg.json"))
         .output()

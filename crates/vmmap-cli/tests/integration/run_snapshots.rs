@@ -9,7 +9,7 @@ use std::process::Output;
 use serde_json::Value;
 
 use crate::trace::{build, fixture, on_file, run_plain, run_traced, tmp, without_addresses};
-use crate::util::hex;
+use crate::util::{hex, require_tool};
 
 /// The size `brief` maps right before it ends (LAST_BYTES).
 const LAST_BYTES: u64 = 3 * 1024 * 1024 + 5 * 4096;
@@ -174,10 +174,10 @@ fn the_program_runs_unchanged_with_its_exit_watched() {
         let n = snapshots(&file).len();
         assert!(n >= 2, "{args:?}: {n} snapshot(s)");
     }
-    let st = std::process::Command::new("strace")
+    let st = std::process::Command::new(require_tool("strace", "strace"))
         .args(["-o", "/dev/null", "true"])
         .status()
-        .expect("strace is installed (.ci/run installs it)");
+        .expect("strace is installed (./test.sh installs it)");
     assert!(st.success());
     let (traced, file) = run_traced(&[], Path::new("strace"), &["-o", "/dev/null", "true"]);
     assert!(

@@ -3,7 +3,7 @@
 //! and mimalloc preloaded. Each test checks that the runtime's heap is
 //! found with the size the runtime itself reports or was configured with,
 //! and that its anonymous memory is not left as Private Data. A missing
-//! runtime fails the test with the package to install (.ci/run installs
+//! runtime fails the test with the package to install (./test.sh installs
 //! them).
 
 use std::io::{BufRead, BufReader};
@@ -106,32 +106,6 @@ impl Runtime {
     }
 }
 
-/// The path of a program, or a failure that says what to install.
-fn need(program: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{program} is not installed: this test runs a real {program}; install the {package} package (.ci/run does)")
-        })
-}
-
-/// A shared library of the distribution, or a failure naming its package.
-fn need_lib(file: &str, package: &str) -> PathBuf {
-    [
-        "/usr/lib/x86_64-linux-gnu",
-        "/usr/lib/aarch64-linux-gnu",
-        "/usr/lib64",
-        "/usr/lib",
-    ]
-    .iter()
-    .map(|d| Path::new(d).join(file))
-    .find(|p| p.exists())
-    .unwrap_or_else(|| panic!("{file} is missing: install the {package} package (.ci/run does)"))
-}
-
 fn typ(r: &Value) -> &str {
     r["type"].as_str().unwrap_or_default()
 }
@@ -198,7 +172,7 @@ fn start_java(gc: &str) -> Runtime {
 
 /// [`start_java`] with the JVM options `opts`.
 fn start_java_with(opts: &[&str]) -> Runtime {
-    let java = need("java", "default-jdk-headless");
+    let java = require_tool("java", "default-jdk-headless");
     let dir = TempDir::new("java");
     std::fs::write(
         dir.path().join("Hold.java"),
@@ -284,7 +258,7 @@ fn java_heap_is_managed_heap_of_exactly_xmx() {
 /// the side tables, as (start, size): the frames below
 /// `ReservedSpace::reserve` name who reserved each.
 fn nmt_gc_tables(pid: u32) -> Vec<(u64, u64)> {
-    let jcmd = need("jcmd", "default-jdk-headless");
+    let jcmd = require_tool("jcmd", "default-jdk-headless");
     let out = Command::new(jcmd)
         .args([&pid.to_string(), "VM.native_memory", "detail"])
         .output()
@@ -454,7 +428,7 @@ fn jvm_gc_tables_are_where_nmt_says() {
 /// What `java OPTIONS -XX:+PrintFlagsFinal -version` says of a flag: the
 /// JVM's own ergonomics on this machine.
 fn java_flag(opts: &[&str], flag: &str) -> String {
-    let out = Command::new(need("java", "default-jdk-headless"))
+    let out = Command::new(require_tool("java", "default-jdk-headless"))
         .args(opts)
         .args(["-XX:+PrintFlagsFinal", "-version"])
         .output()
@@ -651,7 +625,7 @@ fn go_build(dir: &Path, out: &str, flags: &[&str]) -> PathBuf {
 
 /// [`go_build`], with cgo when `cgo`.
 fn go_build_with(dir: &Path, out: &str, flags: &[&str], cgo: bool) -> PathBuf {
-    let go = need("go", "golang-go");
+    let go = require_tool("go", "golang-go");
     let build = Command::new(&go)
         .current_dir(dir)
         .arg("build")
@@ -872,7 +846,7 @@ func main() {
 
 #[test]
 fn v8_pages_add_up_to_the_heap_v8_reports() {
-    let node = need("node", "nodejs");
+    let node = require_tool("node", "nodejs");
     let dir = TempDir::new("node");
     let script = dir.path().join("hold.js");
     std::fs::write(
@@ -960,7 +934,7 @@ setInterval(() => keep.length, 3600000);
 /// compression, so there is no cage to find (a unit test covers that rule).
 #[test]
 fn wasm_memory_reservation_is_found_in_node() {
-    let node = need("node", "nodejs");
+    let node = require_tool("node", "nodejs");
     let dir = TempDir::new("wasm");
     let script = dir.path().join("wasm.js");
     // (module (memory (import "m" "mem") 1)
@@ -1012,7 +986,7 @@ setInterval(() => inst, 3600000);
 
 #[test]
 fn pymalloc_arenas_are_counted_like_cpython_counts_them() {
-    let python = need("python3", "python3");
+    let python = require_tool("python3", "python3");
     let dir = TempDir::new("python");
     let stats = dir.path().join("stats.txt");
     let script = r#"
@@ -1081,7 +1055,7 @@ fn allocator_heap(snap: &Value, name: &str) -> (u64, Vec<u64>) {
 
 #[test]
 fn jemalloc_memory_is_a_heap_with_its_own_id() {
-    let (snap, asked) = with_allocator(&need_lib("libjemalloc.so.2", "libjemalloc2"));
+    let (snap, asked) = with_allocator(&require_library("libjemalloc.so.2", "libjemalloc2"));
     let (resident, ids) = allocator_heap(&snap, "jemalloc");
     assert_eq!(ids, [1], "one Heap ID after the brk heap");
     assert!(resident >= asked, "{resident} resident < {asked} allocated");
@@ -1090,7 +1064,8 @@ fn jemalloc_memory_is_a_heap_with_its_own_id() {
 
 #[test]
 fn tcmalloc_memory_is_a_heap() {
-    let (snap, asked) = with_allocator(&need_lib("libtcmalloc.so.4", "libgoogle-perftools4"));
+    let (snap, asked) =
+        with_allocator(&require_library("libtcmalloc.so.4", "libgoogle-perftools4"));
     let (resident, ids) = allocator_heap(&snap, "tcmalloc");
     assert!(ids.contains(&0), "tcmalloc grows the brk heap: {ids:?}");
     assert!(resident >= asked, "{resident} resident < {asked} allocated");
@@ -1099,7 +1074,7 @@ fn tcmalloc_memory_is_a_heap() {
 
 #[test]
 fn mimalloc_segments_are_a_heap_by_their_hint_addresses() {
-    let (snap, asked) = with_allocator(&need_lib("libmimalloc.so.2", "libmimalloc2.0"));
+    let (snap, asked) = with_allocator(&require_library("libmimalloc.so.2", "libmimalloc2.0"));
     let segments = regions(&snap, "heap", "Heap ID: 1 (mimalloc segments");
     assert!(!segments.is_empty(), "mimalloc segments");
     for s in &segments {
@@ -1130,7 +1105,7 @@ fn explain_an_address_shows_rule_and_confidence() {
 
 #[test]
 fn jemalloc_linked_in_statically_is_found_by_its_symbols() {
-    let lib = need_lib("libjemalloc.a", "libjemalloc-dev");
+    let lib = require_library("libjemalloc.a", "libjemalloc-dev");
     let dir = TempDir::new("static-je");
     let bin = dir.path().join("allocator-static-jemalloc");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/allocator.c");

@@ -268,7 +268,7 @@ fn metrics_and_serve_never_ptrace() {
     let trace = dir.path().join("strace.log");
     let trace_s = trace.to_str().expect("utf-8");
     let o = output_within(
-        Command::new("strace")
+        Command::new(require_tool("strace", "strace"))
             .args(["-f", "-qq", "-e", "trace=ptrace", "-o", trace_s, VMMAP])
             .args(["metrics", &pid]),
         120,
@@ -288,7 +288,7 @@ fn metrics_and_serve_never_ptrace() {
 
     let slog = dir.path().join("strace-serve.log");
     let srv = Server::run(
-        Command::new("strace")
+        Command::new(require_tool("strace", "strace"))
             .args(["-f", "-qq", "-e", "trace=ptrace", "-o"])
             .arg(&slog)
             .args([VMMAP, "serve", "--listen", "127.0.0.1:0", &pid]),
@@ -324,7 +324,7 @@ fn self_signed(dir: &Path) -> (String, String) {
 /// curl's answer: (HTTP status, head and body).
 fn curl(args: &[&str]) -> (u32, String) {
     let o = output_within(
-        Command::new("curl")
+        Command::new(require_tool("curl", "curl"))
             .args(["-sS", "-i", "--max-time", "20", "-w", "\n%{http_code}"])
             .args(args),
         60,
@@ -581,7 +581,7 @@ fn serves_on_a_unix_socket_with_restrictive_permissions() {
 
 /// `curl --unix-socket` as user nobody.
 fn curl_as_nobody(sock: &Path) -> std::process::Output {
-    Command::new("setpriv")
+    Command::new(require_tool("setpriv", "util-linux"))
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .args(["curl", "-sS", "--max-time", "20", "--unix-socket"])
         .arg(sock)
@@ -639,7 +639,7 @@ fn a_root_server_drops_to_a_user_keeping_only_cap_sys_ptrace() {
     assert!(srv.log().contains("nobody"), "{}", srv.log());
 
     // --user without root, and an unknown user, are refused.
-    let o = Command::new("setpriv")
+    let o = Command::new(require_tool("setpriv", "util-linux"))
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", VMMAP])
         .args(["serve", "--listen", "127.0.0.1:0", "--user", "nobody", "1"])
         .output()
@@ -687,7 +687,12 @@ fn the_systemd_unit_is_valid_and_its_command_reads_root_processes() {
     let dir = TempDir::new("unit");
     let copy = dir.path().join("vmmap-serve.service");
     std::fs::write(&copy, unit.replace("/usr/local/bin/vmmap", VMMAP)).expect("write unit");
-    let o = output_within(Command::new("systemd-analyze").arg("verify").arg(&copy), 60);
+    let o = output_within(
+        Command::new(require_tool("systemd-analyze", "systemd"))
+            .arg("verify")
+            .arg(&copy),
+        60,
+    );
     assert!(
         o.status.success(),
         "systemd-analyze verify: {}{}",
@@ -708,7 +713,7 @@ fn the_systemd_unit_is_valid_and_its_command_reads_root_processes() {
     let at = args.iter().position(|a| a == "--all").expect("--all");
     args[at] = pid.clone();
     let srv = Server::run(
-        Command::new("setpriv")
+        Command::new(require_tool("setpriv", "util-linux"))
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .args(["--inh-caps=+sys_ptrace", "--ambient-caps=+sys_ptrace"])
             .args(["--bounding-set=-all,+sys_ptrace", "--no-new-privs", VMMAP])
@@ -725,7 +730,7 @@ fn the_systemd_unit_is_valid_and_its_command_reads_root_processes() {
     assert!(body.contains(&format!("vmmap_working_set_bytes{{pid=\"{pid}\"")));
     // The same command without the capability cannot read root's
     // processes: the check above is not vacuous.
-    let o = Command::new("setpriv")
+    let o = Command::new(require_tool("setpriv", "util-linux"))
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", VMMAP])
         .args(["metrics", &pid])
         .output()

@@ -335,7 +335,7 @@ const AS_NOBODY: [&str; 4] = [
 
 /// Runs vmmap as nobody.
 fn vmmap_as_nobody(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("setpriv")
+    std::process::Command::new(require_tool("setpriv", "util-linux"))
         .args(AS_NOBODY)
         .arg(VMMAP)
         .args(args)
@@ -355,7 +355,7 @@ fn without_root_sharing_uses_the_exclusive_bit_and_pss() {
     let dir = std::env::temp_dir().join(format!("vmmap-nobody-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let mut child = std::process::Command::new("setpriv")
+    let mut child = std::process::Command::new(require_tool("setpriv", "util-linux"))
         .args(AS_NOBODY)
         .arg(compile("sharing"))
         .arg(&dir)

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::util::{vmmap, vmmap_ok, TempDir};
+use crate::util::{require_tool, vmmap, vmmap_ok, TempDir};
 
 /// Every subcommand, as the user types it.
 const SUBCOMMANDS: [&str; 19] = [
@@ -28,23 +28,16 @@ const SUBCOMMANDS: [&str; 19] = [
     "help",
 ];
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs `tool args` with `input` on its standard input.
-fn pipe(tool: &str, args: &[&str], input: &str) -> std::process::Output {
+fn pipe(tool: impl AsRef<std::path::Path>, args: &[&str], input: &str) -> std::process::Output {
+    let tool = tool.as_ref();
     let mut child = Command::new(tool)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
     child
         .stdin
         .take()
@@ -112,17 +105,17 @@ fn man_page_is_valid_roff_with_every_subcommand() {
     }
     // The EXIT STATUS list of --help is in the page.
     assert!(page.contains("name matches several processes"));
-    if !have("groff") || !have("man") {
-        println!(
-            "skipping the roff check: groff or man is not installed (.ci/run installs man-db)"
-        );
-        return;
-    }
+    let groff = require_tool("groff", "groff-base");
+    let man = require_tool("man", "man-db");
     // groff with every warning on: the page has no roff mistakes.
-    let o = pipe("groff", &["-man", "-Tutf8", "-ww", "-z"], &page);
+    let o = pipe(&groff, &["-man", "-Tutf8", "-ww", "-z"], &page);
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stderr), "", "groff warnings");
-    let o = pipe("env", &["MANWIDTH=100", "man", "-l", "-"], &page);
+    let o = pipe(
+        "env",
+        &["MANWIDTH=100", man.to_str().unwrap(), "-l", "-"],
+        &page,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Bold and underline are overstrikes ("X\bX"): keep the last character.
     let mut shown = String::new();

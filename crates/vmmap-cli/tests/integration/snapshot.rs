@@ -346,16 +346,12 @@ fn reconciles_with_smaps_rollup() {
 /// mapping must agree with ours exactly.
 #[test]
 fn agrees_with_pmap() {
-    let probe = std::process::Command::new("pmap")
-        .arg("-V")
-        .output()
-        .expect("pmap is not installed (apt-get install procps; .ci/run installs it)");
-    assert!(probe.status.success());
+    let pmap = require_tool("pmap", "procps");
     let _alone = quiet_system();
     let fx = Fixture::start_alone();
     fx.stop();
     let snap = snapshot_json(fx.pid, &[]);
-    let out = std::process::Command::new("pmap")
+    let out = std::process::Command::new(pmap)
         .args(["-XX", &fx.pid.to_string()])
         .output()
         .unwrap();

@@ -302,7 +302,7 @@ fn ps_never_ptraces() {
     let dir = TempDir::new("ps-strace");
     let log = dir.path().join("strace.log");
     let out = output_within(
-        Command::new("strace")
+        Command::new(require_tool("strace", "strace"))
             .args(["-f", "-qq", "-e", "trace=ptrace,process_vm_readv", "-o"])
             .arg(&log)
             .args([VMMAP, "ps"])

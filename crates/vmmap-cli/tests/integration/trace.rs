@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::{json, Value};
 
-use crate::util::{starting_processes, VMMAP};
+use crate::util::{require_tool, starting_processes, VMMAP};
 
 pub(crate) fn tmp() -> &'static Path {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -625,7 +625,7 @@ fn every_exit_path_keeps_the_events() {
 
 /// Function ranges from `nm -S` (address, size) by name.
 fn symbols(prog: &Path) -> HashMap<String, (u64, u64)> {
-    let o = Command::new("nm")
+    let o = Command::new(require_tool("nm", "binutils"))
         .args(["-S", "--defined-only"])
         .arg(prog)
         .output()

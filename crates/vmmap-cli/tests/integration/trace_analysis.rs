@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::trace::{build, fixture, on_file, run_plain, run_traced, same_behaviour, tmp};
-use crate::util::VMMAP;
+use crate::util::{require_tool, VMMAP};
 
 /// The line of `marker` in a fixture's source.
 fn line_of(src: &str, marker: &str) -> u64 {
@@ -392,7 +392,7 @@ fn exports_feed_flame_graphs_pprof_and_speedscope() {
             .collect();
         assert!(names.last().unwrap().starts_with("make_"), "{names:?}");
     }
-    // pprof: gzip'd protobuf; `go tool pprof` reads it when Go is here.
+    // pprof: gzip'd protobuf, which `go tool pprof` reads.
     on_file(
         "trace",
         &file,
@@ -400,30 +400,24 @@ fn exports_feed_flame_graphs_pprof_and_speedscope() {
     );
     let pb = std::fs::read(out("a.pb.gz")).unwrap();
     assert_eq!(pb[..2], [0x1f, 0x8b], "gzip magic");
-    if Command::new("go")
-        .arg("version")
+    let o = Command::new(require_tool("go", "golang-go"))
+        .args(["tool", "pprof", "-raw"])
+        .arg(out("a.pb.gz"))
+        .env("GOCACHE", dir.join("gocache"))
+        .env("HOME", &dir)
         .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        let o = Command::new("go")
-            .args(["tool", "pprof", "-raw"])
-            .arg(out("a.pb.gz"))
-            .env("GOCACHE", dir.join("gocache"))
-            .env("HOME", &dir)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&o.stdout);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert!(
-            text.contains("alloc_space/bytes") && text.contains("make_big"),
-            "{text}"
-        );
-        // alloc_objects alloc_space inuse_objects inuse_space per sample.
-        assert!(
-            text.contains("10      30000          0          0"),
-            "{text}"
-        );
-    }
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("alloc_space/bytes") && text.contains("make_big"),
+        "{text}"
+    );
+    // alloc_objects alloc_space inuse_objects inuse_space per sample.
+    assert!(
+        text.contains("10      30000          0          0"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -481,7 +475,7 @@ pub(crate) fn heaptrack_totals_with(prog: &Path, args: &[&str], tag: &str) -> [f
     let dir = tmp().join(format!("heaptrack-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let st = Command::new("heaptrack")
+    let st = Command::new(require_tool("heaptrack", "heaptrack"))
         .arg("-o")
         .arg(dir.join("ht"))
         .arg(prog)
@@ -500,7 +494,7 @@ pub(crate) fn heaptrack_totals_with(prog: &Path, args: &[&str], tag: &str) -> [f
         .find(|p| p.to_string_lossy().contains("ht"))
         .unwrap();
     let hist = dir.join("hist.txt");
-    let o = Command::new("heaptrack_print")
+    let o = Command::new(require_tool("heaptrack_print", "heaptrack"))
         .arg(&data)
         .arg("-H")
         .arg(&hist)

@@ -12,28 +12,7 @@ use crate::trace::{
     agent, build, fixture, history, ops, run_plain, same_behaviour, summary, tmp, torture,
     trace_path,
 };
-use crate::util::{output_within, starting_processes, VMMAP};
-
-/// A system library the test needs: its path, or a failure that says
-/// which package to install.
-fn need_lib(file: &str, package: &str) -> PathBuf {
-    ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib"]
-        .iter()
-        .map(|d| Path::new(d).join(file))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| {
-            panic!("{file} is missing: install the {package} package (.ci/run does)")
-        })
-}
-
-fn need_program(name: &str, package: &str) -> PathBuf {
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} is missing: install the {package} package (.ci/run does)")
-        })
-}
+use crate::util::{output_within, require_library, require_tool, starting_processes, VMMAP};
 
 /// `vmmap run -q -i 0 -o FILE -- prog args` with `env` set for vmmap (and
 /// so for the program, as the user's own settings).
@@ -98,7 +77,7 @@ fn check_allocator_trace(file: &Path, what: &str) {
 
 #[test]
 fn a_program_linked_with_jemalloc_runs_on_jemalloc_and_is_traced() {
-    need_lib("libjemalloc.so", "libjemalloc-dev");
+    require_library("libjemalloc.so", "libjemalloc-dev");
     let prog = allocators_fixture("allocators-jemalloc", &["-ljemalloc"]);
     let plain = run_plain(&prog, &["jemalloc"]);
     assert_eq!(plain.status.code(), Some(0), "{plain:?}");
@@ -115,7 +94,7 @@ fn programs_with_a_preloaded_allocator_run_on_it_and_are_traced() {
         ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
         ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
     ] {
-        let lib = need_lib(lib, package);
+        let lib = require_library(lib, package);
         let env = [("LD_PRELOAD", lib.to_str().unwrap())];
         let plain = run_plain_env(&env, &prog, &[name]);
         assert_eq!(plain.status.code(), Some(0), "{name}: {plain:?}");
@@ -202,7 +181,7 @@ fn drive_redis(mut cmd: Command) -> (ExitStatus, Vec<String>) {
 
 #[test]
 fn debians_redis_server_runs_and_is_traced() {
-    let server = need_program("redis-server", "redis-server");
+    let server = require_tool("redis-server", "redis-server");
     let (plain, plain_replies) = drive_redis(Command::new(&server));
     assert_eq!(plain.code(), Some(0), "plain redis-server");
     assert_eq!(plain_replies.len(), 52);
@@ -261,8 +240,8 @@ fn a_program_that_closes_every_descriptor_keeps_its_file_and_its_trace() {
 /// variables in the same order, the user's LD_PRELOAD kept.
 #[test]
 fn the_program_sees_its_own_environment() {
-    let env = need_program("env", "coreutils");
-    let lib = need_lib("libmimalloc.so.2", "libmimalloc2.0");
+    let env = require_tool("env", "coreutils");
+    let lib = require_library("libmimalloc.so.2", "libmimalloc2.0");
     for set in [
         vec![],
         vec![("LD_PRELOAD", lib.to_str().unwrap())],
@@ -278,7 +257,7 @@ fn the_program_sees_its_own_environment() {
         );
     }
     // A descendant that is not traced sees no trace of the tracer either.
-    let sh = need_program("sh", "dash");
+    let sh = require_tool("sh", "dash");
     let args = ["-c", "env; true"];
     let plain = run_plain_env(&[], &sh, &args);
     let (o, _) = run_traced_env(&[], &sh, &args);

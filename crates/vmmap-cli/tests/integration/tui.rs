@@ -28,19 +28,6 @@ struct Tmux {
     _home: TempDir,
 }
 
-/// Fails the test when tmux cannot run here: these tests drive the
-/// interactive view in a real terminal and check nothing without it.
-fn need_tmux() {
-    let ok = Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "tmux is not installed (apt-get install tmux; .ci/run installs it)"
-    );
-}
-
 impl Tmux {
     /// Starts `vmmap ARGS` in a new pane.
     fn start(args: &[&str]) -> Tmux {
@@ -63,7 +50,7 @@ impl Tmux {
 if stty -a | grep -qE -- '(^| )-(icanon|echo)( |$)'; then tty=raw; else tty=cooked; fi
 echo "EXITED-$st TTY-$tty"
 exec sleep 60"#;
-        let mut cmd = Command::new("tmux");
+        let mut cmd = Command::new(require_tool("tmux", "tmux"));
         cmd.args([
             "-f",
             "/dev/null",
@@ -108,7 +95,7 @@ exec sleep 60"#;
     }
 
     fn tmux(&self, args: &[&str]) -> Output {
-        let out = Command::new("tmux")
+        let out = Command::new(require_tool("tmux", "tmux"))
             .args(["-L", &self.socket])
             .args(args)
             .output()
@@ -210,7 +197,7 @@ impl Drop for Tmux {
             .collect();
         kill_quietly(&vmmap, "TERM");
         wait_gone(&vmmap, Duration::from_secs(2));
-        let _ = Command::new("tmux")
+        let _ = Command::new(require_tool("tmux", "tmux"))
             .args(["-L", &self.socket, "kill-server"])
             .output();
         // Everything this test started is gone before the next test that
@@ -391,7 +378,7 @@ fn unique_name(tag: &str) -> String {
 
 #[test]
 fn picker_opens_a_process_typed_by_name() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let dir = TempDir::new("tui-picker");
     let name = unique_name("vmpick");
@@ -423,7 +410,7 @@ fn picker_opens_a_process_typed_by_name() {
 
 #[test]
 fn stack_type_shows_exactly_the_thread_stacks() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -463,7 +450,7 @@ fn stack_type_shows_exactly_the_thread_stacks() {
 
 #[test]
 fn enter_expands_the_executable_into_its_segments() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -509,7 +496,7 @@ fn enter_expands_the_executable_into_its_segments() {
 
 #[test]
 fn f5_shows_a_region_mapped_since() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let mut fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -549,7 +536,7 @@ fn assert_restored(t: &Tmux, how: &str) {
 
 #[test]
 fn q_quits_and_restores_the_terminal() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -567,7 +554,7 @@ fn q_quits_and_restores_the_terminal() {
 
 #[test]
 fn sigterm_restores_the_terminal() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -583,7 +570,7 @@ fn sigterm_restores_the_terminal() {
 /// to a file that `vmmap timeline` reads.
 #[test]
 fn history_diff_and_save() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let mut fx = Fixture::start(false);
     let pid = fx.pid.to_string();
@@ -630,7 +617,7 @@ fn history_diff_and_save() {
 
 #[test]
 fn goto_address_then_strings_of_the_region() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start_named("memtext");
     let pid = fx.pid.to_string();
@@ -695,7 +682,7 @@ fn goto_address_then_strings_of_the_region() {
 #[test]
 fn search_and_strings_in_the_view_never_change_the_target() {
     use crate::memory::{assert_memory_unchanged, memory_use, skipped_figure};
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start_static("untouched");
     fx.stop();
@@ -742,7 +729,7 @@ fn search_and_strings_in_the_view_never_change_the_target() {
 
 #[test]
 fn w_empties_the_working_set_after_asking() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start_named("memtext");
     let pid = fx.pid.to_string();
@@ -820,7 +807,7 @@ fn launch_from_picker(t: &Tmux, program: &str, args: &str) {
 /// operations and the program was reaped.
 #[test]
 fn launch_tab_traces_a_new_process() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let agent = crate::trace::agent();
     let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
@@ -877,7 +864,7 @@ fn launch_tab_traces_a_new_process() {
 /// so; the file is finished and loads.
 #[test]
 fn quitting_leaves_a_traced_program_running() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let agent = crate::trace::agent();
     let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
@@ -909,7 +896,7 @@ fn quitting_leaves_a_traced_program_running() {
 
 #[test]
 fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let _busy = starting_processes();
     let fx = Fixture::start_named("sharing");
     let child = &fx.info["child"];
@@ -964,7 +951,7 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
 /// their exact calls, the Leaks and History tabs theirs; Esc goes back.
 #[test]
 fn t_shows_the_call_tree_of_a_traced_run() {
-    need_tmux();
+    require_tool("tmux", "tmux");
     let src = crate::trace::fixture("calls.c");
     let linger = crate::trace::fixture("linger.c");
     let prog = crate::trace::build(

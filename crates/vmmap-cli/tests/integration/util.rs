@@ -54,6 +54,42 @@ fn compile_with(name: &str, flags: &[&str]) -> PathBuf {
     out
 }
 
+/// The path of an external program a test needs: `name` looked up in
+/// PATH, or an absolute path taken as it is. A missing one fails the test
+/// with the Debian package to install; a test never passes without the
+/// tool it checks against. `./test.sh` installs every such package.
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    let found = if Path::new(name).is_absolute() {
+        Some(PathBuf::from(name)).filter(|p| p.is_file())
+    } else {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    };
+    found.unwrap_or_else(|| {
+        panic!("{name} is not installed: this test needs it; install the Debian package {package} (./test.sh does)")
+    })
+}
+
+/// A shared library of the distribution (the allocators a test preloads
+/// or links), or a failure naming its Debian package, as [`require_tool`].
+pub fn require_library(file: &str, package: &str) -> PathBuf {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(file))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| {
+        panic!("{file} is not installed: this test needs it; install the Debian package {package} (./test.sh does)")
+    })
+}
+
 static PROCESSES: RwLock<()> = RwLock::new(());
 
 thread_local! {
@@ -127,9 +163,17 @@ mod tempdir {
 
     impl TempDir {
         pub fn new(tag: &str) -> TempDir {
+            TempDir::under(Path::new(env!("CARGO_TARGET_TMPDIR")), tag)
+        }
+        /// In the system's temporary directory, outside the repository
+        /// (CARGO_TARGET_TMPDIR is inside its target/).
+        pub fn in_system_tmp(tag: &str) -> TempDir {
+            TempDir::under(&std::env::temp_dir(), &format!("vmmap-{tag}"))
+        }
+        fn under(parent: &Path, tag: &str) -> TempDir {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
-            let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            let p = parent.join(format!(
                 "{tag}-{}-{}",
                 std::process::id(),
                 N.fetch_add(1, Ordering::Relaxed)
@@ -472,13 +516,13 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> Output {
 /// Checks OpenMetrics or Prometheus text with `promtool check metrics`
 /// (Debian package prometheus); a missing promtool fails the test.
 pub fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
+    let mut child = Command::new(require_tool("promtool", "prometheus"))
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run promtool (Debian package prometheus; .ci/run installs it)");
+        .expect("run promtool");
     child
         .stdin
         .take()

@@ -5,7 +5,7 @@
 //! instead of fighting zstd.
 
 use libfuzzer_sys::fuzz_target;
-use vmmap_core::trace::wire::*;
+use vmmap_wire::*;
 use vmmap_core::trace::calltree::{CallTree, Metric, TreeOptions};
 use vmmap_core::trace::summary::Summarizer;
 use vmmap_core::trace::symbols::Symbols;

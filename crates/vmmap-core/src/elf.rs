@@ -462,30 +462,6 @@ mod tests {
     }
 }
 
-/// The GNU build id in a block of ELF notes (a PT_NOTE segment or a
-/// `.note.gnu.build-id` section), if there is one.
-pub fn find_build_id_note(mut notes: &[u8]) -> Option<&[u8]> {
-    const NT_GNU_BUILD_ID: u32 = 3;
-    let word = |b: &[u8], i: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
-    };
-    let align4 = |n: usize| (n + 3) & !3;
-    while notes.len() >= 12 {
-        let namesz = word(notes, 0)? as usize;
-        let descsz = word(notes, 4)? as usize;
-        let kind = word(notes, 8)?;
-        let name_end = 12usize.checked_add(align4(namesz))?;
-        let desc_end = name_end.checked_add(descsz)?;
-        let name = notes.get(12..12 + namesz)?;
-        let desc = notes.get(name_end..desc_end)?;
-        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
-            return Some(desc);
-        }
-        notes = notes.get(align4(desc_end).min(notes.len())..)?;
-    }
-    None
-}
-
 /// What `vmmap run` must know about a program before preloading the agent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProgramFacts {

@@ -189,7 +189,7 @@ fn hostile_trace() -> std::path::PathBuf {
     use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
     use vmmap_core::trace::scan::encode_symbols;
     use vmmap_core::trace::symbols::{CachedModule, Frame};
-    use vmmap_core::trace::synthetic::*;
+    use vmmap_wire::synthetic::*;
     const BASE: u64 = 0x400000;
     let dir = std::env::temp_dir().join(format!("vmmap-tui-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

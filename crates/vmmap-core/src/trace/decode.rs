@@ -1808,7 +1808,7 @@ mod tests {
     /// too) decodes to the same calls from both.
     #[test]
     fn versions_2_3_and_4_decode_the_same_calls() {
-        use crate::trace::synthetic::{self as syn, StreamBuilder};
+        use vmmap_wire::synthetic::{self as syn, StreamBuilder};
         let mut s = StreamBuilder::new(11, 0, 0, 0);
         s.stack(1, &[0x401]);
         s.malloc(10, 0x5000, 24, 1);

@@ -14,8 +14,10 @@ pub mod summary;
 pub mod supervise;
 pub mod symbol_cache;
 pub mod symbols;
-pub mod synthetic;
-pub mod wire;
+
+/// The wire format the agent writes, from its own crate (the agent
+/// depends on it alone).
+pub use vmmap_wire as wire;
 
 pub use decode::{Decoder, Event, Record, TraceError, TraceInfo};
 pub use summary::{summarize, Summary};

@@ -599,7 +599,7 @@ mod tests {
     /// mmap'd page with memory no call made on both sides.
     fn merged_trace() -> std::path::PathBuf {
         use crate::format::Writer;
-        use crate::trace::synthetic::*;
+        use vmmap_wire::synthetic::*;
         let hello = hello(42, "/bin/app", b"app\0");
         let mut s = StreamBuilder::new(100, 0, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
         for (id, ret) in [(1u64, 0x401u64), (2, 0x501), (3, 0x601)] {

@@ -431,7 +431,7 @@ fn take_chunk(
 /// Checks a zstd frame's own content size, where its writer recorded it,
 /// against the size declared beside it: run before a buffer of the
 /// declared size is reserved, so a damaged length cannot claim gigabytes.
-pub(crate) fn frame_size_agrees(z: &[u8], declared: u64) -> Result<(), String> {
+pub fn frame_size_agrees(z: &[u8], declared: u64) -> Result<(), String> {
     match zstd::zstd_safe::get_frame_content_size(z) {
         Ok(Some(n)) if n != declared => {
             Err("decompressed size differs from the declared size".into())

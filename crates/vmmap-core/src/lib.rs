@@ -22,8 +22,9 @@ in figures that reconcile with the kernel's own accounting.
 - [`format`]: the native file format (append-only, self-checking chunks);
   [`mmp`]: Sysinternals VMMap's `.mmp` XML, both ways;
   and [`timeline`]: totals over time from a recording.
-- [`trace`]: the events a traced run (`vmmap run`) records: the wire
-  format the preload agent writes and its decoder.
+- Traced runs (`vmmap run`) are read by the `vmmap-trace` crate, on top of
+  this one; the bytes the agent writes are `vmmap-wire`'s, which
+  [`format`] shares.
 - [`lookup`]: which region holds an address, and its neighbours.
 - [`layout`]: the fragmentation map (regions and gaps on a compressed
   axis) and its SVG picture.
@@ -72,4 +73,3 @@ pub use error::{Error, Result};
 pub use figures::{Column, Figures};
 pub use model::{MemoryType, Region, Snapshot};
 pub use summary::Summary;
-pub mod trace;

@@ -145,7 +145,7 @@ pub struct App {
     /// that snapshot's process).
     pub owners: std::collections::HashMap<
         crate::owners_job::OwnersKey,
-        Option<Arc<vmmap_core::trace::region_owners::SnapshotOwners>>,
+        Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>,
     >,
     /// The help screen was opened from the Trace view (Esc goes back there).
     help_over_trace: bool,
@@ -677,14 +677,14 @@ impl App {
             .proc_root(&self.proc_root)
             .ptrace(false)
             .read_memory(true);
-        let run = match vmmap_core::trace::supervise::start(&spec, opts, true) {
+        let run = match vmmap_trace::supervise::start(&spec, opts, true) {
             Ok(r) => r,
-            Err(vmmap_core::trace::launch::LaunchError::Output(e)) => {
+            Err(vmmap_trace::launch::LaunchError::Output(e)) => {
                 form.error = Some(format!("Cannot create {}: {e}", output.display()));
                 return Vec::new();
             }
-            Err(vmmap_core::trace::launch::LaunchError::Spawn(e)) => {
-                let why = vmmap_core::trace::launch::spawn_advice(&e)
+            Err(vmmap_trace::launch::LaunchError::Spawn(e)) => {
+                let why = vmmap_trace::launch::spawn_advice(&e)
                     .map_or_else(|| e.to_string(), str::to_string);
                 form.error = Some(format!("Cannot start {}: {why}", spec.program.display()));
                 return Vec::new();
@@ -1018,7 +1018,7 @@ impl App {
                 let waiting = t.analysis.is_none();
                 t.poll();
                 if let (true, Some(a)) = (waiting, t.analysis.as_ref()) {
-                    if let vmmap_core::trace::symbol_cache::CacheWrite::Failed(e) = &a.cache {
+                    if let vmmap_trace::symbol_cache::CacheWrite::Failed(e) = &a.cache {
                         self.message = Some(crate::trace_jobs::cache_note(&t.path, e));
                     }
                 }
@@ -1044,7 +1044,7 @@ impl App {
                     None
                 }
             };
-            if let Some(vmmap_core::trace::symbol_cache::CacheWrite::Failed(e)) =
+            if let Some(vmmap_trace::symbol_cache::CacheWrite::Failed(e)) =
                 owners.as_ref().map(|o| &o.cache)
             {
                 self.message = Some(crate::trace_jobs::cache_note(&job.key.0, e));

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
 use vmmap_core::model::Snapshot;
-use vmmap_core::trace::scan::encode_symbols;
-use vmmap_core::trace::symbols::{CachedModule, Frame};
+use vmmap_trace::scan::encode_symbols;
+use vmmap_trace::symbols::{CachedModule, Frame};
 use vmmap_wire::synthetic::*;
 
 /// Where the program is loaded.

@@ -437,7 +437,7 @@ fn empty_working_set(
 
 /// `vmmap map PID`: the fragmentation map as text, JSON or SVG.
 fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
-    use vmmap_core::layout::Layout;
+    use vmmap_render::layout::Layout;
     if let Some(p) = &a.output {
         let ext = p
             .extension()
@@ -511,7 +511,7 @@ fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
 
 fn write_layout(
     snap: &Snapshot,
-    l: &vmmap_core::layout::Layout,
+    l: &vmmap_render::layout::Layout,
     exact: bool,
     w: &mut impl Write,
 ) -> io::Result<()> {

@@ -647,7 +647,9 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
 /// The top-down call tree of a traced file for the HTML report, or None
 /// when the file holds no trace. Entries under 0.1% of the bytes are
 /// folded away to keep the page small.
-pub fn report_call_tree(file: &Path) -> Result<Option<vmmap_core::report::CallTreeNode>, Failure> {
+pub fn report_call_tree(
+    file: &Path,
+) -> Result<Option<vmmap_render::report::CallTreeNode>, Failure> {
     let opts = SymbolOptions::with_env(Vec::new());
     let an = analyse_file(file, None, None, &opts, true)?;
     let mut t = CallTree::build(
@@ -659,10 +661,10 @@ pub fn report_call_tree(file: &Path) -> Result<Option<vmmap_core::report::CallTr
     );
     t.sort(Metric::Allocated);
     let min = t.nodes[0].total.bytes / 1000;
-    fn convert(t: &CallTree, n: usize, min: u64) -> vmmap_core::report::CallTreeNode {
+    fn convert(t: &CallTree, n: usize, min: u64) -> vmmap_render::report::CallTreeNode {
         let node = &t.nodes[n];
         let f = &node.frame;
-        vmmap_core::report::CallTreeNode {
+        vmmap_render::report::CallTreeNode {
             name: f.function.clone(),
             location: match (&f.file, f.line) {
                 (Some(file), Some(l)) => Some(format!("{}:{l}", short_path(file))),

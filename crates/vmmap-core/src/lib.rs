@@ -26,10 +26,8 @@ in figures that reconcile with the kernel's own accounting.
   this one; the bytes the agent writes are `vmmap-wire`'s, which
   [`format`] shares.
 - [`lookup`]: which region holds an address, and its neighbours.
-- [`layout`]: the fragmentation map (regions and gaps on a compressed
-  axis) and its SVG picture.
-- [`report`]: the single-file HTML report (bar graphs, Summary, Details,
-  timeline, diff, fragmentation map, flame graph) with its data inline.
+- The fragmentation map and the HTML report are drawn by the
+  `vmmap-render` crate, on top of this one.
 - [`output`]: writing an output file without harm (atomic replacement,
   devices and FIFOs written in place, no planted links followed).
 - [`memory`]: strings and pattern search in the target's memory, read in
@@ -52,7 +50,6 @@ pub mod export;
 pub mod figures;
 pub mod format;
 pub mod hsperfdata;
-pub mod layout;
 pub mod lookup;
 pub mod memory;
 pub mod metrics;
@@ -61,7 +58,6 @@ pub mod model;
 pub mod multi;
 pub mod output;
 pub mod proc;
-pub mod report;
 pub mod sharing;
 pub mod summary;
 pub mod text;

@@ -74,9 +74,9 @@ use crate::text::{escape, Escaped};
 use crate::units;
 
 /// The JSON schema name.
-pub const JSON_SCHEMA: &str = "vmmap.diff";
+pub(crate) const JSON_SCHEMA: &str = "vmmap.diff";
 /// The JSON schema version; bumped on any incompatible change.
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;
 
 /// The changes from one snapshot to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -58,7 +58,7 @@ impl ElfInfo {
 }
 
 /// Names for the common `e_machine` values.
-pub fn machine_name(machine: u16) -> &'static str {
+pub(crate) fn machine_name(machine: u16) -> &'static str {
     match machine {
         3 => "i386",
         8 => "mips",
@@ -179,11 +179,11 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, NotElf> {
 }
 
 /// `sh_flags` bit: the section occupies memory at run time.
-pub const SHF_ALLOC: u64 = 2;
+pub(crate) const SHF_ALLOC: u64 = 2;
 /// `sh_type` of a section with no bytes in the file (`.bss`, `.tbss`).
-pub const SHT_NOBITS: u32 = 8;
+pub(crate) const SHT_NOBITS: u32 = 8;
 /// `sh_flags` bit: thread-local storage (a template, not the live copy).
-pub const SHF_TLS: u64 = 0x400;
+pub(crate) const SHF_TLS: u64 = 0x400;
 
 /// One section header, with its name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,9 +14,9 @@ use crate::proc::smaps::Field;
 use crate::summary::{free_blocks, FreeBlock, Summary};
 
 /// The JSON schema name.
-pub const JSON_SCHEMA: &str = "vmmap.snapshot";
+pub(crate) const JSON_SCHEMA: &str = "vmmap.snapshot";
 /// The JSON schema version; bumped on any incompatible change.
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;
 /// The CSV schema version (see the docs for the column list).
 pub const CSV_VERSION: u32 = 1;
 

@@ -48,19 +48,19 @@ pub struct Sample {
 /// largest stored chunk: a 60,000-region snapshot is 19 MB raw, so this is
 /// fifty such snapshots at once. A declared size is checked against it
 /// before anything is reserved (docs/format.md, "Limits").
-pub const MAX_RAW: u32 = 1 << 30;
+pub(crate) const MAX_RAW: u32 = 1 << 30;
 
 /// Largest ratio of a chunk's raw size to its stored size: the
 /// 60,000-region fixture compresses 131 to 1, and a zstd frame of zeros
 /// claims 30,000 to 1. With it, what a chunk decodes into is bounded by
 /// the file's own size, whatever its header claims.
-pub const MAX_RATIO: u64 = 1024;
+pub(crate) const MAX_RATIO: u64 = 1024;
 
 /// Largest `.mmp` file read: VMMap writes about 300 bytes per region (a
 /// 60,000-region export is 18 MB, twice that in UTF-16); the file is
 /// parsed in memory, so input that never ends (a device, a FIFO) stops
 /// here.
-pub const MAX_MMP: u64 = 64 << 20;
+pub(crate) const MAX_MMP: u64 = 64 << 20;
 
 /// Why a file could not be read, or where reading stopped.
 #[derive(Debug, thiserror::Error)]
@@ -493,7 +493,7 @@ pub fn snapshot_from_payload(payload: &[u8]) -> Result<Snapshot, String> {
 /// Loads the native format or, when the bytes are XML, a VMMap `.mmp`
 /// file (every snapshot in it; an `.mmp` file has no samples and is
 /// complete or an error).
-pub fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
+pub(crate) fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
     if !bytes.starts_with(&MAGIC) && crate::mmp::sniff(bytes) {
         if bytes.len() as u64 > MAX_MMP {
             return Err(FormatError::TooLarge);

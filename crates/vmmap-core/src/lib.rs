@@ -45,7 +45,7 @@ pub mod classify;
 pub mod collect;
 pub mod diff;
 pub mod elf;
-pub mod error;
+mod error;
 pub mod export;
 pub mod figures;
 pub mod format;

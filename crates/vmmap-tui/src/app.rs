@@ -1370,7 +1370,7 @@ impl App {
         let d = vmmap_core::diff::diff(sa, sb);
         let mut out = Vec::new();
         let units_exact = self.settings.units == crate::settings::Units::Bytes;
-        if vmmap_core::diff::write_text(&d, &mut out, units_exact).is_ok() {
+        if vmmap_render::diff::write_text(&d, &mut out, units_exact).is_ok() {
             self.diff_text = String::from_utf8_lossy(&out)
                 .lines()
                 .map(str::to_string)
@@ -1399,9 +1399,9 @@ impl App {
             };
             let d = vmmap_core::diff::diff(sa, sb);
             return vmmap_core::output::write(std::path::Path::new(path), |out| match ext {
-                "json" => vmmap_core::diff::write_json(&d, out),
-                "csv" => vmmap_core::diff::write_csv(&d, out),
-                _ => vmmap_core::diff::write_text(&d, out, exact),
+                "json" => vmmap_render::diff::write_json(&d, out),
+                "csv" => vmmap_render::diff::write_csv(&d, out),
+                _ => vmmap_render::diff::write_text(&d, out, exact),
             });
         }
         let summary = vmmap_core::Summary::of(&m.snap);

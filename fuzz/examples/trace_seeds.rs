@@ -1,7 +1,7 @@
 //! Writes seed inputs for the `trace` target: the harness's own framing
 //! (first byte: format version − 1; then kind, little-endian u16 length,
 //! body per message, EVENTS and MAPS bodies uncompressed) of small traces
-//! built with `trace::synthetic` in every format the decoder reads, and of
+//! built with `vmmap_wire::synthetic` in every format the decoder reads, and of
 //! any real trace files named on the command line (`vmmap run` output).
 //! Without seeds the fuzzer spends its time finding the framing and
 //! rarely reaches the segment directory or the record parser.
@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
-use vmmap_core::trace::synthetic::{self as syn, StreamBuilder};
-use vmmap_core::trace::wire::*;
+use vmmap_wire::synthetic::{self as syn, StreamBuilder};
+use vmmap_wire::*;
 
 /// Turns whole wire messages into one harness input; messages whose body
 /// does not fit the harness's 16-bit length are left out.

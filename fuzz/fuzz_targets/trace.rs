@@ -5,12 +5,12 @@
 //! instead of fighting zstd.
 
 use libfuzzer_sys::fuzz_target;
-use vmmap_core::trace::wire::*;
-use vmmap_core::trace::calltree::{CallTree, Metric, TreeOptions};
-use vmmap_core::trace::summary::Summarizer;
-use vmmap_core::trace::symbols::Symbols;
-use vmmap_core::trace::{export, scan};
-use vmmap_core::trace::{owners::owners, summarize, Decoder, Record};
+use vmmap_wire::*;
+use vmmap_trace::calltree::{CallTree, Metric, TreeOptions};
+use vmmap_trace::summary::Summarizer;
+use vmmap_trace::symbols::Symbols;
+use vmmap_trace::{export, scan};
+use vmmap_trace::{owners::owners, summarize, Decoder, Record};
 
 /// A HELLO of format `version` (every format still read: 1 to
 /// TRACE_VERSION, picked by the data's first byte).

@@ -8,10 +8,10 @@
 //! two and repeats where the program's pattern does, instead of a
 //! difference from the previous address, which is as random as the heap.
 //! A typical program's trace shrinks by half. The decoder keeps the same
-//! rings and reads the address back from them (`vmmap_core::trace::wire`
+//! rings and reads the address back from them (`vmmap_wire`
 //! defines the references).
 
-use vmmap_core::trace::wire::AGE_RING;
+use vmmap_wire::AGE_RING;
 
 /// Slots of each index from an address to when it went by.
 const INDEX: usize = 4096;

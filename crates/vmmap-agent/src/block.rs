@@ -45,7 +45,7 @@ pub const PART_CAP: [usize; PARTS] = [32 * 1024, 56 * 1024, 40 * 1024];
 /// bytes for a thread start); the largest other fields (a 128-frame stack
 /// definition, or a text of 1 KiB); two heap addresses, each written as
 /// eight bytes whatever its length.
-pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_core::trace::wire::MAX_FRAMES * 10, 26];
+pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_wire::MAX_FRAMES * 10, 26];
 /// Buffers the producers may hold before they wait for the writer
 /// (256 MiB); beyond that a thread yields until the writer catches up.
 const MAX_BUFFERS: usize = 2048;
@@ -132,7 +132,7 @@ pub struct Block {
     /// [`crate::unwind::FixedStorage`]).
     pub unwind: *mut crate::unwind::Context,
     /// The frames of a new stack, for its definition.
-    pub frames: [u64; vmmap_core::trace::wire::MAX_FRAMES],
+    pub frames: [u64; vmmap_wire::MAX_FRAMES],
     /// The frames one walk found before it met a stored walk.
     pub scratch: [FrameRecord; crate::unwind::SCRATCH],
     /// Recent walks (see [`crate::memo`]).

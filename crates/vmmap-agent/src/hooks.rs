@@ -10,7 +10,7 @@ use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 
 use libc::{off_t, pthread_attr_t, pthread_t, size_t};
-use vmmap_core::trace::wire::*;
+use vmmap_wire::*;
 
 use crate::record::Caller;
 use crate::{enter, leave, next, record, sys, writer};

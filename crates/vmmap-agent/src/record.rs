@@ -1,6 +1,6 @@
 //! Encoding events into the calling thread's buffer (the hot path).
 
-use vmmap_core::trace::wire::*;
+use vmmap_wire::*;
 
 use crate::ages::Class;
 use crate::block::{self, Block, Out, StackSlot, ADDRS, HEADS, REST, STACK_SLOTS, STACK_WAYS};
@@ -103,7 +103,7 @@ fn addr(b: &mut Block, o: &mut Out, a: u64) {
 }
 
 /// A heap address and its age in the other class
-/// (`vmmap_core::trace::wire::HEAP_REF`), looked up before the record is
+/// (`vmmap_wire::HEAP_REF`), looked up before the record is
 /// written so that the lookup's cache miss overlaps the stack walk.
 #[derive(Clone, Copy)]
 struct HeapRef {

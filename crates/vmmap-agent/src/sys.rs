@@ -64,7 +64,7 @@ pub fn name_agent_memory(addr: usize, len: usize) {
 #[inline(always)]
 pub fn ticks() -> u64 {
     // SAFETY: rdtsc has no preconditions on x86_64.
-    (unsafe { core::arch::x86_64::_rdtsc() }) >> vmmap_core::trace::wire::TICK_SHIFT
+    (unsafe { core::arch::x86_64::_rdtsc() }) >> vmmap_wire::TICK_SHIFT
 }
 
 /// CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.

@@ -14,7 +14,7 @@ use gimli::{
     BaseAddresses, CfaRule, EhFrame, EhFrameHdr, NativeEndian, ParsedEhFrameHdr, Register,
     RegisterRule, UnwindContext, UnwindContextStorage, UnwindSection, UnwindTableRow, X86_64,
 };
-use vmmap_core::trace::wire::MAX_FRAMES;
+use vmmap_wire::MAX_FRAMES;
 
 use crate::block::Block;
 use crate::memo::{

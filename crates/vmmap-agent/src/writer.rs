@@ -7,8 +7,8 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering::
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
-use vmmap_core::format::{chunk_bytes, file_header, CHUNK_TRACE};
-use vmmap_core::trace::wire::*;
+use vmmap_wire::container::{chunk_bytes, file_header, CHUNK_TRACE};
+use vmmap_wire::*;
 
 use crate::block::{self, Block, Buf, EXITED, FREE, LIVE};
 use crate::placement::{self, Placement};
@@ -32,10 +32,8 @@ fn anon_ranges() -> Vec<(u64, u64)> {
     let Ok(maps) = std::fs::read("/proc/self/maps") else {
         return Vec::new();
     };
-    vmmap_core::proc::smaps::parse(&maps)
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| m.inode == 0 && !m.path.starts_with('['))
+    crate::maps::lines(&maps)
+        .filter(|m| m.inode == 0 && !m.path.starts_with(b"["))
         .map(|m| (m.start, m.size()))
         .collect()
 }
@@ -422,13 +420,8 @@ fn name_own_stack() {
     let Ok(maps) = std::fs::read("/proc/self/maps") else {
         return;
     };
-    let Ok(list) = vmmap_core::proc::smaps::parse(&maps) else {
-        return;
-    };
-    if let Some(m) = list
-        .iter()
-        .find(|m| m.start <= here && here < m.end && m.inode == 0)
-    {
+    let mine = crate::maps::lines(&maps).find(|m| m.start <= here && here < m.end && m.inode == 0);
+    if let Some(m) = mine {
         sys::name_agent_memory(m.start as usize, m.size() as usize);
     }
 }
@@ -523,7 +516,7 @@ fn write_events(st: &mut State) {
     push_uvarint(&mut prefix, st.pass_tick);
     push_uvarint(&mut prefix, raw as u64);
     let total = prefix.len() + st.zbuf.len();
-    if let Ok(h) = vmmap_core::format::chunk_header(CHUNK_TRACE, &[&prefix, &st.zbuf], total) {
+    if let Ok(h) = vmmap_wire::container::chunk_header(CHUNK_TRACE, &[&prefix, &st.zbuf], total) {
         sys::write_parts(FD.load(Relaxed), &[&h, &prefix, &st.zbuf]);
     }
     st.bytes_in += raw as u64;
@@ -640,7 +633,7 @@ unsafe fn build_id(base: u64, phdrs: &[libc::Elf64_Phdr]) -> Vec<u8> {
         let notes = unsafe {
             core::slice::from_raw_parts((base + p.p_vaddr) as *const u8, p.p_memsz as usize)
         };
-        if let Some(id) = vmmap_core::elf::find_build_id_note(notes) {
+        if let Some(id) = vmmap_wire::find_build_id_note(notes) {
             return id.to_vec();
         }
     }

@@ -145,9 +145,9 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
     }
     let write = |w: &mut dyn Write| -> io::Result<()> {
         match kind {
-            1 => vmmap_core::diff::write_json(&d, &mut *w),
-            2 => vmmap_core::diff::write_csv(&d, &mut *w),
-            _ => vmmap_core::diff::write_text(&d, &mut *w, a.bytes),
+            1 => vmmap_render::diff::write_json(&d, &mut *w),
+            2 => vmmap_render::diff::write_csv(&d, &mut *w),
+            _ => vmmap_render::diff::write_text(&d, &mut *w, a.bytes),
         }
     };
     match &a.output {

@@ -12,7 +12,7 @@ use crate::{exit, is_stdout, memory, output_error, resolve, write_file, Failure}
 
 /// `vmmap map PID`: the fragmentation map as text, JSON or SVG.
 pub(crate) fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
-    use vmmap_core::layout::Layout;
+    use vmmap_render::layout::Layout;
     if let Some(p) = &a.output {
         let ext = p
             .extension()
@@ -86,7 +86,7 @@ pub(crate) fn map(a: &cli::MapArgs, proc_root: &Path) -> Result<(), Failure> {
 
 fn write_layout(
     snap: &Snapshot,
-    l: &vmmap_core::layout::Layout,
+    l: &vmmap_render::layout::Layout,
     exact: bool,
     w: &mut impl Write,
 ) -> io::Result<()> {

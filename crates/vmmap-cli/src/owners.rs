@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use vmmap_core::trace::region_owners::{snapshot_owners, OwnerOptions, SnapshotOwners};
-use vmmap_core::trace::symbol_cache::CacheWrite;
-use vmmap_core::trace::symbols::SymbolOptions;
+use vmmap_trace::region_owners::{snapshot_owners, OwnerOptions, SnapshotOwners};
+use vmmap_trace::symbol_cache::CacheWrite;
+use vmmap_trace::symbols::SymbolOptions;
 
 /// The owners of `snap` (a snapshot of the file at `path`), or None when
 /// the trace does not cover its process. Problems are notes on stderr,

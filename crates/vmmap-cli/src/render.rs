@@ -8,7 +8,7 @@ use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock, Summary};
 use vmmap_core::text::{escape, Escaped};
-use vmmap_core::trace::region_owners::{OwnerCell, SnapshotOwners};
+use vmmap_trace::region_owners::{OwnerCell, SnapshotOwners};
 
 use vmmap_core::units::push_size;
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use vmmap_core::collect::{self, Options};
 use vmmap_core::format::Loaded;
-use vmmap_core::report::{write_html, ReportInput};
+use vmmap_render::report::{write_html, ReportInput};
 
 use crate::cli::ReportArgs;
 use crate::{exit, files, load, resolve, write_file, Failure};

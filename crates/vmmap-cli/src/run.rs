@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::Options;
-use vmmap_core::trace::{launch, supervise};
+use vmmap_trace::{launch, supervise};
 use vmmap_core::units::size;
 
 use crate::cli::{RunArgs, Unwind};

@@ -76,7 +76,7 @@ pub(crate) fn show_owned(
     d: &DisplayArgs,
     format: Format,
     text: TextOptions,
-    owners: Option<vmmap_core::trace::region_owners::SnapshotOwners>,
+    owners: Option<vmmap_trace::region_owners::SnapshotOwners>,
 ) -> Result<(), Failure> {
     let owners = owners.as_ref();
     let summary = Summary::of(&snap);

@@ -20,10 +20,10 @@ pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
         });
     }
     let mut points = timeline::timeline(&loaded);
-    timeline::add_live_heap(&mut points, &loaded.trace);
+    vmmap_trace::timeline::add_live_heap(&mut points, &loaded.trace);
     // A traced run's times count from its start, as `vmmap trace --at`
     // does; a recording's from its first point.
-    let t0 = timeline::run_start_unix_ns(&loaded.trace)
+    let t0 = vmmap_trace::timeline::run_start_unix_ns(&loaded.trace)
         .or_else(|| points.first().map(|p| p.taken_at_unix_ns))
         .unwrap_or(0);
     let out = io::stdout();

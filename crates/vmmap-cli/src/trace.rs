@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use vmmap_core::text::Escaped;
-use vmmap_core::trace::decode::{Decoder, Event};
+use vmmap_trace::decode::{Decoder, Event};
 use vmmap_core::units::size;
 
 use crate::cli::{TraceArgs, TraceView};
@@ -39,8 +39,8 @@ fn stream(path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), Failure> {
 /// `each` in time order; warns about damage, fails when there is no trace.
 fn scan_file(
     path: &Path,
-    each: impl FnMut(&vmmap_core::trace::Record),
-) -> Result<vmmap_core::trace::scan::Scan, Failure> {
+    each: impl FnMut(&vmmap_trace::Record),
+) -> Result<vmmap_trace::scan::Scan, Failure> {
     crate::trace_views::scan_file(path, Vec::new(), each)
 }
 
@@ -48,13 +48,13 @@ fn summarize_file(
     path: &Path,
 ) -> Result<
     (
-        vmmap_core::trace::Summary,
-        vmmap_core::trace::TraceInfo,
-        Option<vmmap_core::trace::TraceError>,
+        vmmap_trace::Summary,
+        vmmap_trace::TraceInfo,
+        Option<vmmap_trace::TraceError>,
     ),
     Failure,
 > {
-    let mut acc = vmmap_core::trace::summary::Summarizer::default();
+    let mut acc = vmmap_trace::summary::Summarizer::default();
     let scan = scan_file(path, |r| acc.add(r))?;
     Ok((acc.finish(&scan.info), scan.info, scan.damage))
 }
@@ -66,9 +66,9 @@ pub(crate) fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
 
 fn print_summary(
     w: &mut impl Write,
-    s: &vmmap_core::trace::Summary,
-    info: &vmmap_core::trace::TraceInfo,
-    problem: Option<vmmap_core::trace::TraceError>,
+    s: &vmmap_trace::Summary,
+    info: &vmmap_trace::TraceInfo,
+    problem: Option<vmmap_trace::TraceError>,
 ) -> io::Result<()> {
     let ops: u64 = s.calls.values().sum();
     let calls = s
@@ -190,16 +190,16 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
     let clocks =
         match vmmap_core::format::ChunkStream::open(&a.file, vmmap_core::format::CHUNK_TRACE) {
-            Ok(s) => vmmap_core::trace::scan::facts(s),
-            Err(_) => vmmap_core::trace::TraceInfo::default(),
+            Ok(s) => vmmap_trace::scan::facts(s),
+            Err(_) => vmmap_trace::TraceInfo::default(),
         };
     let mut d = Decoder::new();
     let mut err: Option<io::Error> = None;
     let mut at = a.address.as_ref().map(|s| {
         let v = u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or(u64::MAX);
-        vmmap_core::trace::address::AddressFilter::new(v)
+        vmmap_trace::address::AddressFilter::new(v)
     });
-    let mut print = |r: &vmmap_core::trace::Record, info: &vmmap_core::trace::TraceInfo| {
+    let mut print = |r: &vmmap_trace::Record, info: &vmmap_trace::TraceInfo| {
         if err.is_some() {
             return;
         }
@@ -272,7 +272,7 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 /// which is enough to cut the map into parts and find the parts no call
 /// made; the second keeps only the first allocation inside each of those.
 fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
-    use vmmap_core::trace::owners::{owners, Owner};
+    use vmmap_trace::owners::{owners, Owner};
     let is_heap_op = |e: &Event| {
         matches!(
             e,
@@ -304,7 +304,7 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             .map(|p| (p.mapping.start, p.mapping.end))
             .collect();
         unowned.sort_unstable();
-        let mut first: Vec<Option<vmmap_core::trace::Record>> = vec![None; unowned.len()];
+        let mut first: Vec<Option<vmmap_trace::Record>> = vec![None; unowned.len()];
         scan_file(&a.file, |r| {
             if r.image != image || r.tick > tick {
                 return;
@@ -325,11 +325,11 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 
 /// The maps record the regions view shows: the last one, or with --at the
 /// last one recorded by then.
-fn maps_index(info: &vmmap_core::trace::TraceInfo, at: Option<f64>) -> Option<usize> {
+fn maps_index(info: &vmmap_trace::TraceInfo, at: Option<f64>) -> Option<usize> {
     let Some(s) = at else {
         return info.maps.len().checked_sub(1);
     };
-    let ticks = vmmap_core::trace::scan::ticks_at(info, s.max(0.0));
+    let ticks = vmmap_trace::scan::ticks_at(info, s.max(0.0));
     info.maps
         .iter()
         .rposition(|(img, tick, _)| ticks.get(*img as usize).is_none_or(|&t| *tick <= t))
@@ -337,12 +337,12 @@ fn maps_index(info: &vmmap_core::trace::TraceInfo, at: Option<f64>) -> Option<us
 
 fn write_regions(
     a: &TraceArgs,
-    records: &[vmmap_core::trace::Record],
-    info: &vmmap_core::trace::TraceInfo,
+    records: &[vmmap_trace::Record],
+    info: &vmmap_trace::TraceInfo,
     chosen: Option<usize>,
     out: &mut impl Write,
 ) -> io::Result<()> {
-    use vmmap_core::trace::owners::owners;
+    use vmmap_trace::owners::owners;
     let Some(last) = chosen else {
         return writeln!(
             out,
@@ -354,14 +354,14 @@ fn write_regions(
     let hex = |v: u64| format!("{v:#x}");
     // Symbolise the owners' stacks (a few hundred addresses at most).
     let image = info.maps[last].0;
-    let mut syms = vmmap_core::trace::symbols::Symbols::default();
+    let mut syms = vmmap_trace::symbols::Symbols::default();
     let addrs: Vec<(u32, u64)> = list
         .iter()
         .filter_map(|r| info.stacks.get(r.owner.stack() as usize))
         .flat_map(|s| s.frames.iter().map(|f| (image, *f)))
         .collect();
     syms.resolve(info, &addrs, &crate::trace_views::symbol_options(a));
-    let frames = |stack: u32| vmmap_core::trace::calltree::stack_frames(info, &syms, image, stack);
+    let frames = |stack: u32| vmmap_trace::calltree::stack_frames(info, &syms, image, stack);
     // The function that made each mapping: the first frame of its stack
     // outside the allocator, libc, the loader and the agent.
     struct Span<'a> {
@@ -409,7 +409,7 @@ fn write_regions(
                         "function": f.function, "file": f.file, "line": f.line, "inlined": f.inlined,
                     })).collect::<Vec<_>>(),
                     "first_use": match &r.owner {
-                        vmmap_core::trace::owners::Owner::Unobserved { first_use: Some((op, _, tid, _, size, ptr)) } =>
+                        vmmap_trace::owners::Owner::Unobserved { first_use: Some((op, _, tid, _, size, ptr)) } =>
                             serde_json::json!({"op": op, "tid": tid, "size": size, "ptr": hex(*ptr)}),
                         _ => serde_json::Value::Null,
                     },
@@ -468,8 +468,8 @@ fn is_runtime_library(path: &str) -> bool {
 
 /// An owner in words, naming the function that made the mapping when its
 /// stack was recorded.
-fn describe_owner(o: &vmmap_core::trace::owners::Owner, maker: Option<&str>) -> String {
-    use vmmap_core::trace::owners::Owner;
+fn describe_owner(o: &vmmap_trace::owners::Owner, maker: Option<&str>) -> String {
+    use vmmap_trace::owners::Owner;
     let Some(f) = maker else {
         return o.describe();
     };
@@ -483,8 +483,8 @@ fn describe_owner(o: &vmmap_core::trace::owners::Owner, maker: Option<&str>) -> 
     }
 }
 
-fn owner_kind(o: &vmmap_core::trace::owners::Owner) -> &'static str {
-    use vmmap_core::trace::owners::Owner;
+fn owner_kind(o: &vmmap_trace::owners::Owner) -> &'static str {
+    use vmmap_trace::owners::Owner;
     match o {
         Owner::Call { .. } => "call",
         Owner::Unobserved { first_use: Some(_) } => "glibc-internal",
@@ -502,9 +502,9 @@ fn owner_kind(o: &vmmap_core::trace::owners::Owner) -> &'static str {
 /// image, operation, its fields, and its stack's frames.
 fn write_json_record(
     out: &mut impl Write,
-    r: &vmmap_core::trace::Record,
+    r: &vmmap_trace::Record,
     t: u64,
-    info: &vmmap_core::trace::TraceInfo,
+    info: &vmmap_trace::TraceInfo,
 ) -> io::Result<()> {
     use serde_json::json;
     let hex = |v: u64| format!("{v:#x}");

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
 use vmmap_core::text::Escaped;
-use vmmap_core::trace::calltree::{self, CallTree, Metric, TreeOptions};
-use vmmap_core::trace::scan;
-use vmmap_core::trace::summary::{StackCost, Summarizer, Summary};
-use vmmap_core::trace::symbols::{short_path, SymbolOptions, Symbols};
-use vmmap_core::trace::TraceInfo;
 use vmmap_core::units::size;
+use vmmap_trace::calltree::{self, CallTree, Metric, TreeOptions};
+use vmmap_trace::scan;
+use vmmap_trace::summary::{StackCost, Summarizer, Summary};
+use vmmap_trace::symbols::{short_path, SymbolOptions, Symbols};
+use vmmap_trace::TraceInfo;
 
 use crate::cli::TraceArgs;
 use crate::{exit, Failure};
@@ -46,7 +46,7 @@ pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Fa
 pub fn scan_file(
     path: &Path,
     until: Vec<u64>,
-    each: impl FnMut(&vmmap_core::trace::Record),
+    each: impl FnMut(&vmmap_trace::Record),
 ) -> Result<scan::Scan, Failure> {
     let what = crate::shown(path);
     keep_large_buffers_mapped();
@@ -144,7 +144,7 @@ pub fn symbol_options(a: &TraceArgs) -> SymbolOptions {
 /// analysis needs neither the binaries nor their debug files. A file that
 /// cannot be written (read-only, someone else's) simply is not cached.
 fn cache_symbols(path: &Path, syms: &Symbols) {
-    let _ = vmmap_core::trace::symbol_cache::append(path, syms);
+    let _ = vmmap_trace::symbol_cache::append(path, syms);
 }
 
 fn metric(a: &TraceArgs, default: Metric) -> Metric {
@@ -201,7 +201,7 @@ pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, F
             } else {
                 "callers first"
             },
-            vmmap_core::trace::export::metric_title(m),
+            vmmap_trace::export::metric_title(m),
             a.min_percent
         )?;
         writeln!(
@@ -483,8 +483,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
         a.file.with_file_name(format!("{stem}.{ext}"))
     });
     let mut buf = Vec::new();
-    let profile =
-        vmmap_core::trace::export::Profile::new(&an.info, &an.syms, &an.costs, &an.images);
+    let profile = vmmap_trace::export::Profile::new(&an.info, &an.syms, &an.costs, &an.images);
     let res = match a.view.as_str() {
         "folded" => profile
             .folded(m, a.lines)
@@ -497,9 +496,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
                 .info
                 .tick_ns(0, last)
                 .saturating_sub(an.info.tick_ns(0, first));
-            vmmap_core::trace::export::pprof(
-                &an.info, &an.syms, &an.costs, &an.images, ns, &mut buf,
-            )
+            vmmap_trace::export::pprof(&an.info, &an.syms, &an.costs, &an.images, ns, &mut buf)
         }
         _ => vmmap_core::export::to_writer(&mut buf, &profile.speedscope(a.lines)),
     };
@@ -515,7 +512,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
         "vmmap: wrote {} ({}, {})",
         path.display(),
         a.view,
-        vmmap_core::trace::export::metric_title(m)
+        vmmap_trace::export::metric_title(m)
     );
     Ok(())
 }
@@ -524,7 +521,7 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
 /// every region holding live blocks, at the time of a snapshot the run
 /// recorded (the last one, or the last before --at).
 pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
-    use vmmap_core::trace::heap::{heap_regions, ArenaMaps};
+    use vmmap_trace::heap::{heap_regions, ArenaMaps};
     let facts = scan::facts(open(&a.file)?);
     let limit = a.at.and_then(|s| {
         let t0 = facts.images.first()?.clocks.first()?.2;
@@ -569,8 +566,7 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
         acc.live_blocks().map(|(p, n, _)| (p, n)),
         &arenas.ranges(),
     );
-    let sum =
-        |f: &dyn Fn(&vmmap_core::trace::heap::HeapRegion) -> u64| rows.iter().map(f).sum::<u64>();
+    let sum = |f: &dyn Fn(&vmmap_trace::heap::HeapRegion) -> u64| rows.iter().map(f).sum::<u64>();
     if a.json {
         let doc = serde_json::json!({
             "schema": "vmmap.trace-heap",
@@ -651,7 +647,9 @@ pub fn heap(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failu
 /// The top-down call tree of a traced file for the HTML report, or None
 /// when the file holds no trace. Entries under 0.1% of the bytes are
 /// folded away to keep the page small.
-pub fn report_call_tree(file: &Path) -> Result<Option<vmmap_core::report::CallTreeNode>, Failure> {
+pub fn report_call_tree(
+    file: &Path,
+) -> Result<Option<vmmap_render::report::CallTreeNode>, Failure> {
     let opts = SymbolOptions::with_env(Vec::new());
     let an = analyse_file(file, None, None, &opts, true)?;
     let mut t = CallTree::build(
@@ -663,10 +661,10 @@ pub fn report_call_tree(file: &Path) -> Result<Option<vmmap_core::report::CallTr
     );
     t.sort(Metric::Allocated);
     let min = t.nodes[0].total.bytes / 1000;
-    fn convert(t: &CallTree, n: usize, min: u64) -> vmmap_core::report::CallTreeNode {
+    fn convert(t: &CallTree, n: usize, min: u64) -> vmmap_render::report::CallTreeNode {
         let node = &t.nodes[n];
         let f = &node.frame;
-        vmmap_core::report::CallTreeNode {
+        vmmap_render::report::CallTreeNode {
             name: f.function.clone(),
             location: match (&f.file, f.line) {
                 (Some(file), Some(l)) => Some(format!("{}:{l}", short_path(file))),

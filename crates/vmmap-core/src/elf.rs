@@ -58,7 +58,7 @@ impl ElfInfo {
 }
 
 /// Names for the common `e_machine` values.
-pub fn machine_name(machine: u16) -> &'static str {
+pub(crate) fn machine_name(machine: u16) -> &'static str {
     match machine {
         3 => "i386",
         8 => "mips",
@@ -179,11 +179,11 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, NotElf> {
 }
 
 /// `sh_flags` bit: the section occupies memory at run time.
-pub const SHF_ALLOC: u64 = 2;
+pub(crate) const SHF_ALLOC: u64 = 2;
 /// `sh_type` of a section with no bytes in the file (`.bss`, `.tbss`).
-pub const SHT_NOBITS: u32 = 8;
+pub(crate) const SHT_NOBITS: u32 = 8;
 /// `sh_flags` bit: thread-local storage (a template, not the live copy).
-pub const SHF_TLS: u64 = 0x400;
+pub(crate) const SHF_TLS: u64 = 0x400;
 
 /// One section header, with its name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,30 +460,6 @@ mod tests {
         let e = parse(&b[..4096.min(b.len())]).unwrap();
         assert!(!e.loads.is_empty());
     }
-}
-
-/// The GNU build id in a block of ELF notes (a PT_NOTE segment or a
-/// `.note.gnu.build-id` section), if there is one.
-pub fn find_build_id_note(mut notes: &[u8]) -> Option<&[u8]> {
-    const NT_GNU_BUILD_ID: u32 = 3;
-    let word = |b: &[u8], i: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
-    };
-    let align4 = |n: usize| (n + 3) & !3;
-    while notes.len() >= 12 {
-        let namesz = word(notes, 0)? as usize;
-        let descsz = word(notes, 4)? as usize;
-        let kind = word(notes, 8)?;
-        let name_end = 12usize.checked_add(align4(namesz))?;
-        let desc_end = name_end.checked_add(descsz)?;
-        let name = notes.get(12..12 + namesz)?;
-        let desc = notes.get(name_end..desc_end)?;
-        if kind == NT_GNU_BUILD_ID && name == b"GNU\0" {
-            return Some(desc);
-        }
-        notes = notes.get(align4(desc_end).min(notes.len())..)?;
-    }
-    None
 }
 
 /// What `vmmap run` must know about a program before preloading the agent.

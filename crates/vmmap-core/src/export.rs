@@ -12,12 +12,11 @@ use crate::figures::{Column, Figures};
 use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
 use crate::proc::smaps::Field;
 use crate::summary::{free_blocks, FreeBlock, Summary};
-use crate::trace::region_owners::{OwnerCell, SnapshotOwners};
 
 /// The JSON schema name.
-pub const JSON_SCHEMA: &str = "vmmap.snapshot";
+pub(crate) const JSON_SCHEMA: &str = "vmmap.snapshot";
 /// The JSON schema version; bumped on any incompatible change.
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;
 /// The CSV schema version (see the docs for the column list).
 pub const CSV_VERSION: u32 = 1;
 
@@ -101,7 +100,7 @@ struct JsonRegion<'a> {
     parts: Vec<JsonPart<'a>>,
     /// Only in snapshots of a traced run.
     #[serde(skip_serializing_if = "Option::is_none")]
-    owner: Option<JsonOwner<'a>>,
+    owner: Option<OwnerView<'a>>,
 }
 
 /// A named range inside a VMA, addresses as `"0x…"` like every address.
@@ -112,31 +111,48 @@ struct JsonPart<'a> {
     details: &'a str,
 }
 
-/// Who made a region (and for a heap region, who holds most of it).
-#[derive(Serialize)]
-struct JsonOwner<'a> {
-    kind: &'static str,
-    op: Option<&'static str>,
-    function: Option<&'a str>,
-    file: Option<&'a str>,
-    line: Option<u32>,
+/// Who made a region (and for a heap region, who holds most of it), as
+/// the exports write it: the Owner column of a traced run's snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnerView<'a> {
+    /// What kind of owner (`call`, `image`, `live-heap`...).
+    pub kind: &'static str,
+    /// The recorded operation behind it (`mmap`, `brk`, `malloc`...).
+    pub op: Option<&'static str>,
+    /// The top symbolised frame's function.
+    pub function: Option<&'a str>,
+    /// Its source file.
+    pub file: Option<&'a str>,
+    /// Its line.
+    pub line: Option<u32>,
+    /// For a heap region: the bytes live inside it from that stack.
     #[serde(skip_serializing_if = "Option::is_none")]
-    live_bytes: Option<u64>,
+    pub live_bytes: Option<u64>,
+    /// For a heap region: who created it, as text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    made_by: Option<&'a str>,
-    text: &'a str,
+    pub made_by: Option<&'a str>,
+    /// The cell as shown.
+    pub text: &'a str,
 }
 
-fn json_owner(c: &OwnerCell) -> JsonOwner<'_> {
-    JsonOwner {
-        kind: c.kind,
-        op: c.op,
-        function: c.frame.as_ref().map(|f| f.function.as_str()),
-        file: c.frame.as_ref().and_then(|f| f.file.as_deref()),
-        line: c.frame.as_ref().and_then(|f| f.line),
-        live_bytes: c.live_bytes,
-        made_by: c.made_by.as_deref(),
-        text: &c.text,
+/// The owners of one snapshot's regions, by index. `vmmap-trace` computes
+/// them from a traced run and implements this; the core reads no traces.
+pub trait Owners {
+    /// The owner of region `i`.
+    fn region(&self, i: usize) -> Option<OwnerView<'_>>;
+    /// The owner of sub-block `j` of region `i`.
+    fn sub_block(&self, i: usize, j: usize) -> Option<OwnerView<'_>>;
+}
+
+/// No owners: the plain exports.
+enum NoOwners {}
+
+impl Owners for NoOwners {
+    fn region(&self, _: usize) -> Option<OwnerView<'_>> {
+        match *self {}
+    }
+    fn sub_block(&self, _: usize, _: usize) -> Option<OwnerView<'_>> {
+        match *self {}
     }
 }
 
@@ -186,8 +202,8 @@ impl Serialize for FieldsView {
 /// a traced run.
 fn json_region<'a>(
     r: &'a Region,
-    owner: Option<&'a OwnerCell>,
-    sub_owners: &'a [Option<OwnerCell>],
+    owner: Option<OwnerView<'a>>,
+    sub_owner: &dyn Fn(usize) -> Option<OwnerView<'a>>,
 ) -> JsonRegion<'a> {
     let is_group = !r.sub_blocks.is_empty();
     JsonRegion {
@@ -226,7 +242,7 @@ fn json_region<'a>(
             .sub_blocks
             .iter()
             .enumerate()
-            .map(|(j, s)| json_region(s, sub_owners.get(j).and_then(Option::as_ref), &[]))
+            .map(|(j, s)| json_region(s, sub_owner(j), &|_| None))
             .collect(),
         pages: r.pages.as_ref(),
         sections: &r.sections,
@@ -239,7 +255,7 @@ fn json_region<'a>(
                 details: &p.details,
             })
             .collect(),
-        owner: owner.map(json_owner),
+        owner,
     }
 }
 
@@ -250,16 +266,16 @@ pub fn write_json<W: Write>(
     opts: ExportOptions,
     w: W,
 ) -> io::Result<()> {
-    write_json_owned(snap, summary, opts, None, w)
+    write_json_owned(snap, summary, opts, None::<&NoOwners>, w)
 }
 
 /// [`write_json`], each region with an `owner` object when `owners` (of
 /// this snapshot of a traced run) are given.
-pub fn write_json_owned<W: Write>(
+pub fn write_json_owned<W: Write, O: Owners + ?Sized>(
     snap: &Snapshot,
     summary: &Summary,
     opts: ExportOptions,
-    owners: Option<&SnapshotOwners>,
+    owners: Option<&O>,
     w: W,
 ) -> io::Result<()> {
     let mut rows: Vec<JsonSummaryRow> = summary
@@ -292,13 +308,9 @@ pub fn write_json_owned<W: Write>(
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
-                    json_region(
-                        r,
-                        owners.and_then(|o| o.region(i)),
-                        owners
-                            .and_then(|o| o.sub_blocks.get(i))
-                            .map_or(&[][..], Vec::as_slice),
-                    )
+                    json_region(r, owners.and_then(|o| o.region(i)), &|j| {
+                        owners.and_then(|o| o.sub_block(i, j))
+                    })
                 })
                 .collect()
         }),
@@ -347,16 +359,16 @@ pub fn write_csv<W: Write>(
     opts: ExportOptions,
     w: W,
 ) -> io::Result<()> {
-    write_csv_owned(snap, summary, opts, None, w)
+    write_csv_owned(snap, summary, opts, None::<&NoOwners>, w)
 }
 
 /// [`write_csv`] with a last `owner` column (the Owner cell's text) when
 /// `owners` (of this snapshot of a traced run) are given.
-pub fn write_csv_owned<W: Write>(
+pub fn write_csv_owned<W: Write, O: Owners + ?Sized>(
     snap: &Snapshot,
     summary: &Summary,
     opts: ExportOptions,
-    owners: Option<&SnapshotOwners>,
+    owners: Option<&O>,
     w: W,
 ) -> io::Result<()> {
     let mut w = io::BufWriter::with_capacity(1 << 16, w);
@@ -382,8 +394,8 @@ pub fn write_csv_owned<W: Write>(
         write!(w, ",owner")?;
     }
     writeln!(w)?;
-    fn cell(owners: Option<&SnapshotOwners>, c: Option<&OwnerCell>) -> Option<String> {
-        owners.map(|_| c.map_or(String::new(), |c| c.text.clone()))
+    fn cell<O: Owners + ?Sized>(owners: Option<&O>, c: Option<OwnerView<'_>>) -> Option<String> {
+        owners.map(|_| c.map_or(String::new(), |c| c.text.to_string()))
     }
     for (i, r) in snap.regions.iter().enumerate() {
         csv_region(

@@ -37,7 +37,7 @@ pub enum Column {
 }
 
 /// Number of columns.
-pub const NCOLUMNS: usize = 22;
+pub(crate) const NCOLUMNS: usize = 22;
 
 impl Column {
     /// Every column, in table order.
@@ -363,7 +363,7 @@ impl Figures {
 
 /// The columns that cannot be computed from the smaps fields in `present`
 /// (a bit mask by `Field`), as a bit mask by `Column`.
-pub fn unavailable_columns(present: u32) -> u32 {
+pub(crate) fn unavailable_columns(present: u32) -> u32 {
     let mut out = 0;
     for (c, needs) in Column::ALL.iter().zip(NEEDS_MASKS.iter()) {
         if needs & !present != 0 {

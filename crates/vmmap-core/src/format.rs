@@ -25,6 +25,13 @@ use serde::{Deserialize, Serialize};
 use crate::model::Snapshot;
 use crate::proc::smaps::SmapsFields;
 
+/// The container pieces the preload agent writes too; they live in the
+/// wire crate so that the agent does not depend on this one.
+pub use vmmap_wire::container::{
+    chunk_bytes, chunk_header, file_header, CHUNK_END, CHUNK_REQUIRED, CHUNK_SAMPLE,
+    CHUNK_SNAPSHOT, CHUNK_SYMBOLS, CHUNK_TRACE, MAGIC, VERSION,
+};
+
 /// The process-wide totals at one instant, without the region list: what
 /// `vmmap watch` records between full snapshots, cheaply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,46 +44,23 @@ pub struct Sample {
     pub page_table_bytes: Option<u64>,
 }
 
-/// The 8 magic bytes at the start of every file.
-pub const MAGIC: [u8; 8] = *b"VMMAPSNP";
-/// The format version this code writes and the newest it reads.
-pub const VERSION: u16 = 1;
-
-/// Chunk kind: one snapshot.
-pub const CHUNK_SNAPSHOT: u32 = 1;
-/// Chunk kind: the writer closed the file cleanly (empty payload).
-pub const CHUNK_END: u32 = 2;
-/// Chunk kind: a totals-only sample (smaps_rollup and VmPTE) taken by
-/// `vmmap watch` between full snapshots.
-pub const CHUNK_SAMPLE: u32 = 3;
-/// Chunk kind: one message of a traced run (see [`crate::trace::wire`]),
-/// written by the preload agent; optional, so snapshot readers skip it.
-pub const CHUNK_TRACE: u32 = 4;
-/// Chunk kind: symbols resolved for a traced run's return addresses,
-/// appended by `vmmap trace` so that the next open needs no debug files
-/// (zstd-compressed MessagePack of `[CachedModule]`, see
-/// [`crate::trace::symbols`]); optional.
-pub const CHUNK_SYMBOLS: u32 = 5;
-/// Chunk kinds with this bit set must be understood to load the file.
-pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
-
 /// Largest raw (decompressed) payload of a snapshot or sample chunk, and
 /// largest stored chunk: a 60,000-region snapshot is 19 MB raw, so this is
 /// fifty such snapshots at once. A declared size is checked against it
 /// before anything is reserved (docs/format.md, "Limits").
-pub const MAX_RAW: u32 = 1 << 30;
+pub(crate) const MAX_RAW: u32 = 1 << 30;
 
 /// Largest ratio of a chunk's raw size to its stored size: the
 /// 60,000-region fixture compresses 131 to 1, and a zstd frame of zeros
 /// claims 30,000 to 1. With it, what a chunk decodes into is bounded by
 /// the file's own size, whatever its header claims.
-pub const MAX_RATIO: u64 = 1024;
+pub(crate) const MAX_RATIO: u64 = 1024;
 
 /// Largest `.mmp` file read: VMMap writes about 300 bytes per region (a
 /// 60,000-region export is 18 MB, twice that in UTF-16); the file is
 /// parsed in memory, so input that never ends (a device, a FIFO) stops
 /// here.
-pub const MAX_MMP: u64 = 64 << 20;
+pub(crate) const MAX_MMP: u64 = 64 << 20;
 
 /// Why a file could not be read, or where reading stopped.
 #[derive(Debug, thiserror::Error)]
@@ -336,44 +320,6 @@ impl<R: Read> ChunkStream<R> {
     }
 }
 
-/// The 16-byte file header.
-pub fn file_header() -> [u8; 16] {
-    let mut h = [0u8; 16];
-    h[..8].copy_from_slice(&MAGIC);
-    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    h
-}
-
-/// One chunk, header and payload, ready for a single `write`: the agent
-/// appends these to a file the launcher also appends to (`O_APPEND` keeps
-/// whole writes apart).
-pub fn chunk_bytes(kind: u32, payload: &[u8], raw_len: usize) -> io::Result<Vec<u8>> {
-    let h = chunk_header(kind, &[payload], raw_len)?;
-    let mut buf = Vec::with_capacity(16 + payload.len());
-    buf.extend_from_slice(&h);
-    buf.extend_from_slice(payload);
-    Ok(buf)
-}
-
-/// The 16-byte header of a chunk whose payload is `parts` concatenated,
-/// for writers that send header and parts in one `writev` without copying.
-pub fn chunk_header(kind: u32, parts: &[&[u8]], raw_len: usize) -> io::Result<[u8; 16]> {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let stored = u32::try_from(len).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
-    let raw = u32::try_from(raw_len).map_err(|_| io::Error::other("chunk larger than 4 GiB"))?;
-    let mut h = [0u8; 16];
-    h[..4].copy_from_slice(&kind.to_le_bytes());
-    h[4..8].copy_from_slice(&stored.to_le_bytes());
-    h[8..12].copy_from_slice(&raw.to_le_bytes());
-    let mut c = crc32fast::Hasher::new();
-    c.update(&h[..12]);
-    for p in parts {
-        c.update(p);
-    }
-    h[12..16].copy_from_slice(&c.finalize().to_le_bytes());
-    Ok(h)
-}
-
 fn checksum(head: &[u8], payload: &[u8]) -> u32 {
     let mut h = crc32fast::Hasher::new();
     h.update(head);
@@ -485,7 +431,7 @@ fn take_chunk(
 /// Checks a zstd frame's own content size, where its writer recorded it,
 /// against the size declared beside it: run before a buffer of the
 /// declared size is reserved, so a damaged length cannot claim gigabytes.
-pub(crate) fn frame_size_agrees(z: &[u8], declared: u64) -> Result<(), String> {
+pub fn frame_size_agrees(z: &[u8], declared: u64) -> Result<(), String> {
     match zstd::zstd_safe::get_frame_content_size(z) {
         Ok(Some(n)) if n != declared => {
             Err("decompressed size differs from the declared size".into())
@@ -547,7 +493,7 @@ pub fn snapshot_from_payload(payload: &[u8]) -> Result<Snapshot, String> {
 /// Loads the native format or, when the bytes are XML, a VMMap `.mmp`
 /// file (every snapshot in it; an `.mmp` file has no samples and is
 /// complete or an error).
-pub fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
+pub(crate) fn load_any(bytes: &[u8]) -> Result<Loaded, FormatError> {
     if !bytes.starts_with(&MAGIC) && crate::mmp::sniff(bytes) {
         if bytes.len() as u64 > MAX_MMP {
             return Err(FormatError::TooLarge);

@@ -22,13 +22,12 @@ in figures that reconcile with the kernel's own accounting.
 - [`format`]: the native file format (append-only, self-checking chunks);
   [`mmp`]: Sysinternals VMMap's `.mmp` XML, both ways;
   and [`timeline`]: totals over time from a recording.
-- [`trace`]: the events a traced run (`vmmap run`) records: the wire
-  format the preload agent writes and its decoder.
+- Traced runs (`vmmap run`) are read by the `vmmap-trace` crate, on top of
+  this one; the bytes the agent writes are `vmmap-wire`'s, which
+  [`format`] shares.
 - [`lookup`]: which region holds an address, and its neighbours.
-- [`layout`]: the fragmentation map (regions and gaps on a compressed
-  axis) and its SVG picture.
-- [`report`]: the single-file HTML report (bar graphs, Summary, Details,
-  timeline, diff, fragmentation map, flame graph) with its data inline.
+- The fragmentation map and the HTML report are drawn by the
+  `vmmap-render` crate, on top of this one.
 - [`output`]: writing an output file without harm (atomic replacement,
   devices and FIFOs written in place, no planted links followed).
 - [`memory`]: strings and pattern search in the target's memory, read in
@@ -46,12 +45,11 @@ pub mod classify;
 pub mod collect;
 pub mod diff;
 pub mod elf;
-pub mod error;
+mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
 pub mod hsperfdata;
-pub mod layout;
 pub mod lookup;
 pub mod memory;
 pub mod metrics;
@@ -60,7 +58,6 @@ pub mod model;
 pub mod multi;
 pub mod output;
 pub mod proc;
-pub mod report;
 pub mod sharing;
 pub mod summary;
 pub mod text;
@@ -72,4 +69,3 @@ pub use error::{Error, Result};
 pub use figures::{Column, Figures};
 pub use model::{MemoryType, Region, Snapshot};
 pub use summary::Summary;
-pub mod trace;

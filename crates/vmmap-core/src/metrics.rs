@@ -71,7 +71,7 @@ pub const METRICS: [Metric; 6] = [
 
 /// The memory types exported: every type but Free (address space nobody
 /// uses, already implied by the others).
-pub fn exported_types() -> impl Iterator<Item = MemoryType> {
+pub(crate) fn exported_types() -> impl Iterator<Item = MemoryType> {
     MemoryType::ALL
         .into_iter()
         .filter(|t| *t != MemoryType::Free)
@@ -391,7 +391,7 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Scrape {
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The content type of [`render_as`]'s [`Format::PrometheusText`].
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// An exposition format. They differ only in how a counter family is
 /// named: OpenMetrics names it without `_total` (its samples have it), the

@@ -120,7 +120,7 @@ pub const IMPORTED_KERNEL: &str = "unknown (imported from a VMMap .mmp file)";
 
 /// The `UseType` of a memory type; Page Table has none (it is not a
 /// region in VMMap either).
-pub fn use_type_of(t: MemoryType) -> Option<u32> {
+pub(crate) fn use_type_of(t: MemoryType) -> Option<u32> {
     Some(match t {
         MemoryType::Heap => use_type::HEAP,
         MemoryType::Stack => use_type::STACK,
@@ -136,7 +136,7 @@ pub fn use_type_of(t: MemoryType) -> Option<u32> {
 
 /// The memory type of a `UseType`; `None` for Free, Unusable and values
 /// VMMap leaves unnamed.
-pub fn memory_type_of(u: u32) -> Option<MemoryType> {
+pub(crate) fn memory_type_of(u: u32) -> Option<MemoryType> {
     Some(match u {
         use_type::HEAP => MemoryType::Heap,
         use_type::STACK => MemoryType::Stack,
@@ -155,7 +155,7 @@ fn file_backed(r: &Region) -> bool {
 
 /// The nearest Win32 protection: a writable private file mapping is
 /// copy-on-write, as on Windows.
-pub fn protection_of(r: &Region) -> u32 {
+pub(crate) fn protection_of(r: &Region) -> u32 {
     let p = r.perms;
     let cow = !p.shared() && file_backed(r);
     match (p.read(), p.write(), p.exec()) {
@@ -172,7 +172,7 @@ pub fn protection_of(r: &Region) -> u32 {
 
 /// Linux permissions from a protection, a storage and a type: shared when
 /// the memory is a section view that is not copy-on-write.
-pub fn perms_of(protection: u32, storage: u32, t: MemoryType) -> Perms {
+pub(crate) fn perms_of(protection: u32, storage: u32, t: MemoryType) -> Perms {
     let rwx: &[u8; 3] = match protection & 0xff {
         page::READONLY => b"r--",
         page::READWRITE | page::WRITECOPY => b"rw-",
@@ -493,7 +493,7 @@ fn to_utf8(bytes: &[u8]) -> Cow<'_, [u8]> {
 
 /// Whether `bytes` look like XML (after a byte order mark and blanks),
 /// which is how a loader tells a `.mmp` file from the native format.
-pub fn sniff(bytes: &[u8]) -> bool {
+pub(crate) fn sniff(bytes: &[u8]) -> bool {
     let b = to_utf8(&bytes[..bytes.len().min(64)]);
     b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'<')
 }

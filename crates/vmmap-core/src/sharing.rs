@@ -110,7 +110,7 @@ impl PageSharing {
 
 /// Without root, a page is taken as shared when pagemap does not mark it
 /// exclusively mapped (bit 56, Linux 4.2+).
-pub fn shared_by_exclusive_bit(entry: u64) -> bool {
+pub(crate) fn shared_by_exclusive_bit(entry: u64) -> bool {
     entry & pagemap::EXCLUSIVE == 0
 }
 
@@ -177,7 +177,7 @@ impl SharingMethod {
 
 /// Whether a kernel release (`uname -r`) is older than 6.15, the first
 /// with `CONFIG_NO_PAGE_MAPCOUNT`.
-pub fn release_predates_no_page_mapcount(release: &str) -> bool {
+pub(crate) fn release_predates_no_page_mapcount(release: &str) -> bool {
     let mut it = release
         .split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
@@ -188,7 +188,7 @@ pub fn release_predates_no_page_mapcount(release: &str) -> bool {
 
 /// The mapcount precision a kernel configuration text (`.config` format)
 /// states, if it says.
-pub fn precision_from_config(config: &str) -> Option<MapcountPrecision> {
+pub(crate) fn precision_from_config(config: &str) -> Option<MapcountPrecision> {
     for line in config.lines() {
         match line.trim() {
             "CONFIG_NO_PAGE_MAPCOUNT=y" => return Some(MapcountPrecision::Approximate),

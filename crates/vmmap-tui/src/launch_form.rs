@@ -1,5 +1,5 @@
 //! The picker's Launch tab: a form that starts a program under the tracing
-//! agent ([`vmmap_core::trace::launch`]), and the shell-like splitting of
+//! agent ([`vmmap_trace::launch`]), and the shell-like splitting of
 //! its Arguments field.
 
 use std::ffi::OsString;
@@ -10,7 +10,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
-use vmmap_core::trace::launch::{self, Launch};
+use vmmap_trace::launch::{self, Launch};
 
 /// A field of the form, in display order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -100,7 +100,7 @@ pub struct MainView {
     pub areas: Areas,
     /// Who made each region, when the snapshot is of a traced run and
     /// they are known (the Details then have an Owner column).
-    pub owners: Option<Arc<vmmap_core::trace::region_owners::SnapshotOwners>>,
+    pub owners: Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>,
 }
 
 impl MainView {
@@ -130,7 +130,7 @@ impl MainView {
     }
 
     /// The Owner cell of a Details row, when owners are known.
-    pub fn owner_of(&self, row: Row) -> Option<&vmmap_core::trace::region_owners::OwnerCell> {
+    pub fn owner_of(&self, row: Row) -> Option<&vmmap_trace::region_owners::OwnerCell> {
         let o = self.owners.as_ref()?;
         match row {
             Row::Region(i) => o.region(i),

@@ -1,5 +1,5 @@
 //! The full-screen fragmentation map (`m`): the whole address space on
-//! `vmmap_core::layout`'s compressed axis, one character cell per stretch
+//! `vmmap_render::layout`'s compressed axis, one character cell per stretch
 //! of the axis, a letter per type, and a cursor that names the region (or
 //! gap) under it.
 
@@ -8,8 +8,8 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 use ratatui::Frame;
-use vmmap_core::layout::Layout;
 use vmmap_core::model::{MemoryType, Snapshot};
+use vmmap_render::layout::Layout;
 
 use crate::settings::Settings;
 
@@ -58,7 +58,7 @@ impl MapView {
     }
 
     /// The segment under the cursor.
-    pub fn segment(&self) -> Option<&vmmap_core::layout::Segment> {
+    pub fn segment(&self) -> Option<&vmmap_render::layout::Segment> {
         self.cells
             .get(self.cursor)
             .and_then(|&i| self.layout.segments.get(i))

@@ -1,6 +1,6 @@
 //! The Owner column of a traced run's snapshot, computed off the UI
 //! thread: two streaming reads of the trace (see
-//! [`vmmap_core::trace::region_owners`]) and the symbols of the stacks
+//! [`vmmap_trace::region_owners`]) and the symbols of the stacks
 //! shown, which are written back into the file's symbol cache.
 
 use std::path::PathBuf;
@@ -9,8 +9,8 @@ use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 
 use vmmap_core::model::Snapshot;
-use vmmap_core::trace::region_owners::{snapshot_owners, OwnerOptions, SnapshotOwners};
-use vmmap_core::trace::symbols::SymbolOptions;
+use vmmap_trace::region_owners::{snapshot_owners, OwnerOptions, SnapshotOwners};
+use vmmap_trace::symbols::SymbolOptions;
 
 /// Which snapshot owners are for: the file, and the snapshot's process
 /// and time (unique within a file).

@@ -9,12 +9,12 @@ use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
 use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
-use vmmap_core::trace::decode::{Decoder, Event, ImageInfo, Record};
-use vmmap_core::trace::scan;
-use vmmap_core::trace::summary::{StackCost, Summarizer, Summary};
-use vmmap_core::trace::symbol_cache::{self, CacheWrite};
-use vmmap_core::trace::symbols::{SymbolOptions, Symbols};
-use vmmap_core::trace::TraceInfo;
+use vmmap_trace::decode::{Decoder, Event, ImageInfo, Record};
+use vmmap_trace::scan;
+use vmmap_trace::summary::{StackCost, Summarizer, Summary};
+use vmmap_trace::symbol_cache::{self, CacheWrite};
+use vmmap_trace::symbols::{SymbolOptions, Symbols};
+use vmmap_trace::TraceInfo;
 
 /// A whole-trace analysis, ready to draw.
 pub struct Analysis {

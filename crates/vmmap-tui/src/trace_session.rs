@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vmmap_core::trace::supervise::{SnapshotError, Supervised};
+use vmmap_trace::supervise::{SnapshotError, Supervised};
 
 /// How a session ended.
 enum Ended {

@@ -17,9 +17,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 use vmmap_core::text::{escape, Escaped};
-use vmmap_core::trace::calltree::{self, CallTree, Metric, TreeOptions};
-use vmmap_core::trace::summary::StackCost;
-use vmmap_core::trace::symbols::short_path;
+use vmmap_trace::calltree::{self, CallTree, Metric, TreeOptions};
+use vmmap_trace::summary::StackCost;
+use vmmap_trace::symbols::short_path;
 
 use crate::settings::Units;
 use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
@@ -242,7 +242,7 @@ impl TraceView {
     }
 
     fn set_analysis(&mut self, a: Analysis) {
-        let ranked = vmmap_core::trace::calltree::ranked_stacks;
+        let ranked = vmmap_trace::calltree::ranked_stacks;
         self.leaks.items = ranked(&a.costs, Metric::Live);
         if let Some(r) = &a.region {
             self.allocations.items = ranked(&r.costs, Metric::Allocated);
@@ -937,7 +937,7 @@ impl TraceView {
                     .ops
                     .iter()
                     .map(String::as_str)
-                    .filter(|o| !vmmap_core::trace::summary::OPERATIONS.contains(o))
+                    .filter(|o| !vmmap_trace::summary::OPERATIONS.contains(o))
                     .collect();
                 format!(
                     " {t} operations{}, in time order{}",
@@ -952,7 +952,7 @@ impl TraceView {
                         format!(
                             "; no operation is called {}: the names are {}",
                             unknown.join(", "),
-                            vmmap_core::trace::summary::OPERATIONS.join(" ")
+                            vmmap_trace::summary::OPERATIONS.join(" ")
                         )
                     }
                 )

@@ -187,9 +187,9 @@ fn the_saved_table_escapes_hostile_paths() {
 fn hostile_trace() -> std::path::PathBuf {
     use std::io::Write;
     use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
-    use vmmap_core::trace::scan::encode_symbols;
-    use vmmap_core::trace::symbols::{CachedModule, Frame};
-    use vmmap_core::trace::synthetic::*;
+    use vmmap_trace::scan::encode_symbols;
+    use vmmap_trace::symbols::{CachedModule, Frame};
+    use vmmap_wire::synthetic::*;
     const BASE: u64 = 0x400000;
     let dir = std::env::temp_dir().join(format!("vmmap-tui-hostile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

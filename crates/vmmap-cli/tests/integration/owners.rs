@@ -222,7 +222,7 @@ fn exports_of_a_traced_snapshot_carry_the_owner() {
 /// Symbols cached in a trace file (`CHUNK_SYMBOLS` chunks).
 fn cached_functions(file: &Path) -> Vec<String> {
     use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
-    let s = vmmap_core::trace::scan::scan(ChunkStream::open(file, CHUNK_TRACE).unwrap(), |_| {});
+    let s = vmmap_trace::scan::scan(ChunkStream::open(file, CHUNK_TRACE).unwrap(), |_| {});
     s.symbol_cache
         .iter()
         .flat_map(|m| m.entries.iter().flat_map(|(_, f)| f.iter()))
@@ -237,7 +237,7 @@ fn cached_functions(file: &Path) -> Vec<String> {
 #[test]
 fn the_tui_caches_the_symbols_it_resolves_in_the_file() {
     use std::sync::atomic::{AtomicBool, AtomicU64};
-    use vmmap_core::trace::symbol_cache::CacheWrite;
+    use vmmap_trace::symbol_cache::CacheWrite;
     use vmmap_tui::{owners_job, trace_jobs};
     let prog = tmp().join(format!("owned-tui-{}", std::process::id()));
     std::fs::copy(owned_program(), &prog).unwrap();
@@ -290,7 +290,6 @@ fn the_tui_caches_the_symbols_it_resolves_in_the_file() {
     assert_eq!(a.cache, CacheWrite::UpToDate);
     // The stack that allocated 20 x 1500 bytes is hold's.
     let id = a.costs.iter().position(|c| c.bytes == 30_000).unwrap();
-    let frames =
-        vmmap_core::trace::calltree::stack_frames(&a.info, &a.syms, a.images[id], id as u32);
+    let frames = vmmap_trace::calltree::stack_frames(&a.info, &a.syms, a.images[id], id as u32);
     assert_eq!(frames[0].function, "hold", "{:?}", a.notes);
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vmmap_core::report::{write_html, CallTreeNode, ReportInput};
+use vmmap_render::report::{write_html, CallTreeNode, ReportInput};
 
 use crate::util::*;
 

@@ -95,7 +95,7 @@ pub fn classify(
 }
 
 /// [`classify`] for VMAs already turned into (untyped) regions.
-pub fn classify_regions(
+pub(crate) fn classify_regions(
     mut regions: Vec<Region>,
     ctx: &Context<'_>,
     inspector: &mut dyn Inspector,

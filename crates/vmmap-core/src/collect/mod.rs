@@ -58,7 +58,7 @@ pub struct Options {
 /// enough for a metrics scrape of every process.
 pub const DEFAULT_PTRACE_BUDGET_MS: u64 = 100;
 /// [`DEFAULT_PTRACE_BUDGET_MS`] as a duration.
-pub const DEFAULT_PTRACE_BUDGET: Duration = Duration::from_millis(DEFAULT_PTRACE_BUDGET_MS);
+pub(crate) const DEFAULT_PTRACE_BUDGET: Duration = Duration::from_millis(DEFAULT_PTRACE_BUDGET_MS);
 
 impl Default for Options {
     fn default() -> Self {

@@ -43,7 +43,7 @@ pub struct PageScan {
 
 /// Whether this process can read page frame numbers and kpagecount
 /// (CAP_SYS_ADMIN), found by trying to open it.
-pub fn can_read_frames(proc_root: &Path) -> bool {
+pub(crate) fn can_read_frames(proc_root: &Path) -> bool {
     File::open(proc_root.join("kpagecount")).is_ok()
 }
 
@@ -355,7 +355,7 @@ fn scan_vmas(
 /// The frame of the shared zero page, found by reading a fresh anonymous
 /// page of our own (a read fault maps the zero page) and looking it up in
 /// our own pagemap; `None` without root or if the kernel did otherwise.
-pub fn zero_page_frame() -> Option<u64> {
+pub(crate) fn zero_page_frame() -> Option<u64> {
     let page = super::page_size() as usize;
     // SAFETY: a fresh private anonymous mapping; no existing memory is
     // touched, and it is unmapped below.
@@ -405,7 +405,7 @@ fn read_window(f: &File, w: &kpage::Window, buf: &mut [u8]) -> std::io::Result<u
 /// Whether this kernel keeps per-page mapcounts for large folios: it
 /// predates the option, or its configuration says (`/proc/config.gz`,
 /// else `/boot/config-RELEASE`).
-pub fn mapcount_precision(proc_root: &Path, release: &str) -> MapcountPrecision {
+pub(crate) fn mapcount_precision(proc_root: &Path, release: &str) -> MapcountPrecision {
     use std::io::Read;
     if release_predates_no_page_mapcount(release) {
         return MapcountPrecision::Exact;

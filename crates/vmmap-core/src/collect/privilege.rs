@@ -9,7 +9,7 @@ use crate::proc::status;
 const CAP_SYS_PTRACE: u32 = 19;
 
 /// Whether this process holds an effective capability.
-pub fn has_capability(cap: u32) -> bool {
+pub(crate) fn has_capability(cap: u32) -> bool {
     let Ok(s) = std::fs::read("/proc/self/status") else {
         return false;
     };
@@ -22,7 +22,7 @@ pub fn has_capability(cap: u32) -> bool {
 }
 
 /// The user name for a uid, from the password database.
-pub fn user_name(uid: u32) -> Option<String> {
+pub(crate) fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: `passwd` is plain data that getpwuid_r fills in; an all-zero
     // value is a valid initial state for it.

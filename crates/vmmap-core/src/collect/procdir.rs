@@ -10,7 +10,7 @@ use crate::proc::ParseError;
 
 /// Largest `/proc` file read whole (all but smaps): `maps` of 60,000
 /// mappings is 4.5 MB, `status` a few KiB.
-pub const MAX_FILE: u64 = 64 << 20;
+pub(crate) const MAX_FILE: u64 = 64 << 20;
 
 /// One process's directory under a proc root (`/proc`, or a captured copy).
 #[derive(Clone, Debug)]

@@ -125,7 +125,7 @@ pub struct CgroupReclaim {
 }
 
 /// The cgroup v2 path of a process (`0::/path` in `/proc/PID/cgroup`).
-pub fn cgroup_of(cgroup_file: &str) -> Option<&str> {
+pub(crate) fn cgroup_of(cgroup_file: &str) -> Option<&str> {
     cgroup_file.lines().find_map(|l| l.strip_prefix("0::"))
 }
 

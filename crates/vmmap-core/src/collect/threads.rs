@@ -88,7 +88,7 @@ fn read_syscall(dir: &ProcDir, t: &mut ThreadInfo) -> bool {
 /// their TCBs, which stops nothing, then, for the rest, with ptrace within
 /// `opts.ptrace_budget`. Says in `warnings` which threads are left without
 /// a stack and why (grouped: a process can have thousands).
-pub fn find_running_stacks(
+pub(crate) fn find_running_stacks(
     dir: &ProcDir,
     opts: &Options,
     regions: &[Region],
@@ -224,7 +224,7 @@ pub enum Interrupted {
 /// stopped tracee), but the kernel detaches every tracee of a tracer that
 /// exits and clears its pending interrupt (`exit_ptrace`). The same holds
 /// when vmmap itself is killed, whatever it was doing.
-pub fn interrupt_all(tids: &[u32], budget: Duration) -> Vec<Interrupted> {
+pub(crate) fn interrupt_all(tids: &[u32], budget: Duration) -> Vec<Interrupted> {
     if budget.is_zero() || tids.is_empty() {
         return vec![Interrupted::NotReached; tids.len()];
     }

@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 
 /// Pagemap entries read per `pread` when `PAGEMAP_SCAN` is missing (64 KiB
 /// of entries, 32 MiB of address space with 4 KiB pages).
-pub const ENTRIES: u64 = 8192;
+pub(crate) const ENTRIES: u64 = 8192;
 /// The most address space one `PAGEMAP_SCAN` call covers. An answer is
 /// used while that much is read, so it stays fresh (a page reclaimed
 /// between the look-up and the read would be faulted back in), and a walk

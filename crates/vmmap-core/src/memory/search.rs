@@ -19,14 +19,14 @@ use regex::bytes::{Regex, RegexBuilder};
 
 /// How far back a regex match may start in the previous chunk and still be
 /// found whole (and the longest match guaranteed whole across chunks).
-pub const REGEX_WINDOW: usize = 4096;
+pub(crate) const REGEX_WINDOW: usize = 4096;
 
 /// The longest literal or hex pattern (the overlap, and so the memory
 /// budget, grows with it).
-pub const MAX_LITERAL: usize = 64 << 10;
+pub(crate) const MAX_LITERAL: usize = 64 << 10;
 
 /// Bytes of a match kept for display.
-pub const PREVIEW: usize = 96;
+pub(crate) const PREVIEW: usize = 96;
 
 /// A match.
 #[derive(Clone, Debug, PartialEq, Eq)]

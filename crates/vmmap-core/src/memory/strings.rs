@@ -19,7 +19,7 @@
 use serde::Serialize;
 
 /// The longest string reported in one piece, in characters.
-pub const MAX_CHARS: usize = 4096;
+pub(crate) const MAX_CHARS: usize = 4096;
 
 /// How a string was encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

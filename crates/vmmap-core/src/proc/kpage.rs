@@ -8,15 +8,15 @@
 //! pread covers many frames.
 
 /// `kpageflags` bit 15: the head page of a compound page (large folio).
-pub const COMPOUND_HEAD: u64 = 1 << 15;
+pub(crate) const COMPOUND_HEAD: u64 = 1 << 15;
 /// `kpageflags` bit 16: a tail page of a compound page.
-pub const COMPOUND_TAIL: u64 = 1 << 16;
+pub(crate) const COMPOUND_TAIL: u64 = 1 << 16;
 /// `kpageflags` bit 21: merged by KSM.
 pub const KSM: u64 = 1 << 21;
 /// `kpageflags` bit 22: part of a transparent huge page.
 pub const THP: u64 = 1 << 22;
 /// `kpageflags` bit 24: the shared zero page.
-pub const ZERO_PAGE: u64 = 1 << 24;
+pub(crate) const ZERO_PAGE: u64 = 1 << 24;
 
 /// Consecutive page frames `first..first + len` that one scan needs, with
 /// a tag saying where they belong (a VMA index, a memory type).
@@ -90,7 +90,7 @@ pub struct Window {
 /// cheaper than another system call), and no window exceeds `max_len`
 /// frames, which bounds the buffer. A run longer than `max_len` is split
 /// into several runs first.
-pub fn plan<T: Copy>(runs: &mut Vec<Run<T>>, max_gap: u64, max_len: u64) -> Vec<Window> {
+pub(crate) fn plan<T: Copy>(runs: &mut Vec<Run<T>>, max_gap: u64, max_len: u64) -> Vec<Window> {
     let max_len = max_len.max(1);
     if runs.iter().any(|r| r.len > max_len) {
         let mut split = Vec::with_capacity(runs.len());
@@ -131,7 +131,7 @@ pub fn plan<T: Copy>(runs: &mut Vec<Run<T>>, max_gap: u64, max_len: u64) -> Vec<
 
 /// The value for frame `pfn` in the bytes read for window `w`, if the
 /// read reached it (a short read at the end of memory leaves it out).
-pub fn value_at(w: &Window, bytes: &[u8], pfn: u64) -> Option<u64> {
+pub(crate) fn value_at(w: &Window, bytes: &[u8], pfn: u64) -> Option<u64> {
     let i = usize::try_from(pfn.checked_sub(w.first)?)
         .ok()?
         .checked_mul(8)?;

@@ -3,19 +3,19 @@
 
 /// Bit 55: the page was written since the soft-dirty bits were cleared
 /// (`echo 4 > /proc/PID/clear_refs`), or belongs to a VMA created since.
-pub const SOFT_DIRTY: u64 = 1 << 55;
+pub(crate) const SOFT_DIRTY: u64 = 1 << 55;
 /// Bit 56: the page is mapped exclusively (by this process alone).
-pub const EXCLUSIVE: u64 = 1 << 56;
+pub(crate) const EXCLUSIVE: u64 = 1 << 56;
 /// Bit 61: a file page or shared anonymous page.
-pub const FILE_OR_SHARED: u64 = 1 << 61;
+pub(crate) const FILE_OR_SHARED: u64 = 1 << 61;
 /// Bit 62: the page is swapped out.
-pub const SWAPPED: u64 = 1 << 62;
+pub(crate) const SWAPPED: u64 = 1 << 62;
 /// Bit 63: the page is present in RAM.
-pub const PRESENT: u64 = 1 << 63;
+pub(crate) const PRESENT: u64 = 1 << 63;
 
 /// Bits 0-54: the page frame number of a present page (zero unless the
 /// reader has CAP_SYS_ADMIN, since Linux 4.2).
-pub const PFN_MASK: u64 = (1 << 55) - 1;
+pub(crate) const PFN_MASK: u64 = (1 << 55) - 1;
 
 /// The entries in `bytes`, whole 8-byte entries only.
 pub fn entries(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -26,7 +26,7 @@ pub fn entries(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 /// The page frame number of a present entry, `None` for a page that is
 /// not in RAM or whose frame number the kernel hid (0).
-pub fn pfn(entry: u64) -> Option<u64> {
+pub(crate) fn pfn(entry: u64) -> Option<u64> {
     let pfn = entry & PFN_MASK;
     (entry & PRESENT != 0 && entry & SWAPPED == 0 && pfn != 0).then_some(pfn)
 }

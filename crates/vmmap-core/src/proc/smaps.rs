@@ -264,7 +264,7 @@ impl<F: FnMut(Mapping)> Sink for F {
 /// a path of at most `PATH_MAX` (4096) bytes, which the kernel may print
 /// with escapes (`\012` for a newline: four bytes for one). Longer input
 /// is not smaps, and is refused before it is held in memory.
-pub const MAX_LINE: usize = 64 << 10;
+pub(crate) const MAX_LINE: usize = 64 << 10;
 
 /// Most field lines of one mapping that the parser does not know (kept in
 /// [`Mapping::unknown`]): Linux 6.18 prints 25 known ones; more unknown

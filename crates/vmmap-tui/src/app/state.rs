@@ -100,7 +100,7 @@ pub struct App {
     /// that snapshot's process).
     pub(super) owners: std::collections::HashMap<
         crate::owners_job::OwnersKey,
-        Option<Arc<vmmap_core::trace::region_owners::SnapshotOwners>>,
+        Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>,
     >,
     /// The help screen was opened from the Trace view (Esc goes back there).
     pub(super) help_over_trace: bool,
@@ -313,14 +313,14 @@ impl App {
             .proc_root(&self.proc_root)
             .ptrace(false)
             .read_memory(true);
-        let run = match vmmap_core::trace::supervise::start(&spec, opts, true) {
+        let run = match vmmap_trace::supervise::start(&spec, opts, true) {
             Ok(r) => r,
-            Err(vmmap_core::trace::launch::LaunchError::Output(e)) => {
+            Err(vmmap_trace::launch::LaunchError::Output(e)) => {
                 form.error = Some(format!("Cannot create {}: {e}", output.display()));
                 return Vec::new();
             }
-            Err(vmmap_core::trace::launch::LaunchError::Spawn(e)) => {
-                let why = vmmap_core::trace::launch::spawn_advice(&e)
+            Err(vmmap_trace::launch::LaunchError::Spawn(e)) => {
+                let why = vmmap_trace::launch::spawn_advice(&e)
                     .map_or_else(|| e.to_string(), str::to_string);
                 form.error = Some(format!("Cannot start {}: {why}", spec.program.display()));
                 return Vec::new();
@@ -445,7 +445,7 @@ impl App {
                 let waiting = t.analysis.is_none();
                 t.poll();
                 if let (true, Some(a)) = (waiting, t.analysis.as_ref()) {
-                    if let vmmap_core::trace::symbol_cache::CacheWrite::Failed(e) = &a.cache {
+                    if let vmmap_trace::symbol_cache::CacheWrite::Failed(e) = &a.cache {
                         self.message = Some(crate::trace_jobs::cache_note(&t.path, e));
                     }
                 }
@@ -471,7 +471,7 @@ impl App {
                     None
                 }
             };
-            if let Some(vmmap_core::trace::symbol_cache::CacheWrite::Failed(e)) =
+            if let Some(vmmap_trace::symbol_cache::CacheWrite::Failed(e)) =
                 owners.as_ref().map(|o| &o.cache)
             {
                 self.message = Some(crate::trace_jobs::cache_note(&job.key.0, e));
@@ -681,7 +681,7 @@ impl App {
         let d = vmmap_core::diff::diff(sa, sb);
         let mut out = Vec::new();
         let units_exact = self.settings.units == crate::settings::Units::Bytes;
-        if vmmap_core::diff::write_text(&d, &mut out, units_exact).is_ok() {
+        if vmmap_render::diff::write_text(&d, &mut out, units_exact).is_ok() {
             self.diff_text = String::from_utf8_lossy(&out)
                 .lines()
                 .map(str::to_string)
@@ -710,9 +710,9 @@ impl App {
             };
             let d = vmmap_core::diff::diff(sa, sb);
             return vmmap_core::output::write(std::path::Path::new(path), |out| match ext {
-                "json" => vmmap_core::diff::write_json(&d, out),
-                "csv" => vmmap_core::diff::write_csv(&d, out),
-                _ => vmmap_core::diff::write_text(&d, out, exact),
+                "json" => vmmap_render::diff::write_json(&d, out),
+                "csv" => vmmap_render::diff::write_csv(&d, out),
+                _ => vmmap_render::diff::write_text(&d, out, exact),
             });
         }
         let summary = vmmap_core::Summary::of(&m.snap);

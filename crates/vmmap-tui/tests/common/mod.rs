@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 
 use vmmap_core::format::{chunk_bytes, Writer, CHUNK_SYMBOLS};
 use vmmap_core::model::Snapshot;
-use vmmap_core::trace::scan::encode_symbols;
-use vmmap_core::trace::symbols::{CachedModule, Frame};
-use vmmap_core::trace::synthetic::*;
+use vmmap_trace::scan::encode_symbols;
+use vmmap_trace::symbols::{CachedModule, Frame};
+use vmmap_wire::synthetic::*;
 
 /// Where the program is loaded.
 pub const BASE: u64 = 0x400000;

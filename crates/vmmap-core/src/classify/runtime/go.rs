@@ -54,22 +54,12 @@ pub(super) fn buildinfo_version(b: &[u8]) -> Option<String> {
         // Before Go 1.18 the version is behind a pointer: Go, version unknown.
         return Some("go (before 1.18)".into());
     }
-    let (len, n) = uvarint(&b[32..])?;
-    let from = 32 + n;
+    let mut c = vmmap_wire::Cursor::new(&b[32..]);
+    let len = c.uvarint()?;
+    let from = 32 + c.position();
     let s = b.get(from..from.checked_add(usize::try_from(len).ok()?)?)?;
     let v = std::str::from_utf8(s).ok()?;
     v.starts_with("go").then(|| v.to_string())
-}
-
-fn uvarint(b: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, &c) in b.iter().enumerate().take(10) {
-        v |= u64::from(c & 0x7f) << (7 * i);
-        if c & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
 }
 
 /// A goroutine's stack, from its `g`.

@@ -2,9 +2,9 @@
 //! tests of every reader of traces (this crate, the CLI, the TUI): one
 //! encoder of records outside the agent, so a change to the format is
 //! made in one place. Everything a test builds here follows the layouts in
-//! [`super::wire`] and `docs/trace-format.md`.
+//! the crate root and `docs/trace-format.md`.
 
-use super::wire::*;
+use crate::*;
 
 /// One thread's records, in the current format ([`TRACE_VERSION`] 4 and
 /// 3: heads (tags and ticks), other fields and addresses apart, heap

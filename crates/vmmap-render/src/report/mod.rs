@@ -24,7 +24,7 @@ unchanged with the one before are not written again but copied by
 reference. `docs/report.md` describes every key.
 
 Regions are matched across snapshots once, here, by
-[`crate::diff::match_regions`] between neighbouring snapshots: each region
+[`vmmap_core::diff::match_regions`] between neighbouring snapshots: each region
 carries a *track* number shared with its match in the previous snapshot.
 The page compares any two snapshots by track, so two neighbouring
 snapshots compare exactly as `vmmap diff` compares them; snapshots further
@@ -38,8 +38,8 @@ use std::io::{self, Write};
 
 pub use data::{data, ReportData};
 
-use crate::format::Sample;
-use crate::model::Snapshot;
+use vmmap_core::format::Sample;
+use vmmap_core::model::Snapshot;
 
 /// One frame of a traced run's call tree: the bytes allocated by this
 /// function and its callees, as the flame graph and the call tree show it.

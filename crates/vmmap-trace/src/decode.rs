@@ -1569,7 +1569,7 @@ fn inflate_into(z: &[u8], raw: u64, cap: u64, mut out: Vec<u8>) -> Result<Vec<u8
             cap >> 20
         ));
     }
-    crate::format::frame_size_agrees(z, raw)?;
+    vmmap_core::format::frame_size_agrees(z, raw)?;
     out.clear();
     if let Ok(Some(_)) = zstd::zstd_safe::get_frame_content_size(z) {
         out.reserve(raw as usize);
@@ -1733,9 +1733,9 @@ mod tests {
     /// zstd, is dropped rather than read or reserved for.
     #[test]
     fn damaged_symbol_caches_are_dropped() {
-        use crate::trace::scan::decode_symbols;
+        use crate::scan::decode_symbols;
         assert!(decode_symbols(b"not zstd").is_none());
-        let (z, _) = crate::trace::scan::encode_symbols(&[]).unwrap();
+        let (z, _) = crate::scan::encode_symbols(&[]).unwrap();
         assert_eq!(decode_symbols(&z).map(|m| m.len()), Some(0));
         assert!(decode_symbols(&z[..z.len() - 1]).is_none(), "cut short");
     }
@@ -1808,7 +1808,7 @@ mod tests {
     /// too) decodes to the same calls from both.
     #[test]
     fn versions_2_3_and_4_decode_the_same_calls() {
-        use crate::trace::synthetic::{self as syn, StreamBuilder};
+        use vmmap_wire::synthetic::{self as syn, StreamBuilder};
         let mut s = StreamBuilder::new(11, 0, 0, 0);
         s.stack(1, &[0x401]);
         s.malloc(10, 0x5000, 24, 1);

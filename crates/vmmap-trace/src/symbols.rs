@@ -9,7 +9,7 @@
 //! same name in the user's directories is accepted when its build id
 //! matches. What cannot be resolved stays `module+offset`, never an error.
 //! Results are cached by (build id, offset) in the trace file itself (see
-//! [`crate::format::CHUNK_SYMBOLS`]), so a second open costs nothing.
+//! [`vmmap_core::format::CHUNK_SYMBOLS`]), so a second open costs nothing.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ use super::calltree::{stack_frames, Metric};
 use super::decode::TraceInfo;
 use super::summary::StackCost;
 use super::symbols::{Frame, Symbols};
+use super::wire::push_uvarint; // protobuf varints are LEB128: the one codec
 
 /// The costed stacks of a run, symbolised, outermost frame first.
 pub struct Profile<'a> {
@@ -311,29 +312,21 @@ impl PprofBuilder {
     }
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn field_varint(out: &mut Vec<u8>, field: u32, v: u64) {
-    varint(out, u64::from(field) << 3);
-    varint(out, v);
+    push_uvarint(out, u64::from(field) << 3);
+    push_uvarint(out, v);
 }
 
 fn field_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    varint(out, (u64::from(field) << 3) | 2);
-    varint(out, b.len() as u64);
+    push_uvarint(out, (u64::from(field) << 3) | 2);
+    push_uvarint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
 
 fn packed(vals: &[u64]) -> Vec<u8> {
     let mut v = Vec::new();
     for &x in vals {
-        varint(&mut v, x);
+        push_uvarint(&mut v, x);
     }
     v
 }

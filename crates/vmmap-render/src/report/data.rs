@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{CallTreeNode, ReportInput};
-use crate::diff::match_regions;
-use crate::figures::{Column, Figures};
 use crate::layout::{colour, Layout};
-use crate::model::{MemoryType, Region, Snapshot};
-use crate::summary::Summary;
-use crate::timeline;
+use vmmap_core::diff::match_regions;
+use vmmap_core::figures::{Column, Figures};
+use vmmap_core::model::{MemoryType, Region, Snapshot};
+use vmmap_core::summary::Summary;
+use vmmap_core::timeline;
 
 /// Version of the embedded data layout; the page checks it.
 pub const DATA_VERSION: u32 = 1;

@@ -1,8 +1,14 @@
-//! The trace wire format shared by the preload agent (which encodes) and the
-//! decoder in [`super::decode`]. Documented in `docs/trace-format.md`.
+//! The bytes a traced run writes, and all that the preload agent
+//! (`vmmap-agent`) shares with the readers of its files: the native
+//! container's header and chunks ([`container`]), the trace messages and
+//! records below, the LEB128 varint codec every part of vmmap uses, and the
+//! GNU build id as a module record carries it ([`find_build_id_note`]).
+//! The agent depends on this crate alone, so that what is loaded into
+//! every traced program stays small; the decoder is `vmmap_trace`.
+//! Documented in `docs/trace-format.md`.
 //!
 //! A traced run writes ordinary native-format chunks of kind
-//! [`crate::format::CHUNK_TRACE`]; the first byte of each payload is one of
+//! [`container::CHUNK_TRACE`]; the first byte of each payload is one of
 //! the `MSG_*` message types below. Event messages hold a zstd frame of
 //! *segments*; a segment is a slice of one thread's event stream, and each
 //! thread's segments arrive in order. Records are variable-length:
@@ -10,13 +16,20 @@
 //! coded as the difference from the previous address in the same stream,
 //! which keeps heap pointers to two or three bytes.
 
+pub mod container;
+mod note;
+#[cfg(feature = "test-support")]
+pub mod synthetic;
+
+pub use note::find_build_id_note;
+
 /// Version of the messages below; the agent writes it in [`MSG_HELLO`].
 /// Version 3 segments keep each record's head (tag and tick), other fields
 /// and addresses in three parts, and write a heap address as a reference to a
 /// recent one when it can ([`HEAP_REF`]); version 4 puts each kind of part
 /// of all the segments of an EVENTS message together, after a directory of
 /// the segments. Versions 3, 2 (records, then their addresses) and 1
-/// (interleaved) are still read (see [`super::decode`] and
+/// (interleaved) are still read (see `vmmap_trace::decode` and
 /// `docs/trace-format.md`).
 pub const TRACE_VERSION: u32 = 4;
 

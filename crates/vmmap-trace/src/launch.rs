@@ -12,7 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::format::Writer;
+use vmmap_core::format::Writer;
 
 /// What to start and how.
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ pub fn untraceable(program: &Path) -> Option<String> {
         ));
     }
     let bytes = std::fs::read(program).ok()?;
-    let facts = crate::elf::program_facts(&bytes)?;
+    let facts = vmmap_core::elf::program_facts(&bytes)?;
     if facts.interp.is_none() {
         return Some(format!(
             "{} is statically linked: there is no dynamic loader to preload the agent",
@@ -298,7 +298,7 @@ fn exec_args(l: &Launch, env: &[OsString]) -> std::io::Result<ExecArgs> {
 /// the agent's environment. The returned writer appends the launcher's
 /// snapshots; the agent appends its own chunks to the same file (both
 /// open it with O_APPEND, so whole writes never interleave).
-/// [`crate::trace::supervise::start`] does the same and also records the
+/// [`crate::supervise::start`] does the same and also records the
 /// program's map at start and at exit.
 pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
     let out = create_output(l)?;
@@ -349,9 +349,9 @@ pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     if unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
         return Err(LaunchError::Spawn(std::io::Error::last_os_error()));
     }
-    // Opened as every output is (crate::output), then reopened through
+    // Opened as every output is (vmmap_core::output), then reopened through
     // the descriptor with O_APPEND; the agent gets the resolved name.
-    let (file, abs) = crate::output::create(&l.output)
+    let (file, abs) = vmmap_core::output::create(&l.output)
         .and_then(|f| {
             let fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
             Ok((

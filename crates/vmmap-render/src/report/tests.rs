@@ -1,8 +1,8 @@
 use serde_json::Value;
 
 use super::*;
-use crate::model::{MemoryType, Region};
-use crate::proc::smaps::{Field, Mapping};
+use vmmap_core::model::{MemoryType, Region};
+use vmmap_core::proc::smaps::{Field, Mapping};
 
 const K: u64 = 1024;
 const BASE: u64 = 0x7f00_0000_0000;

@@ -261,8 +261,8 @@ impl CallTree {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::decode::{ModuleInfo, StackInfo};
-    use crate::trace::symbols::{CachedModule, SymbolOptions};
+    use crate::decode::{ModuleInfo, StackInfo};
+    use crate::symbols::{CachedModule, SymbolOptions};
 
     fn frame(name: &str, line: u32) -> Vec<Frame> {
         vec![Frame {

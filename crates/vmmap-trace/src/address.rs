@@ -69,7 +69,7 @@ impl AddressFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::wire::EV_MALLOC;
+    use crate::wire::EV_MALLOC;
 
     fn rec(event: Event) -> Record {
         Record {

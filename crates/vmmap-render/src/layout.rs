@@ -25,8 +25,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::model::{MemoryType, Snapshot};
-use crate::summary::{free_blocks, FreeBlock};
+use vmmap_core::model::{MemoryType, Snapshot};
+use vmmap_core::summary::{free_blocks, FreeBlock};
 
 /// Units per doubling of size (and for one page).
 pub const UNITS_PER_DOUBLING: u64 = 16;
@@ -252,7 +252,7 @@ impl Layout {
             |f| {
                 format!(
                     "{} at {:#x}-{:#x}",
-                    crate::units::size(f.size(), false),
+                    vmmap_core::units::size(f.size(), false),
                     f.start,
                     f.end
                 )
@@ -263,8 +263,8 @@ impl Layout {
             r#"<text x="10" y="40">{} regions, {} free gaps, {} free, largest free block {largest}, {} reserved (PROT_NONE)</text>"#,
             self.region_count,
             self.gap_count,
-            crate::units::size(self.free_bytes, false),
-            crate::units::size(self.reserved_bytes, false),
+            vmmap_core::units::size(self.free_bytes, false),
+            vmmap_core::units::size(self.reserved_bytes, false),
         );
         let _ = writeln!(
             s,
@@ -341,7 +341,7 @@ impl Layout {
 
     /// The tooltip text of a segment.
     pub fn title(&self, snap: &Snapshot, seg: &Segment) -> String {
-        let size = crate::units::size(seg.end - seg.start, false);
+        let size = vmmap_core::units::size(seg.end - seg.start, false);
         match seg.region.and_then(|i| snap.regions.get(i)) {
             Some(r) => xml_text(&format!(
                 "{:#x}-{:#x} {} {size} {}{}",
@@ -408,8 +408,8 @@ pub(crate) fn xml_text(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Region;
-    use crate::proc::smaps::Mapping;
+    use vmmap_core::model::Region;
+    use vmmap_core::proc::smaps::Mapping;
 
     const K: u64 = 1024;
 

@@ -39,12 +39,12 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::collect::{self, Options};
-use crate::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
-use crate::model::{StackPointerSource, ThreadInfo};
-use crate::trace::launch::{self, Launch, LaunchError};
-use crate::trace::{Decoder, Event, Record};
-use crate::Error;
+use crate::launch::{self, Launch, LaunchError};
+use crate::{Decoder, Event, Record};
+use vmmap_core::collect::{self, Options};
+use vmmap_core::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
+use vmmap_core::model::{StackPointerSource, ThreadInfo};
+use vmmap_core::Error;
 
 /// A program started by [`start`], being watched.
 pub struct Supervised {
@@ -484,7 +484,7 @@ impl Follower {
         if self.broken {
             return;
         }
-        let header = crate::format::file_header().len() as u64;
+        let header = vmmap_core::format::file_header().len() as u64;
         if self.offset == 0 {
             self.offset = header;
         }
@@ -497,7 +497,7 @@ impl Follower {
         // The stream checks a file header first: give it one, then the
         // file from the saved offset.
         let n = Rc::new(Cell::new(0u64));
-        let r = io::Cursor::new(crate::format::file_header()).chain(Counting {
+        let r = io::Cursor::new(vmmap_core::format::file_header()).chain(Counting {
             r: f,
             n: Rc::clone(&n),
         });

@@ -6,9 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{MemoryType, Region, Snapshot};
-use crate::proc::smaps::Field;
-use crate::trace::decode::{Event, Record};
+use crate::decode::{Event, Record};
+use vmmap_core::model::{MemoryType, Region, Snapshot};
+use vmmap_core::proc::smaps::Field;
 
 /// One region's heap arithmetic. All figures in bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]

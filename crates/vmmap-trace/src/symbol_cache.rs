@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::symbols::Symbols;
-use crate::format::{chunk_bytes, CHUNK_SYMBOLS};
+use vmmap_core::format::{chunk_bytes, CHUNK_SYMBOLS};
 
 /// What writing the cache back did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use super::decode::{inflate_events, Decoder, Record, TraceError, TraceInfo};
 use super::symbols::CachedModule;
 use super::wire::MSG_EVENTS;
-use crate::format::{ChunkStream, FormatError, CHUNK_SYMBOLS};
+use vmmap_core::format::{ChunkStream, FormatError, CHUNK_SYMBOLS};
 
 /// Records handed over at a time: large enough that the channel costs
 /// nothing per record, small enough that memory stays a few megabytes.
@@ -51,7 +51,7 @@ pub struct Scan {
 /// megabytes), low enough that a damaged frame cannot claim the memory.
 const MAX_SYMBOLS_RAW: u64 = 1 << 28;
 
-/// Decodes a [`crate::format::CHUNK_SYMBOLS`] payload. Streamed, so that
+/// Decodes a [`vmmap_core::format::CHUNK_SYMBOLS`] payload. Streamed, so that
 /// memory follows what the frame holds rather than the cap: a one-shot
 /// decompression reserves the whole cap up front for every chunk.
 pub fn decode_symbols(payload: &[u8]) -> Option<Vec<CachedModule>> {
@@ -67,7 +67,7 @@ pub fn decode_symbols(payload: &[u8]) -> Option<Vec<CachedModule>> {
     rmp_serde::from_slice(&raw).ok()
 }
 
-/// Encodes symbols for a [`crate::format::CHUNK_SYMBOLS`] chunk: returns
+/// Encodes symbols for a [`vmmap_core::format::CHUNK_SYMBOLS`] chunk: returns
 /// (payload, raw length).
 pub fn encode_symbols(modules: &[CachedModule]) -> std::io::Result<(Vec<u8>, usize)> {
     let raw = rmp_serde::to_vec_named(modules).map_err(std::io::Error::other)?;
@@ -254,8 +254,8 @@ pub fn seconds_at_unix(info: &TraceInfo, unix_ns: u64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{Writer, CHUNK_TRACE};
-    use crate::trace::wire::*;
+    use crate::wire::*;
+    use vmmap_core::format::{Writer, CHUNK_TRACE};
 
     #[test]
     fn records_cross_threads_in_order_and_facts_come_back() {
@@ -293,7 +293,7 @@ mod tests {
         let stream = ChunkStream::new(std::io::Cursor::new(bytes), CHUNK_TRACE).unwrap();
         let mut sizes = Vec::new();
         let s = scan(stream, |r| {
-            if let crate::trace::Event::Alloc { size, .. } = r.event {
+            if let crate::Event::Alloc { size, .. } = r.event {
                 sizes.push(size);
             }
         });

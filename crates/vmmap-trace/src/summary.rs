@@ -427,7 +427,7 @@ pub fn summarize<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::wire::EV_MALLOC;
+    use crate::wire::EV_MALLOC;
 
     fn rec(tick: u64, stream: u32, event: Event) -> Record {
         Record {

@@ -25,9 +25,10 @@ use super::owners::{owners_of, Owner, RegionOwner};
 use super::scan;
 use super::symbol_cache::{self, CacheWrite};
 use super::symbols::{Frame, SymbolOptions, Symbols};
-use crate::format::{ChunkStream, FormatError, CHUNK_TRACE};
-use crate::model::{MemoryType, Region, Snapshot};
-use crate::proc::smaps::Mapping;
+use vmmap_core::export::{OwnerView, Owners};
+use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+use vmmap_core::model::{MemoryType, Region, Snapshot};
+use vmmap_core::proc::smaps::Mapping;
 
 /// The owner of one region, ready to show.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +79,31 @@ impl SnapshotOwners {
     /// The owner of sub-block `j` of region `i`.
     pub fn sub_block(&self, i: usize, j: usize) -> Option<&OwnerCell> {
         self.sub_blocks.get(i)?.get(j)?.as_ref()
+    }
+}
+
+impl OwnerCell {
+    /// The cell as the JSON and CSV exports write it.
+    pub fn view(&self) -> OwnerView<'_> {
+        OwnerView {
+            kind: self.kind,
+            op: self.op,
+            function: self.frame.as_ref().map(|f| f.function.as_str()),
+            file: self.frame.as_ref().and_then(|f| f.file.as_deref()),
+            line: self.frame.as_ref().and_then(|f| f.line),
+            live_bytes: self.live_bytes,
+            made_by: self.made_by.as_deref(),
+            text: &self.text,
+        }
+    }
+}
+
+impl Owners for SnapshotOwners {
+    fn region(&self, i: usize) -> Option<OwnerView<'_>> {
+        SnapshotOwners::region(self, i).map(OwnerCell::view)
+    }
+    fn sub_block(&self, i: usize, j: usize) -> Option<OwnerView<'_>> {
+        SnapshotOwners::sub_block(self, i, j).map(OwnerCell::view)
     }
 }
 
@@ -469,7 +495,7 @@ impl Cells<'_> {
             frame,
             live_bytes: Some(bytes),
             made_by: made.map(|m| m.text),
-            text: format!("{who} +{} live", crate::units::size(bytes, false)),
+            text: format!("{who} +{} live", vmmap_core::units::size(bytes, false)),
         })
     }
 
@@ -598,8 +624,8 @@ mod tests {
     /// only region 0x1f000-0x24000 holds them all: the kernel merged the
     /// mmap'd page with memory no call made on both sides.
     fn merged_trace() -> std::path::PathBuf {
-        use crate::format::Writer;
-        use crate::trace::synthetic::*;
+        use vmmap_core::format::Writer;
+        use vmmap_wire::synthetic::*;
         let hello = hello(42, "/bin/app", b"app\0");
         let mut s = StreamBuilder::new(100, 0, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
         for (id, ret) in [(1u64, 0x401u64), (2, 0x501), (3, 0x601)] {
@@ -623,13 +649,15 @@ mod tests {
     #[test]
     fn a_part_no_call_made_is_owned_by_its_own_first_allocation() {
         let path = merged_trace();
-        let mut snap =
-            crate::collect::snapshot(std::process::id(), &crate::collect::Options::default())
-                .unwrap();
+        let mut snap = vmmap_core::collect::snapshot(
+            std::process::id(),
+            &vmmap_core::collect::Options::default(),
+        )
+        .unwrap();
         snap.process.pid = 42;
         snap.taken_at_unix_ns = 2_500_000;
         let mut r = region(0x1f000, 0x24000, MemoryType::PrivateData);
-        r.perms = crate::model::Perms(*b"rw-p");
+        r.perms = vmmap_core::model::Perms(*b"rw-p");
         snap.regions = vec![r];
         let opts = OwnerOptions {
             symbols: SymbolOptions {

@@ -10,7 +10,7 @@
 //! call that made glibc create it).
 
 use super::decode::{Event, Record, TraceInfo};
-use crate::proc::smaps::Mapping;
+use vmmap_core::proc::smaps::Mapping;
 
 /// Why a mapping exists.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,7 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
     let Some((image, tick, text)) = info.maps.get(maps_index) else {
         return Vec::new();
     };
-    let mappings = crate::proc::smaps::parse(text.as_bytes()).unwrap_or_default();
+    let mappings = vmmap_core::proc::smaps::parse(text.as_bytes()).unwrap_or_default();
     owners_of(records, info, *image, *tick, mappings)
 }
 
@@ -296,7 +296,7 @@ pub fn owners_of(
         .maps
         .iter()
         .find(|(img, _, _)| *img == image)
-        .and_then(|(_, _, t)| crate::proc::smaps::parse(t.as_bytes()).ok())
+        .and_then(|(_, _, t)| vmmap_core::proc::smaps::parse(t.as_bytes()).ok())
         .unwrap_or_default();
     for r in out.iter_mut() {
         if matches!(r.owner, Owner::Unobserved { first_use: None })

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::Options;
-use vmmap_trace::{launch, supervise};
 use vmmap_core::units::size;
+use vmmap_trace::{launch, supervise};
 
 use crate::cli::{RunArgs, Unwind};
 use crate::trace::write_summary;

@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use vmmap_core::text::Escaped;
-use vmmap_trace::decode::{Decoder, Event};
 use vmmap_core::units::size;
+use vmmap_trace::decode::{Decoder, Event};
 
 use crate::cli::{TraceArgs, TraceView};
 use crate::{exit, output_error, Failure};

@@ -13,7 +13,7 @@ use libc::{off_t, pthread_attr_t, pthread_t, size_t};
 use vmmap_core::trace::wire::*;
 
 use crate::record::Caller;
-use crate::{enter, leave, next, record, sys, writer};
+use crate::{enter, heap, leave, next, record, sys, writer};
 
 /// Allocations at least this large probably made a new mapping inside
 /// glibc (its mmap threshold starts at 128 KiB): look at the maps soon.
@@ -72,6 +72,12 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 
 unsafe extern "C" fn malloc_from(size: size_t, ra: u64, sp: u64, bp: u64) -> *mut c_void {
     let b = enter();
+    if b.is_none() && crate::agent_own() {
+        let p = heap::malloc(size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     // SAFETY: forwarding.
     let p = unsafe { next::malloc()(size) };
     if let Some(b) = b {
@@ -115,6 +121,12 @@ unsafe extern "C" fn calloc_from(
     bp: u64,
 ) -> *mut c_void {
     let b = enter();
+    if b.is_none() && crate::agent_own() {
+        let p = heap::calloc(n, size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     // SAFETY: forwarding.
     let p = unsafe { next::calloc()(n, size) };
     if let Some(b) = b {
@@ -173,7 +185,21 @@ unsafe fn realloc_at(old: *mut c_void, size: size_t, at: Option<Caller>) -> *mut
         // SAFETY: old is a start-up block.
         return unsafe { next::realloc_boot(old, size) };
     }
+    if heap::contains(old) {
+        // The agent's own block (possibly glibc's, made for the agent:
+        // setenv's environment array): it stays in the agent's heap,
+        // unrecorded. A full heap leaves it where it is (null, as any
+        // failed realloc).
+        // SAFETY: a live private block.
+        return unsafe { heap::realloc(old, size) };
+    }
     let b = enter();
+    if b.is_none() && old.is_null() && crate::agent_own() {
+        let p = heap::malloc(size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     let tick = sys::ticks();
     // SAFETY: forwarding.
     let p = unsafe { next::realloc()(old, size) };
@@ -208,6 +234,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() || next::is_boot(p) {
         return;
     }
+    if heap::contains(p) {
+        // SAFETY: a live private block.
+        unsafe { heap::free(p) };
+        return;
+    }
     if let Some(b) = enter() {
         record::free(b, p as u64);
         leave(b);
@@ -226,6 +257,12 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 
 fn aligned(align: usize, size: usize, f: impl FnOnce() -> *mut c_void) -> *mut c_void {
     let b = enter();
+    if b.is_none() && crate::agent_own() {
+        let p = heap::memalign(align.max(16).next_power_of_two(), size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     let p = f();
     if let Some(b) = b {
         if !p.is_null() {
@@ -564,18 +601,21 @@ pub unsafe extern "C" fn pthread_create(
         return unsafe { real(t, attr, f, arg) };
     };
     let s = Box::into_raw(Box::new(Start { f, arg }));
+    // Not guarded across the call: what glibc allocates for the new thread
+    // (its TLS vector) is the program's, and recorded.
+    leave(b);
     // SAFETY: forwarding with our trampoline, which takes ownership of s.
     let r = unsafe { real(t, attr, thread_trampoline, s as *mut c_void) };
-    if r == 0 {
+    if r != 0 {
+        // SAFETY: the thread was not created; s is still ours.
+        drop(unsafe { Box::from_raw(s) });
+    } else if let Some(b) = enter() {
         // SAFETY: t was filled in by a successful pthread_create.
         let handle: u64 = unsafe { *t };
         record::plain(b, EV_THREAD_CREATE, &[handle], &[], true);
         writer::MAPS_DIRTY.store(true, Relaxed);
-    } else {
-        // SAFETY: the thread was not created; s is still ours.
-        drop(unsafe { Box::from_raw(s) });
+        leave(b);
     }
-    leave(b);
     r
 }
 

@@ -30,9 +30,9 @@ use dlmalloc::{Allocator, Dlmalloc};
 use crate::sys::SpinLock;
 
 /// Address space reserved for the heap (see `docs/tracing.md`,
-/// "Footprint"). The writer's staging buffers and zstd's context are the
-/// bulk of it.
-pub const RESERVE: usize = 8 << 20;
+/// "Footprint"). The writer's staging buffers (about 3.5 MiB at most) and
+/// zstd's context (under 1 MiB at level 1) are the bulk of what it holds.
+pub const RESERVE: usize = 6 << 20;
 
 /// Where the range starts; until it is mapped, a kernel address no user
 /// pointer can be in, so that [`contains`] needs no other test.

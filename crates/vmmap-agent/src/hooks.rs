@@ -650,10 +650,14 @@ pub unsafe extern "C" fn dlopen(path: *const c_char, flags: c_int) -> *mut c_voi
         return core::ptr::null_mut();
     };
     let flags = flags & !libc::RTLD_DEEPBIND;
-    let b = enter();
+    // Not guarded across the call: the loader's allocations and the new
+    // library's constructors are the program's, recorded with this call in
+    // their stacks (see crate::unwind::IN_DLOPEN).
+    crate::unwind::IN_DLOPEN.fetch_add(1, SeqCst);
     // SAFETY: forwarding.
     let h = unsafe { real(path, flags) };
-    if let Some(b) = b {
+    crate::unwind::IN_DLOPEN.fetch_sub(1, SeqCst);
+    if let Some(b) = enter() {
         if !h.is_null() {
             crate::unwind::rebuild_modules();
             let name = if path.is_null() {
@@ -678,10 +682,12 @@ pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
     let Some(real) = real!(DLCLOSE, "dlclose", F) else {
         return -1;
     };
-    let b = enter();
+    // Not guarded, as dlopen: destructors' calls are the program's.
+    crate::unwind::IN_DLOPEN.fetch_add(1, SeqCst);
     // SAFETY: forwarding.
     let r = unsafe { real(h) };
-    if let Some(b) = b {
+    crate::unwind::IN_DLOPEN.fetch_sub(1, SeqCst);
+    if let Some(b) = enter() {
         if r == 0 {
             crate::unwind::rebuild_modules();
             record::plain(b, EV_DLCLOSE, &[h as u64], &[], true);

@@ -431,7 +431,6 @@ fn real_python3_json_dump_and_load() {
 }
 
 #[test]
-#[ignore = "allocations inside dlopen (the loader's, library constructors') are not recorded yet"]
 fn real_python3_json_dump_and_load_counted_exactly() {
     real_python3_json_dump_and_load_with(true);
 }
@@ -658,7 +657,6 @@ fn real_java_version() {
 }
 
 #[test]
-#[ignore = "allocations inside dlopen (the loader's, library constructors') are not recorded yet"]
 fn real_java_version_counted_exactly() {
     real_java_version_with(true);
 }

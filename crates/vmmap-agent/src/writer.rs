@@ -261,6 +261,9 @@ fn descriptors_apart(fd: i32) -> bool {
 pub fn after_fork_child() {
     RUNNING.store(false, Relaxed);
     WRITER.store(core::ptr::null_mut(), Relaxed);
+    // The writer is not in the child; a thread the child starts may get
+    // its thread descriptor (glibc reuses the dead threads' stacks).
+    WRITER_SELF.store(0, Relaxed);
     FD.store(-1, Relaxed);
 }
 

@@ -325,7 +325,7 @@ fn agent_apart(what: &str, t: &Traced) {
 
 /// Runs `p` plain and traced, compares their output with `check_output`,
 /// then checks the trace.
-fn suite(exact: bool, what: &str, p: &Prog<'_>, check_output: impl Fn(&Output, &Output)) -> Traced {
+fn suite(what: &str, p: &Prog<'_>, check_output: impl Fn(&Output, &Output)) -> Traced {
     let start = std::time::Instant::now();
     let plain = run_plain(p);
     let plain_time = start.elapsed();
@@ -338,9 +338,7 @@ fn suite(exact: bool, what: &str, p: &Prog<'_>, check_output: impl Fn(&Output, &
     check_output(&plain, &t.out);
     holds_operations(what, &t);
     snapshots(what, &t);
-    if exact {
-        recorded_exactly(what, &t);
-    }
+    recorded_exactly(what, &t);
     t
 }
 
@@ -350,8 +348,8 @@ fn recorded_exactly(what: &str, t: &Traced) {
     agent_apart(what, t);
 }
 
-fn simple(exact: bool, what: &str, p: &Prog<'_>) -> Traced {
-    suite(exact, what, p, |plain, traced| {
+fn simple(what: &str, p: &Prog<'_>) -> Traced {
+    suite(what, p, |plain, traced| {
         same_output(what, plain, traced);
         assert!(
             plain.status.success(),
@@ -378,15 +376,6 @@ fn words_file(path: &Path, words: usize) {
 
 #[test]
 fn real_sqlite3_transaction_and_index() {
-    real_sqlite3_transaction_and_index_with(false);
-}
-
-#[test]
-fn real_sqlite3_transaction_and_index_counted_exactly() {
-    real_sqlite3_transaction_and_index_with(true);
-}
-
-fn real_sqlite3_transaction_and_index_with(exact: bool) {
     let sqlite = tool("sqlite3", "sqlite3");
     let dir = TempDir::new("sqlite");
     let sql = dir.path().join("load.sql");
@@ -420,22 +409,11 @@ fn real_sqlite3_transaction_and_index_with(exact: bool) {
     );
     holds_operations("sqlite3", &t);
     snapshots("sqlite3", &t);
-    if exact {
-        recorded_exactly("sqlite3", &t);
-    }
+    recorded_exactly("sqlite3", &t);
 }
 
 #[test]
 fn real_python3_json_dump_and_load() {
-    real_python3_json_dump_and_load_with(false);
-}
-
-#[test]
-fn real_python3_json_dump_and_load_counted_exactly() {
-    real_python3_json_dump_and_load_with(true);
-}
-
-fn real_python3_json_dump_and_load_with(exact: bool) {
     let py = tool("python3", "python3");
     let p = Prog::new(
         py,
@@ -448,20 +426,11 @@ fn real_python3_json_dump_and_load_with(exact: bool) {
              print(len(s), e == d, sum(x['i'] for x in e))\n",
         ],
     );
-    simple(exact, "python3", &p);
+    simple("python3", &p);
 }
 
 #[test]
 fn real_git_log_patches() {
-    real_git_log_patches_with(false);
-}
-
-#[test]
-fn real_git_log_patches_counted_exactly() {
-    real_git_log_patches_with(true);
-}
-
-fn real_git_log_patches_with(exact: bool) {
     let git = tool("git", "git");
     let dir = TempDir::new("gitrepo");
     let repo = dir.path();
@@ -498,7 +467,7 @@ fn real_git_log_patches_with(exact: bool) {
     }
     let mut p = Prog::new(git, &["--no-pager", "log", "-p"]);
     p.cwd = Some(repo);
-    let t = simple(exact, "git log -p", &p);
+    let t = simple("git log -p", &p);
     assert!(
         t.out.stdout.len() > 100_000,
         "git log -p printed the history"
@@ -507,15 +476,6 @@ fn real_git_log_patches_with(exact: bool) {
 
 #[test]
 fn real_gcc_compiles_with_its_children_followed() {
-    real_gcc_compiles_with_its_children_followed_with(false);
-}
-
-#[test]
-fn real_gcc_compiles_with_its_children_followed_counted_exactly() {
-    real_gcc_compiles_with_its_children_followed_with(true);
-}
-
-fn real_gcc_compiles_with_its_children_followed_with(exact: bool) {
     let gcc = tool("gcc", "gcc");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manymaps.c");
     let dir = TempDir::new("gcc");
@@ -547,22 +507,11 @@ fn real_gcc_compiles_with_its_children_followed_with(exact: bool) {
     let files = holds_operations("gcc", &t);
     assert!(files >= 3, "gcc, cc1 and as traced: {files} file(s)");
     snapshots("gcc", &t);
-    if exact {
-        recorded_exactly("gcc", &t);
-    }
+    recorded_exactly("gcc", &t);
 }
 
 #[test]
 fn real_node_objects_and_buffers() {
-    real_node_objects_and_buffers_with(false);
-}
-
-#[test]
-fn real_node_objects_and_buffers_counted_exactly() {
-    real_node_objects_and_buffers_with(true);
-}
-
-fn real_node_objects_and_buffers_with(exact: bool) {
     let node = tool("node", "nodejs");
     let p = Prog::new(
         node,
@@ -574,20 +523,11 @@ fn real_node_objects_and_buffers_with(exact: bool) {
              console.log(a.length, a[199999].s, b.reduce((s, x) => s + x.length, 0), c.length);",
         ],
     );
-    simple(exact, "node", &p);
+    simple("node", &p);
 }
 
 #[test]
 fn real_perl_counts_words() {
-    real_perl_counts_words_with(false);
-}
-
-#[test]
-fn real_perl_counts_words_counted_exactly() {
-    real_perl_counts_words_with(true);
-}
-
-fn real_perl_counts_words_with(exact: bool) {
     let perl = tool("perl", "perl");
     let dir = TempDir::new("perl");
     let input = dir.path().join("words.txt");
@@ -601,27 +541,18 @@ fn real_perl_counts_words_with(exact: bool) {
         ],
     );
     p.stdin = Some(&input);
-    simple(exact, "perl", &p);
+    simple("perl", &p);
 }
 
 #[test]
 fn real_xz_9() {
-    real_xz_9_with(false);
-}
-
-#[test]
-fn real_xz_9_counted_exactly() {
-    real_xz_9_with(true);
-}
-
-fn real_xz_9_with(exact: bool) {
     let xz = tool("xz", "xz-utils");
     let dir = TempDir::new("xz");
     let input = dir.path().join("words.txt");
     words_file(&input, 120_000);
     let mut p = Prog::new(xz, &["-9", "-c", "-T1"]);
     p.stdin = Some(&input);
-    let t = simple(exact, "xz -9", &p);
+    let t = simple("xz -9", &p);
     assert!(
         t.out.stdout.starts_with(b"\xfd7zXZ"),
         "xz wrote a .xz stream"
@@ -630,21 +561,12 @@ fn real_xz_9_with(exact: bool) {
 
 #[test]
 fn real_threaded_cxx_cross_thread_frees() {
-    real_threaded_cxx_cross_thread_frees_with(false);
-}
-
-#[test]
-fn real_threaded_cxx_cross_thread_frees_counted_exactly() {
-    real_threaded_cxx_cross_thread_frees_with(true);
-}
-
-fn real_threaded_cxx_cross_thread_frees_with(exact: bool) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xthread.cpp");
     let bin = build(
         "xthread",
         &["g++", "-O2", "-g", "-pthread", src.to_str().unwrap()],
     );
-    let t = simple(exact, "xthread", &Prog::new(bin, &[]));
+    let t = simple("xthread", &Prog::new(bin, &[]));
     assert_eq!(
         String::from_utf8_lossy(&t.out.stdout),
         "items 120000 checksum 61231320000\n"
@@ -653,17 +575,8 @@ fn real_threaded_cxx_cross_thread_frees_with(exact: bool) {
 
 #[test]
 fn real_java_version() {
-    real_java_version_with(false);
-}
-
-#[test]
-fn real_java_version_counted_exactly() {
-    real_java_version_with(true);
-}
-
-fn real_java_version_with(exact: bool) {
     let java = tool("java", "default-jdk-headless");
-    let t = simple(exact, "java -version", &Prog::new(java, &["-version"]));
+    let t = simple("java -version", &Prog::new(java, &["-version"]));
     assert!(
         String::from_utf8_lossy(&t.out.stderr).contains("version"),
         "java -version says its version on stderr"
@@ -685,15 +598,6 @@ fn free_port() -> u16 {
 /// benchmark left (read back with redis-cli), and every exit status.
 #[test]
 fn real_redis_server_under_benchmark() {
-    real_redis_server_under_benchmark_with(false);
-}
-
-#[test]
-fn real_redis_server_under_benchmark_counted_exactly() {
-    real_redis_server_under_benchmark_with(true);
-}
-
-fn real_redis_server_under_benchmark_with(exact: bool) {
     let server = tool("redis-server", "redis-server");
     let bench = tool("redis-benchmark", "redis-tools");
     let cli = tool("redis-cli", "redis-tools");
@@ -814,7 +718,5 @@ fn real_redis_server_under_benchmark_with(exact: bool) {
     );
     holds_operations("redis-server", &t);
     snapshots("redis-server", &t);
-    if exact {
-        recorded_exactly("redis-server", &t);
-    }
+    recorded_exactly("redis-server", &t);
 }

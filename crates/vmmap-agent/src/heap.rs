@@ -160,6 +160,20 @@ pub unsafe fn free(p: *mut c_void) {
     with(|h| unsafe { h.c_free(p as *mut u8) })
 }
 
+/// `malloc_usable_size` of a private block: its chunk's size less the
+/// chunk's one word of overhead. Read from dlmalloc's chunk header (the
+/// word before the block: size and three flag bits), whose layout is
+/// dlmalloc's documented format; the crate does not expose it, and this
+/// heap has no mmapped chunks (whose overhead differs).
+///
+/// # Safety
+/// `p` is a live block of the private heap.
+pub unsafe fn usable_size(p: *const c_void) -> usize {
+    // SAFETY: per the contract, the chunk header precedes p.
+    let head = unsafe { *((p as usize - core::mem::size_of::<usize>()) as *const usize) };
+    (head & !7) - core::mem::size_of::<usize>()
+}
+
 /// Before `fork`: no other thread may hold the heap's lock across it
 /// (the child would wait for it forever).
 pub extern "C" fn before_fork() {

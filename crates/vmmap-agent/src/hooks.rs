@@ -248,6 +248,32 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 }
 
 /// # Safety
+/// As C `malloc_usable_size`. A block of the agent's own heap (glibc may
+/// hand one to the program: `setenv`'s environment array, grown from the
+/// one made while the agent started) is measured there; any other goes
+/// to the next definition, as without the agent.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
+    type F = unsafe extern "C" fn(*mut c_void) -> size_t;
+    if p.is_null() {
+        return 0;
+    }
+    if heap::contains(p) {
+        // SAFETY: a live private block.
+        return unsafe { heap::usable_size(p) };
+    }
+    if next::is_boot(p) {
+        // SAFETY: a start-up block, its size stored before it.
+        return unsafe { next::boot_size(p) };
+    }
+    match real!(MALLOC_USABLE_SIZE, "malloc_usable_size", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(p) },
+        None => 0,
+    }
+}
+
+/// # Safety
 /// As C `cfree` (an old alias of free).
 #[no_mangle]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {

@@ -46,9 +46,12 @@ pub const PART_CAP: [usize; PARTS] = [32 * 1024, 56 * 1024, 40 * 1024];
 /// definition, or a text of 1 KiB); two heap addresses, each written as
 /// eight bytes whatever its length.
 pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_wire::MAX_FRAMES * 10, 26];
-/// Buffers the producers may hold before they wait for the writer
-/// (256 MiB); beyond that a thread yields until the writer catches up.
-const MAX_BUFFERS: usize = 2048;
+/// Buffers in flight (4 MiB), besides the one each thread fills, before
+/// the producers wait for the writer; beyond that a thread yields until the writer catches up. No
+/// event is lost: a thread waits instead. More buffers only let a
+/// descheduled writer fall further behind, at the cost of the program's
+/// memory (it was 256 MiB; docs/tracing.md, "Footprint").
+const MAX_BUFFERS: usize = 32;
 
 /// Slots in the per-thread "stack already defined" cache.
 pub const STACK_SLOTS: usize = 4096;
@@ -148,6 +151,9 @@ pub struct Block {
 static REGISTRY: AtomicPtr<Block> = AtomicPtr::new(null_mut());
 static REGISTRY_LOCK: SpinLock = SpinLock::new();
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// Blocks ever mapped (the most threads alive at once): each may hold a
+/// buffer it is filling, beyond the [`MAX_BUFFERS`] in flight.
+static BLOCKS: AtomicUsize = AtomicUsize::new(0);
 
 static FULL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
 static POOL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
@@ -186,6 +192,7 @@ pub fn new_block(tid: i32) -> *mut Block {
     if b.is_null() {
         return b;
     }
+    BLOCKS.fetch_add(1, Relaxed);
     let stacks = sys::map_anon(core::mem::size_of::<[StackSlot; STACK_SLOTS]>())
         as *mut [StackSlot; STACK_SLOTS];
     let rules = sys::map_anon(core::mem::size_of::<RuleCache>()) as *mut RuleCache;
@@ -469,7 +476,8 @@ fn take_buffer() -> *mut Buf {
                 return p;
             }
         }
-        if BUFFERS.fetch_add(1, Relaxed) < MAX_BUFFERS || !crate::writer::running() {
+        let limit = MAX_BUFFERS + BLOCKS.load(Relaxed);
+        if BUFFERS.fetch_add(1, Relaxed) < limit || !crate::writer::running() {
             let p = sys::map_anon(core::mem::size_of::<Buf>()) as *mut Buf;
             if p.is_null() {
                 BUFFERS.fetch_sub(1, Relaxed);

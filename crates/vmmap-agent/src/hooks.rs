@@ -13,7 +13,7 @@ use libc::{off_t, pthread_attr_t, pthread_t, size_t};
 use vmmap_wire::*;
 
 use crate::record::Caller;
-use crate::{enter, leave, next, record, sys, writer};
+use crate::{enter, heap, leave, next, record, sys, writer};
 
 /// Allocations at least this large probably made a new mapping inside
 /// glibc (its mmap threshold starts at 128 KiB): look at the maps soon.
@@ -72,6 +72,12 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 
 unsafe extern "C" fn malloc_from(size: size_t, ra: u64, sp: u64, bp: u64) -> *mut c_void {
     let b = enter();
+    if b.is_none() && crate::agent_own() {
+        let p = heap::malloc(size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     // SAFETY: forwarding.
     let p = unsafe { next::malloc()(size) };
     if let Some(b) = b {
@@ -115,6 +121,12 @@ unsafe extern "C" fn calloc_from(
     bp: u64,
 ) -> *mut c_void {
     let b = enter();
+    if b.is_none() && crate::agent_own() {
+        let p = heap::calloc(n, size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     // SAFETY: forwarding.
     let p = unsafe { next::calloc()(n, size) };
     if let Some(b) = b {
@@ -173,7 +185,21 @@ unsafe fn realloc_at(old: *mut c_void, size: size_t, at: Option<Caller>) -> *mut
         // SAFETY: old is a start-up block.
         return unsafe { next::realloc_boot(old, size) };
     }
+    if heap::contains(old) {
+        // The agent's own block (possibly glibc's, made for the agent:
+        // setenv's environment array): it stays in the agent's heap,
+        // unrecorded. A full heap leaves it where it is (null, as any
+        // failed realloc).
+        // SAFETY: a live private block.
+        return unsafe { heap::realloc(old, size) };
+    }
     let b = enter();
+    if b.is_none() && old.is_null() && crate::agent_own() {
+        let p = heap::malloc(size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     let tick = sys::ticks();
     // SAFETY: forwarding.
     let p = unsafe { next::realloc()(old, size) };
@@ -208,12 +234,43 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() || next::is_boot(p) {
         return;
     }
+    if heap::contains(p) {
+        // SAFETY: a live private block.
+        unsafe { heap::free(p) };
+        return;
+    }
     if let Some(b) = enter() {
         record::free(b, p as u64);
         leave(b);
     }
     // SAFETY: forwarding.
     unsafe { next::free()(p) }
+}
+
+/// # Safety
+/// As C `malloc_usable_size`. A block of the agent's own heap (glibc may
+/// hand one to the program: `setenv`'s environment array, grown from the
+/// one made while the agent started) is measured there; any other goes
+/// to the next definition, as without the agent.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
+    type F = unsafe extern "C" fn(*mut c_void) -> size_t;
+    if p.is_null() {
+        return 0;
+    }
+    if heap::contains(p) {
+        // SAFETY: a live private block.
+        return unsafe { heap::usable_size(p) };
+    }
+    if next::is_boot(p) {
+        // SAFETY: a start-up block, its size stored before it.
+        return unsafe { next::boot_size(p) };
+    }
+    match real!(MALLOC_USABLE_SIZE, "malloc_usable_size", F) {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(p) },
+        None => 0,
+    }
 }
 
 /// # Safety
@@ -226,6 +283,12 @@ pub unsafe extern "C" fn cfree(p: *mut c_void) {
 
 fn aligned(align: usize, size: usize, f: impl FnOnce() -> *mut c_void) -> *mut c_void {
     let b = enter();
+    if b.is_none() && crate::agent_own() {
+        let p = heap::memalign(align.max(16).next_power_of_two(), size);
+        if !p.is_null() {
+            return p;
+        }
+    }
     let p = f();
     if let Some(b) = b {
         if !p.is_null() {
@@ -564,18 +627,21 @@ pub unsafe extern "C" fn pthread_create(
         return unsafe { real(t, attr, f, arg) };
     };
     let s = Box::into_raw(Box::new(Start { f, arg }));
+    // Not guarded across the call: what glibc allocates for the new thread
+    // (its TLS vector) is the program's, and recorded.
+    leave(b);
     // SAFETY: forwarding with our trampoline, which takes ownership of s.
     let r = unsafe { real(t, attr, thread_trampoline, s as *mut c_void) };
-    if r == 0 {
+    if r != 0 {
+        // SAFETY: the thread was not created; s is still ours.
+        drop(unsafe { Box::from_raw(s) });
+    } else if let Some(b) = enter() {
         // SAFETY: t was filled in by a successful pthread_create.
         let handle: u64 = unsafe { *t };
         record::plain(b, EV_THREAD_CREATE, &[handle], &[], true);
         writer::MAPS_DIRTY.store(true, Relaxed);
-    } else {
-        // SAFETY: the thread was not created; s is still ours.
-        drop(unsafe { Box::from_raw(s) });
+        leave(b);
     }
-    leave(b);
     r
 }
 
@@ -610,10 +676,14 @@ pub unsafe extern "C" fn dlopen(path: *const c_char, flags: c_int) -> *mut c_voi
         return core::ptr::null_mut();
     };
     let flags = flags & !libc::RTLD_DEEPBIND;
-    let b = enter();
+    // Not guarded across the call: the loader's allocations and the new
+    // library's constructors are the program's, recorded with this call in
+    // their stacks (see crate::unwind::IN_DLOPEN).
+    crate::unwind::IN_DLOPEN.fetch_add(1, SeqCst);
     // SAFETY: forwarding.
     let h = unsafe { real(path, flags) };
-    if let Some(b) = b {
+    crate::unwind::IN_DLOPEN.fetch_sub(1, SeqCst);
+    if let Some(b) = enter() {
         if !h.is_null() {
             crate::unwind::rebuild_modules();
             let name = if path.is_null() {
@@ -638,10 +708,12 @@ pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
     let Some(real) = real!(DLCLOSE, "dlclose", F) else {
         return -1;
     };
-    let b = enter();
+    // Not guarded, as dlopen: destructors' calls are the program's.
+    crate::unwind::IN_DLOPEN.fetch_add(1, SeqCst);
     // SAFETY: forwarding.
     let r = unsafe { real(h) };
-    if let Some(b) = b {
+    crate::unwind::IN_DLOPEN.fetch_sub(1, SeqCst);
+    if let Some(b) = enter() {
         if r == 0 {
             crate::unwind::rebuild_modules();
             record::plain(b, EV_DLCLOSE, &[h as u64], &[], true);

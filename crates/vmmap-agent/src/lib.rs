@@ -19,6 +19,7 @@
 mod ages;
 mod block;
 mod env;
+mod heap;
 // The exported hooks (`malloc`, `mmap`, …) and the constructor are left
 // out of the unit-test build: a test binary that exported them would
 // interpose its own allocator and trace itself. What the tests exercise
@@ -42,54 +43,69 @@ use std::sync::OnceLock;
 
 use block::Block;
 
-extern "C" {
-    fn __libc_malloc(size: usize) -> *mut c_void;
-    fn __libc_free(p: *mut c_void);
-    fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
-    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
-}
+/// The agent's Rust allocations: its private heap ([`heap`]), else (the
+/// heap is full) the program's allocator, so that the agent degrades
+/// rather than aborts the program.
+struct AgentHeap;
 
-/// The agent's own heap: glibc's allocator called by its internal names,
-/// so agent code never enters its own hooks.
-struct LibcHeap;
-
-// SAFETY: forwards to glibc's allocator, which meets GlobalAlloc's contract
-// for alignments up to 16 with malloc and any power of two with memalign.
-unsafe impl GlobalAlloc for LibcHeap {
+// SAFETY: dlmalloc's aligned calls meet GlobalAlloc's contract for any
+// power-of-two alignment, as does the program's memalign; each block is
+// given back to the allocator it came from (told apart by address).
+unsafe impl GlobalAlloc for AgentHeap {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: plain allocator calls.
-        unsafe {
-            if l.align() <= 16 {
-                __libc_malloc(l.size()) as *mut u8
-            } else {
-                __libc_memalign(l.align(), l.size()) as *mut u8
-            }
+        let p = heap::memalign(l.align(), l.size());
+        if !p.is_null() {
+            return p as *mut u8;
         }
+        // SAFETY: the program's allocator, untraced (no hook involved).
+        unsafe { next::memalign()(l.align().max(16), l.size()) as *mut u8 }
     }
     unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
-        // SAFETY: p came from alloc above.
-        unsafe { __libc_free(p as *mut c_void) }
+        if heap::contains(p as *const c_void) {
+            // SAFETY: a live private block.
+            unsafe { heap::free(p as *mut c_void) }
+        } else {
+            // SAFETY: it came from the program's memalign above.
+            unsafe { next::free()(p as *mut c_void) }
+        }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if l.align() <= 16 {
-            // SAFETY: p came from __libc_malloc.
-            unsafe { __libc_realloc(p as *mut c_void, new) as *mut u8 }
-        } else {
-            // SAFETY: the default copy-based realloc over our alloc/dealloc.
-            unsafe {
-                let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
-                if !q.is_null() {
-                    core::ptr::copy_nonoverlapping(p, q, l.size().min(new));
-                    self.dealloc(p, l);
-                }
-                q
+        if l.align() <= 16 && heap::contains(p as *const c_void) {
+            // SAFETY: a live private block, at dlmalloc's own alignment.
+            let q = unsafe { heap::realloc(p as *mut c_void, new) };
+            if !q.is_null() {
+                return q as *mut u8;
             }
+        }
+        // SAFETY: a new block, the contents copied, the old one freed.
+        unsafe {
+            let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
+            if !q.is_null() {
+                core::ptr::copy_nonoverlapping(p, q, l.size().min(new));
+                self.dealloc(p, l);
+            }
+            q
         }
     }
 }
 
 #[global_allocator]
-static HEAP: LibcHeap = LibcHeap;
+static HEAP: AgentHeap = AgentHeap;
+
+/// Set while the agent starts (its constructor, or a followed child's new
+/// trace): the process is single-threaded then, and every allocation made
+/// is the agent's own.
+static OWN_ALL: AtomicBool = AtomicBool::new(false);
+
+/// Whether an allocation call that is not recorded (no hook entered) is
+/// the agent's own, to be served from its private heap: made while the
+/// agent starts, or on the writer thread (whatever calls it: zstd,
+/// `realpath`, glibc's thread start and exit).
+#[inline]
+pub(crate) fn agent_own() -> bool {
+    // SAFETY: pthread_self has no preconditions.
+    OWN_ALL.load(Relaxed) || writer::is_writer_thread(unsafe { libc::pthread_self() })
+}
 
 /// Hooks record only while this is set: after a successful start, and not
 /// in an untraced child.
@@ -239,6 +255,13 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
 /// initialised first): reads the environment, opens the trace and starts
 /// the writer.
 extern "C" fn init() {
+    OWN_ALL.store(true, SeqCst);
+    start();
+    OWN_ALL.store(false, SeqCst);
+}
+
+/// The constructor's work (see [`init`]), every allocation the agent's own.
+fn start() {
     next::resolve_now();
     let cfg = read_config();
     env::scrub();
@@ -257,8 +280,15 @@ extern "C" fn init() {
     unwind::rebuild_modules();
     writer::hello();
     // SAFETY: the handlers are plain functions that stay loaded (nobody
-    // dlcloses a preloaded object).
+    // dlcloses a preloaded object). The heap's come first: a child's
+    // handlers run in the order they were registered, and fork_child
+    // allocates.
     unsafe {
+        libc::pthread_atfork(
+            Some(heap::before_fork),
+            Some(heap::after_fork),
+            Some(heap::after_fork),
+        );
         libc::pthread_atfork(None, None, Some(fork_child));
         libc::atexit(at_exit);
     }
@@ -316,12 +346,10 @@ extern "C" fn fork_child() {
     if !cfg.follow_forks {
         return;
     }
-    let path = child_path(&cfg.path, sys::getpid());
-    if !writer::open(&path) {
-        return;
-    }
-    writer::hello();
-    if !writer::start() {
+    OWN_ALL.store(true, SeqCst);
+    let started = start_child_trace(cfg);
+    OWN_ALL.store(false, SeqCst);
+    if !started {
         return;
     }
     if !me.is_null() {
@@ -335,6 +363,16 @@ extern "C" fn fork_child() {
         record::thread_start(b, unsafe { libc::pthread_self() } as u64);
     }
     ACTIVE.store(true, Release);
+}
+
+/// A followed child's own trace file and writer.
+fn start_child_trace(cfg: &Config) -> bool {
+    let path = child_path(&cfg.path, sys::getpid());
+    if !writer::open(&path) {
+        return false;
+    }
+    writer::hello();
+    writer::start()
 }
 
 /// Whether the caller is the process this agent started in (false in a

@@ -90,7 +90,7 @@ fn boot_alloc(align: usize, size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// `p` must come from [`boot_alloc`].
-unsafe fn boot_size(p: *mut c_void) -> usize {
+pub unsafe fn boot_size(p: *mut c_void) -> usize {
     // SAFETY: per the contract, the size is stored just before p.
     unsafe { *((p as usize - 8) as *const usize) }
 }

@@ -152,6 +152,15 @@ pub fn modules() -> *const ModuleList {
     MODULES.load(Acquire)
 }
 
+/// Calls to `dlopen`/`dlclose` under way. While one is, a walk that meets
+/// an address in no known module (a constructor of the library being
+/// loaded) rebuilds the module list at once, so that the constructor's
+/// allocations keep the whole stack down to the `dlopen` call: the
+/// loader runs constructors holding its recursive load lock, not the
+/// lock `dl_iterate_phdr` takes, and the rebuild takes no lock of the
+/// agent's that a thread could hold while waiting for the loader.
+pub static IN_DLOPEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// A walk met an address in no known module: the writer thread checks
 /// whether modules were loaded and rebuilds the list.
 pub static REBUILD_WANTED: core::sync::atomic::AtomicBool =
@@ -345,7 +354,14 @@ fn compute_rule(addr: u64, ctx: &mut Context) -> u64 {
         list = modules();
     }
     // SAFETY: published lists are never freed.
-    let Some(m) = find_module(unsafe { &*list }, addr) else {
+    let mut found = find_module(unsafe { &*list }, addr);
+    if found.is_none() && IN_DLOPEN.load(Relaxed) > 0 {
+        rebuild_modules();
+        list = modules();
+        // SAFETY: as above.
+        found = find_module(unsafe { &*list }, addr);
+    }
+    let Some(m) = found else {
         // Perhaps a module loaded without the hooked dlopen (glibc's own
         // NSS or iconv loads). Checking means dl_iterate_phdr, which takes
         // the loader's lock, and rebuilding allocates: neither is safe in

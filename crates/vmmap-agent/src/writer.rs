@@ -21,6 +21,13 @@ static STOPPED: AtomicBool = AtomicBool::new(false);
 static FLUSH_REQ: AtomicU64 = AtomicU64::new(0);
 static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
 static WRITER: AtomicPtr<Block> = AtomicPtr::new(core::ptr::null_mut());
+/// The writer thread's `pthread_self`, while it runs (0 otherwise): its
+/// allocation calls are the agent's own ([`crate::agent_own`]).
+static WRITER_SELF: AtomicU64 = AtomicU64::new(0);
+/// The writer's kernel thread id and an address in its stack, for the
+/// AGENT_MEMORY message: snapshots label its stack as the agent's.
+static WRITER_TID: AtomicI32 = AtomicI32::new(0);
+static WRITER_SP: AtomicU64 = AtomicU64::new(0);
 /// A hook saw something that probably changed the mappings (a large
 /// allocation, a new thread, a dlopen): read /proc/self/maps soon.
 pub static MAPS_DIRTY: AtomicBool = AtomicBool::new(false);
@@ -40,11 +47,20 @@ fn anon_ranges() -> Vec<(u64, u64)> {
 
 /// How long a committed event may wait before it reaches the file.
 const FLUSH_MS: u64 = 50;
-/// Compress once this much is staged, whatever the time.
-const STAGE_BYTES: usize = 8 << 20;
+/// Compress once this much is staged, whatever the time. The staging
+/// columns, their copy for zstd and the compressed output are each about
+/// this big: they are most of the agent's heap (docs/tracing.md,
+/// "Footprint"). Larger chunks compress no better at zstd's level 1.
+const STAGE_BYTES: usize = 1 << 20;
 
 pub fn running() -> bool {
     RUNNING.load(Relaxed)
+}
+
+/// Whether `t` is the writer thread.
+#[inline]
+pub fn is_writer_thread(t: libc::pthread_t) -> bool {
+    WRITER_SELF.load(Relaxed) == t
 }
 
 pub fn is_writer_block(b: &Block) -> bool {
@@ -243,6 +259,9 @@ fn descriptors_apart(fd: i32) -> bool {
 pub fn after_fork_child() {
     RUNNING.store(false, Relaxed);
     WRITER.store(core::ptr::null_mut(), Relaxed);
+    // The writer is not in the child; a thread the child starts may get
+    // its thread descriptor (glibc reuses the dead threads' stacks).
+    WRITER_SELF.store(0, Relaxed);
     FD.store(-1, Relaxed);
 }
 
@@ -300,6 +319,16 @@ struct State {
 }
 
 fn main() {
+    // SAFETY: pthread_self has no preconditions.
+    WRITER_SELF.store(unsafe { libc::pthread_self() }, Relaxed);
+    let here = 0u8;
+    WRITER_SP.store(core::hint::black_box(&here) as *const u8 as u64, Relaxed);
+    WRITER_TID.store(sys::gettid(), Relaxed);
+    run();
+    WRITER_SELF.store(0, Relaxed);
+}
+
+fn run() {
     let apart = descriptors_apart(FD.load(Relaxed));
     if !apart {
         eprintln!(
@@ -353,6 +382,7 @@ fn main() {
         .filter(|r| !before.contains(r))
         .collect();
     name_own_stack();
+    st.own.extend(own_image());
     let mut placement = Placement::new(placement::allowed_cpus());
     let mut last_write = sys::clock_ns(libc::CLOCK_MONOTONIC);
     let mut last_maps = 0u64;
@@ -364,17 +394,14 @@ fn main() {
         let flushing = flush_req > FLUSH_DONE.load(Relaxed) || stop;
         let now = sys::clock_ns(libc::CLOCK_MONOTONIC);
         st.pass_tick = sys::ticks();
-        drain_full(&mut st);
+        drain_full(&mut st, &mut placement);
         let due = now - last_write >= FLUSH_MS * 1_000_000;
         if due || flushing {
             drain_partials(&mut st);
         }
-        let staged = st.dir.len() + st.cols.iter().map(Vec::len).sum::<usize>();
+        let staged = staged(&st);
         if staged > 0 && (due || flushing || staged >= STAGE_BYTES) {
-            match placement.as_mut() {
-                Some(p) => p.run(|| write_events(&mut st)),
-                None => write_events(&mut st),
-            }
+            write_staged(&mut st, &mut placement);
             last_write = now;
         } else if due {
             last_write = now;
@@ -414,6 +441,59 @@ fn main() {
     }
 }
 
+/// Bytes staged for the next chunk.
+fn staged(st: &State) -> usize {
+    st.dir.len() + st.cols.iter().map(Vec::len).sum::<usize>()
+}
+
+/// Compresses and writes what is staged, where [`Placement`] says.
+fn write_staged(st: &mut State, placement: &mut Option<Placement>) {
+    match placement.as_mut() {
+        Some(p) => p.run(|| write_events(st)),
+        None => write_events(st),
+    }
+}
+
+/// The agent's library image: the pages of its PT_LOAD segments, as
+/// (start, length). Listed with the agent's memory, so that snapshots show
+/// its code and data as the agent's, not as one more of the program's
+/// libraries.
+fn own_image() -> Vec<(u64, u64)> {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> i32 {
+        // SAFETY: the loader passes a valid info; data is our Vec.
+        let (out, info) = unsafe { (&mut *(data as *mut Vec<(u64, u64)>), &*info) };
+        let phdrs = if info.dlpi_phdr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: dlpi_phnum headers at dlpi_phdr.
+            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) }
+        };
+        let here = own_image as *const () as u64;
+        let page = 4096u64;
+        let loads = phdrs.iter().filter(|p| p.p_type == libc::PT_LOAD);
+        let ranges: Vec<(u64, u64)> = loads
+            .map(|p| {
+                let start = (info.dlpi_addr + p.p_vaddr) & !(page - 1);
+                let end = (info.dlpi_addr + p.p_vaddr + p.p_memsz).next_multiple_of(page);
+                (start, end - start)
+            })
+            .collect();
+        if ranges.iter().any(|&(s, l)| s <= here && here < s + l) {
+            *out = ranges;
+            return 1;
+        }
+        0
+    }
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    // SAFETY: the callback only reads loader data.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut out as *mut _ as *mut libc::c_void) };
+    out
+}
+
 /// Names the writer thread's stack mapping, as the agent's other memory.
 fn name_own_stack() {
     let here = &0u8 as *const u8 as u64;
@@ -447,8 +527,14 @@ fn segment(st: &mut State, b: &Block, bf: &Buf, len: usize) {
     }
 }
 
-fn drain_full(st: &mut State) {
+/// Stages every full buffer, compressing and writing whenever
+/// [`STAGE_BYTES`] are staged: a backlog (the writer was descheduled while
+/// the threads filled many buffers) never grows the staging buffers.
+fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
     for buf in block::take_full() {
+        if staged(st) >= STAGE_BYTES {
+            write_staged(st, placement);
+        }
         // SAFETY: a full buffer belongs to the writer until given back; its
         // owner block is never unmapped.
         let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
@@ -533,6 +619,7 @@ fn write_maps(st: &mut State) {
     let tick = sys::ticks();
     let mut own = st.own.clone();
     block::own_memory(&mut own);
+    own.extend(crate::heap::range());
     let mut a = vec![MSG_AGENT_MEMORY];
     push_uvarint(&mut a, tick);
     push_uvarint(&mut a, own.len() as u64);
@@ -540,10 +627,12 @@ fn write_maps(st: &mut State) {
         push_uvarint(&mut a, s);
         push_uvarint(&mut a, l);
     }
+    push_uvarint(&mut a, WRITER_TID.load(Relaxed) as u64);
+    push_uvarint(&mut a, WRITER_SP.load(Relaxed));
     write_msg(&a);
     let mut m = vec![MSG_MAPS];
     push_uvarint(&mut m, tick);
-    match zstd::bulk::compress(&maps, 1) {
+    match st.compressor.compress(&maps) {
         Ok(z) => {
             push_uvarint(&mut m, maps.len() as u64);
             m.extend_from_slice(&z);

@@ -371,6 +371,9 @@ pub struct TraceInfo {
     pub maps: Vec<(u32, u64, String)>,
     /// The agent's own memory: (image, tick, (start, length) ranges).
     pub agent_memory: Vec<(u32, u64, AddressRanges)>,
+    /// The agent's writer thread: (image, thread id, an address in its
+    /// stack), from the AGENT_MEMORY messages that name it.
+    pub agent_thread: Vec<(u32, i32, u64)>,
     /// Stack table; index 0 is the empty stack.
     pub stacks: Vec<StackInfo>,
     /// Trace messages read.
@@ -747,6 +750,12 @@ impl Decoder {
                     v.push((a, l));
                 }
                 self.info.agent_memory.push((image, tick, v));
+                // Since the writer named its thread: its id and stack.
+                if let (Some(tid), Some(sp)) = (c.uvarint(), c.uvarint()) {
+                    if tid > 0 && self.info.agent_thread.last().map(|a| a.0) != Some(image) {
+                        self.info.agent_thread.push((image, tid as i32, sp));
+                    }
+                }
             }
             MSG_EVENTS => {
                 let buf = self.spare.pop().unwrap_or_default();

@@ -203,7 +203,9 @@ pub fn owners_of(
                 None => {
                     // The agent's own memory may be merged in too.
                     for (sub, agent_part) in cut_by(&part, &agent) {
-                        let owner = if agent_part && sub.inode == 0 {
+                        // File-backed parts too: the agent's library
+                        // image is listed with its memory.
+                        let owner = if agent_part {
                             Owner::Agent
                         } else {
                             owner_of(&sub, &seen, &modules)

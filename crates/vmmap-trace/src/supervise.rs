@@ -534,6 +534,19 @@ impl Follower {
         let _ = self
             .decoder
             .finish(&mut |r, _| book(r, image, alive, names));
+        let agent = self
+            .decoder
+            .info
+            .agent_thread
+            .iter()
+            .rfind(|a| a.0 == self.image)
+            .map(|&(_, tid, sp)| ThreadInfo {
+                tid: tid as u32,
+                name: "vmmap-agent".into(),
+                stack_pointer: Some(sp),
+                stack_pointer_source: StackPointerSource::Trace,
+                tcb: None,
+            });
         self.alive
             .iter()
             .filter(|&(&tid, &(_, hi))| tid > 0 && hi >= 64)
@@ -549,6 +562,7 @@ impl Follower {
                 stack_pointer_source: StackPointerSource::Trace,
                 tcb: None,
             })
+            .chain(agent)
             .collect()
     }
 }

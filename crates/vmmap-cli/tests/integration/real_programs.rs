@@ -11,12 +11,10 @@
 //! file named by the pid; the trace's figures come from `vmmap trace FILE
 //! --json`. Calls the agent makes for itself (its constructor, its writer,
 //! libc functions it calls from inside a hook) must not reach the program's
-//! allocator at all (crates/vmmap-agent/src/lib.rs: "never call the
-//! exported malloc for the agent's own needs"), so the comparison is exact:
-//! a difference is either a call the trace lost or one the agent made
-//! through the program's allocator (zstd's contexts, `realpath` in
-//! `std::fs::canonicalize`, glibc's TLS for the agent's writer thread were
-//! such calls when this was written: the counter then counts more).
+//! allocator at all (they come from its private heap,
+//! crates/vmmap-agent/src/heap.rs), so the comparison is exact: a
+//! difference is either a call the trace lost or one the agent made
+//! through the program's allocator.
 //!
 //! Every tool is required: a missing one fails its test (`./test.sh` installs
 //! them all).
@@ -315,7 +313,7 @@ fn agent_apart(what: &str, t: &Traced) {
 
 /// Runs `p` plain and traced, compares their output with `check_output`,
 /// then checks the trace.
-fn suite(exact: bool, what: &str, p: &Prog<'_>, check_output: impl Fn(&Output, &Output)) -> Traced {
+fn suite(what: &str, p: &Prog<'_>, check_output: impl Fn(&Output, &Output)) -> Traced {
     let start = std::time::Instant::now();
     let plain = run_plain(p);
     let plain_time = start.elapsed();
@@ -328,24 +326,18 @@ fn suite(exact: bool, what: &str, p: &Prog<'_>, check_output: impl Fn(&Output, &
     check_output(&plain, &t.out);
     holds_operations(what, &t);
     snapshots(what, &t);
-    if exact {
-        recorded_exactly(what, &t);
-    }
+    recorded_exactly(what, &t);
     t
 }
 
-/// What the suite cannot assert yet (docs/tracing.md, "Real programs"):
-/// the agent's own allocations (zstd's contexts, realpath, its writer
-/// thread's TLS) still reach the program's allocator, so the counter after
-/// it sees a few more calls than the trace holds, and the agent's library
-/// image is owned by "loader", not shown as the agent's.
+/// Every call counted, and the agent's regions apart.
 fn recorded_exactly(what: &str, t: &Traced) {
     counts_agree(what, t);
     agent_apart(what, t);
 }
 
-fn simple(exact: bool, what: &str, p: &Prog<'_>) -> Traced {
-    suite(exact, what, p, |plain, traced| {
+fn simple(what: &str, p: &Prog<'_>) -> Traced {
+    suite(what, p, |plain, traced| {
         same_output(what, plain, traced);
         assert!(
             plain.status.success(),
@@ -372,16 +364,6 @@ fn words_file(path: &Path, words: usize) {
 
 #[test]
 fn real_sqlite3_transaction_and_index() {
-    real_sqlite3_transaction_and_index_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_sqlite3_transaction_and_index_counted_exactly() {
-    real_sqlite3_transaction_and_index_with(true);
-}
-
-fn real_sqlite3_transaction_and_index_with(exact: bool) {
     let sqlite = require_tool("/usr/bin/sqlite3", "sqlite3");
     let dir = TempDir::new("sqlite");
     let sql = dir.path().join("load.sql");
@@ -415,23 +397,11 @@ fn real_sqlite3_transaction_and_index_with(exact: bool) {
     );
     holds_operations("sqlite3", &t);
     snapshots("sqlite3", &t);
-    if exact {
-        recorded_exactly("sqlite3", &t);
-    }
+    recorded_exactly("sqlite3", &t);
 }
 
 #[test]
 fn real_python3_json_dump_and_load() {
-    real_python3_json_dump_and_load_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_python3_json_dump_and_load_counted_exactly() {
-    real_python3_json_dump_and_load_with(true);
-}
-
-fn real_python3_json_dump_and_load_with(exact: bool) {
     let py = require_tool("/usr/bin/python3", "python3");
     let p = Prog::new(
         py,
@@ -444,21 +414,11 @@ fn real_python3_json_dump_and_load_with(exact: bool) {
              print(len(s), e == d, sum(x['i'] for x in e))\n",
         ],
     );
-    simple(exact, "python3", &p);
+    simple("python3", &p);
 }
 
 #[test]
 fn real_git_log_patches() {
-    real_git_log_patches_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_git_log_patches_counted_exactly() {
-    real_git_log_patches_with(true);
-}
-
-fn real_git_log_patches_with(exact: bool) {
     let git = require_tool("/usr/bin/git", "git");
     let dir = TempDir::new("gitrepo");
     let repo = dir.path();
@@ -495,7 +455,7 @@ fn real_git_log_patches_with(exact: bool) {
     }
     let mut p = Prog::new(git, &["--no-pager", "log", "-p"]);
     p.cwd = Some(repo);
-    let t = simple(exact, "git log -p", &p);
+    let t = simple("git log -p", &p);
     assert!(
         t.out.stdout.len() > 100_000,
         "git log -p printed the history"
@@ -504,16 +464,6 @@ fn real_git_log_patches_with(exact: bool) {
 
 #[test]
 fn real_gcc_compiles_with_its_children_followed() {
-    real_gcc_compiles_with_its_children_followed_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_gcc_compiles_with_its_children_followed_counted_exactly() {
-    real_gcc_compiles_with_its_children_followed_with(true);
-}
-
-fn real_gcc_compiles_with_its_children_followed_with(exact: bool) {
     let gcc = require_tool("/usr/bin/gcc", "gcc");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manymaps.c");
     let dir = TempDir::new("gcc");
@@ -545,23 +495,11 @@ fn real_gcc_compiles_with_its_children_followed_with(exact: bool) {
     let files = holds_operations("gcc", &t);
     assert!(files >= 3, "gcc, cc1 and as traced: {files} file(s)");
     snapshots("gcc", &t);
-    if exact {
-        recorded_exactly("gcc", &t);
-    }
+    recorded_exactly("gcc", &t);
 }
 
 #[test]
 fn real_node_objects_and_buffers() {
-    real_node_objects_and_buffers_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_node_objects_and_buffers_counted_exactly() {
-    real_node_objects_and_buffers_with(true);
-}
-
-fn real_node_objects_and_buffers_with(exact: bool) {
     let node = require_tool("/usr/bin/node", "nodejs");
     let p = Prog::new(
         node,
@@ -573,21 +511,11 @@ fn real_node_objects_and_buffers_with(exact: bool) {
              console.log(a.length, a[199999].s, b.reduce((s, x) => s + x.length, 0), c.length);",
         ],
     );
-    simple(exact, "node", &p);
+    simple("node", &p);
 }
 
 #[test]
 fn real_perl_counts_words() {
-    real_perl_counts_words_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_perl_counts_words_counted_exactly() {
-    real_perl_counts_words_with(true);
-}
-
-fn real_perl_counts_words_with(exact: bool) {
     let perl = require_tool("/usr/bin/perl", "perl");
     let dir = TempDir::new("perl");
     let input = dir.path().join("words.txt");
@@ -601,28 +529,18 @@ fn real_perl_counts_words_with(exact: bool) {
         ],
     );
     p.stdin = Some(&input);
-    simple(exact, "perl", &p);
+    simple("perl", &p);
 }
 
 #[test]
 fn real_xz_9() {
-    real_xz_9_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_xz_9_counted_exactly() {
-    real_xz_9_with(true);
-}
-
-fn real_xz_9_with(exact: bool) {
     let xz = require_tool("/usr/bin/xz", "xz-utils");
     let dir = TempDir::new("xz");
     let input = dir.path().join("words.txt");
     words_file(&input, 120_000);
     let mut p = Prog::new(xz, &["-9", "-c", "-T1"]);
     p.stdin = Some(&input);
-    let t = simple(exact, "xz -9", &p);
+    let t = simple("xz -9", &p);
     assert!(
         t.out.stdout.starts_with(b"\xfd7zXZ"),
         "xz wrote a .xz stream"
@@ -631,22 +549,12 @@ fn real_xz_9_with(exact: bool) {
 
 #[test]
 fn real_threaded_cxx_cross_thread_frees() {
-    real_threaded_cxx_cross_thread_frees_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_threaded_cxx_cross_thread_frees_counted_exactly() {
-    real_threaded_cxx_cross_thread_frees_with(true);
-}
-
-fn real_threaded_cxx_cross_thread_frees_with(exact: bool) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/xthread.cpp");
     let bin = build(
         "xthread",
         &["g++", "-O2", "-g", "-pthread", src.to_str().unwrap()],
     );
-    let t = simple(exact, "xthread", &Prog::new(bin, &[]));
+    let t = simple("xthread", &Prog::new(bin, &[]));
     assert_eq!(
         String::from_utf8_lossy(&t.out.stdout),
         "items 120000 checksum 61231320000\n"
@@ -655,18 +563,8 @@ fn real_threaded_cxx_cross_thread_frees_with(exact: bool) {
 
 #[test]
 fn real_java_version() {
-    real_java_version_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_java_version_counted_exactly() {
-    real_java_version_with(true);
-}
-
-fn real_java_version_with(exact: bool) {
     let java = require_tool("/usr/bin/java", "default-jdk-headless");
-    let t = simple(exact, "java -version", &Prog::new(java, &["-version"]));
+    let t = simple("java -version", &Prog::new(java, &["-version"]));
     assert!(
         String::from_utf8_lossy(&t.out.stderr).contains("version"),
         "java -version says its version on stderr"
@@ -688,16 +586,6 @@ fn free_port() -> u16 {
 /// benchmark left (read back with redis-cli), and every exit status.
 #[test]
 fn real_redis_server_under_benchmark() {
-    real_redis_server_under_benchmark_with(false);
-}
-
-#[test]
-#[ignore = "the agent's own allocations still reach the program's allocator, and its image is not yet shown apart"]
-fn real_redis_server_under_benchmark_counted_exactly() {
-    real_redis_server_under_benchmark_with(true);
-}
-
-fn real_redis_server_under_benchmark_with(exact: bool) {
     let server = require_tool("/usr/bin/redis-server", "redis-server");
     let bench = require_tool("/usr/bin/redis-benchmark", "redis-tools");
     let cli = require_tool("/usr/bin/redis-cli", "redis-tools");
@@ -818,7 +706,5 @@ fn real_redis_server_under_benchmark_with(exact: bool) {
     );
     holds_operations("redis-server", &t);
     snapshots("redis-server", &t);
-    if exact {
-        recorded_exactly("redis-server", &t);
-    }
+    recorded_exactly("redis-server", &t);
 }

@@ -9,7 +9,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::trace::{
-    agent, build, fixture, history, ops, run_plain, same_behaviour, summary, tmp, torture,
+    agent, build, fixture, history, on_file, ops, run_plain, same_behaviour, summary, tmp, torture,
     trace_path,
 };
 use crate::util::{output_within, require_library, require_tool, starting_processes, VMMAP};
@@ -311,4 +311,187 @@ fn a_wrapper_without_aligned_calls_keeps_them_working() {
     for size in 7101..=7105u64 {
         assert_eq!(ops(&h, "memalign", size).len(), 1, "aligned({size})");
     }
+}
+
+/// A library whose constructor and destructor allocate, opened and closed
+/// by the program: those calls are the program's, recorded with the
+/// `dlopen` (or `dlclose`) call and the program's own caller in their
+/// stacks.
+#[test]
+fn allocations_inside_dlopen_and_dlclose_are_recorded_with_their_call() {
+    let src = fixture("dlopen_ctor.c");
+    let src = src.to_str().unwrap();
+    let lib = build(
+        "libdlopen_ctor.so",
+        &["cc", "-O1", "-g", "-DLIB", "-shared", "-fPIC", src],
+    );
+    let prog = build("dlopen_ctor", &["cc", "-O1", "-g", src, "-ldl"]);
+    let lib = lib.to_str().unwrap();
+    let plain = run_plain(&prog, &[lib]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&[], &prog, &[lib]);
+    same_behaviour(&plain, &o);
+    let v: serde_json::Value =
+        serde_json::from_slice(&on_file("trace", &file, &["leaks", "--top", "0", "--json"]))
+            .unwrap();
+    let leaks = v["leaks"].as_array().expect("leaks");
+    let stack_of = |bytes: u64| -> Vec<String> {
+        let l: Vec<_> = leaks.iter().filter(|l| l["bytes"] == bytes).collect();
+        assert_eq!(l.len(), 1, "one leak of {bytes} bytes wanted: {v}");
+        l[0]["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["function"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    // The constructor's malloc(4241) and calloc(3, 1414), the destructor's
+    // malloc(2929).
+    for (bytes, call) in [(4241, "dlopen"), (4242, "dlopen"), (2929, "dlclose")] {
+        let frames = stack_of(bytes);
+        assert!(
+            frames.iter().any(|f| f.contains(call)),
+            "{bytes} bytes: no {call} in the stack {frames:?}"
+        );
+        let want = if call == "dlopen" {
+            "open_library"
+        } else {
+            "main"
+        };
+        assert!(
+            frames.iter().any(|f| f == want),
+            "{bytes} bytes: the stack {frames:?} does not reach {want}"
+        );
+    }
+}
+
+/// Sums of the `Size` and `Rss` lines (KiB) of `/proc/PID/smaps`, over the
+/// mappings `keep` selects by their header line.
+fn smaps_kib(pid: &str, keep: impl Fn(&str) -> bool) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read smaps");
+    let (mut size, mut rss, mut on) = (0, 0, false);
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("Size:") if on => size += w.next().unwrap().parse::<u64>().unwrap(),
+            Some("Rss:") if on => rss += w.next().unwrap().parse::<u64>().unwrap(),
+            Some(first) if first.contains('-') && !first.ends_with(':') => on = keep(line),
+            _ => {}
+        }
+    }
+    (size, rss)
+}
+
+/// Starts `footprint sleep` (under `vmmap run` if `traced`), waits for its
+/// READY line, measures it with `measure`, then lets it finish.
+fn measure_sleeper<T>(traced: bool, measure: impl Fn(&str) -> T) -> T {
+    use std::io::BufRead;
+    let prog = build(
+        "footprint",
+        &["cc", "-O1", "-g", fixture("footprint.c").to_str().unwrap()],
+    );
+    let file = trace_path("footprint");
+    let _g = starting_processes();
+    let mut cmd = if traced {
+        let mut c = Command::new(VMMAP);
+        c.args(["run", "-q", "--agent"])
+            .arg(agent())
+            .arg("-o")
+            .arg(&file)
+            .arg("--")
+            .arg(&prog);
+        c
+    } else {
+        Command::new(&prog)
+    };
+    let mut child = cmd
+        .arg("sleep")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the fixture");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("read READY");
+    let pid = line
+        .trim()
+        .strip_prefix("READY pid=")
+        .unwrap_or_else(|| panic!("no READY line: {line:?}"))
+        .to_string();
+    // The agent's writer has written its first chunks by now.
+    std::thread::sleep(Duration::from_millis(500));
+    let m = measure(&pid);
+    drop(child.stdin.take());
+    let st = child.wait().expect("wait for the fixture");
+    assert!(st.success(), "the fixture failed: {st}");
+    m
+}
+
+/// The agent's own memory, at default settings, as the kernel counts it
+/// in the traced process: at most 16 MiB of address space and 8 MiB
+/// resident, its library image included (the difference with the same
+/// program run plain; and the image by its path).
+#[test]
+fn the_agent_takes_little_of_the_programs_memory() {
+    let all = |_: &str| true;
+    let plain = measure_sleeper(false, |pid| smaps_kib(pid, all));
+    let agent_path = agent();
+    let agent_path = agent_path.to_str().unwrap().to_string();
+    let (traced, image) = measure_sleeper(true, |pid| {
+        (
+            smaps_kib(pid, all),
+            smaps_kib(pid, |l| l.ends_with(agent_path.as_str())),
+        )
+    });
+    let (size, rss) = (traced.0 - plain.0, traced.1.saturating_sub(plain.1));
+    eprintln!(
+        "agent footprint: {size} KiB of address space, {rss} KiB resident (image {} KiB, {} KiB resident)",
+        image.0, image.1
+    );
+    assert!(image.0 > 0, "the agent's library is not mapped");
+    assert!(
+        size <= 16 << 10,
+        "the agent takes {size} KiB of the program's address space (at most 16 MiB)"
+    );
+    assert!(
+        rss <= 8 << 10,
+        "the agent keeps {rss} KiB of the program's memory resident (at most 8 MiB)"
+    );
+}
+
+/// A program limited to 64 MiB of address space (`RLIMIT_AS`) allocates
+/// nearly as much under the agent as without it: it loses at most 12 MiB
+/// (the agent's heap, buffers, writer stack and image), and runs to the
+/// end with every malloc recorded.
+#[test]
+fn a_program_under_a_64_mib_address_space_limit_still_allocates() {
+    let prog = build(
+        "footprint",
+        &["cc", "-O1", "-g", fixture("footprint.c").to_str().unwrap()],
+    );
+    let mib = |o: &Output| -> u64 {
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.trim()
+            .strip_prefix("ALLOCATED ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no ALLOCATED line: {o:?}"))
+    };
+    let plain = run_plain(&prog, &["rlimit"]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&[], &prog, &["rlimit"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let (p, t) = (mib(&plain), mib(&o));
+    eprintln!("allocated under RLIMIT_AS 64 MiB: {p} MiB plain, {t} MiB traced");
+    assert!(p >= 48, "plain: only {p} MiB under the limit");
+    assert!(
+        t + 12 >= p,
+        "under the agent the program allocated {t} MiB, {p} MiB without it"
+    );
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
+    assert!(
+        s["calls"]["malloc"].as_u64().unwrap_or(0) >= t,
+        "the trace lost mallocs: {s}"
+    );
 }

@@ -1,0 +1,187 @@
+//! The agent's private heap: everything the agent allocates for itself
+//! (Rust collections, zstd's contexts, what glibc allocates for the
+//! writer thread or for `realpath`, `setenv`, `atexit` in the agent's
+//! constructor) comes from here, never from the program's allocator.
+//! Allocations of the agent's that reached the program's `malloc` were
+//! seen by anything interposed after the agent (an independent counter
+//! counted more calls than the trace held), made a malloc arena for the
+//! writer thread (64 MiB of address space) and mixed the agent's blocks
+//! into the program's heap.
+//!
+//! The heap is dlmalloc (the `dlmalloc` crate, the allocator behind
+//! Rust's wasm targets: no dependency on libc's allocator, its C-shaped
+//! calls need no layout on free or realloc), fed from one range of
+//! [`RESERVE`] bytes mapped on first use with a raw system call
+//! (`MAP_NORESERVE`: pages cost memory only once touched). One range
+//! makes "is this pointer the agent's" a subtraction and a comparison,
+//! which `free` and `realloc` ask of every pointer the program frees.
+//! One spin lock serialises it: the agent allocates rarely, mostly on
+//! its writer thread.
+//!
+//! A full heap returns null: callers then fall back to the program's
+//! allocator rather than fail (the agent must never make the program
+//! fail for want of its own memory).
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicUsize, Ordering::*};
+
+use dlmalloc::{Allocator, Dlmalloc};
+
+use crate::sys::SpinLock;
+
+/// Address space reserved for the heap (see `docs/tracing.md`,
+/// "Footprint"). The writer's staging buffers (about 3.5 MiB at most) and
+/// zstd's context (under 1 MiB at level 1) are the bulk of what it holds.
+pub const RESERVE: usize = 6 << 20;
+
+/// Where the range starts; until it is mapped, a kernel address no user
+/// pointer can be in, so that [`contains`] needs no other test.
+static BASE: AtomicUsize = AtomicUsize::new(usize::MAX - RESERVE);
+/// Bytes of the range handed to dlmalloc so far.
+static USED: AtomicUsize = AtomicUsize::new(0);
+static LOCK: SpinLock = SpinLock::new();
+
+/// The range, handed out in increasing, adjacent pieces: dlmalloc merges
+/// each new piece with the top of the last one. Nothing is given back.
+struct Span;
+
+// SAFETY: alloc hands out disjoint, fresh, zeroed pieces of one private
+// mapping that is never unmapped; nothing is ever remapped or released.
+unsafe impl Allocator for Span {
+    fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
+        let fail = (core::ptr::null_mut(), 0, 0);
+        if USED.load(Relaxed) == 0 && BASE.load(Relaxed) == usize::MAX - RESERVE {
+            // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
+            let p = unsafe {
+                libc::syscall(
+                    libc::SYS_mmap,
+                    0usize,
+                    RESERVE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1i32,
+                    0usize,
+                )
+            };
+            if p < 0 {
+                return fail;
+            }
+            crate::sys::name_agent_memory(p as usize, RESERVE);
+            BASE.store(p as usize, Release);
+        }
+        let used = USED.load(Relaxed);
+        if RESERVE - used < size {
+            return fail;
+        }
+        USED.store(used + size, Relaxed);
+        ((BASE.load(Relaxed) + used) as *mut u8, size, 0)
+    }
+    fn remap(&self, _: *mut u8, _: usize, _: usize, _: bool) -> *mut u8 {
+        core::ptr::null_mut()
+    }
+    fn free_part(&self, _: *mut u8, _: usize, _: usize) -> bool {
+        false
+    }
+    fn free(&self, _: *mut u8, _: usize) -> bool {
+        false
+    }
+    fn can_release_part(&self, _: u32) -> bool {
+        false
+    }
+    fn allocates_zeros(&self) -> bool {
+        true
+    }
+    fn page_size(&self) -> usize {
+        4096
+    }
+}
+
+struct Heap(core::cell::UnsafeCell<Dlmalloc<Span>>);
+// SAFETY: only used with LOCK held.
+unsafe impl Sync for Heap {}
+static HEAP: Heap = Heap(core::cell::UnsafeCell::new(Dlmalloc::new_with_allocator(
+    Span,
+)));
+
+fn with<R>(f: impl FnOnce(&mut Dlmalloc<Span>) -> R) -> R {
+    let _g = LOCK.lock();
+    // SAFETY: LOCK gives this thread the only access.
+    f(unsafe { &mut *HEAP.0.get() })
+}
+
+/// Whether `p` is a block of the private heap.
+#[inline(always)]
+pub fn contains(p: *const c_void) -> bool {
+    (p as usize).wrapping_sub(BASE.load(Relaxed)) < RESERVE
+}
+
+/// The heap's range, once mapped: the agent's memory.
+pub fn range() -> Option<(u64, u64)> {
+    let b = BASE.load(Acquire);
+    (USED.load(Relaxed) > 0).then_some((b as u64, RESERVE as u64))
+}
+
+/// `malloc` from the private heap (null when it is full).
+pub fn malloc(size: usize) -> *mut c_void {
+    // SAFETY: dlmalloc's C-shaped call.
+    with(|h| unsafe { h.c_malloc(size) }) as *mut c_void
+}
+
+/// `calloc` from the private heap.
+pub fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: align 16 is dlmalloc's own; calloc zeroes what is reused.
+    with(|h| unsafe { h.calloc(total, 16) }) as *mut c_void
+}
+
+/// `memalign` from the private heap (`align` a power of two).
+pub fn memalign(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: per the contract, a power of two.
+    with(|h| unsafe { h.c_memalign(align, size) }) as *mut c_void
+}
+
+/// `realloc` of a private block (or null).
+///
+/// # Safety
+/// `p` is null or a live block of the private heap.
+pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: per the contract.
+    with(|h| unsafe { h.c_realloc(p as *mut u8, size) }) as *mut c_void
+}
+
+/// `free` of a private block.
+///
+/// # Safety
+/// `p` is a live block of the private heap.
+pub unsafe fn free(p: *mut c_void) {
+    // SAFETY: per the contract.
+    with(|h| unsafe { h.c_free(p as *mut u8) })
+}
+
+/// `malloc_usable_size` of a private block: its chunk's size less the
+/// chunk's one word of overhead. Read from dlmalloc's chunk header (the
+/// word before the block: size and three flag bits), whose layout is
+/// dlmalloc's documented format; the crate does not expose it, and this
+/// heap has no mmapped chunks (whose overhead differs).
+///
+/// # Safety
+/// `p` is a live block of the private heap.
+pub unsafe fn usable_size(p: *const c_void) -> usize {
+    // SAFETY: per the contract, the chunk header precedes p.
+    let head = unsafe { *((p as usize - core::mem::size_of::<usize>()) as *const usize) };
+    (head & !7) - core::mem::size_of::<usize>()
+}
+
+/// Before `fork`: no other thread may hold the heap's lock across it
+/// (the child would wait for it forever).
+pub extern "C" fn before_fork() {
+    core::mem::forget(LOCK.lock());
+}
+
+/// After `fork`, in the parent and in the child: the lock taken by
+/// [`before_fork`] is released.
+pub extern "C" fn after_fork() {
+    LOCK.force_unlock();
+}

@@ -2,6 +2,7 @@
 //! decoder that turns a file's trace chunks back into events.
 
 pub mod address;
+pub mod analysis;
 pub mod calltree;
 pub mod decode;
 pub mod export;

@@ -9,6 +9,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::figures::{Column, Figures};
+use crate::hex::Hex;
 use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
 use crate::proc::smaps::Field;
 use crate::summary::{free_blocks, FreeBlock, Summary};
@@ -137,14 +138,6 @@ fn json_owner(c: &OwnerCell) -> JsonOwner<'_> {
         live_bytes: c.live_bytes,
         made_by: c.made_by.as_deref(),
         text: &c.text,
-    }
-}
-
-struct Hex(u64);
-
-impl Serialize for Hex {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:#x}", self.0))
     }
 }
 

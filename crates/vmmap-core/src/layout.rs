@@ -35,10 +35,10 @@ pub const UNITS_PER_DOUBLING: u64 = 16;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Segment {
     /// First address.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub start: u64,
     /// One past the last.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub end: u64,
     /// The region's type, `Free` for a gap.
     #[serde(rename = "type")]
@@ -53,18 +53,14 @@ pub struct Segment {
     pub units: u64,
 }
 
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{v:#x}"))
-}
-
 fn hex_block<S: serde::Serializer>(v: &Option<FreeBlock>, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
     match v {
         None => s.serialize_none(),
         Some(b) => {
             let mut st = s.serialize_struct("FreeBlock", 3)?;
-            st.serialize_field("start", &format!("{:#x}", b.start))?;
-            st.serialize_field("end", &format!("{:#x}", b.end))?;
+            st.serialize_field("start", &crate::hex::Hex(b.start))?;
+            st.serialize_field("end", &crate::hex::Hex(b.end))?;
             st.serialize_field("size", &b.size())?;
             st.end()
         }

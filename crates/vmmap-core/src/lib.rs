@@ -50,6 +50,7 @@ pub mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod hex;
 pub mod hsperfdata;
 pub mod layout;
 pub mod lookup;

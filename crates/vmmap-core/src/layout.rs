@@ -241,7 +241,7 @@ impl Layout {
             s,
             r#"<text x="10" y="20" style="font-size:15px;font-weight:bold">Fragmentation map of {} ({})</text>"#,
             snap.process.pid,
-            xml_text(&snap.process.name)
+            crate::xml::escape(&snap.process.name)
         );
         let largest = self.largest_free.map_or_else(
             || "none".to_string(),
@@ -287,6 +287,7 @@ impl Layout {
                     }
                 }
                 let title = self.title(snap, seg);
+                let title = crate::xml::escape(&title);
                 if seg.region.is_none() {
                     let _ = writeln!(
                         s,
@@ -335,11 +336,11 @@ impl Layout {
         s
     }
 
-    /// The tooltip text of a segment.
+    /// The tooltip text of a segment, raw (escaped where it is written).
     pub fn title(&self, snap: &Snapshot, seg: &Segment) -> String {
         let size = crate::units::size(seg.end - seg.start, false);
         match seg.region.and_then(|i| snap.regions.get(i)) {
-            Some(r) => xml_text(&format!(
+            Some(r) => format!(
                 "{:#x}-{:#x} {} {size} {}{}",
                 seg.start,
                 seg.end,
@@ -350,7 +351,7 @@ impl Layout {
                 } else {
                     format!(" {}", r.details)
                 }
-            )),
+            ),
             None => format!("{:#x}-{:#x} Free {size}", seg.start, seg.end),
         }
     }
@@ -382,23 +383,6 @@ pub fn colour(t: MemoryType) -> &'static str {
         MemoryType::PageTable => "#95a5a6",
         MemoryType::Free => "#eceff1",
     }
-}
-
-/// Text made safe inside XML or HTML, in element content and in quoted
-/// attributes (control characters become spaces).
-pub(crate) fn xml_text(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            c if c.is_control() => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 #[cfg(test)]

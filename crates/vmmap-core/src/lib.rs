@@ -68,6 +68,7 @@ pub mod text;
 pub mod timeline;
 pub mod units;
 pub mod validate;
+pub mod xml;
 
 pub use error::{Error, Result};
 pub use figures::{Column, Figures};

@@ -387,9 +387,16 @@ pub fn leaks(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Fail
     })())
 }
 
-/// A mapping of the agent's last `/proc/self/maps` record holding `addr`:
-/// (start, end, the line).
-fn region_of(info: &TraceInfo, addr: u64) -> Option<(u64, u64, String)> {
+/// A mapping of the agent's last `/proc/self/maps` record.
+struct RecordedMapping {
+    start: u64,
+    end: u64,
+    /// Its line of the maps file.
+    line: String,
+}
+
+/// The mapping of the agent's last `/proc/self/maps` record holding `addr`.
+fn region_of(info: &TraceInfo, addr: u64) -> Option<RecordedMapping> {
     let (_, _, text) = info.maps.last()?;
     text.lines().find_map(|l| {
         let range = l.split_whitespace().next()?;
@@ -398,7 +405,11 @@ fn region_of(info: &TraceInfo, addr: u64) -> Option<(u64, u64, String)> {
             u64::from_str_radix(a, 16).ok()?,
             u64::from_str_radix(b, 16).ok()?,
         );
-        (addr >= a && addr < b).then(|| (a, b, l.to_string()))
+        (addr >= a && addr < b).then(|| RecordedMapping {
+            start: a,
+            end: b,
+            line: l.to_string(),
+        })
     })
 }
 
@@ -417,7 +428,12 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
     // The region comes from the maps the agent recorded; one cheap pass
     // over the facts finds it before the costed pass.
     let facts = scan::facts(open(&a.file)?);
-    let Some((lo, hi, line)) = region_of(&facts, addr) else {
+    let Some(RecordedMapping {
+        start: lo,
+        end: hi,
+        line,
+    }) = region_of(&facts, addr)
+    else {
         return Err(Failure {
             code: exit::NO_PROCESS,
             message: format!(

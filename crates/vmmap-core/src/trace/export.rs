@@ -15,10 +15,18 @@ use super::symbols::{Frame, Symbols};
 
 /// The costed stacks of a run, symbolised, outermost frame first.
 pub struct Profile<'a> {
-    /// (frames outermost first, cost) per stack with any cost.
-    pub stacks: Vec<(Vec<&'a Frame>, StackCost)>,
+    /// Every stack with any cost.
+    pub stacks: Vec<CostedStack<'a>>,
     /// A name for the profile (the program).
     pub name: String,
+}
+
+/// One call stack and what it cost.
+pub struct CostedStack<'a> {
+    /// Its frames, outermost first.
+    pub frames: Vec<&'a Frame>,
+    /// What it allocated.
+    pub cost: StackCost,
 }
 
 impl<'a> Profile<'a> {
@@ -35,9 +43,9 @@ impl<'a> Profile<'a> {
             .filter(|(_, c)| **c != StackCost::default())
             .map(|(id, c)| {
                 let image = images.get(id).copied().unwrap_or(0);
-                let mut f = stack_frames(info, syms, image, id as u32);
-                f.reverse();
-                (f, *c)
+                let mut frames = stack_frames(info, syms, image, id as u32);
+                frames.reverse();
+                CostedStack { frames, cost: *c }
             })
             .collect();
         let name = info
@@ -52,7 +60,7 @@ impl<'a> Profile<'a> {
     /// value of `metric`, identical stacks merged, in a stable order.
     pub fn folded(&self, metric: Metric, lines: bool) -> Vec<String> {
         let mut merged: HashMap<String, u64> = HashMap::new();
-        for (frames, cost) in &self.stacks {
+        for CostedStack { frames, cost } in &self.stacks {
             let v = metric.of(cost);
             if v == 0 {
                 continue;
@@ -99,8 +107,9 @@ impl<'a> Profile<'a> {
         let mut frames: Vec<serde_json::Value> = Vec::new();
         let mut index: HashMap<(String, Option<&str>, Option<u32>), usize> = HashMap::new();
         let mut samples = Vec::new();
-        for (fs, _) in &self.stacks {
-            let s: Vec<usize> = fs
+        for stack in &self.stacks {
+            let s: Vec<usize> = stack
+                .frames
                 .iter()
                 .map(|f| {
                     let line = if lines { f.line } else { None };
@@ -123,7 +132,7 @@ impl<'a> Profile<'a> {
         let profiles: Vec<_> = [Metric::Allocated, Metric::Count, Metric::Live, Metric::Peak]
             .into_iter()
             .map(|m| {
-                let weights: Vec<u64> = self.stacks.iter().map(|(_, c)| m.of(c)).collect();
+                let weights: Vec<u64> = self.stacks.iter().map(|s| m.of(&s.cost)).collect();
                 let total: u64 = weights.iter().sum();
                 serde_json::json!({
                     "type": "sampled",

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use vmmap_core::text::Escaped;
 use vmmap_core::units::size;
+use vmmap_trace::analysis::describe;
 use vmmap_trace::decode::{Decoder, Event};
 
 use crate::cli::{TraceArgs, TraceView};
@@ -228,7 +229,7 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
             }
             return;
         }
-        let (detail, stack) = (describe(&r.event), r.event.stack());
+        let (detail, stack) = (describe(&r.event).to_string(), r.event.stack());
         let line = format!(
             "{:>12.6} {:>7} {:<14} {}",
             t as f64 / 1e9,
@@ -578,62 +579,4 @@ fn write_json_record(
     }
     vmmap_core::export::to_writer(&mut *out, &o)?;
     writeln!(out)
-}
-
-/// One line of detail for an operation, and its stack id.
-fn describe(e: &Event) -> String {
-    match e {
-        Event::Alloc {
-            ptr, size, align, ..
-        } if *align != 0 => format!("{ptr:#x} size {size} align {align}"),
-        Event::Alloc { ptr, size, .. } => format!("{ptr:#x} size {size}"),
-        Event::Realloc { old, new, size, .. } => format!("{old:#x} -> {new:#x} size {size}"),
-        Event::Free { ptr } => format!("{ptr:#x}"),
-        Event::Mmap {
-            addr,
-            len,
-            prot,
-            flags,
-            fd,
-            offset,
-            ..
-        } => {
-            format!(
-                "{addr:#x} len {len} prot {} flags {flags:#x} fd {fd} off {offset}",
-                prot_str(*prot)
-            )
-        }
-        Event::Munmap { addr, len, .. } => format!("{addr:#x} len {len}"),
-        Event::Mremap {
-            old,
-            old_len,
-            new,
-            new_len,
-            ..
-        } => format!("{old:#x} len {old_len} -> {new:#x} len {new_len}"),
-        Event::Mprotect {
-            addr, len, prot, ..
-        } => format!("{addr:#x} len {len} prot {}", prot_str(*prot)),
-        Event::Madvise {
-            addr, len, advice, ..
-        } => format!("{addr:#x} len {len} advice {advice}"),
-        Event::Brk { old, new, .. } => format!("{old:#x} -> {new:#x}"),
-        Event::ThreadStart {
-            pthread,
-            stack_lo,
-            stack_hi,
-        } => format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
-        Event::ThreadExit => String::new(),
-        Event::ThreadName { pthread, name } => format!("pthread {pthread:#x} {}", Escaped(name)),
-        Event::ThreadCreate { pthread, .. } => format!("pthread {pthread:#x}"),
-        Event::Dlopen { handle, path, .. } => format!("{} handle {handle:#x}", Escaped(path)),
-        Event::Dlclose { handle, .. } => format!("handle {handle:#x}"),
-        Event::Fork { pid, .. } => format!("child {pid}"),
-        Event::Exec { path, .. } => Escaped(path).to_string(),
-    }
-}
-
-fn prot_str(p: u32) -> String {
-    let f = |bit: u32, c: char| if p & bit != 0 { c } else { '-' };
-    [f(1, 'r'), f(2, 'w'), f(4, 'x')].iter().collect()
 }

@@ -3,32 +3,32 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
-use vmmap_core::format::{ChunkStream, FormatError, CHUNK_TRACE};
+use vmmap_core::format::{ChunkStream, FormatError};
 use vmmap_core::text::Escaped;
 use vmmap_core::units::size;
+use vmmap_trace::analysis::{self, AnalysisError, Note, Options};
 use vmmap_trace::calltree::{self, CallTree, Metric, TreeOptions};
 use vmmap_trace::scan;
-use vmmap_trace::summary::{StackCost, Summarizer, Summary};
-use vmmap_trace::symbols::{short_path, SymbolOptions, Symbols};
+use vmmap_trace::summary::{StackCost, Summarizer};
+use vmmap_trace::symbols::{short_path, SymbolOptions};
 use vmmap_trace::TraceInfo;
 
 use crate::cli::TraceArgs;
 use crate::{exit, Failure};
 
-/// A whole-trace analysis: totals, the cost of each stack, symbols.
-pub struct Analysis {
-    pub summary: Summary,
-    pub costs: Vec<StackCost>,
-    pub images: Vec<u32>,
-    pub info: TraceInfo,
-    pub syms: Symbols,
+pub use vmmap_trace::analysis::Analysis;
+
+/// Opens a file's trace chunks, with the exit code its error needs.
+pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failure> {
+    analysis::open(path).map_err(|e| open_failure(path, e))
 }
 
-/// Opens a trace file's trace chunks, with the exit code its error needs.
-pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Failure> {
+/// The failure of a file that cannot be read or is no trace file.
+fn open_failure(path: &Path, e: FormatError) -> Failure {
     let what = crate::shown(path);
-    ChunkStream::open(path, CHUNK_TRACE).map_err(|e| match e {
+    match e {
         FormatError::Io(e) => Failure {
             code: exit::OTHER,
             message: format!("cannot read {what}: {e}"),
@@ -37,7 +37,18 @@ pub fn open(path: &Path) -> Result<ChunkStream<io::BufReader<std::fs::File>>, Fa
             code: exit::BAD_FILE,
             message: format!("{what}: {e}"),
         },
-    })
+    }
+}
+
+/// The failure of a file that holds no trace.
+fn no_trace(path: &Path) -> Failure {
+    Failure {
+        code: exit::BAD_FILE,
+        message: format!(
+            "{}: no trace in this file (it was not written by `vmmap run`, or the agent never started)",
+            crate::shown(path)
+        ),
+    }
 }
 
 /// Reads every record of the file's trace (up to `until`, see
@@ -55,12 +66,7 @@ pub fn scan_file(
         eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
     }
     if s.messages == 0 {
-        return Err(Failure {
-            code: exit::BAD_FILE,
-            message: format!(
-                "{what}: no trace in this file (it was not written by `vmmap run`, or the agent never started)"
-            ),
-        });
+        return Err(no_trace(path));
     }
     Ok(s)
 }
@@ -106,45 +112,49 @@ pub fn analyse_file(
         Some(s) => scan::ticks_at(&scan::facts(open(file)?), s),
         None => Vec::new(),
     };
-    let mut acc = match range {
-        Some((lo, hi)) => Summarizer::with_range(lo, hi),
-        None => Summarizer::default(),
+    let opts = Options {
+        until,
+        region: range.map(|(lo, hi)| lo..hi),
+        only_region: true,
+        every_stack: false,
+        symbols: symbols.clone(),
+        cache,
     };
-    let s = scan_file(file, until, |r| acc.add(r))?;
-    if let Some(d) = &s.damage {
-        eprintln!("vmmap: warning: {d}; the analysis covers what came before it");
+    keep_large_buffers_mapped();
+    let what = crate::shown(file);
+    let an = analysis::analyse(file, &opts, &AtomicU64::new(0), &AtomicBool::new(false)).map_err(
+        |e| match e {
+            AnalysisError::Open(e) => open_failure(file, e),
+            AnalysisError::NoTrace(problem) => {
+                if let Some(p) = problem {
+                    eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
+                }
+                no_trace(file)
+            }
+            AnalysisError::Cancelled => Failure {
+                code: exit::OTHER,
+                message: "the analysis was cancelled".into(),
+            },
+        },
+    )?;
+    for n in &an.notes {
+        match n {
+            Note::FileProblem(_) => eprintln!("vmmap: warning: {what}: {n}"),
+            Note::Damage(_) => eprintln!("vmmap: warning: {n}"),
+            Note::NoSymbols(m) => eprintln!(
+                "vmmap: note: no symbols for {}; its frames show as module+offset",
+                Escaped(m)
+            ),
+            // A file that cannot be written (read-only, someone else's)
+            // simply is not cached.
+            Note::NotCached { .. } => {}
+        }
     }
-    let (summary, costs, images) = acc.finish_costs(&s.info);
-    let mut syms = Symbols::from_cache(s.symbol_cache);
-    let addrs = calltree::addresses(&s.info, &costs, &images);
-    syms.resolve(&s.info, &addrs, symbols);
-    for n in &syms.notes {
-        eprintln!(
-            "vmmap: note: no symbols for {}; its frames show as module+offset",
-            Escaped(n)
-        );
-    }
-    if cache {
-        cache_symbols(file, &syms);
-    }
-    Ok(Analysis {
-        summary,
-        costs,
-        images,
-        info: s.info,
-        syms,
-    })
+    Ok(an)
 }
 
 pub fn symbol_options(a: &TraceArgs) -> SymbolOptions {
     SymbolOptions::with_env(a.symbol_dirs.clone())
-}
-
-/// Appends newly resolved symbols to the trace file, so that the next
-/// analysis needs neither the binaries nor their debug files. A file that
-/// cannot be written (read-only, someone else's) simply is not cached.
-fn cache_symbols(path: &Path, syms: &Symbols) {
-    let _ = vmmap_trace::symbol_cache::append(path, syms);
 }
 
 fn metric(a: &TraceArgs, default: Metric) -> Metric {
@@ -377,9 +387,16 @@ pub fn leaks(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Fail
     })())
 }
 
-/// A mapping of the agent's last `/proc/self/maps` record holding `addr`:
-/// (start, end, the line).
-fn region_of(info: &TraceInfo, addr: u64) -> Option<(u64, u64, String)> {
+/// A mapping of the agent's last `/proc/self/maps` record.
+struct RecordedMapping {
+    start: u64,
+    end: u64,
+    /// Its line of the maps file.
+    line: String,
+}
+
+/// The mapping of the agent's last `/proc/self/maps` record holding `addr`.
+fn region_of(info: &TraceInfo, addr: u64) -> Option<RecordedMapping> {
     let (_, _, text) = info.maps.last()?;
     text.lines().find_map(|l| {
         let range = l.split_whitespace().next()?;
@@ -388,7 +405,11 @@ fn region_of(info: &TraceInfo, addr: u64) -> Option<(u64, u64, String)> {
             u64::from_str_radix(a, 16).ok()?,
             u64::from_str_radix(b, 16).ok()?,
         );
-        (addr >= a && addr < b).then(|| (a, b, l.to_string()))
+        (addr >= a && addr < b).then(|| RecordedMapping {
+            start: a,
+            end: b,
+            line: l.to_string(),
+        })
     })
 }
 
@@ -407,7 +428,12 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
     // The region comes from the maps the agent recorded; one cheap pass
     // over the facts finds it before the costed pass.
     let facts = scan::facts(open(&a.file)?);
-    let Some((lo, hi, line)) = region_of(&facts, addr) else {
+    let Some(RecordedMapping {
+        start: lo,
+        end: hi,
+        line,
+    }) = region_of(&facts, addr)
+    else {
         return Err(Failure {
             code: exit::NO_PROCESS,
             message: format!(

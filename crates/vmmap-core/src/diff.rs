@@ -256,10 +256,10 @@ pub enum MatchRule {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RegionSummary {
     /// First address.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub start: u64,
     /// One past the last address.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub end: u64,
     /// The memory type.
     #[serde(rename = "type")]
@@ -645,10 +645,6 @@ fn region_change(
         private_delta: d.get(Column::Private),
         swap_delta: d.get(Column::Swap),
     })
-}
-
-fn hex<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{v:#x}"))
 }
 
 fn type_or_total<S: Serializer>(t: &Option<MemoryType>, s: S) -> Result<S::Ok, S::Error> {

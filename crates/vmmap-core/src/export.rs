@@ -9,6 +9,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::figures::{Column, Figures};
+use crate::hex::Hex;
 use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
 use crate::proc::smaps::Field;
 use crate::summary::{free_blocks, FreeBlock, Summary};
@@ -153,14 +154,6 @@ impl Owners for NoOwners {
     }
     fn sub_block(&self, _: usize, _: usize) -> Option<OwnerView<'_>> {
         match *self {}
-    }
-}
-
-struct Hex(u64);
-
-impl Serialize for Hex {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:#x}", self.0))
     }
 }
 

@@ -49,6 +49,7 @@ mod error;
 pub mod export;
 pub mod figures;
 pub mod format;
+pub mod hex;
 pub mod hsperfdata;
 pub mod lookup;
 pub mod memory;
@@ -64,6 +65,7 @@ pub mod text;
 pub mod timeline;
 pub mod units;
 pub mod validate;
+pub mod xml;
 
 pub use error::{Error, Result};
 pub use figures::{Column, Figures};

@@ -19,8 +19,8 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::XmlVersion;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
+use quick_xml::{Writer, XmlVersion};
 
 use crate::figures::{Column, Figures};
 use crate::model::{MemoryType, Perms, Region, Snapshot};
@@ -188,42 +188,44 @@ pub(crate) fn perms_of(protection: u32, storage: u32, t: MemoryType) -> Perms {
     Perms([rwx[0], rwx[1], rwx[2], if shared { b's' } else { b'p' }])
 }
 
-/// Escapes an attribute value: markup characters as entities, tab and
-/// line breaks as character references (so that they survive attribute
-/// normalisation), and the control characters XML 1.0 forbids as U+FFFD.
-fn attr(w: &mut impl Write, name: &str, value: &str) -> io::Result<()> {
-    write!(w, " {name}=\"")?;
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
+/// An element being written: its name and attributes.
+struct Element(BytesStart<'static>);
+
+impl Element {
+    fn new(name: &'static str) -> Element {
+        Element(BytesStart::new(name))
     }
-    w.write_all(out.as_bytes())?;
-    w.write_all(b"\"")
+
+    fn num(&mut self, name: &str, v: u64) {
+        self.0.push_attribute((name, v.to_string().as_str()));
+    }
+
+    fn text(&mut self, name: &str, value: &str) {
+        self.0.push_attribute(crate::xml::attribute(name, value));
+    }
 }
 
-fn num(w: &mut impl Write, name: &str, v: u64) -> io::Result<()> {
-    write!(w, " {name}=\"{v}\"")
+/// Writes `event` on a line of its own, `indent` spaces in.
+fn line<W: Write>(x: &mut Writer<W>, indent: usize, event: Event<'_>) -> io::Result<()> {
+    write!(x.get_mut(), "{:indent$}", "")?;
+    x.write_event(event)?;
+    x.get_mut().write_all(b"\n")
 }
 
-fn write_region(w: &mut impl Write, r: &Region, top: bool, indent: usize) -> io::Result<()> {
+fn write_region<W: Write>(
+    x: &mut Writer<W>,
+    r: &Region,
+    top: bool,
+    indent: usize,
+) -> io::Result<()> {
     let f = if r.sub_blocks.is_empty() {
         Figures::of_vma(r)
     } else {
         Figures::of_region(r)
     };
-    write!(w, "{:indent$}<Region", "")?;
-    num(w, "Address", r.start)?;
-    num(w, "Size", r.size())?;
+    let mut e = Element::new("Region");
+    e.num("Address", r.start);
+    e.num("Size", r.size());
     for (name, c) in [
         ("Commit", Column::Committed),
         ("PrivateBytes", Column::Private),
@@ -232,11 +234,11 @@ fn write_region(w: &mut impl Write, r: &Region, top: bool, indent: usize) -> io:
         ("SharedWS", Column::SharedWs),
     ] {
         if let Some(v) = f.get(c) {
-            num(w, name, v)?;
+            e.num(name, v);
         }
     }
     if top {
-        num(w, "Blocks", r.vmas().len() as u64)?;
+        e.num("Blocks", r.vmas().len() as u64);
     }
     let id = match r.memory_type {
         MemoryType::Heap => r.heap_id,
@@ -244,9 +246,9 @@ fn write_region(w: &mut impl Write, r: &Region, top: bool, indent: usize) -> io:
         _ => None,
     };
     if let Some(id) = id {
-        num(w, "Id", u64::from(id))?;
+        e.num("Id", u64::from(id));
     }
-    num(w, "Protection", u64::from(protection_of(r)))?;
+    e.num("Protection", u64::from(protection_of(r)));
     let st = if r.memory_type == MemoryType::Image {
         storage::IMAGE
     } else if r.perms.shared() || file_backed(r) {
@@ -254,96 +256,100 @@ fn write_region(w: &mut impl Write, r: &Region, top: bool, indent: usize) -> io:
     } else {
         storage::PRIVATE
     };
-    num(w, "Storage", u64::from(st))?;
+    e.num("Storage", u64::from(st));
     if let Some(u) = use_type_of(r.memory_type) {
-        num(w, "UseType", u64::from(u))?;
+        e.num("UseType", u64::from(u));
     }
-    attr(w, "Type", r.memory_type.name())?;
-    attr(w, "Details", &r.details)?;
-    attr(w, "Perms", r.perms.as_str())?;
+    e.text("Type", r.memory_type.name());
+    e.text("Details", &r.details);
+    e.text("Perms", r.perms.as_str());
     if r.sub_blocks.is_empty() {
-        return w.write_all(b"/>\n");
+        return line(x, indent, Event::Empty(e.0));
     }
-    w.write_all(b">\n")?;
+    line(x, indent, Event::Start(e.0))?;
     let mut cursor = r.start;
     for s in &r.sub_blocks {
         // A hole inside a region (an image's segments need not touch):
         // written as Unusable, so that import knows it is no reservation.
         if s.start > cursor {
-            write_hole(w, cursor, s.start - cursor, indent + 2)?;
+            write_hole(x, cursor, s.start - cursor, indent + 2)?;
         }
-        write_region(w, s, false, indent + 2)?;
+        write_region(x, s, false, indent + 2)?;
         cursor = cursor.max(s.end);
     }
     if r.end > cursor {
-        write_hole(w, cursor, r.end - cursor, indent + 2)?;
+        write_hole(x, cursor, r.end - cursor, indent + 2)?;
     }
-    writeln!(w, "{:indent$}</Region>", "")
+    line(x, indent, Event::End(BytesEnd::new("Region")))
 }
 
-fn write_hole(w: &mut impl Write, start: u64, size: u64, indent: usize) -> io::Result<()> {
-    write!(w, "{:indent$}<Region", "")?;
-    num(w, "Address", start)?;
-    num(w, "Size", size)?;
-    num(w, "Commit", 0)?;
-    num(w, "Protection", u64::from(page::NOACCESS))?;
-    num(w, "Storage", u64::from(storage::FREE))?;
-    num(w, "UseType", u64::from(use_type::UNUSABLE))?;
-    attr(w, "Type", "Unusable")?;
-    w.write_all(b"/>\n")
+fn write_hole<W: Write>(x: &mut Writer<W>, start: u64, size: u64, indent: usize) -> io::Result<()> {
+    let mut e = Element::new("Region");
+    e.num("Address", start);
+    e.num("Size", size);
+    e.num("Commit", 0);
+    e.num("Protection", u64::from(page::NOACCESS));
+    e.num("Storage", u64::from(storage::FREE));
+    e.num("UseType", u64::from(use_type::UNUSABLE));
+    e.text("Type", "Unusable");
+    line(x, indent, Event::Empty(e.0))
 }
 
 /// Writes snapshots as one `.mmp` document: each top-level region with
 /// its sub-blocks nested inside, and the free gaps as `UseType` 6.
 pub fn write<W: Write>(snaps: &[&Snapshot], w: W) -> io::Result<()> {
-    let mut w = io::BufWriter::with_capacity(1 << 16, w);
-    w.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VMMap")?;
-    attr(
-        &mut w,
+    let mut x = Writer::new(io::BufWriter::with_capacity(1 << 16, w));
+    line(
+        &mut x,
+        0,
+        Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)),
+    )?;
+    let mut root = Element::new("VMMap");
+    root.text(
         "Generator",
         concat!("vmmap for Linux ", env!("CARGO_PKG_VERSION")),
-    )?;
-    w.write_all(b">\n")?;
+    );
+    line(&mut x, 0, Event::Start(root.0))?;
     for s in snaps {
-        w.write_all(b"<Snapshot")?;
-        num(&mut w, "Pid", u64::from(s.process.pid))?;
-        attr(&mut w, "Process", &s.process.name)?;
-        num(&mut w, "Time", s.taken_at_unix_ns)?;
+        let mut e = Element::new("Snapshot");
+        e.num("Pid", u64::from(s.process.pid));
+        e.text("Process", &s.process.name);
+        e.num("Time", s.taken_at_unix_ns);
         if let Some(pt) = s.page_table_bytes() {
-            num(&mut w, "PageTable", pt)?;
+            e.num("PageTable", pt);
         }
-        num(&mut w, "MinAddress", s.kernel.mmap_min_addr)?;
-        num(&mut w, "AddressLimit", s.kernel.user_address_limit)?;
-        w.write_all(b">\n")?;
+        e.num("MinAddress", s.kernel.mmap_min_addr);
+        e.num("AddressLimit", s.kernel.user_address_limit);
+        line(&mut x, 0, Event::Start(e.0))?;
         let free = free_blocks(s);
         let mut free = free.iter().peekable();
         for r in &s.regions {
             while let Some(f) = free.next_if(|f| f.start < r.start) {
-                write_free(&mut w, f.start, f.size())?;
+                write_free(&mut x, f.start, f.size())?;
             }
-            write_region(&mut w, r, true, 2)?;
+            write_region(&mut x, r, true, 2)?;
         }
         for f in free {
-            write_free(&mut w, f.start, f.size())?;
+            write_free(&mut x, f.start, f.size())?;
         }
-        w.write_all(b"</Snapshot>\n")?;
+        line(&mut x, 0, Event::End(BytesEnd::new("Snapshot")))?;
     }
-    w.write_all(b"</VMMap>\n")?;
-    w.flush()
+    line(&mut x, 0, Event::End(BytesEnd::new("VMMap")))?;
+    x.into_inner().flush()
 }
 
-fn write_free(w: &mut impl Write, start: u64, size: u64) -> io::Result<()> {
-    write!(w, "  <Region")?;
-    num(w, "Address", start)?;
-    num(w, "Size", size)?;
-    num(w, "Commit", 0)?;
-    num(w, "Blocks", 1)?;
-    num(w, "Protection", u64::from(page::NOACCESS))?;
-    num(w, "Storage", u64::from(storage::FREE))?;
-    num(w, "UseType", u64::from(use_type::FREE))?;
-    attr(w, "Type", "Free")?;
-    attr(w, "Details", "")?;
-    w.write_all(b"/>\n")
+fn write_free<W: Write>(x: &mut Writer<W>, start: u64, size: u64) -> io::Result<()> {
+    let mut e = Element::new("Region");
+    e.num("Address", start);
+    e.num("Size", size);
+    e.num("Commit", 0);
+    e.num("Blocks", 1);
+    e.num("Protection", u64::from(page::NOACCESS));
+    e.num("Storage", u64::from(storage::FREE));
+    e.num("UseType", u64::from(use_type::FREE));
+    e.text("Type", "Free");
+    e.text("Details", "");
+    line(x, 2, Event::Empty(e.0))
 }
 
 /// One `<Region>` as read.

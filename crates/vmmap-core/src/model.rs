@@ -427,7 +427,7 @@ pub struct ThreadInfo {
     pub name: String,
     /// User stack pointer, when it could be read (a hex string in JSON,
     /// like every address).
-    #[serde(with = "hex_opt")]
+    #[serde(with = "crate::hex::option")]
     pub stack_pointer: Option<u64>,
     /// How the stack pointer was found, or why it was not.
     pub stack_pointer_source: StackPointerSource,
@@ -435,7 +435,7 @@ pub struct ThreadInfo {
     /// thread was found, at the top of its stack mapping: how its stack is
     /// known without stopping it (source `tcb`). Absent in recordings
     /// made before it existed.
-    #[serde(default, with = "hex_opt")]
+    #[serde(default, with = "crate::hex::option")]
     pub tcb: Option<u64>,
 }
 
@@ -595,30 +595,5 @@ impl Snapshot {
     pub fn region_at(&self, addr: u64) -> Option<&Region> {
         let i = self.regions.partition_point(|r| r.end <= addr);
         self.regions.get(i).filter(|r| r.contains(addr))
-    }
-}
-
-/// Serde for optional addresses as `"0x…"` strings: JSON numbers lose
-/// precision above 2^53, and addresses read better in hex.
-mod hex_opt {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(a) => s.collect_str(&format_args!("{a:#x}")),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        let Some(s) = Option::<String>::deserialize(d)? else {
-            return Ok(None);
-        };
-        let digits = s
-            .strip_prefix("0x")
-            .ok_or_else(|| serde::de::Error::custom("address must start with 0x"))?;
-        u64::from_str_radix(digits, 16)
-            .map(Some)
-            .map_err(serde::de::Error::custom)
     }
 }

@@ -209,10 +209,10 @@ pub struct SectionFigures {
     pub name: String,
     /// Where the section starts in this process (a `"0x…"` string in
     /// JSON, like every address).
-    #[serde(with = "hex")]
+    #[serde(with = "crate::hex")]
     pub start: u64,
     /// One past its end.
-    #[serde(with = "hex")]
+    #[serde(with = "crate::hex")]
     pub end: u64,
     /// Present pages that hold part of the section.
     pub resident: u64,
@@ -226,23 +226,6 @@ pub struct SectionFigures {
     /// Pages the section shares with a neighbouring section (a page that
     /// holds the end of one and the start of the next): counted in both.
     pub boundary_pages: u64,
-}
-
-/// Serde for addresses as `"0x…"` strings.
-mod hex {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{v:#x}"))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-        let s = String::deserialize(d)?;
-        let digits = s
-            .strip_prefix("0x")
-            .ok_or_else(|| serde::de::Error::custom("address must start with 0x"))?;
-        u64::from_str_radix(digits, 16).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]

@@ -35,10 +35,10 @@ pub const UNITS_PER_DOUBLING: u64 = 16;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Segment {
     /// First address.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "vmmap_core::hex::serialize")]
     pub start: u64,
     /// One past the last.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "vmmap_core::hex::serialize")]
     pub end: u64,
     /// The region's type, `Free` for a gap.
     #[serde(rename = "type")]
@@ -53,18 +53,14 @@ pub struct Segment {
     pub units: u64,
 }
 
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{v:#x}"))
-}
-
 fn hex_block<S: serde::Serializer>(v: &Option<FreeBlock>, s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeStruct;
     match v {
         None => s.serialize_none(),
         Some(b) => {
             let mut st = s.serialize_struct("FreeBlock", 3)?;
-            st.serialize_field("start", &format!("{:#x}", b.start))?;
-            st.serialize_field("end", &format!("{:#x}", b.end))?;
+            st.serialize_field("start", &vmmap_core::hex::Hex(b.start))?;
+            st.serialize_field("end", &vmmap_core::hex::Hex(b.end))?;
             st.serialize_field("size", &b.size())?;
             st.end()
         }
@@ -245,7 +241,7 @@ impl Layout {
             s,
             r#"<text x="10" y="20" style="font-size:15px;font-weight:bold">Fragmentation map of {} ({})</text>"#,
             snap.process.pid,
-            xml_text(&snap.process.name)
+            vmmap_core::xml::escape(&snap.process.name)
         );
         let largest = self.largest_free.map_or_else(
             || "none".to_string(),
@@ -291,6 +287,7 @@ impl Layout {
                     }
                 }
                 let title = self.title(snap, seg);
+                let title = vmmap_core::xml::escape(&title);
                 if seg.region.is_none() {
                     let _ = writeln!(
                         s,
@@ -339,11 +336,11 @@ impl Layout {
         s
     }
 
-    /// The tooltip text of a segment.
+    /// The tooltip text of a segment, raw (escaped where it is written).
     pub fn title(&self, snap: &Snapshot, seg: &Segment) -> String {
         let size = vmmap_core::units::size(seg.end - seg.start, false);
         match seg.region.and_then(|i| snap.regions.get(i)) {
-            Some(r) => xml_text(&format!(
+            Some(r) => format!(
                 "{:#x}-{:#x} {} {size} {}{}",
                 seg.start,
                 seg.end,
@@ -354,7 +351,7 @@ impl Layout {
                 } else {
                     format!(" {}", r.details)
                 }
-            )),
+            ),
             None => format!("{:#x}-{:#x} Free {size}", seg.start, seg.end),
         }
     }
@@ -386,23 +383,6 @@ pub fn colour(t: MemoryType) -> &'static str {
         MemoryType::PageTable => "#95a5a6",
         MemoryType::Free => "#eceff1",
     }
-}
-
-/// Text made safe inside XML or HTML, in element content and in quoted
-/// attributes (control characters become spaces).
-pub(crate) fn xml_text(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            c if c.is_control() => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 #[cfg(test)]

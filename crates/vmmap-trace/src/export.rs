@@ -6,18 +6,27 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+use prost::Message;
+
 use super::calltree::{stack_frames, Metric};
 use super::decode::TraceInfo;
 use super::summary::StackCost;
 use super::symbols::{Frame, Symbols};
-use super::wire::push_uvarint; // protobuf varints are LEB128: the one codec
 
 /// The costed stacks of a run, symbolised, outermost frame first.
 pub struct Profile<'a> {
-    /// (frames outermost first, cost) per stack with any cost.
-    pub stacks: Vec<(Vec<&'a Frame>, StackCost)>,
+    /// Every stack with any cost.
+    pub stacks: Vec<CostedStack<'a>>,
     /// A name for the profile (the program).
     pub name: String,
+}
+
+/// One call stack and what it cost.
+pub struct CostedStack<'a> {
+    /// Its frames, outermost first.
+    pub frames: Vec<&'a Frame>,
+    /// What it allocated.
+    pub cost: StackCost,
 }
 
 impl<'a> Profile<'a> {
@@ -34,9 +43,9 @@ impl<'a> Profile<'a> {
             .filter(|(_, c)| **c != StackCost::default())
             .map(|(id, c)| {
                 let image = images.get(id).copied().unwrap_or(0);
-                let mut f = stack_frames(info, syms, image, id as u32);
-                f.reverse();
-                (f, *c)
+                let mut frames = stack_frames(info, syms, image, id as u32);
+                frames.reverse();
+                CostedStack { frames, cost: *c }
             })
             .collect();
         let name = info
@@ -51,7 +60,7 @@ impl<'a> Profile<'a> {
     /// value of `metric`, identical stacks merged, in a stable order.
     pub fn folded(&self, metric: Metric, lines: bool) -> Vec<String> {
         let mut merged: HashMap<String, u64> = HashMap::new();
-        for (frames, cost) in &self.stacks {
+        for CostedStack { frames, cost } in &self.stacks {
             let v = metric.of(cost);
             if v == 0 {
                 continue;
@@ -98,8 +107,9 @@ impl<'a> Profile<'a> {
         let mut frames: Vec<serde_json::Value> = Vec::new();
         let mut index: HashMap<(String, Option<&str>, Option<u32>), usize> = HashMap::new();
         let mut samples = Vec::new();
-        for (fs, _) in &self.stacks {
-            let s: Vec<usize> = fs
+        for stack in &self.stacks {
+            let s: Vec<usize> = stack
+                .frames
                 .iter()
                 .map(|f| {
                     let line = if lines { f.line } else { None };
@@ -122,7 +132,7 @@ impl<'a> Profile<'a> {
         let profiles: Vec<_> = [Metric::Allocated, Metric::Count, Metric::Live, Metric::Peak]
             .into_iter()
             .map(|m| {
-                let weights: Vec<u64> = self.stacks.iter().map(|(_, c)| m.of(c)).collect();
+                let weights: Vec<u64> = self.stacks.iter().map(|s| m.of(&s.cost)).collect();
                 let total: u64 = weights.iter().sum();
                 serde_json::json!({
                     "type": "sampled",
@@ -161,9 +171,6 @@ pub fn metric_title(m: Metric) -> &'static str {
 /// Writes a pprof profile (gzip-compressed `profile.proto`) with four
 /// sample values per stack, as Go's heap profiles have: alloc_objects,
 /// alloc_space, inuse_objects, inuse_space.
-///
-/// The protobuf is written by hand: the message is six small types, and
-/// a protobuf code generator would need `protoc` at build time.
 pub fn pprof(
     info: &TraceInfo,
     syms: &Symbols,
@@ -172,51 +179,86 @@ pub fn pprof(
     duration_ns: u64,
     out: impl Write,
 ) -> io::Result<()> {
-    let mut p = PprofBuilder::default();
-    p.string("");
-    let types = [
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+    gz.write_all(&pprof_profile(info, syms, costs, images, duration_ns).encode_to_vec())?;
+    gz.finish()?;
+    Ok(())
+}
+
+/// A module of a process image, as a pprof mapping: where it lies.
+struct ModuleSpan<'a> {
+    image: u32,
+    start: u64,
+    end: u64,
+    module: &'a super::decode::ModuleInfo,
+}
+
+/// The profile message of [`pprof`], before encoding.
+fn pprof_profile(
+    info: &TraceInfo,
+    syms: &Symbols,
+    costs: &[StackCost],
+    images: &[u32],
+    duration_ns: u64,
+) -> pprof_proto::Profile {
+    use pprof_proto::{Function, Line, Location, Mapping, Sample, ValueType};
+    let mut strings = StringTable::default();
+    strings.index("");
+    let sample_type = [
         ("alloc_objects", "count"),
         ("alloc_space", "bytes"),
         ("inuse_objects", "count"),
         ("inuse_space", "bytes"),
-    ];
-    let mut body = Vec::new();
-    for (t, u) in types {
-        let mut vt = Vec::new();
-        field_varint(&mut vt, 1, p.string(t));
-        field_varint(&mut vt, 2, p.string(u));
-        field_bytes(&mut body, 1, &vt);
-    }
+    ]
+    .into_iter()
+    .map(|(t, u)| ValueType {
+        r#type: strings.index(t),
+        unit: strings.index(u),
+    })
+    .collect();
     // Mappings: the modules of each image's last module list (it holds
     // every library loaded by then).
-    let mut mappings = Vec::new();
+    let mut spans = Vec::new();
     for (n, (image, _, mods)) in info.modules.iter().enumerate() {
         if info.modules[n + 1..].iter().any(|m| m.0 == *image) {
             continue;
         }
         for m in mods {
-            let lo = m.segments.iter().map(|s| s.0).min().unwrap_or(0);
-            let hi = m.segments.iter().map(|s| s.0 + s.1).max().unwrap_or(0);
-            mappings.push((*image, m.base + lo, m.base + hi, m));
+            spans.push(ModuleSpan {
+                image: *image,
+                start: m.base + m.segments.iter().map(|s| s.0).min().unwrap_or(0),
+                end: m.base + m.segments.iter().map(|s| s.0 + s.1).max().unwrap_or(0),
+                module: m,
+            });
         }
     }
-    for (i, (_, lo, hi, m)) in mappings.iter().enumerate() {
-        let mut mm = Vec::new();
-        field_varint(&mut mm, 1, i as u64 + 1);
-        field_varint(&mut mm, 2, *lo);
-        field_varint(&mut mm, 3, *hi);
-        field_varint(&mut mm, 5, p.string(&m.path));
-        let id: String = m.build_id.iter().map(|b| format!("{b:02x}")).collect();
-        field_varint(&mut mm, 6, p.string(&id));
-        field_varint(&mut mm, 7, 1);
-        field_varint(&mut mm, 8, 1);
-        field_varint(&mut mm, 9, 1);
-        field_bytes(&mut body, 3, &mm);
-    }
-    let mut locations: HashMap<(u32, u64), u64> = HashMap::new();
-    let mut functions: HashMap<(String, Option<String>), u64> = HashMap::new();
-    let mut loc_msgs = Vec::new();
-    let mut fn_msgs = Vec::new();
+    let mapping = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let id: String = s
+                .module
+                .build_id
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Mapping {
+                id: i as u64 + 1,
+                memory_start: s.start,
+                memory_limit: s.end,
+                filename: strings.index(&s.module.path),
+                build_id: strings.index(&id),
+                has_functions: true,
+                has_filenames: true,
+                has_line_numbers: true,
+            }
+        })
+        .collect();
+    let mut location_ids: HashMap<(u32, u64), u64> = HashMap::new();
+    let mut function_ids: HashMap<(&str, Option<&str>), u64> = HashMap::new();
+    let mut location = Vec::new();
+    let mut function = Vec::new();
+    let mut sample = Vec::new();
     for (id, c) in costs.iter().enumerate() {
         if *c == StackCost::default() {
             continue;
@@ -225,124 +267,239 @@ pub fn pprof(
         let Some(stack) = info.stacks.get(id) else {
             continue;
         };
-        let mut loc_ids = Vec::new();
+        let mut location_id = Vec::new();
         for &addr in &stack.frames {
-            let next = locations.len() as u64 + 1;
-            let lid = *locations.entry((image, addr)).or_insert(next);
+            let next = location_ids.len() as u64 + 1;
+            let lid = *location_ids.entry((image, addr)).or_insert(next);
             if lid == next {
-                let mut l = Vec::new();
-                field_varint(&mut l, 1, lid);
-                if let Some(mi) = mappings
+                let mapping_id = spans
                     .iter()
-                    .position(|(i, lo, hi, _)| *i == image && addr >= *lo && addr < *hi)
-                {
-                    field_varint(&mut l, 2, mi as u64 + 1);
-                }
-                field_varint(&mut l, 3, addr);
+                    .position(|s| s.image == image && addr >= s.start && addr < s.end)
+                    .map_or(0, |i| i as u64 + 1);
                 // Innermost inlined function first, the caller last.
-                for f in syms.frames(image, addr) {
-                    let key = (f.function.clone(), f.file.clone());
-                    let next_f = functions.len() as u64 + 1;
-                    let fid = *functions.entry(key).or_insert(next_f);
-                    if fid == next_f {
-                        let mut fm = Vec::new();
-                        field_varint(&mut fm, 1, fid);
-                        field_varint(&mut fm, 2, p.string(&f.function));
-                        field_varint(&mut fm, 3, p.string(&f.function));
-                        field_varint(&mut fm, 4, p.string(f.file.as_deref().unwrap_or("")));
-                        fn_msgs.push(fm);
-                    }
-                    let mut line = Vec::new();
-                    field_varint(&mut line, 1, fid);
-                    field_varint(&mut line, 2, u64::from(f.line.unwrap_or(0)));
-                    field_bytes(&mut l, 4, &line);
-                }
-                loc_msgs.push(l);
+                let line = syms
+                    .frames(image, addr)
+                    .iter()
+                    .map(|f| {
+                        let key = (f.function.as_str(), f.file.as_deref());
+                        let next_f = function_ids.len() as u64 + 1;
+                        let fid = *function_ids.entry(key).or_insert(next_f);
+                        if fid == next_f {
+                            let name = strings.index(&f.function);
+                            function.push(Function {
+                                id: fid,
+                                name,
+                                system_name: name,
+                                filename: strings.index(f.file.as_deref().unwrap_or("")),
+                            });
+                        }
+                        Line {
+                            function_id: fid,
+                            line: i64::from(f.line.unwrap_or(0)),
+                        }
+                    })
+                    .collect();
+                location.push(Location {
+                    id: lid,
+                    mapping_id,
+                    address: addr,
+                    line,
+                });
             }
-            loc_ids.push(lid);
+            location_id.push(lid);
         }
-        let mut s = Vec::new();
-        field_bytes(&mut s, 1, &packed(&loc_ids));
-        field_bytes(
-            &mut s,
-            2,
-            &packed(&[c.allocations, c.bytes, c.live_blocks, c.live_bytes]),
-        );
-        field_bytes(&mut body, 2, &s);
+        sample.push(Sample {
+            location_id,
+            value: [c.allocations, c.bytes, c.live_blocks, c.live_bytes]
+                .into_iter()
+                .map(int64)
+                .collect(),
+        });
     }
-    for l in &loc_msgs {
-        field_bytes(&mut body, 4, l);
-    }
-    for f in &fn_msgs {
-        field_bytes(&mut body, 5, f);
-    }
-    let start_ns = info
+    let time_nanos = info
         .images
         .first()
         .and_then(|i| i.clocks.first())
         .map_or(0, |c| c.2);
-    let default_type = p.string("inuse_space");
-    for s in &p.strings {
-        field_bytes(&mut body, 6, s.as_bytes());
+    let default_sample_type = strings.index("inuse_space");
+    pprof_proto::Profile {
+        sample_type,
+        sample,
+        mapping,
+        location,
+        function,
+        string_table: strings.strings,
+        time_nanos: int64(time_nanos),
+        duration_nanos: int64(duration_ns),
+        default_sample_type,
     }
-    field_varint(&mut body, 9, start_ns);
-    field_varint(&mut body, 10, duration_ns);
-    field_varint(&mut body, 14, default_type);
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
-    gz.write_all(&body)?;
-    gz.finish()?;
-    Ok(())
 }
 
+/// profile.proto's int64 fields hold counts and times that never reach
+/// 2^63; saturate rather than wrap if one did.
+fn int64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// pprof's string table: each string once, referred to by index (0 is
+/// the empty string).
 #[derive(Default)]
-struct PprofBuilder {
+struct StringTable {
     strings: Vec<String>,
-    index: HashMap<String, u64>,
+    index: HashMap<String, i64>,
 }
 
-impl PprofBuilder {
-    fn string(&mut self, s: &str) -> u64 {
+impl StringTable {
+    fn index(&mut self, s: &str) -> i64 {
         if let Some(&i) = self.index.get(s) {
             return i;
         }
-        let i = self.strings.len() as u64;
+        let i = self.strings.len() as i64;
         self.strings.push(s.to_string());
         self.index.insert(s.to_string(), i);
         i
     }
 }
 
-fn field_varint(out: &mut Vec<u8>, field: u32, v: u64) {
-    push_uvarint(out, u64::from(field) << 3);
-    push_uvarint(out, v);
-}
-
-fn field_bytes(out: &mut Vec<u8>, field: u32, b: &[u8]) {
-    push_uvarint(out, (u64::from(field) << 3) | 2);
-    push_uvarint(out, b.len() as u64);
-    out.extend_from_slice(b);
-}
-
-fn packed(vals: &[u64]) -> Vec<u8> {
-    let mut v = Vec::new();
-    for &x in vals {
-        push_uvarint(&mut v, x);
+/// The messages of pprof's `profile.proto`
+/// (github.com/google/pprof/blob/main/proto/profile.proto), with the
+/// fields this export writes, encoded by prost's derive (no `protoc`
+/// needed at build time). Tags are profile.proto's.
+mod pprof_proto {
+    /// A whole profile.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Profile {
+        #[prost(message, repeated, tag = "1")]
+        pub sample_type: Vec<ValueType>,
+        #[prost(message, repeated, tag = "2")]
+        pub sample: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub mapping: Vec<Mapping>,
+        #[prost(message, repeated, tag = "4")]
+        pub location: Vec<Location>,
+        #[prost(message, repeated, tag = "5")]
+        pub function: Vec<Function>,
+        #[prost(string, repeated, tag = "6")]
+        pub string_table: Vec<String>,
+        #[prost(int64, tag = "9")]
+        pub time_nanos: i64,
+        #[prost(int64, tag = "10")]
+        pub duration_nanos: i64,
+        #[prost(int64, tag = "14")]
+        pub default_sample_type: i64,
     }
-    v
+
+    /// A sample value's kind and unit (string table indices).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ValueType {
+        #[prost(int64, tag = "1")]
+        pub r#type: i64,
+        #[prost(int64, tag = "2")]
+        pub unit: i64,
+    }
+
+    /// One stack (location ids, innermost first) and its values.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(uint64, repeated, tag = "1")]
+        pub location_id: Vec<u64>,
+        #[prost(int64, repeated, tag = "2")]
+        pub value: Vec<i64>,
+    }
+
+    /// A module's address range.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Mapping {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub memory_start: u64,
+        #[prost(uint64, tag = "3")]
+        pub memory_limit: u64,
+        #[prost(int64, tag = "5")]
+        pub filename: i64,
+        #[prost(int64, tag = "6")]
+        pub build_id: i64,
+        #[prost(bool, tag = "7")]
+        pub has_functions: bool,
+        #[prost(bool, tag = "8")]
+        pub has_filenames: bool,
+        #[prost(bool, tag = "9")]
+        pub has_line_numbers: bool,
+    }
+
+    /// A return address and the functions (inlined first) at it.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Location {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(uint64, tag = "2")]
+        pub mapping_id: u64,
+        #[prost(uint64, tag = "3")]
+        pub address: u64,
+        #[prost(message, repeated, tag = "4")]
+        pub line: Vec<Line>,
+    }
+
+    /// A function at a source line.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Line {
+        #[prost(uint64, tag = "1")]
+        pub function_id: u64,
+        #[prost(int64, tag = "2")]
+        pub line: i64,
+    }
+
+    /// A function's names and file (string table indices).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Function {
+        #[prost(uint64, tag = "1")]
+        pub id: u64,
+        #[prost(int64, tag = "2")]
+        pub name: i64,
+        #[prost(int64, tag = "3")]
+        pub system_name: i64,
+        #[prost(int64, tag = "4")]
+        pub filename: i64,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message;
 
     #[test]
-    fn protobuf_encoding_matches_the_wire_format() {
-        let mut v = Vec::new();
-        field_varint(&mut v, 1, 150);
-        assert_eq!(v, [0x08, 0x96, 0x01]);
-        let mut b = Vec::new();
-        field_bytes(&mut b, 2, b"testing");
-        assert_eq!(b[..2], [0x12, 0x07]);
-        assert_eq!(packed(&[3, 270]), [0x03, 0x8e, 0x02]);
+    fn pprof_decodes_to_what_was_built() {
+        let info = TraceInfo::default();
+        let costs = [StackCost::default()];
+        let mut gz = Vec::new();
+        pprof(&info, &Symbols::default(), &costs, &[0], 5, &mut gz).unwrap();
+        let mut raw = Vec::new();
+        io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+        let p = pprof_proto::Profile::decode(&raw[..]).unwrap();
+        assert_eq!(
+            p,
+            pprof_profile(&info, &Symbols::default(), &costs, &[0], 5)
+        );
+        let names: Vec<_> = p
+            .sample_type
+            .iter()
+            .map(|t| p.string_table[t.r#type as usize].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "alloc_objects",
+                "alloc_space",
+                "inuse_objects",
+                "inuse_space"
+            ]
+        );
+        assert_eq!(
+            p.string_table[p.default_sample_type as usize],
+            "inuse_space"
+        );
+        assert_eq!(p.duration_nanos, 5);
     }
 }

@@ -10,6 +10,7 @@
 //! the core. See `docs/architecture.md`.
 
 pub mod address;
+pub mod analysis;
 pub mod calltree;
 pub mod decode;
 pub mod export;

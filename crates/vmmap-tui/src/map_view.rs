@@ -173,13 +173,7 @@ impl MapView {
         let status = match self.segment() {
             Some(s) => format!(
                 " {}  ←→↑↓ n/N move  Enter go to it  Esc close",
-                vmmap_core::text::Escaped(
-                    &l.title(snap, s)
-                        .replace("&amp;", "&")
-                        .replace("&lt;", "<")
-                        .replace("&gt;", ">")
-                        .replace("&quot;", "\"")
-                )
+                vmmap_core::text::Escaped(&l.title(snap, s))
             ),
             None => " Esc close".to_string(),
         };

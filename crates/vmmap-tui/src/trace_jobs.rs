@@ -8,49 +8,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
-use vmmap_core::format::{ChunkStream, CHUNK_TRACE};
-use vmmap_trace::decode::{Decoder, Event, ImageInfo, Record};
-use vmmap_trace::scan;
-use vmmap_trace::summary::{StackCost, Summarizer, Summary};
-use vmmap_trace::symbol_cache::{self, CacheWrite};
-use vmmap_trace::symbols::{SymbolOptions, Symbols};
+use vmmap_trace::analysis::{self as analysis, describe, open, AnalysisError, Options};
+pub use vmmap_trace::analysis::{Analysis, RegionCosts};
+use vmmap_trace::decode::{Decoder, ImageInfo, Record};
+use vmmap_trace::symbols::SymbolOptions;
 use vmmap_trace::TraceInfo;
-
-/// A whole-trace analysis, ready to draw.
-pub struct Analysis {
-    /// Totals of the run.
-    pub summary: Summary,
-    /// What each stack allocated, by stack id.
-    pub costs: Vec<StackCost>,
-    /// The process image of each stack id (every stack seen, not only the
-    /// allocating ones, so the history can show any operation's stack).
-    pub images: Vec<u32>,
-    /// Stacks, modules and clock anchors.
-    pub info: TraceInfo,
-    /// Frames of every recorded return address.
-    pub syms: Symbols,
-    /// The blocks allocated inside the region the user came from.
-    pub region: Option<RegionCosts>,
-    /// Operations read.
-    pub operations: u64,
-    /// What went wrong on the way (damage, truncation, missing symbols):
-    /// the analysis covers what could be read.
-    pub notes: Vec<String>,
-    /// What writing the newly resolved symbols back into the file did.
-    pub cache: CacheWrite,
-}
-
-/// The allocations inside one region (`Summarizer::with_range`).
-pub struct RegionCosts {
-    /// First address.
-    pub start: u64,
-    /// End address (exclusive).
-    pub end: u64,
-    /// Totals of the blocks inside it.
-    pub summary: Summary,
-    /// Per stack.
-    pub costs: Vec<StackCost>,
-}
 
 /// An analysis running on its own thread.
 pub struct AnalysisJob {
@@ -106,110 +68,34 @@ impl Drop for AnalysisJob {
     }
 }
 
-/// Where to look for debug files: `VMMAP_SYMBOL_PATH`, as the command line.
-fn symbol_options() -> SymbolOptions {
-    SymbolOptions::with_env(Vec::new())
-}
-
-fn open(path: &Path) -> Result<ChunkStream<std::io::BufReader<std::fs::File>>, String> {
-    ChunkStream::open(path, CHUNK_TRACE).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The analysis itself (on the job's thread).
+/// The analysis itself (on the job's thread): the whole run and, with
+/// `region`, the allocations inside it. Every stack is symbolised, not only
+/// the costed ones the command line names: the history shows the stack of
+/// any operation (a mapping call, a `dlopen`).
 pub fn analyse(
     path: &Path,
     region: Option<(u64, u64)>,
     progress: &AtomicU64,
     cancel: &AtomicBool,
 ) -> Result<Analysis, String> {
-    let mut all = Summarizer::default();
-    let mut inside = region.map(|(a, b)| Summarizer::with_range(a, b));
-    let mut stack_images: Vec<u32> = Vec::new();
-    let mut n = 0u64;
-    let s = scan::scan(open(path)?, |r: &Record| {
-        if cancel.load(Ordering::Relaxed) {
-            return;
-        }
-        all.add(r);
-        if let Some(g) = inside.as_mut() {
-            g.add(r);
-        }
-        let st = r.event.stack() as usize;
-        if st != 0 {
-            if st >= stack_images.len() {
-                stack_images.resize(st + 1, 0);
-            }
-            stack_images[st] = r.image;
-        }
-        n += 1;
-        if n % 16384 == 0 {
-            progress.store(n, Ordering::Relaxed);
-        }
-    });
-    if cancel.load(Ordering::Relaxed) {
-        return Err("cancelled".into());
-    }
-    progress.store(n, Ordering::Relaxed);
-    if s.messages == 0 {
-        return Err(format!(
+    let opts = Options {
+        region: region.map(|(a, b)| a..b),
+        every_stack: true,
+        // Where to look for debug files: `VMMAP_SYMBOL_PATH`, as the
+        // command line.
+        symbols: SymbolOptions::with_env(Vec::new()),
+        // As the command line does: the next open of the file needs
+        // neither the binaries nor their debug files.
+        cache: true,
+        ..Options::default()
+    };
+    analysis::analyse(path, &opts, progress, cancel).map_err(|e| match e {
+        AnalysisError::Open(e) => format!("{}: {e}", path.display()),
+        AnalysisError::NoTrace(_) => format!(
             "{}: no trace in this file (it was not written by `vmmap run` or the Launch tab, or the agent never started)",
             path.display()
-        ));
-    }
-    let mut notes = Vec::new();
-    if let Some(p) = &s.file_problem {
-        notes.push(format!("{p}; the trace before it is used"));
-    }
-    if let Some(d) = &s.damage {
-        notes.push(format!("{d}; the analysis covers what came before it"));
-    }
-    let (summary, costs, _) = all.finish_costs(&s.info);
-    let region = match (region, inside) {
-        (Some((start, end)), Some(g)) => {
-            let (summary, costs, _) = g.finish_costs(&s.info);
-            Some(RegionCosts {
-                start,
-                end,
-                summary,
-                costs,
-            })
-        }
-        _ => None,
-    };
-    stack_images.resize(s.info.stacks.len(), 0);
-    let mut syms = Symbols::from_cache(s.symbol_cache);
-    let mut addrs: Vec<(u32, u64)> = s
-        .info
-        .stacks
-        .iter()
-        .enumerate()
-        .flat_map(|(id, st)| st.frames.iter().map(move |a| (id, *a)))
-        .map(|(id, a)| (stack_images[id], a))
-        .collect();
-    addrs.sort_unstable();
-    addrs.dedup();
-    syms.resolve(&s.info, &addrs, &symbol_options());
-    notes.extend(
-        syms.notes
-            .iter()
-            .map(|n| format!("no symbols for {n}; its frames show as module+offset")),
-    );
-    // As the command line does: the next open of the file needs neither
-    // the binaries nor their debug files.
-    let cache = symbol_cache::append(path, &syms);
-    if let CacheWrite::Failed(e) = &cache {
-        notes.push(cache_note(path, e));
-    }
-    Ok(Analysis {
-        summary,
-        costs,
-        images: stack_images,
-        info: s.info,
-        syms,
-        region,
-        operations: n,
-        notes,
-        cache,
+        ),
+        AnalysisError::Cancelled => "cancelled".into(),
     })
 }
 
@@ -243,81 +129,6 @@ pub struct OpRow {
     pub stack: u32,
     /// Its process image.
     pub image: u32,
-}
-
-/// Address, size and the other fields of an operation.
-pub fn describe(e: &Event) -> (Option<u64>, Option<u64>, String) {
-    let prot = |p: u32| -> String {
-        let f = |bit: u32, c: char| if p & bit != 0 { c } else { '-' };
-        [f(1, 'r'), f(2, 'w'), f(4, 'x')].iter().collect()
-    };
-    match e {
-        Event::Alloc {
-            ptr, size, align, ..
-        } => (
-            Some(*ptr),
-            Some(*size),
-            if *align != 0 {
-                format!("align {align}")
-            } else {
-                String::new()
-            },
-        ),
-        Event::Realloc { old, new, size, .. } => {
-            (Some(*new), Some(*size), format!("from {old:#x}"))
-        }
-        Event::Free { ptr } => (Some(*ptr), None, String::new()),
-        Event::Mmap {
-            addr,
-            len,
-            prot: p,
-            flags,
-            fd,
-            offset,
-            ..
-        } => (
-            Some(*addr),
-            Some(*len),
-            format!("{} flags {flags:#x} fd {fd} off {offset}", prot(*p)),
-        ),
-        Event::Munmap { addr, len, .. } => (Some(*addr), Some(*len), String::new()),
-        Event::Mremap {
-            old,
-            old_len,
-            new,
-            new_len,
-            ..
-        } => (
-            Some(*new),
-            Some(*new_len),
-            format!("from {old:#x} len {old_len}"),
-        ),
-        Event::Mprotect {
-            addr, len, prot: p, ..
-        } => (Some(*addr), Some(*len), prot(*p)),
-        Event::Madvise {
-            addr, len, advice, ..
-        } => (Some(*addr), Some(*len), format!("advice {advice}")),
-        Event::Brk { old, new, .. } => (Some(*new), None, format!("from {old:#x}")),
-        Event::ThreadStart {
-            pthread,
-            stack_lo,
-            stack_hi,
-        } => (
-            None,
-            None,
-            format!("pthread {pthread:#x} stack {stack_lo:#x}-{stack_hi:#x}"),
-        ),
-        Event::ThreadExit => (None, None, String::new()),
-        Event::ThreadName { pthread, name } => {
-            (None, None, format!("pthread {pthread:#x} {name:?}"))
-        }
-        Event::ThreadCreate { pthread, .. } => (None, None, format!("pthread {pthread:#x}")),
-        Event::Dlopen { handle, path, .. } => (None, None, format!("{path} handle {handle:#x}")),
-        Event::Dlclose { handle, .. } => (None, None, format!("handle {handle:#x}")),
-        Event::Fork { pid, .. } => (None, None, format!("child {pid}")),
-        Event::Exec { path, .. } => (None, None, path.clone()),
-    }
 }
 
 /// A window of the history to read: the operations matching `ops` (all
@@ -505,14 +316,14 @@ impl Window<'_> {
         }
         let start = self.req.start;
         if self.matched >= start && self.matched < start + WINDOW as u64 {
-            let (address, size, detail) = describe(&r.event);
+            let d = describe(&r.event);
             self.rows.push(OpRow {
                 ns: ns.saturating_sub(t0),
                 tid: r.tid,
                 op: r.event.name(),
-                address,
-                size,
-                detail,
+                address: d.address,
+                size: d.size,
+                detail: d.detail_with_origin(),
                 stack: r.event.stack(),
                 image: r.image,
             });

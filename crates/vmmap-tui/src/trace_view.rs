@@ -666,7 +666,7 @@ impl TraceView {
                 let notes: String = a
                     .notes
                     .iter()
-                    .map(|n| format!("; {}", Escaped(n)))
+                    .map(|n| format!("; {}", Escaped(&n.to_string())))
                     .collect();
                 format!(
                     " {} operations: {} allocated in {} calls, peak {}, {} live in {} blocks, {} temporary{notes}",

@@ -201,10 +201,10 @@ pub struct HeapFragmentation {
     /// Heap ID (0: the brk heap of the main arena).
     pub heap_id: Option<u32>,
     /// The heap's first address.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub start: u64,
     /// Where its chunks end.
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "crate::hex::serialize")]
     pub end: u64,
     /// Resident bytes of its mapping (Rss).
     pub resident: u64,
@@ -216,10 +216,6 @@ pub struct HeapFragmentation {
     pub not_resident: u64,
     /// The walk's figures, or why it failed.
     pub chunks: std::result::Result<ChunkStats, String>,
-}
-
-fn hex<S: serde::Serializer>(v: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{v:#x}"))
 }
 
 impl HeapFragmentation {

@@ -106,7 +106,8 @@ pub fn write_html(input: &ReportInput<'_>, w: &mut dyn Write) -> io::Result<Repo
     let d = data(input);
     let json = serde_json::to_string(&d).map_err(io::Error::other)?;
     let json = script_safe(&json);
-    let title = crate::layout::xml_text(&title(input));
+    let title = title(input);
+    let title = vmmap_core::xml::escape(&title);
     let mut out = CountingWriter { w, n: 0 };
     // The template has one marker per insertion, in this order.
     let mut rest = TEMPLATE;

@@ -1053,6 +1053,74 @@ time.sleep(3600)
     assert_covered(&snap, "python3");
 }
 
+/// A glibc mmapped chunk the kernel split in five mappings (huge-page
+/// advice on one part, PROT_READ on another): one Heap region of exactly
+/// the chunk, its five mappings its sub-blocks, every page resident.
+#[test]
+fn a_glibc_chunk_split_by_madvise_and_mprotect_is_one_heap_block() {
+    let bin = compile("split_chunk");
+    let rt = Runtime::start(Command::new(bin), TempDir::new("split"), "split_chunk");
+    rt.stop();
+    let (chunk, size) = (rt.num("chunk"), rt.num("size"));
+    let snap = snapshot_json(rt.pid, &[]);
+    let r = region_at(&snap, chunk);
+    assert_eq!(
+        (typ(r), details(r), hex(&r["start"]), crate::util::size(r)),
+        ("heap", "glibc mmapped chunk", chunk, size),
+        "{r:#}"
+    );
+    assert_eq!(r["confidence"], "high");
+    let parts = r["sub_blocks"].as_array().expect("sub-blocks");
+    let perms: Vec<&str> = parts.iter().map(|p| p["perms"].as_str().unwrap()).collect();
+    assert_eq!(
+        perms,
+        ["rw-p", "rw-p", "rw-p", "r--p", "rw-p"],
+        "advice and protection split it in five"
+    );
+    assert_eq!(fig(r, "total_ws"), size, "every page was written");
+    assert_covered(&snap, "split_chunk");
+}
+
+/// numpy's large arrays are glibc mmapped chunks its huge-page advice
+/// splits in two mappings: each is Heap, and the process is typed.
+#[test]
+fn numpy_arrays_are_heap() {
+    // Debian's numpy is for Debian's python3, not another one on PATH.
+    let python = Path::new("/usr/bin/python3");
+    assert!(
+        python.is_file(),
+        "/usr/bin/python3 is missing: install the python3-numpy package"
+    );
+    let dir = TempDir::new("numpy");
+    let script = r#"
+import time
+try:
+    import numpy as np
+except ImportError:
+    raise SystemExit("numpy is missing: install the python3-numpy package")
+a = np.ones((4000, 4000))
+b = np.full((1500, 1500), 2.0)
+c = np.arange(3_000_000, dtype=np.int64)
+print("ready", " ".join(f"{n}={x.ctypes.data} {n}len={x.nbytes}" for n, x in (("a", a), ("b", b), ("c", c))), flush=True)
+time.sleep(3600)
+"#;
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script]);
+    let rt = Runtime::start(cmd, dir, "python3 with numpy");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    for name in ["a", "b", "c"] {
+        let (data, len) = (rt.num(name), rt.num(&format!("{name}len")));
+        let r = region_at(&snap, data);
+        assert_eq!(typ(r), "heap", "array {name}: {r:#}");
+        assert!(details(r).starts_with("glibc mmapped chunk"), "{r:#}");
+        assert!(hex(&r["end"]) >= data + len, "array {name} inside: {r:#}");
+    }
+    let (share, _) = coverage(&snap);
+    eprintln!("numpy coverage: {:.2}%", share * 100.0);
+    assert_covered(&snap, "python3 with numpy");
+}
+
 /// The allocator fixture with `lib` preloaded, stopped, and its snapshot.
 fn with_allocator(lib: &Path) -> (Value, u64) {
     let bin = compile("allocator");

@@ -870,6 +870,141 @@ func main() {
     assert_covered(&snap, "go with cgo");
 }
 
+/// A Go program whose goroutines block in `read(2)` on pipes, each on its
+/// own thread, on its goroutine stack; built with and without cgo.
+fn start_go_threads(cgo: bool) -> Runtime {
+    let dir = TempDir::new(if cgo { "gothreads-cgo" } else { "gothreads" });
+    let src = dir.path();
+    std::fs::write(src.join("go.mod"), "module gothreads\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        r#"package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+func block() {
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		panic(err)
+	}
+	var b [1]byte
+	syscall.Read(p[0], b[:])
+}
+
+func main() {
+	const blocked = 4
+	for i := 0; i < blocked; i++ {
+		go block()
+	}
+	time.Sleep(300 * time.Millisecond)
+	fmt.Printf("ready blocked=%d\n", blocked)
+	os.Stdout.Sync()
+	block()
+}
+"#,
+    )
+    .unwrap();
+    if cgo {
+        std::fs::write(
+            src.join("cgo.go"),
+            "package main\n\n// static int one(void) { return 1; }\nimport \"C\"\n\nvar _ = C.one()\n",
+        )
+        .unwrap();
+    }
+    let bin = go_build_with(src, "gothreads", &[], cgo);
+    Runtime::start(Command::new(bin), dir, "the Go threads program")
+}
+
+/// Every thread of `snap`, with the goroutine stack (a part of the
+/// arenas) its stack pointer is on, if any.
+fn go_threads(snap: &Value) -> Vec<(u64, Option<String>)> {
+    let parts: Vec<(u64, u64, String)> = leaves(snap)
+        .into_iter()
+        .flat_map(|l| l["parts"].as_array().into_iter().flatten())
+        .map(|p| (hex(&p["start"]), hex(&p["end"]), details(p).to_string()))
+        .collect();
+    snap["process"]["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .map(|t| {
+            let tid = t["tid"].as_u64().unwrap();
+            let sp = t["stack_pointer"]
+                .as_str()
+                .map(|_| hex(&t["stack_pointer"]));
+            let on = sp.and_then(|sp| {
+                parts
+                    .iter()
+                    .find(|(s, e, _)| *s <= sp && sp < *e)
+                    .map(|(_, _, d)| d.clone())
+            });
+            (tid, on)
+        })
+        .collect()
+}
+
+/// Go with cgo: each thread's own stack is glibc's (pthread_create), and
+/// a thread in a system call on a goroutine stack still has it typed
+/// Stack with its TID, found by the TCB at its top; the goroutine stack
+/// it is on names it. Before, such a thread's 8 MiB stack was Go runtime
+/// metadata, and of two threads in one arena mapping one was named.
+#[test]
+fn go_threads_on_goroutine_stacks_keep_their_own_stacks_with_cgo() {
+    let rt = start_go_threads(true);
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let threads = go_threads(&snap);
+    let stacks: Vec<u64> = regions(&snap, "stack", "")
+        .iter()
+        .filter_map(|r| r["tid"].as_u64())
+        .collect();
+    for (tid, _) in &threads {
+        assert!(
+            stacks.contains(tid),
+            "thread {tid} has its own stack typed Stack: stacks {stacks:?}"
+        );
+    }
+    assert_eq!(stacks.len(), threads.len(), "one stack a thread");
+    let on: Vec<&(u64, Option<String>)> = threads.iter().filter(|(_, g)| g.is_some()).collect();
+    assert!(
+        on.len() > rt.num("blocked") as usize,
+        "the blocked goroutines and main are on goroutine stacks: {threads:?}"
+    );
+    for (tid, g) in on {
+        let g = g.as_deref().unwrap();
+        assert!(g.contains(&format!("thread {tid} (")), "{g}");
+    }
+    assert_covered(&snap, "go threads with cgo");
+}
+
+/// Go without cgo: every thread in a system call is named on the
+/// goroutine stack it is on, each once, two in one arena mapping too.
+#[test]
+fn go_threads_on_goroutine_stacks_are_each_named() {
+    let rt = start_go_threads(false);
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let threads = go_threads(&snap);
+    let on: Vec<&(u64, Option<String>)> = threads.iter().filter(|(_, g)| g.is_some()).collect();
+    assert!(
+        on.len() > rt.num("blocked") as usize,
+        "the blocked goroutines and main are on goroutine stacks: {threads:?}"
+    );
+    for (tid, g) in on {
+        let g = g.as_deref().unwrap();
+        assert!(
+            g.contains("(in a system call)") && g.contains(&format!("thread {tid} (")),
+            "{g}"
+        );
+    }
+    assert_covered(&snap, "go threads");
+}
+
 #[test]
 fn v8_pages_add_up_to_the_heap_v8_reports() {
     let node = need("node", "nodejs");

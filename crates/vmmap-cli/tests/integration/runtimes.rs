@@ -1188,6 +1188,62 @@ time.sleep(3600)
     assert_covered(&snap, "python3");
 }
 
+/// pymalloc arenas and malloc()ed blocks the kernel merged into one VMA
+/// are Managed Heap whatever the mix: 8 MiB blocks beside a few arenas as
+/// 256 KiB blocks beside many (before, the larger kind chose the type).
+/// The blocks are the mapping's parts.
+#[test]
+fn mixed_cpython_mappings_follow_one_rule() {
+    let python = need("python3", "python3");
+    let dir = TempDir::new("pymix");
+    let script = r#"
+import time
+keep = []
+for big, small in ((8 << 20, 30000), (256 << 10, 120000), (8 << 20, 30000), (256 << 10, 120000)):
+    keep.append(bytearray(big))
+    keep.append([str(i) + "x" for i in range(small)])
+print("ready", flush=True)
+time.sleep(3600)
+"#;
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script]).env("PYTHONMALLOC", "pymalloc");
+    let rt = Runtime::start(cmd, dir, "python3");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let all = snap["regions"].as_array().unwrap();
+    let mixed: Vec<&Value> = all
+        .iter()
+        .filter(|r| details(r).contains("pymalloc arenas") && details(r).contains("chunk"))
+        .collect();
+    for r in all
+        .iter()
+        .filter(|r| details(r).contains("pymalloc arenas"))
+    {
+        assert_eq!(typ(r), "managed_heap", "{r:#}");
+    }
+    let chunk_bytes = |r: &Value| -> u64 {
+        r["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| details(p).starts_with("glibc mmapped chunk"))
+            .map(size)
+            .sum()
+    };
+    assert!(
+        mixed.iter().any(|r| chunk_bytes(r) * 2 > size(r)),
+        "a mapping mostly malloc()ed blocks beside arenas: {mixed:#?}"
+    );
+    assert!(
+        mixed.iter().any(|r| chunk_bytes(r) * 2 < size(r)),
+        "a mapping mostly arenas beside malloc()ed blocks: {mixed:#?}"
+    );
+    for r in mixed {
+        assert!(chunk_bytes(r) > 0, "the blocks are parts: {r:#}");
+    }
+    assert_covered(&snap, "python3 with mixed mappings");
+}
+
 /// A glibc mmapped chunk the kernel split in five mappings (huge-page
 /// advice on one part, PROT_READ on another): one Heap region of exactly
 /// the chunk, its five mappings its sub-blocks, every page resident.

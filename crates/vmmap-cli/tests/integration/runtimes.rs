@@ -1199,7 +1199,7 @@ fn mixed_cpython_mappings_follow_one_rule() {
     let script = r#"
 import time
 keep = []
-for big, small in ((8 << 20, 30000), (256 << 10, 120000), (8 << 20, 30000), (256 << 10, 120000)):
+for big, small in ((8 << 20, 30000), (256 << 10, 120000)) * 4:
     keep.append(bytearray(big))
     keep.append([str(i) + "x" for i in range(small)])
 print("ready", flush=True)

@@ -1272,6 +1272,33 @@ fn a_glibc_chunk_split_by_madvise_and_mprotect_is_one_heap_block() {
     assert_covered(&snap, "split_chunk");
 }
 
+/// A glibc arena heap whose committed part was split by mprotect (rw-p,
+/// r--p, rw-p above the reservation): one Heap region of 64 MiB with its
+/// arena id, the r--p page inside it.
+#[test]
+fn a_glibc_arena_heap_split_by_mprotect_is_one_heap() {
+    let bin = compile("split_arena");
+    let rt = Runtime::start(Command::new(bin), TempDir::new("arena"), "split_arena");
+    rt.stop();
+    let heap = rt.num("heap");
+    let snap = snapshot_json(rt.pid, &[]);
+    let r = region_at(&snap, heap);
+    assert_eq!(
+        (typ(r), hex(&r["start"]), crate::util::size(r)),
+        ("heap", heap, 64 * MB),
+        "{r:#}"
+    );
+    assert!(details(r).starts_with("Heap ID: "), "{r:#}");
+    let perms: Vec<&str> = r["sub_blocks"]
+        .as_array()
+        .expect("sub-blocks")
+        .iter()
+        .map(|p| p["perms"].as_str().unwrap())
+        .collect();
+    assert_eq!(perms, ["rw-p", "r--p", "rw-p", "---p"]);
+    assert_covered(&snap, "split_arena");
+}
+
 /// numpy's large arrays are glibc mmapped chunks its huge-page advice
 /// splits in two mappings: each is Heap, and the process is typed.
 #[test]

@@ -35,6 +35,7 @@ command -v npm >/dev/null || need+=(npm)
 command -v java >/dev/null && command -v jcmd >/dev/null || need+=(default-jdk-headless)  # jcmd: NMT, the GC tables' oracle
 command -v go >/dev/null || need+=(golang-go)
 command -v python3 >/dev/null || need+=(python3)
+/usr/bin/python3 -c "import numpy" 2>/dev/null || need+=(python3-numpy)  # numpy arrays as glibc chunks the kernel split
 command -v redis-server >/dev/null || need+=(redis-server)  # a real program linked with jemalloc under vmmap run
 for lib in libjemalloc.so.2:libjemalloc2 libjemalloc.a:libjemalloc-dev libtcmalloc.so.4:libgoogle-perftools4 libmimalloc.so.2:libmimalloc2.0; do
     ls /usr/lib/*/"${lib%%:*}" >/dev/null 2>&1 || need+=("${lib#*:}")

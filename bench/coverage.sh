@@ -1,11 +1,16 @@
 #!/bin/bash
 # bench/coverage.sh — how much of a real program's resident memory vmmap
 # gives a specific type: the share of resident bytes (Rss, summed over
-# every mapping) that is not Private Data, for a shell, python3, java,
-# node, a Go program and a C++ program (sources in bench/coverage/). One
-# "COVERAGE name percent" line each; the target is >= 99% for every one,
-# and the script exits 1 if one misses it. Needs bash, python3, java
-# (default-jdk-headless), node (nodejs), go (golang-go) and g++.
+# every mapping) that is not Private Data, for a shell, python3, python3
+# with numpy arrays, java, node, a Go program, a Go program whose threads
+# sit on goroutine stacks (with cgo and without) and a C++ program
+# (sources in bench/coverage/). One "COVERAGE name percent" line each, and
+# a "STACKS" line saying how many threads have their own stack typed Stack
+# with their TID and how many are named on the goroutine stack they are
+# on; the target is >= 99% for every one, and the script exits 1 if one
+# misses it. Needs bash, python3, python3-numpy (for /usr/bin/python3),
+# java (default-jdk-headless), node (nodejs), go (golang-go) and g++.
+# VMMAP=path uses that binary rather than building a release one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SRC=$ROOT/bench/coverage
@@ -16,12 +21,18 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-(cd "$ROOT" && cargo build --release -q -p vmmap)
-VMMAP=$ROOT/target/release/vmmap
+if [ -z "${VMMAP:-}" ]; then
+    (cd "$ROOT" && cargo build --release -q -p vmmap)
+    VMMAP=$ROOT/target/release/vmmap
+fi
 
 g++ -O1 -pthread -o "$WORK/hold-cxx" "$SRC/hold.cpp"
 cp "$SRC/main.go" "$SRC/go.mod" "$WORK/"
 (cd "$WORK" && GOCACHE=$WORK/gocache GOPATH=$WORK/gopath GOTOOLCHAIN=local CGO_ENABLED=0 go build -o hold-go .)
+for cgo in 0 1; do
+    (cd "$SRC/gothreads" && GOCACHE=$WORK/gocache GOPATH=$WORK/gopath GOTOOLCHAIN=local CGO_ENABLED=$cgo \
+        go build -o "$WORK/gothreads-cgo$cgo" .)
+done
 
 # start NAME COMMAND...: runs it with stdout to a file, waits for "ready".
 start() {
@@ -36,13 +47,17 @@ start() {
 
 start shell bash -c 'x=$(seq 1 100000); y=${x//1/one}; echo ready ${#y}; read -r _ < /dev/zero; sleep 3600'
 start python3 python3 "$SRC/hold.py"
+# Debian's numpy is for Debian's python3.
+start numpy /usr/bin/python3 "$SRC/hold_numpy.py"
 start java java -Xms64m -Xmx256m "$SRC/Hold.java"
 start node node "$SRC/hold.js"
 start go "$WORK/hold-go"
+start go-threads "$WORK/gothreads-cgo0"
+start go-threads-cgo "$WORK/gothreads-cgo1"
 start cxx "$WORK/hold-cxx"
 
 fail=0
-names=(shell python3 java node go cxx)
+names=(shell python3 numpy java node go go-threads go-threads-cgo cxx)
 for i in "${!names[@]}"; do
     pid=${PIDS[$i]}
     # The shell's pid is bash's own (its children are elsewhere).
@@ -63,6 +78,15 @@ for r in snap["regions"]:
 share = 100.0 * (1 - private / total) if total else 100.0
 print(f"COVERAGE {sys.argv[2]:8} {share:6.2f}%  of {total >> 10} KiB resident; Private Data {private >> 10} KiB"
       + (f" (largest: {sorted(left)[-1][0] >> 10} KiB at {sorted(left)[-1][1]})" if left else ""))
+# Every thread: its own stack typed Stack with its TID, and whether it is
+# named on the goroutine stack (a part of the Go arenas) it is on.
+own = {r["tid"] for r in snap["regions"] if r["type"] == "stack" and r.get("tid")}
+parts = [p["details"] for r in snap["regions"] for v in r.get("sub_blocks") or [r]
+         for p in v.get("parts") or []]
+threads = [t["tid"] for t in snap["process"]["threads"]]
+named = [t for t in threads if any(f"thread {t} (" in d for d in parts)]
+print(f"STACKS   {sys.argv[2]:8} {len(threads)} threads: {len([t for t in threads if t in own])} own stacks typed Stack with their TID; "
+      f"{len(named)} named on the goroutine stack they are on")
 sys.exit(0 if share >= 99.0 else 1)
 PY
 done

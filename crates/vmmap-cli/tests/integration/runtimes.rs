@@ -844,6 +844,141 @@ func main() {
     assert_covered(&snap, "go with cgo");
 }
 
+/// A Go program whose goroutines block in `read(2)` on pipes, each on its
+/// own thread, on its goroutine stack; built with and without cgo.
+fn start_go_threads(cgo: bool) -> Runtime {
+    let dir = TempDir::new(if cgo { "gothreads-cgo" } else { "gothreads" });
+    let src = dir.path();
+    std::fs::write(src.join("go.mod"), "module gothreads\n\ngo 1.19\n").unwrap();
+    std::fs::write(
+        src.join("main.go"),
+        r#"package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+)
+
+func block() {
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		panic(err)
+	}
+	var b [1]byte
+	syscall.Read(p[0], b[:])
+}
+
+func main() {
+	const blocked = 4
+	for i := 0; i < blocked; i++ {
+		go block()
+	}
+	time.Sleep(300 * time.Millisecond)
+	fmt.Printf("ready blocked=%d\n", blocked)
+	os.Stdout.Sync()
+	block()
+}
+"#,
+    )
+    .unwrap();
+    if cgo {
+        std::fs::write(
+            src.join("cgo.go"),
+            "package main\n\n// static int one(void) { return 1; }\nimport \"C\"\n\nvar _ = C.one()\n",
+        )
+        .unwrap();
+    }
+    let bin = go_build_with(src, "gothreads", &[], cgo);
+    Runtime::start(Command::new(bin), dir, "the Go threads program")
+}
+
+/// Every thread of `snap`, with the goroutine stack (a part of the
+/// arenas) its stack pointer is on, if any.
+fn go_threads(snap: &Value) -> Vec<(u64, Option<String>)> {
+    let parts: Vec<(u64, u64, String)> = leaves(snap)
+        .into_iter()
+        .flat_map(|l| l["parts"].as_array().into_iter().flatten())
+        .map(|p| (hex(&p["start"]), hex(&p["end"]), details(p).to_string()))
+        .collect();
+    snap["process"]["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .map(|t| {
+            let tid = t["tid"].as_u64().unwrap();
+            let sp = t["stack_pointer"]
+                .as_str()
+                .map(|_| hex(&t["stack_pointer"]));
+            let on = sp.and_then(|sp| {
+                parts
+                    .iter()
+                    .find(|(s, e, _)| *s <= sp && sp < *e)
+                    .map(|(_, _, d)| d.clone())
+            });
+            (tid, on)
+        })
+        .collect()
+}
+
+/// Go with cgo: each thread's own stack is glibc's (pthread_create), and
+/// a thread in a system call on a goroutine stack still has it typed
+/// Stack with its TID, found by the TCB at its top; the goroutine stack
+/// it is on names it. Before, such a thread's 8 MiB stack was Go runtime
+/// metadata, and of two threads in one arena mapping one was named.
+#[test]
+fn go_threads_on_goroutine_stacks_keep_their_own_stacks_with_cgo() {
+    let rt = start_go_threads(true);
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let threads = go_threads(&snap);
+    let stacks: Vec<u64> = regions(&snap, "stack", "")
+        .iter()
+        .filter_map(|r| r["tid"].as_u64())
+        .collect();
+    for (tid, _) in &threads {
+        assert!(
+            stacks.contains(tid),
+            "thread {tid} has its own stack typed Stack: stacks {stacks:?}"
+        );
+    }
+    assert_eq!(stacks.len(), threads.len(), "one stack a thread");
+    let on: Vec<&(u64, Option<String>)> = threads.iter().filter(|(_, g)| g.is_some()).collect();
+    assert!(
+        on.len() > rt.num("blocked") as usize,
+        "the blocked goroutines and main are on goroutine stacks: {threads:?}"
+    );
+    for (tid, g) in on {
+        let g = g.as_deref().unwrap();
+        assert!(g.contains(&format!("thread {tid} (")), "{g}");
+    }
+    assert_covered(&snap, "go threads with cgo");
+}
+
+/// Go without cgo: every thread in a system call is named on the
+/// goroutine stack it is on, each once, two in one arena mapping too.
+#[test]
+fn go_threads_on_goroutine_stacks_are_each_named() {
+    let rt = start_go_threads(false);
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let threads = go_threads(&snap);
+    let on: Vec<&(u64, Option<String>)> = threads.iter().filter(|(_, g)| g.is_some()).collect();
+    assert!(
+        on.len() > rt.num("blocked") as usize,
+        "the blocked goroutines and main are on goroutine stacks: {threads:?}"
+    );
+    for (tid, g) in on {
+        let g = g.as_deref().unwrap();
+        assert!(
+            g.contains("(in a system call)") && g.contains(&format!("thread {tid} (")),
+            "{g}"
+        );
+    }
+    assert_covered(&snap, "go threads");
+}
+
 #[test]
 fn v8_pages_add_up_to_the_heap_v8_reports() {
     let node = require_tool("node", "nodejs");
@@ -1025,6 +1160,157 @@ time.sleep(3600)
     );
     assert!(current >= 40, "300,000 tuples fill tens of 1 MiB arenas");
     assert_covered(&snap, "python3");
+}
+
+/// pymalloc arenas and malloc()ed blocks the kernel merged into one VMA
+/// are Managed Heap whatever the mix: 8 MiB blocks beside a few arenas as
+/// 256 KiB blocks beside many (before, the larger kind chose the type).
+/// The blocks are the mapping's parts.
+#[test]
+fn mixed_cpython_mappings_follow_one_rule() {
+    let python = need("python3", "python3");
+    let dir = TempDir::new("pymix");
+    let script = r#"
+import time
+keep = []
+for big, small in ((8 << 20, 30000), (256 << 10, 120000)) * 4:
+    keep.append(bytearray(big))
+    keep.append([str(i) + "x" for i in range(small)])
+print("ready", flush=True)
+time.sleep(3600)
+"#;
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script]).env("PYTHONMALLOC", "pymalloc");
+    let rt = Runtime::start(cmd, dir, "python3");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    let all = snap["regions"].as_array().unwrap();
+    let mixed: Vec<&Value> = all
+        .iter()
+        .filter(|r| details(r).contains("pymalloc arenas") && details(r).contains("chunk"))
+        .collect();
+    for r in all
+        .iter()
+        .filter(|r| details(r).contains("pymalloc arenas"))
+    {
+        assert_eq!(typ(r), "managed_heap", "{r:#}");
+    }
+    let chunk_bytes = |r: &Value| -> u64 {
+        r["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| details(p).starts_with("glibc mmapped chunk"))
+            .map(size)
+            .sum()
+    };
+    assert!(
+        mixed.iter().any(|r| chunk_bytes(r) * 2 > size(r)),
+        "a mapping mostly malloc()ed blocks beside arenas: {mixed:#?}"
+    );
+    assert!(
+        mixed.iter().any(|r| chunk_bytes(r) * 2 < size(r)),
+        "a mapping mostly arenas beside malloc()ed blocks: {mixed:#?}"
+    );
+    for r in mixed {
+        assert!(chunk_bytes(r) > 0, "the blocks are parts: {r:#}");
+    }
+    assert_covered(&snap, "python3 with mixed mappings");
+}
+
+/// A glibc mmapped chunk the kernel split in five mappings (huge-page
+/// advice on one part, PROT_READ on another): one Heap region of exactly
+/// the chunk, its five mappings its sub-blocks, every page resident.
+#[test]
+fn a_glibc_chunk_split_by_madvise_and_mprotect_is_one_heap_block() {
+    let bin = compile("split_chunk");
+    let rt = Runtime::start(Command::new(bin), TempDir::new("split"), "split_chunk");
+    rt.stop();
+    let (chunk, size) = (rt.num("chunk"), rt.num("size"));
+    let snap = snapshot_json(rt.pid, &[]);
+    let r = region_at(&snap, chunk);
+    assert_eq!(
+        (typ(r), details(r), hex(&r["start"]), crate::util::size(r)),
+        ("heap", "glibc mmapped chunk", chunk, size),
+        "{r:#}"
+    );
+    assert_eq!(r["confidence"], "high");
+    let parts = r["sub_blocks"].as_array().expect("sub-blocks");
+    let perms: Vec<&str> = parts.iter().map(|p| p["perms"].as_str().unwrap()).collect();
+    assert_eq!(
+        perms,
+        ["rw-p", "rw-p", "rw-p", "r--p", "rw-p"],
+        "advice and protection split it in five"
+    );
+    assert_eq!(fig(r, "total_ws"), size, "every page was written");
+    assert_covered(&snap, "split_chunk");
+}
+
+/// A glibc arena heap whose committed part was split by mprotect (rw-p,
+/// r--p, rw-p above the reservation): one Heap region of 64 MiB with its
+/// arena id, the r--p page inside it.
+#[test]
+fn a_glibc_arena_heap_split_by_mprotect_is_one_heap() {
+    let bin = compile("split_arena");
+    let rt = Runtime::start(Command::new(bin), TempDir::new("arena"), "split_arena");
+    rt.stop();
+    let heap = rt.num("heap");
+    let snap = snapshot_json(rt.pid, &[]);
+    let r = region_at(&snap, heap);
+    assert_eq!(
+        (typ(r), hex(&r["start"]), crate::util::size(r)),
+        ("heap", heap, 64 * MB),
+        "{r:#}"
+    );
+    assert!(details(r).starts_with("Heap ID: "), "{r:#}");
+    let perms: Vec<&str> = r["sub_blocks"]
+        .as_array()
+        .expect("sub-blocks")
+        .iter()
+        .map(|p| p["perms"].as_str().unwrap())
+        .collect();
+    assert_eq!(perms, ["rw-p", "r--p", "rw-p", "---p"]);
+    assert_covered(&snap, "split_arena");
+}
+
+/// numpy's large arrays are glibc mmapped chunks its huge-page advice
+/// splits in two mappings: each is Heap, and the process is typed.
+#[test]
+fn numpy_arrays_are_heap() {
+    // Debian's numpy is for Debian's python3, not another one on PATH.
+    let python = Path::new("/usr/bin/python3");
+    assert!(
+        python.is_file(),
+        "/usr/bin/python3 is missing: install the python3-numpy package"
+    );
+    let dir = TempDir::new("numpy");
+    let script = r#"
+import time
+try:
+    import numpy as np
+except ImportError:
+    raise SystemExit("numpy is missing: install the python3-numpy package")
+a = np.ones((4000, 4000))
+b = np.full((1500, 1500), 2.0)
+c = np.arange(3_000_000, dtype=np.int64)
+print("ready", " ".join(f"{n}={x.ctypes.data} {n}len={x.nbytes}" for n, x in (("a", a), ("b", b), ("c", c))), flush=True)
+time.sleep(3600)
+"#;
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script]);
+    let rt = Runtime::start(cmd, dir, "python3 with numpy");
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    for name in ["a", "b", "c"] {
+        let (data, len) = (rt.num(name), rt.num(&format!("{name}len")));
+        let r = region_at(&snap, data);
+        assert_eq!(typ(r), "heap", "array {name}: {r:#}");
+        assert!(details(r).starts_with("glibc mmapped chunk"), "{r:#}");
+        assert!(hex(&r["end"]) >= data + len, "array {name} inside: {r:#}");
+    }
+    let (share, _) = coverage(&snap);
+    eprintln!("numpy coverage: {:.2}%", share * 100.0);
+    assert_covered(&snap, "python3 with numpy");
 }
 
 /// The allocator fixture with `lib` preloaded, stopped, and its snapshot.

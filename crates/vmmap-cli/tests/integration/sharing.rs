@@ -126,6 +126,48 @@ fn combined_report_counts_shared_pages_once() {
     assert!(text.contains("Mapped File"), "{text}");
 }
 
+/// Resident shared pages behind PROT_NONE: smaps counts them in Rss (Linux
+/// 6.x), so exact sharing counts them as shareable (and shared where both
+/// processes map them), not as Private WS, and the combined report counts
+/// them once rather than dropping them.
+#[test]
+fn prot_none_shared_pages_are_counted() {
+    let f = Fixture::start_named("prot_none_shared");
+    let child: u32 = f.info["child"].parse().expect("child pid");
+    let (none, all, both) = (f.addr("none"), n(&f, "pages"), n(&f, "child_pages"));
+    f.stop();
+    let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", f.pid)).unwrap();
+    let rss = smaps
+        .split_once(&format!("{none:x}-"))
+        .map(|(_, rest)| kb_field(rest, "Rss"))
+        .expect("the mapping in smaps");
+    assert_eq!(rss, all * PAGE, "this kernel counts PROT_NONE pages in Rss");
+    let snap = snapshot_json(f.pid, &["--sharing", "exact"]);
+    let r = region_at(&snap, none);
+    assert_eq!(r["perms"], "---s", "{r}");
+    assert_eq!(fig(r, "total_ws"), all * PAGE, "{r}");
+    assert_eq!(fig(r, "shareable_ws"), all * PAGE, "{r}");
+    assert_eq!(fig(r, "shared_ws"), both * PAGE, "{r}");
+    assert_eq!(fig(r, "private_ws"), 0, "{r}");
+    let out = vmmap_ok(&[&f.pid.to_string(), &child.to_string(), "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let c = &v["combined"];
+    let expect = if is_root() { "frame_union" } else { "pss_sum" };
+    assert_eq!(c["counted_once"], expect);
+    let row = c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["memory_type"] == "shareable")
+        .expect("a Shareable row");
+    assert_eq!(row["total_ws_sum"], (all + both) * PAGE, "{row}");
+    assert_eq!(row["total_ws_once"], all * PAGE, "{row}");
+    if is_root() {
+        assert_eq!(row["shareable_ws_once"], all * PAGE, "{row}");
+        assert_eq!(row["private_ws_once"], 0, "{row}");
+    }
+}
+
 #[test]
 fn children_option_adds_the_forked_child() {
     let (f, child) = start();

@@ -62,14 +62,18 @@ pub(super) fn plan_arenas(
         }
         let header = read_heap_info(r.start, ctx.pointer_width, inspector);
         // The committed part is `mprotect_size` bytes: it may span several
-        // rw-p VMAs when the kernel did not merge what the heap grew by.
+        // VMAs when the kernel did not merge what the heap grew by, or when
+        // part of it was advised (huge pages) or protected differently
+        // (read-only: any access but execute).
         let mut committed_len = 1;
         if let Some(h) = &header {
             let mut end = r.end;
             while end - r.start < h.mprotect_size {
                 let Some(n) = regions.get(i + committed_len).filter(|n| {
                     n.start == end
-                        && &n.perms.0 == b"rw-p"
+                        && !n.perms.none()
+                        && !n.perms.exec()
+                        && !n.perms.shared()
                         && is_plain_anon(n)
                         && n.memory_type == MemoryType::PrivateData
                         && !plan.is_grouped(i + committed_len)

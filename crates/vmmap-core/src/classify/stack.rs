@@ -178,6 +178,11 @@ pub(super) fn plan_stacks(
     // threads point into one mapping (a user-supplied stack shared by
     // accident, or a thread that switched stacks).
     let mut owner: Vec<(usize, &ThreadInfo)> = Vec::new();
+    // Threads whose stack pointer is in memory of another type: a Go
+    // thread in a system call on a goroutine stack inside the arenas, a
+    // stack malloc()ed from a heap. Each is named there, and its own stack
+    // is still looked for by its TCB.
+    let mut elsewhere: Vec<(usize, &ThreadInfo)> = Vec::new();
     for t in ctx.threads {
         let Some(addr) = t.stack_pointer.or(t.tcb) else {
             continue;
@@ -196,17 +201,33 @@ pub(super) fn plan_stacks(
             ));
             continue;
         }
+        let r = &regions[i];
+        let own = !plan.is_grouped(i)
+            && (r.memory_type == MemoryType::Stack
+                || (r.memory_type == MemoryType::PrivateData
+                    && is_plain_anon(r)
+                    && !r.perms.shared()));
+        if !own {
+            elsewhere.push((i, t));
+            continue;
+        }
         match owner.iter_mut().find(|(j, _)| *j == i) {
             Some(o) if o.1.tid > t.tid => o.1 = t,
             Some(_) => {}
             None => owner.push((i, t)),
         }
     }
-    let unknown = by_shape(regions, ctx, inspector, plan, &mut owner);
+    for &(i, t) in &elsewhere {
+        name_thread_on(&mut regions[i], t);
+    }
+    let displaced: HashSet<u32> = elsewhere.iter().map(|(_, t)| t.tid).collect();
+    let unknown = by_shape(regions, ctx, inspector, plan, &mut owner, &displaced);
     for (i, t) in owner {
         let label = format!("Thread {} ({})", t.tid, t.name);
         let grouped = plan.is_grouped(i);
-        let evidence = if t.stack_pointer.is_some() {
+        let evidence = if displaced.contains(&t.tid) {
+            "its top holds the thread's glibc TCB (struct pthread), which names this TID; the thread itself was on other memory (a goroutine stack, say), which names it"
+        } else if t.stack_pointer.is_some() {
             BY_SP
         } else {
             "its top holds the thread's glibc TCB (struct pthread), which names this TID"
@@ -248,8 +269,27 @@ pub(super) fn plan_stacks(
     }
 }
 
+/// Says on the memory at `r` (of another type than Stack) that thread `t`
+/// is on it: on the part (a goroutine stack) that holds its stack pointer,
+/// or on the mapping.
+fn name_thread_on(r: &mut Region, t: &ThreadInfo) {
+    let note = format!("thread {} ({}) on it", t.tid, t.name);
+    let sp = t.stack_pointer.or(t.tcb).unwrap_or(r.start);
+    if let Some(p) = r.parts.iter_mut().find(|p| p.start <= sp && sp < p.end) {
+        p.details = format!("{}; {note}", p.details);
+        return;
+    }
+    let note = format!("holds the stack of thread {} ({})", t.tid, t.name);
+    r.details = if r.details.is_empty() {
+        note
+    } else {
+        format!("{}; {note}", r.details)
+    };
+}
+
 /// Stacks of the threads that neither a stack pointer nor a TCB placed
-/// (running threads ptrace could not stop): a TCB read now that names one
+/// (running threads ptrace could not stop), and of the `displaced` ones,
+/// whose stack pointer is on other memory: a TCB read now that names one
 /// of them adds it to `owner`; the other stack-shaped mappings with a live
 /// TCB, or, when their tops cannot be read, with the shape alone (if there
 /// are no more of them than threads left), are returned to be typed Stack
@@ -260,15 +300,17 @@ fn by_shape<'t>(
     inspector: &mut dyn Inspector,
     plan: &Plan,
     owner: &mut Vec<(usize, &'t ThreadInfo)>,
+    displaced: &HashSet<u32>,
 ) -> Vec<(usize, &'static str, Confidence)> {
     let mut missing: HashMap<u32, &ThreadInfo> = ctx
         .threads
         .iter()
         .filter(|t| {
             t.tid != ctx.pid
-                && t.stack_pointer.is_none()
-                && t.tcb.is_none()
-                && t.stack_pointer_source != StackPointerSource::Exited
+                && (displaced.contains(&t.tid)
+                    || (t.stack_pointer.is_none()
+                        && t.tcb.is_none()
+                        && t.stack_pointer_source != StackPointerSource::Exited))
         })
         .map(|t| (t.tid, t))
         .collect();
@@ -320,7 +362,14 @@ fn by_shape<'t>(
             Top::Unreadable | Top::NoTcb => shape_only.push(i),
         }
     }
-    let left = missing.len().saturating_sub(out.len());
+    // The shape alone stands in only for threads that gave no stack
+    // pointer: a displaced thread's own stack may be in the memory it is
+    // on (a Go thread's g0 stack inside the arenas without cgo).
+    let left = missing
+        .keys()
+        .filter(|t| !displaced.contains(t))
+        .count()
+        .saturating_sub(out.len());
     if !shape_only.is_empty() && shape_only.len() <= left {
         out.extend(shape_only.into_iter().map(|i| {
             (

@@ -268,12 +268,13 @@ fn not_in_rss(vma: &Region) -> bool {
 }
 
 /// Whether a VMA's pagemap entries are read: it can hold resident pages
-/// that count (not PROT_NONE, not above the user address space, where
-/// vsyscall lies), and it is a file or shared mapping or its frames are
-/// wanted.
+/// that count (not above the user address space, where vsyscall lies),
+/// and it is a file or shared mapping or its frames are wanted. A
+/// PROT_NONE VMA is read too: pages made PROT_NONE after they were
+/// touched stay mapped, and smaps counts them in Rss (Linux 6.18).
 fn reads_pagemap(vma: &Region, keep_frames: bool, limit: u64) -> bool {
     let private_anon = vma.inode == 0 && !vma.perms.shared();
-    !not_in_rss(vma) && vma.end <= limit && !vma.perms.none() && (keep_frames || !private_anon)
+    !not_in_rss(vma) && vma.end <= limit && (keep_frames || !private_anon)
 }
 
 /// Reads the pagemap entries of `vmas` (whose first has index `first`).
@@ -508,9 +509,8 @@ pub fn shared_with(
         seen.clear();
         let mut mappings: Vec<String> = Vec::new();
         for m in maps.iter().filter(|m| {
-            let prot_none = m.perms[..3] == *b"---";
             let k = (m.dev_major, m.dev_minor, m.inode);
-            !prot_none && (keys.contains(&k) || (anon && m.inode == 0))
+            keys.contains(&k) || (anon && m.inode == 0)
         }) {
             let before = seen.len();
             let r = read_frames(&other, m.start, m.end, page, &mut buf, &mut |pfn| {

@@ -8,8 +8,10 @@
 //! ```
 //!
 //! The kernel merges neighbouring anonymous mappings, so one VMA may hold
-//! several chunks back to back; a VMA is claimed only when a chain of such
-//! headers covers it exactly, which chance does not do.
+//! several chunks back to back, and splits one chunk in several VMAs when
+//! part of it is advised or protected differently; VMAs are claimed only
+//! when a chain of such headers covers them exactly, which chance does not
+//! do.
 
 use std::borrow::Cow;
 
@@ -52,53 +54,85 @@ pub(crate) fn mmapped_chunk(
 }
 
 pub(super) fn plan_chunks(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
-    for i in 0..c.regions.len() {
-        if !c.free(i) || &c.regions[i].perms.0 != b"rw-p" || c.regions[i].size() < MIN_CHUNK_VMA {
-            continue;
-        }
-        let (start, end) = (c.regions[i].start, c.regions[i].end);
-        let mut at = start;
-        let mut n = 0;
-        while at < end && n < MAX_CHAIN {
-            match mmapped_chunk(inspector, at, end, c.page) {
-                Some(size) => {
-                    at += size;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        // The kernel also merges a chunk with any anonymous neighbour
-        // mapped above it later in time (mmap grows down): chunks that
-        // make up most of the VMA still make it Heap, less surely.
-        let rest = end - at;
-        if n == 0 || rest * 2 > end - start {
-            continue;
-        }
-        let mut details = if n == 1 {
-            "glibc mmapped chunk".to_string()
-        } else {
-            format!("glibc mmapped chunks ({n})")
-        };
-        let (evidence, confidence) = if rest == 0 {
-            (EXACT, Confidence::High)
-        } else {
-            details.push_str(&format!(" and {} not identified", super::mib(rest)));
-            (MOSTLY, Confidence::Medium)
-        };
-        c.claim(
-            i,
-            1,
-            MemoryType::Heap,
-            details,
-            Cow::Borrowed(evidence),
-            confidence,
-            None,
-        );
+    let mut i = 0;
+    while i < c.regions.len() {
+        i += chunks_at(c, inspector, i).max(1);
     }
 }
 
+/// Follows the chain of chunk headers from the start of VMA `i` and claims
+/// the VMAs it covers; returns how many VMAs it claimed.
+///
+/// A chunk may span several VMAs: madvise (huge-page advice), mprotect or
+/// THP split a mapping into parts with other flags or permissions, which
+/// the kernel does not merge back. The chain therefore runs on across the
+/// free, contiguous, non-executable VMAs that follow, and stops where a
+/// chunk ends exactly at the end of a VMA (the next VMA is then looked at
+/// on its own, as its own chunk or not).
+fn chunks_at(c: &mut Claimer<'_>, inspector: &mut dyn Inspector, i: usize) -> usize {
+    let Some(run) = c.free_run(i, |r| !r.perms.exec()) else {
+        return 0;
+    };
+    if &c.regions[i].perms.0 != b"rw-p" || c.span(i, run) < MIN_CHUNK_VMA {
+        return 0;
+    }
+    let start = c.regions[i].start;
+    let limit = c.regions[i + run - 1].end;
+    // `k`: the VMA the chain has reached; `at`: where the next header is.
+    let (mut at, mut k, mut n) = (start, i, 0);
+    while at < limit && n < MAX_CHAIN {
+        let Some(size) = mmapped_chunk(inspector, at, limit, c.page) else {
+            break;
+        };
+        at += size;
+        n += 1;
+        while c.regions[k].end < at {
+            k += 1;
+        }
+        if c.regions[k].end == at {
+            break;
+        }
+    }
+    if n == 0 {
+        return 0;
+    }
+    // The chain ended inside VMA `k` (or exactly at its end).
+    let len = k - i + 1;
+    let end = c.regions[k].end;
+    // The kernel also merges a chunk with any anonymous neighbour
+    // mapped above it later in time (mmap grows down): chunks that
+    // make up most of the VMAs still make them Heap, less surely.
+    let rest = end - at;
+    if rest * 2 > end - start {
+        return 0;
+    }
+    let mut details = if n == 1 {
+        "glibc mmapped chunk".to_string()
+    } else {
+        format!("glibc mmapped chunks ({n})")
+    };
+    let (evidence, confidence) = match (rest, len) {
+        (0, 1) => (EXACT, Confidence::High),
+        (0, _) => (EXACT_SPLIT, Confidence::High),
+        _ => {
+            details.push_str(&format!(" and {} not identified", super::mib(rest)));
+            (MOSTLY, Confidence::Medium)
+        }
+    };
+    c.claim(
+        i,
+        len,
+        MemoryType::Heap,
+        details,
+        Cow::Borrowed(evidence),
+        confidence,
+        None,
+    );
+    len
+}
+
 const EXACT: &str = "malloc()ed block with a mapping of its own: chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover the mapping exactly";
+const EXACT_SPLIT: &str = "malloc()ed block with a mapping of its own, which the kernel split in several (madvise, mprotect): chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover the mappings exactly";
 const MOSTLY: &str = "malloc()ed blocks with mappings of their own: chunk headers read from the process (IS_MMAPPED set, page-multiple sizes) cover most of the mapping, the kernel having merged it with a neighbour";
 
 #[cfg(test)]
@@ -161,5 +195,38 @@ mod tests {
             &mut fake,
         );
         assert_eq!(no_libc[0].memory_type, MemoryType::PrivateData);
+    }
+
+    /// One chunk the kernel split in three (advised, protected): one Heap
+    /// group of the three. A chunk whose chain ends inside the second VMA
+    /// of two, that VMA mostly not the chunk, is not.
+    #[test]
+    fn a_chunk_split_in_several_mappings() {
+        let a = 0x7f00_0100_0000u64;
+        let b = 0x7f00_0400_0000u64;
+        let libc = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+        let maps = vec![
+            anon(a, a + 0x100000, b"rw-p", 0x100000),
+            anon(a + 0x100000, a + 0x200000, b"r--p", 0x100000),
+            anon(a + 0x200000, a + 0x801000, b"rw-p", 0x601000),
+            anon(b, b + 0x21000, b"rw-p", 0x1000),
+            anon(b + 0x21000, b + 0x100000, b"r--p", 0x1000),
+            file(0x7f10_0000_0000, 0x7f10_0010_0000, b"r-xp", 7, libc),
+        ];
+        let mut fake = FakeInspector::default();
+        fake.files
+            .insert(libc.into(), crate::classify::testutil::shared_object());
+        fake.memory.push((a, header(0x801000)));
+        fake.memory.push((b, header(0x22000)));
+        let ctx = crate::classify::testutil::context();
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(
+            (r[0].memory_type, r[0].size(), r[0].sub_blocks.len()),
+            (MemoryType::Heap, 0x801000, 3),
+            "{r:#?}"
+        );
+        assert_eq!(r[0].details, "glibc mmapped chunk");
+        assert_eq!(r[0].confidence, Confidence::High);
+        assert_eq!(r[1].memory_type, MemoryType::PrivateData);
     }
 }

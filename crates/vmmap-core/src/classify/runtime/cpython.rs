@@ -17,13 +17,15 @@
 //! block size of `szidx`), so a header read from the process confirms an
 //! arena. The kernel merges neighbouring arenas, and glibc's mmapped
 //! chunks next to them, into one VMA: a VMA is walked arena by arena and
-//! chunk by chunk and claimed only when the walk covers it exactly.
+//! chunk by chunk and claimed only when the walk covers it exactly. A VMA
+//! with arenas is Managed Heap whatever else is in it; its chunks are
+//! listed as its parts.
 
 use std::borrow::Cow;
 
 use super::{chunks::mmapped_chunk, mib, Claimer};
 use crate::classify::Inspector;
-use crate::model::{Confidence, MemoryType};
+use crate::model::{Confidence, MemoryType, Part};
 
 /// Header size rounded to the 16-byte alignment (`POOL_OVERHEAD`).
 const OVERHEAD: u64 = 48;
@@ -82,8 +84,14 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
         }
         let (start, end) = (c.regions[i].start, c.regions[i].end);
         let (mut at, mut arenas, mut chunk_bytes) = (start, 0u64, 0u64);
+        let mut chunks = Vec::new();
         while at < end {
             if let Some(size) = mmapped_chunk(inspector, at, end, c.page) {
+                chunks.push(Part {
+                    start: at,
+                    end: at + size,
+                    details: format!("glibc mmapped chunk ({})", mib(size)),
+                });
                 chunk_bytes += size;
                 at += size;
                 continue;
@@ -139,11 +147,12 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
         if unknown > 0 {
             details.push_str(&format!(" and {} not identified", mib(unknown)));
         }
-        let memory_type = if arenas * l.arena >= chunk_bytes {
-            MemoryType::ManagedHeap
-        } else {
-            MemoryType::Heap
-        };
+        // One rule, whatever the mix: a mapping that holds pymalloc arenas
+        // is CPython's (Managed Heap), and the malloc()ed blocks in it are
+        // its parts. Typing it by whichever kind had more bytes made the
+        // same mix Heap in one process and Managed Heap in another.
+        let memory_type = MemoryType::ManagedHeap;
+        c.regions[i].parts = chunks;
         let (evidence, confidence) = if unknown == 0 {
             (EXACT, Confidence::High)
         } else {

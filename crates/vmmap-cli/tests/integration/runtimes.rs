@@ -1168,7 +1168,7 @@ time.sleep(3600)
 /// The blocks are the mapping's parts.
 #[test]
 fn mixed_cpython_mappings_follow_one_rule() {
-    let python = need("python3", "python3");
+    let python = require_tool("python3", "python3");
     let dir = TempDir::new("pymix");
     let script = r#"
 import time

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # bench/calltree.sh
 #
-# Cost of analysing a 10-million-allocation trace (issue 7): the time and
-# peak memory of `vmmap trace FILE calltree` against `heaptrack_print` on
-# heaptrack's trace of the same workload (alloc_bench 10000000 2 4096 q,
-# recorded by each tool in the same run), as a ratio.
+# Cost of analysing an allocation-heavy trace (issues 7 and 21): the time
+# and peak memory of `vmmap trace FILE calltree` against `heaptrack_print`
+# on heaptrack's trace of the same workload, recorded by each tool in the
+# same run, as a ratio. Two workloads:
+#   calltree          alloc_bench 10000000 2 4096 q (bench/alloc_bench.c):
+#                     10 million allocations, each thread freeing its own
+#   calltree-xthread  xthread_bench 400000 (bench/xthread_bench.cpp):
+#                     7.2 million operations over 5 threads, every block
+#                     freed by another thread than the one that allocated it
+# One line per workload:
 #   RATIO bench=calltree vmmap_s=0.70 heaptrack_print_s=2.00 time_ratio=0.35 vmmap_peak_mib=50 heaptrack_print_peak_mib=56
-# Targets: time ratio <= 0.35, vmmap peak <= 64 MiB; a miss prints WARNING
+# Targets: time ratio <= 0.5, vmmap peak <= 64 MiB; a miss prints WARNING
 # (exit status stays 0). The symbol cache is not used (--no-symbol-cache):
 # every run symbolises from scratch, as a first open does.
 #
 # Environment:
 #   RUNS=5            rounds of one run of each command (after a warm-up round)
 #   OUT=DIR           traces and builds (default: ROOT/target/bench-calltree)
+#   ONLY=NAME         run one workload (calltree or calltree-xthread)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/target/bench-calltree}
@@ -22,34 +29,35 @@ for t in hyperfine heaptrack heaptrack_print; do
     command -v $t >/dev/null || { echo "$t not found (apt-get install hyperfine heaptrack)" >&2; exit 1; }
 done
 gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$ROOT/bench/alloc_bench.c"
+g++ -O2 -g -Wall -pthread -o "$OUT/xthread_bench" "$ROOT/bench/xthread_bench.cpp"
 (cd "$ROOT" && cargo build --release -q -p vmmap -p vmmap-agent)
 VMMAP=$ROOT/target/release/vmmap
-APP="$OUT/alloc_bench 10000000 2 4096 q"
+workload() {
+    local name=$1 APP=$2
+    rm -f "$OUT"/$name.vmmap "$OUT"/ht_$name*
+    echo "== $name: recording $APP (vmmap run, heaptrack)"
+    $VMMAP run -q -i 1s -o "$OUT/$name.vmmap" -- $APP >/dev/null
+    heaptrack -o "$OUT/ht_$name" $APP >/dev/null 2>&1
+    HT=$(ls "$OUT"/ht_$name*.zst | head -1)
 
-rm -f "$OUT"/q.vmmap "$OUT"/ht_q*
-echo "== recording (vmmap run, heaptrack)"
-$VMMAP run -q -i 1s -o "$OUT/q.vmmap" -- $APP >/dev/null
-heaptrack -o "$OUT/ht_q" $APP >/dev/null 2>&1
-HT=$(ls "$OUT"/ht_q*.zst | head -1)
-
-echo "== analysing (hyperfine, $RUNS rounds of one run each, after a warm-up round)"
-# Rounds, not blocks of runs of one command: the ratio is taken within each
-# round, so a drift in the machine's speed does not count as a difference.
-cmds=(-n vmmap "$VMMAP trace $OUT/q.vmmap calltree --no-symbol-cache"
-      -n heaptrack_print "heaptrack_print $HT")
-hyperfine -N --runs 1 --output null "${cmds[@]}" >/dev/null 2>&1
-rm -f "$OUT"/calltree.round*.json
-for r in $(seq 1 "$RUNS"); do
-    hyperfine -N --runs 1 --export-json "$OUT/calltree.round$r.json" --output null "${cmds[@]}" >/dev/null 2>&1
-done
-peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-vpeak=$(peak "$VMMAP" trace "$OUT/q.vmmap" calltree --no-symbol-cache)
-hpeak=$(peak heaptrack_print "$HT")
-python3 - "$OUT" "$RUNS" "$vpeak" "$hpeak" <<'PY'
+    echo "== $name: analysing (hyperfine, $RUNS rounds of one run each, after a warm-up round)"
+    # Rounds, not blocks of runs of one command: the ratio is taken within each
+    # round, so a drift in the machine's speed does not count as a difference.
+    cmds=(-n vmmap "$VMMAP trace $OUT/$name.vmmap calltree --no-symbol-cache"
+          -n heaptrack_print "heaptrack_print $HT")
+    hyperfine -N --runs 1 --output null "${cmds[@]}" >/dev/null 2>&1
+    rm -f "$OUT"/$name.round*.json
+    for r in $(seq 1 "$RUNS"); do
+        hyperfine -N --runs 1 --export-json "$OUT/$name.round$r.json" --output null "${cmds[@]}" >/dev/null 2>&1
+    done
+    peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+    vpeak=$(peak "$VMMAP" trace "$OUT/$name.vmmap" calltree --no-symbol-cache)
+    hpeak=$(peak heaptrack_print "$HT")
+    python3 - "$OUT" "$RUNS" "$vpeak" "$hpeak" "$name" <<'PY'
 import json, statistics, sys
 rounds = []
 for r in range(1, int(sys.argv[2]) + 1):
-    res = json.load(open(f"{sys.argv[1]}/calltree.round{r}.json"))["results"]
+    res = json.load(open(f"{sys.argv[1]}/{sys.argv[5]}.round{r}.json"))["results"]
     rounds.append({x["command"]: (x["times"][0], x["user"] + x["system"]) for x in res})
 v = statistics.median(x["vmmap"][0] for x in rounds)
 h = statistics.median(x["heaptrack_print"][0] for x in rounds)
@@ -61,10 +69,18 @@ vp, hp = int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024
 print(f"  vmmap trace calltree  {v:6.3f} s wall  {vc:6.3f} s cpu  {vp:6.1f} MiB peak")
 print(f"  heaptrack_print       {h:6.3f} s wall  {hc:6.3f} s cpu  {hp:6.1f} MiB peak")
 print(f"  time ratio per round: {' '.join(f'{r:.2f}' for r in ratios)}")
-print(f"RATIO bench=calltree vmmap_s={v:.3f} heaptrack_print_s={h:.3f} time_ratio={ratio:.2f} "
+print(f"RATIO bench={sys.argv[5]} vmmap_s={v:.3f} heaptrack_print_s={h:.3f} time_ratio={ratio:.2f} "
       f"cpu_ratio={vc / hc:.2f} vmmap_peak_mib={vp:.0f} heaptrack_print_peak_mib={hp:.0f}")
-if ratio > 0.35:
-    print(f"WARNING: time ratio {ratio:.2f} is over the 0.35 target")
+if ratio > 0.5:
+    print(f"WARNING: {sys.argv[5]}: time ratio {ratio:.2f} is over the 0.5 target")
 if vp > 64:
-    print(f"WARNING: peak {vp:.0f} MiB is over the 64 MiB target")
+    print(f"WARNING: {sys.argv[5]}: peak {vp:.0f} MiB is over the 64 MiB target")
 PY
+}
+
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = calltree ]; then
+    workload calltree "$OUT/alloc_bench 10000000 2 4096 q"
+fi
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = calltree-xthread ]; then
+    workload calltree-xthread "$OUT/xthread_bench 400000"
+fi

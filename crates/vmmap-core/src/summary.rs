@@ -22,15 +22,34 @@ pub struct Summary {
     pub rows: Vec<SummaryRow>,
     /// Every type but Free, added up.
     pub total: SummaryRow,
+    /// The regions of the tracing agent loaded into a traced program (see
+    /// [`Summary::with_agent`]), added up apart: in no row and not in
+    /// `total`. None when no region is the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<SummaryRow>,
 }
 
 impl Summary {
     /// Aggregates a snapshot. Page Table comes from `VmPTE` and counts in
     /// Size, Committed and Private as VMMap counts it; Free from the gaps.
     pub fn of(snap: &Snapshot) -> Summary {
+        Summary::with_agent(snap, &[])
+    }
+
+    /// [`Summary::of`], the top-level regions flagged in `agent` (by index)
+    /// counted apart in [`Summary::agent`]: a traced program's figures are
+    /// its own, without the memory the tracing agent took in it. The page
+    /// tables (`VmPTE`) are the process's and stay in the program's rows.
+    pub fn with_agent(snap: &Snapshot, agent: &[bool]) -> Summary {
         let mut by_type = [Figures::default(); MemoryType::ALL.len()];
-        for r in &snap.regions {
-            by_type[r.memory_type as usize].add(&Figures::of_region(r));
+        let mut apart: Option<Figures> = None;
+        for (i, r) in snap.regions.iter().enumerate() {
+            let f = Figures::of_region(r);
+            if agent.get(i).copied().unwrap_or(false) {
+                apart.get_or_insert_with(Figures::default).add(&f);
+            } else {
+                by_type[r.memory_type as usize].add(&f);
+            }
         }
         // Columns the kernel cannot give stay unavailable in every row, even
         // rows with no regions, so that "n/a" is never mistaken for zero.
@@ -84,6 +103,13 @@ impl Summary {
                 memory_type: None,
                 figures: total,
             },
+            agent: apart.map(|mut f| {
+                f.unavailable |= missing;
+                SummaryRow {
+                    memory_type: None,
+                    figures: f,
+                }
+            }),
         }
     }
 

@@ -495,4 +495,26 @@ fn the_agents_memory_is_counted_apart_from_the_programs() {
     );
     let text = String::from_utf8(on_file("open", &plain_file, &["--summary"])).unwrap();
     assert!(!text.contains("vmmap agent"), "{text}");
+    // The HTML report: the same program Total, the agent's row apart.
+    let html = std::env::temp_dir().join(format!("agent-apart-{}.html", std::process::id()));
+    on_file("report", &file, &["-o", html.to_str().unwrap()]);
+    let data = crate::report::embedded(&std::fs::read_to_string(&html).unwrap());
+    std::fs::remove_file(&html).unwrap();
+    let last = data["snaps"].as_array().unwrap().last().unwrap();
+    let cols: Vec<&str> = data["sum_cols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let sums = last["sum"].as_array().unwrap();
+    let total = sums.last().unwrap();
+    for (k, col) in cols.iter().enumerate() {
+        assert_eq!(last["ag"][k], agent[*col], "report: agent {col}");
+        assert_eq!(
+            total[k],
+            summary_row(&snap, "total")[*col],
+            "report: total {col}"
+        );
+    }
 }

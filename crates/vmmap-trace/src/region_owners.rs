@@ -64,6 +64,9 @@ pub struct SnapshotOwners {
     pub regions: Vec<Option<OwnerCell>>,
     /// Owner of each sub-block, by region and sub-block index.
     pub sub_blocks: Vec<Vec<Option<OwnerCell>>>,
+    /// Whether each region is the tracing agent's own, by index (see
+    /// [`agent_regions`]: the same rule, here with every record).
+    pub agent: Vec<bool>,
     /// What writing the resolved symbols back into the file did.
     pub cache: CacheWrite,
     /// What could not be resolved, and damage met on the way.
@@ -318,6 +321,10 @@ pub fn snapshot_owners(
         CacheWrite::UpToDate
     };
 
+    let agent = made
+        .iter()
+        .map(|p| p.is_some_and(|p| p.owner == Owner::Agent))
+        .collect();
     let ctx = Cells {
         info: &info,
         syms: &syms,
@@ -347,6 +354,7 @@ pub fn snapshot_owners(
         image,
         regions,
         sub_blocks,
+        agent,
         cache,
         notes,
     }))

@@ -163,3 +163,46 @@ pub fn free_blocks(snap: &Snapshot) -> Vec<FreeBlock> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Region;
+
+    fn region(start: u64, end: u64, t: MemoryType) -> Region {
+        Region {
+            start,
+            end,
+            memory_type: t,
+            ..Region::default()
+        }
+    }
+
+    #[test]
+    fn regions_set_apart_are_in_no_row_and_not_in_the_total() {
+        let snap = Snapshot::from_regions(
+            1,
+            0,
+            vec![
+                region(0x1000, 0x3000, MemoryType::PrivateData),
+                region(0x3000, 0x4000, MemoryType::PrivateData),
+                region(0x8000, 0xc000, MemoryType::Image),
+            ],
+        );
+        let whole = Summary::of(&snap);
+        assert!(whole.agent.is_none());
+        let s = Summary::with_agent(&snap, &[false, true, true]);
+        let size = |r: &SummaryRow| r.figures.value(Column::Size);
+        assert_eq!(size(s.row(MemoryType::PrivateData)), 0x2000);
+        assert_eq!(size(s.row(MemoryType::Image)), 0);
+        assert_eq!(size(&s.total), 0x2000);
+        let agent = s.agent.as_ref().unwrap();
+        assert_eq!(
+            (size(agent), agent.figures.value(Column::Blocks)),
+            (0x5000, 2)
+        );
+        assert_eq!(size(&s.total) + size(agent), size(&whole.total));
+        // Free space is the same: the agent's regions are not free.
+        assert_eq!(s.row(MemoryType::Free), whole.row(MemoryType::Free));
+    }
+}

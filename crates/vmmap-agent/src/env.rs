@@ -9,6 +9,12 @@
 //! `LD_PRELOAD`, and puts them back only into the environment of an
 //! `exec` of the traced process itself, whose new image continues the
 //! trace (and takes them out again).
+//!
+//! With `--follow-forks` the variables stay in `environ`, and every exec
+//! and `posix_spawn` gets them put back into the environment it is given:
+//! a program that starts a child with an environment of its own (`execve`
+//! with an explicit `envp`, as after `vfork`; `posix_spawn` with one)
+//! would otherwise start it untraced.
 
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
@@ -24,12 +30,16 @@ const OURS: [&str; 4] = [
     "VMMAP_TRACE_FOLLOW_FORKS",
 ];
 
-/// What was taken out, to put back for an exec of the traced process.
+/// What was taken out (or, following children, left in), to put back
+/// for an exec.
 struct Saved {
     /// The agent's own `LD_PRELOAD` entry (empty: it was not there).
     agent: Vec<u8>,
     /// `NAME=value` of each agent variable.
     vars: Vec<CString>,
+    /// Children are followed: the variables were left in `environ`, and
+    /// every child gets them.
+    follow: bool,
 }
 
 static SAVED: OnceLock<Saved> = OnceLock::new();
@@ -51,11 +61,10 @@ fn own_path() -> Vec<u8> {
 /// `environ` (see the module's documentation). Runs in the agent's
 /// constructor, before the program's code.
 pub fn scrub() {
-    if std::env::var_os("VMMAP_TRACE_FILE").is_none()
-        || std::env::var_os("VMMAP_TRACE_FOLLOW_FORKS").is_some_and(|v| v == "1")
-    {
+    if std::env::var_os("VMMAP_TRACE_FILE").is_none() {
         return;
     }
+    let follow = std::env::var_os("VMMAP_TRACE_FOLLOW_FORKS").is_some_and(|v| v == "1");
     let mut vars = Vec::new();
     for name in OURS {
         let c = CString::new(name).unwrap_or_default();
@@ -65,15 +74,24 @@ pub fn scrub() {
             kv.extend_from_slice(v.as_bytes());
             vars.extend(CString::new(kv).ok());
         }
-        // SAFETY: a C string; single-threaded (constructor). unsetenv
-        // compacts environ in place, keeping the others' order.
-        unsafe { libc::unsetenv(c.as_ptr()) };
+        if !follow {
+            // SAFETY: a C string; single-threaded (constructor). unsetenv
+            // compacts environ in place, keeping the others' order.
+            unsafe { libc::unsetenv(c.as_ptr()) };
+        }
     }
     let me = own_path();
     let mut agent = Vec::new();
     if let Some(pre) = std::env::var_os("LD_PRELOAD") {
         let b = pre.as_bytes();
-        if !me.is_empty() && b == me.as_slice() {
+        let ours =
+            !me.is_empty() && b.starts_with(&me) && matches!(b.get(me.len()), None | Some(&b':'));
+        if follow {
+            // Left as it is; only remembered.
+            if ours {
+                agent = me;
+            }
+        } else if !me.is_empty() && b == me.as_slice() {
             // The launcher added the variable: the user had none.
             // SAFETY: as above.
             unsafe { libc::unsetenv(c"LD_PRELOAD".as_ptr()) };
@@ -87,16 +105,41 @@ pub fn scrub() {
             }
         }
     }
-    let _ = SAVED.set(Saved { agent, vars });
+    let _ = SAVED.set(Saved {
+        agent,
+        vars,
+        follow,
+    });
 }
 
 /// An environment for `execve`: the array and the one string it needs
-/// (the agent's `LD_PRELOAD`) in a mapping of its own, the other strings
-/// the caller's or [`SAVED`]'s. Made without malloc: exec may be called
-/// from a signal handler that interrupted the allocator.
+/// (the agent's `LD_PRELOAD`) in a mapping of its own, or in the caller's
+/// [`Scratch`] in a `vfork` child, the other strings the caller's or
+/// [`SAVED`]'s. Made without malloc: exec may be called from a signal
+/// handler that interrupted the allocator.
 pub struct ExecEnv {
     mem: *mut u8,
+    /// Length of the mapping; 0 when `mem` is the caller's scratch.
     len: usize,
+}
+
+/// Room on the caller's stack for the environment of an exec in a `vfork`
+/// child. Such a child shares the parent's memory until it execs: a
+/// mapping made there would stay in the parent, one per child, never
+/// freed; the child's stack frame goes with the exec.
+#[repr(C, align(8))]
+pub struct Scratch([u8; SCRATCH]);
+
+/// Bytes of [`Scratch`]: the pointers of about 900 variables, or 500 and
+/// a long `LD_PRELOAD`. An environment larger than that is left as it is
+/// (the child is not traced).
+const SCRATCH: usize = 8192;
+
+impl Scratch {
+    /// Zeroed room (the string built in it ends at the first zero).
+    pub fn new() -> Scratch {
+        Scratch([0; SCRATCH])
+    }
 }
 
 impl ExecEnv {
@@ -108,20 +151,29 @@ impl ExecEnv {
 
 impl Drop for ExecEnv {
     fn drop(&mut self) {
-        // SAFETY: our own mapping, unused once the exec failed.
-        unsafe { libc::syscall(libc::SYS_munmap, self.mem, self.len) };
+        if self.len > 0 {
+            // SAFETY: our own mapping, unused once the exec failed.
+            unsafe { libc::syscall(libc::SYS_munmap, self.mem, self.len) };
+        }
     }
 }
 
 /// `envp` with the agent's variables put back, for an exec of the traced
-/// process; None when nothing was taken out (children are followed, or
-/// vmmap did not start this program) or this process is not traced.
+/// process, or with `--follow-forks` for any exec or spawn while this
+/// process is traced (in a `vfork` child too, built in `scratch`); None
+/// when it needs nothing (it holds them already, vmmap did not start this
+/// program, or this process is not traced).
 ///
 /// # Safety
 /// `envp` is null or a NULL-terminated array of C strings.
-pub unsafe fn for_exec(envp: *const *const c_char) -> Option<ExecEnv> {
+pub unsafe fn for_exec(envp: *const *const c_char, scratch: &mut Scratch) -> Option<ExecEnv> {
     let saved = SAVED.get()?;
-    if !crate::tracing() {
+    let wanted = if saved.follow {
+        crate::following()
+    } else {
+        crate::tracing()
+    };
+    if !wanted {
         return None;
     }
     let entries = |i: usize| -> Option<&[u8]> {
@@ -134,24 +186,50 @@ pub unsafe fn for_exec(envp: *const *const c_char) -> Option<ExecEnv> {
         (!e.is_null()).then(|| unsafe { CStr::from_ptr(e) }.to_bytes())
     };
     const PRELOAD: &[u8] = b"LD_PRELOAD=";
+    let agent = !saved.agent.is_empty();
+    let me = &saved.agent[..];
     let (mut n, mut user) = (0, None);
+    // Following children, the environment may hold the agent's entries
+    // already (it is `environ`, or a copy of it).
+    let mut present = 0;
     while let Some(kv) = entries(n) {
         if user.is_none() {
             user = kv.strip_prefix(PRELOAD);
         }
+        present += saved.vars.iter().filter(|v| v.as_bytes() == kv).count();
         n += 1;
     }
-    let agent = !saved.agent.is_empty();
+    // The user's part of LD_PRELOAD, without the agent's entry.
+    let (preloaded, user) = match user.map(|u| (u, u.strip_prefix(me))) {
+        Some((_, Some([]))) if agent => (true, None),
+        Some((_, Some([b':', rest @ ..]))) if agent => (true, Some(rest)),
+        Some((u, _)) => (!agent, Some(u)),
+        None => (!agent, None),
+    };
+    if saved.follow && preloaded && present == saved.vars.len() {
+        return None;
+    }
     // LD_PRELOAD=AGENT[:USER'S]\0
     let preload_len = PRELOAD.len() + saved.agent.len() + user.map_or(0, |u| 1 + u.len()) + 1;
     let slots = n + 2 + saved.vars.len();
     let len = slots * core::mem::size_of::<*const c_char>() + preload_len;
-    let mem = crate::sys::map_anon(len);
-    if mem.is_null() {
+    let env = if crate::same_process() {
+        let mem = crate::sys::map_anon(len);
+        if mem.is_null() {
+            return None;
+        }
+        ExecEnv { mem, len }
+    } else if len <= SCRATCH {
+        ExecEnv {
+            mem: scratch.0.as_mut_ptr(),
+            len: 0,
+        }
+    } else {
         return None;
-    }
-    let env = ExecEnv { mem, len };
-    // SAFETY: the mapping holds `slots` pointers, then the string.
+    };
+    let mem = env.mem;
+    // SAFETY: the memory (mapping or scratch) holds `slots` pointers,
+    // then the string.
     unsafe {
         let ptrs = mem as *mut *const c_char;
         let text = mem.add(slots * core::mem::size_of::<*const c_char>());
@@ -164,7 +242,8 @@ pub unsafe fn for_exec(envp: *const *const c_char) -> Option<ExecEnv> {
             *w = b':';
             core::ptr::copy_nonoverlapping(u.as_ptr(), w.add(1), u.len());
         }
-        // The rest is zero (a fresh mapping): the string ends there.
+        // The rest is zero (a fresh mapping, or zeroed scratch): the
+        // string ends there.
         let mut k = 0;
         let mut placed = false;
         for i in 0..n {

@@ -746,6 +746,82 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     pid
 }
 
+type SpawnFn = unsafe extern "C" fn(
+    *mut libc::pid_t,
+    *const c_char,
+    *const libc::posix_spawn_file_actions_t,
+    *const libc::posix_spawnattr_t,
+    *const *mut c_char,
+    *const *mut c_char,
+) -> c_int;
+
+/// `posix_spawn` and `posix_spawnp`: glibc's start the child with
+/// clone(CLONE_VM|CLONE_VFORK) and exec it through its internal `__execve`,
+/// which no hook sees, with the `envp` given. Following children, that
+/// environment gets the agent's variables (see [`crate::env`]), else a
+/// child given an environment of its own would start untraced; the copy
+/// is freed when the call returns (the child has exec'd or failed by
+/// then). Otherwise the call passes straight through.
+unsafe fn spawn(
+    real: Option<SpawnFn>,
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    let Some(real) = real else {
+        return libc::ENOSYS;
+    };
+    let mut scratch = crate::env::Scratch::new();
+    // Without --follow-forks the child is not the traced process: it
+    // gets the environment it was given.
+    let env = if crate::same_process() && crate::following() {
+        // SAFETY: envp is the caller's environment array.
+        unsafe { crate::env::for_exec(envp as *const *const c_char, &mut scratch) }
+    } else {
+        None
+    };
+    let envp = env
+        .as_ref()
+        .map_or(envp, |e| e.as_ptr() as *const *mut c_char);
+    // SAFETY: forwarding, with the environment.
+    unsafe { real(pid, path, actions, attr, argv, envp) }
+}
+
+/// # Safety
+/// As C `posix_spawn` (see [`spawn`]).
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawn(
+    pid: *mut libc::pid_t,
+    path: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    let real = real!(POSIX_SPAWN, "posix_spawn", SpawnFn);
+    // SAFETY: the caller's arguments, as posix_spawn takes them.
+    unsafe { spawn(real, pid, path, actions, attr, argv, envp) }
+}
+
+/// # Safety
+/// As C `posix_spawnp` (see [`spawn`]).
+#[no_mangle]
+pub unsafe extern "C" fn posix_spawnp(
+    pid: *mut libc::pid_t,
+    file: *const c_char,
+    actions: *const libc::posix_spawn_file_actions_t,
+    attr: *const libc::posix_spawnattr_t,
+    argv: *const *mut c_char,
+    envp: *const *mut c_char,
+) -> c_int {
+    let real = real!(POSIX_SPAWNP, "posix_spawnp", SpawnFn);
+    // SAFETY: the caller's arguments, as posix_spawnp takes them.
+    unsafe { spawn(real, pid, file, actions, attr, argv, envp) }
+}
+
 /// Before the image is replaced: record the exec and write everything out
 /// (exec runs no atexit handlers). A `vfork` child shares our memory and
 /// must not touch it: it passes straight through.
@@ -780,8 +856,9 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     before_exec(path);
+    let mut scratch = crate::env::Scratch::new();
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp) };
+    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
     let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(EXECVE, "execve", ExecveFn) {
         // SAFETY: forwarding.
@@ -795,8 +872,9 @@ pub unsafe extern "C" fn execve(
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     before_exec(path);
+    let mut scratch = crate::env::Scratch::new();
     // SAFETY: the process's environment array.
-    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current()) } {
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
         return match real!(EXECVE, "execve", ExecveFn) {
             // SAFETY: forwarding, as execv does, with the environment.
             Some(f) => unsafe { f(path, argv, env.as_ptr()) },
@@ -815,8 +893,9 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     before_exec(file);
+    let mut scratch = crate::env::Scratch::new();
     // SAFETY: the process's environment array.
-    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current()) } {
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
         return match real!(EXECVPE, "execvpe", ExecveFn) {
             // SAFETY: forwarding, as execvp does, with the environment.
             Some(f) => unsafe { f(file, argv, env.as_ptr()) },
@@ -839,8 +918,9 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     before_exec(file);
+    let mut scratch = crate::env::Scratch::new();
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp) };
+    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
     let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(EXECVPE, "execvpe", ExecveFn) {
         // SAFETY: forwarding.
@@ -859,8 +939,9 @@ pub unsafe extern "C" fn fexecve(
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
     before_exec(core::ptr::null());
+    let mut scratch = crate::env::Scratch::new();
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp) };
+    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
     let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
     match real!(FEXECVE, "fexecve", F) {
         // SAFETY: forwarding.

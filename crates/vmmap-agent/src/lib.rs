@@ -386,6 +386,13 @@ pub(crate) fn tracing() -> bool {
     ACTIVE.load(Relaxed) && same_process()
 }
 
+/// Whether children are followed and this process (or, in a `vfork`
+/// child, the parent whose memory it shares) is being traced: every child
+/// it starts is then given the agent's environment.
+pub(crate) fn following() -> bool {
+    ACTIVE.load(Relaxed) && config().is_some_and(|c| c.follow_forks)
+}
+
 extern "C" fn at_exit() {
     if ACTIVE.load(Relaxed) && same_process() {
         writer::flush(2000);

@@ -48,6 +48,12 @@ pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
         .then(|| owners::of_snapshot(&a.input, last))
         .flatten();
     let owners = owners.as_ref();
+    let agent = if traced && matches!(format, Format::Json | Format::Csv | Format::Text) {
+        owners::agent_of(&a.input, last)
+    } else {
+        Vec::new()
+    };
+    let summary = Summary::with_agent(last, &agent);
     write_file(&a.output, |w| match format {
         Format::Native => {
             let mut f = vmmap_core::format::Writer::new(io::BufWriter::new(w))?;
@@ -57,20 +63,10 @@ pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
             f.finish()?.flush()
         }
         Format::Mmp => vmmap_core::mmp::write(&snaps.iter().collect::<Vec<_>>(), w),
-        Format::Json => export::write_json_owned(
-            last,
-            &Summary::of(last),
-            ExportOptions::default(),
-            owners,
-            w,
-        ),
-        Format::Csv => export::write_csv_owned(
-            last,
-            &Summary::of(last),
-            ExportOptions::default(),
-            owners,
-            w,
-        ),
+        Format::Json => {
+            export::write_json_owned(last, &summary, ExportOptions::default(), owners, w)
+        }
+        Format::Csv => export::write_csv_owned(last, &summary, ExportOptions::default(), owners, w),
         Format::Text => {
             let text = TextOptions {
                 summary_only: false,
@@ -83,7 +79,7 @@ pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
                 exact: false,
             };
             let mut w = io::BufWriter::new(w);
-            render::write_text_owned(last, &Summary::of(last), &text, owners, &mut w)?;
+            render::write_text_owned(last, &summary, &text, owners, &mut w)?;
             w.flush()
         }
     })

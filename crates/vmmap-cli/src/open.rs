@@ -59,5 +59,12 @@ pub(crate) fn open(a: &OpenArgs, proc_root: &Path) -> Result<(), Failure> {
     } else {
         None
     };
-    show_owned(snap, &a.display, format, text, owners)
+    // The agent's memory is counted apart from the program's in every
+    // format that shows the Summary.
+    let agent = if traced && matches!(format, Format::Text | Format::Json | Format::Csv) {
+        owners::agent_of(&a.file, &snap)
+    } else {
+        Vec::new()
+    };
+    show_owned(snap, &a.display, format, text, owners, &agent)
 }

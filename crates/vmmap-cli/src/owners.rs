@@ -39,3 +39,17 @@ pub fn of_snapshot(path: &Path, snap: &vmmap_core::model::Snapshot) -> Option<Sn
         }
     }
 }
+
+/// Which top-level regions of `snap` (a snapshot of the traced run in the
+/// file at `path`) are the tracing agent's own, for counting them apart
+/// from the program's figures. A trace that cannot be read is a note: its
+/// figures are then shown whole.
+pub fn agent_of(path: &Path, snap: &vmmap_core::model::Snapshot) -> Vec<bool> {
+    vmmap_trace::region_owners::agent_regions(path, snap).unwrap_or_else(|e| {
+        eprintln!(
+            "vmmap: note: {}: {e}; the tracing agent's memory is counted with the program's",
+            crate::shown(path)
+        );
+        Vec::new()
+    })
+}

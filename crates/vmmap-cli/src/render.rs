@@ -174,9 +174,15 @@ fn write_summary<W: Write>(summary: &Summary, o: &TextOptions, w: &mut W) -> io:
         let t = r.memory_type.unwrap_or(MemoryType::Free);
         (t != MemoryType::Free || o.free) && r.figures.value(Column::Size) != 0
     });
-    for r in rows.chain(std::iter::once(&summary.total)) {
+    // The tracing agent's memory comes after the program's Total, in no
+    // row of it.
+    let agent = summary.agent.iter().map(|r| (r, "vmmap agent"));
+    let program = rows.map(|r| (r, r.memory_type.map_or("Total", MemoryType::name)));
+    for (r, name) in program
+        .chain(std::iter::once((&summary.total, "Total")))
+        .chain(agent)
+    {
         line.clear();
-        let name = r.memory_type.map_or("Total", MemoryType::name);
         line.push_str(&format!("{name:<13}"));
         for &c in &cols {
             line.push_str("  ");

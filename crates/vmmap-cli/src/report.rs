@@ -45,10 +45,23 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
     } else {
         crate::trace_views::report_call_tree(path)?
     };
+    // The agent's memory is shown apart from the program's.
+    let agent = if loaded.traced {
+        vmmap_trace::region_owners::agent_regions_all(path, &loaded.snapshots).unwrap_or_else(|e| {
+            eprintln!(
+                "vmmap: note: {}: {e}; the tracing agent's memory is counted with the program's",
+                crate::shown(path)
+            );
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
     let input = ReportInput {
         snapshots: &loaded.snapshots,
         samples: &loaded.samples,
         call_tree: tree.as_ref(),
+        agent: &agent,
         source: &source,
     };
     let stats = std::cell::Cell::new(None);

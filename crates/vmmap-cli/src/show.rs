@@ -66,20 +66,22 @@ pub(crate) fn show(
     format: Format,
     text: TextOptions,
 ) -> Result<(), Failure> {
-    show_owned(snap, d, format, text, None)
+    show_owned(snap, d, format, text, None, &[])
 }
 
 /// [`show`], with the Owner of each region when the snapshot is of a
-/// traced run (text, JSON and CSV).
+/// traced run (text, JSON and CSV), and the regions flagged in `agent`
+/// (the tracing agent's) counted apart from the program's figures.
 pub(crate) fn show_owned(
     snap: Snapshot,
     d: &DisplayArgs,
     format: Format,
     text: TextOptions,
     owners: Option<vmmap_trace::region_owners::SnapshotOwners>,
+    agent: &[bool],
 ) -> Result<(), Failure> {
     let owners = owners.as_ref();
-    let summary = Summary::of(&snap);
+    let summary = Summary::with_agent(&snap, agent);
     let export_opts = ExportOptions {
         free: d.free,
         summary_only: d.summary,

@@ -38,6 +38,10 @@ struct JsonSnapshot<'a> {
     process: &'a ProcessInfo,
     kernel: &'a KernelInfo,
     summary: Vec<JsonSummaryRow>,
+    /// The tracing agent's own regions in a traced run, added up apart:
+    /// in no `summary` row and not in its `total`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<JsonSummaryRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     regions: Option<Vec<JsonRegion<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -296,6 +300,13 @@ pub fn write_json_owned<W: Write, O: Owners + ?Sized>(
         process: &snap.process,
         kernel: &snap.kernel,
         summary: rows,
+        agent: summary.agent.as_ref().map(|r| JsonSummaryRow {
+            memory_type: AGENT_ROW,
+            figures: FiguresView {
+                f: r.figures,
+                summary: true,
+            },
+        }),
         regions: (!opts.summary_only).then(|| {
             snap.regions
                 .iter()
@@ -327,6 +338,10 @@ pub fn write_json_owned<W: Write, O: Owners + ?Sized>(
     w.write_all(b"\n")?;
     w.flush()
 }
+
+/// The name of the row of the tracing agent's own regions
+/// ([`Summary::agent`]) in the JSON and CSV summaries.
+pub const AGENT_ROW: &str = "vmmap-agent";
 
 /// The CSV region columns before the figures.
 const CSV_LEAD: [&str; 12] = [
@@ -371,8 +386,14 @@ pub fn write_csv_owned<W: Write, O: Owners + ?Sized>(
             write!(w, ",{}", c.id())?;
         }
         writeln!(w)?;
-        for r in summary.rows.iter().chain(std::iter::once(&summary.total)) {
-            write!(w, "{}", r.memory_type.map_or("total", |t| t.id()))?;
+        let rows = summary
+            .rows
+            .iter()
+            .map(|r| (r, r.memory_type.map_or("total", |t| t.id())))
+            .chain(std::iter::once((&summary.total, "total")))
+            .chain(summary.agent.iter().map(|r| (r, AGENT_ROW)));
+        for (r, name) in rows {
+            write!(w, "{name}")?;
             csv_figures(&mut w, &r.figures, true)?;
             writeln!(w)?;
         }

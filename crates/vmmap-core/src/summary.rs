@@ -22,15 +22,34 @@ pub struct Summary {
     pub rows: Vec<SummaryRow>,
     /// Every type but Free, added up.
     pub total: SummaryRow,
+    /// The regions of the tracing agent loaded into a traced program (see
+    /// [`Summary::with_agent`]), added up apart: in no row and not in
+    /// `total`. None when no region is the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<SummaryRow>,
 }
 
 impl Summary {
     /// Aggregates a snapshot. Page Table comes from `VmPTE` and counts in
     /// Size, Committed and Private as VMMap counts it; Free from the gaps.
     pub fn of(snap: &Snapshot) -> Summary {
+        Summary::with_agent(snap, &[])
+    }
+
+    /// [`Summary::of`], the top-level regions flagged in `agent` (by index)
+    /// counted apart in [`Summary::agent`]: a traced program's figures are
+    /// its own, without the memory the tracing agent took in it. The page
+    /// tables (`VmPTE`) are the process's and stay in the program's rows.
+    pub fn with_agent(snap: &Snapshot, agent: &[bool]) -> Summary {
         let mut by_type = [Figures::default(); MemoryType::ALL.len()];
-        for r in &snap.regions {
-            by_type[r.memory_type as usize].add(&Figures::of_region(r));
+        let mut apart: Option<Figures> = None;
+        for (i, r) in snap.regions.iter().enumerate() {
+            let f = Figures::of_region(r);
+            if agent.get(i).copied().unwrap_or(false) {
+                apart.get_or_insert_with(Figures::default).add(&f);
+            } else {
+                by_type[r.memory_type as usize].add(&f);
+            }
         }
         // Columns the kernel cannot give stay unavailable in every row, even
         // rows with no regions, so that "n/a" is never mistaken for zero.
@@ -84,6 +103,13 @@ impl Summary {
                 memory_type: None,
                 figures: total,
             },
+            agent: apart.map(|mut f| {
+                f.unavailable |= missing;
+                SummaryRow {
+                    memory_type: None,
+                    figures: f,
+                }
+            }),
         }
     }
 
@@ -136,4 +162,47 @@ pub fn free_blocks(snap: &Snapshot) -> Vec<FreeBlock> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Region;
+
+    fn region(start: u64, end: u64, t: MemoryType) -> Region {
+        Region {
+            start,
+            end,
+            memory_type: t,
+            ..Region::default()
+        }
+    }
+
+    #[test]
+    fn regions_set_apart_are_in_no_row_and_not_in_the_total() {
+        let snap = Snapshot::from_regions(
+            1,
+            0,
+            vec![
+                region(0x1000, 0x3000, MemoryType::PrivateData),
+                region(0x3000, 0x4000, MemoryType::PrivateData),
+                region(0x8000, 0xc000, MemoryType::Image),
+            ],
+        );
+        let whole = Summary::of(&snap);
+        assert!(whole.agent.is_none());
+        let s = Summary::with_agent(&snap, &[false, true, true]);
+        let size = |r: &SummaryRow| r.figures.value(Column::Size);
+        assert_eq!(size(s.row(MemoryType::PrivateData)), 0x2000);
+        assert_eq!(size(s.row(MemoryType::Image)), 0);
+        assert_eq!(size(&s.total), 0x2000);
+        let agent = s.agent.as_ref().unwrap();
+        assert_eq!(
+            (size(agent), agent.figures.value(Column::Blocks)),
+            (0x5000, 2)
+        );
+        assert_eq!(size(&s.total) + size(agent), size(&whole.total));
+        // Free space is the same: the agent's regions are not free.
+        assert_eq!(s.row(MemoryType::Free), whole.row(MemoryType::Free));
+    }
 }

@@ -64,6 +64,9 @@ pub struct SnapshotOwners {
     pub regions: Vec<Option<OwnerCell>>,
     /// Owner of each sub-block, by region and sub-block index.
     pub sub_blocks: Vec<Vec<Option<OwnerCell>>>,
+    /// Whether each region is the tracing agent's own, by index (see
+    /// [`agent_regions`]: the same rule, here with every record).
+    pub agent: Vec<bool>,
     /// What writing the resolved symbols back into the file did.
     pub cache: CacheWrite,
     /// What could not be resolved, and damage met on the way.
@@ -131,20 +134,15 @@ pub fn snapshot_owners(
         Err(FormatError::NotVmmap) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let taken = snap.taken_at_unix_ns;
-    let Some(image) = facts
-        .images
-        .iter()
-        .rposition(|i| i.pid == snap.process.pid && i.clocks.first().is_some_and(|c| c.2 <= taken))
+    let Some(At {
+        image,
+        seconds,
+        until,
+        cut,
+    }) = at(&facts, snap)
     else {
         return Ok(None);
     };
-    let image = image as u32;
-    let Some(seconds) = scan::seconds_at_unix(&facts, taken) else {
-        return Ok(None);
-    };
-    let until = scan::ticks_at(&facts, seconds.max(0.0));
-    let cut = until.get(image as usize).copied().unwrap_or(u64::MAX);
     drop(facts);
 
     // Pass 1: the mapping calls and thread events; the live blocks; the
@@ -323,6 +321,10 @@ pub fn snapshot_owners(
         CacheWrite::UpToDate
     };
 
+    let agent = made
+        .iter()
+        .map(|p| p.is_some_and(|p| p.owner == Owner::Agent))
+        .collect();
     let ctx = Cells {
         info: &info,
         syms: &syms,
@@ -352,9 +354,85 @@ pub fn snapshot_owners(
         image,
         regions,
         sub_blocks,
+        agent,
         cache,
         notes,
     }))
+}
+
+/// Where in the trace a snapshot falls.
+struct At {
+    /// The process image the snapshot is of.
+    image: u32,
+    /// Seconds after the traced program started.
+    seconds: f64,
+    /// Each image's tick at that time.
+    until: Vec<u64>,
+    /// The snapshot's image's tick at that time.
+    cut: u64,
+}
+
+/// The process image `snap` is of and its time in ticks, from the trace's
+/// facts; None when the trace does not cover the snapshot's process.
+fn at(facts: &TraceInfo, snap: &Snapshot) -> Option<At> {
+    let taken = snap.taken_at_unix_ns;
+    let image = facts.images.iter().rposition(|i| {
+        i.pid == snap.process.pid && i.clocks.first().is_some_and(|c| c.2 <= taken)
+    })? as u32;
+    let seconds = scan::seconds_at_unix(facts, taken)?;
+    let until = scan::ticks_at(facts, seconds.max(0.0));
+    let cut = until.get(image as usize).copied().unwrap_or(u64::MAX);
+    Some(At {
+        image,
+        seconds,
+        until,
+        cut,
+    })
+}
+
+/// Which of `snap`'s top-level regions are the tracing agent's own (its
+/// library image, private heap, buffers, writer's stack), by index: a
+/// region is the agent's when the largest part of it is, by the same rule
+/// that gives the Owner column its "vmmap agent" cells. The snapshot's
+/// figures count these apart from the program's
+/// ([`vmmap_core::Summary::with_agent`]).
+///
+/// Cheap next to [`snapshot_owners`]: only the trace's facts are read
+/// (the agent's memory records and the clock anchors), no event is
+/// decoded. All false when the file holds no trace of the snapshot's
+/// process.
+pub fn agent_regions(path: &Path, snap: &Snapshot) -> Result<Vec<bool>, FormatError> {
+    let mut all = agent_regions_all(path, std::slice::from_ref(snap))?;
+    Ok(all.pop().unwrap_or_default())
+}
+
+/// [`agent_regions`] of each of `snaps` (snapshots of the file at
+/// `path`), the file read once.
+pub fn agent_regions_all(path: &Path, snaps: &[Snapshot]) -> Result<Vec<Vec<bool>>, FormatError> {
+    let facts = match ChunkStream::open(path, CHUNK_TRACE) {
+        Ok(s) => scan::facts(s),
+        Err(FormatError::NotVmmap) => TraceInfo::default(),
+        Err(e) => return Err(e),
+    };
+    Ok(snaps
+        .iter()
+        .map(|snap| match at(&facts, snap) {
+            Some(when) => agent_regions_of(&facts, snap, when.image, when.cut),
+            None => vec![false; snap.regions.len()],
+        })
+        .collect())
+}
+
+/// [`agent_regions`] from the trace's facts, for process image `image` as
+/// of `tick`. No call record is needed: the agent's memory is known from
+/// its own records of it (and the kernel's names for it), never from the
+/// program's calls.
+fn agent_regions_of(info: &TraceInfo, snap: &Snapshot, image: u32, tick: u64) -> Vec<bool> {
+    let parts = owners_of(&[], info, image, tick, leaf_mappings(snap));
+    snap.regions
+        .iter()
+        .map(|r| largest_part(&parts, r).is_some_and(|p| p.owner == Owner::Agent))
+        .collect()
 }
 
 /// The index of the VMA (of sorted, disjoint `mappings`) holding `addr`.

@@ -129,6 +129,16 @@ impl MainView {
         v
     }
 
+    /// Gives the snapshot its owners (of a traced run): the Owner column,
+    /// and the tracing agent's regions counted apart from the program's
+    /// in the Summary, on a `vmmap agent` line under Total.
+    pub fn set_owners(&mut self, owners: Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>) {
+        let agent = owners.as_ref().map_or(&[][..], |o| o.agent.as_slice());
+        self.summary = Summary::with_agent(&self.snap, agent);
+        self.owners = owners;
+        self.resort_summary();
+    }
+
     /// The Owner cell of a Details row, when owners are known.
     pub fn owner_of(&self, row: Row) -> Option<&vmmap_trace::region_owners::OwnerCell> {
         let o = self.owners.as_ref()?;
@@ -322,7 +332,9 @@ impl MainView {
     pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, settings: &Settings, status: &str) {
         let cols = settings.visible_columns();
         let units = settings.units;
-        let summary_h = (self.summary_rows.len() as u16 + 1).min(area.height.saturating_sub(8));
+        let agent_row = u16::from(self.summary.agent.is_some());
+        let summary_h =
+            (self.summary_rows.len() as u16 + 1 + agent_row).min(area.height.saturating_sub(8));
         let mut y = area.y;
         let line = |y: &mut u16, h: u16| {
             let r = Rect {
@@ -550,6 +562,22 @@ impl MainView {
                 }
                 TableRow::new(cells).style(style)
             });
+        // A traced run's agent: its own regions, in no row above; shown,
+        // not selectable.
+        let agent = self
+            .summary
+            .agent
+            .iter()
+            .filter(|_| height > self.summary_rows.len())
+            .map(|r| {
+                let mut cells = vec![ratatui::widgets::Cell::from("   vmmap agent")];
+                for &c in cols {
+                    let text = cell(&r.figures, c, settings.units);
+                    cells.push(ratatui::widgets::Cell::from(format!("{text:>nw$}")));
+                }
+                TableRow::new(cells).style(Style::default().add_modifier(Modifier::ITALIC))
+            });
+        let rows = rows.chain(agent);
         f.render_widget(
             Table::new(rows, widths).header(header).column_spacing(1),
             area,

@@ -309,6 +309,38 @@ fn agent_apart(what: &str, t: &Traced) {
             .any(|r| is_agent(r) && r["path"] == "" && r["type"] != "stack"),
         "{what}: none of the agent's buffers is shown as the agent's"
     );
+    // Its figures are apart from the program's: the `agent` row is its
+    // regions, the program's total the others.
+    let top = snap["regions"].as_array().expect("regions");
+    let total = snap["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "total")
+        .unwrap();
+    for col in ["size", "total_ws"] {
+        let sum = |agent: bool| -> u64 {
+            top.iter()
+                .filter(|r| is_agent(r) == agent)
+                .map(|r| r["figures"][col].as_u64().unwrap())
+                .sum()
+        };
+        assert_eq!(
+            snap["agent"][col].as_u64(),
+            Some(sum(true)),
+            "{what}: the vmmap agent row's {col}"
+        );
+        let page_table = if col == "size" {
+            snap["page_table_bytes"].as_u64().unwrap_or(0)
+        } else {
+            0
+        };
+        assert_eq!(
+            total[col].as_u64(),
+            Some(sum(false) + page_table),
+            "{what}: the program's total {col}"
+        );
+    }
 }
 
 /// Runs `p` plain and traced, compares their output with `check_output`,

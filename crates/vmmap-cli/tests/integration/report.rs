@@ -12,7 +12,7 @@ use vmmap_render::report::{write_html, CallTreeNode, ReportInput};
 
 use crate::util::*;
 
-fn embedded(html: &str) -> Value {
+pub(crate) fn embedded(html: &str) -> Value {
     let open = "<script type=\"application/json\" id=\"vmmap-data\">";
     let from = html.find(open).expect("data element") + open.len();
     let len = html[from..].find("</script>").expect("end of data");
@@ -305,6 +305,7 @@ fn reports_work_in_a_browser() {
             snapshots: &loaded.snapshots[n - 1..],
             samples: &[],
             call_tree: Some(&tree()),
+            agent: &[],
             source: "hand-built tree",
         },
         &mut tree_html,

@@ -375,3 +375,146 @@ fn all_snapshots_with(file: &Path, tids: &[u64]) -> Vec<(usize, Value)> {
         .map(|(i, s)| (i + 1, s))
         .collect()
 }
+
+/// The summary row of type `t` of a snapshot's JSON (`vmmap-agent`: the
+/// agent's row, apart).
+fn summary_row<'a>(snap: &'a Value, t: &str) -> &'a Value {
+    if t == "vmmap-agent" {
+        return &snap["agent"];
+    }
+    snap["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == t)
+        .unwrap_or_else(|| panic!("no {t} row in {}", snap["summary"]))
+}
+
+#[test]
+fn the_agents_memory_is_counted_apart_from_the_programs() {
+    let prog = brief();
+    let (o, file) = run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same program without the agent: its exit snapshot is the
+    // program's memory alone.
+    let (plain, plain_file) = run_traced(&["--snapshot-only"], &prog, &["exit", "0"]);
+    assert!(plain.status.success());
+    let snap = snapshots(&file).pop().unwrap();
+    let alone = snapshots(&plain_file).pop().unwrap();
+    let agent = &snap["agent"];
+    assert!(
+        agent.is_object(),
+        "no vmmap agent row in the traced snapshot: {}",
+        snap["summary"]
+    );
+    assert_eq!(agent["type"], "vmmap-agent");
+    assert!(alone.get("agent").is_none(), "{}", alone["agent"]);
+    let regions = snap["regions"].as_array().unwrap();
+    let page_table = summary_row(&snap, "page_table");
+    for col in [
+        "size",
+        "committed",
+        "private",
+        "total_ws",
+        "private_ws",
+        "pss",
+    ] {
+        let f = |r: &Value| r[col].as_u64().unwrap();
+        let g = |r: &Value| r["figures"][col].as_u64().unwrap();
+        // The agent's row is the regions the Owner column gives the agent.
+        let owned: u64 = regions
+            .iter()
+            .filter(|r| r["owner"]["kind"] == "agent")
+            .map(g)
+            .sum();
+        assert_eq!(f(agent), owned, "{col}: agent row against its regions");
+        // The program's Total and the agent's row are the process's whole
+        // figures (the page tables are the process's, in the program's).
+        let whole: u64 = regions.iter().map(g).sum();
+        assert_eq!(
+            f(summary_row(&snap, "total")) + f(agent),
+            whole + f(page_table),
+            "{col}: program plus agent against every region"
+        );
+    }
+    // Against the kernel's own sum of smaps.
+    assert_eq!(
+        summary_row(&snap, "total")["total_ws"].as_u64().unwrap()
+            + agent["total_ws"].as_u64().unwrap(),
+        snap["rollup"]["Rss"].as_u64().unwrap()
+    );
+    // Every region that is plainly the agent's is in its row: its
+    // library, its named memory, its writer's stack.
+    let agent_lib = crate::trace::agent();
+    let agent_lib = agent_lib.to_str().unwrap();
+    let plainly: Vec<&Value> = regions
+        .iter()
+        .filter(|r| {
+            r["path"] == agent_lib
+                || r["path"].as_str().unwrap().starts_with("[anon:vmmap-agent")
+                || r["details"].as_str().unwrap().contains("(vmmap-agent)")
+        })
+        .collect();
+    assert_eq!(plainly.len(), 2, "the agent's library and writer's stack");
+    assert!(
+        regions
+            .iter()
+            .any(|r| r["owner"]["kind"] == "agent" && r["type"] == "private_data"),
+        "none of the agent's buffers is in its row"
+    );
+    for r in plainly {
+        assert_eq!(
+            r["owner"]["kind"], "agent",
+            "{} {} is not counted as the agent's",
+            r["start"], r["path"]
+        );
+    }
+    // The program's own allocations give the same figures as without
+    // the agent: its brk heap (every malloc it made) and its shared
+    // mapping of LAST_BYTES.
+    for t in ["heap", "shareable"] {
+        for col in ["size", "total_ws", "private", "blocks"] {
+            assert_eq!(
+                summary_row(&snap, t)[col],
+                summary_row(&alone, t)[col],
+                "{t} {col}: the program's own memory differs under the agent"
+            );
+        }
+    }
+    assert!(summary_row(&snap, "shareable")["size"].as_u64().unwrap() >= LAST_BYTES);
+    // The text shows the agent's line after the program's Total.
+    let text = String::from_utf8(on_file("open", &file, &["--summary", "--bytes"])).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let total = lines.iter().position(|l| l.starts_with("Total ")).unwrap();
+    let line = lines[total + 1];
+    assert!(line.starts_with("vmmap agent "), "{text}");
+    let size = agent["size"].as_u64().unwrap().to_string();
+    assert!(
+        line.split_whitespace().any(|w| w.replace(',', "") == size),
+        "{line} against {size}"
+    );
+    let text = String::from_utf8(on_file("open", &plain_file, &["--summary"])).unwrap();
+    assert!(!text.contains("vmmap agent"), "{text}");
+    // The HTML report: the same program Total, the agent's row apart.
+    let html = std::env::temp_dir().join(format!("agent-apart-{}.html", std::process::id()));
+    on_file("report", &file, &["-o", html.to_str().unwrap()]);
+    let data = crate::report::embedded(&std::fs::read_to_string(&html).unwrap());
+    std::fs::remove_file(&html).unwrap();
+    let last = data["snaps"].as_array().unwrap().last().unwrap();
+    let cols: Vec<&str> = data["sum_cols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let sums = last["sum"].as_array().unwrap();
+    let total = sums.last().unwrap();
+    for (k, col) in cols.iter().enumerate() {
+        assert_eq!(last["ag"][k], agent[*col], "report: agent {col}");
+        assert_eq!(
+            total[k],
+            summary_row(&snap, "total")[*col],
+            "report: total {col}"
+        );
+    }
+}

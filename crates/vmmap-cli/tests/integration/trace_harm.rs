@@ -495,3 +495,91 @@ fn a_program_under_a_64_mib_address_space_limit_still_allocates() {
         "the trace lost mallocs: {s}"
     );
 }
+
+/// Children given an environment of their own (`posix_spawn` and
+/// `posix_spawnp` with an `envp`, `vfork` then `execve` with one) hold no
+/// trace of the tracer's variables: under `--follow-forks` they are
+/// traced all the same, each into a file of its own that the run names
+/// at its end and that holds the child's allocations exactly. Without
+/// it, such a child sees nothing of the tracer and writes no file.
+#[test]
+fn children_with_an_environment_of_their_own_are_followed() {
+    let src = fixture("spawn_env.c");
+    let prog = build("spawn_env", &["cc", "-O0", "-g", src.to_str().unwrap()]);
+    for (mode, follow) in [
+        ("spawn", true),
+        ("spawnp", true),
+        ("vfork", true),
+        ("spawn", false),
+        ("vfork", false),
+    ] {
+        let what = format!("{mode}, follow {follow}");
+        let dir = tmp().join(format!("spawn-env-{}-{mode}-{follow}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let main = dir.join("s.vmmap");
+        let o = {
+            let _g = starting_processes();
+            output_within(
+                Command::new(VMMAP)
+                    .args(["run", "-i", "0"])
+                    .args(follow.then_some("--follow-forks"))
+                    .arg("--agent")
+                    .arg(agent())
+                    .arg("-o")
+                    .arg(&main)
+                    .arg("--")
+                    .arg(&prog)
+                    .arg(mode)
+                    .stdin(Stdio::null()),
+                120,
+            )
+        };
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert!(o.status.success(), "{what}: {out}\n{err}");
+        let pid: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("child "))
+            .unwrap_or_else(|| panic!("{what}: no child line: {out}"))
+            .parse()
+            .unwrap();
+        let child = dir.join(format!("s.{pid}.vmmap"));
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        if !follow {
+            assert!(out.contains("preload no"), "{what}: {out}");
+            assert_eq!(files, vec![main.clone()], "{what}");
+            continue;
+        }
+        assert!(out.contains("preload yes"), "{what}: {out}");
+        assert_eq!(files.len(), 2, "{what}: {files:?}");
+        assert!(child.is_file(), "{what}: no {}: {files:?}", child.display());
+        for f in [&main, &child] {
+            assert!(
+                err.contains(&format!("wrote {}", f.display())),
+                "{what}: {} not named at the end:\n{err}",
+                f.display()
+            );
+        }
+        let s = summary(&child);
+        assert_eq!(s["images"][0]["pid"].as_u64(), Some(pid), "{what}: {s}");
+        assert_eq!(s["images"][0]["ended"], true, "{what}: {s}");
+        let h = history(&child);
+        let made = ops(&h, "malloc", 4321);
+        assert_eq!(made.len(), 37, "{what}: the child's mallocs");
+        for m in &made {
+            assert_eq!(
+                h.iter()
+                    .filter(|e| e["op"] == "free" && e["ptr"] == m["ptr"])
+                    .count(),
+                1,
+                "{what}: {m}"
+            );
+        }
+    }
+}

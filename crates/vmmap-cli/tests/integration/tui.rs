@@ -946,6 +946,60 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     assert!(s.contains("Mapped File"), "{s}");
 }
 
+/// A traced run's snapshot: once its owners are known, the Summary's
+/// Total is the program's alone, as `vmmap open` gives it, and the
+/// agent's regions are on a `vmmap agent` line under it.
+#[test]
+fn a_traced_snapshot_shows_the_agent_apart_from_the_program() {
+    require_tool("tmux", "tmux");
+    let src = crate::trace::fixture("brief.c");
+    let prog = crate::trace::build(
+        "brief",
+        &[
+            "cc",
+            "-O1",
+            "-g",
+            "-Wall",
+            "-pthread",
+            src.to_str().unwrap(),
+        ],
+    );
+    let (o, file) = crate::trace::run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{o:?}");
+    let text = String::from_utf8(crate::trace::on_file("open", &file, &["--summary"])).unwrap();
+    let first_figure = |l: &str| {
+        l.split_whitespace()
+            .nth(
+                l.split_whitespace()
+                    .position(|w| w == "Total" || w == "agent")
+                    .unwrap()
+                    + 1,
+            )
+            .map(str::to_string)
+    };
+    let want_total = first_figure(text.lines().find(|l| l.starts_with("Total ")).unwrap());
+    let want_agent = first_figure(
+        text.lines()
+            .find(|l| l.starts_with("vmmap agent "))
+            .unwrap(),
+    );
+    let _busy = starting_processes();
+    let t = Tmux::start(&["open", file.to_str().unwrap(), "-i"]);
+    // The Owner column says "vmmap agent" too: the Summary's line.
+    let s = t.wait("the vmmap agent line", |s| {
+        s.lines().any(|l| l.trim_start().starts_with("vmmap agent"))
+    });
+    let lines: Vec<&str> = s.lines().collect();
+    let agent = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("vmmap agent"))
+        .unwrap();
+    let total = lines[agent - 1];
+    assert!(total.trim_start().starts_with("Total"), "{s}");
+    assert_eq!(first_figure(total), want_total, "{s}\n{text}");
+    assert_eq!(first_figure(lines[agent]), want_agent, "{s}\n{text}");
+}
+
 /// `T` on a file written by `vmmap run` opens the Trace view: the call
 /// tree (analysed in the background) shows the fixture's functions with
 /// their exact calls, the Leaks and History tabs theirs; Esc goes back.

@@ -96,6 +96,10 @@ struct Snap {
     /// Summary: a row per type then Total, each the [`Column::VMMAP`]
     /// values in bytes (null: unavailable on this kernel).
     sum: Vec<Vec<Option<u64>>>,
+    /// A traced run's agent: the row of its own regions, in no row of
+    /// `sum` (absent: no region is the agent's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ag: Option<Vec<Option<u64>>>,
     /// Bit i set: `det_cols[i]` is unavailable on this kernel.
     na: u32,
     /// The fragmentation figures.
@@ -293,18 +297,23 @@ impl Table {
 /// match in it), unchanged regions are copied from it (`x`).
 fn snap(
     s: &Snapshot,
+    agent: &[bool],
     track: &[u32],
     prev: Option<(&Snapshot, &[Option<usize>])>,
     u: &Units,
     strings: &mut Strings,
 ) -> Snap {
-    let summary = Summary::of(s);
+    let summary = Summary::with_agent(s, agent);
+    let row = |row: &vmmap_core::summary::SummaryRow| {
+        Column::VMMAP.iter().map(|&c| row.figures.get(c)).collect()
+    };
     let sum = summary
         .rows
         .iter()
         .chain(std::iter::once(&summary.total))
-        .map(|row| Column::VMMAP.iter().map(|&c| row.figures.get(c)).collect())
+        .map(row)
         .collect();
+    let ag = summary.agent.as_ref().map(row);
     let mut na = 0u32;
     let mut r = Table::default();
     let mut sub = Table::default();
@@ -359,6 +368,7 @@ fn snap(
         lo: s.kernel.mmap_min_addr / u.au,
         hi: s.kernel.user_address_limit / u.au,
         sum,
+        ag,
         na,
         frag: Frag {
             gaps: layout.gap_count,
@@ -437,7 +447,8 @@ pub fn data(input: &ReportInput<'_>) -> ReportData {
             let prev = i
                 .checked_sub(1)
                 .map(|p| (&input.snapshots[p], prevs[i].as_slice()));
-            snap(s, &tracks[i], prev, &u, &mut strings)
+            let agent = input.agent.get(i).map_or(&[][..], Vec::as_slice);
+            snap(s, agent, &tracks[i], prev, &u, &mut strings)
         })
         .collect();
     let points = timeline::points(input.snapshots, input.samples)

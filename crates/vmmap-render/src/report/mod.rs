@@ -69,6 +69,10 @@ pub struct ReportInput<'a> {
     pub samples: &'a [Sample],
     /// The call tree of a traced run.
     pub call_tree: Option<&'a CallTreeNode>,
+    /// For a traced run, per snapshot, which top-level regions are the
+    /// tracing agent's own: their figures are shown apart from the
+    /// program's (`vmmap_core::Summary::with_agent`). Empty: none.
+    pub agent: &'a [Vec<bool>],
     /// Where the data came from (a file name, "live"), for the title.
     pub source: &'a str,
 }

@@ -206,6 +206,13 @@
     };
     for (let t = 0; t < T.length; t++) body.append(rowOf(t));
     body.append(rowOf(T.length));
+    if (S.ag) {
+      // A traced run's agent: its own regions, in no row above.
+      const tr = el("tr", { class: "agent", "data-type": "vmmap-agent" });
+      tr.append(el("td", { class: "l", text: "vmmap agent" }));
+      D.sum_cols.forEach((c, k) => tr.append(el("td", { class: "n", text: c === "blocks" ? (S.ag[k] === null ? "n/a" : S.ag[k] ? S.ag[k].toLocaleString("en") : "") : size(S.ag[k]) })));
+      body.append(tr);
+    }
     tab.append(body);
   }
   function setType(t) {

@@ -108,6 +108,7 @@ fn input<'a>(snaps: &'a [Snapshot], tree: Option<&'a CallTreeNode>) -> ReportInp
         snapshots: snaps,
         samples: &[],
         call_tree: tree,
+        agent: &[],
         source: "test",
     }
 }

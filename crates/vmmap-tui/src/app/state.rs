@@ -494,7 +494,7 @@ impl App {
                     _ => false,
                 };
                 if !same {
-                    m.owners = o.clone();
+                    m.set_owners(o.clone());
                 }
             }
             None if self.owners_job.as_ref().is_none_or(|j| j.key != k) => {

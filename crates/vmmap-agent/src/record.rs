@@ -69,7 +69,7 @@ fn intern(b: &mut Block, st: &Stack) -> u32 {
     ways.copy_within(0..STACK_WAYS - 1, 1);
     ways[0] = StackSlot { hash: st.hash, id };
     crate::memo::materialize(b, st.src);
-    o.u8(HEADS, EV_STACK);
+    o.u8(HEADS, EventKind::Stack as u8);
     o.var(REST, u64::from(id));
     o.u8(REST, if st.truncated { STACK_TRUNCATED } else { 0 });
     o.var(REST, st.n as u64);
@@ -85,11 +85,11 @@ fn intern(b: &mut Block, st: &Stack) -> u32 {
 /// Starts a record: makes room, writes the tag and the tick delta.
 /// None if no buffer could be had.
 #[inline(always)]
-fn start(b: &mut Block, tag: u8, tick: u64) -> Option<Out> {
+fn start(b: &mut Block, tag: EventKind, tick: u64) -> Option<Out> {
     let mut o = block::open(b)?;
     let d = tick.wrapping_sub(b.last_tick) as i64;
     b.last_tick = tick;
-    o.u8(HEADS, tag);
+    o.u8(HEADS, tag as u8);
     o.var(HEADS, zigzag(d));
     Some(o)
 }
@@ -140,7 +140,7 @@ fn heap_addr(b: &mut Block, o: &mut Out, h: HeapRef) {
 #[inline(always)]
 pub fn alloc(
     b: &mut Block,
-    tag: u8,
+    tag: EventKind,
     tick: u64,
     ptr: u64,
     size: u64,
@@ -158,7 +158,7 @@ pub fn alloc(
     heap_addr(b, &mut o, h);
     o.var(REST, size);
     o.var(REST, u64::from(stack));
-    if tag == EV_MEMALIGN {
+    if tag == EventKind::Memalign {
         o.var(REST, align);
     }
     o.close(b);
@@ -175,7 +175,7 @@ pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Opti
         Some(at) => caller_stack_id(b, at),
         None => stack_id(b),
     };
-    let Some(mut o) = start(b, EV_REALLOC, tick) else {
+    let Some(mut o) = start(b, EventKind::Realloc, tick) else {
         return;
     };
     heap_addr(b, &mut o, h_old);
@@ -192,7 +192,7 @@ pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Opti
 pub fn free(b: &mut Block, ptr: u64) {
     let h = heap_ref(b, Class::Freed, ptr);
     let tick = crate::sys::ticks();
-    let Some(mut o) = start(b, EV_FREE, tick) else {
+    let Some(mut o) = start(b, EventKind::Free, tick) else {
         return;
     };
     heap_addr(b, &mut o, h);
@@ -203,13 +203,13 @@ pub fn free(b: &mut Block, ptr: u64) {
 /// stack. Layouts per tag are listed in `docs/trace-format.md`. The call
 /// being recorded has already set errno, which recording (a rule lookup,
 /// a new buffer) must not change.
-pub fn mapping(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
+pub fn mapping(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
     let saved = crate::errno();
     mapping_inner(b, tag, a, rest);
     crate::set_errno(saved);
 }
 
-fn mapping_inner(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
+fn mapping_inner(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
     let stack = stack_id(b);
     let Some(mut o) = start(b, tag, crate::sys::ticks()) else {
         return;
@@ -224,13 +224,13 @@ fn mapping_inner(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
 
 /// A record with integers, a string and optionally the stack; errno is
 /// kept as the recorded call left it.
-pub fn plain(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
+pub fn plain(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
     let saved = crate::errno();
     plain_inner(b, tag, ints, text, with_stack);
     crate::set_errno(saved);
 }
 
-fn plain_inner(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
+fn plain_inner(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
     let stack = if with_stack { stack_id(b) } else { 0 };
     let Some(mut o) = start(b, tag, crate::sys::ticks()) else {
         return;
@@ -255,7 +255,7 @@ pub fn thread_start(b: &mut Block, pthread: u64) {
     };
     let tick = crate::sys::ticks();
     b.last_tick = tick;
-    o.u8(HEADS, EV_THREAD_START);
+    o.u8(HEADS, EventKind::ThreadStart as u8);
     o.bytes(HEADS, &tick.to_le_bytes());
     for v in [b.tid as u64, pthread, b.stack_lo as u64, b.stack_hi as u64] {
         o.var(REST, v);

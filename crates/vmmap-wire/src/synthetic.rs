@@ -23,7 +23,7 @@ pub struct StreamBuilder {
     addr: u64,
     v2_addr: u64,
     /// The record being written and how many addresses it has so far.
-    tag: u8,
+    tag: EventKind,
     addr_fields: usize,
     /// Heap addresses allocated (0) and freed (1) so far.
     pushed: [Vec<u64>; 2],
@@ -33,15 +33,15 @@ impl StreamBuilder {
     /// A stream of thread `tid` whose stack is `stack_lo..stack_hi`.
     pub fn new(tid: u64, pthread: u64, stack_lo: u64, stack_hi: u64) -> StreamBuilder {
         let mut b = StreamBuilder {
-            heads: [&[EV_THREAD_START][..], &0u64.to_le_bytes()].concat(),
+            heads: [&[EventKind::ThreadStart as u8][..], &0u64.to_le_bytes()].concat(),
             rest: Vec::new(),
             addrs: Vec::new(),
-            v2: vec![EV_THREAD_START],
+            v2: vec![EventKind::ThreadStart as u8],
             v2_addrs: Vec::new(),
             tick: 0,
             addr: 0,
             v2_addr: 0,
-            tag: EV_THREAD_START,
+            tag: EventKind::ThreadStart,
             addr_fields: 0,
             pushed: [Vec::new(), Vec::new()],
         };
@@ -51,11 +51,11 @@ impl StreamBuilder {
     }
 
     /// A record's tag and tick.
-    pub fn head(&mut self, tag: u8, tick: u64) {
+    pub fn head(&mut self, tag: EventKind, tick: u64) {
         let d = zigzag(tick as i64 - self.tick as i64);
-        self.heads.push(tag);
+        self.heads.push(tag as u8);
         push_uvarint(&mut self.heads, d);
-        self.v2.push(tag);
+        self.v2.push(tag as u8);
         push_uvarint(&mut self.v2, d);
         self.tick = tick;
         (self.tag, self.addr_fields) = (tag, 0);
@@ -65,8 +65,9 @@ impl StreamBuilder {
     /// of version 3 as a reference when the block went by recently).
     pub fn addr(&mut self, a: u64) {
         let class = match (self.tag, self.addr_fields) {
-            (EV_MALLOC | EV_CALLOC | EV_MEMALIGN, 0) | (EV_REALLOC, 1) => Some(0),
-            (EV_FREE, 0) | (EV_REALLOC, 0) => Some(1),
+            (EventKind::Malloc | EventKind::Calloc | EventKind::Memalign, 0)
+            | (EventKind::Realloc, 1) => Some(0),
+            (EventKind::Free, 0) | (EventKind::Realloc, 0) => Some(1),
             _ => None,
         };
         self.addr_fields += 1;
@@ -111,8 +112,8 @@ impl StreamBuilder {
 
     /// Defines stack `id` (return addresses, innermost first).
     pub fn stack(&mut self, id: u64, frames: &[u64]) {
-        self.heads.push(EV_STACK);
-        self.v2.push(EV_STACK);
+        self.heads.push(EventKind::Stack as u8);
+        self.v2.push(EventKind::Stack as u8);
         self.ints(&[id, 0, frames.len() as u64]);
         let mut prev = 0u64;
         for &f in frames {
@@ -123,20 +124,20 @@ impl StreamBuilder {
 
     /// `malloc(size)` returned `ptr`.
     pub fn malloc(&mut self, tick: u64, ptr: u64, size: u64, stack: u64) {
-        self.head(EV_MALLOC, tick);
+        self.head(EventKind::Malloc, tick);
         self.addr(ptr);
         self.ints(&[size, stack]);
     }
 
     /// `free(ptr)`.
     pub fn free(&mut self, tick: u64, ptr: u64) {
-        self.head(EV_FREE, tick);
+        self.head(EventKind::Free, tick);
         self.addr(ptr);
     }
 
     /// An anonymous private read-write `mmap` of `len` bytes at `addr`.
     pub fn mmap_anon(&mut self, tick: u64, addr: u64, len: u64, stack: u64) {
-        self.head(EV_MMAP, tick);
+        self.head(EventKind::Mmap, tick);
         self.addr(addr);
         // prot, flags (MAP_PRIVATE | MAP_ANONYMOUS), fd -1, offset, stack
         self.ints(&[len, 3, 0x22, zigzag(-1), 0, stack]);
@@ -175,7 +176,7 @@ pub fn hello(pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u8> {
 
 /// [`hello`] of an agent writing format `version`.
 pub fn hello_version(version: u64, pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u8> {
-    let mut m = vec![MSG_HELLO];
+    let mut m = vec![MessageKind::Hello as u8];
     // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
     for v in [version, pid, 1, 4096, 1, 0, 1_000_000, 2_000_000] {
         push_uvarint(&mut m, v);
@@ -188,7 +189,7 @@ pub fn hello_version(version: u64, pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u
 /// A MODULES message at tick 0 with one module loaded at `base`: its path,
 /// build id and one segment (offset 0, `len` bytes, flags r-x).
 pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
-    let mut m = vec![MSG_MODULES];
+    let mut m = vec![MessageKind::Modules as u8];
     for v in [0, 1, base] {
         push_uvarint(&mut m, v);
     }
@@ -233,7 +234,7 @@ fn events_of(tick: u64, body: Vec<u8>) -> Vec<u8> {
 }
 
 fn compressed_events(tick: u64, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![MSG_EVENTS];
+    let mut m = vec![MessageKind::Events as u8];
     push_uvarint(&mut m, tick);
     push_uvarint(&mut m, body.len() as u64);
     m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap_or_default());
@@ -243,7 +244,7 @@ fn compressed_events(tick: u64, body: &[u8]) -> Vec<u8> {
 /// An END message: tick 1000 is 2 ms monotonic and 3 ms Unix, so that
 /// with [`hello`]'s anchor a tick is a microsecond.
 pub fn end() -> Vec<u8> {
-    let mut m = vec![MSG_END];
+    let mut m = vec![MessageKind::End as u8];
     for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
         push_uvarint(&mut m, v);
     }

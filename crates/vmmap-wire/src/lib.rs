@@ -14,9 +14,11 @@
 //! segments arrive in order. Records start with an [`EventKind`] and are
 //! variable-length: integers are LEB128 varints, signed ones zigzag-coded,
 //! and addresses are coded as the difference from the previous address in
-//! the same stream, which keeps heap pointers to two or three bytes.
+//! the same stream, which keeps heap pointers to two or three bytes. The
+//! agent and the tests write records with the one encoder, [`encode`].
 
 pub mod container;
+pub mod encode;
 mod note;
 #[cfg(feature = "test-support")]
 pub mod synthetic;

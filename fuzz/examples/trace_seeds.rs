@@ -22,9 +22,9 @@ fn framed(version: u32, msgs: &[Vec<u8>]) -> Vec<u8> {
         let Some((&kind, rest)) = m.split_first() else {
             continue;
         };
-        let body = match kind {
-            MSG_HELLO => continue, // the harness writes its own
-            MSG_EVENTS | MSG_MAPS => match inflate(rest) {
+        let body = match MessageKind::try_from(kind) {
+            Ok(MessageKind::Hello) => continue, // the harness writes its own
+            Ok(MessageKind::Events | MessageKind::Maps) => match inflate(rest) {
                 Some(raw) => raw,
                 None => continue,
             },

@@ -5,17 +5,17 @@
 //! instead of fighting zstd.
 
 use libfuzzer_sys::fuzz_target;
-use vmmap_wire::*;
 use vmmap_trace::calltree::{CallTree, Metric, TreeOptions};
 use vmmap_trace::summary::Summarizer;
 use vmmap_trace::symbols::Symbols;
 use vmmap_trace::{export, scan};
 use vmmap_trace::{owners::owners, summarize, Decoder, Record};
+use vmmap_wire::*;
 
 /// A HELLO of format `version` (every format still read: 1 to
 /// TRACE_VERSION, picked by the data's first byte).
 fn hello(version: u64) -> Vec<u8> {
-    let mut m = vec![MSG_HELLO];
+    let mut m = vec![MessageKind::Hello as u8];
     for v in [version, 1, 0, 4096, 0, 1000, 5_000, 7_000] {
         push_uvarint(&mut m, v);
     }
@@ -37,7 +37,12 @@ fuzz_target!(|data: &[u8]| {
         i += 3 + len;
         let msg = match kind % 9 {
             k @ (3 | 4) => {
-                let mut m = vec![if k == 3 { MSG_EVENTS } else { MSG_MAPS }];
+                let kind = if k == 3 {
+                    MessageKind::Events
+                } else {
+                    MessageKind::Maps
+                };
+                let mut m = vec![kind as u8];
                 push_uvarint(&mut m, (i as u64) << 4);
                 push_uvarint(&mut m, body.len() as u64);
                 m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap_or_default());

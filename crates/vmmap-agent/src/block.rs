@@ -122,9 +122,7 @@ pub struct Block {
     /// Sequence number of the last buffer this block started.
     pub last_seq: AtomicU64,
     /// Last tick and address written, for delta coding (owner only).
-    pub last_tick: u64,
-    /// See `last_tick`.
-    pub last_addr: u64,
+    pub deltas: vmmap_wire::encode::Deltas,
     /// Next stack id to hand out (owner only).
     pub next_stack: u32,
     /// Stack definitions already in this stream.
@@ -248,8 +246,7 @@ unsafe fn reset(b: *mut Block, tid: i32) {
     blk.buf.store(null_mut(), Relaxed);
     blk.at = [0; PARTS];
     blk.last_seq.store(0, Relaxed);
-    blk.last_tick = 0;
-    blk.last_addr = 0;
+    blk.deltas = Default::default();
     blk.next_stack = 1;
     blk.w_done = 0;
     // SAFETY: the caches are this block's own mappings.

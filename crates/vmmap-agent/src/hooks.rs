@@ -85,7 +85,7 @@ unsafe extern "C" fn malloc_from(size: size_t, ra: u64, sp: u64, bp: u64) -> *mu
             let at = Caller { ra, sp, bp };
             record::alloc(
                 b,
-                EV_MALLOC,
+                EventKind::Malloc,
                 sys::ticks(),
                 p as u64,
                 size as u64,
@@ -135,7 +135,7 @@ unsafe extern "C" fn calloc_from(
             let at = Caller { ra, sp, bp };
             record::alloc(
                 b,
-                EV_CALLOC,
+                EventKind::Calloc,
                 sys::ticks(),
                 p as u64,
                 total as u64,
@@ -294,7 +294,7 @@ fn aligned(align: usize, size: usize, f: impl FnOnce() -> *mut c_void) -> *mut c
         if !p.is_null() {
             record::alloc(
                 b,
-                EV_MEMALIGN,
+                EventKind::Memalign,
                 sys::ticks(),
                 p as u64,
                 size as u64,
@@ -399,7 +399,7 @@ pub unsafe extern "C" fn mmap(
         if r != libc::MAP_FAILED {
             record::mapping(
                 b,
-                EV_MMAP,
+                EventKind::Mmap,
                 r as u64,
                 &[
                     len as u64,
@@ -444,7 +444,7 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
     };
     if let Some(b) = b {
         if r == 0 {
-            record::mapping(b, EV_MUNMAP, addr as u64, &[len as u64]);
+            record::mapping(b, EventKind::Munmap, addr as u64, &[len as u64]);
         }
         leave(b);
     }
@@ -476,7 +476,7 @@ pub unsafe extern "C" fn mremap(
         if r != libc::MAP_FAILED {
             record::mapping(
                 b,
-                EV_MREMAP,
+                EventKind::Mremap,
                 old as u64,
                 &[
                     old_len as u64,
@@ -501,7 +501,7 @@ type AddrLenIntFn = unsafe extern "C" fn(*mut c_void, size_t, c_int) -> c_int;
 unsafe fn addr_len_int(
     real: Option<AddrLenIntFn>,
     sysno: libc::c_long,
-    tag: u8,
+    tag: EventKind,
     addr: *mut c_void,
     len: size_t,
     v: c_int,
@@ -528,7 +528,16 @@ unsafe fn addr_len_int(
 pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
     let real = real!(MPROTECT, "mprotect", AddrLenIntFn);
     // SAFETY: the caller's contract is mprotect's.
-    unsafe { addr_len_int(real, libc::SYS_mprotect, EV_MPROTECT, addr, len, prot) }
+    unsafe {
+        addr_len_int(
+            real,
+            libc::SYS_mprotect,
+            EventKind::Mprotect,
+            addr,
+            len,
+            prot,
+        )
+    }
 }
 
 /// # Safety
@@ -537,7 +546,16 @@ pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -
 pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int {
     let real = real!(MADVISE, "madvise", AddrLenIntFn);
     // SAFETY: the caller's contract is madvise's.
-    unsafe { addr_len_int(real, libc::SYS_madvise, EV_MADVISE, addr, len, advice) }
+    unsafe {
+        addr_len_int(
+            real,
+            libc::SYS_madvise,
+            EventKind::Madvise,
+            addr,
+            len,
+            advice,
+        )
+    }
 }
 
 type SbrkFn = unsafe extern "C" fn(libc::intptr_t) -> *mut c_void;
@@ -557,7 +575,7 @@ pub unsafe extern "C" fn sbrk(incr: libc::intptr_t) -> *mut c_void {
         if r as isize != -1 {
             record::mapping(
                 b,
-                EV_BRK,
+                EventKind::Brk,
                 r as u64,
                 &[(r as u64).wrapping_add(incr as u64), 1],
             );
@@ -583,7 +601,7 @@ pub unsafe extern "C" fn brk(addr: *mut c_void) -> c_int {
     let r = unsafe { real(addr) };
     if let Some(b) = b {
         if r == 0 && old != addr as u64 {
-            record::mapping(b, EV_BRK, old, &[addr as u64, 0]);
+            record::mapping(b, EventKind::Brk, old, &[addr as u64, 0]);
         }
         leave(b);
     }
@@ -638,7 +656,7 @@ pub unsafe extern "C" fn pthread_create(
     } else if let Some(b) = enter() {
         // SAFETY: t was filled in by a successful pthread_create.
         let handle: u64 = unsafe { *t };
-        record::plain(b, EV_THREAD_CREATE, &[handle], &[], true);
+        record::plain(b, EventKind::ThreadCreate, &[handle], &[], true);
         writer::MAPS_DIRTY.store(true, Relaxed);
         leave(b);
     }
@@ -659,7 +677,7 @@ pub unsafe extern "C" fn pthread_setname_np(t: pthread_t, name: *const c_char) -
         if let Some(b) = enter() {
             // SAFETY: name is a C string (the call succeeded with it).
             let n = unsafe { core::ffi::CStr::from_ptr(name) }.to_bytes();
-            record::plain(b, EV_THREAD_NAME, &[t], n, false);
+            record::plain(b, EventKind::ThreadName, &[t], n, false);
             leave(b);
         }
     }
@@ -692,7 +710,13 @@ pub unsafe extern "C" fn dlopen(path: *const c_char, flags: c_int) -> *mut c_voi
                 // SAFETY: path is a C string.
                 unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()
             };
-            record::plain(b, EV_DLOPEN, &[h as u64, flags as u32 as u64], name, true);
+            record::plain(
+                b,
+                EventKind::Dlopen,
+                &[h as u64, flags as u32 as u64],
+                name,
+                true,
+            );
             writer::MAPS_DIRTY.store(true, Relaxed);
         }
         leave(b);
@@ -716,7 +740,7 @@ pub unsafe extern "C" fn dlclose(h: *mut c_void) -> c_int {
     if let Some(b) = enter() {
         if r == 0 {
             crate::unwind::rebuild_modules();
-            record::plain(b, EV_DLCLOSE, &[h as u64], &[], true);
+            record::plain(b, EventKind::Dlclose, &[h as u64], &[], true);
             writer::MAPS_DIRTY.store(true, Relaxed);
         }
         leave(b);
@@ -739,7 +763,7 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
     let pid = unsafe { real() };
     if let Some(b) = b {
         if pid > 0 {
-            record::plain(b, EV_FORK, &[pid as u64], &[], true);
+            record::plain(b, EventKind::Fork, &[pid as u64], &[], true);
         }
         leave(b);
     }
@@ -836,7 +860,7 @@ fn before_exec(path: *const c_char) {
             // SAFETY: path is a C string.
             unsafe { core::ffi::CStr::from_ptr(path) }.to_bytes()
         };
-        record::plain(b, EV_EXEC, &[], name, true);
+        record::plain(b, EventKind::Exec, &[], name, true);
         leave(b);
         writer::flush(2000);
     }

@@ -247,7 +247,7 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
         return;
     }
     b.in_hook.store(true, Relaxed);
-    record::plain(b, vmmap_wire::EV_THREAD_EXIT, &[], &[], false);
+    record::plain(b, vmmap_wire::EventKind::ThreadExit, &[], &[], false);
     block::retire(b);
 }
 

@@ -1,5 +1,8 @@
-//! Encoding events into the calling thread's buffer (the hot path).
+//! Recording events into the calling thread's buffer (the hot path): the
+//! stack walk, the heap address index, and the buffer to write into; the
+//! records' bytes are `vmmap_wire::encode`'s, the encoder the tests share.
 
+use vmmap_wire::encode::{self, HeapAddr, Part, Sink};
 use vmmap_wire::*;
 
 use crate::ages::Class;
@@ -69,70 +72,51 @@ fn intern(b: &mut Block, st: &Stack) -> u32 {
     ways.copy_within(0..STACK_WAYS - 1, 1);
     ways[0] = StackSlot { hash: st.hash, id };
     crate::memo::materialize(b, st.src);
-    o.u8(HEADS, EV_STACK);
-    o.var(REST, u64::from(id));
-    o.u8(REST, if st.truncated { STACK_TRUNCATED } else { 0 });
-    o.var(REST, st.n as u64);
-    let mut prev = 0u64;
-    for &f in &b.frames[..st.n] {
-        o.var(REST, zigzag(f.wrapping_sub(prev) as i64));
-        prev = f;
-    }
+    encode::stack(&mut o, id, st.truncated, &b.frames[..st.n]);
     o.close(b);
     id
 }
 
-/// Starts a record: makes room, writes the tag and the tick delta.
-/// None if no buffer could be had.
-#[inline(always)]
-fn start(b: &mut Block, tag: u8, tick: u64) -> Option<Out> {
-    let mut o = block::open(b)?;
-    let d = tick.wrapping_sub(b.last_tick) as i64;
-    b.last_tick = tick;
-    o.u8(HEADS, tag);
-    o.var(HEADS, zigzag(d));
-    Some(o)
+/// The buffer's parts as the encoder names them.
+impl Sink for Out {
+    #[inline(always)]
+    fn u8(&mut self, part: Part, v: u8) {
+        Out::u8(self, part as usize, v);
+    }
+
+    #[inline(always)]
+    fn var(&mut self, part: Part, v: u64) {
+        Out::var(self, part as usize, v);
+    }
+
+    #[inline(always)]
+    fn var_random(&mut self, part: Part, v: u64) {
+        Out::var_random(self, part as usize, v);
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, part: Part, v: &[u8]) {
+        Out::bytes(self, part as usize, v);
+    }
 }
 
-/// Writes an address as the difference from the stream's previous one.
-#[inline(always)]
-fn addr(b: &mut Block, o: &mut Out, a: u64) {
-    let d = a.wrapping_sub(b.last_addr) as i64;
-    b.last_addr = a;
-    o.var(ADDRS, zigzag(d));
-}
+// The encoder's parts are the buffer's.
+const _: () = assert!(
+    Part::Heads as usize == HEADS && Part::Fields as usize == REST && Part::Addrs as usize == ADDRS
+);
 
 /// A heap address and its age in the other class
 /// (`vmmap_wire::HEAP_REF`), looked up before the record is
 /// written so that the lookup's cache miss overlaps the stack walk.
-#[derive(Clone, Copy)]
-struct HeapRef {
-    a: u64,
-    age: u32,
-}
-
 #[inline(always)]
-fn heap_ref(b: &mut Block, class: Class, a: u64) -> HeapRef {
+fn heap_ref(b: &mut Block, class: Class, a: u64) -> HeapAddr {
     let age = if a == 0 {
         0
     } else {
         // SAFETY: the index is this block's own mapping.
         unsafe { (*b.ages).note(class, a) }
     };
-    HeapRef { a, age }
-}
-
-/// Writes a heap address: its age, or the address itself (as the
-/// difference from the last one written) when it went by too long ago.
-/// Which one is as random as the heap, so both are computed and one is
-/// chosen without a branch, and written as one varint.
-#[inline(always)]
-fn heap_addr(b: &mut Block, o: &mut Out, h: HeapRef) {
-    let reference = h.age != 0 || h.a == 0;
-    let explicit = zigzag(h.a.wrapping_sub(b.last_addr) as i64) << 1;
-    let age = u64::from(h.age) << 1 | HEAP_REF;
-    o.var_random(ADDRS, if reference { age } else { explicit });
-    b.last_addr = if reference { b.last_addr } else { h.a };
+    HeapAddr { a, age }
 }
 
 /// `malloc`, `calloc` and the aligned family (align 0 = none), called
@@ -140,7 +124,7 @@ fn heap_addr(b: &mut Block, o: &mut Out, h: HeapRef) {
 #[inline(always)]
 pub fn alloc(
     b: &mut Block,
-    tag: u8,
+    tag: EventKind,
     tick: u64,
     ptr: u64,
     size: u64,
@@ -152,15 +136,10 @@ pub fn alloc(
         Some(at) => caller_stack_id(b, at),
         None => stack_id(b),
     };
-    let Some(mut o) = start(b, tag, tick) else {
+    let Some(mut o) = block::open(b) else {
         return;
     };
-    heap_addr(b, &mut o, h);
-    o.var(REST, size);
-    o.var(REST, u64::from(stack));
-    if tag == EV_MEMALIGN {
-        o.var(REST, align);
-    }
+    encode::alloc(&mut o, &mut b.deltas, tag, tick, h, size, stack, align);
     o.close(b);
 }
 
@@ -175,13 +154,10 @@ pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Opti
         Some(at) => caller_stack_id(b, at),
         None => stack_id(b),
     };
-    let Some(mut o) = start(b, EV_REALLOC, tick) else {
+    let Some(mut o) = block::open(b) else {
         return;
     };
-    heap_addr(b, &mut o, h_old);
-    heap_addr(b, &mut o, h_new);
-    o.var(REST, size);
-    o.var(REST, u64::from(stack));
+    encode::realloc(&mut o, &mut b.deltas, tick, h_old, h_new, size, stack);
     o.close(b);
 }
 
@@ -192,10 +168,10 @@ pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Opti
 pub fn free(b: &mut Block, ptr: u64) {
     let h = heap_ref(b, Class::Freed, ptr);
     let tick = crate::sys::ticks();
-    let Some(mut o) = start(b, EV_FREE, tick) else {
+    let Some(mut o) = block::open(b) else {
         return;
     };
-    heap_addr(b, &mut o, h);
+    encode::free(&mut o, &mut b.deltas, tick, h);
     o.close(b);
 }
 
@@ -203,47 +179,37 @@ pub fn free(b: &mut Block, ptr: u64) {
 /// stack. Layouts per tag are listed in `docs/trace-format.md`. The call
 /// being recorded has already set errno, which recording (a rule lookup,
 /// a new buffer) must not change.
-pub fn mapping(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
+pub fn mapping(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
     let saved = crate::errno();
     mapping_inner(b, tag, a, rest);
     crate::set_errno(saved);
 }
 
-fn mapping_inner(b: &mut Block, tag: u8, a: u64, rest: &[u64]) {
+fn mapping_inner(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
     let stack = stack_id(b);
-    let Some(mut o) = start(b, tag, crate::sys::ticks()) else {
+    let tick = crate::sys::ticks();
+    let Some(mut o) = block::open(b) else {
         return;
     };
-    addr(b, &mut o, a);
-    for &v in rest {
-        o.var(REST, v);
-    }
-    o.var(REST, u64::from(stack));
+    encode::mapping(&mut o, &mut b.deltas, tag, tick, a, rest, stack);
     o.close(b);
 }
 
 /// A record with integers, a string and optionally the stack; errno is
 /// kept as the recorded call left it.
-pub fn plain(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
+pub fn plain(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
     let saved = crate::errno();
     plain_inner(b, tag, ints, text, with_stack);
     crate::set_errno(saved);
 }
 
-fn plain_inner(b: &mut Block, tag: u8, ints: &[u64], text: &[u8], with_stack: bool) {
-    let stack = if with_stack { stack_id(b) } else { 0 };
-    let Some(mut o) = start(b, tag, crate::sys::ticks()) else {
+fn plain_inner(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
+    let stack = with_stack.then(|| stack_id(b));
+    let tick = crate::sys::ticks();
+    let Some(mut o) = block::open(b) else {
         return;
     };
-    for &v in ints {
-        o.var(REST, v);
-    }
-    let text = &text[..text.len().min(1024)];
-    o.var(REST, text.len() as u64);
-    o.bytes(REST, text);
-    if with_stack {
-        o.var(REST, u64::from(stack));
-    }
+    encode::plain(&mut o, &mut b.deltas, tag, tick, ints, text, stack);
     o.close(b);
 }
 
@@ -254,11 +220,7 @@ pub fn thread_start(b: &mut Block, pthread: u64) {
         return;
     };
     let tick = crate::sys::ticks();
-    b.last_tick = tick;
-    o.u8(HEADS, EV_THREAD_START);
-    o.bytes(HEADS, &tick.to_le_bytes());
-    for v in [b.tid as u64, pthread, b.stack_lo as u64, b.stack_hi as u64] {
-        o.var(REST, v);
-    }
+    let (tid, lo, hi) = (b.tid as u64, b.stack_lo as u64, b.stack_hi as u64);
+    encode::thread_start(&mut o, &mut b.deltas, tick, tid, pthread, lo, hi);
     o.close(b);
 }

@@ -109,7 +109,7 @@ fn write_msg(msg: &[u8]) {
 
 /// Writes the HELLO message: who we are and the clock anchor.
 pub fn hello() {
-    let mut m = vec![MSG_HELLO];
+    let mut m = vec![MessageKind::Hello as u8];
     push_uvarint(&mut m, u64::from(TRACE_VERSION));
     push_uvarint(&mut m, sys::getpid() as u64);
     // SAFETY: getppid has no preconditions.
@@ -417,7 +417,7 @@ fn run() {
             last_maps = now;
         }
         if now - last_second >= 1_000_000_000 {
-            let mut m = vec![MSG_CLOCK];
+            let mut m = vec![MessageKind::Clock as u8];
             clock_fields(&mut m);
             write_msg(&m);
             collect_dead_threads();
@@ -428,7 +428,7 @@ fn run() {
             FLUSH_DONE.store(flush_req, Release);
         }
         if stop {
-            let mut m = vec![MSG_END];
+            let mut m = vec![MessageKind::End as u8];
             clock_fields(&mut m);
             push_uvarint(&mut m, block::STALLS.load(Relaxed));
             push_uvarint(&mut m, st.bytes_in);
@@ -598,7 +598,7 @@ fn write_events(st: &mut State) {
         eprintln!("vmmap agent: compression failed ({e}); events lost");
         return;
     }
-    let mut prefix = vec![MSG_EVENTS];
+    let mut prefix = vec![MessageKind::Events as u8];
     push_uvarint(&mut prefix, st.pass_tick);
     push_uvarint(&mut prefix, raw as u64);
     let total = prefix.len() + st.zbuf.len();
@@ -620,7 +620,7 @@ fn write_maps(st: &mut State) {
     let mut own = st.own.clone();
     block::own_memory(&mut own);
     own.extend(crate::heap::range());
-    let mut a = vec![MSG_AGENT_MEMORY];
+    let mut a = vec![MessageKind::AgentMemory as u8];
     push_uvarint(&mut a, tick);
     push_uvarint(&mut a, own.len() as u64);
     for (s, l) in own {
@@ -630,7 +630,7 @@ fn write_maps(st: &mut State) {
     push_uvarint(&mut a, WRITER_TID.load(Relaxed) as u64);
     push_uvarint(&mut a, WRITER_SP.load(Relaxed));
     write_msg(&a);
-    let mut m = vec![MSG_MAPS];
+    let mut m = vec![MessageKind::Maps as u8];
     push_uvarint(&mut m, tick);
     match st.compressor.compress(&maps) {
         Ok(z) => {
@@ -650,7 +650,7 @@ fn write_modules(st: &mut State) {
     }
     // SAFETY: published lists are never freed.
     st.module_gen = unsafe { (*list).generation };
-    let mut m = vec![MSG_MODULES];
+    let mut m = vec![MessageKind::Modules as u8];
     push_uvarint(&mut m, sys::ticks());
     describe_modules(&mut m);
     write_msg(&m);

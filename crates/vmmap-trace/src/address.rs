@@ -69,7 +69,7 @@ impl AddressFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::EV_MALLOC;
+    use crate::wire::EventKind;
 
     fn rec(event: Event) -> Record {
         Record {
@@ -86,7 +86,7 @@ mod tests {
         let mut f = AddressFilter::new(0x1010);
         let alloc = |ptr, size| {
             rec(Event::Alloc {
-                kind: EV_MALLOC,
+                kind: EventKind::Malloc,
                 ptr,
                 size,
                 align: 0,

@@ -33,11 +33,12 @@ pub enum TraceError {
 /// One recorded operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `malloc` (kind [`EV_MALLOC`]), `calloc` ([`EV_CALLOC`]) or an aligned
-    /// allocation ([`EV_MEMALIGN`], with its alignment).
+    /// `malloc` (kind [`EventKind::Malloc`]), `calloc`
+    /// ([`EventKind::Calloc`]) or an aligned allocation
+    /// ([`EventKind::Memalign`], with its alignment).
     Alloc {
         /// Which call.
-        kind: u8,
+        kind: EventKind,
         /// The block.
         ptr: u64,
         /// Bytes requested.
@@ -251,10 +252,12 @@ impl Event {
     pub fn name(&self) -> &'static str {
         match self {
             Event::Alloc {
-                kind: EV_CALLOC, ..
+                kind: EventKind::Calloc,
+                ..
             } => "calloc",
             Event::Alloc {
-                kind: EV_MEMALIGN, ..
+                kind: EventKind::Memalign,
+                ..
             } => "memalign",
             Event::Alloc { .. } => "malloc",
             Event::Realloc { .. } => "realloc",
@@ -684,8 +687,8 @@ impl Decoder {
         let mut c = Cursor::new(msg);
         let kind = c.u8().ok_or_else(|| bad(index, "empty message"))?;
         let image = self.info.images.len().saturating_sub(1) as u32;
-        match kind {
-            MSG_HELLO => {
+        match MessageKind::try_from(kind) {
+            Ok(MessageKind::Hello) => {
                 self.release_all(out);
                 let hello = parse_hello(&mut c).ok_or_else(|| bad(index, "HELLO cut short"))?;
                 if hello.0 > u64::from(TRACE_VERSION) {
@@ -699,7 +702,7 @@ impl Decoder {
                 self.info.images.push(image);
                 self.chunk_ticks = [0, 0];
             }
-            MSG_CLOCK | MSG_END => {
+            Ok(MessageKind::Clock | MessageKind::End) => {
                 let img = self
                     .info
                     .images
@@ -710,19 +713,19 @@ impl Decoder {
                     return Err(bad(index, "clock cut short"));
                 };
                 img.clocks.push((a, b, r));
-                if kind == MSG_END {
+                if kind == MessageKind::End as u8 {
                     img.ended = true;
                     img.stalls = c.uvarint().unwrap_or(0);
                     img.event_bytes = (c.uvarint().unwrap_or(0), c.uvarint().unwrap_or(0));
                     self.release_all(out);
                 }
             }
-            MSG_MODULES => {
+            Ok(MessageKind::Modules) => {
                 let tick = c.uvarint().ok_or_else(|| bad(index, "MODULES cut short"))?;
                 let mods = parse_modules(&mut c).ok_or_else(|| bad(index, "MODULES cut short"))?;
                 self.info.modules.push((image, tick, mods));
             }
-            MSG_MAPS => {
+            Ok(MessageKind::Maps) => {
                 let tick = c.uvarint();
                 let raw = c.uvarint();
                 let (Some(tick), Some(raw)) = (tick, raw) else {
@@ -734,7 +737,7 @@ impl Decoder {
                     .maps
                     .push((image, tick, String::from_utf8_lossy(&text).into_owned()));
             }
-            MSG_AGENT_MEMORY => {
+            Ok(MessageKind::AgentMemory) => {
                 let tick = c
                     .uvarint()
                     .ok_or_else(|| bad(index, "AGENT_MEMORY cut short"))?;
@@ -757,12 +760,12 @@ impl Decoder {
                     }
                 }
             }
-            MSG_EVENTS => {
+            Ok(MessageKind::Events) => {
                 let buf = self.spare.pop().unwrap_or_default();
                 let (tick, data) = inflate_events(msg, buf).map_err(|e| bad(index, &e))?;
                 self.events(index, image, tick, data, out)?;
             }
-            _ => {} // a message type from a newer agent
+            Err(_) => {} // a message type from a newer agent
         }
         self.failed.take().map_or(Ok(()), Err)
     }
@@ -1085,14 +1088,14 @@ fn run<const L: u8>(
                 // record where it goes: a hand-over shared by every kind
                 // copied the record through memory that the kinds had
                 // written in different widths, and stalled on it.
-                let done = match tag {
-                    EV_FREE => f
+                let done = match EventKind::try_from(tag) {
+                    Ok(EventKind::Free) => f
                         .heap(a, FREED)
                         .map(|ptr| out(record(Event::Free { ptr }), info)),
-                    EV_MALLOC | EV_CALLOC => {
-                        hot_alloc(tag, &mut f, a, stacks).map(|event| out(record(event), info))
+                    Ok(kind @ (EventKind::Malloc | EventKind::Calloc)) => {
+                        hot_alloc(kind, &mut f, a, stacks).map(|event| out(record(event), info))
                     }
-                    EV_REALLOC => {
+                    Ok(EventKind::Realloc) => {
                         hot_realloc(&mut f, a, stacks).map(|event| out(record(event), info))
                     }
                     _ => decode_event(tag, &mut f, a, stacks).map(|event| out(record(event), info)),
@@ -1106,7 +1109,7 @@ fn run<const L: u8>(
                 let Some(next_tag) = f.peek_tag() else {
                     break;
                 };
-                if next_tag == EV_STACK || next_tag == EV_THREAD_START {
+                if next_tag == EventKind::Stack as u8 || next_tag == EventKind::ThreadStart as u8 {
                     break;
                 }
                 f.tag();
@@ -1180,7 +1183,7 @@ fn peek<const L: u8>(
         let mut f = p.fields::<L>();
         let cut = || bad(index, "event cut short");
         let tag = f.tag().ok_or_else(cut)?;
-        if tag == EV_STACK {
+        if tag == EventKind::Stack as u8 {
             let c = &mut f.main;
             let id = c.uvarint().ok_or_else(cut)? as usize;
             let flags = c.u8().ok_or_else(cut)?;
@@ -1212,7 +1215,7 @@ fn peek<const L: u8>(
             stacks[id] = g;
             continue;
         }
-        let tick = if tag == EV_THREAD_START {
+        let tick = if tag == EventKind::ThreadStart as u8 {
             let t = f.tick_abs().ok_or_else(cut)?;
             *tid = f.main.uvarint().ok_or_else(cut)? as i32;
             t
@@ -1374,7 +1377,7 @@ fn text(c: &mut Cursor<'_>) -> Option<String> {
 /// a third of the decoding thread's time in store-forwarding stalls).
 #[inline(always)]
 fn hot_alloc<const L: u8>(
-    tag: u8,
+    kind: EventKind,
     f: &mut Fields<'_, L>,
     a: &mut Addrs<'_>,
     stacks: &[u32],
@@ -1383,7 +1386,7 @@ fn hot_alloc<const L: u8>(
     let size = f.main.uvarint()?;
     let stack = stack(&mut f.main, stacks)?;
     Some(Event::Alloc {
-        kind: tag,
+        kind,
         ptr,
         size,
         align: 0,
@@ -1413,34 +1416,37 @@ fn decode_event<const L: u8>(
     st: &mut Addrs<'_>,
     stacks: &[u32],
 ) -> Option<Event> {
-    Some(match tag {
-        EV_MALLOC | EV_CALLOC | EV_MEMALIGN => {
+    let Ok(kind) = EventKind::try_from(tag) else {
+        return None;
+    };
+    Some(match kind {
+        EventKind::Malloc | EventKind::Calloc | EventKind::Memalign => {
             let ptr = f.heap(st, ALLOCATED)?;
             let size = f.main.uvarint()?;
             let stack = stack(&mut f.main, stacks)?;
-            let align = if tag == EV_MEMALIGN {
+            let align = if kind == EventKind::Memalign {
                 f.main.uvarint()?
             } else {
                 0
             };
             Event::Alloc {
-                kind: tag,
+                kind,
                 ptr,
                 size,
                 align,
                 stack,
             }
         }
-        EV_REALLOC => Event::Realloc {
+        EventKind::Realloc => Event::Realloc {
             old: f.heap(st, FREED)?,
             new: f.heap(st, ALLOCATED)?,
             size: f.main.uvarint()?,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_FREE => Event::Free {
+        EventKind::Free => Event::Free {
             ptr: f.heap(st, FREED)?,
         },
-        EV_MMAP => Event::Mmap {
+        EventKind::Mmap => Event::Mmap {
             addr: f.addr(st)?,
             len: f.main.uvarint()?,
             prot: f.main.uvarint()? as u32,
@@ -1449,12 +1455,12 @@ fn decode_event<const L: u8>(
             offset: f.main.uvarint()?,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_MUNMAP => Event::Munmap {
+        EventKind::Munmap => Event::Munmap {
             addr: f.addr(st)?,
             len: f.main.uvarint()?,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_MREMAP => Event::Mremap {
+        EventKind::Mremap => Event::Mremap {
             old: f.addr(st)?,
             old_len: f.main.uvarint()?,
             new: f.main.uvarint()?,
@@ -1462,38 +1468,38 @@ fn decode_event<const L: u8>(
             flags: f.main.uvarint()? as u32,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_MPROTECT => Event::Mprotect {
+        EventKind::Mprotect => Event::Mprotect {
             addr: f.addr(st)?,
             len: f.main.uvarint()?,
             prot: f.main.uvarint()? as u32,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_MADVISE => Event::Madvise {
+        EventKind::Madvise => Event::Madvise {
             addr: f.addr(st)?,
             len: f.main.uvarint()?,
             advice: f.main.uvarint()? as u32,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_BRK => Event::Brk {
+        EventKind::Brk => Event::Brk {
             old: f.addr(st)?,
             new: f.main.uvarint()?,
             sbrk: f.main.uvarint()? == 1,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_THREAD_START => Event::ThreadStart {
+        EventKind::ThreadStart => Event::ThreadStart {
             pthread: f.main.uvarint()?,
             stack_lo: f.main.uvarint()?,
             stack_hi: f.main.uvarint()?,
         },
-        EV_THREAD_EXIT => {
+        EventKind::ThreadExit => {
             f.main.bytes()?;
             Event::ThreadExit
         }
-        EV_THREAD_NAME => Event::ThreadName {
+        EventKind::ThreadName => Event::ThreadName {
             pthread: f.main.uvarint()?,
             name: text(&mut f.main)?,
         },
-        EV_THREAD_CREATE => {
+        EventKind::ThreadCreate => {
             let pthread = f.main.uvarint()?;
             f.main.bytes()?;
             Event::ThreadCreate {
@@ -1501,13 +1507,13 @@ fn decode_event<const L: u8>(
                 stack: stack(&mut f.main, stacks)?,
             }
         }
-        EV_DLOPEN => Event::Dlopen {
+        EventKind::Dlopen => Event::Dlopen {
             handle: f.main.uvarint()?,
             flags: f.main.uvarint()? as u32,
             path: text(&mut f.main)?,
             stack: stack(&mut f.main, stacks)?,
         },
-        EV_DLCLOSE => {
+        EventKind::Dlclose => {
             let handle = f.main.uvarint()?;
             f.main.bytes()?;
             Event::Dlclose {
@@ -1515,7 +1521,7 @@ fn decode_event<const L: u8>(
                 stack: stack(&mut f.main, stacks)?,
             }
         }
-        EV_FORK => {
+        EventKind::Fork => {
             let pid = f.main.uvarint()? as u32;
             f.main.bytes()?;
             Event::Fork {
@@ -1523,11 +1529,11 @@ fn decode_event<const L: u8>(
                 stack: stack(&mut f.main, stacks)?,
             }
         }
-        EV_EXEC => Event::Exec {
+        EventKind::Exec => Event::Exec {
             path: text(&mut f.main)?,
             stack: stack(&mut f.main, stacks)?,
         },
-        _ => return None,
+        EventKind::Stack => return None,
     })
 }
 
@@ -1537,7 +1543,7 @@ fn decode_event<const L: u8>(
 /// ([`Decoder::feed_inflated`]).
 pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String> {
     let mut c = Cursor::new(msg);
-    if c.u8() != Some(MSG_EVENTS) {
+    if c.u8() != Some(MessageKind::Events as u8) {
         return Err("not an EVENTS message".into());
     }
     let (Some(tick), Some(raw)) = (c.uvarint(), c.uvarint()) else {
@@ -1664,7 +1670,7 @@ mod tests {
         // message, each within the format's general limit.
         let raw = MAX_EVENTS_RAW + (1 << 20);
         let z = zstd::bulk::compress(&vec![0u8; raw as usize], 3).unwrap();
-        let mut m = vec![MSG_EVENTS];
+        let mut m = vec![MessageKind::Events as u8];
         push_uvarint(&mut m, 7);
         push_uvarint(&mut m, raw);
         m.extend_from_slice(&z);
@@ -1672,7 +1678,7 @@ mod tests {
         assert!(e.contains("implausible"), "{e}");
         // The same at the cap goes through.
         let z = zstd::bulk::compress(&vec![0u8; MAX_EVENTS_RAW as usize], 3).unwrap();
-        let mut m = vec![MSG_EVENTS];
+        let mut m = vec![MessageKind::Events as u8];
         push_uvarint(&mut m, 7);
         push_uvarint(&mut m, MAX_EVENTS_RAW);
         m.extend_from_slice(&z);
@@ -1681,7 +1687,7 @@ mod tests {
     }
 
     fn hello() -> Vec<u8> {
-        let mut m = vec![MSG_HELLO];
+        let mut m = vec![MessageKind::Hello as u8];
         // Version 1: records with their addresses interleaved.
         for v in [1, 42, 1, 4096, 0, 0, 1_000, 2_000] {
             push_uvarint(&mut m, v);
@@ -1694,14 +1700,14 @@ mod tests {
     /// A stream segment: thread start at `t0`, then mallocs at the given
     /// tick offsets.
     fn segment(stream: u32, tid: u64, t0: u64, mallocs: &[(u64, u64, u64)]) -> Vec<u8> {
-        let mut r = vec![EV_THREAD_START];
+        let mut r = vec![EventKind::ThreadStart as u8];
         r.extend_from_slice(&t0.to_le_bytes());
         for v in [tid, 0x1000, 0, 0x8000] {
             push_uvarint(&mut r, v);
         }
         let (mut last_t, mut last_a) = (t0, 0u64);
         for &(t, ptr, size) in mallocs {
-            r.push(EV_MALLOC);
+            r.push(EventKind::Malloc as u8);
             push_uvarint(&mut r, zigzag((t - last_t) as i64));
             push_uvarint(&mut r, zigzag(ptr.wrapping_sub(last_a) as i64));
             push_uvarint(&mut r, size);
@@ -1717,7 +1723,7 @@ mod tests {
 
     fn events(pass_tick: u64, segs: &[Vec<u8>]) -> Vec<u8> {
         let raw: Vec<u8> = segs.concat();
-        let mut m = vec![MSG_EVENTS];
+        let mut m = vec![MessageKind::Events as u8];
         push_uvarint(&mut m, pass_tick);
         push_uvarint(&mut m, raw.len() as u64);
         m.extend_from_slice(&zstd::bulk::compress(&raw, 1).unwrap());
@@ -1801,7 +1807,7 @@ mod tests {
             d.feed(&bad, &mut |_, _| {}),
             Err(TraceError::Corrupt { .. })
         ));
-        let mut newer = vec![MSG_HELLO];
+        let mut newer = vec![MessageKind::Hello as u8];
         push_uvarint(&mut newer, 99);
         let mut d = Decoder::new();
         assert!(d.feed(&newer, &mut |_, _| {}).is_err());
@@ -1821,17 +1827,17 @@ mod tests {
         let mut s = StreamBuilder::new(11, 0, 0, 0);
         s.stack(1, &[0x401]);
         s.malloc(10, 0x5000, 24, 1);
-        s.head(EV_REALLOC, 12);
+        s.head(EventKind::Realloc, 12);
         s.addr(0x5000);
         s.addr(0x9000);
         s.ints(&[4000, 1]);
         s.mmap_anon(14, 0x7000_0000, 8192, 1);
         s.free(16, 0x9000);
-        s.head(EV_REALLOC, 17);
+        s.head(EventKind::Realloc, 17);
         s.addr(0);
         s.addr(0x9000);
         s.ints(&[64, 1]);
-        s.head(EV_REALLOC, 18);
+        s.head(EventKind::Realloc, 18);
         s.addr(0x9000);
         s.addr(0);
         s.ints(&[0, 1]);
@@ -1865,7 +1871,7 @@ mod tests {
             })
             .unwrap();
         let alloc = |ptr, size| Event::Alloc {
-            kind: EV_MALLOC,
+            kind: EventKind::Malloc,
             ptr,
             size,
             align: 0,
@@ -1900,7 +1906,7 @@ mod tests {
         // A reference to more addresses than went by is damage (in a
         // version 3 segment, made by hand).
         let mut bad = StreamBuilder::new(11, 0, 0, 0);
-        bad.head(EV_FREE, 10);
+        bad.head(EventKind::Free, 10);
         bad.addr(0x5000);
         let mut ev = syn::events(20, &bad);
         // The free's address is the segment's last three bytes: make it a
@@ -1931,7 +1937,7 @@ mod tests {
         let mut seg = 0u32.to_le_bytes().to_vec();
         seg.extend_from_slice(&4u32.to_le_bytes());
         seg.extend_from_slice(&100u32.to_le_bytes());
-        let mut bad = vec![MSG_EVENTS];
+        let mut bad = vec![MessageKind::Events as u8];
         push_uvarint(&mut bad, 30);
         push_uvarint(&mut bad, seg.len() as u64);
         bad.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
@@ -1945,7 +1951,7 @@ mod tests {
         // Version 4: a directory that promises more than the message
         // holds, or parts that do not add up to it, is damage.
         let v4 = |body: &[u8]| {
-            let mut m = vec![MSG_EVENTS];
+            let mut m = vec![MessageKind::Events as u8];
             push_uvarint(&mut m, 30);
             push_uvarint(&mut m, body.len() as u64);
             m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap());

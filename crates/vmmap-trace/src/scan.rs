@@ -11,7 +11,7 @@ use std::sync::mpsc;
 
 use super::decode::{inflate_events, Decoder, Record, TraceError, TraceInfo};
 use super::symbols::CachedModule;
-use super::wire::MSG_EVENTS;
+use super::wire::MessageKind;
 use vmmap_core::format::{ChunkStream, FormatError, CHUNK_SYMBOLS};
 
 /// Records handed over at a time: large enough that the channel costs
@@ -98,7 +98,7 @@ pub fn scan_until<R: Read + Send + 'static>(
             let chunk = if kind == CHUNK_SYMBOLS {
                 // A damaged cache is only a cache: resolve again.
                 Chunk::Symbols(decode_symbols(m).unwrap_or_default())
-            } else if m.first() == Some(&MSG_EVENTS) {
+            } else if m.first() == Some(&(MessageKind::Events as u8)) {
                 let buf = buf_rx.try_recv().unwrap_or_default();
                 Chunk::Events(inflate_events(m, buf))
             } else {
@@ -204,10 +204,10 @@ pub fn scan_until<R: Read + Send + 'static>(
 /// anchors, module lists, maps records (event chunks are skipped
 /// undecoded, so this costs a read of the file).
 pub fn facts<R: Read>(mut stream: ChunkStream<R>) -> TraceInfo {
-    use super::wire::MSG_EVENTS;
+    use super::wire::MessageKind;
     let mut d = Decoder::new();
     while let Some(m) = stream.next_payload() {
-        if m.first() != Some(&MSG_EVENTS) && d.feed(m, &mut |_, _| {}).is_err() {
+        if m.first() != Some(&(MessageKind::Events as u8)) && d.feed(m, &mut |_, _| {}).is_err() {
             break;
         }
     }
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn records_cross_threads_in_order_and_facts_come_back() {
-        let mut hello = vec![MSG_HELLO];
+        let mut hello = vec![MessageKind::Hello as u8];
         // Version 1: records with their addresses interleaved.
         for v in [1, 7, 1, 4096, 0, 0, 1_000, 2_000] {
             push_uvarint(&mut hello, v);
@@ -267,13 +267,13 @@ mod tests {
         push_bytes(&mut hello, b"/bin/x");
         push_bytes(&mut hello, b"x\0");
         // 20,000 mallocs in one stream: more than two batches.
-        let mut r = vec![EV_THREAD_START];
+        let mut r = vec![EventKind::ThreadStart as u8];
         r.extend_from_slice(&5u64.to_le_bytes());
         for v in [99u64, 0, 0, 0] {
             push_uvarint(&mut r, v);
         }
         for i in 0..20_000u64 {
-            r.push(EV_MALLOC);
+            r.push(EventKind::Malloc as u8);
             push_uvarint(&mut r, zigzag(1));
             push_uvarint(&mut r, zigzag(16));
             push_uvarint(&mut r, i);
@@ -282,7 +282,7 @@ mod tests {
         let mut seg = 0u32.to_le_bytes().to_vec();
         seg.extend_from_slice(&(r.len() as u32).to_le_bytes());
         seg.extend_from_slice(&r);
-        let mut ev = vec![MSG_EVENTS];
+        let mut ev = vec![MessageKind::Events as u8];
         push_uvarint(&mut ev, 1);
         push_uvarint(&mut ev, seg.len() as u64);
         ev.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());

@@ -280,13 +280,15 @@ pub const OPERATIONS: [&str; 20] = [
 ];
 
 fn op_index(e: &Event) -> usize {
-    use super::wire::{EV_CALLOC, EV_MEMALIGN};
+    use super::wire::EventKind;
     match e {
         Event::Alloc {
-            kind: EV_CALLOC, ..
+            kind: EventKind::Calloc,
+            ..
         } => 1,
         Event::Alloc {
-            kind: EV_MEMALIGN, ..
+            kind: EventKind::Memalign,
+            ..
         } => 2,
         Event::Alloc { .. } => 0,
         Event::Realloc { .. } => 3,
@@ -546,7 +548,7 @@ pub fn summarize<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::EV_MALLOC;
+    use crate::wire::EventKind;
 
     fn rec(tick: u64, stream: u32, event: Event) -> Record {
         Record {
@@ -560,7 +562,7 @@ mod tests {
 
     fn malloc(ptr: u64, size: u64, stack: u32) -> Event {
         Event::Alloc {
-            kind: EV_MALLOC,
+            kind: EventKind::Malloc,
             ptr,
             size,
             align: 0,

@@ -11,7 +11,7 @@ pub fn run_start_unix_ns(trace: &[Vec<u8>]) -> Option<u64> {
     use crate::decode::Decoder;
     let mut facts = Decoder::new();
     for m in trace {
-        if m.first() != Some(&crate::wire::MSG_EVENTS) {
+        if m.first() != Some(&(crate::wire::MessageKind::Events as u8)) {
             let _ = facts.feed(m, &mut |_, _| {});
         }
         if let Some(c) = facts.info.images.first().and_then(|i| i.clocks.first()) {
@@ -33,7 +33,7 @@ pub fn add_live_heap(points: &mut [Point], trace: &[Vec<u8>]) {
     }
     let mut facts = Decoder::new();
     for m in trace {
-        if m.first() != Some(&crate::wire::MSG_EVENTS) {
+        if m.first() != Some(&(crate::wire::MessageKind::Events as u8)) {
             let _ = facts.feed(m, &mut |_, _| {});
         }
     }

@@ -8,22 +8,25 @@
 //! Documented in `docs/trace-format.md`.
 //!
 //! A traced run writes ordinary native-format chunks of kind
-//! [`container::CHUNK_TRACE`]; the first byte of each payload is one of
-//! the `MSG_*` message types below. Event messages hold a zstd frame of
-//! *segments*; a segment is a slice of one thread's event stream, and each
-//! thread's segments arrive in order. Records are variable-length:
-//! integers are LEB128 varints, signed ones zigzag-coded, and addresses are
-//! coded as the difference from the previous address in the same stream,
-//! which keeps heap pointers to two or three bytes.
+//! [`container::CHUNK_TRACE`]; the first byte of each payload is a
+//! [`MessageKind`]. Event messages hold a zstd frame of *segments*; a
+//! segment is a slice of one thread's event stream, and each thread's
+//! segments arrive in order. Records start with an [`EventKind`] and are
+//! variable-length: integers are LEB128 varints, signed ones zigzag-coded,
+//! and addresses are coded as the difference from the previous address in
+//! the same stream, which keeps heap pointers to two or three bytes. The
+//! agent and the tests write records with the one encoder, [`encode`].
 
 pub mod container;
+pub mod encode;
 mod note;
 #[cfg(feature = "test-support")]
 pub mod synthetic;
 
 pub use note::find_build_id_note;
 
-/// Version of the messages below; the agent writes it in [`MSG_HELLO`].
+/// Version of the messages below; the agent writes it in
+/// [`MessageKind::Hello`].
 /// Version 3 segments keep each record's head (tag and tick), other fields
 /// and addresses in three parts, and write a heap address as a reference to a
 /// recent one when it can ([`HEAP_REF`]); version 4 puts each kind of part
@@ -47,70 +50,118 @@ pub const AGE_RING: usize = 4096;
 /// calls, realloc's new block) or freed (free, realloc's old block).
 pub const HEAP_REF: u64 = 1;
 
-/// Process facts at agent start: version, pid, ppid, page size, clock
-/// anchor, flags, executable and command line.
-pub const MSG_HELLO: u8 = 1;
-/// The loaded modules (path, load bias, build id, PT_LOAD segments), sent
-/// whenever the set changes, for symbolisation later and elsewhere.
-pub const MSG_MODULES: u8 = 2;
-/// A zstd frame of event segments.
-pub const MSG_EVENTS: u8 = 3;
-/// `/proc/self/maps` as the agent saw it (zstd), when it changed: the
-/// mappings glibc made through calls no hook sees.
-pub const MSG_MAPS: u8 = 4;
-/// A (tick, CLOCK_MONOTONIC ns, CLOCK_REALTIME ns) triple, to turn event
-/// ticks into times.
-pub const MSG_CLOCK: u8 = 5;
-/// The agent stopped cleanly: its counters.
-pub const MSG_END: u8 = 6;
-/// The agent's own memory: (start, length) ranges, sent with each MAPS
-/// message so its buffers and its writer thread's heap are not taken for
-/// the program's.
-pub const MSG_AGENT_MEMORY: u8 = 7;
+/// Declares a `#[repr(u8)]` enum of wire kinds and its `TryFrom<u8>`
+/// from one list, so a kind cannot be added to one and not the other.
+/// Written by hand: a derive crate (num_enum) would add three proc-macro
+/// packages to the agent's build for a dozen lines.
+macro_rules! wire_kinds {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant = $value, )+
+        }
 
-/// Event tags. The allocation tags share one record layout.
-pub const EV_MALLOC: u8 = 1;
-/// `calloc(n, size)`; the size recorded is `n * size`.
-pub const EV_CALLOC: u8 = 2;
-/// `realloc` and `reallocarray`: old pointer, new pointer, size.
-pub const EV_REALLOC: u8 = 3;
-/// `memalign`, `posix_memalign`, `aligned_alloc`, `valloc`, `pvalloc`:
-/// an allocation record plus its alignment.
-pub const EV_MEMALIGN: u8 = 4;
-/// `free` (and `realloc`'s implicit free is in [`EV_REALLOC`]).
-pub const EV_FREE: u8 = 5;
-/// `mmap`/`mmap64` that succeeded.
-pub const EV_MMAP: u8 = 6;
-/// `munmap`.
-pub const EV_MUNMAP: u8 = 7;
-/// `mremap` that succeeded.
-pub const EV_MREMAP: u8 = 8;
-/// `mprotect`.
-pub const EV_MPROTECT: u8 = 9;
-/// `madvise`.
-pub const EV_MADVISE: u8 = 10;
-/// `brk` or `sbrk` that moved the break: old and new break.
-pub const EV_BRK: u8 = 11;
-/// First record of every stream: absolute tick, tid, stack bounds.
-pub const EV_THREAD_START: u8 = 12;
-/// The thread's key destructor ran.
-pub const EV_THREAD_EXIT: u8 = 13;
-/// `pthread_setname_np` on this or another thread.
-pub const EV_THREAD_NAME: u8 = 14;
-/// `dlopen` that returned a handle.
-pub const EV_DLOPEN: u8 = 15;
-/// `dlclose`.
-pub const EV_DLCLOSE: u8 = 16;
-/// A call stack's definition: stream-local id, flags, frames.
-pub const EV_STACK: u8 = 17;
-/// `pthread_create` returned: the new thread's pthread handle.
-pub const EV_THREAD_CREATE: u8 = 18;
-/// `fork()` returned in the parent: child pid.
-pub const EV_FORK: u8 = 19;
-/// An `exec*` call is about to replace the image.
-pub const EV_EXEC: u8 = 20;
+        impl TryFrom<u8> for $name {
+            /// The byte, which names no kind (damage, or a newer agent).
+            type Error = u8;
 
-/// [`EV_STACK`] flag: the unwind stopped at the depth cap or on a frame it
+            #[inline(always)]
+            fn try_from(b: u8) -> Result<$name, u8> {
+                match b {
+                    $( $value => Ok($name::$variant), )+
+                    _ => Err(b),
+                }
+            }
+        }
+    };
+}
+
+wire_kinds! {
+    /// The type of a trace message: the first byte of a trace chunk's
+    /// payload. Readers skip a type they do not know (a newer agent's).
+    pub enum MessageKind {
+        /// Process facts at agent start: version, pid, ppid, page size,
+        /// clock anchor, flags, executable and command line.
+        Hello = 1,
+        /// The loaded modules (path, load bias, build id, PT_LOAD
+        /// segments), sent whenever the set changes, for symbolisation
+        /// later and elsewhere.
+        Modules = 2,
+        /// A zstd frame of event segments.
+        Events = 3,
+        /// `/proc/self/maps` as the agent saw it (zstd), when it changed:
+        /// the mappings glibc made through calls no hook sees.
+        Maps = 4,
+        /// A (tick, CLOCK_MONOTONIC ns, CLOCK_REALTIME ns) triple, to turn
+        /// event ticks into times.
+        Clock = 5,
+        /// The agent stopped cleanly: its counters.
+        End = 6,
+        /// The agent's own memory: (start, length) ranges, sent with each
+        /// MAPS message so its buffers and its writer thread's heap are not
+        /// taken for the program's.
+        AgentMemory = 7,
+    }
+}
+
+wire_kinds! {
+    /// The tag of an event record: its first byte, in the heads part.
+    /// The allocation kinds share one record layout. A tag no kind has is
+    /// damage: the decoder stops at it.
+    pub enum EventKind {
+        /// `malloc`.
+        Malloc = 1,
+        /// `calloc(n, size)`; the size recorded is `n * size`.
+        Calloc = 2,
+        /// `realloc` and `reallocarray`: old pointer, new pointer, size.
+        Realloc = 3,
+        /// `memalign`, `posix_memalign`, `aligned_alloc`, `valloc`,
+        /// `pvalloc`: an allocation record plus its alignment.
+        Memalign = 4,
+        /// `free` (and `realloc`'s implicit free is in
+        /// [`EventKind::Realloc`]).
+        Free = 5,
+        /// `mmap`/`mmap64` that succeeded.
+        Mmap = 6,
+        /// `munmap`.
+        Munmap = 7,
+        /// `mremap` that succeeded.
+        Mremap = 8,
+        /// `mprotect`.
+        Mprotect = 9,
+        /// `madvise`.
+        Madvise = 10,
+        /// `brk` or `sbrk` that moved the break: old and new break.
+        Brk = 11,
+        /// First record of every stream: absolute tick, tid, stack bounds.
+        ThreadStart = 12,
+        /// The thread's key destructor ran.
+        ThreadExit = 13,
+        /// `pthread_setname_np` on this or another thread.
+        ThreadName = 14,
+        /// `dlopen` that returned a handle.
+        Dlopen = 15,
+        /// `dlclose`.
+        Dlclose = 16,
+        /// A call stack's definition: stream-local id, flags, frames.
+        Stack = 17,
+        /// `pthread_create` returned: the new thread's pthread handle.
+        ThreadCreate = 18,
+        /// `fork()` returned in the parent: child pid.
+        Fork = 19,
+        /// An `exec*` call is about to replace the image.
+        Exec = 20,
+    }
+}
+
+/// [`EventKind::Stack`] flag: the unwind stopped at the depth cap or on a frame it
 /// could not unwind, so outer frames are missing.
 pub const STACK_TRUNCATED: u8 = 1;
 
@@ -323,6 +374,19 @@ mod tests {
             prop_assert_eq!(c.uvarint(), Some(v));
             prop_assert_eq!(c.position(), len);
         }
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_byte_and_others_are_refused() {
+        let events = (0..=u8::MAX).filter_map(|b| EventKind::try_from(b).ok());
+        assert!(events.enumerate().all(|(i, k)| k as u8 == i as u8 + 1));
+        assert_eq!(EventKind::try_from(20), Ok(EventKind::Exec));
+        assert_eq!(EventKind::try_from(0), Err(0));
+        assert_eq!(EventKind::try_from(21), Err(21));
+        let messages = (0..=u8::MAX).filter_map(|b| MessageKind::try_from(b).ok());
+        assert!(messages.enumerate().all(|(i, k)| k as u8 == i as u8 + 1));
+        assert_eq!(MessageKind::try_from(7), Ok(MessageKind::AgentMemory));
+        assert_eq!(MessageKind::try_from(8), Err(8));
     }
 
     #[test]

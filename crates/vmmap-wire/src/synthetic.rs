@@ -1,29 +1,78 @@
-//! Trace messages written by hand in the agent's wire format, for the
-//! tests of every reader of traces (this crate, the CLI, the TUI): one
-//! encoder of records outside the agent, so a change to the format is
-//! made in one place. Everything a test builds here follows the layouts in
-//! the crate root and `docs/trace-format.md`.
+//! Trace messages for the tests of every reader of traces (this crate,
+//! the CLI, the TUI), their records written by the agent's own encoder
+//! ([`crate::encode`]) into vectors: a change to the format is made in one
+//! place, and what the tests read is what the agent writes. The messages
+//! around the records follow the crate root and `docs/trace-format.md`.
 
+use crate::encode::{self, Deltas, HeapAddr, Part, Sink};
 use crate::*;
 
-/// One thread's records, in the current format ([`TRACE_VERSION`] 4 and
-/// 3: heads (tags and ticks), other fields and addresses apart, heap
-/// addresses as references to recent ones when they can be) and in
-/// version 2 (records,
-/// then their addresses), with the running tick and address the formats
-/// code differences from. Starts with the thread-start record at tick 0.
-pub struct StreamBuilder {
-    heads: Vec<u8>,
-    rest: Vec<u8>,
+/// A stream's parts in the current format, grown as records come.
+#[derive(Default)]
+struct Parts([Vec<u8>; 3]);
+
+impl Sink for Parts {
+    fn u8(&mut self, part: Part, v: u8) {
+        self.0[part as usize].push(v);
+    }
+
+    fn var(&mut self, part: Part, v: u64) {
+        push_uvarint(&mut self.0[part as usize], v);
+    }
+
+    fn bytes(&mut self, part: Part, v: &[u8]) {
+        self.0[part as usize].extend_from_slice(v);
+    }
+}
+
+/// A stream in version 2: heads and fields interleaved in one part, and
+/// every address, heap addresses too, as a difference.
+#[derive(Default)]
+struct V2 {
+    records: Vec<u8>,
     addrs: Vec<u8>,
-    /// Version 2: the records, and their addresses.
-    v2: Vec<u8>,
-    v2_addrs: Vec<u8>,
-    tick: u64,
-    addr: u64,
-    v2_addr: u64,
+}
+
+impl Sink for V2 {
+    fn u8(&mut self, part: Part, v: u8) {
+        self.part(part).push(v);
+    }
+
+    fn var(&mut self, part: Part, v: u64) {
+        push_uvarint(self.part(part), v);
+    }
+
+    fn bytes(&mut self, part: Part, v: &[u8]) {
+        self.part(part).extend_from_slice(v);
+    }
+
+    fn heap_addr(&mut self, d: &mut Deltas, h: HeapAddr) {
+        d.addr(self, h.a);
+    }
+}
+
+impl V2 {
+    fn part(&mut self, part: Part) -> &mut Vec<u8> {
+        match part {
+            Part::Addrs => &mut self.addrs,
+            Part::Heads | Part::Fields => &mut self.records,
+        }
+    }
+}
+
+/// One thread's records, written with the agent's encoder
+/// ([`crate::encode`]) in the current format ([`TRACE_VERSION`] 4 and 3:
+/// heads (tags and ticks), other fields and addresses apart, heap
+/// addresses as references to recent ones when they can be) and in
+/// version 2 (records, then their addresses). Starts with the
+/// thread-start record at tick 0.
+pub struct StreamBuilder {
+    parts: Parts,
+    deltas: Deltas,
+    v2: V2,
+    v2_deltas: Deltas,
     /// The record being written and how many addresses it has so far.
-    tag: u8,
+    kind: EventKind,
     addr_fields: usize,
     /// Heap addresses allocated (0) and freed (1) so far.
     pushed: [Vec<u64>; 2],
@@ -33,124 +82,174 @@ impl StreamBuilder {
     /// A stream of thread `tid` whose stack is `stack_lo..stack_hi`.
     pub fn new(tid: u64, pthread: u64, stack_lo: u64, stack_hi: u64) -> StreamBuilder {
         let mut b = StreamBuilder {
-            heads: [&[EV_THREAD_START][..], &0u64.to_le_bytes()].concat(),
-            rest: Vec::new(),
-            addrs: Vec::new(),
-            v2: vec![EV_THREAD_START],
-            v2_addrs: Vec::new(),
-            tick: 0,
-            addr: 0,
-            v2_addr: 0,
-            tag: EV_THREAD_START,
+            parts: Parts::default(),
+            deltas: Deltas::default(),
+            v2: V2::default(),
+            v2_deltas: Deltas::default(),
+            kind: EventKind::ThreadStart,
             addr_fields: 0,
             pushed: [Vec::new(), Vec::new()],
         };
-        b.v2.extend_from_slice(&0u64.to_le_bytes());
-        b.ints(&[tid, pthread, stack_lo, stack_hi]);
+        let bounds = (tid, pthread, stack_lo, stack_hi);
+        encode::thread_start(
+            &mut b.parts,
+            &mut b.deltas,
+            0,
+            bounds.0,
+            bounds.1,
+            bounds.2,
+            bounds.3,
+        );
+        encode::thread_start(
+            &mut b.v2,
+            &mut b.v2_deltas,
+            0,
+            bounds.0,
+            bounds.1,
+            bounds.2,
+            bounds.3,
+        );
         b
     }
 
-    /// A record's tag and tick.
-    pub fn head(&mut self, tag: u8, tick: u64) {
-        let d = zigzag(tick as i64 - self.tick as i64);
-        self.heads.push(tag);
-        push_uvarint(&mut self.heads, d);
-        self.v2.push(tag);
-        push_uvarint(&mut self.v2, d);
-        self.tick = tick;
-        (self.tag, self.addr_fields) = (tag, 0);
+    /// A record's tag and tick; [`StreamBuilder::addr`] and
+    /// [`StreamBuilder::ints`] write its fields in the kind's order (for
+    /// records no helper below writes, or writes wrong on purpose).
+    pub fn head(&mut self, kind: EventKind, tick: u64) {
+        self.deltas.head(&mut self.parts, kind, tick);
+        self.v2_deltas.head(&mut self.v2, kind, tick);
+        (self.kind, self.addr_fields) = (kind, 0);
     }
 
     /// An address field (it goes to the addresses part; a heap address
     /// of version 3 as a reference when the block went by recently).
     pub fn addr(&mut self, a: u64) {
-        let class = match (self.tag, self.addr_fields) {
-            (EV_MALLOC | EV_CALLOC | EV_MEMALIGN, 0) | (EV_REALLOC, 1) => Some(0),
-            (EV_FREE, 0) | (EV_REALLOC, 0) => Some(1),
+        use EventKind::*;
+        let class = match (self.kind, self.addr_fields) {
+            (Malloc | Calloc | Memalign, 0) | (Realloc, 1) => Some(0),
+            (Free, 0) | (Realloc, 0) => Some(1),
             _ => None,
         };
         self.addr_fields += 1;
-        push_uvarint(&mut self.v2_addrs, zigzag(a as i64 - self.v2_addr as i64));
-        self.v2_addr = a;
-        let Some(class) = class else {
-            self.plain_addr(a);
-            return;
-        };
+        match class {
+            Some(class) => {
+                let h = self.heap(class, a);
+                self.parts.heap_addr(&mut self.deltas, h);
+                self.v2.heap_addr(&mut self.v2_deltas, h);
+            }
+            None => {
+                self.deltas.addr(&mut self.parts, a);
+                self.v2_deltas.addr(&mut self.v2, a);
+            }
+        }
+    }
+
+    /// `a` with its age in the other class (the newest appearance in the
+    /// last [`AGE_RING`]), and into its own class (`class`: 0 allocated,
+    /// 1 freed). The agent keeps an index for this; a search will do here.
+    fn heap(&mut self, class: usize, a: u64) -> HeapAddr {
         if a == 0 {
-            push_uvarint(&mut self.addrs, HEAP_REF);
-            return;
+            return HeapAddr { a, age: 0 };
         }
         let age = self.pushed[1 - class]
             .iter()
             .rev()
             .take(AGE_RING)
-            .position(|&x| x == a);
-        match age {
-            Some(i) => push_uvarint(&mut self.addrs, (i as u64 + 1) << 1 | HEAP_REF),
-            None => {
-                push_uvarint(&mut self.addrs, zigzag(a as i64 - self.addr as i64) << 1);
-                self.addr = a;
-            }
-        }
+            .position(|&x| x == a)
+            .map_or(0, |i| i as u32 + 1);
         self.pushed[class].push(a);
-    }
-
-    /// An address as the difference from the last one written.
-    fn plain_addr(&mut self, a: u64) {
-        push_uvarint(&mut self.addrs, zigzag(a as i64 - self.addr as i64));
-        self.addr = a;
+        HeapAddr { a, age }
     }
 
     /// Plain integer fields.
     pub fn ints(&mut self, values: &[u64]) {
         for &v in values {
-            push_uvarint(&mut self.rest, v);
-            push_uvarint(&mut self.v2, v);
+            self.parts.var(Part::Fields, v);
+            self.v2.var(Part::Fields, v);
         }
     }
 
     /// Defines stack `id` (return addresses, innermost first).
     pub fn stack(&mut self, id: u64, frames: &[u64]) {
-        self.heads.push(EV_STACK);
-        self.v2.push(EV_STACK);
-        self.ints(&[id, 0, frames.len() as u64]);
-        let mut prev = 0u64;
-        for &f in frames {
-            self.ints(&[zigzag(f as i64 - prev as i64)]);
-            prev = f;
-        }
+        let id = stack_id(id);
+        encode::stack(&mut self.parts, id, false, frames);
+        encode::stack(&mut self.v2, id, false, frames);
     }
 
     /// `malloc(size)` returned `ptr`.
     pub fn malloc(&mut self, tick: u64, ptr: u64, size: u64, stack: u64) {
-        self.head(EV_MALLOC, tick);
-        self.addr(ptr);
-        self.ints(&[size, stack]);
+        let (h, stack) = (self.heap(0, ptr), stack_id(stack));
+        let kind = EventKind::Malloc;
+        encode::alloc(
+            &mut self.parts,
+            &mut self.deltas,
+            kind,
+            tick,
+            h,
+            size,
+            stack,
+            0,
+        );
+        encode::alloc(
+            &mut self.v2,
+            &mut self.v2_deltas,
+            kind,
+            tick,
+            h,
+            size,
+            stack,
+            0,
+        );
     }
 
     /// `free(ptr)`.
     pub fn free(&mut self, tick: u64, ptr: u64) {
-        self.head(EV_FREE, tick);
-        self.addr(ptr);
+        let h = self.heap(1, ptr);
+        encode::free(&mut self.parts, &mut self.deltas, tick, h);
+        encode::free(&mut self.v2, &mut self.v2_deltas, tick, h);
     }
 
     /// An anonymous private read-write `mmap` of `len` bytes at `addr`.
     pub fn mmap_anon(&mut self, tick: u64, addr: u64, len: u64, stack: u64) {
-        self.head(EV_MMAP, tick);
-        self.addr(addr);
-        // prot, flags (MAP_PRIVATE | MAP_ANONYMOUS), fd -1, offset, stack
-        self.ints(&[len, 3, 0x22, zigzag(-1), 0, stack]);
+        let stack = stack_id(stack);
+        // len, prot, flags (MAP_PRIVATE | MAP_ANONYMOUS), fd -1, offset
+        let rest = [len, 3, 0x22, zigzag(-1), 0];
+        let kind = EventKind::Mmap;
+        encode::mapping(
+            &mut self.parts,
+            &mut self.deltas,
+            kind,
+            tick,
+            addr,
+            &rest,
+            stack,
+        );
+        encode::mapping(
+            &mut self.v2,
+            &mut self.v2_deltas,
+            kind,
+            tick,
+            addr,
+            &rest,
+            stack,
+        );
+    }
+
+    fn current(&self) -> [&Vec<u8>; 3] {
+        let [heads, rest, addrs] = &self.parts.0;
+        [heads, rest, addrs]
     }
 
     /// The body of a segment of the records so far (after its stream id
     /// and length): the lengths of the heads and field parts, then the
     /// three parts.
     pub fn segment(&self) -> Vec<u8> {
+        let [heads, rest, addrs] = self.current();
         let mut seg = Vec::new();
-        for part in [&self.heads, &self.rest] {
+        for part in [heads, rest] {
             seg.extend_from_slice(&(part.len() as u32).to_le_bytes());
         }
-        for part in [&self.heads, &self.rest, &self.addrs] {
+        for part in [heads, rest, addrs] {
             seg.extend_from_slice(part);
         }
         seg
@@ -159,11 +258,16 @@ impl StreamBuilder {
     /// [`StreamBuilder::segment`] in version 2: the records' length, the
     /// records, their addresses.
     pub fn segment_v2(&self) -> Vec<u8> {
-        let mut seg = (self.v2.len() as u32).to_le_bytes().to_vec();
-        seg.extend_from_slice(&self.v2);
-        seg.extend_from_slice(&self.v2_addrs);
+        let mut seg = (self.v2.records.len() as u32).to_le_bytes().to_vec();
+        seg.extend_from_slice(&self.v2.records);
+        seg.extend_from_slice(&self.v2.addrs);
         seg
     }
+}
+
+/// A stack id as the agent has them (u32).
+fn stack_id(id: u64) -> u32 {
+    u32::try_from(id).expect("a test's stack id fits the agent's u32")
 }
 
 /// A HELLO message for process `pid`: tick 0 is 1 ms on the monotonic
@@ -175,7 +279,7 @@ pub fn hello(pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u8> {
 
 /// [`hello`] of an agent writing format `version`.
 pub fn hello_version(version: u64, pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u8> {
-    let mut m = vec![MSG_HELLO];
+    let mut m = vec![MessageKind::Hello as u8];
     // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
     for v in [version, pid, 1, 4096, 1, 0, 1_000_000, 2_000_000] {
         push_uvarint(&mut m, v);
@@ -188,7 +292,7 @@ pub fn hello_version(version: u64, pid: u64, exe: &str, cmdline: &[u8]) -> Vec<u
 /// A MODULES message at tick 0 with one module loaded at `base`: its path,
 /// build id and one segment (offset 0, `len` bytes, flags r-x).
 pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
-    let mut m = vec![MSG_MODULES];
+    let mut m = vec![MessageKind::Modules as u8];
     for v in [0, 1, base] {
         push_uvarint(&mut m, v);
     }
@@ -204,7 +308,7 @@ pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
 /// in version 4, a directory of that one segment, then its heads, fields
 /// and addresses.
 pub fn events(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
-    let parts = [&stream.heads, &stream.rest, &stream.addrs];
+    let parts = stream.current();
     let mut body = [1u32, 0].map(u32::to_le_bytes).concat();
     for part in parts {
         body.extend_from_slice(&(part.len() as u32).to_le_bytes());
@@ -233,7 +337,7 @@ fn events_of(tick: u64, body: Vec<u8>) -> Vec<u8> {
 }
 
 fn compressed_events(tick: u64, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![MSG_EVENTS];
+    let mut m = vec![MessageKind::Events as u8];
     push_uvarint(&mut m, tick);
     push_uvarint(&mut m, body.len() as u64);
     m.extend_from_slice(&zstd::bulk::compress(body, 1).unwrap_or_default());
@@ -243,7 +347,7 @@ fn compressed_events(tick: u64, body: &[u8]) -> Vec<u8> {
 /// An END message: tick 1000 is 2 ms monotonic and 3 ms Unix, so that
 /// with [`hello`]'s anchor a tick is a microsecond.
 pub fn end() -> Vec<u8> {
-    let mut m = vec![MSG_END];
+    let mut m = vec![MessageKind::End as u8];
     for v in [1000u64, 2_000_000, 3_000_000, 0, 0, 0] {
         push_uvarint(&mut m, v);
     }

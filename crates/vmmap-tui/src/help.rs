@@ -22,13 +22,6 @@ pub fn lines() -> Vec<Line<'static>> {
             out.push(Line::raw(key_line(e.keys, e.what)));
         }
     }
-    for (k, v) in crate::trace_view::KEYS {
-        if v.is_empty() {
-            out.push(Line::styled(k.to_string(), bold));
-        } else {
-            out.push(Line::raw(key_line(k.trim_start(), v)));
-        }
-    }
     out.push(Line::raw(""));
     out.push(Line::styled("MEMORY TYPES", bold));
     for t in MemoryType::ALL {

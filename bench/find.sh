@@ -7,23 +7,12 @@
 # literal search, as a ratio to `grep -c -F`. The target is <= 1.5x.
 # The fixture (bench/memfill.c) and the dump are the strings benchmark's.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 SIZE=${1:-4096}
 RUNS=${RUNS:-5}
 RE=${RE:-'user_id [0-9a-z_ ]+token'}
 LIT=${LIT:-'GET /index.html'}
-mkdir -p "$ROOT/target/bench"
-gcc -O2 -o "$ROOT/target/bench/memfill" "$ROOT/bench/memfill.c"
-(cd "$ROOT" && cargo build --release -q -p vmmap)
-VMMAP=$ROOT/target/release/vmmap
-DUMP=$ROOT/target/bench/memfill-$SIZE.bin
-OUT=$(mktemp /tmp/find-bench.XXXXXX)
-"$ROOT/target/bench/memfill" "$SIZE" "$DUMP" > "$OUT" &
-FX=$!
-trap 'kill $FX 2>/dev/null; rm -f "$OUT"' EXIT
-for _ in $(seq 3000); do grep -q READY "$OUT" && break; sleep 0.1; done
-ADDR=$(sed -n 's/.*addr=\(0x[0-9a-f]*\).*/\1/p' "$OUT")
-cat "$DUMP" > /dev/null
+start_memfill "$SIZE"
 echo "regex '$RE': vmmap $("$VMMAP" find "$FX" --region "$ADDR" -E "$RE" -c) matches, grep -c $(LC_ALL=C grep -c -a -E "$RE" "$DUMP" || true) lines"
 echo "literal '$LIT': vmmap $("$VMMAP" find "$FX" --region "$ADDR" "$LIT" -c) matches, grep -c -F $(LC_ALL=C grep -c -a -F "$LIT" "$DUMP" || true) lines"
 hyperfine -N --output=pipe --warmup 1 --runs "$RUNS" --export-json "$ROOT/target/bench/find.json" \

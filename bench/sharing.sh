@@ -9,19 +9,13 @@
 # costs about 19x). Also the combined report of the parent and its child
 # (frame union as root). Frees the memory afterwards.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 SIZE=${1:-8192}
 RUNS=${RUNS:-5}
-mkdir -p "$ROOT/target/bench"
-gcc -O2 -o "$ROOT/target/bench/sharefill" "$ROOT/bench/sharefill.c"
-(cd "$ROOT" && cargo build --release -q -p vmmap)
-VMMAP=$ROOT/target/release/vmmap
-OUT=$(mktemp /tmp/sharing-bench.XXXXXX)
-"$ROOT/target/bench/sharefill" "$SIZE" > "$OUT" &
-FX=$!
-trap 'kill $FX 2>/dev/null; rm -f "$OUT"' EXIT
-for _ in $(seq 3000); do grep -q READY "$OUT" && break; sleep 0.1; done
-CHILD=$(sed -n 's/.*child=\([0-9]*\).*/\1/p' "$OUT")
+build_fixture sharefill
+build_vmmap
+run_fixture 300 sharefill "$SIZE"
+CHILD=$(sed -n 's/.*child=\([0-9]*\).*/\1/p' <<<"$READY_LINE")
 echo "target $FX: $(grep VmRSS /proc/$FX/status | tr -s ' ')"
 [ -r /proc/kpagecount ] && echo "root: kpagecount readable" \
     || echo "not root: no kpagecount, the kpagecount case repeats exact"

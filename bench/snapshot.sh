@@ -43,14 +43,12 @@
 # Kills only the fixture processes it started, by PID.
 set -euo pipefail
 
-die() { printf 'snapshot.sh: error: %s\n' "$*" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 note() { printf '== %s\n' "$*"; }
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FIXTURE_SRC=$ROOT/bench/maps_fixture.c
 OUT=$ROOT/target/bench
 FIXTURE=$OUT/maps_fixture
-VMMAP=$ROOT/target/release/vmmap
 SMAPS_CAPTURE=$OUT/smaps-60k.txt
 CAPTURE_N=60000
 TARGET_MIN_N=10000  # cases this large are checked against the 1.5x / 2x targets
@@ -118,21 +116,48 @@ note "building vmmap (cargo build --release -p vmmap)"
 # --- helpers --------------------------------------------------------------
 # start_fixture N MIB -> sets FX_PID and FX_MADE (waits for "READY pid n")
 start_fixture() {
-    local n=$1 mib=$2 ready=$TMPDIR_BENCH/ready.$1 line="" i
-    : >"$ready" # exists before the first grep below, whoever runs first
+    local n=$1 mib=$2 ready=$TMPDIR_BENCH/ready.$1 line
+    : >"$ready" # exists before the first grep of wait_ready, whoever runs first
     "$FIXTURE" "$n" - "$mib" >"$ready" 2>&1 &
     FX_PID=$!
     FX_PIDS+=("$FX_PID")
-    for ((i = 0; i < 1200; i++)); do
-        line=$(grep -m1 '^READY ' "$ready" || true)
-        [[ -n $line ]] && break
-        kill -0 "$FX_PID" 2>/dev/null || { cat "$ready" >&2; die "maps_fixture $n exited before READY"; }
-        sleep 0.1
-    done
-    [[ -n $line ]] || die "maps_fixture $n did not print READY within 120 s"
+    line=$(wait_ready "$ready" "$FX_PID" "maps_fixture $n" 120)
     read -r _ ready_pid FX_MADE <<<"$line"
     [[ $ready_pid == "$FX_PID" ]] || die "maps_fixture printed pid $ready_pid, expected $FX_PID"
     [[ $FX_MADE -ge $n ]] || die "maps_fixture made only $FX_MADE of $n mappings (vm.max_map_count is $(cat /proc/sys/vm/max_map_count))"
+}
+
+# time_commands JSON LOG WHAT HYPERFINE_ARGS...: RUNS timed runs of each
+# command to JSON; on failure, the end of the LOG and an error naming WHAT.
+time_commands() {
+    local json=$1 log=$2 what=$3
+    shift 3
+    if ! hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$json" --style basic "$@" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        die "hyperfine failed for $what (log: $log)"
+    fi
+}
+
+# median_table JSON: each command of a hyperfine JSON with its median,
+# standard deviation and fastest run, and its ratio to `cat smaps`.
+median_table() {
+    python3 - "$1" <<'EOF'
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+floor = {r["command"]: r["median"] for r in res}["cat smaps"]
+print(f"{'command':<18} {'median ms':>10} {'stddev ms':>10} {'min ms':>9} {'ratio':>7}")
+for r in res:
+    print(f"{r['command']:<18} {r['median']*1e3:>10.2f} {(r.get('stddev') or 0)*1e3:>10.2f} "
+          f"{r['min']*1e3:>9.2f} {r['median']/floor:>6.2f}x")
+EOF
+}
+
+# show_table: prints $table but its RATIO line, which goes to SUMMARY and
+# to ratio_line.
+show_table() {
+    printf '%s\n' "$table" | grep -v '^RATIO '
+    ratio_line=$(printf '%s\n' "$table" | grep '^RATIO ')
+    SUMMARY+=("$ratio_line")
 }
 
 stop_fixture() {
@@ -212,27 +237,18 @@ for c in "${CASES[@]}"; do
 
     json=$OUT/hyperfine-$c.json
     log=$OUT/hyperfine-$c.log
-    if ! hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$json" --style basic \
+    time_commands "$json" "$log" "case $c" \
         --command-name 'cat smaps' "cat /proc/$pid/smaps" \
         --command-name 'pmap -XX' "pmap -XX $pid" \
         --command-name 'vmmap' "$VMMAP $pid" \
-        --command-name 'vmmap --json' "$VMMAP $pid --json" \
-        >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        die "hyperfine failed for case $c (log: $log)"
-    fi
+        --command-name 'vmmap --json' "$VMMAP $pid --json"
 
     rss_kib=$(peak_rss_kib "$VMMAP" "$pid")
-    table=$(python3 - "$json" "$n" "$rss_kib" "$smaps_bytes" <<'EOF'
+    table=$(median_table "$json" && python3 - "$json" "$n" "$rss_kib" "$smaps_bytes" <<'EOF'
 import json, sys
 path, n, rss_kib, smaps_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-res = json.load(open(path))["results"]
-med = {r["command"]: r["median"] for r in res}
+med = {r["command"]: r["median"] for r in json.load(open(path))["results"]}
 floor = med["cat smaps"]
-print(f"{'command':<16} {'median ms':>10} {'stddev ms':>10} {'min ms':>9} {'ratio':>7}")
-for r in res:
-    print(f"{r['command']:<16} {r['median']*1e3:>10.2f} {(r.get('stddev') or 0)*1e3:>10.2f} "
-          f"{r['min']*1e3:>9.2f} {r['median']/floor:>6.2f}x")
 rss_ratio = rss_kib * 1024 / smaps_bytes
 print(f"vmmap peak RSS {rss_kib} KiB = {rss_ratio:.2f}x the smaps text ({smaps_bytes} bytes)")
 print(f"RATIO n={n} pmap={med['pmap -XX']/floor:.2f} vmmap={med['vmmap']/floor:.2f} "
@@ -240,9 +256,7 @@ print(f"RATIO n={n} pmap={med['pmap -XX']/floor:.2f} vmmap={med['vmmap']/floor:.
 EOF
     )
     stop_fixture "$pid"
-    printf '%s\n' "$table" | grep -v '^RATIO '
-    ratio_line=$(printf '%s\n' "$table" | grep '^RATIO ')
-    SUMMARY+=("$ratio_line")
+    show_table
     # flag the targets: vmmap within 1.5x of cat smaps, peak RSS within 2x the
     # smaps text; they apply to large cases only (with a few hundred mappings
     # process start-up and the binary's own ~3 MiB RSS dominate both ratios)
@@ -265,14 +279,7 @@ for c in "${TCASES[@]+"${TCASES[@]}"}"; do
     setsid "$THREADS_FX" "$tmaps" "$tidle" "$tbusy" >"$ready" 2>&1 &
     pid=$!
     FX_PIDS+=("$pid")
-    line=""
-    for ((i = 0; i < 600; i++)); do
-        line=$(grep -m1 '^READY ' "$ready" || true)
-        [[ -n $line ]] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$ready" >&2; die "threads_fixture $c exited before READY"; }
-        sleep 0.1
-    done
-    [[ -n $line ]] || die "threads_fixture $c did not print READY within 60 s"
+    line=$(wait_ready "$ready" "$pid" "threads_fixture $c" 60)
     read -r _ ready_pid _ <<<"$line"
     [[ $ready_pid == "$pid" ]] || die "threads_fixture printed pid $ready_pid, expected $pid (setsid forked?)"
     echo
@@ -280,25 +287,16 @@ for c in "${TCASES[@]+"${TCASES[@]}"}"; do
     "$VMMAP" "$pid" >/dev/null || die "'vmmap $pid' exited with status $?"
     json=$OUT/hyperfine-threads-$c.json
     log=$OUT/hyperfine-threads-$c.log
-    if ! hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$json" --style basic \
+    time_commands "$json" "$log" "thread case $c" \
         --command-name 'cat smaps' "cat /proc/$pid/smaps" \
         --command-name 'vmmap' "$VMMAP $pid" \
         --command-name 'vmmap --no-ptrace' "$VMMAP $pid --no-ptrace" \
-        --command-name 'vmmap --json' "$VMMAP $pid --json" \
-        >"$log" 2>&1; then
-        tail -n 20 "$log" >&2
-        die "hyperfine failed for thread case $c (log: $log)"
-    fi
-    table=$(python3 - "$json" "$c" <<'EOF'
+        --command-name 'vmmap --json' "$VMMAP $pid --json"
+    table=$(median_table "$json" && python3 - "$json" "$c" <<'EOF'
 import json, sys
 path, case = sys.argv[1], sys.argv[2]
-res = json.load(open(path))["results"]
-med = {r["command"]: r["median"] for r in res}
+med = {r["command"]: r["median"] for r in json.load(open(path))["results"]}
 floor = med["cat smaps"]
-print(f"{'command':<18} {'median ms':>10} {'stddev ms':>10} {'min ms':>9} {'ratio':>7}")
-for r in res:
-    print(f"{r['command']:<18} {r['median']*1e3:>10.2f} {(r.get('stddev') or 0)*1e3:>10.2f} "
-          f"{r['min']*1e3:>9.2f} {r['median']/floor:>6.2f}x")
 print(f"RATIO threads={case} vmmap={med['vmmap']/floor:.2f} "
       f"vmmap_no_ptrace={med['vmmap --no-ptrace']/floor:.2f} "
       f"vmmap_json={med['vmmap --json']/floor:.2f} "
@@ -306,9 +304,7 @@ print(f"RATIO threads={case} vmmap={med['vmmap']/floor:.2f} "
 EOF
     )
     stop_fixture "$pid"
-    printf '%s\n' "$table" | grep -v '^RATIO '
-    ratio_line=$(printf '%s\n' "$table" | grep '^RATIO ')
-    SUMMARY+=("$ratio_line")
+    show_table
     ((tbusy > 0)) || continue
     v=$(sed -n 's/.*vmmap_over_no_ptrace=\([0-9.]*\).*/\1/p' <<<"$ratio_line")
     if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 1.5 else 1)' "$v"; then

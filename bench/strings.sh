@@ -7,21 +7,10 @@
 # (ASCII, UTF-8 and UTF-16LE at both alignments) is timed too, as a ratio
 # to `strings -a` plus `strings -a -el`.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 SIZE=${1:-1024}
 RUNS=${RUNS:-5}
-mkdir -p "$ROOT/target/bench"
-gcc -O2 -o "$ROOT/target/bench/memfill" "$ROOT/bench/memfill.c"
-(cd "$ROOT" && cargo build --release -q -p vmmap)
-VMMAP=$ROOT/target/release/vmmap
-DUMP=$ROOT/target/bench/memfill-$SIZE.bin
-OUT=$(mktemp /tmp/strings-bench.XXXXXX)
-"$ROOT/target/bench/memfill" "$SIZE" "$DUMP" > "$OUT" &
-FX=$!
-trap 'kill $FX 2>/dev/null; rm -f "$OUT"' EXIT
-for _ in $(seq 600); do grep -q READY "$OUT" && break; sleep 0.1; done
-ADDR=$(sed -n 's/.*addr=\(0x[0-9a-f]*\).*/\1/p' "$OUT")
-cat "$DUMP" > /dev/null
+start_memfill "$SIZE"
 # The outputs agree (same strings, same count).
 N_REF=$(strings -a -n 4 "$DUMP" | wc -l)
 N_VM=$("$VMMAP" strings "$FX" --region "$ADDR" -e ascii | wc -l)

@@ -6,19 +6,12 @@
 # the mappings do not change); and the file size per full snapshot as a
 # ratio to the smaps text.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
 N=${1:-60000}
 COUNT=${COUNT:-10}
-SRC=$ROOT/bench/maps_fixture.c
-mkdir -p "$ROOT/target/bench"
-gcc -O2 -o "$ROOT/target/bench/maps_fixture" "$SRC"
-(cd "$ROOT" && cargo build --release -q -p vmmap)
-VMMAP=$ROOT/target/release/vmmap
-OUT=$(mktemp /tmp/watch-bench.XXXXXX)
-"$ROOT/target/bench/maps_fixture" "$N" - 0 > "$OUT" &
-FX=$!
-trap 'kill $FX 2>/dev/null; rm -f "$OUT" /tmp/watch-bench-*.vmmap' EXIT
-for _ in $(seq 600); do grep -q READY "$OUT" && break; sleep 0.1; done
+build_fixture maps_fixture
+build_vmmap
+run_fixture 60 maps_fixture "$N" - 0
 SMAPS=$(wc -c < /proc/$FX/smaps)
 # CPU seconds (user+sys) of one command, from bash's times of a subshell.
 cpu() { local t; t=$( { /usr/bin/time -f "%U %S" "$@" > /dev/null; } 2>&1 | tail -1 ); echo "$t" | awk '{print $1+$2}'; }
@@ -27,6 +20,7 @@ ROLLUP=$(for _ in 1 2 3 4 5; do cpu cat /proc/$FX/smaps_rollup; done | median)
 FULL=$(for _ in 1 2 3 4 5; do cpu cat /proc/$FX/smaps; done | median)
 for sched in 1 10; do
     F=/tmp/watch-bench-$sched.vmmap
+    BENCH_FILES+=("$F")
     T=$(cpu "$VMMAP" watch "$FX" --interval 100ms --count "$COUNT" --full-every "$sched" -o "$F")
     PER=$(echo "$T / $COUNT" | bc -l)
     SIZE=$(wc -c < "$F")

@@ -484,23 +484,8 @@ pub struct SnapshotArgs {
     #[command(flatten)]
     pub display: DisplayArgs,
 
-    /// Never stop a running thread with ptrace to find its stack. Stacks
-    /// of running threads are first found by their glibc thread control
-    /// block, which stops nothing; without it a stack is typed by shape
-    /// alone, or shows as Private Data.
-    #[arg(long)]
-    pub no_ptrace: bool,
-
-    /// At most this long in all for the ptrace interrupts of running
-    /// threads whose stacks were not found otherwise (0: none); threads not
-    /// reached by then are named in a warning, never waited for.
-    #[arg(long, value_name = "MS", default_value_t = vmmap_core::collect::DEFAULT_PTRACE_BUDGET_MS)]
-    pub ptrace_budget_ms: u64,
-
-    /// Never read the target's memory (glibc arena headers are then
-    /// recognised by layout alone, thread stacks by their shape).
-    #[arg(long)]
-    pub no_read_memory: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
 
     /// Show the region that holds this address (hex, `0x` optional): its
     /// type, protection, path, figures and the offset within it, with the
@@ -674,6 +659,39 @@ pub enum SharingMode {
     Kpagecount,
 }
 
+/// How a live process is read, for `vmmap PID` and `vmmap watch`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Never stop a running thread with ptrace to find its stack. Stacks
+    /// of running threads are first found by their glibc thread control
+    /// block, which stops nothing; without it a stack is typed by shape
+    /// alone, or shows as Private Data.
+    #[arg(long)]
+    pub no_ptrace: bool,
+
+    /// At most this long in all, per snapshot, for the ptrace interrupts of
+    /// running threads whose stacks were not found otherwise (0: none);
+    /// threads not reached by then are named in a warning, never waited for.
+    #[arg(long, value_name = "MS", default_value_t = vmmap_core::collect::DEFAULT_PTRACE_BUDGET_MS)]
+    pub ptrace_budget_ms: u64,
+
+    /// Never read the target's memory (glibc arena headers are then
+    /// recognised by layout alone, thread stacks by their shape).
+    #[arg(long)]
+    pub no_read_memory: bool,
+}
+
+impl ReadArgs {
+    /// The collection options these ask for, reading `proc_root`.
+    pub fn options(&self, proc_root: &std::path::Path) -> vmmap_core::collect::Options {
+        vmmap_core::collect::Options::default()
+            .proc_root(proc_root)
+            .ptrace(!self.no_ptrace)
+            .ptrace_budget(Duration::from_millis(self.ptrace_budget_ms))
+            .read_memory(!self.no_read_memory)
+    }
+}
+
 /// How a snapshot is shown, live or loaded from a file.
 #[derive(Debug, Args)]
 pub struct DisplayArgs {
@@ -805,18 +823,8 @@ pub struct WatchArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
 
-    /// Never stop a running thread with ptrace to find its stack.
-    #[arg(long)]
-    pub no_ptrace: bool,
-
-    /// At most this long in all, per snapshot, for ptrace interrupts of
-    /// running threads (0: none).
-    #[arg(long, value_name = "MS", default_value_t = vmmap_core::collect::DEFAULT_PTRACE_BUDGET_MS)]
-    pub ptrace_budget_ms: u64,
-
-    /// Never read the target's memory.
-    #[arg(long)]
-    pub no_read_memory: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Args)]

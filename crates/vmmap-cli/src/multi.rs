@@ -63,7 +63,7 @@ pub fn combined(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     if pids.is_empty() {
         return Err(Failure::usage("no process to show: the cgroup is empty"));
     }
-    let opts = crate::snapshot::collect_options(a, proc_root);
+    let opts = a.read.options(proc_root);
     // With a tree or a cgroup, a member may exit or be a kernel thread
     // meanwhile; a PID the user named must work.
     let tolerate = a.children || a.cgroup.is_some();

@@ -159,7 +159,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             "vmmap: {} (pid {pid}) ran {:.2} s and {}; {snapshots} snapshot(s)",
             crate::shown(&program),
             elapsed.as_secs_f64(),
-            describe_status(&status)
+            supervise::describe_status(&status)
         );
         if agent.is_some() {
             if let Err(e) = write_summary(&mut err, &output) {
@@ -261,19 +261,4 @@ fn child_files(main: &Path) -> Vec<ChildFile> {
 /// The pid in a child's file name: the last number of `STEM.PID.vmmap`.
 fn child_pid(path: &Path) -> Option<u32> {
     path.file_stem()?.to_str()?.rsplit('.').next()?.parse().ok()
-}
-
-fn describe_status(s: &std::process::ExitStatus) -> String {
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(sig)) => format!(
-            "was killed by signal {sig}{}",
-            if s.core_dumped() {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        ),
-        _ => "ended".into(),
-    }
 }

@@ -27,7 +27,7 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
         (None, None, None) => return no_target(proc_root),
     };
     if a.interactive {
-        let opts = collect_options(a, proc_root);
+        let opts = a.read.options(proc_root);
         let t = std::time::Instant::now();
         let snap = collect::snapshot(pid, &opts)?;
         return tui(
@@ -46,7 +46,7 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
     }
     if let Some(text) = &a.address {
         let addr = parse_address(text)?;
-        let opts = collect_options(a, proc_root);
+        let opts = a.read.options(proc_root);
         let mut snap = collect::snapshot(pid, &opts)?;
         if a.shared_with {
             return multi::shared_with(&snap, addr, &opts, a.display.json, a.display.bytes);
@@ -65,19 +65,10 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
     // Check the display options before the (possibly long) collection.
     let format = output_format(&a.display)?;
     let text = text_options(&a.display)?;
-    let opts = collect_options(a, proc_root);
+    let opts = a.read.options(proc_root);
     let mut snap = collect::snapshot(pid, &opts)?;
     multi::enrich(&mut snap, a, &opts)?;
     show(snap, &a.display, format, text)
-}
-
-/// How the snapshot options read the process.
-pub(crate) fn collect_options(a: &SnapshotArgs, proc_root: &Path) -> Options {
-    Options::default()
-        .proc_root(proc_root)
-        .ptrace(!a.no_ptrace)
-        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
-        .read_memory(!a.no_read_memory)
 }
 
 /// `vmmap PID --empty-working-set`: page out, then watch Rss come back.

@@ -273,7 +273,7 @@ fn history(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
 /// which is enough to cut the map into parts and find the parts no call
 /// made; the second keeps only the first allocation inside each of those.
 fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
-    use vmmap_trace::owners::{owners, Owner};
+    use vmmap_trace::owners::{owners, FirstAllocations};
     let is_heap_op = |e: &Event| {
         matches!(
             e,
@@ -293,32 +293,19 @@ fn regions(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
     let chosen = maps_index(&info, a.at);
     if let Some(last) = chosen {
         let (image, tick) = (info.maps[last].0, info.maps[last].1);
-        let mut unowned: Vec<(u64, u64)> = owners(&kept, &info, last)
+        // "Before start" is decided only for parts no allocation used.
+        let unowned = owners(&kept, &info, last)
             .iter()
-            // "Before start" is decided only for parts no allocation used.
-            .filter(|p| {
-                matches!(
-                    p.owner,
-                    Owner::Unobserved { first_use: None } | Owner::BeforeStart
-                )
-            })
+            .filter(|p| p.owner.unexplained())
             .map(|p| (p.mapping.start, p.mapping.end))
             .collect();
-        unowned.sort_unstable();
-        let mut first: Vec<Option<vmmap_trace::Record>> = vec![None; unowned.len()];
+        let mut first = FirstAllocations::new(unowned);
         scan_file(&a.file, |r| {
-            if r.image != image || r.tick > tick {
-                return;
-            }
-            let Some((ptr, ..)) = r.event.allocated() else {
-                return;
-            };
-            let k = unowned.partition_point(|u| u.0 <= ptr);
-            if k > 0 && ptr < unowned[k - 1].1 && first[k - 1].is_none() {
-                first[k - 1] = Some(r.clone());
+            if r.image == image && r.tick <= tick {
+                first.see(r);
             }
         })?;
-        kept.extend(first.into_iter().flatten());
+        kept.extend(first.into_records());
         kept.sort_by_key(|r| r.tick);
     }
     Ok(write_regions(a, &kept, &info, chosen, out))

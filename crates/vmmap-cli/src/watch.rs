@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmmap_core::collect::{self, Options};
+use vmmap_core::collect;
 use vmmap_core::format::Writer;
 use vmmap_core::units::size;
 use vmmap_core::Error;
@@ -28,11 +28,7 @@ pub fn watch(a: &WatchArgs, proc_root: &Path) -> Result<(), Failure> {
         return Err(Failure::usage("--full-every must be at least 1"));
     }
     let pid = resolve(&a.target, proc_root)?;
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(!a.no_ptrace)
-        .ptrace_budget(std::time::Duration::from_millis(a.ptrace_budget_ms))
-        .read_memory(!a.no_read_memory);
+    let opts = a.read.options(proc_root);
     // The first snapshot before the file exists: a wrong PID or a
     // permission problem leaves nothing behind.
     let first = collect::snapshot(pid, &opts)?;

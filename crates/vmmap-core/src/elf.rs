@@ -2,6 +2,7 @@
 //! object from any other file (by its header, never by its name), to give a
 //! process's architecture, and to find where an image's `.bss` ends.
 
+use crate::endian::Reader;
 use serde::{Deserialize, Serialize};
 
 /// What the ELF header says about a file.
@@ -301,41 +302,6 @@ pub fn sections(
         });
     }
     Ok(out)
-}
-
-struct Reader<'a> {
-    b: &'a [u8],
-    le: bool,
-}
-
-impl Reader<'_> {
-    fn arr<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
-        self.b.get(at..at.checked_add(N)?)?.try_into().ok()
-    }
-    fn u16(&self, at: usize) -> Option<u16> {
-        let a = self.arr::<2>(at)?;
-        Some(if self.le {
-            u16::from_le_bytes(a)
-        } else {
-            u16::from_be_bytes(a)
-        })
-    }
-    fn u32(&self, at: usize) -> Option<u32> {
-        let a = self.arr::<4>(at)?;
-        Some(if self.le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        })
-    }
-    fn u64(&self, at: usize) -> Option<u64> {
-        let a = self.arr::<8>(at)?;
-        Some(if self.le {
-            u64::from_le_bytes(a)
-        } else {
-            u64::from_be_bytes(a)
-        })
-    }
 }
 
 #[cfg(test)]

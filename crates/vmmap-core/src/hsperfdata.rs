@@ -114,27 +114,13 @@ pub fn parse(b: &[u8]) -> Result<PerfData, HsperfError> {
         1 => true,
         o => return Err(HsperfError::ByteOrder(o)),
     };
-    let i32_at = |o: usize| -> Option<i32> {
-        let w: [u8; 4] = b.get(o..o.checked_add(4)?)?.try_into().ok()?;
-        Some(if little {
-            i32::from_le_bytes(w)
-        } else {
-            i32::from_be_bytes(w)
-        })
-    };
-    let i64_at = |o: usize| -> Option<i64> {
-        let w: [u8; 8] = b.get(o..o.checked_add(8)?)?.try_into().ok()?;
-        Some(if little {
-            i64::from_le_bytes(w)
-        } else {
-            i64::from_be_bytes(w)
-        })
-    };
-    let used = i32_at(8)
+    let r = crate::endian::Reader { b, le: little };
+    let used = r
+        .i32(8)
         .and_then(|u| usize::try_from(u).ok())
         .map_or(b.len(), |u| u.min(b.len()));
-    let entry_offset = i32_at(24).and_then(|v| usize::try_from(v).ok());
-    let num_entries = i32_at(28).and_then(|v| usize::try_from(v).ok());
+    let entry_offset = r.i32(24).and_then(|v| usize::try_from(v).ok());
+    let num_entries = r.i32(28).and_then(|v| usize::try_from(v).ok());
     let (Some(mut off), Some(n)) = (entry_offset, num_entries) else {
         return Err(HsperfError::Entry(0));
     };
@@ -143,7 +129,7 @@ pub fn parse(b: &[u8]) -> Result<PerfData, HsperfError> {
         if off.checked_add(ENTRY_HEADER).is_none_or(|e| e > used) {
             break;
         }
-        let field = |k: usize| i32_at(off + k).and_then(|v| usize::try_from(v).ok());
+        let field = |k: usize| r.i32(off + k).and_then(|v| usize::try_from(v).ok());
         let (Some(len), Some(name_off), Some(vlen), Some(data_off)) =
             (field(0), field(4), field(8), field(16))
         else {
@@ -161,7 +147,7 @@ pub fn parse(b: &[u8]) -> Result<PerfData, HsperfError> {
         let name = String::from_utf8_lossy(name).into_owned();
         let value = match (data_type, vlen) {
             (b'J', 0) => Value::Long(
-                i64_at(off + data_off)
+                r.i64(off + data_off)
                     .filter(|_| data_off + 8 <= len)
                     .ok_or(HsperfError::Entry(i))?,
             ),

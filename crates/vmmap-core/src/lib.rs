@@ -45,6 +45,7 @@ pub mod classify;
 pub mod collect;
 pub mod diff;
 pub mod elf;
+mod endian;
 mod error;
 pub mod export;
 pub mod figures;

@@ -92,6 +92,16 @@ pub fn escape_lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(s.split('\n').map(escape).collect::<Vec<_>>().join("\n"))
 }
 
+/// A command line: each argument [`escape`]d on its own, joined by spaces,
+/// so that an argument holding a space still reads as one when it has to
+/// be quoted.
+pub fn escape_args<S: AsRef<str>>(args: &[S]) -> String {
+    args.iter()
+        .map(|a| escape(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn quote(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
     out.write_char('"')?;
     escape_inner(out, s)?;
@@ -175,6 +185,13 @@ mod tests {
         assert_eq!(escape_bytes(b"ok"), "ok");
         assert_eq!(escape_bytes(b"a\xff\xc3b\x1b"), "\"a\\xff\\xc3b\\x1b\"");
         assert_eq!(escape_bytes("é\u{9b}".as_bytes()), "\"é\\u{9b}\"");
+    }
+
+    #[test]
+    fn each_argument_is_escaped_on_its_own() {
+        assert_eq!(escape_args(&["ls", "-l"]), "ls -l");
+        assert_eq!(escape_args(&["a b", "c\x1b"]), "a b \"c\\x1b\"");
+        assert_eq!(escape_args::<&str>(&[]), "");
     }
 
     #[test]

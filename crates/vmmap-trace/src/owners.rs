@@ -93,6 +93,54 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// Whether no record explains the part yet: no call made it and no
+    /// allocation was seen inside it, or it was there before tracing
+    /// started. The first allocation inside it ([`FirstAllocations`]) may
+    /// then be what made glibc create it.
+    pub fn unexplained(&self) -> bool {
+        matches!(
+            self,
+            Owner::Unobserved { first_use: None } | Owner::BeforeStart
+        )
+    }
+}
+
+/// The first allocation recorded inside each of some address ranges, from
+/// records seen in record order: the second pass over a trace that finds
+/// what made the [`Owner::unexplained`] parts of mappings.
+pub struct FirstAllocations {
+    /// `[start, end)`, sorted.
+    ranges: Vec<(u64, u64)>,
+    /// The first allocation inside each range, by index.
+    found: Vec<Option<Record>>,
+}
+
+impl FirstAllocations {
+    /// For the ranges `[start, end)`, which must not overlap.
+    pub fn new(mut ranges: Vec<(u64, u64)>) -> Self {
+        ranges.sort_unstable();
+        let found = vec![None; ranges.len()];
+        FirstAllocations { ranges, found }
+    }
+
+    /// Keeps `r` if it is the first allocation inside one of the ranges.
+    pub fn see(&mut self, r: &Record) {
+        let Some((ptr, ..)) = r.event.allocated() else {
+            return;
+        };
+        let k = self.ranges.partition_point(|u| u.0 <= ptr);
+        if k > 0 && ptr < self.ranges[k - 1].1 && self.found[k - 1].is_none() {
+            self.found[k - 1] = Some(r.clone());
+        }
+    }
+
+    /// The allocations kept, at most one a range.
+    pub fn into_records(self) -> impl Iterator<Item = Record> {
+        self.found.into_iter().flatten()
+    }
+}
+
 /// A mapping, or the part of one that a single call made, and its owner.
 #[derive(Debug, Clone)]
 pub struct RegionOwner {

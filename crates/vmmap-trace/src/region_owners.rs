@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::calltree::stack_frames;
 use super::decode::{Event, Record, TraceInfo};
-use super::owners::{owners_of, Owner, RegionOwner};
+use super::owners::{owners_of, FirstAllocations, Owner, RegionOwner};
 use super::scan;
 use super::symbol_cache::{self, CacheWrite};
 use super::symbols::{Frame, SymbolOptions, Symbols};
@@ -193,12 +193,7 @@ pub fn snapshot_owners(
     // pass finds it.
     let mut firsts: Vec<Record> = Vec::new();
     let mut unknown: Vec<(u64, u64)> = Vec::new();
-    for p in parts.iter().filter(|p| {
-        matches!(
-            p.owner,
-            Owner::Unobserved { first_use: None } | Owner::BeforeStart
-        )
-    }) {
+    for p in parts.iter().filter(|p| p.owner.unexplained()) {
         let (a, b) = (p.mapping.start, p.mapping.end);
         let vma_first = vma_of(&mappings, a).and_then(|k| first_in[k].as_ref());
         match vma_first {
@@ -215,24 +210,16 @@ pub fn snapshot_owners(
     }
     drop(first_in);
     if !unknown.is_empty() {
-        unknown.sort_unstable();
-        let mut found: Vec<Option<Record>> = vec![None; unknown.len()];
+        let mut found = FirstAllocations::new(unknown);
         scan::scan_until(ChunkStream::open(path, CHUNK_TRACE)?, until, |r| {
-            if r.image != image || cancel.load(Ordering::Relaxed) {
-                return;
-            }
-            let Some((ptr, ..)) = r.event.allocated() else {
-                return;
-            };
-            let k = unknown.partition_point(|u| u.0 <= ptr);
-            if k > 0 && ptr < unknown[k - 1].1 && found[k - 1].is_none() {
-                found[k - 1] = Some(r.clone());
+            if r.image == image && !cancel.load(Ordering::Relaxed) {
+                found.see(r);
             }
         });
         if cancel.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        firsts.extend(found.into_iter().flatten());
+        firsts.extend(found.into_records());
     }
     if !firsts.is_empty() {
         kept.extend(firsts);

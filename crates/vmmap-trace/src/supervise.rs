@@ -323,6 +323,23 @@ impl Supervised {
     }
 }
 
+/// How the program ended, as a sentence's predicate ("exited with status
+/// 1", "was killed by signal 9"): what `vmmap run` and the TUI say of it.
+pub fn describe_status(s: &ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(sig)) => format!(
+            "was killed by signal {sig}{}",
+            if s.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => "ended".into(),
+    }
+}
+
 /// The tracer thread: snapshots at exec and at exit, signals passed on,
 /// the wait status returned.
 fn supervise(mut child: Child, s: &Shared, at_exit: bool) -> io::Result<ExitStatus> {

@@ -22,28 +22,33 @@ pub fn lines() -> Vec<Line<'static>> {
             out.push(Line::raw(key_line(e.keys, e.what)));
         }
     }
-    for (k, v) in crate::trace_view::KEYS {
-        if v.is_empty() {
-            out.push(Line::styled(k.to_string(), bold));
-        } else {
-            out.push(Line::raw(key_line(k.trim_start(), v)));
-        }
-    }
-    out.push(Line::raw(""));
-    out.push(Line::styled("MEMORY TYPES", bold));
-    for t in MemoryType::ALL {
-        out.push(Line::raw(""));
-        out.push(Line::styled(t.name().to_string(), bold));
-        out.push(Line::raw(format!("  {}", t.definition())));
-    }
-    out.push(Line::raw(""));
-    out.push(Line::styled("COLUMNS (bytes, from /proc/PID/smaps)", bold));
-    for c in Column::ALL {
-        out.push(Line::raw(""));
-        out.push(Line::styled(c.header().to_string(), bold));
-        out.push(Line::raw(format!("  {}", c.definition())));
-    }
+    glossary(
+        &mut out,
+        "MEMORY TYPES",
+        MemoryType::ALL.map(|t| (t.name(), t.definition())),
+    );
+    glossary(
+        &mut out,
+        "COLUMNS (bytes, from /proc/PID/smaps)",
+        Column::ALL.map(|c| (c.header(), c.definition())),
+    );
     out
+}
+
+/// A titled list of terms, each in bold over its indented definition.
+fn glossary<'a>(
+    out: &mut Vec<Line<'static>>,
+    title: &'static str,
+    terms: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    out.push(Line::raw(""));
+    out.push(Line::styled(title, bold));
+    for (term, definition) in terms {
+        out.push(Line::raw(""));
+        out.push(Line::styled(term.to_string(), bold));
+        out.push(Line::raw(format!("  {definition}")));
+    }
 }
 
 /// One line of keys: the keys indented under their section, then what

@@ -12,7 +12,7 @@ use ratatui::Frame;
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::summary::Summary;
-use vmmap_core::text::{escape, Escaped};
+use vmmap_core::text::{escape, escape_args, Escaped};
 
 use crate::details::{row_part, row_region, DetailsData, DetailsView, Row, SortKey};
 use crate::settings::{Settings, Units};
@@ -371,11 +371,7 @@ impl MainView {
         let cmd = if p.cmdline.is_empty() {
             escape(&p.name).into_owned()
         } else {
-            p.cmdline
-                .iter()
-                .map(|a| escape(a))
-                .collect::<Vec<_>>()
-                .join(" ")
+            escape_args(&p.cmdline)
         };
         // The command line last: it is the part that may be cut.
         let text = format!(

@@ -86,18 +86,13 @@ impl Default for Settings {
     }
 }
 
-/// VMMap's palette, approximated in terminal colours.
+/// VMMap's palette as the SVG map has it ([`vmmap_render::layout::colour`]),
+/// but for Free: dark grey, as the SVG's near-white would outshine the used
+/// memory on a dark terminal.
 fn default_colour_name(t: MemoryType) -> &'static str {
     match t {
-        MemoryType::Image => "#9b59b6",
-        MemoryType::MappedFile => "#5dade2",
-        MemoryType::Shareable => "#48c9b0",
-        MemoryType::Heap => "#e74c3c",
-        MemoryType::ManagedHeap => "#27ae60",
-        MemoryType::Stack => "#f39c12",
-        MemoryType::PrivateData => "#f4d03f",
-        MemoryType::PageTable => "#95a5a6",
         MemoryType::Free => "#566573",
+        t => vmmap_render::layout::colour(t),
     }
 }
 

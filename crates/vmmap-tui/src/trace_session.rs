@@ -5,7 +5,6 @@
 //! running: the agent keeps appending its events to the file until the
 //! program ends (the file loads the same either way).
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vmmap_trace::supervise::{SnapshotError, Supervised};
+use vmmap_trace::supervise::{describe_status, SnapshotError, Supervised};
 
 /// How a session ended.
 enum Ended {
@@ -158,20 +157,5 @@ impl Drop for TraceSession {
             self.stop.store(true, Ordering::Relaxed);
             let _ = self.join();
         }
-    }
-}
-
-fn describe_status(s: &ExitStatus) -> String {
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(sig)) => format!(
-            "was killed by signal {sig}{}",
-            if s.core_dumped() {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        ),
-        _ => "ended".into(),
     }
 }

@@ -21,6 +21,7 @@ use vmmap_trace::calltree::{self, CallTree, Metric, TreeOptions};
 use vmmap_trace::summary::StackCost;
 use vmmap_trace::symbols::short_path;
 
+use crate::app::actions::{self, Scope, Trace};
 use crate::settings::Units;
 use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
 
@@ -47,34 +48,6 @@ pub enum Action {
     /// Show the help screen.
     Help,
 }
-
-/// The Trace view's keys for the help screen, kept beside
-/// [`TraceView::on_key`], which handles them (the view's keys depend on its
-/// tab, so they are not in the app's key table).
-pub const KEYS: &[(&str, &str)] = &[
-    ("Trace view (T)", ""),
-    (
-        "  Tab / Shift+Tab, 1-4",
-        "Call tree, Leaks, History, Allocations of the region",
-    ),
-    ("  Up/Down j/k PgUp/PgDn Home/End", "move"),
-    (
-        "  Enter, Right / Left",
-        "call tree: expand / collapse (Left: to the caller)",
-    ),
-    (
-        "  b",
-        "call tree: bottom-up (allocation sites first) / top-down",
-    ),
-    ("  l", "call tree: one node per source line / per function"),
-    ("  s", "call tree: sort by the next figure"),
-    ("  f or /", "history: only some operations (malloc,mmap...)"),
-    (
-        "  Enter (history)",
-        "the call stack of the selected operation",
-    ),
-    ("  Esc, q, T", "back to the main view (T: back again)"),
-];
 
 /// Metrics `s` cycles through in the call tree.
 const METRICS: [Metric; 5] = [
@@ -486,28 +459,42 @@ impl TraceView {
             }
             return Action::None;
         }
+        match actions::lookup(Scope::Trace, &k) {
+            Some(actions::Action::Trace(a)) => self.perform(a, k.code),
+            Some(actions::Action::Help) => Action::Help,
+            _ => Action::None,
+        }
+    }
+
+    /// Does what `a` ([`actions::TABLE`]), bound to the key `code`, does
+    /// on the tab shown.
+    pub fn perform(&mut self, a: Trace, code: KeyCode) -> Action {
         let tabs = self.tabs();
         let at = tabs.iter().position(|t| *t == self.tab).unwrap_or(0);
-        match k.code {
-            KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('T') => return Action::Close,
-            KeyCode::Char('?') | KeyCode::F(1) => return Action::Help,
-            KeyCode::Tab => self.show_tab(tabs[(at + 1) % tabs.len()]),
-            KeyCode::BackTab => self.show_tab(tabs[(at + tabs.len() - 1) % tabs.len()]),
-            KeyCode::Char(c @ '1'..='4') => {
-                if let Some(&t) = tabs.get(c as usize - '1' as usize) {
+        match a {
+            Trace::Close => return Action::Close,
+            Trace::NextTab => self.show_tab(tabs[(at + 1) % tabs.len()]),
+            Trace::PreviousTab => self.show_tab(tabs[(at + tabs.len() - 1) % tabs.len()]),
+            Trace::Tab => {
+                let digit = match code {
+                    KeyCode::Char(c) => c.to_digit(10),
+                    _ => None,
+                };
+                let t = digit.and_then(|d| tabs.get((d as usize).checked_sub(1)?));
+                if let Some(&t) = t {
                     self.show_tab(t);
                 }
             }
-            code => {
-                if self.analysis.is_some() {
-                    match self.tab {
-                        Tab::CallTree => self.tree_key(code),
-                        Tab::Leaks => list_key(&mut self.leaks, code, self.body_height),
-                        Tab::Region => list_key(&mut self.allocations, code, self.body_height),
-                        Tab::History => self.history_key(code),
-                    }
+            _ if self.analysis.is_none() => {}
+            _ => match self.tab {
+                Tab::CallTree => self.tree_key(a, code),
+                Tab::Leaks if a == Trace::Move => list_key(&mut self.leaks, code, self.body_height),
+                Tab::Region if a == Trace::Move => {
+                    list_key(&mut self.allocations, code, self.body_height)
                 }
-            }
+                Tab::History => self.history_key(a, code),
+                Tab::Leaks | Tab::Region => {}
+            },
         }
         Action::None
     }
@@ -525,7 +512,7 @@ impl TraceView {
         self.history.filter_generation = self.history.pending.map_or(0, |p| p.0);
     }
 
-    fn tree_key(&mut self, code: KeyCode) {
+    fn tree_key(&mut self, a: Trace, code: KeyCode) {
         let page = self.body_height.max(1) as isize;
         let Some(&(node, _)) = self.rows.get(self.tree_selected) else {
             return;
@@ -534,18 +521,21 @@ impl TraceView {
             .tree
             .as_ref()
             .is_some_and(|t| !t.nodes[node].children.is_empty());
-        match code {
-            KeyCode::Down | KeyCode::Char('j') => self.move_tree(1),
-            KeyCode::Up | KeyCode::Char('k') => self.move_tree(-1),
-            KeyCode::PageDown => self.move_tree(page),
-            KeyCode::PageUp => self.move_tree(-page),
-            KeyCode::Home => self.tree_selected = 0,
-            KeyCode::End => self.tree_selected = self.rows.len().saturating_sub(1),
-            KeyCode::Enter | KeyCode::Char(' ') if has_children => {
+        match a {
+            Trace::Move => match code {
+                KeyCode::Down | KeyCode::Char('j') => self.move_tree(1),
+                KeyCode::Up | KeyCode::Char('k') => self.move_tree(-1),
+                KeyCode::PageDown => self.move_tree(page),
+                KeyCode::PageUp => self.move_tree(-page),
+                KeyCode::Home => self.tree_selected = 0,
+                KeyCode::End => self.tree_selected = self.rows.len().saturating_sub(1),
+                _ => {}
+            },
+            Trace::Open | Trace::Toggle if has_children => {
                 self.expanded[node] = !self.expanded[node];
                 self.flatten(Some(node));
             }
-            KeyCode::Right | KeyCode::Char('+') if has_children => {
+            Trace::Expand if has_children => {
                 if self.expanded[node] {
                     self.move_tree(1);
                 } else {
@@ -553,7 +543,7 @@ impl TraceView {
                     self.flatten(Some(node));
                 }
             }
-            KeyCode::Left | KeyCode::Char('-') => {
+            Trace::Collapse => {
                 if self.expanded[node] && has_children && node != 0 {
                     self.expanded[node] = false;
                     self.flatten(Some(node));
@@ -561,15 +551,15 @@ impl TraceView {
                     self.flatten(Some(self.parent[node]));
                 }
             }
-            KeyCode::Char('b') => {
+            Trace::BottomUp => {
                 self.bottom_up = !self.bottom_up;
                 self.rebuild_tree();
             }
-            KeyCode::Char('l') => {
+            Trace::Lines => {
                 self.lines = !self.lines;
                 self.rebuild_tree();
             }
-            KeyCode::Char('s') => {
+            Trace::Metric => {
                 let i = METRICS.iter().position(|m| *m == self.metric).unwrap_or(0);
                 self.metric = METRICS[(i + 1) % METRICS.len()];
                 if let Some(t) = self.tree.as_mut() {
@@ -586,24 +576,27 @@ impl TraceView {
         self.tree_selected = (self.tree_selected as isize + d).clamp(0, last.max(0)) as usize;
     }
 
-    fn history_key(&mut self, code: KeyCode) {
+    fn history_key(&mut self, a: Trace, code: KeyCode) {
         let page = i64::from(self.body_height.max(1));
         let mv = |v: &mut TraceView, d: i64| {
             let last = v.history_len().saturating_sub(1) as i64;
             v.history.selected = (v.history.selected as i64 + d).clamp(0, last.max(0)) as u64;
         };
-        match code {
-            KeyCode::Down | KeyCode::Char('j') => mv(self, 1),
-            KeyCode::Up | KeyCode::Char('k') => mv(self, -1),
-            KeyCode::PageDown => mv(self, page),
-            KeyCode::PageUp => mv(self, -page),
-            KeyCode::Home => self.history.selected = 0,
-            KeyCode::End => mv(self, i64::MAX / 2),
-            KeyCode::Char('f') | KeyCode::Char('/') => {
+        match a {
+            Trace::Move => match code {
+                KeyCode::Down | KeyCode::Char('j') => mv(self, 1),
+                KeyCode::Up | KeyCode::Char('k') => mv(self, -1),
+                KeyCode::PageDown => mv(self, page),
+                KeyCode::PageUp => mv(self, -page),
+                KeyCode::Home => self.history.selected = 0,
+                KeyCode::End => mv(self, i64::MAX / 2),
+                _ => return,
+            },
+            Trace::Filter => {
                 self.prompt = Some(self.history.ops.join(","));
                 return;
             }
-            KeyCode::Enter => {
+            Trace::Open => {
                 if let Some(op) = self.selected_op().cloned() {
                     let title = format!(
                         " {} {} at +{:.6} s, thread {} — Esc closes ",

@@ -4,7 +4,6 @@
 //! capability calls act on the calling thread only.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::io;
 
 use caps::{CapSet, Capability};
@@ -41,55 +40,36 @@ pub(crate) fn account(name: &str) -> Result<Account, Failure> {
             "--user {name} needs vmmap to start as root (it binds, then drops to that user); without root, leave --user out"
         )));
     }
-    let c = CString::new(name).map_err(|_| usage("--user: a NUL byte in the name".into()))?;
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: plain data that getpwnam_r fills in; all-zero is valid.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call: `c` is NUL-terminated,
-    // `pw` and `result` are locals, `buf` is live with the length passed.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return Err(usage(format!(
-            "--user {name}: no such user in the password database"
-        )));
+    if name.contains('\0') {
+        return Err(usage("--user: a NUL byte in the name".into()));
     }
-    Ok(Account {
-        name: name.to_string(),
-        uid: pw.pw_uid,
-        gid: pw.pw_gid,
-    })
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(pw)) => Ok(Account {
+            name: name.to_string(),
+            uid: pw.uid.as_raw(),
+            gid: pw.gid.as_raw(),
+        }),
+        Ok(None) => Err(usage(format!(
+            "--user {name}: no such user in the password database"
+        ))),
+        Err(e) => Err(other(format!(
+            "--user {name}: reading the password database: {e}"
+        ))),
+    }
 }
 
 /// The gid of group `name`.
 pub(crate) fn group(name: &str) -> Result<u32, Failure> {
-    let c = CString::new(name).map_err(|_| usage("--socket-group: a NUL byte".into()))?;
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: plain data that getgrnam_r fills in; all-zero is valid.
-    let mut gr: libc::group = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: as in `account`.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c.as_ptr(),
-            &mut gr,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return Err(usage(format!("--socket-group {name}: no such group")));
+    if name.contains('\0') {
+        return Err(usage("--socket-group: a NUL byte".into()));
     }
-    Ok(gr.gr_gid)
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(gr)) => Ok(gr.gid.as_raw()),
+        Ok(None) => Err(usage(format!("--socket-group {name}: no such group"))),
+        Err(e) => Err(other(format!(
+            "--socket-group {name}: reading the group database: {e}"
+        ))),
+    }
 }
 
 /// Becomes `acct` with only `CAP_SYS_PTRACE` (permitted and effective; the

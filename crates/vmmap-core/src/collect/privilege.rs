@@ -23,29 +23,8 @@ pub(crate) fn has_capability(cap: u32) -> bool {
 
 /// The user name for a uid, from the password database.
 pub(crate) fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: `passwd` is plain data that getpwuid_r fills in; an all-zero
-    // value is a valid initial state for it.
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call: `pw` and `result` are
-    // locals, and `buf` is a live buffer of the length passed.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pw.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points to a NUL-terminated string inside
-    // `buf`, which is still alive here.
-    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
-    Some(name.to_string_lossy().into_owned())
+    let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    Some(pw.name)
 }
 
 fn who(uid: u32) -> String {

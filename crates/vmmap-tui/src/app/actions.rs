@@ -1,8 +1,9 @@
-//! The keys of the picker, the Launch tab and the main view, in one table
-//! ([`TABLE`]): the key handling looks keys up in it and the help screen is
-//! drawn from it, so the two cannot disagree. The overlays and prompts
-//! ([`super::Mode`]) take their own keys, which their titles and status
-//! lines name.
+//! The keys of the picker, the Launch tab, the main view and the Trace
+//! view, in one table ([`TABLE`]): the key handling looks keys up in it and
+//! the help screen is drawn from it, so the two cannot disagree. The
+//! overlays and prompts ([`super::Mode`], the Trace view's filter prompt and
+//! call stack) take their own keys, which their titles and status lines
+//! name.
 
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub enum Scope {
     Launch,
     /// The main view of a process.
     Main,
+    /// The Trace view (`T`), whichever tab it shows.
+    Trace,
 }
 
 /// A key as the table names it. Shift is part of the character (`S` is
@@ -87,6 +90,8 @@ pub enum Action {
     Launch(Launch),
     /// A key of the main view.
     Main(Main),
+    /// A key of the Trace view.
+    Trace(Trace),
 }
 
 /// The process list's actions.
@@ -204,6 +209,38 @@ pub enum Main {
     Picker,
 }
 
+/// The Trace view's actions; what one does may depend on the tab shown
+/// ([`crate::trace_view::TraceView::perform`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trace {
+    /// Shows the next tab.
+    NextTab,
+    /// Shows the previous tab.
+    PreviousTab,
+    /// Shows the tab of the digit pressed.
+    Tab,
+    /// Moves the selection by the key.
+    Move,
+    /// Call tree: expands or collapses; history: shows the call stack.
+    Open,
+    /// Call tree: expands or collapses.
+    Toggle,
+    /// Call tree: expands, or moves into an expanded node.
+    Expand,
+    /// Call tree: collapses, or goes to the caller.
+    Collapse,
+    /// Call tree: bottom-up or top-down.
+    BottomUp,
+    /// Call tree: a node per source line or per function.
+    Lines,
+    /// Call tree: sorts by the next figure.
+    Metric,
+    /// History: asks which operations to show.
+    Filter,
+    /// Goes back to the main view.
+    Close,
+}
+
 /// How far a binding reaches beyond the section that lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reach {
@@ -245,6 +282,7 @@ pub const SECTIONS: &[(Scope, &str)] = &[
     (Scope::Picker, "Process picker"),
     (Scope::Launch, "Launch tab (picker, F2)"),
     (Scope::Main, "Main view"),
+    (Scope::Trace, "Trace view (T)"),
 ];
 
 const fn on(key: Key, action: Action) -> Binding {
@@ -286,6 +324,10 @@ const fn main(key: Key, a: Main) -> Binding {
     on(key, Action::Main(a))
 }
 
+const fn trace(key: Key, a: Trace) -> Binding {
+    on(key, Action::Trace(a))
+}
+
 const fn entry(
     scope: Scope,
     keys: &'static str,
@@ -300,8 +342,8 @@ const fn entry(
     }
 }
 
-/// Every key of the picker, the Launch tab and the main view, in the order
-/// of the help.
+/// Every key of the picker, the Launch tab, the main view and the Trace
+/// view, in the order of the help.
 #[rustfmt::skip]
 pub const TABLE: &[Entry] = &[
     entry(Scope::Picker, "type", "filter by name, command line, user or PID",
@@ -411,6 +453,39 @@ pub const TABLE: &[Entry] = &[
         on(ch('q'), Action::Quit),
         Binding { key: Key::Ctrl('c'), action: Action::Quit, reach: Reach::AnyMode, },
         ]),
+    entry(Scope::Trace, "Tab / Shift+Tab, 1-4", "Call tree, Leaks, History, Allocations of the region",
+        &[
+            trace(TAB, Trace::NextTab), trace(BACK_TAB, Trace::PreviousTab),
+            trace(ch('1'), Trace::Tab), trace(ch('2'), Trace::Tab),
+            trace(ch('3'), Trace::Tab), trace(ch('4'), Trace::Tab),
+        ]),
+    entry(Scope::Trace, "Up/Down j/k PgUp/PgDn Home/End", "move",
+        &[
+            trace(UP, Trace::Move), trace(DOWN, Trace::Move), trace(ch('j'), Trace::Move),
+            trace(ch('k'), Trace::Move), trace(PG_UP, Trace::Move), trace(PG_DN, Trace::Move),
+            trace(HOME, Trace::Move), trace(END, Trace::Move),
+        ]),
+    entry(Scope::Trace, "Enter, Space", "call tree: expand or collapse",
+        &[trace(ENTER, Trace::Open), trace(ch(' '), Trace::Toggle)]),
+    entry(Scope::Trace, "Right/+ / Left/-", "call tree: expand / collapse (Left: to the caller)",
+        &[
+            trace(code(KeyCode::Right), Trace::Expand), trace(ch('+'), Trace::Expand),
+            trace(code(KeyCode::Left), Trace::Collapse), trace(ch('-'), Trace::Collapse),
+        ]),
+    entry(Scope::Trace, "b", "call tree: bottom-up (allocation sites first) / top-down",
+        &[trace(ch('b'), Trace::BottomUp)]),
+    entry(Scope::Trace, "l", "call tree: one node per source line / per function",
+        &[trace(ch('l'), Trace::Lines)]),
+    entry(Scope::Trace, "s", "call tree: sort by the next figure",
+        &[trace(ch('s'), Trace::Metric)]),
+    entry(Scope::Trace, "f or /", "history: only some operations (malloc,mmap...)",
+        &[trace(ch('f'), Trace::Filter), trace(ch('/'), Trace::Filter)]),
+    entry(Scope::Trace, "Enter (history)", "the call stack of the selected operation",
+        &[]),
+    entry(Scope::Trace, "Esc, q, T", "back to the main view (T: back again)",
+        &[trace(ESC, Trace::Close), trace(ch('q'), Trace::Close), trace(ch('T'), Trace::Close)]),
+    entry(Scope::Trace, "? or F1", "this help",
+        &[on(ch('?'), Action::Help)]),
 ];
 
 /// The bindings that work in `scope`: its own and those that reach every
@@ -478,6 +553,9 @@ impl App {
             Action::Picker(a) => return self.picker_action(a, k),
             Action::Launch(a) => return self.launch_action(a, k),
             Action::Main(a) => return self.main_action(a, k),
+            // Looked up and done by the view itself (`TraceView::on_key`),
+            // which no other scope reaches.
+            Action::Trace(_) => {}
         }
         Vec::new()
     }
@@ -814,18 +892,26 @@ mod tests {
 
     /// The key names of a line of the help: its words, each cut at `/`
     /// (`Up/Down`, `+/-`), separators dropped.
-    fn named(keys: &str) -> Vec<&str> {
+    fn named(keys: &str) -> Vec<String> {
         keys.split([' ', ','])
             .filter(|w| !w.is_empty())
             .flat_map(|w| {
                 if w == "/" {
-                    vec![w]
+                    vec![w.to_string()]
                 } else {
-                    w.split('/').collect()
+                    w.split('/').flat_map(range).collect()
                 }
             })
             .filter(|w| !w.is_empty())
             .collect()
+    }
+
+    /// A range of characters (`1-4`) as its keys, another word as itself.
+    fn range(w: &str) -> Vec<String> {
+        match w.as_bytes() {
+            &[a, b'-', b] if a < b => (a..=b).map(|c| char::from(c).to_string()).collect(),
+            _ => vec![w.to_string()],
+        }
     }
 
     #[test]
@@ -844,7 +930,7 @@ mod tests {
             );
             for b in e.bindings {
                 assert!(
-                    named(e.keys).contains(&b.key.name().as_str()),
+                    named(e.keys).contains(&b.key.name()),
                     "{:?} ({:?}) is not named in the help's {:?}",
                     b.key.name(),
                     b.action,
@@ -913,7 +999,7 @@ mod tests {
             Some(Action::Picker(Pick::Mark))
         );
         // F1 works on every screen, Ctrl+C in every mode.
-        for scope in [Scope::Picker, Scope::Launch, Scope::Main] {
+        for scope in [Scope::Picker, Scope::Launch, Scope::Main, Scope::Trace] {
             assert_eq!(lookup(scope, &key(KeyCode::F(1), none)), Some(Action::Help));
         }
         assert_eq!(lookup_any_mode(&key(f('c'), ctrl)), Some(Action::Quit));

@@ -66,15 +66,10 @@ impl App {
                 };
                 return Vec::new();
             }
-            Mode::Find(mut q) => {
-                match edit_line(&mut q, k.code, ctrl) {
-                    Edit::Cancel => self.mode = Mode::Normal,
-                    Edit::Done => {
-                        self.mode = Mode::Normal;
-                        self.last_find = q;
-                        self.find_next(false);
-                    }
-                    Edit::Typing => self.mode = Mode::Find(q),
+            Mode::Find(q) => {
+                if let Some(q) = self.prompt(q, k, Mode::Find) {
+                    self.last_find = q;
+                    self.find_next(false);
                 }
                 return Vec::new();
             }
@@ -145,17 +140,12 @@ impl App {
                 }
                 return Vec::new();
             }
-            Mode::Save(changes, mut path) => {
-                match edit_line(&mut path, k.code, ctrl) {
-                    Edit::Cancel => self.mode = Mode::Normal,
-                    Edit::Done => {
-                        self.mode = Mode::Normal;
-                        self.message = Some(match self.save_as(changes, path.trim()) {
-                            Ok(()) => format!("Saved to {}", path.trim()),
-                            Err(e) => format!("Cannot save {}: {e}", path.trim()),
-                        });
-                    }
-                    Edit::Typing => self.mode = Mode::Save(changes, path),
+            Mode::Save(changes, path) => {
+                if let Some(path) = self.prompt(path, k, |p| Mode::Save(changes, p)) {
+                    self.message = Some(match self.save_as(changes, path.trim()) {
+                        Ok(()) => format!("Saved to {}", path.trim()),
+                        Err(e) => format!("Cannot save {}: {e}", path.trim()),
+                    });
                 }
                 return Vec::new();
             }
@@ -189,31 +179,21 @@ impl App {
                 }
                 return Vec::new();
             }
-            Mode::Goto(mut text) => {
-                match edit_line(&mut text, k.code, ctrl) {
-                    Edit::Cancel => self.mode = Mode::Normal,
-                    Edit::Done => {
-                        self.mode = Mode::Normal;
-                        self.message = Some(
-                            match (vmmap_core::lookup::parse_address(&text), self.main.as_mut()) {
-                                (Some(a), Some(m)) => m.goto_address(a),
-                                (None, _) => format!("{text:?} is not a hex address"),
-                                (_, None) => "No process is open".into(),
-                            },
-                        );
-                    }
-                    Edit::Typing => self.mode = Mode::Goto(text),
+            Mode::Goto(text) => {
+                if let Some(text) = self.prompt(text, k, Mode::Goto) {
+                    self.message = Some(
+                        match (vmmap_core::lookup::parse_address(&text), self.main.as_mut()) {
+                            (Some(a), Some(m)) => m.goto_address(a),
+                            (None, _) => format!("{text:?} is not a hex address"),
+                            (_, None) => "No process is open".into(),
+                        },
+                    );
                 }
                 return Vec::new();
             }
-            Mode::Open(mut path) => {
-                match edit_line(&mut path, k.code, ctrl) {
-                    Edit::Cancel => self.mode = Mode::Normal,
-                    Edit::Done => {
-                        self.mode = Mode::Normal;
-                        self.open_file(&path);
-                    }
-                    Edit::Typing => self.mode = Mode::Open(path),
+            Mode::Open(path) => {
+                if let Some(path) = self.prompt(path, k, Mode::Open) {
+                    self.open_file(&path);
                 }
                 return Vec::new();
             }
@@ -232,6 +212,27 @@ impl App {
             Mode::Normal => {}
         }
         self.on_screen_key(k)
+    }
+
+    /// A key in a prompt holding `text`: the text when Enter ends it, None
+    /// while typing (the mode is `again` of the edited text) or when Esc
+    /// leaves it. Ending either way goes back to [`Mode::Normal`].
+    fn prompt(
+        &mut self,
+        mut text: String,
+        k: KeyEvent,
+        again: impl FnOnce(String) -> Mode,
+    ) -> Option<String> {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match edit_line(&mut text, k.code, ctrl) {
+            Edit::Cancel => self.mode = Mode::Normal,
+            Edit::Done => {
+                self.mode = Mode::Normal;
+                return Some(text);
+            }
+            Edit::Typing => self.mode = again(text),
+        }
+        None
     }
 
     pub(super) fn on_map_key(&mut self, k: KeyEvent) {

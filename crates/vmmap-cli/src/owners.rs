@@ -39,3 +39,11 @@ pub fn of_snapshot(path: &Path, snap: &vmmap_core::model::Snapshot) -> Option<Sn
         }
     }
 }
+
+/// The text report's Owner column from `owners`.
+pub fn column(owners: &SnapshotOwners) -> vmmap_render::text::OwnerColumn<'_> {
+    vmmap_render::text::OwnerColumn {
+        seconds: owners.seconds,
+        owners,
+    }
+}

@@ -18,8 +18,6 @@ use crate::summary::{free_blocks, FreeBlock, Summary};
 pub(crate) const JSON_SCHEMA: &str = "vmmap.snapshot";
 /// The JSON schema version; bumped on any incompatible change.
 pub(crate) const JSON_VERSION: u32 = 1;
-/// The CSV schema version (see the docs for the column list).
-pub const CSV_VERSION: u32 = 1;
 
 /// What to include in an export.
 #[derive(Clone, Copy, Debug, Default)]

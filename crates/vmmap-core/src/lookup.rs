@@ -38,16 +38,6 @@ pub struct Lookup<'a> {
     pub next: Option<&'a Region>,
 }
 
-impl Lookup<'_> {
-    /// The offset of the address within its region (None outside one).
-    pub fn offset_in_region(&self) -> Option<u64> {
-        match self.hit {
-            Hit::Region { region, .. } => Some(self.address - region.start),
-            _ => None,
-        }
-    }
-}
-
 /// Looks `addr` up in `snap`. Regions are in address order and do not
 /// overlap, so this is a binary search.
 pub fn lookup(snap: &Snapshot, addr: u64) -> Lookup<'_> {
@@ -146,7 +136,6 @@ mod tests {
             }
             h => panic!("{h:?}"),
         }
-        assert_eq!(l.offset_in_region(), Some(0x2010));
         assert_eq!(l.previous.map(|r| r.start), Some(0x10000));
         assert_eq!(l.next.map(|r| r.start), Some(0x30000));
     }

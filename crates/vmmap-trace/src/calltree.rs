@@ -223,6 +223,7 @@ impl CallTree {
     /// The total of the functions named `name` at the top of the tree's
     /// paths, summed over every node with that name that has no ancestor
     /// of the same name (so recursion is not counted twice).
+    #[cfg(test)]
     pub fn function_total(&self, name: &str) -> StackCost {
         let mut sum = StackCost::default();
         let mut stack = vec![0usize];

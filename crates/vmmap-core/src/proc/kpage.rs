@@ -11,8 +11,6 @@
 pub(crate) const COMPOUND_HEAD: u64 = 1 << 15;
 /// `kpageflags` bit 16: a tail page of a compound page.
 pub(crate) const COMPOUND_TAIL: u64 = 1 << 16;
-/// `kpageflags` bit 21: merged by KSM.
-pub const KSM: u64 = 1 << 21;
 /// `kpageflags` bit 22: part of a transparent huge page.
 pub const THP: u64 = 1 << 22;
 /// `kpageflags` bit 24: the shared zero page.

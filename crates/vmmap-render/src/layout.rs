@@ -29,7 +29,7 @@ use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
 
 /// Units per doubling of size (and for one page).
-pub const UNITS_PER_DOUBLING: u64 = 16;
+pub(crate) const UNITS_PER_DOUBLING: u64 = 16;
 
 /// One stretch of the axis: a top-level region or a free gap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -279,7 +279,7 @@ pub struct Description {
     pub detail: String,
     /// Where in `detail` the program's own text (a path or thread name)
     /// lies.
-    pub untrusted: Option<Range<usize>>,
+    pub(crate) untrusted: Option<Range<usize>>,
 }
 
 /// Where a moved block, mapping or break was.

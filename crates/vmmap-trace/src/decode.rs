@@ -215,7 +215,7 @@ impl Event {
     /// The block a heap operation gives back: a free's, or a realloc's old
     /// block.
     #[inline]
-    pub fn freed(&self) -> Option<u64> {
+    pub(crate) fn freed(&self) -> Option<u64> {
         match *self {
             Event::Free { ptr } => Some(ptr),
             Event::Realloc { old, .. } if old != 0 => Some(old),
@@ -358,7 +358,7 @@ pub struct StackInfo {
 }
 
 /// (start, length) pairs.
-pub type AddressRanges = Vec<(u64, u64)>;
+pub(crate) type AddressRanges = Vec<(u64, u64)>;
 
 /// Everything but the events.
 #[derive(Debug, Clone, Default)]
@@ -674,7 +674,7 @@ impl Decoder {
 
     /// [`Decoder::feed`], handing over each record (no copy for callers
     /// that keep them).
-    pub fn feed_owned(
+    pub(crate) fn feed_owned(
         &mut self,
         msg: &[u8],
         out: &mut impl FnMut(Record, &TraceInfo),
@@ -774,7 +774,7 @@ impl Decoder {
     }
 
     /// [`Decoder::finish`], handing over each record.
-    pub fn finish_owned(
+    pub(crate) fn finish_owned(
         &mut self,
         out: &mut impl FnMut(Record, &TraceInfo),
     ) -> Result<(), TraceError> {
@@ -786,7 +786,7 @@ impl Decoder {
     /// [`inflate_events`] already decompressed (on another thread, so that
     /// decompression and decoding overlap): its pass tick and events, or
     /// why it could not be decompressed.
-    pub fn feed_inflated(
+    pub(crate) fn feed_inflated(
         &mut self,
         inflated: Result<(u64, Vec<u8>), String>,
         out: &mut impl FnMut(Record, &TraceInfo),
@@ -800,7 +800,7 @@ impl Decoder {
     }
 
     /// A buffer whose records are all out, for the next [`inflate_events`].
-    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn spare_buffer(&mut self) -> Option<Vec<u8>> {
         self.spare.pop()
     }
 
@@ -1535,7 +1535,7 @@ fn decode_event<const L: u8>(
 /// returns its pass tick and events. Sans-IO and independent of the
 /// decoder's state, so that it may run on a thread of its own
 /// ([`Decoder::feed_inflated`]).
-pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String> {
+pub(crate) fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String> {
     let mut c = Cursor::new(msg);
     if c.u8() != Some(MSG_EVENTS) {
         return Err("not an EVENTS message".into());
@@ -1557,11 +1557,11 @@ pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String
 /// real message is below 9 MiB; the cap leaves room and bounds what a
 /// crafted message can make a reader reserve, whatever its frame declares
 /// (a frame of one repeated byte compresses too well for a ratio cap).
-pub const MAX_EVENTS_RAW: u64 = 64 << 20;
+pub(crate) const MAX_EVENTS_RAW: u64 = 64 << 20;
 /// The most a MAPS message (a `/proc/PID/maps` text) may hold
 /// decompressed: some 1.7 million mappings, far past the kernel's default
 /// `vm.max_map_count` of 65,530.
-pub const MAX_MAPS_RAW: u64 = 256 << 20;
+pub(crate) const MAX_MAPS_RAW: u64 = 256 << 20;
 
 fn inflate(z: &[u8], raw: u64, cap: u64) -> Result<Vec<u8>, String> {
     inflate_into(z, raw, cap, Vec::new())

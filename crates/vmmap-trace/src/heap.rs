@@ -87,7 +87,7 @@ pub fn chunk_bytes(req: u64, mmapped: bool, page: u64) -> u64 {
 
 /// The sizes of a pymalloc arena: 1 MiB since CPython 3.10, 256 KiB
 /// before (obmalloc.c, `ARENA_SIZE`).
-pub const PYMALLOC_ARENA_SIZES: [u64; 2] = [1 << 20, 256 << 10];
+pub(crate) const PYMALLOC_ARENA_SIZES: [u64; 2] = [1 << 20, 256 << 10];
 
 /// The anonymous mappings of exactly a pymalloc arena's size that the
 /// trace saw made and not yet unmapped, from records in time order.

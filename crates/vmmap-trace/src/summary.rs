@@ -192,7 +192,7 @@ fn op_index(e: &Event) -> usize {
 
 impl Summarizer {
     /// Counts only blocks whose address is in `start..end`.
-    pub fn with_range(start: u64, end: u64) -> Summarizer {
+    pub(crate) fn with_range(start: u64, end: u64) -> Summarizer {
         Summarizer {
             range: Some((start, end)),
             ..Summarizer::default()
@@ -372,7 +372,7 @@ impl Summarizer {
 }
 
 /// Feeds messages one at a time to a decoder and a [`Summarizer`].
-pub struct SummaryBuilder {
+pub(crate) struct SummaryBuilder {
     d: Decoder,
     acc: Summarizer,
     problem: Option<TraceError>,
@@ -390,7 +390,7 @@ impl Default for SummaryBuilder {
 
 impl SummaryBuilder {
     /// Adds one message; after a damaged one, the rest are ignored.
-    pub fn feed(&mut self, msg: &[u8]) {
+    pub(crate) fn feed(&mut self, msg: &[u8]) {
         if self.problem.is_some() {
             return;
         }
@@ -401,7 +401,7 @@ impl SummaryBuilder {
     }
 
     /// The totals, the trace's facts and the first damage met.
-    pub fn finish(mut self) -> (Summary, TraceInfo, Option<TraceError>) {
+    pub(crate) fn finish(mut self) -> (Summary, TraceInfo, Option<TraceError>) {
         let acc = &mut self.acc;
         if let Err(e) = self.d.finish(&mut |r, _| acc.add(r)) {
             self.problem.get_or_insert(e);

@@ -167,7 +167,7 @@ pub struct Deltas {
 
 impl Deltas {
     /// `after - before`, column by column.
-    pub fn between(before: &Figures, after: &Figures) -> Deltas {
+    pub(crate) fn between(before: &Figures, after: &Figures) -> Deltas {
         let mut d = Deltas {
             unavailable: before.unavailable | after.unavailable,
             ..Deltas::default()
@@ -301,7 +301,7 @@ pub struct RegionChange {
     /// What happened, in [`ChangeKind`] order; never empty.
     pub kinds: Vec<ChangeKind>,
     /// How the two sides were paired; `None` for a new or removed region.
-    pub matched_by: Option<MatchRule>,
+    pub(crate) matched_by: Option<MatchRule>,
     /// The region in the first snapshot.
     pub before: Option<RegionSummary>,
     /// The region in the second snapshot.

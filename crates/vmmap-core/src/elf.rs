@@ -27,16 +27,16 @@ pub struct LoadSegment {
     /// `p_vaddr`.
     pub vaddr: u64,
     /// `p_filesz`.
-    pub file_size: u64,
+    pub(crate) file_size: u64,
     /// `p_memsz`.
-    pub mem_size: u64,
+    pub(crate) mem_size: u64,
     /// `p_flags` (1 = X, 2 = W, 4 = R).
     pub flags: u32,
 }
 
 impl ElfInfo {
     /// A short architecture name for `e_machine`, e.g. `x86-64`.
-    pub fn machine_name(&self) -> &'static str {
+    pub(crate) fn machine_name(&self) -> &'static str {
         machine_name(self.machine)
     }
 

@@ -489,7 +489,7 @@ fn csv_text<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
 /// bytes change, so that `vmmap PID --json` on a terminal cannot be turned
 /// into terminal commands by a process's names or paths. serde_json
 /// already escapes the C0 controls itself.
-pub struct TerminalSafe<F>(pub F);
+pub(crate) struct TerminalSafe<F>(pub F);
 
 macro_rules! forward {
     ($($name:ident($($arg:ident: $t:ty),*);)*) => {$(

@@ -21,7 +21,7 @@ pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Reads an address written by [`serialize`].
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     parse(&String::deserialize(d)?)
 }
 
@@ -45,7 +45,7 @@ pub mod option {
     }
 
     /// Reads what [`serialize`] wrote.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| super::parse(&s))
             .transpose()

@@ -25,7 +25,7 @@ use crate::summary::Summary;
 /// How the combined working set counts a page mapped by several processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CountedOnce {
+pub(crate) enum CountedOnce {
     /// Distinct page frames (root): exact.
     FrameUnion,
     /// The sum of PSS: an estimate (frame numbers need root).
@@ -45,15 +45,15 @@ pub struct CombinedRow {
     pub private: u64,
     /// Sum of every process's Total WS: shared pages counted once per
     /// process that maps them.
-    pub total_ws_sum: u64,
+    pub(crate) total_ws_sum: u64,
     /// Sum of PSS.
     pub pss: u64,
     /// The working set with every page counted once.
-    pub total_ws_once: u64,
+    pub(crate) total_ws_once: u64,
     /// Of that, anonymous pages (root only).
-    pub private_ws_once: Option<u64>,
+    pub(crate) private_ws_once: Option<u64>,
     /// Of that, file and shmem pages (root only).
-    pub shareable_ws_once: Option<u64>,
+    pub(crate) shareable_ws_once: Option<u64>,
 }
 
 /// One process's own totals.
@@ -70,9 +70,9 @@ pub struct ProcessLine {
     /// Private.
     pub private: u64,
     /// Total WS.
-    pub total_ws: u64,
+    pub(crate) total_ws: u64,
     /// Shared WS.
-    pub shared_ws: u64,
+    pub(crate) shared_ws: u64,
     /// PSS.
     pub pss: u64,
 }
@@ -81,7 +81,7 @@ pub struct ProcessLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Combined {
     /// How pages mapped by several processes are counted once.
-    pub counted_once: CountedOnce,
+    pub(crate) counted_once: CountedOnce,
     /// One row per type (Free left out: address space is per process).
     pub rows: Vec<CombinedRow>,
     /// Every type added up.

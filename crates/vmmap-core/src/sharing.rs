@@ -24,7 +24,7 @@ pub struct FrameTag {
 /// Pages of several processes with every frame counted once, per memory
 /// type (indexed by `MemoryType as usize`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Union {
+pub(crate) struct Union {
     /// Distinct resident frames.
     pub total: [u64; MemoryType::ALL.len()],
     /// Of those, file and shmem frames.
@@ -36,7 +36,7 @@ pub struct Union {
 /// counts once, for the run that starts lowest (ties: the first given),
 /// so a frame mapped under two types (an ELF file mapped as an image in
 /// one process and as data in another) is counted under one of them.
-pub fn union(mut runs: Vec<Run<FrameTag>>) -> Union {
+pub(crate) fn union(mut runs: Vec<Run<FrameTag>>) -> Union {
     runs.sort_by_key(|r| r.first);
     let mut u = Union::default();
     let mut covered = 0u64;
@@ -68,9 +68,9 @@ pub struct PageSharing {
     pub shared: u64,
     /// Present anonymous pages (bit 61 clear) inside a file mapping: the
     /// private copies copy-on-write made of file pages.
-    pub cow: u64,
+    pub(crate) cow: u64,
     /// Swapped-out pages (bit 62).
-    pub swapped: u64,
+    pub(crate) swapped: u64,
 }
 
 impl PageSharing {
@@ -88,7 +88,7 @@ impl PageSharing {
     /// `shared` says whether a shareable page is mapped more than once;
     /// `None` leaves the decision to a later kpagecount lookup
     /// ([`PageSharing::shared`] is then filled in by the caller).
-    pub fn tally(&mut self, entry: u64, file_vma: bool, shared: Option<bool>, page: u64) {
+    pub(crate) fn tally(&mut self, entry: u64, file_vma: bool, shared: Option<bool>, page: u64) {
         if entry & pagemap::SWAPPED != 0 {
             self.swapped += page;
             return;
@@ -127,7 +127,7 @@ pub enum SharingSource {
 /// Whether the kernel keeps exact per-page mapcounts for large folios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MapcountPrecision {
+pub(crate) enum MapcountPrecision {
     /// `CONFIG_PAGE_MAPCOUNT=y`, or a kernel older than the option (6.15).
     Exact,
     /// `CONFIG_NO_PAGE_MAPCOUNT=y`: large folios have no per-page
@@ -143,16 +143,16 @@ pub struct SharingMethod {
     /// Where Shared WS came from.
     pub source: SharingSource,
     /// Whether the kernel's mapcounts are exact for large folios.
-    pub mapcount: MapcountPrecision,
+    pub(crate) mapcount: MapcountPrecision,
     /// Bytes of shareable pages that lie in large folios (THP, mTHP,
     /// large page-cache folios), from kpageflags; `None` without root.
-    pub large_folio_bytes: Option<u64>,
+    pub(crate) large_folio_bytes: Option<u64>,
 }
 
 impl SharingMethod {
     /// Whether some figure may be approximate: large folios were seen (or
     /// could not be ruled out) on a kernel without per-page mapcounts.
-    pub fn approximate(&self) -> bool {
+    pub(crate) fn approximate(&self) -> bool {
         self.mapcount != MapcountPrecision::Exact && self.large_folio_bytes != Some(0)
     }
 

@@ -8,7 +8,7 @@
 
 mod inspector;
 pub mod pages;
-pub mod privilege;
+pub(crate) mod privilege;
 mod procdir;
 mod processes;
 pub mod reclaim;

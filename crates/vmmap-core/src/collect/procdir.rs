@@ -41,7 +41,7 @@ impl ProcDir {
     }
 
     /// Whether this reads the live system rather than a captured tree.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.root == Path::new("/proc")
     }
 
@@ -93,7 +93,7 @@ impl ProcDir {
     }
 
     /// Reads a file that may not exist on this kernel.
-    pub fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match self.read(name) {
             Ok(b) => Ok(Some(b)),
             Err(Error::Io { source, .. })

@@ -79,7 +79,7 @@ impl ChunkWalker {
 
     /// Whether the walk has reached the top chunk or failed: the rest of
     /// the heap need not be read.
-    pub fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         self.done || self.error.is_some()
     }
 

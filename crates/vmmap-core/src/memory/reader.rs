@@ -295,7 +295,7 @@ fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// One piece of memory handed to a consumer.
-pub struct Chunk<'a> {
+pub(crate) struct Chunk<'a> {
     /// The range it belongs to.
     pub range: &'a ScanRange,
     /// Address of `data[0]`.
@@ -304,7 +304,7 @@ pub struct Chunk<'a> {
     /// contiguous stretch, then the new bytes.
     pub data: &'a [u8],
     /// Where the new bytes start in `data` (the overlap's length).
-    pub new_from: usize,
+    pub(crate) new_from: usize,
 }
 
 /// What a walk read.
@@ -327,7 +327,7 @@ pub struct ReadStats {
 /// `progress` gets the bytes of the ranges done so far. Either may stop the
 /// walk with `ControlFlow::Break` (a consumer that has seen enough, a user
 /// who cancelled).
-pub fn walk(
+pub(crate) fn walk(
     mem: &mut ProcessMemory,
     ranges: &[ScanRange],
     chunk: usize,

@@ -120,7 +120,7 @@ impl Searcher {
     }
 
     /// The overlap the reader must keep between chunks.
-    pub fn overlap(&self) -> usize {
+    pub(crate) fn overlap(&self) -> usize {
         match &self.kind {
             Kind::Literal(f) => f.needle().len() - 1,
             Kind::Regex(_) => REGEX_WINDOW,

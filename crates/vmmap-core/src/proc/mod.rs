@@ -3,7 +3,7 @@
 //! the job of [`crate::collect`].
 
 pub mod cmdline;
-pub mod kpage;
+pub(crate) mod kpage;
 pub mod mountinfo;
 pub mod pagemap;
 pub mod rollup;

@@ -249,7 +249,7 @@ impl Mapping {
 }
 
 /// Receives parsed mappings.
-pub trait Sink {
+pub(crate) trait Sink {
     /// One finished mapping.
     fn mapping(&mut self, m: Mapping);
 }
@@ -296,7 +296,11 @@ impl SmapsParser {
     }
 
     /// [`SmapsParser::feed`] handing each finished mapping to `out`.
-    pub fn feed_with(&mut self, mut chunk: &[u8], out: &mut impl Sink) -> Result<(), ParseError> {
+    pub(crate) fn feed_with(
+        &mut self,
+        mut chunk: &[u8],
+        out: &mut impl Sink,
+    ) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
             match memchr::memchr(b'\n', chunk) {
                 None => {
@@ -345,7 +349,7 @@ impl SmapsParser {
     }
 
     /// [`SmapsParser::finish`] handing the mapping to `sink`.
-    pub fn finish_with(mut self, out: &mut impl Sink) -> Result<(), ParseError> {
+    pub(crate) fn finish_with(mut self, out: &mut impl Sink) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
             let line = std::mem::take(&mut self.carry);
             self.line(&line, out)?;

@@ -116,6 +116,7 @@ impl Diff {
         );
     }
 
+    #[cfg(test)]
     /// The change of one type, or of Total for `None`.
     pub fn row(&self, t: Option<MemoryType>) -> &TypeDelta {
         match t {
@@ -183,6 +184,7 @@ impl Deltas {
         (self.unavailable & (1 << c as u32) == 0).then(|| self.values[c as usize])
     }
 
+    #[cfg(test)]
     /// Whether every available change is zero.
     pub fn is_zero(&self) -> bool {
         Column::ALL.iter().all(|&c| self.get(c).unwrap_or(0) == 0)
@@ -221,23 +223,6 @@ pub enum ChangeKind {
     Renamed,
     /// Committed, Total WS, Private or Swap changed.
     FiguresChanged,
-}
-
-impl ChangeKind {
-    /// The identifier used in JSON.
-    pub fn id(self) -> &'static str {
-        match self {
-            ChangeKind::New => "new",
-            ChangeKind::Removed => "removed",
-            ChangeKind::Grown => "grown",
-            ChangeKind::Shrunk => "shrunk",
-            ChangeKind::Moved => "moved",
-            ChangeKind::ProtectionChanged => "protection_changed",
-            ChangeKind::TypeChanged => "type_changed",
-            ChangeKind::Renamed => "renamed",
-            ChangeKind::FiguresChanged => "figures_changed",
-        }
-    }
 }
 
 /// Which matching pass paired two regions (see the module documentation).

@@ -149,6 +149,7 @@ impl Skipped {
             self.add(r, o.get(r));
         }
     }
+    #[cfg(test)]
     /// All reasons together.
     pub fn total(&self) -> u64 {
         self.0.iter().sum()

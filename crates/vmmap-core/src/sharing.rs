@@ -74,15 +74,6 @@ pub struct PageSharing {
 }
 
 impl PageSharing {
-    /// Adds another VMA's figures.
-    pub fn add(&mut self, o: &PageSharing) {
-        self.resident += o.resident;
-        self.shareable += o.shareable;
-        self.shared += o.shared;
-        self.cow += o.cow;
-        self.swapped += o.swapped;
-    }
-
     /// Counts one pagemap entry of a VMA (`file_vma`: it maps a file or
     /// shmem object, so an anonymous page in it is a copy-on-write copy).
     /// `shared` says whether a shareable page is mapped more than once;

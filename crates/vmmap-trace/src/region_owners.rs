@@ -58,8 +58,6 @@ pub struct SnapshotOwners {
     /// Seconds after the traced program started at which the snapshot was
     /// taken (the time the owners are as of).
     pub seconds: f64,
-    /// The process image the snapshot is of.
-    pub image: u32,
     /// Owner of each region of `Snapshot::regions`, by index.
     pub regions: Vec<Option<OwnerCell>>,
     /// Owner of each sub-block, by region and sub-block index.
@@ -349,7 +347,6 @@ pub fn snapshot_owners(
         .collect();
     Ok(Some(SnapshotOwners {
         seconds,
-        image,
         regions,
         sub_blocks,
         cache,

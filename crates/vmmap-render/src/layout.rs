@@ -90,7 +90,7 @@ pub struct Layout {
 }
 
 /// The length on the axis of `size` bytes (see the module docs).
-pub fn units(size: u64, page_size: u64) -> u64 {
+pub(crate) fn units(size: u64, page_size: u64) -> u64 {
     let page = page_size.max(1);
     let pages = size.div_ceil(page).max(1);
     let k = u64::from(pages.ilog2());
@@ -371,7 +371,7 @@ fn gap(f: &FreeBlock) -> Segment {
 
 /// The colour of a type in the SVG (VMMap's palette, as the interactive
 /// view's defaults).
-pub fn colour(t: MemoryType) -> &'static str {
+pub(crate) fn colour(t: MemoryType) -> &'static str {
     match t {
         MemoryType::Image => "#9b59b6",
         MemoryType::MappedFile => "#5dade2",

@@ -63,7 +63,7 @@ pub struct ReportData {
 
 impl ReportData {
     /// Region rows (top-level and sub-blocks) over all snapshots.
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.snaps.iter().map(|s| s.rows).sum()
     }
 }

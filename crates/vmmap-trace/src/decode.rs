@@ -290,7 +290,7 @@ pub struct Record {
     pub tid: i32,
     /// The thread's stream: a dense number (from 0, one per thread of
     /// each image) for per-thread state in analyses.
-    pub stream: u32,
+    pub(crate) stream: u32,
     /// What happened.
     pub event: Event,
 }
@@ -301,11 +301,11 @@ pub struct ImageInfo {
     /// Process id.
     pub pid: u32,
     /// Parent process id.
-    pub ppid: u32,
+    pub(crate) ppid: u32,
     /// Page size.
-    pub page_size: u64,
+    pub(crate) page_size: u64,
     /// Stacks came from frame pointers, not `.eh_frame`.
-    pub frame_pointers: bool,
+    pub(crate) frame_pointers: bool,
     /// Executable path.
     pub exe: String,
     /// Command line, arguments separated by spaces.
@@ -324,7 +324,7 @@ pub struct ImageInfo {
     /// Event bytes before and after compression (from the END message).
     pub event_bytes: (u64, u64),
     /// Version of the agent's messages ([`TRACE_VERSION`] when written).
-    pub version: u32,
+    pub(crate) version: u32,
 }
 
 impl ImageInfo {
@@ -339,13 +339,13 @@ impl ImageInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleInfo {
     /// Load bias (runtime address minus link-time address).
-    pub base: u64,
+    pub(crate) base: u64,
     /// Path.
-    pub path: String,
+    pub(crate) path: String,
     /// GNU build id (may be empty).
-    pub build_id: Vec<u8>,
+    pub(crate) build_id: Vec<u8>,
     /// PT_LOAD segments: (vaddr, memsz, file offset, flags).
-    pub segments: Vec<(u64, u64, u64, u32)>,
+    pub(crate) segments: Vec<(u64, u64, u64, u32)>,
 }
 
 /// A call stack.

@@ -16,17 +16,17 @@ use super::symbols::{Frame, Symbols};
 /// The costed stacks of a run, symbolised, outermost frame first.
 pub struct Profile<'a> {
     /// Every stack with any cost.
-    pub stacks: Vec<CostedStack<'a>>,
+    pub(crate) stacks: Vec<CostedStack<'a>>,
     /// A name for the profile (the program).
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// One call stack and what it cost.
-pub struct CostedStack<'a> {
+pub(crate) struct CostedStack<'a> {
     /// Its frames, outermost first.
-    pub frames: Vec<&'a Frame>,
+    pub(crate) frames: Vec<&'a Frame>,
     /// What it allocated.
-    pub cost: StackCost,
+    pub(crate) cost: StackCost,
 }
 
 impl<'a> Profile<'a> {
@@ -372,13 +372,13 @@ mod pprof_proto {
         #[prost(message, repeated, tag = "1")]
         pub(crate) sample_type: Vec<ValueType>,
         #[prost(message, repeated, tag = "2")]
-        pub sample: Vec<Sample>,
+        pub(crate) sample: Vec<Sample>,
         #[prost(message, repeated, tag = "3")]
-        pub mapping: Vec<Mapping>,
+        pub(crate) mapping: Vec<Mapping>,
         #[prost(message, repeated, tag = "4")]
-        pub location: Vec<Location>,
+        pub(crate) location: Vec<Location>,
         #[prost(message, repeated, tag = "5")]
-        pub function: Vec<Function>,
+        pub(crate) function: Vec<Function>,
         #[prost(string, repeated, tag = "6")]
         pub(crate) string_table: Vec<String>,
         #[prost(int64, tag = "9")]
@@ -393,9 +393,9 @@ mod pprof_proto {
     #[derive(Clone, PartialEq, prost::Message)]
     pub(crate) struct ValueType {
         #[prost(int64, tag = "1")]
-        pub r#type: i64,
+        pub(crate) r#type: i64,
         #[prost(int64, tag = "2")]
-        pub unit: i64,
+        pub(crate) unit: i64,
     }
 
     /// One stack (location ids, innermost first) and its values.
@@ -404,14 +404,14 @@ mod pprof_proto {
         #[prost(uint64, repeated, tag = "1")]
         pub(crate) location_id: Vec<u64>,
         #[prost(int64, repeated, tag = "2")]
-        pub value: Vec<i64>,
+        pub(crate) value: Vec<i64>,
     }
 
     /// A module's address range.
     #[derive(Clone, PartialEq, prost::Message)]
     pub(super) struct Mapping {
         #[prost(uint64, tag = "1")]
-        pub id: u64,
+        pub(crate) id: u64,
         #[prost(uint64, tag = "2")]
         pub(crate) memory_start: u64,
         #[prost(uint64, tag = "3")]
@@ -419,7 +419,7 @@ mod pprof_proto {
         #[prost(int64, tag = "5")]
         pub(crate) filename: i64,
         #[prost(int64, tag = "6")]
-        pub build_id: i64,
+        pub(crate) build_id: i64,
         #[prost(bool, tag = "7")]
         pub(crate) has_functions: bool,
         #[prost(bool, tag = "8")]
@@ -432,13 +432,13 @@ mod pprof_proto {
     #[derive(Clone, PartialEq, prost::Message)]
     pub(crate) struct Location {
         #[prost(uint64, tag = "1")]
-        pub id: u64,
+        pub(crate) id: u64,
         #[prost(uint64, tag = "2")]
         pub(crate) mapping_id: u64,
         #[prost(uint64, tag = "3")]
-        pub address: u64,
+        pub(crate) address: u64,
         #[prost(message, repeated, tag = "4")]
-        pub line: Vec<Line>,
+        pub(crate) line: Vec<Line>,
     }
 
     /// A function at a source line.
@@ -447,16 +447,16 @@ mod pprof_proto {
         #[prost(uint64, tag = "1")]
         pub(crate) function_id: u64,
         #[prost(int64, tag = "2")]
-        pub line: i64,
+        pub(crate) line: i64,
     }
 
     /// A function's names and file (string table indices).
     #[derive(Clone, PartialEq, prost::Message)]
     pub(super) struct Function {
         #[prost(uint64, tag = "1")]
-        pub id: u64,
+        pub(crate) id: u64,
         #[prost(int64, tag = "2")]
-        pub name: i64,
+        pub(crate) name: i64,
         #[prost(int64, tag = "3")]
         pub(crate) system_name: i64,
         #[prost(int64, tag = "4")]

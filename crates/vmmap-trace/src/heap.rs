@@ -77,7 +77,7 @@ impl HeapRegion {
 /// target: an 8-byte size field, the total rounded up to 16, at least 32;
 /// a block from its own mmap (`mmapped`) costs a 16-byte header and whole
 /// pages.
-pub fn chunk_bytes(req: u64, mmapped: bool, page: u64) -> u64 {
+pub(crate) fn chunk_bytes(req: u64, mmapped: bool, page: u64) -> u64 {
     if mmapped {
         let page = page.max(1);
         return (req + 16).div_ceil(page) * page;

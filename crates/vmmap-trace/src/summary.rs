@@ -71,7 +71,7 @@ pub struct StackCost {
 
 impl StackCost {
     /// Adds `o` (a node of a call tree sums its stacks).
-    pub fn add(&mut self, o: &StackCost) {
+    pub(crate) fn add(&mut self, o: &StackCost) {
         self.allocations += o.allocations;
         self.bytes += o.bytes;
         self.live_blocks += o.live_blocks;
@@ -117,7 +117,7 @@ struct PerStack {
 #[derive(Default)]
 pub struct Summarizer {
     /// The totals so far.
-    pub summary: Summary,
+    pub(crate) summary: Summary,
     calls: [u64; OPERATIONS.len()],
     live: HashMap<u64, Block, Fast>,
     live_bytes: u64,

@@ -97,7 +97,7 @@ pub struct Symbols {
     /// Module keys with results not yet in the file's cache.
     fresh: Vec<String>,
     /// What could not be resolved and why, one line per module.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Symbols {

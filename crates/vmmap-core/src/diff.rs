@@ -118,7 +118,7 @@ impl Diff {
 
     #[cfg(test)]
     /// The change of one type, or of Total for `None`.
-    pub fn row(&self, t: Option<MemoryType>) -> &TypeDelta {
+    pub(crate) fn row(&self, t: Option<MemoryType>) -> &TypeDelta {
         match t {
             Some(t) => &self.by_type[t as usize],
             None => &self.by_type[MemoryType::ALL.len()],
@@ -160,10 +160,10 @@ pub struct TypeDelta {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Deltas {
     /// Values indexed by `Column as usize`.
-    pub values: [i64; NCOLUMNS],
+    pub(crate) values: [i64; NCOLUMNS],
     /// Bit `Column as u32` set when the change is unavailable (the column
     /// is unavailable in either snapshot).
-    pub unavailable: u32,
+    pub(crate) unavailable: u32,
 }
 
 impl Deltas {
@@ -186,7 +186,7 @@ impl Deltas {
 
     #[cfg(test)]
     /// Whether every available change is zero.
-    pub fn is_zero(&self) -> bool {
+    pub(crate) fn is_zero(&self) -> bool {
         Column::ALL.iter().all(|&c| self.get(c).unwrap_or(0) == 0)
     }
 }
@@ -228,7 +228,7 @@ pub enum ChangeKind {
 /// Which matching pass paired two regions (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MatchRule {
+pub(crate) enum MatchRule {
     /// Same device, inode, offset and path.
     File,
     /// Same name, thread id or Heap ID.
@@ -355,7 +355,7 @@ pub struct Pairing {
     /// Index into the second region list.
     pub after: Option<usize>,
     /// The pass that matched them; `None` when one side is missing.
-    pub rule: Option<MatchRule>,
+    pub(crate) rule: Option<MatchRule>,
 }
 
 /// Compares two snapshots of one process.

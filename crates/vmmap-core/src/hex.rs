@@ -37,7 +37,7 @@ pub mod option {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Writes `"0x…"` or `null`.
-    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(a) => super::serialize(a, s),
             None => s.serialize_none(),

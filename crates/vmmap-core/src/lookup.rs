@@ -27,7 +27,7 @@ pub enum Hit<'a> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lookup<'a> {
     /// The address asked for.
-    pub address: u64,
+    pub(crate) address: u64,
     /// What holds it.
     pub hit: Hit<'a>,
     /// The last region that ends at or below the address (or below the

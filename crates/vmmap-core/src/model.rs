@@ -372,7 +372,7 @@ impl Region {
     }
 
     /// Whether `addr` lies inside.
-    pub fn contains(&self, addr: u64) -> bool {
+    pub(crate) fn contains(&self, addr: u64) -> bool {
         self.start <= addr && addr < self.end
     }
 

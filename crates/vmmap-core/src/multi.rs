@@ -34,20 +34,20 @@ pub(crate) enum CountedOnce {
 
 /// One type's (or the total's) combined figures, in bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CombinedRow {
+pub(crate) struct CombinedRow {
     /// The type; `None` for the Total row.
-    pub memory_type: Option<MemoryType>,
+    pub(crate) memory_type: Option<MemoryType>,
     /// Sum of Size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Sum of Committed.
-    pub committed: u64,
+    pub(crate) committed: u64,
     /// Sum of Private.
-    pub private: u64,
+    pub(crate) private: u64,
     /// Sum of every process's Total WS: shared pages counted once per
     /// process that maps them.
     pub(crate) total_ws_sum: u64,
     /// Sum of PSS.
-    pub pss: u64,
+    pub(crate) pss: u64,
     /// The working set with every page counted once.
     pub(crate) total_ws_once: u64,
     /// Of that, anonymous pages (root only).
@@ -58,23 +58,23 @@ pub struct CombinedRow {
 
 /// One process's own totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessLine {
+pub(crate) struct ProcessLine {
     /// PID.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Command name.
-    pub name: String,
+    pub(crate) name: String,
     /// Size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Committed.
-    pub committed: u64,
+    pub(crate) committed: u64,
     /// Private.
-    pub private: u64,
+    pub(crate) private: u64,
     /// Total WS.
     pub(crate) total_ws: u64,
     /// Shared WS.
     pub(crate) shared_ws: u64,
     /// PSS.
-    pub pss: u64,
+    pub(crate) pss: u64,
 }
 
 /// The combined report.
@@ -83,18 +83,22 @@ pub struct Combined {
     /// How pages mapped by several processes are counted once.
     pub(crate) counted_once: CountedOnce,
     /// One row per type (Free left out: address space is per process).
-    pub rows: Vec<CombinedRow>,
+    pub(crate) rows: Vec<CombinedRow>,
     /// Every type added up.
-    pub total: CombinedRow,
+    pub(crate) total: CombinedRow,
     /// Each process's own totals, in the order given.
-    pub processes: Vec<ProcessLine>,
+    pub(crate) processes: Vec<ProcessLine>,
 }
 
 impl Combined {
     /// Combines the snapshots; `frames` is every process's present frames
     /// (from [`crate::collect::pages::exact_sharing`] with root), or `None`
     /// to estimate with PSS.
-    pub fn of(snaps: &[Snapshot], frames: Option<Vec<Run<FrameTag>>>, page_size: u64) -> Combined {
+    pub(crate) fn of(
+        snaps: &[Snapshot],
+        frames: Option<Vec<Run<FrameTag>>>,
+        page_size: u64,
+    ) -> Combined {
         let counted_once = if frames.is_some() {
             CountedOnce::FrameUnion
         } else {

@@ -14,11 +14,11 @@ use crate::proc::pagemap;
 /// What a page frame belongs to, for counting pages of several processes
 /// once ([`union`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FrameTag {
+pub(crate) struct FrameTag {
     /// The type of the region that maps it.
-    pub memory_type: MemoryType,
+    pub(crate) memory_type: MemoryType,
     /// A file or shmem page (pagemap bit 61), rather than anonymous.
-    pub shareable: bool,
+    pub(crate) shareable: bool,
 }
 
 /// Pages of several processes with every frame counted once, per memory
@@ -26,9 +26,9 @@ pub struct FrameTag {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Union {
     /// Distinct resident frames.
-    pub total: [u64; MemoryType::ALL.len()],
+    pub(crate) total: [u64; MemoryType::ALL.len()],
     /// Of those, file and shmem frames.
-    pub shareable: [u64; MemoryType::ALL.len()],
+    pub(crate) shareable: [u64; MemoryType::ALL.len()],
 }
 
 /// Counts the distinct frames in the runs of every process. A frame that
@@ -61,11 +61,11 @@ pub(crate) fn union(mut runs: Vec<Run<FrameTag>>) -> Union {
 pub struct PageSharing {
     /// Present pages (bit 63). Unlike smaps `Rss` this includes pages that
     /// map the shared zero page.
-    pub resident: u64,
+    pub(crate) resident: u64,
     /// Present file or shmem pages (bit 61): Shareable WS.
-    pub shareable: u64,
+    pub(crate) shareable: u64,
     /// Shareable pages mapped more than once right now: Shared WS.
-    pub shared: u64,
+    pub(crate) shared: u64,
     /// Present anonymous pages (bit 61 clear) inside a file mapping: the
     /// private copies copy-on-write made of file pages.
     pub(crate) cow: u64,
@@ -108,7 +108,7 @@ pub(crate) fn shared_by_exclusive_bit(entry: u64) -> bool {
 /// Where Shared WS came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SharingSource {
+pub(crate) enum SharingSource {
     /// `/proc/kpagecount` > 1 for the page's frame (root).
     Kpagecount,
     /// pagemap bit 56 clear (`PM_MMAP_EXCLUSIVE`, no privilege needed).
@@ -132,7 +132,7 @@ pub(crate) enum MapcountPrecision {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharingMethod {
     /// Where Shared WS came from.
-    pub source: SharingSource,
+    pub(crate) source: SharingSource,
     /// Whether the kernel's mapcounts are exact for large folios.
     pub(crate) mapcount: MapcountPrecision,
     /// Bytes of shareable pages that lie in large folios (THP, mTHP,

@@ -243,8 +243,8 @@ pub(crate) mod testutil {
     /// An inspector over fixed answers.
     #[derive(Default)]
     pub(crate) struct FakeInspector {
-        pub files: HashMap<String, FileProbe>,
-        pub memory: Vec<(u64, Vec<u8>)>,
+        pub(crate) files: HashMap<String, FileProbe>,
+        pub(crate) memory: Vec<(u64, Vec<u8>)>,
         pub(crate) fs: HashMap<(u32, u32), String>,
         pub(crate) proc_files: HashMap<String, Vec<u8>>,
     }

@@ -21,7 +21,7 @@ pub(crate) struct LiveInspector<'a> {
     fs_types: HashMap<(u32, u32), String>,
     mem: Option<ProcessMemory>,
     /// Whether target memory may be read at all.
-    pub read_memory: bool,
+    pub(crate) read_memory: bool,
 }
 
 impl<'a> LiveInspector<'a> {

@@ -205,7 +205,7 @@ pub struct HeapFragmentation {
     pub start: u64,
     /// Where its chunks end.
     #[serde(serialize_with = "crate::hex::serialize")]
-    pub end: u64,
+    pub(crate) end: u64,
     /// Resident bytes of its mapping (Rss).
     pub resident: u64,
     /// Swapped-out bytes.

@@ -19,18 +19,18 @@ pub(crate) const ZERO_PAGE: u64 = 1 << 24;
 /// Consecutive page frames `first..first + len` that one scan needs, with
 /// a tag saying where they belong (a VMA index, a memory type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Run<T> {
+pub(crate) struct Run<T> {
     /// First page frame number.
-    pub first: u64,
+    pub(crate) first: u64,
     /// Number of frames.
-    pub len: u64,
+    pub(crate) len: u64,
     /// Where the frames belong.
-    pub tag: T,
+    pub(crate) tag: T,
 }
 
 impl<T> Run<T> {
     /// One past the last frame.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.first.saturating_add(self.len)
     }
 }
@@ -76,11 +76,11 @@ impl<T: Copy + PartialEq> RunBuilder<T> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
     /// First frame read.
-    pub first: u64,
+    pub(crate) first: u64,
     /// Frames read.
-    pub len: u64,
+    pub(crate) len: u64,
     /// The runs it serves, as a range of indices into the sorted runs.
-    pub runs: std::ops::Range<usize>,
+    pub(crate) runs: std::ops::Range<usize>,
 }
 
 /// Sorts `runs` by first frame and plans the reads: runs closer than

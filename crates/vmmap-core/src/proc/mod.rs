@@ -18,7 +18,7 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
     /// Which file (`smaps`, `status`, …).
-    pub file: &'static str,
+    pub(crate) file: &'static str,
     /// 1-based line number, 0 when not line-oriented.
     pub line: u64,
     /// What was wrong.

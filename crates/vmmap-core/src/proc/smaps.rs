@@ -158,9 +158,9 @@ impl Field {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmapsFields {
     /// Bit `Field as u32` is set when the kernel printed that field.
-    pub present: u32,
+    pub(crate) present: u32,
     /// Values in bytes, indexed by `Field as usize`.
-    pub values: [u64; 25],
+    pub(crate) values: [u64; 25],
 }
 
 impl SmapsFields {

@@ -4,9 +4,9 @@ use std::io::{self, Write};
 
 use vmmap_core::export::{self, ExportOptions};
 use vmmap_core::Summary;
+use vmmap_render::text::{write_text_owned, SortKey, TextOptions};
 
 use crate::cli::ConvertArgs;
-use crate::render::{self, SortKey, TextOptions};
 use crate::show::{format_of, parse_columns, Format};
 use crate::{files, load, owners, shown, write_file, Failure};
 
@@ -79,7 +79,8 @@ pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
                 exact: false,
             };
             let mut w = io::BufWriter::new(w);
-            render::write_text_owned(last, &summary, &text, owners, &mut w)?;
+            let owners = owners.map(owners::column);
+            write_text_owned(last, &summary, &text, owners, &mut w)?;
             w.flush()
         }
     })

@@ -20,7 +20,6 @@ mod multi;
 mod open;
 mod owners;
 mod ps;
-mod render;
 mod report;
 mod run;
 mod serve;

@@ -53,3 +53,11 @@ pub fn agent_of(path: &Path, snap: &vmmap_core::model::Snapshot) -> Vec<bool> {
         Vec::new()
     })
 }
+
+/// The text report's Owner column from `owners`.
+pub fn column(owners: &SnapshotOwners) -> vmmap_render::text::OwnerColumn<'_> {
+    vmmap_render::text::OwnerColumn {
+        seconds: owners.seconds,
+        owners,
+    }
+}

@@ -1,5 +1,6 @@
 //! `vmmap ps`: the processes, with private bytes and working set.
 
+use std::cmp::Ordering;
 use std::io::{self, Write};
 use std::path::Path;
 
@@ -7,7 +8,6 @@ use vmmap_core::collect::{self, Access, ProcessEntry};
 use vmmap_core::text::Escaped;
 
 use crate::cli::{PsArgs, PsSort};
-use crate::render;
 use crate::{output_error, Failure};
 
 pub(crate) fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -16,11 +16,12 @@ pub(crate) fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
         PsSort::Pid => list.sort_by_key(|p| p.pid),
         PsSort::User => list.sort_by(|x, y| x.user.cmp(&y.user).then(x.pid.cmp(&y.pid))),
         PsSort::Name => list.sort_by(|x, y| x.name.cmp(&y.name).then(x.pid.cmp(&y.pid))),
-        PsSort::Private => list.sort_by(|x, y| {
-            render::cmp_opt(y.private_bytes, x.private_bytes).then(x.pid.cmp(&y.pid))
-        }),
-        PsSort::Ws => list
-            .sort_by(|x, y| render::cmp_opt(y.working_set, x.working_set).then(x.pid.cmp(&y.pid))),
+        PsSort::Private => {
+            list.sort_by(|x, y| cmp_opt(y.private_bytes, x.private_bytes).then(x.pid.cmp(&y.pid)))
+        }
+        PsSort::Ws => {
+            list.sort_by(|x, y| cmp_opt(y.working_set, x.working_set).then(x.pid.cmp(&y.pid)))
+        }
         PsSort::Arch => list.sort_by(|x, y| x.arch.cmp(&y.arch).then(x.pid.cmp(&y.pid))),
     }
     if a.reverse {
@@ -75,4 +76,9 @@ pub(crate) fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -
         )?;
     }
     Ok(())
+}
+
+/// Orders figures for `ps`.
+pub fn cmp_opt(a: Option<u64>, b: Option<u64>) -> Ordering {
+    a.unwrap_or(0).cmp(&b.unwrap_or(0))
 }

@@ -8,9 +8,9 @@ use vmmap_core::export::{self, ExportOptions};
 use vmmap_core::figures::Column;
 use vmmap_core::model::MemoryType;
 use vmmap_core::{Snapshot, Summary};
+use vmmap_render::text::{write_text_owned, SortKey, TextOptions};
 
 use crate::cli::DisplayArgs;
-use crate::render::{self, SortKey, TextOptions};
 use crate::{is_stdout, output_error, write_file, Failure};
 
 #[derive(Clone, Copy)]
@@ -98,7 +98,8 @@ pub(crate) fn show_owned(
             Format::Mmp => vmmap_core::mmp::write(&[&snap], w),
             Format::Text => {
                 let mut w = io::BufWriter::with_capacity(1 << 16, w);
-                render::write_text_owned(&snap, &summary, &text, owners, &mut w)?;
+                let owners = owners.map(crate::owners::column);
+                write_text_owned(&snap, &summary, &text, owners, &mut w)?;
                 w.flush()
             }
         }

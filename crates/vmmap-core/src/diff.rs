@@ -116,8 +116,9 @@ impl Diff {
         );
     }
 
+    #[cfg(test)]
     /// The change of one type, or of Total for `None`.
-    pub fn row(&self, t: Option<MemoryType>) -> &TypeDelta {
+    pub(crate) fn row(&self, t: Option<MemoryType>) -> &TypeDelta {
         match t {
             Some(t) => &self.by_type[t as usize],
             None => &self.by_type[MemoryType::ALL.len()],
@@ -159,15 +160,15 @@ pub struct TypeDelta {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Deltas {
     /// Values indexed by `Column as usize`.
-    pub values: [i64; NCOLUMNS],
+    pub(crate) values: [i64; NCOLUMNS],
     /// Bit `Column as u32` set when the change is unavailable (the column
     /// is unavailable in either snapshot).
-    pub unavailable: u32,
+    pub(crate) unavailable: u32,
 }
 
 impl Deltas {
     /// `after - before`, column by column.
-    pub fn between(before: &Figures, after: &Figures) -> Deltas {
+    pub(crate) fn between(before: &Figures, after: &Figures) -> Deltas {
         let mut d = Deltas {
             unavailable: before.unavailable | after.unavailable,
             ..Deltas::default()
@@ -183,8 +184,9 @@ impl Deltas {
         (self.unavailable & (1 << c as u32) == 0).then(|| self.values[c as usize])
     }
 
+    #[cfg(test)]
     /// Whether every available change is zero.
-    pub fn is_zero(&self) -> bool {
+    pub(crate) fn is_zero(&self) -> bool {
         Column::ALL.iter().all(|&c| self.get(c).unwrap_or(0) == 0)
     }
 }
@@ -223,27 +225,10 @@ pub enum ChangeKind {
     FiguresChanged,
 }
 
-impl ChangeKind {
-    /// The identifier used in JSON.
-    pub fn id(self) -> &'static str {
-        match self {
-            ChangeKind::New => "new",
-            ChangeKind::Removed => "removed",
-            ChangeKind::Grown => "grown",
-            ChangeKind::Shrunk => "shrunk",
-            ChangeKind::Moved => "moved",
-            ChangeKind::ProtectionChanged => "protection_changed",
-            ChangeKind::TypeChanged => "type_changed",
-            ChangeKind::Renamed => "renamed",
-            ChangeKind::FiguresChanged => "figures_changed",
-        }
-    }
-}
-
 /// Which matching pass paired two regions (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MatchRule {
+pub(crate) enum MatchRule {
     /// Same device, inode, offset and path.
     File,
     /// Same name, thread id or Heap ID.
@@ -301,7 +286,7 @@ pub struct RegionChange {
     /// What happened, in [`ChangeKind`] order; never empty.
     pub kinds: Vec<ChangeKind>,
     /// How the two sides were paired; `None` for a new or removed region.
-    pub matched_by: Option<MatchRule>,
+    pub(crate) matched_by: Option<MatchRule>,
     /// The region in the first snapshot.
     pub before: Option<RegionSummary>,
     /// The region in the second snapshot.
@@ -370,7 +355,7 @@ pub struct Pairing {
     /// Index into the second region list.
     pub after: Option<usize>,
     /// The pass that matched them; `None` when one side is missing.
-    pub rule: Option<MatchRule>,
+    pub(crate) rule: Option<MatchRule>,
 }
 
 /// Compares two snapshots of one process.

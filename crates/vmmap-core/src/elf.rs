@@ -24,20 +24,20 @@ pub struct ElfInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoadSegment {
     /// `p_offset`.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// `p_vaddr`.
-    pub vaddr: u64,
+    pub(crate) vaddr: u64,
     /// `p_filesz`.
-    pub file_size: u64,
+    pub(crate) file_size: u64,
     /// `p_memsz`.
-    pub mem_size: u64,
+    pub(crate) mem_size: u64,
     /// `p_flags` (1 = X, 2 = W, 4 = R).
-    pub flags: u32,
+    pub(crate) flags: u32,
 }
 
 impl ElfInfo {
     /// A short architecture name for `e_machine`, e.g. `x86-64`.
-    pub fn machine_name(&self) -> &'static str {
+    pub(crate) fn machine_name(&self) -> &'static str {
         machine_name(self.machine)
     }
 
@@ -190,17 +190,17 @@ pub(crate) const SHF_TLS: u64 = 0x400;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Section {
     /// Name from the section header string table (`.text`, …).
-    pub name: String,
+    pub(crate) name: String,
     /// `sh_type`.
-    pub kind: u32,
+    pub(crate) kind: u32,
     /// `sh_flags`.
-    pub flags: u64,
+    pub(crate) flags: u64,
     /// `sh_addr`: the link-time address (before the load bias).
-    pub addr: u64,
+    pub(crate) addr: u64,
     /// `sh_offset`.
-    pub offset: u64,
+    pub(crate) offset: u64,
     /// `sh_size`.
-    pub size: u64,
+    pub(crate) size: u64,
 }
 
 impl Section {

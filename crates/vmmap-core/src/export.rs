@@ -18,8 +18,6 @@ use crate::summary::{free_blocks, FreeBlock, Summary};
 pub(crate) const JSON_SCHEMA: &str = "vmmap.snapshot";
 /// The JSON schema version; bumped on any incompatible change.
 pub(crate) const JSON_VERSION: u32 = 1;
-/// The CSV schema version (see the docs for the column list).
-pub const CSV_VERSION: u32 = 1;
 
 /// What to include in an export.
 #[derive(Clone, Copy, Debug, Default)]
@@ -149,18 +147,6 @@ pub trait Owners {
     fn sub_block(&self, i: usize, j: usize) -> Option<OwnerView<'_>>;
 }
 
-/// No owners: the plain exports.
-enum NoOwners {}
-
-impl Owners for NoOwners {
-    fn region(&self, _: usize) -> Option<OwnerView<'_>> {
-        match *self {}
-    }
-    fn sub_block(&self, _: usize, _: usize) -> Option<OwnerView<'_>> {
-        match *self {}
-    }
-}
-
 /// Figures as `{column_id: value | null}`.
 struct FiguresView {
     f: Figures,
@@ -256,18 +242,8 @@ fn json_region<'a>(
     }
 }
 
-/// Writes the snapshot as one JSON document.
-pub fn write_json<W: Write>(
-    snap: &Snapshot,
-    summary: &Summary,
-    opts: ExportOptions,
-    w: W,
-) -> io::Result<()> {
-    write_json_owned(snap, summary, opts, None::<&NoOwners>, w)
-}
-
-/// [`write_json`], each region with an `owner` object when `owners` (of
-/// this snapshot of a traced run) are given.
+/// Writes the snapshot as one JSON document, each region with an `owner`
+/// object when `owners` (of this snapshot of a traced run) are given.
 pub fn write_json_owned<W: Write, O: Owners + ?Sized>(
     snap: &Snapshot,
     summary: &Summary,
@@ -360,18 +336,9 @@ const CSV_LEAD: [&str; 12] = [
 ];
 
 /// Writes one CSV row per region and sub-block (`depth` 0 and 1), or with
-/// `summary_only`, one row per memory type plus `total`.
-pub fn write_csv<W: Write>(
-    snap: &Snapshot,
-    summary: &Summary,
-    opts: ExportOptions,
-    w: W,
-) -> io::Result<()> {
-    write_csv_owned(snap, summary, opts, None::<&NoOwners>, w)
-}
-
-/// [`write_csv`] with a last `owner` column (the Owner cell's text) when
-/// `owners` (of this snapshot of a traced run) are given.
+/// `summary_only`, one row per memory type plus `total`; with a last
+/// `owner` column (the Owner cell's text) when `owners` (of this snapshot
+/// of a traced run) are given.
 pub fn write_csv_owned<W: Write, O: Owners + ?Sized>(
     snap: &Snapshot,
     summary: &Summary,
@@ -512,7 +479,7 @@ fn csv_text<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
 /// bytes change, so that `vmmap PID --json` on a terminal cannot be turned
 /// into terminal commands by a process's names or paths. serde_json
 /// already escapes the C0 controls itself.
-pub struct TerminalSafe<F>(pub F);
+pub(crate) struct TerminalSafe<F>(pub F);
 
 macro_rules! forward {
     ($($name:ident($($arg:ident: $t:ty),*);)*) => {$(

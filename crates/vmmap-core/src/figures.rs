@@ -240,7 +240,7 @@ impl Column {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figures {
     /// Values indexed by `Column as usize`.
-    pub values: [u64; NCOLUMNS],
+    pub(crate) values: [u64; NCOLUMNS],
     /// Bit `Column as u32` set when the value is unavailable.
     pub unavailable: u32,
 }

@@ -37,11 +37,11 @@ pub use vmmap_wire::container::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// When, in nanoseconds since the Unix epoch.
-    pub taken_at_unix_ns: u64,
+    pub(crate) taken_at_unix_ns: u64,
     /// `smaps_rollup`.
     pub rollup: SmapsFields,
     /// `VmPTE`, when the kernel gives it.
-    pub page_table_bytes: Option<u64>,
+    pub(crate) page_table_bytes: Option<u64>,
 }
 
 /// Largest raw (decompressed) payload of a snapshot or sample chunk, and

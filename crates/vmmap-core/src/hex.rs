@@ -21,7 +21,7 @@ pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Reads an address written by [`serialize`].
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     parse(&String::deserialize(d)?)
 }
 
@@ -37,7 +37,7 @@ pub mod option {
     use serde::{Deserialize, Deserializer, Serializer};
 
     /// Writes `"0x…"` or `null`.
-    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(a) => super::serialize(a, s),
             None => s.serialize_none(),
@@ -45,7 +45,7 @@ pub mod option {
     }
 
     /// Reads what [`serialize`] wrote.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| super::parse(&s))
             .transpose()

@@ -50,7 +50,7 @@ pub enum HsperfError {
 
 /// A counter's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     /// A `jlong` scalar.
     Long(i64),
     /// A byte vector, read as text up to its first NUL.
@@ -61,23 +61,23 @@ pub enum Value {
 
 /// One named counter.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Counter {
+pub(crate) struct Counter {
     /// Its name, e.g. `sun.gc.generation.0.capacity`.
-    pub name: String,
+    pub(crate) name: String,
     /// Its value.
-    pub value: Value,
+    pub(crate) value: Value,
 }
 
 /// The counters of one JVM.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PerfData {
     /// The counters in file order.
-    pub counters: Vec<Counter>,
+    pub(crate) counters: Vec<Counter>,
 }
 
 impl PerfData {
     /// A scalar counter.
-    pub fn long(&self, name: &str) -> Option<i64> {
+    pub(crate) fn long(&self, name: &str) -> Option<i64> {
         self.counters.iter().find_map(|c| match &c.value {
             Value::Long(v) if c.name == name => Some(*v),
             _ => None,
@@ -85,7 +85,7 @@ impl PerfData {
     }
 
     /// A text counter.
-    pub fn text(&self, name: &str) -> Option<&str> {
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.counters.iter().find_map(|c| match &c.value {
             Value::Text(v) if c.name == name => Some(v.as_str()),
             _ => None,
@@ -93,7 +93,7 @@ impl PerfData {
     }
 
     /// A scalar counter as a byte count: negative values are no size.
-    pub fn bytes(&self, name: &str) -> Option<u64> {
+    pub(crate) fn bytes(&self, name: &str) -> Option<u64> {
         self.long(name).and_then(|v| u64::try_from(v).ok())
     }
 }

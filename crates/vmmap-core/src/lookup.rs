@@ -27,7 +27,7 @@ pub enum Hit<'a> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Lookup<'a> {
     /// The address asked for.
-    pub address: u64,
+    pub(crate) address: u64,
     /// What holds it.
     pub hit: Hit<'a>,
     /// The last region that ends at or below the address (or below the
@@ -36,16 +36,6 @@ pub struct Lookup<'a> {
     /// The first region that starts above the address (or after the
     /// holding region).
     pub next: Option<&'a Region>,
-}
-
-impl Lookup<'_> {
-    /// The offset of the address within its region (None outside one).
-    pub fn offset_in_region(&self) -> Option<u64> {
-        match self.hit {
-            Hit::Region { region, .. } => Some(self.address - region.start),
-            _ => None,
-        }
-    }
 }
 
 /// Looks `addr` up in `snap`. Regions are in address order and do not
@@ -146,7 +136,6 @@ mod tests {
             }
             h => panic!("{h:?}"),
         }
-        assert_eq!(l.offset_in_region(), Some(0x2010));
         assert_eq!(l.previous.map(|r| r.start), Some(0x10000));
         assert_eq!(l.next.map(|r| r.start), Some(0x30000));
     }

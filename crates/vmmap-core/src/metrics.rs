@@ -24,18 +24,18 @@ use crate::summary::Summary;
 
 /// One exported figure: the column and its metric family.
 #[derive(Clone, Copy, Debug)]
-pub struct Metric {
+pub(crate) struct Metric {
     /// The Summary column it exports.
-    pub column: Column,
+    pub(crate) column: Column,
     /// The metric family name (OpenMetrics: it ends in the unit).
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The `# HELP` text.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
 }
 
 /// The exported figures, in output order. Names are stable: renaming one
 /// breaks dashboards, so a change here is a new metric.
-pub const METRICS: [Metric; 6] = [
+pub(crate) const METRICS: [Metric; 6] = [
     Metric {
         column: Column::Size,
         name: "vmmap_size_bytes",
@@ -79,7 +79,7 @@ pub(crate) fn exported_types() -> impl Iterator<Item = MemoryType> {
 
 /// Why a selected process is not in a scrape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SkipReason {
+pub(crate) enum SkipReason {
     /// It exited, or no process has that PID or name.
     Gone,
     /// The kernel refused access (another user's process without root or
@@ -97,7 +97,7 @@ pub enum SkipReason {
 
 impl SkipReason {
     /// Every reason, in output order.
-    pub const ALL: [SkipReason; 6] = [
+    pub(crate) const ALL: [SkipReason; 6] = [
         SkipReason::Gone,
         SkipReason::Permission,
         SkipReason::KernelThread,
@@ -107,7 +107,7 @@ impl SkipReason {
     ];
 
     /// The `reason` label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             SkipReason::Gone => "gone",
             SkipReason::Permission => "permission",
@@ -119,7 +119,7 @@ impl SkipReason {
     }
 
     /// The reason a collection error maps to.
-    pub fn of(e: &Error) -> SkipReason {
+    pub(crate) fn of(e: &Error) -> SkipReason {
         match e {
             Error::NoSuchProcess { .. } | Error::NoProcessNamed { .. } => SkipReason::Gone,
             Error::ProcessExited { .. } | Error::Zombie { .. } => SkipReason::Gone,
@@ -136,11 +136,11 @@ pub struct Skipped([u64; 6]);
 
 impl Skipped {
     /// Counts one more.
-    pub fn add(&mut self, r: SkipReason, n: u64) {
+    pub(crate) fn add(&mut self, r: SkipReason, n: u64) {
         self.0[r as usize] += n;
     }
     /// The count for one reason.
-    pub fn get(&self, r: SkipReason) -> u64 {
+    pub(crate) fn get(&self, r: SkipReason) -> u64 {
         self.0[r as usize]
     }
     /// Adds another set of counts.
@@ -149,27 +149,28 @@ impl Skipped {
             self.add(r, o.get(r));
         }
     }
+    #[cfg(test)]
     /// All reasons together.
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.0.iter().sum()
     }
 }
 
 /// The exported figures of one process.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ProcessMetrics {
+pub(crate) struct ProcessMetrics {
     /// PID.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Command name (`comm`).
-    pub comm: String,
+    pub(crate) comm: String,
     /// One value per exported type and metric, `None` where the kernel
     /// lacks the field (the sample is then left out, never shown as 0).
-    pub values: Vec<(MemoryType, [Option<u64>; METRICS.len()])>,
+    pub(crate) values: Vec<(MemoryType, [Option<u64>; METRICS.len()])>,
 }
 
 impl ProcessMetrics {
     /// The exported figures of a snapshot: its Summary rows.
-    pub fn of(snap: &Snapshot) -> ProcessMetrics {
+    pub(crate) fn of(snap: &Snapshot) -> ProcessMetrics {
         let summary = Summary::of(snap);
         let values = exported_types()
             .map(|t| {
@@ -189,13 +190,13 @@ impl ProcessMetrics {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Scrape {
     /// Collected processes, in collection order.
-    pub processes: Vec<ProcessMetrics>,
+    pub(crate) processes: Vec<ProcessMetrics>,
     /// Skipped processes, by reason.
     pub skipped: Skipped,
     /// How long the collection took.
-    pub duration: Duration,
+    pub(crate) duration: Duration,
     /// The budget ran out before every selected process was read.
-    pub truncated: bool,
+    pub(crate) truncated: bool,
 }
 
 /// Which processes to collect.
@@ -226,7 +227,7 @@ pub struct ScrapeOptions {
 
 /// Resolves the targets to PIDs, in order, without duplicates; names that
 /// match nothing count as `gone`.
-pub fn resolve(targets: &[Target], opts: &Options, skipped: &mut Skipped) -> Vec<u32> {
+pub(crate) fn resolve(targets: &[Target], opts: &Options, skipped: &mut Skipped) -> Vec<u32> {
     let mut pids: Vec<u32> = Vec::new();
     let push = |p: u32, pids: &mut Vec<u32>| {
         if !pids.contains(&p) {
@@ -388,7 +389,7 @@ pub fn scrape(targets: &[Target], opts: &ScrapeOptions) -> Scrape {
 }
 
 /// The content type of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The content type of [`render_as`]'s [`Format::PrometheusText`].
 pub(crate) const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -28,57 +28,57 @@ use crate::proc::smaps::{Field, Mapping};
 use crate::summary::free_blocks;
 
 /// `UseType` values.
-pub mod use_type {
+pub(crate) mod use_type {
     /// Heap.
-    pub const HEAP: u32 = 0;
+    pub(crate) const HEAP: u32 = 0;
     /// Stack.
-    pub const STACK: u32 = 1;
+    pub(crate) const STACK: u32 = 1;
     /// Image.
-    pub const IMAGE: u32 = 2;
+    pub(crate) const IMAGE: u32 = 2;
     /// Mapped File.
-    pub const MAPPED_FILE: u32 = 3;
+    pub(crate) const MAPPED_FILE: u32 = 3;
     /// Private Data.
-    pub const PRIVATE_DATA: u32 = 4;
+    pub(crate) const PRIVATE_DATA: u32 = 4;
     /// Shareable.
-    pub const SHAREABLE: u32 = 5;
+    pub(crate) const SHAREABLE: u32 = 5;
     /// Free.
-    pub const FREE: u32 = 6;
+    pub(crate) const FREE: u32 = 6;
     /// Managed Heap.
-    pub const MANAGED_HEAPS: u32 = 8;
+    pub(crate) const MANAGED_HEAPS: u32 = 8;
     /// Unusable (free space stranded by Windows' 64 KiB granularity).
-    pub const UNUSABLE: u32 = 10;
+    pub(crate) const UNUSABLE: u32 = 10;
 }
 
 /// Win32 `PAGE_*` protection values.
 pub mod page {
     /// No access.
-    pub const NOACCESS: u32 = 0x01;
+    pub(crate) const NOACCESS: u32 = 0x01;
     /// Read.
-    pub const READONLY: u32 = 0x02;
+    pub(crate) const READONLY: u32 = 0x02;
     /// Read and write.
-    pub const READWRITE: u32 = 0x04;
+    pub(crate) const READWRITE: u32 = 0x04;
     /// Read and copy-on-write.
-    pub const WRITECOPY: u32 = 0x08;
+    pub(crate) const WRITECOPY: u32 = 0x08;
     /// Execute.
-    pub const EXECUTE: u32 = 0x10;
+    pub(crate) const EXECUTE: u32 = 0x10;
     /// Execute and read.
-    pub const EXECUTE_READ: u32 = 0x20;
+    pub(crate) const EXECUTE_READ: u32 = 0x20;
     /// Execute, read and write.
-    pub const EXECUTE_READWRITE: u32 = 0x40;
+    pub(crate) const EXECUTE_READWRITE: u32 = 0x40;
     /// Execute, read and copy-on-write.
-    pub const EXECUTE_WRITECOPY: u32 = 0x80;
+    pub(crate) const EXECUTE_WRITECOPY: u32 = 0x80;
 }
 
 /// Win32 `MEM_*` storage values.
-pub mod storage {
+pub(crate) mod storage {
     /// Free address space.
-    pub const FREE: u32 = 0x1_0000;
+    pub(crate) const FREE: u32 = 0x1_0000;
     /// Private memory (VirtualAlloc).
-    pub const PRIVATE: u32 = 0x2_0000;
+    pub(crate) const PRIVATE: u32 = 0x2_0000;
     /// A view of a section: a file or pagefile-backed shared memory.
-    pub const MAPPED: u32 = 0x4_0000;
+    pub(crate) const MAPPED: u32 = 0x4_0000;
     /// A view of an executable image.
-    pub const IMAGE: u32 = 0x100_0000;
+    pub(crate) const IMAGE: u32 = 0x100_0000;
 }
 
 /// Why an `.mmp` file could not be read.

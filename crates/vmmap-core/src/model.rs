@@ -372,7 +372,7 @@ impl Region {
     }
 
     /// Whether `addr` lies inside.
-    pub fn contains(&self, addr: u64) -> bool {
+    pub(crate) fn contains(&self, addr: u64) -> bool {
         self.start <= addr && addr < self.end
     }
 
@@ -412,7 +412,7 @@ impl Region {
     }
 
     /// [`Region::max_protection`] as text.
-    pub fn max_protection_str(&self) -> Option<String> {
+    pub(crate) fn max_protection_str(&self) -> Option<String> {
         self.max_protection()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
@@ -500,7 +500,7 @@ impl ProcessInfo {
     }
 
     /// Pointer width in bytes, from the ELF class (8 when unknown).
-    pub fn pointer_width(&self) -> usize {
+    pub(crate) fn pointer_width(&self) -> usize {
         match self.elf.as_ref().map(|e| e.class) {
             Some(32) => 4,
             _ => 8,

@@ -25,7 +25,7 @@ use crate::summary::Summary;
 /// How the combined working set counts a page mapped by several processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CountedOnce {
+pub(crate) enum CountedOnce {
     /// Distinct page frames (root): exact.
     FrameUnion,
     /// The sum of PSS: an estimate (frame numbers need root).
@@ -34,67 +34,71 @@ pub enum CountedOnce {
 
 /// One type's (or the total's) combined figures, in bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CombinedRow {
+pub(crate) struct CombinedRow {
     /// The type; `None` for the Total row.
-    pub memory_type: Option<MemoryType>,
+    pub(crate) memory_type: Option<MemoryType>,
     /// Sum of Size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Sum of Committed.
-    pub committed: u64,
+    pub(crate) committed: u64,
     /// Sum of Private.
-    pub private: u64,
+    pub(crate) private: u64,
     /// Sum of every process's Total WS: shared pages counted once per
     /// process that maps them.
-    pub total_ws_sum: u64,
+    pub(crate) total_ws_sum: u64,
     /// Sum of PSS.
-    pub pss: u64,
+    pub(crate) pss: u64,
     /// The working set with every page counted once.
-    pub total_ws_once: u64,
+    pub(crate) total_ws_once: u64,
     /// Of that, anonymous pages (root only).
-    pub private_ws_once: Option<u64>,
+    pub(crate) private_ws_once: Option<u64>,
     /// Of that, file and shmem pages (root only).
-    pub shareable_ws_once: Option<u64>,
+    pub(crate) shareable_ws_once: Option<u64>,
 }
 
 /// One process's own totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessLine {
+pub(crate) struct ProcessLine {
     /// PID.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Command name.
-    pub name: String,
+    pub(crate) name: String,
     /// Size.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Committed.
-    pub committed: u64,
+    pub(crate) committed: u64,
     /// Private.
-    pub private: u64,
+    pub(crate) private: u64,
     /// Total WS.
-    pub total_ws: u64,
+    pub(crate) total_ws: u64,
     /// Shared WS.
-    pub shared_ws: u64,
+    pub(crate) shared_ws: u64,
     /// PSS.
-    pub pss: u64,
+    pub(crate) pss: u64,
 }
 
 /// The combined report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Combined {
     /// How pages mapped by several processes are counted once.
-    pub counted_once: CountedOnce,
+    pub(crate) counted_once: CountedOnce,
     /// One row per type (Free left out: address space is per process).
-    pub rows: Vec<CombinedRow>,
+    pub(crate) rows: Vec<CombinedRow>,
     /// Every type added up.
-    pub total: CombinedRow,
+    pub(crate) total: CombinedRow,
     /// Each process's own totals, in the order given.
-    pub processes: Vec<ProcessLine>,
+    pub(crate) processes: Vec<ProcessLine>,
 }
 
 impl Combined {
     /// Combines the snapshots; `frames` is every process's present frames
     /// (from [`crate::collect::pages::exact_sharing`] with root), or `None`
     /// to estimate with PSS.
-    pub fn of(snaps: &[Snapshot], frames: Option<Vec<Run<FrameTag>>>, page_size: u64) -> Combined {
+    pub(crate) fn of(
+        snaps: &[Snapshot],
+        frames: Option<Vec<Run<FrameTag>>>,
+        page_size: u64,
+    ) -> Combined {
         let counted_once = if frames.is_some() {
             CountedOnce::FrameUnion
         } else {

@@ -14,21 +14,21 @@ use crate::proc::pagemap;
 /// What a page frame belongs to, for counting pages of several processes
 /// once ([`union`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FrameTag {
+pub(crate) struct FrameTag {
     /// The type of the region that maps it.
-    pub memory_type: MemoryType,
+    pub(crate) memory_type: MemoryType,
     /// A file or shmem page (pagemap bit 61), rather than anonymous.
-    pub shareable: bool,
+    pub(crate) shareable: bool,
 }
 
 /// Pages of several processes with every frame counted once, per memory
 /// type (indexed by `MemoryType as usize`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Union {
+pub(crate) struct Union {
     /// Distinct resident frames.
-    pub total: [u64; MemoryType::ALL.len()],
+    pub(crate) total: [u64; MemoryType::ALL.len()],
     /// Of those, file and shmem frames.
-    pub shareable: [u64; MemoryType::ALL.len()],
+    pub(crate) shareable: [u64; MemoryType::ALL.len()],
 }
 
 /// Counts the distinct frames in the runs of every process. A frame that
@@ -36,7 +36,7 @@ pub struct Union {
 /// counts once, for the run that starts lowest (ties: the first given),
 /// so a frame mapped under two types (an ELF file mapped as an image in
 /// one process and as data in another) is counted under one of them.
-pub fn union(mut runs: Vec<Run<FrameTag>>) -> Union {
+pub(crate) fn union(mut runs: Vec<Run<FrameTag>>) -> Union {
     runs.sort_by_key(|r| r.first);
     let mut u = Union::default();
     let mut covered = 0u64;
@@ -61,34 +61,25 @@ pub fn union(mut runs: Vec<Run<FrameTag>>) -> Union {
 pub struct PageSharing {
     /// Present pages (bit 63). Unlike smaps `Rss` this includes pages that
     /// map the shared zero page.
-    pub resident: u64,
+    pub(crate) resident: u64,
     /// Present file or shmem pages (bit 61): Shareable WS.
-    pub shareable: u64,
+    pub(crate) shareable: u64,
     /// Shareable pages mapped more than once right now: Shared WS.
-    pub shared: u64,
+    pub(crate) shared: u64,
     /// Present anonymous pages (bit 61 clear) inside a file mapping: the
     /// private copies copy-on-write made of file pages.
-    pub cow: u64,
+    pub(crate) cow: u64,
     /// Swapped-out pages (bit 62).
-    pub swapped: u64,
+    pub(crate) swapped: u64,
 }
 
 impl PageSharing {
-    /// Adds another VMA's figures.
-    pub fn add(&mut self, o: &PageSharing) {
-        self.resident += o.resident;
-        self.shareable += o.shareable;
-        self.shared += o.shared;
-        self.cow += o.cow;
-        self.swapped += o.swapped;
-    }
-
     /// Counts one pagemap entry of a VMA (`file_vma`: it maps a file or
     /// shmem object, so an anonymous page in it is a copy-on-write copy).
     /// `shared` says whether a shareable page is mapped more than once;
     /// `None` leaves the decision to a later kpagecount lookup
     /// ([`PageSharing::shared`] is then filled in by the caller).
-    pub fn tally(&mut self, entry: u64, file_vma: bool, shared: Option<bool>, page: u64) {
+    pub(crate) fn tally(&mut self, entry: u64, file_vma: bool, shared: Option<bool>, page: u64) {
         if entry & pagemap::SWAPPED != 0 {
             self.swapped += page;
             return;
@@ -117,7 +108,7 @@ pub(crate) fn shared_by_exclusive_bit(entry: u64) -> bool {
 /// Where Shared WS came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SharingSource {
+pub(crate) enum SharingSource {
     /// `/proc/kpagecount` > 1 for the page's frame (root).
     Kpagecount,
     /// pagemap bit 56 clear (`PM_MMAP_EXCLUSIVE`, no privilege needed).
@@ -127,7 +118,7 @@ pub enum SharingSource {
 /// Whether the kernel keeps exact per-page mapcounts for large folios.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MapcountPrecision {
+pub(crate) enum MapcountPrecision {
     /// `CONFIG_PAGE_MAPCOUNT=y`, or a kernel older than the option (6.15).
     Exact,
     /// `CONFIG_NO_PAGE_MAPCOUNT=y`: large folios have no per-page
@@ -141,18 +132,18 @@ pub enum MapcountPrecision {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharingMethod {
     /// Where Shared WS came from.
-    pub source: SharingSource,
+    pub(crate) source: SharingSource,
     /// Whether the kernel's mapcounts are exact for large folios.
-    pub mapcount: MapcountPrecision,
+    pub(crate) mapcount: MapcountPrecision,
     /// Bytes of shareable pages that lie in large folios (THP, mTHP,
     /// large page-cache folios), from kpageflags; `None` without root.
-    pub large_folio_bytes: Option<u64>,
+    pub(crate) large_folio_bytes: Option<u64>,
 }
 
 impl SharingMethod {
     /// Whether some figure may be approximate: large folios were seen (or
     /// could not be ruled out) on a kernel without per-page mapcounts.
-    pub fn approximate(&self) -> bool {
+    pub(crate) fn approximate(&self) -> bool {
         self.mapcount != MapcountPrecision::Exact && self.large_folio_bytes != Some(0)
     }
 

@@ -41,7 +41,7 @@ pub struct Point {
 pub struct TypeTotals {
     /// The type.
     #[serde(rename = "type", serialize_with = "type_id")]
-    pub memory_type: MemoryType,
+    pub(crate) memory_type: MemoryType,
     /// Committed bytes.
     pub committed: u64,
     /// Working set (Rss) bytes.

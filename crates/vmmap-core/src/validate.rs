@@ -17,7 +17,7 @@ use crate::proc::smaps::Field;
 
 /// Why a range cannot follow the one before it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RangeError {
+pub(crate) enum RangeError {
     /// `end < start`.
     Backwards {
         /// First address.
@@ -69,7 +69,7 @@ impl fmt::Display for RangeError {
 
 /// Checks that `start..end` holds something and lies wholly after `prev`
 /// (the range before it in the same list, if any).
-pub fn range(prev: Option<(u64, u64)>, start: u64, end: u64) -> Result<(), RangeError> {
+pub(crate) fn range(prev: Option<(u64, u64)>, start: u64, end: u64) -> Result<(), RangeError> {
     if end < start {
         return Err(RangeError::Backwards { start, end });
     }

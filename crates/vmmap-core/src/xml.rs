@@ -38,7 +38,7 @@ fn is_xml_control(c: char) -> bool {
 /// An attribute for quick-xml's writer, its value escaped with [`escape`]
 /// (quick-xml's own escaping keeps tabs and line breaks raw, which a
 /// reader's attribute-value normalisation turns into spaces).
-pub fn attribute<'a>(key: &'a str, value: &str) -> Attribute<'a> {
+pub(crate) fn attribute<'a>(key: &'a str, value: &str) -> Attribute<'a> {
     Attribute {
         key: QName(key.as_bytes()),
         value: Cow::Owned(escape(value).into_owned().into_bytes()),

@@ -29,7 +29,7 @@ use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
 
 /// Units per doubling of size (and for one page).
-pub const UNITS_PER_DOUBLING: u64 = 16;
+pub(crate) const UNITS_PER_DOUBLING: u64 = 16;
 
 /// One stretch of the axis: a top-level region or a free gap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -90,7 +90,7 @@ pub struct Layout {
 }
 
 /// The length on the axis of `size` bytes (see the module docs).
-pub fn units(size: u64, page_size: u64) -> u64 {
+pub(crate) fn units(size: u64, page_size: u64) -> u64 {
     let page = page_size.max(1);
     let pages = size.div_ceil(page).max(1);
     let k = u64::from(pages.ilog2());

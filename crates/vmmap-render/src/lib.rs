@@ -2,6 +2,8 @@
 Pictures and documents of what `vmmap-core` computes, kept out of the core
 so that it holds the model and the computations only:
 
+- [`text`]: the text report of a snapshot (header, Summary and Details
+  tables), as `vmmap PID` prints it.
 - [`diff`]: the text, JSON and CSV renderings of a comparison of two
   snapshots (`vmmap_core::diff` computes it).
 - [`layout`]: the fragmentation map (regions and gaps on a compressed
@@ -17,3 +19,4 @@ See `docs/architecture.md`.
 pub mod diff;
 pub mod layout;
 pub mod report;
+pub mod text;

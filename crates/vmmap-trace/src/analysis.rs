@@ -263,32 +263,32 @@ pub fn analyse(
 pub struct Description {
     /// Where a move came from: the old block of a realloc, the old
     /// mapping of an mremap, the old break of a brk.
-    pub from: Option<Origin>,
+    pub(crate) from: Option<Origin>,
     /// The address the operation returned or acted on.
     pub address: Option<u64>,
     /// Bytes requested (`size`) or mapped (`len`, see
     /// [`Description::length`]).
     pub size: Option<u64>,
     /// The size is a mapping's length rather than a block's size.
-    pub length: bool,
+    pub(crate) length: bool,
     /// The protection asked for (mmap, mprotect): `PROT_*` bits.
-    pub protection: Option<u32>,
+    pub(crate) protection: Option<u32>,
     /// The remaining fields (protection, flags, advice, thread, path...),
     /// raw: a path or thread name is the program's, to be escaped where
     /// it is shown.
-    pub detail: String,
+    pub(crate) detail: String,
     /// Where in `detail` the program's own text (a path or thread name)
     /// lies.
-    pub untrusted: Option<Range<usize>>,
+    pub(crate) untrusted: Option<Range<usize>>,
 }
 
 /// Where a moved block, mapping or break was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Origin {
+pub(crate) struct Origin {
     /// Its old address.
-    pub address: u64,
+    pub(crate) address: u64,
     /// Its old length (mremap only).
-    pub len: Option<u64>,
+    pub(crate) len: Option<u64>,
 }
 
 impl Description {

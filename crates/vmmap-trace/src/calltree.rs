@@ -65,7 +65,7 @@ impl Metric {
     }
 
     /// The unit of the figure: bytes or a count.
-    pub fn is_bytes(self) -> bool {
+    pub(crate) fn is_bytes(self) -> bool {
         matches!(self, Metric::Allocated | Metric::Live | Metric::Peak)
     }
 }
@@ -118,7 +118,7 @@ pub fn stack_frames<'a>(
 }
 
 /// The return addresses every costed stack needs resolved.
-pub fn addresses(info: &TraceInfo, costs: &[StackCost], images: &[u32]) -> Vec<(u32, u64)> {
+pub(crate) fn addresses(info: &TraceInfo, costs: &[StackCost], images: &[u32]) -> Vec<(u32, u64)> {
     let mut v: Vec<(u32, u64)> = Vec::new();
     for (id, c) in costs.iter().enumerate() {
         if *c == StackCost::default() {
@@ -223,7 +223,8 @@ impl CallTree {
     /// The total of the functions named `name` at the top of the tree's
     /// paths, summed over every node with that name that has no ancestor
     /// of the same name (so recursion is not counted twice).
-    pub fn function_total(&self, name: &str) -> StackCost {
+    #[cfg(test)]
+    pub(crate) fn function_total(&self, name: &str) -> StackCost {
         let mut sum = StackCost::default();
         let mut stack = vec![0usize];
         while let Some(n) = stack.pop() {

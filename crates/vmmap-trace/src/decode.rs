@@ -216,7 +216,7 @@ impl Event {
     /// The block a heap operation gives back: a free's, or a realloc's old
     /// block.
     #[inline]
-    pub fn freed(&self) -> Option<u64> {
+    pub(crate) fn freed(&self) -> Option<u64> {
         match *self {
             Event::Free { ptr } => Some(ptr),
             Event::Realloc { old, .. } if old != 0 => Some(old),
@@ -293,7 +293,7 @@ pub struct Record {
     pub tid: i32,
     /// The thread's stream: a dense number (from 0, one per thread of
     /// each image) for per-thread state in analyses.
-    pub stream: u32,
+    pub(crate) stream: u32,
     /// What happened.
     pub event: Event,
 }
@@ -304,11 +304,11 @@ pub struct ImageInfo {
     /// Process id.
     pub pid: u32,
     /// Parent process id.
-    pub ppid: u32,
+    pub(crate) ppid: u32,
     /// Page size.
-    pub page_size: u64,
+    pub(crate) page_size: u64,
     /// Stacks came from frame pointers, not `.eh_frame`.
-    pub frame_pointers: bool,
+    pub(crate) frame_pointers: bool,
     /// Executable path.
     pub exe: String,
     /// Command line, arguments separated by spaces.
@@ -327,7 +327,7 @@ pub struct ImageInfo {
     /// Event bytes before and after compression (from the END message).
     pub event_bytes: (u64, u64),
     /// Version of the agent's messages ([`TRACE_VERSION`] when written).
-    pub version: u32,
+    pub(crate) version: u32,
 }
 
 impl ImageInfo {
@@ -342,13 +342,13 @@ impl ImageInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleInfo {
     /// Load bias (runtime address minus link-time address).
-    pub base: u64,
+    pub(crate) base: u64,
     /// Path.
-    pub path: String,
+    pub(crate) path: String,
     /// GNU build id (may be empty).
-    pub build_id: Vec<u8>,
+    pub(crate) build_id: Vec<u8>,
     /// PT_LOAD segments: (vaddr, memsz, file offset, flags).
-    pub segments: Vec<(u64, u64, u64, u32)>,
+    pub(crate) segments: Vec<(u64, u64, u64, u32)>,
 }
 
 /// A call stack.
@@ -361,7 +361,7 @@ pub struct StackInfo {
 }
 
 /// (start, length) pairs.
-pub type AddressRanges = Vec<(u64, u64)>;
+pub(crate) type AddressRanges = Vec<(u64, u64)>;
 
 /// Everything but the events.
 #[derive(Debug, Clone, Default)]
@@ -677,7 +677,7 @@ impl Decoder {
 
     /// [`Decoder::feed`], handing over each record (no copy for callers
     /// that keep them).
-    pub fn feed_owned(
+    pub(crate) fn feed_owned(
         &mut self,
         msg: &[u8],
         out: &mut impl FnMut(Record, &TraceInfo),
@@ -777,7 +777,7 @@ impl Decoder {
     }
 
     /// [`Decoder::finish`], handing over each record.
-    pub fn finish_owned(
+    pub(crate) fn finish_owned(
         &mut self,
         out: &mut impl FnMut(Record, &TraceInfo),
     ) -> Result<(), TraceError> {
@@ -789,7 +789,7 @@ impl Decoder {
     /// [`inflate_events`] already decompressed (on another thread, so that
     /// decompression and decoding overlap): its pass tick and events, or
     /// why it could not be decompressed.
-    pub fn feed_inflated(
+    pub(crate) fn feed_inflated(
         &mut self,
         inflated: Result<(u64, Vec<u8>), String>,
         out: &mut impl FnMut(Record, &TraceInfo),
@@ -803,7 +803,7 @@ impl Decoder {
     }
 
     /// A buffer whose records are all out, for the next [`inflate_events`].
-    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn spare_buffer(&mut self) -> Option<Vec<u8>> {
         self.spare.pop()
     }
 
@@ -1541,7 +1541,7 @@ fn decode_event<const L: u8>(
 /// returns its pass tick and events. Sans-IO and independent of the
 /// decoder's state, so that it may run on a thread of its own
 /// ([`Decoder::feed_inflated`]).
-pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String> {
+pub(crate) fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String> {
     let mut c = Cursor::new(msg);
     if c.u8() != Some(MessageKind::Events as u8) {
         return Err("not an EVENTS message".into());
@@ -1563,11 +1563,11 @@ pub fn inflate_events(msg: &[u8], buf: Vec<u8>) -> Result<(u64, Vec<u8>), String
 /// real message is below 9 MiB; the cap leaves room and bounds what a
 /// crafted message can make a reader reserve, whatever its frame declares
 /// (a frame of one repeated byte compresses too well for a ratio cap).
-pub const MAX_EVENTS_RAW: u64 = 64 << 20;
+pub(crate) const MAX_EVENTS_RAW: u64 = 64 << 20;
 /// The most a MAPS message (a `/proc/PID/maps` text) may hold
 /// decompressed: some 1.7 million mappings, far past the kernel's default
 /// `vm.max_map_count` of 65,530.
-pub const MAX_MAPS_RAW: u64 = 256 << 20;
+pub(crate) const MAX_MAPS_RAW: u64 = 256 << 20;
 
 fn inflate(z: &[u8], raw: u64, cap: u64) -> Result<Vec<u8>, String> {
     inflate_into(z, raw, cap, Vec::new())

@@ -16,17 +16,17 @@ use super::symbols::{Frame, Symbols};
 /// The costed stacks of a run, symbolised, outermost frame first.
 pub struct Profile<'a> {
     /// Every stack with any cost.
-    pub stacks: Vec<CostedStack<'a>>,
+    pub(crate) stacks: Vec<CostedStack<'a>>,
     /// A name for the profile (the program).
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// One call stack and what it cost.
-pub struct CostedStack<'a> {
+pub(crate) struct CostedStack<'a> {
     /// Its frames, outermost first.
-    pub frames: Vec<&'a Frame>,
+    pub(crate) frames: Vec<&'a Frame>,
     /// What it allocated.
-    pub cost: StackCost,
+    pub(crate) cost: StackCost,
 }
 
 impl<'a> Profile<'a> {
@@ -368,99 +368,99 @@ impl StringTable {
 mod pprof_proto {
     /// A whole profile.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Profile {
+    pub(super) struct Profile {
         #[prost(message, repeated, tag = "1")]
-        pub sample_type: Vec<ValueType>,
+        pub(crate) sample_type: Vec<ValueType>,
         #[prost(message, repeated, tag = "2")]
-        pub sample: Vec<Sample>,
+        pub(crate) sample: Vec<Sample>,
         #[prost(message, repeated, tag = "3")]
-        pub mapping: Vec<Mapping>,
+        pub(crate) mapping: Vec<Mapping>,
         #[prost(message, repeated, tag = "4")]
-        pub location: Vec<Location>,
+        pub(crate) location: Vec<Location>,
         #[prost(message, repeated, tag = "5")]
-        pub function: Vec<Function>,
+        pub(crate) function: Vec<Function>,
         #[prost(string, repeated, tag = "6")]
-        pub string_table: Vec<String>,
+        pub(crate) string_table: Vec<String>,
         #[prost(int64, tag = "9")]
-        pub time_nanos: i64,
+        pub(crate) time_nanos: i64,
         #[prost(int64, tag = "10")]
-        pub duration_nanos: i64,
+        pub(crate) duration_nanos: i64,
         #[prost(int64, tag = "14")]
-        pub default_sample_type: i64,
+        pub(crate) default_sample_type: i64,
     }
 
     /// A sample value's kind and unit (string table indices).
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ValueType {
+    pub(crate) struct ValueType {
         #[prost(int64, tag = "1")]
-        pub r#type: i64,
+        pub(crate) r#type: i64,
         #[prost(int64, tag = "2")]
-        pub unit: i64,
+        pub(crate) unit: i64,
     }
 
     /// One stack (location ids, innermost first) and its values.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Sample {
+    pub(super) struct Sample {
         #[prost(uint64, repeated, tag = "1")]
-        pub location_id: Vec<u64>,
+        pub(crate) location_id: Vec<u64>,
         #[prost(int64, repeated, tag = "2")]
-        pub value: Vec<i64>,
+        pub(crate) value: Vec<i64>,
     }
 
     /// A module's address range.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Mapping {
+    pub(super) struct Mapping {
         #[prost(uint64, tag = "1")]
-        pub id: u64,
+        pub(crate) id: u64,
         #[prost(uint64, tag = "2")]
-        pub memory_start: u64,
+        pub(crate) memory_start: u64,
         #[prost(uint64, tag = "3")]
-        pub memory_limit: u64,
+        pub(crate) memory_limit: u64,
         #[prost(int64, tag = "5")]
-        pub filename: i64,
+        pub(crate) filename: i64,
         #[prost(int64, tag = "6")]
-        pub build_id: i64,
+        pub(crate) build_id: i64,
         #[prost(bool, tag = "7")]
-        pub has_functions: bool,
+        pub(crate) has_functions: bool,
         #[prost(bool, tag = "8")]
-        pub has_filenames: bool,
+        pub(crate) has_filenames: bool,
         #[prost(bool, tag = "9")]
-        pub has_line_numbers: bool,
+        pub(crate) has_line_numbers: bool,
     }
 
     /// A return address and the functions (inlined first) at it.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Location {
+    pub(crate) struct Location {
         #[prost(uint64, tag = "1")]
-        pub id: u64,
+        pub(crate) id: u64,
         #[prost(uint64, tag = "2")]
-        pub mapping_id: u64,
+        pub(crate) mapping_id: u64,
         #[prost(uint64, tag = "3")]
-        pub address: u64,
+        pub(crate) address: u64,
         #[prost(message, repeated, tag = "4")]
-        pub line: Vec<Line>,
+        pub(crate) line: Vec<Line>,
     }
 
     /// A function at a source line.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Line {
+    pub(super) struct Line {
         #[prost(uint64, tag = "1")]
-        pub function_id: u64,
+        pub(crate) function_id: u64,
         #[prost(int64, tag = "2")]
-        pub line: i64,
+        pub(crate) line: i64,
     }
 
     /// A function's names and file (string table indices).
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Function {
+    pub(super) struct Function {
         #[prost(uint64, tag = "1")]
-        pub id: u64,
+        pub(crate) id: u64,
         #[prost(int64, tag = "2")]
-        pub name: i64,
+        pub(crate) name: i64,
         #[prost(int64, tag = "3")]
-        pub system_name: i64,
+        pub(crate) system_name: i64,
         #[prost(int64, tag = "4")]
-        pub filename: i64,
+        pub(crate) filename: i64,
     }
 }
 

@@ -77,7 +77,7 @@ impl HeapRegion {
 /// target: an 8-byte size field, the total rounded up to 16, at least 32;
 /// a block from its own mmap (`mmapped`) costs a 16-byte header and whole
 /// pages.
-pub fn chunk_bytes(req: u64, mmapped: bool, page: u64) -> u64 {
+pub(crate) fn chunk_bytes(req: u64, mmapped: bool, page: u64) -> u64 {
     if mmapped {
         let page = page.max(1);
         return (req + 16).div_ceil(page) * page;
@@ -87,7 +87,7 @@ pub fn chunk_bytes(req: u64, mmapped: bool, page: u64) -> u64 {
 
 /// The sizes of a pymalloc arena: 1 MiB since CPython 3.10, 256 KiB
 /// before (obmalloc.c, `ARENA_SIZE`).
-pub const PYMALLOC_ARENA_SIZES: [u64; 2] = [1 << 20, 256 << 10];
+pub(crate) const PYMALLOC_ARENA_SIZES: [u64; 2] = [1 << 20, 256 << 10];
 
 /// The anonymous mappings of exactly a pymalloc arena's size that the
 /// trace saw made and not yet unmapped, from records in time order.

@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use vmmap_core::format::Writer;
 
@@ -292,32 +292,6 @@ fn exec_args(l: &Launch, env: &[OsString]) -> std::io::Result<ExecArgs> {
         argv,
         envp,
     })
-}
-
-/// Creates the trace file (header written) and starts the program with
-/// the agent's environment. The returned writer appends the launcher's
-/// snapshots; the agent appends its own chunks to the same file (both
-/// open it with O_APPEND, so whole writes never interleave).
-/// [`crate::supervise::start`] does the same and also records the
-/// program's map at start and at exit.
-pub fn start(l: &Launch) -> Result<(Child, Writer<File>), LaunchError> {
-    let out = create_output(l)?;
-    let spawned = command(l, &out.path).and_then(|(mut cmd, exec)| {
-        // SAFETY: the closure runs in the forked child and only calls
-        // execve, which is async-signal-safe, with memory prepared before
-        // the fork.
-        unsafe {
-            cmd.pre_exec(move || Err(exec.exec()));
-        }
-        cmd.spawn()
-    });
-    match spawned {
-        Ok(child) => Ok((child, out.writer)),
-        Err(e) => {
-            out.discard();
-            Err(LaunchError::Spawn(e))
-        }
-    }
 }
 
 /// The trace file, created with its header, before the program starts.

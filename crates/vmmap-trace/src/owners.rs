@@ -178,7 +178,7 @@ pub fn owners(records: &[Record], info: &TraceInfo, maps_index: usize) -> Vec<Re
 /// Owners of `mappings` (in address order) of process image `image` as of
 /// `tick`: the same rules as [`owners`] applied to any map, such as the
 /// regions of a snapshot vmmap took of the traced process.
-pub fn owners_of(
+pub(crate) fn owners_of(
     records: &[Record],
     info: &TraceInfo,
     image: u32,

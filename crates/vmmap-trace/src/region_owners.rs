@@ -40,13 +40,13 @@ pub struct OwnerCell {
     /// The recorded operation behind it (`mmap`, `brk`, `malloc`...).
     pub op: Option<&'static str>,
     /// Its call stack id (0: none).
-    pub stack: u32,
+    pub(crate) stack: u32,
     /// The top symbolised frame of that stack.
     pub frame: Option<Frame>,
     /// For a heap region: the bytes live inside it from that stack.
     pub live_bytes: Option<u64>,
     /// For a heap region: who created it, as text.
-    pub made_by: Option<String>,
+    pub(crate) made_by: Option<String>,
     /// The cell: `make_big (calls.c:12)`, `make_big (calls.c:12) +34.2K
     /// live`, `loader`...
     pub text: String,
@@ -58,8 +58,6 @@ pub struct SnapshotOwners {
     /// Seconds after the traced program started at which the snapshot was
     /// taken (the time the owners are as of).
     pub seconds: f64,
-    /// The process image the snapshot is of.
-    pub image: u32,
     /// Owner of each region of `Snapshot::regions`, by index.
     pub regions: Vec<Option<OwnerCell>>,
     /// Owner of each sub-block, by region and sub-block index.
@@ -87,7 +85,7 @@ impl SnapshotOwners {
 
 impl OwnerCell {
     /// The cell as the JSON and CSV exports write it.
-    pub fn view(&self) -> OwnerView<'_> {
+    pub(crate) fn view(&self) -> OwnerView<'_> {
         OwnerView {
             kind: self.kind,
             op: self.op,
@@ -338,7 +336,6 @@ pub fn snapshot_owners(
         .collect();
     Ok(Some(SnapshotOwners {
         seconds,
-        image,
         regions,
         sub_blocks,
         agent,

@@ -72,7 +72,7 @@ pub struct StackCost {
 
 impl StackCost {
     /// Adds `o` (a node of a call tree sums its stacks).
-    pub fn add(&mut self, o: &StackCost) {
+    pub(crate) fn add(&mut self, o: &StackCost) {
         self.allocations += o.allocations;
         self.bytes += o.bytes;
         self.live_blocks += o.live_blocks;
@@ -236,7 +236,7 @@ struct PerStack {
 #[derive(Default)]
 pub struct Summarizer {
     /// The totals so far.
-    pub summary: Summary,
+    pub(crate) summary: Summary,
     calls: [u64; OPERATIONS.len()],
     live: LiveMap,
     live_bytes: u64,
@@ -313,7 +313,7 @@ fn op_index(e: &Event) -> usize {
 
 impl Summarizer {
     /// Counts only blocks whose address is in `start..end`.
-    pub fn with_range(start: u64, end: u64) -> Summarizer {
+    pub(crate) fn with_range(start: u64, end: u64) -> Summarizer {
         Summarizer {
             range: Some((start, end)),
             ..Summarizer::default()
@@ -493,7 +493,7 @@ impl Summarizer {
 }
 
 /// Feeds messages one at a time to a decoder and a [`Summarizer`].
-pub struct SummaryBuilder {
+pub(crate) struct SummaryBuilder {
     d: Decoder,
     acc: Summarizer,
     problem: Option<TraceError>,
@@ -511,7 +511,7 @@ impl Default for SummaryBuilder {
 
 impl SummaryBuilder {
     /// Adds one message; after a damaged one, the rest are ignored.
-    pub fn feed(&mut self, msg: &[u8]) {
+    pub(crate) fn feed(&mut self, msg: &[u8]) {
         if self.problem.is_some() {
             return;
         }
@@ -522,7 +522,7 @@ impl SummaryBuilder {
     }
 
     /// The totals, the trace's facts and the first damage met.
-    pub fn finish(mut self) -> (Summary, TraceInfo, Option<TraceError>) {
+    pub(crate) fn finish(mut self) -> (Summary, TraceInfo, Option<TraceError>) {
         let acc = &mut self.acc;
         if let Err(e) = self.d.finish(&mut |r, _| acc.add(r)) {
             self.problem.get_or_insert(e);

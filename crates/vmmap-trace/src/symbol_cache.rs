@@ -24,7 +24,7 @@ pub enum CacheWrite {
 /// one [`CHUNK_SYMBOLS`] chunk. Append only, in one write on an
 /// `O_APPEND` file: nothing already in the file is touched, and an agent
 /// or launcher still appending to it never interleaves with this chunk.
-pub fn append(path: &Path, syms: &Symbols) -> CacheWrite {
+pub(crate) fn append(path: &Path, syms: &Symbols) -> CacheWrite {
     let fresh = syms.new_cache_entries();
     if fresh.is_empty() {
         return CacheWrite::UpToDate;

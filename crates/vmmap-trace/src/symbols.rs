@@ -57,9 +57,9 @@ pub fn short_path(p: &str) -> &str {
 pub struct SymbolOptions {
     /// The user's directories (VMMap's "Configure Symbols"): searched for
     /// `.build-id/` trees, files of the module's name and debug links.
-    pub dirs: Vec<PathBuf>,
+    pub(crate) dirs: Vec<PathBuf>,
     /// Skip the distribution's debug directory (tests).
-    pub no_system_dirs: bool,
+    pub(crate) no_system_dirs: bool,
 }
 
 impl SymbolOptions {
@@ -97,12 +97,12 @@ pub struct Symbols {
     /// Module keys with results not yet in the file's cache.
     fresh: Vec<String>,
     /// What could not be resolved and why, one line per module.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
 }
 
 impl Symbols {
     /// Starts from cached results (the file's symbol chunks).
-    pub fn from_cache(cached: impl IntoIterator<Item = CachedModule>) -> Symbols {
+    pub(crate) fn from_cache(cached: impl IntoIterator<Item = CachedModule>) -> Symbols {
         let mut s = Symbols::default();
         for m in cached {
             s.by_module.entry(m.key).or_default().extend(m.entries);
@@ -120,7 +120,7 @@ impl Symbols {
     }
 
     /// Results computed by [`Symbols::resolve`] that the cache lacked.
-    pub fn new_cache_entries(&self) -> Vec<CachedModule> {
+    pub(crate) fn new_cache_entries(&self) -> Vec<CachedModule> {
         self.fresh
             .iter()
             .filter_map(|k| {

@@ -242,15 +242,15 @@ pub(crate) mod testutil {
 
     /// An inspector over fixed answers.
     #[derive(Default)]
-    pub struct FakeInspector {
-        pub files: HashMap<String, FileProbe>,
-        pub memory: Vec<(u64, Vec<u8>)>,
-        pub fs: HashMap<(u32, u32), String>,
-        pub proc_files: HashMap<String, Vec<u8>>,
+    pub(crate) struct FakeInspector {
+        pub(crate) files: HashMap<String, FileProbe>,
+        pub(crate) memory: Vec<(u64, Vec<u8>)>,
+        pub(crate) fs: HashMap<(u32, u32), String>,
+        pub(crate) proc_files: HashMap<String, Vec<u8>>,
     }
 
     /// What probing an x86-64 shared object gives (no segments needed).
-    pub fn shared_object() -> FileProbe {
+    pub(crate) fn shared_object() -> FileProbe {
         FileProbe::Elf(ElfInfo {
             class: 64,
             little_endian: true,
@@ -261,7 +261,7 @@ pub(crate) mod testutil {
     }
 
     /// A 64-bit process with 4 KiB pages and no threads.
-    pub fn context() -> Context<'static> {
+    pub(crate) fn context() -> Context<'static> {
         Context {
             pid: 1,
             pointer_width: 8,

@@ -16,17 +16,17 @@ use crate::model::Region;
 use crate::proc::mountinfo;
 
 /// Reads what classification needs from a live (or captured) process.
-pub struct LiveInspector<'a> {
+pub(crate) struct LiveInspector<'a> {
     dir: &'a ProcDir,
     fs_types: HashMap<(u32, u32), String>,
     mem: Option<ProcessMemory>,
     /// Whether target memory may be read at all.
-    pub read_memory: bool,
+    pub(crate) read_memory: bool,
 }
 
 impl<'a> LiveInspector<'a> {
     /// An inspector for `dir`'s process; reads its mountinfo now.
-    pub fn new(dir: &'a ProcDir, read_memory: bool) -> Self {
+    pub(super) fn new(dir: &'a ProcDir, read_memory: bool) -> Self {
         let fs_types = dir
             .read("mountinfo")
             .map(|b| mountinfo::parse(&b))

@@ -8,7 +8,7 @@
 
 mod inspector;
 pub mod pages;
-pub mod privilege;
+pub(crate) mod privilege;
 mod procdir;
 mod processes;
 pub mod reclaim;
@@ -36,21 +36,21 @@ use crate::proc::{cmdline, rollup, stat, status};
 #[non_exhaustive]
 pub struct Options {
     /// Where `/proc` is (a captured tree works too).
-    pub proc_root: PathBuf,
+    pub(crate) proc_root: PathBuf,
     /// Whether to interrupt running threads with ptrace for their stack
     /// pointers (only those whose stack was not found without stopping
     /// them).
-    pub ptrace: bool,
+    pub(crate) ptrace: bool,
     /// The time all ptrace interrupts of one snapshot may take together;
     /// the threads not reached by then are reported, not waited for.
-    pub ptrace_budget: Duration,
+    pub(crate) ptrace_budget: Duration,
     /// Threads known from elsewhere (a traced run's trace), added when
     /// the kernel no longer lists them, or lists them without a stack
     /// found (dying): at the exit of a program, the other threads go
     /// before the address space does.
     pub known_threads: Vec<ThreadInfo>,
     /// Whether to read target memory (glibc arena headers, thread TCBs).
-    pub read_memory: bool,
+    pub(crate) read_memory: bool,
 }
 
 /// The default [`Options::ptrace_budget`] in milliseconds: a few scheduler
@@ -414,7 +414,7 @@ fn uname_release() -> String {
 }
 
 /// The base page size.
-pub fn page_size() -> u64 {
+pub(crate) fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(p).ok().filter(|&p| p > 0).unwrap_or(4096)

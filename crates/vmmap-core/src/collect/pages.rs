@@ -38,7 +38,7 @@ const MAX_WINDOW: u64 = 1 << 17;
 pub struct PageScan {
     /// Every present page's frame, as runs, when frames were asked for and
     /// readable (root); `None` otherwise.
-    pub frames: Option<Vec<Run<FrameTag>>>,
+    pub(crate) frames: Option<Vec<Run<FrameTag>>>,
 }
 
 /// Whether this process can read page frame numbers and kpagecount
@@ -436,13 +436,13 @@ pub(crate) fn mapcount_precision(proc_root: &Path, release: &str) -> MapcountPre
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SharedWith {
     /// Its PID.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// Its command name.
-    pub name: String,
+    pub(crate) name: String,
     /// How many of the region's frames it maps (each counted once).
-    pub pages: u64,
+    pub(crate) pages: u64,
     /// Its mappings that hold them (path, or `[anonymous]`), deduplicated.
-    pub mappings: Vec<String>,
+    pub(crate) mappings: Vec<String>,
 }
 
 /// Which other processes map the frames of `region` (a top-level region

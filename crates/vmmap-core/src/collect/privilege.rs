@@ -35,7 +35,7 @@ fn who(uid: u32) -> String {
 }
 
 /// A one-line explanation of why access to `dir`'s process was refused.
-pub fn hint(dir: &ProcDir) -> String {
+pub(crate) fn hint(dir: &ProcDir) -> String {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     let target = std::fs::read(dir.path("status"))

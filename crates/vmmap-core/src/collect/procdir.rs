@@ -16,9 +16,9 @@ pub(crate) const MAX_FILE: u64 = 64 << 20;
 #[derive(Clone, Debug)]
 pub struct ProcDir {
     /// The proc root.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The PID.
-    pub pid: u32,
+    pub(crate) pid: u32,
     dir: PathBuf,
 }
 
@@ -41,17 +41,17 @@ impl ProcDir {
     }
 
     /// Whether this reads the live system rather than a captured tree.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.root == Path::new("/proc")
     }
 
     /// Path of a file in the process directory.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
     /// Opens a file, mapping errors.
-    pub fn open_file(&self, name: &str) -> Result<File> {
+    pub(crate) fn open_file(&self, name: &str) -> Result<File> {
         let p = self.path(name);
         File::open(&p).map_err(|e| self.error(p, e))
     }
@@ -59,7 +59,7 @@ impl ProcDir {
     /// Reads a whole (small) file, of at most [`MAX_FILE`] bytes: a
     /// captured tree may hold anything, and smaps, the one large file, is
     /// streamed instead.
-    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>> {
         let f = self.open_file(name)?;
         let mut buf = Vec::with_capacity(4096);
         f.take(MAX_FILE + 1)
@@ -93,7 +93,7 @@ impl ProcDir {
     }
 
     /// Reads a file that may not exist on this kernel.
-    pub fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match self.read(name) {
             Ok(b) => Ok(Some(b)),
             Err(Error::Io { source, .. })
@@ -106,12 +106,12 @@ impl ProcDir {
     }
 
     /// Whether the process directory still exists.
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.dir.join("stat").exists()
     }
 
     /// Turns an OS error on `path` into the error the user should see.
-    pub fn error(&self, path: PathBuf, e: io::Error) -> Error {
+    pub(crate) fn error(&self, path: PathBuf, e: io::Error) -> Error {
         match e.raw_os_error() {
             Some(libc::ESRCH) => return Error::ProcessExited { pid: self.pid },
             Some(libc::EACCES | libc::EPERM) => {

@@ -29,7 +29,7 @@ pub struct ProcessEntry {
     /// PID.
     pub pid: u32,
     /// Real uid.
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// User name.
     pub user: String,
     /// Command name.

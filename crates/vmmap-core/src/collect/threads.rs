@@ -23,7 +23,7 @@ use crate::proc::syscall::{self, Syscall};
 /// Lists the threads, main thread first, with the stack pointers that
 /// `syscall` gives, re-reading it `retries` times for the running ones.
 /// A running thread is left with `Unavailable` for the caller to resolve.
-pub fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
+pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
     let task = dir.path("task");
     let rd = std::fs::read_dir(&task).map_err(|e| dir.error(task.clone(), e))?;
     let mut tids: Vec<u32> = rd
@@ -203,7 +203,7 @@ pub(crate) fn find_running_stacks(
 
 /// What a ptrace interrupt gave for one thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Interrupted {
+pub(crate) enum Interrupted {
     /// The thread stopped and its stack pointer was read.
     Sp(u64),
     /// The budget ran out before the thread was reached or stopped.

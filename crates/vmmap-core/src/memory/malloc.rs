@@ -79,7 +79,7 @@ impl ChunkWalker {
 
     /// Whether the walk has reached the top chunk or failed: the rest of
     /// the heap need not be read.
-    pub fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         self.done || self.error.is_some()
     }
 
@@ -205,7 +205,7 @@ pub struct HeapFragmentation {
     pub start: u64,
     /// Where its chunks end.
     #[serde(serialize_with = "crate::hex::serialize")]
-    pub end: u64,
+    pub(crate) end: u64,
     /// Resident bytes of its mapping (Rss).
     pub resident: u64,
     /// Swapped-out bytes.

@@ -11,8 +11,8 @@
 //! would fault it in ([`reader`]).
 
 pub mod malloc;
-pub mod reader;
-pub mod residency;
+pub(crate) mod reader;
+pub(crate) mod residency;
 pub mod search;
 pub mod strings;
 

@@ -121,7 +121,7 @@ impl ProcessMemory {
     /// the first is not or cannot. Errors only for what ends the whole
     /// scan: the process exited, access is refused, or its pagemap cannot
     /// say which pages are resident.
-    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize> {
+    pub(crate) fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize> {
         let end = addr.saturating_add(buf.len() as u64);
         let mut n = 0usize;
         while n < buf.len() {
@@ -142,7 +142,7 @@ impl ProcessMemory {
 
     /// Whether the page holding `addr` is resident in the target, and
     /// where (after `addr`, at most `end`) that answer ends.
-    pub fn resident(&mut self, addr: u64, end: u64) -> Result<(bool, u64)> {
+    pub(crate) fn resident(&mut self, addr: u64, end: u64) -> Result<(bool, u64)> {
         if self.residency.is_none() {
             let f = self.dir.open_file("pagemap").map_err(|e| match e {
                 Error::Io { path, source } if source.kind() == io::ErrorKind::NotFound => {
@@ -295,16 +295,16 @@ fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// One piece of memory handed to a consumer.
-pub struct Chunk<'a> {
+pub(crate) struct Chunk<'a> {
     /// The range it belongs to.
-    pub range: &'a ScanRange,
+    pub(crate) range: &'a ScanRange,
     /// Address of `data[0]`.
-    pub address: u64,
+    pub(crate) address: u64,
     /// The bytes: the overlap carried from the previous chunk of the same
     /// contiguous stretch, then the new bytes.
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
     /// Where the new bytes start in `data` (the overlap's length).
-    pub new_from: usize,
+    pub(crate) new_from: usize,
 }
 
 /// What a walk read.
@@ -327,7 +327,7 @@ pub struct ReadStats {
 /// `progress` gets the bytes of the ranges done so far. Either may stop the
 /// walk with `ControlFlow::Break` (a consumer that has seen enough, a user
 /// who cancelled).
-pub fn walk(
+pub(crate) fn walk(
     mem: &mut ProcessMemory,
     ranges: &[ScanRange],
     chunk: usize,

@@ -66,7 +66,7 @@ const PM_PRESENT: u64 = 1 << 63;
 const PM_SWAP: u64 = 1 << 62;
 
 /// Answers "is this page resident, and up to where" from a pagemap file.
-pub struct Residency {
+pub(crate) struct Residency {
     pagemap: File,
     page: u64,
     /// Whether `PAGEMAP_SCAN` works on this kernel (None: not tried yet).
@@ -79,14 +79,14 @@ pub struct Residency {
     /// Set when a look-up found nothing resident in its whole window: what
     /// a process whose memory is gone (it exited) also looks like, so the
     /// caller checks for that.
-    pub found_nothing: bool,
+    pub(crate) found_nothing: bool,
     buf: Vec<u8>,
 }
 
 impl Residency {
     /// Looks up pages of `page` bytes in `pagemap` (an open
     /// `/proc/PID/pagemap`).
-    pub fn new(pagemap: File, page: u64) -> Residency {
+    pub(crate) fn new(pagemap: File, page: u64) -> Residency {
         Residency {
             pagemap,
             page: page.max(1),
@@ -101,7 +101,7 @@ impl Residency {
 
     /// Whether the page holding `addr` is resident, and the address (after
     /// `addr`, at most `end`) where that stops being so or the answer ends.
-    pub fn at(&mut self, addr: u64, end: u64) -> io::Result<(bool, u64)> {
+    pub(crate) fn at(&mut self, addr: u64, end: u64) -> io::Result<(bool, u64)> {
         if !(self.lo <= addr && addr < self.hi) {
             self.load(addr, end)?;
             self.found_nothing = self.present.is_empty();

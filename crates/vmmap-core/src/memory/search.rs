@@ -120,7 +120,7 @@ impl Searcher {
     }
 
     /// The overlap the reader must keep between chunks.
-    pub fn overlap(&self) -> usize {
+    pub(crate) fn overlap(&self) -> usize {
         match &self.kind {
             Kind::Literal(f) => f.needle().len() - 1,
             Kind::Regex(_) => REGEX_WINDOW,
@@ -130,7 +130,7 @@ impl Searcher {
     /// Searches one chunk: `data` starts at `address`; its first
     /// `new_from` bytes are the overlap kept from the previous chunk of the
     /// same stretch (0 when a new stretch starts).
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         address: u64,
         data: &[u8],
@@ -195,7 +195,7 @@ impl Searcher {
     }
 
     /// Ends the current stretch: reports a match held back at its end.
-    pub fn finish(&mut self, out: &mut impl FnMut(Match)) {
+    pub(crate) fn finish(&mut self, out: &mut impl FnMut(Match)) {
         if let Some(p) = self.pending.take() {
             out(p);
         }

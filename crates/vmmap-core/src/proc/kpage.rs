@@ -11,28 +11,26 @@
 pub(crate) const COMPOUND_HEAD: u64 = 1 << 15;
 /// `kpageflags` bit 16: a tail page of a compound page.
 pub(crate) const COMPOUND_TAIL: u64 = 1 << 16;
-/// `kpageflags` bit 21: merged by KSM.
-pub const KSM: u64 = 1 << 21;
 /// `kpageflags` bit 22: part of a transparent huge page.
-pub const THP: u64 = 1 << 22;
+pub(crate) const THP: u64 = 1 << 22;
 /// `kpageflags` bit 24: the shared zero page.
 pub(crate) const ZERO_PAGE: u64 = 1 << 24;
 
 /// Consecutive page frames `first..first + len` that one scan needs, with
 /// a tag saying where they belong (a VMA index, a memory type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Run<T> {
+pub(crate) struct Run<T> {
     /// First page frame number.
-    pub first: u64,
+    pub(crate) first: u64,
     /// Number of frames.
-    pub len: u64,
+    pub(crate) len: u64,
     /// Where the frames belong.
-    pub tag: T,
+    pub(crate) tag: T,
 }
 
 impl<T> Run<T> {
     /// One past the last frame.
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.first.saturating_add(self.len)
     }
 }
@@ -42,18 +40,18 @@ impl<T> Run<T> {
 /// faulted in order, transparent huge pages and large folios give long
 /// runs, so the runs are far fewer than the pages.
 #[derive(Clone, Debug, Default)]
-pub struct RunBuilder<T> {
+pub(crate) struct RunBuilder<T> {
     runs: Vec<Run<T>>,
 }
 
 impl<T: Copy + PartialEq> RunBuilder<T> {
     /// An empty builder.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RunBuilder { runs: Vec::new() }
     }
 
     /// Adds one frame.
-    pub fn push(&mut self, pfn: u64, tag: T) {
+    pub(crate) fn push(&mut self, pfn: u64, tag: T) {
         if let Some(last) = self.runs.last_mut() {
             if last.tag == tag && last.end() == pfn {
                 last.len += 1;
@@ -68,7 +66,7 @@ impl<T: Copy + PartialEq> RunBuilder<T> {
     }
 
     /// The runs in the order met.
-    pub fn finish(self) -> Vec<Run<T>> {
+    pub(crate) fn finish(self) -> Vec<Run<T>> {
         self.runs
     }
 }
@@ -76,13 +74,13 @@ impl<T: Copy + PartialEq> RunBuilder<T> {
 /// One pread: frames `first..first + len` of kpagecount or kpageflags,
 /// serving the runs `runs` (indices into the sorted run list).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Window {
+pub(crate) struct Window {
     /// First frame read.
-    pub first: u64,
+    pub(crate) first: u64,
     /// Frames read.
-    pub len: u64,
+    pub(crate) len: u64,
     /// The runs it serves, as a range of indices into the sorted runs.
-    pub runs: std::ops::Range<usize>,
+    pub(crate) runs: std::ops::Range<usize>,
 }
 
 /// Sorts `runs` by first frame and plans the reads: runs closer than
@@ -144,7 +142,7 @@ pub(crate) fn value_at(w: &Window, bytes: &[u8], pfn: u64) -> Option<u64> {
 /// values and returns how many bytes it read (a short read leaves the
 /// frames past it out), then `each(tag, value)` is called once per frame,
 /// in frame order. `buf` must hold the largest window.
-pub fn lookup<T: Copy>(
+pub(crate) fn lookup<T: Copy>(
     runs: &[Run<T>],
     windows: &[Window],
     buf: &mut [u8],

@@ -3,7 +3,7 @@
 //! the job of [`crate::collect`].
 
 pub mod cmdline;
-pub mod kpage;
+pub(crate) mod kpage;
 pub mod mountinfo;
 pub mod pagemap;
 pub mod rollup;
@@ -18,7 +18,7 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {
     /// Which file (`smaps`, `status`, …).
-    pub file: &'static str,
+    pub(crate) file: &'static str,
     /// 1-based line number, 0 when not line-oriented.
     pub line: u64,
     /// What was wrong.

@@ -18,7 +18,7 @@ pub(crate) const PRESENT: u64 = 1 << 63;
 pub(crate) const PFN_MASK: u64 = (1 << 55) - 1;
 
 /// The entries in `bytes`, whole 8-byte entries only.
-pub fn entries(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn entries(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
     bytes
         .chunks_exact(8)
         .map(|e| u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]))
@@ -33,7 +33,7 @@ pub(crate) fn pfn(entry: u64) -> Option<u64> {
 
 /// Counts the entries in `bytes` (whole 8-byte entries only) that have
 /// every bit of `mask` set.
-pub fn count(bytes: &[u8], mask: u64) -> u64 {
+pub(crate) fn count(bytes: &[u8], mask: u64) -> u64 {
     bytes
         .chunks_exact(8)
         .filter(|e| {

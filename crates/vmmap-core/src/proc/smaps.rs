@@ -158,9 +158,9 @@ impl Field {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmapsFields {
     /// Bit `Field as u32` is set when the kernel printed that field.
-    pub present: u32,
+    pub(crate) present: u32,
     /// Values in bytes, indexed by `Field as usize`.
-    pub values: [u64; 25],
+    pub(crate) values: [u64; 25],
 }
 
 impl SmapsFields {
@@ -249,7 +249,7 @@ impl Mapping {
 }
 
 /// Receives parsed mappings.
-pub trait Sink {
+pub(crate) trait Sink {
     /// One finished mapping.
     fn mapping(&mut self, m: Mapping);
 }
@@ -296,7 +296,11 @@ impl SmapsParser {
     }
 
     /// [`SmapsParser::feed`] handing each finished mapping to `out`.
-    pub fn feed_with(&mut self, mut chunk: &[u8], out: &mut impl Sink) -> Result<(), ParseError> {
+    pub(crate) fn feed_with(
+        &mut self,
+        mut chunk: &[u8],
+        out: &mut impl Sink,
+    ) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
             match memchr::memchr(b'\n', chunk) {
                 None => {
@@ -345,7 +349,7 @@ impl SmapsParser {
     }
 
     /// [`SmapsParser::finish`] handing the mapping to `sink`.
-    pub fn finish_with(mut self, out: &mut impl Sink) -> Result<(), ParseError> {
+    pub(crate) fn finish_with(mut self, out: &mut impl Sink) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
             let line = std::mem::take(&mut self.carry);
             self.line(&line, out)?;

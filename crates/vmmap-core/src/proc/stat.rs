@@ -13,9 +13,9 @@ pub struct Stat {
     /// The command name between the parentheses.
     pub comm: String,
     /// One-letter state (`R`, `S`, `Z`, …).
-    pub state: char,
+    pub(crate) state: char,
     /// Parent PID.
-    pub ppid: u32,
+    pub(crate) ppid: u32,
     /// Kernel `task->flags`.
     pub flags: u64,
     /// Start time in clock ticks since boot.

@@ -14,7 +14,7 @@ pub struct Status {
 
 impl Status {
     /// The raw value of a key.
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.entries
             .iter()
             .find(|(k, _)| &**k == key)

@@ -14,11 +14,11 @@ use vmmap_core::summary::Summary;
 use vmmap_core::timeline;
 
 /// Version of the embedded data layout; the page checks it.
-pub const DATA_VERSION: u32 = 1;
+pub(crate) const DATA_VERSION: u32 = 1;
 
 /// The figure columns of a Details row after Size (which is `z`), in the
 /// order of the `f` arrays.
-pub const DETAIL_COLUMNS: [Column; 8] = [
+pub(crate) const DETAIL_COLUMNS: [Column; 8] = [
     Column::Committed,
     Column::Private,
     Column::TotalWs,
@@ -63,7 +63,7 @@ pub struct ReportData {
 
 impl ReportData {
     /// Region rows (top-level and sub-blocks) over all snapshots.
-    pub fn rows(&self) -> u64 {
+    pub(crate) fn rows(&self) -> u64 {
         self.snaps.iter().map(|s| s.rows).sum()
     }
 }

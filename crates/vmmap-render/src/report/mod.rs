@@ -36,7 +36,7 @@ mod data;
 
 use std::io::{self, Write};
 
-pub use data::{data, ReportData};
+pub use data::data;
 
 use vmmap_core::format::Sample;
 use vmmap_core::model::Snapshot;

@@ -77,11 +77,11 @@ impl Gc {
 /// The Java heap the tables describe.
 pub(super) struct Heap {
     /// Bytes reserved.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Committed ranges, as offsets from the heap's start.
-    pub committed: Vec<(u64, u64)>,
+    pub(crate) committed: Vec<(u64, u64)>,
     /// The old generation's maximum size, when the counters give it.
-    pub old: Option<u64>,
+    pub(crate) old: Option<u64>,
 }
 
 /// One table: its name, size and the part of the heap it mirrors.

@@ -496,7 +496,7 @@ pub(super) mod testutil {
     use crate::proc::smaps::{Field, Mapping};
 
     /// An anonymous mapping with `rss` resident bytes.
-    pub fn anon(start: u64, end: u64, perms: &[u8; 4], rss: u64) -> Mapping {
+    pub(crate) fn anon(start: u64, end: u64, perms: &[u8; 4], rss: u64) -> Mapping {
         let mut m = Mapping {
             start,
             end,
@@ -508,7 +508,7 @@ pub(super) mod testutil {
     }
 
     /// A file mapping.
-    pub fn file(start: u64, end: u64, perms: &[u8; 4], inode: u64, path: &str) -> Mapping {
+    pub(crate) fn file(start: u64, end: u64, perms: &[u8; 4], inode: u64, path: &str) -> Mapping {
         Mapping {
             start,
             end,

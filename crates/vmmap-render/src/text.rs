@@ -1,28 +1,33 @@
-//! The text report: header, Summary table and Details table, as `pmap`
-//! prints for scripts and quick looks.
+//! The text report of a snapshot: header, Summary table and Details
+//! table, as `pmap` prints for scripts and quick looks.
 
-use std::cmp::Ordering;
 use std::io::{self, Write};
 
+use vmmap_core::export::{OwnerView, Owners};
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock, Summary};
 use vmmap_core::text::{escape, Escaped};
-use vmmap_trace::region_owners::{OwnerCell, SnapshotOwners};
 
 use vmmap_core::units::push_size;
 
 /// How the Details table is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortKey {
+    /// By start address.
     Address,
+    /// By memory type, then address.
     Type,
+    /// By the Details text, then address.
     Details,
+    /// By protection, then address.
     Protection,
+    /// By a column, largest first, then address.
     Figure(Column),
 }
 
 impl SortKey {
+    /// The key a `--sort` word names (a few synonyms, or a column id).
     pub fn parse(s: &str) -> Option<SortKey> {
         Some(match s.to_ascii_lowercase().as_str() {
             "address" | "addr" | "start" => SortKey::Address,
@@ -36,14 +41,33 @@ impl SortKey {
 
 /// What to print and how.
 pub struct TextOptions {
+    /// The Summary table only.
     pub summary_only: bool,
+    /// Show free blocks (rows of the Summary and Details).
     pub free: bool,
+    /// The Details rows of these types only (all when empty).
     pub types: Vec<MemoryType>,
+    /// The order of the Details rows.
     pub sort: SortKey,
+    /// Reverse that order.
     pub reverse: bool,
+    /// The figure columns, in order.
     pub columns: Vec<Column>,
+    /// Show each region's sub-blocks (and their parts).
     pub sub_blocks: bool,
+    /// Exact bytes rather than `1.2M`.
     pub exact: bool,
+}
+
+/// The Owner column of a traced run's snapshot: who made each region.
+/// The trace crate computes the owners; this crate reads them through
+/// core's [`Owners`] trait, so that it need not depend on it.
+#[derive(Clone, Copy)]
+pub struct OwnerColumn<'a> {
+    /// Seconds into the traced run at which the snapshot was taken.
+    pub seconds: f64,
+    /// The owner of each region and sub-block of the snapshot.
+    pub owners: &'a dyn Owners,
 }
 
 /// Writes the whole report; the Details have an Owner column when
@@ -52,7 +76,7 @@ pub fn write_text_owned<W: Write>(
     snap: &Snapshot,
     summary: &Summary,
     o: &TextOptions,
-    owners: Option<&SnapshotOwners>,
+    owners: Option<OwnerColumn<'_>>,
     w: &mut W,
 ) -> io::Result<()> {
     write_header(snap, w)?;
@@ -224,7 +248,7 @@ impl Row<'_> {
 fn write_details<W: Write>(
     snap: &Snapshot,
     o: &TextOptions,
-    owners: Option<&SnapshotOwners>,
+    owners: Option<OwnerColumn<'_>>,
     w: &mut W,
 ) -> io::Result<()> {
     let wanted = |t: MemoryType| o.types.is_empty() || o.types.contains(&t);
@@ -288,11 +312,16 @@ fn write_details<W: Write>(
     }
     // The Owner column is as wide as its longest cell.
     let owner_w = owners.map(|ow| {
-        ow.regions
+        let ow = ow.owners;
+        snap.regions
             .iter()
-            .chain(ow.sub_blocks.iter().flatten())
+            .enumerate()
+            .flat_map(|(i, r)| {
+                std::iter::once(ow.region(i))
+                    .chain((0..r.sub_blocks.len()).map(move |j| ow.sub_block(i, j)))
+            })
             .flatten()
-            .map(|c| escape(&c.text).chars().count())
+            .map(|c| escape(c.text).chars().count())
             .max()
             .unwrap_or(0)
             .max(5)
@@ -303,18 +332,18 @@ fn write_details<W: Write>(
     }
     line.push_str("Details");
     writeln!(w, "{line}")?;
-    fn owner(cell: Option<&OwnerCell>, width: Option<usize>) -> Option<(&str, usize)> {
-        width.map(|w| (cell.map_or("", |c| c.text.as_str()), w))
+    fn owner<'a>(cell: Option<OwnerView<'a>>, width: Option<usize>) -> Option<(&'a str, usize)> {
+        width.map(|w| (cell.map_or("", |c| c.text), w))
     }
     for row in &rows {
         match row {
             Row::Region(r, f, i) => {
-                let cell = owner(owners.and_then(|ow| ow.region(*i)), owner_w);
+                let cell = owner(owners.and_then(|ow| ow.owners.region(*i)), owner_w);
                 region_line(&mut line, r, f, &cols, addr_w, 0, o.exact, cell);
                 w.write_all(line.as_bytes())?;
                 if o.sub_blocks && !r.sub_blocks.is_empty() {
                     for (j, s) in r.sub_blocks.iter().enumerate() {
-                        let cell = owner(owners.and_then(|ow| ow.sub_block(*i, j)), owner_w);
+                        let cell = owner(owners.and_then(|ow| ow.owners.sub_block(*i, j)), owner_w);
                         let f = Figures::of_vma(s);
                         region_line(&mut line, s, &f, &cols, addr_w, 2, o.exact, cell);
                         w.write_all(line.as_bytes())?;
@@ -462,7 +491,7 @@ fn section_line(
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days).
-pub fn utc(secs: u64) -> String {
+fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -480,11 +509,6 @@ pub fn utc(secs: u64) -> String {
         rem / 60 % 60,
         rem % 60
     )
-}
-
-/// Orders figures for `ps`.
-pub fn cmp_opt(a: Option<u64>, b: Option<u64>) -> Ordering {
-    a.unwrap_or(0).cmp(&b.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -1,0 +1,301 @@
+//! Chromium (and the browsers and Electron apps built from it), whose
+//! allocators are linked into the one executable, so they are found by the
+//! layout they document rather than by a library name.
+//!
+//! PartitionAlloc, Chromium's malloc, reserves its pools at start, each one
+//! `PROT_NONE` range of 16 GiB (`kPoolMaxSize` on 64-bit) aligned to its
+//! size; the regular and BackupRefPtr pools are one reservation of 32 GiB
+//! ("glued core pools"), the regular pool first. Inside a pool memory is
+//! handed out in super pages of 2 MiB aligned to 2 MiB. A super page's first
+//! partition page (16 KiB) is its metadata: a guard system page, the page of
+//! metadata, then guard; its slot spans begin right after it. So the
+//! committed memory of a pool is never a super page's first system page,
+//! and super page payload starts 16 KiB past a 2 MiB boundary. Recent
+//! builds also keep a copy of each super page's metadata outside the pools
+//! ("shadow metadata"): a reservation the size of a pool that commits one
+//! system page per 2 MiB, in the first 16 KiB of each 2 MiB.
+//!
+//! V8 inside Chrome runs with pointer compression and its sandbox: the
+//! main heap is a cage of 4 GiB aligned to 4 GiB, whose base holds the
+//! read-only space (V8 maps it read-only there), with heap pages of 256 KiB
+//! after it; trusted objects live in a separate range of 1 GiB, also
+//! aligned to 4 GiB (pointers into it are compressed too), committed in the
+//! same 256 KiB pages.
+
+use std::borrow::Cow;
+
+use super::{mib, Claimer};
+use crate::model::{Confidence, MemoryType, Region};
+
+const POOL: u64 = 16 << 30;
+const SUPER_PAGE: u64 = 2 << 20;
+const PARTITION_PAGE: u64 = 16 << 10;
+const CAGE: u64 = 4 << 30;
+const TRUSTED_RANGE: u64 = 1 << 30;
+const V8_PAGE: u64 = 256 << 10;
+
+/// Whether an executable's file name is a Chromium build's.
+pub(super) fn is_chromium_exe(name: &str) -> bool {
+    matches!(
+        name,
+        "chrome"
+            | "chromium"
+            | "chromium-browser"
+            | "chrome-headless-shell"
+            | "headless_shell"
+            | "electron"
+            | "msedge"
+    )
+}
+
+pub(super) fn plan(c: &mut Claimer<'_>) {
+    let pools = plan_pools(c);
+    if pools > 0 {
+        plan_shadow_metadata(c);
+    }
+    plan_v8(c);
+}
+
+/// Offset of `addr` inside its super page.
+fn in_super_page(addr: u64) -> u64 {
+    addr % SUPER_PAGE
+}
+
+/// Whether the committed VMAs of `start..start + len` have a pool's layout:
+/// none on a super page's first system page (its guard), at least one
+/// beginning where a super page's slot spans begin, and any other that
+/// starts inside a first partition page no longer than the metadata page.
+fn super_page_layout(c: &Claimer<'_>, start: usize, len: usize) -> bool {
+    let mut payload = false;
+    for r in &c.regions[start..start + len] {
+        if r.perms.none() {
+            continue;
+        }
+        let off = in_super_page(r.start);
+        if off < c.page {
+            return false;
+        }
+        if off == PARTITION_PAGE {
+            payload = true;
+        } else if off < PARTITION_PAGE && (r.size() > c.page || r.end % SUPER_PAGE > PARTITION_PAGE)
+        {
+            return false;
+        }
+    }
+    payload
+}
+
+/// What a committed VMA of a pool is, by where it starts in its super page.
+fn pool_part(r: &Region, pool: &str) -> String {
+    if r.perms.none() {
+        return format!("{pool}: reserved");
+    }
+    if in_super_page(r.start) < PARTITION_PAGE {
+        format!("{pool}: super page metadata")
+    } else {
+        format!("{pool}: super page slot spans")
+    }
+}
+
+/// The pools: free runs from a 16 GiB boundary, a whole number of pools
+/// long, with the super page layout. Returns how many were claimed.
+fn plan_pools(c: &mut Claimer<'_>) -> usize {
+    let mut found = 0;
+    c.scan_free_runs(
+        |r| r.start % POOL == 0,
+        |_| true,
+        |c, i, len| {
+            let span = c.span(i, len);
+            let base = c.regions[i].start;
+            if span % POOL != 0 || span > 4 * POOL || !super_page_layout(c, i, len) {
+                return len;
+            }
+            // The core pools are one reservation aligned to its 32 GiB.
+            let glued = span == 2 * POOL && base % (2 * POOL) == 0;
+            let mut super_pages = std::collections::BTreeSet::new();
+            let mut committed = 0;
+            for r in &mut c.regions[i..i + len] {
+                let pool = if glued {
+                    if r.start < base + POOL {
+                        "regular pool"
+                    } else {
+                        "BackupRefPtr pool"
+                    }
+                } else {
+                    "pool"
+                };
+                if !r.perms.none() {
+                    committed += r.size();
+                    let mut a = r.start - r.start % SUPER_PAGE;
+                    while a < r.end {
+                        super_pages.insert(a);
+                        a += SUPER_PAGE;
+                    }
+                }
+                r.details = pool_part(r, pool);
+            }
+            let what = if glued {
+                "PartitionAlloc core pools (regular, then BackupRefPtr)".to_string()
+            } else {
+                format!("PartitionAlloc pool ({} GiB)", span >> 30)
+            };
+            let details = format!(
+                "{what}: {} super pages, {} committed of {} GiB reserved",
+                super_pages.len(),
+                mib(committed),
+                span >> 30
+            );
+            let evidence = "Chromium is loaded and this is a reservation of whole 16 GiB pools aligned to 16 GiB, committed only in PartitionAlloc's super page layout: 2 MiB super pages whose slot spans begin after the 16 KiB partition page of metadata, never on its guard page";
+            c.claim(
+                i,
+                len,
+                MemoryType::Heap,
+                details,
+                Cow::Borrowed(evidence),
+                Confidence::High,
+                None,
+            );
+            found += 1;
+            len
+        },
+    );
+    found
+}
+
+/// The shadow copy of the super pages' metadata: a run exactly one pool
+/// long whose committed VMAs are single system pages, each in the first
+/// partition page of a 2 MiB stride from the run's start.
+fn plan_shadow_metadata(c: &mut Claimer<'_>) {
+    c.scan_free_runs(
+        |r| r.perms.none(),
+        |_| true,
+        |c, i, len| {
+            if c.span(i, len) != POOL {
+                return len;
+            }
+            let base = c.regions[i].start;
+            let mut pages = 0;
+            for r in &c.regions[i..i + len] {
+                if r.perms.none() {
+                    continue;
+                }
+                if r.size() != c.page || (r.start - base) % SUPER_PAGE >= PARTITION_PAGE {
+                    return len;
+                }
+                pages += 1;
+            }
+            if pages == 0 {
+                return len;
+            }
+            for r in &mut c.regions[i..i + len] {
+                r.details = if r.perms.none() {
+                    "reserved".into()
+                } else {
+                    "metadata of one super page".into()
+                };
+            }
+            let evidence = "Chromium is loaded, its PartitionAlloc pools were found, and this reservation of one pool's size commits single system pages, one per 2 MiB at the start of each, as PartitionAlloc's shadow copy of its super pages' metadata does";
+            c.claim(
+                i,
+                len,
+                MemoryType::Heap,
+                format!("PartitionAlloc shadow metadata ({pages} pages)"),
+                Cow::Borrowed(evidence),
+                Confidence::Medium,
+                None,
+            );
+            len
+        },
+    );
+}
+
+/// The VMAs from `i` that lie wholly inside `limit` bytes of its start,
+/// all free and contiguous.
+fn run_within(c: &Claimer<'_>, i: usize, limit: u64) -> usize {
+    let end = c.regions[i].start + limit;
+    let mut j = i;
+    while j < c.regions.len()
+        && c.free(j)
+        && c.regions[j].end <= end
+        && (j == i || c.regions[j].start == c.regions[j - 1].end)
+    {
+        j += 1;
+    }
+    j - i
+}
+
+/// Whether every stretch of committed memory in `i..i + len` begins on a
+/// V8 page boundary; returns the committed bytes if so.
+fn v8_pages(c: &Claimer<'_>, i: usize, len: usize) -> Option<u64> {
+    let mut committed = 0;
+    for k in i..i + len {
+        let r = &c.regions[k];
+        if r.perms.exec() {
+            return None;
+        }
+        if r.perms.none() {
+            continue;
+        }
+        // The read-only space is mapped in smaller pieces; heap pages are
+        // the writable stretches.
+        let starts_stretch = k == i || !c.regions[k - 1].perms.write();
+        if r.perms.write() && starts_stretch && r.start % V8_PAGE != 0 {
+            return None;
+        }
+        committed += r.size();
+    }
+    Some(committed)
+}
+
+/// V8's cage (4 GiB aligned, read-only space at its base) and its trusted
+/// range (1 GiB from a 4 GiB boundary).
+fn plan_v8(c: &mut Claimer<'_>) {
+    for i in 0..c.regions.len() {
+        let r = &c.regions[i];
+        if !c.free(i) || r.start % CAGE != 0 {
+            continue;
+        }
+        let cage = !r.perms.none() && !r.perms.write();
+        let (limit, what, evidence) = if cage {
+            (
+                CAGE,
+                "V8 pointer-compression cage",
+                "Chromium is loaded and this range starts on a 4 GiB boundary with read-only memory, as V8's cage does (its read-only space sits at the cage base), and its committed memory is in 256 KiB V8 pages",
+            )
+        } else {
+            (
+                TRUSTED_RANGE,
+                "V8 trusted range",
+                "Chromium is loaded and this reservation of exactly 1 GiB from a 4 GiB boundary, committed only in 256 KiB V8 pages, is V8's trusted space range",
+            )
+        };
+        let len = run_within(c, i, limit);
+        if len == 0 || (!cage && c.span(i, len) != TRUSTED_RANGE) {
+            continue;
+        }
+        let Some(committed) = v8_pages(c, i, len) else {
+            continue;
+        };
+        if committed == 0 {
+            continue;
+        }
+        for r in &mut c.regions[i..i + len] {
+            r.details = if r.perms.none() {
+                "reserved".into()
+            } else if !r.perms.write() {
+                "read-only space".into()
+            } else {
+                "V8 heap pages".into()
+            };
+        }
+        c.claim(
+            i,
+            len,
+            MemoryType::ManagedHeap,
+            format!("{what} ({} committed)", mib(committed)),
+            Cow::Borrowed(evidence),
+            Confidence::High,
+            None,
+        );
+    }
+}

@@ -21,6 +21,12 @@
 //! after it; trusted objects live in a separate range of 1 GiB, also
 //! aligned to 4 GiB (pointers into it are compressed too), committed in the
 //! same 256 KiB pages.
+//!
+//! Oilpan, Blink's garbage-collected heap (cppgc), reserves its cage of
+//! 16 GiB aligned to 16 GiB and commits it in its pages of 128 KiB; the
+//! PartitionAlloc pools, the other 16 GiB-aligned reservations, commit
+//! super page payload 16 KiB past a 2 MiB boundary, which no 128 KiB-page
+//! heap does, and are claimed first.
 
 use std::borrow::Cow;
 
@@ -33,6 +39,8 @@ const PARTITION_PAGE: u64 = 16 << 10;
 const CAGE: u64 = 4 << 30;
 const TRUSTED_RANGE: u64 = 1 << 30;
 const V8_PAGE: u64 = 256 << 10;
+/// cppgc's `kPageSize`.
+const OILPAN_PAGE: u64 = 128 << 10;
 
 /// Whether an executable's file name is a Chromium build's.
 pub(super) fn is_chromium_exe(name: &str) -> bool {
@@ -54,6 +62,7 @@ pub(super) fn plan(c: &mut Claimer<'_>) {
         plan_shadow_metadata(c);
     }
     plan_v8(c);
+    plan_oilpan(c);
 }
 
 /// Offset of `addr` inside its super page.
@@ -298,4 +307,49 @@ fn plan_v8(c: &mut Claimer<'_>) {
             None,
         );
     }
+}
+
+/// Oilpan's cage: a free run of exactly 16 GiB from a 16 GiB boundary
+/// whose committed memory begins and ends on 128 KiB page boundaries.
+fn plan_oilpan(c: &mut Claimer<'_>) {
+    c.scan_free_runs(
+        |r| r.start % POOL == 0,
+        |_| true,
+        |c, i, len| {
+            if c.span(i, len) != POOL {
+                return len;
+            }
+            let mut committed = 0;
+            for r in &c.regions[i..i + len] {
+                if r.perms.none() {
+                    continue;
+                }
+                if r.perms.exec() || r.start % OILPAN_PAGE != 0 || r.end % OILPAN_PAGE != 0 {
+                    return len;
+                }
+                committed += r.size();
+            }
+            if committed == 0 {
+                return len;
+            }
+            for r in &mut c.regions[i..i + len] {
+                r.details = if r.perms.none() {
+                    "reserved".into()
+                } else {
+                    "Oilpan pages".into()
+                };
+            }
+            let evidence = "Chromium is loaded and this reservation of exactly 16 GiB from a 16 GiB boundary, committed only in whole 128 KiB pages, is Oilpan's (cppgc's) cage; PartitionAlloc's pools, the other such reservations, were told apart by their super page layout";
+            c.claim(
+                i,
+                len,
+                MemoryType::ManagedHeap,
+                format!("Oilpan (cppgc) caged heap ({} committed)", mib(committed)),
+                Cow::Borrowed(evidence),
+                Confidence::Medium,
+                None,
+            );
+            len
+        },
+    );
 }

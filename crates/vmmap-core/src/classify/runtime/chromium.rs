@@ -353,3 +353,149 @@ fn plan_oilpan(c: &mut Claimer<'_>) {
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{anon, file};
+    use crate::classify::classify;
+    use crate::classify::testutil::FakeInspector;
+    use crate::model::{Confidence, MemoryType, Region};
+    use crate::proc::smaps::Mapping;
+
+    const EXE: &str = "/usr/lib/chromium/chromium";
+
+    fn classify_exe(exe: &str, mut maps: Vec<Mapping>) -> Vec<Region> {
+        maps.insert(0, file(0x5600_0000_0000, 0x5600_0100_0000, b"r-xp", 3, exe));
+        let mut fake = FakeInspector::default();
+        fake.files
+            .insert(exe.into(), crate::classify::testutil::shared_object());
+        let ctx = crate::classify::testutil::context();
+        classify(maps, &ctx, &mut fake).0
+    }
+
+    /// Shortened from chromium 156's renderer: the core pools with two
+    /// super pages (one in each pool), the shadow metadata, V8's cage and
+    /// trusted range, and Oilpan's cage.
+    fn renderer() -> Vec<Mapping> {
+        let shadow = 0x0ea6_9053_4000u64;
+        let pools = 0x13f0_0000_0000u64;
+        let brp = pools + (16 << 30);
+        let cage = 0x2afc_0000_0000u64;
+        let trusted = 0x31a3_0000_0000u64;
+        let oilpan = 0x3a04_0000_0000u64;
+        vec![
+            anon(shadow, shadow + 0x1000, b"---p", 0),
+            anon(shadow + 0x1000, shadow + 0x2000, b"rw-p", 0x1000),
+            anon(shadow + 0x2000, shadow + 0x3000, b"---p", 0),
+            anon(shadow + 0x3000, shadow + 0x4000, b"rw-p", 0x1000),
+            anon(shadow + 0x4000, shadow + (16 << 30), b"---p", 0),
+            anon(pools, pools + 0x4000, b"---p", 0),
+            anon(pools + 0x4000, pools + 0x10_8000, b"rw-p", 0x10_4000),
+            anon(pools + 0x10_8000, brp + 0x2000, b"---p", 0),
+            anon(brp + 0x2000, brp + 0x3000, b"rw-p", 0x1000),
+            anon(brp + 0x3000, brp + 0x4000, b"---p", 0),
+            anon(brp + 0x4000, brp + 0x1f_4000, b"rw-p", 0x1f_0000),
+            anon(brp + 0x1f_4000, brp + (16 << 30), b"---p", 0),
+            anon(cage - (64 << 30), cage, b"---p", 0),
+            anon(cage, cage + 0x1_0000, b"r--p", 0x1_0000),
+            anon(cage + 0x1_0000, cage + 0x100_0000, b"---p", 0),
+            anon(cage + 0x100_0000, cage + 0x11a_2000, b"rw-p", 0x1a_2000),
+            anon(cage + 0x11a_2000, cage + 0x11c_0000, b"rw-p", 0x1_e000),
+            anon(cage + 0x11c_0000, cage + (1 << 40), b"---p", 0),
+            anon(trusted, trusted + 0x100_0000, b"---p", 0),
+            anon(
+                trusted + 0x100_0000,
+                trusted + 0x104_0000,
+                b"rw-p",
+                0x4_0000,
+            ),
+            anon(trusted + 0x104_0000, trusted + (1 << 30), b"---p", 0),
+            anon(oilpan, oilpan + 0x200_0000, b"---p", 0),
+            anon(oilpan + 0x200_0000, oilpan + 0x24e_0000, b"rw-p", 0x4e_0000),
+            anon(oilpan + 0x24e_0000, oilpan + (16 << 30), b"---p", 0),
+        ]
+    }
+
+    fn find<'a>(r: &'a [Region], prefix: &str) -> &'a Region {
+        r.iter()
+            .find(|r| r.details.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no region {prefix}: {r:#?}"))
+    }
+
+    #[test]
+    fn renderer_layout() {
+        let r = classify_exe(EXE, renderer());
+        let pools = find(&r, "PartitionAlloc core pools");
+        assert_eq!(
+            (pools.memory_type, pools.confidence, pools.details.as_str()),
+            (
+                MemoryType::Heap,
+                Confidence::High,
+                "PartitionAlloc core pools (regular, then BackupRefPtr): 2 super pages, 3.0 MiB committed of 32 GiB reserved"
+            )
+        );
+        let parts: Vec<&str> = pools
+            .sub_blocks
+            .iter()
+            .map(|s| s.details.as_str())
+            .collect();
+        assert_eq!(
+            parts,
+            [
+                "regular pool: reserved",
+                "regular pool: super page slot spans",
+                "regular pool: reserved",
+                "BackupRefPtr pool: super page metadata",
+                "BackupRefPtr pool: reserved",
+                "BackupRefPtr pool: super page slot spans",
+                "BackupRefPtr pool: reserved",
+            ]
+        );
+        let shadow = find(&r, "PartitionAlloc shadow metadata");
+        assert_eq!(shadow.details, "PartitionAlloc shadow metadata (2 pages)");
+        let cage = find(&r, "V8 pointer-compression cage");
+        assert_eq!(cage.memory_type, MemoryType::ManagedHeap);
+        // The VMAs wholly inside the 4 GiB: the sandbox's reservation
+        // after it reaches further and is left alone.
+        assert_eq!(cage.sub_blocks.len(), 4);
+        assert_eq!(cage.sub_blocks[0].details, "read-only space");
+        assert_eq!(
+            find(&r, "V8 trusted range").details,
+            "V8 trusted range (256 KiB committed)"
+        );
+        let oilpan = find(&r, "Oilpan (cppgc) caged heap");
+        assert_eq!(
+            (oilpan.memory_type, oilpan.details.as_str()),
+            (
+                MemoryType::ManagedHeap,
+                "Oilpan (cppgc) caged heap (4.9 MiB committed)"
+            )
+        );
+    }
+
+    /// The same layout in a process that is not Chromium is left alone:
+    /// the rules run only where Chromium's allocators are linked in.
+    #[test]
+    fn not_chromium() {
+        let r = classify_exe("/usr/bin/other", renderer());
+        assert!(r
+            .iter()
+            .all(|r| r.memory_type == MemoryType::PrivateData || &*r.path == "/usr/bin/other"));
+    }
+
+    /// A 16 GiB-aligned pool whose committed memory starts on a super
+    /// page's guard page is not PartitionAlloc's, and, not in whole
+    /// 128 KiB pages, not Oilpan's either.
+    #[test]
+    fn broken_layout_is_left_alone() {
+        let base = 0x13f0_0000_0000u64;
+        let maps = vec![
+            anon(base, base + 0x1000, b"rw-p", 0x1000),
+            anon(base + 0x1000, base + (16 << 30), b"---p", 0),
+        ];
+        let r = classify_exe(EXE, maps);
+        assert!(r[1..]
+            .iter()
+            .all(|r| r.memory_type == MemoryType::PrivateData));
+    }
+}

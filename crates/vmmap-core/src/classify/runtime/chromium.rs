@@ -12,15 +12,17 @@
 //! committed memory of a pool is never a super page's first system page,
 //! and super page payload starts 16 KiB past a 2 MiB boundary. Recent
 //! builds also keep a copy of each super page's metadata outside the pools
-//! ("shadow metadata"): a reservation the size of a pool that commits one
-//! system page per 2 MiB, in the first 16 KiB of each 2 MiB.
+//! ("shadow metadata"): a reservation the size of a pool that commits
+//! single system pages near the start of each 2 MiB, one for each pool
+//! that has a super page at that offset.
 //!
 //! V8 inside Chrome runs with pointer compression and its sandbox: the
 //! main heap is a cage of 4 GiB aligned to 4 GiB, whose base holds the
 //! read-only space (V8 maps it read-only there), with heap pages of 256 KiB
 //! after it; trusted objects live in a separate range of 1 GiB, also
 //! aligned to 4 GiB (pointers into it are compressed too), committed in the
-//! same 256 KiB pages.
+//! same 256 KiB pages. Its code range is one reservation of 128 or 512 MiB
+//! (`kMaximalCodeRangeSize`) whose committed part is executable.
 //!
 //! Oilpan, Blink's garbage-collected heap (cppgc), reserves its cage of
 //! 16 GiB aligned to 16 GiB and commits it in its pages of 128 KiB; the
@@ -36,9 +38,12 @@ use crate::model::{Confidence, MemoryType, Region};
 const POOL: u64 = 16 << 30;
 const SUPER_PAGE: u64 = 2 << 20;
 const PARTITION_PAGE: u64 = 16 << 10;
+/// How far into each 2 MiB the shadow metadata's pages lie.
+const SHADOW_SPREAD: u64 = 4 * PARTITION_PAGE;
 const CAGE: u64 = 4 << 30;
 const TRUSTED_RANGE: u64 = 1 << 30;
 const V8_PAGE: u64 = 256 << 10;
+const CODE_RANGES: [u64; 2] = [128 << 20, 512 << 20];
 /// cppgc's `kPageSize`.
 const OILPAN_PAGE: u64 = 128 << 10;
 
@@ -62,6 +67,7 @@ pub(super) fn plan(c: &mut Claimer<'_>) {
         plan_shadow_metadata(c);
     }
     plan_v8(c);
+    plan_code_range(c);
     plan_oilpan(c);
 }
 
@@ -172,8 +178,9 @@ fn plan_pools(c: &mut Claimer<'_>) -> usize {
 }
 
 /// The shadow copy of the super pages' metadata: a run exactly one pool
-/// long whose committed VMAs are single system pages, each in the first
-/// partition page of a 2 MiB stride from the run's start.
+/// long whose committed VMAs are single system pages, each near the start
+/// of a 2 MiB stride from the run's start (seen: one page each at 4, 12
+/// and 20 KiB, one for each pool with a super page at that offset).
 fn plan_shadow_metadata(c: &mut Claimer<'_>) {
     c.scan_free_runs(
         |r| r.perms.none(),
@@ -188,7 +195,7 @@ fn plan_shadow_metadata(c: &mut Claimer<'_>) {
                 if r.perms.none() {
                     continue;
                 }
-                if r.size() != c.page || (r.start - base) % SUPER_PAGE >= PARTITION_PAGE {
+                if r.size() != c.page || (r.start - base) % SUPER_PAGE >= SHADOW_SPREAD {
                     return len;
                 }
                 pages += 1;
@@ -203,7 +210,7 @@ fn plan_shadow_metadata(c: &mut Claimer<'_>) {
                     "metadata of one super page".into()
                 };
             }
-            let evidence = "Chromium is loaded, its PartitionAlloc pools were found, and this reservation of one pool's size commits single system pages, one per 2 MiB at the start of each, as PartitionAlloc's shadow copy of its super pages' metadata does";
+            let evidence = "Chromium is loaded, its PartitionAlloc pools were found, and this reservation of one pool's size commits only single system pages near the start of each 2 MiB, as PartitionAlloc's shadow copy of its super pages' metadata does";
             c.claim(
                 i,
                 len,
@@ -307,6 +314,52 @@ fn plan_v8(c: &mut Claimer<'_>) {
             None,
         );
     }
+}
+
+/// V8's code range: free VMAs from a 256 KiB boundary spanning exactly one
+/// of the code range sizes, with executable memory among them.
+fn plan_code_range(c: &mut Claimer<'_>) {
+    c.scan_free_runs(
+        |r| r.start % V8_PAGE == 0,
+        |_| true,
+        |c, i, len| {
+            let start = c.regions[i].start;
+            // Stops past the largest size: a long run costs no more than
+            // the VMAs inside 512 MiB of each start.
+            let mut j = i;
+            while j < i + len
+                && !CODE_RANGES.contains(&(c.regions[j].end - start))
+                && c.regions[j].end - start < CODE_RANGES[1]
+            {
+                j += 1;
+            }
+            if j == i + len
+                || !CODE_RANGES.contains(&(c.regions[j].end - start))
+                || !(i..=j).any(|k| c.regions[k].perms.exec())
+            {
+                return 1;
+            }
+            let n = j + 1 - i;
+            let span = c.span(i, n);
+            for r in &mut c.regions[i..=j] {
+                r.details = if r.perms.none() {
+                    "reserved".into()
+                } else {
+                    "code".into()
+                };
+            }
+            c.claim(
+                i,
+                n,
+                MemoryType::ManagedHeap,
+                format!("V8 code range ({})", mib(span)),
+                Cow::Borrowed("Chromium is loaded and this anonymous range from a 256 KiB boundary, with executable memory in it, has the size of V8's code range reservation"),
+                Confidence::High,
+                None,
+            );
+            n
+        },
+    );
 }
 
 /// Oilpan's cage: a free run of exactly 16 GiB from a 16 GiB boundary
@@ -413,6 +466,7 @@ mod tests {
             anon(oilpan, oilpan + 0x200_0000, b"---p", 0),
             anon(oilpan + 0x200_0000, oilpan + 0x24e_0000, b"rw-p", 0x4e_0000),
             anon(oilpan + 0x24e_0000, oilpan + (16 << 30), b"---p", 0),
+            anon(0x555c_6c7c_0000, 0x555c_8c7c_0000, b"rwxp", 0x2_8000),
         ]
     }
 
@@ -462,6 +516,11 @@ mod tests {
         assert_eq!(
             find(&r, "V8 trusted range").details,
             "V8 trusted range (256 KiB committed)"
+        );
+        let code = find(&r, "V8 code range");
+        assert_eq!(
+            (code.memory_type, code.details.as_str()),
+            (MemoryType::ManagedHeap, "V8 code range (512 MiB)")
         );
         let oilpan = find(&r, "Oilpan (cppgc) caged heap");
         assert_eq!(

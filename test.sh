@@ -27,7 +27,7 @@ command -v systemd-analyze >/dev/null || need+=(systemd)  # verifies contrib/sys
 command -v heaptrack >/dev/null || need+=(heaptrack)  # the trace analysis cross-check
 command -v sqlite3 >/dev/null || need+=(sqlite3)  # temporary allocations against heaptrack's on a real program
 command -v man >/dev/null && command -v groff >/dev/null || need+=(man-db groff-base)  # the man page check
-[ -x /usr/bin/chromium ] || need+=(chromium)  # the HTML report's browser test
+[ -x /usr/bin/chromium ] || need+=(chromium)  # the HTML report's browser test; its allocators (tests/integration/chromium.rs)
 command -v node >/dev/null || need+=(nodejs)  # drives chromium (playwright-core) and html-validate; the V8 tests
 command -v npm >/dev/null || need+=(npm)
 # The runtime tests: real JVM, Go and CPython processes (node above), and C

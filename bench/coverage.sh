@@ -3,13 +3,15 @@
 # gives a specific type: the share of resident bytes (Rss, summed over
 # every mapping) that is not Private Data, for a shell, python3, python3
 # with numpy arrays, java, node, a Go program, a Go program whose threads
-# sit on goroutine stacks (with cgo and without) and a C++ program
-# (sources in bench/coverage/). One "COVERAGE name percent" line each, and
-# a "STACKS" line saying how many threads have their own stack typed Stack
+# sit on goroutine stacks (with cgo and without), a C++ program
+# (sources in bench/coverage/) and headless chromium on a local page
+# (its browser, page renderer, GPU and network processes). One
+# "COVERAGE name percent" line each, and a "STACKS" line saying how many threads have their own stack typed Stack
 # with their TID and how many are named on the goroutine stack they are
 # on; the target is >= 99% for every one, and the script exits 1 if one
 # misses it. Needs bash, python3, python3-numpy (for /usr/bin/python3),
-# java (default-jdk-headless), node (nodejs), go (golang-go) and g++.
+# java (default-jdk-headless), node (nodejs), go (golang-go), g++ and
+# chromium.
 # VMMAP=path uses that binary rather than building a release one.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +20,12 @@ WORK=$(mktemp -d /tmp/vmmap-coverage.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # chromium runs in a process group of its own, its children with it.
+    if [ -n "${CHROMIUM:-}" ]; then
+        kill -KILL -- "-$CHROMIUM" 2>/dev/null || true
+        # Its processes write to the profile until they are gone.
+        while pgrep -s "$CHROMIUM" > /dev/null; do sleep 0.1; done
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -56,8 +64,32 @@ start go-threads "$WORK/gothreads-cgo0"
 start go-threads-cgo "$WORK/gothreads-cgo1"
 start cxx "$WORK/hold-cxx"
 
+# chromium prints no ready line: its page holds some 20 MiB of JavaScript
+# objects, and the page's renderer is the one that has most resident.
+cat > "$WORK/page.html" <<'HTML'
+<!doctype html><title>hold</title><p>hold</p><script>
+window.held = [];
+for (let i = 0; i < 400000; i++) window.held.push({ i, s: 'x' + i });
+</script>
+HTML
+setsid chromium --headless=new --no-sandbox --disable-gpu --no-first-run --remote-debugging-port=0 \
+    --user-data-dir="$WORK/chromium-profile" "file://$WORK/page.html" > "$WORK/chromium.out" 2>&1 &
+CHROMIUM=$!
+sleep 10
+# chromium_pid PATTERN: of chromium's processes whose command line has
+# PATTERN, the one with the largest Rss (WebUI renderers left out).
+chromium_pid() {
+    for p in $(pgrep -s "$CHROMIUM" -f -- "$1"); do
+        grep -qa -- --top-chrome-webui "/proc/$p/cmdline" && continue
+        echo "$(awk '/^VmRSS/ {print $2}' "/proc/$p/status") $p"
+    done | sort -n | tail -1 | cut -d' ' -f2
+}
+
 fail=0
-names=(shell python3 numpy java node go go-threads go-threads-cgo cxx)
+names=(shell python3 numpy java node go go-threads go-threads-cgo cxx
+    chromium-browser chromium-renderer chromium-gpu chromium-network)
+PIDS+=("$CHROMIUM" "$(chromium_pid --type=renderer)" "$(chromium_pid --type=gpu-process)"
+    "$(chromium_pid network.mojom.NetworkService)")
 for i in "${!names[@]}"; do
     pid=${PIDS[$i]}
     # The shell's pid is bash's own (its children are elsewhere).

@@ -2,6 +2,7 @@
 
 mod address;
 mod bounds;
+mod chromium;
 mod errors;
 mod golden;
 mod hostile_text;

@@ -14,6 +14,7 @@
 //! memory. `docs/runtimes.md` lists every rule.
 
 mod allocator;
+mod chromium;
 mod chunks;
 mod cpython;
 mod go;
@@ -32,6 +33,8 @@ use crate::model::{Confidence, MemoryType, Region};
 pub(super) struct Loaded {
     jvm: bool,
     node: bool,
+    /// Chromium's executable (PartitionAlloc and V8 linked in).
+    chromium: bool,
     python: bool,
     go: Option<String>,
     /// The index of the executable's first mapping.
@@ -77,6 +80,9 @@ pub(super) fn plan_exact(
     }
     if loaded.node {
         v8::plan_pages(&mut c, ctx);
+    }
+    if loaded.chromium {
+        chromium::plan(&mut c);
     }
     if let Some(kind) = loaded.allocator {
         allocator::plan_exact(&mut c, kind, &loaded.allocator_source, next_heap_id);
@@ -134,6 +140,7 @@ fn detect(regions: &[Region], inspector: &mut dyn Inspector) -> Loaded {
         if first_image.is_none() {
             first_image = Some(r);
             l.exe = Some(i);
+            l.chromium = chromium::is_chromium_exe(name);
         }
         match name {
             "libjvm.so" => l.jvm = true,

@@ -53,7 +53,10 @@
 #   RATIO target=small maps=291 threads=31 pmap=3.40 vmmap=1.45 (at most 1.5)
 #   RATIO target=60000 pmap=... vmmap=1.15 (at most 1.2)
 #   RATIO target=60000-cpu pmap=... vmmap=1.40 (at most 1.5, user+system time)
-# A miss prints a WARNING line (the exit status stays 0).
+# A miss prints a WARNING line (the exit status stays 0). ONLY_TARGETS=1 runs
+# the targets alone (no hyperfine cases, no thread cases, no smaps capture).
+# VMMAP_BIN=PATH times that vmmap binary instead of building one (to compare
+# builds).
 # Kills only the fixture processes it started, by PID.
 set -euo pipefail
 
@@ -64,7 +67,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FIXTURE_SRC=$ROOT/bench/maps_fixture.c
 OUT=$ROOT/target/bench
 FIXTURE=$OUT/maps_fixture
-VMMAP=$ROOT/target/release/vmmap
+VMMAP=${VMMAP_BIN:-$ROOT/target/release/vmmap}
+ONLY_TARGETS=${ONLY_TARGETS:-0}
 SMAPS_CAPTURE=$OUT/smaps-60k.txt
 CAPTURE_N=60000
 TARGET_MIN_N=10000  # cases this large are checked against the 1.5x / 2x targets
@@ -80,10 +84,12 @@ for m in "${TARGET_SMALL[@]+"${TARGET_SMALL[@]}"}"; do
 done
 CASES=("$@")
 [[ ${#CASES[@]} -gt 0 ]] || CASES=(100 60000)
-for c in "${CASES[@]}"; do
+[[ $ONLY_TARGETS == 1 ]] && CASES=()
+for c in "${CASES[@]+"${CASES[@]}"}"; do
     [[ $c =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || die "bad case '$c': expected N or N:MIB (e.g. 60000 or 100:512)"
 done
 THREAD_CASES=${THREAD_CASES-200:30:0 0:0:256}
+[[ $ONLY_TARGETS == 1 ]] && THREAD_CASES=""
 read -r -a TCASES <<<"$THREAD_CASES"
 for c in "${TCASES[@]+"${TCASES[@]}"}"; do
     [[ $c =~ ^[0-9]+:[0-9]+:[0-9]+$ ]] || die "bad thread case '$c': expected MAPS:IDLE:BUSY (e.g. 200:30:0)"
@@ -132,8 +138,10 @@ mkdir -p "$OUT"
 note "building $FIXTURE from $FIXTURE_SRC"
 gcc -O2 -o "$FIXTURE" "$FIXTURE_SRC" || die "gcc failed on $FIXTURE_SRC"
 gcc -O2 -pthread -o "$THREADS_FX" "$THREADS_SRC" || die "gcc failed on $THREADS_SRC"
-note "building vmmap (cargo build --release -p vmmap)"
-(cd "$ROOT" && cargo build --release -p vmmap) || die "cargo build --release -p vmmap failed"
+if [[ -z ${VMMAP_BIN:-} ]]; then
+    note "building vmmap (cargo build --release -p vmmap)"
+    (cd "$ROOT" && cargo build --release -p vmmap) || die "cargo build --release -p vmmap failed"
+fi
 [[ -x $VMMAP ]] || die "vmmap binary not found at $VMMAP after the build"
 
 # --- helpers --------------------------------------------------------------
@@ -272,9 +280,9 @@ fi
 
 # --- cases ----------------------------------------------------------------
 captured=0
-note "RUNS=$RUNS cases: ${CASES[*]} ($(nproc) CPUs, kernel $(uname -r))"
+[[ ${#CASES[@]} -gt 0 ]] && note "RUNS=$RUNS cases: ${CASES[*]} ($(nproc) CPUs, kernel $(uname -r))"
 
-for c in "${CASES[@]}"; do
+for c in "${CASES[@]+"${CASES[@]}"}"; do
     n=${c%%:*}
     mib=0
     [[ $c == *:* ]] && mib=${c#*:}
@@ -400,7 +408,7 @@ EOF
     fi
 done
 
-if [[ $captured == 0 ]]; then
+if [[ $captured == 0 && $ONLY_TARGETS != 1 ]]; then
     echo
     note "capturing a $CAPTURE_N-mapping smaps for the criterion benchmark"
     start_fixture "$CAPTURE_N" 0

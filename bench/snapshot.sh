@@ -40,6 +40,23 @@
 # A case with busy threads is checked against the target (vmmap at most 1.5x
 # vmmap --no-ptrace: running threads' stacks are found without stopping them).
 # THREAD_CASES="" skips them.
+#
+# First of all, the targets (TARGETS=0 skips them), timed in alternating
+# rounds by bench/rounds.py (each round runs every command once; the ratio
+# to cat smaps is taken within the round, then the median over ROUNDS=15
+# rounds: steadier than ratios of medians on a loaded machine). Commands:
+#   cat /proc/PID/smaps (the reference), pmap -XX PID, vmmap PID
+# on threads_fixture with 30 idle threads and TARGET_SMALL="200 800" extra
+# mappings (about 290 and 890 in all, as an ordinary process: a python
+# program, a browser's renderer) and on maps_fixture with 60,000 mappings,
+# ending with one line per target:
+#   RATIO target=small maps=291 threads=31 pmap=3.40 vmmap=1.45 (at most 1.5)
+#   RATIO target=60000 pmap=... vmmap=1.15 (at most 1.2)
+#   RATIO target=60000-cpu pmap=... vmmap=1.40 (at most 1.5, user+system time)
+# A miss prints a WARNING line (the exit status stays 0). ONLY_TARGETS=1 runs
+# the targets alone (no hyperfine cases, no thread cases, no smaps capture).
+# VMMAP_BIN=PATH times that vmmap binary instead of building one (to compare
+# builds).
 # Kills only the fixture processes it started, by PID.
 set -euo pipefail
 
@@ -49,18 +66,29 @@ note() { printf '== %s\n' "$*"; }
 FIXTURE_SRC=$ROOT/bench/maps_fixture.c
 OUT=$ROOT/target/bench
 FIXTURE=$OUT/maps_fixture
+VMMAP=${VMMAP_BIN:-$ROOT/target/release/vmmap}
+ONLY_TARGETS=${ONLY_TARGETS:-0}
 SMAPS_CAPTURE=$OUT/smaps-60k.txt
 CAPTURE_N=60000
 TARGET_MIN_N=10000  # cases this large are checked against the 1.5x / 2x targets
 RUNS=${RUNS:-10}
+ROUNDS=${ROUNDS:-15}
+TARGETS=${TARGETS:-1}
+read -r -a TARGET_SMALL <<<"${TARGET_SMALL-200 800}"
 
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer (got '$RUNS')"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer (got '$ROUNDS')"
+for m in "${TARGET_SMALL[@]+"${TARGET_SMALL[@]}"}"; do
+    [[ $m =~ ^[0-9]+$ ]] || die "bad TARGET_SMALL entry '$m': expected a number of mappings"
+done
 CASES=("$@")
 [[ ${#CASES[@]} -gt 0 ]] || CASES=(100 60000)
-for c in "${CASES[@]}"; do
+[[ $ONLY_TARGETS == 1 ]] && CASES=()
+for c in "${CASES[@]+"${CASES[@]}"}"; do
     [[ $c =~ ^[1-9][0-9]*(:[0-9]+)?$ ]] || die "bad case '$c': expected N or N:MIB (e.g. 60000 or 100:512)"
 done
 THREAD_CASES=${THREAD_CASES-200:30:0 0:0:256}
+[[ $ONLY_TARGETS == 1 ]] && THREAD_CASES=""
 read -r -a TCASES <<<"$THREAD_CASES"
 for c in "${TCASES[@]+"${TCASES[@]}"}"; do
     [[ $c =~ ^[0-9]+:[0-9]+:[0-9]+$ ]] || die "bad thread case '$c': expected MAPS:IDLE:BUSY (e.g. 200:30:0)"
@@ -109,8 +137,10 @@ mkdir -p "$OUT"
 note "building $FIXTURE from $FIXTURE_SRC"
 gcc -O2 -o "$FIXTURE" "$FIXTURE_SRC" || die "gcc failed on $FIXTURE_SRC"
 gcc -O2 -pthread -o "$THREADS_FX" "$THREADS_SRC" || die "gcc failed on $THREADS_SRC"
-note "building vmmap (cargo build --release -p vmmap)"
-(cd "$ROOT" && cargo build --release -p vmmap) || die "cargo build --release -p vmmap failed"
+if [[ -z ${VMMAP_BIN:-} ]]; then
+    note "building vmmap (cargo build --release -p vmmap)"
+    (cd "$ROOT" && cargo build --release -p vmmap) || die "cargo build --release -p vmmap failed"
+fi
 [[ -x $VMMAP ]] || die "vmmap binary not found at $VMMAP after the build"
 
 # --- helpers --------------------------------------------------------------
@@ -209,13 +239,76 @@ if [[ $RSS_TOOL == python3* ]]; then
     RSS_TOOL="$RSS_TOOL (floor: $(rss_once true) KiB, the wrapper's own RSS; figures near it mean little)"
 fi
 
-# --- cases ----------------------------------------------------------------
+# --- targets (alternating rounds) ----------------------------------------------
+# start_threads MAPS IDLE BUSY -> sets TH_PID (waits for "READY pid n")
+start_threads() {
+    local ready=$TMPDIR_BENCH/ready.threads line="" i
+    : >"$ready"
+    setsid "$THREADS_FX" "$1" "$2" "$3" >"$ready" 2>&1 &
+    TH_PID=$!
+    FX_PIDS+=("$TH_PID")
+    for ((i = 0; i < 600; i++)); do
+        line=$(grep -m1 '^READY ' "$ready" || true)
+        [[ -n $line ]] && break
+        kill -0 "$TH_PID" 2>/dev/null || { cat "$ready" >&2; die "threads_fixture $* exited before READY"; }
+        sleep 0.1
+    done
+    [[ -n $line ]] || die "threads_fixture $* did not print READY within 60 s"
+    read -r _ ready_pid _ <<<"$line"
+    [[ $ready_pid == "$TH_PID" ]] || die "threads_fixture printed pid $ready_pid, expected $TH_PID (setsid forked?)"
+}
+
+# target_rounds LABEL PID -> prints the table, appends the RATIO line to SUMMARY
+target_rounds() {
+    local label=$1 pid=$2 out
+    "$VMMAP" "$pid" >/dev/null || die "'vmmap $pid' exited with status $?"
+    out=$(python3 "$ROOT/bench/rounds.py" "$ROUNDS" "$label" -- \
+        "cat_smaps=cat /proc/$pid/smaps" "pmap=pmap -XX $pid" "vmmap=$VMMAP $pid") ||
+        die "timing failed for $label"
+    printf '%s\n' "$out" | grep -v '^RATIO '
+    TARGET_LINE=$(printf '%s\n' "$out" | grep '^RATIO ')
+    SUMMARY+=("$TARGET_LINE")
+}
+
+# over LIMIT VALUE: true when VALUE > LIMIT
+over() { python3 -c 'import sys; sys.exit(0 if float(sys.argv[2]) > float(sys.argv[1]) else 1)' "$1" "$2"; }
+
 SUMMARY=()
 WARNINGS=()
-captured=0
-note "RUNS=$RUNS cases: ${CASES[*]} ($(nproc) CPUs, kernel $(uname -r))"
+if [[ $TARGETS == 1 ]]; then
+    note "targets: $ROUNDS alternating rounds ($(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r))"
+    for m in "${TARGET_SMALL[@]+"${TARGET_SMALL[@]}"}"; do
+        start_threads "$m" 30 0
+        pid=$TH_PID
+        maps=$(wc -l <"/proc/$pid/maps")
+        nthreads=$(ls "/proc/$pid/task" | wc -l)
+        echo
+        note "target small: threads_fixture $m 30 0, pid $pid, $maps mappings, $nthreads threads"
+        target_rounds "target=small maps=$maps threads=$nthreads" "$pid"
+        stop_fixture "$pid"
+        v=$(sed -n 's/.* vmmap=\([0-9.]*\).*/\1/p' <<<"${TARGET_LINE%% cpu:*}")
+        if over 1.5 "$v"; then WARNINGS+=("target small ($maps mappings): vmmap takes ${v}x cat smaps (target: at most 1.5x)"); fi
+    done
+    start_fixture 60000 0
+    pid=$FX_PID
+    echo
+    note "target 60000: maps_fixture pid $pid, $(wc -l <"/proc/$pid/maps") mappings"
+    target_rounds "target=60000" "$pid"
+    stop_fixture "$pid"
+    v=$(sed -n 's/.* vmmap=\([0-9.]*\).*/\1/p' <<<"${TARGET_LINE%% cpu:*}")
+    c=$(sed -n 's/.* cpu:.* vmmap=\([0-9.]*\).*/\1/p' <<<"$TARGET_LINE")
+    # the CPU figures get a line of their own: the third target
+    SUMMARY[-1]="${TARGET_LINE%% cpu:*}"
+    SUMMARY+=("RATIO target=60000-cpu ${TARGET_LINE#* cpu: }")
+    if over 1.2 "$v"; then WARNINGS+=("target 60000: vmmap takes ${v}x cat smaps (target: at most 1.2x)"); fi
+    if [[ -n $c ]] && over 1.5 "$c"; then WARNINGS+=("target 60000: vmmap uses ${c}x the CPU time of cat smaps (target: at most 1.5x)"); fi
+fi
 
-for c in "${CASES[@]}"; do
+# --- cases ----------------------------------------------------------------
+captured=0
+[[ ${#CASES[@]} -gt 0 ]] && note "RUNS=$RUNS cases: ${CASES[*]} ($(nproc) CPUs, kernel $(uname -r))"
+
+for c in "${CASES[@]+"${CASES[@]}"}"; do
     n=${c%%:*}
     mib=0
     [[ $c == *:* ]] && mib=${c#*:}
@@ -263,10 +356,10 @@ EOF
     ((n >= TARGET_MIN_N)) || continue
     v=$(sed -n 's/.* vmmap=\([0-9.]*\) .*/\1/p' <<<"$ratio_line")
     r=$(sed -n 's/.*vmmap_peak_rss_over_smaps=\([0-9.]*\).*/\1/p' <<<"$ratio_line")
-    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 1.5 else 1)' "$v"; then
+    if over 1.5 "$v"; then
         WARNINGS+=("n=$n: vmmap takes ${v}x cat smaps (target: at most 1.5x)")
     fi
-    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 2 else 1)' "$r"; then
+    if over 2 "$r"; then
         WARNINGS+=("n=$n: vmmap peak RSS is ${r}x the smaps text (target: at most 2x)")
     fi
 done
@@ -307,12 +400,12 @@ EOF
     show_table
     ((tbusy > 0)) || continue
     v=$(sed -n 's/.*vmmap_over_no_ptrace=\([0-9.]*\).*/\1/p' <<<"$ratio_line")
-    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 1.5 else 1)' "$v"; then
+    if over 1.5 "$v"; then
         WARNINGS+=("threads=$c: vmmap takes ${v}x vmmap --no-ptrace (target: at most 1.5x)")
     fi
 done
 
-if [[ $captured == 0 ]]; then
+if [[ $captured == 0 && $ONLY_TARGETS != 1 ]]; then
     echo
     note "capturing a $CAPTURE_N-mapping smaps for the criterion benchmark"
     start_fixture "$CAPTURE_N" 0

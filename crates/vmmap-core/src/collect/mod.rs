@@ -299,15 +299,20 @@ struct SmapsRead {
 
 /// Bytes handed from the reading thread to the parser at a time.
 const CHUNK: usize = 1 << 16;
+/// Bytes of smaps read before a reading thread is started: the smaps of a
+/// few hundred mappings fit, and are parsed without one (starting and
+/// joining a thread costs more than it hides there).
+const INLINE: usize = 1 << 18;
 
 /// Reads smaps on a second thread while this one parses it and reads
 /// smaps_rollup: the kernel's work of generating smaps (about 3 µs per VMA)
 /// is the floor of a snapshot, and the parse, the rollup and the
 /// conversion hide behind it on the other core. The text (44 MB for 60,000
-/// mappings) is never held whole: 64 KiB chunks are recycled.
+/// mappings) is never held whole: 64 KiB chunks are recycled. A small
+/// smaps (at most [`INLINE`] bytes) is read and parsed on this thread.
 fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
     let path = dir.path("smaps");
-    let f = match dir.open_file("smaps") {
+    let mut f = match dir.open_file("smaps") {
         Err(Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound && dir.alive() =>
         {
@@ -319,64 +324,78 @@ fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
         }
         r => r?,
     };
-    std::thread::scope(|scope| {
-        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(8);
-        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let reader = scope.spawn(move || -> std::io::Result<()> {
-            let mut f = f;
-            loop {
-                let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-                let mut len = 0;
-                // seq_file returns about one page per read(): gather a chunk.
-                while len + 4096 <= buf.len() {
-                    match f.read(&mut buf[len..]) {
-                        Ok(0) => break,
-                        Ok(n) => len += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
+    let mut regions = Vec::new();
+    let mut present = 0u32;
+    let mut sink = |m: crate::proc::smaps::Mapping| {
+        present |= m.fields.present;
+        regions.push(Region::from_mapping(m));
+    };
+    let mut parser = SmapsParser::new();
+    let mut first = vec![0u8; INLINE];
+    let (len, eof) = fill(&mut f, &mut first).map_err(|e| dir.error(path.clone(), e))?;
+    let parse_error = parser.feed_with(&first[..len], &mut sink).err();
+    drop(first);
+    let (parse_error, rollup) = if eof {
+        (parse_error, dir.read_optional("smaps_rollup"))
+    } else {
+        std::thread::scope(|scope| {
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(8);
+            let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+            let reader = scope.spawn(move || -> std::io::Result<()> {
+                let mut f = f;
+                loop {
+                    let mut buf = empty_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+                    let (len, _) = fill(&mut f, &mut buf)?;
+                    if len == 0 || full_tx.send((buf, len)).is_err() {
+                        return Ok(());
                     }
                 }
-                if len == 0 || full_tx.send((buf, len)).is_err() {
-                    return Ok(());
+            });
+            let rollup = dir.read_optional("smaps_rollup");
+            let mut parse_error = parse_error;
+            for (buf, len) in full_rx {
+                if parse_error.is_none() {
+                    if let Err(e) = parser.feed_with(&buf[..len], &mut sink) {
+                        parse_error = Some(e);
+                    }
                 }
+                let _ = empty_tx.send(buf);
             }
-        });
-        let rollup = dir.read_optional("smaps_rollup");
-        let mut regions = Vec::new();
-        let mut present = 0u32;
-        let mut sink = |m: crate::proc::smaps::Mapping| {
-            present |= m.fields.present;
-            regions.push(Region::from_mapping(m));
-        };
-        let mut parser = SmapsParser::new();
-        let mut parse_error = None;
-        for (buf, len) in full_rx {
-            if parse_error.is_none() {
-                if let Err(e) = parser.feed_with(&buf[..len], &mut sink) {
-                    parse_error = Some(e);
-                }
-            }
-            let _ = empty_tx.send(buf);
-        }
-        if let Err(e) = reader
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("smaps reader thread panicked")))
-        {
-            return Err(dir.error(path, e));
-        }
-        if let Some(e) = parse_error {
-            return Err(Error::Parse { path, source: e });
-        }
-        parser.finish_with(&mut sink).map_err(|e| Error::Parse {
-            path: path.clone(),
-            source: e,
-        })?;
-        Ok(SmapsRead {
-            regions,
-            present,
-            rollup: rollup?,
-        })
+            reader
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("smaps reader thread panicked")))
+                .map_err(|e| dir.error(path.clone(), e))?;
+            Ok::<_, Error>((parse_error, rollup))
+        })?
+    };
+    if let Some(e) = parse_error {
+        return Err(Error::Parse { path, source: e });
+    }
+    parser.finish_with(&mut sink).map_err(|e| Error::Parse {
+        path: path.clone(),
+        source: e,
+    })?;
+    Ok(SmapsRead {
+        regions,
+        present,
+        rollup: rollup?,
     })
+}
+
+/// Reads from `f` into `buf` until it is full to within a page (seq_file
+/// returns about one page per read()) or the file ends; returns the length
+/// read and whether the file ended.
+fn fill(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<(usize, bool)> {
+    let mut len = 0;
+    while len + 4096 <= buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => return Ok((len, true)),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((len, false))
 }
 
 fn read_head(path: &Path) -> Option<Vec<u8>> {

@@ -195,18 +195,24 @@ fn cgroup2_mount() -> Option<std::path::PathBuf> {
 #[test]
 fn cgroup_option_reads_the_members() {
     let (f, child) = start();
-    let Some(root) = cgroup2_mount().filter(|_| is_root()) else {
-        // Creating a cgroup needs root and a cgroup2 mount; the listing
-        // itself is covered by the unit tests.
-        let o = vmmap(&["--cgroup", "/nonexistent/cg"]);
-        assert!(!o.status.success());
-        return;
-    };
+    let o = vmmap(&["--cgroup", "/nonexistent/cg"]);
+    assert!(
+        !o.status.success(),
+        "a cgroup that does not exist is refused"
+    );
+    // Creating a cgroup needs root and a writable cgroup2 mount: without
+    // them the test fails rather than passing untested.
+    assert!(
+        is_root(),
+        "this test creates a cgroup: run the tests as root"
+    );
+    let root = cgroup2_mount().expect("this test needs a cgroup2 file system mounted");
     let dir = root.join(format!("vmmap-test-{}", f.pid));
     if let Err(e) = std::fs::create_dir(&dir) {
-        // A read-only cgroup file system (a container): nothing to test.
-        eprintln!("cgroup test skipped: cannot create {}: {e}", dir.display());
-        return;
+        panic!(
+            "cannot create the cgroup {} ({e}): the tests need a writable cgroup2 file system",
+            dir.display()
+        );
     }
     let home = std::fs::read_to_string(format!("/proc/{}/cgroup", f.pid)).unwrap();
     let home = home
@@ -227,13 +233,11 @@ fn cgroup_option_reads_the_members() {
         );
     }
     let _ = std::fs::remove_dir(&dir);
-    if !moved {
-        eprintln!(
-            "cgroup test skipped: cannot move processes into {}",
-            dir.display()
-        );
-        return;
-    }
+    assert!(
+        moved,
+        "cannot move processes into the cgroup {}: the tests need a writable cgroup2 file system",
+        dir.display()
+    );
     let out = out.unwrap();
     assert!(
         out.status.success(),
@@ -389,10 +393,11 @@ fn vmmap_as_nobody(args: &[&str]) -> std::process::Output {
 fn without_root_sharing_uses_the_exclusive_bit_and_pss() {
     use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
-    if !is_root() {
-        // Already unprivileged: the other tests take this path.
-        return;
-    }
+    // The test drops to nobody itself, so it must start as root.
+    assert!(
+        is_root(),
+        "this test drops to an unprivileged user: run the tests as root"
+    );
     let _g = starting_processes();
     let dir = std::env::temp_dir().join(format!("vmmap-nobody-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -252,26 +252,30 @@ pub fn plain(
     }
 }
 
+/// A stream's parts as growing vectors: the sink of the test encoder
+/// (`synthetic`) and of this module's tests, never of the agent.
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Default)]
+pub(crate) struct Parts(pub(crate) [Vec<u8>; 3]);
+
+#[cfg(any(test, feature = "test-support"))]
+impl Sink for Parts {
+    fn u8(&mut self, part: Part, v: u8) {
+        self.0[part as usize].push(v);
+    }
+
+    fn var(&mut self, part: Part, v: u64) {
+        crate::push_uvarint(&mut self.0[part as usize], v);
+    }
+
+    fn bytes(&mut self, part: Part, v: &[u8]) {
+        self.0[part as usize].extend_from_slice(v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The parts as vectors (what `synthetic` does with a few more
-    /// formats).
-    #[derive(Default)]
-    struct Parts([Vec<u8>; 3]);
-
-    impl Sink for Parts {
-        fn u8(&mut self, part: Part, v: u8) {
-            self.0[part as usize].push(v);
-        }
-        fn var(&mut self, part: Part, v: u64) {
-            crate::push_uvarint(&mut self.0[part as usize], v);
-        }
-        fn bytes(&mut self, part: Part, v: &[u8]) {
-            self.0[part as usize].extend_from_slice(v);
-        }
-    }
 
     /// The bytes of a few records, spelled out from
     /// `docs/trace-format.md`: a change to them is a change of format.

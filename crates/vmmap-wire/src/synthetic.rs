@@ -4,26 +4,8 @@
 //! place, and what the tests read is what the agent writes. The messages
 //! around the records follow the crate root and `docs/trace-format.md`.
 
-use crate::encode::{self, Deltas, HeapAddr, Part, Sink};
+use crate::encode::{self, Deltas, HeapAddr, Part, Parts, Sink};
 use crate::*;
-
-/// A stream's parts in the current format, grown as records come.
-#[derive(Default)]
-struct Parts([Vec<u8>; 3]);
-
-impl Sink for Parts {
-    fn u8(&mut self, part: Part, v: u8) {
-        self.0[part as usize].push(v);
-    }
-
-    fn var(&mut self, part: Part, v: u64) {
-        push_uvarint(&mut self.0[part as usize], v);
-    }
-
-    fn bytes(&mut self, part: Part, v: &[u8]) {
-        self.0[part as usize].extend_from_slice(v);
-    }
-}
 
 /// A stream in version 2: heads and fields interleaved in one part, and
 /// every address, heap addresses too, as a difference.

@@ -607,6 +607,29 @@ pub enum Unwind {
     Fp,
 }
 
+/// `vmmap trace --metric`: the figure that ranks the call tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TraceMetric {
+    Allocated,
+    Count,
+    Live,
+    Peak,
+    Temporary,
+}
+
+impl TraceMetric {
+    /// The name as typed, which the trace crate's `Metric::parse` reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceMetric::Allocated => "allocated",
+            TraceMetric::Count => "count",
+            TraceMetric::Live => "live",
+            TraceMetric::Peak => "peak",
+            TraceMetric::Temporary => "temporary",
+        }
+    }
+}
+
 /// `vmmap trace FILE VIEW`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum TraceView {
@@ -961,8 +984,8 @@ pub struct TraceArgs {
     /// The figure that ranks the call tree and weighs exports: allocated
     /// (bytes requested), count (calls), live (bytes not freed), peak
     /// (bytes live at the heap's peak) or temporary.
-    #[arg(long, value_name = "FIGURE", value_parser = ["allocated", "count", "live", "peak", "temporary"])]
-    pub metric: Option<String>,
+    #[arg(long, value_name = "FIGURE", value_enum)]
+    pub metric: Option<TraceMetric>,
 
     /// Call tree: allocation sites at the top, their callers below.
     #[arg(long)]

@@ -159,8 +159,7 @@ pub fn symbol_options(a: &TraceArgs) -> SymbolOptions {
 
 fn metric(a: &TraceArgs, default: Metric) -> Metric {
     a.metric
-        .as_deref()
-        .and_then(Metric::parse)
+        .and_then(|m| Metric::parse(m.as_str()))
         .unwrap_or(default)
 }
 
@@ -197,7 +196,7 @@ pub fn calltree(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, F
             "schema": "vmmap.trace-calltree",
             "version": 1,
             "direction": if a.bottom_up { "bottom-up" } else { "top-down" },
-            "metric": a.metric.as_deref().unwrap_or("allocated"),
+            "metric": a.metric.map_or("allocated", |m| m.as_str()),
             "tree": v,
         });
         return Ok(write_json(out, &doc));

@@ -8,26 +8,33 @@
 #
 # `cargo install` alone would bring the binary without the agent.
 #
-# Usage: ./install.sh [--prefix DIR] [--profile PROFILE]
+# Usage: ./install.sh [--prefix DIR] [--profile PROFILE] [--no-build]
 #   --prefix   default /usr/local as root, else ~/.local
 #   --profile  cargo profile to build (default release)
+#   --no-build install what an earlier build of PROFILE left in target/
+#              (packaging; the tests, whose running programs map the
+#              agent that a rebuild would replace under them)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 if [ "$(id -u)" = 0 ]; then prefix=/usr/local; else prefix=$HOME/.local; fi
 profile=release
+build=1
 while [ $# -gt 0 ]; do
     case $1 in
         --prefix) prefix=${2:?--prefix needs a directory}; shift 2 ;;
         --prefix=*) prefix=${1#*=}; shift ;;
         --profile) profile=${2:?--profile needs a name}; shift 2 ;;
         --profile=*) profile=${1#*=}; shift ;;
-        -h | --help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        --no-build) build=0; shift ;;
+        -h | --help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
 
-"${CARGO:-cargo}" build --locked --profile "$profile" -p vmmap -p vmmap-agent
+if [ "$build" = 1 ]; then
+    "${CARGO:-cargo}" build --locked --profile "$profile" -p vmmap -p vmmap-agent
+fi
 # Cargo's dev profile builds into target/debug; every other one into its name.
 out=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then out=$CARGO_TARGET_DIR/${out#target/}; fi

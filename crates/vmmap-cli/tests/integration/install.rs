@@ -20,10 +20,15 @@ fn installed_vmmap_runs_a_program_under_its_agent_from_anywhere() {
     let prefix = TempDir::in_system_tmp("install-prefix");
     let elsewhere = TempDir::in_system_tmp("install-cwd");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../install.sh");
+    // The agent as every traced test builds it, beside the binary.
+    crate::trace::agent();
     let o = output_within(
         Command::new("bash")
             .arg(&script)
-            .args(["--profile", &profile, "--prefix"])
+            // The build that made the binary under test made the agent
+            // beside it: rebuilding here would replace the library that
+            // the other tests' traced programs have mapped.
+            .args(["--no-build", "--profile", &profile, "--prefix"])
             .arg(prefix.path())
             // The environment of a shell, not the one cargo gives a test
             // (its CARGO_* variables would make the build differ from the

@@ -230,11 +230,7 @@ fn traced_snapshots_type_thread_stacks_and_arenas() {
     // and the one at exit, where the kernel lists the other threads no
     // more): each thread's stack is Stack with its TID, no warning about
     // ptrace, and the workers' arenas are Heap.
-    let ready: u64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("ready "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no ready line: {out}"));
+    let ready = ready_ns(&out);
     let blocks: Vec<u64> = out
         .lines()
         .filter_map(|l| l.strip_prefix("block 0x"))
@@ -326,8 +322,15 @@ fn arenas_growing_under_the_snapshots_are_heap() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let tids = printed_tids(&out);
+    let ready = ready_ns(&out);
     let mut checked = 0;
     for (i, s) in all_snapshots_with(&file, &tids) {
+        // A worker is listed before its first malloc makes its arena: only
+        // snapshots from when every worker had one (the fixture prints
+        // that time) must show four.
+        if s["taken_at_unix_ns"].as_u64().unwrap() < ready {
+            continue;
+        }
         checked += 1;
         let arenas: Vec<String> = all_regions(&s)
             .iter()
@@ -356,6 +359,15 @@ fn arenas_growing_under_the_snapshots_are_heap() {
         assert!(private.is_empty(), "snapshot {i}: {private:?}");
     }
     assert!(checked >= 5, "{checked} snapshot(s) with every thread");
+}
+
+/// When the `brief threads`/`grow` fixture's workers all had their arenas
+/// (its `ready` line, in Unix nanoseconds).
+fn ready_ns(out: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("ready "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ready line: {out}"))
 }
 
 /// The snapshots (numbered from 1) that list every one of `tids`.

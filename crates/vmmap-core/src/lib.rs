@@ -62,6 +62,8 @@ pub mod output;
 pub mod proc;
 pub mod sharing;
 pub mod summary;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod text;
 pub mod timeline;
 pub mod units;

@@ -46,12 +46,26 @@ pub fn of_snapshot(path: &Path, snap: &vmmap_core::model::Snapshot) -> Option<Sn
 /// figures are then shown whole.
 pub fn agent_of(path: &Path, snap: &vmmap_core::model::Snapshot) -> Vec<bool> {
     vmmap_trace::region_owners::agent_regions(path, snap).unwrap_or_else(|e| {
-        eprintln!(
-            "vmmap: note: {}: {e}; the tracing agent's memory is counted with the program's",
-            crate::shown(path)
-        );
+        agent_note(path, &e);
         Vec::new()
     })
+}
+
+/// [`agent_of`] for each of `snaps` (the snapshots of the file at
+/// `path`), the file read once: for the views of every snapshot (the
+/// report, the timeline).
+pub fn agent_of_all(path: &Path, snaps: &[vmmap_core::model::Snapshot]) -> Vec<Vec<bool>> {
+    vmmap_trace::region_owners::agent_regions_all(path, snaps).unwrap_or_else(|e| {
+        agent_note(path, &e);
+        Vec::new()
+    })
+}
+
+fn agent_note(path: &Path, e: &dyn std::fmt::Display) {
+    eprintln!(
+        "vmmap: note: {}: {e}; the tracing agent's memory is counted with the program's",
+        crate::shown(path)
+    );
 }
 
 /// The text report's Owner column from `owners`.

@@ -47,13 +47,7 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
     };
     // The agent's memory is shown apart from the program's.
     let agent = if loaded.traced {
-        vmmap_trace::region_owners::agent_regions_all(path, &loaded.snapshots).unwrap_or_else(|e| {
-            eprintln!(
-                "vmmap: note: {}: {e}; the tracing agent's memory is counted with the program's",
-                crate::shown(path)
-            );
-            Vec::new()
-        })
+        crate::owners::agent_of_all(path, &loaded.snapshots)
     } else {
         Vec::new()
     };

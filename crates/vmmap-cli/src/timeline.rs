@@ -19,7 +19,13 @@ pub fn timeline(a: &TimelineArgs) -> Result<(), Failure> {
             ),
         });
     }
-    let mut points = timeline::timeline(&loaded);
+    // A traced run's agent is out of its figures, as in its snapshots.
+    let agent = if loaded.traced {
+        crate::owners::agent_of_all(&a.file, &loaded.snapshots)
+    } else {
+        Vec::new()
+    };
+    let mut points = timeline::points(&loaded.snapshots, &loaded.samples, &agent);
     vmmap_trace::timeline::add_live_heap(&mut points, &loaded.trace);
     // A traced run's times count from its start, as `vmmap trace --at`
     // does; a recording's from its first point.

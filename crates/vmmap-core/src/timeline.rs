@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::figures::Column;
-use crate::format::{Loaded, Sample};
+use crate::format::Sample;
 use crate::model::{MemoryType, Snapshot};
 use crate::proc::smaps::{Field, SmapsFields};
 use crate::summary::Summary;
@@ -67,53 +67,65 @@ fn totals(r: &SmapsFields) -> [Option<u64>; 4] {
     ]
 }
 
-/// Builds the timeline of a loaded recording, ordered by time.
-pub fn timeline(loaded: &Loaded) -> Vec<Point> {
-    points(&loaded.snapshots, &loaded.samples)
+/// The point of full snapshot `s` (number `index` in its file, from 1).
+/// `agent` is empty for an untraced snapshot; in a traced run's, the
+/// top-level regions flagged are the tracing agent's
+/// ([`Summary::with_agent`]) and are left out of every figure, so that a
+/// traced program's timeline shows the same figures as its snapshots'
+/// Summary. Every view of a timeline
+/// (CLI, HTML report, UI) takes its figures from here.
+pub fn snapshot_point(s: &Snapshot, index: usize, agent: &[bool]) -> Point {
+    let summary = Summary::with_agent(s, agent);
+    // Totals from the kernel's own rollup; from the sum of the regions
+    // before Linux 4.14, and in a traced run (`agent` given): the rollup
+    // adds the agent's regions to the program's and cannot be split, and
+    // every point of the run is counted the same way.
+    let [rss, pss, swap, anonymous] = match &s.rollup {
+        Some(r) if agent.is_empty() => totals(r),
+        _ => {
+            let t = &summary.total.figures;
+            [
+                t.get(Column::TotalWs),
+                t.get(Column::Pss),
+                t.get(Column::Swap),
+                t.get(Column::Anonymous),
+            ]
+        }
+    };
+    let by_type = TYPES
+        .iter()
+        .map(|&t| {
+            let f = &summary.row(t).figures;
+            TypeTotals {
+                memory_type: t,
+                committed: f.value(Column::Committed),
+                working_set: f.value(Column::TotalWs),
+                private: f.value(Column::Private),
+            }
+        })
+        .collect();
+    Point {
+        taken_at_unix_ns: s.taken_at_unix_ns,
+        snapshot: Some(index),
+        rss,
+        pss,
+        swap,
+        anonymous,
+        page_table: s.page_table_bytes(),
+        by_type: Some(by_type),
+        live_heap: None,
+    }
 }
 
 /// Builds the timeline of snapshots and samples, ordered by time.
-pub fn points(snapshots: &[Snapshot], samples: &[Sample]) -> Vec<Point> {
+/// `agent[i]` flags the tracing agent's regions of snapshot `i` (see
+/// [`snapshot_point`]; empty or short: none). A sample has no regions to
+/// tell apart; only untraced recordings have samples.
+pub fn points(snapshots: &[Snapshot], samples: &[Sample], agent: &[Vec<bool>]) -> Vec<Point> {
     let mut points = Vec::with_capacity(snapshots.len() + samples.len());
     for (i, s) in snapshots.iter().enumerate() {
-        let summary = Summary::of(s);
-        // Totals from the kernel's own rollup; before Linux 4.14, from the
-        // sum of the regions.
-        let [rss, pss, swap, anonymous] = match &s.rollup {
-            Some(r) => totals(r),
-            None => {
-                let t = &summary.total.figures;
-                [
-                    t.get(Column::TotalWs),
-                    t.get(Column::Pss),
-                    t.get(Column::Swap),
-                    t.get(Column::Anonymous),
-                ]
-            }
-        };
-        let by_type = TYPES
-            .iter()
-            .map(|&t| {
-                let f = &summary.row(t).figures;
-                TypeTotals {
-                    memory_type: t,
-                    committed: f.value(Column::Committed),
-                    working_set: f.value(Column::TotalWs),
-                    private: f.value(Column::Private),
-                }
-            })
-            .collect();
-        points.push(Point {
-            taken_at_unix_ns: s.taken_at_unix_ns,
-            snapshot: Some(i + 1),
-            rss,
-            pss,
-            swap,
-            anonymous,
-            page_table: s.page_table_bytes(),
-            by_type: Some(by_type),
-            live_heap: None,
-        });
+        let flags = agent.get(i).map_or(&[][..], Vec::as_slice);
+        points.push(snapshot_point(s, i + 1, flags));
     }
     for s in samples {
         let [rss, pss, swap, anonymous] = totals(&s.rollup);

@@ -214,10 +214,15 @@ pub(crate) fn owners_of(
         .rfind(|(img, t, _)| *img == image && *t <= tick)
         .map(|(_, _, m)| m.iter().map(|m| m.path.as_str()).collect())
         .unwrap_or_default();
+    // The agent's memory as of `tick`; before its first record (the
+    // snapshot right after start is taken before the writer's first pass),
+    // that first record: the agent unmaps nothing, so what it lists was
+    // mapped by the agent then or moments later.
     let agent: Vec<(u64, u64)> = info
         .agent_memory
         .iter()
         .rfind(|(img, t, _)| *img == image && *t <= tick)
+        .or_else(|| info.agent_memory.iter().find(|(img, _, _)| *img == image))
         .map(|(_, _, v)| {
             // A page-aligned range is one of the agent's mmaps: the kernel
             // gave it whole pages, so the tail of its last page is the

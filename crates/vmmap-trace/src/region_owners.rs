@@ -386,20 +386,23 @@ fn at(facts: &TraceInfo, snap: &Snapshot) -> Option<At> {
 /// decoded. All false when the file holds no trace of the snapshot's
 /// process.
 pub fn agent_regions(path: &Path, snap: &Snapshot) -> Result<Vec<bool>, FormatError> {
-    let mut all = agent_regions_all(path, std::slice::from_ref(snap))?;
+    let mut all = agent_regions_all(path, [snap])?;
     Ok(all.pop().unwrap_or_default())
 }
 
 /// [`agent_regions`] of each of `snaps` (snapshots of the file at
 /// `path`), the file read once.
-pub fn agent_regions_all(path: &Path, snaps: &[Snapshot]) -> Result<Vec<Vec<bool>>, FormatError> {
+pub fn agent_regions_all<'a>(
+    path: &Path,
+    snaps: impl IntoIterator<Item = &'a Snapshot>,
+) -> Result<Vec<Vec<bool>>, FormatError> {
     let facts = match ChunkStream::open(path, CHUNK_TRACE) {
         Ok(s) => scan::facts(s),
         Err(FormatError::NotVmmap) => TraceInfo::default(),
         Err(e) => return Err(e),
     };
     Ok(snaps
-        .iter()
+        .into_iter()
         .map(|snap| match at(&facts, snap) {
             Some(when) => agent_regions_of(&facts, snap, when.image, when.cut),
             None => vec![false; snap.regions.len()],

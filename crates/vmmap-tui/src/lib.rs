@@ -63,6 +63,7 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
         Start::File(snaps, index, path) => {
             let mut a = app::App::with_history(settings, snaps, index);
             a.file = Some(path);
+            a.count_agent_apart();
             a
         }
     };

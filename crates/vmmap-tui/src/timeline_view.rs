@@ -8,9 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::widgets::{Block, Borders, Clear, Widget};
 use ratatui::Frame;
-use vmmap_core::figures::Column;
 use vmmap_core::model::Snapshot;
-use vmmap_core::summary::Summary;
 use vmmap_core::timeline::TYPES;
 
 use crate::settings::Settings;
@@ -28,13 +26,21 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// The totals of a snapshot.
+    /// The totals of a snapshot, every region the program's.
     pub fn of(snap: &Snapshot) -> Totals {
-        let s = Summary::of(snap);
-        let pick = |c: Column| TYPES.iter().map(|&t| s.row(t).figures.value(c)).collect();
+        Totals::without_agent(snap, &[])
+    }
+
+    /// The totals of a traced run's snapshot without the tracing agent's
+    /// regions (flagged by index, as [`vmmap_core::summary::Summary::with_agent`]
+    /// takes them): the figures of `vmmap timeline` and of the report's
+    /// timeline, from the same function.
+    pub fn without_agent(snap: &Snapshot, agent: &[bool]) -> Totals {
+        let p = vmmap_core::timeline::snapshot_point(snap, 1, agent);
+        let by_type = p.by_type.unwrap_or_default();
         Totals {
-            ws: pick(Column::TotalWs),
-            committed: pick(Column::Committed),
+            ws: by_type.iter().map(|t| t.working_set).collect(),
+            committed: by_type.iter().map(|t| t.committed).collect(),
             taken_at_unix_ns: snap.taken_at_unix_ns,
         }
     }

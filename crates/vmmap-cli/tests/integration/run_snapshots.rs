@@ -530,3 +530,57 @@ fn the_agents_memory_is_counted_apart_from_the_programs() {
         );
     }
 }
+
+/// Every timeline of a traced run leaves the agent's memory out, as the
+/// snapshots' Summary does: at each snapshot, `vmmap timeline --json` and
+/// the HTML report's timeline give the program's own totals and types,
+/// the figures `vmmap open --snapshot N --json` gives.
+#[test]
+fn timelines_leave_the_agents_memory_out() {
+    let prog = brief();
+    let (o, file) = run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snaps = snapshots(&file);
+    let timeline: Value = serde_json::from_slice(&on_file("timeline", &file, &["--json"])).unwrap();
+    let points = timeline["points"].as_array().unwrap();
+    let html = tmp().join(format!("agent-timeline-{}.html", std::process::id()));
+    on_file("report", &file, &["-o", html.to_str().unwrap()]);
+    let data = crate::report::embedded(&std::fs::read_to_string(&html).unwrap());
+    std::fs::remove_file(&html).unwrap();
+    let in_report = data["timeline"].as_array().unwrap();
+    assert_eq!(points.len(), snaps.len());
+    assert_eq!(in_report.len(), snaps.len());
+    // The agent holds memory at exit: the test would prove nothing if no
+    // snapshot had an agent row.
+    assert!(
+        snaps.last().unwrap()["agent"]["total_ws"].as_u64().unwrap() > 0,
+        "{}",
+        snaps.last().unwrap()["agent"]
+    );
+    for (i, ((p, r), snap)) in points.iter().zip(in_report).zip(&snaps).enumerate() {
+        let total = summary_row(snap, "total");
+        for (col, key) in [("total_ws", "rss"), ("pss", "pss"), ("swap", "swap")] {
+            assert_eq!(p[key], total[col], "snapshot {}: timeline {key}", i + 1);
+            assert_eq!(r[key], total[col], "snapshot {}: report {key}", i + 1);
+        }
+        assert_eq!(p["anonymous"], total["anonymous"], "snapshot {}", i + 1);
+        for (k, t) in p["by_type"].as_array().unwrap().iter().enumerate() {
+            let row = summary_row(snap, t["type"].as_str().unwrap());
+            let want = [&row["committed"], &row["total_ws"], &row["private"]];
+            assert_eq!(
+                [&t["committed"], &t["working_set"], &t["private"]],
+                want,
+                "snapshot {}: timeline {}",
+                i + 1,
+                t["type"]
+            );
+            assert_eq!(
+                r["b"][k].as_array().unwrap().iter().collect::<Vec<_>>(),
+                want,
+                "snapshot {}: report {}",
+                i + 1,
+                t["type"]
+            );
+        }
+    }
+}

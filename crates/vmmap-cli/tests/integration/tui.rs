@@ -1000,6 +1000,60 @@ fn a_traced_snapshot_shows_the_agent_apart_from_the_program() {
     assert_eq!(first_figure(lines[agent]), want_agent, "{s}\n{text}");
 }
 
+/// The timeline (`t`) of a traced run's file shows the program's working
+/// set without the agent's, as the Summary's Total gives it.
+#[test]
+fn the_timeline_of_a_traced_run_leaves_the_agent_out() {
+    require_tool("tmux", "tmux");
+    let src = crate::trace::fixture("brief.c");
+    let prog = crate::trace::build(
+        "brief",
+        &[
+            "cc",
+            "-O1",
+            "-g",
+            "-Wall",
+            "-pthread",
+            src.to_str().unwrap(),
+        ],
+    );
+    let (o, file) = crate::trace::run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{o:?}");
+    let snap: serde_json::Value =
+        serde_json::from_slice(&crate::trace::on_file("open", &file, &["--json"])).unwrap();
+    let total = |s: &serde_json::Value, t: &str| {
+        s["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == t)
+            .unwrap()["total_ws"]
+            .as_u64()
+            .unwrap()
+    };
+    let want = total(&snap, "total");
+    assert!(snap["agent"]["total_ws"].as_u64().unwrap() > 0, "{snap}");
+    let _busy = starting_processes();
+    let t = Tmux::start(&["open", file.to_str().unwrap(), "-i"]);
+    t.wait_for("Total");
+    // Units in bytes (human, KiB, bytes), then the timeline; the last
+    // snapshot is selected.
+    t.keys(&["u", "u", "t"]);
+    let s = t.wait_for("working set ");
+    let label = s
+        .lines()
+        .find_map(|l| l.split("working set ").nth(1))
+        .unwrap();
+    let shown: u64 = label
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .replace(',', "")
+        .parse()
+        .unwrap_or_else(|e| panic!("{label:?}: {e}\n{s}"));
+    assert_eq!(shown, want, "{s}");
+}
+
 /// `T` on a file written by `vmmap run` opens the Trace view: the call
 /// tree (analysed in the background) shows the fixture's functions with
 /// their exact calls, the Leaks and History tabs theirs; Esc goes back.

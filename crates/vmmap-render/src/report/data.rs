@@ -451,7 +451,9 @@ pub fn data(input: &ReportInput<'_>) -> ReportData {
             snap(s, agent, &tracks[i], prev, &u, &mut strings)
         })
         .collect();
-    let points = timeline::points(input.snapshots, input.samples)
+    // The agent's regions are out of the timeline's figures too, as they
+    // are out of each snapshot's Summary.
+    let points = timeline::points(input.snapshots, input.samples, input.agent)
         .into_iter()
         .map(|p| TimePoint {
             t: p.taken_at_unix_ns / 1_000_000,

@@ -172,6 +172,33 @@ impl App {
         app
     }
 
+    /// For a history loaded from a traced run's file: the timeline's
+    /// totals without the tracing agent's regions, as the Summary counts
+    /// them (only the trace's facts are read, no event). A trace that
+    /// cannot be read leaves the totals whole, and says so.
+    pub fn count_agent_apart(&mut self) {
+        let Some(path) = self.file.as_ref() else {
+            return;
+        };
+        let snaps = self.history.iter().map(|s| &**s);
+        match vmmap_trace::region_owners::agent_regions_all(path, snaps) {
+            Ok(agent) => {
+                self.history_totals = self
+                    .history
+                    .iter()
+                    .zip(&agent)
+                    .map(|(s, a)| crate::timeline_view::Totals::without_agent(s, a))
+                    .collect();
+            }
+            Err(e) => {
+                self.message = Some(format!(
+                    "{}: {e}; the timeline counts the tracing agent's memory with the program's",
+                    path.display()
+                ));
+            }
+        }
+    }
+
     /// Shows snapshot `i` of the history, keeping the view state.
     pub(super) fn show_history(&mut self, i: usize) {
         let Some(snap) = self.history.get(i).cloned() else {
@@ -807,6 +834,7 @@ impl App {
         ));
         self.from_file = true;
         self.file = Some(std::path::PathBuf::from(path.trim()));
+        self.count_agent_apart();
         self.trace = None;
         self.auto = None;
         self.screen = Screen::Main;

@@ -72,6 +72,139 @@ fn json_views_end_quietly_when_the_reader_goes_away() {
     }
 }
 
+/// How vmmap is started for [`ends_quietly_when_the_reader_goes_away`]:
+/// with SIGPIPE at its default, or ignored by the parent (as Python's
+/// subprocess with `restore_signals=False`, nohup, and shells with `trap ''
+/// PIPE` leave it), which an exec keeps.
+#[derive(Clone, Copy, Debug)]
+enum Sigpipe {
+    Default,
+    Ignored,
+}
+
+fn vmmap_with(sigpipe: Sigpipe, args: &[&str], file: &Path) -> Command {
+    let mut cmd = match sigpipe {
+        Sigpipe::Default => Command::new(VMMAP),
+        Sigpipe::Ignored => {
+            let mut c = Command::new("sh");
+            c.args(["-c", "trap '' PIPE; exec \"$0\" \"$@\"", VMMAP]);
+            c
+        }
+    };
+    cmd.arg(args[0]).arg(file).args(&args[1..]);
+    cmd
+}
+
+/// `vmmap ARGS FILE` whose reader takes the first 100 bytes and goes away
+/// (`| head -c 100`): vmmap ends with 0 and says nothing (README, "Exit
+/// status"). Its whole output is checked first to overflow a pipe (64
+/// KiB), so that the reader's going away reaches vmmap while it writes.
+fn ends_quietly_when_the_reader_goes_away(file: &Path, args: &[&str]) {
+    let whole = vmmap_with(Sigpipe::Default, args, file)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(whole.status.success(), "{args:?}: {:?}", whole.status);
+    assert!(
+        whole.stdout.len() > 128 * 1024,
+        "{args:?}: {} bytes fit in a pipe",
+        whole.stdout.len()
+    );
+    for sigpipe in [Sigpipe::Default, Sigpipe::Ignored] {
+        let mut child = vmmap_with(sigpipe, args, file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut head = [0u8; 100];
+        out.read_exact(&mut head).unwrap();
+        drop(out);
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?} ({sigpipe:?}): {:?} {err}",
+            o.status
+        );
+        assert!(err.is_empty(), "{args:?} ({sigpipe:?}): {err}");
+    }
+}
+
+/// A traced run whose every view is larger than a pipe holds.
+fn traced_pipefill() -> PathBuf {
+    let src = fixture("pipefill.c");
+    let prog = build(
+        "pipefill",
+        &[
+            "cc",
+            "-O1",
+            "-g",
+            "-fno-omit-frame-pointer",
+            src.to_str().unwrap(),
+        ],
+    );
+    let (o, file) = run_traced(&[], &prog, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    file
+}
+
+/// Every view of a trace, in text and JSON, and the exports to standard
+/// output, end with 0 and an empty stderr when their reader closes the
+/// pipe early, whether SIGPIPE is ignored or not.
+#[test]
+fn every_trace_view_ends_quietly_when_the_reader_closes_early() {
+    let file = traced_pipefill();
+    let all = ["--min-percent", "0", "--top", "0", "--no-symbol-cache"];
+    for view in ["history", "regions", "calltree", "leaks", "heap"] {
+        for json in [false, true] {
+            let mut args = vec!["trace", view];
+            args.extend(all);
+            if json {
+                args.push("--json");
+            }
+            ends_quietly_when_the_reader_goes_away(&file, &args);
+        }
+    }
+    // pprof (gzipped) and the flame graph (narrow frames merged) stay
+    // under a pipe's size; the exports that can fill one:
+    for export in ["folded", "speedscope"] {
+        ends_quietly_when_the_reader_goes_away(
+            &file,
+            &["trace", export, "--no-symbol-cache", "-o", "-"],
+        );
+    }
+    for args in [&["open"][..], &["open", "--json"], &["open", "--csv"]] {
+        ends_quietly_when_the_reader_goes_away(&file, args);
+    }
+}
+
+/// The same for `vmmap timeline`, of a recording with a thousand points.
+#[test]
+fn the_timeline_ends_quietly_when_the_reader_closes_early() {
+    let fx = crate::util::Fixture::start(false);
+    let dir = crate::util::TempDir::new("pipe-timeline");
+    let file = dir.path().join("t.vmmap");
+    crate::util::vmmap_ok(&[
+        "watch",
+        &fx.pid.to_string(),
+        "--interval",
+        "2ms",
+        "--count",
+        "2500",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    for args in [
+        &["timeline"][..],
+        &["timeline", "--json"],
+        &["timeline", "--csv"],
+    ] {
+        ends_quietly_when_the_reader_goes_away(&file, args);
+    }
+}
+
 /// `history --op munmap` shows the same times as the whole history: both
 /// count from the start of the run, not from the first line shown.
 #[test]

@@ -584,3 +584,50 @@ fn timelines_leave_the_agents_memory_out() {
         }
     }
 }
+
+/// The paths of the files a snapshot maps (libraries, the executable).
+fn mapped_files(snap: &Value) -> std::collections::BTreeSet<String> {
+    all_regions(snap)
+        .iter()
+        .filter_map(|r| r["path"].as_str())
+        .filter(|p| p.starts_with('/'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The agent brings no library into the program but itself: it carries
+/// its own unwinder (libgcc_eh, linked in) instead of needing
+/// libgcc_s.so.1, which a C program traced used to map and count as its
+/// own. A C++ program loads libgcc_s itself and keeps it as its own.
+#[test]
+fn the_agent_maps_no_library_but_itself() {
+    let agent_lib = crate::trace::agent();
+    let agent_lib = agent_lib.to_str().unwrap();
+    let prog = brief();
+    let (o, file) = run_traced(&[], &prog, &["exit", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (plain, plain_file) = run_traced(&["--snapshot-only"], &prog, &["exit", "0"]);
+    assert!(plain.status.success());
+    let mut want = mapped_files(&snapshots(&plain_file).pop().unwrap());
+    want.insert(agent_lib.to_string());
+    for (i, snap) in snapshots(&file).iter().enumerate().skip(1) {
+        assert_eq!(mapped_files(snap), want, "snapshot {}", i + 1);
+    }
+    // A C++ program's own libgcc_s: there, and the program's.
+    let src = crate::trace::fixture("cxx.cpp");
+    let cxx = build("cxx", &["c++", "-O1", "-g", src.to_str().unwrap()]);
+    let (o, file) = run_traced(&[], &cxx, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let snap = snapshots(&file).pop().unwrap();
+    let gcc_s: Vec<&Value> = snap["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap().ends_with("/libgcc_s.so.1"))
+        .collect();
+    assert!(!gcc_s.is_empty(), "the C++ program maps no libgcc_s");
+    for r in gcc_s {
+        assert_ne!(r["owner"]["kind"], "agent", "{r}");
+        assert_eq!(r["type"], "image", "{r}");
+    }
+}

@@ -180,7 +180,7 @@ pub fn new_block(tid: i32) -> *mut Block {
                 .is_ok()
         {
             // SAFETY: we own the block now; the writer recycled it fully.
-            unsafe { reset(b, tid) };
+            unsafe { reset(b, tid, true) };
             return b;
         }
         b = blk.next;
@@ -211,7 +211,7 @@ pub fn new_block(tid: i32) -> *mut Block {
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
         (*b).state.store(LIVE, Relaxed);
-        reset(b, tid);
+        reset(b, tid, false);
         let _g = REGISTRY_LOCK.lock();
         (*b).next = REGISTRY.load(Relaxed);
         REGISTRY.store(b, Release);
@@ -224,18 +224,22 @@ pub fn new_block(tid: i32) -> *mut Block {
 pub fn restart(b: &mut Block, tid: i32) {
     let (guard, lo, hi) = (b.in_hook.load(Relaxed), b.stack_lo, b.stack_hi);
     // SAFETY: the caller's thread owns b.
-    unsafe { reset(b, tid) };
+    unsafe { reset(b, tid, true) };
     b.stack_lo = lo;
     b.stack_hi = hi;
     b.state.store(LIVE, Relaxed);
     b.in_hook.store(guard, Relaxed);
 }
 
-/// Prepares a block for a new thread.
+/// Prepares a block for a new thread; `used`: the caches hold another
+/// stream's entries and are emptied. A fresh block's caches are the
+/// kernel's zero pages, already empty: writing them would make every page
+/// resident (about 400 KiB a thread) where a thread touches only the
+/// pages its entries hash to.
 ///
 /// # Safety
 /// The caller owns `b` exclusively.
-unsafe fn reset(b: *mut Block, tid: i32) {
+unsafe fn reset(b: *mut Block, tid: i32, used: bool) {
     // SAFETY: exclusive access per the contract.
     let blk = unsafe { &mut *b };
     blk.in_hook.store(true, Relaxed);
@@ -251,10 +255,14 @@ unsafe fn reset(b: *mut Block, tid: i32) {
     blk.w_done = 0;
     // SAFETY: the caches are this block's own mappings.
     unsafe {
-        core::ptr::write_bytes(blk.stacks, 0, 1);
-        (*blk.rules).clear();
-        (*blk.memo).clear();
-        (*blk.ages).clear();
+        if used {
+            core::ptr::write_bytes(blk.stacks, 0, 1);
+            (*blk.rules).clear();
+            (*blk.memo).clear();
+            (*blk.ages).clear();
+        } else {
+            (*blk.rules).start();
+        }
     }
 }
 

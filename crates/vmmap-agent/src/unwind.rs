@@ -96,6 +96,11 @@ impl RuleCache {
             *s = RuleSlot::new(0, 0);
         }
 
+        self.start();
+    }
+
+    /// Makes an empty (all-zero) cache current for today's module list.
+    pub fn start(&mut self) {
         self.generation = MODULE_GENERATION.load(Relaxed);
     }
 }

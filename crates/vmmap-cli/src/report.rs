@@ -82,8 +82,11 @@ pub fn report(a: &ReportArgs, proc_root: &Path) -> Result<(), Failure> {
     // With `-o -` the report itself is on standard output.
     if crate::is_stdout(&a.output) {
         eprintln!("vmmap: {line}");
+        Ok(())
     } else {
-        println!("{line}");
+        // A reader that went away ends the output (exit 0), no panic.
+        use std::io::Write;
+        writeln!(std::io::stdout().lock(), "{line}")
+            .map_err(|e| crate::output_error(e, "standard output"))
     }
-    Ok(())
 }

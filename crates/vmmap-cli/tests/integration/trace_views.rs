@@ -82,15 +82,21 @@ enum Sigpipe {
     Ignored,
 }
 
-fn vmmap_with(sigpipe: Sigpipe, args: &[&str], file: &Path) -> Command {
-    let mut cmd = match sigpipe {
+/// `vmmap` started with SIGPIPE as `sigpipe` says.
+fn vmmap_cmd(sigpipe: Sigpipe) -> Command {
+    match sigpipe {
         Sigpipe::Default => Command::new(VMMAP),
         Sigpipe::Ignored => {
             let mut c = Command::new("sh");
             c.args(["-c", "trap '' PIPE; exec \"$0\" \"$@\"", VMMAP]);
             c
         }
-    };
+    }
+}
+
+/// `vmmap ARGS[0] FILE ARGS[1..]`.
+fn vmmap_with(sigpipe: Sigpipe, args: &[&str], file: &Path) -> Command {
+    let mut cmd = vmmap_cmd(sigpipe);
     cmd.arg(args[0]).arg(file).args(&args[1..]);
     cmd
 }
@@ -202,6 +208,56 @@ fn the_timeline_ends_quietly_when_the_reader_closes_early() {
         &["timeline", "--csv"],
     ] {
         ends_quietly_when_the_reader_goes_away(&file, args);
+    }
+}
+
+/// Standard output whose reader is gone before vmmap writes a byte (the
+/// pipe's read end already closed): the commands that print one line or
+/// a short document end with 0 and say nothing too. `config` and
+/// `report`'s closing line printed with `println!`, which panicked there
+/// (exit 101, "failed printing to stdout").
+#[test]
+fn commands_end_quietly_when_the_reader_is_gone_before_they_write() {
+    use std::os::fd::FromRawFd;
+    let file = traced_views();
+    let file = file.to_str().unwrap();
+    let home = crate::util::TempDir::new("gone-home");
+    let html = home.path().join("r.html");
+    let cases: [&[&str]; 7] = [
+        &["config", "path"],
+        &["config", "show"],
+        &["report", file, "-o", html.to_str().unwrap()],
+        &["trace", file, "--json"],
+        &["trace", file, "calltree"],
+        &["timeline", file],
+        &["open", file, "--summary"],
+    ];
+    for args in cases {
+        for sigpipe in [Sigpipe::Default, Sigpipe::Ignored] {
+            let mut fds = [0; 2];
+            // SAFETY: fds is a valid array for the two descriptors.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // SAFETY: the read end is ours and closed once, here.
+            unsafe { libc::close(fds[0]) };
+            // SAFETY: the write end is ours; the File owns it from here.
+            let gone = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+            let o = vmmap_cmd(sigpipe)
+                .args(args)
+                .env("HOME", home.path())
+                .env("XDG_CONFIG_HOME", home.path())
+                .stdout(gone)
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{args:?} ({sigpipe:?}): {:?} {err}",
+                o.status
+            );
+            assert!(err.is_empty(), "{args:?} ({sigpipe:?}): {err}");
+        }
     }
 }
 

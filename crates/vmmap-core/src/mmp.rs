@@ -207,9 +207,7 @@ impl Element {
 
 /// Writes `event` on a line of its own, `indent` spaces in.
 fn line<W: Write>(x: &mut Writer<W>, indent: usize, event: Event<'_>) -> io::Result<()> {
-    write!(x.get_mut(), "{:indent$}", "")?;
-    x.write_event(event)?;
-    x.get_mut().write_all(b"\n")
+    crate::xml::line(x, indent, [event])
 }
 
 fn write_region<W: Write>(

@@ -870,6 +870,55 @@ type ExecveFn =
     unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
 type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
 
+/// The exec calls that take an environment (`execve`, `execvpe`,
+/// `fexecve`): `exec` (the real call, or None when it cannot be found)
+/// is given `envp` with the agent's variables put back
+/// ([`crate::env::for_exec`]), or `envp` as it is.
+///
+/// # Safety
+/// `envp` is a C environment array; `exec` forwards to the real call.
+unsafe fn exec_with_env(
+    path: *const c_char,
+    envp: *const *const c_char,
+    exec: impl FnOnce(*const *const c_char) -> Option<c_int>,
+) -> c_int {
+    before_exec(path);
+    let mut scratch = crate::env::Scratch::new();
+    // SAFETY: envp is the caller's environment array.
+    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
+    exec(env.as_ref().map_or(envp, |e| e.as_ptr())).unwrap_or(-1)
+}
+
+/// The exec calls that take no environment (`execv`, `execvp`): when the
+/// agent's variables must be put back into the process's environment,
+/// through the variant that takes one (`with_env`: `execve`, `execvpe`),
+/// as the C library itself does; else `plain` as called.
+///
+/// # Safety
+/// As C `execv`; `with_env` and `plain` are the real calls.
+unsafe fn exec_current_env(
+    file: *const c_char,
+    argv: *const *const c_char,
+    with_env: impl FnOnce() -> Option<ExecveFn>,
+    plain: impl FnOnce() -> Option<ExecvFn>,
+) -> c_int {
+    before_exec(file);
+    let mut scratch = crate::env::Scratch::new();
+    // SAFETY: the process's environment array.
+    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
+        return match with_env() {
+            // SAFETY: forwarding, as the C library does, with the environment.
+            Some(f) => unsafe { f(file, argv, env.as_ptr()) },
+            None => -1,
+        };
+    }
+    match plain() {
+        // SAFETY: forwarding.
+        Some(f) => unsafe { f(file, argv) },
+        None => -1,
+    }
+}
+
 /// # Safety
 /// As C `execve`. The traced process's own exec gets the agent's
 /// variables back ([`crate::env`]), so that its new image is traced.
@@ -879,58 +928,36 @@ pub unsafe extern "C" fn execve(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    before_exec(path);
-    let mut scratch = crate::env::Scratch::new();
+    let exec = |envp| {
+        // SAFETY: forwarding, with the caller's arguments.
+        real!(EXECVE, "execve", ExecveFn).map(|f| unsafe { f(path, argv, envp) })
+    };
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
-    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
-    match real!(EXECVE, "execve", ExecveFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(path, argv, envp) },
-        None => -1,
-    }
+    unsafe { exec_with_env(path, envp, exec) }
 }
 
 /// # Safety
 /// As C `execv`.
 #[no_mangle]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    before_exec(path);
-    let mut scratch = crate::env::Scratch::new();
-    // SAFETY: the process's environment array.
-    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
-        return match real!(EXECVE, "execve", ExecveFn) {
-            // SAFETY: forwarding, as execv does, with the environment.
-            Some(f) => unsafe { f(path, argv, env.as_ptr()) },
-            None => -1,
-        };
-    }
-    match real!(EXECV, "execv", ExecvFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(path, argv) },
-        None => -1,
-    }
+    let (with_env, plain) = (
+        || real!(EXECVE, "execve", ExecveFn),
+        || real!(EXECV, "execv", ExecvFn),
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { exec_current_env(path, argv, with_env, plain) }
 }
 
 /// # Safety
 /// As C `execvp`.
 #[no_mangle]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    before_exec(file);
-    let mut scratch = crate::env::Scratch::new();
-    // SAFETY: the process's environment array.
-    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
-        return match real!(EXECVPE, "execvpe", ExecveFn) {
-            // SAFETY: forwarding, as execvp does, with the environment.
-            Some(f) => unsafe { f(file, argv, env.as_ptr()) },
-            None => -1,
-        };
-    }
-    match real!(EXECVP, "execvp", ExecvFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(file, argv) },
-        None => -1,
-    }
+    let (with_env, plain) = (
+        || real!(EXECVPE, "execvpe", ExecveFn),
+        || real!(EXECVP, "execvp", ExecvFn),
+    );
+    // SAFETY: forwarding the caller's arguments.
+    unsafe { exec_current_env(file, argv, with_env, plain) }
 }
 
 /// # Safety
@@ -941,16 +968,12 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) -> c_int {
-    before_exec(file);
-    let mut scratch = crate::env::Scratch::new();
+    let exec = |envp| {
+        // SAFETY: forwarding, with the caller's arguments.
+        real!(EXECVPE, "execvpe", ExecveFn).map(|f| unsafe { f(file, argv, envp) })
+    };
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
-    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
-    match real!(EXECVPE, "execvpe", ExecveFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(file, argv, envp) },
-        None => -1,
-    }
+    unsafe { exec_with_env(file, envp, exec) }
 }
 
 /// # Safety
@@ -962,16 +985,12 @@ pub unsafe extern "C" fn fexecve(
     envp: *const *const c_char,
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
-    before_exec(core::ptr::null());
-    let mut scratch = crate::env::Scratch::new();
+    let exec = |envp| {
+        // SAFETY: forwarding, with the caller's arguments.
+        real!(FEXECVE, "fexecve", F).map(|f| unsafe { f(fd, argv, envp) })
+    };
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
-    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
-    match real!(FEXECVE, "fexecve", F) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(fd, argv, envp) },
-        None => -1,
-    }
+    unsafe { exec_with_env(core::ptr::null(), envp, exec) }
 }
 
 extern "C" {

@@ -20,7 +20,7 @@ use crate::{enter, heap, leave, next, record, sys, writer};
 const LARGE: usize = 64 * 1024;
 
 macro_rules! real {
-    ($slot:ident, $name:literal, $ty:ty) => {{
+    ($slot:ident, $name:expr, $ty:ty) => {{
         static $slot: AtomicUsize = AtomicUsize::new(0);
         let mut f = $slot.load(Relaxed);
         if f == 0 {
@@ -919,62 +919,74 @@ unsafe fn exec_current_env(
     }
 }
 
-/// # Safety
-/// As C `execve`. The traced process's own exec gets the agent's
-/// variables back ([`crate::env`]), so that its new image is traced.
-#[no_mangle]
-pub unsafe extern "C" fn execve(
-    path: *const c_char,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-) -> c_int {
-    let exec = |envp| {
-        // SAFETY: forwarding, with the caller's arguments.
-        real!(EXECVE, "execve", ExecveFn).map(|f| unsafe { f(path, argv, envp) })
+/// Defines an exported exec hook that takes an environment (`execve`,
+/// `execvpe`) over [`exec_with_env`]; `$slot` caches the real call.
+macro_rules! exec_hook_with_env {
+    ($(#[$doc:meta])* $name:ident, $slot:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            file: *const c_char,
+            argv: *const *const c_char,
+            envp: *const *const c_char,
+        ) -> c_int {
+            let exec = |envp| {
+                // SAFETY: forwarding, with the caller's arguments.
+                real!($slot, stringify!($name), ExecveFn).map(|f| unsafe { f(file, argv, envp) })
+            };
+            // SAFETY: envp is the caller's environment array.
+            unsafe { exec_with_env(file, envp, exec) }
+        }
     };
-    // SAFETY: envp is the caller's environment array.
-    unsafe { exec_with_env(path, envp, exec) }
 }
 
-/// # Safety
-/// As C `execv`.
-#[no_mangle]
-pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    let (with_env, plain) = (
-        || real!(EXECVE, "execve", ExecveFn),
-        || real!(EXECV, "execv", ExecvFn),
-    );
-    // SAFETY: forwarding the caller's arguments.
-    unsafe { exec_current_env(path, argv, with_env, plain) }
-}
-
-/// # Safety
-/// As C `execvp`.
-#[no_mangle]
-pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    let (with_env, plain) = (
-        || real!(EXECVPE, "execvpe", ExecveFn),
-        || real!(EXECVP, "execvp", ExecvFn),
-    );
-    // SAFETY: forwarding the caller's arguments.
-    unsafe { exec_current_env(file, argv, with_env, plain) }
-}
-
-/// # Safety
-/// As C `execvpe`.
-#[no_mangle]
-pub unsafe extern "C" fn execvpe(
-    file: *const c_char,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-) -> c_int {
-    let exec = |envp| {
-        // SAFETY: forwarding, with the caller's arguments.
-        real!(EXECVPE, "execvpe", ExecveFn).map(|f| unsafe { f(file, argv, envp) })
+/// Defines an exported exec hook that takes no environment (`execv`,
+/// `execvp`) over [`exec_current_env`]: `$with_env` is the variant that
+/// takes one.
+macro_rules! exec_hook_current_env {
+    ($(#[$doc:meta])* $name:ident, $slot:ident, $with_env:ident, $with_env_slot:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(file: *const c_char, argv: *const *const c_char) -> c_int {
+            let (with_env, plain) = (
+                || real!($with_env_slot, stringify!($with_env), ExecveFn),
+                || real!($slot, stringify!($name), ExecvFn),
+            );
+            // SAFETY: forwarding the caller's arguments.
+            unsafe { exec_current_env(file, argv, with_env, plain) }
+        }
     };
-    // SAFETY: envp is the caller's environment array.
-    unsafe { exec_with_env(file, envp, exec) }
 }
+
+exec_hook_with_env!(
+    /// # Safety
+    /// As C `execve`. The traced process's own exec gets the agent's
+    /// variables back ([`crate::env`]), so that its new image is traced.
+    execve,
+    EXECVE
+);
+exec_hook_with_env!(
+    /// # Safety
+    /// As C `execvpe`.
+    execvpe,
+    EXECVPE
+);
+exec_hook_current_env!(
+    /// # Safety
+    /// As C `execv`.
+    execv,
+    EXECV,
+    execve,
+    EXECVE
+);
+exec_hook_current_env!(
+    /// # Safety
+    /// As C `execvp`.
+    execvp,
+    EXECVP,
+    execvpe,
+    EXECVPE
+);
 
 /// # Safety
 /// As C `fexecve`.

@@ -522,41 +522,36 @@ unsafe fn addr_len_int(
     r
 }
 
-/// # Safety
-/// As C `mprotect`.
-#[no_mangle]
-pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
-    let real = real!(MPROTECT, "mprotect", AddrLenIntFn);
-    // SAFETY: the caller's contract is mprotect's.
-    unsafe {
-        addr_len_int(
-            real,
-            libc::SYS_mprotect,
-            EventKind::Mprotect,
-            addr,
-            len,
-            prot,
-        )
-    }
+/// Defines an exported hook of an (address, length, int) call over
+/// [`addr_len_int`]: its system call number and record kind.
+macro_rules! addr_len_int_hook {
+    ($(#[$doc:meta])* $name:ident, $slot:ident, $sysno:ident, $kind:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(addr: *mut c_void, len: size_t, v: c_int) -> c_int {
+            let real = real!($slot, stringify!($name), AddrLenIntFn);
+            // SAFETY: the caller's contract is the call's.
+            unsafe { addr_len_int(real, libc::$sysno, EventKind::$kind, addr, len, v) }
+        }
+    };
 }
 
-/// # Safety
-/// As C `madvise`.
-#[no_mangle]
-pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int {
-    let real = real!(MADVISE, "madvise", AddrLenIntFn);
-    // SAFETY: the caller's contract is madvise's.
-    unsafe {
-        addr_len_int(
-            real,
-            libc::SYS_madvise,
-            EventKind::Madvise,
-            addr,
-            len,
-            advice,
-        )
-    }
-}
+addr_len_int_hook!(
+    /// # Safety
+    /// As C `mprotect`.
+    mprotect,
+    MPROTECT,
+    SYS_mprotect,
+    Mprotect
+);
+addr_len_int_hook!(
+    /// # Safety
+    /// As C `madvise`.
+    madvise,
+    MADVISE,
+    SYS_madvise,
+    Madvise
+);
 
 type SbrkFn = unsafe extern "C" fn(libc::intptr_t) -> *mut c_void;
 
@@ -814,37 +809,39 @@ unsafe fn spawn(
     unsafe { real(pid, path, actions, attr, argv, envp) }
 }
 
-/// # Safety
-/// As C `posix_spawn` (see [`spawn`]).
-#[no_mangle]
-pub unsafe extern "C" fn posix_spawn(
-    pid: *mut libc::pid_t,
-    path: *const c_char,
-    actions: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    let real = real!(POSIX_SPAWN, "posix_spawn", SpawnFn);
-    // SAFETY: the caller's arguments, as posix_spawn takes them.
-    unsafe { spawn(real, pid, path, actions, attr, argv, envp) }
+/// Defines an exported `posix_spawn` hook over [`spawn`]; `$slot` caches
+/// the real call.
+macro_rules! spawn_hook {
+    ($(#[$doc:meta])* $name:ident, $slot:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            pid: *mut libc::pid_t,
+            file: *const c_char,
+            actions: *const libc::posix_spawn_file_actions_t,
+            attr: *const libc::posix_spawnattr_t,
+            argv: *const *mut c_char,
+            envp: *const *mut c_char,
+        ) -> c_int {
+            let real = real!($slot, stringify!($name), SpawnFn);
+            // SAFETY: the caller's arguments, as the call takes them.
+            unsafe { spawn(real, pid, file, actions, attr, argv, envp) }
+        }
+    };
 }
 
-/// # Safety
-/// As C `posix_spawnp` (see [`spawn`]).
-#[no_mangle]
-pub unsafe extern "C" fn posix_spawnp(
-    pid: *mut libc::pid_t,
-    file: *const c_char,
-    actions: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    let real = real!(POSIX_SPAWNP, "posix_spawnp", SpawnFn);
-    // SAFETY: the caller's arguments, as posix_spawnp takes them.
-    unsafe { spawn(real, pid, file, actions, attr, argv, envp) }
-}
+spawn_hook!(
+    /// # Safety
+    /// As C `posix_spawn` (see [`spawn`]).
+    posix_spawn,
+    POSIX_SPAWN
+);
+spawn_hook!(
+    /// # Safety
+    /// As C `posix_spawnp` (see [`spawn`]).
+    posix_spawnp,
+    POSIX_SPAWNP
+);
 
 /// Before the image is replaced: record the exec and write everything out
 /// (exec runs no atexit handlers). A `vfork` child shares our memory and

@@ -1,7 +1,7 @@
 //! Writes seed inputs for the `trace` target: the harness's own framing
-//! (first byte: format version − 1; then kind, little-endian u16 length,
-//! body per message, EVENTS and MAPS bodies uncompressed) of small traces
-//! built with `vmmap_wire::synthetic` in every format the decoder reads, and of
+//! (first byte unused; then kind, little-endian u16 length, body per
+//! message, EVENTS and MAPS bodies uncompressed) of small traces
+//! built with `vmmap_wire::synthetic` in the format the decoder reads, and of
 //! any real trace files named on the command line (`vmmap run` output).
 //! Without seeds the fuzzer spends its time finding the framing and
 //! rarely reaches the segment directory or the record parser.
@@ -16,8 +16,8 @@ use vmmap_wire::*;
 
 /// Turns whole wire messages into one harness input; messages whose body
 /// does not fit the harness's 16-bit length are left out.
-fn framed(version: u32, msgs: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = vec![(version - 1) as u8];
+fn framed(msgs: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = vec![0];
     for m in msgs {
         let Some((&kind, rest)) = m.split_first() else {
             continue;
@@ -71,29 +71,18 @@ fn stream(tid: u64) -> StreamBuilder {
     s
 }
 
-fn synthetic() -> Vec<(String, u32, Vec<Vec<u8>>)> {
+fn synthetic() -> Vec<(String, Vec<Vec<u8>>)> {
     let module = syn::one_module(0x40_0000, "/bin/x", b"\x12\x34", 0x10_000);
     let (a, b) = (stream(7), stream(8));
-    let mut out = Vec::new();
-    for version in [4u32, 3, 2] {
-        let ev = |s: &StreamBuilder| match version {
-            4 => syn::events(100, s),
-            3 => syn::events_v3(100, s),
-            _ => syn::events_v2(100, s),
-        };
-        out.push((
-            format!("synthetic-v{version}"),
-            version,
+    let ev = |s: &StreamBuilder| syn::events(100, s);
+    vec![
+        (
+            "synthetic".to_string(),
             vec![module.clone(), ev(&a), ev(&b), syn::end()],
-        ));
+        ),
         // Cut short, as after a SIGKILL: no END.
-        out.push((
-            format!("synthetic-v{version}-cut"),
-            version,
-            vec![module.clone(), ev(&a)],
-        ));
-    }
-    out
+        ("synthetic-cut".to_string(), vec![module, ev(&a)]),
+    ]
 }
 
 fn real(path: &Path) -> Result<Vec<Vec<u8>>, String> {
@@ -117,13 +106,13 @@ fn main() {
         match real(&path) {
             Ok(msgs) => {
                 let name = path.file_stem().unwrap_or_default().to_string_lossy();
-                seeds.push((format!("real-{name}"), TRACE_VERSION, msgs));
+                seeds.push((format!("real-{name}"), msgs));
             }
             Err(e) => eprintln!("{}: {e}", path.display()),
         }
     }
-    for (name, version, msgs) in seeds {
-        let input = framed(version, &msgs);
+    for (name, msgs) in seeds {
+        let input = framed(&msgs);
         std::fs::write(dir.join(&name), &input).expect("write seed");
         println!("{name}: {} bytes", input.len());
     }

@@ -166,6 +166,19 @@ pub fn registry() -> *mut Block {
     REGISTRY.load(Acquire)
 }
 
+/// Calls `f` with every block of the registry, in its order. The writer
+/// thread's walks: it reads only the owners' fields that are atomic or
+/// written before publication.
+pub fn each(mut f: impl FnMut(&mut Block)) {
+    let mut p = registry();
+    while !p.is_null() {
+        // SAFETY: registry blocks are never unmapped.
+        let b = unsafe { &mut *p };
+        p = b.next;
+        f(b);
+    }
+}
+
 /// Takes a free block or maps a new one, for the calling thread.
 /// Returns null if the kernel refuses memory.
 pub fn new_block(tid: i32) -> *mut Block {

@@ -51,22 +51,10 @@ unsafe impl Allocator for Span {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
         let fail = (core::ptr::null_mut(), 0, 0);
         if USED.load(Relaxed) == 0 && BASE.load(Relaxed) == usize::MAX - RESERVE {
-            // SAFETY: a fresh anonymous mapping at a kernel-chosen address.
-            let p = unsafe {
-                libc::syscall(
-                    libc::SYS_mmap,
-                    0usize,
-                    RESERVE,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1i32,
-                    0usize,
-                )
-            };
-            if p < 0 {
+            let p = crate::sys::map_anon_with(RESERVE, libc::MAP_NORESERVE);
+            if p.is_null() {
                 return fail;
             }
-            crate::sys::name_agent_memory(p as usize, RESERVE);
             BASE.store(p as usize, Release);
         }
         let used = USED.load(Relaxed);

@@ -20,7 +20,7 @@ use crate::{enter, heap, leave, next, record, sys, writer};
 const LARGE: usize = 64 * 1024;
 
 macro_rules! real {
-    ($slot:ident, $name:literal, $ty:ty) => {{
+    ($slot:ident, $name:expr, $ty:ty) => {{
         static $slot: AtomicUsize = AtomicUsize::new(0);
         let mut f = $slot.load(Relaxed);
         if f == 0 {
@@ -522,41 +522,36 @@ unsafe fn addr_len_int(
     r
 }
 
-/// # Safety
-/// As C `mprotect`.
-#[no_mangle]
-pub unsafe extern "C" fn mprotect(addr: *mut c_void, len: size_t, prot: c_int) -> c_int {
-    let real = real!(MPROTECT, "mprotect", AddrLenIntFn);
-    // SAFETY: the caller's contract is mprotect's.
-    unsafe {
-        addr_len_int(
-            real,
-            libc::SYS_mprotect,
-            EventKind::Mprotect,
-            addr,
-            len,
-            prot,
-        )
-    }
+/// Defines an exported hook of an (address, length, int) call over
+/// [`addr_len_int`]: its system call number and record kind.
+macro_rules! addr_len_int_hook {
+    ($(#[$doc:meta])* $name:ident, $slot:ident, $sysno:ident, $kind:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(addr: *mut c_void, len: size_t, v: c_int) -> c_int {
+            let real = real!($slot, stringify!($name), AddrLenIntFn);
+            // SAFETY: the caller's contract is the call's.
+            unsafe { addr_len_int(real, libc::$sysno, EventKind::$kind, addr, len, v) }
+        }
+    };
 }
 
-/// # Safety
-/// As C `madvise`.
-#[no_mangle]
-pub unsafe extern "C" fn madvise(addr: *mut c_void, len: size_t, advice: c_int) -> c_int {
-    let real = real!(MADVISE, "madvise", AddrLenIntFn);
-    // SAFETY: the caller's contract is madvise's.
-    unsafe {
-        addr_len_int(
-            real,
-            libc::SYS_madvise,
-            EventKind::Madvise,
-            addr,
-            len,
-            advice,
-        )
-    }
-}
+addr_len_int_hook!(
+    /// # Safety
+    /// As C `mprotect`.
+    mprotect,
+    MPROTECT,
+    SYS_mprotect,
+    Mprotect
+);
+addr_len_int_hook!(
+    /// # Safety
+    /// As C `madvise`.
+    madvise,
+    MADVISE,
+    SYS_madvise,
+    Madvise
+);
 
 type SbrkFn = unsafe extern "C" fn(libc::intptr_t) -> *mut c_void;
 
@@ -814,37 +809,39 @@ unsafe fn spawn(
     unsafe { real(pid, path, actions, attr, argv, envp) }
 }
 
-/// # Safety
-/// As C `posix_spawn` (see [`spawn`]).
-#[no_mangle]
-pub unsafe extern "C" fn posix_spawn(
-    pid: *mut libc::pid_t,
-    path: *const c_char,
-    actions: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    let real = real!(POSIX_SPAWN, "posix_spawn", SpawnFn);
-    // SAFETY: the caller's arguments, as posix_spawn takes them.
-    unsafe { spawn(real, pid, path, actions, attr, argv, envp) }
+/// Defines an exported `posix_spawn` hook over [`spawn`]; `$slot` caches
+/// the real call.
+macro_rules! spawn_hook {
+    ($(#[$doc:meta])* $name:ident, $slot:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            pid: *mut libc::pid_t,
+            file: *const c_char,
+            actions: *const libc::posix_spawn_file_actions_t,
+            attr: *const libc::posix_spawnattr_t,
+            argv: *const *mut c_char,
+            envp: *const *mut c_char,
+        ) -> c_int {
+            let real = real!($slot, stringify!($name), SpawnFn);
+            // SAFETY: the caller's arguments, as the call takes them.
+            unsafe { spawn(real, pid, file, actions, attr, argv, envp) }
+        }
+    };
 }
 
-/// # Safety
-/// As C `posix_spawnp` (see [`spawn`]).
-#[no_mangle]
-pub unsafe extern "C" fn posix_spawnp(
-    pid: *mut libc::pid_t,
-    file: *const c_char,
-    actions: *const libc::posix_spawn_file_actions_t,
-    attr: *const libc::posix_spawnattr_t,
-    argv: *const *mut c_char,
-    envp: *const *mut c_char,
-) -> c_int {
-    let real = real!(POSIX_SPAWNP, "posix_spawnp", SpawnFn);
-    // SAFETY: the caller's arguments, as posix_spawnp takes them.
-    unsafe { spawn(real, pid, file, actions, attr, argv, envp) }
-}
+spawn_hook!(
+    /// # Safety
+    /// As C `posix_spawn` (see [`spawn`]).
+    posix_spawn,
+    POSIX_SPAWN
+);
+spawn_hook!(
+    /// # Safety
+    /// As C `posix_spawnp` (see [`spawn`]).
+    posix_spawnp,
+    POSIX_SPAWNP
+);
 
 /// Before the image is replaced: record the exec and write everything out
 /// (exec runs no atexit handlers). A `vfork` child shares our memory and
@@ -870,88 +867,123 @@ type ExecveFn =
     unsafe extern "C" fn(*const c_char, *const *const c_char, *const *const c_char) -> c_int;
 type ExecvFn = unsafe extern "C" fn(*const c_char, *const *const c_char) -> c_int;
 
+/// The exec calls that take an environment (`execve`, `execvpe`,
+/// `fexecve`): `exec` (the real call, or None when it cannot be found)
+/// is given `envp` with the agent's variables put back
+/// ([`crate::env::for_exec`]), or `envp` as it is.
+///
 /// # Safety
-/// As C `execve`. The traced process's own exec gets the agent's
-/// variables back ([`crate::env`]), so that its new image is traced.
-#[no_mangle]
-pub unsafe extern "C" fn execve(
+/// `envp` is a C environment array; `exec` forwards to the real call.
+unsafe fn exec_with_env(
     path: *const c_char,
-    argv: *const *const c_char,
     envp: *const *const c_char,
+    exec: impl FnOnce(*const *const c_char) -> Option<c_int>,
 ) -> c_int {
     before_exec(path);
     let mut scratch = crate::env::Scratch::new();
     // SAFETY: envp is the caller's environment array.
     let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
-    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
-    match real!(EXECVE, "execve", ExecveFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(path, argv, envp) },
-        None => -1,
-    }
+    exec(env.as_ref().map_or(envp, |e| e.as_ptr())).unwrap_or(-1)
 }
 
+/// The exec calls that take no environment (`execv`, `execvp`): when the
+/// agent's variables must be put back into the process's environment,
+/// through the variant that takes one (`with_env`: `execve`, `execvpe`),
+/// as the C library itself does; else `plain` as called.
+///
 /// # Safety
-/// As C `execv`.
-#[no_mangle]
-pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
-    before_exec(path);
-    let mut scratch = crate::env::Scratch::new();
-    // SAFETY: the process's environment array.
-    if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
-        return match real!(EXECVE, "execve", ExecveFn) {
-            // SAFETY: forwarding, as execv does, with the environment.
-            Some(f) => unsafe { f(path, argv, env.as_ptr()) },
-            None => -1,
-        };
-    }
-    match real!(EXECV, "execv", ExecvFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(path, argv) },
-        None => -1,
-    }
-}
-
-/// # Safety
-/// As C `execvp`.
-#[no_mangle]
-pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
+/// As C `execv`; `with_env` and `plain` are the real calls.
+unsafe fn exec_current_env(
+    file: *const c_char,
+    argv: *const *const c_char,
+    with_env: impl FnOnce() -> Option<ExecveFn>,
+    plain: impl FnOnce() -> Option<ExecvFn>,
+) -> c_int {
     before_exec(file);
     let mut scratch = crate::env::Scratch::new();
     // SAFETY: the process's environment array.
     if let Some(env) = unsafe { crate::env::for_exec(crate::env::current(), &mut scratch) } {
-        return match real!(EXECVPE, "execvpe", ExecveFn) {
-            // SAFETY: forwarding, as execvp does, with the environment.
+        return match with_env() {
+            // SAFETY: forwarding, as the C library does, with the environment.
             Some(f) => unsafe { f(file, argv, env.as_ptr()) },
             None => -1,
         };
     }
-    match real!(EXECVP, "execvp", ExecvFn) {
+    match plain() {
         // SAFETY: forwarding.
         Some(f) => unsafe { f(file, argv) },
         None => -1,
     }
 }
 
-/// # Safety
-/// As C `execvpe`.
-#[no_mangle]
-pub unsafe extern "C" fn execvpe(
-    file: *const c_char,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-) -> c_int {
-    before_exec(file);
-    let mut scratch = crate::env::Scratch::new();
-    // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
-    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
-    match real!(EXECVPE, "execvpe", ExecveFn) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(file, argv, envp) },
-        None => -1,
-    }
+/// Defines an exported exec hook that takes an environment (`execve`,
+/// `execvpe`) over [`exec_with_env`]; `$slot` caches the real call.
+macro_rules! exec_hook_with_env {
+    ($(#[$doc:meta])* $name:ident, $slot:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(
+            file: *const c_char,
+            argv: *const *const c_char,
+            envp: *const *const c_char,
+        ) -> c_int {
+            let exec = |envp| {
+                // SAFETY: forwarding, with the caller's arguments.
+                real!($slot, stringify!($name), ExecveFn).map(|f| unsafe { f(file, argv, envp) })
+            };
+            // SAFETY: envp is the caller's environment array.
+            unsafe { exec_with_env(file, envp, exec) }
+        }
+    };
 }
+
+/// Defines an exported exec hook that takes no environment (`execv`,
+/// `execvp`) over [`exec_current_env`]: `$with_env` is the variant that
+/// takes one.
+macro_rules! exec_hook_current_env {
+    ($(#[$doc:meta])* $name:ident, $slot:ident, $with_env:ident, $with_env_slot:ident) => {
+        $(#[$doc])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(file: *const c_char, argv: *const *const c_char) -> c_int {
+            let (with_env, plain) = (
+                || real!($with_env_slot, stringify!($with_env), ExecveFn),
+                || real!($slot, stringify!($name), ExecvFn),
+            );
+            // SAFETY: forwarding the caller's arguments.
+            unsafe { exec_current_env(file, argv, with_env, plain) }
+        }
+    };
+}
+
+exec_hook_with_env!(
+    /// # Safety
+    /// As C `execve`. The traced process's own exec gets the agent's
+    /// variables back ([`crate::env`]), so that its new image is traced.
+    execve,
+    EXECVE
+);
+exec_hook_with_env!(
+    /// # Safety
+    /// As C `execvpe`.
+    execvpe,
+    EXECVPE
+);
+exec_hook_current_env!(
+    /// # Safety
+    /// As C `execv`.
+    execv,
+    EXECV,
+    execve,
+    EXECVE
+);
+exec_hook_current_env!(
+    /// # Safety
+    /// As C `execvp`.
+    execvp,
+    EXECVP,
+    execvpe,
+    EXECVPE
+);
 
 /// # Safety
 /// As C `fexecve`.
@@ -962,16 +994,12 @@ pub unsafe extern "C" fn fexecve(
     envp: *const *const c_char,
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
-    before_exec(core::ptr::null());
-    let mut scratch = crate::env::Scratch::new();
+    let exec = |envp| {
+        // SAFETY: forwarding, with the caller's arguments.
+        real!(FEXECVE, "fexecve", F).map(|f| unsafe { f(fd, argv, envp) })
+    };
     // SAFETY: envp is the caller's environment array.
-    let env = unsafe { crate::env::for_exec(envp, &mut scratch) };
-    let envp = env.as_ref().map_or(envp, |e| e.as_ptr());
-    match real!(FEXECVE, "fexecve", F) {
-        // SAFETY: forwarding.
-        Some(f) => unsafe { f(fd, argv, envp) },
-        None => -1,
-    }
+    unsafe { exec_with_env(core::ptr::null(), envp, exec) }
 }
 
 extern "C" {

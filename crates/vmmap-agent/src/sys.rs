@@ -20,6 +20,12 @@ pub fn getpid() -> i32 {
 
 /// Anonymous private read-write memory straight from the kernel.
 pub fn map_anon(len: usize) -> *mut u8 {
+    map_anon_with(len, 0)
+}
+
+/// [`map_anon`] with more mmap flags (`MAP_NORESERVE` for a reservation);
+/// named as the agent's, null when the kernel refuses.
+pub fn map_anon_with(len: usize, flags: i32) -> *mut u8 {
     // SAFETY: an anonymous mapping at a kernel-chosen address touches no
     // existing memory.
     let p = unsafe {
@@ -28,7 +34,7 @@ pub fn map_anon(len: usize) -> *mut u8 {
             0usize,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
             -1i32,
             0usize,
         )

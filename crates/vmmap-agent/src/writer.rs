@@ -548,32 +548,27 @@ fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
 /// Copies the committed part of every thread's current buffer, so that
 /// quiet threads' events reach the file too.
 fn drain_partials(st: &mut State) {
-    let mut p = block::registry();
-    while !p.is_null() {
-        // SAFETY: registry blocks are never unmapped; the writer only reads
-        // the owner's fields that are atomic or written before publication.
-        let b = unsafe { &mut *p };
-        p = b.next;
+    block::each(|b| {
         let s = b.state.load(Acquire);
         if (s != LIVE && s != EXITED) || is_writer_block(b) {
-            continue;
+            return;
         }
         let cur: *mut Buf = b.buf.load(Acquire);
         if cur.is_null() {
-            continue;
+            return;
         }
         // SAFETY: the buffer cannot be recycled before the writer (this
         // thread) has drained it from the full list.
         let bf = unsafe { &mut *cur };
         if bf.seq != b.w_done + 1 {
-            continue; // an older buffer of this thread is still in flight
+            return; // an older buffer of this thread is still in flight
         }
         let len = bf.len.load(Acquire);
         if len != bf.copied {
             segment(st, b, bf, len);
             bf.copied = len;
         }
-    }
+    });
 }
 
 /// Compresses the staged segments into a buffer kept across calls (a fresh
@@ -733,11 +728,7 @@ unsafe fn build_id(base: u64, phdrs: &[libc::Elf64_Phdr]) -> Vec<u8> {
 /// destructor round, or died in an odd way): drained and recycled once
 /// the kernel says they are gone.
 fn collect_dead_threads() {
-    let mut p = block::registry();
-    while !p.is_null() {
-        // SAFETY: registry blocks are never unmapped.
-        let b = unsafe { &mut *p };
-        p = b.next;
+    block::each(|b| {
         if b.state.load(Acquire) == LIVE
             && !is_writer_block(b)
             && b.tid > 0
@@ -745,21 +736,17 @@ fn collect_dead_threads() {
         {
             block::retire(b);
         }
-    }
+    });
 }
 
 /// Exited blocks whose last buffer is written become free for new threads.
 fn recycle_exited() {
-    let mut p = block::registry();
-    while !p.is_null() {
-        // SAFETY: registry blocks are never unmapped.
-        let b = unsafe { &mut *p };
-        p = b.next;
+    block::each(|b| {
         if b.state.load(Acquire) == EXITED
             && b.buf.load(Acquire).is_null()
             && b.w_done == b.last_seq.load(Acquire)
         {
             b.state.store(FREE, Release);
         }
-    }
+    });
 }

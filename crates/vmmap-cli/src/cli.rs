@@ -42,7 +42,7 @@ EXIT STATUS:
   9 unexpected /proc content
  10 cannot write the output
  11 not a vmmap or VMMap .mmp file (or a malformed one), a newer
-    format, or no complete snapshot in it
+    format or a trace format no release wrote, or no complete snapshot in it
  12 the program cannot be traced (static, setuid, own malloc, no agent)
 
 Figures reconcile with the kernel: per-region sums equal /proc/PID/smaps_rollup.

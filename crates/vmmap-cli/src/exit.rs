@@ -17,7 +17,7 @@
 //! | 8 | the name matches several processes (they are listed) |
 //! | 9 | unexpected /proc content |
 //! | 10 | cannot write the output |
-//! | 11 | not a vmmap or VMMap .mmp file (or a malformed one), a newer format version, or no complete snapshot in it |
+//! | 11 | not a vmmap or VMMap .mmp file (or a malformed one), a newer format version or a trace format no release wrote, or no complete snapshot in it |
 //! | 12 | the program cannot be traced (static, setuid, own malloc, no agent) |
 
 use std::io;
@@ -44,8 +44,8 @@ pub const AMBIGUOUS: u8 = 8;
 pub const PARSE: u8 = 9;
 /// The output cannot be written.
 pub const OUTPUT: u8 = 10;
-/// Not a vmmap or .mmp file, a malformed or newer one, or one without a
-/// complete snapshot.
+/// Not a vmmap or .mmp file, a malformed or newer one (or a trace in a
+/// format no release wrote), or one without a complete snapshot.
 pub const BAD_FILE: u8 = 11;
 /// The program cannot be traced (`vmmap run`).
 pub const CANNOT_TRACE: u8 = 12;

@@ -51,6 +51,14 @@ fn no_trace(path: &Path) -> Failure {
     }
 }
 
+/// A trace in a format version this vmmap does not read.
+fn unreadable(path: &Path, e: &vmmap_trace::TraceError) -> Failure {
+    Failure {
+        code: exit::BAD_FILE,
+        message: format!("{}: {e}", crate::shown(path)),
+    }
+}
+
 /// Reads every record of the file's trace (up to `until`, see
 /// [`scan::scan_until`]) on a second thread, calling `each` in time order;
 /// warns about a damaged file, fails when it holds no trace.
@@ -67,6 +75,9 @@ pub fn scan_file(
     }
     if s.messages == 0 {
         return Err(no_trace(path));
+    }
+    if let Some(e) = s.unreadable() {
+        return Err(unreadable(path, e));
     }
     Ok(s)
 }
@@ -131,6 +142,7 @@ pub fn analyse_file(
                 }
                 no_trace(file)
             }
+            AnalysisError::Unreadable(e) => unreadable(file, &e),
             AnalysisError::Cancelled => Failure {
                 code: exit::OTHER,
                 message: "the analysis was cancelled".into(),

@@ -207,9 +207,7 @@ impl Element {
 
 /// Writes `event` on a line of its own, `indent` spaces in.
 fn line<W: Write>(x: &mut Writer<W>, indent: usize, event: Event<'_>) -> io::Result<()> {
-    write!(x.get_mut(), "{:indent$}", "")?;
-    x.write_event(event)?;
-    x.get_mut().write_all(b"\n")
+    crate::xml::line(x, indent, [event])
 }
 
 fn write_region<W: Write>(
@@ -965,18 +963,8 @@ mod tests {
             r.perms.as_str().to_string(),
             r.heap_id,
             r.tid,
-            [
-                Column::Size,
-                Column::Committed,
-                Column::Private,
-                Column::TotalWs,
-                Column::PrivateWs,
-                Column::ShareableWs,
-                Column::SharedWs,
-            ]
-            .iter()
-            .map(|&c| f.get(c))
-            .collect(),
+            // The figures the schema holds: the table's first seven.
+            Column::ALL[..7].iter().map(|&c| f.get(c)).collect(),
         )
     }
 

@@ -167,16 +167,7 @@ pub fn free_blocks(snap: &Snapshot) -> Vec<FreeBlock> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Region;
-
-    fn region(start: u64, end: u64, t: MemoryType) -> Region {
-        Region {
-            start,
-            end,
-            memory_type: t,
-            ..Region::default()
-        }
-    }
+    use crate::testing::bare as region;
 
     #[test]
     fn regions_set_apart_are_in_no_row_and_not_in_the_total() {

@@ -31,6 +31,16 @@ pub fn vma(start: u64, end: u64, perms: &[u8; 4], path: &str, inode: u64) -> Reg
     })
 }
 
+/// A bare region of type `t`: addresses and type, every figure absent.
+pub fn bare(start: u64, end: u64, t: MemoryType) -> Region {
+    Region {
+        start,
+        end,
+        memory_type: t,
+        ..Region::default()
+    }
+}
+
 /// An anonymous read-write mapping.
 pub fn anon(start: u64, end: u64) -> Region {
     vma(start, end, b"rw-p", "", 0)

@@ -21,12 +21,17 @@
 //! less than twice as big). Integer arithmetic only, so the picture is the
 //! same on every machine.
 
-use std::fmt::Write as _;
+use std::fmt::Display;
+use std::io;
+
+use quick_xml::events::{BytesEnd, BytesStart, Event};
+use quick_xml::Writer;
 
 use serde::Serialize;
 
 use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
+use vmmap_core::xml::{line, text};
 
 /// Units per doubling of size (and for one page).
 pub(crate) const UNITS_PER_DOUBLING: u64 = 16;
@@ -222,6 +227,15 @@ impl Layout {
     /// start address of each row, the figures and a legend. Deterministic:
     /// the same snapshot gives the same bytes.
     pub fn to_svg(&self, snap: &Snapshot) -> String {
+        let mut x = Writer::new(Vec::new());
+        // Writing into a Vec cannot fail.
+        let _ = self.write_svg(snap, &mut x);
+        // Every piece written is a `&str`: the bytes are UTF-8.
+        String::from_utf8_lossy(&x.into_inner()).into_owned()
+    }
+
+    /// [`Layout::to_svg`], element by element through quick-xml's writer.
+    fn write_svg<W: io::Write>(&self, snap: &Snapshot, x: &mut Writer<W>) -> io::Result<()> {
         const WIDTH: u64 = 1100;
         const LEFT: u64 = 130;
         const ROW_W: u64 = WIDTH - LEFT - 10;
@@ -231,18 +245,39 @@ impl Layout {
         let rows = self.total_units.div_ceil(ROW_W).max(1);
         let legend_y = TOP + rows * (ROW_H + ROW_GAP) + 10;
         let height = legend_y + 40;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}">"#
+        let view_box = format!("0 0 {WIDTH} {height}");
+        let svg = element(
+            "svg",
+            &[
+                ("xmlns", &"http://www.w3.org/2000/svg"),
+                ("width", &WIDTH),
+                ("height", &height),
+                ("viewBox", &view_box),
+            ],
         );
-        s.push_str("<style>text{font-family:monospace;font-size:12px;fill:#222}rect.f{fill:#eceff1;stroke:#b0bec5;stroke-width:0.5}rect.r{fill-opacity:0.35}</style>\n");
-        let _ = writeln!(
-            s,
-            r#"<text x="10" y="20" style="font-size:15px;font-weight:bold">Fragmentation map of {} ({})</text>"#,
-            snap.process.pid,
-            vmmap_core::xml::escape(&snap.process.name)
-        );
+        line(x, 0, [Event::Start(svg)])?;
+        line(
+            x,
+            0,
+            [
+                Event::Start(BytesStart::new("style")),
+                text("text{font-family:monospace;font-size:12px;fill:#222}rect.f{fill:#eceff1;stroke:#b0bec5;stroke-width:0.5}rect.r{fill-opacity:0.35}"),
+                Event::End(BytesEnd::new("style")),
+            ],
+        )?;
+        let label = |x: &mut Writer<W>, attrs: &Attrs<'_>, s: &str| line(x, 0, labelled(attrs, s));
+        label(
+            x,
+            &[
+                ("x", &10),
+                ("y", &20),
+                ("style", &"font-size:15px;font-weight:bold"),
+            ],
+            &format!(
+                "Fragmentation map of {} ({})",
+                snap.process.pid, snap.process.name
+            ),
+        )?;
         let largest = self.largest_free.map_or_else(
             || "none".to_string(),
             |f| {
@@ -254,18 +289,24 @@ impl Layout {
                 )
             },
         );
-        let _ = writeln!(
-            s,
-            r#"<text x="10" y="40">{} regions, {} free gaps, {} free, largest free block {largest}, {} reserved (PROT_NONE)</text>"#,
-            self.region_count,
-            self.gap_count,
-            vmmap_core::units::size(self.free_bytes, false),
-            vmmap_core::units::size(self.reserved_bytes, false),
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="10" y="56">Compressed axis: each region and gap is 16 units per doubling of its size (a page is 16), 1 unit = 1 px; rows wrap at {ROW_W} px.</text>"#
-        );
+        label(
+            x,
+            &[("x", &10), ("y", &40)],
+            &format!(
+                "{} regions, {} free gaps, {} free, largest free block {largest}, {} reserved (PROT_NONE)",
+                self.region_count,
+                self.gap_count,
+                vmmap_core::units::size(self.free_bytes, false),
+                vmmap_core::units::size(self.reserved_bytes, false),
+            ),
+        )?;
+        label(
+            x,
+            &[("x", &10), ("y", &56)],
+            &format!(
+                "Compressed axis: each region and gap is 16 units per doubling of its size (a page is 16), 1 unit = 1 px; rows wrap at {ROW_W} px."
+            ),
+        )?;
         let mut row_labelled = vec![false; rows as usize];
         for seg in &self.segments {
             let mut p = seg.pos;
@@ -278,62 +319,82 @@ impl Layout {
                 if let Some(l) = row_labelled.get_mut(row as usize) {
                     if !*l {
                         *l = true;
-                        let _ = writeln!(
-                            s,
-                            r#"<text x="10" y="{}">{:#014x}</text>"#,
-                            y + 15,
-                            seg.start
-                        );
+                        label(
+                            x,
+                            &[("x", &10), ("y", &(y + 15))],
+                            &format!("{:#014x}", seg.start),
+                        )?;
                     }
                 }
                 let title = self.title(snap, seg);
-                let title = vmmap_core::xml::escape(&title);
-                if seg.region.is_none() {
-                    let _ = writeln!(
-                        s,
-                        r#"<rect class="f" x="{}" y="{y}" width="{w}" height="{ROW_H}"><title>{title}</title></rect>"#,
-                        LEFT + x0
-                    );
-                } else {
-                    let _ = writeln!(
-                        s,
-                        r##"<rect{} x="{}" y="{y}" width="{w}" height="{ROW_H}" fill="{}" stroke="#37474f" stroke-width="0.5"><title>{title}</title></rect>"##,
-                        if seg.reserved { r#" class="r""# } else { "" },
-                        LEFT + x0,
-                        colour(seg.memory_type),
-                    );
-                }
+                let at: [(&str, &dyn Display); 4] = [
+                    ("x", &(LEFT + x0)),
+                    ("y", &y),
+                    ("width", &w),
+                    ("height", &ROW_H),
+                ];
+                let fill = colour(seg.memory_type);
+                let (class, paint): (&Attrs<'_>, &Attrs<'_>) = match (seg.region, seg.reserved) {
+                    (None, _) => (&[("class", &"f")], &[]),
+                    (Some(_), reserved) => (
+                        if reserved { &[("class", &"r")] } else { &[] },
+                        &[
+                            ("fill", &fill),
+                            ("stroke", &"#37474f"),
+                            ("stroke-width", &"0.5"),
+                        ],
+                    ),
+                };
+                let rect = element("rect", &[class, &at, paint].concat());
+                line(
+                    x,
+                    0,
+                    [
+                        Event::Start(rect),
+                        Event::Start(BytesStart::new("title")),
+                        text(&title),
+                        Event::End(BytesEnd::new("title")),
+                        Event::End(BytesEnd::new("rect")),
+                    ],
+                )?;
                 p += w;
             }
         }
-        let mut x = 10;
+        let mut lx = 10;
+        let swatch = |x: &mut Writer<W>, paint: &Attrs<'_>, lx: u64, name: &str| {
+            let at: [(&str, &dyn Display); 4] = [
+                ("x", &lx),
+                ("y", &legend_y),
+                ("width", &14),
+                ("height", &14),
+            ];
+            let mut events = vec![Event::Empty(element("rect", &[paint, &at].concat()))];
+            events.extend(labelled(
+                &[("x", &(lx + 18)), ("y", &(legend_y + 12))],
+                name,
+            ));
+            line(x, 0, events)
+        };
         for t in MemoryType::ALL {
             if t == MemoryType::PageTable {
                 continue;
             }
-            let class = if t == MemoryType::Free {
-                r#" class="f""#.to_string()
+            let fill = colour(t);
+            let paint: [(&str, &dyn Display); 1] = if t == MemoryType::Free {
+                [("class", &"f")]
             } else {
-                format!(r#" fill="{}""#, colour(t))
+                [("fill", &fill)]
             };
-            let _ = writeln!(
-                s,
-                r#"<rect{class} x="{x}" y="{legend_y}" width="14" height="14"/><text x="{}" y="{}">{}</text>"#,
-                x + 18,
-                legend_y + 12,
-                t.name()
-            );
-            x += 30 + 8 * t.name().len() as u64;
+            swatch(x, &paint, lx, t.name())?;
+            lx += 30 + 8 * t.name().len() as u64;
         }
-        let _ = writeln!(
-            s,
-            r#"<rect class="r" fill="{}" x="{x}" y="{legend_y}" width="14" height="14"/><text x="{}" y="{}">reserved (PROT_NONE)</text>"#,
-            colour(MemoryType::PrivateData),
-            x + 18,
-            legend_y + 12
-        );
-        s.push_str("</svg>\n");
-        s
+        swatch(
+            x,
+            &[("class", &"r"), ("fill", &colour(MemoryType::PrivateData))],
+            lx,
+            "reserved (PROT_NONE)",
+        )?;
+        line(x, 0, [Event::End(BytesEnd::new("svg"))])
     }
 
     /// The tooltip text of a segment, raw (escaped where it is written).
@@ -383,6 +444,28 @@ pub fn colour(t: MemoryType) -> &'static str {
         MemoryType::PageTable => "#95a5a6",
         MemoryType::Free => "#eceff1",
     }
+}
+
+/// Attributes in the order written: names and values.
+type Attrs<'a> = [(&'a str, &'a dyn Display)];
+
+/// An element's start tag with its attributes, in order. The values are
+/// numbers and fixed words: quick-xml's own escaping is all they need.
+fn element<'a>(name: &'a str, attrs: &Attrs<'_>) -> BytesStart<'a> {
+    let mut e = BytesStart::new(name);
+    for (k, v) in attrs {
+        e.push_attribute((*k, v.to_string().as_str()));
+    }
+    e
+}
+
+/// A `<text>` element holding `s`.
+fn labelled(attrs: &Attrs<'_>, s: &str) -> [Event<'static>; 3] {
+    [
+        Event::Start(element("text", attrs).into_owned()),
+        text(s).into_owned(),
+        Event::End(BytesEnd::new("text")),
+    ]
 }
 
 #[cfg(test)]

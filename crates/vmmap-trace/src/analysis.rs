@@ -133,6 +133,9 @@ pub enum AnalysisError {
     /// the agent never started); with the problem that ended the file,
     /// if one did.
     NoTrace(Option<FormatError>),
+    /// The trace is in a format version this vmmap does not read
+    /// ([`scan::Scan::unreadable`]).
+    Unreadable(TraceError),
     /// [`analyse`]'s `cancel` was set.
     Cancelled,
 }
@@ -188,6 +191,9 @@ pub fn analyse(
     progress.store(n, Ordering::Relaxed);
     if s.messages == 0 {
         return Err(AnalysisError::NoTrace(s.file_problem));
+    }
+    if let Some(e) = s.unreadable() {
+        return Err(AnalysisError::Unreadable(e.clone()));
     }
     let mut notes = Vec::new();
     if let Some(p) = s.file_problem {

@@ -28,6 +28,10 @@ pub enum TraceError {
     /// Written by a newer agent.
     #[error("trace version {0} is newer than this vmmap understands; upgrade vmmap")]
     NewerVersion(u64),
+    /// Written by a development build before the first release, in a
+    /// format no release reads or writes.
+    #[error("trace version {0} was written by a development build of vmmap before its first release and is not read (this vmmap reads version {current}); record the program again with `vmmap run`", current = TRACE_VERSION)]
+    OlderVersion(u64),
 }
 
 /// One recorded operation.
@@ -326,8 +330,6 @@ pub struct ImageInfo {
     pub stalls: u64,
     /// Event bytes before and after compression (from the END message).
     pub event_bytes: (u64, u64),
-    /// Version of the agent's messages ([`TRACE_VERSION`] when written).
-    pub(crate) version: u32,
 }
 
 impl ImageInfo {
@@ -441,10 +443,8 @@ struct Stream {
     /// Arrival order of the stream, to break tick ties the same way
     /// every time.
     order: u64,
-    /// Its recent heap addresses (version 3 references).
+    /// Its recent heap addresses (for references to them).
     ages: Ages,
-    /// How its image's segments are laid out.
-    layout: Layout,
 }
 
 /// A stream's recent heap addresses, as the agent keeps them
@@ -480,60 +480,27 @@ struct Pending {
     index: usize,
     /// The message's decompressed events, shared by its segments.
     data: Rc<Vec<u8>>,
-    /// Read position and end within `data` of the records...
+    /// Read position and end within `data` of the fields (all but tags,
+    /// ticks and addresses)...
     pos: usize,
     end: usize,
-    /// ...and of their addresses, kept apart in version 2 segments (in
-    /// version 1, interleaved: `layout` says so and these are unused)...
+    /// ...of their addresses...
     apos: usize,
     aend: usize,
-    /// ...and in version 3 of the heads (tags and ticks), also apart
-    /// (`pos` and `end` are then the other fields).
+    /// ...and of the heads (tags and ticks).
     hpos: usize,
     hend: usize,
-    layout: Layout,
-}
-
-/// [`Layout`]s as the decoding loop's compile-time parameter.
-const INTERLEAVED: u8 = 0;
-const SPLIT: u8 = 1;
-const COLUMNS: u8 = 2;
-
-/// Where a segment keeps the parts of its records.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-enum Layout {
-    #[default]
-    /// Version 1: everything interleaved, record by record.
-    Interleaved,
-    /// Version 2: the records, then their addresses.
-    Split,
-    /// Version 3: heads (tag and tick), other fields, and addresses (heap
-    /// addresses as references), each apart.
-    Columns,
 }
 
 impl Pending {
-    /// Cursors over what is left of each part, for a segment of layout
-    /// `L` (the layout is fixed at compile time in the decoding loop).
+    /// Cursors over what is left of each part.
     #[inline(always)]
-    fn fields<const L: u8>(&self) -> Fields<'_, L> {
+    fn fields(&self) -> Fields<'_> {
         let at = |a: usize, b: usize| Cursor::new(&self.data[a..b]);
-        match L {
-            COLUMNS => Fields {
-                main: at(self.pos, self.end),
-                addrs: at(self.apos, self.aend),
-                heads: at(self.hpos, self.hend),
-            },
-            SPLIT => Fields {
-                main: at(self.pos, self.end),
-                addrs: at(self.apos, self.aend),
-                heads: Cursor::new(&[]),
-            },
-            _ => Fields {
-                main: at(self.pos, self.end),
-                addrs: Cursor::new(&[]),
-                heads: Cursor::new(&[]),
-            },
+        Fields {
+            main: at(self.pos, self.end),
+            addrs: at(self.apos, self.aend),
+            heads: at(self.hpos, self.hend),
         }
     }
 
@@ -547,11 +514,7 @@ impl Pending {
 
     /// Whether every record of the segment was read.
     fn done(&self) -> bool {
-        if self.layout == Layout::Columns {
-            self.hpos >= self.hend
-        } else {
-            self.pos >= self.end
-        }
+        self.hpos >= self.hend
     }
 }
 
@@ -694,8 +657,10 @@ impl Decoder {
                 if hello.0 > u64::from(TRACE_VERSION) {
                     return Err(TraceError::NewerVersion(hello.0));
                 }
-                let mut image = hello.1;
-                image.version = hello.0 as u32;
+                if hello.0 < u64::from(TRACE_VERSION) {
+                    return Err(TraceError::OlderVersion(hello.0));
+                }
+                let image = hello.1;
                 if let Some(last) = self.info.images.last_mut() {
                     last.exec_replaced = !last.ended && last.pid == image.pid;
                 }
@@ -851,12 +816,7 @@ impl Decoder {
                 tie: (next_tick < below && order < next_order).then_some(next_tick),
             };
             let st = &mut streams[si];
-            let ran = match st.layout {
-                Layout::Columns => run::<COLUMNS>(st, info, stack_ids, spare, limit, out),
-                Layout::Split => run::<SPLIT>(st, info, stack_ids, spare, limit, out),
-                Layout::Interleaved => run::<INTERLEAVED>(st, info, stack_ids, spare, limit, out),
-            };
-            match ran {
+            match run(st, info, stack_ids, spare, limit, out) {
                 Ok(Some(t)) => heads.push((t, order, si)),
                 Ok(None) => {}
                 Err(e) => {
@@ -872,70 +832,14 @@ impl Decoder {
         self.release(u64::MAX, out);
     }
 
-    fn segments(&mut self, index: usize, image: u32, data: Vec<u8>) -> Result<(), TraceError> {
-        let version = self
-            .info
-            .images
-            .get(image as usize)
-            .map_or(1, |i| i.version);
-        let layout = match version {
-            0 | 1 => Layout::Interleaved,
-            2 => Layout::Split,
-            _ => Layout::Columns,
-        };
-        let data = Rc::new(data);
-        if version >= 4 {
-            return self.columns(index, image, &data);
-        }
-        let mut c = Cursor::new(&data);
-        while c.remaining() > 0 {
-            let (Some(stream), Some(len)) = (c.u32(), c.u32()) else {
-                return Err(bad(index, "segment header cut short"));
-            };
-            let start = c.position();
-            c.take(len as usize)
-                .ok_or_else(|| bad(index, "segment cut short"))?;
-            let seg_end = start + len as usize;
-            let mut h = Cursor::new(&data[start..seg_end]);
-            let mut part = || {
-                h.u32()
-                    .map(|n| n as usize)
-                    .ok_or_else(|| bad(index, "segment header cut short"))
-            };
-            // Part lengths, then the parts; the last part takes the rest.
-            let lens = match layout {
-                Layout::Interleaved => vec![],
-                Layout::Split => vec![part()?],
-                Layout::Columns => vec![part()?, part()?],
-            };
-            let mut at = start + 4 * lens.len();
-            let mut bounds = Vec::with_capacity(4);
-            for n in lens {
-                if n > seg_end - at {
-                    return Err(bad(index, "segment's parts overrun it"));
-                }
-                bounds.push((at, at + n));
-                at += n;
-            }
-            bounds.push((at, seg_end));
-            let empty = (seg_end, seg_end);
-            let [main, addrs, heads] = match layout {
-                Layout::Interleaved => [bounds[0], empty, empty],
-                Layout::Split => [bounds[0], bounds[1], empty],
-                Layout::Columns => [bounds[1], bounds[2], bounds[0]],
-            };
-            self.segment(index, image, stream, layout, &data, [main, addrs, heads])?;
-        }
-        Ok(())
-    }
-
-    /// Version 4 events: the directory of segments (their count, then
+    /// An EVENTS message's segments: their directory (their count, then
     /// per segment its stream and the lengths of its heads, fields and
     /// addresses, u32 LE each), then every segment's heads, every
     /// segment's fields and every segment's addresses, each kind in
     /// directory order. Each kind in one run compresses a third faster
     /// and a little smaller than segments one after another.
-    fn columns(&mut self, index: usize, image: u32, data: &Rc<Vec<u8>>) -> Result<(), TraceError> {
+    fn segments(&mut self, index: usize, image: u32, data: Vec<u8>) -> Result<(), TraceError> {
+        let data = &Rc::new(data);
         let cut = || bad(index, "segment directory cut short");
         let mut c = Cursor::new(data);
         let n = c.u32().ok_or_else(cut)? as usize;
@@ -970,19 +874,18 @@ impl Decoder {
                 at[i] += lens[i];
                 (at[i] - lens[i], at[i])
             });
-            self.segment(index, image, stream, Layout::Columns, data, [f, a, h])?;
+            self.segment(index, image, stream, data, [f, a, h])?;
         }
         Ok(())
     }
 
-    /// Queues a segment of `stream`: where its records (or, in version 3
-    /// on, its fields), addresses and heads are in `data`.
+    /// Queues a segment of `stream`: where its fields, addresses and
+    /// heads are in `data`.
     fn segment(
         &mut self,
         index: usize,
         image: u32,
         stream: u32,
-        layout: Layout,
         data: &Rc<Vec<u8>>,
         [main, addrs, heads]: [(usize, usize); 3],
     ) -> Result<(), TraceError> {
@@ -992,7 +895,6 @@ impl Decoder {
             self.streams.push(Stream {
                 image,
                 order: next as u64,
-                layout,
                 ..Stream::default()
             });
         }
@@ -1006,12 +908,10 @@ impl Decoder {
             aend: addrs.1,
             hpos: heads.0,
             hend: heads.1,
-            layout,
         });
         if st.next.is_none() {
             // The stream was idle: read its first tick for the merge.
-            if let Some(tick) = peek_any(st, &mut self.info, &mut self.stack_ids, &mut self.spare)?
-            {
+            if let Some(tick) = peek(st, &mut self.info, &mut self.stack_ids, &mut self.spare)? {
                 self.heads.push((tick, st.order, si));
             }
         }
@@ -1042,7 +942,7 @@ impl Limit {
 /// addresses), without going back to the merge;
 /// segment ends, stack definitions and thread starts take [`peek`]'s
 /// general path.
-fn run<const L: u8>(
+fn run(
     st: &mut Stream,
     info: &mut TraceInfo,
     stack_ids: &mut HashMap<StackInfo, u32, Fast>,
@@ -1066,7 +966,7 @@ fn run<const L: u8>(
             let Some(p) = pending.front_mut() else {
                 return Ok(None);
             };
-            let mut f = p.fields::<L>();
+            let mut f = p.fields();
             // The address state in locals for the run, written back when
             // it stops: through the stream, every record's loads waited on
             // the previous record's stores.
@@ -1129,7 +1029,7 @@ fn run<const L: u8>(
             p.advance(f.positions());
             (*last_addr, ages.seq) = (a.last, a.seq);
         }
-        match peek::<L>(st, info, stack_ids, spare)? {
+        match peek(st, info, stack_ids, spare)? {
             Some(t) if limit.admits(t) => continue,
             other => return Ok(other),
         }
@@ -1138,21 +1038,7 @@ fn run<const L: u8>(
 
 /// Reads a stream's next record's tag and tick (taking in the stack
 /// definitions before it); None when its bytes are used up.
-fn peek_any(
-    st: &mut Stream,
-    info: &mut TraceInfo,
-    stack_ids: &mut HashMap<StackInfo, u32, Fast>,
-    spare: &mut Vec<Vec<u8>>,
-) -> Result<Option<u64>, TraceError> {
-    match st.layout {
-        Layout::Columns => peek::<COLUMNS>(st, info, stack_ids, spare),
-        Layout::Split => peek::<SPLIT>(st, info, stack_ids, spare),
-        Layout::Interleaved => peek::<INTERLEAVED>(st, info, stack_ids, spare),
-    }
-}
-
-/// [`peek_any`] for a stream of layout `L`.
-fn peek<const L: u8>(
+fn peek(
     st: &mut Stream,
     info: &mut TraceInfo,
     stack_ids: &mut HashMap<StackInfo, u32, Fast>,
@@ -1180,7 +1066,7 @@ fn peek<const L: u8>(
             continue;
         }
         let index = p.index;
-        let mut f = p.fields::<L>();
+        let mut f = p.fields();
         let cut = || bad(index, "event cut short");
         let tag = f.tag().ok_or_else(cut)?;
         if tag == EventKind::Stack as u8 {
@@ -1240,11 +1126,9 @@ fn intern(info: &mut TraceInfo, ids: &mut HashMap<StackInfo, u32, Fast>, s: Stac
     id
 }
 
-/// A record's fields: the record bytes, and the addresses, which version 2
-/// keeps apart (in version 1 they are in `main`, interleaved); version 3
-/// keeps the heads (tags and ticks) apart too (`main` then has the other
-/// fields).
-struct Fields<'a, const L: u8> {
+/// A record's parts: its fields but tags, ticks and addresses (`main`),
+/// its addresses and its head (tag and tick).
+struct Fields<'a> {
     main: Cursor<'a>,
     addrs: Cursor<'a>,
     heads: Cursor<'a>,
@@ -1258,28 +1142,7 @@ struct Addrs<'s> {
     rings: &'s mut [[u64; AGE_RING]; 2],
 }
 
-impl<'a, const L: u8> Fields<'a, L> {
-    /// The cursor over tags and ticks: their own part from version 3 on,
-    /// else the records'.
-    #[inline(always)]
-    fn heads_mut(&mut self) -> &mut Cursor<'a> {
-        if L == COLUMNS {
-            &mut self.heads
-        } else {
-            &mut self.main
-        }
-    }
-
-    /// [`Fields::heads_mut`], to look at.
-    #[inline(always)]
-    fn heads_ref(&self) -> &Cursor<'a> {
-        if L == COLUMNS {
-            &self.heads
-        } else {
-            &self.main
-        }
-    }
-
+impl Fields<'_> {
     /// How far each cursor went, in [`Pending::advance`]'s order.
     #[inline(always)]
     fn positions(&self) -> [usize; 3] {
@@ -1292,47 +1155,40 @@ impl<'a, const L: u8> Fields<'a, L> {
 
     #[inline(always)]
     fn peek_tag(&self) -> Option<u8> {
-        self.heads_ref().peek_u8()
+        self.heads.peek_u8()
     }
 
     #[inline(always)]
     fn tag(&mut self) -> Option<u8> {
-        self.heads_mut().u8()
+        self.heads.u8()
     }
 
     /// A record's tick, as the difference from the stream's last one.
     #[inline(always)]
     fn tick_delta(&mut self) -> Option<i64> {
-        self.heads_mut().ivarint()
+        self.heads.ivarint()
     }
 
     /// A thread start's absolute tick.
     fn tick_abs(&mut self) -> Option<u64> {
-        self.heads_mut().u64()
+        self.heads.u64()
     }
 
     /// The next address (coded as the difference from the last one).
     #[inline(always)]
     fn addr(&mut self, a: &mut Addrs<'_>) -> Option<u64> {
-        let d = if L == INTERLEAVED {
-            self.main.ivarint()?
-        } else {
-            self.addrs.ivarint()?
-        };
+        let d = self.addrs.ivarint()?;
         let v = a.last.wrapping_add(d as u64);
         a.last = v;
         Some(v)
     }
 
-    /// The next heap address of `class` ([`ALLOCATED`] or [`FREED`]): in
-    /// version 3 a reference or the address ([`HEAP_REF`]). Which of the
-    /// two is as random as the heap, so both are worked out and one is
-    /// taken without a branch.
+    /// The next heap address of `class` ([`ALLOCATED`] or [`FREED`]): a
+    /// reference or the address ([`HEAP_REF`]). Which of the two is as
+    /// random as the heap, so both are worked out and one is taken without
+    /// a branch.
     #[inline(always)]
     fn heap(&mut self, a: &mut Addrs<'_>, class: usize) -> Option<u64> {
-        if L != COLUMNS {
-            return self.addr(a);
-        }
         let h = self.addrs.uvarint_random()?;
         let x = h >> 1;
         let is_ref = h & HEAP_REF != 0;
@@ -1376,9 +1232,9 @@ fn text(c: &mut Cursor<'_>) -> Option<String> {
 /// are heap operations; a call returning an [`Event`] through memory cost
 /// a third of the decoding thread's time in store-forwarding stalls).
 #[inline(always)]
-fn hot_alloc<const L: u8>(
+fn hot_alloc(
     kind: EventKind,
-    f: &mut Fields<'_, L>,
+    f: &mut Fields<'_>,
     a: &mut Addrs<'_>,
     stacks: &[u32],
 ) -> Option<Event> {
@@ -1396,11 +1252,7 @@ fn hot_alloc<const L: u8>(
 
 /// `realloc`, decoded inline in [`run`].
 #[inline(always)]
-fn hot_realloc<const L: u8>(
-    f: &mut Fields<'_, L>,
-    a: &mut Addrs<'_>,
-    stacks: &[u32],
-) -> Option<Event> {
+fn hot_realloc(f: &mut Fields<'_>, a: &mut Addrs<'_>, stacks: &[u32]) -> Option<Event> {
     Some(Event::Realloc {
         old: f.heap(a, FREED)?,
         new: f.heap(a, ALLOCATED)?,
@@ -1410,39 +1262,21 @@ fn hot_realloc<const L: u8>(
 }
 
 #[inline(never)]
-fn decode_event<const L: u8>(
-    tag: u8,
-    f: &mut Fields<'_, L>,
-    st: &mut Addrs<'_>,
-    stacks: &[u32],
-) -> Option<Event> {
+fn decode_event(tag: u8, f: &mut Fields<'_>, st: &mut Addrs<'_>, stacks: &[u32]) -> Option<Event> {
     let Ok(kind) = EventKind::try_from(tag) else {
         return None;
     };
     Some(match kind {
         EventKind::Malloc | EventKind::Calloc | EventKind::Memalign => {
-            let ptr = f.heap(st, ALLOCATED)?;
-            let size = f.main.uvarint()?;
-            let stack = stack(&mut f.main, stacks)?;
-            let align = if kind == EventKind::Memalign {
-                f.main.uvarint()?
-            } else {
-                0
-            };
-            Event::Alloc {
-                kind,
-                ptr,
-                size,
-                align,
-                stack,
+            let mut e = hot_alloc(kind, f, st, stacks)?;
+            if let Event::Alloc { align, .. } = &mut e {
+                if kind == EventKind::Memalign {
+                    *align = f.main.uvarint()?;
+                }
             }
+            e
         }
-        EventKind::Realloc => Event::Realloc {
-            old: f.heap(st, FREED)?,
-            new: f.heap(st, ALLOCATED)?,
-            size: f.main.uvarint()?,
-            stack: stack(&mut f.main, stacks)?,
-        },
+        EventKind::Realloc => hot_realloc(f, st, stacks)?,
         EventKind::Free => Event::Free {
             ptr: f.heap(st, FREED)?,
         },
@@ -1663,6 +1497,7 @@ fn parse_modules(c: &mut Cursor<'_>) -> Option<Vec<ModuleInfo>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vmmap_wire::synthetic::{self as syn, StreamBuilder};
 
     #[test]
     fn an_events_message_past_its_cap_is_refused_before_it_is_inflated() {
@@ -1687,47 +1522,16 @@ mod tests {
     }
 
     fn hello() -> Vec<u8> {
-        let mut m = vec![MessageKind::Hello as u8];
-        // Version 1: records with their addresses interleaved.
-        for v in [1, 42, 1, 4096, 0, 0, 1_000, 2_000] {
-            push_uvarint(&mut m, v);
-        }
-        push_bytes(&mut m, b"/bin/prog");
-        push_bytes(&mut m, b"prog\0-x\0");
-        m
+        vmmap_wire::synthetic::hello(42, "/bin/prog", b"prog\0-x\0")
     }
 
-    /// A stream segment: thread start at `t0`, then mallocs at the given
-    /// tick offsets.
-    fn segment(stream: u32, tid: u64, t0: u64, mallocs: &[(u64, u64, u64)]) -> Vec<u8> {
-        let mut r = vec![EventKind::ThreadStart as u8];
-        r.extend_from_slice(&t0.to_le_bytes());
-        for v in [tid, 0x1000, 0, 0x8000] {
-            push_uvarint(&mut r, v);
-        }
-        let (mut last_t, mut last_a) = (t0, 0u64);
+    /// A stream of thread `tid` with mallocs at the given ticks.
+    fn thread(tid: u64, mallocs: &[(u64, u64, u64)]) -> StreamBuilder {
+        let mut s = StreamBuilder::new(tid, 0x1000, 0, 0x8000);
         for &(t, ptr, size) in mallocs {
-            r.push(EventKind::Malloc as u8);
-            push_uvarint(&mut r, zigzag((t - last_t) as i64));
-            push_uvarint(&mut r, zigzag(ptr.wrapping_sub(last_a) as i64));
-            push_uvarint(&mut r, size);
-            push_uvarint(&mut r, 0);
-            last_t = t;
-            last_a = ptr;
+            s.malloc(t, ptr, size, 0);
         }
-        let mut s = stream.to_le_bytes().to_vec();
-        s.extend_from_slice(&(r.len() as u32).to_le_bytes());
-        s.extend_from_slice(&r);
         s
-    }
-
-    fn events(pass_tick: u64, segs: &[Vec<u8>]) -> Vec<u8> {
-        let raw: Vec<u8> = segs.concat();
-        let mut m = vec![MessageKind::Events as u8];
-        push_uvarint(&mut m, pass_tick);
-        push_uvarint(&mut m, raw.len() as u64);
-        m.extend_from_slice(&zstd::bulk::compress(&raw, 1).unwrap());
-        m
     }
 
     /// Found by the `trace` fuzz target: clock anchors whose monotonic
@@ -1761,12 +1565,12 @@ mod tests {
         // 1's later ones, as a quiet thread's partial buffer does.
         let msgs = [
             hello(),
-            events(
+            syn::events_of(
                 100,
-                &[segment(1, 11, 10, &[(20, 0x5000, 1), (40, 0x5100, 2)])],
+                &[(1, &thread(11, &[(20, 0x5000, 1), (40, 0x5100, 2)]))],
             ),
-            events(200, &[segment(2, 12, 15, &[(30, 0x7000, 3)])]),
-            events(300, &[]),
+            syn::events_of(200, &[(2, &thread(12, &[(30, 0x7000, 3)]))]),
+            syn::events_of(300, &[]),
         ];
         let mut d = Decoder::new();
         let mut got = Vec::new();
@@ -1800,30 +1604,39 @@ mod tests {
     fn damage_is_reported_not_panicked() {
         let mut d = Decoder::new();
         d.feed(&hello(), &mut |_, _| {}).unwrap();
-        let mut bad = events(100, &[segment(1, 11, 10, &[(20, 0x5000, 1)])]);
+        let mut bad = syn::events(100, &thread(11, &[(20, 0x5000, 1)]));
         let n = bad.len();
         bad.truncate(n - 3);
         assert!(matches!(
             d.feed(&bad, &mut |_, _| {}),
             Err(TraceError::Corrupt { .. })
         ));
-        let mut newer = vec![MessageKind::Hello as u8];
-        push_uvarint(&mut newer, 99);
-        let mut d = Decoder::new();
-        assert!(d.feed(&newer, &mut |_, _| {}).is_err());
+        let newer = syn::hello_version(99, 42, "/bin/x", b"x\0");
+        assert_eq!(
+            Decoder::new().feed(&newer, &mut |_, _| {}),
+            Err(TraceError::NewerVersion(99))
+        );
+        // Versions 1 to 3 were written only before the first release.
+        for v in 0..TRACE_VERSION {
+            let older = syn::hello_version(v.into(), 42, "/bin/x", b"x\0");
+            let mut d = Decoder::new();
+            assert_eq!(
+                d.feed(&older, &mut |_, _| {}),
+                Err(TraceError::OlderVersion(v.into()))
+            );
+            assert!(d.info.images.is_empty());
+        }
         assert!(matches!(
             Decoder::new().feed(&[], &mut |_, _| {}),
             Err(TraceError::Corrupt { .. })
         ));
     }
 
-    /// Version 2 keeps addresses apart from the records, version 3 every
-    /// kind of field and heap addresses as references to recent ones:
+    /// Heap addresses are references to recent ones where they can be:
     /// every kind of record with addresses (two for a realloc, null ones
-    /// too) decodes to the same calls from both.
+    /// too) decodes to the calls written.
     #[test]
-    fn versions_2_3_and_4_decode_the_same_calls() {
-        use vmmap_wire::synthetic::{self as syn, StreamBuilder};
+    fn records_with_addresses_decode_to_the_calls_written() {
         let mut s = StreamBuilder::new(11, 0, 0, 0);
         s.stack(1, &[0x401]);
         s.malloc(10, 0x5000, 24, 1);
@@ -1849,20 +1662,9 @@ mod tests {
             d.feed(&events, &mut |r, _| got.push(r.event.clone()))
                 .unwrap();
             d.finish(&mut |r, _| got.push(r.event.clone())).unwrap();
-            (d.info.images[0].version, got)
+            got
         };
-        let (v4, got) = decode(syn::hello(42, "/bin/x", b"x\0"), syn::events(20, &s));
-        let (v3, got3) = decode(
-            syn::hello_version(3, 42, "/bin/x", b"x\0"),
-            syn::events_v3(20, &s),
-        );
-        let (v2, got2) = decode(
-            syn::hello_version(2, 42, "/bin/x", b"x\0"),
-            syn::events_v2(20, &s),
-        );
-        assert_eq!((v4, v3, v2), (TRACE_VERSION, 3, 2));
-        assert_eq!(got, got3);
-        assert_eq!(got, got2);
+        let got = decode(syn::hello(42, "/bin/x", b"x\0"), syn::events(20, &s));
         let stack = got
             .iter()
             .find_map(|e| match e {
@@ -1903,53 +1705,32 @@ mod tests {
                 alloc(0x5000, 8),
             ]
         );
-        // A reference to more addresses than went by is damage (in a
-        // version 3 segment, made by hand).
+        // A reference to more addresses than went by is damage.
         let mut bad = StreamBuilder::new(11, 0, 0, 0);
         bad.head(EventKind::Free, 10);
         bad.addr(0x5000);
-        let mut ev = syn::events(20, &bad);
-        // The free's address is the segment's last three bytes: make it a
-        // reference to 100 allocations back.
-        let seg = {
-            let mut seg = bad.segment();
-            let n = seg.len();
-            seg.truncate(n - 3);
-            push_uvarint(&mut seg, 100 << 1 | HEAP_REF);
-            seg
-        };
-        let mut body = 0u32.to_le_bytes().to_vec();
-        body.extend_from_slice(&(seg.len() as u32).to_le_bytes());
-        body.extend_from_slice(&seg);
-        ev.truncate(1);
-        push_uvarint(&mut ev, 20);
+        let ev = syn::events(20, &bad);
+        let (tick, mut body) = inflate_events(&ev, Vec::new()).unwrap();
+        // The free's address is the body's last three bytes (the
+        // addresses come last): make it a reference to 100 allocations
+        // back, and the directory's length of the addresses agree.
+        body.truncate(body.len() - 3);
+        push_uvarint(&mut body, 100 << 1 | HEAP_REF);
+        body[16..20].copy_from_slice(&2u32.to_le_bytes());
+        let mut ev = vec![MessageKind::Events as u8];
+        push_uvarint(&mut ev, tick);
         push_uvarint(&mut ev, body.len() as u64);
         ev.extend_from_slice(&zstd::bulk::compress(&body, 1).unwrap());
         let mut d = Decoder::new();
-        d.feed(&syn::hello_version(3, 42, "/bin/x", b"x\0"), &mut |_, _| {})
+        d.feed(&syn::hello(42, "/bin/x", b"x\0"), &mut |_, _| {})
             .unwrap();
         d.feed(&ev, &mut |_, _| {}).unwrap();
         assert!(matches!(
             d.finish(&mut |_, _| {}),
-            Err(TraceError::Corrupt { .. })
+            Err(TraceError::Corrupt { reason, .. }) if reason.contains("cut short or unknown")
         ));
-        // A record part longer than its segment is damage, not a panic.
-        let mut seg = 0u32.to_le_bytes().to_vec();
-        seg.extend_from_slice(&4u32.to_le_bytes());
-        seg.extend_from_slice(&100u32.to_le_bytes());
-        let mut bad = vec![MessageKind::Events as u8];
-        push_uvarint(&mut bad, 30);
-        push_uvarint(&mut bad, seg.len() as u64);
-        bad.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
-        let mut d = Decoder::new();
-        d.feed(&syn::hello_version(3, 42, "/bin/x", b"x\0"), &mut |_, _| {})
-            .unwrap();
-        assert!(matches!(
-            d.feed(&bad, &mut |_, _| {}),
-            Err(TraceError::Corrupt { .. })
-        ));
-        // Version 4: a directory that promises more than the message
-        // holds, or parts that do not add up to it, is damage.
+        // A directory that promises more than the message holds, or
+        // parts that do not add up to it, is damage.
         let v4 = |body: &[u8]| {
             let mut m = vec![MessageKind::Events as u8];
             push_uvarint(&mut m, 30);

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+use indexmap::IndexSet;
 use prost::Message;
 
 use super::calltree::{stack_frames, Metric};
@@ -328,7 +329,7 @@ fn pprof_profile(
         mapping,
         location,
         function,
-        string_table: strings.strings,
+        string_table: strings.0.into_iter().collect(),
         time_nanos: int64(time_nanos),
         duration_nanos: int64(duration_ns),
         default_sample_type,
@@ -344,20 +345,15 @@ fn int64(v: u64) -> i64 {
 /// pprof's string table: each string once, referred to by index (0 is
 /// the empty string).
 #[derive(Default)]
-struct StringTable {
-    strings: Vec<String>,
-    index: HashMap<String, i64>,
-}
+struct StringTable(IndexSet<String>);
 
 impl StringTable {
     fn index(&mut self, s: &str) -> i64 {
-        if let Some(&i) = self.index.get(s) {
-            return i;
-        }
-        let i = self.strings.len() as i64;
-        self.strings.push(s.to_string());
-        self.index.insert(s.to_string(), i);
-        i
+        let i = match self.0.get_index_of(s) {
+            Some(i) => i,
+            None => self.0.insert_full(s.to_string()).0,
+        };
+        i as i64
     }
 }
 

@@ -635,14 +635,7 @@ impl Cells<'_> {
 mod tests {
     use super::*;
 
-    fn region(start: u64, end: u64, t: MemoryType) -> Region {
-        Region {
-            start,
-            end,
-            memory_type: t,
-            ..Region::default()
-        }
-    }
+    use vmmap_core::testing::bare as region;
 
     fn part(start: u64, end: u64, tick: u64) -> RegionOwner {
         RegionOwner {

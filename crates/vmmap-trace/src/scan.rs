@@ -47,6 +47,19 @@ pub struct Scan {
     pub symbol_cache: Vec<CachedModule>,
 }
 
+impl Scan {
+    /// Why nothing of the trace could be read, when its first HELLO is
+    /// of a format version this vmmap does not read (newer, or older than
+    /// any release): a file to refuse, where damage further on only cuts
+    /// the analysis short.
+    pub fn unreadable(&self) -> Option<&TraceError> {
+        self.damage.as_ref().filter(|d| {
+            self.info.images.is_empty()
+                && matches!(d, TraceError::NewerVersion(_) | TraceError::OlderVersion(_))
+        })
+    }
+}
+
 /// The largest symbol cache read back: far above any real one (a few
 /// megabytes), low enough that a damaged frame cannot claim the memory.
 const MAX_SYMBOLS_RAW: u64 = 1 << 28;
@@ -254,38 +267,18 @@ pub fn seconds_at_unix(info: &TraceInfo, unix_ns: u64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::*;
     use vmmap_core::format::{Writer, CHUNK_TRACE};
 
     #[test]
     fn records_cross_threads_in_order_and_facts_come_back() {
-        let mut hello = vec![MessageKind::Hello as u8];
-        // Version 1: records with their addresses interleaved.
-        for v in [1, 7, 1, 4096, 0, 0, 1_000, 2_000] {
-            push_uvarint(&mut hello, v);
-        }
-        push_bytes(&mut hello, b"/bin/x");
-        push_bytes(&mut hello, b"x\0");
+        use vmmap_wire::synthetic::{self as syn, StreamBuilder};
+        let hello = syn::hello(7, "/bin/x", b"x\0");
         // 20,000 mallocs in one stream: more than two batches.
-        let mut r = vec![EventKind::ThreadStart as u8];
-        r.extend_from_slice(&5u64.to_le_bytes());
-        for v in [99u64, 0, 0, 0] {
-            push_uvarint(&mut r, v);
-        }
+        let mut s = StreamBuilder::new(99, 0, 0, 0);
         for i in 0..20_000u64 {
-            r.push(EventKind::Malloc as u8);
-            push_uvarint(&mut r, zigzag(1));
-            push_uvarint(&mut r, zigzag(16));
-            push_uvarint(&mut r, i);
-            push_uvarint(&mut r, 0);
+            s.malloc(1 + i, 16 * (i + 1), i, 0);
         }
-        let mut seg = 0u32.to_le_bytes().to_vec();
-        seg.extend_from_slice(&(r.len() as u32).to_le_bytes());
-        seg.extend_from_slice(&r);
-        let mut ev = vec![MessageKind::Events as u8];
-        push_uvarint(&mut ev, 1);
-        push_uvarint(&mut ev, seg.len() as u64);
-        ev.extend_from_slice(&zstd::bulk::compress(&seg, 1).unwrap());
+        let ev = syn::events(1, &s);
         let mut w = Writer::new(Vec::new()).unwrap();
         w.append_trace(&hello).unwrap();
         w.append_trace(&ev).unwrap();

@@ -95,6 +95,7 @@ pub fn analyse(
             "{}: no trace in this file (it was not written by `vmmap run` or the Launch tab, or the agent never started)",
             path.display()
         ),
+        AnalysisError::Unreadable(e) => format!("{}: {e}", path.display()),
         AnalysisError::Cancelled => "cancelled".into(),
     })
 }

@@ -9,7 +9,7 @@
 
 use crate::{zigzag, EventKind, HEAP_REF};
 
-/// The parts of a segment's records (version 3 and 4): each record's head
+/// The parts of a segment's records: each record's head
 /// (tag and tick), its other fields, and its addresses. Kept apart, each
 /// kind of field compresses far better than all of them interleaved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,16 +45,6 @@ pub trait Sink {
     }
     /// Raw bytes.
     fn bytes(&mut self, part: Part, v: &[u8]);
-    /// A heap address: by default, in the current format (see
-    /// [`Deltas::heap_addr`]). A sink of an older format may write it as it
-    /// did.
-    #[inline(always)]
-    fn heap_addr(&mut self, d: &mut Deltas, h: HeapAddr)
-    where
-        Self: Sized,
-    {
-        d.heap_addr(self, h);
-    }
 }
 
 /// A stream's coding state: the last tick and the last explicit address,
@@ -174,7 +164,7 @@ pub fn alloc<S: Sink>(
     align: u64,
 ) {
     d.head(s, kind, tick);
-    s.heap_addr(d, ptr);
+    d.heap_addr(s, ptr);
     s.var(Part::Fields, size);
     s.var(Part::Fields, u64::from(stack));
     if kind == EventKind::Memalign {
@@ -195,8 +185,8 @@ pub fn realloc<S: Sink>(
     stack: u32,
 ) {
     d.head(s, EventKind::Realloc, tick);
-    s.heap_addr(d, old);
-    s.heap_addr(d, new);
+    d.heap_addr(s, old);
+    d.heap_addr(s, new);
     s.var(Part::Fields, size);
     s.var(Part::Fields, u64::from(stack));
 }
@@ -205,7 +195,7 @@ pub fn realloc<S: Sink>(
 #[inline(always)]
 pub fn free<S: Sink>(s: &mut S, d: &mut Deltas, tick: u64, ptr: HeapAddr) {
     d.head(s, EventKind::Free, tick);
-    s.heap_addr(d, ptr);
+    d.heap_addr(s, ptr);
 }
 
 /// A mapping call: its address, the call's other integers (`rest`, as

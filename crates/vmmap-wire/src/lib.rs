@@ -26,21 +26,20 @@ pub mod synthetic;
 pub use note::find_build_id_note;
 
 /// Version of the messages below; the agent writes it in
-/// [`MessageKind::Hello`].
-/// Version 3 segments keep each record's head (tag and tick), other fields
-/// and addresses in three parts, and write a heap address as a reference to a
-/// recent one when it can ([`HEAP_REF`]); version 4 puts each kind of part
-/// of all the segments of an EVENTS message together, after a directory of
-/// the segments. Versions 3, 2 (records, then their addresses) and 1
-/// (interleaved) are still read (see `vmmap_trace::decode` and
-/// `docs/trace-format.md`).
+/// [`MessageKind::Hello`]. Segments keep each record's head (tag and
+/// tick), other fields and addresses in three parts, and write a heap
+/// address as a reference to a recent one when it can ([`HEAP_REF`]); an
+/// EVENTS message puts each kind of part of all its segments together,
+/// after a directory of the segments. Only this version is read: versions
+/// 1 to 3 were written by development builds before the first release
+/// (`docs/trace-format.md`).
 pub const TRACE_VERSION: u32 = 4;
 
-/// Version 3: how many of its recent heap addresses of each class (blocks
+/// How many of its recent heap addresses of each class (blocks
 /// allocated, blocks freed) a stream remembers for references.
 pub const AGE_RING: usize = 4096;
 
-/// Version 3 heap address: one varint `h`. Odd, it is a reference to a
+/// A heap address: one varint `h`. Odd, it is a reference to a
 /// recent heap address: `h >> 1` is its age, how many addresses ago it
 /// went by in the other class's ring (1: the newest; 0 is the null
 /// pointer, realloc's absent old or new block). Even, `h >> 1` is the
@@ -264,7 +263,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// [`Cursor::uvarint`] for values whose length is unpredictable (a
-    /// version 3 heap address, one or two bytes for a reference and three
+    /// heap address, one or two bytes for a reference and three
     /// or four for an address): no branch on the first byte, which
     /// mispredicted on half of them.
     #[inline(always)]

@@ -7,52 +7,14 @@
 use crate::encode::{self, Deltas, HeapAddr, Part, Parts, Sink};
 use crate::*;
 
-/// A stream in version 2: heads and fields interleaved in one part, and
-/// every address, heap addresses too, as a difference.
-#[derive(Default)]
-struct V2 {
-    records: Vec<u8>,
-    addrs: Vec<u8>,
-}
-
-impl Sink for V2 {
-    fn u8(&mut self, part: Part, v: u8) {
-        self.part(part).push(v);
-    }
-
-    fn var(&mut self, part: Part, v: u64) {
-        push_uvarint(self.part(part), v);
-    }
-
-    fn bytes(&mut self, part: Part, v: &[u8]) {
-        self.part(part).extend_from_slice(v);
-    }
-
-    fn heap_addr(&mut self, d: &mut Deltas, h: HeapAddr) {
-        d.addr(self, h.a);
-    }
-}
-
-impl V2 {
-    fn part(&mut self, part: Part) -> &mut Vec<u8> {
-        match part {
-            Part::Addrs => &mut self.addrs,
-            Part::Heads | Part::Fields => &mut self.records,
-        }
-    }
-}
-
 /// One thread's records, written with the agent's encoder
-/// ([`crate::encode`]) in the current format ([`TRACE_VERSION`] 4 and 3:
+/// ([`crate::encode`]) in the format the agent writes ([`TRACE_VERSION`]:
 /// heads (tags and ticks), other fields and addresses apart, heap
-/// addresses as references to recent ones when they can be) and in
-/// version 2 (records, then their addresses). Starts with the
-/// thread-start record at tick 0.
+/// addresses as references to recent ones when they can be). Starts with
+/// the thread-start record at tick 0.
 pub struct StreamBuilder {
     parts: Parts,
     deltas: Deltas,
-    v2: V2,
-    v2_deltas: Deltas,
     /// The record being written and how many addresses it has so far.
     kind: EventKind,
     addr_fields: usize,
@@ -66,8 +28,6 @@ impl StreamBuilder {
         let mut b = StreamBuilder {
             parts: Parts::default(),
             deltas: Deltas::default(),
-            v2: V2::default(),
-            v2_deltas: Deltas::default(),
             kind: EventKind::ThreadStart,
             addr_fields: 0,
             pushed: [Vec::new(), Vec::new()],
@@ -82,15 +42,6 @@ impl StreamBuilder {
             bounds.2,
             bounds.3,
         );
-        encode::thread_start(
-            &mut b.v2,
-            &mut b.v2_deltas,
-            0,
-            bounds.0,
-            bounds.1,
-            bounds.2,
-            bounds.3,
-        );
         b
     }
 
@@ -99,12 +50,11 @@ impl StreamBuilder {
     /// records no helper below writes, or writes wrong on purpose).
     pub fn head(&mut self, kind: EventKind, tick: u64) {
         self.deltas.head(&mut self.parts, kind, tick);
-        self.v2_deltas.head(&mut self.v2, kind, tick);
         (self.kind, self.addr_fields) = (kind, 0);
     }
 
     /// An address field (it goes to the addresses part; a heap address
-    /// of version 3 as a reference when the block went by recently).
+    /// as a reference when the block went by recently).
     pub fn addr(&mut self, a: u64) {
         use EventKind::*;
         let class = match (self.kind, self.addr_fields) {
@@ -116,12 +66,10 @@ impl StreamBuilder {
         match class {
             Some(class) => {
                 let h = self.heap(class, a);
-                self.parts.heap_addr(&mut self.deltas, h);
-                self.v2.heap_addr(&mut self.v2_deltas, h);
+                self.deltas.heap_addr(&mut self.parts, h);
             }
             None => {
                 self.deltas.addr(&mut self.parts, a);
-                self.v2_deltas.addr(&mut self.v2, a);
             }
         }
     }
@@ -147,7 +95,6 @@ impl StreamBuilder {
     pub fn ints(&mut self, values: &[u64]) {
         for &v in values {
             self.parts.var(Part::Fields, v);
-            self.v2.var(Part::Fields, v);
         }
     }
 
@@ -155,7 +102,6 @@ impl StreamBuilder {
     pub fn stack(&mut self, id: u64, frames: &[u64]) {
         let id = stack_id(id);
         encode::stack(&mut self.parts, id, false, frames);
-        encode::stack(&mut self.v2, id, false, frames);
     }
 
     /// `malloc(size)` returned `ptr`.
@@ -172,23 +118,12 @@ impl StreamBuilder {
             stack,
             0,
         );
-        encode::alloc(
-            &mut self.v2,
-            &mut self.v2_deltas,
-            kind,
-            tick,
-            h,
-            size,
-            stack,
-            0,
-        );
     }
 
     /// `free(ptr)`.
     pub fn free(&mut self, tick: u64, ptr: u64) {
         let h = self.heap(1, ptr);
         encode::free(&mut self.parts, &mut self.deltas, tick, h);
-        encode::free(&mut self.v2, &mut self.v2_deltas, tick, h);
     }
 
     /// An anonymous private read-write `mmap` of `len` bytes at `addr`.
@@ -206,44 +141,11 @@ impl StreamBuilder {
             &rest,
             stack,
         );
-        encode::mapping(
-            &mut self.v2,
-            &mut self.v2_deltas,
-            kind,
-            tick,
-            addr,
-            &rest,
-            stack,
-        );
     }
 
     fn current(&self) -> [&Vec<u8>; 3] {
         let [heads, rest, addrs] = &self.parts.0;
         [heads, rest, addrs]
-    }
-
-    /// The body of a segment of the records so far (after its stream id
-    /// and length): the lengths of the heads and field parts, then the
-    /// three parts.
-    pub fn segment(&self) -> Vec<u8> {
-        let [heads, rest, addrs] = self.current();
-        let mut seg = Vec::new();
-        for part in [heads, rest] {
-            seg.extend_from_slice(&(part.len() as u32).to_le_bytes());
-        }
-        for part in [heads, rest, addrs] {
-            seg.extend_from_slice(part);
-        }
-        seg
-    }
-
-    /// [`StreamBuilder::segment`] in version 2: the records' length, the
-    /// records, their addresses.
-    pub fn segment_v2(&self) -> Vec<u8> {
-        let mut seg = (self.v2.records.len() as u32).to_le_bytes().to_vec();
-        seg.extend_from_slice(&self.v2.records);
-        seg.extend_from_slice(&self.v2.addrs);
-        seg
     }
 }
 
@@ -286,36 +188,28 @@ pub fn one_module(base: u64, path: &str, build_id: &[u8], len: u64) -> Vec<u8> {
     m
 }
 
-/// An EVENTS message holding `stream` (as stream 0) whole, stamped `tick`:
-/// in version 4, a directory of that one segment, then its heads, fields
-/// and addresses.
+/// An EVENTS message holding `stream` (as stream 0) whole, stamped `tick`.
 pub fn events(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
-    let parts = stream.current();
-    let mut body = [1u32, 0].map(u32::to_le_bytes).concat();
-    for part in parts {
-        body.extend_from_slice(&(part.len() as u32).to_le_bytes());
+    events_of(tick, &[(0, stream)])
+}
+
+/// An EVENTS message stamped `tick` holding each stream whole, under its
+/// id: a directory of their segments, then their heads, fields and
+/// addresses.
+pub fn events_of(tick: u64, streams: &[(u32, &StreamBuilder)]) -> Vec<u8> {
+    let mut body = (streams.len() as u32).to_le_bytes().to_vec();
+    for (id, s) in streams {
+        body.extend_from_slice(&id.to_le_bytes());
+        for part in s.current() {
+            body.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        }
     }
-    for part in parts {
-        body.extend_from_slice(part);
+    for i in 0..3 {
+        for (_, s) in streams {
+            body.extend_from_slice(s.current()[i]);
+        }
     }
     compressed_events(tick, &body)
-}
-
-/// [`events`] in version 3 (one segment with its three parts).
-pub fn events_v3(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
-    events_of(tick, stream.segment())
-}
-
-/// [`events`] in version 2.
-pub fn events_v2(tick: u64, stream: &StreamBuilder) -> Vec<u8> {
-    events_of(tick, stream.segment_v2())
-}
-
-fn events_of(tick: u64, body: Vec<u8>) -> Vec<u8> {
-    let mut seg = 0u32.to_le_bytes().to_vec();
-    seg.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    seg.extend_from_slice(&body);
-    compressed_events(tick, &seg)
 }
 
 fn compressed_events(tick: u64, body: &[u8]) -> Vec<u8> {

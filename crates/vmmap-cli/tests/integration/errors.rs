@@ -363,3 +363,44 @@ fn process_exits_while_smaps_is_read() {
     assert_eq!(out.status.code(), Some(5), "{err}");
     assert!(err.contains("exited while vmmap was reading"), "{err}");
 }
+
+/// A trace file whose one trace message is a HELLO of format `version`.
+fn trace_of_version(dir: &TempDir, version: u64) -> String {
+    use vmmap_trace::wire::{push_bytes, push_uvarint, MessageKind};
+    let mut hello = vec![MessageKind::Hello as u8];
+    // version, pid, ppid, page size, flags, clock anchor (tick, ns, unix ns)
+    for v in [version, 42, 1, 4096, 1, 0, 1_000_000, 2_000_000] {
+        push_uvarint(&mut hello, v);
+    }
+    push_bytes(&mut hello, b"/bin/x");
+    push_bytes(&mut hello, b"x\0");
+    let path = dir.path().join(format!("v{version}.vmmap"));
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = vmmap_core::format::Writer::new(file).unwrap();
+    w.append_trace(&hello).unwrap();
+    w.finish().unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Trace formats 1 to 3 were written only by development builds before
+/// the first release; such a file, like one from a newer vmmap, is
+/// refused with the file-format exit code and a message that says what
+/// to do, by the summary and by the whole-trace views alike.
+#[test]
+fn a_trace_of_an_unread_format_version_is_refused() {
+    let dir = TempDir::new("trace-version");
+    for (version, needle) in [
+        (1, "record the program again"),
+        (3, "record the program again"),
+        (99, "upgrade vmmap"),
+    ] {
+        let f = trace_of_version(&dir, version);
+        for args in [
+            vec!["trace", f.as_str()],
+            vec!["trace", f.as_str(), "calltree"],
+        ] {
+            let err = fails(&args, 11, needle);
+            assert!(err.contains(&format!("trace version {version}")), "{err}");
+        }
+    }
+}

@@ -492,6 +492,27 @@ fn exec_flushes_and_the_new_image_continues_the_trace() {
     assert_eq!(s["live_bytes"], bytes(&live[1]));
 }
 
+/// Every exec call the agent hooks carries it into the new image, with
+/// or without an environment of the caller's.
+#[test]
+fn every_exec_call_continues_the_trace() {
+    let prog = torture();
+    for via in ["execv", "execvp", "execve", "execvpe", "fexecve"] {
+        let plain = run_plain(&prog, &["exec", via]);
+        let (o, file) = run_traced(&[], &prog, &["exec", via]);
+        same_behaviour(&plain, &o);
+        let h = history(&file);
+        let a = ops(&h, "malloc", 3005);
+        let b = ops(&h, "malloc", 3006);
+        assert_eq!((a.len(), b.len()), (2, 2), "{via}");
+        assert!(
+            a.iter().all(|e| e["image"] == 0) && b.iter().all(|e| e["image"] == 1),
+            "{via}"
+        );
+        assert_eq!(h.iter().filter(|e| e["op"] == "exec").count(), 1, "{via}");
+    }
+}
+
 #[test]
 fn dlopen_of_a_tls_library_in_a_new_thread() {
     let prog = torture();

@@ -1,7 +1,7 @@
 //! The report's embedded data: compact, columnar, short keys (see the
 //! module documentation of [`super`] and `docs/report.md`).
 
-use std::collections::HashMap;
+use indexmap::IndexSet;
 
 use serde::Serialize;
 
@@ -169,28 +169,21 @@ struct TimePoint {
     b: Option<Vec<[u64; 3]>>,
 }
 
-/// Interns details strings.
-#[derive(Default)]
-struct Strings {
-    list: Vec<String>,
-    index: HashMap<String, u32>,
-}
+/// Interns details strings: each once, in order of first use, the empty
+/// string first.
+struct Strings(IndexSet<String>);
 
 impl Strings {
     fn new() -> Strings {
-        let mut s = Strings::default();
-        s.get("");
-        s
+        Strings(IndexSet::from([String::new()]))
     }
 
     fn get(&mut self, text: &str) -> u32 {
-        if let Some(&i) = self.index.get(text) {
-            return i;
-        }
-        let i = self.list.len() as u32;
-        self.list.push(text.to_string());
-        self.index.insert(text.to_string(), i);
-        i
+        let i = match self.0.get_index_of(text) {
+            Some(i) => i,
+            None => self.0.insert_full(text.to_string()).0,
+        };
+        i as u32
     }
 }
 
@@ -507,7 +500,7 @@ pub fn data(input: &ReportInput<'_>) -> ReportData {
             .collect(),
         sum_cols: Column::VMMAP.iter().map(|c| c.id()).collect(),
         det_cols: DETAIL_COLUMNS.iter().map(|c| c.id()).collect(),
-        strings: strings.list,
+        strings: strings.0.into_iter().collect(),
         snaps,
         timeline: points,
         tree,

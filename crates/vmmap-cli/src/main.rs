@@ -31,6 +31,7 @@ mod timeline;
 mod trace;
 mod trace_views;
 mod watch;
+mod width;
 
 use std::process::ExitCode;
 

@@ -189,7 +189,7 @@ fn no_target(root: &Path) -> Result<(), Failure> {
             "usage: vmmap <PID|NAME> [options]   (vmmap --help for all options)\n"
         )?;
         let list = collect::list_processes(root).map_err(|e| io::Error::other(e.to_string()))?;
-        write_ps(&list, false, &mut w)
+        write_ps(&list, false, crate::width::terminal_width(), &mut w)
     })();
     r.map_err(|e| output_error(e, "standard output"))
 }

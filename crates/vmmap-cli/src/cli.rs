@@ -73,6 +73,28 @@ pub struct Cli {
         hide_default_value = true
     )]
     pub proc_root: PathBuf,
+
+    /// Colours in the interactive view: `auto` (none with NO_COLOR set or
+    /// TERM=dumb; 24-bit with COLORTERM=truecolor, 256 with a
+    /// TERM=*-256color, else 16), `always` or `never` (types are then
+    /// told apart by fill characters).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        hide_default_value = true
+    )]
+    pub color: ColorWhen,
+}
+
+/// When to use colours (`--color`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]

@@ -474,6 +474,20 @@ fn fit_columns(
     budget: usize,
     exact: bool,
 ) -> Vec<Column> {
+    choose_columns(wanted, useful, budget, |c| 2 + num_width(c, exact))
+}
+
+/// The columns of `wanted` that fit in `budget` characters when column
+/// `c` takes `room(c)` of them (its cell and separation): the most
+/// important first ([`IMPORTANCE`], then `wanted`'s order), shown in
+/// `wanted`'s order. Columns `useful` rejects (zero in every row) take no
+/// room. The text report and the interactive view both choose so.
+pub fn choose_columns(
+    wanted: &[Column],
+    useful: impl Fn(Column) -> bool,
+    budget: usize,
+    room: impl Fn(Column) -> usize,
+) -> Vec<Column> {
     let rank = |c: Column| {
         IMPORTANCE
             .iter()
@@ -485,7 +499,7 @@ fn fit_columns(
     let mut left = budget;
     let mut kept = Vec::new();
     for c in by_rank {
-        let need = 2 + num_width(c, exact);
+        let need = room(c);
         if need <= left {
             left -= need;
             kept.push(c);

@@ -183,6 +183,112 @@ fn main_160x48() {
     insta::assert_snapshot!(t.backend());
 }
 
+#[test]
+fn main_60x16() {
+    let mut app = main_app();
+    let t = draw(&mut app, 60, 16);
+    let text = screen_text(&t);
+    // The Details stay, with their header, rows and the row count.
+    assert!(text.contains("Address"), "{text}");
+    assert!(text.contains("300010000000"), "{text}");
+    assert!(text.contains("rows 1-"), "{text}");
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn main_220x60() {
+    let mut app = main_app();
+    let t = draw(&mut app, 220, 60);
+    insta::assert_snapshot!(t.backend());
+}
+
+/// The main view of `main_app` without colour, as with `NO_COLOR`.
+fn colourless_app() -> App {
+    let settings = Settings {
+        depth: vmmap_tui::palette::Depth::Off,
+        ..Settings::default()
+    };
+    App::new(
+        settings,
+        Some((Arc::new(target()), Duration::from_millis(12))),
+    )
+}
+
+#[test]
+fn main_without_colour_at_every_size() {
+    for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+        let mut app = colourless_app();
+        let t = draw(&mut app, w, h);
+        let text = screen_text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        // The bars are drawn with each type's character, not blanks.
+        let committed = lines.iter().find(|l| l.contains("Committed ")).unwrap();
+        for t in [MemoryType::Image, MemoryType::Heap, MemoryType::PrivateData] {
+            let g = vmmap_tui::palette::glyph(t);
+            if w >= 80 {
+                assert!(committed.contains(g), "{t:?} {g} in the bar: {committed}");
+            }
+        }
+        // Every Summary key is its type's own.
+        let keys: &[MemoryType] = if h >= 24 {
+            &[MemoryType::Image, MemoryType::Heap, MemoryType::Stack]
+        } else {
+            // A low window shows the Summary's end, where the selection is.
+            &[MemoryType::PrivateData, MemoryType::PageTable]
+        };
+        for &t in keys {
+            let g = vmmap_tui::palette::glyph(t);
+            assert!(
+                text.contains(&format!("{g}{g} {}", t.name())),
+                "the key of {t:?}:\n{text}"
+            );
+        }
+        insta::assert_snapshot!(format!("main_without_colour_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn sorting_returns_to_the_top_where_the_largest_row_is() {
+    let mut app = main_app();
+    let m = main_view(&mut app);
+    m.details.selected = m.details.rows.len() - 1;
+    let _ = draw(&mut app, 80, 24);
+    assert!(
+        main_view(&mut app).details.offset > 0,
+        "scrolled down first"
+    );
+    main_view(&mut app).sort_details(vmmap_tui::details::SortKey::Figure(
+        vmmap_core::figures::Column::Size,
+    ));
+    let t = draw(&mut app, 80, 24);
+    let m = main_view(&mut app);
+    assert_eq!((m.details.selected, m.details.offset), (0, 0));
+    let text = screen_text(&t);
+    assert!(text.contains("rows 1-"), "{text}");
+    // The largest region (the 64M arena) is the first row.
+    let first = text.lines().find(|l| l.contains("▼Size")).unwrap();
+    let after: Vec<&str> = text.lines().skip_while(|l| !l.contains("▼Size")).collect();
+    assert!(after[1].contains("64M"), "{first}\n{}", after[1]);
+}
+
+#[test]
+fn columns_that_do_not_fit_scroll_sideways() {
+    let mut app = main_app();
+    let before = screen_text(&draw(&mut app, 80, 24));
+    assert!(before.contains("of 10 columns"), "{before}");
+    key(&mut app, KeyCode::Char('>'));
+    key(&mut app, KeyCode::Char('>'));
+    let after = screen_text(&draw(&mut app, 80, 24));
+    assert_ne!(before, after);
+    assert!(
+        after.contains('\u{25c2}'),
+        "a mark says columns are off to the left: {after}"
+    );
+    key(&mut app, KeyCode::Char('<'));
+    key(&mut app, KeyCode::Char('<'));
+    assert_eq!(screen_text(&draw(&mut app, 80, 24)), before);
+}
+
 /// The main view with the Stack row of the Summary selected: the Details
 /// list only the thread stacks, one per thread, each with its thread id
 /// (and, when `names`, the thread's name).

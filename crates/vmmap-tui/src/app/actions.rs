@@ -145,6 +145,9 @@ pub enum Main {
     Move,
     /// Expands or collapses the selected group by the key.
     Expand,
+    /// Scrolls the figure columns left or right (`<`/`>`, Left/Right in
+    /// the Summary).
+    ScrollColumns,
     /// Expands every group.
     ExpandAll,
     /// Collapses every group.
@@ -391,6 +394,8 @@ pub const TABLE: &[Entry] = &[
             main(ENTER, Main::Expand), main(ch('+'), Main::Expand), main(ch('-'), Main::Expand),
             main(code(KeyCode::Right), Main::Expand), main(code(KeyCode::Left), Main::Expand),
         ]),
+    entry(Scope::Main, "< / >", "scroll the figure columns when they do not all fit (Left/Right too, in the Summary)",
+        &[main(ch('<'), Main::ScrollColumns), main(ch('>'), Main::ScrollColumns)]),
     entry(Scope::Main, "E / C", "expand all / collapse all",
         &[main(ch('E'), Main::ExpandAll), main(ch('C'), Main::CollapseAll)]),
     entry(Scope::Main, "s / S, click a header", "sort by the next / previous column; again reverses",
@@ -841,6 +846,17 @@ impl App {
                     self.settings.units.name(),
                     save_note(&self.settings)
                 ));
+            }
+            Main::Expand
+                if m.focus == Focus::Summary
+                    && matches!(k.code, KeyCode::Left | KeyCode::Right) =>
+            {
+                let by = if k.code == KeyCode::Left { -1 } else { 1 };
+                m.scroll_columns(by, &self.settings);
+            }
+            Main::ScrollColumns => {
+                let by = if k.code == KeyCode::Char('<') { -1 } else { 1 };
+                m.scroll_columns(by, &self.settings);
             }
             Main::Move | Main::Expand => move_key(m, k.code, page),
         }

@@ -249,10 +249,7 @@ impl MainView {
             self.details.sort = k;
             self.details.reverse = false;
         }
-        self.details.rebuild(&self.snap, &self.data);
-        // Back to the top, where the largest rows now are.
-        self.details.selected = 0;
-        self.details.offset = 0;
+        self.details.resort(&self.snap, &self.data);
     }
 
     /// Scrolls the figure columns by `by` (Left/Right in the Summary,

@@ -20,7 +20,7 @@ use vmmap_tui::app::{App, Mode, Screen};
 use vmmap_tui::collector::{Request, Response};
 use vmmap_tui::details::{row_region, Row};
 use vmmap_tui::main_view::MainView;
-use vmmap_tui::picker::PickerTab;
+use vmmap_tui::picker::{PickColumn, PickerTab};
 use vmmap_tui::Settings;
 
 fn fixture(name: &str) -> String {
@@ -167,6 +167,81 @@ fn picker_100x30_denied_selected() {
     let t = draw(&mut app, 100, 30);
     assert!(screen_text(&t).contains("security module"));
     insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn picker_at_every_size_with_and_without_colour() {
+    for colour in [true, false] {
+        for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+            let mut app = picker_app();
+            if !colour {
+                app = {
+                    let mut a = App::new(
+                        Settings {
+                            depth: vmmap_tui::palette::Depth::Off,
+                            ..Settings::default()
+                        },
+                        None,
+                    );
+                    a.picker.set(processes());
+                    a.screen = Screen::Picker;
+                    a
+                };
+            }
+            let t = draw(&mut app, w, h);
+            let text = screen_text(&t);
+            // The sorted column shows its arrow at every size.
+            assert!(text.contains("Private \u{25bc}"), "{w}x{h}:\n{text}");
+            if w >= 80 {
+                assert!(text.contains("Command line"), "{w}x{h}:\n{text}");
+            }
+            let name = format!("picker_{w}x{h}{}", if colour { "" } else { "_no_colour" });
+            insta::assert_snapshot!(name, t.backend());
+        }
+    }
+}
+
+#[test]
+fn picker_sort_arrow_on_every_column() {
+    let mut app = picker_app();
+    for c in PickColumn::ALL {
+        app.picker.sort_by(c);
+        let text = screen_text(&draw(&mut app, 80, 24));
+        assert!(
+            text.contains('\u{25bc}') || text.contains('\u{25b2}'),
+            "{c:?}: no arrow\n{text}"
+        );
+    }
+}
+
+#[test]
+fn picker_filter_takes_spaces_and_marks_survive_it() {
+    let mut app = picker_app();
+    // Mark two processes with Insert, then filter with a space in it.
+    key(&mut app, KeyCode::Insert);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Insert);
+    assert_eq!(app.picker.marked.len(), 2);
+    type_text(&mut app, "sleep i");
+    assert_eq!(app.picker.filter, "sleep i");
+    assert_eq!(app.picker.rows.len(), 1, "only `sleep infinity` matches");
+    let text = screen_text(&draw(&mut app, 100, 30));
+    assert!(text.contains("Filter: sleep i"), "{text}");
+    assert!(
+        text.contains("sleep infinity"),
+        "the command line shows why it matches: {text}"
+    );
+    assert!(text.contains("2 marked (2 hidden)"), "{text}");
+    assert!(text.contains("Enter:combine the 2 marked"), "{text}");
+    // Ctrl+U clears the filter.
+    let requests = app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(requests.is_empty());
+    assert_eq!(app.picker.filter, "");
+    assert_eq!(app.picker.rows.len(), 9);
+    insta::assert_snapshot!(draw(&mut app, 100, 30).backend());
 }
 
 #[test]
@@ -912,16 +987,17 @@ fn fragmentation_map_100x30() {
 #[test]
 fn picker_marks_processes_for_a_combined_view() {
     let mut app = picker_app();
-    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Insert);
     key(&mut app, KeyCode::Down);
-    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 2);
     assert!(
         app.picker.filter.is_empty(),
-        "Space marks, it does not filter"
+        "Insert marks, it does not filter"
     );
     let text = screen_text(&draw(&mut app, 100, 30));
-    assert!(text.contains("2 marked: Enter combines"), "{text}");
+    assert!(text.contains("2 marked "), "{text}");
+    assert!(text.contains("Enter:combine the 2 marked"), "{text}");
     assert_eq!(text.matches('*').count(), 2, "{text}");
     // Enter with two marked asks for the combined report, and the answer
     // opens the overlay.
@@ -939,7 +1015,7 @@ fn picker_marks_processes_for_a_combined_view() {
     assert!(text.contains("Processes:     2"), "{text}");
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
-    // Space again unmarks.
-    key(&mut app, KeyCode::Char(' '));
+    // Insert again unmarks.
+    key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 1);
 }

@@ -54,7 +54,11 @@ impl App {
                         " F1:help  Tab/Up/Down:field  Space:toggle  Enter:launch  F2/Esc:processes"
                             .to_string()
                     }
-                    _ => " F1:help  Enter:open  Tab:sort  F2:launch  F5:refresh  Esc:quit"
+                    _ if self.picker.marked.len() > 1 => format!(
+                        " F1:help  Enter:combine the {} marked  Ins:mark  Ctrl+U:clear filter  Esc:quit",
+                        self.picker.marked.len()
+                    ),
+                    _ => " F1:help  Enter:open  Ins:mark  Tab:sort  Ctrl+U:clear filter  F2:launch  F5:refresh  Esc:quit"
                         .to_string(),
                 };
                 f.render_widget(

@@ -741,7 +741,7 @@ fn section_line(
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days).
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

@@ -102,6 +102,10 @@ pub struct MainView {
     /// Who made each region, when the snapshot is of a traced run and
     /// they are known (the Details then have an Owner column).
     pub owners: Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>,
+    /// Where a loaded snapshot comes from (the file's name, which of its
+    /// snapshots): the header shows it, and when it was taken, rather
+    /// than a collection time that a file does not have.
+    pub source: Option<String>,
     /// Horizontal scroll: how many of the figure columns (those not zero
     /// everywhere) are scrolled off to the left. At 0 the columns that fit
     /// are chosen by importance; scrolled, they follow in table order.
@@ -132,6 +136,7 @@ impl MainView {
             owners: None,
             hscroll: 0,
             columns_shown: (0, 0),
+            source: None,
         };
         v.resort_summary();
         v.summary_selected = v.summary_rows.len() - 1; // Total
@@ -445,15 +450,30 @@ impl MainView {
         } else {
             escape_args(&p.cmdline)
         };
+        // A loaded snapshot says so first, with its file and time (a
+        // narrow window must not make it look live); a live one says how
+        // long it took.
+        let (file, ms) = match &self.source {
+            Some(src) => (
+                format!(
+                    "  {src}, taken {}",
+                    vmmap_render::text::utc(self.snap.taken_at_unix_ns / 1_000_000_000)
+                ),
+                String::new(),
+            ),
+            None => (
+                String::new(),
+                format!("  {} ms", self.collect_time.as_millis()),
+            ),
+        };
         // The command line last: it is the part that may be cut.
         let text = format!(
-            " {} ({})  {}  {} threads  kernel {}  {} ms  {}",
+            " {} ({}){file}  {}  {} threads  kernel {}{ms}  {}",
             p.pid,
             Escaped(&p.name),
             p.arch(),
             p.threads.len(),
             Escaped(&self.snap.kernel.release),
-            self.collect_time.as_millis(),
             cmd
         );
         f.render_widget(

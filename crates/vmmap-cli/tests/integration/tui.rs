@@ -1230,3 +1230,23 @@ fn picker_filter_with_a_space_then_ctrl_u() {
         s.contains("Filter: \u{258f}") && !s.contains("select a process (1 of ")
     });
 }
+
+/// A saved file opened with `-i` says so in the header: its name, which
+/// snapshot, when it was taken; not a collection time, as if it were live.
+#[test]
+fn a_saved_file_opened_with_i_shows_its_name_and_time() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let dir = TempDir::new("tui-file");
+    let file = dir.path().join("saved-for-the-header.vmmap");
+    vmmap_ok(&[&fx.pid.to_string(), "-o", file.to_str().unwrap()]);
+    let t = Tmux::start(&["open", "-i", file.to_str().unwrap()]);
+    let s = t.wait_main_view(fx.pid);
+    let head = s.lines().next().unwrap();
+    assert!(
+        head.contains("saved-for-the-header.vmmap (snapshot 1 of 1), taken 20"),
+        "{head}"
+    );
+    assert!(!head.contains(" ms "), "no collection time: {head}");
+}

@@ -29,6 +29,19 @@ impl App {
         }
         match (self.screen, self.main.as_mut()) {
             (Screen::Main, Some(m)) => {
+                m.source = match (&self.file, self.from_file) {
+                    (Some(path), true) => Some(format!(
+                        "{} (snapshot {} of {})",
+                        vmmap_core::text::escape(
+                            &path
+                                .file_name()
+                                .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
+                        ),
+                        self.history_index + 1,
+                        self.history.len()
+                    )),
+                    _ => None,
+                };
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),

@@ -1250,3 +1250,45 @@ fn a_saved_file_opened_with_i_shows_its_name_and_time() {
     );
     assert!(!head.contains(" ms "), "no collection time: {head}");
 }
+
+/// Without colour (`NO_COLOR`, `--color never`) the bars and the
+/// Summary's key fill each type with its own character; with colour, a
+/// terminal that does not say it takes 24-bit colour (no `COLORTERM`)
+/// gets none: tmux shows what vmmap sent. (tmux sets the pane's TERM
+/// itself, so `TERM=dumb` is left to the unit test of the detection.)
+#[test]
+fn colour_follows_the_terminal_and_degrades_to_characters() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let no_color = std::ffi::OsStr::new("1");
+    for (args, env) in [
+        (vec!["-i", pid.as_str()], vec![("NO_COLOR", no_color)]),
+        (vec!["--color", "never", "-i", pid.as_str()], vec![]),
+    ] {
+        let t = Tmux::start_env(&args, &env);
+        let s = t.wait_main_view(fx.pid);
+        for key in ["\u{2591}\u{2591} Heap", "== Stack", "++ Private Data"] {
+            assert!(s.contains(key), "{args:?} {env:?}: the key {key:?}:\n{s}");
+        }
+        let bar = s.lines().find(|l| l.starts_with("Committed")).unwrap();
+        assert!(
+            bar.contains("++++"),
+            "the bar is drawn in characters: {bar}"
+        );
+        let coloured = t.tmux(&["capture-pane", "-p", "-e", "-t", "t"]);
+        let coloured = String::from_utf8_lossy(&coloured.stdout);
+        assert!(!coloured.contains("38;2;"), "no 24-bit colour:\n{coloured}");
+    }
+    // Colour on, COLORTERM unset: 256 or 16 colours, never 24-bit.
+    let t = Tmux::start_env(&["-i", &pid], &[("COLORTERM", std::ffi::OsStr::new(""))]);
+    t.wait_main_view(fx.pid);
+    let out = t.tmux(&["capture-pane", "-p", "-e", "-t", "t"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("\u{1b}["), "colours are drawn:\n{s}");
+    assert!(
+        !s.contains("38;2;") && !s.contains("48;2;"),
+        "not 24-bit:\n{s}"
+    );
+}

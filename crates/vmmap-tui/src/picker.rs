@@ -298,8 +298,40 @@ impl Picker {
             self.launch.draw(f, inner);
             return;
         }
+        // Where the list is scrolled to, when it does not fit: the rows
+        // the body below will hold (the same layout as below).
+        let denied_rows = self
+            .all
+            .iter()
+            .any(|p| matches!(p.access, Access::Denied(_)));
+        let body_h = Block::default()
+            .borders(Borders::ALL)
+            .inner(area)
+            .height
+            .saturating_sub(2 + u16::from(denied_rows || self.error.is_some()) * 2)
+            as usize;
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if body_h > 0 && self.selected >= self.offset + body_h {
+            self.offset = self.selected + 1 - body_h;
+        }
+        let position = if self.rows.len() > body_h && body_h > 0 {
+            format!(
+                ", rows {}-{}",
+                self.offset + 1,
+                (self.offset + body_h).min(self.rows.len())
+            )
+        } else {
+            String::new()
+        };
+        // A narrow window keeps the counts, not the words.
+        let label = if area.width < 80 {
+            "processes"
+        } else {
+            "vmmap: select a process"
+        };
         title.push(Span::raw(format!(
-            "vmmap: select a process ({} of {}) ",
+            "{label} ({} of {}{position}) ",
             self.rows.len(),
             self.all.len()
         )));

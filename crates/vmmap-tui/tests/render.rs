@@ -202,6 +202,16 @@ fn picker_at_every_size_with_and_without_colour() {
 }
 
 #[test]
+fn picker_says_which_rows_it_shows_when_they_do_not_fit() {
+    let mut app = picker_app();
+    let text = screen_text(&draw(&mut app, 80, 12));
+    assert!(text.contains("(9 of 9, rows 1-5)"), "{text}");
+    key(&mut app, KeyCode::End);
+    let text = screen_text(&draw(&mut app, 80, 12));
+    assert!(text.contains("(9 of 9, rows 5-9)"), "{text}");
+}
+
+#[test]
 fn picker_sort_arrow_on_every_column() {
     let mut app = picker_app();
     for c in PickColumn::ALL {

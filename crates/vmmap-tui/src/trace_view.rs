@@ -842,6 +842,7 @@ impl TraceView {
         );
         let h = body.height.saturating_sub(2) as usize;
         scroll_into_view(&mut self.tree_offset, self.tree_selected, h);
+        let title = title + &rows_shown(self.tree_offset, h, self.rows.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
@@ -942,6 +943,7 @@ impl TraceView {
         // The list above, the selected stack's frames below.
         let list_h = (body.height.saturating_sub(2) / 2).max(1) as usize;
         scroll_into_view(&mut list.offset, list.selected, list_h);
+        let title = title + &rows_shown(list.offset, list_h, list.items.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
@@ -1145,6 +1147,16 @@ fn scroll_into_view(offset: &mut usize, selected: usize, height: usize) {
         *offset = selected;
     } else if height > 0 && selected >= *offset + height {
         *offset = selected + 1 - height;
+    }
+}
+
+/// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`
+/// and not all of them; nothing when all show.
+fn rows_shown(offset: usize, h: usize, n: usize) -> String {
+    if n <= h || h == 0 {
+        String::new()
+    } else {
+        format!("; rows {}-{} of {n}", offset + 1, (offset + h).min(n))
     }
 }
 

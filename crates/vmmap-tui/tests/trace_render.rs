@@ -351,3 +351,19 @@ fn trace_view_at_every_size() {
         }
     }
 }
+
+/// A Leaks list longer than its half of the screen says which rows show.
+#[test]
+fn a_long_leaks_list_says_which_rows_show() {
+    let path = common::temp_dir("trace-twins-rows").join("twins.vmmap");
+    common::write_twin_stacks(&path);
+    let mut v = TraceView::new(path, None);
+    v.wait();
+    key(&mut v, KeyCode::Char('2'));
+    // 8 lines: a body of 5, a list of one row of the two.
+    let s = text(&draw(&mut v, 100, 8));
+    assert!(s.contains("; rows 1-1 of 2"), "{s}");
+    key(&mut v, KeyCode::Down);
+    let s = text(&draw(&mut v, 100, 8));
+    assert!(s.contains("; rows 2-2 of 2"), "{s}");
+}

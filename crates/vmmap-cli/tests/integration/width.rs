@@ -126,3 +126,26 @@ fn trace_views_fit_80_columns_on_a_terminal() {
         "piped regions are whole"
     );
 }
+
+/// The other text views of live processes: several processes combined, an
+/// address's region, a diff over time.
+#[test]
+fn combined_address_and_diff_fit_80_columns_on_a_terminal() {
+    let f = Fixture::start(false);
+    let g = Fixture::start(false);
+    let (pid, other) = (f.pid.to_string(), g.pid.to_string());
+    let addr = format!("{:#x}", f.addr("data"));
+    for args in [
+        vec![pid.as_str(), other.as_str()],
+        vec![pid.as_str(), "-a", addr.as_str()],
+        vec!["diff", pid.as_str(), "--after", "0.1s"],
+    ] {
+        let lines = on_terminal(&args, "80");
+        assert_fits(&format!("vmmap {args:?}"), &lines, 80);
+    }
+    let piped = vmmap_ok(&[&pid, &other]);
+    assert!(
+        piped.lines().any(|l| l.chars().count() > 80),
+        "piped, the combined report is whole"
+    );
+}

@@ -591,10 +591,18 @@ pub fn cut_start(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
 /// A Details text cut to `width`: a path from its start (its file name
 /// matters most), anything else (a thread's name, a heap's) from its end.
 pub fn cut_details(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
-    if s.starts_with('/') {
-        cut_start(s, width)
-    } else {
-        cut_end(s, width)
+    if !s.starts_with('/') {
+        return cut_end(s, width);
+    }
+    match cut_start(s, width) {
+        // Begin at a directory, not inside a name, when one is left.
+        std::borrow::Cow::Owned(cut) => match cut['\u{2026}'.len_utf8()..].find('/') {
+            Some(i) if cut.len() > i + 4 => {
+                format!("\u{2026}{}", &cut['\u{2026}'.len_utf8() + i..]).into()
+            }
+            _ => cut.into(),
+        },
+        whole => whole,
     }
 }
 
@@ -605,10 +613,7 @@ pub fn cut_owner(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
         return s.into();
     }
     match s.find(" (") {
-        Some(p) if text_width(&s[..p]) < width => format!("{} \u{2026}", &s[..p])
-            .chars()
-            .collect::<String>()
-            .into(),
+        Some(p) if text_width(&s[..p]) + 2 <= width => format!("{} \u{2026}", &s[..p]).into(),
         _ => cut_end(s, width),
     }
 }
@@ -763,6 +768,27 @@ pub fn utc(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cuts_keep_what_matters_and_fit() {
+        use super::{cut_details, cut_end, cut_owner, text_width};
+        let path = "/root/.pyenv/versions/3.11.7/lib/python3.11/lib-dynload/x.so";
+        assert_eq!(
+            cut_details(path, 30),
+            "\u{2026}/python3.11/lib-dynload/x.so"
+        );
+        assert_eq!(cut_details("Thread 42 (worker)", 10), "Thread 42\u{2026}");
+        assert_eq!(
+            cut_owner("malloc (arena.c:12) +3 live", 12),
+            "malloc \u{2026}"
+        );
+        assert_eq!(cut_owner("malloc (arena.c:12)", 7), "malloc\u{2026}");
+        assert_eq!(cut_end("short", 10), "short");
+        for w in 0..40 {
+            assert!(text_width(&cut_details(path, w)) <= w.max(1));
+            assert!(text_width(&cut_owner("malloc (arena.c:12) x", w)) <= w.max(1));
+        }
+    }
+
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");

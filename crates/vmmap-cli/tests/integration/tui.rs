@@ -1292,3 +1292,26 @@ fn colour_follows_the_terminal_and_degrades_to_characters() {
         "not 24-bit:\n{s}"
     );
 }
+
+/// The picker's list refreshes itself: a process started after it opened
+/// appears without a key.
+#[test]
+fn the_picker_lists_a_new_process_by_itself() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let dir = TempDir::new("tui-refresh");
+    let name = unique_name("vmnew");
+    let t = Tmux::start(&[]);
+    t.wait("the picker's process list", |s| {
+        s.contains("select a process") && !s.contains("(0 of 0)")
+    });
+    t.type_text(&name);
+    t.wait_for(&format!("Filter: {name}"));
+    t.wait_for("select a process (0 of ");
+    let fx = Fixture::start_as(&name, dir.path());
+    let pid = fx.pid.to_string();
+    t.wait(&format!("{name} listed without a key"), |s| {
+        s.contains("select a process (1 of ")
+            && s.lines().any(|l| l.contains(&pid) && l.contains(&name))
+    });
+}

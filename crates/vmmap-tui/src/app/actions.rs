@@ -366,7 +366,7 @@ pub const TABLE: &[Entry] = &[
         &[pick(code(KeyCode::Insert), Pick::Mark), pick(Key::Ctrl('t'), Pick::Mark)]),
     entry(Scope::Picker, "Tab / Shift+Tab, click a header", "sort by the next column / reverse",
         &[pick(TAB, Pick::SortNext), pick(BACK_TAB, Pick::Reverse)]),
-    entry(Scope::Picker, "F5, Ctrl+R", "refresh the list",
+    entry(Scope::Picker, "F5, Ctrl+R", "refresh the list now (it refreshes itself every 2 s)",
         &[pick(code(KeyCode::F(5)), Pick::Refresh), pick(Key::Ctrl('r'), Pick::Refresh)]),
     entry(Scope::Picker, "Esc", "clear the filter, then quit (or back to the process)",
         &[pick(ESC, Pick::Back)]),

@@ -73,6 +73,28 @@ pub struct Cli {
         hide_default_value = true
     )]
     pub proc_root: PathBuf,
+
+    /// Colours in the interactive view: `auto` (none with NO_COLOR set or
+    /// TERM=dumb; 24-bit with COLORTERM=truecolor, 256 with a
+    /// TERM=*-256color, else 16), `always` or `never` (types are then
+    /// told apart by fill characters).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        hide_default_value = true
+    )]
+    pub color: ColorWhen,
+}
+
+/// When to use colours (`--color`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,6 +447,10 @@ pub struct PsArgs {
     /// Exact byte counts instead of K/M/G.
     #[arg(long)]
     pub bytes: bool,
+    /// Do not cut COMMAND at the terminal's width (output to a file or a
+    /// pipe is never cut).
+    #[arg(short, long)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Args)]
@@ -755,6 +781,13 @@ pub struct DisplayArgs {
     #[arg(long)]
     pub bytes: bool,
 
+    /// Every column and whole lines on a terminal too. By default the text
+    /// fits the terminal's width (`COLUMNS` overrides it): figure columns
+    /// give way by importance, paths keep their file name. Output to a
+    /// file or a pipe is never cut.
+    #[arg(short, long)]
+    pub wide: bool,
+
     /// Print JSON (schema `vmmap.snapshot`, version 1; see docs/output-formats.md).
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
@@ -1064,6 +1097,12 @@ pub struct TraceArgs {
     /// Print JSON (the history as one object per line, with stacks).
     #[arg(long)]
     pub json: bool,
+
+    /// Whole lines on a terminal too (by default the text views cut lines
+    /// at the terminal's width, `COLUMNS` overriding it; output to a file
+    /// or a pipe is never cut).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// A span of time on the command line: a bare number of seconds (`2`,

@@ -77,6 +77,7 @@ pub(crate) fn convert(a: &ConvertArgs) -> Result<(), Failure> {
                 columns: parse_columns("default").map_err(|f| io::Error::other(f.message))?,
                 sub_blocks: true,
                 exact: false,
+                width: None,
             };
             let mut w = io::BufWriter::new(w);
             let owners = owners.map(owners::column);

@@ -154,7 +154,11 @@ pub fn diff(a: &DiffArgs, proc_root: &Path) -> Result<(), Failure> {
         Some(p) => crate::write_file(p, write),
         None => {
             let out = io::stdout();
-            let mut lock = out.lock();
+            let width = match kind {
+                0 => crate::width::terminal_width(),
+                _ => None,
+            };
+            let mut lock = crate::width::FitLines::new(out.lock(), width);
             write(&mut lock)
                 .and_then(|()| lock.flush())
                 .map_err(|e| crate::output_error(e, "standard output"))

@@ -31,6 +31,7 @@ mod timeline;
 mod trace;
 mod trace_views;
 mod watch;
+mod width;
 
 use std::process::ExitCode;
 
@@ -90,6 +91,12 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
+    use vmmap_tui::palette::{choose, ColourChoice};
+    choose(match cli.color {
+        cli::ColorWhen::Auto => ColourChoice::Auto,
+        cli::ColorWhen::Always => ColourChoice::Always,
+        cli::ColorWhen::Never => ColourChoice::Never,
+    });
     match cli.command {
         Some(Command::Ps(a)) => ps::ps(&a, &cli.proc_root),
         Some(Command::Explain {

@@ -69,7 +69,12 @@ pub fn combined(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure> {
     let tolerate = a.children || a.cgroup.is_some();
     let (c, skipped) = multi::collect(&pids, &opts, a.sharing != SharingMode::Fast, tolerate)?;
     let out = io::stdout();
-    let mut w = io::BufWriter::new(out.lock());
+    let width = if a.display.json {
+        None
+    } else {
+        crate::width::fit_width(a.display.wide)
+    };
+    let mut w = crate::width::FitLines::new(io::BufWriter::new(out.lock()), width);
     let r = if a.display.json {
         let v = serde_json::json!({
             "schema": "vmmap.combined",

@@ -32,47 +32,80 @@ pub(crate) fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
     let r = if a.json {
         vmmap_core::export::to_writer_pretty(&mut w, &list).and_then(|()| writeln!(w))
     } else {
-        write_ps(&list, a.bytes, &mut w)
+        write_ps(&list, a.bytes, crate::width::fit_width(a.wide), &mut w)
     };
     r.and_then(|()| w.flush())
         .map_err(|e| output_error(e, "standard output"))
 }
 
-pub(crate) fn write_ps(list: &[ProcessEntry], exact: bool, w: &mut impl Write) -> io::Result<()> {
-    let width = if exact { 13 } else { 8 };
+/// The table; with a `width` (a terminal's) the text columns are as wide
+/// as their longest cell, ARCH drops its `(ELF64)` detail, and each row's
+/// COMMAND is cut at the width, ending in `…`. Without one (a file or a
+/// pipe), every row is whole.
+pub(crate) fn write_ps(
+    list: &[ProcessEntry],
+    exact: bool,
+    width: Option<usize>,
+    w: &mut impl Write,
+) -> io::Result<()> {
+    let fw = if exact { 13 } else { 8 };
+    let arch_of = |p: &ProcessEntry| -> String {
+        match (&p.arch, &p.access) {
+            (_, Access::Denied(_)) => "(no access)".to_string(),
+            (Some(a), _) if width.is_some() => a.split(" (").next().unwrap_or(a).to_string(),
+            (Some(a), _) => a.clone(),
+            (None, _) => "?".into(),
+        }
+    };
+    let text_w = |header: &str, full: usize, cell: &dyn Fn(&ProcessEntry) -> usize| match width {
+        None => full,
+        Some(_) => list
+            .iter()
+            .map(cell)
+            .max()
+            .unwrap_or(0)
+            .clamp(header.len(), full),
+    };
+    let uw = text_w("USER", 10, &|p| {
+        Escaped(&p.user).to_string().chars().count()
+    });
+    let nw = text_w("NAME", 16, &|p| {
+        Escaped(&p.name).to_string().chars().count()
+    });
+    let aw = text_w("ARCH", 16, &|p| arch_of(p).len());
     writeln!(
         w,
-        "{:>7}  {:<10}  {:<16}  {:>width$}  {:>width$}  {:<16}  COMMAND",
+        "{:>7}  {:<uw$}  {:<nw$}  {:>fw$}  {:>fw$}  {:<aw$}  COMMAND",
         "PID", "USER", "NAME", "PRIVATE", "WS", "ARCH"
     )?;
     let mut denied = 0;
     for p in list {
         let size =
             |v: Option<u64>| v.map_or_else(|| "n/a".into(), |v| vmmap_core::units::size(v, exact));
-        let arch = match (&p.arch, &p.access) {
-            (_, Access::Denied(_)) => {
-                denied += 1;
-                "(no access)".to_string()
-            }
-            (Some(a), _) => a.clone(),
-            (None, _) => "?".into(),
-        };
-        writeln!(
-            w,
-            "{:>7}  {:<10}  {:<16}  {:>width$}  {:>width$}  {:<16}  {}",
+        if matches!(p.access, Access::Denied(_)) {
+            denied += 1;
+        }
+        let row = format!(
+            "{:>7}  {:<uw$}  {:<nw$}  {:>fw$}  {:>fw$}  {:<aw$}  {}",
             p.pid,
             Escaped(&p.user),
             Escaped(&p.name),
             size(p.private_bytes),
             size(p.working_set),
-            arch,
+            arch_of(p),
             Escaped(&p.cmdline)
-        )?;
+        );
+        match width {
+            Some(c) => writeln!(w, "{}", vmmap_render::text::cut_end(&row, c))?,
+            None => writeln!(w, "{row}")?,
+        }
     }
     if denied > 0 {
+        // On a terminal, on two lines that fit 80 columns.
+        let sep = if width.is_some() { "\n" } else { " " };
         writeln!(
             w,
-            "\n{denied} process(es) marked (no access) belong to other users: run vmmap as their owner, as root, or with CAP_SYS_PTRACE to inspect them."
+            "\n{denied} process(es) marked (no access) belong to other users:{sep}run vmmap as their owner, as root, or with CAP_SYS_PTRACE to inspect them."
         )?;
     }
     Ok(())

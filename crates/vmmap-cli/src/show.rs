@@ -154,6 +154,11 @@ pub(crate) fn text_options(a: &DisplayArgs) -> Result<TextOptions, Failure> {
         columns: parse_columns(&a.columns)?,
         sub_blocks: !a.no_sub_blocks,
         exact: a.bytes,
+        // Fitted to a terminal only when the text goes to it.
+        width: match &a.output {
+            Some(p) if !is_stdout(p) => None,
+            _ => crate::width::fit_width(a.wide),
+        },
     })
 }
 

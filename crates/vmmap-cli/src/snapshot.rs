@@ -53,14 +53,21 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
         }
         multi::enrich(&mut snap, a, &opts)?;
         let out = io::stdout();
-        let mut w = out.lock();
+        let width = if a.display.json {
+            None
+        } else {
+            crate::width::fit_width(a.display.wide)
+        };
+        let mut w = crate::width::FitLines::new(out.lock(), width);
         let r = if a.display.json {
             vmmap_core::export::to_writer_pretty(&mut w, &address::to_json(&snap, addr))
                 .and_then(|()| writeln!(w))
         } else {
             address::write_text(&snap, addr, a.display.bytes, &mut w)
         };
-        return r.map_err(|e| output_error(e, "standard output"));
+        return r
+            .and_then(|()| w.flush())
+            .map_err(|e| output_error(e, "standard output"));
     }
     // Check the display options before the (possibly long) collection.
     let format = output_format(&a.display)?;
@@ -189,7 +196,7 @@ fn no_target(root: &Path) -> Result<(), Failure> {
             "usage: vmmap <PID|NAME> [options]   (vmmap --help for all options)\n"
         )?;
         let list = collect::list_processes(root).map_err(|e| io::Error::other(e.to_string()))?;
-        write_ps(&list, false, &mut w)
+        write_ps(&list, false, crate::width::terminal_width(), &mut w)
     })();
     r.map_err(|e| output_error(e, "standard output"))
 }

@@ -138,7 +138,12 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
         }
     }
     let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
+    let width = if a.json {
+        None
+    } else {
+        crate::width::fit_width(a.wide)
+    };
+    let mut out = crate::width::FitLines::new(io::BufWriter::new(stdout.lock()), width);
     let res = match a.view {
         TraceView::Summary => summary(a, &mut out),
         TraceView::History => history(a, &mut out),

@@ -57,6 +57,9 @@ pub struct TextOptions {
     pub sub_blocks: bool,
     /// Exact bytes rather than `1.2M`.
     pub exact: bool,
+    /// The width to fit (a terminal's), or `None` for every column and
+    /// whole lines (a file or a pipe, where nothing may be cut).
+    pub width: Option<usize>,
 }
 
 /// The Owner column of a traced run's snapshot: who made each region.
@@ -79,19 +82,28 @@ pub fn write_text_owned<W: Write>(
     owners: Option<OwnerColumn<'_>>,
     w: &mut W,
 ) -> io::Result<()> {
-    write_header(snap, w)?;
+    let mut head = Vec::new();
+    write_header(snap, &mut head)?;
     if let Some(ow) = owners {
         writeln!(
-            w,
+            head,
             "Owners:        as of {:.2} s into the traced run (who made each region; for a heap, who holds most of it)",
             ow.seconds
         )?;
+    }
+    match o.width {
+        None => w.write_all(&head)?,
+        Some(width) => {
+            for line in String::from_utf8_lossy(&head).lines() {
+                writeln!(w, "{}", cut_end(line, width))?;
+            }
+        }
     }
     writeln!(w)?;
     write_summary(summary, o, w)?;
     if !o.summary_only {
         writeln!(w)?;
-        write_details(snap, o, owners, w)?;
+        write_details(snap, summary, o, owners, w)?;
     }
     Ok(())
 }
@@ -183,7 +195,15 @@ fn push_figure(line: &mut String, f: &Figures, c: Column, exact: bool) {
 }
 
 fn write_summary<W: Write>(summary: &Summary, o: &TextOptions, w: &mut W) -> io::Result<()> {
-    let cols: Vec<Column> = o.columns.clone();
+    let cols = match o.width {
+        None => o.columns.clone(),
+        Some(width) => fit_columns(
+            &o.columns,
+            |c| summary.total.figures.get(c) != Some(0),
+            width.saturating_sub(13),
+            o.exact,
+        ),
+    };
     let mut line = String::with_capacity(256);
     line.push_str(&format!("{:<13}", "Type"));
     for &c in &cols {
@@ -247,6 +267,7 @@ impl Row<'_> {
 
 fn write_details<W: Write>(
     snap: &Snapshot,
+    summary: &Summary,
     o: &TextOptions,
     owners: Option<OwnerColumn<'_>>,
     w: &mut W,
@@ -283,7 +304,7 @@ fn write_details<W: Write>(
     if o.reverse {
         rows.reverse();
     }
-    let cols: Vec<Column> = o
+    let all: Vec<Column> = o
         .columns
         .iter()
         .copied()
@@ -296,6 +317,30 @@ fn write_details<W: Write>(
         .max()
         .unwrap_or(12)
         .max(12);
+    // Fitting a width: the address, type and protection always; the
+    // figures by importance while Details keep DETAILS_MIN columns; the
+    // Max protection column only if there is room left after them.
+    let fixed = addr_w + 2 + 2 + 12 + 2 + 4 + 2;
+    let (cols, show_max, details_w) = match o.width {
+        None => (all, true, None),
+        Some(width) => {
+            let total = &summary.total.figures;
+            let budget = width.saturating_sub(fixed + DETAILS_MIN);
+            let cols = fit_columns(&all, |c| total.get(c) != Some(0), budget, o.exact);
+            let used = fixed
+                + cols
+                    .iter()
+                    .map(|&c| 2 + num_width(c, o.exact))
+                    .sum::<usize>();
+            let show_max = used + 6 + DETAILS_MIN <= width;
+            let used = used + if show_max { 6 } else { 0 };
+            (
+                cols,
+                show_max,
+                Some(width.saturating_sub(used).max(DETAILS_MIN)),
+            )
+        }
+    };
     let mut line = String::with_capacity(512);
     line.push_str(&format!(
         "{:<aw$}  {:<12}",
@@ -310,7 +355,8 @@ fn write_details<W: Write>(
             width = num_width(c, o.exact)
         ));
     }
-    // The Owner column is as wide as its longest cell.
+    // The Owner column is as wide as its longest cell (on a terminal, at
+    // most half of what the Details have, which it shares).
     let owner_w = owners.map(|ow| {
         let ow = ow.owners;
         snap.regions
@@ -326,12 +372,31 @@ fn write_details<W: Write>(
             .unwrap_or(0)
             .max(5)
     });
-    line.push_str("  Prot  Max   ");
+    let (owner_w, details_w) = match (owner_w, details_w) {
+        (Some(ow), Some(dw)) => {
+            let ow = ow.min((dw / 2).max(5));
+            (
+                Some(ow),
+                Some(dw.saturating_sub(ow + 2).max(DETAILS_MIN / 2)),
+            )
+        }
+        other => other,
+    };
+    let fit = Fit {
+        show_max,
+        details: details_w,
+        width: o.width,
+    };
+    line.push_str(if show_max {
+        "  Prot  Max   "
+    } else {
+        "  Prot  "
+    });
     if let Some(ow) = owner_w {
         line.push_str(&format!("{:<ow$}  ", "Owner"));
     }
     line.push_str("Details");
-    writeln!(w, "{line}")?;
+    writeln!(w, "{}", fit.line(&line))?;
     fn owner<'a>(cell: Option<OwnerView<'a>>, width: Option<usize>) -> Option<(&'a str, usize)> {
         width.map(|w| (cell.map_or("", |c| c.text), w))
     }
@@ -339,23 +404,23 @@ fn write_details<W: Write>(
         match row {
             Row::Region(r, f, i) => {
                 let cell = owner(owners.and_then(|ow| ow.owners.region(*i)), owner_w);
-                region_line(&mut line, r, f, &cols, addr_w, 0, o.exact, cell);
-                w.write_all(line.as_bytes())?;
+                region_line(&mut line, r, f, &cols, addr_w, 0, o.exact, cell, &fit);
+                w.write_all(fit.line(&line).as_bytes())?;
                 if o.sub_blocks && !r.sub_blocks.is_empty() {
                     for (j, s) in r.sub_blocks.iter().enumerate() {
                         let cell = owner(owners.and_then(|ow| ow.owners.sub_block(*i, j)), owner_w);
                         let f = Figures::of_vma(s);
-                        region_line(&mut line, s, &f, &cols, addr_w, 2, o.exact, cell);
-                        w.write_all(line.as_bytes())?;
+                        region_line(&mut line, s, &f, &cols, addr_w, 2, o.exact, cell, &fit);
+                        w.write_all(fit.line(&line).as_bytes())?;
                         for p in &s.parts {
                             part_line(&mut line, p, addr_w);
-                            w.write_all(line.as_bytes())?;
+                            w.write_all(fit.line(&line).as_bytes())?;
                         }
                     }
                 }
                 for s in &r.sections {
                     section_line(&mut line, s, addr_w, o.exact);
-                    w.write_all(line.as_bytes())?;
+                    w.write_all(fit.line(&line).as_bytes())?;
                 }
             }
             Row::Free(fb) => {
@@ -369,11 +434,188 @@ fn write_details<W: Write>(
                     push_figure(&mut line, &fig, c, o.exact);
                 }
                 line.push('\n');
-                w.write_all(line.as_bytes())?;
+                w.write_all(fit.line(&line).as_bytes())?;
             }
         }
     }
     Ok(())
+}
+
+/// The fewest columns the Details text keeps on a terminal.
+const DETAILS_MIN: usize = 16;
+
+/// Figure columns in the order they give way when a terminal is too
+/// narrow: the last goes first. Size and the two figures VMMap's bars
+/// show (Private, Total WS) stay longest; Committed counts address space
+/// more than memory, so it goes before them.
+const IMPORTANCE: [Column; 13] = [
+    Column::Size,
+    Column::Private,
+    Column::TotalWs,
+    Column::Committed,
+    Column::Pss,
+    Column::PrivateWs,
+    Column::Swap,
+    Column::ShareableWs,
+    Column::SharedWs,
+    Column::Dirty,
+    Column::LockedWs,
+    Column::Largest,
+    Column::Blocks,
+];
+
+/// The columns of `wanted` that fit in `budget` characters (each takes
+/// two of separation and its cell), chosen by [`IMPORTANCE`] and shown in
+/// `wanted`'s order; columns `useful` rejects (zero in every row) take no
+/// room.
+fn fit_columns(
+    wanted: &[Column],
+    useful: impl Fn(Column) -> bool,
+    budget: usize,
+    exact: bool,
+) -> Vec<Column> {
+    choose_columns(wanted, useful, budget, |c| 2 + num_width(c, exact))
+}
+
+/// The columns of `wanted` that fit in `budget` characters when column
+/// `c` takes `room(c)` of them (its cell and separation): the most
+/// important first ([`IMPORTANCE`], then `wanted`'s order), shown in
+/// `wanted`'s order. Columns `useful` rejects (zero in every row) take no
+/// room. The text report and the interactive view both choose so.
+pub fn choose_columns(
+    wanted: &[Column],
+    useful: impl Fn(Column) -> bool,
+    budget: usize,
+    room: impl Fn(Column) -> usize,
+) -> Vec<Column> {
+    let rank = |c: Column| {
+        IMPORTANCE
+            .iter()
+            .position(|&i| i == c)
+            .unwrap_or(IMPORTANCE.len() + wanted.iter().position(|&w| w == c).unwrap_or(0))
+    };
+    let mut by_rank: Vec<Column> = wanted.iter().copied().filter(|&c| useful(c)).collect();
+    by_rank.sort_by_key(|&c| rank(c));
+    let mut left = budget;
+    let mut kept = Vec::new();
+    for c in by_rank {
+        let need = room(c);
+        if need <= left {
+            left -= need;
+            kept.push(c);
+        }
+    }
+    wanted
+        .iter()
+        .copied()
+        .filter(|c| kept.contains(c))
+        .collect()
+}
+
+/// How the Details lines fit a terminal: whether the Max column is shown,
+/// the width of the Details text, the whole line's width.
+struct Fit {
+    show_max: bool,
+    details: Option<usize>,
+    width: Option<usize>,
+}
+
+impl Fit {
+    /// A finished line (with or without its newline) cut to the width.
+    fn line<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
+        let Some(width) = self.width else {
+            return line.into();
+        };
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        match cut_end(body, width) {
+            std::borrow::Cow::Borrowed(_) => line.into(),
+            std::borrow::Cow::Owned(mut s) => {
+                s.push_str(nl);
+                s.into()
+            }
+        }
+    }
+}
+
+/// The display width of a text (wide characters count two).
+pub fn text_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to `width` display columns, ending in `…` when cut.
+pub fn cut_end(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if text_width(s) <= width {
+        return s.into();
+    }
+    let mut out = String::with_capacity(width + 3);
+    let mut used = 0;
+    for ch in s.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        out.push(ch);
+    }
+    if width > 0 {
+        out.push('\u{2026}');
+    }
+    out.into()
+}
+
+/// `s` cut to `width` display columns from its start, beginning with `…`
+/// when cut: a path keeps its file name and the directories nearest it.
+pub fn cut_start(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if text_width(s) <= width {
+        return s.into();
+    }
+    let mut used = 0;
+    let mut from = s.len();
+    for (i, ch) in s.char_indices().rev() {
+        let w = unicode_width::UnicodeWidthChar::width(ch).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        used += w;
+        from = i;
+    }
+    if width == 0 {
+        return "".into();
+    }
+    format!("\u{2026}{}", &s[from..]).into()
+}
+
+/// A Details text cut to `width`: a path from its start (its file name
+/// matters most), anything else (a thread's name, a heap's) from its end.
+pub fn cut_details(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if !s.starts_with('/') {
+        return cut_end(s, width);
+    }
+    match cut_start(s, width) {
+        // Begin at a directory, not inside a name, when one is left.
+        std::borrow::Cow::Owned(cut) => match cut['\u{2026}'.len_utf8()..].find('/') {
+            Some(i) if cut.len() > i + 4 => {
+                format!("\u{2026}{}", &cut['\u{2026}'.len_utf8() + i..]).into()
+            }
+            _ => cut.into(),
+        },
+        whole => whole,
+    }
+}
+
+/// An Owner cell cut to `width` without ending inside its parenthesis
+/// (`malloc (arena.c:12)` becomes `malloc …` rather than `malloc (are…`).
+pub fn cut_owner(s: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if text_width(s) <= width {
+        return s.into();
+    }
+    match s.find(" (") {
+        Some(p) if text_width(&s[..p]) + 2 <= width => format!("{} \u{2026}", &s[..p]).into(),
+        _ => cut_end(s, width),
+    }
 }
 
 fn details<'a>(r: &'a Row<'_>) -> &'a str {
@@ -411,6 +653,7 @@ fn region_line(
     indent: usize,
     exact: bool,
     owner: Option<(&str, usize)>,
+    fit: &Fit,
 ) {
     line.clear();
     line.push_str(&"  "[..indent]);
@@ -426,16 +669,28 @@ fn region_line(
     line.push_str("  ");
     line.push_str(r.perms.as_str());
     line.push_str("  ");
-    match r.max_protection() {
-        Some(m) => line.push_str(std::str::from_utf8(&m).unwrap_or("????")),
-        None => line.push_str("    "),
+    if fit.show_max {
+        match r.max_protection() {
+            Some(m) => line.push_str(std::str::from_utf8(&m).unwrap_or("????")),
+            None => line.push_str("    "),
+        }
+        line.push_str("  ");
     }
-    line.push_str("  ");
     if let Some((text, width)) = owner {
         use std::fmt::Write as _;
-        let _ = write!(line, "{:<width$}  ", Escaped(text));
+        let text = escape(text);
+        let text = match fit.details {
+            Some(_) => cut_owner(&text, width),
+            None => text,
+        };
+        let pad = width.saturating_sub(text.chars().count());
+        let _ = write!(line, "{text}{:pad$}  ", "");
     }
-    line.push_str(&escape(&r.details));
+    let details = escape(&r.details);
+    match fit.details {
+        Some(dw) => line.push_str(&cut_details(&details, dw)),
+        None => line.push_str(&details),
+    }
     line.push('\n');
 }
 
@@ -491,7 +746,7 @@ fn section_line(
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days).
-fn utc(secs: u64) -> String {
+pub fn utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;
@@ -513,6 +768,27 @@ fn utc(secs: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cuts_keep_what_matters_and_fit() {
+        use super::{cut_details, cut_end, cut_owner, text_width};
+        let path = "/root/.pyenv/versions/3.11.7/lib/python3.11/lib-dynload/x.so";
+        assert_eq!(
+            cut_details(path, 30),
+            "\u{2026}/python3.11/lib-dynload/x.so"
+        );
+        assert_eq!(cut_details("Thread 42 (worker)", 10), "Thread 42\u{2026}");
+        assert_eq!(
+            cut_owner("malloc (arena.c:12) +3 live", 12),
+            "malloc \u{2026}"
+        );
+        assert_eq!(cut_owner("malloc (arena.c:12)", 7), "malloc\u{2026}");
+        assert_eq!(cut_end("short", 10), "short");
+        for w in 0..40 {
+            assert!(text_width(&cut_details(path, w)) <= w.max(1));
+            assert!(text_width(&cut_owner("malloc (arena.c:12) x", w)) <= w.max(1));
+        }
+    }
+
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");

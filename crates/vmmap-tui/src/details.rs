@@ -121,6 +121,16 @@ impl DetailsView {
         self.rebuild_keeping(snap, data, keep);
     }
 
+    /// Recomputes the rows in a new order and goes back to the top, where
+    /// the largest (or first) rows of that order are: keeping the old
+    /// selection would leave the view in the middle of a list whose top
+    /// the user asked to see.
+    pub fn resort(&mut self, snap: &Snapshot, data: &DetailsData) {
+        self.rebuild_keeping(snap, data, None);
+        self.selected = 0;
+        self.offset = 0;
+    }
+
     /// The selected row's identity, to find it again in another snapshot.
     pub fn selected_key(&self, snap: &Snapshot, data: &DetailsData) -> Option<(u64, u8)> {
         self.rows

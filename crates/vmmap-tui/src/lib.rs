@@ -21,6 +21,7 @@ pub mod main_view;
 pub mod map_view;
 pub mod memory_view;
 pub mod owners_job;
+pub mod palette;
 pub mod picker;
 pub mod settings;
 pub mod terminal;
@@ -54,7 +55,8 @@ pub enum Start {
 /// Runs the UI until the user quits. The terminal is restored on every
 /// way out, including panics and SIGTERM.
 pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
-    let (settings, warning) = Settings::load();
+    let (mut settings, warning) = Settings::load();
+    settings.depth = palette::Depth::detect(palette::choice(), |k| std::env::var(k).ok());
     let mut collector = collector::Collector::start(proc_root.clone());
     collector.request(collector::Request::Processes);
     let mut app = match start {

@@ -16,6 +16,7 @@ use vmmap_core::text::{escape, escape_args, Escaped};
 
 use crate::details::{row_part, row_region, DetailsData, DetailsView, Row, SortKey};
 use crate::settings::{Settings, Units};
+use vmmap_render::text::{cut_details, cut_owner};
 
 /// What compare mode shows: the earlier snapshot's Summary, and a mark
 /// for every region of the shown snapshot that the diff reports.
@@ -101,6 +102,17 @@ pub struct MainView {
     /// Who made each region, when the snapshot is of a traced run and
     /// they are known (the Details then have an Owner column).
     pub owners: Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>,
+    /// Where a loaded snapshot comes from (the file's name, which of its
+    /// snapshots): the header shows it, and when it was taken, rather
+    /// than a collection time that a file does not have.
+    pub source: Option<String>,
+    /// Horizontal scroll: how many of the figure columns (those not zero
+    /// everywhere) are scrolled off to the left. At 0 the columns that fit
+    /// are chosen by importance; scrolled, they follow in table order.
+    pub hscroll: usize,
+    /// The figure columns of the Details last drawn: how many are shown,
+    /// and how many there are (for the line above the table).
+    pub columns_shown: (usize, usize),
 }
 
 impl MainView {
@@ -122,6 +134,9 @@ impl MainView {
             compare: None,
             areas: Areas::default(),
             owners: None,
+            hscroll: 0,
+            columns_shown: (0, 0),
+            source: None,
         };
         v.resort_summary();
         v.summary_selected = v.summary_rows.len() - 1; // Total
@@ -239,7 +254,40 @@ impl MainView {
             self.details.sort = k;
             self.details.reverse = false;
         }
-        self.details.rebuild(&self.snap, &self.data);
+        self.details.resort(&self.snap, &self.data);
+    }
+
+    /// Scrolls the figure columns by `by` (Left/Right in the Summary,
+    /// `<`/`>`), within those that are not zero everywhere.
+    pub fn scroll_columns(&mut self, by: isize, settings: &Settings) {
+        let n = self.useful_columns(&settings.visible_columns()).len();
+        self.hscroll = (self.hscroll as isize + by).clamp(0, n.saturating_sub(1) as isize) as usize;
+    }
+
+    /// The columns of `cols` not zero in every row: the others take no
+    /// width.
+    fn useful_columns(&self, cols: &[Column]) -> Vec<Column> {
+        let total = &self.summary.total.figures;
+        cols.iter()
+            .copied()
+            .filter(|&c| total.get(c) != Some(0))
+            .collect()
+    }
+
+    /// The figure columns to draw in `budget` cells, `room` each: by
+    /// importance when not scrolled, else from the scroll position on.
+    fn fit_columns(&self, cols: &[Column], budget: u16, room: u16) -> Vec<Column> {
+        let useful = self.useful_columns(cols);
+        if self.hscroll == 0 {
+            return vmmap_render::text::choose_columns(
+                &useful,
+                |_| true,
+                budget.into(),
+                |_| room.into(),
+            );
+        }
+        let fit = (budget / room.max(1)) as usize;
+        useful.into_iter().skip(self.hscroll).take(fit).collect()
     }
 
     /// Shows or hides free regions.
@@ -333,8 +381,11 @@ impl MainView {
         let cols = settings.visible_columns();
         let units = settings.units;
         let agent_row = u16::from(self.summary.agent.is_some());
-        let summary_h =
-            (self.summary_rows.len() as u16 + 1 + agent_row).min(area.height.saturating_sub(8));
+        // The Details keep a header and four rows however low the window
+        // (header, bars, two separating lines and the status take seven).
+        let summary_h = (self.summary_rows.len() as u16 + 1 + agent_row)
+            .min(area.height.saturating_sub(7 + 5))
+            .max(2.min(area.height.saturating_sub(7)));
         let mut y = area.y;
         let line = |y: &mut u16, h: u16| {
             let r = Rect {
@@ -353,16 +404,42 @@ impl MainView {
         let _gap = line(&mut y, 1);
         let summary = line(&mut y, summary_h);
         self.draw_summary(f, summary, &cols, settings);
-        let _gap = line(&mut y, 1);
+        let position = line(&mut y, 1);
         let status_h = 1;
         let details_h = (area.y + area.height).saturating_sub(y + status_h);
         let details = line(&mut y, details_h);
         self.draw_details(f, details, &cols, units, settings);
+        self.draw_position(f, position);
         let st = line(&mut y, status_h);
         f.render_widget(
             Paragraph::new(status.to_string())
                 .style(Style::default().add_modifier(Modifier::REVERSED)),
             st,
+        );
+    }
+
+    /// The line above the Details: which rows are shown of how many, and
+    /// which figure columns when some do not fit.
+    fn draw_position(&self, f: &mut Frame<'_>, area: Rect) {
+        let n = self.details.rows.len();
+        let height = self.areas.details_body.height as usize;
+        let mut text = if n == 0 {
+            "no rows".to_string()
+        } else {
+            let first = self.details.offset + 1;
+            let last = (self.details.offset + height).min(n);
+            format!("rows {first}-{last} of {n}")
+        };
+        let (shown, total) = self.columns_shown;
+        if shown < total {
+            let left = if self.hscroll > 0 { "\u{25c2}" } else { " " };
+            text = format!("{left} {shown} of {total} columns \u{25b8} (< >)  {text}");
+        }
+        f.render_widget(
+            Paragraph::new(text)
+                .alignment(ratatui::layout::Alignment::Right)
+                .style(Style::default().add_modifier(Modifier::DIM)),
+            area,
         );
     }
 
@@ -373,15 +450,30 @@ impl MainView {
         } else {
             escape_args(&p.cmdline)
         };
+        // A loaded snapshot says so first, with its file and time (a
+        // narrow window must not make it look live); a live one says how
+        // long it took.
+        let (file, ms) = match &self.source {
+            Some(src) => (
+                format!(
+                    "  {src}, taken {}",
+                    vmmap_render::text::utc(self.snap.taken_at_unix_ns / 1_000_000_000)
+                ),
+                String::new(),
+            ),
+            None => (
+                String::new(),
+                format!("  {} ms", self.collect_time.as_millis()),
+            ),
+        };
         // The command line last: it is the part that may be cut.
         let text = format!(
-            " {} ({})  {}  {} threads  kernel {}  {} ms  {}",
+            " {} ({}){file}  {}  {} threads  kernel {}{ms}  {}",
             p.pid,
             Escaped(&p.name),
             p.arch(),
             p.threads.len(),
             Escaped(&self.snap.kernel.release),
-            self.collect_time.as_millis(),
             cmd
         );
         f.render_widget(
@@ -450,10 +542,14 @@ impl MainView {
             }
             for (t, n, _) in cells {
                 if n > 0 {
-                    spans.push(Span::styled(
-                        " ".repeat(n as usize),
-                        Style::default().bg(settings.colour(t)),
-                    ));
+                    // Without colour, each type's own character.
+                    spans.push(match settings.glyph(t) {
+                        Some(g) => Span::raw(g.to_string().repeat(n as usize)),
+                        None => Span::styled(
+                            " ".repeat(n as usize),
+                            Style::default().bg(settings.colour(t)),
+                        ),
+                    });
                 }
             }
             f.render_widget(
@@ -479,8 +575,8 @@ impl MainView {
         }
         let focus = self.focus == Focus::Summary;
         let w = num_width(settings.units);
-        let fit = (area.width.saturating_sub(16) / (w + 1)) as usize;
-        let cols = &cols[..cols.len().min(fit)];
+        let fitted = self.fit_columns(cols, area.width.saturating_sub(16), w + 1);
+        let cols = &fitted[..];
         let mut widths = vec![Constraint::Length(15)];
         let mut spans = vec![(area.x, 15u16, None)];
         let mut x = area.x + 16;
@@ -513,10 +609,13 @@ impl MainView {
             )
             .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let height = area.height.saturating_sub(1) as usize;
+        // Scrolled so that the selected row shows when the window is low.
+        let skip = (self.summary_selected + 1).saturating_sub(height);
         let rows = self
             .summary_rows
             .iter()
             .enumerate()
+            .skip(skip)
             .take(height)
             .map(|(i, t)| {
                 let fig = match t {
@@ -525,7 +624,10 @@ impl MainView {
                 };
                 let name = t.map_or("Total", |t| t.name());
                 let key = match t {
-                    Some(t) => Span::styled("██ ", Style::default().fg(settings.colour(*t))),
+                    Some(t) => match settings.glyph(*t) {
+                        Some(g) => Span::raw(format!("{g}{g} ")),
+                        None => Span::styled("██ ", Style::default().fg(settings.colour(*t))),
+                    },
                     None => Span::raw("   "),
                 };
                 let mut cells = vec![ratatui::widgets::Cell::from(Line::from(vec![
@@ -605,9 +707,10 @@ impl MainView {
             .unwrap_or(12)
             .max(12);
         let addr_w = hex + 4;
-        // Details keep a quarter of the width (16 to 48 columns) for paths
-        // and thread names; figures take what is left.
-        let details_min = (area.width / 4).clamp(16, 48);
+        // Details keep a quarter of the width (a sixth below 100 columns;
+        // 10 to 48) for paths and thread names; figures take what is left,
+        // by importance.
+        let details_min = (area.width / if area.width < 100 { 6 } else { 4 }).clamp(10, 48);
         // The Owner column (a traced run's snapshot): as wide as its
         // longest cell, at most a quarter of the width.
         let owner_w: Option<u16> = self.owners.as_ref().map(|o| {
@@ -622,13 +725,9 @@ impl MainView {
             (longest.min(u16::MAX as usize) as u16).clamp(5, (area.width / 4).max(5))
         });
         let fixed = addr_w + 12 + 4 + details_min + 4 + owner_w.map_or(0, |w| w + 1);
-        let fit = (area.width.saturating_sub(fixed) / (num_w + 1)) as usize;
-        let cols: Vec<Column> = cols
-            .iter()
-            .copied()
-            .filter(|c| !c.summary_only())
-            .take(fit)
-            .collect();
+        let detail_cols: Vec<Column> = cols.iter().copied().filter(|c| !c.summary_only()).collect();
+        let cols = self.fit_columns(&detail_cols, area.width.saturating_sub(fixed), num_w + 1);
+        self.columns_shown = (cols.len(), self.useful_columns(&detail_cols).len());
         let mut widths = vec![Constraint::Length(addr_w), Constraint::Length(12)];
         let mut spans = vec![
             (area.x, addr_w, SortKey::Address),
@@ -648,7 +747,8 @@ impl MainView {
             x += w + 1;
         }
         widths.push(Constraint::Min(10));
-        spans.push((x, area.width.saturating_sub(x - area.x), SortKey::Details));
+        let details_w = area.width.saturating_sub(x - area.x) as usize;
+        spans.push((x, details_w as u16, SortKey::Details));
         self.areas.details_cols = spans;
         (self.areas.details_header, self.areas.details_body) = header_and_body(area);
         let height = (area.height - 1) as usize;
@@ -749,23 +849,29 @@ impl MainView {
                             cells.push(format!("{:>nw$}", cell(&fig, c, units)).into());
                         }
                         cells.push(r.perms.as_str().to_string().into());
-                        if owner_w.is_some() {
+                        if let Some(w) = owner_w {
                             let cell = self.owner_of(row);
                             cells.push(
-                                cell.map_or(String::new(), |c| escape(&c.text).into_owned())
-                                    .into(),
+                                cell.map_or(String::new(), |c| {
+                                    cut_owner(&escape(&c.text), w.into()).into_owned()
+                                })
+                                .into(),
                             );
                         }
-                        let d = escape(if r.details.is_empty() {
-                            &r.path
-                        } else {
-                            &r.details
-                        })
-                        .into_owned();
                         let mark = match (&self.compare, row) {
                             (Some(cmp), Row::Region(_)) => cmp.marks.get(&r.start).copied(),
                             _ => None,
                         };
+                        let room = details_w.saturating_sub(mark.map_or(0, |m| m.len() + 3));
+                        let d = cut_details(
+                            &escape(if r.details.is_empty() {
+                                &r.path
+                            } else {
+                                &r.details
+                            }),
+                            room,
+                        )
+                        .into_owned();
                         match mark {
                             Some(m) => cells.push(
                                 Line::from(vec![

@@ -37,17 +37,20 @@ pub enum PickColumn {
     Ws,
     /// Architecture.
     Arch,
+    /// The command line (what the filter matches beyond the name).
+    Command,
 }
 
 impl PickColumn {
     /// All, in display order.
-    pub const ALL: [PickColumn; 6] = [
+    pub const ALL: [PickColumn; 7] = [
         PickColumn::Pid,
         PickColumn::User,
         PickColumn::Name,
         PickColumn::Private,
         PickColumn::Ws,
         PickColumn::Arch,
+        PickColumn::Command,
     ];
 
     fn header(self) -> &'static str {
@@ -58,20 +61,30 @@ impl PickColumn {
             PickColumn::Private => "Private",
             PickColumn::Ws => "Working Set",
             PickColumn::Arch => "Architecture",
+            PickColumn::Command => "Command line",
         }
     }
 
+    /// The column's width: its cells, and its header with the sort arrow.
+    /// The command line takes what the others leave ([`COMMAND_MIN`] at
+    /// least).
     fn width(self) -> u16 {
         match self {
             PickColumn::Pid => 8,
             PickColumn::User => 10,
             PickColumn::Name => 16,
             PickColumn::Private => 10,
-            PickColumn::Ws => 11,
+            PickColumn::Ws => 13,
             PickColumn::Arch => 16,
+            PickColumn::Command => COMMAND_MIN,
         }
     }
 }
+
+/// The fewest columns the command line is shown in.
+const COMMAND_MIN: u16 = 12;
+
+impl PickColumn {}
 
 /// Picker view state.
 pub struct Picker {
@@ -179,6 +192,12 @@ impl Picker {
                     .cmp(&all[*b].name.to_lowercase())
                     .then(all[*a].pid.cmp(&all[*b].pid))
             }),
+            PickColumn::Command => rows.sort_by(|a, b| {
+                all[*a]
+                    .cmdline
+                    .cmp(&all[*b].cmdline)
+                    .then(all[*a].pid.cmp(&all[*b].pid))
+            }),
             PickColumn::Arch => rows.sort_by(|a, b| {
                 all[*a]
                     .arch
@@ -279,14 +298,57 @@ impl Picker {
             self.launch.draw(f, inner);
             return;
         }
+        // Where the list is scrolled to, when it does not fit: the rows
+        // the body below will hold (the same layout as below).
+        let denied_rows = self
+            .all
+            .iter()
+            .any(|p| matches!(p.access, Access::Denied(_)));
+        let body_h = Block::default()
+            .borders(Borders::ALL)
+            .inner(area)
+            .height
+            .saturating_sub(2 + u16::from(denied_rows || self.error.is_some()) * 2)
+            as usize;
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if body_h > 0 && self.selected >= self.offset + body_h {
+            self.offset = self.selected + 1 - body_h;
+        }
+        let position = if self.rows.len() > body_h && body_h > 0 {
+            format!(
+                ", rows {}-{}",
+                self.offset + 1,
+                (self.offset + body_h).min(self.rows.len())
+            )
+        } else {
+            String::new()
+        };
+        // A narrow window keeps the counts, not the words.
+        let label = if area.width < 80 {
+            "processes"
+        } else {
+            "vmmap: select a process"
+        };
         title.push(Span::raw(format!(
-            "vmmap: select a process ({} of {}) ",
+            "{label} ({} of {}{position}) ",
             self.rows.len(),
             self.all.len()
         )));
         if !self.marked.is_empty() {
+            let hidden = self
+                .marked
+                .iter()
+                .filter(|&&pid| !self.rows.iter().any(|&i| self.all[i].pid == pid))
+                .count();
+            // What Enter does is the status line's to say.
+            let hidden = if hidden > 0 {
+                format!(" ({hidden} hidden)")
+            } else {
+                String::new()
+            };
             title.push(Span::styled(
-                format!("{} marked: Enter combines ", self.marked.len()),
+                format!("{} marked{hidden} ", self.marked.len()),
                 Style::default().add_modifier(Modifier::BOLD),
             ));
         }
@@ -330,11 +392,14 @@ impl Picker {
         } else if height > 0 && self.selected >= self.offset + height {
             self.offset = self.selected + 1 - height;
         }
-        // Drop the architecture, then the user, when the window is narrow,
-        // rather than squeezing every column.
+        // Drop the architecture, then the user, then the command line when
+        // the window is narrow, rather than squeezing every column; never
+        // the column sorted by, so that its arrow stays in sight.
         let mut shown: Vec<PickColumn> = PickColumn::ALL.to_vec();
-        for drop in [PickColumn::Arch, PickColumn::User] {
-            if shown.iter().map(|c| c.width() + 1).sum::<u16>() > table_area.width {
+        for drop in [PickColumn::Arch, PickColumn::User, PickColumn::Command] {
+            if shown.iter().map(|c| c.width() + 1).sum::<u16>() > table_area.width
+                && drop != self.sort
+            {
                 shown.retain(|c| *c != drop);
             }
         }
@@ -381,12 +446,16 @@ impl Picker {
                     PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
                     PickColumn::Ws => format!("{:>10}", size(p.working_set)),
                     PickColumn::Arch => arch.clone(),
+                    PickColumn::Command => escape(&p.cmdline).into_owned(),
                 }))
                 .style(style)
             });
         let widths: Vec<Constraint> = shown
             .iter()
-            .map(|c| Constraint::Length(c.width()))
+            .map(|&c| match c {
+                PickColumn::Command => Constraint::Min(COMMAND_MIN),
+                c => Constraint::Length(c.width()),
+            })
             .collect();
         f.render_widget(
             Table::new(rows, widths).header(header).column_spacing(1),

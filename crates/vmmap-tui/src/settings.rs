@@ -65,6 +65,10 @@ pub struct Settings {
     /// Colour of each memory type, by type id: a name (`red`,
     /// `lightblue`, …) or `#rrggbb`.
     pub colours: std::collections::BTreeMap<String, String>,
+    /// How many colours the terminal shows (from `--color` and the
+    /// environment at start; not saved).
+    #[serde(skip)]
+    pub depth: crate::palette::Depth,
 }
 
 impl Default for Settings {
@@ -82,18 +86,15 @@ impl Default for Settings {
             units: Units::Human,
             columns,
             colours,
+            depth: crate::palette::Depth::default(),
         }
     }
 }
 
-/// VMMap's palette as the SVG map has it ([`vmmap_render::layout::colour`]),
-/// but for Free: dark grey, as the SVG's near-white would outshine the used
-/// memory on a dark terminal.
+/// The default palette ([`crate::palette::default_rgb`]): safe for the
+/// common colour-vision deficiencies.
 fn default_colour_name(t: MemoryType) -> &'static str {
-    match t {
-        MemoryType::Free => "#566573",
-        t => vmmap_render::layout::colour(t),
-    }
+    crate::palette::default_rgb(t)
 }
 
 impl Settings {
@@ -175,12 +176,26 @@ impl Settings {
         }
     }
 
-    /// The colour of a type.
+    /// The colour of a type, as the terminal's [`Self::depth`] shows it
+    /// (`Reset` with no colour: use [`Self::glyph`]).
     pub fn colour(&self, t: MemoryType) -> Color {
-        self.colours
+        let c = self
+            .colours
             .get(t.id())
             .and_then(|c| c.parse::<Color>().ok())
-            .unwrap_or_else(|| default_colour_name(t).parse().unwrap_or(Color::Gray))
+            .unwrap_or_else(|| default_colour_name(t).parse().unwrap_or(Color::Gray));
+        crate::palette::at_depth(c, t, self.depth)
+    }
+
+    /// The character a type's cells are filled with when the terminal
+    /// shows no colour; `None` when it does.
+    pub fn glyph(&self, t: MemoryType) -> Option<char> {
+        (self.depth == crate::palette::Depth::Off).then(|| crate::palette::glyph(t))
+    }
+
+    /// Whether colours are shown.
+    pub fn coloured(&self) -> bool {
+        self.depth != crate::palette::Depth::Off
     }
 }
 

@@ -132,10 +132,14 @@ impl Widget for Chart<'_> {
                 acc += u128::from(v);
                 let h = ((acc * u128::from(chart_h)) / u128::from(max)) as u16;
                 let colour = self.settings.colour(TYPES[ti]);
+                let glyph = self.settings.glyph(TYPES[ti]);
                 for y in prev_h..h {
                     for dx in 0..col_w.saturating_sub(u16::from(col_w > 1)) {
                         let cell = &mut buf[(x + dx, area.y + chart_h - 1 - y)];
-                        cell.set_char(' ').set_bg(colour);
+                        match glyph {
+                            Some(g) => cell.set_char(g),
+                            None => cell.set_char(' ').set_bg(colour),
+                        };
                     }
                 }
                 prev_h = h.max(prev_h);

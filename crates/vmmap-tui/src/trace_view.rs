@@ -62,8 +62,75 @@ const METRICS: [Metric; 5] = [
 #[derive(Default)]
 struct StackList {
     items: Vec<(usize, StackCost)>,
+    /// What each row says of its stack: its innermost frame, and when
+    /// another row has the same one, the first caller that tells them
+    /// apart (`leaf (a.c:30) ← work (a.c:20)`).
+    labels: Vec<String>,
     selected: usize,
     offset: usize,
+}
+
+impl StackList {
+    /// The list of `items`, each labelled so that no two rows read alike
+    /// unless their symbolised stacks are the same (the stack id, shown
+    /// beside, still tells those apart).
+    fn new(items: Vec<(usize, StackCost)>, a: &Analysis) -> StackList {
+        let frames: Vec<Vec<String>> = items
+            .iter()
+            .map(|(id, _)| {
+                let image = a.images.get(*id).copied().unwrap_or(0);
+                calltree::stack_frames(&a.info, &a.syms, image, *id as u32)
+                    .iter()
+                    .map(|f| escape(&f.label(true)).into_owned())
+                    .collect()
+            })
+            .collect();
+        let labels = distinguishing_labels(&frames);
+        StackList {
+            items,
+            labels,
+            selected: 0,
+            offset: 0,
+        }
+    }
+}
+
+/// For each stack (its frames' labels, innermost first), its innermost
+/// frame, followed by the shallowest caller that no other stack with the
+/// same innermost frame has at that depth, when there are such stacks.
+fn distinguishing_labels(stacks: &[Vec<String>]) -> Vec<String> {
+    use std::collections::HashMap;
+    const NONE: &str = "(no call stack)";
+    let top = |f: &Vec<String>| f.first().map_or(NONE, String::as_str).to_string();
+    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, f) in stacks.iter().enumerate() {
+        groups.entry(top(f)).or_default().push(i);
+    }
+    let mut labels: Vec<String> = stacks.iter().map(top).collect();
+    for members in groups.values().filter(|m| m.len() > 1) {
+        let mut open: Vec<usize> = members.clone();
+        let depth = members.iter().map(|&i| stacks[i].len()).max().unwrap_or(0);
+        for d in 1..depth {
+            let mut count: HashMap<Option<&str>, usize> = HashMap::new();
+            for &i in members {
+                *count
+                    .entry(stacks[i].get(d).map(String::as_str))
+                    .or_default() += 1;
+            }
+            open.retain(|&i| match stacks[i].get(d) {
+                Some(f) if count[&Some(f.as_str())] == 1 => {
+                    let via = if d > 1 { " \u{2190} \u{2026}" } else { "" };
+                    labels[i] = format!("{}{via} \u{2190} {f}", labels[i]);
+                    false
+                }
+                _ => true,
+            });
+            if open.is_empty() {
+                break;
+            }
+        }
+    }
+    labels
 }
 
 /// The history tab: a window of operations around the selection.
@@ -216,9 +283,9 @@ impl TraceView {
 
     fn set_analysis(&mut self, a: Analysis) {
         let ranked = vmmap_trace::calltree::ranked_stacks;
-        self.leaks.items = ranked(&a.costs, Metric::Live);
+        self.leaks = StackList::new(ranked(&a.costs, Metric::Live), &a);
         if let Some(r) = &a.region {
-            self.allocations.items = ranked(&r.costs, Metric::Allocated);
+            self.allocations = StackList::new(ranked(&r.costs, Metric::Allocated), &a);
             // The selection was where the cursor happened to be, not a
             // heap: start on the call tree.
             if self.tab == Tab::Region && r.summary.allocations == 0 {
@@ -775,6 +842,7 @@ impl TraceView {
         );
         let h = body.height.saturating_sub(2) as usize;
         scroll_into_view(&mut self.tree_offset, self.tree_selected, h);
+        let title = title + &rows_shown(self.tree_offset, h, self.rows.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
@@ -839,16 +907,33 @@ impl TraceView {
                 self.leaks.items.len()
             )
         };
-        let header = if region {
-            format!(
-                "{:>10} {:>8} {:>10} {:>8}  ALLOCATED AT",
-                "ALLOCATED", "CALLS", "LIVE", "BLOCKS"
-            )
+        // Each row's share of the list's figure: of the bytes allocated
+        // in the region, of the bytes still live.
+        let whole = if region {
+            a.region.as_ref().map_or(0, |r| r.summary.bytes_allocated)
         } else {
-            format!(
-                "{:>10} {:>8} {:>10} {:>8}  ALLOCATED AT",
-                "LIVE", "BLOCKS", "ALLOCATED", "CALLS"
-            )
+            a.summary.live_bytes
+        };
+        // Below 100 columns the two figures of the other kind give way,
+        // so that the frames keep room.
+        let narrow = body.width < 100;
+        let header = match (region, narrow) {
+            (true, false) => format!(
+                "{:>10} {:>6} {:>8} {:>10} {:>11} {:>7}  ALLOCATED AT",
+                "ALLOCATED", "%", "CALLS", "LIVE", "LIVE BLOCKS", "STACK"
+            ),
+            (false, false) => format!(
+                "{:>10} {:>6} {:>11} {:>10} {:>8} {:>7}  ALLOCATED AT",
+                "LIVE", "%", "LIVE BLOCKS", "ALLOCATED", "CALLS", "STACK"
+            ),
+            (true, true) => format!(
+                "{:>10} {:>6} {:>8} {:>7}  ALLOCATED AT",
+                "ALLOCATED", "%", "CALLS", "STACK"
+            ),
+            (false, true) => format!(
+                "{:>10} {:>6} {:>11} {:>7}  ALLOCATED AT",
+                "LIVE", "%", "LIVE BLOCKS", "STACK"
+            ),
         };
         let list = if region {
             &mut self.allocations
@@ -858,33 +943,59 @@ impl TraceView {
         // The list above, the selected stack's frames below.
         let list_h = (body.height.saturating_sub(2) / 2).max(1) as usize;
         scroll_into_view(&mut list.offset, list.selected, list_h);
+        let title = title + &rows_shown(list.offset, list_h, list.items.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
         ];
         for (i, (id, c)) in list.items.iter().enumerate().skip(list.offset).take(list_h) {
-            let image = a.images.get(*id).copied().unwrap_or(0);
-            let top = calltree::stack_frames(&a.info, &a.syms, image, *id as u32)
-                .first()
-                .map_or_else(
-                    || "(no call stack)".to_string(),
-                    |f| escape(&f.label(true)).into_owned(),
-                );
+            let top = list.labels.get(i).map_or("", String::as_str);
+            let share = |v: u64| {
+                if whole == 0 {
+                    String::new()
+                } else {
+                    format!("{:.1}%", v as f64 * 100.0 / whole as f64)
+                }
+            };
             // A region's list leads with what was allocated, the leaks with
             // what is still live.
-            let (allocated, live) = ((c.bytes, c.allocations), (c.live_bytes, c.live_blocks));
-            let (first, second) = if region {
-                (allocated, live)
+            let text = if narrow && region {
+                format!(
+                    "{:>10} {:>6} {:>8} {:>7}  {top}",
+                    units.format(c.bytes),
+                    share(c.bytes),
+                    c.allocations,
+                    format!("#{id}"),
+                )
+            } else if narrow {
+                format!(
+                    "{:>10} {:>6} {:>11} {:>7}  {top}",
+                    units.format(c.live_bytes),
+                    share(c.live_bytes),
+                    c.live_blocks,
+                    format!("#{id}"),
+                )
+            } else if region {
+                format!(
+                    "{:>10} {:>6} {:>8} {:>10} {:>11} {:>7}  {top}",
+                    units.format(c.bytes),
+                    share(c.bytes),
+                    c.allocations,
+                    units.format(c.live_bytes),
+                    c.live_blocks,
+                    format!("#{id}"),
+                )
             } else {
-                (live, allocated)
+                format!(
+                    "{:>10} {:>6} {:>11} {:>10} {:>8} {:>7}  {top}",
+                    units.format(c.live_bytes),
+                    share(c.live_bytes),
+                    c.live_blocks,
+                    units.format(c.bytes),
+                    c.allocations,
+                    format!("#{id}"),
+                )
             };
-            let text = format!(
-                "{:>10} {:>8} {:>10} {:>8}  {top}",
-                units.format(first.0),
-                first.1,
-                units.format(second.0),
-                second.1
-            );
             lines.push(styled_row(text, i == list.selected));
         }
         if list.items.is_empty() {
@@ -1036,6 +1147,16 @@ fn scroll_into_view(offset: &mut usize, selected: usize, height: usize) {
         *offset = selected;
     } else if height > 0 && selected >= *offset + height {
         *offset = selected + 1 - height;
+    }
+}
+
+/// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`
+/// and not all of them; nothing when all show.
+fn rows_shown(offset: usize, h: usize, n: usize) -> String {
+    if n <= h || h == 0 {
+        String::new()
+    } else {
+        format!("; rows {}-{} of {n}", offset + 1, (offset + h).min(n))
     }
 }
 

@@ -20,7 +20,7 @@ use vmmap_tui::app::{App, Mode, Screen};
 use vmmap_tui::collector::{Request, Response};
 use vmmap_tui::details::{row_region, Row};
 use vmmap_tui::main_view::MainView;
-use vmmap_tui::picker::PickerTab;
+use vmmap_tui::picker::{PickColumn, PickerTab};
 use vmmap_tui::Settings;
 
 fn fixture(name: &str) -> String {
@@ -170,6 +170,91 @@ fn picker_100x30_denied_selected() {
 }
 
 #[test]
+fn picker_at_every_size_with_and_without_colour() {
+    for colour in [true, false] {
+        for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+            let mut app = picker_app();
+            if !colour {
+                app = {
+                    let mut a = App::new(
+                        Settings {
+                            depth: vmmap_tui::palette::Depth::Off,
+                            ..Settings::default()
+                        },
+                        None,
+                    );
+                    a.picker.set(processes());
+                    a.screen = Screen::Picker;
+                    a
+                };
+            }
+            let t = draw(&mut app, w, h);
+            let text = screen_text(&t);
+            // The sorted column shows its arrow at every size.
+            assert!(text.contains("Private \u{25bc}"), "{w}x{h}:\n{text}");
+            if w >= 80 {
+                assert!(text.contains("Command line"), "{w}x{h}:\n{text}");
+            }
+            let name = format!("picker_{w}x{h}{}", if colour { "" } else { "_no_colour" });
+            insta::assert_snapshot!(name, t.backend());
+        }
+    }
+}
+
+#[test]
+fn picker_says_which_rows_it_shows_when_they_do_not_fit() {
+    let mut app = picker_app();
+    let text = screen_text(&draw(&mut app, 80, 12));
+    assert!(text.contains("(9 of 9, rows 1-5)"), "{text}");
+    key(&mut app, KeyCode::End);
+    let text = screen_text(&draw(&mut app, 80, 12));
+    assert!(text.contains("(9 of 9, rows 5-9)"), "{text}");
+}
+
+#[test]
+fn picker_sort_arrow_on_every_column() {
+    let mut app = picker_app();
+    for c in PickColumn::ALL {
+        app.picker.sort_by(c);
+        let text = screen_text(&draw(&mut app, 80, 24));
+        assert!(
+            text.contains('\u{25bc}') || text.contains('\u{25b2}'),
+            "{c:?}: no arrow\n{text}"
+        );
+    }
+}
+
+#[test]
+fn picker_filter_takes_spaces_and_marks_survive_it() {
+    let mut app = picker_app();
+    // Mark two processes with Insert, then filter with a space in it.
+    key(&mut app, KeyCode::Insert);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Insert);
+    assert_eq!(app.picker.marked.len(), 2);
+    type_text(&mut app, "sleep i");
+    assert_eq!(app.picker.filter, "sleep i");
+    assert_eq!(app.picker.rows.len(), 1, "only `sleep infinity` matches");
+    let text = screen_text(&draw(&mut app, 100, 30));
+    assert!(text.contains("Filter: sleep i"), "{text}");
+    assert!(
+        text.contains("sleep infinity"),
+        "the command line shows why it matches: {text}"
+    );
+    assert!(text.contains("2 marked (2 hidden)"), "{text}");
+    assert!(text.contains("Enter:combine the 2 marked"), "{text}");
+    // Ctrl+U clears the filter.
+    let requests = app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    assert!(requests.is_empty());
+    assert_eq!(app.picker.filter, "");
+    assert_eq!(app.picker.rows.len(), 9);
+    insta::assert_snapshot!(draw(&mut app, 100, 30).backend());
+}
+
+#[test]
 fn main_80x24() {
     let mut app = main_app();
     let t = draw(&mut app, 80, 24);
@@ -181,6 +266,112 @@ fn main_160x48() {
     let mut app = main_app();
     let t = draw(&mut app, 160, 48);
     insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn main_60x16() {
+    let mut app = main_app();
+    let t = draw(&mut app, 60, 16);
+    let text = screen_text(&t);
+    // The Details stay, with their header, rows and the row count.
+    assert!(text.contains("Address"), "{text}");
+    assert!(text.contains("300010000000"), "{text}");
+    assert!(text.contains("rows 1-"), "{text}");
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn main_220x60() {
+    let mut app = main_app();
+    let t = draw(&mut app, 220, 60);
+    insta::assert_snapshot!(t.backend());
+}
+
+/// The main view of `main_app` without colour, as with `NO_COLOR`.
+fn colourless_app() -> App {
+    let settings = Settings {
+        depth: vmmap_tui::palette::Depth::Off,
+        ..Settings::default()
+    };
+    App::new(
+        settings,
+        Some((Arc::new(target()), Duration::from_millis(12))),
+    )
+}
+
+#[test]
+fn main_without_colour_at_every_size() {
+    for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+        let mut app = colourless_app();
+        let t = draw(&mut app, w, h);
+        let text = screen_text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        // The bars are drawn with each type's character, not blanks.
+        let committed = lines.iter().find(|l| l.contains("Committed ")).unwrap();
+        for t in [MemoryType::Image, MemoryType::Heap, MemoryType::PrivateData] {
+            let g = vmmap_tui::palette::glyph(t);
+            if w >= 80 {
+                assert!(committed.contains(g), "{t:?} {g} in the bar: {committed}");
+            }
+        }
+        // Every Summary key is its type's own.
+        let keys: &[MemoryType] = if h >= 24 {
+            &[MemoryType::Image, MemoryType::Heap, MemoryType::Stack]
+        } else {
+            // A low window shows the Summary's end, where the selection is.
+            &[MemoryType::PrivateData, MemoryType::PageTable]
+        };
+        for &t in keys {
+            let g = vmmap_tui::palette::glyph(t);
+            assert!(
+                text.contains(&format!("{g}{g} {}", t.name())),
+                "the key of {t:?}:\n{text}"
+            );
+        }
+        insta::assert_snapshot!(format!("main_without_colour_{w}x{h}"), t.backend());
+    }
+}
+
+#[test]
+fn sorting_returns_to_the_top_where_the_largest_row_is() {
+    let mut app = main_app();
+    let m = main_view(&mut app);
+    m.details.selected = m.details.rows.len() - 1;
+    let _ = draw(&mut app, 80, 24);
+    assert!(
+        main_view(&mut app).details.offset > 0,
+        "scrolled down first"
+    );
+    main_view(&mut app).sort_details(vmmap_tui::details::SortKey::Figure(
+        vmmap_core::figures::Column::Size,
+    ));
+    let t = draw(&mut app, 80, 24);
+    let m = main_view(&mut app);
+    assert_eq!((m.details.selected, m.details.offset), (0, 0));
+    let text = screen_text(&t);
+    assert!(text.contains("rows 1-"), "{text}");
+    // The largest region (the 64M arena) is the first row.
+    let first = text.lines().find(|l| l.contains("▼Size")).unwrap();
+    let after: Vec<&str> = text.lines().skip_while(|l| !l.contains("▼Size")).collect();
+    assert!(after[1].contains("64M"), "{first}\n{}", after[1]);
+}
+
+#[test]
+fn columns_that_do_not_fit_scroll_sideways() {
+    let mut app = main_app();
+    let before = screen_text(&draw(&mut app, 80, 24));
+    assert!(before.contains("of 10 columns"), "{before}");
+    key(&mut app, KeyCode::Char('>'));
+    key(&mut app, KeyCode::Char('>'));
+    let after = screen_text(&draw(&mut app, 80, 24));
+    assert_ne!(before, after);
+    assert!(
+        after.contains('\u{25c2}'),
+        "a mark says columns are off to the left: {after}"
+    );
+    key(&mut app, KeyCode::Char('<'));
+    key(&mut app, KeyCode::Char('<'));
+    assert_eq!(screen_text(&draw(&mut app, 80, 24)), before);
 }
 
 /// The main view with the Stack row of the Summary selected: the Details
@@ -806,16 +997,17 @@ fn fragmentation_map_100x30() {
 #[test]
 fn picker_marks_processes_for_a_combined_view() {
     let mut app = picker_app();
-    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Insert);
     key(&mut app, KeyCode::Down);
-    key(&mut app, KeyCode::Char(' '));
+    key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 2);
     assert!(
         app.picker.filter.is_empty(),
-        "Space marks, it does not filter"
+        "Insert marks, it does not filter"
     );
     let text = screen_text(&draw(&mut app, 100, 30));
-    assert!(text.contains("2 marked: Enter combines"), "{text}");
+    assert!(text.contains("2 marked "), "{text}");
+    assert!(text.contains("Enter:combine the 2 marked"), "{text}");
     assert_eq!(text.matches('*').count(), 2, "{text}");
     // Enter with two marked asks for the combined report, and the answer
     // opens the overlay.
@@ -833,7 +1025,7 @@ fn picker_marks_processes_for_a_combined_view() {
     assert!(text.contains("Processes:     2"), "{text}");
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.mode, Mode::Normal);
-    // Space again unmarks.
-    key(&mut app, KeyCode::Char(' '));
+    // Insert again unmarks.
+    key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 1);
 }

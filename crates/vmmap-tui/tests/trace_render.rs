@@ -303,3 +303,67 @@ fn history_pages_through_more_than_a_window() {
         .expect("the window around the selection");
     assert_eq!(op.op, "malloc");
 }
+
+/// Two stacks that end in the same frame: each Leaks row names the caller
+/// that tells it from the other, its stack id, its live blocks and its
+/// share of the live bytes.
+#[test]
+fn leaks_rows_with_the_same_frame_are_told_apart() {
+    let path = common::temp_dir("trace-twins").join("twins.vmmap");
+    common::write_twin_stacks(&path);
+    let mut v = TraceView::new(path, None);
+    v.wait();
+    assert!(v.error.is_none(), "{:?}", v.error);
+    key(&mut v, KeyCode::Char('2'));
+    assert_eq!(v.tab, Tab::Leaks);
+    let t = draw(&mut v, 100, 24);
+    let s = text(&t);
+    let rows: Vec<&str> = s
+        .lines()
+        .filter(|l| l.contains("leaf (app/a.c:30)"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{s}");
+    assert!(rows[0].contains("\u{2190} work (app/a.c:20)"), "{s}");
+    assert!(rows[1].contains("\u{2190} main (app/a.c:11)"), "{s}");
+    // 400 of 450 live bytes in two blocks, then 50 in one.
+    let cells = |r: &str| {
+        r.trim_matches('"')
+            .split_whitespace()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(cells(rows[0]), "400B 88.9% 2 400B 2 #1", "{s}");
+    assert_eq!(cells(rows[1]), "50B 11.1% 1 50B 1 #2", "{s}");
+    insta::assert_snapshot!(t.backend());
+}
+
+/// The Trace view's tabs at the sizes of the main view's tests (the view
+/// uses no type colours: it reads the same without colour).
+#[test]
+fn trace_view_at_every_size() {
+    for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+        let mut v = ready(None);
+        for (tab, name) in [('1', "tree"), ('2', "leaks")] {
+            key(&mut v, KeyCode::Char(tab));
+            let t = draw(&mut v, w, h);
+            insta::assert_snapshot!(format!("trace_{name}_{w}x{h}"), t.backend());
+        }
+    }
+}
+
+/// A Leaks list longer than its half of the screen says which rows show.
+#[test]
+fn a_long_leaks_list_says_which_rows_show() {
+    let path = common::temp_dir("trace-twins-rows").join("twins.vmmap");
+    common::write_twin_stacks(&path);
+    let mut v = TraceView::new(path, None);
+    v.wait();
+    key(&mut v, KeyCode::Char('2'));
+    // 8 lines: a body of 5, a list of one row of the two.
+    let s = text(&draw(&mut v, 100, 8));
+    assert!(s.contains("; rows 1-1 of 2"), "{s}");
+    key(&mut v, KeyCode::Down);
+    let s = text(&draw(&mut v, 100, 8));
+    assert!(s.contains("; rows 2-2 of 2"), "{s}");
+}

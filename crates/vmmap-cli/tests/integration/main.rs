@@ -29,3 +29,4 @@ mod trace_harm;
 mod trace_views;
 mod tui;
 mod util;
+mod width;

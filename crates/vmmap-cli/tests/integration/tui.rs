@@ -933,13 +933,13 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     }
 
     // Ctrl+P back to the picker; filter to the fixture, mark parent and
-    // child with Space, Enter combines them.
+    // child with Insert, Enter combines them.
     t.keys(&["C-p"]);
     t.wait_for("select a process");
     t.type_text("fixture-sharing");
     t.wait_for("select a process (2 of");
-    t.keys(&["Space", "Down", "Space"]);
-    t.wait_for("2 marked: Enter combines");
+    t.keys(&["IC", "Down", "IC"]);
+    t.wait_for("Enter:combine the 2 marked");
     t.keys(&["Enter"]);
     let s = t.wait_for("Processes:     2");
     assert!(s.contains("Counted once:"), "{s}");
@@ -1214,4 +1214,158 @@ fn save_as_writes_devices_in_place_and_keeps_owner_and_mode() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(names, ["kept.json"], "a temporary was left behind");
+}
+
+/// Sorting by Size from the bottom of the Details: the view goes back to
+/// the top, where the largest region now is (the one `vmmap PID --sort
+/// size` prints first), and the row count says so.
+#[test]
+fn sorting_shows_the_largest_row_at_the_top() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let text = vmmap_ok(&[&pid, "--sort", "size"]);
+    let largest = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Address"))
+        .nth(1)
+        .and_then(|l| u64::from_str_radix(l.split_whitespace().next()?, 16).ok())
+        .expect("a first Details row");
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    // An 80x24 terminal, where the Details show a few rows of many.
+    t.tmux(&["resize-window", "-t", "t", "-x", "80", "-y", "24"]);
+    t.wait_for("rows 1-");
+    t.keys(&["End"]);
+    t.wait("the Details scrolled to their end", |s| {
+        details_rows(s).first().is_some_and(|r| r.addr != largest) && !s.contains("rows 1-")
+    });
+    // s steps through the sort keys: Address, Type, then Size.
+    for _ in 0..2 {
+        t.keys(&["s"]);
+    }
+    let s = t.wait("sorted by Size", |s| s.contains("\u{25bc}Size"));
+    let rows = details_rows(&s);
+    assert_eq!(
+        rows.first().map(|r| r.addr),
+        Some(largest),
+        "the largest region {largest:x} is the first row:\n{s}"
+    );
+    assert!(s.contains("rows 1-"), "the row count shows the top:\n{s}");
+}
+
+/// The picker's filter takes spaces (a name, then its command line's
+/// argument) and Ctrl+U empties it.
+#[test]
+fn picker_filter_with_a_space_then_ctrl_u() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let dir = TempDir::new("tui-space");
+    let name = unique_name("vmspace");
+    let fx = Fixture::start_as(&name, dir.path());
+    let t = Tmux::start(&[]);
+    t.wait("the picker's process list", |s| {
+        s.contains("select a process") && !s.contains("(0 of 0)")
+    });
+    // The fixture runs as `DIR/NAME TMPDIR`: a space then a slash.
+    let filter = format!("{name} /");
+    t.type_text(&filter);
+    let pid = fx.pid.to_string();
+    let s = t.wait(&format!("the filter {filter:?} with one row"), |s| {
+        s.contains(&format!("Filter: {filter}")) && s.contains("select a process (1 of ")
+    });
+    assert!(
+        s.lines().any(|l| l.contains(&pid) && l.contains(&name)),
+        "{s}"
+    );
+    t.keys(&["C-u"]);
+    t.wait("the filter cleared, every process listed again", |s| {
+        s.contains("Filter: \u{258f}") && !s.contains("select a process (1 of ")
+    });
+}
+
+/// A saved file opened with `-i` says so in the header: its name, which
+/// snapshot, when it was taken; not a collection time, as if it were live.
+#[test]
+fn a_saved_file_opened_with_i_shows_its_name_and_time() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let dir = TempDir::new("tui-file");
+    let file = dir.path().join("saved-for-the-header.vmmap");
+    vmmap_ok(&[&fx.pid.to_string(), "-o", file.to_str().unwrap()]);
+    let t = Tmux::start(&["open", "-i", file.to_str().unwrap()]);
+    let s = t.wait_main_view(fx.pid);
+    let head = s.lines().next().unwrap();
+    assert!(
+        head.contains("saved-for-the-header.vmmap (snapshot 1 of 1), taken 20"),
+        "{head}"
+    );
+    assert!(!head.contains(" ms "), "no collection time: {head}");
+}
+
+/// Without colour (`NO_COLOR`, `--color never`) the bars and the
+/// Summary's key fill each type with its own character; with colour, a
+/// terminal that does not say it takes 24-bit colour (no `COLORTERM`)
+/// gets none: tmux shows what vmmap sent. (tmux sets the pane's TERM
+/// itself, so `TERM=dumb` is left to the unit test of the detection.)
+#[test]
+fn colour_follows_the_terminal_and_degrades_to_characters() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let no_color = std::ffi::OsStr::new("1");
+    for (args, env) in [
+        (vec!["-i", pid.as_str()], vec![("NO_COLOR", no_color)]),
+        (vec!["--color", "never", "-i", pid.as_str()], vec![]),
+    ] {
+        let t = Tmux::start_env(&args, &env);
+        let s = t.wait_main_view(fx.pid);
+        for key in ["\u{2591}\u{2591} Heap", "== Stack", "++ Private Data"] {
+            assert!(s.contains(key), "{args:?} {env:?}: the key {key:?}:\n{s}");
+        }
+        let bar = s.lines().find(|l| l.starts_with("Committed")).unwrap();
+        assert!(
+            bar.contains("++++"),
+            "the bar is drawn in characters: {bar}"
+        );
+        let coloured = t.tmux(&["capture-pane", "-p", "-e", "-t", "t"]);
+        let coloured = String::from_utf8_lossy(&coloured.stdout);
+        assert!(!coloured.contains("38;2;"), "no 24-bit colour:\n{coloured}");
+    }
+    // Colour on, COLORTERM unset: 256 or 16 colours, never 24-bit.
+    let t = Tmux::start_env(&["-i", &pid], &[("COLORTERM", std::ffi::OsStr::new(""))]);
+    t.wait_main_view(fx.pid);
+    let out = t.tmux(&["capture-pane", "-p", "-e", "-t", "t"]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("\u{1b}["), "colours are drawn:\n{s}");
+    assert!(
+        !s.contains("38;2;") && !s.contains("48;2;"),
+        "not 24-bit:\n{s}"
+    );
+}
+
+/// The picker's list refreshes itself: a process started after it opened
+/// appears without a key.
+#[test]
+fn the_picker_lists_a_new_process_by_itself() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let dir = TempDir::new("tui-refresh");
+    let name = unique_name("vmnew");
+    let t = Tmux::start(&[]);
+    t.wait("the picker's process list", |s| {
+        s.contains("select a process") && !s.contains("(0 of 0)")
+    });
+    t.type_text(&name);
+    t.wait_for(&format!("Filter: {name}"));
+    t.wait_for("select a process (0 of ");
+    let fx = Fixture::start_as(&name, dir.path());
+    let pid = fx.pid.to_string();
+    t.wait(&format!("{name} listed without a key"), |s| {
+        s.contains("select a process (1 of ")
+            && s.lines().any(|l| l.contains(&pid) && l.contains(&name))
+    });
 }

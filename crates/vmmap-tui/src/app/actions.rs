@@ -105,6 +105,8 @@ pub enum Pick {
     Open,
     /// Marks or unmarks the selected process.
     Mark,
+    /// Empties the filter.
+    ClearFilter,
     /// Sorts by the next column.
     SortNext,
     /// Reverses the sort.
@@ -145,6 +147,9 @@ pub enum Main {
     Move,
     /// Expands or collapses the selected group by the key.
     Expand,
+    /// Scrolls the figure columns left or right (`<`/`>`, Left/Right in
+    /// the Summary).
+    ScrollColumns,
     /// Expands every group.
     ExpandAll,
     /// Collapses every group.
@@ -346,20 +351,22 @@ const fn entry(
 /// view, in the order of the help.
 #[rustfmt::skip]
 pub const TABLE: &[Entry] = &[
-    entry(Scope::Picker, "type", "filter by name, command line, user or PID",
-        &[pick(Key::Typing, Pick::Filter)]),
+    entry(Scope::Picker, "type, Space, Backspace", "filter by name, command line, user or PID",
+        &[pick(Key::Typing, Pick::Filter), pick(ch(' '), Pick::Filter)]),
+    entry(Scope::Picker, "Ctrl+U", "clear the filter",
+        &[pick(Key::Ctrl('u'), Pick::ClearFilter)]),
     entry(Scope::Picker, "Up/Down PgUp/PgDn Home/End", "move",
         &[
             pick(UP, Pick::Move), pick(DOWN, Pick::Move), pick(PG_UP, Pick::Move),
             pick(PG_DN, Pick::Move), pick(HOME, Pick::Move), pick(END, Pick::Move),
         ]),
-    entry(Scope::Picker, "Enter, click twice", "open the selected process",
+    entry(Scope::Picker, "Enter, click twice", "open the selected process; with two or more marked, combine those",
         &[pick(ENTER, Pick::Open)]),
-    entry(Scope::Picker, "Space, then Enter", "mark processes; Enter combines them (shared pages once)",
-        &[pick(ch(' '), Pick::Mark)]),
+    entry(Scope::Picker, "Insert, Ctrl+T", "mark or unmark the selected process (marks stay while the filter changes; the title counts them)",
+        &[pick(code(KeyCode::Insert), Pick::Mark), pick(Key::Ctrl('t'), Pick::Mark)]),
     entry(Scope::Picker, "Tab / Shift+Tab, click a header", "sort by the next column / reverse",
         &[pick(TAB, Pick::SortNext), pick(BACK_TAB, Pick::Reverse)]),
-    entry(Scope::Picker, "F5, Ctrl+R", "refresh the list",
+    entry(Scope::Picker, "F5, Ctrl+R", "refresh the list now (it refreshes itself every 2 s)",
         &[pick(code(KeyCode::F(5)), Pick::Refresh), pick(Key::Ctrl('r'), Pick::Refresh)]),
     entry(Scope::Picker, "Esc", "clear the filter, then quit (or back to the process)",
         &[pick(ESC, Pick::Back)]),
@@ -391,6 +398,8 @@ pub const TABLE: &[Entry] = &[
             main(ENTER, Main::Expand), main(ch('+'), Main::Expand), main(ch('-'), Main::Expand),
             main(code(KeyCode::Right), Main::Expand), main(code(KeyCode::Left), Main::Expand),
         ]),
+    entry(Scope::Main, "< / >", "scroll the figure columns when they do not all fit (Left/Right too, in the Summary)",
+        &[main(ch('<'), Main::ScrollColumns), main(ch('>'), Main::ScrollColumns)]),
     entry(Scope::Main, "E / C", "expand all / collapse all",
         &[main(ch('E'), Main::ExpandAll), main(ch('C'), Main::CollapseAll)]),
     entry(Scope::Main, "s / S, click a header", "sort by the next / previous column; again reverses",
@@ -577,10 +586,11 @@ impl App {
                 }
                 p.refilter(p.selected_pid());
             }
-            Pick::Back if !p.filter.is_empty() => {
+            Pick::Back | Pick::ClearFilter if !p.filter.is_empty() => {
                 p.filter.clear();
                 p.refilter(p.selected_pid());
             }
+            Pick::ClearFilter => {}
             Pick::Back if self.main.is_some() => self.screen = Screen::Main,
             Pick::Back => self.quit = true,
             Pick::Move => match k.code {
@@ -605,8 +615,8 @@ impl App {
                 p.reverse = !p.reverse;
                 p.refilter(p.selected_pid());
             }
-            // Space marks processes for a combined view (a filter has no
-            // use for spaces: names and PIDs have none).
+            // Marks are kept when the filter changes: the title counts
+            // them, and those the filter hides too.
             Pick::Mark => p.toggle_mark(),
             Pick::Open if p.marked.len() > 1 => {
                 let pids = p.marked.clone();
@@ -785,7 +795,7 @@ impl App {
                         m.details.sort =
                             keys[(i + if back { keys.len() - 1 } else { 1 }) % keys.len()];
                         m.details.reverse = false;
-                        m.details.rebuild(&m.snap, &m.data);
+                        m.details.resort(&m.snap, &m.data);
                     }
                 }
             }
@@ -796,7 +806,7 @@ impl App {
                 }
                 Focus::Details => {
                     m.details.reverse = !m.details.reverse;
-                    m.details.rebuild(&m.snap, &m.data);
+                    m.details.resort(&m.snap, &m.data);
                 }
             },
             Main::CopyAddress => {
@@ -841,6 +851,17 @@ impl App {
                     self.settings.units.name(),
                     save_note(&self.settings)
                 ));
+            }
+            Main::Expand
+                if m.focus == Focus::Summary
+                    && matches!(k.code, KeyCode::Left | KeyCode::Right) =>
+            {
+                let by = if k.code == KeyCode::Left { -1 } else { 1 };
+                m.scroll_columns(by, &self.settings);
+            }
+            Main::ScrollColumns => {
+                let by = if k.code == KeyCode::Char('<') { -1 } else { 1 };
+                m.scroll_columns(by, &self.settings);
             }
             Main::Move | Main::Expand => move_key(m, k.code, page),
         }
@@ -992,11 +1013,20 @@ mod tests {
         );
         // No Ctrl+Q binding: Ctrl+Q is q.
         assert_eq!(lookup(Scope::Main, &key(f('q'), ctrl)), Some(Action::Quit));
-        // Typing never takes a Ctrl key, nor Space.
+        // Typing never takes a Ctrl key; in the picker's filter Space is
+        // a character, Insert marks and Ctrl+U clears.
         assert_eq!(lookup(Scope::Picker, &key(f('x'), ctrl)), None);
         assert_eq!(
             lookup(Scope::Picker, &key(f(' '), none)),
+            Some(Action::Picker(Pick::Filter))
+        );
+        assert_eq!(
+            lookup(Scope::Picker, &key(KeyCode::Insert, none)),
             Some(Action::Picker(Pick::Mark))
+        );
+        assert_eq!(
+            lookup(Scope::Picker, &key(f('u'), ctrl)),
+            Some(Action::Picker(Pick::ClearFilter))
         );
         // F1 works on every screen, Ctrl+C in every mode.
         for scope in [Scope::Picker, Scope::Launch, Scope::Main, Scope::Trace] {

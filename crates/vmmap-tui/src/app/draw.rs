@@ -29,6 +29,19 @@ impl App {
         }
         match (self.screen, self.main.as_mut()) {
             (Screen::Main, Some(m)) => {
+                m.source = match (&self.file, self.from_file) {
+                    (Some(path), true) => Some(format!(
+                        "{} (snapshot {} of {})",
+                        vmmap_core::text::escape(
+                            &path
+                                .file_name()
+                                .map_or_else(|| path.to_string_lossy(), |n| n.to_string_lossy())
+                        ),
+                        self.history_index + 1,
+                        self.history.len()
+                    )),
+                    _ => None,
+                };
                 let status = match (&self.mode, &self.message) {
                     (Mode::Find(q), _) => format!(" Find: {q}▏  (Enter searches, Esc cancels)"),
                     (Mode::Open(p), _) => format!(" Open file: {p}▏  (Enter opens, Esc cancels)"),
@@ -54,7 +67,11 @@ impl App {
                         " F1:help  Tab/Up/Down:field  Space:toggle  Enter:launch  F2/Esc:processes"
                             .to_string()
                     }
-                    _ => " F1:help  Enter:open  Tab:sort  F2:launch  F5:refresh  Esc:quit"
+                    _ if self.picker.marked.len() > 1 => format!(
+                        " F1:help  Enter:combine the {} marked  Ins:mark  Ctrl+U:clear filter  Esc:quit",
+                        self.picker.marked.len()
+                    ),
+                    _ => " F1:help  Enter:open  Ins:mark  Tab:sort  Ctrl+U:clear filter  F2:launch  F5:refresh  Esc:quit"
                         .to_string(),
                 };
                 f.render_widget(

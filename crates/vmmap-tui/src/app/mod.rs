@@ -144,6 +144,9 @@ fn column_at<T: Copy>(cols: &[(u16, u16, T)], x: u16) -> Option<T> {
         .map(|&(_, _, c)| c)
 }
 
+/// How often the picker's process list is read again while shown.
+const PICKER_REFRESH: Duration = Duration::from_secs(2);
+
 /// Runs the event loop until the user quits or a stop signal arrives.
 pub fn run_loop(
     term: &mut crate::terminal::Term,
@@ -151,6 +154,9 @@ pub fn run_loop(
     collector: &mut Collector,
     stop: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<()> {
+    // The process list refreshes itself while it is shown, as top's does
+    // (it reads what `vmmap ps` reads: cheap).
+    let mut list_due = std::time::Instant::now() + PICKER_REFRESH;
     loop {
         while let Ok(r) = collector.rx.try_recv() {
             collector.pending = collector.pending.saturating_sub(1);
@@ -167,6 +173,17 @@ pub fn run_loop(
         }
         if app.quit || crate::terminal::stopped(stop) {
             return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if now >= list_due {
+            list_due = now + PICKER_REFRESH;
+            if app.screen == Screen::Picker
+                && app.picker.tab == PickerTab::Processes
+                && app.mode == Mode::Normal
+                && collector.pending == 0
+            {
+                collector.request(Request::Processes);
+            }
         }
         if let (Some((every, due)), Some(m)) = (app.auto, app.main.as_ref()) {
             if std::time::Instant::now() >= due && collector.pending == 0 {

@@ -49,6 +49,41 @@ fn frame(function: &str, line: u32) -> Vec<Frame> {
     }]
 }
 
+/// Writes a run whose two call stacks end in the same frame (`leaf` at
+/// a.c:30), one called from `work`, the other straight from `main`: two
+/// live blocks each from the first, one from the second.
+#[allow(dead_code)]
+pub fn write_twin_stacks(path: &Path) {
+    let mut s = StreamBuilder::new(100, 0x7f00_0000_0000, 0x7ffd_0000_0000, 0x7ffd_0080_0000);
+    s.stack(1, &[BASE + 0x301, BASE + 0x201, BASE + 0x101]);
+    s.stack(2, &[BASE + 0x301, BASE + 0x111]);
+    s.malloc(10, 0x10000, 300, 1);
+    s.malloc(20, 0x10200, 100, 1);
+    s.malloc(30, 0x10400, 50, 2);
+    let mut w = Writer::new(std::fs::File::create(path).unwrap()).unwrap();
+    for m in [
+        hello(42, "/bin/app", b"app\0"),
+        one_module(BASE, "/bin/app", &[0xab, 0xcd], 0x10000),
+        events(40, &s),
+        end(),
+    ] {
+        w.append_trace(&m).unwrap();
+    }
+    let mut f = w.finish().unwrap();
+    let cache = [CachedModule {
+        key: "abcd".into(),
+        entries: vec![
+            (0x100, frame("main", 10)),
+            (0x110, frame("main", 11)),
+            (0x200, frame("work", 20)),
+            (0x300, frame("leaf", 30)),
+        ],
+    }];
+    let (payload, raw) = encode_symbols(&cache).unwrap();
+    f.write_all(&chunk_bytes(CHUNK_SYMBOLS, &payload, raw).unwrap())
+        .unwrap();
+}
+
 /// Writes the run described at the top to `path`, then `snapshot` if
 /// given, then the symbol cache.
 pub fn write_traced_run(path: &Path, extra: u64, snapshot: Option<&Snapshot>) {

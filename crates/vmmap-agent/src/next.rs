@@ -18,7 +18,7 @@
 //! glibc's, which would hand out blocks of another heap.
 
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 
 use libc::size_t;
 
@@ -40,6 +40,22 @@ static PVALLOC: AtomicUsize = AtomicUsize::new(0);
 /// The allocator's `posix_memalign`, or 0: what the emulated aligned
 /// calls use when the allocator has it.
 static POSIX_MEMALIGN: AtomicUsize = AtomicUsize::new(0);
+
+/// Loaded by `vmmap attach`: the allocator is the global definition, the
+/// one the program's modules bind to (`RTLD_DEFAULT`); `RTLD_NEXT` from
+/// an agent loaded with dlopen would search its own dependencies, glibc,
+/// and miss jemalloc in a program linked with it.
+static ATTACHED: AtomicBool = AtomicBool::new(false);
+
+/// Resolves the allocator for attach mode (once: the agent stays loaded).
+pub fn resolve_attached() {
+    if ATTACHED.swap(true, SeqCst) {
+        return;
+    }
+    STATE.store(1, SeqCst);
+    resolve();
+    STATE.store(2, Release);
+}
 
 /// 0: not resolved; 1: being resolved; 2: resolved.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -146,9 +162,14 @@ fn slot(slot: &AtomicUsize, boot: usize) -> usize {
 }
 
 fn next_sym(name: &core::ffi::CStr) -> usize {
+    let scope = if ATTACHED.load(Relaxed) {
+        libc::RTLD_DEFAULT
+    } else {
+        libc::RTLD_NEXT
+    };
     // SAFETY: dlsym with a C string; RTLD_NEXT searches the objects after
     // the agent, as the program's own calls would have.
-    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char) as usize }
+    unsafe { libc::dlsym(scope, name.as_ptr() as *const c_char) as usize }
 }
 
 /// The load address of the object that holds `f`.

@@ -424,10 +424,12 @@ pub(crate) fn writer_pass() -> bool {
     }
     let asked = field(wire::REQUEST).is_some_and(|r| r.load(Acquire) == wire::DETACH);
     if asked || vmmap_gone() {
-        // Hooks first: from here no call is recorded; then the writer
-        // writes what was.
-        unhook();
+        // Recording stops first, then the hooks go: restoring the slots
+        // one after the other while still recording would let a thread's
+        // malloc be recorded after its free went by unrecorded. Then the
+        // writer writes what was.
         crate::ACTIVE.store(false, SeqCst);
+        unhook();
         return true;
     }
     patch_new_modules();

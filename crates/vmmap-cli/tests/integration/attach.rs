@@ -1,0 +1,218 @@
+//! `vmmap attach PID`: the agent loaded into a running process through
+//! ptrace, its hooks installed in the relocation slots, then removed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::trace::history;
+use crate::util::{compile, compile_static, output_within, VMMAP};
+
+/// `tests/fixtures/attach_workers.c` started, once its threads run.
+struct Workers {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    pid: i32,
+}
+
+fn workers(bin: &PathBuf, iterations: &str) -> Workers {
+    let mut child = Command::new(bin)
+        .arg(iterations)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the fixture");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    Workers { child, out, pid }
+}
+
+impl Workers {
+    /// Waits for the end and returns the checksum line.
+    fn finish(mut self) -> String {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        let st = self.child.wait().unwrap();
+        assert!(st.success(), "the fixture ended with {st:?}: {rest}");
+        rest.lines()
+            .find(|l| l.starts_with("checksum "))
+            .unwrap_or_else(|| panic!("no checksum in {rest:?}"))
+            .to_string()
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn attach(pid: i32, file: &PathBuf, extra: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(VMMAP);
+    cmd.arg("attach")
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(file)
+        .args(extra);
+    output_within(&mut cmd, 60)
+}
+
+/// Per thread, every malloc the trace holds must be the fixture's next
+/// one (its size encodes its index) and be freed right after: no call
+/// lost, none counted twice. Returns the allocations per thread.
+fn check_window(h: &[Value]) -> HashMap<u64, u64> {
+    let mut last: HashMap<u64, (u64, Option<String>)> = HashMap::new();
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for e in h {
+        let tid = e["tid"].as_u64().unwrap();
+        match e["op"].as_str().unwrap() {
+            "malloc" => {
+                let size = e["size"].as_u64().unwrap();
+                let k = (size - 16) / 4;
+                if let Some((prev, open)) = last.get(&tid) {
+                    assert_eq!(
+                        (prev + 1) % 4000,
+                        k,
+                        "thread {tid}: allocation {k} after {prev}: a call was lost"
+                    );
+                    assert!(open.is_none(), "thread {tid}: a free was lost");
+                }
+                last.insert(tid, (k, e["ptr"].as_str().map(str::to_string)));
+                *counts.entry(tid).or_default() += 1;
+            }
+            "free" => {
+                if let Some((_, open)) = last.get_mut(&tid) {
+                    if open.is_some() {
+                        assert_eq!(open.as_deref(), e["ptr"].as_str(), "thread {tid}");
+                        *open = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    counts
+}
+
+#[test]
+fn attaching_records_every_call_of_the_window_and_leaves_the_program_as_it_was() {
+    let bin = compile("attach_workers");
+    let plain = workers(&bin, "600000").finish();
+    let w = workers(&bin, "600000");
+    let (first, second) = (tmp("attach-1.vmmap"), tmp("attach-2.vmmap"));
+    // Twice in a row: the second attach finds the agent loaded already.
+    for file in [&first, &second] {
+        let o = attach(w.pid, file, &["--duration", "1s", "--interval", "300ms"]);
+        assert!(
+            o.status.success(),
+            "vmmap attach failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let checksum = w.finish();
+    assert_eq!(
+        checksum, plain,
+        "the checksum differs from the untraced run's"
+    );
+    for file in [&first, &second] {
+        let h = history(file);
+        let counts = check_window(&h);
+        assert_eq!(counts.len(), 4, "allocations of the 4 workers: {counts:?}");
+        assert!(counts.values().all(|&n| n > 100), "{counts:?}");
+        // The snapshots at attach, in between and at detach.
+        let o = Command::new(VMMAP)
+            .args(["timeline", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
+    let bin = compile("attach_workers");
+    let plain = workers(&bin, "300000").finish();
+    let w = workers(&bin, "300000");
+    let file = tmp("attach-killed.vmmap");
+    let mut v = Command::new(VMMAP)
+        .arg("attach")
+        .arg(w.pid.to_string())
+        .arg("-o")
+        .arg(&file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    v.kill().unwrap();
+    v.wait().unwrap();
+    // The agent notices within two seconds: its ring is no longer read
+    // and its slots are the program's again.
+    let start = Instant::now();
+    let agent_ranges = loop {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
+        let task = std::fs::read_dir(format!("/proc/{}/task", w.pid))
+            .unwrap()
+            .count();
+        // The writer thread is gone: main and the four workers.
+        if task <= 5 || start.elapsed() > Duration::from_secs(5) {
+            break maps;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(agent_ranges.contains("libvmmap_agent.so"));
+    let task = std::fs::read_dir(format!("/proc/{}/task", w.pid))
+        .unwrap()
+        .count();
+    assert!(
+        task <= 5,
+        "the agent's writer still runs {:?} after vmmap died",
+        start.elapsed()
+    );
+    // The file loads up to the kill.
+    let h = history(&file);
+    assert!(!check_window(&h).is_empty());
+    assert_eq!(w.finish(), plain);
+}
+
+#[test]
+fn attach_refuses_what_it_cannot_trace() {
+    // A static binary.
+    let bin = compile_static("attach_workers");
+    let w = workers(&bin, "300000");
+    let o = attach(w.pid, &tmp("attach-static.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("statically linked"));
+    w.finish();
+    // Another user's process.
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "300000");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        VMMAP,
+        "attach",
+    ])
+    .arg(w.pid.to_string())
+    .args(["-o", "/tmp/vmmap-attach-nobody.vmmap", "--duration", "1s"]);
+    let o = output_within(&mut cmd, 30);
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("another user") || err.contains("permission") || err.contains("cannot"),
+        "{err}"
+    );
+    w.finish();
+    // No such process.
+    let o = attach(999_999_999, &tmp("attach-none.vmmap"), &[]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+}

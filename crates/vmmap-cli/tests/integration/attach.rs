@@ -216,3 +216,58 @@ fn attach_refuses_what_it_cannot_trace() {
     let o = attach(999_999_999, &tmp("attach-none.vmmap"), &[]);
     assert_eq!(o.status.code(), Some(3), "{o:?}");
 }
+
+#[test]
+fn what_was_there_before_the_attach_is_counted_apart() {
+    let bin = compile("attach_workers");
+    let mut w = workers(&bin, "600000");
+    let file = tmp("attach-before.vmmap");
+    let v = Command::new(VMMAP)
+        .arg("attach")
+        .arg(w.pid.to_string())
+        .arg("-o")
+        .arg(&file)
+        .args(["--duration", "2s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Attached once the snapshot at attach is in the file.
+    let start = Instant::now();
+    while std::fs::metadata(&file).map_or(0, |m| m.len()) < 10_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no snapshot at attach"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::util::signal(w.pid as u32, crate::util::libc_sig::SIGUSR1);
+    let mut line = String::new();
+    w.out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "freed");
+    let o = v.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.finish();
+    // The fixture's 100 old blocks, and at most one block per worker
+    // allocated right before the hooks went in.
+    let s = crate::trace::summary(&file);
+    let before = s["frees_allocated_before_attach"].as_u64().unwrap();
+    assert!(
+        (100..=104).contains(&before),
+        "{before} frees of older blocks"
+    );
+    assert_eq!(s["images"][0]["attached"], true);
+    // Every region of the map at attach that no call made: "before attach".
+    let regions: Value = serde_json::from_slice(&crate::trace::on_file(
+        "trace",
+        &file,
+        &["regions", "--json"],
+    ))
+    .unwrap();
+    let heap = regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "[heap]")
+        .expect("a [heap] region");
+    assert_eq!(heap["owner"], "before-attach", "{heap}");
+}

@@ -445,6 +445,21 @@ pub(crate) fn writer_done() {
     }
 }
 
+/// The process is exiting and the writer has stopped: waits (at most
+/// `ms`) for vmmap to take what is left in the ring, END included, so
+/// that the file of a process that exits while attached is complete.
+pub(crate) fn wait_drained(ms: u64) {
+    let (Some(head), Some(tail)) = (field(wire::HEAD), field(wire::TAIL)) else {
+        return;
+    };
+    for _ in 0..ms {
+        if tail.load(Acquire) >= head.load(Acquire) || vmmap_gone() {
+            return;
+        }
+        sys::sleep_ms(1);
+    }
+}
+
 /// The agent's own memory of attach mode, for AGENT_MEMORY.
 pub(crate) fn own_memory(out: &mut Vec<(u64, u64)>) {
     let (c, r) = (CONTROL.load(Relaxed), RING.load(Relaxed));

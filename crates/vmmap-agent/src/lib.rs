@@ -476,9 +476,7 @@ extern "C" fn at_exit() {
 /// the process comes first, or the child would turn tracing off in the
 /// parent, which then lost every later event and its end record.
 extern "C" fn fini() {
-    if same_process() && ACTIVE.swap(false, SeqCst) {
-        writer::stop(2000);
-    }
+    shutdown();
 }
 
 /// Stops tracing for good and writes the end record (`_exit`, `_Exit`);
@@ -486,6 +484,10 @@ extern "C" fn fini() {
 pub(crate) fn shutdown() {
     if same_process() && ACTIVE.swap(false, SeqCst) {
         writer::stop(2000);
+        // Attached: what the writer put in the ring reaches the file only
+        // through vmmap.
+        #[cfg(not(test))]
+        attach::wait_drained(1000);
     }
 }
 

@@ -271,3 +271,17 @@ fn what_was_there_before_the_attach_is_counted_apart() {
         .expect("a [heap] region");
     assert_eq!(heap["owner"], "before-attach", "{heap}");
 }
+
+#[test]
+fn a_process_that_exits_while_attached_leaves_a_complete_file() {
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "150000");
+    let file = tmp("attach-exit.vmmap");
+    // No --duration: vmmap ends with the process.
+    let o = attach(w.pid, &file, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.finish();
+    let s = crate::trace::summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "no END record: {s}");
+    assert_eq!(check_window(&history(&file)).len(), 4);
+}

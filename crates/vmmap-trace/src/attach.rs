@@ -346,6 +346,31 @@ fn write_mem(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// ` (in FILE+0xOFFSET)` for an address of `pid`, for messages.
+fn where_is(pid: i32, addr: u64) -> String {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return String::new();
+    };
+    for l in text.lines() {
+        let mut f = l.split_ascii_whitespace();
+        let (Some(range), _, Some(off)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let mut r = range
+            .split('-')
+            .filter_map(|v| u64::from_str_radix(v, 16).ok());
+        let (Some(lo), Some(hi)) = (r.next(), r.next()) else {
+            continue;
+        };
+        if (lo..hi).contains(&addr) {
+            let path = f.nth(2).unwrap_or("[anon]");
+            let off = u64::from_str_radix(off, 16).unwrap_or(0);
+            return format!(" (in {path}+{:#x})", addr - lo + off);
+        }
+    }
+    String::new()
+}
+
 /// A seized, stopped thread, let go (registers restored) when dropped.
 struct Stopped {
     pid: i32,
@@ -431,9 +456,25 @@ impl Stopped {
                 if now.rip == 0 {
                     return Ok(now.rax);
                 }
+                // SAFETY: all-zero is a valid siginfo_t, filled in by the
+                // kernel.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let _ = ptrace(
+                    libc::PTRACE_GETSIGINFO,
+                    self.tid,
+                    0,
+                    &mut info as *mut _ as usize,
+                );
+                // SAFETY: a SIGSEGV's siginfo carries an address.
+                let fault = unsafe { info.si_addr() } as u64;
                 return Err(AttachError::Other(format!(
-                    "the call crashed in process {} at {:#x}",
-                    self.pid, now.rip
+                    "the call of {func:#x}{} crashed in process {} at {:#x}{}, touching {fault:#x} (stack at {:#x}, was {:#x})",
+                    where_is(self.pid, func),
+                    self.pid,
+                    now.rip,
+                    where_is(self.pid, now.rip),
+                    now.rsp,
+                    self.saved.rsp
                 )));
             }
             // Another signal: delivered now (its handler returns to our

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::trace::history;
-use crate::util::{compile, compile_static, output_within, VMMAP};
+use crate::util::{compile, compile_static, output_within, require_tool, VMMAP};
 
 /// `tests/fixtures/attach_workers.c` started, once its threads run.
 struct Workers {
@@ -215,6 +215,50 @@ fn attach_refuses_what_it_cannot_trace() {
     // No such process.
     let o = attach(999_999_999, &tmp("attach-none.vmmap"), &[]);
     assert_eq!(o.status.code(), Some(3), "{o:?}");
+    // A program with its own malloc.
+    let bin = compile("attach_own_malloc");
+    let mut own = workers(&bin, "0");
+    let o = attach(own.pid, &tmp("attach-own.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("defines its own malloc"));
+    own.child.kill().unwrap();
+    own.child.wait().unwrap();
+}
+
+#[test]
+fn attach_refuses_a_process_traced_already_and_names_the_tracer() {
+    let strace = require_tool("strace", "strace");
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "600000");
+    let mut tracer = Command::new(strace)
+        .args(["-o", "/dev/null", "-p", &w.pid.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let traced = || {
+        std::fs::read_to_string(format!("/proc/{}/status", w.pid))
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    };
+    while !traced() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "strace did not attach"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = attach(w.pid, &tmp("attach-traced.vmmap"), &["--duration", "1s"]);
+    tracer.kill().unwrap();
+    tracer.wait().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already traced by process") && err.contains("strace"),
+        "{err}"
+    );
+    w.finish();
 }
 
 #[test]

@@ -329,3 +329,107 @@ fn a_process_that_exits_while_attached_leaves_a_complete_file() {
     assert_eq!(s["images"][0]["ended"], true, "no END record: {s}");
     assert_eq!(check_window(&history(&file)).len(), 4);
 }
+
+/// Starts `cmd` (which prints "ready" first), attaches for a second once
+/// it has, and returns what it printed after, with the trace file.
+fn attach_to_program(mut cmd: Command, name: &str) -> (String, PathBuf) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{name} said {line:?}");
+    let file = tmp(&format!("attach-{name}.vmmap"));
+    let o = attach(child.id() as i32, &file, &["--duration", "1s"]);
+    assert!(
+        o.status.success(),
+        "attaching to {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{name} ended with {st:?} after the attach");
+    let s = crate::trace::summary(&file);
+    assert!(s["allocations"].as_u64().unwrap() > 0, "{name}: {s}");
+    (rest, file)
+}
+
+#[test]
+fn real_programs_keep_running_and_answering_after_an_attach() {
+    // python3: a loop building dicts; its result after the detach.
+    let py = require_tool("/usr/bin/python3", "python3");
+    let mut cmd = Command::new(py);
+    cmd.args([
+        "-c",
+        "import time\nprint('ready', flush=True)\nt = 0\nfor i in range(50):\n    d = {str(k): [k] * 10 for k in range(3000)}\n    t += sum(len(v) for v in d.values())\n    time.sleep(0.05)\nprint('total', t)",
+    ]);
+    let (rest, _) = attach_to_program(cmd, "python3");
+    assert_eq!(rest.trim(), "total 1500000");
+    // node (a non-PIE executable whose malloc is a canonical PLT entry):
+    // objects and Buffers.
+    let node = require_tool("/usr/bin/node", "nodejs");
+    let mut cmd = Command::new(node);
+    cmd.args([
+        "-e",
+        "console.log('ready'); let t = 0, n = 0; const i = setInterval(() => { const a = []; for (let k = 0; k < 20000; k++) a.push({k, s: 'x' + k}); t += a.length + Buffer.alloc(1 << 20).length; if (++n == 50) { clearInterval(i); console.log('total', t); } }, 50);",
+    ]);
+    let (rest, _) = attach_to_program(cmd, "node");
+    assert_eq!(rest.trim(), format!("total {}", 50 * (20000 + (1 << 20))));
+}
+
+#[test]
+fn redis_under_load_keeps_answering_after_an_attach() {
+    let server = require_tool("/usr/bin/redis-server", "redis-server");
+    let bench = require_tool("/usr/bin/redis-benchmark", "redis-tools");
+    let cli = require_tool("/usr/bin/redis-cli", "redis-tools");
+    let port = "7391";
+    let mut srv = Command::new(server)
+        .args(["--port", port, "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !Command::new(&cli)
+        .args(["-p", port, "ping"])
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "redis did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut load = Command::new(bench)
+        .args(["-p", port, "-n", "200000", "-q", "-t", "set,get"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let file = tmp("attach-redis.vmmap");
+    let o = attach(srv.id() as i32, &file, &["--duration", "1s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(load.wait().unwrap().success());
+    let set = Command::new(&cli)
+        .args(["-p", port, "set", "k", "v"])
+        .output()
+        .unwrap();
+    let get = Command::new(&cli)
+        .args(["-p", port, "get", "k"])
+        .output()
+        .unwrap();
+    let _ = Command::new(&cli)
+        .args(["-p", port, "shutdown", "nosave"])
+        .output();
+    let _ = srv.wait();
+    assert_eq!(String::from_utf8_lossy(&set.stdout).trim(), "OK");
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v");
+    // jemalloc's allocations went through the hooks.
+    let s = crate::trace::summary(&file);
+    assert!(s["allocations"].as_u64().unwrap() > 1000, "{s}");
+}

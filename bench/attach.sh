@@ -13,6 +13,14 @@
 #   STOP threads=100 stop_ms=2.1 attach_ms=14.0
 # Target (issue 22): under 50 ms for 100 threads; a miss prints WARNING.
 #
+# Then the overhead while attached on bench/trace.sh's workloads (stress:
+# alloc_bench N 2 4096 c; typical: typical_mix N 2), attached right after
+# the start until the exit, against plain runs, alternating, from the
+# program's own wall time (N=OVERHEAD_N, default 10000000 and 6000000 as in
+# bench/trace.sh; OVERHEAD_N=0 skips it):
+#   OVERHEAD workload=stress plain_s=2.0 attached_s=3.9 ratio=1.95
+# Targets: those of vmmap run (x2.0 on stress, x1.10 on typical).
+#
 # Environment:
 #   RUNS=5                attaches per process
 #   VMMAP=PATH            the vmmap binary (default: target/release/vmmap,
@@ -22,6 +30,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${OUT:-$ROOT/target/bench-attach}
 RUNS=${RUNS:-5}
 SIZES=${*:-1 100 1000 busy}
+OVERHEAD_N=${OVERHEAD_N:-}
 mkdir -p "$OUT"
 gcc -O2 -Wall -pthread -o "$OUT/threads_fixture" "$ROOT/bench/threads_fixture.c"
 if [ -z "${VMMAP:-}" ]; then
@@ -47,5 +56,33 @@ for n in $SIZES; do
     echo "STOP threads=$n stop_ms=$stop attach_ms=$att"
     if [ "$n" = 100 ] && awk -v s="$stop" 'BEGIN {exit !(s >= 50)}'; then
         echo "WARNING: the target was stopped $stop ms with 100 threads (target: under 50 ms)"
+    fi
+done
+
+[ "${OVERHEAD_N}" = 0 ] && exit 0
+gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$ROOT/bench/alloc_bench.c"
+gcc -O2 -g -Wall -pthread -o "$OUT/typical_mix" "$ROOT/bench/typical_mix.c"
+wall() { sed -n 's/.*wall=\([0-9.]*\)s.*/\1/p' "$1"; }
+for w in stress typical; do
+    if [ "$w" = stress ]; then cmd=("$OUT/alloc_bench" "${OVERHEAD_N:-10000000}" 2 4096 c)
+    else cmd=("$OUT/typical_mix" "${OVERHEAD_N:-6000000}" 2); fi
+    plains=() atts=()
+    for r in $(seq "$RUNS"); do
+        "${cmd[@]}" > "$OUT/plain.out" 2>&1
+        plains+=("$(wall "$OUT/plain.out")")
+        "${cmd[@]}" > "$OUT/att.out" 2>&1 &
+        pid=$!
+        "$VMMAP" attach "$pid" -i 0 -o "$OUT/overhead.vmmap" 2>/dev/null || true
+        wait "$pid"
+        atts+=("$(wall "$OUT/att.out")")
+    done
+    p=$(printf '%s\n' "${plains[@]}" | median)
+    a=$(printf '%s\n' "${atts[@]}" | median)
+    ratio=$(awk -v a="$a" -v p="$p" 'BEGIN {printf "%.2f", a / p}')
+    printf '%-8s plain %6.2f s  attached %6.2f s  x%s (runs: %s / %s)\n' "$w" "$p" "$a" "$ratio" "${plains[*]}" "${atts[*]}"
+    echo "OVERHEAD workload=$w plain_s=$p attached_s=$a ratio=$ratio"
+    target=$([ "$w" = stress ] && echo 2.0 || echo 1.10)
+    if awk -v r="$ratio" -v t="$target" 'BEGIN {exit !(r > t)}'; then
+        echo "WARNING: $w attached x$ratio (target: at most x$target, as vmmap run)"
     fi
 done

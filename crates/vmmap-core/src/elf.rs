@@ -306,6 +306,30 @@ pub fn sections(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dynamic_symbols_of_the_c_library() {
+        // The libc this test runs with, from its own map.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_ascii_whitespace().nth(5))
+            .find(|p| p.ends_with("/libc.so.6"))
+            .expect("libc.so.6 in the test's map");
+        let bytes = std::fs::read(libc).unwrap();
+        let (value, first) = super::dynamic_symbol(&bytes, "malloc").expect("malloc");
+        assert!(value > first);
+        assert!(super::dynamic_symbol(&bytes, "no_such_symbol_here").is_none());
+        // A prefix of a name is not the name.
+        assert_ne!(
+            super::dynamic_symbol(&bytes, "mallo").map(|v| v.0),
+            Some(value)
+        );
+        // Cut short: no symbol, no panic.
+        for cut in [0, 64, 4096, bytes.len() / 2] {
+            let _ = super::dynamic_symbol(&bytes[..cut], "malloc");
+        }
+    }
+
     use super::*;
 
     /// A minimal ELF64 little-endian header with one PT_LOAD.

@@ -194,18 +194,24 @@ fn is_libdl(p: &str) -> bool {
         .starts_with("libdl")
 }
 
-/// The agent's path as the target sees it: the same file must be there
-/// in its mount namespace (a container's root differs).
+/// The agent's path as the target sees it: the same file, or a copy of
+/// it, must be at that path in its mount namespace (a container's root
+/// differs).
 fn agent_visible(pid: i32, agent: &Path) -> Result<(), AttachError> {
     let ours = std::fs::metadata(agent).map_err(|e| other(&agent.display().to_string(), e))?;
-    let theirs = std::fs::metadata(format!("/proc/{pid}/root{}", agent.display()));
-    match theirs {
-        Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => Ok(()),
-        _ => Err(AttachError::Refused(format!(
-            "process {pid} runs in another mount namespace (a container?) where the agent {} is not the same file: copy the agent into its file system and point --agent at the copy's path as the process sees it",
-            agent.display()
-        ))),
+    let there = PathBuf::from(format!("/proc/{pid}/root{}", agent.display()));
+    let same = match std::fs::metadata(&there) {
+        Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => true,
+        Ok(m) if m.len() == ours.len() => std::fs::read(&there).ok() == std::fs::read(agent).ok(),
+        _ => false,
+    };
+    if same {
+        return Ok(());
     }
+    Err(AttachError::Refused(format!(
+        "process {pid} runs in another mount namespace (a container?) where {} is not the agent: copy the agent to that same path inside it, then attach again",
+        agent.display()
+    )))
 }
 
 /// System calls a thread may be blocked in while holding no lock that

@@ -433,3 +433,40 @@ fn redis_under_load_keeps_answering_after_an_attach() {
     let s = crate::trace::summary(&file);
     assert!(s["allocations"].as_u64().unwrap() > 1000, "{s}");
 }
+
+#[test]
+fn a_process_that_cannot_see_the_agent_is_refused_until_a_copy_is_there() {
+    let unshare = require_tool("unshare", "util-linux");
+    let bin = compile("attach_workers");
+    let agent = PathBuf::from(VMMAP).with_file_name("libvmmap_agent.so");
+    assert!(agent.is_file(), "{} not built", agent.display());
+    let dir = agent.parent().unwrap().to_str().unwrap().to_string();
+    // A mount namespace of its own where the agent's directory is an empty
+    // tmpfs (so a copy put there is seen by that process alone).
+    let mut child = Command::new(unshare)
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs none {dir} && exec {} 600000",
+            bin.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: i32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    let o = attach(pid, &tmp("attach-ns.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another mount namespace"));
+    // A copy at the same path inside it: attaching works.
+    std::fs::copy(&agent, format!("/proc/{pid}/root{}", agent.display())).unwrap();
+    let file = tmp("attach-ns-copy.vmmap");
+    let o = attach(pid, &file, &["--duration", "1s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(check_window(&history(&file)).len(), 4);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("checksum "), "{rest}");
+}

@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
     }
     // The launcher's checks (PT_INTERP, a defined malloc) never panic.
     let _ = elf::program_facts(data);
+    // vmmap attach's symbol lookup (dlopen in the target's libc) neither.
+    let _ = elf::dynamic_symbol(data, "dlopen");
     // Section headers, read through offsets as from a file: never panics,
     // and no read asks for an absurd length.
     let mut read = |off: u64, len: usize| -> Option<Vec<u8>> {

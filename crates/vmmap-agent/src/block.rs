@@ -107,6 +107,8 @@ pub struct Block {
     pub in_hook: AtomicBool,
     /// Lifecycle: [`LIVE`], [`EXITED`], [`FREE`].
     pub state: AtomicU8,
+    /// The attach session the stream belongs to ([`crate::session`]).
+    pub session: u32,
     /// Stream id, unique for the life of the process.
     pub id: u32,
     /// Kernel thread id.
@@ -257,6 +259,7 @@ unsafe fn reset(b: *mut Block, tid: i32, used: bool) {
     let blk = unsafe { &mut *b };
     blk.in_hook.store(true, Relaxed);
     blk.id = NEXT_ID.fetch_add(1, Relaxed);
+    blk.session = crate::session();
     blk.tid = tid;
     blk.stack_lo = 0;
     blk.stack_hi = 0;
@@ -447,6 +450,38 @@ pub fn pack(at: [usize; PARTS]) -> usize {
 #[inline(always)]
 pub fn unpack(len: usize) -> [usize; PARTS] {
     [len & 0xffff, len >> 16 & 0xffff, len >> 32 & 0xffff]
+}
+
+/// Returns the block's current buffer to the pool unwritten: it belongs to
+/// an attach that has ended (the caller owns the block).
+pub fn drop_buffer(b: &mut Block) {
+    let cur = b.buf.swap(null_mut(), AcqRel);
+    if !cur.is_null() {
+        give_back(cur);
+    }
+}
+
+/// A thread exits while nothing is traced: its block is free at once.
+pub fn abandon(b: &mut Block) {
+    drop_buffer(b);
+    b.state.store(FREE, Release);
+}
+
+/// At a new attach: the buffers an earlier one left unwritten go back to
+/// the pool, and the blocks of threads that exited meanwhile are free.
+pub fn drop_leftovers() {
+    for buf in take_full() {
+        give_back(buf);
+    }
+    let mut p = registry();
+    while !p.is_null() {
+        // SAFETY: registry blocks are never unmapped.
+        let b = unsafe { &mut *p };
+        p = b.next;
+        if b.state.load(Acquire) == EXITED {
+            abandon(b);
+        }
+    }
 }
 
 /// Hands the block's buffer to the writer for good (thread exit).

@@ -696,6 +696,11 @@ pub unsafe extern "C" fn dlopen(path: *const c_char, flags: c_int) -> *mut c_voi
     // SAFETY: forwarding.
     let h = unsafe { real(path, flags) };
     crate::unwind::IN_DLOPEN.fetch_sub(1, SeqCst);
+    // Attached: the new modules' slots go to the hooks before the caller
+    // can call into them.
+    if !h.is_null() {
+        crate::attach::patch_new_modules();
+    }
     if let Some(b) = enter() {
         if !h.is_null() {
             crate::unwind::rebuild_modules();

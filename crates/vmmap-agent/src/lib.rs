@@ -17,6 +17,9 @@
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
 mod ages;
+// Attach mode (`vmmap attach`): needs the hooks, as they do.
+#[cfg(not(test))]
+mod attach;
 mod block;
 mod env;
 mod heap;
@@ -106,6 +109,15 @@ pub(crate) fn agent_own() -> bool {
     // SAFETY: pthread_self has no preconditions.
     OWN_ALL.load(Relaxed) || writer::is_writer_thread(unsafe { libc::pthread_self() })
 }
+/// Bumped on every attach: a thread's block from an earlier attach starts
+/// a new stream on its first call (see [`enter`]).
+static SESSION: AtomicU32 = AtomicU32::new(0);
+
+/// The current attach session (0 when preloaded).
+#[inline(always)]
+pub(crate) fn session() -> u32 {
+    SESSION.load(Relaxed)
+}
 
 /// Hooks record only while this is set: after a successful start, and not
 /// in an untraced child.
@@ -154,6 +166,9 @@ pub(crate) fn enter() -> Option<&'static mut Block> {
     if b.in_hook.load(Relaxed) {
         return None;
     }
+    if b.session != session() {
+        return restart_block(b);
+    }
     b.in_hook.store(true, Relaxed);
     compiler_fence(SeqCst);
     Some(b)
@@ -164,6 +179,22 @@ pub(crate) fn enter() -> Option<&'static mut Block> {
 pub(crate) fn leave(b: &mut Block) {
     compiler_fence(SeqCst);
     b.in_hook.store(false, Relaxed);
+}
+
+/// The calling thread's block is from an earlier attach: it starts a new
+/// stream in this attach's trace (guard set, as [`new_thread_block`]).
+#[cold]
+fn restart_block(b: &'static mut Block) -> Option<&'static mut Block> {
+    b.in_hook.store(true, Relaxed);
+    compiler_fence(SeqCst);
+    let saved = errno();
+    block::drop_buffer(b);
+    block::restart(b, sys::gettid());
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as u64;
+    record::thread_start(b, me);
+    set_errno(saved);
+    Some(b)
 }
 
 /// The calling thread has no block yet: make one (guard already set in it,
@@ -243,7 +274,12 @@ pub(crate) fn set_errno(v: i32) {
 unsafe extern "C" fn thread_exit(p: *mut c_void) {
     // SAFETY: the key only ever holds our blocks.
     let b = unsafe { &mut *(p as *mut Block) };
-    if writer::is_writer_block(b) {
+    if writer::is_writer_block(b) || b.state.load(Acquire) != block::LIVE {
+        return;
+    }
+    if !ACTIVE.load(Relaxed) {
+        // Not tracing (detached): no writer will take its buffer.
+        block::abandon(b);
         return;
     }
     b.in_hook.store(true, Relaxed);
@@ -255,6 +291,12 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
 /// initialised first): reads the environment, opens the trace and starts
 /// the writer.
 extern "C" fn init() {
+    // Loaded by `vmmap attach` (dlopen, no settings in the environment):
+    // the attach entry does the rest; the allocator is the one the
+    // program's own modules bind to, resolved then.
+    if std::env::var_os("VMMAP_TRACE_FILE").is_none() {
+        return;
+    }
     OWN_ALL.store(true, SeqCst);
     start();
     OWN_ALL.store(false, SeqCst);
@@ -276,6 +318,7 @@ fn start() {
         return;
     }
     KEY.store(key, Relaxed);
+    KEY_MADE.store(true, SeqCst);
     PID.store(sys::getpid(), Relaxed);
     unwind::rebuild_modules();
     writer::hello();
@@ -295,6 +338,36 @@ fn start() {
     if writer::start() {
         ACTIVE.store(true, Release);
     }
+}
+
+/// Whether the key and the fork handlers were made (once per process).
+static KEY_MADE: AtomicBool = AtomicBool::new(false);
+
+/// The pthread key and the fork handlers for attach mode, made on the
+/// first attach (an agent loaded with dlopen runs no [`start`]).
+#[cfg(not(test))]
+fn attach_key() -> bool {
+    if KEY_MADE.load(SeqCst) {
+        return true;
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: thread_exit has the destructor signature.
+    if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } != 0 {
+        return false;
+    }
+    KEY.store(key, Relaxed);
+    // SAFETY: as in start(); the agent stays loaded (nothing dlcloses it:
+    // vmmap never does, and its handle is vmmap's alone).
+    unsafe {
+        libc::pthread_atfork(
+            Some(heap::before_fork),
+            Some(heap::after_fork),
+            Some(heap::after_fork),
+        );
+        libc::pthread_atfork(None, None, Some(fork_child));
+    }
+    KEY_MADE.store(true, SeqCst);
+    true
 }
 
 fn read_config() -> Option<Config> {
@@ -403,9 +476,7 @@ extern "C" fn at_exit() {
 /// the process comes first, or the child would turn tracing off in the
 /// parent, which then lost every later event and its end record.
 extern "C" fn fini() {
-    if same_process() && ACTIVE.swap(false, SeqCst) {
-        writer::stop(2000);
-    }
+    shutdown();
 }
 
 /// Stops tracing for good and writes the end record (`_exit`, `_Exit`);
@@ -413,6 +484,10 @@ extern "C" fn fini() {
 pub(crate) fn shutdown() {
     if same_process() && ACTIVE.swap(false, SeqCst) {
         writer::stop(2000);
+        // Attached: what the writer put in the ring reaches the file only
+        // through vmmap.
+        #[cfg(not(test))]
+        attach::wait_drained(1000);
     }
 }
 

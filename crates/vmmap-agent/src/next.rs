@@ -18,7 +18,7 @@
 //! glibc's, which would hand out blocks of another heap.
 
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 
 use libc::size_t;
 
@@ -40,6 +40,22 @@ static PVALLOC: AtomicUsize = AtomicUsize::new(0);
 /// The allocator's `posix_memalign`, or 0: what the emulated aligned
 /// calls use when the allocator has it.
 static POSIX_MEMALIGN: AtomicUsize = AtomicUsize::new(0);
+
+/// Loaded by `vmmap attach`: the allocator is the global definition, the
+/// one the program's modules bind to (`RTLD_DEFAULT`); `RTLD_NEXT` from
+/// an agent loaded with dlopen would search its own dependencies, glibc,
+/// and miss jemalloc in a program linked with it.
+static ATTACHED: AtomicBool = AtomicBool::new(false);
+
+/// Resolves the allocator for attach mode (once: the agent stays loaded).
+pub fn resolve_attached() {
+    if ATTACHED.swap(true, SeqCst) {
+        return;
+    }
+    STATE.store(1, SeqCst);
+    resolve();
+    STATE.store(2, Release);
+}
 
 /// 0: not resolved; 1: being resolved; 2: resolved.
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -146,9 +162,116 @@ fn slot(slot: &AtomicUsize, boot: usize) -> usize {
 }
 
 fn next_sym(name: &core::ffi::CStr) -> usize {
+    if ATTACHED.load(Relaxed) {
+        return global_definition(name);
+    }
     // SAFETY: dlsym with a C string; RTLD_NEXT searches the objects after
     // the agent, as the program's own calls would have.
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char) as usize }
+}
+
+/// Whether a symbol of some loaded object starts at `f` (not inside a
+/// PLT or in the middle of a function). A non-PIE executable that takes
+/// `malloc`'s address gets a "canonical PLT entry": its undefined
+/// `malloc` carries the stub's address, which `dlsym` returns for pointer
+/// equality (Debian's node does this). The stub jumps through the
+/// executable's slot, which attach mode points at the hook: forwarding
+/// there would call the hook until the stack ran out. `dladdr` matches
+/// that stub's symbol too, so [`global_definition`] also checks where it
+/// lies.
+fn is_definition(f: usize) -> bool {
+    // SAFETY: dladdr only reads the loader's tables; info is an
+    // out-parameter.
+    unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        libc::dladdr(f as *const c_void, &mut info) != 0 && info.dli_saddr as usize == f
+    }
+}
+
+/// Where the executable is mapped (what `dladdr` reports as its base).
+fn executable_base() -> usize {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader passes a valid info (the executable comes
+        // first); data is our usize.
+        let info = unsafe { &*info };
+        // SAFETY: dlpi_phnum headers at dlpi_phdr.
+        let phdrs =
+            unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        let first = phdrs
+            .iter()
+            .filter(|p| p.p_type == libc::PT_LOAD)
+            .map(|p| p.p_vaddr)
+            .min()
+            .unwrap_or(0);
+        // SAFETY: data is the caller's usize.
+        unsafe { *(data as *mut usize) = (info.dlpi_addr + (first & !0xfff)) as usize };
+        1
+    }
+    let mut base = 0usize;
+    // SAFETY: the callback only reads the loader's data.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut base as *mut usize as *mut c_void) };
+    base
+}
+
+/// The program's own definition of `name` in attach mode: the global
+/// one (`RTLD_DEFAULT`: jemalloc in a program linked with it, glibc's
+/// otherwise), or, when that is a canonical PLT entry (see
+/// [`is_definition`]), the first loaded object after the executable that
+/// defines it, in load order (the global search order).
+fn global_definition(name: &core::ffi::CStr) -> usize {
+    // SAFETY: dlsym with a C string.
+    let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr() as *const c_char) } as usize;
+    // The executable's own entry can only be that stub: one that defines
+    // malloc itself is refused by vmmap before the agent is loaded.
+    if f == 0 || (is_definition(f) && object_of(f) != executable_base()) {
+        return f;
+    }
+    struct Search<'a> {
+        name: &'a core::ffi::CStr,
+        own: usize,
+        found: usize,
+    }
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader passes a valid info; data is our Search.
+        let (s, info) = unsafe { (&mut *(data as *mut Search<'_>), &*info) };
+        if info.dlpi_name.is_null() || info.dlpi_addr as usize == s.own {
+            return 0;
+        }
+        // SAFETY: a C string the loader keeps.
+        if unsafe { *info.dlpi_name } == 0 {
+            return 0; // the executable (its entry is the stub)
+        }
+        // SAFETY: RTLD_NOLOAD only returns a handle of a loaded object;
+        // dlsym on it searches that object first.
+        let f = unsafe {
+            let h = libc::dlopen(info.dlpi_name, libc::RTLD_LAZY | libc::RTLD_NOLOAD);
+            if h.is_null() {
+                return 0;
+            }
+            libc::dlsym(h, s.name.as_ptr())
+        } as usize;
+        if f != 0 && object_of(f) == info.dlpi_addr as usize && is_definition(f) {
+            s.found = f;
+            return 1;
+        }
+        0
+    }
+    let mut s = Search {
+        name,
+        own: object_of(global_definition as *const () as usize),
+        found: 0,
+    };
+    // SAFETY: the callback only reads the loader's data.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut s as *mut Search<'_> as *mut c_void) };
+    s.found
 }
 
 /// The load address of the object that holds `f`.

@@ -102,9 +102,22 @@ pub fn open(path: &std::path::Path) -> bool {
 }
 
 fn write_msg(msg: &[u8]) {
+    #[cfg(not(test))]
+    if crate::attach::attached() {
+        crate::attach::push(&[msg]);
+        return;
+    }
     if let Ok(chunk) = chunk_bytes(CHUNK_TRACE, msg, msg.len()) {
         sys::write_all(FD.load(Relaxed), &chunk);
     }
+}
+
+/// Whether the agent was loaded by `vmmap attach`.
+fn attached() -> bool {
+    #[cfg(not(test))]
+    return crate::attach::attached();
+    #[cfg(test)]
+    false
 }
 
 /// Writes the HELLO message: who we are and the clock anchor.
@@ -116,7 +129,13 @@ pub fn hello() {
     push_uvarint(&mut m, unsafe { libc::getppid() } as u64);
     // SAFETY: sysconf has no preconditions.
     push_uvarint(&mut m, unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64);
-    push_uvarint(&mut m, u64::from(crate::fp_mode()));
+    let flags = u64::from(crate::fp_mode())
+        | if attached() {
+            vmmap_wire::attach::HELLO_ATTACHED
+        } else {
+            0
+        };
+    push_uvarint(&mut m, flags);
     clock_fields(&mut m);
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
     push_bytes(&mut m, exe.as_os_str().as_bytes());
@@ -140,7 +159,12 @@ pub fn start() -> bool {
     STOPPED.store(false, Relaxed);
     // The mappings before the writer exists: whatever appears by the end
     // of its set-up (its stack, its malloc arena, its buffers) is ours.
-    *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()) = anon_ranges();
+    // Attached, the program's threads run meanwhile (what they map is
+    // theirs), and reading the maps here would take a descriptor in the
+    // program's table: the agent's memory is listed as it is made.
+    if !attached() {
+        *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()) = anon_ranges();
+    }
     // SAFETY: sigset operations on local sets.
     let old = unsafe {
         let mut all: libc::sigset_t = core::mem::zeroed();
@@ -325,6 +349,13 @@ fn main() {
     WRITER_SP.store(core::hint::black_box(&here) as *const u8 as u64, Relaxed);
     WRITER_TID.store(sys::gettid(), Relaxed);
     run();
+    // Its block goes back to the registry (a later attach starts another
+    // writer); the thread's key destructor then finds it not live.
+    let b = WRITER.swap(core::ptr::null_mut(), AcqRel);
+    if !b.is_null() {
+        // SAFETY: the writer's own block.
+        block::abandon(unsafe { &mut *b });
+    }
     WRITER_SELF.store(0, Relaxed);
 }
 
@@ -376,11 +407,15 @@ fn run() {
     };
     // The staging buffer and the compressor exist by now, and so does
     // this thread's malloc arena: everything new since start() is ours.
-    let before = std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
-    st.own = anon_ranges()
-        .into_iter()
-        .filter(|r| !before.contains(r))
-        .collect();
+    if attached() {
+        hello();
+    } else {
+        let before = std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
+        st.own = anon_ranges()
+            .into_iter()
+            .filter(|r| !before.contains(r))
+            .collect();
+    }
     name_own_stack();
     st.own.extend(own_image());
     let mut placement = Placement::new(placement::allowed_cpus());
@@ -389,6 +424,10 @@ fn run() {
     let mut last_second = last_write;
     loop {
         sys::sleep_ms(5);
+        #[cfg(not(test))]
+        if crate::attach::writer_pass() {
+            STOP.store(true, SeqCst);
+        }
         let stop = STOP.load(Acquire);
         let flush_req = FLUSH_REQ.load(Acquire);
         let flushing = flush_req > FLUSH_DONE.load(Relaxed) || stop;
@@ -435,6 +474,8 @@ fn run() {
             push_uvarint(&mut m, st.bytes_out);
             write_msg(&m);
             RUNNING.store(false, Relaxed);
+            #[cfg(not(test))]
+            crate::attach::writer_done();
             STOPPED.store(true, Release);
             return;
         }
@@ -597,6 +638,13 @@ fn write_events(st: &mut State) {
     push_uvarint(&mut prefix, st.pass_tick);
     push_uvarint(&mut prefix, raw as u64);
     let total = prefix.len() + st.zbuf.len();
+    #[cfg(not(test))]
+    if crate::attach::attached() {
+        crate::attach::push(&[&prefix, &st.zbuf]);
+        st.bytes_in += raw as u64;
+        st.bytes_out += total as u64;
+        return;
+    }
     if let Ok(h) = vmmap_wire::container::chunk_header(CHUNK_TRACE, &[&prefix, &st.zbuf], total) {
         sys::write_parts(FD.load(Relaxed), &[&h, &prefix, &st.zbuf]);
     }
@@ -615,6 +663,8 @@ fn write_maps(st: &mut State) {
     let mut own = st.own.clone();
     block::own_memory(&mut own);
     own.extend(crate::heap::range());
+    #[cfg(not(test))]
+    crate::attach::own_memory(&mut own);
     let mut a = vec![MessageKind::AgentMemory as u8];
     push_uvarint(&mut a, tick);
     push_uvarint(&mut a, own.len() as u64);

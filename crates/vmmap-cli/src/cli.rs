@@ -146,6 +146,21 @@ pub enum Command {
         after_help = "EXAMPLES:\n  vmmap run -- ./server --port 8080\n  vmmap run -o build.vmmap --interval 500ms -- make -j2\n  vmmap run --snapshot-only -- ./static-binary\n  vmmap trace build.vmmap             what the run recorded"
     )]
     Run(RunArgs),
+    /// Trace a running process from now on: every allocation and mapping
+    /// call with its stack, and its map at attach, every --interval and at
+    /// detach, into one .vmmap file (the format of `vmmap run`).
+    ///
+    /// One thread of the process is stopped for a few milliseconds while
+    /// it loads the agent (no debugger is used); the agent hooks the
+    /// program's calls by rewriting their relocation slots. vmmap detaches
+    /// on Ctrl+C, after --duration, or when the process exits; killed,
+    /// the agent notices within two seconds and removes its hooks by
+    /// itself. The process keeps running as it was. Blocks allocated
+    /// before the attach are unknown: their frees are counted apart.
+    #[command(
+        after_help = "EXAMPLES:\n  vmmap attach 1234 --duration 30s\n  vmmap attach 1234 -o server.vmmap      (Ctrl+C detaches)\n  vmmap trace server.vmmap calltree"
+    )]
+    Attach(AttachArgs),
     /// Show what a traced run (`vmmap run`) recorded: totals, or every
     /// operation in time order.
     Trace(TraceArgs),
@@ -932,6 +947,36 @@ pub struct DiffArgs {
     /// Write to FILE (.json, .csv or .txt) instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The process to attach to.
+    #[arg(value_name = "PID")]
+    pub pid: i32,
+
+    /// The trace file (default: NAME.PID.YYYYMMDD-HHMMSS.vmmap here).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Detach after this long (default: on Ctrl+C or when the process
+    /// exits).
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Time between snapshots of the process's map (0 for none). One is
+    /// also taken at attach and one at detach.
+    #[arg(short, long, default_value = "1s", value_name = "TIME", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// How call stacks are captured (as `vmmap run --unwind`).
+    #[arg(long, value_enum, default_value = "dwarf")]
+    pub unwind: Unwind,
+
+    /// The agent library (default: $VMMAP_AGENT, or libvmmap_agent.so next
+    /// to the vmmap binary or in ../lib/vmmap/).
+    #[arg(long, value_name = "PATH")]
+    pub agent: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

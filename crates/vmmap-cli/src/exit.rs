@@ -18,7 +18,7 @@
 //! | 9 | unexpected /proc content |
 //! | 10 | cannot write the output |
 //! | 11 | not a vmmap or VMMap .mmp file (or a malformed one), a newer format version or a trace format no release wrote, or no complete snapshot in it |
-//! | 12 | the program cannot be traced (static, setuid, own malloc, no agent) |
+//! | 12 | the program cannot be traced (static, setuid, own malloc, no agent; attach: another architecture, traced by vmmap already) |
 
 use std::io;
 

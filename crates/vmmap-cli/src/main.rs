@@ -3,6 +3,7 @@
 //! ([`exit`]).
 
 mod address;
+mod attach;
 mod cli;
 mod completions;
 mod config;
@@ -115,6 +116,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Some(Command::Timeline(a)) => timeline::timeline(&a),
         Some(Command::Diff(a)) => diff::diff(&a, &cli.proc_root),
         Some(Command::Run(a)) => run::run(&a, &cli.proc_root),
+        Some(Command::Attach(a)) => attach::attach(&a, &cli.proc_root),
         Some(Command::Trace(a)) => trace::trace(&a),
         Some(Command::Metrics(a)) => metrics::metrics(&a, &cli.proc_root),
         Some(Command::Serve(a)) => serve::serve(&a, &cli.proc_root),

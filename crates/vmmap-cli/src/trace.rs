@@ -103,6 +103,13 @@ fn print_summary(
             size(s.exec_released_bytes, false)
         )?;
     }
+    if s.unknown_frees > 0 && info.images.iter().any(|i| i.attached) {
+        writeln!(
+            w,
+            "vmmap: {} frees of blocks allocated before attach (unknown sizes: counted apart, not in the figures)",
+            s.unknown_frees
+        )?;
+    }
     for (i, img) in info.images.iter().enumerate() {
         if !img.complete() {
             writeln!(
@@ -170,7 +177,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "version": 1,
         "images": info.images.iter().map(|i| serde_json::json!({
             "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended, "exec_replaced": i.exec_replaced,
-            "stalls": i.stalls, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
+            "stalls": i.stalls, "attached": i.attached, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
         })).collect::<Vec<_>>(),
         "calls": s.calls,
         "allocations": s.allocations,
@@ -182,6 +189,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "exec_released_blocks": s.exec_released_blocks,
         "exec_released_bytes": s.exec_released_bytes,
         "unknown_frees": s.unknown_frees,
+        "frees_allocated_before_attach": if info.images.iter().any(|i| i.attached) { s.unknown_frees } else { 0 },
         "mapped_bytes": s.mapped_bytes,
         "threads": s.threads,
         "stacks": s.stacks,
@@ -485,6 +493,7 @@ fn owner_kind(o: &vmmap_trace::owners::Owner) -> &'static str {
         Owner::ThreadStack { .. } => "thread-stack",
         Owner::Image { .. } => "image",
         Owner::BeforeStart => "before-start",
+        Owner::BeforeAttach => "before-attach",
         Owner::MainStack => "main-stack",
         Owner::Kernel => "kernel",
         Owner::Agent => "agent",

@@ -306,6 +306,30 @@ pub fn sections(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dynamic_symbols_of_the_c_library() {
+        // The libc this test runs with, from its own map.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_ascii_whitespace().nth(5))
+            .find(|p| p.ends_with("/libc.so.6"))
+            .expect("libc.so.6 in the test's map");
+        let bytes = std::fs::read(libc).unwrap();
+        let (value, first) = super::dynamic_symbol(&bytes, "malloc").expect("malloc");
+        assert!(value > first);
+        assert!(super::dynamic_symbol(&bytes, "no_such_symbol_here").is_none());
+        // A prefix of a name is not the name.
+        assert_ne!(
+            super::dynamic_symbol(&bytes, "mallo").map(|v| v.0),
+            Some(value)
+        );
+        // Cut short: no symbol, no panic.
+        for cut in [0, 64, 4096, bytes.len() / 2] {
+            let _ = super::dynamic_symbol(&bytes[..cut], "malloc");
+        }
+    }
+
     use super::*;
 
     /// A minimal ELF64 little-endian header with one PT_LOAD.
@@ -532,4 +556,56 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
         }
     }
     Some(facts)
+}
+
+/// The value (`st_value`: an address relative to the load bias, for a
+/// shared library) of the defined dynamic symbol `name` of a whole 64-bit
+/// little-endian ELF file, and the lowest `p_vaddr` of its PT_LOAD
+/// segments: `vmmap attach` finds `dlopen` in the target's libc and its
+/// own entry in the agent this way. None when either is missing.
+pub fn dynamic_symbol(bytes: &[u8], name: &str) -> Option<(u64, u64)> {
+    let info = parse(bytes).ok()?;
+    if info.class != 64 || !info.little_endian {
+        return None;
+    }
+    let first_vaddr = info.loads.iter().map(|l| l.vaddr).min()?;
+    let r = Reader { b: bytes, le: true };
+    let (shoff, shentsize, shnum) = (r.u64(40)?, usize::from(r.u16(58)?), usize::from(r.u16(60)?));
+    if shentsize < 64 {
+        return None;
+    }
+    let section = |i: usize| -> Option<(u32, usize, usize, u32, usize)> {
+        let base = usize::try_from(shoff)
+            .ok()?
+            .checked_add(i.checked_mul(shentsize)?)?;
+        // (type, offset, size, link, entsize)
+        Some((
+            r.u32(base + 4)?,
+            usize::try_from(r.u64(base + 24)?).ok()?,
+            usize::try_from(r.u64(base + 32)?).ok()?,
+            r.u32(base + 40)?,
+            usize::try_from(r.u64(base + 56)?).ok()?,
+        ))
+    };
+    let mut wanted = name.as_bytes().to_vec();
+    wanted.push(0);
+    for i in 0..shnum.min(65536) {
+        let (kind, off, size, link, entsize) = section(i)?;
+        if kind != 11 || entsize < 24 {
+            continue; // SHT_DYNSYM only
+        }
+        let (_, str_off, str_size, _, _) = section(link as usize)?;
+        let strtab = bytes.get(str_off..str_off.checked_add(str_size)?)?;
+        for s in 0..size / entsize {
+            let base = off.checked_add(s * entsize)?;
+            let (n, shndx, value) = (r.u32(base)? as usize, r.u16(base + 6)?, r.u64(base + 8)?);
+            if shndx == 0 || value == 0 {
+                continue; // undefined
+            }
+            if strtab.get(n..n.saturating_add(wanted.len())) == Some(&wanted[..]) {
+                return Some((value, first_vaddr));
+            }
+        }
+    }
+    None
 }

@@ -326,6 +326,9 @@ pub struct ImageInfo {
     /// its pid. Nothing is missing (the agent writes everything before
     /// the exec), but no END is written either.
     pub exec_replaced: bool,
+    /// Traced by attaching to the running process (`vmmap attach`): the
+    /// blocks and regions it had before are unknown.
+    pub attached: bool,
     /// Times a thread waited for the writer (from the END message).
     pub stalls: u64,
     /// Event bytes before and after compression (from the END message).
@@ -1442,7 +1445,9 @@ fn parse_hello(c: &mut Cursor<'_>) -> Option<(u64, ImageInfo)> {
     let pid = c.uvarint()? as u32;
     let ppid = c.uvarint()? as u32;
     let page_size = c.uvarint()?;
-    let frame_pointers = c.uvarint()? & 1 == 1;
+    let flags = c.uvarint()?;
+    let frame_pointers = flags & 1 == 1;
+    let attached = flags & vmmap_wire::attach::HELLO_ATTACHED != 0;
     let clock = (c.uvarint()?, c.uvarint()?, c.uvarint()?);
     let exe = text(c)?;
     let cmd = c.bytes()?;
@@ -1459,6 +1464,7 @@ fn parse_hello(c: &mut Cursor<'_>) -> Option<(u64, ImageInfo)> {
             ppid,
             page_size,
             frame_pointers,
+            attached,
             exe,
             cmdline,
             clocks: vec![clock],

@@ -11,6 +11,7 @@
 
 pub mod address;
 pub mod analysis;
+pub mod attach;
 pub mod calltree;
 pub mod decode;
 pub mod export;

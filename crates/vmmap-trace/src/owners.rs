@@ -49,6 +49,8 @@ pub enum Owner {
     /// There before the agent started: made by the kernel, the loader or
     /// libc's start-up, which no hook can see.
     BeforeStart,
+    /// There when `vmmap attach` attached: who made it is unknown.
+    BeforeAttach,
     /// The main thread's stack, made by the kernel at exec.
     MainStack,
     /// Kernel-provided pages (`[vdso]`, `[vvar]`, `[vsyscall]`).
@@ -74,6 +76,7 @@ impl Owner {
             Owner::ThreadStack { tid, .. } => format!("stack of thread {tid}"),
             Owner::Image { path } => format!("image {path}"),
             Owner::BeforeStart => "there before tracing started (loader or libc start-up)".into(),
+            Owner::BeforeAttach => "there before vmmap attached".into(),
             Owner::MainStack => "main thread stack (kernel, at exec)".into(),
             Owner::Kernel => "kernel".into(),
             Owner::Agent => "vmmap agent".into(),
@@ -101,7 +104,7 @@ impl Owner {
     pub fn unexplained(&self) -> bool {
         matches!(
             self,
-            Owner::Unobserved { first_use: None } | Owner::BeforeStart
+            Owner::Unobserved { first_use: None } | Owner::BeforeStart | Owner::BeforeAttach
         )
     }
 }
@@ -353,13 +356,30 @@ pub(crate) fn owners_of(
         .find(|(img, _, _)| *img == image)
         .and_then(|(_, _, t)| vmmap_core::proc::smaps::parse(t.as_bytes()).ok())
         .unwrap_or_default();
+    // An attached image's first map is the process's at attach: anything
+    // in it was made before, by calls no hook saw.
+    let attached = info.images.get(image as usize).is_some_and(|i| i.attached);
     for r in out.iter_mut() {
-        if matches!(r.owner, Owner::Unobserved { first_use: None })
+        let unexplained = if attached {
+            // Also what glibc made for an allocation seen later: it was
+            // there already.
+            matches!(
+                r.owner,
+                Owner::Unobserved { .. } | Owner::BeforeStart | Owner::BeforeAttach
+            )
+        } else {
+            matches!(r.owner, Owner::Unobserved { first_use: None })
+        };
+        if unexplained
             && first
                 .iter()
                 .any(|f| f.start <= r.mapping.start && r.mapping.end <= f.end)
         {
-            r.owner = Owner::BeforeStart;
+            r.owner = if attached {
+                Owner::BeforeAttach
+            } else {
+                Owner::BeforeStart
+            };
         }
     }
     out

@@ -570,7 +570,10 @@ impl Cells<'_> {
         // up with it by then.
         let loaded = matches!(
             o,
-            Owner::Image { .. } | Owner::Unobserved { first_use: None } | Owner::BeforeStart
+            Owner::Image { .. }
+                | Owner::Unobserved { first_use: None }
+                | Owner::BeforeStart
+                | Owner::BeforeAttach
         );
         if loaded && r.inode != 0 {
             let name = base_name(r.path.trim_end_matches(" (deleted)"));
@@ -615,6 +618,7 @@ impl Cells<'_> {
             ),
             Owner::Image { .. } => ("image", None, "loader".into()),
             Owner::BeforeStart => ("before-start", None, "before tracing".into()),
+            Owner::BeforeAttach => ("before-attach", None, "before attach".into()),
             Owner::MainStack => ("main-stack", None, "kernel (exec)".into()),
             Owner::Kernel => ("kernel", None, "kernel".into()),
             Owner::Agent => ("agent", None, "vmmap agent".into()),

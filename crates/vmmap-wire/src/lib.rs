@@ -17,6 +17,7 @@
 //! the same stream, which keeps heap pointers to two or three bytes. The
 //! agent and the tests write records with the one encoder, [`encode`].
 
+pub mod attach;
 pub mod container;
 pub mod encode;
 mod note;

@@ -1,6 +1,7 @@
 //! One integration binary: real fixture processes, the real `vmmap`.
 
 mod address;
+mod attach;
 mod bounds;
 mod chromium;
 mod errors;

@@ -1,0 +1,472 @@
+//! `vmmap attach PID`: the agent loaded into a running process through
+//! ptrace, its hooks installed in the relocation slots, then removed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::trace::history;
+use crate::util::{compile, compile_static, output_within, require_tool, VMMAP};
+
+/// `tests/fixtures/attach_workers.c` started, once its threads run.
+struct Workers {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+    pid: i32,
+}
+
+fn workers(bin: &PathBuf, iterations: &str) -> Workers {
+    let mut child = Command::new(bin)
+        .arg(iterations)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the fixture");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    Workers { child, out, pid }
+}
+
+impl Workers {
+    /// Waits for the end and returns the checksum line.
+    fn finish(mut self) -> String {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        let st = self.child.wait().unwrap();
+        assert!(st.success(), "the fixture ended with {st:?}: {rest}");
+        rest.lines()
+            .find(|l| l.starts_with("checksum "))
+            .unwrap_or_else(|| panic!("no checksum in {rest:?}"))
+            .to_string()
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn attach(pid: i32, file: &PathBuf, extra: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(VMMAP);
+    cmd.arg("attach")
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(file)
+        .args(extra);
+    output_within(&mut cmd, 60)
+}
+
+/// Per thread, every malloc the trace holds must be the fixture's next
+/// one (its size encodes its index) and be freed right after: no call
+/// lost, none counted twice. Returns the allocations per thread.
+fn check_window(h: &[Value]) -> HashMap<u64, u64> {
+    let mut last: HashMap<u64, (u64, Option<String>)> = HashMap::new();
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for e in h {
+        let tid = e["tid"].as_u64().unwrap();
+        match e["op"].as_str().unwrap() {
+            "malloc" => {
+                let size = e["size"].as_u64().unwrap();
+                let k = (size - 16) / 4;
+                if let Some((prev, open)) = last.get(&tid) {
+                    assert_eq!(
+                        (prev + 1) % 4000,
+                        k,
+                        "thread {tid}: allocation {k} after {prev}: a call was lost"
+                    );
+                    assert!(open.is_none(), "thread {tid}: a free was lost");
+                }
+                last.insert(tid, (k, e["ptr"].as_str().map(str::to_string)));
+                *counts.entry(tid).or_default() += 1;
+            }
+            "free" => {
+                if let Some((_, open)) = last.get_mut(&tid) {
+                    if open.is_some() {
+                        assert_eq!(open.as_deref(), e["ptr"].as_str(), "thread {tid}");
+                        *open = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    counts
+}
+
+#[test]
+fn attaching_records_every_call_of_the_window_and_leaves_the_program_as_it_was() {
+    let bin = compile("attach_workers");
+    let plain = workers(&bin, "600000").finish();
+    let w = workers(&bin, "600000");
+    let (first, second) = (tmp("attach-1.vmmap"), tmp("attach-2.vmmap"));
+    // Twice in a row: the second attach finds the agent loaded already.
+    for file in [&first, &second] {
+        let o = attach(w.pid, file, &["--duration", "1s", "--interval", "300ms"]);
+        assert!(
+            o.status.success(),
+            "vmmap attach failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let checksum = w.finish();
+    assert_eq!(
+        checksum, plain,
+        "the checksum differs from the untraced run's"
+    );
+    for file in [&first, &second] {
+        let h = history(file);
+        let counts = check_window(&h);
+        assert_eq!(counts.len(), 4, "allocations of the 4 workers: {counts:?}");
+        assert!(counts.values().all(|&n| n > 100), "{counts:?}");
+        // The snapshots at attach, in between and at detach.
+        let o = Command::new(VMMAP)
+            .args(["timeline", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
+    let bin = compile("attach_workers");
+    let plain = workers(&bin, "300000").finish();
+    let w = workers(&bin, "300000");
+    let file = tmp("attach-killed.vmmap");
+    let mut v = Command::new(VMMAP)
+        .arg("attach")
+        .arg(w.pid.to_string())
+        .arg("-o")
+        .arg(&file)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    v.kill().unwrap();
+    v.wait().unwrap();
+    // The agent notices within two seconds: its ring is no longer read
+    // and its slots are the program's again.
+    let start = Instant::now();
+    let agent_ranges = loop {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
+        let task = std::fs::read_dir(format!("/proc/{}/task", w.pid))
+            .unwrap()
+            .count();
+        // The writer thread is gone: main and the four workers.
+        if task <= 5 || start.elapsed() > Duration::from_secs(5) {
+            break maps;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(agent_ranges.contains("libvmmap_agent.so"));
+    let task = std::fs::read_dir(format!("/proc/{}/task", w.pid))
+        .unwrap()
+        .count();
+    assert!(
+        task <= 5,
+        "the agent's writer still runs {:?} after vmmap died",
+        start.elapsed()
+    );
+    // The file loads up to the kill.
+    let h = history(&file);
+    assert!(!check_window(&h).is_empty());
+    assert_eq!(w.finish(), plain);
+}
+
+#[test]
+fn attach_refuses_what_it_cannot_trace() {
+    // A static binary.
+    let bin = compile_static("attach_workers");
+    let w = workers(&bin, "300000");
+    let o = attach(w.pid, &tmp("attach-static.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("statically linked"));
+    w.finish();
+    // Another user's process.
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "300000");
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        VMMAP,
+        "attach",
+    ])
+    .arg(w.pid.to_string())
+    .args(["-o", "/tmp/vmmap-attach-nobody.vmmap", "--duration", "1s"]);
+    let o = output_within(&mut cmd, 30);
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("another user") || err.contains("permission") || err.contains("cannot"),
+        "{err}"
+    );
+    w.finish();
+    // No such process.
+    let o = attach(999_999_999, &tmp("attach-none.vmmap"), &[]);
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    // A program with its own malloc.
+    let bin = compile("attach_own_malloc");
+    let mut own = workers(&bin, "0");
+    let o = attach(own.pid, &tmp("attach-own.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("defines its own malloc"));
+    own.child.kill().unwrap();
+    own.child.wait().unwrap();
+}
+
+#[test]
+fn attach_refuses_a_process_traced_already_and_names_the_tracer() {
+    let strace = require_tool("strace", "strace");
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "600000");
+    let mut tracer = Command::new(strace)
+        .args(["-o", "/dev/null", "-p", &w.pid.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let traced = || {
+        std::fs::read_to_string(format!("/proc/{}/status", w.pid))
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("TracerPid:") && l.split_whitespace().nth(1) != Some("0"))
+    };
+    while !traced() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "strace did not attach"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = attach(w.pid, &tmp("attach-traced.vmmap"), &["--duration", "1s"]);
+    tracer.kill().unwrap();
+    tracer.wait().unwrap();
+    assert_eq!(o.status.code(), Some(4), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("already traced by process") && err.contains("strace"),
+        "{err}"
+    );
+    w.finish();
+}
+
+#[test]
+fn what_was_there_before_the_attach_is_counted_apart() {
+    let bin = compile("attach_workers");
+    let mut w = workers(&bin, "600000");
+    let file = tmp("attach-before.vmmap");
+    let v = Command::new(VMMAP)
+        .arg("attach")
+        .arg(w.pid.to_string())
+        .arg("-o")
+        .arg(&file)
+        .args(["--duration", "2s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Attached once the snapshot at attach is in the file.
+    let start = Instant::now();
+    while std::fs::metadata(&file).map_or(0, |m| m.len()) < 10_000 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no snapshot at attach"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    crate::util::signal(w.pid as u32, crate::util::libc_sig::SIGUSR1);
+    let mut line = String::new();
+    w.out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "freed");
+    let o = v.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.finish();
+    // The fixture's 100 old blocks, and at most one block per worker
+    // allocated right before the hooks went in.
+    let s = crate::trace::summary(&file);
+    let before = s["frees_allocated_before_attach"].as_u64().unwrap();
+    assert!(
+        (100..=104).contains(&before),
+        "{before} frees of older blocks"
+    );
+    assert_eq!(s["images"][0]["attached"], true);
+    // Every region of the map at attach that no call made: "before attach".
+    let regions: Value = serde_json::from_slice(&crate::trace::on_file(
+        "trace",
+        &file,
+        &["regions", "--json"],
+    ))
+    .unwrap();
+    let heap = regions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "[heap]")
+        .expect("a [heap] region");
+    assert_eq!(heap["owner"], "before-attach", "{heap}");
+}
+
+#[test]
+fn a_process_that_exits_while_attached_leaves_a_complete_file() {
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "150000");
+    let file = tmp("attach-exit.vmmap");
+    // No --duration: vmmap ends with the process.
+    let o = attach(w.pid, &file, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.finish();
+    let s = crate::trace::summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "no END record: {s}");
+    assert_eq!(check_window(&history(&file)).len(), 4);
+}
+
+/// Starts `cmd` (which prints "ready" first), attaches for a second once
+/// it has, and returns what it printed after, with the trace file.
+fn attach_to_program(mut cmd: Command, name: &str) -> (String, PathBuf) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{name} said {line:?}");
+    let file = tmp(&format!("attach-{name}.vmmap"));
+    let o = attach(child.id() as i32, &file, &["--duration", "1s"]);
+    assert!(
+        o.status.success(),
+        "attaching to {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{name} ended with {st:?} after the attach");
+    let s = crate::trace::summary(&file);
+    assert!(s["allocations"].as_u64().unwrap() > 0, "{name}: {s}");
+    (rest, file)
+}
+
+#[test]
+fn real_programs_keep_running_and_answering_after_an_attach() {
+    // python3: a loop building dicts; its result after the detach.
+    let py = require_tool("/usr/bin/python3", "python3");
+    let mut cmd = Command::new(py);
+    cmd.args([
+        "-c",
+        "import time\nprint('ready', flush=True)\nt = 0\nfor i in range(50):\n    d = {str(k): [k] * 10 for k in range(3000)}\n    t += sum(len(v) for v in d.values())\n    time.sleep(0.05)\nprint('total', t)",
+    ]);
+    let (rest, _) = attach_to_program(cmd, "python3");
+    assert_eq!(rest.trim(), "total 1500000");
+    // node (a non-PIE executable whose malloc is a canonical PLT entry):
+    // objects and Buffers.
+    let node = require_tool("/usr/bin/node", "nodejs");
+    let mut cmd = Command::new(node);
+    cmd.args([
+        "-e",
+        "console.log('ready'); let t = 0, n = 0; const i = setInterval(() => { const a = []; for (let k = 0; k < 20000; k++) a.push({k, s: 'x' + k}); t += a.length + Buffer.alloc(1 << 20).length; if (++n == 50) { clearInterval(i); console.log('total', t); } }, 50);",
+    ]);
+    let (rest, _) = attach_to_program(cmd, "node");
+    assert_eq!(rest.trim(), format!("total {}", 50 * (20000 + (1 << 20))));
+}
+
+#[test]
+fn redis_under_load_keeps_answering_after_an_attach() {
+    let server = require_tool("/usr/bin/redis-server", "redis-server");
+    let bench = require_tool("/usr/bin/redis-benchmark", "redis-tools");
+    let cli = require_tool("/usr/bin/redis-cli", "redis-tools");
+    let port = "7391";
+    let mut srv = Command::new(server)
+        .args(["--port", port, "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !Command::new(&cli)
+        .args(["-p", port, "ping"])
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "redis did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut load = Command::new(bench)
+        .args(["-p", port, "-n", "200000", "-q", "-t", "set,get"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let file = tmp("attach-redis.vmmap");
+    let o = attach(srv.id() as i32, &file, &["--duration", "1s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(load.wait().unwrap().success());
+    let set = Command::new(&cli)
+        .args(["-p", port, "set", "k", "v"])
+        .output()
+        .unwrap();
+    let get = Command::new(&cli)
+        .args(["-p", port, "get", "k"])
+        .output()
+        .unwrap();
+    let _ = Command::new(&cli)
+        .args(["-p", port, "shutdown", "nosave"])
+        .output();
+    let _ = srv.wait();
+    assert_eq!(String::from_utf8_lossy(&set.stdout).trim(), "OK");
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v");
+    // jemalloc's allocations went through the hooks.
+    let s = crate::trace::summary(&file);
+    assert!(s["allocations"].as_u64().unwrap() > 1000, "{s}");
+}
+
+#[test]
+fn a_process_that_cannot_see_the_agent_is_refused_until_a_copy_is_there() {
+    let unshare = require_tool("unshare", "util-linux");
+    let bin = compile("attach_workers");
+    let agent = PathBuf::from(VMMAP).with_file_name("libvmmap_agent.so");
+    assert!(agent.is_file(), "{} not built", agent.display());
+    let dir = agent.parent().unwrap().to_str().unwrap().to_string();
+    // A mount namespace of its own where the agent's directory is an empty
+    // tmpfs (so a copy put there is seen by that process alone).
+    let mut child = Command::new(unshare)
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs none {dir} && exec {} 600000",
+            bin.display()
+        ))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: i32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
+    let o = attach(pid, &tmp("attach-ns.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another mount namespace"));
+    // A copy at the same path inside it: attaching works.
+    std::fs::copy(&agent, format!("/proc/{pid}/root{}", agent.display())).unwrap();
+    let file = tmp("attach-ns-copy.vmmap");
+    let o = attach(pid, &file, &["--duration", "1s"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(check_window(&history(&file)).len(), 4);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("checksum "), "{rest}");
+}

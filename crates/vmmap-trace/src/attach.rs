@@ -1,0 +1,723 @@
+//! `vmmap attach`: loads the agent into a running process and takes what
+//! it records (docs/tracing.md, "Attach").
+//!
+//! Injection without a debugger: one thread of the target is seized with
+//! ptrace, interrupted, and made to call the loader's `dlopen` on the
+//! agent and then the agent's attach entry, as a function call set up by
+//! hand (x86_64 System V: arguments in rdi and rsi, the stack 16-byte
+//! aligned at the call, a return address of 0 whose fault brings the
+//! thread back to us). Its registers are then put back and it is let go.
+//! Only that thread stops, and only for the two calls: the others run on,
+//! so that a lock one of them holds (the loader's, an arena's) is released
+//! while ours waits for it. The thread is chosen where it holds no lock
+//! dlopen needs: in the program's own code, or blocked in a system call
+//! that waits (sleep, poll, read, futex).
+//!
+//! The agent writes no file: its writer puts the trace messages in a ring
+//! in its own memory (`vmmap_wire::attach`), which [`Session`] drains with
+//! `process_vm_readv`; the process may run as another user, in another
+//! mount namespace, and keeps its descriptors to itself.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vmmap_wire::attach as wire;
+
+/// Why attaching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// No such process, or it ended.
+    #[error("{0}")]
+    Gone(String),
+    /// ptrace (or reading the process) is not permitted; says why.
+    #[error("{0}")]
+    Permission(String),
+    /// The process cannot be traced this way (static, another
+    /// architecture, its own allocator, the agent not visible to it).
+    #[error("{0}")]
+    Refused(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(what: &str, e: io::Error) -> AttachError {
+    AttachError::Other(format!("{what}: {e}"))
+}
+
+/// The process's `TracerPid`.
+fn tracer_of(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// What makes `pid` impossible to attach to, checked before anything is
+/// done to it: gone, already traced, not ours to trace, static, another
+/// architecture, its own allocator.
+pub fn check(pid: i32) -> Result<(), AttachError> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if !proc.exists() {
+        return Err(AttachError::Gone(format!("no process {pid}")));
+    }
+    if let Some(t) = tracer_of(pid).filter(|&t| t != 0) {
+        return Err(AttachError::Permission(format!(
+            "process {pid} is already traced by process {t} ({}): a process has one tracer at a time",
+            comm(t)
+        )));
+    }
+    let exe = match std::fs::read(proc.join("exe")) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(permission_refusal(pid));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(AttachError::Gone(format!(
+                "process {pid} has no executable (a kernel thread, or it ended)"
+            )));
+        }
+        Err(e) => return Err(other(&format!("cannot read /proc/{pid}/exe"), e)),
+    };
+    let info = vmmap_core::elf::parse(&exe).map_err(|_| {
+        AttachError::Refused(format!("process {pid}'s executable is not an ELF file"))
+    })?;
+    if info.machine != 62 || info.class != 64 {
+        return Err(AttachError::Refused(format!(
+            "process {pid} runs {} code: vmmap attach supports x86-64 processes only",
+            info.arch()
+        )));
+    }
+    let facts = vmmap_core::elf::program_facts(&exe).unwrap_or_default();
+    if facts.interp.is_none() {
+        return Err(AttachError::Refused(format!(
+            "process {pid} ({}) is statically linked: there is no dynamic loader to load the agent with, nor relocation slots to hook",
+            comm(pid)
+        )));
+    }
+    if facts.defines_malloc {
+        return Err(AttachError::Refused(format!(
+            "process {pid} ({}) defines its own malloc (a statically linked allocator): its allocations never go through a slot the agent can hook",
+            comm(pid)
+        )));
+    }
+    Ok(())
+}
+
+/// Why ptrace on `pid` was refused, in the user's terms.
+fn permission_refusal(pid: i32) -> AttachError {
+    if let Some(t) = tracer_of(pid).filter(|&t| t != 0) {
+        return AttachError::Permission(format!(
+            "process {pid} is already traced by process {t} ({})",
+            comm(t)
+        ));
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let owner = std::fs::metadata(format!("/proc/{pid}"))
+        .map(|m| m.uid())
+        .ok();
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let why = if owner.is_some_and(|o| o != me) && me != 0 {
+        format!(
+            "it belongs to another user (uid {}); run vmmap as that user or as root",
+            owner.unwrap_or_default()
+        )
+    } else if scope == "3" {
+        "Yama's ptrace_scope is 3: no process may be traced on this system".into()
+    } else if scope == "2" && me != 0 {
+        "Yama's ptrace_scope is 2: only root (CAP_SYS_PTRACE) may attach".into()
+    } else if scope == "1" && me != 0 {
+        "Yama's ptrace_scope is 1: only a parent may trace its children; run vmmap as root or set the scope to 0".into()
+    } else if tracer_of(std::process::id() as i32).is_some_and(|t| t != 0) {
+        "vmmap itself is being traced".into()
+    } else {
+        "refused by the system (a seccomp filter, or the process is not dumpable)".into()
+    };
+    AttachError::Permission(format!("cannot attach to process {pid} with ptrace: {why}"))
+}
+
+/// One line of /proc/PID/maps: (start, offset, path).
+fn maps(pid: i32) -> Result<Vec<(u64, u64, String)>, AttachError> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|e| other(&format!("cannot read /proc/{pid}/maps"), e))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            let range = f.next()?;
+            let start = u64::from_str_radix(range.split('-').next()?, 16).ok()?;
+            let (_perms, off) = (f.next()?, f.next()?);
+            let off = u64::from_str_radix(off, 16).ok()?;
+            let (_dev, _inode) = (f.next()?, f.next()?);
+            let path = f.collect::<Vec<_>>().join(" ");
+            Some((start, off, path))
+        })
+        .collect())
+}
+
+/// The address of `symbol` in the module mapped from a path `matches`
+/// accepts, in `pid`: the module's file is read through /proc/PID/root
+/// (its mount namespace).
+fn symbol_in(
+    pid: i32,
+    maps: &[(u64, u64, String)],
+    matches: impl Fn(&str) -> bool,
+    symbol: &str,
+) -> Option<u64> {
+    let (start, _, path) = maps.iter().find(|(_, off, p)| *off == 0 && matches(p))?;
+    let bytes = std::fs::read(format!("/proc/{pid}/root{path}")).ok()?;
+    let (value, first) = vmmap_core::elf::dynamic_symbol(&bytes, symbol)?;
+    Some(start - (first & !0xfff) + value)
+}
+
+fn is_libc(p: &str) -> bool {
+    let name = p.rsplit('/').next().unwrap_or_default();
+    name == "libc.so.6" || (name.starts_with("libc-2.") && name.ends_with(".so"))
+}
+
+fn is_libdl(p: &str) -> bool {
+    p.rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .starts_with("libdl")
+}
+
+/// The agent's path as the target sees it: the same file, or a copy of
+/// it, must be at that path in its mount namespace (a container's root
+/// differs).
+fn agent_visible(pid: i32, agent: &Path) -> Result<(), AttachError> {
+    let ours = std::fs::metadata(agent).map_err(|e| other(&agent.display().to_string(), e))?;
+    let there = PathBuf::from(format!("/proc/{pid}/root{}", agent.display()));
+    let same = match std::fs::metadata(&there) {
+        Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => true,
+        Ok(m) if m.len() == ours.len() => std::fs::read(&there).ok() == std::fs::read(agent).ok(),
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    Err(AttachError::Refused(format!(
+        "process {pid} runs in another mount namespace (a container?) where {} is not the agent: copy the agent to that same path inside it, then attach again",
+        agent.display()
+    )))
+}
+
+/// System calls a thread may be blocked in while holding no lock that
+/// dlopen takes: it waits for time, a descriptor, a child or a futex.
+const WAITING: &[i64] = &[
+    0, 7, 23, 34, 35, 43, 45, 47, 61, 128, 130, 202, 230, 232, 247, 270, 271, 281, 288, 441,
+];
+
+/// Threads of `pid`, the best candidates first: blocked in a waiting
+/// system call (from /proc/PID/task/TID/syscall, read without stopping
+/// anything), then the others.
+fn candidates(pid: i32) -> Vec<i32> {
+    let mut waiting = Vec::new();
+    let mut rest = Vec::new();
+    if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for e in dir.flatten() {
+            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let sc = std::fs::read_to_string(e.path().join("syscall")).unwrap_or_default();
+            let nr = sc
+                .split_ascii_whitespace()
+                .next()
+                .and_then(|s| s.parse::<i64>().ok());
+            if nr.is_some_and(|n| WAITING.contains(&n)) {
+                waiting.push(tid);
+            } else {
+                rest.push(tid);
+            }
+        }
+    }
+    waiting.sort_unstable();
+    rest.sort_unstable();
+    waiting.extend(rest);
+    waiting
+}
+
+fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
+    // SAFETY: the requests used here take integers, or a pointer to a
+    // user_regs_struct the caller owns as `data`.
+    let r = unsafe { libc::ptrace(req, tid, addr, data) };
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn get_regs(tid: i32) -> io::Result<libc::user_regs_struct> {
+    // SAFETY: all-zero is a valid user_regs_struct.
+    let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    ptrace(libc::PTRACE_GETREGS, tid, 0, &mut r as *mut _ as usize)?;
+    Ok(r)
+}
+
+fn set_regs(tid: i32, r: &libc::user_regs_struct) -> io::Result<()> {
+    ptrace(libc::PTRACE_SETREGS, tid, 0, r as *const _ as usize).map(|_| ())
+}
+
+/// Waits for `tid`'s next stop, at most `limit`. Returns the wait status.
+fn wait_stop(tid: i32, limit: Duration) -> Result<i32, AttachError> {
+    let start = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r == tid {
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                return Err(AttachError::Gone(format!(
+                    "thread {tid} ended while vmmap was attaching"
+                )));
+            }
+            return Ok(status);
+        }
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(other("waitpid", e));
+            }
+        }
+        if start.elapsed() > limit {
+            return Err(AttachError::Other(format!(
+                "thread {tid} did not come back within {} s",
+                limit.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// Reads `len` bytes of `pid`'s memory at `addr`.
+fn read_mem(pid: i32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: the local iovec points into buf; the remote one is only
+    // read by the kernel, checked against the target's mappings.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "short read of the process's memory",
+        ));
+    }
+    Ok(buf)
+}
+
+/// Writes `data` into `pid`'s memory at `addr`.
+fn write_mem(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: as in read_mem; the kernel writes the target's memory.
+    let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if n as usize != data.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write to the process's memory",
+        ));
+    }
+    Ok(())
+}
+
+/// ` (in FILE+0xOFFSET)` for an address of `pid`, for messages.
+fn where_is(pid: i32, addr: u64) -> String {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return String::new();
+    };
+    for l in text.lines() {
+        let mut f = l.split_ascii_whitespace();
+        let (Some(range), _, Some(off)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let mut r = range
+            .split('-')
+            .filter_map(|v| u64::from_str_radix(v, 16).ok());
+        let (Some(lo), Some(hi)) = (r.next(), r.next()) else {
+            continue;
+        };
+        if (lo..hi).contains(&addr) {
+            let path = f.nth(2).unwrap_or("[anon]");
+            let off = u64::from_str_radix(off, 16).unwrap_or(0);
+            return format!(" (in {path}+{:#x})", addr - lo + off);
+        }
+    }
+    String::new()
+}
+
+/// A seized, stopped thread, let go (registers restored) when dropped.
+struct Stopped {
+    pid: i32,
+    tid: i32,
+    saved: libc::user_regs_struct,
+    /// A signal that arrived while it was ours: delivered when let go.
+    pending: i32,
+    since: Instant,
+    restored: bool,
+}
+
+impl Stopped {
+    /// Seizes and interrupts `tid`.
+    fn seize(pid: i32, tid: i32) -> Result<Stopped, AttachError> {
+        if let Err(e) = ptrace(libc::PTRACE_SEIZE, tid, 0, 0) {
+            return Err(match e.raw_os_error() {
+                Some(libc::EPERM) => permission_refusal(pid),
+                Some(libc::ESRCH) => {
+                    AttachError::Gone(format!("thread {tid} of process {pid} ended"))
+                }
+                _ => other("PTRACE_SEIZE", e),
+            });
+        }
+        let since = Instant::now();
+        let mut pending = 0;
+        let fail = |e| {
+            let _ = ptrace(libc::PTRACE_DETACH, tid, 0, 0);
+            e
+        };
+        ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)
+            .map_err(|e| fail(other("PTRACE_INTERRUPT", e)))?;
+        loop {
+            let status = wait_stop(tid, Duration::from_secs(5)).map_err(fail)?;
+            let sig = libc::WSTOPSIG(status);
+            if status >> 16 == libc::PTRACE_EVENT_STOP {
+                break;
+            }
+            // A signal arrived first: kept for later, and the interrupt's
+            // stop still comes.
+            pending = sig;
+            ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| fail(other("PTRACE_CONT", e)))?;
+        }
+        let saved = get_regs(tid).map_err(|e| fail(other("PTRACE_GETREGS", e)))?;
+        Ok(Stopped {
+            pid,
+            tid,
+            saved,
+            pending,
+            since,
+            restored: false,
+        })
+    }
+
+    /// Calls `func(args…)` on the thread with the stack at `sp` (16-byte
+    /// aligned) and returns rax.
+    fn call(&mut self, func: u64, args: &[u64], sp: u64) -> Result<u64, AttachError> {
+        let mut r = self.saved;
+        let ret_at = sp - 8;
+        write_mem(self.pid, ret_at, &0u64.to_le_bytes())
+            .map_err(|e| other("writing the call's stack", e))?;
+        r.rsp = ret_at;
+        r.rip = func;
+        r.rax = 0;
+        // Not in a system call: the kernel must not restart one at our
+        // address when the thread resumes.
+        r.orig_rax = u64::MAX;
+        let regs = [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.rcx];
+        for (reg, &v) in regs.into_iter().zip(args) {
+            *reg = v;
+        }
+        set_regs(self.tid, &r).map_err(|e| other("PTRACE_SETREGS", e))?;
+        ptrace(libc::PTRACE_CONT, self.tid, 0, 0).map_err(|e| other("PTRACE_CONT", e))?;
+        loop {
+            let status = wait_stop(self.tid, Duration::from_secs(20))?;
+            let sig = libc::WSTOPSIG(status);
+            if status >> 16 != 0 {
+                // An event stop (group-stop): go on.
+                ptrace(libc::PTRACE_CONT, self.tid, 0, 0).map_err(|e| other("PTRACE_CONT", e))?;
+                continue;
+            }
+            if sig == libc::SIGSEGV {
+                let now = get_regs(self.tid).map_err(|e| other("PTRACE_GETREGS", e))?;
+                if now.rip == 0 {
+                    return Ok(now.rax);
+                }
+                // SAFETY: all-zero is a valid siginfo_t, filled in by the
+                // kernel.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let _ = ptrace(
+                    libc::PTRACE_GETSIGINFO,
+                    self.tid,
+                    0,
+                    &mut info as *mut _ as usize,
+                );
+                // SAFETY: a SIGSEGV's siginfo carries an address.
+                let fault = unsafe { info.si_addr() } as u64;
+                return Err(AttachError::Other(format!(
+                    "the call of {func:#x}{} crashed in process {} at {:#x}{}, touching {fault:#x} (stack at {:#x}, was {:#x})",
+                    where_is(self.pid, func),
+                    self.pid,
+                    now.rip,
+                    where_is(self.pid, now.rip),
+                    now.rsp,
+                    self.saved.rsp
+                )));
+            }
+            // Another signal: delivered now (its handler returns to our
+            // call), as it would have been.
+            ptrace(libc::PTRACE_CONT, self.tid, 0, sig as usize)
+                .map_err(|e| other("PTRACE_CONT", e))?;
+        }
+    }
+
+    /// Puts the registers back and lets the thread go. Returns how long it
+    /// was stopped.
+    fn release(&mut self) -> Duration {
+        if !self.restored {
+            self.restored = true;
+            let _ = set_regs(self.tid, &self.saved);
+            let _ = ptrace(libc::PTRACE_DETACH, self.tid, 0, self.pending as usize);
+        }
+        self.since.elapsed()
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// An attached process: its agent's control block, drained into a file.
+pub struct Session {
+    pid: i32,
+    control: u64,
+    ring: u64,
+    ring_len: u64,
+    beat: u64,
+    /// How long the chosen thread was stopped.
+    pub stopped: Duration,
+    /// The thread that ran the calls.
+    pub tid: i32,
+}
+
+fn frames(bytes: &[u8], mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    let mut at = 0;
+    while at + wire::FRAME_HEADER <= bytes.len() {
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&bytes[at..at + 4]);
+        let len = u32::from_le_bytes(len) as usize;
+        let start = at + wire::FRAME_HEADER;
+        let Some(msg) = bytes.get(start..start + len) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a cut message in the agent's ring",
+            ));
+        };
+        each(msg)?;
+        at = start + len;
+    }
+    Ok(())
+}
+
+/// Loads `agent` into `pid` and starts it (see the module's
+/// documentation). `config` is the agent's settings (`unwind=fp`).
+pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachError> {
+    check(pid)?;
+    agent_visible(pid, agent)?;
+    let m = maps(pid)?;
+    if m.iter().any(|(_, _, p)| p.ends_with("/libvmmap_agent.so")) {
+        // Loaded already: by `vmmap run`, or an earlier attach. The attach
+        // entry tells which (it refuses a process traced now).
+    }
+    let dlopen = symbol_in(pid, &m, is_libc, "dlopen")
+        .or_else(|| symbol_in(pid, &m, is_libdl, "dlopen"))
+        .ok_or_else(|| {
+            AttachError::Refused(format!(
+                "process {pid} has no dlopen in its C library (not glibc, or no libc at all): the agent cannot be loaded"
+            ))
+        })?;
+    let dlerror =
+        symbol_in(pid, &m, is_libc, "dlerror").or_else(|| symbol_in(pid, &m, is_libdl, "dlerror"));
+    let path = CString::new(agent.as_os_str().as_encoded_bytes())
+        .map_err(|_| AttachError::Other("the agent's path holds a NUL byte".into()))?;
+    let cfg = CString::new(config).map_err(|_| AttachError::Other("bad agent settings".into()))?;
+    let agent_bytes = std::fs::read(agent).map_err(|e| other(&agent.display().to_string(), e))?;
+    let (entry_value, entry_first) =
+        vmmap_core::elf::dynamic_symbol(&agent_bytes, "vmmap_agent_attach").ok_or_else(|| {
+            AttachError::Other(format!(
+                "{} has no attach entry: an older agent?",
+                agent.display()
+            ))
+        })?;
+
+    let mut last = None;
+    for tid in candidates(pid).into_iter().take(8) {
+        let mut t = match Stopped::seize(pid, tid) {
+            Ok(t) => t,
+            Err(e @ (AttachError::Permission(_) | AttachError::Refused(_))) => return Err(e),
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        // Below the red zone: the strings, then the calls' frames.
+        let data = (t.saved.rsp - 128 - 4096) & !15;
+        let mut blob = path.as_bytes_with_nul().to_vec();
+        let cfg_at = data + blob.len() as u64;
+        blob.extend_from_slice(cfg.as_bytes_with_nul());
+        write_mem(pid, data, &blob)
+            .map_err(|e| other("writing the agent's path into the process", e))?;
+        let sp = (data - 256) & !15;
+        let handle = t.call(
+            dlopen,
+            &[data, (libc::RTLD_NOW | libc::RTLD_LOCAL) as u64],
+            sp,
+        )?;
+        if handle == 0 {
+            let why = match dlerror {
+                Some(f) => t
+                    .call(f, &[], sp)
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .and_then(|p| read_mem(pid, p, 512).ok())
+                    .map(|b| {
+                        String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or_default())
+                            .into_owned()
+                    })
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            t.release();
+            return Err(AttachError::Refused(format!(
+                "process {pid} could not load the agent {}: {why}",
+                agent.display()
+            )));
+        }
+        let canon = agent.display().to_string();
+        let m = maps(pid)?;
+        let base = m
+            .iter()
+            .find(|(_, off, p)| *off == 0 && *p == canon)
+            .map(|(s, _, _)| *s)
+            .ok_or_else(|| {
+                AttachError::Other("the agent was loaded but is not in the process's maps".into())
+            })?;
+        let entry = base - (entry_first & !0xfff) + entry_value;
+        let r = t.call(entry, &[cfg_at], sp)? as i64;
+        let stopped = t.release();
+        if r < 0 {
+            return Err(match r {
+                wire::refusal::ALREADY => AttachError::Refused(format!(
+                    "process {pid} is traced by vmmap already (vmmap run, or another vmmap attach)"
+                )),
+                wire::refusal::NO_ALLOCATOR => AttachError::Refused(format!(
+                    "process {pid}: no module of the program imports malloc or free, so there is no slot to hook (its allocator is built in)"
+                )),
+                _ => AttachError::Other(format!("the agent could not start in process {pid} (code {r})")),
+            });
+        }
+        let control = r as u64;
+        let block = read_mem(pid, control, wire::SIZE)
+            .map_err(|e| other("reading the agent's control block", e))?;
+        let u = |off: usize| u64::from_le_bytes(block[off..off + 8].try_into().unwrap_or_default());
+        if block[..8] != wire::MAGIC {
+            return Err(AttachError::Other(
+                "the agent's control block is not what vmmap expects".into(),
+            ));
+        }
+        return Ok(Session {
+            pid,
+            control,
+            ring: u(wire::RING),
+            ring_len: u(wire::RING_LEN),
+            beat: 0,
+            stopped,
+            tid,
+        });
+    }
+    Err(last.unwrap_or_else(|| {
+        AttachError::Gone(format!("process {pid} has no thread to attach with"))
+    }))
+}
+
+impl Session {
+    fn field(&self, off: usize) -> io::Result<u64> {
+        let b = read_mem(self.pid, self.control + off as u64, 8)?;
+        Ok(u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+
+    fn set(&self, off: usize, v: u64) -> io::Result<()> {
+        write_mem(self.pid, self.control + off as u64, &v.to_le_bytes())
+    }
+
+    /// Takes every whole message in the ring, handing each to `each`, and
+    /// bumps the heartbeat. Returns the agent's state.
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<u64> {
+        self.beat += 1;
+        self.set(wire::HEARTBEAT, self.beat)?;
+        let block = read_mem(self.pid, self.control, wire::SIZE)?;
+        let u = |off: usize| u64::from_le_bytes(block[off..off + 8].try_into().unwrap_or_default());
+        let (head, tail, state) = (u(wire::HEAD), u(wire::TAIL), u(wire::STATE));
+        if head > tail {
+            let len = (head - tail) as usize;
+            let at = tail % self.ring_len;
+            let first = len.min((self.ring_len - at) as usize);
+            let mut bytes = read_mem(self.pid, self.ring + at, first)?;
+            if first < len {
+                bytes.extend(read_mem(self.pid, self.ring, len - first)?);
+            }
+            frames(&bytes, &mut each)?;
+            self.set(wire::TAIL, head)?;
+        }
+        Ok(state)
+    }
+
+    /// Bytes the agent dropped because the ring stayed full.
+    pub fn lost(&self) -> u64 {
+        self.field(wire::LOST).unwrap_or(0)
+    }
+
+    /// Asks the agent to detach and takes what it writes until it has
+    /// finished (at most `limit`). Returns whether it finished.
+    pub fn detach(
+        &mut self,
+        limit: Duration,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<bool> {
+        self.set(wire::REQUEST, wire::DETACH)?;
+        let start = Instant::now();
+        loop {
+            let state = self.drain(&mut each)?;
+            if state == wire::FINISHED {
+                // What it wrote before saying so.
+                self.drain(&mut each)?;
+                return Ok(true);
+            }
+            if start.elapsed() > limit {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}

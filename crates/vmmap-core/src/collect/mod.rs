@@ -311,8 +311,12 @@ struct SmapsRead {
     rollup: Option<Vec<u8>>,
 }
 
-/// Bytes handed from the reading thread to the parser at a time.
-const CHUNK: usize = 1 << 16;
+/// Bytes handed from the reading thread to the parser at a time: each
+/// hand-over can wake a sleeping thread (a futex call and a context switch
+/// on each side), so they are few (170 for the 44 MB of 60,000 mappings).
+const CHUNK: usize = 1 << 18;
+/// Filled chunks waiting for the parser at most.
+const QUEUED: usize = 4;
 /// Bytes of smaps read before a reading thread is started: the smaps of a
 /// few hundred mappings fit, and are parsed without one (starting and
 /// joining a thread costs more than it hides there).
@@ -322,7 +326,7 @@ const INLINE: usize = 1 << 18;
 /// smaps_rollup: the kernel's work of generating smaps (about 3 µs per VMA)
 /// is the floor of a snapshot, and the parse, the rollup and the
 /// conversion hide behind it on the other core. The text (44 MB for 60,000
-/// mappings) is never held whole: 64 KiB chunks are recycled. A small
+/// mappings) is never held whole: [`CHUNK`]-byte chunks are recycled. A small
 /// smaps (at most [`INLINE`] bytes) is read and parsed on this thread.
 fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
     let read_rollup = || {
@@ -360,7 +364,7 @@ fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
         (parse_error, read_rollup())
     } else {
         std::thread::scope(|scope| {
-            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(8);
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(QUEUED);
             let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             let reader = scope.spawn(move || -> std::io::Result<()> {
                 let mut f = f;

@@ -183,7 +183,13 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
 
     let page_size = page_size();
     let kernel = KernelInfo {
-        release: read_sys(&opts.proc_root, "sys/kernel/osrelease").unwrap_or_else(uname_release),
+        // uname(2) says what the live /proc/sys/kernel/osrelease says (the
+        // caller's UTS namespace), without opening a file.
+        release: if dir.is_live() {
+            uname_release()
+        } else {
+            read_sys(&opts.proc_root, "sys/kernel/osrelease").unwrap_or_else(uname_release)
+        },
         page_size,
         mmap_min_addr: read_sys(&opts.proc_root, "sys/vm/mmap_min_addr")
             .and_then(|s| s.parse().ok())

@@ -45,14 +45,16 @@
 # rounds by bench/rounds.py (each round runs every command once; the ratio
 # to cat smaps is taken within the round, then the median over ROUNDS=15
 # rounds: steadier than ratios of medians on a loaded machine). Commands:
-#   cat /proc/PID/smaps (the reference), pmap -XX PID, vmmap PID
+#   cat /proc/PID/smaps (the reference), pmap -XX PID, vmmap PID, and
+#   vmmap --version (vmmap_start: the start and exit of the binary alone,
+#   the part of vmmap's time that does not depend on the process)
 # on threads_fixture with 30 idle threads and TARGET_SMALL="200 800" extra
 # mappings (about 290 and 890 in all, as an ordinary process: a python
 # program, a browser's renderer) and on maps_fixture with 60,000 mappings,
 # ending with one line per target:
-#   RATIO target=small maps=291 threads=31 pmap=3.40 vmmap=1.45 (at most 1.5)
-#   RATIO target=60000 pmap=... vmmap=1.15 (at most 1.2)
-#   RATIO target=60000-cpu pmap=... vmmap=1.40 (at most 1.5, user+system time)
+#   RATIO target=small maps=291 threads=31 pmap=3.40 vmmap=1.45 vmmap_start=0.90 (vmmap at most 1.5)
+#   RATIO target=60000 pmap=... vmmap=1.15 vmmap_start=... (vmmap at most 1.2)
+#   RATIO target=60000-cpu pmap=... vmmap=1.40 ... (at most 1.5, user+system time)
 # A miss prints a WARNING line (the exit status stays 0). ONLY_TARGETS=1 runs
 # the targets alone (no hyperfine cases, no thread cases, no smaps capture).
 # VMMAP_BIN=PATH times that vmmap binary instead of building one (to compare
@@ -263,7 +265,8 @@ target_rounds() {
     local label=$1 pid=$2 out
     "$VMMAP" "$pid" >/dev/null || die "'vmmap $pid' exited with status $?"
     out=$(python3 "$ROOT/bench/rounds.py" "$ROUNDS" "$label" -- \
-        "cat_smaps=cat /proc/$pid/smaps" "pmap=pmap -XX $pid" "vmmap=$VMMAP $pid") ||
+        "cat_smaps=cat /proc/$pid/smaps" "pmap=pmap -XX $pid" "vmmap=$VMMAP $pid" \
+        "vmmap_start=$VMMAP --version") ||
         die "timing failed for $label"
     printf '%s\n' "$out" | grep -v '^RATIO '
     TARGET_LINE=$(printf '%s\n' "$out" | grep '^RATIO ')

@@ -9,7 +9,7 @@ use vmmap_core::text::Escaped;
 
 use crate::cli::{Reclaim, SnapshotArgs};
 use crate::ps::write_ps;
-use crate::show::{output_format, show, text_options};
+use crate::show::{output_format, show, text_options, Format};
 use crate::target::parse_address;
 use crate::{address, exit, multi, output_error, resolve, Failure};
 
@@ -72,7 +72,10 @@ pub(crate) fn snapshot(a: &SnapshotArgs, proc_root: &Path) -> Result<(), Failure
     // Check the display options before the (possibly long) collection.
     let format = output_format(&a.display)?;
     let text = text_options(&a.display)?;
-    let opts = a.read.options(proc_root);
+    // Only JSON and the native format carry the kernel's rollup; the other
+    // outputs are spared its second walk of every page table.
+    let rollup = matches!(format, Format::Json | Format::Native);
+    let opts = a.read.options(proc_root).rollup(rollup);
     let mut snap = collect::snapshot(pid, &opts)?;
     multi::enrich(&mut snap, a, &opts)?;
     show(snap, &a.display, format, text)

@@ -521,6 +521,11 @@ pub struct KernelInfo {
     pub user_address_limit: u64,
     /// smaps fields this kernel does not print (figures shown as n/a).
     pub missing_fields: Vec<String>,
+    /// The kernel has `smaps_rollup` but it was not read, because the
+    /// output shows no rollup figure (`Snapshot::rollup` is `None` then).
+    /// Never saved: a snapshot that is saved or exported reads it.
+    #[serde(skip)]
+    pub rollup_unread: bool,
 }
 
 /// One snapshot of one process.
@@ -572,6 +577,7 @@ impl Snapshot {
                 mmap_min_addr: 0x1000,
                 user_address_limit: (1 << 47) - 4096,
                 missing_fields: Vec::new(),
+                rollup_unread: false,
             },
             regions,
             rollup: None,

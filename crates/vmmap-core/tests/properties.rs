@@ -355,6 +355,7 @@ fn snapshot_of(gens: &[Gen], sps: &[usize]) -> Snapshot {
             mmap_min_addr: 4096,
             user_address_limit: 1 << 47,
             missing_fields: Vec::new(),
+            rollup_unread: false,
         },
         regions,
         rollup: None,

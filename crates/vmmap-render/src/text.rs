@@ -150,7 +150,10 @@ fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
             escape(&snap.kernel.missing_fields.join(", "))
         )?;
     }
-    if snap.rollup.is_none() && snap.kernel.release != vmmap_core::mmp::IMPORTED_KERNEL {
+    if snap.rollup.is_none()
+        && !snap.kernel.rollup_unread
+        && snap.kernel.release != vmmap_core::mmp::IMPORTED_KERNEL
+    {
         writeln!(
             w,
             "Note:          no smaps_rollup on this kernel (before 4.14); totals are sums of smaps"

@@ -555,3 +555,59 @@ fn no_argument_prints_usage_and_the_process_list() {
         .lines()
         .any(|l| l.split_whitespace().next() == Some(&fx.pid.to_string())));
 }
+
+/// The text view shows no rollup figure, so `vmmap PID` spares the kernel
+/// a second walk of every page table of the process (`smaps_rollup`), and
+/// says nothing of a missing rollup; `--json` carries the rollup and reads
+/// it. strace watches which files are opened.
+#[test]
+fn text_output_does_not_read_smaps_rollup() {
+    let fx = Fixture::start(false);
+    let dir = TempDir::new("rollup-strace");
+    let pid = fx.pid.to_string();
+    let strace = require_tool("strace", "strace");
+    let run = |extra: &[&str]| -> (String, String) {
+        let log = dir.path().join("strace.log");
+        let _g = starting_processes();
+        let out = output_within(
+            std::process::Command::new(&strace)
+                .args(["-f", "-qq", "-e", "trace=openat", "-o"])
+                .arg(&log)
+                .arg(VMMAP)
+                .arg(&pid)
+                .args(extra)
+                .stdin(std::process::Stdio::null()),
+            60,
+        );
+        assert!(
+            out.status.success(),
+            "strace vmmap {pid} {extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            std::fs::read_to_string(&log).expect("strace log"),
+        )
+    };
+    let rollup = format!("\"/proc/{pid}/smaps_rollup\"");
+    let (text, calls) = run(&[]);
+    assert!(
+        calls.contains(&format!("\"/proc/{pid}/smaps\"")),
+        "strace saw the snapshot: {calls}"
+    );
+    assert!(
+        !calls.contains(&rollup),
+        "text output read the rollup: {calls}"
+    );
+    assert!(
+        !text.contains("smaps_rollup"),
+        "no note of a missing rollup on a kernel that has one:\n{text}"
+    );
+    let (json, calls) = run(&["--json"]);
+    assert!(
+        calls.contains(&rollup),
+        "JSON output carries the rollup: {calls}"
+    );
+    let doc: Value = serde_json::from_str(&json).expect("JSON");
+    assert!(doc["rollup"]["Rss"].as_u64().is_some(), "{}", doc["rollup"]);
+}

@@ -51,6 +51,10 @@ pub struct Options {
     pub known_threads: Vec<ThreadInfo>,
     /// Whether to read target memory (glibc arena headers, thread TCBs).
     pub(crate) read_memory: bool,
+    /// Whether to read `smaps_rollup`. Off when the output shows no
+    /// rollup figure (the text views): the kernel walks every page table
+    /// of the process again to produce it, a seventh of the cost of smaps.
+    pub(crate) rollup: bool,
 }
 
 /// The default [`Options::ptrace_budget`] in milliseconds: a few scheduler
@@ -68,6 +72,7 @@ impl Default for Options {
             ptrace_budget: DEFAULT_PTRACE_BUDGET,
             known_threads: Vec::new(),
             read_memory: true,
+            rollup: true,
         }
     }
 }
@@ -91,6 +96,12 @@ impl Options {
     /// Allows or forbids reading target memory.
     pub fn read_memory(mut self, yes: bool) -> Self {
         self.read_memory = yes;
+        self
+    }
+    /// Reads `smaps_rollup` or not (then [`Snapshot::rollup`] is `None`
+    /// and [`KernelInfo::rollup_unread`] says whether the kernel has it).
+    pub fn rollup(mut self, yes: bool) -> Self {
+        self.rollup = yes;
         self
     }
 }
@@ -135,7 +146,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         regions,
         present,
         rollup,
-    } = read_smaps(&dir)?;
+    } = read_smaps(&dir, opts.rollup)?;
     if regions.is_empty() {
         // Only a process without an address space prints an empty smaps:
         // by now it must have exited (kernel threads were caught above).
@@ -161,6 +172,8 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         })?,
         None => None,
     };
+    // Not read: whether it is there at all (a look-up, no page walk).
+    let rollup_unread = !opts.rollup && dir.path("smaps_rollup").exists();
     // The PID may have been reused while we read: same start time, same
     // process.
     match dir.read("stat").ok().and_then(|b| stat::parse(&b).ok()) {
@@ -170,13 +183,20 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
 
     let page_size = page_size();
     let kernel = KernelInfo {
-        release: read_sys(&opts.proc_root, "sys/kernel/osrelease").unwrap_or_else(uname_release),
+        // uname(2) says what the live /proc/sys/kernel/osrelease says (the
+        // caller's UTS namespace), without opening a file.
+        release: if dir.is_live() {
+            uname_release()
+        } else {
+            read_sys(&opts.proc_root, "sys/kernel/osrelease").unwrap_or_else(uname_release)
+        },
         page_size,
         mmap_min_addr: read_sys(&opts.proc_root, "sys/vm/mmap_min_addr")
             .and_then(|s| s.parse().ok())
             .unwrap_or(65536),
         user_address_limit: user_address_limit(elf.as_ref(), &regions, page_size),
         missing_fields,
+        rollup_unread,
     };
 
     let pointer_width = match elf.as_ref().map(|e| e.class) {
@@ -290,15 +310,19 @@ fn now_ns() -> u64 {
 }
 
 /// What one pass over smaps gives: the VMAs as untyped regions, and the
-/// smaps_rollup read while the kernel was producing them.
+/// smaps_rollup read while the kernel was producing them (when asked for).
 struct SmapsRead {
     regions: Vec<Region>,
     present: u32,
     rollup: Option<Vec<u8>>,
 }
 
-/// Bytes handed from the reading thread to the parser at a time.
-const CHUNK: usize = 1 << 16;
+/// Bytes handed from the reading thread to the parser at a time: each
+/// hand-over can wake a sleeping thread (a futex call and a context switch
+/// on each side), so they are few (170 for the 44 MB of 60,000 mappings).
+const CHUNK: usize = 1 << 18;
+/// Filled chunks waiting for the parser at most.
+const QUEUED: usize = 4;
 /// Bytes of smaps read before a reading thread is started: the smaps of a
 /// few hundred mappings fit, and are parsed without one (starting and
 /// joining a thread costs more than it hides there).
@@ -308,9 +332,16 @@ const INLINE: usize = 1 << 18;
 /// smaps_rollup: the kernel's work of generating smaps (about 3 µs per VMA)
 /// is the floor of a snapshot, and the parse, the rollup and the
 /// conversion hide behind it on the other core. The text (44 MB for 60,000
-/// mappings) is never held whole: 64 KiB chunks are recycled. A small
+/// mappings) is never held whole: [`CHUNK`]-byte chunks are recycled. A small
 /// smaps (at most [`INLINE`] bytes) is read and parsed on this thread.
-fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
+fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
+    let read_rollup = || {
+        if with_rollup {
+            dir.read_optional("smaps_rollup")
+        } else {
+            Ok(None)
+        }
+    };
     let path = dir.path("smaps");
     let mut f = match dir.open_file("smaps") {
         Err(Error::Io { source, .. })
@@ -336,10 +367,10 @@ fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
     let parse_error = parser.feed_with(&first[..len], &mut sink).err();
     drop(first);
     let (parse_error, rollup) = if eof {
-        (parse_error, dir.read_optional("smaps_rollup"))
+        (parse_error, read_rollup())
     } else {
         std::thread::scope(|scope| {
-            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(8);
+            let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(QUEUED);
             let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             let reader = scope.spawn(move || -> std::io::Result<()> {
                 let mut f = f;
@@ -351,7 +382,7 @@ fn read_smaps(dir: &ProcDir) -> Result<SmapsRead> {
                     }
                 }
             });
-            let rollup = dir.read_optional("smaps_rollup");
+            let rollup = read_rollup();
             let mut parse_error = parse_error;
             for (buf, len) in full_rx {
                 if parse_error.is_none() {

@@ -92,6 +92,26 @@ impl ProcDir {
         Ok(buf)
     }
 
+    /// Reads a one-line file (a thread's `comm` or `syscall`) with one
+    /// `read` into a buffer larger than the kernel prints there:
+    /// [`ProcDir::read`] makes a second call to see the end of the file,
+    /// and for two files of every thread those calls add up. Anything else
+    /// (a longer file in a captured tree) is read whole.
+    pub(crate) fn read_line(&self, name: &str) -> Result<Vec<u8>> {
+        let mut f = self.open_file(name)?;
+        let mut buf = [0u8; 512];
+        loop {
+            match f.read(&mut buf) {
+                Ok(n) if n < buf.len() && (n == 0 || buf[n - 1] == b'\n') => {
+                    return Ok(buf[..n].to_vec())
+                }
+                Ok(_) => return self.read(name),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.error(self.path(name), e)),
+            }
+        }
+    }
+
     /// Reads a file that may not exist on this kernel.
     pub(crate) fn read_optional(&self, name: &str) -> Result<Option<Vec<u8>>> {
         match self.read(name) {

@@ -34,7 +34,7 @@ pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
     let mut running = Vec::new();
     for tid in tids {
         let base = format!("task/{tid}");
-        let (name, source) = match dir.read(&format!("{base}/comm")) {
+        let (name, source) = match dir.read_line(&format!("{base}/comm")) {
             Ok(b) => (
                 String::from_utf8_lossy(&b).trim_end().to_string(),
                 StackPointerSource::Unavailable,
@@ -70,7 +70,7 @@ pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
 /// (PTRACE_MODE_READ) is allowed: that counts as done, with no pointer.
 fn read_syscall(dir: &ProcDir, t: &mut ThreadInfo) -> bool {
     match dir
-        .read(&format!("task/{}/syscall", t.tid))
+        .read_line(&format!("task/{}/syscall", t.tid))
         .ok()
         .and_then(|b| syscall::parse(&b).ok())
     {

@@ -1105,6 +1105,20 @@ fn assert_own_stacks(snap: &Value, rt: &Runtime) {
     }
 }
 
+/// A Go program, stopped, built without cgo and with: the figures of its
+/// regions (the arenas with their goroutine and thread stacks as parts)
+/// add up to smaps_rollup.
+#[test]
+fn go_figures_reconcile_with_smaps_rollup() {
+    let _alone = quiet_system();
+    for cgo in [false, true] {
+        let rt = start_go_threads(cgo);
+        rt.stop();
+        let snap = snapshot_json(rt.pid, &[]);
+        assert_reconciles(rt.pid, &snap, if cgo { "go with cgo" } else { "go" });
+    }
+}
+
 #[test]
 fn v8_pages_add_up_to_the_heap_v8_reports() {
     let node = require_tool("node", "nodejs");
@@ -1443,6 +1457,17 @@ fn numpy_arrays_are_heap() {
     let (share, _) = coverage(&snap);
     eprintln!("numpy coverage: {:.2}%", share * 100.0);
     assert_covered(&snap, "python3 with numpy");
+}
+
+/// python3 with numpy arrays, stopped: the figures of its regions (the
+/// arrays' split chunks among them) add up to smaps_rollup.
+#[test]
+fn numpy_figures_reconcile_with_smaps_rollup() {
+    let _alone = quiet_system();
+    let rt = start_numpy();
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    assert_reconciles(rt.pid, &snap, "python3 with numpy");
 }
 
 /// The allocator fixture with `lib` preloaded, stopped, and its snapshot.

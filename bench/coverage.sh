@@ -3,7 +3,8 @@
 # gives a specific type: the share of resident bytes (Rss, summed over
 # every mapping) that is not Private Data, for a shell, python3, python3
 # with numpy arrays, java, node, a Go program, a Go program whose threads
-# sit on goroutine stacks (with cgo and without), a C++ program
+# sit on goroutine stacks (with cgo and without), Debian's gofmt (a Go
+# program without cgo, stripped) blocked reading a pipe, a C++ program
 # (sources in bench/coverage/) and headless chromium on a local page
 # (its browser, page renderer, GPU and network processes). One
 # "COVERAGE name percent" line each, and a "STACKS" line saying how many threads have their own stack typed Stack
@@ -62,6 +63,13 @@ start node node "$SRC/hold.js"
 start go "$WORK/hold-go"
 start go-threads "$WORK/gothreads-cgo0"
 start go-threads-cgo "$WORK/gothreads-cgo1"
+# A Go program as Debian ships it (golang-go's gofmt: no cgo, stripped of
+# .symtab), blocked reading a pipe that stays open.
+mkfifo "$WORK/gofmt-in"
+"$(go env GOROOT)/bin/gofmt" < "$WORK/gofmt-in" > /dev/null 2>&1 &
+PIDS+=($!)
+exec 9> "$WORK/gofmt-in"
+sleep 1
 start cxx "$WORK/hold-cxx"
 
 # chromium prints no ready line: its page holds some 20 MiB of JavaScript
@@ -86,7 +94,7 @@ chromium_pid() {
 }
 
 fail=0
-names=(shell python3 numpy java node go go-threads go-threads-cgo cxx
+names=(shell python3 numpy java node go go-threads go-threads-cgo go-debian cxx
     chromium-browser chromium-renderer chromium-gpu chromium-network)
 PIDS+=("$CHROMIUM" "$(chromium_pid --type=renderer)" "$(chromium_pid --type=gpu-process)"
     "$(chromium_pid network.mojom.NetworkService)")

@@ -23,6 +23,7 @@ mod jvm;
 mod jvm_gc;
 mod symbols;
 mod v8;
+mod v8_tables;
 
 use std::borrow::Cow;
 
@@ -92,6 +93,7 @@ pub(super) fn plan_exact(
     }
     if loaded.chromium {
         chromium::plan(&mut c);
+        v8_tables::plan(&mut c);
     }
     if let Some(kind) = loaded.allocator {
         allocator::plan_exact(&mut c, kind, &loaded.allocator_source, next_heap_id);

@@ -235,6 +235,10 @@ pub(super) fn read_ms(
     inspector: &mut dyn Inspector,
 ) -> Threads {
     let unreadable = "the target's memory cannot be read (--no-read-memory, or no ptrace access)";
+    // The fixed offsets above are those of 64-bit ports.
+    if ctx.pointer_width != 8 {
+        return Err("the Ms of a 32-bit Go program are not read");
+    }
     let mut r = Reader {
         inspector,
         ms: HashMap::new(),

@@ -31,6 +31,11 @@
 //! `g0` (`runtime.g0`, in `.bss` too) names it, and `allm` the word of
 //! `.bss` that heads the longest list of Ms ending at m0.
 //!
+//! An M being created is at the head of `allm` before it has a `g0`, and
+//! has `procid` 0 until its thread runs: both states are passed over (the
+//! second paired with the one thread no M names, if there is exactly one
+//! of each).
+//!
 //! When no offset passes, or two pass with different answers, the thread
 //! stacks are "not found", with the reason, never guessed.
 
@@ -107,7 +112,10 @@ pub(super) fn read_pages(
 /// The target's `m` and `g` structs, read once each.
 struct Reader<'i> {
     inspector: &'i mut dyn Inspector,
+    /// The Ms read whole (only those [`Reader::is_m`] confirmed).
     ms: HashMap<u64, Option<Vec<u8>>>,
+    /// Whether each address asked about holds an m.
+    checked: HashMap<u64, bool>,
     /// `(g.stack.lo, g.stack.hi, g.m)` of each g read.
     gs: HashMap<u64, Option<(u64, u64, u64)>>,
 }
@@ -132,12 +140,23 @@ impl Reader<'_> {
         })
     }
 
-    /// Whether an `m` is at `addr`: its `g0` names it as its M.
+    /// Whether an `m` is at `addr`: its `g0` names it as its M. Only its
+    /// first word is read to tell (most addresses asked about are not
+    /// Ms); a confirmed m is then read whole.
     fn is_m(&mut self, addr: u64) -> bool {
-        let Some(g0) = self.m(addr).and_then(|b| word(b, 0)) else {
-            return false;
-        };
-        self.g(g0).is_some_and(|(_, _, m)| m == addr)
+        if let Some(&known) = self.checked.get(&addr) {
+            return known;
+        }
+        let mut w = [0u8; 8];
+        let yes = addr != 0
+            && addr % 8 == 0
+            && self.inspector.read_memory(addr, &mut w)
+            && self
+                .g(u64::from_le_bytes(w))
+                .is_some_and(|(_, _, m)| m == addr)
+            && self.m(addr).is_some();
+        self.checked.insert(addr, yes);
+        yes
     }
 
     /// The list of Ms from `head` if `alllink` is at `k`: every element an
@@ -162,11 +181,27 @@ impl Reader<'_> {
     /// The list of Ms from `head` to `m0`: the longest that an offset of
     /// `alllink` gives (another link field, such as `schedlink` of the
     /// idle Ms, can end at m0 too, with fewer of them).
+    ///
+    /// The runtime puts a new M at the head before it gives it a `g0`
+    /// (allocm): a head that is no m yet is skipped, the list taken from
+    /// the word at each offset in it.
     fn list(&mut self, head: u64, m0: u64) -> Result<Vec<u64>, &'static str> {
         let len = self.m(m0).map_or(0, <[u8]>::len);
+        let raw = if self.is_m(head) {
+            None
+        } else {
+            Some(read_pages(self.inspector, head, len, false))
+        };
         let mut best: Option<Vec<u64>> = None;
         for k in (8..len).step_by(8) {
-            let Some(c) = self.chain(head, m0, k) else {
+            let from = match &raw {
+                None => head,
+                Some(b) => match word(b, k) {
+                    Some(next) if next != 0 => next,
+                    _ => continue,
+                },
+            };
+            let Some(c) = self.chain(from, m0, k) else {
                 continue;
             };
             match &best {
@@ -242,6 +277,7 @@ pub(super) fn read_ms(
     let mut r = Reader {
         inspector,
         ms: HashMap::new(),
+        checked: HashMap::new(),
         gs: HashMap::new(),
     };
     let (m0, list) = match *roots.as_ref().map_err(|e| *e)? {
@@ -251,10 +287,8 @@ pub(super) fn read_ms(
                 return Err(unreadable);
             }
             let head = u64::from_le_bytes(head);
-            if !r.is_m(m0) || !r.is_m(head) {
-                return Err(
-                    "runtime.allm and runtime.m0 do not hold Ms (their g0 does not point back)",
-                );
+            if !r.is_m(m0) {
+                return Err("runtime.m0 does not hold an M (its g0 does not point back)");
             }
             (m0, r.list(head, m0)?)
         }
@@ -313,16 +347,20 @@ pub(super) fn read_ms(
             .iter()
             .map(|&m| {
                 let v = u32::try_from(word(r.m(m)?, p)?).ok()?;
+                // 0: an M whose thread has not started yet (minit sets it).
                 let ok = if m == m0 {
                     v == pid
                 } else {
-                    v != pid && names.contains_key(&v)
+                    v == 0 || (v != pid && names.contains_key(&v))
                 };
                 ok.then_some(v)
             })
             .collect();
         let Some(got) = got else { continue };
-        if got.iter().collect::<HashSet<_>>().len() != got.len() {
+        let started: Vec<u32> = got.iter().copied().filter(|&v| v != 0).collect();
+        let distinct = started.iter().collect::<HashSet<_>>().len() == started.len();
+        // Besides m0, some M must hold a thread id there.
+        if !distinct || (got.len() > 1 && started.len() < 2) {
             continue;
         }
         match &tids {
@@ -337,9 +375,23 @@ pub(super) fn read_ms(
     let (Some(tids), Some(p)) = (tids, procid_at) else {
         return Err("no offset of the Ms gives the process's thread ids");
     };
+    // Without cgo every thread is an M: when exactly one M has not set
+    // its procid yet (its thread was cloned but has not run minit) and
+    // exactly one thread is named by no M, they are each other's.
+    let named: HashSet<u32> = tids.iter().copied().collect();
+    let unnamed: Vec<u32> = threads
+        .iter()
+        .map(|t| t.tid)
+        .filter(|t| *t != pid && !named.contains(t))
+        .collect();
+    let unstarted = tids.iter().filter(|&&t| t == 0).count();
+    let paired = (unstarted == 1 && unnamed.len() == 1).then(|| unnamed[0]);
     let mut out = Vec::with_capacity(list.len());
     let mut signal = Vec::with_capacity(list.len());
     for (&m, &tid) in list.iter().zip(&tids) {
+        let Some(tid) = (if tid == 0 { paired } else { Some(tid) }) else {
+            continue;
+        };
         let b = r.m(m).ok_or("an M could not be read again")?;
         let (g0, gsignal) = (word(b, 0), word(b, p + 8));
         let (lo, hi, _) = g0.and_then(|g| r.g(g)).ok_or("a g0 could not be read")?;
@@ -541,6 +593,32 @@ mod tests {
                 "{roots:?}"
             );
         }
+    }
+
+    /// An M the runtime is creating: at the head of allm before it has a
+    /// g0, then with a g0 but no thread yet (procid 0). Both are passed
+    /// over, the others found.
+    #[test]
+    fn an_m_being_created_is_passed_over() {
+        let tids = |ms: Threads| -> Vec<u32> { ms.unwrap().iter().map(|m| m.tid).collect() };
+        let mut fake = process(2);
+        put(&mut fake.memory[1].1, HEAP, HEAP, 0);
+        assert_eq!(tids(read(SYMBOLS, &[100, 102], &mut fake)), [102, 100]);
+        let mut fake = process(2);
+        put(
+            &mut fake.memory[1].1,
+            HEAP,
+            HEAP + 0x1000 + PROCID as u64,
+            0,
+        );
+        for roots in [SYMBOLS, STRIPPED] {
+            assert_eq!(tids(read(roots, &[100, 101], &mut fake)), [101, 100]);
+        }
+        // Its thread was cloned: the one thread no M names is its.
+        assert_eq!(
+            tids(read(SYMBOLS, &[100, 101, 102], &mut fake)),
+            [101, 102, 100]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::figures::{Column, Figures};
 use crate::hex::Hex;
-use crate::model::{KernelInfo, ProcessInfo, Region, Snapshot};
+use crate::model::{KernelInfo, MemoryType, ProcessInfo, Region, Snapshot};
 use crate::proc::smaps::Field;
 use crate::summary::{free_blocks, FreeBlock, Summary};
 
@@ -112,6 +112,11 @@ struct JsonPart<'a> {
     start: Hex,
     end: Hex,
     details: &'a str,
+    /// `stack` for a part that is a thread's own stack.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    memory_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<u32>,
 }
 
 /// Who made a region (and for a heap region, who holds most of it), as
@@ -236,6 +241,8 @@ fn json_region<'a>(
                 start: Hex(p.start),
                 end: Hex(p.end),
                 details: &p.details,
+                memory_type: p.tid.map(|_| MemoryType::Stack.id()),
+                tid: p.tid,
             })
             .collect(),
         owner,

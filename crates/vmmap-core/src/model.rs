@@ -270,6 +270,11 @@ pub struct Part {
     pub end: u64,
     /// What it is, e.g. `goroutine 18 stack (status waiting)`.
     pub details: String,
+    /// The thread whose own stack this range is (a Go thread's system
+    /// stack inside the arenas, without cgo): such a part is a Stack with
+    /// that TID, though its bytes are counted in the VMA's type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<u32>,
 }
 
 impl Default for Region {

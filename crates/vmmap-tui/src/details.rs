@@ -431,6 +431,7 @@ mod tests {
             start,
             end,
             details: details.into(),
+            tid: None,
         };
         snap.regions[0].sub_blocks[1].parts = vec![
             part(0x2000, 0x2800, "goroutine 1 stack (running)"),

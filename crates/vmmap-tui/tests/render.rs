@@ -440,11 +440,13 @@ fn details_parts_under_their_sub_block_120x40() {
             start: a,
             end: a + 0x800,
             details: "goroutine 1 stack (running)".into(),
+            tid: None,
         },
         vmmap_core::model::Part {
             start: b,
             end: b + 0x2000.min(s.end - b),
             details: "goroutine 18 stack (waiting)".into(),
+            tid: None,
         },
     ];
     let mut app = App::new(

@@ -218,6 +218,19 @@ fn chromium_allocators_are_typed_in_browser_and_renderer() {
         "V8 pointer-compression cage",
     );
     assert_typed(&snap, "renderer", "heap", "PartitionAlloc core pools");
+    // V8's handle tables: a sealed 64 KiB segment, segments after it.
+    let tables: Vec<&Value> = snap["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| typ(r) == "managed_heap" && details(r).starts_with("V8 pointer table"))
+        .collect();
+    let resident: u64 = tables.iter().map(|r| region_rss(r)).sum();
+    assert!(
+        tables.len() >= 2 && resident > 0,
+        "renderer: V8's pointer tables ({} bytes resident): {tables:?}",
+        resident
+    );
     assert_covered(&snap, "renderer");
 
     let snap = snapshot_json(root, &[]);

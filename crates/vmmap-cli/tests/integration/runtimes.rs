@@ -650,8 +650,9 @@ fn go_build_with(dir: &Path, out: &str, flags: &[&str], cgo: bool) -> PathBuf {
 /// Goroutine stacks inside the arenas, read from `runtime.allgs`: every
 /// goroutine `runtime.Stack` lists has its stack marked, with
 /// its id, as a power-of-two range of at least 2 KiB (`_StackMin`) in an
-/// arena. A stripped binary and `--no-read-memory` keep the arenas and say
-/// why the stacks are not marked.
+/// arena. `--no-read-memory` keeps the arenas and says why the stacks are
+/// not marked. A stripped binary (no `.symtab`) has them marked too, from
+/// the one slice of g's in its `.bss`; before, it had none.
 #[test]
 fn goroutine_stacks_are_parts_of_the_go_arenas() {
     let dir = TempDir::new("gostacks");
@@ -701,49 +702,13 @@ func main() {
     cmd.env("GOGC", "off");
     let rt = Runtime::start(cmd, dir, "the Go program");
     rt.stop();
-    let mut want: Vec<u64> = rt
-        .ready
-        .split("ids=")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .map(|v| v.trim().parse().unwrap())
-        .collect();
-    want.sort_unstable();
+    let want = ready_ids(&rt);
     assert!(want.len() >= 21, "main and 20 blocked goroutines: {want:?}");
     let snap = snapshot_json(rt.pid, &[]);
     let arenas = regions(&snap, "managed_heap", "Go heap arenas");
     assert_eq!(arenas.len(), 1);
     let a = arenas[0];
-    let (lo, hi) = (hex(&a["start"]), hex(&a["end"]));
-    let mut ids = Vec::new();
-    for sub in a["sub_blocks"].as_array().unwrap() {
-        for p in sub["parts"].as_array().into_iter().flatten() {
-            let (s, e) = (hex(&p["start"]), hex(&p["end"]));
-            assert!(hex(&sub["start"]) <= s && e <= hex(&sub["end"]), "{p}");
-            assert!(lo <= s && e <= hi, "inside the arenas: {p}");
-            let size = e - s;
-            assert!(size >= 2048 && size.is_power_of_two(), "{p}");
-            let d = p["details"].as_str().unwrap();
-            let id = d
-                .strip_prefix("goroutine ")
-                .and_then(|r| r.split(' ').next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no goroutine id in {d}"));
-            ids.push(id);
-        }
-    }
-    ids.sort_unstable();
-    // runtime.Stack leaves out the runtime's own goroutines (forcegc,
-    // bgsweep, bgscavenge, the finalizer goroutine): a few more ids.
-    let extra: Vec<u64> = ids.iter().filter(|i| !want.contains(i)).copied().collect();
-    assert!(
-        want.iter().all(|w| ids.contains(w)) && extra.len() <= 8,
-        "the goroutines the runtime lists: {ids:?} against {want:?}"
-    );
-    let mut unique = ids.clone();
-    unique.dedup();
-    assert_eq!(unique, ids, "one stack per goroutine");
+    let ids = goroutine_ids(a, &want);
     assert!(
         details(a).contains(&format!(", {} goroutine stacks (", ids.len())),
         "{}",
@@ -774,12 +739,73 @@ func main() {
     rt.stop();
     let snap = snapshot_json(rt.pid, &[]);
     let a = regions(&snap, "managed_heap", "Go heap arenas")[0];
+    // Without .symtab, runtime.allgs is the one slice in .bss of g's.
+    let want = ready_ids(&rt);
+    let ids = goroutine_ids(a, &want);
     assert!(
-        a["evidence"].as_str().unwrap().contains("stripped"),
+        details(a).contains(&format!(", {} goroutine stacks (", ids.len())),
+        "{}",
+        details(a)
+    );
+    assert!(
+        !a["evidence"].as_str().unwrap().contains("not marked"),
         "{a:#}"
     );
-    assert!(!details(a).contains("goroutine stacks"), "{}", details(a));
     assert_covered(&snap, "stripped go");
+}
+
+/// The goroutine ids of the ready line of the goroutine stacks program.
+fn ready_ids(rt: &Runtime) -> Vec<u64> {
+    let mut want: Vec<u64> = rt
+        .ready
+        .split("ids=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    want.sort_unstable();
+    want
+}
+
+/// The ids of the goroutine stacks marked in the arenas `a`, each once,
+/// inside them, of a plausible size: every one of `want` and at most a few
+/// more.
+fn goroutine_ids(a: &Value, want: &[u64]) -> Vec<u64> {
+    let (lo, hi) = (hex(&a["start"]), hex(&a["end"]));
+    let mut ids = Vec::new();
+    for sub in a["sub_blocks"].as_array().unwrap() {
+        // The threads' own and signal stacks are parts too.
+        for p in sub["parts"].as_array().into_iter().flatten() {
+            if !details(p).starts_with("goroutine") {
+                continue;
+            }
+            let (s, e) = (hex(&p["start"]), hex(&p["end"]));
+            assert!(hex(&sub["start"]) <= s && e <= hex(&sub["end"]), "{p}");
+            assert!(lo <= s && e <= hi, "inside the arenas: {p}");
+            let size = e - s;
+            assert!(size >= 2048 && size.is_power_of_two(), "{p}");
+            let d = p["details"].as_str().unwrap();
+            let id = d
+                .strip_prefix("goroutine ")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no goroutine id in {d}"));
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    // runtime.Stack leaves out the runtime's own goroutines (forcegc,
+    // bgsweep, bgscavenge, the finalizer goroutine): a few more ids.
+    let extra: Vec<u64> = ids.iter().filter(|i| !want.contains(i)).copied().collect();
+    assert!(
+        want.iter().all(|w| ids.contains(w)) && extra.len() <= 8,
+        "the goroutines the runtime lists: {ids:?} against {want:?}"
+    );
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique, ids, "one stack per goroutine");
+    ids
 }
 
 /// A Go program with cgo: linked by gcc, `.go.buildinfo` is no longer at
@@ -847,6 +873,11 @@ func main() {
 /// A Go program whose goroutines block in `read(2)` on pipes, each on its
 /// own thread, on its goroutine stack; built with and without cgo.
 fn start_go_threads(cgo: bool) -> Runtime {
+    start_go_threads_with(cgo, &[])
+}
+
+/// [`start_go_threads`] built with the `go build` flags `flags`.
+fn start_go_threads_with(cgo: bool, flags: &[&str]) -> Runtime {
     let dir = TempDir::new(if cgo { "gothreads-cgo" } else { "gothreads" });
     let src = dir.path();
     std::fs::write(src.join("go.mod"), "module gothreads\n\ngo 1.19\n").unwrap();
@@ -890,7 +921,7 @@ func main() {
         )
         .unwrap();
     }
-    let bin = go_build_with(src, "gothreads", &[], cgo);
+    let bin = go_build_with(src, "gothreads", flags, cgo);
     Runtime::start(Command::new(bin), dir, "the Go threads program")
 }
 
@@ -900,6 +931,7 @@ fn go_threads(snap: &Value) -> Vec<(u64, Option<String>)> {
     let parts: Vec<(u64, u64, String)> = leaves(snap)
         .into_iter()
         .flat_map(|l| l["parts"].as_array().into_iter().flatten())
+        .filter(|p| details(p).starts_with("goroutine"))
         .map(|p| (hex(&p["start"]), hex(&p["end"]), details(p).to_string()))
         .collect();
     snap["process"]["threads"]
@@ -977,6 +1009,115 @@ fn go_threads_on_goroutine_stacks_are_each_named() {
         );
     }
     assert_covered(&snap, "go threads");
+}
+
+/// Go without cgo: the runtime starts each OS thread on a system stack
+/// (its M's g0) that it allocates inside the arenas, where no TCB marks
+/// it. Every thread's own stack is found from `runtime.allm`, typed Stack
+/// with its TID: the kernel's `[stack]` for the main thread, a part of the
+/// arenas for each other one. Before, only the main thread's was.
+#[test]
+fn go_threads_without_cgo_have_their_own_stacks_with_their_tids() {
+    let rt = start_go_threads(false);
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    assert_own_stacks(&snap, &rt);
+    assert_covered(&snap, "go threads without cgo");
+}
+
+/// The same stripped of its symbol table (`-ldflags=-s -w`, as Debian
+/// ships Go programs): `runtime.m0` and `runtime.allm` are found in
+/// `.bss` instead, by what they hold.
+#[test]
+fn go_threads_of_a_stripped_program_have_their_own_stacks_with_their_tids() {
+    let rt = start_go_threads_with(false, &["-ldflags=-s -w"]);
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    assert_own_stacks(&snap, &rt);
+    let arenas = regions(&snap, "managed_heap", "Go heap arenas");
+    assert!(
+        details(arenas[0]).contains("thread stacks ("),
+        "{:#}",
+        arenas[0]
+    );
+    assert_covered(&snap, "stripped go threads without cgo");
+}
+
+/// Every thread of the Go threads program (no cgo) has one own stack
+/// typed Stack with its TID, and one not on a goroutine stack is on it.
+fn assert_own_stacks(snap: &Value, rt: &Runtime) {
+    let threads = go_threads(snap);
+    let blocked = rt.num("blocked") as usize;
+    assert!(
+        threads.len() >= blocked + 2,
+        "the blocked threads, main and sysmon: {threads:?}"
+    );
+    // (tid, start, end, whether a part of the arenas) of every own stack.
+    let mut own: Vec<(u64, u64, u64, bool)> = regions(snap, "stack", "")
+        .iter()
+        .filter_map(|r| Some((r["tid"].as_u64()?, hex(&r["start"]), hex(&r["end"]), false)))
+        .collect();
+    for l in leaves(snap) {
+        for p in l["parts"].as_array().into_iter().flatten() {
+            if let Some(tid) = p["tid"].as_u64() {
+                assert_eq!(typ(p), "stack", "{p:#}");
+                assert_eq!(typ(l), "managed_heap", "inside the arenas: {l:#}");
+                own.push((tid, hex(&p["start"]), hex(&p["end"]), true));
+            }
+        }
+    }
+    let sps: Vec<(u64, Option<u64>)> = snap["process"]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let sp = t["stack_pointer"]
+                .as_str()
+                .map(|_| hex(&t["stack_pointer"]));
+            (t["tid"].as_u64().unwrap(), sp)
+        })
+        .collect();
+    for (tid, on) in &threads {
+        let mine: Vec<&(u64, u64, u64, bool)> = own.iter().filter(|o| o.0 == *tid).collect();
+        assert_eq!(
+            mine.len(),
+            1,
+            "thread {tid} has one own stack typed Stack with its TID: {own:x?}"
+        );
+        let (_, start, end, in_arenas) = *mine[0];
+        assert_eq!(in_arenas, *tid != u64::from(rt.pid), "thread {tid}");
+        if in_arenas {
+            let size = end - start;
+            assert!(
+                size.is_power_of_two() && (4 << 10..=64 << 10).contains(&size),
+                "thread {tid}: a g0 stack of {size} bytes"
+            );
+        }
+        // A thread not on a goroutine stack is on its own (idle in the
+        // scheduler, or sysmon; one just cloned has its stack pointer at
+        // the top, `end`, with nothing pushed yet).
+        let sp = sps.iter().find(|s| s.0 == *tid).and_then(|s| s.1);
+        if let (None, Some(sp), true) = (on, sp, in_arenas) {
+            assert!(
+                start <= sp && sp <= end,
+                "thread {tid}: stack pointer {sp:#x} on no goroutine stack and not on its own {start:#x}-{end:#x}"
+            );
+        }
+    }
+}
+
+/// A Go program, stopped, built without cgo and with: the figures of its
+/// regions (the arenas with their goroutine and thread stacks as parts)
+/// add up to smaps_rollup.
+#[test]
+fn go_figures_reconcile_with_smaps_rollup() {
+    let _alone = quiet_system();
+    for cgo in [false, true] {
+        let rt = start_go_threads(cgo);
+        rt.stop();
+        let snap = snapshot_json(rt.pid, &[]);
+        assert_reconciles(rt.pid, &snap, if cgo { "go with cgo" } else { "go" });
+    }
 }
 
 #[test]
@@ -1273,10 +1414,9 @@ fn a_glibc_arena_heap_split_by_mprotect_is_one_heap() {
     assert_covered(&snap, "split_arena");
 }
 
-/// numpy's large arrays are glibc mmapped chunks its huge-page advice
-/// splits in two mappings: each is Heap, and the process is typed.
-#[test]
-fn numpy_arrays_are_heap() {
+/// `/usr/bin/python3` holding three numpy arrays (122, 17 and 23 MiB);
+/// the ready line gives each one's data address and length.
+fn start_numpy() -> Runtime {
     // Debian's numpy is for Debian's python3, not another one on PATH.
     let python = Path::new("/usr/bin/python3");
     assert!(
@@ -1298,7 +1438,14 @@ time.sleep(3600)
 "#;
     let mut cmd = Command::new(python);
     cmd.args(["-c", script]);
-    let rt = Runtime::start(cmd, dir, "python3 with numpy");
+    Runtime::start(cmd, dir, "python3 with numpy")
+}
+
+/// numpy's large arrays are glibc mmapped chunks its huge-page advice
+/// splits in two mappings: each is Heap, and the process is typed.
+#[test]
+fn numpy_arrays_are_heap() {
+    let rt = start_numpy();
     rt.stop();
     let snap = snapshot_json(rt.pid, &[]);
     for name in ["a", "b", "c"] {
@@ -1311,6 +1458,17 @@ time.sleep(3600)
     let (share, _) = coverage(&snap);
     eprintln!("numpy coverage: {:.2}%", share * 100.0);
     assert_covered(&snap, "python3 with numpy");
+}
+
+/// python3 with numpy arrays, stopped: the figures of its regions (the
+/// arrays' split chunks among them) add up to smaps_rollup.
+#[test]
+fn numpy_figures_reconcile_with_smaps_rollup() {
+    let _alone = quiet_system();
+    let rt = start_numpy();
+    rt.stop();
+    let snap = snapshot_json(rt.pid, &[]);
+    assert_reconciles(rt.pid, &snap, "python3 with numpy");
 }
 
 /// The allocator fixture with `lib` preloaded, stopped, and its snapshot.

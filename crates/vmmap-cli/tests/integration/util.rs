@@ -537,3 +537,96 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The page-granular figures of `snap`, a snapshot of the stopped process
+/// `pid` taken just now, equal smaps_rollup to the byte; Pss and SwapPss
+/// within the kernel's per-VMA kB truncation (docs/metrics.md); Page Table
+/// equal to VmPTE. The caller holds [`quiet_system`]: whether a page is
+/// shared, and its Pss, depend on the other processes.
+pub fn assert_reconciles(pid: u32, snap: &Value, what: &str) {
+    const KB: u64 = 1024;
+    // Rss, Swap, Locked and Anonymous do not depend on other processes:
+    // read the rollup again here, independently of vmmap.
+    let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", pid)).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid)).unwrap();
+    let vmas = leaves(snap);
+    let sum = |keys: &[&str]| -> u64 {
+        vmas.iter()
+            .map(|r| {
+                keys.iter()
+                    .map(|k| r["smaps"][*k].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            })
+            .sum()
+    };
+    let ours = |keys: &[&str]| -> u64 {
+        keys.iter()
+            .map(|k| snap["rollup"][*k].as_u64().unwrap())
+            .sum()
+    };
+    let independent = |keys: &[&str]| -> u64 { keys.iter().map(|k| kb_field(&rollup, k)).sum() };
+    for keys in [&["Rss"][..], &["Swap"], &["Anonymous"]] {
+        assert_eq!(sum(keys), independent(keys), "{what}: {keys:?}");
+        assert_eq!(sum(keys), ours(keys), "{what}: {keys:?}");
+    }
+    // Whether a page counts as shared or private, and its Pss, depend on
+    // which other processes map it at the instant of reading: vmmap itself
+    // maps libc while it reads, and is gone by the time this test reads. So
+    // these compare with the rollup vmmap read right after smaps.
+    for keys in [
+        &["Private_Clean", "Private_Dirty"][..],
+        &["Shared_Clean", "Shared_Dirty"],
+    ] {
+        assert_eq!(sum(keys), ours(keys), "{what}: {keys:?}");
+    }
+    // Pss: each VMA's value is truncated to whole kB; the rollup truncates
+    // once. Only VMAs with pages shared with other processes have a
+    // fractional part (docs/metrics.md).
+    let shared_vmas = vmas
+        .iter()
+        // Printed Pss < Rss: some page is shared, so the exact value may
+        // have a fraction (counting Shared_* > 0 instead misses large
+        // folios mapped twice on CONFIG_NO_PAGE_MAPCOUNT kernels).
+        .filter(|r| {
+            r["smaps"]["Pss"].as_u64().unwrap_or(0) < r["smaps"]["Rss"].as_u64().unwrap_or(0)
+        })
+        .count() as u64;
+    let slack = shared_vmas.saturating_sub(1) * KB;
+    let (pss, pss_rollup) = (sum(&["Pss"]), ours(&["Pss"]));
+    assert!(
+        pss <= pss_rollup && pss_rollup - pss <= slack,
+        "{what}: Pss {pss} vs rollup {pss_rollup}, bound {slack}"
+    );
+    let (locked, locked_rollup) = (sum(&["Locked"]), independent(&["Locked"]));
+    assert!(
+        locked <= locked_rollup && locked_rollup - locked <= slack,
+        "{what}: Locked {locked} vs {locked_rollup}"
+    );
+    let swap_vmas = vmas
+        .iter()
+        .filter(|r| r["smaps"]["Swap"].as_u64().unwrap_or(0) > 0)
+        .count() as u64;
+    let (spss, spss_rollup) = (sum(&["SwapPss"]), ours(&["SwapPss"]));
+    assert!(spss <= spss_rollup && spss_rollup - spss <= swap_vmas.saturating_sub(1) * KB);
+    eprintln!(
+        "{what} reconciliation: {} VMAs, Rss {} bytes exact; Pss {pss} vs rollup {pss_rollup} (difference {} bytes, bound {slack} from {shared_vmas} shared VMAs)",
+        vmas.len(),
+        sum(&["Rss"]),
+        pss_rollup - pss
+    );
+
+    let summary = snap["summary"].as_array().unwrap();
+    let row = |t: &str| summary.iter().find(|r| r["type"] == t).unwrap();
+    assert_eq!(
+        row("page_table")["size"].as_u64(),
+        Some(kb_field(&status, "VmPTE"))
+    );
+    let total = row("total");
+    assert_eq!(total["total_ws"].as_u64(), Some(kb_field(&rollup, "Rss")));
+    assert_eq!(total["locked_ws"].as_u64(), Some(locked));
+    assert_eq!(total["pss"].as_u64(), Some(pss));
+    assert_eq!(
+        total["total_ws"].as_u64().unwrap(),
+        total["private_ws"].as_u64().unwrap() + total["shareable_ws"].as_u64().unwrap()
+    );
+}

@@ -276,7 +276,10 @@ fn name_thread_on(r: &mut Region, t: &ThreadInfo) {
     let note = format!("thread {} ({}) on it", t.tid, t.name);
     let sp = t.stack_pointer.or(t.tcb).unwrap_or(r.start);
     if let Some(p) = r.parts.iter_mut().find(|p| p.start <= sp && sp < p.end) {
-        p.details = format!("{}; {note}", p.details);
+        // A thread on its own stack (a Go M's g0) is named there already.
+        if p.tid != Some(t.tid) {
+            p.details = format!("{}; {note}", p.details);
+        }
         return;
     }
     let note = format!("holds the stack of thread {} ({})", t.tid, t.name);
@@ -302,11 +305,19 @@ fn by_shape<'t>(
     owner: &mut Vec<(usize, &'t ThreadInfo)>,
     displaced: &HashSet<u32>,
 ) -> Vec<(usize, &'static str, Confidence)> {
+    // Threads whose own stack a runtime found inside its memory (a Go M's
+    // g0 in the arenas) are not missing.
+    let placed: HashSet<u32> = regions
+        .iter()
+        .flat_map(|r| &r.parts)
+        .filter_map(|p| p.tid)
+        .collect();
     let mut missing: HashMap<u32, &ThreadInfo> = ctx
         .threads
         .iter()
         .filter(|t| {
             t.tid != ctx.pid
+                && !placed.contains(&t.tid)
                 && (displaced.contains(&t.tid)
                     || (t.stack_pointer.is_none()
                         && t.tcb.is_none()

@@ -91,6 +91,7 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
                     start: at,
                     end: at + size,
                     details: format!("glibc mmapped chunk ({})", mib(size)),
+                    tid: None,
                 });
                 chunk_bytes += size;
                 at += size;

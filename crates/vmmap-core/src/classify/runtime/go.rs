@@ -14,23 +14,28 @@
 //! (`[anon: Go: …]`), older runtimes leave them plain.
 //!
 //! Goroutine stacks are found in the runtime's own list: `runtime.allgs`
-//! (a slice of `*g`, its address from the executable's `.symtab`) read
-//! from the target's memory; every `g` starts with its `stack{lo, hi}`.
+//! (a slice of `*g`, its address from the executable's `.symtab`, or in
+//! a stripped one the slice in `.bss` that only it can be) read from the
+//! target's memory; every `g` starts with its `stack{lo, hi}`. The OS
+//! threads' own stacks come from the list of Ms (`go_threads`).
 //! The goroutine id (`goid`) and status sit at an offset that changed
 //! with Go 1.23 (`syscallbp` was added before them); the offset is taken
 //! only when it gives the main goroutine id 1 and every goroutine a
 //! distinct id.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
-use super::{mib, symbols, Claimer};
+use super::{go_threads, mib, symbols, Claimer};
 use crate::classify::Inspector;
-use crate::model::{Confidence, MemoryType, Part};
+use crate::model::{Confidence, MemoryType, Part, Region};
 
 /// Go's smallest goroutine stack (`_StackMin`).
 const STACK_MIN: u64 = 2048;
 /// Most goroutines read (the list is read from another process).
 const MAX_GS: u64 = 1 << 22;
+/// The offset of `g.m` on 64-bit (fixed: see `go_threads`).
+const G_M: usize = 48;
 /// Bytes of a `g` read: up to `goid` at its latest offset.
 const G_READ: usize = 168;
 /// Offsets of `goid` on 64-bit: Go 1.17-1.22, then Go 1.23+. The status
@@ -74,18 +79,20 @@ pub(super) struct Goroutine {
 /// The goroutines read, or why there are none.
 pub(super) type Goroutines = Result<Vec<Goroutine>, &'static str>;
 
-/// Reads every live goroutine's stack through `runtime.allgs`. `exe` is
-/// the executable's first mapping.
-pub(super) fn read_goroutines(
-    c: &Claimer<'_>,
-    exe: usize,
-    inspector: &mut dyn Inspector,
-) -> Goroutines {
+/// Where the runtime's variables that vmmap reads are, at run time.
+pub(super) struct Vars {
+    /// `runtime.allgs`, the slice of every `*g`, or why it is unknown.
+    allgs: Result<u64, &'static str>,
+    /// Where the list of Ms is found, or why it cannot be.
+    pub(super) ms: Result<go_threads::Roots, &'static str>,
+}
+
+/// Finds [`Vars`] in the executable whose first mapping is `exe`: one
+/// read of its symbol table for all of them. A stripped executable still
+/// has its section headers: the list of Ms is then looked for in `.bss`.
+pub(super) fn runtime_vars(c: &Claimer<'_>, exe: usize, inspector: &mut dyn Inspector) -> Vars {
     let r = &c.regions[exe];
     let mut read = |offset: u64, buf: &mut [u8]| inspector.read_file_at(r, offset, buf);
-    let values = symbols::symbol_values(&mut read, &[b"runtime.allgs"])
-        .ok_or("the executable has no symbol table (stripped), so runtime.allgs cannot be found")?;
-    let allgs = values[0].ok_or("the executable defines no runtime.allgs")?;
     // A position-independent executable is linked at 0: its first
     // mapping says where it was loaded.
     let bias = if symbols::elf_type(&mut read) == Some(3) {
@@ -96,9 +103,63 @@ pub(super) fn read_goroutines(
     } else {
         0
     };
+    let at = |a: u64| a.wrapping_add(bias);
+    let names: [&[u8]; 3] = [b"runtime.allgs", b"runtime.allm", b"runtime.m0"];
+    let Some(values) = symbols::symbol_values(&mut read, &names) else {
+        let mut read_len = |offset: u64, len: usize| {
+            let mut b = vec![0u8; len];
+            read(offset, &mut b).then_some(b)
+        };
+        let bss = crate::elf::sections(&mut read_len)
+            .ok()
+            .and_then(|s| s.into_iter().find(|s| s.name == ".bss" && s.size > 0));
+        return Vars {
+            allgs: Err(
+                "the executable has no symbol table (stripped), so runtime.allgs cannot be found",
+            ),
+            ms: bss
+                .map(|s| go_threads::Roots::Bss {
+                    start: at(s.addr),
+                    len: s.size,
+                })
+                .ok_or("the executable has neither a symbol table nor a .bss section"),
+        };
+    };
+    Vars {
+        allgs: values[0]
+            .map(at)
+            .ok_or("the executable defines no runtime.allgs"),
+        ms: match (values[1], values[2]) {
+            (Some(allm), Some(m0)) => Ok(go_threads::Roots::Symbols {
+                allm: at(allm),
+                m0: at(m0),
+            }),
+            _ => Err("the executable defines no runtime.allm or runtime.m0"),
+        },
+    }
+}
+
+/// Reads every live goroutine's stack through `runtime.allgs`.
+/// In a stripped executable, the slice is looked for in `.bss` (see
+/// [`allgs_in_bss`]); `ms` are the Ms found, `regions` the process's VMAs.
+pub(super) fn read_goroutines(
+    vars: &Vars,
+    regions: &[Region],
+    ms: &go_threads::Threads,
+    inspector: &mut dyn Inspector,
+) -> Goroutines {
+    let allgs = match (vars.allgs, &vars.ms) {
+        (Ok(a), _) => a,
+        (Err(why), Ok(go_threads::Roots::Bss { start, len })) => {
+            let ms: HashSet<u64> = ms.iter().flatten().map(go_threads::M::addr).collect();
+            return allgs_in_bss(inspector, *start, *len, regions, &ms)
+                .map_err(|e| e.unwrap_or(why));
+        }
+        (Err(why), _) => return Err(why),
+    };
     let unreadable = "the target's memory cannot be read (--no-read-memory, or no ptrace access)";
     let mut slice = [0u8; 24];
-    if !inspector.read_memory(allgs.wrapping_add(bias), &mut slice) {
+    if !inspector.read_memory(allgs, &mut slice) {
         return Err(unreadable);
     }
     let word = |b: &[u8], o: usize| {
@@ -116,6 +177,69 @@ pub(super) fn read_goroutines(
     }
     let ptrs: Vec<u64> = ptrs.chunks_exact(8).map(|p| word(p, 0)).collect();
     Ok(goroutines(&read_gs(inspector, &ptrs)))
+}
+
+/// The goroutines of a stripped executable: the one slice in `.bss`
+/// (`start`, `len` bytes) whose elements are all `g`s, which only
+/// `runtime.allgs` is. A slice of pointers counts when every element
+/// points into private anonymous memory (the heap) at a `g`: a stack of
+/// at least 2 KiB whose size is a power of two (or none: a dead `g` whose
+/// stack was freed), and an M that is none or one of `ms` (when known);
+/// and the goroutine ids check out (the first is 1, all distinct). Two
+/// such slices are ambiguous: nothing is marked. `Err(None)` when there is
+/// none, for the caller's reason.
+fn allgs_in_bss(
+    inspector: &mut dyn Inspector,
+    start: u64,
+    len: u64,
+    regions: &[Region],
+    ms: &HashSet<u64>,
+) -> Result<Vec<Goroutine>, Option<&'static str>> {
+    let bss = go_threads::read_pages(inspector, start, go_threads::bss_len(len), true);
+    let anon: Vec<(u64, u64)> = regions
+        .iter()
+        .filter(|v| v.inode == 0 && v.perms.read() && v.perms.write() && !v.perms.shared())
+        .map(|v| (v.start, v.end))
+        .collect();
+    let in_anon = |p: u64| p != 0 && p % 8 == 0 && anon.iter().any(|&(a, b)| a <= p && p < b);
+    let word = |b: &[u8], o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut found: Option<Vec<Goroutine>> = None;
+    for o in (0..bss.len().saturating_sub(23)).step_by(8) {
+        let (ptr, n, cap) = (word(&bss, o), word(&bss, o + 8), word(&bss, o + 16));
+        if n == 0 || n > cap || n > MAX_GS || !in_anon(ptr) {
+            continue;
+        }
+        let raw = go_threads::read_pages(inspector, ptr, n as usize * 8, false);
+        if raw.len() != n as usize * 8 {
+            continue;
+        }
+        let ptrs: Vec<u64> = raw.chunks_exact(8).map(|p| word(p, 0)).collect();
+        if !ptrs.iter().all(|&p| in_anon(p)) {
+            continue;
+        }
+        let gs = read_gs(inspector, &ptrs);
+        let is_g = |g: &[u8; G_READ]| {
+            let (lo, hi, m) = (word(g, 0), word(g, 8), word(g, G_M));
+            let size = hi.wrapping_sub(lo);
+            let stack = (lo == 0 && hi == 0)
+                || (lo < hi && size >= STACK_MIN && size.is_power_of_two() && size <= 1 << 30);
+            stack && (m == 0 || ms.is_empty() || ms.contains(&m))
+        };
+        if gs.len() != ptrs.len() || !gs.iter().all(is_g) || goid_offset(&gs).is_none() {
+            continue;
+        }
+        if found.is_some() {
+            return Err(Some(
+                "the executable is stripped, and two slices in .bss look like runtime.allgs",
+            ));
+        }
+        found = Some(goroutines(&gs));
+    }
+    found.ok_or(None)
 }
 
 /// The `g` structs at `ptrs`, in that order (those that cannot be read
@@ -156,6 +280,25 @@ fn read_gs(inspector: &mut dyn Inspector, ptrs: &[u64]) -> Vec<[u8; G_READ]> {
     ptrs.iter().filter_map(|p| found.get(p).copied()).collect()
 }
 
+/// The offset of `goid` in raw `g` structs (the first is the main
+/// goroutine): the one of [`GOID_AT`] that gives it id 1 and every
+/// goroutine a distinct id.
+fn goid_offset(gs: &[[u8; G_READ]]) -> Option<usize> {
+    let word = |b: &[u8], o: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[o..o + 8]);
+        u64::from_le_bytes(w)
+    };
+    GOID_AT.into_iter().find(|&o| {
+        let mut ids: Vec<u64> = gs.iter().map(|g| word(g, o)).collect();
+        let main_is_1 = ids.first() == Some(&1);
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        main_is_1 && ids.len() == n && ids.iter().all(|&id| id > 0 && id < 1 << 40)
+    })
+}
+
 /// The stacks of the live goroutines in raw `g` structs (the first is the
 /// main goroutine), with ids and statuses when their offset is certain.
 fn goroutines(gs: &[[u8; G_READ]]) -> Vec<Goroutine> {
@@ -164,14 +307,7 @@ fn goroutines(gs: &[[u8; G_READ]]) -> Vec<Goroutine> {
         w.copy_from_slice(&b[o..o + 8]);
         u64::from_le_bytes(w)
     };
-    let goid_at = GOID_AT.into_iter().find(|&o| {
-        let mut ids: Vec<u64> = gs.iter().map(|g| word(g, o)).collect();
-        let main_is_1 = ids.first() == Some(&1);
-        ids.sort_unstable();
-        let n = ids.len();
-        ids.dedup();
-        main_is_1 && ids.len() == n && ids.iter().all(|&id| id > 0 && id < 1 << 40)
-    });
+    let goid_at = goid_offset(gs);
     gs.iter()
         .filter_map(|g| {
             let (lo, hi) = (word(g, 0), word(g, 8));
@@ -220,6 +356,7 @@ fn mark_stacks(c: &mut Claimer<'_>, i: usize, len: usize, gs: &[Goroutine]) -> (
                 start: g.lo,
                 end: g.hi,
                 details: describe(g),
+                tid: None,
             });
             n += 1;
             bytes += g.hi - g.lo;
@@ -231,7 +368,12 @@ fn mark_stacks(c: &mut Claimer<'_>, i: usize, len: usize, gs: &[Goroutine]) -> (
     (n, bytes)
 }
 
-pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str, goroutines: &Goroutines) {
+pub(super) fn plan_arenas(
+    c: &mut Claimer<'_>,
+    version: &str,
+    goroutines: &Goroutines,
+    threads: &go_threads::Threads,
+) {
     let at_hint = |r: &crate::model::Region| r.start & ((1 << 40) - 1) == HINT_LOW;
     c.scan_free_runs(at_hint, |_| true, |c, i, len| {
         let start = c.regions[i].start;
@@ -263,12 +405,29 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, version: &str, goroutines: &Gorou
                 format!("; goroutine stacks not marked: {why}"),
             ),
         };
+        let (own, why_own) = match threads {
+            Ok(ms) => match go_threads::mark_stacks(&mut c.regions[i..i + len], ms) {
+                (0, _) => (String::new(), String::new()),
+                (n, bytes) => (
+                    format!(", {n} thread stacks ({})", mib(bytes)),
+                    String::new(),
+                ),
+            },
+            Err(why) => (String::new(), format!("; thread stacks not found: {why}")),
+        };
+        // One reason, not two, when the symbols or the memory are missing.
+        let why = match (goroutines, threads) {
+            (Err(a), Err(b)) if a == b => {
+                format!("; goroutine and thread stacks not marked: {a}")
+            }
+            _ => format!("{why}{why_own}"),
+        };
         c.claim(
             i,
             len,
             MemoryType::ManagedHeap,
             format!(
-                "Go heap arenas ({} x 64 MiB, {} committed{stacks}; {version})",
+                "Go heap arenas ({} x 64 MiB, {} committed{stacks}{own}; {version})",
                 span / ARENA,
                 mib(committed)
             ),

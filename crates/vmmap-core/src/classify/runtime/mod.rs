@@ -18,10 +18,12 @@ mod chromium;
 mod chunks;
 mod cpython;
 mod go;
+mod go_threads;
 mod jvm;
 mod jvm_gc;
 mod symbols;
 mod v8;
+mod v8_tables;
 
 use std::borrow::Cow;
 
@@ -75,14 +77,23 @@ pub(super) fn plan_exact(
         jvm = Some(jvm::plan_exact(&mut c, inspector));
     }
     if let (Some(version), Some(exe)) = (&loaded.go, loaded.exe) {
-        let goroutines = go::read_goroutines(&c, exe, inspector);
-        go::plan_arenas(&mut c, version, &goroutines);
+        let vars = go::runtime_vars(&c, exe, inspector);
+        // With cgo every M runs on a stack pthread_create mapped, which
+        // the stack pass finds by its TCB.
+        let threads = if loaded_libc(c.regions) {
+            Ok(Vec::new())
+        } else {
+            go_threads::read_ms(&vars.ms, c.regions, ctx, inspector)
+        };
+        let goroutines = go::read_goroutines(&vars, c.regions, &threads, inspector);
+        go::plan_arenas(&mut c, version, &goroutines, &threads);
     }
     if loaded.node {
         v8::plan_pages(&mut c, ctx);
     }
     if loaded.chromium {
         chromium::plan(&mut c);
+        v8_tables::plan(&mut c);
     }
     if let Some(kind) = loaded.allocator {
         allocator::plan_exact(&mut c, kind, &loaded.allocator_source, next_heap_id);

@@ -17,13 +17,16 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
 };
 
-use crate::ages::Ages;
+use crate::ages::{self, Ages};
 use crate::memo::{FrameRecord, WalkMemo};
 use crate::sys::{self, SpinLock};
-use crate::unwind::RuleCache;
+use crate::unwind::{RuleCache, RULE_SLOTS, SMALL_RULE_SLOTS};
 
-/// Bytes of event data per buffer.
-pub const BUF_DATA: usize = 128 * 1024;
+/// Bytes of event data per buffer. Each thread holds one while it runs:
+/// 32 KiB, not 128, keeps hundreds of threads from costing tens of MiB of
+/// address space; a full buffer is switched for another about every
+/// thousand records, which costs nothing measurable.
+pub const BUF_DATA: usize = 32 * 1024;
 /// The parts of a buffer (trace format 3, `docs/trace-format.md`): each
 /// record's head (tag and tick), its other fields, and its addresses
 /// (heap addresses as references to recent ones when they can be). Kept
@@ -38,9 +41,9 @@ pub const ADDRS: usize = 2;
 pub const PARTS: usize = 3;
 /// Where each part starts in `data`, and its capacity (every part is
 /// under 64 KiB, so that the positions pack in one word).
-pub const PART_START: [usize; PARTS] = [0, 32 * 1024, 88 * 1024];
+pub const PART_START: [usize; PARTS] = [0, 8 * 1024, 22 * 1024];
 /// See [`PART_START`].
-pub const PART_CAP: [usize; PARTS] = [32 * 1024, 56 * 1024, 40 * 1024];
+pub const PART_CAP: [usize; PARTS] = [8 * 1024, 14 * 1024, 10 * 1024];
 /// Room always left in each part for one record: a tag and a tick (eight
 /// bytes for a thread start); the largest other fields (a 128-frame stack
 /// definition, or a text of 1 KiB); two heap addresses, each written as
@@ -51,10 +54,19 @@ pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_wire::MAX_FRAMES * 10, 26
 /// event is lost: a thread waits instead. More buffers only let a
 /// descheduled writer fall further behind, at the cost of the program's
 /// memory (it was 256 MiB; docs/tracing.md, "Footprint").
-const MAX_BUFFERS: usize = 32;
+const MAX_BUFFERS: usize = 128;
 
-/// Slots in the per-thread "stack already defined" cache.
+/// Slots in the per-thread "stack already defined" cache, for the
+/// program's first threads.
 pub const STACK_SLOTS: usize = 4096;
+/// The same for later threads: a stack that fell out is defined again
+/// under a new id, which the decoder takes as any other definition.
+pub const SMALL_STACK_SLOTS: usize = 256;
+/// Threads (blocks mapped) that get the full caches; each later one gets
+/// caches of a sixteenth of their size, so that a program with hundreds
+/// of threads does not pay half a megabyte for each (docs/tracing.md,
+/// "Footprint"). A block keeps its size when a new thread reuses it.
+pub const FULL_BLOCKS: usize = 8;
 /// Ways per set of that cache. Direct-mapped, two stacks whose hashes met
 /// in one slot evicted each other on every alternation: a program with
 /// 181 stacks re-sent a definition for one allocation in eight, which was
@@ -125,8 +137,13 @@ pub struct Block {
     pub deltas: vmmap_wire::encode::Deltas,
     /// Next stack id to hand out (owner only).
     pub next_stack: u32,
-    /// Stack definitions already in this stream.
-    pub stacks: *mut [StackSlot; STACK_SLOTS],
+    /// Stack definitions already in this stream ([`STACK_SLOTS`] or
+    /// [`SMALL_STACK_SLOTS`] of them).
+    pub stacks: *mut StackSlot,
+    /// Sets of `stacks` - 1.
+    pub stack_sets: usize,
+    /// The block has the smaller caches (see [`FULL_BLOCKS`]).
+    pub small: bool,
     /// Unwind rules by return address.
     pub rules: *mut RuleCache,
     /// gimli's context for computing a missing rule (no heap: see
@@ -190,14 +207,14 @@ pub fn new_block(tid: i32) -> *mut Block {
     if b.is_null() {
         return b;
     }
-    BLOCKS.fetch_add(1, Relaxed);
-    let stacks = sys::map_anon(core::mem::size_of::<[StackSlot; STACK_SLOTS]>())
-        as *mut [StackSlot; STACK_SLOTS];
-    let rules = sys::map_anon(core::mem::size_of::<RuleCache>()) as *mut RuleCache;
+    let small = BLOCKS.fetch_add(1, Relaxed) >= FULL_BLOCKS;
+    let sizes = cache_bytes(small);
+    let stacks = sys::map_anon(sizes[0]) as *mut StackSlot;
+    let rules = sys::map_anon(sizes[1]) as *mut RuleCache;
     let unwind = sys::map_anon(core::mem::size_of::<crate::unwind::Context>())
         as *mut crate::unwind::Context;
-    let memo = sys::map_anon(core::mem::size_of::<WalkMemo>()) as *mut WalkMemo;
-    let ages = sys::map_anon(core::mem::size_of::<Ages>()) as *mut Ages;
+    let memo = sys::map_anon(sizes[2]) as *mut WalkMemo;
+    let ages = sys::map_anon(sizes[3]) as *mut Ages;
     if stacks.is_null() || rules.is_null() || unwind.is_null() || memo.is_null() || ages.is_null() {
         return null_mut();
     }
@@ -205,8 +222,20 @@ pub fn new_block(tid: i32) -> *mut Block {
     // Block except for the fields set here.
     unsafe {
         (*b).stacks = stacks;
+        (*b).stack_sets = sizes[0] / core::mem::size_of::<StackSlot>() / STACK_WAYS - 1;
+        (*b).small = small;
+        RuleCache::init(rules, if small { SMALL_RULE_SLOTS } else { RULE_SLOTS });
         (*b).rules = rules;
+        WalkMemo::init(memo, small);
         (*b).memo = memo;
+        Ages::init(
+            ages,
+            if small {
+                ages::SMALL_INDEX
+            } else {
+                ages::INDEX
+            },
+        );
         (*b).ages = ages;
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
@@ -217,6 +246,26 @@ pub fn new_block(tid: i32) -> *mut Block {
         REGISTRY.store(b, Release);
     }
     b
+}
+
+/// Bytes of a block's stack-id cache, rule cache, walk memo and address
+/// ages, full or small (see [`FULL_BLOCKS`]).
+fn cache_bytes(small: bool) -> [usize; 4] {
+    if small {
+        [
+            SMALL_STACK_SLOTS * core::mem::size_of::<StackSlot>(),
+            RuleCache::bytes(SMALL_RULE_SLOTS),
+            WalkMemo::bytes(true),
+            Ages::bytes(ages::SMALL_INDEX),
+        ]
+    } else {
+        [
+            STACK_SLOTS * core::mem::size_of::<StackSlot>(),
+            RuleCache::bytes(RULE_SLOTS),
+            WalkMemo::bytes(false),
+            Ages::bytes(ages::INDEX),
+        ]
+    }
 }
 
 /// Starts a new stream in a block that stays with its thread (the child of
@@ -256,7 +305,7 @@ unsafe fn reset(b: *mut Block, tid: i32, used: bool) {
     // SAFETY: the caches are this block's own mappings.
     unsafe {
         if used {
-            core::ptr::write_bytes(blk.stacks, 0, 1);
+            core::ptr::write_bytes(blk.stacks, 0, (blk.stack_sets + 1) * STACK_WAYS);
             (*blk.rules).clear();
             (*blk.memo).clear();
             (*blk.ages).clear();
@@ -539,14 +588,12 @@ pub fn own_memory(out: &mut Vec<(u64, u64)>) {
         // SAFETY: registry blocks are never unmapped; these fields are set
         // before publication and never change.
         let blk = unsafe { &*b };
+        let sizes = cache_bytes(blk.small).map(|n| n as u64);
         out.push((b as u64, core::mem::size_of::<Block>() as u64));
-        out.push((
-            blk.stacks as u64,
-            core::mem::size_of::<[StackSlot; STACK_SLOTS]>() as u64,
-        ));
-        out.push((blk.rules as u64, core::mem::size_of::<RuleCache>() as u64));
-        out.push((blk.memo as u64, core::mem::size_of::<WalkMemo>() as u64));
-        out.push((blk.ages as u64, core::mem::size_of::<Ages>() as u64));
+        out.push((blk.stacks as u64, sizes[0]));
+        out.push((blk.rules as u64, sizes[1]));
+        out.push((blk.memo as u64, sizes[2]));
+        out.push((blk.ages as u64, sizes[3]));
         out.push((
             blk.unwind as u64,
             core::mem::size_of::<crate::unwind::Context>() as u64,

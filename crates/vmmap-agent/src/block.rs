@@ -25,8 +25,9 @@ use crate::unwind::{RuleCache, RULE_SLOTS, SMALL_RULE_SLOTS};
 /// Bytes of event data per buffer. Each thread holds one while it runs:
 /// 32 KiB, not 128, keeps hundreds of threads from costing tens of MiB of
 /// address space; a full buffer is switched for another about every
-/// thousand records, which costs nothing measurable.
-pub const BUF_DATA: usize = 32 * 1024;
+/// thousand records, which costs nothing measurable. A little under 32 KiB,
+/// so that the buffer with its header fits in eight pages, not nine.
+pub const BUF_DATA: usize = 32 * 1024 - 64;
 /// The parts of a buffer (trace format 3, `docs/trace-format.md`): each
 /// record's head (tag and tick), its other fields, and its addresses
 /// (heap addresses as references to recent ones when they can be). Kept
@@ -43,7 +44,9 @@ pub const PARTS: usize = 3;
 /// under 64 KiB, so that the positions pack in one word).
 pub const PART_START: [usize; PARTS] = [0, 8 * 1024, 22 * 1024];
 /// See [`PART_START`].
-pub const PART_CAP: [usize; PARTS] = [8 * 1024, 14 * 1024, 10 * 1024];
+pub const PART_CAP: [usize; PARTS] = [8 * 1024, 14 * 1024, 10 * 1024 - 64];
+const _: () = assert!(PART_START[2] + PART_CAP[2] == BUF_DATA);
+const _: () = assert!(core::mem::size_of::<Buf>() <= 32 * 1024);
 /// Room always left in each part for one record: a tag and a tick (eight
 /// bytes for a thread start); the largest other fields (a 128-frame stack
 /// definition, or a text of 1 KiB); two heap addresses, each written as
@@ -202,24 +205,27 @@ pub fn new_block(tid: i32) -> *mut Block {
         }
         b = blk.next;
     }
-    let size = core::mem::size_of::<Block>();
-    let b = sys::map_anon(size) as *mut Block;
-    if b.is_null() {
-        return b;
-    }
-    let small = BLOCKS.fetch_add(1, Relaxed) >= FULL_BLOCKS;
-    let sizes = cache_bytes(small);
-    let stacks = sys::map_anon(sizes[0]) as *mut StackSlot;
-    let rules = sys::map_anon(sizes[1]) as *mut RuleCache;
-    let unwind = sys::map_anon(core::mem::size_of::<crate::unwind::Context>())
-        as *mut crate::unwind::Context;
-    let memo = sys::map_anon(sizes[2]) as *mut WalkMemo;
-    let ages = sys::map_anon(sizes[3]) as *mut Ages;
-    if stacks.is_null() || rules.is_null() || unwind.is_null() || memo.is_null() || ages.is_null() {
+    let small = BLOCKS.load(Relaxed) >= FULL_BLOCKS;
+    let (at, total) = layout(small);
+    let base = sys::map_anon(total);
+    if base.is_null() {
         return null_mut();
     }
-    // SAFETY: fresh zeroed mappings of the right sizes; all-zero is a valid
-    // Block except for the fields set here.
+    BLOCKS.fetch_add(1, Relaxed);
+    let sizes = cache_bytes(small);
+    // SAFETY: every part lies inside the mapping, at its alignment (`layout`).
+    let (b, unwind, stacks, rules, memo, ages) = unsafe {
+        (
+            base.cast::<Block>(),
+            base.add(at[0]).cast::<crate::unwind::Context>(),
+            base.add(at[1]).cast::<StackSlot>(),
+            base.add(at[2]).cast::<RuleCache>(),
+            base.add(at[3]).cast::<WalkMemo>(),
+            base.add(at[4]).cast::<Ages>(),
+        )
+    };
+    // SAFETY: a fresh zeroed mapping holding every part at its size; all-zero
+    // is a valid Block except for the fields set here.
     unsafe {
         (*b).stacks = stacks;
         (*b).stack_sets = sizes[0] / core::mem::size_of::<StackSlot>() / STACK_WAYS - 1;
@@ -246,6 +252,30 @@ pub fn new_block(tid: i32) -> *mut Block {
         REGISTRY.store(b, Release);
     }
     b
+}
+
+/// Where a block's unwind context, stack-id cache, rule cache, walk memo
+/// and address ages start in its one mapping (the block itself first), and
+/// the mapping's length: one mapping, not six, because each would round
+/// up to whole pages (a small block's parts took 72 KiB apart, 60 together).
+fn layout(small: bool) -> ([usize; 5], usize) {
+    /// Every part's alignment divides this.
+    const ALIGN: usize = 64;
+    let sizes = cache_bytes(small);
+    let parts = [
+        core::mem::size_of::<crate::unwind::Context>(),
+        sizes[0],
+        sizes[1],
+        sizes[2],
+        sizes[3],
+    ];
+    let mut at = [0; 5];
+    let mut end = core::mem::size_of::<Block>();
+    for (i, len) in parts.into_iter().enumerate() {
+        at[i] = end.next_multiple_of(ALIGN);
+        end = at[i] + len;
+    }
+    (at, end)
 }
 
 /// Bytes of a block's stack-id cache, rule cache, walk memo and address
@@ -580,24 +610,15 @@ pub fn after_fork_child(keep: *mut Block) {
     }
 }
 
-/// Every mapping the agent made for itself: blocks, their caches and all
-/// buffers, as (start, length).
+/// Every mapping the agent made for itself: blocks (their caches in the
+/// same mapping) and all buffers, as (start, length).
 pub fn own_memory(out: &mut Vec<(u64, u64)>) {
     let mut b = registry();
     while !b.is_null() {
         // SAFETY: registry blocks are never unmapped; these fields are set
         // before publication and never change.
         let blk = unsafe { &*b };
-        let sizes = cache_bytes(blk.small).map(|n| n as u64);
-        out.push((b as u64, core::mem::size_of::<Block>() as u64));
-        out.push((blk.stacks as u64, sizes[0]));
-        out.push((blk.rules as u64, sizes[1]));
-        out.push((blk.memo as u64, sizes[2]));
-        out.push((blk.ages as u64, sizes[3]));
-        out.push((
-            blk.unwind as u64,
-            core::mem::size_of::<crate::unwind::Context>() as u64,
-        ));
+        out.push((b as u64, layout(blk.small).1 as u64));
         b = blk.next;
     }
     let mut p = ALL_BUFFERS.load(Acquire);

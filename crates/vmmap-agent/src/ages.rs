@@ -13,8 +13,13 @@
 
 use vmmap_wire::AGE_RING;
 
-/// Slots of each index from an address to when it went by.
-const INDEX: usize = 4096;
+/// Slots of each index from an address to when it went by, for the
+/// program's first threads ([`crate::block::FULL_BLOCKS`]).
+pub const INDEX: usize = 4096;
+/// The same for later threads: a smaller index finds fewer references
+/// (the decoder is none the wiser, an address not found is written as a
+/// difference) in 8 KiB instead of 128 KiB (docs/tracing.md, "Footprint").
+pub const SMALL_INDEX: usize = 256;
 
 /// Which ring an address goes into: allocated blocks (malloc's result,
 /// realloc's new block) or freed ones (free's, realloc's old block).
@@ -34,7 +39,13 @@ pub enum Class {
 pub struct Ages {
     /// Addresses pushed so far, per class (wrapping).
     seq: [u32; 2],
-    index: [[Seen; INDEX]; 2],
+    /// 64 - log2(`slots`): the hash's top bits pick the slot.
+    shift: u32,
+    /// Slots of each class's index.
+    slots: usize,
+    /// Both classes' indexes, one after the other, right after this
+    /// header in the same mapping.
+    index: *mut Seen,
 }
 
 #[derive(Clone, Copy)]
@@ -45,18 +56,36 @@ struct Seen {
 }
 
 #[inline(always)]
-fn slot(a: u64) -> usize {
-    ((a >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - INDEX.trailing_zeros())) as usize
+fn slot(a: u64, shift: u32) -> usize {
+    ((a >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
 }
 
 impl Ages {
+    /// Bytes of a mapping for an `Ages` of `slots` (a power of two) slots.
+    pub const fn bytes(slots: usize) -> usize {
+        core::mem::size_of::<Ages>() + 2 * slots * core::mem::size_of::<Seen>()
+    }
+
+    /// Sets up an empty `Ages` in a fresh zeroed mapping.
+    ///
+    /// # Safety
+    /// `at` is valid for [`Ages::bytes`]`(slots)` bytes, zeroed, and not in use.
+    pub unsafe fn init(at: *mut Ages, slots: usize) {
+        // SAFETY: per the contract; the index follows the header, which
+        // keeps `Seen`'s alignment (both are multiples of eight bytes).
+        unsafe {
+            (*at).shift = 64 - slots.trailing_zeros();
+            (*at).slots = slots;
+            (*at).index = at.add(1).cast::<Seen>();
+        }
+    }
+
     /// Forgets everything (a new stream).
     pub fn clear(&mut self) {
         // In place: a new thread's first hook may run on a small stack.
         self.seq = [0; 2];
-        for i in &mut self.index {
-            i.fill(Seen { a: 0, seq: 0 });
-        }
+        // SAFETY: the index holds 2 * slots entries (see `init`).
+        unsafe { core::ptr::write_bytes(self.index, 0, 2 * self.slots) };
     }
 
     /// Pushes `a` (not 0) into its class and returns its age in the other
@@ -67,12 +96,21 @@ impl Ages {
     #[inline(always)]
     pub fn note(&mut self, class: Class, a: u64) -> u32 {
         let (mine, other) = (class as usize, 1 - class as usize);
-        let h = slot(a);
-        let e = self.index[other][h];
+        let h = slot(a, self.shift);
+        // SAFETY: h < slots; the index holds 2 * slots entries.
+        let (mine_at, other_at) = unsafe {
+            (
+                self.index.add(mine * self.slots + h),
+                self.index.add(other * self.slots + h),
+            )
+        };
+        // SAFETY: see above.
+        let e = unsafe { *other_at };
         let age = self.seq[other].wrapping_sub(e.seq);
         let found = (1..=AGE_RING as u32).contains(&age) && e.a == a;
         let n = self.seq[mine];
-        self.index[mine][h] = Seen { a, seq: n };
+        // SAFETY: see above.
+        unsafe { *mine_at = Seen { a, seq: n } };
         self.seq[mine] = n.wrapping_add(1);
         age * u32::from(found)
     }

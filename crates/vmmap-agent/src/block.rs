@@ -17,13 +17,17 @@ use core::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
 };
 
-use crate::ages::Ages;
+use crate::ages::{self, Ages};
 use crate::memo::{FrameRecord, WalkMemo};
 use crate::sys::{self, SpinLock};
-use crate::unwind::RuleCache;
+use crate::unwind::{RuleCache, RULE_SLOTS, SMALL_RULE_SLOTS};
 
-/// Bytes of event data per buffer.
-pub const BUF_DATA: usize = 128 * 1024;
+/// Bytes of event data per buffer. Each thread holds one while it runs:
+/// 32 KiB, not 128, keeps hundreds of threads from costing tens of MiB of
+/// address space; a full buffer is switched for another about every
+/// thousand records, which costs nothing measurable. A little under 32 KiB,
+/// so that the buffer with its header fits in eight pages, not nine.
+pub const BUF_DATA: usize = 32 * 1024 - 64;
 /// The parts of a buffer (trace format 3, `docs/trace-format.md`): each
 /// record's head (tag and tick), its other fields, and its addresses
 /// (heap addresses as references to recent ones when they can be). Kept
@@ -38,9 +42,11 @@ pub const ADDRS: usize = 2;
 pub const PARTS: usize = 3;
 /// Where each part starts in `data`, and its capacity (every part is
 /// under 64 KiB, so that the positions pack in one word).
-pub const PART_START: [usize; PARTS] = [0, 32 * 1024, 88 * 1024];
+pub const PART_START: [usize; PARTS] = [0, 8 * 1024, 22 * 1024];
 /// See [`PART_START`].
-pub const PART_CAP: [usize; PARTS] = [32 * 1024, 56 * 1024, 40 * 1024];
+pub const PART_CAP: [usize; PARTS] = [8 * 1024, 14 * 1024, 10 * 1024 - 64];
+const _: () = assert!(PART_START[2] + PART_CAP[2] == BUF_DATA);
+const _: () = assert!(core::mem::size_of::<Buf>() <= 32 * 1024);
 /// Room always left in each part for one record: a tag and a tick (eight
 /// bytes for a thread start); the largest other fields (a 128-frame stack
 /// definition, or a text of 1 KiB); two heap addresses, each written as
@@ -51,10 +57,19 @@ pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_wire::MAX_FRAMES * 10, 26
 /// event is lost: a thread waits instead. More buffers only let a
 /// descheduled writer fall further behind, at the cost of the program's
 /// memory (it was 256 MiB; docs/tracing.md, "Footprint").
-const MAX_BUFFERS: usize = 32;
+const MAX_BUFFERS: usize = 128;
 
-/// Slots in the per-thread "stack already defined" cache.
+/// Slots in the per-thread "stack already defined" cache, for the
+/// program's first threads.
 pub const STACK_SLOTS: usize = 4096;
+/// The same for later threads: a stack that fell out is defined again
+/// under a new id, which the decoder takes as any other definition.
+pub const SMALL_STACK_SLOTS: usize = 256;
+/// Threads (blocks mapped) that get the full caches; each later one gets
+/// caches of a sixteenth of their size, so that a program with hundreds
+/// of threads does not pay half a megabyte for each (docs/tracing.md,
+/// "Footprint"). A block keeps its size when a new thread reuses it.
+pub const FULL_BLOCKS: usize = 8;
 /// Ways per set of that cache. Direct-mapped, two stacks whose hashes met
 /// in one slot evicted each other on every alternation: a program with
 /// 181 stacks re-sent a definition for one allocation in eight, which was
@@ -127,8 +142,13 @@ pub struct Block {
     pub deltas: vmmap_wire::encode::Deltas,
     /// Next stack id to hand out (owner only).
     pub next_stack: u32,
-    /// Stack definitions already in this stream.
-    pub stacks: *mut [StackSlot; STACK_SLOTS],
+    /// Stack definitions already in this stream ([`STACK_SLOTS`] or
+    /// [`SMALL_STACK_SLOTS`] of them).
+    pub stacks: *mut StackSlot,
+    /// Sets of `stacks` - 1.
+    pub stack_sets: usize,
+    /// The block has the smaller caches (see [`FULL_BLOCKS`]).
+    pub small: bool,
     /// Unwind rules by return address.
     pub rules: *mut RuleCache,
     /// gimli's context for computing a missing rule (no heap: see
@@ -200,28 +220,43 @@ pub fn new_block(tid: i32) -> *mut Block {
         }
         b = blk.next;
     }
-    let size = core::mem::size_of::<Block>();
-    let b = sys::map_anon(size) as *mut Block;
-    if b.is_null() {
-        return b;
-    }
-    BLOCKS.fetch_add(1, Relaxed);
-    let stacks = sys::map_anon(core::mem::size_of::<[StackSlot; STACK_SLOTS]>())
-        as *mut [StackSlot; STACK_SLOTS];
-    let rules = sys::map_anon(core::mem::size_of::<RuleCache>()) as *mut RuleCache;
-    let unwind = sys::map_anon(core::mem::size_of::<crate::unwind::Context>())
-        as *mut crate::unwind::Context;
-    let memo = sys::map_anon(core::mem::size_of::<WalkMemo>()) as *mut WalkMemo;
-    let ages = sys::map_anon(core::mem::size_of::<Ages>()) as *mut Ages;
-    if stacks.is_null() || rules.is_null() || unwind.is_null() || memo.is_null() || ages.is_null() {
+    let small = BLOCKS.load(Relaxed) >= FULL_BLOCKS;
+    let (at, total) = layout(small);
+    let base = sys::map_anon(total);
+    if base.is_null() {
         return null_mut();
     }
-    // SAFETY: fresh zeroed mappings of the right sizes; all-zero is a valid
-    // Block except for the fields set here.
+    BLOCKS.fetch_add(1, Relaxed);
+    let sizes = cache_bytes(small);
+    // SAFETY: every part lies inside the mapping, at its alignment (`layout`).
+    let (b, unwind, stacks, rules, memo, ages) = unsafe {
+        (
+            base.cast::<Block>(),
+            base.add(at[0]).cast::<crate::unwind::Context>(),
+            base.add(at[1]).cast::<StackSlot>(),
+            base.add(at[2]).cast::<RuleCache>(),
+            base.add(at[3]).cast::<WalkMemo>(),
+            base.add(at[4]).cast::<Ages>(),
+        )
+    };
+    // SAFETY: a fresh zeroed mapping holding every part at its size; all-zero
+    // is a valid Block except for the fields set here.
     unsafe {
         (*b).stacks = stacks;
+        (*b).stack_sets = sizes[0] / core::mem::size_of::<StackSlot>() / STACK_WAYS - 1;
+        (*b).small = small;
+        RuleCache::init(rules, if small { SMALL_RULE_SLOTS } else { RULE_SLOTS });
         (*b).rules = rules;
+        WalkMemo::init(memo, small);
         (*b).memo = memo;
+        Ages::init(
+            ages,
+            if small {
+                ages::SMALL_INDEX
+            } else {
+                ages::INDEX
+            },
+        );
         (*b).ages = ages;
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
@@ -232,6 +267,50 @@ pub fn new_block(tid: i32) -> *mut Block {
         REGISTRY.store(b, Release);
     }
     b
+}
+
+/// Where a block's unwind context, stack-id cache, rule cache, walk memo
+/// and address ages start in its one mapping (the block itself first), and
+/// the mapping's length: one mapping, not six, because each would round
+/// up to whole pages (a small block's parts took 72 KiB apart, 60 together).
+fn layout(small: bool) -> ([usize; 5], usize) {
+    /// Every part's alignment divides this.
+    const ALIGN: usize = 64;
+    let sizes = cache_bytes(small);
+    let parts = [
+        core::mem::size_of::<crate::unwind::Context>(),
+        sizes[0],
+        sizes[1],
+        sizes[2],
+        sizes[3],
+    ];
+    let mut at = [0; 5];
+    let mut end = core::mem::size_of::<Block>();
+    for (i, len) in parts.into_iter().enumerate() {
+        at[i] = end.next_multiple_of(ALIGN);
+        end = at[i] + len;
+    }
+    (at, end)
+}
+
+/// Bytes of a block's stack-id cache, rule cache, walk memo and address
+/// ages, full or small (see [`FULL_BLOCKS`]).
+fn cache_bytes(small: bool) -> [usize; 4] {
+    if small {
+        [
+            SMALL_STACK_SLOTS * core::mem::size_of::<StackSlot>(),
+            RuleCache::bytes(SMALL_RULE_SLOTS),
+            WalkMemo::bytes(true),
+            Ages::bytes(ages::SMALL_INDEX),
+        ]
+    } else {
+        [
+            STACK_SLOTS * core::mem::size_of::<StackSlot>(),
+            RuleCache::bytes(RULE_SLOTS),
+            WalkMemo::bytes(false),
+            Ages::bytes(ages::INDEX),
+        ]
+    }
 }
 
 /// Starts a new stream in a block that stays with its thread (the child of
@@ -272,7 +351,7 @@ unsafe fn reset(b: *mut Block, tid: i32, used: bool) {
     // SAFETY: the caches are this block's own mappings.
     unsafe {
         if used {
-            core::ptr::write_bytes(blk.stacks, 0, 1);
+            core::ptr::write_bytes(blk.stacks, 0, (blk.stack_sets + 1) * STACK_WAYS);
             (*blk.rules).clear();
             (*blk.memo).clear();
             (*blk.ages).clear();
@@ -579,26 +658,15 @@ pub fn after_fork_child(keep: *mut Block) {
     }
 }
 
-/// Every mapping the agent made for itself: blocks, their caches and all
-/// buffers, as (start, length).
+/// Every mapping the agent made for itself: blocks (their caches in the
+/// same mapping) and all buffers, as (start, length).
 pub fn own_memory(out: &mut Vec<(u64, u64)>) {
     let mut b = registry();
     while !b.is_null() {
         // SAFETY: registry blocks are never unmapped; these fields are set
         // before publication and never change.
         let blk = unsafe { &*b };
-        out.push((b as u64, core::mem::size_of::<Block>() as u64));
-        out.push((
-            blk.stacks as u64,
-            core::mem::size_of::<[StackSlot; STACK_SLOTS]>() as u64,
-        ));
-        out.push((blk.rules as u64, core::mem::size_of::<RuleCache>() as u64));
-        out.push((blk.memo as u64, core::mem::size_of::<WalkMemo>() as u64));
-        out.push((blk.ages as u64, core::mem::size_of::<Ages>() as u64));
-        out.push((
-            blk.unwind as u64,
-            core::mem::size_of::<crate::unwind::Context>() as u64,
-        ));
+        out.push((b as u64, layout(blk.small).1 as u64));
         b = blk.next;
     }
     let mut p = ALL_BUFFERS.load(Acquire);

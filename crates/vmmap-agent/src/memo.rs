@@ -27,6 +27,10 @@ use crate::block::Block;
 
 /// Frame records in the ring (a walk's records are contiguous in it).
 pub const RECORDS: usize = 1024;
+/// Records of a small block's memo (see [`crate::block::FULL_BLOCKS`]);
+/// its index and filter are a quarter of the full ones too: 23 KiB
+/// instead of 92.
+const SMALL_RECORDS: usize = 256;
 /// Slots of the index from (address, stack pointer) to records.
 const INDEX: usize = 4096;
 /// Records kept per (address, stack pointer) set: frames of different
@@ -37,8 +41,9 @@ const WAYS: usize = 4;
 /// An index entry: the record's position in its low bits, bits of the
 /// key's hash above them (0 is empty).
 const RECORD_MASK: u32 = (RECORDS as u32) - 1;
-/// A walk longer than this is not kept (it would crowd out the rest).
-const MAX_KEPT: usize = RECORDS / 4;
+/// A walk longer than this share of the records (a quarter) is not kept
+/// (it would crowd out the rest).
+const MAX_KEPT_SHARE: usize = 4;
 /// A walk that stopped at a stored one is kept too when it found at
 /// least this many frames of its own first (a new inner part that later
 /// walks may meet again); fewer, and keeping it would cost more than
@@ -124,14 +129,20 @@ impl FrameRecord {
 }
 
 /// One thread's stored walks.
+///
+/// The arrays follow this header in the same mapping; their lengths are
+/// [`INDEX`], [`SEEN`] and [`RECORDS`], or a quarter of each in a small
+/// block.
 #[repr(C)]
 pub struct WalkMemo {
     head: u32,
+    /// 64 - log2(sets of the index).
+    set_shift: u32,
     /// Record index + 1 by (address, stack pointer); 0 is empty.
-    index: [u32; INDEX],
+    index: *mut [u32],
     /// Tags of the first frames of recent walks that were not kept.
-    seen: [u32; SEEN],
-    records: [FrameRecord; RECORDS],
+    seen: *mut [u32],
+    records: *mut [FrameRecord],
 }
 
 /// Mixes one frame into a stack hash (outermost frame first).
@@ -149,17 +160,69 @@ pub fn finish(h: u64, n: usize) -> u64 {
 
 /// The index set of (ip, sp) and the tag its entries carry.
 #[inline(always)]
-fn set_and_tag(ip: u64, sp: u64) -> (usize, u32) {
+fn set_and_tag(ip: u64, sp: u64, set_shift: u32) -> (usize, u32) {
     let h = (ip ^ sp.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let set = (h >> (64 - (INDEX / WAYS).trailing_zeros())) as usize * WAYS;
+    let set = (h >> set_shift) as usize * WAYS;
     (set, (h as u32 & !RECORD_MASK) | 1 << 31)
 }
 
+/// Lengths of a memo's index, filter and records.
+const fn lengths(small: bool) -> [usize; 3] {
+    if small {
+        [INDEX / 4, SEEN / 4, SMALL_RECORDS]
+    } else {
+        [INDEX, SEEN, RECORDS]
+    }
+}
+
 impl WalkMemo {
+    /// Bytes of a mapping for a memo, full or small.
+    pub const fn bytes(small: bool) -> usize {
+        let [i, s, r] = lengths(small);
+        core::mem::size_of::<WalkMemo>() + (i + s) * 4 + r * core::mem::size_of::<FrameRecord>()
+    }
+
+    /// Sets up an empty memo in a fresh zeroed mapping.
+    ///
+    /// # Safety
+    /// `at` is valid for [`WalkMemo::bytes`]`(small)` bytes, zeroed, and
+    /// not in use.
+    pub unsafe fn init(at: *mut WalkMemo, small: bool) {
+        let [i, s, r] = lengths(small);
+        // SAFETY: per the contract: the arrays follow the header, each at
+        // its alignment (the header and the u32 arrays are multiples of 8
+        // bytes long, a record's alignment).
+        unsafe {
+            let index = at.add(1).cast::<u32>();
+            let seen = index.add(i);
+            let records = seen.add(s).cast::<FrameRecord>();
+            (*at).set_shift = 64 - (i / WAYS).trailing_zeros();
+            (*at).index = core::ptr::slice_from_raw_parts_mut(index, i);
+            (*at).seen = core::ptr::slice_from_raw_parts_mut(seen, s);
+            (*at).records = core::ptr::slice_from_raw_parts_mut(records, r);
+        }
+    }
+
+    /// The index, the filter and the records.
+    #[inline(always)]
+    fn arrays(&self) -> (&[u32], &[u32], &[FrameRecord]) {
+        // SAFETY: the arrays are this memo's own, set up by `init`, apart
+        // from each other; `&self` keeps them from being changed meanwhile.
+        unsafe { (&*self.index, &*self.seen, &*self.records) }
+    }
+
+    /// See [`WalkMemo::arrays`].
+    #[inline(always)]
+    fn arrays_mut(&mut self) -> (&mut [u32], &mut [u32], &mut [FrameRecord]) {
+        // SAFETY: as in `arrays`, with `&mut self` for exclusive access.
+        unsafe { (&mut *self.index, &mut *self.seen, &mut *self.records) }
+    }
+
     /// Forgets every walk.
     pub fn clear(&mut self) {
-        self.index.fill(0);
-        self.seen.fill(0);
+        let (index, seen, _) = self.arrays_mut();
+        index.fill(0);
+        seen.fill(0);
         self.head = 0;
     }
 
@@ -167,8 +230,11 @@ impl WalkMemo {
     /// notes that this one did.
     #[inline(always)]
     pub fn again(&mut self, ip: u64, sp: u64) -> bool {
-        let (set, tag) = set_and_tag(ip, sp);
-        let slot = &mut self.seen[(set / WAYS) % SEEN];
+        let (set, tag) = set_and_tag(ip, sp, self.set_shift);
+        let (_, seen, _) = self.arrays_mut();
+        let n = seen.len();
+        // A power of two: a mask, not a division.
+        let slot = &mut seen[(set / WAYS) & (n - 1)];
         let again = *slot == tag;
         *slot = tag;
         again
@@ -180,14 +246,15 @@ impl WalkMemo {
     /// stack, below `hi`.
     #[inline(always)]
     pub fn find(&self, ip: u64, sp: u64, bp: u64, room: usize) -> Option<usize> {
-        let (set, tag) = set_and_tag(ip, sp);
-        let ways = &self.index[set..set + WAYS];
+        let (set, tag) = set_and_tag(ip, sp, self.set_shift);
+        let (index, _, records) = self.arrays();
+        let ways = &index[set..set + WAYS];
         for &e in ways {
             if e & !RECORD_MASK != tag || e == 0 {
                 continue;
             }
             let k = (e & RECORD_MASK) as usize;
-            let r = &self.records[k];
+            let r = &records[k];
             if r.ip != ip || r.sp != sp || (r.flags & BP_LIVE != 0 && r.bp != bp) {
                 continue;
             }
@@ -208,10 +275,11 @@ impl WalkMemo {
     /// first.
     #[inline(always)]
     fn still_there(&self, k: usize) -> bool {
-        let Some(rest) = self.records.get(k..k + self.records[k].left as usize) else {
+        let (_, _, records) = self.arrays();
+        let Some(rest) = records.get(k..k + records[k].left as usize) else {
             return false;
         };
-        if self.records[k].flags & BP_CHECKS == 0 {
+        if records[k].flags & BP_CHECKS == 0 {
             return unchanged(rest, |r| {
                 // SAFETY: the word was inside this thread's stack between
                 // the stored frame's stack pointer and the stack top when
@@ -236,12 +304,13 @@ impl WalkMemo {
     /// The stored record `k`.
     #[inline(always)]
     pub fn record(&self, k: usize) -> &FrameRecord {
-        &self.records[k]
+        &self.arrays().2[k]
     }
 
     /// The stored records of the walk from `k` to its end.
     pub fn rest(&self, k: usize) -> &[FrameRecord] {
-        &self.records[k..k + self.records[k].left as usize]
+        let records = self.arrays().2;
+        &records[k..k + records[k].left as usize]
     }
 
     /// Stores a walk: the frames `new` (innermost first; `ends` holds the
@@ -249,21 +318,23 @@ impl WalkMemo {
     /// walk from record `k` if it stopped at one. Returns where it went,
     /// or None if it is too long to keep.
     pub fn keep(&mut self, new: &[FrameRecord], k: Option<usize>, ends: u32) -> Option<usize> {
-        let left = k.map_or(0, |k| self.records[k].left as usize);
+        let head = self.head as usize;
+        let (_, _, records) = self.arrays_mut();
+        let left = k.map_or(0, |k| records[k].left as usize);
         let total = new.len() + left;
-        if total == 0 || total > MAX_KEPT {
+        if total == 0 || total > records.len() / MAX_KEPT_SHARE {
             return None;
         }
-        let mut pos = self.head as usize;
-        if pos + total > RECORDS {
+        let mut pos = head;
+        if pos + total > records.len() {
             pos = 0;
         }
         let m = new.len();
         if let Some(k) = k {
-            self.records.copy_within(k..k + left, pos + m);
+            records.copy_within(k..k + left, pos + m);
         }
-        self.records[pos..pos + m].copy_from_slice(new);
-        let (mut h, mut frames, mut live, mut bp_checks, trunc) = match self.records.get(pos + m) {
+        records[pos..pos + m].copy_from_slice(new);
+        let (mut h, mut frames, mut live, mut bp_checks, trunc) = match records.get(pos + m) {
             Some(out) if left > 0 => (
                 out.hash,
                 out.frames,
@@ -275,7 +346,7 @@ impl WalkMemo {
         };
         let nothing = &NOTHING as *const u64 as u64;
         for i in (pos..pos + m).rev() {
-            let r = &mut self.records[i];
+            let r = &mut records[i];
             if r.flags & OWN == 0 {
                 h = mix(h, r.ip);
                 frames += 1;
@@ -297,7 +368,7 @@ impl WalkMemo {
                 | trunc;
         }
         for i in pos..pos + total {
-            let r = self.records[i];
+            let r = self.arrays().2[i];
             if r.flags & OWN == 0 {
                 self.index_record(i, &r);
             }
@@ -312,10 +383,11 @@ impl WalkMemo {
     /// same frame with the same frames outwards if there is one (a newer
     /// copy of it), else of the oldest.
     fn index_record(&mut self, i: usize, r: &FrameRecord) {
-        let (set, tag) = set_and_tag(r.ip, r.sp);
-        let ways = &mut self.index[set..set + WAYS];
+        let (set, tag) = set_and_tag(r.ip, r.sp, self.set_shift);
+        let (index, _, records) = self.arrays_mut();
+        let ways = &mut index[set..set + WAYS];
         let same = ways.iter().position(|&e| {
-            let o = &self.records[(e & RECORD_MASK) as usize];
+            let o = &records[(e & RECORD_MASK) as usize];
             e & !RECORD_MASK == tag
                 && o.ip == r.ip
                 && o.sp == r.sp

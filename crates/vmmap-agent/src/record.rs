@@ -6,7 +6,7 @@ use vmmap_wire::encode::{self, HeapAddr, Part, Sink};
 use vmmap_wire::*;
 
 use crate::ages::Class;
-use crate::block::{self, Block, Out, StackSlot, ADDRS, HEADS, REST, STACK_SLOTS, STACK_WAYS};
+use crate::block::{self, Block, Out, StackSlot, ADDRS, HEADS, REST, STACK_WAYS};
 use crate::unwind::{self, Stack};
 
 /// Captures the caller's stack and returns its id in this stream, writing
@@ -54,12 +54,17 @@ pub struct Caller {
 
 #[inline(always)]
 fn intern(b: &mut Block, st: &Stack) -> u32 {
-    // SAFETY: the cache is this block's own mapping.
-    let slots = unsafe { &mut *b.stacks };
     // Bit 0 of a stack hash is always set: the set comes from the bits
     // above it.
-    let set = ((st.hash >> 1) as usize) & (STACK_SLOTS / STACK_WAYS - 1);
-    let ways = &mut slots[set * STACK_WAYS..(set + 1) * STACK_WAYS];
+    let set = ((st.hash >> 1) as usize) & b.stack_sets;
+    // SAFETY: the cache is this block's own mapping, of `stack_sets + 1`
+    // sets of STACK_WAYS slots; nothing else refers to it meanwhile.
+    let ways = unsafe {
+        &mut *b
+            .stacks
+            .add(set * STACK_WAYS)
+            .cast::<[StackSlot; STACK_WAYS]>()
+    };
     if let Some(w) = ways.iter().find(|w| w.hash == st.hash) {
         return w.id;
     }

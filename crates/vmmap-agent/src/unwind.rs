@@ -23,8 +23,12 @@ use crate::memo::{
 
 type Slice = gimli::EndianSlice<'static, NativeEndian>;
 
-/// Slots in the rule cache (a power of two).
-const RULE_SLOTS: usize = 4096;
+/// Slots in the rule cache (a power of two) of the program's first
+/// threads ([`crate::block::FULL_BLOCKS`]).
+pub const RULE_SLOTS: usize = 4096;
+/// The same for later threads (8 KiB instead of 128 KiB): a miss only
+/// costs a lookup in `.eh_frame_hdr`.
+pub const SMALL_RULE_SLOTS: usize = 256;
 
 /// One cached rule, for a return address (the rule itself is the call
 /// instruction's, one byte before) or for the walk's first, exact address
@@ -83,17 +87,50 @@ impl RuleSlot {
 }
 
 /// A direct-mapped cache from return address to unwind rule.
-#[repr(C)]
+#[repr(C, align(32))]
 pub struct RuleCache {
     generation: u64,
-    slots: [RuleSlot; RULE_SLOTS],
+    /// Slots - 1.
+    mask: usize,
+    /// The slots, right after this header in the same mapping.
+    slots: *mut RuleSlot,
 }
 
 impl RuleCache {
+    /// Bytes of a mapping for a cache of `slots` (a power of two) slots.
+    pub const fn bytes(slots: usize) -> usize {
+        core::mem::size_of::<RuleCache>() + slots * core::mem::size_of::<RuleSlot>()
+    }
+
+    /// Sets up an empty cache in a fresh zeroed mapping.
+    ///
+    /// # Safety
+    /// `at` is valid for [`RuleCache::bytes`]`(slots)` bytes, zeroed, and
+    /// not in use.
+    pub unsafe fn init(at: *mut RuleCache, slots: usize) {
+        // SAFETY: per the contract; the header's size is a multiple of a
+        // slot's alignment (both 32).
+        unsafe {
+            (*at).mask = slots - 1;
+            (*at).slots = at.add(1).cast::<RuleSlot>();
+        }
+    }
+
+    /// The slot for a return address: its low bits, with no hashing,
+    /// because this sits on the walk's critical path (load a return
+    /// address, find its rule, load the next return address). Return
+    /// addresses differ in their low bits.
+    #[inline(always)]
+    fn slot(&mut self, addr: u64) -> &mut RuleSlot {
+        // SAFETY: the index is at most `mask`, inside the slots (`init`).
+        unsafe { &mut *self.slots.add(addr as usize & self.mask) }
+    }
+
     /// Empties the cache.
     pub fn clear(&mut self) {
-        for s in self.slots.iter_mut() {
-            *s = RuleSlot::new(0, 0);
+        for i in 0..=self.mask {
+            // SAFETY: i <= mask, inside the slots.
+            unsafe { *self.slots.add(i) = RuleSlot::new(0, 0) };
         }
 
         self.start();
@@ -408,15 +445,6 @@ fn compute_rule(addr: u64, ctx: &mut Context) -> u64 {
     pack(cfa_rbp, cfa_off, rbp_off, ra_off)
 }
 
-/// The slot for a return address: its low bits, with no hashing, because
-/// this sits on the walk's critical path (load a return address, find its
-/// rule, load the next return address). Return addresses differ in their
-/// low bits.
-#[inline(always)]
-fn slot_of(addr: u64) -> usize {
-    (addr as usize) & (RULE_SLOTS - 1)
-}
-
 /// Reads one aligned word of the thread's stack, or None outside it.
 #[inline(always)]
 fn read(b: &Block, addr: u64) -> Option<u64> {
@@ -503,7 +531,7 @@ pub fn walk(b: &mut Block, mut ip: u64, mut sp: u64, mut bp: u64, caller: bool, 
             b.scratch[m] = FrameRecord::new(ip, sp, bp, if own { OWN } else { 0 });
             m += 1;
         }
-        let slot = &mut rules.slots[slot_of(ip)];
+        let slot = rules.slot(ip);
         if slot.addr != ip {
             // SAFETY: the context is this block's own mapping, used only
             // by its thread inside the reentrancy guard.
@@ -631,7 +659,7 @@ fn walk_fp_after_agent(
             b.frames[0] = ip;
             return walk_fp(b, 1, mix(0, ip), bp);
         }
-        let slot = &mut rules.slots[slot_of(ip)];
+        let slot = rules.slot(ip);
         if slot.addr != ip {
             // SAFETY: the context is this block's own mapping, used only
             // by its thread inside the reentrancy guard.

@@ -761,17 +761,20 @@ fn stacks_with_and_without_frame_pointers() {
 /// frames with different callers further out, some through a frame of
 /// variable size) has exactly the stack the program says it took: a walk
 /// that stops at a remembered stack must never take a wrong one. With and
-/// without frame pointers (then rbp is live across frames).
+/// without frame pointers (then rbp is live across frames), and with the
+/// second walker a later thread of the program, which has the agent's
+/// smaller caches (stack ids, rules, walks, address ages).
 #[test]
 fn remembered_stacks_are_exact() {
     let src = fixture("paths.c");
     let src = src.to_str().unwrap();
-    for (name, flags) in [
-        ("paths-nofp", "-fomit-frame-pointer"),
-        ("paths-fp", "-fno-omit-frame-pointer"),
+    for (name, flags, idle) in [
+        ("paths-nofp", "-fomit-frame-pointer", "0"),
+        ("paths-fp", "-fno-omit-frame-pointer", "0"),
+        ("paths-nofp", "-fomit-frame-pointer", "12"),
     ] {
         let prog = build(name, &["cc", "-O2", "-g", flags, "-pthread", src]);
-        let (o, file) = run_traced(&[], &prog, &["3000"]);
+        let (o, file) = run_traced(&[], &prog, &["3000", idle]);
         assert!(o.status.success(), "{name}: {o:?}");
         let out = String::from_utf8(o.stdout).unwrap();
         let mut lines = out.lines();
@@ -793,10 +796,25 @@ fn remembered_stacks_are_exact() {
             .collect();
         assert_eq!(expected.len(), 6000, "{name}");
         let mut seen = 0;
-        for m in history(&file).iter().filter(|e| e["op"] == "malloc") {
+        let h = history(&file);
+        // Each block is freed by its thread right after its line is
+        // written: the address read back for that free (an age reference
+        // into the thread's recent addresses, or a difference) must be the
+        // block's.
+        let freed: std::collections::HashSet<(String, String)> = h
+            .iter()
+            .filter(|e| e["op"] == "free")
+            .map(|e| (e["tid"].to_string(), e["ptr"].to_string()))
+            .collect();
+        for m in h.iter().filter(|e| e["op"] == "malloc") {
             let Some(want) = expected.get(&m["size"].as_u64().unwrap()) else {
                 continue;
             };
+            assert!(
+                freed.contains(&(m["tid"].to_string(), m["ptr"].to_string())),
+                "{name}: the block of {} is never freed by its thread: {m}",
+                m["size"]
+            );
             let got: Vec<&str> = m["stack"]
                 .as_array()
                 .unwrap()

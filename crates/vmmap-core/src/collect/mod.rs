@@ -14,6 +14,7 @@ mod processes;
 pub mod reclaim;
 pub mod sections;
 mod threads;
+pub mod top;
 mod written;
 
 use std::io::Read;

@@ -85,8 +85,8 @@ pub struct Proc {
     pub container: Option<Container>,
     /// The figures.
     pub figures: Figures,
-    /// When the figures were read, from an origin the caller picks (the
-    /// sampler's start): each process's own time, so that a rate is right
+    /// When the figures were read, from an origin fixed for the program
+    /// (the first sample's time): each process's own time, so that a rate is right
     /// however long the walk over every process takes.
     #[serde(skip)]
     pub at: Duration,

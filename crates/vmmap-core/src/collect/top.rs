@@ -34,7 +34,12 @@ impl Select {
     /// A selection by cgroup: `PATH` as `/proc/PID/cgroup` writes it, or
     /// under the cgroup v2 mount point (`/sys/fs/cgroup/PATH`).
     pub fn cgroup(path: &str) -> Select {
-        let p = path.strip_prefix("/sys/fs/cgroup").unwrap_or(path);
+        // The v2 hierarchy is mounted there, or at `unified` below it on a
+        // hybrid host.
+        let p = path
+            .strip_prefix("/sys/fs/cgroup/unified")
+            .or_else(|| path.strip_prefix("/sys/fs/cgroup"))
+            .unwrap_or(path);
         let p = p.trim_end_matches('/');
         Select::Cgroup(if p.starts_with('/') {
             p.to_string()
@@ -57,6 +62,14 @@ impl Select {
     }
 }
 
+/// The origin of [`Proc::at`], one for the whole program, so that samples
+/// of different samplers (the command line's first, the UI's next) can be
+/// compared.
+fn origin() -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
 /// What is read once per process.
 #[derive(Clone, Debug)]
 struct Fixed {
@@ -71,7 +84,6 @@ struct Fixed {
 pub struct Sampler {
     root: PathBuf,
     select: Select,
-    origin: Instant,
     fixed: HashMap<(u32, u64), Fixed>,
     users: HashMap<u32, String>,
 }
@@ -82,10 +94,14 @@ impl Sampler {
         Sampler {
             root: root.to_path_buf(),
             select,
-            origin: Instant::now(),
             fixed: HashMap::new(),
             users: HashMap::new(),
         }
+    }
+
+    /// Which processes it reads.
+    pub fn select(&self) -> &Select {
+        &self.select
     }
 
     /// One sample: the selected processes, by PID. A process that exits
@@ -142,7 +158,7 @@ impl Sampler {
             return None;
         }
         let s = status::parse(&dir.read("status").ok()?).ok()?;
-        let at = self.origin.elapsed();
+        let at = origin().elapsed();
         // A zombie has no VmRSS.
         let ws = s.bytes("VmRSS")?;
         let swap = s.bytes("VmSwap").unwrap_or(0);
@@ -192,6 +208,10 @@ mod tests {
         assert!(!s.takes(Some("/system.slicer"), None));
         assert!(!s.takes(None, None));
         assert_eq!(Select::cgroup("a/b"), Select::Cgroup("/a/b".into()));
+        assert_eq!(
+            Select::cgroup("/sys/fs/cgroup/unified/x.scope"),
+            Select::Cgroup("/x.scope".into())
+        );
         assert!(Select::cgroup("/").takes(Some("/init.scope"), None));
     }
 

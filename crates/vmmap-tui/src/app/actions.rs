@@ -30,6 +30,8 @@ pub enum Scope {
     Main,
     /// The Trace view (`T`), whichever tab it shows.
     Trace,
+    /// `vmmap top`.
+    Top,
 }
 
 /// A key as the table names it. Shift is part of the character (`S` is
@@ -92,6 +94,31 @@ pub enum Action {
     Main(Main),
     /// A key of the Trace view.
     Trace(Trace),
+    /// A key of `vmmap top`.
+    Top(Top),
+}
+
+/// `vmmap top`'s actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Top {
+    /// Moves the selection by the key.
+    Move,
+    /// Opens the selected process in the main view.
+    Open,
+    /// Sorts by the next column.
+    SortNext,
+    /// Sorts by the previous column.
+    SortPrevious,
+    /// Reverses the sort.
+    Reverse,
+    /// Opens the filter prompt.
+    Filter,
+    /// Clears the filter.
+    ClearFilter,
+    /// Pauses or resumes the refreshes.
+    Pause,
+    /// Refreshes now.
+    Refresh,
 }
 
 /// The process list's actions.
@@ -283,6 +310,7 @@ pub const SECTIONS: &[(Scope, &str)] = &[
     (Scope::Launch, "Launch tab (picker, F2)"),
     (Scope::Main, "Main view"),
     (Scope::Trace, "Trace view (T)"),
+    (Scope::Top, "vmmap top"),
 ];
 
 const fn on(key: Key, action: Action) -> Binding {
@@ -326,6 +354,10 @@ const fn main(key: Key, a: Main) -> Binding {
 
 const fn trace(key: Key, a: Trace) -> Binding {
     on(key, Action::Trace(a))
+}
+
+const fn top(key: Key, a: Top) -> Binding {
+    on(key, Action::Top(a))
 }
 
 const fn entry(
@@ -441,7 +473,7 @@ pub const TABLE: &[Entry] = &[
         &[main(ch('u'), Main::Units)]),
     entry(Scope::Main, "T", "Trace view: call tree, leaks, history of the traced run",
         &[main(ch('T'), Main::Trace)]),
-    entry(Scope::Main, "Ctrl+P", "back to the process picker",
+    entry(Scope::Main, "Ctrl+P", "back to the process picker (or to vmmap top)",
         &[main(Key::Ctrl('p'), Main::Picker)]),
     entry(Scope::Main, "? or F1", "this help; Esc closes it",
         &[
@@ -486,6 +518,30 @@ pub const TABLE: &[Entry] = &[
         &[trace(ESC, Trace::Close), trace(ch('q'), Trace::Close), trace(ch('T'), Trace::Close)]),
     entry(Scope::Trace, "? or F1", "this help",
         &[on(ch('?'), Action::Help)]),
+    entry(Scope::Top, "Up/Down j/k PgUp/PgDn Home/End", "move",
+        &[
+            top(UP, Top::Move), top(DOWN, Top::Move), top(ch('j'), Top::Move),
+            top(ch('k'), Top::Move), top(PG_UP, Top::Move), top(PG_DN, Top::Move),
+            top(HOME, Top::Move), top(END, Top::Move),
+        ]),
+    entry(Scope::Top, "Enter", "open the selected process in the main view (Ctrl+P comes back)",
+        &[top(ENTER, Top::Open)]),
+    entry(Scope::Top, "< / >, F6", "sort by the previous / next column (the header shows which)",
+        &[top(ch('<'), Top::SortPrevious), top(ch('>'), Top::SortNext), top(code(KeyCode::F(6)), Top::SortNext)]),
+    entry(Scope::Top, "r, I", "reverse the sort",
+        &[top(ch('r'), Top::Reverse), top(ch('I'), Top::Reverse)]),
+    entry(Scope::Top, "/", "filter by name, command line, user, container or PID (Enter keeps, Esc clears)",
+        &[top(ch('/'), Top::Filter)]),
+    entry(Scope::Top, "Esc", "clear the filter",
+        &[top(ESC, Top::ClearFilter)]),
+    entry(Scope::Top, "Space, p", "pause / resume the refreshes",
+        &[top(ch(' '), Top::Pause), top(ch('p'), Top::Pause)]),
+    entry(Scope::Top, "F5", "refresh now",
+        &[top(code(KeyCode::F(5)), Top::Refresh)]),
+    entry(Scope::Top, "? or F1", "this help",
+        &[on(ch('?'), Action::Help)]),
+    entry(Scope::Top, "q", "quit",
+        &[on(ch('q'), Action::Quit)]),
 ];
 
 /// The bindings that work in `scope`: its own and those that reach every
@@ -531,7 +587,16 @@ impl App {
             Screen::Picker if self.picker.tab == PickerTab::Launch => Scope::Launch,
             Screen::Picker => Scope::Picker,
             Screen::Main => Scope::Main,
+            Screen::Top => Scope::Top,
         };
+        if let Some(t) = self
+            .top
+            .as_mut()
+            .filter(|t| t.editing && scope == Scope::Top)
+        {
+            t.on_filter_key(k);
+            return Vec::new();
+        }
         // Esc stops a running memory search (its status line says so).
         if scope == Scope::Main && k.code == KeyCode::Esc {
             if let Some(j) = self.search_job.as_ref() {
@@ -556,6 +621,42 @@ impl App {
             // Looked up and done by the view itself (`TraceView::on_key`),
             // which no other scope reaches.
             Action::Trace(_) => {}
+            Action::Top(a) => return self.top_action(a, k),
+        }
+        Vec::new()
+    }
+
+    /// Does what `action`, bound to `k` in `vmmap top`, does.
+    fn top_action(&mut self, action: Top, k: KeyEvent) -> Vec<Request> {
+        if action == Top::Open {
+            return self.open_top_selected();
+        }
+        let Some(t) = self.top.as_mut() else {
+            return Vec::new();
+        };
+        match action {
+            Top::Move => t.move_key(k.code),
+            Top::SortNext => t.step_sort(false),
+            Top::SortPrevious => t.step_sort(true),
+            Top::Reverse => t.flip(),
+            Top::Filter => t.editing = true,
+            Top::ClearFilter => {
+                t.filter.clear();
+                t.resort();
+            }
+            Top::Pause => {
+                t.paused = !t.paused;
+                self.message = Some(if t.paused {
+                    "Paused (Space or p resumes)".into()
+                } else {
+                    "Resumed".into()
+                });
+            }
+            Top::Refresh => {
+                t.due = std::time::Instant::now();
+                return vec![Request::Top(t.select.clone())];
+            }
+            Top::Open => {}
         }
         Vec::new()
     }
@@ -653,6 +754,7 @@ impl App {
         };
         let page = m.areas.details_body.height.max(1) as isize;
         match action {
+            Main::Picker if self.top.is_some() => self.screen = Screen::Top,
             Main::Picker => {
                 self.screen = Screen::Picker;
                 return vec![Request::Processes];

@@ -233,16 +233,19 @@ impl FakeContainer {
 
 impl Drop for FakeContainer {
     fn drop(&mut self) {
-        for _ in 0..200 {
+        // Its processes are gone, but the kernel may take a moment to see
+        // the cgroup empty.
+        for _ in 0..500 {
             if std::fs::remove_dir(&self.dir).is_ok() {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        eprintln!("could not remove {}", self.dir.display());
     }
 }
 
-fn ps_entry<'a>(list: &'a [Value], pid: u32) -> &'a Value {
+fn ps_entry(list: &[Value], pid: u32) -> &Value {
     list.iter()
         .find(|p| p["pid"] == pid)
         .unwrap_or_else(|| panic!("{pid} not listed"))
@@ -259,8 +262,9 @@ fn a_pid_namespace_and_a_docker_named_cgroup_show_in_ps_and_top_and_select_with_
         0,
         &[unshare, "--pid", "--fork", "--mount-proc", "--kill-child"],
     );
-    let boxed = Grower::start("growdocker", 0, &[]);
+    // Made first, so dropped last: a cgroup is removed once empty.
     let c = FakeContainer::new();
+    let boxed = Grower::start("growdocker", 0, &[]);
     c.enter(boxed.pid);
     let short = &c.id[..12];
 

@@ -367,10 +367,17 @@ impl TopView {
             Rect { height: 1, ..area },
         );
         let dir = if self.reverse { "▲" } else { "▼" };
+        // The interval the growth is over, as it was (the first may be
+        // longer than the delay, a loaded machine's too).
+        let over = self
+            .rows
+            .iter()
+            .map(|r| r.interval)
+            .find(|&i| i > 0.0)
+            .map_or_else(|| secs(self.delay), |i| format!("{i:.1}s"));
         let legend = format!(
-            "Sort: {} {dir} (< > F6 change, r reverses)  + over the last {}, Σ since start",
+            "Sort: {} {dir} (< > F6 change, r reverses)  + over the last {over}, Σ since start",
             label(self.sort),
-            secs(self.delay)
         );
         f.render_widget(
             Paragraph::new(legend),
@@ -380,8 +387,8 @@ impl TopView {
                 ..area
             },
         );
-        let ns = self.rows.iter().any(|r| r.proc.ns_pid.is_some());
-        let containers = self.rows.iter().any(|r| r.proc.container.is_some());
+        let ns = self.shown_rows().any(|r| r.proc.ns_pid.is_some());
+        let containers = self.shown_rows().any(|r| r.proc.container.is_some());
         // The columns that fit, by importance, then in screen order.
         let mut cols = Vec::new();
         let mut used = 0u16;
@@ -403,8 +410,14 @@ impl TopView {
         let mut head = String::new();
         for &c in &cols {
             let mut h = c.header();
+            // The arrow goes on the side away from the figures, so that a
+            // header stays over its column.
             if c.sort() == Some(self.sort) {
-                h = format!("{h}{dir}");
+                h = if c.right() {
+                    format!("{dir}{h}")
+                } else {
+                    format!("{h}{dir}")
+                };
             }
             head.push_str(&cell(&h, width(c), c.right()));
             head.push(' ');

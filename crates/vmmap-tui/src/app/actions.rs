@@ -473,7 +473,7 @@ pub const TABLE: &[Entry] = &[
         &[main(ch('u'), Main::Units)]),
     entry(Scope::Main, "T", "Trace view: call tree, leaks, history of the traced run",
         &[main(ch('T'), Main::Trace)]),
-    entry(Scope::Main, "Ctrl+P", "back to the process picker (or to vmmap top)",
+    entry(Scope::Main, "Ctrl+P", "back to the process picker",
         &[main(Key::Ctrl('p'), Main::Picker)]),
     entry(Scope::Main, "? or F1", "this help; Esc closes it",
         &[
@@ -613,6 +613,14 @@ impl App {
     /// Does what `action` does, `k` being the key that asked for it.
     pub(super) fn perform(&mut self, action: Action, k: KeyEvent) -> Vec<Request> {
         match action {
+            // From top, the help opens at top's keys.
+            Action::Help if self.screen == Screen::Top => {
+                let at = crate::help::lines()
+                    .iter()
+                    .position(|l| l.spans.iter().any(|s| s.content == "vmmap top"))
+                    .unwrap_or(0);
+                self.mode = Mode::Help(u16::try_from(at).unwrap_or(0));
+            }
             Action::Help => self.mode = Mode::Help(0),
             Action::Quit => self.quit = true,
             Action::Picker(a) => return self.picker_action(a, k),

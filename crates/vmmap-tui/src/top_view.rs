@@ -328,8 +328,7 @@ impl TopView {
                 self.filter
             )
         } else {
-            " ?:help  </>/F6:sort  r:reverse  /:filter  Space/p:pause  Enter:open  q:quit"
-                .to_string()
+            " ?:help <>:sort r:reverse /:filter Space:pause Enter:open q:quit".to_string()
         }
     }
 
@@ -376,7 +375,7 @@ impl TopView {
             .find(|&i| i > 0.0)
             .map_or_else(|| secs(self.delay), |i| format!("{i:.1}s"));
         let legend = format!(
-            "Sort: {} {dir} (< > F6 change, r reverses)  + over the last {over}, Σ since start",
+            "Sort: {} {dir}   + growth in the last {over}, Σ since start",
             label(self.sort),
         );
         f.render_widget(

@@ -1227,7 +1227,7 @@ fn top_shows_the_fastest_grower_first_and_its_keys_work() {
     // precision of the figure shown (three digits; the exact figure is
     // tested through --json).
     let interval: f64 = s
-        .split("+ over the last ")
+        .split("+ growth in the last ")
         .nth(1)
         .and_then(|r| r.split('s').next())
         .and_then(|n| n.parse().ok())

@@ -477,6 +477,10 @@ pub struct TopArgs {
     /// Print JSON (schema vmmap.top v1) instead of a table; implies --once.
     #[arg(long)]
     pub json: bool,
+    /// Print a table (or a JSON document, one per line) after each of N
+    /// refreshes, then exit, as `top -b -n N` does; --once is -n 1.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: Option<u32>,
     /// Exact byte counts instead of K/M/G.
     #[arg(long)]
     pub bytes: bool,

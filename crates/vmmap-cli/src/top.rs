@@ -32,7 +32,7 @@ pub(crate) fn top(a: &TopArgs, proc_root: &Path) -> Result<(), Failure> {
     if first.is_empty() {
         return Err(nothing_selected(a, proc_root));
     }
-    if !(a.once || a.json) {
+    if !(a.once || a.json || a.iterations.is_some()) {
         if !io::stdout().is_terminal() {
             return Err(Failure {
                 code: exit::USAGE,
@@ -53,12 +53,24 @@ pub(crate) fn top(a: &TopArgs, proc_root: &Path) -> Result<(), Failure> {
     }
     let mut tracker = Tracker::new();
     tracker.update(first);
-    std::thread::sleep(a.delay);
-    let mut rows = tracker.update(sampler.sample()?);
-    if let Some(f) = &a.filter {
-        rows.retain(|r| r.proc.matches(f));
+    let n = a.iterations.unwrap_or(1);
+    for i in 0..n {
+        std::thread::sleep(a.delay);
+        let mut rows = tracker.update(sampler.sample()?);
+        if let Some(f) = &a.filter {
+            rows.retain(|r| r.proc.matches(f));
+        }
+        top::sort(&mut rows, a.sort, a.reverse);
+        // Several documents go one per line (JSON Lines); one is pretty.
+        let lines = n > 1;
+        write_once(a, &rows, lines, i > 0)?;
     }
-    top::sort(&mut rows, a.sort, a.reverse);
+    Ok(())
+}
+
+/// Writes one table or JSON document; `gap` puts a blank line before a
+/// table that follows another.
+fn write_once(a: &TopArgs, rows: &[Row], lines: bool, gap: bool) -> Result<(), Failure> {
     let out = io::stdout();
     let mut w = io::BufWriter::new(out.lock());
     let r = if a.json {
@@ -76,11 +88,15 @@ pub(crate) fn top(a: &TopArgs, proc_root: &Path) -> Result<(), Failure> {
             version: 1,
             delay: a.delay.as_secs_f64(),
             sort: a.sort.key(),
-            processes: &rows,
+            processes: rows,
         };
-        vmmap_core::export::to_writer_pretty(&mut w, &doc).and_then(|()| writeln!(w))
+        if lines {
+            vmmap_core::export::to_writer(&mut w, &doc).and_then(|()| writeln!(w))
+        } else {
+            vmmap_core::export::to_writer_pretty(&mut w, &doc).and_then(|()| writeln!(w))
+        }
     } else {
-        write_table(&rows, a, &mut w)
+        (if gap { writeln!(w) } else { Ok(()) }).and_then(|()| write_table(rows, a, &mut w))
     };
     r.and_then(|()| w.flush())
         .map_err(|e| output_error(e, "standard output"))

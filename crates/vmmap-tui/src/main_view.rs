@@ -373,9 +373,18 @@ impl MainView {
         } else {
             escape_args(&p.cmdline)
         };
+        let container = match (&p.container, p.ns_pid) {
+            (Some(c), n) => format!(
+                "  {}{}",
+                Escaped(&c.label()),
+                n.map_or_else(String::new, |n| format!(" (PID {n} inside)"))
+            ),
+            (None, Some(n)) => format!("  PID {n} in its namespace"),
+            (None, None) => String::new(),
+        };
         // The command line last: it is the part that may be cut.
         let text = format!(
-            " {} ({})  {}  {} threads  kernel {}  {} ms  {}",
+            " {} ({}){container}  {}  {} threads  kernel {}  {} ms  {}",
             p.pid,
             Escaped(&p.name),
             p.arch(),

@@ -300,6 +300,26 @@ fn a_pid_namespace_and_a_docker_named_cgroup_show_in_ps_and_top_and_select_with_
         .collect();
     assert!(fields.iter().any(|f| f == "1"), "{fields:?}");
 
+    // The snapshot's header says it too.
+    let head = vmmap_ok(&[&boxed.pid.to_string(), "-s"]);
+    assert!(
+        head.lines()
+            .any(|l| l == format!("Container:     docker:{short}")),
+        "{head}"
+    );
+    let head = vmmap_ok(&[&inside.pid.to_string(), "-s"]);
+    assert!(
+        head.lines().any(|l| l == "PID namespace: PID 1 inside"),
+        "{head}"
+    );
+    let snap = snapshot_json(boxed.pid, &[]);
+    assert_eq!(
+        snap["process"]["container"]["id"],
+        c.id.as_str(),
+        "{}",
+        snap["process"]
+    );
+
     // --container selects by a prefix of the id, or the label.
     for name in [&c.id[..8], &format!("docker:{}", &c.id[..5])] {
         let sel: Value =

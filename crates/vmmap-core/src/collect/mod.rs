@@ -221,6 +221,8 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         elf,
         start_time_ticks: st.start_time,
         threads,
+        ns_pid: status.ns_pid(),
+        container: crate::container::from_cgroup(&dir.read("cgroup").unwrap_or_default()),
     };
     let ctx = Context {
         pid,

@@ -26,6 +26,7 @@ EXAMPLES:
   vmmap map 1234 -o map.svg     the fragmentation map, as a picture
   vmmap 1234 --empty-working-set   page it out, then watch its working set come back
   vmmap ps --sort ws            processes by working set
+  vmmap top                     which processes' memory grows, live (--once for scripts)
   vmmap explain 'shareable ws'  what a column means, from kernel fields
   vmmap explain 1234 0xc000010000  why the region at that address has its type
   vmmap completions bash        shell completions (bash, zsh, fish, ...)

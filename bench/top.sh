@@ -17,7 +17,10 @@ N=20
 command -v ps >/dev/null || die "ps (procps) is needed"
 build_vmmap
 # CPU seconds (user+sys, children included) of a command.
-cpu() { { /usr/bin/time -f "%U %S" "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 | awk '{print $1+$2}'; }
+TIMES=$(mktemp /tmp/top-bench.XXXXXX)
+BENCH_FILES+=("$TIMES")
+trap bench_cleanup EXIT
+cpu() { /usr/bin/time -f "%U %S" -o "$TIMES" "$@" >/dev/null 2>&1; awk '{print $1+$2}' "$TIMES"; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ps_loop() { for ((i = 0; i < N; i++)); do ps -eo pid,rss,vsz,comm; done; }
 vps_loop() { for ((i = 0; i < N; i++)); do "$VMMAP" ps; done; }

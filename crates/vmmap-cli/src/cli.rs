@@ -485,6 +485,11 @@ pub struct TopArgs {
     /// Exact byte counts instead of K/M/G.
     #[arg(long)]
     pub bytes: bool,
+    /// Read PSS too (from smaps_rollup): a walk of every process's page
+    /// tables, which on a host of large processes makes a refresh cost
+    /// about ten times what it does without.
+    #[arg(long)]
+    pub pss: bool,
 }
 
 /// A `top --sort` column ([`vmmap_core::top::Column::parse`]).

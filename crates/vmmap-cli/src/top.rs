@@ -27,7 +27,13 @@ fn select(a: &TopArgs) -> Select {
 }
 
 pub(crate) fn top(a: &TopArgs, proc_root: &Path) -> Result<(), Failure> {
-    let mut sampler = Sampler::new(proc_root, select(a));
+    if a.sort.metric() == Some(Metric::Pss) && !a.pss {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: format!("--sort {} needs --pss", a.sort.key()),
+        });
+    }
+    let mut sampler = Sampler::new(proc_root, select(a)).pss(a.pss);
     let first = sampler.sample()?;
     if first.is_empty() {
         return Err(nothing_selected(a, proc_root));
@@ -48,6 +54,7 @@ pub(crate) fn top(a: &TopArgs, proc_root: &Path) -> Result<(), Failure> {
             sort: a.sort,
             reverse: a.reverse,
             filter: a.filter.clone().unwrap_or_default(),
+            pss: a.pss,
         });
         return crate::snapshot::tui(start, proc_root);
     }
@@ -162,7 +169,11 @@ fn write_table(rows: &[Row], a: &TopArgs, w: &mut impl Write) -> io::Result<()> 
         head.push_str(&format!("{:>7}  ", "NSPID"));
     }
     head.push_str(&format!("{:<10}  {:<16}", "USER", "NAME"));
-    for m in Metric::ALL {
+    let metrics: Vec<Metric> = Metric::ALL
+        .into_iter()
+        .filter(|m| a.pss || *m != Metric::Pss)
+        .collect();
+    for &m in &metrics {
         head.push_str(&format!(
             "  {:>width$}  {:>width$}",
             m.name(),
@@ -186,7 +197,7 @@ fn write_table(rows: &[Row], a: &TopArgs, w: &mut impl Write) -> io::Result<()> 
             Escaped(&p.user).to_string(),
             Escaped(&p.name).to_string()
         ));
-        for m in Metric::ALL {
+        for &m in &metrics {
             let now = match m {
                 Metric::Private => Some(p.figures.private),
                 Metric::Ws => Some(p.figures.ws),

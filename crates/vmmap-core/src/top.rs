@@ -11,16 +11,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::container::Container;
 
-/// The figures `top` follows, as the kernel keeps them per process (no
-/// page-table walk beyond the one smaps_rollup does).
+/// The figures `top` follows, as the kernel keeps them per process, and
+/// PSS when asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Figures {
     /// Private bytes: `RssAnon + VmSwap` from status, as `vmmap ps` counts.
     pub private: u64,
     /// Working set: `VmRSS`.
     pub ws: u64,
-    /// Proportional set size from smaps_rollup; `None` when it could not be
-    /// read (another user's process without the privilege to read it).
+    /// Proportional set size from smaps_rollup; `None` when not asked for
+    /// (it costs a page-table walk) or unreadable.
     pub pss: Option<u64>,
     /// Swapped out: `VmSwap`.
     pub swap: u64,
@@ -210,6 +210,14 @@ impl Column {
         Column::Growth(Metric::Swap),
         Column::SinceStart(Metric::Swap),
     ];
+
+    /// The figure the column shows or grows, if any.
+    pub fn metric(self) -> Option<Metric> {
+        match self {
+            Column::Pid | Column::Name => None,
+            Column::Value(m) | Column::Growth(m) | Column::SinceStart(m) => Some(m),
+        }
+    }
 
     /// The default: private bytes grown over the last interval, the most
     /// direct answer to "what is growing now".

@@ -18,8 +18,8 @@ pub enum Request {
     Snapshot(u32),
     /// The combined report of several processes (marked in the picker).
     Combined(Vec<u32>),
-    /// A sample of `vmmap top`'s processes.
-    Top(collect::top::Select),
+    /// A sample of `vmmap top`'s processes, with PSS or not.
+    Top(collect::top::Select, bool),
 }
 
 /// What comes back.
@@ -65,10 +65,12 @@ impl Collector {
                                 collect::snapshot(pid, &opts).map(|s| (Arc::new(s), t.elapsed()));
                             Response::Snapshot(pid, r.map_err(|e| e.to_string()))
                         }
-                        Request::Top(select) => {
+                        Request::Top(select, pss) => {
                             let s = match sampler.as_mut() {
-                                Some(s) if *s.select() == select => s,
-                                _ => sampler.insert(collect::top::Sampler::new(&proc_root, select)),
+                                Some(s) if *s.select() == select && s.reads_pss() == pss => s,
+                                _ => sampler.insert(
+                                    collect::top::Sampler::new(&proc_root, select).pss(pss),
+                                ),
                             };
                             Response::Top(s.sample().map_err(|e| e.to_string()))
                         }

@@ -36,6 +36,8 @@ pub struct TopStart {
     pub reverse: bool,
     /// The filter.
     pub filter: String,
+    /// Read PSS (smaps_rollup) too.
+    pub pss: bool,
 }
 
 /// A column of the table, as drawn.
@@ -103,7 +105,7 @@ pub fn label(c: Column) -> String {
 /// The columns in the order they give way when the terminal is narrow:
 /// the identity and private's three first, then the other figures, then
 /// the rest; the command line takes what is left.
-fn by_importance(ns: bool, containers: bool) -> Vec<Col> {
+fn by_importance(ns: bool, containers: bool, pss: bool) -> Vec<Col> {
     use Metric::*;
     let mut v = vec![
         Col::Pid,
@@ -131,6 +133,9 @@ fn by_importance(ns: bool, containers: bool) -> Vec<Col> {
         Col::User,
         Col::Command,
     ]);
+    if !pss {
+        v.retain(|c| !matches!(c, Col::Figure(f) if f.metric() == Some(Metric::Pss)));
+    }
     v
 }
 
@@ -151,6 +156,8 @@ fn position(c: Col) -> usize {
 pub struct TopView {
     /// Which processes are sampled.
     pub select: Select,
+    /// Whether PSS is read.
+    pub pss: bool,
     tracker: Tracker,
     /// Every row of the last sample, sorted.
     rows: Vec<Row>,
@@ -184,6 +191,7 @@ impl TopView {
     pub fn new(start: TopStart) -> TopView {
         let mut v = TopView {
             select: start.select,
+            pss: start.pss,
             tracker: Tracker::new(),
             rows: Vec::new(),
             shown: Vec::new(),
@@ -282,6 +290,10 @@ impl TopView {
     /// Sorts by the next (or previous) column; sorting goes back to the top.
     pub fn step_sort(&mut self, back: bool) {
         self.sort = self.sort.step(back);
+        // PSS columns are not shown without --pss.
+        while !self.pss && self.sort.metric() == Some(Metric::Pss) {
+            self.sort = self.sort.step(back);
+        }
         self.reverse = false;
         self.back_to_first_row();
     }
@@ -391,7 +403,7 @@ impl TopView {
         // The columns that fit, by importance, then in screen order.
         let mut cols = Vec::new();
         let mut used = 0u16;
-        for c in by_importance(ns, containers) {
+        for c in by_importance(ns, containers, self.pss) {
             if used + c.width() < area.width {
                 used += c.width() + 1;
                 cols.push(c);

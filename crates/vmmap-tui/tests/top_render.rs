@@ -73,6 +73,7 @@ fn app() -> App {
             sort: Column::DEFAULT,
             reverse: false,
             filter: String::new(),
+            pss: true,
         },
     );
     app.top.as_mut().expect("top").take(second);

@@ -117,7 +117,7 @@ fn top_once_json_puts_the_fastest_grower_first_with_its_growth_right_to_a_page_a
     let fast = Grower::start("growjsonfast", 128, &[]);
     let slow = Grower::start("growjsonslow", 32, &[]);
     let out = vmmap_ok(&[
-        "top", "--once", "--json", "-d", "3s", "--filter", "growjson",
+        "top", "--once", "--json", "-d", "3s", "--filter", "growjson", "--pss",
     ]);
     let doc: Value = serde_json::from_str(&out).expect("JSON");
     let list = rows(&doc);
@@ -141,6 +141,8 @@ fn top_once_json_puts_the_fastest_grower_first_with_its_growth_right_to_a_page_a
         assert!((grown as f64 - g.rate as f64 * interval).abs() <= 4096.0 * 4.0);
         assert_eq!(r["since_start"]["private"], r["growth"]["private"]);
         assert!(r["figures"]["pss"].as_u64().is_some());
+        let pss = r["per_second"]["pss"].as_i64().expect("PSS growth");
+        assert!((pss - g.rate as i64).abs() <= 4096 * 2, "PSS grows {pss}");
     }
     // The text table: same order, the growth column signed.
     let text = vmmap_ok(&["top", "--once", "-d", "1s", "--filter", "growjson"]);
@@ -151,6 +153,7 @@ fn top_once_json_puts_the_fastest_grower_first_with_its_growth_right_to_a_page_a
         "{text}"
     );
     assert!(lines[1].contains("+PRIVATE"), "{text}");
+    assert!(!lines[1].contains("PSS"), "PSS only with --pss: {text}");
     assert!(
         lines[2].trim_start().starts_with(&fast.pid.to_string()),
         "{text}"
@@ -175,6 +178,9 @@ fn top_refuses_bad_arguments_and_a_pipe_without_once() {
     let o = vmmap(&["top", "--sort", "bogus"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("private-growth"));
+    let o = vmmap(&["top", "--once", "--sort", "pss-growth"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --pss"));
     let o = vmmap(&["top", "-d", "0"]);
     assert_eq!(o.status.code(), Some(2));
     let o = vmmap(&["top"]);

@@ -1,10 +1,11 @@
 //! Samples for `vmmap top`: every process's cheap figures, read as often
 //! as once a second. Per process and sample it reads `stat` (which process
-//! this is: start time, kernel thread), `status` (private, working set,
-//! swap, namespace PID) and `smaps_rollup` (PSS: one walk the kernel does
-//! for the whole address space, as `vmmap ps`'s access check opens it);
-//! what does not change (user, command line, container) is read once per
-//! process and kept. `bench/top.sh` measures the cost against `ps`.
+//! this is: start time, kernel thread) and `status` (private, working set,
+//! swap, namespace PID), the counters the kernel keeps, as `ps` does; what
+//! does not change (user, command line, container) is read once per
+//! process and kept. PSS only when asked ([`Sampler::pss`]): it takes
+//! `smaps_rollup`, a walk of every page table of the process, which on a
+//! host of large processes costs ten times the rest (`bench/top.sh`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,7 @@ struct Fixed {
 pub struct Sampler {
     root: PathBuf,
     select: Select,
+    pss: bool,
     fixed: HashMap<(u32, u64), Fixed>,
     users: HashMap<u32, String>,
 }
@@ -94,9 +96,21 @@ impl Sampler {
         Sampler {
             root: root.to_path_buf(),
             select,
+            pss: false,
             fixed: HashMap::new(),
             users: HashMap::new(),
         }
+    }
+
+    /// Reads PSS too, from smaps_rollup (a page-table walk per process).
+    pub fn pss(mut self, yes: bool) -> Sampler {
+        self.pss = yes;
+        self
+    }
+
+    /// Whether it reads PSS.
+    pub fn reads_pss(&self) -> bool {
+        self.pss
     }
 
     /// Which processes it reads.
@@ -162,11 +176,14 @@ impl Sampler {
         // A zombie has no VmRSS.
         let ws = s.bytes("VmRSS")?;
         let swap = s.bytes("VmSwap").unwrap_or(0);
-        let pss = dir
-            .read("smaps_rollup")
-            .ok()
-            .and_then(|b| rollup::parse(&b).ok().flatten())
-            .and_then(|r| r.get(Field::Pss));
+        let pss = if self.pss {
+            dir.read("smaps_rollup")
+                .ok()
+                .and_then(|b| rollup::parse(&b).ok().flatten())
+                .and_then(|r| r.get(Field::Pss))
+        } else {
+            None
+        };
         if f.user.is_empty() {
             let uid = s.uids().map_or(0, |u| u[0]);
             f.user = self
@@ -222,6 +239,10 @@ mod tests {
         let procs = s.sample().unwrap();
         let p = procs.iter().find(|p| p.pid == me).expect("this process");
         assert!(p.figures.ws > 0);
+        assert!(p.figures.pss.is_none(), "PSS only when asked");
+        let mut s = Sampler::new(Path::new("/proc"), Select::All).pss(true);
+        let procs = s.sample().unwrap();
+        let p = procs.iter().find(|p| p.pid == me).expect("this process");
         assert!(p.figures.pss.is_some());
         assert!(!p.user.is_empty());
         // The second sample keeps what does not change.

@@ -662,7 +662,7 @@ impl App {
             }
             Top::Refresh => {
                 t.due = std::time::Instant::now();
-                return vec![Request::Top(t.select.clone())];
+                return vec![Request::Top(t.select.clone(), t.pss)];
             }
             Top::Open => {}
         }

@@ -189,7 +189,7 @@ pub fn run_loop(
         if let Some(t) = app.top.as_mut().filter(|_| app.screen == Screen::Top) {
             let now = std::time::Instant::now();
             if t.is_due(now) && collector.pending == 0 {
-                collector.request(Request::Top(t.select.clone()));
+                collector.request(Request::Top(t.select.clone(), t.pss));
                 t.due = now + t.delay;
             }
         }

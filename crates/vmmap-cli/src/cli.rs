@@ -86,12 +86,13 @@ pub enum Command {
     /// container's PID namespace (NSPID) and the container (CONTAINER).
     Ps(PsArgs),
     /// Which processes' memory grows, now: every process (or those of a
-    /// cgroup or a container) with Private, WS, PSS and Swap and their
-    /// growth over the last interval (+) and since vmmap started (Σ),
-    /// fastest growing first, refreshed every --delay.
+    /// cgroup or a container) with Private, WS, Swap (and PSS with --pss)
+    /// and their growth over the last interval (+) and since vmmap started
+    /// (Σ), fastest growing first, refreshed every --delay.
     ///
-    /// Reads per process and refresh only stat, status and smaps_rollup
-    /// (no page walk of its own), so it costs about what `vmmap ps` does.
+    /// Reads per process and refresh only stat and status, the counters ps
+    /// reads, so a refresh costs less than `ps` does; --pss adds
+    /// smaps_rollup, a walk of every page table.
     /// Keys: < > or F6 sort column, r reverse, / filter, Space or p
     /// pause, F5 refresh now, Enter opens the process's map, q quits.
     #[command(

@@ -26,6 +26,7 @@ EXAMPLES:
   vmmap map 1234 -o map.svg     the fragmentation map, as a picture
   vmmap 1234 --empty-working-set   page it out, then watch its working set come back
   vmmap ps --sort ws            processes by working set
+  vmmap top                     which processes' memory grows, live (--once for scripts)
   vmmap explain 'shareable ws'  what a column means, from kernel fields
   vmmap explain 1234 0xc000010000  why the region at that address has its type
   vmmap completions bash        shell completions (bash, zsh, fish, ...)
@@ -101,10 +102,25 @@ pub enum ColorWhen {
 pub enum Command {
     /// List processes with private bytes, working set and architecture.
     ///
-    /// Reads only /proc/PID/status and cmdline (as cheap as ps), so it is
-    /// fast with thousands of processes. Private = RssAnon + VmSwap,
-    /// WS = VmRSS.
+    /// Reads only /proc/PID/status, cmdline and cgroup (as cheap as ps), so
+    /// it is fast with thousands of processes. Private = RssAnon + VmSwap,
+    /// WS = VmRSS. A process in a container shows its PID in the
+    /// container's PID namespace (NSPID) and the container (CONTAINER).
     Ps(PsArgs),
+    /// Which processes' memory grows, now: every process (or those of a
+    /// cgroup or a container) with Private, WS, Swap (and PSS with --pss)
+    /// and their growth over the last interval (+) and since vmmap started
+    /// (Σ), fastest growing first, refreshed every --delay.
+    ///
+    /// Reads per process and refresh only stat and status, the counters ps
+    /// reads, so a refresh costs less than `ps` does; --pss adds
+    /// smaps_rollup, a walk of every page table.
+    /// Keys: < > or F6 sort column, r reverse, / filter, Space or p
+    /// pause, F5 refresh now, Enter opens the process's map, q quits.
+    #[command(
+        after_help = "EXAMPLES:\n  vmmap top                          the live view\n  vmmap top --once                   two samples a second apart, as a table\n  vmmap top --once --json -d 5s      the same over 5 seconds, as JSON\n  vmmap top --container 3f2b         the processes of one container\n  vmmap top --cgroup /system.slice   those of a cgroup and below it"
+    )]
+    Top(TopArgs),
     /// Record snapshots of a process over time into a .vmmap file.
     ///
     /// Every interval vmmap reads /proc/PID/maps (cheap) and compares it
@@ -453,6 +469,10 @@ pub struct PsArgs {
         value_name = "COLUMN"
     )]
     pub sort: PsSort,
+    /// Only the processes of a container or pod: a prefix of its id or pod
+    /// UID, or its name as shown (docker:3f2b..., nspawn:web).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
     /// Reverse the order.
     #[arg(short, long)]
     pub reverse: bool,
@@ -466,6 +486,73 @@ pub struct PsArgs {
     /// pipe is never cut).
     #[arg(short, long)]
     pub wide: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Time between refreshes (and between the two samples of --once).
+    #[arg(short, long, default_value = "1s", value_name = "TIME", value_parser = parse_delay)]
+    pub delay: Duration,
+    /// Only the processes of this cgroup and below it (as /proc/PID/cgroup
+    /// writes it, or under /sys/fs/cgroup).
+    #[arg(long, value_name = "PATH", conflicts_with = "container")]
+    pub cgroup: Option<String>,
+    /// Only the processes of a container or pod: a prefix of its id or pod
+    /// UID, or its name as shown (docker:3f2b..., nspawn:web).
+    #[arg(long, value_name = "NAME")]
+    pub container: Option<String>,
+    /// Only the processes whose name, command line, user, container or PID
+    /// holds this text (what `/` filters by in the live view).
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Sort column: growth (private's, the default), private, ws, pss,
+    /// swap, a figure's growth (ws-growth...) or growth since the start
+    /// (private-total...), pid, name.
+    #[arg(long, default_value = "growth", value_name = "COLUMN", value_parser = parse_top_column)]
+    pub sort: vmmap_core::top::Column,
+    /// Reverse the order.
+    #[arg(short, long)]
+    pub reverse: bool,
+    /// Print one table, from two samples --delay apart, and exit (for
+    /// scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// Print JSON (schema vmmap.top v1) instead of a table; implies --once.
+    #[arg(long)]
+    pub json: bool,
+    /// Print a table (or a JSON document, one per line) after each of N
+    /// refreshes, then exit, as `top -b -n N` does; --once is -n 1.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub iterations: Option<u32>,
+    /// Exact byte counts instead of K/M/G.
+    #[arg(long)]
+    pub bytes: bool,
+    /// Read PSS too (from smaps_rollup): a walk of every process's page
+    /// tables, which on a host of large processes makes a refresh cost
+    /// about ten times what it does without.
+    #[arg(long)]
+    pub pss: bool,
+}
+
+/// A `top --sort` column ([`vmmap_core::top::Column::parse`]).
+pub fn parse_top_column(s: &str) -> Result<vmmap_core::top::Column, String> {
+    vmmap_core::top::Column::parse(s).ok_or_else(|| {
+        let keys: Vec<String> = vmmap_core::top::Column::ORDER
+            .iter()
+            .map(|c| c.key())
+            .collect();
+        format!("not a column; one of growth, {}", keys.join(", "))
+    })
+}
+
+/// A refresh delay: a time of at least 10 ms, so that a typo (`0`) does
+/// not make a loop that reads every process without pause.
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) {
+        return Err("at least 10ms".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,7 @@ mod snapshot;
 mod strings;
 mod target;
 mod timeline;
+mod top;
 mod trace;
 mod trace_views;
 mod watch;
@@ -100,6 +101,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     });
     match cli.command {
         Some(Command::Ps(a)) => ps::ps(&a, &cli.proc_root),
+        Some(Command::Top(a)) => top::top(&a, &cli.proc_root),
         Some(Command::Explain {
             topic: Some(target),
             address: Some(addr),

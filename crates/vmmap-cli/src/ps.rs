@@ -12,6 +12,15 @@ use crate::{output_error, Failure};
 
 pub(crate) fn ps(a: &PsArgs, proc_root: &Path) -> Result<(), Failure> {
     let mut list = collect::list_processes(proc_root)?;
+    if let Some(name) = &a.container {
+        list.retain(|p| p.container.as_ref().is_some_and(|c| c.matches(name)));
+        if list.is_empty() {
+            return Err(Failure {
+                code: crate::exit::NO_PROCESS,
+                message: format!("no container matches {}", vmmap_core::text::Escaped(name)),
+            });
+        }
+    }
     match a.sort {
         PsSort::Pid => list.sort_by_key(|p| p.pid),
         PsSort::User => list.sort_by(|x, y| x.user.cmp(&y.user).then(x.pid.cmp(&y.pid))),
@@ -73,10 +82,28 @@ pub(crate) fn write_ps(
         Escaped(&p.name).to_string().chars().count()
     });
     let aw = text_w("ARCH", 16, &|p| arch_of(p).len());
+    // The container columns appear only where containers run, so that a
+    // host without them keeps the table it always had.
+    let containers = list
+        .iter()
+        .any(|p| p.container.is_some() || p.ns_pid.is_some());
+    let extra = |ns: &str, c: &str| {
+        if containers {
+            format!("{ns:>7}  {c:<24}  ")
+        } else {
+            String::new()
+        }
+    };
     writeln!(
         w,
-        "{:>7}  {:<uw$}  {:<nw$}  {:>fw$}  {:>fw$}  {:<aw$}  COMMAND",
-        "PID", "USER", "NAME", "PRIVATE", "WS", "ARCH"
+        "{:>7}  {:<uw$}  {:<nw$}  {:>fw$}  {:>fw$}  {:<aw$}  {}COMMAND",
+        "PID",
+        "USER",
+        "NAME",
+        "PRIVATE",
+        "WS",
+        "ARCH",
+        extra("NSPID", "CONTAINER")
     )?;
     let mut denied = 0;
     for p in list {
@@ -85,14 +112,20 @@ pub(crate) fn write_ps(
         if matches!(p.access, Access::Denied(_)) {
             denied += 1;
         }
+        let ns = p.ns_pid.map_or_else(|| "-".into(), |n| n.to_string());
+        let c = p
+            .container
+            .as_ref()
+            .map_or_else(|| "-".into(), |c| c.label());
         let row = format!(
-            "{:>7}  {:<uw$}  {:<nw$}  {:>fw$}  {:>fw$}  {:<aw$}  {}",
+            "{:>7}  {:<uw$}  {:<nw$}  {:>fw$}  {:>fw$}  {:<aw$}  {}{}",
             p.pid,
             Escaped(&p.user),
             Escaped(&p.name),
             size(p.private_bytes),
             size(p.working_set),
             arch_of(p),
+            extra(&ns, &Escaped(&c).to_string()),
             Escaped(&p.cmdline)
         );
         match width {

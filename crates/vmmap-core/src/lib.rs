@@ -43,6 +43,7 @@ top of it.
 
 pub mod classify;
 pub mod collect;
+pub mod container;
 pub mod diff;
 pub mod elf;
 mod endian;
@@ -66,6 +67,7 @@ pub mod summary;
 pub mod testing;
 pub mod text;
 pub mod timeline;
+pub mod top;
 pub mod units;
 pub mod validate;
 pub mod xml;

@@ -494,6 +494,13 @@ pub struct ProcessInfo {
     pub start_time_ticks: u64,
     /// The threads, main thread first.
     pub threads: Vec<ThreadInfo>,
+    /// The PID in the process's own PID namespace, when that differs (a
+    /// container's processes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+    /// The container or pod it runs in, from its cgroup path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
 }
 
 impl ProcessInfo {
@@ -574,6 +581,8 @@ impl Snapshot {
                 elf: None,
                 start_time_ticks: 0,
                 threads: Vec::new(),
+                ns_pid: None,
+                container: None,
             },
             taken_at_unix_ns,
             kernel: KernelInfo {

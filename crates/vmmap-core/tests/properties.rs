@@ -347,6 +347,8 @@ fn snapshot_of(gens: &[Gen], sps: &[usize]) -> Snapshot {
             elf: None,
             start_time_ticks: 1,
             threads,
+            ns_pid: None,
+            container: None,
         },
         taken_at_unix_ns: 0,
         kernel: KernelInfo {

@@ -131,6 +131,14 @@ fn write_header<W: Write>(snap: &Snapshot, w: &mut W) -> io::Result<()> {
         None => writeln!(w, "User:          uid {}", p.uid)?,
     }
     writeln!(w, "Architecture:  {}", p.arch())?;
+    if let Some(c) = &p.container {
+        let ns = p
+            .ns_pid
+            .map_or_else(String::new, |n| format!(" (PID {n} inside)"));
+        writeln!(w, "Container:     {}{ns}", Escaped(&c.label()))?;
+    } else if let Some(n) = p.ns_pid {
+        writeln!(w, "PID namespace: PID {n} inside")?;
+    }
     writeln!(
         w,
         "Kernel:        {} (page size {})",

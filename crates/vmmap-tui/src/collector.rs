@@ -18,6 +18,8 @@ pub enum Request {
     Snapshot(u32),
     /// The combined report of several processes (marked in the picker).
     Combined(Vec<u32>),
+    /// A sample of `vmmap top`'s processes, with PSS or not.
+    Top(collect::top::Select, bool),
 }
 
 /// What comes back.
@@ -28,6 +30,8 @@ pub enum Response {
     Snapshot(u32, Result<(Arc<Snapshot>, Duration), String>),
     /// The combined report as text lines, or why it failed.
     Combined(Result<Vec<String>, String>),
+    /// A sample for `vmmap top`, or why it failed.
+    Top(Result<Vec<vmmap_core::top::Proc>, String>),
 }
 
 /// The collection thread's handle.
@@ -48,6 +52,8 @@ impl Collector {
             .name("vmmap-collect".into())
             .spawn(move || {
                 let opts = Options::default().proc_root(proc_root.clone());
+                // top's sampler keeps what does not change between samples.
+                let mut sampler: Option<collect::top::Sampler> = None;
                 for req in req_rx {
                     let resp = match req {
                         Request::Processes => Response::Processes(
@@ -58,6 +64,15 @@ impl Collector {
                             let r =
                                 collect::snapshot(pid, &opts).map(|s| (Arc::new(s), t.elapsed()));
                             Response::Snapshot(pid, r.map_err(|e| e.to_string()))
+                        }
+                        Request::Top(select, pss) => {
+                            let s = match sampler.as_mut() {
+                                Some(s) if *s.select() == select && s.reads_pss() == pss => s,
+                                _ => sampler.insert(
+                                    collect::top::Sampler::new(&proc_root, select).pss(pss),
+                                ),
+                            };
+                            Response::Top(s.sample().map_err(|e| e.to_string()))
                         }
                         Request::Combined(pids) => Response::Combined(
                             vmmap_core::multi::collect(&pids, &opts, false, true)

@@ -26,6 +26,7 @@ pub mod picker;
 pub mod settings;
 pub mod terminal;
 pub mod timeline_view;
+pub mod top_view;
 pub mod trace_jobs;
 pub mod trace_session;
 pub mod trace_view;
@@ -37,6 +38,7 @@ use std::time::Duration;
 use vmmap_core::model::Snapshot;
 
 pub use settings::Settings;
+pub use top_view::TopStart;
 
 /// Where the UI starts.
 pub enum Start {
@@ -50,6 +52,9 @@ pub enum Start {
     /// now), but `[` and `]` step through them. The file's path lets `T`
     /// analyse the trace it may hold.
     File(Vec<Arc<Snapshot>>, usize, PathBuf),
+    /// `vmmap top`: the processes whose memory grows; Enter opens one in
+    /// the main view.
+    Top(TopStart),
 }
 
 /// Runs the UI until the user quits. The terminal is restored on every
@@ -58,8 +63,8 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     let (mut settings, warning) = Settings::load();
     settings.depth = palette::Depth::detect(palette::choice(), |k| std::env::var(k).ok());
     let mut collector = collector::Collector::start(proc_root.clone());
-    collector.request(collector::Request::Processes);
     let mut app = match start {
+        Start::Top(t) => app::App::top(settings, t),
         Start::Picker => app::App::new(settings, None),
         Start::Snapshot(s, t) => app::App::new(settings, Some((s, t))),
         Start::File(snaps, index, path) => {
@@ -69,6 +74,9 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
             a
         }
     };
+    if app.top.is_none() {
+        collector.request(collector::Request::Processes);
+    }
     app.message = warning;
     app.proc_root = proc_root;
     let (mut term, stop) = terminal::init()?;

@@ -466,9 +466,18 @@ impl MainView {
                 format!("  {} ms", self.collect_time.as_millis()),
             ),
         };
+        let container = match (&p.container, p.ns_pid) {
+            (Some(c), n) => format!(
+                "  {}{}",
+                Escaped(&c.label()),
+                n.map_or_else(String::new, |n| format!(" (PID {n} inside)"))
+            ),
+            (None, Some(n)) => format!("  PID {n} in its namespace"),
+            (None, None) => String::new(),
+        };
         // The command line last: it is the part that may be cut.
         let text = format!(
-            " {} ({}){file}  {}  {} threads  kernel {}{ms}  {}",
+            " {} ({}){container}{file}  {}  {} threads  kernel {}{ms}  {}",
             p.pid,
             Escaped(&p.name),
             p.arch(),

@@ -169,6 +169,9 @@ impl Picker {
                     || p.cmdline.to_lowercase().contains(&f)
                     || p.pid.to_string().starts_with(&f)
                     || p.user.to_lowercase().contains(&f)
+                    || p.container
+                        .as_ref()
+                        .is_some_and(|c| c.label().to_lowercase().contains(&f))
             })
             .collect();
         let all = &self.all;
@@ -442,7 +445,21 @@ impl Picker {
                     PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
                     PickColumn::Pid => format!("{:>7}", p.pid),
                     PickColumn::User => escape(&p.user).into_owned(),
-                    PickColumn::Name => escape(&p.name).into_owned(),
+                    // A container's process: its container, and its PID
+                    // inside, after the name.
+                    PickColumn::Name => {
+                        let inside: Vec<String> = p
+                            .container
+                            .iter()
+                            .map(|c| escape(&c.label()).into_owned())
+                            .chain(p.ns_pid.map(|n| format!("pid {n}")))
+                            .collect();
+                        if inside.is_empty() {
+                            escape(&p.name).into_owned()
+                        } else {
+                            format!("{} [{}]", escape(&p.name), inside.join(" "))
+                        }
+                    }
                     PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
                     PickColumn::Ws => format!("{:>10}", size(p.working_set)),
                     PickColumn::Arch => arch.clone(),

@@ -24,6 +24,7 @@ mod sharing;
 mod shell;
 mod snapshot;
 mod stacks;
+mod top;
 mod trace;
 mod trace_analysis;
 mod trace_harm;

@@ -6,8 +6,9 @@ use std::process::{Command, Stdio};
 use crate::util::{require_tool, vmmap, vmmap_ok, TempDir};
 
 /// Every subcommand, as the user types it.
-const SUBCOMMANDS: [&str; 19] = [
+const SUBCOMMANDS: [&str; 20] = [
     "ps",
+    "top",
     "run",
     "trace",
     "strings",

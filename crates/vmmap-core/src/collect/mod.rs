@@ -14,6 +14,7 @@ mod processes;
 pub mod reclaim;
 pub mod sections;
 mod threads;
+pub mod top;
 mod written;
 
 use std::io::Read;
@@ -240,6 +241,8 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         elf,
         start_time_ticks: st.start_time,
         threads,
+        ns_pid: status.ns_pid(),
+        container: crate::container::from_cgroup(&dir.read("cgroup").unwrap_or_default()),
     };
     let ctx = Context {
         pid,

@@ -1,5 +1,5 @@
 //! The process list and lookup by name. Only cheap, world-readable sources
-//! are read (`status`, `cmdline`, `stat`): listing every process this way
+//! are read (`status`, `cmdline`, `stat`, `cgroup`): listing every process this way
 //! costs about what `ps` does, where full smaps would cost 16 times more.
 
 use std::path::Path;
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::privilege::user_name;
 use super::procdir::ProcDir;
 use super::read_head;
+use crate::container::{self, Container};
 use crate::elf;
 use crate::error::{Error, Result};
 use crate::proc::{cmdline, stat, status};
@@ -45,6 +46,12 @@ pub struct ProcessEntry {
     pub arch: Option<String>,
     /// Whether a snapshot is possible.
     pub access: Access,
+    /// The PID in its own PID namespace, when that differs (a container).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ns_pid: Option<u32>,
+    /// The container or pod, from its cgroup path.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub container: Option<Container>,
 }
 
 /// Lists user processes (kernel threads have no address space and are
@@ -100,6 +107,8 @@ pub fn list_processes(root: &Path) -> Result<Vec<ProcessEntry>> {
             working_set: Some(rss),
             arch,
             access,
+            ns_pid: st.ns_pid(),
+            container: container::from_cgroup(&dir.read("cgroup").unwrap_or_default()),
         });
     }
     Ok(out)

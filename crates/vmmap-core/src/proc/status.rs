@@ -47,6 +47,25 @@ impl Status {
         Self::four(self.get("Gid")?)
     }
 
+    /// `NSpid:`, the PID in each PID namespace the process is in, the
+    /// outermost first; the last is the PID the process sees for itself.
+    pub fn ns_pids(&self) -> Vec<u32> {
+        self.get("NSpid").map_or_else(Vec::new, |v| {
+            v.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+    }
+
+    /// The PID in the process's own PID namespace, when that is not the
+    /// namespace `/proc` was mounted from (a container's PID 1 is 1).
+    pub fn ns_pid(&self) -> Option<u32> {
+        match self.ns_pids().as_slice() {
+            [_, .., last] => Some(*last),
+            _ => None,
+        }
+    }
+
     fn four(v: &str) -> Option<[u32; 4]> {
         let mut out = [0u32; 4];
         let mut it = v.split_whitespace();
@@ -102,6 +121,11 @@ mod tests {
         assert_eq!(s.number("Threads"), Some(1));
         assert_eq!(s.bytes("VmSwap"), None);
         assert!(parse(b"garbage\n").is_err());
+        assert_eq!(s.ns_pid(), None);
+        let c = parse(b"Name:\tsh\nNSpid:\t4242\t17\t1\n").unwrap();
+        assert_eq!(c.ns_pids(), [4242, 17, 1]);
+        assert_eq!(c.ns_pid(), Some(1));
+        assert_eq!(parse(b"NSpid:\t4242\n").unwrap().ns_pid(), None);
         let e = parse(b"Name:\tx\nVmPTE:\t18014398509481984 kB\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("64 bits"), "{e}");

@@ -30,6 +30,8 @@ pub enum Scope {
     Main,
     /// The Trace view (`T`), whichever tab it shows.
     Trace,
+    /// `vmmap top`.
+    Top,
 }
 
 /// A key as the table names it. Shift is part of the character (`S` is
@@ -92,6 +94,31 @@ pub enum Action {
     Main(Main),
     /// A key of the Trace view.
     Trace(Trace),
+    /// A key of `vmmap top`.
+    Top(Top),
+}
+
+/// `vmmap top`'s actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Top {
+    /// Moves the selection by the key.
+    Move,
+    /// Opens the selected process in the main view.
+    Open,
+    /// Sorts by the next column.
+    SortNext,
+    /// Sorts by the previous column.
+    SortPrevious,
+    /// Reverses the sort.
+    Reverse,
+    /// Opens the filter prompt.
+    Filter,
+    /// Clears the filter.
+    ClearFilter,
+    /// Pauses or resumes the refreshes.
+    Pause,
+    /// Refreshes now.
+    Refresh,
 }
 
 /// The process list's actions.
@@ -288,6 +315,7 @@ pub const SECTIONS: &[(Scope, &str)] = &[
     (Scope::Launch, "Launch tab (picker, F2)"),
     (Scope::Main, "Main view"),
     (Scope::Trace, "Trace view (T)"),
+    (Scope::Top, "vmmap top"),
 ];
 
 const fn on(key: Key, action: Action) -> Binding {
@@ -331,6 +359,10 @@ const fn main(key: Key, a: Main) -> Binding {
 
 const fn trace(key: Key, a: Trace) -> Binding {
     on(key, Action::Trace(a))
+}
+
+const fn top(key: Key, a: Top) -> Binding {
+    on(key, Action::Top(a))
 }
 
 const fn entry(
@@ -495,6 +527,30 @@ pub const TABLE: &[Entry] = &[
         &[trace(ESC, Trace::Close), trace(ch('q'), Trace::Close), trace(ch('T'), Trace::Close)]),
     entry(Scope::Trace, "? or F1", "this help",
         &[on(ch('?'), Action::Help)]),
+    entry(Scope::Top, "Up/Down j/k PgUp/PgDn Home/End", "move",
+        &[
+            top(UP, Top::Move), top(DOWN, Top::Move), top(ch('j'), Top::Move),
+            top(ch('k'), Top::Move), top(PG_UP, Top::Move), top(PG_DN, Top::Move),
+            top(HOME, Top::Move), top(END, Top::Move),
+        ]),
+    entry(Scope::Top, "Enter", "open the selected process in the main view (Ctrl+P comes back)",
+        &[top(ENTER, Top::Open)]),
+    entry(Scope::Top, "< / >, F6", "sort by the previous / next column (the header shows which)",
+        &[top(ch('<'), Top::SortPrevious), top(ch('>'), Top::SortNext), top(code(KeyCode::F(6)), Top::SortNext)]),
+    entry(Scope::Top, "r, I", "reverse the sort",
+        &[top(ch('r'), Top::Reverse), top(ch('I'), Top::Reverse)]),
+    entry(Scope::Top, "/", "filter by name, command line, user, container or PID (Enter keeps, Esc clears)",
+        &[top(ch('/'), Top::Filter)]),
+    entry(Scope::Top, "Esc", "clear the filter",
+        &[top(ESC, Top::ClearFilter)]),
+    entry(Scope::Top, "Space, p", "pause / resume the refreshes",
+        &[top(ch(' '), Top::Pause), top(ch('p'), Top::Pause)]),
+    entry(Scope::Top, "F5", "refresh now",
+        &[top(code(KeyCode::F(5)), Top::Refresh)]),
+    entry(Scope::Top, "? or F1", "this help",
+        &[on(ch('?'), Action::Help)]),
+    entry(Scope::Top, "q", "quit",
+        &[on(ch('q'), Action::Quit)]),
 ];
 
 /// The bindings that work in `scope`: its own and those that reach every
@@ -540,7 +596,16 @@ impl App {
             Screen::Picker if self.picker.tab == PickerTab::Launch => Scope::Launch,
             Screen::Picker => Scope::Picker,
             Screen::Main => Scope::Main,
+            Screen::Top => Scope::Top,
         };
+        if let Some(t) = self
+            .top
+            .as_mut()
+            .filter(|t| t.editing && scope == Scope::Top)
+        {
+            t.on_filter_key(k);
+            return Vec::new();
+        }
         // Esc stops a running memory search (its status line says so).
         if scope == Scope::Main && k.code == KeyCode::Esc {
             if let Some(j) = self.search_job.as_ref() {
@@ -557,6 +622,14 @@ impl App {
     /// Does what `action` does, `k` being the key that asked for it.
     pub(super) fn perform(&mut self, action: Action, k: KeyEvent) -> Vec<Request> {
         match action {
+            // From top, the help opens at top's keys.
+            Action::Help if self.screen == Screen::Top => {
+                let at = crate::help::lines()
+                    .iter()
+                    .position(|l| l.spans.iter().any(|s| s.content == "vmmap top"))
+                    .unwrap_or(0);
+                self.mode = Mode::Help(u16::try_from(at).unwrap_or(0));
+            }
             Action::Help => self.mode = Mode::Help(0),
             Action::Quit => self.quit = true,
             Action::Picker(a) => return self.picker_action(a, k),
@@ -565,6 +638,42 @@ impl App {
             // Looked up and done by the view itself (`TraceView::on_key`),
             // which no other scope reaches.
             Action::Trace(_) => {}
+            Action::Top(a) => return self.top_action(a, k),
+        }
+        Vec::new()
+    }
+
+    /// Does what `action`, bound to `k` in `vmmap top`, does.
+    fn top_action(&mut self, action: Top, k: KeyEvent) -> Vec<Request> {
+        if action == Top::Open {
+            return self.open_top_selected();
+        }
+        let Some(t) = self.top.as_mut() else {
+            return Vec::new();
+        };
+        match action {
+            Top::Move => t.move_key(k.code),
+            Top::SortNext => t.step_sort(false),
+            Top::SortPrevious => t.step_sort(true),
+            Top::Reverse => t.flip(),
+            Top::Filter => t.editing = true,
+            Top::ClearFilter => {
+                t.filter.clear();
+                t.resort();
+            }
+            Top::Pause => {
+                t.paused = !t.paused;
+                self.message = Some(if t.paused {
+                    "Paused (Space or p resumes)".into()
+                } else {
+                    "Resumed".into()
+                });
+            }
+            Top::Refresh => {
+                t.due = std::time::Instant::now();
+                return vec![Request::Top(t.select.clone(), t.pss)];
+            }
+            Top::Open => {}
         }
         Vec::new()
     }
@@ -663,6 +772,7 @@ impl App {
         };
         let page = m.areas.details_body.height.max(1) as isize;
         match action {
+            Main::Picker if self.top.is_some() => self.screen = Screen::Top,
             Main::Picker => {
                 self.screen = Screen::Picker;
                 return vec![Request::Processes];

@@ -57,6 +57,23 @@ impl App {
                 };
                 m.draw(f, area, &self.settings, &status);
             }
+            (Screen::Top, _) if self.top.is_some() => {
+                let Some(t) = self.top.as_mut() else { return };
+                let h = area.height.saturating_sub(1);
+                t.draw(f, Rect { height: h, ..area }, self.settings.units);
+                let status = match &self.message {
+                    Some(m) if !t.editing => format!(" {}", Escaped(m)),
+                    _ => t.status(),
+                };
+                f.render_widget(
+                    Paragraph::new(status).style(Style::default().add_modifier(Modifier::REVERSED)),
+                    Rect {
+                        y: area.y + h,
+                        height: 1,
+                        ..area
+                    },
+                );
+            }
             _ => {
                 let h = area.height.saturating_sub(1);
                 self.picker

@@ -71,6 +71,11 @@ impl App {
                     m.details.move_by(delta);
                 }
             }
+            Screen::Top => {
+                if let Some(t) = self.top.as_mut() {
+                    t.move_by(delta);
+                }
+            }
         }
     }
 
@@ -84,6 +89,19 @@ impl App {
         let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
         match self.screen {
             Screen::Picker if self.picker.tab == PickerTab::Launch => {}
+            Screen::Top => {
+                let Some(t) = self.top.as_mut() else {
+                    return Vec::new();
+                };
+                if inside(t.body) {
+                    let before = t.selected_row().map(|r| r.proc.pid);
+                    t.move_by(isize::MIN / 2);
+                    t.move_by((y - t.body.y) as isize + t.offset() as isize);
+                    if double && before == t.selected_row().map(|r| r.proc.pid) {
+                        return self.open_top_selected();
+                    }
+                }
+            }
             Screen::Picker => {
                 let p = &mut self.picker;
                 if inside(p.header_area) {
@@ -185,6 +203,13 @@ pub fn run_loop(
                 collector.request(Request::Processes);
             }
         }
+        if let Some(t) = app.top.as_mut().filter(|_| app.screen == Screen::Top) {
+            let now = std::time::Instant::now();
+            if t.is_due(now) && collector.pending == 0 {
+                collector.request(Request::Top(t.select.clone(), t.pss));
+                t.due = now + t.delay;
+            }
+        }
         if let (Some((every, due)), Some(m)) = (app.auto, app.main.as_ref()) {
             if std::time::Instant::now() >= due && collector.pending == 0 {
                 collector.request(Request::Snapshot(m.snap.process.pid));
@@ -192,9 +217,14 @@ pub fn run_loop(
             }
         }
         // Wake often while collection runs, to show its result at once.
-        let wait = match app.auto {
+        let top_due = app
+            .top
+            .as_ref()
+            .filter(|t| app.screen == Screen::Top && !t.paused)
+            .map(|t| t.due);
+        let wait = match app.auto.map(|(_, due)| due).or(top_due) {
             _ if collector.pending > 0 || searching => Duration::from_millis(20),
-            Some((_, due)) => due
+            Some(due) => due
                 .saturating_duration_since(std::time::Instant::now())
                 .clamp(Duration::from_millis(10), Duration::from_millis(250)),
             None => Duration::from_millis(250),

@@ -26,6 +26,8 @@ pub enum Screen {
     Picker,
     /// The main view of a process.
     Main,
+    /// `vmmap top`.
+    Top,
 }
 
 /// The whole UI state. The public fields are those the front end
@@ -102,6 +104,8 @@ pub struct App {
         crate::owners_job::OwnersKey,
         Option<Arc<vmmap_trace::region_owners::SnapshotOwners>>,
     >,
+    /// `vmmap top`, when started so (Ctrl+P in the main view goes back).
+    pub top: Option<crate::top_view::TopView>,
     /// The help screen was opened from the Trace view (Esc goes back there).
     pub(super) help_over_trace: bool,
     pub(super) last_click: Option<(u16, u16)>,
@@ -143,6 +147,7 @@ impl App {
             owners: std::collections::HashMap::new(),
             help_over_trace: false,
             last_click: None,
+            top: None,
         };
         if let Some((snap, t)) = first {
             app.history_totals
@@ -152,6 +157,25 @@ impl App {
             app.screen = Screen::Main;
         }
         app
+    }
+
+    /// Starts on `vmmap top`.
+    pub fn top(settings: Settings, start: crate::top_view::TopStart) -> App {
+        let mut app = App::new(settings, None);
+        app.top = Some(crate::top_view::TopView::new(start));
+        app.screen = Screen::Top;
+        app
+    }
+
+    /// Enter in `top`: opens the selected process in the main view.
+    pub(super) fn open_top_selected(&mut self) -> Vec<Request> {
+        let Some(r) = self.top.as_ref().and_then(|t| t.selected_row()) else {
+            return Vec::new();
+        };
+        let (pid, name) = (r.proc.pid, r.proc.name.clone());
+        self.loading = Some(pid);
+        self.message = Some(format!("Collecting {pid} ({})…", Escaped(&name)));
+        vec![Request::Snapshot(pid)]
     }
 
     /// Starts on a loaded recording: every snapshot is in the history and
@@ -242,6 +266,12 @@ impl App {
         match r {
             Response::Processes(Ok(list)) => self.picker.set(list),
             Response::Processes(Err(e)) => self.picker.error = Some(e),
+            Response::Top(Ok(procs)) => {
+                if let Some(t) = self.top.as_mut() {
+                    t.take(procs);
+                }
+            }
+            Response::Top(Err(e)) => self.message = Some(format!("Cannot sample: {e}")),
             Response::Combined(r) => {
                 self.message = None;
                 match r {

@@ -1,0 +1,566 @@
+//! `vmmap top`: every process's Private, WS, PSS and Swap with their growth
+//! over the last interval (`+`) and since top started (`Σ`), refreshed
+//! every delay. The samples come from the collection thread
+//! ([`crate::collector::Request::Top`]); the growth is core's
+//! ([`vmmap_core::top::Tracker`]). The keys are in the table
+//! ([`crate::app::actions`], scope Top); the filter prompt takes its own
+//! keys while it is open, as the Trace view's does.
+
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+use vmmap_core::collect::top::Select;
+use vmmap_core::text::escape;
+use vmmap_core::top::{self, Column, Metric, Proc, Row, Tracker};
+
+use crate::settings::Units;
+
+/// What `vmmap top` starts with.
+#[derive(Debug)]
+pub struct TopStart {
+    /// Which processes.
+    pub select: Select,
+    /// The first sample, taken before the terminal was taken over (so that
+    /// an empty selection is an error on the command line).
+    pub first: Vec<Proc>,
+    /// Time between refreshes.
+    pub delay: Duration,
+    /// Sort column.
+    pub sort: Column,
+    /// Reversed.
+    pub reverse: bool,
+    /// The filter.
+    pub filter: String,
+    /// Read PSS (smaps_rollup) too.
+    pub pss: bool,
+}
+
+/// A column of the table, as drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Col {
+    Pid,
+    NsPid,
+    User,
+    Name,
+    Figure(Column),
+    Container,
+    Command,
+}
+
+impl Col {
+    fn header(self) -> String {
+        match self {
+            Col::Pid => "PID".into(),
+            Col::NsPid => "NSPID".into(),
+            Col::User => "USER".into(),
+            Col::Name => "NAME".into(),
+            Col::Figure(c) => label(c),
+            Col::Container => "CONTAINER".into(),
+            Col::Command => "COMMAND".into(),
+        }
+    }
+
+    fn width(self) -> u16 {
+        match self {
+            Col::Pid | Col::NsPid => 7,
+            Col::User => 8,
+            Col::Name => 15,
+            Col::Figure(_) => 10,
+            Col::Container => 23,
+            Col::Command => 20,
+        }
+    }
+
+    fn right(self) -> bool {
+        matches!(self, Col::Pid | Col::NsPid | Col::Figure(_))
+    }
+
+    fn sort(self) -> Option<Column> {
+        match self {
+            Col::Pid => Some(Column::Pid),
+            Col::Name => Some(Column::Name),
+            Col::Figure(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// A figure column's header: `PRIVATE`, `+PRIVATE` (over the last
+/// interval), `ΣPRIVATE` (since the start).
+pub fn label(c: Column) -> String {
+    match c {
+        Column::Pid => "PID".into(),
+        Column::Name => "NAME".into(),
+        Column::Value(m) => m.name().into(),
+        Column::Growth(m) => format!("+{}", m.name()),
+        Column::SinceStart(m) => format!("Σ{}", m.name()),
+    }
+}
+
+/// The columns in the order they give way when the terminal is narrow:
+/// the identity and private's three first, then the other figures, then
+/// the rest; the command line takes what is left.
+fn by_importance(ns: bool, containers: bool, pss: bool) -> Vec<Col> {
+    use Metric::*;
+    let mut v = vec![
+        Col::Pid,
+        Col::Name,
+        Col::Figure(Column::Value(Private)),
+        Col::Figure(Column::Growth(Private)),
+        Col::Figure(Column::SinceStart(Private)),
+        Col::Figure(Column::Value(Ws)),
+        Col::Figure(Column::Growth(Ws)),
+    ];
+    if containers {
+        v.push(Col::Container);
+    }
+    if ns {
+        v.push(Col::NsPid);
+    }
+    v.extend([
+        Col::Figure(Column::Value(Pss)),
+        Col::Figure(Column::Growth(Pss)),
+        Col::Figure(Column::Value(Swap)),
+        Col::Figure(Column::Growth(Swap)),
+        Col::Figure(Column::SinceStart(Ws)),
+        Col::Figure(Column::SinceStart(Pss)),
+        Col::Figure(Column::SinceStart(Swap)),
+        Col::User,
+        Col::Command,
+    ]);
+    if !pss {
+        v.retain(|c| !matches!(c, Col::Figure(f) if f.metric() == Some(Metric::Pss)));
+    }
+    v
+}
+
+/// The order of the columns on screen.
+fn position(c: Col) -> usize {
+    match c {
+        Col::Pid => 0,
+        Col::NsPid => 1,
+        Col::User => 2,
+        Col::Name => 3,
+        Col::Figure(f) => 4 + Column::ORDER.iter().position(|o| *o == f).unwrap_or(0),
+        Col::Container => 100,
+        Col::Command => 101,
+    }
+}
+
+/// The top view's state.
+pub struct TopView {
+    /// Which processes are sampled.
+    pub select: Select,
+    /// Whether PSS is read.
+    pub pss: bool,
+    tracker: Tracker,
+    /// Every row of the last sample, sorted.
+    rows: Vec<Row>,
+    /// The rows the filter keeps (indices into `rows`).
+    shown: Vec<usize>,
+    /// Sort column and direction.
+    pub sort: Column,
+    /// Reversed.
+    pub reverse: bool,
+    /// The filter (`/`).
+    pub filter: String,
+    /// The filter prompt is open (typing edits the filter).
+    pub editing: bool,
+    /// Refreshes are paused.
+    pub paused: bool,
+    /// Time between refreshes.
+    pub delay: Duration,
+    /// When the next sample is due.
+    pub due: Instant,
+    /// The selected row (of the shown ones), followed by PID across
+    /// refreshes.
+    selected: usize,
+    selected_pid: Option<(u32, u64)>,
+    offset: usize,
+    /// The table's rows on screen (for clicks and paging).
+    pub body: Rect,
+}
+
+impl TopView {
+    /// The view over its first sample.
+    pub fn new(start: TopStart) -> TopView {
+        let mut v = TopView {
+            select: start.select,
+            pss: start.pss,
+            tracker: Tracker::new(),
+            rows: Vec::new(),
+            shown: Vec::new(),
+            sort: start.sort,
+            reverse: start.reverse,
+            filter: start.filter,
+            editing: false,
+            paused: false,
+            delay: start.delay,
+            due: Instant::now() + start.delay,
+            selected: 0,
+            selected_pid: None,
+            offset: 0,
+            body: Rect::default(),
+        };
+        v.take(start.first);
+        v
+    }
+
+    /// Takes in a new sample.
+    pub fn take(&mut self, procs: Vec<Proc>) {
+        self.rows = self.tracker.update(procs);
+        self.resort();
+    }
+
+    /// How many samples were taken.
+    pub fn samples(&self) -> u64 {
+        self.tracker.samples()
+    }
+
+    /// Sorts and filters again, keeping the selected process selected.
+    pub fn resort(&mut self) {
+        top::sort(&mut self.rows, self.sort, self.reverse);
+        self.shown = (0..self.rows.len())
+            .filter(|&i| self.rows[i].proc.matches(&self.filter))
+            .collect();
+        if let Some(key) = self.selected_pid {
+            if let Some(i) = self
+                .shown
+                .iter()
+                .position(|&i| (self.rows[i].proc.pid, self.rows[i].proc.start_time) == key)
+            {
+                self.selected = i;
+            }
+        }
+        self.selected = self.selected.min(self.shown.len().saturating_sub(1));
+    }
+
+    /// The selected row.
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.shown.get(self.selected).map(|&i| &self.rows[i])
+    }
+
+    /// The rows shown, in order.
+    pub fn shown_rows(&self) -> impl Iterator<Item = &Row> {
+        self.shown.iter().map(|&i| &self.rows[i])
+    }
+
+    /// Whether a refresh is due at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        !self.paused && now >= self.due
+    }
+
+    /// Moves the selection by a key (Up, Down, a page, the ends).
+    pub fn move_key(&mut self, code: KeyCode) {
+        let last = self.shown.len().saturating_sub(1);
+        let page = self.body.height.max(1) as usize;
+        self.selected = match code {
+            KeyCode::Down | KeyCode::Char('j') => (self.selected + 1).min(last),
+            KeyCode::Up | KeyCode::Char('k') => self.selected.saturating_sub(1),
+            KeyCode::PageDown => (self.selected + page).min(last),
+            KeyCode::PageUp => self.selected.saturating_sub(page),
+            KeyCode::Home => 0,
+            KeyCode::End => last,
+            _ => self.selected,
+        };
+        self.remember();
+    }
+
+    /// The first row on screen.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Moves the selection by `delta` rows (the mouse wheel).
+    pub fn move_by(&mut self, delta: isize) {
+        let last = self.shown.len().saturating_sub(1) as isize;
+        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+        self.remember();
+    }
+
+    fn remember(&mut self) {
+        self.selected_pid = self.selected_row().map(|r| (r.proc.pid, r.proc.start_time));
+    }
+
+    /// Sorts by the next (or previous) column; sorting goes back to the top.
+    pub fn step_sort(&mut self, back: bool) {
+        self.sort = self.sort.step(back);
+        // PSS columns are not shown without --pss.
+        while !self.pss && self.sort.metric() == Some(Metric::Pss) {
+            self.sort = self.sort.step(back);
+        }
+        self.reverse = false;
+        self.back_to_first_row();
+    }
+
+    /// Reverses the sort.
+    pub fn flip(&mut self) {
+        self.reverse = !self.reverse;
+        self.back_to_first_row();
+    }
+
+    fn back_to_first_row(&mut self) {
+        self.selected_pid = None;
+        self.selected = 0;
+        self.offset = 0;
+        self.resort();
+    }
+
+    /// A key while the filter prompt is open: typing edits the filter (it
+    /// applies as it is typed), Enter keeps it, Esc clears it, Ctrl+U
+    /// empties the line.
+    pub fn on_filter_key(&mut self, k: KeyEvent) {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        match k.code {
+            KeyCode::Enter => self.editing = false,
+            KeyCode::Esc => {
+                self.editing = false;
+                self.filter.clear();
+            }
+            KeyCode::Char('u') if ctrl => self.filter.clear(),
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Char(c) if !ctrl => self.filter.push(c),
+            _ => return,
+        }
+        self.back_to_first_row();
+    }
+
+    /// The status line's text when no message is shown.
+    pub fn status(&self) -> String {
+        if self.editing {
+            format!(
+                " Filter: {}▏  (name, command, user, container or PID; Enter keeps, Esc clears)",
+                self.filter
+            )
+        } else {
+            " ?:help <>:sort r:reverse /:filter Space:pause Enter:open q:quit".to_string()
+        }
+    }
+
+    /// Draws the view over `area` (the status line below is the app's).
+    pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, units: Units) {
+        if area.height < 3 || area.width < 10 {
+            return;
+        }
+        let bold = Style::default().add_modifier(Modifier::BOLD);
+        let what = match &self.select {
+            Select::All => "every process".to_string(),
+            Select::Cgroup(c) => format!("cgroup {}", escape(c)),
+            Select::Container(n) => format!("container {}", escape(n)),
+        };
+        let state = if self.paused {
+            "PAUSED".to_string()
+        } else if self.samples() < 2 {
+            "first sample: growth shows at the next refresh".to_string()
+        } else {
+            format!("every {}", secs(self.delay))
+        };
+        let mut title = vec![
+            Span::styled("vmmap top", bold),
+            Span::raw(format!(
+                " — {what}: {} of {} processes, {state}",
+                self.shown.len(),
+                self.rows.len()
+            )),
+        ];
+        if !self.filter.is_empty() {
+            title.push(Span::raw(format!(", filter “{}”", escape(&self.filter))));
+        }
+        f.render_widget(
+            Paragraph::new(Line::from(title)),
+            Rect { height: 1, ..area },
+        );
+        let dir = if self.reverse { "▲" } else { "▼" };
+        // The interval the growth is over, as it was (the first may be
+        // longer than the delay, a loaded machine's too).
+        let over = self
+            .rows
+            .iter()
+            .map(|r| r.interval)
+            .find(|&i| i > 0.0)
+            .map_or_else(|| secs(self.delay), |i| format!("{i:.1}s"));
+        let legend = format!(
+            "Sort: {} {dir}   + growth in the last {over}, Σ since start",
+            label(self.sort),
+        );
+        f.render_widget(
+            Paragraph::new(legend),
+            Rect {
+                y: area.y + 1,
+                height: 1,
+                ..area
+            },
+        );
+        let ns = self.shown_rows().any(|r| r.proc.ns_pid.is_some());
+        let containers = self.shown_rows().any(|r| r.proc.container.is_some());
+        // The columns that fit, by importance, then in screen order.
+        let mut cols = Vec::new();
+        let mut used = 0u16;
+        for c in by_importance(ns, containers, self.pss) {
+            if used + c.width() < area.width {
+                used += c.width() + 1;
+                cols.push(c);
+            }
+        }
+        cols.sort_by_key(|c| position(*c));
+        let spare = area.width.saturating_sub(used);
+        let width = |c: Col| {
+            if c == Col::Command {
+                c.width() + spare
+            } else {
+                c.width()
+            }
+        };
+        let mut head = String::new();
+        for &c in &cols {
+            let mut h = c.header();
+            // The arrow goes on the side away from the figures, so that a
+            // header stays over its column.
+            if c.sort() == Some(self.sort) {
+                h = if c.right() {
+                    format!("{dir}{h}")
+                } else {
+                    format!("{h}{dir}")
+                };
+            }
+            head.push_str(&cell(&h, width(c), c.right()));
+            head.push(' ');
+        }
+        let table = Rect {
+            y: area.y + 2,
+            height: area.height - 2,
+            ..area
+        };
+        f.render_widget(
+            Paragraph::new(head).style(bold.add_modifier(Modifier::REVERSED)),
+            Rect { height: 1, ..table },
+        );
+        self.body = Rect {
+            y: table.y + 1,
+            height: table.height - 1,
+            ..table
+        };
+        let h = self.body.height as usize;
+        if self.selected < self.offset {
+            self.offset = self.selected;
+        } else if h > 0 && self.selected >= self.offset + h {
+            self.offset = self.selected + 1 - h;
+        }
+        if self.shown.is_empty() {
+            let why = if self.rows.is_empty() {
+                "No process is selected".to_string()
+            } else {
+                format!(
+                    "No process matches “{}” (Esc clears it)",
+                    escape(&self.filter)
+                )
+            };
+            f.render_widget(
+                Paragraph::new(why),
+                Rect {
+                    height: 1,
+                    ..self.body
+                },
+            );
+            return;
+        }
+        let lines: Vec<Line<'_>> = self
+            .shown
+            .iter()
+            .enumerate()
+            .skip(self.offset)
+            .take(h)
+            .map(|(k, &i)| {
+                let r = &self.rows[i];
+                let mut text = String::new();
+                for &c in &cols {
+                    text.push_str(&cell(&value(r, c, units), width(c), c.right()));
+                    text.push(' ');
+                }
+                let style = if k == self.selected {
+                    Style::default().add_modifier(Modifier::REVERSED)
+                } else {
+                    Style::default()
+                };
+                Line::styled(text, style)
+            })
+            .collect();
+        f.render_widget(Paragraph::new(lines), self.body);
+    }
+}
+
+/// `1s`, `0.5s`.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// `text` in `width` cells: cut with `…` when longer, padded otherwise.
+fn cell(text: &str, width: u16, right: bool) -> String {
+    let w = width as usize;
+    let n = text.chars().count();
+    if n > w {
+        let mut s: String = text.chars().take(w.saturating_sub(1)).collect();
+        s.push('…');
+        s
+    } else if right {
+        format!("{text:>w$}")
+    } else {
+        format!("{text:<w$}")
+    }
+}
+
+/// A signed size in the chosen units: `+1.0M`, `-4K`, blank for zero.
+fn signed(v: i64, units: Units) -> String {
+    let s = units.format(v.unsigned_abs());
+    match v {
+        0 => String::new(),
+        v if v > 0 => format!("+{s}"),
+        _ => format!("-{s}"),
+    }
+}
+
+fn value(r: &Row, c: Col, units: Units) -> String {
+    let p = &r.proc;
+    match c {
+        Col::Pid => p.pid.to_string(),
+        Col::NsPid => p.ns_pid.map_or_else(String::new, |n| n.to_string()),
+        Col::User => escape(&p.user).into_owned(),
+        Col::Name => escape(&p.name).into_owned(),
+        Col::Container => p
+            .container
+            .as_ref()
+            .map_or_else(String::new, |c| escape(&c.label()).into_owned()),
+        Col::Command => escape(&p.cmdline).into_owned(),
+        Col::Figure(Column::Value(m)) => {
+            let f = &p.figures;
+            let v = match m {
+                Metric::Private => Some(f.private),
+                Metric::Ws => Some(f.ws),
+                Metric::Pss => f.pss,
+                Metric::Swap => Some(f.swap),
+            };
+            v.map_or_else(|| "n/a".into(), |v| units.format(v))
+        }
+        Col::Figure(Column::Growth(m)) => r
+            .growth
+            .of(m)
+            .map_or_else(|| "n/a".into(), |v| signed(v, units)),
+        Col::Figure(Column::SinceStart(m)) => r
+            .since_start
+            .of(m)
+            .map_or_else(|| "n/a".into(), |v| signed(v, units)),
+        Col::Figure(Column::Pid | Column::Name) => String::new(),
+    }
+}

@@ -6,10 +6,11 @@ use std::process::{Command, Stdio};
 use crate::util::{require_tool, vmmap, vmmap_ok, TempDir};
 
 /// Every subcommand, as the user types it.
-const SUBCOMMANDS: [&str; 20] = [
+const SUBCOMMANDS: [&str; 21] = [
     "ps",
     "top",
     "run",
+    "attach",
     "trace",
     "strings",
     "find",

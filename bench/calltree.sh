@@ -10,8 +10,14 @@
 #   calltree-xthread  xthread_bench 400000 (bench/xthread_bench.cpp):
 #                     7.2 million operations over 5 threads, every block
 #                     freed by another thread than the one that allocated it
-# One line per workload:
-#   RATIO bench=calltree vmmap_s=0.70 heaptrack_print_s=2.00 time_ratio=0.35 vmmap_peak_mib=50 heaptrack_print_peak_mib=56
+# Each round runs both commands one after the other (vmmap first); times,
+# CPU (user + system) and peak RSS are taken in every round and their
+# medians reported. One line per workload, and both again at the end:
+#   RATIO bench=calltree vmmap_s=0.70 heaptrack_print_s=2.00 time_ratio=0.35 cpu_ratio=0.60 vmmap_peak_mib=50 heaptrack_print_peak_mib=56
+# time_ratio is the median of the rounds' ratios; cpu_ratio the ratio of
+# the median CPU times. vmmap reads a trace on three threads (file,
+# decoding, counting), heaptrack_print on one, so on a busy machine the
+# wall-time ratio rises towards the CPU ratio.
 # Targets: time ratio <= 0.5, vmmap peak <= 64 MiB; a miss prints WARNING
 # (exit status stays 0). The symbol cache is not used (--no-symbol-cache):
 # every run symbolises from scratch, as a first open does.
@@ -43,44 +49,55 @@ workload() {
     echo "== $name: analysing (hyperfine, $RUNS rounds of one run each, after a warm-up round)"
     # Rounds, not blocks of runs of one command: the ratio is taken within each
     # round, so a drift in the machine's speed does not count as a difference.
-    cmds=(-n vmmap "$VMMAP trace $OUT/$name.vmmap calltree --no-symbol-cache"
-          -n heaptrack_print "heaptrack_print $HT")
-    hyperfine -N --runs 1 --output null "${cmds[@]}" >/dev/null 2>&1
-    rm -f "$OUT"/$name.round*.json
+    # /usr/bin/time records each run's peak RSS (its own cost, a fork and a
+    # wait, is the same for both commands).
+    run_round() {
+        local r=$1
+        shift
+        hyperfine -N --runs 1 --output null "$@" \
+            -n vmmap "/usr/bin/time -f %M -o $OUT/$name.peak.vmmap.$r $VMMAP trace $OUT/$name.vmmap calltree --no-symbol-cache" \
+            -n heaptrack_print "/usr/bin/time -f %M -o $OUT/$name.peak.heaptrack_print.$r heaptrack_print $HT" >/dev/null 2>&1
+    }
+    run_round 0
+    rm -f "$OUT"/$name.round*.json "$OUT"/$name.peak.*
     for r in $(seq 1 "$RUNS"); do
-        hyperfine -N --runs 1 --export-json "$OUT/$name.round$r.json" --output null "${cmds[@]}" >/dev/null 2>&1
+        run_round "$r" --export-json "$OUT/$name.round$r.json"
     done
-    peak() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-    vpeak=$(peak "$VMMAP" trace "$OUT/$name.vmmap" calltree --no-symbol-cache)
-    hpeak=$(peak heaptrack_print "$HT")
-    python3 - "$OUT" "$RUNS" "$vpeak" "$hpeak" "$name" <<'PY'
+    python3 - "$OUT" "$RUNS" "$name" <<'PY' | tee -a "$OUT/summary.txt"
 import json, statistics, sys
+out, runs, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rounds = []
-for r in range(1, int(sys.argv[2]) + 1):
-    res = json.load(open(f"{sys.argv[1]}/{sys.argv[5]}.round{r}.json"))["results"]
+for r in range(1, runs + 1):
+    res = json.load(open(f"{out}/{name}.round{r}.json"))["results"]
     rounds.append({x["command"]: (x["times"][0], x["user"] + x["system"]) for x in res})
+def peak(cmd):
+    kib = [int(open(f"{out}/{name}.peak.{cmd}.{r}").read().split()[-1]) for r in range(1, runs + 1)]
+    return statistics.median(kib) / 1024
 v = statistics.median(x["vmmap"][0] for x in rounds)
 h = statistics.median(x["heaptrack_print"][0] for x in rounds)
 vc = statistics.median(x["vmmap"][1] for x in rounds)
 hc = statistics.median(x["heaptrack_print"][1] for x in rounds)
 ratios = [x["vmmap"][0] / x["heaptrack_print"][0] for x in rounds]
 ratio = statistics.median(ratios)
-vp, hp = int(sys.argv[3]) / 1024, int(sys.argv[4]) / 1024
+vp, hp = peak("vmmap"), peak("heaptrack_print")
 print(f"  vmmap trace calltree  {v:6.3f} s wall  {vc:6.3f} s cpu  {vp:6.1f} MiB peak")
 print(f"  heaptrack_print       {h:6.3f} s wall  {hc:6.3f} s cpu  {hp:6.1f} MiB peak")
 print(f"  time ratio per round: {' '.join(f'{r:.2f}' for r in ratios)}")
-print(f"RATIO bench={sys.argv[5]} vmmap_s={v:.3f} heaptrack_print_s={h:.3f} time_ratio={ratio:.2f} "
+print(f"RATIO bench={name} vmmap_s={v:.3f} heaptrack_print_s={h:.3f} time_ratio={ratio:.2f} "
       f"cpu_ratio={vc / hc:.2f} vmmap_peak_mib={vp:.0f} heaptrack_print_peak_mib={hp:.0f}")
 if ratio > 0.5:
-    print(f"WARNING: {sys.argv[5]}: time ratio {ratio:.2f} is over the 0.5 target")
+    print(f"WARNING: {name}: time ratio {ratio:.2f} is over the 0.5 target")
 if vp > 64:
-    print(f"WARNING: {sys.argv[5]}: peak {vp:.0f} MiB is over the 64 MiB target")
+    print(f"WARNING: {name}: peak {vp:.0f} MiB is over the 64 MiB target")
 PY
 }
 
+rm -f "$OUT/summary.txt"
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = calltree ]; then
     workload calltree "$OUT/alloc_bench 10000000 2 4096 q"
 fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = calltree-xthread ]; then
     workload calltree-xthread "$OUT/xthread_bench 400000"
 fi
+echo "== both workloads"
+grep -E '^(RATIO|WARNING)' "$OUT/summary.txt"

@@ -3,7 +3,6 @@
 //! number of live blocks.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 
 use super::decode::{Decoder, Event, Record, TraceError, TraceInfo};
 
@@ -89,36 +88,52 @@ struct Block {
     stack: u32,
 }
 
-/// A hasher for the few blocks [`LiveMap`] keeps apart.
+/// A hasher for the pages and the few blocks [`LiveMap`] keeps apart.
 type Fast = foldhash::fast::FixedState;
 
-/// The live blocks by address. A program that keeps a million blocks
-/// alive (a queue between threads) made the map of live blocks the
-/// analysis' cost: with a random hash every allocation and free missed
-/// the cache, three fifths of the time, and the map with its growth took
-/// 80 of 110 MB. Here addresses close together land close together (see
-/// [`AddrHasher`]), a block takes one word beside its address, and the
-/// map is split by address into shards that grow one at a time.
+/// The live blocks by address, grouped by 4 KiB page of address space.
+/// A program that keeps a million blocks alive (a queue between threads)
+/// made the map of live blocks the analysis' cost: one hash entry per
+/// block missed the cache on most allocations and frees, even with a hash
+/// that kept neighbours together. Allocations and frees close in time are
+/// mostly close in address, so here a lookup finds the page (few pages
+/// are busy at once, so their entries stay in the cache) and scans the
+/// page's short array of offsets. A block takes ten bytes: its offset in
+/// the page and one word for its size and stack. Hand-written: no crate
+/// keeps a map in this layout.
+#[derive(Default)]
 struct LiveMap {
-    shards: Vec<HashMap<u64, u64, AddrHash>>,
+    pages: HashMap<u64, Page, Fast>,
+    /// Emptied pages, kept for their arrays (pages fill and empty as the
+    /// heap is reused).
+    spare: Vec<Page>,
+    len: usize,
     /// Blocks whose size or stack does not fit in a word (marked [`BIG`]
-    /// in their shard).
+    /// in their page).
     big: HashMap<u64, Block, Fast>,
 }
 
-const SHARDS: usize = 16;
-/// The shard's mark of a block kept in [`LiveMap::big`].
-const BIG: u64 = u64::MAX;
-const SIZE_BITS: u32 = 40;
+/// The blocks of one page: offsets and packed blocks, index for index.
+#[derive(Default)]
+struct Page {
+    offsets: Vec<u16>,
+    blocks: Vec<u64>,
+}
 
-impl Default for LiveMap {
-    fn default() -> Self {
-        LiveMap {
-            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
-            big: HashMap::default(),
-        }
+impl Page {
+    #[inline(always)]
+    fn find(&self, offset: u16) -> Option<usize> {
+        self.offsets.iter().position(|&o| o == offset)
     }
 }
+
+const PAGE_SHIFT: u32 = 12;
+/// Emptied pages kept for reuse: enough for the pages of a busy heap that
+/// come and go, few enough that their arrays do not add up.
+const SPARE_PAGES: usize = 1024;
+/// The page's mark of a block kept in [`LiveMap::big`].
+const BIG: u64 = u64::MAX;
+const SIZE_BITS: u32 = 40;
 
 /// A block in one word: size in the low 40 bits (up to 1 TiB), stack id
 /// above (up to 2^24 - 2); None when it does not fit.
@@ -134,81 +149,77 @@ fn unpack(v: u64) -> Block {
     }
 }
 
-impl LiveMap {
-    /// Shards by 64 KiB of address space: blocks close together share one.
-    fn shard(&mut self, ptr: u64) -> &mut HashMap<u64, u64, AddrHash> {
-        &mut self.shards[(ptr >> 16) as usize % SHARDS]
-    }
+/// A block's page and its offset in the page.
+#[inline(always)]
+fn split(ptr: u64) -> (u64, u16) {
+    (ptr >> PAGE_SHIFT, (ptr & ((1 << PAGE_SHIFT) - 1)) as u16)
+}
 
+impl LiveMap {
     /// Inserts a block; returns the one that was at that address.
     fn insert(&mut self, ptr: u64, b: Block) -> Option<Block> {
-        let (old, big) = match pack(b) {
-            Some(v) => (self.shard(ptr).insert(ptr, v), None),
-            None => (self.shard(ptr).insert(ptr, BIG), self.big.insert(ptr, b)),
+        let v = pack(b).unwrap_or(BIG);
+        let big = if v == BIG {
+            self.big.insert(ptr, b)
+        } else {
+            None
+        };
+        let (page, offset) = split(ptr);
+        let spare = &mut self.spare;
+        let p = self
+            .pages
+            .entry(page)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        let old = match p.find(offset) {
+            Some(i) => Some(std::mem::replace(&mut p.blocks[i], v)),
+            None => {
+                p.offsets.push(offset);
+                p.blocks.push(v);
+                self.len += 1;
+                None
+            }
         };
         match old {
-            Some(BIG) if big.is_none() => self.big.remove(&ptr),
+            Some(BIG) if v != BIG => self.big.remove(&ptr),
             Some(BIG) => big,
             old => old.map(unpack),
         }
     }
 
     fn remove(&mut self, ptr: u64) -> Option<Block> {
-        match self.shard(ptr).remove(&ptr)? {
+        let (page, offset) = split(ptr);
+        let p = self.pages.get_mut(&page)?;
+        let i = p.find(offset)?;
+        p.offsets.swap_remove(i);
+        let v = p.blocks.swap_remove(i);
+        self.len -= 1;
+        if p.offsets.is_empty() {
+            if let Some(p) = self.pages.remove(&page) {
+                if self.spare.len() < SPARE_PAGES {
+                    self.spare.push(p);
+                }
+            }
+        }
+        match v {
             BIG => self.big.remove(&ptr),
             v => Some(unpack(v)),
         }
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(HashMap::len).sum()
+        self.len
     }
 
     fn iter(&self) -> impl Iterator<Item = (u64, Block)> + '_ {
-        self.shards.iter().flatten().map(|(&p, &v)| match v {
-            BIG => (p, self.big[&p]),
-            v => (p, unpack(v)),
+        self.pages.iter().flat_map(move |(&page, p)| {
+            p.offsets.iter().zip(&p.blocks).map(move |(&o, &v)| {
+                let ptr = page << PAGE_SHIFT | u64::from(o);
+                match v {
+                    BIG => (ptr, self.big[&ptr]),
+                    v => (ptr, unpack(v)),
+                }
+            })
         })
-    }
-}
-
-/// Hashes a heap address so that the addresses of one 4 KiB stretch of
-/// heap fill one run of 256 neighbouring slots (allocations and frees
-/// close in time are mostly close in address, so they meet the same
-/// cache lines), while the stretches themselves are spread at random
-/// (no clustering, whatever the program's strides). The bits that pick
-/// the shard are left out, and the low bits go to the top seven, which
-/// the table compares before keys. Hand-written: it exists for this
-/// layout of [`LiveMap`].
-#[derive(Clone, Copy, Default)]
-struct AddrHash;
-
-impl BuildHasher for AddrHash {
-    type Hasher = AddrHasher;
-    fn build_hasher(&self) -> AddrHasher {
-        AddrHasher(0)
-    }
-}
-
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, a: u64) {
-        self.0 = a;
-    }
-
-    fn finish(&self) -> u64 {
-        let x = self.0 >> 4;
-        let y = (x & 0xfff) | ((x >> 16) << 12);
-        let m = u128::from(y >> 8) * 0x9E37_79B9_7F4A_7C15;
-        let mixed = (m as u64) ^ ((m >> 64) as u64);
-        ((mixed << 8) | (y & 0xff)) ^ ((y & 0x7f) << 57)
     }
 }
 
@@ -606,6 +617,36 @@ mod tests {
             (0, Event::Free { ptr: 0x10 }),
         ];
         assert_eq!(temporary(v), 1);
+    }
+
+    /// Blocks of one page and of neighbouring pages are told apart by
+    /// their whole address; a page emptied by frees is taken by new blocks.
+    #[test]
+    fn live_blocks_share_pages_and_pages_are_reused() {
+        let b = |size| Block { size, stack: 1 };
+        let mut m = LiveMap::default();
+        let ptrs: Vec<u64> = (0..600u64).map(|i| 0x7f00_0000_0000 + i * 24).collect();
+        for &p in &ptrs {
+            assert!(m.insert(p, b(p & 0xffff)).is_none());
+        }
+        assert_eq!(m.len(), 600);
+        // Free every other block, then the rest backwards.
+        for &p in ptrs.iter().step_by(2) {
+            assert_eq!(m.remove(p).unwrap().size, p & 0xffff);
+            assert!(m.remove(p).is_none());
+        }
+        for &p in ptrs.iter().skip(1).step_by(2).rev() {
+            assert_eq!(m.remove(p).unwrap().size, p & 0xffff);
+        }
+        assert_eq!((m.len(), m.pages.len(), m.iter().count()), (0, 0, 0));
+        assert!(m.insert(0x10, b(7)).is_none());
+        assert!(m.insert(0x1010, b(8)).is_none());
+        assert_eq!(m.remove(0x1010).unwrap().size, 8);
+        assert!(m.remove(0x2010).is_none());
+        assert_eq!(
+            m.iter().map(|(p, b)| (p, b.size)).collect::<Vec<_>>(),
+            vec![(0x10, 7)]
+        );
     }
 
     /// Blocks too large for a word, or of a stack id past 24 bits, are

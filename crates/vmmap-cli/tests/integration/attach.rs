@@ -386,12 +386,25 @@ fn redis_under_load_keeps_answering_after_an_attach() {
     let server = require_tool("/usr/bin/redis-server", "redis-server");
     let bench = require_tool("/usr/bin/redis-benchmark", "redis-tools");
     let cli = require_tool("/usr/bin/redis-cli", "redis-tools");
-    let port = "7391";
+    // A port of its own: a fixed one meets another run's server.
+    let port = crate::real_programs::free_port().to_string();
+    let port = port.as_str();
     let mut srv = Command::new(server)
-        .args(["--port", port, "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    // The server must not outlive a failed assertion.
+    let srv = Killed(&mut srv);
     let start = Instant::now();
     while !Command::new(&cli)
         .args(["-p", port, "ping"])
@@ -412,7 +425,7 @@ fn redis_under_load_keeps_answering_after_an_attach() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let file = tmp("attach-redis.vmmap");
-    let o = attach(srv.id() as i32, &file, &["--duration", "1s"]);
+    let o = attach(srv.0.id() as i32, &file, &["--duration", "1s"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(load.wait().unwrap().success());
     let set = Command::new(&cli)
@@ -426,7 +439,7 @@ fn redis_under_load_keeps_answering_after_an_attach() {
     let _ = Command::new(&cli)
         .args(["-p", port, "shutdown", "nosave"])
         .output();
-    let _ = srv.wait();
+    drop(srv);
     assert_eq!(String::from_utf8_lossy(&set.stdout).trim(), "OK");
     assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v");
     // jemalloc's allocations went through the hooks.
@@ -469,4 +482,15 @@ fn a_process_that_cannot_see_the_agent_is_refused_until_a_copy_is_there() {
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
     assert!(child.wait().unwrap().success());
     assert!(rest.contains("checksum "), "{rest}");
+}
+
+/// Kills and reaps the child when dropped, so a failed assertion leaves
+/// no server behind.
+struct Killed<'a>(&'a mut std::process::Child);
+
+impl Drop for Killed<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

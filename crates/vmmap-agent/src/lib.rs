@@ -322,10 +322,26 @@ fn start() {
     PID.store(sys::getpid(), Relaxed);
     unwind::rebuild_modules();
     writer::hello();
-    // SAFETY: the handlers are plain functions that stay loaded (nobody
-    // dlcloses a preloaded object). The heap's come first: a child's
-    // handlers run in the order they were registered, and fork_child
-    // allocates.
+    // SAFETY: nobody dlcloses a preloaded object, so the handlers stay
+    // loaded; at_exit is a plain function too.
+    unsafe {
+        fork_handlers();
+        libc::atexit(at_exit);
+    }
+    if writer::start() {
+        ACTIVE.store(true, Release);
+    }
+}
+
+/// Registers the fork handlers: the private heap's first (a child's
+/// handlers run in the order they were registered, and `fork_child`
+/// allocates), then the trace's own.
+///
+/// # Safety
+/// The agent must stay loaded for the life of the process: the handlers
+/// are its functions.
+unsafe fn fork_handlers() {
+    // SAFETY: plain functions, loaded for as long as the caller promises.
     unsafe {
         libc::pthread_atfork(
             Some(heap::before_fork),
@@ -333,10 +349,6 @@ fn start() {
             Some(heap::after_fork),
         );
         libc::pthread_atfork(None, None, Some(fork_child));
-        libc::atexit(at_exit);
-    }
-    if writer::start() {
-        ACTIVE.store(true, Release);
     }
 }
 
@@ -358,14 +370,7 @@ fn attach_key() -> bool {
     KEY.store(key, Relaxed);
     // SAFETY: as in start(); the agent stays loaded (nothing dlcloses it:
     // vmmap never does, and its handle is vmmap's alone).
-    unsafe {
-        libc::pthread_atfork(
-            Some(heap::before_fork),
-            Some(heap::after_fork),
-            Some(heap::after_fork),
-        );
-        libc::pthread_atfork(None, None, Some(fork_child));
-    }
+    unsafe { fork_handlers() };
     KEY_MADE.store(true, SeqCst);
     true
 }

@@ -2,8 +2,7 @@
 //! (`vmmap_trace::attach`), into the native format of `vmmap run`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::{self, Options};
@@ -62,14 +61,7 @@ pub fn attach(a: &AttachArgs, proc_root: &Path) -> Result<(), Failure> {
         .proc_root(proc_root)
         .ptrace(false)
         .read_memory(true);
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGQUIT,
-    ] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
-    }
+    let interrupted = crate::stop::on_stop_signals();
     let config = match a.unwind {
         Unwind::Fp => "unwind=fp",
         Unwind::Dwarf => "unwind=dwarf",

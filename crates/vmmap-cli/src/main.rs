@@ -26,6 +26,7 @@ mod run;
 mod serve;
 mod show;
 mod snapshot;
+mod stop;
 mod strings;
 mod target;
 mod timeline;

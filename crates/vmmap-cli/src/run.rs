@@ -3,8 +3,7 @@
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::Options;
@@ -84,14 +83,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     };
     // Ctrl+C reaches the program (same process group); vmmap waits for it
     // to end and closes the file.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGQUIT,
-    ] {
-        let _ = signal_hook::flag::register(sig, Arc::clone(&interrupted));
-    }
+    let interrupted = crate::stop::on_stop_signals();
     // Followed children write files of their own next to the main one:
     // what is there before the run is not theirs.
     let before = if a.follow_forks {

@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn signed_sizes() {
         assert_eq!(super::signed(0, false), "0");
-        assert_eq!(super::signed(4096, false), "+4.0K");
+        assert_eq!(super::signed(4096, false), "+4K");
         assert_eq!(super::signed(-4096, true), "-4096");
     }
 }

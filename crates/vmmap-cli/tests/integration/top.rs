@@ -142,7 +142,10 @@ fn top_once_json_puts_the_fastest_grower_first_with_its_growth_right_to_a_page_a
         assert_eq!(r["since_start"]["private"], r["growth"]["private"]);
         assert!(r["figures"]["pss"].as_u64().is_some());
         let pss = r["per_second"]["pss"].as_i64().expect("PSS growth");
-        assert!((pss - g.rate as i64).abs() <= 4096 * 2, "PSS grows {pss}");
+        // PSS also moves when other processes start or end sharing the
+        // fixture's libraries (the other tests run beside this one): a
+        // looser bound than Private's, still far below the rate.
+        assert!((pss - g.rate as i64).abs() <= 4096 * 8, "PSS grows {pss}");
     }
     // The text table: same order, the growth column signed.
     let text = vmmap_ok(&["top", "--once", "-d", "1s", "--filter", "growjson"]);

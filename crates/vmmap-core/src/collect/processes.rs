@@ -58,14 +58,7 @@ pub struct ProcessEntry {
 /// left out), sorted by PID.
 pub fn list_processes(root: &Path) -> Result<Vec<ProcessEntry>> {
     let mut out = Vec::new();
-    let rd = std::fs::read_dir(root).map_err(|e| Error::Io {
-        path: root.to_path_buf(),
-        source: e,
-    })?;
-    let mut pids: Vec<u32> = rd
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    pids.sort_unstable();
+    let pids = pids(root)?;
     let mut users = std::collections::HashMap::new();
     for pid in pids {
         // A process may exit at any point here; it is then simply left out.
@@ -112,6 +105,20 @@ pub fn list_processes(root: &Path) -> Result<Vec<ProcessEntry>> {
         });
     }
     Ok(out)
+}
+
+/// The PIDs under a proc root, in order (its other entries are not
+/// processes).
+pub(crate) fn pids(root: &Path) -> Result<Vec<u32>> {
+    let rd = std::fs::read_dir(root).map_err(|e| Error::Io {
+        path: root.to_path_buf(),
+        source: e,
+    })?;
+    let mut pids: Vec<u32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
 }
 
 /// Finds the process called `name`: its command name, the file name of its

@@ -14,7 +14,7 @@ use std::time::Instant;
 use super::privilege::user_name;
 use super::procdir::ProcDir;
 use crate::container::{self, Container};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::proc::{cmdline, rollup, smaps::Field, stat, status};
 use crate::top::{Figures, Proc};
 
@@ -122,14 +122,7 @@ impl Sampler {
     /// while it is read is left out; one whose smaps_rollup cannot be read
     /// (another user's, without privilege) has no PSS.
     pub fn sample(&mut self) -> Result<Vec<Proc>> {
-        let rd = std::fs::read_dir(&self.root).map_err(|e| Error::Io {
-            path: self.root.clone(),
-            source: e,
-        })?;
-        let mut pids: Vec<u32> = rd
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        pids.sort_unstable();
+        let pids = super::processes::pids(&self.root)?;
         let mut out = Vec::new();
         let mut fixed = HashMap::with_capacity(self.fixed.len());
         for pid in pids {

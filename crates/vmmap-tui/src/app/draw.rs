@@ -65,13 +65,14 @@ impl App {
                     Some(m) if !t.editing => format!(" {}", Escaped(m)),
                     _ => t.status(),
                 };
-                f.render_widget(
-                    Paragraph::new(status).style(Style::default().add_modifier(Modifier::REVERSED)),
+                status_line(
+                    f,
                     Rect {
                         y: area.y + h,
                         height: 1,
                         ..area
                     },
+                    status,
                 );
             }
             _ => {
@@ -91,13 +92,14 @@ impl App {
                     _ => " F1:help  Enter:open  Ins:mark  Tab:sort  Ctrl+U:clear filter  F2:launch  F5:refresh  Esc:quit"
                         .to_string(),
                 };
-                f.render_widget(
-                    Paragraph::new(status).style(Style::default().add_modifier(Modifier::REVERSED)),
+                status_line(
+                    f,
                     Rect {
                         y: area.y + h,
                         height: 1,
                         ..area
                     },
+                    status,
                 );
             }
         }
@@ -196,6 +198,14 @@ impl App {
 
 /// Draws a text overlay (the changes, the combined report) scrolled by
 /// `s` lines but never past the last page; returns the scroll used.
+/// The reversed line at the foot of a screen: its keys or its message.
+fn status_line(f: &mut Frame<'_>, line: Rect, text: String) {
+    f.render_widget(
+        Paragraph::new(text).style(Style::default().add_modifier(Modifier::REVERSED)),
+        line,
+    );
+}
+
 fn draw_text(f: &mut Frame<'_>, area: Rect, title: &str, text: &[String], s: u16) -> u16 {
     let r = inset(area, 2, 1);
     f.render_widget(Clear, r);

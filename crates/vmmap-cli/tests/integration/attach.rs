@@ -20,6 +20,8 @@ struct Workers {
 }
 
 fn workers(bin: &PathBuf, iterations: &str) -> Workers {
+    // vmmap attach loads the agent from beside itself: build it first.
+    crate::trace::agent();
     let mut child = Command::new(bin)
         .arg(iterations)
         .stdout(Stdio::piped())
@@ -56,6 +58,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn attach(pid: i32, file: &PathBuf, extra: &[&str]) -> std::process::Output {
+    crate::trace::agent();
     let mut cmd = Command::new(VMMAP);
     cmd.arg("attach")
         .arg(pid.to_string())
@@ -451,8 +454,7 @@ fn redis_under_load_keeps_answering_after_an_attach() {
 fn a_process_that_cannot_see_the_agent_is_refused_until_a_copy_is_there() {
     let unshare = require_tool("unshare", "util-linux");
     let bin = compile("attach_workers");
-    let agent = PathBuf::from(VMMAP).with_file_name("libvmmap_agent.so");
-    assert!(agent.is_file(), "{} not built", agent.display());
+    let agent = crate::trace::agent();
     let dir = agent.parent().unwrap().to_str().unwrap().to_string();
     // A mount namespace of its own where the agent's directory is an empty
     // tmpfs (so a copy put there is seen by that process alone).

@@ -635,10 +635,12 @@ fn heap_bytes_against_pages_add_up() {
     // The same times as durations.
     assert_eq!(mallocs(&["--to", "300ms"]), 251);
     assert_eq!(mallocs(&["--from", "0.3s"]), 0);
-    // Owners of the map as recorded at a chosen time: at 0.3 s the big
+    // Owners of the map as recorded at a chosen time: at 1 s the big
     // block's mapping exists and is tied to its malloc; at 0 no map was
-    // recorded yet.
-    let r = json(&file, &["regions", "--json", "--at", "0.3"]);
+    // recorded yet. (The agent's writer records the map after a mapping
+    // changes, on its next pass: 1 s into the 1.5 s pause leaves a loaded
+    // machine time for that pass, where 0.3 s did not.)
+    let r = json(&file, &["regions", "--json", "--at", "1.0"]);
     assert!(
         r.as_array()
             .unwrap()
@@ -646,7 +648,7 @@ fn heap_bytes_against_pages_add_up() {
             .any(|m| m["first_use"]["size"] == 300_000),
         "{r:#}"
     );
-    assert_eq!(json(&file, &["regions", "--json", "--at", "300ms"]), r);
+    assert_eq!(json(&file, &["regions", "--json", "--at", "1000ms"]), r);
     let none = String::from_utf8(on_file("trace", &file, &["regions", "--at", "0"])).unwrap();
     assert!(none.starts_with("no map was recorded by then"), "{none}");
     // The HTML report of a traced run carries its call tree.

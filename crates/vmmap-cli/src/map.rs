@@ -91,6 +91,9 @@ fn write_layout(
     w: &mut impl Write,
 ) -> io::Result<()> {
     let size = |v| vmmap_core::units::size(v, exact);
+    // The header's figures are never blank: a process with nothing
+    // reserved says 0 (units::size leaves zero blank, as table cells do).
+    let figure = |v| if v == 0 { "0".to_string() } else { size(v) };
     writeln!(
         w,
         "Process:         {} ({})",
@@ -99,7 +102,7 @@ fn write_layout(
     )?;
     writeln!(w, "Regions:         {}", l.region_count)?;
     writeln!(w, "Free gaps:       {}", l.gap_count)?;
-    writeln!(w, "Free:            {}", size(l.free_bytes))?;
+    writeln!(w, "Free:            {}", figure(l.free_bytes))?;
     match l.largest_free {
         Some(f) => writeln!(
             w,
@@ -112,8 +115,8 @@ fn write_layout(
     }
     writeln!(
         w,
-        "Reserved:        {} (PROT_NONE regions)",
-        size(l.reserved_bytes)
+        "Reserved:        {} (PROT_NONE, Size minus Committed)",
+        figure(l.reserved_bytes)
     )?;
     writeln!(
         w,

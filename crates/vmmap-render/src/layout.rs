@@ -29,7 +29,7 @@ use quick_xml::Writer;
 
 use serde::Serialize;
 
-use vmmap_core::model::{MemoryType, Snapshot};
+use vmmap_core::model::{MemoryType, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
 use vmmap_core::xml::{line, text};
 
@@ -48,9 +48,12 @@ pub struct Segment {
     /// The region's type, `Free` for a gap.
     #[serde(rename = "type")]
     pub memory_type: MemoryType,
-    /// A PROT_NONE region: address space reserved, nothing usable.
+    /// PROT_NONE: address space reserved, nothing usable. A region whose
+    /// VMAs are partly PROT_NONE (an arena's tail, a Java heap beyond its
+    /// committed part) is cut into segments, one per run of either kind.
     pub reserved: bool,
-    /// Index of the region in `Snapshot::regions` (None for a gap).
+    /// Index of the region in `Snapshot::regions` (None for a gap); the
+    /// same for every segment of one region.
     pub region: Option<usize>,
     /// Where it starts on the axis, in units.
     pub pos: u64,
@@ -88,9 +91,11 @@ pub struct Layout {
     /// The largest free gap (hex `start` and `end` in JSON).
     #[serde(serialize_with = "hex_block")]
     pub largest_free: Option<FreeBlock>,
-    /// Bytes of PROT_NONE regions (reserved, unusable until mprotect).
+    /// Bytes of PROT_NONE VMAs (reserved, unusable until mprotect), in
+    /// whole regions or in parts of one: the Summary's Size minus its
+    /// Committed.
     pub reserved_bytes: u64,
-    /// Number of regions.
+    /// Number of regions (a region cut into segments counts once).
     pub region_count: usize,
 }
 
@@ -118,15 +123,30 @@ impl Layout {
             while let Some(f) = g.next_if(|f| f.start < r.start) {
                 segments.push(gap(f));
             }
-            segments.push(Segment {
-                start: r.start,
-                end: r.end,
-                memory_type: r.memory_type,
-                reserved: r.vmas().iter().all(|v| v.perms.none()),
-                region: Some(i),
-                pos: 0,
-                units: 0,
-            });
+            // One segment per run of VMAs that are all reserved or all
+            // accessible: an arena or a Java heap is one region whose
+            // PROT_NONE tail must still be drawn as reserved.
+            let vmas = r.vmas();
+            let mut k = 0;
+            while k < vmas.len() {
+                let reserved = vmas[k].perms.none();
+                let run = vmas[k..]
+                    .iter()
+                    .take_while(|v| v.perms.none() == reserved)
+                    .count();
+                let start = if k == 0 { r.start } else { vmas[k].start };
+                k += run;
+                let end = vmas.get(k).map_or(r.end, |v| v.start);
+                segments.push(Segment {
+                    start,
+                    end,
+                    memory_type: r.memory_type,
+                    reserved,
+                    region: Some(i),
+                    pos: 0,
+                    units: 0,
+                });
+            }
         }
         for f in g {
             segments.push(gap(f));
@@ -145,10 +165,12 @@ impl Layout {
                 .iter()
                 .copied()
                 .max_by(|a, b| a.size().cmp(&b.size()).then(b.start.cmp(&a.start))),
-            reserved_bytes: segments
-                .iter()
-                .filter(|s| s.reserved)
-                .map(|s| s.end - s.start)
+            // Size minus Committed over every region: the bytes of
+            // PROT_NONE VMAs, whole regions or parts of one.
+            reserved_bytes: snap
+                .vmas()
+                .filter(|v| v.perms.none())
+                .map(Region::size)
                 .sum(),
             region_count: snap.regions.len(),
             segments,
@@ -296,8 +318,8 @@ impl Layout {
                 "{} regions, {} free gaps, {} free, largest free block {largest}, {} reserved (PROT_NONE)",
                 self.region_count,
                 self.gap_count,
-                vmmap_core::units::size(self.free_bytes, false),
-                vmmap_core::units::size(self.reserved_bytes, false),
+                figure(self.free_bytes),
+                figure(self.reserved_bytes),
             ),
         )?;
         label(
@@ -415,6 +437,16 @@ impl Layout {
             ),
             None => format!("{:#x}-{:#x} Free {size}", seg.start, seg.end),
         }
+    }
+}
+
+/// A header figure: never blank, `0` for nothing (`units::size` leaves
+/// zero blank, as table cells do).
+pub fn figure(v: u64) -> String {
+    if v == 0 {
+        "0".to_string()
+    } else {
+        vmmap_core::units::size(v, false)
     }
 }
 
@@ -583,6 +615,31 @@ mod tests {
             ]
         );
         assert_eq!(l.total_units, kinds.iter().map(|k| k.2).sum::<u64>());
+    }
+
+    #[test]
+    fn a_partly_reserved_region_is_cut_where_its_reservation_starts() {
+        let base = 0x3200_0000_0000u64;
+        let mut heap = region(base, 64 * K, b"rw-p", MemoryType::Heap, "");
+        heap.sub_blocks = vec![
+            region(base, 16 * K, b"rw-p", MemoryType::Heap, ""),
+            region(base + 16 * K, 48 * K, b"---p", MemoryType::Heap, ""),
+        ];
+        let mut snap = Snapshot::from_regions(1, 0, vec![heap]);
+        snap.kernel.mmap_min_addr = base;
+        snap.kernel.user_address_limit = base + 64 * K;
+        let l = Layout::of(&snap);
+        let segs: Vec<(u64, u64, bool, Option<usize>)> = l
+            .segments
+            .iter()
+            .map(|s| (s.start - base, s.end - base, s.reserved, s.region))
+            .collect();
+        assert_eq!(
+            segs,
+            vec![(0, 16 * K, false, Some(0)), (16 * K, 64 * K, true, Some(0))]
+        );
+        assert_eq!((l.reserved_bytes, l.region_count), (48 * K, 1));
+        assert!(l.to_svg(&snap).contains(", 48K reserved (PROT_NONE)"));
     }
 
     #[test]

@@ -115,11 +115,12 @@ impl MapView {
             },
         );
         let head = format!(
-            " Fragmentation map of {}: {} regions, {} free gaps, {} free, largest free block {largest}",
+            " Fragmentation map of {}: {} regions, {} gaps, {} free, largest {largest}, {} reserved",
             snap.process.pid,
             l.region_count,
             l.gap_count,
-            vmmap_core::units::size(l.free_bytes, false),
+            vmmap_render::layout::figure(l.free_bytes),
+            vmmap_render::layout::figure(l.reserved_bytes),
         );
         f.render_widget(
             Paragraph::new(head).style(Style::default().add_modifier(Modifier::BOLD)),

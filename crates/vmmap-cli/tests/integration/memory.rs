@@ -387,6 +387,106 @@ fn map_svg_file_and_bad_extension() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("SVG (.svg) or PNG (.png)"));
 }
 
+/// Every PROT_NONE mapping of a process, from /proc/PID/maps.
+fn reservations(pid: u32) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("maps")
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("---p"))
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn map_reserved_is_zero_not_blank() {
+    // Static and single-threaded: nothing PROT_NONE.
+    let fx = Fixture::start_static("untouched");
+    assert_eq!(reservations(fx.pid), vec![]);
+    let pid = fx.pid.to_string();
+    let text = vmmap_ok(&["map", &pid]);
+    assert!(
+        text.contains("\nReserved:        0 (PROT_NONE, Size minus Committed)\n"),
+        "{text}"
+    );
+    let svg = vmmap_ok(&["map", &pid, "-o", "-"]);
+    assert!(svg.contains(", 0 reserved (PROT_NONE)"), "{svg}");
+}
+
+#[test]
+fn map_draws_arena_tails_reserved_and_counts_size_minus_committed() {
+    // Two threads' arenas: each one Heap region, committed at its start,
+    // PROT_NONE up to 64 MiB.
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let reserved = reservations(fx.pid);
+    let v: serde_json::Value = serde_json::from_str(&vmmap_ok(&["map", &pid, "--json"])).unwrap();
+    let l = &v["layout"];
+    let segs = l["segments"].as_array().unwrap();
+    // Reserved is Size minus Committed, as the Summary counts them.
+    let bytes: u64 = reserved.iter().map(|r| r.1 - r.0).sum();
+    assert!(bytes >= (2 * 60) << 20, "two arena tails: {reserved:x?}");
+    assert_eq!(l["reserved_bytes"].as_u64().unwrap(), bytes);
+    let snap = snapshot_json(fx.pid, &[]);
+    let total = snap["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["type"] == "total")
+        .unwrap();
+    assert_eq!(
+        total["size"].as_u64().unwrap() - total["committed"].as_u64().unwrap(),
+        bytes
+    );
+    let text = vmmap_ok(&["map", &pid, "--bytes"]);
+    assert!(
+        text.contains(&format!(
+            "\nReserved:        {bytes} (PROT_NONE, Size minus Committed)\n"
+        )),
+        "{text}"
+    );
+    // Every PROT_NONE byte lies in a reserved segment, every other mapped
+    // byte in an unreserved one; the arenas' tails are reserved Heap.
+    let seg_at = |a: u64| {
+        segs.iter()
+            .find(|s| hex(&s["start"]) <= a && a < hex(&s["end"]))
+            .unwrap_or_else(|| panic!("no segment at {a:#x}"))
+    };
+    for (a, b) in mappings(fx.pid) {
+        let none = reserved.contains(&(a, b));
+        for at in [a, b - 1] {
+            let s = seg_at(at);
+            assert_eq!(s["reserved"], none, "{a:#x}-{b:#x}: {s}");
+        }
+    }
+    let tails = segs
+        .iter()
+        .filter(|s| s["type"] == "heap" && s["reserved"] == true)
+        .count();
+    assert!(tails >= 2, "arena tails drawn reserved: {segs:?}");
+    assert!(
+        text.lines()
+            .filter(|l| l.contains(" Heap ") && l.ends_with("  reserved"))
+            .count()
+            >= 2,
+        "{text}"
+    );
+    // The SVG draws them translucent (class r), as its legend says.
+    let svg = vmmap_ok(&["map", &pid, "-o", "-"]);
+    assert!(
+        svg.lines()
+            .filter(|l| l.starts_with("<rect class=\"r\"") && l.contains(" Heap "))
+            .count()
+            >= 2,
+        "{svg}"
+    );
+}
+
 #[test]
 fn heap_fragmentation_of_the_brk_heap() {
     let fx = Fixture::start_named("memtext");

@@ -1472,3 +1472,47 @@ fn top_shows_the_fastest_grower_first_and_its_keys_work() {
     t.keys(&["q"]);
     t.wait_for("EXITED-0 TTY-cooked");
 }
+
+#[test]
+fn map_draws_arena_tails_in_lower_case() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    // Two threads' arenas: Heap regions committed at their start and
+    // PROT_NONE (reserved) up to 64 MiB.
+    let fx = Fixture::start(false);
+    let pid = fx.pid.to_string();
+    let text = vmmap_ok(&["map", &pid]);
+    let reserved = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Reserved:"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a Reserved figure")
+        .to_string();
+    let t = Tmux::start(&["-i", &pid]);
+    t.wait_main_view(fx.pid);
+    t.keys(&["m"]);
+    let s = t.wait("the fragmentation map", |s| {
+        s.contains("Fragmentation map of")
+    });
+    // The grid: lines of type letters and dots only.
+    let grid: String = s
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty()
+                && l.trim_end()
+                    .chars()
+                    .all(|c| c == '·' || "IFSHMTPGifshmtpg".contains(c))
+        })
+        .collect();
+    assert!(grid.contains('H'), "committed heap drawn: {s}");
+    assert!(
+        grid.contains('h'),
+        "reserved arena tails in lower case: {s}"
+    );
+    // Its header says how much is reserved, as `vmmap map` does.
+    let head = s
+        .lines()
+        .find(|l| l.contains("Fragmentation map of"))
+        .unwrap();
+    assert!(head.contains(&format!(", {reserved} reserved")), "{head}");
+}

@@ -65,15 +65,7 @@ impl App {
                     Some(m) if !t.editing => format!(" {}", Escaped(m)),
                     _ => t.status(),
                 };
-                status_line(
-                    f,
-                    Rect {
-                        y: area.y + h,
-                        height: 1,
-                        ..area
-                    },
-                    status,
-                );
+                status_line(f, area, status);
             }
             _ => {
                 let h = area.height.saturating_sub(1);
@@ -92,15 +84,7 @@ impl App {
                     _ => " F1:help  Enter:open  Ins:mark  Tab:sort  Ctrl+U:clear filter  F2:launch  F5:refresh  Esc:quit"
                         .to_string(),
                 };
-                status_line(
-                    f,
-                    Rect {
-                        y: area.y + h,
-                        height: 1,
-                        ..area
-                    },
-                    status,
-                );
+                status_line(f, area, status);
             }
         }
         if matches!(self.mode, Mode::Trace)
@@ -198,8 +182,14 @@ impl App {
 
 /// Draws a text overlay (the changes, the combined report) scrolled by
 /// `s` lines but never past the last page; returns the scroll used.
-/// The reversed line at the foot of a screen: its keys or its message.
-fn status_line(f: &mut Frame<'_>, line: Rect, text: String) {
+/// The reversed line at the foot of `area`: the screen's keys or its
+/// message (the screen itself is drawn above it).
+fn status_line(f: &mut Frame<'_>, area: Rect, text: String) {
+    let line = Rect {
+        y: area.y + area.height.saturating_sub(1),
+        height: area.height.min(1),
+        ..area
+    };
     f.render_widget(
         Paragraph::new(text).style(Style::default().add_modifier(Modifier::REVERSED)),
         line,

@@ -1,14 +1,13 @@
-//! `vmmap attach PID`: trace a running process from now on
-//! (`vmmap_trace::attach`), into the native format of `vmmap run`.
+//! `vmmap attach PID`: trace a running process from now on, into the
+//! native format of `vmmap run` (`vmmap_trace::attach_record`, which the
+//! UI's attach key runs too).
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
-use vmmap_core::collect::{self, Options};
+use vmmap_core::collect::Options;
 use vmmap_core::format::Writer;
-use vmmap_core::Error;
 use vmmap_trace::attach::{self, AttachError};
+use vmmap_trace::attach_record::{record, End, Progress, RecordError, Settings};
 use vmmap_trace::launch;
 
 use crate::cli::{AttachArgs, Unwind};
@@ -26,9 +25,6 @@ fn failure(e: AttachError) -> Failure {
         message: e.to_string(),
     }
 }
-
-/// How often vmmap takes what the agent wrote (and bumps its heartbeat).
-const DRAIN: Duration = Duration::from_millis(20);
 
 /// `vmmap attach PID [-o FILE] [--duration D] [--interval D]`
 pub fn attach(a: &AttachArgs, proc_root: &Path) -> Result<(), Failure> {
@@ -57,113 +53,51 @@ pub fn attach(a: &AttachArgs, proc_root: &Path) -> Result<(), Failure> {
     };
     let file = vmmap_core::output::create(&output).map_err(out_err)?;
     let mut w = Writer::new(file).map_err(out_err)?;
-    let opts = Options::default()
-        .proc_root(proc_root)
-        .ptrace(false)
-        .read_memory(true);
     let interrupted = crate::stop::on_stop_signals();
     let config = match a.unwind {
         Unwind::Fp => "unwind=fp",
         Unwind::Dwarf => "unwind=dwarf",
     };
-    let started = Instant::now();
-    let mut s = match attach::inject(pid, &agent, config) {
-        Ok(s) => s,
-        Err(e) => {
+    let settings = Settings {
+        agent: &agent,
+        config,
+        interval: a.interval,
+        duration: a.duration,
+        snapshots: Options::default()
+            .proc_root(proc_root)
+            .ptrace(false)
+            .read_memory(true),
+        count_events: false,
+    };
+    let report = match record(pid, &mut w, &settings, &interrupted, &Progress::default()) {
+        Ok(r) => r,
+        Err(RecordError::Attach(e)) => {
             drop(w);
             let _ = std::fs::remove_file(&output);
             return Err(failure(e));
         }
+        Err(RecordError::Write(e)) => return Err(out_err(e)),
+        Err(RecordError::Snapshot(e)) => return Err(Failure::from(e)),
     };
-    let attach_took = started.elapsed();
-    let mut snapshots = 0u64;
-    let mut write_err = None;
-    let mut snapshot = |w: &mut Writer<std::fs::File>| -> Result<(), Failure> {
-        match collect::snapshot(pid as u32, &opts) {
-            Ok(snap) => {
-                w.append(&snap).map_err(out_err)?;
-                snapshots += 1;
-                Ok(())
-            }
-            Err(
-                Error::ProcessExited { .. }
-                | Error::Zombie { .. }
-                | Error::NoSuchProcess { .. }
-                | Error::Parse { .. },
-            ) => Ok(()),
-            Err(e) => Err(Failure::from(e)),
-        }
-    };
-    // What the agent wrote first (HELLO, modules, maps) comes before the
-    // snapshot at attach, so that the snapshot has the trace's clock.
-    let mut take = |w: &mut Writer<std::fs::File>, msg: &[u8]| {
-        if let Err(e) = w.append_trace(msg) {
-            write_err.get_or_insert(e);
-        }
-        Ok(())
-    };
-    let _ = s.drain(|m| take(&mut w, m));
-    snapshot(&mut w)?;
-    let mut next = Instant::now() + a.interval;
-    let deadline = a.duration.map(|d| Instant::now() + d);
-    let mut ended = false;
-    loop {
-        std::thread::sleep(DRAIN);
-        match s.drain(|m| take(&mut w, m)) {
-            Ok(state) if state == vmmap_wire_finished() => {
-                // The agent detached by itself (the process exec'd, or
-                // missed the heartbeat).
-                ended = true;
-                break;
-            }
-            Ok(_) => {}
-            Err(_) => {
-                // ESRCH: the process is gone.
-                ended = true;
-                break;
-            }
-        }
-        if interrupted.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        if !a.interval.is_zero() && Instant::now() >= next {
-            next += a.interval;
-            snapshot(&mut w)?;
-        }
-    }
-    let mut finished = ended;
-    if !ended {
-        finished = s
-            .detach(Duration::from_secs(10), |m| take(&mut w, m))
-            .unwrap_or(false);
-        snapshot(&mut w)?;
-    }
-    if let Some(e) = write_err {
-        return Err(out_err(e));
-    }
     w.finish().map_err(out_err)?;
-    let lost = if ended { 0 } else { s.lost() };
     eprintln!(
         "vmmap: attached to process {pid} ({name}) in {:.1} ms, one thread stopped {:.1} ms; {} snapshots; {}{} -> {what}",
-        attach_took.as_secs_f64() * 1e3,
-        s.stopped.as_secs_f64() * 1e3,
-        snapshots,
-        if ended {
-            "the process ended or the agent detached by itself"
-        } else if finished {
-            "detached"
-        } else {
-            "the agent did not finish detaching within 10 s"
+        report.attach_took.as_secs_f64() * 1e3,
+        report.stopped.as_secs_f64() * 1e3,
+        report.snapshots,
+        match report.end {
+            End::Ended => "the process ended or the agent detached by itself",
+            End::Detached => "detached",
+            End::Unfinished => "the agent did not finish detaching within 10 s",
         },
-        if lost > 0 {
-            format!(" ({lost} bytes of events dropped: vmmap did not keep up)")
+        if report.lost > 0 {
+            format!(
+                " ({} bytes of events dropped: vmmap did not keep up)",
+                report.lost
+            )
         } else {
             String::new()
         },
     );
     Ok(())
-}
-
-fn vmmap_wire_finished() -> u64 {
-    vmmap_trace::wire::attach::FINISHED
 }

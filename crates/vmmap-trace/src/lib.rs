@@ -12,6 +12,7 @@
 pub mod address;
 pub mod analysis;
 pub mod attach;
+pub mod attach_record;
 pub mod calltree;
 pub mod decode;
 pub mod export;

@@ -12,6 +12,7 @@ the visible rows, so 60,000 regions scroll as smoothly as 60.
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod attach_session;
 pub mod clipboard;
 pub mod collector;
 pub mod details;
@@ -86,6 +87,10 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     // finished now, and the user is told where they are.
     for t in app.traces.drain(..) {
         eprintln!("vmmap: {}", t.stop());
+    }
+    // Attached processes are detached, unhooked, and run on.
+    for s in app.attaches.drain(..) {
+        eprintln!("vmmap: {}", s.stop());
     }
     result
 }

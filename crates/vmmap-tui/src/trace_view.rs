@@ -22,6 +22,7 @@ use vmmap_trace::summary::StackCost;
 use vmmap_trace::symbols::short_path;
 
 use crate::app::actions::{self, Scope, Trace};
+use crate::attach_session::Live;
 use crate::settings::Units;
 use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
 
@@ -47,6 +48,8 @@ pub enum Action {
     Close,
     /// Show the help screen.
     Help,
+    /// Attach to the process of the main view, or detach.
+    Attach,
 }
 
 /// Metrics `s` cycles through in the call tree.
@@ -192,7 +195,22 @@ pub struct TraceView {
     /// The call stack of an operation: title, lines, scroll.
     pub popup: Option<(String, Vec<String>, u16)>,
     body_height: u16,
+    /// The recording of the file in progress (the view follows it).
+    pub live: Option<Live>,
+    /// What the recording's end said, once it ended.
+    pub note: Option<String>,
+    /// When the analysis shown (or running) started.
+    analysed_at: std::time::Instant,
+    /// When a growing file is analysed again: a second after the last
+    /// analysis ended, or as long as it took if longer, so that following
+    /// a long recording takes at most half of a core.
+    next_follow: std::time::Instant,
+    /// The recording ended after the analysis started: one more is due.
+    stale: bool,
 }
+
+/// How often a recording file is analysed again while it grows.
+const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl TraceView {
     /// Starts analysing `path` (and the allocations inside `region`).
@@ -226,7 +244,40 @@ impl TraceView {
             prompt: None,
             popup: None,
             body_height: 10,
+            live: None,
+            note: None,
+            analysed_at: std::time::Instant::now(),
+            next_follow: std::time::Instant::now(),
+            stale: false,
         }
+    }
+
+    /// Follows a file being recorded: `live` says how the recording goes
+    /// (None once it ended). While `shown`, the file is analysed again a
+    /// second after the last analysis when it has grown, and once more
+    /// after the recording ends; the figures shown stay until the new
+    /// ones replace them.
+    pub fn follow(&mut self, live: Option<Live>, shown: bool) {
+        if self.live.is_some() && live.is_none() {
+            self.stale = true;
+        }
+        self.live = live;
+        let due =
+            self.stale || (self.live.is_some() && std::time::Instant::now() >= self.next_follow);
+        if !shown || self.job.is_some() || !due {
+            return;
+        }
+        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if len == self.file_len {
+            return;
+        }
+        self.stale = false;
+        self.file_len = len;
+        self.analysed_at = std::time::Instant::now();
+        self.job = Some(AnalysisJob::start(
+            self.path.clone(),
+            self.region.as_ref().map(|r| (r.0, r.1)),
+        ));
     }
 
     /// Whether the analysis or a history read is still running.
@@ -239,9 +290,17 @@ impl TraceView {
     pub fn poll(&mut self) {
         if let Some(r) = self.job.as_ref().and_then(|j| j.poll()) {
             self.job = None;
+            let took = self.analysed_at.elapsed();
+            self.next_follow = std::time::Instant::now() + took.max(FOLLOW_EVERY);
             match r {
-                Ok(a) => self.set_analysis(a),
-                Err(e) => self.error = Some(e),
+                Ok(a) => {
+                    self.error = None;
+                    self.set_analysis(a);
+                }
+                // A later analysis of a growing file that fails keeps the
+                // figures of the one before.
+                Err(e) if self.analysis.is_none() => self.error = Some(e),
+                Err(_) => {}
             }
         }
         self.poll_history();
@@ -282,18 +341,32 @@ impl TraceView {
     }
 
     fn set_analysis(&mut self, a: Analysis) {
+        // A new analysis of a growing file keeps the rows selected where
+        // they were.
+        let again = self.analysis.is_some();
+        let kept = (
+            self.tree_selected,
+            self.leaks.selected,
+            self.allocations.selected,
+        );
         let ranked = vmmap_trace::calltree::ranked_stacks;
         self.leaks = StackList::new(ranked(&a.costs, Metric::Live), &a);
         if let Some(r) = &a.region {
             self.allocations = StackList::new(ranked(&r.costs, Metric::Allocated), &a);
             // The selection was where the cursor happened to be, not a
             // heap: start on the call tree.
-            if self.tab == Tab::Region && r.summary.allocations == 0 {
+            if !again && self.tab == Tab::Region && r.summary.allocations == 0 {
                 self.tab = Tab::CallTree;
             }
         }
         self.analysis = Some(a);
         self.rebuild_tree();
+        if again {
+            let last = |n: usize| n.saturating_sub(1);
+            self.tree_selected = kept.0.min(last(self.rows.len()));
+            self.leaks.selected = kept.1.min(last(self.leaks.items.len()));
+            self.allocations.selected = kept.2.min(last(self.allocations.items.len()));
+        }
         if self.tab == Tab::History {
             self.start_history();
         }
@@ -540,6 +613,7 @@ impl TraceView {
         let at = tabs.iter().position(|t| *t == self.tab).unwrap_or(0);
         match a {
             Trace::Close => return Action::Close,
+            Trace::Attach => return Action::Attach,
             Trace::NextTab => self.show_tab(tabs[(at + 1) % tabs.len()]),
             Trace::PreviousTab => self.show_tab(tabs[(at + tabs.len() - 1) % tabs.len()]),
             Trace::Tab => {
@@ -749,9 +823,22 @@ impl TraceView {
             ),
         };
         f.render_widget(Paragraph::new(totals), row(area, 1));
+        // Line 3, while the file is recorded (and after): how it goes.
+        let recording = match (&self.live, &self.note) {
+            (Some(l), _) => Some(format!(" {}", l.line())),
+            (None, Some(n)) => Some(format!(" {}", Escaped(n))),
+            (None, None) => None,
+        };
+        let top = match recording {
+            Some(text) if area.height > 4 => {
+                f.render_widget(Paragraph::new(text).style(bold), row(area, 2));
+                3
+            }
+            _ => 2,
+        };
         let body = Rect {
-            y: area.y + 2,
-            height: area.height - 3,
+            y: area.y + top,
+            height: area.height - top - 1,
             ..area
         };
         self.body_height = body.height.saturating_sub(1);

@@ -367,3 +367,38 @@ fn a_long_leaks_list_says_which_rows_show() {
     let s = text(&draw(&mut v, 100, 8));
     assert!(s.contains("; rows 2-2 of 2"), "{s}");
 }
+
+/// While `a` records the process on screen, the view says so on a line of
+/// its own under the totals: attached for how long, events so far, the
+/// file, and the key that detaches.
+#[test]
+fn attached_and_recording_100x20() {
+    use vmmap_tui::attach_session::Live;
+    let mut v = ready(None);
+    v.live = Some(Live {
+        pid: 4242,
+        name: "worker".into(),
+        output: PathBuf::from("/srv/traces/worker.4242.20260101-120000.vmmap"),
+        secs: 12,
+        attached: true,
+        events: 6,
+        partial: false,
+        bytes: 1234,
+    });
+    let t = draw(&mut v, 100, 20);
+    let s = text(&t);
+    assert!(
+        s.contains(
+            "● Attached to 4242 (worker) for 12 s: 6 events (1.2K) — a detaches — trace: /srv/"
+        ),
+        "{s}"
+    );
+    insta::assert_snapshot!(t.backend());
+    // Before the agent runs, it says where the trace will go.
+    v.live.as_mut().unwrap().attached = false;
+    let s = text(&draw(&mut v, 100, 20));
+    assert!(
+        s.contains("Attaching to 4242 (worker)… the trace goes to /srv/traces/"),
+        "{s}"
+    );
+}

@@ -1516,3 +1516,87 @@ fn map_draws_arena_tails_in_lower_case() {
         .unwrap();
     assert!(head.contains(&format!(", {reserved} reserved")), "{head}");
 }
+
+/// The operations the Trace view's totals line counts, if it shows them.
+fn trace_operations(screen: &str) -> Option<u64> {
+    screen.lines().find_map(|l| {
+        l.trim_start()
+            .split_once(" operations: ")
+            .and_then(|(n, _)| n.parse().ok())
+    })
+}
+
+#[test]
+fn a_attaches_to_the_process_on_screen_and_a_again_detaches() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    require_tool("tmux", "tmux");
+    // The agent is loaded from beside vmmap: build it first.
+    crate::trace::agent();
+    let bin = compile("attach_loop");
+    // About 25 s of rounds: the same program untraced, beside it, says
+    // what the traced one must print.
+    let start = || {
+        Command::new(&bin)
+            .arg("2000")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the fixture")
+    };
+    let mut untraced = start();
+    let mut traced = start();
+    let mut out = BufReader::new(traced.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    let t = Tmux::start(&["-i", &pid.to_string()]);
+    t.wait_main_view(pid);
+    t.keys(&["a"]);
+    // The Trace view opens once the agent runs, with its allocations.
+    let attached = format!("Attached to {pid} (");
+    let s = t.wait("the Trace view of the attached process", |s| {
+        s.contains(&attached)
+            && s.contains("make_entry")
+            && trace_operations(s).is_some_and(|n| n > 0)
+    });
+    assert!(s.contains(" Trace "), "{s}");
+    let file = std::fs::read_dir(t._home.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "vmmap"))
+        .expect("the trace file, in the working directory");
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(s.contains(&name), "the screen names the file: {s}");
+    // It fills as events come: the view is analysed again.
+    let first = trace_operations(&s).unwrap();
+    t.wait("more operations in the Trace view", |s| {
+        trace_operations(s).is_some_and(|n| n > first) && s.contains(&attached)
+    });
+    // a again detaches; the program runs on.
+    t.keys(&["a"]);
+    t.wait_for("detached, the process runs on unhooked");
+    assert!(alive(pid), "the program ended at the detach");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let st = traced.wait().unwrap();
+    assert!(st.success(), "the traced program ended with {st:?}");
+    let mut expected = String::new();
+    untraced
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut expected)
+        .unwrap();
+    untraced.wait().unwrap();
+    let expected = expected.split_once('\n').map_or("", |(_, r)| r);
+    assert!(rest.contains("checksum "), "{rest}");
+    assert_eq!(rest, expected, "the output differs from an untraced run's");
+    // The file is complete and holds the allocations of the window.
+    let sum = crate::trace::summary(&file);
+    assert!(sum["allocations"].as_u64().unwrap() > 0, "{sum}");
+    assert_eq!(sum["images"][0]["ended"], true, "no END record: {sum}");
+}

@@ -237,6 +237,8 @@ pub enum Main {
     Units,
     /// Opens the Trace view.
     Trace,
+    /// Attaches to the process to trace it, or detaches.
+    Attach,
     /// Goes back to the process picker.
     Picker,
 }
@@ -269,6 +271,8 @@ pub enum Trace {
     Metric,
     /// History: asks which operations to show.
     Filter,
+    /// Attaches to the process of the main view, or detaches.
+    Attach,
     /// Goes back to the main view.
     Close,
 }
@@ -482,6 +486,8 @@ pub const TABLE: &[Entry] = &[
         &[main(ch('u'), Main::Units)]),
     entry(Scope::Main, "T", "Trace view: call tree, leaks, history of the traced run",
         &[main(ch('T'), Main::Trace)]),
+    entry(Scope::Main, "a", "attach: trace allocations live (Trace view); a detaches",
+        &[main(ch('a'), Main::Attach)]),
     entry(Scope::Main, "Ctrl+P", "back to the process picker",
         &[main(Key::Ctrl('p'), Main::Picker)]),
     entry(Scope::Main, "? or F1", "this help; Esc closes it",
@@ -523,6 +529,8 @@ pub const TABLE: &[Entry] = &[
         &[trace(ch('f'), Trace::Filter), trace(ch('/'), Trace::Filter)]),
     entry(Scope::Trace, "Enter (history)", "the call stack of the selected operation",
         &[]),
+    entry(Scope::Trace, "a", "attach to the process / detach (the view follows the trace)",
+        &[trace(ch('a'), Trace::Attach)]),
     entry(Scope::Trace, "Esc, q, T", "back to the main view (T: back again)",
         &[trace(ESC, Trace::Close), trace(ch('q'), Trace::Close), trace(ch('T'), Trace::Close)]),
     entry(Scope::Trace, "? or F1", "this help",
@@ -781,6 +789,7 @@ impl App {
             Main::Goto => self.mode = Mode::Goto(String::new()),
             Main::Strings => self.open_strings(),
             Main::Trace => self.open_trace(),
+            Main::Attach => self.toggle_attach(),
             Main::SearchMemory => self.mode = Mode::MemSearch(String::new()),
             Main::SharedWith => self.open_shared_with(),
             Main::Map => {

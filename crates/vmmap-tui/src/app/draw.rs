@@ -27,6 +27,7 @@ impl App {
         if area.height == 0 || area.width == 0 {
             return;
         }
+        let attach = self.attach_line();
         match (self.screen, self.main.as_mut()) {
             (Screen::Main, Some(m)) => {
                 m.source = match (&self.file, self.from_file) {
@@ -52,6 +53,9 @@ impl App {
                         format!(" Save as: {p}▏  (.txt .json .csv{}; Enter saves, Esc cancels)", if matches!(self.mode, Mode::Save(false, _)) { " .vmmap" } else { "" })
                     }
                     (_, Some(msg)) => format!(" {}", Escaped(msg)),
+                    (_, None) if attach.is_some() => {
+                        format!(" {}  T:trace", attach.unwrap_or_default())
+                    }
                     _ => " ?:help Tab:focus Enter:expand s:sort /:find f:free c:cols u:units F5:refresh q:quit"
                         .to_string(),
                 };

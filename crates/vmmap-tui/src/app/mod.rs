@@ -182,6 +182,7 @@ pub fn run_loop(
         }
         let searching = app.poll_search() | app.poll_trace() | app.poll_owners();
         app.poll_traces();
+        app.poll_attaches();
         term.draw(|f| app.draw(f))?;
         if let Some(text) = app.clipboard.take() {
             let out = term.backend_mut();

@@ -205,6 +205,7 @@ impl App {
                         self.help_over_trace = true;
                         self.mode = Mode::Help(0);
                     }
+                    Some(Action::Attach) => self.toggle_attach(),
                     Some(Action::Close) | None => self.mode = Mode::Normal,
                 }
                 return Vec::new();

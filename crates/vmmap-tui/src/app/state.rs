@@ -8,6 +8,7 @@ use vmmap_core::model::Snapshot;
 use vmmap_core::text::{escape, Escaped};
 
 use super::modes::Mode;
+use crate::attach_session::AttachSession;
 use crate::collector::{Request, Response};
 use crate::details::{row_region, row_text, Row};
 use crate::main_view::{Focus, MainView};
@@ -87,6 +88,8 @@ pub struct App {
     pub(crate) proc_root: std::path::PathBuf,
     /// Programs started from the Launch tab that still run.
     pub traces: Vec<TraceSession>,
+    /// Processes attached to with `a`, being recorded.
+    pub attaches: Vec<AttachSession>,
     /// The file the shown snapshots were loaded from (it may hold a
     /// trace: `T` analyses it).
     pub file: Option<std::path::PathBuf>,
@@ -140,6 +143,7 @@ impl App {
             emptied: None,
             proc_root: std::path::PathBuf::from("/proc"),
             traces: Vec::new(),
+            attaches: Vec::new(),
             file: None,
             trace_files: Vec::new(),
             trace: None,
@@ -422,6 +426,122 @@ impl App {
         }
     }
 
+    /// `a`: attaches to the process on screen and records its
+    /// allocations from now on (the Trace view opens once the agent runs
+    /// and follows the file); on a process attached to, detaches.
+    pub(super) fn toggle_attach(&mut self) {
+        let Some(m) = self.main.as_ref() else { return };
+        if self.from_file {
+            self.message =
+                Some("Attaching needs a live process; this snapshot was loaded from a file".into());
+            return;
+        }
+        let pid = m.snap.process.pid;
+        if let Some(i) = self.attaches.iter().position(|s| s.pid == pid) {
+            let s = self.attaches.remove(i);
+            let output = s.output.clone();
+            let msg = s.stop();
+            if let Some(t) = self.trace.as_mut().filter(|t| t.path == output) {
+                t.note = Some(msg.clone());
+            }
+            self.message = Some(msg);
+            return;
+        }
+        if let Some(t) = self.traces.iter().find(|t| t.pid == pid) {
+            self.message = Some(format!(
+                "{pid} is traced already: it was started from the Launch tab into {} (T shows it)",
+                t.output.display()
+            ));
+            return;
+        }
+        let name = m.snap.process.name.clone();
+        let agent = match vmmap_trace::launch::find_agent(None) {
+            Ok(a) => a,
+            Err(e) => {
+                self.message = Some(format!("Cannot attach to {pid}: {e}"));
+                return;
+            }
+        };
+        let (output, file) = match crate::attach_session::create_output(&name, pid) {
+            Ok(o) => o,
+            Err(e) => {
+                self.message = Some(format!("Cannot attach to {pid}: {e}"));
+                return;
+            }
+        };
+        match AttachSession::start(
+            pid,
+            name,
+            output.clone(),
+            file,
+            agent,
+            self.proc_root.clone(),
+        ) {
+            Ok(s) => {
+                self.trace_files.push((pid, output));
+                self.message = None;
+                self.attaches.push(s);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&output);
+                self.message = Some(format!("Cannot attach to {pid}: {e}"));
+            }
+        }
+    }
+
+    /// Takes in the attach sessions' news: a refusal or the process's end
+    /// goes to the status line; once the agent runs, the Trace view of
+    /// the process on screen opens; the Trace view follows the file of a
+    /// session while it records.
+    pub fn poll_attaches(&mut self) {
+        let mut i = 0;
+        while i < self.attaches.len() {
+            if let Some((msg, wrote)) = self.attaches[i].poll() {
+                let s = self.attaches.remove(i);
+                if !wrote {
+                    self.trace_files
+                        .retain(|(p, f)| !(*p == s.pid && *f == s.output));
+                }
+                if let Some(t) = self.trace.as_mut().filter(|t| t.path == s.output) {
+                    t.note = Some(msg.clone());
+                }
+                self.message = Some(msg);
+                continue;
+            }
+            let s = &mut self.attaches[i];
+            i += 1;
+            if !s.attached() || s.announced {
+                continue;
+            }
+            s.announced = true;
+            let pid = s.pid;
+            let shown = self
+                .main
+                .as_ref()
+                .is_some_and(|m| m.snap.process.pid == pid);
+            if shown && self.screen == Screen::Main && self.mode == Mode::Normal {
+                self.open_trace_with(false);
+            }
+        }
+        let trace_shown = self.mode == Mode::Trace;
+        if let Some(t) = self.trace.as_mut() {
+            let live = self
+                .attaches
+                .iter()
+                .find(|s| s.output == t.path)
+                .map(|s| s.live());
+            t.follow(live, trace_shown);
+        }
+    }
+
+    /// The line saying what the attach session of the process on screen
+    /// does, if there is one.
+    pub(super) fn attach_line(&self) -> Option<String> {
+        let pid = self.main.as_ref()?.snap.process.pid;
+        let s = self.attaches.iter().find(|s| s.pid == pid)?;
+        Some(s.live().line())
+    }
+
     pub(super) fn open_selected(&mut self) -> Vec<Request> {
         match self.picker.selected_entry() {
             Some(e) if matches!(e.access, vmmap_core::collect::Access::Denied(_)) => {
@@ -445,6 +565,11 @@ impl App {
     /// region selected in the Details, it also lists the allocations
     /// inside that region.
     pub(super) fn open_trace(&mut self) {
+        self.open_trace_with(true);
+    }
+
+    /// [`App::open_trace`]; without `region`, whatever is selected.
+    fn open_trace_with(&mut self, region: bool) {
         let Some(m) = self.main.as_ref() else { return };
         let pid = m.snap.process.pid;
         let path = if self.from_file {
@@ -464,7 +589,7 @@ impl App {
             });
             return;
         };
-        let region = (m.focus == Focus::Details)
+        let region = (region && m.focus == Focus::Details)
             .then(|| m.details.rows.get(m.details.selected))
             .flatten()
             .and_then(|&row| row_region(&m.snap, row))

@@ -32,7 +32,7 @@ command -v node >/dev/null || need+=(nodejs)  # drives chromium (playwright-core
 command -v npm >/dev/null || need+=(npm)
 # The runtime tests: real JVM, Go and CPython processes (node above), and C
 # programs with each native allocator preloaded or linked in.
-command -v java >/dev/null && command -v jcmd >/dev/null || need+=(default-jdk-headless)  # jcmd: NMT, the GC tables' oracle
+command -v java >/dev/null && command -v jcmd >/dev/null && command -v javac >/dev/null || need+=(default-jdk-headless)  # jcmd: NMT, the GC tables' oracle; javac: the JVM attach test
 command -v go >/dev/null || need+=(golang-go)
 command -v python3 >/dev/null || need+=(python3)
 /usr/bin/python3 -c "import numpy" 2>/dev/null || need+=(python3-numpy)  # numpy arrays as glibc chunks the kernel split

@@ -496,3 +496,103 @@ impl Drop for Killed<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// What `tests/fixtures/AttachEcho.java` answers to `n`.
+fn echo_answer(n: u64) -> String {
+    let strings: u64 = (0..n).map(|k| 1 + k.to_string().len() as u64).sum();
+    format!("{n} {}", strings + (1 << 16))
+}
+
+#[test]
+fn a_jvm_keeps_answering_through_an_attach_and_after() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    let javac = require_tool("javac", "default-jdk-headless");
+    let java = require_tool("java", "default-jdk-headless");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("attach-jvm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/AttachEcho.java");
+    let o = Command::new(javac)
+        .arg("-d")
+        .arg(&dir)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "javac: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut child = Command::new(java)
+        .arg("-cp")
+        .arg(&dir)
+        .arg("AttachEcho")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let input = child.stdin.take().unwrap();
+    let output = BufReader::new(child.stdout.take().unwrap());
+    let jvm = Killed(&mut child);
+    let talk = Mutex::new((input, output));
+    let ask = |n: u64| {
+        let mut t = talk.lock().unwrap();
+        writeln!(t.0, "{n}").unwrap();
+        t.0.flush().unwrap();
+        let mut line = String::new();
+        t.1.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), echo_answer(n), "the JVM answered {n} wrongly");
+    };
+    {
+        let mut line = String::new();
+        talk.lock().unwrap().1.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    ask(1000);
+    // Questions all through the attach, each answer checked.
+    let done = AtomicBool::new(false);
+    let asked = std::thread::scope(|s| {
+        let asking = s.spawn(|| {
+            let mut n = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                ask(1000 + n % 50);
+                n += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            n
+        });
+        let file = tmp("attach-jvm.vmmap");
+        let o = attach(pid, &file, &["--duration", "2s"]);
+        done.store(true, Ordering::Relaxed);
+        let asked = asking.join().unwrap();
+        assert!(
+            o.status.success(),
+            "attaching to the JVM: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("; detached ->"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        // The file loads; the direct buffers' mallocs of the window are
+        // in it, through the JVM's own allocation path.
+        let s = crate::trace::summary(&file);
+        assert!(s["allocations"].as_u64().unwrap() > 0, "{s}");
+        let buffers = crate::trace::ops(&history(&file), "malloc", 1 << 16).len();
+        assert!(buffers > 0, "no 64 KiB malloc of a direct buffer: {s}");
+        asked
+    });
+    assert!(asked > 10, "only {asked} questions answered while attached");
+    // After the detach: it runs on and answers as before.
+    for n in [0, 1, 999, 5000, 20000] {
+        ask(n);
+    }
+    // The end of its input ends it, as it would have.
+    let (input, _output) = talk.into_inner().unwrap();
+    drop(input);
+    let st = jvm.0.wait().unwrap();
+    assert!(st.success(), "the JVM ended with {st:?}");
+}

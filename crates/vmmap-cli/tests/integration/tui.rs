@@ -1600,3 +1600,42 @@ fn a_attaches_to_the_process_on_screen_and_a_again_detaches() {
     assert!(sum["allocations"].as_u64().unwrap() > 0, "{sum}");
     assert_eq!(sum["images"][0]["ended"], true, "no END record: {sum}");
 }
+
+#[test]
+fn a_on_a_process_that_cannot_be_attached_to_says_why_and_leaves_it_alone() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    require_tool("tmux", "tmux");
+    crate::trace::agent();
+    // Static: no loader to load the agent with.
+    let bin = compile_static("attach_loop");
+    let mut child = Command::new(&bin)
+        .arg("300")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the fixture");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    let t = Tmux::start(&["-i", &pid.to_string()]);
+    t.wait_main_view(pid);
+    t.keys(&["a"]);
+    let s = t.wait_for(&format!("Cannot attach to {pid} ("));
+    assert!(s.contains("is statically linked"), "{s}");
+    assert!(!s.contains(" Trace "), "no Trace view opens: {s}");
+    // No file is left behind, and the program runs to its end.
+    let left: Vec<_> = std::fs::read_dir(t._home.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "vmmap"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("checksum "), "{rest}");
+}

@@ -1639,3 +1639,56 @@ fn a_on_a_process_that_cannot_be_attached_to_says_why_and_leaves_it_alone() {
     assert!(child.wait().unwrap().success());
     assert!(rest.contains("checksum "), "{rest}");
 }
+
+#[test]
+fn quitting_while_attached_detaches_and_the_program_runs_on() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    require_tool("tmux", "tmux");
+    crate::trace::agent();
+    let bin = compile("attach_loop");
+    let mut child = Command::new(&bin)
+        .arg("1500")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the fixture");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let pid: u32 = line
+        .strip_prefix("ready ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    let threads = || std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    let t = Tmux::start(&["-i", &pid.to_string()]);
+    t.wait_main_view(pid);
+    t.keys(&["a"]);
+    let attached = format!("Attached to {pid} (");
+    t.wait("the Trace view of the attached process", |s| {
+        s.contains(&attached) && s.contains(" Trace ")
+    });
+    // The agent's writer runs beside the program's one thread.
+    assert!(threads() > 1, "no writer thread while attached");
+    // q closes the Trace view, q again quits.
+    t.keys(&["q"]);
+    t.wait_main_view(pid);
+    t.keys(&["q"]);
+    // vmmap says on its way out that it detached.
+    let s = t.wait_for("EXITED-0");
+    assert!(s.contains("detached, the process runs on unhooked"), "{s}");
+    assert!(alive(pid), "the program ended with vmmap");
+    // The writer said it finished just before it returns.
+    let t0 = Instant::now();
+    while threads() > 1 && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(POLL);
+    }
+    assert_eq!(
+        threads(),
+        1,
+        "the agent's writer still runs after the detach"
+    );
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("checksum "), "{rest}");
+}

@@ -27,6 +27,8 @@ pub struct Live {
     pub secs: u64,
     /// Whether the agent runs (else it is being loaded).
     pub attached: bool,
+    /// Detaching was asked for.
+    pub detaching: bool,
     /// Events recorded so far.
     pub events: u64,
     /// `events` is a lower bound (the count fell behind and stopped).
@@ -41,7 +43,9 @@ impl Live {
     pub fn line(&self) -> String {
         let who = format!("{} ({})", self.pid, Escaped(&self.name));
         let file = Escaped(&self.output.display().to_string()).to_string();
-        if self.attached {
+        if self.detaching {
+            format!("Detaching from {who}… the trace goes to {file}")
+        } else if self.attached {
             format!(
                 "● Attached to {who} for {} s: {}{} events ({}) — a detaches — trace: {file}",
                 self.secs,
@@ -160,6 +164,7 @@ impl AttachSession {
             output: self.output.clone(),
             secs: self.started.elapsed().as_secs(),
             attached: self.attached(),
+            detaching: self.detaching(),
             events: self.progress.events.load(Ordering::Relaxed),
             partial: self.progress.events_partial.load(Ordering::Relaxed),
             bytes: self.progress.bytes.load(Ordering::Relaxed),
@@ -171,8 +176,20 @@ impl AttachSession {
         self.progress.attached.load(Ordering::Relaxed)
     }
 
-    /// Once the recording has ended by itself (refused, or the process
-    /// ended): the message saying so. None while it runs.
+    /// Asks the recording to detach; [`AttachSession::poll`] says when it
+    /// has (the UI does not wait for the agent to finish).
+    pub fn detach(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether detaching was asked for.
+    pub fn detaching(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Once the recording has ended (detached, refused, or the process
+    /// ended): the message saying so, and whether a file was written.
+    /// None while it runs.
     pub fn poll(&mut self) -> Option<(String, bool)> {
         if !self.handle.as_ref().is_some_and(|h| h.is_finished()) {
             return None;

@@ -381,6 +381,7 @@ fn attached_and_recording_100x20() {
         output: PathBuf::from("/srv/traces/worker.4242.20260101-120000.vmmap"),
         secs: 12,
         attached: true,
+        detaching: false,
         events: 6,
         partial: false,
         bytes: 1234,

@@ -437,14 +437,10 @@ impl App {
             return;
         }
         let pid = m.snap.process.pid;
-        if let Some(i) = self.attaches.iter().position(|s| s.pid == pid) {
-            let s = self.attaches.remove(i);
-            let output = s.output.clone();
-            let msg = s.stop();
-            if let Some(t) = self.trace.as_mut().filter(|t| t.path == output) {
-                t.note = Some(msg.clone());
-            }
-            self.message = Some(msg);
+        if let Some(s) = self.attaches.iter().find(|s| s.pid == pid) {
+            // The session says when the agent has finished (poll_attaches).
+            s.detach();
+            self.message = None;
             return;
         }
         if let Some(t) = self.traces.iter().find(|t| t.pid == pid) {

@@ -14,6 +14,7 @@ the visible rows, so 60,000 regions scroll as smoothly as 60.
 pub mod app;
 pub mod clipboard;
 pub mod collector;
+pub mod combined_view;
 pub mod details;
 pub mod help;
 pub mod launch_form;

@@ -1011,8 +1011,8 @@ fn picker_marks_processes_for_a_combined_view() {
     assert!(text.contains("2 marked "), "{text}");
     assert!(text.contains("Enter:combine the 2 marked"), "{text}");
     assert_eq!(text.matches('*').count(), 2, "{text}");
-    // Enter with two marked asks for the combined report, and the answer
-    // opens the overlay.
+    // Enter with two marked asks for the combined figures, and the answer
+    // opens the combined view (tests/combined_render.rs); Esc comes back.
     let reqs = app.on_event(Event::Key(KeyEvent::new(
         KeyCode::Enter,
         KeyModifiers::NONE,
@@ -1021,12 +1021,17 @@ fn picker_marks_processes_for_a_combined_view() {
         matches!(reqs.as_slice(), [Request::Combined(p)] if p.len() == 2),
         "{reqs:?}"
     );
-    app.on_response(Response::Combined(Ok(vec!["Processes:     2".into()])));
-    assert_eq!(app.mode, Mode::Combined(0));
+    let snaps = vec![target()];
+    let c = vmmap_core::multi::Combined::of_snapshots(&snaps);
+    let pids = vec![snaps[0].process.pid];
+    let snaps = snaps.into_iter().map(Arc::new).collect();
+    app.on_response(Response::Combined(pids, Ok((c, snaps, Vec::new()))));
+    assert_eq!(app.screen, Screen::Combined);
     let text = screen_text(&draw(&mut app, 100, 30));
-    assert!(text.contains("Processes:     2"), "{text}");
-    key(&mut app, KeyCode::Esc);
-    assert_eq!(app.mode, Mode::Normal);
+    assert!(text.contains("Combined: 1 processes"), "{text}");
+    let reqs = app.on_event(Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+    assert!(matches!(reqs.as_slice(), [Request::Processes]), "{reqs:?}");
+    assert_eq!(app.screen, Screen::Picker);
     // Insert again unmarks.
     key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 1);

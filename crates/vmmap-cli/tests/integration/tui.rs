@@ -941,9 +941,29 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     t.keys(&["IC", "Down", "IC"]);
     t.wait_for("Enter:combine the 2 marked");
     t.keys(&["Enter"]);
-    let s = t.wait_for("Processes:     2");
-    assert!(s.contains("Counted once:"), "{s}");
-    assert!(s.contains("Mapped File"), "{s}");
+    // The combined view: the bars of the sum, the Summary by type, a row
+    // per process.
+    let s = t.wait_for("Combined: 2 processes");
+    assert!(s.contains("shared pages counted once"), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("Committed ")), "{s}");
+    assert!(s.lines().any(|l| l.contains("Mapped File")), "{s}");
+    let pids = [fx.pid.to_string(), child.to_string()];
+    for p in &pids {
+        assert!(
+            s.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{p} "))),
+            "a row for {p}:\n{s}"
+        );
+    }
+    // Enter opens the selected process's main view; Esc comes back.
+    t.keys(&["Enter"]);
+    t.wait("the main view of one of them", |s| {
+        let head = s.lines().next().unwrap_or("").trim_start();
+        pids.iter().any(|p| head.starts_with(&format!("{p} (")))
+            && s.lines().any(|l| l.starts_with("Address"))
+    });
+    t.keys(&["Escape"]);
+    t.wait_for("Combined: 2 processes");
 }
 
 /// A traced run's snapshot: once its owners are known, the Summary's

@@ -57,6 +57,19 @@ impl App {
                 };
                 m.draw(f, area, &self.settings, &status);
             }
+            (Screen::Combined, _) if self.combined_view.is_some() => {
+                let Some(v) = self.combined_view.as_mut() else {
+                    return;
+                };
+                let status = match &self.message {
+                    Some(m) => format!(" {}", Escaped(m)),
+                    None => {
+                        " ?:help Enter:open the process s:sort r:reverse F5:again Esc:picker q:quit"
+                            .to_string()
+                    }
+                };
+                v.draw(f, area, &self.settings, &status);
+            }
             (Screen::Top, _) if self.top.is_some() => {
                 let Some(t) = self.top.as_mut() else { return };
                 let h = area.height.saturating_sub(1);

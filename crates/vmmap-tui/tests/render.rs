@@ -996,6 +996,44 @@ fn fragmentation_map_100x30() {
     );
 }
 
+/// Whether any cell of the screen has a colour of its own.
+fn has_colour(t: &Terminal<TestBackend>) -> bool {
+    t.backend()
+        .buffer()
+        .content
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+}
+
+/// The fragmentation map at the sizes terminals have, with and without
+/// colour: each type has its letter either way (reserved parts in lower
+/// case), and without colour no cell has one.
+#[test]
+fn fragmentation_map_at_every_size_with_and_without_colour() {
+    for colour in [true, false] {
+        for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+            let mut app = if colour { main_app() } else { colourless_app() };
+            key(&mut app, KeyCode::Char('m'));
+            assert_eq!(app.mode, Mode::Map);
+            let t = draw(&mut app, w, h);
+            let text = screen_text(&t);
+            let at = format!("{w}x{h} colour {colour}");
+            assert!(text.contains("Fragmentation map of"), "{at}:\n{text}");
+            // Image, heap and private data have their letters on the map.
+            let grid: String = text.lines().skip(1).take(h as usize - 3).collect();
+            for letter in ['I', 'H', 'P'] {
+                assert!(grid.contains(letter), "{at}: {letter} on the map:\n{text}");
+            }
+            assert_eq!(has_colour(&t), colour, "{at}");
+            let name = format!(
+                "fragmentation_map_{w}x{h}{}",
+                if colour { "" } else { "_no_colour" }
+            );
+            insta::assert_snapshot!(name, t.backend());
+        }
+    }
+}
+
 #[test]
 fn picker_marks_processes_for_a_combined_view() {
     let mut app = picker_app();

@@ -20,6 +20,9 @@ impl App {
     pub fn draw(&mut self, f: &mut Frame<'_>) {
         self.draw_views(f);
         scrub(f.buffer_mut());
+        if !self.settings.coloured() {
+            uncolour(f.buffer_mut());
+        }
     }
 
     pub(super) fn draw_views(&mut self, f: &mut Frame<'_>) {
@@ -229,6 +232,20 @@ pub(super) fn inset(a: Rect, dx: u16, dy: u16) -> Rect {
         y: a.y + dy.min(a.height / 4),
         width: a.width.saturating_sub(2 * dx.min(a.width / 4)),
         height: a.height.saturating_sub(2 * dy.min(a.height / 4)),
+    }
+}
+
+/// Without colour (`NO_COLOR`, `TERM=dumb`, `--color never`), resets
+/// every cell's colours after drawing: the types already show as their
+/// characters, and the few fixed colours of emphasis (the picker's cursor
+/// and denied rows, the map's gaps) must not reach a terminal that asked
+/// for none. Bold, reverse and underline stay.
+pub(super) fn uncolour(buf: &mut ratatui::buffer::Buffer) {
+    use ratatui::style::Color;
+    for cell in &mut buf.content {
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+        cell.underline_color = Color::Reset;
     }
 }
 

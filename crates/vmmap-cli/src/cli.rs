@@ -532,6 +532,11 @@ pub struct TopArgs {
     /// about ten times what it does without.
     #[arg(long)]
     pub pss: bool,
+    /// With --once or -n on a terminal, print every column and COMMAND
+    /// whole instead of fitting the terminal's width (output to a file or
+    /// a pipe is never cut).
+    #[arg(short, long)]
+    pub wide: bool,
 }
 
 /// A `top --sort` column ([`vmmap_core::top::Column::parse`]).

@@ -611,6 +611,11 @@ pub struct SnapshotArgs {
 
     /// Open the interactive view (the process picker without a PID or
     /// name). `vmmap` alone on a terminal does the same.
+    ///
+    /// In the picker, Insert or Ctrl+T marks processes and Enter opens
+    /// their combined view: the bars and the Summary of their sum and a
+    /// row per process, which Enter opens (Esc comes back). `?` lists
+    /// every key.
     #[arg(short, long)]
     pub interactive: bool,
 

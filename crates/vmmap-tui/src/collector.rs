@@ -16,7 +16,7 @@ pub enum Request {
     Processes,
     /// A snapshot of a process.
     Snapshot(u32),
-    /// The combined report of several processes (marked in the picker).
+    /// The combined figures of several processes (marked in the picker).
     Combined(Vec<u32>),
     /// A sample of `vmmap top`'s processes, with PSS or not.
     Top(collect::top::Select, bool),

@@ -186,6 +186,7 @@ fn enter_drills_into_a_process_and_esc_comes_back() {
     let t = draw(&mut app, 100, 30);
     let text = t.backend().to_string();
     assert!(text.contains("4244 (helper)"), "{text}");
+    assert!(text.contains("from the combined view, taken"), "{text}");
     assert!(text.contains("Esc: back to the combined view"), "{text}");
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.screen, Screen::Combined);

@@ -43,6 +43,11 @@ impl App {
                         self.history_index + 1,
                         self.history.len()
                     )),
+                    // Its snapshot is the one the combined figures were
+                    // made of: when it was taken, not a collection time.
+                    _ if self.from_combined && self.history.len() == 1 => {
+                        Some("from the combined view".into())
+                    }
                     _ => None,
                 };
                 let status = match (&self.mode, &self.message) {
@@ -196,7 +201,7 @@ impl App {
     }
 }
 
-/// Draws a text overlay (the changes, the combined report) scrolled by
+/// Draws a text overlay (the changes, the processes sharing a region's pages) scrolled by
 /// `s` lines but never past the last page; returns the scroll used.
 /// The reversed line at the foot of `area`: the screen's keys or its
 /// message (the screen itself is drawn above it).

@@ -950,7 +950,7 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     // child with Insert, Enter combines them.
     t.keys(&["C-p"]);
     t.wait_for("select a process");
-    t.type_text("fixture-sharing");
+    t.type_text(&own_filter(fx.pid));
     t.wait_for("select a process (2 of");
     t.keys(&["IC", "Down", "IC"]);
     t.wait_for("Enter:combine the 2 marked");
@@ -1381,6 +1381,23 @@ fn colour_follows_the_terminal_and_degrades_to_characters() {
     );
 }
 
+/// What the picker can filter by to list a fixture and its children alone:
+/// the name of its directory, on their command line and on no other
+/// test's (the tests run at the same time).
+fn own_filter(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let dir = cmdline
+        .split(|&b| b == 0)
+        .nth(1)
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .expect("the fixture's directory argument");
+    std::path::Path::new(&dir)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The SGR parameters of `screen` (a `capture-pane -e`) that set a
 /// colour: foreground or background, 16, 256 or 24-bit. Resets to the
 /// default colour (39, 49) and attributes (bold, reverse...) are not.
@@ -1443,6 +1460,7 @@ fn without_colour_the_bars_are_characters_and_no_colour_is_sent() {
     let _busy = starting_processes();
     let fx = Fixture::start_named("sharing");
     let child = fx.info["child"].to_string();
+    let filter = own_filter(fx.pid);
     for how in ["TERM=dumb", "NO_COLOR=1"] {
         let t = if how == "TERM=dumb" {
             Tmux::start_with_term(&[], "dumb")
@@ -1458,7 +1476,7 @@ fn without_colour_the_bars_are_characters_and_no_colour_is_sent() {
                 "{how}, {what}: colours sent: {codes:?}\n{screen}"
             );
         };
-        t.type_text("fixture-sharing");
+        t.type_text(&filter);
         t.wait_for("select a process (2 of");
         coloured("the picker");
         t.keys(&["IC", "Down", "IC"]);

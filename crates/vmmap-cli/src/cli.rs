@@ -532,6 +532,11 @@ pub struct TopArgs {
     /// about ten times what it does without.
     #[arg(long)]
     pub pss: bool,
+    /// With --once or -n on a terminal, print every column and COMMAND
+    /// whole instead of fitting the terminal's width (output to a file or
+    /// a pipe is never cut).
+    #[arg(short, long)]
+    pub wide: bool,
 }
 
 /// A `top --sort` column ([`vmmap_core::top::Column::parse`]).
@@ -606,6 +611,11 @@ pub struct SnapshotArgs {
 
     /// Open the interactive view (the process picker without a PID or
     /// name). `vmmap` alone on a terminal does the same.
+    ///
+    /// In the picker, Insert or Ctrl+T marks processes and Enter opens
+    /// their combined view: the bars and the Summary of their sum and a
+    /// row per process, which Enter opens (Esc comes back). `?` lists
+    /// every key.
     #[arg(short, long)]
     pub interactive: bool,
 

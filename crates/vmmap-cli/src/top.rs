@@ -152,74 +152,201 @@ pub(crate) fn signed(v: i64, exact: bool) -> String {
     }
 }
 
+/// A column of the text table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Col {
+    Pid,
+    NsPid,
+    User,
+    Name,
+    Value(Metric),
+    Growth(Metric),
+    Container,
+    Command,
+}
+
+impl Col {
+    fn header(self) -> String {
+        match self {
+            Col::Pid => "PID".into(),
+            Col::NsPid => "NSPID".into(),
+            Col::User => "USER".into(),
+            Col::Name => "NAME".into(),
+            Col::Value(m) => m.name().into(),
+            Col::Growth(m) => format!("+{}", m.name()),
+            Col::Container => "CONTAINER".into(),
+            Col::Command => "COMMAND".into(),
+        }
+    }
+
+    fn right(self) -> bool {
+        matches!(self, Col::Pid | Col::NsPid | Col::Value(_) | Col::Growth(_))
+    }
+
+    fn cell(self, r: &Row, exact: bool) -> String {
+        let p: &Proc = &r.proc;
+        match self {
+            Col::Pid => p.pid.to_string(),
+            Col::NsPid => p.ns_pid.map_or_else(|| "-".into(), |n| n.to_string()),
+            Col::User => Escaped(&p.user).to_string(),
+            Col::Name => Escaped(&p.name).to_string(),
+            Col::Value(m) => {
+                let now = match m {
+                    Metric::Private => Some(p.figures.private),
+                    Metric::Ws => Some(p.figures.ws),
+                    Metric::Pss => p.figures.pss,
+                    Metric::Swap => Some(p.figures.swap),
+                };
+                now.map_or_else(|| "n/a".into(), |v| vmmap_core::units::size(v, exact))
+            }
+            Col::Growth(m) => r
+                .growth
+                .of(m)
+                .map_or_else(|| "n/a".into(), |v| signed(v, exact)),
+            Col::Container => {
+                let c = p
+                    .container
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |c| c.label());
+                Escaped(&c).to_string()
+            }
+            Col::Command => Escaped(&p.cmdline).to_string(),
+        }
+    }
+}
+
+/// The table. With a `width` (a terminal's, unless `--wide`), the text
+/// columns are as wide as their longest cell, the columns that fit are
+/// chosen by importance as the live view's (identity, then Private and its
+/// growth, then WS...), and COMMAND takes what is left, cut at the edge
+/// with `…`, as `vmmap ps` does. Without one (a file, a pipe), every
+/// column is there and nothing is cut.
 fn write_table(rows: &[Row], a: &TopArgs, w: &mut impl Write) -> io::Result<()> {
-    let width = if a.bytes { 14 } else { 8 };
+    let width = crate::width::fit_width(a.wide);
+    let fw = if a.bytes { 14 } else { 8 };
     let ns = rows.iter().any(|r| r.proc.ns_pid.is_some());
     let containers = rows.iter().any(|r| r.proc.container.is_some());
-    writeln!(
-        w,
+    let title = format!(
         "{} processes; + is the growth over {:.1}s; sorted by {}{}",
         rows.len(),
         a.delay.as_secs_f64(),
         a.sort.key(),
         if a.reverse { ", reversed" } else { "" }
-    )?;
-    let mut head = format!("{:>7}  ", "PID");
-    if ns {
-        head.push_str(&format!("{:>7}  ", "NSPID"));
-    }
-    head.push_str(&format!("{:<10}  {:<16}", "USER", "NAME"));
+    );
     let metrics: Vec<Metric> = Metric::ALL
         .into_iter()
         .filter(|m| a.pss || *m != Metric::Pss)
         .collect();
+    // Table order.
+    let mut all = vec![Col::Pid];
+    if ns {
+        all.push(Col::NsPid);
+    }
+    all.extend([Col::User, Col::Name]);
     for &m in &metrics {
-        head.push_str(&format!(
-            "  {:>width$}  {:>width$}",
-            m.name(),
-            format!("+{}", m.name())
-        ));
+        all.extend([Col::Value(m), Col::Growth(m)]);
     }
     if containers {
-        head.push_str(&format!("  {:<24}", "CONTAINER"));
+        all.push(Col::Container);
     }
-    head.push_str("  COMMAND");
-    writeln!(w, "{head}")?;
+    let text_w = |c: Col, full: usize| match width {
+        None => full,
+        Some(_) => rows
+            .iter()
+            .map(|r| c.cell(r, a.bytes).chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(c.header().len(), full),
+    };
+    let col_w = |c: Col| match c {
+        Col::Pid | Col::NsPid => 7,
+        Col::User => text_w(Col::User, 10),
+        Col::Name => text_w(Col::Name, 16),
+        Col::Value(_) | Col::Growth(_) => fw,
+        Col::Container => 24,
+        // What COMMAND needs to be worth showing on a terminal; it then
+        // takes the rest of the line.
+        Col::Command => 12,
+    };
+    let (shown, command) = match width {
+        None => (all, true),
+        Some(limit) => {
+            use Metric::*;
+            let importance = [
+                Col::Pid,
+                Col::Name,
+                Col::Value(Private),
+                Col::Growth(Private),
+                Col::Value(Ws),
+                Col::Growth(Ws),
+                Col::Container,
+                Col::Command,
+                Col::NsPid,
+                Col::Value(Pss),
+                Col::Growth(Pss),
+                Col::Value(Swap),
+                Col::Growth(Swap),
+                Col::User,
+            ];
+            let mut used = 0;
+            let mut kept = Vec::new();
+            for c in importance
+                .into_iter()
+                .filter(|c| *c == Col::Command || all.contains(c))
+            {
+                let need = col_w(c) + if kept.is_empty() { 0 } else { 2 };
+                if used + need <= limit {
+                    used += need;
+                    kept.push(c);
+                }
+            }
+            (
+                all.into_iter().filter(|c| kept.contains(c)).collect(),
+                kept.contains(&Col::Command),
+            )
+        }
+    };
+    let line = |cells: Vec<String>| -> String {
+        let mut out = String::new();
+        for (i, (&c, text)) in shown.iter().zip(&cells).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let cw = col_w(c);
+            if c.right() {
+                out.push_str(&format!("{text:>cw$}"));
+            } else {
+                out.push_str(&format!("{text:<cw$}"));
+            }
+        }
+        if command {
+            out.push_str("  ");
+            out.push_str(&cells[shown.len()]);
+        }
+        let out = out.trim_end().to_string();
+        match width {
+            Some(limit) => vmmap_render::text::cut_end(&out, limit).into_owned(),
+            None => out,
+        }
+    };
+    let cut = |s: String| match width {
+        Some(limit) => vmmap_render::text::cut_end(&s, limit).into_owned(),
+        None => s,
+    };
+    writeln!(w, "{}", cut(title))?;
+    let head: Vec<String> = shown
+        .iter()
+        .chain(std::iter::once(&Col::Command))
+        .map(|c| c.header())
+        .collect();
+    writeln!(w, "{}", line(head))?;
     for r in rows {
-        let p: &Proc = &r.proc;
-        let mut line = format!("{:>7}  ", p.pid);
-        if ns {
-            let n = p.ns_pid.map_or_else(|| "-".into(), |n| n.to_string());
-            line.push_str(&format!("{n:>7}  "));
-        }
-        line.push_str(&format!(
-            "{:<10}  {:<16}",
-            Escaped(&p.user).to_string(),
-            Escaped(&p.name).to_string()
-        ));
-        for &m in &metrics {
-            let now = match m {
-                Metric::Private => Some(p.figures.private),
-                Metric::Ws => Some(p.figures.ws),
-                Metric::Pss => p.figures.pss,
-                Metric::Swap => Some(p.figures.swap),
-            };
-            let now = now.map_or_else(|| "n/a".into(), |v| vmmap_core::units::size(v, a.bytes));
-            let grown = r
-                .growth
-                .of(m)
-                .map_or_else(|| "n/a".into(), |v| signed(v, a.bytes));
-            line.push_str(&format!("  {now:>width$}  {grown:>width$}"));
-        }
-        if containers {
-            let c = p
-                .container
-                .as_ref()
-                .map_or_else(|| "-".into(), |c| c.label());
-            line.push_str(&format!("  {:<24}", Escaped(&c).to_string()));
-        }
-        line.push_str(&format!("  {}", Escaped(&p.cmdline)));
-        writeln!(w, "{}", line.trim_end())?;
+        let cells: Vec<String> = shown
+            .iter()
+            .chain(std::iter::once(&Col::Command))
+            .map(|c| c.cell(r, a.bytes))
+            .collect();
+        writeln!(w, "{}", line(cells))?;
     }
     Ok(())
 }

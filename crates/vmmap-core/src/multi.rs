@@ -25,7 +25,7 @@ use crate::summary::Summary;
 /// How the combined working set counts a page mapped by several processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum CountedOnce {
+pub enum CountedOnce {
     /// Distinct page frames (root): exact.
     FrameUnion,
     /// The sum of PSS: an estimate (frame numbers need root).
@@ -34,63 +34,71 @@ pub(crate) enum CountedOnce {
 
 /// One type's (or the total's) combined figures, in bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct CombinedRow {
+pub struct CombinedRow {
     /// The type; `None` for the Total row.
-    pub(crate) memory_type: Option<MemoryType>,
+    pub memory_type: Option<MemoryType>,
     /// Sum of Size.
-    pub(crate) size: u64,
+    pub size: u64,
     /// Sum of Committed.
-    pub(crate) committed: u64,
+    pub committed: u64,
     /// Sum of Private.
-    pub(crate) private: u64,
+    pub private: u64,
     /// Sum of every process's Total WS: shared pages counted once per
     /// process that maps them.
-    pub(crate) total_ws_sum: u64,
+    pub total_ws_sum: u64,
     /// Sum of PSS.
-    pub(crate) pss: u64,
+    pub pss: u64,
     /// The working set with every page counted once.
-    pub(crate) total_ws_once: u64,
+    pub total_ws_once: u64,
     /// Of that, anonymous pages (root only).
-    pub(crate) private_ws_once: Option<u64>,
+    pub private_ws_once: Option<u64>,
     /// Of that, file and shmem pages (root only).
-    pub(crate) shareable_ws_once: Option<u64>,
+    pub shareable_ws_once: Option<u64>,
 }
 
 /// One process's own totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct ProcessLine {
+pub struct ProcessLine {
     /// PID.
-    pub(crate) pid: u32,
+    pub pid: u32,
     /// Command name.
-    pub(crate) name: String,
+    pub name: String,
     /// Size.
-    pub(crate) size: u64,
+    pub size: u64,
     /// Committed.
-    pub(crate) committed: u64,
+    pub committed: u64,
     /// Private.
-    pub(crate) private: u64,
+    pub private: u64,
     /// Total WS.
-    pub(crate) total_ws: u64,
+    pub total_ws: u64,
     /// Shared WS.
-    pub(crate) shared_ws: u64,
+    pub shared_ws: u64,
     /// PSS.
-    pub(crate) pss: u64,
+    pub pss: u64,
 }
 
 /// The combined report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Combined {
     /// How pages mapped by several processes are counted once.
-    pub(crate) counted_once: CountedOnce,
+    pub counted_once: CountedOnce,
     /// One row per type (Free left out: address space is per process).
-    pub(crate) rows: Vec<CombinedRow>,
+    pub rows: Vec<CombinedRow>,
     /// Every type added up.
-    pub(crate) total: CombinedRow,
+    pub total: CombinedRow,
     /// Each process's own totals, in the order given.
-    pub(crate) processes: Vec<ProcessLine>,
+    pub processes: Vec<ProcessLine>,
 }
 
 impl Combined {
+    /// Combines snapshots taken earlier (loaded from files, say), whose
+    /// page frames are no longer there to read: the once-counted working
+    /// set is the sum of PSS.
+    pub fn of_snapshots(snaps: &[Snapshot]) -> Combined {
+        let page = snaps.first().map_or(4096, |s| s.kernel.page_size);
+        Combined::of(snaps, None, page)
+    }
+
     /// Combines the snapshots; `frames` is every process's present frames
     /// (from [`crate::collect::pages::exact_sharing`] with root), or `None`
     /// to estimate with PSS.
@@ -200,6 +208,18 @@ pub fn collect(
     exact: bool,
     tolerate: bool,
 ) -> Result<(Combined, Vec<String>)> {
+    collect_keeping(pids, opts, exact, tolerate).map(|(c, _, skipped)| (c, skipped))
+}
+
+/// [`collect`], keeping the snapshots (in the order of
+/// [`Combined::processes`]): the UI's combined view opens one of them in
+/// its main view without reading the process again.
+pub fn collect_keeping(
+    pids: &[u32],
+    opts: &crate::collect::Options,
+    exact: bool,
+    tolerate: bool,
+) -> Result<(Combined, Vec<Snapshot>, Vec<String>)> {
     use crate::collect::{pages, snapshot};
     let frames_readable = pages::can_read_frames(&opts.proc_root);
     let mut snaps = Vec::new();
@@ -227,7 +247,7 @@ pub fn collect(
         snaps.push(snap);
     }
     let page = snaps.first().map_or(4096, |s| s.kernel.page_size);
-    Ok((Combined::of(&snaps, frames, page), skipped))
+    Ok((Combined::of(&snaps, frames, page), snaps, skipped))
 }
 
 impl Combined {

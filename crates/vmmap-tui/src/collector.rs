@@ -16,11 +16,15 @@ pub enum Request {
     Processes,
     /// A snapshot of a process.
     Snapshot(u32),
-    /// The combined report of several processes (marked in the picker).
+    /// The combined figures of several processes (marked in the picker).
     Combined(Vec<u32>),
     /// A sample of `vmmap top`'s processes, with PSS or not.
     Top(collect::top::Select, bool),
 }
+
+/// The combined figures, the snapshots they were made from (in the order
+/// of its processes) and the processes that could not be read.
+pub type CombinedResult = (vmmap_core::multi::Combined, Vec<Arc<Snapshot>>, Vec<String>);
 
 /// What comes back.
 pub enum Response {
@@ -28,8 +32,9 @@ pub enum Response {
     Processes(Result<Vec<ProcessEntry>, String>),
     /// A snapshot (and how long it took), or why it failed.
     Snapshot(u32, Result<(Arc<Snapshot>, Duration), String>),
-    /// The combined report as text lines, or why it failed.
-    Combined(Result<Vec<String>, String>),
+    /// The combined figures of the PIDs asked for, with each process's
+    /// snapshot and the processes skipped, or why it failed.
+    Combined(Vec<u32>, Result<CombinedResult, String>),
     /// A sample for `vmmap top`, or why it failed.
     Top(Result<Vec<vmmap_core::top::Proc>, String>),
 }
@@ -74,11 +79,14 @@ impl Collector {
                             };
                             Response::Top(s.sample().map_err(|e| e.to_string()))
                         }
-                        Request::Combined(pids) => Response::Combined(
-                            vmmap_core::multi::collect(&pids, &opts, false, true)
-                                .map(|(c, skipped)| c.to_lines(&skipped, false))
-                                .map_err(|e| e.to_string()),
-                        ),
+                        Request::Combined(pids) => {
+                            let r = vmmap_core::multi::collect_keeping(&pids, &opts, false, true)
+                                .map(|(c, snaps, skipped)| {
+                                    (c, snaps.into_iter().map(Arc::new).collect(), skipped)
+                                })
+                                .map_err(|e| e.to_string());
+                            Response::Combined(pids, r)
+                        }
                     };
                     if resp_tx.send(resp).is_err() {
                         return;

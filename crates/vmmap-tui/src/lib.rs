@@ -15,6 +15,7 @@ pub mod app;
 pub mod attach_session;
 pub mod clipboard;
 pub mod collector;
+pub mod combined_view;
 pub mod details;
 pub mod help;
 pub mod launch_form;

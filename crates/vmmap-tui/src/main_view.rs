@@ -496,9 +496,6 @@ impl MainView {
     /// in the Summary's order and colours.
     fn draw_bars(&self, f: &mut Frame<'_>, area: Rect, settings: &Settings) {
         let total = &self.summary.total.figures;
-        let basis = total.value(Column::Committed).max(1);
-        let label_w = 24u16;
-        let bar_w = area.width.saturating_sub(label_w + 1);
         let types: Vec<MemoryType> = self
             .summary_rows
             .iter()
@@ -506,70 +503,20 @@ impl MainView {
             .copied()
             .filter(|t| *t != MemoryType::Free)
             .collect();
-        for (k, (name, col)) in [
+        let bars = [
             ("Committed", Column::Committed),
             ("Private Bytes", Column::Private),
             ("Working Set", Column::TotalWs),
         ]
-        .iter()
-        .enumerate()
-        {
-            if k as u16 >= area.height {
-                break;
-            }
-            let value = total.value(*col);
-            let width = ((u128::from(value) * u128::from(bar_w)) / u128::from(basis))
-                .min(u128::from(bar_w)) as u16;
-            let mut spans = vec![Span::raw(format!(
-                "{:<13}{:>10} ",
-                name,
-                settings.units.format(value)
-            ))];
-            // Largest-remainder split of `width` cells among the types.
-            let parts: Vec<(MemoryType, u64)> = types
+        .map(|(label, col)| Bar {
+            label,
+            total: total.value(col),
+            parts: types
                 .iter()
-                .map(|&t| (t, self.summary.row(t).figures.value(*col)))
-                .filter(|(_, v)| *v > 0)
-                .collect();
-            let sum: u64 = parts.iter().map(|p| p.1).sum::<u64>().max(1);
-            let mut cells: Vec<(MemoryType, u16, u128)> = parts
-                .iter()
-                .map(|&(t, v)| {
-                    let exact = u128::from(v) * u128::from(width);
-                    (t, (exact / u128::from(sum)) as u16, exact % u128::from(sum))
-                })
-                .collect();
-            let mut left = width.saturating_sub(cells.iter().map(|c| c.1).sum());
-            let mut order: Vec<usize> = (0..cells.len()).collect();
-            order.sort_by(|a, b| cells[*b].2.cmp(&cells[*a].2));
-            for i in order {
-                if left == 0 {
-                    break;
-                }
-                cells[i].1 += 1;
-                left -= 1;
-            }
-            for (t, n, _) in cells {
-                if n > 0 {
-                    // Without colour, each type's own character.
-                    spans.push(match settings.glyph(t) {
-                        Some(g) => Span::raw(g.to_string().repeat(n as usize)),
-                        None => Span::styled(
-                            " ".repeat(n as usize),
-                            Style::default().bg(settings.colour(t)),
-                        ),
-                    });
-                }
-            }
-            f.render_widget(
-                Paragraph::new(Line::from(spans)),
-                Rect {
-                    y: area.y + k as u16,
-                    height: 1,
-                    ..area
-                },
-            );
-        }
+                .map(|&t| (t, self.summary.row(t).figures.value(col)))
+                .collect(),
+        });
+        draw_bar_graphs(f, area, settings, &bars);
     }
 
     fn draw_summary(
@@ -905,6 +852,82 @@ impl MainView {
     }
 }
 
+/// One of the bar graphs: its label, its total, and its parts by type in
+/// the order drawn.
+pub struct Bar {
+    /// `Committed`, `Private Bytes`, `Working Set`.
+    pub label: &'static str,
+    /// The whole bar's figure.
+    pub total: u64,
+    /// Each type's share of it.
+    pub parts: Vec<(MemoryType, u64)>,
+}
+
+/// Draws VMMap's bar graphs, one a line: the first bar spans the width
+/// after its label, the others extend to their share of it; each is split
+/// among its types by largest remainders, in the types' colours, or in
+/// each type's own character when colour is off. Shared by the main view
+/// and the combined view, so that both read the same.
+pub fn draw_bar_graphs(f: &mut Frame<'_>, area: Rect, settings: &Settings, bars: &[Bar]) {
+    let basis = bars.first().map_or(0, |b| b.total).max(1);
+    let label_w = 24u16;
+    let bar_w = area.width.saturating_sub(label_w + 1);
+    for (k, bar) in bars.iter().enumerate() {
+        if k as u16 >= area.height {
+            break;
+        }
+        let value = bar.total;
+        let width = ((u128::from(value) * u128::from(bar_w)) / u128::from(basis))
+            .min(u128::from(bar_w)) as u16;
+        let mut spans = vec![Span::raw(format!(
+            "{:<13}{:>10} ",
+            bar.label,
+            settings.units.format(value)
+        ))];
+        // Largest-remainder split of `width` cells among the types.
+        let parts: Vec<(MemoryType, u64)> =
+            bar.parts.iter().copied().filter(|(_, v)| *v > 0).collect();
+        let sum: u64 = parts.iter().map(|p| p.1).sum::<u64>().max(1);
+        let mut cells: Vec<(MemoryType, u16, u128)> = parts
+            .iter()
+            .map(|&(t, v)| {
+                let exact = u128::from(v) * u128::from(width);
+                (t, (exact / u128::from(sum)) as u16, exact % u128::from(sum))
+            })
+            .collect();
+        let mut left = width.saturating_sub(cells.iter().map(|c| c.1).sum());
+        let mut order: Vec<usize> = (0..cells.len()).collect();
+        order.sort_by(|a, b| cells[*b].2.cmp(&cells[*a].2));
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            cells[i].1 += 1;
+            left -= 1;
+        }
+        for (t, n, _) in cells {
+            if n > 0 {
+                // Without colour, each type's own character.
+                spans.push(match settings.glyph(t) {
+                    Some(g) => Span::raw(g.to_string().repeat(n as usize)),
+                    None => Span::styled(
+                        " ".repeat(n as usize),
+                        Style::default().bg(settings.colour(t)),
+                    ),
+                });
+            }
+        }
+        f.render_widget(
+            Paragraph::new(Line::from(spans)),
+            Rect {
+                y: area.y + k as u16,
+                height: 1,
+                ..area
+            },
+        );
+    }
+}
+
 fn hex_digits(v: u64) -> u16 {
     ((64 - v.leading_zeros()).div_ceil(4)).max(1) as u16
 }
@@ -942,7 +965,7 @@ fn delta(now: &Figures, base: &Figures, c: Column, units: Units) -> String {
 }
 
 /// Width of a figure cell: `1023K`, `32768 K` or 13 digits of bytes.
-fn num_width(units: Units) -> u16 {
+pub(crate) fn num_width(units: Units) -> u16 {
     if units == Units::Bytes {
         13
     } else {

@@ -996,6 +996,44 @@ fn fragmentation_map_100x30() {
     );
 }
 
+/// Whether any cell of the screen has a colour of its own.
+fn has_colour(t: &Terminal<TestBackend>) -> bool {
+    t.backend()
+        .buffer()
+        .content
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+}
+
+/// The fragmentation map at the sizes terminals have, with and without
+/// colour: each type has its letter either way (reserved parts in lower
+/// case), and without colour no cell has one.
+#[test]
+fn fragmentation_map_at_every_size_with_and_without_colour() {
+    for colour in [true, false] {
+        for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+            let mut app = if colour { main_app() } else { colourless_app() };
+            key(&mut app, KeyCode::Char('m'));
+            assert_eq!(app.mode, Mode::Map);
+            let t = draw(&mut app, w, h);
+            let text = screen_text(&t);
+            let at = format!("{w}x{h} colour {colour}");
+            assert!(text.contains("Fragmentation map of"), "{at}:\n{text}");
+            // Image, heap and private data have their letters on the map.
+            let grid: String = text.lines().skip(1).take(h as usize - 3).collect();
+            for letter in ['I', 'H', 'P'] {
+                assert!(grid.contains(letter), "{at}: {letter} on the map:\n{text}");
+            }
+            assert_eq!(has_colour(&t), colour, "{at}");
+            let name = format!(
+                "fragmentation_map_{w}x{h}{}",
+                if colour { "" } else { "_no_colour" }
+            );
+            insta::assert_snapshot!(name, t.backend());
+        }
+    }
+}
+
 #[test]
 fn picker_marks_processes_for_a_combined_view() {
     let mut app = picker_app();
@@ -1011,8 +1049,8 @@ fn picker_marks_processes_for_a_combined_view() {
     assert!(text.contains("2 marked "), "{text}");
     assert!(text.contains("Enter:combine the 2 marked"), "{text}");
     assert_eq!(text.matches('*').count(), 2, "{text}");
-    // Enter with two marked asks for the combined report, and the answer
-    // opens the overlay.
+    // Enter with two marked asks for the combined figures, and the answer
+    // opens the combined view (tests/combined_render.rs); Esc comes back.
     let reqs = app.on_event(Event::Key(KeyEvent::new(
         KeyCode::Enter,
         KeyModifiers::NONE,
@@ -1021,12 +1059,17 @@ fn picker_marks_processes_for_a_combined_view() {
         matches!(reqs.as_slice(), [Request::Combined(p)] if p.len() == 2),
         "{reqs:?}"
     );
-    app.on_response(Response::Combined(Ok(vec!["Processes:     2".into()])));
-    assert_eq!(app.mode, Mode::Combined(0));
+    let snaps = vec![target()];
+    let c = vmmap_core::multi::Combined::of_snapshots(&snaps);
+    let pids = vec![snaps[0].process.pid];
+    let snaps = snaps.into_iter().map(Arc::new).collect();
+    app.on_response(Response::Combined(pids, Ok((c, snaps, Vec::new()))));
+    assert_eq!(app.screen, Screen::Combined);
     let text = screen_text(&draw(&mut app, 100, 30));
-    assert!(text.contains("Processes:     2"), "{text}");
-    key(&mut app, KeyCode::Esc);
-    assert_eq!(app.mode, Mode::Normal);
+    assert!(text.contains("Combined: 1 processes"), "{text}");
+    let reqs = app.on_event(Event::Key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)));
+    assert!(matches!(reqs.as_slice(), [Request::Processes]), "{reqs:?}");
+    assert_eq!(app.screen, Screen::Picker);
     // Insert again unmarks.
     key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 1);

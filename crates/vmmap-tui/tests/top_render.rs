@@ -63,9 +63,13 @@ fn samples() -> (Vec<Proc>, Vec<Proc>) {
 }
 
 fn app() -> App {
+    app_with(Settings::default())
+}
+
+fn app_with(settings: Settings) -> App {
     let (first, second) = samples();
     let mut app = App::top(
-        Settings::default(),
+        settings,
         TopStart {
             select: Select::All,
             first,
@@ -108,6 +112,31 @@ fn top_160x48() {
 #[test]
 fn top_220x60() {
     insta::assert_snapshot!(draw(&mut app(), 220, 60).backend());
+}
+
+/// Without colour (`NO_COLOR`, `TERM=dumb`): the same table, and no cell
+/// has a colour.
+#[test]
+fn top_without_colour_at_every_size() {
+    for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+        let mut a = app_with(Settings {
+            depth: vmmap_tui::palette::Depth::Off,
+            ..Settings::default()
+        });
+        let t = draw(&mut a, w, h);
+        let colours = t
+            .backend()
+            .buffer()
+            .content
+            .iter()
+            .filter(|c| {
+                c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset
+            })
+            .count();
+        assert_eq!(colours, 0, "{w}x{h}");
+        assert!(t.backend().to_string().contains("leaky-server"));
+        insta::assert_snapshot!(format!("top_without_colour_{w}x{h}"), t.backend());
+    }
 }
 
 #[test]

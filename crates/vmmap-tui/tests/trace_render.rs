@@ -352,6 +352,54 @@ fn trace_view_at_every_size() {
     }
 }
 
+/// The Trace view of a loaded file, drawn by the app without colour
+/// (`NO_COLOR`, `TERM=dumb`) at every size: no cell has a colour.
+#[test]
+fn trace_view_without_colour_at_every_size() {
+    let snap: Snapshot = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let settings = Settings {
+        depth: vmmap_tui::palette::Depth::Off,
+        ..Settings::default()
+    };
+    let mut app = App::with_history(settings, vec![Arc::new(snap)], 0);
+    app.file = Some(synthetic_trace());
+    app.on_event(Event::Key(KeyEvent::new(
+        KeyCode::Char('T'),
+        KeyModifiers::NONE,
+    )));
+    assert_eq!(app.mode, Mode::Trace);
+    let t0 = std::time::Instant::now();
+    while app.poll_trace() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| app.draw(f)).unwrap();
+        let coloured = term
+            .backend()
+            .buffer()
+            .content
+            .iter()
+            .filter(|c| {
+                c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset
+            })
+            .count();
+        assert_eq!(coloured, 0, "{w}x{h}");
+        assert!(
+            text(&term).contains("Call tree"),
+            "{w}x{h}:\n{}",
+            text(&term)
+        );
+        insta::assert_snapshot!(format!("trace_without_colour_{w}x{h}"), term.backend());
+    }
+}
+
 /// A Leaks list longer than its half of the screen says which rows show.
 #[test]
 fn a_long_leaks_list_says_which_rows_show() {

@@ -36,6 +36,18 @@ impl Tmux {
 
     /// Starts `vmmap ARGS` in a new pane with more environment variables.
     fn start_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Tmux {
+        Tmux::launch(args, env, "")
+    }
+
+    /// Starts `vmmap ARGS` with `TERM` set in the pane itself (tmux gives
+    /// its panes a TERM of its own, whatever the server's is).
+    fn start_with_term(args: &[&str], term: &str) -> Tmux {
+        Tmux::launch(args, &[], &format!("TERM='{term}' "))
+    }
+
+    /// Starts `vmmap ARGS`, `prefix` (variable assignments) before it on
+    /// the pane's command line.
+    fn launch(args: &[&str], env: &[(&str, &std::ffi::OsStr)], prefix: &str) -> Tmux {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let home = TempDir::new("tui-home");
@@ -46,10 +58,12 @@ impl Tmux {
         );
         // $0 is vmmap, "$@" its arguments. After vmmap: its exit status,
         // whether the tty is still raw, then time to look at the screen.
-        let script = r#""$0" "$@"; st=$?
+        let script = format!(
+            r#"{prefix}"$0" "$@"; st=$?
 if stty -a | grep -qE -- '(^| )-(icanon|echo)( |$)'; then tty=raw; else tty=cooked; fi
 echo "EXITED-$st TTY-$tty"
-exec sleep 60"#;
+exec sleep 60"#
+        );
         let mut cmd = Command::new(require_tool("tmux", "tmux"));
         cmd.args([
             "-f",
@@ -62,7 +76,7 @@ exec sleep 60"#;
             "t",
         ])
         .args(["-x", &WIDTH.to_string(), "-y", &HEIGHT.to_string()])
-        .args(["sh", "-c", script, VMMAP])
+        .args(["sh", "-c", &script, VMMAP])
         .args(args)
         // The server, and so the pane, inherits this environment.
         .env("HOME", home.path())
@@ -936,14 +950,34 @@ fn shared_with_key_lists_the_child_and_picker_combines_marked_processes() {
     // child with Insert, Enter combines them.
     t.keys(&["C-p"]);
     t.wait_for("select a process");
-    t.type_text("fixture-sharing");
+    t.type_text(&own_filter(fx.pid));
     t.wait_for("select a process (2 of");
     t.keys(&["IC", "Down", "IC"]);
     t.wait_for("Enter:combine the 2 marked");
     t.keys(&["Enter"]);
-    let s = t.wait_for("Processes:     2");
-    assert!(s.contains("Counted once:"), "{s}");
-    assert!(s.contains("Mapped File"), "{s}");
+    // The combined view: the bars of the sum, the Summary by type, a row
+    // per process.
+    let s = t.wait_for("Combined: 2 processes");
+    assert!(s.contains("shared pages counted once"), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("Committed ")), "{s}");
+    assert!(s.lines().any(|l| l.contains("Mapped File")), "{s}");
+    let pids = [fx.pid.to_string(), child.to_string()];
+    for p in &pids {
+        assert!(
+            s.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{p} "))),
+            "a row for {p}:\n{s}"
+        );
+    }
+    // Enter opens the selected process's main view; Esc comes back.
+    t.keys(&["Enter"]);
+    t.wait("the main view of one of them", |s| {
+        let head = s.lines().next().unwrap_or("").trim_start();
+        pids.iter().any(|p| head.starts_with(&format!("{p} (")))
+            && s.lines().any(|l| l.starts_with("Address"))
+    });
+    t.keys(&["Escape"]);
+    t.wait_for("Combined: 2 processes");
 }
 
 /// A traced run's snapshot: once its owners are known, the Summary's
@@ -1345,6 +1379,120 @@ fn colour_follows_the_terminal_and_degrades_to_characters() {
         !s.contains("38;2;") && !s.contains("48;2;"),
         "not 24-bit:\n{s}"
     );
+}
+
+/// What the picker can filter by to list a fixture and its children alone:
+/// the name of its directory, on their command line and on no other
+/// test's (the tests run at the same time).
+fn own_filter(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let dir = cmdline
+        .split(|&b| b == 0)
+        .nth(1)
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .expect("the fixture's directory argument");
+    std::path::Path::new(&dir)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The SGR parameters of `screen` (a `capture-pane -e`) that set a
+/// colour: foreground or background, 16, 256 or 24-bit. Resets to the
+/// default colour (39, 49) and attributes (bold, reverse...) are not.
+fn colour_codes(screen: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for seq in screen.split("\u{1b}[").skip(1) {
+        let Some(end) = seq.find(|c: char| c.is_ascii_alphabetic()) else {
+            continue;
+        };
+        if !seq[end..].starts_with('m') {
+            continue;
+        }
+        let params: Vec<u32> = seq[..end]
+            .split(';')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if params
+            .iter()
+            .any(|&p| matches!(p, 30..=38 | 40..=48 | 90..=97 | 100..=107))
+        {
+            found.push(seq[..end].to_string());
+        }
+    }
+    found
+}
+
+/// The bar graphs and the Summary's key of a screen without colour: each
+/// bar holds two types or more, each in its own character, and each type
+/// of the key has its own.
+fn assert_bars_in_characters(what: &str, s: &str) {
+    let glyphs = "\u{2588}\u{2593}\u{2592}\u{2591}#=+:";
+    let bar = s
+        .lines()
+        .find(|l| l.starts_with("Committed "))
+        .unwrap_or_else(|| panic!("{what}: no Committed bar:\n{s}"));
+    let kinds: std::collections::BTreeSet<char> =
+        bar.chars().filter(|c| glyphs.contains(*c)).collect();
+    assert!(kinds.len() >= 2, "{what}: the bar in characters: {bar}");
+    let mut keys = std::collections::BTreeMap::new();
+    for name in ["Image", "Heap", "Stack", "Private Data", "Mapped File"] {
+        let line = s.lines().find(|l| {
+            let mut c = l.chars();
+            matches!((c.next(), c.next(), c.next()), (Some(a), Some(b), Some(' ')) if a == b && glyphs.contains(a))
+                && l[l.char_indices().nth(3).map_or(0, |(i, _)| i)..].starts_with(name)
+        });
+        let line = line.unwrap_or_else(|| panic!("{what}: no key for {name}:\n{s}"));
+        keys.insert(line.chars().next().unwrap(), name);
+    }
+    assert_eq!(keys.len(), 5, "{what}: a character per type: {keys:?}");
+}
+
+/// `TERM=dumb` and `NO_COLOR=1` through the real binary: the picker, the
+/// combined view of two marked processes and the main view of one of them
+/// draw the bars and the Summary's key in each type's own character, and
+/// nothing vmmap sends sets a colour (tmux's `capture-pane -e` shows
+/// every attribute of the screen).
+#[test]
+fn without_colour_the_bars_are_characters_and_no_colour_is_sent() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start_named("sharing");
+    let child = fx.info["child"].to_string();
+    let filter = own_filter(fx.pid);
+    for how in ["TERM=dumb", "NO_COLOR=1"] {
+        let t = if how == "TERM=dumb" {
+            Tmux::start_with_term(&[], "dumb")
+        } else {
+            Tmux::start_env(&[], &[("NO_COLOR", std::ffi::OsStr::new("1"))])
+        };
+        let coloured = |what: &str| {
+            let out = t.tmux(&["capture-pane", "-p", "-e", "-t", "t"]);
+            let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+            let codes = colour_codes(&screen);
+            assert!(
+                codes.is_empty(),
+                "{how}, {what}: colours sent: {codes:?}\n{screen}"
+            );
+        };
+        t.type_text(&filter);
+        t.wait_for("select a process (2 of");
+        coloured("the picker");
+        t.keys(&["IC", "Down", "IC"]);
+        t.wait_for("Enter:combine the 2 marked");
+        t.keys(&["Enter"]);
+        let s = t.wait_for("Combined: 2 processes");
+        assert!(s.contains(&format!(" {child} ")), "{how}: {s}");
+        assert_bars_in_characters(&format!("{how}, the combined view"), &s);
+        coloured("the combined view");
+        t.keys(&["Enter"]);
+        let s = t.wait("a main view", |s| {
+            s.lines().any(|l| l.starts_with("Address"))
+        });
+        assert_bars_in_characters(&format!("{how}, the main view"), &s);
+        coloured("the main view");
+    }
 }
 
 /// The picker's list refreshes itself: a process started after it opened

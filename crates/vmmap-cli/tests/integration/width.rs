@@ -109,6 +109,43 @@ fn ps_cuts_command_at_the_terminal_width_and_not_in_a_pipe() {
     assert!(wide.iter().any(|l| l.contains(LONG_ARG)));
 }
 
+/// `top --once` on a terminal: the columns that fit 80 (PID, NAME,
+/// Private and its growth first), COMMAND cut at the edge; piped, or with
+/// `--wide`, every column and the whole command line.
+#[test]
+fn top_once_fits_the_terminal_and_is_whole_when_piped() {
+    let f = Fixture::start_named_with("target", &[LONG_ARG]);
+    let args = ["top", "--once", "--delay", "0.1s", "--filter", LONG_ARG];
+    let lines = on_terminal(&args, "80");
+    assert_fits("vmmap top --once", &lines, 80);
+    let text = lines.join("\n");
+    for col in ["PID", "NAME", "PRIVATE", "+PRIVATE", "WS", "+WS"] {
+        assert!(text.contains(col), "keeps {col}:\n{text}");
+    }
+    let row = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with(&format!("{} ", f.pid)))
+        .unwrap_or_else(|| panic!("pid {} listed:\n{text}", f.pid));
+    assert!(
+        row.ends_with('\u{2026}'),
+        "COMMAND cut with an ellipsis: {row}"
+    );
+    let piped = vmmap_ok(&args);
+    assert!(piped.contains(LONG_ARG), "piped COMMAND is whole:\n{piped}");
+    assert!(piped.contains("USER") && piped.contains("+SWAP"), "{piped}");
+    let wide: Vec<&str> = args.iter().copied().chain(["--wide"]).collect();
+    let wide = on_terminal(&wide, "80");
+    assert!(
+        wide.iter().any(|l| l.contains(LONG_ARG)),
+        "--wide: {}",
+        wide.join("\n")
+    );
+    // A narrow terminal keeps the identity and Private.
+    let narrow = on_terminal(&args, "40");
+    assert_fits("vmmap top --once at 40 columns", &narrow, 40);
+    assert!(narrow.join("\n").contains("PRIVATE"));
+}
+
 #[test]
 fn trace_views_fit_80_columns_on_a_terminal() {
     let src = fixture("views.c");

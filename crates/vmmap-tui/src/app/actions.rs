@@ -32,6 +32,8 @@ pub enum Scope {
     Trace,
     /// `vmmap top`.
     Top,
+    /// The combined view of marked processes.
+    Combined,
 }
 
 /// A key as the table names it. Shift is part of the character (`S` is
@@ -96,6 +98,27 @@ pub enum Action {
     Trace(Trace),
     /// A key of `vmmap top`.
     Top(Top),
+    /// A key of the combined view.
+    Combined(Comb),
+}
+
+/// The combined view's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comb {
+    /// Moves the selection by the key.
+    Move,
+    /// Opens the selected process's main view.
+    Open,
+    /// Sorts by the next column.
+    SortNext,
+    /// Sorts by the previous column.
+    SortPrevious,
+    /// Reverses the sort.
+    Reverse,
+    /// Combines the processes again.
+    Refresh,
+    /// Goes back to the picker.
+    Picker,
 }
 
 /// `vmmap top`'s actions.
@@ -241,6 +264,8 @@ pub enum Main {
     Attach,
     /// Goes back to the process picker.
     Picker,
+    /// Goes back to the combined view, when the process was opened from it.
+    Back,
 }
 
 /// The Trace view's actions; what one does may depend on the tab shown
@@ -320,6 +345,10 @@ pub const SECTIONS: &[(Scope, &str)] = &[
     (Scope::Main, "Main view"),
     (Scope::Trace, "Trace view (T)"),
     (Scope::Top, "vmmap top"),
+    (
+        Scope::Combined,
+        "Combined view (marked processes, Enter in the picker)",
+    ),
 ];
 
 const fn on(key: Key, action: Action) -> Binding {
@@ -367,6 +396,10 @@ const fn trace(key: Key, a: Trace) -> Binding {
 
 const fn top(key: Key, a: Top) -> Binding {
     on(key, Action::Top(a))
+}
+
+const fn comb(key: Key, a: Comb) -> Binding {
+    on(key, Action::Combined(a))
 }
 
 const fn entry(
@@ -490,6 +523,8 @@ pub const TABLE: &[Entry] = &[
         &[main(ch('a'), Main::Attach)]),
     entry(Scope::Main, "Ctrl+P", "back to the process picker",
         &[main(Key::Ctrl('p'), Main::Picker)]),
+    entry(Scope::Main, "Esc", "back to the combined view (a process opened from it)",
+        &[main(ESC, Main::Back)]),
     entry(Scope::Main, "? or F1", "this help; Esc closes it",
         &[
         on(ch('?'), Action::Help),
@@ -559,6 +594,26 @@ pub const TABLE: &[Entry] = &[
         &[on(ch('?'), Action::Help)]),
     entry(Scope::Top, "q", "quit",
         &[on(ch('q'), Action::Quit)]),
+    entry(Scope::Combined, "Up/Down j/k PgUp/PgDn Home/End", "move in the process table",
+        &[
+            comb(UP, Comb::Move), comb(DOWN, Comb::Move), comb(ch('j'), Comb::Move),
+            comb(ch('k'), Comb::Move), comb(PG_UP, Comb::Move), comb(PG_DN, Comb::Move),
+            comb(HOME, Comb::Move), comb(END, Comb::Move),
+        ]),
+    entry(Scope::Combined, "Enter, click twice", "open the selected process's main view (Esc comes back)",
+        &[comb(ENTER, Comb::Open)]),
+    entry(Scope::Combined, "s / S, click a header", "sort the processes by the next / previous column; again reverses",
+        &[comb(ch('s'), Comb::SortNext), comb(ch('S'), Comb::SortPrevious)]),
+    entry(Scope::Combined, "r", "reverse the sort",
+        &[comb(ch('r'), Comb::Reverse)]),
+    entry(Scope::Combined, "F5", "combine the processes again",
+        &[comb(code(KeyCode::F(5)), Comb::Refresh)]),
+    entry(Scope::Combined, "Esc, Ctrl+P", "back to the process picker (the marks stay)",
+        &[comb(ESC, Comb::Picker), comb(Key::Ctrl('p'), Comb::Picker)]),
+    entry(Scope::Combined, "? or F1", "this help",
+        &[on(ch('?'), Action::Help)]),
+    entry(Scope::Combined, "q", "quit",
+        &[on(ch('q'), Action::Quit)]),
 ];
 
 /// The bindings that work in `scope`: its own and those that reach every
@@ -605,6 +660,7 @@ impl App {
             Screen::Picker => Scope::Picker,
             Screen::Main => Scope::Main,
             Screen::Top => Scope::Top,
+            Screen::Combined => Scope::Combined,
         };
         if let Some(t) = self
             .top
@@ -630,11 +686,20 @@ impl App {
     /// Does what `action` does, `k` being the key that asked for it.
     pub(super) fn perform(&mut self, action: Action, k: KeyEvent) -> Vec<Request> {
         match action {
-            // From top, the help opens at top's keys.
-            Action::Help if self.screen == Screen::Top => {
+            // From top and the combined view, the help opens at their keys.
+            Action::Help if matches!(self.screen, Screen::Top | Screen::Combined) => {
+                let scope = if self.screen == Screen::Top {
+                    Scope::Top
+                } else {
+                    Scope::Combined
+                };
+                let title = SECTIONS
+                    .iter()
+                    .find(|(s, _)| *s == scope)
+                    .map_or("", |(_, t)| t);
                 let at = crate::help::lines()
                     .iter()
-                    .position(|l| l.spans.iter().any(|s| s.content == "vmmap top"))
+                    .position(|l| l.spans.iter().any(|s| s.content == title))
                     .unwrap_or(0);
                 self.mode = Mode::Help(u16::try_from(at).unwrap_or(0));
             }
@@ -647,6 +712,47 @@ impl App {
             // which no other scope reaches.
             Action::Trace(_) => {}
             Action::Top(a) => return self.top_action(a, k),
+            Action::Combined(a) => return self.combined_action(a, k),
+        }
+        Vec::new()
+    }
+
+    /// Does what `action`, bound to `k` in the combined view, does.
+    fn combined_action(&mut self, action: Comb, k: KeyEvent) -> Vec<Request> {
+        if action == Comb::Open {
+            self.open_combined_selected();
+            return Vec::new();
+        }
+        if action == Comb::Picker {
+            self.screen = Screen::Picker;
+            return vec![Request::Processes];
+        }
+        let Some(v) = self.combined_view.as_mut() else {
+            self.screen = Screen::Picker;
+            return Vec::new();
+        };
+        let page = v.body_area.height.max(1) as isize;
+        match action {
+            Comb::Move => match k.code {
+                KeyCode::Down | KeyCode::Char('j') => v.move_by(1),
+                KeyCode::Up | KeyCode::Char('k') => v.move_by(-1),
+                KeyCode::PageDown => v.move_by(page),
+                KeyCode::PageUp => v.move_by(-page),
+                KeyCode::Home => v.move_by(isize::MIN / 2),
+                KeyCode::End => v.move_by(isize::MAX / 2),
+                _ => {}
+            },
+            Comb::SortNext => v.step_sort(false),
+            Comb::SortPrevious => v.step_sort(true),
+            Comb::Reverse => {
+                v.reverse = !v.reverse;
+                v.resort();
+            }
+            Comb::Refresh => {
+                self.message = Some(format!("Combining {} processes…", v.pids.len()));
+                return vec![Request::Combined(v.pids.clone())];
+            }
+            Comb::Open | Comb::Picker => {}
         }
         Vec::new()
     }
@@ -780,6 +886,10 @@ impl App {
         };
         let page = m.areas.details_body.height.max(1) as isize;
         match action {
+            Main::Back if self.from_combined && self.combined_view.is_some() => {
+                self.screen = Screen::Combined;
+            }
+            Main::Back => {}
             Main::Picker if self.top.is_some() => self.screen = Screen::Top,
             Main::Picker => {
                 self.screen = Screen::Picker;

@@ -20,6 +20,9 @@ impl App {
     pub fn draw(&mut self, f: &mut Frame<'_>) {
         self.draw_views(f);
         scrub(f.buffer_mut());
+        if !self.settings.coloured() {
+            uncolour(f.buffer_mut());
+        }
     }
 
     pub(super) fn draw_views(&mut self, f: &mut Frame<'_>) {
@@ -41,6 +44,11 @@ impl App {
                         self.history_index + 1,
                         self.history.len()
                     )),
+                    // Its snapshot is the one the combined figures were
+                    // made of: when it was taken, not a collection time.
+                    _ if self.from_combined && self.history.len() == 1 => {
+                        Some("from the combined view".into())
+                    }
                     _ => None,
                 };
                 let status = match (&self.mode, &self.message) {
@@ -60,6 +68,19 @@ impl App {
                         .to_string(),
                 };
                 m.draw(f, area, &self.settings, &status);
+            }
+            (Screen::Combined, _) if self.combined_view.is_some() => {
+                let Some(v) = self.combined_view.as_mut() else {
+                    return;
+                };
+                let status = match &self.message {
+                    Some(m) => format!(" {}", Escaped(m)),
+                    None => {
+                        " ?:help Enter:open the process s:sort r:reverse F5:again Esc:picker q:quit"
+                            .to_string()
+                    }
+                };
+                v.draw(f, area, &self.settings, &status);
             }
             (Screen::Top, _) if self.top.is_some() => {
                 let Some(t) = self.top.as_mut() else { return };
@@ -184,7 +205,7 @@ impl App {
     }
 }
 
-/// Draws a text overlay (the changes, the combined report) scrolled by
+/// Draws a text overlay (the changes, the processes sharing a region's pages) scrolled by
 /// `s` lines but never past the last page; returns the scroll used.
 /// The reversed line at the foot of `area`: the screen's keys or its
 /// message (the screen itself is drawn above it).
@@ -220,6 +241,20 @@ pub(super) fn inset(a: Rect, dx: u16, dy: u16) -> Rect {
         y: a.y + dy.min(a.height / 4),
         width: a.width.saturating_sub(2 * dx.min(a.width / 4)),
         height: a.height.saturating_sub(2 * dy.min(a.height / 4)),
+    }
+}
+
+/// Without colour (`NO_COLOR`, `TERM=dumb`, `--color never`), resets
+/// every cell's colours after drawing: the types already show as their
+/// characters, and the few fixed colours of emphasis (the picker's cursor
+/// and denied rows, the map's gaps) must not reach a terminal that asked
+/// for none. Bold, reverse and underline stay.
+pub(super) fn uncolour(buf: &mut ratatui::buffer::Buffer) {
+    use ratatui::style::Color;
+    for cell in &mut buf.content {
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+        cell.underline_color = Color::Reset;
     }
 }
 

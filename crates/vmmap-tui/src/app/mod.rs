@@ -76,6 +76,11 @@ impl App {
                     t.move_by(delta);
                 }
             }
+            Screen::Combined => {
+                if let Some(v) = self.combined_view.as_mut() {
+                    v.move_by(delta);
+                }
+            }
         }
     }
 
@@ -89,6 +94,25 @@ impl App {
         let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
         match self.screen {
             Screen::Picker if self.picker.tab == PickerTab::Launch => {}
+            Screen::Combined => {
+                let Some(v) = self.combined_view.as_mut() else {
+                    return Vec::new();
+                };
+                if inside(v.header_area) {
+                    if let Some(c) = v.column_at(x) {
+                        v.sort_by(c);
+                    }
+                } else if inside(v.body_area) {
+                    let i = v.offset + (y - v.body_area.y) as usize;
+                    if i < v.rows.len() {
+                        let again = v.selected == i;
+                        v.selected = i;
+                        if again && double {
+                            self.open_combined_selected();
+                        }
+                    }
+                }
+            }
             Screen::Top => {
                 let Some(t) = self.top.as_mut() else {
                     return Vec::new();

@@ -37,8 +37,8 @@ pub enum Mode {
     Map,
     /// Asking whether to empty the process's working set.
     ConfirmEmpty,
-    /// The combined report of the marked processes (`App::combined`),
-    /// scrolled.
+    /// The processes mapping the selected region's pages (`H`,
+    /// `App::combined`), scrolled.
     Combined(u16),
     /// The Trace view (`App::trace`).
     Trace,

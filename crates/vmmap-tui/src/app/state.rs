@@ -29,6 +29,8 @@ pub enum Screen {
     Main,
     /// `vmmap top`.
     Top,
+    /// The combined view of the processes marked in the picker.
+    Combined,
 }
 
 /// The whole UI state. The public fields are those the front end
@@ -66,8 +68,7 @@ pub struct App {
     pub(super) auto: Option<(Duration, std::time::Instant)>,
     /// The text of the changes overlay, made when it opens.
     pub(super) diff_text: Vec<String>,
-    /// The combined report of the processes marked in the picker, or the
-    /// processes sharing the selected region's pages (`H`).
+    /// The processes sharing the selected region's pages (`H`).
     pub(super) combined: Vec<String>,
     /// The title of that overlay.
     pub(super) combined_title: String,
@@ -112,6 +113,11 @@ pub struct App {
     /// The help screen was opened from the Trace view (Esc goes back there).
     pub(super) help_over_trace: bool,
     pub(super) last_click: Option<(u16, u16)>,
+    /// The combined view of the processes marked in the picker, once
+    /// made.
+    pub combined_view: Option<crate::combined_view::CombinedView>,
+    /// The main view was opened from the combined view (Esc goes back).
+    pub(super) from_combined: bool,
 }
 
 impl App {
@@ -152,6 +158,8 @@ impl App {
             help_over_trace: false,
             last_click: None,
             top: None,
+            combined_view: None,
+            from_combined: false,
         };
         if let Some((snap, t)) = first {
             app.history_totals
@@ -180,6 +188,28 @@ impl App {
         self.loading = Some(pid);
         self.message = Some(format!("Collecting {pid} ({})…", Escaped(&name)));
         vec![Request::Snapshot(pid)]
+    }
+
+    /// Enter in the combined view: the selected process's main view, from
+    /// the snapshot the combination was made of (F5 reads it again); Esc
+    /// comes back.
+    pub(super) fn open_combined_selected(&mut self) {
+        let Some(snap) = self
+            .combined_view
+            .as_ref()
+            .and_then(|v| v.selected_snapshot())
+        else {
+            return;
+        };
+        self.history_totals = vec![crate::timeline_view::Totals::of(&snap)];
+        self.history = vec![Arc::clone(&snap)];
+        self.history_index = 0;
+        self.auto = None;
+        self.from_file = false;
+        self.main = Some(MainView::new(snap, Duration::ZERO));
+        self.from_combined = true;
+        self.screen = Screen::Main;
+        self.message = Some("Esc: back to the combined view".into());
     }
 
     /// Starts on a loaded recording: every snapshot is in the history and
@@ -276,13 +306,26 @@ impl App {
                 }
             }
             Response::Top(Err(e)) => self.message = Some(format!("Cannot sample: {e}")),
-            Response::Combined(r) => {
+            Response::Combined(pids, r) => {
                 self.message = None;
                 match r {
-                    Ok(lines) => {
-                        self.combined = lines;
-                        self.combined_title = " Combined: pages mapped by several processes counted once — Up/Down scroll, Esc closes ".into();
-                        self.mode = Mode::Combined(0);
+                    Ok((c, snaps, skipped)) => {
+                        self.message = (!skipped.is_empty()).then(|| {
+                            format!(
+                                "Skipped {}",
+                                skipped
+                                    .iter()
+                                    .map(|s| Escaped(s).to_string())
+                                    .collect::<Vec<_>>()
+                                    .join("; ")
+                            )
+                        });
+                        let new = crate::combined_view::CombinedView::new(c, snaps, skipped, pids);
+                        match self.combined_view.as_mut() {
+                            Some(v) if v.pids == new.pids => v.replace(new),
+                            _ => self.combined_view = Some(new),
+                        }
+                        self.screen = Screen::Combined;
                     }
                     Err(e) => self.message = Some(format!("Cannot combine: {e}")),
                 }
@@ -335,6 +378,7 @@ impl App {
                                 });
                             }
                             _ => {
+                                self.from_combined = false;
                                 self.history_totals = vec![crate::timeline_view::Totals::of(&snap)];
                                 self.history = vec![Arc::clone(&snap)];
                                 self.history_index = 0;

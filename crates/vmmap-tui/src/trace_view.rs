@@ -22,6 +22,7 @@ use vmmap_trace::summary::StackCost;
 use vmmap_trace::symbols::short_path;
 
 use crate::app::actions::{self, Scope, Trace};
+use crate::scroll_into_view;
 use crate::settings::Units;
 use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
 
@@ -1086,14 +1087,6 @@ fn list_key(l: &mut StackList, code: KeyCode, page: u16) {
     l.selected = (l.selected as isize)
         .saturating_add(d)
         .clamp(0, last.max(0)) as usize;
-}
-
-fn scroll_into_view(offset: &mut usize, selected: usize, height: usize) {
-    if selected < *offset {
-        *offset = selected;
-    } else if height > 0 && selected >= *offset + height {
-        *offset = selected + 1 - height;
-    }
 }
 
 /// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`

@@ -355,6 +355,16 @@ impl<'a> Claimer<'a> {
         self.regions[i + len - 1].end - self.regions[i].start
     }
 
+    /// Bytes of VMAs `i..i + len` that are accessible: what a runtime
+    /// committed of its reservation.
+    fn committed(&self, i: usize, len: usize) -> u64 {
+        self.regions[i..i + len]
+            .iter()
+            .filter(|r| !r.perms.none())
+            .map(|r| r.size())
+            .sum()
+    }
+
     /// Names the sub-blocks of VMAs `i..i + len` of a runtime's
     /// reservation: `reserved` where nothing is accessible, `used` (what
     /// the runtime commits there) elsewhere.

@@ -7,7 +7,7 @@
 # same run, as a ratio. Two workloads:
 #   calltree          alloc_bench 10000000 2 4096 q (bench/alloc_bench.c):
 #                     10 million allocations, each thread freeing its own
-#   calltree-xthread  xthread_bench 400000 (bench/xthread_bench.cpp):
+#   calltree-xthread  xthread_bench 400000 (tests/fixtures/xthread.cpp):
 #                     7.2 million operations over 5 threads, every block
 #                     freed by another thread than the one that allocated it
 # Each round runs both commands one after the other (vmmap first); times,
@@ -35,7 +35,7 @@ for t in hyperfine heaptrack heaptrack_print; do
     command -v $t >/dev/null || { echo "$t not found (apt-get install hyperfine heaptrack)" >&2; exit 1; }
 done
 gcc -O2 -g -Wall -pthread -o "$OUT/alloc_bench" "$ROOT/bench/alloc_bench.c"
-g++ -O2 -g -Wall -pthread -o "$OUT/xthread_bench" "$ROOT/bench/xthread_bench.cpp"
+g++ -O2 -g -Wall -pthread -o "$OUT/xthread_bench" "$ROOT/crates/vmmap-cli/tests/fixtures/xthread.cpp"
 (cd "$ROOT" && cargo build --release -q -p vmmap -p vmmap-agent)
 VMMAP=$ROOT/target/release/vmmap
 workload() {

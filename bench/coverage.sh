@@ -39,8 +39,8 @@ g++ -O1 -pthread -o "$WORK/hold-cxx" "$SRC/hold.cpp"
 cp "$SRC/main.go" "$SRC/go.mod" "$WORK/"
 (cd "$WORK" && GOCACHE=$WORK/gocache GOPATH=$WORK/gopath GOTOOLCHAIN=local CGO_ENABLED=0 go build -o hold-go .)
 for cgo in 0 1; do
-    (cd "$SRC/gothreads" && GOCACHE=$WORK/gocache GOPATH=$WORK/gopath GOTOOLCHAIN=local CGO_ENABLED=$cgo \
-        go build -o "$WORK/gothreads-cgo$cgo" .)
+    (cd "$ROOT/crates/vmmap-cli/tests/fixtures/gothreads" && GOCACHE=$WORK/gocache GOPATH=$WORK/gopath \
+        GOTOOLCHAIN=local CGO_ENABLED=$cgo go build -o "$WORK/gothreads-cgo$cgo" .)
 done
 
 # start NAME COMMAND...: runs it with stdout to a file, waits for "ready".

@@ -9,11 +9,14 @@ VMMAP=$ROOT/target/release/vmmap
 die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
 # build_fixture NAME [GCC_FLAGS...]: bench/NAME.c -> target/bench/NAME.
+# The test fixtures' folder is on the include path: bench programs share
+# its headers (wait_sigterm.h) rather than copies of them.
 build_fixture() {
     local name=$1
     shift
     mkdir -p "$ROOT/target/bench"
-    gcc -O2 "$@" -o "$ROOT/target/bench/$name" "$ROOT/bench/$name.c" \
+    gcc -O2 -I "$ROOT/crates/vmmap-cli/tests/fixtures" "$@" \
+        -o "$ROOT/target/bench/$name" "$ROOT/bench/$name.c" \
         || die "gcc failed on bench/$name.c"
 }
 

@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "wait_sigterm.h"
+
 static uint64_t state = 0x9E3779B97F4A7C15ULL;
 static uint64_t next(void) {
     state ^= state << 13;
@@ -69,11 +71,6 @@ int main(int argc, char **argv) {
     if (!f || fwrite(p, 1, size, f) != size || fclose(f)) { perror(argv[2]); return 1; }
     printf("READY addr=%p\n", (void *)p);
     fflush(stdout);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    int sig;
-    sigwait(&set, &sig);
+    wait_sigterm();
     return 0;
 }

@@ -13,7 +13,7 @@ use libc::{off_t, pthread_attr_t, pthread_t, size_t};
 use vmmap_wire::*;
 
 use crate::record::Caller;
-use crate::{enter, heap, leave, next, record, sys, writer};
+use crate::{enter, heap, leave, next, record, sys, writer, Block};
 
 /// Allocations at least this large probably made a new mapping inside
 /// glibc (its mmap threshold starts at 128 KiB): look at the maps soon.
@@ -373,6 +373,19 @@ pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
     aligned(page, size, || unsafe { next::pvalloc()(size) })
 }
 
+/// The end of every hook of a mapping call (mmap, munmap, mremap,
+/// mprotect, madvise, brk, sbrk): the event is recorded when the thread is
+/// traced (`b`, from [`enter`]) and the call succeeded (`ok`), and the
+/// hook is left either way.
+fn mapped(b: Option<&mut Block>, ok: bool, tag: EventKind, a: u64, rest: &[u64]) {
+    if let Some(b) = b {
+        if ok {
+            record::mapping(b, tag, a, rest);
+        }
+        leave(b);
+    }
+}
+
 type MmapFn = unsafe extern "C" fn(*mut c_void, size_t, c_int, c_int, c_int, off_t) -> *mut c_void;
 
 /// # Safety
@@ -395,23 +408,19 @@ pub unsafe extern "C" fn mmap(
             libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void
         },
     };
-    if let Some(b) = b {
-        if r != libc::MAP_FAILED {
-            record::mapping(
-                b,
-                EventKind::Mmap,
-                r as u64,
-                &[
-                    len as u64,
-                    prot as u64,
-                    flags as u32 as u64,
-                    zigzag(i64::from(fd)),
-                    off as u64,
-                ],
-            );
-        }
-        leave(b);
-    }
+    mapped(
+        b,
+        r != libc::MAP_FAILED,
+        EventKind::Mmap,
+        r as u64,
+        &[
+            len as u64,
+            prot as u64,
+            flags as u32 as u64,
+            zigzag(i64::from(fd)),
+            off as u64,
+        ],
+    );
     r
 }
 
@@ -442,12 +451,7 @@ pub unsafe extern "C" fn munmap(addr: *mut c_void, len: size_t) -> c_int {
         // SAFETY: same contract.
         None => unsafe { libc::syscall(libc::SYS_munmap, addr, len) as c_int },
     };
-    if let Some(b) = b {
-        if r == 0 {
-            record::mapping(b, EventKind::Munmap, addr as u64, &[len as u64]);
-        }
-        leave(b);
-    }
+    mapped(b, r == 0, EventKind::Munmap, addr as u64, &[len as u64]);
     r
 }
 
@@ -472,22 +476,18 @@ pub unsafe extern "C" fn mremap(
             libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
         },
     };
-    if let Some(b) = b {
-        if r != libc::MAP_FAILED {
-            record::mapping(
-                b,
-                EventKind::Mremap,
-                old as u64,
-                &[
-                    old_len as u64,
-                    r as u64,
-                    new_len as u64,
-                    flags as u32 as u64,
-                ],
-            );
-        }
-        leave(b);
-    }
+    mapped(
+        b,
+        r != libc::MAP_FAILED,
+        EventKind::Mremap,
+        old as u64,
+        &[
+            old_len as u64,
+            r as u64,
+            new_len as u64,
+            flags as u32 as u64,
+        ],
+    );
     r
 }
 
@@ -513,12 +513,7 @@ unsafe fn addr_len_int(
         // SAFETY: the raw system call has the same contract.
         None => unsafe { libc::syscall(sysno, addr, len, v) as c_int },
     };
-    if let Some(b) = b {
-        if r == 0 {
-            record::mapping(b, tag, addr as u64, &[len as u64, v as u32 as u64]);
-        }
-        leave(b);
-    }
+    mapped(b, r == 0, tag, addr as u64, &[len as u64, v as u32 as u64]);
     r
 }
 
@@ -566,17 +561,13 @@ pub unsafe extern "C" fn sbrk(incr: libc::intptr_t) -> *mut c_void {
     let b = if incr != 0 { enter() } else { None };
     // SAFETY: forwarding.
     let r = unsafe { real(incr) };
-    if let Some(b) = b {
-        if r as isize != -1 {
-            record::mapping(
-                b,
-                EventKind::Brk,
-                r as u64,
-                &[(r as u64).wrapping_add(incr as u64), 1],
-            );
-        }
-        leave(b);
-    }
+    mapped(
+        b,
+        r as isize != -1,
+        EventKind::Brk,
+        r as u64,
+        &[(r as u64).wrapping_add(incr as u64), 1],
+    );
     r
 }
 
@@ -594,12 +585,13 @@ pub unsafe extern "C" fn brk(addr: *mut c_void) -> c_int {
     let old = unsafe { sb(0) } as u64;
     // SAFETY: forwarding.
     let r = unsafe { real(addr) };
-    if let Some(b) = b {
-        if r == 0 && old != addr as u64 {
-            record::mapping(b, EventKind::Brk, old, &[addr as u64, 0]);
-        }
-        leave(b);
-    }
+    mapped(
+        b,
+        r == 0 && old != addr as u64,
+        EventKind::Brk,
+        old,
+        &[addr as u64, 0],
+    );
     r
 }
 

@@ -119,17 +119,19 @@ pub(crate) fn show_owned(
     result
 }
 
+/// The ids of `all`, comma-separated: the choices an error about an
+/// unknown name lists.
+fn ids<T>(all: &[T], id: impl Fn(&T) -> &'static str) -> String {
+    all.iter().map(id).collect::<Vec<_>>().join(", ")
+}
+
 pub(crate) fn text_options(a: &DisplayArgs) -> Result<TextOptions, Failure> {
     let mut types = Vec::new();
     for t in a.r#type.iter().filter(|t| !t.is_empty()) {
         let parsed = MemoryType::parse(t).ok_or_else(|| {
             Failure::usage(format!(
                 "unknown memory type {t:?}; types are: {}",
-                MemoryType::ALL
-                    .iter()
-                    .map(|t| t.id())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                ids(&MemoryType::ALL, |t| t.id())
             ))
         })?;
         types.push(parsed);
@@ -138,11 +140,7 @@ pub(crate) fn text_options(a: &DisplayArgs) -> Result<TextOptions, Failure> {
         Failure::usage(format!(
             "cannot sort by {:?}; use address, type, details, protection or a column: {}",
             a.sort,
-            Column::ALL
-                .iter()
-                .map(|c| c.id())
-                .collect::<Vec<_>>()
-                .join(", ")
+            ids(&Column::ALL, |c| c.id())
         ))
     })?;
     Ok(TextOptions {
@@ -189,11 +187,7 @@ pub(crate) fn parse_columns(spec: &str) -> Result<Vec<Column>, Failure> {
             _ => out.push(Column::parse(part).ok_or_else(|| {
                 Failure::usage(format!(
                     "unknown column {part:?}; use default, vmmap, linux, all or: {}",
-                    Column::ALL
-                        .iter()
-                        .map(|c| c.id())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    ids(&Column::ALL, |c| c.id())
                 ))
             })?),
         }

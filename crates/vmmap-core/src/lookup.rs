@@ -100,16 +100,7 @@ pub fn parse_address(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proc::smaps::Mapping;
-
-    fn region(start: u64, end: u64) -> Region {
-        Region::from_mapping(Mapping {
-            start,
-            end,
-            perms: *b"rw-p",
-            ..Mapping::default()
-        })
-    }
+    use crate::model::testutil::rw_region as region;
 
     fn snap() -> Snapshot {
         let group = Region::group(

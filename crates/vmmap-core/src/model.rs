@@ -617,3 +617,19 @@ impl Snapshot {
         self.regions.get(i).filter(|r| r.contains(addr))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    /// A plain private read-write region from `start` to `end`, the
+    /// unit tests' building block.
+    pub(crate) fn rw_region(start: u64, end: u64) -> Region {
+        Region::from_mapping(Mapping {
+            start,
+            end,
+            perms: *b"rw-p",
+            ..Mapping::default()
+        })
+    }
+}

@@ -144,16 +144,7 @@ fn list(regions: &[Region], parent: Option<(u64, u64)>) -> Result<(), (String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proc::smaps::Mapping;
-
-    fn r(start: u64, end: u64) -> Region {
-        Region::from_mapping(Mapping {
-            start,
-            end,
-            perms: *b"rw-p",
-            ..Mapping::default()
-        })
-    }
+    use crate::model::testutil::rw_region as r;
 
     fn check(regions: Vec<Region>) -> Result<(), Impossible> {
         snapshot(&Snapshot::from_regions(1, 0, regions))

@@ -287,12 +287,7 @@ impl DetailsView {
 
     /// Keeps the selection inside the window of `height` rows.
     pub fn scroll_into_view(&mut self, height: usize) {
-        let height = height.max(1);
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if self.selected >= self.offset + height {
-            self.offset = self.selected + 1 - height;
-        }
+        crate::scroll_into_view(&mut self.offset, self.selected, height.max(1));
         self.offset = self.offset.min(self.rows.len().saturating_sub(1));
     }
 

@@ -95,3 +95,14 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     }
     result
 }
+
+/// Keeps row `selected` of a list inside the window of `height` rows that
+/// starts at row `offset`, moving the window as little as it can (a list
+/// not drawn yet, `height` 0, keeps its window).
+pub(crate) fn scroll_into_view(offset: &mut usize, selected: usize, height: usize) {
+    if selected < *offset {
+        *offset = selected;
+    } else if height > 0 && selected >= *offset + height {
+        *offset = selected + 1 - height;
+    }
+}

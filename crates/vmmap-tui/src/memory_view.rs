@@ -112,11 +112,7 @@ impl MemoryList {
         let inner = block.inner(area);
         f.render_widget(block, area);
         let body_h = inner.height.saturating_sub(1) as usize;
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if body_h > 0 && self.selected >= self.offset + body_h {
-            self.offset = self.selected + 1 - body_h;
-        }
+        crate::scroll_into_view(&mut self.offset, self.selected, body_h);
         let lines: Vec<Line<'_>> = self
             .visible
             .iter()

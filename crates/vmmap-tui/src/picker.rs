@@ -313,11 +313,7 @@ impl Picker {
             .height
             .saturating_sub(2 + u16::from(denied_rows || self.error.is_some()) * 2)
             as usize;
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if body_h > 0 && self.selected >= self.offset + body_h {
-            self.offset = self.selected + 1 - body_h;
-        }
+        crate::scroll_into_view(&mut self.offset, self.selected, body_h);
         let position = if self.rows.len() > body_h && body_h > 0 {
             format!(
                 ", rows {}-{}",
@@ -390,11 +386,7 @@ impl Picker {
             ..table_area
         };
         let height = self.body_area.height as usize;
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if height > 0 && self.selected >= self.offset + height {
-            self.offset = self.selected + 1 - height;
-        }
+        crate::scroll_into_view(&mut self.offset, self.selected, height);
         // Drop the architecture, then the user, then the command line when
         // the window is narrow, rather than squeezing every column; never
         // the column sorted by, so that its arrow stays in sight.

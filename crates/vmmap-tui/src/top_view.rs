@@ -448,11 +448,7 @@ impl TopView {
             ..table
         };
         let h = self.body.height as usize;
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if h > 0 && self.selected >= self.offset + h {
-            self.offset = self.selected + 1 - h;
-        }
+        crate::scroll_into_view(&mut self.offset, self.selected, h);
         if self.shown.is_empty() {
             let why = if self.rows.is_empty() {
                 "No process is selected".to_string()

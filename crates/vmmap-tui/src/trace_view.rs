@@ -23,6 +23,7 @@ use vmmap_trace::symbols::short_path;
 
 use crate::app::actions::{self, Scope, Trace};
 use crate::attach_session::Live;
+use crate::scroll_into_view;
 use crate::settings::Units;
 use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
 
@@ -1001,27 +1002,13 @@ impl TraceView {
         } else {
             a.summary.live_bytes
         };
-        // Below 100 columns the two figures of the other kind give way,
-        // so that the frames keep room.
-        let narrow = body.width < 100;
-        let header = match (region, narrow) {
-            (true, false) => format!(
-                "{:>10} {:>6} {:>8} {:>10} {:>11} {:>7}  ALLOCATED AT",
-                "ALLOCATED", "%", "CALLS", "LIVE", "LIVE BLOCKS", "STACK"
-            ),
-            (false, false) => format!(
-                "{:>10} {:>6} {:>11} {:>10} {:>8} {:>7}  ALLOCATED AT",
-                "LIVE", "%", "LIVE BLOCKS", "ALLOCATED", "CALLS", "STACK"
-            ),
-            (true, true) => format!(
-                "{:>10} {:>6} {:>8} {:>7}  ALLOCATED AT",
-                "ALLOCATED", "%", "CALLS", "STACK"
-            ),
-            (false, true) => format!(
-                "{:>10} {:>6} {:>11} {:>7}  ALLOCATED AT",
-                "LIVE", "%", "LIVE BLOCKS", "STACK"
-            ),
-        };
+        let columns = StackColumn::of(region, body.width < 100);
+        let mut header: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{:>w$}", c.heading(), w = c.width()))
+            .collect();
+        header.push(format!("{:>7}  ALLOCATED AT", "STACK"));
+        let header = header.join(" ");
         let list = if region {
             &mut self.allocations
         } else {
@@ -1037,52 +1024,12 @@ impl TraceView {
         ];
         for (i, (id, c)) in list.items.iter().enumerate().skip(list.offset).take(list_h) {
             let top = list.labels.get(i).map_or("", String::as_str);
-            let share = |v: u64| {
-                if whole == 0 {
-                    String::new()
-                } else {
-                    format!("{:.1}%", v as f64 * 100.0 / whole as f64)
-                }
-            };
-            // A region's list leads with what was allocated, the leaks with
-            // what is still live.
-            let text = if narrow && region {
-                format!(
-                    "{:>10} {:>6} {:>8} {:>7}  {top}",
-                    units.format(c.bytes),
-                    share(c.bytes),
-                    c.allocations,
-                    format!("#{id}"),
-                )
-            } else if narrow {
-                format!(
-                    "{:>10} {:>6} {:>11} {:>7}  {top}",
-                    units.format(c.live_bytes),
-                    share(c.live_bytes),
-                    c.live_blocks,
-                    format!("#{id}"),
-                )
-            } else if region {
-                format!(
-                    "{:>10} {:>6} {:>8} {:>10} {:>11} {:>7}  {top}",
-                    units.format(c.bytes),
-                    share(c.bytes),
-                    c.allocations,
-                    units.format(c.live_bytes),
-                    c.live_blocks,
-                    format!("#{id}"),
-                )
-            } else {
-                format!(
-                    "{:>10} {:>6} {:>11} {:>10} {:>8} {:>7}  {top}",
-                    units.format(c.live_bytes),
-                    share(c.live_bytes),
-                    c.live_blocks,
-                    units.format(c.bytes),
-                    c.allocations,
-                    format!("#{id}"),
-                )
-            };
+            let mut text: Vec<String> = columns
+                .iter()
+                .map(|col| format!("{:>w$}", col.cell(c, units, whole), w = col.width()))
+                .collect();
+            text.push(format!("{:>7}  {top}", format!("#{id}")));
+            let text = text.join(" ");
             lines.push(styled_row(text, i == list.selected));
         }
         if list.items.is_empty() {
@@ -1229,14 +1176,6 @@ fn list_key(l: &mut StackList, code: KeyCode, page: u16) {
         .clamp(0, last.max(0)) as usize;
 }
 
-fn scroll_into_view(offset: &mut usize, selected: usize, height: usize) {
-    if selected < *offset {
-        *offset = selected;
-    } else if height > 0 && selected >= *offset + height {
-        *offset = selected + 1 - height;
-    }
-}
-
 /// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`
 /// and not all of them; nothing when all show.
 fn rows_shown(offset: usize, h: usize, n: usize) -> String {
@@ -1260,5 +1199,77 @@ fn row(area: Rect, dy: u16) -> Rect {
         y: area.y + dy,
         height: 1,
         ..area
+    }
+}
+
+/// A figure column of the Trace view's stack lists.
+#[derive(Clone, Copy)]
+enum StackColumn {
+    /// Bytes allocated at the stack.
+    Allocated,
+    /// Those bytes as a share of the list's whole.
+    AllocatedShare,
+    /// Allocation calls at the stack.
+    Calls,
+    /// Bytes still live.
+    Live,
+    /// Those bytes as a share of the list's whole.
+    LiveShare,
+    /// Blocks still live.
+    LiveBlocks,
+}
+
+impl StackColumn {
+    /// The columns of a list: a region's list leads with what was
+    /// allocated, the leaks with what is still live; below 100 columns
+    /// (`narrow`) the two figures of the other kind give way, so that the
+    /// frames keep room.
+    fn of(region: bool, narrow: bool) -> &'static [StackColumn] {
+        use StackColumn::*;
+        match (region, narrow) {
+            (true, false) => &[Allocated, AllocatedShare, Calls, Live, LiveBlocks],
+            (false, false) => &[Live, LiveShare, LiveBlocks, Allocated, Calls],
+            (true, true) => &[Allocated, AllocatedShare, Calls],
+            (false, true) => &[Live, LiveShare, LiveBlocks],
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Self::Allocated => "ALLOCATED",
+            Self::AllocatedShare | Self::LiveShare => "%",
+            Self::Calls => "CALLS",
+            Self::Live => "LIVE",
+            Self::LiveBlocks => "LIVE BLOCKS",
+        }
+    }
+
+    fn width(self) -> usize {
+        match self {
+            Self::Allocated | Self::Live => 10,
+            Self::AllocatedShare | Self::LiveShare => 6,
+            Self::Calls => 8,
+            Self::LiveBlocks => 11,
+        }
+    }
+
+    /// The cell of stack `c`; a share is of `whole` bytes (blank when
+    /// there are none).
+    fn cell(self, c: &StackCost, units: Units, whole: u64) -> String {
+        let share = |v: u64| {
+            if whole == 0 {
+                String::new()
+            } else {
+                format!("{:.1}%", v as f64 * 100.0 / whole as f64)
+            }
+        };
+        match self {
+            Self::Allocated => units.format(c.bytes),
+            Self::AllocatedShare => share(c.bytes),
+            Self::Calls => c.allocations.to_string(),
+            Self::Live => units.format(c.live_bytes),
+            Self::LiveShare => share(c.live_bytes),
+            Self::LiveBlocks => c.live_blocks.to_string(),
+        }
     }
 }

@@ -880,46 +880,11 @@ fn start_go_threads(cgo: bool) -> Runtime {
 fn start_go_threads_with(cgo: bool, flags: &[&str]) -> Runtime {
     let dir = TempDir::new(if cgo { "gothreads-cgo" } else { "gothreads" });
     let src = dir.path();
-    std::fs::write(src.join("go.mod"), "module gothreads\n\ngo 1.19\n").unwrap();
-    std::fs::write(
-        src.join("main.go"),
-        r#"package main
-
-import (
-	"fmt"
-	"os"
-	"syscall"
-	"time"
-)
-
-func block() {
-	var p [2]int
-	if err := syscall.Pipe(p[:]); err != nil {
-		panic(err)
-	}
-	var b [1]byte
-	syscall.Read(p[0], b[:])
-}
-
-func main() {
-	const blocked = 4
-	for i := 0; i < blocked; i++ {
-		go block()
-	}
-	time.Sleep(300 * time.Millisecond)
-	fmt.Printf("ready blocked=%d\n", blocked)
-	os.Stdout.Sync()
-	block()
-}
-"#,
-    )
-    .unwrap();
-    if cgo {
-        std::fs::write(
-            src.join("cgo.go"),
-            "package main\n\n// static int one(void) { return 1; }\nimport \"C\"\n\nvar _ = C.one()\n",
-        )
-        .unwrap();
+    // The program bench/coverage.sh builds too; cgo.go is built only
+    // with cgo (a build constraint).
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gothreads");
+    for f in ["go.mod", "main.go", "cgo.go"] {
+        std::fs::copy(fixture.join(f), src.join(f)).unwrap();
     }
     let bin = go_build_with(src, "gothreads", flags, cgo);
     Runtime::start(Command::new(bin), dir, "the Go threads program")

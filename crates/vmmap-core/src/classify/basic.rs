@@ -58,6 +58,11 @@ pub(super) fn classify_each(
 
 type Rule = (MemoryType, String, Cow<'static, str>);
 
+/// A rule's outcome whose evidence is a fixed sentence.
+fn typed(t: MemoryType, details: impl Into<String>, evidence: &'static str) -> Rule {
+    (t, details.into(), Cow::Borrowed(evidence))
+}
+
 /// Names chosen by a program are weaker than names the kernel or glibc
 /// gives: a word in a name is only a hint of what the memory is.
 const NAMED_RUNTIME: &str = "mapping named by a managed runtime";
@@ -76,55 +81,54 @@ fn rule(r: &Region, _ctx: &Context<'_>, inspector: &mut dyn Inspector) -> Rule {
     use MemoryType::*;
     let path = &*r.path;
     let shared = r.perms.shared();
-    let b = |t, d: &str, e: &'static str| (t, d.to_string(), Cow::Borrowed(e));
     if path.is_empty() {
         return if shared {
-            b(
+            typed(
                 Shareable,
                 "shared anonymous",
                 "MAP_SHARED|MAP_ANONYMOUS mapping without a name",
             )
         } else if r.perms.none() {
-            b(
+            typed(
                 PrivateData,
                 "",
                 "private anonymous PROT_NONE mapping: a reservation or guard",
             )
         } else {
-            b(PrivateData, "", "private anonymous mapping")
+            typed(PrivateData, "", "private anonymous mapping")
         };
     }
     match path {
         "[heap]" => {
-            return b(
+            return typed(
                 Heap,
                 "Heap ID: 0 (brk heap)",
                 "kernel-named [heap]: the brk area glibc's main arena grows",
             )
         }
         "[stack]" => {
-            return b(
+            return typed(
                 Stack,
                 "main thread",
                 "kernel-named [stack]: the main thread's stack",
             )
         }
         "[vdso]" => {
-            return b(
+            return typed(
                 Image,
                 "[vdso]",
                 "vDSO: an ELF object the kernel maps into every process",
             )
         }
         "[vsyscall]" => {
-            return b(
+            return typed(
                 Image,
                 "[vsyscall]",
                 "legacy vsyscall page: kernel code mapped at a fixed address",
             )
         }
         "[vvar]" | "[vvar_vclock]" => {
-            return b(
+            return typed(
                 Shareable,
                 path,
                 "vDSO data pages shared by the kernel with every process",
@@ -136,10 +140,10 @@ fn rule(r: &Region, _ctx: &Context<'_>, inspector: &mut dyn Inspector) -> Rule {
         .strip_prefix("[anon_shmem:")
         .and_then(|s| s.strip_suffix(']'))
     {
-        return (
+        return typed(
             Shareable,
             format!("shared anonymous: {name}"),
-            Cow::Borrowed("[anon_shmem:NAME]: named shared anonymous memory"),
+            "[anon_shmem:NAME]: named shared anonymous memory",
         );
     }
     if let Some(name) = path
@@ -149,7 +153,7 @@ fn rule(r: &Region, _ctx: &Context<'_>, inspector: &mut dyn Inspector) -> Rule {
         return anon_name(name.trim(), shared);
     }
     if path.starts_with('[') {
-        return b(
+        return typed(
             if shared { Shareable } else { PrivateData },
             path,
             "kernel pseudo-mapping",
@@ -160,25 +164,21 @@ fn rule(r: &Region, _ctx: &Context<'_>, inspector: &mut dyn Inspector) -> Rule {
         None => (path, false),
     };
     if base == "/dev/zero" && shared {
-        return b(
+        return typed(
             Shareable,
             "shared anonymous (/dev/zero)",
             "MAP_SHARED|MAP_ANONYMOUS (shmem file /dev/zero)",
         );
     }
     if let Some(key) = base.strip_prefix("/SYSV") {
-        return (
+        return typed(
             Shareable,
             format!("System V shm key 0x{key}"),
-            Cow::Borrowed("System V shared memory segment (/SYSV<key>)"),
+            "System V shared memory segment (/SYSV<key>)",
         );
     }
     if let Some(name) = base.strip_prefix("/memfd:") {
-        return (
-            Shareable,
-            format!("memfd: {name}"),
-            Cow::Borrowed("memfd_create() file"),
-        );
+        return typed(Shareable, format!("memfd: {name}"), "memfd_create() file");
     }
     if shared {
         let fs = inspector.fs_type(r.dev_major, r.dev_minor);
@@ -188,30 +188,30 @@ fn rule(r: &Region, _ctx: &Context<'_>, inspector: &mut dyn Inspector) -> Rule {
                 Some("ramfs") => "file on ramfs mapped shared",
                 _ => "file on tmpfs (/dev/shm, shm_open) mapped shared",
             };
-            return b(Shareable, path, ev);
+            return typed(Shareable, path, ev);
         }
     }
     if r.inode == 0 || !base.starts_with('/') {
-        return b(MappedFile, path, "non-file mapping (anon_inode or device)");
+        return typed(MappedFile, path, "non-file mapping (anon_inode or device)");
     }
     let _ = deleted;
-    b(MappedFile, path, "file mapping without an ELF header")
+    typed(MappedFile, path, "file mapping without an ELF header")
 }
 
 /// Regions named with `PR_SET_VMA_ANON_NAME` (Linux 5.17+).
 fn anon_name(name: &str, shared: bool) -> Rule {
     use MemoryType::*;
-    let own = |t, e: &'static str| (t, name.to_string(), Cow::Borrowed(e));
+    let own = |t, e| typed(t, name, e);
     if let Some(rest) = name.strip_prefix("glibc:") {
         let rest = rest.trim();
         if let Some(tid) = rest
             .strip_prefix("pthread stack:")
             .or_else(|| rest.strip_prefix("pthread user stack:"))
         {
-            return (
+            return typed(
                 Stack,
                 format!("thread {}", tid.trim()),
-                Cow::Borrowed("glibc-named pthread stack (glibc.mem.decorate_maps)"),
+                "glibc-named pthread stack (glibc.mem.decorate_maps)",
             );
         }
         if rest.starts_with("malloc") || rest.starts_with("loader malloc") {
@@ -226,11 +226,7 @@ fn anon_name(name: &str, shared: bool) -> Rule {
         );
     }
     if let Some(tid) = name.strip_prefix("stack_and_tls:") {
-        return (
-            Stack,
-            format!("thread {tid}"),
-            Cow::Borrowed("bionic-named thread stack"),
-        );
+        return typed(Stack, format!("thread {tid}"), "bionic-named thread stack");
     }
     if name.starts_with("libc_malloc")
         || name.starts_with("scudo:")

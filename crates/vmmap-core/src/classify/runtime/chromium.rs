@@ -203,13 +203,7 @@ fn plan_shadow_metadata(c: &mut Claimer<'_>) {
             if pages == 0 {
                 return len;
             }
-            for r in &mut c.regions[i..i + len] {
-                r.details = if r.perms.none() {
-                    "reserved".into()
-                } else {
-                    "metadata of one super page".into()
-                };
-            }
+            c.name_parts(i, len, "metadata of one super page");
             let evidence = "Chromium is loaded, its PartitionAlloc pools were found, and this reservation of one pool's size commits only single system pages near the start of each 2 MiB, as PartitionAlloc's shadow copy of its super pages' metadata does";
             c.claim(
                 i,
@@ -341,13 +335,7 @@ fn plan_code_range(c: &mut Claimer<'_>) {
             }
             let n = j + 1 - i;
             let span = c.span(i, n);
-            for r in &mut c.regions[i..=j] {
-                r.details = if r.perms.none() {
-                    "reserved".into()
-                } else {
-                    "code".into()
-                };
-            }
+            c.name_parts(i, n, "code");
             c.claim(
                 i,
                 n,
@@ -385,13 +373,7 @@ fn plan_oilpan(c: &mut Claimer<'_>) {
             if committed == 0 {
                 return len;
             }
-            for r in &mut c.regions[i..i + len] {
-                r.details = if r.perms.none() {
-                    "reserved".into()
-                } else {
-                    "Oilpan pages".into()
-                };
-            }
+            c.name_parts(i, len, "Oilpan pages");
             let evidence = "Chromium is loaded and this reservation of exactly 16 GiB from a 16 GiB boundary, committed only in whole 128 KiB pages, is Oilpan's (cppgc's) cage; PartitionAlloc's pools, the other such reservations, were told apart by their super page layout";
             c.claim(
                 i,

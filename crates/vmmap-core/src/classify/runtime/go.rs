@@ -387,11 +387,7 @@ pub(super) fn plan_arenas(
             return 1;
         }
         let span = c.span(i, len);
-        let committed: u64 = c.regions[i..i + len]
-            .iter()
-            .filter(|r| !r.perms.none())
-            .map(|r| r.size())
-            .sum();
+        let committed = c.committed(i, len);
         let (stacks, why) = match goroutines {
             Ok(gs) => {
                 let (n, bytes) = mark_stacks(c, i, len, gs);

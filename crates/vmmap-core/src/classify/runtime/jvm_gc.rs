@@ -592,6 +592,17 @@ mod tests {
             .all(|r| r.memory_type == MemoryType::PrivateData));
     }
 
+    /// A table covering the whole of the tests' 256 MiB heap.
+    fn whole_heap_table(name: &'static str, size: u64, ratio: u64, guard: bool) -> Table {
+        Table {
+            name,
+            size,
+            ratio,
+            covers: (0, 256 * M),
+            guard,
+        }
+    }
+
     #[test]
     fn g1_tables_mirror_the_heap() {
         // java -Xms64m -Xmx256m with CDS: the first 64 MiB and the last
@@ -601,21 +612,9 @@ mod tests {
             committed: vec![(0, 64 * M), (254 * M, 256 * M)],
             old: None,
         };
-        let t = Table {
-            name: "card table",
-            size: 512 * K,
-            ratio: CARD,
-            covers: (0, 256 * M),
-            guard: false,
-        };
+        let t = whole_heap_table("card table", 512 * K, CARD, false);
         assert_eq!(t.expected(&heap, 4096), [(0, 128 * K), (508 * K, 512 * K)]);
-        let bitmap = Table {
-            name: "mark bitmap",
-            size: 4 * M,
-            ratio: BITMAP,
-            covers: (0, 256 * M),
-            guard: false,
-        };
+        let bitmap = whole_heap_table("mark bitmap", 4 * M, BITMAP, false);
         assert_eq!(
             bitmap.expected(&heap, 4096),
             [(0, M), (4 * M - 32 * K, 4 * M)]
@@ -631,13 +630,7 @@ mod tests {
             committed: vec![(0, 43 * M), (171 * M, 208 * M)],
             old: Some(171 * M),
         };
-        let t = Table {
-            name: "card table",
-            size: 516 * K,
-            ratio: CARD,
-            covers: (0, 256 * M),
-            guard: true,
-        };
+        let t = whole_heap_table("card table", 516 * K, CARD, true);
         assert_eq!(
             t.expected(&heap, 4096),
             [(0, 88 * K), (0x55000, 0x68000), (512 * K, 516 * K)]

@@ -355,6 +355,29 @@ impl<'a> Claimer<'a> {
         self.regions[i + len - 1].end - self.regions[i].start
     }
 
+    /// Bytes of VMAs `i..i + len` that are accessible: what a runtime
+    /// committed of its reservation.
+    fn committed(&self, i: usize, len: usize) -> u64 {
+        self.regions[i..i + len]
+            .iter()
+            .filter(|r| !r.perms.none())
+            .map(|r| r.size())
+            .sum()
+    }
+
+    /// Names the sub-blocks of VMAs `i..i + len` of a runtime's
+    /// reservation: `reserved` where nothing is accessible, `used` (what
+    /// the runtime commits there) elsewhere.
+    fn name_parts(&mut self, i: usize, len: usize, used: &str) {
+        for r in &mut self.regions[i..i + len] {
+            r.details = if r.perms.none() {
+                "reserved".into()
+            } else {
+                used.into()
+            };
+        }
+    }
+
     /// Finds the first run of contiguous VMAs, each free or accepted by
     /// `extra`, that spans exactly `size` bytes from a start aligned to
     /// `align`; returns its start index and length.

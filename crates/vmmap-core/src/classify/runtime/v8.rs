@@ -210,11 +210,7 @@ fn plan_wasm(c: &mut Claimer<'_>) {
         if hi <= lo {
             continue;
         }
-        let committed: u64 = c.regions[b..=last]
-            .iter()
-            .filter(|r| !r.perms.none())
-            .map(|r| r.size())
-            .sum();
+        let committed = c.committed(b, last + 1 - b);
         for k in lo..hi {
             let r = &mut c.regions[k];
             r.details = if r.end <= base {

@@ -51,11 +51,7 @@ pub(super) fn plan(c: &mut Claimer<'_>) {
                 return 1;
             };
             let span = c.span(i, take);
-            let committed: u64 = c.regions[i..i + take]
-                .iter()
-                .filter(|r| !r.perms.none())
-                .map(|r| r.size())
-                .sum();
+            let committed = c.committed(i, take);
             c.claim(
                 i,
                 take,

@@ -249,8 +249,11 @@ fn write_summary<W: Write>(summary: &Summary, o: &TextOptions, w: &mut W) -> io:
 }
 
 enum Row<'a> {
-    /// A region, its figures and its index in the snapshot.
-    Region(&'a Region, Figures, usize),
+    /// A region and its index in the snapshot. Its figures are computed
+    /// when the row is written (or sorted by one): carried in every row,
+    /// they made the list of 60,000 rows five times as large, each page of
+    /// it a fault.
+    Region(&'a Region, usize),
     Free(FreeBlock),
 }
 
@@ -269,7 +272,7 @@ impl Row<'_> {
     }
     fn figure(&self, c: Column) -> u64 {
         match self {
-            Row::Region(_, f, _) => f.value(c),
+            Row::Region(r, _) => Figures::of_region(r).value(c),
             Row::Free(f) if c == Column::Size => f.size(),
             Row::Free(_) => 0,
         }
@@ -289,7 +292,7 @@ fn write_details<W: Write>(
         .iter()
         .enumerate()
         .filter(|(_, r)| wanted(r.memory_type))
-        .map(|(i, r)| Row::Region(r, Figures::of_region(r), i))
+        .map(|(i, r)| Row::Region(r, i))
         .collect();
     if o.free || o.types.contains(&MemoryType::Free) {
         rows.extend(free_blocks(snap).into_iter().map(Row::Free));
@@ -309,7 +312,7 @@ fn write_details<W: Write>(
             rows.sort_by(|a, b| perms(a).cmp(perms(b)).then_with(|| by_address(a, b)))
         }
         SortKey::Figure(c) => {
-            rows.sort_by(|a, b| b.figure(c).cmp(&a.figure(c)).then_with(|| by_address(a, b)))
+            rows.sort_by_cached_key(|r| (std::cmp::Reverse(r.figure(c)), r.start()))
         }
     }
     if o.reverse {
@@ -413,9 +416,10 @@ fn write_details<W: Write>(
     }
     for row in &rows {
         match row {
-            Row::Region(r, f, i) => {
+            Row::Region(r, i) => {
                 let cell = owner(owners.and_then(|ow| ow.owners.region(*i)), owner_w);
-                region_line(&mut line, r, f, &cols, addr_w, 0, o.exact, cell, &fit);
+                let f = Figures::of_region(r);
+                region_line(&mut line, r, &f, &cols, addr_w, 0, o.exact, cell, &fit);
                 w.write_all(fit.line(&line).as_bytes())?;
                 if o.sub_blocks && !r.sub_blocks.is_empty() {
                     for (j, s) in r.sub_blocks.iter().enumerate() {

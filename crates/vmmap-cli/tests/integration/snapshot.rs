@@ -528,3 +528,44 @@ fn text_output_does_not_read_smaps_rollup() {
     let doc: Value = serde_json::from_str(&json).expect("JSON");
     assert!(doc["rollup"]["Rss"].as_u64().is_some(), "{}", doc["rollup"]);
 }
+
+/// vmmap itself maps no library it does not need: GCC's unwinder is
+/// linked in, so libgcc_s.so.1 (a file to map and relocate, and a
+/// constructor that asks the CPU for its features) is not loaded at each
+/// start of a snapshot. Seen the way a user would see it: in the map of a
+/// running vmmap.
+#[test]
+fn vmmap_starts_without_libgcc_s() {
+    let me = std::process::id().to_string();
+    let mut child = std::process::Command::new(VMMAP)
+        .args(["watch", &me, "--interval", "60s", "--duration", "120s"])
+        .args(["-o", "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start vmmap watch");
+    let pid = child.id();
+    // Until the dynamic loader has mapped the C library (a map read
+    // before that would lack every library).
+    let t0 = std::time::Instant::now();
+    let paths = loop {
+        let snap = snapshot_json(pid, &[]);
+        let paths: Vec<String> = leaves(&snap)
+            .iter()
+            .filter_map(|r| r["path"].as_str())
+            .map(str::to_string)
+            .collect();
+        if paths.iter().any(|p| p.contains("/libc.so")) {
+            break paths;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "vmmap watch never mapped libc: {paths:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let gcc_s: Vec<&String> = paths.iter().filter(|p| p.contains("libgcc_s")).collect();
+    assert!(gcc_s.is_empty(), "vmmap maps {gcc_s:?}");
+}

@@ -14,6 +14,25 @@ pub mod syscall;
 
 use std::fmt;
 
+/// The index of the first `needle` in `hay`, by the C library's `memchr`.
+///
+/// Not the `memchr` crate: with `std` (which other crates of the workspace
+/// turn on for it) it picks its routine by asking the CPU what it supports
+/// at the first call, and under a hypervisor each CPUID instruction traps
+/// (7 µs here): 6% of the time of a snapshot of 282 mappings. glibc's
+/// `memchr` was chosen by the dynamic loader from what it had already
+/// asked at start-up, and is as fast on the long runs of smaps.
+pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    if hay.is_empty() {
+        return None;
+    }
+    // SAFETY: the pointer and length describe `hay`, valid for reads for
+    // the call; memchr reads at most `hay.len()` bytes from it.
+    let p = unsafe { libc::memchr(hay.as_ptr().cast(), i32::from(needle), hay.len()) };
+    // `p` is null or points into `hay`, so the offset is in bounds.
+    (!p.is_null()).then(|| p as usize - hay.as_ptr() as usize)
+}
+
 /// Text in a `/proc` file that does not have the expected shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParseError {

@@ -302,7 +302,7 @@ impl SmapsParser {
         out: &mut impl Sink,
     ) -> Result<(), ParseError> {
         if !self.carry.is_empty() {
-            match memchr::memchr(b'\n', chunk) {
+            match super::find_byte(b'\n', chunk) {
                 None => {
                     self.carry_over(chunk)?;
                     return Ok(());
@@ -332,7 +332,7 @@ impl SmapsParser {
                     continue;
                 }
             }
-            let Some(nl) = memchr::memchr(b'\n', rest) else {
+            let Some(nl) = super::find_byte(b'\n', rest) else {
                 break;
             };
             self.line(&rest[..nl], out)?;
@@ -587,7 +587,7 @@ fn parse_kb(rest: &[u8]) -> Option<u64> {
 fn parse_header(line: &[u8]) -> Result<Mapping, &'static str> {
     let mut it = Fields { s: line };
     let range = it.next().ok_or("missing address range")?;
-    let dash = memchr::memchr(b'-', range).ok_or("address range has no '-'")?;
+    let dash = super::find_byte(b'-', range).ok_or("address range has no '-'")?;
     let start = parse_hex(&range[..dash]).ok_or("bad start address")?;
     let end = parse_hex(&range[dash + 1..]).ok_or("bad end address")?;
     let perms_b = it.next().ok_or("missing permissions")?;
@@ -598,7 +598,7 @@ fn parse_header(line: &[u8]) -> Result<Mapping, &'static str> {
     perms.copy_from_slice(perms_b);
     let offset = parse_hex(it.next().ok_or("missing offset")?).ok_or("bad offset")?;
     let dev = it.next().ok_or("missing device")?;
-    let colon = memchr::memchr(b':', dev).ok_or("device has no ':'")?;
+    let colon = super::find_byte(b':', dev).ok_or("device has no ':'")?;
     let dev_major = parse_hex(&dev[..colon]).ok_or("bad device major")?;
     let dev_minor = parse_hex(&dev[colon + 1..]).ok_or("bad device minor")?;
     let inode = parse_u64(it.next().ok_or("missing inode")?).ok_or("bad inode")?;
@@ -635,7 +635,7 @@ impl<'a> Iterator for Fields<'a> {
             self.s = s;
             return None;
         }
-        let end = memchr::memchr(b' ', s).unwrap_or(s.len());
+        let end = super::find_byte(b' ', s).unwrap_or(s.len());
         self.s = &s[end..];
         Some(&s[..end])
     }

@@ -68,6 +68,7 @@ one_round() {
     local attach_ms=0 stop_ms=0 attached=1 survived=0
     workload "$w"
     rm -f "$base".*
+    : >"$base.out"
     BENCH_WAIT_START=1 "${WORKLOAD[@]}" >"$base.out" 2>&1 &
     pid=$!
     wait_ready "$base.out" "$pid" "$w" 60 >/dev/null

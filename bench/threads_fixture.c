@@ -53,14 +53,18 @@ int main(int argc, char **argv) {
             p[0] = 1;
         made++;
     }
-    pthread_t t;
+    /* From malloc: a program that imports no allocator gives vmmap attach
+     * (bench/attach.sh) no slot to hook, and is refused. */
+    pthread_t *t = malloc(sizeof *t * (size_t)(nidle + nbusy + 1));
+    if (!t)
+        return 1;
     for (int i = 0; i < nidle; i++)
-        if (pthread_create(&t, NULL, idle, NULL)) {
+        if (pthread_create(&t[i], NULL, idle, NULL)) {
             perror("pthread_create");
             return 1;
         }
     for (int i = 0; i < nbusy; i++)
-        if (pthread_create(&t, NULL, busy, NULL)) {
+        if (pthread_create(&t[nidle + i], NULL, busy, NULL)) {
             perror("pthread_create");
             return 1;
         }

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use vmmap_wire::attach as wire;
 
+mod memfd;
+
 /// Why attaching failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
@@ -194,10 +196,11 @@ fn is_libdl(p: &str) -> bool {
         .starts_with("libdl")
 }
 
-/// The agent's path as the target sees it: the same file, or a copy of
-/// it, must be at that path in its mount namespace (a container's root
-/// differs).
-fn agent_visible(pid: i32, agent: &Path) -> Result<(), AttachError> {
+/// Whether the agent's path, as the target sees it, is the agent: the
+/// same file, or a copy of it, at that path in its mount namespace (a
+/// container's root differs). When it is not, the agent is loaded from
+/// memory ([`memfd`]).
+fn agent_visible(pid: i32, agent: &Path) -> Result<bool, AttachError> {
     let ours = std::fs::metadata(agent).map_err(|e| other(&agent.display().to_string(), e))?;
     let there = PathBuf::from(format!("/proc/{pid}/root{}", agent.display()));
     let same = match std::fs::metadata(&there) {
@@ -205,13 +208,36 @@ fn agent_visible(pid: i32, agent: &Path) -> Result<(), AttachError> {
         Ok(m) if m.len() == ours.len() => std::fs::read(&there).ok() == std::fs::read(agent).ok(),
         _ => false,
     };
-    if same {
-        return Ok(());
-    }
-    Err(AttachError::Refused(format!(
-        "process {pid} runs in another mount namespace (a container?) where {} is not the agent: copy the agent to that same path inside it, then attach again",
-        agent.display()
-    )))
+    Ok(same)
+}
+
+/// The target's `dlopen`: in its libc (glibc 2.34 and later), or libdl.
+fn dlopen_of(pid: i32, m: &[(u64, u64, String)]) -> Result<u64, AttachError> {
+    symbol_in(pid, m, is_libc, "dlopen")
+        .or_else(|| symbol_in(pid, m, is_libdl, "dlopen"))
+        .ok_or_else(|| {
+            AttachError::Refused(format!(
+                "process {pid} has no dlopen in its C library (not glibc, or no libc at all): the agent cannot be loaded"
+            ))
+        })
+}
+
+/// What the target's `dlerror()` says, after a failed `dlopen` on `t`.
+fn dlerror_of(t: &mut Stopped, m: &[(u64, u64, String)], sp: u64) -> String {
+    let pid = t.pid;
+    let Some(f) =
+        symbol_in(pid, m, is_libc, "dlerror").or_else(|| symbol_in(pid, m, is_libdl, "dlerror"))
+    else {
+        return String::new();
+    };
+    t.call(f, &[], sp)
+        .ok()
+        .filter(|&p| p != 0)
+        .and_then(|p| read_mem(pid, p, 512).ok())
+        .map(|b| {
+            String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or_default()).into_owned()
+        })
+        .unwrap_or_default()
 }
 
 /// System calls a thread may be blocked in while holding no lock that
@@ -544,21 +570,14 @@ fn frames(bytes: &[u8], mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Re
 /// documentation). `config` is the agent's settings (`unwind=fp`).
 pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachError> {
     check(pid)?;
-    agent_visible(pid, agent)?;
-    let m = maps(pid)?;
-    if m.iter().any(|(_, _, p)| p.ends_with("/libvmmap_agent.so")) {
-        // Loaded already: by `vmmap run`, or an earlier attach. The attach
-        // entry tells which (it refuses a process traced now).
+    let visible = agent_visible(pid, agent)?;
+    if !visible {
+        memfd::proc_visible(pid)?;
     }
-    let dlopen = symbol_in(pid, &m, is_libc, "dlopen")
-        .or_else(|| symbol_in(pid, &m, is_libdl, "dlopen"))
-        .ok_or_else(|| {
-            AttachError::Refused(format!(
-                "process {pid} has no dlopen in its C library (not glibc, or no libc at all): the agent cannot be loaded"
-            ))
-        })?;
-    let dlerror =
-        symbol_in(pid, &m, is_libc, "dlerror").or_else(|| symbol_in(pid, &m, is_libdl, "dlerror"));
+    let m = maps(pid)?;
+    // Loaded already (by `vmmap run`, or an earlier attach): dlopen of the
+    // same path returns it; the attach entry refuses a process traced now.
+    let dlopen = dlopen_of(pid, &m)?;
     let path = CString::new(agent.as_os_str().as_encoded_bytes())
         .map_err(|_| AttachError::Other("the agent's path holds a NUL byte".into()))?;
     let cfg = CString::new(config).map_err(|_| AttachError::Other("bad agent settings".into()))?;
@@ -589,40 +608,36 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
         write_mem(pid, data, &blob)
             .map_err(|e| other("writing the agent's path into the process", e))?;
         let sp = (data - 256) & !15;
-        let handle = t.call(
-            dlopen,
-            &[data, (libc::RTLD_NOW | libc::RTLD_LOCAL) as u64],
-            sp,
-        )?;
-        if handle == 0 {
-            let why = match dlerror {
-                Some(f) => t
-                    .call(f, &[], sp)
-                    .ok()
-                    .filter(|&p| p != 0)
-                    .and_then(|p| read_mem(pid, p, 512).ok())
-                    .map(|b| {
-                        String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or_default())
-                            .into_owned()
-                    })
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            t.release();
-            return Err(AttachError::Refused(format!(
-                "process {pid} could not load the agent {}: {why}",
-                agent.display()
-            )));
-        }
-        let canon = agent.display().to_string();
-        let m = maps(pid)?;
-        let base = m
-            .iter()
-            .find(|(_, off, p)| *off == 0 && *p == canon)
-            .map(|(s, _, _)| *s)
-            .ok_or_else(|| {
-                AttachError::Other("the agent was loaded but is not in the process's maps".into())
-            })?;
+        let base = if visible {
+            let handle = t.call(
+                dlopen,
+                &[data, (libc::RTLD_NOW | libc::RTLD_LOCAL) as u64],
+                sp,
+            )?;
+            if handle == 0 {
+                let why = dlerror_of(&mut t, &m, sp);
+                t.release();
+                return Err(AttachError::Refused(format!(
+                    "process {pid} could not load the agent {}: {why}",
+                    agent.display()
+                )));
+            }
+            let canon = agent.display().to_string();
+            let m = maps(pid)?;
+            m.iter()
+                .find(|(_, off, p)| *off == 0 && *p == canon)
+                .map(|(s, _, _)| *s)
+                .ok_or_else(|| {
+                    AttachError::Other(
+                        "the agent was loaded but is not in the process's maps".into(),
+                    )
+                })?
+        } else if let Some(base) = memfd::loaded(pid, &agent_bytes)? {
+            base
+        } else {
+            // Its strings go between the calls' stack and the path's.
+            memfd::load(&mut t, &m, &agent_bytes, data - 128, sp)?
+        };
         let entry = base - (entry_first & !0xfff) + entry_value;
         let r = t.call(entry, &[cfg_at], sp)? as i64;
         let stopped = t.release();

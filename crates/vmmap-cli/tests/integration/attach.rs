@@ -450,18 +450,19 @@ fn redis_under_load_keeps_answering_after_an_attach() {
     assert!(s["allocations"].as_u64().unwrap() > 1000, "{s}");
 }
 
-#[test]
-fn a_process_that_cannot_see_the_agent_is_refused_until_a_copy_is_there() {
+/// `tests/fixtures/attach_workers.c` started in a mount namespace of its
+/// own where the agent's directory is an empty tmpfs, after `mounts`
+/// (more shell commands run in that namespace first), for long enough to
+/// be killed.
+fn workers_hidden_from_the_agent(mounts: &str) -> Workers {
     let unshare = require_tool("unshare", "util-linux");
     let bin = compile("attach_workers");
     let agent = crate::trace::agent();
     let dir = agent.parent().unwrap().to_str().unwrap().to_string();
-    // A mount namespace of its own where the agent's directory is an empty
-    // tmpfs (so a copy put there is seen by that process alone).
     let mut child = Command::new(unshare)
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(format!(
-            "mount -t tmpfs none {dir} && exec {} 600000",
+            "mount -t tmpfs none {dir} {mounts} && exec {} 100000000",
             bin.display()
         ))
         .stdout(Stdio::piped())
@@ -470,20 +471,82 @@ fn a_process_that_cannot_see_the_agent_is_refused_until_a_copy_is_there() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let pid: i32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
-    let o = attach(pid, &tmp("attach-ns.vmmap"), &["--duration", "1s"]);
+    let pid = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    Workers { child, out, pid }
+}
+
+/// The process's descriptors: number and what each one is.
+fn descriptors(pid: i32) -> Vec<(String, String)> {
+    let mut fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let to = std::fs::read_link(e.path()).unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                to.display().to_string(),
+            )
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+#[test]
+fn a_process_that_cannot_see_the_agent_gets_it_from_memory_and_keeps_its_descriptors() {
+    let w = workers_hidden_from_the_agent("");
+    let pid = w.pid;
+    let mut child = w.child;
+    let _killed = Killed(&mut child);
+    let agent = crate::trace::agent();
+    let inside = PathBuf::from(format!("/proc/{pid}/root{}", agent.display()));
+    let inside_dir = inside.parent().unwrap().to_path_buf();
+    assert!(!inside.exists(), "the namespace sees the agent: no test");
+    let before = descriptors(pid);
+    // Twice: the second attach finds the agent the first one loaded.
+    for round in 0..2 {
+        let file = tmp(&format!("attach-ns-{round}.vmmap"));
+        let o = attach(pid, &file, &["--duration", "1s"]);
+        assert!(
+            o.status.success(),
+            "attach {round}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(check_window(&history(&file)).len(), 4, "attach {round}");
+        assert_eq!(descriptors(pid), before, "after attach {round}");
+        // Nothing was copied into the namespace's files.
+        assert_eq!(std::fs::read_dir(&inside_dir).unwrap().count(), 0);
+    }
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let copies = maps
+        .lines()
+        .filter(|l| l.ends_with("/memfd:libvmmap_agent.so (deleted)") && l.contains(" 00000000 "))
+        .count();
+    assert_eq!(copies, 1, "the agent is loaded once: {maps}");
+    // Still running (its descriptors are those of a live process).
+    assert_eq!(descriptors(pid), before);
+}
+
+#[test]
+fn a_process_that_cannot_see_the_agent_nor_a_proc_is_refused() {
+    let w = workers_hidden_from_the_agent("&& mount -t tmpfs none /proc");
+    let pid = w.pid;
+    let mut child = w.child;
+    let _killed = Killed(&mut child);
+    let o = attach(pid, &tmp("attach-ns-noproc.vmmap"), &["--duration", "1s"]);
     assert_eq!(o.status.code(), Some(12), "{o:?}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("another mount namespace"));
-    // A copy at the same path inside it: attaching works.
-    std::fs::copy(&agent, format!("/proc/{pid}/root{}", agent.display())).unwrap();
-    let file = tmp("attach-ns-copy.vmmap");
-    let o = attach(pid, &file, &["--duration", "1s"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(check_window(&history(&file)).len(), 4);
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success());
-    assert!(rest.contains("checksum "), "{rest}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("another mount namespace") && err.contains("no /proc mounted"),
+        "{err}"
+    );
+    // Refused before anything was done to it.
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    assert!(!maps.contains("libvmmap_agent"), "{maps}");
 }
 
 /// Kills and reaps the child when dropped, so a failed assertion leaves

@@ -615,11 +615,27 @@
       segs.push({ start, len, type, reserved, idx, pos, u });
       pos += u;
     };
+    // A region as the text and SVG maps cut it: one stretch per run of
+    // sub-blocks (VMAs) that are all PROT_NONE or all accessible, so that
+    // an arena's or a Java heap's reserved tail is hatched, not solid.
+    const none = (p) => (p & 7) === 0;
+    const region = (i) => {
+      const a = v.subOff[i], b = v.subOff[i + 1], end = v.start[i] + r.z[i];
+      if (a === b) { push(v.start[i], r.z[i], r.y[i], none(r.p[i]), i); return; }
+      for (let k = a; k < b;) {
+        const res = none(v.s.p[k]);
+        let e = k;
+        while (e < b && none(v.s.p[e]) === res) e++;
+        const from = k === a ? v.start[i] : v.sstart[k];
+        push(from, (e < b ? v.sstart[e] : end) - from, r.y[i], res, i);
+        k = e;
+      }
+    };
     for (let i = 0; i < v.n; i++) {
       const s = v.start[i];
-      if (s >= S.hi) { push(s, r.z[i], r.y[i], (r.p[i] & 7) === 0, i); continue; }
+      if (s >= S.hi) { region(i); continue; }
       if (s > cur) push(cur, s - cur, FREE, false, -1);
-      push(s, r.z[i], r.y[i], (r.p[i] & 7) === 0, i);
+      region(i);
       cur = Math.max(cur, s + r.z[i]);
     }
     if (S.hi > cur) {
@@ -695,7 +711,14 @@
     };
     canvas.onmouseleave = () => { $("frag-tip").hidden = true; };
     canvas.setAttribute("role", "img");
-    canvas.setAttribute("aria-label", "Fragmentation map of " + segs.length + " stretches");
+    const reserved = segs.filter((x) => x.reserved).length;
+    canvas.setAttribute("aria-label", "Fragmentation map of " + segs.length + " stretches, " + reserved + " of them reserved (PROT_NONE, hatched)");
+    // The key: each type drawn (Page Table is not in the address space)
+    // and the hatching.
+    const key = $("frag-legend");
+    key.replaceChildren();
+    T.forEach((t, i) => { if (i !== PT) key.append(el("span", null, swatch(i), t.name)); });
+    key.append(el("span", null, el("span", { class: "swatch hatched", "aria-hidden": "true" }), "hatched: reserved (PROT_NONE), in its type's colour"));
   }
 
   // ---- flame graph and call tree ------------------------------------

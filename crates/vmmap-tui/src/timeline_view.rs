@@ -431,12 +431,14 @@ impl Widget for Chart<'_> {
                 m + 1
             );
         }
-        label += ": ";
+        // The figure stands alone (a space after it, never a colon), for
+        // whoever reads it off the screen.
+        label += " = ";
         label += &parts
             .iter()
             .map(|(v, t)| format!("{} {}", t.name(), units.format(*v)))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(" + ");
         buf.set_stringn(
             area.x,
             axis_y + 2,

@@ -544,8 +544,6 @@ fn fmt_thousands(n: usize) -> String {
 /// the page as headless Chromium leaves it after the script ran.
 #[test]
 fn report_map_hatches_reserved_arena_tails() {
-    let chromium = std::env::var("VMMAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let chromium = require_tool(&chromium, "chromium");
     let dir = TempDir::in_system_tmp("report-hatch");
     let html = dir.path().join("arenas.html");
     // Two threads' arenas; frozen so that the report and the map see the
@@ -567,28 +565,7 @@ fn report_map_hatches_reserved_arena_tails() {
         "two arena tails reserved in the layout: {segs:?}"
     );
 
-    let o = output_within(
-        Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--dump-dom",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                dir.path().join("profile").display()
-            ))
-            .arg(format!("file://{}", html.display()))
-            .stdin(Stdio::null()),
-        120,
-    );
-    let dom = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success() && !dom.is_empty(),
-        "chromium --dump-dom: {o:?}"
-    );
+    let dom = dump_dom(&html, dir.path());
     let label = dom
         .split("id=\"frag-canvas\"")
         .nth(1)
@@ -605,5 +582,58 @@ fn report_map_hatches_reserved_arena_tails() {
     assert!(
         dom.contains("hatched: reserved (PROT_NONE), in its type's colour"),
         "the map's key names the hatching"
+    );
+}
+
+/// The page `html` as headless Chromium leaves it once its script has run
+/// (`--dump-dom`), with a profile in `dir`.
+fn dump_dom(html: &Path, dir: &Path) -> String {
+    let chromium = std::env::var("VMMAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium = require_tool(&chromium, "chromium");
+    let o = output_within(
+        Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .arg(format!("file://{}", html.display()))
+            .stdin(Stdio::null()),
+        120,
+    );
+    let dom = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && !dom.is_empty(),
+        "chromium --dump-dom: {o:?}"
+    );
+    dom
+}
+
+/// The report's timeline labels its time axis in a unit chosen by the
+/// span: the golden trace report (three snapshots over 13 ms, written by
+/// this binary: golden.rs checks it byte for byte) reads 0, +2.6ms...
+/// +13.0ms, six distinct labels, not +0.0s six times.
+#[test]
+fn report_timeline_labels_a_short_run_in_milliseconds() {
+    let dir = TempDir::in_system_tmp("report-timeline");
+    let html = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/out/trace-report.html");
+    let dom = dump_dom(&html, dir.path());
+    let svg = dom
+        .split("aria-label=\"Memory over time, stacked by type\"")
+        .nth(1)
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap_or_else(|| panic!("no timeline:\n{dom}"));
+    let labels: Vec<&str> = svg
+        .split("text-anchor=\"middle\"")
+        .skip(1)
+        .filter_map(|s| s.split('>').nth(1)?.split('<').next())
+        .collect();
+    assert_eq!(
+        labels,
+        ["0", "+2.6ms", "+5.2ms", "+7.8ms", "+10.4ms", "+13.0ms"],
+        "{svg}"
     );
 }

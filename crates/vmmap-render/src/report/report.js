@@ -453,10 +453,16 @@
       add(svg, "line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e5e9ee" });
       add(svg, "text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", fill: "#5f6b76" }, size(v) || "0");
     }
-    const secs = (t1 - t0) / 1000;
+    // Relative time in a unit chosen by the span (ms under 2 s, s under
+    // 2 min, min under 2 h, else h), as the terminal's timeline: a run of
+    // 13 ms reads +2.6ms, +5.2ms... rather than +0.0s five times.
+    const span = t1 - t0;
+    const [unit, suffix] = span < 2e3 ? [1, "ms"] : span < 12e4 ? [1e3, "s"] : span < 72e5 ? [6e4, "min"] : [36e5, "h"];
+    const spanUnits = span / unit;
     for (let k = 0; k <= 5; k++) {
-      const t = t0 + (t1 - t0) * k / 5;
-      add(svg, "text", { x: x(t), y: H - 14, "text-anchor": "middle", fill: "#5f6b76" }, "+" + (secs * k / 5).toFixed(secs < 10 ? 1 : 0) + "s");
+      const t = t0 + span * k / 5;
+      const label = k === 0 ? "0" : "+" + (spanUnits * k / 5).toFixed(spanUnits < 50 ? 1 : 0) + suffix;
+      add(svg, "text", { x: x(t), y: H - 14, "text-anchor": "middle", fill: "#5f6b76" }, label);
     }
     add(svg, "line", { x1: L, x2: L, y1: TP, y2: H - B, stroke: "#8a96a3" });
     // Stacked areas between full snapshots, one per type.
@@ -482,7 +488,7 @@
     for (const p of full) {
       const total = p.b.reduce((a, v) => a + v[metric], 0);
       const c = add(svg, "circle", { cx: x(p.t), cy: y(total), r: 5, fill: "#fff", stroke: "#1d2329", "stroke-width": "1.5", class: "dot" + (p.s === st.snap ? " sel" : ""), tabindex: "0", role: "button", "data-snap": String(p.s), "aria-label": "Snapshot " + (p.s + 1) });
-      add(c, "title", {}, "Snapshot " + (p.s + 1) + " at +" + ((p.t - t0) / 1000).toFixed(1) + "s: " + size(total));
+      add(c, "title", {}, "Snapshot " + (p.s + 1) + " at +" + ((p.t - t0) / unit).toFixed(1) + suffix + ": " + size(total));
       const go = () => showSnapshot(p.s);
       c.addEventListener("click", go);
       c.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(); } });

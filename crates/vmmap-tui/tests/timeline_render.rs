@@ -258,3 +258,18 @@ fn the_largest_remainder_gives_the_cell_to_the_type_that_earns_it() {
     assert_eq!(cell_size(27 * M, 9), 3 * M);
     assert_eq!(cell_size(1, 9), 1);
 }
+
+#[test]
+fn the_time_axis_unit_follows_the_span() {
+    use vmmap_tui::timeline_view::TimeAxis;
+    // 13 ms over 70 columns, a tick every 10: ms, every 2 ms.
+    let a = TimeAxis::of(13_000_000, 70, 10);
+    assert_eq!((a.suffix, a.step), ("ms", 2.0));
+    assert_eq!((a.label(0.0), a.label(4.0)), ("0".into(), "+4ms".into()));
+    // 31.5 s: seconds, every 5 s; 90 min: minutes; 3 h: hours.
+    assert_eq!(TimeAxis::of(31_500_000_000, 70, 10).step, 5.0);
+    assert_eq!(TimeAxis::of(5_400_000_000_000, 70, 10).suffix, "min");
+    let h = TimeAxis::of(10_800_000_000_000, 200, 10);
+    assert_eq!((h.suffix, h.step), ("h", 0.2));
+    assert_eq!(h.label(0.4), "+0.4h");
+}

@@ -27,7 +27,8 @@ in figures that reconcile with the kernel's own accounting.
   [`format`] shares.
 - [`lookup`]: which region holds an address, and its neighbours.
 - The fragmentation map and the HTML report are drawn by the
-  `vmmap-render` crate, on top of this one.
+  `vmmap-render` crate, on top of this one, in the type colours of
+  [`palette`], which the terminal UI uses too.
 - [`output`]: writing an output file without harm (atomic replacement,
   devices and FIFOs written in place, no planted links followed).
 - [`memory`]: strings and pattern search in the target's memory, read in
@@ -60,6 +61,7 @@ pub mod mmp;
 pub mod model;
 pub mod multi;
 pub mod output;
+pub mod palette;
 pub mod proc;
 pub mod sharing;
 pub mod summary;

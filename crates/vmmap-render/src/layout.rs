@@ -30,6 +30,8 @@ use quick_xml::Writer;
 use serde::Serialize;
 
 use vmmap_core::model::{MemoryType, Region, Snapshot};
+/// The type colours, the UI's and the report's too.
+use vmmap_core::palette::rgb as colour;
 use vmmap_core::summary::{free_blocks, FreeBlock};
 use vmmap_core::xml::{line, text};
 
@@ -283,7 +285,10 @@ impl Layout {
             0,
             [
                 Event::Start(BytesStart::new("style")),
-                text("text{font-family:monospace;font-size:12px;fill:#222}rect.f{fill:#eceff1;stroke:#b0bec5;stroke-width:0.5}rect.r{fill-opacity:0.35}"),
+                text(&format!(
+                    "text{{font-family:monospace;font-size:12px;fill:#222}}rect.f{{fill:{};stroke:#90a4ae;stroke-width:0.5}}rect.r{{fill-opacity:0.35}}",
+                    colour(MemoryType::Free)
+                )),
                 Event::End(BytesEnd::new("style")),
             ],
         )?;
@@ -459,22 +464,6 @@ fn gap(f: &FreeBlock) -> Segment {
         region: None,
         pos: 0,
         units: 0,
-    }
-}
-
-/// The colour of a type in the SVG (VMMap's palette, as the interactive
-/// view's defaults).
-pub fn colour(t: MemoryType) -> &'static str {
-    match t {
-        MemoryType::Image => "#9b59b6",
-        MemoryType::MappedFile => "#5dade2",
-        MemoryType::Shareable => "#48c9b0",
-        MemoryType::Heap => "#e74c3c",
-        MemoryType::ManagedHeap => "#27ae60",
-        MemoryType::Stack => "#f39c12",
-        MemoryType::PrivateData => "#f4d03f",
-        MemoryType::PageTable => "#95a5a6",
-        MemoryType::Free => "#eceff1",
     }
 }
 

@@ -3,15 +3,9 @@
 //! `TERM=dumb`), where each type has its own fill character instead, so
 //! the bars and the Summary's key still tell the types apart.
 //!
-//! The default palette is Okabe and Ito's (2008), made for the common
-//! colour-vision deficiencies, with a dark grey for page tables. Simulated
-//! with Machado, Oliveira and Fernandes's (2009) matrices at full severity
-//! (the test `the_palette_survives_colour_blindness` below), its closest
-//! pair of types is 16.1 ΔE (CIE76) apart under tritanopia, 17.0 under
-//! deuteranopia, 20.7 under protanopia, and Heap and Managed Heap over 90
-//! under all three: VMMap's red and green, which this replaces, fall to
-//! 21.8 under deuteranopia, and its closest pair (Shareable, Page Table)
-//! to 5.7.
+//! The colours themselves are the library's
+//! ([`vmmap_core::palette`], which the SVG map and the HTML report use
+//! too); this module only fits them to the terminal.
 
 use std::sync::OnceLock;
 
@@ -84,21 +78,6 @@ pub fn choice() -> ColourChoice {
     CHOICE.get().copied().unwrap_or_default()
 }
 
-/// The default colour of a type, `#rrggbb`.
-pub fn default_rgb(t: MemoryType) -> &'static str {
-    match t {
-        MemoryType::Image => "#cc79a7",       // reddish purple
-        MemoryType::MappedFile => "#56b4e9",  // sky blue
-        MemoryType::Shareable => "#009e73",   // bluish green
-        MemoryType::Heap => "#d55e00",        // vermillion
-        MemoryType::ManagedHeap => "#0072b2", // blue
-        MemoryType::Stack => "#e69f00",       // orange
-        MemoryType::PrivateData => "#f0e442", // yellow
-        MemoryType::PageTable => "#5f5f5f",   // dark grey
-        MemoryType::Free => "#566573",
-    }
-}
-
 /// The default colour of a type among the 16 ANSI colours, chosen by hand
 /// so that Heap and Managed Heap are red and blue, never red and green.
 fn default_ansi16(t: MemoryType) -> Color {
@@ -142,7 +121,7 @@ pub fn at_depth(c: Color, t: MemoryType, depth: Depth) -> Color {
         (Depth::TrueColour, c) => c,
         (Depth::Ansi256, Color::Rgb(r, g, b)) => Color::Indexed(nearest_256(r, g, b)),
         (Depth::Ansi16, Color::Rgb(r, g, b)) => {
-            if default_rgb(t).parse::<Color>().ok() == Some(c) {
+            if vmmap_core::palette::rgb(t).parse::<Color>().ok() == Some(c) {
                 default_ansi16(t)
             } else {
                 nearest_16(r, g, b)
@@ -215,99 +194,6 @@ mod tests {
         }
     }
 
-    /// CIELAB (D65) of an sRGB colour seen through `m` (a simulation
-    /// matrix on linear RGB; identity for normal vision).
-    fn lab(rgb: (u8, u8, u8), m: &[[f64; 3]; 3]) -> [f64; 3] {
-        let lin = |c: u8| {
-            let c = f64::from(c) / 255.0;
-            if c <= 0.04045 {
-                c / 12.92
-            } else {
-                ((c + 0.055) / 1.055).powf(2.4)
-            }
-        };
-        let v = [lin(rgb.0), lin(rgb.1), lin(rgb.2)];
-        let s: Vec<f64> = (0..3)
-            .map(|i| (0..3).map(|j| m[i][j] * v[j]).sum::<f64>().clamp(0.0, 1.0))
-            .collect();
-        let x = (0.4124 * s[0] + 0.3576 * s[1] + 0.1805 * s[2]) / 0.95047;
-        let y = 0.2126 * s[0] + 0.7152 * s[1] + 0.0722 * s[2];
-        let z = (0.0193 * s[0] + 0.1192 * s[1] + 0.9505 * s[2]) / 1.08883;
-        let f = |t: f64| {
-            if t > 0.008856 {
-                t.cbrt()
-            } else {
-                7.787 * t + 16.0 / 116.0
-            }
-        };
-        [
-            116.0 * f(y) - 16.0,
-            500.0 * (f(x) - f(y)),
-            200.0 * (f(y) - f(z)),
-        ]
-    }
-
-    /// The default palette through Machado et al.'s (2009) severity-1.0
-    /// simulations of protanopia, deuteranopia and tritanopia: every two
-    /// types of the bars stay at least 15 ΔE (CIE76) apart, Heap and
-    /// Managed Heap at least 80.
-    #[test]
-    fn the_palette_survives_colour_blindness() {
-        const IDENTITY: [[f64; 3]; 3] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-        const SIMULATIONS: [(&str, [[f64; 3]; 3]); 4] = [
-            ("normal", IDENTITY),
-            (
-                "protanopia",
-                [
-                    [0.152286, 1.052583, -0.204868],
-                    [0.114503, 0.786281, 0.099216],
-                    [-0.003882, -0.048116, 1.051998],
-                ],
-            ),
-            (
-                "deuteranopia",
-                [
-                    [0.367322, 0.860646, -0.227968],
-                    [0.280085, 0.672501, 0.047413],
-                    [-0.011820, 0.042940, 0.968881],
-                ],
-            ),
-            (
-                "tritanopia",
-                [
-                    [1.255528, -0.076749, -0.178779],
-                    [-0.078411, 0.930809, 0.147602],
-                    [0.004733, 0.691367, 0.303900],
-                ],
-            ),
-        ];
-        let rgb = |t: MemoryType| match default_rgb(t).parse::<Color>().unwrap() {
-            Color::Rgb(r, g, b) => (r, g, b),
-            c => panic!("{c:?}"),
-        };
-        let types: Vec<MemoryType> = MemoryType::ALL
-            .into_iter()
-            .filter(|&t| t != MemoryType::Free)
-            .collect();
-        for (name, m) in &SIMULATIONS {
-            let d = |a: MemoryType, b: MemoryType| {
-                let (x, y) = (lab(rgb(a), m), lab(rgb(b), m));
-                ((x[0] - y[0]).powi(2) + (x[1] - y[1]).powi(2) + (x[2] - y[2]).powi(2)).sqrt()
-            };
-            for (i, &a) in types.iter().enumerate() {
-                for &b in &types[i + 1..] {
-                    assert!(
-                        d(a, b) >= 15.0,
-                        "{name}: {a:?} and {b:?} {:.1} apart",
-                        d(a, b)
-                    );
-                }
-            }
-            let heaps = d(MemoryType::Heap, MemoryType::ManagedHeap);
-            assert!(heaps >= 80.0, "{name}: the heaps {heaps:.1} apart");
-        }
-    }
-
     #[test]
     fn depth_from_the_environment() {
         let auto = ColourChoice::Auto;
@@ -342,7 +228,7 @@ mod tests {
         for depth in [Depth::Ansi16, Depth::Ansi256, Depth::TrueColour] {
             let colours: Vec<Color> = MemoryType::ALL
                 .iter()
-                .map(|&t| at_depth(default_rgb(t).parse().unwrap(), t, depth))
+                .map(|&t| at_depth(vmmap_core::palette::rgb(t).parse().unwrap(), t, depth))
                 .collect();
             for (i, a) in colours.iter().enumerate() {
                 assert!(!colours[..i].contains(a), "{depth:?}: {a:?} twice");

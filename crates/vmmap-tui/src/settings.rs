@@ -91,10 +91,11 @@ impl Default for Settings {
     }
 }
 
-/// The default palette ([`crate::palette::default_rgb`]): safe for the
-/// common colour-vision deficiencies.
+/// The default palette, the one of every picture of the project
+/// ([`vmmap_core::palette`]): safe for the common colour-vision
+/// deficiencies.
 fn default_colour_name(t: MemoryType) -> &'static str {
-    crate::palette::default_rgb(t)
+    vmmap_core::palette::rgb(t)
 }
 
 impl Settings {

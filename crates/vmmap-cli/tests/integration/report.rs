@@ -535,3 +535,105 @@ fn fmt_thousands(n: usize) -> String {
     }
     out
 }
+
+/// The report's fragmentation map hatches every stretch of PROT_NONE, as
+/// the text map draws it in lower case: a glibc arena is one Heap region,
+/// committed at its start and reserved beyond, and its tail is hatched
+/// (the canvas's label counts the reserved stretches, which must be the
+/// layout's, arena tails included), with a key that says so. Read from
+/// the page as headless Chromium leaves it after the script ran.
+#[test]
+fn report_map_hatches_reserved_arena_tails() {
+    let dir = TempDir::in_system_tmp("report-hatch");
+    let html = dir.path().join("arenas.html");
+    // Two threads' arenas; frozen so that the report and the map see the
+    // same mappings.
+    let fx = Fixture::start(false);
+    fx.stop();
+    let pid = fx.pid.to_string();
+    vmmap_ok(&["report", &pid, "-o", html.to_str().unwrap()]);
+    let map: Value = serde_json::from_str(&vmmap_ok(&["map", &pid, "--json"])).unwrap();
+    signal(fx.pid, 18); // SIGCONT
+    let segs = map["layout"]["segments"].as_array().unwrap();
+    let reserved = segs.iter().filter(|s| s["reserved"] == true).count();
+    let tails = segs
+        .iter()
+        .filter(|s| s["type"] == "heap" && s["reserved"] == true)
+        .count();
+    assert!(
+        tails >= 2,
+        "two arena tails reserved in the layout: {segs:?}"
+    );
+
+    let dom = dump_dom(&html, dir.path());
+    let label = dom
+        .split("id=\"frag-canvas\"")
+        .nth(1)
+        .and_then(|s| s.split("aria-label=\"").nth(1))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("the map has no label:\n{dom}"));
+    assert_eq!(
+        label,
+        format!(
+            "Fragmentation map of {} stretches, {reserved} of them reserved (PROT_NONE, hatched)",
+            segs.len()
+        )
+    );
+    assert!(
+        dom.contains("hatched: reserved (PROT_NONE), in its type's colour"),
+        "the map's key names the hatching"
+    );
+}
+
+/// The page `html` as headless Chromium leaves it once its script has run
+/// (`--dump-dom`), with a profile in `dir`.
+fn dump_dom(html: &Path, dir: &Path) -> String {
+    let chromium = std::env::var("VMMAP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromium = require_tool(&chromium, "chromium");
+    let o = output_within(
+        Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .arg(format!("file://{}", html.display()))
+            .stdin(Stdio::null()),
+        120,
+    );
+    let dom = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success() && !dom.is_empty(),
+        "chromium --dump-dom: {o:?}"
+    );
+    dom
+}
+
+/// The report's timeline labels its time axis in a unit chosen by the
+/// span: the golden trace report (three snapshots over 13 ms, written by
+/// this binary: golden.rs checks it byte for byte) reads 0, +2.6ms...
+/// +13.0ms, six distinct labels, not +0.0s six times.
+#[test]
+fn report_timeline_labels_a_short_run_in_milliseconds() {
+    let dir = TempDir::in_system_tmp("report-timeline");
+    let html = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/out/trace-report.html");
+    let dom = dump_dom(&html, dir.path());
+    let svg = dom
+        .split("aria-label=\"Memory over time, stacked by type\"")
+        .nth(1)
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap_or_else(|| panic!("no timeline:\n{dom}"));
+    let labels: Vec<&str> = svg
+        .split("text-anchor=\"middle\"")
+        .skip(1)
+        .filter_map(|s| s.split('>').nth(1)?.split('<').next())
+        .collect();
+    assert_eq!(
+        labels,
+        ["0", "+2.6ms", "+5.2ms", "+7.8ms", "+10.4ms", "+13.0ms"],
+        "{svg}"
+    );
+}

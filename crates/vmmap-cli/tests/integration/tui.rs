@@ -629,6 +629,84 @@ fn history_diff_and_save() {
     assert_eq!(csv.lines().count(), 3, "header and two snapshots:\n{csv}");
 }
 
+/// `t` on a recording opened with `-i`, without colour: the timeline
+/// places its four snapshots by their times (0, 1, 2 and 20 s), so the
+/// 18 s pause is a gap; it has a time axis in seconds, a key that says
+/// what a cell is worth, the cursor on the selected snapshot and its
+/// figures, and bars drawn in each type's character.
+#[test]
+fn timeline_of_a_recording_places_snapshots_by_time() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let fx = Fixture::start(false);
+    let home = TempDir::new("tui-timeline");
+    let one = home.path().join("one.vmmap");
+    vmmap_ok(&[&fx.pid.to_string(), "-o", one.to_str().unwrap()]);
+    drop(fx);
+    let snap = vmmap_core::format::load_file(&one)
+        .unwrap()
+        .snapshots
+        .remove(0);
+    let rec = home.path().join("rec.vmmap");
+    let mut w = vmmap_core::format::Writer::new(std::fs::File::create(&rec).unwrap()).unwrap();
+    for secs in [0, 1, 2, 20] {
+        let mut s = snap.clone();
+        s.taken_at_unix_ns += secs * 1_000_000_000;
+        w.append(&s).unwrap();
+    }
+    w.finish().unwrap();
+    let no_colour = std::ffi::OsStr::new("1");
+    let t = Tmux::start_env(
+        &["open", rec.to_str().unwrap(), "-i"],
+        &[("NO_COLOR", no_colour)],
+    );
+    t.wait_for("Address");
+    t.keys(&["t"]);
+    let s = t.wait_for("1 cell = ");
+    let lines: Vec<Vec<char>> = s.lines().map(|l| l.chars().collect()).collect();
+    let title = lines
+        .iter()
+        .position(|l| {
+            l.iter()
+                .collect::<String>()
+                .contains("Working set over 4 snapshot(s)")
+        })
+        .unwrap_or_else(|| panic!("no timeline:\n{s}"));
+    let axis = lines
+        .iter()
+        .position(|l| l.contains(&'└') && l.contains(&'▲'))
+        .unwrap_or_else(|| panic!("no time axis with a cursor:\n{s}"));
+    let left = lines[axis].iter().position(|&c| c == '└').unwrap() + 1;
+    let right = lines[axis].iter().rposition(|&c| c == '│').unwrap() - 1;
+    // The columns holding a bar: a type's character on the row above the
+    // axis.
+    let glyphs = "█▓▒░#=+:";
+    let bars: Vec<usize> = (left..=right)
+        .filter(|&x| glyphs.contains(lines[axis - 1][x]))
+        .collect();
+    assert_eq!(bars.first(), Some(&left), "the first at the left:\n{s}");
+    assert_eq!(bars.last(), Some(&right), "the last at the right:\n{s}");
+    let gap = bars.windows(2).map(|p| p[1] - p[0]).max().unwrap();
+    let room = right - left;
+    assert!(
+        gap * 100 > room * 80 && gap * 100 < room * 95,
+        "the 18 s of 20 s pause spans {gap} of {room} columns:\n{s}"
+    );
+    assert!(title + 2 < axis, "{s}");
+    let labels: String = lines[axis + 1].iter().collect();
+    assert!(
+        labels
+            .trim_matches(|c| c == '│' || c == ' ')
+            .starts_with("0 ")
+            && labels.contains("+10s"),
+        "time axis {labels:?}:\n{s}"
+    );
+    assert!(
+        s.contains("snapshot "),
+        "the selected snapshot's figures:\n{s}"
+    );
+}
+
 #[test]
 fn goto_address_then_strings_of_the_region() {
     require_tool("tmux", "tmux");

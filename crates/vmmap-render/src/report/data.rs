@@ -6,10 +6,11 @@ use indexmap::IndexSet;
 use serde::Serialize;
 
 use super::{CallTreeNode, ReportInput};
-use crate::layout::{colour, Layout};
+use crate::layout::Layout;
 use vmmap_core::diff::match_regions;
 use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Region, Snapshot};
+use vmmap_core::palette::rgb as colour;
 use vmmap_core::summary::Summary;
 use vmmap_core::timeline;
 

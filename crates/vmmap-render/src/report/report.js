@@ -453,10 +453,16 @@
       add(svg, "line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e5e9ee" });
       add(svg, "text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", fill: "#5f6b76" }, size(v) || "0");
     }
-    const secs = (t1 - t0) / 1000;
+    // Relative time in a unit chosen by the span (ms under 2 s, s under
+    // 2 min, min under 2 h, else h), as the terminal's timeline: a run of
+    // 13 ms reads +2.6ms, +5.2ms... rather than +0.0s five times.
+    const span = t1 - t0;
+    const [unit, suffix] = span < 2e3 ? [1, "ms"] : span < 12e4 ? [1e3, "s"] : span < 72e5 ? [6e4, "min"] : [36e5, "h"];
+    const spanUnits = span / unit;
     for (let k = 0; k <= 5; k++) {
-      const t = t0 + (t1 - t0) * k / 5;
-      add(svg, "text", { x: x(t), y: H - 14, "text-anchor": "middle", fill: "#5f6b76" }, "+" + (secs * k / 5).toFixed(secs < 10 ? 1 : 0) + "s");
+      const t = t0 + span * k / 5;
+      const label = k === 0 ? "0" : "+" + (spanUnits * k / 5).toFixed(spanUnits < 50 ? 1 : 0) + suffix;
+      add(svg, "text", { x: x(t), y: H - 14, "text-anchor": "middle", fill: "#5f6b76" }, label);
     }
     add(svg, "line", { x1: L, x2: L, y1: TP, y2: H - B, stroke: "#8a96a3" });
     // Stacked areas between full snapshots, one per type.
@@ -482,7 +488,7 @@
     for (const p of full) {
       const total = p.b.reduce((a, v) => a + v[metric], 0);
       const c = add(svg, "circle", { cx: x(p.t), cy: y(total), r: 5, fill: "#fff", stroke: "#1d2329", "stroke-width": "1.5", class: "dot" + (p.s === st.snap ? " sel" : ""), tabindex: "0", role: "button", "data-snap": String(p.s), "aria-label": "Snapshot " + (p.s + 1) });
-      add(c, "title", {}, "Snapshot " + (p.s + 1) + " at +" + ((p.t - t0) / 1000).toFixed(1) + "s: " + size(total));
+      add(c, "title", {}, "Snapshot " + (p.s + 1) + " at +" + ((p.t - t0) / unit).toFixed(1) + suffix + ": " + size(total));
       const go = () => showSnapshot(p.s);
       c.addEventListener("click", go);
       c.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); go(); } });
@@ -615,11 +621,27 @@
       segs.push({ start, len, type, reserved, idx, pos, u });
       pos += u;
     };
+    // A region as the text and SVG maps cut it: one stretch per run of
+    // sub-blocks (VMAs) that are all PROT_NONE or all accessible, so that
+    // an arena's or a Java heap's reserved tail is hatched, not solid.
+    const none = (p) => (p & 7) === 0;
+    const region = (i) => {
+      const a = v.subOff[i], b = v.subOff[i + 1], end = v.start[i] + r.z[i];
+      if (a === b) { push(v.start[i], r.z[i], r.y[i], none(r.p[i]), i); return; }
+      for (let k = a; k < b;) {
+        const res = none(v.s.p[k]);
+        let e = k;
+        while (e < b && none(v.s.p[e]) === res) e++;
+        const from = k === a ? v.start[i] : v.sstart[k];
+        push(from, (e < b ? v.sstart[e] : end) - from, r.y[i], res, i);
+        k = e;
+      }
+    };
     for (let i = 0; i < v.n; i++) {
       const s = v.start[i];
-      if (s >= S.hi) { push(s, r.z[i], r.y[i], (r.p[i] & 7) === 0, i); continue; }
+      if (s >= S.hi) { region(i); continue; }
       if (s > cur) push(cur, s - cur, FREE, false, -1);
-      push(s, r.z[i], r.y[i], (r.p[i] & 7) === 0, i);
+      region(i);
       cur = Math.max(cur, s + r.z[i]);
     }
     if (S.hi > cur) {
@@ -695,7 +717,14 @@
     };
     canvas.onmouseleave = () => { $("frag-tip").hidden = true; };
     canvas.setAttribute("role", "img");
-    canvas.setAttribute("aria-label", "Fragmentation map of " + segs.length + " stretches");
+    const reserved = segs.filter((x) => x.reserved).length;
+    canvas.setAttribute("aria-label", "Fragmentation map of " + segs.length + " stretches, " + reserved + " of them reserved (PROT_NONE, hatched)");
+    // The key: each type drawn (Page Table is not in the address space)
+    // and the hatching.
+    const key = $("frag-legend");
+    key.replaceChildren();
+    T.forEach((t, i) => { if (i !== PT) key.append(el("span", null, swatch(i), t.name)); });
+    key.append(el("span", null, el("span", { class: "swatch hatched", "aria-hidden": "true" }), "hatched: reserved (PROT_NONE), in its type's colour"));
   }
 
   // ---- flame graph and call tree ------------------------------------

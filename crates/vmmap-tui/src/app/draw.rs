@@ -144,7 +144,9 @@ impl App {
                 }
             }
             Mode::Timeline(st) => {
-                let h = (area.height / 2).max(8).min(area.height);
+                // Two thirds of the screen: the key, the axes and the
+                // figures take five rows of it.
+                let h = (area.height * 2 / 3).max(10).min(area.height);
                 let r = Rect {
                     x: area.x,
                     y: area.y + area.height - h,

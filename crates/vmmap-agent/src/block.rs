@@ -127,8 +127,11 @@ pub struct Block {
     pub at: [usize; PARTS],
     /// Sequence number of the last buffer this lane started.
     pub last_seq: AtomicU64,
-    /// Last tick and address written, for delta coding (owner only).
+    /// Last tick and address written, for delta coding (leaseholder only).
     pub deltas: vmmap_wire::encode::Deltas,
+    /// The least tick the leaseholder's records may have: past its own
+    /// last record in another lane ([`tick_at`]).
+    pub floor: u64,
     /// Next stack id to hand out (owner only).
     pub next_stack: u32,
     /// Stack definitions already in this stream ([`STACK_SLOTS`] or
@@ -315,6 +318,7 @@ pub unsafe fn reset(b: *mut Block, used: bool) {
     blk.at = [0; PARTS];
     blk.last_seq.store(0, Relaxed);
     blk.deltas = Default::default();
+    blk.floor = 0;
     blk.next_stack = 1;
     blk.w_done = 0;
     // SAFETY: the caches are this block's own mappings.
@@ -328,6 +332,17 @@ pub unsafe fn reset(b: *mut Block, used: bool) {
             (*blk.rules).start();
         }
     }
+}
+
+/// The tick a record written now in `b` takes, for the `tick` read: never
+/// before the lane's last record (a tick read before the lease can be a
+/// little older than another thread's record in the lane), nor before
+/// the leaseholder's own last record in another lane ([`Block::floor`]):
+/// each stream stays in time order, and a thread's records in different
+/// lanes keep their order when the decoder merges streams by tick.
+#[inline(always)]
+pub fn tick_at(b: &Block, tick: u64) -> u64 {
+    tick.max(b.deltas.tick).max(b.floor)
 }
 
 /// Makes sure the current buffer has room for one record, switching to a

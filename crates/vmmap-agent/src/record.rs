@@ -3,11 +3,8 @@
 //! lane's stack walk, heap address index and buffer; the records' bytes
 //! are `vmmap_wire::encode`'s, the encoder the tests share.
 //!
-//! A record's tick is never before the lane's last one: a tick read
-//! before the lease (an allocation's, read when the real call returned)
-//! can be a little older than the record another thread just wrote in the
-//! same lane, and a stream is in time order (the decoder merges streams
-//! by their ticks).
+//! A record's tick is never before the lane's last one, nor before the
+//! thread's own last record ([`block::tick_at`]).
 
 use vmmap_wire::encode::{self, HeapAddr, Part, Sink};
 use vmmap_wire::*;
@@ -148,7 +145,7 @@ pub fn alloc(
         return;
     };
     alloc_in(b, tag, tick, ptr, size, align, at);
-    thread::release(b);
+    thread::release(t, b);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -162,7 +159,7 @@ fn alloc_in(
     align: u64,
     at: Option<Caller>,
 ) {
-    let tick = tick.max(b.deltas.tick);
+    let tick = block::tick_at(b, tick);
     let h = heap_ref(b, Class::Allocated, ptr);
     let stack = match at {
         Some(at) => caller_stack_id(b, at),
@@ -182,12 +179,12 @@ pub fn realloc(t: &mut Thread, tick: u64, old: u64, new: u64, size: u64, at: Opt
         return;
     };
     realloc_in(b, tick, old, new, size, at);
-    thread::release(b);
+    thread::release(t, b);
 }
 
 #[inline(always)]
 fn realloc_in(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Option<Caller>) {
-    let tick = tick.max(b.deltas.tick);
+    let tick = block::tick_at(b, tick);
     let (h_old, h_new) = (
         heap_ref(b, Class::Freed, old),
         heap_ref(b, Class::Allocated, new),
@@ -212,13 +209,13 @@ pub fn free(t: &mut Thread, ptr: u64) {
         return;
     };
     free_in(b, ptr);
-    thread::release(b);
+    thread::release(t, b);
 }
 
 #[inline(always)]
 fn free_in(b: &mut Block, ptr: u64) {
     let h = heap_ref(b, Class::Freed, ptr);
-    let tick = crate::sys::ticks().max(b.deltas.tick);
+    let tick = block::tick_at(b, crate::sys::ticks());
     let Some(mut o) = block::open(b) else {
         return;
     };
@@ -234,14 +231,14 @@ pub fn mapping(t: &mut Thread, tag: EventKind, a: u64, rest: &[u64]) {
     let saved = crate::errno();
     if let Some(b) = thread::lease(t) {
         mapping_inner(b, tag, a, rest);
-        thread::release(b);
+        thread::release(t, b);
     }
     crate::set_errno(saved);
 }
 
 fn mapping_inner(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
     let stack = stack_id(b);
-    let tick = crate::sys::ticks().max(b.deltas.tick);
+    let tick = block::tick_at(b, crate::sys::ticks());
     let Some(mut o) = block::open(b) else {
         return;
     };
@@ -255,14 +252,14 @@ pub fn plain(t: &mut Thread, tag: EventKind, ints: &[u64], text: &[u8], with_sta
     let saved = crate::errno();
     if let Some(b) = thread::lease(t) {
         plain_inner(b, tag, ints, text, with_stack);
-        thread::release(b);
+        thread::release(t, b);
     }
     crate::set_errno(saved);
 }
 
 fn plain_inner(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
     let stack = with_stack.then(|| stack_id(b));
-    let tick = crate::sys::ticks().max(b.deltas.tick);
+    let tick = block::tick_at(b, crate::sys::ticks());
     let Some(mut o) = block::open(b) else {
         return;
     };
@@ -276,12 +273,12 @@ pub fn thread_start(t: &mut Thread, pthread: u64) {
     let saved = crate::errno();
     if let Some(b) = thread::lease(t) {
         if let Some(mut o) = block::open(b) {
-            let tick = crate::sys::ticks().max(b.deltas.tick);
+            let tick = block::tick_at(b, crate::sys::ticks());
             let (tid, lo, hi) = (t.tid as u64, t.stack_lo as u64, t.stack_hi as u64);
             encode::thread_start(&mut o, &mut b.deltas, tick, tid, pthread, lo, hi);
             o.close(b);
         }
-        thread::release(b);
+        thread::release(t, b);
     }
     crate::set_errno(saved);
 }

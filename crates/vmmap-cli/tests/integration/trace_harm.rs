@@ -514,7 +514,7 @@ fn the_agent_touches_a_new_threads_caches_only_as_it_uses_them() {
 /// The agent's whole footprint with 1, 50 and 500 threads alive at once,
 /// each having allocated (`threads N`, traced against plain,
 /// `/proc/PID/smaps`): at most 16 MiB of address space and 8 MiB
-/// resident, whatever the number of threads. A thread holds a 48-byte
+/// resident, whatever the number of threads. A thread holds a 64-byte
 /// record; the caches and buffers are in lanes threads lease for each
 /// record, as many as record at the same moment (docs/tracing.md,
 /// "Footprint"). With a buffer and caches per thread it was 56 MiB and

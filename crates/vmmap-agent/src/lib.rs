@@ -6,7 +6,7 @@
 //! call stack, and appends the records to the trace file as native-format
 //! chunks from one writer thread. Design and pitfalls: `docs/tracing.md`.
 //!
-//! Rules every hook follows: no Rust `thread_local!` (see [`block`]), no
+//! Rules every hook follows: no Rust `thread_local!` (see [`thread`]), no
 //! lock and no system call on the common path, never call the exported
 //! `malloc`/`mmap` for the agent's own needs, and pass nested calls (from
 //! the agent itself, or a signal handler that interrupts a hook) straight
@@ -124,7 +124,7 @@ pub(crate) fn session() -> u32 {
 /// Hooks record only while this is set: after a successful start, and not
 /// in an untraced child.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The pthread key of the per-thread blocks.
+/// The pthread key of the per-thread records ([`thread::Thread`]).
 static KEY: AtomicU32 = AtomicU32::new(0);
 /// Frame-pointer unwinding was asked for.
 static FP: AtomicBool = AtomicBool::new(false);

@@ -578,7 +578,7 @@ fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
             write_staged(st, placement);
         }
         // SAFETY: a full buffer belongs to the writer until given back; its
-        // owner block is never unmapped.
+        // owner lane is never unmapped.
         let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
         let len = bf.len.load(Acquire);
         segment(st, owner, bf, len);

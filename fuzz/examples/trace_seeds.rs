@@ -1,5 +1,5 @@
 //! Writes seed inputs for the `trace` target: the harness's own framing
-//! (first byte unused; then kind, little-endian u16 length, body per
+//! (first byte the format version's pick, here the newest; then kind, little-endian u16 length, body per
 //! message, EVENTS and MAPS bodies uncompressed) of small traces
 //! built with `vmmap_wire::synthetic` in the format the decoder reads, and of
 //! any real trace files named on the command line (`vmmap run` output).
@@ -17,7 +17,7 @@ use vmmap_wire::*;
 /// Turns whole wire messages into one harness input; messages whose body
 /// does not fit the harness's 16-bit length are left out.
 fn framed(msgs: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = vec![0];
+    let mut out = vec![(TRACE_VERSION - OLDEST_TRACE_VERSION) as u8];
     for m in msgs {
         let Some((&kind, rest)) = m.split_first() else {
             continue;
@@ -71,6 +71,22 @@ fn stream(tid: u64) -> StreamBuilder {
     s
 }
 
+/// A lane two threads take turns at (format 5), one freeing what the
+/// other allocated.
+fn lane() -> StreamBuilder {
+    let mut s = StreamBuilder::lane();
+    s.thread(1, 7);
+    s.stack(1, &[0x40_1000, 0x40_2000]);
+    for i in 0..20u64 {
+        let p = 0x5555_0000_0000 + i * 48;
+        s.thread(1 + (i % 2) as u32, 7 + i % 2);
+        s.malloc(10 + i * 3, p, 16 + i * 8, 1);
+        s.thread(2 - (i % 2) as u32, 8 - i % 2);
+        s.free(11 + i * 3, p);
+    }
+    s
+}
+
 fn synthetic() -> Vec<(String, Vec<Vec<u8>>)> {
     let module = syn::one_module(0x40_0000, "/bin/x", b"\x12\x34", 0x10_000);
     let (a, b) = (stream(7), stream(8));
@@ -79,6 +95,10 @@ fn synthetic() -> Vec<(String, Vec<Vec<u8>>)> {
         (
             "synthetic".to_string(),
             vec![module.clone(), ev(&a), ev(&b), syn::end()],
+        ),
+        (
+            "synthetic-lane".to_string(),
+            vec![module.clone(), ev(&lane()), syn::end()],
         ),
         // Cut short, as after a SIGKILL: no END.
         ("synthetic-cut".to_string(), vec![module, ev(&a)]),

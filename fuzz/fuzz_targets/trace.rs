@@ -12,11 +12,14 @@ use vmmap_trace::{export, scan};
 use vmmap_trace::{owners::owners, summarize, Decoder, Record};
 use vmmap_wire::*;
 
-/// A HELLO of the format the decoder reads ([`TRACE_VERSION`]; older
-/// and newer ones stop at the HELLO).
-fn hello() -> Vec<u8> {
+/// A HELLO of a format the decoder reads ([`OLDEST_TRACE_VERSION`] to
+/// [`TRACE_VERSION`], picked by `pick`; older and newer ones stop at the
+/// HELLO).
+fn hello(pick: u8) -> Vec<u8> {
+    let versions = TRACE_VERSION - OLDEST_TRACE_VERSION + 1;
+    let version = OLDEST_TRACE_VERSION + u32::from(pick) % versions;
     let mut m = vec![MessageKind::Hello as u8];
-    for v in [u64::from(TRACE_VERSION), 1, 0, 4096, 0, 1000, 5_000, 7_000] {
+    for v in [u64::from(version), 1, 0, 4096, 0, 1000, 5_000, 7_000] {
         push_uvarint(&mut m, v);
     }
     push_bytes(&mut m, b"/bin/x");
@@ -25,12 +28,12 @@ fn hello() -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // The first byte is the framing's (it picked a format version when
-    // the decoder read several); the messages follow it.
+    // The first byte is the framing's: it picks the format version; the
+    // messages follow it.
     if data.is_empty() {
         return;
     }
-    let mut msgs = vec![hello()];
+    let mut msgs = vec![hello(data[0])];
     let mut i = 1;
     while i + 3 <= data.len() {
         let kind = data[i];

@@ -14,9 +14,9 @@
 use vmmap_wire::AGE_RING;
 
 /// Slots of each index from an address to when it went by, for the
-/// program's first threads ([`crate::block::FULL_BLOCKS`]).
+/// first lanes ([`crate::block::FULL_LANES`]).
 pub const INDEX: usize = 4096;
-/// The same for later threads: a smaller index finds fewer references
+/// The same for later lanes: a smaller index finds fewer references
 /// (the decoder is none the wiser, an address not found is written as a
 /// difference) in 8 KiB instead of 128 KiB (docs/tracing.md, "Footprint").
 pub const SMALL_INDEX: usize = 256;

@@ -1,30 +1,28 @@
-//! Per-thread state and the event buffers.
+//! The lanes threads record in, and the event buffers.
 //!
-//! Each thread gets a [`Block`], mapped with a raw syscall and reached
-//! through a pthread key: Rust's `thread_local!` compiles to
-//! `__tls_get_addr`, which may call `malloc` after a `dlopen` and would
-//! re-enter the hooks before the guard is readable (bytehound #131).
-//! glibc serves keys below 32 from the thread descriptor without
-//! allocating.
+//! A lane ([`Block`]) is one stream of the trace with everything large
+//! that recording needs: its buffer, stack-id cache, rule cache, walk memo,
+//! address ages and unwind context, in one mapping made with a raw
+//! syscall. Threads lease lanes for one record at a time
+//! ([`crate::thread`]), so the agent holds as many as its threads record
+//! at once, not one per thread.
 //!
-//! Events go into the block's current [`Buf`]. A full buffer is pushed onto
+//! Events go into the lane's current [`Buf`]. A full buffer is pushed onto
 //! a lock-free list for the writer thread and replaced from a pool; the
 //! writer also copies the committed part of every current buffer every
 //! 100 ms, so a killed process loses at most that much.
 
 use core::ptr::null_mut;
-use core::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*,
-};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 use crate::ages::{self, Ages};
 use crate::memo::{FrameRecord, WalkMemo};
 use crate::sys::{self, SpinLock};
 use crate::unwind::{RuleCache, RULE_SLOTS, SMALL_RULE_SLOTS};
 
-/// Bytes of event data per buffer. Each thread holds one while it runs:
-/// 32 KiB, not 128, keeps hundreds of threads from costing tens of MiB of
-/// address space; a full buffer is switched for another about every
+/// Bytes of event data per buffer. Each lane holds one while it is used:
+/// 32 KiB, not 128 (when each of hundreds of threads held one, they cost
+/// tens of MiB of address space); a full buffer is switched for another about every
 /// thousand records, which costs nothing measurable. A little under 32 KiB,
 /// so that the buffer with its header fits in eight pages, not nine.
 pub const BUF_DATA: usize = 32 * 1024 - 64;
@@ -52,24 +50,23 @@ const _: () = assert!(core::mem::size_of::<Buf>() <= 32 * 1024);
 /// definition, or a text of 1 KiB); two heap addresses, each written as
 /// eight bytes whatever its length.
 pub const MAX_RECORD: [usize; PARTS] = [11, 16 + vmmap_wire::MAX_FRAMES * 10, 26];
-/// Buffers in flight (4 MiB), besides the one each thread fills, before
+/// Buffers in flight (4 MiB), besides the one each lane fills, before
 /// the producers wait for the writer; beyond that a thread yields until the writer catches up. No
 /// event is lost: a thread waits instead. More buffers only let a
 /// descheduled writer fall further behind, at the cost of the program's
 /// memory (it was 256 MiB; docs/tracing.md, "Footprint").
 const MAX_BUFFERS: usize = 128;
 
-/// Slots in the per-thread "stack already defined" cache, for the
-/// program's first threads.
+/// Slots in a lane's "stack already defined" cache, for the first lanes.
 pub const STACK_SLOTS: usize = 4096;
-/// The same for later threads: a stack that fell out is defined again
+/// The same for later lanes: a stack that fell out is defined again
 /// under a new id, which the decoder takes as any other definition.
 pub const SMALL_STACK_SLOTS: usize = 256;
-/// Threads (blocks mapped) that get the full caches; each later one gets
-/// caches of a sixteenth of their size, so that a program with hundreds
-/// of threads does not pay half a megabyte for each (docs/tracing.md,
-/// "Footprint"). A block keeps its size when a new thread reuses it.
-pub const FULL_BLOCKS: usize = 8;
+/// Lanes that get the full caches (about half a megabyte of address
+/// space each); the later ones, made only when more threads record at
+/// the same moment, get caches a sixteenth of the size (docs/tracing.md,
+/// "Footprint").
+pub const FULL_LANES: usize = 4;
 /// Ways per set of that cache. Direct-mapped, two stacks whose hashes met
 /// in one slot evicted each other on every alternation: a program with
 /// 181 stacks re-sent a definition for one allocation in eight, which was
@@ -77,12 +74,12 @@ pub const FULL_BLOCKS: usize = 8;
 /// bytes are one cache line.
 pub const STACK_WAYS: usize = 4;
 
-/// One buffer of a thread's event stream.
+/// One buffer of a lane's event stream.
 #[repr(C)]
 pub struct Buf {
-    /// Position of this buffer in its block's stream (1, 2, ...).
+    /// Position of this buffer in its lane's stream (1, 2, ...).
     pub seq: u64,
-    /// The block whose events these are.
+    /// The lane whose events these are.
     pub owner: *mut Block,
     /// Bytes committed by the owner (Release after each record), every
     /// part's in one word: see [`pack`].
@@ -97,38 +94,30 @@ pub struct Buf {
     pub data: [u8; BUF_DATA],
 }
 
-/// Thread block states.
-pub const LIVE: u8 = 1;
-/// The key destructor ran; the writer recycles the block once drained.
-pub const EXITED: u8 = 2;
-/// Free for a new thread.
-pub const FREE: u8 = 3;
-
 /// A slot of the stack-definition cache.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct StackSlot {
     /// The stack's hash (0 = empty).
     pub hash: u64,
-    /// Its id in this block's stream.
+    /// Its id in this lane's stream.
     pub id: u32,
 }
 
-/// Everything one thread needs to record events.
+/// A lane: one stream of the trace, and everything a thread needs to
+/// record into it, leased by one thread at a time.
 #[repr(C)]
 pub struct Block {
-    /// Set while the thread is inside a hook (or is the writer): nested
-    /// calls pass straight through.
-    pub in_hook: AtomicBool,
-    /// Lifecycle: [`LIVE`], [`EXITED`], [`FREE`].
-    pub state: AtomicU8,
+    /// Leased by a thread ([`crate::thread::lease`]).
+    pub busy: AtomicBool,
     /// The attach session the stream belongs to ([`crate::session`]).
     pub session: u32,
     /// Stream id, unique for the life of the process.
     pub id: u32,
-    /// Kernel thread id.
-    pub tid: i32,
-    /// The thread's stack bounds, for safe unwinding.
+    /// The number of the thread whose records the stream holds now (0:
+    /// none yet); another thread writes a THREAD record first.
+    pub thread: u32,
+    /// The leasing thread's stack bounds, for safe unwinding.
     pub stack_lo: usize,
     /// See `stack_lo`.
     pub stack_hi: usize,
@@ -136,10 +125,13 @@ pub struct Block {
     pub buf: AtomicPtr<Buf>,
     /// Write positions in `buf`'s parts (owner only).
     pub at: [usize; PARTS],
-    /// Sequence number of the last buffer this block started.
+    /// Sequence number of the last buffer this lane started.
     pub last_seq: AtomicU64,
-    /// Last tick and address written, for delta coding (owner only).
+    /// Last tick and address written, for delta coding (leaseholder only).
     pub deltas: vmmap_wire::encode::Deltas,
+    /// The least tick the leaseholder's records may have: past its own
+    /// last record in another lane ([`tick_at`]).
+    pub floor: u64,
     /// Next stack id to hand out (owner only).
     pub next_stack: u32,
     /// Stack definitions already in this stream ([`STACK_SLOTS`] or
@@ -147,7 +139,7 @@ pub struct Block {
     pub stacks: *mut StackSlot,
     /// Sets of `stacks` - 1.
     pub stack_sets: usize,
-    /// The block has the smaller caches (see [`FULL_BLOCKS`]).
+    /// The lane has the smaller caches (see [`FULL_LANES`]).
     pub small: bool,
     /// Unwind rules by return address.
     pub rules: *mut RuleCache,
@@ -171,9 +163,9 @@ pub struct Block {
 static REGISTRY: AtomicPtr<Block> = AtomicPtr::new(null_mut());
 static REGISTRY_LOCK: SpinLock = SpinLock::new();
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// Blocks ever mapped (the most threads alive at once): each may hold a
-/// buffer it is filling, beyond the [`MAX_BUFFERS`] in flight.
-static BLOCKS: AtomicUsize = AtomicUsize::new(0);
+/// Lanes ever mapped: each may hold a buffer it is filling, beyond the
+/// [`MAX_BUFFERS`] in flight.
+static LANES: AtomicUsize = AtomicUsize::new(0);
 
 static FULL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
 static POOL: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
@@ -183,50 +175,43 @@ static ALL_BUFFERS: AtomicPtr<Buf> = AtomicPtr::new(null_mut());
 /// How many times a thread waited for the writer to free a buffer.
 pub static STALLS: AtomicU64 = AtomicU64::new(0);
 
-/// The first block of the registry (every block ever made).
+/// The first lane of the registry (every lane ever made).
 pub fn registry() -> *mut Block {
     REGISTRY.load(Acquire)
 }
 
-/// Calls `f` with every block of the registry, in its order. The writer
-/// thread's walks: it reads only the owners' fields that are atomic or
-/// written before publication.
+/// Lanes made so far.
+pub fn lanes() -> usize {
+    LANES.load(Relaxed)
+}
+
+/// Calls `f` with every lane of the registry, in its order. The writer
+/// thread's walks: it reads only the leaseholders' fields that are atomic
+/// or written before publication.
 pub fn each(mut f: impl FnMut(&mut Block)) {
     let mut p = registry();
     while !p.is_null() {
-        // SAFETY: registry blocks are never unmapped.
+        // SAFETY: registry lanes are never unmapped.
         let b = unsafe { &mut *p };
         p = b.next;
         f(b);
     }
 }
 
-/// Takes a free block or maps a new one, for the calling thread.
-/// Returns null if the kernel refuses memory.
-pub fn new_block(tid: i32) -> *mut Block {
-    let mut b = registry();
-    while !b.is_null() {
-        // SAFETY: registry blocks are never unmapped.
-        let blk = unsafe { &*b };
-        if blk.state.load(Relaxed) == FREE
-            && blk
-                .state
-                .compare_exchange(FREE, LIVE, Acquire, Relaxed)
-                .is_ok()
-        {
-            // SAFETY: we own the block now; the writer recycled it fully.
-            unsafe { reset(b, tid, true) };
-            return b;
-        }
-        b = blk.next;
+/// Maps a new lane, leased to the caller, unless there are `max` already
+/// (None). Some(null) if the kernel refuses memory.
+pub fn new_lane(max: usize) -> Option<*mut Block> {
+    let _g = REGISTRY_LOCK.lock();
+    let n = LANES.load(Relaxed);
+    if n >= max {
+        return None;
     }
-    let small = BLOCKS.load(Relaxed) >= FULL_BLOCKS;
+    let small = n >= FULL_LANES;
     let (at, total) = layout(small);
     let base = sys::map_anon(total);
     if base.is_null() {
-        return null_mut();
+        return Some(null_mut());
     }
-    BLOCKS.fetch_add(1, Relaxed);
     let sizes = cache_bytes(small);
     // SAFETY: every part lies inside the mapping, at its alignment (`layout`).
     let (b, unwind, stacks, rules, memo, ages) = unsafe {
@@ -260,16 +245,16 @@ pub fn new_block(tid: i32) -> *mut Block {
         (*b).ages = ages;
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
-        (*b).state.store(LIVE, Relaxed);
-        reset(b, tid, false);
-        let _g = REGISTRY_LOCK.lock();
+        (*b).busy.store(true, Relaxed);
+        reset(b, false);
         (*b).next = REGISTRY.load(Relaxed);
         REGISTRY.store(b, Release);
     }
-    b
+    LANES.store(n + 1, Release);
+    Some(b)
 }
 
-/// Where a block's unwind context, stack-id cache, rule cache, walk memo
+/// Where a lane's unwind context, stack-id cache, rule cache, walk memo
 /// and address ages start in its one mapping (the block itself first), and
 /// the mapping's length: one mapping, not six, because each would round
 /// up to whole pages (a small block's parts took 72 KiB apart, 60 together).
@@ -313,39 +298,27 @@ fn cache_bytes(small: bool) -> [usize; 4] {
     }
 }
 
-/// Starts a new stream in a block that stays with its thread (the child of
-/// a followed `fork`), keeping its guard.
-pub fn restart(b: &mut Block, tid: i32) {
-    let (guard, lo, hi) = (b.in_hook.load(Relaxed), b.stack_lo, b.stack_hi);
-    // SAFETY: the caller's thread owns b.
-    unsafe { reset(b, tid, true) };
-    b.stack_lo = lo;
-    b.stack_hi = hi;
-    b.state.store(LIVE, Relaxed);
-    b.in_hook.store(guard, Relaxed);
-}
-
-/// Prepares a block for a new thread; `used`: the caches hold another
-/// stream's entries and are emptied. A fresh block's caches are the
+/// Starts a new stream in a lane; `used`: the caches hold another
+/// stream's entries and are emptied. A fresh lane's caches are the
 /// kernel's zero pages, already empty: writing them would make every page
-/// resident (about 400 KiB a thread) where a thread touches only the
-/// pages its entries hash to.
+/// resident (about 400 KiB) where the threads touch only the pages their
+/// entries hash to.
 ///
 /// # Safety
-/// The caller owns `b` exclusively.
-unsafe fn reset(b: *mut Block, tid: i32, used: bool) {
+/// The caller owns `b` exclusively (leased, or new).
+pub unsafe fn reset(b: *mut Block, used: bool) {
     // SAFETY: exclusive access per the contract.
     let blk = unsafe { &mut *b };
-    blk.in_hook.store(true, Relaxed);
     blk.id = NEXT_ID.fetch_add(1, Relaxed);
     blk.session = crate::session();
-    blk.tid = tid;
+    blk.thread = 0;
     blk.stack_lo = 0;
     blk.stack_hi = 0;
     blk.buf.store(null_mut(), Relaxed);
     blk.at = [0; PARTS];
     blk.last_seq.store(0, Relaxed);
     blk.deltas = Default::default();
+    blk.floor = 0;
     blk.next_stack = 1;
     blk.w_done = 0;
     // SAFETY: the caches are this block's own mappings.
@@ -359,6 +332,17 @@ unsafe fn reset(b: *mut Block, tid: i32, used: bool) {
             (*blk.rules).start();
         }
     }
+}
+
+/// The tick a record written now in `b` takes, for the `tick` read: never
+/// before the lane's last record (a tick read before the lease can be a
+/// little older than another thread's record in the lane), nor before
+/// the leaseholder's own last record in another lane ([`Block::floor`]):
+/// each stream stays in time order, and a thread's records in different
+/// lanes keep their order when the decoder merges streams by tick.
+#[inline(always)]
+pub fn tick_at(b: &Block, tick: u64) -> u64 {
+    tick.max(b.deltas.tick).max(b.floor)
 }
 
 /// Makes sure the current buffer has room for one record, switching to a
@@ -540,36 +524,21 @@ pub fn drop_buffer(b: &mut Block) {
     }
 }
 
-/// A thread exits while nothing is traced: its block is free at once.
-pub fn abandon(b: &mut Block) {
-    drop_buffer(b);
-    b.state.store(FREE, Release);
-}
-
-/// At a new attach: the buffers an earlier one left unwritten go back to
-/// the pool, and the blocks of threads that exited meanwhile are free.
+/// At a new attach (before its writer starts): the buffers an earlier
+/// one left unwritten go back to the pool, and every lane not leased
+/// starts a new stream (a leased one does when it is next leased).
 pub fn drop_leftovers() {
     for buf in take_full() {
         give_back(buf);
     }
-    let mut p = registry();
-    while !p.is_null() {
-        // SAFETY: registry blocks are never unmapped.
-        let b = unsafe { &mut *p };
-        p = b.next;
-        if b.state.load(Acquire) == EXITED {
-            abandon(b);
+    each(|b| {
+        if !b.busy.swap(true, Acquire) {
+            drop_buffer(b);
+            // SAFETY: leased just now.
+            unsafe { reset(b, true) };
+            b.busy.store(false, Release);
         }
-    }
-}
-
-/// Hands the block's buffer to the writer for good (thread exit).
-pub fn retire(b: &mut Block) {
-    let cur = b.buf.swap(null_mut(), AcqRel);
-    if !cur.is_null() {
-        push_full(cur);
-    }
-    b.state.store(EXITED, Release);
+    });
 }
 
 fn push_full(buf: *mut Buf) {
@@ -608,7 +577,7 @@ fn take_buffer() -> *mut Buf {
                 return p;
             }
         }
-        let limit = MAX_BUFFERS + BLOCKS.load(Relaxed);
+        let limit = MAX_BUFFERS + LANES.load(Relaxed);
         if BUFFERS.fetch_add(1, Relaxed) < limit || !crate::writer::running() {
             let p = sys::map_anon(core::mem::size_of::<Buf>()) as *mut Buf;
             if p.is_null() {
@@ -639,31 +608,26 @@ pub fn give_back(buf: *mut Buf) {
     POOL.store(buf, Relaxed);
 }
 
-/// After `fork`, in the child: only `keep` (the forking thread's block)
-/// lives on; every other block and every buffer in flight belonged to
-/// threads that do not exist here.
-pub fn after_fork_child(keep: *mut Block) {
+/// After `fork`, in the child: the lanes' buffers, and every buffer in
+/// flight, were the parent's; threads that held lanes do not exist here.
+pub fn after_fork_child() {
     REGISTRY_LOCK.force_unlock();
     POOL_LOCK.force_unlock();
     FULL.store(null_mut(), Relaxed);
-    let mut b = registry();
-    while !b.is_null() {
-        // SAFETY: single-threaded child.
-        let blk = unsafe { &mut *b };
-        if b != keep {
-            blk.buf.store(null_mut(), Relaxed);
-            blk.state.store(FREE, Relaxed);
-        }
-        b = blk.next;
-    }
+    // The buffers are the parent's trace; the lanes' streams start over
+    // when next leased (the child's session differs).
+    each(|b| {
+        b.buf.store(null_mut(), Relaxed);
+        b.busy.store(false, Release);
+    });
 }
 
-/// Every mapping the agent made for itself: blocks (their caches in the
+/// Every mapping the agent made for itself: lanes (their caches in the
 /// same mapping) and all buffers, as (start, length).
 pub fn own_memory(out: &mut Vec<(u64, u64)>) {
     let mut b = registry();
     while !b.is_null() {
-        // SAFETY: registry blocks are never unmapped; these fields are set
+        // SAFETY: registry lanes are never unmapped; these fields are set
         // before publication and never change.
         let blk = unsafe { &*b };
         out.push((b as u64, layout(blk.small).1 as u64));

@@ -6,7 +6,7 @@
 //! call stack, and appends the records to the trace file as native-format
 //! chunks from one writer thread. Design and pitfalls: `docs/tracing.md`.
 //!
-//! Rules every hook follows: no Rust `thread_local!` (see [`block`]), no
+//! Rules every hook follows: no Rust `thread_local!` (see [`thread`]), no
 //! lock and no system call on the common path, never call the exported
 //! `malloc`/`mmap` for the agent's own needs, and pass nested calls (from
 //! the agent itself, or a signal handler that interrupts a hook) straight
@@ -36,6 +36,7 @@ mod next;
 mod placement;
 mod record;
 mod sys;
+mod thread;
 mod unwind;
 mod writer;
 
@@ -44,7 +45,7 @@ use core::sync::atomic::{compiler_fence, AtomicBool, AtomicI32, AtomicU32, Order
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::OnceLock;
 
-use block::Block;
+use thread::Thread;
 
 /// The agent's Rust allocations: its private heap ([`heap`]), else (the
 /// heap is full) the program's allocator, so that the agent degrades
@@ -109,8 +110,9 @@ pub(crate) fn agent_own() -> bool {
     // SAFETY: pthread_self has no preconditions.
     OWN_ALL.load(Relaxed) || writer::is_writer_thread(unsafe { libc::pthread_self() })
 }
-/// Bumped on every attach: a thread's block from an earlier attach starts
-/// a new stream on its first call (see [`enter`]).
+/// Bumped on every attach and in a followed `fork` child, each a new
+/// trace: a thread from an earlier one starts again on its first call
+/// (see [`enter`]), a lane starts a new stream when next leased.
 static SESSION: AtomicU32 = AtomicU32::new(0);
 
 /// The current attach session (0 when preloaded).
@@ -122,7 +124,7 @@ pub(crate) fn session() -> u32 {
 /// Hooks record only while this is set: after a successful start, and not
 /// in an untraced child.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The pthread key of the per-thread blocks.
+/// The pthread key of the per-thread records ([`thread::Thread`]).
 static KEY: AtomicU32 = AtomicU32::new(0);
 /// Frame-pointer unwinding was asked for.
 static FP: AtomicBool = AtomicBool::new(false);
@@ -149,25 +151,27 @@ pub(crate) fn fp_mode() -> bool {
     FP.load(Relaxed)
 }
 
-/// Enters a hook: returns the thread's block with the guard set, or None if
-/// this call must not be recorded (agent inactive, nested call, no memory).
+/// Enters a hook: returns the thread's record with the guard set, or None
+/// if this call must not be recorded (agent inactive, nested call, no
+/// memory). The record functions lease a lane themselves.
 #[inline(always)]
-pub(crate) fn enter() -> Option<&'static mut Block> {
+pub(crate) fn enter() -> Option<&'static mut Thread> {
     if !ACTIVE.load(Relaxed) {
         return None;
     }
     // SAFETY: the key was created before ACTIVE was set.
-    let p = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Block;
+    let p = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Thread;
     if p.is_null() {
-        return new_thread_block();
+        return new_thread_record();
     }
-    // SAFETY: blocks are never unmapped and this one is the thread's own.
+    // SAFETY: thread records are never unmapped and this one is the
+    // thread's own.
     let b = unsafe { &mut *p };
     if b.in_hook.load(Relaxed) {
         return None;
     }
     if b.session != session() {
-        return restart_block(b);
+        return restart_thread(b);
     }
     b.in_hook.store(true, Relaxed);
     compiler_fence(SeqCst);
@@ -176,40 +180,38 @@ pub(crate) fn enter() -> Option<&'static mut Block> {
 
 /// Leaves a hook entered with [`enter`].
 #[inline(always)]
-pub(crate) fn leave(b: &mut Block) {
+pub(crate) fn leave(b: &mut Thread) {
     compiler_fence(SeqCst);
     b.in_hook.store(false, Relaxed);
 }
 
-/// The calling thread's block is from an earlier attach: it starts a new
-/// stream in this attach's trace (guard set, as [`new_thread_block`]).
+/// The calling thread's record is from an earlier attach (or, in a
+/// followed `fork` child, the parent's trace): the thread starts again in
+/// this trace (guard set, as [`new_thread_record`]).
 #[cold]
-fn restart_block(b: &'static mut Block) -> Option<&'static mut Block> {
+fn restart_thread(b: &'static mut Thread) -> Option<&'static mut Thread> {
     b.in_hook.store(true, Relaxed);
     compiler_fence(SeqCst);
-    let saved = errno();
-    block::drop_buffer(b);
-    block::restart(b, sys::gettid());
+    thread::restart(b, sys::gettid());
     // SAFETY: pthread_self has no preconditions.
     let me = unsafe { libc::pthread_self() } as u64;
     record::thread_start(b, me);
-    set_errno(saved);
     Some(b)
 }
 
-/// The calling thread has no block yet: make one (guard already set in it,
-/// so the allocations made here pass through) and start its stream.
+/// The calling thread has no record yet: make one (guard already set in
+/// it, so the allocations made here pass through) and start it.
 #[cold]
-fn new_thread_block() -> Option<&'static mut Block> {
+fn new_thread_record() -> Option<&'static mut Thread> {
     let saved = errno();
     let tid = sys::gettid();
-    let p = block::new_block(tid);
+    let p = thread::new_thread(tid);
     if p.is_null() {
         return None;
     }
     // SAFETY: pthread_setspecific on a key below 32 does not allocate.
     unsafe { libc::pthread_setspecific(KEY.load(Relaxed), p as *const c_void) };
-    // SAFETY: the block is ours.
+    // SAFETY: the record is ours.
     let b = unsafe { &mut *p };
     let (lo, hi) = stack_bounds();
     b.stack_lo = lo;
@@ -269,22 +271,19 @@ pub(crate) fn set_errno(v: i32) {
     unsafe { *libc::__errno_location() = v };
 }
 
-/// Key destructor: the thread is exiting. Its last events go to the writer
-/// and the block is recycled once drained.
+/// Key destructor: the thread is exiting. Its exit is recorded, and its
+/// record is free at once (its events are in the lanes).
 unsafe extern "C" fn thread_exit(p: *mut c_void) {
-    // SAFETY: the key only ever holds our blocks.
-    let b = unsafe { &mut *(p as *mut Block) };
-    if writer::is_writer_block(b) || b.state.load(Acquire) != block::LIVE {
+    // SAFETY: the key only ever holds our thread records.
+    let b = unsafe { &mut *(p as *mut Thread) };
+    if writer::is_writer_thread_record(b) || b.state.load(Acquire) != thread::LIVE {
         return;
     }
-    if !ACTIVE.load(Relaxed) {
-        // Not tracing (detached): no writer will take its buffer.
-        block::abandon(b);
-        return;
+    if ACTIVE.load(Relaxed) && b.session == session() {
+        b.in_hook.store(true, Relaxed);
+        record::plain(b, vmmap_wire::EventKind::ThreadExit, &[], &[], false);
     }
-    b.in_hook.store(true, Relaxed);
-    record::plain(b, vmmap_wire::EventKind::ThreadExit, &[], &[], false);
-    block::retire(b);
+    thread::free(b);
 }
 
 /// Runs before the program's own constructors (preloaded objects are
@@ -417,8 +416,9 @@ extern "C" fn fork_child() {
         return;
     }
     // SAFETY: the key is valid (ACTIVE was set).
-    let me = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Block;
-    block::after_fork_child(me);
+    let me = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Thread;
+    thread::after_fork_child(me);
+    block::after_fork_child();
     PID.store(sys::getpid(), Relaxed);
     let Some(cfg) = config() else { return };
     if !cfg.follow_forks {
@@ -430,13 +430,15 @@ extern "C" fn fork_child() {
     if !started {
         return;
     }
+    // A new session: the lanes' streams start over in the new file (the
+    // parent's buffers are not ours to write) when next leased.
+    SESSION.fetch_add(1, SeqCst);
     if !me.is_null() {
-        // The parent's buffers are not ours to write: this thread starts a
-        // fresh stream in the new file. Its guard stays as it is (the fork
-        // hook clears it on return).
-        // SAFETY: single-threaded child; the block is ours.
+        // This thread starts again in the new file. Its guard stays as it
+        // is (the fork hook clears it on return).
+        // SAFETY: single-threaded child; the record is ours.
         let b = unsafe { &mut *me };
-        block::restart(b, sys::gettid());
+        thread::restart(b, sys::gettid());
         // SAFETY: pthread_self has no preconditions.
         record::thread_start(b, unsafe { libc::pthread_self() } as u64);
     }

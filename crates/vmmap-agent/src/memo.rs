@@ -27,7 +27,7 @@ use crate::block::Block;
 
 /// Frame records in the ring (a walk's records are contiguous in it).
 pub const RECORDS: usize = 1024;
-/// Records of a small block's memo (see [`crate::block::FULL_BLOCKS`]);
+/// Records of a small lane's memo (see [`crate::block::FULL_LANES`]);
 /// its index and filter are a quarter of the full ones too: 23 KiB
 /// instead of 92.
 const SMALL_RECORDS: usize = 256;

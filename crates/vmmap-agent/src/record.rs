@@ -1,12 +1,17 @@
-//! Recording events into the calling thread's buffer (the hot path): the
-//! stack walk, the heap address index, and the buffer to write into; the
-//! records' bytes are `vmmap_wire::encode`'s, the encoder the tests share.
+//! Recording events (the hot path): each record is written into a lane
+//! the calling thread leases for it ([`crate::thread::lease`]), with the
+//! lane's stack walk, heap address index and buffer; the records' bytes
+//! are `vmmap_wire::encode`'s, the encoder the tests share.
+//!
+//! A record's tick is never before the lane's last one, nor before the
+//! thread's own last record ([`block::tick_at`]).
 
 use vmmap_wire::encode::{self, HeapAddr, Part, Sink};
 use vmmap_wire::*;
 
 use crate::ages::Class;
 use crate::block::{self, Block, Out, StackSlot, ADDRS, HEADS, REST, STACK_WAYS};
+use crate::thread::{self, Thread};
 use crate::unwind::{self, Stack};
 
 /// Captures the caller's stack and returns its id in this stream, writing
@@ -128,6 +133,24 @@ fn heap_ref(b: &mut Block, class: Class, a: u64) -> HeapAddr {
 /// from `at` or, without it, from the hook's own caller.
 #[inline(always)]
 pub fn alloc(
+    t: &mut Thread,
+    tag: EventKind,
+    tick: u64,
+    ptr: u64,
+    size: u64,
+    align: u64,
+    at: Option<Caller>,
+) {
+    let Some(b) = thread::lease(t) else {
+        return;
+    };
+    alloc_in(b, tag, tick, ptr, size, align, at);
+    thread::release(t, b);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn alloc_in(
     b: &mut Block,
     tag: EventKind,
     tick: u64,
@@ -136,6 +159,7 @@ pub fn alloc(
     align: u64,
     at: Option<Caller>,
 ) {
+    let tick = block::tick_at(b, tick);
     let h = heap_ref(b, Class::Allocated, ptr);
     let stack = match at {
         Some(at) => caller_stack_id(b, at),
@@ -150,7 +174,17 @@ pub fn alloc(
 
 /// `realloc` and `reallocarray`, called from `at` or the hook's caller.
 #[inline(always)]
-pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Option<Caller>) {
+pub fn realloc(t: &mut Thread, tick: u64, old: u64, new: u64, size: u64, at: Option<Caller>) {
+    let Some(b) = thread::lease(t) else {
+        return;
+    };
+    realloc_in(b, tick, old, new, size, at);
+    thread::release(t, b);
+}
+
+#[inline(always)]
+fn realloc_in(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Option<Caller>) {
+    let tick = block::tick_at(b, tick);
     let (h_old, h_new) = (
         heap_ref(b, Class::Freed, old),
         heap_ref(b, Class::Allocated, new),
@@ -170,9 +204,18 @@ pub fn realloc(b: &mut Block, tick: u64, old: u64, new: u64, size: u64, at: Opti
 /// block is looked up first, so that the lookup's cache miss overlaps
 /// reading the clock.
 #[inline(always)]
-pub fn free(b: &mut Block, ptr: u64) {
+pub fn free(t: &mut Thread, ptr: u64) {
+    let Some(b) = thread::lease(t) else {
+        return;
+    };
+    free_in(b, ptr);
+    thread::release(t, b);
+}
+
+#[inline(always)]
+fn free_in(b: &mut Block, ptr: u64) {
     let h = heap_ref(b, Class::Freed, ptr);
-    let tick = crate::sys::ticks();
+    let tick = block::tick_at(b, crate::sys::ticks());
     let Some(mut o) = block::open(b) else {
         return;
     };
@@ -184,15 +227,18 @@ pub fn free(b: &mut Block, ptr: u64) {
 /// stack. Layouts per tag are listed in `docs/trace-format.md`. The call
 /// being recorded has already set errno, which recording (a rule lookup,
 /// a new buffer) must not change.
-pub fn mapping(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
+pub fn mapping(t: &mut Thread, tag: EventKind, a: u64, rest: &[u64]) {
     let saved = crate::errno();
-    mapping_inner(b, tag, a, rest);
+    if let Some(b) = thread::lease(t) {
+        mapping_inner(b, tag, a, rest);
+        thread::release(t, b);
+    }
     crate::set_errno(saved);
 }
 
 fn mapping_inner(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
     let stack = stack_id(b);
-    let tick = crate::sys::ticks();
+    let tick = block::tick_at(b, crate::sys::ticks());
     let Some(mut o) = block::open(b) else {
         return;
     };
@@ -202,15 +248,18 @@ fn mapping_inner(b: &mut Block, tag: EventKind, a: u64, rest: &[u64]) {
 
 /// A record with integers, a string and optionally the stack; errno is
 /// kept as the recorded call left it.
-pub fn plain(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
+pub fn plain(t: &mut Thread, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
     let saved = crate::errno();
-    plain_inner(b, tag, ints, text, with_stack);
+    if let Some(b) = thread::lease(t) {
+        plain_inner(b, tag, ints, text, with_stack);
+        thread::release(t, b);
+    }
     crate::set_errno(saved);
 }
 
 fn plain_inner(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_stack: bool) {
     let stack = with_stack.then(|| stack_id(b));
-    let tick = crate::sys::ticks();
+    let tick = block::tick_at(b, crate::sys::ticks());
     let Some(mut o) = block::open(b) else {
         return;
     };
@@ -218,14 +267,18 @@ fn plain_inner(b: &mut Block, tag: EventKind, ints: &[u64], text: &[u8], with_st
     o.close(b);
 }
 
-/// The first record of a stream: absolute tick (eight bytes, in the tick
-/// part), then tid, pthread handle and stack bounds.
-pub fn thread_start(b: &mut Block, pthread: u64) {
-    let Some(mut o) = block::open(b) else {
-        return;
-    };
-    let tick = crate::sys::ticks();
-    let (tid, lo, hi) = (b.tid as u64, b.stack_lo as u64, b.stack_hi as u64);
-    encode::thread_start(&mut o, &mut b.deltas, tick, tid, pthread, lo, hi);
-    o.close(b);
+/// A thread's first record: absolute tick (eight bytes, in the tick
+/// part), then tid, pthread handle and stack bounds. Errno is kept.
+pub fn thread_start(t: &mut Thread, pthread: u64) {
+    let saved = crate::errno();
+    if let Some(b) = thread::lease(t) {
+        if let Some(mut o) = block::open(b) {
+            let tick = block::tick_at(b, crate::sys::ticks());
+            let (tid, lo, hi) = (t.tid as u64, t.stack_lo as u64, t.stack_hi as u64);
+            encode::thread_start(&mut o, &mut b.deltas, tick, tid, pthread, lo, hi);
+            o.close(b);
+        }
+        thread::release(t, b);
+    }
+    crate::set_errno(saved);
 }

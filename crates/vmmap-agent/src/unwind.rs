@@ -23,10 +23,10 @@ use crate::memo::{
 
 type Slice = gimli::EndianSlice<'static, NativeEndian>;
 
-/// Slots in the rule cache (a power of two) of the program's first
-/// threads ([`crate::block::FULL_BLOCKS`]).
+/// Slots in the rule cache (a power of two) of the first lanes
+/// ([`crate::block::FULL_LANES`]).
 pub const RULE_SLOTS: usize = 4096;
-/// The same for later threads (8 KiB instead of 128 KiB): a miss only
+/// The same for later lanes (8 KiB instead of 128 KiB): a miss only
 /// costs a lookup in `.eh_frame_hdr`.
 pub const SMALL_RULE_SLOTS: usize = 256;
 

@@ -10,9 +10,10 @@ use std::os::unix::ffi::OsStrExt;
 use vmmap_wire::container::{chunk_bytes, file_header, CHUNK_TRACE};
 use vmmap_wire::*;
 
-use crate::block::{self, Block, Buf, EXITED, FREE, LIVE};
+use crate::block::{self, Block, Buf};
 use crate::placement::{self, Placement};
 use crate::sys;
+use crate::thread::{self, Thread, LIVE};
 
 static FD: AtomicI32 = AtomicI32::new(-1);
 static RUNNING: AtomicBool = AtomicBool::new(false);
@@ -20,7 +21,7 @@ static STOP: AtomicBool = AtomicBool::new(false);
 static STOPPED: AtomicBool = AtomicBool::new(false);
 static FLUSH_REQ: AtomicU64 = AtomicU64::new(0);
 static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
-static WRITER: AtomicPtr<Block> = AtomicPtr::new(core::ptr::null_mut());
+static WRITER: AtomicPtr<Thread> = AtomicPtr::new(core::ptr::null_mut());
 /// The writer thread's `pthread_self`, while it runs (0 otherwise): its
 /// allocation calls are the agent's own ([`crate::agent_own`]).
 static WRITER_SELF: AtomicU64 = AtomicU64::new(0);
@@ -63,8 +64,9 @@ pub fn is_writer_thread(t: libc::pthread_t) -> bool {
     WRITER_SELF.load(Relaxed) == t
 }
 
-pub fn is_writer_block(b: &Block) -> bool {
-    core::ptr::eq(WRITER.load(Relaxed), b)
+/// Whether `t` is the writer thread's record.
+pub fn is_writer_thread_record(t: &Thread) -> bool {
+    core::ptr::eq(WRITER.load(Relaxed), t)
 }
 
 /// Opens (creating if needed) the trace file for appending.
@@ -208,7 +210,7 @@ pub fn start() -> bool {
         FD.store(-1, Relaxed);
         return false;
     }
-    // Recording starts only once the writer has its guarded block: the
+    // Recording starts only once the writer has its guarded record: the
     // thread's own start-up (naming itself, allocating) must not be traced.
     for _ in 0..2000 {
         if !WRITER.load(Acquire).is_null() {
@@ -349,12 +351,12 @@ fn main() {
     WRITER_SP.store(core::hint::black_box(&here) as *const u8 as u64, Relaxed);
     WRITER_TID.store(sys::gettid(), Relaxed);
     run();
-    // Its block goes back to the registry (a later attach starts another
+    // Its record goes back to the registry (a later attach starts another
     // writer); the thread's key destructor then finds it not live.
     let b = WRITER.swap(core::ptr::null_mut(), AcqRel);
     if !b.is_null() {
-        // SAFETY: the writer's own block.
-        block::abandon(unsafe { &mut *b });
+        // SAFETY: the writer's own record.
+        thread::free(unsafe { &mut *b });
     }
     WRITER_SELF.store(0, Relaxed);
 }
@@ -378,11 +380,11 @@ fn run() {
         return;
     };
     let tid = sys::gettid();
-    let b = block::new_block(tid);
+    let b = thread::new_thread(tid);
     if b.is_null() {
         return;
     }
-    // SAFETY: the key exists; the block stays guarded forever, so every
+    // SAFETY: the key exists; the record stays guarded forever, so every
     // allocation this thread makes passes through untraced.
     unsafe { libc::pthread_setspecific(crate::KEY.load(Relaxed), b as *const libc::c_void) };
     WRITER.store(b, Release);
@@ -462,7 +464,6 @@ fn run() {
             collect_dead_threads();
             last_second = now;
         }
-        recycle_exited();
         if flushing {
             FLUSH_DONE.store(flush_req, Release);
         }
@@ -577,7 +578,7 @@ fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
             write_staged(st, placement);
         }
         // SAFETY: a full buffer belongs to the writer until given back; its
-        // owner block is never unmapped.
+        // owner lane is never unmapped.
         let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
         let len = bf.len.load(Acquire);
         segment(st, owner, bf, len);
@@ -586,13 +587,13 @@ fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
     }
 }
 
-/// Copies the committed part of every thread's current buffer, so that
+/// Copies the committed part of every lane's current buffer, so that
 /// quiet threads' events reach the file too.
 fn drain_partials(st: &mut State) {
+    let session = crate::session();
     block::each(|b| {
-        let s = b.state.load(Acquire);
-        if (s != LIVE && s != EXITED) || is_writer_block(b) {
-            return;
+        if b.session != session {
+            return; // an earlier session's stream, dropped when next leased
         }
         let cur: *mut Buf = b.buf.load(Acquire);
         if cur.is_null() {
@@ -662,6 +663,7 @@ fn write_maps(st: &mut State) {
     let tick = sys::ticks();
     let mut own = st.own.clone();
     block::own_memory(&mut own);
+    thread::own_memory(&mut own);
     own.extend(crate::heap::range());
     #[cfg(not(test))]
     crate::attach::own_memory(&mut own);
@@ -775,28 +777,16 @@ unsafe fn build_id(base: u64, phdrs: &[libc::Elf64_Phdr]) -> Vec<u8> {
 }
 
 /// Threads whose key destructor never ran (they were created after their
-/// destructor round, or died in an odd way): drained and recycled once
+/// destructor round, or died in an odd way): their records are free once
 /// the kernel says they are gone.
 fn collect_dead_threads() {
-    block::each(|b| {
-        if b.state.load(Acquire) == LIVE
-            && !is_writer_block(b)
-            && b.tid > 0
-            && !sys::thread_alive(b.tid)
+    thread::each(|t| {
+        if t.state.load(Acquire) == LIVE
+            && !is_writer_thread_record(t)
+            && t.tid > 0
+            && !sys::thread_alive(t.tid)
         {
-            block::retire(b);
-        }
-    });
-}
-
-/// Exited blocks whose last buffer is written become free for new threads.
-fn recycle_exited() {
-    block::each(|b| {
-        if b.state.load(Acquire) == EXITED
-            && b.buf.load(Acquire).is_null()
-            && b.w_done == b.last_seq.load(Acquire)
-        {
-            b.state.store(FREE, Release);
+            thread::free(t);
         }
     });
 }

@@ -30,7 +30,7 @@ pub enum TraceError {
     NewerVersion(u64),
     /// Written by a development build before the first release, in a
     /// format no release reads or writes.
-    #[error("trace version {0} was written by a development build of vmmap before its first release and is not read (this vmmap reads version {current}); record the program again with `vmmap run`", current = TRACE_VERSION)]
+    #[error("trace version {0} was written by a development build of vmmap before its first release and is not read (this vmmap reads versions {oldest} to {current}); record the program again with `vmmap run`", oldest = OLDEST_TRACE_VERSION, current = TRACE_VERSION)]
     OlderVersion(u64),
 }
 
@@ -295,8 +295,8 @@ pub struct Record {
     pub image: u32,
     /// The thread's kernel id.
     pub tid: i32,
-    /// The thread's stream: a dense number (from 0, one per thread of
-    /// each image) for per-thread state in analyses.
+    /// The thread: a number unique per thread of the trace, for
+    /// per-thread state in analyses.
     pub(crate) stream: u32,
     /// What happened.
     pub event: Event,
@@ -386,6 +386,10 @@ pub struct TraceInfo {
     pub stacks: Vec<StackInfo>,
     /// Trace messages read.
     pub messages: usize,
+    /// The threads named by THREAD records (format 5, where a stream is
+    /// a lane threads take turns at): (image, the agent's number for the
+    /// thread) to [`Record`]'s thread number.
+    pub threads: HashMap<(u32, u32), u32>,
 }
 
 impl TraceInfo {
@@ -430,6 +434,9 @@ impl TraceInfo {
 struct Stream {
     image: u32,
     tid: i32,
+    /// Whose records these are ([`Record`]'s number): the stream's own
+    /// in format 4, the last THREAD record's in format 5.
+    thread: u32,
     last_tick: u64,
     last_addr: u64,
     /// Stream-local stack ids to global ones.
@@ -660,7 +667,7 @@ impl Decoder {
                 if hello.0 > u64::from(TRACE_VERSION) {
                     return Err(TraceError::NewerVersion(hello.0));
                 }
-                if hello.0 < u64::from(TRACE_VERSION) {
+                if hello.0 < u64::from(OLDEST_TRACE_VERSION) {
                     return Err(TraceError::OlderVersion(hello.0));
                 }
                 let image = hello.1;
@@ -897,6 +904,7 @@ impl Decoder {
         if si == next {
             self.streams.push(Stream {
                 image,
+                thread: next as u32,
                 order: next as u64,
                 ..Stream::default()
             });
@@ -958,11 +966,11 @@ fn run(
             let Stream {
                 image,
                 tid,
+                thread,
                 last_tick,
                 last_addr,
                 stacks,
                 pending,
-                order,
                 ages,
                 ..
             } = &mut *st;
@@ -984,7 +992,7 @@ fn run(
                     tick,
                     image: *image,
                     tid: *tid,
-                    stream: *order as u32,
+                    stream: *thread,
                     event,
                 };
                 // One hand-over per kind of record, so that each builds its
@@ -1012,7 +1020,10 @@ fn run(
                 let Some(next_tag) = f.peek_tag() else {
                     break;
                 };
-                if next_tag == EventKind::Stack as u8 || next_tag == EventKind::ThreadStart as u8 {
+                if next_tag == EventKind::Stack as u8
+                    || next_tag == EventKind::ThreadStart as u8
+                    || next_tag == EventKind::Thread as u8
+                {
                     break;
                 }
                 f.tag();
@@ -1048,7 +1059,9 @@ fn peek(
     spare: &mut Vec<Vec<u8>>,
 ) -> Result<Option<u64>, TraceError> {
     let Stream {
+        image,
         tid,
+        thread,
         last_tick,
         stacks,
         pending,
@@ -1102,6 +1115,18 @@ fn peek(
                 stacks.resize(id + 1, 0);
             }
             stacks[id] = g;
+            continue;
+        }
+        if tag == EventKind::Thread as u8 {
+            let number = f.main.uvarint().ok_or_else(cut)?;
+            let kernel = f.main.uvarint().ok_or_else(cut)?;
+            let (Ok(number), Ok(kernel)) = (u32::try_from(number), i32::try_from(kernel)) else {
+                return Err(bad(index, "implausible thread"));
+            };
+            p.advance(f.positions());
+            let n = info.threads.len() as u32;
+            *thread = *info.threads.entry((*image, number)).or_insert(n);
+            *tid = kernel;
             continue;
         }
         let tick = if tag == EventKind::ThreadStart as u8 {
@@ -1370,7 +1395,7 @@ fn decode_event(tag: u8, f: &mut Fields<'_>, st: &mut Addrs<'_>, stacks: &[u32])
             path: text(&mut f.main)?,
             stack: stack(&mut f.main, stacks)?,
         },
-        EventKind::Stack => return None,
+        EventKind::Stack | EventKind::Thread => return None,
     })
 }
 
@@ -1565,6 +1590,64 @@ mod tests {
         assert!(decode_symbols(&z[..z.len() - 1]).is_none(), "cut short");
     }
 
+    /// Format 5: a stream is a lane threads take turns at, each turn
+    /// after a THREAD record naming the thread. Records get the named
+    /// thread's id and number; stack ids and address references are the
+    /// lane's, whoever wrote them.
+    #[test]
+    fn a_lane_holds_the_records_of_the_threads_it_names() {
+        let mut lane = StreamBuilder::lane();
+        lane.thread(1, 11);
+        lane.stack(1, &[0x401000, 0x402000]);
+        lane.malloc(1, 0xa000, 16, 1);
+        lane.thread(2, 12);
+        lane.malloc(2, 0xb000, 32, 1);
+        lane.free(3, 0xa000);
+        lane.thread(1, 11);
+        lane.free(4, 0xb000);
+        let msgs = [hello(), syn::events(10, &lane), syn::end()];
+        let mut d = Decoder::new();
+        let mut got = Vec::new();
+        for m in &msgs {
+            d.feed(m, &mut |r, _| got.push(r.clone())).unwrap();
+        }
+        d.finish(&mut |r, _| got.push(r.clone())).unwrap();
+        let seen: Vec<(i32, &Event)> = got.iter().map(|r| (r.tid, &r.event)).collect();
+        let (a, b) = (0xa000, 0xb000);
+        assert_eq!(
+            seen,
+            [
+                (
+                    11,
+                    &Event::Alloc {
+                        kind: EventKind::Malloc,
+                        ptr: a,
+                        size: 16,
+                        stack: 1,
+                        align: 0
+                    }
+                ),
+                (
+                    12,
+                    &Event::Alloc {
+                        kind: EventKind::Malloc,
+                        ptr: b,
+                        size: 32,
+                        stack: 1,
+                        align: 0
+                    }
+                ),
+                (12, &Event::Free { ptr: a }),
+                (11, &Event::Free { ptr: b }),
+            ]
+        );
+        let numbers: Vec<u32> = got.iter().map(|r| r.stream).collect();
+        assert_eq!(numbers[0], numbers[3]);
+        assert_eq!(numbers[1], numbers[2]);
+        assert_ne!(numbers[0], numbers[1]);
+        assert_eq!(d.info.stacks[1].frames, [0x401000, 0x402000]);
+    }
+
     #[test]
     fn threads_are_merged_in_time_order_across_chunks() {
         // Thread 2's early records reach the file one chunk after thread
@@ -1623,7 +1706,7 @@ mod tests {
             Err(TraceError::NewerVersion(99))
         );
         // Versions 1 to 3 were written only before the first release.
-        for v in 0..TRACE_VERSION {
+        for v in 0..OLDEST_TRACE_VERSION {
             let older = syn::hello_version(v.into(), 42, "/bin/x", b"x\0");
             let mut d = Decoder::new();
             assert_eq!(

@@ -130,6 +130,16 @@ pub fn thread_start(
     }
 }
 
+/// Whose records follow in the stream (no tick): the thread's number in
+/// the image and its kernel id. The agent writes it when a thread takes a
+/// lane that another thread (or none) wrote last.
+#[inline(always)]
+pub fn thread(s: &mut impl Sink, number: u32, tid: u64) {
+    s.u8(Part::Heads, EventKind::Thread as u8);
+    s.var(Part::Fields, u64::from(number));
+    s.var(Part::Fields, tid);
+}
+
 /// A call stack's definition (no tick): its stream-local id, flags
 /// ([`crate::STACK_TRUNCATED`]) and return addresses, innermost first,
 /// each as a difference from the one before.

@@ -31,10 +31,16 @@ pub use note::find_build_id_note;
 /// tick), other fields and addresses in three parts, and write a heap
 /// address as a reference to a recent one when it can ([`HEAP_REF`]); an
 /// EVENTS message puts each kind of part of all its segments together,
-/// after a directory of the segments. Only this version is read: versions
-/// 1 to 3 were written by development builds before the first release
-/// (`docs/trace-format.md`).
-pub const TRACE_VERSION: u32 = 4;
+/// after a directory of the segments. A stream is a lane of the agent's,
+/// which threads take turns at: [`EventKind::Thread`] says whose records
+/// follow (version 5; in version 4 a stream was one thread). Versions 4
+/// and 5 are read ([`OLDEST_TRACE_VERSION`]); 1 to 3 were written by
+/// development builds before the first release (`docs/trace-format.md`).
+pub const TRACE_VERSION: u32 = 5;
+
+/// The oldest version readers still take: 4, whose streams were threads
+/// (a version-4 file simply has no [`EventKind::Thread`] records).
+pub const OLDEST_TRACE_VERSION: u32 = 4;
 
 /// How many of its recent heap addresses of each class (blocks
 /// allocated, blocks freed) a stream remembers for references.
@@ -158,6 +164,10 @@ wire_kinds! {
         Fork = 19,
         /// An `exec*` call is about to replace the image.
         Exec = 20,
+        /// *No tick:* the records that follow in this stream are those of
+        /// the thread with this number (unique in the image) and kernel
+        /// id, until the next such record (version 5).
+        Thread = 21,
     }
 }
 

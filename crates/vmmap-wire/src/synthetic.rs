@@ -45,6 +45,23 @@ impl StreamBuilder {
         b
     }
 
+    /// A lane's stream as the agent writes it (format 5): no records yet;
+    /// [`StreamBuilder::thread`] says whose records follow.
+    pub fn lane() -> StreamBuilder {
+        StreamBuilder {
+            parts: Parts::default(),
+            deltas: Deltas::default(),
+            kind: EventKind::Thread,
+            addr_fields: 0,
+            pushed: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// The records that follow are thread `number`'s (kernel id `tid`).
+    pub fn thread(&mut self, number: u32, tid: u64) {
+        encode::thread(&mut self.parts, number, tid);
+    }
+
     /// A record's tag and tick; [`StreamBuilder::addr`] and
     /// [`StreamBuilder::ints`] write its fields in the kind's order (for
     /// records no helper below writes, or writes wrong on purpose).

@@ -15,6 +15,7 @@ pub mod attach;
 pub mod calltree;
 pub mod decode;
 pub mod export;
+pub mod frees;
 pub mod heap;
 pub mod launch;
 pub mod owners;

@@ -1,8 +1,8 @@
 #![no_main]
-//! The trace decoder (`vmmap trace`), the region owners and the summary on
-//! arbitrary messages: none of them may panic. Event and
-//! maps bodies are compressed here, so the fuzzer reaches the record parser
-//! instead of fighting zstd.
+//! The trace decoder (`vmmap trace`), the region owners, the summary and
+//! the resolved frees' reader on arbitrary messages: none of them may
+//! panic. Event and maps bodies are compressed here, so the fuzzer reaches
+//! the record parser instead of fighting zstd.
 
 use libfuzzer_sys::fuzz_target;
 use vmmap_trace::calltree::{CallTree, Metric, TreeOptions};
@@ -90,6 +90,22 @@ fuzz_target!(|data: &[u8]| {
     let _ = t.folded(true);
     let _ = export::Profile::new(&d.info, &syms, &costs, &images).speedscope(false);
     let _ = export::pprof(&d.info, &syms, &costs, &images, 0, std::io::sink());
+    // The resolved frees: the chunk `vmmap run` would write for these
+    // records, and the raw data as one, read in step with the records.
+    if let Some(payload) = vmmap_trace::frees::Recorder::new().and_then(|mut rec| {
+        records.iter().for_each(|r| rec.add(r));
+        rec.finish(&d.info)
+    }) {
+        for payload in [payload, data.to_vec()] {
+            if let Some(mut acc) = Summarizer::with_frees_chunk(payload) {
+                for r in &records {
+                    acc.add(r);
+                }
+                let _ = acc.resolution_agrees(&d.info);
+                let _ = acc.finish_costs(&d.info);
+            }
+        }
+    }
     // The symbol cache chunk's decoder on the raw data.
     let _ = scan::decode_symbols(data);
 });

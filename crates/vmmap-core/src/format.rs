@@ -28,7 +28,7 @@ use crate::proc::smaps::SmapsFields;
 /// The container pieces the preload agent writes too; they live in the
 /// wire crate so that the agent does not depend on this one.
 pub use vmmap_wire::container::{
-    chunk_bytes, chunk_header, file_header, CHUNK_END, CHUNK_REQUIRED, CHUNK_SAMPLE,
+    chunk_bytes, chunk_header, file_header, CHUNK_END, CHUNK_FREES, CHUNK_REQUIRED, CHUNK_SAMPLE,
     CHUNK_SNAPSHOT, CHUNK_SYMBOLS, CHUNK_TRACE, MAGIC, VERSION,
 };
 
@@ -184,6 +184,12 @@ impl<W: Write> Writer<W> {
     /// Appends one trace message as a [`CHUNK_TRACE`] chunk.
     pub fn append_trace(&mut self, message: &[u8]) -> io::Result<()> {
         self.chunk(CHUNK_TRACE, message, message.len())
+    }
+
+    /// Appends a chunk of another kind (one that the writer of its
+    /// payload defines, such as [`CHUNK_FREES`]).
+    pub fn append_chunk(&mut self, kind: u32, payload: &[u8], raw_len: usize) -> io::Result<()> {
+        self.chunk(kind, payload, raw_len)
     }
 
     fn chunk(&mut self, kind: u32, payload: &[u8], raw_len: usize) -> io::Result<()> {

@@ -150,11 +150,41 @@ pub fn analyse(
     progress: &AtomicU64,
     cancel: &AtomicBool,
 ) -> Result<Analysis, AnalysisError> {
+    // The frees `vmmap run` tied to their blocks, for a count of the whole
+    // run (a cut at a tick drops records the chunk answers for).
+    let whole_run = !(opts.region.is_some() && opts.only_region);
+    let resolved = if opts.until.is_empty() && whole_run {
+        super::frees::read(path)
+    } else {
+        None
+    };
+    if resolved.is_some() {
+        let mut disagreed = false;
+        let a = analyse_with(path, opts, resolved, &mut disagreed, progress, cancel);
+        if !disagreed {
+            return a;
+        }
+    }
+    analyse_with(path, opts, None, &mut false, progress, cancel)
+}
+
+/// [`analyse`], with the frees resolved or not; sets `disagreed` (and
+/// returns nothing useful) when the resolved frees did not answer for
+/// exactly the records read.
+fn analyse_with(
+    path: &Path,
+    opts: &Options,
+    resolved: Option<super::frees::Resolved>,
+    disagreed: &mut bool,
+    progress: &AtomicU64,
+    cancel: &AtomicBool,
+) -> Result<Analysis, AnalysisError> {
     let stream = open(path).map_err(AnalysisError::Open)?;
     let ranged = |r: &Range<u64>| Summarizer::with_range(r.start, r.end);
     let mut inside = opts.region.as_ref().map(ranged);
-    let mut all = match (&inside, opts.only_region) {
-        (Some(_), true) => inside.take(),
+    let mut all = match (&inside, opts.only_region, resolved) {
+        (Some(_), true, _) => inside.take(),
+        (_, _, Some(r)) => Some(Summarizer::with_resolved(r)),
         _ => Some(Summarizer::default()),
     };
     // The image each stack was last seen in, for the stacks that cost
@@ -194,6 +224,10 @@ pub fn analyse(
     }
     if let Some(e) = s.unreadable() {
         return Err(AnalysisError::Unreadable(e.clone()));
+    }
+    if !all.as_ref().is_none_or(|a| a.resolution_agrees(&s.info)) {
+        *disagreed = true;
+        return Err(AnalysisError::Cancelled);
     }
     let mut notes = Vec::new();
     if let Some(p) = s.file_problem {

@@ -16,6 +16,7 @@ pub mod attach_record;
 pub mod calltree;
 pub mod decode;
 pub mod export;
+pub mod frees;
 pub mod heap;
 pub mod launch;
 pub mod owners;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::decode::{Decoder, Event, Record, TraceError, TraceInfo};
+use super::frees::Resolved;
 
 /// What a trace adds up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,9 +84,9 @@ impl StackCost {
 
 /// A live block: its size and stack.
 #[derive(Clone, Copy)]
-struct Block {
-    size: u64,
-    stack: u32,
+pub(crate) struct Block {
+    pub(crate) size: u64,
+    pub(crate) stack: u32,
 }
 
 /// A hasher for the pages and the few blocks [`LiveMap`] keeps apart.
@@ -102,7 +103,7 @@ type Fast = foldhash::fast::FixedState;
 /// the page and one word for its size and stack. Hand-written: no crate
 /// keeps a map in this layout.
 #[derive(Default)]
-struct LiveMap {
+pub(crate) struct LiveMap {
     pages: HashMap<u64, Page, Fast>,
     /// Emptied pages, kept for their arrays (pages fill and empty as the
     /// heap is reused).
@@ -157,7 +158,7 @@ fn split(ptr: u64) -> (u64, u16) {
 
 impl LiveMap {
     /// Inserts a block; returns the one that was at that address.
-    fn insert(&mut self, ptr: u64, b: Block) -> Option<Block> {
+    pub(crate) fn insert(&mut self, ptr: u64, b: Block) -> Option<Block> {
         let v = pack(b).unwrap_or(BIG);
         let big = if v == BIG {
             self.big.insert(ptr, b)
@@ -186,7 +187,7 @@ impl LiveMap {
         }
     }
 
-    fn remove(&mut self, ptr: u64) -> Option<Block> {
+    pub(crate) fn remove(&mut self, ptr: u64) -> Option<Block> {
         let (page, offset) = split(ptr);
         let p = self.pages.get_mut(&page)?;
         let i = p.find(offset)?;
@@ -263,6 +264,22 @@ pub struct Summarizer {
     /// The process image of the records so far (images follow one
     /// another in a file: each one after an exec).
     image: u32,
+    /// Each free's block as `vmmap run` found it: then `live` stays
+    /// empty and `live_count` counts the blocks.
+    resolved: Option<Resolved>,
+    live_count: u64,
+}
+
+/// Whether a block a [`Resolved`] chunk names can be live: its stack has
+/// at least that many live blocks and bytes. A damaged chunk is marked
+/// broken here, before any count could go below zero.
+#[inline(always)]
+fn holds(stacks: &[PerStack], b: &Block, r: &mut Resolved) -> bool {
+    let ok = stacks
+        .get(b.stack as usize)
+        .is_some_and(|s| s.cost.live_blocks > 0 && s.cost.live_bytes >= b.size);
+    r.broken |= !ok;
+    ok
 }
 
 /// Every operation name [`Event::name`] gives, in the order of
@@ -331,6 +348,28 @@ impl Summarizer {
         }
     }
 
+    /// Takes each free's block from `r` ([`crate::frees`]) instead of a
+    /// map of live blocks: [`Summarizer::live_blocks`] is then empty, and
+    /// [`Summarizer::resolution_agrees`] must be checked at the end.
+    pub(crate) fn with_resolved(r: Resolved) -> Summarizer {
+        Summarizer {
+            resolved: Some(r),
+            ..Summarizer::default()
+        }
+    }
+
+    /// [`Summarizer::with_resolved`] from a [`crate::frees`] chunk's
+    /// payload; None if it cannot be read.
+    pub fn with_frees_chunk(payload: Vec<u8>) -> Option<Summarizer> {
+        Resolved::parse(payload).map(Summarizer::with_resolved)
+    }
+
+    /// Whether the resolved frees, if used, answered for exactly these
+    /// records (if not, the figures are wrong: count again without them).
+    pub fn resolution_agrees(&self, info: &TraceInfo) -> bool {
+        self.resolved.as_ref().is_none_or(|r| r.agrees(info))
+    }
+
     /// Adds one record.
     pub fn add(&mut self, r: &Record) {
         if r.image != self.image {
@@ -369,6 +408,27 @@ impl Summarizer {
 
     /// The image was replaced by an exec: its live blocks went with it.
     fn release_image(&mut self) {
+        if self.resolved.is_some() {
+            // Every live block is the old image's: release them by stack.
+            for i in 0..self.stacks.len() {
+                let (blocks, bytes) = {
+                    let c = &self.stacks[i].cost;
+                    (c.live_blocks, c.live_bytes)
+                };
+                if blocks == 0 && bytes == 0 {
+                    continue;
+                }
+                let c = &mut self.touch(i as u32).cost;
+                c.live_blocks = 0;
+                c.live_bytes = 0;
+                self.summary.exec_released_blocks += blocks;
+                self.summary.exec_released_bytes += bytes;
+            }
+            self.live_count = 0;
+            self.live_bytes = 0;
+            self.last_alloc = None;
+            return;
+        }
         let live = std::mem::take(&mut self.live);
         for (_, b) in live.iter() {
             let c = &mut self.touch(b.stack).cost;
@@ -412,7 +472,15 @@ impl Summarizer {
         s.bytes_allocated += size;
         // A block at a live address means its free was not seen (glibc
         // freed it internally): drop the stale one.
-        if let Some(old) = self.live.insert(ptr, Block { size, stack }) {
+        let old = match &mut self.resolved {
+            Some(r) => {
+                let old = r.alloc().filter(|b| holds(&self.stacks, b, r));
+                self.live_count += u64::from(old.is_none());
+                old
+            }
+            None => self.live.insert(ptr, Block { size, stack }),
+        };
+        if let Some(old) = old {
             self.live_bytes -= old.size;
             let c = &mut self.touch(old.stack).cost;
             c.live_blocks -= 1;
@@ -444,7 +512,15 @@ impl Summarizer {
         if !self.in_range(ptr) {
             return;
         }
-        match self.live.remove(ptr) {
+        let b = match &mut self.resolved {
+            Some(r) => {
+                let b = r.free().filter(|b| holds(&self.stacks, b, r));
+                self.live_count -= u64::from(b.is_some());
+                b
+            }
+            None => self.live.remove(ptr),
+        };
+        match b {
             Some(b) => {
                 self.live_bytes -= b.size;
                 self.summary.frees += 1;
@@ -495,7 +571,10 @@ impl Summarizer {
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| (*k, n))
             .collect();
-        s.live_blocks = self.live.len() as u64;
+        s.live_blocks = match self.resolved {
+            Some(_) => self.live_count,
+            None => self.live.len() as u64,
+        };
         s.live_bytes = self.live_bytes;
         s.stacks = info.stacks.len().saturating_sub(1) as u64;
         s.truncated_stacks = info.stacks.iter().filter(|s| s.truncated).count() as u64;

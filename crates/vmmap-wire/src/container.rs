@@ -31,6 +31,10 @@ pub const CHUNK_TRACE: u32 = 4;
 /// (zstd-compressed MessagePack of `[CachedModule]`, see
 /// `vmmap_trace::symbols`); optional.
 pub const CHUNK_SYMBOLS: u32 = 5;
+/// Chunk kind: every free of a traced run tied to the block it released,
+/// appended by `vmmap run` at the program's exit so that an analysis
+/// needs no map of live blocks (`vmmap_trace::frees`); optional.
+pub const CHUNK_FREES: u32 = 6;
 /// Chunk kinds with this bit set must be understood to load the file.
 pub const CHUNK_REQUIRED: u32 = 0x8000_0000;
 

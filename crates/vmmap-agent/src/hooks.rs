@@ -13,7 +13,7 @@ use libc::{off_t, pthread_attr_t, pthread_t, size_t};
 use vmmap_wire::*;
 
 use crate::record::Caller;
-use crate::{enter, heap, leave, next, record, sys, writer, Block};
+use crate::{enter, heap, leave, next, record, sys, writer, Thread};
 
 /// Allocations at least this large probably made a new mapping inside
 /// glibc (its mmap threshold starts at 128 KiB): look at the maps soon.
@@ -377,7 +377,7 @@ pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
 /// mprotect, madvise, brk, sbrk): the event is recorded when the thread is
 /// traced (`b`, from [`enter`]) and the call succeeded (`ok`), and the
 /// hook is left either way.
-fn mapped(b: Option<&mut Block>, ok: bool, tag: EventKind, a: u64, rest: &[u64]) {
+fn mapped(b: Option<&mut Thread>, ok: bool, tag: EventKind, a: u64, rest: &[u64]) {
     if let Some(b) = b {
         if ok {
             record::mapping(b, tag, a, rest);

@@ -244,12 +244,7 @@ impl CombinedView {
 
     /// Sorts by `c`; the same column again reverses.
     pub fn sort_by(&mut self, c: ProcCol) {
-        if self.sort == c {
-            self.reverse = !self.reverse;
-        } else {
-            self.sort = c;
-            self.reverse = false;
-        }
+        crate::choose_sort(&mut self.sort, &mut self.reverse, c);
         self.resort();
     }
 

@@ -106,3 +106,14 @@ pub(crate) fn scroll_into_view(offset: &mut usize, selected: usize, height: usiz
         *offset = selected + 1 - height;
     }
 }
+
+/// Sorts a table by `by`: a new column sorts it in its natural order, the
+/// same column again reverses it (every table's header click and sort key).
+pub(crate) fn choose_sort<T: PartialEq>(sort: &mut T, reverse: &mut bool, by: T) {
+    if *sort == by {
+        *reverse = !*reverse;
+    } else {
+        *sort = by;
+        *reverse = false;
+    }
+}

@@ -237,23 +237,13 @@ impl MainView {
     /// Sorts the Summary by a column; again reverses; on the Type column
     /// goes back to VMMap's order.
     pub fn sort_summary(&mut self, c: Option<Column>) {
-        if self.summary_sort == c {
-            self.summary_reverse = !self.summary_reverse;
-        } else {
-            self.summary_sort = c;
-            self.summary_reverse = false;
-        }
+        crate::choose_sort(&mut self.summary_sort, &mut self.summary_reverse, c);
         self.resort_summary();
     }
 
     /// Sorts the Details; the same key again reverses.
     pub fn sort_details(&mut self, k: SortKey) {
-        if self.details.sort == k {
-            self.details.reverse = !self.details.reverse;
-        } else {
-            self.details.sort = k;
-            self.details.reverse = false;
-        }
+        crate::choose_sort(&mut self.details.sort, &mut self.details.reverse, k);
         self.details.resort(&self.snap, &self.data);
     }
 

@@ -236,12 +236,7 @@ impl Picker {
 
     /// Sorts by a column; the same column again reverses.
     pub fn sort_by(&mut self, c: PickColumn) {
-        if self.sort == c {
-            self.reverse = !self.reverse;
-        } else {
-            self.sort = c;
-            self.reverse = false;
-        }
+        crate::choose_sort(&mut self.sort, &mut self.reverse, c);
         self.refilter(self.selected_pid());
     }
 

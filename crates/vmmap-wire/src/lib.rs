@@ -391,8 +391,9 @@ mod tests {
         let events = (0..=u8::MAX).filter_map(|b| EventKind::try_from(b).ok());
         assert!(events.enumerate().all(|(i, k)| k as u8 == i as u8 + 1));
         assert_eq!(EventKind::try_from(20), Ok(EventKind::Exec));
+        assert_eq!(EventKind::try_from(21), Ok(EventKind::Thread));
         assert_eq!(EventKind::try_from(0), Err(0));
-        assert_eq!(EventKind::try_from(21), Err(21));
+        assert_eq!(EventKind::try_from(22), Err(22));
         let messages = (0..=u8::MAX).filter_map(|b| MessageKind::try_from(b).ok());
         assert!(messages.enumerate().all(|(i, k)| k as u8 == i as u8 + 1));
         assert_eq!(MessageKind::try_from(7), Ok(MessageKind::AgentMemory));

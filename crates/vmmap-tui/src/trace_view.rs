@@ -915,19 +915,12 @@ impl TraceView {
             metric_name(self.metric)
         );
         let mark = |m: Metric| if m == self.metric { "▼" } else { " " };
-        let header = format!(
-            "{:>10}{} {:>8}{} {:>10}{} {:>10}{} {:>9}{}  FUNCTION",
-            "ALLOCATED",
-            mark(Metric::Allocated),
-            "CALLS",
-            mark(Metric::Count),
-            "LIVE",
-            mark(Metric::Live),
-            "PEAK",
-            mark(Metric::Peak),
-            "TEMPORARY",
-            mark(Metric::Temporary),
-        );
+        let columns = tree_columns(self.metric, body.width as usize);
+        let mut header: String = columns
+            .iter()
+            .map(|&(m, name, w)| format!("{name:>w$}{} ", mark(m)))
+            .collect();
+        header.push_str(" FUNCTION");
         let h = body.height.saturating_sub(2) as usize;
         scroll_into_view(&mut self.tree_offset, self.tree_selected, h);
         let title = title + &rows_shown(self.tree_offset, h, self.rows.len());
@@ -946,16 +939,24 @@ impl TraceView {
                 "▸ "
             };
             let inl = if node.frame.inlined { " [inlined]" } else { "" };
-            let text = format!(
-                "{:>10}  {:>8}  {:>10}  {:>10}  {:>9}   {}{sign}{}{inl}",
-                units.format(c.bytes),
-                c.allocations,
-                units.format(c.live_bytes),
-                units.format(c.peak_bytes),
-                c.temporary,
+            let mut text: String = columns
+                .iter()
+                .map(|&(m, _, w)| {
+                    let v = match m {
+                        Metric::Allocated => units.format(c.bytes),
+                        Metric::Count => c.allocations.to_string(),
+                        Metric::Live => units.format(c.live_bytes),
+                        Metric::Peak => units.format(c.peak_bytes),
+                        _ => c.temporary.to_string(),
+                    };
+                    format!("{v:>w$}  ")
+                })
+                .collect();
+            text.push_str(&format!(
+                " {}{sign}{}{inl}",
                 "  ".repeat(depth.min(40)),
                 Escaped(&node.frame.label(self.lines)),
-            );
+            ));
             lines.push(styled_row(text, i == self.tree_selected));
         }
         f.render_widget(Paragraph::new(lines), body);
@@ -1178,6 +1179,43 @@ fn list_key(l: &mut StackList, code: KeyCode, page: u16) {
 
 /// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`
 /// and not all of them; nothing when all show.
+/// The call tree's figure columns (metric, heading, width) that fit
+/// `width` with room for the function names: the column sorted by always
+/// stays, then allocated, live, calls, peak and temporary, in that order
+/// of importance; they are shown in their usual order.
+fn tree_columns(sorted: Metric, width: usize) -> Vec<(Metric, &'static str, usize)> {
+    const ALL: [(Metric, &str, usize); 5] = [
+        (Metric::Allocated, "ALLOCATED", 10),
+        (Metric::Count, "CALLS", 8),
+        (Metric::Live, "LIVE", 10),
+        (Metric::Peak, "PEAK", 10),
+        (Metric::Temporary, "TEMPORARY", 9),
+    ];
+    /// Room kept for the tree's indentation and function names.
+    const NAMES: usize = 21;
+    let importance = [
+        sorted,
+        Metric::Allocated,
+        Metric::Live,
+        Metric::Count,
+        Metric::Peak,
+        Metric::Temporary,
+    ];
+    let mut used = 0;
+    let mut kept = Vec::new();
+    for m in importance {
+        let Some(&(_, _, w)) = ALL.iter().find(|c| c.0 == m) else {
+            continue;
+        };
+        if kept.contains(&m) || (used > 0 && used + w + 2 + NAMES > width) {
+            continue;
+        }
+        used += w + 2;
+        kept.push(m);
+    }
+    ALL.into_iter().filter(|c| kept.contains(&c.0)).collect()
+}
+
 fn rows_shown(offset: usize, h: usize, n: usize) -> String {
     if n <= h || h == 0 {
         String::new()

@@ -18,9 +18,13 @@
 //! One spin lock serialises it: the agent allocates rarely, mostly on
 //! its writer thread.
 //!
-//! A full heap returns null: callers then fall back to the program's
-//! allocator rather than fail (the agent must never make the program
-//! fail for want of its own memory).
+//! A full heap returns null. The agent's Rust allocations then take a
+//! mapping of their own ([`map_block`]), never the program's allocator:
+//! a fallback there once showed as two aligned allocations the trace did
+//! not hold (an independent counter after the agent saw them). The C
+//! hooks serving glibc on the agent's behalf still fall back to the
+//! program's allocator, so that the agent never makes the program fail
+//! for want of its own memory.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::*};
@@ -162,6 +166,49 @@ pub unsafe fn usable_size(p: *const c_void) -> usize {
     (head & !7) - core::mem::size_of::<usize>()
 }
 
+/// Bytes before a [`map_block`] block: its mapping's start and length
+/// are in the 16 bytes just before the block.
+const PAGE: usize = 4096;
+
+/// A block the heap has no room for, in a mapping of its own named as the
+/// agent's (so snapshots count it apart): a page of header, then the
+/// block at `align`. Null if the kernel refuses.
+pub fn map_block(align: usize, size: usize) -> *mut c_void {
+    let align = align.max(16);
+    let Some(len) = size
+        .checked_add(PAGE + align.saturating_sub(PAGE))
+        .map(|l| l.next_multiple_of(PAGE))
+    else {
+        return core::ptr::null_mut();
+    };
+    let base = crate::sys::map_anon(len);
+    if base.is_null() {
+        return base.cast();
+    }
+    let block = (base as usize + PAGE).next_multiple_of(align);
+    // SAFETY: block - 16 .. block lies in the header page, ours.
+    unsafe {
+        let head = (block - 16) as *mut usize;
+        head.write(base as usize);
+        head.add(1).write(len);
+    }
+    block as *mut c_void
+}
+
+/// Unmaps a block made by [`map_block`].
+///
+/// # Safety
+/// `p` is a live block from [`map_block`].
+pub unsafe fn unmap_block(p: *mut c_void) {
+    // SAFETY: per the contract, the header precedes p.
+    let (base, len) = unsafe {
+        let head = (p as usize - 16) as *const usize;
+        (head.read(), head.add(1).read())
+    };
+    // SAFETY: the whole mapping was made for this block alone.
+    unsafe { libc::syscall(libc::SYS_munmap, base, len) };
+}
+
 /// Before `fork`: no other thread may hold the heap's lock across it
 /// (the child would wait for it forever).
 pub extern "C" fn before_fork() {
@@ -172,4 +219,27 @@ pub extern "C" fn before_fork() {
 /// [`before_fork`] is released.
 pub extern "C" fn after_fork() {
     LOCK.force_unlock();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks the heap has no room for: aligned as asked, writable to the
+    /// last byte, outside the heap's range (so `free` tells them apart),
+    /// and unmapped whole.
+    #[test]
+    fn mapped_blocks_are_aligned_apart_and_given_back() {
+        for (align, size) in [(16, 1), (16, 3 << 20), (4096, 4096), (1 << 16, 100_000)] {
+            let p = map_block(align, size);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0, "align {align}");
+            assert!(!contains(p));
+            // SAFETY: the block is size bytes, ours.
+            unsafe {
+                core::ptr::write_bytes(p as *mut u8, 0xa5, size);
+                unmap_block(p);
+            }
+        }
+    }
 }

@@ -48,29 +48,29 @@ use std::sync::OnceLock;
 use thread::Thread;
 
 /// The agent's Rust allocations: its private heap ([`heap`]), else (the
-/// heap is full) the program's allocator, so that the agent degrades
-/// rather than aborts the program.
+/// heap is full) a mapping of their own. Never the program's allocator:
+/// anything interposed after the agent would see calls the trace does not
+/// hold.
 struct AgentHeap;
 
 // SAFETY: dlmalloc's aligned calls meet GlobalAlloc's contract for any
-// power-of-two alignment, as does the program's memalign; each block is
-// given back to the allocator it came from (told apart by address).
+// power-of-two alignment, as does `heap::map_block`; each block is given
+// back to the allocator it came from (told apart by address).
 unsafe impl GlobalAlloc for AgentHeap {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         let p = heap::memalign(l.align(), l.size());
         if !p.is_null() {
             return p as *mut u8;
         }
-        // SAFETY: the program's allocator, untraced (no hook involved).
-        unsafe { next::memalign()(l.align().max(16), l.size()) as *mut u8 }
+        heap::map_block(l.align(), l.size()) as *mut u8
     }
     unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
         if heap::contains(p as *const c_void) {
             // SAFETY: a live private block.
             unsafe { heap::free(p as *mut c_void) }
         } else {
-            // SAFETY: it came from the program's memalign above.
-            unsafe { next::free()(p as *mut c_void) }
+            // SAFETY: not the heap's, so it came from map_block above.
+            unsafe { heap::unmap_block(p as *mut c_void) }
         }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use vmmap_wire::container::{chunk_bytes, file_header, CHUNK_TRACE};
 use vmmap_wire::*;
 
-use crate::block::{self, Block, Buf};
+use crate::block::{self, Buf};
 use crate::placement::{self, Placement};
 use crate::sys;
 use crate::thread::{self, Thread, LIVE};
@@ -53,6 +53,10 @@ const FLUSH_MS: u64 = 50;
 /// this big: they are most of the agent's heap (docs/tracing.md,
 /// "Footprint"). Larger chunks compress no better at zstd's level 1.
 const STAGE_BYTES: usize = 1 << 20;
+/// The most a chunk stages: [`STAGE_BYTES`] less one, one more segment,
+/// its directory entry and the chunk's count. No staging buffer ever
+/// grows: a doubled one once overflowed the agent's private heap.
+const STAGE_CAP: usize = STAGE_BYTES + block::BUF_DATA + 64;
 
 pub fn running() -> bool {
     RUNNING.load(Relaxed)
@@ -344,6 +348,29 @@ struct State {
     own: Vec<(u64, u64)>,
 }
 
+impl State {
+    /// Every buffer at the capacity it keeps: none grows while tracing.
+    fn new(compressor: zstd::bulk::Compressor<'static>) -> State {
+        State {
+            dir: Vec::new(),
+            cols: [
+                Vec::with_capacity(STAGE_BYTES / 2),
+                Vec::with_capacity(STAGE_BYTES / 2),
+                Vec::with_capacity(STAGE_BYTES / 2),
+            ],
+            stage: Vec::with_capacity(STAGE_CAP),
+            compressor,
+            maps: Vec::new(),
+            module_gen: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            pass_tick: 0,
+            zbuf: Vec::with_capacity(zstd::zstd_safe::compress_bound(STAGE_CAP)),
+            own: Vec::new(),
+        }
+    }
+}
+
 fn main() {
     // SAFETY: pthread_self has no preconditions.
     WRITER_SELF.store(unsafe { libc::pthread_self() }, Relaxed);
@@ -388,25 +415,7 @@ fn run() {
     // allocation this thread makes passes through untraced.
     unsafe { libc::pthread_setspecific(crate::KEY.load(Relaxed), b as *const libc::c_void) };
     WRITER.store(b, Release);
-    let mut st = State {
-        dir: Vec::new(),
-        cols: [
-            Vec::with_capacity(STAGE_BYTES / 2),
-            Vec::with_capacity(STAGE_BYTES / 2),
-            Vec::with_capacity(STAGE_BYTES / 2),
-        ],
-        stage: Vec::with_capacity(STAGE_BYTES + block::BUF_DATA),
-        compressor,
-        maps: Vec::new(),
-        module_gen: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        pass_tick: 0,
-        zbuf: Vec::with_capacity(zstd::zstd_safe::compress_bound(
-            STAGE_BYTES + block::BUF_DATA,
-        )),
-        own: Vec::new(),
-    };
+    let mut st = State::new(compressor);
     // The staging buffer and the compressor exist by now, and so does
     // this thread's malloc arena: everything new since start() is ours.
     if attached() {
@@ -438,7 +447,7 @@ fn run() {
         drain_full(&mut st, &mut placement);
         let due = now - last_write >= FLUSH_MS * 1_000_000;
         if due || flushing {
-            drain_partials(&mut st);
+            drain_partials(&mut st, &mut placement);
         }
         let staged = staged(&st);
         if staged > 0 && (due || flushing || staged >= STAGE_BYTES) {
@@ -551,7 +560,7 @@ fn name_own_stack() {
 /// Stages the records of `bf` committed since the writer last took some
 /// (up to the packed length `len`): its directory entry, and its heads,
 /// fields and addresses at the ends of their columns (trace format 4).
-fn segment(st: &mut State, b: &Block, bf: &Buf, len: usize) {
+fn segment(st: &mut State, placement: &mut Option<Placement>, id: u32, bf: &Buf, len: usize) {
     let (to, from) = (block::unpack(len), block::unpack(bf.copied));
     let part = |i: usize| {
         let start = block::PART_START[i];
@@ -562,7 +571,18 @@ fn segment(st: &mut State, b: &Block, bf: &Buf, len: usize) {
     if total == 0 {
         return;
     }
-    st.dir.extend_from_slice(&b.id.to_le_bytes());
+    // Written first when it would not fit: the columns keep the capacity
+    // they were made with, and no chunk stages more than STAGE_CAP.
+    let full = staged(st) >= STAGE_BYTES
+        || st
+            .cols
+            .iter()
+            .zip(&parts)
+            .any(|(c, p)| c.len() + p.len() > c.capacity());
+    if full && staged(st) > 0 {
+        write_staged(st, placement);
+    }
+    st.dir.extend_from_slice(&id.to_le_bytes());
     for (col, p) in st.cols.iter_mut().zip(parts) {
         st.dir.extend_from_slice(&(p.len() as u32).to_le_bytes());
         col.extend_from_slice(p);
@@ -574,14 +594,11 @@ fn segment(st: &mut State, b: &Block, bf: &Buf, len: usize) {
 /// the threads filled many buffers) never grows the staging buffers.
 fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
     for buf in block::take_full() {
-        if staged(st) >= STAGE_BYTES {
-            write_staged(st, placement);
-        }
         // SAFETY: a full buffer belongs to the writer until given back; its
         // owner lane is never unmapped.
         let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
         let len = bf.len.load(Acquire);
-        segment(st, owner, bf, len);
+        segment(st, placement, owner.id, bf, len);
         owner.w_done = bf.seq;
         block::give_back(buf);
     }
@@ -589,7 +606,7 @@ fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
 
 /// Copies the committed part of every lane's current buffer, so that
 /// quiet threads' events reach the file too.
-fn drain_partials(st: &mut State) {
+fn drain_partials(st: &mut State, placement: &mut Option<Placement>) {
     let session = crate::session();
     block::each(|b| {
         if b.session != session {
@@ -607,7 +624,7 @@ fn drain_partials(st: &mut State) {
         }
         let len = bf.len.load(Acquire);
         if len != bf.copied {
-            segment(st, b, bf, len);
+            segment(st, placement, b.id, bf, len);
             bf.copied = len;
         }
     });
@@ -620,6 +637,7 @@ fn write_events(st: &mut State) {
     // The previous pass's copy goes only now: cleared, a Vec keeps its
     // memory.
     st.stage.clear();
+    st.stage.reserve_exact(4 + staged(st));
     let count = (st.dir.len() / 16) as u32;
     st.stage.extend_from_slice(&count.to_le_bytes());
     st.stage.extend_from_slice(&st.dir);
@@ -630,7 +648,7 @@ fn write_events(st: &mut State) {
     st.cols.iter_mut().for_each(Vec::clear);
     let raw = st.stage.len();
     st.zbuf.clear();
-    st.zbuf.reserve(zstd::zstd_safe::compress_bound(raw));
+    st.zbuf.reserve_exact(zstd::zstd_safe::compress_bound(raw));
     if let Err(e) = st.compressor.compress_to_buffer(&st.stage, &mut st.zbuf) {
         eprintln!("vmmap agent: compression failed ({e}); events lost");
         return;
@@ -789,4 +807,55 @@ fn collect_dead_threads() {
             thread::free(t);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer whose committed records are `lens` bytes of each part.
+    fn buffer(lens: [usize; block::PARTS]) -> Box<Buf> {
+        // SAFETY: all-zero is a valid Buf (null links, zero counts).
+        let b: Box<Buf> = unsafe { Box::new_zeroed().assume_init() };
+        b.len.store(block::pack(lens), Relaxed);
+        b
+    }
+
+    /// Segments as skewed as a lane can make them (one part full, the
+    /// others nearly empty) and many partial ones: the staging buffers keep
+    /// the capacity they were made with. A doubled staging buffer once
+    /// overflowed the agent's heap, whose fallback then reached the
+    /// program's allocator (issue 21).
+    #[test]
+    fn staging_never_grows_whatever_the_mix_of_segments() {
+        let mut st = State::new(zstd::bulk::Compressor::new(1).unwrap());
+        let caps = |st: &State| {
+            (
+                st.cols.each_ref().map(Vec::capacity),
+                st.stage.capacity(),
+                st.zbuf.capacity(),
+            )
+        };
+        let before = caps(&st);
+        let mut none = None;
+        for round in 0..400usize {
+            for part in 0..block::PARTS {
+                let mut lens = [1; block::PARTS];
+                lens[part] = block::PART_CAP[part];
+                let bf = buffer(lens);
+                let len = bf.len.load(Relaxed);
+                segment(&mut st, &mut none, round as u32, &bf, len);
+            }
+            // A partial buffer taken twice, as drain_partials does.
+            let mut bf = buffer([100, 200, 50]);
+            let len = bf.len.load(Relaxed);
+            segment(&mut st, &mut none, 7, &bf, len);
+            bf.copied = len;
+            bf.len.store(block::pack([300, 900, 70]), Relaxed);
+            segment(&mut st, &mut none, 7, &bf, bf.len.load(Relaxed));
+            assert!(staged(&st) <= STAGE_CAP, "round {round}: {}", staged(&st));
+        }
+        write_events(&mut st);
+        assert_eq!(caps(&st), before);
+    }
 }

@@ -518,6 +518,7 @@ fn a_process_that_cannot_see_the_agent_gets_it_from_memory_and_keeps_its_descrip
         );
         assert_eq!(check_window(&history(&file)).len(), 4, "attach {round}");
         assert_eq!(descriptors(pid), before, "after attach {round}");
+        memfd_agent_apart(&file);
         // Nothing was copied into the namespace's files.
         assert_eq!(std::fs::read_dir(&inside_dir).unwrap().count(), 0);
     }
@@ -529,6 +530,50 @@ fn a_process_that_cannot_see_the_agent_gets_it_from_memory_and_keeps_its_descrip
     assert_eq!(copies, 1, "the agent is loaded once: {maps}");
     // Still running (its descriptors are those of a live process).
     assert_eq!(descriptors(pid), before);
+}
+
+/// A recording whose agent was loaded from a memfd: the views read it,
+/// the agent's image (named by the memfd, a path that means another file
+/// in vmmap's own process) is shown as the agent's, and no stack of the
+/// program's names it.
+fn memfd_agent_apart(file: &std::path::Path) {
+    use crate::trace::on_file;
+    let snap: Value = serde_json::from_slice(&on_file("open", file, &["--json"])).unwrap();
+    let mut images = Vec::new();
+    fn walk<'v>(r: &'v Value, out: &mut Vec<&'v Value>) {
+        if r["path"]
+            .as_str()
+            .is_some_and(|p| p.contains("memfd:libvmmap_agent"))
+        {
+            out.push(r);
+        }
+        for c in r["children"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
+    }
+    for r in snap["regions"].as_array().expect("regions") {
+        walk(r, &mut images);
+    }
+    assert!(!images.is_empty(), "the memfd agent is not in the snapshot");
+    for r in images {
+        assert_eq!(r["owner"]["kind"], "agent", "{r}");
+    }
+    let tree =
+        String::from_utf8(on_file("trace", file, &["calltree", "--min-percent", "0"])).unwrap();
+    assert!(tree.contains("work"), "{tree}");
+    assert!(
+        !tree.contains("vmmap_agent") && !tree.contains("/proc/self/fd"),
+        "the agent in the program's stacks: {tree}"
+    );
+    let report = tmp("attach-ns-report.html");
+    let o = Command::new(VMMAP)
+        .args(["report"])
+        .arg(file)
+        .arg("-o")
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 #[test]

@@ -307,6 +307,26 @@ pub fn sections(
 #[cfg(test)]
 mod tests {
     #[test]
+    fn the_c_library_has_room_after_its_code() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_ascii_whitespace().nth(5))
+            .find(|p| p.ends_with("/libc.so.6"))
+            .expect("libc.so.6 in the test's map");
+        let bytes = std::fs::read(libc).unwrap();
+        let (first, end) = super::exec_segment_end(&bytes).expect("an executable segment");
+        let (malloc, _) = super::dynamic_symbol(&bytes, "malloc").unwrap();
+        assert!(first < malloc && malloc < end);
+        // Cut short: nothing, no panic; the program headers are in the
+        // first page.
+        for cut in [0, 16, 64] {
+            assert!(super::exec_segment_end(&bytes[..cut]).is_none());
+        }
+        assert_eq!(super::exec_segment_end(&bytes[..4096]), Some((first, end)));
+    }
+
+    #[test]
     fn dynamic_symbols_of_the_c_library() {
         // The libc this test runs with, from its own map.
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
@@ -556,6 +576,32 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
         }
     }
     Some(facts)
+}
+
+/// The end (`p_vaddr + p_memsz`) of the last executable `PT_LOAD` segment
+/// of a 64-bit little-endian ELF file, and the lowest `p_vaddr` of its
+/// segments (as [`dynamic_symbol`] gives it): `vmmap attach` writes its
+/// way back for the thread it borrows in the rest of that page, mapped
+/// executable but holding no code. None when no segment is executable, or
+/// when another segment shares the rest of that page.
+pub fn exec_segment_end(bytes: &[u8]) -> Option<(u64, u64)> {
+    let info = parse(bytes).ok()?;
+    if info.class != 64 || !info.little_endian {
+        return None;
+    }
+    let first_vaddr = info.loads.iter().map(|l| l.vaddr).min()?;
+    let end = info
+        .loads
+        .iter()
+        .filter(|l| l.flags & 1 != 0)
+        .map(|l| l.vaddr.checked_add(l.mem_size))
+        .max()??;
+    let page_end = end.checked_next_multiple_of(4096)?;
+    let shared = info
+        .loads
+        .iter()
+        .any(|l| l.vaddr < page_end && l.vaddr.saturating_add(l.mem_size) > end);
+    (!shared).then_some((first_vaddr, end))
 }
 
 /// The value (`st_value`: an address relative to the load bias, for a

@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 use vmmap_wire::attach as wire;
 
 mod memfd;
+mod way_back;
+
+use way_back::Extended;
 
 /// Why attaching failed.
 #[derive(Debug, thiserror::Error)]
@@ -408,16 +411,31 @@ struct Stopped {
     pid: i32,
     tid: i32,
     saved: libc::user_regs_struct,
+    /// Its extended state (x87, SSE, AVX), which the calls clobber.
+    saved_ext: Extended,
     /// A signal that arrived while it was ours: delivered when let go.
     pending: i32,
     since: Instant,
     restored: bool,
+    /// The way back written for its calls, if a module had room for it:
+    /// its address and the bytes it covers.
+    way_back: Option<(u64, Vec<u8>)>,
+    /// Whether it was looked for.
+    way_back_sought: bool,
+    /// Stopped at the way back's marker (a system call's entry) rather
+    /// than at a signal: its registers are then put back by hand.
+    at_marker: bool,
 }
 
 impl Stopped {
     /// Seizes and interrupts `tid`.
     fn seize(pid: i32, tid: i32) -> Result<Stopped, AttachError> {
-        if let Err(e) = ptrace(libc::PTRACE_SEIZE, tid, 0, 0) {
+        if let Err(e) = ptrace(
+            libc::PTRACE_SEIZE,
+            tid,
+            0,
+            libc::PTRACE_O_TRACESYSGOOD as usize,
+        ) {
             return Err(match e.raw_os_error() {
                 Some(libc::EPERM) => permission_refusal(pid),
                 Some(libc::ESRCH) => {
@@ -446,46 +464,98 @@ impl Stopped {
             ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| fail(other("PTRACE_CONT", e)))?;
         }
         let saved = get_regs(tid).map_err(|e| fail(other("PTRACE_GETREGS", e)))?;
+        let saved_ext =
+            Extended::read(tid).map_err(|e| fail(other("PTRACE_GETREGSET (extended state)", e)))?;
         Ok(Stopped {
             pid,
             tid,
             saved,
+            saved_ext,
             pending,
             since,
             restored: false,
+            way_back: None,
+            way_back_sought: false,
+            at_marker: false,
         })
     }
 
-    /// Calls `func(args…)` on the thread with the stack at `sp` (16-byte
-    /// aligned) and returns rax.
+    /// The way back's address, written the first time (None if no module
+    /// has room for it: calls then return to 0, and a vmmap killed during
+    /// one leaves the thread to fault).
+    fn way_back(&mut self, maps: &[(u64, u64, String)]) -> Result<Option<u64>, AttachError> {
+        if !self.way_back_sought {
+            self.way_back_sought = true;
+            if let Some(at) = way_back::padding(self.pid, maps) {
+                let (rip, _) = way_back::resume(&self.saved);
+                let code = way_back::code(&self.saved_ext, self.saved.rsp, rip);
+                let before = way_back::peek(self.tid, at, code.len())?;
+                way_back::poke(self.tid, at, &code)?;
+                self.way_back = Some((at, before));
+            }
+        }
+        Ok(self.way_back.as_ref().map(|w| w.0))
+    }
+
+    /// Calls `func(args…)` on the thread with its stack below `sp` and
+    /// returns rax. The call returns to the way back, below which the
+    /// registers to put back are saved (`way_back`), so that the thread
+    /// finds its way back alone if vmmap dies meanwhile.
     fn call(&mut self, func: u64, args: &[u64], sp: u64) -> Result<u64, AttachError> {
+        let maps = maps(self.pid)?;
+        let back = self.way_back(&maps)?;
+        let area = way_back::area(&self.saved, &self.saved_ext);
+        let area_at = (sp - area.len() as u64) & !63;
+        write_mem(self.pid, area_at, &area)
+            .map_err(|e| other("writing the registers' save area", e))?;
         let mut r = self.saved;
-        let ret_at = sp - 8;
-        write_mem(self.pid, ret_at, &0u64.to_le_bytes())
+        let ret_at = area_at - 8;
+        write_mem(self.pid, ret_at, &back.unwrap_or(0).to_le_bytes())
             .map_err(|e| other("writing the call's stack", e))?;
         r.rsp = ret_at;
         r.rip = func;
         r.rax = 0;
         // Not in a system call: the kernel must not restart one at our
-        // address when the thread resumes.
+        // address when the thread resumes (nor run the marker's, when the
+        // thread waits at it).
         r.orig_rax = u64::MAX;
         let regs = [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.rcx];
         for (reg, &v) in regs.into_iter().zip(args) {
             *reg = v;
         }
         set_regs(self.tid, &r).map_err(|e| other("PTRACE_SETREGS", e))?;
-        ptrace(libc::PTRACE_CONT, self.tid, 0, 0).map_err(|e| other("PTRACE_CONT", e))?;
+        self.at_marker = false;
+        // With a way back, the thread stops at every system call, the
+        // marker's among them.
+        let go = if back.is_some() {
+            libc::PTRACE_SYSCALL
+        } else {
+            libc::PTRACE_CONT
+        };
+        let resume = |tid: i32, sig: i32| {
+            ptrace(go, tid, 0, sig as usize).map_err(|e| other("PTRACE_CONT", e))
+        };
+        resume(self.tid, 0)?;
         loop {
             let status = wait_stop(self.tid, Duration::from_secs(20))?;
             let sig = libc::WSTOPSIG(status);
             if status >> 16 != 0 {
                 // An event stop (group-stop): go on.
-                ptrace(libc::PTRACE_CONT, self.tid, 0, 0).map_err(|e| other("PTRACE_CONT", e))?;
+                resume(self.tid, 0)?;
+                continue;
+            }
+            if sig == libc::SIGTRAP | 0x80 {
+                let now = get_regs(self.tid).map_err(|e| other("PTRACE_GETREGS", e))?;
+                if back.is_some_and(|at| now.rip == way_back::marker(at)) {
+                    self.at_marker = true;
+                    return Ok(now.rdi);
+                }
+                resume(self.tid, 0)?;
                 continue;
             }
             if sig == libc::SIGSEGV {
                 let now = get_regs(self.tid).map_err(|e| other("PTRACE_GETREGS", e))?;
-                if now.rip == 0 {
+                if back.is_none() && now.rip == 0 {
                     return Ok(now.rax);
                 }
                 // SAFETY: all-zero is a valid siginfo_t, filled in by the
@@ -511,8 +581,7 @@ impl Stopped {
             }
             // Another signal: delivered now (its handler returns to our
             // call), as it would have been.
-            ptrace(libc::PTRACE_CONT, self.tid, 0, sig as usize)
-                .map_err(|e| other("PTRACE_CONT", e))?;
+            resume(self.tid, sig)?;
         }
     }
 
@@ -521,7 +590,23 @@ impl Stopped {
     fn release(&mut self) -> Duration {
         if !self.restored {
             self.restored = true;
-            let _ = set_regs(self.tid, &self.saved);
+            let _ = self.saved_ext.write(self.tid);
+            if self.at_marker {
+                // At a system call's entry, not at a signal: the kernel's
+                // restart of the interrupted call is done by hand, and the
+                // marker's call is skipped.
+                let mut r = self.saved;
+                (r.rip, r.rax) = way_back::resume(&self.saved);
+                r.orig_rax = u64::MAX;
+                let _ = set_regs(self.tid, &r);
+            } else {
+                let _ = set_regs(self.tid, &self.saved);
+            }
+            // Only now, the thread being out of it for good: the page's
+            // bytes as they were.
+            if let Some((at, before)) = self.way_back.take() {
+                let _ = way_back::poke(self.tid, at, &before);
+            }
             let _ = ptrace(libc::PTRACE_DETACH, self.tid, 0, self.pending as usize);
         }
         self.since.elapsed()

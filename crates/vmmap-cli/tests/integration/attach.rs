@@ -153,7 +153,23 @@ fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // Killed while attached: once the agent is loaded and ptrace let go
+    // (a loaded machine can take longer than any fixed pause to get
+    // there), and some of its output taken.
+    let start = Instant::now();
+    loop {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap();
+        if maps.contains("libvmmap_agent.so") && status.contains("TracerPid:\t0\n") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "vmmap attach did not attach within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     v.kill().unwrap();
     v.wait().unwrap();
     // The agent notices within two seconds: its ring is no longer read
@@ -183,6 +199,169 @@ fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
     let h = history(&file);
     assert!(!check_window(&h).is_empty());
     assert_eq!(w.finish(), plain);
+}
+
+/// Kills `vmmap` (an attach to `pid` under way) with SIGKILL while it
+/// holds the thread it borrowed, once the agent is mapped: inside the
+/// calls. vmmap is frozen (SIGSTOP) to look, so that a loaded machine
+/// cannot let the moment pass between two looks: the thread then waits
+/// for it at its next stop. Whether that moment came.
+fn kill_inside_the_calls(v: &mut Child, pid: i32) -> bool {
+    let vpid = v.id() as i32;
+    let held = || {
+        !std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .contains("TracerPid:\t0\n")
+    };
+    let frozen = || {
+        std::fs::read_to_string(format!("/proc/{vpid}/stat"))
+            .map(|s| s.rsplit(") ").next().unwrap_or_default().starts_with('T'))
+            .unwrap_or(false)
+    };
+    let begun = Instant::now();
+    while v.try_wait().unwrap().is_none() && begun.elapsed() < Duration::from_secs(30) {
+        if !held() {
+            continue;
+        }
+        // SAFETY: signals to our own child.
+        unsafe { libc::kill(vpid, libc::SIGSTOP) };
+        while !frozen() && v.try_wait().unwrap().is_none() {
+            std::thread::yield_now();
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        if held() && maps.contains("libvmmap_agent.so") {
+            v.kill().unwrap();
+            return true;
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(vpid, libc::SIGCONT) };
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// vmmap killed with SIGKILL in the middle of attaching, while the thread
+/// it borrowed runs `dlopen` or the agent's attach entry: the thread finds
+/// its way back alone (docs/tracing.md, "Attach"), and the program runs on
+/// to the same checksum as an untraced run. Before, the thread returned
+/// to address 0 with no tracer to catch the fault, and the program died
+/// of SIGSEGV.
+#[test]
+fn a_vmmap_killed_while_attaching_leaves_the_program_running() {
+    let bin = compile("attach_workers");
+    let plain = workers(&bin, "1000000");
+    let w = workers(&bin, "1000000");
+    let tasks = |pid: i32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let mut hits = 0;
+    for round in 0..3 {
+        let file = tmp(&format!("attach-killed-early-{round}.vmmap"));
+        let mut v = Command::new(VMMAP)
+            .arg("attach")
+            .arg(w.pid.to_string())
+            .args(["--duration", "1s", "-o"])
+            .arg(&file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if kill_inside_the_calls(&mut v, w.pid) {
+            hits += 1;
+        }
+        let _ = v.kill();
+        v.wait().unwrap();
+        // An agent that started detaches itself when vmmap's heartbeat
+        // stops: main and the four workers are left.
+        let start = Instant::now();
+        while tasks(w.pid) > 5 && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", w.pid)).unwrap();
+        let state = stat.rsplit(") ").next().unwrap_or_default();
+        assert!(
+            !state.starts_with('Z'),
+            "round {round}: the program died when vmmap was killed while attaching"
+        );
+        let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", w.pid))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| std::fs::read_to_string(e.path().join("comm")).unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            tasks(w.pid) <= 5,
+            "round {round} (killed inside the calls: {}): the agent still runs 10 s later: {names:?}",
+            hits > 0
+        );
+    }
+    assert_eq!(
+        hits, 3,
+        "vmmap was killed inside the calls in {hits} of 3 rounds"
+    );
+    assert_eq!(w.finish(), plain.finish());
+}
+
+/// The thread vmmap borrows gets every register back, the vector ones
+/// included (`tests/fixtures/vector_spin.c` checks all sixteen SSE
+/// registers while it spins, and is the process's only thread): attached
+/// and detached, and with vmmap killed inside the calls, when the thread
+/// finds its way back alone. The loader's and the agent's code use those
+/// registers; before the extended state was saved and put back, the
+/// fixture found one changed on every attach.
+#[test]
+fn the_borrowed_thread_gets_its_vector_registers_back() {
+    let bin = compile("vector_spin");
+    let start = |seconds: &str| {
+        let mut child = Command::new(&bin)
+            .arg(seconds)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let pid: i32 = line
+            .trim()
+            .strip_prefix("ready ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("fixture said {line:?}"));
+        // Inside its checks by now.
+        std::thread::sleep(Duration::from_millis(300));
+        (child, out, pid)
+    };
+    let end = |mut child: Child, mut out: BufReader<std::process::ChildStdout>, what: &str| {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{what}: the fixture ended with {st:?}");
+        assert!(
+            rest.starts_with("blocks ") && rest.trim_end().ends_with(" bad 0"),
+            "{what}: {rest}"
+        );
+    };
+    // Attached and detached.
+    let (child, out, pid) = start("3");
+    let o = attach(pid, &tmp("attach-vector.vmmap"), &["--duration", "500ms"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    end(child, out, "attached");
+    // vmmap killed inside the calls.
+    let (child, out, pid) = start("5");
+    let mut v = Command::new(VMMAP)
+        .arg("attach")
+        .arg(pid.to_string())
+        .args(["--duration", "1s", "-o"])
+        .arg(tmp("attach-vector-killed.vmmap"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let hit = kill_inside_the_calls(&mut v, pid);
+    let _ = v.kill();
+    v.wait().unwrap();
+    end(child, out, "vmmap killed while attaching");
+    assert!(hit, "vmmap was not caught inside the calls");
 }
 
 #[test]

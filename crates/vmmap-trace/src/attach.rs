@@ -483,10 +483,10 @@ impl Stopped {
     /// The way back's address, written the first time (None if no module
     /// has room for it: calls then return to 0, and a vmmap killed during
     /// one leaves the thread to fault).
-    fn way_back(&mut self, maps: &[(u64, u64, String)]) -> Result<Option<u64>, AttachError> {
+    fn way_back(&mut self) -> Result<Option<u64>, AttachError> {
         if !self.way_back_sought {
             self.way_back_sought = true;
-            if let Some(at) = way_back::padding(self.pid, maps) {
+            if let Some(at) = way_back::padding(self.pid, &maps(self.pid)?) {
                 let (rip, _) = way_back::resume(&self.saved);
                 let code = way_back::code(&self.saved_ext, self.saved.rsp, rip);
                 let before = way_back::peek(self.tid, at, code.len())?;
@@ -502,8 +502,7 @@ impl Stopped {
     /// registers to put back are saved (`way_back`), so that the thread
     /// finds its way back alone if vmmap dies meanwhile.
     fn call(&mut self, func: u64, args: &[u64], sp: u64) -> Result<u64, AttachError> {
-        let maps = maps(self.pid)?;
-        let back = self.way_back(&maps)?;
+        let back = self.way_back()?;
         let area = way_back::area(&self.saved, &self.saved_ext);
         let area_at = (sp - area.len() as u64) & !63;
         write_mem(self.pid, area_at, &area)

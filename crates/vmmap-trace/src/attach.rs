@@ -417,11 +417,12 @@ struct Stopped {
     pending: i32,
     since: Instant,
     restored: bool,
-    /// The way back written for its calls, if a module had room for it:
-    /// its address and the bytes it covers.
+    /// Where the way back goes, if a module has room for it (found before
+    /// the thread is stopped: reading the module takes time).
+    way_back_at: Option<u64>,
+    /// The way back once written for its calls: its address and the
+    /// bytes it covers.
     way_back: Option<(u64, Vec<u8>)>,
-    /// Whether it was looked for.
-    way_back_sought: bool,
     /// Stopped at the way back's marker (a system call's entry) rather
     /// than at a signal: its registers are then put back by hand.
     at_marker: bool,
@@ -474,8 +475,8 @@ impl Stopped {
             pending,
             since,
             restored: false,
+            way_back_at: None,
             way_back: None,
-            way_back_sought: false,
             at_marker: false,
         })
     }
@@ -484,15 +485,12 @@ impl Stopped {
     /// has room for it: calls then return to 0, and a vmmap killed during
     /// one leaves the thread to fault).
     fn way_back(&mut self) -> Result<Option<u64>, AttachError> {
-        if !self.way_back_sought {
-            self.way_back_sought = true;
-            if let Some(at) = way_back::padding(self.pid, &maps(self.pid)?) {
-                let (rip, _) = way_back::resume(&self.saved);
-                let code = way_back::code(&self.saved_ext, self.saved.rsp, rip);
-                let before = way_back::peek(self.tid, at, code.len())?;
-                way_back::poke(self.tid, at, &code)?;
-                self.way_back = Some((at, before));
-            }
+        if let (Some(at), None) = (self.way_back_at, &self.way_back) {
+            let (rip, _) = way_back::resume(&self.saved);
+            let code = way_back::code(&self.saved_ext, self.saved.rsp, rip);
+            let before = way_back::peek(self.tid, at, code.len())?;
+            way_back::poke(self.tid, at, &code)?;
+            self.way_back = Some((at, before));
         }
         Ok(self.way_back.as_ref().map(|w| w.0))
     }
@@ -674,6 +672,7 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
             ))
         })?;
 
+    let back = way_back::padding(pid, &m);
     let mut last = None;
     for tid in candidates(pid).into_iter().take(8) {
         let mut t = match Stopped::seize(pid, tid) {
@@ -684,6 +683,7 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
                 continue;
             }
         };
+        t.way_back_at = back;
         // Below the red zone: the strings, then the calls' frames.
         let data = (t.saved.rsp - 128 - 4096) & !15;
         let mut blob = path.as_bytes_with_nul().to_vec();

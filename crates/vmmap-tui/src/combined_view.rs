@@ -278,14 +278,6 @@ impl CombinedView {
         self.snaps.get(i).cloned()
     }
 
-    /// The process column under `x` in the header, for a click.
-    pub fn column_at(&self, x: u16) -> Option<ProcCol> {
-        self.cols
-            .iter()
-            .find(|(cx, w, _)| x >= *cx && x < cx + w)
-            .map(|&(_, _, c)| c)
-    }
-
     /// Draws the view in `area`, `status` on its last line.
     pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, settings: &Settings, status: &str) {
         if area.height == 0 || area.width == 0 {

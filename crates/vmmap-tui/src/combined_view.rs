@@ -283,37 +283,25 @@ impl CombinedView {
         if area.height == 0 || area.width == 0 {
             return;
         }
-        let bottom = area.y + area.height;
-        let mut y = area.y;
-        let line = |y: &mut u16, h: u16| {
-            let r = Rect {
-                x: area.x,
-                y: *y,
-                width: area.width,
-                height: h.min(bottom - *y),
-            };
-            *y = (*y + h).min(bottom);
-            r
-        };
-        let header = line(&mut y, 1);
+        let mut s = crate::Strips::new(area);
+        let header = s.take(1);
         self.draw_header(f, header);
-        let bars = line(&mut y, 3);
+        let bars = s.take(3);
         self.draw_bars(f, bars, settings);
-        let _gap = line(&mut y, 1);
+        let _gap = s.take(1);
         // The process table keeps a header and up to three rows (and the
         // line above it); the Summary takes the rest it needs.
-        let left = bottom.saturating_sub(y + 1);
+        let left = s.left().saturating_sub(1);
         let procs_min = (self.rows.len().min(3) as u16 + 1).min(left);
         let types = self.types();
         let summary_h = (types.len() as u16 + 2).min(left.saturating_sub(procs_min + 1));
-        let summary = line(&mut y, summary_h);
+        let summary = s.take(summary_h);
         self.draw_summary(f, summary, settings, &types);
-        let position = line(&mut y, 1);
-        let table_h = bottom.saturating_sub(y + 1);
-        let table = line(&mut y, table_h);
+        let position = s.take(1);
+        let table = s.take(s.left().saturating_sub(1));
         self.draw_processes(f, table, settings.units);
         self.draw_position(f, position);
-        let st = line(&mut y, 1);
+        let st = s.take(1);
         f.render_widget(
             Paragraph::new(status.to_string())
                 .style(Style::default().add_modifier(Modifier::REVERSED)),

@@ -107,6 +107,37 @@ pub(crate) fn scroll_into_view(offset: &mut usize, selected: usize, height: usiz
     }
 }
 
+/// Full-width strips taken off the top of an area in turn, each cut to
+/// what is left: how the main and the combined views stack their header,
+/// bars, tables and status line.
+pub(crate) struct Strips {
+    area: ratatui::layout::Rect,
+    y: u16,
+}
+
+impl Strips {
+    pub(crate) fn new(area: ratatui::layout::Rect) -> Strips {
+        Strips { area, y: area.y }
+    }
+
+    /// The next `h` rows, fewer at the bottom.
+    pub(crate) fn take(&mut self, h: u16) -> ratatui::layout::Rect {
+        let bottom = self.area.y + self.area.height;
+        let r = ratatui::layout::Rect {
+            y: self.y,
+            height: h.min(bottom - self.y),
+            ..self.area
+        };
+        self.y = (self.y + h).min(bottom);
+        r
+    }
+
+    /// The rows below the strips taken.
+    pub(crate) fn left(&self) -> u16 {
+        self.area.y + self.area.height - self.y
+    }
+}
+
 /// Sorts a table by `by`: a new column sorts it in its natural order, the
 /// same column again reverses it (every table's header click and sort key).
 pub(crate) fn choose_sort<T: PartialEq>(sort: &mut T, reverse: &mut bool, by: T) {

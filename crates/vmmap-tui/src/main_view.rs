@@ -376,31 +376,20 @@ impl MainView {
         let summary_h = (self.summary_rows.len() as u16 + 1 + agent_row)
             .min(area.height.saturating_sub(7 + 5))
             .max(2.min(area.height.saturating_sub(7)));
-        let mut y = area.y;
-        let line = |y: &mut u16, h: u16| {
-            let r = Rect {
-                x: area.x,
-                y: *y,
-                width: area.width,
-                height: h.min(area.y + area.height - (*y).min(area.y + area.height)),
-            };
-            *y = (*y + h).min(area.y + area.height);
-            r
-        };
-        let header = line(&mut y, 1);
+        let mut s = crate::Strips::new(area);
+        let header = s.take(1);
         self.draw_header(f, header);
-        let bars = line(&mut y, 3);
+        let bars = s.take(3);
         self.draw_bars(f, bars, settings);
-        let _gap = line(&mut y, 1);
-        let summary = line(&mut y, summary_h);
+        let _gap = s.take(1);
+        let summary = s.take(summary_h);
         self.draw_summary(f, summary, &cols, settings);
-        let position = line(&mut y, 1);
+        let position = s.take(1);
         let status_h = 1;
-        let details_h = (area.y + area.height).saturating_sub(y + status_h);
-        let details = line(&mut y, details_h);
+        let details = s.take(s.left().saturating_sub(status_h));
         self.draw_details(f, details, &cols, units, settings);
         self.draw_position(f, position);
-        let st = line(&mut y, status_h);
+        let st = s.take(status_h);
         f.render_widget(
             Paragraph::new(status.to_string())
                 .style(Style::default().add_modifier(Modifier::REVERSED)),

@@ -62,13 +62,6 @@ impl OwnersJob {
             Err(TryRecvError::Disconnected) => Some(Err("the owners thread failed".into())),
         }
     }
-
-    /// Waits (a minute at most) for the result (tests).
-    pub fn wait(&self) -> Option<OwnersResult> {
-        self.rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .ok()
-    }
 }
 
 impl Drop for OwnersJob {

@@ -180,38 +180,25 @@ impl Picker {
             PickColumn::Ws => all[*i].working_set.unwrap_or(0),
             _ => u64::from(all[*i].pid),
         };
+        // Ties by PID, so that the order is the same at every refresh.
+        let pid = |a: &usize, b: &usize| all[*a].pid.cmp(&all[*b].pid);
         match self.sort {
             PickColumn::Pid => rows.sort_by_key(|i| all[*i].pid),
-            PickColumn::User => rows.sort_by(|a, b| {
-                all[*a]
-                    .user
-                    .cmp(&all[*b].user)
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            PickColumn::Name => rows.sort_by(|a, b| {
-                all[*a]
-                    .name
-                    .to_lowercase()
-                    .cmp(&all[*b].name.to_lowercase())
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            PickColumn::Command => rows.sort_by(|a, b| {
-                all[*a]
-                    .cmdline
-                    .cmp(&all[*b].cmdline)
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            PickColumn::Arch => rows.sort_by(|a, b| {
-                all[*a]
-                    .arch
-                    .cmp(&all[*b].arch)
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            c @ (PickColumn::Private | PickColumn::Ws) => rows.sort_by(|a, b| {
-                key_num(b, c)
-                    .cmp(&key_num(a, c))
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
+            PickColumn::User => {
+                rows.sort_by(|a, b| all[*a].user.cmp(&all[*b].user).then(pid(a, b)))
+            }
+            PickColumn::Name => {
+                rows.sort_by_cached_key(|&i| (all[i].name.to_lowercase(), all[i].pid))
+            }
+            PickColumn::Command => {
+                rows.sort_by(|a, b| all[*a].cmdline.cmp(&all[*b].cmdline).then(pid(a, b)))
+            }
+            PickColumn::Arch => {
+                rows.sort_by(|a, b| all[*a].arch.cmp(&all[*b].arch).then(pid(a, b)))
+            }
+            c @ (PickColumn::Private | PickColumn::Ws) => {
+                rows.sort_by(|a, b| key_num(b, c).cmp(&key_num(a, c)).then(pid(a, b)))
+            }
         }
         if self.reverse {
             rows.reverse();

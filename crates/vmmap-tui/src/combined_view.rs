@@ -284,11 +284,9 @@ impl CombinedView {
             return;
         }
         let mut s = crate::Strips::new(area);
-        let header = s.take(1);
+        let (header, bars) = s.head();
         self.draw_header(f, header);
-        let bars = s.take(3);
         self.draw_bars(f, bars, settings);
-        let _gap = s.take(1);
         // The process table keeps a header and up to three rows (and the
         // line above it); the Summary takes the rest it needs.
         let left = s.left().saturating_sub(1);
@@ -524,29 +522,23 @@ impl CombinedView {
         )
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let procs = &self.combined.processes;
-        let rows = self
-            .rows
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(height)
-            .map(|(k, &i)| {
-                let p = &procs[i];
-                let cells: Vec<String> = cols
-                    .iter()
-                    .map(|&c| match c {
-                        ProcCol::Pid => format!("{:>7}", p.pid),
-                        ProcCol::Name => escape(&p.name).into_owned(),
-                        c => format!("{:>nw$}", units.format(c.figure(p).unwrap_or(0))),
-                    })
-                    .collect();
-                let style = if k == self.selected {
-                    Style::default().add_modifier(Modifier::REVERSED)
-                } else {
-                    Style::default()
-                };
-                TableRow::new(cells).style(style)
-            });
+        let rows = crate::on_screen(&self.rows, self.offset, height).map(|(k, &i)| {
+            let p = &procs[i];
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|&c| match c {
+                    ProcCol::Pid => format!("{:>7}", p.pid),
+                    ProcCol::Name => escape(&p.name).into_owned(),
+                    c => format!("{:>nw$}", units.format(c.figure(p).unwrap_or(0))),
+                })
+                .collect();
+            let style = if k == self.selected {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
+            TableRow::new(cells).style(style)
+        });
         let widths: Vec<Constraint> = cols
             .iter()
             .map(|&c| Constraint::Length(width_of(c)))

@@ -132,10 +132,29 @@ impl Strips {
         r
     }
 
+    /// How both views begin: the header line and the three lines of bars,
+    /// then a blank line.
+    pub(crate) fn head(&mut self) -> (ratatui::layout::Rect, ratatui::layout::Rect) {
+        let header = self.take(1);
+        let bars = self.take(3);
+        self.take(1);
+        (header, bars)
+    }
+
     /// The rows below the strips taken.
     pub(crate) fn left(&self) -> u16 {
         self.area.y + self.area.height - self.y
     }
+}
+
+/// The rows of a list that are on screen, with their index in the list:
+/// `height` rows from row `offset` (see [`scroll_into_view`]).
+pub(crate) fn on_screen<T>(
+    rows: &[T],
+    offset: usize,
+    height: usize,
+) -> impl Iterator<Item = (usize, &T)> {
+    rows.iter().enumerate().skip(offset).take(height)
 }
 
 /// Sorts a table by `by`: a new column sorts it in its natural order, the

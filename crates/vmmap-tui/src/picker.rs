@@ -394,53 +394,46 @@ impl Picker {
             format!("{}{mark}", c.header())
         }))
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-        let rows = self
-            .rows
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(height)
-            .map(|(k, &i)| {
-                let p = &self.all[i];
-                let size =
-                    |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| units.format(v));
-                let arch = match &p.access {
-                    Access::Denied(_) => "(no access)".to_string(),
-                    Access::Ok => p.arch.clone().unwrap_or_else(|| "?".into()),
-                };
-                let mut style = Style::default();
-                if matches!(p.access, Access::Denied(_)) {
-                    style = style.fg(Color::DarkGray);
-                }
-                if k == self.selected {
-                    style = style.add_modifier(Modifier::REVERSED);
-                }
-                Row::new(shown.iter().map(|c| match c {
-                    PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
-                    PickColumn::Pid => format!("{:>7}", p.pid),
-                    PickColumn::User => escape(&p.user).into_owned(),
-                    // A container's process: its container, and its PID
-                    // inside, after the name.
-                    PickColumn::Name => {
-                        let inside: Vec<String> = p
-                            .container
-                            .iter()
-                            .map(|c| escape(&c.label()).into_owned())
-                            .chain(p.ns_pid.map(|n| format!("pid {n}")))
-                            .collect();
-                        if inside.is_empty() {
-                            escape(&p.name).into_owned()
-                        } else {
-                            format!("{} [{}]", escape(&p.name), inside.join(" "))
-                        }
+        let rows = crate::on_screen(&self.rows, self.offset, height).map(|(k, &i)| {
+            let p = &self.all[i];
+            let size = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| units.format(v));
+            let arch = match &p.access {
+                Access::Denied(_) => "(no access)".to_string(),
+                Access::Ok => p.arch.clone().unwrap_or_else(|| "?".into()),
+            };
+            let mut style = Style::default();
+            if matches!(p.access, Access::Denied(_)) {
+                style = style.fg(Color::DarkGray);
+            }
+            if k == self.selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Row::new(shown.iter().map(|c| match c {
+                PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
+                PickColumn::Pid => format!("{:>7}", p.pid),
+                PickColumn::User => escape(&p.user).into_owned(),
+                // A container's process: its container, and its PID
+                // inside, after the name.
+                PickColumn::Name => {
+                    let inside: Vec<String> = p
+                        .container
+                        .iter()
+                        .map(|c| escape(&c.label()).into_owned())
+                        .chain(p.ns_pid.map(|n| format!("pid {n}")))
+                        .collect();
+                    if inside.is_empty() {
+                        escape(&p.name).into_owned()
+                    } else {
+                        format!("{} [{}]", escape(&p.name), inside.join(" "))
                     }
-                    PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
-                    PickColumn::Ws => format!("{:>10}", size(p.working_set)),
-                    PickColumn::Arch => arch.clone(),
-                    PickColumn::Command => escape(&p.cmdline).into_owned(),
-                }))
-                .style(style)
-            });
+                }
+                PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
+                PickColumn::Ws => format!("{:>10}", size(p.working_set)),
+                PickColumn::Arch => arch.clone(),
+                PickColumn::Command => escape(&p.cmdline).into_owned(),
+            }))
+            .style(style)
+        });
         let widths: Vec<Constraint> = shown
             .iter()
             .map(|&c| match c {

@@ -377,12 +377,7 @@ impl TopView {
             );
             return;
         }
-        let lines: Vec<Line<'_>> = self
-            .shown
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(h)
+        let lines: Vec<Line<'_>> = crate::on_screen(&self.shown, self.offset, h)
             .map(|(k, &i)| {
                 let r = &self.rows[i];
                 let mut text = String::new();

@@ -18,6 +18,7 @@ pub mod collector;
 pub mod combined_view;
 pub mod details;
 pub mod help;
+mod job;
 pub mod launch_form;
 pub mod main_view;
 pub mod map_view;

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 use vmmap_core::collect::top::{Sampler, Select};
 use vmmap_core::text::Escaped;
-use vmmap_core::top::{self, Column, Field, Metric, Proc, Row, Tracker};
+use vmmap_core::top::{self, Amount, Field, Metric, Proc, Row, Tracker};
 
 use crate::cli::TopArgs;
 use crate::exit;
@@ -162,18 +162,11 @@ fn cell(f: Field, r: &Row, exact: bool) -> String {
         Field::NsPid => p.ns_pid.map_or_else(|| "-".into(), |n| n.to_string()),
         Field::User => Escaped(&p.user).to_string(),
         Field::Name => Escaped(&p.name).to_string(),
-        Field::Figure(Column::Value(m)) => m
-            .of(&p.figures)
-            .map_or_else(|| "n/a".into(), |v| vmmap_core::units::size(v, exact)),
-        Field::Figure(Column::Growth(m)) => r
-            .growth
-            .of(m)
-            .map_or_else(|| "n/a".into(), |v| signed(v, exact)),
-        Field::Figure(Column::SinceStart(m)) => r
-            .since_start
-            .of(m)
-            .map_or_else(|| "n/a".into(), |v| signed(v, exact)),
-        Field::Figure(Column::Pid | Column::Name) => String::new(),
+        Field::Figure(c) => match c.amount(r) {
+            Some(Amount::Size(v)) => vmmap_core::units::size(v, exact),
+            Some(Amount::Change(v)) => signed(v, exact),
+            None => "n/a".into(),
+        },
         Field::Container => {
             let c = p
                 .container

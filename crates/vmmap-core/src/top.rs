@@ -266,14 +266,33 @@ impl Column {
         }
     }
 
-    fn value(self, r: &Row) -> Option<i128> {
+    /// The row's figure in this column, as every table shows and sorts
+    /// it: `None` for the PID and the name, and for a figure that was not
+    /// read (PSS unless asked for).
+    pub fn amount(self, r: &Row) -> Option<Amount> {
         match self {
             Column::Pid | Column::Name => None,
-            Column::Value(m) => m.of(&r.proc.figures).map(i128::from),
-            Column::Growth(m) => r.growth.of(m).map(i128::from),
-            Column::SinceStart(m) => r.since_start.of(m).map(i128::from),
+            Column::Value(m) => m.of(&r.proc.figures).map(Amount::Size),
+            Column::Growth(m) => r.growth.of(m).map(Amount::Change),
+            Column::SinceStart(m) => r.since_start.of(m).map(Amount::Change),
         }
     }
+
+    fn value(self, r: &Row) -> Option<i128> {
+        self.amount(r).map(|a| match a {
+            Amount::Size(v) => i128::from(v),
+            Amount::Change(v) => i128::from(v),
+        })
+    }
+}
+
+/// What a figure column holds for a row ([`Column::amount`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Amount {
+    /// A size now.
+    Size(u64),
+    /// A signed change: over the last interval or since the start.
+    Change(i64),
 }
 
 /// A column of a `top` table, as `vmmap top --once` prints it and the

@@ -16,7 +16,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use vmmap_core::collect::top::Select;
 use vmmap_core::text::escape;
-use vmmap_core::top::{self, Column, Field, Metric, Proc, Row, Tracker};
+use vmmap_core::top::{self, Amount, Column, Field, Metric, Proc, Row, Tracker};
 
 use crate::settings::Units;
 
@@ -444,17 +444,10 @@ fn value(r: &Row, c: Field, units: Units) -> String {
             .as_ref()
             .map_or_else(String::new, |c| escape(&c.label()).into_owned()),
         Field::Command => escape(&p.cmdline).into_owned(),
-        Field::Figure(Column::Value(m)) => m
-            .of(&p.figures)
-            .map_or_else(|| "n/a".into(), |v| units.format(v)),
-        Field::Figure(Column::Growth(m)) => r
-            .growth
-            .of(m)
-            .map_or_else(|| "n/a".into(), |v| signed(v, units)),
-        Field::Figure(Column::SinceStart(m)) => r
-            .since_start
-            .of(m)
-            .map_or_else(|| "n/a".into(), |v| signed(v, units)),
-        Field::Figure(Column::Pid | Column::Name) => String::new(),
+        Field::Figure(c) => match c.amount(r) {
+            Some(Amount::Size(v)) => units.format(v),
+            Some(Amount::Change(v)) => signed(v, units),
+            None => "n/a".into(),
+        },
     }
 }

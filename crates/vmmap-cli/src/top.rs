@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 use vmmap_core::collect::top::{Sampler, Select};
 use vmmap_core::text::Escaped;
-use vmmap_core::top::{self, Metric, Proc, Row, Tracker};
+use vmmap_core::top::{self, Amount, Field, Metric, Proc, Row, Tracker};
 
 use crate::cli::TopArgs;
 use crate::exit;
@@ -152,66 +152,29 @@ pub(crate) fn signed(v: i64, exact: bool) -> String {
     }
 }
 
-/// A column of the text table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Col {
-    Pid,
-    NsPid,
-    User,
-    Name,
-    Value(Metric),
-    Growth(Metric),
-    Container,
-    Command,
-}
-
-impl Col {
-    fn header(self) -> String {
-        match self {
-            Col::Pid => "PID".into(),
-            Col::NsPid => "NSPID".into(),
-            Col::User => "USER".into(),
-            Col::Name => "NAME".into(),
-            Col::Value(m) => m.name().into(),
-            Col::Growth(m) => format!("+{}", m.name()),
-            Col::Container => "CONTAINER".into(),
-            Col::Command => "COMMAND".into(),
+/// A field's cell in the text table: sizes as `vmmap ps` writes them
+/// (`--bytes` exact), `-` where a process has no namespace PID or
+/// container, `n/a` for a figure that was not read.
+fn cell(f: Field, r: &Row, exact: bool) -> String {
+    let p: &Proc = &r.proc;
+    match f {
+        Field::Pid => p.pid.to_string(),
+        Field::NsPid => p.ns_pid.map_or_else(|| "-".into(), |n| n.to_string()),
+        Field::User => Escaped(&p.user).to_string(),
+        Field::Name => Escaped(&p.name).to_string(),
+        Field::Figure(c) => match c.amount(r) {
+            Some(Amount::Size(v)) => vmmap_core::units::size(v, exact),
+            Some(Amount::Change(v)) => signed(v, exact),
+            None => "n/a".into(),
+        },
+        Field::Container => {
+            let c = p
+                .container
+                .as_ref()
+                .map_or_else(|| "-".into(), |c| c.label());
+            Escaped(&c).to_string()
         }
-    }
-
-    fn right(self) -> bool {
-        matches!(self, Col::Pid | Col::NsPid | Col::Value(_) | Col::Growth(_))
-    }
-
-    fn cell(self, r: &Row, exact: bool) -> String {
-        let p: &Proc = &r.proc;
-        match self {
-            Col::Pid => p.pid.to_string(),
-            Col::NsPid => p.ns_pid.map_or_else(|| "-".into(), |n| n.to_string()),
-            Col::User => Escaped(&p.user).to_string(),
-            Col::Name => Escaped(&p.name).to_string(),
-            Col::Value(m) => {
-                let now = match m {
-                    Metric::Private => Some(p.figures.private),
-                    Metric::Ws => Some(p.figures.ws),
-                    Metric::Pss => p.figures.pss,
-                    Metric::Swap => Some(p.figures.swap),
-                };
-                now.map_or_else(|| "n/a".into(), |v| vmmap_core::units::size(v, exact))
-            }
-            Col::Growth(m) => r
-                .growth
-                .of(m)
-                .map_or_else(|| "n/a".into(), |v| signed(v, exact)),
-            Col::Container => {
-                let c = p
-                    .container
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |c| c.label());
-                Escaped(&c).to_string()
-            }
-            Col::Command => Escaped(&p.cmdline).to_string(),
-        }
+        Field::Command => Escaped(&p.cmdline).to_string(),
     }
 }
 
@@ -233,67 +196,40 @@ fn write_table(rows: &[Row], a: &TopArgs, w: &mut impl Write) -> io::Result<()> 
         a.sort.key(),
         if a.reverse { ", reversed" } else { "" }
     );
-    let metrics: Vec<Metric> = Metric::ALL
-        .into_iter()
-        .filter(|m| a.pss || *m != Metric::Pss)
+    // Table order; the growth since the start is the growth over the
+    // interval here (two samples), so it is not shown.
+    let importance = Field::by_importance(ns, containers, a.pss, false);
+    let mut all: Vec<Field> = importance
+        .iter()
+        .copied()
+        .filter(|&f| f != Field::Command)
         .collect();
-    // Table order.
-    let mut all = vec![Col::Pid];
-    if ns {
-        all.push(Col::NsPid);
-    }
-    all.extend([Col::User, Col::Name]);
-    for &m in &metrics {
-        all.extend([Col::Value(m), Col::Growth(m)]);
-    }
-    if containers {
-        all.push(Col::Container);
-    }
-    let text_w = |c: Col, full: usize| match width {
+    all.sort_by_key(|f| f.position());
+    let text_w = |c: Field, full: usize| match width {
         None => full,
         Some(_) => rows
             .iter()
-            .map(|r| c.cell(r, a.bytes).chars().count())
+            .map(|r| cell(c, r, a.bytes).chars().count())
             .max()
             .unwrap_or(0)
             .clamp(c.header().len(), full),
     };
-    let col_w = |c: Col| match c {
-        Col::Pid | Col::NsPid => 7,
-        Col::User => text_w(Col::User, 10),
-        Col::Name => text_w(Col::Name, 16),
-        Col::Value(_) | Col::Growth(_) => fw,
-        Col::Container => 24,
+    let col_w = |c: Field| match c {
+        Field::Pid | Field::NsPid => 7,
+        Field::User => text_w(Field::User, 10),
+        Field::Name => text_w(Field::Name, 16),
+        Field::Figure(_) => fw,
+        Field::Container => 24,
         // What COMMAND needs to be worth showing on a terminal; it then
         // takes the rest of the line.
-        Col::Command => 12,
+        Field::Command => 12,
     };
     let (shown, command) = match width {
         None => (all, true),
         Some(limit) => {
-            use Metric::*;
-            let importance = [
-                Col::Pid,
-                Col::Name,
-                Col::Value(Private),
-                Col::Growth(Private),
-                Col::Value(Ws),
-                Col::Growth(Ws),
-                Col::Container,
-                Col::Command,
-                Col::NsPid,
-                Col::Value(Pss),
-                Col::Growth(Pss),
-                Col::Value(Swap),
-                Col::Growth(Swap),
-                Col::User,
-            ];
             let mut used = 0;
             let mut kept = Vec::new();
-            for c in importance
-                .into_iter()
-                .filter(|c| *c == Col::Command || all.contains(c))
-            {
+            for c in importance {
                 let need = col_w(c) + if kept.is_empty() { 0 } else { 2 };
                 if used + need <= limit {
                     used += need;
@@ -302,7 +238,7 @@ fn write_table(rows: &[Row], a: &TopArgs, w: &mut impl Write) -> io::Result<()> 
             }
             (
                 all.into_iter().filter(|c| kept.contains(c)).collect(),
-                kept.contains(&Col::Command),
+                kept.contains(&Field::Command),
             )
         }
     };
@@ -336,15 +272,15 @@ fn write_table(rows: &[Row], a: &TopArgs, w: &mut impl Write) -> io::Result<()> 
     writeln!(w, "{}", cut(title))?;
     let head: Vec<String> = shown
         .iter()
-        .chain(std::iter::once(&Col::Command))
+        .chain(std::iter::once(&Field::Command))
         .map(|c| c.header())
         .collect();
     writeln!(w, "{}", line(head))?;
     for r in rows {
         let cells: Vec<String> = shown
             .iter()
-            .chain(std::iter::once(&Col::Command))
-            .map(|c| c.cell(r, a.bytes))
+            .chain(std::iter::once(&Field::Command))
+            .map(|&c| cell(c, r, a.bytes))
             .collect();
         writeln!(w, "{}", line(cells))?;
     }

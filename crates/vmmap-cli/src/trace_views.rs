@@ -15,7 +15,7 @@ use vmmap_trace::summary::{StackCost, Summarizer};
 use vmmap_trace::symbols::{short_path, SymbolOptions};
 use vmmap_trace::TraceInfo;
 
-use crate::cli::TraceArgs;
+use crate::cli::{TraceArgs, TraceView};
 use crate::{exit, Failure};
 
 pub use vmmap_trace::analysis::Analysis;
@@ -509,10 +509,10 @@ pub fn allocations(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>
 pub fn export(a: &TraceArgs) -> Result<(), Failure> {
     let an = analyse(a, None)?;
     let m = metric(a, Metric::Allocated);
-    let ext = match a.view.as_str() {
-        "folded" => "folded",
-        "flamegraph" => "svg",
-        "pprof" => "pb.gz",
+    let ext = match a.view {
+        TraceView::Folded => "folded",
+        TraceView::Flamegraph => "svg",
+        TraceView::Pprof => "pb.gz",
         _ => "speedscope.json",
     };
     let path: PathBuf = a.output.clone().unwrap_or_else(|| {
@@ -521,13 +521,13 @@ pub fn export(a: &TraceArgs) -> Result<(), Failure> {
     });
     let mut buf = Vec::new();
     let profile = vmmap_trace::export::Profile::new(&an.info, &an.syms, &an.costs, &an.images);
-    let res = match a.view.as_str() {
-        "folded" => profile
+    let res = match a.view {
+        TraceView::Folded => profile
             .folded(m, a.lines)
             .iter()
             .try_for_each(|l| writeln!(buf, "{l}")),
-        "flamegraph" => profile.flamegraph(m, a.lines, &mut buf),
-        "pprof" => {
+        TraceView::Flamegraph => profile.flamegraph(m, a.lines, &mut buf),
+        TraceView::Pprof => {
             let (first, last) = an.summary.span;
             let ns = an
                 .info

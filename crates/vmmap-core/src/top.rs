@@ -53,7 +53,8 @@ impl Metric {
         }
     }
 
-    fn of(self, f: &Figures) -> Option<u64> {
+    /// This figure of `f`; `None` for PSS when it was not read.
+    pub fn of(self, f: &Figures) -> Option<u64> {
         match self {
             Metric::Private => Some(f.private),
             Metric::Ws => Some(f.ws),
@@ -253,13 +254,151 @@ impl Column {
         Column::ORDER[(i + if back { n - 1 } else { 1 }) % n]
     }
 
-    fn value(self, r: &Row) -> Option<i128> {
+    /// The header of the column: `PRIVATE`, `+PRIVATE` (over the last
+    /// interval), `ΣPRIVATE` (since the start).
+    pub fn label(self) -> String {
+        match self {
+            Column::Pid => "PID".into(),
+            Column::Name => "NAME".into(),
+            Column::Value(m) => m.name().into(),
+            Column::Growth(m) => format!("+{}", m.name()),
+            Column::SinceStart(m) => format!("Σ{}", m.name()),
+        }
+    }
+
+    /// The row's figure in this column, as every table shows and sorts
+    /// it: `None` for the PID and the name, and for a figure that was not
+    /// read (PSS unless asked for).
+    pub fn amount(self, r: &Row) -> Option<Amount> {
         match self {
             Column::Pid | Column::Name => None,
-            Column::Value(m) => m.of(&r.proc.figures).map(i128::from),
-            Column::Growth(m) => r.growth.of(m).map(i128::from),
-            Column::SinceStart(m) => r.since_start.of(m).map(i128::from),
+            Column::Value(m) => m.of(&r.proc.figures).map(Amount::Size),
+            Column::Growth(m) => r.growth.of(m).map(Amount::Change),
+            Column::SinceStart(m) => r.since_start.of(m).map(Amount::Change),
         }
+    }
+
+    fn value(self, r: &Row) -> Option<i128> {
+        self.amount(r).map(|a| match a {
+            Amount::Size(v) => i128::from(v),
+            Amount::Change(v) => i128::from(v),
+        })
+    }
+}
+
+/// What a figure column holds for a row ([`Column::amount`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Amount {
+    /// A size now.
+    Size(u64),
+    /// A signed change: over the last interval or since the start.
+    Change(i64),
+}
+
+/// A column of a `top` table, as `vmmap top --once` prints it and the
+/// live view draws it: the process's identity, or one of the figures a
+/// [`Column`] names. One definition, so that both tables head, align and
+/// give way alike; how wide each is stays with the front end (a terminal
+/// line with fitted text cells, or a screen of fixed cells).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// PID.
+    Pid,
+    /// The PID in the process's own namespace.
+    NsPid,
+    /// User name.
+    User,
+    /// Command name.
+    Name,
+    /// A figure, its growth, or its growth since the start.
+    Figure(Column),
+    /// The container or pod.
+    Container,
+    /// The command line, which takes what is left of the line.
+    Command,
+}
+
+impl Field {
+    /// The header: `PID`, `PRIVATE`, `+PRIVATE`...
+    pub fn header(self) -> String {
+        match self {
+            Field::Pid => "PID".into(),
+            Field::NsPid => "NSPID".into(),
+            Field::User => "USER".into(),
+            Field::Name => "NAME".into(),
+            Field::Figure(c) => c.label(),
+            Field::Container => "CONTAINER".into(),
+            Field::Command => "COMMAND".into(),
+        }
+    }
+
+    /// Whether the cells are right-aligned (numbers).
+    pub fn right(self) -> bool {
+        matches!(self, Field::Pid | Field::NsPid | Field::Figure(_))
+    }
+
+    /// The sort column the field shows, if rows can be sorted by it.
+    pub fn sort(self) -> Option<Column> {
+        match self {
+            Field::Pid => Some(Column::Pid),
+            Field::Name => Some(Column::Name),
+            Field::Figure(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The order of the fields across the line: the identity, the figures
+    /// in [`Column::ORDER`], then the container and the command line.
+    pub fn position(self) -> usize {
+        match self {
+            Field::Pid => 0,
+            Field::NsPid => 1,
+            Field::User => 2,
+            Field::Name => 3,
+            Field::Figure(f) => 4 + Column::ORDER.iter().position(|o| *o == f).unwrap_or(0),
+            Field::Container => 100,
+            Field::Command => 101,
+        }
+    }
+
+    /// The fields in the order they give way when the line is narrow: the
+    /// identity and Private's first, then WS's, the container and the
+    /// command line, then the other figures; the growth since the start
+    /// (with `since_start`, for a view that outlives two samples) follows
+    /// each of Private's and, for the others, comes after every figure.
+    /// The namespace PID and the container are there when some process
+    /// has one, PSS's columns when PSS was read.
+    pub fn by_importance(ns: bool, containers: bool, pss: bool, since_start: bool) -> Vec<Field> {
+        use Metric::*;
+        let fig = |c: Column| Field::Figure(c);
+        let mut v = vec![
+            Field::Pid,
+            Field::Name,
+            fig(Column::Value(Private)),
+            fig(Column::Growth(Private)),
+            fig(Column::SinceStart(Private)),
+            fig(Column::Value(Ws)),
+            fig(Column::Growth(Ws)),
+            Field::Container,
+            Field::Command,
+            Field::NsPid,
+            fig(Column::Value(Pss)),
+            fig(Column::Growth(Pss)),
+            fig(Column::Value(Swap)),
+            fig(Column::Growth(Swap)),
+            fig(Column::SinceStart(Ws)),
+            fig(Column::SinceStart(Pss)),
+            fig(Column::SinceStart(Swap)),
+            Field::User,
+        ];
+        v.retain(|f| match f {
+            Field::NsPid => ns,
+            Field::Container => containers,
+            Field::Figure(Column::SinceStart(_)) if !since_start => false,
+            Field::Figure(c) => pss || c.metric() != Some(Pss),
+            _ => true,
+        });
+        v
     }
 }
 
@@ -472,5 +611,39 @@ mod tests {
         assert!(p.matches(""));
         p.container = crate::container::from_path("/machine.slice/machine-web.scope");
         assert!(p.matches("nspawn:w"));
+    }
+
+    #[test]
+    fn fields_give_way_by_importance_and_sit_in_screen_order() {
+        let two_samples = Field::by_importance(false, false, false, false);
+        assert_eq!(
+            two_samples[..5],
+            [
+                Field::Pid,
+                Field::Name,
+                Field::Figure(Column::Value(Metric::Private)),
+                Field::Figure(Column::Growth(Metric::Private)),
+                Field::Figure(Column::Value(Metric::Ws)),
+            ]
+        );
+        assert!(!two_samples.iter().any(|f| matches!(
+            f,
+            Field::NsPid | Field::Container | Field::Figure(Column::SinceStart(_))
+        ) || f.sort().and_then(Column::metric)
+            == Some(Metric::Pss)));
+        let live = Field::by_importance(true, true, true, true);
+        assert_eq!(live.len(), 18);
+        let mut on_screen = live.clone();
+        on_screen.sort_by_key(|f| f.position());
+        assert_eq!(
+            on_screen[..4],
+            [Field::Pid, Field::NsPid, Field::User, Field::Name]
+        );
+        assert_eq!(on_screen[17], Field::Command);
+        assert_eq!(
+            Field::Figure(Column::SinceStart(Metric::Ws)).header(),
+            "ΣWS"
+        );
+        assert!(Field::Figure(Column::DEFAULT).right() && !Field::Name.right());
     }
 }

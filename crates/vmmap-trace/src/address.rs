@@ -69,30 +69,16 @@ impl AddressFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::EventKind;
+    use crate::test_records::{malloc, record};
 
     fn rec(event: Event) -> Record {
-        Record {
-            stream: 0,
-            tick: 0,
-            image: 0,
-            tid: 1,
-            event,
-        }
+        record(0, 0, 0, event)
     }
 
     #[test]
     fn the_block_holding_the_address_and_its_free() {
         let mut f = AddressFilter::new(0x1010);
-        let alloc = |ptr, size| {
-            rec(Event::Alloc {
-                kind: EventKind::Malloc,
-                ptr,
-                size,
-                align: 0,
-                stack: 1,
-            })
-        };
+        let alloc = |ptr, size| rec(malloc(ptr, size, 1));
         assert!(!f.matches(&alloc(0x1000, 16)), "ends just before");
         assert!(!f.matches(&rec(Event::Free { ptr: 0x1000 })));
         assert!(f.matches(&alloc(0x1000, 17)));

@@ -334,21 +334,8 @@ fn wait_stop(tid: i32, limit: Duration) -> Result<i32, AttachError> {
 /// Reads `len` bytes of `pid`'s memory at `addr`.
 fn read_mem(pid: i32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: len,
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: len,
-    };
-    // SAFETY: the local iovec points into buf; the remote one is only
-    // read by the kernel, checked against the target's mappings.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if n as usize != len {
+    let pid = u32::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    if vmmap_core::memory::vm_readv(pid, addr, &mut buf)? != len {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "short read of the process's memory",
@@ -367,7 +354,9 @@ fn write_mem(pid: i32, addr: u64, data: &[u8]) -> io::Result<()> {
         iov_base: addr as *mut libc::c_void,
         iov_len: data.len(),
     };
-    // SAFETY: as in read_mem; the kernel writes the target's memory.
+    // SAFETY: `local` describes `data`, which the kernel only reads (the
+    // `*mut` is the iovec type's); `remote` is only an address in the
+    // target, which the kernel checks and writes.
     let n = unsafe { libc::process_vm_writev(pid, &local, 1, &remote, 1, 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());

@@ -394,26 +394,10 @@ pub(crate) fn read(path: &std::path::Path) -> Option<Resolved> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::EventKind;
+    use crate::test_records::{malloc, record};
 
     fn rec(image: u32, event: Event) -> Record {
-        Record {
-            tick: 1,
-            image,
-            tid: 1,
-            stream: 0,
-            event,
-        }
-    }
-
-    fn malloc(ptr: u64, size: u64, stack: u32) -> Event {
-        Event::Alloc {
-            kind: EventKind::Malloc,
-            ptr,
-            size,
-            align: 0,
-            stack,
-        }
+        record(1, image, 0, event)
     }
 
     /// What the recorder writes reads back in order: known, unknown,

@@ -26,6 +26,8 @@ pub mod summary;
 pub mod supervise;
 pub mod symbol_cache;
 pub mod symbols;
+#[cfg(test)]
+mod test_records;
 pub mod timeline;
 
 /// The wire format the agent writes, from its own crate (the agent

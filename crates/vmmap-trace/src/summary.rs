@@ -638,26 +638,10 @@ pub fn summarize<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::EventKind;
+    use crate::test_records::{malloc, record};
 
     fn rec(tick: u64, stream: u32, event: Event) -> Record {
-        Record {
-            tick,
-            image: 0,
-            tid: 1 + stream as i32,
-            stream,
-            event,
-        }
-    }
-
-    fn malloc(ptr: u64, size: u64, stack: u32) -> Event {
-        Event::Alloc {
-            kind: EventKind::Malloc,
-            ptr,
-            size,
-            align: 0,
-            stack,
-        }
+        record(tick, 0, stream, event)
     }
 
     fn temporary(events: Vec<(u32, Event)>) -> u64 {

@@ -278,50 +278,28 @@ impl CombinedView {
         self.snaps.get(i).cloned()
     }
 
-    /// The process column under `x` in the header, for a click.
-    pub fn column_at(&self, x: u16) -> Option<ProcCol> {
-        self.cols
-            .iter()
-            .find(|(cx, w, _)| x >= *cx && x < cx + w)
-            .map(|&(_, _, c)| c)
-    }
-
     /// Draws the view in `area`, `status` on its last line.
     pub fn draw(&mut self, f: &mut Frame<'_>, area: Rect, settings: &Settings, status: &str) {
         if area.height == 0 || area.width == 0 {
             return;
         }
-        let bottom = area.y + area.height;
-        let mut y = area.y;
-        let line = |y: &mut u16, h: u16| {
-            let r = Rect {
-                x: area.x,
-                y: *y,
-                width: area.width,
-                height: h.min(bottom - *y),
-            };
-            *y = (*y + h).min(bottom);
-            r
-        };
-        let header = line(&mut y, 1);
+        let mut s = crate::Strips::new(area);
+        let (header, bars) = s.head();
         self.draw_header(f, header);
-        let bars = line(&mut y, 3);
         self.draw_bars(f, bars, settings);
-        let _gap = line(&mut y, 1);
         // The process table keeps a header and up to three rows (and the
         // line above it); the Summary takes the rest it needs.
-        let left = bottom.saturating_sub(y + 1);
+        let left = s.left().saturating_sub(1);
         let procs_min = (self.rows.len().min(3) as u16 + 1).min(left);
         let types = self.types();
         let summary_h = (types.len() as u16 + 2).min(left.saturating_sub(procs_min + 1));
-        let summary = line(&mut y, summary_h);
+        let summary = s.take(summary_h);
         self.draw_summary(f, summary, settings, &types);
-        let position = line(&mut y, 1);
-        let table_h = bottom.saturating_sub(y + 1);
-        let table = line(&mut y, table_h);
+        let position = s.take(1);
+        let table = s.take(s.left().saturating_sub(1));
         self.draw_processes(f, table, settings.units);
         self.draw_position(f, position);
-        let st = line(&mut y, 1);
+        let st = s.take(1);
         f.render_widget(
             Paragraph::new(status.to_string())
                 .style(Style::default().add_modifier(Modifier::REVERSED)),
@@ -544,29 +522,23 @@ impl CombinedView {
         )
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let procs = &self.combined.processes;
-        let rows = self
-            .rows
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(height)
-            .map(|(k, &i)| {
-                let p = &procs[i];
-                let cells: Vec<String> = cols
-                    .iter()
-                    .map(|&c| match c {
-                        ProcCol::Pid => format!("{:>7}", p.pid),
-                        ProcCol::Name => escape(&p.name).into_owned(),
-                        c => format!("{:>nw$}", units.format(c.figure(p).unwrap_or(0))),
-                    })
-                    .collect();
-                let style = if k == self.selected {
-                    Style::default().add_modifier(Modifier::REVERSED)
-                } else {
-                    Style::default()
-                };
-                TableRow::new(cells).style(style)
-            });
+        let rows = crate::on_screen(&self.rows, self.offset, height).map(|(k, &i)| {
+            let p = &procs[i];
+            let cells: Vec<String> = cols
+                .iter()
+                .map(|&c| match c {
+                    ProcCol::Pid => format!("{:>7}", p.pid),
+                    ProcCol::Name => escape(&p.name).into_owned(),
+                    c => format!("{:>nw$}", units.format(c.figure(p).unwrap_or(0))),
+                })
+                .collect();
+            let style = if k == self.selected {
+                Style::default().add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
+            TableRow::new(cells).style(style)
+        });
         let widths: Vec<Constraint> = cols
             .iter()
             .map(|&c| Constraint::Length(width_of(c)))

@@ -18,6 +18,7 @@ pub mod collector;
 pub mod combined_view;
 pub mod details;
 pub mod help;
+mod job;
 pub mod launch_form;
 pub mod main_view;
 pub mod map_view;
@@ -105,6 +106,56 @@ pub(crate) fn scroll_into_view(offset: &mut usize, selected: usize, height: usiz
     } else if height > 0 && selected >= *offset + height {
         *offset = selected + 1 - height;
     }
+}
+
+/// Full-width strips taken off the top of an area in turn, each cut to
+/// what is left: how the main and the combined views stack their header,
+/// bars, tables and status line.
+pub(crate) struct Strips {
+    area: ratatui::layout::Rect,
+    y: u16,
+}
+
+impl Strips {
+    pub(crate) fn new(area: ratatui::layout::Rect) -> Strips {
+        Strips { area, y: area.y }
+    }
+
+    /// The next `h` rows, fewer at the bottom.
+    pub(crate) fn take(&mut self, h: u16) -> ratatui::layout::Rect {
+        let bottom = self.area.y + self.area.height;
+        let r = ratatui::layout::Rect {
+            y: self.y,
+            height: h.min(bottom - self.y),
+            ..self.area
+        };
+        self.y = (self.y + h).min(bottom);
+        r
+    }
+
+    /// How both views begin: the header line and the three lines of bars,
+    /// then a blank line.
+    pub(crate) fn head(&mut self) -> (ratatui::layout::Rect, ratatui::layout::Rect) {
+        let header = self.take(1);
+        let bars = self.take(3);
+        self.take(1);
+        (header, bars)
+    }
+
+    /// The rows below the strips taken.
+    pub(crate) fn left(&self) -> u16 {
+        self.area.y + self.area.height - self.y
+    }
+}
+
+/// The rows of a list that are on screen, with their index in the list:
+/// `height` rows from row `offset` (see [`scroll_into_view`]).
+pub(crate) fn on_screen<T>(
+    rows: &[T],
+    offset: usize,
+    height: usize,
+) -> impl Iterator<Item = (usize, &T)> {
+    rows.iter().enumerate().skip(offset).take(height)
 }
 
 /// Sorts a table by `by`: a new column sorts it in its natural order, the

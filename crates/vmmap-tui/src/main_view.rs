@@ -376,31 +376,18 @@ impl MainView {
         let summary_h = (self.summary_rows.len() as u16 + 1 + agent_row)
             .min(area.height.saturating_sub(7 + 5))
             .max(2.min(area.height.saturating_sub(7)));
-        let mut y = area.y;
-        let line = |y: &mut u16, h: u16| {
-            let r = Rect {
-                x: area.x,
-                y: *y,
-                width: area.width,
-                height: h.min(area.y + area.height - (*y).min(area.y + area.height)),
-            };
-            *y = (*y + h).min(area.y + area.height);
-            r
-        };
-        let header = line(&mut y, 1);
+        let mut s = crate::Strips::new(area);
+        let (header, bars) = s.head();
         self.draw_header(f, header);
-        let bars = line(&mut y, 3);
         self.draw_bars(f, bars, settings);
-        let _gap = line(&mut y, 1);
-        let summary = line(&mut y, summary_h);
+        let summary = s.take(summary_h);
         self.draw_summary(f, summary, &cols, settings);
-        let position = line(&mut y, 1);
+        let position = s.take(1);
         let status_h = 1;
-        let details_h = (area.y + area.height).saturating_sub(y + status_h);
-        let details = line(&mut y, details_h);
+        let details = s.take(s.left().saturating_sub(status_h));
         self.draw_details(f, details, &cols, units, settings);
         self.draw_position(f, position);
-        let st = line(&mut y, status_h);
+        let st = s.take(status_h);
         f.render_widget(
             Paragraph::new(status.to_string())
                 .style(Style::default().add_modifier(Modifier::REVERSED)),
@@ -557,55 +544,49 @@ impl MainView {
         let height = area.height.saturating_sub(1) as usize;
         // Scrolled so that the selected row shows when the window is low.
         let skip = (self.summary_selected + 1).saturating_sub(height);
-        let rows = self
-            .summary_rows
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .take(height)
-            .map(|(i, t)| {
-                let fig = match t {
-                    Some(t) => &self.summary.row(*t).figures,
-                    None => &self.summary.total.figures,
+        let rows = crate::on_screen(&self.summary_rows, skip, height).map(|(i, t)| {
+            let fig = match t {
+                Some(t) => &self.summary.row(*t).figures,
+                None => &self.summary.total.figures,
+            };
+            let name = t.map_or("Total", |t| t.name());
+            let key = match t {
+                Some(t) => match settings.glyph(*t) {
+                    Some(g) => Span::raw(format!("{g}{g} ")),
+                    None => Span::styled("██ ", Style::default().fg(settings.colour(*t))),
+                },
+                None => Span::raw("   "),
+            };
+            let mut cells = vec![ratatui::widgets::Cell::from(Line::from(vec![
+                key,
+                Span::raw(name),
+            ]))];
+            for &c in cols {
+                let text = match &self.compare {
+                    Some(cmp) => {
+                        let base = match t {
+                            Some(t) => &cmp.base.row(*t).figures,
+                            None => &cmp.base.total.figures,
+                        };
+                        delta(fig, base, c, settings.units)
+                    }
+                    None => cell(fig, c, settings.units),
                 };
-                let name = t.map_or("Total", |t| t.name());
-                let key = match t {
-                    Some(t) => match settings.glyph(*t) {
-                        Some(g) => Span::raw(format!("{g}{g} ")),
-                        None => Span::styled("██ ", Style::default().fg(settings.colour(*t))),
-                    },
-                    None => Span::raw("   "),
-                };
-                let mut cells = vec![ratatui::widgets::Cell::from(Line::from(vec![
-                    key,
-                    Span::raw(name),
-                ]))];
-                for &c in cols {
-                    let text = match &self.compare {
-                        Some(cmp) => {
-                            let base = match t {
-                                Some(t) => &cmp.base.row(*t).figures,
-                                None => &cmp.base.total.figures,
-                            };
-                            delta(fig, base, c, settings.units)
-                        }
-                        None => cell(fig, c, settings.units),
-                    };
-                    cells.push(ratatui::widgets::Cell::from(format!("{text:>nw$}")));
-                }
-                let mut style = Style::default();
-                if i == self.summary_selected {
-                    style = style.add_modifier(if focus {
-                        Modifier::REVERSED
-                    } else {
-                        Modifier::BOLD | Modifier::UNDERLINED
-                    });
-                }
-                if t.is_none() {
-                    style = style.add_modifier(Modifier::BOLD);
-                }
-                TableRow::new(cells).style(style)
-            });
+                cells.push(ratatui::widgets::Cell::from(format!("{text:>nw$}")));
+            }
+            let mut style = Style::default();
+            if i == self.summary_selected {
+                style = style.add_modifier(if focus {
+                    Modifier::REVERSED
+                } else {
+                    Modifier::BOLD | Modifier::UNDERLINED
+                });
+            }
+            if t.is_none() {
+                style = style.add_modifier(Modifier::BOLD);
+            }
+            TableRow::new(cells).style(style)
+        });
         // A traced run's agent: its own regions, in no row above; shown,
         // not selectable.
         let agent = self
@@ -729,14 +710,8 @@ impl MainView {
         let header = TableRow::new(head)
             .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let snap = Arc::clone(&self.snap);
-        let rows = self
-            .details
-            .rows
-            .iter()
-            .enumerate()
-            .skip(self.details.offset)
-            .take(height)
-            .map(|(k, &row)| {
+        let rows =
+            crate::on_screen(&self.details.rows, self.details.offset, height).map(|(k, &row)| {
                 let mut style = Style::default();
                 if k == self.details.selected {
                     style = style.add_modifier(if focus {

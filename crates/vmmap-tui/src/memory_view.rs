@@ -113,12 +113,7 @@ impl MemoryList {
         f.render_widget(block, area);
         let body_h = inner.height.saturating_sub(1) as usize;
         crate::scroll_into_view(&mut self.offset, self.selected, body_h);
-        let lines: Vec<Line<'_>> = self
-            .visible
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(body_h)
+        let lines: Vec<Line<'_>> = crate::on_screen(&self.visible, self.offset, body_h)
             .map(|(k, &i)| {
                 let it = &self.items[i];
                 let text = format!(

@@ -4,8 +4,7 @@
 //! shown, which are written back into the file's symbol cache.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, TryRecvError};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use vmmap_core::model::Snapshot;
@@ -29,52 +28,22 @@ pub type OwnersResult = Result<Option<Arc<SnapshotOwners>>, String>;
 pub struct OwnersJob {
     /// The snapshot they are for.
     pub key: OwnersKey,
-    cancel: Arc<AtomicBool>,
-    rx: Receiver<OwnersResult>,
+    job: crate::job::Job<Option<Arc<SnapshotOwners>>>,
 }
 
 impl OwnersJob {
     /// Starts computing the owners of `snap` from the trace in `path`.
     pub fn start(path: PathBuf, snap: Arc<Snapshot>) -> OwnersJob {
         let key = key(&path, &snap);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = channel();
-        let c = Arc::clone(&cancel);
-        let spawned = std::thread::Builder::new()
-            .name("vmmap-owners".into())
-            .spawn({
-                let tx = tx.clone();
-                move || {
-                    let _ = tx.send(compute(&path, &snap, &c));
-                }
-            });
-        if let Err(e) = spawned {
-            let _ = tx.send(Err(format!("cannot start the owners thread: {e}")));
-        }
-        OwnersJob { key, cancel, rx }
+        let job = crate::job::Job::start("vmmap-owners", "owners", move |cancel| {
+            compute(&path, &snap, cancel)
+        });
+        OwnersJob { key, job }
     }
 
-    /// The result, once there is one.
+    /// The result, once there is one; dropping the job stops the work.
     pub fn poll(&self) -> Option<OwnersResult> {
-        match self.rx.try_recv() {
-            Ok(r) => Some(r),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err("the owners thread failed".into())),
-        }
-    }
-
-    /// Waits (a minute at most) for the result (tests).
-    pub fn wait(&self) -> Option<OwnersResult> {
-        self.rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .ok()
-    }
-}
-
-impl Drop for OwnersJob {
-    fn drop(&mut self) {
-        // The thread reads on to the end of the file but stops working.
-        self.cancel.store(true, Ordering::Relaxed);
+        self.job.poll()
     }
 }
 

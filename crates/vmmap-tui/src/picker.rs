@@ -180,38 +180,25 @@ impl Picker {
             PickColumn::Ws => all[*i].working_set.unwrap_or(0),
             _ => u64::from(all[*i].pid),
         };
+        // Ties by PID, so that the order is the same at every refresh.
+        let pid = |a: &usize, b: &usize| all[*a].pid.cmp(&all[*b].pid);
         match self.sort {
             PickColumn::Pid => rows.sort_by_key(|i| all[*i].pid),
-            PickColumn::User => rows.sort_by(|a, b| {
-                all[*a]
-                    .user
-                    .cmp(&all[*b].user)
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            PickColumn::Name => rows.sort_by(|a, b| {
-                all[*a]
-                    .name
-                    .to_lowercase()
-                    .cmp(&all[*b].name.to_lowercase())
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            PickColumn::Command => rows.sort_by(|a, b| {
-                all[*a]
-                    .cmdline
-                    .cmp(&all[*b].cmdline)
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            PickColumn::Arch => rows.sort_by(|a, b| {
-                all[*a]
-                    .arch
-                    .cmp(&all[*b].arch)
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
-            c @ (PickColumn::Private | PickColumn::Ws) => rows.sort_by(|a, b| {
-                key_num(b, c)
-                    .cmp(&key_num(a, c))
-                    .then(all[*a].pid.cmp(&all[*b].pid))
-            }),
+            PickColumn::User => {
+                rows.sort_by(|a, b| all[*a].user.cmp(&all[*b].user).then(pid(a, b)))
+            }
+            PickColumn::Name => {
+                rows.sort_by_cached_key(|&i| (all[i].name.to_lowercase(), all[i].pid))
+            }
+            PickColumn::Command => {
+                rows.sort_by(|a, b| all[*a].cmdline.cmp(&all[*b].cmdline).then(pid(a, b)))
+            }
+            PickColumn::Arch => {
+                rows.sort_by(|a, b| all[*a].arch.cmp(&all[*b].arch).then(pid(a, b)))
+            }
+            c @ (PickColumn::Private | PickColumn::Ws) => {
+                rows.sort_by(|a, b| key_num(b, c).cmp(&key_num(a, c)).then(pid(a, b)))
+            }
         }
         if self.reverse {
             rows.reverse();
@@ -407,53 +394,46 @@ impl Picker {
             format!("{}{mark}", c.header())
         }))
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-        let rows = self
-            .rows
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(height)
-            .map(|(k, &i)| {
-                let p = &self.all[i];
-                let size =
-                    |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| units.format(v));
-                let arch = match &p.access {
-                    Access::Denied(_) => "(no access)".to_string(),
-                    Access::Ok => p.arch.clone().unwrap_or_else(|| "?".into()),
-                };
-                let mut style = Style::default();
-                if matches!(p.access, Access::Denied(_)) {
-                    style = style.fg(Color::DarkGray);
-                }
-                if k == self.selected {
-                    style = style.add_modifier(Modifier::REVERSED);
-                }
-                Row::new(shown.iter().map(|c| match c {
-                    PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
-                    PickColumn::Pid => format!("{:>7}", p.pid),
-                    PickColumn::User => escape(&p.user).into_owned(),
-                    // A container's process: its container, and its PID
-                    // inside, after the name.
-                    PickColumn::Name => {
-                        let inside: Vec<String> = p
-                            .container
-                            .iter()
-                            .map(|c| escape(&c.label()).into_owned())
-                            .chain(p.ns_pid.map(|n| format!("pid {n}")))
-                            .collect();
-                        if inside.is_empty() {
-                            escape(&p.name).into_owned()
-                        } else {
-                            format!("{} [{}]", escape(&p.name), inside.join(" "))
-                        }
+        let rows = crate::on_screen(&self.rows, self.offset, height).map(|(k, &i)| {
+            let p = &self.all[i];
+            let size = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| units.format(v));
+            let arch = match &p.access {
+                Access::Denied(_) => "(no access)".to_string(),
+                Access::Ok => p.arch.clone().unwrap_or_else(|| "?".into()),
+            };
+            let mut style = Style::default();
+            if matches!(p.access, Access::Denied(_)) {
+                style = style.fg(Color::DarkGray);
+            }
+            if k == self.selected {
+                style = style.add_modifier(Modifier::REVERSED);
+            }
+            Row::new(shown.iter().map(|c| match c {
+                PickColumn::Pid if self.marked.contains(&p.pid) => format!("*{:>6}", p.pid),
+                PickColumn::Pid => format!("{:>7}", p.pid),
+                PickColumn::User => escape(&p.user).into_owned(),
+                // A container's process: its container, and its PID
+                // inside, after the name.
+                PickColumn::Name => {
+                    let inside: Vec<String> = p
+                        .container
+                        .iter()
+                        .map(|c| escape(&c.label()).into_owned())
+                        .chain(p.ns_pid.map(|n| format!("pid {n}")))
+                        .collect();
+                    if inside.is_empty() {
+                        escape(&p.name).into_owned()
+                    } else {
+                        format!("{} [{}]", escape(&p.name), inside.join(" "))
                     }
-                    PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
-                    PickColumn::Ws => format!("{:>10}", size(p.working_set)),
-                    PickColumn::Arch => arch.clone(),
-                    PickColumn::Command => escape(&p.cmdline).into_owned(),
-                }))
-                .style(style)
-            });
+                }
+                PickColumn::Private => format!("{:>10}", size(p.private_bytes)),
+                PickColumn::Ws => format!("{:>10}", size(p.working_set)),
+                PickColumn::Arch => arch.clone(),
+                PickColumn::Command => escape(&p.cmdline).into_owned(),
+            }))
+            .style(style)
+        });
         let widths: Vec<Constraint> = shown
             .iter()
             .map(|&c| match c {

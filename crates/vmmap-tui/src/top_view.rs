@@ -16,7 +16,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use vmmap_core::collect::top::Select;
 use vmmap_core::text::escape;
-use vmmap_core::top::{self, Column, Metric, Proc, Row, Tracker};
+use vmmap_core::top::{self, Amount, Column, Field, Metric, Proc, Row, Tracker};
 
 use crate::settings::Units;
 
@@ -40,116 +40,26 @@ pub struct TopStart {
     pub pss: bool,
 }
 
-/// A column of the table, as drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Col {
-    Pid,
-    NsPid,
-    User,
-    Name,
-    Figure(Column),
-    Container,
-    Command,
-}
-
-impl Col {
-    fn header(self) -> String {
-        match self {
-            Col::Pid => "PID".into(),
-            Col::NsPid => "NSPID".into(),
-            Col::User => "USER".into(),
-            Col::Name => "NAME".into(),
-            Col::Figure(c) => label(c),
-            Col::Container => "CONTAINER".into(),
-            Col::Command => "COMMAND".into(),
-        }
-    }
-
-    fn width(self) -> u16 {
-        match self {
-            Col::Pid | Col::NsPid => 7,
-            Col::User => 8,
-            Col::Name => 15,
-            Col::Figure(_) => 10,
-            Col::Container => 23,
-            Col::Command => 20,
-        }
-    }
-
-    fn right(self) -> bool {
-        matches!(self, Col::Pid | Col::NsPid | Col::Figure(_))
-    }
-
-    fn sort(self) -> Option<Column> {
-        match self {
-            Col::Pid => Some(Column::Pid),
-            Col::Name => Some(Column::Name),
-            Col::Figure(c) => Some(c),
-            _ => None,
-        }
+/// A field's width on screen, in cells (a space between two).
+fn field_width(f: Field) -> u16 {
+    match f {
+        Field::Pid | Field::NsPid => 7,
+        Field::User => 8,
+        Field::Name => 15,
+        Field::Figure(_) => 10,
+        Field::Container => 23,
+        Field::Command => 20,
     }
 }
 
-/// A figure column's header: `PRIVATE`, `+PRIVATE` (over the last
-/// interval), `ΣPRIVATE` (since the start).
-pub fn label(c: Column) -> String {
-    match c {
-        Column::Pid => "PID".into(),
-        Column::Name => "NAME".into(),
-        Column::Value(m) => m.name().into(),
-        Column::Growth(m) => format!("+{}", m.name()),
-        Column::SinceStart(m) => format!("Σ{}", m.name()),
-    }
-}
-
-/// The columns in the order they give way when the terminal is narrow:
-/// the identity and private's three first, then the other figures, then
-/// the rest; the command line takes what is left.
-fn by_importance(ns: bool, containers: bool, pss: bool) -> Vec<Col> {
-    use Metric::*;
-    let mut v = vec![
-        Col::Pid,
-        Col::Name,
-        Col::Figure(Column::Value(Private)),
-        Col::Figure(Column::Growth(Private)),
-        Col::Figure(Column::SinceStart(Private)),
-        Col::Figure(Column::Value(Ws)),
-        Col::Figure(Column::Growth(Ws)),
-    ];
-    if containers {
-        v.push(Col::Container);
-    }
-    if ns {
-        v.push(Col::NsPid);
-    }
-    v.extend([
-        Col::Figure(Column::Value(Pss)),
-        Col::Figure(Column::Growth(Pss)),
-        Col::Figure(Column::Value(Swap)),
-        Col::Figure(Column::Growth(Swap)),
-        Col::Figure(Column::SinceStart(Ws)),
-        Col::Figure(Column::SinceStart(Pss)),
-        Col::Figure(Column::SinceStart(Swap)),
-        Col::User,
-        Col::Command,
-    ]);
-    if !pss {
-        v.retain(|c| !matches!(c, Col::Figure(f) if f.metric() == Some(Metric::Pss)));
-    }
+/// The fields in the order they give way when the terminal is narrow:
+/// core's, but the command line comes last: the figures are what this view
+/// is for, and the command takes what they leave.
+fn by_importance(ns: bool, containers: bool, pss: bool) -> Vec<Field> {
+    let mut v = Field::by_importance(ns, containers, pss, true);
+    v.retain(|f| *f != Field::Command);
+    v.push(Field::Command);
     v
-}
-
-/// The order of the columns on screen.
-fn position(c: Col) -> usize {
-    match c {
-        Col::Pid => 0,
-        Col::NsPid => 1,
-        Col::User => 2,
-        Col::Name => 3,
-        Col::Figure(f) => 4 + Column::ORDER.iter().position(|o| *o == f).unwrap_or(0),
-        Col::Container => 100,
-        Col::Command => 101,
-    }
 }
 
 /// The top view's state.
@@ -388,7 +298,7 @@ impl TopView {
             .map_or_else(|| secs(self.delay), |i| format!("{i:.1}s"));
         let legend = format!(
             "Sort: {} {dir}   + growth in the last {over}, Σ since start",
-            label(self.sort),
+            self.sort.label(),
         );
         f.render_widget(
             Paragraph::new(legend),
@@ -404,18 +314,18 @@ impl TopView {
         let mut cols = Vec::new();
         let mut used = 0u16;
         for c in by_importance(ns, containers, self.pss) {
-            if used + c.width() < area.width {
-                used += c.width() + 1;
+            if used + field_width(c) < area.width {
+                used += field_width(c) + 1;
                 cols.push(c);
             }
         }
-        cols.sort_by_key(|c| position(*c));
+        cols.sort_by_key(|c| c.position());
         let spare = area.width.saturating_sub(used);
-        let width = |c: Col| {
-            if c == Col::Command {
-                c.width() + spare
+        let width = |c: Field| {
+            if c == Field::Command {
+                field_width(c) + spare
             } else {
-                c.width()
+                field_width(c)
             }
         };
         let mut head = String::new();
@@ -467,12 +377,7 @@ impl TopView {
             );
             return;
         }
-        let lines: Vec<Line<'_>> = self
-            .shown
-            .iter()
-            .enumerate()
-            .skip(self.offset)
-            .take(h)
+        let lines: Vec<Line<'_>> = crate::on_screen(&self.shown, self.offset, h)
             .map(|(k, &i)| {
                 let r = &self.rows[i];
                 let mut text = String::new();
@@ -527,36 +432,22 @@ fn signed(v: i64, units: Units) -> String {
     }
 }
 
-fn value(r: &Row, c: Col, units: Units) -> String {
+fn value(r: &Row, c: Field, units: Units) -> String {
     let p = &r.proc;
     match c {
-        Col::Pid => p.pid.to_string(),
-        Col::NsPid => p.ns_pid.map_or_else(String::new, |n| n.to_string()),
-        Col::User => escape(&p.user).into_owned(),
-        Col::Name => escape(&p.name).into_owned(),
-        Col::Container => p
+        Field::Pid => p.pid.to_string(),
+        Field::NsPid => p.ns_pid.map_or_else(String::new, |n| n.to_string()),
+        Field::User => escape(&p.user).into_owned(),
+        Field::Name => escape(&p.name).into_owned(),
+        Field::Container => p
             .container
             .as_ref()
             .map_or_else(String::new, |c| escape(&c.label()).into_owned()),
-        Col::Command => escape(&p.cmdline).into_owned(),
-        Col::Figure(Column::Value(m)) => {
-            let f = &p.figures;
-            let v = match m {
-                Metric::Private => Some(f.private),
-                Metric::Ws => Some(f.ws),
-                Metric::Pss => f.pss,
-                Metric::Swap => Some(f.swap),
-            };
-            v.map_or_else(|| "n/a".into(), |v| units.format(v))
-        }
-        Col::Figure(Column::Growth(m)) => r
-            .growth
-            .of(m)
-            .map_or_else(|| "n/a".into(), |v| signed(v, units)),
-        Col::Figure(Column::SinceStart(m)) => r
-            .since_start
-            .of(m)
-            .map_or_else(|| "n/a".into(), |v| signed(v, units)),
-        Col::Figure(Column::Pid | Column::Name) => String::new(),
+        Field::Command => escape(&p.cmdline).into_owned(),
+        Field::Figure(c) => match c.amount(r) {
+            Some(Amount::Size(v)) => units.format(v),
+            Some(Amount::Change(v)) => signed(v, units),
+            None => "n/a".into(),
+        },
     }
 }

@@ -18,8 +18,7 @@ use vmmap_trace::TraceInfo;
 pub struct AnalysisJob {
     /// Operations read so far.
     pub progress: Arc<AtomicU64>,
-    cancel: Arc<AtomicBool>,
-    rx: Receiver<Result<Analysis, String>>,
+    job: crate::job::Job<Analysis>,
 }
 
 impl AnalysisJob {
@@ -27,44 +26,16 @@ impl AnalysisJob {
     /// that address range (one pass does both).
     pub fn start(path: PathBuf, region: Option<(u64, u64)>) -> AnalysisJob {
         let progress = Arc::new(AtomicU64::new(0));
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = channel();
-        let (p, c) = (Arc::clone(&progress), Arc::clone(&cancel));
-        let spawned = std::thread::Builder::new()
-            .name("vmmap-trace-analysis".into())
-            .spawn(move || {
-                let _ = tx.send(analyse(&path, region, &p, &c));
-            });
-        if let Err(e) = spawned {
-            let (tx, rx2) = channel();
-            let _ = tx.send(Err(format!("cannot start the analysis: {e}")));
-            return AnalysisJob {
-                progress,
-                cancel,
-                rx: rx2,
-            };
-        }
-        AnalysisJob {
-            progress,
-            cancel,
-            rx,
-        }
+        let p = Arc::clone(&progress);
+        let job = crate::job::Job::start("vmmap-trace-analysis", "analysis", move |cancel| {
+            analyse(&path, region, &p, cancel)
+        });
+        AnalysisJob { progress, job }
     }
 
-    /// The result, once there is one.
+    /// The result, once there is one; dropping the job stops the analysis.
     pub fn poll(&self) -> Option<Result<Analysis, String>> {
-        match self.rx.try_recv() {
-            Ok(r) => Some(r),
-            Err(TryRecvError::Empty) => None,
-            Err(TryRecvError::Disconnected) => Some(Err("the analysis thread failed".into())),
-        }
-    }
-}
-
-impl Drop for AnalysisJob {
-    fn drop(&mut self) {
-        // The thread reads on to the end of the file but stops analysing.
-        self.cancel.store(true, Ordering::Relaxed);
+        self.job.poll()
     }
 }
 

@@ -309,6 +309,7 @@ impl TraceView {
 
     /// Waits (a minute at most) for the analysis to end (tests, which
     /// need a settled view).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn wait(&mut self) {
         let t0 = std::time::Instant::now();
         while self.job.is_some() && t0.elapsed().as_secs() < 60 {
@@ -319,6 +320,7 @@ impl TraceView {
 
     /// Waits (a minute at most) for the history window asked for and the
     /// count of operations (tests).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn wait_history(&mut self) {
         let t0 = std::time::Instant::now();
         while (self.history.pending.is_some() || self.history.total.is_none())

@@ -226,3 +226,42 @@ fn tiny_sizes_never_panic() {
         }
     }
 }
+
+fn click(app: &mut App, x: u16, y: u16) -> Vec<Request> {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    app.on_event(Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    }))
+}
+
+/// The mouse on the combined view's process table: a header click sorts by
+/// the column under it, a click on a row selects it, a second click on the
+/// selected row opens that process.
+#[test]
+fn clicks_sort_select_and_open_a_process() {
+    use vmmap_tui::combined_view::ProcCol;
+    let mut app = combined_app(Depth::TrueColour);
+    draw(&mut app, 100, 30);
+    let v = app.combined_view.as_ref().unwrap();
+    let (header, body) = (v.header_area, v.body_area);
+    let &(x, _, _) = v.cols.iter().find(|c| c.2 == ProcCol::Pid).unwrap();
+    click(&mut app, x, header.y);
+    assert_eq!(app.combined_view.as_ref().unwrap().sort, ProcCol::Pid);
+    draw(&mut app, 100, 30);
+    // By PID: worker (4243), helper (4244), then the target.
+    assert!(click(&mut app, body.x + 1, body.y + 1).is_empty());
+    assert_eq!(app.screen, Screen::Combined, "a first click selects");
+    assert_eq!(
+        app.combined_view.as_ref().unwrap().selected_pid(),
+        Some(4244)
+    );
+    assert!(
+        click(&mut app, body.x + 1, body.y + 1).is_empty(),
+        "no collection"
+    );
+    assert_eq!(app.screen, Screen::Main, "a second click opens");
+    assert_eq!(app.main.as_ref().unwrap().snap.process.pid, 4244);
+}

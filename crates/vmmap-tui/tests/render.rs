@@ -1074,3 +1074,49 @@ fn picker_marks_processes_for_a_combined_view() {
     key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 1);
 }
+
+fn click(app: &mut App, x: u16, y: u16) -> Vec<Request> {
+    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    app.on_event(Event::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: x,
+        row: y,
+        modifiers: KeyModifiers::NONE,
+    }))
+}
+
+/// The mouse on the picker: a header click sorts by the column under it
+/// (again reverses), a click on a row selects it, a second click on the
+/// selected row opens it; a click below the last row does nothing.
+#[test]
+fn picker_clicks_sort_select_and_open() {
+    let mut app = picker_app();
+    draw(&mut app, 100, 30);
+    let header = app.picker.header_area;
+    let body = app.picker.body_area;
+    // The first column's header (PID).
+    click(&mut app, header.x, header.y);
+    assert_eq!(app.picker.sort, PickColumn::ALL[0]);
+    let reversed = app.picker.reverse;
+    click(&mut app, header.x + 1, header.y);
+    assert_ne!(
+        app.picker.reverse, reversed,
+        "the same header again reverses"
+    );
+    assert!(
+        click(&mut app, body.x, body.y + 2).is_empty(),
+        "a first click selects"
+    );
+    assert_eq!(app.picker.selected, app.picker.offset + 2);
+    let pid = app.picker.selected_entry().map(|e| e.pid);
+    let opened = click(&mut app, body.x, body.y + 2);
+    assert!(
+        matches!(opened[..], [Request::Snapshot(p)] if Some(p) == pid),
+        "a second click opens: {opened:?}"
+    );
+    let rows = app.picker.rows.len() as u16;
+    assert!(body.height > rows, "the list fits with room below");
+    let before = app.picker.selected;
+    assert!(click(&mut app, body.x, body.y + rows).is_empty());
+    assert_eq!(app.picker.selected, before, "below the last row");
+}

@@ -18,7 +18,7 @@ pub mod strings;
 
 use std::ops::ControlFlow;
 
-pub use reader::{scan_ranges, skip_reason, ProcessMemory, ReadStats, ScanRange};
+pub use reader::{scan_ranges, skip_reason, vm_readv, ProcessMemory, ReadStats, ScanRange};
 use strings::{Encodings, Found, StringScanner};
 
 use crate::error::Result;

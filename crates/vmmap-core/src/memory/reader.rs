@@ -273,7 +273,11 @@ fn memory_hint(e: Error) -> Error {
     }
 }
 
-fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads `pid`'s memory at `addr` into `buf` with one `process_vm_readv`
+/// (no ptrace stop, no `/proc/PID/mem` file to open): the count read,
+/// which is short where the range runs into memory that cannot be read.
+/// The one wrapper of the call, for the scanners here and for attaching.
+pub fn vm_readv(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),

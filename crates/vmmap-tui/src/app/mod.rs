@@ -91,33 +91,31 @@ impl App {
         }
         let double = self.last_click == Some((x, y));
         self.last_click = Some((x, y));
-        let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
         match self.screen {
             Screen::Picker if self.picker.tab == PickerTab::Launch => {}
             Screen::Combined => {
                 let Some(v) = self.combined_view.as_mut() else {
                     return Vec::new();
                 };
-                if inside(v.header_area) {
-                    if let Some(c) = v.column_at(x) {
-                        v.sort_by(c);
+                match hit(x, y, v.header_area, v.body_area, v.offset, v.rows.len()) {
+                    Hit::Header => {
+                        if let Some(c) = column_at(&v.cols, x) {
+                            v.sort_by(c);
+                        }
                     }
-                } else if inside(v.body_area) {
-                    let i = v.offset + (y - v.body_area.y) as usize;
-                    if i < v.rows.len() {
-                        let again = v.selected == i;
-                        v.selected = i;
-                        if again && double {
+                    Hit::Row(i) => {
+                        if std::mem::replace(&mut v.selected, i) == i && double {
                             self.open_combined_selected();
                         }
                     }
+                    Hit::Elsewhere => {}
                 }
             }
             Screen::Top => {
                 let Some(t) = self.top.as_mut() else {
                     return Vec::new();
                 };
-                if inside(t.body) {
+                if inside(t.body, x, y) {
                     let before = t.selected_row().map(|r| r.proc.pid);
                     t.move_by(isize::MIN / 2);
                     t.move_by((y - t.body.y) as isize + t.offset() as isize);
@@ -128,53 +126,90 @@ impl App {
             }
             Screen::Picker => {
                 let p = &mut self.picker;
-                if inside(p.header_area) {
-                    if let Some(c) = p.column_at(x) {
-                        p.sort_by(c);
+                match hit(x, y, p.header_area, p.body_area, p.offset, p.rows.len()) {
+                    Hit::Header => {
+                        if let Some(c) = p.column_at(x) {
+                            p.sort_by(c);
+                        }
                     }
-                } else if inside(p.body_area) {
-                    let i = p.offset + (y - p.body_area.y) as usize;
-                    if i < p.rows.len() {
-                        let again = p.selected == i;
-                        p.selected = i;
-                        if again && double {
+                    Hit::Row(i) => {
+                        if std::mem::replace(&mut p.selected, i) == i && double {
                             return self.open_selected();
                         }
                     }
+                    Hit::Elsewhere => {}
                 }
             }
             Screen::Main => {
                 let Some(m) = self.main.as_mut() else {
                     return Vec::new();
                 };
-                if inside(m.areas.summary_header) {
+                if inside(m.areas.summary_header, x, y) {
                     if let Some(c) = column_at(&m.areas.summary_cols, x) {
                         m.sort_summary(c);
                     }
-                } else if inside(m.areas.summary_body) {
+                } else if inside(m.areas.summary_body, x, y) {
                     m.focus = Focus::Summary;
                     let i = (y - m.areas.summary_body.y) as usize;
                     if i < m.summary_rows.len() {
                         m.select_summary(i);
                     }
-                } else if inside(m.areas.details_header) {
-                    if let Some(k) = column_at(&m.areas.details_cols, x) {
-                        m.sort_details(k);
-                    }
-                } else if inside(m.areas.details_body) {
-                    m.focus = Focus::Details;
-                    let i = m.details.offset + (y - m.areas.details_body.y) as usize;
-                    if i < m.details.rows.len() {
-                        let again = m.details.selected == i;
-                        m.details.selected = i;
-                        if again && double {
-                            m.details.set_expanded(&m.snap, &m.data, None);
+                } else {
+                    let d = &mut m.details;
+                    let (header, body) = (m.areas.details_header, m.areas.details_body);
+                    match hit(x, y, header, body, d.offset, d.rows.len()) {
+                        Hit::Header => {
+                            if let Some(k) = column_at(&m.areas.details_cols, x) {
+                                m.sort_details(k);
+                            }
                         }
+                        Hit::Row(i) => {
+                            m.focus = Focus::Details;
+                            if std::mem::replace(&mut d.selected, i) == i && double {
+                                d.set_expanded(&m.snap, &m.data, None);
+                            }
+                        }
+                        Hit::Elsewhere if inside(body, x, y) => m.focus = Focus::Details,
+                        Hit::Elsewhere => {}
                     }
                 }
             }
         }
         Vec::new()
+    }
+}
+
+/// Whether the point is in `r`.
+fn inside(r: Rect, x: u16, y: u16) -> bool {
+    x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height
+}
+
+/// Where a click landed on a table with a header.
+enum Hit {
+    /// On the header: sort by the column under it.
+    Header,
+    /// On this row (an index into the table's rows).
+    Row(usize),
+    /// Below the last row, or outside the table.
+    Elsewhere,
+}
+
+/// Where `(x, y)` is on a table whose header is drawn in `header` and whose
+/// `rows` rows are drawn in `body` from row `offset` on. One rule for every
+/// table that takes clicks, so that they answer the mouse alike: a click
+/// on a row selects it, a second click on the selected row opens it.
+fn hit(x: u16, y: u16, header: Rect, body: Rect, offset: usize, rows: usize) -> Hit {
+    if inside(header, x, y) {
+        Hit::Header
+    } else if inside(body, x, y) {
+        let i = offset + (y - body.y) as usize;
+        if i < rows {
+            Hit::Row(i)
+        } else {
+            Hit::Elsewhere
+        }
+    } else {
+        Hit::Elsewhere
     }
 }
 

@@ -60,12 +60,7 @@ fn summarize_file(
     Ok((acc.finish(&scan.info), scan.info, scan.damage))
 }
 
-pub(crate) fn write_summary(w: &mut impl Write, path: &Path) -> io::Result<()> {
-    let (s, info, problem) = summarize_file(path).map_err(|f| io::Error::other(f.message))?;
-    print_summary(w, &s, &info, problem)
-}
-
-fn print_summary(
+pub(crate) fn print_summary(
     w: &mut impl Write,
     s: &vmmap_trace::Summary,
     info: &vmmap_trace::TraceInfo,

@@ -67,9 +67,25 @@ pub fn scan_file(
     until: Vec<u64>,
     each: impl FnMut(&vmmap_trace::Record),
 ) -> Result<scan::Scan, Failure> {
-    let what = crate::shown(path);
+    let s = scan_unchecked(path, until, each)?;
+    check_scan(path, s)
+}
+
+/// [`scan_file`] without its warning and checks, for a caller that may
+/// have to stay silent (`vmmap run -q`); [`check_scan`] does them.
+pub(crate) fn scan_unchecked(
+    path: &Path,
+    until: Vec<u64>,
+    each: impl FnMut(&vmmap_trace::Record),
+) -> Result<scan::Scan, Failure> {
     keep_large_buffers_mapped();
-    let s = scan::scan_until(open(path)?, until, each);
+    Ok(scan::scan_until(open(path)?, until, each))
+}
+
+/// Warns about a damaged file, fails when it holds no trace (or none this
+/// vmmap reads).
+pub(crate) fn check_scan(path: &Path, s: scan::Scan) -> Result<scan::Scan, Failure> {
+    let what = crate::shown(path);
     if let Some(p) = &s.file_problem {
         eprintln!("vmmap: warning: {what}: {p}; the trace before it is used");
     }

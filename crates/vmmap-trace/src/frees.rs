@@ -6,13 +6,15 @@
 //! allocates: a million blocks alive, and each lookup a cache miss, since
 //! the allocator hands blocks back in no order of address. `vmmap run`
 //! already decodes the trace as the agent writes it (its follower, at idle
-//! priority, for the threads' stacks), so the map can be kept there, once
-//! ([`Recorder`]), and the answers appended at the program's exit: then
-//! every analysis reads each free's block in order and keeps no map
-//! (heaptrack does the same: `heaptrack_interpret` resolves frees while
-//! recording), and the traced program's own hooks do no more than before.
-//! The analyses read the chunk whenever a file has one; the launcher does
-//! not write it yet (docs/tracing.md, "Analysis cost", says why).
+//! priority, for the threads' stacks), but that decoding starves on busy
+//! cores. So `vmmap run`, once the program has ended, reads the recording
+//! once more with a [`Recorder`] (in the same pass as the summary it
+//! prints) and appends the answers: then every analysis reads each free's
+//! block in order and keeps no map (heaptrack does the same:
+//! `heaptrack_interpret` resolves frees while recording), and the traced
+//! program's own hooks do no more than before. The analyses read the chunk
+//! whenever a file has one (docs/tracing.md, "Analysis cost", has the
+//! figures).
 //!
 //! The chunk's payload (LEB128 varints):
 //!
@@ -45,8 +47,14 @@ const VERSION: u64 = 1;
 /// Entries buffered before they are compressed.
 const FLUSH: usize = 1 << 16;
 /// zstd level: the entries compress fourfold at level 1 already, and
-/// compression runs in the launcher beside the program.
+/// compression runs while the user waits for `vmmap run` to end.
 const LEVEL: i32 = 1;
+/// Live blocks past which the recorder gives up (no chunk: the analyses
+/// keep their own map, as for a file without one). The map takes 10 to 16
+/// bytes a block, so `vmmap run` stays under about 64 MiB for it on a
+/// production host whatever the program keeps alive; the threaded bench
+/// workload peaks at about a million.
+const MAX_LIVE: usize = 1 << 22;
 
 /// Ties each free to its block as the records go by (the launcher's
 /// side), and writes the chunk's payload at the end.
@@ -86,6 +94,9 @@ impl Recorder {
     /// Takes one record, in the decoder's order. Mirrors the map of
     /// [`crate::summary::Summarizer`] (whole run, no range) step for step.
     pub fn add(&mut self, r: &Record) {
+        if self.failed {
+            return;
+        }
         if r.image != self.image {
             // An exec: the old image's blocks went with it.
             self.live = LiveMap::default();
@@ -122,6 +133,24 @@ impl Recorder {
             self.last_replaced = self.allocations;
         }
         self.allocations += 1;
+        if self.live.len() > MAX_LIVE {
+            self.give_up();
+        }
+    }
+
+    /// No chunk after all: the memory goes back at once.
+    #[cold]
+    fn give_up(&mut self) {
+        self.failed = true;
+        self.live = LiveMap::default();
+        self.replaced = Vec::new();
+        self.entries = Vec::new();
+    }
+
+    /// Whether the chunk was given up (too many live blocks, or
+    /// compression failed).
+    pub fn given_up(&self) -> bool {
+        self.failed
     }
 
     fn free(&mut self, ptr: u64) {
@@ -147,9 +176,12 @@ impl Recorder {
     }
 
     /// The chunk's payload, for a trace whose records were all taken
-    /// (`info` is the decoder's, after its `finish`); None when
-    /// compression failed.
+    /// (`info` is the decoder's, after its `finish`); None when the
+    /// recorder gave up or compression failed.
     pub fn finish(mut self, info: &TraceInfo) -> Option<Vec<u8>> {
+        if self.failed {
+            return None;
+        }
         self.flush();
         let z = self.packed.finish().ok()?;
         if self.failed {
@@ -466,6 +498,20 @@ mod tests {
                 assert!(!r.agrees(&info));
             }
         }
+    }
+
+    /// A program with more live blocks than the launcher keeps gets no
+    /// chunk (its map is dropped at once), not an ever larger launcher.
+    #[test]
+    fn too_many_live_blocks_give_no_chunk() {
+        let mut r = Recorder::new().unwrap();
+        for i in 0..=MAX_LIVE as u64 {
+            r.add(&rec(0, malloc(0x1000 + i * 16, 8, 1)));
+        }
+        assert!(r.given_up());
+        assert!(r.live.len() == 0);
+        r.add(&rec(0, Event::Free { ptr: 0x1000 }));
+        assert!(r.finish(&TraceInfo::default()).is_none());
     }
 
     /// A count with the chunk gives what a count with the map gives, to

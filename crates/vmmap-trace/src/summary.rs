@@ -207,7 +207,7 @@ impl LiveMap {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 

@@ -320,6 +320,15 @@ impl Supervised {
         lock(&self.shared.notes).clone()
     }
 
+    /// Appends a chunk the launcher computed from the recording (such as
+    /// [`vmmap_core::format::CHUNK_FREES`]), before [`Supervised::finish`].
+    pub fn append_chunk(&self, kind: u32, payload: &[u8]) -> io::Result<()> {
+        match lock(&self.shared.writer).as_mut() {
+            Some(w) => w.append_chunk(kind, payload, payload.len()),
+            None => Err(io::Error::other("the trace file was already finished")),
+        }
+    }
+
     /// Marks the file cleanly closed and returns it with the bytes the
     /// launcher wrote. A program still running is no longer recorded (its
     /// agent goes on appending its events). A failed write of a snapshot

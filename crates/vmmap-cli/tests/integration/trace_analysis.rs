@@ -673,3 +673,125 @@ fn heap_bytes_against_pages_add_up() {
     );
     assert!(big["resident_not_live"].as_i64().unwrap() >= 0, "{big:#}");
 }
+
+/// The chunks of a native file: (kind, offset of the header, stored length).
+fn chunks(file: &Path) -> Vec<(u32, usize, usize)> {
+    let b = std::fs::read(file).unwrap();
+    let word = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let (mut at, mut v) = (16, Vec::new());
+    while at + 16 <= b.len() {
+        let stored = word(at + 4) as usize;
+        v.push((word(at), at, stored));
+        at += 16 + stored;
+    }
+    assert_eq!(at, b.len(), "{}: chunks end with the file", file.display());
+    v
+}
+
+/// `vmmap run` ties every free to its block (the resolved-frees chunk,
+/// kind 6) once the program has ended, and every whole-run view gives the
+/// same output from it as from the live-block map (the chunk stripped):
+/// on a program whose frees all happen on other threads, and on one with
+/// realloc in every form, frees of blocks the trace never saw allocated
+/// and blocks whose free it never saw. The chunk also answers for exactly
+/// the records (read through the library: the views fall back silently
+/// when it does not).
+#[test]
+fn vmmap_run_resolves_frees_and_the_views_agree_without_them() {
+    const FREES: u32 = 6;
+    let xthread = build(
+        "xthread",
+        &[
+            "g++",
+            "-O2",
+            "-g",
+            "-pthread",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/xthread.cpp")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    let frees_src = fixture("frees.c");
+    let frees = build("frees", &["cc", "-O1", "-g", frees_src.to_str().unwrap()]);
+    for prog in [xthread, frees] {
+        let name = prog.file_name().unwrap().to_str().unwrap().to_string();
+        let plain = run_plain(&prog, &[]);
+        let (o, file) = run_traced(&[], &prog, &[]);
+        same_behaviour(&plain, &o);
+        let kinds: Vec<u32> = chunks(&file).iter().map(|c| c.0).collect();
+        assert_eq!(
+            kinds.iter().filter(|&&k| k == FREES).count(),
+            1,
+            "{name}: one resolved-frees chunk in {kinds:?}"
+        );
+        // The library's own check: the chunk's answers agree with the
+        // records, and count what the map counts.
+        let payload = {
+            let b = std::fs::read(&file).unwrap();
+            let &(_, at, len) = chunks(&file).iter().find(|c| c.0 == FREES).unwrap();
+            b[at + 16..at + 16 + len].to_vec()
+        };
+        let mut with =
+            vmmap_trace::summary::Summarizer::with_frees_chunk(payload).expect("the chunk parses");
+        let mut map = vmmap_trace::summary::Summarizer::default();
+        let open = |f: &Path| vmmap_trace::analysis::open(f).expect("open the trace");
+        let s = vmmap_trace::scan::scan(open(&file), |r| {
+            with.add(r);
+            map.add(r);
+        });
+        assert!(
+            with.resolution_agrees(&s.info),
+            "{name}: the chunk answers for the records"
+        );
+        let (sum_with, costs_with, _) = with.finish_costs(&s.info);
+        let (sum_map, costs_map, _) = map.finish_costs(&s.info);
+        assert_eq!(sum_with, sum_map, "{name}: summary");
+        assert_eq!(costs_with, costs_map, "{name}: per-stack costs");
+        assert!(sum_map.frees > 1000, "{name}: {} frees", sum_map.frees);
+        if name == "frees" {
+            assert!(
+                sum_map.unknown_frees >= 600,
+                "{name}: frees of unknown blocks: {}",
+                sum_map.unknown_frees
+            );
+        }
+        // The same file without the chunk.
+        let stripped = tmp().join(format!("{name}-stripped-{}.vmmap", std::process::id()));
+        let b = std::fs::read(&file).unwrap();
+        let mut out = b[..16].to_vec();
+        for (kind, at, len) in chunks(&file) {
+            if kind != FREES {
+                out.extend_from_slice(&b[at..at + 16 + len]);
+            }
+        }
+        std::fs::write(&stripped, out).unwrap();
+        assert!(!chunks(&stripped).iter().any(|c| c.0 == FREES));
+        for args in [
+            &["calltree", "--no-symbol-cache", "--min-percent", "0"][..],
+            &[
+                "calltree",
+                "--no-symbol-cache",
+                "--bottom-up",
+                "--lines",
+                "--json",
+                "--min-percent",
+                "0",
+            ],
+            &["leaks", "--no-symbol-cache", "--top", "0"],
+            &["summary", "--json"],
+        ] {
+            let a = on_file("trace", &file, args);
+            let b = on_file("trace", &stripped, args);
+            assert!(
+                a == b,
+                "{name}: `vmmap trace FILE {}` differs without the chunk:\n--- with\n{}\n--- without\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
+        }
+        let _ = std::fs::remove_file(&stripped);
+        let _ = std::fs::remove_file(&file);
+    }
+}

@@ -141,7 +141,8 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     };
     let elapsed = start.elapsed();
     let snapshots = run.snapshots();
-    let read_back = agent.is_some().then(|| read_back(&output, !a.quiet));
+    let read_back = (agent.is_some() && (a.resolve_frees || !a.quiet))
+        .then(|| read_back(&output, a.resolve_frees, !a.quiet));
     if let Some(Ok(ReadBack {
         frees: Some(payload),
         ..
@@ -230,8 +231,9 @@ struct ReadBack {
 }
 
 /// Reads the recording once, after the program has ended, tying each free
-/// to its block for every later analysis (`vmmap_trace::frees`), and
-/// counting the summary in the same pass when `summary` is set. Done here
+/// to its block for every later analysis (`vmmap_trace::frees`) when
+/// `frees` is set (`--resolve-frees`), and counting the summary in the
+/// same pass when `summary` is set. Done here
 /// rather than while the program runs: the follower that decodes the trace
 /// meanwhile runs at idle priority and falls behind on busy cores, and a
 /// map of live blocks kept there would hold the exit stop or the
@@ -239,8 +241,8 @@ struct ReadBack {
 /// cost"). The user waits for it after the program's end (about what one
 /// count of the trace without the chunk costs: +1.4 s of CPU after a
 /// 20-million-operation run); the program's own exit does not.
-fn read_back(path: &Path, summary: bool) -> Result<ReadBack, Failure> {
-    let mut rec = Recorder::new();
+fn read_back(path: &Path, frees: bool, summary: bool) -> Result<ReadBack, Failure> {
+    let mut rec = frees.then(Recorder::new).flatten();
     let mut acc = summary.then(Summarizer::default);
     let scan = crate::trace_views::scan_unchecked(path, Vec::new(), |r| {
         if let Some(rec) = rec.as_mut() {

@@ -688,7 +688,7 @@ fn chunks(file: &Path) -> Vec<(u32, usize, usize)> {
     v
 }
 
-/// `vmmap run` ties every free to its block (the resolved-frees chunk,
+/// `vmmap run --resolve-frees` ties every free to its block (the resolved-frees chunk,
 /// kind 6) once the program has ended, and every whole-run view gives the
 /// same output from it as from the live-block map (the chunk stripped):
 /// on a program whose frees all happen on other threads, and on one with
@@ -697,7 +697,7 @@ fn chunks(file: &Path) -> Vec<(u32, usize, usize)> {
 /// the records (read through the library: the views fall back silently
 /// when it does not).
 #[test]
-fn vmmap_run_resolves_frees_and_the_views_agree_without_them() {
+fn vmmap_run_resolve_frees_ties_frees_and_the_views_agree_without_them() {
     const FREES: u32 = 6;
     let xthread = build(
         "xthread",
@@ -717,7 +717,14 @@ fn vmmap_run_resolves_frees_and_the_views_agree_without_them() {
     for prog in [xthread, frees] {
         let name = prog.file_name().unwrap().to_str().unwrap().to_string();
         let plain = run_plain(&prog, &[]);
+        // Not by default: the pass costs the user a wait after the end.
         let (o, file) = run_traced(&[], &prog, &[]);
+        same_behaviour(&plain, &o);
+        assert!(
+            chunks(&file).iter().all(|c| c.0 != FREES),
+            "{name}: a resolved-frees chunk without --resolve-frees"
+        );
+        let (o, file) = run_traced(&["--resolve-frees"], &prog, &[]);
         same_behaviour(&plain, &o);
         let kinds: Vec<u32> = chunks(&file).iter().map(|c| c.0).collect();
         assert_eq!(

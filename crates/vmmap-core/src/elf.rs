@@ -306,15 +306,20 @@ pub fn sections(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_c_library_has_room_after_its_code() {
+    /// The libc this test runs with, from its own map.
+    fn own_libc() -> Vec<u8> {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let libc = maps
             .lines()
             .filter_map(|l| l.split_ascii_whitespace().nth(5))
             .find(|p| p.ends_with("/libc.so.6"))
             .expect("libc.so.6 in the test's map");
-        let bytes = std::fs::read(libc).unwrap();
+        std::fs::read(libc).unwrap()
+    }
+
+    #[test]
+    fn the_c_library_has_room_after_its_code() {
+        let bytes = own_libc();
         let (first, end) = super::exec_segment_end(&bytes).expect("an executable segment");
         let (malloc, _) = super::dynamic_symbol(&bytes, "malloc").unwrap();
         assert!(first < malloc && malloc < end);
@@ -328,14 +333,7 @@ mod tests {
 
     #[test]
     fn dynamic_symbols_of_the_c_library() {
-        // The libc this test runs with, from its own map.
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        let libc = maps
-            .lines()
-            .filter_map(|l| l.split_ascii_whitespace().nth(5))
-            .find(|p| p.ends_with("/libc.so.6"))
-            .expect("libc.so.6 in the test's map");
-        let bytes = std::fs::read(libc).unwrap();
+        let bytes = own_libc();
         let (value, first) = super::dynamic_symbol(&bytes, "malloc").expect("malloc");
         assert!(value > first);
         assert!(super::dynamic_symbol(&bytes, "no_such_symbol_here").is_none());

@@ -27,14 +27,21 @@ fn workers(bin: &PathBuf, iterations: &str) -> Workers {
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the fixture");
+    let (out, pid) = ready(&mut child);
+    Workers { child, out, pid }
+}
+
+/// A started fixture's output, and its pid from its "ready PID" line.
+fn ready(child: &mut Child) -> (BufReader<std::process::ChildStdout>, i32) {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     let pid = line
+        .trim()
         .strip_prefix("ready ")
-        .and_then(|p| p.trim().parse().ok())
+        .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("fixture said {line:?}"));
-    Workers { child, out, pid }
+    (out, pid)
 }
 
 impl Workers {
@@ -320,14 +327,7 @@ fn the_borrowed_thread_gets_its_vector_registers_back() {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let pid: i32 = line
-            .trim()
-            .strip_prefix("ready ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("fixture said {line:?}"));
+        let (out, pid) = ready(&mut child);
         // Inside its checks by now.
         std::thread::sleep(Duration::from_millis(300));
         (child, out, pid)
@@ -647,14 +647,7 @@ fn workers_hidden_from_the_agent(mounts: &str) -> Workers {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let pid = line
-        .trim()
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("fixture said {line:?}"));
+    let (out, pid) = ready(&mut child);
     Workers { child, out, pid }
 }
 

@@ -90,6 +90,54 @@ pub struct Cli {
     pub color: ColorWhen,
 }
 
+/// `vmmap [PID|NAME]... [OPTIONS]` parsed without building the
+/// subcommands' argument definitions, which took a tenth of the start of
+/// the binary (clap builds every subcommand's arguments before parsing).
+/// `None` whenever that parse could differ from [`Cli`]'s: an argument
+/// names a subcommand, or it fails (help, version and usage errors then
+/// come from the full parse, word for word).
+pub fn parse_snapshot() -> Option<Cli> {
+    parse_snapshot_from(std::env::args_os().collect())
+}
+
+/// [`parse_snapshot`] of these arguments (the program's name first).
+fn parse_snapshot_from(args: Vec<std::ffi::OsString>) -> Option<Cli> {
+    use clap::{value_parser, Arg, FromArgMatches};
+    let names_a_command = |a: &std::ffi::OsString| {
+        a.to_str()
+            .is_none_or(|a| a == "help" || <Command as Subcommand>::has_subcommand(a))
+    };
+    if args.iter().skip(1).any(names_a_command) {
+        return None;
+    }
+    // The global arguments of `Cli`, with the same ids, parsers and
+    // defaults (their help is the full parse's business).
+    let cmd = clap::Command::new("vmmap")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("proc_root")
+                .long("proc-root")
+                .value_parser(value_parser!(PathBuf))
+                .default_value("/proc"),
+        )
+        .arg(
+            Arg::new("color")
+                .long("color")
+                .value_parser(value_parser!(ColorWhen))
+                .default_value("auto"),
+        );
+    let m = <SnapshotArgs as Args>::augment_args(cmd)
+        .try_get_matches_from(args)
+        .ok()?;
+    Some(Cli {
+        command: None,
+        snapshot: SnapshotArgs::from_arg_matches(&m).ok()?,
+        proc_root: m.get_one::<PathBuf>("proc_root")?.clone(),
+        color: *m.get_one::<ColorWhen>("color")?,
+    })
+}
+
 /// When to use colours (`--color`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorWhen {
@@ -1307,5 +1355,52 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_seconds("300ms"), Ok(0.3));
+    }
+}
+
+#[cfg(test)]
+mod snapshot_parse {
+    use clap::Parser;
+
+    use super::{parse_snapshot_from, Cli};
+
+    /// The parse without subcommands gives what the full one gives, and
+    /// leaves to it what it cannot parse alike.
+    #[test]
+    fn the_snapshot_parse_agrees_with_the_full_one() {
+        let same = [
+            "vmmap 1234",
+            "vmmap firefox -s",
+            "vmmap 1234 -t heap,stack --sort private -r",
+            "vmmap 1234 -c all --bytes --wide",
+            "vmmap 1234 --json -o /tmp/x.json",
+            "vmmap --proc-root /tmp/p 12 --color never",
+            "vmmap 1 2 3 --children",
+            "vmmap 1234 -a 0x7ffd0000",
+            "vmmap 1234 --sharing exact --no-ptrace --ptrace-budget-ms 5",
+            "vmmap -p 1234 -i",
+            "vmmap",
+        ];
+        for line in same {
+            let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            let full = Cli::try_parse_from(&args).expect(line);
+            let fast = parse_snapshot_from(args).expect(line);
+            assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{line}");
+        }
+        let full_only = [
+            "vmmap ps",
+            "vmmap --proc-root /tmp/p top",
+            "vmmap help",
+            "vmmap --help",
+            "vmmap 1234 -h",
+            "vmmap --version",
+            "vmmap 1234 --no-such-option",
+            "vmmap 1234 -i -a 0x1000",
+            "vmmap 1234 --color sometimes",
+        ];
+        for line in full_only {
+            let args: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            assert!(parse_snapshot_from(args).is_none(), "{line}");
+        }
     }
 }

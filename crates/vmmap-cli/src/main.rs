@@ -53,7 +53,9 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .filter(|a| vmmap_core::text::needs_quoting(a))
         .collect();
-    let parsed = if hostile.is_empty() {
+    let parsed = if let Some(cli) = hostile.is_empty().then(cli::parse_snapshot).flatten() {
+        Ok(cli)
+    } else if hostile.is_empty() {
         Cli::try_parse()
     } else {
         use clap::{CommandFactory, FromArgMatches};

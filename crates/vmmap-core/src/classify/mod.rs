@@ -49,6 +49,17 @@ pub trait Inspector {
     fn probe_file(&mut self, mapping: &Region) -> FileProbe;
     /// Reads target memory at `addr` into `buf`; false if it cannot.
     fn read_memory(&mut self, addr: u64, buf: &mut [u8]) -> bool;
+    /// Reads `len` bytes at each of `addrs` (ascending) into the
+    /// consecutive `len`-byte pieces of `out`; says for each whether it
+    /// could. The live inspector reads them all in one go (the default
+    /// reads one at a time).
+    fn read_memory_each(&mut self, addrs: &[u64], len: usize, out: &mut [u8]) -> Vec<bool> {
+        addrs
+            .iter()
+            .zip(out.chunks_exact_mut(len.max(1)))
+            .map(|(&a, piece)| self.read_memory(a, piece))
+            .collect()
+    }
     /// The filesystem type of a device, from the target's mountinfo.
     fn fs_type(&self, major: u32, minor: u32) -> Option<&str>;
     /// Reads `buf.len()` bytes at `offset` of the file behind a mapping;

@@ -123,6 +123,18 @@ impl Inspector for LiveInspector<'_> {
         matches!(mem.read(addr, buf), Ok(n) if n == buf.len())
     }
 
+    fn read_memory_each(&mut self, addrs: &[u64], len: usize, out: &mut [u8]) -> Vec<bool> {
+        if !self.read_memory {
+            return vec![false; addrs.len()];
+        }
+        let dir = self.dir;
+        let mem = self
+            .mem
+            .get_or_insert_with(|| ProcessMemory::new(dir.clone()));
+        mem.read_each(addrs, len, out)
+            .unwrap_or_else(|_| vec![false; addrs.len()])
+    }
+
     fn fs_type(&self, major: u32, minor: u32) -> Option<&str> {
         self.fs_types
             .get_or_init(|| {

@@ -15,6 +15,26 @@ use crate::util::*;
 fn spinners() -> Fixture {
     let fx = Fixture::start_named_in_session("spinners");
     assert_eq!(fx.info["spinners"], "256");
+    // READY comes once every thread has started, not once main and the
+    // three blocked ones are inside their system calls: with 256 spinners
+    // on the CPUs they can still be on their way there (runnable, so read
+    // as running) when the snapshot comes. Wait until they sleep.
+    let pid = fx.pid.to_string();
+    let waiting = ["tid_read", "tid_sleep", "tid_cond"]
+        .map(|k| fx.info[k].clone())
+        .into_iter()
+        .chain([pid]);
+    for tid in waiting {
+        let start = Instant::now();
+        while task_stat(fx.pid, &tid).first().map(String::as_str) != Some("S") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "thread {tid} never sleeps: {:?}",
+                task_stat(fx.pid, &tid)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     fx
 }
 

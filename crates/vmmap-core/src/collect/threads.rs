@@ -30,11 +30,11 @@ pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     tids.sort_unstable_by_key(|&t| (t != dir.pid, t));
+    let task_dir = std::fs::File::open(&task).map_err(|e| dir.error(task.clone(), e))?;
     let mut out = Vec::with_capacity(tids.len());
     let mut running = Vec::new();
     for tid in tids {
-        let base = format!("task/{tid}");
-        let (name, source) = match dir.read_line(&format!("{base}/comm")) {
+        let (name, source) = match dir.read_task_line(&task_dir, &format!("{tid}/comm")) {
             Ok(b) => (
                 String::from_utf8_lossy(&b).trim_end().to_string(),
                 StackPointerSource::Unavailable,
@@ -48,7 +48,7 @@ pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
             stack_pointer_source: source,
             tcb: None,
         };
-        if source != StackPointerSource::Exited && !read_syscall(dir, &mut t) {
+        if source != StackPointerSource::Exited && !read_syscall(dir, &task_dir, &mut t) {
             running.push(out.len());
         }
         out.push(t);
@@ -60,7 +60,7 @@ pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
             break;
         }
         std::thread::sleep(Duration::from_micros(200 << attempt.min(4)));
-        running.retain(|&i| !read_syscall(dir, &mut out[i]));
+        running.retain(|&i| !read_syscall(dir, &task_dir, &mut out[i]));
     }
     Ok(out)
 }
@@ -68,9 +68,9 @@ pub(super) fn threads(dir: &ProcDir, retries: u32) -> Result<Vec<ThreadInfo>> {
 /// Reads `syscall` for `t`; false while the thread is running. Permission
 /// to read `syscall` (PTRACE_MODE_ATTACH) can be missing where smaps
 /// (PTRACE_MODE_READ) is allowed: that counts as done, with no pointer.
-fn read_syscall(dir: &ProcDir, t: &mut ThreadInfo) -> bool {
+fn read_syscall(dir: &ProcDir, task_dir: &std::fs::File, t: &mut ThreadInfo) -> bool {
     match dir
-        .read_line(&format!("task/{}/syscall", t.tid))
+        .read_task_line(task_dir, &format!("{}/syscall", t.tid))
         .ok()
         .and_then(|b| syscall::parse(&b).ok())
     {

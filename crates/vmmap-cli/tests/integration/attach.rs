@@ -179,7 +179,8 @@ fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
     std::thread::sleep(Duration::from_millis(500));
     v.kill().unwrap();
     v.wait().unwrap();
-    // The agent notices within two seconds: its ring is no longer read
+    // The agent notices two seconds after the heartbeat stops (waited for up
+    // to 30 s: a loaded machine starves its writer): its ring is no longer read
     // and its slots are the program's again.
     let start = Instant::now();
     let agent_ranges = loop {
@@ -188,7 +189,7 @@ fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
             .unwrap()
             .count();
         // The writer thread is gone: main and the four workers.
-        if task <= 5 || start.elapsed() > Duration::from_secs(5) {
+        if task <= 5 || start.elapsed() > Duration::from_secs(30) {
             break maps;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -282,7 +283,9 @@ fn a_vmmap_killed_while_attaching_leaves_the_program_running() {
         // An agent that started detaches itself when vmmap's heartbeat
         // stops: main and the four workers are left.
         let start = Instant::now();
-        while tasks(w.pid) > 5 && start.elapsed() < Duration::from_secs(10) {
+        // Two seconds after the heartbeat stops, plus the detach, on a
+        // machine that may be running every other test at once.
+        while tasks(w.pid) > 5 && start.elapsed() < Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(100));
         }
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", w.pid)).unwrap();
@@ -300,7 +303,7 @@ fn a_vmmap_killed_while_attaching_leaves_the_program_running() {
             .unwrap_or_default();
         assert!(
             tasks(w.pid) <= 5,
-            "round {round} (killed inside the calls: {}): the agent still runs 10 s later: {names:?}",
+            "round {round} (killed inside the calls: {}): the agent still runs 30 s later: {names:?}",
             hits > 0
         );
     }

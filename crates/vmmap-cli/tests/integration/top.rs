@@ -38,12 +38,21 @@ impl Grower {
             }
             [] => Command::new(&bin),
         };
-        let mut child = cmd
-            .arg(dir.path())
+        cmd.arg(dir.path())
             .arg(pages.to_string())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the grower fixture");
+            .stdout(Stdio::piped());
+        // A process another test forks while the copy's descriptor is open
+        // holds it until it execs: the copy is then "busy" for a moment.
+        let mut tries = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.expect("start the grower fixture"),
+            }
+        };
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)

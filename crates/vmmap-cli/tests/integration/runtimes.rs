@@ -133,22 +133,57 @@ fn regions<'a>(snap: &'a Value, t: &str, prefix: &str) -> Vec<&'a Value> {
 fn coverage(snap: &Value) -> (f64, Vec<String>) {
     let (mut total, mut private) = (0u64, 0u64);
     let mut large = Vec::new();
-    for l in leaves(snap) {
+    let all = leaves(snap);
+    for (k, l) in all.iter().enumerate() {
         total += rss(l);
         if typ(l) == "private_data" {
             private += rss(l);
             if rss(l) >= MB && l["inode"] == 0 {
+                // What a failure needs to be understood: the neighbours,
+                // and the words at the start of the region and of each
+                // of its pages that could begin a malloc chunk or a page
+                // of a runtime (read after the snapshot, so they may have
+                // moved on since).
+                let near = |j: Option<usize>| {
+                    j.and_then(|j| all.get(j)).map_or("-".to_string(), |n| {
+                        format!("{}-{} {} {}", n["start"], n["end"], typ(n), details(n))
+                    })
+                };
                 large.push(format!(
-                    "{}-{} {} rss {}",
+                    "{}-{} {} rss {} (below: {}; above: {}; words: {})",
                     l["start"],
                     l["end"],
                     l["perms"],
-                    rss(l)
+                    rss(l),
+                    near(k.checked_sub(1)),
+                    near(Some(k + 1)),
+                    headers(snap["process"]["pid"].as_u64().unwrap_or(0), l)
                 ));
             }
         }
     }
     (1.0 - private as f64 / total.max(1) as f64, large)
+}
+
+/// The first two words of each page of region `r` of process `pid` that
+/// are not both zero, at most 8 of them, for failure messages.
+fn headers(pid: u64, r: &Value) -> String {
+    use std::os::unix::fs::FileExt;
+    let Ok(mem) = std::fs::File::open(format!("/proc/{pid}/mem")) else {
+        return "unreadable".into();
+    };
+    let (start, end) = (hex(&r["start"]), hex(&r["end"]));
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < end && out.len() < 8 {
+        let mut b = [0u8; 16];
+        if mem.read_exact_at(&mut b, at).is_ok() && b != [0; 16] {
+            let w = |i: usize| u64::from_ne_bytes(b[i..i + 8].try_into().unwrap());
+            out.push(format!("+{:#x}: {:#x} {:#x}", at - start, w(0), w(8)));
+        }
+        at += 4096;
+    }
+    out.join(", ")
 }
 
 fn assert_covered(snap: &Value, what: &str) {

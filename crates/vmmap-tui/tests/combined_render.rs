@@ -8,16 +8,16 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use ratatui::style::Color;
-use ratatui::Terminal;
+use ratatui::crossterm::event::KeyCode;
 use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::multi::Combined;
 use vmmap_tui::app::{App, Screen};
 use vmmap_tui::collector::{Request, Response};
 use vmmap_tui::palette::Depth;
 use vmmap_tui::Settings;
+
+mod screen;
+use screen::{click, coloured_cells, draw, key};
 
 fn target() -> Snapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/target.json");
@@ -71,25 +71,6 @@ fn combined_app(depth: Depth) -> App {
     app
 }
 
-fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| app.draw(f)).unwrap();
-    t
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Request> {
-    app.on_event(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-/// Whether any cell of the screen has a colour of its own.
-fn has_colour(t: &Terminal<TestBackend>) -> bool {
-    t.backend()
-        .buffer()
-        .content
-        .iter()
-        .any(|c| c.fg != Color::Reset || c.bg != Color::Reset)
-}
-
 #[test]
 fn combined_view_at_every_size_with_and_without_colour() {
     for depth in [Depth::TrueColour, Depth::Off] {
@@ -117,7 +98,7 @@ fn combined_view_at_every_size_with_and_without_colour() {
                 "{at}: sorted by Private:\n{text}"
             );
             if depth == Depth::Off {
-                assert!(!has_colour(&t), "{at}: no colour at all");
+                assert!(coloured_cells(&t) == 0, "{at}: no colour at all");
                 // The bars are drawn in each type's own character.
                 let bar = lines.iter().find(|l| l.contains("Committed  ")).unwrap();
                 let glyphs = [MemoryType::Image, MemoryType::Heap, MemoryType::PrivateData]
@@ -126,7 +107,7 @@ fn combined_view_at_every_size_with_and_without_colour() {
                     assert!(bar.contains(g), "{at}: {g:?} in the bar {bar}");
                 }
             } else {
-                assert!(has_colour(&t), "{at}: the bars are coloured");
+                assert!(coloured_cells(&t) > 0, "{at}: the bars are coloured");
             }
             let name = format!(
                 "combined_{w}x{h}{}",
@@ -225,16 +206,6 @@ fn tiny_sizes_never_panic() {
             draw(&mut app, w, h);
         }
     }
-}
-
-fn click(app: &mut App, x: u16, y: u16) -> Vec<Request> {
-    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
-    app.on_event(Event::Mouse(MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column: x,
-        row: y,
-        modifiers: KeyModifiers::NONE,
-    }))
 }
 
 /// The mouse on the combined view's process table: a header click sorts by

@@ -15,6 +15,9 @@ use vmmap_core::model::Snapshot;
 use vmmap_tui::app::{App, Mode, Screen};
 use vmmap_tui::Settings;
 
+mod screen;
+use screen::draw;
+
 const NAME: &str = "\x1b]0;PWN\x07x";
 const PATH: &str = "/tmp/map\x1b]0;T\x07\r\nFORGED\u{9b}2J\u{202e}";
 const ARG: &str = "\x1b]52;c;aGk=\x07";
@@ -43,12 +46,6 @@ fn hostile_snapshot() -> Snapshot {
     r.path = PATH.into();
     r.details = PATH.into();
     s
-}
-
-fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| app.draw(f)).unwrap();
-    terminal
 }
 
 /// Every cell's symbol: none may hold a control character (C0, DEL, C1)

@@ -28,6 +28,9 @@ use vmmap_tui::Settings;
 
 mod common;
 
+mod screen;
+use screen::draw;
+
 fn region(start: u64, end: u64, t: MemoryType, path: &str, details: &str) -> Region {
     Region {
         start,
@@ -85,12 +88,6 @@ fn opened(pid: u32) -> App {
     // One more poll gives the view the result.
     app.poll_owners();
     app
-}
-
-fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| app.draw(f)).unwrap();
-    t
 }
 
 /// The screen line holding `needle`.

@@ -23,6 +23,9 @@ use vmmap_tui::main_view::MainView;
 use vmmap_tui::picker::{PickColumn, PickerTab};
 use vmmap_tui::Settings;
 
+mod screen;
+use screen::{click, coloured_cells, draw};
+
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -100,12 +103,6 @@ fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
         key(app, KeyCode::Char(c));
     }
-}
-
-fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-    terminal.draw(|f| app.draw(f)).unwrap();
-    terminal
 }
 
 /// The screen as text (quoted lines, as in the snapshots).
@@ -996,15 +993,6 @@ fn fragmentation_map_100x30() {
     );
 }
 
-/// Whether any cell of the screen has a colour of its own.
-fn has_colour(t: &Terminal<TestBackend>) -> bool {
-    t.backend()
-        .buffer()
-        .content
-        .iter()
-        .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
-}
-
 /// The fragmentation map at the sizes terminals have, with and without
 /// colour: each type has its letter either way (reserved parts in lower
 /// case), and without colour no cell has one.
@@ -1024,7 +1012,7 @@ fn fragmentation_map_at_every_size_with_and_without_colour() {
             for letter in ['I', 'H', 'P'] {
                 assert!(grid.contains(letter), "{at}: {letter} on the map:\n{text}");
             }
-            assert_eq!(has_colour(&t), colour, "{at}");
+            assert_eq!(coloured_cells(&t) > 0, colour, "{at}");
             let name = format!(
                 "fragmentation_map_{w}x{h}{}",
                 if colour { "" } else { "_no_colour" }
@@ -1073,16 +1061,6 @@ fn picker_marks_processes_for_a_combined_view() {
     // Insert again unmarks.
     key(&mut app, KeyCode::Insert);
     assert_eq!(app.picker.marked.len(), 1);
-}
-
-fn click(app: &mut App, x: u16, y: u16) -> Vec<Request> {
-    use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
-    app.on_event(Event::Mouse(MouseEvent {
-        kind: MouseEventKind::Down(MouseButton::Left),
-        column: x,
-        row: y,
-        modifiers: KeyModifiers::NONE,
-    }))
 }
 
 /// The mouse on the picker: a header click sorts by the column under it

@@ -5,14 +5,15 @@
 
 use std::time::Duration;
 
-use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
+use ratatui::crossterm::event::KeyCode;
 use vmmap_core::collect::top::Select;
 use vmmap_core::container;
 use vmmap_core::top::{Column, Figures, Proc};
 use vmmap_tui::app::App;
 use vmmap_tui::{Settings, TopStart};
+
+mod screen;
+use screen::{coloured_cells, draw, key};
 
 const MB: u64 = 1 << 20;
 
@@ -84,16 +85,6 @@ fn app_with(settings: Settings) -> App {
     app
 }
 
-fn draw(app: &mut App, w: u16, h: u16) -> Terminal<TestBackend> {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| app.draw(f)).unwrap();
-    t
-}
-
-fn key(app: &mut App, code: KeyCode) {
-    app.on_event(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-}
-
 #[test]
 fn top_60x16() {
     insta::assert_snapshot!(draw(&mut app(), 60, 16).backend());
@@ -124,16 +115,7 @@ fn top_without_colour_at_every_size() {
             ..Settings::default()
         });
         let t = draw(&mut a, w, h);
-        let colours = t
-            .backend()
-            .buffer()
-            .content
-            .iter()
-            .filter(|c| {
-                c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset
-            })
-            .count();
-        assert_eq!(colours, 0, "{w}x{h}");
+        assert_eq!(coloured_cells(&t), 0, "{w}x{h}");
         assert!(t.backend().to_string().contains("leaky-server"));
         insta::assert_snapshot!(format!("top_without_colour_{w}x{h}"), t.backend());
     }

@@ -29,6 +29,7 @@ use vmmap_tui::trace_view::{Tab, TraceView};
 use vmmap_tui::Settings;
 
 mod common;
+mod screen;
 
 /// Writes the trace described at the top to a file of its own.
 fn synthetic_trace() -> PathBuf {
@@ -379,18 +380,8 @@ fn trace_view_without_colour_at_every_size() {
         std::thread::sleep(Duration::from_millis(5));
     }
     for (w, h) in [(60, 16), (80, 24), (160, 48), (220, 60)] {
-        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-        term.draw(|f| app.draw(f)).unwrap();
-        let coloured = term
-            .backend()
-            .buffer()
-            .content
-            .iter()
-            .filter(|c| {
-                c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset
-            })
-            .count();
-        assert_eq!(coloured, 0, "{w}x{h}");
+        let term = screen::draw(&mut app, w, h);
+        assert_eq!(screen::coloured_cells(&term), 0, "{w}x{h}");
         assert!(
             text(&term).contains("Call tree"),
             "{w}x{h}:\n{}",

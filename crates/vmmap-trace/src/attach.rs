@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use vmmap_wire::attach as wire;
 
 mod memfd;
+mod rseq;
 mod way_back;
 
 use way_back::Extended;
@@ -453,7 +454,9 @@ impl Stopped {
             pending = sig;
             ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| fail(other("PTRACE_CONT", e)))?;
         }
-        let saved = get_regs(tid).map_err(|e| fail(other("PTRACE_GETREGS", e)))?;
+        let mut saved = get_regs(tid).map_err(|e| fail(other("PTRACE_GETREGS", e)))?;
+        rseq::abort_section(pid, tid, &mut saved)
+            .map_err(|e| fail(other("reading the thread's rseq area", e)))?;
         let saved_ext =
             Extended::read(tid).map_err(|e| fail(other("PTRACE_GETREGSET (extended state)", e)))?;
         Ok(Stopped {

@@ -390,6 +390,40 @@ fn the_borrowed_thread_gets_its_vector_registers_back() {
     assert!(hit, "vmmap was not caught inside the calls in four tries");
 }
 
+/// A thread vmmap borrows while it is inside an rseq critical section
+/// (`tests/fixtures/rseq_spin.c`: the process's only thread, in one almost
+/// all the time, which checks 8 KiB of its stack below itself) starts the
+/// section over at its abort handler afterwards, as the kernel's rseq
+/// contract demands, and never carries on in the middle of it after the
+/// loader's code ran on its stack. Before, the fixture found its pattern
+/// broken on every attach.
+#[test]
+fn a_thread_borrowed_inside_an_rseq_section_restarts_it() {
+    let bin = compile("rseq_spin");
+    for round in 0..2 {
+        let mut child = Command::new(&bin)
+            .arg("2")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut out, pid) = ready(&mut child);
+        std::thread::sleep(Duration::from_millis(200));
+        let o = attach(
+            pid,
+            &tmp(&format!("attach-rseq-{round}.vmmap")),
+            &["--duration", "300ms"],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let st = child.wait().unwrap();
+        assert!(
+            st.success() && rest.contains(" broken 0"),
+            "round {round}: the section went on after the attach: {rest} ({st:?})"
+        );
+    }
+}
+
 #[test]
 fn attach_refuses_what_it_cannot_trace() {
     // A static binary.

@@ -52,6 +52,8 @@ pub struct Supervised {
     pub pid: u32,
     shared: Arc<Shared>,
     handle: Option<JoinHandle<io::Result<ExitStatus>>>,
+    /// Disconnected when the tracer thread ends (the program was reaped).
+    done: mpsc::Receiver<()>,
 }
 
 /// Why a snapshot was not appended.
@@ -236,10 +238,13 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
     // The thread that forks is the one the child's TRACEME makes its
     // tracer, so the tracer thread spawns the program itself.
     let (tx, rx) = mpsc::channel::<io::Result<u32>>();
+    let (ending, done) = mpsc::channel::<()>();
     let s = Arc::clone(&shared);
     let handle = std::thread::Builder::new()
         .name("vmmap-tracer".into())
         .spawn(move || {
+            // Dropped when the thread ends, however: wakes wait_timeout.
+            let _ending = ending;
             let child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {
@@ -263,6 +268,7 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
             pid,
             shared,
             handle: Some(handle),
+            done,
         }),
         Ok(Err(e)) => {
             let _ = handle.join();
@@ -290,6 +296,20 @@ impl Supervised {
             h.join()
                 .unwrap_or_else(|_| Err(io::Error::other("the tracing thread failed"))),
         )
+    }
+
+    /// [`Supervised::try_wait`], after waiting at most `timeout` for the
+    /// program to end: the launcher learns of the end at once, where
+    /// polling every 10 ms added 5 ms to every run on average.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<io::Result<ExitStatus>> {
+        if let Err(mpsc::RecvTimeoutError::Disconnected) = self.done.recv_timeout(timeout) {
+            let h = self.handle.take()?;
+            return Some(
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the tracing thread failed"))),
+            );
+        }
+        self.try_wait()
     }
 
     /// Takes a snapshot now and appends it; nothing when the program has

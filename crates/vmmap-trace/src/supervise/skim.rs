@@ -7,10 +7,11 @@
 //! agent's writer (about 3% of `typical_mix`'s): it decompressed every
 //! part of every EVENTS message, decoded every record (heap addresses,
 //! stack ids) and merged the streams in time order, to keep the few
-//! thread records. The skim decompresses only the heads and fields of
-//! each message (the addresses, the largest part, come last and are never
-//! inflated), steps over each record's fields by its kind, and orders the
-//! thread records by their ticks instead of merging the streams. It
+//! thread records. The skim decompresses only the heads of each message
+//! (tags and ticks, which come first), and its fields only when the heads
+//! hold a thread record (the addresses, last, never); it steps over each
+//! record's fields by its kind, and orders the thread records by their
+//! ticks instead of merging the streams. It
 //! follows `docs/trace-format.md`; `the_skim_finds_the_threads_the_decoder_does`
 //! holds it to the decoder on the same messages.
 
@@ -158,8 +159,33 @@ impl Skim {
             return None;
         }
         let (heads, fields) = (sums[0] as usize, sums[1] as usize);
-        self.buf.resize(dir + heads + fields, 0);
+        self.buf.resize(dir + heads, 0);
         inflate(&mut self.dctx, &mut input, &mut self.buf[dir..])?;
+        // Most messages hold no thread record: their heads give each
+        // stream's last tick, and their fields are not inflated.
+        let mut ticks = Vec::with_capacity(n);
+        let mut d = Cursor::new(&self.buf[..dir]);
+        let mut h = dir;
+        let mut threads = false;
+        for _ in 0..n {
+            let stream = d.u32()?;
+            let hl = d.u32()? as usize;
+            d.u32()?;
+            d.u32()?;
+            let (thread, delta) = scan_heads(&self.buf[h..h + hl])?;
+            threads |= thread;
+            ticks.push((stream, delta));
+            h += hl;
+        }
+        if !threads {
+            for (stream, delta) in ticks {
+                let st = self.streams.entry(stream).or_default();
+                st.tick = st.tick.wrapping_add(delta);
+            }
+            return Some(());
+        }
+        self.buf.resize(dir + heads + fields, 0);
+        inflate(&mut self.dctx, &mut input, &mut self.buf[dir + heads..])?;
         let (directory, parts) = self.buf.split_at(dir);
         let (mut h, mut f) = (0, heads);
         let mut d = Cursor::new(directory);
@@ -191,6 +217,23 @@ fn inflate(dctx: &mut DCtx<'_>, input: &mut InBuffer<'_>, out: &mut [u8]) -> Opt
         }
     }
     Some(())
+}
+
+/// Whether a segment's heads hold a record the follower keeps (or one
+/// that says whose records follow), and the sum of their tick
+/// differences (what they move the stream's tick by when they hold none).
+fn scan_heads(heads: &[u8]) -> Option<(bool, u64)> {
+    use EventKind as K;
+    let mut h = Cursor::new(heads);
+    let mut delta = 0u64;
+    while let Some(tag) = h.u8() {
+        match K::try_from(tag).ok()? {
+            K::Stack => {}
+            K::Thread | K::ThreadStart | K::ThreadExit | K::ThreadName => return Some((true, 0)),
+            _ => delta = delta.wrapping_add(h.ivarint()? as u64),
+        }
+    }
+    Some((false, delta))
 }
 
 /// Where [`segment`] puts what it finds.
@@ -346,7 +389,8 @@ mod tests {
 
     /// Every kind of record, in a lane and in threads' own streams, a
     /// thread's start and its exit in different streams and messages (the
-    /// exit's message first), names: the skim finds the threads the
+    /// exit's message first), names, a message with no thread record
+    /// between two that have some: the skim finds the threads the
     /// decoder finds, and steps over everything else without losing its
     /// place.
     #[test]
@@ -424,15 +468,27 @@ mod tests {
         t102.head(K::ThreadExit, 12);
         t102.ints(&[0]);
         let t103 = StreamBuilder::new(103, 0x7300, 0x4000, 0xc000);
+        // A message without a thread record (the lane's next records:
+        // only its heads are read), then 103's exit in the same lane.
+        let mut quiet = StreamBuilder::lane();
+        quiet.stack(2, &[0x404000]);
+        quiet.malloc(80, 0x5200_0000, 16, 2);
+        quiet.free(81, 0x5200_0000);
+        let mut late = StreamBuilder::lane();
+        late.thread(3, 103);
+        late.head(K::ThreadExit, 90);
+        late.ints(&[0]);
         let msgs = vec![
             synthetic::hello(100, "/bin/x", b"x\0"),
             synthetic::events_of(50, &[(1, &main), (3, &lane)]),
             synthetic::events_of(60, &[(2, &t101), (4, &t102)]),
             synthetic::events_of(70, &[(5, &t103)]),
+            synthetic::events_of(85, &[(3, &quiet)]),
+            synthetic::events_of(95, &[(3, &late)]),
             synthetic::end(),
         ];
         let want = decoded(&msgs);
-        assert_eq!(want.len(), 2, "{want:?}");
+        assert_eq!(want.len(), 1, "{want:?}");
         assert_eq!(skimmed(&msgs), want);
     }
 }

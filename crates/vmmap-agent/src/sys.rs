@@ -94,6 +94,41 @@ pub fn sleep_ms(ms: u64) {
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
+/// Sleeps until `word` no longer holds `seen` (after [`wake`]) or `ms`
+/// milliseconds have passed, whichever comes first.
+pub fn wait_on(word: &core::sync::atomic::AtomicU32, seen: u32, ms: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // SAFETY: futex on a live, aligned 32-bit word of this process
+    // (private); ts is valid for the call. Any error (EAGAIN: the word
+    // changed already, EINTR) only ends the wait early.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// Ends a [`wait_on`] of `word` (the caller changed it first).
+pub fn wake(word: &core::sync::atomic::AtomicU32) {
+    // SAFETY: futex wake on a live, aligned 32-bit word; no pointers are
+    // read besides it.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
+}
+
 /// Whether thread `tid` of this process still exists.
 pub fn thread_alive(tid: i32) -> bool {
     // SAFETY: signal 0 only checks existence.

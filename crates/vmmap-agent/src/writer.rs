@@ -3,7 +3,7 @@
 //! anchors and `/proc/self/maps` whenever it changes (which is how mappings
 //! made inside glibc, invisible to any hook, get an owner later).
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -21,6 +21,11 @@ static STOP: AtomicBool = AtomicBool::new(false);
 static STOPPED: AtomicBool = AtomicBool::new(false);
 static FLUSH_REQ: AtomicU64 = AtomicU64::new(0);
 static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
+/// Changed (and the writer woken) by [`flush`] and [`stop`]: the writer
+/// sleeps between passes on it, so that a flush at exit is served at once
+/// rather than at the next pass, up to 5 ms later (twice at exit: the
+/// `atexit` flush, then the end record).
+static WAKE: AtomicU32 = AtomicU32::new(0);
 static WRITER: AtomicPtr<Thread> = AtomicPtr::new(core::ptr::null_mut());
 /// The writer thread's `pthread_self`, while it runs (0 otherwise): its
 /// allocation calls are the agent's own ([`crate::agent_own`]).
@@ -302,6 +307,7 @@ pub fn flush(ms: u64) {
         return;
     }
     let want = FLUSH_REQ.fetch_add(1, SeqCst) + 1;
+    wake_writer();
     for _ in 0..ms {
         if FLUSH_DONE.load(Acquire) >= want || !RUNNING.load(Relaxed) {
             return;
@@ -316,12 +322,18 @@ pub fn stop(ms: u64) {
         return;
     }
     STOP.store(true, SeqCst);
+    wake_writer();
     for _ in 0..ms {
         if STOPPED.load(Acquire) {
             return;
         }
         sys::sleep_ms(1);
     }
+}
+
+fn wake_writer() {
+    WAKE.fetch_add(1, SeqCst);
+    sys::wake(&WAKE);
 }
 
 struct State {
@@ -434,7 +446,10 @@ fn run() {
     let mut last_maps = 0u64;
     let mut last_second = last_write;
     loop {
-        sys::sleep_ms(5);
+        let seen = WAKE.load(SeqCst);
+        if FLUSH_REQ.load(SeqCst) <= FLUSH_DONE.load(Relaxed) && !STOP.load(SeqCst) {
+            sys::wait_on(&WAKE, seen, 5);
+        }
         #[cfg(not(test))]
         if crate::attach::writer_pass() {
             STOP.store(true, SeqCst);

@@ -113,8 +113,9 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     // A snapshot once the agent is loaded and running (the one at exec
     // precedes the loader), unless an interval's comes first.
     let mut loaded_taken = agent.is_none();
+    let mut wait = Duration::ZERO;
     let status = loop {
-        if let Some(st) = run.try_wait() {
+        if let Some(st) = run.wait_timeout(wait) {
             break st.map_err(|e| Failure {
                 code: exit::OTHER,
                 message: format!("waiting for {}: {e}", program.display()),
@@ -137,7 +138,18 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
                 Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Until the next thing to do: the agent's start is polled for,
+        // Ctrl+C is looked at every 50 ms, the program's end wakes it.
+        let until_due = if interval.is_zero() {
+            Duration::from_millis(50)
+        } else {
+            next.saturating_duration_since(Instant::now())
+        };
+        wait = if loaded_taken {
+            until_due.min(Duration::from_millis(50))
+        } else {
+            Duration::from_millis(10)
+        };
     };
     let elapsed = start.elapsed();
     let snapshots = run.snapshots();

@@ -83,7 +83,11 @@ pub(super) fn plan_arenas(
                 end = n.end;
                 committed_len += 1;
             }
-            if end - r.start != h.mprotect_size {
+            // Past the header's size: the pieces are not the heap's. Short
+            // of it: the heap grew after smaps was read (the check on the
+            // reservation below decides), so every piece seen still
+            // belongs to it.
+            if end - r.start > h.mprotect_size {
                 committed_len = 1;
             }
         }
@@ -355,6 +359,27 @@ mod tests {
         assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
         assert_eq!(r[0].sub_blocks.len(), 3);
         assert_eq!(r[0].sub_blocks[1].details, "committed");
+    }
+
+    /// Both at once: the committed part in two VMAs, and the heap grown
+    /// between the read of smaps and that of its header. A traced run's
+    /// snapshot, taken while the arena's thread allocated, once showed
+    /// such a heap as Private Data.
+    #[test]
+    fn committed_part_in_two_vmas_that_grew_while_read() {
+        let a = 0x7f00_0000_0000u64;
+        let maps = vec![
+            anon(a, a + 0x21000, b"rw-p"),
+            anon(a + 0x21000, a + 0x80000, b"rw-p"),
+            anon(a + 0x80000, a + MB64, b"---p"),
+        ];
+        let mut fake = FakeInspector::default();
+        fake.memory.push((a, header(a + 0x20, 0, 0x90000, 0xa0000)));
+        let ctx = crate::classify::testutil::context();
+        let (r, _) = classify(maps, &ctx, &mut fake);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
+        assert_eq!(r[0].sub_blocks.len(), 3);
     }
 
     #[test]

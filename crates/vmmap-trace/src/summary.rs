@@ -928,7 +928,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             // 3,000 pages, a few blocks each: many collisions and vacated slots.
-            let ptr = (x % 3000) << 12 | (x >> 32) % 4 * 16;
+            let ptr = ((x % 3000) << 12) | ((x >> 32) % 4 * 16);
             if x >> 60 < 9 {
                 let b = Block {
                     size: step,

@@ -191,29 +191,29 @@ fn analyse_with(
     // nothing (the counters know the image of those that do).
     let mut seen_images: Vec<u32> = Vec::new();
     let mut n = 0u64;
-    let s = scan::scan_until(stream, opts.until.clone(), |r: &Record| {
+    let s = scan::scan_batches(stream, opts.until.clone(), |batch: &[Record]| {
         if cancel.load(Ordering::Relaxed) {
             return;
         }
         if let Some(a) = all.as_mut() {
-            a.add(r);
+            a.add_batch(batch);
         }
         if let Some(g) = inside.as_mut() {
-            g.add(r);
+            g.add_batch(batch);
         }
         if opts.every_stack {
-            let st = r.event.stack() as usize;
-            if st != 0 {
-                if st >= seen_images.len() {
-                    seen_images.resize(st + 1, 0);
+            for r in batch {
+                let st = r.event.stack() as usize;
+                if st != 0 {
+                    if st >= seen_images.len() {
+                        seen_images.resize(st + 1, 0);
+                    }
+                    seen_images[st] = r.image;
                 }
-                seen_images[st] = r.image;
             }
         }
-        n += 1;
-        if n % 16384 == 0 {
-            progress.store(n, Ordering::Relaxed);
-        }
+        n += batch.len() as u64;
+        progress.store(n, Ordering::Relaxed);
     });
     if cancel.load(Ordering::Relaxed) {
         return Err(AnalysisError::Cancelled);

@@ -101,6 +101,18 @@ pub fn scan_until<R: Read + Send + 'static>(
     until: Vec<u64>,
     mut each: impl FnMut(&Record),
 ) -> Scan {
+    scan_batches(stream, until, |batch| batch.iter().for_each(&mut each))
+}
+
+/// [`scan_until`], handing over the records a batch at a time (in time
+/// order, as they cross from the decoding thread): an analysis that sees
+/// the records ahead can fetch what they will touch before it needs it
+/// ([`crate::summary::Summarizer::add_batch`]).
+pub fn scan_batches<R: Read + Send + 'static>(
+    stream: ChunkStream<R>,
+    until: Vec<u64>,
+    mut each: impl FnMut(&[Record]),
+) -> Scan {
     let mut stream = stream.with_extra_kind(CHUNK_SYMBOLS);
     let (full_tx, full_rx) = mpsc::sync_channel::<Vec<Record>>(DEPTH);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<Record>>();
@@ -189,9 +201,7 @@ pub fn scan_until<R: Read + Send + 'static>(
         (d.info, damage, messages, symbol_cache)
     });
     for batch in full_rx.iter() {
-        for r in &batch {
-            each(r);
-        }
+        each(&batch);
         let mut batch = batch;
         batch.clear();
         let _ = empty_tx.send(batch);

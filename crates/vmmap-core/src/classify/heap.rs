@@ -345,6 +345,15 @@ mod tests {
     /// header's `mprotect_size` covers both, and both join the heap.
     #[test]
     fn committed_part_in_two_vmas() {
+        let r = heap_in_two_vmas(0x7f000, 0x80000);
+        assert_eq!(r[0].sub_blocks[1].details, "committed");
+    }
+
+    /// A heap at 0x7f00_0000_0000 committed in two VMAs (0x21000 and
+    /// 0x5f000 bytes) before its reservation, with a header of `size` and
+    /// `mprotect_size`, classified: it must be one Heap region of 64 MiB
+    /// holding the three VMAs.
+    fn heap_in_two_vmas(size: u64, mprotect_size: u64) -> Vec<Region> {
         let a = 0x7f00_0000_0000u64;
         let maps = vec![
             anon(a, a + 0x21000, b"rw-p"),
@@ -352,13 +361,14 @@ mod tests {
             anon(a + 0x80000, a + MB64, b"---p"),
         ];
         let mut fake = FakeInspector::default();
-        fake.memory.push((a, header(a + 0x20, 0, 0x7f000, 0x80000)));
+        fake.memory
+            .push((a, header(a + 0x20, 0, size, mprotect_size)));
         let ctx = crate::classify::testutil::context();
         let (r, _) = classify(maps, &ctx, &mut fake);
         assert_eq!(r.len(), 1, "{r:#?}");
         assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
         assert_eq!(r[0].sub_blocks.len(), 3);
-        assert_eq!(r[0].sub_blocks[1].details, "committed");
+        r
     }
 
     /// Both at once: the committed part in two VMAs, and the heap grown
@@ -367,19 +377,7 @@ mod tests {
     /// such a heap as Private Data.
     #[test]
     fn committed_part_in_two_vmas_that_grew_while_read() {
-        let a = 0x7f00_0000_0000u64;
-        let maps = vec![
-            anon(a, a + 0x21000, b"rw-p"),
-            anon(a + 0x21000, a + 0x80000, b"rw-p"),
-            anon(a + 0x80000, a + MB64, b"---p"),
-        ];
-        let mut fake = FakeInspector::default();
-        fake.memory.push((a, header(a + 0x20, 0, 0x90000, 0xa0000)));
-        let ctx = crate::classify::testutil::context();
-        let (r, _) = classify(maps, &ctx, &mut fake);
-        assert_eq!(r.len(), 1, "{r:#?}");
-        assert_eq!((r[0].memory_type, r[0].size()), (MemoryType::Heap, MB64));
-        assert_eq!(r[0].sub_blocks.len(), 3);
+        heap_in_two_vmas(0x90000, 0xa0000);
     }
 
     #[test]

@@ -95,13 +95,24 @@ impl Shared {
     /// Takes a snapshot of `pid` and appends it. A program that is gone
     /// (or going) is not an error.
     fn snapshot(&self, pid: u32) -> Result<(), SnapshotError> {
-        if self.ended.load(Ordering::Relaxed) {
+        if self.ended.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.snapshot_with(pid, &self.opts)
+        self.snapshot_with(pid, &self.opts, false)
     }
 
-    fn snapshot_with(&self, pid: u32, opts: &Options) -> Result<(), SnapshotError> {
+    /// Collects a snapshot and appends it. One of the launcher's
+    /// (`after_end` false) is dropped if the exit stop began while it was
+    /// collected: the exit's snapshot is the last word, and a collection
+    /// that ran on past it may have read the address space while the
+    /// kernel tore it down (a map with mappings missing, after the whole
+    /// one).
+    fn snapshot_with(
+        &self,
+        pid: u32,
+        opts: &Options,
+        after_end: bool,
+    ) -> Result<(), SnapshotError> {
         let s = match collect::snapshot(pid, opts) {
             Ok(s) => s,
             Err(
@@ -113,6 +124,9 @@ impl Shared {
             Err(e) => return Err(SnapshotError::Collect(e)),
         };
         if let Some(w) = lock(&self.writer).as_mut() {
+            if !after_end && self.ended.load(Ordering::Acquire) {
+                return Ok(());
+            }
             w.append(&s).map_err(SnapshotError::Write)?;
             self.snapshots.fetch_add(1, Ordering::Relaxed);
         }
@@ -134,7 +148,7 @@ impl Shared {
     fn snapshot_at_exit(&self, pid: u32) {
         // Interval snapshots of a program stopped at its exit would only
         // repeat this one.
-        self.ended.store(true, Ordering::Relaxed);
+        self.ended.store(true, Ordering::Release);
         let mut opts = self.opts.clone();
         // Threads left unnamed are named as the process (as the kernel does).
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -158,7 +172,7 @@ impl Shared {
     }
 
     fn snapshot_here_with(&self, pid: u32, when: &str, opts: &Options) {
-        match self.snapshot_with(pid, opts) {
+        match self.snapshot_with(pid, opts, true) {
             Ok(()) => {}
             Err(SnapshotError::Write(e)) => {
                 lock(&self.write_error).get_or_insert(e);

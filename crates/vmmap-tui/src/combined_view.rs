@@ -15,6 +15,7 @@ use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::multi::{Combined, CombinedRow, CountedOnce, ProcessLine};
 use vmmap_core::text::escape;
 
+use crate::list::ListCursor;
 use crate::main_view::{draw_bar_graphs, num_width, Bar};
 use crate::settings::{Settings, Units};
 
@@ -157,10 +158,8 @@ pub struct CombinedView {
     /// The process rows in display order (indices into
     /// `combined.processes`).
     pub rows: Vec<usize>,
-    /// Selected row of `rows`.
-    pub selected: usize,
-    /// First row shown.
-    pub offset: usize,
+    /// The selection in `rows` and the first row shown.
+    pub cursor: ListCursor,
     /// Sort column of the process table.
     pub sort: ProcCol,
     /// Ascending instead of the column's natural order (largest first,
@@ -189,8 +188,7 @@ impl CombinedView {
             skipped,
             pids,
             rows: Vec::new(),
-            selected: 0,
-            offset: 0,
+            cursor: ListCursor::default(),
             sort: ProcCol::Private,
             reverse: false,
             header_area: Rect::default(),
@@ -215,7 +213,7 @@ impl CombinedView {
                 .iter()
                 .position(|&i| self.combined.processes[i].pid == pid)
         }) {
-            self.selected = i;
+            self.cursor.selected = i;
         }
     }
 
@@ -238,8 +236,7 @@ impl CombinedView {
             rows.reverse();
         }
         self.rows = rows;
-        self.selected = 0;
-        self.offset = 0;
+        self.cursor = ListCursor::default();
     }
 
     /// Sorts by `c`; the same column again reverses.
@@ -262,19 +259,18 @@ impl CombinedView {
 
     /// Moves the selection by `d` rows, within the table.
     pub fn move_by(&mut self, d: isize) {
-        let last = self.rows.len().saturating_sub(1) as isize;
-        self.selected = (self.selected as isize + d).clamp(0, last.max(0)) as usize;
+        self.cursor.move_by(d, self.rows.len());
     }
 
     /// The selected process's PID.
     pub fn selected_pid(&self) -> Option<u32> {
-        let &i = self.rows.get(self.selected)?;
+        let &i = self.rows.get(self.cursor.selected)?;
         Some(self.combined.processes[i].pid)
     }
 
     /// The selected process's snapshot, to open in the main view.
     pub fn selected_snapshot(&self) -> Option<Arc<Snapshot>> {
-        let &i = self.rows.get(self.selected)?;
+        let &i = self.rows.get(self.cursor.selected)?;
         self.snaps.get(i).cloned()
     }
 
@@ -447,8 +443,8 @@ impl CombinedView {
         } else {
             format!(
                 "processes {}-{} of {n}  (Enter opens one)",
-                self.offset + 1,
-                (self.offset + h).min(n)
+                self.cursor.offset + 1,
+                (self.cursor.offset + h).min(n)
             )
         };
         f.render_widget(
@@ -487,11 +483,7 @@ impl CombinedView {
             w + 1,
         ));
         let height = self.body_area.height as usize;
-        if self.selected < self.offset {
-            self.offset = self.selected;
-        } else if height > 0 && self.selected >= self.offset + height {
-            self.offset = self.selected + 1 - height;
-        }
+        self.cursor.scroll_into_view(height);
         let width_of = |c: ProcCol| match c {
             ProcCol::Pid => 7,
             ProcCol::Name => name_w,
@@ -522,7 +514,7 @@ impl CombinedView {
         )
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let procs = &self.combined.processes;
-        let rows = crate::on_screen(&self.rows, self.offset, height).map(|(k, &i)| {
+        let rows = self.cursor.on_screen(&self.rows, height).map(|(k, &i)| {
             let p = &procs[i];
             let cells: Vec<String> = cols
                 .iter()
@@ -532,7 +524,7 @@ impl CombinedView {
                     c => format!("{:>nw$}", units.format(c.figure(p).unwrap_or(0))),
                 })
                 .collect();
-            let style = if k == self.selected {
+            let style = if k == self.cursor.selected {
                 Style::default().add_modifier(Modifier::REVERSED)
             } else {
                 Style::default()

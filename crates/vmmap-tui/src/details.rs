@@ -9,6 +9,8 @@ use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Part, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
 
+use crate::list::ListCursor;
+
 /// One row of the Details table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Row {
@@ -72,10 +74,8 @@ pub struct DetailsView {
     pub expanded: HashSet<u64>,
     /// The visible rows.
     pub rows: Vec<Row>,
-    /// Selected row index into `rows`.
-    pub selected: usize,
-    /// First row drawn.
-    pub offset: usize,
+    /// The selection in `rows` and the first row drawn.
+    pub cursor: ListCursor,
 }
 
 impl Default for DetailsView {
@@ -87,8 +87,7 @@ impl Default for DetailsView {
             reverse: false,
             expanded: HashSet::new(),
             rows: Vec::new(),
-            selected: 0,
-            offset: 0,
+            cursor: ListCursor::default(),
         }
     }
 }
@@ -127,14 +126,13 @@ impl DetailsView {
     /// the user asked to see.
     pub fn resort(&mut self, snap: &Snapshot, data: &DetailsData) {
         self.rebuild_keeping(snap, data, None);
-        self.selected = 0;
-        self.offset = 0;
+        self.cursor = ListCursor::default();
     }
 
     /// The selected row's identity, to find it again in another snapshot.
     pub fn selected_key(&self, snap: &Snapshot, data: &DetailsData) -> Option<(u64, u8)> {
         self.rows
-            .get(self.selected)
+            .get(self.cursor.selected)
             .and_then(|&r| row_key(snap, data, r))
     }
 
@@ -193,7 +191,7 @@ impl DetailsView {
             }
         }
         self.rows = rows;
-        self.selected = match keep {
+        self.cursor.selected = match keep {
             Some(k) => self
                 .rows
                 .iter()
@@ -208,7 +206,7 @@ impl DetailsView {
     /// selected sub-block). `Some(true)` expands, `Some(false)` collapses,
     /// `None` toggles.
     pub fn set_expanded(&mut self, snap: &Snapshot, data: &DetailsData, expand: Option<bool>) {
-        let Some(&row) = self.rows.get(self.selected) else {
+        let Some(&row) = self.rows.get(self.cursor.selected) else {
             return;
         };
         let i = match row {
@@ -231,7 +229,7 @@ impl DetailsView {
             // Collapsing from a sub-block moves the selection to its group.
             if let Row::Sub(..) | Row::Part(..) = row {
                 if let Some(p) = self.rows.iter().position(|&r| r == Row::Region(i)) {
-                    self.selected = p;
+                    self.cursor.selected = p;
                 }
             }
         }
@@ -270,15 +268,15 @@ impl DetailsView {
         let n = self.rows.len();
         for k in 1..=n {
             let idx = if backwards {
-                (self.selected + n * 2 - k) % n
+                (self.cursor.selected + n * 2 - k) % n
             } else {
-                (self.selected + k) % n
+                (self.cursor.selected + k) % n
             };
             if row_text(snap, data, self.rows[idx])
                 .to_lowercase()
                 .contains(&needle)
             {
-                self.selected = idx;
+                self.cursor.selected = idx;
                 return true;
             }
         }
@@ -287,14 +285,13 @@ impl DetailsView {
 
     /// Keeps the selection inside the window of `height` rows.
     pub fn scroll_into_view(&mut self, height: usize) {
-        crate::scroll_into_view(&mut self.offset, self.selected, height.max(1));
-        self.offset = self.offset.min(self.rows.len().saturating_sub(1));
+        self.cursor.scroll_into_view(height.max(1));
+        self.cursor.offset = self.cursor.offset.min(self.rows.len().saturating_sub(1));
     }
 
     /// Moves the selection by `delta` rows, clamped.
     pub fn move_by(&mut self, delta: isize) {
-        let last = self.rows.len().saturating_sub(1) as isize;
-        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+        self.cursor.move_by(delta, self.rows.len());
     }
 }
 
@@ -391,12 +388,12 @@ mod tests {
         v.set_expanded(&snap, &data, Some(true));
         assert_eq!(v.rows.len(), 5);
         assert_eq!(v.rows[1], Row::Sub(0, 0));
-        v.selected = 3; // the heap: after the image and its two parts
+        v.cursor.selected = 3; // the heap: after the image and its two parts
         v.sort = SortKey::Figure(Column::Size);
         v.rebuild(&snap, &data);
         assert_eq!(v.rows[0], Row::Region(1), "largest first");
         assert_eq!(
-            v.rows[v.selected],
+            v.rows[v.cursor.selected],
             Row::Region(1),
             "selection follows the region"
         );
@@ -413,7 +410,7 @@ mod tests {
         v.rebuild(&snap, &data);
         assert!(v.rows.iter().any(|r| matches!(r, Row::Free(_))));
         assert!(v.find(&snap, &data, "HEAP id", false));
-        assert_eq!(v.rows[v.selected], Row::Region(1));
+        assert_eq!(v.rows[v.cursor.selected], Row::Region(1));
         assert!(!v.find(&snap, &data, "nothing like this", false));
         v.set_all_expanded(&snap, &data, false);
         assert!(!v.rows.iter().any(|r| matches!(r, Row::Sub(..))));
@@ -457,12 +454,12 @@ mod tests {
             "actions on a part work on its mapping"
         );
         assert!(v.find(&snap, &data, "goroutine 18", false));
-        assert_eq!(v.rows[v.selected], Row::Part(0, 1, 1));
+        assert_eq!(v.rows[v.cursor.selected], Row::Part(0, 1, 1));
         // The selection stays on the part across a rebuild.
         v.rebuild(&snap, &data);
-        assert_eq!(v.rows[v.selected], Row::Part(0, 1, 1));
+        assert_eq!(v.rows[v.cursor.selected], Row::Part(0, 1, 1));
         v.set_expanded(&snap, &data, Some(false));
-        assert_eq!(v.rows[v.selected], Row::Region(0));
+        assert_eq!(v.rows[v.cursor.selected], Row::Region(0));
         assert!(!v.rows.iter().any(|r| matches!(r, Row::Part(..))));
     }
 }

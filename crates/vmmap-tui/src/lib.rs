@@ -20,6 +20,7 @@ pub mod details;
 pub mod help;
 mod job;
 pub mod launch_form;
+pub mod list;
 pub mod main_view;
 pub mod map_view;
 pub mod memory_view;
@@ -97,17 +98,6 @@ pub fn run(start: Start, proc_root: PathBuf) -> std::io::Result<()> {
     result
 }
 
-/// Keeps row `selected` of a list inside the window of `height` rows that
-/// starts at row `offset`, moving the window as little as it can (a list
-/// not drawn yet, `height` 0, keeps its window).
-pub(crate) fn scroll_into_view(offset: &mut usize, selected: usize, height: usize) {
-    if selected < *offset {
-        *offset = selected;
-    } else if height > 0 && selected >= *offset + height {
-        *offset = selected + 1 - height;
-    }
-}
-
 /// Full-width strips taken off the top of an area in turn, each cut to
 /// what is left: how the main and the combined views stack their header,
 /// bars, tables and status line.
@@ -149,7 +139,7 @@ impl Strips {
 }
 
 /// The rows of a list that are on screen, with their index in the list:
-/// `height` rows from row `offset` (see [`scroll_into_view`]).
+/// `height` rows from row `offset` (see [`list::ListCursor`]).
 pub(crate) fn on_screen<T>(
     rows: &[T],
     offset: usize,

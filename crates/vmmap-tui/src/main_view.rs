@@ -229,8 +229,8 @@ impl MainView {
     pub fn select_summary(&mut self, i: usize) {
         self.summary_selected = i.min(self.summary_rows.len() - 1);
         self.details.filter = self.summary_rows[self.summary_selected];
-        self.details.selected = 0;
-        self.details.offset = 0;
+        self.details.cursor.selected = 0;
+        self.details.cursor.offset = 0;
         self.details.rebuild_keeping(&self.snap, &self.data, None);
     }
 
@@ -360,7 +360,7 @@ impl MainView {
         }
         self.details.rebuild_keeping(&self.snap, &self.data, None);
         if let Some(p) = self.details.rows.iter().position(|&r| r == target) {
-            self.details.selected = p;
+            self.details.cursor.selected = p;
         }
         self.focus = Focus::Details;
         text
@@ -403,8 +403,8 @@ impl MainView {
         let mut text = if n == 0 {
             "no rows".to_string()
         } else {
-            let first = self.details.offset + 1;
-            let last = (self.details.offset + height).min(n);
+            let first = self.details.cursor.offset + 1;
+            let last = (self.details.cursor.offset + height).min(n);
             format!("rows {first}-{last} of {n}")
         };
         let (shown, total) = self.columns_shown;
@@ -710,10 +710,10 @@ impl MainView {
         let header = TableRow::new(head)
             .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let snap = Arc::clone(&self.snap);
-        let rows =
-            crate::on_screen(&self.details.rows, self.details.offset, height).map(|(k, &row)| {
+        let rows = crate::on_screen(&self.details.rows, self.details.cursor.offset, height).map(
+            |(k, &row)| {
                 let mut style = Style::default();
-                if k == self.details.selected {
+                if k == self.details.cursor.selected {
                     style = style.add_modifier(if focus {
                         Modifier::REVERSED
                     } else {
@@ -809,7 +809,8 @@ impl MainView {
                     }
                 }
                 TableRow::new(cells).style(style)
-            });
+            },
+        );
         f.render_widget(
             Table::new(rows, widths).header(header).column_spacing(1),
             area,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
 
+use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
@@ -17,6 +18,8 @@ use vmmap_core::collect::ProcDir;
 use vmmap_core::memory::{self, ProcessMemory, ScanRange};
 use vmmap_core::model::Snapshot;
 use vmmap_core::text::Escaped;
+
+use crate::list::ListCursor;
 
 /// The most bytes the Strings view reads from one region, so that it
 /// opens quickly on a huge heap (the command line has no limit).
@@ -50,10 +53,8 @@ pub struct MemoryList {
     pub filter: String,
     /// The filter prompt has the keys.
     pub editing: bool,
-    /// Selected index into `visible`.
-    pub selected: usize,
-    /// First visible line.
-    pub offset: usize,
+    /// The selection in `visible` and the first line drawn.
+    pub cursor: ListCursor,
 }
 
 impl MemoryList {
@@ -67,8 +68,7 @@ impl MemoryList {
             visible,
             filter: String::new(),
             editing: false,
-            selected: 0,
-            offset: 0,
+            cursor: ListCursor::default(),
         }
     }
 
@@ -82,19 +82,25 @@ impl MemoryList {
             .filter(|(_, it)| f.is_empty() || it.text.to_lowercase().contains(&f))
             .map(|(i, _)| i)
             .collect();
-        self.selected = 0;
-        self.offset = 0;
+        self.cursor = ListCursor::default();
     }
 
     /// The selected item.
     pub fn selected_item(&self) -> Option<&Item> {
-        self.visible.get(self.selected).map(|&i| &self.items[i])
+        self.visible
+            .get(self.cursor.selected)
+            .map(|&i| &self.items[i])
     }
 
-    /// Moves the selection.
+    /// Moves the selection by `delta` lines.
     pub fn move_by(&mut self, delta: isize) {
-        let last = self.visible.len().saturating_sub(1) as isize;
-        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+        self.cursor.move_by(delta, self.visible.len());
+    }
+
+    /// Moves the selection by a key (see [`ListCursor::move_key`]; a page
+    /// is 20 lines); whether `code` moves it.
+    pub fn move_key(&mut self, code: KeyCode) -> bool {
+        self.cursor.move_key(code, self.visible.len(), 20)
     }
 
     /// Draws the list over `area`.
@@ -112,8 +118,10 @@ impl MemoryList {
         let inner = block.inner(area);
         f.render_widget(block, area);
         let body_h = inner.height.saturating_sub(1) as usize;
-        crate::scroll_into_view(&mut self.offset, self.selected, body_h);
-        let lines: Vec<Line<'_>> = crate::on_screen(&self.visible, self.offset, body_h)
+        self.cursor.scroll_into_view(body_h);
+        let lines: Vec<Line<'_>> = self
+            .cursor
+            .on_screen(&self.visible, body_h)
             .map(|(k, &i)| {
                 let it = &self.items[i];
                 let text = format!(
@@ -124,7 +132,7 @@ impl MemoryList {
                     // terminal would act on, escaped.
                     Escaped(&it.text.replace('\t', " "))
                 );
-                if k == self.selected {
+                if k == self.cursor.selected {
                     Line::styled(text, Style::default().add_modifier(Modifier::REVERSED))
                 } else {
                     Line::raw(text)
@@ -423,11 +431,11 @@ mod tests {
             .collect();
         let mut l = MemoryList::new("t".into(), String::new(), items);
         l.move_by(10);
-        assert_eq!(l.selected, 3);
+        assert_eq!(l.cursor.selected, 3);
         l.filter = "ALPHA".into();
         l.refilter();
         assert_eq!(l.visible, vec![0, 2]);
-        assert_eq!(l.selected, 0);
+        assert_eq!(l.cursor.selected, 0);
         l.move_by(1);
         assert_eq!(l.selected_item().map(|i| i.address), Some(0x1020));
         l.filter = "zzz".into();

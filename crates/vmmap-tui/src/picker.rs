@@ -11,6 +11,7 @@ use vmmap_core::collect::{Access, ProcessEntry};
 use vmmap_core::text::escape;
 
 use crate::launch_form::LaunchForm;
+use crate::list::ListCursor;
 use crate::settings::Units;
 
 /// The picker's tabs (F2 switches).
@@ -98,10 +99,8 @@ pub struct Picker {
     pub reverse: bool,
     /// Indices into `all` that pass the filter, sorted.
     pub rows: Vec<usize>,
-    /// Selected index into `rows`.
-    pub selected: usize,
-    /// First row drawn.
-    pub offset: usize,
+    /// The selection in `rows` and the first row drawn.
+    pub cursor: ListCursor,
     /// Where the header row was drawn (for mouse clicks).
     pub header_area: Rect,
     /// Where the body rows were drawn.
@@ -126,8 +125,7 @@ impl Default for Picker {
             sort: PickColumn::Private,
             reverse: false,
             rows: Vec::new(),
-            selected: 0,
-            offset: 0,
+            cursor: ListCursor::default(),
             header_area: Rect::default(),
             body_area: Rect::default(),
             error: None,
@@ -150,12 +148,14 @@ impl Picker {
 
     /// The selected process.
     pub fn selected_pid(&self) -> Option<u32> {
-        self.rows.get(self.selected).map(|&i| self.all[i].pid)
+        self.rows
+            .get(self.cursor.selected)
+            .map(|&i| self.all[i].pid)
     }
 
     /// The selected entry.
     pub fn selected_entry(&self) -> Option<&ProcessEntry> {
-        self.rows.get(self.selected).map(|&i| &self.all[i])
+        self.rows.get(self.cursor.selected).map(|&i| &self.all[i])
     }
 
     /// Applies the filter and sort, keeping `keep` selected if visible.
@@ -204,7 +204,7 @@ impl Picker {
             rows.reverse();
         }
         self.rows = rows;
-        self.selected = keep
+        self.cursor.selected = keep
             .and_then(|pid| self.rows.iter().position(|&i| self.all[i].pid == pid))
             .unwrap_or(0);
     }
@@ -295,12 +295,12 @@ impl Picker {
             .height
             .saturating_sub(2 + u16::from(denied_rows || self.error.is_some()) * 2)
             as usize;
-        crate::scroll_into_view(&mut self.offset, self.selected, body_h);
+        self.cursor.scroll_into_view(body_h);
         let position = if self.rows.len() > body_h && body_h > 0 {
             format!(
                 ", rows {}-{}",
-                self.offset + 1,
-                (self.offset + body_h).min(self.rows.len())
+                self.cursor.offset + 1,
+                (self.cursor.offset + body_h).min(self.rows.len())
             )
         } else {
             String::new()
@@ -368,7 +368,7 @@ impl Picker {
             ..table_area
         };
         let height = self.body_area.height as usize;
-        crate::scroll_into_view(&mut self.offset, self.selected, height);
+        self.cursor.scroll_into_view(height);
         // Drop the architecture, then the user, then the command line when
         // the window is narrow, rather than squeezing every column; never
         // the column sorted by, so that its arrow stays in sight.
@@ -394,7 +394,7 @@ impl Picker {
             format!("{}{mark}", c.header())
         }))
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-        let rows = crate::on_screen(&self.rows, self.offset, height).map(|(k, &i)| {
+        let rows = self.cursor.on_screen(&self.rows, height).map(|(k, &i)| {
             let p = &self.all[i];
             let size = |v: Option<u64>| v.map_or_else(|| "n/a".to_string(), |v| units.format(v));
             let arch = match &p.access {
@@ -405,7 +405,7 @@ impl Picker {
             if matches!(p.access, Access::Denied(_)) {
                 style = style.fg(Color::DarkGray);
             }
-            if k == self.selected {
+            if k == self.cursor.selected {
                 style = style.add_modifier(Modifier::REVERSED);
             }
             Row::new(shown.iter().map(|c| match c {

@@ -18,6 +18,7 @@ use vmmap_core::collect::top::Select;
 use vmmap_core::text::escape;
 use vmmap_core::top::{self, Amount, Column, Field, Metric, Proc, Row, Tracker};
 
+use crate::list::ListCursor;
 use crate::settings::Units;
 
 /// What `vmmap top` starts with.
@@ -88,10 +89,9 @@ pub struct TopView {
     /// When the next sample is due.
     pub due: Instant,
     /// The selected row (of the shown ones), followed by PID across
-    /// refreshes.
-    selected: usize,
+    /// refreshes, and the first row drawn.
+    cursor: ListCursor,
     selected_pid: Option<(u32, u64)>,
-    offset: usize,
     /// The table's rows on screen (for clicks and paging).
     pub body: Rect,
 }
@@ -112,9 +112,8 @@ impl TopView {
             paused: false,
             delay: start.delay,
             due: Instant::now() + start.delay,
-            selected: 0,
+            cursor: ListCursor::default(),
             selected_pid: None,
-            offset: 0,
             body: Rect::default(),
         };
         v.take(start.first);
@@ -144,15 +143,15 @@ impl TopView {
                 .iter()
                 .position(|&i| (self.rows[i].proc.pid, self.rows[i].proc.start_time) == key)
             {
-                self.selected = i;
+                self.cursor.selected = i;
             }
         }
-        self.selected = self.selected.min(self.shown.len().saturating_sub(1));
+        self.cursor.selected = self.cursor.selected.min(self.shown.len().saturating_sub(1));
     }
 
     /// The selected row.
     pub fn selected_row(&self) -> Option<&Row> {
-        self.shown.get(self.selected).map(|&i| &self.rows[i])
+        self.shown.get(self.cursor.selected).map(|&i| &self.rows[i])
     }
 
     /// The rows shown, in order.
@@ -167,29 +166,19 @@ impl TopView {
 
     /// Moves the selection by a key (Up, Down, a page, the ends).
     pub fn move_key(&mut self, code: KeyCode) {
-        let last = self.shown.len().saturating_sub(1);
-        let page = self.body.height.max(1) as usize;
-        self.selected = match code {
-            KeyCode::Down | KeyCode::Char('j') => (self.selected + 1).min(last),
-            KeyCode::Up | KeyCode::Char('k') => self.selected.saturating_sub(1),
-            KeyCode::PageDown => (self.selected + page).min(last),
-            KeyCode::PageUp => self.selected.saturating_sub(page),
-            KeyCode::Home => 0,
-            KeyCode::End => last,
-            _ => self.selected,
-        };
+        let page = self.body.height as usize;
+        self.cursor.move_key(code, self.shown.len(), page);
         self.remember();
     }
 
     /// The first row on screen.
     pub fn offset(&self) -> usize {
-        self.offset
+        self.cursor.offset
     }
 
     /// Moves the selection by `delta` rows (the mouse wheel).
     pub fn move_by(&mut self, delta: isize) {
-        let last = self.shown.len().saturating_sub(1) as isize;
-        self.selected = (self.selected as isize + delta).clamp(0, last.max(0)) as usize;
+        self.cursor.move_by(delta, self.shown.len());
         self.remember();
     }
 
@@ -216,8 +205,7 @@ impl TopView {
 
     fn back_to_first_row(&mut self) {
         self.selected_pid = None;
-        self.selected = 0;
-        self.offset = 0;
+        self.cursor = ListCursor::default();
         self.resort();
     }
 
@@ -358,7 +346,7 @@ impl TopView {
             ..table
         };
         let h = self.body.height as usize;
-        crate::scroll_into_view(&mut self.offset, self.selected, h);
+        self.cursor.scroll_into_view(h);
         if self.shown.is_empty() {
             let why = if self.rows.is_empty() {
                 "No process is selected".to_string()
@@ -377,7 +365,9 @@ impl TopView {
             );
             return;
         }
-        let lines: Vec<Line<'_>> = crate::on_screen(&self.shown, self.offset, h)
+        let lines: Vec<Line<'_>> = self
+            .cursor
+            .on_screen(&self.shown, h)
             .map(|(k, &i)| {
                 let r = &self.rows[i];
                 let mut text = String::new();
@@ -385,7 +375,7 @@ impl TopView {
                     text.push_str(&cell(&value(r, c, units), width(c), c.right()));
                     text.push(' ');
                 }
-                let style = if k == self.selected {
+                let style = if k == self.cursor.selected {
                     Style::default().add_modifier(Modifier::REVERSED)
                 } else {
                     Style::default()

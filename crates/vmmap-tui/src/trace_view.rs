@@ -23,7 +23,7 @@ use vmmap_trace::symbols::short_path;
 
 use crate::app::actions::{self, Scope, Trace};
 use crate::attach_session::Live;
-use crate::scroll_into_view;
+use crate::list::ListCursor;
 use crate::settings::Units;
 use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
 
@@ -70,8 +70,7 @@ struct StackList {
     /// another row has the same one, the first caller that tells them
     /// apart (`leaf (a.c:30) ← work (a.c:20)`).
     labels: Vec<String>,
-    selected: usize,
-    offset: usize,
+    cursor: ListCursor,
 }
 
 impl StackList {
@@ -93,8 +92,7 @@ impl StackList {
         StackList {
             items,
             labels,
-            selected: 0,
-            offset: 0,
+            cursor: ListCursor::default(),
         }
     }
 }
@@ -186,8 +184,8 @@ pub struct TraceView {
     expanded: Vec<bool>,
     /// Visible nodes with their depth.
     rows: Vec<(usize, usize)>,
-    tree_selected: usize,
-    tree_offset: usize,
+    /// The selection in `rows` and the first row drawn.
+    tree_cursor: ListCursor,
     leaks: StackList,
     allocations: StackList,
     history: History,
@@ -237,8 +235,7 @@ impl TraceView {
             parent: Vec::new(),
             expanded: Vec::new(),
             rows: Vec::new(),
-            tree_selected: 0,
-            tree_offset: 0,
+            tree_cursor: ListCursor::default(),
             leaks: StackList::default(),
             allocations: StackList::default(),
             history: History::default(),
@@ -348,9 +345,9 @@ impl TraceView {
         // they were.
         let again = self.analysis.is_some();
         let kept = (
-            self.tree_selected,
-            self.leaks.selected,
-            self.allocations.selected,
+            self.tree_cursor.selected,
+            self.leaks.cursor.selected,
+            self.allocations.cursor.selected,
         );
         let ranked = vmmap_trace::calltree::ranked_stacks;
         self.leaks = StackList::new(ranked(&a.costs, Metric::Live), &a);
@@ -366,9 +363,9 @@ impl TraceView {
         self.rebuild_tree();
         if again {
             let last = |n: usize| n.saturating_sub(1);
-            self.tree_selected = kept.0.min(last(self.rows.len()));
-            self.leaks.selected = kept.1.min(last(self.leaks.items.len()));
-            self.allocations.selected = kept.2.min(last(self.allocations.items.len()));
+            self.tree_cursor.selected = kept.0.min(last(self.rows.len()));
+            self.leaks.cursor.selected = kept.1.min(last(self.leaks.items.len()));
+            self.allocations.cursor.selected = kept.2.min(last(self.allocations.items.len()));
         }
         if self.tab == Tab::History {
             self.start_history();
@@ -406,8 +403,7 @@ impl TraceView {
             }
         }
         self.tree = Some(t);
-        self.tree_selected = 0;
-        self.tree_offset = 0;
+        self.tree_cursor = ListCursor::default();
         self.flatten(None);
     }
 
@@ -426,10 +422,13 @@ impl TraceView {
         }
         if let Some(k) = keep {
             if let Some(i) = self.rows.iter().position(|r| r.0 == k) {
-                self.tree_selected = i;
+                self.tree_cursor.selected = i;
             }
         }
-        self.tree_selected = self.tree_selected.min(self.rows.len().saturating_sub(1));
+        self.tree_cursor.selected = self
+            .tree_cursor
+            .selected
+            .min(self.rows.len().saturating_sub(1));
     }
 
     fn tabs(&self) -> Vec<Tab> {
@@ -657,8 +656,7 @@ impl TraceView {
     }
 
     fn tree_key(&mut self, a: Trace, code: KeyCode) {
-        let page = self.body_height.max(1) as isize;
-        let Some(&(node, _)) = self.rows.get(self.tree_selected) else {
+        let Some(&(node, _)) = self.rows.get(self.tree_cursor.selected) else {
             return;
         };
         let has_children = self
@@ -666,15 +664,10 @@ impl TraceView {
             .as_ref()
             .is_some_and(|t| !t.nodes[node].children.is_empty());
         match a {
-            Trace::Move => match code {
-                KeyCode::Down | KeyCode::Char('j') => self.move_tree(1),
-                KeyCode::Up | KeyCode::Char('k') => self.move_tree(-1),
-                KeyCode::PageDown => self.move_tree(page),
-                KeyCode::PageUp => self.move_tree(-page),
-                KeyCode::Home => self.tree_selected = 0,
-                KeyCode::End => self.tree_selected = self.rows.len().saturating_sub(1),
-                _ => {}
-            },
+            Trace::Move => {
+                let page = self.body_height as usize;
+                self.tree_cursor.move_key(code, self.rows.len(), page);
+            }
             Trace::Open | Trace::Toggle if has_children => {
                 self.expanded[node] = !self.expanded[node];
                 self.flatten(Some(node));
@@ -716,8 +709,7 @@ impl TraceView {
     }
 
     fn move_tree(&mut self, d: isize) {
-        let last = self.rows.len().saturating_sub(1) as isize;
-        self.tree_selected = (self.tree_selected as isize + d).clamp(0, last.max(0)) as usize;
+        self.tree_cursor.move_by(d, self.rows.len());
     }
 
     fn history_key(&mut self, a: Trace, code: KeyCode) {
@@ -924,13 +916,13 @@ impl TraceView {
             .collect();
         header.push_str(" FUNCTION");
         let h = body.height.saturating_sub(2) as usize;
-        scroll_into_view(&mut self.tree_offset, self.tree_selected, h);
-        let title = title + &rows_shown(self.tree_offset, h, self.rows.len());
+        self.tree_cursor.scroll_into_view(h);
+        let title = title + &rows_shown(self.tree_cursor.offset, h, self.rows.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
         ];
-        for (i, &(n, depth)) in self.rows.iter().enumerate().skip(self.tree_offset).take(h) {
+        for (i, &(n, depth)) in self.tree_cursor.on_screen(&self.rows, h) {
             let node = &t.nodes[n];
             let c = &node.total;
             let sign = if node.children.is_empty() {
@@ -959,7 +951,7 @@ impl TraceView {
                 "  ".repeat(depth.min(40)),
                 Escaped(&node.frame.label(self.lines)),
             ));
-            lines.push(styled_row(text, i == self.tree_selected));
+            lines.push(styled_row(text, i == self.tree_cursor.selected));
         }
         f.render_widget(Paragraph::new(lines), body);
     }
@@ -1019,13 +1011,13 @@ impl TraceView {
         };
         // The list above, the selected stack's frames below.
         let list_h = (body.height.saturating_sub(2) / 2).max(1) as usize;
-        scroll_into_view(&mut list.offset, list.selected, list_h);
-        let title = title + &rows_shown(list.offset, list_h, list.items.len());
+        list.cursor.scroll_into_view(list_h);
+        let title = title + &rows_shown(list.cursor.offset, list_h, list.items.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
         ];
-        for (i, (id, c)) in list.items.iter().enumerate().skip(list.offset).take(list_h) {
+        for (i, (id, c)) in list.cursor.on_screen(&list.items, list_h) {
             let top = list.labels.get(i).map_or("", String::as_str);
             let mut text: Vec<String> = columns
                 .iter()
@@ -1033,7 +1025,7 @@ impl TraceView {
                 .collect();
             text.push(format!("{:>7}  {top}", format!("#{id}")));
             let text = text.join(" ");
-            lines.push(styled_row(text, i == list.selected));
+            lines.push(styled_row(text, i == list.cursor.selected));
         }
         if list.items.is_empty() {
             lines.push(Line::raw(if region {
@@ -1042,7 +1034,7 @@ impl TraceView {
                 "  (no block is still allocated)"
             }));
         }
-        let selected = list.items.get(list.selected).map(|x| x.0);
+        let selected = list.items.get(list.cursor.selected).map(|x| x.0);
         f.render_widget(
             Paragraph::new(lines),
             Rect {
@@ -1163,20 +1155,11 @@ fn metric_name(m: Metric) -> &'static str {
     }
 }
 
-fn list_key(l: &mut StackList, code: KeyCode, page: u16) {
-    let last = l.items.len().saturating_sub(1) as isize;
-    let d = match code {
-        KeyCode::Down | KeyCode::Char('j') => 1,
-        KeyCode::Up | KeyCode::Char('k') => -1,
-        KeyCode::PageDown => isize::from(page as i16).max(1) / 2,
-        KeyCode::PageUp => -(isize::from(page as i16).max(1) / 2),
-        KeyCode::Home => isize::MIN / 2,
-        KeyCode::End => isize::MAX / 2,
-        _ => return,
-    };
-    l.selected = (l.selected as isize)
-        .saturating_add(d)
-        .clamp(0, last.max(0)) as usize;
+/// Moves a stack list's selection by a key; a page is half the body,
+/// which the list shares with the selected stack's frames.
+fn list_key(l: &mut StackList, code: KeyCode, body_height: u16) {
+    l.cursor
+        .move_key(code, l.items.len(), usize::from(body_height / 2));
 }
 
 /// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`

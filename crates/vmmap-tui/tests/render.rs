@@ -86,7 +86,7 @@ fn expand_executable(app: &mut App) {
                     .is_some_and(|g| g.memory_type == MemoryType::Image && *g.path == *exe)
         })
         .expect("the executable's image is a Details row");
-    m.details.selected = i;
+    m.details.cursor.selected = i;
     m.details.set_expanded(&m.snap, &m.data, Some(true));
     assert!(
         matches!(m.details.rows[i + 1], Row::Sub(..)),
@@ -333,10 +333,10 @@ fn main_without_colour_at_every_size() {
 fn sorting_returns_to_the_top_where_the_largest_row_is() {
     let mut app = main_app();
     let m = main_view(&mut app);
-    m.details.selected = m.details.rows.len() - 1;
+    m.details.cursor.selected = m.details.rows.len() - 1;
     let _ = draw(&mut app, 80, 24);
     assert!(
-        main_view(&mut app).details.offset > 0,
+        main_view(&mut app).details.cursor.offset > 0,
         "scrolled down first"
     );
     main_view(&mut app).sort_details(vmmap_tui::details::SortKey::Figure(
@@ -344,7 +344,7 @@ fn sorting_returns_to_the_top_where_the_largest_row_is() {
     ));
     let t = draw(&mut app, 80, 24);
     let m = main_view(&mut app);
-    assert_eq!((m.details.selected, m.details.offset), (0, 0));
+    assert_eq!((m.details.cursor.selected, m.details.cursor.offset), (0, 0));
     let text = screen_text(&t);
     assert!(text.contains("rows 1-"), "{text}");
     // The largest region (the 64M arena) is the first row.
@@ -467,13 +467,13 @@ fn details_parts_under_their_sub_block_120x40() {
     key(&mut app, KeyCode::Enter);
     let m = main_view(&mut app);
     assert!(matches!(
-        m.details.rows[m.details.selected],
+        m.details.rows[m.details.cursor.selected],
         Row::Part(_, 1, 1)
     ));
     // Going to an address inside a part selects the part.
     m.goto_address(a + 0x10);
     assert!(matches!(
-        m.details.rows[m.details.selected],
+        m.details.rows[m.details.cursor.selected],
         Row::Part(_, 1, 0)
     ));
 }
@@ -485,7 +485,7 @@ fn details_image_expanded_120x40() {
     let t = draw(&mut app, 120, 40);
     let text = screen_text(&t);
     let m = main_view(&mut app);
-    let g = row_region(&m.snap, m.details.rows[m.details.selected]).unwrap();
+    let g = row_region(&m.snap, m.details.rows[m.details.cursor.selected]).unwrap();
     // The group row carries "- " before its address; each sub-block is
     // indented by four columns; both show the Image type.
     let has_line = |prefix: String| {
@@ -606,7 +606,7 @@ fn find_prompt_80x24() {
     assert!(screen_text(&t).contains("Find: stk512"));
     key(&mut app, KeyCode::Enter);
     let m = main_view(&mut app);
-    let r = row_region(&m.snap, m.details.rows[m.details.selected]).unwrap();
+    let r = row_region(&m.snap, m.details.rows[m.details.cursor.selected]).unwrap();
     assert_eq!(r.memory_type, MemoryType::Stack);
 }
 
@@ -640,7 +640,7 @@ fn tiny_sizes_never_panic() {
             let m = main_view(a);
             m.details.set_all_expanded(&m.snap, &m.data, true);
             m.toggle_free();
-            m.details.selected = m.details.rows.len() - 1;
+            m.details.cursor.selected = m.details.rows.len() - 1;
         }),
         ("main help", main_app, |a| a.mode = Mode::Help(0)),
         ("main help scrolled", main_app, |a| a.mode = Mode::Help(500)),
@@ -886,7 +886,7 @@ fn goto_address_selects_the_sub_block_or_the_gap() {
     assert_eq!(app.mode, Mode::Normal);
     let m = main_view(&mut app);
     assert_eq!(m.details.filter, None);
-    let row = m.details.rows[m.details.selected];
+    let row = m.details.rows[m.details.cursor.selected];
     assert!(matches!(row, Row::Sub(_, 1)), "{row:?}");
     let r = row_region(&m.snap, row).expect("a region row");
     assert_eq!((r.start, r.end), (vma.start, vma.end));
@@ -913,7 +913,10 @@ fn goto_address_selects_the_sub_block_or_the_gap() {
     key(&mut app, KeyCode::Enter);
     let m = main_view(&mut app);
     assert!(m.details.show_free);
-    assert!(matches!(m.details.rows[m.details.selected], Row::Free(_)));
+    assert!(matches!(
+        m.details.rows[m.details.cursor.selected],
+        Row::Free(_)
+    ));
     assert!(app
         .message
         .as_deref()
@@ -988,7 +991,7 @@ fn fragmentation_map_100x30() {
     assert!(app.map.is_none());
     let m = main_view(&mut app);
     assert_eq!(
-        vmmap_tui::details::row_start(&m.snap, &m.data, m.details.rows[m.details.selected]),
+        vmmap_tui::details::row_start(&m.snap, &m.data, m.details.rows[m.details.cursor.selected]),
         seg_start
     );
 }
@@ -1085,7 +1088,7 @@ fn picker_clicks_sort_select_and_open() {
         click(&mut app, body.x, body.y + 2).is_empty(),
         "a first click selects"
     );
-    assert_eq!(app.picker.selected, app.picker.offset + 2);
+    assert_eq!(app.picker.cursor.selected, app.picker.cursor.offset + 2);
     let pid = app.picker.selected_entry().map(|e| e.pid);
     let opened = click(&mut app, body.x, body.y + 2);
     assert!(
@@ -1094,7 +1097,7 @@ fn picker_clicks_sort_select_and_open() {
     );
     let rows = app.picker.rows.len() as u16;
     assert!(body.height > rows, "the list fits with room below");
-    let before = app.picker.selected;
+    let before = app.picker.cursor.selected;
     assert!(click(&mut app, body.x, body.y + rows).is_empty());
-    assert_eq!(app.picker.selected, before, "below the last row");
+    assert_eq!(app.picker.cursor.selected, before, "below the last row");
 }

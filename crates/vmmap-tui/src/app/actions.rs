@@ -17,7 +17,7 @@ use crate::collector::Request;
 use crate::details::SortKey;
 use crate::launch_form::Field;
 use crate::main_view::{Focus, MainView};
-use crate::picker::{PickColumn, Picker, PickerTab};
+use crate::picker::{PickColumn, PickerTab};
 
 /// Where a key is looked up: the screen (or tab) that takes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -731,17 +731,11 @@ impl App {
             self.screen = Screen::Picker;
             return Vec::new();
         };
-        let page = v.body_area.height.max(1) as isize;
         match action {
-            Comb::Move => match k.code {
-                KeyCode::Down | KeyCode::Char('j') => v.move_by(1),
-                KeyCode::Up | KeyCode::Char('k') => v.move_by(-1),
-                KeyCode::PageDown => v.move_by(page),
-                KeyCode::PageUp => v.move_by(-page),
-                KeyCode::Home => v.move_by(isize::MIN / 2),
-                KeyCode::End => v.move_by(isize::MAX / 2),
-                _ => {}
-            },
+            Comb::Move => {
+                let page = v.body_area.height as usize;
+                v.cursor.move_key(k.code, v.rows.len(), page);
+            }
             Comb::SortNext => v.step_sort(false),
             Comb::SortPrevious => v.step_sort(true),
             Comb::Reverse => {
@@ -794,11 +788,6 @@ impl App {
 
     fn picker_action(&mut self, action: Pick, k: KeyEvent) -> Vec<Request> {
         let p = &mut self.picker;
-        let page = p.body_area.height.max(1) as isize;
-        let mv = |p: &mut Picker, d: isize| {
-            let last = p.rows.len().saturating_sub(1) as isize;
-            p.selected = (p.selected as isize + d).clamp(0, last.max(0)) as usize;
-        };
         match action {
             Pick::Refresh => return vec![Request::Processes],
             Pick::LaunchTab => p.toggle_tab(),
@@ -816,15 +805,10 @@ impl App {
             Pick::ClearFilter => {}
             Pick::Back if self.main.is_some() => self.screen = Screen::Main,
             Pick::Back => self.quit = true,
-            Pick::Move => match k.code {
-                KeyCode::Down => mv(p, 1),
-                KeyCode::Up => mv(p, -1),
-                KeyCode::PageDown => mv(p, page),
-                KeyCode::PageUp => mv(p, -page),
-                KeyCode::Home => p.selected = 0,
-                KeyCode::End => p.selected = p.rows.len().saturating_sub(1),
-                _ => {}
-            },
+            Pick::Move => {
+                let page = p.body_area.height as usize;
+                p.cursor.move_key(k.code, p.rows.len(), page);
+            }
             Pick::SortNext => {
                 let i = PickColumn::ALL
                     .iter()
@@ -884,7 +868,7 @@ impl App {
             self.screen = Screen::Picker;
             return Vec::new();
         };
-        let page = m.areas.details_body.height.max(1) as isize;
+        let page = m.areas.details_body.height as usize;
         match action {
             Main::Back if self.from_combined && self.combined_view.is_some() => {
                 self.screen = Screen::Combined;
@@ -1042,7 +1026,7 @@ impl App {
                 let addr = m
                     .details
                     .rows
-                    .get(m.details.selected)
+                    .get(m.details.cursor.selected)
                     .map(|&r| crate::details::row_start(&m.snap, &m.data, r));
                 if let Some(a) = addr {
                     self.clipboard = Some(format!("{a:#x}"));
@@ -1098,7 +1082,7 @@ impl App {
     }
 }
 
-pub(super) fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
+pub(super) fn move_key(m: &mut MainView, code: KeyCode, page: usize) {
     match m.focus {
         Focus::Summary => {
             let last = m.summary_rows.len() - 1;
@@ -1118,12 +1102,6 @@ pub(super) fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
             }
         }
         Focus::Details => match code {
-            KeyCode::Down | KeyCode::Char('j') => m.details.move_by(1),
-            KeyCode::Up | KeyCode::Char('k') => m.details.move_by(-1),
-            KeyCode::PageDown => m.details.move_by(page),
-            KeyCode::PageUp => m.details.move_by(-page),
-            KeyCode::Home => m.details.selected = 0,
-            KeyCode::End => m.details.selected = m.details.rows.len().saturating_sub(1),
             KeyCode::Enter => m.details.set_expanded(&m.snap, &m.data, None),
             KeyCode::Char('+') | KeyCode::Right => {
                 m.details.set_expanded(&m.snap, &m.data, Some(true))
@@ -1131,7 +1109,10 @@ pub(super) fn move_key(m: &mut MainView, code: KeyCode, page: isize) {
             KeyCode::Char('-') | KeyCode::Left => {
                 m.details.set_expanded(&m.snap, &m.data, Some(false))
             }
-            _ => {}
+            _ => {
+                let d = &mut m.details;
+                d.cursor.move_key(code, d.rows.len(), page);
+            }
         },
     }
 }

@@ -62,9 +62,8 @@ impl App {
         }
         match self.screen {
             Screen::Picker => {
-                let last = self.picker.rows.len().saturating_sub(1) as isize;
-                self.picker.selected =
-                    (self.picker.selected as isize + delta).clamp(0, last.max(0)) as usize;
+                let p = &mut self.picker;
+                p.cursor.move_by(delta, p.rows.len());
             }
             Screen::Main => {
                 if let Some(m) = self.main.as_mut() {
@@ -97,14 +96,21 @@ impl App {
                 let Some(v) = self.combined_view.as_mut() else {
                     return Vec::new();
                 };
-                match hit(x, y, v.header_area, v.body_area, v.offset, v.rows.len()) {
+                match hit(
+                    x,
+                    y,
+                    v.header_area,
+                    v.body_area,
+                    v.cursor.offset,
+                    v.rows.len(),
+                ) {
                     Hit::Header => {
                         if let Some(c) = column_at(&v.cols, x) {
                             v.sort_by(c);
                         }
                     }
                     Hit::Row(i) => {
-                        if std::mem::replace(&mut v.selected, i) == i && double {
+                        if v.cursor.click(i) && double {
                             self.open_combined_selected();
                         }
                     }
@@ -126,14 +132,21 @@ impl App {
             }
             Screen::Picker => {
                 let p = &mut self.picker;
-                match hit(x, y, p.header_area, p.body_area, p.offset, p.rows.len()) {
+                match hit(
+                    x,
+                    y,
+                    p.header_area,
+                    p.body_area,
+                    p.cursor.offset,
+                    p.rows.len(),
+                ) {
                     Hit::Header => {
                         if let Some(c) = p.column_at(x) {
                             p.sort_by(c);
                         }
                     }
                     Hit::Row(i) => {
-                        if std::mem::replace(&mut p.selected, i) == i && double {
+                        if p.cursor.click(i) && double {
                             return self.open_selected();
                         }
                     }
@@ -157,7 +170,7 @@ impl App {
                 } else {
                     let d = &mut m.details;
                     let (header, body) = (m.areas.details_header, m.areas.details_body);
-                    match hit(x, y, header, body, d.offset, d.rows.len()) {
+                    match hit(x, y, header, body, d.cursor.offset, d.rows.len()) {
                         Hit::Header => {
                             if let Some(k) = column_at(&m.areas.details_cols, x) {
                                 m.sort_details(k);
@@ -165,7 +178,7 @@ impl App {
                         }
                         Hit::Row(i) => {
                             m.focus = Focus::Details;
-                            if std::mem::replace(&mut d.selected, i) == i && double {
+                            if d.cursor.click(i) && double {
                                 d.set_expanded(&m.snap, &m.data, None);
                             }
                         }

@@ -297,12 +297,10 @@ impl App {
                 l.editing = true;
             }
             KeyCode::Char('F') => self.mode = Mode::MemSearch(String::new()),
-            KeyCode::Down | KeyCode::Char('j') => l.move_by(1),
-            KeyCode::Up | KeyCode::Char('k') => l.move_by(-1),
-            KeyCode::PageDown | KeyCode::Char(' ') => l.move_by(20),
-            KeyCode::PageUp => l.move_by(-20),
-            KeyCode::Home => l.selected = 0,
-            KeyCode::End => l.move_by(isize::MAX / 2),
+            // Space pages down, as in a pager.
+            KeyCode::Char(' ') => {
+                l.move_key(KeyCode::PageDown);
+            }
             KeyCode::Char('y') => {
                 if let Some(it) = l.selected_item() {
                     self.message = Some(format!("Copied the text at {:#x} (OSC 52)", it.address));
@@ -316,7 +314,9 @@ impl App {
                     self.memory_list = None;
                 }
             }
-            _ => {}
+            code => {
+                l.move_key(code);
+            }
         }
     }
 

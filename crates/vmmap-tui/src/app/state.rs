@@ -630,7 +630,7 @@ impl App {
             return;
         };
         let region = (region && m.focus == Focus::Details)
-            .then(|| m.details.rows.get(m.details.selected))
+            .then(|| m.details.rows.get(m.details.cursor.selected))
             .flatten()
             .and_then(|&row| row_region(&m.snap, row))
             .map(|r| {
@@ -740,7 +740,7 @@ impl App {
             self.message = Some(format!("{live}; this snapshot was loaded from a file"));
             return None;
         }
-        let &row = m.details.rows.get(m.details.selected)?;
+        let &row = m.details.rows.get(m.details.cursor.selected)?;
         match row_region(&m.snap, row) {
             Some(region) => Some(region.start),
             None => {

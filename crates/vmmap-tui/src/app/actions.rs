@@ -402,6 +402,21 @@ const fn comb(key: Key, a: Comb) -> Binding {
     on(key, Action::Combined(a))
 }
 
+/// The keys `ListCursor::move_key` moves a list by, each bound to
+/// `action`: one list for every screen whose rows they move.
+const fn moves(action: Action) -> [Binding; 8] {
+    [
+        on(UP, action),
+        on(DOWN, action),
+        on(ch('j'), action),
+        on(ch('k'), action),
+        on(PG_UP, action),
+        on(PG_DN, action),
+        on(HOME, action),
+        on(END, action),
+    ]
+}
+
 const fn entry(
     scope: Scope,
     keys: &'static str,
@@ -457,11 +472,7 @@ pub const TABLE: &[Entry] = &[
     entry(Scope::Main, "Tab / Shift+Tab", "switch between Summary and Details",
         &[main(TAB, Main::Focus), main(BACK_TAB, Main::Focus)]),
     entry(Scope::Main, "Up/Down j/k PgUp/PgDn Home/End", "move; in the Summary this filters the Details by type",
-        &[
-            main(UP, Main::Move), main(DOWN, Main::Move), main(ch('j'), Main::Move),
-            main(ch('k'), Main::Move), main(PG_UP, Main::Move), main(PG_DN, Main::Move),
-            main(HOME, Main::Move), main(END, Main::Move),
-        ]),
+        &moves(Action::Main(Main::Move))),
     entry(Scope::Main, "Enter, +/-, Right/Left", "expand or collapse a group (image, stack, arena)",
         &[
             main(ENTER, Main::Expand), main(ch('+'), Main::Expand), main(ch('-'), Main::Expand),
@@ -542,11 +553,7 @@ pub const TABLE: &[Entry] = &[
             trace(ch('3'), Trace::Tab), trace(ch('4'), Trace::Tab),
         ]),
     entry(Scope::Trace, "Up/Down j/k PgUp/PgDn Home/End", "move",
-        &[
-            trace(UP, Trace::Move), trace(DOWN, Trace::Move), trace(ch('j'), Trace::Move),
-            trace(ch('k'), Trace::Move), trace(PG_UP, Trace::Move), trace(PG_DN, Trace::Move),
-            trace(HOME, Trace::Move), trace(END, Trace::Move),
-        ]),
+        &moves(Action::Trace(Trace::Move))),
     entry(Scope::Trace, "Enter, Space", "call tree: expand or collapse",
         &[trace(ENTER, Trace::Open), trace(ch(' '), Trace::Toggle)]),
     entry(Scope::Trace, "Right/+ / Left/-", "call tree: expand / collapse (Left: to the caller)",
@@ -571,11 +578,7 @@ pub const TABLE: &[Entry] = &[
     entry(Scope::Trace, "? or F1", "this help",
         &[on(ch('?'), Action::Help)]),
     entry(Scope::Top, "Up/Down j/k PgUp/PgDn Home/End", "move",
-        &[
-            top(UP, Top::Move), top(DOWN, Top::Move), top(ch('j'), Top::Move),
-            top(ch('k'), Top::Move), top(PG_UP, Top::Move), top(PG_DN, Top::Move),
-            top(HOME, Top::Move), top(END, Top::Move),
-        ]),
+        &moves(Action::Top(Top::Move))),
     entry(Scope::Top, "Enter", "open the selected process in the main view (Ctrl+P comes back)",
         &[top(ENTER, Top::Open)]),
     entry(Scope::Top, "< / >, F6", "sort by the previous / next column (the header shows which)",
@@ -595,11 +598,7 @@ pub const TABLE: &[Entry] = &[
     entry(Scope::Top, "q", "quit",
         &[on(ch('q'), Action::Quit)]),
     entry(Scope::Combined, "Up/Down j/k PgUp/PgDn Home/End", "move in the process table",
-        &[
-            comb(UP, Comb::Move), comb(DOWN, Comb::Move), comb(ch('j'), Comb::Move),
-            comb(ch('k'), Comb::Move), comb(PG_UP, Comb::Move), comb(PG_DN, Comb::Move),
-            comb(HOME, Comb::Move), comb(END, Comb::Move),
-        ]),
+        &moves(Action::Combined(Comb::Move))),
     entry(Scope::Combined, "Enter, click twice", "open the selected process's main view (Esc comes back)",
         &[comb(ENTER, Comb::Open)]),
     entry(Scope::Combined, "s / S, click a header", "sort the processes by the next / previous column; again reverses",

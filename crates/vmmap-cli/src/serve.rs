@@ -21,6 +21,7 @@ mod web_config;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -164,28 +165,38 @@ async fn accept_loop(
         code: exit::OTHER,
         message: format!("cannot listen: {e}"),
     };
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let limit = REQUEST_DEADLINE + state.opts.budget.unwrap_or_default() + WRITE_DEADLINE;
     match bound {
         listen::Bound::Tcp(l) => {
             l.set_nonblocking(true).map_err(io_failure)?;
-            let l = tokio::net::TcpListener::from_std(l).map_err(io_failure)?;
-            loop {
-                match l.accept().await {
-                    Ok((s, _)) => spawn(s, &slots, limit, tls.clone(), &state),
-                    Err(e) => accept_error(e).await,
-                }
-            }
+            let l = &tokio::net::TcpListener::from_std(l).map_err(io_failure)?;
+            serve_all(move || async move { Ok(l.accept().await?.0) }, tls, state).await
         }
         listen::Bound::Unix(l, _) => {
             l.set_nonblocking(true).map_err(io_failure)?;
-            let l = tokio::net::UnixListener::from_std(l).map_err(io_failure)?;
-            loop {
-                match l.accept().await {
-                    Ok((s, _)) => spawn(s, &slots, limit, tls.clone(), &state),
-                    Err(e) => accept_error(e).await,
-                }
-            }
+            let l = &tokio::net::UnixListener::from_std(l).map_err(io_failure)?;
+            serve_all(move || async move { Ok(l.accept().await?.0) }, tls, state).await
+        }
+    }
+}
+
+/// Serves each connection `accept` gives, for ever (it never returns):
+/// one loop for both kinds of listener, which tokio gives no common trait.
+async fn serve_all<S, A, F>(
+    mut accept: A,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+) -> Result<(), Failure>
+where
+    A: FnMut() -> F,
+    F: Future<Output = io::Result<S>>,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limit = REQUEST_DEADLINE + state.opts.budget.unwrap_or_default() + WRITE_DEADLINE;
+    loop {
+        match accept().await {
+            Ok(s) => spawn(s, &slots, limit, tls.clone(), &state),
+            Err(e) => accept_error(e).await,
         }
     }
 }

@@ -450,23 +450,22 @@ pub(crate) fn walk(
         let mut kept = 0usize;
         while addr < range.end {
             let (resident, until) = mem.resident(addr, range.end)?;
-            if !resident {
-                // Not in the target's page tables: skipped, and the
-                // stretch ends here.
-                stats.not_resident += until - addr;
-                if progress(done + (until - range.start)).is_break() {
-                    return Ok(stats);
-                }
-                addr = until;
-                kept = 0;
-                continue;
-            }
-            let want = usize::try_from(until - addr).map_or(chunk, |r| r.min(chunk));
-            let n = mem.read_present(addr, &mut buf[kept..kept + want])?;
+            let n = if resident {
+                let want = usize::try_from(until - addr).map_or(chunk, |r| r.min(chunk));
+                mem.read_present(addr, &mut buf[kept..kept + want])?
+            } else {
+                0
+            };
             if n == 0 {
-                // Skip the unreadable page; the stretch ends here.
-                let next = ((addr / page) + 1).saturating_mul(page).min(range.end);
-                stats.unreadable += next - addr;
+                // Skipped: what is not in the target's page tables, or else
+                // the unreadable page. Either way the stretch ends here.
+                let (next, skipped) = if resident {
+                    let next = ((addr / page) + 1).saturating_mul(page).min(range.end);
+                    (next, &mut stats.unreadable)
+                } else {
+                    (until, &mut stats.not_resident)
+                };
+                *skipped += next - addr;
                 if progress(done + (next - range.start)).is_break() {
                     return Ok(stats);
                 }

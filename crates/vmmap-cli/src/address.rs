@@ -48,11 +48,8 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
             if !std::ptr::eq(region, vma) {
                 writeln!(
                     w,
-                    "Mapping:     {:#x}-{:#x} {} ({}), sub-block {} of {}",
-                    vma.start,
-                    vma.end,
-                    vma.perms.as_str(),
-                    size(vma.size(), exact),
+                    "Mapping:     {}, sub-block {} of {}",
+                    span(vma, exact),
                     region
                         .sub_blocks
                         .iter()
@@ -138,11 +135,8 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
     };
     writeln!(
         w,
-        "Region:      {:#x}-{:#x} {} ({}){}",
-        region.start,
-        region.end,
-        region.perms.as_str(),
-        size(region.size(), false),
+        "Region:      {}{}",
+        span(region, false),
         if region.path.is_empty() {
             String::new()
         } else {
@@ -158,11 +152,8 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
     if !std::ptr::eq(region, vma) {
         writeln!(
             w,
-            "Mapping:     {:#x}-{:#x} {} ({}), a sub-block typed {}{}",
-            vma.start,
-            vma.end,
-            vma.perms.as_str(),
-            size(vma.size(), false),
+            "Mapping:     {}, a sub-block typed {}{}",
+            span(vma, false),
             vma.memory_type.name(),
             if vma.details.is_empty() {
                 String::new()
@@ -186,6 +177,18 @@ pub fn write_why(snap: &Snapshot, addr: u64, w: &mut dyn Write) -> io::Result<()
         )?;
     }
     writeln!(w, "Meaning:     {}", region.memory_type.definition())
+}
+
+/// `0x1000-0x3000 rw-p (8 KiB)`: how the lines naming a region or its
+/// mapping give it.
+fn span(r: &Region, exact: bool) -> String {
+    format!(
+        "{:#x}-{:#x} {} ({})",
+        r.start,
+        r.end,
+        r.perms.as_str(),
+        size(r.size(), exact)
+    )
 }
 
 fn or_none(s: &str) -> Cow<'_, str> {

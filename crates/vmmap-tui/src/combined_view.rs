@@ -441,11 +441,8 @@ impl CombinedView {
         let text = if n == 0 {
             "no process could be read".to_string()
         } else {
-            format!(
-                "processes {}-{} of {n}  (Enter opens one)",
-                self.cursor.offset + 1,
-                (self.cursor.offset + h).min(n)
-            )
+            let (first, last) = self.cursor.rows_on_screen(h, n);
+            format!("processes {first}-{last} of {n}  (Enter opens one)")
         };
         f.render_widget(
             Paragraph::new(text)

@@ -63,6 +63,12 @@ impl ListCursor {
         }
     }
 
+    /// The first and the last row on screen of a list of `len` rows,
+    /// counted from 1, for the lines that say `rows 11-20 of 312`.
+    pub fn rows_on_screen(&self, height: usize, len: usize) -> (usize, usize) {
+        (self.offset + 1, (self.offset + height).min(len))
+    }
+
     /// The rows of `rows` in the window of `height` rows, with their index.
     pub fn on_screen<'a, T>(
         &self,

@@ -403,8 +403,7 @@ impl MainView {
         let mut text = if n == 0 {
             "no rows".to_string()
         } else {
-            let first = self.details.cursor.offset + 1;
-            let last = (self.details.cursor.offset + height).min(n);
+            let (first, last) = self.details.cursor.rows_on_screen(height, n);
             format!("rows {first}-{last} of {n}")
         };
         let (shown, total) = self.columns_shown;

@@ -297,11 +297,8 @@ impl Picker {
             as usize;
         self.cursor.scroll_into_view(body_h);
         let position = if self.rows.len() > body_h && body_h > 0 {
-            format!(
-                ", rows {}-{}",
-                self.cursor.offset + 1,
-                (self.cursor.offset + body_h).min(self.rows.len())
-            )
+            let (first, last) = self.cursor.rows_on_screen(body_h, self.rows.len());
+            format!(", rows {first}-{last}")
         } else {
             String::new()
         };

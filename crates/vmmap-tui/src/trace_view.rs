@@ -917,7 +917,7 @@ impl TraceView {
         header.push_str(" FUNCTION");
         let h = body.height.saturating_sub(2) as usize;
         self.tree_cursor.scroll_into_view(h);
-        let title = title + &rows_shown(self.tree_cursor.offset, h, self.rows.len());
+        let title = title + &rows_shown(&self.tree_cursor, h, self.rows.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
@@ -1012,7 +1012,7 @@ impl TraceView {
         // The list above, the selected stack's frames below.
         let list_h = (body.height.saturating_sub(2) / 2).max(1) as usize;
         list.cursor.scroll_into_view(list_h);
-        let title = title + &rows_shown(list.cursor.offset, list_h, list.items.len());
+        let title = title + &rows_shown(&list.cursor, list_h, list.items.len());
         let mut lines = vec![
             Line::styled(title, Style::default().add_modifier(Modifier::BOLD)),
             Line::styled(header, Style::default().add_modifier(Modifier::UNDERLINED)),
@@ -1162,8 +1162,6 @@ fn list_key(l: &mut StackList, code: KeyCode, body_height: u16) {
         .move_key(code, l.items.len(), usize::from(body_height / 2));
 }
 
-/// `; rows 11-20 of 312` when a list of `n` rows shows `h` from `offset`
-/// and not all of them; nothing when all show.
 /// The call tree's figure columns (metric, heading, width) that fit
 /// `width` with room for the function names: the column sorted by always
 /// stays, then allocated, live, calls, peak and temporary, in that order
@@ -1201,11 +1199,14 @@ fn tree_columns(sorted: Metric, width: usize) -> Vec<(Metric, &'static str, usiz
     ALL.into_iter().filter(|c| kept.contains(&c.0)).collect()
 }
 
-fn rows_shown(offset: usize, h: usize, n: usize) -> String {
+/// `; rows 11-20 of 312` when a list of `n` rows shows `h` of them from
+/// the cursor's first row; nothing when all show.
+fn rows_shown(cursor: &ListCursor, h: usize, n: usize) -> String {
     if n <= h || h == 0 {
         String::new()
     } else {
-        format!("; rows {}-{} of {n}", offset + 1, (offset + h).min(n))
+        let (first, last) = cursor.rows_on_screen(h, n);
+        format!("; rows {first}-{last} of {n}")
     }
 }
 

@@ -8,9 +8,9 @@
 
 use ratatui::crossterm::event::KeyCode;
 
-/// Which row of a list is selected and which is drawn first. The list's
-/// rows live beside it; the moves take their count, so that a cursor never
-/// points past the end of a list that was shortened under it once moved.
+/// Which row of a list is selected and which is drawn first. The rows
+/// live beside it in each view (of a different type in each), so the
+/// moves take their count and clamp to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ListCursor {
     /// Selected index into the list's rows.

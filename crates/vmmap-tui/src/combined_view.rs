@@ -15,7 +15,7 @@ use vmmap_core::model::{MemoryType, Snapshot};
 use vmmap_core::multi::{Combined, CombinedRow, CountedOnce, ProcessLine};
 use vmmap_core::text::escape;
 
-use crate::list::ListCursor;
+use crate::list::{ListCursor, TableSort};
 use crate::main_view::{draw_bar_graphs, num_width, Bar};
 use crate::settings::{Settings, Units};
 
@@ -160,11 +160,10 @@ pub struct CombinedView {
     pub rows: Vec<usize>,
     /// The selection in `rows` and the first row shown.
     pub cursor: ListCursor,
-    /// Sort column of the process table.
-    pub sort: ProcCol,
-    /// Ascending instead of the column's natural order (largest first,
-    /// PID and name ascending).
-    pub reverse: bool,
+    /// Sort column of the process table, and whether ascending instead
+    /// of the column's natural order (largest first, PID and name
+    /// ascending).
+    pub sort: TableSort<ProcCol>,
     /// The process table's header and body in the last draw, and its
     /// column spans (x, width, column), for the mouse.
     pub header_area: Rect,
@@ -189,8 +188,7 @@ impl CombinedView {
             pids,
             rows: Vec::new(),
             cursor: ListCursor::default(),
-            sort: ProcCol::Private,
-            reverse: false,
+            sort: TableSort::new(ProcCol::Private),
             header_area: Rect::default(),
             body_area: Rect::default(),
             cols: Vec::new(),
@@ -203,10 +201,9 @@ impl CombinedView {
     /// sort and the selected process.
     pub fn replace(&mut self, new: CombinedView) {
         let keep = self.selected_pid();
-        let (sort, reverse) = (self.sort, self.reverse);
+        let sort = self.sort;
         *self = new;
         self.sort = sort;
-        self.reverse = reverse;
         self.resort();
         if let Some(i) = keep.and_then(|pid| {
             self.rows
@@ -222,7 +219,7 @@ impl CombinedView {
     pub fn resort(&mut self) {
         let procs = &self.combined.processes;
         let mut rows: Vec<usize> = (0..procs.len()).collect();
-        let sort = self.sort;
+        let sort = self.sort.column;
         rows.sort_by(|&a, &b| {
             let (pa, pb) = (&procs[a], &procs[b]);
             let o = match sort {
@@ -232,7 +229,7 @@ impl CombinedView {
             };
             o.then(pa.pid.cmp(&pb.pid))
         });
-        if self.reverse {
+        if self.sort.reverse {
             rows.reverse();
         }
         self.rows = rows;
@@ -241,19 +238,13 @@ impl CombinedView {
 
     /// Sorts by `c`; the same column again reverses.
     pub fn sort_by(&mut self, c: ProcCol) {
-        crate::choose_sort(&mut self.sort, &mut self.reverse, c);
+        self.sort.choose(c);
         self.resort();
     }
 
     /// Sorts by the next (or previous) column.
     pub fn step_sort(&mut self, back: bool) {
-        let n = ProcCol::ALL.len();
-        let i = ProcCol::ALL
-            .iter()
-            .position(|&c| c == self.sort)
-            .unwrap_or(0);
-        self.sort = ProcCol::ALL[if back { (i + n - 1) % n } else { (i + 1) % n }];
-        self.reverse = false;
+        self.sort.step(&ProcCol::ALL, back);
         self.resort();
     }
 
@@ -470,8 +461,8 @@ impl CombinedView {
         let name_w = 16u16;
         let figures: Vec<ProcCol> = ProcCol::ALL[2..].to_vec();
         // The sorted column stays, so that its arrow is in sight.
-        let mut importance = vec![self.sort];
-        importance.extend(figures.iter().copied().filter(|&c| c != self.sort));
+        let mut importance = vec![self.sort.column];
+        importance.extend(figures.iter().copied().filter(|&c| c != self.sort.column));
         let mut cols = vec![ProcCol::Pid, ProcCol::Name];
         cols.extend(fit(
             &figures,
@@ -495,12 +486,11 @@ impl CombinedView {
                 span
             })
             .collect();
-        let arrow = if self.reverse { "▲" } else { "▼" };
         let nw = w as usize;
         let header = TableRow::new(
             cols.iter()
                 .map(|&c| {
-                    let mark = if c == self.sort { arrow } else { "" };
+                    let mark = self.sort.mark(c);
                     match c {
                         ProcCol::Pid => format!("{:>7}", format!("{mark}PID")),
                         ProcCol::Name => format!("Name{mark}"),

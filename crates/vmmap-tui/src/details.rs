@@ -9,7 +9,7 @@ use vmmap_core::figures::{Column, Figures};
 use vmmap_core::model::{MemoryType, Part, Region, Snapshot};
 use vmmap_core::summary::{free_blocks, FreeBlock};
 
-use crate::list::ListCursor;
+use crate::list::{ListCursor, TableSort};
 
 /// One row of the Details table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,10 +66,8 @@ pub struct DetailsView {
     pub filter: Option<MemoryType>,
     /// Show free gaps.
     pub show_free: bool,
-    /// Sort order.
-    pub sort: SortKey,
-    /// Reverse the sort.
-    pub reverse: bool,
+    /// Sort key and direction.
+    pub sort: TableSort<SortKey>,
     /// Expanded groups, by start address (survives a refresh).
     pub expanded: HashSet<u64>,
     /// The visible rows.
@@ -83,8 +81,7 @@ impl Default for DetailsView {
         DetailsView {
             filter: None,
             show_free: false,
-            sort: SortKey::Address,
-            reverse: false,
+            sort: TableSort::new(SortKey::Address),
             expanded: HashSet::new(),
             rows: Vec::new(),
             cursor: ListCursor::default(),
@@ -159,7 +156,7 @@ impl DetailsView {
         };
         let text =
             |r: &Row, f: fn(&Region) -> String| row_region(snap, *r).map(f).unwrap_or_default();
-        match self.sort {
+        match self.sort.column {
             SortKey::Address => top.sort_by_key(start),
             SortKey::Type => top.sort_by_key(|r| (row_type(snap, *r), start(r))),
             SortKey::Figure(c) => top.sort_by(|a, b| {
@@ -174,7 +171,7 @@ impl DetailsView {
                 top.sort_by_cached_key(|r| (text(r, |g| g.details.clone()), start(r)))
             }
         }
-        if self.reverse {
+        if self.sort.reverse {
             top.reverse();
         }
         let mut rows = Vec::with_capacity(top.len());
@@ -389,7 +386,7 @@ mod tests {
         assert_eq!(v.rows.len(), 5);
         assert_eq!(v.rows[1], Row::Sub(0, 0));
         v.cursor.selected = 3; // the heap: after the image and its two parts
-        v.sort = SortKey::Figure(Column::Size);
+        v.sort = TableSort::new(SortKey::Figure(Column::Size));
         v.rebuild(&snap, &data);
         assert_eq!(v.rows[0], Row::Region(1), "largest first");
         assert_eq!(

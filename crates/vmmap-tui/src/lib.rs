@@ -147,14 +147,3 @@ pub(crate) fn on_screen<T>(
 ) -> impl Iterator<Item = (usize, &T)> {
     rows.iter().enumerate().skip(offset).take(height)
 }
-
-/// Sorts a table by `by`: a new column sorts it in its natural order, the
-/// same column again reverses it (every table's header click and sort key).
-pub(crate) fn choose_sort<T: PartialEq>(sort: &mut T, reverse: &mut bool, by: T) {
-    if *sort == by {
-        *reverse = !*reverse;
-    } else {
-        *sort = by;
-        *reverse = false;
-    }
-}

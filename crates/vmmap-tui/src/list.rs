@@ -1,10 +1,10 @@
 //! The selection and scroll position of a list drawn a window at a time,
-//! and the moves every list view makes with them.
+//! the sort of a table, and the moves every list view makes with them.
 //!
 //! The picker, the Details table, the combined and `top` tables, the
 //! strings list and the trace view's lists each keep a cursor of their own
-//! over rows they own: one type, so that the keys, the wheel and the
-//! clicks move every list alike.
+//! over rows they own, and the tables a sort: one type each, so that the
+//! keys, the wheel, the clicks and the headers work in every list alike.
 
 use ratatui::crossterm::event::KeyCode;
 
@@ -79,6 +79,64 @@ impl ListCursor {
     }
 }
 
+/// How a table is sorted: by which column, and whether against the
+/// column's natural order (largest first for figures, ascending for names
+/// and addresses), which each view's sort applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSort<C> {
+    /// The column sorted by.
+    pub column: C,
+    /// Against the column's natural order.
+    pub reverse: bool,
+}
+
+impl<C: Copy + PartialEq> TableSort<C> {
+    /// By `column`, in its natural order.
+    pub fn new(column: C) -> TableSort<C> {
+        TableSort {
+            column,
+            reverse: false,
+        }
+    }
+
+    /// Sorts by `by`: a new column in its natural order, the same column
+    /// again reversed (a click on a header, a sort key).
+    pub fn choose(&mut self, by: C) {
+        if self.column == by {
+            self.flip();
+        } else {
+            *self = TableSort::new(by);
+        }
+    }
+
+    /// Sorts by the column after (`back`: before) the current one in
+    /// `order`, wrapping, in its natural order; by the first when the
+    /// current one is not in `order`.
+    pub fn step(&mut self, order: &[C], back: bool) {
+        let n = order.len();
+        if n == 0 {
+            return;
+        }
+        let i = order.iter().position(|&c| c == self.column).unwrap_or(0);
+        *self = TableSort::new(order[if back { (i + n - 1) % n } else { (i + 1) % n }]);
+    }
+
+    /// Reverses the order.
+    pub fn flip(&mut self) {
+        self.reverse = !self.reverse;
+    }
+
+    /// The arrow a header shows: on the column sorted by, the direction;
+    /// on the others nothing.
+    pub fn mark(&self, c: C) -> &'static str {
+        match (c == self.column, self.reverse) {
+            (false, _) => "",
+            (true, false) => "▼",
+            (true, true) => "▲",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +176,22 @@ mod tests {
         assert_eq!(c.offset, 1);
         assert!(!c.click(2));
         assert!(c.click(2));
+    }
+
+    #[test]
+    fn a_sort_steps_chooses_and_marks() {
+        let mut s = TableSort::new('b');
+        s.step(&['a', 'b', 'c'], false);
+        assert_eq!(s, TableSort::new('c'));
+        s.step(&['a', 'b', 'c'], false);
+        assert_eq!(s.column, 'a', "wraps");
+        s.step(&['a', 'b', 'c'], true);
+        assert_eq!(s.column, 'c');
+        s.choose('c');
+        assert!(s.reverse, "the same column again reverses");
+        assert_eq!((s.mark('c'), s.mark('a')), ("▲", ""));
+        s.choose('a');
+        assert_eq!(s, TableSort::new('a'), "a new column in its natural order");
+        assert_eq!(s.mark('a'), "▼");
     }
 }

@@ -15,6 +15,7 @@ use vmmap_core::summary::Summary;
 use vmmap_core::text::{escape, escape_args, Escaped};
 
 use crate::details::{row_part, row_region, DetailsData, DetailsView, Row, SortKey};
+use crate::list::{ListCursor, TableSort};
 use crate::settings::{Settings, Units};
 use vmmap_render::text::{cut_details, cut_owner};
 
@@ -86,10 +87,8 @@ pub struct MainView {
     pub summary_rows: Vec<Option<MemoryType>>,
     /// Selected Summary row.
     pub summary_selected: usize,
-    /// Summary sort column (None: VMMap's type order).
-    pub summary_sort: Option<Column>,
-    /// Reverse the Summary sort.
-    pub summary_reverse: bool,
+    /// Summary sort column (None: VMMap's type order) and direction.
+    pub summary_sort: TableSort<Option<Column>>,
     /// Keyboard focus.
     pub focus: Focus,
     /// How long the last snapshot took to collect.
@@ -127,8 +126,7 @@ impl MainView {
             details: DetailsView::default(),
             summary_rows: Vec::new(),
             summary_selected: 0,
-            summary_sort: None,
-            summary_reverse: false,
+            summary_sort: TableSort::new(None),
             focus: Focus::Details,
             collect_time,
             compare: None,
@@ -198,7 +196,7 @@ impl MainView {
             .filter(|&t| self.summary.row(t).figures.value(Column::Size) > 0)
             .filter(|&t| t != MemoryType::Free || self.details.show_free)
             .collect();
-        if let Some(c) = self.summary_sort {
+        if let Some(c) = self.summary_sort.column {
             types.sort_by(|a, b| {
                 self.summary
                     .row(*b)
@@ -208,7 +206,7 @@ impl MainView {
                     .then(a.cmp(b))
             });
         }
-        if self.summary_reverse {
+        if self.summary_sort.reverse {
             types.reverse();
         }
         self.summary_rows = types
@@ -229,21 +227,20 @@ impl MainView {
     pub fn select_summary(&mut self, i: usize) {
         self.summary_selected = i.min(self.summary_rows.len() - 1);
         self.details.filter = self.summary_rows[self.summary_selected];
-        self.details.cursor.selected = 0;
-        self.details.cursor.offset = 0;
+        self.details.cursor = ListCursor::default();
         self.details.rebuild_keeping(&self.snap, &self.data, None);
     }
 
     /// Sorts the Summary by a column; again reverses; on the Type column
     /// goes back to VMMap's order.
     pub fn sort_summary(&mut self, c: Option<Column>) {
-        crate::choose_sort(&mut self.summary_sort, &mut self.summary_reverse, c);
+        self.summary_sort.choose(c);
         self.resort_summary();
     }
 
     /// Sorts the Details; the same key again reverses.
     pub fn sort_details(&mut self, k: SortKey) {
-        crate::choose_sort(&mut self.details.sort, &mut self.details.reverse, k);
+        self.details.sort.choose(k);
         self.details.resort(&self.snap, &self.data);
     }
 
@@ -520,17 +517,7 @@ impl MainView {
         let nw = w as usize;
         self.areas.summary_cols = spans;
         (self.areas.summary_header, self.areas.summary_body) = header_and_body(area);
-        let mark = |c: Option<Column>| {
-            if self.summary_sort == c {
-                if self.summary_reverse {
-                    "▲"
-                } else {
-                    "▼"
-                }
-            } else {
-                ""
-            }
-        };
+        let mark = |c: Option<Column>| self.summary_sort.mark(c);
         let header =
             TableRow::new(
                 std::iter::once(format!("Type{}", mark(None)))
@@ -680,17 +667,7 @@ impl MainView {
         let height = (area.height - 1) as usize;
         self.details.scroll_into_view(height);
         let sort = self.details.sort;
-        let mark = |k: SortKey| {
-            if sort == k {
-                if self.details.reverse {
-                    "▲"
-                } else {
-                    "▼"
-                }
-            } else {
-                ""
-            }
-        };
+        let mark = |k: SortKey| sort.mark(k);
         let mut head = vec![
             format!("Address{}", mark(SortKey::Address)),
             format!("Type{}", mark(SortKey::Type)),
@@ -709,8 +686,11 @@ impl MainView {
         let header = TableRow::new(head)
             .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let snap = Arc::clone(&self.snap);
-        let rows = crate::on_screen(&self.details.rows, self.details.cursor.offset, height).map(
-            |(k, &row)| {
+        let rows = self
+            .details
+            .cursor
+            .on_screen(&self.details.rows, height)
+            .map(|(k, &row)| {
                 let mut style = Style::default();
                 if k == self.details.cursor.selected {
                     style = style.add_modifier(if focus {
@@ -808,8 +788,7 @@ impl MainView {
                     }
                 }
                 TableRow::new(cells).style(style)
-            },
-        );
+            });
         f.render_widget(
             Table::new(rows, widths).header(header).column_spacing(1),
             area,

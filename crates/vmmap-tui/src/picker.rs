@@ -11,7 +11,7 @@ use vmmap_core::collect::{Access, ProcessEntry};
 use vmmap_core::text::escape;
 
 use crate::launch_form::LaunchForm;
-use crate::list::ListCursor;
+use crate::list::{ListCursor, TableSort};
 use crate::settings::Units;
 
 /// The picker's tabs (F2 switches).
@@ -93,10 +93,8 @@ pub struct Picker {
     pub all: Vec<ProcessEntry>,
     /// The filter typed so far.
     pub filter: String,
-    /// Sort column.
-    pub sort: PickColumn,
-    /// Reverse order.
-    pub reverse: bool,
+    /// Sort column and direction.
+    pub sort: TableSort<PickColumn>,
     /// Indices into `all` that pass the filter, sorted.
     pub rows: Vec<usize>,
     /// The selection in `rows` and the first row drawn.
@@ -122,8 +120,7 @@ impl Default for Picker {
         Picker {
             all: Vec::new(),
             filter: String::new(),
-            sort: PickColumn::Private,
-            reverse: false,
+            sort: TableSort::new(PickColumn::Private),
             rows: Vec::new(),
             cursor: ListCursor::default(),
             header_area: Rect::default(),
@@ -182,7 +179,7 @@ impl Picker {
         };
         // Ties by PID, so that the order is the same at every refresh.
         let pid = |a: &usize, b: &usize| all[*a].pid.cmp(&all[*b].pid);
-        match self.sort {
+        match self.sort.column {
             PickColumn::Pid => rows.sort_by_key(|i| all[*i].pid),
             PickColumn::User => {
                 rows.sort_by(|a, b| all[*a].user.cmp(&all[*b].user).then(pid(a, b)))
@@ -200,7 +197,7 @@ impl Picker {
                 rows.sort_by(|a, b| key_num(b, c).cmp(&key_num(a, c)).then(pid(a, b)))
             }
         }
-        if self.reverse {
+        if self.sort.reverse {
             rows.reverse();
         }
         self.rows = rows;
@@ -223,7 +220,7 @@ impl Picker {
 
     /// Sorts by a column; the same column again reverses.
     pub fn sort_by(&mut self, c: PickColumn) {
-        crate::choose_sort(&mut self.sort, &mut self.reverse, c);
+        self.sort.choose(c);
         self.refilter(self.selected_pid());
     }
 
@@ -372,23 +369,15 @@ impl Picker {
         let mut shown: Vec<PickColumn> = PickColumn::ALL.to_vec();
         for drop in [PickColumn::Arch, PickColumn::User, PickColumn::Command] {
             if shown.iter().map(|c| c.width() + 1).sum::<u16>() > table_area.width
-                && drop != self.sort
+                && drop != self.sort.column
             {
                 shown.retain(|c| *c != drop);
             }
         }
         self.shown = shown.clone();
-        let header = Row::new(shown.iter().map(|&c| {
-            let mark = if c == self.sort {
-                if self.reverse {
-                    " ▲"
-                } else {
-                    " ▼"
-                }
-            } else {
-                ""
-            };
-            format!("{}{mark}", c.header())
+        let header = Row::new(shown.iter().map(|&c| match self.sort.mark(c) {
+            "" => c.header().to_string(),
+            mark => format!("{} {mark}", c.header()),
         }))
         .style(Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
         let rows = self.cursor.on_screen(&self.rows, height).map(|(k, &i)| {

@@ -18,7 +18,7 @@ use vmmap_core::collect::top::Select;
 use vmmap_core::text::escape;
 use vmmap_core::top::{self, Amount, Column, Field, Metric, Proc, Row, Tracker};
 
-use crate::list::ListCursor;
+use crate::list::{ListCursor, TableSort};
 use crate::settings::Units;
 
 /// What `vmmap top` starts with.
@@ -75,9 +75,7 @@ pub struct TopView {
     /// The rows the filter keeps (indices into `rows`).
     shown: Vec<usize>,
     /// Sort column and direction.
-    pub sort: Column,
-    /// Reversed.
-    pub reverse: bool,
+    pub sort: TableSort<Column>,
     /// The filter (`/`).
     pub filter: String,
     /// The filter prompt is open (typing edits the filter).
@@ -105,8 +103,10 @@ impl TopView {
             tracker: Tracker::new(),
             rows: Vec::new(),
             shown: Vec::new(),
-            sort: start.sort,
-            reverse: start.reverse,
+            sort: TableSort {
+                column: start.sort,
+                reverse: start.reverse,
+            },
             filter: start.filter,
             editing: false,
             paused: false,
@@ -133,7 +133,7 @@ impl TopView {
 
     /// Sorts and filters again, keeping the selected process selected.
     pub fn resort(&mut self) {
-        top::sort(&mut self.rows, self.sort, self.reverse);
+        top::sort(&mut self.rows, self.sort.column, self.sort.reverse);
         self.shown = (0..self.rows.len())
             .filter(|&i| self.rows[i].proc.matches(&self.filter))
             .collect();
@@ -188,18 +188,18 @@ impl TopView {
 
     /// Sorts by the next (or previous) column; sorting goes back to the top.
     pub fn step_sort(&mut self, back: bool) {
-        self.sort = self.sort.step(back);
+        let mut next = self.sort.column.step(back);
         // PSS columns are not shown without --pss.
-        while !self.pss && self.sort.metric() == Some(Metric::Pss) {
-            self.sort = self.sort.step(back);
+        while !self.pss && next.metric() == Some(Metric::Pss) {
+            next = next.step(back);
         }
-        self.reverse = false;
+        self.sort = TableSort::new(next);
         self.back_to_first_row();
     }
 
     /// Reverses the sort.
     pub fn flip(&mut self) {
-        self.reverse = !self.reverse;
+        self.sort.flip();
         self.back_to_first_row();
     }
 
@@ -275,7 +275,7 @@ impl TopView {
             Paragraph::new(Line::from(title)),
             Rect { height: 1, ..area },
         );
-        let dir = if self.reverse { "▲" } else { "▼" };
+        let dir = self.sort.mark(self.sort.column);
         // The interval the growth is over, as it was (the first may be
         // longer than the delay, a loaded machine's too).
         let over = self
@@ -286,7 +286,7 @@ impl TopView {
             .map_or_else(|| secs(self.delay), |i| format!("{i:.1}s"));
         let legend = format!(
             "Sort: {} {dir}   + growth in the last {over}, Σ since start",
-            self.sort.label(),
+            self.sort.column.label(),
         );
         f.render_widget(
             Paragraph::new(legend),
@@ -321,7 +321,7 @@ impl TopView {
             let mut h = c.header();
             // The arrow goes on the side away from the figures, so that a
             // header stays over its column.
-            if c.sort() == Some(self.sort) {
+            if c.sort() == Some(self.sort.column) {
                 h = if c.right() {
                     format!("{dir}{h}")
                 } else {

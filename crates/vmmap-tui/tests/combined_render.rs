@@ -152,7 +152,8 @@ fn enter_drills_into_a_process_and_esc_comes_back() {
     let mut app = combined_app(Depth::TrueColour);
     draw(&mut app, 100, 30);
     // Sort by PID: worker (4243), helper (4244), then the target.
-    while app.combined_view.as_ref().unwrap().sort != vmmap_tui::combined_view::ProcCol::Pid {
+    while app.combined_view.as_ref().unwrap().sort.column != vmmap_tui::combined_view::ProcCol::Pid
+    {
         key(&mut app, KeyCode::Char('S'));
     }
     let t = draw(&mut app, 100, 30);
@@ -195,7 +196,7 @@ fn f5_combines_the_same_processes_again_keeping_the_sort() {
         pids,
         Ok((c, snaps.into_iter().map(Arc::new).collect(), Vec::new())),
     ));
-    assert!(app.combined_view.as_ref().unwrap().reverse);
+    assert!(app.combined_view.as_ref().unwrap().sort.reverse);
 }
 
 #[test]
@@ -220,7 +221,10 @@ fn clicks_sort_select_and_open_a_process() {
     let (header, body) = (v.header_area, v.body_area);
     let &(x, _, _) = v.cols.iter().find(|c| c.2 == ProcCol::Pid).unwrap();
     click(&mut app, x, header.y);
-    assert_eq!(app.combined_view.as_ref().unwrap().sort, ProcCol::Pid);
+    assert_eq!(
+        app.combined_view.as_ref().unwrap().sort.column,
+        ProcCol::Pid
+    );
     draw(&mut app, 100, 30);
     // By PID: worker (4243), helper (4244), then the target.
     assert!(click(&mut app, body.x + 1, body.y + 1).is_empty());

@@ -1077,11 +1077,11 @@ fn picker_clicks_sort_select_and_open() {
     let body = app.picker.body_area;
     // The first column's header (PID).
     click(&mut app, header.x, header.y);
-    assert_eq!(app.picker.sort, PickColumn::ALL[0]);
-    let reversed = app.picker.reverse;
+    assert_eq!(app.picker.sort.column, PickColumn::ALL[0]);
+    let reversed = app.picker.sort.reverse;
     click(&mut app, header.x + 1, header.y);
     assert_ne!(
-        app.picker.reverse, reversed,
+        app.picker.sort.reverse, reversed,
         "the same header again reverses"
     );
     assert!(

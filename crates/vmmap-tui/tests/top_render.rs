@@ -136,13 +136,13 @@ fn top_fastest_grower_first_and_sort_keys() {
     assert_eq!(names(&a).last().unwrap(), "postgres");
     key(&mut a, KeyCode::Char('>'));
     assert_eq!(
-        a.top.as_ref().unwrap().sort,
+        a.top.as_ref().unwrap().sort.column,
         Column::SinceStart(vmmap_core::top::Metric::Private)
     );
     key(&mut a, KeyCode::Char('<'));
     key(&mut a, KeyCode::Char('<'));
     assert_eq!(
-        a.top.as_ref().unwrap().sort,
+        a.top.as_ref().unwrap().sort.column,
         Column::Value(vmmap_core::top::Metric::Private)
     );
     assert_eq!(names(&a)[0], "postgres");

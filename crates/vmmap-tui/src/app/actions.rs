@@ -738,7 +738,7 @@ impl App {
             Comb::SortNext => v.step_sort(false),
             Comb::SortPrevious => v.step_sort(true),
             Comb::Reverse => {
-                v.reverse = !v.reverse;
+                v.sort.flip();
                 v.resort();
             }
             Comb::Refresh => {
@@ -809,16 +809,11 @@ impl App {
                 p.cursor.move_key(k.code, p.rows.len(), page);
             }
             Pick::SortNext => {
-                let i = PickColumn::ALL
-                    .iter()
-                    .position(|c| *c == p.sort)
-                    .unwrap_or(0);
-                p.sort = PickColumn::ALL[(i + 1) % PickColumn::ALL.len()];
-                p.reverse = false;
+                p.sort.step(&PickColumn::ALL, false);
                 p.refilter(p.selected_pid());
             }
             Pick::Reverse => {
-                p.reverse = !p.reverse;
+                p.sort.flip();
                 p.refilter(p.selected_pid());
             }
             // Marks are kept when the filter changes: the title counts
@@ -989,10 +984,7 @@ impl App {
                         let keys: Vec<Option<Column>> = std::iter::once(None)
                             .chain(cols.into_iter().map(Some))
                             .collect();
-                        let i = keys.iter().position(|c| *c == m.summary_sort).unwrap_or(0);
-                        let next = keys[(i + if back { keys.len() - 1 } else { 1 }) % keys.len()];
-                        m.summary_sort = next;
-                        m.summary_reverse = false;
+                        m.summary_sort.step(&keys, back);
                         m.resort_summary();
                     }
                     Focus::Details => {
@@ -1003,21 +995,18 @@ impl App {
                                 .map(SortKey::Figure),
                         );
                         keys.extend([SortKey::Protection, SortKey::Details]);
-                        let i = keys.iter().position(|c| *c == m.details.sort).unwrap_or(0);
-                        m.details.sort =
-                            keys[(i + if back { keys.len() - 1 } else { 1 }) % keys.len()];
-                        m.details.reverse = false;
+                        m.details.sort.step(&keys, back);
                         m.details.resort(&m.snap, &m.data);
                     }
                 }
             }
             Main::Reverse => match m.focus {
                 Focus::Summary => {
-                    m.summary_reverse = !m.summary_reverse;
+                    m.summary_sort.flip();
                     m.resort_summary();
                 }
                 Focus::Details => {
-                    m.details.reverse = !m.details.reverse;
+                    m.details.sort.flip();
                     m.details.resort(&m.snap, &m.data);
                 }
             },

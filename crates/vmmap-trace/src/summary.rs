@@ -136,6 +136,9 @@ const EMPTY: u64 = u64::MAX;
 /// Emptied pages kept for reuse: enough for the pages of a busy heap that
 /// come and go, few enough that their arrays do not add up.
 const SPARE_PAGES: usize = 1024;
+/// Room a new page's array starts with: a page of a busy heap holds tens
+/// of blocks, and growing from four took five allocations a page.
+const FIRST_BLOCKS: usize = 16;
 const OFFSET_SHIFT: u32 = 52;
 const SIZE_BITS: u32 = 28;
 const STACK_BITS: u32 = OFFSET_SHIFT - SIZE_BITS;
@@ -235,7 +238,10 @@ impl LiveMap {
         }
         self.slots[i] = Slot {
             page,
-            blocks: self.spare.pop().unwrap_or_default(),
+            blocks: self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(FIRST_BLOCKS)),
         };
         self.pages += 1;
         i

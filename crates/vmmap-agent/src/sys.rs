@@ -129,6 +129,42 @@ pub fn wake(word: &core::sync::atomic::AtomicU32) {
     };
 }
 
+/// `membarrier(2)` commands (linux/membarrier.h; the libc crate has the
+/// system call's number but not these).
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+/// See [`MEMBARRIER_CMD_PRIVATE_EXPEDITED`].
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+/// Registers the process for [`heavy_barrier`] (Linux 4.14); false if the
+/// kernel (or a seccomp filter) refuses.
+pub fn register_heavy_barrier() -> bool {
+    // SAFETY: membarrier takes no pointers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+            0,
+            0,
+        ) == 0
+    }
+}
+
+/// A full memory barrier in every running thread of the process, so that
+/// the other side of a Dekker-style handshake needs only a compiler
+/// fence on its (frequent) path: the lane bias in [`crate::thread`].
+/// False if the kernel refused (then nothing is ordered).
+pub fn heavy_barrier() -> bool {
+    // SAFETY: membarrier takes no pointers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+            0,
+            0,
+        ) == 0
+    }
+}
+
 /// Whether thread `tid` of this process still exists.
 pub fn thread_alive(tid: i32) -> bool {
     // SAFETY: signal 0 only checks existence.

@@ -135,6 +135,52 @@ const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
 /// See [`MEMBARRIER_CMD_PRIVATE_EXPEDITED`].
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 
+/// Whether a seccomp filter may stand between the calling thread and a
+/// system call the program never makes (`Seccomp:` in
+/// `/proc/thread-self/status` is not 0, or cannot be read): a filter may
+/// kill the process for `membarrier` rather than refuse it, so the agent
+/// does not try. Errno is kept; nothing is allocated (a hook may ask).
+pub fn seccomp_filtered() -> bool {
+    let saved = crate::errno();
+    let mut buf = [0u8; 4096];
+    let path = b"/proc/thread-self/status\0";
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    let mut len = 0usize;
+    if fd >= 0 {
+        while len < buf.len() {
+            // SAFETY: reads into the unfilled tail of `buf`.
+            let n = unsafe {
+                libc::syscall(libc::SYS_read, fd, buf[len..].as_mut_ptr(), buf.len() - len)
+            };
+            if n <= 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        // SAFETY: our own descriptor.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+    }
+    crate::set_errno(saved);
+    seccomp_mode(&buf[..len]) != Some(0)
+}
+
+/// The `Seccomp:` field of a status file.
+fn seccomp_mode(status: &[u8]) -> Option<u32> {
+    const KEY: &[u8] = b"\nSeccomp:";
+    let at = status.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let rest = status[at..].trim_ascii_start();
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    core::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+}
+
 /// Registers the process for [`heavy_barrier`] (Linux 4.14); false if the
 /// kernel (or a seccomp filter) refuses.
 pub fn register_heavy_barrier() -> bool {
@@ -155,14 +201,7 @@ pub fn register_heavy_barrier() -> bool {
 /// False if the kernel refused (then nothing is ordered).
 pub fn heavy_barrier() -> bool {
     // SAFETY: membarrier takes no pointers.
-    unsafe {
-        libc::syscall(
-            libc::SYS_membarrier,
-            MEMBARRIER_CMD_PRIVATE_EXPEDITED,
-            0,
-            0,
-        ) == 0
-    }
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 }
 }
 
 /// Whether thread `tid` of this process still exists.
@@ -273,5 +312,19 @@ impl Drop for SpinGuard<'_> {
         (self.0)
             .0
             .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seccomp_mode_is_read_from_a_status_file() {
+        let status = b"Name:\tx\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+        assert_eq!(seccomp_mode(status), Some(2));
+        assert_eq!(seccomp_mode(b"Name:\tx\nSeccomp:\t0\n"), Some(0));
+        assert_eq!(seccomp_mode(b"Name:\tx\nSeccomp_filters:\t0\n"), None);
+        assert_eq!(seccomp_mode(b"Name:\tx\nSeccomp:\t"), None);
     }
 }

@@ -106,7 +106,10 @@ static BIAS_OK: AtomicBool = AtomicBool::new(false);
 /// that revoking a bias needs (at the trace's start, and again in a
 /// `fork` child, which is a new address space).
 pub fn setup_bias() {
-    BIAS_OK.store(sys::register_heavy_barrier(), Relaxed);
+    BIAS_OK.store(
+        !sys::seccomp_filtered() && sys::register_heavy_barrier(),
+        Relaxed,
+    );
 }
 
 /// Takes a free thread record or makes one, for the calling thread; its
@@ -347,6 +350,12 @@ fn take_bias(t: &mut Thread, b: &mut Block) {
 /// the bias holder's, so it is `t`'s now; the lane is never biased again.
 #[cold]
 fn revoke(t: &mut Thread) -> Option<&'static mut Block> {
+    // A filter installed since the start could kill the process for the
+    // barrier: then the biased lanes stay with their threads, and the
+    // others share the small ones (released after every record).
+    if !BIAS_OK.load(Relaxed) {
+        return None;
+    }
     let mut p = block::registry();
     while !p.is_null() {
         // SAFETY: lanes are never unmapped.
@@ -356,10 +365,18 @@ fn revoke(t: &mut Thread) -> Option<&'static mut Block> {
         if owner == 0 || owner == t.number || b.owner_in.load(Relaxed) {
             continue;
         }
+        // Read only with a lane to take (at most once per full lane).
+        if sys::seccomp_filtered() {
+            BIAS_OK.store(false, Relaxed);
+            return None;
+        }
         if b.bias.compare_exchange(owner, 0, SeqCst, Relaxed).is_err() {
             continue;
         }
-        if !sys::heavy_barrier() {
+        let saved = crate::errno();
+        let ordered = sys::heavy_barrier();
+        crate::set_errno(saved);
+        if !ordered {
             // Nothing was ordered: the owner keeps the lane, and no lane
             // is biased from now on.
             BIAS_OK.store(false, Relaxed);
@@ -508,7 +525,11 @@ mod tests {
             w.join().unwrap();
         }
         let total: u64 = COUNTS.iter().map(|c| c.load(Relaxed)).sum();
-        assert_eq!(total, 4 + 5 * N, "records were lost: two holders of one lane");
+        assert_eq!(
+            total,
+            4 + 5 * N,
+            "records were lost: two holders of one lane"
+        );
         let mut revoked = 0;
         block::each(|b| {
             if !b.small && !b.biasable {
@@ -516,7 +537,10 @@ mod tests {
                 assert_eq!(b.bias.load(Relaxed), 0, "a revoked lane is biased again");
             }
         });
-        assert!(revoked >= 1, "the fifth thread got a lane without a revocation");
+        assert!(
+            revoked >= 1,
+            "the fifth thread got a lane without a revocation"
+        );
         for (i, b) in (4..8).zip(held) {
             // SAFETY: leased above by record i.
             release(rec(i), unsafe { &mut *b });

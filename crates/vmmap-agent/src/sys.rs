@@ -139,10 +139,10 @@ const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
 /// system call the program never makes (`Seccomp:` in
 /// `/proc/thread-self/status` is not 0, or cannot be read): a filter may
 /// kill the process for `membarrier` rather than refuse it, so the agent
-/// does not try. Errno is kept; nothing is allocated (a hook may ask).
+/// does not try. Errno is kept; nothing is allocated, and the file is
+/// read 256 bytes at a time (a hook may ask, on a thread's small stack).
 pub fn seccomp_filtered() -> bool {
     let saved = crate::errno();
-    let mut buf = [0u8; 4096];
     let path = b"/proc/thread-self/status\0";
     // SAFETY: a NUL-terminated path; the descriptor is closed below.
     let fd = unsafe {
@@ -153,32 +153,63 @@ pub fn seccomp_filtered() -> bool {
             libc::O_RDONLY | libc::O_CLOEXEC,
         )
     };
-    let mut len = 0usize;
+    let mut field = SeccompField::default();
     if fd >= 0 {
-        while len < buf.len() {
-            // SAFETY: reads into the unfilled tail of `buf`.
-            let n = unsafe {
-                libc::syscall(libc::SYS_read, fd, buf[len..].as_mut_ptr(), buf.len() - len)
-            };
-            if n <= 0 {
+        let mut buf = [0u8; 256];
+        loop {
+            // SAFETY: reads into `buf`.
+            let n = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
+            if n <= 0 || field.feed(&buf[..n as usize]) {
                 break;
             }
-            len += n as usize;
         }
         // SAFETY: our own descriptor.
         unsafe { libc::syscall(libc::SYS_close, fd) };
     }
     crate::set_errno(saved);
-    seccomp_mode(&buf[..len]) != Some(0)
+    field.mode() != Some(0)
 }
 
-/// The `Seccomp:` field of a status file.
-fn seccomp_mode(status: &[u8]) -> Option<u32> {
-    const KEY: &[u8] = b"\nSeccomp:";
-    let at = status.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
-    let rest = status[at..].trim_ascii_start();
-    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
-    core::str::from_utf8(&rest[..end]).ok()?.parse().ok()
+/// The `Seccomp:` field of a status file, read piece by piece.
+#[derive(Default)]
+struct SeccompField {
+    /// Bytes of [`SeccompField::KEY`] matched so far.
+    matched: usize,
+    /// The field's digits so far, once the key has matched.
+    value: Option<u32>,
+    /// The field has ended.
+    done: bool,
+}
+
+impl SeccompField {
+    const KEY: &'static [u8] = b"\nSeccomp:";
+
+    /// Takes the next bytes of the file; true once the field is read.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.done {
+                break;
+            }
+            if self.matched < Self::KEY.len() {
+                self.matched = if b == Self::KEY[self.matched] {
+                    self.matched + 1
+                } else {
+                    usize::from(b == b'\n')
+                };
+            } else if b.is_ascii_digit() {
+                let v = self.value.unwrap_or(0);
+                self.value = Some(v.saturating_mul(10).saturating_add(u32::from(b - b'0')));
+            } else if self.value.is_some() || !(b == b' ' || b == b'\t') {
+                self.done = true;
+            }
+        }
+        self.done
+    }
+
+    /// The mode, if the field was there and complete.
+    fn mode(&self) -> Option<u32> {
+        self.done.then_some(self.value).flatten()
+    }
 }
 
 /// Registers the process for [`heavy_barrier`] (Linux 4.14); false if the
@@ -321,10 +352,30 @@ mod tests {
 
     #[test]
     fn the_seccomp_mode_is_read_from_a_status_file() {
-        let status = b"Name:\tx\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n";
-        assert_eq!(seccomp_mode(status), Some(2));
-        assert_eq!(seccomp_mode(b"Name:\tx\nSeccomp:\t0\n"), Some(0));
-        assert_eq!(seccomp_mode(b"Name:\tx\nSeccomp_filters:\t0\n"), None);
-        assert_eq!(seccomp_mode(b"Name:\tx\nSeccomp:\t"), None);
+        let mode = |pieces: &[&[u8]]| {
+            let mut f = SeccompField::default();
+            for p in pieces {
+                if f.feed(p) {
+                    break;
+                }
+            }
+            f.mode()
+        };
+        let status: &[u8] = b"Name:\tx\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+        assert_eq!(mode(&[status]), Some(2));
+        // Split anywhere, one byte at a time included.
+        for cut in 0..status.len() {
+            assert_eq!(
+                mode(&[&status[..cut], &status[cut..]]),
+                Some(2),
+                "cut at {cut}"
+            );
+        }
+        let bytes: Vec<&[u8]> = status.chunks(1).collect();
+        assert_eq!(mode(&bytes), Some(2));
+        assert_eq!(mode(&[b"Name:\tx\nSeccomp:\t0\n"]), Some(0));
+        assert_eq!(mode(&[b"Name:\tx\nSeccomp_filters:\t0\n"]), None);
+        assert_eq!(mode(&[b"Name:\tx\nSeccomp:\t"]), None);
+        assert_eq!(mode(&[b"Name:\tSeccomp:\t0\n"]), None);
     }
 }

@@ -546,6 +546,7 @@ unsafe fn attach(config: *const c_char) -> i64 {
     // streams, buffers left from it are dropped.
     crate::SESSION.fetch_add(1, SeqCst);
     crate::block::drop_leftovers();
+    crate::thread::setup_bias();
     ATTACHED.store(true, SeqCst);
     // The hooks go in first, with recording still off: the writer's
     // allocations (zstd's) then reach the agent's heap through them.

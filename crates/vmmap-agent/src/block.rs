@@ -108,8 +108,17 @@ pub struct StackSlot {
 /// record into it, leased by one thread at a time.
 #[repr(C)]
 pub struct Block {
-    /// Leased by a thread ([`crate::thread::lease`]).
+    /// Leased by a thread ([`crate::thread::lease`]); stays set while the
+    /// lane is biased to a thread.
     pub busy: AtomicBool,
+    /// The biased holder is inside a record (see [`crate::thread`]).
+    pub owner_in: AtomicBool,
+    /// The lane may be biased to the thread that takes it: a full lane
+    /// never revoked from a thread.
+    pub biasable: bool,
+    /// The number of the thread the lane is biased to (0: none): that
+    /// thread leases it without an atomic read-modify-write.
+    pub bias: AtomicU32,
     /// The attach session the stream belongs to ([`crate::session`]).
     pub session: u32,
     /// Stream id, unique for the life of the process.
@@ -246,6 +255,7 @@ pub fn new_lane(max: usize) -> Option<*mut Block> {
         crate::unwind::init_context(unwind);
         (*b).unwind = unwind;
         (*b).busy.store(true, Relaxed);
+        (*b).biasable = !small;
         reset(b, false);
         (*b).next = REGISTRY.load(Relaxed);
         REGISTRY.store(b, Release);
@@ -618,6 +628,8 @@ pub fn after_fork_child() {
     // when next leased (the child's session differs).
     each(|b| {
         b.buf.store(null_mut(), Relaxed);
+        b.bias.store(0, Relaxed);
+        b.owner_in.store(false, Relaxed);
         b.busy.store(false, Release);
     });
 }

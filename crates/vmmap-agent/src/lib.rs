@@ -327,6 +327,7 @@ fn start() {
         fork_handlers();
         libc::atexit(at_exit);
     }
+    thread::setup_bias();
     if writer::start() {
         ACTIVE.store(true, Release);
     }
@@ -419,6 +420,7 @@ extern "C" fn fork_child() {
     let me = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Thread;
     thread::after_fork_child(me);
     block::after_fork_child();
+    thread::setup_bias();
     PID.store(sys::getpid(), Relaxed);
     let Some(cfg) = config() else { return };
     if !cfg.follow_forks {

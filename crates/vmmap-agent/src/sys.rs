@@ -129,6 +129,112 @@ pub fn wake(word: &core::sync::atomic::AtomicU32) {
     };
 }
 
+/// `membarrier(2)` commands (linux/membarrier.h; the libc crate has the
+/// system call's number but not these).
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_int = 1 << 3;
+/// See [`MEMBARRIER_CMD_PRIVATE_EXPEDITED`].
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_int = 1 << 4;
+
+/// Whether a seccomp filter may stand between the calling thread and a
+/// system call the program never makes (`Seccomp:` in
+/// `/proc/thread-self/status` is not 0, or cannot be read): a filter may
+/// kill the process for `membarrier` rather than refuse it, so the agent
+/// does not try. Errno is kept; nothing is allocated, and the file is
+/// read 256 bytes at a time (a hook may ask, on a thread's small stack).
+pub fn seccomp_filtered() -> bool {
+    let saved = crate::errno();
+    let path = b"/proc/thread-self/status\0";
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    let mut field = SeccompField::default();
+    if fd >= 0 {
+        let mut buf = [0u8; 256];
+        loop {
+            // SAFETY: reads into `buf`.
+            let n = unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) };
+            if n <= 0 || field.feed(&buf[..n as usize]) {
+                break;
+            }
+        }
+        // SAFETY: our own descriptor.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+    }
+    crate::set_errno(saved);
+    field.mode() != Some(0)
+}
+
+/// The `Seccomp:` field of a status file, read piece by piece.
+#[derive(Default)]
+struct SeccompField {
+    /// Bytes of [`SeccompField::KEY`] matched so far.
+    matched: usize,
+    /// The field's digits so far, once the key has matched.
+    value: Option<u32>,
+    /// The field has ended.
+    done: bool,
+}
+
+impl SeccompField {
+    const KEY: &'static [u8] = b"\nSeccomp:";
+
+    /// Takes the next bytes of the file; true once the field is read.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
+            if self.done {
+                break;
+            }
+            if self.matched < Self::KEY.len() {
+                self.matched = if b == Self::KEY[self.matched] {
+                    self.matched + 1
+                } else {
+                    usize::from(b == b'\n')
+                };
+            } else if b.is_ascii_digit() {
+                let v = self.value.unwrap_or(0);
+                self.value = Some(v.saturating_mul(10).saturating_add(u32::from(b - b'0')));
+            } else if self.value.is_some() || !(b == b' ' || b == b'\t') {
+                self.done = true;
+            }
+        }
+        self.done
+    }
+
+    /// The mode, if the field was there and complete.
+    fn mode(&self) -> Option<u32> {
+        self.done.then_some(self.value).flatten()
+    }
+}
+
+/// Registers the process for [`heavy_barrier`] (Linux 4.14); false if the
+/// kernel (or a seccomp filter) refuses.
+pub fn register_heavy_barrier() -> bool {
+    // SAFETY: membarrier takes no pointers.
+    unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+            0,
+            0,
+        ) == 0
+    }
+}
+
+/// A full memory barrier in every running thread of the process, so that
+/// the other side of a Dekker-style handshake needs only a compiler
+/// fence on its (frequent) path: the lane bias in [`crate::thread`].
+/// False if the kernel refused (then nothing is ordered).
+pub fn heavy_barrier() -> bool {
+    // SAFETY: membarrier takes no pointers.
+    unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0 }
+}
+
 /// Whether thread `tid` of this process still exists.
 pub fn thread_alive(tid: i32) -> bool {
     // SAFETY: signal 0 only checks existence.
@@ -237,5 +343,39 @@ impl Drop for SpinGuard<'_> {
         (self.0)
             .0
             .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seccomp_mode_is_read_from_a_status_file() {
+        let mode = |pieces: &[&[u8]]| {
+            let mut f = SeccompField::default();
+            for p in pieces {
+                if f.feed(p) {
+                    break;
+                }
+            }
+            f.mode()
+        };
+        let status: &[u8] = b"Name:\tx\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+        assert_eq!(mode(&[status]), Some(2));
+        // Split anywhere, one byte at a time included.
+        for cut in 0..status.len() {
+            assert_eq!(
+                mode(&[&status[..cut], &status[cut..]]),
+                Some(2),
+                "cut at {cut}"
+            );
+        }
+        let bytes: Vec<&[u8]> = status.chunks(1).collect();
+        assert_eq!(mode(&bytes), Some(2));
+        assert_eq!(mode(&[b"Name:\tx\nSeccomp:\t0\n"]), Some(0));
+        assert_eq!(mode(&[b"Name:\tx\nSeccomp_filters:\t0\n"]), None);
+        assert_eq!(mode(&[b"Name:\tx\nSeccomp:\t"]), None);
+        assert_eq!(mode(&[b"Name:\tSeccomp:\t0\n"]), None);
     }
 }

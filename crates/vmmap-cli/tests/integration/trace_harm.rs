@@ -236,6 +236,32 @@ fn a_program_that_closes_every_descriptor_keeps_its_file_and_its_trace() {
     assert_eq!(s["images"][0]["ended"], true, "{s}");
 }
 
+/// A program under a seccomp filter that kills the process on a call it
+/// never makes (`membarrier`, which the agent's biased lanes need) runs
+/// as it does plain: the filter is in place when the agent starts in the
+/// exec'd image, which sees it and does without the call. The child's
+/// allocations are all in the trace.
+#[test]
+fn a_program_under_a_killing_seccomp_filter_runs_unchanged() {
+    let prog = build(
+        "seccomp_kill",
+        &[
+            "cc",
+            "-O1",
+            "-g",
+            fixture("seccomp_kill.c").to_str().unwrap(),
+        ],
+    );
+    let plain = run_plain(&prog, &[]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let (o, file) = run_traced_env(&[], &prog, &[]);
+    same_behaviour(&plain, &o);
+    let h = history(&file);
+    for size in 7001..7017u64 {
+        assert_eq!(ops(&h, "malloc", size).len(), 1, "malloc({size})");
+    }
+}
+
 /// `env` under `vmmap run` prints what it prints plain: the same
 /// variables in the same order, the user's LD_PRELOAD kept.
 #[test]

@@ -220,8 +220,11 @@ impl Cell {
     }
 
     fn as_str(&self) -> &str {
-        // Only whole `&str`s are appended, so the bytes are UTF-8.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        // Not checked again: a check of every cell was 3% of the
+        // instructions of a 60,000-region snapshot.
+        // SAFETY: `push` appends only whole `&str`s, so the first `len`
+        // bytes are valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(&self.buf[..self.len]) }
     }
 }
 

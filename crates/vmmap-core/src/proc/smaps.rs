@@ -281,6 +281,9 @@ pub struct SmapsParser {
     /// The address range of the last header, which the next must follow.
     prev: Option<(u64, u64)>,
     line_no: u64,
+    /// The index in [`Field::PER_VMA`] of the figure line expected next:
+    /// the kernel prints them in that order.
+    next: usize,
 }
 
 impl SmapsParser {
@@ -325,7 +328,10 @@ impl SmapsParser {
             // the end of the line; the rest, and anything unusual, go the
             // general way (which reports the errors).
             if let Some(cur) = self.current.as_mut() {
-                if let Some((f, bytes, len)) = known_figure(rest) {
+                if let Some((f, bytes, len)) =
+                    expected_figure(rest, self.next).or_else(|| known_figure(rest))
+                {
+                    self.next = f as usize + 1;
                     self.line_no += 1;
                     cur.fields.set(f, bytes);
                     pos += len;
@@ -393,6 +399,7 @@ impl SmapsParser {
             crate::validate::range(self.prev, m.start, m.end)
                 .map_err(|e| ParseError::new("smaps", self.line_no, format!("mapping {e}")))?;
             self.prev = Some((m.start, m.end));
+            self.next = 0;
             if let Some(done) = self.current.replace(m) {
                 out.mapping(done);
             }
@@ -536,6 +543,62 @@ fn parse_hex(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// The first 16 bytes of each line of [`Field::PER_VMA`] as the kernel
+/// prints it (`SEQ_PUT_DEC` in `fs/proc/task_mmu.c`): the name and its
+/// colon, padded with spaces.
+const PADDED: [[u8; 16]; 22] = [
+    *b"Size:           ",
+    *b"KernelPageSize: ",
+    *b"MMUPageSize:    ",
+    *b"Rss:            ",
+    *b"Pss:            ",
+    *b"Pss_Dirty:      ",
+    *b"Shared_Clean:   ",
+    *b"Shared_Dirty:   ",
+    *b"Private_Clean:  ",
+    *b"Private_Dirty:  ",
+    *b"Referenced:     ",
+    *b"Anonymous:      ",
+    *b"KSM:            ",
+    *b"LazyFree:       ",
+    *b"AnonHugePages:  ",
+    *b"ShmemPmdMapped: ",
+    *b"FilePmdMapped:  ",
+    *b"Shared_Hugetlb: ",
+    *b"Private_Hugetlb:",
+    *b"Swap:           ",
+    *b"SwapPss:        ",
+    *b"Locked:         ",
+];
+
+/// The figure line the kernel prints after field `next` in its own layout
+/// (the padded name, the number right-aligned in 8 columns, ` kB`,
+/// newline: 28 bytes), checked with two comparisons of fixed width instead
+/// of a search for the colon and a look-up of the name. None for anything
+/// else, which [`known_figure`] then reads (the same figure: this is a
+/// faster path to its result, not a different rule).
+#[inline]
+fn expected_figure(s: &[u8], next: usize) -> Option<(Field, u64, usize)> {
+    let line: &[u8; 28] = s.get(..28)?.try_into().ok()?;
+    if &line[24..] != b" kB\n" || line[..16] != *PADDED.get(next)? {
+        return None;
+    }
+    // Spaces only, as `known_figure` skips.
+    let pad = line[16..24].iter().take_while(|&&c| c == b' ').count();
+    let digits = &line[16 + pad..24];
+    if digits.is_empty() {
+        return None;
+    }
+    let mut kb: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        kb = kb * 10 + u64::from(c - b'0');
+    }
+    Some((Field::PER_VMA[next], kb * 1024, 28))
+}
+
 /// A known figure line as the kernel prints it (`Name:`, spaces, the
 /// number, ` kB`, newline) at the start of `s`: the field, its value in
 /// bytes and the length of the line with its newline. None for any other
@@ -644,6 +707,42 @@ impl<'a> Iterator for Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_names_are_the_kernels_in_field_order() {
+        for (f, padded) in Field::PER_VMA.iter().zip(PADDED) {
+            let name = format!("{}:", f.kernel_name());
+            assert_eq!(&padded[..name.len()], name.as_bytes());
+            assert!(padded[name.len()..].iter().all(|&c| c == b' '));
+        }
+    }
+
+    #[test]
+    fn the_expected_figure_is_what_the_general_path_reads() {
+        for line in [
+            "Rss:                   8 kB\n",
+            "Rss:            12345678 kB\n",
+            "Rss:           123456789 kB\n",
+            "Rss:            \t      8 kB\n",
+            "Rss:               8   8 kB\n",
+            "Rss:                     kB\n",
+            "Rss:                   8 kB ",
+            "Rss:                   8 MB\n",
+            "Pss:                   8 kB\n",
+            "Rss:                   8 kB",
+        ] {
+            // Where the fast path answers, the general one agrees; where
+            // it does not, the general one decides.
+            let fast = expected_figure(line.as_bytes(), Field::Rss as usize);
+            if fast.is_some() {
+                assert_eq!(fast, known_figure(line.as_bytes()), "{line:?}");
+            }
+        }
+        assert_eq!(
+            expected_figure(b"Rss:                   8 kB\n", Field::Rss as usize),
+            Some((Field::Rss, 8192, 28))
+        );
+    }
 
     const ONE: &str = "\
 561dab7a6000-561dab7a8000 r--p 00000000 fe:00 247282                     /usr/bin/head

@@ -336,7 +336,7 @@ impl Figures {
             Column::Hugetlb,
             b(Field::SharedHugetlb).saturating_add(b(Field::PrivateHugetlb)),
         );
-        f.unavailable = Figures::unavailable_of_vma(r);
+        f.unavailable = unavailable_columns(k.present);
         if let Some(p) = &r.pages {
             // Exact sharing (`--sharing exact`): the page tables say which
             // resident pages are file or shmem pages and which of those
@@ -345,19 +345,9 @@ impl Figures {
             f.set(Column::ShareableWs, p.shareable);
             f.set(Column::SharedWs, p.shared);
             f.set(Column::PrivateWs, rss.saturating_sub(p.shareable));
+            f.unavailable &= !(1 << Column::SharedWs as u32 | 1 << Column::PrivateWs as u32);
         }
         f
-    }
-
-    /// The `unavailable` bits of [`Figures::of_vma`] alone. They depend
-    /// only on the fields the kernel printed and on whether exact sharing
-    /// gave the working-set split.
-    pub fn unavailable_of_vma(r: &Region) -> u32 {
-        let mut u = unavailable_columns(r.fields.present);
-        if r.pages.is_some() {
-            u &= !(1 << Column::SharedWs as u32 | 1 << Column::PrivateWs as u32);
-        }
-        u
     }
 }
 

@@ -44,18 +44,12 @@ impl Summary {
         let mut by_type = [Figures::default(); MemoryType::ALL.len()];
         let mut apart: Option<Figures> = None;
         // Columns the kernel cannot give stay unavailable in every row, even
-        // rows with no regions, so that "n/a" is never mistaken for zero.
-        // Taken in the same pass (a second walk of 60,000 regions computed
-        // every figure again for these bits), once per kind of region.
+        // rows with no regions, so that "n/a" is never mistaken for zero:
+        // gathered from each region's figures as they are summed.
         let mut missing = 0u32;
-        let mut last = None;
         for (i, r) in snap.regions.iter().enumerate() {
-            let kind = (r.fields.present, r.pages.is_some());
-            if last != Some(kind) {
-                missing |= Figures::unavailable_of_vma(r);
-                last = Some(kind);
-            }
             let f = Figures::of_region(r);
+            missing |= f.unavailable;
             if agent.get(i).copied().unwrap_or(false) {
                 apart.get_or_insert_with(Figures::default).add(&f);
             } else {

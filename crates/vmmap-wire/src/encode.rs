@@ -173,6 +173,10 @@ pub fn alloc<S: Sink>(
     stack: u32,
     align: u64,
 ) {
+    debug_assert_eq!(
+        kind.fields(),
+        crate::FieldLayout::ints(2 + u8::from(kind == EventKind::Memalign))
+    );
     d.head(s, kind, tick);
     d.heap_addr(s, ptr);
     s.var(Part::Fields, size);
@@ -220,6 +224,10 @@ pub fn mapping(
     rest: &[u64],
     stack: u32,
 ) {
+    debug_assert_eq!(
+        kind.fields(),
+        crate::FieldLayout::ints(rest.len() as u8 + 1)
+    );
     d.head(s, kind, tick);
     d.addr(s, a);
     for &v in rest {
@@ -240,6 +248,10 @@ pub fn plain(
     text: &[u8],
     stack: Option<u32>,
 ) {
+    debug_assert_eq!(
+        kind.fields(),
+        crate::FieldLayout::with_text(ints.len() as u8, u8::from(stack.is_some()))
+    );
     d.head(s, kind, tick);
     for &v in ints {
         s.var(Part::Fields, v);
@@ -276,6 +288,42 @@ impl Sink for Parts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind with a plain layout, written through the encoder, is
+    /// stepped over whole by its [`crate::FieldLayout`].
+    #[test]
+    fn every_layout_steps_over_what_the_encoder_writes() {
+        let mut kinds = 0;
+        for tag in 0..=u8::MAX {
+            let Ok(kind) = EventKind::try_from(tag) else {
+                continue;
+            };
+            let Some(layout) = kind.fields() else {
+                continue;
+            };
+            kinds += 1;
+            let (mut s, mut d) = (Parts::default(), Deltas::default());
+            let block = HeapAddr { a: 0x1000, age: 0 };
+            let ints: Vec<u64> = (1..=u64::from(layout.lead)).map(|v| v << 9).collect();
+            match kind {
+                EventKind::Free => free(&mut s, &mut d, 1, block),
+                EventKind::Realloc => realloc(&mut s, &mut d, 1, block, block, 300, 2),
+                EventKind::Malloc | EventKind::Calloc | EventKind::Memalign => {
+                    alloc(&mut s, &mut d, kind, 1, block, 300, 2, 64)
+                }
+                _ if !layout.text => mapping(&mut s, &mut d, kind, 1, 0x7000, &ints[1..], 2),
+                _ => {
+                    let stack = (layout.trail == 1).then_some(2);
+                    plain(&mut s, &mut d, kind, 1, &ints, b"/lib/x.so", stack)
+                }
+            }
+            let fields = &s.0[Part::Fields as usize];
+            let mut c = crate::Cursor::new(fields);
+            assert_eq!(layout.skip(&mut c), Some(()), "{kind:?}");
+            assert_eq!(c.remaining(), 0, "{kind:?}: fields left over");
+        }
+        assert_eq!(kinds, 18);
+    }
 
     /// The bytes of a few records, spelled out from
     /// `docs/trace-format.md`: a change to them is a change of format.

@@ -171,6 +171,80 @@ wire_kinds! {
     }
 }
 
+/// What a record holds in the fields part after its head, as the encoder
+/// ([`encode`]) writes it and `docs/trace-format.md` lists it: `lead`
+/// varints, a text (its length, then its bytes) when `text` is set, then
+/// `trail` varints. The decoder reads each field by name; a reader that
+/// only steps over records (the follower's skim) steps by this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldLayout {
+    /// Varints before the text.
+    pub lead: u8,
+    /// Whether a text follows them.
+    pub text: bool,
+    /// Varints after the text (a stack id, for the kinds with one).
+    pub trail: u8,
+}
+
+impl FieldLayout {
+    const fn ints(lead: u8) -> Option<FieldLayout> {
+        Some(FieldLayout {
+            lead,
+            text: false,
+            trail: 0,
+        })
+    }
+
+    const fn with_text(lead: u8, trail: u8) -> Option<FieldLayout> {
+        Some(FieldLayout {
+            lead,
+            text: true,
+            trail,
+        })
+    }
+
+    /// Steps `c` over one record's fields; `None` if they are cut short.
+    #[inline]
+    pub fn skip(self, c: &mut Cursor<'_>) -> Option<()> {
+        for _ in 0..self.lead {
+            c.uvarint()?;
+        }
+        if self.text {
+            c.bytes()?;
+        }
+        for _ in 0..self.trail {
+            c.uvarint()?;
+        }
+        Some(())
+    }
+}
+
+impl EventKind {
+    /// This kind's fields; `None` for the three kinds laid out otherwise
+    /// (STACK: a counted list of frames; THREAD and THREAD_START: no tick
+    /// difference in the heads, THREAD_START an absolute tick instead).
+    pub const fn fields(self) -> Option<FieldLayout> {
+        use EventKind as K;
+        match self {
+            K::Free => FieldLayout::ints(0),
+            // size, stack; munmap: length, stack
+            K::Malloc | K::Calloc | K::Realloc | K::Munmap => FieldLayout::ints(2),
+            // size, stack, alignment; length, protection or advice, stack;
+            // new break, sbrk or not, stack
+            K::Memalign | K::Mprotect | K::Madvise | K::Brk => FieldLayout::ints(3),
+            K::Mremap => FieldLayout::ints(5),
+            K::Mmap => FieldLayout::ints(6),
+            K::ThreadExit => FieldLayout::with_text(0, 0),
+            K::ThreadName => FieldLayout::with_text(1, 0),
+            // handle or pid, an empty text, the stack
+            K::ThreadCreate | K::Dlclose | K::Fork => FieldLayout::with_text(1, 1),
+            K::Dlopen => FieldLayout::with_text(2, 1),
+            K::Exec => FieldLayout::with_text(0, 1),
+            K::Stack | K::Thread | K::ThreadStart => None,
+        }
+    }
+}
+
 /// [`EventKind::Stack`] flag: the unwind stopped at the depth cap or on a frame it
 /// could not unwind, so outer frames are missing.
 pub const STACK_TRUNCATED: u8 = 1;

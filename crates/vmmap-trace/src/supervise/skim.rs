@@ -10,10 +10,11 @@
 //! thread records. The skim decompresses only the heads of each message
 //! (tags and ticks, which come first), and its fields only when the heads
 //! hold a thread record (the addresses, last, never); it steps over each
-//! record's fields by its kind, and orders the thread records by their
-//! ticks instead of merging the streams. It
-//! follows `docs/trace-format.md`; `the_skim_finds_the_threads_the_decoder_does`
-//! holds it to the decoder on the same messages.
+//! record's fields by the layout the wire crate gives its kind
+//! (`EventKind::fields`, which the encoder is held to), and orders the
+//! thread records by their ticks instead of merging the streams.
+//! `the_skim_finds_the_threads_the_decoder_does` holds it to the decoder
+//! on the same messages.
 
 use std::collections::HashMap;
 
@@ -280,19 +281,13 @@ fn segment(st: &mut Stream, out: Facts<'_>, heads: &[u8], fields: &[u8]) -> Opti
             _ => {}
         }
         st.tick = st.tick.wrapping_add(h.ivarint()? as u64);
-        // The integers after the addresses (which are in their own part),
-        // texts read where the kind has one.
-        let ints = match kind {
-            K::Free => 0,
-            K::Malloc | K::Calloc | K::Realloc | K::Munmap => 2,
-            K::Memalign | K::Mprotect | K::Madvise | K::Brk => 3,
-            K::Mremap => 5,
-            K::Mmap => 6,
+        // The thread records' fields are read; every other record's are
+        // stepped over by the layout the encoder writes.
+        match kind {
             K::ThreadExit => {
                 f.bytes()?;
                 let e = out.exited.entry(st.tid).or_insert(0);
                 *e = (*e).max(st.tick);
-                0
             }
             K::ThreadName => {
                 let pthread = f.uvarint()?;
@@ -301,28 +296,8 @@ fn segment(st: &mut Stream, out: Facts<'_>, heads: &[u8], fields: &[u8]) -> Opti
                 if st.tick >= e.0 {
                     *e = (st.tick, name);
                 }
-                0
             }
-            // handle or pid, a text (empty), the stack
-            K::ThreadCreate | K::Dlclose | K::Fork => {
-                f.uvarint()?;
-                f.bytes()?;
-                1
-            }
-            K::Dlopen => {
-                f.uvarint()?;
-                f.uvarint()?;
-                f.bytes()?;
-                1
-            }
-            K::Exec => {
-                f.bytes()?;
-                1
-            }
-            K::Stack | K::Thread | K::ThreadStart => unreachable!("handled above"),
-        };
-        for _ in 0..ints {
-            f.uvarint()?;
+            _ => kind.fields()?.skip(&mut f)?,
         }
     }
     // A segment is cut at record boundaries: both parts end together.

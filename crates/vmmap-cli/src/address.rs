@@ -67,12 +67,8 @@ pub fn write_text(snap: &Snapshot, addr: u64, exact: bool, w: &mut dyn Write) ->
             }
             let f = Figures::of_region(region);
             let mut line = String::from("Figures:    ");
-            for c in Column::VMMAP
-                .iter()
-                .chain(&[Column::Pss, Column::Swap, Column::Dirty])
-                .filter(|c| !c.summary_only() && !c.is_count())
-            {
-                match f.get(*c) {
+            for c in Column::default_set().filter(|c| !c.summary_only() && !c.is_count()) {
+                match f.get(c) {
                     Some(v) => line.push_str(&format!(" {} {},", c.header(), value(v, exact))),
                     None => line.push_str(&format!(" {} n/a,", c.header())),
                 }

@@ -174,13 +174,7 @@ pub(crate) fn parse_columns(spec: &str) -> Result<Vec<Column>, Failure> {
     let mut out: Vec<Column> = Vec::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.to_ascii_lowercase().as_str() {
-            "default" => {
-                out.extend(
-                    Column::VMMAP
-                        .iter()
-                        .chain(&[Column::Pss, Column::Swap, Column::Dirty]),
-                )
-            }
+            "default" => out.extend(Column::default_set()),
             "vmmap" => out.extend(Column::VMMAP),
             "linux" => out.extend(linux),
             "all" => out.extend(Column::ALL),

@@ -70,6 +70,15 @@ impl Column {
     /// table (the others are smaps figures VMMap has no column for).
     pub const VMMAP: [Column; 10] = *Column::ALL.first_chunk().unwrap();
 
+    /// The columns shown when none are chosen (`--columns default`, the
+    /// terminal UI's first settings, `vmmap address`): VMMap's, then the
+    /// three Linux figures asked about most.
+    pub fn default_set() -> impl Iterator<Item = Column> {
+        Column::VMMAP
+            .into_iter()
+            .chain([Column::Pss, Column::Swap, Column::Dirty])
+    }
+
     /// Identifier for the command line, JSON and CSV.
     pub fn id(self) -> &'static str {
         match self {

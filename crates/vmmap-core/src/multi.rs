@@ -56,6 +56,25 @@ pub struct CombinedRow {
     pub shareable_ws_once: Option<u64>,
 }
 
+impl CombinedRow {
+    /// Adds `o`'s figures (the Total row sums the types'); a root-only
+    /// figure is added where both rows have it.
+    fn add(&mut self, o: &CombinedRow) {
+        self.size += o.size;
+        self.committed += o.committed;
+        self.private += o.private;
+        self.total_ws_sum += o.total_ws_sum;
+        self.pss += o.pss;
+        self.total_ws_once += o.total_ws_once;
+        if let (Some(a), Some(b)) = (&mut self.private_ws_once, o.private_ws_once) {
+            *a += b;
+        }
+        if let (Some(a), Some(b)) = (&mut self.shareable_ws_once, o.shareable_ws_once) {
+            *a += b;
+        }
+    }
+}
+
 /// One process's own totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessLine {
@@ -156,18 +175,7 @@ impl Combined {
                 private_ws_once: private,
                 shareable_ws_once: shareable,
             };
-            total.size += row.size;
-            total.committed += row.committed;
-            total.private += row.private;
-            total.total_ws_sum += row.total_ws_sum;
-            total.pss += row.pss;
-            total.total_ws_once += row.total_ws_once;
-            if let (Some(a), Some(b)) = (&mut total.private_ws_once, row.private_ws_once) {
-                *a += b;
-            }
-            if let (Some(a), Some(b)) = (&mut total.shareable_ws_once, row.shareable_ws_once) {
-                *a += b;
-            }
+            total.add(&row);
             rows.push(row);
         }
         let processes = snaps

@@ -201,6 +201,31 @@ pub enum Event {
     },
 }
 
+/// Every operation name [`Event::name`] gives, in the order of
+/// [`Event::operation`] (for filters that check a user's list).
+pub const OPERATIONS: [&str; 20] = [
+    "malloc",
+    "calloc",
+    "memalign",
+    "realloc",
+    "free",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    "brk",
+    "sbrk",
+    "thread-start",
+    "thread-exit",
+    "thread-name",
+    "pthread_create",
+    "dlopen",
+    "dlclose",
+    "fork",
+    "exec",
+];
+
 impl Event {
     /// The block a heap operation hands out: (address, bytes requested,
     /// stack), for an allocation and a realloc that returned a block.
@@ -254,33 +279,40 @@ impl Event {
 
     /// The operation's name, as the history shows it.
     pub fn name(&self) -> &'static str {
+        OPERATIONS[self.operation()]
+    }
+
+    /// The index of the operation in [`OPERATIONS`] (a trace summary
+    /// counts the calls of each in an array).
+    #[inline]
+    pub(crate) fn operation(&self) -> usize {
         match self {
             Event::Alloc {
                 kind: EventKind::Calloc,
                 ..
-            } => "calloc",
+            } => 1,
             Event::Alloc {
                 kind: EventKind::Memalign,
                 ..
-            } => "memalign",
-            Event::Alloc { .. } => "malloc",
-            Event::Realloc { .. } => "realloc",
-            Event::Free { .. } => "free",
-            Event::Mmap { .. } => "mmap",
-            Event::Munmap { .. } => "munmap",
-            Event::Mremap { .. } => "mremap",
-            Event::Mprotect { .. } => "mprotect",
-            Event::Madvise { .. } => "madvise",
-            Event::Brk { sbrk: true, .. } => "sbrk",
-            Event::Brk { .. } => "brk",
-            Event::ThreadStart { .. } => "thread-start",
-            Event::ThreadExit => "thread-exit",
-            Event::ThreadName { .. } => "thread-name",
-            Event::ThreadCreate { .. } => "pthread_create",
-            Event::Dlopen { .. } => "dlopen",
-            Event::Dlclose { .. } => "dlclose",
-            Event::Fork { .. } => "fork",
-            Event::Exec { .. } => "exec",
+            } => 2,
+            Event::Alloc { .. } => 0,
+            Event::Realloc { .. } => 3,
+            Event::Free { .. } => 4,
+            Event::Mmap { .. } => 5,
+            Event::Munmap { .. } => 6,
+            Event::Mremap { .. } => 7,
+            Event::Mprotect { .. } => 8,
+            Event::Madvise { .. } => 9,
+            Event::Brk { sbrk: false, .. } => 10,
+            Event::Brk { sbrk: true, .. } => 11,
+            Event::ThreadStart { .. } => 12,
+            Event::ThreadExit => 13,
+            Event::ThreadName { .. } => 14,
+            Event::ThreadCreate { .. } => 15,
+            Event::Dlopen { .. } => 16,
+            Event::Dlclose { .. } => 17,
+            Event::Fork { .. } => 18,
+            Event::Exec { .. } => 19,
         }
     }
 }

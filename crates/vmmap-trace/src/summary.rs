@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub use super::decode::OPERATIONS;
 use super::decode::{Decoder, Event, Record, TraceError, TraceInfo};
 use super::frees::Resolved;
 
@@ -440,63 +441,6 @@ fn holds(stacks: &[PerStack], b: &Block, r: &mut Resolved) -> bool {
     ok
 }
 
-/// Every operation name [`Event::name`] gives, in the order of
-/// `op_index` (for filters that check a user's list).
-pub const OPERATIONS: [&str; 20] = [
-    "malloc",
-    "calloc",
-    "memalign",
-    "realloc",
-    "free",
-    "mmap",
-    "munmap",
-    "mremap",
-    "mprotect",
-    "madvise",
-    "brk",
-    "sbrk",
-    "thread-start",
-    "thread-exit",
-    "thread-name",
-    "pthread_create",
-    "dlopen",
-    "dlclose",
-    "fork",
-    "exec",
-];
-
-fn op_index(e: &Event) -> usize {
-    use super::wire::EventKind;
-    match e {
-        Event::Alloc {
-            kind: EventKind::Calloc,
-            ..
-        } => 1,
-        Event::Alloc {
-            kind: EventKind::Memalign,
-            ..
-        } => 2,
-        Event::Alloc { .. } => 0,
-        Event::Realloc { .. } => 3,
-        Event::Free { .. } => 4,
-        Event::Mmap { .. } => 5,
-        Event::Munmap { .. } => 6,
-        Event::Mremap { .. } => 7,
-        Event::Mprotect { .. } => 8,
-        Event::Madvise { .. } => 9,
-        Event::Brk { sbrk: false, .. } => 10,
-        Event::Brk { sbrk: true, .. } => 11,
-        Event::ThreadStart { .. } => 12,
-        Event::ThreadExit => 13,
-        Event::ThreadName { .. } => 14,
-        Event::ThreadCreate { .. } => 15,
-        Event::Dlopen { .. } => 16,
-        Event::Dlclose { .. } => 17,
-        Event::Fork { .. } => 18,
-        Event::Exec { .. } => 19,
-    }
-}
-
 impl Summarizer {
     /// Counts only blocks whose address is in `start..end`.
     pub(crate) fn with_range(start: u64, end: u64) -> Summarizer {
@@ -587,7 +531,7 @@ impl Summarizer {
             self.release_image();
             self.image = r.image;
         }
-        self.calls[op_index(&r.event)] += 1;
+        self.calls[r.event.operation()] += 1;
         let s = &mut self.summary;
         if s.span.0 == 0 || r.tick < s.span.0 {
             s.span.0 = r.tick;

@@ -73,11 +73,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let columns = Column::VMMAP
-            .iter()
-            .chain(&[Column::Pss, Column::Swap, Column::Dirty])
-            .map(|c| c.id().to_string())
-            .collect();
+        let columns = Column::default_set().map(|c| c.id().to_string()).collect();
         let colours = MemoryType::ALL
             .iter()
             .map(|&t| (t.id().to_string(), default_colour_name(t).to_string()))

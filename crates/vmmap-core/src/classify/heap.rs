@@ -23,7 +23,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::{is_plain_anon, Context, Inspector, Plan};
+use super::{is_plain_anon, Claim, Context, Inspector, Plan};
 use crate::model::{Confidence, MemoryType, Region};
 
 /// A confirmed or presumed arena heap: indices into the region list.
@@ -195,16 +195,10 @@ pub(super) fn plan_arenas(
             regions[j].confidence = confidence;
         }
         let len = run.committed_len + usize::from(run.reserved.is_some());
-        plan.add(
-            run.committed,
-            len,
-            MemoryType::Heap,
-            details,
-            evidence,
-            Some(id),
-            None,
-        );
-        plan.rate(run.committed, confidence);
+        let claim = Claim::new(MemoryType::Heap, details, evidence)
+            .confidence(confidence)
+            .heap_id(id);
+        plan.add(run.committed, len, claim, None);
     }
 }
 

@@ -7,9 +7,9 @@
 use std::borrow::Cow;
 
 use super::basic::{file_key, Probes};
-use super::{is_plain_anon, FileProbe, Plan};
+use super::{is_plain_anon, Claim, FileProbe, Plan};
 use crate::elf::ElfInfo;
-use crate::model::{MemoryType, Region};
+use crate::model::{Confidence, MemoryType, Region};
 
 pub(super) fn plan_images(regions: &mut [Region], probes: &Probes, plan: &mut Plan) {
     let n = regions.len();
@@ -77,7 +77,9 @@ pub(super) fn plan_images(regions: &mut [Region], probes: &Probes, plan: &mut Pl
             }
         }
         let details = regions[i].path.to_string();
-        plan.add(i, j - i, MemoryType::Image, details, evidence, None, None);
+        let claim =
+            Claim::new(MemoryType::Image, details, evidence).confidence(Confidence::Certain);
+        plan.add(i, j - i, claim, None);
         i = j;
     }
 }

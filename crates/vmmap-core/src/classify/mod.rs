@@ -122,14 +122,61 @@ pub(crate) fn classify_regions(
     (plan.build(regions), warnings)
 }
 
-/// A group found by a pass: `len` consecutive VMAs from its start index.
-pub(crate) struct Group {
-    len: usize,
+/// What a rule found a run of VMAs to be: the type, the words shown for
+/// it, why the rule says so, how sure it is and the heap it belongs to.
+/// One value, so that every pass and runtime rule hands the same five
+/// facts over the same way.
+pub(crate) struct Claim {
     memory_type: MemoryType,
     details: String,
     evidence: Cow<'static, str>,
     confidence: Confidence,
     heap_id: Option<u32>,
+}
+
+impl Claim {
+    /// A claim with no heap ID, as sure as an exact match with a
+    /// runtime's layout or counters (`High`), which is what most rules
+    /// have; [`Claim::confidence`] says otherwise.
+    pub(crate) fn new(
+        memory_type: MemoryType,
+        details: impl Into<String>,
+        evidence: impl Into<Cow<'static, str>>,
+    ) -> Claim {
+        Claim {
+            memory_type,
+            details: details.into(),
+            evidence: evidence.into(),
+            confidence: Confidence::High,
+            heap_id: None,
+        }
+    }
+
+    /// A managed runtime's memory (the type most runtime rules claim).
+    pub(crate) fn managed_heap(
+        details: impl Into<String>,
+        evidence: impl Into<Cow<'static, str>>,
+    ) -> Claim {
+        Claim::new(MemoryType::ManagedHeap, details, evidence)
+    }
+
+    /// How sure the rule is.
+    pub(crate) fn confidence(mut self, confidence: Confidence) -> Claim {
+        self.confidence = confidence;
+        self
+    }
+
+    /// The Heap ID the run gets.
+    pub(crate) fn heap_id(mut self, id: u32) -> Claim {
+        self.heap_id = Some(id);
+        self
+    }
+}
+
+/// A group found by a pass: `len` consecutive VMAs from its start index.
+pub(crate) struct Group {
+    len: usize,
+    claim: Claim,
     tid: Option<u32>,
 }
 
@@ -153,32 +200,11 @@ impl Plan {
     }
 
     /// Records a group of `len` VMAs starting at `start`.
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        start: usize,
-        len: usize,
-        memory_type: MemoryType,
-        details: String,
-        evidence: Cow<'static, str>,
-        heap_id: Option<u32>,
-        tid: Option<u32>,
-    ) {
+    fn add(&mut self, start: usize, len: usize, claim: Claim, tid: Option<u32>) {
         for g in &mut self.grouped[start..start + len] {
             *g = true;
         }
-        self.groups.insert(
-            start,
-            Group {
-                len,
-                memory_type,
-                details,
-                evidence,
-                confidence: Confidence::Certain,
-                heap_id,
-                tid,
-            },
-        );
+        self.groups.insert(start, Group { len, claim, tid });
     }
 
     /// Undoes a group of one VMA at `i` (a later pass that knows better
@@ -194,14 +220,7 @@ impl Plan {
 
     /// The largest Heap ID given to a group so far.
     fn max_heap_id(&self) -> Option<u32> {
-        self.groups.values().filter_map(|g| g.heap_id).max()
-    }
-
-    /// Sets how sure the rule was that made the group at `start`.
-    fn rate(&mut self, start: usize, confidence: Confidence) {
-        if let Some(g) = self.groups.get_mut(&start) {
-            g.confidence = confidence;
-        }
+        self.groups.values().filter_map(|g| g.claim.heap_id).max()
     }
 
     /// Moves the VMAs into the top-level list, groups holding their parts.
@@ -226,9 +245,10 @@ impl Plan {
                         .map(std::mem::take)
                         .collect();
                     read += g.len;
-                    let mut region = Region::group(subs, g.memory_type, g.details, g.evidence);
-                    region.heap_id = g.heap_id;
-                    region.confidence = g.confidence;
+                    let c = g.claim;
+                    let mut region = Region::group(subs, c.memory_type, c.details, c.evidence);
+                    region.heap_id = c.heap_id;
+                    region.confidence = c.confidence;
                     region.tid = g.tid;
                     flat[write] = region;
                 }

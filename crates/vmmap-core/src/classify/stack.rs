@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use super::{is_plain_anon, Context, Inspector, Plan};
+use super::{is_plain_anon, Claim, Context, Inspector, Plan};
 use crate::model::{Confidence, MemoryType, Region, StackPointerSource, ThreadInfo};
 
 /// The evidence of a stack found from its thread's stack pointer.
@@ -429,22 +429,14 @@ fn mark_stack(
         if let Some(c) = confidence {
             g.confidence = c;
         }
-        plan.add(
-            i - 1,
-            2,
-            MemoryType::Stack,
-            label,
-            Cow::Borrowed(if evidence == BY_SP {
-                "thread stack and its guard"
-            } else {
-                evidence
-            }),
-            None,
-            tid,
-        );
-        if let Some(c) = confidence {
-            plan.rate(i - 1, c);
-        }
+        let group_evidence = if evidence == BY_SP {
+            "thread stack and its guard"
+        } else {
+            evidence
+        };
+        let claim = Claim::new(MemoryType::Stack, label, group_evidence)
+            .confidence(confidence.unwrap_or(Confidence::Certain));
+        plan.add(i - 1, 2, claim, tid);
     }
 }
 

@@ -516,14 +516,22 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 20 {
         return None;
     }
+    let (v, end) = decimal(b, 0)?;
+    (end == b.len()).then_some(v)
+}
+
+/// The decimal digits of `s` from `i`: their value and the index after
+/// them (`i` itself where there are none); `None` if the value overflows.
+/// By hand rather than `str::parse`, which wants the number's end found
+/// first and UTF-8: this runs for every figure line of smaps.
+#[inline(always)]
+fn decimal(s: &[u8], mut i: usize) -> Option<(u64, usize)> {
     let mut v: u64 = 0;
-    for &c in b {
-        if !c.is_ascii_digit() {
-            return None;
-        }
+    while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
         v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        i += 1;
     }
-    Some(v)
+    Some((v, i))
 }
 
 fn parse_hex(b: &[u8]) -> Option<u64> {
@@ -613,11 +621,7 @@ fn known_figure(s: &[u8]) -> Option<(Field, u64, usize)> {
         i += 1;
     }
     let start = i;
-    let mut kb: u64 = 0;
-    while let Some(&c) = s.get(i).filter(|c| c.is_ascii_digit()) {
-        kb = kb.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        i += 1;
-    }
+    let (kb, i) = decimal(s, start)?;
     if i == start || s.get(i..i + 4) != Some(b" kB\n") {
         return None;
     }
@@ -632,11 +636,7 @@ fn parse_kb(rest: &[u8]) -> Option<u64> {
         i += 1;
     }
     let start = i;
-    let mut v: u64 = 0;
-    while let Some(&c) = rest.get(i).filter(|c| c.is_ascii_digit()) {
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-        i += 1;
-    }
+    let (v, i) = decimal(rest, start)?;
     if i == start {
         return None;
     }

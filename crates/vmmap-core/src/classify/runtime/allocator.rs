@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use super::{mib, Claimer};
+use super::{mib, Claim, Claimer};
 use crate::model::{Confidence, MemoryType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,13 +79,14 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32)
             c.claim(
                 i,
                 len,
-                MemoryType::Heap,
-                format!("Heap ID: {id} (mimalloc segments, {})", mib(span)),
-                Cow::Owned(format!(
-                    "{source} and the mapping starts segment-aligned in mimalloc's 2-6 TiB hint area"
-                )),
-                Confidence::High,
-                Some(id),
+                Claim::new(
+                    MemoryType::Heap,
+                    format!("Heap ID: {id} (mimalloc segments, {})", mib(span)),
+                    format!(
+                        "{source} and the mapping starts segment-aligned in mimalloc's 2-6 TiB hint area"
+                    ),
+                )
+                .heap_id(id),
             );
             len
         },
@@ -105,11 +106,13 @@ pub(super) fn plan_rest(c: &mut Claimer<'_>, kind: Kind, source: &str, id: u32) 
         c.claim(
             i,
             len,
-            MemoryType::Heap,
-            format!("Heap ID: {id} ({} memory, {})", kind.name(), mib(span)),
-            evidence,
-            confidence,
-            Some(id),
+            Claim::new(
+                MemoryType::Heap,
+                format!("Heap ID: {id} ({} memory, {})", kind.name(), mib(span)),
+                evidence,
+            )
+            .confidence(confidence)
+            .heap_id(id),
         );
         len
     });

@@ -30,9 +30,7 @@
 //! super page payload 16 KiB past a 2 MiB boundary, which no 128 KiB-page
 //! heap does, and are claimed first.
 
-use std::borrow::Cow;
-
-use super::{mib, Claimer};
+use super::{mib, Claim, Claimer};
 use crate::model::{Confidence, MemoryType, Region};
 
 const POOL: u64 = 16 << 30;
@@ -161,15 +159,7 @@ fn plan_pools(c: &mut Claimer<'_>) -> usize {
                 span >> 30
             );
             let evidence = "Chromium is loaded and this is a reservation of whole 16 GiB pools aligned to 16 GiB, committed only in PartitionAlloc's super page layout: 2 MiB super pages whose slot spans begin after the 16 KiB partition page of metadata, never on its guard page";
-            c.claim(
-                i,
-                len,
-                MemoryType::Heap,
-                details,
-                Cow::Borrowed(evidence),
-                Confidence::High,
-                None,
-            );
+            c.claim(i, len, Claim::new(MemoryType::Heap, details, evidence));
             found += 1;
             len
         },
@@ -208,11 +198,12 @@ fn plan_shadow_metadata(c: &mut Claimer<'_>) {
             c.claim(
                 i,
                 len,
-                MemoryType::Heap,
-                format!("PartitionAlloc shadow metadata ({pages} pages)"),
-                Cow::Borrowed(evidence),
-                Confidence::Medium,
-                None,
+                Claim::new(
+                    MemoryType::Heap,
+                    format!("PartitionAlloc shadow metadata ({pages} pages)"),
+                    evidence,
+                )
+                .confidence(Confidence::Medium),
             );
             len
         },
@@ -301,11 +292,7 @@ fn plan_v8(c: &mut Claimer<'_>) {
         c.claim(
             i,
             len,
-            MemoryType::ManagedHeap,
-            format!("{what} ({} committed)", mib(committed)),
-            Cow::Borrowed(evidence),
-            Confidence::High,
-            None,
+            Claim::managed_heap(format!("{what} ({} committed)", mib(committed)), evidence),
         );
     }
 }
@@ -339,11 +326,10 @@ fn plan_code_range(c: &mut Claimer<'_>) {
             c.claim(
                 i,
                 n,
-                MemoryType::ManagedHeap,
-                format!("V8 code range ({})", mib(span)),
-                Cow::Borrowed("Chromium is loaded and this anonymous range from a 256 KiB boundary, with executable memory in it, has the size of V8's code range reservation"),
-                Confidence::High,
-                None,
+                Claim::managed_heap(
+                    format!("V8 code range ({})", mib(span)),
+                    "Chromium is loaded and this anonymous range from a 256 KiB boundary, with executable memory in it, has the size of V8's code range reservation",
+                ),
             );
             n
         },
@@ -378,11 +364,11 @@ fn plan_oilpan(c: &mut Claimer<'_>) {
             c.claim(
                 i,
                 len,
-                MemoryType::ManagedHeap,
-                format!("Oilpan (cppgc) caged heap ({} committed)", mib(committed)),
-                Cow::Borrowed(evidence),
-                Confidence::Medium,
-                None,
+                Claim::managed_heap(
+                    format!("Oilpan (cppgc) caged heap ({} committed)", mib(committed)),
+                    evidence,
+                )
+                .confidence(Confidence::Medium),
             );
             len
         },

@@ -13,9 +13,7 @@
 //! when a chain of such headers covers them exactly, which chance does not
 //! do.
 
-use std::borrow::Cow;
-
-use super::Claimer;
+use super::{Claim, Claimer};
 use crate::classify::Inspector;
 use crate::model::{Confidence, MemoryType};
 
@@ -199,11 +197,7 @@ fn chunks_at(
     c.claim(
         i,
         len,
-        MemoryType::Heap,
-        details,
-        Cow::Borrowed(evidence),
-        confidence,
-        None,
+        Claim::new(MemoryType::Heap, details, evidence).confidence(confidence),
     );
     len
 }

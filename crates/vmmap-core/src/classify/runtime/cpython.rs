@@ -21,9 +21,7 @@
 //! with arenas is Managed Heap whatever else is in it; its chunks are
 //! listed as its parts.
 
-use std::borrow::Cow;
-
-use super::{chunks::mmapped_chunk, mib, Claimer};
+use super::{chunks::mmapped_chunk, mib, Claim, Claimer};
 use crate::classify::Inspector;
 use crate::model::{Confidence, MemoryType, Part};
 
@@ -162,11 +160,7 @@ pub(super) fn plan_arenas(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) {
         c.claim(
             i,
             1,
-            memory_type,
-            details,
-            Cow::Borrowed(evidence),
-            confidence,
-            None,
+            Claim::new(memory_type, details, evidence).confidence(confidence),
         );
     }
 }

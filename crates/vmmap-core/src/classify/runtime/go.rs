@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use super::{go_threads, mib, symbols, Claimer};
+use super::{go_threads, mib, symbols, Claim, Claimer};
 use crate::classify::Inspector;
 use crate::model::{Confidence, MemoryType, Part, Region};
 
@@ -421,15 +421,14 @@ pub(super) fn plan_arenas(
         c.claim(
             i,
             len,
-            MemoryType::ManagedHeap,
-            format!(
-                "Go heap arenas ({} x 64 MiB, {} committed{stacks}{own}; {version})",
-                span / ARENA,
-                mib(committed)
+            Claim::managed_heap(
+                format!(
+                    "Go heap arenas ({} x 64 MiB, {} committed{stacks}{own}; {version})",
+                    span / ARENA,
+                    mib(committed)
+                ),
+                format!("{version} executable (.go.buildinfo); anonymous memory from the arena hint address {start:#x} in whole 64 MiB heap arenas{why}"),
             ),
-            Cow::Owned(format!("{version} executable (.go.buildinfo); anonymous memory from the arena hint address {start:#x} in whole 64 MiB heap arenas{why}")),
-            Confidence::High,
-            None,
         );
         len
     });

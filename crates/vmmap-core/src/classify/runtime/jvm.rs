@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 
 use super::jvm_gc::{self, Gc, Heap};
-use super::{gib, mib, Claimer};
+use super::{gib, mib, Claim, Claimer};
 use crate::classify::Inspector;
 use crate::hsperfdata::{self, PerfData};
 use crate::model::{Confidence, MemoryType, Region};
@@ -66,13 +66,13 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
             c.claim(
                 i,
                 len,
-                MemoryType::ManagedHeap,
-                format!("Java heap ({gc_name}, max {})", gib(size)),
-                Cow::Owned(format!(
-                    "libjvm.so is loaded without hsperfdata counters (-XX:-UsePerfData); {why}"
-                )),
-                Confidence::Medium,
-                None,
+                Claim::managed_heap(
+                    format!("Java heap ({gc_name}, max {})", gib(size)),
+                    format!(
+                        "libjvm.so is loaded without hsperfdata counters (-XX:-UsePerfData); {why}"
+                    ),
+                )
+                .confidence(Confidence::Medium),
             );
             plan_gc_tables(c, inspector, i, len, gc, None);
         }
@@ -97,11 +97,10 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
         c.claim(
             i,
             len,
-            MemoryType::ManagedHeap,
-            format!("Java heap ({gc}, max {}){}", gib(size), generations(p)),
-            Cow::Owned(format!("libjvm.so is loaded and this range spans exactly the maximum heap size ({size} bytes) its hsperfdata counters give")),
-            Confidence::High,
-            None,
+            Claim::managed_heap(
+                format!("Java heap ({gc}, max {}){}", gib(size), generations(p)),
+                format!("libjvm.so is loaded and this range spans exactly the maximum heap size ({size} bytes) its hsperfdata counters give"),
+            ),
         );
     }
     if let Some(ccs) = p
@@ -113,11 +112,10 @@ pub(super) fn plan_exact(c: &mut Claimer<'_>, inspector: &mut dyn Inspector) -> 
             c.claim(
                 i,
                 len,
-                MemoryType::ManagedHeap,
-                format!("compressed class space ({} reserved, {} committed)", gib(ccs), mib(used)),
-                Cow::Owned(format!("libjvm.so is loaded and this range spans exactly the compressed class space size ({ccs} bytes) of sun.gc.compressedclassspace.maxCapacity")),
-                Confidence::High,
-                None,
+                Claim::managed_heap(
+                    format!("compressed class space ({} reserved, {} committed)", gib(ccs), mib(used)),
+                    format!("libjvm.so is loaded and this range spans exactly the compressed class space size ({ccs} bytes) of sun.gc.compressedclassspace.maxCapacity"),
+                ),
             );
         }
     }
@@ -163,11 +161,10 @@ fn plan_zgc_views(c: &mut Claimer<'_>) -> bool {
         c.claim(
             i,
             j - i,
-            MemoryType::ManagedHeap,
-            format!("Java heap (ZGC view at {start:#x}, {} reserved)", gib(span)),
-            Cow::Borrowed("libjvm.so is loaded and this is a view of the memfd ZGC names java_heap, with the reserved rest of the view's range"),
-            Confidence::High,
-            None,
+            Claim::managed_heap(
+                format!("Java heap (ZGC view at {start:#x}, {} reserved)", gib(span)),
+                "libjvm.so is loaded and this is a view of the memfd ZGC names java_heap, with the reserved rest of the view's range",
+            ),
         );
         found = true;
         i = j;
@@ -448,11 +445,10 @@ fn plan_metaspace(c: &mut Claimer<'_>, p: &PerfData) {
         c.claim(
             i,
             len,
-            MemoryType::ManagedHeap,
-            "metaspace (64 MiB node)".into(),
-            Cow::Owned(format!("libjvm.so is loaded; a 64 MiB range aligned to metaspace's 4 MiB root chunks, within the {total} bytes sun.gc.metaspace.maxCapacity reports")),
-            Confidence::High,
-            None,
+            Claim::managed_heap(
+                "metaspace (64 MiB node)",
+                format!("libjvm.so is loaded; a 64 MiB range aligned to metaspace's 4 MiB root chunks, within the {total} bytes sun.gc.metaspace.maxCapacity reports"),
+            ),
         );
         left -= METASPACE_NODE;
     }
@@ -466,11 +462,10 @@ fn plan_code_cache(c: &mut Claimer<'_>) {
         c.claim(
             i,
             len,
-            MemoryType::ManagedHeap,
-            format!("code cache ({} reserved)", mib(span)),
-            Cow::Borrowed("libjvm.so is loaded and the range is anonymous memory made executable and writable: HotSpot's JIT code cache"),
-            Confidence::High,
-            None,
+            Claim::managed_heap(
+                format!("code cache ({} reserved)", mib(span)),
+                "libjvm.so is loaded and the range is anonymous memory made executable and writable: HotSpot's JIT code cache",
+            ),
         );
         len
     });

@@ -23,11 +23,9 @@
 //! - Parallel: the old generation's object start array (old/512, old at
 //!   the bottom), then the card table as Serial's.
 
-use std::borrow::Cow;
-
-use super::{mib, Claimer};
+use super::{mib, Claim, Claimer};
 use crate::classify::Inspector;
-use crate::model::{Confidence, MemoryType};
+use crate::model::Confidence;
 
 /// A card covers 512 heap bytes.
 const CARD: u64 = 512;
@@ -465,11 +463,11 @@ fn claim_block(c: &mut Claimer<'_>, block: &Block, start: u64) {
     c.claim(
         first,
         last - first,
-        MemoryType::ManagedHeap,
-        format!("{what} GC tables: {}", tables.join(", ")),
-        Cow::Owned(format!("libjvm.so is loaded and this range is committed exactly where the Java heap is committed, scaled by {ratios} and rounded to pages: the {what} collector's side {} of that heap{}", if block.tables.len() > 1 { "tables" } else { "table" }, if block.tables.len() > 1 { ", reserved next to each other" } else { "" })),
-        block.confidence,
-        None,
+        Claim::managed_heap(
+            format!("{what} GC tables: {}", tables.join(", ")),
+            format!("libjvm.so is loaded and this range is committed exactly where the Java heap is committed, scaled by {ratios} and rounded to pages: the {what} collector's side {} of that heap{}", if block.tables.len() > 1 { "tables" } else { "table" }, if block.tables.len() > 1 { ", reserved next to each other" } else { "" }),
+        )
+        .confidence(block.confidence),
     );
 }
 
@@ -479,7 +477,7 @@ mod tests {
     use super::*;
     use crate::classify::testutil::{context, FakeInspector};
     use crate::classify::Plan;
-    use crate::model::Region;
+    use crate::model::{MemoryType, Region};
 
     const K: u64 = 1 << 10;
     const M: u64 = 1 << 20;

@@ -27,7 +27,7 @@ mod v8_tables;
 
 use std::borrow::Cow;
 
-use super::{is_plain_anon, Context, Inspector, Plan};
+use super::{is_plain_anon, Claim, Context, Inspector, Plan};
 use crate::model::{Confidence, MemoryType, Region};
 
 /// The runtimes and allocators a process has loaded.
@@ -252,11 +252,11 @@ fn dotnet_rest(c: &mut Claimer<'_>) {
                 c.claim(
                     i,
                     len,
-                    MemoryType::ManagedHeap,
-                    format!(".NET GC regions reservation ({})", gib(span)),
-                    Cow::Borrowed("libcoreclr.so is loaded and this is the range of 256 GiB or more the regions GC reserves at start"),
-                    Confidence::Medium,
-                    None,
+                    Claim::managed_heap(
+                        format!(".NET GC regions reservation ({})", gib(span)),
+                        "libcoreclr.so is loaded and this is the range of 256 GiB or more the regions GC reserves at start",
+                    )
+                    .confidence(Confidence::Medium),
                 );
             }
             len
@@ -320,7 +320,11 @@ impl<'a> Claimer<'a> {
             |_| true,
             |c, i, len| {
                 let ev = evidence.clone();
-                c.claim(i, len, memory_type, details.into(), ev, confidence, None);
+                c.claim(
+                    i,
+                    len,
+                    Claim::new(memory_type, details, ev).confidence(confidence),
+                );
                 len
             },
         );
@@ -416,21 +420,11 @@ impl<'a> Claimer<'a> {
 
     /// Gives VMAs `start..start + len` a type; more than one become a group.
     /// Sub-blocks say whether they are committed or only reserved.
-    #[allow(clippy::too_many_arguments)]
-    fn claim(
-        &mut self,
-        start: usize,
-        len: usize,
-        memory_type: MemoryType,
-        details: String,
-        evidence: Cow<'static, str>,
-        confidence: Confidence,
-        heap_id: Option<u32>,
-    ) {
+    fn claim(&mut self, start: usize, len: usize, claim: Claim) {
         for r in &mut self.regions[start..start + len] {
-            r.memory_type = memory_type;
-            r.evidence = evidence.clone();
-            r.confidence = confidence;
+            r.memory_type = claim.memory_type;
+            r.evidence = claim.evidence.clone();
+            r.confidence = claim.confidence;
             if len > 1 && r.details.is_empty() {
                 r.details = if r.perms.none() {
                     "reserved".into()
@@ -441,12 +435,10 @@ impl<'a> Claimer<'a> {
         }
         if len == 1 {
             let r = &mut self.regions[start];
-            r.details = details;
-            r.heap_id = heap_id;
+            r.details = claim.details;
+            r.heap_id = claim.heap_id;
         } else {
-            self.plan
-                .add(start, len, memory_type, details, evidence, heap_id, None);
-            self.plan.rate(start, confidence);
+            self.plan.add(start, len, claim, None);
         }
     }
 }

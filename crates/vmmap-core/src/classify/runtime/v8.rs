@@ -15,10 +15,8 @@
 //! the memory's base, whose committed pages grow upwards, then the rest of
 //! its 8 GiB.
 
-use std::borrow::Cow;
-
-use super::{gib, mib, Claimer, Context};
-use crate::model::{Confidence, MemoryType};
+use super::{gib, mib, Claim, Claimer, Context};
+use crate::model::Confidence;
 
 const PAGE: u64 = 256 << 10;
 /// Above this V8 does not place its pages (x64 `kAllocationRandomAddressMax`).
@@ -69,11 +67,7 @@ pub(super) fn plan_pages(c: &mut Claimer<'_>, ctx: &Context<'_>) {
         c.claim(
             i,
             1,
-            MemoryType::ManagedHeap,
-            details,
-            Cow::Borrowed(evidence),
-            confidence,
-            None,
+            Claim::managed_heap(details, evidence).confidence(confidence),
         );
     }
 }
@@ -147,11 +141,7 @@ fn plan_code_range(c: &mut Claimer<'_>) {
         c.claim(
             i,
             len,
-            MemoryType::ManagedHeap,
-            format!("V8 code range ({})", mib(span)),
-            Cow::Borrowed(evidence),
-            Confidence::High,
-            None,
+            Claim::managed_heap(format!("V8 code range ({})", mib(span)), evidence),
         );
         i += len;
     }
@@ -224,14 +214,13 @@ fn plan_wasm(c: &mut Claimer<'_>) {
         c.claim(
             lo,
             hi - lo,
-            MemoryType::ManagedHeap,
-            format!(
-                "Wasm memory at {base:#x} ({} committed, 10 GiB reserved with guards)",
-                mib(committed)
+            Claim::managed_heap(
+                format!(
+                    "Wasm memory at {base:#x} ({} committed, 10 GiB reserved with guards)",
+                    mib(committed)
+                ),
+                "node (V8) is loaded and this is a committed base with exactly 2 GiB of reserved memory below it and reserved memory up to 8 GiB above: V8's 10 GiB reservation of a WebAssembly memory with guard regions",
             ),
-            Cow::Borrowed("node (V8) is loaded and this is a committed base with exactly 2 GiB of reserved memory below it and reserved memory up to 8 GiB above: V8's 10 GiB reservation of a WebAssembly memory with guard regions"),
-            Confidence::High,
-            None,
         );
     }
 }
@@ -260,15 +249,7 @@ fn plan_reservations(c: &mut Claimer<'_>) {
             None
         };
         if let Some((details, evidence, confidence)) = found {
-            c.claim(
-                i,
-                len,
-                MemoryType::ManagedHeap,
-                details,
-                Cow::Borrowed(evidence),
-                confidence,
-                None,
-            );
+            c.claim(i, len, Claim::managed_heap(details, evidence).confidence(confidence));
         }
         len
     });

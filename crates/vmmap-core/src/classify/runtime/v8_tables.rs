@@ -11,10 +11,8 @@
 //! isolate and for the shared space); each is a few 64 KiB segments
 //! resident.
 
-use std::borrow::Cow;
-
-use super::{mib, Claimer};
-use crate::model::{Confidence, MemoryType, Region};
+use super::{mib, Claim, Claimer};
+use crate::model::{Confidence, Region};
 
 /// `kSegmentSize`.
 const SEGMENT: u64 = 64 << 10;
@@ -55,15 +53,15 @@ pub(super) fn plan(c: &mut Claimer<'_>) {
             c.claim(
                 i,
                 take,
-                MemoryType::ManagedHeap,
-                format!(
-                    "V8 pointer table ({} reserved, {} committed)",
-                    mib(span),
-                    mib(committed)
-                ),
-                Cow::Owned(format!("Chromium executable (V8 with its sandbox); anonymous reservation from {start:#x} of exactly {} (the size of one of V8's handle tables: external, trusted or code pointer table, JS dispatch table) that begins with a read-only segment of 64 KiB (the table's sealed null entry) and is committed in 64 KiB segments", mib(span))),
-                Confidence::Medium,
-                None,
+                Claim::managed_heap(
+                    format!(
+                        "V8 pointer table ({} reserved, {} committed)",
+                        mib(span),
+                        mib(committed)
+                    ),
+                    format!("Chromium executable (V8 with its sandbox); anonymous reservation from {start:#x} of exactly {} (the size of one of V8's handle tables: external, trusted or code pointer table, JS dispatch table) that begins with a read-only segment of 64 KiB (the table's sealed null entry) and is committed in 64 KiB segments", mib(span)),
+                )
+                .confidence(Confidence::Medium),
             );
             take
         },

@@ -232,7 +232,7 @@ fn json_region<'a>(
             .enumerate()
             .map(|(j, s)| json_region(s, sub_owner(j), &|_| None))
             .collect(),
-        pages: r.pages.as_ref(),
+        pages: r.pages.as_deref(),
         sections: &r.sections,
         parts: r
             .parts

@@ -227,7 +227,7 @@ pub fn exact_sharing(snap: &mut Snapshot, opts: &Options, how: PageOptions) -> R
             &mut r.sub_blocks
         };
         for vma in vmas {
-            vma.pages = it.next();
+            vma.pages = it.next().map(Box::new);
         }
     }
     snap.sharing = Some(SharingMethod {

@@ -548,7 +548,8 @@ pub struct KernelInfo {
 pub struct Snapshot {
     /// The process.
     pub process: ProcessInfo,
-    /// When it was taken, nanoseconds since the Unix epoch.
+    /// When it was taken, nanoseconds since the Unix epoch: when its map
+    /// had been read (the end of the smaps read), not when it was done.
     pub taken_at_unix_ns: u64,
     /// The kernel.
     pub kernel: KernelInfo,

@@ -148,6 +148,10 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
         present,
         rollup,
     } = read_smaps(&dir, opts.rollup)?;
+    // The snapshot's time is its map's: what follows (stack pointers that
+    // may wait on ptrace, classification's memory reads) changes no region,
+    // and a trace's events after this cannot have made one of them.
+    let taken_at_unix_ns = now_ns();
     if regions.is_empty() {
         // Only a process without an address space prints an empty smaps:
         // by now it must have exited (kernel threads were caught above).
@@ -254,7 +258,7 @@ pub fn snapshot(pid: u32, opts: &Options) -> Result<Snapshot> {
     warnings.append(&mut class_warnings);
     Ok(Snapshot {
         process,
-        taken_at_unix_ns: now_ns(),
+        taken_at_unix_ns,
         kernel,
         regions,
         rollup,

@@ -922,7 +922,32 @@ fn start_go_threads_with(cgo: bool, flags: &[&str]) -> Runtime {
         std::fs::copy(fixture.join(f), src.join(f)).unwrap();
     }
     let bin = go_build_with(src, "gothreads", flags, cgo);
-    Runtime::start(Command::new(bin), dir, "the Go threads program")
+    let rt = Runtime::start(Command::new(bin), dir, "the Go threads program");
+    // "ready" comes just before main blocks too: wait until the blocked
+    // goroutines and main are all in read(2), or a stop could catch main
+    // on its way there (running, on no system call).
+    let want = rt.num("blocked") as usize + 1;
+    let reading = || {
+        std::fs::read_dir(format!("/proc/{}/task", rt.pid))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("syscall"))
+                    .is_ok_and(|s| s.split_whitespace().next() == Some("0"))
+            })
+            .count()
+    };
+    let since = std::time::Instant::now();
+    while reading() < want {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(10),
+            "only {} of {want} threads of the Go program reached read(2)",
+            reading()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    rt
 }
 
 /// Every thread of `snap`, with the goroutine stack (a part of the

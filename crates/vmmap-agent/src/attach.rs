@@ -63,7 +63,7 @@ fn field(off: usize) -> Option<&'static AtomicU64> {
 }
 
 /// The functions the agent interposes.
-const HOOKED: [&str; 37] = [
+const HOOKED: [&str; 39] = [
     "malloc",
     "calloc",
     "realloc",
@@ -101,6 +101,8 @@ const HOOKED: [&str; 37] = [
     "_exit",
     "_Exit",
     "abort",
+    "prctl",
+    "syscall",
 ];
 
 /// The hooks by name: the agent's own definitions, asked of the loader
@@ -508,6 +510,10 @@ unsafe fn attach(config: *const c_char) -> i64 {
         }
     }
     crate::FP.store(fp, Relaxed);
+    // vmmap judged the process's seccomp filters, if any, to let the
+    // agent's calls through: an agent quiet since the program filtered
+    // itself may work again.
+    crate::QUIET.store(false, SeqCst);
     crate::next::resolve_attached();
     if CONTROL.load(Relaxed).is_null() {
         let c = sys::map_anon(4096);

@@ -650,6 +650,179 @@ pub unsafe extern "C" fn pthread_create(
     r
 }
 
+/// What a program is about to put itself under.
+#[derive(Clone, Copy)]
+enum Seccomp {
+    /// Strict mode: read, write, exit and sigreturn only.
+    Strict,
+    /// The filter at this address (a `struct sock_fprog` of the caller's).
+    Filter(u64),
+}
+
+/// The program is about to put itself under seccomp, which may kill it
+/// for any call it did not allow, ours included. A filter that lets every
+/// call the agent makes through ([`vmmap_seccomp::NEEDED`], judged as
+/// `vmmap attach` judges a process's filters) changes nothing. Otherwise
+/// the agent stops for good first: recording ends (what was recorded
+/// stays in the file), the writer writes its end and its thread ends, an
+/// attached agent takes its hooks out, and from then on the agent makes
+/// no system call of its own ([`crate::QUIET`]). A hook already recording
+/// in another thread at this moment finishes its record first (a few
+/// hundred nanoseconds). A `vfork` child's filter is its own: nothing
+/// stops.
+fn before_seccomp(what: Seccomp) {
+    if !crate::same_process() {
+        return;
+    }
+    if let Seccomp::Filter(at) = what {
+        if lets_the_agent_through(at) {
+            return;
+        }
+    }
+    writer::END_REASON.store(END_SECCOMP, SeqCst);
+    #[cfg(not(test))]
+    let attached = crate::attach::attached();
+    #[cfg(test)]
+    let attached = false;
+    if attached {
+        #[cfg(not(test))]
+        crate::attach::vmmap_agent_detach();
+    } else {
+        crate::shutdown();
+    }
+    writer::wait_gone(1000);
+    crate::QUIET.store(true, SeqCst);
+}
+
+/// Whether the filter the program passes at `at` lets every call of the
+/// agent's through. Copied with `process_vm_readv`, not read in place: a
+/// bad pointer, which the kernel answers with EFAULT, must not crash the
+/// program here. A filter that cannot be read does not.
+fn lets_the_agent_through(at: u64) -> bool {
+    let mut fprog = [0u8; core::mem::size_of::<libc::sock_fprog>()];
+    if !sys::read_own(at, &mut fprog) {
+        return false;
+    }
+    let len = u16::from_ne_bytes([fprog[0], fprog[1]]) as usize;
+    let filter = u64::from_ne_bytes(fprog[8..16].try_into().unwrap_or_default());
+    if len == 0 || len > 4096 {
+        return false;
+    }
+    let mut insns = vec![0u8; len * 8];
+    if !sys::read_own(filter, &mut insns) {
+        return false;
+    }
+    let filters = [vmmap_seccomp::Insn::parse(&insns)];
+    vmmap_seccomp::first_refused(&filters, false).is_none()
+}
+
+/// `SECCOMP_SET_MODE_STRICT` and `SECCOMP_SET_MODE_FILTER`, the
+/// operations of `seccomp(2)` that put the caller under seccomp.
+const SECCOMP_SET_MODE_STRICT: libc::c_long = 0;
+const SECCOMP_SET_MODE_FILTER: libc::c_long = 1;
+
+/// What a `prctl(PR_SET_SECCOMP, mode, filter)` installs.
+fn prctl_seccomp(mode: libc::c_long, filter: libc::c_long) -> Option<Seccomp> {
+    match mode {
+        1 => Some(Seccomp::Strict),
+        2 => Some(Seccomp::Filter(filter as u64)),
+        _ => None,
+    }
+}
+
+/// # Safety
+/// As C `prctl` (variadic in C; its arguments are integers, which the
+/// x86-64 ABI passes alike either way). `PR_SET_SECCOMP` goes through
+/// [`before_seccomp`] first.
+#[no_mangle]
+pub unsafe extern "C" fn prctl(
+    option: c_int,
+    a2: libc::c_ulong,
+    a3: libc::c_ulong,
+    a4: libc::c_ulong,
+    a5: libc::c_ulong,
+) -> c_int {
+    if option == libc::PR_SET_SECCOMP {
+        if let Some(what) = prctl_seccomp(a2 as _, a3 as _) {
+            before_seccomp(what);
+        }
+    }
+    let args = [
+        option as libc::c_long,
+        a2 as _,
+        a3 as _,
+        a4 as _,
+        a5 as _,
+        0,
+    ];
+    // SAFETY: the raw system call has the same contract.
+    unsafe { raw_syscall(libc::SYS_prctl, args) as c_int }
+}
+
+/// # Safety
+/// As C `syscall` (variadic in C; read as six integers after the number,
+/// as glibc's own does: the x86-64 ABI passes them alike, and a sixth the
+/// caller did not pass is a word of its frame the kernel then ignores).
+/// `seccomp(SECCOMP_SET_MODE_STRICT or _FILTER)` and
+/// `prctl(PR_SET_SECCOMP)` go through [`before_seccomp`] first.
+#[no_mangle]
+pub unsafe extern "C" fn syscall(
+    n: libc::c_long,
+    a1: libc::c_long,
+    a2: libc::c_long,
+    a3: libc::c_long,
+    a4: libc::c_long,
+    a5: libc::c_long,
+    a6: libc::c_long,
+) -> libc::c_long {
+    let what = match (n, a1) {
+        (libc::SYS_seccomp, SECCOMP_SET_MODE_STRICT) => Some(Seccomp::Strict),
+        (libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER) => Some(Seccomp::Filter(a3 as u64)),
+        (libc::SYS_prctl, o) if o == libc::PR_SET_SECCOMP as libc::c_long => prctl_seccomp(a2, a3),
+        _ => None,
+    };
+    if let Some(what) = what {
+        before_seccomp(what);
+    }
+    // SAFETY: the caller's system call, as it asked.
+    unsafe { raw_syscall(n, [a1, a2, a3, a4, a5, a6]) }
+}
+
+/// A system call made with the `syscall` instruction, with glibc's
+/// `syscall()` convention for the result (-1 and errno on failure).
+/// Not through glibc's `syscall`: the agent's own calls of `syscall`
+/// reach the hook above, and finding the next definition (dlsym) may
+/// allocate, which may make a system call.
+///
+/// # Safety
+/// As the system call `n` with these arguments.
+unsafe fn raw_syscall(n: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+    let r: libc::c_long;
+    // SAFETY: the x86-64 Linux system call convention: number in rax,
+    // arguments in rdi, rsi, rdx, r10, r8, r9; rcx and r11 clobbered.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n => r,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    if (-4095..0).contains(&r) {
+        crate::set_errno(-r as i32);
+        -1
+    } else {
+        r
+    }
+}
+
 /// # Safety
 /// As C `pthread_setname_np`.
 #[no_mangle]

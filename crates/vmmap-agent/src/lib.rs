@@ -124,6 +124,14 @@ pub(crate) fn session() -> u32 {
 /// Hooks record only while this is set: after a successful start, and not
 /// in an untraced child.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The program put itself under seccomp ([`hooks`]' `prctl` and
+/// `syscall`): the agent has stopped and makes no system call from then
+/// on, since the filter may kill the process for one the program never
+/// makes. The hooks pass straight through, as in a `vfork` child. (An
+/// image that starts under a filter, set by whatever exec'd it, is traced:
+/// such filters are mostly lists of calls to refuse, `membarrier` among
+/// them at worst, which the agent then leaves out.)
+pub(crate) static QUIET: AtomicBool = AtomicBool::new(false);
 /// The pthread key of the per-thread records ([`thread::Thread`]).
 static KEY: AtomicU32 = AtomicU32::new(0);
 /// Frame-pointer unwinding was asked for.
@@ -307,6 +315,7 @@ fn start() {
     let cfg = read_config();
     env::scrub();
     let Some(cfg) = cfg else { return };
+
     if !writer::open(&cfg.path) {
         return;
     }
@@ -460,7 +469,8 @@ fn start_child_trace(cfg: &Config) -> bool {
 /// Whether the caller is the process this agent started in (false in a
 /// `vfork` child, which shares our memory).
 pub(crate) fn same_process() -> bool {
-    sys::getpid() == PID.load(Relaxed)
+    // Quiet: not even getpid.
+    !QUIET.load(Relaxed) && sys::getpid() == PID.load(Relaxed)
 }
 
 /// Whether this process is being traced now.

@@ -26,6 +26,8 @@ static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
 /// rather than at the next pass, up to 5 ms later (twice at exit: the
 /// `atexit` flush, then the end record).
 static WAKE: AtomicU32 = AtomicU32::new(0);
+/// Why the writer stops, for its END message (`vmmap_wire::END_*`).
+pub static END_REASON: AtomicU64 = AtomicU64::new(vmmap_wire::END_EXIT);
 static WRITER: AtomicPtr<Thread> = AtomicPtr::new(core::ptr::null_mut());
 /// The writer thread's `pthread_self`, while it runs (0 otherwise): its
 /// allocation calls are the agent's own ([`crate::agent_own`]).
@@ -331,6 +333,18 @@ pub fn stop(ms: u64) {
     }
 }
 
+/// Waits (at most `ms`) until the writer's thread has ended, its last
+/// system calls (the stack's `madvise`, `exit`) made.
+pub fn wait_gone(ms: u64) {
+    let tid = WRITER_TID.load(Relaxed);
+    for _ in 0..ms {
+        if tid == 0 || !sys::thread_alive(tid) {
+            return;
+        }
+        sys::sleep_ms(1);
+    }
+}
+
 fn wake_writer() {
     WAKE.fetch_add(1, SeqCst);
     sys::wake(&WAKE);
@@ -497,6 +511,7 @@ fn run() {
             push_uvarint(&mut m, block::STALLS.load(Relaxed));
             push_uvarint(&mut m, st.bytes_in);
             push_uvarint(&mut m, st.bytes_out);
+            push_uvarint(&mut m, END_REASON.load(Relaxed));
             write_msg(&m);
             RUNNING.store(false, Relaxed);
             #[cfg(not(test))]

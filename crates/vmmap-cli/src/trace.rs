@@ -113,6 +113,13 @@ pub(crate) fn print_summary(
                 Escaped(&img.exe)
             )?;
         }
+        if img.seccomp_stop {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) put itself under seccomp: the agent stopped recording first (a filter may kill the process for a call of the agent's), so what came after is not in the trace (docs/tracing.md, \"Seccomp\")",
+                Escaped(&img.exe)
+            )?;
+        }
         if img.stalls > 0 {
             writeln!(
                 w,
@@ -172,7 +179,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "version": 1,
         "images": info.images.iter().map(|i| serde_json::json!({
             "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended, "exec_replaced": i.exec_replaced,
-            "stalls": i.stalls, "attached": i.attached, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
+            "stalls": i.stalls, "attached": i.attached, "seccomp_stop": i.seccomp_stop, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
         })).collect::<Vec<_>>(),
         "calls": s.calls,
         "allocations": s.allocations,

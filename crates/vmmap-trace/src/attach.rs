@@ -24,8 +24,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// The judgement of seccomp filters (the integration tests read its
+/// [`seccomp::NEEDED`]).
+pub use vmmap_seccomp as seccomp;
 use vmmap_wire::attach as wire;
 
+mod filters;
 mod memfd;
 mod rseq;
 mod way_back;
@@ -332,6 +336,24 @@ fn wait_stop(tid: i32, limit: Duration) -> Result<i32, AttachError> {
     }
 }
 
+/// Stops `tid`, seized already, with `PTRACE_INTERRUPT`. Returns the
+/// signal that arrived first, if one did, for the thread to get when let
+/// go.
+fn interrupt(tid: i32) -> Result<i32, AttachError> {
+    ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0).map_err(|e| other("PTRACE_INTERRUPT", e))?;
+    let mut pending = 0;
+    loop {
+        let status = wait_stop(tid, Duration::from_secs(5))?;
+        if status >> 16 == libc::PTRACE_EVENT_STOP {
+            return Ok(pending);
+        }
+        // A signal arrived first: kept for later, and the interrupt's
+        // stop still comes.
+        pending = libc::WSTOPSIG(status);
+        ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| other("PTRACE_CONT", e))?;
+    }
+}
+
 /// Reads `len` bytes of `pid`'s memory at `addr`.
 fn read_mem(pid: i32, addr: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
@@ -436,24 +458,11 @@ impl Stopped {
             });
         }
         let since = Instant::now();
-        let mut pending = 0;
         let fail = |e| {
             let _ = ptrace(libc::PTRACE_DETACH, tid, 0, 0);
             e
         };
-        ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)
-            .map_err(|e| fail(other("PTRACE_INTERRUPT", e)))?;
-        loop {
-            let status = wait_stop(tid, Duration::from_secs(5)).map_err(fail)?;
-            let sig = libc::WSTOPSIG(status);
-            if status >> 16 == libc::PTRACE_EVENT_STOP {
-                break;
-            }
-            // A signal arrived first: kept for later, and the interrupt's
-            // stop still comes.
-            pending = sig;
-            ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| fail(other("PTRACE_CONT", e)))?;
-        }
+        let pending = interrupt(tid).map_err(fail)?;
         let mut saved = get_regs(tid).map_err(|e| fail(other("PTRACE_GETREGS", e)))?;
         rseq::abort_section(pid, tid, &mut saved)
             .map_err(|e| fail(other("reading the thread's rseq area", e)))?;
@@ -492,6 +501,7 @@ impl Stopped {
     /// registers to put back are saved (`way_back`), so that the thread
     /// finds its way back alone if vmmap dies meanwhile.
     fn call(&mut self, func: u64, args: &[u64], sp: u64) -> Result<u64, AttachError> {
+        self.past_marker()?;
         let back = self.way_back()?;
         let area = way_back::area(&self.saved, &self.saved_ext);
         let area_at = (sp - area.len() as u64) & !63;
@@ -574,16 +584,43 @@ impl Stopped {
         }
     }
 
+    /// From the marker's system call entry, where the thread waits after
+    /// a call, to its exit: the marker's `getpid` runs. Skipping it from
+    /// the entry instead (its number set to -1) would put a call -1
+    /// through the process's seccomp filters, which an allow-list filter
+    /// answers by killing the process. Registers set at the exit are the
+    /// ones the thread goes on with.
+    fn past_marker(&mut self) -> Result<(), AttachError> {
+        if !self.at_marker {
+            return Ok(());
+        }
+        self.at_marker = false;
+        ptrace(libc::PTRACE_SYSCALL, self.tid, 0, 0).map_err(|e| other("PTRACE_SYSCALL", e))?;
+        loop {
+            let status = wait_stop(self.tid, Duration::from_secs(5))?;
+            if libc::WSTOPSIG(status) == libc::SIGTRAP | 0x80 {
+                return Ok(());
+            }
+            // No signal is delivered inside getpid; an event stop goes on.
+            ptrace(libc::PTRACE_SYSCALL, self.tid, 0, 0).map_err(|e| other("PTRACE_SYSCALL", e))?;
+        }
+    }
+
     /// Puts the registers back and lets the thread go. Returns how long it
     /// was stopped.
     fn release(&mut self) -> Duration {
         if !self.restored {
             self.restored = true;
             let _ = self.saved_ext.write(self.tid);
-            if self.at_marker {
-                // At a system call's entry, not at a signal: the kernel's
-                // restart of the interrupted call is done by hand, and the
-                // marker's call is skipped.
+            let after_call = self.at_marker;
+            if after_call && self.past_marker().is_err() {
+                // Gone, or not coming back: nothing to put back.
+                let _ = ptrace(libc::PTRACE_DETACH, self.tid, 0, self.pending as usize);
+                return self.since.elapsed();
+            }
+            if after_call {
+                // At a system call's exit, not at a signal: the kernel's
+                // restart of the interrupted call is done by hand.
                 let mut r = self.saved;
                 (r.rip, r.rax) = way_back::resume(&self.saved);
                 r.orig_rax = u64::MAX;
@@ -648,6 +685,7 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
     if !visible {
         memfd::proc_visible(pid)?;
     }
+    filters::check(pid, !visible)?;
     let m = maps(pid)?;
     // Loaded already (by `vmmap run`, or an earlier attach): dlopen of the
     // same path returns it; the attach entry refuses a process traced now.

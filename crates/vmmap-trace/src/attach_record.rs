@@ -75,6 +75,10 @@ pub enum End {
     /// The process ended, or the agent detached by itself (the process
     /// exec'd, or missed the heartbeat).
     Ended,
+    /// The process put itself under seccomp, and the agent detached
+    /// before it did (a filter may kill the process for a call of the
+    /// agent's); the process runs on unhooked.
+    Sandboxed,
 }
 
 /// What a finished recording did.
@@ -239,12 +243,17 @@ fn record_into<'w>(
     let mut next = Instant::now() + s.interval;
     let deadline = s.duration.map(|d| Instant::now() + d);
     let mut ended = false;
+    // Under seccomp already: the filters let the agent's calls through
+    // (vmmap judged them), so a detach of its own is for another reason.
+    let filtered_before = under_seccomp(pid);
+    let mut sandboxed = false;
     while failed.is_none() && out.failed.is_none() {
         std::thread::sleep(DRAIN);
         match session.drain(|m| out.take(m)) {
             // The agent detached by itself.
             Ok(state) if state == FINISHED => {
                 ended = true;
+                sandboxed = !filtered_before && under_seccomp(pid);
                 break;
             }
             Ok(_) => {}
@@ -262,15 +271,20 @@ fn record_into<'w>(
             failed = out.snapshot(pid, &s.snapshots).err();
         }
     }
-    let mut end = End::Ended;
+    let mut end = if sandboxed {
+        End::Sandboxed
+    } else {
+        End::Ended
+    };
     if !ended {
         end = match session.detach(DETACH_LIMIT, |m| out.take(m)) {
             Ok(true) => End::Detached,
             _ => End::Unfinished,
         };
-        if failed.is_none() {
-            failed = out.snapshot(pid, &s.snapshots).err();
-        }
+    }
+    // At detach: the process runs on after vmmap's detach, or its own.
+    if (!ended || sandboxed) && failed.is_none() {
+        failed = out.snapshot(pid, &s.snapshots).err();
     }
     if let Some(e) = out.failed.take() {
         return Err(RecordError::Write(e));
@@ -288,4 +302,13 @@ fn record_into<'w>(
         end,
         lost: if ended { 0 } else { session.lost() },
     })
+}
+
+/// Whether `pid` runs under seccomp now (`Seccomp:` in its status).
+fn under_seccomp(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .is_some_and(|m| m.trim() != "0")
 }

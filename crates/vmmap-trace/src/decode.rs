@@ -365,6 +365,9 @@ pub struct ImageInfo {
     pub stalls: u64,
     /// Event bytes before and after compression (from the END message).
     pub event_bytes: (u64, u64),
+    /// The agent stopped because the program put itself under seccomp
+    /// (from the END message): nothing after that moment is recorded.
+    pub seccomp_stop: bool,
 }
 
 impl ImageInfo {
@@ -724,6 +727,7 @@ impl Decoder {
                     img.ended = true;
                     img.stalls = c.uvarint().unwrap_or(0);
                     img.event_bytes = (c.uvarint().unwrap_or(0), c.uvarint().unwrap_or(0));
+                    img.seccomp_stop = c.uvarint() == Some(vmmap_wire::END_SECCOMP);
                     self.release_all(out);
                 }
             }

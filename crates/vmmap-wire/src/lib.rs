@@ -108,7 +108,9 @@ wire_kinds! {
         /// A (tick, CLOCK_MONOTONIC ns, CLOCK_REALTIME ns) triple, to turn
         /// event ticks into times.
         Clock = 5,
-        /// The agent stopped cleanly: its counters.
+        /// The agent stopped cleanly: its counters, then why it stopped
+        /// ([`END_EXIT`], [`END_SECCOMP`]; absent before 2026-12-07, read
+        /// as [`END_EXIT`]).
         End = 6,
         /// The agent's own memory: (start, length) ranges, sent with each
         /// MAPS message so its buffers and its writer thread's heap are not
@@ -116,6 +118,14 @@ wire_kinds! {
         AgentMemory = 7,
     }
 }
+
+/// Why the agent stopped (END's last field): the program's exit, exec,
+/// or a detach.
+pub const END_EXIT: u64 = 0;
+/// Why the agent stopped: the program was about to put itself under a
+/// seccomp filter that might kill it for a call of the agent's, or strict
+/// mode. Nothing after is recorded.
+pub const END_SECCOMP: u64 = 1;
 
 wire_kinds! {
     /// The tag of an event record: its first byte, in the heads part.

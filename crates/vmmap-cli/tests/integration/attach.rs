@@ -13,10 +13,10 @@ use crate::trace::history;
 use crate::util::{compile, compile_static, output_within, require_tool, VMMAP};
 
 /// `tests/fixtures/attach_workers.c` started, once its threads run.
-struct Workers {
-    child: Child,
-    out: BufReader<std::process::ChildStdout>,
-    pid: i32,
+pub(crate) struct Workers {
+    pub(crate) child: Child,
+    pub(crate) out: BufReader<std::process::ChildStdout>,
+    pub(crate) pid: i32,
 }
 
 fn workers(bin: &PathBuf, iterations: &str) -> Workers {
@@ -32,7 +32,7 @@ fn workers(bin: &PathBuf, iterations: &str) -> Workers {
 }
 
 /// A started fixture's output, and its pid from its "ready PID" line.
-fn ready(child: &mut Child) -> (BufReader<std::process::ChildStdout>, i32) {
+pub(crate) fn ready(child: &mut Child) -> (BufReader<std::process::ChildStdout>, i32) {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -46,7 +46,7 @@ fn ready(child: &mut Child) -> (BufReader<std::process::ChildStdout>, i32) {
 
 impl Workers {
     /// Waits for the end and returns the checksum line.
-    fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
         let st = self.child.wait().unwrap();
@@ -58,13 +58,13 @@ impl Workers {
     }
 }
 
-fn tmp(name: &str) -> PathBuf {
+pub(crate) fn tmp(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_file(&p);
     p
 }
 
-fn attach(pid: i32, file: &PathBuf, extra: &[&str]) -> std::process::Output {
+pub(crate) fn attach(pid: i32, file: &PathBuf, extra: &[&str]) -> std::process::Output {
     crate::trace::agent();
     let mut cmd = Command::new(VMMAP);
     cmd.arg("attach")
@@ -78,7 +78,7 @@ fn attach(pid: i32, file: &PathBuf, extra: &[&str]) -> std::process::Output {
 /// Per thread, every malloc the trace holds must be the fixture's next
 /// one (its size encodes its index) and be freed right after: no call
 /// lost, none counted twice. Returns the allocations per thread.
-fn check_window(h: &[Value]) -> HashMap<u64, u64> {
+pub(crate) fn check_window(h: &[Value]) -> HashMap<u64, u64> {
     let mut last: HashMap<u64, (u64, Option<String>)> = HashMap::new();
     let mut counts: HashMap<u64, u64> = HashMap::new();
     for e in h {

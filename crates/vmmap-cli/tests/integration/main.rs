@@ -2,6 +2,7 @@
 
 mod address;
 mod attach;
+
 mod bounds;
 mod chromium;
 mod errors;
@@ -19,6 +20,7 @@ mod record;
 mod report;
 mod run_snapshots;
 mod runtimes;
+mod seccomp;
 mod serve;
 mod sharing;
 mod shell;

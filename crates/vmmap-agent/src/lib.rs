@@ -128,9 +128,10 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// `syscall`): the agent has stopped and makes no system call from then
 /// on, since the filter may kill the process for one the program never
 /// makes. The hooks pass straight through, as in a `vfork` child. (An
-/// image that starts under a filter, set by whatever exec'd it, is traced:
-/// such filters are mostly lists of calls to refuse, `membarrier` among
-/// them at worst, which the agent then leaves out.)
+/// image that starts under a filter is traced: the agent judged the
+/// filter to let it through when the program installed it, or vmmap run
+/// was asked to load the agent regardless; the agent then leaves out
+/// `membarrier`.)
 pub(crate) static QUIET: AtomicBool = AtomicBool::new(false);
 /// The pthread key of the per-thread records ([`thread::Thread`]).
 static KEY: AtomicU32 = AtomicU32::new(0);

@@ -1150,6 +1150,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub snapshot_only: bool,
 
+    /// Load the agent even when vmmap itself runs under seccomp (a
+    /// container's or a service's filter), which the program inherits and
+    /// no filtered process can read: then vmmap cannot tell whether the
+    /// filter would kill the program at a call of the agent's, and by
+    /// default leaves the agent out (snapshots only). Right where the
+    /// filter answers refused calls with an error, as Docker's default
+    /// profile does; fatal for the program where it kills them.
+    #[arg(long, conflicts_with = "snapshot_only")]
+    pub seccomp_unchecked: bool,
+
     /// Take no snapshot at exit, so that the program is not traced with
     /// ptrace while it runs (a debugger can attach to it; run as a user
     /// other than root, a set-user-ID program it execs in place keeps its

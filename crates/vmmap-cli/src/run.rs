@@ -84,6 +84,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         frame_pointers: a.unwind == Unwind::Fp,
         follow_forks: a.follow_forks,
         quiet_stdio: false,
+        seccomp_unchecked: a.seccomp_unchecked,
     };
     // Ctrl+C reaches the program (same process group); vmmap waits for it
     // to end and closes the file.
@@ -108,6 +109,9 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         },
         launch::LaunchError::Spawn(e) => spawn_failure(&program, &e),
     })?;
+    if let Some(w) = &run.warning {
+        eprintln!("vmmap: warning: {w}");
+    }
     let pid = run.pid;
     let mut next = start + interval;
     // A snapshot once the agent is loaded and running (the one at exec

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub use vmmap_seccomp as seccomp;
 use vmmap_wire::attach as wire;
 
-mod filters;
+pub(crate) mod filters;
 mod memfd;
 mod rseq;
 mod way_back;

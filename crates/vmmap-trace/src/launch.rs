@@ -36,6 +36,10 @@ pub struct Launch {
     /// Send the program's stdin, stdout and stderr to /dev/null (when the
     /// launcher owns the terminal, as the interactive view does).
     pub quiet_stdio: bool,
+    /// Load the agent even when vmmap runs under seccomp, whose filters
+    /// the program inherits and nothing can read (docs/tracing.md,
+    /// "Seccomp"); without it the agent stays out then.
+    pub seccomp_unchecked: bool,
 }
 
 /// Why [`start`] failed.

@@ -38,6 +38,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::attach::filters;
 use crate::launch::{self, Launch, LaunchError};
 use vmmap_core::collect::{self, Options};
 use vmmap_core::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
@@ -54,6 +55,9 @@ pub struct Supervised {
     handle: Option<JoinHandle<io::Result<ExitStatus>>>,
     /// Disconnected when the tracer thread ends (the program was reaped).
     done: mpsc::Receiver<()>,
+    /// Said at once: the agent was withheld, or may be unsafe, for
+    /// vmmap's own seccomp filters (see [`start`]).
+    pub warning: Option<String>,
 }
 
 /// Why a snapshot was not appended.
@@ -195,6 +199,31 @@ impl Shared {
 /// and the program is not traced while it runs (a debugger may attach, a
 /// set-user-ID program it execs keeps its privileges for any launcher).
 pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, LaunchError> {
+    // vmmap's own seccomp filters go to the program, and cannot be read
+    // from under them: the agent stays out unless the user said otherwise.
+    let filtered = l.agent.is_some() && filters::inherited();
+    const WHY: &str = "vmmap runs under seccomp, which the program inherits, and no process under seccomp may read a filter: vmmap cannot tell whether it would kill the program at a call of the agent's";
+    let (withheld, warning) = if filtered && !l.seccomp_unchecked {
+        (
+            Some(Launch {
+                agent: None,
+                ..l.clone()
+            }),
+            Some(format!(
+                "{WHY}, so the agent is not loaded: the program runs without it and only the snapshots are recorded. `--seccomp-unchecked` loads it anyway (right where the filter answers refused calls with an error, as Docker's default profile does; fatal where it kills them)"
+            )),
+        )
+    } else if filtered {
+        (
+            None,
+            Some(format!(
+                "{WHY}; the agent is loaded as asked (--seccomp-unchecked)"
+            )),
+        )
+    } else {
+        (None, None)
+    };
+    let l = withheld.as_ref().unwrap_or(l);
     let out = launch::create_output(l)?;
     let (mut cmd, exec) = match launch::command(l, &out.path) {
         Ok(prepared) => prepared,
@@ -283,6 +312,7 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
             shared,
             handle: Some(handle),
             done,
+            warning,
         }),
         Ok(Err(e)) => {
             let _ = handle.join();

@@ -212,6 +212,7 @@ impl LaunchForm {
             frame_pointers: false,
             follow_forks: false,
             quiet_stdio: true,
+            seccomp_unchecked: false,
         })
     }
 

@@ -364,3 +364,59 @@ fn a_program_that_filters_itself_while_attached_is_left_first() {
     assert_eq!(w.finish(), plain.finish());
     assert_eq!(check_window(&history(&file)).len(), 4);
 }
+
+/// vmmap itself under a filter (a sandbox or a service started it): the
+/// program inherits it and no filtered process can read it, so `vmmap
+/// run` leaves the agent out unless asked (here the filter killed the
+/// program at the agent's close_range, exit 159), and `vmmap attach`
+/// refuses.
+#[test]
+fn under_a_filter_of_its_own_vmmap_leaves_the_agent_out_unless_asked() {
+    crate::trace::agent();
+    let wrap = compile("seccomp_exec");
+    let bin = compile("seccomp_workers");
+    let work = args("3000", "kill", &[libc::SYS_kexec_load.to_string()]);
+    let plain = Command::new(&bin).args(&work).output().unwrap();
+    let under = |nr: i64, extra: &[&str], file: &std::path::Path| {
+        Command::new(&wrap)
+            .arg(nr.to_string())
+            .args([VMMAP, "run", "-o"])
+            .arg(file)
+            .args(extra)
+            .arg("--")
+            .arg(&bin)
+            .args(&work)
+            .output()
+            .unwrap()
+    };
+    let o = under(libc::SYS_close_range, &[], &tmp("inherited-seccomp.vmmap"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), plain.status.code(), "{err}");
+    assert_eq!(o.stdout.len(), plain.stdout.len(), "{err}");
+    assert!(err.contains("the agent is not loaded"), "{err}");
+    // Asked for, on a filter that kills only kexec_load: traced.
+    let file = tmp("inherited-seccomp-unchecked.vmmap");
+    let o = under(libc::SYS_kexec_load, &["--seccomp-unchecked"], &file);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), plain.status.code(), "{err}");
+    assert!(err.contains("loaded as asked"), "{err}");
+    assert_eq!(check_window(&history(&file)).len(), 4);
+    // Attach from under a filter, to a process with one.
+    let w = start(&args("60000", "kill", &[libc::SYS_kexec_load.to_string()]));
+    let o = Command::new(&wrap)
+        .arg(libc::SYS_kexec_load.to_string())
+        .args([
+            VMMAP,
+            "attach",
+            &w.pid.to_string(),
+            "--duration",
+            "1s",
+            "-o",
+        ])
+        .arg(tmp("attach-from-seccomp.vmmap"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("vmmap itself runs under one"));
+    w.finish();
+}

@@ -122,6 +122,9 @@ fn read_filters(pid: i32, tid: i32) -> Result<Vec<Vec<Insn>>, AttachError> {
 fn unreadable(pid: i32, e: io::Error) -> AttachError {
     let name = comm(pid);
     match e.raw_os_error() {
+        Some(libc::EACCES) if inherited() => AttachError::Refused(format!(
+            "process {pid} ({name}) runs under a seccomp filter, and vmmap cannot read it: vmmap itself runs under one, and the kernel lets no process under a filter read another's; without it vmmap cannot tell whether the calls of an attach would get the process killed; not attached"
+        )),
         Some(libc::EACCES) => AttachError::Permission(format!(
             "process {pid} ({name}) runs under a seccomp filter, and reading it takes CAP_SYS_ADMIN (vmmap as root): without it vmmap cannot tell whether the calls of an attach would get the process killed; not attached"
         )),
@@ -129,4 +132,15 @@ fn unreadable(pid: i32, e: io::Error) -> AttachError {
             "process {pid} ({name}) runs under a seccomp filter that vmmap could not read ({e}; the kernel needs CONFIG_CHECKPOINT_RESTORE for it): without it vmmap cannot tell whether the calls of an attach would get the process killed; not attached"
         )),
     }
+}
+
+/// Whether vmmap's own thread runs under seccomp (strict mode or
+/// filters), which a program it starts inherits, and the kernel lets no
+/// process under seccomp read filters (`PTRACE_SECCOMP_GET_FILTER`
+/// answers EACCES): then nothing tells whether they would kill the
+/// program at a call of the agent's.
+pub fn inherited() -> bool {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    mode(std::process::id() as i32, tid).is_some_and(|m| m != 0)
 }

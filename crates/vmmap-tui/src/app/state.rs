@@ -432,6 +432,7 @@ impl App {
             }
         };
         let pid = run.pid;
+        let warning = run.warning.clone();
         self.trace_files.push((pid, output.clone()));
         let program = form.program.trim().to_string();
         form.error = None;
@@ -450,10 +451,13 @@ impl App {
         }
         self.picker.tab = PickerTab::Processes;
         self.loading = Some(pid);
-        self.message = Some(format!(
-            "Started {program} (pid {pid}), tracing into {}; collecting…",
-            output.display()
-        ));
+        self.message = Some(match warning {
+            Some(w) => format!("Started {program} (pid {pid}): {w}"),
+            None => format!(
+                "Started {program} (pid {pid}), tracing into {}; collecting…",
+                output.display()
+            ),
+        });
         vec![Request::Snapshot(pid), Request::Processes]
     }
 

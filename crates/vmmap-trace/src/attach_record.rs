@@ -122,6 +122,10 @@ struct Out<'w> {
     /// To the counting thread, with the bytes it has not taken yet.
     count: Option<(Sender<Vec<u8>>, &'w AtomicU64)>,
     progress: &'w Progress,
+    /// The agent's END said it stopped for seccomp (the process was
+    /// putting itself under a filter that might kill it for the agent's
+    /// calls).
+    seccomp_stop: bool,
 }
 
 /// Counts the events of the messages `rx` brings (on its own thread).
@@ -145,6 +149,9 @@ impl Out<'_> {
     fn take(&mut self, msg: &[u8]) -> io::Result<()> {
         if self.failed.is_some() {
             return Ok(());
+        }
+        if let Some(why) = crate::decode::end_reason(msg) {
+            self.seccomp_stop = why == vmmap_wire::END_SECCOMP;
         }
         if let Err(e) = self.w.append_trace(msg) {
             self.failed = Some(e);
@@ -234,6 +241,7 @@ fn record_into<'w>(
         failed: None,
         count,
         progress,
+        seccomp_stop: false,
     };
     // What the agent wrote first (HELLO, modules, maps) comes before the
     // snapshot at attach, so that the snapshot has the trace's clock.
@@ -243,9 +251,6 @@ fn record_into<'w>(
     let mut next = Instant::now() + s.interval;
     let deadline = s.duration.map(|d| Instant::now() + d);
     let mut ended = false;
-    // Under seccomp already: the filters let the agent's calls through
-    // (vmmap judged them), so a detach of its own is for another reason.
-    let filtered_before = under_seccomp(pid);
     let mut sandboxed = false;
     while failed.is_none() && out.failed.is_none() {
         std::thread::sleep(DRAIN);
@@ -253,7 +258,7 @@ fn record_into<'w>(
             // The agent detached by itself.
             Ok(state) if state == FINISHED => {
                 ended = true;
-                sandboxed = !filtered_before && under_seccomp(pid);
+                sandboxed = out.seccomp_stop;
                 break;
             }
             Ok(_) => {}
@@ -302,13 +307,4 @@ fn record_into<'w>(
         end,
         lost: if ended { 0 } else { session.lost() },
     })
-}
-
-/// Whether `pid` runs under seccomp now (`Seccomp:` in its status).
-fn under_seccomp(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Seccomp:"))
-        .is_some_and(|m| m.trim() != "0")
 }

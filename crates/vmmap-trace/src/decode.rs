@@ -655,6 +655,20 @@ pub struct Decoder {
     spare: Vec<Vec<u8>>,
 }
 
+/// Why the agent stopped, if `msg` is its END message (END's last field:
+/// `vmmap_wire::END_EXIT` when absent, as in older files).
+pub fn end_reason(msg: &[u8]) -> Option<u64> {
+    let mut c = Cursor::new(msg);
+    if c.u8()? != MessageKind::End as u8 {
+        return None;
+    }
+    // The clock's three fields, the stalls and the event bytes in and out.
+    for _ in 0..6 {
+        c.uvarint()?;
+    }
+    Some(c.uvarint().unwrap_or(vmmap_wire::END_EXIT))
+}
+
 fn bad(index: usize, reason: &str) -> TraceError {
     TraceError::Corrupt {
         index,
@@ -727,7 +741,7 @@ impl Decoder {
                     img.ended = true;
                     img.stalls = c.uvarint().unwrap_or(0);
                     img.event_bytes = (c.uvarint().unwrap_or(0), c.uvarint().unwrap_or(0));
-                    img.seccomp_stop = c.uvarint() == Some(vmmap_wire::END_SECCOMP);
+                    img.seccomp_stop = end_reason(msg) == Some(vmmap_wire::END_SECCOMP);
                     self.release_all(out);
                 }
             }

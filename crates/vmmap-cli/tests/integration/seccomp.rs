@@ -31,12 +31,20 @@ const OWN: &[i64] = &[
     libc::SYS_restart_syscall,
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigprocmask,
+    libc::SYS_poll,
 ];
 
 fn start(args: &[String]) -> Workers {
+    start_with(args, &[])
+}
+
+/// [`start`] with environment variables (SECCOMP_HOLD, SECCOMP_LATE: see
+/// the fixture).
+fn start_with(args: &[String], env: &[(&str, &str)]) -> Workers {
     crate::trace::agent();
     let mut child = Command::new(compile("seccomp_workers"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -67,7 +75,9 @@ fn a_filter_that_allows_only_the_calls_of_an_attach_is_attached_and_left_as_it_w
     // The untraced run goes side by side.
     let only = args("1200000", "only", &needed());
     let plain = start(&only);
-    let mut w = start(&only);
+    // Held until its stdin ends, so that it is there for both attaches
+    // however loaded the machine is.
+    let mut w = start_with(&only, &[("SECCOMP_HOLD", "1")]);
     let file = tmp("attach-seccomp-only.vmmap");
     let o = attach(w.pid, &file, &["--duration", "1s", "--interval", "300ms"]);
     assert!(
@@ -112,6 +122,7 @@ fn a_filter_that_allows_only_the_calls_of_an_attach_is_attached_and_left_as_it_w
         std::thread::sleep(Duration::from_millis(100));
     }
     // finish() asserts a clean exit: no SIGSYS.
+    drop(w.child.stdin.take());
     assert_eq!(
         w.finish(),
         plain.finish(),
@@ -130,7 +141,7 @@ fn a_filtered_process_that_cannot_see_the_agent_gets_it_from_memory() {
     let unshare = require_tool("unshare", "util-linux");
     let agent = crate::trace::agent();
     let dir = agent.parent().unwrap().display().to_string();
-    let only = args("200000", "only", &needed());
+    let only = args("1200000", "only", &needed());
     let plain = start(&only);
     let mut child = Command::new(unshare)
         .args(["--mount", "--propagation", "private", "sh", "-c"])
@@ -164,7 +175,12 @@ fn a_filter_that_would_kill_at_a_call_of_the_attach_refuses_it_and_names_the_cal
         .iter()
         .filter(|n| !n.from_memory && !OWN.contains(&n.call.nr))
     {
-        let w = start(&args("3000", "kill", &[n.call.nr.to_string()]));
+        // Held until its stdin ends: alive for the attach however loaded
+        // the machine is.
+        let mut w = start_with(
+            &args("3000", "kill", &[n.call.nr.to_string()]),
+            &[("SECCOMP_HOLD", "1")],
+        );
         let o = attach(
             w.pid,
             &tmp("attach-seccomp-kill.vmmap"),
@@ -180,29 +196,38 @@ fn a_filter_that_would_kill_at_a_call_of_the_attach_refuses_it_and_names_the_cal
             "{}: {err}",
             n.call.shown
         );
+        drop(w.child.stdin.take());
         assert_eq!(w.finish(), plain, "{}", n.call.shown);
         tried += 1;
     }
     assert!(tried >= 15, "only {tried} calls tried");
     // An error code where glibc has another way (clone3 -> clone) is no
     // refusal; the same code where it has none is.
-    let w = start(&args(
-        "60000",
-        "errno",
-        &[libc::SYS_clone3.to_string(), libc::ENOSYS.to_string()],
-    ));
+    let hold = [("SECCOMP_HOLD", "1")];
+    let mut w = start_with(
+        &args(
+            "3000",
+            "errno",
+            &[libc::SYS_clone3.to_string(), libc::ENOSYS.to_string()],
+        ),
+        &hold,
+    );
     let o = attach(
         w.pid,
         &tmp("attach-seccomp-enosys.vmmap"),
         &["--duration", "1s"],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    drop(w.child.stdin.take());
     w.finish();
-    let w = start(&args(
-        "3000",
-        "errno",
-        &[libc::SYS_clone3.to_string(), libc::EPERM.to_string()],
-    ));
+    let mut w = start_with(
+        &args(
+            "3000",
+            "errno",
+            &[libc::SYS_clone3.to_string(), libc::EPERM.to_string()],
+        ),
+        &hold,
+    );
     let o = attach(
         w.pid,
         &tmp("attach-seccomp-eperm.vmmap"),
@@ -210,6 +235,7 @@ fn a_filter_that_would_kill_at_a_call_of_the_attach_refuses_it_and_names_the_cal
     );
     assert_eq!(o.status.code(), Some(12), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("would fail with error 1"));
+    drop(w.child.stdin.take());
     w.finish();
 }
 
@@ -236,11 +262,13 @@ fn without_cap_sys_admin_a_filtered_process_is_refused() {
         .args(nobody)
         .arg(compile("seccomp_workers"))
         .args(args("3000", "kill", &[libc::SYS_kexec_load.to_string()]))
+        .env("SECCOMP_HOLD", "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let (out, pid) = ready(&mut child);
-    let w = Workers { child, out, pid };
+    let mut w = Workers { child, out, pid };
     let mut cmd = Command::new("setpriv");
     cmd.args(nobody)
         .args([VMMAP, "attach"])
@@ -257,6 +285,7 @@ fn without_cap_sys_admin_a_filtered_process_is_refused() {
         String::from_utf8_lossy(&o.stderr).contains("CAP_SYS_ADMIN"),
         "{o:?}"
     );
+    drop(w.child.stdin.take());
     w.finish();
 }
 
@@ -341,25 +370,52 @@ fn a_program_that_filters_itself_under_vmmap_run_runs_as_without_it() {
 
 #[test]
 fn a_program_that_filters_itself_while_attached_is_left_first() {
-    let bin = compile("seccomp_workers");
-    crate::trace::agent();
-    let start_late = || {
-        let mut child = Command::new(&bin)
-            .args(["600000", "only"])
-            .env("SECCOMP_AFTER_MS", "1500")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (out, pid) = ready(&mut child);
-        Workers { child, out, pid }
+    // The fixture installs its filter (its own calls only) on SIGUSR1,
+    // sent once the attach is complete.
+    let late = |pid: i32| {
+        // SAFETY: kill with a pid of our own fixture.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
     };
-    let plain = start_late();
-    let w = start_late();
+    let only = args("600000", "only", &[]);
+    let plain = start_with(&only, &[("SECCOMP_LATE", "1")]);
+    late(plain.pid);
+    let w = start_with(&only, &[("SECCOMP_LATE", "1")]);
     // No --duration: the agent's own detach ends the recording.
     let file = tmp("attach-seccomp-late.vmmap");
-    let o = attach(w.pid, &file, &[]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    let said = tmp("attach-seccomp-late.err");
+    let mut v = Command::new(VMMAP)
+        .args(["attach", &w.pid.to_string(), "-o"])
+        .arg(&file)
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
+    let since = Instant::now();
+    loop {
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap();
+        if maps.contains("libvmmap_agent.so") && status.contains("TracerPid:\t0\n") {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "not attached within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    late(w.pid);
+    let st = loop {
+        if let Some(st) = v.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "vmmap attach did not end after the program filtered itself"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = std::fs::read_to_string(&said).unwrap();
+    assert!(st.success(), "{err}");
     assert!(err.contains("put itself under seccomp"), "{err}");
     assert_eq!(w.finish(), plain.finish());
     assert_eq!(check_window(&history(&file)).len(), 4);
@@ -402,7 +458,10 @@ fn under_a_filter_of_its_own_vmmap_leaves_the_agent_out_unless_asked() {
     assert!(err.contains("loaded as asked"), "{err}");
     assert_eq!(check_window(&history(&file)).len(), 4);
     // Attach from under a filter, to a process with one.
-    let w = start(&args("60000", "kill", &[libc::SYS_kexec_load.to_string()]));
+    let mut w = start_with(
+        &args("3000", "kill", &[libc::SYS_kexec_load.to_string()]),
+        &[("SECCOMP_HOLD", "1")],
+    );
     let o = Command::new(&wrap)
         .arg(libc::SYS_kexec_load.to_string())
         .args([
@@ -418,5 +477,6 @@ fn under_a_filter_of_its_own_vmmap_leaves_the_agent_out_unless_asked() {
         .unwrap();
     assert_eq!(o.status.code(), Some(12), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("vmmap itself runs under one"));
+    drop(w.child.stdin.take());
     w.finish();
 }

@@ -221,6 +221,12 @@ pub enum Command {
     /// the agent notices within two seconds and removes its hooks by
     /// itself. The process keeps running as it was. Blocks allocated
     /// before the attach are unknown: their frees are counted apart.
+    ///
+    /// A process under seccomp has its filters read and run first on
+    /// every system call the attach would make in it: one that a filter
+    /// would kill (or trap) refuses the attach, naming the call, before
+    /// anything runs in the process. If the process puts itself under
+    /// such a filter later, the agent detaches first.
     #[command(
         after_help = "EXAMPLES:\n  vmmap attach 1234 --duration 30s\n  vmmap attach 1234 -o server.vmmap      (Ctrl+C detaches)\n  vmmap trace server.vmmap calltree"
     )]

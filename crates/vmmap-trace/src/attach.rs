@@ -501,7 +501,7 @@ impl Stopped {
     /// registers to put back are saved (`way_back`), so that the thread
     /// finds its way back alone if vmmap dies meanwhile.
     fn call(&mut self, func: u64, args: &[u64], sp: u64) -> Result<u64, AttachError> {
-        self.past_marker()?;
+        let at_marker = std::mem::take(&mut self.at_marker);
         let back = self.way_back()?;
         let area = way_back::area(&self.saved, &self.saved_ext);
         let area_at = (sp - area.len() as u64) & !63;
@@ -514,16 +514,22 @@ impl Stopped {
         r.rsp = ret_at;
         r.rip = func;
         r.rax = 0;
-        // Not in a system call: the kernel must not restart one at our
-        // address when the thread resumes (nor run the marker's, when the
-        // thread waits at it).
-        r.orig_rax = u64::MAX;
+        // At a stop that is not a system call's: the kernel must not
+        // restart one at our address when the thread resumes. At the
+        // marker's entry (after a call), its getpid runs first: harmless,
+        // its result lands in rax, which the call does not read. Not -1
+        // (no call), which the process's seccomp filters would see, and an
+        // allow-list answers by killing the process.
+        r.orig_rax = if at_marker {
+            libc::SYS_getpid as u64
+        } else {
+            u64::MAX
+        };
         let regs = [&mut r.rdi, &mut r.rsi, &mut r.rdx, &mut r.rcx];
         for (reg, &v) in regs.into_iter().zip(args) {
             *reg = v;
         }
         set_regs(self.tid, &r).map_err(|e| other("PTRACE_SETREGS", e))?;
-        self.at_marker = false;
         // With a way back, the thread stops at every system call, the
         // marker's among them.
         let go = if back.is_some() {
@@ -589,7 +595,7 @@ impl Stopped {
     /// the entry instead (its number set to -1) would put a call -1
     /// through the process's seccomp filters, which an allow-list filter
     /// answers by killing the process. Registers set at the exit are the
-    /// ones the thread goes on with.
+    /// ones the thread goes on with (the release needs its rax exact).
     fn past_marker(&mut self) -> Result<(), AttachError> {
         if !self.at_marker {
             return Ok(());

@@ -58,6 +58,25 @@ impl Workers {
     }
 }
 
+/// Waits until an attach to `pid` (under way) has loaded the agent and
+/// let ptrace go: a loaded machine can take longer than any fixed pause
+/// to get there.
+pub(crate) fn wait_attached(pid: i32) {
+    let start = Instant::now();
+    loop {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        if maps.contains("libvmmap_agent.so") && status.contains("TracerPid:\t0\n") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "vmmap attach did not attach within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn tmp(name: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_file(&p);
@@ -160,22 +179,9 @@ fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Killed while attached: once the agent is loaded and ptrace let go
-    // (a loaded machine can take longer than any fixed pause to get
-    // there), and some of its output taken.
-    let start = Instant::now();
-    loop {
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap();
-        if maps.contains("libvmmap_agent.so") && status.contains("TracerPid:\t0\n") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "vmmap attach did not attach within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Killed while attached: once the agent is loaded and ptrace let go,
+    // and some of its output taken.
+    wait_attached(w.pid);
     std::thread::sleep(Duration::from_millis(500));
     v.kill().unwrap();
     v.wait().unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use vmmap_trace::attach::seccomp::NEEDED;
 
-use crate::attach::{attach, check_window, ready, tmp, Workers};
+use crate::attach::{attach, check_window, ready, tmp, wait_attached, Workers};
 use crate::trace::history;
 use crate::util::{compile, output_within, require_tool, VMMAP};
 
@@ -389,19 +389,8 @@ fn a_program_that_filters_itself_while_attached_is_left_first() {
         .stderr(std::fs::File::create(&said).unwrap())
         .spawn()
         .unwrap();
+    wait_attached(w.pid);
     let since = Instant::now();
-    loop {
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{}/status", w.pid)).unwrap();
-        if maps.contains("libvmmap_agent.so") && status.contains("TracerPid:\t0\n") {
-            break;
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(30),
-            "not attached within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
     std::thread::sleep(Duration::from_millis(300));
     late(w.pid);
     let st = loop {

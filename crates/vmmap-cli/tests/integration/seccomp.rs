@@ -59,6 +59,16 @@ fn args(iterations: &str, mode: &str, rest: &[String]) -> Vec<String> {
     a
 }
 
+/// Starts the fixture held (SECCOMP_HOLD: alive until its stdin ends,
+/// however loaded the machine), attaches for a second, then lets it end.
+/// vmmap's output and the fixture's checksum line.
+fn attach_held(fixture: &[String], file: &str) -> (std::process::Output, String) {
+    let mut w = start_with(fixture, &[("SECCOMP_HOLD", "1")]);
+    let o = attach(w.pid, &tmp(file), &["--duration", "1s"]);
+    drop(w.child.stdin.take());
+    (o, w.finish())
+}
+
 /// Every call vmmap says an attach needs, the ways around included.
 fn needed() -> Vec<String> {
     NEEDED
@@ -175,16 +185,9 @@ fn a_filter_that_would_kill_at_a_call_of_the_attach_refuses_it_and_names_the_cal
         .iter()
         .filter(|n| !n.from_memory && !OWN.contains(&n.call.nr))
     {
-        // Held until its stdin ends: alive for the attach however loaded
-        // the machine is.
-        let mut w = start_with(
+        let (o, checksum) = attach_held(
             &args("3000", "kill", &[n.call.nr.to_string()]),
-            &[("SECCOMP_HOLD", "1")],
-        );
-        let o = attach(
-            w.pid,
-            &tmp("attach-seccomp-kill.vmmap"),
-            &["--duration", "1s"],
+            "attach-seccomp-kill.vmmap",
         );
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(12), "{}: {o:?}", n.call.shown);
@@ -196,47 +199,25 @@ fn a_filter_that_would_kill_at_a_call_of_the_attach_refuses_it_and_names_the_cal
             "{}: {err}",
             n.call.shown
         );
-        drop(w.child.stdin.take());
-        assert_eq!(w.finish(), plain, "{}", n.call.shown);
+        assert_eq!(checksum, plain, "{}", n.call.shown);
         tried += 1;
     }
     assert!(tried >= 15, "only {tried} calls tried");
     // An error code where glibc has another way (clone3 -> clone) is no
     // refusal; the same code where it has none is.
-    let hold = [("SECCOMP_HOLD", "1")];
-    let mut w = start_with(
-        &args(
+    let clone3 = |errno: i32, file| {
+        let fixture = args(
             "3000",
             "errno",
-            &[libc::SYS_clone3.to_string(), libc::ENOSYS.to_string()],
-        ),
-        &hold,
-    );
-    let o = attach(
-        w.pid,
-        &tmp("attach-seccomp-enosys.vmmap"),
-        &["--duration", "1s"],
-    );
+            &[libc::SYS_clone3.to_string(), errno.to_string()],
+        );
+        attach_held(&fixture, file).0
+    };
+    let o = clone3(libc::ENOSYS, "attach-seccomp-enosys.vmmap");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    drop(w.child.stdin.take());
-    w.finish();
-    let mut w = start_with(
-        &args(
-            "3000",
-            "errno",
-            &[libc::SYS_clone3.to_string(), libc::EPERM.to_string()],
-        ),
-        &hold,
-    );
-    let o = attach(
-        w.pid,
-        &tmp("attach-seccomp-eperm.vmmap"),
-        &["--duration", "1s"],
-    );
+    let o = clone3(libc::EPERM, "attach-seccomp-eperm.vmmap");
     assert_eq!(o.status.code(), Some(12), "{o:?}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("would fail with error 1"));
-    drop(w.child.stdin.take());
-    w.finish();
 }
 
 #[test]

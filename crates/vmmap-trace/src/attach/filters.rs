@@ -23,11 +23,11 @@ const MAX_INSNS: usize = 4096;
 
 /// A thread's seccomp mode (`Seccomp:` in its status): 0 none, 1 strict,
 /// 2 filters; None if the thread is gone or the kernel does not say.
-fn mode(pid: i32, tid: i32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Seccomp:"))
-        .and_then(|v| v.trim().parse().ok())
+fn mode(pid: i32, tid: i32) -> Option<u64> {
+    let text = std::fs::read(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+    vmmap_core::proc::status::parse(&text)
+        .ok()?
+        .number("Seccomp")
 }
 
 /// Refuses the attach if a thread of `pid` runs in strict mode, or under

@@ -63,7 +63,7 @@ fn field(off: usize) -> Option<&'static AtomicU64> {
 }
 
 /// The functions the agent interposes.
-const HOOKED: [&str; 39] = [
+const HOOKED: [&str; 41] = [
     "malloc",
     "calloc",
     "realloc",
@@ -103,6 +103,8 @@ const HOOKED: [&str; 39] = [
     "abort",
     "prctl",
     "syscall",
+    "unshare",
+    "setns",
 ];
 
 /// The hooks by name: the agent's own definitions, asked of the loader

@@ -713,7 +713,11 @@ fn lets_the_agent_through(at: u64) -> bool {
         return false;
     }
     let filters = [vmmap_seccomp::Insn::parse(&insns)];
-    vmmap_seccomp::first_refused(&filters, false).is_none()
+    #[cfg(not(test))]
+    let launched = !crate::attach::attached();
+    #[cfg(test)]
+    let launched = true;
+    vmmap_seccomp::first_refused(&filters, false, launched).is_none()
 }
 
 /// `SECCOMP_SET_MODE_STRICT` and `SECCOMP_SET_MODE_FILTER`, the
@@ -775,6 +779,17 @@ pub unsafe extern "C" fn syscall(
     a5: libc::c_long,
     a6: libc::c_long,
 ) -> libc::c_long {
+    match n {
+        libc::SYS_unshare => {
+            let needed = crate::alone::unshare_needs_alone(a1);
+            return crate::alone::call(needed, n, [a1, a2, a3, a4, a5, a6]);
+        }
+        libc::SYS_setns => {
+            let needed = crate::alone::setns_needs_alone(a2);
+            return crate::alone::call(needed, n, [a1, a2, a3, a4, a5, a6]);
+        }
+        _ => {}
+    }
     let what = match (n, a1) {
         (libc::SYS_seccomp, SECCOMP_SET_MODE_STRICT) => Some(Seccomp::Strict),
         (libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER) => Some(Seccomp::Filter(a3 as u64)),
@@ -796,7 +811,7 @@ pub unsafe extern "C" fn syscall(
 ///
 /// # Safety
 /// As the system call `n` with these arguments.
-unsafe fn raw_syscall(n: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
+pub(crate) unsafe fn raw_syscall(n: libc::c_long, a: [libc::c_long; 6]) -> libc::c_long {
     let r: libc::c_long;
     // SAFETY: the x86-64 Linux system call convention: number in rax,
     // arguments in rdi, rsi, rdx, r10, r8, r9; rcx and r11 clobbered.

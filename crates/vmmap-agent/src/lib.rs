@@ -17,6 +17,7 @@
 #![cfg_attr(test, allow(dead_code, unused_imports))]
 
 mod ages;
+mod alone;
 // Attach mode (`vmmap attach`): needs the hooks, as they do.
 #[cfg(not(test))]
 mod attach;
@@ -106,6 +107,15 @@ static OWN_ALL: AtomicBool = AtomicBool::new(false);
 /// agent starts, or on the writer thread (whatever calls it: zstd,
 /// `realpath`, glibc's thread start and exit).
 #[inline]
+/// Runs `f` with every allocation counted as the agent's own: only where
+/// no thread of the program's can be allocating meanwhile.
+pub(crate) fn own_all<R>(f: impl FnOnce() -> R) -> R {
+    OWN_ALL.store(true, SeqCst);
+    let r = f();
+    OWN_ALL.store(false, SeqCst);
+    r
+}
+
 pub(crate) fn agent_own() -> bool {
     // SAFETY: pthread_self has no preconditions.
     OWN_ALL.load(Relaxed) || writer::is_writer_thread(unsafe { libc::pthread_self() })
@@ -123,7 +133,7 @@ pub(crate) fn session() -> u32 {
 
 /// Hooks record only while this is set: after a successful start, and not
 /// in an untraced child.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
 /// The program put itself under seccomp ([`hooks`]' `prctl` and
 /// `syscall`): the agent has stopped and makes no system call from then
 /// on, since the filter may kill the process for one the program never

@@ -85,6 +85,15 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
 }
 
 /// Sleeps for `ms` milliseconds.
+pub fn sleep_us(us: u64) {
+    let ts = libc::timespec {
+        tv_sec: (us / 1_000_000) as libc::time_t,
+        tv_nsec: ((us % 1_000_000) * 1000) as libc::c_long,
+    };
+    // SAFETY: ts is valid; a null remainder is allowed.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}
+
 pub fn sleep_ms(ms: u64) {
     let ts = libc::timespec {
         tv_sec: (ms / 1000) as libc::time_t,

@@ -26,6 +26,25 @@ static FLUSH_DONE: AtomicU64 = AtomicU64::new(0);
 /// rather than at the next pass, up to 5 ms later (twice at exit: the
 /// `atexit` flush, then the end record).
 static WAKE: AtomicU32 = AtomicU32::new(0);
+/// A pause asked by [`park`]: [`PAUSE_NONE`], then [`PAUSE_ASKED`], which
+/// the writer answers with [`PAUSE_READY`] or [`PAUSE_REFUSED`]; then
+/// [`PAUSE_GO`] (write everything and leave the state for the next
+/// writer) or [`PAUSE_END`] (stop for good), answered with [`PAUSE_GONE`].
+static PAUSE: AtomicU32 = AtomicU32::new(PAUSE_NONE);
+const PAUSE_NONE: u32 = 0;
+const PAUSE_ASKED: u32 = 1;
+const PAUSE_READY: u32 = 2;
+const PAUSE_REFUSED: u32 = 3;
+const PAUSE_GO: u32 = 4;
+const PAUSE_END: u32 = 5;
+const PAUSE_GONE: u32 = 6;
+/// What a paused writer leaves to the one [`resume`] starts: its staging
+/// columns, compressor, counters and the agent's own ranges, so that the
+/// trace goes on as if the writer had never left.
+static PARKED: std::sync::Mutex<Option<State>> = std::sync::Mutex::new(None);
+/// The trace file as [`open`] opened it, to open it again after a pause:
+/// its path and its (device, inode).
+static TRACE_FILE: std::sync::Mutex<Option<(CString, u64, u64)>> = std::sync::Mutex::new(None);
 /// Why the writer stops, for its END message (`vmmap_wire::END_*`).
 pub static END_REASON: AtomicU64 = AtomicU64::new(vmmap_wire::END_EXIT);
 static WRITER: AtomicPtr<Thread> = AtomicPtr::new(core::ptr::null_mut());
@@ -101,17 +120,49 @@ pub fn open(path: &std::path::Path) -> bool {
         );
         return false;
     }
-    // SAFETY: stat buffer is a valid out-pointer.
-    let size = unsafe {
-        let mut st: libc::stat = core::mem::zeroed();
-        libc::fstat(fd, &mut st);
-        st.st_size
+    let Some((size, dev, ino)) = file_identity(fd) else {
+        return false;
     };
     if size == 0 && !sys::write_all(fd, &file_header()) {
         return false;
     }
+    *TRACE_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some((c, dev, ino));
     FD.store(fd, Relaxed);
     true
+}
+
+/// The size, device and inode of the file open at `fd`.
+fn file_identity(fd: i32) -> Option<(i64, u64, u64)> {
+    // SAFETY: zeroed is a valid stat; the buffer is a valid out-pointer.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_size, st.st_dev, st.st_ino))
+}
+
+/// Opens the trace file again (in the caller's table, as [`open`] does
+/// before the writer takes it): by its path, which must still name the
+/// same file (not a link, not another file put in its place).
+fn reopen() -> Option<i32> {
+    let file = TRACE_FILE.lock().unwrap_or_else(|e| e.into_inner());
+    let (path, dev, ino) = file.as_ref()?;
+    // SAFETY: path is a C string.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    match file_identity(fd) {
+        Some((_, d, i)) if (d, i) == (*dev, *ino) => Some(fd),
+        _ => {
+            // SAFETY: the descriptor just opened here.
+            unsafe { libc::syscall(libc::SYS_close, fd) };
+            None
+        }
+    }
 }
 
 fn write_msg(msg: &[u8]) {
@@ -168,8 +219,6 @@ fn clock_fields(m: &mut Vec<u8>) {
 /// Starts the writer thread with every signal blocked (the program's
 /// signals must go to its own threads).
 pub fn start() -> bool {
-    STOP.store(false, Relaxed);
-    STOPPED.store(false, Relaxed);
     // The mappings before the writer exists: whatever appears by the end
     // of its set-up (its stack, its malloc arena, its buffers) is ours.
     // Attached, the program's threads run meanwhile (what they map is
@@ -178,6 +227,13 @@ pub fn start() -> bool {
     if !attached() {
         *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()) = anon_ranges();
     }
+    spawn()
+}
+
+/// Starts a writer thread on the trace file at [`FD`] (see [`start`]).
+fn spawn() -> bool {
+    STOP.store(false, Relaxed);
+    STOPPED.store(false, Relaxed);
     // SAFETY: sigset operations on local sets.
     let old = unsafe {
         let mut all: libc::sigset_t = core::mem::zeroed();
@@ -345,6 +401,101 @@ pub fn wait_gone(ms: u64) {
     }
 }
 
+/// A writer that [`park`] sent away: the trace file opened again in the
+/// program's table (-1 when attached: the ring needs none), which
+/// [`resume`] hands to the next writer.
+pub struct Parked {
+    fd: i32,
+}
+
+/// Takes the writer thread out of the process for a call the kernel
+/// refuses to a process with another thread in it (`unshare` of a user
+/// namespace, `setns` into a user or mount namespace): the writer writes
+/// everything committed and ends, leaving its state to the next. Only when
+/// the calling thread is the program's only one (else the call fails
+/// without the agent too, and the trace's descriptor must not stand in a
+/// table other threads use). When the trace file cannot be opened again
+/// (the program dropped its rights to it, or moved its root), the writer
+/// stops for good instead, with [`vmmap_wire::END_ALONE`]: the call must
+/// behave as without the agent, the trace ends cleanly before it.
+pub fn park(ms: u64) -> Option<Parked> {
+    if !RUNNING.load(Acquire) || PAUSE.load(SeqCst) != PAUSE_NONE {
+        return None;
+    }
+    PAUSE.store(PAUSE_ASKED, SeqCst);
+    wake_writer();
+    let answer = wait_pause(ms, |s| s != PAUSE_ASKED);
+    if answer != PAUSE_READY {
+        // Refused, or no answer in time: take the question back (the
+        // writer may be answering it just now).
+        let _ = PAUSE.compare_exchange(PAUSE_ASKED, PAUSE_NONE, SeqCst, SeqCst);
+        if PAUSE.load(SeqCst) == PAUSE_READY {
+            PAUSE.store(PAUSE_NONE, SeqCst);
+            wake_writer();
+        } else if PAUSE.load(SeqCst) == PAUSE_REFUSED {
+            PAUSE.store(PAUSE_NONE, SeqCst);
+        }
+        return None;
+    }
+    // The program's only thread is here: nothing else can touch its table
+    // while the descriptor stands in it. Nothing is recorded until the
+    // next writer runs: the leaving thread's end and the next one's start
+    // (glibc's and Rust's own allocations) are the agent's, not the
+    // program's.
+    crate::ACTIVE.store(false, SeqCst);
+    let fd = if attached() { Some(-1) } else { reopen() };
+    if fd.is_none() {
+        END_REASON.store(END_ALONE, SeqCst);
+    }
+    PAUSE.store(if fd.is_some() { PAUSE_GO } else { PAUSE_END }, SeqCst);
+    wake_writer();
+    wait_pause(ms, |s| s == PAUSE_GONE);
+    wait_gone(ms);
+    PAUSE.store(PAUSE_NONE, SeqCst);
+    fd.map(|fd| Parked { fd })
+}
+
+/// Starts the next writer after [`park`], on the parked state, and
+/// recording again.
+pub fn resume(p: Parked) {
+    FD.store(p.fd, Relaxed);
+    if spawn() {
+        crate::ACTIVE.store(true, SeqCst);
+    }
+}
+
+/// Waits (at most `ms`) for the pause to reach a state `done` accepts.
+fn wait_pause(ms: u64, done: impl Fn(u32) -> bool) -> u32 {
+    for _ in 0..ms * 10 {
+        let s = PAUSE.load(SeqCst);
+        if done(s) {
+            return s;
+        }
+        sys::sleep_us(100);
+    }
+    PAUSE.load(SeqCst)
+}
+
+/// The writer's answer to a pause: ready when this process has no thread
+/// but the writer and the one asking (`/proc/self/stat`, read in the
+/// writer's own table).
+fn answer_pause() {
+    let alone = std::fs::read("/proc/self/stat")
+        .ok()
+        .and_then(|s| threads_in_stat(&s))
+        == Some(2);
+    let to = if alone { PAUSE_READY } else { PAUSE_REFUSED };
+    let _ = PAUSE.compare_exchange(PAUSE_ASKED, to, SeqCst, SeqCst);
+}
+
+/// The thread count of a `/proc/PID/stat` line (the 20th field; the
+/// second, the name in parentheses, may hold spaces and parentheses).
+fn threads_in_stat(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
 fn wake_writer() {
     WAKE.fetch_add(1, SeqCst);
     sys::wake(&WAKE);
@@ -428,9 +579,17 @@ fn run() {
     if APART.compare_exchange(0, to, AcqRel, Acquire).is_err() || !apart {
         return;
     }
-    let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
-        eprintln!("vmmap agent: cannot set up compression; not tracing");
-        return;
+    let parked = PARKED.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let resumed = parked.is_some();
+    let mut st = match parked {
+        Some(st) => st,
+        None => {
+            let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
+                eprintln!("vmmap agent: cannot set up compression; not tracing");
+                return;
+            };
+            State::new(compressor)
+        }
     };
     let tid = sys::gettid();
     let b = thread::new_thread(tid);
@@ -441,36 +600,53 @@ fn run() {
     // allocation this thread makes passes through untraced.
     unsafe { libc::pthread_setspecific(crate::KEY.load(Relaxed), b as *const libc::c_void) };
     WRITER.store(b, Release);
-    let mut st = State::new(compressor);
     // The staging buffer and the compressor exist by now, and so does
     // this thread's malloc arena: everything new since start() is ours.
-    if attached() {
-        hello();
-    } else {
-        let before = std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
-        st.own = anon_ranges()
-            .into_iter()
-            .filter(|r| !before.contains(r))
-            .collect();
+    // A writer after a pause goes on with the ranges found before (its
+    // stack is the last one's, which glibc keeps for the next thread of
+    // that size).
+    if !resumed {
+        if attached() {
+            hello();
+        } else {
+            let before =
+                std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
+            st.own = anon_ranges()
+                .into_iter()
+                .filter(|r| !before.contains(r))
+                .collect();
+        }
+        st.own.extend(own_image());
     }
     name_own_stack();
-    st.own.extend(own_image());
     let mut placement = Placement::new(placement::allowed_cpus());
     let mut last_write = sys::clock_ns(libc::CLOCK_MONOTONIC);
     let mut last_maps = 0u64;
     let mut last_second = last_write;
     loop {
         let seen = WAKE.load(SeqCst);
-        if FLUSH_REQ.load(SeqCst) <= FLUSH_DONE.load(Relaxed) && !STOP.load(SeqCst) {
+        let pause = PAUSE.load(SeqCst);
+        if FLUSH_REQ.load(SeqCst) <= FLUSH_DONE.load(Relaxed)
+            && !STOP.load(SeqCst)
+            && !matches!(pause, PAUSE_ASKED | PAUSE_GO | PAUSE_END)
+        {
             sys::wait_on(&WAKE, seen, 5);
         }
+        let pause = PAUSE.load(SeqCst);
+        if pause == PAUSE_ASKED {
+            answer_pause();
+        }
+        if pause == PAUSE_END {
+            STOP.store(true, SeqCst);
+        }
+        let leaving = pause == PAUSE_GO;
         #[cfg(not(test))]
         if crate::attach::writer_pass() {
             STOP.store(true, SeqCst);
         }
         let stop = STOP.load(Acquire);
         let flush_req = FLUSH_REQ.load(Acquire);
-        let flushing = flush_req > FLUSH_DONE.load(Relaxed) || stop;
+        let flushing = flush_req > FLUSH_DONE.load(Relaxed) || stop || leaving;
         let now = sys::clock_ns(libc::CLOCK_MONOTONIC);
         st.pass_tick = sys::ticks();
         drain_full(&mut st, &mut placement);
@@ -517,6 +693,15 @@ fn run() {
             #[cfg(not(test))]
             crate::attach::writer_done();
             STOPPED.store(true, Release);
+            if pause == PAUSE_END {
+                PAUSE.store(PAUSE_GONE, SeqCst);
+            }
+            return;
+        }
+        if leaving {
+            RUNNING.store(false, Relaxed);
+            *PARKED.lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
+            PAUSE.store(PAUSE_GONE, SeqCst);
             return;
         }
     }
@@ -842,6 +1027,15 @@ fn collect_dead_threads() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_thread_count_is_read_past_a_name_that_holds_parentheses() {
+        let line = b"4242 (a) b (c) R 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 7 0 99 \n";
+        assert_eq!(threads_in_stat(line), Some(7));
+        assert_eq!(threads_in_stat(b"4242 (x) R 1"), None);
+        let own = std::fs::read("/proc/self/stat").unwrap();
+        assert!(threads_in_stat(&own).is_some_and(|n| n >= 1));
+    }
 
     /// A buffer whose committed records are `lens` bytes of each part.
     fn buffer(lens: [usize; block::PARTS]) -> Box<Buf> {

@@ -120,6 +120,13 @@ pub(crate) fn print_summary(
                 Escaped(&img.exe)
             )?;
         }
+        if img.alone_stop {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) entered a namespace after giving up its access to the trace file: the agent's writer had to leave the process for that call and could not come back, so what came after is not in the trace (docs/tracing.md, \"Calls that need the process alone\")",
+                Escaped(&img.exe)
+            )?;
+        }
         if img.stalls > 0 {
             writeln!(
                 w,
@@ -179,7 +186,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "version": 1,
         "images": info.images.iter().map(|i| serde_json::json!({
             "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended, "exec_replaced": i.exec_replaced,
-            "stalls": i.stalls, "attached": i.attached, "seccomp_stop": i.seccomp_stop, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
+            "stalls": i.stalls, "attached": i.attached, "seccomp_stop": i.seccomp_stop, "alone_stop": i.alone_stop, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
         })).collect::<Vec<_>>(),
         "calls": s.calls,
         "allocations": s.allocations,

@@ -249,6 +249,9 @@ pub struct Need {
     /// Only when the agent is loaded from memory (a process in another
     /// mount namespace).
     pub from_memory: bool,
+    /// Only under `vmmap run` (the trace file opened again after a call
+    /// that needs the process alone); an attach never makes it.
+    pub launched: bool,
 }
 
 /// `O_RDONLY | O_CLOEXEC`.
@@ -292,6 +295,7 @@ const fn need(call: Call, why: &'static str) -> Need {
         why,
         may_fail: false,
         from_memory: false,
+        launched: false,
     }
 }
 
@@ -629,14 +633,35 @@ pub static NEEDED: &[Need] = &[
         call("exit", libc::SYS_exit, [0; 6]),
         "ending the agent's thread at detach",
     ),
+    Need {
+        launched: true,
+        ..optional(
+            call(
+                "openat(O_WRONLY|O_APPEND)",
+                libc::SYS_openat,
+                [AT_FDCWD, P, REOPEN, 0, 0, 0],
+            ),
+            "opening the trace again after a call that needs the process alone",
+        )
+    },
 ];
+
+/// How the agent opens the trace file again (`writer::reopen`).
+const REOPEN: u64 = (libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW) as u64;
 
 /// The first needed call that `filters` (one thread's) do not let
 /// through, with what they would do instead; None if every one passes.
-pub fn first_refused(filters: &[Vec<Insn>], from_memory: bool) -> Option<(&'static Need, String)> {
+/// `from_memory`: the agent is loaded from memory; `launched`: under
+/// `vmmap run` rather than attached.
+pub fn first_refused(
+    filters: &[Vec<Insn>],
+    from_memory: bool,
+    launched: bool,
+) -> Option<(&'static Need, String)> {
     NEEDED
         .iter()
         .filter(|n| from_memory || !n.from_memory)
+        .filter(|n| launched || !n.launched)
         .find_map(|n| refused(filters, n))
 }
 
@@ -777,31 +802,32 @@ mod tests {
 
     #[test]
     fn a_needed_call_refused_is_named_and_a_way_around_is_taken() {
-        assert!(first_refused(&[], true).is_none());
-        let (n, why) = first_refused(&[deny(libc::SYS_openat, KILL_PROCESS)], false).unwrap();
+        assert!(first_refused(&[], true, false).is_none());
+        let (n, why) =
+            first_refused(&[deny(libc::SYS_openat, KILL_PROCESS)], false, false).unwrap();
         assert_eq!(n.call.shown, "openat(O_RDONLY)");
         assert_eq!(why, "kill the process");
         // clone3 refused with ENOSYS: glibc's clone is the way.
         let enosys = deny(libc::SYS_clone3, ERRNO | libc::ENOSYS as u32);
-        assert!(first_refused(std::slice::from_ref(&enosys), false).is_none());
-        let (n, why) = first_refused(&[enosys, deny(libc::SYS_clone, TRAP)], false).unwrap();
+        assert!(first_refused(std::slice::from_ref(&enosys), false, false).is_none());
+        let (n, why) = first_refused(&[enosys, deny(libc::SYS_clone, TRAP)], false, false).unwrap();
         assert_eq!(
             (n.call.shown, why.as_str()),
             ("clone(thread)", "send it SIGSYS")
         );
         // An error where nothing else would do.
-        let (n, why) = first_refused(&[deny(libc::SYS_mmap, ERRNO | 1)], false).unwrap();
+        let (n, why) = first_refused(&[deny(libc::SYS_mmap, ERRNO | 1)], false, false).unwrap();
         assert!(n.call.shown.starts_with("mmap"), "{}", n.call.shown);
         assert!(why.starts_with("fail with error 1 ("), "{why}");
         // glibc goes from clone3 to clone on ENOSYS only.
-        let (n, _) = first_refused(&[deny(libc::SYS_clone3, ERRNO | 1)], false).unwrap();
+        let (n, _) = first_refused(&[deny(libc::SYS_clone3, ERRNO | 1)], false, false).unwrap();
         assert_eq!(n.call.shown, "clone3");
         // An error where the agent does without; a kill where it would not.
-        assert!(first_refused(&[deny(libc::SYS_rseq, ERRNO | 1)], false).is_none());
-        assert!(first_refused(&[deny(libc::SYS_rseq, KILL_THREAD)], false).is_some());
+        assert!(first_refused(&[deny(libc::SYS_rseq, ERRNO | 1)], false, false).is_none());
+        assert!(first_refused(&[deny(libc::SYS_rseq, KILL_THREAD)], false, false).is_some());
         // memfd_create only matters when loading from memory.
         let memfd = deny(libc::SYS_memfd_create, KILL_PROCESS);
-        assert!(first_refused(std::slice::from_ref(&memfd), false).is_none());
-        assert!(first_refused(&[memfd], true).is_some());
+        assert!(first_refused(std::slice::from_ref(&memfd), false, false).is_none());
+        assert!(first_refused(&[memfd], true, false).is_some());
     }
 }

@@ -368,6 +368,10 @@ pub struct ImageInfo {
     /// The agent stopped because the program put itself under seccomp
     /// (from the END message): nothing after that moment is recorded.
     pub seccomp_stop: bool,
+    /// The agent stopped before a call that needs the process alone
+    /// (`unshare` or `setns` of a namespace) because it could not open
+    /// the trace file again afterwards (from the END message).
+    pub alone_stop: bool,
 }
 
 impl ImageInfo {
@@ -741,7 +745,9 @@ impl Decoder {
                     img.ended = true;
                     img.stalls = c.uvarint().unwrap_or(0);
                     img.event_bytes = (c.uvarint().unwrap_or(0), c.uvarint().unwrap_or(0));
-                    img.seccomp_stop = end_reason(msg) == Some(vmmap_wire::END_SECCOMP);
+                    let why = end_reason(msg);
+                    img.seccomp_stop = why == Some(vmmap_wire::END_SECCOMP);
+                    img.alone_stop = why == Some(vmmap_wire::END_ALONE);
                     self.release_all(out);
                 }
             }

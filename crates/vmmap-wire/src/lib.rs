@@ -109,7 +109,7 @@ wire_kinds! {
         /// event ticks into times.
         Clock = 5,
         /// The agent stopped cleanly: its counters, then why it stopped
-        /// ([`END_EXIT`], [`END_SECCOMP`]; absent before 2026-12-07, read
+        /// ([`END_EXIT`], [`END_SECCOMP`], [`END_ALONE`]; absent before 2026-12-07, read
         /// as [`END_EXIT`]).
         End = 6,
         /// The agent's own memory: (start, length) ranges, sent with each
@@ -126,6 +126,12 @@ pub const END_EXIT: u64 = 0;
 /// seccomp filter that might kill it for a call of the agent's, or strict
 /// mode. Nothing after is recorded.
 pub const END_SECCOMP: u64 = 1;
+/// Why the agent stopped: the program made a call the kernel refuses to a
+/// process with a second thread (`unshare` of a user namespace, `setns`
+/// into a user or mount namespace), the agent's writer left for it, and
+/// the trace file could not be opened again afterwards. Nothing after is
+/// recorded.
+pub const END_ALONE: u64 = 2;
 
 wire_kinds! {
     /// The tag of an event record: its first byte, in the heads part.

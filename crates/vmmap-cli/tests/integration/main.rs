@@ -28,6 +28,7 @@ mod snapshot;
 mod stacks;
 mod top;
 mod trace;
+mod trace_alone;
 mod trace_analysis;
 mod trace_harm;
 mod trace_views;

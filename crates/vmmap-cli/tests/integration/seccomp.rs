@@ -183,7 +183,7 @@ fn a_filter_that_would_kill_at_a_call_of_the_attach_refuses_it_and_names_the_cal
     let mut tried = 0;
     for n in NEEDED
         .iter()
-        .filter(|n| !n.from_memory && !OWN.contains(&n.call.nr))
+        .filter(|n| !n.from_memory && !n.launched && !OWN.contains(&n.call.nr))
     {
         let (o, checksum) = attach_held(
             &args("3000", "kill", &[n.call.nr.to_string()]),

@@ -57,7 +57,7 @@ pub(super) fn check(pid: i32, from_memory: bool) -> Result<(), AttachError> {
         if judged.contains(&chain) {
             continue;
         }
-        if let Some((need, what)) = seccomp::first_refused(&chain, from_memory) {
+        if let Some((need, what)) = seccomp::first_refused(&chain, from_memory, false) {
             return Err(AttachError::Refused(format!(
                 "process {pid} ({}) runs under a seccomp filter that would {what} at {} (thread {tid}), which vmmap needs for {}; not attached, the process is untouched",
                 comm(pid),

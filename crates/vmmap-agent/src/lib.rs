@@ -155,8 +155,13 @@ static PID: AtomicI32 = AtomicI32::new(0);
 pub(crate) struct Config {
     /// The trace file of this process.
     pub path: std::path::PathBuf,
+    /// The main trace file (the launcher's child's), next to which every
+    /// followed process writes its own.
+    pub main: std::path::PathBuf,
     /// Trace the children of `fork` into files of their own.
     pub follow_forks: bool,
+    /// The launcher's pid namespace (its inode), when it said.
+    pub pid_ns: Option<u64>,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -396,13 +401,16 @@ fn attach_key() -> bool {
 }
 
 fn read_config() -> Option<Config> {
-    let path = std::env::var_os("VMMAP_TRACE_FILE")?;
+    let main = std::path::PathBuf::from(std::env::var_os("VMMAP_TRACE_FILE")?);
     let follow_forks = std::env::var_os("VMMAP_TRACE_FOLLOW_FORKS").is_some_and(|v| v == "1");
     FP.store(
         std::env::var_os("VMMAP_TRACE_UNWIND").is_some_and(|v| v == "fp"),
         Relaxed,
     );
-    let mut path = std::path::PathBuf::from(path);
+    let pid_ns = std::env::var("VMMAP_TRACE_PIDNS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut path = main.clone();
     // The launcher's direct child (and whatever it execs) writes the main
     // file; any other descendant is traced only with --follow-forks, into
     // a file of its own.
@@ -413,19 +421,37 @@ fn read_config() -> Option<Config> {
             if !follow_forks {
                 return None;
             }
-            path = child_path(&path, sys::getpid());
+            path = child_path(&main, pid_ns);
         }
     }
-    Some(Config { path, follow_forks })
+    Some(Config {
+        path,
+        main,
+        follow_forks,
+        pid_ns,
+    })
 }
 
-/// `trace.vmmap` → `trace.PID.vmmap` for a followed child.
-pub(crate) fn child_path(path: &std::path::Path, pid: i32) -> std::path::PathBuf {
-    let stem = path
+/// `trace.vmmap` → `trace.PID.vmmap` for a followed process, whichever
+/// process started it: the same name before and after an exec, so its
+/// images stay in one file. A process in a pid namespace other than the
+/// launcher's (a sandbox, `unshare -p`) may be pid 1 there like every
+/// other such one: its name takes the namespace's inode after the pid
+/// (`trace.1-4026532941.vmmap`), so that no two live processes share a
+/// file.
+pub(crate) fn child_path(main: &std::path::Path, launcher_ns: Option<u64>) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let pid = sys::getpid();
+    let own_ns = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
+    let id = match (own_ns, launcher_ns) {
+        (Some(own), Some(launcher)) if own != launcher => format!("{pid}-{own}"),
+        _ => pid.to_string(),
+    };
+    let stem = main
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}.{pid}.vmmap"))
+    main.with_file_name(format!("{stem}.{id}.vmmap"))
 }
 
 /// In the child of `fork`: only this thread survives. Untraced by default;
@@ -469,7 +495,7 @@ extern "C" fn fork_child() {
 
 /// A followed child's own trace file and writer.
 fn start_child_trace(cfg: &Config) -> bool {
-    let path = child_path(&cfg.path, sys::getpid());
+    let path = child_path(&cfg.main, cfg.pid_ns);
     if !writer::open(&path) {
         return false;
     }

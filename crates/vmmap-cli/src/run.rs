@@ -206,12 +206,16 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
                 .filter(|f| !before.contains(f))
                 .collect();
             for c in &children {
+                let who = match child_pid(&c.path) {
+                    Some((pid, None)) => format!("pid {pid}"),
+                    Some((pid, Some(ns))) => format!("pid {pid} in pid namespace {ns}"),
+                    None => "pid unknown".to_string(),
+                };
                 let _ = writeln!(
                     err,
-                    "vmmap: wrote {} ({}), the trace of a followed child (pid {})",
+                    "vmmap: wrote {} ({}), the trace of a followed child ({who})",
                     crate::shown(&c.path),
                     size(c.len, false),
-                    child_pid(&c.path).unwrap_or_default()
                 );
             }
             if children.is_empty() {
@@ -294,7 +298,9 @@ struct ChildFile {
 }
 
 /// The files of followed children next to `main` (`STEM.PID.vmmap`, and
-/// `STEM.PID.PID2.vmmap` for their own children), in name order.
+/// `STEM.PID-NSINODE.vmmap` for one in a pid namespace of its own; files
+/// of vmmap before 2026-12-07 named grandchildren `STEM.PID.PID2.vmmap`),
+/// in name order.
 fn child_files(main: &Path) -> Vec<ChildFile> {
     let dir = match main.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -318,8 +324,11 @@ fn child_files(main: &Path) -> Vec<ChildFile> {
             else {
                 return false;
             };
-            pids.split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+            pids.split('.').all(|p| {
+                let (pid, ns) = p.split_once('-').unwrap_or((p, "0"));
+                digits(pid) && digits(ns)
+            })
         })
         .filter_map(|e| {
             let m = e.metadata().ok().filter(|m| m.is_file())?;
@@ -334,7 +343,12 @@ fn child_files(main: &Path) -> Vec<ChildFile> {
     v
 }
 
-/// The pid in a child's file name: the last number of `STEM.PID.vmmap`.
-fn child_pid(path: &Path) -> Option<u32> {
-    path.file_stem()?.to_str()?.rsplit('.').next()?.parse().ok()
+/// The pid in a child's file name (`STEM.PID.vmmap`), and its pid
+/// namespace when not vmmap's (`STEM.PID-NSINODE.vmmap`).
+fn child_pid(path: &Path) -> Option<(u32, Option<u64>)> {
+    let last = path.file_stem()?.to_str()?.rsplit('.').next()?;
+    match last.split_once('-') {
+        Some((pid, ns)) => Some((pid.parse().ok()?, Some(ns.parse().ok()?))),
+        None => Some((last.parse().ok()?, None)),
+    }
 }

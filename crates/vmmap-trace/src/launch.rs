@@ -242,6 +242,15 @@ fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
     ));
     if l.follow_forks {
         env.push(kv("VMMAP_TRACE_FOLLOW_FORKS".as_ref(), "1".as_ref()));
+        // A followed process in a pid namespace of its own names its file
+        // by the namespace too (pids repeat across namespaces).
+        if let Ok(m) = std::fs::metadata("/proc/self/ns/pid") {
+            use std::os::unix::fs::MetadataExt;
+            env.push(kv(
+                "VMMAP_TRACE_PIDNS".as_ref(),
+                m.ino().to_string().as_ref(),
+            ));
+        }
     }
     env
 }

@@ -743,3 +743,78 @@ fn children_with_an_environment_of_their_own_are_followed() {
         }
     }
 }
+
+/// Followed processes in pid namespaces of their own (sandboxes, `unshare
+/// -p`) are each pid 1 there: each keeps a file of its own (named by the
+/// namespace too), with its images before and after its exec together,
+/// and vmmap names each at the end.
+#[test]
+fn followed_processes_in_pid_namespaces_keep_files_of_their_own() {
+    require_tool("unshare", "util-linux");
+    let sh = require_tool("sh", "dash");
+    let dir = tmp().join(format!("pidns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let main = dir.join("t.vmmap");
+    let script = "unshare -pf sh -c 'echo a $$; ls /' & \
+                  unshare -pf sh -c 'echo b $$; ls /usr'; wait";
+    let o = {
+        let _g = starting_processes();
+        output_within(
+            Command::new(VMMAP)
+                .args(["run", "-i", "0", "--follow-forks", "--agent"])
+                .arg(agent())
+                .arg("-o")
+                .arg(&main)
+                .arg("--")
+                .args([sh.to_str().unwrap(), "-c", script])
+                .stdin(Stdio::null()),
+            120,
+        )
+    };
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("a 1\n") && out.contains("b 1\n"), "{out}");
+    // Which file holds each `sh -c 'echo X $$; ...'`: one each, and in
+    // it the image before the exec (unshare's child) and the shell.
+    let mut shells = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let f = e.unwrap().path();
+        let s = summary(&f);
+        let images = s["images"].as_array().unwrap();
+        let pids: std::collections::BTreeSet<_> =
+            images.iter().map(|i| i["pid"].as_u64().unwrap()).collect();
+        assert_eq!(
+            pids.len(),
+            1,
+            "{}: two processes in one file: {s}",
+            f.display()
+        );
+        let cmds: Vec<&str> = images
+            .iter()
+            .map(|i| i["cmdline"].as_str().unwrap())
+            .collect();
+        if cmds.iter().any(|c| c.starts_with("sh -c echo")) {
+            assert_eq!(pids.iter().next(), Some(&1), "{cmds:?}");
+            assert!(cmds[0].starts_with("unshare -pf"), "{cmds:?}");
+            let name = f.file_name().unwrap().to_str().unwrap().to_string();
+            assert!(name.starts_with("t.1-"), "{name}");
+            assert!(
+                err.contains(&format!("wrote {}", f.display()))
+                    && err.contains("(pid 1 in pid namespace "),
+                "{} not named at the end:\n{err}",
+                f.display()
+            );
+            shells.push(cmds.last().unwrap().to_string());
+        }
+    }
+    shells.sort();
+    assert_eq!(
+        shells,
+        vec!["sh -c echo a $$; ls /", "sh -c echo b $$; ls /usr"],
+        "{err}"
+    );
+}

@@ -39,7 +39,12 @@ fn run_traced(prog: &Path, args: &[&str], file: &Path) -> Output {
 fn allocated_once(file: &Path, sizes: std::ops::Range<u64>, what: &str) {
     let h = history(file);
     for size in sizes {
-        assert_eq!(ops(&h, "malloc", size).len(), 1, "{what}: malloc({size})");
+        assert_eq!(
+            ops(&h, "malloc", size).len(),
+            1,
+            "{what}: malloc({size}) in {}",
+            summary(file)
+        );
     }
 }
 
@@ -109,8 +114,9 @@ fn unshare_and_nsenter_run_unchanged() {
     for (prog, args) in cases {
         let plain = run_plain(prog, args);
         assert_eq!(plain.status.code(), Some(0), "{prog:?}: {plain:?}");
+        // Not alone-unshare.vmmap, which the test above writes meanwhile.
         let file = tmp(&format!(
-            "alone-{}.vmmap",
+            "alone-tool-{}.vmmap",
             prog.file_name().unwrap().to_str().unwrap()
         ));
         let traced = run_traced(prog, args, &file);

@@ -531,6 +531,60 @@ pub struct ProgramFacts {
     /// The executable defines `malloc` itself (a statically linked
     /// jemalloc, mimalloc or tcmalloc): its own calls never reach the agent.
     pub defines_malloc: bool,
+    /// The sanitizer runtime it is built with, if any (AddressSanitizer,
+    /// LeakSanitizer, ThreadSanitizer): from a needed library
+    /// (`libasan.so.8`, gcc's way) or the runtime's entry symbols, linked
+    /// in (clang's way) or called (`__asan_init`).
+    pub sanitizer: Option<Sanitizer>,
+}
+
+/// A sanitizer runtime a program is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sanitizer {
+    /// AddressSanitizer (checks for leaks at exit, as LeakSanitizer).
+    Address,
+    /// LeakSanitizer alone.
+    Leak,
+    /// ThreadSanitizer.
+    Thread,
+}
+
+impl Sanitizer {
+    /// Its name, as its runtime calls itself.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sanitizer::Address => "AddressSanitizer",
+            Sanitizer::Leak => "LeakSanitizer",
+            Sanitizer::Thread => "ThreadSanitizer",
+        }
+    }
+
+    /// Whether it checks for leaks at exit by default (LeakSanitizer,
+    /// which stops every thread with ptrace and fails in a process that
+    /// has a tracer already).
+    pub fn checks_leaks(self) -> bool {
+        matches!(self, Sanitizer::Address | Sanitizer::Leak)
+    }
+
+    /// The sanitizer a needed library's name or a symbol's name belongs
+    /// to.
+    fn of(name: &[u8]) -> Option<Sanitizer> {
+        const KNOWN: [(&[u8], Sanitizer); 9] = [
+            (b"libasan.so", Sanitizer::Address),
+            (b"libclang_rt.asan", Sanitizer::Address),
+            (b"__asan_init\0", Sanitizer::Address),
+            (b"liblsan.so", Sanitizer::Leak),
+            (b"libclang_rt.lsan", Sanitizer::Leak),
+            (b"__lsan_init\0", Sanitizer::Leak),
+            (b"libtsan.so", Sanitizer::Thread),
+            (b"libclang_rt.tsan", Sanitizer::Thread),
+            (b"__tsan_init\0", Sanitizer::Thread),
+        ];
+        KNOWN
+            .iter()
+            .find(|(k, _)| name.starts_with(k))
+            .map(|&(_, s)| s)
+    }
 }
 
 /// Reads [`ProgramFacts`] from a whole 64-bit little-endian ELF file
@@ -561,7 +615,9 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
         }
     }
     // Section headers: look for a defined function named malloc in the
-    // dynamic and the static symbol tables.
+    // dynamic and the static symbol tables, a sanitizer's entry among
+    // their symbols, and a sanitizer's runtime among the needed
+    // libraries.
     let (shoff, shentsize, shnum) = (r.u64(40)?, usize::from(r.u16(58)?), usize::from(r.u16(60)?));
     if shentsize < 64 {
         return Some(facts);
@@ -584,8 +640,8 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
         let Some((kind, off, size, link, entsize)) = section(i) else {
             break;
         };
-        if kind != 2 && kind != 11 {
-            continue; // SHT_SYMTAB, SHT_DYNSYM
+        if kind != 2 && kind != 11 && kind != 6 {
+            continue; // SHT_SYMTAB, SHT_DYNSYM, SHT_DYNAMIC
         }
         let Some((_, str_off, str_size, _, _)) = section(link as usize) else {
             continue;
@@ -603,6 +659,22 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
         else {
             continue;
         };
+        if kind == 6 {
+            // DT_NEEDED entries: (tag 1, offset of the name in strtab).
+            for e in 0..size / entsize.max(16) {
+                let Some(base) = off.checked_add(e * entsize.max(16)).and_then(inside) else {
+                    break;
+                };
+                let (Some(tag), Some(val)) = (r.u64(base), r.u64(base + 8)) else {
+                    break;
+                };
+                let name = usize::try_from(val).ok().and_then(|v| strtab.get(v..));
+                if let (1, Some(name)) = (tag, name) {
+                    facts.sanitizer = facts.sanitizer.or(Sanitizer::of(name));
+                }
+            }
+            continue;
+        }
         if entsize < 24 {
             continue;
         }
@@ -615,13 +687,17 @@ pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
             else {
                 break;
             };
-            if shndx == 0 || st_info & 0xf != 2 {
-                continue; // undefined, or not STT_FUNC
+            if st_info & 0xf != 2 {
+                continue; // not STT_FUNC
             }
-            let n = name as usize;
-            if strtab.get(n..n.saturating_add(7)) == Some(b"malloc\0") {
+            let Some(n) = strtab.get(name as usize..) else {
+                continue;
+            };
+            if facts.sanitizer.is_none() && n.starts_with(b"__") {
+                facts.sanitizer = Sanitizer::of(n);
+            }
+            if shndx != 0 && n.starts_with(b"malloc\0") {
                 facts.defines_malloc = true;
-                return Some(facts);
             }
         }
     }

@@ -114,6 +114,13 @@ pub fn check(pid: i32) -> Result<(), AttachError> {
             comm(pid)
         )));
     }
+    if let Some(san) = facts.sanitizer {
+        return Err(AttachError::Refused(format!(
+            "process {pid} ({}) is built with {}, whose runtime takes over the allocator: vmmap cannot trace its allocations (nothing was done to the process)",
+            comm(pid),
+            san.name()
+        )));
+    }
     if facts.defines_malloc {
         return Err(AttachError::Refused(format!(
             "process {pid} ({}) defines its own malloc (a statically linked allocator): its allocations never go through a slot the agent can hook",

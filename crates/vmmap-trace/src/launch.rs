@@ -93,6 +93,13 @@ pub fn untraceable(program: &Path) -> Option<String> {
             program.display()
         ));
     }
+    if let Some(san) = facts.sanitizer {
+        return Some(format!(
+            "{} is built with {}, whose runtime must come first among the program's libraries and serves its allocations itself: the agent cannot be loaded before it (the program would stop at start with \"runtime does not come first\")",
+            program.display(),
+            san.name()
+        ));
+    }
     if facts.defines_malloc {
         return Some(format!(
             "{} defines its own malloc (a statically linked allocator): its allocations would never reach the agent",
@@ -100,6 +107,35 @@ pub fn untraceable(program: &Path) -> Option<String> {
         ));
     }
     None
+}
+
+/// Why the launcher must not keep tracing the program with ptrace to its
+/// exit, if it must not: a program built with AddressSanitizer or
+/// LeakSanitizer checks for leaks at exit by stopping every thread with
+/// ptrace, which fails when the process has a tracer already ("LeakSanitizer
+/// has encountered a fatal error", exit 1 instead of 0). Unless the
+/// environment turns the check off (`detect_leaks=0` in `ASAN_OPTIONS` or
+/// `LSAN_OPTIONS`), the run then takes no snapshot at exit.
+pub fn leak_check_at_exit(program: &Path) -> Option<String> {
+    let bytes = std::fs::read(program).ok()?;
+    let san = vmmap_core::elf::program_facts(&bytes)?.sanitizer?;
+    if !san.checks_leaks() {
+        return None;
+    }
+    let off = |var: &str| {
+        std::env::var(var).is_ok_and(|v| {
+            v.split([':', ',', ' '])
+                .any(|o| matches!(o, "detect_leaks=0" | "detect_leaks=false"))
+        })
+    };
+    if off("LSAN_OPTIONS") || (san == vmmap_core::elf::Sanitizer::Address && off("ASAN_OPTIONS")) {
+        return None;
+    }
+    Some(format!(
+        "{} is built with {}, which checks for leaks at exit with ptrace and fails in a traced process: no snapshot at exit (ASAN_OPTIONS=detect_leaks=0 keeps it)",
+        program.display(),
+        san.name()
+    ))
 }
 
 fn has_capabilities(program: &Path) -> bool {

@@ -224,6 +224,16 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
         (None, None)
     };
     let l = withheld.as_ref().unwrap_or(l);
+    // A leak check at exit fails under ptrace: let the program go after
+    // the snapshot at exec.
+    let leak_check = at_exit
+        .then(|| launch::leak_check_at_exit(&l.program))
+        .flatten();
+    let at_exit = at_exit && leak_check.is_none();
+    let warning = match (warning, leak_check) {
+        (Some(w), Some(c)) => Some(format!("{w}. {c}")),
+        (w, c) => w.or(c),
+    };
     let out = launch::create_output(l)?;
     let (mut cmd, exec) = match launch::command(l, &out.path) {
         Ok(prepared) => prepared,

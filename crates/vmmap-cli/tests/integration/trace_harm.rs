@@ -818,3 +818,94 @@ fn followed_processes_in_pid_namespaces_keep_files_of_their_own() {
         "{err}"
     );
 }
+
+/// `vmmap run` of `cmd`'s program with `env`, as the user would type it.
+fn run_with(args: &[&str], prog: &Path, prog_args: &[&str], env: &[(&str, &str)]) -> Output {
+    let _g = starting_processes();
+    output_within(
+        Command::new(VMMAP)
+            .args(["run", "-q", "-i", "0", "--agent"])
+            .arg(agent())
+            .args(args)
+            .arg("--")
+            .arg(prog)
+            .args(prog_args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null()),
+        120,
+    )
+}
+
+/// A program built with AddressSanitizer stopped at start under the agent
+/// ("ASan runtime does not come first", exit 1) and, with snapshots only,
+/// at exit ("LeakSanitizer does not work under ptrace", exit 1): the
+/// first is refused with the reason, the second runs with no exit
+/// snapshot, unless the leak check is off. Attaching is refused.
+#[test]
+fn programs_built_with_address_sanitizer_are_refused_or_run_unchanged() {
+    let src = fixture("sanitized.c");
+    let prog = build(
+        "sanitized",
+        &[
+            "cc",
+            "-fsanitize=address",
+            "-g",
+            "-O0",
+            src.to_str().unwrap(),
+        ],
+    );
+    let file = tmp().join(format!("sanitized-{}.vmmap", std::process::id()));
+    let f = file.to_str().unwrap();
+    // With the agent: refused, the program not started.
+    let o = run_with(&["-o", f], &prog, &[], &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(
+        err.contains("AddressSanitizer") && err.contains("--snapshot-only"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "{o:?}");
+    // Snapshots only: as plain, a leak reported as plain, no exit snapshot.
+    for mode in [&[][..], &["leak"][..]] {
+        let plain = run_plain(&prog, mode);
+        let o = run_with(&["--snapshot-only", "-o", f], &prog, mode, &[]);
+        same_behaviour(&plain, &o);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("no snapshot at exit"), "{mode:?}: {err}");
+        if mode == ["leak"] {
+            assert_ne!(plain.status.code(), Some(0), "{plain:?}");
+            assert!(
+                err.contains("SUMMARY: AddressSanitizer: 100 byte(s) leaked"),
+                "{err}"
+            );
+        }
+    }
+    // The leak check turned off: the exit snapshot is taken again.
+    let off = [("ASAN_OPTIONS", "detect_leaks=0")];
+    let o = run_with(&["--snapshot-only", "-o", f], &prog, &[], &off);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("no snapshot at exit"));
+    let t: serde_json::Value =
+        serde_json::from_slice(&on_file("timeline", &file, &["--json"])).unwrap();
+    assert_eq!(t["points"].as_array().map(Vec::len), Some(2), "{t}");
+    // Attaching: refused, the process untouched.
+    agent();
+    let mut child = Command::new(&prog)
+        .arg("hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, pid) = crate::attach::ready(&mut child);
+    let o = output_within(
+        Command::new(VMMAP).args(["attach", &pid.to_string(), "-o", f]),
+        60,
+    );
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("AddressSanitizer"));
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "sanitized 7\n");
+    assert!(child.wait().unwrap().success());
+}

@@ -438,6 +438,30 @@ mod tests {
     }
 
     #[test]
+    fn sanitizer_runtimes_are_known_by_their_libraries_and_entries() {
+        for (name, want) in [
+            (&b"libasan.so.8\0"[..], Some(Sanitizer::Address)),
+            (b"libclang_rt.asan-x86_64.so\0", Some(Sanitizer::Address)),
+            (b"__asan_init\0", Some(Sanitizer::Address)),
+            (b"liblsan.so.0\0", Some(Sanitizer::Leak)),
+            (b"__lsan_init\0", Some(Sanitizer::Leak)),
+            (b"libtsan.so.2\0", Some(Sanitizer::Thread)),
+            (b"__tsan_init\0", Some(Sanitizer::Thread)),
+            (b"__asan_report_load8\0", None),
+            (b"libc.so.6\0", None),
+            (b"lib\0", None),
+            (b"__\0", None),
+        ] {
+            assert_eq!(
+                Sanitizer::of(name),
+                want,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+
+    #[test]
     fn reads_header_and_loads() {
         let e = parse(&elf64(62)).unwrap();
         assert_eq!(
@@ -566,24 +590,28 @@ impl Sanitizer {
         matches!(self, Sanitizer::Address | Sanitizer::Leak)
     }
 
-    /// The sanitizer a needed library's name or a symbol's name belongs
-    /// to.
+    /// The sanitizer a needed library's name (`libasan.so.8`,
+    /// `libclang_rt.asan-x86_64.so`) or a symbol's (`__asan_init`)
+    /// belongs to.
     fn of(name: &[u8]) -> Option<Sanitizer> {
-        const KNOWN: [(&[u8], Sanitizer); 9] = [
-            (b"libasan.so", Sanitizer::Address),
-            (b"libclang_rt.asan", Sanitizer::Address),
-            (b"__asan_init\0", Sanitizer::Address),
-            (b"liblsan.so", Sanitizer::Leak),
-            (b"libclang_rt.lsan", Sanitizer::Leak),
-            (b"__lsan_init\0", Sanitizer::Leak),
-            (b"libtsan.so", Sanitizer::Thread),
-            (b"libclang_rt.tsan", Sanitizer::Thread),
-            (b"__tsan_init\0", Sanitizer::Thread),
-        ];
-        KNOWN
-            .iter()
-            .find(|(k, _)| name.starts_with(k))
-            .map(|&(_, s)| s)
+        let (rest, symbol) = match name.strip_prefix(b"__") {
+            Some(rest) => (rest, true),
+            None => (
+                name.strip_prefix(b"libclang_rt.")
+                    .or_else(|| name.strip_prefix(b"lib"))?,
+                false,
+            ),
+        };
+        let (kind, after) = rest.split_at_checked(4)?;
+        if symbol && !after.starts_with(b"_init\0") {
+            return None;
+        }
+        match kind {
+            b"asan" => Some(Sanitizer::Address),
+            b"lsan" => Some(Sanitizer::Leak),
+            b"tsan" => Some(Sanitizer::Thread),
+            _ => None,
+        }
     }
 }
 

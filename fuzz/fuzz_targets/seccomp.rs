@@ -18,5 +18,6 @@ fuzz_target!(|data: &[u8]| {
         let one = run(&prog, &d);
         assert_eq!(verdict(std::slice::from_ref(&prog), &d), one);
     }
-    let _ = first_refused(&[prog], true);
+    let _ = first_refused(std::slice::from_ref(&prog), true, false);
+    let _ = first_refused(&[prog], true, true);
 });

@@ -258,11 +258,14 @@ fn spawn() -> bool {
     // writer that has not done so in time is abandoned (it will not
     // write: the number may be the program's by then).
     let mut state = APART.load(Acquire);
-    for _ in 0..2000 {
+    // Polled every 50 µs (2 s at most): the writer is usually there
+    // within a few dozen microseconds, and a whole millisecond's sleep
+    // here was most of what a call that sends the writer away costs.
+    for _ in 0..SPAWN_POLLS {
         if state != 0 {
             break;
         }
-        sys::sleep_ms(1);
+        sys::sleep_us(50);
         state = APART.load(Acquire);
     }
     if state == 0 {
@@ -279,15 +282,18 @@ fn spawn() -> bool {
     }
     // Recording starts only once the writer has its guarded record: the
     // thread's own start-up (naming itself, allocating) must not be traced.
-    for _ in 0..2000 {
+    for _ in 0..SPAWN_POLLS {
         if !WRITER.load(Acquire).is_null() {
             RUNNING.store(true, Release);
             return true;
         }
-        sys::sleep_ms(1);
+        sys::sleep_us(50);
     }
     false
 }
+
+/// How many times [`spawn`] looks for the writer, 50 µs apart: 2 s.
+const SPAWN_POLLS: u32 = 40_000;
 
 /// Whether the writer has its descriptor table apart: 0 not yet, 1 yes,
 /// 2 it could not, 3 it was too late and must not write.
@@ -393,11 +399,11 @@ pub fn stop(ms: u64) {
 /// system calls (the stack's `madvise`, `exit`) made.
 pub fn wait_gone(ms: u64) {
     let tid = WRITER_TID.load(Relaxed);
-    for _ in 0..ms {
+    for _ in 0..ms * 20 {
         if tid == 0 || !sys::thread_alive(tid) {
             return;
         }
-        sys::sleep_ms(1);
+        sys::sleep_us(50);
     }
 }
 
@@ -466,12 +472,12 @@ pub fn resume(p: Parked) {
 
 /// Waits (at most `ms`) for the pause to reach a state `done` accepts.
 fn wait_pause(ms: u64, done: impl Fn(u32) -> bool) -> u32 {
-    for _ in 0..ms * 10 {
+    for _ in 0..ms * 20 {
         let s = PAUSE.load(SeqCst);
         if done(s) {
             return s;
         }
-        sys::sleep_us(100);
+        sys::sleep_us(50);
     }
     PAUSE.load(SeqCst)
 }

@@ -618,118 +618,140 @@ impl Sanitizer {
 /// Reads [`ProgramFacts`] from a whole 64-bit little-endian ELF file
 /// (None for anything else).
 pub fn program_facts(bytes: &[u8]) -> Option<ProgramFacts> {
-    let info = parse(bytes).ok()?;
+    program_facts_from(&mut |off, len| {
+        let off = usize::try_from(off).ok()?;
+        let end = off.checked_add(len)?.min(bytes.len());
+        bytes.get(off..end).map(<[u8]>::to_vec)
+    })
+}
+
+/// The largest symbol table, string table or dynamic section
+/// [`program_facts_from`] reads; a larger one (a huge unstripped
+/// `.symtab`) is passed over, the dynamic symbols still read.
+const MAX_FACT_SECTION: usize = 64 << 20;
+
+/// [`program_facts`] through `read(offset, len)`, as [`sections`] reads:
+/// only the header, the program headers, the loader's path, the section
+/// table, the symbol tables with their strings and the dynamic section
+/// are read, never the whole file (Chromium's executable is 300 MB, its
+/// dynamic symbols a few hundred KB).
+pub fn program_facts_from(
+    read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
+) -> Option<ProgramFacts> {
+    let head = read(0, 64)?;
+    let info = parse(&head).ok()?;
     if info.class != 64 || !info.little_endian {
         return None;
     }
-    let r = Reader { b: bytes, le: true };
+    let r = Reader { b: &head, le: true };
     let mut facts = ProgramFacts::default();
     let (phoff, phentsize, phnum) = (r.u64(32)?, usize::from(r.u16(54)?), usize::from(r.u16(56)?));
-    // Every entry offset below is checked to lie inside `bytes` first, so
-    // adding a field's offset to it cannot overflow.
-    let inside = |base: usize| (base < bytes.len()).then_some(base);
-    for i in 0..phnum {
-        let base = usize::try_from(phoff)
-            .ok()?
-            .checked_add(i.checked_mul(phentsize)?)
-            .and_then(inside)?;
-        if r.u32(base)? == 3 {
+    if phentsize >= 56 {
+        let phdrs = read(phoff, (phnum * phentsize).min(MAX_SECTION_TABLE)).unwrap_or_default();
+        let p = Reader {
+            b: &phdrs,
+            le: true,
+        };
+        for base in (0..phnum).map(|i| i * phentsize) {
+            if p.u32(base) != Some(3) {
+                continue;
+            }
             // PT_INTERP: a NUL-terminated path.
-            let off = usize::try_from(r.u64(base + 8)?).ok()?;
-            let len = usize::try_from(r.u64(base + 32)?).ok()?;
-            let s = bytes.get(off..off.checked_add(len)?)?;
+            let (Some(off), Some(len)) = (p.u64(base + 8), p.u64(base + 32)) else {
+                break;
+            };
+            let s = read(off, usize::try_from(len).ok()?.min(4096))?;
             let s = s.split(|&c| c == 0).next().unwrap_or_default();
             facts.interp = Some(String::from_utf8_lossy(s).into_owned());
         }
     }
-    // Section headers: look for a defined function named malloc in the
-    // dynamic and the static symbol tables, a sanitizer's entry among
-    // their symbols, and a sanitizer's runtime among the needed
-    // libraries.
+    // Section headers: a defined function named malloc in the dynamic
+    // and the static symbol tables, a sanitizer's entry among their
+    // symbols, and a sanitizer's runtime among the needed libraries.
     let (shoff, shentsize, shnum) = (r.u64(40)?, usize::from(r.u16(58)?), usize::from(r.u16(60)?));
-    if shentsize < 64 {
+    if shentsize < 64 || shoff == 0 {
         return Some(facts);
     }
-    let section = |i: usize| -> Option<(u32, u64, u64, u32, u64)> {
-        let base = usize::try_from(shoff)
-            .ok()?
-            .checked_add(i.checked_mul(shentsize)?)
-            .and_then(inside)?;
-        // (type, offset, size, link, entsize)
+    let Some(table) = read(shoff, (shnum * shentsize).min(MAX_SECTION_TABLE)) else {
+        return Some(facts);
+    };
+    let t = Reader {
+        b: &table,
+        le: true,
+    };
+    // (type, offset, size, link, entsize) of entry i
+    let section = |i: usize| -> Option<(u32, u64, usize, u32, u64)> {
+        let b = i.checked_mul(shentsize)?;
+        let size = usize::try_from(t.u64(b + 32)?).ok()?;
         Some((
-            r.u32(base + 4)?,
-            r.u64(base + 24)?,
-            r.u64(base + 32)?,
-            r.u32(base + 40)?,
-            r.u64(base + 56)?,
+            t.u32(b + 4)?,
+            t.u64(b + 24)?,
+            size,
+            t.u32(b + 40)?,
+            t.u64(b + 56)?,
         ))
     };
-    for i in 0..shnum.min(65536) {
+    for i in 0..shnum {
         let Some((kind, off, size, link, entsize)) = section(i) else {
             break;
         };
-        if kind != 2 && kind != 11 && kind != 6 {
-            continue; // SHT_SYMTAB, SHT_DYNSYM, SHT_DYNAMIC
+        if !matches!(kind, 2 | 6 | 11) {
+            continue; // SHT_SYMTAB, SHT_DYNAMIC, SHT_DYNSYM
         }
         let Some((_, str_off, str_size, _, _)) = section(link as usize) else {
             continue;
         };
-        let (Ok(off), Ok(size), Ok(entsize)) = (
-            usize::try_from(off),
-            usize::try_from(size),
-            usize::try_from(entsize),
-        ) else {
+        if size > MAX_FACT_SECTION || str_size > MAX_FACT_SECTION {
+            continue;
+        }
+        let (Some(data), Some(strtab)) = (read(off, size), read(str_off, str_size)) else {
             continue;
         };
-        let Some(strtab) = usize::try_from(str_off)
-            .ok()
-            .and_then(|o| bytes.get(o..o.checked_add(usize::try_from(str_size).ok()?)?))
-        else {
-            continue;
-        };
-        if kind == 6 {
-            // DT_NEEDED entries: (tag 1, offset of the name in strtab).
-            for e in 0..size / entsize.max(16) {
-                let Some(base) = off.checked_add(e * entsize.max(16)).and_then(inside) else {
-                    break;
-                };
-                let (Some(tag), Some(val)) = (r.u64(base), r.u64(base + 8)) else {
-                    break;
-                };
-                let name = usize::try_from(val).ok().and_then(|v| strtab.get(v..));
-                if let (1, Some(name)) = (tag, name) {
-                    facts.sanitizer = facts.sanitizer.or(Sanitizer::of(name));
-                }
-            }
-            continue;
-        }
-        if entsize < 24 {
-            continue;
-        }
-        for s in 0..size / entsize {
-            let Some(base) = off.checked_add(s * entsize).and_then(inside) else {
-                break;
-            };
-            let (Some(name), Some(st_info), Some(shndx)) =
-                (r.u32(base), bytes.get(base + 4), r.u16(base + 6))
-            else {
-                break;
-            };
-            if st_info & 0xf != 2 {
-                continue; // not STT_FUNC
-            }
-            let Some(n) = strtab.get(name as usize..) else {
-                continue;
-            };
-            if facts.sanitizer.is_none() && n.starts_with(b"__") {
-                facts.sanitizer = Sanitizer::of(n);
-            }
-            if shndx != 0 && n.starts_with(b"malloc\0") {
-                facts.defines_malloc = true;
-            }
-        }
+        let entsize = usize::try_from(entsize).unwrap_or(0);
+        scan_for_facts(kind, &data, &strtab, entsize, &mut facts);
     }
     Some(facts)
+}
+
+/// What one symbol table (`kind` 2 or 11) or dynamic section (6) tells
+/// of [`ProgramFacts`], `strtab` being its linked string table.
+fn scan_for_facts(kind: u32, data: &[u8], strtab: &[u8], entsize: usize, facts: &mut ProgramFacts) {
+    let r = Reader { b: data, le: true };
+    let name_at = |off: u64| usize::try_from(off).ok().and_then(|o| strtab.get(o..));
+    if kind == 6 {
+        // (tag, value) pairs; DT_NEEDED (1) names a library.
+        for base in (0..data.len() / 16).map(|e| e * 16) {
+            let (Some(tag), Some(val)) = (r.u64(base), r.u64(base + 8)) else {
+                break;
+            };
+            if let (1, Some(name)) = (tag, name_at(val)) {
+                facts.sanitizer = facts.sanitizer.or(Sanitizer::of(name));
+            }
+        }
+        return;
+    }
+    if entsize < 24 {
+        return;
+    }
+    for base in (0..data.len() / entsize).map(|s| s * entsize) {
+        let (Some(name), Some(&st_info), Some(shndx)) =
+            (r.u32(base), data.get(base + 4), r.u16(base + 6))
+        else {
+            break;
+        };
+        if st_info & 0xf != 2 {
+            continue; // not STT_FUNC
+        }
+        let Some(n) = name_at(u64::from(name)) else {
+            continue;
+        };
+        if facts.sanitizer.is_none() && n.starts_with(b"__") {
+            facts.sanitizer = Sanitizer::of(n);
+        }
+        if shndx != 0 && n.starts_with(b"malloc\0") {
+            facts.defines_malloc = true;
+        }
+    }
 }
 
 /// The end (`p_vaddr + p_memsz`) of the last executable `PT_LOAD` segment

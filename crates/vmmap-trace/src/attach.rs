@@ -86,8 +86,10 @@ pub fn check(pid: i32) -> Result<(), AttachError> {
             comm(t)
         )));
     }
-    let exe = match std::fs::read(proc.join("exe")) {
-        Ok(b) => b,
+    // Read in the parts that tell (the header, the symbol tables), not
+    // whole: a browser's executable is 300 MB.
+    let exe = match std::fs::File::open(proc.join("exe")) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
             return Err(permission_refusal(pid));
         }
@@ -98,7 +100,9 @@ pub fn check(pid: i32) -> Result<(), AttachError> {
         }
         Err(e) => return Err(other(&format!("cannot read /proc/{pid}/exe"), e)),
     };
-    let info = vmmap_core::elf::parse(&exe).map_err(|_| {
+    let mut read = vmmap_core::collect::file_reader(&exe);
+    let head = read(0, 4096).unwrap_or_default();
+    let info = vmmap_core::elf::parse(&head).map_err(|_| {
         AttachError::Refused(format!("process {pid}'s executable is not an ELF file"))
     })?;
     if info.machine != 62 || info.class != 64 {
@@ -107,7 +111,7 @@ pub fn check(pid: i32) -> Result<(), AttachError> {
             info.arch()
         )));
     }
-    let facts = vmmap_core::elf::program_facts(&exe).unwrap_or_default();
+    let facts = vmmap_core::elf::program_facts_from(&mut read).unwrap_or_default();
     if facts.interp.is_none() {
         return Err(AttachError::Refused(format!(
             "process {pid} ({}) is statically linked: there is no dynamic loader to load the agent with, nor relocation slots to hook",

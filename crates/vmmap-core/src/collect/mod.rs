@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use procdir::ProcDir;
 pub use processes::{find_by_name, list_processes, Access, ProcessEntry};
+pub use sections::file_reader;
 pub use written::{clear_soft_dirty, soft_dirty_bytes};
 
 use crate::classify::{self, Context};

@@ -97,19 +97,7 @@ fn load_sections(dir: &ProcDir, r: &Region, page: u64) -> Option<Vec<(String, u6
     let f = File::open(dir.path(&format!("map_files/{:x}-{:x}", vma.start, vma.end)))
         .or_else(|_| File::open(&*r.path))
         .ok()?;
-    let mut read = |off: u64, len: usize| -> Option<Vec<u8>> {
-        let mut b = vec![0u8; len];
-        let mut got = 0;
-        while got < len {
-            match f.read_at(&mut b[got..], off + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(_) => return None,
-            }
-        }
-        b.truncate(got);
-        Some(b)
-    };
+    let mut read = file_reader(&f);
     let head = read(0, 4096)?;
     let info = elf::parse(&head).ok()?;
     let lowest = info.loads.iter().map(|l| l.vaddr).min()?;
@@ -127,6 +115,29 @@ fn load_sections(dir: &ProcDir, r: &Region, page: u64) -> Option<Vec<(String, u6
         .collect();
     out.sort_by_key(|s| s.1);
     Some(out)
+}
+
+/// `read(offset, len)` over `f`, for the ELF readers that take one
+/// ([`elf::sections`], [`elf::program_facts_from`]): the bytes there,
+/// fewer at the end of the file, `None` on an error or past the end. A
+/// length larger than the file is cut to it before anything is allocated
+/// (a damaged header may ask for gigabytes).
+pub fn file_reader(f: &File) -> impl FnMut(u64, usize) -> Option<Vec<u8>> + '_ {
+    let size = f.metadata().map_or(0, |m| m.len());
+    move |off: u64, len: usize| {
+        let len = len.min(usize::try_from(size.checked_sub(off)?).unwrap_or(usize::MAX));
+        let mut b = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match f.read_at(&mut b[got..], off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(_) => return None,
+            }
+        }
+        b.truncate(got);
+        Some(b)
+    }
 }
 
 #[cfg(test)]

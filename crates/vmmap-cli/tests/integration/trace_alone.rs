@@ -11,7 +11,8 @@ use std::process::{Command, Output, Stdio};
 
 use crate::attach::{ready, tmp, wait_attached};
 use crate::trace::{agent, build, fixture, history, ops, run_plain, same_behaviour, summary};
-use crate::util::{output_within, require_tool, starting_processes, VMMAP};
+use crate::trace_harm::run_with;
+use crate::util::{require_tool, VMMAP};
 
 fn alone() -> PathBuf {
     let src = fixture("alone.c");
@@ -20,19 +21,7 @@ fn alone() -> PathBuf {
 
 /// `vmmap run -q -i 0 -o FILE -- prog args`.
 fn run_traced(prog: &Path, args: &[&str], file: &Path) -> Output {
-    let _g = starting_processes();
-    output_within(
-        Command::new(VMMAP)
-            .args(["run", "-q", "-i", "0", "--agent"])
-            .arg(agent())
-            .arg("-o")
-            .arg(file)
-            .arg("--")
-            .arg(prog)
-            .args(args)
-            .stdin(Stdio::null()),
-        120,
-    )
+    run_with(&["-q", "-o", file.to_str().unwrap()], prog, args, &[])
 }
 
 /// Each of `sizes` was allocated once in the trace.

@@ -758,20 +758,13 @@ fn followed_processes_in_pid_namespaces_keep_files_of_their_own() {
     let main = dir.join("t.vmmap");
     let script = "unshare -pf sh -c 'echo a $$; ls /' & \
                   unshare -pf sh -c 'echo b $$; ls /usr'; wait";
-    let o = {
-        let _g = starting_processes();
-        output_within(
-            Command::new(VMMAP)
-                .args(["run", "-i", "0", "--follow-forks", "--agent"])
-                .arg(agent())
-                .arg("-o")
-                .arg(&main)
-                .arg("--")
-                .args([sh.to_str().unwrap(), "-c", script])
-                .stdin(Stdio::null()),
-            120,
-        )
-    };
+    let main_arg = main.to_str().unwrap();
+    let o = run_with(
+        &["--follow-forks", "-o", main_arg],
+        &sh,
+        &["-c", script],
+        &[],
+    );
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -819,12 +812,18 @@ fn followed_processes_in_pid_namespaces_keep_files_of_their_own() {
     );
 }
 
-/// `vmmap run` of `cmd`'s program with `env`, as the user would type it.
-fn run_with(args: &[&str], prog: &Path, prog_args: &[&str], env: &[(&str, &str)]) -> Output {
+/// `vmmap run -i 0 --agent AGENT ARGS -- PROG PROG_ARGS` with `env` set
+/// (for vmmap, and so for the program, as the user's own settings).
+pub(crate) fn run_with(
+    args: &[&str],
+    prog: &Path,
+    prog_args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let _g = starting_processes();
     output_within(
         Command::new(VMMAP)
-            .args(["run", "-q", "-i", "0", "--agent"])
+            .args(["run", "-i", "0", "--agent"])
             .arg(agent())
             .args(args)
             .arg("--")
@@ -857,7 +856,7 @@ fn programs_built_with_address_sanitizer_are_refused_or_run_unchanged() {
     let file = tmp().join(format!("sanitized-{}.vmmap", std::process::id()));
     let f = file.to_str().unwrap();
     // With the agent: refused, the program not started.
-    let o = run_with(&["-o", f], &prog, &[], &[]);
+    let o = run_with(&["-q", "-o", f], &prog, &[], &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(12), "{o:?}");
     assert!(
@@ -868,7 +867,7 @@ fn programs_built_with_address_sanitizer_are_refused_or_run_unchanged() {
     // Snapshots only: as plain, a leak reported as plain, no exit snapshot.
     for mode in [&[][..], &["leak"][..]] {
         let plain = run_plain(&prog, mode);
-        let o = run_with(&["--snapshot-only", "-o", f], &prog, mode, &[]);
+        let o = run_with(&["-q", "--snapshot-only", "-o", f], &prog, mode, &[]);
         same_behaviour(&plain, &o);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("no snapshot at exit"), "{mode:?}: {err}");
@@ -882,7 +881,7 @@ fn programs_built_with_address_sanitizer_are_refused_or_run_unchanged() {
     }
     // The leak check turned off: the exit snapshot is taken again.
     let off = [("ASAN_OPTIONS", "detect_leaks=0")];
-    let o = run_with(&["--snapshot-only", "-o", f], &prog, &[], &off);
+    let o = run_with(&["-q", "--snapshot-only", "-o", f], &prog, &[], &off);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(!String::from_utf8_lossy(&o.stderr).contains("no snapshot at exit"));
     let t: serde_json::Value =

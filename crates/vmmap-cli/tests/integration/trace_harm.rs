@@ -18,20 +18,7 @@ use crate::util::{output_within, require_library, require_tool, starting_process
 /// so for the program, as the user's own settings).
 fn run_traced_env(env: &[(&str, &str)], prog: &Path, args: &[&str]) -> (Output, PathBuf) {
     let out = trace_path(prog.file_name().unwrap().to_str().unwrap());
-    let _g = starting_processes();
-    let o = output_within(
-        Command::new(VMMAP)
-            .args(["run", "-q", "-i", "0", "--agent"])
-            .arg(agent())
-            .arg("-o")
-            .arg(&out)
-            .arg("--")
-            .arg(prog)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null()),
-        180,
-    );
+    let o = run_with(&["-q", "-o", out.to_str().unwrap()], prog, args, env);
     (o, out)
 }
 
@@ -831,7 +818,7 @@ pub(crate) fn run_with(
             .args(prog_args)
             .envs(env.iter().copied())
             .stdin(Stdio::null()),
-        120,
+        180,
     )
 }
 

@@ -137,33 +137,13 @@ pub fn leak_check_at_exit(program: &Path) -> Option<String> {
 }
 
 /// The program's [`ProgramFacts`](vmmap_core::elf::ProgramFacts), read
-/// once per file ([`untraceable`] and [`leak_check_at_exit`] both need
-/// them) and only in the parts that tell them: the whole of Chromium's
-/// 300 MB executable took a third of a second and as much memory.
+/// in the parts that tell them: read whole, Chromium's 300 MB executable
+/// took a third of a second and as much memory, for each of
+/// [`untraceable`] and [`leak_check_at_exit`].
 fn program_facts(program: &Path) -> Option<vmmap_core::elf::ProgramFacts> {
-    use std::os::unix::fs::MetadataExt;
-    type Key = (PathBuf, u64, u64, i64, i64);
-    static LAST: std::sync::Mutex<Option<(Key, Option<vmmap_core::elf::ProgramFacts>)>> =
-        std::sync::Mutex::new(None);
-    let m = program.metadata().ok()?;
-    let key = (
-        program.to_path_buf(),
-        m.dev(),
-        m.ino(),
-        m.mtime(),
-        m.mtime_nsec(),
-    );
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((k, facts)) = last.as_ref() {
-        if *k == key {
-            return facts.clone();
-        }
-    }
-    let facts = File::open(program).ok().and_then(|f| {
-        vmmap_core::elf::program_facts_from(&mut vmmap_core::collect::file_reader(&f))
-    });
-    *last = Some((key, facts.clone()));
-    facts
+    let f = File::open(program).ok()?;
+    let mut read = vmmap_core::collect::file_reader(&f);
+    vmmap_core::elf::program_facts_from(&mut read)
 }
 
 fn has_capabilities(program: &Path) -> bool {

@@ -299,6 +299,17 @@ fn metrics_and_serve_never_ptrace() {
         assert_eq!(status, "200 OK");
         assert!(body.contains(&format!("pid=\"{pid}\"")));
     }
+    // Killing strace (what dropping the server does) would leave vmmap
+    // serve running, detached: end it first, and strace ends with it.
+    let tracer = srv.child.id();
+    let children = format!("/proc/{tracer}/task/{tracer}/children");
+    let served = std::fs::read_to_string(&children).expect("strace's child");
+    for pid in served.split_whitespace() {
+        // SAFETY: kill with a pid and a signal has no memory effects.
+        unsafe { libc::kill(pid.parse().expect("a pid"), libc::SIGTERM) };
+    }
+    let mut srv = srv;
+    let _ = srv.child.wait();
     drop(srv);
     let calls = std::fs::read_to_string(&slog).expect("strace log");
     assert!(

@@ -4,6 +4,16 @@
 //! `unshare -U`, `bwrap`, `nsenter` and sandboxes failed under the agent.
 //! For these calls the writer leaves the process and comes back after
 //! ([`writer::park`]); other calls pass straight through.
+//!
+//! The same for the C library's changes of user and group ids
+//! (`setresuid`, `setgroups`, …; the hooks are in `hooks.rs`): glibc makes
+//! every thread of the process repeat the change and aborts the process
+//! when one of them cannot. A program that keeps its capabilities across
+//! a change of user on its own thread only (`PR_SET_KEEPCAPS` and
+//! `capset` act on the calling thread), as `setpriv` does, then changes
+//! its group: the writer, which kept no capability, could not, and the
+//! program died of SIGABRT. A writer started after each change is a
+//! copy of the thread that made it, credentials and capabilities alike.
 
 use core::ffi::c_int;
 
@@ -37,10 +47,18 @@ pub(crate) fn setns_needs_alone(nstype: libc::c_long) -> bool {
 /// agent itself). The call's result and errno are the kernel's.
 #[cfg(not(test))]
 pub(crate) fn call(needed: bool, n: libc::c_long, args: [libc::c_long; 6]) -> libc::c_long {
+    // SAFETY: the caller's system call, as it asked.
+    around(needed, || unsafe { raw_syscall(n, args) })
+}
+
+/// Runs `call` with the writer out of the process when `needed` (and
+/// this process is being traced, and the caller is not the agent
+/// itself); the call's errno is kept.
+#[cfg(not(test))]
+pub(crate) fn around<T>(needed: bool, call: impl FnOnce() -> T) -> T {
     let park = needed && crate::tracing() && !crate::agent_own();
     let parked = if park { writer::park(2000) } else { None };
-    // SAFETY: the caller's system call, as it asked.
-    let r = unsafe { raw_syscall(n, args) };
+    let r = call();
     if let Some(p) = parked {
         let e = crate::errno();
         // The program's only thread is here (park checked): what starting

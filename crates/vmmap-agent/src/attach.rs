@@ -63,7 +63,7 @@ fn field(off: usize) -> Option<&'static AtomicU64> {
 }
 
 /// The functions the agent interposes.
-const HOOKED: [&str; 41] = [
+const HOOKED: [&str; 50] = [
     "malloc",
     "calloc",
     "realloc",
@@ -105,6 +105,15 @@ const HOOKED: [&str; 41] = [
     "syscall",
     "unshare",
     "setns",
+    "setuid",
+    "setgid",
+    "seteuid",
+    "setegid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setgroups",
 ];
 
 /// The hooks by name: the agent's own definitions, asked of the loader
@@ -571,7 +580,10 @@ unsafe fn attach(config: *const c_char) -> i64 {
     if !crate::writer::start() {
         unhook();
         ATTACHED.store(false, SeqCst);
-        return wire::refusal::START;
+        return match crate::writer::START_ERRNO.load(Relaxed) {
+            0 => wire::refusal::START,
+            errno => wire::refusal::thread(errno),
+        };
     }
     if let Some(s) = field(wire::STATE) {
         s.store(wire::RUNNING, Release);

@@ -788,6 +788,18 @@ pub unsafe extern "C" fn syscall(
             let needed = crate::alone::setns_needs_alone(a2);
             return crate::alone::call(needed, n, [a1, a2, a3, a4, a5, a6]);
         }
+        // Made raw, a change of ids is the calling thread's alone: a
+        // writer left behind would keep the old ones (root's, after the
+        // program gave them up) in the program's memory.
+        libc::SYS_setuid
+        | libc::SYS_setgid
+        | libc::SYS_setreuid
+        | libc::SYS_setregid
+        | libc::SYS_setresuid
+        | libc::SYS_setresgid
+        | libc::SYS_setgroups => {
+            return crate::alone::call(true, n, [a1, a2, a3, a4, a5, a6]);
+        }
         _ => {}
     }
     let what = match (n, a1) {
@@ -1258,3 +1270,34 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     // SAFETY: same contract.
     unsafe { _exit(status) }
 }
+
+/// A change of the process's user or group ids through the C library,
+/// which makes every thread repeat it (`crate::alone`: made with the
+/// writer out of the process, so that the next one is a copy of the
+/// calling thread, capabilities included).
+macro_rules! credential_hook {
+    ($slot:ident, $name:ident ($($arg:ident : $ty:ty),*)) => {
+        /// # Safety
+        #[doc = concat!("As C `", stringify!($name), "`.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
+            type F = unsafe extern "C" fn($($ty),*) -> c_int;
+            let Some(real) = real!($slot, stringify!($name), F) else {
+                crate::set_errno(libc::ENOSYS);
+                return -1;
+            };
+            // SAFETY: forwarding with the caller's arguments.
+            crate::alone::around(true, || unsafe { real($($arg),*) })
+        }
+    };
+}
+
+credential_hook!(SETUID, setuid(uid: libc::uid_t));
+credential_hook!(SETGID, setgid(gid: libc::gid_t));
+credential_hook!(SETEUID, seteuid(uid: libc::uid_t));
+credential_hook!(SETEGID, setegid(gid: libc::gid_t));
+credential_hook!(SETREUID, setreuid(r: libc::uid_t, e: libc::uid_t));
+credential_hook!(SETREGID, setregid(r: libc::gid_t, e: libc::gid_t));
+credential_hook!(SETRESUID, setresuid(r: libc::uid_t, e: libc::uid_t, s: libc::uid_t));
+credential_hook!(SETRESGID, setresgid(r: libc::gid_t, e: libc::gid_t, s: libc::gid_t));
+credential_hook!(SETGROUPS, setgroups(n: libc::size_t, list: *const libc::gid_t));

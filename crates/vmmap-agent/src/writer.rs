@@ -113,11 +113,10 @@ pub fn open(path: &std::path::Path) -> bool {
         )
     };
     if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        eprintln!(
-            "vmmap agent: cannot open {}: {e}; not tracing",
-            path.display()
-        );
+        // Not a word on the program's stderr: its output must stay its
+        // own. An image that exec'd into one that cannot open the file
+        // (it gave up root's rights first) shows in the trace as ending
+        // with that exec.
         return false;
     }
     let Some((size, dev, ino)) = file_identity(fd) else {
@@ -243,14 +242,19 @@ fn spawn() -> bool {
         old
     };
     APART.store(0, Relaxed);
-    let ok = std::thread::Builder::new()
+    START_ERRNO.store(0, Relaxed);
+    let spawned = std::thread::Builder::new()
         .name("vmmap-agent".into())
         .stack_size(256 * 1024)
-        .spawn(main)
-        .is_ok();
+        .spawn(main);
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
-    if !ok {
+    if let Err(e) = spawned {
+        // A task limit (RLIMIT_NPROC, the cgroup's pids.max: systemd's
+        // TasksMax=), or no memory for the thread's stack.
+        let errno = e.raw_os_error().unwrap_or(0);
+        START_ERRNO.store(errno, Relaxed);
+        unstarted(errno);
         return false;
     }
     // The writer first takes the trace into a table of its own; then the
@@ -274,12 +278,15 @@ fn spawn() -> bool {
             Err(now) => now,
         };
     }
-    // SAFETY: our own descriptor, in the program's table.
-    unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
     if state != 1 {
-        FD.store(-1, Relaxed);
+        // The writer could not take a table of its own, or not in time:
+        // it will not write (it sees state 2 or 3), so this thread says
+        // why the trace stops here.
+        unstarted(0);
         return false;
     }
+    // SAFETY: our own descriptor, in the program's table.
+    unsafe { libc::syscall(libc::SYS_close, FD.load(Relaxed)) };
     // Recording starts only once the writer has its guarded record: the
     // thread's own start-up (naming itself, allocating) must not be traced.
     for _ in 0..SPAWN_POLLS {
@@ -291,6 +298,37 @@ fn spawn() -> bool {
     }
     false
 }
+
+/// The writer could not be started: ends the trace from the calling
+/// thread with [`END_NO_WRITER`] and gives the trace's descriptor back to
+/// the program's table. The callers run where nothing else can use that
+/// descriptor yet: the constructor before the program's code, a fork
+/// child's first call, the program's only thread after [`park`]. Left
+/// open, the descriptor would be one the program never opened.
+fn unstarted(errno: i32) {
+    let (bytes_in, bytes_out) = PARKED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or((0, 0), |st| (st.bytes_in, st.bytes_out));
+    let mut m = vec![MessageKind::End as u8];
+    clock_fields(&mut m);
+    push_uvarint(&mut m, block::STALLS.load(Relaxed));
+    push_uvarint(&mut m, bytes_in);
+    push_uvarint(&mut m, bytes_out);
+    push_uvarint(&mut m, END_NO_WRITER);
+    push_uvarint(&mut m, errno.max(0) as u64);
+    write_msg(&m);
+    let fd = FD.swap(-1, Relaxed);
+    if fd >= 0 {
+        // SAFETY: our own descriptor, in the program's table.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+    }
+}
+
+/// The error number of the last writer thread that could not be created
+/// (0: none), for the attach entry's answer.
+pub static START_ERRNO: AtomicI32 = AtomicI32::new(0);
 
 /// How many times [`spawn`] looks for the writer, 50 µs apart: 2 s.
 const SPAWN_POLLS: u32 = 40_000;
@@ -572,15 +610,11 @@ fn main() {
 }
 
 fn run() {
+    // Nothing is ever printed here: in this table, descriptor 2 is closed
+    // or, when the program started without one, the trace itself. The
+    // thread that started this one ends the trace with the reason when
+    // the table could not be taken apart.
     let apart = descriptors_apart(FD.load(Relaxed));
-    if !apart {
-        eprintln!(
-            "vmmap agent: cannot keep the trace apart from the program's descriptors ({}); not tracing",
-            std::io::Error::last_os_error()
-        );
-    }
-    // From here on, messages go nowhere: the program's stderr is not in
-    // this table (kept, it would stay open after the program closed it).
     let to = if apart { 1 } else { 2 };
     if APART.compare_exchange(0, to, AcqRel, Acquire).is_err() || !apart {
         return;
@@ -591,7 +625,8 @@ fn run() {
         Some(st) => st,
         None => {
             let Ok(compressor) = zstd::bulk::Compressor::new(1) else {
-                eprintln!("vmmap agent: cannot set up compression; not tracing");
+                // No memory for it: the trace ends here without END, as
+                // a crash would leave it.
                 return;
             };
             State::new(compressor)
@@ -870,8 +905,13 @@ fn write_events(st: &mut State) {
     let raw = st.stage.len();
     st.zbuf.clear();
     st.zbuf.reserve_exact(zstd::zstd_safe::compress_bound(raw));
-    if let Err(e) = st.compressor.compress_to_buffer(&st.stage, &mut st.zbuf) {
-        eprintln!("vmmap agent: compression failed ({e}); events lost");
+    if st
+        .compressor
+        .compress_to_buffer(&st.stage, &mut st.zbuf)
+        .is_err()
+    {
+        // The buffer holds the bound: only a lack of memory gets here,
+        // and these events are lost.
         return;
     }
     let mut prefix = vec![MessageKind::Events as u8];

@@ -60,6 +60,16 @@ fn summarize_file(
     Ok((acc.finish(&scan.info), scan.info, scan.damage))
 }
 
+/// A size in the summary's sentences: "0B" where the tables leave a
+/// blank cell.
+fn bytes(v: u64) -> String {
+    if v == 0 {
+        "0B".into()
+    } else {
+        size(v, false)
+    }
+}
+
 pub(crate) fn print_summary(
     w: &mut impl Write,
     s: &vmmap_trace::Summary,
@@ -73,7 +83,11 @@ pub(crate) fn print_summary(
         .map(|(k, v)| format!("{k} {v}"))
         .collect::<Vec<_>>()
         .join(", ");
-    writeln!(w, "vmmap: {ops} operations recorded ({calls})")?;
+    if ops == 0 {
+        writeln!(w, "vmmap: no operations recorded")?;
+    } else {
+        writeln!(w, "vmmap: {ops} operations recorded ({calls})")?;
+    }
     let img = info.images.first();
     let peak_at = img
         .map(|_| info.trace_ns(s.peak_image, s.peak_tick) as f64 / 1e9)
@@ -83,10 +97,10 @@ pub(crate) fn print_summary(
         "vmmap: {} allocations, {} bytes requested; heap peak {} at {:.2} s; {} blocks ({}) never freed; {} thread(s), {} call stacks",
         s.allocations,
         s.bytes_allocated,
-        size(s.peak_bytes, false),
+        bytes(s.peak_bytes),
         peak_at,
         s.live_blocks,
-        size(s.live_bytes, false),
+        bytes(s.live_bytes),
         s.threads,
         s.stacks
     )?;
@@ -106,7 +120,18 @@ pub(crate) fn print_summary(
         )?;
     }
     for (i, img) in info.images.iter().enumerate() {
-        if !img.complete() {
+        let exec_untraced = s
+            .untraced_exec
+            .as_ref()
+            .filter(|(at, _)| *at as usize == i && !img.complete());
+        if let Some((_, path)) = exec_untraced {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) ended with an exec of {}, whose new program was not traced: it could not open the trace file (it runs as a user who may not write it, as after giving up root), or it is statically linked or set-user-ID, so the loader did not load the agent",
+                Escaped(&img.exe),
+                Escaped(path)
+            )?;
+        } else if !img.complete() {
             writeln!(
                 w,
                 "vmmap: note: image {i} ({}) did not stop cleanly (killed or crashed): its last ~100 ms of events may be missing",
@@ -125,6 +150,14 @@ pub(crate) fn print_summary(
                 w,
                 "vmmap: note: image {i} ({}) entered a namespace after giving up its access to the trace file: the agent's writer had to leave the process for that call and could not come back, so what came after is not in the trace (docs/tracing.md, \"Calls that need the process alone\")",
                 Escaped(&img.exe)
+            )?;
+        }
+        if let Some(errno) = img.no_writer {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}): the agent could not start its writer thread: {}; the program ran on untraced, so nothing of it after that is in the trace",
+                Escaped(&img.exe),
+                vmmap_trace::decode::no_writer_reason(errno)
             )?;
         }
         if img.stalls > 0 {
@@ -184,9 +217,9 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
     let v = serde_json::json!({
         "schema": "vmmap.trace-summary",
         "version": 1,
-        "images": info.images.iter().map(|i| serde_json::json!({
+        "images": info.images.iter().enumerate().map(|(n, i)| serde_json::json!({
             "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended, "exec_replaced": i.exec_replaced,
-            "stalls": i.stalls, "attached": i.attached, "seccomp_stop": i.seccomp_stop, "alone_stop": i.alone_stop, "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
+            "stalls": i.stalls, "attached": i.attached, "seccomp_stop": i.seccomp_stop, "alone_stop": i.alone_stop, "no_writer_errno": i.no_writer, "untraced_exec": s.untraced_exec.as_ref().filter(|(at, _)| *at as usize == n && !i.complete()).map(|(_, p)| p), "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
         })).collect::<Vec<_>>(),
         "calls": s.calls,
         "allocations": s.allocations,

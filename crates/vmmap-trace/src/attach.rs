@@ -780,7 +780,15 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
                 wire::refusal::NO_ALLOCATOR => AttachError::Refused(format!(
                     "process {pid}: no module of the program imports malloc or free, so there is no slot to hook (its allocator is built in)"
                 )),
-                _ => AttachError::Other(format!("the agent could not start in process {pid} (code {r})")),
+                r => match wire::refusal::thread_errno(r) {
+                    Some(errno) => AttachError::Refused(format!(
+                        "process {pid} could not start the agent's writer thread: {}; its hooks were taken out again and it runs on as before",
+                        crate::decode::no_writer_reason(errno)
+                    )),
+                    None => AttachError::Other(format!(
+                        "the agent could not start in process {pid} (code {r})"
+                    )),
+                },
             });
         }
         let control = r as u64;

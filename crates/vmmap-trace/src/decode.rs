@@ -372,6 +372,10 @@ pub struct ImageInfo {
     /// (`unshare` or `setns` of a namespace) because it could not open
     /// the trace file again afterwards (from the END message).
     pub alone_stop: bool,
+    /// The agent could not start its writer thread (from the END
+    /// message): the error number (0: none given), and nothing of the
+    /// image is recorded after its HELLO.
+    pub no_writer: Option<i32>,
 }
 
 impl ImageInfo {
@@ -673,6 +677,37 @@ pub fn end_reason(msg: &[u8]) -> Option<u64> {
     Some(c.uvarint().unwrap_or(vmmap_wire::END_EXIT))
 }
 
+/// The error number of an END message whose reason is
+/// [`vmmap_wire::END_NO_WRITER`] (0 when the message gives none).
+pub fn no_writer_errno(msg: &[u8]) -> Option<i32> {
+    if end_reason(msg)? != vmmap_wire::END_NO_WRITER {
+        return None;
+    }
+    let mut c = Cursor::new(msg);
+    c.u8()?;
+    for _ in 0..7 {
+        c.uvarint()?;
+    }
+    Some(c.uvarint().and_then(|e| i32::try_from(e).ok()).unwrap_or(0))
+}
+
+/// Why the agent's writer thread could not be created, for a person:
+/// the system's words for `errno` and, for the usual causes, which limit.
+pub fn no_writer_reason(errno: i32) -> String {
+    match errno {
+        0 => "it could not take a descriptor table of its own in time".into(),
+        libc::EAGAIN => format!(
+            "{} (the process had as many tasks as a limit allows: RLIMIT_NPROC, or its cgroup's pids.max, which systemd sets with TasksMax=)",
+            std::io::Error::from_raw_os_error(errno)
+        ),
+        libc::ENOMEM => format!(
+            "{} (no room for the thread's 256 KiB stack: RLIMIT_AS, or the memory cgroup)",
+            std::io::Error::from_raw_os_error(errno)
+        ),
+        _ => std::io::Error::from_raw_os_error(errno).to_string(),
+    }
+}
+
 fn bad(index: usize, reason: &str) -> TraceError {
     TraceError::Corrupt {
         index,
@@ -748,6 +783,7 @@ impl Decoder {
                     let why = end_reason(msg);
                     img.seccomp_stop = why == Some(vmmap_wire::END_SECCOMP);
                     img.alone_stop = why == Some(vmmap_wire::END_ALONE);
+                    img.no_writer = no_writer_errno(msg);
                     self.release_all(out);
                 }
             }
@@ -1585,6 +1621,25 @@ fn parse_modules(c: &mut Cursor<'_>) -> Option<Vec<ModuleInfo>> {
 mod tests {
     use super::*;
     use vmmap_wire::synthetic::{self as syn, StreamBuilder};
+
+    #[test]
+    fn an_end_without_a_writer_gives_its_error_number() {
+        let end = |tail: &[u64]| {
+            let mut m = vec![MessageKind::End as u8];
+            for v in [1, 2, 3, 0, 10, 5].iter().chain(tail) {
+                vmmap_wire::push_uvarint(&mut m, *v);
+            }
+            m
+        };
+        assert_eq!(
+            no_writer_errno(&end(&[vmmap_wire::END_NO_WRITER, 11])),
+            Some(11)
+        );
+        // No number: 0, "none given".
+        assert_eq!(no_writer_errno(&end(&[vmmap_wire::END_NO_WRITER])), Some(0));
+        assert_eq!(no_writer_errno(&end(&[vmmap_wire::END_EXIT])), None);
+        assert_eq!(no_writer_errno(&end(&[])), None);
+    }
 
     #[test]
     fn an_events_message_past_its_cap_is_refused_before_it_is_inflated() {

@@ -49,6 +49,10 @@ pub struct Summary {
     pub truncated_stacks: u64,
     /// First and last event ticks.
     pub span: (u64, u64),
+    /// The last image's last record was an exec (of this program) and no
+    /// image came after: the new program was not traced (it could not
+    /// open the trace file, or the loader did not load the agent).
+    pub untraced_exec: Option<(u32, String)>,
 }
 
 /// What one call stack allocated, for the call tree, leaks and exports.
@@ -427,6 +431,9 @@ pub struct Summarizer {
     /// empty and `live_count` counts the blocks.
     resolved: Option<Resolved>,
     live_count: u64,
+    /// An exec that no record has followed yet (see
+    /// [`Summary::untraced_exec`]).
+    last_exec: Option<(u32, String)>,
 }
 
 /// Whether a block a [`Resolved`] chunk names can be live: its stack has
@@ -532,6 +539,9 @@ impl Summarizer {
             self.image = r.image;
         }
         self.calls[r.event.operation()] += 1;
+        if self.last_exec.is_some() {
+            self.last_exec = None;
+        }
         let s = &mut self.summary;
         if s.span.0 == 0 || r.tick < s.span.0 {
             s.span.0 = r.tick;
@@ -557,6 +567,7 @@ impl Summarizer {
             Event::Free { ptr } => self.free(*ptr),
             Event::Mmap { len, .. } => self.summary.mapped_bytes += len,
             Event::ThreadStart { .. } => self.summary.threads += 1,
+            Event::Exec { path, .. } => self.last_exec = Some((r.image, path.clone())),
             _ => {}
         }
     }
@@ -731,6 +742,7 @@ impl Summarizer {
             None => self.live.len() as u64,
         };
         s.live_bytes = self.live_bytes;
+        s.untraced_exec = self.last_exec.take();
         s.stacks = info.stacks.len().saturating_sub(1) as u64;
         s.truncated_stacks = info.stacks.iter().filter(|s| s.truncated).count() as u64;
         (self.summary, costs, images)

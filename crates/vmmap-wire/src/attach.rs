@@ -67,4 +67,37 @@ pub mod refusal {
     pub const CONFIG: i64 = -3;
     /// No module imports the allocator: nothing to hook.
     pub const NO_ALLOCATOR: i64 = -4;
+    /// The writer thread could not be created; the error number is
+    /// `THREAD - value` (see [`thread`] and [`thread_errno`]).
+    pub const THREAD: i64 = -1000;
+
+    /// The return value for a writer thread refused with `errno`.
+    pub fn thread(errno: i32) -> i64 {
+        THREAD - i64::from(errno.max(0))
+    }
+
+    /// The error number of a [`thread`] return value.
+    pub fn thread_errno(r: i64) -> Option<i32> {
+        (r <= THREAD).then(|| i32::try_from(THREAD - r).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+
+    #[test]
+    fn a_refused_thread_carries_its_error_number() {
+        // EAGAIN: a task limit.
+        assert_eq!(refusal::thread_errno(refusal::thread(11)), Some(11));
+        assert_eq!(refusal::thread_errno(refusal::thread(0)), Some(0));
+        for other in [
+            refusal::ALREADY,
+            refusal::START,
+            refusal::CONFIG,
+            refusal::NO_ALLOCATOR,
+        ] {
+            assert_eq!(refusal::thread_errno(other), None);
+        }
+    }
 }

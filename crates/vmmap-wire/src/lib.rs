@@ -109,8 +109,9 @@ wire_kinds! {
         /// event ticks into times.
         Clock = 5,
         /// The agent stopped cleanly: its counters, then why it stopped
-        /// ([`END_EXIT`], [`END_SECCOMP`], [`END_ALONE`]; absent before 2026-12-07, read
-        /// as [`END_EXIT`]).
+        /// ([`END_EXIT`], [`END_SECCOMP`], [`END_ALONE`], [`END_NO_WRITER`]
+        /// with its error number; absent before 2026-12-07, read as
+        /// [`END_EXIT`]).
         End = 6,
         /// The agent's own memory: (start, length) ranges, sent with each
         /// MAPS message so its buffers and its writer thread's heap are not
@@ -132,6 +133,12 @@ pub const END_SECCOMP: u64 = 1;
 /// the trace file could not be opened again afterwards. Nothing after is
 /// recorded.
 pub const END_ALONE: u64 = 2;
+/// Why the agent stopped: it could not start its writer thread (one more
+/// varint follows: the error number, 0 when there was none, as when the
+/// thread could not take a descriptor table of its own). Written by the
+/// thread that tried; nothing after is recorded, and the program runs on
+/// untraced.
+pub const END_NO_WRITER: u64 = 3;
 
 wire_kinds! {
     /// The tag of an event record: its first byte, in the heads part.

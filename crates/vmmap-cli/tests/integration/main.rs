@@ -30,6 +30,7 @@ mod top;
 mod trace;
 mod trace_alone;
 mod trace_analysis;
+mod trace_creds;
 mod trace_harm;
 mod trace_views;
 mod tui;

@@ -23,12 +23,13 @@ use std::sync::OnceLock;
 use core::ffi::{c_char, c_void};
 
 /// The agent's variables, in the order the launcher set them.
-const OURS: [&str; 5] = [
+const OURS: [&str; 6] = [
     "VMMAP_TRACE_FILE",
     "VMMAP_TRACE_LAUNCHER",
     "VMMAP_TRACE_UNWIND",
     "VMMAP_TRACE_FOLLOW_FORKS",
     "VMMAP_TRACE_PIDNS",
+    vmmap_wire::files::ENV,
 ];
 
 /// What was taken out (or, following children, left in), to put back

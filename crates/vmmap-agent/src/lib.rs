@@ -23,6 +23,7 @@ mod alone;
 mod attach;
 mod block;
 mod env;
+mod handover;
 mod heap;
 // The exported hooks (`malloc`, `mmap`, …) and the constructor are left
 // out of the unit-test build: a test binary that exported them would
@@ -402,6 +403,7 @@ fn attach_key() -> bool {
 
 fn read_config() -> Option<Config> {
     let main = std::path::PathBuf::from(std::env::var_os("VMMAP_TRACE_FILE")?);
+    handover::remember(std::env::var_os(vmmap_wire::files::ENV));
     let follow_forks = std::env::var_os("VMMAP_TRACE_FOLLOW_FORKS").is_some_and(|v| v == "1");
     FP.store(
         std::env::var_os("VMMAP_TRACE_UNWIND").is_some_and(|v| v == "fp"),
@@ -443,15 +445,15 @@ pub(crate) fn child_path(main: &std::path::Path, launcher_ns: Option<u64>) -> st
     use std::os::unix::fs::MetadataExt;
     let pid = sys::getpid();
     let own_ns = std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).ok();
-    let id = match (own_ns, launcher_ns) {
-        (Some(own), Some(launcher)) if own != launcher => format!("{pid}-{own}"),
-        _ => pid.to_string(),
+    let ns = match (own_ns, launcher_ns) {
+        (Some(own), Some(launcher)) if own != launcher => Some(own),
+        _ => None,
     };
     let stem = main
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    main.with_file_name(format!("{stem}.{id}.vmmap"))
+    main.with_file_name(vmmap_wire::files::child_file_name(&stem, pid as u32, ns))
 }
 
 /// In the child of `fork`: only this thread survives. Untraced by default;

@@ -112,22 +112,34 @@ pub fn open(path: &std::path::Path) -> bool {
             0o644,
         )
     };
-    if fd < 0 {
-        // Not a word on the program's stderr: its output must stay its
-        // own. An image that exec'd into one that cannot open the file
-        // (it gave up root's rights first) shows in the trace as ending
-        // with that exec.
-        return false;
-    }
-    let Some((size, dev, ino)) = file_identity(fd) else {
+    // As the user it runs as, this image may not open the file (it was
+    // started by an exec after the program gave up root): the launcher
+    // hands it over. Not a word on the program's stderr otherwise: its
+    // output must stay its own; the trace then ends with that exec.
+    let fd = match fd {
+        0.. => fd,
+        _ if denied() => match crate::handover::ask(path) {
+            Some(fd) => fd,
+            None => return false,
+        },
+        _ => return false,
+    };
+    let ready =
+        file_identity(fd).filter(|&(size, ..)| size > 0 || sys::write_all(fd, &file_header()));
+    let Some((_, dev, ino)) = ready else {
+        // SAFETY: the descriptor just opened here, in the program's table.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
         return false;
     };
-    if size == 0 && !sys::write_all(fd, &file_header()) {
-        return false;
-    }
     *TRACE_FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some((c, dev, ino));
     FD.store(fd, Relaxed);
     true
+}
+
+/// Whether the last call was refused for want of rights (not for a
+/// missing directory, a full disk...).
+fn denied() -> bool {
+    matches!(crate::errno(), libc::EACCES | libc::EPERM | libc::EROFS)
 }
 
 /// The size, device and inode of the file open at `fd`.
@@ -151,9 +163,14 @@ fn reopen() -> Option<i32> {
             libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW,
         )
     };
-    if fd < 0 {
-        return None;
-    }
+    let fd = match fd {
+        0.. => fd,
+        // The program gave up the rights to it before this call.
+        _ if denied() => crate::handover::ask(std::path::Path::new(std::ffi::OsStr::from_bytes(
+            path.to_bytes(),
+        )))?,
+        _ => return None,
+    };
     match file_identity(fd) {
         Some((_, d, i)) if (d, i) == (*dev, *ino) => Some(fd),
         _ => {
@@ -524,13 +541,31 @@ fn wait_pause(ms: u64, done: impl Fn(u32) -> bool) -> u32 {
 /// but the writer and the one asking (`/proc/self/stat`, read in the
 /// writer's own table).
 fn answer_pause() {
-    let alone = std::fs::read("/proc/self/stat")
-        .ok()
-        .and_then(|s| threads_in_stat(&s))
-        == Some(2);
+    let alone = own_stat().and_then(|s| threads_in_stat(&s)) == Some(2);
     let to = if alone { PAUSE_READY } else { PAUSE_REFUSED };
     let _ = PAUSE.compare_exchange(PAUSE_ASKED, to, SeqCst, SeqCst);
 }
+
+/// `/proc/self/stat` as of now, through the descriptor the writer opened
+/// when it started (in its own table): a program that has since changed
+/// its root (`chroot` into a directory without `/proc`) may still make a
+/// call that needs it alone, and the kernel then answers it as without
+/// the agent.
+fn own_stat() -> Option<Vec<u8>> {
+    let fd = STAT_FD.load(Relaxed);
+    if fd < 0 {
+        return std::fs::read("/proc/self/stat").ok();
+    }
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: the buffer is valid for its length; a procfs file is
+    // generated anew at offset 0.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    buf.truncate(usize::try_from(n).ok()?);
+    Some(buf)
+}
+
+/// The writer's `/proc/self/stat` (see [`own_stat`]), or -1.
+static STAT_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// The thread count of a `/proc/PID/stat` line (the 20th field; the
 /// second, the name in parentheses, may hold spaces and parentheses).
@@ -599,6 +634,8 @@ fn main() {
     WRITER_SP.store(core::hint::black_box(&here) as *const u8 as u64, Relaxed);
     WRITER_TID.store(sys::gettid(), Relaxed);
     run();
+    // Its descriptors went with its table.
+    STAT_FD.store(-1, Relaxed);
     // Its record goes back to the registry (a later attach starts another
     // writer); the thread's key destructor then finds it not live.
     let b = WRITER.swap(core::ptr::null_mut(), AcqRel);
@@ -619,6 +656,14 @@ fn run() {
     if APART.compare_exchange(0, to, AcqRel, Acquire).is_err() || !apart {
         return;
     }
+    // SAFETY: a C string; the descriptor goes into this thread's table.
+    let stat = unsafe {
+        libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    STAT_FD.store(stat, Relaxed);
     let parked = PARKED.lock().unwrap_or_else(|e| e.into_inner()).take();
     let resumed = parked.is_some();
     let mut st = match parked {

@@ -633,6 +633,10 @@ pub static NEEDED: &[Need] = &[
         call("exit", libc::SYS_exit, [0; 6]),
         "ending the agent's thread at detach",
     ),
+    optional(
+        call("pread64", libc::SYS_pread64, [FD, P, 1024, 0, 0, 0]),
+        "counting the process's threads before a call that needs it alone",
+    ),
     Need {
         launched: true,
         ..optional(

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -248,7 +248,7 @@ pub fn spawn_advice(e: &std::io::Error) -> Option<&'static str> {
 /// end. The agent takes its part out again at start-up (unless children
 /// are followed), so the program sees the environment it would have had:
 /// `std::process::Command` would sort every variable once one is set.
-fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
+fn agent_env(l: &Launch, agent: &Path, trace: &Path, files: Option<&str>) -> Vec<OsString> {
     use std::os::unix::ffi::OsStrExt;
     let kv = |k: &std::ffi::OsStr, v: &std::ffi::OsStr| {
         let mut s = k.to_os_string();
@@ -284,6 +284,9 @@ fn agent_env(l: &Launch, agent: &Path, trace: &Path) -> Vec<OsString> {
         "VMMAP_TRACE_UNWIND".as_ref(),
         if l.frame_pointers { "fp" } else { "dwarf" }.as_ref(),
     ));
+    if let Some(name) = files {
+        env.push(kv(vmmap_wire::files::ENV.as_ref(), name.as_ref()));
+    }
     if l.follow_forks {
         env.push(kv("VMMAP_TRACE_FOLLOW_FORKS".as_ref(), "1".as_ref()));
         // A followed process in a pid namespace of its own names its file
@@ -358,6 +361,8 @@ pub(crate) struct Output {
     pub(crate) path: PathBuf,
     /// A regular file (the only kind removed again).
     pub(crate) regular: bool,
+    /// Its device and inode.
+    pub(crate) identity: (u64, u64),
 }
 
 impl Output {
@@ -391,12 +396,13 @@ pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
             ))
         })
         .map_err(LaunchError::Output)?;
-    let regular = file.metadata().map_err(LaunchError::Output)?.is_file();
+    let meta = file.metadata().map_err(LaunchError::Output)?;
     let writer = Writer::new(file).map_err(LaunchError::Output)?;
     Ok(Output {
         writer,
         path: abs,
-        regular,
+        regular: meta.is_file(),
+        identity: (meta.dev(), meta.ino()),
     })
 }
 
@@ -406,7 +412,11 @@ pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
 /// do first), so that the program gets exactly that environment, in that
 /// order, and a file without a `#!` line fails with ENOEXEC as it would
 /// without vmmap (std's own exec would run it through /bin/sh).
-pub(crate) fn command(l: &Launch, abs: &Path) -> std::io::Result<(Command, ExecArgs)> {
+pub(crate) fn command(
+    l: &Launch,
+    abs: &Path,
+    files: Option<&str>,
+) -> std::io::Result<(Command, ExecArgs)> {
     let mut cmd = Command::new(&l.program);
     cmd.arg0(&l.argv0).args(&l.args);
     if let Some(dir) = &l.cwd {
@@ -418,7 +428,7 @@ pub(crate) fn command(l: &Launch, abs: &Path) -> std::io::Result<(Command, ExecA
             .stderr(Stdio::null());
     }
     let env = match &l.agent {
-        Some(agent) => agent_env(l, agent, abs),
+        Some(agent) => agent_env(l, agent, abs, files),
         None => std::env::vars_os()
             .map(|(k, v)| {
                 let mut s = k;

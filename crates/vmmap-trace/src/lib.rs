@@ -17,6 +17,7 @@ pub mod calltree;
 pub mod decode;
 pub mod export;
 pub mod frees;
+pub mod handover;
 pub mod heap;
 pub mod launch;
 pub mod owners;

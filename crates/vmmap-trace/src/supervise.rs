@@ -39,6 +39,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::attach::filters;
+use crate::handover::Handover;
 use crate::launch::{self, Launch, LaunchError};
 use vmmap_core::collect::{self, Options};
 use vmmap_core::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
@@ -58,6 +59,9 @@ pub struct Supervised {
     /// Said at once: the agent was withheld, or may be unsafe, for
     /// vmmap's own seccomp filters (see [`start`]).
     pub warning: Option<String>,
+    /// Serves the trace file to images that may not open it, as long as
+    /// the run lasts.
+    _handover: Option<Handover>,
 }
 
 /// Why a snapshot was not appended.
@@ -235,7 +239,13 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
         (w, c) => w.or(c),
     };
     let out = launch::create_output(l)?;
-    let (mut cmd, exec) = match launch::command(l, &out.path) {
+    // An image that may not open the file (an exec after the program
+    // gave up root) gets it from here.
+    let handover = (l.agent.is_some() && out.regular)
+        .then(|| Handover::start(&out.path, out.identity, l.follow_forks).ok())
+        .flatten();
+    let (mut cmd, exec) = match launch::command(l, &out.path, handover.as_ref().map(Handover::name))
+    {
         Ok(prepared) => prepared,
         Err(e) => {
             out.discard();
@@ -317,13 +327,19 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
         }
     };
     match rx.recv() {
-        Ok(Ok(pid)) => Ok(Supervised {
-            pid,
-            shared,
-            handle: Some(handle),
-            done,
-            warning,
-        }),
+        Ok(Ok(pid)) => {
+            if let Some(h) = &handover {
+                h.set_root(pid);
+            }
+            Ok(Supervised {
+                pid,
+                shared,
+                handle: Some(handle),
+                done,
+                warning,
+                _handover: handover,
+            })
+        }
         Ok(Err(e)) => {
             let _ = handle.join();
             discard(&shared);

@@ -20,6 +20,7 @@
 pub mod attach;
 pub mod container;
 pub mod encode;
+pub mod files;
 mod note;
 #[cfg(feature = "test-support")]
 pub mod synthetic;

@@ -62,10 +62,10 @@ fn calls_that_need_the_process_alone_succeed_under_the_agent() {
 }
 
 /// A program that gives up its rights to the trace file (root's) before
-/// the call: the writer cannot come back, so the trace ends cleanly
-/// before the call, says why, and the call behaves as without the agent.
+/// the call: the launcher hands the file to the next writer, and the
+/// trace goes on across the call.
 #[test]
-fn a_program_without_rights_to_the_trace_makes_the_call_and_the_trace_says_why_it_ends() {
+fn a_program_without_rights_to_the_trace_makes_the_call_and_the_trace_goes_on() {
     let prog = alone();
     let plain = run_plain(&prog, &["drop"]);
     assert_eq!(plain.status.code(), Some(0), "{plain:?}");
@@ -76,7 +76,28 @@ fn a_program_without_rights_to_the_trace_makes_the_call_and_the_trace_says_why_i
     let file = tmp("alone-drop.vmmap");
     let traced = run_traced(&prog, &["drop"], &file);
     same_behaviour(&plain, &traced);
-    allocated_once(&file, 9001..9005, "drop");
+    allocated_once(&file, 9001..9009, "drop");
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
+    assert_eq!(s["images"][0]["alone_stop"], false, "{s}");
+}
+
+/// A program that moved its root away from the trace file before the
+/// call: the writer cannot come back, so the trace ends cleanly before
+/// the call, says why, and the call behaves as without the agent.
+#[test]
+fn a_program_that_cannot_reach_the_trace_makes_the_call_and_the_trace_says_why_it_ends() {
+    let prog = alone();
+    let plain = run_plain(&prog, &["chroot"]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("chroot: ok"),
+        "{plain:?}"
+    );
+    let file = tmp("alone-chroot.vmmap");
+    let traced = run_traced(&prog, &["chroot"], &file);
+    same_behaviour(&plain, &traced);
+    allocated_once(&file, 9001..9005, "chroot");
     let h = history(&file);
     assert!(ops(&h, "malloc", 9005).is_empty(), "recorded past the end");
     let s = summary(&file);

@@ -8,7 +8,8 @@
 //!   the trace's descriptor stayed open in the program's table and the
 //!   trace said "killed or crashed"; attaching said "code -2";
 //! - a program that gave up root and exec'd got "vmmap agent: cannot open
-//!   …" on its stderr.
+//!   …" on its stderr, and its new image was not traced: it may not open
+//!   root's trace file, which the launcher now hands over.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -165,8 +166,11 @@ fn attaching_where_no_thread_may_be_created_is_refused_and_changes_nothing() {
     );
 }
 
+/// The new image of a program that gave up root before its exec may not
+/// open root's trace file: the launcher hands it over, and the program
+/// hears nothing of it.
 #[test]
-fn a_program_that_gives_up_root_and_execs_hears_nothing_from_the_agent() {
+fn a_program_that_gives_up_root_and_execs_is_traced_on() {
     let prog = creds();
     let plain = run_plain(&prog, &["drop-exec"]);
     assert_eq!(plain.status.code(), Some(0), "{plain:?}");
@@ -182,11 +186,153 @@ fn a_program_that_gives_up_root_and_execs_hears_nothing_from_the_agent() {
         String::from_utf8_lossy(&traced.stderr),
         String::from_utf8_lossy(&plain.stderr)
     );
+    allocated(&file, 1, "drop-exec");
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["exec_replaced"], true, "{s}");
+    assert_eq!(s["images"][1]["ended"], true, "{s}");
+    // Followed children of such a program too: each file of its own.
+    let file = tmp("creds-drop-follow.vmmap");
+    let shell = format!("{} list; {} list", prog.display(), prog.display());
+    let setpriv = require_tool("setpriv", "util-linux");
+    let mut args = NOBODY.to_vec();
+    args.extend(["/bin/sh", "-c", &shell]);
+    let plain = run_plain(&setpriv, &args);
+    let traced = run_with(
+        &["-q", "--follow-forks", "-o", file.to_str().unwrap()],
+        &setpriv,
+        &args,
+        &[],
+    );
+    same_behaviour(&plain, &traced);
+    let stem = file.file_stem().unwrap().to_str().unwrap().to_string();
+    let children: Vec<PathBuf> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap();
+            n.starts_with(&format!("{stem}.")) && n != format!("{stem}.vmmap")
+        })
+        .collect();
+    assert_eq!(children.len(), 2, "{children:?}");
+    for child in &children {
+        allocated(child, 1, "a followed child as nobody");
+        std::fs::remove_file(child).unwrap();
+    }
+}
+
+/// An exec into a program the agent cannot be loaded into (a static one)
+/// ends the trace with that exec, said as such, not as a crash.
+#[test]
+fn an_exec_into_an_untraceable_program_is_said_as_such() {
+    let prog = creds();
+    let src = fixture("creds.c");
+    let stat = build(
+        "creds-static",
+        &["cc", "-static", "-O1", src.to_str().unwrap()],
+    );
+    let args = ["exec", stat.to_str().unwrap(), "list"];
+    let plain = run_plain(&prog, &args);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let file = tmp("creds-exec-static.vmmap");
+    let traced = run_with(&["-q", "-o", file.to_str().unwrap()], &prog, &args, &[]);
+    same_behaviour(&plain, &traced);
+    assert!(traced.stderr.is_empty(), "{traced:?}");
     let text =
         String::from_utf8_lossy(&crate::trace::on_file("trace", &file, &["summary"])).to_string();
     assert!(!text.contains("did not stop cleanly"), "{text}");
     assert!(
-        text.contains("ended with an exec of /proc/self/exe"),
+        text.contains(&format!("ended with an exec of {}", stat.display())),
         "{text}"
     );
+    assert_eq!(
+        summary(&file)["images"][0]["untraced_exec"],
+        stat.to_str().unwrap()
+    );
+}
+
+/// The launcher's socket is in the open (`/proc/net/unix` lists it): a
+/// process it did not start, another user's or root's, asking for the
+/// trace file is refused, and one that never finishes its request does
+/// not hold the launcher up.
+#[test]
+fn the_launcher_hands_the_trace_to_no_stranger() {
+    let prog = creds();
+    // Debian's, which another user may run (not a per-user shim first
+    // in PATH).
+    let python = PathBuf::from("/usr/bin/python3");
+    assert!(
+        python.exists(),
+        "python3 is missing: apt-get install python3"
+    );
+    let file = tmp("creds-stranger.vmmap");
+    let mut run = Command::new(VMMAP)
+        .args(["run", "-q", "-i", "0", "--agent"])
+        .arg(crate::trace::agent())
+        .arg("-o")
+        .arg(&file)
+        .arg("--")
+        .arg(&prog)
+        .arg("hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let launcher = run.id();
+    let (mut out, _pid) = ready(&mut run);
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let prefix = format!("@vmmap-trace.{launcher}.");
+    let name = unix
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix}… in /proc/net/unix"))
+        .trim_start_matches('@')
+        .to_string();
+    // Asks for the file; prints the answer byte and how many descriptors
+    // came with it. "idle" connects and sends nothing.
+    let client = r#"
+import socket, sys, array
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect("\0" + sys.argv[1])
+if sys.argv[2] == "idle":
+    s.recv(1)
+    print("answered")
+    sys.exit(0)
+try:
+    s.sendall(sys.argv[2].encode() + b"\n")
+except OSError:
+    pass  # a stranger is answered before it is read
+msg, anc, _, _ = s.recvmsg(1, socket.CMSG_SPACE(4))
+print(msg[0] if msg else "none", sum(len(d) // 4 for (_, _, d) in anc))
+"#;
+    let ask = |who: &[&str], what: &str| -> String {
+        let mut cmd = Command::new(who.first().copied().unwrap_or(python.to_str().unwrap()));
+        if !who.is_empty() {
+            cmd.args(&who[1..]).arg(&python);
+        }
+        cmd.args(["-c", client, &name, what]);
+        let o = output_within(&mut cmd, 30);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let setpriv = require_tool("setpriv", "util-linux");
+    let nobody: Vec<&str> = [setpriv.to_str().unwrap()]
+        .into_iter()
+        .chain(NOBODY)
+        .collect();
+    let main = file.to_str().unwrap();
+    // Refused, with no descriptor: another user, then root itself (not a
+    // process vmmap started), then an idle client, answered at once.
+    assert_eq!(ask(&nobody, main), "0 0");
+    assert_eq!(ask(&[], main), "0 0");
+    assert_eq!(ask(&[], "/etc/shadow"), "0 0");
+    assert_eq!(ask(&nobody, "idle"), "answered");
+    // The program runs on and ends as it would, its trace whole.
+    drop(run.stdin.take());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(run.wait().unwrap().success());
+    assert!(rest.ends_with("done\n"), "{rest}");
+    assert_eq!(summary(&file)["images"][0]["ended"], true);
 }

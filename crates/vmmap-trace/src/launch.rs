@@ -72,14 +72,20 @@ pub fn find_program(name: &OsString) -> Option<PathBuf> {
 /// Why LD_PRELOAD would not work on this program, if it would not.
 pub fn untraceable(program: &Path) -> Option<String> {
     let meta = program.metadata().ok()?;
-    let mode = meta.permissions().mode();
-    if mode & 0o6000 != 0 {
+    // SAFETY: getuid and getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    if let Some(why) = secure_mode(
+        meta.permissions().mode(),
+        (meta.uid(), meta.gid()),
+        (uid, gid),
+    ) {
         return Some(format!(
-            "{} is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD for it",
+            "{} is {why}: the loader runs it in secure mode and ignores LD_PRELOAD",
             program.display()
         ));
     }
-    if has_capabilities(program) {
+    // For root, file capabilities add nothing: no secure mode.
+    if uid != 0 && has_capabilities(program) {
         return Some(format!(
             "{} has file capabilities: the loader runs it in secure mode and ignores LD_PRELOAD",
             program.display()
@@ -104,6 +110,23 @@ pub fn untraceable(program: &Path) -> Option<String> {
             "{} defines its own malloc (a statically linked allocator): its allocations would never reach the agent",
             program.display()
         ));
+    }
+    None
+}
+
+/// Why an exec of a file of this `mode` and `owner` (uid, gid) by a
+/// process of these real ids runs in the loader's secure mode, where it
+/// ignores LD_PRELOAD: the kernel's rule is that the effective ids after
+/// the exec differ from the real ones. So a set-user-ID program owned by
+/// the user running it (root's `su`, `sudo`, `passwd` for root) loads
+/// the agent, and a set-group-ID one (the group bit with group execute:
+/// alone, it means mandatory locking) of another group does not.
+fn secure_mode(mode: u32, owner: (u32, u32), real: (u32, u32)) -> Option<&'static str> {
+    if mode & 0o4000 != 0 && owner.0 != real.0 {
+        return Some("set-user-ID to another user");
+    }
+    if mode & 0o2010 == 0o2010 && owner.1 != real.1 {
+        return Some("set-group-ID to another group");
     }
     None
 }
@@ -440,4 +463,23 @@ pub(crate) fn command(
     };
     let exec = exec_args(l, &env)?;
     Ok((cmd, exec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secure_mode;
+
+    #[test]
+    fn secure_mode_is_a_change_of_effective_ids() {
+        let (root, user) = ((0, 0), (1000, 1000));
+        // su, passwd: set-user-ID root.
+        assert_eq!(secure_mode(0o104755, (0, 0), root), None);
+        assert!(secure_mode(0o104755, (0, 0), user).is_some());
+        // chage: set-group-ID shadow.
+        assert!(secure_mode(0o102755, (0, 42), root).is_some());
+        assert_eq!(secure_mode(0o102755, (0, 42), (0, 42)), None);
+        // The group bit without group execute is mandatory locking.
+        assert_eq!(secure_mode(0o102745, (0, 42), root), None);
+        assert_eq!(secure_mode(0o100755, (0, 0), user), None);
+    }
 }

@@ -887,15 +887,48 @@ fn untraceable_programs_are_refused_with_a_way_out() {
     assert_eq!(o.status.code(), Some(12), "{err}");
     assert!(err.contains("its own malloc"), "{err}");
 
+    // Set-user-ID to another user: the loader's secure mode.
     let suid = tmp().join(format!("torture-suid-{}", std::process::id()));
     std::fs::copy(torture(), &suid).unwrap();
     use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(&suid, Some(65534), None).unwrap();
     std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
     let (o, _) = run_traced(&[], &suid, &["basic"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(12), "{err}");
-    assert!(err.contains("set-user-ID"), "{err}");
+    assert!(err.contains("set-user-ID to another user"), "{err}");
+    // Set-user-ID to the user running it (root here): no secure mode, so
+    // it is traced (it was refused, and so were su and sudo for root).
+    std::os::unix::fs::chown(&suid, Some(0), None).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let (o, file) = run_traced(&[], &suid, &["basic"]);
+    // basic's exit status is 3 (it ends with `return 3`).
+    assert_eq!(o.status.code(), Some(3), "{o:?}");
+    let s = summary(&file);
+    assert!(s["allocations"].as_u64() > Some(0), "{s}");
     let _ = std::fs::remove_file(&suid);
+}
+
+/// Root's `su`: set-user-ID root, run by root, loads the agent; its
+/// output is its own.
+#[test]
+fn root_traces_su() {
+    let su = Path::new("/usr/bin/su");
+    assert!(su.exists(), "su is missing: apt-get install util-linux");
+    let args = ["nobody", "-s", "/bin/sh", "-c", "echo $((6*7)); id -u"];
+    let plain = run_plain(su, &args);
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "42\n65534\n",
+        "{plain:?}"
+    );
+    let file = tmp().join(format!("su-{}.vmmap", std::process::id()));
+    let traced = crate::trace_harm::run_with(&["-q", "-o", file.to_str().unwrap()], su, &args, &[]);
+    same_behaviour(&plain, &traced);
+    assert!(traced.stderr.is_empty(), "{traced:?}");
+    let s = summary(&file);
+    assert!(s["allocations"].as_u64() > Some(100), "{s}");
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
 }
 
 #[test]

@@ -218,8 +218,11 @@ fn granted(files: &Files, peer: u32, root: u32, asked: &Path) -> Option<PathBuf>
 
 /// Opens a file to hand over: appending, never through a link, only a
 /// regular file (a FIFO planted under the name must not block the
-/// launcher: opened without waiting), and the main file only if it is
-/// still the one the launcher made.
+/// launcher: opened without waiting), the main file only if it is still
+/// the one the launcher made, and a followed process's file only if the
+/// launcher's user owns it (the process made it before it gave up root,
+/// or the launcher makes it now): another user may have put a file of
+/// theirs under that name in a shared directory, to read the trace.
 fn open(files: &Files, path: &Path) -> Option<std::fs::File> {
     let main = path == files.main;
     let f = std::fs::OpenOptions::new()
@@ -230,8 +233,20 @@ fn open(files: &Files, path: &Path) -> Option<std::fs::File> {
         .open(path)
         .ok()?;
     let m = f.metadata().ok()?;
-    let same = !main || (m.dev(), m.ino()) == files.identity;
-    (m.is_file() && same).then_some(f)
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    (m.is_file() && ours(main, (m.dev(), m.ino(), m.uid()), files.identity, euid)).then_some(f)
+}
+
+/// Whether an opened file (device, inode, owner) may be handed: the main
+/// file while it is the one made (`identity`), another only when `euid`
+/// owns it.
+fn ours(main: bool, (dev, ino, uid): (u64, u64, u32), identity: (u64, u64), euid: u32) -> bool {
+    if main {
+        (dev, ino) == identity
+    } else {
+        uid == euid
+    }
 }
 
 /// The answer: [`GRANTED`] with the file's descriptor, or [`REFUSED`].
@@ -370,6 +385,15 @@ mod tests {
         let other = dir.join(format!("run.{parent}.vmmap"));
         assert_eq!(granted(&files, me, parent, &other), None);
         assert_eq!(granted(&files, me, parent, Path::new("/etc/passwd")), None);
+        assert!(open(&files, &own).is_some(), "made anew, the launcher's");
+        std::fs::remove_file(&own).unwrap();
+        // Another user's file under a followed process's name is not
+        // handed (that user could read the trace); the main file only
+        // while it is the one made.
+        assert!(ours(false, (1, 2, 0), (1, 2), 0));
+        assert!(!ours(false, (1, 2, 65534), (1, 2), 0));
+        assert!(ours(true, (1, 2, 65534), (1, 2), 0));
+        assert!(!ours(true, (1, 3, 0), (1, 2), 0));
         // A link put in the main file's place is not followed.
         std::fs::remove_file(&main).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", &main).unwrap();

@@ -100,24 +100,44 @@ pub fn is_writer_thread_record(t: &Thread) -> bool {
 }
 
 /// Opens (creating if needed) the trace file for appending.
+///
+/// A followed process's file has a name anyone can foresee
+/// (`trace.PID.vmmap`), often in a directory others may write to: a link
+/// put there made a root process append its trace to the file it named
+/// (any of root's), and a FIFO would have held the program in `open`. So
+/// the file is made here, or else it must be a regular file of this
+/// user's, opened without following a link or waiting.
 pub fn open(path: &std::path::Path) -> bool {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
+    let flags =
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     // SAFETY: c is a valid C string.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            0o644,
-        )
+    let made = unsafe { libc::open(c.as_ptr(), flags | libc::O_CREAT | libc::O_EXCL, 0o644) };
+    let found = if made < 0 && crate::errno() == libc::EEXIST {
+        // SAFETY: as above.
+        let fd = unsafe { libc::open(c.as_ptr(), flags) };
+        match fd {
+            0.. if own_regular(fd) => fd,
+            0.. => {
+                // SAFETY: the descriptor just opened here.
+                unsafe { libc::syscall(libc::SYS_close, fd) };
+                crate::set_errno(libc::EACCES);
+                -1
+            }
+            _ => -1,
+        }
+    } else {
+        made
     };
     // As the user it runs as, this image may not open the file (it was
     // started by an exec after the program gave up root): the launcher
-    // hands it over. Not a word on the program's stderr otherwise: its
-    // output must stay its own; the trace then ends with that exec.
-    let fd = match fd {
-        0.. => fd,
+    // hands it over (and refuses a link or another user's file as well).
+    // Not a word on the program's stderr otherwise: its output must stay
+    // its own; the trace then ends with that exec.
+    let fd = match found {
+        0.. => found,
         _ if denied() => match crate::handover::ask(path) {
             Some(fd) => fd,
             None => return false,
@@ -136,10 +156,25 @@ pub fn open(path: &std::path::Path) -> bool {
     true
 }
 
+/// Whether `fd` is a regular file owned by this process's user.
+fn own_regular(fd: i32) -> bool {
+    // SAFETY: zeroed is a valid stat; the buffer is a valid out-pointer.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above; geteuid has no preconditions.
+    unsafe {
+        libc::fstat(fd, &mut st) == 0
+            && st.st_mode & libc::S_IFMT == libc::S_IFREG
+            && st.st_uid == libc::geteuid()
+    }
+}
+
 /// Whether the last call was refused for want of rights (not for a
 /// missing directory, a full disk...).
 fn denied() -> bool {
-    matches!(crate::errno(), libc::EACCES | libc::EPERM | libc::EROFS)
+    matches!(
+        crate::errno(),
+        libc::EACCES | libc::EPERM | libc::EROFS | libc::ELOOP
+    )
 }
 
 /// The size, device and inode of the file open at `fd`.

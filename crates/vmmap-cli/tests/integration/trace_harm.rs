@@ -895,3 +895,69 @@ fn programs_built_with_address_sanitizer_are_refused_or_run_unchanged() {
     assert_eq!(rest, "sanitized 7\n");
     assert!(child.wait().unwrap().success());
 }
+
+/// A followed child's trace file has a name anyone can foresee
+/// (`STEM.PID.vmmap`), often in a directory others may write to. Another
+/// user put links there to a file of root's: root's traced children
+/// appended their traces to it. A FIFO there would have held the program
+/// in `open`. In a pid namespace of its own (pids from 1, nothing else
+/// there), every name a child can take is planted first.
+#[test]
+fn planted_links_and_fifos_never_receive_a_followed_childs_trace() {
+    let unshare = require_tool("unshare", "util-linux");
+    let setpriv = require_tool("setpriv", "util-linux");
+    let dir = tmp().join(format!("planted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let victim = tmp().join(format!("planted-victim-{}", std::process::id()));
+    std::fs::write(&victim, "root's own\n").unwrap();
+    for pid in 1..=64 {
+        let name = dir.join(format!("x.{pid}.vmmap"));
+        let (tool, args): (&str, Vec<String>) = if pid % 2 == 1 {
+            (
+                "ln",
+                vec![
+                    "-s".into(),
+                    victim.display().to_string(),
+                    name.display().to_string(),
+                ],
+            )
+        } else {
+            ("mkfifo", vec![name.display().to_string()])
+        };
+        let st = Command::new(&setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", tool])
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{tool} {args:?} as nobody");
+    }
+    let script = "/bin/true; /bin/echo one; /bin/echo two";
+    let mut cmd = Command::new(&unshare);
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        VMMAP,
+        "run",
+        "-q",
+        "--follow-forks",
+        "--agent",
+    ])
+    .arg(agent())
+    .arg("-o")
+    .arg(dir.join("x.vmmap"))
+    .args(["--", "/bin/sh", "-c", script])
+    .stdin(Stdio::null());
+    let o = output_within(&mut cmd, 120);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\ntwo\n");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's own\n");
+    // The main file, made by vmmap, holds the shell.
+    let s = summary(&dir.join("x.vmmap"));
+    assert!(s["allocations"].as_u64() > Some(0), "{s}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&victim);
+}

@@ -118,6 +118,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     // precedes the loader), unless an interval's comes first.
     let mut loaded_taken = agent.is_none();
     let mut wait = Duration::ZERO;
+    let mut failures = Repeats::default();
     let status = loop {
         if let Some(st) = run.wait_timeout(wait) {
             break st.map_err(|e| Failure {
@@ -139,7 +140,9 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             match run.snapshot() {
                 Ok(()) => {}
                 Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),
-                Err(e) => eprintln!("vmmap: snapshot of {pid} failed: {e}"),
+                // Said once: a program that made itself undumpable
+                // fails every snapshot the same way, once a second.
+                Err(e) => failures.say(format!("vmmap: snapshot of {pid} failed: {e}")),
             }
         }
         // Until the next thing to do: the agent's start is polled for,
@@ -155,6 +158,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             Duration::from_millis(10)
         };
     };
+    failures.end();
     let elapsed = start.elapsed();
     let snapshots = run.snapshots();
     let read_back = (agent.is_some() && (a.resolve_frees || !a.quiet))
@@ -350,5 +354,32 @@ fn child_pid(path: &Path) -> Option<(u32, Option<u64>)> {
     match last.split_once('-') {
         Some((pid, ns)) => Some((pid.parse().ok()?, Some(ns.parse().ok()?))),
         None => Some((last.parse().ok()?, None)),
+    }
+}
+
+/// Messages on stderr, each said once while it repeats; how many times
+/// it came again is said when another comes or at the end.
+#[derive(Default)]
+struct Repeats {
+    last: Option<String>,
+    again: u64,
+}
+
+impl Repeats {
+    fn say(&mut self, message: String) {
+        if self.last.as_ref() == Some(&message) {
+            self.again += 1;
+            return;
+        }
+        self.end();
+        eprintln!("{message}");
+        self.last = Some(message);
+    }
+
+    fn end(&mut self) {
+        if self.again > 0 {
+            eprintln!("vmmap: (the same failure {} more time(s))", self.again);
+        }
+        self.again = 0;
     }
 }

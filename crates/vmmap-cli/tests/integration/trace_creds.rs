@@ -336,3 +336,31 @@ print(msg[0] if msg else "none", sum(len(d) // 4 for (_, _, d) in anc))
     assert!(rest.ends_with("done\n"), "{rest}");
     assert_eq!(summary(&file)["images"][0]["ended"], true);
 }
+
+/// A program that makes itself undumpable refuses its own user's launcher
+/// every snapshot: the reason is said once, not once a snapshot.
+#[test]
+fn a_snapshot_failure_that_repeats_is_said_once() {
+    let src = fixture("undumpable.c");
+    let prog = build("undumpable", &["cc", "-O1", src.to_str().unwrap()]);
+    let dir = nobody_dir("undumpable");
+    let file = dir.join("undumpable.vmmap");
+    let o = as_nobody(&[
+        VMMAP,
+        "run",
+        "-i",
+        "100ms",
+        "--agent",
+        crate::trace::agent().to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+        "--",
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("vmmap: snapshot of").count(), 1, "{err}");
+    assert!(err.contains("not dumpable"), "{err}");
+    assert!(err.contains("the same failure"), "{err}");
+}

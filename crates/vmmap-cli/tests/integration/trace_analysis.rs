@@ -635,13 +635,14 @@ fn heap_bytes_against_pages_add_up() {
     // The same times as durations.
     assert_eq!(mallocs(&["--to", "300ms"]), 251);
     assert_eq!(mallocs(&["--from", "0.3s"]), 0);
-    // Owners of the map as recorded at a chosen time: at 2.5 s the big
+    // Owners of the map as recorded at a chosen time: at 4.5 s the big
     // block's mapping exists and is tied to its malloc; at 0 no map was
     // recorded yet. (The agent's writer records the map after a mapping
-    // changes, on its next pass: 2.5 s into the 3 s pause leaves a loaded
-    // machine time for that pass, where 0.3 s did not, and 1 s once did
-    // not either, in a CI run with every other test beside it.)
-    let r = json(&file, &["regions", "--json", "--at", "2.5"]);
+    // changes, on its next pass, and every second: 4.5 s into the 5 s
+    // pause leaves a loaded machine time for that pass, where 0.3 s did
+    // not, and 1 s and 2.5 s into a 3 s pause once did not either, in CI
+    // runs with every other test beside them.)
+    let r = json(&file, &["regions", "--json", "--at", "4.5"]);
     assert!(
         r.as_array()
             .unwrap()
@@ -649,7 +650,7 @@ fn heap_bytes_against_pages_add_up() {
             .any(|m| m["first_use"]["size"] == 300_000),
         "{r:#}"
     );
-    assert_eq!(json(&file, &["regions", "--json", "--at", "2500ms"]), r);
+    assert_eq!(json(&file, &["regions", "--json", "--at", "4500ms"]), r);
     let none = String::from_utf8(on_file("trace", &file, &["regions", "--at", "0"])).unwrap();
     assert!(none.starts_with("no map was recorded by then"), "{none}");
     // The HTML report of a traced run carries its call tree.

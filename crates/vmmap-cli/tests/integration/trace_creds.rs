@@ -42,6 +42,24 @@ fn as_nobody(args: &[&str]) -> Output {
     output_within(&mut cmd, 120)
 }
 
+/// Runs `prog args` plain, then under `vmmap run -q [extra] -o FILE`:
+/// the program must exit 0, behave the same and hear nothing of vmmap.
+/// Returns the plain run.
+fn plain_and_traced(extra: &[&str], prog: &Path, args: &[&str], file: &Path) -> Output {
+    let plain = run_plain(prog, args);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let mut opts = vec!["-q"];
+    opts.extend_from_slice(extra);
+    opts.extend(["-o", file.to_str().unwrap()]);
+    let traced = run_with(&opts, prog, args, &[]);
+    same_behaviour(&plain, &traced);
+    assert_eq!(
+        String::from_utf8_lossy(&traced.stderr),
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    plain
+}
+
 /// Each of 9001..9004 bytes was allocated `times` times in the trace.
 fn allocated(file: &Path, times: usize, what: &str) {
     let h = history(file);
@@ -58,21 +76,12 @@ fn allocated(file: &Path, times: usize, what: &str) {
 #[test]
 fn a_program_keeping_its_capabilities_across_a_change_of_user_runs_and_is_traced() {
     let prog = creds();
-    let plain = run_plain(&prog, &["keepcaps"]);
-    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    let file = tmp("creds-keepcaps.vmmap");
+    let plain = plain_and_traced(&[], &prog, &["keepcaps"], &file);
     assert_eq!(
         String::from_utf8_lossy(&plain.stdout),
         "uid 65534 gid 65534 groups 0\n"
     );
-    let file = tmp("creds-keepcaps.vmmap");
-    let traced = run_with(
-        &["-q", "-o", file.to_str().unwrap()],
-        &prog,
-        &["keepcaps"],
-        &[],
-    );
-    same_behaviour(&plain, &traced);
-    assert!(traced.stderr.is_empty(), "{traced:?}");
     // The allocations after the changes are recorded: the writer came
     // back after each, as the program's user.
     allocated(&file, 1, "keepcaps");
@@ -83,12 +92,7 @@ fn a_program_keeping_its_capabilities_across_a_change_of_user_runs_and_is_traced
     let setpriv = require_tool("setpriv", "util-linux");
     let mut args = NOBODY.to_vec();
     args.extend(["/bin/echo", "hi"]);
-    let plain = run_plain(&setpriv, &args);
-    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
-    let file = tmp("creds-setpriv.vmmap");
-    let traced = run_with(&["-q", "-o", file.to_str().unwrap()], &setpriv, &args, &[]);
-    same_behaviour(&plain, &traced);
-    assert!(traced.stderr.is_empty(), "{traced:?}");
+    plain_and_traced(&[], &setpriv, &args, &tmp("creds-setpriv.vmmap"));
 }
 
 #[test]
@@ -172,20 +176,8 @@ fn attaching_where_no_thread_may_be_created_is_refused_and_changes_nothing() {
 #[test]
 fn a_program_that_gives_up_root_and_execs_is_traced_on() {
     let prog = creds();
-    let plain = run_plain(&prog, &["drop-exec"]);
-    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
     let file = tmp("creds-drop-exec.vmmap");
-    let traced = run_with(
-        &["-q", "-o", file.to_str().unwrap()],
-        &prog,
-        &["drop-exec"],
-        &[],
-    );
-    same_behaviour(&plain, &traced);
-    assert_eq!(
-        String::from_utf8_lossy(&traced.stderr),
-        String::from_utf8_lossy(&plain.stderr)
-    );
+    plain_and_traced(&[], &prog, &["drop-exec"], &file);
     allocated(&file, 1, "drop-exec");
     let s = summary(&file);
     assert_eq!(s["images"][0]["exec_replaced"], true, "{s}");
@@ -196,14 +188,7 @@ fn a_program_that_gives_up_root_and_execs_is_traced_on() {
     let setpriv = require_tool("setpriv", "util-linux");
     let mut args = NOBODY.to_vec();
     args.extend(["/bin/sh", "-c", &shell]);
-    let plain = run_plain(&setpriv, &args);
-    let traced = run_with(
-        &["-q", "--follow-forks", "-o", file.to_str().unwrap()],
-        &setpriv,
-        &args,
-        &[],
-    );
-    same_behaviour(&plain, &traced);
+    plain_and_traced(&["--follow-forks"], &setpriv, &args, &file);
     let stem = file.file_stem().unwrap().to_str().unwrap().to_string();
     let children: Vec<PathBuf> = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
@@ -232,12 +217,8 @@ fn an_exec_into_an_untraceable_program_is_said_as_such() {
         &["cc", "-static", "-O1", src.to_str().unwrap()],
     );
     let args = ["exec", stat.to_str().unwrap(), "list"];
-    let plain = run_plain(&prog, &args);
-    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
     let file = tmp("creds-exec-static.vmmap");
-    let traced = run_with(&["-q", "-o", file.to_str().unwrap()], &prog, &args, &[]);
-    same_behaviour(&plain, &traced);
-    assert!(traced.stderr.is_empty(), "{traced:?}");
+    plain_and_traced(&[], &prog, &args, &file);
     let text =
         String::from_utf8_lossy(&crate::trace::on_file("trace", &file, &["summary"])).to_string();
     assert!(!text.contains("did not stop cleanly"), "{text}");

@@ -961,3 +961,35 @@ fn planted_links_and_fifos_never_receive_a_followed_childs_trace() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&victim);
 }
+
+/// A FIFO as the trace file of a traced run: vmmap read back what it had
+/// written (taking it from the FIFO's reader) and, at the end, waited for
+/// ever. It is refused before anything starts, and left a FIFO.
+#[test]
+fn a_fifo_as_a_traced_runs_file_is_refused() {
+    let fifo = tmp().join(format!("trace-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let st = Command::new(require_tool("mkfifo", "coreutils"))
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = run_with(
+        &["-o", fifo.to_str().unwrap()],
+        Path::new("/bin/true"),
+        &[],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not a regular file") && err.contains("--snapshot-only"),
+        "{err}"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let _ = std::fs::remove_file(&fifo);
+}

@@ -70,13 +70,12 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         ));
     }
     let what = crate::shown(&output).into_owned();
-    // The agent appends to the file by name beside vmmap, and vmmap reads
-    // it back while the program runs and after: only a regular file
-    // allows that. A FIFO's reader lost what vmmap read, and vmmap waited
-    // at the end, for ever, for what it had already read.
-    if agent.is_some() && std::fs::metadata(&output).is_ok_and(|m| !m.is_file()) {
+    if let Some(why) = agent
+        .as_ref()
+        .and_then(|_| launch::unfit_trace_file(&output))
+    {
         return Err(Failure::usage(format!(
-            "-o {what} is not a regular file (a FIFO or a device): the traced program and vmmap both write a traced run's file, and vmmap reads it back, which only a regular file allows; give a file name, or add --snapshot-only to write the snapshots alone into it"
+            "-o {why}; give a file name, or add --snapshot-only to write the snapshots alone into it"
         )));
     }
     let out_err = |e: io::Error| Failure {

@@ -114,6 +114,20 @@ pub fn untraceable(program: &Path) -> Option<String> {
     None
 }
 
+/// Why `output` cannot be a traced run's file, if it cannot: the agent
+/// appends to it by name beside the launcher, which reads it back while
+/// the program runs and after; only a regular file allows that. (From a
+/// FIFO, the launcher took what the FIFO's reader should have had, and
+/// at the end waited for ever.)
+pub fn unfit_trace_file(output: &Path) -> Option<String> {
+    std::fs::metadata(output).is_ok_and(|m| !m.is_file()).then(|| {
+        format!(
+            "{} is not a regular file (a FIFO or a device): the traced program and vmmap both write a traced run's file, and vmmap reads it back, which only a regular file allows",
+            output.display()
+        )
+    })
+}
+
 /// Why an exec of a file of this `mode` and `owner` (uid, gid) by a
 /// process of these real ids runs in the loader's secure mode, where it
 /// ignores LD_PRELOAD: the kernel's rule is that the effective ids after
@@ -467,7 +481,18 @@ pub(crate) fn command(
 
 #[cfg(test)]
 mod tests {
-    use super::secure_mode;
+    use super::{secure_mode, unfit_trace_file};
+    use std::path::Path;
+
+    #[test]
+    fn only_a_regular_file_or_a_new_name_holds_a_traced_run() {
+        assert!(unfit_trace_file(Path::new("/dev/null")).is_some());
+        assert!(unfit_trace_file(Path::new("/nonexistent/run.vmmap")).is_none());
+        let f = std::env::temp_dir().join(format!("unfit-{}.vmmap", std::process::id()));
+        std::fs::write(&f, b"").unwrap();
+        assert!(unfit_trace_file(&f).is_none());
+        std::fs::remove_file(&f).unwrap();
+    }
 
     #[test]
     fn secure_mode_is_a_change_of_effective_ids() {

@@ -202,6 +202,14 @@ impl LaunchForm {
             "" => launch::default_output(&program),
             o => PathBuf::from(o),
         };
+        if let Some(why) = agent
+            .as_ref()
+            .and_then(|_| launch::unfit_trace_file(&output))
+        {
+            return Err(format!(
+                "Output: {why}. Give a file name, or turn on \"Snapshot only\""
+            ));
+        }
         Ok(Launch {
             program,
             argv0,

@@ -208,12 +208,29 @@ pub unsafe fn for_exec(envp: *const *const c_char, scratch: &mut Scratch) -> Opt
         Some((u, _)) => (!agent, Some(u)),
         None => (!agent, None),
     };
-    if saved.follow && preloaded && present == saved.vars.len() {
+    // The new image's loader reads the agent as the user the process is
+    // now: after the program gave up root, a library under root's home
+    // cannot be read, and the loader would say so on the program's stderr
+    // ("cannot be preloaded ... ignored"). Then the exec goes without the
+    // agent (and, following children, without its variables).
+    let readable = agent && agent_readable(me);
+    if !readable && !saved.follow {
         return None;
     }
-    // LD_PRELOAD=AGENT[:USER'S]\0
-    let preload_len = PRELOAD.len() + saved.agent.len() + user.map_or(0, |u| 1 + u.len()) + 1;
-    let slots = n + 2 + saved.vars.len();
+    if !readable && present == 0 && !(agent && preloaded) {
+        return None;
+    }
+    if readable && saved.follow && preloaded && present == saved.vars.len() {
+        return None;
+    }
+    // LD_PRELOAD=AGENT[:USER'S]\0, or without the agent LD_PRELOAD=USER'S\0
+    // (none at all when the user had none).
+    let (head, user_sep): (&[u8], bool) = if readable { (me, true) } else { (&[], false) };
+    let preload_len =
+        PRELOAD.len() + head.len() + user.map_or(0, |u| usize::from(user_sep) + u.len()) + 1;
+    let vars: &[CString] = if readable { &saved.vars } else { &[] };
+    let keep_preload = readable || user.is_some();
+    let slots = n + 2 + vars.len();
     let len = slots * core::mem::size_of::<*const c_char>() + preload_len;
     let env = if crate::same_process() {
         let mem = crate::sys::map_anon(len);
@@ -236,13 +253,16 @@ pub unsafe fn for_exec(envp: *const *const c_char, scratch: &mut Scratch) -> Opt
         let ptrs = mem as *mut *const c_char;
         let text = mem.add(slots * core::mem::size_of::<*const c_char>());
         let mut w = text;
-        for part in [PRELOAD, &saved.agent[..]] {
+        for part in [PRELOAD, head] {
             core::ptr::copy_nonoverlapping(part.as_ptr(), w, part.len());
             w = w.add(part.len());
         }
         if let Some(u) = user {
-            *w = b':';
-            core::ptr::copy_nonoverlapping(u.as_ptr(), w.add(1), u.len());
+            if user_sep {
+                *w = b':';
+                w = w.add(1);
+            }
+            core::ptr::copy_nonoverlapping(u.as_ptr(), w, u.len());
         }
         // The rest is zero (a fresh mapping, or zeroed scratch): the
         // string ends there.
@@ -255,7 +275,7 @@ pub unsafe fn for_exec(envp: *const *const c_char, scratch: &mut Scratch) -> Opt
                 continue;
             }
             if agent && kv.starts_with(PRELOAD) {
-                if placed {
+                if placed || !keep_preload {
                     continue;
                 }
                 placed = true;
@@ -265,17 +285,44 @@ pub unsafe fn for_exec(envp: *const *const c_char, scratch: &mut Scratch) -> Opt
             }
             k += 1;
         }
-        if agent && !placed {
+        if readable && !placed {
             *ptrs.add(k) = text as *const c_char;
             k += 1;
         }
-        for v in &saved.vars {
+        for v in vars {
             *ptrs.add(k) = v.as_ptr();
             k += 1;
         }
         *ptrs.add(k) = core::ptr::null();
     }
     Some(env)
+}
+
+/// Whether the new image's loader will be able to read the agent's file:
+/// `faccessat` without `AT_EACCESS` checks as the real user, and without
+/// capabilities unless that user is root, which is what an exec leaves a
+/// process that gave up root (its effective ids are its real ones, and a
+/// capability kept across the change of user goes with the exec).
+fn agent_readable(path: &[u8]) -> bool {
+    // A path on the stack: this runs where malloc may not (an exec from
+    // a signal handler, a vfork child).
+    let mut buf = [0u8; 4096];
+    if path.is_empty() || path.len() >= buf.len() {
+        return false;
+    }
+    buf[..path.len()].copy_from_slice(path);
+    // SAFETY: a NUL-terminated path (the rest of buf is zero).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_faccessat,
+            libc::AT_FDCWD,
+            buf.as_ptr(),
+            libc::R_OK,
+        )
+    };
+    // A seccomp filter that answers the call with an error: as before the
+    // check, the agent goes with the exec.
+    r == 0 || matches!(crate::errno(), libc::ENOSYS | libc::EPERM)
 }
 
 /// The process's current environment, for the exec calls that take none.

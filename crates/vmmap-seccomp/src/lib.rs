@@ -637,6 +637,14 @@ pub static NEEDED: &[Need] = &[
         call("pread64", libc::SYS_pread64, [FD, P, 1024, 0, 0, 0]),
         "counting the process's threads before a call that needs it alone",
     ),
+    optional(
+        call(
+            "faccessat(R_OK)",
+            libc::SYS_faccessat,
+            [AT_FDCWD, P, libc::R_OK as u64, 0, 0, 0],
+        ),
+        "whether an exec's new image may read the agent",
+    ),
     Need {
         launched: true,
         ..optional(

@@ -345,3 +345,52 @@ fn a_snapshot_failure_that_repeats_is_said_once() {
     assert!(err.contains("not dumpable"), "{err}");
     assert!(err.contains("the same failure"), "{err}");
 }
+
+/// An agent the program's new user may not read (built under root's
+/// home, mode 700): after the program gave up root, its exec made the
+/// loader say "cannot be preloaded ... ignored" on the program's stderr.
+/// The exec now goes without the agent, following children too.
+#[test]
+fn an_agent_the_new_user_cannot_read_goes_unmentioned() {
+    use std::os::unix::fs::PermissionsExt;
+    let prog = creds();
+    let dir = tmp(&format!("creds-private-agent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = dir.join("libvmmap_agent.so");
+    std::fs::copy(crate::trace::agent(), &private).unwrap();
+    let file = tmp("creds-private-agent.vmmap");
+    let run = |extra: &[&str], prog: &Path, args: &[&str]| -> Output {
+        let mut cmd = Command::new(VMMAP);
+        cmd.args(["run", "-q", "-i", "0", "--agent"])
+            .arg(&private)
+            .args(extra)
+            .arg("-o")
+            .arg(&file)
+            .arg("--")
+            .arg(prog)
+            .args(args)
+            .stdin(Stdio::null());
+        output_within(&mut cmd, 120)
+    };
+    let plain = run_plain(&prog, &["drop-exec"]);
+    let traced = run(&[], &prog, &["drop-exec"]);
+    same_behaviour(&plain, &traced);
+    assert!(traced.stderr.is_empty(), "{traced:?}");
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["untraced_exec"], "/proc/self/exe", "{s}");
+    // Following children: the variables go too, not only the entry.
+    let setpriv = require_tool("setpriv", "util-linux");
+    let mut args = NOBODY.to_vec();
+    args.extend([
+        "/bin/sh",
+        "-c",
+        "env | grep -c 'VMMAP_TRACE\\|LD_PRELOAD'; true",
+    ]);
+    let plain = run_plain(&setpriv, &args);
+    let traced = run(&["--follow-forks"], &setpriv, &args);
+    same_behaviour(&plain, &traced);
+    assert!(traced.stderr.is_empty(), "{traced:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -217,8 +217,10 @@ fn is_libdl(p: &str) -> bool {
 
 /// Whether the agent's path, as the target sees it, is the agent: the
 /// same file, or a copy of it, at that path in its mount namespace (a
-/// container's root differs). When it is not, the agent is loaded from
-/// memory ([`memfd`]).
+/// container's root differs), which the target's user may read (an agent
+/// built under root's home is not readable by a daemon's user: its
+/// `dlopen` failed with "Permission denied"). When it is not, the agent
+/// is loaded from memory ([`memfd`]).
 fn agent_visible(pid: i32, agent: &Path) -> Result<bool, AttachError> {
     let ours = std::fs::metadata(agent).map_err(|e| other(&agent.display().to_string(), e))?;
     let there = PathBuf::from(format!("/proc/{pid}/root{}", agent.display()));
@@ -227,7 +229,77 @@ fn agent_visible(pid: i32, agent: &Path) -> Result<bool, AttachError> {
         Ok(m) if m.len() == ours.len() => std::fs::read(&there).ok() == std::fs::read(agent).ok(),
         _ => false,
     };
-    Ok(same)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    Ok(same
+        && Reader::of(&status)
+            .is_none_or(|r| r.may_read(&PathBuf::from(format!("/proc/{pid}/root")), agent)))
+}
+
+/// Who a process's loader opens files as: its file-system ids, groups and
+/// whether it may pass permission checks (`CAP_DAC_OVERRIDE` or
+/// `CAP_DAC_READ_SEARCH`). Access control lists are not read: a file they
+/// open to the process is loaded from memory instead, as it works either
+/// way.
+struct Reader {
+    uid: u32,
+    gids: Vec<u32>,
+    privileged: bool,
+}
+
+impl Reader {
+    /// From `/proc/PID/status` text; None when a field is missing.
+    fn of(status: &str) -> Option<Reader> {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+        };
+        // Real, effective, saved, file system: the loader opens as the last.
+        let uid = field("Uid:")?.get(3)?.parse().ok()?;
+        let mut gids: Vec<u32> = vec![field("Gid:")?.get(3)?.parse().ok()?];
+        gids.extend(
+            field("Groups:")?
+                .iter()
+                .filter_map(|g| g.parse::<u32>().ok()),
+        );
+        let caps = u64::from_str_radix(field("CapEff:")?.first()?, 16).ok()?;
+        // CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2).
+        let dac = (1u64 << 1) | (1u64 << 2);
+        Some(Reader {
+            uid,
+            gids,
+            privileged: caps & dac != 0,
+        })
+    }
+
+    /// Whether this reader may open `path` (under `root`, the process's
+    /// view of `/`) for reading: search on every directory above it, read
+    /// on the file.
+    fn may_read(&self, root: &Path, path: &Path) -> bool {
+        if self.privileged {
+            return true;
+        }
+        let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
+        dirs.reverse();
+        let allowed = |p: &Path, bit: u32| {
+            let inside = root.join(p.strip_prefix("/").unwrap_or(p));
+            std::fs::metadata(inside).is_ok_and(|m| self.granted(m.mode(), m.uid(), m.gid(), bit))
+        };
+        dirs.iter().all(|d| allowed(d, 1)) && allowed(path, 4)
+    }
+
+    /// Whether `mode` grants `bit` (4 read, 1 search) to this reader.
+    fn granted(&self, mode: u32, uid: u32, gid: u32, bit: u32) -> bool {
+        let class = if uid == self.uid {
+            mode >> 6
+        } else if self.gids.contains(&gid) {
+            mode >> 3
+        } else {
+            mode
+        };
+        class & bit != 0
+    }
 }
 
 /// The target's `dlopen`: in its libc (glibc 2.34 and later), or libdl.
@@ -873,5 +945,29 @@ impl Session {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use super::Reader;
+
+    const NOBODY: &str = "Name:\tpython3\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t100 \nCapEff:\t0000000000000000\n";
+
+    #[test]
+    fn the_loader_reads_as_the_file_system_ids() {
+        let r = Reader::of(NOBODY).unwrap();
+        assert!(!r.privileged);
+        // Other's bits, group's when a group matches, owner's for its own.
+        assert!(r.granted(0o644, 0, 0, 4));
+        assert!(!r.granted(0o640, 0, 0, 4));
+        assert!(r.granted(0o640, 0, 100, 4));
+        assert!(!r.granted(0o700, 0, 0, 1));
+        assert!(r.granted(0o700, 65534, 0, 1));
+        let root = NOBODY
+            .replace("65534", "0")
+            .replace("0000000000000000", "000001ffffffffff");
+        assert!(Reader::of(&root).unwrap().privileged);
+        assert!(Reader::of("Name:\tx\n").is_none());
     }
 }

@@ -394,3 +394,53 @@ fn an_agent_the_new_user_cannot_read_goes_unmentioned() {
     assert!(traced.stderr.is_empty(), "{traced:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Attaching to a daemon's process with an agent its user may not read
+/// (under root's home): its `dlopen` failed with "Permission denied" and
+/// the attach was refused. The agent is now loaded from memory there.
+#[test]
+fn attaching_to_another_users_process_loads_an_agent_it_cannot_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let prog = creds();
+    let dir = tmp(&format!("creds-attach-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let private = dir.join("libvmmap_agent.so");
+    std::fs::copy(crate::trace::agent(), &private).unwrap();
+    let mut child = Command::new(require_tool("setpriv", "util-linux"))
+        .args(NOBODY)
+        .arg(&prog)
+        .arg("hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, pid) = ready(&mut child);
+    let mut before = String::new();
+    while !before.ends_with("listed\n") {
+        let n = std::io::BufRead::read_line(&mut out, &mut before).unwrap();
+        assert!(n > 0, "{before}");
+    }
+    let file = tmp("creds-attach-private.vmmap");
+    let mut cmd = Command::new(VMMAP);
+    cmd.args(["attach", &pid.to_string(), "--duration", "1s", "-o"])
+        .arg(&file)
+        .env("VMMAP_AGENT", &private);
+    let o = output_within(&mut cmd, 60);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    // It allocated 9001..9004 every 10 ms while attached.
+    let h = history(&file);
+    assert!(ops(&h, "malloc", 9001).len() > 10, "{}", summary(&file));
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    // Its descriptors are its own: nothing of the load from memory stays.
+    assert_eq!(
+        rest.strip_suffix("done\n"),
+        before.strip_suffix("listed\n"),
+        "{before}{rest}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -127,7 +127,7 @@ pub(crate) fn print_summary(
         if let Some((_, path)) = exec_untraced {
             writeln!(
                 w,
-                "vmmap: note: image {i} ({}) ended with an exec of {}, whose new program was not traced: it could not open the trace file (it runs as a user who may not write it, as after giving up root), or it is statically linked or set-user-ID, so the loader did not load the agent",
+                "vmmap: note: image {i} ({}) ended with an exec of {}, whose new program was not traced: as the user it ran as (after giving up root), it may not read the agent's library, or vmmap could not hand it the trace file (another network namespace, seccomp); or it is statically linked or set-user-ID, so the loader did not load the agent",
                 Escaped(&img.exe),
                 Escaped(path)
             )?;

@@ -2,7 +2,9 @@
 //! (`vmmap-agent`) shares with the readers of its files: the native
 //! container's header and chunks ([`container`]), the trace messages and
 //! records below, the LEB128 varint codec every part of vmmap uses, and the
-//! GNU build id as a module record carries it ([`find_build_id_note`]).
+//! GNU build id as a module record carries it ([`find_build_id_note`]),
+//! and how a launched run names and hands over its trace files
+//! ([`files`]).
 //! The agent depends on this crate alone, so that what is loaded into
 //! every traced program stays small; the decoder is `vmmap_trace`.
 //! Documented in `docs/trace-format.md`.

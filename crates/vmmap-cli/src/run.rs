@@ -179,6 +179,14 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         run.append_chunk(CHUNK_FREES, payload).map_err(out_err)?;
     }
     let (file, total) = run.finish().map_err(out_err)?;
+    // Removed (or replaced) while the program ran: what was recorded went
+    // with the unlinked file, and saying "wrote" would be false.
+    let still_there = same_file(&file, &output);
+    if !still_there {
+        eprintln!(
+            "vmmap: warning: {what} was removed or replaced while the program ran: the trace recorded there is gone"
+        );
+    }
     vmmap_core::output::sync(&file).map_err(out_err)?;
     if !a.quiet {
         for n in run.notes() {
@@ -206,12 +214,14 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             }
             _ => {}
         }
-        let size_now = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(total);
-        let _ = writeln!(
-            err,
-            "vmmap: wrote {what} ({}); `vmmap trace {what}` shows it",
-            size(size_now, false)
-        );
+        if still_there {
+            let size_now = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(total);
+            let _ = writeln!(
+                err,
+                "vmmap: wrote {what} ({}); `vmmap trace {what}` shows it",
+                size(size_now, false)
+            );
+        }
         if a.follow_forks {
             let children: Vec<_> = child_files(&output)
                 .into_iter()
@@ -389,5 +399,16 @@ impl Repeats {
             eprintln!("vmmap: (the same failure {} more time(s))", self.again);
         }
         self.again = 0;
+    }
+}
+
+/// Whether `path` still names the file open as `file` (regular files: a
+/// device or FIFO given as -o is written in place and stays).
+fn same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => !a.is_file() || (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        (Ok(a), Err(_)) => !a.is_file(),
+        _ => true,
     }
 }

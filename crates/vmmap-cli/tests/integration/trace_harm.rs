@@ -993,3 +993,25 @@ fn a_fifo_as_a_traced_runs_file_is_refused() {
         .is_fifo());
     let _ = std::fs::remove_file(&fifo);
 }
+
+/// The trace file removed while the program ran (a cleaner, the user):
+/// vmmap said "wrote FILE" of a file that was not there.
+#[test]
+fn a_trace_file_removed_during_the_run_is_said_to_be_gone() {
+    let file = tmp().join(format!("removed-{}.vmmap", std::process::id()));
+    let script = format!("sleep 0.3; rm {}; sleep 0.3", file.display());
+    let o = run_with(
+        &["-o", file.to_str().unwrap()],
+        Path::new("/bin/sh"),
+        &["-c", &script],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("was removed or replaced while the program ran"),
+        "{err}"
+    );
+    assert!(!err.contains("vmmap: wrote"), "{err}");
+    assert!(!file.exists());
+}

@@ -530,7 +530,13 @@ unsafe fn attach(config: *const c_char) -> i64 {
         let c = sys::map_anon(4096);
         let r = sys::map_anon(RING_LEN);
         if c.is_null() || r.is_null() {
-            return wire::refusal::START;
+            for (m, len) in [(c, 4096), (r, RING_LEN)] {
+                if !m.is_null() {
+                    // SAFETY: our own mapping, just made, used by nothing.
+                    unsafe { libc::syscall(libc::SYS_munmap, m, len) };
+                }
+            }
+            return wire::refusal::MEMORY;
         }
         sys::name_agent_memory(c as usize, 4096);
         sys::name_agent_memory(r as usize, RING_LEN);
@@ -557,7 +563,7 @@ unsafe fn attach(config: *const c_char) -> i64 {
     }
     *BEAT.lock().unwrap_or_else(|e| e.into_inner()) = (0, 0);
     if !crate::attach_key() {
-        return wire::refusal::START;
+        return wire::refusal::KEY;
     }
     // A new session: blocks of threads from an earlier one start new
     // streams, buffers left from it are dropped.

@@ -852,6 +852,12 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
                 wire::refusal::NO_ALLOCATOR => AttachError::Refused(format!(
                     "process {pid}: no module of the program imports malloc or free, so there is no slot to hook (its allocator is built in)"
                 )),
+                wire::refusal::MEMORY => AttachError::Refused(format!(
+                    "process {pid} has no room for the agent's memory (a control page and an 8 MiB ring): its address-space limit (RLIMIT_AS) or its memory cgroup is reached; nothing was hooked"
+                )),
+                wire::refusal::KEY => AttachError::Refused(format!(
+                    "process {pid} has no thread-specific data key left for the agent (all PTHREAD_KEYS_MAX are taken); nothing was hooked"
+                )),
                 r => match wire::refusal::thread_errno(r) {
                     Some(errno) => AttachError::Refused(format!(
                         "process {pid} could not start the agent's writer thread: {}; its hooks were taken out again and it runs on as before",

@@ -67,6 +67,11 @@ pub mod refusal {
     pub const CONFIG: i64 = -3;
     /// No module imports the allocator: nothing to hook.
     pub const NO_ALLOCATOR: i64 = -4;
+    /// No room for the agent's control page and ring (RLIMIT_AS, the
+    /// memory cgroup).
+    pub const MEMORY: i64 = -5;
+    /// No thread-specific data key left for the agent (PTHREAD_KEYS_MAX).
+    pub const KEY: i64 = -6;
     /// The writer thread could not be created; the error number is
     /// `THREAD - value` (see [`thread`] and [`thread_errno`]).
     pub const THREAD: i64 = -1000;

@@ -444,3 +444,44 @@ fn attaching_to_another_users_process_loads_an_agent_it_cannot_read() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A process at its address-space limit has no room for the agent's
+/// ring: the attach said "could not start (code -2)", exit 1.
+#[test]
+fn attaching_where_the_agent_has_no_room_says_so() {
+    let prog = creds();
+    crate::trace::agent();
+    let mut child = Command::new(&prog)
+        .arg("hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, pid) = ready(&mut child);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let size_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    // Room for the agent's library, not for its 8 MiB ring.
+    let limit = (size_kb + 5 * 1024) * 1024;
+    let st = Command::new(require_tool("prlimit", "util-linux"))
+        .args(["--pid", &pid.to_string(), &format!("--as={limit}")])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = crate::attach::attach(pid, &tmp("creds-attach-room.vmmap"), &["--duration", "1s"]);
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("no room for the agent's memory") && err.contains("RLIMIT_AS"),
+        "{err}"
+    );
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    assert!(rest.ends_with("done\n"), "{rest}");
+}

@@ -295,16 +295,12 @@ fn spawn() -> bool {
     };
     APART.store(0, Relaxed);
     START_ERRNO.store(0, Relaxed);
-    let spawned = std::thread::Builder::new()
-        .name("vmmap-agent".into())
-        .stack_size(256 * 1024)
-        .spawn(main);
+    let spawned = create_thread();
     // SAFETY: restores the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut()) };
-    if let Err(e) = spawned {
+    if let Err(errno) = spawned {
         // A task limit (RLIMIT_NPROC, the cgroup's pids.max: systemd's
         // TasksMax=), or no memory for the thread's stack.
-        let errno = e.raw_os_error().unwrap_or(0);
         START_ERRNO.store(errno, Relaxed);
         unstarted(errno);
         return false;
@@ -381,6 +377,38 @@ fn unstarted(errno: i32) {
 /// The error number of the last writer thread that could not be created
 /// (0: none), for the attach entry's answer.
 pub static START_ERRNO: AtomicI32 = AtomicI32::new(0);
+
+/// Creates the writer thread (256 KiB of stack, detached), named
+/// `vmmap-agent`. Not with `std::thread`: Rust's start of a thread
+/// allocates before `main` can say the thread is the agent's, and in an
+/// attached process (where nothing else marks those calls as the
+/// agent's) glibc gave the thread a 64 MiB malloc arena of its own for
+/// them. Here `main` is the first thing the thread runs.
+fn create_thread() -> Result<(), i32> {
+    extern "C" fn start(_: *mut libc::c_void) -> *mut libc::c_void {
+        // A panic must not cross into C (it would abort the program):
+        // the writer then just ends, as a crashed writer does.
+        let _ = std::panic::catch_unwind(main);
+        core::ptr::null_mut()
+    }
+    // SAFETY: a zeroed attribute object, initialised before use and
+    // destroyed after; the thread's start routine has the C signature.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        if libc::pthread_attr_init(&mut attr) != 0 {
+            return Err(libc::ENOMEM);
+        }
+        libc::pthread_attr_setstacksize(&mut attr, 256 * 1024);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        let mut t: libc::pthread_t = 0;
+        let r = libc::pthread_create(&mut t, &attr, start, core::ptr::null_mut());
+        libc::pthread_attr_destroy(&mut attr);
+        match r {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+}
 
 /// How many times [`spawn`] looks for the writer, 50 µs apart: 2 s.
 const SPAWN_POLLS: u32 = 40_000;
@@ -665,6 +693,16 @@ impl State {
 fn main() {
     // SAFETY: pthread_self has no preconditions.
     WRITER_SELF.store(unsafe { libc::pthread_self() }, Relaxed);
+    // SAFETY: naming the calling thread (15 bytes and the NUL).
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"vmmap-agent".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     let here = 0u8;
     WRITER_SP.store(core::hint::black_box(&here) as *const u8 as u64, Relaxed);
     WRITER_TID.store(sys::gettid(), Relaxed);

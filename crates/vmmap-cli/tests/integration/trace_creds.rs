@@ -485,3 +485,50 @@ fn attaching_where_the_agent_has_no_room_says_so() {
     assert!(child.wait().unwrap().success(), "{rest}");
     assert!(rest.ends_with("done\n"), "{rest}");
 }
+
+/// Attached, the agent's writer got a 64 MiB malloc arena of its own:
+/// Rust's start of a thread allocated before the thread was known as the
+/// agent's. The process grows by the agent's ring, heap and library only.
+#[test]
+fn an_attached_agent_takes_no_malloc_arena() {
+    let prog = creds();
+    crate::trace::agent();
+    let mut child = Command::new(&prog)
+        .arg("hold")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, pid) = ready(&mut child);
+    let vm_size = || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let before = vm_size();
+    let mut cmd = Command::new(VMMAP);
+    cmd.args(["attach", &pid.to_string(), "--duration", "2s", "-o"])
+        .arg(tmp("creds-attach-arena.vmmap"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut attach = cmd.spawn().unwrap();
+    crate::attach::wait_attached(pid);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let during = vm_size();
+    assert!(attach.wait().unwrap().success());
+    // The ring (8 MiB), the agent's heap (6 MiB), its library and the
+    // writer's stack: about 18 MiB with a debug agent; an arena is 64.
+    assert!(
+        during - before < 32 * 1024,
+        "the process grew by {} KiB while attached",
+        during - before
+    );
+    drop(child.stdin.take());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+}

@@ -60,6 +60,63 @@ fn plain_and_traced(extra: &[&str], prog: &Path, args: &[&str], file: &Path) -> 
     plain
 }
 
+/// `creds hold` (or `hold-limit`), as nobody when `as_nobody`: started,
+/// its descriptors as it listed them at the start kept.
+struct Held {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    pid: i32,
+    listed: String,
+}
+
+impl Held {
+    fn start(mode: &str, as_nobody: bool) -> Held {
+        let prog = creds();
+        crate::trace::agent();
+        let mut cmd = if as_nobody {
+            let mut c = Command::new(require_tool("setpriv", "util-linux"));
+            c.args(NOBODY).arg(&prog);
+            c
+        } else {
+            Command::new(&prog)
+        };
+        let mut child = cmd
+            .arg(mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (mut out, pid) = ready(&mut child);
+        let mut listed = String::new();
+        if mode.starts_with("hold") {
+            while !listed.ends_with("listed\n") {
+                let n = std::io::BufRead::read_line(&mut out, &mut listed).unwrap();
+                assert!(n > 0, "{listed}");
+            }
+        }
+        Held {
+            child,
+            out,
+            pid,
+            listed,
+        }
+    }
+
+    /// Ends its input: it must end well, its descriptors as at the start.
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        assert!(self.child.wait().unwrap().success(), "{rest}");
+        assert_eq!(
+            rest.strip_suffix("done\n"),
+            self.listed.strip_suffix("listed\n"),
+            "{}{rest}",
+            self.listed
+        );
+    }
+}
+
 /// Each of 9001..9004 bytes was allocated `times` times in the trace.
 fn allocated(file: &Path, times: usize, what: &str) {
     let h = history(file);
@@ -134,23 +191,12 @@ fn where_no_thread_may_be_created_the_program_runs_untraced_with_its_own_descrip
 
 #[test]
 fn attaching_where_no_thread_may_be_created_is_refused_and_changes_nothing() {
-    let prog = creds();
-    crate::trace::agent();
-    let mut child = Command::new(require_tool("setpriv", "util-linux"))
-        .args(NOBODY)
-        .arg(&prog)
-        .arg("hold-limit")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut out, pid) = ready(&mut child);
-    let mut before = String::new();
-    while !before.ends_with("listed\n") {
-        let n = std::io::BufRead::read_line(&mut out, &mut before).unwrap();
-        assert!(n > 0, "{before}");
-    }
-    let o = crate::attach::attach(pid, &tmp("creds-attach-limit.vmmap"), &["--duration", "1s"]);
+    let held = Held::start("hold-limit", true);
+    let o = crate::attach::attach(
+        held.pid,
+        &tmp("creds-attach-limit.vmmap"),
+        &["--duration", "1s"],
+    );
     assert_eq!(o.status.code(), Some(12), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -159,15 +205,7 @@ fn attaching_where_no_thread_may_be_created_is_refused_and_changes_nothing() {
     );
     assert!(err.contains("RLIMIT_NPROC"), "{err}");
     // It runs on, with its own descriptors only.
-    drop(child.stdin.take());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success());
-    assert_eq!(
-        rest.strip_suffix("done\n"),
-        before.strip_suffix("listed\n"),
-        "{before}{rest}"
-    );
+    held.finish();
 }
 
 /// The new image of a program that gave up root before its exec may not
@@ -401,27 +439,14 @@ fn an_agent_the_new_user_cannot_read_goes_unmentioned() {
 #[test]
 fn attaching_to_another_users_process_loads_an_agent_it_cannot_read() {
     use std::os::unix::fs::PermissionsExt;
-    let prog = creds();
     let dir = tmp(&format!("creds-attach-private-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let private = dir.join("libvmmap_agent.so");
     std::fs::copy(crate::trace::agent(), &private).unwrap();
-    let mut child = Command::new(require_tool("setpriv", "util-linux"))
-        .args(NOBODY)
-        .arg(&prog)
-        .arg("hold")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut out, pid) = ready(&mut child);
-    let mut before = String::new();
-    while !before.ends_with("listed\n") {
-        let n = std::io::BufRead::read_line(&mut out, &mut before).unwrap();
-        assert!(n > 0, "{before}");
-    }
+    let held = Held::start("hold", true);
+    let pid = held.pid;
     let file = tmp("creds-attach-private.vmmap");
     let mut cmd = Command::new(VMMAP);
     cmd.args(["attach", &pid.to_string(), "--duration", "1s", "-o"])
@@ -432,16 +457,8 @@ fn attaching_to_another_users_process_loads_an_agent_it_cannot_read() {
     // It allocated 9001..9004 every 10 ms while attached.
     let h = history(&file);
     assert!(ops(&h, "malloc", 9001).len() > 10, "{}", summary(&file));
-    drop(child.stdin.take());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success());
     // Its descriptors are its own: nothing of the load from memory stays.
-    assert_eq!(
-        rest.strip_suffix("done\n"),
-        before.strip_suffix("listed\n"),
-        "{before}{rest}"
-    );
+    held.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -449,15 +466,8 @@ fn attaching_to_another_users_process_loads_an_agent_it_cannot_read() {
 /// ring: the attach said "could not start (code -2)", exit 1.
 #[test]
 fn attaching_where_the_agent_has_no_room_says_so() {
-    let prog = creds();
-    crate::trace::agent();
-    let mut child = Command::new(&prog)
-        .arg("hold")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut out, pid) = ready(&mut child);
+    let held = Held::start("hold", false);
+    let pid = held.pid;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let size_kb: u64 = status
         .lines()
@@ -479,27 +489,15 @@ fn attaching_where_the_agent_has_no_room_says_so() {
         err.contains("no room for the agent's memory") && err.contains("RLIMIT_AS"),
         "{err}"
     );
-    drop(child.stdin.take());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
-    assert!(rest.ends_with("done\n"), "{rest}");
+    held.finish();
 }
-
 /// Attached, the agent's writer got a 64 MiB malloc arena of its own:
 /// Rust's start of a thread allocated before the thread was known as the
 /// agent's. The process grows by the agent's ring, heap and library only.
 #[test]
 fn an_attached_agent_takes_no_malloc_arena() {
-    let prog = creds();
-    crate::trace::agent();
-    let mut child = Command::new(&prog)
-        .arg("hold")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut out, pid) = ready(&mut child);
+    let held = Held::start("hold", false);
+    let pid = held.pid;
     let vm_size = || -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .unwrap()
@@ -527,8 +525,5 @@ fn an_attached_agent_takes_no_malloc_arena() {
         "the process grew by {} KiB while attached",
         during - before
     );
-    drop(child.stdin.take());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
+    held.finish();
 }

@@ -60,6 +60,23 @@ fn plain_and_traced(extra: &[&str], prog: &Path, args: &[&str], file: &Path) -> 
     plain
 }
 
+/// `vmmap run OPTS --agent AGENT -o FILE -- PROG ARGS`, all as nobody.
+fn run_as_nobody(opts: &[&str], file: &Path, prog: &Path, args: &[&str]) -> Output {
+    let agent = crate::trace::agent();
+    let mut all = vec![VMMAP, "run"];
+    all.extend_from_slice(opts);
+    all.extend([
+        "--agent",
+        agent.to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+        "--",
+        prog.to_str().unwrap(),
+    ]);
+    all.extend_from_slice(args);
+    as_nobody(&all)
+}
+
 /// `creds hold` (or `hold-limit`), as nobody when `as_nobody`: started,
 /// its descriptors as it listed them at the start kept.
 struct Held {
@@ -159,21 +176,7 @@ fn where_no_thread_may_be_created_the_program_runs_untraced_with_its_own_descrip
     assert_eq!(plain.status.code(), Some(0), "{plain:?}");
     let dir = nobody_dir("limit");
     let file = dir.join("limit.vmmap");
-    crate::trace::agent();
-    let traced = as_nobody(&[
-        VMMAP,
-        "run",
-        "-q",
-        "-i",
-        "0",
-        "--agent",
-        crate::trace::agent().to_str().unwrap(),
-        "-o",
-        file.to_str().unwrap(),
-        "--",
-        prog.to_str().unwrap(),
-        "limit",
-    ]);
+    let traced = run_as_nobody(&["-q", "-i", "0"], &file, &prog, &["limit"]);
     // The same descriptors: the trace's is not left in the program's
     // table (it was).
     same_behaviour(&plain, &traced);
@@ -364,18 +367,7 @@ fn a_snapshot_failure_that_repeats_is_said_once() {
     let prog = build("undumpable", &["cc", "-O1", src.to_str().unwrap()]);
     let dir = nobody_dir("undumpable");
     let file = dir.join("undumpable.vmmap");
-    let o = as_nobody(&[
-        VMMAP,
-        "run",
-        "-i",
-        "100ms",
-        "--agent",
-        crate::trace::agent().to_str().unwrap(),
-        "-o",
-        file.to_str().unwrap(),
-        "--",
-        prog.to_str().unwrap(),
-    ]);
+    let o = run_as_nobody(&["-i", "100ms"], &file, &prog, &[]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
     let err = String::from_utf8_lossy(&o.stderr);

@@ -158,14 +158,17 @@ pub fn open(path: &std::path::Path) -> bool {
 
 /// Whether `fd` is a regular file owned by this process's user.
 fn own_regular(fd: i32) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    fstat(fd).is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == me)
+}
+
+/// `fstat` of `fd`.
+fn fstat(fd: i32) -> Option<libc::stat> {
     // SAFETY: zeroed is a valid stat; the buffer is a valid out-pointer.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above; geteuid has no preconditions.
-    unsafe {
-        libc::fstat(fd, &mut st) == 0
-            && st.st_mode & libc::S_IFMT == libc::S_IFREG
-            && st.st_uid == libc::geteuid()
-    }
+    // SAFETY: as above.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st)
 }
 
 /// Whether the last call was refused for want of rights (not for a
@@ -179,10 +182,7 @@ fn denied() -> bool {
 
 /// The size, device and inode of the file open at `fd`.
 fn file_identity(fd: i32) -> Option<(i64, u64, u64)> {
-    // SAFETY: zeroed is a valid stat; the buffer is a valid out-pointer.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_size, st.st_dev, st.st_ino))
+    fstat(fd).map(|st| (st.st_size, st.st_dev, st.st_ino))
 }
 
 /// Opens the trace file again (in the caller's table, as [`open`] does

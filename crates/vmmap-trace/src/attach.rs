@@ -249,27 +249,16 @@ struct Reader {
 impl Reader {
     /// From `/proc/PID/status` text; None when a field is missing.
     fn of(status: &str) -> Option<Reader> {
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.split_whitespace().collect::<Vec<_>>())
-        };
+        let st = vmmap_core::proc::status::parse(status.as_bytes()).ok()?;
         // Real, effective, saved, file system: the loader opens as the last.
-        let uid = field("Uid:")?.get(3)?.parse().ok()?;
-        let mut gids: Vec<u32> = vec![field("Gid:")?.get(3)?.parse().ok()?];
-        gids.extend(
-            field("Groups:")?
-                .iter()
-                .filter_map(|g| g.parse::<u32>().ok()),
-        );
-        let caps = u64::from_str_radix(field("CapEff:")?.first()?, 16).ok()?;
+        let mut gids = vec![st.gids()?[3]];
+        gids.extend(st.groups());
         // CAP_DAC_OVERRIDE (1) and CAP_DAC_READ_SEARCH (2).
         let dac = (1u64 << 1) | (1u64 << 2);
         Some(Reader {
-            uid,
+            uid: st.uids()?[3],
             gids,
-            privileged: caps & dac != 0,
+            privileged: st.effective_capabilities()? & dac != 0,
         })
     }
 

@@ -13,10 +13,10 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
 use std::sync::Arc;
@@ -99,44 +99,17 @@ impl Drop for Handover {
     }
 }
 
-/// A listening abstract socket (not inherited by the program).
-fn listen(name: &str) -> io::Result<OwnedFd> {
-    // SAFETY: socket takes no pointers.
-    let s = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    };
-    if s < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor just made, owned from here.
-    let fd = unsafe { OwnedFd::from_raw_fd(s) };
-    // SAFETY: a zeroed sockaddr_un is valid.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, &b) in addr.sun_path[1..].iter_mut().zip(name.as_bytes()) {
-        *d = b as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
-    // SAFETY: the address is valid for `len`.
-    let bound = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            &addr as *const _ as *const libc::sockaddr,
-            len as libc::socklen_t,
-        )
-    };
-    // SAFETY: a socket of ours.
-    if bound != 0 || unsafe { libc::listen(fd.as_raw_fd(), 16) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
+/// A listening abstract socket (std's descriptors are close-on-exec: the
+/// program does not inherit it).
+fn listen(name: &str) -> io::Result<UnixListener> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    let listener = UnixListener::bind_addr(&addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
-fn serve(listener: &OwnedFd, files: &Files, stop: &AtomicBool) {
+fn serve(listener: &UnixListener, files: &Files, stop: &AtomicBool) {
     while !stop.load(Acquire) {
         let mut p = libc::pollfd {
             fd: listener.as_raw_fd(),
@@ -147,21 +120,12 @@ fn serve(listener: &OwnedFd, files: &Files, stop: &AtomicBool) {
         if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
             continue;
         }
-        // SAFETY: accept4 on our socket, no address asked.
-        let c = unsafe {
-            libc::accept4(
-                listener.as_raw_fd(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC,
-            )
-        };
-        if c < 0 {
-            continue;
+        if let Ok((conn, _)) = listener.accept() {
+            // Accepted from a non-blocking listener: answered blocking,
+            // with time limits.
+            let _ = conn.set_nonblocking(false);
+            answer(&conn, files);
         }
-        // SAFETY: a connection just accepted, owned from here.
-        let conn = UnixStream::from(unsafe { OwnedFd::from_raw_fd(c) });
-        answer(&conn, files);
     }
 }
 
@@ -201,15 +165,12 @@ fn granted(files: &Files, peer: u32, root: u32, asked: &Path) -> Option<PathBuf>
     if !files.follow_forks {
         return None;
     }
-    let status = std::fs::read_to_string(format!("/proc/{peer}/status")).ok()?;
+    let status = std::fs::read(format!("/proc/{peer}/status")).ok()?;
     // The pid as the process knows itself: the last of NSpid.
-    let own: u32 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))?
-        .split_whitespace()
-        .last()?
-        .parse()
-        .ok()?;
+    let own = *vmmap_core::proc::status::parse(&status)
+        .ok()?
+        .ns_pids()
+        .last()?;
     let ns = pid_ns(&peer.to_string()).filter(|ns| Some(*ns) != files.pid_ns);
     let stem = files.main.file_stem()?.to_str()?;
     let expected = files.main.with_file_name(child_file_name(stem, own, ns));
@@ -336,10 +297,7 @@ fn descends(mut pid: u32, root: u32) -> bool {
 
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // After the name, which may hold anything: state, then the parent.
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
-    rest.split_whitespace().nth(1)?.parse().ok()
+    vmmap_core::proc::stat::parse(&stat).ok().map(|s| s.ppid)
 }
 
 /// The inode of a process's pid namespace (`self` or a pid).

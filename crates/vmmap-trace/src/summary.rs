@@ -431,9 +431,10 @@ pub struct Summarizer {
     /// empty and `live_count` counts the blocks.
     resolved: Option<Resolved>,
     live_count: u64,
-    /// An exec that no record has followed yet (see
-    /// [`Summary::untraced_exec`]).
-    last_exec: Option<(u32, String)>,
+    /// The last exec: its image, its program and the records counted up
+    /// to it; no record followed it if the count is the same at the end
+    /// (see [`Summary::untraced_exec`]).
+    last_exec: Option<(u32, String, u64)>,
 }
 
 /// Whether a block a [`Resolved`] chunk names can be live: its stack has
@@ -539,9 +540,6 @@ impl Summarizer {
             self.image = r.image;
         }
         self.calls[r.event.operation()] += 1;
-        if self.last_exec.is_some() {
-            self.last_exec = None;
-        }
         let s = &mut self.summary;
         if s.span.0 == 0 || r.tick < s.span.0 {
             s.span.0 = r.tick;
@@ -567,7 +565,10 @@ impl Summarizer {
             Event::Free { ptr } => self.free(*ptr),
             Event::Mmap { len, .. } => self.summary.mapped_bytes += len,
             Event::ThreadStart { .. } => self.summary.threads += 1,
-            Event::Exec { path, .. } => self.last_exec = Some((r.image, path.clone())),
+            Event::Exec { path, .. } => {
+                let seen = self.calls.iter().sum();
+                self.last_exec = Some((r.image, path.clone(), seen));
+            }
             _ => {}
         }
     }
@@ -742,7 +743,12 @@ impl Summarizer {
             None => self.live.len() as u64,
         };
         s.live_bytes = self.live_bytes;
-        s.untraced_exec = self.last_exec.take();
+        let seen: u64 = self.calls.iter().sum();
+        s.untraced_exec = self
+            .last_exec
+            .take()
+            .filter(|e| e.2 == seen)
+            .map(|(image, path, _)| (image, path));
         s.stacks = info.stacks.len().saturating_sub(1) as u64;
         s.truncated_stacks = info.stacks.iter().filter(|s| s.truncated).count() as u64;
         (self.summary, costs, images)

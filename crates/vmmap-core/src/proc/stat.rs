@@ -15,7 +15,7 @@ pub struct Stat {
     /// One-letter state (`R`, `S`, `Z`, …).
     pub(crate) state: char,
     /// Parent PID.
-    pub(crate) ppid: u32,
+    pub ppid: u32,
     /// Kernel `task->flags`.
     pub flags: u64,
     /// Start time in clock ticks since boot.

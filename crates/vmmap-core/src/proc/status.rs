@@ -47,6 +47,20 @@ impl Status {
         Self::four(self.get("Gid")?)
     }
 
+    /// `Groups:`, the supplementary group ids.
+    pub fn groups(&self) -> Vec<u32> {
+        self.get("Groups").map_or_else(Vec::new, |v| {
+            v.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+    }
+
+    /// `CapEff:`, the effective capabilities as a bit set.
+    pub fn effective_capabilities(&self) -> Option<u64> {
+        u64::from_str_radix(self.get("CapEff")?, 16).ok()
+    }
+
     /// `NSpid:`, the PID in each PID namespace the process is in, the
     /// outermost first; the last is the PID the process sees for itself.
     pub fn ns_pids(&self) -> Vec<u32> {

@@ -49,11 +49,7 @@ impl Status {
 
     /// `Groups:`, the supplementary group ids.
     pub fn groups(&self) -> Vec<u32> {
-        self.get("Groups").map_or_else(Vec::new, |v| {
-            v.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
+        self.numbers("Groups")
     }
 
     /// `CapEff:`, the effective capabilities as a bit set.
@@ -64,7 +60,12 @@ impl Status {
     /// `NSpid:`, the PID in each PID namespace the process is in, the
     /// outermost first; the last is the PID the process sees for itself.
     pub fn ns_pids(&self) -> Vec<u32> {
-        self.get("NSpid").map_or_else(Vec::new, |v| {
+        self.numbers("NSpid")
+    }
+
+    /// A list of numbers separated by white space (none when absent).
+    fn numbers(&self, key: &str) -> Vec<u32> {
+        self.get(key).map_or_else(Vec::new, |v| {
             v.split_whitespace()
                 .filter_map(|n| n.parse().ok())
                 .collect()

@@ -758,22 +758,24 @@ fn run() {
     // SAFETY: the key exists; the record stays guarded forever, so every
     // allocation this thread makes passes through untraced.
     unsafe { libc::pthread_setspecific(crate::KEY.load(Relaxed), b as *const libc::c_void) };
+    // The staging buffer and the compressor exist by now: everything new
+    // since start() is ours. Read before WRITER is set, while start()
+    // still holds the program back: once it is set the program runs, and
+    // a mapping it made at once (xz's dictionary) was counted as the
+    // agent's. A writer after a pause goes on with the ranges found
+    // before (its stack is the last one's, which glibc keeps for the next
+    // thread of that size).
+    if !resumed && !attached() {
+        let before = std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
+        st.own = anon_ranges()
+            .into_iter()
+            .filter(|r| !before.contains(r))
+            .collect();
+    }
     WRITER.store(b, Release);
-    // The staging buffer and the compressor exist by now, and so does
-    // this thread's malloc arena: everything new since start() is ours.
-    // A writer after a pause goes on with the ranges found before (its
-    // stack is the last one's, which glibc keeps for the next thread of
-    // that size).
     if !resumed {
         if attached() {
             hello();
-        } else {
-            let before =
-                std::mem::take(&mut *MAPS_BEFORE.lock().unwrap_or_else(|e| e.into_inner()));
-            st.own = anon_ranges()
-                .into_iter()
-                .filter(|r| !before.contains(r))
-                .collect();
         }
         st.own.extend(own_image());
     }

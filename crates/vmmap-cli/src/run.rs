@@ -3,7 +3,6 @@
 use std::io::{self, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use vmmap_core::collect::Options;
@@ -95,8 +94,8 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         seccomp_unchecked: a.seccomp_unchecked,
     };
     // Ctrl+C reaches the program (same process group); vmmap waits for it
-    // to end and closes the file.
-    let interrupted = crate::stop::on_stop_signals();
+    // to end and closes the file. What only vmmap received is passed on.
+    let received = crate::stop::on_run_signals();
     // Followed children write files of their own next to the main one:
     // what is there before the run is not theirs.
     let before = if a.follow_forks {
@@ -134,10 +133,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
                 message: format!("waiting for {}: {e}", program.display()),
             })?;
         }
-        if interrupted.swap(false, Ordering::Relaxed) {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
+        pass_on(pid, &received);
         let loaded = !loaded_taken && run.agent_started();
         let due = !interval.is_zero() && Instant::now() >= next;
         if loaded || due {
@@ -259,6 +255,25 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             code: exit::OTHER,
             message: String::new(),
         }),
+    }
+}
+
+/// Passes on to the program the stop signals it did not receive itself,
+/// as they came: those a process sent to vmmap alone (`kill VMMAP`), and
+/// the terminal's (Ctrl+C) when the program has left vmmap's process
+/// group. The terminal's reach the program too while it shares the group:
+/// sending them again made an interactive python, which takes Ctrl+C as
+/// KeyboardInterrupt and goes on, end by SIGTERM.
+fn pass_on(pid: u32, received: &crate::stop::Received) {
+    let (terminal, process) = received.take();
+    // SAFETY: getpgid and getpgrp only read; the pid is our own child's.
+    let apart = !terminal.is_empty() && unsafe { libc::getpgid(pid as i32) != libc::getpgrp() };
+    for sig in process
+        .into_iter()
+        .chain(terminal.into_iter().filter(|_| apart))
+    {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, sig) };
     }
 }
 

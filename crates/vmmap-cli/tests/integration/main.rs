@@ -18,6 +18,7 @@ mod real_programs;
 mod reclaim;
 mod record;
 mod report;
+mod run_signals;
 mod run_snapshots;
 mod runtimes;
 mod seccomp;

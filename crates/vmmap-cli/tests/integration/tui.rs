@@ -20,7 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A tmux server of our own with one pane running vmmap; killed on drop,
 /// with everything the pane started.
-struct Tmux {
+pub(crate) struct Tmux {
     socket: String,
     socket_path: String,
     server_pid: Option<u32>,
@@ -30,7 +30,7 @@ struct Tmux {
 
 impl Tmux {
     /// Starts `vmmap ARGS` in a new pane.
-    fn start(args: &[&str]) -> Tmux {
+    pub(crate) fn start(args: &[&str]) -> Tmux {
         Tmux::start_env(args, &[])
     }
 
@@ -47,7 +47,7 @@ impl Tmux {
 
     /// Starts `vmmap ARGS`, `prefix` (variable assignments) before it on
     /// the pane's command line.
-    fn launch(args: &[&str], env: &[(&str, &std::ffi::OsStr)], prefix: &str) -> Tmux {
+    pub(crate) fn launch(args: &[&str], env: &[(&str, &std::ffi::OsStr)], prefix: &str) -> Tmux {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let home = TempDir::new("tui-home");
@@ -129,13 +129,13 @@ exec sleep 60"#
     }
 
     /// The text on the screen now.
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = self.tmux(&["capture-pane", "-p", "-t", "t"]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Sends keys by tmux name (`Enter`, `Tab`, `F5`, `Down`, ...).
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "t"];
         args.extend_from_slice(keys);
         self.tmux(&args);
@@ -149,7 +149,7 @@ exec sleep 60"#
     /// Polls the screen until `ok` holds on two polls in a row that show
     /// the same screen (a capture can catch a frame half written); returns
     /// that screen, or fails with the last one after the timeout.
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let t0 = Instant::now();
         let mut last_ok: Option<String> = None;
         loop {
@@ -171,7 +171,7 @@ exec sleep 60"#
     }
 
     /// Polls until the screen shows `text`.
-    fn wait_for(&self, text: &str) -> String {
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         self.wait(&format!("{text:?}"), |s| s.contains(text))
     }
 

@@ -5,6 +5,7 @@
 mod address;
 mod attach;
 mod cli;
+mod closed_stdio;
 mod completions;
 mod config;
 mod convert;

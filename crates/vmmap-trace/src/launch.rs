@@ -36,6 +36,11 @@ pub struct Launch {
     /// Send the program's stdin, stdout and stderr to /dev/null (when the
     /// launcher owns the terminal, as the interactive view does).
     pub quiet_stdio: bool,
+    /// The standard descriptors to close in the program (bit `fd`): those
+    /// the launcher was started without, which Rust's runtime filled with
+    /// /dev/null in the launcher. The program finds them closed, as it
+    /// would without vmmap.
+    pub closed_stdio: u8,
     /// Load the agent even when vmmap runs under seccomp, whose filters
     /// the program inherits and nothing can read (docs/tracing.md,
     /// "Seccomp"); without it the agent stays out then.

@@ -220,6 +220,7 @@ impl LaunchForm {
             frame_pointers: false,
             follow_forks: false,
             quiet_stdio: true,
+            closed_stdio: 0,
             seccomp_unchecked: false,
         })
     }

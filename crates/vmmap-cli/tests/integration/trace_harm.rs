@@ -1015,3 +1015,52 @@ fn a_trace_file_removed_during_the_run_is_said_to_be_gone() {
     assert!(!err.contains("vmmap: wrote"), "{err}");
     assert!(!file.exists());
 }
+
+/// A program started with stdin, stdout or stderr closed finds it closed
+/// under `vmmap run` too. Rust's runtime had opened /dev/null on it in
+/// vmmap, and the program inherited that: `prog >&-` wrote into /dev/null
+/// and succeeded, and its first `open` got 3 instead of the closed one.
+#[test]
+fn closed_standard_descriptors_stay_closed() {
+    let sh = require_tool("/bin/sh", "dash");
+    let dir = tmp().join("closed-stdio");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Which of 0, 1 and 2 are open (each redirection is the builtin's
+    // own, after the test).
+    let script = r#"for fd in 0 1 2; do if [ -e /proc/$$/fd/$fd ]; then printf "$fd " >> "$1"; fi; done; echo >> "$1""#;
+    let report = |closed: i32, traced: bool| -> (String, Option<i32>) {
+        let file = dir.join(format!("fd{closed}-{traced}"));
+        let _ = std::fs::remove_file(&file);
+        let mut cmd = if traced {
+            let mut c = Command::new(VMMAP);
+            c.args(["run", "-q", "--agent"])
+                .arg(agent())
+                .arg("-o")
+                .arg(trace_path("closed-stdio"))
+                .arg("--")
+                .arg(&sh);
+            c
+        } else {
+            Command::new(&sh)
+        };
+        cmd.args(["-c", script, "sh"]).arg(&file);
+        // SAFETY: close() in the child before exec, async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                libc::close(closed);
+                Ok(())
+            });
+        }
+        let _g = starting_processes();
+        let st = cmd.status().expect("start");
+        (std::fs::read_to_string(&file).unwrap(), st.code())
+    };
+    for fd in 0..3 {
+        let plain = report(fd, false);
+        assert!(
+            !plain.0.contains(&fd.to_string()) && plain.0.len() == 5,
+            "plain, {fd} closed: {plain:?}"
+        );
+        assert_eq!(report(fd, true), plain, "descriptor {fd} closed");
+    }
+}

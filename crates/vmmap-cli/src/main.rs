@@ -5,7 +5,6 @@
 mod address;
 mod attach;
 mod cli;
-mod closed_stdio;
 mod completions;
 mod config;
 mod convert;
@@ -14,6 +13,7 @@ mod exit;
 mod explain;
 mod files;
 mod find;
+mod inherited;
 mod manpage;
 mod map;
 mod memory;

@@ -91,7 +91,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         frame_pointers: a.unwind == Unwind::Fp,
         follow_forks: a.follow_forks,
         quiet_stdio: false,
-        closed_stdio: crate::closed_stdio::at_start(),
+        inherited: crate::inherited::at_start(),
         seccomp_unchecked: a.seccomp_unchecked,
     };
     // Ctrl+C reaches the program (same process group); vmmap waits for it

@@ -36,15 +36,63 @@ pub struct Launch {
     /// Send the program's stdin, stdout and stderr to /dev/null (when the
     /// launcher owns the terminal, as the interactive view does).
     pub quiet_stdio: bool,
-    /// The standard descriptors to close in the program (bit `fd`): those
-    /// the launcher was started without, which Rust's runtime filled with
-    /// /dev/null in the launcher. The program finds them closed, as it
-    /// would without vmmap.
-    pub closed_stdio: u8,
+    /// What the launcher was started with that Rust's runtime and std's
+    /// spawn change, put back in the program.
+    pub inherited: Inherited,
     /// Load the agent even when vmmap runs under seccomp, whose filters
     /// the program inherits and nothing can read (docs/tracing.md,
     /// "Seccomp"); without it the agent stays out then.
     pub seccomp_unchecked: bool,
+}
+
+/// What the launcher itself was started with, as the program would have
+/// found it without vmmap: Rust's runtime changes it in the launcher
+/// before `main`, and std's spawn again in the child; the child puts it
+/// back right before exec. The default is what std's spawn gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inherited {
+    /// Standard descriptors that were closed (bit `fd`): the runtime
+    /// filled them with /dev/null.
+    pub closed_stdio: u8,
+    /// SIGPIPE was ignored: the runtime ignores it, std's spawn sets the
+    /// default action.
+    pub sigpipe_ignored: bool,
+    /// Signals that were blocked (bit `n - 1` for signal `n`): std's
+    /// spawn unblocks them all.
+    pub blocked: u64,
+}
+
+impl Inherited {
+    /// Puts it back in the calling process (a forked child before exec):
+    /// only system calls, async-signal-safe.
+    ///
+    /// # Safety
+    /// Closes descriptors 0 to 2 where they were closed: nothing in the
+    /// calling process may still use them.
+    pub unsafe fn restore(&self) {
+        // SAFETY: system calls on plain values; the caller vouches for
+        // the descriptors.
+        unsafe {
+            for fd in 0..3 {
+                if self.closed_stdio & 1 << fd != 0 {
+                    libc::close(fd);
+                }
+            }
+            if self.sigpipe_ignored {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
+            if self.blocked != 0 {
+                let mut set: libc::sigset_t = core::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                for s in 1..=64 {
+                    if self.blocked & 1 << (s - 1) != 0 {
+                        libc::sigaddset(&mut set, s);
+                    }
+                }
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
+            }
+        }
+    }
 }
 
 /// Why [`start`] failed.

@@ -273,22 +273,19 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
             let _ = std::fs::remove_file(&path);
         }
     };
-    let closed_stdio = l.closed_stdio;
+    let inherited = l.inherited;
     // SAFETY: the closure runs in the forked child after the standard
     // descriptors and the working directory are set up, and makes only
     // system calls (async-signal-safe) on memory prepared before the fork.
-    // It closes the standard descriptors vmmap was started without, and
-    // execs the program itself: std's own exec (execvp) would run a
+    // It puts back what vmmap was started with (closed standard
+    // descriptors, SIGPIPE ignored, the signal mask), and execs the
+    // program itself: std's own exec (execvp) would run a
     // file without a #! line through /bin/sh, where the program should
     // fail with ENOEXEC as it does when started without ptrace. A failed
     // TRACEME is found after exec from the child's TracerPid.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in 0..3 {
-                if closed_stdio & 1 << fd != 0 {
-                    libc::close(fd);
-                }
-            }
+            inherited.restore();
             libc::ptrace(libc::PTRACE_TRACEME, 0, 0usize, 0usize);
             Err(exec.exec())
         });

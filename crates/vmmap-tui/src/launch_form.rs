@@ -220,7 +220,7 @@ impl LaunchForm {
             frame_pointers: false,
             follow_forks: false,
             quiet_stdio: true,
-            closed_stdio: 0,
+            inherited: Default::default(),
             seccomp_unchecked: false,
         })
     }

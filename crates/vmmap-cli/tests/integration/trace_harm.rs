@@ -1064,3 +1064,80 @@ fn closed_standard_descriptors_stay_closed() {
         assert_eq!(report(fd, true), plain, "descriptor {fd} closed");
     }
 }
+
+/// What the program inherits from whoever starts it is the same under
+/// `vmmap run`: signal mask and dispositions, capabilities, limits,
+/// scheduling, CPUs, namespaces, cgroup, umask, personality. Started here
+/// with SIGUSR1 and SIGTERM blocked and SIGPIPE ignored: std's spawn had
+/// unblocked every signal and given SIGPIPE its default action, so a
+/// write to a closed pipe killed the program where it fails with EPIPE
+/// plain. glibc's own two signals (32 and 33, SIGCANCEL and SIGSETXID)
+/// are left out: glibc sets them up in any process once a second thread
+/// exists (the agent's writer), whatever it started with.
+#[test]
+fn the_programs_process_attributes_are_unchanged() {
+    let sh = require_tool("/bin/sh", "dash");
+    let grep = require_tool("/usr/bin/grep", "grep");
+    // grep reads its own status: a shell would clear its signal mask.
+    let status = [
+        "-E",
+        "^(Umask|SigBlk|SigIgn|SigCgt|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|Cpus_allowed_list|Mems_allowed_list)",
+        "/proc/self/status",
+    ];
+    let script = r#"cat /proc/$$/limits /proc/$$/cgroup /proc/$$/oom_score_adj /proc/$$/timerslack_ns /proc/$$/personality
+awk '{print "nice", $19, "prio", $18, "rt", $40, "policy", $41}' /proc/$$/stat
+for n in /proc/$$/ns/*; do echo "$n $(readlink $n)"; done | sed "s|/proc/$$/||""#;
+    let start = |cmd: &mut Command| -> String {
+        // SAFETY: signal-mask and disposition calls in the child before
+        // exec, async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(cmd, || {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGUSR1);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let _g = starting_processes();
+        let o = cmd.stdin(Stdio::null()).output().expect("start");
+        assert!(o.status.success(), "{o:?}");
+        // Without glibc's own signals.
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| match l.split_once(":\t") {
+                Some((k @ ("SigIgn" | "SigCgt" | "SigBlk"), m)) => {
+                    let m = u64::from_str_radix(m, 16).unwrap() & !(3 << 31);
+                    format!("{k}:\t{m:016x}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    };
+    let plain =
+        start(Command::new(&grep).args(status)) + &start(Command::new(&sh).args(["-c", script]));
+    assert!(
+        plain.contains("SigBlk:\t0000000000004200") && plain.contains("SigIgn:\t0000000000001000"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("Max open files") && plain.contains("ns/pid"),
+        "{plain}"
+    );
+    let traced = |prog: &Path, args: &[&str]| {
+        start(
+            Command::new(VMMAP)
+                .args(["run", "-q", "--agent"])
+                .arg(agent())
+                .arg("-o")
+                .arg(trace_path("attributes"))
+                .arg("--")
+                .arg(prog)
+                .args(args),
+        )
+    };
+    let traced = traced(&grep, &status) + &traced(&sh, &["-c", script]);
+    assert_eq!(traced, plain);
+}

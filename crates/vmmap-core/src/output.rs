@@ -4,12 +4,14 @@
 //! What a shell's `>` does, with the replacement of a regular file made
 //! atomic:
 //!
-//! - a symbolic link is followed, but by the kernel (an `O_PATH` open), so
-//!   `fs.protected_symlinks` still stops root from following a link that
-//!   another user planted in a sticky world-writable directory such as
-//!   `/tmp`; the link itself stays a link. A link to nothing is refused
-//!   (creating its target would need a hand-made follow the kernel cannot
-//!   check);
+//! - a symbolic link is followed, but never one that another user planted
+//!   in a sticky world-writable directory such as `/tmp` (the rule of the
+//!   kernel's `fs.protected_symlinks`, checked here too, since that
+//!   setting is off on some systems: a link there is followed only if this
+//!   user or the directory's owner owns it); the file opened must be the
+//!   one that checked walk reached, and the link itself stays a link. A
+//!   link to nothing is refused (creating its target would need a
+//!   hand-made follow the kernel cannot check);
 //! - a regular file (or a new name) is written to a temporary beside it,
 //!   created with `O_EXCL` under an unpredictable name, synced, given the
 //!   replaced file's owner and permission bits (a new file gets 0666 less
@@ -147,6 +149,16 @@ fn fd_path(f: &File) -> PathBuf {
 
 impl Target {
     fn resolve(path: &Path) -> io::Result<Target> {
+        let walked = walk(path)?;
+        if let Some((link, owner)) = walked.planted {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is a symbolic link of user {owner} in a sticky world-writable directory, which vmmap does not follow (the rule of fs.protected_symlinks, whatever that setting is here); remove it or write elsewhere",
+                    link.display()
+                ),
+            ));
+        }
         // O_PATH follows links the way open(2) does, with the kernel's
         // protections; it opens devices and FIFOs without side effects
         // and never blocks.
@@ -159,6 +171,17 @@ impl Target {
             Err(e) => return Self::unresolved(path, e),
         };
         let meta = fd.metadata()?;
+        // A link swapped in between the walk and the open would take the
+        // open elsewhere: the file opened must be the one walked to.
+        let same = walked.end.as_ref().is_none_or(|end| {
+            std::fs::metadata(end).is_ok_and(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
+        });
+        if !same {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the path changed while it was opened (a link replaced?); try again",
+            ));
+        }
         if meta.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::IsADirectory,
@@ -203,6 +226,91 @@ impl Target {
     }
 }
 
+/// Where [`walk`] ended: the path with every link replaced by its
+/// target (None where a link's text names nothing: /proc's links to
+/// pipes and sockets, which only the kernel follows), and the first link
+/// on the way that another user planted.
+struct Walk {
+    end: Option<PathBuf>,
+    planted: Option<(PathBuf, u32)>,
+}
+
+/// Links followed at most, as the kernel's limit (`ELOOP` past it).
+const MAX_LINKS: u32 = 40;
+
+/// Resolves `path` as the kernel would, one name at a time, looking at
+/// every symbolic link on the way: one in a sticky world-writable
+/// directory that is owned by neither this user nor the directory's owner
+/// is what `fs.protected_symlinks` refuses to follow. The walk stops at
+/// the first link so planted, at a name that does not exist, or where a
+/// name cannot be looked at (the open then says why).
+fn walk(path: &Path) -> io::Result<Walk> {
+    use std::path::Component;
+    let mut at = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir()?
+    };
+    // Names still to walk, the next one last.
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push = |todo: &mut Vec<std::ffi::OsString>, at: &mut PathBuf, p: &Path| {
+        if p.is_absolute() {
+            *at = PathBuf::from("/");
+        }
+        for c in p.components().rev() {
+            match c {
+                Component::Normal(n) => todo.push(n.to_os_string()),
+                Component::ParentDir => todo.push("..".into()),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+    };
+    push(&mut todo, &mut at, path);
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            at.pop();
+            continue;
+        }
+        let next = at.join(&name);
+        let Ok(m) = std::fs::symlink_metadata(&next) else {
+            // A new name, or a name only the kernel can follow.
+            at = next;
+            at.extend(todo.iter().rev());
+            return Ok(Walk {
+                end: (links == 0).then_some(at),
+                planted: None,
+            });
+        };
+        if !m.file_type().is_symlink() {
+            at = next;
+            continue;
+        }
+        let dir = std::fs::metadata(&at)?;
+        let sticky_shared = dir.mode() & 0o1002 == 0o1002;
+        if sticky_shared && m.uid() != euid() && m.uid() != dir.uid() {
+            return Ok(Walk {
+                end: None,
+                planted: Some((next, m.uid())),
+            });
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            // The open fails with ELOOP.
+            return Ok(Walk {
+                end: None,
+                planted: None,
+            });
+        }
+        let target = std::fs::read_link(&next)?;
+        push(&mut todo, &mut at, &target);
+    }
+    Ok(Walk {
+        end: Some(at),
+        planted: None,
+    })
+}
+
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
@@ -214,6 +322,32 @@ mod tests {
 
     fn dir(tag: &str) -> tempfile::TempDir {
         tempfile::Builder::new().prefix(tag).tempdir().unwrap()
+    }
+
+    #[test]
+    fn the_walk_ends_where_the_kernel_does() {
+        let d = dir("out-walk");
+        let root = d.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink("a/b", root.join("ab")).unwrap();
+        std::os::unix::fs::symlink("../b/f", root.join("a/b/rel")).unwrap();
+        std::os::unix::fs::symlink(root.join("ab/rel"), root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+        for (path, end) in [
+            ("a/b/f", Some("a/b/f")),
+            ("ab/f", Some("a/b/f")),
+            ("abs", Some("a/b/f")),
+            ("a/./b/../b/f", Some("a/b/f")),
+            ("ab/../b/f", Some("a/b/f")),
+            ("a/new", Some("a/new")),
+            ("ab/new", None),
+            ("loop", None),
+        ] {
+            let w = walk(&root.join(path)).unwrap();
+            assert_eq!(w.end, end.map(|e| root.join(e)), "{path}");
+            assert!(w.planted.is_none(), "{path}");
+        }
     }
 
     #[test]

@@ -391,45 +391,27 @@ fn a_replaced_file_keeps_its_mode_and_owner() {
     assert_eq!(fs::metadata(&new).unwrap().mode() & 0o7777, 0o644);
 }
 
-/// Sets `fs.protected_symlinks` to 1 while held, restoring the old value.
+/// Sets `fs.protected_symlinks` while held, restoring the old value.
 struct ProtectedSymlinks(String);
 
 impl ProtectedSymlinks {
     const PATH: &'static str = "/proc/sys/fs/protected_symlinks";
 
-    fn on() -> ProtectedSymlinks {
+    fn set(v: &str) -> ProtectedSymlinks {
         let old = fs::read_to_string(Self::PATH).expect("read fs.protected_symlinks");
-        if old.trim() != "1" {
-            fs::write(Self::PATH, "1").expect("set fs.protected_symlinks to 1");
-        }
+        fs::write(Self::PATH, v).expect("set fs.protected_symlinks");
         ProtectedSymlinks(old)
     }
 }
 
 impl Drop for ProtectedSymlinks {
     fn drop(&mut self) {
-        if self.0.trim() != "1" {
-            let _ = fs::write(Self::PATH, self.0.trim());
-        }
+        let _ = fs::write(Self::PATH, self.0.trim());
     }
 }
 
-#[test]
-fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
-    static ONE: Mutex<()> = Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    let fx = Fixture::start(false);
-    let _protect = ProtectedSymlinks::on();
-    // A private /tmp: world-writable and sticky, in a directory every user
-    // can search.
-    let sticky = std::env::temp_dir().join(format!("vmmap-sticky-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&sticky);
-    fs::create_dir(&sticky).unwrap();
-    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
-    let dir = TempDir::new("out-sticky");
-    let victim = dir.path().join("root-owned");
-    fs::write(&victim, "root's\n").unwrap();
-    let link = sticky.join("out.json");
+/// A link nobody (65534) makes at `link`, to `to`.
+fn plant(to: &Path, link: &Path) {
     let st = Command::new(require_tool("setpriv", "util-linux"))
         .args([
             "--reuid=65534",
@@ -438,23 +420,107 @@ fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
             "ln",
             "-s",
         ])
-        .arg(&victim)
-        .arg(&link)
+        .arg(to)
+        .arg(link)
         .status()
         .expect("run setpriv");
-    assert!(st.success(), "nobody could not plant the link");
-    assert_eq!(fs::symlink_metadata(&link).unwrap().uid(), 65534);
+    assert!(st.success(), "nobody could not plant {}", link.display());
+    assert_eq!(fs::symlink_metadata(link).unwrap().uid(), 65534);
+}
 
-    let o = vmmap(&[&fx.pid.to_string(), "--json", "-o", link.to_str().unwrap()]);
-    let e = stderr(&o);
+/// Root never writes through a link another user planted in a sticky
+/// world-writable directory, whether the kernel's fs.protected_symlinks
+/// is on (Debian's default) or off (as on some systems, this test
+/// machine among them, where root followed the link and overwrote the
+/// file it named): every writer, `vmmap run -o`, and a planted link to a
+/// directory on the way.
+#[test]
+fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let fx = Fixture::start(false);
+    // A private /tmp: world-writable and sticky, in a directory every user
+    // can search.
+    let sticky = std::env::temp_dir().join(format!("vmmap-sticky-{}", std::process::id()));
     let _ = fs::remove_dir_all(&sticky);
-    assert_eq!(
-        o.status.code(),
-        Some(10),
-        "root followed or replaced the link: {e}"
+    fs::create_dir(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let dir = TempDir::new("out-sticky");
+    let victims = TempDir::new("out-victim");
+    let victim = victims.path().join("root-owned");
+    fs::write(&victim, "root's\n").unwrap();
+    let link = |name: &str, ext: &str| sticky.join(format!("{name}{ext}"));
+    let links: Vec<(Writer, PathBuf)> = writers(fx.pid)
+        .into_iter()
+        .map(|w| {
+            let l = link(w.name, w.ext);
+            plant(&victim, &l);
+            (w, l)
+        })
+        .collect();
+    let run_link = link("run", ".vmmap");
+    plant(&victim, &run_link);
+    let via_dir = sticky.join("dir");
+    plant(dir.path(), &via_dir);
+    let agent = crate::trace::agent();
+    let calls = crate::trace::build(
+        "calls",
+        &[
+            "cc",
+            "-O0",
+            "-g",
+            crate::trace::fixture("calls.c").to_str().unwrap(),
+        ],
     );
-    assert!(e.contains("protected_symlinks"), "unclear message: {e}");
-    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's\n");
+    for setting in ["1", "0"] {
+        let _protect = ProtectedSymlinks::set(setting);
+        let mut runs: Vec<(String, Output)> = Vec::new();
+        for (w, l) in &links {
+            runs.push((w.name.to_string(), run_writer(w, l, dir.path())));
+            let inside = via_dir.join(format!("new{}", w.ext));
+            runs.push((
+                format!("{} via a linked directory", w.name),
+                run_writer(&w, &inside, dir.path()),
+            ));
+        }
+        for out in [run_link.clone(), via_dir.join("new.vmmap")] {
+            let _g = starting_processes();
+            let o = Command::new(VMMAP)
+                .args(["run", "-q", "--agent"])
+                .arg(&agent)
+                .arg("-o")
+                .arg(&out)
+                .arg("--")
+                .arg(&calls)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            runs.push((format!("run -o {}", out.display()), o));
+        }
+        for (name, o) in runs {
+            let e = stderr(&o);
+            assert_eq!(
+                o.status.code(),
+                Some(10),
+                "protected_symlinks={setting}, {name}: root followed or replaced the link: {e}"
+            );
+            assert!(
+                e.contains("protected_symlinks"),
+                "{name}: unclear message: {e}"
+            );
+            assert_eq!(
+                fs::read_to_string(&victim).unwrap(),
+                "root's\n",
+                "protected_symlinks={setting}, {name}: the victim was written"
+            );
+            assert_eq!(
+                fs::read_dir(dir.path()).unwrap().count(),
+                0,
+                "protected_symlinks={setting}, {name}: a file was made in the linked directory"
+            );
+        }
+    }
+    let _ = fs::remove_dir_all(&sticky);
 }
 
 #[test]

@@ -1668,9 +1668,13 @@ fn top_shows_the_fastest_grower_first_and_its_keys_work() {
         .unwrap_or_else(|| panic!("no interval in the legend:\n{s}"));
     let grown = human_bytes(&top_cell(&s, fast.pid, "+PRIVATE").unwrap())
         .unwrap_or_else(|| panic!("a size under +PRIVATE:\n{s}"));
+    // The legend gives the interval to a tenth of a second: up to 0.05 s
+    // of growth either way on top of the 6% the rounding and the
+    // grower's own timing take.
     let want = fast.rate as f64 * interval;
+    let slack = fast.rate as f64 * 0.05;
     assert!(
-        (grown - want).abs() <= (want * 0.06).max(2.0 * 4096.0),
+        (grown - want).abs() <= (want * 0.06 + slack).max(2.0 * 4096.0),
         "grows {} a second over {interval}s, shown {grown}:\n{s}",
         fast.rate
     );

@@ -480,7 +480,7 @@ fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
             let inside = via_dir.join(format!("new{}", w.ext));
             runs.push((
                 format!("{} via a linked directory", w.name),
-                run_writer(&w, &inside, dir.path()),
+                run_writer(w, &inside, dir.path()),
             ));
         }
         for out in [run_link.clone(), via_dir.join("new.vmmap")] {

@@ -253,6 +253,14 @@ impl ChunkStream<std::io::BufReader<std::fs::File>> {
         let f = std::fs::File::open(path)?;
         ChunkStream::new(std::io::BufReader::with_capacity(1 << 20, f), kind)
     }
+
+    /// The (device, inode) of the file being read: the very file, whatever
+    /// happened to its name since it was opened.
+    pub fn file_identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = self.r.get_ref().metadata().ok()?;
+        Some((m.dev(), m.ino()))
+    }
 }
 
 impl<R: Read> ChunkStream<R> {

@@ -180,6 +180,7 @@ fn analyse_with(
     cancel: &AtomicBool,
 ) -> Result<Analysis, AnalysisError> {
     let stream = open(path).map_err(AnalysisError::Open)?;
+    let identity = stream.file_identity();
     let ranged = |r: &Range<u64>| Summarizer::with_range(r.start, r.end);
     let mut inside = opts.region.as_ref().map(ranged);
     let mut all = match (&inside, opts.only_region, resolved) {
@@ -272,7 +273,7 @@ fn analyse_with(
     syms.resolve(&s.info, &addrs, &opts.symbols);
     notes.extend(syms.notes.iter().cloned().map(Note::NoSymbols));
     let cache = if opts.cache {
-        symbol_cache::append(path, &syms)
+        symbol_cache::append(path, identity, &syms)
     } else {
         CacheWrite::UpToDate
     };

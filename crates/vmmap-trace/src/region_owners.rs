@@ -149,7 +149,9 @@ pub fn snapshot_owners(
     let mut first_in: Vec<Option<Record>> = vec![None; mappings.len()];
     let mut kept: Vec<Record> = Vec::new();
     let mut live: HashMap<u64, (u64, u32), foldhash::fast::FixedState> = HashMap::default();
-    let first = scan::scan_until(ChunkStream::open(path, CHUNK_TRACE)?, until.clone(), |r| {
+    let stream = ChunkStream::open(path, CHUNK_TRACE)?;
+    let identity = stream.file_identity();
+    let first = scan::scan_until(stream, until.clone(), |r| {
         if r.image != image || cancel.load(Ordering::Relaxed) {
             return;
         }
@@ -301,7 +303,7 @@ pub fn snapshot_owners(
             .map(|n| format!("no symbols for {n}; its frames show as module+offset")),
     );
     let cache = if opts.write_cache {
-        symbol_cache::append(path, &syms)
+        symbol_cache::append(path, identity, &syms)
     } else {
         CacheWrite::UpToDate
     };

@@ -3,6 +3,7 @@
 //! binaries nor their debug files.
 
 use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::symbols::Symbols;
@@ -24,7 +25,14 @@ pub enum CacheWrite {
 /// one [`CHUNK_SYMBOLS`] chunk. Append only, in one write on an
 /// `O_APPEND` file: nothing already in the file is touched, and an agent
 /// or launcher still appending to it never interleaves with this chunk.
-pub(crate) fn append(path: &Path, syms: &Symbols) -> CacheWrite {
+///
+/// Only into a regular file of this user's that is the very file analysed
+/// (`analysed`: its device and inode as read): an analysis reads, and
+/// root looking at another user's trace must not change it. The name is
+/// opened a second time here, and a link swapped in since the analysis
+/// read the file (another user's, in /tmp, to /etc/shadow) took that
+/// append to the file it named.
+pub(crate) fn append(path: &Path, analysed: Option<(u64, u64)>, syms: &Symbols) -> CacheWrite {
     let fresh = syms.new_cache_entries();
     if fresh.is_empty() {
         return CacheWrite::UpToDate;
@@ -37,8 +45,19 @@ pub(crate) fn append(path: &Path, syms: &Symbols) -> CacheWrite {
     };
     let written = std::fs::OpenOptions::new()
         .append(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .and_then(|mut f| f.write_all(&bytes));
+        .and_then(|mut f| {
+            let m = f.metadata()?;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let euid = unsafe { libc::geteuid() };
+            if !m.is_file() || m.uid() != euid || analysed != Some((m.dev(), m.ino())) {
+                return Err(std::io::Error::other(
+                    "not the file analysed, or not a regular file of this user's",
+                ));
+            }
+            f.write_all(&bytes)
+        });
     match written {
         Ok(()) => CacheWrite::Appended(fresh.len()),
         Err(e) => CacheWrite::Failed(e.to_string()),

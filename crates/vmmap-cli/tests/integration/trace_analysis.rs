@@ -463,6 +463,33 @@ fn symbols_are_cached_in_the_file_and_missing_debug_info_degrades() {
     assert_eq!(l["leaks"][0]["frames"][0]["function"], "make_big");
 }
 
+/// An analysis reads: root looking at another user's trace leaves it as
+/// it was, byte for byte (the symbol cache goes only into the user's own
+/// files), where its own copy of the same trace gains the cache.
+#[test]
+fn analysing_another_users_trace_leaves_it_unchanged() {
+    let prog = calls_program();
+    let (_, file) = run_traced(&["--no-exit-snapshot"], &prog, &[]);
+    let theirs = tmp().join(format!("theirs-{}.vmmap", std::process::id()));
+    let mine = tmp().join(format!("mine-{}.vmmap", std::process::id()));
+    std::fs::copy(&file, &theirs).unwrap();
+    std::fs::copy(&file, &mine).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let before = std::fs::read(&theirs).unwrap();
+    for f in [&theirs, &mine] {
+        on_file("trace", f, &["calltree"]);
+        on_file("open", f, &[]);
+    }
+    assert!(
+        std::fs::read(&theirs).unwrap() == before,
+        "another user's trace was changed by reading it"
+    );
+    assert!(
+        std::fs::metadata(&mine).unwrap().len() > before.len() as u64,
+        "the user's own copy did not gain the symbol cache"
+    );
+}
+
 /// heaptrack's totals for a program, from `heaptrack_print`: (calls,
 /// bytes allocated, peak, leaked, temporary). Peak and leaked come rounded
 /// to units of 1000 with two decimals.

@@ -263,19 +263,51 @@ fn debug_dirs(opts: &SymbolOptions) -> Vec<PathBuf> {
     v
 }
 
+/// A regular file open for reading, named by its descriptor
+/// (`/proc/self/fd/N`) for blazesym, which opens what it is given by
+/// name. The paths come from the trace, and a trace may come from anyone:
+/// opened by name after an `is_file` check, a FIFO swapped in meanwhile
+/// held the analysis for ever, and a device opened as root may act on
+/// being opened (a watchdog starts). So the name is looked up once, with
+/// `O_PATH` (which opens nothing), and only a regular file is opened.
+struct Regular {
+    _file: std::fs::File,
+    by_fd: PathBuf,
+}
+
+impl Regular {
+    fn open(p: &Path) -> Option<Regular> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::OpenOptionsExt;
+        let at = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(p)
+            .ok()?;
+        if !at.metadata().ok()?.is_file() {
+            return None;
+        }
+        let file = std::fs::File::open(format!("/proc/self/fd/{}", at.as_raw_fd())).ok()?;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        Some(Regular { _file: file, by_fd })
+    }
+}
+
 /// The file to read a module's symbols from: the recorded path if its
 /// build id matches, else a debug file found by build id or by name.
-fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<PathBuf, String> {
-    let matches = |p: &Path| -> bool {
-        match blazesym::helper::read_elf_build_id(&p) {
+fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<Regular, String> {
+    let matches = |p: &Path| -> Option<Regular> {
+        let r = Regular::open(p)?;
+        let ok = match blazesym::helper::read_elf_build_id(&r.by_fd) {
             Ok(Some(id)) => m.build_id.is_empty() || *id == *m.build_id,
             Ok(None) => m.build_id.is_empty(),
             Err(_) => false,
-        }
+        };
+        ok.then_some(r)
     };
     let recorded = Path::new(&m.path);
-    if recorded.is_file() && matches(recorded) {
-        return Ok(recorded.to_path_buf());
+    if let Some(r) = matches(recorded) {
+        return Ok(r);
     }
     if !m.build_id.is_empty() && m.build_id.len() > 1 {
         let id = hex(&m.build_id);
@@ -284,16 +316,16 @@ fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<PathBuf, String> {
                 .join(".build-id")
                 .join(&id[..2])
                 .join(format!("{}.debug", &id[2..]));
-            if p.is_file() {
-                return Ok(p);
+            if let Some(r) = Regular::open(&p) {
+                return Ok(r);
             }
         }
     }
     let name = module_name(&m.path);
     for d in &opts.dirs {
         for p in [d.join(name), d.join(format!("{name}.debug"))] {
-            if p.is_file() && matches(&p) {
-                return Ok(p);
+            if let Some(r) = matches(&p) {
+                return Ok(r);
             }
         }
     }
@@ -312,8 +344,8 @@ fn symbolize_module(
     opts: &SymbolOptions,
 ) -> Result<Vec<Vec<Frame>>, String> {
     use blazesym::symbolize::{source, Input, Symbolized};
-    let path = locate(m, opts)?;
-    let src = source::Source::Elf(source::Elf::new(path));
+    let file = locate(m, opts)?;
+    let src = source::Source::Elf(source::Elf::new(&file.by_fd));
     let out = symbolizer
         .symbolize(&src, Input::VirtOffset(addrs))
         .map_err(|e| format!("cannot read its symbols: {e}"))?;
@@ -356,6 +388,31 @@ fn symbolize_module(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a regular file is opened: a FIFO (by name or through a link)
+    /// is turned down without blocking, and nothing is read by name
+    /// after the check.
+    #[test]
+    fn only_regular_files_are_opened() {
+        let d = std::env::temp_dir().join(format!("vmmap-regular-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        let fifo = d.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink(&fifo, d.join("to-fifo")).unwrap();
+        std::fs::write(d.join("lib.so"), b"not an elf").unwrap();
+        assert!(Regular::open(&fifo).is_none());
+        assert!(Regular::open(&d.join("to-fifo")).is_none());
+        assert!(Regular::open(Path::new("/dev/null")).is_none());
+        assert!(Regular::open(&d).is_none());
+        let r = Regular::open(&d.join("lib.so")).unwrap();
+        // Renamed away: the descriptor still reads the file checked.
+        std::fs::rename(d.join("lib.so"), d.join("gone")).unwrap();
+        assert_eq!(std::fs::read(&r.by_fd).unwrap(), b"not an elf");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn labels_and_short_paths() {

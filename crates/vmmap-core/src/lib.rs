@@ -63,6 +63,7 @@ pub mod multi;
 pub mod output;
 pub mod palette;
 pub mod proc;
+pub mod regular;
 pub mod sharing;
 pub mod summary;
 #[cfg(any(test, feature = "test-support"))]

@@ -263,13 +263,11 @@ fn debug_dirs(opts: &SymbolOptions) -> Vec<PathBuf> {
     v
 }
 
-/// A regular file open for reading, named by its descriptor
-/// (`/proc/self/fd/N`) for blazesym, which opens what it is given by
-/// name. The paths come from the trace, and a trace may come from anyone:
-/// opened by name after an `is_file` check, a FIFO swapped in meanwhile
-/// held the analysis for ever, and a device opened as root may act on
-/// being opened (a watchdog starts). So the name is looked up once, with
-/// `O_PATH` (which opens nothing), and only a regular file is opened.
+/// A regular file open for reading (`vmmap_core::regular`: the paths
+/// come from the trace, and a trace may come from anyone), named by its
+/// descriptor (`/proc/self/fd/N`) for blazesym, which opens what it is
+/// given by name. blazesym's file cache keys on device and inode, so a
+/// descriptor number used again later is not taken for the same file.
 struct Regular {
     _file: std::fs::File,
     by_fd: PathBuf,
@@ -277,18 +275,8 @@ struct Regular {
 
 impl Regular {
     fn open(p: &Path) -> Option<Regular> {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        let at = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(p)
-            .ok()?;
-        if !at.metadata().ok()?.is_file() {
-            return None;
-        }
-        let file = std::fs::File::open(format!("/proc/self/fd/{}", at.as_raw_fd())).ok()?;
-        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let file = vmmap_core::regular::open(p).ok()?;
+        let by_fd = vmmap_core::regular::by_fd(&file);
         Some(Regular { _file: file, by_fd })
     }
 }
@@ -388,31 +376,6 @@ fn symbolize_module(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Only a regular file is opened: a FIFO (by name or through a link)
-    /// is turned down without blocking, and nothing is read by name
-    /// after the check.
-    #[test]
-    fn only_regular_files_are_opened() {
-        let d = std::env::temp_dir().join(format!("vmmap-regular-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir(&d).unwrap();
-        let fifo = d.join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        std::os::unix::fs::symlink(&fifo, d.join("to-fifo")).unwrap();
-        std::fs::write(d.join("lib.so"), b"not an elf").unwrap();
-        assert!(Regular::open(&fifo).is_none());
-        assert!(Regular::open(&d.join("to-fifo")).is_none());
-        assert!(Regular::open(Path::new("/dev/null")).is_none());
-        assert!(Regular::open(&d).is_none());
-        let r = Regular::open(&d.join("lib.so")).unwrap();
-        // Renamed away: the descriptor still reads the file checked.
-        std::fs::rename(d.join("lib.so"), d.join("gone")).unwrap();
-        assert_eq!(std::fs::read(&r.by_fd).unwrap(), b"not an elf");
-        std::fs::remove_dir_all(&d).unwrap();
-    }
 
     #[test]
     fn labels_and_short_paths() {

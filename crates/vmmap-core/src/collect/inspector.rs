@@ -74,7 +74,10 @@ fn open_mapped_file(dir: &ProcDir, r: &Region) -> Result<File, String> {
     let mut last_err = String::from("no way to open it");
     if !r.path.ends_with(" (deleted)") {
         let p = dir.path("root").join(path.trim_start_matches('/'));
-        match File::open(&p) {
+        // The name is resolved in the process's own mount namespace, which
+        // it may have changed since it mapped the file: a FIFO mounted
+        // over the name held vmmap in open() for ever.
+        match crate::regular::open(&p) {
             // The path may now name another file than the one mapped
             // (replaced by a package upgrade): check the inode.
             Ok(f) if f.metadata().map(|m| m.ino() == r.inode).unwrap_or(false) => return Ok(f),
@@ -82,8 +85,10 @@ fn open_mapped_file(dir: &ProcDir, r: &Region) -> Result<File, String> {
             Err(e) => last_err = e.to_string(),
         }
     }
+    // map_files/ reaches the very object mapped, a device among them
+    // (a GPU's, /dev/zero): only a regular file is opened.
     let p = dir.path(&format!("map_files/{:x}-{:x}", r.start, r.end));
-    File::open(&p).map_err(|e| format!("{last_err}; map_files: {e}"))
+    crate::regular::open(&p).map_err(|e| format!("{last_err}; map_files: {e}"))
 }
 
 impl Inspector for LiveInspector<'_> {

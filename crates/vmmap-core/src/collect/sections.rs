@@ -94,8 +94,8 @@ fn load_sections(dir: &ProcDir, r: &Region, page: u64) -> Option<Vec<(String, u6
         .vmas()
         .iter()
         .find(|v| v.inode == r.inode && v.offset == 0)?;
-    let f = File::open(dir.path(&format!("map_files/{:x}-{:x}", vma.start, vma.end)))
-        .or_else(|_| File::open(&*r.path))
+    let f = crate::regular::open(&dir.path(&format!("map_files/{:x}-{:x}", vma.start, vma.end)))
+        .or_else(|_| crate::regular::open(std::path::Path::new(&*r.path)))
         .ok()?;
     let mut read = file_reader(&f);
     let head = read(0, 4096)?;

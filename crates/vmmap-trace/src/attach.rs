@@ -198,9 +198,28 @@ fn symbol_in(
     symbol: &str,
 ) -> Option<u64> {
     let (start, _, path) = maps.iter().find(|(_, off, p)| *off == 0 && matches(p))?;
-    let bytes = std::fs::read(format!("/proc/{pid}/root{path}")).ok()?;
+    let bytes = read_module(pid, path)?;
     let (value, first) = vmmap_core::elf::dynamic_symbol(&bytes, symbol)?;
     Some(start - (first & !0xfff) + value)
+}
+
+/// The largest module file read whole (the C library is 2 MiB).
+const MODULE_MAX: u64 = 256 << 20;
+
+/// The file of a module `pid` maps at `path`, read through its mount
+/// namespace (`/proc/PID/root`), whose owner may have put anything at
+/// that name since: only a regular file ([`vmmap_core::regular`]: a FIFO
+/// held the attach, with the target stopped, for ever) of a sane size (a
+/// sparse file of 100 GiB would have been read into memory whole).
+pub(super) fn read_module(pid: i32, path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let f = vmmap_core::regular::open(Path::new(&format!("/proc/{pid}/root{path}"))).ok()?;
+    if f.metadata().ok()?.len() > MODULE_MAX {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    f.take(MODULE_MAX).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 fn is_libc(p: &str) -> bool {
@@ -224,9 +243,14 @@ fn is_libdl(p: &str) -> bool {
 fn agent_visible(pid: i32, agent: &Path) -> Result<bool, AttachError> {
     let ours = std::fs::metadata(agent).map_err(|e| other(&agent.display().to_string(), e))?;
     let there = PathBuf::from(format!("/proc/{pid}/root{}", agent.display()));
-    let same = match std::fs::metadata(&there) {
-        Ok(m) if m.dev() == ours.dev() && m.ino() == ours.ino() => true,
-        Ok(m) if m.len() == ours.len() => std::fs::read(&there).ok() == std::fs::read(agent).ok(),
+    let theirs = vmmap_core::regular::open(&there).and_then(|f| Ok((f.metadata()?, f)));
+    let same = match theirs {
+        Ok((m, _)) if m.dev() == ours.dev() && m.ino() == ours.ino() => true,
+        Ok((m, f)) if m.len() == ours.len() => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &f, &mut bytes).is_ok()
+                && std::fs::read(agent).ok() == Some(bytes)
+        }
         _ => false,
     };
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -296,6 +320,12 @@ fn dlopen_of(pid: i32, m: &[(u64, u64, String)]) -> Result<u64, AttachError> {
     symbol_in(pid, m, is_libc, "dlopen")
         .or_else(|| symbol_in(pid, m, is_libdl, "dlopen"))
         .ok_or_else(|| {
+            let libc = m.iter().find(|(_, off, p)| *off == 0 && is_libc(p));
+            if let Some((_, _, path)) = libc.filter(|(_, _, p)| read_module(pid, p).is_none()) {
+                return AttachError::Refused(format!(
+                    "the C library process {pid} maps, {path}, is not a regular file at that name in its mount namespace (replaced or covered since), so its dlopen cannot be found: the agent cannot be loaded"
+                ));
+            }
             AttachError::Refused(format!(
                 "process {pid} has no dlopen in its C library (not glibc, or no libc at all): the agent cannot be loaded"
             ))

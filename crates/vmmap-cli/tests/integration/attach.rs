@@ -473,6 +473,26 @@ fn attach_refuses_what_it_cannot_trace() {
     own.child.wait().unwrap();
 }
 
+/// A process that covered the name of its C library, in a mount
+/// namespace of its own, with a FIFO (an unprivileged user can): attach
+/// read the library through /proc/PID/root and waited in open() for ever,
+/// SIGTERM or not. Now it refuses at once, says why, and the process runs
+/// on, never stopped.
+#[test]
+fn attach_refuses_a_process_whose_library_name_is_covered() {
+    let covered = crate::util::Covered::start("libc");
+    let o = attach(
+        covered.pid as i32,
+        &tmp("attach-covered.vmmap"),
+        &["--duration", "1s"],
+    );
+    assert_eq!(o.status.code(), Some(12), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not a regular file at that name"), "{err}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", covered.pid)).unwrap();
+    assert!(status.contains("State:\tS"), "{status}");
+}
+
 #[test]
 fn attach_refuses_a_process_traced_already_and_names_the_tracer() {
     let strace = require_tool("strace", "strace");

@@ -577,54 +577,21 @@ fn vmmap_starts_without_libgcc_s() {
 /// open(). Files named by a process are opened only if regular.
 #[test]
 fn a_fifo_mounted_over_a_mapped_name_never_holds_vmmap() {
-    let prog = compile("overmount");
     let dir = TempDir::new("overmount");
     std::fs::set_permissions(
         dir.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o777),
     )
     .unwrap();
-    /// Ends the fixture however the test ends.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = std::process::Command::new(require_tool("setpriv", "util-linux"))
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(require_tool("unshare", "util-linux"))
-        .arg("-rm")
-        .arg(&prog)
-        .arg(dir.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .map(Killed)
-        .expect("start the fixture");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.0.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addr = u64::from_str_radix(
-        line.trim()
-            .strip_prefix("ready 0x")
-            .unwrap_or_else(|| panic!("the fixture said {line:?}")),
-        16,
-    )
-    .unwrap();
-    let pid = child.0.id().to_string();
-    // setpriv and unshare exec: the pid is the fixture's.
+    let covered = Covered::start(dir.path().to_str().unwrap());
     let o = output_within(
-        std::process::Command::new(VMMAP).args([pid.as_str(), "--json"]),
+        std::process::Command::new(VMMAP).args([&covered.pid.to_string(), "--json"]),
         30,
     );
-    drop(child);
+    drop(covered.child);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let snap: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let r = region_at(&snap, addr);
+    let r = region_at(&snap, covered.addr);
     assert_eq!(typ(r), "mapped_file", "{r}");
     assert!(r["path"].as_str().unwrap().ends_with("/x"), "{}", r["path"]);
 }

@@ -630,3 +630,52 @@ pub fn assert_reconciles(pid: u32, snap: &Value, what: &str) {
         total["private_ws"].as_u64().unwrap() + total["shareable_ws"].as_u64().unwrap()
     );
 }
+
+/// A child process killed (and reaped) however the test ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `overmount` fixture run by nobody in a user and mount namespace of
+/// its own (`unshare -rm`): a name it maps now leads, in its namespace,
+/// to a FIFO nobody writes (fixtures/overmount.c).
+pub struct Covered {
+    pub child: Killed,
+    pub pid: u32,
+    /// The address of the mapping whose name is covered.
+    pub addr: u64,
+}
+
+impl Covered {
+    /// `what`: a directory (a file `x` made there) or `libc`.
+    pub fn start(what: &str) -> Covered {
+        let prog = compile("overmount");
+        let mut child = Command::new(require_tool("setpriv", "util-linux"))
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(require_tool("unshare", "util-linux"))
+            .arg("-rm")
+            .arg(&prog)
+            .arg(what)
+            .stdout(Stdio::piped())
+            .spawn()
+            .map(Killed)
+            .expect("start the overmount fixture");
+        let mut out = BufReader::new(child.0.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("ready") {
+            line.clear();
+            let n = out.read_line(&mut line).unwrap();
+            assert!(n > 0, "the overmount fixture ended without covering");
+        }
+        let addr = u64::from_str_radix(line.trim().trim_start_matches("ready 0x"), 16)
+            .unwrap_or_else(|_| panic!("the fixture said {line:?}"));
+        // setpriv and unshare exec: the pid is the fixture's.
+        let pid = child.0.id();
+        Covered { child, pid, addr }
+    }
+}

@@ -188,7 +188,7 @@ pub(super) fn padding(pid: i32, maps: &[(u64, u64, String)]) -> Option<u64> {
     // The C library first: every process here has one.
     modules.sort_by_key(|(_, _, p)| !super::is_libc(p));
     modules.into_iter().find_map(|(start, _, path)| {
-        let bytes = std::fs::read(format!("/proc/{pid}/root{path}")).ok()?;
+        let bytes = super::read_module(pid, path)?;
         let (first, end) = vmmap_core::elf::exec_segment_end(&bytes)?;
         let end = start - (first & !0xfff) + end;
         let room = end.next_multiple_of(4096) - end;

@@ -200,7 +200,7 @@ pub enum Command {
     /// munmap, mremap, mprotect, madvise, brk/sbrk, pthread_create,
     /// dlopen/dlclose, fork and exec. Children made by fork are not traced
     /// unless --follow-forks; a program that execs another keeps being
-    /// traced in the same file. vmmap exits with the program's status.
+    /// traced in the same file. vmmap ends as the program did: its exit status, or its signal.
     ///
     /// Static binaries, setuid/setgid or file-capability programs and
     /// programs that define their own malloc cannot be traced through

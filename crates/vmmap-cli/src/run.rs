@@ -248,14 +248,46 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             code: c.clamp(0, 255) as u8,
             message: String::new(),
         }),
-        (None, Some(s)) => Err(Failure {
-            code: (128 + s).clamp(0, 255) as u8,
-            message: String::new(),
-        }),
+        (None, Some(s)) => {
+            drop(file);
+            Err(end_as_killed_by(s))
+        }
         _ => Err(Failure {
             code: exit::OTHER,
             message: String::new(),
         }),
+    }
+}
+
+/// Ends vmmap as the program ended, killed by `sig`, once the file is
+/// complete: whoever waits for `vmmap run` then sees what it would have
+/// seen of the program (a shell says "Segmentation fault", a parent's
+/// WIFSIGNALED holds, Python's `returncode` is -11), where an exit status
+/// of 128 + `sig` is only what a shell's `$?` shows. As strace does: no
+/// core of vmmap's own (the program's, if any, is written already), the
+/// signal's default action, the signal raised. If it does not end vmmap,
+/// the exit status is 128 + `sig`.
+fn end_as_killed_by(sig: i32) -> Failure {
+    let _ = io::stdout().flush();
+    let _ = io::stderr().flush();
+    // SAFETY: setrlimit, signal, sigprocmask and raise on plain values;
+    // nothing of vmmap's is in use any more.
+    unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    Failure {
+        code: (128 + sig).clamp(0, 255) as u8,
+        message: String::new(),
     }
 }
 

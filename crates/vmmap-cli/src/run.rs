@@ -77,10 +77,6 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
             "-o {why}; give a file name, or add --snapshot-only to write the snapshots alone into it"
         )));
     }
-    let out_err = |e: io::Error| Failure {
-        code: exit::OUTPUT,
-        message: format!("cannot write {what}: {e}"),
-    };
     let spec = launch::Launch {
         program: program.clone(),
         argv0: name.clone(),
@@ -127,6 +123,10 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     let mut loaded_taken = agent.is_none();
     let mut wait = Duration::ZERO;
     let mut failures = Repeats::default();
+    // The file cannot be written (its disk is full): said once, no more
+    // snapshots, and the program runs on to its end under watch, where
+    // vmmap used to exit at once with 10 and leave it running unwatched.
+    let mut unwritable = false;
     let status = loop {
         if let Some(st) = run.wait_timeout(wait) {
             break st.map_err(|e| Failure {
@@ -137,14 +137,19 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         pass_on(pid, &received);
         let loaded = !loaded_taken && run.agent_started();
         let due = !interval.is_zero() && Instant::now() >= next;
-        if loaded || due {
+        if (loaded || due) && !unwritable {
             loaded_taken = true;
             if due {
                 next += interval;
             }
             match run.snapshot() {
                 Ok(()) => {}
-                Err(supervise::SnapshotError::Write(e)) => return Err(out_err(e)),
+                Err(supervise::SnapshotError::Write(e)) => {
+                    unwritable = true;
+                    eprintln!(
+                        "vmmap: cannot write {what}: {e}; no more snapshots are taken, the program runs on"
+                    );
+                }
                 // Said once: a program that made itself undumpable
                 // fails every snapshot the same way, once a second.
                 Err(e) => failures.say(format!("vmmap: snapshot of {pid} failed: {e}")),
@@ -173,18 +178,30 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         ..
     })) = &read_back
     {
-        run.append_chunk(CHUNK_FREES, payload).map_err(out_err)?;
+        if let Err(e) = run.append_chunk(CHUNK_FREES, payload) {
+            eprintln!("vmmap: cannot write {what}: {e}; its frees are not resolved");
+        }
     }
-    let (file, total) = run.finish().map_err(out_err)?;
+    // A file that could not be written whole is said so, and vmmap still
+    // ends as the program did: its status is not vmmap's to change.
+    let finished = run
+        .finish()
+        .and_then(|(file, total)| vmmap_core::output::sync(&file).map(|()| (file, total)));
+    let (file, total) = match finished {
+        Ok(f) => (Some(f.0), f.1),
+        Err(e) => {
+            eprintln!("vmmap: cannot write {what}: {e}; the recording is incomplete");
+            (None, 0)
+        }
+    };
     // Removed (or replaced) while the program ran: what was recorded went
     // with the unlinked file, and saying "wrote" would be false.
-    let still_there = same_file(&file, &output);
-    if !still_there {
+    let still_there = file.as_ref().is_some_and(|f| same_file(f, &output));
+    if file.is_some() && !still_there {
         eprintln!(
             "vmmap: warning: {what} was removed or replaced while the program ran: the trace recorded there is gone"
         );
     }
-    vmmap_core::output::sync(&file).map_err(out_err)?;
     if !a.quiet {
         for n in run.notes() {
             eprintln!("vmmap: note: {n}");

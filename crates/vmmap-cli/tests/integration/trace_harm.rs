@@ -1141,3 +1141,45 @@ for n in /proc/$$/ns/*; do echo "$n $(readlink $n)"; done | sed "s|/proc/$$/||""
     let traced = traced(&grep, &status) + &traced(&sh, &["-c", script]);
     assert_eq!(traced, plain);
 }
+
+/// A disk that fills while the program runs: vmmap said "cannot write",
+/// exited at once with 10 and left the program running on unwatched (its
+/// output came after the shell's prompt). Now it says so, takes no more
+/// snapshots, and ends as the program does.
+#[test]
+fn a_full_disk_leaves_the_program_running_to_its_end_under_watch() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/alloc_bench.c");
+    let prog = build(
+        "alloc_bench",
+        &["cc", "-O2", "-pthread", src.to_str().unwrap()],
+    );
+    let args = ["1000000", "1", "4096", "c"];
+    let plain = run_plain(&prog, &args);
+    assert!(plain.status.success());
+    let disk = crate::util::SmallFs::mount(tmp().join("full-disk"), "1m");
+    let out = disk.0.join("run.vmmap");
+    let traced = {
+        let _g = starting_processes();
+        output_within(
+            Command::new(VMMAP)
+                .args(["run", "-q", "-i", "50ms", "--agent"])
+                .arg(agent())
+                .arg("-o")
+                .arg(&out)
+                .arg("--")
+                .arg(&prog)
+                .args(args)
+                .stdin(Stdio::null()),
+            180,
+        )
+    };
+    let err = String::from_utf8_lossy(&traced.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(traced.status.code(), Some(0), "{err}");
+    // The same work done (the line ends with the time it took).
+    let line = |o: &Output| {
+        let s = String::from_utf8_lossy(&o.stdout).into_owned();
+        s.split(" wall=").next().unwrap().to_string()
+    };
+    assert_eq!(line(&traced), line(&plain));
+}

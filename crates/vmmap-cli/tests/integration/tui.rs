@@ -1238,27 +1238,6 @@ fn t_shows_the_call_tree_of_a_traced_run() {
 }
 
 /// A small tmpfs mounted for one test, unmounted on drop.
-struct SmallFs(std::path::PathBuf);
-
-impl SmallFs {
-    fn mount(dir: std::path::PathBuf, size: &str) -> SmallFs {
-        std::fs::create_dir_all(&dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&dir)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "cannot mount a tmpfs on {}", dir.display());
-        SmallFs(dir)
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// `w` (save as) writes like every `-o`: a device in place, a full one
 /// reported, a replaced file keeping its owner and mode, and a save that
 /// fails for lack of space leaving the old file whole.
@@ -1312,7 +1291,7 @@ fn save_as_writes_devices_in_place_and_keeps_owner_and_mode() {
 
     // A file system too small for the snapshot: the save fails and the
     // old file is still there, whole.
-    let small = SmallFs::mount(home.join("small"), "16k");
+    let small = crate::util::SmallFs::mount(home.join("small"), "16k");
     let kept = small.0.join("kept.json");
     std::fs::write(&kept, "old\n").unwrap();
     save("small/kept.json");

@@ -18,6 +18,21 @@ fn signals() -> PathBuf {
     build("signals", &["cc", "-O1", "-Wall", src.to_str().unwrap()])
 }
 
+/// `vmmap run -q -o TMP/NAME.vmmap -- signals MODE`, not started.
+fn traced(name: &str, mode: &str) -> Command {
+    let out = tmp().join(format!("{name}.vmmap"));
+    let _ = std::fs::remove_file(&out);
+    let mut c = Command::new(VMMAP);
+    c.args(["run", "-q", "--agent"])
+        .arg(agent())
+        .arg("-o")
+        .arg(&out)
+        .arg("--")
+        .arg(signals())
+        .arg(mode);
+    c
+}
+
 /// The lines the program printed for the signals it received ("got
 /// NAME"; the terminal echoes `^C` before the first).
 fn got_lines(screen: &str) -> Vec<&str> {
@@ -64,18 +79,8 @@ fn ctrl_c_in_a_terminal_reaches_the_program_once() {
 /// once each.
 #[test]
 fn a_signal_sent_to_vmmap_is_passed_on_as_it_came() {
-    let prog = signals();
     for (sig, name) in [(libc::SIGINT, "INT"), (libc::SIGTERM, "TERM")] {
-        let out = tmp().join(format!("sent-{name}.vmmap"));
-        let _ = std::fs::remove_file(&out);
-        let mut child = Command::new(VMMAP)
-            .args(["run", "-q", "--agent"])
-            .arg(agent())
-            .arg("-o")
-            .arg(&out)
-            .arg("--")
-            .arg(&prog)
-            .arg("wait")
+        let mut child = traced(&format!("sent-{name}"), "wait")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .process_group(0)
@@ -114,17 +119,7 @@ fn ignored_signals_stay_ignored_in_the_program() {
     plain.arg("ignored");
     ignoring(&mut plain);
     let plain = plain.output().unwrap();
-    let out = tmp().join("ignored.vmmap");
-    let _ = std::fs::remove_file(&out);
-    let mut traced = Command::new(VMMAP);
-    traced
-        .args(["run", "-q", "--agent"])
-        .arg(agent())
-        .arg("-o")
-        .arg(&out)
-        .arg("--")
-        .arg(&prog)
-        .arg("ignored");
+    let mut traced = traced("ignored", "ignored");
     ignoring(&mut traced);
     let traced = traced.output().unwrap();
     assert!(traced.status.success(), "{traced:?}");

@@ -1,7 +1,8 @@
 //! What vmmap was started with that Rust's runtime changes before `main`
-//! and std's spawn changes again in a child, for `vmmap run` to hand the
-//! program exactly what it would have had without vmmap
-//! ([`vmmap_trace::launch::Inherited`]):
+//! and std's spawn changes again in a child, for `vmmap run` and the
+//! interactive view's Launch to hand the program exactly what it would
+//! have had without vmmap ([`vmmap_trace::launch::Inherited`], recorded
+//! at the start of `main`):
 //!
 //! - a closed stdin, stdout or stderr: the runtime opens /dev/null on it
 //!   (so that vmmap never writes its output into a file it opened). The

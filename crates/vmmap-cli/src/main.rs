@@ -47,6 +47,7 @@ pub(crate) use files::{is_stdout, load, load_with_trace, shown, write_file};
 pub(crate) use target::{names_file, resolve};
 
 fn main() -> ExitCode {
+    vmmap_trace::launch::Inherited::record(inherited::at_start());
     // clap quotes a bad argument as it is, and an argument may be a file
     // name chosen by someone else (`vmmap open *`). With such arguments
     // the message is rendered without colours, and each of them escaped.

@@ -87,7 +87,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         frame_pointers: a.unwind == Unwind::Fp,
         follow_forks: a.follow_forks,
         quiet_stdio: false,
-        inherited: crate::inherited::at_start(),
+        inherited: launch::Inherited::of_this_process(),
         seccomp_unchecked: a.seccomp_unchecked,
     };
     // Ctrl+C reaches the program (same process group); vmmap waits for it

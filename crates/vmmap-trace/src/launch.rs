@@ -62,7 +62,24 @@ pub struct Inherited {
     pub blocked: u64,
 }
 
+/// What this process was started with, once its binary has said
+/// ([`Inherited::record`]).
+static AT_START: std::sync::OnceLock<Inherited> = std::sync::OnceLock::new();
+
 impl Inherited {
+    /// Records what this process was started with: its binary notes it
+    /// before Rust's runtime changes it (vmmap's `inherited` module), and
+    /// every launch (the CLI's, the interactive view's) hands it on.
+    pub fn record(i: Inherited) {
+        let _ = AT_START.set(i);
+    }
+
+    /// What this process was started with, as recorded (the default, what
+    /// std's spawn gives, if nothing was).
+    pub fn of_this_process() -> Inherited {
+        AT_START.get().copied().unwrap_or_default()
+    }
+
     /// Puts it back in the calling process (a forked child before exec):
     /// only system calls, async-signal-safe.
     ///

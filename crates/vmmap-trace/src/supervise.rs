@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use crate::attach::filters;
 use crate::handover::Handover;
-use crate::launch::{self, Launch, LaunchError};
+use crate::launch::{self, Inherited, Launch, LaunchError};
 use vmmap_core::collect::{self, Options};
 use vmmap_core::format::{ChunkStream, FormatError, Writer, CHUNK_SNAPSHOT, CHUNK_TRACE};
 use vmmap_core::model::{StackPointerSource, ThreadInfo};
@@ -273,7 +273,15 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
             let _ = std::fs::remove_file(&path);
         }
     };
-    let inherited = l.inherited;
+    let inherited = Inherited {
+        // Given /dev/null on purpose (the launcher owns the terminal).
+        closed_stdio: if l.quiet_stdio {
+            0
+        } else {
+            l.inherited.closed_stdio
+        },
+        ..l.inherited
+    };
     // SAFETY: the closure runs in the forked child after the standard
     // descriptors and the working directory are set up, and makes only
     // system calls (async-signal-safe) on memory prepared before the fork.

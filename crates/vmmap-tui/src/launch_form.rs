@@ -220,7 +220,7 @@ impl LaunchForm {
             frame_pointers: false,
             follow_forks: false,
             quiet_stdio: true,
-            inherited: Default::default(),
+            inherited: vmmap_trace::launch::Inherited::of_this_process(),
             seccomp_unchecked: false,
         })
     }

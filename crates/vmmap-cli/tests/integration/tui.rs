@@ -952,6 +952,34 @@ fn launch_tab_traces_a_new_process() {
     assert!(tl.lines().count() >= 2, "no snapshot in {file}:\n{tl}");
 }
 
+/// A program launched from the picker inherits what vmmap was started
+/// with, as `vmmap run`'s does: here SIGPIPE ignored, which std's spawn
+/// had set back to its default action.
+#[test]
+fn a_launched_program_keeps_sigpipe_ignored() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let agent = crate::trace::agent();
+    let dir = TempDir::new("launch-sigpipe");
+    let out = dir.path().join("sigign");
+    let script = dir.path().join("sigign.sh");
+    std::fs::write(
+        &script,
+        format!("grep SigIgn /proc/$$/status > {}\n", out.display()),
+    )
+    .unwrap();
+    let t = Tmux::launch(&[], &[("VMMAP_AGENT", agent.as_os_str())], "trap '' PIPE; ");
+    launch_from_picker(&t, "/bin/sh", script.to_str().unwrap());
+    t.wait_for("exited with status 0; trace written to ");
+    let line = std::fs::read_to_string(&out).unwrap();
+    let mask = line
+        .trim()
+        .strip_prefix("SigIgn:")
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert_ne!(mask & 1 << (libc::SIGPIPE - 1), 0, "{line}");
+}
+
 /// Quitting vmmap while a traced program runs leaves it running and says
 /// so; the file is finished and loads.
 #[test]

@@ -157,12 +157,14 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
         }
         // Until the next thing to do: the agent's start is polled for,
         // Ctrl+C is looked at every 50 ms, the program's end wakes it.
-        let until_due = if interval.is_zero() {
+        // With no more snapshots to take, only signals are looked at (a
+        // due time left behind would have had this loop spin).
+        let until_due = if interval.is_zero() || unwritable {
             Duration::from_millis(50)
         } else {
             next.saturating_duration_since(Instant::now())
         };
-        wait = if loaded_taken {
+        wait = if loaded_taken || unwritable {
             until_due.min(Duration::from_millis(50))
         } else {
             Duration::from_millis(10)

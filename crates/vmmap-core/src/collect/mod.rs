@@ -354,6 +354,29 @@ const STREAM: usize = 1 << 14;
 /// smaps (at most [`INLINE`] bytes) is read and parsed on this thread,
 /// [`STREAM`] bytes at a time.
 fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
+    let mut tries = 1;
+    loop {
+        match read_smaps_once(dir, with_rollup) {
+            Ok(r) => return Ok(r),
+            // Printed while the process changed it ([`SmapsParser::torn`]).
+            Err((_, true)) if tries < TORN_TRIES => tries += 1,
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Reads of a smaps torn by the process's own changes before giving up: a
+/// retry reads it whole again (a few milliseconds), and a process busy
+/// remapping is rarely caught mid-change twice in a row.
+const TORN_TRIES: u32 = 4;
+
+/// One read of smaps ([`read_smaps`]); on failure, whether the text was
+/// torn by a change of the process's mappings while it was printed.
+fn read_smaps_once(
+    dir: &ProcDir,
+    with_rollup: bool,
+) -> std::result::Result<SmapsRead, (Error, bool)> {
+    let plain = |e: Error| (e, false);
     let read_rollup = || {
         if with_rollup {
             dir.read_optional("smaps_rollup")
@@ -366,13 +389,13 @@ fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
         Err(Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound && dir.alive() =>
         {
-            return Err(Error::Unsupported {
+            return Err(plain(Error::Unsupported {
                 what: "/proc/PID/smaps".into(),
                 hint: "the kernel was built without CONFIG_PROC_PAGE_MONITOR; vmmap needs it"
                     .into(),
-            })
+            }))
         }
-        r => r?,
+        r => r.map_err(plain)?,
     };
     let mut regions = Vec::new();
     let mut present = 0u32;
@@ -388,7 +411,7 @@ fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
         let mut read = 0;
         while !eof && read < INLINE {
             let len;
-            (len, eof) = fill(&mut f, &mut small).map_err(|e| dir.error(path.clone(), e))?;
+            (len, eof) = fill(&mut f, &mut small).map_err(|e| plain(dir.error(path.clone(), e)))?;
             read += len;
             if parse_error.is_none() {
                 parse_error = parser.feed_with(&small[..len], &mut sink).err();
@@ -426,19 +449,23 @@ fn read_smaps(dir: &ProcDir, with_rollup: bool) -> Result<SmapsRead> {
                 .unwrap_or_else(|_| Err(std::io::Error::other("smaps reader thread panicked")))
                 .map_err(|e| dir.error(path.clone(), e))?;
             Ok::<_, Error>((parse_error, rollup))
-        })?
+        })
+        .map_err(plain)?
     };
     if let Some(e) = parse_error {
-        return Err(Error::Parse { path, source: e });
+        return Err((Error::Parse { path, source: e }, parser.torn()));
     }
-    parser.finish_with(&mut sink).map_err(|e| Error::Parse {
-        path: path.clone(),
-        source: e,
+    // The last line is a figure line: a header there is not torn.
+    parser.finish_with(&mut sink).map_err(|e| {
+        plain(Error::Parse {
+            path: path.clone(),
+            source: e,
+        })
     })?;
     Ok(SmapsRead {
         regions,
         present,
-        rollup: rollup?,
+        rollup: rollup.map_err(plain)?,
     })
 }
 

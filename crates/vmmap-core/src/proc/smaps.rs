@@ -284,12 +284,24 @@ pub struct SmapsParser {
     /// The index in [`Field::PER_VMA`] of the figure line expected next:
     /// the kernel prints them in that order.
     next: usize,
+    /// A mapping did not follow the one before it (see [`Self::torn`]).
+    torn: bool,
 }
 
 impl SmapsParser {
     /// A parser at the start of input.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Whether the input failed because a mapping overlapped or came
+    /// before the one printed before it. The kernel prints smaps a page at
+    /// a time and lets the process run in between: a mapping that grew or
+    /// merged meanwhile is printed again from where the last page ended
+    /// (a live Chromium did so), so a reader of a live process reads it
+    /// again; in a file it is damage.
+    pub fn torn(&self) -> bool {
+        self.torn
     }
 
     /// Parses every complete line in `chunk`, pushing each finished mapping
@@ -396,8 +408,18 @@ impl SmapsParser {
         let first = line[0];
         if first.is_ascii_digit() || (b'a'..=b'f').contains(&first) {
             let m = parse_header(line).map_err(|msg| self.err(msg))?;
-            crate::validate::range(self.prev, m.start, m.end)
-                .map_err(|e| ParseError::new("smaps", self.line_no, format!("mapping {e}")))?;
+            if let Err(e) = crate::validate::range(self.prev, m.start, m.end) {
+                use crate::validate::RangeError;
+                self.torn = matches!(
+                    e,
+                    RangeError::Overlaps { .. } | RangeError::OutOfOrder { .. }
+                );
+                return Err(ParseError::new(
+                    "smaps",
+                    self.line_no,
+                    format!("mapping {e}"),
+                ));
+            }
             self.prev = Some((m.start, m.end));
             self.next = 0;
             if let Some(done) = self.current.replace(m) {
@@ -867,6 +889,26 @@ Rss:                   4 kB
         let m = parse(t.as_bytes()).unwrap();
         assert_eq!(&*m[0].path, "/dev/zero (deleted)");
         assert_eq!(&*m[1].path, "/tmp/my file (deleted)");
+    }
+
+    /// What a live Chromium's smaps once held: a mapping that grew while
+    /// the kernel printed the text, printed again from the same start.
+    /// That (and a mapping out of order) is a torn read, to be read again;
+    /// a range no kernel prints is not.
+    #[test]
+    fn a_mapping_printed_again_after_it_grew_is_a_torn_read() {
+        let torn = |t: &str| {
+            let mut p = SmapsParser::new();
+            assert!(p.feed(t.as_bytes(), &mut Vec::new()).is_err(), "{t}");
+            p.torn()
+        };
+        let grew = "2d4400e04000-2d4400ec4000 rw-p 00000000 00:00 0\n2d4400e04000-2d4400f50000 rw-p 00000000 00:00 0\n";
+        assert!(torn(grew));
+        assert!(torn(
+            "00400000-00401000 r-xp 0 08:01 12\n00300000-00301000 r--p 0 08:01 12\n"
+        ));
+        assert!(!torn("00402000-00401000 r--p 0 08:01 12\n"));
+        assert!(!torn("00400000-00401000 r-xp 0 08:01 12\nRss: x kB\n"));
     }
 
     #[test]

@@ -24,7 +24,6 @@
 
 use std::fs::{File, Metadata, OpenOptions, Permissions};
 use std::io::{self, BufWriter, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -139,12 +138,8 @@ impl Existing {
             .write(true)
             .truncate(truncate)
             .custom_flags(libc::O_NOCTTY)
-            .open(fd_path(&self.fd))
+            .open(crate::regular::by_fd(&self.fd))
     }
-}
-
-fn fd_path(f: &File) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
 }
 
 impl Target {
@@ -189,7 +184,7 @@ impl Target {
             ));
         }
         // The kernel's name for the file opened, links resolved.
-        let real = std::fs::read_link(fd_path(&fd))?;
+        let real = std::fs::read_link(crate::regular::by_fd(&fd))?;
         Ok(Target {
             path: real,
             existing: Some(Existing { fd, meta }),

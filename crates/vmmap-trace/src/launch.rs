@@ -6,7 +6,6 @@
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -496,7 +495,7 @@ pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     // the descriptor with O_APPEND; the agent gets the resolved name.
     let (file, abs) = vmmap_core::output::create(&l.output)
         .and_then(|f| {
-            let fd = std::path::PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+            let fd = vmmap_core::regular::by_fd(&f);
             Ok((
                 OpenOptions::new().append(true).open(&fd)?,
                 std::fs::read_link(&fd)?,

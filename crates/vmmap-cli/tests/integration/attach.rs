@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::trace::history;
-use crate::util::{compile, compile_static, output_within, require_tool, VMMAP};
+use crate::util::{compile, compile_static, output_within, require_tool, Killed, VMMAP};
 
 /// `tests/fixtures/attach_workers.c` started, once its threads run.
 pub(crate) struct Workers {
@@ -850,17 +850,6 @@ fn a_process_that_cannot_see_the_agent_nor_a_proc_is_refused() {
     // Refused before anything was done to it.
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     assert!(!maps.contains("libvmmap_agent"), "{maps}");
-}
-
-/// Kills and reaps the child when dropped, so a failed assertion leaves
-/// no server behind.
-struct Killed<'a>(&'a mut std::process::Child);
-
-impl Drop for Killed<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// What `tests/fixtures/AttachEcho.java` answers to `n`.

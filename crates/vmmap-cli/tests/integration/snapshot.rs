@@ -588,10 +588,11 @@ fn a_fifo_mounted_over_a_mapped_name_never_holds_vmmap() {
         std::process::Command::new(VMMAP).args([&covered.pid.to_string(), "--json"]),
         30,
     );
-    drop(covered.child);
+    let addr = covered.addr;
+    drop(covered);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let snap: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let r = region_at(&snap, covered.addr);
+    let r = region_at(&snap, addr);
     assert_eq!(typ(r), "mapped_file", "{r}");
     assert!(r["path"].as_str().unwrap().ends_with("/x"), "{}", r["path"]);
 }

@@ -631,10 +631,11 @@ pub fn assert_reconciles(pid: u32, snap: &Value, what: &str) {
     );
 }
 
-/// A child process killed (and reaped) however the test ends.
-pub struct Killed(pub Child);
+/// Kills and reaps the child when dropped, so a failed assertion leaves
+/// no process behind.
+pub struct Killed<'a>(pub &'a mut Child);
 
-impl Drop for Killed {
+impl Drop for Killed<'_> {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -645,7 +646,7 @@ impl Drop for Killed {
 /// its own (`unshare -rm`): a name it maps now leads, in its namespace,
 /// to a FIFO nobody writes (fixtures/overmount.c).
 pub struct Covered {
-    pub child: Killed,
+    pub child: Child,
     pub pid: u32,
     /// The address of the mapping whose name is covered.
     pub addr: u64,
@@ -663,9 +664,9 @@ impl Covered {
             .arg(what)
             .stdout(Stdio::piped())
             .spawn()
-            .map(Killed)
             .expect("start the overmount fixture");
-        let mut out = BufReader::new(child.0.stdout.take().unwrap());
+        let killed = Killed(&mut child);
+        let mut out = BufReader::new(killed.0.stdout.take().unwrap());
         let mut line = String::new();
         while !line.starts_with("ready") {
             line.clear();
@@ -674,9 +675,17 @@ impl Covered {
         }
         let addr = u64::from_str_radix(line.trim().trim_start_matches("ready 0x"), 16)
             .unwrap_or_else(|_| panic!("the fixture said {line:?}"));
+        // Kept alive past here: the Covered is killed when dropped.
+        std::mem::forget(killed);
         // setpriv and unshare exec: the pid is the fixture's.
-        let pid = child.0.id();
+        let pid = child.id();
         Covered { child, pid, addr }
+    }
+}
+
+impl Drop for Covered {
+    fn drop(&mut self) {
+        drop(Killed(&mut self.child));
     }
 }
 

@@ -3,8 +3,18 @@
 //! `~/.config/vmmap/config.toml`). A missing or unreadable file means
 //! defaults; a corrupt one is reported and left alone, never overwritten
 //! silently.
+//!
+//! The path comes from the environment, which `sudo -E` (and older
+//! sudoers that kept `HOME`) leaves pointing into the invoking user's
+//! home. So the file is read only if it is a regular file of a sane size
+//! (a FIFO there held the UI at its start, a link to `/dev/zero` filled
+//! memory), and it is changed only where neither it nor the directories
+//! above it belong to another user (root left root-owned directories in
+//! that home, and followed a link put in place of the file).
 
-use std::path::PathBuf;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use ratatui::style::Color;
 use serde::{Deserialize, Serialize};
@@ -110,7 +120,7 @@ impl Settings {
         let Some(path) = Settings::path() else {
             return (Settings::default(), None);
         };
-        match std::fs::read_to_string(&path) {
+        match read(&path) {
             Ok(text) => match toml::from_str::<Settings>(&text) {
                 Ok(s) => (s, None),
                 Err(e) => (
@@ -137,6 +147,7 @@ impl Settings {
     pub fn save(&self) -> std::io::Result<PathBuf> {
         let path = Settings::path()
             .ok_or_else(|| std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"))?;
+        ours(&path)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -151,6 +162,7 @@ impl Settings {
         let Some(path) = Settings::path() else {
             return Ok(None);
         };
+        ours(&path)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(Some(path)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -194,6 +206,60 @@ impl Settings {
     pub fn coloured(&self) -> bool {
         self.depth != crate::palette::Depth::Off
     }
+}
+
+/// The most a settings file may hold: every column and colour named takes
+/// about 1 KB.
+const MAX_BYTES: u64 = 64 << 10;
+
+/// The text of the settings file, if it is a regular file of at most
+/// [`MAX_BYTES`]; anything else is refused without waiting or filling
+/// memory.
+fn read(path: &Path) -> io::Result<String> {
+    let f = vmmap_core::regular::open(path)?;
+    let mut text = String::new();
+    f.take(MAX_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} KiB", MAX_BYTES >> 10),
+        ));
+    }
+    Ok(text)
+}
+
+/// Refuses to change the settings at `path` when it, its directory or the
+/// one above (or, where those do not exist yet, the nearest directory
+/// that does) belongs to a user other than this one and root.
+fn ours(path: &Path) -> io::Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for (level, p) in path.ancestors().enumerate() {
+        let meta = match std::fs::symlink_metadata(p) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} belongs to {}, and vmmap runs as {}: it does not change another user's files \
+                     (HOME or XDG_CONFIG_HOME points into their home, as `sudo -E` leaves it; \
+                     run vmmap as them, or set XDG_CONFIG_HOME to a directory of yours)",
+                    p.display(),
+                    vmmap_core::collect::who(meta.uid()),
+                    vmmap_core::collect::who(me)
+                ),
+            ));
+        }
+        // The file, its directory and the configuration directory; higher
+        // only until one exists.
+        if level >= 2 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The settings as TOML text.

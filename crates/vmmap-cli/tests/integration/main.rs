@@ -23,6 +23,7 @@ mod run_snapshots;
 mod runtimes;
 mod seccomp;
 mod serve;
+mod settings;
 mod sharing;
 mod shell;
 mod snapshot;

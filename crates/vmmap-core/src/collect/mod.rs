@@ -21,6 +21,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use privilege::who;
 pub use procdir::ProcDir;
 pub use processes::{find_by_name, list_processes, Access, ProcessEntry};
 pub use sections::file_reader;

@@ -27,7 +27,9 @@ pub(crate) fn user_name(uid: u32) -> Option<String> {
     Some(pw.name)
 }
 
-fn who(uid: u32) -> String {
+/// A uid as people read it: `uid 1000 (alice)`, or `uid 1000` when the
+/// password database has no name for it.
+pub fn who(uid: u32) -> String {
     match user_name(uid) {
         Some(n) => format!("uid {uid} ({n})"),
         None => format!("uid {uid}"),

@@ -192,6 +192,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     let (file, total) = match finished {
         Ok(f) => (Some(f.0), f.1),
         Err(e) => {
+            unwritable = true;
             eprintln!("vmmap: cannot write {what}: {e}; the recording is incomplete");
             (None, 0)
         }
@@ -223,7 +224,7 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
                 summary: Some((s, scan)),
                 ..
             })) => {
-                let _ = print_summary(&mut err, &s, &scan.info, scan.damage);
+                let _ = print_summary(&mut err, &s, &scan.info, scan.damage, unwritable);
             }
             Some(Err(e)) => {
                 let _ = writeln!(err, "vmmap: {}", e.message);

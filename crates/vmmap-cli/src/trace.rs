@@ -70,11 +70,15 @@ fn bytes(v: u64) -> String {
     }
 }
 
+/// `unwritten`: the file could not be written to its end (`vmmap run`
+/// said why just before), so an image without its end record was cut
+/// there rather than killed.
 pub(crate) fn print_summary(
     w: &mut impl Write,
     s: &vmmap_trace::Summary,
     info: &vmmap_trace::TraceInfo,
     problem: Option<vmmap_trace::TraceError>,
+    unwritten: bool,
 ) -> io::Result<()> {
     let ops: u64 = s.calls.values().sum();
     let calls = s
@@ -131,10 +135,16 @@ pub(crate) fn print_summary(
                 Escaped(&img.exe),
                 Escaped(path)
             )?;
+        } else if !img.complete() && unwritten {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) is recorded up to where the file could not be written any more",
+                Escaped(&img.exe)
+            )?;
         } else if !img.complete() {
             writeln!(
                 w,
-                "vmmap: note: image {i} ({}) did not stop cleanly (killed or crashed): its last ~100 ms of events may be missing",
+                "vmmap: note: image {i} ({}) did not stop cleanly (killed or crashed, or the file could not be written to its end): its last ~100 ms of events may be missing",
                 Escaped(&img.exe)
             )?;
         }
@@ -212,7 +222,7 @@ pub fn trace(a: &TraceArgs) -> Result<(), Failure> {
 fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failure> {
     let (s, info, problem) = summarize_file(&a.file)?;
     if !a.json {
-        return Ok(print_summary(out, &s, &info, problem));
+        return Ok(print_summary(out, &s, &info, problem, false));
     }
     let v = serde_json::json!({
         "schema": "vmmap.trace-summary",

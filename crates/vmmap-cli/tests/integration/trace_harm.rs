@@ -1144,8 +1144,9 @@ for n in /proc/$$/ns/*; do echo "$n $(readlink $n)"; done | sed "s|/proc/$$/||""
 
 /// A disk that fills while the program runs: vmmap said "cannot write",
 /// exited at once with 10 and left the program running on unwatched (its
-/// output came after the shell's prompt). Now it says so, takes no more
-/// snapshots, and ends as the program does.
+/// output came after the shell's prompt), and its summary called the
+/// program killed or crashed. Now it says so, takes no more snapshots,
+/// ends as the program does, and the summary gives the cause.
 #[test]
 fn a_full_disk_leaves_the_program_running_to_its_end_under_watch() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/alloc_bench.c");
@@ -1162,7 +1163,7 @@ fn a_full_disk_leaves_the_program_running_to_its_end_under_watch() {
         let _g = starting_processes();
         output_within(
             Command::new(VMMAP)
-                .args(["run", "-q", "-i", "50ms", "--agent"])
+                .args(["run", "-i", "50ms", "--agent"])
                 .arg(agent())
                 .arg("-o")
                 .arg(&out)
@@ -1176,6 +1177,12 @@ fn a_full_disk_leaves_the_program_running_to_its_end_under_watch() {
     let err = String::from_utf8_lossy(&traced.stderr);
     assert!(err.contains("No space left on device"), "{err}");
     assert_eq!(traced.status.code(), Some(0), "{err}");
+    // The summary gives that cause, not a crash.
+    assert!(
+        err.contains("is recorded up to where the file could not be written any more"),
+        "{err}"
+    );
+    assert!(!err.contains("killed or crashed"), "{err}");
     // The same work done (the line ends with the time it took).
     let line = |o: &Output| {
         let s = String::from_utf8_lossy(&o.stdout).into_owned();

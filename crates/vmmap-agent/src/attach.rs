@@ -473,6 +473,29 @@ pub(crate) fn wait_drained(ms: u64) {
     }
 }
 
+/// After the END message: once vmmap has taken it (or is gone), the ring's
+/// pages go back to the kernel, and so does the free end of the agent's
+/// heap, which the writer's buffers and compressor held: a detached
+/// process keeps the agent loaded, and each of them held megabytes of its
+/// resident memory for good. The control page stays, for the next attach.
+pub(crate) fn release_memory() {
+    wait_drained(HEARTBEAT_MS);
+    let ring = RING.load(Acquire);
+    if !ring.is_null() {
+        // SAFETY: the ring is our own mapping, and nothing writes to it
+        // now: the writer is the only one that does, and it is here.
+        unsafe {
+            libc::syscall(
+                libc::SYS_madvise,
+                ring as usize,
+                RING_LEN,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+    crate::heap::trim();
+}
+
 /// The agent's own memory of attach mode, for AGENT_MEMORY.
 pub(crate) fn own_memory(out: &mut Vec<(u64, u64)>) {
     let (c, r) = (CONTROL.load(Relaxed), RING.load(Relaxed));

@@ -27,7 +27,7 @@
 //! for want of its own memory.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 
 use dlmalloc::{Allocator, Dlmalloc};
 
@@ -45,12 +45,20 @@ static BASE: AtomicUsize = AtomicUsize::new(usize::MAX - RESERVE);
 static USED: AtomicUsize = AtomicUsize::new(0);
 static LOCK: SpinLock = SpinLock::new();
 
+/// While set, dlmalloc may give the free top of its one segment back
+/// ([`trim`]): only then, so that tracing never pays for a page given
+/// back and touched again.
+static RELEASING: AtomicBool = AtomicBool::new(false);
+
 /// The range, handed out in increasing, adjacent pieces: dlmalloc merges
-/// each new piece with the top of the last one. Nothing is given back.
+/// each new piece with the top of the last one. Only [`trim`] gives the
+/// end of it back.
 struct Span;
 
 // SAFETY: alloc hands out disjoint, fresh, zeroed pieces of one private
-// mapping that is never unmapped; nothing is ever remapped or released.
+// mapping that is never unmapped; a piece given back by free_part is the
+// end of what was handed out, its pages are emptied (zero when touched
+// again) and it is handed out again from there.
 unsafe impl Allocator for Span {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
         let fail = (core::ptr::null_mut(), 0, 0);
@@ -71,14 +79,33 @@ unsafe impl Allocator for Span {
     fn remap(&self, _: *mut u8, _: usize, _: usize, _: bool) -> *mut u8 {
         core::ptr::null_mut()
     }
-    fn free_part(&self, _: *mut u8, _: usize, _: usize) -> bool {
-        false
+    fn free_part(&self, base: *mut u8, old: usize, new: usize) -> bool {
+        let (start, used) = (BASE.load(Relaxed), USED.load(Relaxed));
+        // Only the end of the range handed out (dlmalloc's one segment).
+        if base as usize + old != start + used || new > old {
+            return false;
+        }
+        // SAFETY: pages of our own mapping that dlmalloc no longer uses;
+        // the mapping stays, its pages read as zeros when touched again.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_madvise,
+                base as usize + new,
+                old - new,
+                libc::MADV_DONTNEED,
+            )
+        };
+        if r != 0 {
+            return false;
+        }
+        USED.store(base as usize + new - start, Relaxed);
+        true
     }
     fn free(&self, _: *mut u8, _: usize) -> bool {
         false
     }
     fn can_release_part(&self, _: u32) -> bool {
-        false
+        RELEASING.load(Relaxed)
     }
     fn allocates_zeros(&self) -> bool {
         true
@@ -150,6 +177,19 @@ pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
 pub unsafe fn free(p: *mut c_void) {
     // SAFETY: per the contract.
     with(|h| unsafe { h.c_free(p as *mut u8) })
+}
+
+/// Gives the free end of the heap back to the kernel (its pages, not its
+/// address range): after a detach, the writer's buffers and compressor
+/// are freed, and what they held would otherwise stay resident in the
+/// program for good.
+pub fn trim() {
+    with(|h| {
+        RELEASING.store(true, Relaxed);
+        // SAFETY: dlmalloc's own trim, under the heap's lock.
+        unsafe { h.trim(0) };
+        RELEASING.store(false, Relaxed);
+    });
 }
 
 /// `malloc_usable_size` of a private block: its chunk's size less the

@@ -852,6 +852,13 @@ fn run() {
             write_msg(&m);
             RUNNING.store(false, Relaxed);
             #[cfg(not(test))]
+            if attached() {
+                // The buffers and the compressor go back to the heap
+                // before the heap gives its free end back.
+                drop(st);
+                crate::attach::release_memory();
+            }
+            #[cfg(not(test))]
             crate::attach::writer_done();
             STOPPED.store(true, Release);
             if pause == PAUSE_END {

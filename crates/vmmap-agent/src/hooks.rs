@@ -1057,6 +1057,12 @@ fn before_exec(path: *const c_char) {
         record::plain(b, EventKind::Exec, &[], name, true);
         leave(b);
         writer::flush(2000);
+        // Attached, the trace is in the agent's ring until vmmap takes it
+        // (every 20 ms), and the exec would take the ring with it.
+        #[cfg(not(test))]
+        if crate::attach::attached() {
+            crate::attach::wait_drained(250);
+        }
     }
 }
 

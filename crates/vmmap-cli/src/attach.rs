@@ -87,6 +87,7 @@ pub fn attach(a: &AttachArgs, proc_root: &Path) -> Result<(), Failure> {
         report.snapshots,
         match report.end {
             End::Ended => "the process ended or the agent detached by itself",
+            End::Exec => "the process ran a new program (exec), which runs on untraced: an attach traces the program it found",
             End::Sandboxed => "the process put itself under seccomp, and the agent detached before it did",
             End::Detached => "detached",
             End::Unfinished => "the agent did not finish detaching within 10 s",

@@ -128,7 +128,14 @@ pub(crate) fn print_summary(
             .untraced_exec
             .as_ref()
             .filter(|(at, _)| *at as usize == i && !img.complete());
-        if let Some((_, path)) = exec_untraced {
+        if let (Some((_, path)), true) = (exec_untraced, img.attached) {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) ended with an exec of {}: the new program was not traced (an attach traces the program it attached to)",
+                Escaped(&img.exe),
+                Escaped(path)
+            )?;
+        } else if let Some((_, path)) = exec_untraced {
             writeln!(
                 w,
                 "vmmap: note: image {i} ({}) ended with an exec of {}, whose new program was not traced: as the user it ran as (after giving up root), it may not read the agent's library, or vmmap could not hand it the trace file (another network namespace, seccomp); or it is statically linked or set-user-ID, so the loader did not load the agent",

@@ -72,9 +72,12 @@ pub enum End {
     /// vmmap asked, but the agent did not finish within 10 s (it
     /// detaches by itself once the heartbeat stops).
     Unfinished,
-    /// The process ended, or the agent detached by itself (the process
-    /// exec'd, or missed the heartbeat).
+    /// The process ended, or the agent detached by itself (it missed the
+    /// heartbeat).
     Ended,
+    /// The process runs on, but the agent's memory is gone: it ran a new
+    /// program (exec), which an attach does not trace.
+    Exec,
     /// The process put itself under seccomp, and the agent detached
     /// before it did (a filter may kill the process for a call of the
     /// agent's); the process runs on unhooked.
@@ -252,6 +255,7 @@ fn record_into<'w>(
     let deadline = s.duration.map(|d| Instant::now() + d);
     let mut ended = false;
     let mut sandboxed = false;
+    let mut replaced = false;
     while failed.is_none() && out.failed.is_none() {
         std::thread::sleep(DRAIN);
         match session.drain(|m| out.take(m)) {
@@ -262,9 +266,11 @@ fn record_into<'w>(
                 break;
             }
             Ok(_) => {}
-            // ESRCH: the process is gone.
+            // ESRCH: the process is gone; EFAULT with the process still
+            // there: it ran a new program, and the agent went with the old.
             Err(_) => {
                 ended = true;
+                replaced = running(pid);
                 break;
             }
         }
@@ -278,6 +284,8 @@ fn record_into<'w>(
     }
     let mut end = if sandboxed {
         End::Sandboxed
+    } else if replaced {
+        End::Exec
     } else {
         End::Ended
     };
@@ -306,5 +314,16 @@ fn record_into<'w>(
         snapshots: progress.snapshots.load(Ordering::Relaxed),
         end,
         lost: if ended { 0 } else { session.lost() },
+    })
+}
+
+/// Whether process `pid` is still running (not gone, not a zombie).
+fn running(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .iter()
+            .rposition(|&b| b == b')')
+            .and_then(|i| stat.get(i + 2).copied());
+        !matches!(state, None | Some(b'Z' | b'X'))
     })
 }

@@ -231,6 +231,7 @@ impl AttachSession {
                         "the agent did not finish detaching within 10 s (it unhooks itself once vmmap stops answering)"
                     }
                     End::Ended => "the process ended (or the agent detached by itself)",
+                    End::Exec => "the process ran a new program (exec), untraced",
                     End::Sandboxed => {
                         "the process put itself under seccomp; the agent detached before it did"
                     }

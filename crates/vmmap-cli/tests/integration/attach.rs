@@ -222,6 +222,45 @@ fn a_detached_process_keeps_no_ring_of_the_agents() {
     );
 }
 
+/// A process that runs a new program while attached: vmmap said "the
+/// process ended or the agent detached by itself", and the trace said the
+/// program "did not stop cleanly (killed or crashed)", its exec lost with
+/// the agent's ring. The exec now waits (at most 250 ms) for vmmap to take
+/// the ring, and both say what happened; the new program runs on as
+/// without vmmap.
+#[test]
+fn an_exec_while_attached_is_told_as_an_exec() {
+    let bin = compile("attach_exec");
+    crate::trace::agent();
+    let mut child = Command::new(&bin)
+        .arg("1500")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, pid) = ready(&mut child);
+    let file = tmp("attach-exec.vmmap");
+    let o = attach(pid, &file, &["--duration", "20s", "--interval", "0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("the process ran a new program (exec)"),
+        "{err}"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st:?} {rest}");
+    assert_eq!(rest, "after-exec\n");
+    let o = Command::new(VMMAP)
+        .args(["trace", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(text.contains("ended with an exec of /bin/sh"), "{text}");
+    assert!(!text.contains("did not stop cleanly"), "{text}");
+}
+
 #[test]
 fn a_killed_vmmap_leaves_the_program_unhooked_and_running() {
     let bin = compile("attach_workers");

@@ -49,8 +49,8 @@ use std::sync::OnceLock;
 
 use thread::Thread;
 
-/// The agent's Rust allocations: its private heap ([`heap`]), else (the
-/// heap is full) a mapping of their own. Never the program's allocator:
+/// The agent's Rust allocations: its private heap ([`heap`]), or a mapping
+/// of their own when large ([`heap::DIRECT`]) or when the heap is full. Never the program's allocator:
 /// anything interposed after the agent would see calls the trace does not
 /// hold.
 struct AgentHeap;
@@ -60,6 +60,12 @@ struct AgentHeap;
 // back to the allocator it came from (told apart by address).
 unsafe impl GlobalAlloc for AgentHeap {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if l.size() >= heap::DIRECT {
+            let p = heap::map_block(l.align(), l.size());
+            if !p.is_null() {
+                return p as *mut u8;
+            }
+        }
         let p = heap::memalign(l.align(), l.size());
         if !p.is_null() {
             return p as *mut u8;
@@ -76,7 +82,7 @@ unsafe impl GlobalAlloc for AgentHeap {
         }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        if l.align() <= 16 && heap::contains(p as *const c_void) {
+        if l.align() <= 16 && new < heap::DIRECT && heap::contains(p as *const c_void) {
             // SAFETY: a live private block, at dlmalloc's own alignment.
             let q = unsafe { heap::realloc(p as *mut c_void, new) };
             if !q.is_null() {

@@ -1071,6 +1071,7 @@ fn write_maps(st: &mut State) {
     block::own_memory(&mut own);
     thread::own_memory(&mut own);
     own.extend(crate::heap::range());
+    crate::heap::own_blocks(&mut own);
     #[cfg(not(test))]
     crate::attach::own_memory(&mut own);
     let mut a = vec![MessageKind::AgentMemory as u8];

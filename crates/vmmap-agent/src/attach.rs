@@ -475,9 +475,10 @@ pub(crate) fn wait_drained(ms: u64) {
 
 /// After the END message: once vmmap has taken it (or is gone), the ring's
 /// pages go back to the kernel, and so does the free end of the agent's
-/// heap, which the writer's buffers and compressor held: a detached
-/// process keeps the agent loaded, and each of them held megabytes of its
-/// resident memory for good. The control page stays, for the next attach.
+/// heap, which the compressor held (the writer's buffers are mappings of
+/// their own, gone with its state): a detached process keeps the agent
+/// loaded, and the full ring alone held 8 MiB of its resident memory for
+/// good. The control page stays, for the next attach.
 pub(crate) fn release_memory() {
     wait_drained(HEARTBEAT_MS);
     let ring = RING.load(Acquire);

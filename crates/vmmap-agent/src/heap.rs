@@ -180,9 +180,8 @@ pub unsafe fn free(p: *mut c_void) {
 }
 
 /// Gives the free end of the heap back to the kernel (its pages, not its
-/// address range): after a detach, the writer's buffers and compressor
-/// are freed, and what they held would otherwise stay resident in the
-/// program for good.
+/// address range): after a detach, the compressor is freed, and what it
+/// held would otherwise stay resident in the program for good.
 pub fn trim() {
     with(|h| {
         RELEASING.store(true, Relaxed);
@@ -215,7 +214,8 @@ const PAGE: usize = 4096;
 /// compressed output (each up to 1 MiB, made once per writer) and large
 /// reads of `/proc/self/maps`. Unmapped when freed, they leave nothing
 /// resident behind, where freed heap space stays resident unless it is
-/// the heap's end (after a detach, 64 KB to 2.8 MB of the heap stayed).
+/// the heap's end ([`trim`]: after a detach, up to 2.8 MB of the heap
+/// stayed when they lived there).
 pub const DIRECT: usize = 256 << 10;
 
 /// The live [`map_block`] mappings, as (start, length), for AGENT_MEMORY:

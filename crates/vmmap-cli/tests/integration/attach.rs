@@ -46,10 +46,15 @@ pub(crate) fn ready(child: &mut Child) -> (BufReader<std::process::ChildStdout>,
 
 impl Workers {
     /// Waits for the end and returns the checksum line.
-    pub(crate) fn finish(mut self) -> String {
+    /// Waits for the fixture's end: its status and the rest of its output.
+    pub(crate) fn rest(mut self) -> (std::process::ExitStatus, String) {
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
-        let st = self.child.wait().unwrap();
+        (self.child.wait().unwrap(), rest)
+    }
+
+    pub(crate) fn finish(self) -> String {
+        let (st, rest) = self.rest();
         assert!(st.success(), "the fixture ended with {st:?}: {rest}");
         rest.lines()
             .find(|l| l.starts_with("checksum "))
@@ -229,25 +234,16 @@ fn a_detached_process_keeps_no_ring_of_the_agents() {
 /// without vmmap.
 #[test]
 fn an_exec_while_attached_is_told_as_an_exec() {
-    let bin = compile("attach_exec");
-    crate::trace::agent();
-    let mut child = Command::new(&bin)
-        .arg("1500")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (mut out, pid) = ready(&mut child);
+    let w = workers(&compile("attach_exec"), "1500");
     let file = tmp("attach-exec.vmmap");
-    let o = attach(pid, &file, &["--duration", "20s", "--interval", "0"]);
+    let o = attach(w.pid, &file, &["--duration", "20s", "--interval", "0"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
         err.contains("the process ran a new program (exec)"),
         "{err}"
     );
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    let st = child.wait().unwrap();
+    let (st, rest) = w.rest();
     assert!(st.success(), "{st:?} {rest}");
     assert_eq!(rest, "after-exec\n");
     let o = Command::new(VMMAP)
@@ -442,20 +438,13 @@ fn a_vmmap_killed_while_attaching_leaves_the_program_running() {
 fn the_borrowed_thread_gets_its_vector_registers_back() {
     let bin = compile("vector_spin");
     let start = |seconds: &str| {
-        let mut child = Command::new(&bin)
-            .arg(seconds)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (out, pid) = ready(&mut child);
+        let w = workers(&bin, seconds);
         // Inside its checks by now.
         std::thread::sleep(Duration::from_millis(300));
-        (child, out, pid)
+        w
     };
-    let end = |mut child: Child, mut out: BufReader<std::process::ChildStdout>, what: &str| {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        let st = child.wait().unwrap();
+    let end = |w: Workers, what: &str| {
+        let (st, rest) = w.rest();
         assert!(st.success(), "{what}: the fixture ended with {st:?}");
         assert!(
             rest.starts_with("blocks ") && rest.trim_end().ends_with(" bad 0"),
@@ -463,15 +452,16 @@ fn the_borrowed_thread_gets_its_vector_registers_back() {
         );
     };
     // Attached and detached.
-    let (child, out, pid) = start("3");
-    let o = attach(pid, &tmp("attach-vector.vmmap"), &["--duration", "500ms"]);
+    let w = start("3");
+    let o = attach(w.pid, &tmp("attach-vector.vmmap"), &["--duration", "500ms"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    end(child, out, "attached");
+    end(w, "attached");
     // vmmap killed inside the calls; on a loaded machine the moment can
     // pass between two looks, so up to four tries.
     let mut hit = false;
     for _ in 0..4 {
-        let (child, out, pid) = start("5");
+        let w = start("5");
+        let pid = w.pid;
         let mut v = Command::new(VMMAP)
             .arg("attach")
             .arg(pid.to_string())
@@ -483,7 +473,7 @@ fn the_borrowed_thread_gets_its_vector_registers_back() {
         hit = kill_inside_the_calls(&mut v, pid);
         let _ = v.kill();
         v.wait().unwrap();
-        end(child, out, "vmmap killed while attaching");
+        end(w, "vmmap killed while attaching");
         if hit {
             break;
         }
@@ -502,22 +492,15 @@ fn the_borrowed_thread_gets_its_vector_registers_back() {
 fn a_thread_borrowed_inside_an_rseq_section_restarts_it() {
     let bin = compile("rseq_spin");
     for round in 0..2 {
-        let mut child = Command::new(&bin)
-            .arg("2")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (mut out, pid) = ready(&mut child);
+        let w = workers(&bin, "2");
         std::thread::sleep(Duration::from_millis(200));
         let o = attach(
-            pid,
+            w.pid,
             &tmp(&format!("attach-rseq-{round}.vmmap")),
             &["--duration", "300ms"],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        let st = child.wait().unwrap();
+        let (st, rest) = w.rest();
         assert!(
             st.success() && rest.contains(" broken 0"),
             "round {round}: the section went on after the attach: {rest} ({st:?})"

@@ -66,6 +66,13 @@ fn tracer_of(pid: i32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The process's state letter in `stat` (`R`, `S`, `T` stopped, `Z`...).
+pub(crate) fn state_of(pid: i32) -> Option<u8> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
+}
+
 fn comm(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())
@@ -85,6 +92,20 @@ pub fn check(pid: i32) -> Result<(), AttachError> {
             "process {pid} is already traced by process {t} ({}): a process has one tracer at a time",
             comm(t)
         )));
+    }
+    match state_of(pid) {
+        Some(b'T') => {
+            return Err(AttachError::Refused(format!(
+                "process {pid} ({}) is stopped (SIGSTOP, or Ctrl+Z in its terminal): the agent's writer, a thread of the process, could not run until it is continued; continue it (kill -CONT {pid}) and attach again",
+                comm(pid)
+            )))
+        }
+        Some(b'Z' | b'X') => {
+            return Err(AttachError::Gone(format!(
+                "process {pid} has exited (its parent has not collected it yet): nothing runs in it to trace"
+            )))
+        }
+        _ => {}
     }
     // Read in the parts that tell (the header, the symbol tables), not
     // whole: a browser's executable is 300 MB.
@@ -881,6 +902,9 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
                     Some(errno) => AttachError::Refused(format!(
                         "process {pid} could not start the agent's writer thread: {}; its hooks were taken out again and it runs on as before",
                         crate::decode::no_writer_reason(errno)
+                    )),
+                    None if r == wire::refusal::START => AttachError::Refused(format!(
+                        "the agent's writer thread in process {pid} did not start running within 2 s (was the process stopped meanwhile, or its CPUs starved?); its hooks were taken out again and it runs on as before"
                     )),
                     None => AttachError::Other(format!(
                         "the agent could not start in process {pid} (code {r})"

@@ -319,11 +319,5 @@ fn record_into<'w>(
 
 /// Whether process `pid` is still running (not gone, not a zombie).
 fn running(pid: i32) -> bool {
-    std::fs::read(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let state = stat
-            .iter()
-            .rposition(|&b| b == b')')
-            .and_then(|i| stat.get(i + 2).copied());
-        !matches!(state, None | Some(b'Z' | b'X'))
-    })
+    !matches!(crate::attach::state_of(pid), None | Some(b'Z' | b'X'))
 }

@@ -551,6 +551,50 @@ fn attach_refuses_what_it_cannot_trace() {
     own.child.wait().unwrap();
 }
 
+/// A stopped process (SIGSTOP, Ctrl+Z): the agent's writer, a new thread
+/// of the process, stopped with it, and vmmap said "the agent could not
+/// start in process N (code -2)" (exit 1) after two seconds, leaving a
+/// thread behind until the process was continued. Now it refuses at
+/// once, says what to do, and the process stays stopped and as it was.
+#[test]
+fn attach_refuses_a_stopped_process_and_leaves_it_stopped() {
+    let bin = compile("attach_workers");
+    let w = workers(&bin, "300000");
+    let task = format!("/proc/{}/task", w.pid);
+    let threads = std::fs::read_dir(&task).unwrap().count();
+    /// Continues the fixture however the test ends: a stopped one would
+    /// hold the test's output open for ever.
+    struct Continue(i32);
+    impl Drop for Continue {
+        fn drop(&mut self) {
+            // SAFETY: kill takes a pid and a signal number.
+            unsafe { libc::kill(self.0, libc::SIGCONT) };
+        }
+    }
+    let resume = Continue(w.pid);
+    crate::util::signal(w.pid as u32, libc::SIGSTOP);
+    let state = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", w.pid)).unwrap();
+        stat.rsplit(") ").next().unwrap().chars().next().unwrap()
+    };
+    let start = Instant::now();
+    while state() != 'T' {
+        assert!(start.elapsed() < Duration::from_secs(10), "never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = attach(w.pid, &tmp("attach-stopped.vmmap"), &["--duration", "1s"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(12), "{err}");
+    assert!(
+        err.contains("is stopped") && err.contains("kill -CONT"),
+        "{err}"
+    );
+    assert_eq!(state(), 'T', "the process was continued");
+    assert_eq!(std::fs::read_dir(&task).unwrap().count(), threads);
+    drop(resume);
+    w.finish();
+}
+
 /// A process that covered the name of its C library, in a mount
 /// namespace of its own, with a FIFO (an unprivileged user can): attach
 /// read the library through /proc/PID/root and waited in open() for ever,

@@ -401,12 +401,18 @@ pub(crate) fn push(parts: &[&[u8]]) {
     let mut at = h;
     let len = (total as u32).to_le_bytes();
     for p in core::iter::once(&len[..]).chain(parts.iter().copied()) {
-        for &byte in p {
-            // SAFETY: the ring is RING_LEN bytes of ours; the position is
-            // taken modulo its length.
-            unsafe { *ring.add(at as usize & (RING_LEN - 1)) = byte };
-            at += 1;
+        // Up to the ring's end, then the rest from its start: two copies
+        // at most (a message is never longer than the ring).
+        let pos = at as usize & (RING_LEN - 1);
+        let first = p.len().min(RING_LEN - pos);
+        // SAFETY: the ring is RING_LEN bytes of ours; pos + first and
+        // p.len() - first are within it (p.len() <= RING_LEN, checked
+        // above through `need`), and the message's bytes are not in it.
+        unsafe {
+            core::ptr::copy_nonoverlapping(p.as_ptr(), ring.add(pos), first);
+            core::ptr::copy_nonoverlapping(p.as_ptr().add(first), ring, p.len() - first);
         }
+        at += p.len() as u64;
     }
     head.store(at, Release);
 }

@@ -194,22 +194,24 @@ fn a_detached_process_keeps_no_ring_of_the_agents() {
     let _reaped = Killed(&mut busy);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let file = tmp("attach-release.vmmap");
-    let o = attach(pid, &file, &["--duration", "2s", "--interval", "0"]);
+    let o = attach(pid, &file, &["--duration", "4s", "--interval", "0"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // The ring was used: more than it holds went through it.
+    // The ring was used whole: more than it holds went through it (the
+    // file is almost all trace; a loaded machine records less in 4 s).
+    let written = std::fs::metadata(&file).unwrap().len();
+    assert!(
+        written > 9 << 20,
+        "{written} bytes of trace do not fill the 8 MiB ring"
+    );
+    // And it reads back whole, across the ring's turns.
     let trace = Command::new(VMMAP)
         .args(["trace", file.to_str().unwrap()])
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&trace.stdout);
-    let ops: u64 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        ops > 4_000_000,
-        "too few operations to fill the ring: {text}"
+        trace.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trace.stderr)
     );
     let o = Command::new(VMMAP)
         .args(["open", file.to_str().unwrap(), "--json"])

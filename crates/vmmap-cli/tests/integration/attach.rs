@@ -204,21 +204,10 @@ fn a_detached_process_keeps_no_ring_of_the_agents() {
         "{written} bytes of trace do not fill the 8 MiB ring"
     );
     // And it reads back whole, across the ring's turns.
-    let trace = Command::new(VMMAP)
-        .args(["trace", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        trace.status.success(),
-        "{}",
-        String::from_utf8_lossy(&trace.stderr)
-    );
-    let o = Command::new(VMMAP)
-        .args(["open", file.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let at_detach: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let file = file.to_str().unwrap();
+    crate::util::vmmap_ok(&["trace", file]);
+    let at_detach: Value =
+        serde_json::from_str(&crate::util::vmmap_ok(&["open", file, "--json"])).unwrap();
     let private = at_detach["agent"]["private_ws"].as_u64().unwrap();
     // Less than the ring alone: what stays is the threads' buffer lanes
     // (at most 8, about 2.5 MiB) and the agent's image.

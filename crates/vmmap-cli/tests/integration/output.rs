@@ -462,7 +462,6 @@ fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
     plant(&victim, &run_link);
     let via_dir = sticky.join("dir");
     plant(dir.path(), &via_dir);
-    let agent = crate::trace::agent();
     let calls = crate::trace::build(
         "calls",
         &[
@@ -485,13 +484,7 @@ fn root_does_not_follow_a_link_planted_in_a_sticky_directory() {
         }
         for out in [run_link.clone(), via_dir.join("new.vmmap")] {
             let _g = starting_processes();
-            let o = Command::new(VMMAP)
-                .args(["run", "-q", "--agent"])
-                .arg(&agent)
-                .arg("-o")
-                .arg(&out)
-                .arg("--")
-                .arg(&calls)
+            let o = crate::trace::run_command(&out, &calls)
                 .stdin(Stdio::null())
                 .output()
                 .unwrap();

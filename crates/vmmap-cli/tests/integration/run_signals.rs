@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 
 use crate::trace::{agent, build, fixture, tmp};
 use crate::tui::Tmux;
-use crate::util::VMMAP;
 
 fn signals() -> PathBuf {
     let src = fixture("signals.c");
@@ -22,14 +21,8 @@ fn signals() -> PathBuf {
 fn traced(name: &str, mode: &str) -> Command {
     let out = tmp().join(format!("{name}.vmmap"));
     let _ = std::fs::remove_file(&out);
-    let mut c = Command::new(VMMAP);
-    c.args(["run", "-q", "--agent"])
-        .arg(agent())
-        .arg("-o")
-        .arg(&out)
-        .arg("--")
-        .arg(signals())
-        .arg(mode);
+    let mut c = crate::trace::run_command(&out, &signals());
+    c.arg(mode);
     c
 }
 

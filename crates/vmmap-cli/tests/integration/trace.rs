@@ -73,6 +73,19 @@ pub(crate) fn agent() -> PathBuf {
         .clone()
 }
 
+/// `vmmap run -q --agent AGENT -o OUT -- PROG`, not started: PROG's
+/// arguments go after.
+pub(crate) fn run_command(out: &Path, prog: &Path) -> Command {
+    let mut c = Command::new(VMMAP);
+    c.args(["run", "-q", "--agent"])
+        .arg(agent())
+        .arg("-o")
+        .arg(out)
+        .arg("--")
+        .arg(prog);
+    c
+}
+
 pub(crate) fn trace_path(tag: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);

@@ -423,14 +423,7 @@ fn measure_ready_file<T>(
     let file = trace_path(prog.file_name().unwrap().to_str().unwrap());
     let _g = starting_processes();
     let mut cmd = if traced {
-        let mut c = Command::new(VMMAP);
-        c.args(["run", "-q", "--agent"])
-            .arg(agent())
-            .arg("-o")
-            .arg(&file)
-            .arg("--")
-            .arg(prog);
-        c
+        crate::trace::run_command(&file, prog)
     } else {
         Command::new(prog)
     };
@@ -1032,14 +1025,7 @@ fn closed_standard_descriptors_stay_closed() {
         let file = dir.join(format!("fd{closed}-{traced}"));
         let _ = std::fs::remove_file(&file);
         let mut cmd = if traced {
-            let mut c = Command::new(VMMAP);
-            c.args(["run", "-q", "--agent"])
-                .arg(agent())
-                .arg("-o")
-                .arg(trace_path("closed-stdio"))
-                .arg("--")
-                .arg(&sh);
-            c
+            crate::trace::run_command(&trace_path("closed-stdio"), &sh)
         } else {
             Command::new(&sh)
         };
@@ -1127,16 +1113,7 @@ for n in /proc/$$/ns/*; do echo "$n $(readlink $n)"; done | sed "s|/proc/$$/||""
         "{plain}"
     );
     let traced = |prog: &Path, args: &[&str]| {
-        start(
-            Command::new(VMMAP)
-                .args(["run", "-q", "--agent"])
-                .arg(agent())
-                .arg("-o")
-                .arg(trace_path("attributes"))
-                .arg("--")
-                .arg(prog)
-                .args(args),
-        )
+        start(crate::trace::run_command(&trace_path("attributes"), prog).args(args))
     };
     let traced = traced(&grep, &status) + &traced(&sh, &["-c", script]);
     assert_eq!(traced, plain);

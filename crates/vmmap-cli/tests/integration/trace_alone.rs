@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use crate::attach::{ready, tmp, wait_attached};
 use crate::trace::{agent, build, fixture, history, ops, run_plain, same_behaviour, summary};
 use crate::trace_harm::run_with;
-use crate::util::{require_tool, VMMAP};
+use crate::util::{require_tool, TempDir, VMMAP};
 
 fn alone() -> PathBuf {
     let src = fixture("alone.c");
@@ -88,14 +88,17 @@ fn a_program_without_rights_to_the_trace_makes_the_call_and_the_trace_goes_on() 
 #[test]
 fn a_program_that_cannot_reach_the_trace_makes_the_call_and_the_trace_says_why_it_ends() {
     let prog = alone();
-    let plain = run_plain(&prog, &["chroot"]);
+    // The empty roots are made here, and go with it.
+    let roots = TempDir::new("alone-roots");
+    let at = roots.path().to_str().unwrap();
+    let plain = run_plain(&prog, &["chroot", at]);
     assert_eq!(plain.status.code(), Some(0), "{plain:?}");
     assert!(
         String::from_utf8_lossy(&plain.stdout).contains("chroot: ok"),
         "{plain:?}"
     );
     let file = tmp("alone-chroot.vmmap");
-    let traced = run_traced(&prog, &["chroot"], &file);
+    let traced = run_traced(&prog, &["chroot", at], &file);
     same_behaviour(&plain, &traced);
     allocated_once(&file, 9001..9005, "chroot");
     let h = history(&file);

@@ -486,7 +486,9 @@ pub(crate) fn wait_drained(ms: u64) {
 /// loaded, and the full ring alone held 8 MiB of its resident memory for
 /// good. The control page stays, for the next attach.
 pub(crate) fn release_memory() {
-    wait_drained(HEARTBEAT_MS);
+    // As long as a process's exit waits for the same ([`crate::shutdown`]):
+    // a vmmap that was killed must not hold the exit longer.
+    wait_drained(1000);
     let ring = RING.load(Acquire);
     if !ring.is_null() {
         // SAFETY: the ring is our own mapping, and nothing writes to it

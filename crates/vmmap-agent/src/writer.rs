@@ -1074,6 +1074,10 @@ fn write_maps(st: &mut State) {
     crate::heap::own_blocks(&mut own);
     #[cfg(not(test))]
     crate::attach::own_memory(&mut own);
+    // The writer's buffers, made while it set itself up, are in both the
+    // ranges found then and the heap's list of its own mappings.
+    own.sort_unstable();
+    own.dedup();
     let mut a = vec![MessageKind::AgentMemory as u8];
     push_uvarint(&mut a, tick);
     push_uvarint(&mut a, own.len() as u64);

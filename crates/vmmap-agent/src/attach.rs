@@ -222,7 +222,7 @@ fn pass(pass: Pass) -> usize {
         allocator_slots: 0,
     };
     // SAFETY: the callback touches only the modules' slots and our state.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut st as *mut PassState<'_> as *mut c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut st as *mut PassState<'_> as *mut c_void) };
     let n = st.allocator_slots;
     if pass == Pass::Restore {
         st.slots.clear();

@@ -381,6 +381,14 @@ unsafe fn fork_handlers() {
             Some(heap::after_fork),
         );
         libc::pthread_atfork(None, None, Some(fork_child));
+        // Registered last, so that its prepare handler runs first: a
+        // listing it waits for may allocate from the heap, whose lock
+        // the heap's handler takes.
+        libc::pthread_atfork(
+            Some(sys::phdr_before_fork),
+            Some(sys::phdr_after_fork),
+            Some(sys::phdr_after_fork),
+        );
     }
 }
 
@@ -465,6 +473,9 @@ pub(crate) fn child_path(main: &std::path::Path, launcher_ns: Option<u64>) -> st
 /// In the child of `fork`: only this thread survives. Untraced by default;
 /// with --follow-forks, the child starts a trace file of its own.
 extern "C" fn fork_child() {
+    // Its own handler runs after this one (handlers run in the order they
+    // were made): what this one starts may list modules.
+    sys::phdr_after_fork();
     let was = ACTIVE.swap(false, SeqCst);
     writer::after_fork_child();
     if !was {

@@ -213,7 +213,7 @@ fn executable_base() -> usize {
     }
     let mut base = 0usize;
     // SAFETY: the callback only reads the loader's data.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut base as *mut usize as *mut c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut base as *mut usize as *mut c_void) };
     base
 }
 
@@ -270,7 +270,7 @@ fn global_definition(name: &core::ffi::CStr) -> usize {
         found: 0,
     };
     // SAFETY: the callback only reads the loader's data.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut s as *mut Search<'_> as *mut c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut s as *mut Search<'_> as *mut c_void) };
     s.found
 }
 

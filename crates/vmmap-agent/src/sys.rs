@@ -375,6 +375,38 @@ impl Drop for SpinGuard<'_> {
     }
 }
 
+/// Held by every `dl_iterate_phdr` of the agent's, and by `fork` (the
+/// handlers below) across the fork. `dl_iterate_phdr` holds the loader's
+/// `dl_load_write_lock`, which glibc (2.36) does not reset in a child:
+/// a fork while the writer was listing modules left the child holding
+/// it with no thread to let it go, and the child's next `dlclose`
+/// waited for ever (`su`'s child in `pam_end`).
+static PHDR_LOCK: SpinLock = SpinLock::new();
+
+/// `dl_iterate_phdr`, never across a `fork`.
+///
+/// # Safety
+/// As `dl_iterate_phdr`: `cb` may be called with `data` for each module.
+pub unsafe fn iterate_phdr(
+    cb: Option<unsafe extern "C" fn(*mut libc::dl_phdr_info, usize, *mut core::ffi::c_void) -> i32>,
+    data: *mut core::ffi::c_void,
+) -> i32 {
+    let _g = PHDR_LOCK.lock();
+    // SAFETY: per the contract.
+    unsafe { libc::dl_iterate_phdr(cb, data) }
+}
+
+/// Before `fork`: no `dl_iterate_phdr` of the agent's is under way, and
+/// none starts until the fork is done.
+pub extern "C" fn phdr_before_fork() {
+    core::mem::forget(PHDR_LOCK.lock());
+}
+
+/// After `fork`, in the parent and in the child.
+pub extern "C" fn phdr_after_fork() {
+    PHDR_LOCK.force_unlock();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

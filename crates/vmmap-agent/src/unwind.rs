@@ -237,7 +237,7 @@ pub fn dl_counters() -> (u64, u64) {
     }
     let mut out = (0u64, 0u64);
     // SAFETY: the callback only writes to `out`.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut out as *mut _ as *mut libc::c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut out as *mut _ as *mut libc::c_void) };
     out
 }
 
@@ -273,7 +273,7 @@ pub fn rebuild_modules() {
         subs: 0,
     };
     // SAFETY: the callback reads loader-provided data only.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut acc as *mut _ as *mut libc::c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut acc as *mut _ as *mut libc::c_void) };
     acc.modules.sort_by_key(|m| m.text_lo);
     let generation = MODULE_GENERATION.load(Relaxed) + 1;
     let list = Box::new(ModuleList {

@@ -924,7 +924,7 @@ fn own_image() -> Vec<(u64, u64)> {
     }
     let mut out: Vec<(u64, u64)> = Vec::new();
     // SAFETY: the callback only reads loader data.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut out as *mut _ as *mut libc::c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut out as *mut _ as *mut libc::c_void) };
     out
 }
 
@@ -1163,7 +1163,7 @@ fn describe_modules(m: &mut Vec<u8>) {
     }
     let mut recs: Vec<Vec<u8>> = Vec::new();
     // SAFETY: the callback only reads loader data.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut recs as *mut _ as *mut libc::c_void) };
+    unsafe { crate::sys::iterate_phdr(Some(cb), &mut recs as *mut _ as *mut libc::c_void) };
     push_uvarint(m, recs.len() as u64);
     for r in recs {
         m.extend_from_slice(&r);

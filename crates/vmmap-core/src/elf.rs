@@ -224,6 +224,37 @@ const MAX_SECTION_NAMES: usize = 1 << 20;
 pub fn sections(
     read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
 ) -> Result<Vec<Section>, NotElf> {
+    Ok(placed_sections(read)?
+        .sections
+        .into_iter()
+        .map(|p| p.section)
+        .collect())
+}
+
+/// A section header and where it and its name sit in the file, for
+/// changing a copy of the file ([`crate::elf_debug`]).
+#[derive(Clone, Debug)]
+pub(crate) struct PlacedSection {
+    pub(crate) section: Section,
+    /// File offset of the header.
+    pub(crate) header_at: u64,
+    /// File offset of the name's first byte (None: no name read).
+    pub(crate) name_at: Option<u64>,
+}
+
+/// A file's section table as [`placed_sections`] read it.
+pub(crate) struct SectionTable {
+    pub(crate) info: ElfInfo,
+    pub(crate) sections: Vec<PlacedSection>,
+    /// Every header and every name was read (none left out).
+    pub(crate) complete: bool,
+}
+
+/// [`sections`], with the ELF header and where each section's header and
+/// name are.
+pub(crate) fn placed_sections(
+    read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>,
+) -> Result<SectionTable, NotElf> {
     let head = read(0, 64).ok_or(NotElf::Truncated)?;
     let info = parse(&head)?;
     let r = Reader {
@@ -242,7 +273,12 @@ pub fn sections(
     let (entsize, num, strndx) = (usize::from(entsize), usize::from(num), usize::from(strndx));
     let min_ent = if info.class == 64 { 64 } else { 40 };
     if shoff == 0 || num == 0 || entsize < min_ent {
-        return Ok(Vec::new()); // stripped of section headers
+        // Stripped of section headers.
+        return Ok(SectionTable {
+            info,
+            sections: Vec::new(),
+            complete: true,
+        });
     }
     let len = num.checked_mul(entsize).ok_or(NotElf::Truncated)?;
     if len > MAX_SECTION_TABLE {
@@ -276,32 +312,42 @@ pub fn sections(
             ))
         }
     };
-    let names = header(strndx)
-        .filter(|h| h.1 != SHT_NOBITS)
-        .and_then(|(_, _, _, _, off, size)| {
-            read(off, usize::try_from(size).ok()?.min(MAX_SECTION_NAMES))
-        })
+    let names_at = header(strndx).filter(|h| h.1 != SHT_NOBITS).map(|h| h.4);
+    let names_len = header(strndx).map_or(0, |h| h.5);
+    let names = names_at
+        .and_then(|off| read(off, usize::try_from(names_len).ok()?.min(MAX_SECTION_NAMES)))
         .unwrap_or_default();
+    let mut complete = names.len() as u64 == names_len;
     let mut out = Vec::new();
     for i in 1..num {
-        let Some((name, kind, flags, addr, offset, size)) = header(i) else {
+        let Some((name_off, kind, flags, addr, offset, size)) = header(i) else {
+            complete = false;
             break;
         };
         let name = names
-            .get(name as usize..)
-            .and_then(|n| n.split(|&c| c == 0).next())
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        out.push(Section {
-            name,
-            kind,
-            flags,
-            addr,
-            offset,
-            size,
+            .get(name_off as usize..)
+            .and_then(|n| n.split(|&c| c == 0).next());
+        out.push(PlacedSection {
+            section: Section {
+                name: name
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+                    .unwrap_or_default(),
+                kind,
+                flags,
+                addr,
+                offset,
+                size,
+            },
+            header_at: shoff + (i * entsize) as u64,
+            name_at: name.and(names_at).map(|at| at + u64::from(name_off)),
         });
+        complete &= name.is_some();
     }
-    Ok(out)
+    Ok(SectionTable {
+        info,
+        sections: out,
+        complete,
+    })
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub mod collect;
 pub mod container;
 pub mod diff;
 pub mod elf;
+pub mod elf_debug;
 mod endian;
 mod error;
 pub mod export;

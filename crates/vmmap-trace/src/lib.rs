@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod attach;
 pub mod attach_record;
 pub mod calltree;
+mod debug_file;
 pub mod decode;
 pub mod export;
 pub mod frees;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::debug_file::{self, DebugFile};
 use super::decode::{ModuleInfo, TraceInfo};
 
 /// One source-level frame: a function, and where in it.
@@ -263,40 +264,25 @@ fn debug_dirs(opts: &SymbolOptions) -> Vec<PathBuf> {
     v
 }
 
-/// A regular file open for reading (`vmmap_core::regular`: the paths
-/// come from the trace, and a trace may come from anyone), named by its
-/// descriptor (`/proc/self/fd/N`) for blazesym, which opens what it is
-/// given by name. blazesym's file cache keys on device and inode, so a
-/// descriptor number used again later is not taken for the same file.
-struct Regular {
-    _file: std::fs::File,
-    by_fd: PathBuf,
-}
+/// A module's file for blazesym: a regular file (`vmmap_core::regular`:
+/// the paths come from the trace, and a trace may come from anyone), as
+/// [`debug_file::readable`] makes it safe to read, named by its
+/// descriptor (`/proc/self/fd/N`), for blazesym opens what it is given by
+/// name. blazesym's file cache keys on device and inode, so a descriptor
+/// number used again later is not taken for the same file.
+type Regular = DebugFile;
 
-impl Regular {
-    fn open(p: &Path) -> Option<Regular> {
-        let file = vmmap_core::regular::open(p).ok()?;
-        let by_fd = vmmap_core::regular::by_fd(&file);
-        Some(Regular { _file: file, by_fd })
-    }
+fn open_module(p: &Path) -> Option<Result<Regular, String>> {
+    let file = vmmap_core::regular::open(p).ok()?;
+    Some(debug_file::readable(file))
 }
 
 /// The file to read a module's symbols from: the recorded path if its
 /// build id matches, else a debug file found by build id or by name.
 fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<Regular, String> {
-    let matches = |p: &Path| -> Option<Regular> {
-        let r = Regular::open(p)?;
-        let ok = match blazesym::helper::read_elf_build_id(&r.by_fd) {
-            Ok(Some(id)) => m.build_id.is_empty() || *id == *m.build_id,
-            Ok(None) => m.build_id.is_empty(),
-            Err(_) => false,
-        };
-        ok.then_some(r)
-    };
+    // The candidates in order, each with whether its build id must match.
     let recorded = Path::new(&m.path);
-    if let Some(r) = matches(recorded) {
-        return Ok(r);
-    }
+    let mut candidates = vec![(recorded.to_path_buf(), true)];
     if !m.build_id.is_empty() && m.build_id.len() > 1 {
         let id = hex(&m.build_id);
         for d in debug_dirs(opts) {
@@ -304,20 +290,39 @@ fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<Regular, String> {
                 .join(".build-id")
                 .join(&id[..2])
                 .join(format!("{}.debug", &id[2..]));
-            if let Some(r) = Regular::open(&p) {
-                return Ok(r);
-            }
+            candidates.push((p, false));
         }
     }
     let name = module_name(&m.path);
     for d in &opts.dirs {
         for p in [d.join(name), d.join(format!("{name}.debug"))] {
-            if let Some(r) = matches(&p) {
-                return Ok(r);
-            }
+            candidates.push((p, true));
         }
     }
-    if recorded.is_file() {
+    // Why a file that was there could not be read, if none could be.
+    let mut refused = None;
+    for (p, check) in candidates {
+        let r = match open_module(&p) {
+            None => continue,
+            Some(Err(e)) => {
+                refused.get_or_insert(e);
+                continue;
+            }
+            Some(Ok(r)) => r,
+        };
+        let ok = !check
+            || match blazesym::helper::read_elf_build_id(&r.by_fd) {
+                Ok(Some(id)) => m.build_id.is_empty() || *id == *m.build_id,
+                Ok(None) => m.build_id.is_empty(),
+                Err(_) => false,
+            };
+        if ok {
+            return Ok(r);
+        }
+    }
+    if let Some(e) = refused {
+        Err(e)
+    } else if recorded.is_file() {
         Err("the file at this path has another build id than the traced one, and no debug file with the traced build id was found (give its directory with --symbols)".into())
     } else {
         Err("not found on this machine (give a directory holding it with --symbols)".into())

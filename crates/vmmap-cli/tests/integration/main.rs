@@ -28,6 +28,7 @@ mod sharing;
 mod shell;
 mod snapshot;
 mod stacks;
+mod symbols_harm;
 mod top;
 mod trace;
 mod trace_alone;

@@ -15,17 +15,41 @@ use std::path::{Path, PathBuf};
 /// Opens `path` for reading if it is a regular file (links followed);
 /// anything else is refused without being opened.
 pub fn open(path: &Path) -> io::Result<File> {
+    let (at, _) = look_up(path)?;
+    File::open(by_fd(&at))
+}
+
+/// Opens `path` for appending if it is a regular file (links followed)
+/// that `check` accepts from its metadata; anything else is refused
+/// without being opened. The name is looked up once: what `check` saw is
+/// what is opened, even if the name is changed meanwhile.
+pub fn open_append(
+    path: &Path,
+    check: impl FnOnce(&std::fs::Metadata) -> io::Result<()>,
+) -> io::Result<File> {
+    let (at, meta) = look_up(path)?;
+    check(&meta)?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(by_fd(&at))
+}
+
+/// `path` looked up with `O_PATH` (nothing is opened), if it names a
+/// regular file: that lookup, and the file's metadata.
+fn look_up(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     let at = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
         .open(path)?;
-    if !at.metadata()?.is_file() {
+    let meta = at.metadata()?;
+    if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file",
         ));
     }
-    File::open(by_fd(&at))
+    Ok((at, meta))
 }
 
 /// A name for an open file that reaches that very file (for libraries
@@ -52,6 +76,10 @@ mod tests {
         assert!(open(&d.path().join("to-fifo")).is_err());
         assert!(open(Path::new("/dev/null")).is_err());
         assert!(open(d.path()).is_err());
+        // Nor is one opened to append to (`vmmap_trace::symbol_cache`'s
+        // test sees that it is not even opened).
+        let fifo_ok = |_: &std::fs::Metadata| Ok(());
+        assert!(open_append(&d.path().join("to-fifo"), fifo_ok).is_err());
         let f = open(&d.path().join("lib.so")).unwrap();
         // Renamed away: the descriptor still reads the file checked.
         std::fs::rename(d.path().join("lib.so"), d.path().join("gone")).unwrap();

@@ -3,7 +3,7 @@
 //! binaries nor their debug files.
 
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::symbols::Symbols;
@@ -43,23 +43,75 @@ pub(crate) fn append(path: &Path, analysed: Option<(u64, u64)>, syms: &Symbols) 
         Ok(b) => b,
         Err(e) => return CacheWrite::Failed(e.to_string()),
     };
-    let written = std::fs::OpenOptions::new()
-        .append(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .and_then(|mut f| {
-            let m = f.metadata()?;
-            // SAFETY: geteuid has no preconditions and cannot fail.
-            let euid = unsafe { libc::geteuid() };
-            if !m.is_file() || m.uid() != euid || analysed != Some((m.dev(), m.ino())) {
-                return Err(std::io::Error::other(
-                    "not the file analysed, or not a regular file of this user's",
-                ));
-            }
-            f.write_all(&bytes)
-        });
+    // Looked up once and checked before it is opened: a device swapped
+    // in under the name since the analysis read the file (a watchdog
+    // starts on being opened) is never opened.
+    let check = |m: &std::fs::Metadata| {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if m.uid() != euid || analysed != Some((m.dev(), m.ino())) {
+            return Err(std::io::Error::other(
+                "not the file analysed, or not a regular file of this user's",
+            ));
+        }
+        Ok(())
+    };
+    let written =
+        vmmap_core::regular::open_append(path, check).and_then(|mut f| f.write_all(&bytes));
     match written {
         Ok(()) => CacheWrite::Appended(fresh.len()),
         Err(e) => CacheWrite::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    use super::*;
+    use crate::symbols::{CachedModule, Frame};
+
+    #[test]
+    fn a_name_swapped_to_something_else_is_never_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // The trace's name now leads to the FIFO (it was a regular file
+        // when the analysis read it).
+        let name = d.path().join("trace.vmmap");
+        std::os::unix::fs::symlink(&fifo, &name).unwrap();
+        let reader = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let syms = Symbols::with_fresh(CachedModule {
+            key: "00".into(),
+            entries: vec![(
+                16,
+                vec![Frame {
+                    function: "f".into(),
+                    file: None,
+                    line: None,
+                    inlined: false,
+                }],
+            )],
+        });
+        assert!(matches!(
+            append(&name, Some((1, 2)), &syms),
+            CacheWrite::Failed(_)
+        ));
+        // A writer that came and went would leave POLLHUP to its reader.
+        let mut p = libc::pollfd {
+            fd: reader.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut p, 1, 0) };
+        assert_eq!(ready, 0, "the FIFO was opened");
     }
 }

@@ -121,6 +121,14 @@ impl Symbols {
     }
 
     /// Results computed by [`Symbols::resolve`] that the cache lacked.
+    /// One freshly resolved module, for tests of the cache's writing.
+    #[cfg(test)]
+    pub(crate) fn with_fresh(m: CachedModule) -> Symbols {
+        let mut s = Symbols::from_cache([m.clone()]);
+        s.fresh.push(m.key);
+        s
+    }
+
     pub(crate) fn new_cache_entries(&self) -> Vec<CachedModule> {
         self.fresh
             .iter()

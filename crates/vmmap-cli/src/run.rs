@@ -173,8 +173,13 @@ pub fn run(a: &RunArgs, proc_root: &Path) -> Result<(), Failure> {
     failures.end();
     let elapsed = start.elapsed();
     let snapshots = run.snapshots();
-    let read_back = (agent.is_some() && (a.resolve_frees || !a.quiet))
-        .then(|| read_back(&output, a.resolve_frees, !a.quiet));
+    let read_back = (agent.is_some() && (a.resolve_frees || !a.quiet)).then(|| {
+        let file = run.recording().map_err(|e| Failure {
+            code: exit::OTHER,
+            message: format!("cannot read {what} back: {e}"),
+        })?;
+        read_back(&output, file, a.resolve_frees, !a.quiet)
+    });
     if let Some(Ok(ReadBack {
         frees: Some(payload),
         ..
@@ -340,10 +345,12 @@ struct ReadBack {
     summary: Option<(Summary, Scan)>,
 }
 
-/// Reads the recording once, after the program has ended, tying each free
-/// to its block for every later analysis (`vmmap_trace::frees`) when
-/// `frees` is set (`--resolve-frees`), and counting the summary in the
-/// same pass when `summary` is set. Done here
+/// Reads the recording (`file`, which messages call `path`: it is read
+/// through the run's own descriptor, never by its name) once, after the
+/// program has ended, tying each free to its block for every later
+/// analysis (`vmmap_trace::frees`) when `frees` is set
+/// (`--resolve-frees`), and counting the summary in the same pass when
+/// `summary` is set. Done here
 /// rather than while the program runs: the follower that decodes the trace
 /// meanwhile runs at idle priority and falls behind on busy cores, and a
 /// map of live blocks kept there would hold the exit stop or the
@@ -351,10 +358,15 @@ struct ReadBack {
 /// cost"). The user waits for it after the program's end (about what one
 /// count of the trace without the chunk costs: +1.4 s of CPU after a
 /// 20-million-operation run); the program's own exit does not.
-fn read_back(path: &Path, frees: bool, summary: bool) -> Result<ReadBack, Failure> {
+fn read_back(
+    path: &Path,
+    file: std::fs::File,
+    frees: bool,
+    summary: bool,
+) -> Result<ReadBack, Failure> {
     let mut rec = frees.then(Recorder::new).flatten();
     let mut acc = summary.then(Summarizer::default);
-    let scan = crate::trace_views::scan_unchecked(path, Vec::new(), |r| {
+    let scan = crate::trace_views::scan_open_unchecked(path, file, |r| {
         if let Some(rec) = rec.as_mut() {
             rec.add(r);
         }

@@ -82,6 +82,22 @@ pub(crate) fn scan_unchecked(
     Ok(scan::scan_until(open(path)?, until, each))
 }
 
+/// [`scan_unchecked`] of the trace in `file`, already open, which
+/// messages call `path`.
+pub(crate) fn scan_open_unchecked(
+    path: &Path,
+    file: std::fs::File,
+    each: impl FnMut(&vmmap_trace::Record),
+) -> Result<scan::Scan, Failure> {
+    keep_large_buffers_mapped();
+    let stream = vmmap_core::format::ChunkStream::new(
+        io::BufReader::with_capacity(1 << 20, file),
+        vmmap_core::format::CHUNK_TRACE,
+    )
+    .map_err(|e| open_failure(path, e))?;
+    Ok(scan::scan_until(stream, Vec::new(), each))
+}
+
 /// Warns about a damaged file, fails when it holds no trace (or none this
 /// vmmap reads).
 pub(crate) fn check_scan(path: &Path, s: scan::Scan) -> Result<scan::Scan, Failure> {

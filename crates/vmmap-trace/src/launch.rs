@@ -463,6 +463,11 @@ fn exec_args(l: &Launch, env: &[OsString]) -> std::io::Result<ExecArgs> {
 /// The trace file, created with its header, before the program starts.
 pub(crate) struct Output {
     pub(crate) writer: Writer<File>,
+    /// The same file open for reading: vmmap reads its recording back
+    /// through this, never by its name, which the program or another
+    /// user may have pointed elsewhere since (a FIFO there held `vmmap
+    /// run` for ever; a device acts on being opened).
+    pub(crate) reader: File,
     /// Its resolved name, given to the agent.
     pub(crate) path: PathBuf,
     /// A regular file (the only kind removed again).
@@ -493,11 +498,12 @@ pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     }
     // Opened as every output is (vmmap_core::output), then reopened through
     // the descriptor with O_APPEND; the agent gets the resolved name.
-    let (file, abs) = vmmap_core::output::create(&l.output)
+    let (file, reader, abs) = vmmap_core::output::create(&l.output)
         .and_then(|f| {
             let fd = vmmap_core::regular::by_fd(&f);
             Ok((
                 OpenOptions::new().append(true).open(&fd)?,
+                File::open(&fd)?,
                 std::fs::read_link(&fd)?,
             ))
         })
@@ -506,6 +512,7 @@ pub(crate) fn create_output(l: &Launch) -> Result<Output, LaunchError> {
     let writer = Writer::new(file).map_err(LaunchError::Output)?;
     Ok(Output {
         writer,
+        reader,
         path: abs,
         regular: meta.is_file(),
         identity: (meta.dev(), meta.ino()),

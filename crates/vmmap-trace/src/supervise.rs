@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,6 +62,8 @@ pub struct Supervised {
     /// Serves the trace file to images that may not open it, as long as
     /// the run lasts.
     _handover: Option<Handover>,
+    /// The trace file open for reading (see [`Supervised::recording`]).
+    reader: File,
 }
 
 /// Why a snapshot was not appended.
@@ -253,6 +255,7 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
         }
     };
     let (path, regular) = (out.path.clone(), out.regular);
+    let reader = out.reader;
     // The writer is in place before the program starts: the tracer takes
     // the first snapshot at once.
     let shared = Arc::new(Shared {
@@ -300,11 +303,12 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
     }
     if l.agent.is_some() && at_exit {
         let (ask, asked) = mpsc::channel::<Ask>();
-        let followed = path.clone();
         let progress = Arc::clone(&shared.followed);
-        let started = std::thread::Builder::new()
-            .name("vmmap-follow".into())
-            .spawn(move || follow(&followed, &asked, &progress));
+        let started = File::open(vmmap_core::regular::by_fd(&reader)).and_then(|followed| {
+            std::thread::Builder::new()
+                .name("vmmap-follow".into())
+                .spawn(move || follow(&followed, &asked, &progress))
+        });
         // Without it, the exit snapshot goes without the trace's threads.
         if started.is_ok() {
             *lock(&shared.follower) = Some(ask);
@@ -350,6 +354,7 @@ pub fn start(l: &Launch, opts: Options, at_exit: bool) -> Result<Supervised, Lau
                 done,
                 warning,
                 _handover: handover,
+                reader,
             })
         }
         Ok(Err(e)) => {
@@ -420,6 +425,13 @@ impl Supervised {
     /// and why).
     pub fn notes(&self) -> Vec<String> {
         lock(&self.shared.notes).clone()
+    }
+
+    /// The trace file, opened anew for reading through the descriptor
+    /// the run holds, never by its name: the program or another user may
+    /// have pointed the name elsewhere meanwhile.
+    pub fn recording(&self) -> io::Result<File> {
+        File::open(vmmap_core::regular::by_fd(&self.reader))
     }
 
     /// Appends a chunk the launcher computed from the recording (such as
@@ -579,7 +591,7 @@ type Ask = (String, mpsc::Sender<Vec<ThreadInfo>>);
 /// The follower thread: decodes what the agent appended every quarter of
 /// a second, and answers a question at once (after catching up); ends when
 /// asked, or when the supervisor is gone.
-fn follow(path: &Path, asked: &mpsc::Receiver<Ask>, progress: &AtomicU64) {
+fn follow(file: &File, asked: &mpsc::Receiver<Ask>, progress: &AtomicU64) {
     // Decoding takes CPU the traced program would use: only idle CPU
     // while it runs (SCHED_IDLE), the usual share once it waits at its
     // exit for the answer.
@@ -589,12 +601,12 @@ fn follow(path: &Path, asked: &mpsc::Receiver<Ask>, progress: &AtomicU64) {
         match asked.recv_timeout(Duration::from_millis(250)) {
             Ok((comm, answer)) => {
                 set_policy(libc::SCHED_OTHER);
-                f.poll(path);
+                f.poll(file);
                 let _ = answer.send(f.threads(&comm));
                 return;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                f.poll(path);
+                f.poll(file);
                 progress.store(f.offset, Ordering::Relaxed);
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -628,7 +640,7 @@ impl<R: Read> Read for Counting<R> {
 impl Follower {
     /// Decodes the chunks appended since the last call (a chunk still
     /// being written is left for the next).
-    fn poll(&mut self, path: &Path) {
+    fn poll(&mut self, file: &File) {
         if self.broken {
             return;
         }
@@ -636,9 +648,7 @@ impl Follower {
         if self.offset == 0 {
             self.offset = header;
         }
-        let Ok(mut f) = File::open(path) else {
-            return;
-        };
+        let mut f = file;
         if f.seek(SeekFrom::Start(self.offset)).is_err() {
             return;
         }

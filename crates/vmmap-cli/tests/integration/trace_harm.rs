@@ -1167,3 +1167,37 @@ fn a_full_disk_leaves_the_program_running_to_its_end_under_watch() {
     };
     assert_eq!(line(&traced), line(&plain));
 }
+
+#[test]
+fn a_recording_whose_name_now_leads_elsewhere_is_read_through_its_descriptor() {
+    // The program (or another user, in a directory of theirs) puts a FIFO
+    // under the trace's name while it runs. vmmap read its recording back
+    // by that name, during the run and after it: it waited on the FIFO
+    // for ever, deaf to SIGTERM, and a device there would have been
+    // opened as root.
+    let dir = crate::util::TempDir::new("renamed-trace");
+    let out = dir.path().join("t.vmmap");
+    let q = format!("'{}'", out.display());
+    let script = format!("rm {q}; mkfifo {q}; sleep 0.6; echo done");
+    let o = output_within(
+        Command::new(VMMAP)
+            .args(["run", "--agent"])
+            .arg(agent())
+            .arg("-o")
+            .arg(&out)
+            .args(["--", "/bin/sh", "-c", &script])
+            .stdin(Stdio::null()),
+        60,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(o.stdout, b"done\n");
+    assert!(
+        err.contains("removed or replaced while the program ran"),
+        "{err}"
+    );
+    // The summary comes from the recording itself.
+    assert!(err.contains("operations recorded"), "{err}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&out).unwrap().file_type().is_fifo());
+}

@@ -69,6 +69,11 @@ pub enum FormatError {
     /// Not a vmmap file at all.
     #[error("not a vmmap file (neither the native format's VMMAPSNP magic nor VMMap .mmp XML at the start)")]
     NotVmmap,
+    /// A device: never opened (opening one may act on it).
+    #[error(
+        "not a vmmap file but a device, which vmmap does not open (opening one may act on it)"
+    )]
+    Device,
     /// A VMMap `.mmp` file that cannot be read.
     #[error(transparent)]
     Mmp(#[from] crate::mmp::MmpError),
@@ -248,9 +253,10 @@ pub struct ChunkStream<R: Read> {
 }
 
 impl ChunkStream<std::io::BufReader<std::fs::File>> {
-    /// Opens `path` and checks its header.
+    /// Opens `path` ([`open_input`]: a file or a pipe, never a device)
+    /// and checks its header.
     pub fn open(path: &std::path::Path, kind: u32) -> Result<Self, FormatError> {
-        let f = std::fs::File::open(path)?;
+        let f = open_input(path)?;
         ChunkStream::new(std::io::BufReader::with_capacity(1 << 20, f), kind)
     }
 
@@ -566,14 +572,23 @@ pub fn load_file_snapshots(path: &std::path::Path) -> Result<Loaded, FormatError
     read_file(path, false)
 }
 
+/// Opens a file named as input ([`crate::regular::open_input`]): a
+/// device is [`FormatError::Device`], never opened.
+pub fn open_input(path: &std::path::Path) -> Result<std::fs::File, FormatError> {
+    crate::regular::open_input(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::Unsupported => FormatError::Device,
+        _ => FormatError::Io(e),
+    })
+}
+
 /// Reads a native file chunk by chunk (memory: what is kept, plus the
 /// largest chunk), or a whole `.mmp` file of at most [`MAX_MMP`] bytes.
 /// The first bytes decide before the rest is read, so a device or a huge
 /// file of anything else is refused at once.
 fn read_file(path: &std::path::Path, keep_trace: bool) -> Result<Loaded, FormatError> {
-    let file = std::fs::File::open(path)?;
+    let file = open_input(path)?;
     // A regular file's length bounds every chunk before it is read; a
-    // device or FIFO has none, and is read as it comes.
+    // pipe has none, and is read as it comes.
     let mut file_len = file
         .metadata()
         .ok()

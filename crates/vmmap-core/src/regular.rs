@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Opens `path` for reading if it is a regular file (links followed);
@@ -52,6 +52,27 @@ fn look_up(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
     Ok((at, meta))
 }
 
+/// Opens a file named as input (a recording to read) for reading: a
+/// regular file or a pipe (a FIFO, or `<(…)`'s `/dev/fd/N`); a device
+/// is refused without being opened, with [`io::ErrorKind::Unsupported`]
+/// (one acts on being opened: a watchdog starts). The name may be one
+/// vmmap gave a file it wrote, which the program or another user has
+/// since pointed elsewhere.
+pub fn open_input(path: &Path) -> io::Result<File> {
+    let at = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?;
+    let kind = at.metadata()?.file_type();
+    if kind.is_block_device() || kind.is_char_device() || kind.is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a device, which vmmap does not open",
+        ));
+    }
+    File::open(by_fd(&at))
+}
+
 /// A name for an open file that reaches that very file (for libraries
 /// that open what they are given by name).
 pub fn by_fd(f: &File) -> PathBuf {
@@ -76,6 +97,9 @@ mod tests {
         assert!(open(&d.path().join("to-fifo")).is_err());
         assert!(open(Path::new("/dev/null")).is_err());
         assert!(open(d.path()).is_err());
+        // As input, a device is refused.
+        let e = open_input(Path::new("/dev/null")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
         // Nor is one opened to append to (`vmmap_trace::symbol_cache`'s
         // test sees that it is not even opened).
         let fifo_ok = |_: &std::fs::Metadata| Ok(());

@@ -394,7 +394,7 @@ impl Resolved {
 /// (no reader of the container seeks, so these few lines do it here).
 pub(crate) fn read(path: &std::path::Path) -> Option<Resolved> {
     use std::io::{Seek, SeekFrom};
-    let mut f = std::fs::File::open(path).ok()?;
+    let mut f = vmmap_core::format::open_input(path).ok()?;
     let len = f.metadata().ok()?.len();
     let mut h = [0u8; 16];
     f.read_exact(&mut h).ok()?;

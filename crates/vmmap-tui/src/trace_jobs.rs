@@ -14,6 +14,33 @@ use vmmap_trace::decode::{Decoder, ImageInfo, Record};
 use vmmap_trace::symbols::SymbolOptions;
 use vmmap_trace::TraceInfo;
 
+/// A trace file as the Trace view reads it.
+#[derive(Clone, Debug)]
+pub struct TraceSource {
+    /// Its name: shown, and what tells one trace from another.
+    pub path: PathBuf,
+    /// For a file a session of this UI writes, the descriptor the UI
+    /// holds on it. The file is read through that (`/proc/self/fd/N`),
+    /// never by its name, which the program or another user may have
+    /// pointed elsewhere since (a FIFO there held the reader for ever; a
+    /// device acts on being opened).
+    pub held: Option<Arc<std::fs::File>>,
+}
+
+impl TraceSource {
+    /// A file the user named: read by that name.
+    pub fn named(path: PathBuf) -> TraceSource {
+        TraceSource { path, held: None }
+    }
+
+    /// Where the file is opened from.
+    pub fn read_at(&self) -> PathBuf {
+        self.held
+            .as_deref()
+            .map_or_else(|| self.path.clone(), vmmap_core::regular::by_fd)
+    }
+}
+
 /// An analysis running on its own thread.
 pub struct AnalysisJob {
     /// Operations read so far.
@@ -22,13 +49,13 @@ pub struct AnalysisJob {
 }
 
 impl AnalysisJob {
-    /// Starts analysing `path`; with `region`, also the allocations inside
-    /// that address range (one pass does both).
-    pub fn start(path: PathBuf, region: Option<(u64, u64)>) -> AnalysisJob {
+    /// Starts analysing `source`; with `region`, also the allocations
+    /// inside that address range (one pass does both).
+    pub fn start(source: TraceSource, region: Option<(u64, u64)>) -> AnalysisJob {
         let progress = Arc::new(AtomicU64::new(0));
         let p = Arc::clone(&progress);
         let job = crate::job::Job::start("vmmap-trace-analysis", "analysis", move |cancel| {
-            analyse(&path, region, &p, cancel)
+            analyse(&source, region, &p, cancel)
         });
         AnalysisJob { progress, job }
     }
@@ -44,7 +71,7 @@ impl AnalysisJob {
 /// the costed ones the command line names: the history shows the stack of
 /// any operation (a mapping call, a `dlopen`).
 pub fn analyse(
-    path: &Path,
+    source: &TraceSource,
     region: Option<(u64, u64)>,
     progress: &AtomicU64,
     cancel: &AtomicBool,
@@ -60,7 +87,8 @@ pub fn analyse(
         cache: true,
         ..Options::default()
     };
-    analysis::analyse(path, &opts, progress, cancel).map_err(|e| match e {
+    let path = &source.path;
+    analysis::analyse(&source.read_at(), &opts, progress, cancel).map_err(|e| match e {
         AnalysisError::Open(e) => format!("{}: {e}", path.display()),
         AnalysisError::NoTrace(_) => format!(
             "{}: no trace in this file (it was not written by `vmmap run` or the Launch tab, or the agent never started)",
@@ -147,8 +175,8 @@ pub struct HistoryReader {
 }
 
 impl HistoryReader {
-    /// Starts the thread over `path`; `images` gives ticks their times.
-    pub fn start(path: PathBuf, images: Vec<ImageInfo>) -> std::io::Result<HistoryReader> {
+    /// Starts the thread over `source`; `images` gives ticks their times.
+    pub fn start(source: TraceSource, images: Vec<ImageInfo>) -> std::io::Result<HistoryReader> {
         let (tx, req_rx) = channel::<Request>();
         let (reply_tx, rx) = channel::<Reply>();
         let scanned = Arc::new(AtomicU64::new(0));
@@ -162,7 +190,8 @@ impl HistoryReader {
             .spawn(move || {
                 let mut next = req_rx.recv().ok();
                 while let Some(req) = next.take() {
-                    next = read_window(&path, &clocks, req, &req_rx, &reply_tx, &progress);
+                    let at = source.read_at();
+                    next = read_window(&at, &clocks, req, &req_rx, &reply_tx, &progress);
                     if next.is_none() {
                         next = req_rx.recv().ok();
                     }

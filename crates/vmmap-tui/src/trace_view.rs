@@ -25,7 +25,7 @@ use crate::app::actions::{self, Scope, Trace};
 use crate::attach_session::Live;
 use crate::list::ListCursor;
 use crate::settings::Units;
-use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, WINDOW};
+use crate::trace_jobs::{Analysis, AnalysisJob, HistoryReader, OpRow, Reply, TraceSource, WINDOW};
 
 /// The tabs of the view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,8 +159,10 @@ struct History {
 
 /// The view's state.
 pub struct TraceView {
-    /// The trace file.
+    /// The trace file's name.
     pub path: PathBuf,
+    /// The trace file as it is read.
+    pub source: TraceSource,
     /// The file's length when the analysis started (a running program's
     /// file grows: a longer one is analysed again).
     pub file_len: u64,
@@ -212,12 +214,19 @@ pub struct TraceView {
 const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl TraceView {
-    /// Starts analysing `path` (and the allocations inside `region`).
+    /// Starts analysing the file at `path` (and the allocations inside
+    /// `region`).
     pub fn new(path: PathBuf, region: Option<(u64, u64, String)>) -> TraceView {
-        let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let job = AnalysisJob::start(path.clone(), region.as_ref().map(|r| (r.0, r.1)));
+        TraceView::of_source(TraceSource::named(path), region)
+    }
+
+    /// [`TraceView::new`] of a file as `source` says to read it.
+    pub fn of_source(source: TraceSource, region: Option<(u64, u64, String)>) -> TraceView {
+        let file_len = std::fs::metadata(source.read_at()).map_or(0, |m| m.len());
+        let job = AnalysisJob::start(source.clone(), region.as_ref().map(|r| (r.0, r.1)));
         TraceView {
-            path,
+            path: source.path.clone(),
+            source,
             file_len,
             tab: if region.is_some() {
                 Tab::Region
@@ -265,7 +274,7 @@ impl TraceView {
         if !shown || self.job.is_some() || !due {
             return;
         }
-        let len = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        let len = std::fs::metadata(self.source.read_at()).map_or(0, |m| m.len());
         if len == self.file_len {
             return;
         }
@@ -273,7 +282,7 @@ impl TraceView {
         self.file_len = len;
         self.analysed_at = std::time::Instant::now();
         self.job = Some(AnalysisJob::start(
-            self.path.clone(),
+            self.source.clone(),
             self.region.as_ref().map(|r| (r.0, r.1)),
         ));
     }
@@ -448,7 +457,7 @@ impl TraceView {
 
     fn start_history(&mut self) {
         let Some(a) = &self.analysis else { return };
-        match HistoryReader::start(self.path.clone(), a.info.images.clone()) {
+        match HistoryReader::start(self.source.clone(), a.info.images.clone()) {
             Ok(r) => {
                 self.history.reader = Some(r);
                 self.request_history(0);

@@ -271,7 +271,15 @@ fn the_tui_caches_the_symbols_it_resolves_in_the_file() {
         "{cache:?}"
     );
     assert!(cached_functions(&for_owners).contains(&"hold".to_string()));
-    let analysis = || trace_jobs::analyse(&for_trace, None, &AtomicU64::new(0), &no).unwrap();
+    let analysis = || {
+        trace_jobs::analyse(
+            &trace_jobs::TraceSource::named(for_trace.clone()),
+            None,
+            &AtomicU64::new(0),
+            &no,
+        )
+        .unwrap()
+    };
     let a = analysis();
     assert!(
         matches!(a.cache, CacheWrite::Appended(n) if n > 0),

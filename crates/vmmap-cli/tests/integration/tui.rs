@@ -878,6 +878,11 @@ fn child_named(t: &Tmux, name: &str) -> u32 {
 /// Types a program and its arguments in the picker's Launch tab and
 /// presses Enter.
 fn launch_from_picker(t: &Tmux, program: &str, args: &str) {
+    launch_from_picker_into(t, program, args, None);
+}
+
+/// [`launch_from_picker`], with the trace file `output` when given.
+fn launch_from_picker_into(t: &Tmux, program: &str, args: &str, output: Option<&str>) {
     t.wait("the picker's process list", |s| {
         s.contains("select a process") && !s.contains("(0 of 0)")
     });
@@ -891,7 +896,45 @@ fn launch_from_picker(t: &Tmux, program: &str, args: &str) {
         s.lines()
             .any(|l| l.contains("Arguments") && l.contains(&typed))
     });
+    if let Some(output) = output {
+        t.keys(&["Tab", "Tab"]);
+        t.type_text(output);
+        let typed = format!(" {output}▏");
+        t.wait("the output file typed", |s| {
+            s.lines()
+                .any(|l| l.contains("Output file") && l.contains(&typed))
+        });
+    }
     t.keys(&["Enter"]);
+}
+
+/// A launched program that puts a FIFO under its trace's name: T still
+/// analyses the recording, which the view reads through the descriptor
+/// the UI holds. By the name, the analysis waited on the FIFO for ever
+/// (and a device there would have been opened).
+#[test]
+fn the_trace_view_reads_a_launched_recording_whatever_its_name_became() {
+    require_tool("tmux", "tmux");
+    let _busy = starting_processes();
+    let agent = crate::trace::agent();
+    let dir = TempDir::new("launch-fifo");
+    let out = dir.path().join("t.vmmap");
+    let script = dir.path().join("swap.sh");
+    let q = format!("'{}'", out.display());
+    std::fs::write(&script, format!("rm {q}; mkfifo {q}; sleep 0.5\n")).unwrap();
+    let t = Tmux::start_env(&[], &[("VMMAP_AGENT", agent.as_os_str())]);
+    launch_from_picker_into(
+        &t,
+        "/bin/sh",
+        script.to_str().unwrap(),
+        Some(out.to_str().unwrap()),
+    );
+    t.wait_for("exited with status 0");
+    t.keys(&["T"]);
+    let s = t.wait_for(" operations: ");
+    assert!(s.contains("Trace t.vmmap"), "{s}");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&out).unwrap().file_type().is_fifo());
 }
 
 /// The Launch tab starts a program under the agent, shows its live view,

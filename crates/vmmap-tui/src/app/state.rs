@@ -96,7 +96,7 @@ pub struct App {
     pub file: Option<std::path::PathBuf>,
     /// Trace files of programs started from the Launch tab, by PID (kept
     /// after they exit, for `T`).
-    pub(super) trace_files: Vec<(u32, std::path::PathBuf)>,
+    pub(super) trace_files: Vec<(u32, crate::trace_jobs::TraceSource)>,
     /// The Trace view, kept when closed so that `T` shows it again at once.
     pub(super) trace: Option<crate::trace_view::TraceView>,
     /// The Owner column of the shown snapshot of a traced file, being
@@ -433,7 +433,14 @@ impl App {
         };
         let pid = run.pid;
         let warning = run.warning.clone();
-        self.trace_files.push((pid, output.clone()));
+        let held = run.recording().ok().map(Arc::new);
+        self.trace_files.push((
+            pid,
+            crate::trace_jobs::TraceSource {
+                path: output.clone(),
+                held,
+            },
+        ));
         let program = form.program.trim().to_string();
         form.error = None;
         match TraceSession::start(run, program.clone(), output.clone(), Duration::from_secs(1)) {
@@ -513,6 +520,10 @@ impl App {
                 return;
             }
         };
+        // Read back through this descriptor, never by the name.
+        let held = std::fs::File::open(vmmap_core::regular::by_fd(&file))
+            .ok()
+            .map(Arc::new);
         match AttachSession::start(
             pid,
             name,
@@ -522,7 +533,8 @@ impl App {
             self.proc_root.clone(),
         ) {
             Ok(s) => {
-                self.trace_files.push((pid, output));
+                self.trace_files
+                    .push((pid, crate::trace_jobs::TraceSource { path: output, held }));
                 self.message = None;
                 self.attaches.push(s);
             }
@@ -544,7 +556,7 @@ impl App {
                 let s = self.attaches.remove(i);
                 if !wrote {
                     self.trace_files
-                        .retain(|(p, f)| !(*p == s.pid && *f == s.output));
+                        .retain(|(p, f)| !(*p == s.pid && f.path == s.output));
                 }
                 if let Some(t) = self.trace.as_mut().filter(|t| t.path == s.output) {
                     t.note = Some(msg.clone());
@@ -616,8 +628,8 @@ impl App {
     fn open_trace_with(&mut self, region: bool) {
         let Some(m) = self.main.as_ref() else { return };
         let pid = m.snap.process.pid;
-        let path = if self.from_file {
-            self.file.clone()
+        let source = if self.from_file {
+            self.file.clone().map(crate::trace_jobs::TraceSource::named)
         } else {
             self.trace_files
                 .iter()
@@ -625,7 +637,7 @@ impl App {
                 .find(|(p, _)| *p == pid)
                 .map(|(_, f)| f.clone())
         };
-        let Some(path) = path else {
+        let Some(source) = source else {
             self.message = Some(if self.from_file {
                 "The trace of this snapshot's file is not known: open the file with `vmmap open FILE -i` or Ctrl+O".into()
             } else {
@@ -652,13 +664,13 @@ impl App {
                 )
             });
         let same = self.trace.as_ref().is_some_and(|t| {
-            t.path == path
+            t.path == source.path
                 && t.region.as_ref().map(|r| (r.0, r.1)) == region.as_ref().map(|r| (r.0, r.1))
                 && t.error.is_none()
-                && std::fs::metadata(&t.path).is_ok_and(|m| m.len() == t.file_len)
+                && std::fs::metadata(t.source.read_at()).is_ok_and(|m| m.len() == t.file_len)
         });
         if !same {
-            self.trace = Some(crate::trace_view::TraceView::new(path, region));
+            self.trace = Some(crate::trace_view::TraceView::of_source(source, region));
         }
         self.mode = Mode::Trace;
     }

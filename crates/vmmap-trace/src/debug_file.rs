@@ -114,20 +114,8 @@ fn safe_copy(file: &File, len: u64) -> Result<File, String> {
     let copy = memfd().map_err(|e| format!("cannot copy it for reading: {e}"))?;
     io::copy(&mut file.take(COPY_LIMIT), &mut &copy)
         .map_err(|e| format!("cannot copy it for reading: {e}"))?;
-    let mut read = |off: u64, len: usize| -> Option<Vec<u8>> {
-        let mut b = vec![0; len];
-        let mut got = 0;
-        while got < len {
-            match copy.read_at(&mut b[got..], off + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(_) => return None,
-            }
-        }
-        b.truncate(got);
-        Some(b)
-    };
-    let Ok(h) = elf_debug::hazards(&mut read) else {
+    let hazards = elf_debug::hazards(&mut vmmap_core::collect::sections::file_reader(&copy));
+    let Ok(h) = hazards else {
         // Not ELF: blazesym says so itself, opening nothing else.
         return seal(copy);
     };
@@ -148,6 +136,7 @@ fn safe_copy(file: &File, len: u64) -> Result<File, String> {
             .then(|| {
                 let at = c.offset.checked_add(c.header_len)?;
                 let len = usize::try_from(c.size.checked_sub(c.header_len)?).ok()?;
+                let mut read = vmmap_core::collect::sections::file_reader(&copy);
                 inflate(c, &read(at, len)?)
             })
             .flatten();

@@ -20,6 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use vmmap_core::elf::NotElf;
 use vmmap_core::elf_debug::{self, Compressed, ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD, HIDDEN_NAME};
 
 /// A file another user can change is copied up to this size; a larger
@@ -114,10 +115,14 @@ fn safe_copy(file: &File, len: u64) -> Result<File, String> {
     let copy = memfd().map_err(|e| format!("cannot copy it for reading: {e}"))?;
     io::copy(&mut file.take(COPY_LIMIT), &mut &copy)
         .map_err(|e| format!("cannot copy it for reading: {e}"))?;
-    let hazards = elf_debug::hazards(&mut vmmap_core::collect::sections::file_reader(&copy));
-    let Ok(h) = hazards else {
+    let found = elf_debug::hazards(&mut vmmap_core::collect::sections::file_reader(&copy));
+    let h = match found {
+        Ok(h) => h,
         // Not ELF: blazesym says so itself, opening nothing else.
-        return seal(copy);
+        Err(NotElf::BadMagic) => return seal(copy),
+        // ELF whose headers cannot be read here: blazesym might read
+        // more of them, links included.
+        Err(NotElf::Truncated) => return Err("another user can change this file, and its ELF headers cannot be read (they may name files to open)".into()),
     };
     if !h.complete {
         return Err("another user can change this file, and its section table cannot be read whole (it may name files to open)".into());
@@ -221,7 +226,7 @@ mod tests {
     fn a_file_in_a_directory_others_can_write_is_copied() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("lib.so");
-        std::fs::write(&p, b"\x7fELF not really").unwrap();
+        std::fs::write(&p, b"not an ELF file").unwrap();
         let mut perms = std::fs::metadata(d.path()).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o777);
         std::fs::set_permissions(d.path(), perms).unwrap();
@@ -231,6 +236,9 @@ mod tests {
         // The copy is sealed: nothing can grow, shrink or write it.
         let copy = File::options().write(true).open(&r.by_fd).unwrap();
         assert!(copy.set_len(1).is_err());
-        assert_eq!(std::fs::read(&r.by_fd).unwrap(), b"\x7fELF not really");
+        assert_eq!(std::fs::read(&r.by_fd).unwrap(), b"not an ELF file");
+        // An ELF file whose headers cannot be read is not handed over.
+        std::fs::write(&p, b"\x7fELF cut short").unwrap();
+        assert!(readable(File::open(&p).unwrap()).is_err());
     }
 }

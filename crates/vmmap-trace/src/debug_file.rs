@@ -63,10 +63,9 @@ fn ours(m: &Metadata) -> bool {
 }
 
 /// Whether the open `file` and every name blazesym may look its links up
-/// by are beyond other users' reach: the file is [`ours`], so is its
-/// directory (where a link's name is looked for next to it), and each
-/// directory above keeps the entry below it (not writable by others, or
-/// sticky with that entry root's or this user's).
+/// by are beyond other users' reach: the file is [`ours`] and so is its
+/// directory, where a link's name is looked for next to it
+/// ([`fixed_dir`]).
 fn fixed(file: &File, meta: &Metadata) -> bool {
     if !ours(meta) {
         return false;
@@ -77,10 +76,16 @@ fn fixed(file: &File, meta: &Metadata) -> bool {
     if !path.is_absolute() || path.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") {
         return false;
     }
-    let Some(dir) = path.parent() else {
-        return false;
-    };
-    if !std::fs::symlink_metadata(dir).is_ok_and(|m| ours(&m)) {
+    path.parent().is_some_and(fixed_dir)
+}
+
+/// Whether only root and this user can change what the names in `dir`
+/// lead to: `dir` is [`ours`], and each directory above keeps the entry
+/// below it (not writable by others, or sticky with that entry root's or
+/// this user's). blazesym looks files up by name in such directories
+/// only: the debug directories given to it are those that are.
+pub(crate) fn fixed_dir(dir: &Path) -> bool {
+    if !dir.is_absolute() || !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && ours(&m)) {
         return false;
     }
     let mut below: &Path = dir;

@@ -185,7 +185,15 @@ impl Symbols {
             .enable_code_info(true)
             .enable_inlined_fns(true)
             .enable_demangling(true)
-            .set_debug_dirs(Some(debug_dirs(opts)))
+            // blazesym opens by name what it finds in these: only those
+            // no other user can change (vmmap's own look-up, `locate`,
+            // searches every one, opening regular files only).
+            .set_debug_dirs(Some(
+                debug_dirs(opts)
+                    .into_iter()
+                    .filter_map(|d| std::path::absolute(d).ok())
+                    .filter(|d| debug_file::fixed_dir(d)),
+            ))
             .build();
         let mut keys: Vec<_> = wanted.into_iter().collect();
         keys.sort_by_key(|(i, _)| *i);

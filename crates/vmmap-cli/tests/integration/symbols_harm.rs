@@ -87,13 +87,14 @@ fn traced(prog: &Path) -> PathBuf {
 /// test process's own peak, recorded when it exec'd.)
 const ADDRESS_SPACE: u64 = 512 << 20;
 
-/// `vmmap trace FILE calltree`, symbolising afresh, within 60 s and
-/// [`ADDRESS_SPACE`]: its output and its exit code.
-fn calltree(trace: &Path) -> (String, Option<i32>) {
+/// `vmmap trace FILE calltree [ARGS]`, symbolising afresh, within 60 s
+/// and [`ADDRESS_SPACE`]: its output and its exit code.
+fn calltree(trace: &Path, args: &[&OsStr]) -> (String, Option<i32>) {
     let mut cmd = Command::new(VMMAP);
     cmd.arg("trace")
         .arg(trace)
-        .args(["calltree", "--no-symbol-cache"]);
+        .args(["calltree", "--no-symbol-cache"])
+        .args(args);
     // SAFETY: the closure makes one system call (async-signal-safe) in
     // the child before exec.
     unsafe {
@@ -159,7 +160,7 @@ fn another_users_module_cannot_make_vmmap_open_what_its_links_name() {
     give_away(dir);
     for name in ["beside", "absolute"] {
         let trace = traced(&dir.join(name));
-        let (text, code) = calltree(&trace);
+        let (text, code) = calltree(&trace, &[]);
         assert_eq!(code, Some(0), "{name}: {text}");
         // The symbol table still names the function.
         assert!(text.contains("grab"), "{name}: {text}");
@@ -220,8 +221,40 @@ fn another_users_module_cannot_make_vmmap_allocate_what_it_declares() {
     give_away(dir);
     for name in ["huge", "bomb"] {
         let trace = traced(&dir.join(name));
-        let (text, code) = calltree(&trace);
+        let (text, code) = calltree(&trace, &[]);
         assert_eq!(code, Some(0), "{name}: {text}");
         assert!(text.contains("grab"), "{name}: {text}");
     }
+}
+
+#[test]
+fn a_symbol_directory_others_can_write_is_not_searched_by_name() {
+    let d = workdir("symdir");
+    let dir = d.path();
+    // root's program, in root's directory: its debug link is followed.
+    build_grab(dir, "mine");
+    objcopy(
+        dir,
+        &[
+            "--only-keep-debug".as_ref(),
+            "mine".as_ref(),
+            "mine.dbg".as_ref(),
+        ],
+    );
+    objcopy(dir, &["--strip-debug".as_ref(), "mine".as_ref()]);
+    std::fs::copy(dir.join("mine.dbg"), dir.join("mine.debug")).unwrap();
+    objcopy(
+        dir,
+        &["--add-gnu-debuglink=mine.debug".as_ref(), "mine".as_ref()],
+    );
+    std::fs::remove_file(dir.join("mine.debug")).unwrap();
+    // A directory of debug files that anyone can write, given with
+    // --symbols: someone put a FIFO there under the link's name.
+    let shared = TempDir::new("symdir-shared");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    mkfifo(&shared.path().join("mine.debug"));
+    let trace = traced(&dir.join("mine"));
+    let (text, code) = calltree(&trace, &["--symbols".as_ref(), shared.path().as_os_str()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("grab"), "{text}");
 }

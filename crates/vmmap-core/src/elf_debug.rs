@@ -60,6 +60,10 @@ pub struct Hazards {
     pub elf64_le: bool,
     /// Every section header and name was read: nothing is left unseen.
     pub complete: bool,
+    /// Where `.gnu_debuglink`'s data is: (file offset, size).
+    pub debuglink: Option<(u64, u64)>,
+    /// The file is little-endian (how the link's checksum is stored).
+    pub little_endian: bool,
 }
 
 impl Hazards {
@@ -78,12 +82,16 @@ pub fn hazards(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> Result<Ha
     let mut out = Hazards {
         elf64_le: class64 && le,
         complete: table.complete,
+        little_endian: le,
         ..Hazards::default()
     };
     for p in &table.sections {
         let s = &p.section;
         if LINK_SECTIONS.contains(&s.name.as_str()) {
             out.links.push(p.name_at);
+        }
+        if s.name == ".gnu_debuglink" {
+            out.debuglink = Some((s.offset, s.size));
         }
         if s.flags & SHF_COMPRESSED != 0 {
             let header_len: u64 = if class64 { 24 } else { 12 };
@@ -107,6 +115,34 @@ pub fn hazards(read: &mut dyn FnMut(u64, usize) -> Option<Vec<u8>>) -> Result<Ha
         }
     }
     Ok(out)
+}
+
+/// The most a debug link's file name may hold (gdb and the toolchains
+/// write a plain name, `NAME.debug` or the build id's hex).
+const MAX_LINK_NAME: usize = 255;
+
+/// A `.gnu_debuglink` section's data: the debug file's name (NUL-ended,
+/// padded to 4 bytes) and the CRC-32 of that file. None unless the name
+/// is one plain file name (no `/`, not `.` or `..`): it is joined to
+/// directories, and a path there would reach anywhere.
+pub fn debuglink(data: &[u8], little_endian: bool) -> Option<(String, u32)> {
+    let end = data.iter().position(|&b| b == 0)?;
+    let name = std::str::from_utf8(&data[..end]).ok()?;
+    if name.is_empty()
+        || name.len() > MAX_LINK_NAME
+        || name.contains('/')
+        || name == "."
+        || name == ".."
+    {
+        return None;
+    }
+    let at = (end + 1).next_multiple_of(4);
+    let crc = Reader {
+        b: data,
+        le: little_endian,
+    }
+    .u32(at)?;
+    Some((name.to_string(), crc))
 }
 
 /// The bytes that make a 64-bit little-endian section header describe
@@ -211,6 +247,33 @@ mod tests {
         assert_eq!((info.flags, info.offset, info.size), (0, 4096, 10));
         assert!(s.iter().any(|s| s.name == "~gnu_debuglink"));
         assert!(hazards(&mut read(&patched)).unwrap().links.is_empty());
+    }
+
+    #[test]
+    fn a_debug_link_is_one_plain_file_name() {
+        let link = |name: &[u8]| {
+            let mut d = name.to_vec();
+            d.push(0);
+            d.resize(d.len().next_multiple_of(4), 0);
+            d.extend_from_slice(&0xdead_beef_u32.to_le_bytes());
+            debuglink(&d, true)
+        };
+        assert_eq!(
+            link(b"libc.so.6.debug"),
+            Some(("libc.so.6.debug".into(), 0xdead_beef))
+        );
+        for bad in [
+            &b"/dev/watchdog"[..],
+            b"../../dev/tty",
+            b"..",
+            b".",
+            b"",
+            b"a/b",
+        ] {
+            assert_eq!(link(bad), None, "{bad:?}");
+        }
+        // Cut before its checksum.
+        assert_eq!(debuglink(b"name.debug\0\0", true), None);
     }
 
     #[test]

@@ -34,19 +34,63 @@ pub(crate) struct DebugFile {
     _file: File,
     /// Its name for blazesym (`/proc/self/fd/N`).
     pub(crate) by_fd: PathBuf,
+    /// In a copy: the debug link it hid (the file name and its CRC-32),
+    /// for [`linked`] to follow.
+    pub(crate) link: Option<(String, u32)>,
 }
 
 /// `file` as blazesym may read it: itself if only root and this user can
 /// change it and its directory ([`fixed`]), else a copy made safe.
 pub(crate) fn readable(file: File) -> Result<DebugFile, String> {
     let meta = file.metadata().map_err(|e| e.to_string())?;
-    let file = if fixed(&file, &meta) {
-        file
+    let (file, link) = if fixed(&file, &meta) {
+        (file, None)
     } else {
         safe_copy(&file, meta.len())?
     };
     let by_fd = vmmap_core::regular::by_fd(&file);
-    Ok(DebugFile { _file: file, by_fd })
+    Ok(DebugFile {
+        _file: file,
+        by_fd,
+        link,
+    })
+}
+
+/// The debug file a copy's hidden link named, found where gdb looks for
+/// it: beside the module `path`, in its `.debug` directory, and under each
+/// of `debug_dirs` followed by the module's directory. Each candidate is
+/// opened as a regular file only, must have the link's CRC-32, and is made
+/// [`readable`] in turn (copied if another user can change it).
+pub(crate) fn linked(
+    path: &Path,
+    (name, crc): &(String, u32),
+    debug_dirs: &[PathBuf],
+) -> Option<DebugFile> {
+    let dir = path.parent()?;
+    let mut candidates = vec![dir.join(name), dir.join(".debug").join(name)];
+    let below_root = dir.strip_prefix("/").unwrap_or(dir);
+    candidates.extend(debug_dirs.iter().map(|d| d.join(below_root).join(name)));
+    candidates.into_iter().find_map(|p| {
+        let mut file = vmmap_core::regular::open(&p).ok()?;
+        if file.metadata().ok()?.len() > COPY_LIMIT {
+            return None;
+        }
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(_) => return None,
+            }
+        }
+        if hasher.finalize() != *crc {
+            return None;
+        }
+        // A copy is made from where the reading stopped.
+        io::Seek::rewind(&mut file).ok()?;
+        readable(file).ok()
+    })
 }
 
 /// Whether what `m` describes belongs to root or to this user.
@@ -108,8 +152,9 @@ pub(crate) fn fixed_dir(dir: &Path) -> bool {
 }
 
 /// A sealed in-memory copy of `file` (`len` bytes by its size) with its
-/// link sections hidden and its compressed sections inflated or hidden.
-fn safe_copy(file: &File, len: u64) -> Result<File, String> {
+/// link sections hidden and its compressed sections inflated or hidden,
+/// and the debug link it hid.
+fn safe_copy(file: &File, len: u64) -> Result<(File, Option<(String, u32)>), String> {
     if len > COPY_LIMIT {
         return Err(format!(
             "another user can change this file, and at {} MiB it is too large to copy for reading (the limit is {} MiB)",
@@ -124,7 +169,7 @@ fn safe_copy(file: &File, len: u64) -> Result<File, String> {
     let h = match found {
         Ok(h) => h,
         // Not ELF: blazesym says so itself, opening nothing else.
-        Err(NotElf::BadMagic) => return seal(copy),
+        Err(NotElf::BadMagic) => return Ok((seal(copy)?, None)),
         // ELF whose headers cannot be read here: blazesym might read
         // more of them, links included.
         Err(NotElf::Truncated) => return Err("another user can change this file, and its ELF headers cannot be read (they may name files to open)".into()),
@@ -137,6 +182,13 @@ fn safe_copy(file: &File, len: u64) -> Result<File, String> {
         copy.write_all_at(&[HIDDEN_NAME], at)
             .map_err(|e| format!("cannot change its copy: {e}"))
     };
+    // The link's data is small (a name and a checksum): a larger section
+    // is not a link to follow.
+    let link = h
+        .debuglink
+        .filter(|&(_, size)| size <= 4096)
+        .and_then(|(at, size)| vmmap_core::collect::sections::file_reader(&copy)(at, size as usize))
+        .and_then(|data| elf_debug::debuglink(&data, h.little_endian));
     for &at in &h.links {
         hide(at)?;
     }
@@ -165,7 +217,7 @@ fn safe_copy(file: &File, len: u64) -> Result<File, String> {
             })
             .map_err(|e| format!("cannot change its copy: {e}"))?;
     }
-    seal(copy)
+    Ok((seal(copy)?, link))
 }
 
 /// The section's stream inflated, if it is zlib or zstd and yields

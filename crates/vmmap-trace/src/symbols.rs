@@ -353,7 +353,16 @@ fn symbolize_module(
     opts: &SymbolOptions,
 ) -> Result<Vec<Vec<Frame>>, String> {
     use blazesym::symbolize::{source, Input, Symbolized};
-    let file = locate(m, opts)?;
+    let mut file = locate(m, opts)?;
+    // A copy's hidden debug link, followed here as blazesym would have
+    // (vmmap's look-up opens regular files only, and checks the CRC).
+    if let Some(debug) = file
+        .link
+        .as_ref()
+        .and_then(|link| debug_file::linked(Path::new(&m.path), link, &debug_dirs(opts)))
+    {
+        file = debug;
+    }
     let src = source::Source::Elf(source::Elf::new(&file.by_fd));
     let out = symbolizer
         .symbolize(&src, Input::VirtOffset(addrs))

@@ -157,6 +157,21 @@ fn another_users_module_cannot_make_vmmap_open_what_its_links_name() {
             "absolute".as_ref(),
         ],
     );
+    // Its debug link names its real debug file, beside it.
+    build_grab(dir, "split");
+    objcopy(
+        dir,
+        &[
+            "--only-keep-debug".as_ref(),
+            "split".as_ref(),
+            "split.debug".as_ref(),
+        ],
+    );
+    objcopy(dir, &["--strip-debug".as_ref(), "split".as_ref()]);
+    objcopy(
+        dir,
+        &["--add-gnu-debuglink=split.debug".as_ref(), "split".as_ref()],
+    );
     give_away(dir);
     for name in ["beside", "absolute"] {
         let trace = traced(&dir.join(name));
@@ -165,6 +180,12 @@ fn another_users_module_cannot_make_vmmap_open_what_its_links_name() {
         // The symbol table still names the function.
         assert!(text.contains("grab"), "{name}: {text}");
     }
+    // vmmap follows a link itself, to a regular file with the link's
+    // checksum: the lines are there.
+    let trace = traced(&dir.join("split"));
+    let (text, code) = calltree(&trace, &["--lines".as_ref()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("grab (trace/grab.c:"), "{text}");
 }
 
 /// `elf` (64-bit little-endian) with its `.debug_info` compressed: a

@@ -62,6 +62,20 @@ fn objcopy(dir: &Path, args: &[&OsStr]) {
     assert!(st.success(), "objcopy {args:?} failed");
 }
 
+/// [`build_grab`], its debug information then moved to `NAME.debug`
+/// beside it, which its debug link names.
+fn build_split_grab(dir: &Path, name: &str) {
+    build_grab(dir, name);
+    let debug = format!("{name}.debug");
+    let link = format!("--add-gnu-debuglink={debug}");
+    objcopy(
+        dir,
+        &["--only-keep-debug".as_ref(), name.as_ref(), debug.as_ref()],
+    );
+    objcopy(dir, &["--strip-debug".as_ref(), name.as_ref()]);
+    objcopy(dir, &[link.as_ref(), name.as_ref()]);
+}
+
 fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string.
@@ -120,23 +134,7 @@ fn another_users_module_cannot_make_vmmap_open_what_its_links_name() {
     let d = workdir("links");
     let dir = d.path();
     // Its debug link names a file next to it: a FIFO.
-    build_grab(dir, "beside");
-    objcopy(
-        dir,
-        &[
-            "--only-keep-debug".as_ref(),
-            "beside".as_ref(),
-            "beside.debug".as_ref(),
-        ],
-    );
-    objcopy(dir, &["--strip-debug".as_ref(), "beside".as_ref()]);
-    objcopy(
-        dir,
-        &[
-            "--add-gnu-debuglink=beside.debug".as_ref(),
-            "beside".as_ref(),
-        ],
-    );
+    build_split_grab(dir, "beside");
     std::fs::remove_file(dir.join("beside.debug")).unwrap();
     mkfifo(&dir.join("beside.debug"));
     // Its debug link names a FIFO elsewhere by an absolute path (a device
@@ -158,20 +156,7 @@ fn another_users_module_cannot_make_vmmap_open_what_its_links_name() {
         ],
     );
     // Its debug link names its real debug file, beside it.
-    build_grab(dir, "split");
-    objcopy(
-        dir,
-        &[
-            "--only-keep-debug".as_ref(),
-            "split".as_ref(),
-            "split.debug".as_ref(),
-        ],
-    );
-    objcopy(dir, &["--strip-debug".as_ref(), "split".as_ref()]);
-    objcopy(
-        dir,
-        &["--add-gnu-debuglink=split.debug".as_ref(), "split".as_ref()],
-    );
+    build_split_grab(dir, "split");
     give_away(dir);
     for name in ["beside", "absolute"] {
         let trace = traced(&dir.join(name));
@@ -253,21 +238,7 @@ fn a_symbol_directory_others_can_write_is_not_searched_by_name() {
     let d = workdir("symdir");
     let dir = d.path();
     // root's program, in root's directory: its debug link is followed.
-    build_grab(dir, "mine");
-    objcopy(
-        dir,
-        &[
-            "--only-keep-debug".as_ref(),
-            "mine".as_ref(),
-            "mine.dbg".as_ref(),
-        ],
-    );
-    objcopy(dir, &["--strip-debug".as_ref(), "mine".as_ref()]);
-    std::fs::copy(dir.join("mine.dbg"), dir.join("mine.debug")).unwrap();
-    objcopy(
-        dir,
-        &["--add-gnu-debuglink=mine.debug".as_ref(), "mine".as_ref()],
-    );
+    build_split_grab(dir, "mine");
     std::fs::remove_file(dir.join("mine.debug")).unwrap();
     // A directory of debug files that anyone can write, given with
     // --symbols: someone put a FIFO there under the link's name.

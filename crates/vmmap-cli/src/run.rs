@@ -366,7 +366,7 @@ fn read_back(
 ) -> Result<ReadBack, Failure> {
     let mut rec = frees.then(Recorder::new).flatten();
     let mut acc = summary.then(Summarizer::default);
-    let scan = crate::trace_views::scan_open_unchecked(path, file, |r| {
+    let scan = crate::trace_views::scan_open_unchecked(path, file, Vec::new(), |r| {
         if let Some(rec) = rec.as_mut() {
             rec.add(r);
         }

@@ -78,8 +78,8 @@ pub(crate) fn scan_unchecked(
     until: Vec<u64>,
     each: impl FnMut(&vmmap_trace::Record),
 ) -> Result<scan::Scan, Failure> {
-    keep_large_buffers_mapped();
-    Ok(scan::scan_until(open(path)?, until, each))
+    let file = vmmap_core::format::open_input(path).map_err(|e| open_failure(path, e))?;
+    scan_open_unchecked(path, file, until, each)
 }
 
 /// [`scan_unchecked`] of the trace in `file`, already open, which
@@ -87,6 +87,7 @@ pub(crate) fn scan_unchecked(
 pub(crate) fn scan_open_unchecked(
     path: &Path,
     file: std::fs::File,
+    until: Vec<u64>,
     each: impl FnMut(&vmmap_trace::Record),
 ) -> Result<scan::Scan, Failure> {
     keep_large_buffers_mapped();
@@ -95,7 +96,7 @@ pub(crate) fn scan_open_unchecked(
         vmmap_core::format::CHUNK_TRACE,
     )
     .map_err(|e| open_failure(path, e))?;
-    Ok(scan::scan_until(stream, Vec::new(), each))
+    Ok(scan::scan_until(stream, until, each))
 }
 
 /// Warns about a damaged file, fails when it holds no trace (or none this

@@ -120,7 +120,6 @@ impl Symbols {
             .unwrap_or(&[])
     }
 
-    /// Results computed by [`Symbols::resolve`] that the cache lacked.
     /// One freshly resolved module, for tests of the cache's writing.
     #[cfg(test)]
     pub(crate) fn with_fresh(m: CachedModule) -> Symbols {
@@ -129,6 +128,7 @@ impl Symbols {
         s
     }
 
+    /// Results computed by [`Symbols::resolve`] that the cache lacked.
     pub(crate) fn new_cache_entries(&self) -> Vec<CachedModule> {
         self.fresh
             .iter()
@@ -285,17 +285,16 @@ fn debug_dirs(opts: &SymbolOptions) -> Vec<PathBuf> {
 /// [`debug_file::readable`] makes it safe to read, named by its
 /// descriptor (`/proc/self/fd/N`), for blazesym opens what it is given by
 /// name. blazesym's file cache keys on device and inode, so a descriptor
-/// number used again later is not taken for the same file.
-type Regular = DebugFile;
-
-fn open_module(p: &Path) -> Option<Result<Regular, String>> {
+/// number used again later is not taken for the same file. None: nothing
+/// there to open.
+fn open_module(p: &Path) -> Option<Result<DebugFile, String>> {
     let file = vmmap_core::regular::open(p).ok()?;
     Some(debug_file::readable(file))
 }
 
 /// The file to read a module's symbols from: the recorded path if its
 /// build id matches, else a debug file found by build id or by name.
-fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<Regular, String> {
+fn locate(m: &ModuleInfo, opts: &SymbolOptions) -> Result<DebugFile, String> {
     // The candidates in order, each with whether its build id must match.
     let recorded = Path::new(&m.path);
     let mut candidates = vec![(recorded.to_path_buf(), true)];

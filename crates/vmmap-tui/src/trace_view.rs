@@ -159,9 +159,7 @@ struct History {
 
 /// The view's state.
 pub struct TraceView {
-    /// The trace file's name.
-    pub path: PathBuf,
-    /// The trace file as it is read.
+    /// The trace file: its name, and how it is read.
     pub source: TraceSource,
     /// The file's length when the analysis started (a running program's
     /// file grows: a longer one is analysed again).
@@ -225,7 +223,6 @@ impl TraceView {
         let file_len = std::fs::metadata(source.read_at()).map_or(0, |m| m.len());
         let job = AnalysisJob::start(source.clone(), region.as_ref().map(|r| (r.0, r.1)));
         TraceView {
-            path: source.path.clone(),
             source,
             file_len,
             tab: if region.is_some() {
@@ -773,8 +770,8 @@ impl TraceView {
         let rev = Style::default().add_modifier(Modifier::REVERSED);
         let bold = Style::default().add_modifier(Modifier::BOLD);
         // Line 1: file and tabs.
-        let name = escape(&self.path.file_name().map_or_else(
-            || self.path.display().to_string(),
+        let name = escape(&self.source.path.file_name().map_or_else(
+            || self.source.path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         ))
         .into_owned();
@@ -820,7 +817,7 @@ impl TraceView {
             (None, Some(e)) => format!(" {}", Escaped(e)),
             (None, None) => format!(
                 " Analysing {}… {} operations read",
-                escape(&self.path.display().to_string()),
+                escape(&self.source.path.display().to_string()),
                 self.job
                     .as_ref()
                     .map_or(0, |j| j.progress.load(Ordering::Relaxed))

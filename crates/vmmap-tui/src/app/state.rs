@@ -558,7 +558,7 @@ impl App {
                     self.trace_files
                         .retain(|(p, f)| !(*p == s.pid && f.path == s.output));
                 }
-                if let Some(t) = self.trace.as_mut().filter(|t| t.path == s.output) {
+                if let Some(t) = self.trace.as_mut().filter(|t| t.source.path == s.output) {
                     t.note = Some(msg.clone());
                 }
                 self.message = Some(msg);
@@ -584,7 +584,7 @@ impl App {
             let live = self
                 .attaches
                 .iter()
-                .find(|s| s.output == t.path)
+                .find(|s| s.output == t.source.path)
                 .map(|s| s.live());
             t.follow(live, trace_shown);
         }
@@ -664,7 +664,7 @@ impl App {
                 )
             });
         let same = self.trace.as_ref().is_some_and(|t| {
-            t.path == source.path
+            t.source.path == source.path
                 && t.region.as_ref().map(|r| (r.0, r.1)) == region.as_ref().map(|r| (r.0, r.1))
                 && t.error.is_none()
                 && std::fs::metadata(t.source.read_at()).is_ok_and(|m| m.len() == t.file_len)
@@ -684,7 +684,7 @@ impl App {
                 t.poll();
                 if let (true, Some(a)) = (waiting, t.analysis.as_ref()) {
                     if let vmmap_trace::symbol_cache::CacheWrite::Failed(e) = &a.cache {
-                        self.message = Some(crate::trace_jobs::cache_note(&t.path, e));
+                        self.message = Some(crate::trace_jobs::cache_note(&t.source.path, e));
                     }
                 }
                 t.busy()

@@ -627,6 +627,11 @@ pub unsafe extern "C" fn pthread_create(
     let Some(real) = real!(PTHREAD_CREATE, "pthread_create", F) else {
         return libc::EAGAIN;
     };
+    // A writer away for a fork comes back while the program has one
+    // thread (see writer::come_back).
+    if writer::away() {
+        writer::come_back(true);
+    }
     let Some(b) = enter() else {
         // SAFETY: forwarding.
         return unsafe { real(t, attr, f, arg) };
@@ -950,9 +955,18 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
         crate::set_errno(libc::ENOSYS);
         return -1;
     };
+    // The writer leaves before a fork from the program's only thread
+    // (writer::leave_for_fork), so that the parent has one thread after
+    // it, as without the agent; the child's writer, if any, is its own.
+    if crate::tracing() && !crate::agent_own() && !writer::away() {
+        writer::leave_for_fork(2000);
+    }
     let b = enter();
     // SAFETY: forwarding.
     let pid = unsafe { real() };
+    if pid != 0 {
+        writer::fork_done();
+    }
     if let Some(b) = b {
         if pid > 0 {
             record::plain(b, EventKind::Fork, &[pid as u64], &[], true);

@@ -190,6 +190,9 @@ pub(crate) fn enter() -> Option<&'static mut Thread> {
     if !ACTIVE.load(Relaxed) {
         return None;
     }
+    if writer::away() {
+        writer::come_back(false);
+    }
     // SAFETY: the key was created before ACTIVE was set.
     let p = unsafe { libc::pthread_getspecific(KEY.load(Relaxed)) } as *mut Thread;
     if p.is_null() {

@@ -480,11 +480,13 @@ pub fn after_fork_child() {
     // its thread descriptor (glibc reuses the dead threads' stacks).
     WRITER_SELF.store(0, Relaxed);
     FD.store(-1, Relaxed);
+    forget_parked();
 }
 
 /// Asks the writer to write everything committed so far and waits for it
 /// (at most `ms`).
 pub fn flush(ms: u64) {
+    come_back(true);
     if !RUNNING.load(Relaxed) {
         return;
     }
@@ -500,6 +502,7 @@ pub fn flush(ms: u64) {
 
 /// Writes everything, then the END message, and stops the writer.
 pub fn stop(ms: u64) {
+    come_back(true);
     if !RUNNING.load(Relaxed) {
         return;
     }
@@ -543,22 +546,8 @@ pub struct Parked {
 /// stops for good instead, with [`vmmap_wire::END_ALONE`]: the call must
 /// behave as without the agent, the trace ends cleanly before it.
 pub fn park(ms: u64) -> Option<Parked> {
-    if !RUNNING.load(Acquire) || PAUSE.load(SeqCst) != PAUSE_NONE {
-        return None;
-    }
-    PAUSE.store(PAUSE_ASKED, SeqCst);
-    wake_writer();
-    let answer = wait_pause(ms, |s| s != PAUSE_ASKED);
-    if answer != PAUSE_READY {
-        // Refused, or no answer in time: take the question back (the
-        // writer may be answering it just now).
-        let _ = PAUSE.compare_exchange(PAUSE_ASKED, PAUSE_NONE, SeqCst, SeqCst);
-        if PAUSE.load(SeqCst) == PAUSE_READY {
-            PAUSE.store(PAUSE_NONE, SeqCst);
-            wake_writer();
-        } else if PAUSE.load(SeqCst) == PAUSE_REFUSED {
-            PAUSE.store(PAUSE_NONE, SeqCst);
-        }
+    come_back(true);
+    if !alone_with_writer(ms) {
         return None;
     }
     // The program's only thread is here: nothing else can touch its table
@@ -571,11 +560,7 @@ pub fn park(ms: u64) -> Option<Parked> {
     if fd.is_none() {
         END_REASON.store(END_ALONE, SeqCst);
     }
-    PAUSE.store(if fd.is_some() { PAUSE_GO } else { PAUSE_END }, SeqCst);
-    wake_writer();
-    wait_pause(ms, |s| s == PAUSE_GONE);
-    wait_gone(ms);
-    PAUSE.store(PAUSE_NONE, SeqCst);
+    send_off(if fd.is_some() { PAUSE_GO } else { PAUSE_END }, ms);
     fd.map(|fd| Parked { fd })
 }
 
@@ -585,6 +570,127 @@ pub fn resume(p: Parked) {
     FD.store(p.fd, Relaxed);
     if spawn() {
         crate::ACTIVE.store(true, SeqCst);
+    }
+}
+
+/// Asks the writer whether the calling thread is the program's only one
+/// (waiting at most `ms`); when it is, the writer waits for [`send_off`].
+fn alone_with_writer(ms: u64) -> bool {
+    if !RUNNING.load(Acquire) || PAUSE.load(SeqCst) != PAUSE_NONE {
+        return false;
+    }
+    PAUSE.store(PAUSE_ASKED, SeqCst);
+    wake_writer();
+    if wait_pause(ms, |s| s != PAUSE_ASKED) == PAUSE_READY {
+        return true;
+    }
+    // Refused, or no answer in time: take the question back (the
+    // writer may be answering it just now).
+    let _ = PAUSE.compare_exchange(PAUSE_ASKED, PAUSE_NONE, SeqCst, SeqCst);
+    if PAUSE.load(SeqCst) == PAUSE_READY {
+        PAUSE.store(PAUSE_NONE, SeqCst);
+        wake_writer();
+    } else if PAUSE.load(SeqCst) == PAUSE_REFUSED {
+        PAUSE.store(PAUSE_NONE, SeqCst);
+    }
+    false
+}
+
+/// Sends a writer that answered [`alone_with_writer`] away with `how`
+/// ([`PAUSE_GO`] or [`PAUSE_END`]) and waits (at most `ms` each) until
+/// its thread has ended.
+fn send_off(how: u32, ms: u64) {
+    PAUSE.store(how, SeqCst);
+    wake_writer();
+    wait_pause(ms, |s| s == PAUSE_GONE);
+    wait_gone(ms);
+    PAUSE.store(PAUSE_NONE, SeqCst);
+}
+
+/// When the writer that left for a `fork` comes back
+/// (`CLOCK_MONOTONIC` nanoseconds; 0: it did not leave).
+static AWAY_UNTIL: AtomicU64 = AtomicU64::new(0);
+/// How long the writer stays away after a fork ([`leave_for_fork`]).
+const AWAY_NS: u64 = 20_000_000;
+
+/// Before a `fork` from the program's only thread: the writer writes
+/// everything committed and leaves, its state parked, so that the parent
+/// has one thread after the fork as it would without the agent. CPython
+/// 3.12 and later count the threads right after `os.fork()` returns (the
+/// 20th field of `/proc/self/stat`) and warn on stderr when there is more
+/// than one. Recording goes on meanwhile, into the threads' buffers; the
+/// writer comes back at the program's first call [`AWAY_NS`] later, or
+/// at once when it is wanted ([`come_back`]). Not when attached, nor when
+/// the program has other threads (it would warn without the agent too).
+pub fn leave_for_fork(ms: u64) -> bool {
+    if attached() || !alone_with_writer(ms) {
+        return false;
+    }
+    // As in park: the leaving thread's end is the agent's.
+    crate::ACTIVE.store(false, SeqCst);
+    send_off(PAUSE_GO, ms);
+    let back = sys::clock_ns(libc::CLOCK_MONOTONIC) + AWAY_NS;
+    AWAY_UNTIL.store(back, SeqCst);
+    crate::ACTIVE.store(true, SeqCst);
+    true
+}
+
+/// After a fork that [`leave_for_fork`] made ready for, in the parent:
+/// the writer stays away [`AWAY_NS`] from now.
+pub fn fork_done() {
+    if AWAY_UNTIL.load(Relaxed) != 0 {
+        let back = sys::clock_ns(libc::CLOCK_MONOTONIC) + AWAY_NS;
+        AWAY_UNTIL.store(back, SeqCst);
+    }
+}
+
+/// Whether the writer left for a fork and has not come back.
+#[inline(always)]
+pub fn away() -> bool {
+    AWAY_UNTIL.load(Relaxed) != 0
+}
+
+/// Brings back the writer that left for a fork: when its time is up, or
+/// at once with `now` (before the program starts a thread, before a
+/// flush, when the buffers in flight reach their limit). It opens the
+/// trace file again by its name, as after [`park`]; if the program has
+/// since given up its rights to it or moved its root, the trace ends
+/// there without an end record. Called only where the program has one
+/// thread (every thread it starts brings the writer back first): the
+/// next writer's start-up is the agent's.
+#[cold]
+pub fn come_back(now: bool) {
+    let until = AWAY_UNTIL.load(SeqCst);
+    if until == 0
+        || !crate::same_process()
+        || (!now && sys::clock_ns(libc::CLOCK_MONOTONIC) < until)
+        || AWAY_UNTIL
+            .compare_exchange(until, 0, SeqCst, SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    let e = crate::errno();
+    let was = crate::ACTIVE.swap(false, SeqCst);
+    let back = crate::own_all(|| {
+        let fd = if attached() { Some(-1) } else { reopen() };
+        fd.is_some_and(|fd| {
+            FD.store(fd, Relaxed);
+            spawn()
+        })
+    });
+    crate::ACTIVE.store(was && back, SeqCst);
+    crate::set_errno(e);
+}
+
+/// In the child of a fork: the parent's parked writer is not this
+/// process's (a followed child starts a writer of its own).
+fn forget_parked() {
+    AWAY_UNTIL.store(0, Relaxed);
+    PARKED.clear_poison();
+    if let Ok(mut p) = PARKED.try_lock() {
+        // Not freed: the child's copy of the parent's memory, untouched.
+        core::mem::forget(p.take());
     }
 }
 

@@ -182,3 +182,161 @@ fn an_attached_process_makes_the_call_as_without_the_agent() {
     );
     allocated_once(&file, 9001..9009, "attached");
 }
+
+fn forked() -> PathBuf {
+    let src = fixture("forked.c");
+    build("forked", &["cc", "-O1", "-g", src.to_str().unwrap()])
+}
+
+/// A program that counts its threads right after `fork` (CPython 3.12
+/// and later do, and warn when there is more than one): under the agent
+/// it counted the writer too. The writer now leaves before a fork from
+/// the program's only thread and comes back later, the trace whole.
+#[test]
+fn a_fork_from_the_only_thread_leaves_the_parent_with_one_thread() {
+    let prog = forked();
+    for (args, what) in [
+        (&["3"][..], "three forks"),
+        // The writer comes back while the program sleeps, on the
+        // program's next call.
+        (&["2", "300"][..], "forks, then a pause"),
+    ] {
+        let plain = run_plain(&prog, args);
+        assert_eq!(plain.status.code(), Some(0), "{what}: {plain:?}");
+        assert!(
+            String::from_utf8_lossy(&plain.stdout).contains("fork 0: 1 thread\n"),
+            "{what}, plain: {plain:?}"
+        );
+        let file = tmp(&format!("forked-{}.vmmap", args.len()));
+        let traced = run_traced(&prog, args, &file);
+        same_behaviour(&plain, &traced);
+        allocated_once(&file, 8001..8005, what);
+        let forks: u64 = args[0].parse().unwrap();
+        allocated_once(&file, 8200..8200 + forks, what);
+        allocated_once(&file, 8301..8305, what);
+        let h = history(&file);
+        assert_eq!(
+            h.iter().filter(|e| e["op"] == "fork").count() as u64,
+            forks,
+            "{what}: {}",
+            summary(&file)
+        );
+        assert!(ops(&h, "malloc", 8100).is_empty(), "{what}: a child's call");
+        let s = summary(&file);
+        assert_eq!(s["images"][0]["ended"], true, "{what}: {s}");
+        assert_eq!(s["threads"], 1, "{what}: {s}");
+        assert!(s["calls"].get("pthread_create").is_none(), "{what}: {s}");
+    }
+}
+
+/// The same with `--follow-forks`: each child has its own file, which
+/// holds its own call and nothing of the parent's.
+#[test]
+fn a_followed_child_of_a_fork_from_the_only_thread_has_its_own_trace() {
+    let prog = forked();
+    let plain = run_plain(&prog, &["2"]);
+    let file = tmp("forked-follow.vmmap");
+    let traced = run_with(
+        &["-q", "--follow-forks", "-o", file.to_str().unwrap()],
+        &prog,
+        &["2"],
+        &[],
+    );
+    same_behaviour(&plain, &traced);
+    allocated_once(&file, 8200..8202, "parent");
+    let h = history(&file);
+    let children: Vec<u64> = h
+        .iter()
+        .filter(|e| e["op"] == "fork")
+        .map(|e| e["child"].as_u64().unwrap())
+        .collect();
+    assert_eq!(children.len(), 2, "{}", summary(&file));
+    let stem = file.file_stem().unwrap().to_str().unwrap();
+    for (i, pid) in children.into_iter().enumerate() {
+        let child = file.with_file_name(format!("{stem}.{pid}.vmmap"));
+        let ch = history(&child);
+        assert_eq!(ops(&ch, "malloc", 8100 + i as u64).len(), 1, "child {pid}");
+        assert!(ops(&ch, "malloc", 8001).is_empty(), "child {pid}");
+        assert!(ops(&ch, "malloc", 8200).is_empty(), "child {pid}");
+        assert_eq!(summary(&child)["images"][0]["ended"], true, "child {pid}");
+    }
+}
+
+/// CPython 3.12 and later warn on `os.fork()` in a process with more
+/// than one thread: under the agent, a script with one thread got the
+/// warning on its stderr.
+#[test]
+fn python_forks_without_a_multithreading_warning() {
+    let python = python_3_12();
+    let script = "import os, sys, threading\n\
+                  if sys.argv[1] == 'thread':\n\
+                  \x20   threading.Thread(target=threading.Event().wait, daemon=True).start()\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n\
+                  \x20   os._exit(0)\n\
+                  os.waitpid(pid, 0)\n\
+                  print('forked')\n";
+    let run = |traced: bool, mode: &str| {
+        let args = ["-c", script, mode];
+        if traced {
+            let file = tmp(&format!("python-fork-{mode}.vmmap"));
+            run_traced(&python, &args, &file)
+        } else {
+            run_plain(&python, &args)
+        }
+    };
+    // The check is there: with a thread of its own, the script is warned.
+    let threaded = run(false, "thread");
+    assert!(
+        String::from_utf8_lossy(&threaded.stderr).contains("multi-threaded"),
+        "python3 3.12 or later warns on a fork with a second thread: {threaded:?}"
+    );
+    let plain = run(false, "alone");
+    assert_eq!(String::from_utf8_lossy(&plain.stderr), "", "{plain:?}");
+    let traced = run(true, "alone");
+    same_behaviour(&plain, &traced);
+    assert_eq!(
+        String::from_utf8_lossy(&traced.stderr),
+        "",
+        "python3's stderr under the agent"
+    );
+}
+
+/// A CPython of 3.12 or later: `python3.13`, `python3.12` or `python3`
+/// on the PATH, or one of pyenv's versions (this machine's Debian has
+/// 3.11).
+fn python_3_12() -> PathBuf {
+    let pyenv = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root/.pyenv"))
+        .join("versions");
+    let mut candidates: Vec<PathBuf> = ["python3.13", "python3.12", "python3"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    if let Ok(dirs) = std::fs::read_dir(&pyenv) {
+        let mut versions: Vec<PathBuf> = dirs
+            .flatten()
+            .map(|d| d.path().join("bin/python3"))
+            .collect();
+        versions.sort();
+        candidates.extend(versions.into_iter().rev());
+    }
+    candidates
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import sys; sys.exit(sys.version_info < (3, 12))"])
+                .env_remove("PYENV_VERSION")
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "this test needs CPython 3.12 or later (its fork check is new in 3.12): \
+                 python3.12 or python3.13 on the PATH, or a version under {}",
+                pyenv.display()
+            )
+        })
+}

@@ -589,7 +589,7 @@ fn take_buffer() -> *mut Buf {
         }
         let limit = MAX_BUFFERS + LANES.load(Relaxed);
         if crate::writer::away() && BUFFERS.load(Relaxed) >= limit {
-            // The writer left for a fork: it is wanted back now.
+            // The writer stepped out: it is wanted back now.
             crate::writer::come_back(true);
         }
         if BUFFERS.fetch_add(1, Relaxed) < limit || !crate::writer::running() {

@@ -7,7 +7,7 @@
 //! after it for allocations.
 
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::{AtomicUsize, Ordering::*};
+use core::sync::atomic::Ordering::*;
 
 use libc::{off_t, pthread_attr_t, pthread_t, size_t};
 use vmmap_wire::*;
@@ -21,17 +21,17 @@ const LARGE: usize = 64 * 1024;
 
 macro_rules! real {
     ($slot:ident, $name:expr, $ty:ty) => {{
-        static $slot: AtomicUsize = AtomicUsize::new(0);
-        let mut f = $slot.load(Relaxed);
+        static $slot: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+        let mut f = $slot.load(core::sync::atomic::Ordering::Relaxed);
         if f == 0 {
             // SAFETY: dlsym with a NUL-terminated name.
             f = unsafe {
                 libc::dlsym(
                     libc::RTLD_NEXT,
-                    concat!($name, "\0").as_ptr() as *const c_char,
+                    concat!($name, "\0").as_ptr() as *const core::ffi::c_char,
                 )
             } as usize;
-            $slot.store(f, Relaxed);
+            $slot.store(f, core::sync::atomic::Ordering::Relaxed);
         }
         if f == 0 {
             None
@@ -955,17 +955,15 @@ pub unsafe extern "C" fn fork() -> libc::pid_t {
         crate::set_errno(libc::ENOSYS);
         return -1;
     };
-    // The writer leaves before a fork from the program's only thread
-    // (writer::leave_for_fork), so that the parent has one thread after
-    // it, as without the agent; the child's writer, if any, is its own.
-    if crate::tracing() && !crate::agent_own() && !writer::away() {
-        writer::leave_for_fork(2000);
-    }
+    // The writer steps out before a fork from the program's only thread
+    // (writer::step_out), so that the parent has one thread after it, as
+    // without the agent; the child's writer, if any, is its own.
+    crate::thread_count::step_out();
     let b = enter();
     // SAFETY: forwarding.
     let pid = unsafe { real() };
     if pid != 0 {
-        writer::fork_done();
+        writer::stay_out();
     }
     if let Some(b) = b {
         if pid > 0 {

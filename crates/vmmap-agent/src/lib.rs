@@ -31,6 +31,7 @@ mod heap;
 // (encoding, buffers, parsing) does not need them; the hooks are tested
 // through the real `vmmap run` in vmmap-cli's tests.
 #[cfg(not(test))]
+#[macro_use]
 mod hooks;
 mod maps;
 mod memo;
@@ -39,6 +40,7 @@ mod placement;
 mod record;
 mod sys;
 mod thread;
+mod thread_count;
 mod unwind;
 mod writer;
 

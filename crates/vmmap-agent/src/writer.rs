@@ -607,22 +607,24 @@ fn send_off(how: u32, ms: u64) {
     PAUSE.store(PAUSE_NONE, SeqCst);
 }
 
-/// When the writer that left for a `fork` comes back
-/// (`CLOCK_MONOTONIC` nanoseconds; 0: it did not leave).
+/// When the writer that stepped out ([`step_out`]) comes back
+/// (`CLOCK_MONOTONIC` nanoseconds; 0: it is not out).
 static AWAY_UNTIL: AtomicU64 = AtomicU64::new(0);
-/// How long the writer stays away after a fork ([`leave_for_fork`]).
+/// How long the writer stays out ([`step_out`]).
 const AWAY_NS: u64 = 20_000_000;
 
-/// Before a `fork` from the program's only thread: the writer writes
-/// everything committed and leaves, its state parked, so that the parent
-/// has one thread after the fork as it would without the agent. CPython
-/// 3.12 and later count the threads right after `os.fork()` returns (the
-/// 20th field of `/proc/self/stat`) and warn on stderr when there is more
-/// than one. Recording goes on meanwhile, into the threads' buffers; the
-/// writer comes back at the program's first call [`AWAY_NS`] later, or
-/// at once when it is wanted ([`come_back`]). Not when attached, nor when
-/// the program has other threads (it would warn without the agent too).
-pub fn leave_for_fork(ms: u64) -> bool {
+/// Before the program, from its only thread, forks or looks at how many
+/// threads it has: the writer writes everything committed and leaves, its
+/// state parked, so that the program sees one thread as it would without
+/// the agent (`crate::thread_count`). CPython 3.12 and later count the
+/// threads right after `os.fork()` returns and warn on stderr when there
+/// is more than one; Chromium's zygote checks the links of
+/// `/proc/self/task` and stops when there are more than three. Recording
+/// goes on meanwhile, into the threads' buffers; the writer comes back at
+/// the program's first call [`AWAY_NS`] later, or at once when it is
+/// wanted ([`come_back`]). Not when attached, nor when the program has
+/// other threads (it sees more than one without the agent too).
+pub fn step_out(ms: u64) -> bool {
     if attached() || !alone_with_writer(ms) {
         return false;
     }
@@ -635,22 +637,22 @@ pub fn leave_for_fork(ms: u64) -> bool {
     true
 }
 
-/// After a fork that [`leave_for_fork`] made ready for, in the parent:
-/// the writer stays away [`AWAY_NS`] from now.
-pub fn fork_done() {
+/// After the call the writer stepped out for (in the parent of a fork):
+/// it stays out [`AWAY_NS`] from now.
+pub fn stay_out() {
     if AWAY_UNTIL.load(Relaxed) != 0 {
         let back = sys::clock_ns(libc::CLOCK_MONOTONIC) + AWAY_NS;
         AWAY_UNTIL.store(back, SeqCst);
     }
 }
 
-/// Whether the writer left for a fork and has not come back.
+/// Whether the writer stepped out and has not come back.
 #[inline(always)]
 pub fn away() -> bool {
     AWAY_UNTIL.load(Relaxed) != 0
 }
 
-/// Brings back the writer that left for a fork: when its time is up, or
+/// Brings back the writer that stepped out: when its time is up, or
 /// at once with `now` (before the program starts a thread, before a
 /// flush, when the buffers in flight reach their limit). It opens the
 /// trace file again by its name, as after [`park`]; if the program has

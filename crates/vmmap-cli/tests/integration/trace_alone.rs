@@ -262,6 +262,88 @@ fn a_followed_child_of_a_fork_from_the_only_thread_has_its_own_trace() {
     }
 }
 
+/// A program that asks whether it has one thread by the links of
+/// `/proc/self/task`, as Chromium's zygote does before it forks (a failed
+/// check stops it with SIGTRAP): under the agent it counted the writer.
+#[test]
+fn a_look_at_the_task_directory_from_the_only_thread_sees_one_thread() {
+    let prog = forked();
+    let plain = run_plain(&prog, &["task"]);
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout)
+            .matches("task links: 3 3 3 (0 0 0)")
+            .count(),
+        3,
+        "{plain:?}"
+    );
+    let file = tmp("forked-task.vmmap");
+    let traced = run_traced(&prog, &["task"], &file);
+    same_behaviour(&plain, &traced);
+    allocated_once(&file, 8400..8403, "task");
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["ended"], true, "{s}");
+    assert_eq!(s["threads"], 1, "{s}");
+}
+
+/// Chromium with its children followed: its zygote checks that it has
+/// one thread (the links of `/proc/self/task`) before it forks, and under
+/// the agent stopped with SIGTRAP, so the browser gave up ("GPU process
+/// isn't usable") and printed no page.
+#[test]
+fn chromium_runs_with_its_children_followed() {
+    let chromium = require_tool("chromium", "chromium");
+    let dir = TempDir::in_system_tmp("chromium-follow");
+    let page = dir.path().join("page.html");
+    std::fs::write(&page, "<!doctype html><p id=x>followed</p>\n").unwrap();
+    let url = format!("file://{}", page.display());
+    let args = |profile: &str| -> Vec<String> {
+        [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", dir.path().join(profile).display()),
+            "--dump-dom",
+            &url,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let plain_args = args("plain");
+    let plain_args: Vec<&str> = plain_args.iter().map(String::as_str).collect();
+    let plain = run_plain(&chromium, &plain_args);
+    assert!(
+        String::from_utf8_lossy(&plain.stdout).contains("followed"),
+        "{plain:?}"
+    );
+    let file = dir.path().join("chromium.vmmap");
+    let traced_args = args("traced");
+    let traced_args: Vec<&str> = traced_args.iter().map(String::as_str).collect();
+    let traced = run_with(
+        &["-q", "--follow-forks", "-o", file.to_str().unwrap()],
+        &chromium,
+        &traced_args,
+        &[],
+    );
+    same_behaviour(&plain, &traced);
+    // Its zygotes and their children were followed, each into a file.
+    let followed = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            n.starts_with("chromium.") && n.ends_with(".vmmap") && n != "chromium.vmmap"
+        })
+        .count();
+    assert!(followed >= 3, "{followed} followed processes");
+}
+
 /// CPython 3.12 and later warn on `os.fork()` in a process with more
 /// than one thread: under the agent, a script with one thread got the
 /// warning on its stderr.

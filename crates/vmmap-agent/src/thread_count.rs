@@ -5,10 +5,11 @@
 //! `/proc/self/task` has three links (`.`, `..` and its thread) and stops
 //! with SIGTRAP when not. Under the agent they counted its writer. Before
 //! a `fork` (the hook is in `hooks.rs`) and before a look at the task
-//! directory (the `stat` calls below) from the program's only thread, the
-//! writer steps out ([`writer::step_out`]) and comes back a little later.
-//! A count by other means (`opendir` on the task directory, `Threads:` in
-//! `/proc/self/status`) still sees it.
+//! directory (the `stat` calls, `statx` and `opendir` below) from the
+//! program's only thread, the writer steps out ([`writer::step_out`]) and
+//! comes back a little later. A count by other means (`Threads:` in
+//! `/proc/self/status`, `getdents` on a directory opened with `open`)
+//! still sees it.
 
 #[cfg(not(test))]
 use core::ffi::{c_char, c_int, CStr};
@@ -17,10 +18,17 @@ use core::ffi::{c_char, c_int, CStr};
 use crate::writer;
 
 /// Steps the writer out when this process is traced, the caller is the
-/// program (not the agent) and the writer is in.
+/// program (not the agent) and the writer is in; when it is out already,
+/// it stays out a while longer: a check that reads the task directory
+/// after opening it must not see it come back at the `malloc` between.
 #[cfg(not(test))]
 pub(crate) fn step_out() {
-    if crate::tracing() && !crate::agent_own() && !writer::away() {
+    if !crate::tracing() || crate::agent_own() {
+        return;
+    }
+    if writer::away() {
+        writer::stay_out();
+    } else {
         writer::step_out(2000);
     }
 }
@@ -118,6 +126,49 @@ stat_hook!(fstatat, FSTATAT,
 stat_hook!(fstatat64, FSTATAT64,
     (dirfd: c_int, path: *const c_char, buf: *mut libc::stat64, flags: c_int),
     newfstatat(dirfd, path, buf, flags));
+
+/// # Safety
+/// As C `statx`.
+#[cfg(not(test))]
+#[no_mangle]
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: libc::c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
+    type F =
+        unsafe extern "C" fn(c_int, *const c_char, c_int, libc::c_uint, *mut libc::statx) -> c_int;
+    before_stat(path);
+    if let Some(next) = real!(STATX, "statx", F) {
+        // SAFETY: forwarding.
+        return unsafe { next(dirfd, path, flags, mask, buf) };
+    }
+    let args = [dirfd as _, path as _, flags as _, mask as _, buf as _, 0];
+    // SAFETY: the caller's arguments, as the call it made passes them.
+    let r = unsafe { crate::hooks::raw_syscall(libc::SYS_statx, args) };
+    if r < 0 {
+        crate::set_errno(-r as c_int);
+        return -1;
+    }
+    0
+}
+
+/// # Safety
+/// As C `opendir`: the entries of a task directory are its threads.
+#[cfg(not(test))]
+#[no_mangle]
+pub unsafe extern "C" fn opendir(path: *const c_char) -> *mut libc::DIR {
+    type F = unsafe extern "C" fn(*const c_char) -> *mut libc::DIR;
+    let Some(next) = real!(OPENDIR, "opendir", F) else {
+        crate::set_errno(libc::ENOSYS);
+        return core::ptr::null_mut();
+    };
+    before_stat(path);
+    // SAFETY: forwarding.
+    unsafe { next(path) }
+}
 
 #[cfg(test)]
 mod tests {

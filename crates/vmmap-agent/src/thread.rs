@@ -219,6 +219,27 @@ pub fn each(mut f: impl FnMut(&mut Thread)) {
     }
 }
 
+/// Whether the program has more than one thread by the agent's own
+/// records (live ones, the writer's left out): a cheap "yes" before the
+/// kernel is asked. Threads that never made a traced call have no record,
+/// so "no" is only a maybe.
+pub fn several_live() -> bool {
+    let mut live = 0;
+    let mut p = REGISTRY.load(Acquire);
+    while !p.is_null() {
+        // SAFETY: registry records are never unmapped.
+        let t = unsafe { &*p };
+        p = t.next;
+        if t.state.load(Acquire) == LIVE && !crate::writer::is_writer_thread_record(t) {
+            live += 1;
+            if live > 1 {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Takes a lane for one record: the one the thread used last if it is
 /// free, else any free one, else a new one while there are fewer than
 /// [`MAX_LANES`], else waits for one. Writes the THREAD record when the

@@ -625,7 +625,9 @@ const AWAY_NS: u64 = 20_000_000;
 /// wanted ([`come_back`]). Not when attached, nor when the program has
 /// other threads (it sees more than one without the agent too).
 pub fn step_out(ms: u64) -> bool {
-    if attached() || !alone_with_writer(ms) {
+    // Other threads of the program's: no need to wake the writer to learn
+    // that it must stay.
+    if attached() || thread::several_live() || !alone_with_writer(ms) {
         return false;
     }
     // As in park: the leaving thread's end is the agent's.

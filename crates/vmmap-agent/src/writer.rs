@@ -249,6 +249,11 @@ pub fn hello() {
             vmmap_wire::attach::HELLO_ATTACHED
         } else {
             0
+        }
+        | if own_malloc() {
+            vmmap_wire::HELLO_OWN_MALLOC
+        } else {
+            0
         };
     push_uvarint(&mut m, flags);
     clock_fields(&mut m);
@@ -259,6 +264,32 @@ pub fn hello() {
         &std::fs::read("/proc/self/cmdline").unwrap_or_default(),
     );
     write_msg(&m);
+}
+
+/// Whether the program's calls to `malloc` bind to a definition other
+/// than the agent's: the executable's own (a statically linked allocator,
+/// which `vmmap run` refuses but an exec from a traced program reaches)
+/// or an earlier preloaded library's. Preloaded only: an attached agent
+/// hooks the slots that import `malloc`, and a program with none is
+/// refused before it is attached.
+fn own_malloc() -> bool {
+    #[cfg(not(test))]
+    if !attached() {
+        // SAFETY: dlsym with a NUL-terminated name.
+        let bound = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) };
+        // Compared by the object that holds it: the address of the
+        // agent's own exported `malloc`, taken here, is the bound one too
+        // (references to an exported symbol go through the interposition).
+        let object = |at: *const libc::c_void| {
+            // SAFETY: zeroed is a valid Dl_info; dladdr only fills it.
+            let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+            // SAFETY: as above; `at` is only looked up.
+            (unsafe { libc::dladdr(at, &mut info) } != 0).then_some(info.dli_fbase as usize)
+        };
+        let mine = object(own_malloc as *const libc::c_void);
+        return !bound.is_null() && object(bound) != mine;
+    }
+    false
 }
 
 fn clock_fields(m: &mut Vec<u8>) {

@@ -155,6 +155,13 @@ pub(crate) fn print_summary(
                 Escaped(&img.exe)
             )?;
         }
+        if img.own_malloc {
+            writeln!(
+                w,
+                "vmmap: note: image {i} ({}) defines its own malloc (a statically linked allocator): its allocations never reached the agent, so only its mappings and other calls are in the trace",
+                Escaped(&img.exe)
+            )?;
+        }
         if img.seccomp_stop {
             writeln!(
                 w,
@@ -236,7 +243,7 @@ fn summary(a: &TraceArgs, out: &mut impl Write) -> Result<io::Result<()>, Failur
         "version": 1,
         "images": info.images.iter().enumerate().map(|(n, i)| serde_json::json!({
             "pid": i.pid, "exe": i.exe, "cmdline": i.cmdline, "ended": i.ended, "exec_replaced": i.exec_replaced,
-            "stalls": i.stalls, "attached": i.attached, "seccomp_stop": i.seccomp_stop, "alone_stop": i.alone_stop, "no_writer_errno": i.no_writer, "untraced_exec": s.untraced_exec.as_ref().filter(|(at, _)| *at as usize == n && !i.complete()).map(|(_, p)| p), "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
+            "stalls": i.stalls, "attached": i.attached, "own_malloc": i.own_malloc, "seccomp_stop": i.seccomp_stop, "alone_stop": i.alone_stop, "no_writer_errno": i.no_writer, "untraced_exec": s.untraced_exec.as_ref().filter(|(at, _)| *at as usize == n && !i.complete()).map(|(_, p)| p), "event_bytes": i.event_bytes.0, "compressed_bytes": i.event_bytes.1,
         })).collect::<Vec<_>>(),
         "calls": s.calls,
         "allocations": s.allocations,

@@ -361,6 +361,9 @@ pub struct ImageInfo {
     /// Traced by attaching to the running process (`vmmap attach`): the
     /// blocks and regions it had before are unknown.
     pub attached: bool,
+    /// The program defines its own `malloc` (from the HELLO message): its
+    /// allocations never reached the agent, only its mappings did.
+    pub own_malloc: bool,
     /// Times a thread waited for the writer (from the END message).
     pub stalls: u64,
     /// Event bytes before and after compression (from the END message).
@@ -1565,6 +1568,7 @@ fn parse_hello(c: &mut Cursor<'_>) -> Option<(u64, ImageInfo)> {
     let flags = c.uvarint()?;
     let frame_pointers = flags & 1 == 1;
     let attached = flags & vmmap_wire::attach::HELLO_ATTACHED != 0;
+    let own_malloc = flags & vmmap_wire::HELLO_OWN_MALLOC != 0;
     let clock = (c.uvarint()?, c.uvarint()?, c.uvarint()?);
     let exe = text(c)?;
     let cmd = c.bytes()?;
@@ -1582,6 +1586,7 @@ fn parse_hello(c: &mut Cursor<'_>) -> Option<(u64, ImageInfo)> {
             page_size,
             frame_pointers,
             attached,
+            own_malloc,
             exe,
             cmdline,
             clocks: vec![clock],

@@ -123,6 +123,13 @@ wire_kinds! {
     }
 }
 
+/// The `flags` bit of the HELLO message of an image whose program defines
+/// its own `malloc` (a statically linked allocator, such as Chromium's
+/// PartitionAlloc): its allocations do not go through the agent, only its
+/// mappings and other calls do. (Bit 1: frame-pointer stacks; bit 2:
+/// [`attach::HELLO_ATTACHED`].)
+pub const HELLO_OWN_MALLOC: u64 = 4;
+
 /// Why the agent stopped (END's last field): the program's exit, exec,
 /// or a detach.
 pub const END_EXIT: u64 = 0;

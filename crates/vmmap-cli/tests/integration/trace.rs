@@ -445,6 +445,42 @@ fn vfork_exec_and_posix_spawn_leave_the_parent_trace_intact() {
     assert_eq!(s["images"][0]["ended"], true);
 }
 
+/// A program that defines its own `malloc` is refused by `vmmap run`, but
+/// one started by a traced program's exec is traced: its allocations never
+/// reach the agent, and the trace said nothing of it, as though the
+/// program allocated nothing. Its image now says so.
+#[test]
+fn an_image_with_its_own_malloc_is_named_so() {
+    let src = fixture("ownmalloc.c");
+    let prog = build("ownmalloc", &["cc", "-O1", src.to_str().unwrap()]);
+    let sh = Path::new("/bin/sh");
+    let script = format!("exec {}", prog.display());
+    let plain = run_plain(sh, &["-c", &script]);
+    let (o, file) = run_traced(&[], sh, &["-c", &script]);
+    same_behaviour(&plain, &o);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "own\n");
+    let s = summary(&file);
+    assert_eq!(s["images"][0]["own_malloc"], false, "{s}");
+    assert_eq!(s["images"][1]["own_malloc"], true, "{s}");
+    assert!(ops(&history(&file), "malloc", 7001).is_empty());
+    let t = Command::new(VMMAP)
+        .arg("trace")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{t:?}");
+    let text =
+        String::from_utf8_lossy(&t.stdout).into_owned() + &String::from_utf8_lossy(&t.stderr);
+    assert!(
+        text.contains(&format!(
+            "image 1 ({}) defines its own malloc",
+            prog.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches("defines its own malloc").count(), 1, "{text}");
+}
+
 #[test]
 fn exec_flushes_and_the_new_image_continues_the_trace() {
     let prog = torture();

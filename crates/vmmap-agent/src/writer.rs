@@ -29,7 +29,8 @@ static WAKE: AtomicU32 = AtomicU32::new(0);
 /// A pause asked by [`park`]: [`PAUSE_NONE`], then [`PAUSE_ASKED`], which
 /// the writer answers with [`PAUSE_READY`] or [`PAUSE_REFUSED`]; then
 /// [`PAUSE_GO`] (write everything and leave the state for the next
-/// writer) or [`PAUSE_END`] (stop for good), answered with [`PAUSE_GONE`].
+/// writer), [`PAUSE_STEP`] (leave the state as it is, at once) or
+/// [`PAUSE_END`] (stop for good), answered with [`PAUSE_GONE`].
 static PAUSE: AtomicU32 = AtomicU32::new(PAUSE_NONE);
 const PAUSE_NONE: u32 = 0;
 const PAUSE_ASKED: u32 = 1;
@@ -38,6 +39,7 @@ const PAUSE_REFUSED: u32 = 3;
 const PAUSE_GO: u32 = 4;
 const PAUSE_END: u32 = 5;
 const PAUSE_GONE: u32 = 6;
+const PAUSE_STEP: u32 = 7;
 /// What a paused writer leaves to the one [`resume`] starts: its staging
 /// columns, compressor, counters and the agent's own ranges, so that the
 /// trace goes on as if the writer had never left.
@@ -257,6 +259,8 @@ pub fn hello() {
         };
     push_uvarint(&mut m, flags);
     clock_fields(&mut m);
+    ANCHOR_TICKS.store(sys::ticks(), Relaxed);
+    ANCHOR_NS.store(sys::clock_ns(libc::CLOCK_MONOTONIC), Relaxed);
     let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
     push_bytes(&mut m, exe.as_os_str().as_bytes());
     push_bytes(
@@ -628,8 +632,8 @@ fn alone_with_writer(ms: u64) -> bool {
 }
 
 /// Sends a writer that answered [`alone_with_writer`] away with `how`
-/// ([`PAUSE_GO`] or [`PAUSE_END`]) and waits (at most `ms` each) until
-/// its thread has ended.
+/// ([`PAUSE_GO`], [`PAUSE_STEP`] or [`PAUSE_END`]) and waits (at most
+/// `ms` each) until its thread has ended.
 fn send_off(how: u32, ms: u64) {
     PAUSE.store(how, SeqCst);
     wake_writer();
@@ -643,10 +647,41 @@ fn send_off(how: u32, ms: u64) {
 static AWAY_UNTIL: AtomicU64 = AtomicU64::new(0);
 /// How long the writer stays out ([`step_out`]).
 const AWAY_NS: u64 = 20_000_000;
+/// [`AWAY_UNTIL`] in ticks, a little early: while the writer is out every
+/// call of the program's asks whether it may come back, and the
+/// time-stamp counter answers in a few nanoseconds where `clock_gettime`
+/// took a hundred here (a third of a fork-and-allocate loop's time); the
+/// clock decides once the counter has passed.
+static AWAY_UNTIL_TICKS: AtomicU64 = AtomicU64::new(0);
+/// Calls made while the writer is out, and how often among them the time
+/// is looked at ([`come_back`]): a program that makes few calls has little
+/// to write, and what it has waits at most that many calls longer.
+static AWAY_CALLS: AtomicU32 = AtomicU32::new(0);
+const AWAY_CHECK_EVERY: u32 = 64;
+/// A tick and its CLOCK_MONOTONIC ns from the image's start, for the
+/// counter's rate.
+static ANCHOR_TICKS: AtomicU64 = AtomicU64::new(0);
+static ANCHOR_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets [`AWAY_UNTIL`] (and [`AWAY_UNTIL_TICKS`]) to [`AWAY_NS`] from now.
+fn away_from_now() {
+    let (ticks, ns) = (sys::ticks(), sys::clock_ns(libc::CLOCK_MONOTONIC));
+    let (t0, n0) = (ANCHOR_TICKS.load(Relaxed), ANCHOR_NS.load(Relaxed));
+    let (dt, dn) = (ticks.saturating_sub(t0), ns.saturating_sub(n0));
+    // Nine tenths of the span at the rate seen since the start; with no
+    // rate yet (under a millisecond), the clock is asked at every call.
+    let span = if t0 == 0 || dn < 1_000_000 {
+        0
+    } else {
+        (u128::from(AWAY_NS) * u128::from(dt) * 9 / (u128::from(dn) * 10)) as u64
+    };
+    AWAY_UNTIL_TICKS.store(ticks + span, SeqCst);
+    AWAY_UNTIL.store(ns + AWAY_NS, SeqCst);
+}
 
 /// Before the program, from its only thread, forks or looks at how many
-/// threads it has: the writer writes everything committed and leaves, its
-/// state parked, so that the program sees one thread as it would without
+/// threads it has: the writer leaves at once, its state and everything
+/// not yet written parked, so that the program sees one thread as it would without
 /// the agent (`crate::thread_count`). CPython 3.12 and later count the
 /// threads right after `os.fork()` returns and warn on stderr when there
 /// is more than one; Chromium's zygote checks the links of
@@ -661,11 +696,12 @@ pub fn step_out(ms: u64) -> bool {
     if attached() || thread::several_live() || !alone_with_writer(ms) {
         return false;
     }
-    // As in park: the leaving thread's end is the agent's.
+    // As in park: the leaving thread's end is the agent's. It writes
+    // nothing on its way out: the next writer does, and a fork waits for
+    // no compression.
     crate::ACTIVE.store(false, SeqCst);
-    send_off(PAUSE_GO, ms);
-    let back = sys::clock_ns(libc::CLOCK_MONOTONIC) + AWAY_NS;
-    AWAY_UNTIL.store(back, SeqCst);
+    send_off(PAUSE_STEP, ms);
+    away_from_now();
     crate::ACTIVE.store(true, SeqCst);
     true
 }
@@ -674,8 +710,7 @@ pub fn step_out(ms: u64) -> bool {
 /// it stays out [`AWAY_NS`] from now.
 pub fn stay_out() {
     if AWAY_UNTIL.load(Relaxed) != 0 {
-        let back = sys::clock_ns(libc::CLOCK_MONOTONIC) + AWAY_NS;
-        AWAY_UNTIL.store(back, SeqCst);
+        away_from_now();
     }
 }
 
@@ -696,9 +731,19 @@ pub fn away() -> bool {
 #[cold]
 pub fn come_back(now: bool) {
     let until = AWAY_UNTIL.load(SeqCst);
+    // Every call of the program's comes here while the writer is out:
+    // the time is looked at every [`AWAY_CHECK_EVERY`] calls only (even
+    // `rdtsc` took an eighth of a fork-and-allocate loop's time here),
+    // and the counter before the clock, the clock before the process id
+    // (a system call).
     if until == 0
-        || !crate::same_process()
+        || (!now
+            && !AWAY_CALLS
+                .fetch_add(1, Relaxed)
+                .is_multiple_of(AWAY_CHECK_EVERY))
+        || (!now && sys::ticks() < AWAY_UNTIL_TICKS.load(Relaxed))
         || (!now && sys::clock_ns(libc::CLOCK_MONOTONIC) < until)
+        || !crate::same_process()
         || AWAY_UNTIL
             .compare_exchange(until, 0, SeqCst, SeqCst)
             .is_err()
@@ -806,6 +851,9 @@ struct State {
     zbuf: Vec<u8>,
     /// Mappings that appeared while the writer set itself up.
     own: Vec<(u64, u64)>,
+    /// Full buffers taken and not yet staged, oldest first, as addresses
+    /// (see [`drain_full`]).
+    backlog: Vec<usize>,
 }
 
 impl State {
@@ -827,6 +875,7 @@ impl State {
             pass_tick: 0,
             zbuf: Vec::with_capacity(zstd::zstd_safe::compress_bound(STAGE_CAP)),
             own: Vec::new(),
+            backlog: Vec::new(),
         }
     }
 }
@@ -930,13 +979,27 @@ fn run() {
         let pause = PAUSE.load(SeqCst);
         if FLUSH_REQ.load(SeqCst) <= FLUSH_DONE.load(Relaxed)
             && !STOP.load(SeqCst)
-            && !matches!(pause, PAUSE_ASKED | PAUSE_GO | PAUSE_END)
+            && !matches!(pause, PAUSE_ASKED | PAUSE_GO | PAUSE_END | PAUSE_STEP)
         {
             sys::wait_on(&WAKE, seen, 5);
         }
         let pause = PAUSE.load(SeqCst);
         if pause == PAUSE_ASKED {
             answer_pause();
+            if PAUSE.load(SeqCst) == PAUSE_READY {
+                // The asker's next word comes at once: a pass now (a
+                // chunk to compress) would keep it waiting.
+                continue;
+            }
+        }
+        if pause == PAUSE_STEP {
+            // Stepping out for a moment: everything stays where it is
+            // (the staged columns, the full and partial buffers) for the
+            // next writer, which writes it.
+            RUNNING.store(false, Relaxed);
+            *PARKED.lock().unwrap_or_else(|e| e.into_inner()) = Some(st);
+            PAUSE.store(PAUSE_GONE, SeqCst);
+            return;
         }
         if pause == PAUSE_END {
             STOP.store(true, SeqCst);
@@ -953,7 +1016,9 @@ fn run() {
         st.pass_tick = sys::ticks();
         drain_full(&mut st, &mut placement);
         let due = now - last_write >= FLUSH_MS * 1_000_000;
-        if due || flushing {
+        // A lane's current buffer comes after its full ones: not while
+        // some of those wait in the backlog.
+        if (due || flushing) && st.backlog.is_empty() {
             drain_partials(&mut st, &mut placement);
         }
         let staged = staged(&st);
@@ -1116,8 +1181,16 @@ fn segment(st: &mut State, placement: &mut Option<Placement>, id: u32, bf: &Buf,
 /// Stages every full buffer, compressing and writing whenever
 /// [`STAGE_BYTES`] are staged: a backlog (the writer was descheduled while
 /// the threads filled many buffers) never grows the staging buffers.
+///
+/// A pause asked meanwhile ([`alone_with_writer`]: a fork waits for the
+/// answer) stops it between two buffers: the rest stay in the state's
+/// backlog, in order, for the next pass or the next writer.
 fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
-    for buf in block::take_full() {
+    st.backlog
+        .extend(block::take_full().into_iter().map(|b| b as usize));
+    let mut done = 0;
+    while done < st.backlog.len() && PAUSE.load(Relaxed) != PAUSE_ASKED {
+        let buf = st.backlog[done] as *mut Buf;
         // SAFETY: a full buffer belongs to the writer until given back; its
         // owner lane is never unmapped.
         let (bf, owner) = unsafe { (&mut *buf, &mut *(*buf).owner) };
@@ -1125,7 +1198,9 @@ fn drain_full(st: &mut State, placement: &mut Option<Placement>) {
         segment(st, placement, owner.id, bf, len);
         owner.w_done = bf.seq;
         block::give_back(buf);
+        done += 1;
     }
+    st.backlog.drain(..done);
 }
 
 /// Copies the committed part of every lane's current buffer, so that

@@ -647,10 +647,8 @@ fn send_off(how: u32, ms: u64) {
 static AWAY_UNTIL: AtomicU64 = AtomicU64::new(0);
 /// How long the writer stays out ([`step_out`]).
 const AWAY_NS: u64 = 20_000_000;
-/// [`AWAY_UNTIL`] in ticks, a little early: while the writer is out every
-/// call of the program's asks whether it may come back, and the
-/// time-stamp counter answers in a few nanoseconds where `clock_gettime`
-/// took a hundred here (a third of a fork-and-allocate loop's time); the
+/// [`AWAY_UNTIL`] in ticks, a little early: the time-stamp counter is
+/// read where `clock_gettime` took a hundred nanoseconds here, and the
 /// clock decides once the counter has passed.
 static AWAY_UNTIL_TICKS: AtomicU64 = AtomicU64::new(0);
 /// Calls made while the writer is out, and how often among them the time
@@ -681,8 +679,8 @@ fn away_from_now() {
 
 /// Before the program, from its only thread, forks or looks at how many
 /// threads it has: the writer leaves at once, its state and everything
-/// not yet written parked, so that the program sees one thread as it would without
-/// the agent (`crate::thread_count`). CPython 3.12 and later count the
+/// not yet written parked, so that the program sees one thread as it
+/// would without the agent (`crate::thread_count`). CPython 3.12 and later count the
 /// threads right after `os.fork()` returns and warn on stderr when there
 /// is more than one; Chromium's zygote checks the links of
 /// `/proc/self/task` and stops when there are more than three. Recording

@@ -93,17 +93,13 @@ macro_rules! stat_hook {
     };
 }
 
-/// `newfstatat` as the C library makes it: -1 and `errno` on failure.
+/// `newfstatat` as the C library makes it: -1 and `errno` on failure
+/// (which `raw_syscall` sets).
 #[cfg(not(test))]
 fn newfstatat(dirfd: c_int, path: *const c_char, buf: *mut libc::stat, flags: c_int) -> c_int {
     let args = [dirfd as _, path as _, buf as _, flags as _, 0, 0];
     // SAFETY: the caller's arguments, as the call it made passes them.
-    let r = unsafe { crate::hooks::raw_syscall(libc::SYS_newfstatat, args) };
-    if r < 0 {
-        crate::set_errno(-r as c_int);
-        return -1;
-    }
-    0
+    unsafe { crate::hooks::raw_syscall(libc::SYS_newfstatat, args) as c_int }
 }
 
 #[cfg(not(test))]
@@ -146,13 +142,9 @@ pub unsafe extern "C" fn statx(
         return unsafe { next(dirfd, path, flags, mask, buf) };
     }
     let args = [dirfd as _, path as _, flags as _, mask as _, buf as _, 0];
-    // SAFETY: the caller's arguments, as the call it made passes them.
-    let r = unsafe { crate::hooks::raw_syscall(libc::SYS_statx, args) };
-    if r < 0 {
-        crate::set_errno(-r as c_int);
-        return -1;
-    }
-    0
+    // SAFETY: the caller's arguments, as the call it made passes them;
+    // raw_syscall gives -1 and sets errno on failure.
+    unsafe { crate::hooks::raw_syscall(libc::SYS_statx, args) as c_int }
 }
 
 /// # Safety

@@ -11,8 +11,7 @@
 //! so that a lock one of them holds (the loader's, an arena's) is released
 //! while ours waits for it. The thread is chosen where it holds no lock
 //! dlopen needs: in the program's own code, or blocked in a system call
-//! that waits (sleep, poll, read, futex); one stopped inside the C library
-//! or the loader is let go and stopped again ([`safe_point`]).
+//! that waits (sleep, poll, read, futex).
 //!
 //! The agent writes no file: its writer puts the trace messages in a ring
 //! in its own memory (`vmmap_wire::attach`), which [`Session`] drains with
@@ -377,65 +376,6 @@ fn dlerror_of(t: &mut Stopped, m: &[(u64, u64, String)], sp: u64) -> String {
 const WAITING: &[i64] = &[
     0, 7, 23, 34, 35, 43, 45, 47, 61, 128, 130, 202, 230, 232, 247, 270, 271, 281, 288, 441,
 ];
-
-/// The executable ranges of the C library and the dynamic loader in `pid`
-/// (start, end).
-fn runtime_code(pid: i32) -> Vec<(u64, u64)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut f = l.split_ascii_whitespace();
-            let (range, perms) = (f.next()?, f.next()?);
-            let path = f.nth(3)?;
-            let name = path.rsplit('/').next().unwrap_or_default();
-            let runtime =
-                is_libc(path) || name.starts_with("ld-linux") || name.starts_with("libpthread");
-            if !perms.contains('x') || !runtime {
-                return None;
-            }
-            let (s, e) = range.split_once('-')?;
-            Some((
-                u64::from_str_radix(s, 16).ok()?,
-                u64::from_str_radix(e, 16).ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// Whether a thread stopped with registers `r` may be made to call
-/// `dlopen`: blocked in a system call that waits, or running outside the
-/// C library and the loader. Inside them it may hold a lock `dlopen`
-/// takes: a worker interrupted in `malloc`, holding its arena's lock,
-/// waited in `dlopen`'s `calloc` for that same lock for ever, and so did
-/// the attach.
-fn safe_point(r: &libc::user_regs_struct, runtime: &[(u64, u64)]) -> bool {
-    let nr = r.orig_rax as i64;
-    if nr >= 0 && WAITING.contains(&nr) {
-        return true;
-    }
-    !runtime.iter().any(|&(s, e)| s <= r.rip && r.rip < e)
-}
-
-/// How many times a thread found inside the C library is let go and
-/// stopped again, [`SAFE_POINT_WAIT`] apart, before the next is tried.
-const SAFE_POINT_TRIES: u32 = 50;
-const SAFE_POINT_WAIT: Duration = Duration::from_micros(200);
-
-/// [`Stopped::seize`] at a [`safe_point`]: a thread found elsewhere is
-/// let go at once and stopped again a little later.
-fn seize_at_safe_point(pid: i32, tid: i32, runtime: &[(u64, u64)]) -> Result<Stopped, AttachError> {
-    for _ in 0..SAFE_POINT_TRIES {
-        let mut t = Stopped::seize(pid, tid)?;
-        if safe_point(&t.saved, runtime) {
-            return Ok(t);
-        }
-        t.release();
-        std::thread::sleep(SAFE_POINT_WAIT);
-    }
-    Err(AttachError::Other(format!(
-        "thread {tid} of process {pid} was inside the C library or the loader each of the {SAFE_POINT_TRIES} times it was stopped, where it may hold a lock the agent's loading needs"
-    )))
-}
 
 /// Threads of `pid`, the best candidates first: blocked in a waiting
 /// system call (from /proc/PID/task/TID/syscall, read without stopping
@@ -892,10 +832,9 @@ pub fn inject(pid: i32, agent: &Path, config: &str) -> Result<Session, AttachErr
         })?;
 
     let back = way_back::padding(pid, &m);
-    let runtime = runtime_code(pid);
     let mut last = None;
     for tid in candidates(pid).into_iter().take(8) {
-        let mut t = match seize_at_safe_point(pid, tid, &runtime) {
+        let mut t = match Stopped::seize(pid, tid) {
             Ok(t) => t,
             Err(e @ (AttachError::Permission(_) | AttachError::Refused(_))) => return Err(e),
             Err(e) => {
@@ -1079,33 +1018,5 @@ mod reader_tests {
             .replace("0000000000000000", "000001ffffffffff");
         assert!(Reader::of(&root).unwrap().privileged);
         assert!(Reader::of("Name:\tx\n").is_none());
-    }
-}
-
-#[cfg(test)]
-mod safe_point_tests {
-    use super::safe_point;
-
-    fn regs(rip: u64, orig_rax: i64) -> libc::user_regs_struct {
-        // SAFETY: a plain C struct of integers; all zeroes is valid.
-        let mut r: libc::user_regs_struct = unsafe { core::mem::zeroed() };
-        r.rip = rip;
-        r.orig_rax = orig_rax as u64;
-        r
-    }
-
-    #[test]
-    fn a_thread_inside_the_c_library_is_borrowed_only_when_it_waits() {
-        let libc = [(0x7000_0000, 0x7010_0000)];
-        // In the program's own code.
-        assert!(safe_point(&regs(0x5555_0000, -1), &libc));
-        // Inside the C library (malloc, say), not in a system call.
-        assert!(!safe_point(&regs(0x7000_1234, -1), &libc));
-        // Inside it, in a system call that is not a wait (mmap).
-        assert!(!safe_point(&regs(0x7000_1234, 9), &libc));
-        // Blocked in futex, poll, read: waits hold none of dlopen's locks.
-        for nr in [202, 7, 0] {
-            assert!(safe_point(&regs(0x7000_1234, nr), &libc), "{nr}");
-        }
     }
 }
